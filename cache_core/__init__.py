@@ -1,0 +1,34 @@
+"""cache_core: the shared, verified, size-capped, content-addressed cache behind pkgcache.
+
+It knows nothing of apt or pip; drivers live in ``hooks/``.
+"""
+
+from .cache import PackageCache
+from .config import CacheConfig, load_config
+from .errors import (
+    EXIT_CONFIG,
+    EXIT_INTERNAL,
+    EXIT_MISS,
+    EXIT_NETWORK,
+    EXIT_OK,
+    EXIT_UNUSABLE,
+    EXIT_USAGE,
+    BadKeyError,
+    CacheError,
+    ConfigError,
+    UnsafeCacheError,
+    warn,
+)
+from .fsutil import materialize, safe_filename
+from .hashing import sha256_file
+from .index import Entry
+from .locks import LockTimeout
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "EXIT_CONFIG", "EXIT_INTERNAL", "EXIT_MISS", "EXIT_NETWORK", "EXIT_OK", "EXIT_UNUSABLE",
+    "EXIT_USAGE", "BadKeyError", "CacheConfig", "CacheError", "ConfigError", "Entry",
+    "LockTimeout", "PackageCache", "UnsafeCacheError", "__version__", "load_config", "materialize",
+    "safe_filename", "sha256_file", "warn",
+]

@@ -1,0 +1,573 @@
+"""PackageCache: content-addressed objects (SHA-256), an SQLite index of keys, verified retrieval,
+an LRU size cap. Fail-open: cache faults become misses plus one warning, never exceptions,
+unless the cache was made with ``strict=True`` (the CLI does that to report exit codes).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import functools
+import os
+import shutil
+import stat
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+from . import fsutil
+from .config import CacheConfig, load_config
+from .errors import BadKeyError, CacheError, warn
+from .hashing import is_digest, sha256_fd, sha256_file
+from .index import Entry, Index
+from .keys import digest_of_key, kind_of, normalize_key
+from .locks import LockTimeout, file_lock, lock_path
+
+LAYOUT = "objects-v1"
+INDEX_NAME = "index-v1.sqlite"
+EVICT_TARGET = 0.9          # evict down to 90 % of the cap
+TEMP_MAX_AGE = 6 * 3600     # temp files older than this are swept even if their pid lives
+CACHEDIR_TAG = (
+    "Signature: 8a477f597d28d172789f06886806bc55\n"
+    "# This file is a cache directory tag created by pkgcache.\n"
+    "# For information about cache directory tags see https://bford.info/cachedir/\n"
+)
+T = TypeVar("T")
+
+
+def _failopen(default: Any) -> Callable[[Callable[..., T]], Callable[..., T]]:
+    """Turn cache faults into `default` plus one warning, unless the cache is strict."""
+    def deco(fn: Callable[..., T]) -> Callable[..., T]:
+        @functools.wraps(fn)
+        def wrapper(self: PackageCache, *args: Any, **kwargs: Any) -> T:
+            if not self.enabled:
+                return default
+            try:
+                return fn(self, *args, **kwargs)
+            except BadKeyError:
+                if self.strict:
+                    raise
+                warn(f"{fn.__name__}: unusable key; treated as a miss")
+                return default
+            except Exception as exc:  # noqa: BLE001 - the cache must never break its caller
+                if self.strict:
+                    raise
+                warn(f"cache unavailable, continuing without it ({_describe(exc)})")
+                return default
+        return wrapper
+    return deco
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
+    return f"{type(exc).__name__}: {exc}"
+
+
+class PackageCache:
+    """A verified, size-capped, content-addressed file cache shared by all pkgcache drivers."""
+
+    def __init__(self, cache_dir: str, enabled: bool = True, *, max_size_bytes: int = 0,
+                 strict: bool = False, fsync: bool = True) -> None:
+        """Open (creating if needed) the cache at cache_dir. Nothing is touched when disabled."""
+        self.root = Path(os.path.abspath(os.path.expanduser(cache_dir)))
+        self.enabled = enabled
+        self.strict = strict
+        self.fsync = fsync
+        self.max_size_bytes = max_size_bytes
+        self.objects_dir = self.root / LAYOUT / "sha256"
+        self.tmp_dir = self.root / "tmp"
+        self.quarantine_dir = self.root / "quarantine"
+        self.lock_dir = self.root / "locks"
+        self._index: Index | None = None
+        self._ready = False
+        self._shards: set[str] = set()
+        self._swept = False
+
+    @classmethod
+    def from_config(cls, config_path: str | None = None, cache_dir: str | None = None, *,
+                    strict: bool = False, config: CacheConfig | None = None) -> PackageCache:
+        """Build a cache from the YAML config (lookup order in cache_core.config)."""
+        cfg = config or load_config(config_path, cache_dir)
+        cache = cls(cfg.directory, cfg.enabled, max_size_bytes=cfg.max_size_bytes, strict=strict)
+        cache.config = cfg
+        return cache
+
+    # -- setup ------------------------------------------------------------------------------
+    def _setup(self) -> Index:
+        if self._ready and self._index is not None:
+            return self._index
+        old_umask = os.umask(0o022)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True, mode=0o755)
+        finally:
+            os.umask(old_umask)
+        fsutil.check_dir_safe(self.root)
+        for sub in (self.root / LAYOUT, self.objects_dir, self.tmp_dir, self.quarantine_dir,
+                    self.lock_dir):
+            fsutil.ensure_private_dir(sub)
+        tag = self.root / "CACHEDIR.TAG"
+        if not os.path.lexists(tag):
+            self._write_small(tag, CACHEDIR_TAG.encode())
+        index_path = self.root / INDEX_NAME
+        for suffix in ("", "-wal", "-shm"):
+            p = Path(str(index_path) + suffix)
+            if p.is_symlink():
+                raise fsutil.UnsafeCacheError(f"{p} is a symlink; refusing it")
+        self._index = Index(str(index_path))
+        self._index.conn  # noqa: B018 - open and migrate now, so faults surface here
+        self._ready = True
+        return self._index
+
+    def _write_small(self, path: Path, data: bytes) -> None:
+        tmp = fsutil.temp_name(self.tmp_dir)
+        fd = fsutil.create_exclusive(tmp, 0o644)
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+
+    @property
+    def index(self) -> Index:
+        """The SQLite index (opened on first use)."""
+        return self._setup()
+
+    def close(self) -> None:
+        """Flush batched statistics and close the index."""
+        if self._index is not None:
+            with contextlib.suppress(Exception):
+                self._index.close()
+
+    def __enter__(self) -> PackageCache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        self.close()
+
+    # -- paths ------------------------------------------------------------------------------
+    def object_path(self, digest: str) -> Path:
+        """Where the object with this digest lives (digest must be 64 lower-case hex)."""
+        if not is_digest(digest):
+            raise BadKeyError(f"not a sha256 digest: {digest!r}")
+        return self.objects_dir / digest[:2] / digest
+
+    def _shard(self, digest: str) -> Path:
+        shard = self.objects_dir / digest[:2]
+        if digest[:2] not in self._shards:
+            fsutil.ensure_private_dir(shard)
+            self._shards.add(digest[:2])
+        return shard
+
+    # -- the original API -------------------------------------------------------------------
+    def calculate_hash(self, file_path: str) -> str:
+        """SHA-256 hex digest of a file, streamed."""
+        return sha256_file(file_path)[0]
+
+    def get_cached_file(self, url: str) -> str | None:
+        """Path of the verified cached file for url, or None (miss, disabled or corrupt)."""
+        return self.get(url)
+
+    def cache_file(self, url: str, source_path: str) -> str | None:
+        """Store source_path under url (the source is left untouched); return its SHA-256."""
+        return self.put(url, source_path)
+
+    # -- get / put / exists -----------------------------------------------------------------
+    @_failopen(None)
+    def get(self, key: str) -> str | None:
+        """Path of the object for key after checking its size and SHA-256; None on a miss.
+
+        The returned file is read-only and shared: never write to it (use materialize_key).
+        """
+        found = self._resolve(key)
+        if found is None:
+            return None
+        digest, size, entry = found
+        path = self.object_path(digest)
+        if not self._verify_object(path, digest, size):
+            self.index.bump("misses")
+            return None
+        self.index.record_hit(entry.key if entry else None, digest, size,
+                              entry.last_used if entry else 0.0)
+        return str(path)
+
+    @_failopen(False)
+    def exists(self, key: str) -> bool:
+        """True if key is cached and its object has the recorded size (no hashing)."""
+        found = self._resolve(key, count_miss=False)
+        if found is None:
+            return False
+        digest, size, _ = found
+        try:
+            st = os.lstat(self.object_path(digest))
+        except FileNotFoundError:
+            return False
+        return stat.S_ISREG(st.st_mode) and st.st_size == size
+
+    @_failopen(None)
+    def lookup(self, key: str) -> Entry | None:
+        """The index entry for key (no file check), or None."""
+        return self.index.lookup(normalize_key(key))
+
+    @_failopen([])
+    def keys(self, prefix: str = "") -> list[Entry]:
+        """Every entry whose key starts with prefix."""
+        return self.index.entries(prefix)
+
+    @_failopen(None)
+    def put(self, key: str, file_path: str, *, sha256: str | None = None, kind: str | None = None,
+            meta: dict[str, Any] | None = None, link: bool = False) -> str | None:
+        """Store file_path under key; return its SHA-256, or None if it was not stored.
+
+        sha256: the digest the content must have (mismatch: nothing stored). link: hardlink the
+        source into the store when possible instead of copying (only for files nobody rewrites).
+        """
+        key = normalize_key(key)
+        content_digest = digest_of_key(key)
+        if sha256 is not None:
+            sha256 = sha256.lower()
+            if not is_digest(sha256):
+                raise BadKeyError("expected sha256 must be 64 hex digits")
+        expected = sha256 or content_digest
+        index = self._setup()
+        self._sweep_temps()
+        digest, size = self._ingest(file_path, expected, link)
+        if digest is None:
+            if self.strict:
+                raise CacheError(f"{file_path}: content does not match the expected SHA-256")
+            warn(f"{os.path.basename(file_path)}: SHA-256 mismatch; not cached")
+            return None
+        index.add("" if content_digest else key, digest, size, kind or kind_of(key), meta)
+        self._maybe_evict()
+        return digest
+
+    def _ingest(self, file_path: str, expected: str | None, link: bool) -> tuple[str | None, int]:
+        """Copy (or link) a source into tmp/, hash it, check it, publish it; (digest, size)."""
+        tmp = fsutil.temp_name(self.tmp_dir)
+        src_fd = os.open(file_path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            st = os.fstat(src_fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise CacheError(f"{file_path}: not a regular file")
+            linked = False
+            if link:
+                try:
+                    os.link(f"/proc/self/fd/{src_fd}", tmp, follow_symlinks=True)
+                    linked = True
+                except OSError as exc:
+                    if exc.errno not in fsutil.FALLBACK_ERRNOS and exc.errno != errno.ENOENT:
+                        raise
+            if linked:
+                digest, size = sha256_fd(src_fd)
+            else:
+                digest, size = self._copy_hashing(src_fd, tmp)
+        except BaseException:
+            fsutil.unlink_quiet(tmp)
+            raise
+        finally:
+            os.close(src_fd)
+        try:
+            if expected is not None and digest != expected:
+                return None, size
+            if not linked:
+                os.chmod(tmp, 0o444)
+            final = self._shard(digest) / digest
+            os.replace(tmp, final)  # atomic; readers see the old or the new inode, never a part
+        finally:
+            fsutil.unlink_quiet(tmp)
+        return digest, size
+
+    def _copy_hashing(self, src_fd: int, tmp: str) -> tuple[str, int]:
+        import hashlib
+
+        h = hashlib.sha256()
+        total = 0
+        dst_fd = fsutil.create_exclusive(tmp, 0o600)
+        try:
+            buf = bytearray(1 << 20)
+            view = memoryview(buf)
+            while True:
+                n = os.readv(src_fd, [buf])
+                if not n:
+                    break
+                h.update(view[:n])
+                out = view[:n]
+                while out:
+                    out = out[os.write(dst_fd, out):]
+                total += n
+            if self.fsync:
+                os.fsync(dst_fd)
+        finally:
+            os.close(dst_fd)
+        return h.hexdigest(), total
+
+    @_failopen(False)
+    def alias(self, key: str, digest: str, *, kind: str | None = None,
+              meta: dict[str, Any] | None = None) -> bool:
+        """Add key for an object already in the store; False if no such object."""
+        key = normalize_key(key)
+        size = self.index.object_size(digest)
+        if size is None or not self._verify_object(self.object_path(digest), digest, size):
+            return False
+        self.index.add(key, digest, size, kind or kind_of(key), meta)
+        return True
+
+    @_failopen(None)
+    def set_meta(self, key: str, meta: dict[str, Any]) -> None:
+        """Replace the metadata stored with key."""
+        self.index.set_meta(normalize_key(key), meta)
+
+    @_failopen(None)
+    def forget(self, key: str) -> None:
+        """Drop key from the index (its object stays until evicted)."""
+        self.index.drop_key(normalize_key(key))
+
+    @_failopen(False)
+    def materialize_key(self, key: str, dest: str, *, mode: str = "auto",
+                        sha256: str | None = None) -> bool:
+        """Place a verified copy of key's object at dest atomically; False on miss or mismatch.
+
+        mode: "auto" (reflink, hardlink, copy), "copy" (never share the inode) or "link".
+        sha256: an extra digest the content must also match (e.g. from a signed index).
+        """
+        found = self._resolve(key)
+        if found is None:
+            return False
+        digest, size, entry = found
+        if sha256 is not None and sha256.lower() != digest:
+            return False
+        path = self.object_path(digest)
+        dest_dir = os.path.dirname(os.path.abspath(dest))
+        tmp = fsutil.temp_name(dest_dir)
+        try:
+            try:
+                fsutil.place_temp(path, tmp, mode)
+            except FileNotFoundError:
+                self.index.drop_object(digest, "stale")
+                self.index.bump("misses")
+                return False
+            # Hash what was placed: for a hardlink that is the object itself.
+            got, got_size = sha256_file(tmp, follow=False)
+            if got != digest or got_size != size:
+                self._quarantine(path, digest)
+                self.index.bump("misses")
+                return False
+            os.replace(tmp, dest)
+        finally:
+            fsutil.unlink_quiet(tmp)
+        self.index.record_hit(entry.key if entry else None, digest, size,
+                              entry.last_used if entry else 0.0)
+        return True
+
+    # -- lookups and verification -----------------------------------------------------------
+    def _resolve(self, key: str, count_miss: bool = True) -> tuple[str, int, Entry | None] | None:
+        """(digest, size, entry) for key from the index, or None (a counted miss)."""
+        key = normalize_key(key)
+        index = self.index
+        digest = digest_of_key(key)
+        if digest is not None:
+            size = index.object_size(digest)
+            entry = None
+        else:
+            entry = index.lookup(key)
+            size = entry.size if entry else None
+            digest = entry.digest if entry else None
+        if digest is None or size is None:
+            if count_miss:
+                index.bump("misses")
+            return None
+        return digest, size, entry
+
+    def _verify_object(self, path: Path, digest: str, size: int) -> bool:
+        """Check type, size and SHA-256 of an object; quarantine it and drop its keys if bad."""
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+        except FileNotFoundError:
+            self.index.drop_object(digest, "stale")
+            return False
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:  # a planted symlink: never follow it
+                self._quarantine(path, digest)
+                return False
+            raise
+        try:
+            st = os.fstat(fd)
+            ok = stat.S_ISREG(st.st_mode) and st.st_size == size
+            if ok:
+                got, n = sha256_fd(fd)
+                ok = got == digest and n == size
+        finally:
+            os.close(fd)
+        if not ok:
+            self._quarantine(path, digest)
+        return ok
+
+    def _quarantine(self, path: Path, digest: str) -> None:
+        """Move a bad object aside (kept for inspection) and forget every key pointing at it."""
+        dest = self.quarantine_dir / f"{digest}.{int(time.time() * 1000)}.{os.getpid()}"
+        try:
+            os.rename(path, dest)
+        except FileNotFoundError:
+            pass
+        self.index.drop_object(digest, "corrupt")
+        warn(f"corrupt cache object {digest[:12]}… quarantined; treated as a miss")
+
+    # -- locks and buckets ------------------------------------------------------------------
+    @contextlib.contextmanager
+    def lock(self, name: str, timeout: float | None = None) -> Iterator[None]:
+        """An inter-process exclusive lock named by any string."""
+        self._setup()
+        with file_lock(lock_path(self.lock_dir, name), timeout):
+            yield
+
+    def bucket(self, name: str) -> Path:
+        """A private directory under the cache root for non-file data (e.g. "git-v1")."""
+        fsutil.safe_filename(name)
+        self._setup()
+        return fsutil.ensure_private_dir(self.root / name)
+
+    @_failopen(None)
+    def record_bucket_entry(self, bucket: str, name: str, size_bytes: int) -> None:
+        """Count a directory <root>/<bucket>/<name> toward stats and the LRU cap."""
+        fsutil.safe_filename(bucket)
+        fsutil.safe_filename(name)
+        self.index.bucket_set(bucket, name, int(size_bytes))
+        self._maybe_evict()
+
+    @_failopen(None)
+    def touch_bucket_entry(self, bucket: str, name: str) -> None:
+        """Mark a bucket entry as used now."""
+        self.index.bucket_touch(bucket, name)
+
+    @_failopen(None)
+    def drop_bucket_entry(self, bucket: str, name: str) -> None:
+        """Forget a bucket entry (the caller removes the directory)."""
+        self.index.bucket_drop(bucket, name)
+
+    # -- maintenance ------------------------------------------------------------------------
+    def _sweep_temps(self, force: bool = False) -> list[str]:
+        """Remove temp files left by crashed writers; returns the names removed.
+
+        A temp whose writer pid is gone is removed after a minute (at once with force, which
+        verify --repair and clear use); any temp older than TEMP_MAX_AGE is removed.
+        """
+        if self._swept and not force:
+            return []
+        self._swept = True
+        removed = []
+        now = time.time()
+        with os.scandir(self.tmp_dir) as it:
+            for entry in it:
+                pid = fsutil.temp_owner_pid(entry.name)
+                try:
+                    age = now - entry.stat(follow_symlinks=False).st_mtime
+                except FileNotFoundError:
+                    continue
+                if pid == os.getpid():
+                    stale = False
+                elif pid is None:
+                    stale = age > 60
+                else:
+                    stale = (force or age > 60) and not fsutil.pid_alive(pid)
+                if stale or age > TEMP_MAX_AGE:
+                    try:
+                        if entry.is_dir(follow_symlinks=False):
+                            shutil.rmtree(entry.path, ignore_errors=True)
+                        else:
+                            os.unlink(entry.path)
+                        removed.append(entry.name)
+                    except FileNotFoundError:
+                        pass
+        return removed
+
+    def _maybe_evict(self) -> None:
+        if self.max_size_bytes and self._usage() > self.max_size_bytes:
+            self.gc()
+
+    def _usage(self) -> int:
+        c = self.index.counters()
+        return c.get("total_size", 0) + c.get("bucket_size", 0)
+
+    def gc(self, max_size_bytes: int | None = None, older_than: float | None = None,
+           wait: bool = False) -> dict[str, int]:
+        """Evict least-recently-used entries until usage <= 90 % of the cap; one cleaner at a time.
+
+        Objects hard-linked elsewhere (st_nlink > 1) free nothing when evicted: they are kept and
+        counted as pinned. older_than (seconds) also evicts everything unused for that long.
+        """
+        from .evict import run_gc
+
+        self._setup()
+        cap = self.max_size_bytes if max_size_bytes is None else max_size_bytes
+        try:
+            with self.lock("gc", timeout=None if wait else 0):
+                self.index.flush()
+                return run_gc(self, cap, older_than)
+        except LockTimeout:
+            return {"skipped": 1}
+
+    def stats(self) -> dict[str, Any]:
+        """Counters and totals, without scanning the store."""
+        self._setup()
+        self.index.flush()
+        c = self.index.counters()
+        lookups = c.get("hits", 0) + c.get("misses", 0)
+        return {
+            "cache_dir": str(self.root),
+            "enabled": self.enabled,
+            "hits": c.get("hits", 0),
+            "misses": c.get("misses", 0),
+            "hit_rate": round(c.get("hits", 0) / lookups, 4) if lookups else 0.0,
+            "bytes_served": c.get("bytes_served", 0),
+            "entries": c.get("entries", 0),
+            "objects": c.get("objects", 0),
+            "size_bytes": c.get("total_size", 0) + c.get("bucket_size", 0),
+            "bucket_bytes": c.get("bucket_size", 0),
+            "max_size_bytes": self.max_size_bytes,
+            "evictions": c.get("evictions", 0),
+            "corrupt_detected": c.get("corrupt", 0),
+            "stale_detected": c.get("stale", 0),
+            "puts": c.get("puts", 0),
+        }
+
+    def zero_stats(self) -> None:
+        """Reset hit/miss/eviction counters."""
+        self._setup()
+        self.index.zero()
+
+    def verify(self, repair: bool = False) -> dict[str, list[str]]:
+        """Re-hash every object and reconcile index and files; with repair, fix what is found."""
+        from .evict import run_verify
+
+        self._setup()
+        with self.lock("gc"):
+            self.index.flush()
+            return run_verify(self, repair)
+
+    def clear(self) -> int:
+        """Remove every object, key and bucket; returns the number of objects removed."""
+        self._setup()
+        with self.lock("gc"):
+            self.index.flush()
+            n = self.index.counters().get("objects", 0)
+            with self.index.write() as c:
+                c.execute("DELETE FROM keys")
+                c.execute("DELETE FROM objects")
+                buckets = [r[0] for r in c.execute("SELECT DISTINCT bucket FROM buckets")]
+                c.execute("DELETE FROM buckets")
+            for shard in os.scandir(self.objects_dir):
+                if shard.is_dir(follow_symlinks=False):
+                    shutil.rmtree(shard.path, ignore_errors=True)
+                else:
+                    fsutil.unlink_quiet(shard.path)
+            self._shards.clear()
+            for b in buckets:
+                p = self.root / b
+                if p.is_dir() and not p.is_symlink():
+                    shutil.rmtree(p, ignore_errors=True)
+            self._sweep_temps(force=True)
+            return n

@@ -1,0 +1,138 @@
+"""Configuration: ``performance.cache.{enabled, directory, max_size_gb}`` from YAML.
+
+Lookup order: --config PATH, $PKGCACHE_CONFIG, /etc/vps-configurator/config.yaml,
+~/.vps-configurator/config.yaml. $PKGCACHE_DIR overrides the directory, PKGCACHE_DISABLE=1
+disables the cache. Other top-level sections belong to the wider vps-configurator config and are
+ignored; unknown keys inside ``performance.cache`` are errors.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+SYSTEM_CONFIG = "/etc/vps-configurator/config.yaml"
+ROOT_CACHE_DIR = "/var/cache/vps-configurator"
+DEFAULT_MAX_SIZE_GB = 5.0
+GB = 1024**3
+
+
+def default_cache_dir() -> str:
+    """/var/cache/vps-configurator for root, ~/.vps-configurator/cache otherwise."""
+    if os.geteuid() == 0:
+        return ROOT_CACHE_DIR
+    return str(Path.home() / ".vps-configurator" / "cache")
+
+
+def user_config_path() -> str:
+    """The per-user config file location."""
+    return str(Path.home() / ".vps-configurator" / "config.yaml")
+
+
+@dataclass
+class CacheConfig:
+    """The effective cache settings and where they came from."""
+
+    enabled: bool = True
+    directory: str = field(default_factory=default_cache_dir)
+    max_size_gb: float = DEFAULT_MAX_SIZE_GB
+    pip_installer: str = "pip"
+    source: str | None = None
+
+    @property
+    def max_size_bytes(self) -> int:
+        """The size cap in bytes (0 = unlimited)."""
+        return int(self.max_size_gb * GB)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+# key -> (check, what is expected)
+_FIELDS: dict[str, tuple[Any, str]] = {
+    "enabled": (lambda v: isinstance(v, bool), "true or false"),
+    "directory": (lambda v: isinstance(v, str) and v.strip() != "" and "\0" not in v,
+                  "a directory path (string)"),
+    "max_size_gb": (lambda v: _is_number(v) and 0 <= v < 1e6, "a number of GiB >= 0 (0 = no cap)"),
+    "pip_installer": (lambda v: v in ("pip", "uv"), '"pip" or "uv"'),
+}
+
+
+def parse_config(text: str, source: str) -> CacheConfig:
+    """Parse YAML text into a CacheConfig; raise ConfigError naming file, key and expectation."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        raise ConfigError(f"{source}: not valid YAML{where}") from None
+    cfg = CacheConfig(source=source)
+    if data is None:
+        return cfg
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping at the top level")
+    perf = data.get("performance")
+    if perf is None:
+        return cfg
+    if not isinstance(perf, dict):
+        raise ConfigError(f"{source}: performance: expected a mapping")
+    section = perf.get("cache")
+    if section is None:
+        return cfg
+    if not isinstance(section, dict):
+        raise ConfigError(f"{source}: performance.cache: expected a mapping")
+    for key, value in section.items():
+        if key not in _FIELDS:
+            known = ", ".join(_FIELDS)
+            raise ConfigError(f"{source}: performance.cache.{key}: unknown key (expected one of {known})")
+        check, expected = _FIELDS[key]
+        if not check(value):
+            raise ConfigError(f"{source}: performance.cache.{key}: expected {expected}, got {value!r}")
+        setattr(cfg, key, float(value) if key == "max_size_gb" else value)
+    cfg.directory = os.path.expanduser(cfg.directory)
+    if not os.path.isabs(cfg.directory):
+        raise ConfigError(f"{source}: performance.cache.directory: expected an absolute path, "
+                          f"got {cfg.directory!r}")
+    return cfg
+
+
+def find_config(explicit: str | None = None) -> str | None:
+    """The config file to use, by the documented lookup order, or None."""
+    if explicit:
+        return explicit
+    env = os.environ.get("PKGCACHE_CONFIG")
+    if env:
+        return env
+    for candidate in (SYSTEM_CONFIG, user_config_path()):
+        if os.path.exists(candidate):
+            return candidate
+    return None
+
+
+def load_config(path: str | None = None, cache_dir: str | None = None) -> CacheConfig:
+    """Load the effective config; explicit or $PKGCACHE_CONFIG files must exist."""
+    source = find_config(path)
+    if source is None:
+        cfg = CacheConfig()
+    else:
+        try:
+            with open(source, encoding="utf-8") as fh:
+                text = fh.read(1 << 20)
+        except FileNotFoundError:
+            raise ConfigError(f"{source}: config file not found") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{source}: cannot read config: {getattr(exc, 'strerror', exc)}") from None
+        cfg = parse_config(text, source)
+    env_dir = os.environ.get("PKGCACHE_DIR")
+    if cache_dir or env_dir:
+        cfg.directory = os.path.abspath(os.path.expanduser(cache_dir or env_dir or ""))
+    if os.environ.get("PKGCACHE_DISABLE", "").strip().lower() in ("1", "true", "yes", "on"):
+        cfg.enabled = False
+    return cfg

@@ -1,0 +1,53 @@
+"""Exceptions, exit codes and the one-line warning used across pkgcache."""
+
+from __future__ import annotations
+
+import sys
+
+# Exit codes shared by every pkgcache command (documented in README.md).
+EXIT_OK = 0
+EXIT_MISS = 1
+EXIT_USAGE = 2
+EXIT_CONFIG = 3
+EXIT_UNUSABLE = 4
+EXIT_NETWORK = 5
+EXIT_INTERNAL = 70
+
+
+class CacheError(Exception):
+    """A fault inside the cache; carries the exit code the CLI should use."""
+
+    exit_code = EXIT_UNUSABLE
+
+
+class ConfigError(CacheError):
+    """A config file that cannot be used (malformed, unknown key, wrong type)."""
+
+    exit_code = EXIT_CONFIG
+
+
+class UnsafeCacheError(CacheError):
+    """The cache directory is not safe to use (owner, permissions, symlinks)."""
+
+    exit_code = EXIT_UNUSABLE
+
+
+class BadKeyError(CacheError):
+    """A key or file name that is not acceptable."""
+
+    exit_code = EXIT_USAGE
+
+
+_warned: set[str] = set()
+
+
+def warn(message: str) -> None:
+    """Print one short ``pkgcache: warning:`` line on stderr, once per message per process."""
+    if message in _warned:
+        return
+    _warned.add(message)
+    try:
+        sys.stderr.write(f"pkgcache: warning: {message}\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):  # stderr closed: nothing more we can do
+        pass

@@ -1,0 +1,145 @@
+"""Eviction (LRU under a size cap) and verify/repair: the maintenance passes over the store."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import stat
+import time
+from typing import TYPE_CHECKING
+
+from . import fsutil
+from .hashing import is_digest, sha256_file
+from .locks import LockTimeout
+
+if TYPE_CHECKING:
+    from .cache import PackageCache
+
+
+def run_gc(cache: PackageCache, cap: int, older_than: float | None) -> dict[str, int]:
+    """Evict LRU objects/bucket entries (caller holds the gc lock); return what was done."""
+    index = cache.index
+    counters = index.counters()
+    usage = counters.get("total_size", 0) + counters.get("bucket_size", 0)
+    target = int(cap * 0.9) if cap else None
+    cutoff = time.time() - older_than if older_than is not None else None
+    result = {"evicted": 0, "freed_bytes": 0, "pinned": 0, "pinned_bytes": 0, "stale": 0}
+    pinned_bytes = 0
+    for typ, ident, size, last_used in index.lru_candidates():
+        too_old = cutoff is not None and last_used < cutoff
+        over = target is not None and usage - pinned_bytes > target
+        if not (too_old or over):
+            break  # candidates are oldest first: nothing later is older or needed
+        if typ == "o":
+            path = cache.object_path(ident)
+            try:
+                st = os.lstat(path)
+            except FileNotFoundError:
+                index.drop_object(ident, "stale")
+                usage -= size
+                result["stale"] += 1
+                continue
+            if stat.S_ISREG(st.st_mode) and st.st_nlink > 1 and not too_old:
+                # Hard-linked elsewhere (e.g. apt's archives): evicting frees nothing.
+                pinned_bytes += size
+                result["pinned"] += 1
+                result["pinned_bytes"] += size
+                continue
+            index.drop_object(ident, "evictions")
+            fsutil.unlink_quiet(path)
+        else:
+            bucket, name = ident.split("/", 1)
+            try:
+                with cache.lock(f"bucket:{bucket}/{name}", timeout=0):
+                    index.bucket_drop(bucket, name)
+                    _remove_tree(cache.root / bucket / name)
+                    index.bump("evictions")
+            except LockTimeout:
+                continue
+        usage -= size
+        result["evicted"] += 1
+        result["freed_bytes"] += size
+    index.flush()
+    return result
+
+
+def _remove_tree(path: os.PathLike[str] | str) -> None:
+    """Remove a directory or file without following symlinks."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(st.st_mode):
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        fsutil.unlink_quiet(path)
+
+
+def run_verify(cache: PackageCache, repair: bool) -> dict[str, list[str]]:
+    """Re-hash every object and reconcile the index with the files (caller holds the gc lock).
+
+    Reports: corrupt (content or type wrong), missing (rows without files), orphans (files
+    without rows), strays (unexpected files), temps (crash leftovers), dangling keys.
+    With repair: quarantine corrupt, drop missing rows, index valid orphans, remove strays and
+    temps, recount totals.
+    """
+    index = cache.index
+    rows = index.all_objects()
+    report: dict[str, list[str]] = {k: [] for k in
+                                    ("corrupt", "missing", "orphans", "strays", "temps", "dangling")}
+    seen: set[str] = set()
+    for shard in os.scandir(cache.objects_dir):
+        if not (shard.is_dir(follow_symlinks=False) and len(shard.name) == 2):
+            report["strays"].append(shard.path)
+            if repair:
+                _remove_tree(shard.path)
+            continue
+        for ent in os.scandir(shard.path):
+            name = ent.name
+            if not is_digest(name) or name[:2] != shard.name:
+                report["strays"].append(ent.path)
+                if repair:
+                    _remove_tree(ent.path)
+                continue
+            seen.add(name)
+            ok = ent.is_file(follow_symlinks=False)
+            if ok:
+                try:
+                    digest, size = sha256_file(ent.path, follow=False)
+                except OSError:
+                    ok = False
+                else:
+                    ok = digest == name and (name not in rows or rows[name] == size)
+            if not ok:
+                report["corrupt"].append(name)
+                if repair:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.rename(ent.path, cache.quarantine_dir / f"{name}.{int(time.time())}")
+                    index.drop_object(name, "corrupt")
+            elif name not in rows:
+                report["orphans"].append(name)
+                if repair:
+                    index.add("", name, size, "object", None)
+    for digest in rows:
+        if digest not in seen:
+            report["missing"].append(digest)
+            if repair:
+                index.drop_object(digest, "stale")
+    dangling = [r[0] for r in index.conn.execute(
+        "SELECT key FROM keys WHERE digest NOT IN (SELECT digest FROM objects)")]
+    report["dangling"] = dangling
+    if repair:
+        for key in dangling:
+            index.drop_key(key)
+    now = time.time()
+    for ent in os.scandir(cache.tmp_dir):
+        pid = fsutil.temp_owner_pid(ent.name)
+        if pid is None or pid != os.getpid() and not fsutil.pid_alive(pid):
+            report["temps"].append(ent.name)
+        elif now - ent.stat(follow_symlinks=False).st_mtime > 6 * 3600:
+            report["temps"].append(ent.name)
+    if repair:
+        cache._sweep_temps(force=True)
+        index.recount()
+    return report

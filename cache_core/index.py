@@ -1,0 +1,308 @@
+"""The SQLite index: key -> object digest, object sizes and LRU times, counters, buckets.
+
+WAL on local disk, short BEGIN IMMEDIATE write transactions, a busy timeout. Running totals are
+kept by triggers so ``stats`` needs no scan. Hits are batched in memory and flushed in one
+transaction (at most every FLUSH_SECONDS, and at exit), so a hit is not a write transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_MS = 30_000
+FLUSH_SECONDS = 5.0
+TOUCH_GRANULARITY = 300.0  # seconds: coarse last-used, as cargo's tracker does
+
+COUNTERS = ("hits", "misses", "bytes_served", "evictions", "corrupt", "stale", "puts", "bytes_stored")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS objects(
+    digest TEXT PRIMARY KEY, size INTEGER NOT NULL, created REAL NOT NULL, last_used REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS objects_lru ON objects(last_used);
+CREATE TABLE IF NOT EXISTS keys(
+    key TEXT PRIMARY KEY, digest TEXT NOT NULL, kind TEXT NOT NULL, size INTEGER NOT NULL,
+    created REAL NOT NULL, last_used REAL NOT NULL, hits INTEGER NOT NULL DEFAULT 0, meta TEXT);
+CREATE INDEX IF NOT EXISTS keys_digest ON keys(digest);
+CREATE TABLE IF NOT EXISTS buckets(
+    bucket TEXT NOT NULL, name TEXT NOT NULL, size INTEGER NOT NULL, created REAL NOT NULL,
+    last_used REAL NOT NULL, PRIMARY KEY(bucket, name));
+CREATE INDEX IF NOT EXISTS buckets_lru ON buckets(last_used);
+CREATE TABLE IF NOT EXISTS counters(name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TRIGGER IF NOT EXISTS objects_ins AFTER INSERT ON objects BEGIN
+    UPDATE counters SET value = value + NEW.size WHERE name = 'total_size';
+    UPDATE counters SET value = value + 1 WHERE name = 'objects'; END;
+CREATE TRIGGER IF NOT EXISTS objects_del AFTER DELETE ON objects BEGIN
+    UPDATE counters SET value = value - OLD.size WHERE name = 'total_size';
+    UPDATE counters SET value = value - 1 WHERE name = 'objects'; END;
+CREATE TRIGGER IF NOT EXISTS keys_ins AFTER INSERT ON keys BEGIN
+    UPDATE counters SET value = value + 1 WHERE name = 'entries'; END;
+CREATE TRIGGER IF NOT EXISTS keys_del AFTER DELETE ON keys BEGIN
+    UPDATE counters SET value = value - 1 WHERE name = 'entries'; END;
+CREATE TRIGGER IF NOT EXISTS buckets_ins AFTER INSERT ON buckets BEGIN
+    UPDATE counters SET value = value + NEW.size WHERE name = 'bucket_size'; END;
+CREATE TRIGGER IF NOT EXISTS buckets_upd AFTER UPDATE OF size ON buckets BEGIN
+    UPDATE counters SET value = value - OLD.size + NEW.size WHERE name = 'bucket_size'; END;
+CREATE TRIGGER IF NOT EXISTS buckets_del AFTER DELETE ON buckets BEGIN
+    UPDATE counters SET value = value - OLD.size WHERE name = 'bucket_size'; END;
+"""
+_TOTALS = ("total_size", "objects", "entries", "bucket_size")
+
+
+def _statements(script: str) -> list[str]:
+    """Split an SQL script into complete statements (triggers contain ';')."""
+    out, buf = [], ""
+    for line in script.splitlines(keepends=True):
+        buf += line
+        if sqlite3.complete_statement(buf):
+            out.append(buf.strip())
+            buf = ""
+    return out
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One key of the index."""
+
+    key: str
+    digest: str
+    size: int
+    kind: str
+    created: float
+    last_used: float
+    hits: int
+    meta: dict[str, Any]
+
+
+def _entry(row: tuple) -> Entry:
+    key, digest, size, kind, created, last_used, hits, meta = row
+    return Entry(key, digest, size, kind, created, last_used, hits, json.loads(meta) if meta else {})
+
+
+_ENTRY_COLS = "key, digest, size, kind, created, last_used, hits, meta"
+
+
+class Index:
+    """Process-local handle on the index database (reopened after fork)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._conn: sqlite3.Connection | None = None
+        self._pid = 0
+        self._lock = threading.RLock()
+        self._pending: dict[str, int] = {}
+        self._pending_keys: dict[str, list[float]] = {}  # key -> [hits, last_used]
+        self._pending_objects: dict[str, float] = {}
+        self._last_flush = time.monotonic()
+
+    # -- connection -------------------------------------------------------------------------
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """The connection for this process, created and migrated on first use."""
+        if self._conn is None or self._pid != os.getpid():
+            self._pending.clear()
+            self._pending_keys.clear()
+            self._pending_objects.clear()
+            self._conn = self._open()
+            self._pid = os.getpid()
+        return self._conn
+
+    def _open(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                               check_same_thread=False)
+        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+            conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version != SCHEMA_VERSION:
+            with self._write(conn):
+                if conn.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+                    for stmt in _statements(_SCHEMA):
+                        conn.execute(stmt)
+                    for name in COUNTERS + _TOTALS:
+                        conn.execute("INSERT OR IGNORE INTO counters(name, value) VALUES (?, 0)", (name,))
+                    conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        return conn
+
+    @contextmanager
+    def _write(self, conn: sqlite3.Connection | None = None) -> Iterator[sqlite3.Connection]:
+        conn = conn or self.conn
+        with self._lock:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def write(self) -> Any:
+        """A short write transaction (BEGIN IMMEDIATE ... COMMIT)."""
+        return self._write()
+
+    def close(self) -> None:
+        """Flush pending counters and close the connection."""
+        if self._conn is not None and self._pid == os.getpid():
+            try:
+                self.flush()
+            finally:
+                self._conn.close()
+        self._conn = None
+
+    # -- reads ------------------------------------------------------------------------------
+    def lookup(self, key: str) -> Entry | None:
+        """The entry for key, or None."""
+        row = self.conn.execute(f"SELECT {_ENTRY_COLS} FROM keys WHERE key = ?", (key,)).fetchone()
+        return _entry(row) if row else None
+
+    def object_size(self, digest: str) -> int | None:
+        """Size of a stored object, or None if the index has no such object."""
+        row = self.conn.execute("SELECT size FROM objects WHERE digest = ?", (digest,)).fetchone()
+        return row[0] if row else None
+
+    def entries(self, prefix: str = "") -> list[Entry]:
+        """All keys starting with prefix, sorted."""
+        if prefix:
+            hi = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+            rows = self.conn.execute(
+                f"SELECT {_ENTRY_COLS} FROM keys WHERE key >= ? AND key < ? ORDER BY key", (prefix, hi))
+        else:
+            rows = self.conn.execute(f"SELECT {_ENTRY_COLS} FROM keys ORDER BY key")
+        return [_entry(r) for r in rows]
+
+    def counters(self) -> dict[str, int]:
+        """All counters and running totals (pending in-memory counts included)."""
+        out = dict(self.conn.execute("SELECT name, value FROM counters"))
+        for name, value in self._pending.items():
+            out[name] = out.get(name, 0) + value
+        return out
+
+    def lru_candidates(self) -> list[tuple[str, str, int, float]]:
+        """(type, id, size, last_used) of every object and bucket entry, least recently used first."""
+        return list(self.conn.execute(
+            "SELECT 'o', digest, size, last_used FROM objects UNION ALL "
+            "SELECT 'b', bucket || '/' || name, size, last_used FROM buckets ORDER BY 4"))
+
+    def all_objects(self) -> dict[str, int]:
+        """digest -> size of every indexed object."""
+        return dict(self.conn.execute("SELECT digest, size FROM objects"))
+
+    # -- writes -----------------------------------------------------------------------------
+    def add(self, key: str, digest: str, size: int, kind: str, meta: dict | None) -> None:
+        """Record key -> object (creating the object row if needed) in one transaction."""
+        now = time.time()
+        meta_s = json.dumps(meta, sort_keys=True) if meta else None
+        with self._write() as c:
+            c.execute("INSERT INTO objects(digest, size, created, last_used) VALUES (?, ?, ?, ?) "
+                      "ON CONFLICT(digest) DO UPDATE SET last_used = excluded.last_used",
+                      (digest, size, now, now))
+            if key:
+                c.execute(
+                    "INSERT INTO keys(key, digest, kind, size, created, last_used, meta) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(key) DO UPDATE SET "
+                    "digest = excluded.digest, kind = excluded.kind, size = excluded.size, "
+                    "last_used = excluded.last_used, meta = COALESCE(excluded.meta, keys.meta)",
+                    (key, digest, kind, size, now, now, meta_s))
+            c.execute("UPDATE counters SET value = value + 1 WHERE name = 'puts'")
+            c.execute("UPDATE counters SET value = value + ? WHERE name = 'bytes_stored'", (size,))
+
+    def set_meta(self, key: str, meta: dict) -> None:
+        """Replace the meta dict of key."""
+        with self._write() as c:
+            c.execute("UPDATE keys SET meta = ? WHERE key = ?", (json.dumps(meta, sort_keys=True), key))
+
+    def drop_object(self, digest: str, counter: str | None = None) -> None:
+        """Forget an object and every key pointing at it; optionally bump a counter."""
+        with self._write() as c:
+            c.execute("DELETE FROM keys WHERE digest = ?", (digest,))
+            c.execute("DELETE FROM objects WHERE digest = ?", (digest,))
+            if counter:
+                c.execute("UPDATE counters SET value = value + 1 WHERE name = ?", (counter,))
+
+    def drop_key(self, key: str) -> None:
+        """Forget one key (the object stays, reachable by digest, until evicted)."""
+        with self._write() as c:
+            c.execute("DELETE FROM keys WHERE key = ?", (key,))
+
+    def bump(self, name: str, value: int = 1) -> None:
+        """Count an event in memory (flushed later)."""
+        self._pending[name] = self._pending.get(name, 0) + value
+        self._maybe_flush()
+
+    def record_hit(self, key: str | None, digest: str, size: int, last_used: float) -> None:
+        """Count a hit; last-used times are updated coarsely (TOUCH_GRANULARITY) and batched."""
+        now = time.time()
+        self._pending["hits"] = self._pending.get("hits", 0) + 1
+        self._pending["bytes_served"] = self._pending.get("bytes_served", 0) + size
+        if key is not None:
+            slot = self._pending_keys.setdefault(key, [0, 0.0])
+            slot[0] += 1
+            if now - last_used > TOUCH_GRANULARITY:
+                slot[1] = now
+        if now - last_used > TOUCH_GRANULARITY:
+            self._pending_objects[digest] = now
+        self._maybe_flush()
+
+    def _maybe_flush(self) -> None:
+        if time.monotonic() - self._last_flush > FLUSH_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write batched counters, hits and last-used times in one transaction."""
+        if not (self._pending or self._pending_keys or self._pending_objects):
+            return
+        pending, keys, objs = self._pending, self._pending_keys, self._pending_objects
+        self._pending, self._pending_keys, self._pending_objects = {}, {}, {}
+        self._last_flush = time.monotonic()
+        with self._write() as c:
+            c.executemany("UPDATE counters SET value = value + ? WHERE name = ?",
+                          [(v, k) for k, v in pending.items()])
+            c.executemany("UPDATE keys SET hits = hits + ?, last_used = MAX(last_used, ?) WHERE key = ?",
+                          [(h, t, k) for k, (h, t) in keys.items()])
+            c.executemany("UPDATE objects SET last_used = MAX(last_used, ?) WHERE digest = ?",
+                          [(t, d) for d, t in objs.items()])
+
+    def zero(self) -> None:
+        """Reset the event counters (not the totals)."""
+        with self._write() as c:
+            c.executemany("UPDATE counters SET value = 0 WHERE name = ?", [(n,) for n in COUNTERS])
+        self._pending.clear()
+
+    def recount(self) -> None:
+        """Recompute the running totals from the tables (repair)."""
+        with self._write() as c:
+            c.execute("UPDATE counters SET value = (SELECT COALESCE(SUM(size), 0) FROM objects) "
+                      "WHERE name = 'total_size'")
+            c.execute("UPDATE counters SET value = (SELECT COUNT(*) FROM objects) WHERE name = 'objects'")
+            c.execute("UPDATE counters SET value = (SELECT COUNT(*) FROM keys) WHERE name = 'entries'")
+            c.execute("UPDATE counters SET value = (SELECT COALESCE(SUM(size), 0) FROM buckets) "
+                      "WHERE name = 'bucket_size'")
+
+    # -- buckets ----------------------------------------------------------------------------
+    def bucket_set(self, bucket: str, name: str, size: int) -> None:
+        """Record or update a bucket entry's size (and touch it)."""
+        now = time.time()
+        with self._write() as c:
+            c.execute("INSERT INTO buckets(bucket, name, size, created, last_used) VALUES (?, ?, ?, ?, ?)"
+                      " ON CONFLICT(bucket, name) DO UPDATE SET size = excluded.size, "
+                      "last_used = excluded.last_used", (bucket, name, size, now, now))
+
+    def bucket_touch(self, bucket: str, name: str) -> None:
+        """Mark a bucket entry as used now."""
+        with self._write() as c:
+            c.execute("UPDATE buckets SET last_used = ? WHERE bucket = ? AND name = ?",
+                      (time.time(), bucket, name))
+
+    def bucket_drop(self, bucket: str, name: str) -> None:
+        """Forget a bucket entry."""
+        with self._write() as c:
+            c.execute("DELETE FROM buckets WHERE bucket = ? AND name = ?", (bucket, name))

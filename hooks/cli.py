@@ -1,0 +1,275 @@
+"""The ``pkgcache`` command line. Driver sub-commands register themselves via ``register()``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import re
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from cache_core import (
+    EXIT_INTERNAL,
+    EXIT_MISS,
+    EXIT_OK,
+    EXIT_USAGE,
+    CacheError,
+    PackageCache,
+    __version__,
+    load_config,
+)
+
+DRIVERS = ("hooks.apt_cli", "hooks.pip_cli", "hooks.fetch_cli", "hooks.git_cli")
+_SIZE = re.compile(r"\A\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*\Z", re.I)
+_AGE = re.compile(r"\A\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*\Z", re.I)
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "m": 1000**2, "mb": 1000**2, "g": 1000**3,
+               "gb": 1000**3, "t": 1000**4, "tb": 1000**4, "kib": 1024, "ki": 1024,
+               "mib": 1024**2, "mi": 1024**2, "gib": 1024**3, "gi": 1024**3, "tib": 1024**4,
+               "ti": 1024**4}
+_AGE_UNITS = {"": 86400, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+class UsageError(CacheError):
+    """Bad command-line input."""
+
+    exit_code = EXIT_USAGE
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2, no usage dump
+        raise UsageError(f"{self.prog}: {message} (see --help)")
+
+
+def parse_size(text: str) -> int:
+    """'5G', '500MB', '1.5GiB', '0' -> bytes (decimal units; KiB/MiB/GiB binary; bare = GiB)."""
+    m = _SIZE.match(text)
+    if not m:
+        raise UsageError(f"cannot read size {text!r} (examples: 5G, 500M, 1.5GiB)")
+    value, unit = float(m.group(1)), (m.group(2) or "").lower()
+    if unit == "":
+        return int(value * 1024**3)
+    return int(value * _SIZE_UNITS[unit])
+
+
+def parse_age(text: str) -> float:
+    """'30d', '12h', '90m', '45s', '2w' -> seconds (bare number = days)."""
+    m = _AGE.match(text)
+    if not m:
+        raise UsageError(f"cannot read age {text!r} (examples: 30d, 12h, 90m)")
+    return float(m.group(1)) * _AGE_UNITS[m.group(2).lower()]
+
+
+def human(n: float) -> str:
+    """Bytes in a short human form."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+def _make_cache(args: argparse.Namespace) -> PackageCache:
+    cfg = load_config(args.config, args.cache_dir)
+    return PackageCache.from_config(config=cfg, strict=True)
+
+
+# -- core commands ------------------------------------------------------------------------------
+def cmd_put(args: argparse.Namespace) -> int:
+    if not os.path.isfile(args.file):
+        raise UsageError(f"{args.file}: no such file")
+    digest = args.cache().put(args.key, args.file, sha256=args.sha256)
+    if digest is None:
+        print("pkgcache: cache is disabled; nothing stored", file=sys.stderr)
+        return EXIT_MISS
+    if not args.quiet:
+        print(digest)
+    return EXIT_OK
+
+
+def cmd_get(args: argparse.Namespace) -> int:
+    cache = args.cache()
+    if args.output:
+        ok = cache.materialize_key(args.key, args.output, mode="copy")
+        if not ok:
+            print(f"pkgcache: {args.key}: not in the cache", file=sys.stderr)
+            return EXIT_MISS
+        return EXIT_OK
+    path = cache.get(args.key)
+    if path is None:
+        print(f"pkgcache: {args.key}: not in the cache", file=sys.stderr)
+        return EXIT_MISS
+    print(path)
+    return EXIT_OK
+
+
+def cmd_exists(args: argparse.Namespace) -> int:
+    return EXIT_OK if args.cache().exists(args.key) else EXIT_MISS
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    entries = args.cache().keys(args.prefix or "")
+    if args.json:
+        print(json.dumps([{"key": e.key, "sha256": e.digest, "size": e.size, "kind": e.kind,
+                           "created": e.created, "last_used": e.last_used, "hits": e.hits}
+                          for e in entries], indent=1))
+        return EXIT_OK
+    for e in entries:
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(e.last_used))
+        print(f"{e.digest[:12]}  {e.size:>12}  {when}  {e.hits:>5}  {e.key}")
+    return EXIT_OK
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    cache = args.cache()
+    if args.zero:
+        cache.zero_stats()
+    s = cache.stats()
+    if args.json:
+        print(json.dumps(s, indent=1, sort_keys=True))
+        return EXIT_OK
+    cap = human(s["max_size_bytes"]) if s["max_size_bytes"] else "unlimited"
+    rows = [
+        ("cache directory", s["cache_dir"]),
+        ("enabled", "yes" if s["enabled"] else "no"),
+        ("hits", s["hits"]), ("misses", s["misses"]), ("hit rate", f"{s['hit_rate'] * 100:.1f} %"),
+        ("bytes served", human(s["bytes_served"])), ("entries", s["entries"]),
+        ("objects", s["objects"]), ("size / max", f"{human(s['size_bytes'])} / {cap}"),
+        ("evictions", s["evictions"]), ("corrupt detected", s["corrupt_detected"]),
+        ("stale detected", s["stale_detected"]),
+    ]
+    for name, value in rows:
+        print(f"{name:<18}{value}")
+    return EXIT_OK
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    report = args.cache().verify(repair=args.repair)
+    problems = {k: v for k, v in report.items() if v}
+    if args.json:
+        print(json.dumps(report, indent=1))
+    else:
+        for kind, items in problems.items():
+            print(f"{kind}: {len(items)}" + (" (repaired)" if args.repair else ""))
+            for item in items[:20]:
+                print(f"  {item}")
+        if not problems:
+            print("ok: index and objects agree, every object verified")
+    return EXIT_OK if not problems or args.repair else EXIT_MISS
+
+
+def cmd_gc(args: argparse.Namespace) -> int:
+    cache = args.cache()
+    cap = parse_size(args.max_size) if args.max_size else None
+    age = parse_age(args.older_than) if args.older_than else None
+    result = cache.gc(max_size_bytes=cap, older_than=age, wait=True)
+    if not args.quiet:
+        print(f"evicted {result.get('evicted', 0)} entries, freed {human(result.get('freed_bytes', 0))}"
+              f"; {result.get('pinned', 0)} pinned by hard links elsewhere "
+              f"({human(result.get('pinned_bytes', 0))})")
+    return EXIT_OK
+
+
+def cmd_clear(args: argparse.Namespace) -> int:
+    n = args.cache().clear()
+    if not args.quiet:
+        print(f"removed {n} objects")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full parser, with every available driver's sub-commands."""
+    p = _Parser(prog="pkgcache", description="A verified package cache for re-provisioned servers.")
+    p.add_argument("--version", action="version", version=f"pkgcache {__version__}")
+    p.add_argument("--config", metavar="PATH", help="config file (default: $PKGCACHE_CONFIG, "
+                   "/etc/vps-configurator/config.yaml, ~/.vps-configurator/config.yaml)")
+    p.add_argument("--cache-dir", metavar="DIR", help="cache directory (overrides the config)")
+    p.add_argument("-q", "--quiet", action="store_true", help="print less")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    s = sub.add_parser("put", help="store FILE under KEY")
+    s.add_argument("key")
+    s.add_argument("file")
+    s.add_argument("--sha256", metavar="HEX", help="refuse the file unless it has this SHA-256")
+    s.set_defaults(func=cmd_put)
+    s = sub.add_parser("get", help="print the path of KEY's verified file (exit 1 on a miss)")
+    s.add_argument("key")
+    s.add_argument("-o", "--output", metavar="DEST", help="write a verified copy to DEST instead")
+    s.set_defaults(func=cmd_get)
+    s = sub.add_parser("exists", help="exit 0 if KEY is cached, 1 if not")
+    s.add_argument("key")
+    s.set_defaults(func=cmd_exists)
+    s = sub.add_parser("ls", help="list cached keys")
+    s.add_argument("prefix", nargs="?", help="only keys starting with this (e.g. deb:)")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_ls)
+    s = sub.add_parser("stats", help="hits, misses, size and evictions")
+    s.add_argument("--json", action="store_true")
+    s.add_argument("-z", "--zero", action="store_true", help="reset the counters first")
+    s.set_defaults(func=cmd_stats)
+    s = sub.add_parser("verify", help="re-hash every object; reconcile index and files")
+    s.add_argument("--repair", action="store_true", help="fix what is found")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_verify)
+    s = sub.add_parser("gc", help="evict least recently used entries down to the cap")
+    s.add_argument("--max-size", metavar="SIZE", help="cap for this run (5G, 500M, ...)")
+    s.add_argument("--older-than", metavar="AGE", help="also evict entries unused for AGE (30d, 12h)")
+    s.set_defaults(func=cmd_gc)
+    s = sub.add_parser("clear", help="remove everything from the cache")
+    s.set_defaults(func=cmd_clear)
+
+    for name in DRIVERS:
+        try:
+            module = importlib.import_module(name)
+        except ImportError as exc:
+            if exc.name != name:  # the driver exists but is broken: say so once, keep the core
+                print(f"pkgcache: warning: {name} unavailable ({exc})", file=sys.stderr)
+            continue
+        module.register(sub)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: run one command; one line on stderr and a documented exit code on error."""
+    cache_holder: dict[str, Any] = {}
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return EXIT_USAGE
+
+        def cache() -> PackageCache:
+            if "c" not in cache_holder:
+                cache_holder["c"] = _make_cache(args)
+            return cache_holder["c"]
+
+        args.cache = cache
+        return int(args.func(args) or 0)
+    except CacheError as exc:
+        print(f"pkgcache: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("pkgcache: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+    except OSError as exc:
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"pkgcache: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 4
+    except Exception as exc:  # noqa: BLE001 - a bug: one line, no traceback
+        print(f"pkgcache: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        if os.environ.get("PKGCACHE_DEBUG"):
+            raise
+        return EXIT_INTERNAL
+    finally:
+        if "c" in cache_holder:
+            cache_holder["c"].close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
