@@ -1,0 +1,119 @@
+"""The commands apt runs from the snippet (`pkgcache apt hook ACTION`). Fail-open: they always
+exit 0, print nothing on success and at most one short warning line on any fault, and bound
+their own run time."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from .naming import KEY_PREFIX  # noqa: F401 - cheap; keeps the package importable early
+
+ACTIONS = ("harvest", "pre-install", "post-update", "sweep")
+TIME_LIMIT = {"harvest": 300, "pre-install": 60, "post-update": 120, "sweep": 300}
+HOOK_LOCK_TIMEOUT = 2.0
+
+
+class HookTimeout(Exception):
+    """The hook ran past its time limit."""
+
+
+def _warn(message: str) -> None:
+    try:
+        from cache_core import warn
+    except Exception:  # noqa: BLE001 - cache_core itself may be what is broken
+        sys.stderr.write(f"pkgcache: warning: {message}\n")
+        return
+    warn(message)
+
+
+def _on_alarm(signum: int, frame: object) -> None:
+    raise HookTimeout()
+
+
+def _read_info() -> list[Any]:
+    """Drain apt's info fd first thing, so apt never waits on us whatever happens later."""
+    from .harvest import read_info_fd
+
+    raw = os.environ.get("APT_HOOK_INFO_FD", "")
+    if not raw.isdigit():
+        return []
+    fd = int(raw)
+    if fd < 3:  # stdin protocol (v1 misconfigured): read it all the same
+        fd = os.dup(fd)
+    return read_info_fd(fd)
+
+
+def run(action: str, make_cache: Callable[[], Any]) -> int:
+    """Run one hook action; never raises, always returns 0."""
+    label = {"harvest": "harvest", "sweep": "harvest", "pre-install": "seed",
+             "post-update": "seed"}.get(action, action)
+    old = None
+    try:
+        actions = _read_info() if action == "harvest" else []
+        old = signal.signal(signal.SIGALRM, _on_alarm)
+        signal.alarm(TIME_LIMIT.get(action, 60))
+        if action not in ACTIONS:
+            raise ValueError(f"unknown hook action {action!r}")
+        cache = make_cache()
+        if not getattr(cache, "enabled", True):
+            return 0
+        try:
+            _dispatch(action, cache, actions)
+        finally:
+            close = getattr(cache, "close", None)
+            if close:
+                close()
+    except HookTimeout:
+        _warn(f"apt {label} stopped after {TIME_LIMIT.get(action, 60)} s; apt continues without it")
+    except ImportError as exc:
+        _warn(f"apt {label} skipped: {exc.name or exc} is not available")
+    except BaseException as exc:  # noqa: BLE001 - never break apt
+        if isinstance(exc, KeyboardInterrupt):
+            return 0
+        _warn(f"apt {label} skipped: {_short(exc)}")
+    finally:
+        signal.alarm(0)
+        if old is not None:
+            signal.signal(signal.SIGALRM, old)
+    return 0
+
+
+def _short(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.strerror}" + (f": {exc.filename}" if exc.filename else "")
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}"[:200]
+
+
+def _dispatch(action: str, cache: Any, actions: list[Any]) -> None:
+    from . import aptenv
+
+    if action == "harvest":
+        from .harvest import harvest
+
+        if not actions:
+            return
+        rep = harvest(cache, actions)
+        aptenv.record(cache, "harvest", rep.as_dict())
+        if rep.failed:
+            _warn(f"apt harvest: {len(rep.failed)} .deb(s) not cached")
+    elif action == "sweep":
+        from .harvest import sweep
+
+        paths = aptenv.AptPaths.load()
+        rep = sweep(cache, paths.archives)
+        if rep.seen:
+            aptenv.record(cache, "harvest", rep.as_dict())
+    else:
+        from .seed import seed
+
+        try:
+            srep = seed(cache, None, hook=True, lock_timeout=HOOK_LOCK_TIMEOUT)
+        except aptenv.AptLockBusy:
+            return  # another apt run holds archives; it will fail or finish on its own
+        if srep.placed or srep.rejected or srep.opened_index:
+            aptenv.record(cache, "seed", dict(srep.as_dict(), trigger=action))

@@ -1,0 +1,101 @@
+"""`pkgcache apt enable/disable/status`: install or remove the apt.conf.d snippet, report state."""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from .aptenv import HOOK_MARKER, SNIPPET_NAME
+
+DATA_SNIPPET = Path(__file__).resolve().parent / "data" / SNIPPET_NAME
+DEFAULT_COMMAND = "/usr/bin/pkgcache"
+_SAFE_COMMAND = re.compile(r"\A/[A-Za-z0-9_./+-]+\Z")
+
+
+def snippet_text(command: str = DEFAULT_COMMAND) -> str:
+    """The shipped snippet, with the pkgcache command path substituted if asked."""
+    if not _SAFE_COMMAND.match(command) or "/../" in command:
+        raise ValueError(f"command must be a plain absolute path, got {command!r}")
+    text = DATA_SNIPPET.read_text()
+    return text if command == DEFAULT_COMMAND else text.replace(DEFAULT_COMMAND, command)
+
+
+def parts_dir() -> Path:
+    """apt's conf.d directory (Dir::Etc::parts, so APT_CONFIG is honoured)."""
+    try:
+        from .aptenv import apt_pkg_module
+
+        return Path(apt_pkg_module().config.find_dir("Dir::Etc::parts"))
+    except ImportError:
+        return Path("/etc/apt/apt.conf.d")
+
+
+def enable(command: str = DEFAULT_COMMAND) -> Path:
+    """Write the snippet atomically into apt's conf.d; returns its path."""
+    target = parts_dir() / SNIPPET_NAME
+    text = snippet_text(command)
+    fd, tmp = tempfile.mkstemp(prefix=".pkgcache-", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return target
+
+
+def disable() -> tuple[Path, bool]:
+    """Remove the snippet; (path, whether it was there)."""
+    target = parts_dir() / SNIPPET_NAME
+    try:
+        st = os.lstat(target)
+    except FileNotFoundError:
+        return target, False
+    if stat.S_ISDIR(st.st_mode):
+        raise IsADirectoryError(str(target))
+    os.unlink(target)
+    return target, True
+
+
+def active_hooks() -> dict[str, bool]:
+    """Which of our hooks apt's current configuration runs."""
+    from .aptenv import apt_pkg_module
+
+    cfg = apt_pkg_module().config
+    out = {}
+    for name in ("DPkg::Pre-Install-Pkgs", "APT::Install::Pre-Invoke",
+                 "APT::Update::Post-Invoke-Success"):
+        out[name] = any(HOOK_MARKER in v for v in cfg.value_list(name))
+    return out
+
+
+def status(cache: Any) -> dict[str, Any]:
+    """Everything `pkgcache apt status` reports."""
+    from .aptenv import read_state
+    from .naming import KEY_PREFIX
+
+    target = parts_dir() / SNIPPET_NAME
+    info: dict[str, Any] = {"snippet": str(target), "snippet_installed": target.is_file()}
+    try:
+        info["hooks"] = active_hooks()
+        info["python_apt"] = True
+    except ImportError:
+        info["hooks"] = {}
+        info["python_apt"] = False
+    info["active"] = bool(info["hooks"]) and all(info["hooks"].values())
+    entries = cache.keys(KEY_PREFIX)
+    info["cached_debs"] = len(entries)
+    info["cached_bytes"] = sum(e.size for e in entries)
+    state = read_state(cache, "status.json")
+    info["last_harvest"] = state.get("harvest")
+    info["last_seed"] = state.get("seed")
+    return info

@@ -1,0 +1,177 @@
+"""`pkgcache apt ...`: seed, import, enable, disable, status, and the hook entry apt runs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+EXIT_OK, EXIT_MISS, EXIT_USAGE, EXIT_UNUSABLE = 0, 1, 2, 4
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"
+
+
+def _failopen_cache(args: argparse.Namespace) -> Any:
+    """A non-strict cache for hooks: faults become misses plus one warning, never errors."""
+    from cache_core import PackageCache, load_config
+
+    return PackageCache.from_config(config=load_config(args.config, args.cache_dir))
+
+
+def cmd_hook(args: argparse.Namespace) -> int:
+    from hooks.apt import hook
+
+    return hook.run(args.action, lambda: _failopen_cache(args))
+
+
+def cmd_seed(args: argparse.Namespace) -> int:
+    from hooks.apt.aptenv import AptLockBusy
+    from hooks.apt.seed import seed
+
+    cache = args.cache()
+    try:
+        rep = seed(cache, args.packages or None, lock_timeout=args.lock_timeout)
+    except ImportError:
+        print("pkgcache: python3-apt is needed to verify debs against apt's index", file=sys.stderr)
+        return EXIT_UNUSABLE
+    except AptLockBusy as exc:
+        print(f"pkgcache: {exc}; try again when apt is done", file=sys.stderr)
+        return EXIT_UNUSABLE
+    from hooks.apt.aptenv import record
+
+    try:
+        record(cache, "seed", dict(rep.as_dict(), trigger="cli"))
+    except OSError:
+        pass
+    if args.json:
+        print(json.dumps(dict(rep.as_dict(), rejected=rep.rejected, missing=rep.missing,
+                              unknown=rep.unknown), indent=1))
+    elif not args.quiet:
+        print(f"seeded {rep.placed} .deb(s) ({_human(rep.bytes_placed)}), {rep.present} already "
+              f"in place, {len(rep.rejected)} rejected, {len(rep.missing)} not cached")
+        for fname, reason in rep.rejected:
+            print(f"  rejected {fname}: {reason}")
+    for spec in rep.unknown:
+        print(f"pkgcache: {spec}: no such package in apt's index", file=sys.stderr)
+    return EXIT_MISS if rep.unknown else EXIT_OK
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from hooks.apt.importer import import_dir
+
+    d = Path(args.directory)
+    if not d.is_dir():
+        print(f"pkgcache: {d}: not a directory", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        rep = import_dir(args.cache(), d)
+    except ImportError:
+        print("pkgcache: python3-apt is needed to verify debs against apt's index", file=sys.stderr)
+        return EXIT_UNUSABLE
+    if args.json:
+        print(json.dumps([{"file": f, "result": r, "reason": why} for f, r, why in rep.rows],
+                         indent=1))
+    else:
+        for f, r, why in rep.rows:
+            if not args.quiet or r not in ("imported", "already"):
+                print(f"{r:<10} {f}" + (f": {why}" if r not in ("imported",) else ""))
+        print(f"imported {rep.count('imported')}, already cached {rep.count('already')}, "
+              f"unmatched {rep.count('unmatched')}, skipped {rep.count('skipped')}")
+    return EXIT_OK if rep.count("unmatched") + rep.count("failed") == 0 else EXIT_MISS
+
+
+def cmd_enable(args: argparse.Namespace) -> int:
+    from hooks.apt import switch
+
+    try:
+        path = switch.enable(args.command)
+    except ValueError as exc:
+        print(f"pkgcache: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if not args.quiet:
+        print(f"enabled: {path}")
+    return EXIT_OK
+
+
+def cmd_disable(args: argparse.Namespace) -> int:
+    from hooks.apt import switch
+
+    path, was = switch.disable()
+    if not args.quiet:
+        print(f"disabled: removed {path}" if was else f"already disabled ({path} absent)")
+    return EXIT_OK
+
+
+def _when(rec: dict[str, Any] | None) -> str:
+    if not rec:
+        return "never"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(rec.get("time", 0)))
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from hooks.apt import switch
+
+    info = switch.status(args.cache())
+    if args.json:
+        print(json.dumps(info, indent=1, sort_keys=True))
+        return EXIT_OK
+    print(f"hooks        {'active' if info['active'] else 'NOT active'} ({info['snippet']}"
+          f"{'' if info['snippet_installed'] else ', missing'})")
+    if not info["python_apt"]:
+        print("python-apt   missing: seeding is off (harvest still works)")
+    print(f"cached debs  {info['cached_debs']} ({_human(info['cached_bytes'])})")
+    h = info["last_harvest"]
+    print(f"last harvest {_when(h)}" + (
+        f": {h.get('stored', 0)} new, {h.get('already', 0)} already cached, "
+        f"{_human(h.get('bytes', 0))}, {h.get('seconds', 0)} s" if h else ""))
+    s = info["last_seed"]
+    print(f"last seed    {_when(s)}" + (
+        f" ({s.get('trigger', '?')}): {s.get('placed', 0)} placed, {_human(s.get('bytes', 0))}, "
+        f"{s.get('rejected', 0)} rejected, {s.get('seconds', 0)} s" if s else ""))
+    return EXIT_OK
+
+
+def register(subparsers: Any) -> None:
+    """Add `pkgcache apt ...` to the pkgcache parser."""
+    p = subparsers.add_parser("apt", help="apt integration: harvest and verified seeding of .debs")
+    sub = p.add_subparsers(dest="apt_command", metavar="ACTION")
+    p.set_defaults(func=lambda args: (p.print_help(), EXIT_USAGE)[1])
+
+    s = sub.add_parser("seed", help="put cached debs, verified against apt's index, into archives")
+    s.add_argument("packages", nargs="*", metavar="PKG",
+                   help="seed what installing these needs (default: every cached candidate)")
+    s.add_argument("--lock-timeout", type=float, default=60.0, metavar="SECONDS",
+                   help="wait at most this long for apt's archives lock (default 60)")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_seed)
+
+    s = sub.add_parser("import", help="ingest existing .debs from DIR, verified against the index")
+    s.add_argument("directory", metavar="DIR")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_import)
+
+    s = sub.add_parser("enable", help="install the apt.conf.d snippet (hooks)")
+    s.add_argument("--command", default="/usr/bin/pkgcache", metavar="PATH",
+                   help="pkgcache executable the hooks run (default /usr/bin/pkgcache)")
+    s.set_defaults(func=cmd_enable)
+
+    s = sub.add_parser("disable", help="remove the apt.conf.d snippet")
+    s.set_defaults(func=cmd_disable)
+
+    s = sub.add_parser("status", help="are the hooks active; what the last harvest/seed did")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_status)
+
+    s = sub.add_parser("hook", help="(run by apt) fail-open hook entry")
+    s.add_argument("action", choices=["harvest", "pre-install", "post-update", "sweep"])
+    s.set_defaults(func=cmd_hook)

@@ -1,0 +1,222 @@
+"""Test lab for the apt driver: build .debs and a flat apt repo, serve it on
+127.0.0.1 with a request-counting HTTP server, and run the real apt-get/dpkg
+inside a sandbox root (APT_CONFIG + dpkg --root, real locking)."""
+
+from __future__ import annotations
+
+import http.server
+import os
+import pathlib
+import random
+import shutil
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass, field
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
+VENV_PY = REPO_ROOT / ".venv" / "bin" / "python"
+SNIPPET = REPO_ROOT / "hooks" / "apt" / "data" / "05pkgcache"
+
+
+def build_deb(
+    outdir: pathlib.Path,
+    name: str,
+    version: str,
+    *,
+    arch: str = "all",
+    depends: str | None = None,
+    size: int = 20000,
+    seed: int = 0,
+) -> pathlib.Path:
+    """Build a small binary package with `dpkg-deb` (no maintainer scripts)."""
+    work = outdir / f".build-{name}-{version.replace(':', '_')}-{seed}"
+    if work.exists():
+        shutil.rmtree(work)
+    (work / "DEBIAN").mkdir(parents=True)
+    data = work / "usr" / "share" / "pkgcache-test" / name
+    data.mkdir(parents=True)
+    rnd = random.Random(f"{name}-{version}-{seed}")
+    (data / "payload.bin").write_bytes(rnd.randbytes(size))
+    control = [
+        f"Package: {name}",
+        f"Version: {version}",
+        f"Architecture: {arch}",
+        "Maintainer: pkgcache tests <tests@example.invalid>",
+        "Priority: optional",
+        "Section: misc",
+        f"Description: pkgcache test package {name}",
+    ]
+    if depends:
+        control.insert(3, f"Depends: {depends}")
+    (work / "DEBIAN" / "control").write_text("\n".join(control) + "\n")
+    out = outdir / f"{name}_{version.split(':')[-1]}_{arch}.deb"
+    subprocess.run(
+        ["dpkg-deb", "-Zgzip", "-z1", "--root-owner-group", "--build", str(work), str(out)],
+        check=True, capture_output=True,
+    )
+    shutil.rmtree(work)
+    return out
+
+
+class CountingHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves the repo dir; records every request path."""
+
+    server: CountingServer
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802
+        with self.server.lock:
+            self.server.requests.append(self.path)
+        super().do_GET()
+
+    def do_HEAD(self) -> None:  # noqa: N802
+        with self.server.lock:
+            self.server.requests.append("HEAD " + self.path)
+        super().do_HEAD()
+
+
+class CountingServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, directory: pathlib.Path) -> None:
+        self.requests: list[str] = []
+        self.lock = threading.Lock()
+        handler = lambda *a, **kw: CountingHandler(*a, directory=str(directory), **kw)  # noqa: E731
+        super().__init__(("127.0.0.1", 0), handler)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/"
+
+    def deb_requests(self) -> list[str]:
+        with self.lock:
+            return [r for r in self.requests if r.endswith(".deb")]
+
+    def reset(self) -> None:
+        with self.lock:
+            self.requests.clear()
+
+
+@dataclass
+class Repo:
+    """A flat repository (`deb [trusted=yes] URL ./`) in `path`."""
+
+    path: pathlib.Path
+    debs: dict[str, pathlib.Path] = field(default_factory=dict)
+
+    def add(self, name: str, version: str, **kw: object) -> pathlib.Path:
+        for old in self.path.glob(f"{name}_*.deb"):
+            old.unlink()
+        deb = build_deb(self.path, name, version, **kw)  # type: ignore[arg-type]
+        self.debs[name] = deb
+        return deb
+
+    def publish(self) -> None:
+        run = lambda *a: subprocess.run(a, cwd=self.path, check=True, capture_output=True).stdout  # noqa: E731
+        (self.path / "Packages").write_bytes(run("apt-ftparchive", "packages", "."))
+        (self.path / "Release").write_bytes(
+            run("apt-ftparchive", "-o", "APT::FTPArchive::Release::Origin=pkgcache-test",
+                "release", "."))
+
+
+class Sandbox:
+    """A throwaway root where the real apt-get/dpkg install into `root`."""
+
+    def __init__(self, base: pathlib.Path, repo_url: str, cache_dir: pathlib.Path) -> None:
+        self.base = base
+        self.root = base / "root"
+        self.cache_dir = cache_dir
+        r = self.root
+        for d in ("etc/apt/apt.conf.d", "etc/apt/preferences.d", "etc/apt/sources.list.d",
+                  "etc/apt/trusted.gpg.d", "var/lib/apt/lists/partial",
+                  "var/cache/apt/archives/partial", "var/lib/dpkg/info", "var/lib/dpkg/updates",
+                  "var/lib/dpkg/triggers", "var/log/apt", "usr/bin"):
+            (r / d).mkdir(parents=True, exist_ok=True)
+        (r / "var/lib/dpkg/status").write_text("")
+        (r / "var/lib/dpkg/available").write_text("")
+        (r / "etc/apt/sources.list").write_text(f"deb [trusted=yes] {repo_url} ./\n")
+        self.apt_config = base / "apt.conf"
+        self.apt_config.write_text(
+            f'Dir::Etc "{r}/etc/apt";\n'
+            f'Dir::State "{r}/var/lib/apt";\n'
+            f'Dir::State::status "{r}/var/lib/dpkg/status";\n'
+            f'Dir::Cache "{r}/var/cache/apt";\n'
+            f'Dir::Log "{r}/var/log/apt";\n'
+            f'DPkg::Options {{ "--root={r}"; "--log={r}/var/log/dpkg.log"; '
+            '"--force-script-chrootless"; };\n'
+            'APT::Sandbox::User "root";\n'
+            'Acquire::Languages "none";\n'
+            'Acquire::http::Proxy "DIRECT";\n'
+            'Acquire::Retries "0";\n'
+            'APT::Get::Assume-Yes "true";\n'
+        )
+        # The command the shipped snippet calls, redirected to this checkout.
+        self.pkgcache_bin = r / "usr/bin/pkgcache"
+        self.write_pkgcache_wrapper()
+
+    def write_pkgcache_wrapper(self, body: str | None = None) -> None:
+        if body is None:
+            body = (
+                f'PYTHONPATH="{REPO_ROOT}" exec "{VENV_PY}" -m hooks.cli '
+                f'--cache-dir "{self.cache_dir}" "$@"\n'
+            )
+        self.pkgcache_bin.write_text("#!/bin/sh\n" + body)
+        self.pkgcache_bin.chmod(0o755)
+
+    @property
+    def archives(self) -> pathlib.Path:
+        return self.root / "var/cache/apt/archives"
+
+    @property
+    def parts(self) -> pathlib.Path:
+        return self.root / "etc/apt/apt.conf.d"
+
+    def snippet_text(self) -> str:
+        return SNIPPET.read_text().replace("/usr/bin/pkgcache", str(self.pkgcache_bin))
+
+    def install_snippet(self) -> None:
+        (self.parts / "05pkgcache").write_text(self.snippet_text())
+
+    def install_docker_clean(self) -> None:
+        a = self.archives
+        c = self.root / "var/cache/apt"
+        cmd = f"rm -f {a}/*.deb {a}/partial/*.deb {c}/*.bin || true"
+        (self.parts / "docker-clean").write_text(
+            f'DPkg::Post-Invoke {{ "{cmd}"; }};\n'
+            f'APT::Update::Post-Invoke {{ "{cmd}"; }};\n'
+            'Dir::Cache::pkgcache ""; Dir::Cache::srcpkgcache "";\n'
+        )
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("PKGCACHE", "APT_"))}
+        env.update(APT_CONFIG=str(self.apt_config), LC_ALL="C", DEBIAN_FRONTEND="noninteractive")
+        return env
+
+    def apt(self, *args: str, binary: str = "apt-get", check: bool = False,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        res = subprocess.run([binary, *args], env=env or self.env(), capture_output=True,
+                             text=True, timeout=300)
+        if check and res.returncode != 0:
+            raise AssertionError(f"{binary} {args} -> {res.returncode}\n{res.stdout}\n{res.stderr}")
+        return res
+
+    def pkgcache(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(self.pkgcache_bin), *args], env=self.env(),
+                              capture_output=True, text=True, timeout=300)
+
+    def installed(self, name: str) -> str | None:
+        res = subprocess.run(["dpkg-query", f"--admindir={self.root}/var/lib/dpkg", "-W",
+                              "-f=${Status} ${Version}", name], capture_output=True, text=True)
+        if res.returncode != 0 or not res.stdout.startswith("install ok installed"):
+            return None
+        return res.stdout.split()[-1]
+
+    def debs_in_archives(self) -> list[str]:
+        return sorted(p.name for p in self.archives.glob("*.deb"))
+
+
+def python() -> str:
+    return str(VENV_PY if VENV_PY.exists() else sys.executable)
