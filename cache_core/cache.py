@@ -255,12 +255,7 @@ class PackageCache:
                 raise CacheError(f"{file_path}: not a regular file")
             linked = False
             if link:
-                try:
-                    os.link(f"/proc/self/fd/{src_fd}", tmp, follow_symlinks=True)
-                    linked = True
-                except OSError as exc:
-                    if exc.errno not in fsutil.FALLBACK_ERRNOS and exc.errno != errno.ENOENT:
-                        raise
+                linked = fsutil.link_verified(file_path, src_fd, tmp)
             if linked:
                 digest, size = sha256_fd(src_fd)
             else:

@@ -90,7 +90,7 @@ def run_verify(cache: PackageCache, repair: bool) -> dict[str, list[str]]:
                                     ("corrupt", "missing", "orphans", "strays", "temps", "dangling")}
     seen: set[str] = set()
     for shard in os.scandir(cache.objects_dir):
-        if not (shard.is_dir(follow_symlinks=False) and len(shard.name) == 2):
+        if not (shard.is_dir(follow_symlinks=False) and is_digest(shard.name * 32)):
             report["strays"].append(shard.path)
             if repair:
                 _remove_tree(shard.path)

@@ -156,6 +156,24 @@ def copy_fd(src_fd: int, dst_fd: int) -> None:
             view = view[os.write(dst_fd, view):]
 
 
+def link_verified(src: str | os.PathLike[str], src_fd: int, dst: str) -> bool:
+    """Hardlink src to dst only if the link is the very inode open as src_fd (no symlink swap).
+
+    Returns False (nothing left at dst) when linking is not possible here; raises other errors.
+    """
+    try:
+        os.link(src, dst, follow_symlinks=False)
+    except OSError as exc:
+        if exc.errno in FALLBACK_ERRNOS or exc.errno == errno.ENOENT:
+            return False
+        raise
+    want, got = os.fstat(src_fd), os.lstat(dst)
+    if (want.st_dev, want.st_ino) != (got.st_dev, got.st_ino):
+        unlink_quiet(dst)
+        return False
+    return True
+
+
 def place_temp(src: str | os.PathLike[str], tmp: str, mode: str = "auto") -> str:
     """Create tmp as a copy of src: reflink -> hardlink -> copy ("auto"), reflink -> copy ("copy").
 
@@ -180,14 +198,10 @@ def place_temp(src: str | os.PathLike[str], tmp: str, mode: str = "auto") -> str
             finally:
                 os.close(dst_fd)
             os.unlink(tmp)  # auto: try a hardlink before paying for a copy
-        try:
-            os.link(f"/proc/self/fd/{src_fd}", tmp, follow_symlinks=True)
+        if link_verified(src, src_fd, tmp):
             return "hardlink"
-        except OSError as exc:
-            if exc.errno not in FALLBACK_ERRNOS and exc.errno != errno.ENOENT:
-                raise
-            if mode == "link":
-                raise
+        if mode == "link":
+            raise OSError(errno.EXDEV, "cannot hardlink", str(src))
         dst_fd = create_exclusive(tmp, 0o644)
         try:
             copy_fd(src_fd, dst_fd)

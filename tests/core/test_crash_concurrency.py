@@ -1,0 +1,94 @@
+"""SIGKILL at random points (>= 100 times) and >= 8 concurrent processes on overlapping keys."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from cache_core import PackageCache
+from tests.conftest import REPO
+from tests.core.workload import payload_ok
+
+WORKLOAD = [sys.executable, "-m", "tests.core.workload"]
+ENV = {**os.environ, "PYTHONPATH": str(REPO)}
+
+
+def check_everything_served_is_right(cache_dir: Path, nkeys: int) -> int:
+    """Every key returns a correct payload or a miss; returns how many hits there were."""
+    cache = PackageCache(str(cache_dir), strict=True)
+    hits = 0
+    for i in range(nkeys):
+        key = f"key:{i}"
+        path = cache.get(key)
+        if path is not None:
+            hits += 1
+            assert payload_ok(key, Path(path).read_bytes()), key
+    cache.close()
+    return hits
+
+
+def test_sigkill_at_random_points(cache_dir: Path):
+    rng = random.Random(1234)
+    trials, nkeys = 120, 24
+    # A small cap keeps eviction busy; 2 victims at once so kills also land during contention.
+    for trial in range(0, trials, 2):
+        procs = [subprocess.Popen([*WORKLOAD, str(cache_dir), str(trial * 10 + j), "400", str(nkeys),
+                                   "300000", "2000000"], env=ENV, cwd=REPO,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                 for j in range(2)]
+        time.sleep(rng.uniform(0.15, 0.6))
+        for p in procs:
+            p.send_signal(signal.SIGKILL)
+        for p in procs:
+            _, err = p.communicate()
+            assert b"Traceback" not in err, err.decode()
+        if trial % 20 == 0:
+            check_everything_served_is_right(cache_dir, nkeys)
+    check_everything_served_is_right(cache_dir, nkeys)
+    leftovers = list((cache_dir / "tmp").iterdir())
+    cache = PackageCache(str(cache_dir), strict=True)
+    cache.verify(repair=True)
+    report = cache.verify()
+    assert not any(report.values()), report
+    assert list((cache_dir / "tmp").iterdir()) == []
+    stats = cache.stats()
+    on_disk = sum(f.stat().st_size for f in (cache_dir / "objects-v1").rglob("*") if f.is_file())
+    assert stats["size_bytes"] == on_disk
+    check_everything_served_is_right(cache_dir, nkeys)
+    print(f"{trials} kills; {len(leftovers)} temp leftovers swept; {stats['objects']} objects intact")
+
+
+def test_eight_processes_overlapping_keys(cache_dir: Path):
+    nkeys = 12
+    procs = [subprocess.Popen([*WORKLOAD, str(cache_dir), str(seed), "250", str(nkeys), "200000", "0"],
+                              env=ENV, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True)
+             for seed in range(8)]
+    results = [p.communicate(timeout=600) + (p.returncode,) for p in procs]
+    for out, err, rc in results:
+        assert rc == 0 and out.strip() == "bad=0", (out, err)
+        assert err == "", err  # zero errors and zero warnings
+    assert check_everything_served_is_right(cache_dir, nkeys) == nkeys
+    assert not any(PackageCache(str(cache_dir)).verify().values())
+
+
+def test_eight_processes_with_eviction(cache_dir: Path):
+    nkeys = 16
+    procs = [subprocess.Popen([*WORKLOAD, str(cache_dir), str(100 + seed), "200", str(nkeys), "200000",
+                               "1000000"], env=ENV, cwd=REPO, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+             for seed in range(8)]
+    for p in procs:
+        out, err = p.communicate(timeout=600)
+        assert p.returncode == 0 and out.strip() == "bad=0", (out, err)
+        assert "Traceback" not in err and "error" not in err.lower(), err
+    check_everything_served_is_right(cache_dir, nkeys)
+    cache = PackageCache(str(cache_dir))
+    assert cache.stats()["size_bytes"] <= 1_000_000 + 200_100  # cap plus at most one in-flight put
+    cache.verify(repair=True)
+    assert not any(cache.verify().values())
