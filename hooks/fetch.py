@@ -1,0 +1,562 @@
+"""Generic download cache behind `pkgcache fetch` (a drop-in for `curl -fsSL URL -o DEST`).
+
+The cached copy of a URL is the cache key ``URL``; its metadata keeps the ETag / Last-Modified of
+the response so later fetches revalidate with a conditional request (304 = serve the cached copy).
+A download in progress lives in ``<cache>/fetch-v1/<hash(url)>.part`` (plus a ``.json`` with the
+validators it was started with) so a later run can resume it with ``Range`` + ``If-Range``.
+Nothing enters the cache before it is complete and, when a SHA-256 is pinned, verified.
+Only the standard library is used (urllib honours http_proxy/https_proxy/no_proxy itself).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import http.client
+import json
+import os
+import random
+import re
+import shutil
+import socket
+import ssl
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from cache_core import CacheError, materialize, sha256_file, warn
+
+PARTIAL_BUCKET = "fetch-v1"
+DEFAULT_RETRIES = 3
+DEFAULT_RETRY_DELAY = 1.0      # seconds; doubled per attempt (1, 2, 4 ...), capped below
+MAX_RETRY_DELAY = 30.0
+DEFAULT_TIMEOUT = 30.0         # socket timeout: connect and each read
+LOCK_TIMEOUT = 3600.0          # waiting longer than this for another fetch of the URL: go alone
+PARTIAL_MAX_AGE = 7 * 86400    # abandoned partial downloads are swept after a week
+CHUNK = 1 << 16
+USER_AGENT = "pkgcache-fetch/1"
+RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
+EXIT_MISS, EXIT_USAGE, EXIT_NETWORK = 1, 2, 5
+_HEX64 = re.compile(r"\A[0-9a-f]{64}\Z")
+
+
+class FetchError(Exception):
+    """A fetch that failed; ``exit_code`` follows docs/core-api.md (1 miss/check, 2 usage, 5 net)."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_NETWORK) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class _Transient(Exception):
+    """A failure worth retrying (connection error, cut body, 5xx)."""
+
+    def __init__(self, message: str, *, reached: bool, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.reached = reached          # the server answered (vs. unreachable)
+        self.retry_after = retry_after
+
+
+@dataclass
+class FetchResult:
+    """What fetch() did: ``source`` is cache | revalidated | downloaded | stale."""
+
+    dest: str
+    sha256: str
+    size: int
+    source: str
+
+
+def redact(url: str) -> str:
+    """The URL without user:password@ (safe for messages)."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return "<bad url>"
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host += f":{parts.port}"
+    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, parts.query, ""))
+
+
+def normalize_url(url: str) -> str:
+    """The cache key for url: checked (http/https, a host), fragment dropped."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError as exc:
+        raise FetchError(f"bad URL: {exc}", EXIT_USAGE) from None
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        raise FetchError(f"unsupported URL (http/https only): {redact(url)}", EXIT_USAGE)
+    if any(ord(c) < 0x21 or ord(c) == 0x7F for c in url):
+        raise FetchError("URL contains spaces or control characters", EXIT_USAGE)
+    return urllib.parse.urlunsplit(parts._replace(fragment=""))
+
+
+def check_sha256(value: str | None) -> str | None:
+    """Lower-case 64-hex digest (an optional ``sha256:`` prefix is accepted) or None."""
+    if value is None:
+        return None
+    v = value.strip().lower()
+    v = v[7:] if v.startswith("sha256:") else v
+    if not _HEX64.match(v):
+        raise FetchError(f"--sha256 needs 64 hex digits, got {value!r}", EXIT_USAGE)
+    return v
+
+
+def url_hash(url: str) -> str:
+    """Stable short name for per-URL files and locks."""
+    return hashlib.sha256(url.encode("utf-8", "surrogatepass")).hexdigest()[:40]
+
+
+def _usable(cache: Any) -> bool:
+    return cache is not None and bool(getattr(cache, "enabled", False))
+
+
+def _opener() -> urllib.request.OpenerDirector:
+    """http/https only (no file:, ftp:, data: even via redirects); env proxies; system CAs."""
+    opener = urllib.request.OpenerDirector()
+    ctx = ssl.create_default_context()  # system bundle; OpenSSL honours SSL_CERT_FILE/_DIR
+    for handler in (urllib.request.ProxyHandler(), urllib.request.UnknownHandler(),
+                    urllib.request.HTTPHandler(), urllib.request.HTTPSHandler(context=ctx),
+                    urllib.request.HTTPDefaultErrorHandler(), urllib.request.HTTPRedirectHandler(),
+                    urllib.request.HTTPErrorProcessor()):
+        opener.add_handler(handler)
+    opener.addheaders = [("User-Agent", USER_AGENT), ("Accept", "*/*")]
+    return opener
+
+
+class _Progress:
+    """A one-line progress bar on stderr, drawn only when stderr is a terminal."""
+
+    def __init__(self, enabled: bool, name: str, total: int | None, start: int) -> None:
+        self.enabled = enabled
+        self.name = name[-40:]
+        self.total = total
+        self.start_bytes = start
+        self.t0 = time.monotonic()
+        self.last = 0.0
+        self.drawn = False
+
+    def update(self, done: int, final: bool = False) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if not final and now - self.last < 0.1:
+            return
+        self.last = now
+        rate = (done - self.start_bytes) / max(now - self.t0, 1e-6)
+        if self.total:
+            pct = min(100, done * 100 // self.total)
+            bar = "#" * (pct // 5)
+            text = f"{self.name} [{bar:<20}] {pct:3d}% {_human(done)}/{_human(self.total)}"
+        else:
+            text = f"{self.name} {_human(done)}"
+        with contextlib.suppress(OSError, ValueError):
+            sys.stderr.write(f"\r{text} {_human(int(rate))}/s\033[K")
+            sys.stderr.flush()
+            self.drawn = True
+
+    def close(self) -> None:
+        if self.drawn:
+            with contextlib.suppress(OSError, ValueError):
+                sys.stderr.write("\r\033[K")
+                sys.stderr.flush()
+
+
+def _human(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
+
+
+# -- the partial download ----------------------------------------------------------------------
+class _Partial:
+    """The bytes received so far plus the validators of the response they came from."""
+
+    def __init__(self, data: Path, shared: bool) -> None:
+        self.data = data
+        self.info = data.with_suffix(".json")
+        self.shared = shared    # lives in the cache bucket (resumable by a later run)
+
+    def load(self) -> tuple[int, dict[str, Any]]:
+        """(bytes kept, validators); 0 when nothing usable is there."""
+        try:
+            st = os.lstat(self.data)
+            info = json.loads(self.info.read_text())
+        except (OSError, ValueError):
+            self.discard()
+            return 0, {}
+        if not isinstance(info, dict) or not (info.get("etag") or info.get("last_modified")):
+            self.discard()
+            return 0, {}
+        total = info.get("total")
+        if not st.st_size or (isinstance(total, int) and st.st_size > total):
+            self.discard()
+            return 0, {}
+        return st.st_size, info
+
+    def start(self, info: dict[str, Any], append: bool) -> BinaryIO:
+        """Open the data file for writing (truncating unless append) after saving info."""
+        if not append:
+            self.discard()
+            tmp = self.info.with_suffix(".json.tmp")
+            with _open_private(tmp, "w") as f:
+                f.write(json.dumps(info))
+            os.replace(tmp, self.info)
+        fd = os.open(self.data, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+                     | (os.O_APPEND if append else os.O_TRUNC), 0o600)
+        return os.fdopen(fd, "ab" if append else "wb", buffering=0)
+
+    def discard(self) -> None:
+        for p in (self.data, self.info):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(p)
+
+
+def _open_private(path: Path, mode: str) -> Any:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    return os.fdopen(fd, mode)
+
+
+def _sweep_partials(bucket: Path) -> None:
+    """Forget partial downloads nobody resumed for a week."""
+    cutoff = time.time() - PARTIAL_MAX_AGE
+    with contextlib.suppress(OSError), os.scandir(bucket) as it:
+        for entry in it:
+            with contextlib.suppress(OSError):
+                if entry.is_file(follow_symlinks=False) and entry.stat(
+                        follow_symlinks=False).st_mtime < cutoff:
+                    os.unlink(entry.path)
+
+
+# -- the public entry point --------------------------------------------------------------------
+def fetch(cache: Any, url: str, dest: str | os.PathLike[str], sha256: str | None = None, *,
+          offline: bool = False, refresh: bool = False, retries: int = DEFAULT_RETRIES,
+          retry_delay: float = DEFAULT_RETRY_DELAY, timeout: float = DEFAULT_TIMEOUT,
+          progress: bool | None = None) -> FetchResult:
+    """Put a verified copy of url at dest (atomically), through the cache; raise FetchError.
+
+    sha256 pinned and cached: no network at all. Otherwise revalidate (ETag/Last-Modified → 304)
+    unless offline; an unreachable server or offline mode serves the cached copy with a warning.
+    refresh: ignore the cached copy and download again (still stored in the cache).
+    """
+    key = normalize_url(url)
+    sha256 = check_sha256(sha256)
+    dest = os.path.abspath(os.fspath(dest))
+    if os.path.isdir(dest):
+        raise FetchError(f"{dest} is a directory", EXIT_USAGE)
+    if not os.path.isdir(os.path.dirname(dest)):
+        raise FetchError(f"{os.path.dirname(dest)}: no such directory", EXIT_USAGE)
+    if progress is None:
+        progress = _isatty(sys.stderr)
+    usable = _usable(cache)
+
+    if usable and sha256 and not refresh:
+        hit = _serve(cache, key, dest, sha256) or _serve(cache, f"sha256:{sha256}", dest, sha256)
+        if hit:
+            return hit
+    if offline:
+        hit = _serve(cache, key, dest, sha256) if usable else None
+        if hit is None:
+            raise FetchError(f"offline and not in the cache: {redact(key)}", EXIT_MISS)
+        warn(f"offline: serving the cached copy of {redact(key)} (not revalidated)")
+        return hit
+
+    job = _Download(cache if usable else None, key, dest, sha256, refresh=refresh,
+                    retries=max(0, retries), retry_delay=max(0.0, retry_delay), timeout=timeout,
+                    progress=progress)
+    return job.run()
+
+
+def _isatty(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
+def _serve(cache: Any, key: str, dest: str, sha256: str | None,
+           source: str = "cache") -> FetchResult | None:
+    """Copy the cached object of key to dest if present and (when given) matching sha256."""
+    entry = cache.lookup(key) if not key.startswith("sha256:") else None
+    if entry is None and not key.startswith("sha256:"):
+        return None
+    if entry is not None and sha256 and entry.digest != sha256:
+        return None
+    if not cache.materialize_key(key, dest, mode="copy", sha256=sha256):
+        return None
+    digest = sha256 or entry.digest
+    size = entry.size if entry is not None else os.path.getsize(dest)
+    return FetchResult(dest, digest, size, source)
+
+
+class _Download:
+    """One online fetch: revalidate or download (resuming), verify, store, place at dest."""
+
+    def __init__(self, cache: Any, key: str, dest: str, sha256: str | None, *, refresh: bool,
+                 retries: int, retry_delay: float, timeout: float, progress: bool) -> None:
+        self.cache = cache
+        self.key = key
+        self.dest = dest
+        self.sha256 = sha256
+        self.refresh = refresh
+        self.retries = retries
+        self.retry_delay = retry_delay
+        self.timeout = timeout
+        self.progress = progress
+        self.opener = _opener()
+        self.entry: Any = None          # the cached entry we may revalidate / fall back to
+
+    # -- orchestration -----------------------------------------------------------------------
+    def run(self) -> FetchResult:
+        started = time.time()
+        with self._url_lock() as locked:
+            if self.cache is not None:
+                self.entry = self.cache.lookup(self.key)
+                if self.entry is not None and self.sha256 and self.entry.digest != self.sha256:
+                    self.entry = None   # the pinned content differs: never 304 onto it
+            # Someone else revalidated or downloaded it while we waited for the lock.
+            if (self.entry is not None and not self.refresh
+                    and float(self.entry.meta.get("validated", 0)) >= started):
+                hit = _serve(self.cache, self.key, self.dest, self.sha256)
+                if hit:
+                    return hit
+            with self._partial(locked) as partial:
+                return self._attempts(partial)
+
+    @contextlib.contextmanager
+    def _url_lock(self) -> Iterator[bool]:
+        """Per-URL lock so concurrent fetches download once; without a cache, no lock."""
+        if self.cache is None:
+            yield False
+            return
+        try:
+            cm = self.cache.lock("fetch:" + self.key, timeout=LOCK_TIMEOUT)
+            cm.__enter__()
+        except Exception as exc:  # noqa: BLE001 - fail open: download without the lock
+            warn(f"fetch: no lock for {redact(self.key)} ({exc}); downloading anyway")
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            cm.__exit__(None, None, None)
+
+    @contextlib.contextmanager
+    def _partial(self, locked: bool) -> Iterator[_Partial]:
+        """The shared, resumable partial file (needs the cache and the lock) or a private one."""
+        if self.cache is not None and locked:
+            try:
+                bucket = self.cache.bucket(PARTIAL_BUCKET)
+                _sweep_partials(bucket)
+                yield _Partial(bucket / f"{url_hash(self.key)}.part", shared=True)
+                return
+            except (CacheError, OSError) as exc:
+                warn(f"fetch: cache unusable ({exc}); downloading without it")
+                self.cache = None
+        tmpdir = tempfile.mkdtemp(prefix=".pkgcache-fetch-", dir=os.path.dirname(self.dest))
+        try:
+            yield _Partial(Path(tmpdir) / "download.part", shared=False)
+        finally:
+            shutil.rmtree(tmpdir, ignore_errors=True)
+
+    def _attempts(self, partial: _Partial) -> FetchResult:
+        fresh_retry_done = False
+        attempt = 0
+        while True:
+            try:
+                return self._once(partial)
+            except _Transient as exc:
+                if self.entry is not None and (not exc.reached or attempt >= self.retries):
+                    return self._stale(str(exc))
+                if attempt >= self.retries:
+                    raise FetchError(f"{exc} (after {attempt + 1} attempts): "
+                                     f"{redact(self.key)}") from None
+                delay = exc.retry_after if exc.retry_after is not None else min(
+                    MAX_RETRY_DELAY, self.retry_delay * (2 ** attempt)) * random.uniform(0.5, 1)
+                time.sleep(delay)
+                attempt += 1
+            except _ResumedMismatch:
+                # A resumed download that fails the pin: the kept part may be bad. Start over once.
+                partial.discard()
+                if fresh_retry_done:
+                    raise FetchError("SHA-256 mismatch", EXIT_MISS) from None
+                fresh_retry_done = True
+
+    def _stale(self, why: str) -> FetchResult:
+        hit = _serve(self.cache, self.key, self.dest, self.sha256, source="stale")
+        if hit is None:
+            raise FetchError(f"{why}: {redact(self.key)}")
+        warn(f"fetch: {why}; serving the cached copy of {redact(self.key)}")
+        return hit
+
+    # -- one HTTP exchange ---------------------------------------------------------------------
+    def _once(self, partial: _Partial) -> FetchResult:
+        headers: dict[str, str] = {}
+        cond = self.entry if not self.refresh else None
+        if cond is not None:
+            if cond.meta.get("etag"):
+                headers["If-None-Match"] = cond.meta["etag"]
+            if cond.meta.get("last_modified"):
+                headers["If-Modified-Since"] = cond.meta["last_modified"]
+        offset, info = partial.load()
+        if offset:
+            headers["Range"] = f"bytes={offset}-"
+            etag = info.get("etag") or ""
+            headers["If-Range"] = etag if etag and not etag.startswith("W/") else (
+                info.get("last_modified") or etag)
+        req = urllib.request.Request(self.key, headers=headers)
+        try:
+            resp = self.opener.open(req, timeout=self.timeout)
+        except urllib.error.HTTPError as exc:
+            with contextlib.suppress(Exception):
+                exc.close()
+            if exc.code == 304 and cond is not None:
+                return self._not_modified(exc.headers)
+            if exc.code == 416 and offset:
+                partial.discard()
+                raise _Transient("range not satisfiable; restarting", reached=True,
+                                 retry_after=0) from None
+            if exc.code in RETRY_STATUS:
+                raise _Transient(f"HTTP {exc.code}", reached=True,
+                                 retry_after=_retry_after(exc.headers)) from None
+            raise FetchError(f"HTTP {exc.code} {exc.reason}: {redact(self.key)}") from None
+        except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            if isinstance(reason, ssl.SSLCertVerificationError):
+                raise FetchError(f"TLS certificate verification failed ({reason.verify_message}): "
+                                 f"{redact(self.key)}") from None
+            if isinstance(reason, str) and "unknown url type" in reason:
+                raise FetchError(f"redirected to an unsupported URL: {redact(self.key)}") from None
+            raise _Transient(f"cannot reach server ({_reason(exc)})", reached=False) from None
+        with resp:
+            return self._receive(resp, partial, offset, info)
+
+    def _not_modified(self, headers: Any) -> FetchResult:
+        meta = dict(self.entry.meta)
+        meta["validated"] = time.time()
+        if headers.get("ETag"):
+            meta["etag"] = headers["ETag"]
+        if headers.get("Last-Modified"):
+            meta["last_modified"] = headers["Last-Modified"]
+        hit = _serve(self.cache, self.key, self.dest, self.sha256, source="revalidated")
+        if hit is None:         # the object went bad under us: download it again
+            self.entry = None
+            raise _Transient("cached copy unusable; downloading again", reached=True,
+                             retry_after=0)
+        self.cache.set_meta(self.key, meta)
+        return hit
+
+    def _receive(self, resp: Any, partial: _Partial, offset: int,
+                 info: dict[str, Any]) -> FetchResult:
+        status = resp.status
+        length = resp.headers.get("Content-Length")
+        length_n = int(length) if length and length.isdigit() else None
+        if status == 206 and offset:
+            start, total = _content_range(resp.headers.get("Content-Range", ""))
+            if start != offset or (total is not None and info.get("total") not in (None, total)):
+                partial.discard()
+                raise _Transient("server sent the wrong range; restarting", reached=True,
+                                 retry_after=0)
+            append = True
+        elif status == 200:
+            offset, append, total = 0, False, length_n
+            info = {"url": redact(self.key), "etag": resp.headers.get("ETag"),
+                    "last_modified": resp.headers.get("Last-Modified"), "total": total}
+        else:
+            raise FetchError(f"unexpected HTTP {status}: {redact(self.key)}")
+        expected_end = offset + length_n if length_n is not None else total
+        done = offset
+        bar = _Progress(self.progress, os.path.basename(self.dest), total, offset)
+        try:
+            with partial.start(info, append) as out:
+                while True:
+                    try:
+                        chunk = resp.read1(CHUNK)   # what has arrived, not a full CHUNK
+                    except (http.client.HTTPException, OSError) as exc:
+                        raise _Transient(f"connection lost after {done} bytes ({_reason(exc)})",
+                                         reached=True) from None
+                    if not chunk:
+                        break
+                    out.write(chunk)
+                    done += len(chunk)
+                    bar.update(done)
+            bar.update(done, final=True)
+        finally:
+            bar.close()
+        if expected_end is not None and done != expected_end:
+            raise _Transient(f"connection lost after {done} of {expected_end} bytes",
+                             reached=True)
+        return self._finish(partial, info, resumed=bool(append))
+
+    def _finish(self, partial: _Partial, info: dict[str, Any], resumed: bool) -> FetchResult:
+        """Verify the complete download, store it, place it at dest; the partial is consumed."""
+        digest, size = sha256_file(str(partial.data))
+        if self.sha256 and digest != self.sha256:
+            partial.discard()
+            if resumed:
+                raise _ResumedMismatch()
+            raise FetchError(f"SHA-256 mismatch for {redact(self.key)}: expected {self.sha256}, "
+                             f"got {digest}; nothing cached", EXIT_MISS)
+        try:
+            os.chmod(partial.data, 0o444)   # it may become the cache object itself (link=True)
+            if self.cache is not None:
+                meta = {"etag": info.get("etag"), "last_modified": info.get("last_modified"),
+                        "validated": time.time()}
+                meta = {k: v for k, v in meta.items() if v is not None}
+                self.cache.put(self.key, str(partial.data), sha256=digest, kind="url", meta=meta,
+                               link=True)
+            try:
+                materialize(str(partial.data), self.dest, mode="copy")
+            except OSError as exc:
+                raise FetchError(f"cannot write {self.dest}: {exc.strerror or exc}",
+                                 EXIT_USAGE if isinstance(exc, PermissionError) else EXIT_NETWORK
+                                 ) from None
+        finally:
+            partial.discard()
+        return FetchResult(self.dest, digest, size, "downloaded")
+
+
+class _ResumedMismatch(Exception):
+    """A resumed download failed its SHA-256 pin."""
+
+
+def _content_range(value: str) -> tuple[int | None, int | None]:
+    m = re.match(r"\s*bytes\s+(\d+)-(\d+)/(\d+|\*)", value)
+    if not m:
+        return None, None
+    return int(m.group(1)), (int(m.group(3)) if m.group(3) != "*" else None)
+
+
+def _retry_after(headers: Any) -> float | None:
+    value = (headers or {}).get("Retry-After") if headers is not None else None
+    if value and value.strip().isdigit():
+        return min(float(value), MAX_RETRY_DELAY)
+    return None
+
+
+def _reason(exc: BaseException) -> str:
+    reason = getattr(exc, "reason", None)
+    if isinstance(reason, BaseException):
+        exc = reason
+    elif isinstance(reason, str):
+        return reason
+    if isinstance(exc, socket.timeout | TimeoutError):
+        return "timed out"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
