@@ -1,0 +1,115 @@
+"""The Debian package, end to end: build, lintian, and a life cycle inside a fresh Debian 12 root.
+
+Needs root, mmdebstrap, the build tools (tests/requirements-apt.txt) and the Debian archive.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from .debroot import HOST_ENV, DebRoot, build_deb
+
+pytestmark = [
+    pytest.mark.network,
+    pytest.mark.skipif(os.geteuid() != 0, reason="builds chroots and installs packages: needs root"),
+]
+
+# Real packages from the Debian archive that the base root does not have (hello pulls nothing,
+# xxd is a second, independent deb; both are small).
+PKGS = "hello xxd"
+CACHE_DIR = "/var/cache/vps-configurator"
+
+
+@pytest.fixture(scope="module")
+def deb(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The .deb built from this checkout."""
+    return build_deb(tmp_path_factory.mktemp("debbuild"))
+
+
+def test_deb_lintian_clean_network(deb: Path) -> None:
+    """lintian reports no error and no warning on the binary package and its .changes."""
+    changes = next(deb.parent.glob("pkgcache_*.changes"))
+    proc = subprocess.run(
+        ["lintian", "--fail-on", "error,warning", "--display-level", ">=warning", str(changes)],
+        env=HOST_ENV, capture_output=True, text=True, timeout=300,
+    )
+    tags = [ln for ln in proc.stdout.splitlines() if re.match(r"^[EW]: ", ln)]
+    assert proc.returncode == 0 and not tags, proc.stdout + proc.stderr
+
+
+def test_deb_contents_network(deb: Path) -> None:
+    """The package ships the command, man page, conffiles, timer and apt snippet where expected."""
+    listing = subprocess.run(["dpkg-deb", "-c", str(deb)], check=True, capture_output=True,
+                             text=True).stdout
+    paths = {ln.split()[-1].lstrip(".") for ln in listing.splitlines()}
+    for want in ("/usr/bin/pkgcache", "/usr/share/man/man1/pkgcache.1.gz",
+                 "/etc/vps-configurator/config.yaml", "/lib/systemd/system/pkgcache.timer",
+                 "/lib/systemd/system/pkgcache.service", "/etc/cron.daily/pkgcache",
+                 "/usr/share/pkgcache/cache_core/cache.py", "/usr/share/pkgcache/hooks/cli.py"):
+        assert want in paths, f"{want} missing from the .deb"
+    assert any(p.startswith("/etc/apt/apt.conf.d/") and not p.endswith("/") for p in paths)
+    # The generic top-level package "hooks" must not land in dist-packages.
+    assert not any("dist-packages" in p for p in paths)
+
+
+def test_deb_lifecycle_in_fresh_root_network(deb: Path, tmp_path: Path) -> None:
+    """install -> hooks active -> harvest -> clean -> 'Need to get 0 B' -> remove -> purge."""
+    root = DebRoot.create(tmp_path / "root")
+    root.run("apt-get update -q")
+    before = root.file_list()
+
+    inside = root.copy_in(deb, "/tmp/" + deb.name)
+    root.run(f"apt-get install -y -q {inside}")
+    root.run(f"rm -f {inside}")
+
+    # Installed as promised: cache dir, conffiles, timer enabled, command works.
+    st = os.lstat(root.path / CACHE_DIR.lstrip("/"))
+    assert (st.st_uid, st.st_gid) == (0, 0) and (st.st_mode & 0o7777) in (0o755, 0o700)
+    conffiles = root.run("dpkg-query -W -f='${Conffiles}' pkgcache").stdout
+    assert "/etc/vps-configurator/config.yaml" in conffiles
+    assert "/etc/apt/apt.conf.d/" in conffiles
+    assert (root.path / "etc/systemd/system/timers.target.wants/pkgcache.timer").is_symlink()
+    root.run("pkgcache --version && pkgcache stats")
+
+    # The hooks are active: apt's configuration carries them and pkgcache reports them.
+    dump = root.run("apt-config dump").stdout
+    assert "pkgcache" in dump, "apt.conf.d snippet not loaded"
+    status = root.run("pkgcache apt status", check=False)
+    assert status.returncode == 0, status.stdout
+
+    # A real install from the Debian archive harvests every deb it installed into the cache.
+    first = root.run(f"apt-get install -y {PKGS}").stdout
+    assert "pkgcache: warning" not in first, first
+    m = re.search(r"^Need to get (\S+ \S+)", first, re.M)
+    assert m and not m.group(1).startswith("0 B"), first
+    keys = root.run("pkgcache ls deb:").stdout
+    for name in PKGS.split():
+        assert re.search(rf"\b{name}_\S+\.deb", keys), f"{name} not harvested:\n{keys}"
+    root.run("pkgcache verify")
+
+    # After apt-get clean, a second install gets every deb from the cache.
+    root.run(f"apt-get purge -y {PKGS} && apt-get clean")
+    assert not list((root.path / "var/cache/apt/archives").glob("*.deb"))
+    second = root.run(f"apt-get install -y {PKGS}").stdout
+    assert "Need to get 0 B" in second, second
+    assert "pkgcache: warning" not in second, second
+    root.run("hello --version >/dev/null && xxd -v >/dev/null")
+    root.run(f"apt-get purge -y {PKGS} && apt-get clean")
+
+    # remove (not purge): conffiles stay, apt keeps working without a warning.
+    root.run("apt-get remove -y pkgcache")
+    assert (root.path / "etc/vps-configurator/config.yaml").exists()
+    after_remove = root.run("apt-get install -y hello && hello --version && apt-get purge -y hello")
+    assert "pkgcache" not in after_remove.stdout, after_remove.stdout
+    root.run("apt-get update -q && apt-get clean")
+
+    # purge: no file of pkgcache's is left behind.
+    root.run("apt-get purge -y pkgcache && apt-get clean")
+    after = root.file_list()
+    assert not (after - before), f"left behind after purge: {sorted(after - before)}"
+    assert not (before - after), f"removed by mistake: {sorted(before - after)}"
