@@ -1,0 +1,158 @@
+#!/usr/bin/env python3
+"""cache_core benchmark: put, verified get, hit path and lookups, each beside the raw limit.
+
+Run:  .venv/bin/python bench/core_bench.py [--dir DIR] [--json OUT]
+Targets (issue #2): verified get >= 0.75x raw hashlib; hit path < 1 ms; >= 20k lookups/s at 100k.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from cache_core import PackageCache, materialize  # noqa: E402
+from cache_core.hashing import sha256_file  # noqa: E402
+
+MB = 1_000_000
+
+
+def timed(fn, repeat: int = 5) -> tuple[float, float, float]:
+    """(median, min, max) seconds of fn() over repeat runs."""
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times), min(times), max(times)
+
+
+def populate(cache: PackageCache, n: int) -> list[str]:
+    """n keys on n distinct tiny objects, written straight into the layout and index."""
+    cache.index  # noqa: B018 - create the layout
+    keys = []
+    now = time.time()
+    rows_o, rows_k = [], []
+    for i in range(n):
+        data = f"object {i}".encode()
+        digest = hashlib.sha256(data).hexdigest()
+        shard = cache.objects_dir / digest[:2]
+        shard.mkdir(exist_ok=True)
+        (shard / digest).write_bytes(data)
+        key = f"https://deb.example.org/pool/main/p/pkg{i}/pkg{i}_1.0-{i}_amd64.deb"
+        keys.append(key)
+        rows_o.append((digest, len(data), now, now))
+        rows_k.append((key, digest, "url", len(data), now, now))
+    with cache.index.write() as c:
+        c.executemany("INSERT OR IGNORE INTO objects(digest, size, created, last_used) VALUES (?,?,?,?)",
+                      rows_o)
+        c.executemany("INSERT INTO keys(key, digest, kind, size, created, last_used) VALUES (?,?,?,?,?,?)",
+                      rows_k)
+    return keys
+
+
+def lookups_per_s(cache: PackageCache, keys: list[str], with_stat: bool) -> float:
+    sample = keys[:: max(1, len(keys) // 20000)][:20000]
+    fn = cache.exists if with_stat else cache.lookup
+    t = time.perf_counter()
+    for k in sample:
+        assert fn(k)
+    return len(sample) / (time.perf_counter() - t)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--dir", default=None, help="work directory (default: a temp dir in /var/tmp)")
+    ap.add_argument("--size-mb", type=int, default=256, help="size of the big test file")
+    ap.add_argument("--json", default=None, help="write results as JSON here")
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="pkgcache-bench-", dir=args.dir or "/var/tmp"))
+    os.chmod(work, 0o755)
+    res: dict[str, object] = {}
+    try:
+        big = work / "big.bin"
+        with open(big, "wb") as fh:
+            for _ in range(args.size_mb):
+                fh.write(os.urandom(MB))
+        size = big.stat().st_size
+        cache = PackageCache(str(work / "cache"), strict=True)
+
+        raw_hash = timed(lambda: sha256_file(big))
+        raw_copy = timed(lambda: shutil.copyfile(big, work / "copy.bin"))
+        n = iter(range(1000))
+        put = timed(lambda: cache.put(f"https://e/big{next(n)}", str(big)))
+        get = timed(lambda: cache.get("https://e/big0"))
+        res["size_mb"] = size / MB
+        res["raw_sha256_mb_s"] = size / MB / raw_hash[0]
+        res["raw_copy_mb_s"] = size / MB / raw_copy[0]
+        res["put_mb_s"] = size / MB / put[0]
+        res["verified_get_mb_s"] = size / MB / get[0]
+        res["verified_get_vs_hashlib"] = raw_hash[0] / get[0]
+
+        small = work / "small.deb"
+        small.write_bytes(os.urandom(MB))
+        cache.put("deb:small_1_amd64.deb", str(small))
+        obj = cache.get("deb:small_1_amd64.deb")
+        dest_dir = work / "archives"
+        dest_dir.mkdir()
+
+        def hit_path() -> None:
+            # index lookup + size check + hardlink into place (no hashing)
+            if not cache.exists("deb:small_1_amd64.deb"):
+                raise SystemExit("miss")
+            materialize(obj, dest_dir / "small_1_amd64.deb", mode="link")
+
+        def raw_link() -> None:
+            tgt = dest_dir / "raw.deb"
+            if tgt.exists():
+                tgt.unlink()
+            os.link(obj, tgt)
+
+        hp = timed(hit_path, repeat=200)
+        rl = timed(raw_link, repeat=200)
+        vg = timed(lambda: cache.materialize_key("deb:small_1_amd64.deb", str(dest_dir / "v.deb")), 50)
+        res["hit_path_ms"] = hp[0] * 1000
+        res["raw_os_link_ms"] = rl[0] * 1000
+        res["verified_materialize_1mb_ms"] = vg[0] * 1000
+
+        for n_entries in (1000, 100_000):
+            c = PackageCache(str(work / f"lk{n_entries}"), strict=True)
+            keys = populate(c, n_entries)
+            res[f"lookups_per_s_{n_entries}"] = lookups_per_s(c, keys, with_stat=False)
+            res[f"exists_per_s_{n_entries}"] = lookups_per_s(c, keys, with_stat=True)
+            c.close()
+        cache.close()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    print(f"{'measure':<34}{'value':>14}  target")
+    rows = [
+        ("raw hashlib sha256 (MB/s)", res["raw_sha256_mb_s"], ""),
+        ("raw copyfile (MB/s)", res["raw_copy_mb_s"], ""),
+        ("put (MB/s, hash+copy+fsync)", res["put_mb_s"], ""),
+        ("verified get (MB/s)", res["verified_get_mb_s"], ""),
+        ("verified get / raw hashlib", res["verified_get_vs_hashlib"], ">= 0.75"),
+        ("hit path, no hashing (ms)", res["hit_path_ms"], "< 1"),
+        ("raw os.link (ms)", res["raw_os_link_ms"], ""),
+        ("verified materialize 1 MB (ms)", res["verified_materialize_1mb_ms"], ""),
+        ("lookups/s at 1k entries", res["lookups_per_s_1000"], ""),
+        ("lookups/s at 100k entries", res["lookups_per_s_100000"], ">= 20000"),
+        ("exists (lookup+stat)/s at 100k", res["exists_per_s_100000"], ""),
+    ]
+    for name, value, target in rows:
+        print(f"{name:<34}{value:>14.3f}  {target}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
