@@ -176,6 +176,16 @@ class PackageCache:
         """Store source_path under url (the source is left untouched); return its SHA-256."""
         return self.put(url, source_path)
 
+    def fetch(self, url: str, dest: str, sha256: str | None = None, **options: Any) -> Any:
+        """Download url to dest through the cache, like ``curl -fsSL url -o dest``.
+
+        A thin entry to the download driver (hooks.fetch: conditional requests, resume, retries);
+        raises hooks.fetch.FetchError on failure. Options: offline, refresh, retries, timeout.
+        """
+        from hooks.fetch import fetch  # the driver; imported lazily so the core stands alone
+
+        return fetch(self, url, dest, sha256, **options)
+
     # -- get / put / exists -----------------------------------------------------------------
     @_failopen(None)
     def get(self, key: str) -> str | None:
