@@ -66,6 +66,11 @@ def test_deb_lifecycle_in_fresh_root_network(deb: Path, tmp_path: Path) -> None:
     inside = root.copy_in(deb, "/tmp/" + deb.name)
     root.run(f"apt-get install -y -q {inside}")
     root.run(f"rm -f {inside}")
+    installed = root.file_list() - before
+    # The comparison sees the package's files (so the purge check below can fail).
+    for path in ("usr/bin/pkgcache", "var/cache/vps-configurator/", "etc/apt/apt.conf.d/05pkgcache",
+                 "etc/systemd/system/timers.target.wants/pkgcache.timer"):
+        assert path in installed, f"{path} not seen after install"
 
     # Installed as promised: cache dir, conffiles, timer enabled, command works.
     st = os.lstat(root.path / CACHE_DIR.lstrip("/"))
