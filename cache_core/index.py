@@ -7,6 +7,7 @@ transaction (at most every FLUSH_SECONDS, and at exit), so a hit is not a write 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -140,10 +141,12 @@ class Index:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
+                conn.execute("COMMIT")  # may fail (disk full): then roll back too
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
                 raise
-            conn.execute("COMMIT")
 
     def write(self) -> Any:
         """A short write transaction (BEGIN IMMEDIATE ... COMMIT)."""
