@@ -1,0 +1,344 @@
+"""Git repositories through the cache: one bare mirror per URL in ``<cache>/git-v1/``.
+
+Design after depot_tools ``git_cache.py``: a mirror is built in a temporary directory next to its
+final place, marked unfinished by a sentinel file, and renamed into place only once its fetch
+succeeded, so a clone killed half-way never leaves a mirror that looks complete. Creation and
+updates hold a per-URL lock. Clones borrow objects with ``git clone --reference <mirror>
+--dissociate`` and are independent afterwards; offline they clone from the mirror itself.
+Mirrors are recorded as bucket entries so they count toward the size cap and ``stats``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from cache_core import CacheError, warn
+
+BUCKET = "git-v1"
+SENTINEL = "pkgcache-mirror-incomplete"
+TMP_PREFIX = ".tmp-"
+LOCK_TIMEOUT = 3600.0
+EXIT_MISS, EXIT_USAGE, EXIT_NETWORK = 1, 2, 5
+REFSPECS = ("+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*")
+# Variables that would point our git commands at some other repository.
+_GIT_REPO_VARS = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY",
+                  "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_COMMON_DIR", "GIT_NAMESPACE",
+                  "GIT_CEILING_DIRECTORIES")
+
+
+class GitError(Exception):
+    """A git operation that failed; ``exit_code`` per docs/core-api.md."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_NETWORK) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def redact(url: str) -> str:
+    """url without user:password@ (for messages and directory names)."""
+    with contextlib.suppress(ValueError):
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme and "@" in parts.netloc:
+            return urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+    return url
+
+
+def normalize_url(url: str) -> str:
+    """The mirror key: surrounding spaces and trailing slashes removed."""
+    url = url.strip()
+    if not url or url.startswith("-") or any(ord(c) < 0x20 for c in url):
+        raise GitError(f"not a usable repository URL: {url!r}", EXIT_USAGE)
+    return url.rstrip("/") or url
+
+
+def mirror_name(url: str) -> str:
+    """A readable, collision-free directory name: ``host_path-<hash>.git`` (no credentials)."""
+    url = normalize_url(url)
+    digest = hashlib.sha256(url.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    visible = redact(url)
+    visible = re.sub(r"\A[a-z][a-z0-9+.-]*://", "", visible, flags=re.I)
+    visible = re.sub(r"[^A-Za-z0-9_-]+", "_", visible).strip("_")[:80] or "repo"
+    return f"{visible}-{digest}.git"
+
+
+def git_env(**extra: str) -> dict[str, str]:
+    """Environment for mirror operations: no inherited repository, no prompts, C messages."""
+    env = {k: v for k, v in os.environ.items() if k not in _GIT_REPO_VARS}
+    env.update({"GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"})
+    env.update(extra)
+    return env
+
+
+def _git(*args: str, cwd: str | None = None, quiet: bool = True,
+         check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run git; raise GitError with git's last stderr line on failure (when check)."""
+    try:
+        proc = subprocess.run(["git", *args], cwd=cwd, env=git_env(), text=True,
+                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE if quiet else None)
+    except FileNotFoundError:
+        raise GitError("git is not installed", EXIT_USAGE) from None
+    if check and proc.returncode != 0:
+        lines = [ln for ln in (proc.stderr or "").splitlines() if ln.strip()]
+        raise GitError(lines[-1].strip() if lines else f"git {args[0]} failed")
+    return proc
+
+
+def dir_size(path: Path) -> int:
+    """Bytes used by a directory tree (apparent sizes, symlinks not followed)."""
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(root, name)).st_size
+    return total
+
+
+def is_valid_mirror(path: Path) -> bool:
+    """A finished bare repository: no sentinel, HEAD and objects present, refs readable."""
+    if path.is_symlink() or not path.is_dir() or (path / SENTINEL).exists():
+        return False
+    if not (path / "HEAD").is_file() or not (path / "objects").is_dir():
+        return False
+    proc = _git("--git-dir", str(path), "for-each-ref", "--count=1", check=False)
+    return proc.returncode == 0
+
+
+class Mirrors:
+    """The mirror store of one cache."""
+
+    def __init__(self, cache: Any) -> None:
+        self.cache = cache
+        self.bucket = cache.bucket(BUCKET)
+
+    def path(self, url: str) -> Path:
+        return self.bucket / mirror_name(url)
+
+    @contextlib.contextmanager
+    def locked(self, url: str) -> Iterator[None]:
+        with self.cache.lock("git:" + normalize_url(url), timeout=LOCK_TIMEOUT):
+            yield
+
+    # -- creation and update (call with the URL's lock held) ---------------------------------
+    def ensure(self, url: str, *, offline: bool = False, update: bool = True) -> tuple[Path, bool]:
+        """A valid mirror of url, created or refreshed; (path, fresh). fresh = fetched just now.
+
+        A mirror whose refresh fails is still returned (fresh=False) with a warning; a missing
+        mirror offline is a GitError(exit 1).
+        """
+        url = normalize_url(url)
+        name = mirror_name(url)
+        final = self.bucket / name
+        self._sweep(name)
+        if os.path.lexists(final) and not is_valid_mirror(final):
+            warn(f"git: removing an unfinished or broken mirror of {redact(url)}")
+            self._remove(final, name)
+        if final.is_dir():
+            if offline or not update:
+                self.cache.touch_bucket_entry(BUCKET, name)
+                return final, False
+            try:
+                self._fetch(final, url)
+            except GitError as exc:
+                warn(f"git: cannot update the mirror of {redact(url)} ({exc}); using it as is")
+                self.cache.touch_bucket_entry(BUCKET, name)
+                return final, False
+            self.cache.record_bucket_entry(BUCKET, name, dir_size(final))
+            return final, True
+        if offline:
+            raise GitError(f"offline and no mirror of {redact(url)} in the cache", EXIT_MISS)
+        self._create(url, final, name)
+        return final, True
+
+    def _create(self, url: str, final: Path, name: str) -> None:
+        """init --bare + sentinel in a temp dir, fetch, set HEAD, drop sentinel, rename."""
+        tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{name}-", dir=self.bucket))
+        try:
+            _git("init", "--quiet", "--bare", str(tmp))
+            (tmp / SENTINEL).write_text(f"{os.getpid()} {time.time()}\n")
+            git = ("--git-dir", str(tmp))
+            _git(*git, "config", "remote.origin.url", url)
+            for i, spec in enumerate(REFSPECS):
+                _git(*git, "config", "--add" if i else "--replace-all", "remote.origin.fetch", spec)
+            # depot_tools: a killed detached gc can leave a broken repository.
+            _git(*git, "config", "gc.autoDetach", "false")
+            head = self._remote_head(tmp, url)
+            _git(*git, "fetch", "--quiet", "--prune", "--no-tags", "origin")
+            if head:
+                _git(*git, "symbolic-ref", "HEAD", head, check=False)
+            (tmp / SENTINEL).unlink()
+            os.rename(tmp, final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        self.cache.record_bucket_entry(BUCKET, name, dir_size(final))
+
+    @staticmethod
+    def _remote_head(repo: Path, url: str) -> str | None:
+        """The branch the remote's HEAD points at (``refs/heads/main``), if it says."""
+        proc = _git("--git-dir", str(repo), "ls-remote", "--symref", url, "HEAD")
+        m = re.search(r"^ref: (refs/heads/\S+)\tHEAD$", proc.stdout, re.M)
+        return m.group(1) if m else None
+
+    @staticmethod
+    def _fetch(path: Path, url: str) -> None:
+        for leftover in (path / "objects" / "pack").glob("tmp_*"):
+            with contextlib.suppress(OSError):
+                leftover.unlink()
+        _git("--git-dir", str(path), "config", "remote.origin.url", url)
+        _git("--git-dir", str(path), "fetch", "--quiet", "--prune", "--no-tags", "origin")
+
+    def _sweep(self, name: str) -> None:
+        """Remove temp dirs of this URL left by killed runs (we hold its lock)."""
+        with contextlib.suppress(OSError):
+            for entry in os.scandir(self.bucket):
+                if entry.name.startswith(f"{TMP_PREFIX}{name}-"):
+                    shutil.rmtree(entry.path, ignore_errors=True)
+
+    def _remove(self, final: Path, name: str) -> None:
+        if final.is_symlink() or not final.is_dir():
+            with contextlib.suppress(OSError):
+                final.unlink()
+        else:
+            # Rename first so a crash mid-delete leaves only a temp dir, swept later.
+            doomed = final.with_name(f"{TMP_PREFIX}{name}-doomed")
+            with contextlib.suppress(OSError):
+                os.rename(final, doomed)
+                final = doomed
+            shutil.rmtree(final, ignore_errors=True)
+        self.cache.drop_bucket_entry(BUCKET, name)
+
+    def remove(self, url: str) -> bool:
+        """Delete the mirror of url (lock held by caller); True if there was one."""
+        name = mirror_name(url)
+        final = self.bucket / name
+        if not os.path.lexists(final):
+            return False
+        self._remove(final, name)
+        return True
+
+    def urls(self) -> list[str]:
+        """URLs of every finished mirror (from their git config)."""
+        out = []
+        with contextlib.suppress(OSError), os.scandir(self.bucket) as it:
+            for entry in sorted(it, key=lambda e: e.name):
+                if entry.name.startswith(".") or not entry.is_dir(follow_symlinks=False):
+                    continue
+                proc = _git("config", "--file", os.path.join(entry.path, "config"),
+                            "remote.origin.url", check=False)
+                if proc.returncode == 0 and proc.stdout.strip():
+                    out.append(proc.stdout.strip())
+        return out
+
+
+# -- clone / update ----------------------------------------------------------------------------
+def _origin_name(args: Sequence[str]) -> str:
+    """The remote name a clone will get (``-o NAME`` / ``--origin NAME``), default origin."""
+    for i, a in enumerate(args):
+        if a in ("-o", "--origin") and i + 1 < len(args):
+            return args[i + 1]
+        if a.startswith("--origin="):
+            return a.split("=", 1)[1]
+    return "origin"
+
+
+def plain_clone(url: str, dest: str, args: Sequence[str]) -> int:
+    """git clone without the cache (the fail-open path); git's own exit code mapped to 5."""
+    proc = subprocess.run(["git", "clone", *args, "--", url, dest], stdin=subprocess.DEVNULL)
+    return 0 if proc.returncode == 0 else EXIT_NETWORK
+
+
+def clone(cache: Any, url: str, dest: str, args: Sequence[str] = (), *,
+          offline: bool = False) -> int:
+    """Clone url into dest through the mirror; returns an exit code (raises GitError on misuse).
+
+    Online: refresh the mirror, then ``git clone --reference <mirror> --dissociate``. If the
+    server cannot be reached (or offline), clone from the mirror and point origin back at url.
+    """
+    url = normalize_url(url)
+    if os.path.lexists(dest) and (not os.path.isdir(dest) or os.listdir(dest)):
+        raise GitError(f"destination {dest} already exists and is not an empty directory",
+                       EXIT_USAGE)
+    if cache is None or not getattr(cache, "enabled", False):
+        return EXIT_MISS if offline else plain_clone(url, dest, args)
+    try:
+        mirrors = Mirrors(cache)
+        lock = mirrors.locked(url)
+        lock.__enter__()
+    except (CacheError, OSError) as exc:
+        if offline:
+            raise GitError(f"cache unusable ({exc}) and offline", EXIT_MISS) from None
+        warn(f"git: cache unusable ({exc}); cloning without it")
+        return plain_clone(url, dest, args)
+    try:
+        try:
+            mirror, fresh = mirrors.ensure(url, offline=offline)
+        except GitError as exc:
+            if offline or exc.exit_code == EXIT_USAGE:
+                raise
+            # No mirror and the upstream fetch failed: let git report it as it would.
+            warn(f"git: could not build a mirror of {redact(url)} ({exc})")
+            return plain_clone(url, dest, args)
+        if fresh:
+            proc = subprocess.run(["git", "clone", "--reference", str(mirror), "--dissociate",
+                                   *args, "--", url, dest], stdin=subprocess.DEVNULL,
+                                  env=git_env(GIT_TERMINAL_PROMPT=os.environ.get(
+                                      "GIT_TERMINAL_PROMPT", "1")))
+            if proc.returncode == 0:
+                return 0
+            _cleanup_dest(dest)
+            warn(f"git: clone from {redact(url)} failed; cloning from the cached mirror")
+        return _clone_from_mirror(mirror, url, dest, args)
+    finally:
+        lock.__exit__(None, None, None)
+
+
+def _cleanup_dest(dest: str) -> None:
+    """Remove what a failed git clone left at dest (git usually does this itself)."""
+    if os.path.isdir(dest) and not os.path.islink(dest):
+        shutil.rmtree(dest, ignore_errors=True)
+
+
+def _clone_from_mirror(mirror: Path, url: str, dest: str, args: Sequence[str]) -> int:
+    """Clone from the local mirror (file:// so nothing is hard-linked), then origin := url."""
+    proc = subprocess.run(["git", "clone", *args, "--", mirror.as_uri(), dest],
+                          stdin=subprocess.DEVNULL, env=git_env())
+    if proc.returncode != 0:
+        _cleanup_dest(dest)
+        raise GitError(f"clone from the cached mirror of {redact(url)} failed")
+    bare = _git("-C", dest, "rev-parse", "--is-bare-repository", check=False).stdout.strip()
+    git_dir = dest if bare == "true" else os.path.join(dest, ".git")
+    _git("--git-dir", git_dir, "remote", "set-url", _origin_name(args), url, check=False)
+    return 0
+
+
+def update(cache: Any, urls: Sequence[str] = ()) -> int:
+    """Fetch new commits into the given mirrors (created if missing) or into all of them."""
+    mirrors = Mirrors(cache)
+    targets = [normalize_url(u) for u in urls] or mirrors.urls()
+    failed = 0
+    for url in targets:
+        with mirrors.locked(url):
+            final = mirrors.path(url)
+            try:
+                if is_valid_mirror(final):
+                    Mirrors._fetch(final, url)
+                    cache.record_bucket_entry(BUCKET, final.name, dir_size(final))
+                else:
+                    mirrors.ensure(url)
+            except GitError as exc:
+                failed += 1
+                print(f"pkgcache: git update: {redact(url)}: {exc}", file=sys.stderr, flush=True)
+    return EXIT_NETWORK if failed else 0
