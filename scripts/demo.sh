@@ -1,0 +1,151 @@
+#!/bin/sh
+# The main job in one command (make demo). On a Debian 12 host, as root:
+#   1. installs the build tooling and mmdebstrap on the host (nothing else on the host changes),
+#   2. builds the pkgcache .deb from this checkout,
+#   3. builds a throwaway Debian 12 root with mmdebstrap from the Debian archive,
+#   4. installs the .deb into it,
+#   5. provisions a real package set (apt-get install) and a real requirements set
+#      (pkgcache pip install into a venv),
+#   6. wipes the usual caches (apt-get clean, packages purged, a fresh venv, pip's cache),
+#   7. provisions again, and prints a before/after table.
+#
+# Environment knobs:
+#   DEMO_DIR      work directory (default /var/tmp/pkgcache-demo; the root is rebuilt each run)
+#   DEMO_APT      package set   (default: nginx postgresql-15 git curl; about 70 debs, ~90 MB)
+#   DEMO_PIP      requirements  (default: requests PyYAML numpy rich Jinja2 click, pinned)
+#   DEMO_FRESH=1  rebuild the base root tarball even if a recent one exists
+set -eu
+
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+DEMO_DIR=${DEMO_DIR:-/var/tmp/pkgcache-demo}
+DEMO_APT=${DEMO_APT:-"nginx postgresql-15 git curl"}
+DEMO_PIP=${DEMO_PIP:-"requests==2.34.2 PyYAML==6.0.3 numpy==2.4.6 rich==15.0.0 Jinja2==3.1.6 click==8.5.1"}
+BASE_PKGS="python3,python3-venv,python3-apt,python3-yaml,python3-packaging,ca-certificates"
+ROOT=$DEMO_DIR/root
+PATH=/usr/sbin:/usr/bin:/sbin:/bin
+export PATH
+
+say() { printf '\n==> %s\n' "$*"; }
+die() { printf 'demo: %s\n' "$*" >&2; exit 1; }
+
+[ "$(id -u)" = 0 ] || die "run as root (it builds a chroot with mmdebstrap and runs apt-get in it)"
+command -v apt-get >/dev/null 2>&1 || die "needs a Debian host (apt-get not found)"
+if ! grep -q '^VERSION_CODENAME=bookworm' /etc/os-release 2>/dev/null; then
+	echo "demo: warning: written for Debian 12 (bookworm); trying anyway" >&2
+fi
+mkdir -p "$DEMO_DIR"
+chmod 0700 "$DEMO_DIR"
+
+# --- 1. host tooling --------------------------------------------------------------------
+if ! command -v mmdebstrap >/dev/null 2>&1; then
+	say "installing mmdebstrap on the host"
+	DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends mmdebstrap >/dev/null
+fi
+
+# --- 2. the .deb ----------------------------------------------------------------------------
+say "building the .deb (scripts/build-deb.sh)"
+DEB=$(sh "$REPO/scripts/build-deb.sh" "$DEMO_DIR/build" | tail -n 1)
+echo "built $DEB"
+
+# --- 3. a throwaway Debian 12 root ----------------------------------------------------------
+BASE=$DEMO_DIR/bookworm-base.tar
+if [ "${DEMO_FRESH:-0}" = 1 ] || [ -z "$(find "$BASE" -mmin -1440 2>/dev/null)" ]; then
+	say "mmdebstrap: building a minimal Debian 12 root from the Debian archive"
+	t0=$(date +%s)
+	mmdebstrap --quiet --mode=root --variant=apt --include="$BASE_PKGS" bookworm "$BASE.tmp"
+	mv "$BASE.tmp" "$BASE"
+	echo "base root built in $(( $(date +%s) - t0 )) s"
+else
+	say "reusing the base root tarball from the last 24 h ($BASE; DEMO_FRESH=1 rebuilds it)"
+fi
+rm -rf "$ROOT"
+mkdir -m 0755 "$ROOT"
+tar -C "$ROOT" -xf "$BASE"
+cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
+# The root shares the host's network: never let a postinst start nginx/postgres in it.
+printf '#!/bin/sh\nexit 101\n' >"$ROOT/usr/sbin/policy-rc.d"
+chmod 0755 "$ROOT/usr/sbin/policy-rc.d"
+
+# Run a shell script inside the root; /proc is mounted in a private namespace that dies with it.
+inroot() {
+	unshare --mount --pid --fork --mount-proc="$ROOT/proc" chroot "$ROOT" \
+		env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
+		LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive /bin/sh -ec "$1"
+}
+
+# --- 4. install the .deb ----------------------------------------------------------------------
+say "installing $(basename "$DEB") into the root"
+cp "$DEB" "$ROOT/tmp/"
+inroot "apt-get update -q >/dev/null && apt-get install -y -q /tmp/$(basename "$DEB") >/dev/null && rm /tmp/*.deb"
+inroot "pkgcache --version; pkgcache apt status"
+echo "$DEMO_PIP" | tr ' ' '\n' >"$ROOT/root/requirements.txt"
+
+PIP_READY=1
+if ! inroot "pkgcache pip install --help >/dev/null 2>&1"; then
+	PIP_READY=0
+	echo "demo: 'pkgcache pip install' is not available in this build: the pip rows are skipped" >&2
+fi
+
+# --- helpers for measuring ------------------------------------------------------------------
+now() { date +%s.%N; }
+rx_bytes() { # bytes received on the host's non-loopback interfaces (the root shares them)
+	awk -F'[: ]+' 'NR > 2 && $2 != "lo" { s += $3 } END { printf "%d\n", s }' /proc/net/dev
+}
+stat_field() { # a field of `pkgcache stats --json` inside the root
+	inroot "pkgcache stats --json" | python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"
+}
+human() { # bytes -> short human form
+	awk -v b="$1" 'BEGIN { split("B kB MB GB", u, " "); i = 1
+		while (b >= 1000 && i < 4) { b /= 1000; i++ }
+		printf (i == 1 ? "%d %s" : "%.1f %s"), b, u[i] }'
+}
+ROWS=$DEMO_DIR/rows.txt
+: >"$ROWS"
+
+# measure ROUND STEP SCRIPT: run SCRIPT in the root and append one table row.
+measure() {
+	h0=$(stat_field hits); s0=$(stat_field bytes_served); r0=$(rx_bytes); t0=$(now)
+	if ! inroot "$3" >"$DEMO_DIR/$1-$2.log" 2>&1; then
+		tail -n 30 "$DEMO_DIR/$1-$2.log" >&2
+		die "$2 failed in round $1 (log: $DEMO_DIR/$1-$2.log)"
+	fi
+	t1=$(now); r1=$(rx_bytes); h1=$(stat_field hits); s1=$(stat_field bytes_served)
+	need=$(sed -n 's/^Need to get \([^ ]* [^ /]*\).*/\1/p' "$DEMO_DIR/$1-$2.log" | head -n 1)
+	secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f s", b - a }')
+	printf '%s|%s|%s|%s|%s|%s|%s\n' "$1" "$2" "$secs" "$(human $((r1 - r0)))" \
+		"${need:--}" "$((h1 - h0))" "$(human $((s1 - s0)))" >>"$ROWS"
+}
+
+APT_STEP="apt-get install -y --no-install-recommends $DEMO_APT"
+PIP_STEP="python3 -m venv /opt/app && pkgcache pip install --python /opt/app -r /root/requirements.txt"
+WIPE="apt-get purge -y --autoremove $DEMO_APT >/dev/null; apt-get clean; rm -rf /opt/app /root/.cache/pip"
+
+# --- 5. provision, wipe, provision again -----------------------------------------------------
+for round in cold warm; do
+	say "round '$round': apt-get install $DEMO_APT"
+	measure "$round" apt "$APT_STEP"
+	if [ "$PIP_READY" = 1 ]; then
+		say "round '$round': pkgcache pip install -r requirements.txt ($DEMO_PIP)"
+		measure "$round" pip "$PIP_STEP"
+		inroot "/opt/app/bin/python -c 'import requests, yaml, numpy, rich, jinja2, click'" \
+			|| die "the venv of round $round cannot import the requirements"
+	fi
+	if [ "$round" = cold ]; then
+		say "wiping the usual caches: apt-get purge + apt-get clean, fresh venv, pip cache"
+		inroot "$WIPE"
+		inroot 'ls /var/cache/apt/archives/*.deb >/dev/null 2>&1 && exit 1 || true'
+	fi
+done
+
+# --- 6. the table --------------------------------------------------------------------------
+say "before/after (cold = empty pkgcache; warm = after apt-get clean and a fresh venv)"
+{
+	echo "round|step|time|downloaded (host NIC)|apt: need to get|cache hits|served from cache"
+	cat "$ROWS"
+} | column -t -s '|' 2>/dev/null || { echo "round|step|time|downloaded|apt need|hits|served"; cat "$ROWS"; }
+[ "$PIP_READY" = 1 ] || echo "(pip rows skipped: 'pkgcache pip install' is not in this build)"
+echo
+echo "downloaded = bytes received by the host's network interfaces during the step (the root shares"
+echo "them; other traffic on the host is counted too). Logs: $DEMO_DIR/*.log. Root: $ROOT"
+inroot "pkgcache stats"
