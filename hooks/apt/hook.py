@@ -21,13 +21,30 @@ class HookTimeout(Exception):
     """The hook ran past its time limit."""
 
 
+_said: list[str] = []
+
+
 def _warn(message: str) -> None:
-    try:
-        from cache_core import warn
-    except Exception:  # noqa: BLE001 - cache_core itself may be what is broken
-        sys.stderr.write(f"pkgcache: warning: {message}\n")
+    """At most ONE warning line per hook process, whoever raises it (driver or cache core)."""
+    if _said:
         return
-    warn(message)
+    _said.append(message)
+    try:
+        sys.stderr.write(f"pkgcache: warning: {message}\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+
+
+def _gate_core_warnings() -> None:
+    """Route cache_core's warnings through _warn, so apt sees one line per hook at most."""
+    try:
+        import cache_core.cache as core_cache
+        import cache_core.errors as core_errors
+    except Exception:  # noqa: BLE001 - a broken cache_core is reported later, once
+        return
+    core_cache.warn = _warn  # type: ignore[assignment]
+    core_errors.warn = _warn  # type: ignore[assignment]
 
 
 def _on_alarm(signum: int, frame: object) -> None:
@@ -58,9 +75,11 @@ def run(action: str, make_cache: Callable[[], Any]) -> int:
         signal.alarm(TIME_LIMIT.get(action, 60))
         if action not in ACTIONS:
             raise ValueError(f"unknown hook action {action!r}")
+        _gate_core_warnings()
         cache = make_cache()
         if not getattr(cache, "enabled", True):
             return 0
+        cache.index  # noqa: B018 - open it now: an unusable cache is one warning, then nothing
         try:
             _dispatch(action, cache, actions)
         finally:
@@ -100,7 +119,7 @@ def _dispatch(action: str, cache: Any, actions: list[Any]) -> None:
         rep = harvest(cache, actions)
         aptenv.record(cache, "harvest", rep.as_dict())
         if rep.failed:
-            _warn(f"apt harvest: {len(rep.failed)} .deb(s) not cached")
+            _warn(f"apt harvest: {len(rep.failed)} of {rep.seen} .deb(s) not cached")
     elif action == "sweep":
         from .harvest import sweep
 

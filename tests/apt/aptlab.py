@@ -52,7 +52,7 @@ def build_deb(
     (work / "DEBIAN" / "control").write_text("\n".join(control) + "\n")
     out = outdir / f"{name}_{version.split(':')[-1]}_{arch}.deb"
     subprocess.run(
-        ["dpkg-deb", "-Zgzip", "-z1", "--root-owner-group", "--build", str(work), str(out)],
+        ["dpkg-deb", "-Znone", "--root-owner-group", "--build", str(work), str(out)],
         check=True, capture_output=True,
     )
     shutil.rmtree(work)
@@ -157,12 +157,15 @@ class Sandbox:
         self.pkgcache_bin = r / "usr/bin/pkgcache"
         self.write_pkgcache_wrapper()
 
-    def write_pkgcache_wrapper(self, body: str | None = None) -> None:
+    def write_pkgcache_wrapper(self, body: str | None = None, *, pythonpath: str = "",
+                               options: str | None = None) -> None:
+        """The sandbox's /usr/bin/pkgcache: runs this checkout's CLI on the test cache."""
+        if options is None:
+            options = f'--cache-dir "{self.cache_dir}"'
         if body is None:
-            body = (
-                f'PYTHONPATH="{REPO_ROOT}" exec "{VENV_PY}" -m hooks.cli '
-                f'--cache-dir "{self.cache_dir}" "$@"\n'
-            )
+            path = f"{pythonpath}:{REPO_ROOT}" if pythonpath else str(REPO_ROOT)
+            body = f'PYTHONPATH="{path}" exec "{VENV_PY}" -m hooks.cli {options} "$@"\n'
+
         self.pkgcache_bin.write_text("#!/bin/sh\n" + body)
         self.pkgcache_bin.chmod(0o755)
 
