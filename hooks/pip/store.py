@@ -1,0 +1,306 @@
+"""Wheels in the shared cache: keys, the find-links page and the linked file views.
+
+Keys (never a URL alone, never name/version alone):
+  ``wheel:<exact file name>``            a wheel as published (object = its SHA-256)
+  ``sdist:<exact file name>``            a source archive as published
+  ``built:<sdist sha256>:<fingerprint>`` a wheel built here from that sdist, only for that
+                                         interpreter/ABI/machine/libc/distro fingerprint
+The objects are linked (reflink/hardlink) into ``<cache>/pip-v1/files/<sha256>/<file name>`` so
+pip and uv can read them under their real names; pip checks each file against the page's
+``#sha256=`` fragment before installing it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import os
+import shutil
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, unquote, urlsplit
+
+from packaging.requirements import Requirement
+from packaging.tags import Tag
+from packaging.utils import (
+    InvalidSdistFilename,
+    InvalidWheelFilename,
+    canonicalize_name,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
+
+from cache_core import Entry, PackageCache, safe_filename
+
+from .target import Target
+
+BUCKET = "pip-v1"
+SDIST_SUFFIXES = (".tar.gz", ".zip")
+
+
+@dataclass
+class Artifact:
+    """One file pip's resolver chose (from an installation report)."""
+
+    name: str
+    version: str
+    url: str
+    filename: str
+    sha256: str | None
+    requires_python: str | None
+    yanked: bool
+    is_direct: bool
+
+    @property
+    def is_wheel(self) -> bool:
+        """True for a .whl file."""
+        return self.filename.endswith(".whl")
+
+    @property
+    def cacheable(self) -> bool:
+        """True for a wheel or sdist archive with a known SHA-256 (not a VCS or a directory)."""
+        return bool(self.sha256) and (self.is_wheel or self.filename.endswith(SDIST_SUFFIXES))
+
+
+def parse_report(data: dict[str, Any]) -> list[Artifact]:
+    """The artifacts of a pip installation report (format version 1)."""
+    if str(data.get("version")) != "1":
+        raise ValueError(f"unsupported pip report version {data.get('version')!r}")
+    out = []
+    for item in data.get("install", []):
+        info = item.get("download_info") or {}
+        meta = item.get("metadata") or {}
+        url = info.get("url", "")
+        hashes = (info.get("archive_info") or {}).get("hashes") or {}
+        sha = hashes.get("sha256")
+        if not sha:
+            legacy = (info.get("archive_info") or {}).get("hash") or ""
+            sha = legacy[7:] if legacy.startswith("sha256=") else None
+        filename = unquote(urlsplit(url).path.rsplit("/", 1)[-1]) if "archive_info" in info else ""
+        out.append(Artifact(name=str(canonicalize_name(meta.get("name", ""))),
+                            version=str(meta.get("version", "")), url=url, filename=filename,
+                            sha256=sha.lower() if sha else None,
+                            requires_python=meta.get("requires_python"),
+                            yanked=bool(item.get("is_yanked")),
+                            is_direct=bool(item.get("is_direct"))))
+    return out
+
+
+@dataclass
+class Candidate:
+    """A cached file offered to the installer for one target."""
+
+    entry: Entry
+    filename: str
+    path: Path
+
+    @property
+    def sha256(self) -> str:
+        """The file's SHA-256."""
+        return self.entry.digest
+
+
+def wheel_tags(filename: str) -> frozenset[Tag] | None:
+    """The tags of a wheel file name, or None if the name is not a valid wheel name."""
+    try:
+        return parse_wheel_filename(filename)[3]
+    except InvalidWheelFilename:
+        return None
+
+
+def project_of(filename: str) -> str | None:
+    """The canonical project name of a wheel or sdist file name."""
+    try:
+        if filename.endswith(".whl"):
+            return str(parse_wheel_filename(filename)[0])
+        return str(parse_sdist_filename(filename)[0])
+    except (InvalidWheelFilename, InvalidSdistFilename):
+        return None
+
+
+def check_filename(filename: str) -> str:
+    """Refuse file names that are not plain, parseable wheel/sdist names."""
+    safe_filename(filename)
+    if project_of(filename) is None:
+        raise ValueError(f"{filename!r} is not a wheel or sdist file name")
+    return filename
+
+
+class WheelStore:
+    """The pip driver's view of the shared cache."""
+
+    def __init__(self, cache: PackageCache) -> None:
+        self.cache = cache
+        self.root = cache.bucket(BUCKET)
+        self.files = self._dir(self.root / "files")
+
+    @staticmethod
+    def _dir(path: Path) -> Path:
+        if path.is_symlink():
+            raise OSError(f"{path} is a symlink; refusing it")
+        path.mkdir(mode=0o755, exist_ok=True)
+        return path
+
+    def subdir(self, name: str) -> Path:
+        """A private working directory under the pip bucket (tool caches, memo files)."""
+        return self._dir(self.root / safe_filename(name))
+
+    # -- keys -------------------------------------------------------------------------------
+    @staticmethod
+    def built_key(sdist_sha256: str, target: Target) -> str:
+        """The key of a wheel built from an sdist for one target fingerprint."""
+        return f"built:{sdist_sha256}:{target.fingerprint}"
+
+    def have(self, art: Artifact, target: Target) -> bool:
+        """True if the cache can serve art (or the wheel built from it) for target."""
+        if not art.cacheable:
+            return True
+        if art.is_wheel:
+            entry = self.cache.lookup(f"wheel:{art.filename}")
+            return bool(entry and entry.digest == art.sha256 and
+                        self.cache.exists(f"wheel:{art.filename}"))
+        return self.cache.exists(self.built_key(str(art.sha256), target))
+
+    def add(self, key: str, path: str, sha256: str | None, meta: dict[str, Any]) -> str | None:
+        """Store a file under key (checked against sha256) and link it into the view."""
+        digest = self.cache.put(key, path, sha256=sha256, kind=key.split(":", 1)[0], meta=meta)
+        if digest is None:
+            return None
+        entry = self.cache.lookup(key)
+        if entry is None or self._view(entry, meta["filename"]) is None:
+            return None
+        return digest
+
+    # -- the linked view ----------------------------------------------------------------------
+    def _view(self, entry: Entry, filename: str) -> Path | None:
+        """The view path of entry's object under filename, linked in if needed."""
+        check_filename(filename)
+        d = self.files / entry.digest
+        dest = d / filename
+        try:
+            st = os.lstat(dest)
+            if stat.S_ISREG(st.st_mode) and st.st_size == entry.size:
+                return dest
+        except FileNotFoundError:
+            pass
+        self._dir(d)
+        if not self.cache.materialize_key(entry.key, str(dest), mode="auto",
+                                          sha256=entry.digest):
+            return None
+        return dest
+
+    def candidates(self, target: Target, *, sdists: bool = False) -> list[Candidate]:
+        """Cached files the target can install: compatible wheels and its own built wheels."""
+        out: list[Candidate] = []
+        wanted: list[tuple[Entry, str]] = []
+        for entry in self.cache.keys("wheel:"):
+            filename = entry.key[len("wheel:"):]
+            tags = wheel_tags(filename)
+            if tags is not None and target.supports(tags):
+                wanted.append((entry, filename))
+        suffix = ":" + target.fingerprint
+        for entry in self.cache.keys("built:"):
+            filename = str(entry.meta.get("filename", ""))
+            if entry.key.endswith(suffix) and wheel_tags(filename) is not None:
+                wanted.append((entry, filename))
+        if sdists:
+            wanted += [(e, e.key[len("sdist:"):]) for e in self.cache.keys("sdist:")]
+        for entry, filename in wanted:
+            try:
+                path = self._view(entry, filename)
+            except (OSError, ValueError):
+                path = None
+            if path is not None:
+                out.append(Candidate(entry, filename, path))
+        return out
+
+    def prune_view(self) -> int:
+        """Remove linked files whose object is no longer in the cache; return how many."""
+        live = {e.digest for p in ("wheel:", "built:", "sdist:") for e in self.cache.keys(p)}
+        removed = 0
+        for d in self.files.iterdir():
+            if d.name not in live and not d.is_symlink() and d.is_dir():
+                shutil.rmtree(d, ignore_errors=True)
+                removed += 1
+        return removed
+
+    def describe(self, req: Requirement, target: Target) -> str | None:
+        """Why no cached file fits req for target, or None if the cache knows nothing useful."""
+        name = str(canonicalize_name(req.name))
+
+        def fits(filename: str) -> bool:
+            if project_of(filename) != name:
+                return False
+            try:
+                version = (parse_wheel_filename(filename)[1] if filename.endswith(".whl")
+                           else parse_sdist_filename(filename)[1])
+            except (InvalidWheelFilename, InvalidSdistFilename):
+                return False
+            return req.specifier.contains(version, prereleases=True)
+
+        wheels = [e.key[6:] for e in self.cache.keys("wheel:") if fits(e.key[6:])]
+        built = [e for e in self.cache.keys("built:") if fits(str(e.meta.get("filename", "")))]
+        sdists = [e for e in self.cache.keys("sdist:") if fits(e.key[6:])]
+        if any(e.key.endswith(":" + target.fingerprint) for e in built):
+            return None
+        if wheels and not any(target.supports(wheel_tags(w) or frozenset()) for w in wheels):
+            return (f"only wheels with incompatible tags are cached ({', '.join(sorted(wheels)[:3])})"
+                    f" for {target.fingerprint}")
+        if sdists or built:
+            return (f"only an sdist is cached (no wheel built for {target.fingerprint}) "
+                    "and the index cannot be used")
+        return None
+
+    # -- pages and directories --------------------------------------------------------------
+    def write_page(self, page: Path, cands: list[Candidate], *, relative: bool = False) -> None:
+        """Write a find-links HTML page with #sha256= and data-requires-python, atomically."""
+        lines = ["<!DOCTYPE html>", "<html><head><meta charset=\"utf-8\">"
+                 "<title>pkgcache wheelhouse</title></head><body>"]
+        for c in sorted(cands, key=lambda c: (c.filename, c.sha256)):
+            href = quote(c.filename) if relative else c.path.as_uri()
+            attrs = ""
+            rp = c.entry.meta.get("requires_python")
+            if rp:
+                attrs += f' data-requires-python="{html.escape(str(rp), quote=True)}"'
+            if c.entry.meta.get("yanked"):
+                attrs += ' data-yanked=""'
+            lines.append(f'<a href="{html.escape(href, quote=True)}#sha256={c.sha256}"{attrs}>'
+                         f"{html.escape(c.filename)}</a><br/>")
+        lines.append("</body></html>")
+        tmp = page.with_name(f".{page.name}.{os.getpid()}.tmp")
+        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        os.replace(tmp, page)
+
+    def flat_dir(self, target: Target, cands: list[Candidate]) -> Path:
+        """A stable per-target directory of links named like the files (for uv's --find-links).
+
+        Kept in step with the cache so uv's own cache entries stay valid between runs.
+        """
+        fp = hashlib.sha256(target.fingerprint.encode()).hexdigest()[:16]
+        flat = self._dir(self.subdir("flat") / fp)
+        want: dict[str, Candidate] = {}
+        for c in sorted(cands, key=lambda c: c.entry.created):
+            want[c.filename] = c  # the newest file wins a name clash
+        for child in flat.iterdir():
+            c = want.get(child.name)
+            try:
+                st = os.lstat(child)
+                keep = (c is not None and stat.S_ISREG(st.st_mode)
+                        and os.path.samestat(st, os.stat(c.path)))
+            except OSError:
+                keep = False
+            if keep:
+                want.pop(child.name)
+            else:
+                child.unlink()
+        for name, c in want.items():
+            tmp = flat / f".{name}.{os.getpid()}.tmp"
+            try:
+                os.link(c.path, tmp)
+            except OSError:
+                shutil.copyfile(c.path, tmp)
+            os.replace(tmp, flat / name)
+        return flat
+

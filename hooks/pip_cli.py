@@ -1,0 +1,40 @@
+"""``pkgcache pip {install,wheelhouse}``: the pip driver's command line."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def _install(args: argparse.Namespace) -> int:
+    from cache_core import CacheError, warn
+    from hooks.pip import install
+
+    try:
+        cache = args.cache()
+    except (CacheError, OSError) as exc:  # the cache never breaks pip: warn, run plain pip
+        warn(f"pip: cache not used ({exc}); running plain pip")
+        cache = None
+    return install(cache, list(args.pip_args))
+
+
+def _wheelhouse(args: argparse.Namespace) -> int:
+    from hooks.pip import wheelhouse
+
+    return wheelhouse(args.cache(), list(args.pip_args))
+
+
+def register(subparsers: Any) -> None:
+    """Add ``pip install`` and ``pip wheelhouse``; their arguments go to pip unparsed."""
+    pip = subparsers.add_parser("pip", help="offline-first pip installs and wheelhouses")
+    sub = pip.add_subparsers(dest="pip_command", metavar="{install,wheelhouse}")
+    sub.required = True
+    # prefix_chars="+": every argument (-r, --hash, ...) reaches pip untouched.
+    inst = sub.add_parser("install", prefix_chars="+", add_help=False,
+                          help="pip install from the cache (see: pkgcache pip install --help)")
+    inst.add_argument("pip_args", nargs=argparse.REMAINDER)
+    inst.set_defaults(func=_install)
+    wh = sub.add_parser("wheelhouse", prefix_chars="+", add_help=False,
+                        help="write a wheelhouse directory with a hashed find-links page")
+    wh.add_argument("pip_args", nargs=argparse.REMAINDER)
+    wh.set_defaults(func=_wheelhouse)

@@ -1,0 +1,169 @@
+"""End-to-end: real pip, a real index on 127.0.0.1 that counts requests, a real cache."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import Index, Packages, sha256_of, venv_version
+
+from cache_core import PackageCache
+from hooks.pip import install
+from hooks.pip.store import WheelStore
+from hooks.pip.target import probe
+
+
+def _py(venv: Path) -> str:
+    return str(venv / "bin" / "python")
+
+
+def test_first_install_fills_cache_second_is_offline(cache: PackageCache, index: Index,
+                                                     make_venv, pip_isolation: Path,
+                                                     capfd: pytest.CaptureFixture[str]) -> None:
+    v1 = make_venv()
+    rc = install(cache, ["--python", _py(v1), "--index-url", index.url, "alpha", "delta"])
+    assert rc == 0, capfd.readouterr().err
+    assert venv_version(v1, "alpha") == "1.0" and venv_version(v1, "beta") == "1.0"
+    assert venv_version(v1, "delta") == "1.0"
+    first = len(index.requests)
+    assert first > 0
+    keys = {e.key for e in cache.keys()}
+    assert {"wheel:alpha-1.0-py3-none-any.whl", "wheel:beta-1.0-py3-none-any.whl",
+            "sdist:delta-1.0.tar.gz"} <= keys
+    target = probe(_py(v1))
+    sdist_sha = cache.lookup("sdist:delta-1.0.tar.gz").digest
+    assert f"built:{sdist_sha}:{target.fingerprint}" in keys
+    assert pip_isolation.read_text().count("delta ") == 1  # built exactly once
+
+    # Second install into a fresh venv with the index stopped: no request, no build.
+    index.stop()
+    v2 = make_venv()
+    rc = install(cache, ["--python", _py(v2), "--index-url", index.url, "alpha", "delta"])
+    assert rc == 0, capfd.readouterr().err
+    assert len(index.requests) == first
+    assert venv_version(v2, "alpha") == "1.0" and venv_version(v2, "delta") == "1.0"
+    assert pip_isolation.read_text().count("delta ") == 1
+    err = capfd.readouterr().err
+    assert "pkgcache" not in err  # silent on success
+
+
+def test_second_install_makes_zero_requests_with_index_running(cache: PackageCache, index: Index,
+                                                              make_venv) -> None:
+    assert install(cache, ["--python", _py(make_venv()), "-i", index.url, "alpha"]) == 0
+    before = len(index.requests)
+    assert install(cache, ["--python", _py(make_venv()), "-i", index.url, "alpha"]) == 0
+    assert len(index.requests) == before
+
+
+def test_require_hashes_online_then_offline(cache: PackageCache, index: Index, packages: Packages,
+                                           make_venv, tmp_path: Path,
+                                           capfd: pytest.CaptureFixture[str]) -> None:
+    req = tmp_path / "req.txt"
+    req.write_text(f"alpha==1.0 --hash=sha256:{sha256_of(packages.alpha)}\n"
+                   f"beta==1.0 --hash=sha256:{sha256_of(packages.beta)}\n")
+    v1 = make_venv()
+    assert install(cache, ["--python", _py(v1), "-i", index.url, "--require-hashes",
+                           "-r", str(req)]) == 0, capfd.readouterr().err
+    index.stop()
+    v2 = make_venv()
+    assert install(cache, ["--python", _py(v2), "-i", index.url, "--require-hashes",
+                           "-r", str(req)]) == 0, capfd.readouterr().err
+    assert venv_version(v2, "alpha") == "1.0"
+    # A wrong hash must fail (and install nothing), offline as well.
+    bad = tmp_path / "bad.txt"
+    bad.write_text(f"alpha==1.0 --hash=sha256:{'0' * 64}\n"
+                   f"beta==1.0 --hash=sha256:{sha256_of(packages.beta)}\n")
+    v3 = make_venv()
+    capfd.readouterr()
+    assert install(cache, ["--python", _py(v3), "-i", index.url, "-r", str(bad)]) != 0
+    assert venv_version(v3, "alpha") is None
+    assert "HASHES" in capfd.readouterr().err
+
+
+def test_other_platform_wheel_never_chosen(cache: PackageCache, index: Index, packages: Packages,
+                                           make_venv, capfd: pytest.CaptureFixture[str]) -> None:
+    # The cache holds plat 2.0 for another machine; the index offers it too.
+    cache.put(f"wheel:{packages.plat_other.name}", str(packages.plat_other),
+              meta={"filename": packages.plat_other.name})
+    v1 = make_venv()
+    assert install(cache, ["--python", _py(v1), "-i", index.url, "plat"]) == 0
+    assert venv_version(v1, "plat") == "1.0"
+    store = WheelStore(cache)
+    names = {c.filename for c in store.candidates(probe(_py(v1)))}
+    assert packages.plat_other.name not in names and packages.plat_any.name in names
+    # Offline, asking for the other-platform version names the reason.
+    capfd.readouterr()
+    assert install(cache, ["--python", _py(make_venv()), "--offline", "plat==2.0"]) == 1
+    err = capfd.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "plat" in err[0] and "incompatible tags" in err[0], err
+
+
+def test_missing_package_clear_error(cache: PackageCache, index: Index, make_venv,
+                                     capfd: pytest.CaptureFixture[str]) -> None:
+    venv = make_venv()
+    assert install(cache, ["--python", _py(venv), "-i", index.url, "nosuchpkg"]) == 1
+    err = capfd.readouterr().err.strip().splitlines()
+    assert err == ["pkgcache: pip: nosuchpkg: not found in the cache or on the index"], err
+    assert install(cache, ["--python", _py(venv), "--offline", "nosuchpkg"]) == 1
+    err = capfd.readouterr().err.strip().splitlines()
+    assert err == ["pkgcache: pip: nosuchpkg: not found in the cache (offline)"], err
+
+
+def test_only_incompatible_wheel_on_index(cache: PackageCache, index: Index, make_venv,
+                                          capfd: pytest.CaptureFixture[str]) -> None:
+    assert install(cache, ["--python", _py(make_venv()), "-i", index.url, "onlyother"]) == 1
+    err = capfd.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "onlyother" in err[0] and "incompatible tags" in err[0], err
+
+
+def test_only_sdist_cached_offline(cache: PackageCache, index: Index, packages: Packages,
+                                   make_venv, capfd: pytest.CaptureFixture[str]) -> None:
+    # Another fingerprint built delta: its wheel must not be served here.
+    cache.put("sdist:delta-1.0.tar.gz", str(packages.delta), meta={"filename": "delta-1.0.tar.gz"})
+    fake = packages.dir / "delta-1.0-cp39-cp39-linux_x86_64.whl"
+    if not fake.exists():
+        fake.write_bytes(packages.beta.read_bytes())
+    cache.put(f"built:{sha256_of(packages.delta)}:cp39-cp39-x86_64-glibc2.17-centos7", str(fake),
+              meta={"filename": fake.name})
+    index.stop()
+    assert install(cache, ["--python", _py(make_venv()), "-i", index.url, "delta"]) == 1
+    err = capfd.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "delta" in err[0] and "only an sdist" in err[0], err
+
+
+def test_refresh_sees_new_versions(cache: PackageCache, index: Index, make_venv,
+                                   tmp_path: Path) -> None:
+    from conftest import make_wheel
+
+    assert install(cache, ["--python", _py(make_venv()), "-i", index.url, "beta"]) == 0
+    index.add(make_wheel(tmp_path, "beta", "2.0"))
+    v = make_venv()
+    assert install(cache, ["--python", _py(v), "-i", index.url, "beta"]) == 0
+    assert venv_version(v, "beta") == "1.0"  # offline first: the cached version
+    v = make_venv()
+    assert install(cache, ["--python", _py(v), "-i", index.url, "--refresh", "beta"]) == 0
+    assert venv_version(v, "beta") == "2.0"
+
+
+def test_disabled_cache_is_plain_pip(tmp_path: Path, index: Index, make_venv,
+                                     capfd: pytest.CaptureFixture[str]) -> None:
+    off = PackageCache(str(tmp_path / "off"), enabled=False)
+    v = make_venv()
+    assert install(off, ["--python", _py(v), "-i", index.url, "alpha"]) == 0
+    assert venv_version(v, "alpha") == "1.0"
+    assert install(off, ["--python", _py(v), "-i", index.url, "nosuchpkg"]) == 1
+    assert "No matching distribution" in capfd.readouterr().err
+    assert not (tmp_path / "off").exists()
+    assert install(off, ["--python", _py(v), "--no-such-pip-option"]) == 2
+
+
+def test_cache_fault_falls_back_to_plain_pip(tmp_path: Path, index: Index, make_venv,
+                                             capfd: pytest.CaptureFixture[str]) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    broken = PackageCache(str(blocker / "cache"), strict=True)
+    v = make_venv()
+    assert install(broken, ["--python", _py(v), "-i", index.url, "alpha"]) == 0
+    assert venv_version(v, "alpha") == "1.0"
+    warnings = [ln for ln in capfd.readouterr().err.splitlines() if ln.startswith("pkgcache")]
+    assert len(warnings) == 1 and "plain pip" in warnings[0], warnings
