@@ -19,7 +19,7 @@ from .errors import (
     UnsafeCacheError,
     warn,
 )
-from .fsutil import materialize, safe_filename
+from .fsutil import atomic_write, materialize, safe_filename
 from .hashing import sha256_file
 from .index import Entry
 from .locks import LockTimeout
@@ -28,7 +28,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "EXIT_CONFIG", "EXIT_INTERNAL", "EXIT_MISS", "EXIT_NETWORK", "EXIT_OK", "EXIT_UNUSABLE",
-    "EXIT_USAGE", "BadKeyError", "CacheConfig", "CacheError", "ConfigError", "Entry",
+    "EXIT_USAGE", "BadKeyError", "atomic_write", "CacheConfig", "CacheError", "ConfigError", "Entry",
     "LockTimeout", "PackageCache", "UnsafeCacheError", "__version__", "load_config", "materialize",
     "safe_filename", "sha256_file", "warn",
 ]

@@ -109,7 +109,7 @@ class PackageCache:
             fsutil.ensure_private_dir(sub)
         tag = self.root / "CACHEDIR.TAG"
         if not os.path.lexists(tag):
-            self._write_small(tag, CACHEDIR_TAG.encode())
+            fsutil.atomic_write(tag, CACHEDIR_TAG)
         index_path = self.root / INDEX_NAME
         for suffix in ("", "-wal", "-shm"):
             p = Path(str(index_path) + suffix)
@@ -119,15 +119,6 @@ class PackageCache:
         self._index.conn  # noqa: B018 - open and migrate now, so faults surface here
         self._ready = True
         return self._index
-
-    def _write_small(self, path: Path, data: bytes) -> None:
-        tmp = fsutil.temp_name(self.tmp_dir)
-        fd = fsutil.create_exclusive(tmp, 0o644)
-        try:
-            os.write(fd, data)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
 
     @property
     def index(self) -> Index:

@@ -119,6 +119,29 @@ def check_dir_safe(path: Path) -> None:
                 f"cache directory {path} sits in {parent}, owned by uid {pst.st_uid}; refusing it")
 
 
+def atomic_write(path: str | os.PathLike[str], data: bytes | str, mode: int = 0o644,
+                 fsync: bool = False) -> None:
+    """Write data to path atomically: O_EXCL temp in the same directory, then rename over path."""
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    tmp = temp_name(os.path.dirname(os.path.abspath(path)))
+    fd = create_exclusive(tmp, mode)
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fchmod(fd, mode)  # exact mode whatever the umask
+            if fsync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        unlink_quiet(tmp)
+        raise
+
+
 def safe_filename(name: str) -> str:
     """Return name if it is a plain file name safe to create in a directory, else raise."""
     if not isinstance(name, str) or not name or len(name.encode("utf-8", "surrogatepass")) > 255:
