@@ -29,5 +29,12 @@ fi
 .venv/bin/python -m pip install -q --disable-pip-version-check \
     pytest pytest-timeout hypothesis ruff $(sed -e 's/#.*//' tests/requirements-test.txt 2>/dev/null || true)
 .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
-.venv/bin/ruff check cache_core hooks tests bench
-exec .venv/bin/python -m pytest -p no:cacheprovider "$@"
+lint=0
+.venv/bin/ruff check --quiet cache_core hooks tests bench || lint=$?
+rc=0
+.venv/bin/python -m pytest -p no:cacheprovider "$@" || rc=$?
+if [ "$lint" != 0 ]; then
+    echo "scripts/test.sh: ruff found problems (above)" >&2
+    [ "$rc" != 0 ] || rc=1
+fi
+exit "$rc"
