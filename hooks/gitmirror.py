@@ -128,7 +128,8 @@ class Mirrors:
 
     @contextlib.contextmanager
     def locked(self, url: str) -> Iterator[None]:
-        with self.cache.lock("git:" + normalize_url(url), timeout=LOCK_TIMEOUT):
+        """The per-URL lock; the same name cache_core's gc takes before evicting the mirror."""
+        with self.cache.lock(f"bucket:{BUCKET}/{mirror_name(url)}", timeout=LOCK_TIMEOUT):
             yield
 
     # -- creation and update (call with the URL's lock held) ---------------------------------

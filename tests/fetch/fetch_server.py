@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import email.utils
 import hashlib
+import os
 import socket
+import ssl
+import subprocess
+import sys
 import threading
 import time
 import urllib.parse
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 BASE_TIME = 1_700_000_000
@@ -59,6 +64,7 @@ class FetchServer:
         self.version = 0
         self.httpd: ThreadingHTTPServer | None = None
         self.port = 0
+        self.scheme = "http"
 
     # -- content ---------------------------------------------------------------------------
     def put(self, path: str, body: bytes, *, etag: bool = True, last_modified: bool = True,
@@ -76,7 +82,7 @@ class FetchServer:
             return res
 
     def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        return f"{self.scheme}://127.0.0.1:{self.port}{path}"
 
     def count(self, path: str | None = None, status: int | None = None) -> int:
         with self.lock:
@@ -88,13 +94,19 @@ class FetchServer:
             return [h for h in self.hits if h.path == path]
 
     # -- life cycle ------------------------------------------------------------------------
-    def start(self, port: int = 0) -> FetchServer:
+    def start(self, port: int = 0, tls: tuple[str, str] | None = None) -> FetchServer:
+        """Listen on 127.0.0.1; tls=(certfile, keyfile) serves HTTPS instead."""
         server = self
 
         class Handler(_Handler):
             owner = server
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        if tls:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*tls)
+            self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
+            self.scheme = "https"
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
@@ -226,3 +238,40 @@ def _not_modified(res: Resource, h: dict[str, str]) -> bool:
         except (TypeError, ValueError):
             return False
     return False
+
+
+REPO = Path(__file__).resolve().parents[2]
+PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY",
+              "ALL_PROXY", "NO_PROXY")
+
+
+def clean_env(tmp: Path, **extra: str) -> dict[str, str]:
+    """Environment for a pkgcache child: empty config, no proxies, repo importable."""
+    env = {k: v for k, v in os.environ.items() if k not in PROXY_VARS
+           and not k.startswith("PKGCACHE_")}
+    cfg = tmp / "config.yaml"
+    if not cfg.exists():
+        cfg.write_text("")
+    env["PKGCACHE_CONFIG"] = str(cfg)
+    env["PYTHONPATH"] = str(REPO)
+    env.update(extra)
+    return env
+
+
+class Runner:
+    """Runs `pkgcache --cache-dir <tmp>/cache fetch ...` as a real child process."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.cache_dir = tmp / "cache"
+
+    def cmd(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "hooks.cli", "--cache-dir", str(self.cache_dir), *args]
+
+    def __call__(self, *args: str, env: dict[str, str] | None = None,
+                 timeout: float = 120) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(self.cmd(*args), cwd=REPO, env=env or clean_env(self.tmp),
+                              capture_output=True, timeout=timeout)
+
+    def popen(self, *args: str, **kw: object) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(self.cmd(*args), cwd=REPO, env=clean_env(self.tmp), **kw)

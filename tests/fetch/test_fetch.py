@@ -11,8 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import Runner, clean_env
-from fetch_server import FetchServer
+from fetch_server import FetchServer, Runner, clean_env
 
 from cache_core import PackageCache
 from hooks.fetch import FetchError, fetch, url_hash
@@ -338,3 +337,24 @@ def test_corrupt_cached_object_is_downloaded_again(server: FetchServer, run: Run
     assert r.returncode == 0
     assert (tmp_path / "b").read_bytes() == BODY
     assert server.count("/c", 200) == 2
+
+
+def test_https_uses_the_system_ca_bundle(run: Runner, tmp_path: Path) -> None:
+    """A self-signed server is refused with the system CAs and accepted via SSL_CERT_FILE."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    srv = FetchServer().start(tls=(str(cert), str(key)))
+    try:
+        srv.put("/s", BODY)
+        env = clean_env(tmp_path, SSL_CERT_FILE="/etc/ssl/certs/ca-certificates.crt")
+        r = run("fetch", srv.url("/s"), "-o", str(tmp_path / "a"), "--retries", "0", env=env)
+        assert r.returncode == 5 and b"certificate verification failed" in r.stderr
+        assert not (tmp_path / "a").exists() and srv.count("/s") == 0
+        env = clean_env(tmp_path, SSL_CERT_FILE=str(cert))
+        r = run("fetch", srv.url("/s"), "-o", str(tmp_path / "a"), env=env)
+        assert r.returncode == 0, r.stderr
+        assert (tmp_path / "a").read_bytes() == BODY
+    finally:
+        srv.stop()

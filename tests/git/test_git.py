@@ -9,8 +9,7 @@ import signal
 import subprocess
 from pathlib import Path
 
-from conftest import GitRunner
-from git_server import GitHttpServer, add_commit, git, make_repo
+from git_server import GitHttpServer, GitRunner, add_commit, git, make_repo
 
 from hooks.gitmirror import SENTINEL, is_valid_mirror, mirror_name
 
