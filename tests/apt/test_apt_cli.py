@@ -1,0 +1,84 @@
+"""`pkgcache apt import/enable/disable/status` against the sandbox (real apt indexes)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+ALPHA = "alpha_1.0-1_all.deb"
+BETA = "beta_2%3a1.0-1_amd64.deb"
+
+
+def test_import_matches_against_index_and_says_why_not(lab, tmp_path) -> None:  # noqa: ANN001
+    lab.sb.apt("update", check=True)
+    old = tmp_path / "old-archives"
+    old.mkdir()
+    shutil.copy(lab.repo.debs["alpha"], old / ALPHA)
+    shutil.copy(lab.repo.debs["beta"], old / "beta-renamed.deb")  # any file name is fine
+    bad = bytearray(lab.repo.debs["gamma"].read_bytes())
+    bad[-100] ^= 1
+    (old / "gamma_0.5_all.deb").write_bytes(bytes(bad))  # same size, wrong bytes
+    (old / "junk.deb").write_bytes(b"not a deb")
+    (old / "link.deb").symlink_to(lab.repo.debs["gamma"])
+    res = lab.sb.pkgcache("apt", "import", str(old), "--json")
+    assert res.returncode == 1, res.stderr  # some files did not match
+    rows = {r["file"]: r for r in json.loads(res.stdout)}
+    assert rows[ALPHA]["result"] == "imported"
+    assert rows["beta-renamed.deb"]["result"] == "imported"
+    assert rows["beta-renamed.deb"]["reason"] == BETA
+    assert rows["gamma_0.5_all.deb"] == {"file": "gamma_0.5_all.deb", "result": "unmatched",
+                                         "reason": "SHA256 differs from the index"}
+    assert rows["junk.deb"]["result"] == "unmatched"
+    assert rows["link.deb"]["result"] == "skipped"
+    keys = sorted(e.key for e in lab.cache().keys("deb:"))
+    assert keys == ["deb:" + ALPHA, "deb:" + BETA]
+    # imported debs serve the next install: nothing downloaded
+    lab.server.reset()
+    res = lab.sb.apt("install", "alpha", check=True)
+    assert lab.server.deb_requests() == []
+    assert "Need to get 0 B" in res.stdout
+    # a second import of the good files is a no-op
+    res = lab.sb.pkgcache("apt", "import", str(old))
+    assert "imported 0, already cached 2" in res.stdout
+
+
+def test_enable_disable_status(lab) -> None:  # noqa: ANN001
+    snippet = lab.sb.parts / "05pkgcache"
+    snippet.unlink()
+    st = json.loads(lab.sb.pkgcache("apt", "status", "--json").stdout)
+    assert st["active"] is False and st["snippet_installed"] is False
+    res = lab.sb.pkgcache("apt", "enable", "--command", str(lab.sb.pkgcache_bin))
+    assert res.returncode == 0, res.stderr
+    assert snippet.read_text() == lab.sb.snippet_text()
+    st = json.loads(lab.sb.pkgcache("apt", "status", "--json").stdout)
+    assert st["active"] is True
+    lab.sb.apt("update", check=True)
+    lab.sb.apt("install", "gamma", check=True)
+    res = lab.sb.pkgcache("apt", "status")
+    assert res.returncode == 0
+    assert "hooks        active" in res.stdout
+    assert "cached debs  1" in res.stdout
+    assert "last harvest 20" in res.stdout and "1 new" in res.stdout
+    res = lab.sb.pkgcache("apt", "disable")
+    assert res.returncode == 0 and not snippet.exists()
+    assert "NOT active" in lab.sb.pkgcache("apt", "status").stdout
+    # hooks off: apt no longer harvests
+    lab.sb.apt("install", "alpha", check=True)
+    assert len(lab.cache().keys("deb:")) == 1
+    res = lab.sb.pkgcache("apt", "disable")
+    assert res.returncode == 0 and "already disabled" in res.stdout
+
+
+def test_enable_rejects_unsafe_command(lab) -> None:  # noqa: ANN001
+    res = lab.sb.pkgcache("apt", "enable", "--command", "/tmp/x; rm -rf /")
+    assert res.returncode == 2
+    assert not (lab.sb.parts / "05pkgcache").read_text().count("rm -rf")
+
+
+def test_sweep_harvests_download_only_debs(lab) -> None:  # noqa: ANN001
+    lab.sb.apt("update", check=True)
+    lab.sb.apt("install", "--download-only", "alpha", check=True)  # no DPkg hooks run
+    assert lab.cache().keys("deb:") == []
+    res = lab.sb.pkgcache("apt", "hook", "sweep")
+    assert res.returncode == 0 and res.stderr == "" and res.stdout == ""
+    assert sorted(e.key for e in lab.cache().keys("deb:")) == ["deb:" + ALPHA, "deb:" + BETA]

@@ -1,0 +1,116 @@
+"""Unit-level checks of the apt driver: naming, the hook protocol parser, the shipped snippet."""
+
+from __future__ import annotations
+
+import io
+import re
+import subprocess
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from hooks.apt.harvest import parse_info
+from hooks.apt.naming import archive_name, is_safe_name, parse_archive_name, quote
+from hooks.apt.switch import DATA_SNIPPET, snippet_text
+
+apt_pkg = pytest.importorskip("apt_pkg")
+
+
+@given(st.text(st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)),
+               min_size=1, max_size=30))
+def test_quote_matches_apt(value: str) -> None:
+    for bad in ("_:", "_:."):
+        assert quote(value, bad) == apt_pkg.quote_string(value, bad)
+
+
+@given(st.from_regex(r"[a-z0-9][a-z0-9+.-]{0,20}", fullmatch=True),
+       st.from_regex(r"([0-9]:)?[0-9][A-Za-z0-9.+~-]{0,15}(-[A-Za-z0-9.+~]{1,8})?", fullmatch=True),
+       st.sampled_from(["amd64", "all", "arm64", "i386"]))
+def test_archive_name_round_trip(name: str, version: str, arch: str) -> None:
+    fname = archive_name(name, version, arch)
+    assert "/" not in fname and ":" not in fname
+    assert parse_archive_name(fname) == (name, version, arch)
+    assert is_safe_name(fname)
+
+
+def test_archive_name_epoch() -> None:
+    assert archive_name("xxd", "2:9.0.1378-2+deb12u2", "amd64") == "xxd_2%3a9.0.1378-2+deb12u2_amd64.deb"
+
+
+@pytest.mark.parametrize("bad", ["../x_1_all.deb", "a/b_1_all.deb", "x_1_all.deb\n", "x.deb",
+                                 "..", "", "x_1_all.txt", "x_1_all.deb/"])
+def test_unsafe_names_rejected(bad: str) -> None:
+    assert not is_safe_name(bad)
+
+
+V3 = """VERSION 3
+APT::Architecture=amd64
+Acquire::http::Proxy=http://user:hunter2@proxy:3128/
+DPkg::Pre-Install-Pkgs::=/x%20y
+
+libc6 - - none < 2.36-9 amd64 same /var/cache/apt/archives/libc6_2.36-9_amd64.deb
+xxd - - none < 2:9.0-2 amd64 foreign /var/cache/apt/archives/xxd_2%3a9.0-2_amd64.deb
+hello 2.10-2 amd64 none < 2.10-3 amd64 none /tmp/local dir/hello_2.10-3_amd64.deb
+old 1.0 amd64 none > - - none **REMOVE**
+xxd - - none < 2:9.0-2 amd64 foreign **CONFIGURE**
+"""
+
+
+def test_parse_v3_keeps_only_deb_actions() -> None:
+    actions = parse_info(io.StringIO(V3))
+    assert [(a.name, a.version, a.arch) for a in actions] == [
+        ("libc6", "2.36-9", "amd64"), ("xxd", "2:9.0-2", "amd64"), ("hello", "2.10-3", "amd64")]
+    assert actions[2].path == "/tmp/local dir/hello_2.10-3_amd64.deb"
+    assert "hunter2" not in repr(actions)
+
+
+def test_parse_v2_and_v1() -> None:
+    v2 = "VERSION 2\nA::B=c\n\nhello - < 2.10-3 /a/hello_2.10-3_amd64.deb\nhello - < 2.10-3 **CONFIGURE**\n"
+    assert [a.path for a in parse_info(io.StringIO(v2))] == ["/a/hello_2.10-3_amd64.deb"]
+    v1 = "/a/hello_2.10-3_amd64.deb\n/a/xxd_2%3a9.0-2_amd64.deb\n"
+    assert [a.path for a in parse_info(io.StringIO(v1))] == [
+        "/a/hello_2.10-3_amd64.deb", "/a/xxd_2%3a9.0-2_amd64.deb"]
+
+
+def _entries(text: str) -> list[str]:
+    return re.findall(r'"([^"]*)"', "\n".join(ln for ln in text.splitlines()
+                                              if not ln.lstrip().startswith("//")))
+
+
+def test_snippet_every_command_is_guarded() -> None:
+    text = DATA_SNIPPET.read_text()
+    assert DATA_SNIPPET.name == "05pkgcache"  # sorts before docker-clean; a stable conffile name
+    assert "%" not in text  # apt.conf decodes %XX in values
+    commands = [e for e in _entries(text) if "pkgcache apt hook" in e]
+    assert len(commands) == 3
+    for cmd in commands:
+        assert "[ -x /usr/bin/pkgcache ]" in cmd or "[ ! -x /usr/bin/pkgcache ]" in cmd
+        assert cmd.endswith("|| true")
+
+
+def test_snippet_parses_and_protocol_options_match_first_word(tmp_path) -> None:  # noqa: ANN001
+    conf = tmp_path / "only.conf"
+    conf.write_text(f'Dir::Etc::parts "{tmp_path}/none";\n')
+    snippet = tmp_path / "snippet"
+    snippet.write_text(snippet_text())
+    env = {"APT_CONFIG": str(conf), "PATH": "/usr/bin:/bin"}
+    dump = subprocess.run(["apt-config", "-c", str(snippet), "dump"], env=env,
+                          capture_output=True, text=True, check=True).stdout
+    pre = [ln for ln in dump.splitlines() if ln.startswith("DPkg::Pre-Install-Pkgs::")]
+    assert len(pre) == 1
+    first_word = pre[0].split('"')[1].split(" ")[0]
+    assert first_word == "PKGCACHE_APT_HOOK=3"
+    shell = subprocess.run(
+        ["apt-config", "-c", str(snippet), "shell", "V", f"DPkg::Tools::Options::{first_word}::Version",
+         "FD", f"DPkg::Tools::Options::{first_word}::InfoFD"],
+        env=env, capture_output=True, text=True, check=True).stdout
+    assert "V='3'" in shell and "FD='5'" in shell
+
+
+def test_snippet_with_command_substitution() -> None:
+    text = snippet_text("/opt/pk/bin/pkgcache")
+    assert "/usr/bin/pkgcache" not in text and text.count("/opt/pk/bin/pkgcache") == 6
+    for bad in ("relative", "/a b", "/a;b", "/a%3a", '/a"b'):
+        with pytest.raises(ValueError):
+            snippet_text(bad)
