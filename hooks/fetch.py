@@ -264,6 +264,13 @@ def fetch(cache: Any, url: str, dest: str | os.PathLike[str], sha256: str | None
     if progress is None:
         progress = _isatty(sys.stderr)
     usable = _usable(cache)
+    if usable:
+        try:
+            cache.bucket(PARTIAL_BUCKET)    # opens the cache: one warning here, not one per step
+        except (CacheError, OSError) as exc:
+            where = f": {exc.filename}" if isinstance(exc, OSError) and exc.filename else ""
+            warn(f"cache unavailable, continuing without it ({_reason(exc)}{where})")
+            usable = False
 
     if usable and sha256 and not refresh:
         hit = _serve(cache, key, dest, sha256) or _serve(cache, f"sha256:{sha256}", dest, sha256)

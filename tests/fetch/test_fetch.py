@@ -358,3 +358,16 @@ def test_https_uses_the_system_ca_bundle(run: Runner, tmp_path: Path) -> None:
         assert (tmp_path / "a").read_bytes() == BODY
     finally:
         srv.stop()
+
+
+def test_unusable_cache_still_downloads_with_one_warning(server: FetchServer, run: Runner,
+                                                         tmp_path: Path) -> None:
+    server.put("/u", BODY)
+    run.cache_dir.write_text("not a directory")
+    r = run("fetch", server.url("/u"), "-o", str(tmp_path / "u"))
+    assert r.returncode == 0 and (tmp_path / "u").read_bytes() == BODY
+    assert r.stderr.count(b"\n") == 1 and r.stderr.startswith(b"pkgcache: warning: cache unavail")
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".pkgcache")] == []
+    r = run("fetch", server.url("/u"), "-o", str(tmp_path / "v"), env=clean_env(
+        tmp_path, PKGCACHE_DISABLE="1"))
+    assert r.returncode == 0 and r.stderr == b"" and (tmp_path / "v").read_bytes() == BODY
