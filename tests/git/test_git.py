@@ -203,3 +203,18 @@ def test_mirror_names_hide_credentials() -> None:
     assert name.startswith("example_com_org_repo_git-") and "/" not in name
     assert mirror_name("https://example.com/x/") == mirror_name("https://example.com/x")
     assert mirror_name("https://example.com/../x") != mirror_name("https://example.com/x")
+
+
+def test_concurrent_clones_build_the_mirror_once(gitsrv: GitHttpServer, grun: GitRunner,
+                                                 tmp_path: Path) -> None:
+    make_repo(gitsrv.root, "cc.git", files=4, size=150_000)
+    url = gitsrv.url("cc.git")
+    procs = [grun.popen("git", "clone", url, str(tmp_path / f"c{i}"), stdout=subprocess.DEVNULL,
+                        stderr=subprocess.PIPE) for i in range(3)]
+    for p in procs:
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+    for i in range(3):
+        assert_independent_clone(tmp_path / f"c{i}", url)
+    assert sent(gitsrv) < 1.3 * 600_000    # the objects crossed the network once
+    assert len(grun.mirrors()) == 1 and grun.leftovers() == []
