@@ -256,8 +256,13 @@ class Driver:
         return None
 
     # -- errors -------------------------------------------------------------------------------
-    def explain(self, res: runner.Result, *, online: bool) -> int:
-        """Turn a failed resolve into one clear line when a project could not be found."""
+    def explain(self, res: runner.Result, *, online: bool,
+                offline: runner.Result | None = None) -> int:
+        """Turn a failed resolve into one clear line when a project could not be found.
+
+        offline: the failed cache-only attempt, whose missing project is the one to name when
+        the online resolve failed only because the index is unreachable.
+        """
         req = runner.missing_requirement(res.stderr)
         if req is None:
             if not online and runner.is_retryable(res.stderr):
@@ -266,18 +271,16 @@ class Driver:
                 return 1
             runner.replay(res.stderr)
             return res.rc or 1
-        name = canonicalize_name(req.name)
-        reason = self.store.describe(req, self.target)
         if online:
             online_reason, unreachable = self.diagnose_online(str(req))
-            if online_reason:
-                reason = online_reason
-            elif unreachable:
-                reason = reason or "not in the cache, and the index is unreachable"
-        if reason is None:
-            reason = ("not found in the cache (offline)" if not online else
-                      "not found in the cache or on the index")
-        _err(f"{name}: {reason}")
+            if unreachable and offline is not None:
+                req = runner.missing_requirement(offline.stderr) or req
+            reason = (online_reason or self.store.describe(req, self.target) or
+                      ("not in the cache, and the index is unreachable" if unreachable
+                       else "not found in the cache or on the index"))
+        else:
+            reason = self.store.describe(req, self.target) or "not found in the cache (offline)"
+        _err(f"{canonicalize_name(req.name)}: {reason}")
         return 1
 
     def diagnose_online(self, req: str) -> tuple[str | None, bool]:
@@ -328,7 +331,7 @@ class Driver:
                 # e.g. a hash mismatch offline and an unreachable index: the first error tells more
                 runner.replay(offline.stderr)
                 return offline.rc
-            return self.explain(res, online=True)
+            return self.explain(res, online=True, offline=offline)
         if not self.fill(arts):
             raise _Fallback("could not cache every file")
         res = self.offline_install(installer)

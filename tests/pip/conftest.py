@@ -41,7 +41,7 @@ def make_wheel(out: Path, name: str, version: str, tag: str = "py3-none-any", *,
     """Write a minimal valid wheel whose package records its version in ``VERSION``."""
     dist = name.replace("-", "_")
     info = f"{dist}-{version}.dist-info"
-    meta = [f"Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
+    meta = ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
     meta += [f"Requires-Dist: {r}" for r in requires]
     if requires_python:
         meta.append(f"Requires-Python: {requires_python}")
