@@ -366,15 +366,18 @@ class _Download:
     @contextlib.contextmanager
     def _partial(self, locked: bool) -> Iterator[_Partial]:
         """The shared, resumable partial file (needs the cache and the lock) or a private one."""
+        bucket = None
         if self.cache is not None and locked:
             try:
                 bucket = self.cache.bucket(PARTIAL_BUCKET)
                 _sweep_partials(bucket)
-                yield _Partial(bucket / f"{url_hash(self.key)}.part", shared=True)
-                return
             except (CacheError, OSError) as exc:
                 warn(f"fetch: cache unusable ({exc}); downloading without it")
                 self.cache = None
+                bucket = None
+        if bucket is not None:
+            yield _Partial(bucket / f"{url_hash(self.key)}.part", shared=True)
+            return
         tmpdir = tempfile.mkdtemp(prefix=".pkgcache-fetch-", dir=os.path.dirname(self.dest))
         try:
             yield _Partial(Path(tmpdir) / "download.part", shared=False)
