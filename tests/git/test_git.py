@@ -41,6 +41,7 @@ def test_second_clone_works_offline(gitsrv: GitHttpServer, grun: GitRunner, tmp_
     assert_independent_clone(tmp_path / "c1", url)
     assert [m.name for m in grun.mirrors()] == [mirror_name(url)]
     assert is_valid_mirror(grun.mirrors()[0]) and grun.leftovers() == []
+    assert grun.mirrors()[0].stat().st_mode & 0o077 == 0     # private: may hold private code
     want = upstream_head(gitsrv, "app.git")
     gitsrv.stop()
     # Server gone, no flag: served from the mirror with one warning line.
