@@ -343,6 +343,12 @@ class _Download:
                 if hit:
                     return hit
             with self._partial(locked) as partial:
+                try:
+                    return self._attempts(partial)
+                except _CacheWriteFailed as exc:
+                    warn(f"fetch: cannot write into the cache ({exc}); downloading without it")
+            self.cache, self.entry = None, None     # e.g. the cache's disk is full
+            with self._partial(False) as partial:
                 return self._attempts(partial)
 
     @contextlib.contextmanager
@@ -493,7 +499,11 @@ class _Download:
         done = offset
         bar = _Progress(self.progress, os.path.basename(self.dest), total, offset)
         try:
-            with partial.start(info, append) as out:
+            try:
+                out = partial.start(info, append)
+            except OSError as exc:
+                raise _write_failed(partial, exc) from None
+            with out:
                 while True:
                     try:
                         chunk = resp.read1(CHUNK)   # what has arrived, not a full CHUNK
@@ -502,7 +512,10 @@ class _Download:
                                          reached=True) from None
                     if not chunk:
                         break
-                    out.write(chunk)
+                    try:
+                        out.write(chunk)
+                    except OSError as exc:
+                        raise _write_failed(partial, exc) from None
                     done += len(chunk)
                     bar.update(done)
             bar.update(done, final=True)
@@ -543,6 +556,19 @@ class _Download:
 
 class _ResumedMismatch(Exception):
     """A resumed download failed its SHA-256 pin."""
+
+
+class _CacheWriteFailed(Exception):
+    """The partial file inside the cache could not be written (disk full, read-only)."""
+
+
+def _write_failed(partial: _Partial, exc: OSError) -> Exception:
+    """The exception for a failed partial write: fall back (cache) or give up (private)."""
+    partial.discard()
+    reason = exc.strerror or str(exc)
+    if partial.shared:
+        return _CacheWriteFailed(reason)
+    return FetchError(f"cannot write the download next to DEST: {reason}")
 
 
 def _content_range(value: str) -> tuple[int | None, int | None]:

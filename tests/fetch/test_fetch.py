@@ -371,3 +371,25 @@ def test_unusable_cache_still_downloads_with_one_warning(server: FetchServer, ru
     r = run("fetch", server.url("/u"), "-o", str(tmp_path / "v"), env=clean_env(
         tmp_path, PKGCACHE_DISABLE="1"))
     assert r.returncode == 0 and r.stderr == b"" and (tmp_path / "v").read_bytes() == BODY
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting tmpfs needs root")
+def test_full_cache_disk_still_downloads(server: FetchServer, run: Runner, tmp_path: Path) -> None:
+    """The cache lives on a 1 MiB tmpfs; a 3 MB download goes around it with one warning."""
+    big = os.urandom(3_000_000)
+    server.put("/huge", big)
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0755", "tmpfs", str(mnt)],
+                   check=True)
+    try:
+        small = Runner(tmp_path)
+        small.cache_dir = mnt / "cache"
+        r = small("fetch", server.url("/huge"), "-o", str(tmp_path / "h"))
+        assert r.returncode == 0, r.stderr
+        assert (tmp_path / "h").read_bytes() == big
+        assert r.stderr.count(b"\n") == 1 and b"cannot write into the cache" in r.stderr
+        assert server.count("/huge") == 2            # the retry outside the cache
+        assert not (mnt / "cache" / "fetch-v1" / f"{url_hash(server.url('/huge'))}.part").exists()
+    finally:
+        subprocess.run(["umount", str(mnt)], check=False)
