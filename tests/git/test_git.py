@@ -219,3 +219,30 @@ def test_concurrent_clones_build_the_mirror_once(gitsrv: GitHttpServer, grun: Gi
         assert_independent_clone(tmp_path / f"c{i}", url)
     assert sent(gitsrv) < 1.3 * 600_000    # the objects crossed the network once
     assert len(grun.mirrors()) == 1 and grun.leftovers() == []
+
+
+def test_update_killed_half_way_keeps_the_old_mirror(gitsrv: GitHttpServer, grun: GitRunner,
+                                                     tmp_path: Path) -> None:
+    make_repo(gitsrv.root, "u.git")
+    url = gitsrv.url("u.git")
+    assert grun("git", "clone", url, str(tmp_path / "c1")).returncode == 0
+    old = upstream_head(gitsrv, "u.git")
+    work = gitsrv.root / "u.git-work"
+    (work / "blob.bin").write_bytes(os.urandom(400_000))
+    new = add_commit(gitsrv.root, "u.git", "big change")
+    gitsrv.stall_after = 50_000
+    proc = grun.popen("git", "update", url, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                      start_new_session=True)
+    assert gitsrv.stalled.wait(60)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    gitsrv.release.set()
+    (mirror,) = grun.mirrors()
+    assert is_valid_mirror(mirror)
+    assert git(["--git-dir", str(mirror), "rev-parse", "main"]).strip() == old
+    r = grun("git", "clone", "--offline", url, str(tmp_path / "c2"))
+    assert r.returncode == 0 and head(tmp_path / "c2") == old
+    assert grun("git", "update").returncode == 0
+    assert git(["--git-dir", str(mirror), "rev-parse", "main"]).strip() == new
+    assert list((mirror / "objects" / "pack").glob("tmp_*")) == []
+    git(["--git-dir", str(mirror), "fsck", "--no-dangling"])
