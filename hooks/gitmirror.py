@@ -273,7 +273,9 @@ def clone(cache: Any, url: str, dest: str, args: Sequence[str] = (), *,
         raise GitError(f"destination {dest} already exists and is not an empty directory",
                        EXIT_USAGE)
     if cache is None or not getattr(cache, "enabled", False):
-        return EXIT_MISS if offline else plain_clone(url, dest, args)
+        if offline:
+            raise GitError("offline and the cache is disabled", EXIT_MISS)
+        return plain_clone(url, dest, args)
     try:
         mirrors = Mirrors(cache)
         lock = mirrors.locked(url)
