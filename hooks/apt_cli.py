@@ -26,6 +26,30 @@ def _failopen_cache(args: argparse.Namespace) -> Any:
     return PackageCache.from_config(config=load_config(args.config, args.cache_dir))
 
 
+def hook_main(argv: list[str]) -> int:
+    """Fast entry for `pkgcache [--config P] [--cache-dir D] [-q] apt hook ACTION` (what apt
+    runs): skips building the whole CLI. Always 0; anything unexpected is one warning."""
+    from hooks.apt import hook
+
+    ns = argparse.Namespace(config=None, cache_dir=None)
+    rest = list(argv)
+    try:
+        while rest and rest[0] != "apt":
+            opt = rest.pop(0)
+            if opt in ("--config", "--cache-dir"):
+                setattr(ns, opt[2:].replace("-", "_"), rest.pop(0))
+            elif opt.startswith(("--config=", "--cache-dir=")):
+                k, v = opt[2:].split("=", 1)
+                setattr(ns, k.replace("-", "_"), v)
+            elif opt not in ("-q", "--quiet"):
+                raise ValueError(opt)
+        if rest[:2] != ["apt", "hook"] or len(rest) != 3:
+            raise ValueError(" ".join(rest))
+    except (ValueError, IndexError) as exc:
+        return hook.run(f"bad arguments: {exc}", lambda: None)
+    return hook.run(rest[2], lambda: _failopen_cache(ns))
+
+
 def cmd_hook(args: argparse.Namespace) -> int:
     from hooks.apt import hook
 

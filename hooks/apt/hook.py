@@ -67,10 +67,12 @@ def _read_info() -> list[Any]:
 def run(action: str, make_cache: Callable[[], Any]) -> int:
     """Run one hook action; never raises, always returns 0."""
     label = {"harvest": "harvest", "sweep": "harvest", "pre-install": "seed",
-             "post-update": "seed"}.get(action, action)
+             "post-update": "seed"}.get(action, "hook")
     old = None
     try:
-        actions = _read_info() if action == "harvest" else []
+        actions = _read_info() if action == "harvest" or action not in ACTIONS else []
+        if action == "harvest" and not actions:
+            return 0  # remove/purge/configure-only runs: nothing to store, nothing imported
         old = signal.signal(signal.SIGALRM, _on_alarm)
         signal.alarm(TIME_LIMIT.get(action, 60))
         if action not in ACTIONS:
@@ -114,8 +116,6 @@ def _dispatch(action: str, cache: Any, actions: list[Any]) -> None:
     if action == "harvest":
         from .harvest import harvest
 
-        if not actions:
-            return
         rep = harvest(cache, actions)
         aptenv.record(cache, "harvest", rep.as_dict())
         if rep.failed:

@@ -195,7 +195,11 @@ class Sandbox:
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PKGCACHE", "APT_"))}
-        env.update(APT_CONFIG=str(self.apt_config), LC_ALL="C", DEBIAN_FRONTEND="noninteractive")
+        cfg = self.base / "pkgcache.yaml"
+        if not cfg.exists():
+            cfg.write_text("performance:\n  cache:\n    enabled: true\n")
+        env.update(APT_CONFIG=str(self.apt_config), LC_ALL="C", DEBIAN_FRONTEND="noninteractive",
+                   PKGCACHE_CONFIG=str(cfg))
         return env
 
     def apt(self, *args: str, binary: str = "apt-get", check: bool = False,

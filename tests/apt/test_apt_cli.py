@@ -82,3 +82,22 @@ def test_sweep_harvests_download_only_debs(lab) -> None:  # noqa: ANN001
     res = lab.sb.pkgcache("apt", "hook", "sweep")
     assert res.returncode == 0 and res.stderr == "" and res.stdout == ""
     assert sorted(e.key for e in lab.cache().keys("deb:")) == ["deb:" + ALPHA, "deb:" + BETA]
+
+
+def test_fast_hook_entry(lab) -> None:  # noqa: ANN001
+    """hooks.apt_cli.hook_main: what /usr/bin/pkgcache can dispatch `apt hook` to directly."""
+    import subprocess
+
+    from aptlab import REPO_ROOT, python
+
+    lab.sb.apt("update", check=True)
+    lab.sb.apt("install", "--download-only", "alpha", check=True)
+    code = "import sys; from hooks.apt_cli import hook_main; sys.exit(hook_main(sys.argv[1:]))"
+    env = dict(lab.sb.env(), PYTHONPATH=str(REPO_ROOT))
+    run = lambda *a: subprocess.run([python(), "-c", code, *a], env=env,  # noqa: E731
+                                    capture_output=True, text=True, timeout=60)
+    res = run("--cache-dir", str(lab.cache_dir), "apt", "hook", "sweep")
+    assert (res.returncode, res.stdout, res.stderr) == (0, "", "")
+    assert len(lab.cache().keys("deb:")) == 2
+    res = run("--bogus", "apt", "hook", "sweep")
+    assert res.returncode == 0 and res.stderr.startswith("pkgcache: warning: apt hook skipped")
