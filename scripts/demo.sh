@@ -53,8 +53,9 @@ BASE=$DEMO_DIR/bookworm-base.tar
 if [ "${DEMO_FRESH:-0}" = 1 ] || [ -z "$(find "$BASE" -mmin -1440 2>/dev/null)" ]; then
 	say "mmdebstrap: building a minimal Debian 12 root from the Debian archive"
 	t0=$(date +%s)
-	mmdebstrap --quiet --mode=root --variant=apt --include="$BASE_PKGS" bookworm "$BASE.tmp"
-	mv "$BASE.tmp" "$BASE"
+	rm -rf "$DEMO_DIR/base-tmp.tar"
+	mmdebstrap --quiet --mode=root --variant=apt --include="$BASE_PKGS" bookworm "$DEMO_DIR/base-tmp.tar"
+	mv "$DEMO_DIR/base-tmp.tar" "$BASE"
 	echo "base root built in $(( $(date +%s) - t0 )) s"
 else
 	say "reusing the base root tarball from the last 24 h ($BASE; DEMO_FRESH=1 rebuilds it)"
@@ -67,12 +68,20 @@ cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
 printf '#!/bin/sh\nexit 101\n' >"$ROOT/usr/sbin/policy-rc.d"
 chmod 0755 "$ROOT/usr/sbin/policy-rc.d"
 
-# Run a shell script inside the root; /proc is mounted in a private namespace that dies with it.
+# Run a shell script inside the root. /proc and /dev/pts are mounted in a private mount
+# namespace that dies with the command: nothing stays mounted on the host.
 inroot() {
-	unshare --mount --pid --fork --mount-proc="$ROOT/proc" chroot "$ROOT" \
-		env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
-		LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive /bin/sh -ec "$1"
+	unshare --mount --pid --fork --mount-proc="$ROOT/proc" /bin/sh -c '
+		mount -t devpts -o newinstance,ptmxmode=0666 devpts "$0/dev/pts" 2>/dev/null || true
+		exec chroot "$0" env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+			HOME=/root LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive /bin/sh -ec "$1"' "$ROOT" "$1"
 }
+
+# Trust the same extra CAs as the host (a site or proxy CA); a no-op on a stock host.
+if ls /usr/local/share/ca-certificates/*.crt >/dev/null 2>&1; then
+	cp /usr/local/share/ca-certificates/*.crt "$ROOT/usr/local/share/ca-certificates/"
+	inroot "update-ca-certificates >/dev/null 2>&1"
+fi
 
 # --- 4. install the .deb ----------------------------------------------------------------------
 say "installing $(basename "$DEB") into the root"
