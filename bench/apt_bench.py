@@ -1,0 +1,163 @@
+#!/usr/bin/env python3
+"""apt benchmark on real Debian packages (needs root, mmdebstrap and the Debian archive).
+
+Not a test. Every run installs the same package set (>= 30 packages after dependencies) into a
+fresh throwaway root made from one mmdebstrap tarball. The host's apt-get and dpkg drive the
+root (APT_CONFIG with Dir::* pointing into it, dpkg --root, maintainer scripts chrooted by dpkg),
+so pkgcache's hooks run on the host from this checkout. Scenarios, interleaved per round:
+
+  A  cold install, no hooks                           (baseline)
+  H  cold install with pkgcache's hooks, empty cache  (target H/A <= 1.05)
+  S  warm re-provision: fresh root, hooks on, cache filled by H (target S/B <= 1.10,
+     0 bytes of .debs downloaded)
+  B  fresh root, the same debs copied into archives beforehand, no hooks
+
+Usage: sudo .venv/bin/python bench/apt_bench.py [--rounds 3] [--workdir /var/tmp/pkgcache-bench]
+Prints a table of medians and the ratios; exit 1 if a target is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PY = REPO / ".venv" / "bin" / "python"
+PKGS = "nginx postgresql-15 python3 python3-venv git curl ca-certificates".split()
+SUITE = "bookworm"
+SNIPPET = REPO / "hooks" / "apt" / "data" / "05pkgcache"
+
+
+def sh(*cmd: str, **kw: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cmd, check=True, text=True, capture_output=True, **kw)  # type: ignore[call-overload]
+
+
+class Root:
+    """A throwaway root extracted from the base tarball, with /proc and /dev bound in."""
+
+    def __init__(self, work: Path, base_tar: Path, name: str, cache_dir: Path) -> None:
+        self.dir = work / name
+        if self.dir.exists():
+            shutil.rmtree(self.dir)
+        self.dir.mkdir(parents=True)
+        sh("tar", "-C", str(self.dir), "-xf", str(base_tar))
+        for d in ("proc", "dev"):
+            (self.dir / d).mkdir(exist_ok=True)
+        sh("mount", "--bind", "/proc", str(self.dir / "proc"))
+        sh("mount", "--rbind", "/dev", str(self.dir / "dev"))
+        sh("mount", "--make-rslave", str(self.dir / "dev"))
+        shutil.copy("/etc/resolv.conf", self.dir / "etc" / "resolv.conf")
+        prc = self.dir / "usr/sbin/policy-rc.d"
+        prc.write_text("#!/bin/sh\nexit 101\n")
+        prc.chmod(0o755)
+        r = self.dir
+        self.conf = work / f"{name}.apt.conf"
+        self.conf.write_text(
+            f'Dir::Etc "{r}/etc/apt";\nDir::State "{r}/var/lib/apt";\n'
+            f'Dir::State::status "{r}/var/lib/dpkg/status";\nDir::Cache "{r}/var/cache/apt";\n'
+            f'Dir::Log "{r}/var/log/apt";\nDPkg::Options {{ "--root={r}"; '
+            f'"--log={r}/var/log/dpkg.log"; }};\nAPT::Sandbox::User "root";\n'
+            'APT::Get::Assume-Yes "true";\nAPT::Install-Recommends "false";\n')
+        self.wrapper = work / f"{name}.pkgcache"
+        self.wrapper.write_text(
+            f'#!/bin/sh\nPYTHONPATH="{REPO}" exec "{PY}" -m hooks.cli --cache-dir "{cache_dir}" "$@"\n')
+        self.wrapper.chmod(0o755)
+        self.env = dict(os.environ, APT_CONFIG=str(self.conf), DEBIAN_FRONTEND="noninteractive",
+                        LC_ALL="C", PKGCACHE_CONFIG=str(work / "pkgcache.yaml"))
+
+    @property
+    def archives(self) -> Path:
+        return self.dir / "var/cache/apt/archives"
+
+    def hooks_on(self) -> None:
+        text = SNIPPET.read_text().replace("/usr/bin/pkgcache", str(self.wrapper))
+        (self.dir / "etc/apt/apt.conf.d/05pkgcache").write_text(text)
+
+    def apt(self, *args: str) -> tuple[float, str]:
+        t0 = time.perf_counter()
+        res = subprocess.run(["apt-get", *args], env=self.env, text=True, capture_output=True)
+        dt = time.perf_counter() - t0
+        if res.returncode != 0:
+            raise SystemExit(f"apt-get {' '.join(args)} failed:\n{res.stdout[-3000:]}\n{res.stderr}")
+        return dt, res.stdout + res.stderr
+
+    def close(self) -> None:
+        subprocess.run(["umount", "-R", str(self.dir / "dev")], capture_output=True)
+        subprocess.run(["umount", str(self.dir / "proc")], capture_output=True)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def downloaded(out: str) -> tuple[int, str]:
+    gets = len(re.findall(r"^Get:\d+ .*\.deb|^Get:\d+ \S+ \S+ \S+ \S+ \S+ \S+ \[", out, re.M))
+    need = re.search(r"^Need to get (\S+ \S+?)(/| of)", out, re.M)
+    return gets, need.group(1) if need else "?"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--workdir", default=None)
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        print("needs root (mount, chrooted maintainer scripts)", file=sys.stderr)
+        return 2
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="pkgcache-apt-bench-", dir="/var/tmp"))
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "pkgcache.yaml").write_text("performance:\n  cache:\n    enabled: true\n")
+    base = work / "base.tar"
+    if not base.exists():
+        print(f"mmdebstrap --variant=apt {SUITE} -> {base}", flush=True)
+        sh("mmdebstrap", "--variant=apt", SUITE, str(base))
+    debs = work / "debs"
+    times: dict[str, list[float]] = {k: [] for k in "AHSB"}
+    notes: dict[str, str] = {}
+    npkgs = 0
+    for rnd in range(args.rounds):
+        cache_dir = work / f"cache-{rnd}"
+        shutil.rmtree(cache_dir, ignore_errors=True)
+        for scen in "AHSB":
+            root = Root(work, base, f"root-{scen}", cache_dir)
+            try:
+                if scen in "HS":
+                    root.hooks_on()
+                root.apt("update")
+                if scen == "B":
+                    for f in debs.glob("*.deb"):
+                        shutil.copy(f, root.archives / f.name)
+                subprocess.run(["sync"])
+                dt, out = root.apt("install", *PKGS)
+                times[scen].append(dt)
+                gets, need = downloaded(out)
+                npkgs = max(npkgs, len(re.findall(r"^Setting up ", out, re.M)))
+                notes[scen] = f"debs fetched {gets}, Need to get {need}"
+                if scen == "A" and rnd == 0:
+                    shutil.rmtree(debs, ignore_errors=True)
+                    debs.mkdir()
+                    for f in root.archives.glob("*.deb"):
+                        shutil.copy(f, debs / f.name)
+                print(f"round {rnd + 1} {scen}: {dt:6.2f} s  ({notes[scen]})", flush=True)
+            finally:
+                root.close()
+    med = {k: statistics.median(v) for k, v in times.items()}
+    print(f"\n{npkgs} packages set up per install; medians over {args.rounds} rounds:")
+    for k, label in (("A", "cold, no hooks"), ("H", "cold, hooks on"),
+                     ("S", "warm, seeded by pkgcache"), ("B", "warm, debs pre-copied")):
+        print(f"  {k} {label:<26} {med[k]:6.2f} s  (min {min(times[k]):.2f}, "
+              f"max {max(times[k]):.2f}; {notes[k]})")
+    ha, sb = med["H"] / med["A"], med["S"] / med["B"]
+    s_gets = downloaded_ok = "fetched 0," in notes["S"]
+    print(f"  H/A = {ha:.3f} (target <= 1.05)   S/B = {sb:.3f} (target <= 1.10)   "
+          f"warm run downloaded no .deb: {s_gets}")
+    return 0 if ha <= 1.05 and sb <= 1.10 and downloaded_ok and npkgs >= 30 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
