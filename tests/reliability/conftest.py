@@ -1,0 +1,30 @@
+"""Fixtures for the reliability suite (faults injected for real; needs root for apt and mounts)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from rel_lab import AptWorld, Mounts, PipWorld, make_apt_world, make_pip_world
+
+
+@pytest.fixture
+def mounts(tmp_path: Path) -> Iterator[Mounts]:
+    m = Mounts(tmp_path)
+    yield m
+    m.cleanup()
+
+
+@pytest.fixture
+def apt_world(tmp_path: Path) -> Iterator[AptWorld]:
+    world = make_apt_world(tmp_path / "apt", tmp_path / "pkgcache")
+    yield world
+    world.stop()
+
+
+@pytest.fixture
+def pip_world(tmp_path: Path) -> Iterator[PipWorld]:
+    world = make_pip_world(tmp_path / "pip")
+    yield world
+    world.stop()

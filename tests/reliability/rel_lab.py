@@ -1,0 +1,311 @@
+"""Shared helpers for the reliability suite: the apt lab (tests/apt/aptlab.py) and the pip index
+(tests/pip/conftest.py) reused by import, the pkgcache CLI as a subprocess, faults on files.
+
+Everything is real: apt-get/dpkg in a sandbox root, pip into fresh venvs, HTTP servers on
+127.0.0.1 that count requests, tmpfs mounts for full and read-only file systems.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+TESTS = Path(__file__).resolve().parent.parent
+REPO = TESTS.parent
+VENV_PY = REPO / ".venv" / "bin" / "python"
+PY = str(VENV_PY if VENV_PY.exists() else sys.executable)
+
+if str(TESTS / "apt") not in sys.path:
+    sys.path.insert(0, str(TESTS / "apt"))
+import aptlab  # noqa: E402  (tests/apt/aptlab.py: repo builder, counting server, sandbox)
+
+
+def _load_pip_fixtures() -> ModuleType:
+    """tests/pip/conftest.py under a private name (its helpers, not its fixtures)."""
+    name = "_rel_pip_fixtures"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, TESTS / "pip" / "conftest.py")
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+pipfx = _load_pip_fixtures()
+
+TOOLS = ("apt-get", "dpkg", "dpkg-deb", "apt-ftparchive", "mount", "timeout")
+needs_root = pytest.mark.skipif(
+    os.geteuid() != 0 or any(shutil.which(t) is None for t in TOOLS),
+    reason="needs root (mounts, dpkg --root) and " + ", ".join(TOOLS))
+
+
+def sha256(path: Path | str) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+# -- the pkgcache CLI -----------------------------------------------------------------------------
+def cli(cache_dir: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 300,
+        **kw: object) -> subprocess.CompletedProcess[str]:
+    """Run ``pkgcache --cache-dir CACHE ARGS`` (this checkout) and capture its output."""
+    full = dict(os.environ if env is None else env)
+    full["PYTHONPATH"] = str(REPO)
+    return subprocess.run([PY, "-m", "hooks.cli", "--cache-dir", str(cache_dir), *args],
+                          capture_output=True, text=True, env=full, timeout=timeout,
+                          check=False, **kw)  # type: ignore[call-overload]
+
+
+def verify_report(cache_dir: Path, repair: bool = False) -> dict[str, list[str]]:
+    """`pkgcache verify --json [--repair]`; asserts the exit code matches the report."""
+    res = cli(cache_dir, "verify", "--json", *(["--repair"] if repair else []))
+    assert res.returncode in (0, 1), res.stdout + res.stderr
+    report = json.loads(res.stdout)
+    problems = {k: v for k, v in report.items() if v}
+    assert (res.returncode == 0) == (repair or not problems), (res.returncode, report)
+    return report
+
+
+def assert_verify_clean(cache_dir: Path) -> None:
+    """`pkgcache verify` exits 0 and reports nothing."""
+    res = cli(cache_dir, "verify")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert res.stdout.startswith("ok:"), res.stdout
+
+
+def stats(cache_dir: Path) -> dict:
+    res = cli(cache_dir, "stats", "--json")
+    assert res.returncode == 0, res.stdout + res.stderr
+    return json.loads(res.stdout)
+
+
+def pkgcache_lines(text: str) -> list[str]:
+    return [ln for ln in text.splitlines() if "pkgcache" in ln]
+
+
+def assert_short_warnings(text: str, most: int) -> list[str]:
+    """At most `most` pkgcache lines, each a short warning, and never a traceback."""
+    lines = pkgcache_lines(text)
+    assert len(lines) <= most, text
+    for ln in lines:
+        assert ln.startswith("pkgcache: warning: ") and len(ln) < 240, ln
+    assert "Traceback" not in text, text
+    return lines
+
+
+# -- faults on files ------------------------------------------------------------------------------
+def object_path(cache_dir: Path, digest: str) -> Path:
+    return cache_dir / "objects-v1" / "sha256" / digest[:2] / digest
+
+
+def corrupt(path: Path, how: str, substitute: bytes | None = None, seed: int = 0) -> None:
+    """Damage a cached object in place (the inode is kept, as a disk or a stray writer would)."""
+    rng = random.Random(seed)
+    os.chmod(path, 0o644)
+    data = bytearray(path.read_bytes())
+    if how == "bitflip":
+        i = rng.randrange(len(data))
+        data[i] ^= 1 << rng.randrange(8)
+    elif how == "truncate":
+        data = data[: rng.randrange(len(data))]
+    elif how == "substitute":
+        assert substitute is not None and len(substitute) == len(data)
+        assert substitute != bytes(data)
+        data = bytearray(substitute)
+    else:
+        raise ValueError(how)
+    with open(path, "r+b") as f:
+        f.write(data)
+        f.truncate(len(data))
+    os.chmod(path, 0o444)
+
+
+# -- file systems ---------------------------------------------------------------------------------
+class Mounts:
+    """tmpfs mounts made by one test, unmounted at the end."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.mounted: list[Path] = []
+
+    def tmpfs(self, name: str, size: str) -> Path:
+        where = self.base / name
+        where.mkdir()
+        res = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755",
+                              "pkgcache-rel", str(where)], capture_output=True, text=True)
+        if res.returncode != 0:
+            pytest.skip(f"cannot mount tmpfs: {res.stderr.strip()}")
+        self.mounted.append(where)
+        return where
+
+    @staticmethod
+    def remount(where: Path, opts: str) -> None:
+        subprocess.run(["mount", "-o", f"remount,{opts}", str(where)], check=True,
+                       capture_output=True)
+
+    def cleanup(self) -> None:
+        for where in reversed(self.mounted):
+            subprocess.run(["umount", "-l", str(where)], capture_output=True)
+
+
+# -- apt ------------------------------------------------------------------------------------------
+@dataclass
+class AptWorld:
+    """A flat repo served on 127.0.0.1 and a sandbox root whose apt runs pkgcache's snippet."""
+
+    repo: aptlab.Repo
+    server: aptlab.CountingServer
+    sb: aptlab.Sandbox
+    cache_dir: Path
+    names: tuple[str, ...]
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def use_cache(self, cache_dir: Path) -> None:
+        self.cache_dir = cache_dir
+        self.sb.cache_dir = cache_dir
+        self.sb.write_pkgcache_wrapper()
+
+    def install(self, *extra: str) -> subprocess.CompletedProcess[str]:
+        return self.sb.apt("install", *extra, *self.names)
+
+    def reprovision(self) -> None:
+        """Packages purged and archives emptied, as on a freshly provisioned machine."""
+        self.sb.apt("purge", *self.names, check=True)
+        self.sb.apt("clean", check=True)
+        self.server.reset()
+
+    def assert_installed_right(self) -> None:
+        """Every package installed at its repo version with the repo's payload bytes."""
+        for name in self.names:
+            deb = self.repo.debs[name]
+            version = deb.name.split("_")[1]
+            got = self.sb.installed(name)
+            assert got is not None and got.split(":")[-1] == version, (name, got)
+            payload = self.sb.root / "usr/share/pkgcache-test" / name / "payload.bin"
+            assert payload.read_bytes() == expected_payload(self.repo.path, deb), name
+
+    def assert_archives_right(self) -> None:
+        """Every .deb left in apt's archives is byte-identical to the repo's."""
+        good = {sha256(p) for p in self.repo.debs.values()}
+        for p in self.sb.archives.glob("*.deb"):
+            assert sha256(p) in good, f"wrong bytes in archives: {p.name}"
+
+    def deb_digests(self) -> dict[str, str]:
+        return {name: sha256(p) for name, p in self.repo.debs.items()}
+
+
+_PAYLOADS: dict[str, bytes] = {}
+
+
+def expected_payload(repo: Path, deb: Path) -> bytes:
+    key = sha256(deb)
+    if key not in _PAYLOADS:
+        out = subprocess.run(["dpkg-deb", "--fsys-tarfile", str(deb)], capture_output=True,
+                             check=True).stdout
+        import io
+        import tarfile
+
+        with tarfile.open(fileobj=io.BytesIO(out)) as tf:
+            member = next(m for m in tf.getmembers() if m.name.endswith("payload.bin"))
+            f = tf.extractfile(member)
+            assert f is not None
+            _PAYLOADS[key] = f.read()
+    return _PAYLOADS[key]
+
+
+DEFAULT_DEBS = (("alpha", "1.0-1", {"depends": "beta", "size": 300_000}),
+                ("beta", "2:1.0-1", {"arch": "amd64", "size": 200_000}),
+                ("gamma", "0.5", {"size": 100_000}))
+
+
+def make_apt_world(base: Path, cache_dir: Path, debs=DEFAULT_DEBS) -> AptWorld:  # noqa: ANN001
+    repo = aptlab.Repo(base / "repo")
+    repo.path.mkdir(parents=True)
+    for name, version, kw in debs:
+        repo.add(name, version, **kw)
+    repo.publish()
+    server = aptlab.CountingServer(repo.path)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    sb = aptlab.Sandbox(base / "sb", server.url, cache_dir)
+    sb.install_snippet()
+    world = AptWorld(repo, server, sb, cache_dir, tuple(n for n, _, _ in debs))
+    sb.apt("update", check=True)
+    return world
+
+
+# -- pip ------------------------------------------------------------------------------------------
+PIP_ENV_DROP = ("PIP_FIND_LINKS", "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_CONSTRAINT",
+                "PIP_REQUIRE_HASHES", "PIP_NO_INDEX", "VIRTUAL_ENV", "UV_INDEX_URL",
+                "UV_EXTRA_INDEX_URL", "UV_FIND_LINKS", "PIP_CACHE_DIR", "UV_CACHE_DIR")
+
+
+def pip_env() -> dict[str, str]:
+    """An environment in which pip ignores the machine's pip configuration."""
+    env = {k: v for k, v in os.environ.items() if k not in PIP_ENV_DROP}
+    env.update(PIP_CONFIG_FILE=os.devnull, PIP_NO_INPUT="1", PIP_DEFAULT_TIMEOUT="5",
+               PIP_RETRIES="0", UV_NO_CONFIG="1", PIP_DISABLE_PIP_VERSION_CHECK="1")
+    return env
+
+
+@dataclass
+class PipWorld:
+    """A counting PEP 503 index with pure wheels, and fresh venvs to install into."""
+
+    index: object  # _rel_pip_fixtures.Index
+    base: Path
+    wheels: dict[str, Path]
+    count: int = 0
+
+    def venv(self) -> Path:
+        self.count += 1
+        path = self.base / f"venv{self.count}"
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(path)], check=True,
+                       capture_output=True)
+        return path
+
+    def install(self, cache_dir: Path, venv: Path, *extra: str, env: dict[str, str] | None = None,
+                **kw: object) -> subprocess.CompletedProcess[str]:
+        return cli(cache_dir, "pip", "install", "--python", str(venv / "bin" / "python"),
+                   "-i", self.index.url, *extra, "alpha", env=env or pip_env(), **kw)  # type: ignore[attr-defined]
+
+    @staticmethod
+    def versions(venv: Path) -> tuple[str | None, str | None]:
+        return (pipfx.venv_version(venv, "alpha"), pipfx.venv_version(venv, "beta"))
+
+    def requests(self) -> list[str]:
+        return list(self.index.requests)  # type: ignore[attr-defined]
+
+    def file_requests(self) -> list[str]:
+        return [r for r in self.requests() if r.startswith("/files/")]
+
+    def stop(self) -> None:
+        self.index.stop()  # type: ignore[attr-defined]
+
+
+def make_pip_world(base: Path) -> PipWorld:
+    dists = base / "dists"
+    dists.mkdir(parents=True)
+    files = base / "index-files"
+    files.mkdir()
+    alpha = pipfx.make_wheel(dists, "alpha", "1.0", requires=("beta>=1.0",))
+    beta = pipfx.make_wheel(dists, "beta", "1.0")
+    index = pipfx.Index(files)
+    index.add(alpha)
+    index.add(beta)
+    index.start()
+    return PipWorld(index, base, {"alpha": files / alpha.name, "beta": files / beta.name})

@@ -1,0 +1,144 @@
+"""SIGKILL at random points of the apt hooks (inside a real apt-get install) and of
+`pkgcache pip install` while it fills the cache. apt-get and pip must behave as without the
+cache, nothing corrupt is ever served or stored, and `pkgcache verify` is clean after --repair.
+(The core's own put/eviction kills, 120 trials, are in tests/core/test_crash_concurrency.py.)"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+from rel_lab import (
+    PY,
+    REPO,
+    AptWorld,
+    PipWorld,
+    assert_short_warnings,
+    assert_verify_clean,
+    cli,
+    needs_root,
+    pip_env,
+    verify_report,
+)
+
+from cache_core import PackageCache
+
+pytestmark = [needs_root, pytest.mark.slow]
+
+APT_TRIALS = 40  # 30 kills of the harvest hook, 10 of the pre-install (seed) hook
+PIP_TRIALS = 12
+
+
+def no_corrupt(cache_dir: Path) -> None:
+    """A crash may leave temps or orphans, never a wrong object under its digest."""
+    if not cache_dir.exists():
+        return
+    with PackageCache(str(cache_dir), strict=True) as c:
+        report = c.verify(repair=False)
+    assert report["corrupt"] == [], report
+
+
+def killing_wrapper(world: AptWorld, control: Path, log: Path) -> None:
+    """The sandbox's /usr/bin/pkgcache: `timeout -s KILL` the hook named in the control file
+    (exit status 137 = killed, logged)."""
+    world.sb.write_pkgcache_wrapper(
+        f'read action delay < "{control}" || true\n'
+        f'if [ "$3" = "$action" ]; then\n'
+        f'  PYTHONPATH="{REPO}" timeout -s KILL "$delay" "{PY}" -m hooks.cli '
+        f'--cache-dir "{world.cache_dir}" "$@"\n'
+        f'  echo "$3 $?" >> "{log}"\n'
+        f'else\n'
+        f'  PYTHONPATH="{REPO}" "{PY}" -m hooks.cli --cache-dir "{world.cache_dir}" "$@"\n'
+        f'fi\n')
+
+
+def test_sigkill_apt_hooks_at_random_points(apt_world: AptWorld, tmp_path: Path) -> None:
+    rng = random.Random(7)
+    control = tmp_path / "kill-control"
+    log = tmp_path / "kills.log"
+    control.write_text("none 0\n")
+    killing_wrapper(apt_world, control, log)
+    digests = apt_world.deb_digests()
+    for trial in range(APT_TRIALS):
+        action = "harvest" if trial < 30 else "pre-install"
+        delay = rng.uniform(0.02, 0.6)
+        control.write_text(f"{action} {delay:.3f}\n")
+        mode = rng.random()
+        if mode < 0.4:  # a reprovisioned machine: nothing installed, archives empty
+            apt_world.sb.apt("purge", *apt_world.names, check=True)
+            for p in apt_world.sb.archives.glob("*.deb"):
+                p.unlink()
+            args: tuple[str, ...] = ()
+        else:
+            if mode < 0.7:
+                for p in apt_world.sb.archives.glob("*.deb"):
+                    p.unlink()
+            args = ("--reinstall",)
+        res = apt_world.install(*args)
+        assert res.returncode == 0, f"trial {trial}: {res.stdout}\n{res.stderr}"
+        assert_short_warnings(res.stderr, 2)
+        apt_world.assert_installed_right()
+        apt_world.assert_archives_right()
+        no_corrupt(apt_world.cache_dir)
+    runs = [ln.split() for ln in log.read_text().splitlines()]
+    kills = {a: sum(1 for x, rc in runs if x == a and rc == "137") for a in ("harvest", "pre-install")}
+    print(f"apt hook runs {len(runs)}, killed: {kills}")
+    assert kills["harvest"] >= 15 and kills["pre-install"] >= 5, runs  # really killed mid-run
+
+    control.write_text("none 0\n")
+    verify_report(apt_world.cache_dir, repair=True)
+    assert_verify_clean(apt_world.cache_dir)
+    # The cache still works fully: one unkilled install harvests, the next downloads nothing.
+    apt_world.reprovision()
+    res = apt_world.install()
+    assert res.returncode == 0 and assert_short_warnings(res.stderr, 0) == [], res.stderr
+    with PackageCache(str(apt_world.cache_dir)) as c:
+        cached = {e.key: e.digest for e in c.keys("deb:")}
+    assert sorted(cached.values()) == sorted(digests.values()), cached
+    apt_world.reprovision()
+    res = apt_world.install()
+    assert res.returncode == 0, res.stderr
+    assert apt_world.server.deb_requests() == []
+    apt_world.assert_installed_right()
+    assert_verify_clean(apt_world.cache_dir)
+
+
+def test_sigkill_pip_install_while_filling(pip_world: PipWorld, tmp_path: Path) -> None:
+    rng = random.Random(11)
+    cache_dir = tmp_path / "pkgcache"
+    env = dict(pip_env(), PYTHONPATH=str(REPO))
+    for trial in range(PIP_TRIALS):
+        if trial % 2 == 0 and cache_dir.exists():
+            with PackageCache(str(cache_dir), strict=True) as c:
+                c.clear()  # so the next run fills the cache again
+        venv = pip_world.venv()
+        cmd = [PY, "-m", "hooks.cli", "--cache-dir", str(cache_dir), "pip", "install",
+               "--python", str(venv / "bin" / "python"), "-i", pip_world.index.url, "alpha"]
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True)
+        try:
+            proc.wait(timeout=rng.uniform(0.3, 4.5))
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)  # pkgcache and the pip it runs, mid-flight
+            proc.wait()
+        no_corrupt(cache_dir)
+
+    verify_report(cache_dir, repair=True)
+    assert_verify_clean(cache_dir)
+    venv = pip_world.venv()
+    res = pip_world.install(cache_dir, venv)
+    assert res.returncode == 0, res.stderr
+    assert_short_warnings(res.stderr, 0)
+    assert pip_world.versions(venv) == ("1.0", "1.0")
+    # Filled for good: with the index gone the next install is served by the cache alone.
+    pip_world.stop()
+    venv = pip_world.venv()
+    res = pip_world.install(cache_dir, venv, env=env)
+    assert res.returncode == 0, res.stderr
+    assert pip_world.versions(venv) == ("1.0", "1.0")
+    assert_verify_clean(cache_dir)
+    assert cli(cache_dir, "stats", "--json").returncode == 0
