@@ -545,7 +545,7 @@ class PackageCache:
             return run_verify(self, repair)
 
     def clear(self) -> int:
-        """Remove every object, key and bucket; returns the number of objects removed."""
+        """Remove every object, key and bucket entry not in use; returns the objects removed."""
         self._setup()
         with self.lock("gc"):
             self.index.flush()
@@ -553,17 +553,21 @@ class PackageCache:
             with self.index.write() as c:
                 c.execute("DELETE FROM keys")
                 c.execute("DELETE FROM objects")
-                buckets = [r[0] for r in c.execute("SELECT DISTINCT bucket FROM buckets")]
-                c.execute("DELETE FROM buckets")
+                entries = list(c.execute("SELECT bucket, name FROM buckets"))
             for shard in os.scandir(self.objects_dir):
                 if shard.is_dir(follow_symlinks=False):
                     shutil.rmtree(shard.path, ignore_errors=True)
                 else:
                     fsutil.unlink_quiet(shard.path)
             self._shards.clear()
-            for b in buckets:
-                p = self.root / b
-                if p.is_dir() and not p.is_symlink():
-                    shutil.rmtree(p, ignore_errors=True)
+            for bucket, name in entries:  # each under its own lock, as gc does: skip one in use
+                try:
+                    with self.lock(f"bucket:{bucket}/{name}", timeout=10):
+                        self.index.bucket_drop(bucket, name)
+                        p = self.root / bucket / name
+                        if p.is_dir() and not p.is_symlink():
+                            shutil.rmtree(p, ignore_errors=True)
+                except LockTimeout:
+                    warn(f"clear: {bucket}/{name} is in use; left in place")
             self._sweep_temps(force=True)
             return n
