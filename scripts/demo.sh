@@ -70,11 +70,13 @@ chmod 0755 "$ROOT/usr/sbin/policy-rc.d"
 
 # Run a shell script inside the root. /proc and /dev/pts are mounted in a private mount
 # namespace that dies with the command: nothing stays mounted on the host.
+# $PROXY (host:port), when set, becomes http_proxy/https_proxy inside.
 inroot() {
 	unshare --mount --pid --fork --mount-proc="$ROOT/proc" /bin/sh -c '
 		mount -t devpts -o newinstance,ptmxmode=0666 devpts "$0/dev/pts" 2>/dev/null || true
 		exec chroot "$0" env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-			HOME=/root LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive /bin/sh -ec "$1"' "$ROOT" "$1"
+			HOME=/root LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive \
+			${2:+http_proxy=http://$2 https_proxy=http://$2} /bin/sh -ec "$1"' "$ROOT" "$1" "${PROXY:-}"
 }
 
 # Trust the same extra CAs as the host (a site or proxy CA); a no-op on a stock host.
@@ -98,9 +100,6 @@ fi
 
 # --- helpers for measuring ------------------------------------------------------------------
 now() { date +%s.%N; }
-rx_bytes() { # bytes received on the host's non-loopback interfaces (the root shares them)
-	awk -F'[: ]+' 'NR > 2 && $2 != "lo" { s += $3 } END { printf "%d\n", s }' /proc/net/dev
-}
 stat_field() { # a field of `pkgcache stats --json` inside the root
 	inroot "pkgcache stats --json" | python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"
 }
@@ -109,20 +108,36 @@ human() { # bytes -> short human form
 		while (b >= 1000 && i < 4) { b /= 1000; i++ }
 		printf (i == 1 ? "%d %s" : "%.1f %s"), b, u[i] }'
 }
+ppid=""
+trap '[ -z "$ppid" ] || kill "$ppid" 2>/dev/null || true' EXIT
 ROWS=$DEMO_DIR/rows.txt
 : >"$ROWS"
 
-# measure ROUND STEP SCRIPT: run SCRIPT in the root and append one table row.
+# measure ROUND STEP SCRIPT: run SCRIPT in the root through a byte-counting proxy on 127.0.0.1
+# (scripts/countproxy.py) and append one table row.
 measure() {
-	h0=$(stat_field hits); s0=$(stat_field bytes_served); r0=$(rx_bytes); t0=$(now)
-	if ! inroot "$3" >"$DEMO_DIR/$1-$2.log" 2>&1; then
+	rm -f "$DEMO_DIR/proxy.port" "$DEMO_DIR/proxy.count"
+	python3 "$REPO/scripts/countproxy.py" --port-file "$DEMO_DIR/proxy.port" \
+		--count-file "$DEMO_DIR/proxy.count" &
+	ppid=$!
+	i=0
+	while [ ! -s "$DEMO_DIR/proxy.port" ]; do
+		i=$((i + 1)); [ "$i" -lt 100 ] || die "the counting proxy did not start"; sleep 0.1
+	done
+	h0=$(stat_field hits); s0=$(stat_field bytes_served); t0=$(now)
+	if ! PROXY=127.0.0.1:$(cat "$DEMO_DIR/proxy.port") inroot "$3" >"$DEMO_DIR/$1-$2.log" 2>&1; then
+		kill "$ppid" 2>/dev/null || true
 		tail -n 30 "$DEMO_DIR/$1-$2.log" >&2
 		die "$2 failed in round $1 (log: $DEMO_DIR/$1-$2.log)"
 	fi
-	t1=$(now); r1=$(rx_bytes); h1=$(stat_field hits); s1=$(stat_field bytes_served)
+	t1=$(now)
+	kill "$ppid"; wait "$ppid" 2>/dev/null || true
+	ppid=""
+	got=$(cat "$DEMO_DIR/proxy.count" 2>/dev/null || echo 0)
+	h1=$(stat_field hits); s1=$(stat_field bytes_served)
 	need=$(sed -n 's/^Need to get \([^ ]* [^ /]*\).*/\1/p' "$DEMO_DIR/$1-$2.log" | head -n 1)
 	secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f s", b - a }')
-	printf '%s|%s|%s|%s|%s|%s|%s\n' "$1" "$2" "$secs" "$(human $((r1 - r0)))" \
+	printf '%s|%s|%s|%s|%s|%s|%s\n' "$1" "$2" "$secs" "$(human "$got")" \
 		"${need:--}" "$((h1 - h0))" "$(human $((s1 - s0)))" >>"$ROWS"
 }
 
@@ -150,11 +165,11 @@ done
 # --- 6. the table --------------------------------------------------------------------------
 say "before/after (cold = empty pkgcache; warm = after apt-get clean and a fresh venv)"
 {
-	echo "round|step|time|downloaded (host NIC)|apt: need to get|cache hits|served from cache"
+	echo "round|step|time|downloaded|apt: need to get|cache hits|served from cache"
 	cat "$ROWS"
 } | column -t -s '|' 2>/dev/null || { echo "round|step|time|downloaded|apt need|hits|served"; cat "$ROWS"; }
 [ "$PIP_READY" = 1 ] || echo "(pip rows skipped: 'pkgcache pip install' is not in this build)"
 echo
-echo "downloaded = bytes received by the host's network interfaces during the step (the root shares"
-echo "them; other traffic on the host is counted too). Logs: $DEMO_DIR/*.log. Root: $ROOT"
+echo "downloaded = bytes the step received from the network (counted by a proxy on 127.0.0.1);"
+echo "cache hits / served = pkgcache's own counters (pkgcache stats). Logs: $DEMO_DIR/*.log"
 inroot "pkgcache stats"
