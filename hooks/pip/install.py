@@ -100,6 +100,7 @@ class Driver:
         self.pip = runner.pip_cmd(self.target, python)
         self.work = Path(tempfile.mkdtemp(prefix="pip-", dir=self.store.subdir("tmp")))
         self._cands: list[Candidate] | None = None
+        self.problems: list[str] = []  # why files could not be cached (first one is reported)
 
     def close(self) -> None:
         """Remove this run's scratch directory."""
@@ -145,7 +146,7 @@ class Driver:
         own_report = not any(a == "--report" or a.startswith("--report=") for a in args)
         cmd = [*self.pip, "install", "--no-index", "--find-links", str(self.page()),
                *(["--report", str(report)] if own_report else []), *args]
-        res = runner.run(cmd, self.env, capture_stdout=False)
+        res = runner.run_streaming(cmd, self.env, drop="Looking in links: ")
         if res.rc == 0 and own_report:
             try:
                 self._touch(report)
@@ -205,13 +206,14 @@ class Driver:
         for art in missing:
             path = paths.get(art.filename)
             if path is None:
-                warn(f"{art.filename}: could not be fetched into the cache")
+                self.problems.append(f"{art.filename} could not be fetched")
                 ok = False
                 continue
             meta = {"filename": art.filename, "name": art.name, "version": art.version,
                     "requires_python": art.requires_python, "yanked": art.yanked}
             kind = "wheel" if art.is_wheel else "sdist"
             if self.store.add(f"{kind}:{art.filename}", str(path), art.sha256, meta) is None:
+                self.problems.append(f"{art.filename} could not be stored in the cache")
                 ok = False
             if not art.is_wheel:
                 sdists.append(art)
@@ -223,17 +225,20 @@ class Driver:
         """Build wheels from sdists for the target once, keyed by sdist SHA-256 + fingerprint."""
         out = self.work / "built"
         out.mkdir(exist_ok=True)
+        build = self.opts.build_args()
+        if not any(a in build for a in ("--use-pep517", "--no-use-pep517")):
+            build.append("--use-pep517")  # setup.py-only sdists too, without 'wheel' installed
         res = fetch.build_wheels([paths[a.filename] for a in sdists], out, self.pip,
-                                 self.opts.source_args() + self.opts.build_args(), self.env)
+                                 self.opts.source_args() + build, self.env)
         if res.rc != 0:
-            warn(f"building {', '.join(a.filename for a in sdists)} failed: "
-                 f"{runner.last_error(res.stderr)}")
+            self.problems.append(f"building {', '.join(a.filename for a in sdists)} failed: "
+                                 f"{runner.last_error(res.stderr)}")
             return False
         ok = True
         for art in sdists:
             wheel = self._built_wheel(out, art)
             if wheel is None:
-                warn(f"{art.filename}: the build produced no wheel")
+                self.problems.append(f"building {art.filename} produced no wheel")
                 ok = False
                 continue
             meta = {"filename": wheel.name, "name": art.name, "version": art.version,
@@ -241,6 +246,7 @@ class Driver:
                     "sdist_sha256": art.sha256, "fingerprint": self.target.fingerprint}
             key = self.store.built_key(str(art.sha256), self.target)
             if self.store.add(key, str(wheel), None, meta) is None:
+                self.problems.append(f"{wheel.name} could not be stored in the cache")
                 ok = False
         return ok
 
@@ -333,7 +339,7 @@ class Driver:
                 return offline.rc
             return self.explain(res, online=True, offline=offline)
         if not self.fill(arts):
-            raise _Fallback("could not cache every file")
+            raise _Fallback(self.problems[0] if self.problems else "could not cache every file")
         res = self.offline_install(installer)
         runner.replay(res.stderr)
         return res.rc
@@ -348,7 +354,7 @@ class Driver:
             if res.rc != 0:
                 return self.explain(res, online=True)
             if not self.fill(arts):
-                _err("could not cache every file (see the warnings above)")
+                _err(self.problems[0] if self.problems else "could not cache every file")
                 return 1
             res, arts = self.resolve_offline()
             if res.rc != 0:

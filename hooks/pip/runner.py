@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,6 +63,23 @@ def run(cmd: list[str], env: dict[str, str], *, capture_stdout: bool = True,
                           stderr=subprocess.PIPE, text=True, errors="replace",
                           timeout=timeout, check=False)
     return Result(proc.returncode, proc.stdout or "", proc.stderr or "")
+
+
+def run_streaming(cmd: list[str], env: dict[str, str], drop: str) -> Result:
+    """Run a tool with its stdout shown live except lines starting with drop; capture stderr."""
+    proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, errors="replace")
+    err: list[str] = []
+    reader = threading.Thread(target=lambda: err.append(proc.stderr.read()), daemon=True)
+    reader.start()
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if not line.startswith(drop):
+            sys.stdout.write(line)
+            sys.stdout.flush()
+    rc = proc.wait()
+    reader.join()
+    return Result(rc, "", "".join(err))
 
 
 def replay(text: str) -> None:

@@ -165,7 +165,9 @@ class WheelStore:
 
     def add(self, key: str, path: str, sha256: str | None, meta: dict[str, Any]) -> str | None:
         """Store a file under key (checked against sha256) and link it into the view."""
-        digest = self.cache.put(key, path, sha256=sha256, kind=key.split(":", 1)[0], meta=meta)
+        # link: the source is this run's own download/build, never written again
+        digest = self.cache.put(key, path, sha256=sha256, kind=key.split(":", 1)[0], meta=meta,
+                                link=True)
         if digest is None:
             return None
         entry = self.cache.lookup(key)
