@@ -22,6 +22,8 @@ from types import ModuleType
 
 import pytest
 
+from cache_core import PackageCache
+
 TESTS = Path(__file__).resolve().parent.parent
 REPO = TESTS.parent
 VENV_PY = REPO / ".venv" / "bin" / "python"
@@ -309,3 +311,38 @@ def make_pip_world(base: Path) -> PipWorld:
     index.add(beta)
     index.start()
     return PipWorld(index, base, {"alpha": files / alpha.name, "beta": files / beta.name})
+
+
+# -- filling the cache the way the drivers do ---------------------------------------------------
+def apt_name(deb: Path) -> str:
+    """The name apt gives a .deb in its archives dir."""
+    fields = subprocess.run(["dpkg-deb", "-f", str(deb), "Package", "Version", "Architecture"],
+                            capture_output=True, text=True, check=True).stdout
+    values = dict(line.split(": ", 1) for line in fields.splitlines())
+    from hooks.apt.naming import archive_name
+
+    return archive_name(values["Package"], values["Version"], values["Architecture"])
+
+
+def fill_debs(world: AptWorld) -> None:
+    """Harvest every repo .deb into the cache (the harvest hook's own store function)."""
+    from hooks.apt.harvest import store as harvest_store
+
+    with PackageCache(str(world.cache_dir)) as c:
+        for deb in world.repo.debs.values():
+            assert harvest_store(c, str(deb), apt_name(deb), link=False)[0] == "stored"
+
+
+def fill_wheels(pip: PipWorld, cache_dir: Path) -> None:
+    """Put both wheels in the cache the way the pip driver does after a download."""
+    from hooks.pip.store import WheelStore
+
+    dl = cache_dir.parent / "download"
+    dl.mkdir(exist_ok=True)
+    with PackageCache(str(cache_dir)) as c:
+        ws = WheelStore(c)
+        for name, served in pip.wheels.items():
+            path = Path(shutil.copy(served, dl))  # the driver's own download (it may be linked)
+            meta = {"filename": path.name, "name": name, "version": "1.0",
+                    "requires_python": None, "yanked": False}
+            assert ws.add(f"wheel:{path.name}", str(path), sha256(path), meta)
