@@ -82,12 +82,23 @@ class Root:
         (self.dir / "etc/apt/apt.conf.d/05pkgcache").write_text(text)
 
     def apt(self, *args: str) -> tuple[float, str]:
+        """Run apt-get; (wall seconds, output). self.pre_dpkg: seconds until dpkg's first unpack."""
         t0 = time.perf_counter()
-        res = subprocess.run(["apt-get", *args], env=self.env, text=True, capture_output=True)
+        self.pre_dpkg = float("nan")
+        proc = subprocess.Popen(["apt-get", *args], env=self.env, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        lines = []
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if self.pre_dpkg != self.pre_dpkg and line.startswith("Selecting previously unselected"):
+                self.pre_dpkg = time.perf_counter() - t0
+            lines.append(line)
+        rc = proc.wait()
         dt = time.perf_counter() - t0
-        if res.returncode != 0:
-            raise SystemExit(f"apt-get {' '.join(args)} failed:\n{res.stdout[-3000:]}\n{res.stderr}")
-        return dt, res.stdout + res.stderr
+        out = "".join(lines)
+        if rc != 0:
+            raise SystemExit(f"apt-get {' '.join(args)} failed:\n{out[-3000:]}")
+        return dt, out
 
     def close(self) -> None:
         subprocess.run(["umount", "-R", str(self.dir / "dev")], capture_output=True)
@@ -118,6 +129,8 @@ def main() -> int:
         sh("mmdebstrap", "--variant=apt", SUITE, str(base))
     debs = work / "debs"
     times: dict[str, list[float]] = {k: [] for k in "AHSB"}
+    pre: dict[str, list[float]] = {k: [] for k in "AHSB"}
+    hook_s: dict[str, list[float]] = {"harvest": [], "seed": []}
     notes: dict[str, str] = {}
     npkgs = 0
     for rnd in range(args.rounds):
@@ -135,6 +148,15 @@ def main() -> int:
                 subprocess.run(["sync"])
                 dt, out = root.apt("install", *PKGS)
                 times[scen].append(dt)
+                pre[scen].append(root.pre_dpkg)
+                state = cache_dir / "apt" / "status.json"
+                if scen in "HS" and state.exists():
+                    import json
+
+                    st = json.loads(state.read_text())
+                    for what in ("harvest", "seed"):
+                        if st.get(what):
+                            hook_s[what].append(st[what]["seconds"])
                 gets, need = downloaded(out)
                 npkgs = max(npkgs, len(re.findall(r"^Setting up ", out, re.M)))
                 notes[scen] = f"debs fetched {gets}, Need to get {need}"
@@ -143,7 +165,8 @@ def main() -> int:
                     debs.mkdir()
                     for f in root.archives.glob("*.deb"):
                         shutil.copy(f, debs / f.name)
-                print(f"round {rnd + 1} {scen}: {dt:6.2f} s  ({notes[scen]})", flush=True)
+                print(f"round {rnd + 1} {scen}: {dt:6.2f} s, before dpkg {root.pre_dpkg:5.2f} s "
+                      f"({notes[scen]})", flush=True)
             finally:
                 root.close()
     med = {k: statistics.median(v) for k, v in times.items()}
@@ -151,7 +174,10 @@ def main() -> int:
     for k, label in (("A", "cold, no hooks"), ("H", "cold, hooks on"),
                      ("S", "warm, seeded by pkgcache"), ("B", "warm, debs pre-copied")):
         print(f"  {k} {label:<26} {med[k]:6.2f} s  (min {min(times[k]):.2f}, "
-              f"max {max(times[k]):.2f}; {notes[k]})")
+              f"max {max(times[k]):.2f}; before dpkg {statistics.median(pre[k]):.2f} s; {notes[k]})")
+    for what, vals in hook_s.items():
+        if vals:
+            print(f"  last {what} inside its hook: median {statistics.median(vals):.3f} s (n={len(vals)})")
     ha, sb = med["H"] / med["A"], med["S"] / med["B"]
     s_gets = downloaded_ok = "fetched 0," in notes["S"]
     print(f"  H/A = {ha:.3f} (target <= 1.05)   S/B = {sb:.3f} (target <= 1.10)   "
