@@ -107,6 +107,14 @@ def _regular(path: str) -> os.stat_result | None:
     return st if stat.S_ISREG(st.st_mode) else None
 
 
+def _same_inode(cache: Any, digest: str, st: os.stat_result) -> bool:
+    try:
+        obj = os.lstat(cache.object_path(digest))
+    except Exception:  # noqa: BLE001 - any doubt: hash it the slow way
+        return False
+    return (obj.st_dev, obj.st_ino, obj.st_size) == (st.st_dev, st.st_ino, st.st_size)
+
+
 def store(cache: Any, path: str, fname: str, *, link: bool = True,
           sha256: str | None = None) -> tuple[str, int]:
     """Put one deb under deb:<fname>. Returns ("stored"|"already"|"failed", size)."""
@@ -115,6 +123,8 @@ def store(cache: Any, path: str, fname: str, *, link: bool = True,
         return "skipped", 0
     key = key_for(fname)
     entry = cache.lookup(key)
+    if entry is not None and _same_inode(cache, entry.digest, st):
+        return "already", st.st_size  # seeded by hardlink from this very object: nothing to do
     parsed = parse_archive_name(fname)
     meta = {"package": parsed[0], "version": parsed[1], "arch": parsed[2]} if parsed else None
     digest = cache.put(key, path, sha256=sha256, kind="deb", meta=meta, link=link)

@@ -72,7 +72,9 @@ def test_second_install_after_clean_downloads_nothing(lab) -> None:  # noqa: ANN
     assert lab.server.deb_requests() == []
     assert "Need to get 0 B" in res.stdout
     assert lab.sb.installed("alpha") == "1.0-1" and lab.sb.installed("beta") == "2:1.0-1"
-    assert status(lab)["last_seed"]["placed"] == 2
+    st = status(lab)
+    assert st["last_seed"]["placed"] == 2
+    assert (st["last_harvest"]["already"], st["last_harvest"]["stored"]) == (2, 0)
 
 
 def test_docker_clean_wipe_on_update_then_zero_downloads(lab) -> None:  # noqa: ANN001
