@@ -131,7 +131,8 @@ def _dispatch(action: str, cache: Any, actions: list[Any]) -> None:
         from .seed import seed
 
         try:
-            srep = seed(cache, None, hook=True, lock_timeout=HOOK_LOCK_TIMEOUT)
+            srep = seed(cache, None, hook=True, narrow=action == "pre-install",
+                        lock_timeout=HOOK_LOCK_TIMEOUT)
         except aptenv.AptLockBusy:
             return  # another apt run holds archives; it will fail or finish on its own
         if srep.placed or srep.rejected or srep.opened_index:

@@ -176,13 +176,53 @@ def place(cache: Any, archives: Path, want: Want, *, verify_present: bool) -> tu
     return ("rejected" if reason != "not cached" else "missing"), reason
 
 
-def _plan_all(cache: Any, paths: AptPaths, apt_pkg: Any, *, hook: bool,
+_NO_DEBS = {"remove", "purge", "autoremove", "autopurge", "clean", "autoclean", "auto-clean",
+            "check", "markauto", "unmarkauto", "update", "changelog", "source", "build-dep"}
+_UPGRADES = {"upgrade", "dist-upgrade", "full-upgrade"}
+_ARG_OPTS = {"-o", "-c", "-t", "-a", "--option", "--config-file", "--target-release",
+             "--default-release", "--host-architecture", "--build-profiles", "-P"}
+
+
+def apt_command(max_depth: int = 8) -> str | None:
+    """The sub-command (install, upgrade, remove, ...) of the apt/apt-get that runs this hook."""
+    pid = os.getppid()
+    try:
+        for _ in range(max_depth):
+            if pid <= 1:
+                return None
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = [a.decode("utf-8", "replace") for a in f.read().split(b"\0") if a]
+            if argv and os.path.basename(argv[0]) in ("apt-get", "apt"):
+                args = iter(argv[1:])
+                for a in args:
+                    if a in _ARG_OPTS:
+                        next(args, None)
+                    elif not a.startswith("-"):
+                        return a
+                return None
+            with open(f"/proc/{pid}/stat") as f:
+                pid = int(f.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _plan_all(cache: Any, paths: AptPaths, apt_pkg: Any, *, hook: bool, narrow: bool,
               rep: SeedReport) -> list[Want]:
-    """Every cached deb that is a current candidate and not installed (memoised index look-ups)."""
+    """Every cached deb that is a current candidate and not installed (memoised index look-ups).
+
+    From the pre-install hook, apt's own sub-command narrows it: nothing for remove/purge/...,
+    only newer versions of installed packages for upgrade/dist-upgrade."""
+    command = apt_command() if narrow else None
+    if command in _NO_DEBS:
+        return []
     cached = {e.key[len(KEY_PREFIX):]: e for e in cache.keys(KEY_PREFIX)}
     cached = {f: e for f, e in cached.items() if is_safe_name(f)}
     installed = installed_names(paths.status)
     need = [f for f in sorted(cached) if f not in installed]
+    if command in _UPGRADES:
+        have = {f.split("_", 1)[0] for f in installed}
+        need = [f for f in need if f.split("_", 1)[0] in have]
     if hook:  # apt's own (size) check will accept these; don't even open the index
         need = [f for f in need if not _present(paths.archives / f, cached[f].size)]
     if not need:
@@ -233,9 +273,12 @@ def _lock_holder_is_ancestor(archives: Path) -> bool:
     return False
 
 
-def seed(cache: Any, specs: list[str] | None = None, *, hook: bool = False,
+def seed(cache: Any, specs: list[str] | None = None, *, hook: bool = False, narrow: bool = False,
          lock_timeout: float = 60.0, apt_pkg: Any | None = None) -> SeedReport:
-    """Seed archives with verified cached debs: all current candidates, or what SPECS need."""
+    """Seed archives with verified cached debs: all current candidates, or what SPECS need.
+
+    hook: trust files already in place by size (apt does too); narrow: let the sub-command of
+    the apt running this hook (install, upgrade, remove) narrow what is seeded."""
     from .aptenv import apt_pkg_module
 
     t0 = time.monotonic()
@@ -247,7 +290,7 @@ def seed(cache: Any, specs: list[str] | None = None, *, hook: bool = False,
         rep.opened_index = True
         wants, rep.unknown = view.install_plan(specs)
     else:
-        wants = _plan_all(cache, paths, apt_pkg, hook=hook, rep=rep)
+        wants = _plan_all(cache, paths, apt_pkg, hook=hook, narrow=narrow, rep=rep)
     if wants:
         verify = not hook
         try:

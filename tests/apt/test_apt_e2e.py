@@ -311,3 +311,27 @@ def test_seed_replaces_a_planted_symlink_without_following_it(lab, tmp_path) -> 
     assert victim.read_bytes() == b"x" * 10
     assert not (lab.sb.archives / ALPHA).is_symlink()
     assert sha(lab.sb.archives / ALPHA) == sha(lab.repo.debs["alpha"])
+
+
+def test_pre_install_hook_seeds_nothing_for_remove_and_only_upgrades_for_upgrade(lab) -> None:  # noqa: ANN001
+    first_install(lab)
+    lab.sb.apt("install", "gamma", check=True)
+    reprovision(lab)  # purge alpha beta, clean: alpha and beta are cached, not installed
+    lab.sb.apt("remove", "gamma", check=True)
+    assert lab.sb.debs_in_archives() == []  # a remove needs no debs: nothing seeded
+    lab.sb.apt("install", "gamma", check=True)
+    lab.sb.apt("clean", check=True)
+    lab.sb.apt("upgrade", check=True)
+    assert lab.sb.debs_in_archives() == []  # alpha/beta are not installed: not upgrades
+    lab.repo.add("gamma", "0.6", size=5000)
+    lab.republish()
+    lab.sb.apt("update", check=True)
+    lab.sb.apt("install", "--download-only", "gamma", check=True)  # puts 0.6 into archives
+    lab.sb.pkgcache("apt", "hook", "sweep")  # and into the cache
+    lab.sb.apt("clean", check=True)
+    lab.server.reset()
+    res = lab.sb.apt("upgrade", check=True)
+    assert lab.server.deb_requests() == []
+    assert "Need to get 0 B" in res.stdout
+    assert lab.sb.installed("gamma") == "0.6"
+    assert lab.sb.debs_in_archives() == ["gamma_0.6_all.deb"]
