@@ -183,8 +183,8 @@ _ARG_OPTS = {"-o", "-c", "-t", "-a", "--option", "--config-file", "--target-rele
              "--default-release", "--host-architecture", "--build-profiles", "-P"}
 
 
-def apt_command(max_depth: int = 8) -> str | None:
-    """The sub-command (install, upgrade, remove, ...) of the apt/apt-get that runs this hook."""
+def apt_invocation(max_depth: int = 8) -> tuple[str, list[str]] | None:
+    """(sub-command, its non-option arguments) of the apt/apt-get that runs this hook."""
     pid = os.getppid()
     try:
         for _ in range(max_depth):
@@ -193,18 +193,46 @@ def apt_command(max_depth: int = 8) -> str | None:
             with open(f"/proc/{pid}/cmdline", "rb") as f:
                 argv = [a.decode("utf-8", "replace") for a in f.read().split(b"\0") if a]
             if argv and os.path.basename(argv[0]) in ("apt-get", "apt"):
+                words: list[str] = []
                 args = iter(argv[1:])
                 for a in args:
                     if a in _ARG_OPTS:
                         next(args, None)
+                    elif a == "--":
+                        words.extend(args)
                     elif not a.startswith("-"):
-                        return a
-                return None
+                        words.append(a)
+                return (words[0], words[1:]) if words else None
             with open(f"/proc/{pid}/stat") as f:
                 pid = int(f.read().rsplit(")", 1)[1].split()[1])
     except (OSError, ValueError, IndexError):
         return None
     return None
+
+
+def apt_command() -> str | None:
+    """The sub-command (install, upgrade, remove, ...) of the apt running this hook."""
+    inv = apt_invocation()
+    return inv[0] if inv else None
+
+
+def _exact_specs(cache: Any, paths: AptPaths) -> list[str] | None:
+    """For `apt-get install NAMES` with a cache on another file system (every seed is a copy):
+    the names, so only what they need is copied. None: seed every candidate (hardlinks are free)."""
+    inv = apt_invocation()
+    if not inv or inv[0] not in ("install", "reinstall") or not inv[1]:
+        return None
+    try:
+        if os.stat(cache.root).st_dev == os.stat(paths.archives).st_dev:
+            return None
+    except OSError:
+        return None
+    specs = []
+    for word in inv[1]:
+        if word.endswith((".deb", "-", "+")) or "/" in word or any(c in word for c in "*?[^$"):
+            return None  # local files, removals, releases, patterns: keep the general plan
+        specs.append(word)
+    return specs
 
 
 def _plan_all(cache: Any, paths: AptPaths, apt_pkg: Any, *, hook: bool, narrow: bool,
@@ -285,10 +313,16 @@ def seed(cache: Any, specs: list[str] | None = None, *, hook: bool = False, narr
     rep = SeedReport()
     apt_pkg = apt_pkg or apt_pkg_module()
     paths = AptPaths.load(apt_pkg)
+    if not specs and narrow:
+        specs = _exact_specs(cache, paths)
     if specs:
         view = IndexView(apt_pkg)
         rep.opened_index = True
         wants, rep.unknown = view.install_plan(specs)
+        if hook:  # only what is cached and not yet in place (by size, as apt checks)
+            cached = {e.key[len(KEY_PREFIX):] for e in cache.keys(KEY_PREFIX)}
+            wants = [w for w in wants if w.fname in cached
+                     and not _present(paths.archives / w.fname, w.size)]
     else:
         wants = _plan_all(cache, paths, apt_pkg, hook=hook, narrow=narrow, rep=rep)
     if wants:
