@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -57,9 +59,18 @@ def test_deb_contents_network(deb: Path) -> None:
     assert not any("dist-packages" in p for p in paths)
 
 
-def test_deb_lifecycle_in_fresh_root_network(deb: Path, tmp_path: Path) -> None:
-    """install -> hooks active -> harvest -> clean -> 'Need to get 0 B' -> remove -> purge."""
-    root = DebRoot.create(tmp_path / "root")
+@pytest.fixture
+def root(tmp_path: Path) -> Iterator[DebRoot]:
+    """A fresh Debian 12 root, deleted afterwards (it is a few hundred MB)."""
+    path = tmp_path / "root"
+    try:
+        yield DebRoot.create(path)
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def test_deb_lifecycle_in_fresh_root_network(deb: Path, root: DebRoot, tmp_path: Path) -> None:
+    """install -> hooks active -> harvest -> clean -> 'Need to get 0 B' -> upgrade -> remove -> purge."""
     root.run("apt-get update -q")
     before = root.file_list()
 
@@ -106,11 +117,29 @@ def test_deb_lifecycle_in_fresh_root_network(deb: Path, tmp_path: Path) -> None:
     root.run("hello --version >/dev/null && xxd -v >/dev/null")
     root.run(f"apt-get purge -y {PKGS} && apt-get clean")
 
+    # The cron fallback runs gc when systemd is absent (as in this root) and succeeds.
+    root.run("/etc/cron.daily/pkgcache")
+
+    # Upgrade: a local config edit and the cached objects survive; the timer stays enabled.
+    upgrade = _repack(deb, tmp_path / "upgrade", "0.1.0+upgradetest1")
+    root.run("sed -i 's/max_size_gb: 5/max_size_gb: 7/' /etc/vps-configurator/config.yaml")
+    inside = root.copy_in(upgrade, "/tmp/" + upgrade.name)
+    out = root.run(f"apt-get install -y -q {inside} && rm -f {inside}").stdout
+    assert "pkgcache: warning" not in out, out
+    assert "0.1.0+upgradetest1" in root.run("dpkg-query -W -f='${Version}' pkgcache").stdout
+    assert "max_size_gb: 7" in (root.path / "etc/vps-configurator/config.yaml").read_text()
+    kept = root.run("pkgcache ls deb:").stdout
+    for name in PKGS.split():
+        assert re.search(rf"\b{name}_\S+\.deb", kept), f"{name} lost on upgrade:\n{kept}"
+    assert (root.path / "etc/systemd/system/timers.target.wants/pkgcache.timer").is_symlink()
+
     # remove (not purge): conffiles stay, apt keeps working without a warning.
     root.run("apt-get remove -y pkgcache")
     assert (root.path / "etc/vps-configurator/config.yaml").exists()
+    assert "pkgcache" in root.run("apt-config dump").stdout, "hooks should stay configured, inert"
     after_remove = root.run("apt-get install -y hello && hello --version && apt-get purge -y hello")
     assert "pkgcache" not in after_remove.stdout, after_remove.stdout
+    root.run("/etc/cron.daily/pkgcache")  # the kept cron conffile is inert too
     root.run("apt-get update -q && apt-get clean")
 
     # purge: no file of pkgcache's is left behind.
@@ -118,3 +147,16 @@ def test_deb_lifecycle_in_fresh_root_network(deb: Path, tmp_path: Path) -> None:
     after = root.file_list()
     assert not (after - before), f"left behind after purge: {sorted(after - before)}"
     assert not (before - after), f"removed by mistake: {sorted(before - after)}"
+
+
+def _repack(deb: Path, workdir: Path, version: str) -> Path:
+    """The same package under a higher version (to exercise the upgrade path)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    tree = workdir / "tree"
+    subprocess.run(["dpkg-deb", "-R", str(deb), str(tree)], check=True)
+    control = tree / "DEBIAN/control"
+    control.write_text(re.sub(r"(?m)^Version: .*$", f"Version: {version}", control.read_text()))
+    out = workdir / f"pkgcache_{version}_all.deb"
+    subprocess.run(["dpkg-deb", "--root-owner-group", "-b", str(tree), str(out)], check=True,
+                   capture_output=True)
+    return out
