@@ -10,8 +10,6 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from .naming import KEY_PREFIX  # noqa: F401 - cheap; keeps the package importable early
-
 ACTIONS = ("harvest", "pre-install", "post-update", "sweep")
 TIME_LIMIT = {"harvest": 300, "pre-install": 60, "post-update": 120, "sweep": 300}
 HOOK_LOCK_TIMEOUT = 2.0
