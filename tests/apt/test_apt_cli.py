@@ -101,3 +101,31 @@ def test_fast_hook_entry(lab) -> None:  # noqa: ANN001
     assert len(lab.cache().keys("deb:")) == 2
     res = run("--bogus", "apt", "hook", "sweep")
     assert res.returncode == 0 and res.stderr.startswith("pkgcache: warning: apt hook skipped")
+
+
+def test_seed_waits_boundedly_for_a_foreign_archives_lock(lab) -> None:  # noqa: ANN001
+    """A lock held by a process that is not our ancestor (a concurrent apt) is waited for, up to
+    --lock-timeout; one held by an ancestor (the apt running us as a hook) is not."""
+    import subprocess
+    import sys
+
+    lab.sb.apt("update", check=True)
+    lab.sb.apt("install", "gamma", check=True)
+    lab.sb.apt("purge", "gamma", check=True)
+    lab.sb.apt("clean", check=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import fcntl, os, sys, time\n"
+         "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)\n"
+         "fcntl.lockf(fd, fcntl.LOCK_EX)\nprint('locked', flush=True)\ntime.sleep(60)\n",
+         str(lab.sb.archives / "lock")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
+        res = lab.sb.pkgcache("apt", "seed", "--lock-timeout", "0.5")
+        assert res.returncode == 4 and "held by another process" in res.stderr
+        assert lab.sb.debs_in_archives() == []
+    finally:
+        holder.kill()
+        holder.wait()
+    res = lab.sb.pkgcache("apt", "seed")
+    assert res.returncode == 0 and lab.sb.debs_in_archives() == ["gamma_0.5_all.deb"]
