@@ -277,6 +277,14 @@ def _plan_all(cache: Any, paths: AptPaths, apt_pkg: Any, *, hook: bool, narrow: 
     return wants
 
 
+def _cheap_need(cache: Any, paths: AptPaths) -> list[str]:
+    """Cached debs that are not installed and not in archives (no index needed)."""
+    installed = installed_names(paths.status)
+    return [e.key[len(KEY_PREFIX):] for e in cache.keys(KEY_PREFIX)
+            if e.key[len(KEY_PREFIX):] not in installed
+            and not _present(paths.archives / e.key[len(KEY_PREFIX):], e.size)]
+
+
 def _lock_holder_is_ancestor(archives: Path) -> bool:
     """True when apt's archives lock is held by one of our ancestors (we run inside its hook)."""
     try:
@@ -315,6 +323,8 @@ def seed(cache: Any, specs: list[str] | None = None, *, hook: bool = False, narr
     paths = AptPaths.load(apt_pkg)
     if not specs and narrow:
         specs = _exact_specs(cache, paths)
+        if specs and not _cheap_need(cache, paths):
+            specs = None  # nothing cached is missing: the general plan returns at once
     if specs:
         view = IndexView(apt_pkg)
         rep.opened_index = True
