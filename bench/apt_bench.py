@@ -67,8 +67,12 @@ class Root:
             f'"--log={r}/var/log/dpkg.log"; }};\nAPT::Sandbox::User "root";\n'
             'APT::Get::Assume-Yes "true";\nAPT::Install-Recommends "false";\n')
         self.wrapper = work / f"{name}.pkgcache"
+        self.hook_log = work / f"{name}.hooks.log"
+        self.hook_log.unlink(missing_ok=True)
         self.wrapper.write_text(
-            f'#!/bin/sh\nPYTHONPATH="{REPO}" exec "{PY}" -m hooks.cli --cache-dir "{cache_dir}" "$@"\n')
+            f'#!/bin/sh\nt0=$(date +%s.%N)\n'
+            f'PYTHONPATH="{REPO}" "{PY}" -m hooks.cli --cache-dir "{cache_dir}" "$@"\nrc=$?\n'
+            f'echo "$t0 $(date +%s.%N) $*" >> "{self.hook_log}"\nexit $rc\n')
         self.wrapper.chmod(0o755)
         self.env = dict(os.environ, APT_CONFIG=str(self.conf), DEBIAN_FRONTEND="noninteractive",
                         LC_ALL="C", PKGCACHE_CONFIG=str(work / "pkgcache.yaml"))
@@ -99,6 +103,15 @@ class Root:
         if rc != 0:
             raise SystemExit(f"apt-get {' '.join(args)} failed:\n{out[-3000:]}")
         return dt, out
+
+    def hook_seconds(self) -> float:
+        """Wall time of every pkgcache hook process so far (then forget them)."""
+        if not self.hook_log.exists():
+            return 0.0
+        total = sum(float(b) - float(a) for a, b, *_ in
+                    (ln.split() for ln in self.hook_log.read_text().splitlines()))
+        self.hook_log.unlink()
+        return total
 
     def close(self) -> None:
         subprocess.run(["umount", "-R", str(self.dir / "dev")], capture_output=True)
@@ -149,7 +162,9 @@ def main() -> int:
                     for f in debs.glob("*.deb"):
                         shutil.copy(f, root.archives / f.name)
                 subprocess.run(["sync"])
+                root.hook_seconds()
                 dt, out = root.apt("install", *PKGS)
+                hooks_wall = root.hook_seconds()
                 times[scen].append(dt)
                 pre[scen].append(root.pre_dpkg)
                 state = cache_dir / "apt" / "status.json"
@@ -168,8 +183,8 @@ def main() -> int:
                     debs.mkdir()
                     for f in root.archives.glob("*.deb"):
                         shutil.copy(f, debs / f.name)
-                print(f"round {rnd + 1} {scen}: {dt:6.2f} s, before dpkg {root.pre_dpkg:5.2f} s "
-                      f"({notes[scen]})", flush=True)
+                print(f"round {rnd + 1} {scen}: {dt:6.2f} s, before dpkg {root.pre_dpkg:5.2f} s, "
+                      f"hook processes {hooks_wall:5.2f} s ({notes[scen]})", flush=True)
             finally:
                 root.close()
     med = {k: statistics.median(v) if v else float("nan") for k, v in times.items()}
