@@ -116,6 +116,10 @@ class Root:
     def close(self) -> None:
         subprocess.run(["umount", "-R", str(self.dir / "dev")], capture_output=True)
         subprocess.run(["umount", str(self.dir / "proc")], capture_output=True)
+        with open("/proc/self/mounts") as f:
+            busy = [ln.split()[1] for ln in f if ln.split()[1].startswith(str(self.dir) + "/")]
+        if busy:  # never rm -rf through a bind mount of the host's /dev or /proc
+            raise SystemExit(f"still mounted, not removing {self.dir}: {busy}")
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
