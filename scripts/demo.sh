@@ -14,6 +14,7 @@
 #   DEMO_APT      package set   (default: nginx postgresql-15 git curl; about 70 debs, ~90 MB)
 #   DEMO_PIP      requirements  (default: requests PyYAML numpy rich Jinja2 click, pinned)
 #   DEMO_FRESH=1  rebuild the base root tarball even if a recent one exists
+#   DEMO_KEEP=1   keep the root (DEMO_DIR/root) afterwards for inspection
 set -eu
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -172,4 +173,19 @@ say "before/after (cold = empty pkgcache; warm = after apt-get clean and a fresh
 echo
 echo "downloaded = bytes the step received from the network (counted by a proxy on 127.0.0.1);"
 echo "cache hits / served = pkgcache's own counters (pkgcache stats). Logs: $DEMO_DIR/*.log"
+echo
 inroot "pkgcache stats"
+
+# --- 7. verdict -----------------------------------------------------------------------------
+warm_need=$(awk -F'|' '$1 == "warm" && $2 == "apt" { print $5 }' "$ROWS")
+if [ "${DEMO_KEEP:-0}" != 1 ]; then
+	rm -rf "$ROOT"
+else
+	echo "root kept: $ROOT"
+fi
+if [ "$warm_need" != "0 B" ]; then
+	echo "demo: FAILED: the warm apt-get install still needed $warm_need from the network" >&2
+	exit 1
+fi
+echo
+echo "demo: OK: after apt-get clean the second apt-get install needed 0 B from the network"
