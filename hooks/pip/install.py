@@ -19,13 +19,12 @@ import time
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
 from cache_core import CacheError, PackageCache, warn
 
-from . import fetch, options, runner
+from . import options, runner
 from .options import PipOptions, UsageError
 from .store import Artifact, Candidate, WheelStore, parse_report, project_of
 from .target import Target, TargetError, find_python, probe
@@ -147,6 +146,8 @@ class Driver:
         cmd = [*self.pip, "install", "--no-index", "--find-links", str(self.page()),
                *(["--report", str(report)] if own_report else []), *args]
         res = runner.run_streaming(cmd, self.env, drop="Looking in links: ")
+        if res.rc != 0 and "no such option: --report" in res.stderr:
+            raise _Fallback("the target's pip is too old for pkgcache (needs pip >= 22.2)")
         if res.rc == 0 and own_report:
             try:
                 self._touch(report)
@@ -177,15 +178,18 @@ class Driver:
             return res, []
         return res, parse_report(json.loads(report.read_text(encoding="utf-8")))
 
-    def fill(self, arts: list[Artifact]) -> bool:
+    def fill(self, arts: list[Artifact], *, verify: bool = False) -> bool:
         """Fetch or build into the cache every artifact it lacks; False if any is still missing.
 
         A file that cannot be fetched or built makes this return False (the caller falls back
         to plain pip, which reports the problem in its own words).
         """
-        missing = [a for a in arts if not self.store.have(a, self.target)]
+        missing = [a for a in arts if not self.store.have(a, self.target, verify=verify)]
         if not missing:
             return True
+        from . import fetch  # urllib/ssl: only when something must be downloaded
+
+        self.store.prune_view()
         dl = self.work / "dl"
         dl.mkdir(exist_ok=True)
         failed: list[Artifact] = []
@@ -225,6 +229,8 @@ class Driver:
         """Build wheels from sdists for the target once, keyed by sdist SHA-256 + fingerprint."""
         out = self.work / "built"
         out.mkdir(exist_ok=True)
+        from . import fetch
+
         build = self.opts.build_args()
         if not any(a in build for a in ("--use-pep517", "--no-use-pep517")):
             build.append("--use-pep517")  # setup.py-only sdists too, without 'wheel' installed
@@ -298,6 +304,8 @@ class Driver:
         except subprocess.TimeoutExpired:
             return None, True
         text = res.stdout + res.stderr
+        from packaging.requirements import Requirement
+
         cname = canonicalize_name(Requirement(req).name)
         tags, python = [], False
         for line in text.splitlines():
@@ -338,9 +346,15 @@ class Driver:
                 runner.replay(offline.stderr)
                 return offline.rc
             return self.explain(res, online=True, offline=offline)
-        if not self.fill(arts):
+        # a hash mismatch from the cache: re-check the cached objects (bad ones are re-fetched)
+        suspicious = offline is not None and "HASH" in offline.stderr.upper()
+        if not self.fill(arts, verify=suspicious):
             raise _Fallback(self.problems[0] if self.problems else "could not cache every file")
         res = self.offline_install(installer)
+        if res.rc != 0 and runner.is_retryable(res.stderr) and \
+                any(not a.cacheable for a in arts):
+            # e.g. a local project whose build dependencies are not in any report
+            raise _Fallback("a direct or local requirement needs files the cache does not have")
         runner.replay(res.stderr)
         return res.rc
 

@@ -10,10 +10,12 @@ import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-
-from packaging.requirements import InvalidRequirement, Requirement
+from typing import TYPE_CHECKING
 
 from .target import Target
+
+if TYPE_CHECKING:
+    from packaging.requirements import Requirement
 
 
 @dataclass
@@ -106,6 +108,8 @@ _NETWORK = ("NewConnectionError", "Failed to establish a new connection", "Max r
 
 def missing_requirement(stderr: str) -> Requirement | None:
     """The requirement pip/uv could not satisfy, from their error text."""
+    from packaging.requirements import InvalidRequirement, Requirement  # slow import: errors only
+
     for rx in (_NO_MATCH, _NO_VERSION, _UV_MISSING):
         m = rx.search(stderr)
         if m:

@@ -19,10 +19,9 @@ import shutil
 import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlsplit
 
-from packaging.requirements import Requirement
 from packaging.tags import Tag
 from packaging.utils import (
     InvalidSdistFilename,
@@ -35,6 +34,9 @@ from packaging.utils import (
 from cache_core import Entry, PackageCache, safe_filename
 
 from .target import Target
+
+if TYPE_CHECKING:
+    from packaging.requirements import Requirement
 
 BUCKET = "pip-v1"
 SDIST_SUFFIXES = (".tar.gz", ".zip")
@@ -153,15 +155,18 @@ class WheelStore:
         """The key of a wheel built from an sdist for one target fingerprint."""
         return f"built:{sdist_sha256}:{target.fingerprint}"
 
-    def have(self, art: Artifact, target: Target) -> bool:
-        """True if the cache can serve art (or the wheel built from it) for target."""
+    def have(self, art: Artifact, target: Target, *, verify: bool = False) -> bool:
+        """True if the cache can serve art (or the wheel built from it) for target.
+
+        verify: re-hash the object (a bad one is quarantined and reported missing).
+        """
         if not art.cacheable:
             return True
+        check = self.cache.get if verify else self.cache.exists
         if art.is_wheel:
             entry = self.cache.lookup(f"wheel:{art.filename}")
-            return bool(entry and entry.digest == art.sha256 and
-                        self.cache.exists(f"wheel:{art.filename}"))
-        return self.cache.exists(self.built_key(str(art.sha256), target))
+            return bool(entry and entry.digest == art.sha256 and check(f"wheel:{art.filename}"))
+        return bool(check(self.built_key(str(art.sha256), target)))
 
     def add(self, key: str, path: str, sha256: str | None, meta: dict[str, Any]) -> str | None:
         """Store a file under key (checked against sha256) and link it into the view."""
@@ -183,7 +188,7 @@ class WheelStore:
         dest = d / filename
         try:
             st = os.lstat(dest)
-            if stat.S_ISREG(st.st_mode) and st.st_size == entry.size:
+            if stat.S_ISREG(st.st_mode) and st.st_size == entry.size and self._same(st, entry):
                 return dest
         except FileNotFoundError:
             pass
@@ -192,6 +197,18 @@ class WheelStore:
                                           sha256=entry.digest):
             return None
         return dest
+
+    def _same(self, st: os.stat_result, entry: Entry) -> bool:
+        """False if a linked file is provably not the current object (e.g. it was quarantined)."""
+        object_path = getattr(self.cache, "object_path", None)
+        if object_path is None:
+            return True
+        try:
+            obj = os.lstat(object_path(entry.digest))
+        except OSError:
+            return False
+        # a hardlink must be the object's inode; a copy (other filesystem) is checked by size
+        return os.path.samestat(st, obj) or st.st_nlink == 1
 
     def candidates(self, target: Target, *, sdists: bool = False) -> list[Candidate]:
         """Cached files the target can install: compatible wheels and its own built wheels."""
@@ -281,7 +298,10 @@ class WheelStore:
         Kept in step with the cache so uv's own cache entries stay valid between runs.
         """
         fp = hashlib.sha256(target.fingerprint.encode()).hexdigest()[:16]
-        flat = self._dir(self.subdir("flat") / fp)
+        with self.cache.lock(f"pip-flat-{fp}"):
+            return self._sync_flat(self._dir(self.subdir("flat") / fp), cands)
+
+    def _sync_flat(self, flat: Path, cands: list[Candidate]) -> Path:
         want: dict[str, Candidate] = {}
         for c in sorted(cands, key=lambda c: c.entry.created):
             want[c.filename] = c  # the newest file wins a name clash
@@ -296,7 +316,7 @@ class WheelStore:
             if keep:
                 want.pop(child.name)
             else:
-                child.unlink()
+                child.unlink(missing_ok=True)
         for name, c in want.items():
             tmp = flat / f".{name}.{os.getpid()}.tmp"
             try:

@@ -167,3 +167,19 @@ def test_cache_fault_falls_back_to_plain_pip(tmp_path: Path, index: Index, make_
     assert venv_version(v, "alpha") == "1.0"
     warnings = [ln for ln in capfd.readouterr().err.splitlines() if ln.startswith("pkgcache")]
     assert len(warnings) == 1 and "plain pip" in warnings[0], warnings
+
+
+def test_corrupt_cached_wheel_is_never_installed(cache: PackageCache, index: Index,
+                                                 packages: Packages, make_venv) -> None:
+    assert install(cache, ["--python", _py(make_venv()), "-i", index.url, "alpha"]) == 0
+    entry = cache.lookup("wheel:beta-1.0-py3-none-any.whl")
+    obj = cache.object_path(entry.digest)
+    size = obj.stat().st_size
+    obj.chmod(0o644)
+    obj.write_bytes(b"\0" * size)  # same size: only a hash check can notice
+    v = make_venv()
+    assert install(cache, ["--python", _py(v), "-i", index.url, "alpha"]) == 0
+    assert venv_version(v, "beta") == "1.0"  # re-fetched from the index, not the bad bytes
+    entry = cache.lookup("wheel:beta-1.0-py3-none-any.whl")
+    assert entry is not None and entry.digest == sha256_of(packages.beta)
+    assert cache.get("wheel:beta-1.0-py3-none-any.whl") is not None
