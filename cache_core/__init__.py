@@ -17,6 +17,7 @@ from .errors import (
     CacheError,
     ConfigError,
     UnsafeCacheError,
+    set_warning_handler,
     warn,
 )
 from .fsutil import atomic_write, materialize, safe_filename
@@ -30,5 +31,5 @@ __all__ = [
     "EXIT_CONFIG", "EXIT_INTERNAL", "EXIT_MISS", "EXIT_NETWORK", "EXIT_OK", "EXIT_UNUSABLE",
     "EXIT_USAGE", "BadKeyError", "atomic_write", "CacheConfig", "CacheError", "ConfigError", "Entry",
     "LockTimeout", "PackageCache", "UnsafeCacheError", "__version__", "load_config", "materialize",
-    "safe_filename", "sha256_file", "warn",
+    "safe_filename", "set_warning_handler", "sha256_file", "warn",
 ]

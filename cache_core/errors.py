@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 
 # Exit codes shared by every pkgcache command (documented in README.md).
 EXIT_OK = 0
@@ -39,10 +40,20 @@ class BadKeyError(CacheError):
 
 
 _warned: set[str] = set()
+_handler: Callable[[str], None] | None = None
+
+
+def set_warning_handler(handler: Callable[[str], None] | None) -> None:
+    """Send every warning to handler instead of stderr (e.g. an apt hook allowing one line)."""
+    global _handler
+    _handler = handler
 
 
 def warn(message: str) -> None:
     """Print one short ``pkgcache: warning:`` line on stderr, once per message per process."""
+    if _handler is not None:
+        _handler(message)
+        return
     if message in _warned:
         return
     _warned.add(message)
