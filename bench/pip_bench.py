@@ -108,7 +108,9 @@ class Bench:
         """Time `runs` runs (after one untimed warm-up run if warmup)."""
         prefix = self.netns if offline else []
         if warmup:
-            self.timed(make_cmd(self.venv()), env)
+            fill = self.timed(make_cmd(self.venv()), env)
+            self.results[f"{name}-first-run"] = {"seconds": fill}
+            print(f"{name:14s} first run (fills caches, not in the median): {fill:.2f} s", flush=True)
         times = []
         for _ in range(self.runs):
             if fresh_cache:

@@ -336,7 +336,7 @@ class Driver:
             if offline.rc == 0 or not runner.is_retryable(offline.stderr):
                 runner.replay(offline.stderr)
                 return offline.rc
-            if opts.offline or opts.no_index:
+            if opts.offline:
                 return self.explain(offline, online=False)
         res, arts = self.resolve_online()
         if res.rc != 0:
@@ -362,7 +362,7 @@ class Driver:
         """Link the files satisfying the request into dest with a hashed find-links page."""
         res, arts = (runner.Result(1), []) if self.opts.refresh else self.resolve_offline()
         if res.rc != 0:
-            if self.opts.offline or self.opts.no_index:
+            if self.opts.offline:
                 return self.explain(res, online=False)
             res, arts = self.resolve_online(ignore_installed=True)
             if res.rc != 0:

@@ -183,3 +183,18 @@ def test_corrupt_cached_wheel_is_never_installed(cache: PackageCache, index: Ind
     entry = cache.lookup("wheel:beta-1.0-py3-none-any.whl")
     assert entry is not None and entry.digest == sha256_of(packages.beta)
     assert cache.get("wheel:beta-1.0-py3-none-any.whl") is not None
+
+
+def test_user_find_links_dir_is_cached(cache: PackageCache, packages: Packages, make_venv,
+                                       tmp_path: Path) -> None:
+    local = tmp_path / "local"
+    local.mkdir()
+    for p in (packages.alpha, packages.beta):
+        (local / p.name).write_bytes(p.read_bytes())
+    args = ["--no-index", "--find-links", str(local), "alpha"]
+    assert install(cache, ["--python", _py(make_venv()), *args]) == 0
+    for p in local.iterdir():
+        p.unlink()
+    v = make_venv()
+    assert install(cache, ["--python", _py(v), *args]) == 0
+    assert venv_version(v, "beta") == "1.0"
