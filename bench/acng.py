@@ -26,18 +26,28 @@ import countproxy  # noqa: E402
 ACNG = "/usr/sbin/apt-cacher-ng"
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def free_port(first: int = 3142) -> int:
+    """A free TCP port on 127.0.0.1 below 32768.
+
+    apt-cacher-ng 3.7.4 fails to bind ports >= 32768 ("Error resolving address for binding"),
+    so the kernel's ephemeral range (bind to port 0) cannot be used for it.
+    """
+    for port in range(first, 32768):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port below 32768")
 
 
 class CountingProxy:
     """countproxy's relay in a background thread; .total / .reset() for per-step byte counts."""
 
     def __init__(self) -> None:
-        self.server = countproxy.Server(("127.0.0.1", 0), countproxy.Handler)
+        # below 32768: apt-cacher-ng uses it as its upstream proxy (see free_port)
+        self.server = countproxy.Server(("127.0.0.1", free_port(21000)), countproxy.Handler)
         self.port = int(self.server.server_address[1])
         self.url = f"http://127.0.0.1:{self.port}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)

@@ -425,6 +425,7 @@ def main() -> int:
     if "pip" in only:
         pw = work / "pip"
         shutil.rmtree(pw, ignore_errors=True)
+        pw.mkdir(parents=True)
         res["pip"] = run_pip(runs, pw)
         shutil.rmtree(pw, ignore_errors=True)
     res["seconds"] = time.monotonic() - t0
