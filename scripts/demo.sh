@@ -144,7 +144,12 @@ measure() {
 
 APT_STEP="apt-get install -y --no-install-recommends $DEMO_APT"
 PIP_STEP="python3 -m venv /opt/app && pkgcache pip install --python /opt/app -r /root/requirements.txt"
-WIPE="apt-get purge -y --autoremove $DEMO_APT >/dev/null; apt-get clean; rm -rf /opt/app /root/.cache/pip"
+# Packages known to dpkg (installed or with config left), to purge back to the base set.
+PKGLIST="dpkg-query -W -f='\${db:Status-Abbrev} \${Package}\\n' | awk '\$1 != \"un\" { print \$2 }' | sort"
+inroot "$PKGLIST >/root/base-packages"
+WIPE="$PKGLIST >/root/now-packages
+comm -13 /root/base-packages /root/now-packages | xargs -r apt-get purge -y >/dev/null
+apt-get clean; rm -rf /opt/app /root/.cache/pip"
 
 # --- 5. provision, wipe, provision again -----------------------------------------------------
 for round in cold warm; do
