@@ -185,6 +185,13 @@ class AptWorld:
     def install(self, *extra: str) -> subprocess.CompletedProcess[str]:
         return self.sb.apt("install", *extra, *self.names)
 
+    def dpkg_purge(self) -> None:
+        """Purge the packages with dpkg alone (cheaper than apt-get; no apt hooks run)."""
+        root = self.sb.root
+        subprocess.run(["dpkg", f"--root={root}", f"--log={root}/var/log/dpkg.log",
+                        "--force-script-chrootless", "--purge", *self.names],
+                       check=True, capture_output=True, env=self.sb.env())
+
     def reprovision(self) -> None:
         """Packages purged and archives emptied, as on a freshly provisioned machine."""
         self.sb.apt("purge", *self.names, check=True)

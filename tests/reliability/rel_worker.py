@@ -37,7 +37,7 @@ def main(cache_dir: str, seed: int, ops: int, src: str, scratch: str, cap: int) 
     cache = PackageCache(cache_dir, max_size_bytes=cap)
     ws = WheelStore(cache)
     out = {"harvest": 0, "seed_placed": 0, "seed_miss": 0, "wheel_put": 0, "view_read": 0,
-           "gc": 0, "bad": 0, "failed": 0}
+           "gc": 0, "bad": 0, "failed": 0, "failed_harvest": 0, "wheel_evicted": 0}
     for i in range(ops):
         op = rng.random()
         if op < 0.3:
@@ -46,7 +46,7 @@ def main(cache_dir: str, seed: int, ops: int, src: str, scratch: str, cap: int) 
             shutil.copyfile(deb, mine)
             result, _ = harvest_store(cache, str(mine), deb.name, link=True)
             out["harvest"] += 1
-            out["failed"] += result not in ("stored", "already")
+            out["failed_harvest"] += result not in ("stored", "already")
             mine.unlink()  # apt-get clean
         elif op < 0.55:
             fname = rng.choice(sorted(good))
@@ -66,7 +66,10 @@ def main(cache_dir: str, seed: int, ops: int, src: str, scratch: str, cap: int) 
             meta = {"filename": whl.name, "name": whl.name.split("-")[0], "version": "1.0",
                     "requires_python": None, "yanked": False}
             out["wheel_put"] += 1
-            out["failed"] += ws.add(f"wheel:{whl.name}", str(path), sha(whl), meta) is None
+            if ws.add(f"wheel:{whl.name}", str(path), sha(whl), meta) is None:
+                # stored, then evicted by another process's gc before its view was made: fine
+                # under a cap (the driver falls back to plain pip); never without one
+                out["wheel_evicted" if cap else "failed"] += 1
             shutil.rmtree(mine)
         elif op < 0.97:
             for entry in cache.keys("wheel:"):
