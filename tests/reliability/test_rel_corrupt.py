@@ -4,7 +4,6 @@ under the real apt-get and pip: they never receive the damaged file, install the
 
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
 
 import pytest
@@ -26,7 +25,6 @@ from rel_lab import (
 )
 
 from cache_core import PackageCache
-from hooks.pip.store import WheelStore
 
 pytestmark = needs_root
 KINDS = ("bitflip", "truncate", "substitute")
@@ -67,17 +65,10 @@ def test_damaged_deb_never_reaches_apt(apt_world: AptWorld, tmp_path: Path, how:
         assert c.lookup("deb:" + apt_name(alpha)).digest == sha256(alpha)
 
 
-# The pip driver before the fix (main at a5bee76) offered a same-size damaged wheel again and
-# again: its view and exists() checks compare sizes only, pip refused the file by hash and
-# pkgcache never fetched it again (exit 1). The fix adds WheelStore.have(..., verify=True).
-PIP_REFETCHES = "verify" in inspect.signature(WheelStore.have).parameters
-SAME_SIZE_BUG = pytest.mark.xfail(not PIP_REFETCHES, strict=True, reason=(
-    "pip driver offers a same-size damaged wheel (view/exists check size only): pip refuses it "
-    "by hash, pkgcache never refetches, pkgcache pip install exits 1"))
-
-
-@pytest.mark.parametrize("how", [pytest.param(k, marks=SAME_SIZE_BUG) if k != "truncate" else k
-                                 for k in KINDS])
+# Found by this test: before bb9e714 the pip driver offered a same-size damaged wheel again and
+# again (its view and exists() checks compare sizes only); pip refused it by hash and pkgcache
+# never fetched it again, so `pkgcache pip install` exited 1.
+@pytest.mark.parametrize("how", KINDS)
 def test_damaged_wheel_never_reaches_pip(pip_world: PipWorld, tmp_path: Path, how: str) -> None:
     cache_dir = tmp_path / "pkgcache"
     fill_wheels(pip_world, cache_dir)
