@@ -31,6 +31,7 @@ from .target import Target, TargetError, find_python, probe
 
 PREFIX = "pkgcache: pip:"
 _LINK = re.compile(r"(\S+?\.(?:whl|tar\.gz|zip))(?:#|\s|$)")
+PRUNE_EVERY = 3600  # drop links to evicted objects at most hourly
 TOUCH_AFTER = 12 * 3600  # refresh an entry's LRU time at most this often (a touch re-hashes)
 
 INSTALL_HELP = """\
@@ -109,6 +110,7 @@ class Driver:
     def candidates(self, refresh: bool = False) -> list[Candidate]:
         """Cached files usable by the target (memoised for the run)."""
         if self._cands is None or refresh:
+            self.store.prune_view(every=PRUNE_EVERY)
             self._cands = self.store.candidates(self.target)
         return self._cands
 

@@ -5,9 +5,9 @@ Keys (never a URL alone, never name/version alone):
   ``sdist:<exact file name>``            a source archive as published
   ``built:<sdist sha256>:<fingerprint>`` a wheel built here from that sdist, only for that
                                          interpreter/ABI/machine/libc/distro fingerprint
-The objects are linked (reflink/hardlink) into ``<cache>/pip-v1/files/<sha256>/<file name>`` so
-pip and uv can read them under their real names; pip checks each file against the page's
-``#sha256=`` fragment before installing it.
+The objects are symlinked as ``<cache>/pip-v1/files/<sha256>/<file name>`` so pip and uv can
+read them under their real names; pip checks each file against the page's ``#sha256=`` fragment
+before installing it.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import html
 import os
 import shutil
 import stat
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -181,34 +182,39 @@ class WheelStore:
         return digest
 
     # -- the linked view ----------------------------------------------------------------------
+    def _object(self, entry: Entry) -> str | None:
+        """Where the cache keeps entry's object (None if the cache does not say)."""
+        object_path = getattr(self.cache, "object_path", None)
+        return str(object_path(entry.digest)) if object_path is not None else None
+
     def _view(self, entry: Entry, filename: str) -> Path | None:
-        """The view path of entry's object under filename, linked in if needed."""
+        """A symlink named filename to entry's object, checked or (re)made; None on a miss.
+
+        Symlinks, not hardlinks: a hardlink would pin the object against the cache's LRU
+        eviction. A link is used only if it points exactly at the object path the cache
+        reports and the object has the recorded size; anything else is replaced. The object is
+        hashed once when the link is made; pip checks the page's #sha256= on every install.
+        """
         check_filename(filename)
         d = self.files / entry.digest
         dest = d / filename
+        expected = self._object(entry)
         try:
-            st = os.lstat(dest)
-            if stat.S_ISREG(st.st_mode) and st.st_size == entry.size and self._same(st, entry):
-                return dest
-        except FileNotFoundError:
-            pass
-        self._dir(d)
-        if not self.cache.materialize_key(entry.key, str(dest), mode="auto",
-                                          sha256=entry.digest):
-            return None
-        return dest
-
-    def _same(self, st: os.stat_result, entry: Entry) -> bool:
-        """False if a linked file is provably not the current object (e.g. it was quarantined)."""
-        object_path = getattr(self.cache, "object_path", None)
-        if object_path is None:
-            return True
-        try:
-            obj = os.lstat(object_path(entry.digest))
+            if expected is not None and os.readlink(dest) == expected:
+                st = os.stat(dest)
+                if stat.S_ISREG(st.st_mode) and st.st_size == entry.size:
+                    return dest
         except OSError:
-            return False
-        # a hardlink must be the object's inode; a copy (other filesystem) is checked by size
-        return os.path.samestat(st, obj) or st.st_nlink == 1
+            pass
+        verified = self.cache.get(entry.key)  # full hash check once per link
+        if verified is None or (expected is not None and verified != expected):
+            return None
+        self._dir(d)
+        tmp = d / f".{filename}.{os.getpid()}.tmp"
+        tmp.unlink(missing_ok=True)
+        os.symlink(verified, tmp)
+        os.replace(tmp, dest)
+        return dest
 
     def candidates(self, target: Target, *, sdists: bool = False) -> list[Candidate]:
         """Cached files the target can install: compatible wheels and its own built wheels."""
@@ -235,14 +241,33 @@ class WheelStore:
                 out.append(Candidate(entry, filename, path))
         return out
 
-    def prune_view(self) -> int:
-        """Remove linked files whose object is no longer in the cache; return how many."""
+    def prune_view(self, *, every: float = 0.0) -> int:
+        """Remove links whose object left the cache (evicted, quarantined); count them.
+
+        every: skip if the last prune was less than this many seconds ago.
+        """
+        stamp = self.root / "pruned.stamp"
+        try:
+            if every and time.time() - os.lstat(stamp).st_mtime < every:
+                return 0
+        except FileNotFoundError:
+            pass
+        stamp.touch()
         live = {e.digest for p in ("wheel:", "built:", "sdist:") for e in self.cache.keys(p)}
         removed = 0
         for d in self.files.iterdir():
             if d.name not in live and not d.is_symlink() and d.is_dir():
                 shutil.rmtree(d, ignore_errors=True)
                 removed += 1
+        flat_root = self.root / "flat"
+        if flat_root.is_dir() and not flat_root.is_symlink():
+            for flat in flat_root.iterdir():
+                if flat.is_symlink() or not flat.is_dir():
+                    continue
+                for f in flat.iterdir():
+                    if not os.path.exists(f):  # a link to an object that left the cache
+                        f.unlink(missing_ok=True)
+                        removed += 1
         return removed
 
     def describe(self, req: Requirement, target: Target) -> str | None:
@@ -308,9 +333,7 @@ class WheelStore:
         for child in flat.iterdir():
             c = want.get(child.name)
             try:
-                st = os.lstat(child)
-                keep = (c is not None and stat.S_ISREG(st.st_mode)
-                        and os.path.samestat(st, os.stat(c.path)))
+                keep = c is not None and os.readlink(child) == os.readlink(c.path)
             except OSError:
                 keep = False
             if keep:
@@ -319,10 +342,7 @@ class WheelStore:
                 child.unlink(missing_ok=True)
         for name, c in want.items():
             tmp = flat / f".{name}.{os.getpid()}.tmp"
-            try:
-                os.link(c.path, tmp)
-            except OSError:
-                shutil.copyfile(c.path, tmp)
+            tmp.unlink(missing_ok=True)
+            os.symlink(os.readlink(c.path), tmp)
             os.replace(tmp, flat / name)
         return flat
-

@@ -198,3 +198,28 @@ def test_user_find_links_dir_is_cached(cache: PackageCache, packages: Packages, 
     v = make_venv()
     assert install(cache, ["--python", _py(v), *args]) == 0
     assert venv_version(v, "beta") == "1.0"
+
+
+def test_concurrent_installs_share_one_cache(tmp_path: Path, index: Index, make_venv,
+                                             pip_isolation: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, PYTHONPATH=str(repo))
+    venvs = [make_venv(), make_venv()]
+    procs = [subprocess.Popen([sys.executable, "-m", "hooks.cli", "--cache-dir",
+                               str(tmp_path / "shared"), "pip", "install", "--python", _py(v),
+                               "-q", "-i", index.url, "alpha", "delta"],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for v in venvs]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    assert all(out == ("", "") for out in outs), outs
+    for v in venvs:
+        assert venv_version(v, "alpha") == "1.0" and venv_version(v, "delta") == "1.0"
+    shared = PackageCache(str(tmp_path / "shared"))
+    assert len([e for e in shared.keys("wheel:") if e.key.startswith("wheel:beta-")]) == 1
+    assert len(shared.keys("built:")) == 1
+    shared.close()

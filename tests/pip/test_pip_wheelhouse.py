@@ -165,3 +165,19 @@ def test_bad_file_names_never_reach_the_view(cache: PackageCache, packages: Pack
     store.candidates(probe(sys.executable))
     files = [p for p in Path(cache.root).rglob("*") if "evil" in p.name or p.name.startswith("x-")]
     assert files == []
+
+
+def test_links_never_pin_objects_against_eviction(cache: PackageCache,
+                                                  packages: Packages) -> None:
+    cache.put("wheel:alpha-1.0-py3-none-any.whl", str(packages.alpha))
+    cache.put("wheel:beta-1.0-py3-none-any.whl", str(packages.beta))
+    store = WheelStore(cache)
+    target = probe(sys.executable)
+    store.flat_dir(target, store.candidates(target))
+    objects = [cache.object_path(e.digest) for e in cache.keys("wheel:")]
+    assert all(p.exists() for p in objects)
+    cache.gc(max_size_bytes=1)  # the cap forces every object out
+    assert not any(p.exists() for p in objects)  # the links kept nothing on disk
+    assert store.prune_view() >= 2
+    assert [p.name for p in Path(cache.root).rglob("*.whl")] == []
+    assert store.candidates(target) == []
