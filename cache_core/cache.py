@@ -10,6 +10,7 @@ import errno
 import functools
 import os
 import shutil
+import sqlite3
 import stat
 import time
 from collections.abc import Callable, Iterator
@@ -116,9 +117,36 @@ class PackageCache:
             if p.is_symlink():
                 raise fsutil.UnsafeCacheError(f"{p} is a symlink; refusing it")
         self._index = Index(str(index_path))
-        self._index.conn  # noqa: B018 - open and migrate now, so faults surface here
+        try:
+            self._index.conn  # noqa: B018 - open and migrate now, so faults surface here
+        except sqlite3.OperationalError:
+            raise  # busy, locked, full, unreadable: not corruption
+        except sqlite3.DatabaseError:
+            self._index = self._replace_damaged_index(index_path)
         self._ready = True
         return self._index
+
+    def _replace_damaged_index(self, index_path: Path) -> Index:
+        """Move a damaged index to quarantine/ and start a fresh one (objects stay; keys are lost
+        until re-harvested; ``verify --repair`` re-indexes the objects by digest)."""
+        with file_lock(lock_path(self.lock_dir, "index-recovery"), timeout=30):
+            probe = Index(str(index_path))
+            try:
+                probe.conn  # noqa: B018 - another process may have replaced it meanwhile
+                return probe
+            except sqlite3.OperationalError:
+                raise
+            except sqlite3.DatabaseError:
+                probe._conn = None
+            stamp = f"{int(time.time() * 1000)}.{os.getpid()}"
+            for suffix in ("", "-wal", "-shm"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.rename(f"{index_path}{suffix}", self.quarantine_dir / f"index{suffix}.{stamp}")
+            warn("the cache index was damaged; moved to quarantine/ and started afresh "
+                 "(run `pkgcache verify --repair` to re-index the objects)")
+            fresh = Index(str(index_path))
+            fresh.conn  # noqa: B018
+            return fresh
 
     @property
     def index(self) -> Index:

@@ -13,6 +13,7 @@ import os
 import sqlite3
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -103,6 +104,7 @@ class Index:
         self._pending_keys: dict[str, list[float]] = {}  # key -> [hits, last_used]
         self._pending_objects: dict[str, float] = {}
         self._last_flush = time.monotonic()
+        self.read_only = False
 
     # -- connection -------------------------------------------------------------------------
     @property
@@ -117,11 +119,20 @@ class Index:
         return self._conn
 
     def _open(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
-                               check_same_thread=False)
-        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
-            conn.execute("PRAGMA journal_mode=WAL")
+        directory = os.path.dirname(self.path) or "."
+        if os.statvfs(directory).f_flag & os.ST_RDONLY:
+            return self._open_read_only()
+        try:
+            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                                   check_same_thread=False)
+            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                conn.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.OperationalError as exc:
+            if "readonly" in str(exc) or "read-only" in str(exc) or not os.access(directory, os.W_OK):
+                return self._open_read_only()
+            raise
+        self.read_only = False
         conn.execute("PRAGMA synchronous=NORMAL")
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         if version != SCHEMA_VERSION:
@@ -134,9 +145,21 @@ class Index:
                     conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         return conn
 
+    def _open_read_only(self) -> sqlite3.Connection:
+        """A read-only cache (ro mount, no write permission): serve hits, write nothing."""
+        uri = f"file:{urllib.parse.quote(self.path)}?mode=ro&immutable=1"
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+        if conn.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+            conn.close()
+            raise sqlite3.OperationalError("read-only cache without a usable index")
+        self.read_only = True
+        return conn
+
     @contextmanager
     def _write(self, conn: sqlite3.Connection | None = None) -> Iterator[sqlite3.Connection]:
         conn = conn or self.conn
+        if self.read_only:
+            raise sqlite3.OperationalError("attempt to write a readonly database (read-only cache)")
         with self._lock:
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -262,6 +285,9 @@ class Index:
     def flush(self) -> None:
         """Write batched counters, hits and last-used times in one transaction."""
         if not (self._pending or self._pending_keys or self._pending_objects):
+            return
+        if self.read_only:  # statistics of a read-only cache are not kept
+            self._pending, self._pending_keys, self._pending_objects = {}, {}, {}
             return
         pending, keys, objs = self._pending, self._pending_keys, self._pending_objects
         self._pending, self._pending_keys, self._pending_objects = {}, {}, {}

@@ -107,12 +107,12 @@ def test_index_deleted_or_corrupted_is_fail_open_and_repairable(cache_dir: Path,
             p.unlink()
     (cache_dir / "index-v1.sqlite").write_bytes(b"this is not a database" * 100)
     broken = PackageCache(str(cache_dir))
-    assert broken.get("k:0") is None          # a warning, not an exception
-    (cache_dir / "index-v1.sqlite").unlink()
-    fresh = PackageCache(str(cache_dir))
-    report = fresh.verify(repair=True)
+    assert broken.get("k:0") is None          # keys are lost: a miss, not an exception
+    assert [p.name.split(".")[0] for p in (cache_dir / "quarantine").iterdir()] == ["index"]
+    report = broken.verify(repair=True)
     assert len(report["orphans"]) == 2         # objects re-indexed by digest
-    assert fresh.stats()["objects"] == 2
+    assert broken.stats()["objects"] == 2
+    assert not any(broken.verify().values())
 
 
 def test_cli_round_trip_and_exit_codes(cache_dir: Path, tmp_path: Path):
