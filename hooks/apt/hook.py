@@ -129,8 +129,11 @@ def _dispatch(action: str, cache: Any, actions: list[Any]) -> None:
         from .seed import seed
 
         try:
+            # After `apt-get update`, docker-clean style hooks may wipe archives at once: there
+            # seed only where it is free (hard links) and otherwise just refresh the plan, so
+            # the pre-install seed is quick.
             srep = seed(cache, None, hook=True, narrow=action == "pre-install",
-                        lock_timeout=HOOK_LOCK_TIMEOUT)
+                        links_only=action == "post-update", lock_timeout=HOOK_LOCK_TIMEOUT)
         except aptenv.AptLockBusy:
             return  # another apt run holds archives; it will fail or finish on its own
         if srep.placed or srep.rejected or srep.opened_index:

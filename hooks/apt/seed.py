@@ -41,12 +41,14 @@ class SeedReport:
     missing: list[str] = field(default_factory=list)
     unknown: list[str] = field(default_factory=list)
     opened_index: bool = False
+    planned_only: int = 0
     seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return {"time": time.time(), "placed": self.placed, "present": self.present,
                 "bytes": self.bytes_placed, "rejected": len(self.rejected),
                 "missing": len(self.missing), "opened_index": self.opened_index,
+                "planned_only": self.planned_only,
                 "seconds": round(self.seconds, 3)}
 
 
@@ -223,7 +225,7 @@ def _exact_specs(cache: Any, paths: AptPaths) -> list[str] | None:
     if not inv or inv[0] not in ("install", "reinstall") or not inv[1]:
         return None
     try:
-        if os.stat(cache.root).st_dev == os.stat(paths.archives).st_dev:
+        if _same_fs(cache, paths):
             return None
     except OSError:
         return None
@@ -309,12 +311,22 @@ def _lock_holder_is_ancestor(archives: Path) -> bool:
     return False
 
 
+def _same_fs(cache: Any, paths: AptPaths) -> bool:
+    """Seeding here is a hard link (free), not a copy."""
+    try:
+        return os.stat(cache.root).st_dev == os.stat(paths.archives).st_dev
+    except OSError:
+        return False
+
+
 def seed(cache: Any, specs: list[str] | None = None, *, hook: bool = False, narrow: bool = False,
-         lock_timeout: float = 60.0, apt_pkg: Any | None = None) -> SeedReport:
+         links_only: bool = False, lock_timeout: float = 60.0,
+         apt_pkg: Any | None = None) -> SeedReport:
     """Seed archives with verified cached debs: all current candidates, or what SPECS need.
 
     hook: trust files already in place by size (apt does too); narrow: let the sub-command of
-    the apt running this hook (install, upgrade, remove) narrow what is seeded."""
+    the apt running this hook (install, upgrade, remove) narrow what is seeded; links_only: only
+    refresh the plan when seeding would mean copying (cache on another file system)."""
     from .aptenv import apt_pkg_module
 
     t0 = time.monotonic()
@@ -335,6 +347,9 @@ def seed(cache: Any, specs: list[str] | None = None, *, hook: bool = False, narr
                      and not _present(paths.archives / w.fname, w.size)]
     else:
         wants = _plan_all(cache, paths, apt_pkg, hook=hook, narrow=narrow, rep=rep)
+    if wants and links_only and not _same_fs(cache, paths):
+        rep.planned_only = len(wants)  # copies would be wasted if something wipes archives next
+        wants = []
     if wants:
         verify = not hook
         try:
