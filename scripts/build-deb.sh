@@ -20,6 +20,7 @@ need_tools() {
 	return 1
 }
 
+mkdir -p "$OUT"
 if need_tools; then
 	if [ "$(id -u)" != 0 ]; then
 		echo "build-deb: build dependencies missing; run as root or: apt-get build-dep ./" >&2
@@ -27,9 +28,13 @@ if need_tools; then
 	fi
 	echo "build-deb: installing build dependencies with apt-get" >&2
 	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -q >/dev/null
-	apt-get install -y -q --no-install-recommends dpkg-dev fakeroot >/dev/null
-	(cd "$REPO" && apt-get build-dep -y -q ./ >/dev/null)
+	{ apt-get update -q &&
+	  apt-get install -y -q --no-install-recommends dpkg-dev fakeroot &&
+	  (cd "$REPO" && apt-get build-dep -y -q ./); } >"$OUT/apt.log" 2>&1 || {
+		tail -n 20 "$OUT/apt.log" >&2
+		echo "build-deb: installing the build dependencies failed (log: $OUT/apt.log)" >&2
+		exit 1
+	}
 fi
 
 # A clean copy: never leave debian/.debhelper, debian/pkgcache, ... in the work tree.
