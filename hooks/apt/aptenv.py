@@ -161,7 +161,12 @@ def write_state(cache: Any, name: str, data: dict[str, Any]) -> None:
 
 
 def record(cache: Any, what: str, data: dict[str, Any]) -> None:
-    """Remember the last harvest/seed summary (counts, bytes, time) for `pkgcache apt status`."""
-    state = read_state(cache, "status.json")
-    state[what] = data
-    write_state(cache, "status.json", state)
+    """Remember the last harvest/seed summary (counts, bytes, time) for `pkgcache apt status`.
+
+    Best effort: a read-only cache still serves, it just can't keep this summary."""
+    try:
+        state = read_state(cache, "status.json")
+        state[what] = data
+        write_state(cache, "status.json", state)
+    except OSError:
+        pass

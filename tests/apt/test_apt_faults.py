@@ -132,6 +132,12 @@ def test_read_only_cache(lab, tmpfs: Callable[..., Path]) -> None:  # noqa: ANN0
     if res.returncode != 0:
         pytest.skip(f"cannot remount read-only: {res.stderr}")
     lab.server.reset()
+    res = lab.sb.apt("install", "alpha")
+    assert res.returncode == 0 and lab.sb.installed("alpha") == "1.0-1"
+    assert lab.server.deb_requests() == []  # a read-only cache still serves, verified
+    assert len(warnings(res)) <= 2
+    lab.sb.apt("purge", "alpha", "beta", check=True)
+    lab.sb.apt("clean", check=True)
     check_apt_unharmed(lab)
 
 
