@@ -115,7 +115,8 @@ def run_apt(rounds: int, work: Path) -> dict:
              "B": "debs already in archives", "N": "warm, through apt-cacher-ng",
              "P": "apt-cacher-ng priming (cold)"}
     rec: dict[str, dict[str, list[float]]] = {
-        k: {"wall": [], "pre_dpkg": [], "bytes": [], "update_bytes": [], "debs_fetched": []}
+        k: {"wall": [], "pre_dpkg": [], "bytes": [], "update_bytes": [], "debs_fetched": [],
+              "hook_seconds": []}
         for k in names}
     npkgs = 0
 
@@ -134,6 +135,7 @@ def run_apt(rounds: int, work: Path) -> dict:
             proxy.reset()
             root.apt("update")
             rec[scen]["update_bytes"].append(proxy.total)
+            root.hook_seconds()  # forget the post-update hook
             if scen == "B":
                 for f in debs.glob("*.deb"):
                     shutil.copy(f, root.archives / f.name)
@@ -144,6 +146,7 @@ def run_apt(rounds: int, work: Path) -> dict:
             rec[scen]["bytes"].append(proxy.total)
             rec[scen]["wall"].append(wall)
             rec[scen]["pre_dpkg"].append(root.pre_dpkg)
+            rec[scen]["hook_seconds"].append(root.hook_seconds())
             gets, _need = apt_bench.downloaded(out)
             rec[scen]["debs_fetched"].append(gets)
             npkgs = max(npkgs, len(re.findall(r"^Setting up ", out, re.M)))
@@ -320,7 +323,8 @@ def table_rows(res: dict) -> list[list[str]]:
                 continue
             rows.append(["apt", f"{k} {a['labels'][k]} (s)", fmt(s["wall"]["median"]),
                          fmt(s["wall"]["min"]), fmt(s["wall"]["max"]),
-                         f"before dpkg {fmt(s['pre_dpkg']['median'])} s; upstream "
+                         f"before dpkg {fmt(s['pre_dpkg']['median'])} s; hooks "
+                         f"{fmt(s['hook_seconds']['median'])} s; upstream "
                          f"{fmt(s['bytes']['median'], 'MB')} MB (max {fmt(s['bytes']['max'], 'MB')});"
                          f" update {fmt(s['update_bytes']['median'], 'MB')} MB; n={s['wall']['n']}"])
     if "pip" in res:
@@ -396,7 +400,7 @@ def main() -> int:
     ap.add_argument("--only", default="core,apt,pip", help="comma list of core, apt, pip")
     ap.add_argument("--rounds", type=int, default=None, help="apt rounds (default 3, quick 1)")
     ap.add_argument("--runs", type=int, default=None, help="pip timed runs (default 3, quick 1)")
-    ap.add_argument("--core-reps", type=int, default=None, help="core repetitions (default 5, quick 1)")
+    ap.add_argument("--core-reps", type=int, default=None, help="core repetitions (default 3, quick 1)")
     ap.add_argument("--out", default=str(BENCH / "results"), help="directory for latest.json/.png")
     ap.add_argument("--workdir", default="/var/tmp/pkgcache-bench", help="kept between runs "
                     "(mmdebstrap base tarball); work dirs below it are recreated")
@@ -407,7 +411,7 @@ def main() -> int:
         return 2
     rounds = args.rounds or (1 if args.quick else 3)
     runs = args.runs or (1 if args.quick else 3)
-    reps = args.core_reps or (1 if args.quick else 5)
+    reps = args.core_reps or (1 if args.quick else 3)
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
     out = Path(args.out)
