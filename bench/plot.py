@@ -38,7 +38,10 @@ def main() -> int:
             keys = [s for s in "AHSBN" if a["scenarios"][s]["wall"]["n"]]
             bars(ax, [f"{s} {a['labels'][s]}" for s in keys],
                  [a["scenarios"][s]["wall"] for s in keys],
-                 f"apt-get install, {a['packages']} packages (median, min-max)", "seconds")
+                 f"apt-get install, {a['packages']} packages (median, min-max; orange: before "
+                 "dpkg's first unpack)", "seconds")
+            ax.barh(range(len(keys)), [a["scenarios"][s]["pre_dpkg"]["median"] for s in keys],
+                    color="#dd8452", height=0.4)
         elif k == "pip":
             p = res["pip"]["scenarios"]
             keys = [s for s in ("pip-cold", "pip-warm", "pkgcache-pip", "pkgcache-uv", "uv-offline",

@@ -61,7 +61,7 @@ def machine() -> dict[str, str]:
     cpu = re.search(r"model name\s*:\s*(.*)", Path("/proc/cpuinfo").read_text())
     src = cmd("findmnt", "-no", "SOURCE,FSTYPE", "-T", "/var/tmp")
     dev = src.split()[0] if src else ""
-    size = cmd("lsblk", "-dno", "SIZE,ROTA", re.sub(r"\d+$", "", dev)) if dev.startswith("/dev/") else ""
+    size = cmd("lsblk", "-dno", "SIZE", re.sub(r"\d+$", "", dev)) if dev.startswith("/dev/") else ""
     return {
         "nproc": str(os.cpu_count()),
         "cpu": cpu.group(1) if cpu else "?",
@@ -324,7 +324,7 @@ def table_rows(res: dict) -> list[list[str]]:
             rows.append(["apt", f"{k} {a['labels'][k]} (s)", fmt(s["wall"]["median"]),
                          fmt(s["wall"]["min"]), fmt(s["wall"]["max"]),
                          f"before dpkg {fmt(s['pre_dpkg']['median'])} s; hooks "
-                         f"{fmt(s['hook_seconds']['median'])} s; upstream "
+                         f"{fmt(s.get('hook_seconds', {}).get('median'))} s; upstream "
                          f"{fmt(s['bytes']['median'], 'MB')} MB (max {fmt(s['bytes']['max'], 'MB')});"
                          f" update {fmt(s['update_bytes']['median'], 'MB')} MB; n={s['wall']['n']}"])
     if "pip" in res:
@@ -375,6 +375,25 @@ def print_table(res: dict) -> str:
     return text
 
 
+def markdown(res: dict) -> str:
+    """The results as Markdown (machine, command, table, targets) for docs/results.md."""
+    m = res["machine"]
+    out = [f"Run {res['started']} at commit {res.get('git', '?')}, {res['seconds'] / 60:.0f} min"
+           f"{' (--quick)' if res.get('quick') else ''}.", "",
+           f"- Machine: {m['nproc']} vCPUs ({m['cpu']}), {m['ram_gib']} GiB RAM, disk {m['disk']}",
+           f"- Kernel {m['kernel']}, Debian {m['debian']}, Python {m['python']}, apt {m['apt']}, "
+           f"dpkg {m['dpkg']}" + (f", apt-cacher-ng {res['apt']['apt_cacher_ng']}"
+                                  if "apt" in res else ""),
+           f"- Command: `{res['command']}`", "",
+           "| | measure | median | min | max | notes |", "|---|---|---:|---:|---:|---|"]
+    out += [f"| {' | '.join(r)} |" for r in table_rows(res)]
+    out += ["", "| target | this run | limit | met |", "|---|---:|---|---|"]
+    for t in res["targets"]:
+        met = "?" if t["met"] is None else ("yes" if t["met"] else "**no**")
+        out.append(f"| {t['target']} | {fmt(t['value'])} | {t['op']} {fmt(t['limit'])} | {met} |")
+    return "\n".join(out) + "\n"
+
+
 def plot(json_path: Path, png: Path) -> str:
     """Render the chart with a Python that has matplotlib (installing a bench-only venv if needed)."""
     py = sys.executable
@@ -404,7 +423,11 @@ def main() -> int:
     ap.add_argument("--out", default=str(BENCH / "results"), help="directory for latest.json/.png")
     ap.add_argument("--workdir", default="/var/tmp/pkgcache-bench", help="kept between runs "
                     "(mmdebstrap base tarball); work dirs below it are recreated")
+    ap.add_argument("--markdown", metavar="JSON", help="only print a results JSON as Markdown")
     args = ap.parse_args()
+    if args.markdown:
+        print(markdown(json.loads(Path(args.markdown).read_text())), end="")
+        return 0
     only = set(args.only.split(","))
     if "apt" in only and os.geteuid() != 0:
         print("apt scenarios need root (mounts, chrooted maintainer scripts)", file=sys.stderr)
