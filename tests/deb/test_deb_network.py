@@ -160,3 +160,25 @@ def _repack(deb: Path, workdir: Path, version: str) -> Path:
     subprocess.run(["dpkg-deb", "--root-owner-group", "-b", str(tree), str(out)], check=True,
                    capture_output=True)
     return out
+
+
+def test_deb_cache_dir_symlink_network(deb: Path, root: DebRoot) -> None:
+    """A symlink at the cache path (cache moved to another disk, or planted) is never replaced
+    and its target never chmod'ed by postinst; purge removes the link only, never deletes
+    through it."""
+    root.run("apt-get update -q && mkdir -m 0700 /srv/bigdisk && touch /srv/bigdisk/keep "
+             f"&& ln -s /srv/bigdisk {CACHE_DIR}")
+    inside = root.copy_in(deb, "/tmp/" + deb.name)
+    out = root.run(f"apt-get install -y -q {inside}").stdout
+    assert "pkgcache: warning" not in out, out
+    link = root.path / CACHE_DIR.lstrip("/")
+    target = root.path / "srv/bigdisk"
+    assert link.is_symlink() and os.readlink(link) == "/srv/bigdisk"
+    assert (target.stat().st_mode & 0o777) == 0o700
+
+    res = root.run("apt-get install -y hello && hello --version")
+    assert "pkgcache: warning" not in res.stdout or res.stdout.count("pkgcache: warning") == 1
+
+    root.run("apt-get purge -y hello pkgcache")
+    assert not link.exists() and not link.is_symlink()
+    assert (target / "keep").exists(), "purge deleted through the symlink"
