@@ -159,6 +159,11 @@ class Bench:
                         installer, "-q", "-i", self.index, "-r", str(self.req)]
             return make
 
+        startup = [self.timed([sys.executable, "-m", "hooks.cli", "--version"], pk_env)
+                   for _ in range(max(3, self.runs))]
+        self.results["pkgcache-cli-startup"] = {"median": statistics.median(startup)}
+        print(f"{'pkgcache --version':14s} median {statistics.median(startup):6.2f} s   "
+              "(CLI start-up, part of every pkgcache run)", flush=True)
         self.scenario("pkgcache-pip", pk_cmd("pip"), pk_env, warmup=True, offline=True)
         if self.uv:
             self.scenario("pkgcache-uv", pk_cmd("uv"), pk_env, warmup=True, offline=True)

@@ -98,13 +98,21 @@ class Driver:
         self.target: Target = probe(python, self.store.subdir("targets"))
         self.env = runner.tool_env(self.store.subdir("tool-cache"))
         self.pip = runner.pip_cmd(self.target, python)
-        self.work = Path(tempfile.mkdtemp(prefix="pip-", dir=self.store.subdir("tmp")))
+        self._work: Path | None = None
         self._cands: list[Candidate] | None = None
         self.problems: list[str] = []  # why files could not be cached (first one is reported)
 
+    @property
+    def work(self) -> Path:
+        """This run's scratch directory (made on first use; the uv fast path needs none)."""
+        if self._work is None:
+            self._work = Path(tempfile.mkdtemp(prefix="pip-", dir=self.store.subdir("tmp")))
+        return self._work
+
     def close(self) -> None:
         """Remove this run's scratch directory."""
-        shutil.rmtree(self.work, ignore_errors=True)
+        if self._work is not None:
+            shutil.rmtree(self._work, ignore_errors=True)
 
     # -- what the cache offers ----------------------------------------------------------------
     def candidates(self, refresh: bool = False) -> list[Candidate]:

@@ -253,6 +253,14 @@ class WheelStore:
         except FileNotFoundError:
             pass
         stamp.touch()
+        tmp = self.root / "tmp"
+        if tmp.is_dir() and not tmp.is_symlink():
+            for d in tmp.iterdir():  # scratch dirs of runs that were killed
+                try:
+                    if time.time() - os.lstat(d).st_mtime > 86400 and not d.is_symlink():
+                        shutil.rmtree(d, ignore_errors=True)
+                except OSError:
+                    pass
         live = {e.digest for p in ("wheel:", "built:", "sdist:") for e in self.cache.keys(p)}
         removed = 0
         for d in self.files.iterdir():
