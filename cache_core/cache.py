@@ -287,6 +287,13 @@ class PackageCache:
                 linked = fsutil.link_verified(file_path, src_fd, tmp)
             if linked:
                 digest, size = sha256_fd(src_fd)
+                # The inode is now also ours: make it the cache's owner and read-only (apt and
+                # dpkg only read and unlink archive files, so this changes nothing for them).
+                with contextlib.suppress(PermissionError):
+                    if (st.st_uid, st.st_gid) != (os.geteuid(), os.getegid()):
+                        os.fchown(src_fd, os.geteuid(), os.getegid())
+                    if stat.S_IMODE(st.st_mode) != 0o444:
+                        os.fchmod(src_fd, 0o444)
             else:
                 digest, size = self._copy_hashing(src_fd, tmp)
         except BaseException:

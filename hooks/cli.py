@@ -232,8 +232,24 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _is_apt_hook(argv: list[str]) -> bool:
+    """True for ``[global options] apt hook ACTION``: what apt runs, several times per install."""
+    i = 0
+    while i < len(argv) and argv[i].startswith("-"):
+        i += 2 if argv[i] in ("--config", "--cache-dir") else 1
+    return argv[i:i + 2] == ["apt", "hook"]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: run one command; one line on stderr and a documented exit code on error."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if _is_apt_hook(argv):  # fast path: no full parser, no other drivers imported; always exit 0
+        try:
+            from hooks.apt_cli import hook_main
+        except Exception as exc:  # noqa: BLE001 - never break apt
+            print(f"pkgcache: warning: apt hook unavailable ({exc})", file=sys.stderr)
+            return EXIT_OK
+        return hook_main(argv)
     cache_holder: dict[str, Any] = {}
     try:
         parser = build_parser()

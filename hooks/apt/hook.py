@@ -37,12 +37,10 @@ def _warn(message: str) -> None:
 def _gate_core_warnings() -> None:
     """Route cache_core's warnings through _warn, so apt sees one line per hook at most."""
     try:
-        import cache_core.cache as core_cache
-        import cache_core.errors as core_errors
+        from cache_core import set_warning_handler
     except Exception:  # noqa: BLE001 - a broken cache_core is reported later, once
         return
-    core_cache.warn = _warn  # type: ignore[assignment]
-    core_errors.warn = _warn  # type: ignore[assignment]
+    set_warning_handler(_warn)
 
 
 def _on_alarm(signum: int, frame: object) -> None:
