@@ -9,7 +9,6 @@ import hashlib
 import json
 import os
 import stat
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -146,18 +145,9 @@ def read_state(cache: Any, name: str) -> dict[str, Any]:
 
 def write_state(cache: Any, name: str, data: dict[str, Any]) -> None:
     """Write a JSON state file atomically (temp + rename)."""
-    d = state_dir(cache)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=d)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, sort_keys=True)
-        os.replace(tmp, d / name)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    from cache_core import atomic_write
+
+    atomic_write(state_dir(cache) / name, json.dumps(data, sort_keys=True), 0o644)
 
 
 def record(cache: Any, what: str, data: dict[str, Any]) -> None:

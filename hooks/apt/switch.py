@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import stat
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -37,19 +36,9 @@ def parts_dir() -> Path:
 def enable(command: str = DEFAULT_COMMAND) -> Path:
     """Write the snippet atomically into apt's conf.d; returns its path."""
     target = parts_dir() / SNIPPET_NAME
-    text = snippet_text(command)
-    fd, tmp = tempfile.mkstemp(prefix=".pkgcache-", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    from cache_core import atomic_write
+
+    atomic_write(target, snippet_text(command), 0o644)
     return target
 
 
