@@ -361,10 +361,12 @@ class Driver:
         if not self.fill(arts, verify=suspicious):
             raise _Fallback(self.problems[0] if self.problems else "could not cache every file")
         res = self.offline_install(installer)
-        if res.rc != 0 and runner.is_retryable(res.stderr) and \
-                any(not a.cacheable for a in arts):
-            # e.g. a local project whose build dependencies are not in any report
-            raise _Fallback("a direct or local requirement needs files the cache does not have")
+        if res.rc != 0 and runner.is_retryable(res.stderr):
+            # pip resolved online but cannot install from the cache: e.g. --hash names an sdist
+            # (a built wheel never matches it) or a local project needs build dependencies
+            why = ("a --hash names a file the cache does not hold (an sdist?)"
+                   if "DO NOT MATCH THE HASHES" in res.stderr else runner.last_error(res.stderr))
+            raise _Fallback(f"the cache cannot serve this request: {why}")
         runner.replay(res.stderr)
         return res.rc
 

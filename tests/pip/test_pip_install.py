@@ -223,3 +223,18 @@ def test_concurrent_installs_share_one_cache(tmp_path: Path, index: Index, make_
     assert len([e for e in shared.keys("wheel:") if e.key.startswith("wheel:beta-")]) == 1
     assert len(shared.keys("built:")) == 1
     shared.close()
+
+
+def test_hash_of_an_sdist_still_installs(cache: PackageCache, index: Index, packages: Packages,
+                                         make_venv, tmp_path: Path,
+                                         capfd: pytest.CaptureFixture[str]) -> None:
+    # A wheel built here can never match the sdist's hash: pip must build the sdist itself.
+    req = tmp_path / "req.txt"
+    req.write_text(f"delta==1.0 --hash=sha256:{sha256_of(packages.delta)}\n")
+    for _ in range(2):
+        v = make_venv()
+        assert install(cache, ["--python", _py(v), "-i", index.url, "-r", str(req)]) == 0
+        assert venv_version(v, "delta") == "1.0"
+    warnings = [ln for ln in capfd.readouterr().err.splitlines() if ln.startswith("pkgcache")]
+    # one line per process (the warning text repeats, so this process prints it once)
+    assert len(warnings) == 1 and "--hash" in warnings[0] and "plain pip" in warnings[0], warnings
