@@ -32,7 +32,7 @@ from packaging.utils import (
     parse_wheel_filename,
 )
 
-from cache_core import Entry, PackageCache, safe_filename
+from cache_core import CacheError, Entry, PackageCache, safe_filename
 
 from .target import Target
 
@@ -235,7 +235,7 @@ class WheelStore:
         for entry, filename in wanted:
             try:
                 path = self._view(entry, filename)
-            except (OSError, ValueError):
+            except (CacheError, OSError, ValueError):  # a bad name or object: not offered
                 path = None
             if path is not None:
                 out.append(Candidate(entry, filename, path))
