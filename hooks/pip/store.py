@@ -63,8 +63,10 @@ class Artifact:
 
     @property
     def cacheable(self) -> bool:
-        """True for a wheel or sdist archive with a known SHA-256 (not a VCS or a directory)."""
-        return bool(self.sha256) and (self.is_wheel or self.filename.endswith(SDIST_SUFFIXES))
+        """True for a safely named wheel or sdist with a SHA-256 (not a VCS URL, not a dir)."""
+        return (bool(self.filename) and bool(self.sha256) and self.sha256 is not None
+                and len(self.sha256) == 64 and all(c in "0123456789abcdef" for c in self.sha256)
+                and (self.is_wheel or self.filename.endswith(SDIST_SUFFIXES)))
 
 
 def parse_report(data: dict[str, Any]) -> list[Artifact]:
@@ -82,6 +84,10 @@ def parse_report(data: dict[str, Any]) -> list[Artifact]:
             legacy = (info.get("archive_info") or {}).get("hash") or ""
             sha = legacy[7:] if legacy.startswith("sha256=") else None
         filename = unquote(urlsplit(url).path.rsplit("/", 1)[-1]) if "archive_info" in info else ""
+        try:
+            check_filename(filename)  # never let an index's URL name a path (e.g. ..%2F)
+        except (CacheError, ValueError):
+            filename = ""
         out.append(Artifact(name=str(canonicalize_name(meta.get("name", ""))),
                             version=str(meta.get("version", "")), url=url, filename=filename,
                             sha256=sha.lower() if sha else None,

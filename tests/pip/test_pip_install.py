@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import Index, Packages, sha256_of, venv_version
+from conftest import Index, Packages, make_wheel, sha256_of, venv_version
 
 from cache_core import PackageCache
 from hooks.pip import install
@@ -133,7 +133,6 @@ def test_only_sdist_cached_offline(cache: PackageCache, index: Index, packages: 
 
 def test_refresh_sees_new_versions(cache: PackageCache, index: Index, make_venv,
                                    tmp_path: Path) -> None:
-    from conftest import make_wheel
 
     assert install(cache, ["--python", _py(make_venv()), "-i", index.url, "beta"]) == 0
     index.add(make_wheel(tmp_path, "beta", "2.0"))

@@ -181,3 +181,20 @@ def test_links_never_pin_objects_against_eviction(cache: PackageCache,
     assert store.prune_view() >= 2
     assert [p.name for p in Path(cache.root).rglob("*.whl")] == []
     assert store.candidates(target) == []
+
+
+def test_report_urls_never_name_a_path() -> None:
+    from hooks.pip.store import parse_report
+
+    def item(url: str, sha: str = "a" * 64) -> dict:
+        return {"download_info": {"url": url, "archive_info": {"hashes": {"sha256": sha}}},
+                "metadata": {"name": "x", "version": "1.0"}}
+
+    arts = parse_report({"version": "1", "install": [
+        item("http://i/files/..%2F..%2Fetc%2Fx-1.0-py3-none-any.whl"),
+        item("http://i/files/x-1.0-py3-none-any.whl", sha="zz"),
+        item("http://i/files/x-1.0-py3-none-any.whl"),
+        {"download_info": {"url": "git+https://h/r", "vcs_info": {}}, "metadata": {"name": "x"}},
+    ]})
+    assert [a.cacheable for a in arts] == [False, False, True, False]
+    assert arts[0].filename == "" and arts[2].filename == "x-1.0-py3-none-any.whl"
