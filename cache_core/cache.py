@@ -286,14 +286,9 @@ class PackageCache:
             if link:
                 linked = fsutil.link_verified(file_path, src_fd, tmp)
             if linked:
+                # The source's owner and mode are left as they are (never widen access to a
+                # file we were pointed at); a later write through it is caught by re-hashing.
                 digest, size = sha256_fd(src_fd)
-                # The inode is now also ours: make it the cache's owner and read-only (apt and
-                # dpkg only read and unlink archive files, so this changes nothing for them).
-                with contextlib.suppress(PermissionError):
-                    if (st.st_uid, st.st_gid) != (os.geteuid(), os.getegid()):
-                        os.fchown(src_fd, os.geteuid(), os.getegid())
-                    if stat.S_IMODE(st.st_mode) != 0o444:
-                        os.fchmod(src_fd, 0o444)
             else:
                 digest, size = self._copy_hashing(src_fd, tmp)
         except BaseException:

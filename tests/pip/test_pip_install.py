@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import Index, Packages, make_wheel, sha256_of, venv_version
+from piplab import Index, Packages, make_wheel, sha256_of, venv_version
 
 from cache_core import PackageCache
 from hooks.pip import install

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import Index, Packages, sha256_of, venv_version
+from piplab import Index, Packages, sha256_of, venv_version
 
 from cache_core import PackageCache
 from hooks.pip import install, wheelhouse

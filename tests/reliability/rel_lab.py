@@ -35,11 +35,11 @@ import aptlab  # noqa: E402  (tests/apt/aptlab.py: repo builder, counting server
 
 
 def _load_pip_fixtures() -> ModuleType:
-    """tests/pip/conftest.py under a private name (its helpers, not its fixtures)."""
+    """tests/pip/piplab.py (the pip tests' helpers) under a private name."""
     name = "_rel_pip_fixtures"
     if name in sys.modules:
         return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, TESTS / "pip" / "conftest.py")
+    spec = importlib.util.spec_from_file_location(name, TESTS / "pip" / "piplab.py")
     assert spec and spec.loader
     mod = importlib.util.module_from_spec(spec)
     sys.modules[name] = mod

@@ -1,0 +1,243 @@
+"""Test helpers for the pip driver: wheels and an sdist built here, a counting PEP 503 index.
+
+Everything is real: pip runs for real against an HTTP server on 127.0.0.1 that counts requests.
+pip's machine-wide config (find-links, extra indexes, constraints) is switched off for each test.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import io
+import platform
+import subprocess
+import sys
+import tarfile
+import threading
+import zipfile
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel_filename
+
+PY_TAG = f"cp{sys.version_info[0]}{sys.version_info[1]}"
+OTHER_MACHINE = "aarch64" if platform.machine() != "aarch64" else "x86_64"
+
+
+def _record_line(path: str, data: bytes) -> str:
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+    return f"{path},sha256={digest},{len(data)}"
+
+
+def make_wheel(out: Path, name: str, version: str, tag: str = "py3-none-any", *,
+               requires: tuple[str, ...] = (), requires_python: str | None = None) -> Path:
+    """Write a minimal valid wheel whose package records its version in ``VERSION``."""
+    dist = name.replace("-", "_")
+    info = f"{dist}-{version}.dist-info"
+    meta = ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
+    meta += [f"Requires-Dist: {r}" for r in requires]
+    if requires_python:
+        meta.append(f"Requires-Python: {requires_python}")
+    files = {
+        f"{dist}/__init__.py": f'VERSION = "{version}"\nTAG = "{tag}"\n'.encode(),
+        f"{info}/METADATA": ("\n".join(meta) + "\n").encode(),
+        f"{info}/WHEEL": (f"Wheel-Version: 1.0\nGenerator: pkgcache-tests\n"
+                          f"Root-Is-Purelib: {'true' if tag.endswith('any') else 'false'}\n"
+                          f"Tag: {tag}\n").encode(),
+    }
+    record = [_record_line(p, d) for p, d in files.items()] + [f"{info}/RECORD,,"]
+    files[f"{info}/RECORD"] = ("\n".join(record) + "\n").encode()
+    path = out / f"{dist}-{version}-{tag}.whl"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for p, d in files.items():
+            zf.writestr(zipfile.ZipInfo(p, (2020, 1, 1, 0, 0, 0)), d)
+    return path
+
+
+# An in-tree PEP 517 backend: no build requirements (so no index is needed to build), a
+# platform-specific wheel tag like a compiled extension, and one log line per wheel build.
+_BACKEND = r'''
+import base64, hashlib, os, sys, sysconfig, zipfile
+NAME, VERSION = "@NAME@", "@VERSION@"
+DIST = NAME.replace("-", "_")
+INFO = f"{DIST}-{VERSION}.dist-info"
+META = f"Metadata-Version: 2.1\nName: {NAME}\nVersion: {VERSION}\n"
+
+def _tag():
+    py = f"cp{sys.version_info[0]}{sys.version_info[1]}"
+    return f"{py}-{py}-" + sysconfig.get_platform().replace("-", "_").replace(".", "_")
+
+def get_requires_for_build_wheel(config_settings=None):
+    return []
+
+def prepare_metadata_for_build_wheel(metadata_directory, config_settings=None):
+    d = os.path.join(metadata_directory, INFO)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "METADATA"), "w") as f:
+        f.write(META)
+    return INFO
+
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    log = os.environ.get("PKGCACHE_TEST_BUILD_LOG")
+    if log:
+        with open(log, "a") as f:
+            f.write(f"{NAME} {sys.executable}\n")
+    tag = _tag()
+    files = {f"{DIST}/__init__.py": f'VERSION = "{VERSION}"\nBUILT = True\n'.encode(),
+             f"{INFO}/METADATA": META.encode(),
+             f"{INFO}/WHEEL": f"Wheel-Version: 1.0\nRoot-Is-Purelib: false\nTag: {tag}\n".encode()}
+    rec = []
+    for p, d in files.items():
+        h = base64.urlsafe_b64encode(hashlib.sha256(d).digest()).rstrip(b"=").decode()
+        rec.append(f"{p},sha256={h},{len(d)}")
+    rec.append(f"{INFO}/RECORD,,")
+    files[f"{INFO}/RECORD"] = ("\n".join(rec) + "\n").encode()
+    name = f"{DIST}-{VERSION}-{tag}.whl"
+    with zipfile.ZipFile(os.path.join(wheel_directory, name), "w") as zf:
+        for p, d in files.items():
+            zf.writestr(p, d)
+    return name
+'''
+
+
+def make_sdist(out: Path, name: str, version: str) -> Path:
+    """Write an sdist whose in-tree backend logs every wheel build to $PKGCACHE_TEST_BUILD_LOG."""
+    dist = name.replace("-", "_")
+    root = f"{dist}-{version}"
+    files = {
+        "PKG-INFO": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+        "pyproject.toml": ('[build-system]\nrequires = []\nbuild-backend = "backend"\n'
+                           'backend-path = ["."]\n'),
+        "backend.py": _BACKEND.replace("@NAME@", name).replace("@VERSION@", version),
+    }
+    path = out / f"{root}.tar.gz"
+    with tarfile.open(path, "w:gz") as tf:
+        for rel, text in files.items():
+            data = text.encode()
+            ti = tarfile.TarInfo(f"{root}/{rel}")
+            ti.size, ti.mtime, ti.mode = len(data), 1577836800, 0o644
+            tf.addfile(ti, io.BytesIO(data))
+    return path
+
+
+def sha256_of(path: Path) -> str:
+    """Hex SHA-256 of a file."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@dataclass
+class Index:
+    """A PEP 503 simple index over a directory of files, counting every request."""
+
+    files_dir: Path
+    requires_python: dict[str, str] = field(default_factory=dict)
+    requests: list[str] = field(default_factory=list)
+    server: ThreadingHTTPServer | None = None
+    port: int = 0
+
+    @property
+    def url(self) -> str:
+        """The index URL to give pip (``--index-url``)."""
+        return f"http://127.0.0.1:{self.port}/simple/"
+
+    def add(self, path: Path, requires_python: str | None = None) -> Path:
+        """Publish a file (copied into the served directory)."""
+        dest = self.files_dir / path.name
+        if dest != path:
+            dest.write_bytes(path.read_bytes())
+        if requires_python:
+            self.requires_python[path.name] = requires_python
+        return dest
+
+    def _project_files(self, project: str) -> list[Path]:
+        out = []
+        for f in sorted(self.files_dir.iterdir()):
+            try:
+                name = (parse_wheel_filename(f.name)[0] if f.name.endswith(".whl")
+                        else parse_sdist_filename(f.name)[0])
+            except ValueError:
+                continue
+            if name == canonicalize_name(project):
+                out.append(f)
+        return out
+
+    def page(self, project: str) -> bytes | None:
+        """The simple page of a project, or None if it has no files."""
+        files = self._project_files(project)
+        if not files:
+            return None
+        links = []
+        for f in files:
+            rp = self.requires_python.get(f.name)
+            attr = f' data-requires-python="{html.escape(rp)}"' if rp else ""
+            links.append(f'<a href="/files/{f.name}#sha256={sha256_of(f)}"{attr}>{f.name}</a><br/>')
+        return ("<!DOCTYPE html><html><body>\n" + "\n".join(links) + "\n</body></html>\n").encode()
+
+    def start(self) -> None:
+        """Serve on 127.0.0.1 (a free port, kept across restarts)."""
+        index = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802 - http.server API
+                index.requests.append(self.path)
+                body, ctype = None, "text/html"
+                parts = [p for p in self.path.split("?")[0].split("/") if p]
+                if parts == ["simple"]:
+                    names = sorted({canonicalize_name(f.name.split("-")[0])
+                                    for f in index.files_dir.iterdir()})
+                    body = "".join(f'<a href="/simple/{n}/">{n}</a>\n' for n in names).encode()
+                elif len(parts) == 2 and parts[0] == "simple":
+                    body = index.page(parts[1])
+                elif len(parts) == 2 and parts[0] == "files" and "/" not in parts[1]:
+                    f = index.files_dir / parts[1]
+                    if f.is_file():
+                        body, ctype = f.read_bytes(), "application/octet-stream"
+                if body is None:
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        """Stop serving (connections to the port are then refused)."""
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+
+
+@dataclass
+class Packages:
+    """The test distributions, built once per session."""
+
+    dir: Path
+    alpha: Path      # alpha 1.0, requires beta>=1.0
+    beta: Path
+    delta: Path      # sdist only, platform-specific wheel when built
+    plat_any: Path   # plat 1.0, pure
+    plat_other: Path  # plat 2.0, other machine only: must never be chosen
+    onlyother: Path  # onlyother 1.0: only a wheel for another machine
+    newpy: Path      # newpy 1.0 requires Python >= 4 (pure)
+
+
+
+
+def venv_version(venv: Path, module: str) -> str | None:
+    """The VERSION of an installed test package in venv, or None if it is not importable."""
+    out = subprocess.run([str(venv / "bin" / "python"), "-c",
+                          f"import {module}; print({module}.VERSION)"],
+                         capture_output=True, text=True, check=False)
+    return out.stdout.strip() if out.returncode == 0 else None
