@@ -527,6 +527,8 @@ class PackageCache:
         """
         from .evict import run_gc
 
+        if not self._exists_enabled():
+            return {"evicted": 0, "freed_bytes": 0, "pinned": 0, "pinned_bytes": 0, "stale": 0}
         self._setup()
         cap = self.max_size_bytes if max_size_bytes is None else max_size_bytes
         try:
@@ -536,11 +538,18 @@ class PackageCache:
         except LockTimeout:
             return {"skipped": 1}
 
+    def _exists_enabled(self) -> bool:
+        """True if the cache is enabled and its directory exists (maintenance never creates it)."""
+        return self.enabled and os.path.isdir(self.root)
+
     def stats(self) -> dict[str, Any]:
-        """Counters and totals, without scanning the store."""
-        self._setup()
-        self.index.flush()
-        c = self.index.counters()
+        """Counters and totals, without scanning the store (all zero for a missing cache)."""
+        if self._exists_enabled():
+            self._setup()
+            self.index.flush()
+            c = self.index.counters()
+        else:
+            c = {}
         lookups = c.get("hits", 0) + c.get("misses", 0)
         return {
             "cache_dir": str(self.root),
@@ -562,6 +571,8 @@ class PackageCache:
 
     def zero_stats(self) -> None:
         """Reset hit/miss/eviction counters."""
+        if not self._exists_enabled():
+            return
         self._setup()
         self.index.zero()
 
@@ -569,6 +580,8 @@ class PackageCache:
         """Re-hash every object and reconcile index and files; with repair, fix what is found."""
         from .evict import run_verify
 
+        if not self._exists_enabled():
+            return {k: [] for k in ("corrupt", "missing", "orphans", "strays", "temps", "dangling")}
         self._setup()
         with self.lock("gc"):
             self.index.flush()
@@ -576,6 +589,8 @@ class PackageCache:
 
     def clear(self) -> int:
         """Remove every object, key and bucket entry not in use; returns the objects removed."""
+        if not self._exists_enabled():
+            return 0
         self._setup()
         with self.lock("gc"):
             self.index.flush()

@@ -182,3 +182,13 @@ def test_index_is_wal_and_has_running_totals(cache_dir: Path, tmp_path: Path):
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     totals = dict(conn.execute("SELECT name, value FROM counters"))
     assert totals["total_size"] == 3 * KB and totals["objects"] == 3 and totals["entries"] == 3
+
+
+@pytest.mark.parametrize("cmd", ["gc", "stats", "verify", "clear"])
+def test_maintenance_never_creates_a_missing_or_disabled_cache(cache_dir: Path, tmp_path: Path, cmd: str):
+    assert run_cli("--cache-dir", str(cache_dir), cmd).returncode == 0
+    assert not cache_dir.exists()
+    cfg = tmp_path / "off.yaml"
+    cfg.write_text(f"performance:\n  cache:\n    enabled: false\n    directory: {cache_dir}\n")
+    assert run_cli("--config", str(cfg), cmd).returncode == 0
+    assert not cache_dir.exists()
