@@ -22,7 +22,13 @@ from packaging.tags import Tag, parse_tag
 # Runs under the target interpreter with -I; argv[1] is the directory holding `packaging`.
 _PROBE = r"""
 import json, os, platform, sys, sysconfig
-own_path = [p for p in sys.path if p]
+own_path = [p for p in sys.path if p and (sys.prefix == sys.base_prefix
+                                          or not p.startswith(sys.prefix))]
+try:
+    import site
+    own_path += site.getsitepackages([sys.base_prefix])
+except Exception:
+    pass
 sys.path.insert(0, sys.argv[1])
 from packaging import markers, tags
 ts = [str(t) for t in tags.sys_tags()]
@@ -87,8 +93,24 @@ class Target:
         return any(t in rank for t in tags)
 
     def has_pip(self) -> bool:
-        """True if the target interpreter can run ``-m pip`` itself."""
-        return any(os.path.isdir(os.path.join(p, "pip")) for p in self.path)
+        """True if the target interpreter can run ``-m pip`` itself.
+
+        self.path holds the base interpreter's paths (the probe is shared by every venv of one
+        binary); a venv's own site-packages is found from its pyvenv.cfg.
+        """
+        paths = list(self.path)
+        venv = Path(self.python).parent.parent
+        cfg = venv / "pyvenv.cfg"
+        if cfg.is_file():
+            mm = ".".join(self.version.split(".")[:2])
+            try:
+                text = cfg.read_text(encoding="utf-8", errors="replace").lower()
+            except OSError:
+                text = ""
+            system = "include-system-site-packages = true" in text.replace("\t", " ")
+            paths = [str(venv / "lib" / f"python{mm}" / "site-packages")] + (paths if system
+                                                                           else [])
+        return any(os.path.isdir(os.path.join(p, "pip")) for p in paths)
 
 
 def find_python(spec: str | None) -> str:
@@ -111,14 +133,19 @@ def find_python(spec: str | None) -> str:
 
 
 def _probe_key(python: str) -> str:
-    st = os.stat(python)  # follows the venv symlink to the real binary
-    raw = json.dumps([python, st.st_ino, st.st_size, st.st_mtime_ns, packaging.__version__,
+    """Identity of the real interpreter binary (all venvs made from it share one probe)."""
+    real = os.path.realpath(python)
+    st = os.stat(real)
+    raw = json.dumps([real, st.st_ino, st.st_size, st.st_mtime_ns, packaging.__version__,
                       sys.version])
     return hashlib.sha256(raw.encode()).hexdigest()[:32]
 
 
 def probe(python: str, memo_dir: Path | None = None) -> Target:
-    """Query the target interpreter (result memoised in memo_dir by binary identity)."""
+    """Query the target interpreter (result memoised in memo_dir by binary identity).
+
+    Tags, markers and the fingerprint depend on the binary (and the host), not on the venv.
+    """
     try:
         key = _probe_key(python)
     except OSError as exc:
