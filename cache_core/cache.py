@@ -81,6 +81,7 @@ class PackageCache:
         self.tmp_dir = self.root / "tmp"
         self.quarantine_dir = self.root / "quarantine"
         self.lock_dir = self.root / "locks"
+        self.config: CacheConfig | None = None  # set by from_config
         self._index: Index | None = None
         self._ready = False
         self._shards: set[str] = set()
