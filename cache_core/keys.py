@@ -20,6 +20,8 @@ def normalize_key(key: str) -> str:
         raise BadKeyError("empty or non-string key")
     if len(key) > MAX_KEY_LEN:
         raise BadKeyError(f"key longer than {MAX_KEY_LEN} characters")
+    if key.isascii() and key.isprintable():  # the common case: nothing to check or normalize
+        return key
     for ch in key:
         if unicodedata.category(ch) in _BAD_CATEGORIES:
             raise BadKeyError(f"key contains a control or unassigned character (U+{ord(ch):04X})")
