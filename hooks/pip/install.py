@@ -14,7 +14,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -106,6 +105,8 @@ class Driver:
     def work(self) -> Path:
         """This run's scratch directory (made on first use; the uv fast path needs none)."""
         if self._work is None:
+            import tempfile  # not needed on the uv fast path
+
             self._work = Path(tempfile.mkdtemp(prefix="pip-", dir=self.store.subdir("tmp")))
         return self._work
 

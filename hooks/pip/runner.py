@@ -7,7 +7,6 @@ import re
 import shutil
 import subprocess
 import sys
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -69,6 +68,8 @@ def run(cmd: list[str], env: dict[str, str], *, capture_stdout: bool = True,
 
 def run_streaming(cmd: list[str], env: dict[str, str], drop: str) -> Result:
     """Run a tool with its stdout shown live except lines starting with drop; capture stderr."""
+    import threading
+
     proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, errors="replace")
     err: list[str] = []
