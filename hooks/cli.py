@@ -23,7 +23,8 @@ from cache_core import (
     load_config,
 )
 
-DRIVERS = ("hooks.apt_cli", "hooks.pip_cli", "hooks.fetch_cli", "hooks.git_cli")
+DRIVERS = {"apt": "hooks.apt_cli", "pip": "hooks.pip_cli", "fetch": "hooks.fetch_cli",
+           "git": "hooks.git_cli"}  # sub-command -> the module that registers it
 _SIZE = re.compile(r"\A\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*\Z", re.I)
 _AGE = re.compile(r"\A\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*\Z", re.I)
 _SIZE_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "m": 1000**2, "mb": 1000**2, "g": 1000**3,
@@ -41,7 +42,8 @@ class UsageError(CacheError):
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 2, no usage dump
-        raise UsageError(f"{self.prog}: {message} (see --help)")
+        sub = self.prog.removeprefix("pkgcache").strip()
+        raise UsageError(f"{sub + ': ' if sub else ''}{message} (see --help)")
 
 
 def parse_size(text: str) -> int:
@@ -70,6 +72,9 @@ def human(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return f"{n:.1f} TiB"
+
+
+_CORE_COMMANDS = ("put", "get", "exists", "ls", "stats", "verify", "gc", "clear")
 
 
 def _make_cache(args: argparse.Namespace) -> PackageCache:
@@ -180,8 +185,16 @@ def cmd_clear(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full parser, with every available driver's sub-commands."""
+def _command_word(argv: list[str]) -> str | None:
+    """The sub-command in argv (after the global options), or None."""
+    i = 0
+    while i < len(argv) and argv[i].startswith("-"):
+        i += 2 if argv[i] in ("--config", "--cache-dir") else 1
+    return argv[i] if i < len(argv) else None
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; with a known command only that driver is imported (start-up is per call)."""
     p = _Parser(prog="pkgcache", description="A verified package cache for re-provisioned servers.")
     p.add_argument("--version", action="version", version=f"pkgcache {__version__}")
     p.add_argument("--config", metavar="PATH", help="config file (default: $PKGCACHE_CONFIG, "
@@ -221,7 +234,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("clear", help="remove everything from the cache")
     s.set_defaults(func=cmd_clear)
 
-    for name in DRIVERS:
+    wanted = [DRIVERS[command]] if command in DRIVERS else [] if command else list(DRIVERS.values())
+    for name in wanted:
         try:
             module = importlib.import_module(name)
         except ImportError as exc:
@@ -234,9 +248,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _is_apt_hook(argv: list[str]) -> bool:
     """True for ``[global options] apt hook ACTION``: what apt runs, several times per install."""
-    i = 0
-    while i < len(argv) and argv[i].startswith("-"):
-        i += 2 if argv[i] in ("--config", "--cache-dir") else 1
+    if _command_word(argv) != "apt":
+        return False
+    i = argv.index("apt")
     return argv[i:i + 2] == ["apt", "hook"]
 
 
@@ -252,7 +266,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return hook_main(argv)
     cache_holder: dict[str, Any] = {}
     try:
-        parser = build_parser()
+        command = _command_word(argv)
+        known = command in DRIVERS or command in _CORE_COMMANDS
+        parser = build_parser(command if known else None)
         args = parser.parse_args(argv)
         if not getattr(args, "func", None):
             parser.print_help()
