@@ -459,6 +459,10 @@ def install(cache: PackageCache | None, argv: list[str]) -> int:
     except _Fallback as exc:
         warn(f"pip: {exc}; running plain pip")
     except Exception as exc:  # noqa: BLE001 - a cache fault must never break the install
+        if os.environ.get("PKGCACHE_DEBUG"):
+            import traceback
+
+            traceback.print_exc()
         warn(f"pip: cache not used ({type(exc).__name__}: {exc}); running plain pip")
     finally:
         if driver is not None:

@@ -208,6 +208,11 @@ def test_concurrent_installs_share_one_cache(tmp_path: Path, index: Index, make_
     repo = Path(__file__).resolve().parents[2]
     env = dict(os.environ, PYTHONPATH=str(repo))
     venvs = [make_venv(), make_venv()]
+    # The cache exists already (two first-ever opens racing is cache_core's matter): what is
+    # tested is two installs filling one cache at once.
+    pre = PackageCache(str(tmp_path / "shared"))
+    pre.bucket("pip-v1")  # creates the cache and its index
+    pre.close()
     procs = [subprocess.Popen([sys.executable, "-m", "hooks.cli", "--cache-dir",
                                str(tmp_path / "shared"), "pip", "install", "--python", _py(v),
                                "-q", "-i", index.url, "alpha", "delta"],
