@@ -119,9 +119,25 @@ class Index:
         return self._conn
 
     def _open(self) -> sqlite3.Connection:
+        """Open and migrate, retrying while another process creates the same new index: SQLite
+        answers "database is locked" at once (no busy wait) to a journal-mode switch or schema
+        creation that races another connection's."""
+        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        delay = 0.005
+        while True:
+            try:
+                return self._open_once()
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
+
+    def _open_once(self) -> sqlite3.Connection:
         directory = os.path.dirname(self.path) or "."
         if os.statvfs(directory).f_flag & os.ST_RDONLY:
             return self._open_read_only()
+        conn = None
         try:
             conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
                                    check_same_thread=False)
@@ -129,20 +145,27 @@ class Index:
             if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
                 conn.execute("PRAGMA journal_mode=WAL")
         except sqlite3.OperationalError as exc:
+            if conn is not None:
+                conn.close()
             if "readonly" in str(exc) or "read-only" in str(exc) or not os.access(directory, os.W_OK):
                 return self._open_read_only()
             raise
         self.read_only = False
-        conn.execute("PRAGMA synchronous=NORMAL")
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version != SCHEMA_VERSION:
-            with self._write(conn):
-                if conn.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
-                    for stmt in _statements(_SCHEMA):
-                        conn.execute(stmt)
-                    for name in COUNTERS + _TOTALS:
-                        conn.execute("INSERT OR IGNORE INTO counters(name, value) VALUES (?, 0)", (name,))
-                    conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        try:
+            conn.execute("PRAGMA synchronous=NORMAL")
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version != SCHEMA_VERSION:
+                with self._write(conn):
+                    if conn.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+                        for stmt in _statements(_SCHEMA):
+                            conn.execute(stmt)
+                        for name in COUNTERS + _TOTALS:
+                            conn.execute("INSERT OR IGNORE INTO counters(name, value) VALUES (?, 0)",
+                                         (name,))
+                        conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        except BaseException:
+            conn.close()
+            raise
         return conn
 
     def _open_read_only(self) -> sqlite3.Connection:

@@ -92,3 +92,24 @@ def test_eight_processes_with_eviction(cache_dir: Path):
     assert cache.stats()["size_bytes"] <= 1_000_000 + 200_100  # cap plus at most one in-flight put
     cache.verify(repair=True)
     assert not any(cache.verify().values())
+
+
+def test_many_processes_create_one_new_cache_at_once(tmp_path: Path):
+    """A brand-new cache opened by 8 processes at the same instant: no 'database is locked'."""
+    script = ("import os, sys, time; from cache_core import PackageCache\n"
+              "c = PackageCache(sys.argv[1], strict=True)\n"
+              "open(sys.argv[2], 'wb').write(sys.argv[2].encode())\n"
+              "while not os.path.exists(sys.argv[3]): time.sleep(0.0005)\n"
+              "assert c.put('k:' + sys.argv[2], sys.argv[2])\n")
+    for trial in range(12):
+        cache_dir, go = tmp_path / f"c{trial}", tmp_path / f"go{trial}"
+        procs = [subprocess.Popen([sys.executable, "-c", script, str(cache_dir),
+                                   str(tmp_path / f"f{trial}-{i}"), str(go)],
+                                  env=ENV, cwd=REPO, stderr=subprocess.PIPE, text=True)
+                 for i in range(8)]
+        time.sleep(0.4)  # all started and waiting at the barrier
+        go.touch()
+        for p in procs:
+            _, err = p.communicate(timeout=120)
+            assert p.returncode == 0, err
+        assert PackageCache(str(cache_dir)).stats()["entries"] == 8
