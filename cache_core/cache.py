@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from . import fsutil
 from .config import CacheConfig, load_config
 from .errors import BadKeyError, CacheError, warn
-from .hashing import is_digest, sha256_fd, sha256_file
+from .hashing import copy_hashing, is_digest, sha256_fd, sha256_file
 from .index import Entry, Index
 from .keys import digest_of_key, kind_of, normalize_key
 from .locks import LockTimeout, file_lock, lock_path
@@ -309,28 +309,15 @@ class PackageCache:
         return digest, size
 
     def _copy_hashing(self, src_fd: int, tmp: str) -> tuple[str, int]:
-        import hashlib
-
-        h = hashlib.sha256()
-        total = 0
+        """Copy a source into a new temp file (fsync'd), hashing it on the way."""
         dst_fd = fsutil.create_exclusive(tmp, 0o600)
         try:
-            buf = bytearray(1 << 20)
-            view = memoryview(buf)
-            while True:
-                n = os.readv(src_fd, [buf])
-                if not n:
-                    break
-                h.update(view[:n])
-                out = view[:n]
-                while out:
-                    out = out[os.write(dst_fd, out):]
-                total += n
+            digest, total = copy_hashing(src_fd, dst_fd)
             if self.fsync:
                 os.fsync(dst_fd)
         finally:
             os.close(dst_fd)
-        return h.hexdigest(), total
+        return digest, total
 
     @_failopen(False)
     def alias(self, key: str, digest: str, *, kind: str | None = None,

@@ -30,6 +30,24 @@ def sha256_fd(fd: int) -> tuple[str, int]:
     return h.hexdigest(), total
 
 
+def copy_hashing(src_fd: int, dst_fd: int) -> tuple[str, int]:
+    """Copy src_fd to dst_fd from their current offsets, hashing on the way; (hex, bytes)."""
+    h = hashlib.sha256()
+    buf = bytearray(CHUNK)
+    view = memoryview(buf)
+    total = 0
+    while True:
+        n = os.readv(src_fd, [buf])
+        if not n:
+            break
+        h.update(view[:n])
+        out = view[:n]
+        while out:
+            out = out[os.write(dst_fd, out):]
+        total += n
+    return h.hexdigest(), total
+
+
 def sha256_file(path: str | os.PathLike[str], *, follow: bool = True) -> tuple[str, int]:
     """Hash a file by path; return (hex, size). ``follow=False`` refuses a final symlink."""
     flags = os.O_RDONLY | os.O_CLOEXEC | (0 if follow else os.O_NOFOLLOW)
