@@ -265,48 +265,44 @@ class PackageCache:
         expected = sha256 or content_digest
         index = self._setup()
         self._sweep_temps()
-        digest, size = self._ingest(file_path, expected, link)
-        if digest is None:
-            if self.strict:
-                raise CacheError(f"{file_path}: content does not match the expected SHA-256")
-            warn(f"{os.path.basename(file_path)}: SHA-256 mismatch; not cached")
-            return None
-        index.add("" if content_digest else key, digest, size, kind or kind_of(key), meta)
+        tmp = fsutil.temp_name(self.tmp_dir)
+        try:
+            digest, size, linked = self._ingest(file_path, tmp, link)
+            if expected is not None and digest != expected:
+                if self.strict:
+                    raise CacheError(f"{file_path}: content does not match the expected SHA-256")
+                warn(f"{os.path.basename(file_path)}: SHA-256 mismatch; not cached")
+                return None
+            if not linked:
+                os.chmod(tmp, 0o444)
+            final = self._shard(digest) / digest
+
+            def publish() -> None:  # atomic: readers see the old or the new inode, never a part
+                os.replace(tmp, final)
+
+            index.add("" if content_digest else key, digest, size, kind or kind_of(key), meta,
+                      publish=publish)
+        finally:
+            fsutil.unlink_quiet(tmp)
         self._maybe_evict()
         return digest
 
-    def _ingest(self, file_path: str, expected: str | None, link: bool) -> tuple[str | None, int]:
-        """Copy (or link) a source into tmp/, hash it, check it, publish it; (digest, size)."""
-        tmp = fsutil.temp_name(self.tmp_dir)
+    def _ingest(self, file_path: str, tmp: str, link: bool) -> tuple[str, int, bool]:
+        """Copy (or hardlink) a source to tmp, hashing it; (digest, size, linked)."""
         src_fd = os.open(file_path, os.O_RDONLY | os.O_CLOEXEC)
         try:
             st = os.fstat(src_fd)
             if not stat.S_ISREG(st.st_mode):
                 raise CacheError(f"{file_path}: not a regular file")
-            linked = False
-            if link:
-                linked = fsutil.link_verified(file_path, src_fd, tmp)
-            if linked:
+            if link and fsutil.link_verified(file_path, src_fd, tmp):
                 # The source's owner and mode are left as they are (never widen access to a
                 # file we were pointed at); a later write through it is caught by re-hashing.
                 digest, size = sha256_fd(src_fd)
-            else:
-                digest, size = self._copy_hashing(src_fd, tmp)
-        except BaseException:
-            fsutil.unlink_quiet(tmp)
-            raise
+                return digest, size, True
+            digest, size = self._copy_hashing(src_fd, tmp)
+            return digest, size, False
         finally:
             os.close(src_fd)
-        try:
-            if expected is not None and digest != expected:
-                return None, size
-            if not linked:
-                os.chmod(tmp, 0o444)
-            final = self._shard(digest) / digest
-            os.replace(tmp, final)  # atomic; readers see the old or the new inode, never a part
-        finally:
-            fsutil.unlink_quiet(tmp)
-        return digest, size
 
     def _copy_hashing(self, src_fd: int, tmp: str) -> tuple[str, int]:
         """Copy a source into a new temp file (fsync'd), hashing it on the way."""
@@ -361,13 +357,13 @@ class PackageCache:
             try:
                 fsutil.place_temp(path, tmp, mode)
             except FileNotFoundError:
-                self.index.drop_object(digest, "stale")
+                self.drop_stale(digest)
                 self.index.bump("misses")
                 return False
             # Hash what was placed: for a hardlink that is the object itself.
             got, got_size = sha256_file(tmp, follow=False)
             if got != digest or got_size != size:
-                self._quarantine(path, digest)
+                self._verify_object(path, digest, size)  # quarantines the object if it is bad
                 self.index.bump("misses")
                 return False
             os.replace(tmp, dest)
@@ -401,7 +397,7 @@ class PackageCache:
         try:
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
         except FileNotFoundError:
-            self.index.drop_object(digest, "stale")
+            self.drop_stale(digest)
             return False
         except OSError as exc:
             if exc.errno == errno.ELOOP:  # a planted symlink: never follow it
@@ -417,18 +413,32 @@ class PackageCache:
         finally:
             os.close(fd)
         if not ok:
-            self._quarantine(path, digest)
+            self._quarantine(path, digest, st.st_ino)
         return ok
 
-    def _quarantine(self, path: Path, digest: str) -> None:
-        """Move a bad object aside (kept for inspection) and forget every key pointing at it."""
+    def drop_stale(self, digest: str) -> None:
+        """Forget an object whose file is gone, unless a writer has put it back meanwhile."""
+        path = self.object_path(digest)
+        self.index.drop_object(digest, "stale", remove=lambda: not os.path.lexists(path))
+
+    def _quarantine(self, path: Path, digest: str, inode: int | None = None) -> None:
+        """Move a bad object aside (kept for inspection) and forget every key pointing at it.
+
+        inode: the file found bad; if a writer has replaced it meanwhile, nothing is done.
+        """
         dest = self.quarantine_dir / f"{digest}.{int(time.time() * 1000)}.{os.getpid()}"
-        try:
-            os.rename(path, dest)
-        except FileNotFoundError:
-            pass
-        self.index.drop_object(digest, "corrupt")
-        warn(f"corrupt cache object {digest[:12]}… quarantined; treated as a miss")
+
+        def move() -> bool:
+            try:
+                if inode is not None and os.lstat(path).st_ino != inode:
+                    return False  # replaced by a fresh put since we looked: keep it
+                os.rename(path, dest)
+            except FileNotFoundError:
+                pass
+            return True
+
+        if self.index.drop_object(digest, "corrupt", remove=move):
+            warn(f"corrupt cache object {digest[:12]}… quarantined; treated as a miss")
 
     # -- locks and buckets ------------------------------------------------------------------
     @contextlib.contextmanager

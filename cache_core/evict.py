@@ -36,7 +36,7 @@ def run_gc(cache: PackageCache, cap: int, older_than: float | None) -> dict[str,
             try:
                 st = os.lstat(path)
             except FileNotFoundError:
-                index.drop_object(ident, "stale")
+                cache.drop_stale(ident)
                 usage -= size
                 result["stale"] += 1
                 continue
@@ -46,8 +46,17 @@ def run_gc(cache: PackageCache, cap: int, older_than: float | None) -> dict[str,
                 result["pinned"] += 1
                 result["pinned_bytes"] += size
                 continue
-            index.drop_object(ident, "evictions")
-            fsutil.unlink_quiet(path)
+            def unlink(path=path, inode=st.st_ino) -> bool:
+                try:
+                    if os.lstat(path).st_ino != inode:
+                        return False  # re-published by a writer since we looked: keep it
+                    os.unlink(path)
+                except FileNotFoundError:
+                    pass
+                return True
+
+            if not index.drop_object(ident, "evictions", remove=unlink):
+                continue
         else:
             bucket, name = ident.split("/", 1)
             try:
@@ -125,7 +134,7 @@ def run_verify(cache: PackageCache, repair: bool) -> dict[str, list[str]]:
         if digest not in seen:
             report["missing"].append(digest)
             if repair:
-                index.drop_object(digest, "stale")
+                cache.drop_stale(digest)
     dangling = [r[0] for r in index.conn.execute(
         "SELECT key FROM keys WHERE digest NOT IN (SELECT digest FROM objects)")]
     report["dangling"] = dangling

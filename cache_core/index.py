@@ -14,7 +14,7 @@ import sqlite3
 import threading
 import time
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -246,11 +246,18 @@ class Index:
         return dict(self.conn.execute("SELECT digest, size FROM objects"))
 
     # -- writes -----------------------------------------------------------------------------
-    def add(self, key: str, digest: str, size: int, kind: str, meta: dict | None) -> None:
-        """Record key -> object (creating the object row if needed) in one transaction."""
+    def add(self, key: str, digest: str, size: int, kind: str, meta: dict | None,
+            publish: Callable[[], None] | None = None) -> None:
+        """Record key -> object (creating the object row if needed) in one transaction.
+
+        publish: the file operation that puts the object in place, run inside the transaction,
+        so it is serialised with eviction and quarantine (which also move files in theirs).
+        """
         now = time.time()
         meta_s = json.dumps(meta, sort_keys=True) if meta else None
         with self._write() as c:
+            if publish is not None:
+                publish()
             c.execute("INSERT INTO objects(digest, size, created, last_used) VALUES (?, ?, ?, ?) "
                       "ON CONFLICT(digest) DO UPDATE SET last_used = excluded.last_used",
                       (digest, size, now, now))
@@ -269,13 +276,21 @@ class Index:
         with self._write() as c:
             c.execute("UPDATE keys SET meta = ? WHERE key = ?", (json.dumps(meta, sort_keys=True), key))
 
-    def drop_object(self, digest: str, counter: str | None = None) -> None:
-        """Forget an object and every key pointing at it; optionally bump a counter."""
+    def drop_object(self, digest: str, counter: str | None = None,
+                    remove: Callable[[], bool] | None = None) -> bool:
+        """Forget an object and every key pointing at it; optionally bump a counter.
+
+        remove: the file operation (unlink, move to quarantine) run inside the transaction; if it
+        returns False the object is left alone (e.g. a writer replaced the file meanwhile).
+        """
         with self._write() as c:
+            if remove is not None and not remove():
+                return False
             c.execute("DELETE FROM keys WHERE digest = ?", (digest,))
             c.execute("DELETE FROM objects WHERE digest = ?", (digest,))
             if counter:
                 c.execute("UPDATE counters SET value = value + 1 WHERE name = ?", (counter,))
+        return True
 
     def drop_key(self, key: str) -> None:
         """Forget one key (the object stays, reachable by digest, until evicted)."""
