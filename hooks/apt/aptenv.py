@@ -64,21 +64,33 @@ class AptPaths:
         )
 
     def index_fingerprint(self) -> str:
-        """Changes whenever apt's indexes, sources or pinning change (stat data only, no reading)."""
+        """Changes whenever apt's indexes, sources or pinning change.
+
+        Stat data for large index files, plus the *content* of Release/InRelease files and of any
+        small file: apt sets mtimes from the server's Last-Modified (whole seconds) and a freed
+        inode number can be reused, so stat alone can miss a same-size index republished within
+        a second. The Release files list the SHA-256 of every index, so their bytes pin them all.
+        """
         h = hashlib.sha256(self.policy.encode())
         for base in [str(self.lists), *self.watch]:
             h.update(b"\0" + base.encode("utf-8", "surrogateescape"))
             try:
                 if os.path.isdir(base):
-                    items = [(e.name, e.stat(follow_symlinks=False)) for e in os.scandir(base)
+                    items = [(e.name, e.path, e.stat(follow_symlinks=False)) for e in os.scandir(base)
                              if e.name not in ("lock", "partial")]
                 else:
-                    items = [("", os.stat(base))]
+                    items = [("", base, os.stat(base))]
             except OSError:
                 items = []
-            for name, st in sorted(items, key=lambda i: i[0]):
+            for name, path, st in sorted(items, key=lambda i: i[0]):
                 line = f"{name}\0{st.st_size}:{st.st_mtime_ns}:{st.st_ino}\0"
                 h.update(line.encode("utf-8", "surrogateescape"))
+                if stat.S_ISREG(st.st_mode) and (name.endswith("Release") or st.st_size <= 1 << 20):
+                    try:
+                        with open(path, "rb") as fh:
+                            h.update(hashlib.sha256(fh.read(8 << 20)).digest())
+                    except OSError:
+                        h.update(b"unreadable")
         return h.hexdigest()
 
 

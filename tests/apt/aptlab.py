@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -120,6 +121,12 @@ class Repo:
         (self.path / "Release").write_bytes(
             run("apt-ftparchive", "-o", "APT::FTPArchive::Release::Origin=pkgcache-test",
                 "release", "."))
+        # The server answers If-Modified-Since with whole seconds: a republish within the same
+        # second would get a 304 and apt would keep the old index. Each publish is newer.
+        stamp = max(int(time.time()), getattr(self, "_published", 0) + 1)
+        self._published = stamp
+        for name in ("Packages", "Release"):
+            os.utime(self.path / name, (stamp, stamp))
 
 
 class Sandbox:
