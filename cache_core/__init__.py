@@ -20,7 +20,7 @@ from .errors import (
     set_warning_handler,
     warn,
 )
-from .fsutil import atomic_write, materialize, safe_filename
+from .fsutil import atomic_symlink, atomic_write, materialize, safe_filename
 from .hashing import sha256_file
 from .index import Entry
 from .locks import LockTimeout
@@ -29,7 +29,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "EXIT_CONFIG", "EXIT_INTERNAL", "EXIT_MISS", "EXIT_NETWORK", "EXIT_OK", "EXIT_UNUSABLE",
-    "EXIT_USAGE", "BadKeyError", "atomic_write", "CacheConfig", "CacheError", "ConfigError", "Entry",
+    "EXIT_USAGE", "BadKeyError", "CacheConfig", "CacheError", "ConfigError", "Entry",
+    "atomic_symlink", "atomic_write",
     "LockTimeout", "PackageCache", "UnsafeCacheError", "__version__", "load_config", "materialize",
     "safe_filename", "set_warning_handler", "sha256_file", "warn",
 ]

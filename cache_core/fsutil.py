@@ -142,6 +142,17 @@ def atomic_write(path: str | os.PathLike[str], data: bytes | str, mode: int = 0o
         raise
 
 
+def atomic_symlink(target: str | os.PathLike[str], path: str | os.PathLike[str]) -> None:
+    """Point path at target atomically: a symlink made under a temp name, renamed over path."""
+    tmp = temp_name(os.path.dirname(os.path.abspath(path)))
+    os.symlink(target, tmp)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        unlink_quiet(tmp)
+        raise
+
+
 def safe_filename(name: str) -> str:
     """Return name if it is a plain file name safe to create in a directory, else raise."""
     if not isinstance(name, str) or not name or len(name.encode("utf-8", "surrogatepass")) > 255:

@@ -15,23 +15,8 @@ def is_digest(value: str) -> bool:
     return bool(_HEX64.match(value))
 
 
-def sha256_fd(fd: int) -> tuple[str, int]:
-    """Hash an open descriptor from its current offset; return (hex digest, bytes read)."""
-    h = hashlib.sha256()
-    buf = bytearray(CHUNK)
-    view = memoryview(buf)
-    total = 0
-    while True:
-        n = os.readv(fd, [buf])
-        if not n:
-            break
-        h.update(view[:n])
-        total += n
-    return h.hexdigest(), total
-
-
-def copy_hashing(src_fd: int, dst_fd: int) -> tuple[str, int]:
-    """Copy src_fd to dst_fd from their current offsets, hashing on the way; (hex, bytes)."""
+def copy_hashing(src_fd: int, dst_fd: int | None) -> tuple[str, int]:
+    """Hash src_fd from its current offset, copying to dst_fd if given; (hex digest, bytes)."""
     h = hashlib.sha256()
     buf = bytearray(CHUNK)
     view = memoryview(buf)
@@ -41,11 +26,16 @@ def copy_hashing(src_fd: int, dst_fd: int) -> tuple[str, int]:
         if not n:
             break
         h.update(view[:n])
-        out = view[:n]
+        out = view[:n] if dst_fd is not None else view[:0]
         while out:
-            out = out[os.write(dst_fd, out):]
+            out = out[os.write(dst_fd, out):]  # type: ignore[arg-type]
         total += n
     return h.hexdigest(), total
+
+
+def sha256_fd(fd: int) -> tuple[str, int]:
+    """Hash an open descriptor from its current offset; return (hex digest, bytes read)."""
+    return copy_hashing(fd, None)
 
 
 def sha256_file(path: str | os.PathLike[str], *, follow: bool = True) -> tuple[str, int]:

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from cache_core import CacheError, materialize, sha256_file, warn
+from cache_core import CacheError, atomic_write, materialize, sha256_file, warn
 
 PARTIAL_BUCKET = "fetch-v1"
 DEFAULT_RETRIES = 3
@@ -211,10 +211,7 @@ class _Partial:
         """Open the data file for writing (truncating unless append) after saving info."""
         if not append:
             self.discard()
-            tmp = self.info.with_suffix(".json.tmp")
-            with _open_private(tmp, "w") as f:
-                f.write(json.dumps(info))
-            os.replace(tmp, self.info)
+            atomic_write(self.info, json.dumps(info), 0o600)
         fd = os.open(self.data, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
                      | (os.O_APPEND if append else os.O_TRUNC), 0o600)
         return os.fdopen(fd, "ab" if append else "wb", buffering=0)
@@ -223,13 +220,6 @@ class _Partial:
         for p in (self.data, self.info):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(p)
-
-
-def _open_private(path: Path, mode: str) -> Any:
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    return os.fdopen(fd, mode)
 
 
 def _sweep_partials(bucket: Path) -> None:

@@ -32,7 +32,7 @@ from packaging.utils import (
     parse_wheel_filename,
 )
 
-from cache_core import CacheError, Entry, PackageCache, safe_filename
+from cache_core import CacheError, Entry, PackageCache, atomic_symlink, atomic_write, safe_filename
 
 from .target import Target
 
@@ -216,10 +216,7 @@ class WheelStore:
         if verified is None or (expected is not None and verified != expected):
             return None
         self._dir(d)
-        tmp = d / f".{filename}.{os.getpid()}.tmp"
-        tmp.unlink(missing_ok=True)
-        os.symlink(verified, tmp)
-        os.replace(tmp, dest)
+        atomic_symlink(verified, dest)
         return dest
 
     def candidates(self, target: Target, *, sdists: bool = False) -> list[Candidate]:
@@ -327,9 +324,7 @@ class WheelStore:
             lines.append(f'<a href="{html.escape(href, quote=True)}#sha256={c.sha256}"{attrs}>'
                          f"{html.escape(c.filename)}</a><br/>")
         lines.append("</body></html>")
-        tmp = page.with_name(f".{page.name}.{os.getpid()}.tmp")
-        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        os.replace(tmp, page)
+        atomic_write(page, "\n".join(lines) + "\n")
 
     def flat_dir(self, target: Target, cands: list[Candidate]) -> Path:
         """A stable per-target directory of links named like the files (for uv's --find-links).
@@ -355,8 +350,5 @@ class WheelStore:
             else:
                 child.unlink(missing_ok=True)
         for name, c in want.items():
-            tmp = flat / f".{name}.{os.getpid()}.tmp"
-            tmp.unlink(missing_ok=True)
-            os.symlink(os.readlink(c.path), tmp)
-            os.replace(tmp, flat / name)
+            atomic_symlink(os.readlink(c.path), flat / name)
         return flat

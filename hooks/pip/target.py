@@ -169,10 +169,10 @@ def probe(python: str, memo_dir: Path | None = None) -> Target:
             raise TargetError(f"{python}: cannot query the interpreter: {last}")
         data = json.loads(out.stdout)
         if memo is not None:
-            tmp = memo.with_name(f".{memo.name}.{os.getpid()}")
+            from cache_core import atomic_write
+
             try:
-                tmp.write_text(json.dumps(data), encoding="utf-8")
-                os.replace(tmp, memo)
+                atomic_write(memo, json.dumps(data))
             except OSError:
                 pass
     return Target(python=python, tags=data["tags"], env=data["env"],
