@@ -192,3 +192,14 @@ def test_maintenance_never_creates_a_missing_or_disabled_cache(cache_dir: Path, 
     cfg.write_text(f"performance:\n  cache:\n    enabled: false\n    directory: {cache_dir}\n")
     assert run_cli("--config", str(cfg), cmd).returncode == 0
     assert not cache_dir.exists()
+
+
+def test_one_cleaner_at_a_time(cache_dir: Path, tmp_path: Path):
+    """While another cleaner holds the gc lock, an automatic gc skips instead of piling up."""
+    cache = PackageCache(str(cache_dir))
+    fill(cache, tmp_path, 3, 10 * KB)
+    other = PackageCache(str(cache_dir))
+    with other.lock("gc"):   # a second open file description: flock conflicts as across processes
+        assert cache.gc(max_size_bytes=1) == {"skipped": 1}
+        assert cache.stats()["objects"] == 3
+    assert cache.gc(max_size_bytes=1)["evicted"] == 3
