@@ -2,8 +2,10 @@
 current index record (apt itself only compares sizes, so this is the integrity gate).
 
 Opening apt's cache costs 0.2-1.4 s, so the result of the index look-up is memoised in a seed
-plan (`seedplan.json` in the apt bucket) keyed by a stat fingerprint of apt's lists, sources and
-pinning: a hook run with unchanged indexes never opens apt's cache.
+plan (`seedplan.json`) keyed by a fingerprint of apt's lists, sources and pinning: a hook run with
+unchanged indexes never opens apt's cache. The plan decides which bytes may reach dpkg, so it
+lives in a root-only local state dir (aptenv.trust_dir, /var/lib/pkgcache), never in the cache,
+which anyone sharing it could edit.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .aptenv import AptLockBusy, AptPaths, archives_lock, installed_names, read_state, write_state
+from .aptenv import AptLockBusy, AptPaths, archives_lock, installed_names, read_trusted, write_trusted
 from .naming import KEY_PREFIX, archive_name, is_safe_name, key_for, parse_archive_name
 
 PLAN_FILE = "seedplan.json"
@@ -258,7 +260,7 @@ def _plan_all(cache: Any, paths: AptPaths, apt_pkg: Any, *, hook: bool, narrow: 
     if not need:
         return []
     fp = paths.index_fingerprint()
-    plan = read_state(cache, PLAN_FILE)
+    plan = read_trusted(paths, PLAN_FILE)
     entries: dict[str, Any] = plan.get("entries", {}) if plan.get("fingerprint") == fp else {}
     if any(f not in entries for f in need):
         view = IndexView(apt_pkg)
@@ -268,7 +270,7 @@ def _plan_all(cache: Any, paths: AptPaths, apt_pkg: Any, *, hook: bool, narrow: 
                 w = view.candidate(f)
                 entries[f] = [w.sha256, w.size] if w else None
         try:
-            write_state(cache, PLAN_FILE, {"fingerprint": fp, "entries": entries})
+            write_trusted(paths, PLAN_FILE, {"fingerprint": fp, "entries": entries})
         except OSError:
             pass
     wants = []
