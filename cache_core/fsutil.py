@@ -204,6 +204,36 @@ def open_regular(path: str | os.PathLike[str], flags: int = os.O_RDONLY) -> tupl
     return fd, st
 
 
+STATE_ENV = "PKGCACHE_STATE_DIR"
+
+
+def state_dir(default: str | os.PathLike[str] | None = None) -> Path | None:
+    """The private local state directory for trust memos (what a driver may hand out without a
+    pinned digest): $PKGCACHE_STATE_DIR, else default, else /var/lib/pkgcache for root and
+    ~/.local/state/pkgcache for others. Never inside a cache (content, not authority).
+
+    Created 0700. None when it is not a real directory of ours that only we can read and write
+    (the callers then re-derive or download: a missing memo costs time, never a wrong file).
+    """
+    raw = os.environ.get(STATE_ENV) or (str(default) if default else None)
+    if not raw:
+        raw = ("/var/lib/pkgcache" if os.geteuid() == 0
+               else os.path.join(os.path.expanduser("~"), ".local", "state", "pkgcache"))
+    path = Path(os.path.abspath(raw))
+    try:
+        try:
+            os.makedirs(path.parent, 0o755, exist_ok=True)
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            pass
+        st = os.lstat(path)
+    except OSError:
+        return None
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o077:
+        return None
+    return path
+
+
 def atomic_write(path: str | os.PathLike[str], data: bytes | str, mode: int = 0o644,
                  fsync: bool = False) -> None:
     """Write data to path atomically: O_EXCL temp in the same directory, then rename over path."""

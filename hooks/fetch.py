@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from cache_core import CacheError, atomic_write, open_regular, sha256_fd, warn
+from cache_core import CacheError, atomic_write, open_regular, sha256_fd, state_dir, warn
 
 PARTIAL_BUCKET = "fetch-v1"
 DEFAULT_RETRIES = 3
@@ -152,6 +152,51 @@ def check_sha256(value: str | None) -> str | None:
 def url_hash(url: str) -> str:
     """Stable short name for per-URL files and locks."""
     return hashlib.sha256(url.encode("utf-8", "surrogatepass")).hexdigest()[:40]
+
+
+def _memo_path(key: str) -> Path | None:
+    d = state_dir()
+    if d is None:
+        return None
+    try:
+        sub = d / "fetch"
+        os.mkdir(sub, 0o700)
+    except FileExistsError:
+        pass
+    except OSError:
+        return None
+    return sub / f"{url_hash(key)}.json"
+
+
+def trusted_digest(key: str) -> str | None:
+    """The digest this machine itself downloaded for key (a memo in the private local state
+    dir, never in the cache): an unpinned cached copy is served only if it has these bytes, so
+    someone who can edit a shared cache cannot swap what a URL gives."""
+    path = _memo_path(key)
+    if path is None:
+        return None
+    try:
+        fd, st = open_regular(path)
+    except (OSError, CacheError):
+        return None
+    try:
+        if st.st_uid != os.geteuid() or st.st_mode & 0o077 or st.st_size > 4096:
+            return None
+        data = json.loads(os.read(fd, 4096))
+    except (OSError, ValueError):
+        return None
+    finally:
+        os.close(fd)
+    digest = data.get("sha256") if isinstance(data, dict) else None
+    return digest if isinstance(digest, str) and _HEX64.match(digest) else None
+
+
+def remember_digest(key: str, digest: str) -> None:
+    """Record what key gave when this machine downloaded it (best effort)."""
+    path = _memo_path(key)
+    if path is not None:
+        with contextlib.suppress(OSError):
+            atomic_write(path, json.dumps({"sha256": digest}), 0o600)
 
 
 def _usable(cache: Any) -> bool:
@@ -330,7 +375,8 @@ def fetch(cache: Any, url: str, dest: str | os.PathLike[str], sha256: str | None
         if hit:
             return hit
     if offline:
-        hit = _serve(cache, key, dest, sha256) if usable else None
+        trusted = sha256 or (trusted_digest(key) if usable else None)
+        hit = _serve(cache, key, dest, trusted) if usable and trusted else None
         if hit is None:
             raise FetchError(f"offline and not in the cache: {redact(url)}", EXIT_MISS)
         warn(f"offline: serving the cached copy of {redact(url)} (not revalidated)")
@@ -382,6 +428,7 @@ class _Download:
         self.progress = progress
         self.opener = _opener()
         self.entry: Any = None          # the cached entry we may revalidate / fall back to
+        self.trusted: str | None = sha256   # the digest a cached copy must have to be used
 
     # -- orchestration -----------------------------------------------------------------------
     def run(self) -> FetchResult:
@@ -389,12 +436,13 @@ class _Download:
         with self._url_lock() as locked:
             if self.cache is not None:
                 self.entry = self.cache.lookup(self.ckey)
-                if self.entry is not None and self.sha256 and self.entry.digest != self.sha256:
-                    self.entry = None   # the pinned content differs: never 304 onto it
+                self.trusted = self.sha256 or trusted_digest(self.ckey)
+                if self.entry is not None and self.entry.digest != self.trusted:
+                    self.entry = None   # pinned or memo'd content differs: never 304 onto it
             # Someone else revalidated or downloaded it while we waited for the lock.
             if (self.entry is not None and not self.refresh
                     and float(self.entry.meta.get("validated", 0)) >= started):
-                hit = _serve(self.cache, self.ckey, self.dest, self.sha256)
+                hit = _serve(self.cache, self.ckey, self.dest, self.trusted)
                 if hit:
                     return hit
             with self._partial(locked) as partial:
@@ -472,7 +520,7 @@ class _Download:
                 fresh_retry_done = True
 
     def _stale(self, why: str) -> FetchResult:
-        hit = _serve(self.cache, self.ckey, self.dest, self.sha256, source="stale")
+        hit = _serve(self.cache, self.ckey, self.dest, self.trusted, source="stale")
         if hit is None:
             raise FetchError(f"{why}: {redact(self.key)}")
         warn(f"fetch: {why}; serving the cached copy of {redact(self.key)}")
@@ -527,7 +575,7 @@ class _Download:
             meta["etag"] = headers["ETag"]
         if headers.get("Last-Modified"):
             meta["last_modified"] = headers["Last-Modified"]
-        hit = _serve(self.cache, self.ckey, self.dest, self.sha256, source="revalidated")
+        hit = _serve(self.cache, self.ckey, self.dest, self.trusted, source="revalidated")
         if hit is None:         # the object went bad under us: download it again
             self.entry = None
             raise _Transient("cached copy unusable; downloading again", reached=True,
@@ -609,8 +657,9 @@ class _Download:
                 if self.private:
                     meta["url"] = redact(self.key)
                 meta = {k: v for k, v in meta.items() if v is not None}
-                self.cache.put(self.ckey, fd, sha256=digest, kind="url", meta=meta,
-                               private=self.private)
+                if self.cache.put(self.ckey, fd, sha256=digest, kind="url", meta=meta,
+                                  private=self.private):
+                    remember_digest(self.ckey, digest)
             try:
                 if partial.fd is not None:
                     _publish_temp(fd, partial.data, self.dest)

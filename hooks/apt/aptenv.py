@@ -184,20 +184,9 @@ def trust_dir(paths: AptPaths) -> Path | None:
     $PKGCACHE_STATE_DIR, else <parent of apt's Dir::State>/pkgcache (/var/lib/pkgcache).
     Created 0700; None (memos off: re-derived each run) unless it is a real directory of ours
     that nobody else can write or read."""
-    raw = os.environ.get(STATE_ENV) or str(paths.state.parent / "pkgcache")
-    path = Path(os.path.abspath(raw))
-    try:
-        try:
-            os.mkdir(path, 0o700)
-        except FileExistsError:
-            pass
-        st = os.lstat(path)
-    except OSError:
-        return None
-    if (not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid()
-            or st.st_mode & 0o077):
-        return None
-    return path
+    from cache_core import state_dir
+
+    return state_dir(paths.state.parent / "pkgcache")
 
 
 def read_trusted(paths: AptPaths, name: str) -> dict[str, Any]:
