@@ -541,7 +541,7 @@ class _Download:
             etag = info.get("etag") or ""
             headers["If-Range"] = etag if etag and not etag.startswith("W/") else (
                 info.get("last_modified") or etag)
-        req = urllib.request.Request(self.key, headers=headers)
+        req = _request(self.key, headers)
         try:
             resp = self.opener.open(req, timeout=self.timeout)
         except urllib.error.HTTPError as exc:
@@ -730,6 +730,23 @@ def _write_failed(partial: _Partial, exc: OSError) -> Exception:
     if partial.shared:
         return _CacheWriteFailed(reason)
     return FetchError(f"cannot write the download next to DEST: {reason}")
+
+
+def _request(url: str, headers: dict[str, str]) -> urllib.request.Request:
+    """The request for url; user:password@ becomes a Basic Authorization header that is never
+    sent on to a redirect target (urllib cannot use credentials in the URL itself)."""
+    parts = urllib.parse.urlsplit(url)
+    if "@" not in parts.netloc:
+        return urllib.request.Request(url, headers=headers)
+    import base64
+
+    host = parts.netloc.rsplit("@", 1)[1]
+    req = urllib.request.Request(urllib.parse.urlunsplit(parts._replace(netloc=host)),
+                                 headers=headers)
+    cred = f"{urllib.parse.unquote(parts.username or '')}:{urllib.parse.unquote(parts.password or '')}"
+    req.add_unredirected_header("Authorization",
+                                "Basic " + base64.b64encode(cred.encode()).decode("ascii"))
+    return req
 
 
 def _content_range(value: str) -> tuple[int | None, int | None]:

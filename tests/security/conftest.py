@@ -85,6 +85,20 @@ def user() -> Iterator[User]:
         subprocess.run(["userdel", "-r", "-f", name], capture_output=True)
 
 
+@pytest.fixture
+def public_dir() -> Iterator[Path]:
+    """A root-owned 0755 directory every local user can traverse (as /var/cache is), unlike
+    pytest's tmp_path under the 0700 /tmp/pytest-of-root."""
+    import tempfile
+
+    d = Path(tempfile.mkdtemp(prefix="pkgcache-sec-", dir="/var/tmp"))
+    os.chmod(d, 0o755)
+    try:
+        yield d
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def user_dir(user: User, name: str) -> Path:
     """A fresh directory owned by the user in its home."""
     d = user.home / name
