@@ -391,15 +391,15 @@ PUTTER = textwrap.dedent("""
     import os, sys, time
     sys.path.insert(0, sys.argv[2])
     from cache_core import PackageCache
-    c = PackageCache(sys.argv[1])
+    c = PackageCache(sys.argv[1], fsync=False)
     end = time.time() + float(sys.argv[3])
     i = 0
-    src = os.path.join(sys.argv[1] + "-src")
+    src = sys.argv[1] + f"-src{os.getpid()}"
+    with open(src, "wb") as f:
+        f.write(os.urandom(2 << 20))  # big enough that temps exist while verify lists tmp/
     while time.time() < end:
         i += 1
-        with open(src, "wb") as f:
-            f.write(os.urandom(2000))
-        c.put(f"k{i % 50}", src)
+        c.put(f"k{i % 50}", src)  # same bytes: a temp made and renamed over the object
 """)
 
 
@@ -409,10 +409,11 @@ def test_verify_repair_tolerates_concurrent_puts(tmp_path: Path) -> None:
     script = tmp_path / "putter.py"
     script.write_text(PUTTER)
     assert cli("--cache-dir", str(root), "stats").returncode == 0
-    putters = [subprocess.Popen([PY, str(script), str(root), str(REPO), "60"]) for _ in range(2)]
+    putters = [subprocess.Popen([PY, str(script), str(root), str(REPO), "120"])
+               for _ in range(4)]
     try:
         time.sleep(1)
-        for _ in range(12):
+        for _ in range(20):
             r = cli("--cache-dir", str(root), "verify", "--repair")
             assert r.returncode == 0, r.stderr
     finally:
@@ -427,18 +428,22 @@ def test_kill_9_during_gc_never_leaves_a_row_without_its_file(tmp_path: Path) ->
     import sqlite3
 
     root = tmp_path / "c"
-    cache = PackageCache(str(root), fsync=False)
-    for i in range(300):
-        src = tmp_path / "s"
-        src.write_bytes(os.urandom(1000) + str(i).encode())
-        cache.put(f"k{i}", str(src))
-    cache.close()
+
+    def fill(tag: str, n: int) -> None:
+        c = PackageCache(str(root), fsync=False)
+        for i in range(n):
+            src = tmp_path / "s"
+            src.write_bytes(os.urandom(100) + f"{tag}-{i}".encode())
+            c.put(f"{tag}-{i}", str(src))
+        c.close()
+
+    fill("a", 1500)
     rnd = random.Random(5)
     for _round in range(40):
         p = subprocess.Popen([PY, "-m", "hooks.cli", "--cache-dir", str(root), "gc",
-                              "--max-size", "1"], env=dict(os.environ, PYTHONPATH=str(REPO)),
+                              "--max-size", "1b"], env=dict(os.environ, PYTHONPATH=str(REPO)),
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rnd.uniform(0.15, 0.6))
+        time.sleep(rnd.uniform(0.2, 1.2))
         p.kill()
         p.wait()
         con = sqlite3.connect(root / "index-v1.sqlite")
@@ -446,10 +451,5 @@ def test_kill_9_during_gc_never_leaves_a_row_without_its_file(tmp_path: Path) ->
         con.close()
         for d in rows:
             assert (root / "objects-v1/sha256" / d[:2] / d).exists(), f"row without file {d}"
-        if len(rows) < 20:  # refill so later rounds still have something to evict
-            cache = PackageCache(str(root), fsync=False)
-            for i in range(200):
-                src = tmp_path / "s"
-                src.write_bytes(os.urandom(1000) + f"{_round}-{i}".encode())
-                cache.put(f"r{_round}-{i}", str(src))
-            cache.close()
+        if len(rows) < 500:  # refill so later rounds still have something to evict
+            fill(f"r{_round}", 1000)
