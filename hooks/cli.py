@@ -24,7 +24,7 @@ from cache_core import (
 )
 
 DRIVERS = {"apt": "hooks.apt_cli", "pip": "hooks.pip_cli", "fetch": "hooks.fetch_cli",
-           "git": "hooks.git_cli", "remote": "hooks.remote_cli"}  # sub-command -> the module that registers it
+           "git": "hooks.git_cli", "remote": "hooks.remote_cli"}  # sub-command -> its module
 _SIZE = re.compile(r"\A\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*\Z", re.I)
 _AGE = re.compile(r"\A\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*\Z", re.I)
 _SIZE_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "m": 1000**2, "mb": 1000**2, "g": 1000**3,

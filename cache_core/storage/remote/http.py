@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import http.client
-import socket
 import ssl
 import time
 import urllib.parse
@@ -53,7 +52,7 @@ class HttpClient:
             conn = http.client.HTTPConnection(self.host, self.port, timeout=budget)
         try:
             conn.connect()
-        except (TimeoutError, socket.timeout):
+        except TimeoutError:
             conn.close()
             raise RemoteTimeout(f"connect timed out after {budget:.1f} s") from None
         except (OSError, ssl.SSLError) as exc:
@@ -89,7 +88,7 @@ class HttpClient:
                         conn.send(chunk)
             self._tick(conn, deadline)
             return conn, conn.getresponse()
-        except (TimeoutError, socket.timeout):
+        except TimeoutError:
             conn.close()
             raise RemoteTimeout(f"{method} timed out (no answer)") from None
         except (OSError, http.client.HTTPException) as exc:
@@ -114,7 +113,7 @@ class HttpClient:
                 yield chunk
             if length is not None and length.isdigit() and got != int(length):
                 raise RemoteError("truncated body")
-        except (TimeoutError, socket.timeout):
+        except TimeoutError:
             raise RemoteTimeout("body stalled") from None
         except (OSError, http.client.HTTPException) as exc:
             raise RemoteError(f"body failed: {type(exc).__name__}") from None
