@@ -106,7 +106,7 @@ class HttpClient:
             got = 0
             while True:
                 self._tick(conn, deadline)
-                chunk = resp.read(CHUNK)
+                chunk = resp.read1(CHUNK)  # one recv at most: the deadline is checked often
                 if not chunk:
                     break
                 got += len(chunk)
