@@ -594,6 +594,7 @@ class PackageCache:
             return
         self._setup()
         self.index.zero()
+        self._remote_call("zero")  # remote tier seam: its counters too (the breaker stays)
 
     def verify(self, repair: bool = False) -> dict[str, list[str]]:
         """Re-hash every object and reconcile index and files; with repair, fix what is found."""

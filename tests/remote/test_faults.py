@@ -212,3 +212,21 @@ def test_s3_keys_from_the_environment_and_a_credentials_file(moto_server, make_c
                       ).get(KEY) is not None
     none = make_cache("none", [dict(base, credentials_file=str(tmp_path / "missing"))])
     assert none.get(KEY) is None and none.stats()["remote"]["errors"] == 1
+
+
+def test_the_run_budget_caps_the_time_one_process_spends(fault, make_cache, tmp_path):
+    srv = fault("trickle")
+    b = make_cache("b", [{"url": srv.url(), "object_budget": 30, "run_budget": 1.0}])
+    started = time.monotonic()
+    assert b.get(KEY) is None and b.get("deb:y.deb") is None
+    assert 0.9 < time.monotonic() - started < 2.0
+    assert _degraded(b)["timeouts"] == 1 and srv.connections == 1
+
+
+def test_stats_zero_resets_remote_counters_but_keeps_the_breaker(fault, make_cache, tmp_path):
+    srv = fault("500")
+    b = make_cache("b", [{"url": srv.url()}])
+    assert b.get(KEY) is None
+    b.zero_stats()
+    st = b.stats()["remote"]
+    assert (st["errors"], st["degraded"]) == (0, True)

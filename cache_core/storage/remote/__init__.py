@@ -544,6 +544,10 @@ class RemoteTier:
         return {"remotes": remotes, "spool": self.spool_count(),
                 "uploader_running": self.uploader_running()}
 
+    def zero(self) -> None:
+        """Reset the remote counters (``pkgcache stats --zero``); the breaker stays."""
+        self.state.zero()
+
     def stats(self) -> dict[str, Any]:
         """The totals for ``pkgcache stats`` plus the per-remote rows."""
         st = self.status()
