@@ -391,6 +391,16 @@ class PackageCache:
     def _remote_fill(self, key: str) -> bool:
         return bool(self._remote_call("fill", key))
 
+    def _remote_adopt(self, key: str, tmp: str, digest: str, size: int, kind: str,
+                      meta: dict[str, Any] | None) -> None:
+        """Publish a private temp file (in tmp_dir) that the remote tier hashed as it wrote it."""
+        key = normalize_key(key)
+        os.chmod(tmp, 0o444)
+        final = self._shard(digest) / digest
+        self.index.add("" if digest_of_key(key) else key, digest, size, kind, meta,
+                       publish=lambda: os.replace(tmp, final))
+        self._maybe_evict()
+
     # -- lookups and verification -----------------------------------------------------------
     def _resolve(self, key: str, count_miss: bool = True) -> tuple[str, int, Entry | None] | None:
         """(digest, size, entry) for key from the index, or None (a counted miss)."""

@@ -246,16 +246,12 @@ class RemoteTier:
                 self._count(spec, mismatches=1, misses=1, bytes_in=got)
                 warn(f"remote {spec.display}: object {digest[:12]}… ignored ({exc})")
                 return False
+            if self.cache.fsync:
+                os.fsync(fd)
             os.close(fd)
             fd = -1
-            self.filling = True
-            try:
-                stored = self.cache.put(key, tmp, sha256=digest, kind=kind or kind_of(key),
-                                        meta=meta, link=True)
-            finally:
-                self.filling = False
-            if stored != digest:
-                return False
+            # hashed as written into our own 0600 temp in the cache: published without a re-hash
+            self.cache._remote_adopt(key, tmp, digest, got, kind or kind_of(key), meta)
             self._count(spec, hits=1, bytes_in=got)
             return True
         finally:

@@ -48,7 +48,7 @@ class FileBackend:
 
         def gen() -> Iterator[bytes]:
             try:
-                while chunk := os.read(fd, CHUNK * 16):
+                while chunk := os.read(fd, CHUNK):
                     yield chunk
             except OSError as exc:
                 raise RemoteError(f"read failed: {exc.strerror}") from None
@@ -79,7 +79,7 @@ class FileBackend:
                          0o644)
             try:
                 with os.fdopen(fd, "wb") as out:
-                    while chunk := body.read(CHUNK * 16):
+                    while chunk := body.read(CHUNK):
                         out.write(chunk)
                     out.flush()
                     os.fsync(out.fileno())

@@ -17,7 +17,7 @@ from typing import IO, Any
 
 from .base import RemoteError, RemoteMissing, RemoteTimeout, register
 
-CHUNK = 1 << 16
+CHUNK = 1 << 20
 _ERR_BODY = 4096
 
 
