@@ -148,3 +148,51 @@ def test_push_all_and_pull_keys_through_the_cli(store, make_cache, keypair, tmp_
         assert r.returncode == 0 and "pulled 3," in r.stdout, r.stdout + r.stderr
     r = run_cli("--config", str(tmp_path / "b.yaml"), "remote", "status", "--json")
     assert r.returncode == 0 and '"hits": 3' in r.stdout
+
+
+def test_put_record_and_get_record_for_the_fleet_drivers(store, make_cache, keypair, tmp_path):
+    src, _ = blob(tmp_path, 5000)
+    a = make_cache("a", [store.remote(mode="rw", signing_key_file=keypair[0])])
+    digest = a.put("wheel:demo-1.0-py3-none-any.whl", str(src), meta={"etag": "x1"})
+    remote.tier(a).drain()  # the put's own queue entry
+    assert remote.put_record(a, "wheel:demo-1.0-py3-none-any.whl") is True
+    assert remote.tier(a).drain()["pending"] == 0
+    b = make_cache("b", [store.remote(trusted_public_keys=[keypair[1]])])
+    rec = remote.get_record(b, "wheel:demo-1.0-py3-none-any.whl")
+    assert rec is not None and (rec.sha256, rec.size, rec.kind, rec.meta) == (
+        digest, 5000, "wheel", {"etag": "x1"})
+    assert remote.get_record(b, "wheel:absent-1.0-py3-none-any.whl") is None
+    untrusting = make_cache("u", [store.remote()])
+    assert remote.get_record(untrusting, "wheel:demo-1.0-py3-none-any.whl") is None
+
+
+def test_the_upload_queue_is_bounded(store, make_cache, keypair, tmp_path):
+    a = make_cache("a", [store.remote(mode="rw", spool_max=2)])
+    for i in range(4):
+        src, _ = blob(tmp_path, 100 + i, f"q{i}")
+        a.put(f"deb:q{i}.deb", str(src))
+    t = remote.tier(a)
+    assert t.spool_count() == 2 and a.stats()["remote"]["dropped"] == 2
+    assert t.drain()["uploaded"] == 2
+    assert t.push([], all_keys=True)["uploaded"] == 2  # the dropped ones catch up
+
+
+def test_s3_if_none_match_never_overwrites_content(moto_server):
+    import hashlib
+    import io
+
+    from cache_core.storage.remote.base import make_backend
+    from cache_core.storage.remote.config import parse_remotes
+
+    spec = parse_remotes([moto_server.remote(url=f"s3://fleet/inm{os.getpid()}", mode="rw")],
+                         "test")[0]
+    b = make_backend(spec)
+    data = b"genuine" * 1000
+    name = f"cas/{hashlib.sha256(data).hexdigest()}"
+    end = time.monotonic() + 10
+    b.put(name, io.BytesIO(data), len(data), hashlib.sha256(data).hexdigest(), end,
+          if_none_match=True)
+    other = b"x" * len(data)
+    b.put(name, io.BytesIO(other), len(other), hashlib.sha256(other).hexdigest(), end,
+          if_none_match=True)  # 412 from the store: not an error, and nothing replaced
+    assert b"".join(b.get(name, end)) == data

@@ -280,15 +280,18 @@ class RemoteTier:
     def _writers(self) -> list[RemoteSpec]:
         return [s for s in self.specs if s.mode == "rw"]
 
-    def enqueue(self, key: str, digest: str, spawn: bool = True) -> bool:
-        """Queue key (or a bare digest) for upload; start the uploader. False if not queued."""
+    def enqueue(self, key: str, digest: str, spawn: bool = True, bounded: bool = True) -> bool:
+        """Queue key (or a bare digest) for upload; start the uploader. False if not queued.
+
+        bounded: drop the entry when the spool is full (background puts; an explicit push
+        queues everything it was asked for)."""
         writers = self._writers()
         if self.filling or not writers:
             return False
         spool = self.spool_dir
         limit = min(s.spool_max for s in writers)
         with os.scandir(spool) as it:
-            n = sum(1 for _ in it)
+            n = sum(1 for _ in it) if bounded else 0
         if n >= limit:  # bounded: drop, as bazel-remote does; `remote push --all` catches up
             for s in writers:
                 self._count(s, dropped=1)
@@ -468,14 +471,14 @@ class RemoteTier:
         """Queue keys (or every key) and drain the spool now, waiting for a running uploader."""
         if all_keys:
             for e in self.cache.keys(""):
-                self.enqueue(e.key, e.digest, spawn=False)
+                self.enqueue(e.key, e.digest, spawn=False, bounded=False)
         for k in keys or []:
             e = self.cache.lookup(k)
             d = digest_of_key(normalize_key(k))
             if e is not None:
-                self.enqueue(e.key, e.digest, spawn=False)
+                self.enqueue(e.key, e.digest, spawn=False, bounded=False)
             elif d is not None and self.cache.exists(k):
-                self.enqueue(k, d, spawn=False)
+                self.enqueue(k, d, spawn=False, bounded=False)
         return self.drain(wait=True)
 
     def pull(self, keys: list[str] | None, all_keys: bool = False) -> dict[str, int]:
