@@ -6,6 +6,7 @@ credentials. Every case: nothing served, the caller's answer as without a remote
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import time
 
@@ -71,6 +72,15 @@ def test_500_opens_the_breaker_for_every_process(fault, make_cache, tmp_path):
     assert "remote state      DEGRADED" in r.stdout
     r = run_cli("--config", str(tmp_path / "b.yaml"), "remote", "status")
     assert "DEGRADED" in r.stdout and "HTTP 500" in r.stdout
+    # the breaker lasts 60 s; once it has expired the next run asks the remote again
+    state_path = tmp_path / "b" / "remote-v1" / "state.json"
+    state = json.loads(state_path.read_text())
+    (row,) = state.values()
+    assert 55 < row["open_until"] - time.time() <= 60
+    row["open_until"] = time.time() - 1
+    state_path.write_text(json.dumps(state))
+    _same_as_without_remote(tmp_path, "b")
+    assert srv.connections == 2
 
 
 def test_403_is_a_miss_not_an_error(fault, make_cache, tmp_path):
