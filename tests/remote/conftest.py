@@ -49,7 +49,7 @@ class Store:
         self.read = read     # read(name) -> bytes or None
 
     def remote(self, **extra: Any) -> dict[str, Any]:
-        d = dict(self._remote)
+        d = dict(self._remote, read_timeout=20)  # 2 cores shared by many jobs: moto can lag
         d.update(extra)
         return d
 

@@ -61,7 +61,8 @@ def test_fetch_is_unchanged_by_a_broken_remote(origin, make_cache, tmp_path, mod
     srv = FaultServer(mode, data)
     try:
         make_cache("plain", []).close()
-        make_cache("b", [{"url": srv.url(), "mode": "rw", "timeout": 1}]).close()
+        make_cache("b", [{"url": srv.url(), "mode": "rw", "timeout": 1,
+                          "read_timeout": 1}]).close()
         results = {}
         for name in ("plain", "b"):
             t = time.monotonic()

@@ -128,7 +128,7 @@ def test_an_endless_slow_body_ends_at_the_object_budget(fault, make_cache, tmp_p
 
 def test_a_server_that_never_answers_costs_one_timeout_per_run(fault, make_cache, tmp_path):
     srv = fault("silent")
-    b = make_cache("b", [{"url": srv.url(), "timeout": 1}])
+    b = make_cache("b", [{"url": srv.url(), "timeout": 1, "read_timeout": 1}])
     started = time.monotonic()
     for i in range(5):
         assert b.get(f"wheel:w{i}-1.0-py3-none-any.whl") is None

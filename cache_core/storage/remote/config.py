@@ -94,8 +94,10 @@ class RemoteSpec:
 
     @property
     def idle_timeout(self) -> float:
-        """Seconds without a byte before a read gives up (defaults to the connect timeout)."""
-        return self.read_timeout if self.read_timeout is not None else max(self.timeout, 1.0)
+        """Seconds without a byte before a read gives up (default 5 s, at least the connect
+        timeout): a busy store may take a moment before its first byte; a dead one is caught by
+        the connect timeout."""
+        return self.read_timeout if self.read_timeout is not None else max(self.timeout, 5.0)
 
     def __repr__(self) -> str:
         return f"RemoteSpec({self.display!r}, mode={self.mode!r})"
