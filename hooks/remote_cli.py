@@ -28,6 +28,8 @@ def _keys(args: argparse.Namespace) -> list[str]:
 
 def _push(args: argparse.Namespace) -> int:
     t = _tier(args)
+    if not any(s.mode == "rw" for s in t.specs):
+        raise ConfigError("no remote with mode: rw to push to")
     keys = list(args.keys) if (args.all or args.keys) else []
     r = t.push(keys, all_keys=args.all)
     if args.json:

@@ -115,3 +115,24 @@ def test_a_validly_signed_record_moved_to_another_key_is_a_miss(store, make_cach
     _nothing_ingested(b)
     assert b.stats()["remote"]["rejected_records"] == 1
     assert b.get(K2) is not None  # the genuine record still works where it belongs
+
+
+def test_a_planted_symlink_or_fifo_in_a_shared_directory_is_a_miss(make_cache, tmp_path):
+    shared = tmp_path / "shared"
+    data = os.urandom(3000)
+    import hashlib
+
+    digest = hashlib.sha256(data).hexdigest()
+    (shared / "cas").mkdir(parents=True)
+    genuine = tmp_path / "elsewhere"
+    genuine.write_bytes(data)
+    (shared / "cas" / digest).symlink_to(genuine)  # even pointing at the right bytes
+    fifo_data = os.urandom(10)
+    fifo_digest = hashlib.sha256(fifo_data).hexdigest()
+    os.mkfifo(shared / "cas" / fifo_digest)
+    b = make_cache("b", [{"url": f"file://{shared}"}])
+    assert b.get(f"sha256:{digest}") is None
+    assert b.get(f"sha256:{fifo_digest}") is None  # returns at once: never blocks on a FIFO
+    _nothing_ingested(b)
+    r = run_cli("--config", str(tmp_path / "b.yaml"), "remote", "push", "--all")
+    assert r.returncode == 3 and "mode: rw" in r.stderr
