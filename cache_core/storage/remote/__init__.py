@@ -180,8 +180,8 @@ class RemoteTier:
                 rec = self._record(spec, key)
                 if rec is not None and self._fetch(spec, rec.sha256, rec.size, key, rec):
                     return True
-            except (RemoteError, OSError) as exc:
-                self._fault(spec, exc if isinstance(exc, RemoteError) else RemoteError(str(exc)))
+            except RemoteError as exc:  # a local fault (disk full) is not the remote's: no breaker
+                self._fault(spec, exc)
             finally:
                 self._timed(spec, started)
         return False
