@@ -153,8 +153,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(info, indent=1, sort_keys=True))
         return EXIT_OK
-    print(f"hooks        {'active' if info['active'] else 'NOT active'} ({info['snippet']}"
-          f"{'' if info['snippet_installed'] else ', missing'})")
+    why = "" if info["snippet_installed"] else ", missing"
+    if info["snippet_installed"] and info["python_apt"] and not info["command_ok"]:
+        why = f", command {info['command'] or '?'} missing or not executable"
+    print(f"hooks        {'active' if info['active'] else 'NOT active'} ({info['snippet']}{why})")
     if not info["python_apt"]:
         print("python-apt   missing: seeding is off (harvest still works)")
     print(f"cached debs  {info['cached_debs']} ({_human(info['cached_bytes'])})")
@@ -193,8 +195,9 @@ def register(subparsers: Any) -> None:
     s.set_defaults(func=cmd_import)
 
     s = sub.add_parser("enable", help="install the apt.conf.d snippet (hooks)")
-    s.add_argument("--command", default="/usr/bin/pkgcache", metavar="PATH",
-                   help="pkgcache executable the hooks run (default /usr/bin/pkgcache)")
+    s.add_argument("--command", default=None, metavar="PATH",
+                   help="pkgcache executable the hooks run (default: the one running this "
+                        "command, e.g. /usr/bin/pkgcache or a pip install's /usr/local/bin/pkgcache)")
     s.set_defaults(func=cmd_enable)
 
     s = sub.add_parser("disable", help="remove the apt.conf.d snippet")

@@ -95,6 +95,19 @@ def current(max_depth: int = 8) -> AptInvocation | None:
             if argv and argv[-1] == "":
                 argv.pop()
             if argv and os.path.basename(argv[0]) in ("apt-get", "apt"):
+                # apt runs hooks from a fork of itself that did chdir("/tmp"): the cwd of the
+                # request is the one of the topmost process with the same command line.
+                while True:
+                    up = _parent(pid)
+                    try:
+                        with open(f"/proc/{up}/cmdline", "rb") as f:
+                            same = f.read().split(b"\0") == [a.encode("utf-8", "surrogateescape")
+                                                             for a in argv] + [b""]
+                    except OSError:
+                        same = False
+                    if not same or up <= 1:
+                        break
+                    pid = up
                 try:
                     exe = os.readlink(f"/proc/{pid}/exe")
                 except OSError:
