@@ -143,3 +143,20 @@ def simulation(inv: AptInvocation | None, apt_pkg: Any | None) -> bool:
             if any(extra.find_b(k, False) for k in ("APT::Get::Simulate", "APT::Get::Print-URIs")):
                 return True
     return False
+
+
+def apply_config(inv: AptInvocation, apt_pkg: Any) -> None:
+    """Give apt_pkg's configuration the -c files and -o options of apt's command line, in order
+    (e.g. `-o Dir::Cache::archives=X`), so the hook works where that apt works."""
+    cfg = apt_pkg.config
+    for opt, value in inv.options:
+        if opt in ("-c", "--config-file") and value:
+            path = value if os.path.isabs(value) or not inv.cwd else os.path.join(inv.cwd, value)
+            try:
+                apt_pkg.read_config_file(cfg, path)
+            except (OSError, SystemError):
+                pass
+        elif opt in ("-o", "--option") and "=" in value:
+            key, _, val = value.partition("=")
+            if key and not key.endswith("::"):
+                cfg.set(key.strip(), val)

@@ -399,6 +399,9 @@ def seed(cache: Any, specs: list[str] | None = None, *, hook: bool = False, narr
     t0 = time.monotonic()
     rep = SeedReport()
     apt_pkg = apt_pkg or apt_pkg_module()
+    inv = invocation.current() if narrow else None
+    if inv is not None:
+        invocation.apply_config(inv, apt_pkg)
     paths = AptPaths.load(apt_pkg)
     placed = load_placed(cache)
     before = dict(placed)
@@ -410,7 +413,6 @@ def seed(cache: Any, specs: list[str] | None = None, *, hook: bool = False, narr
             raise ValueError(f"{bad[0]}: not a package (options go before the names)")
         args = ["install", *(["-t", target_release] if target_release else []), *specs]
         request = ("apt-get", args, os.getcwd())
-    inv = invocation.current() if narrow else None
     if narrow and not specs:
         if inv is not None and inv.command in _NO_DEBS:
             wants = []

@@ -221,6 +221,17 @@ def test_local_deb_on_another_filesystem_copies_only_its_dependencies(lab, tmpfs
     assert lab.sb.debs_in_archives() == [BETA], res.stdout  # alpha, gamma: not needed here
 
 
+def test_archives_dir_given_with_o_on_the_command_line_is_served(lab) -> None:  # noqa: ANN001
+    first_install(lab)
+    reprovision(lab)
+    custom = lab.sb.root / "custom-archives"
+    (custom / "partial").mkdir(parents=True)
+    res = lab.sb.apt("-o", f"Dir::Cache::archives={custom}/", "install", "alpha", check=True)
+    assert "Need to get 0 B" in res.stdout, res.stdout
+    assert lab.server.deb_requests() == []
+    assert lab.sb.debs_in_archives() == []
+
+
 # -- 3. a stale deb is never left for apt ----------------------------------------------------------
 def test_same_version_rebuild_after_post_update_seed_installs_the_index_bytes(lab) -> None:  # noqa: ANN001
     first_install(lab)
