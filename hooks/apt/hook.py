@@ -1,6 +1,7 @@
 """The commands apt runs from the snippet (`pkgcache apt hook ACTION`). Fail-open: they always
 exit 0, print nothing on success and at most one short warning line on any fault, and bound
-their own run time."""
+their own run time. They stand aside (do nothing, print nothing) for simulations, for a process
+that cannot write apt's archives (non-root) and for a cache owned by another user."""
 
 from __future__ import annotations
 
@@ -173,5 +174,6 @@ def _dispatch(action: str, cache: Any, actions: list[Any]) -> None:
                         links_only=action == "post-update", lock_timeout=HOOK_LOCK_TIMEOUT)
         except aptenv.AptLockBusy:
             return  # another apt run holds archives; it will fail or finish on its own
-        if srep.placed or srep.rejected or srep.opened_index:
+        if srep.placed or srep.rejected or srep.removed or srep.opened_index \
+                or srep.planned_only or srep.followed_request:
             aptenv.record(cache, "seed", dict(srep.as_dict(), trigger=action))
