@@ -177,7 +177,10 @@ def replay_uris(binary: str, args: list[str], cwd: str | None = None,
 
     with tempfile.TemporaryDirectory(prefix="pkgcache-uris-") as empty:
         os.mkdir(os.path.join(empty, "partial"))
-        cmd = [binary, "--print-uris", "-qq", "-o", "Acquire::ForceHash=SHA256",
+        quiet = os.path.join(empty, "no-hooks.conf")  # no install hook (ours or others') runs
+        with open(quiet, "w") as f:
+            f.write("#clear APT::Install::Pre-Invoke;\n#clear APT::Install::Post-Invoke-Success;\n")
+        cmd = [binary, "-c", quiet, "--print-uris", "-qq", "-o", "Acquire::ForceHash=SHA256",
                "-o", f"Dir::Cache::archives={empty}/", *args]
         env = dict(os.environ, LC_ALL="C")
         env[REPLAY_ENV] = "1"  # its own hooks stand aside (and it is a --print-uris run anyway)

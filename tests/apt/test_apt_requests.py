@@ -198,6 +198,18 @@ def test_target_release_is_served(lab, form) -> None:  # noqa: ANN001
     assert lab.sb.installed("gamma") == "0.9"
 
 
+def test_request_replay_runs_no_install_hooks_twice(lab) -> None:  # noqa: ANN001
+    first_install(lab)
+    reprovision(lab)
+    log = lab.sb.base / "other-hook.log"
+    (lab.sb.parts / "60other").write_text(
+        f'APT::Install::Pre-Invoke {{ "echo ran >> {log}"; }};\n')
+    res = lab.sb.apt("install", "alpha", check=True)
+    assert "Need to get 0 B" in res.stdout
+    assert status(lab)["last_seed"]["followed_request"] is True
+    assert log.read_text() == "ran\n"  # once: apt's own run, not the --print-uris replay
+
+
 def test_reinstall_is_served(lab) -> None:  # noqa: ANN001
     first_install(lab)
     lab.sb.apt("clean", check=True)
