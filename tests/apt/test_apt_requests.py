@@ -303,8 +303,15 @@ def test_apt_enable_from_a_pip_install_gives_working_hooks(lab, tmp_path) -> Non
     venv = tmp_path / "venv"
     subprocess.run(["/usr/bin/python3", "-m", "venv", "--system-site-packages", str(venv)],
                    check=True, capture_output=True)
+    src = tmp_path / "src"  # a copy: setuptools writes build/ into the tree it installs from
+    files = subprocess.run(["git", "ls-files", "-z", "--", "pyproject.toml", "README.md",
+                            "cache_core", "hooks"], cwd=REPO_ROOT, capture_output=True,
+                           check=True).stdout.decode().split("\0")
+    for name in filter(None, files):
+        (src / name).parent.mkdir(parents=True, exist_ok=True)
+        (src / name).write_bytes((REPO_ROOT / name).read_bytes())
     res = subprocess.run([str(venv / "bin/pip"), "install", "-q", "--no-deps", "--no-index",
-                          "--no-build-isolation", str(REPO_ROOT)], capture_output=True, text=True)
+                          "--no-build-isolation", str(src)], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     exe = venv / "bin/pkgcache"
     (lab.sb.parts / "05pkgcache").unlink()
