@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import PY, REPO, Lab, User, build_deb, cli, user_dir
+from seclab import PY, REPO, Lab, User, build_deb, cli, user_dir
 
 
 def payload_of(deb: Path, name: str, work: Path) -> bytes:

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import PY, REPO, User, build_deb, cli, user_dir
+from seclab import PY, REPO, User, build_deb, cli, user_dir
 
 from cache_core import PackageCache, UnsafeCacheError
 
