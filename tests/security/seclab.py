@@ -1,6 +1,7 @@
 """Helpers and fixtures for the security tests (conftest.py re-exports the fixtures): a real
-unprivileged local user (useradd; commands run as it with setpriv), root's pkgcache CLI, the apt lab (real apt-get/dpkg in a sandbox root, a repo on
-127.0.0.1) and the fetch server. Everything here needs root."""
+unprivileged local user (useradd; commands run as it with setpriv), root's pkgcache CLI, the apt
+lab (real apt-get/dpkg in a sandbox root, a repo on 127.0.0.1) and the fetch server. Everything
+here needs root."""
 
 from __future__ import annotations
 
