@@ -225,6 +225,22 @@ class PackageCache:
                               entry.last_used if entry else 0.0)
         return str(path)
 
+    @_failopen(None)
+    def count_miss(self, key: str | None = None) -> None:
+        """Count one miss: a file a driver had to download itself (apt fetched a deb that is then
+        harvested, pip filled its wheel cache, fetch downloaded a URL). key is informational."""
+        self.index.bump("misses")
+
+    @_failopen(False)
+    def count_hit(self, key: str) -> bool:
+        """Count one hit for a file served without get()/materialize_key() (pip or uv reading a
+        link to the object); marks key as used. False (nothing counted) if key is not cached."""
+        entry = self.index.lookup(normalize_key(key))
+        if entry is None:
+            return False
+        self.index.record_hit(entry.key, entry.digest, entry.size, entry.last_used)
+        return True
+
     @_failopen(False)
     def exists(self, key: str) -> bool:
         """True if key is cached and its object has the recorded size (no hashing)."""
@@ -439,6 +455,14 @@ class PackageCache:
 
         if self.index.drop_object(digest, "corrupt", remove=move):
             warn(f"corrupt cache object {digest[:12]}… quarantined; treated as a miss")
+            self._prune_quarantine()
+
+    def _prune_quarantine(self) -> None:
+        """Quarantine retention right after a move into it (age and size; see evict.py)."""
+        from .evict import prune_quarantine
+
+        with contextlib.suppress(OSError):
+            prune_quarantine(self, self.max_size_bytes)
 
     # -- locks and buckets ------------------------------------------------------------------
     @contextlib.contextmanager
@@ -513,8 +537,12 @@ class PackageCache:
             self.gc()
 
     def _usage(self) -> int:
+        """Bytes counted against the cap: objects, bucket entries and quarantine/."""
+        from .evict import quarantine_entries
+
         c = self.index.counters()
-        return c.get("total_size", 0) + c.get("bucket_size", 0)
+        quarantined = sum(size for _, size, _ in quarantine_entries(self))
+        return c.get("total_size", 0) + c.get("bucket_size", 0) + quarantined
 
     def gc(self, max_size_bytes: int | None = None, older_than: float | None = None,
            wait: bool = False) -> dict[str, int]:
@@ -542,10 +570,14 @@ class PackageCache:
 
     def stats(self) -> dict[str, Any]:
         """Counters and totals, without scanning the store (all zero for a missing cache)."""
+        from .evict import quarantine_entries
+
+        quarantined: list[tuple[float, int, str]] = []
         if self._exists_enabled():
             self._setup()
             self.index.flush()
             c = self.index.counters()
+            quarantined = quarantine_entries(self)
         else:
             c = {}
         lookups = c.get("hits", 0) + c.get("misses", 0)
@@ -565,6 +597,9 @@ class PackageCache:
             "corrupt_detected": c.get("corrupt", 0),
             "stale_detected": c.get("stale", 0),
             "puts": c.get("puts", 0),
+            "bytes_stored": c.get("bytes_stored", 0),
+            "quarantine_files": len(quarantined),
+            "quarantine_bytes": sum(size for _, size, _ in quarantined),
         }
 
     def zero_stats(self) -> None:
@@ -586,7 +621,8 @@ class PackageCache:
             return run_verify(self, repair)
 
     def clear(self) -> int:
-        """Remove every object, key and bucket entry not in use; returns the objects removed."""
+        """Remove every object, key, bucket entry not in use and quarantined file; returns the
+        objects removed."""
         if not self._exists_enabled():
             return 0
         self._setup()
@@ -613,4 +649,8 @@ class PackageCache:
                 except LockTimeout:
                     warn(f"clear: {bucket}/{name} is in use; left in place")
             self._sweep_temps(force=True)
+            from .evict import _remove_tree
+
+            for entry in os.scandir(self.quarantine_dir):
+                _remove_tree(entry.path)
             return n

@@ -143,8 +143,11 @@ def cmd_stats(args: argparse.Namespace) -> int:
         ("hits", s["hits"]), ("misses", s["misses"]), ("hit rate", f"{s['hit_rate'] * 100:.1f} %"),
         ("bytes served", human(s["bytes_served"])), ("entries", s["entries"]),
         ("objects", s["objects"]), ("size / max", f"{human(s['size_bytes'])} / {cap}"),
+        ("  of which buckets", human(s["bucket_bytes"])),
+        ("puts", f"{s['puts']} ({human(s['bytes_stored'])})"),
         ("evictions", s["evictions"]), ("corrupt detected", s["corrupt_detected"]),
         ("stale detected", s["stale_detected"]),
+        ("quarantine", f"{s['quarantine_files']} files, {human(s['quarantine_bytes'])}"),
     ]
     for name, value in rows:
         print(f"{name:<18}{value}")
@@ -174,7 +177,10 @@ def cmd_gc(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(f"evicted {result.get('evicted', 0)} entries, freed {human(result.get('freed_bytes', 0))}"
               f"; {result.get('pinned', 0)} pinned by hard links elsewhere "
-              f"({human(result.get('pinned_bytes', 0))})")
+              f"({human(result.get('pinned_bytes', 0))})"
+              + (f"; emptied {result['quarantine_removed']} quarantined files "
+                 f"({human(result.get('quarantine_freed_bytes', 0))})"
+                 if result.get("quarantine_removed") else ""))
     return EXIT_OK
 
 
