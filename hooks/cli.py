@@ -155,7 +155,15 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    report = args.cache().verify(repair=args.repair)
+    cache = args.cache()
+    report = cache.verify(repair=args.repair)
+    try:
+        from hooks.gitmirror import verify_mirrors
+    except ImportError:
+        pass
+    else:  # git mirrors are directories in a bucket: checked with git fsck
+        git_report = verify_mirrors(cache, repair=args.repair)
+        report["git_mirrors"] = git_report["broken"]
     problems = {k: v for k, v in report.items() if v}
     if args.json:
         print(json.dumps(report, indent=1))
@@ -165,7 +173,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
             for item in items[:20]:
                 print(f"  {item}")
         if not problems:
-            print("ok: index and objects agree, every object verified")
+            print("ok: index and objects agree, every object and git mirror verified")
     return EXIT_OK if not problems or args.repair else EXIT_MISS
 
 
