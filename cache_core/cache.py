@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from . import fsutil
-from .config import CacheConfig, load_config
+from .config import CacheConfig, default_cache_dir, is_system_dir_for_user, load_config
 from .errors import BadKeyError, CacheError, warn
 from .hashing import copy_hashing, is_digest, sha256_fd, sha256_file
 from .index import Entry, Index
@@ -70,10 +70,15 @@ class PackageCache:
     """A verified, size-capped, content-addressed file cache shared by all pkgcache drivers."""
 
     def __init__(self, cache_dir: str, enabled: bool = True, *, max_size_bytes: int = 0,
-                 strict: bool = False, fsync: bool = True) -> None:
-        """Open (creating if needed) the cache at cache_dir. Nothing is touched when disabled."""
+                 strict: bool = False, fsync: bool = True, read_only: bool = False) -> None:
+        """Open (creating if needed) the cache at cache_dir. Nothing is touched when disabled.
+
+        read_only: root's cache opened by another user: never created or written, hits only.
+        """
         self.root = Path(os.path.abspath(os.path.expanduser(cache_dir)))
         self.enabled = enabled
+        self.read_only = read_only
+        self.system: PackageCache | None = None  # root's cache a user reads (see from_config)
         self.strict = strict
         self.fsync = fsync
         self.max_size_bytes = max_size_bytes
@@ -92,7 +97,15 @@ class PackageCache:
                     strict: bool = False, config: CacheConfig | None = None) -> PackageCache:
         """Build a cache from the YAML config (lookup order in cache_core.config)."""
         cfg = config or load_config(config_path, cache_dir)
-        cache = cls(cfg.directory, cfg.enabled, max_size_bytes=cfg.max_size_bytes, strict=strict)
+        if cfg.enabled and not cfg.explicit_dir and is_system_dir_for_user(cfg.directory):
+            # A user with the system config: read root's cache, write their own.
+            cache = cls(default_cache_dir(), cfg.enabled, max_size_bytes=cfg.max_size_bytes,
+                        strict=strict)
+            if os.path.isdir(cfg.directory):
+                cache.system = cls(cfg.directory, read_only=True)
+        else:
+            cache = cls(cfg.directory, cfg.enabled, max_size_bytes=cfg.max_size_bytes,
+                        strict=strict)
         cache.config = cfg
         return cache
 
@@ -100,6 +113,8 @@ class PackageCache:
     def _setup(self) -> Index:
         if self._ready and self._index is not None:
             return self._index
+        if self.read_only:
+            return self._setup_read_only()
         old_umask = os.umask(0o022)
         try:
             self.root.mkdir(parents=True, exist_ok=True, mode=0o755)
@@ -124,6 +139,17 @@ class PackageCache:
             raise  # busy, locked, full, unreadable: not corruption
         except sqlite3.DatabaseError:
             self._index = self._replace_damaged_index(index_path)
+        self._ready = True
+        return self._index
+
+    def _setup_read_only(self) -> Index:
+        """Open root's cache for reading: it must be root's and safe; nothing is created."""
+        fsutil.check_dir_safe(self.root, owner=0)
+        index_path = self.root / INDEX_NAME
+        if index_path.is_symlink() or not index_path.is_file():
+            raise fsutil.UnsafeCacheError(f"{index_path} is not a plain file; not reading it")
+        self._index = Index(str(index_path), read_only=True)
+        self._index.conn  # noqa: B018 - open now, so faults surface here
         self._ready = True
         return self._index
 
@@ -159,6 +185,8 @@ class PackageCache:
         if self._index is not None:
             with contextlib.suppress(Exception):
                 self._index.close()
+        if self.system is not None:
+            self.system.close()
 
     def __enter__(self) -> PackageCache:
         return self
@@ -213,9 +241,9 @@ class PackageCache:
 
         The returned file is read-only and shared: never write to it (use materialize_key).
         """
-        found = self._resolve(key)
+        found = self._resolve(key, count_miss=self.system is None)
         if found is None:
-            return None
+            return self._from_system(lambda system: system.get(key))
         digest, size, entry = found
         path = self.object_path(digest)
         if not self._verify_object(path, digest, size):
@@ -224,6 +252,20 @@ class PackageCache:
         self.index.record_hit(entry.key if entry else None, digest, size,
                               entry.last_used if entry else 0.0)
         return str(path)
+
+    def _from_system(self, read: Callable[[PackageCache], Any]) -> Any:
+        """A read from root's cache after a miss in ours; counted in our statistics."""
+        result = read(self.system) if self.system is not None else None
+        if self.system is None:
+            return result
+        if result:
+            self.index.bump("hits")
+            if isinstance(result, str):
+                with contextlib.suppress(OSError):
+                    self.index.bump("bytes_served", os.path.getsize(result))
+        else:
+            self.index.bump("misses")
+        return result
 
     @_failopen(None)
     def count_miss(self, key: str | None = None) -> None:
@@ -246,7 +288,7 @@ class PackageCache:
         """True if key is cached and its object has the recorded size (no hashing)."""
         found = self._resolve(key, count_miss=False)
         if found is None:
-            return False
+            return self.system.exists(key) if self.system is not None else False
         digest, size, _ = found
         try:
             st = os.lstat(self.object_path(digest))
@@ -256,8 +298,12 @@ class PackageCache:
 
     @_failopen(None)
     def lookup(self, key: str) -> Entry | None:
-        """The index entry for key (no file check), or None."""
-        return self.index.lookup(normalize_key(key))
+        """The index entry for key (no file check), or None. With a system cache (a user reading
+        root's), its entries count too: read them with get()/materialize_key(), not object_path."""
+        entry = self.index.lookup(normalize_key(key))
+        if entry is None and self.system is not None:
+            entry = self.system.lookup(key)
+        return entry
 
     @_failopen([])
     def keys(self, prefix: str = "") -> list[Entry]:
@@ -360,9 +406,14 @@ class PackageCache:
         mode: "auto" (reflink, hardlink, copy), "copy" (never share the inode) or "link".
         sha256: an extra digest the content must also match (e.g. from a signed index).
         """
-        found = self._resolve(key)
+        found = self._resolve(key, count_miss=self.system is None)
         if found is None:
-            return False
+            placed = self._from_system(
+                lambda system: system.materialize_key(key, dest, mode=mode, sha256=sha256))
+            if placed:
+                with contextlib.suppress(OSError):
+                    self.index.bump("bytes_served", os.path.getsize(dest))
+            return bool(placed)
         digest, size, entry = found
         if sha256 is not None and sha256.lower() != digest:
             return False
@@ -434,6 +485,8 @@ class PackageCache:
 
     def drop_stale(self, digest: str) -> None:
         """Forget an object whose file is gone, unless a writer has put it back meanwhile."""
+        if self.read_only:
+            return
         path = self.object_path(digest)
         self.index.drop_object(digest, "stale", remove=lambda: not os.path.lexists(path))
 
@@ -442,6 +495,8 @@ class PackageCache:
 
         inode: the file found bad; if a writer has replaced it meanwhile, nothing is done.
         """
+        if self.read_only:  # root's cache: a miss for us; root's own reads quarantine it
+            return
         dest = self.quarantine_dir / f"{digest}.{int(time.time() * 1000)}.{os.getpid()}"
 
         def move() -> bool:
@@ -598,6 +653,7 @@ class PackageCache:
             "stale_detected": c.get("stale", 0),
             "puts": c.get("puts", 0),
             "bytes_stored": c.get("bytes_stored", 0),
+            "system_cache_dir": str(self.system.root) if self.system is not None else None,
             "quarantine_files": len(quarantined),
             "quarantine_bytes": sum(size for _, size, _ in quarantined),
         }

@@ -139,6 +139,8 @@ def cmd_stats(args: argparse.Namespace) -> int:
     cap = human(s["max_size_bytes"]) if s["max_size_bytes"] else "unlimited"
     rows = [
         ("cache directory", s["cache_dir"]),
+        *([("system cache", f"{s['system_cache_dir']} (read-only)")]
+          if s.get("system_cache_dir") else []),
         ("enabled", "yes" if s["enabled"] else "no"),
         ("hits", s["hits"]), ("misses", s["misses"]), ("hit rate", f"{s['hit_rate'] * 100:.1f} %"),
         ("bytes served", human(s["bytes_served"])), ("entries", s["entries"]),
