@@ -55,6 +55,9 @@ def test_deb_contents_network(deb: Path) -> None:
                  "/usr/share/pkgcache/cache_core/cache.py", "/usr/share/pkgcache/hooks/cli.py"):
         assert want in paths, f"{want} missing from the .deb"
     assert any(p.startswith("/etc/apt/apt.conf.d/") and not p.endswith("/") for p in paths)
+    recommends = subprocess.run(["dpkg-deb", "-f", str(deb), "Recommends"], check=True,
+                                capture_output=True, text=True).stdout
+    assert "git" in [r.strip().split()[0] for r in recommends.split(",") if r.strip()]
     # The generic top-level package "hooks" must not land in dist-packages.
     assert not any("dist-packages" in p for p in paths)
 
