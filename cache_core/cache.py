@@ -253,10 +253,17 @@ class PackageCache:
                               entry.last_used if entry else 0.0)
         return str(path)
 
+    def _system_cache(self) -> PackageCache | None:
+        """Root's cache if this user may read it (a private index is skipped quietly)."""
+        if self.system is not None and not os.access(self.system.root / INDEX_NAME, os.R_OK):
+            self.system = None
+        return self.system
+
     def _from_system(self, read: Callable[[PackageCache], Any]) -> Any:
         """A read from root's cache after a miss in ours; counted in our statistics."""
-        result = read(self.system) if self.system is not None else None
-        if self.system is None:
+        system = self._system_cache()
+        result = read(system) if system is not None else None
+        if system is None:
             return result
         if result:
             self.index.bump("hits")
@@ -288,7 +295,8 @@ class PackageCache:
         """True if key is cached and its object has the recorded size (no hashing)."""
         found = self._resolve(key, count_miss=False)
         if found is None:
-            return self.system.exists(key) if self.system is not None else False
+            system = self._system_cache()
+            return system.exists(key) if system is not None else False
         digest, size, _ = found
         try:
             st = os.lstat(self.object_path(digest))
@@ -301,8 +309,9 @@ class PackageCache:
         """The index entry for key (no file check), or None. With a system cache (a user reading
         root's), its entries count too: read them with get()/materialize_key(), not object_path."""
         entry = self.index.lookup(normalize_key(key))
-        if entry is None and self.system is not None:
-            entry = self.system.lookup(key)
+        system = self._system_cache() if entry is None else None
+        if system is not None:
+            entry = system.lookup(key)
         return entry
 
     @_failopen([])

@@ -98,3 +98,13 @@ def test_explicit_cache_dir_of_root_is_a_clear_error(world: dict[str, Path]) -> 
     r = as_user(world["home"], world["config"], "--cache-dir", str(world["system"]), "stats")
     assert r.returncode == 4
     assert r.stderr.count("\n") == 1 and "owned by uid 0" in r.stderr
+
+
+def test_private_root_index_is_a_quiet_miss(world: dict[str, Path]) -> None:
+    os.chmod(world["system"] / "index-v1.sqlite", 0o600)    # root keeps its keys private
+    home = world["home"]
+    r = as_user(home, world["config"], "get", "deb:x_1_all.deb", "-o", str(home / "x.deb"))
+    assert r.returncode == 1
+    assert "warning" not in r.stderr
+    r = as_user(home, world["config"], "stats", "--json")
+    assert r.returncode == 0 and r.stderr == ""
