@@ -82,6 +82,14 @@ class MinRoot:
         subprocess.run(["tar", "-C", str(path), "-xf", str(minbase_tarball())], check=True)
         shutil.copy("/etc/resolv.conf", path / "etc/resolv.conf")
         (path / "etc/apt/apt.conf.d/docker-clean").write_text(DOCKER_CLEAN)
+        # The host's extra CAs (a site or egress proxy CA; none on a stock host): picked up
+        # when a recipe installs ca-certificates.
+        extra = sorted(Path("/usr/local/share/ca-certificates").glob("*.crt"))
+        if extra:
+            dest = path / "usr/local/share/ca-certificates"
+            dest.mkdir(parents=True, exist_ok=True)
+            for crt in extra:
+                shutil.copy(crt, dest / crt.name)
         cache.mkdir(mode=0o755, exist_ok=True)
         return cls(path, cache)
 

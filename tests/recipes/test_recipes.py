@@ -30,7 +30,6 @@ pytestmark = [
 ]
 DEB_NAME = "pkgcache_0.1.0_all.deb"
 REQUIREMENTS = b"six==1.16.0\n"
-SERVER_PACKAGES = "nginx postgresql-client python3-venv"
 
 
 @pytest.fixture(scope="module")
