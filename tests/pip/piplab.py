@@ -183,6 +183,12 @@ class Index:
             def log_message(self, *args: object) -> None:
                 pass
 
+            def do_HEAD(self) -> None:  # noqa: N802 - http.server API
+                index.requests.append("HEAD " + self.path)
+                self.send_response(200 if self.path.startswith("/simple") else 404)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
             def do_GET(self) -> None:  # noqa: N802 - http.server API
                 index.requests.append(self.path)
                 body, ctype = None, "text/html"
