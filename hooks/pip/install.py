@@ -137,12 +137,27 @@ class Driver:
         self.store.write_page(page, self.candidates(refresh=True, sdists=sdists))
         return page
 
+    def tree_args(self) -> list[str]:
+        """``--extra-index-url`` options: the user's extra indexes (CLI, else environment or
+        config, which a CLI value would otherwise replace), then the cache's tree last."""
+        tree = self.store.write_tree(self.work / "simple", self.candidates(refresh=True))
+        extra = [] if options.has_extra_index(self.opts.pip_args) else \
+            [a for u in options.extra_index_urls() for a in ("--extra-index-url", u)]
+        self._tree_url = tree.as_uri() + "/"
+        return [*extra, "--extra-index-url", self._tree_url]
+
     def _stream(self, cmd: list[str]) -> runner.Result:
         """Run pip with stdout shown, minus our page's line and already shown 'Ignoring' lines."""
         shown = self.shown
 
+        tree = getattr(self, "_tree_url", None)
+
         def drop(line: str) -> bool:
             if line.startswith("Looking in links: "):
+                return True
+            if tree and line.startswith("Looking in indexes: ") and tree in line:
+                line = line.replace(", " + tree, "").replace(tree, "")
+                sys.stdout.write(line)  # pip's line, without the cache's tree
                 return True
             if line.startswith("Ignoring "):
                 if line in shown:
@@ -205,7 +220,7 @@ class Driver:
             args = [*self.opts.source_args(), *reqs]
         cmd = [*self.pip, "install", "--dry-run", "--quiet", "--report", str(report),
                *(["--ignore-installed"] if ignore_installed else []),
-               *(["--find-links", str(self.page())] if page else []), *args]
+               *(self.tree_args() if page else []), *args]
         res = runner.run(cmd, self.env)
         if self.verbose:
             runner.replay(res.stderr)
@@ -323,17 +338,20 @@ class Driver:
         if not any(a in build for a in ("--use-pep517", "--no-use-pep517")):
             build.append("--use-pep517")  # setup.py-only sdists too, without 'wheel' installed
         deps = self.cache_build_deps([paths[a.filename] for a in sdists])
-        # the build env takes cached build dependencies first (the page), the index for the rest
-        res = fetch.build_wheels([paths[a.filename] for a in sdists], out, self.pip,
-                                 ["--find-links", str(self.page()), *self.opts.source_args(),
-                                  *build], self.env)
-        if res.rc != 0:
-            self.problems.append(f"building {', '.join(a.filename for a in sdists)} failed: "
-                                 f"{runner.last_error(res.stderr)}")
-            return False
+        ready = {a.filename: w for a in sdists if (w := self._pip_built(a)) is not None}
+        todo = [a for a in sdists if a.filename not in ready]
+        if todo:
+            # the build env takes cached build dependencies first (the page), then the index
+            res = fetch.build_wheels([paths[a.filename] for a in todo], out, self.pip,
+                                     [*self.opts.source_args(), *self.tree_args(), *build],
+                                     self.env)
+            if res.rc != 0:
+                self.problems.append(f"building {', '.join(a.filename for a in todo)} failed: "
+                                     f"{runner.last_error(res.stderr)}")
+                return False
         ok = True
         for art in sdists:
-            wheel = self._built_wheel(out, art)
+            wheel = ready.get(art.filename) or self._built_wheel(out, art)
             if wheel is None:
                 self.problems.append(f"building {art.filename} produced no wheel")
                 ok = False
@@ -347,6 +365,31 @@ class Driver:
                 self.problems.append(f"{wheel.name} could not be stored in the cache")
                 ok = False
         return ok
+
+    def _pip_built(self, art: Artifact) -> Path | None:
+        """The wheel pip itself just built from art's sdist (an online install), taken from
+        pip's wheel cache under ours: its origin.json names the sdist's SHA-256, and its tags
+        must suit the target. Saves a second build of the same sdist."""
+        root = Path(self.env.get("PIP_CACHE_DIR", "")) / "wheels"
+        if not art.sha256 or not root.is_dir() or root.is_symlink():
+            return None
+        best: tuple[int, Path] | None = None
+        for origin in root.glob("*/*/*/*/origin.json"):
+            try:
+                info = json.loads(origin.read_text(encoding="utf-8"))
+                digest = (info.get("archive_info") or {}).get("hashes", {}).get("sha256")
+            except (OSError, ValueError, AttributeError):
+                continue
+            if digest != art.sha256:
+                continue
+            for wheel in origin.parent.glob("*.whl"):
+                if wheel.is_symlink() or self._built_wheel(origin.parent, art) != wheel:
+                    continue
+                rank = min((self.target.tag_rank.get(t, 1 << 30)
+                            for t in parse_wheel_filename(wheel.name)[3]), default=1 << 30)
+                if rank < (1 << 30) and (best is None or rank < best[0]):
+                    best = (rank, wheel)
+        return best[1] if best else None
 
     @staticmethod
     def _built_wheel(out: Path, art: Artifact) -> Path | None:
@@ -495,7 +538,7 @@ class Driver:
         args = self.opts.pip_args
         report = self.work / "online.json"
         own_report = not any(a == "--report" or a.startswith("--report=") for a in args)
-        cmd = [*self.pip, "install", "--find-links", str(self.page()),
+        cmd = [*self.pip, "install", *self.tree_args(),
                *(["--report", str(report)] if own_report else []), *args]
         res = self._stream(cmd)
         if res.rc != 0:

@@ -253,25 +253,7 @@ def index_url(pip_args: list[str]) -> str:
             return arg[2:]
     if os.environ.get("PIP_INDEX_URL"):
         return os.environ["PIP_INDEX_URL"]
-    import configparser
-
-    files = ["/etc/pip.conf", "/etc/xdg/pip/pip.conf"]
-    home = os.path.expanduser("~")
-    files += [os.path.join(os.environ.get("XDG_CONFIG_HOME") or os.path.join(home, ".config"),
-                           "pip", "pip.conf"), os.path.join(home, ".pip", "pip.conf")]
-    if os.environ.get("PIP_CONFIG_FILE"):
-        files = [f for f in files if f.startswith("/etc/")] + [os.environ["PIP_CONFIG_FILE"]]
-    found = "https://pypi.org/simple/"
-    for f in files:
-        cp = configparser.ConfigParser(interpolation=None)
-        try:
-            cp.read(f, encoding="utf-8")
-        except (configparser.Error, UnicodeDecodeError):
-            continue
-        for section in ("global", "install"):
-            if cp.has_option(section, "index-url"):
-                found = cp.get(section, "index-url").strip()
-    return found
+    return _config_value("index-url") or "https://pypi.org/simple/"
 
 
 def verbose(pip_args: list[str]) -> bool:
@@ -318,3 +300,37 @@ def _file_has_hash(path: str, seen: set[str]) -> bool:
         if _file_has_hash(os.path.join(os.path.dirname(path), m.group(1)), seen):
             return True
     return False
+
+
+def has_extra_index(pip_args: list[str]) -> bool:
+    """True if the command line names an --extra-index-url."""
+    return any(a == "--extra-index-url" or a.startswith("--extra-index-url=") for a in pip_args)
+
+
+def extra_index_urls() -> list[str]:
+    """Extra indexes from $PIP_EXTRA_INDEX_URL or pip's config files (whitespace-separated)."""
+    if os.environ.get("PIP_EXTRA_INDEX_URL"):
+        return os.environ["PIP_EXTRA_INDEX_URL"].split()
+    return _config_value("extra-index-url").split()
+
+
+def _config_value(key: str) -> str:
+    import configparser
+
+    files = ["/etc/pip.conf", "/etc/xdg/pip/pip.conf"]
+    home = os.path.expanduser("~")
+    files += [os.path.join(os.environ.get("XDG_CONFIG_HOME") or os.path.join(home, ".config"),
+                           "pip", "pip.conf"), os.path.join(home, ".pip", "pip.conf")]
+    if os.environ.get("PIP_CONFIG_FILE"):
+        files = [f for f in files if f.startswith("/etc/")] + [os.environ["PIP_CONFIG_FILE"]]
+    found = ""
+    for f in files:
+        cp = configparser.ConfigParser(interpolation=None)
+        try:
+            cp.read(f, encoding="utf-8")
+        except (configparser.Error, UnicodeDecodeError):
+            continue
+        for section in ("global", "install"):
+            if cp.has_option(section, key):
+                found = cp.get(section, key).strip()
+    return found

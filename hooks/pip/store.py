@@ -430,6 +430,25 @@ class WheelStore:
         lines.append("</body></html>")
         atomic_write(page, "\n".join(lines) + "\n")
 
+    def write_tree(self, root: Path, cands: list[Candidate]) -> Path:
+        """A PEP 503 tree (``root/<project>/index.html``) over cands; returns root.
+
+        Given to pip as the *last* ``--extra-index-url``: for the same file on the user's index
+        and in the cache, pip's resolver then takes the cache's copy (it keeps the last of equal
+        candidates), so a warm online install downloads nothing.
+        """
+        by_project: dict[str, list[Candidate]] = {}
+        for c in cands:
+            name = project_of(c.filename)
+            if name:
+                by_project.setdefault(name, []).append(c)
+        root.mkdir(exist_ok=True)
+        for name, group in by_project.items():
+            d = root / safe_filename(name)
+            d.mkdir(exist_ok=True)
+            self.write_page(d / "index.html", group)
+        return root
+
     def flat_dir(self, target: Target, cands: list[Candidate]) -> Path:
         """A stable per-target directory of links named like the files (for uv's --find-links).
 
