@@ -16,7 +16,6 @@ from piplab import (
     make_backend_sdist,
     make_backend_wheel,
     make_project,
-    make_sdist,
     make_wheel,
     sha256_of,
     venv_version,
@@ -41,9 +40,11 @@ def test_local_sdist_and_wheel_never_poison_the_index_namespace(
         capfd: pytest.CaptureFixture[str]) -> None:
     local = tmp_path / "local"
     local.mkdir()
-    fake_sdist = make_sdist(local, "beta", "99.0")   # named like the index's beta
-    fake_wheel = make_wheel(local, "alpha", "99.0")  # named like the index's alpha
-    assert install(cache, ["--python", _py(make_venv()), "-i", index.url, "alpha"]) == 0
+    # built with a build dependency from the index / needing a dependency from the index: the
+    # cache cannot serve them alone, so they go through the online path
+    index.add(make_backend_wheel(tmp_path))
+    fake_sdist = make_backend_sdist(local, "beta", "99.0")  # named like the index's beta
+    fake_wheel = make_wheel(local, "alpha", "99.0", requires=("beta>=1.0",))  # and alpha
     for path in (fake_sdist, fake_wheel):
         v = make_venv()
         assert install(cache, ["--python", _py(v), "-i", index.url, str(path)]) == 0, \
