@@ -37,12 +37,14 @@ INSTALL_HELP = """\
 usage: pkgcache pip install [--python PY|VENV] [--installer pip|uv] [--refresh | --offline]
                             [pip install options and requirements...]
 
-Installs from the pkgcache wheel cache with --no-index; resolves online (pip --dry-run --report)
-only when the cache cannot satisfy the request, caching the missing wheels (sdists are built
-once per interpreter/platform fingerprint). All other options are passed to pip.
+Installs the versions plain pip would, taking every file it can from the pkgcache cache.
+Unpinned requests are resolved by pip against the index (cached files are used, missing ones
+downloaded and cached); a fully pinned request (== or hashes, e.g. a pip-compile lock) makes no
+index request when everything is cached; with the index unreachable, the cache's best match.
+All other options are passed to pip.
   --python PY|VENV   target interpreter or virtual environment (default: $VIRTUAL_ENV, python3)
   --installer NAME   pip (default, or performance.cache.pip_installer) or uv
-  --refresh          resolve online even if the cache could satisfy the request
+  --refresh          resolve online even if the request is fully pinned
   --offline          never use the network; fail with the reason if the cache cannot satisfy
 """
 
@@ -51,7 +53,7 @@ usage: pkgcache pip wheelhouse [-d DIR] [--python PY|VENV] [--refresh | --offlin
                                [-r REQ | requirements...] [pip options...]
 
 Writes the wheels (and the sdists of locally built wheels) that satisfy the requirements for the
-target interpreter into DIR (default ./wheelhouse) as links from the cache, with DIR/index.html
+target interpreter into DIR (default ./wheelhouse) as copies from the cache, with DIR/index.html
 carrying #sha256= and data-requires-python. Use it with
   pip install --no-index --find-links DIR/index.html -r REQ
 """
