@@ -148,6 +148,14 @@ class Driver:
         self._tree_url = tree.as_uri() + "/"
         return [*extra, "--extra-index-url", self._tree_url]
 
+    def _clean(self, res: runner.Result) -> runner.Result:
+        """Drop pip's warnings about projects the cache's tree has no page for (expected)."""
+        tree = getattr(self, "_tree_url", None)
+        if tree and tree in res.stderr:
+            res.stderr = "".join(ln for ln in res.stderr.splitlines(keepends=True)
+                                 if not (tree in ln and "is ignored" in ln))
+        return res
+
     def _stream(self, cmd: list[str]) -> runner.Result:
         """Run pip with stdout shown, minus our page's line and already shown 'Ignoring' lines."""
         shown = self.shown
@@ -223,7 +231,7 @@ class Driver:
         cmd = [*self.pip, "install", "--dry-run", "--quiet", "--report", str(report),
                *(["--ignore-installed"] if ignore_installed else []),
                *(self.tree_args() if page else []), *args]
-        res = runner.run(cmd, self.env)
+        res = self._clean(runner.run(cmd, self.env))
         if self.verbose:
             runner.replay(res.stderr)
         if res.rc != 0:
@@ -542,7 +550,7 @@ class Driver:
         own_report = not any(a == "--report" or a.startswith("--report=") for a in args)
         cmd = [*self.pip, "install", *self.tree_args(),
                *(["--report", str(report)] if own_report else []), *args]
-        res = self._stream(cmd)
+        res = self._clean(self._stream(cmd))
         if res.rc != 0:
             if runner.missing_requirement(res.stderr) is not None and not self.verbose:
                 return self.explain(res, online=True)
