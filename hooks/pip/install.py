@@ -105,6 +105,7 @@ class Driver:
         self.problems: list[str] = []  # why files could not be cached (first one is reported)
         self.verbose = options.verbose(opts.pip_args)
         self.shown: set[str] = set()  # "Ignoring ..." lines already printed this run
+        self._tree_url: str | None = None  # the cache's PEP 503 tree, once written
 
     @property
     def work(self) -> Path:
@@ -142,7 +143,13 @@ class Driver:
     def tree_args(self) -> list[str]:
         """``--extra-index-url`` options: the user's extra indexes (CLI, else environment or
         config, which a CLI value would otherwise replace), then the cache's tree last."""
-        tree = self.store.write_tree(self.work / "simple", self.candidates(refresh=True))
+        # only files that came from the indexes this request reads: a version cached from
+        # another index (PyPI for a private one) must never enter this resolve
+        mine = set(options.sources(self.opts.pip_args))
+        cands = [c for c in self.candidates(refresh=True)
+                 if (src := c.entry.meta.get("sources")) and isinstance(src, list)
+                 and set(src) <= mine]
+        tree = self.store.write_tree(self.work / "simple", cands)
         extra = [] if options.has_extra_index(self.opts.pip_args) else \
             [a for u in options.extra_index_urls() for a in ("--extra-index-url", u)]
         self._tree_url = tree.as_uri() + "/"
@@ -150,7 +157,7 @@ class Driver:
 
     def _clean(self, res: runner.Result) -> runner.Result:
         """Drop pip's warnings about projects the cache's tree has no page for (expected)."""
-        tree = getattr(self, "_tree_url", None)
+        tree = self._tree_url
         if tree and tree in res.stderr:
             res.stderr = "".join(ln for ln in res.stderr.splitlines(keepends=True)
                                  if not (tree in ln and "is ignored" in ln))
@@ -160,7 +167,7 @@ class Driver:
         """Run pip with stdout shown, minus our page's line and already shown 'Ignoring' lines."""
         shown = self.shown
 
-        tree = getattr(self, "_tree_url", None)
+        tree = self._tree_url
 
         def drop(line: str) -> bool:
             if line.startswith("Looking in links: "):
@@ -287,7 +294,8 @@ class Driver:
                 ok = False
                 continue
             meta = {"filename": art.filename, "name": art.name, "version": art.version,
-                    "requires_python": art.requires_python, "yanked": art.yanked}
+                    "requires_python": art.requires_python, "yanked": art.yanked,
+                    "sources": options.sources(self.opts.pip_args)}
             kind = "wheel" if art.is_wheel else "sdist"
             if self.store.add(f"{kind}:{art.filename}", str(path), art.sha256, meta) is None:
                 self.problems.append(f"{art.filename} could not be stored in the cache")
@@ -369,7 +377,7 @@ class Driver:
             meta = {"filename": wheel.name, "name": art.name, "version": art.version,
                     "requires_python": art.requires_python, "sdist": art.filename,
                     "sdist_sha256": art.sha256, "fingerprint": self.target.fingerprint,
-                    "build_deps": deps}
+                    "build_deps": deps, "sources": options.sources(self.opts.pip_args)}
             key = self.store.built_key(str(art.sha256), self.target)
             if self.store.add(key, str(wheel), None, meta) is None:
                 self.problems.append(f"{wheel.name} could not be stored in the cache")

@@ -334,3 +334,29 @@ def _config_value(key: str) -> str:
             if cp.has_option(section, key):
                 found = cp.get(section, key).strip()
     return found
+
+
+def _norm(url: str) -> str:
+    from .fetch import redact
+
+    return redact(url.strip()).rstrip("/")
+
+
+def sources(pip_args: list[str]) -> list[str]:
+    """Every index and find-links location this request reads (normalised, no credentials):
+    the provenance recorded with each file pip takes from them."""
+    out = [] if "--no-index" in pip_args else [index_url(pip_args)]
+    out += extra_index_urls() if not has_extra_index(pip_args) else []
+    args = iter(pip_args)
+    for arg in args:
+        if arg == "--":
+            break
+        if arg in ("--extra-index-url", "-f", "--find-links"):
+            value = next(args, None)
+            if value:
+                out.append(value)
+        elif arg.startswith(("--extra-index-url=", "--find-links=")):
+            out.append(arg.split("=", 1)[1])
+        elif arg.startswith("-f") and len(arg) > 2 and not arg.startswith("--"):
+            out.append(arg[2:])
+    return sorted({_norm(u) for u in out if u})

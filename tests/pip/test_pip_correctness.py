@@ -212,3 +212,20 @@ def test_messages(cache: PackageCache, index: Index, make_venv,
                            "alpha==1.0; python_version < '3'"]) in (0, 1)
     out = capfd.readouterr().out
     assert out.count("Ignoring alpha") <= 1
+
+
+def test_version_cached_from_another_index_never_enters_an_online_resolve(
+        cache: PackageCache, index: Index, make_venv, tmp_path: Path) -> None:
+    # beta 2.0 was cached from another index (e.g. PyPI); this index only has beta 1.0
+    other = make_wheel(tmp_path, "beta", "2.0")
+    cache.put(f"wheel:{other.name}", str(other),
+              meta={"filename": other.name, "sources": ["https://other.example/simple"]})
+    twins = []
+    for runner in ("plain", "pkgcache"):
+        v = make_venv()
+        if runner == "plain":
+            _plain_pip(v, "-i", index.url, "alpha")
+        else:
+            assert install(cache, ["--python", _py(v), "-i", index.url, "alpha"]) == 0
+        twins.append(freeze(v))
+    assert twins[0] == twins[1] and "beta==1.0" in twins[1]
