@@ -235,3 +235,19 @@ def test_version_cached_from_another_index_never_enters_an_online_resolve(
             assert install(cache, ["--python", _py(v), "-i", index.url, "alpha"]) == 0
         twins.append(freeze(v))
     assert twins[0] == twins[1] and "beta==1.0" in twins[1]
+
+
+def test_no_pip_anywhere_names_how_to_pick_a_target(cache: PackageCache, make_venv,
+                                                    monkeypatch: pytest.MonkeyPatch,
+                                                    capfd: pytest.CaptureFixture[str]) -> None:
+    import importlib.util
+
+    import hooks.pip.install as inst
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "pip" else real(name, *a))
+    monkeypatch.setattr(inst, "_has_pip", lambda python: False)  # a target without pip
+    assert install(cache, ["--python", _py(make_venv()), "six"]) == 2
+    err = capfd.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--python" in err[0] and "virtual environment" in err[0], err
