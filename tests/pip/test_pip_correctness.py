@@ -242,8 +242,7 @@ def test_no_pip_anywhere_names_how_to_pick_a_target(cache: PackageCache, make_ve
                                                     capfd: pytest.CaptureFixture[str]) -> None:
     import importlib.util
 
-    import hooks.pip.install as inst
-
+    inst = sys.modules["hooks.pip.install"]  # the module (hooks.pip.install is the function)
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name == "pip" else real(name, *a))
