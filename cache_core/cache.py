@@ -285,6 +285,7 @@ class PackageCache:
         finally:
             fsutil.unlink_quiet(tmp)
         self._maybe_evict()
+        self._remote_call("enqueue", key, digest)  # remote tier seam: spool for upload
         return digest
 
     def _ingest(self, file_path: str, tmp: str, link: bool) -> tuple[str, int, bool]:
@@ -373,6 +374,33 @@ class PackageCache:
                               entry.last_used if entry else 0.0)
         return True
 
+    # -- remote tier seam (all logic in cache_core.storage.remote) ---------------------------
+    def _remote_call(self, method: str, *args: Any) -> Any:
+        """Call the remote tier if one is configured; its faults never reach the caller."""
+        if self.config is None or not self.config.remote:
+            return None
+        try:
+            from .storage import remote
+
+            t = remote.tier(self)
+            return getattr(t, method)(*args) if t is not None else None
+        except Exception as exc:  # noqa: BLE001 - the remote tier never breaks its caller
+            warn(f"remote tier unavailable ({_describe(exc)})")
+            return None
+
+    def _remote_fill(self, key: str) -> bool:
+        return bool(self._remote_call("fill", key))
+
+    def _remote_adopt(self, key: str, tmp: str, digest: str, size: int, kind: str,
+                      meta: dict[str, Any] | None) -> None:
+        """Publish a private temp file (in tmp_dir) that the remote tier hashed as it wrote it."""
+        key = normalize_key(key)
+        os.chmod(tmp, 0o444)
+        final = self._shard(digest) / digest
+        self.index.add("" if digest_of_key(key) else key, digest, size, kind, meta,
+                       publish=lambda: os.replace(tmp, final))
+        self._maybe_evict()
+
     # -- lookups and verification -----------------------------------------------------------
     def _resolve(self, key: str, count_miss: bool = True) -> tuple[str, int, Entry | None] | None:
         """(digest, size, entry) for key from the index, or None (a counted miss)."""
@@ -387,6 +415,8 @@ class PackageCache:
             size = entry.size if entry else None
             digest = entry.digest if entry else None
         if digest is None or size is None:
+            if count_miss and self._remote_fill(key):  # remote tier seam: a local miss asks it
+                return self._resolve(key, count_miss=False)
             if count_miss:
                 index.bump("misses")
             return None
@@ -565,6 +595,7 @@ class PackageCache:
             "corrupt_detected": c.get("corrupt", 0),
             "stale_detected": c.get("stale", 0),
             "puts": c.get("puts", 0),
+            **({"remote": self._remote_call("stats")} if self.config and self.config.remote else {}),
         }
 
     def zero_stats(self) -> None:
@@ -573,6 +604,7 @@ class PackageCache:
             return
         self._setup()
         self.index.zero()
+        self._remote_call("zero")  # remote tier seam: its counters too (the breaker stays)
 
     def verify(self, repair: bool = False) -> dict[str, list[str]]:
         """Re-hash every object and reconcile index and files; with repair, fix what is found."""

@@ -42,6 +42,7 @@ class CacheConfig:
     max_size_gb: float = DEFAULT_MAX_SIZE_GB
     pip_installer: str = "pip"
     source: str | None = None
+    remote: list[Any] = field(default_factory=list)  # RemoteSpec (cache_core.storage.remote)
 
     @property
     def max_size_bytes(self) -> int:
@@ -60,6 +61,7 @@ _FIELDS: dict[str, tuple[Any, str]] = {
                   "a directory path (string)"),
     "max_size_gb": (lambda v: _is_number(v) and 0 <= v < 1e6, "a number of GiB >= 0 (0 = no cap)"),
     "pip_installer": (lambda v: v in ("pip", "uv"), '"pip" or "uv"'),
+    "remote": (lambda v: True, "a list of remotes"),  # checked by storage.remote.config
 }
 
 
@@ -95,6 +97,10 @@ def parse_config(text: str, source: str) -> CacheConfig:
         check, expected = _FIELDS[key]
         if not check(value):
             raise ConfigError(f"{source}: performance.cache.{key}: expected {expected}, got {value!r}")
+        if key == "remote":  # the remote tier validates its own section
+            from .storage.remote.config import parse_remotes
+
+            value = parse_remotes(value, source)
         setattr(cfg, key, float(value) if key == "max_size_gb" else value)
     cfg.directory = os.path.expanduser(cfg.directory)
     if not os.path.isabs(cfg.directory):

@@ -62,7 +62,11 @@ def cmd_seed(args: argparse.Namespace) -> int:
 
     cache = args.cache()
     try:
-        rep = seed(cache, args.packages or None, lock_timeout=args.lock_timeout)
+        rep = seed(cache, args.packages or None, lock_timeout=args.lock_timeout,
+                   target_release=args.target_release)
+    except ValueError as exc:
+        print(f"pkgcache: apt seed: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except ImportError:
         print("pkgcache: python3-apt is needed to verify debs against apt's index", file=sys.stderr)
         return EXIT_UNUSABLE
@@ -83,8 +87,8 @@ def cmd_seed(args: argparse.Namespace) -> int:
               f"in place, {len(rep.rejected)} rejected, {len(rep.missing)} not cached")
         for fname, reason in rep.rejected:
             print(f"  rejected {fname}: {reason}")
-    for spec in rep.unknown:
-        print(f"pkgcache: {spec}: no such package in apt's index", file=sys.stderr)
+    for line in rep.unknown:  # apt's own words (E: Unable to locate package X, ...)
+        print(f"pkgcache: apt: {line.removeprefix('E: ')}", file=sys.stderr)
     return EXIT_MISS if rep.unknown else EXIT_OK
 
 
@@ -149,8 +153,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(info, indent=1, sort_keys=True))
         return EXIT_OK
-    print(f"hooks        {'active' if info['active'] else 'NOT active'} ({info['snippet']}"
-          f"{'' if info['snippet_installed'] else ', missing'})")
+    why = "" if info["snippet_installed"] else ", missing"
+    if info["snippet_installed"] and info["python_apt"] and not info["command_ok"]:
+        why = f", command {info['command'] or '?'} missing or not executable"
+    print(f"hooks        {'active' if info['active'] else 'NOT active'} ({info['snippet']}{why})")
     if not info["python_apt"]:
         print("python-apt   missing: seeding is off (harvest still works)")
     print(f"cached debs  {info['cached_debs']} ({_human(info['cached_bytes'])})")
@@ -173,7 +179,11 @@ def register(subparsers: Any) -> None:
 
     s = sub.add_parser("seed", help="put cached debs, verified against apt's index, into archives")
     s.add_argument("packages", nargs="*", metavar="PKG",
-                   help="seed what installing these needs (default: every cached candidate)")
+                   help="seed what `apt-get install PKG...` would fetch, as apt resolves it "
+                        "(name, name:arch, name=version, name/release, globs, ./file.deb); "
+                        "default: every cached candidate")
+    s.add_argument("-t", "--target-release", metavar="RELEASE",
+                   help="as apt-get -t: prefer versions from RELEASE (with PKG...)")
     s.add_argument("--lock-timeout", type=float, default=60.0, metavar="SECONDS",
                    help="wait at most this long for apt's archives lock (default 60)")
     s.add_argument("--json", action="store_true")
@@ -185,8 +195,9 @@ def register(subparsers: Any) -> None:
     s.set_defaults(func=cmd_import)
 
     s = sub.add_parser("enable", help="install the apt.conf.d snippet (hooks)")
-    s.add_argument("--command", default="/usr/bin/pkgcache", metavar="PATH",
-                   help="pkgcache executable the hooks run (default /usr/bin/pkgcache)")
+    s.add_argument("--command", default=None, metavar="PATH",
+                   help="pkgcache executable the hooks run (default: the one running this "
+                        "command, e.g. /usr/bin/pkgcache or a pip install's /usr/local/bin/pkgcache)")
     s.set_defaults(func=cmd_enable)
 
     s = sub.add_parser("disable", help="remove the apt.conf.d snippet")

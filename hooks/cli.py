@@ -24,7 +24,7 @@ from cache_core import (
 )
 
 DRIVERS = {"apt": "hooks.apt_cli", "pip": "hooks.pip_cli", "fetch": "hooks.fetch_cli",
-           "git": "hooks.git_cli"}  # sub-command -> the module that registers it
+           "git": "hooks.git_cli", "remote": "hooks.remote_cli"}  # sub-command -> its module
 _SIZE = re.compile(r"\A\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*\Z", re.I)
 _AGE = re.compile(r"\A\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*\Z", re.I)
 _SIZE_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "m": 1000**2, "mb": 1000**2, "g": 1000**3,
@@ -146,6 +146,13 @@ def cmd_stats(args: argparse.Namespace) -> int:
         ("evictions", s["evictions"]), ("corrupt detected", s["corrupt_detected"]),
         ("stale detected", s["stale_detected"]),
     ]
+    rem = s.get("remote")
+    if rem:
+        rows += [("remote hits", rem["hits"]), ("remote misses", rem["misses"]),
+                 ("remote errors", f"{rem['errors']} (timeouts {rem['timeouts']}, "
+                                   f"mismatches {rem['mismatches']})"),
+                 ("remote bytes", f"in {human(rem['bytes_in'])}, out {human(rem['bytes_out'])}"),
+                 ("remote state", "DEGRADED" if rem["degraded"] else "ok")]
     for name, value in rows:
         print(f"{name:<18}{value}")
     return EXIT_OK

@@ -1,6 +1,7 @@
 """The commands apt runs from the snippet (`pkgcache apt hook ACTION`). Fail-open: they always
 exit 0, print nothing on success and at most one short warning line on any fault, and bound
-their own run time."""
+their own run time. They stand aside (do nothing, print nothing) for simulations, for a process
+that cannot write apt's archives (non-root) and for a cache owned by another user."""
 
 from __future__ import annotations
 
@@ -73,11 +74,18 @@ def run(action: str, make_cache: Callable[[], Any]) -> int:
         signal.alarm(TIME_LIMIT.get(action, 60))
         if action not in ACTIONS:
             raise ValueError(f"unknown hook action {action!r}")
-        _gate_core_warnings()
-        cache = make_cache()
-        if not getattr(cache, "enabled", True):
+        if _stand_aside():
             return 0
-        cache.index  # noqa: B018 - open it now: an unusable cache is one warning, then nothing
+        _gate_core_warnings()
+        try:
+            cache = make_cache()
+            if not getattr(cache, "enabled", True):
+                return 0
+            cache.index  # noqa: B018 - open it now: a cache we may not use is a silent skip
+        except Exception as exc:  # noqa: BLE001
+            if _not_ours(exc):
+                return 0
+            raise
         try:
             _dispatch(action, cache, actions)
         finally:
@@ -97,6 +105,38 @@ def run(action: str, make_cache: Callable[[], Any]) -> int:
         if old is not None:
             signal.signal(signal.SIGALRM, old)
     return 0
+
+
+def _stand_aside() -> bool:
+    """Do nothing, silently: a nested `--print-uris` replay, a non-root process (it cannot write
+    apt's archives), or a simulation (-s, --dry-run, --print-uris, APT::Get::Simulate, ...)."""
+    from . import invocation
+
+    if os.environ.get(invocation.REPLAY_ENV):
+        return True
+    if os.geteuid() != 0:
+        return True
+    try:
+        from .aptenv import apt_pkg_module
+
+        apt_pkg = apt_pkg_module()
+        archives = apt_pkg.config.find_dir("Dir::Cache::archives")
+    except ImportError:
+        apt_pkg, archives = None, "/var/cache/apt/archives/"
+    if archives and os.path.isdir(archives) and not os.access(archives, os.W_OK):
+        return True
+    return invocation.simulation(invocation.current(), apt_pkg)
+
+
+def _not_ours(exc: BaseException) -> bool:
+    """A cache this user may not use (owned by someone else, not writable): not a fault."""
+    try:
+        from cache_core import UnsafeCacheError
+    except Exception:  # noqa: BLE001
+        return False
+    if isinstance(exc, UnsafeCacheError):  # a planted symlink or a world-writable parent: warn
+        return "owned by uid" in str(exc)
+    return isinstance(exc, PermissionError)
 
 
 def _short(exc: BaseException) -> str:
@@ -134,5 +174,6 @@ def _dispatch(action: str, cache: Any, actions: list[Any]) -> None:
                         links_only=action == "post-update", lock_timeout=HOOK_LOCK_TIMEOUT)
         except aptenv.AptLockBusy:
             return  # another apt run holds archives; it will fail or finish on its own
-        if srep.placed or srep.rejected or srep.opened_index:
+        if srep.placed or srep.rejected or srep.removed or srep.opened_index \
+                or srep.planned_only or srep.followed_request:
             aptenv.record(cache, "seed", dict(srep.as_dict(), trigger=action))

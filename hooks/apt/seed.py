@@ -1,9 +1,12 @@
 """Seed: put cached .debs into apt's archives dir, each verified against the SHA256 of the
 current index record (apt itself only compares sizes, so this is the integrity gate).
 
-Opening apt's cache costs 0.2-1.4 s, so the result of the index look-up is memoised in a seed
-plan (`seedplan.json` in the apt bucket) keyed by a stat fingerprint of apt's lists, sources and
-pinning: a hook run with unchanged indexes never opens apt's cache.
+What an install needs is apt's own answer: the request of the apt running the pre-install hook
+(or `pkgcache apt seed SPECS`) is replayed with `--print-uris` into an empty archives dir, which
+lists every deb with its index SHA256. The general plan (every cached candidate, used after
+`apt-get update`) memoises its index look-ups in a seed plan keyed by a fingerprint of apt's
+lists, sources and pinning. Every deb pkgcache placed is remembered by stat stamp
+(`placed.json`) and removed once it no longer matches the current index record.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from .aptenv import AptLockBusy, AptPaths, archives_lock, installed_names, read_
 from .naming import KEY_PREFIX, archive_name, is_safe_name, key_for, parse_archive_name
 
 PLAN_FILE = "seedplan.json"
+PLACED_FILE = "placed.json"
 
 
 @dataclass(frozen=True)
@@ -40,14 +44,17 @@ class SeedReport:
     rejected: list[tuple[str, str]] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     unknown: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
     opened_index: bool = False
+    followed_request: bool = False
     planned_only: int = 0
     seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return {"time": time.time(), "placed": self.placed, "present": self.present,
                 "bytes": self.bytes_placed, "rejected": len(self.rejected),
-                "missing": len(self.missing), "opened_index": self.opened_index,
+                "missing": len(self.missing), "removed": len(self.removed),
+                "opened_index": self.opened_index, "followed_request": self.followed_request,
                 "planned_only": self.planned_only,
                 "seconds": round(self.seconds, 3)}
 
@@ -111,34 +118,6 @@ class IndexView:
                 return self.record(ver)
         return None
 
-    def install_plan(self, specs: list[str]) -> tuple[list[Want], list[str]]:
-        """The debs `apt-get install SPECS` would need (deps resolved), and unknown specs."""
-        unknown: list[str] = []
-        with self.apt_pkg.ActionGroup(self.depcache):
-            for spec in specs:
-                name, _, version = spec.partition("=")
-                name, _, arch = name.partition(":")
-                pkg = self._pkg(name, arch or None)
-                if pkg is None:
-                    unknown.append(spec)
-                    continue
-                if version:
-                    ver = next((v for v in pkg.version_list if v.ver_str == version), None)
-                    if ver is None:
-                        unknown.append(spec)
-                        continue
-                    self.depcache.set_candidate_ver(pkg, ver)
-                self.depcache.mark_install(pkg, True, True)
-        wants = []
-        for pkg in self.cache.packages:
-            if self.depcache.marked_install(pkg) or self.depcache.marked_upgrade(pkg) \
-                    or self.depcache.marked_downgrade(pkg):
-                ver = self.depcache.get_candidate_ver(pkg)
-                want = self.record(ver) if ver is not None else None
-                if want is not None:
-                    wants.append(want)
-        return wants, unknown
-
 
 def _present(path: Path, size: int) -> bool:
     try:
@@ -181,71 +160,166 @@ def place(cache: Any, archives: Path, want: Want, *, verify_present: bool) -> tu
 _NO_DEBS = {"remove", "purge", "autoremove", "autopurge", "clean", "autoclean", "auto-clean",
             "check", "markauto", "unmarkauto", "update", "changelog", "source", "build-dep"}
 _UPGRADES = {"upgrade", "dist-upgrade", "full-upgrade"}
-_ARG_OPTS = {"-o", "-c", "-t", "-a", "--option", "--config-file", "--target-release",
-             "--default-release", "--host-architecture", "--build-profiles", "-P"}
+REPLAY_TIMEOUT = 45.0
 
 
-def apt_invocation(max_depth: int = 8) -> tuple[str, list[str]] | None:
-    """(sub-command, its non-option arguments) of the apt/apt-get that runs this hook."""
-    pid = os.getppid()
+# -- what this apt request needs, in apt's own words ---------------------------------------------
+def replay_uris(binary: str, args: list[str], cwd: str | None = None,
+                timeout: float = REPLAY_TIMEOUT) -> tuple[list[Want] | None, list[str]]:
+    """What `BINARY ARGS` would fetch into an empty archives dir: apt's own answer, from
+    `--print-uris` (no locks taken, nothing changed) with SHA256 forced.
+
+    Returns (wants, apt's `E:` lines); wants is None if apt refused the request."""
+    import subprocess
+    import tempfile
+
+    from .invocation import REPLAY_ENV
+
+    with tempfile.TemporaryDirectory(prefix="pkgcache-uris-") as empty:
+        os.mkdir(os.path.join(empty, "partial"))
+        quiet = os.path.join(empty, "no-hooks.conf")  # no install hook (ours or others') runs
+        with open(quiet, "w") as f:
+            f.write("#clear APT::Install::Pre-Invoke;\n#clear APT::Install::Post-Invoke-Success;\n")
+        cmd = [binary, "-c", quiet, "--print-uris", "-qq", "-o", "Acquire::ForceHash=SHA256",
+               "-o", f"Dir::Cache::archives={empty}/", *args]
+        env = dict(os.environ, LC_ALL="C")
+        env[REPLAY_ENV] = "1"  # its own hooks stand aside (and it is a --print-uris run anyway)
+        try:
+            res = subprocess.run(cmd, cwd=cwd or "/", env=env, stdin=subprocess.DEVNULL,
+                                 capture_output=True, text=True, timeout=timeout,
+                                 errors="surrogateescape")
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return None, [f"E: {binary}: {exc}"]
+    errors = [ln for ln in res.stderr.splitlines() if ln.startswith("E: ")]
+    if res.returncode != 0:
+        return None, errors or [f"E: {os.path.basename(binary)} exited {res.returncode}"]
+    wants = []
+    for line in res.stdout.splitlines():
+        parts = line.rsplit(" ", 3)  # 'URI' archive-name size SHA256:hex
+        if len(parts) != 4 or not parts[0].startswith("'"):
+            continue
+        _uri, fname, size, digest = parts
+        if digest.startswith("SHA256:") and size.isdigit() and is_safe_name(fname):
+            wants.append(Want(fname, digest[7:].lower(), int(size)))
+    return wants, errors
+
+
+# -- debs pkgcache placed: remembered by stat stamp, re-checked before apt uses them --------------
+def _stamp(st: os.stat_result) -> list[int]:
+    return [st.st_ino, st.st_size, st.st_mtime_ns]
+
+
+def load_placed(cache: Any) -> dict[str, list[Any]]:
+    """fname -> [sha256, ino, size, mtime_ns] of each deb pkgcache put into archives."""
+    data = read_state(cache, PLACED_FILE).get("debs", {})
+    return {k: v for k, v in data.items() if isinstance(v, list) and len(v) == 4}
+
+
+def save_placed(cache: Any, placed: dict[str, list[Any]]) -> None:
     try:
-        for _ in range(max_depth):
-            if pid <= 1:
-                return None
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                argv = [a.decode("utf-8", "replace") for a in f.read().split(b"\0") if a]
-            if argv and os.path.basename(argv[0]) in ("apt-get", "apt"):
-                words: list[str] = []
-                args = iter(argv[1:])
-                for a in args:
-                    if a in _ARG_OPTS:
-                        next(args, None)
-                    elif a == "--":
-                        words.extend(args)
-                    elif not a.startswith("-"):
-                        words.append(a)
-                return (words[0], words[1:]) if words else None
-            with open(f"/proc/{pid}/stat") as f:
-                pid = int(f.read().rsplit(")", 1)[1].split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
-
-
-def apt_command() -> str | None:
-    """The sub-command (install, upgrade, remove, ...) of the apt running this hook."""
-    inv = apt_invocation()
-    return inv[0] if inv else None
-
-
-def _exact_specs(cache: Any, paths: AptPaths) -> list[str] | None:
-    """For `apt-get install NAMES` with a cache on another file system (every seed is a copy):
-    the names, so only what they need is copied. None: seed every candidate (hardlinks are free)."""
-    inv = apt_invocation()
-    if not inv or inv[0] not in ("install", "reinstall") or not inv[1]:
-        return None
-    try:
-        if _same_fs(cache, paths):
-            return None
+        write_state(cache, PLACED_FILE, {"debs": placed})
     except OSError:
-        return None
-    specs = []
-    for word in inv[1]:
-        if word.endswith((".deb", "-", "+")) or "/" in word or any(c in word for c in "*?[^$"):
-            return None  # local files, removals, releases, patterns: keep the general plan
-        specs.append(word)
-    return specs
+        pass
 
 
-def _plan_all(cache: Any, paths: AptPaths, apt_pkg: Any, *, hook: bool, narrow: bool,
-              rep: SeedReport) -> list[Want]:
-    """Every cached deb that is a current candidate and not installed (memoised index look-ups).
+def _matches(cache: Any, path: Path, want: Want, placed: dict[str, list[Any]]) -> bool:
+    """Is the file at path exactly the index's deb? Cheap when pkgcache placed it (stat stamp)
+    or it is a hard link of the verified object; otherwise hashed."""
+    from cache_core import sha256_file
 
-    From the pre-install hook, apt's own sub-command narrows it: nothing for remove/purge/...,
-    only newer versions of installed packages for upgrade/dist-upgrade."""
-    command = apt_command() if narrow else None
-    if command in _NO_DEBS:
-        return []
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    if not stat.S_ISREG(st.st_mode) or st.st_size != want.size:
+        return False
+    rec = placed.get(want.fname)
+    if rec is not None and rec[1:] == _stamp(st):
+        return rec[0] == want.sha256
+    try:
+        obj = os.lstat(cache.object_path(want.sha256))
+        if (obj.st_dev, obj.st_ino) == (st.st_dev, st.st_ino):
+            return True
+    except Exception:  # noqa: BLE001 - not in the cache: hash it
+        pass
+    try:
+        return sha256_file(str(path), follow=False)[0] == want.sha256
+    except OSError:
+        return False
+
+
+def drop_stale(cache: Any, archives: Path, wants: list[Want], placed: dict[str, list[Any]],
+               rep: SeedReport) -> None:
+    """Remove each deb of this install that sits in archives with bytes other than the index's
+    (apt would take it by size): apt then downloads, or pkgcache places, the right one."""
+    for want in wants:
+        path = archives / want.fname
+        try:
+            st = os.lstat(path)
+        except OSError:
+            continue
+        if not stat.S_ISREG(st.st_mode) or st.st_size != want.size:
+            continue  # apt itself drops a wrong-size file; place() replaces a symlink
+        if not _matches(cache, path, want, placed):
+            _unlink(path, rep, placed)
+
+
+def check_placed(archives: Path, placed: dict[str, list[Any]], entries: dict[str, Any],
+                 rep: SeedReport) -> None:
+    """Every deb pkgcache placed that no longer matches the current index record goes."""
+    for fname, rec in list(placed.items()):
+        path = archives / fname
+        try:
+            st = os.lstat(path)
+        except OSError:
+            placed.pop(fname, None)
+            continue
+        if not stat.S_ISREG(st.st_mode) or rec[1:] != _stamp(st):
+            placed.pop(fname, None)  # replaced since (apt downloaded it): not ours any more
+            continue
+        if fname not in entries:
+            continue
+        e = entries[fname]
+        if not (isinstance(e, list) and e and e[0] == rec[0]):
+            _unlink(path, rep, placed)
+
+
+def _unlink(path: Path, rep: SeedReport, placed: dict[str, list[Any]]) -> None:
+    try:
+        os.unlink(path)
+        rep.removed.append(path.name)
+    except FileNotFoundError:
+        pass
+    placed.pop(path.name, None)
+
+
+# -- the general plan: every cached candidate (memoised index look-ups) ---------------------------
+def plan_entries(cache: Any, paths: AptPaths, apt_pkg: Any, names: list[str], rep: SeedReport,
+                 *, open_index: bool = True) -> dict[str, Any]:
+    """fname -> [sha256, size] if fname is its package's current candidate, else None; for the
+    given names, memoised by the index fingerprint. open_index=False: only what the memo has."""
+    fp = paths.index_fingerprint()
+    plan = read_state(cache, PLAN_FILE)
+    entries: dict[str, Any] = plan.get("entries", {}) if plan.get("fingerprint") == fp else {}
+    todo = [f for f in names if f not in entries and is_safe_name(f)]
+    if todo and open_index:
+        view = IndexView(apt_pkg)
+        rep.opened_index = True
+        for f in todo:
+            w = view.candidate(f)
+            entries[f] = [w.sha256, w.size] if w else None
+        try:
+            write_state(cache, PLAN_FILE, {"fingerprint": fp, "entries": entries})
+        except OSError:
+            pass
+    return entries
+
+
+def _plan_all(cache: Any, paths: AptPaths, apt_pkg: Any, *, hook: bool, command: str | None,
+              placed: dict[str, list[Any]], rep: SeedReport) -> list[Want]:
+    """Every cached deb that is a current candidate and not installed; placed debs that no longer
+    match the index are removed on the way. command (apt's sub-command) narrows it: nothing for
+    remove/purge/..., only newer versions of installed packages for upgrade/dist-upgrade."""
     cached = {e.key[len(KEY_PREFIX):]: e for e in cache.keys(KEY_PREFIX)}
     cached = {f: e for f, e in cached.items() if is_safe_name(f)}
     installed = installed_names(paths.status)
@@ -253,38 +327,20 @@ def _plan_all(cache: Any, paths: AptPaths, apt_pkg: Any, *, hook: bool, narrow: 
     if command in _UPGRADES:
         have = {f.split("_", 1)[0] for f in installed}
         need = [f for f in need if f.split("_", 1)[0] in have]
+    if command in _NO_DEBS:
+        need = []
     if hook:  # apt's own (size) check will accept these; don't even open the index
         need = [f for f in need if not _present(paths.archives / f, cached[f].size)]
-    if not need:
+    if not need and not placed:
         return []
-    fp = paths.index_fingerprint()
-    plan = read_state(cache, PLAN_FILE)
-    entries: dict[str, Any] = plan.get("entries", {}) if plan.get("fingerprint") == fp else {}
-    if any(f not in entries for f in need):
-        view = IndexView(apt_pkg)
-        rep.opened_index = True
-        for f in cached:
-            if f not in entries:
-                w = view.candidate(f)
-                entries[f] = [w.sha256, w.size] if w else None
-        try:
-            write_state(cache, PLAN_FILE, {"fingerprint": fp, "entries": entries})
-        except OSError:
-            pass
+    entries = plan_entries(cache, paths, apt_pkg, sorted(set(cached) | set(placed)), rep)
+    check_placed(paths.archives, placed, entries, rep)
     wants = []
     for f in need:
         e = entries.get(f)
         if isinstance(e, list) and len(e) == 2:
             wants.append(Want(f, str(e[0]), int(e[1])))
     return wants
-
-
-def _cheap_need(cache: Any, paths: AptPaths) -> list[str]:
-    """Cached debs that are not installed and not in archives (no index needed)."""
-    installed = installed_names(paths.status)
-    return [e.key[len(KEY_PREFIX):] for e in cache.keys(KEY_PREFIX)
-            if e.key[len(KEY_PREFIX):] not in installed
-            and not _present(paths.archives / e.key[len(KEY_PREFIX):], e.size)]
 
 
 def _lock_holder_is_ancestor(archives: Path) -> bool:
@@ -311,69 +367,108 @@ def _lock_holder_is_ancestor(archives: Path) -> bool:
     return False
 
 
-def _same_fs(cache: Any, paths: AptPaths) -> bool:
-    """Seeding here is a hard link (free), not a copy."""
-    try:
-        return os.stat(cache.root).st_dev == os.stat(paths.archives).st_dev
-    except OSError:
-        return False
+def links_work(cache: Any, archives: Path) -> bool:
+    """Can a cached object be hard-linked into archives? Tried for real: a bind-mounted cache is
+    on the same file system (same st_dev) yet link() fails with EXDEV."""
+    entries = cache.keys(KEY_PREFIX)
+    for entry in entries[:1]:
+        probe = archives / f".pkgcache-link-probe-{os.getpid()}"
+        try:
+            os.link(cache.object_path(entry.digest), probe, follow_symlinks=False)
+        except OSError:
+            return False
+        finally:
+            try:
+                os.unlink(probe)
+            except OSError:
+                pass
+        return True
+    return False
 
 
+# -- the entry point -------------------------------------------------------------------------------
 def seed(cache: Any, specs: list[str] | None = None, *, hook: bool = False, narrow: bool = False,
-         links_only: bool = False, lock_timeout: float = 60.0,
+         links_only: bool = False, lock_timeout: float = 60.0, target_release: str | None = None,
          apt_pkg: Any | None = None) -> SeedReport:
-    """Seed archives with verified cached debs: all current candidates, or what SPECS need.
+    """Seed archives with verified cached debs: all current candidates, or what a request needs.
 
-    hook: trust files already in place by size (apt does too); narrow: let the sub-command of
-    the apt running this hook (install, upgrade, remove) narrow what is seeded; links_only: only
-    refresh the plan when seeding would mean copying (cache on another file system)."""
+    specs: seed what `apt-get install SPECS` would fetch (apt itself resolves them: name=ver,
+    name/release, globs, ./local.deb, with -t target_release). narrow (pre-install hook): follow
+    the request of the apt running this hook. hook: files already in place are trusted once
+    checked by stamp; links_only: only refresh the plan where seeding would mean copying."""
+    from . import invocation
     from .aptenv import apt_pkg_module
 
     t0 = time.monotonic()
     rep = SeedReport()
     apt_pkg = apt_pkg or apt_pkg_module()
+    inv = invocation.current() if narrow else None
+    if inv is not None:
+        invocation.apply_config(inv, apt_pkg)
     paths = AptPaths.load(apt_pkg)
-    if not specs and narrow:
-        specs = _exact_specs(cache, paths)
-        if specs and not _cheap_need(cache, paths):
-            specs = None  # nothing cached is missing: the general plan returns at once
+    placed = load_placed(cache)
+    before = dict(placed)
+    wants: list[Want] | None = None
+    request: tuple[str, list[str], str | None] | None = None
     if specs:
-        view = IndexView(apt_pkg)
-        rep.opened_index = True
-        wants, rep.unknown = view.install_plan(specs)
-        if hook:  # only what is cached and not yet in place (by size, as apt checks)
-            cached = {e.key[len(KEY_PREFIX):] for e in cache.keys(KEY_PREFIX)}
-            wants = [w for w in wants if w.fname in cached
-                     and not _present(paths.archives / w.fname, w.size)]
-    else:
-        wants = _plan_all(cache, paths, apt_pkg, hook=hook, narrow=narrow, rep=rep)
-    if wants and links_only and not _same_fs(cache, paths):
+        bad = [s for s in specs if s.startswith("-")]
+        if bad:
+            raise ValueError(f"{bad[0]}: not a package (options go before the names)")
+        args = ["install", *(["-t", target_release] if target_release else []), *specs]
+        request = ("apt-get", args, os.getcwd())
+    if narrow and not specs:
+        if inv is not None and inv.command in _NO_DEBS:
+            wants = []
+        elif inv is not None and inv.command and (cache.keys(KEY_PREFIX) or placed):
+            request = (inv.exe, inv.argv[1:], inv.cwd)
+    if request is not None:
+        got, errors = replay_uris(*request)
+        if got is None and specs:
+            rep.unknown = errors
+            got = []
+        if got is not None:
+            wants = got
+            rep.followed_request = True
+            drop_stale(cache, paths.archives, wants, placed, rep)
+    if wants is None:
+        wants = _plan_all(cache, paths, apt_pkg, hook=hook, command=inv.command if inv else None,
+                          placed=placed,
+                          rep=rep)
+    if hook:  # in place and checked: nothing to do for those
+        wants = [w for w in wants if not _present(paths.archives / w.fname, w.size)]
+    if wants and links_only and not links_work(cache, paths.archives):
         rep.planned_only = len(wants)  # copies would be wasted if something wipes archives next
         wants = []
     if wants:
-        verify = not hook
+        verify = not hook and not rep.followed_request
         try:
             with archives_lock(paths.archives, 0):
-                _place_all(cache, paths.archives, wants, rep, verify_present=verify)
+                _place_all(cache, paths.archives, wants, rep, placed, verify_present=verify)
         except AptLockBusy:
             if _lock_holder_is_ancestor(paths.archives):
                 # We run inside a hook of the apt that holds the lock; it is not using archives
                 # now, and waiting for it would deadlock.
-                _place_all(cache, paths.archives, wants, rep, verify_present=verify)
+                _place_all(cache, paths.archives, wants, rep, placed, verify_present=verify)
             else:
                 with archives_lock(paths.archives, lock_timeout):
-                    _place_all(cache, paths.archives, wants, rep, verify_present=verify)
+                    _place_all(cache, paths.archives, wants, rep, placed, verify_present=verify)
+    if placed != before:
+        save_placed(cache, placed)
     rep.seconds = time.monotonic() - t0
     return rep
 
 
 def _place_all(cache: Any, archives: Path, wants: list[Want], rep: SeedReport,
-               *, verify_present: bool) -> None:
+               placed: dict[str, list[Any]], *, verify_present: bool) -> None:
     for want in wants:
         result, reason = place(cache, archives, want, verify_present=verify_present)
         if result == "placed":
             rep.placed += 1
             rep.bytes_placed += want.size
+            try:
+                placed[want.fname] = [want.sha256, *_stamp(os.lstat(archives / want.fname))]
+            except OSError:
+                pass
         elif result == "present":
             rep.present += 1
         elif result == "missing":

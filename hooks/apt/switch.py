@@ -12,6 +12,8 @@ from .aptenv import HOOK_MARKER, SNIPPET_NAME
 
 DATA_SNIPPET = Path(__file__).resolve().parent / "data" / SNIPPET_NAME
 DEFAULT_COMMAND = "/usr/bin/pkgcache"
+HOOK_NAMES = ("DPkg::Pre-Install-Pkgs", "APT::Install::Pre-Invoke",
+              "APT::Update::Post-Invoke-Success")
 _SAFE_COMMAND = re.compile(r"\A/[A-Za-z0-9_./+-]+\Z")
 
 
@@ -21,6 +23,41 @@ def snippet_text(command: str = DEFAULT_COMMAND) -> str:
         raise ValueError(f"command must be a plain absolute path, got {command!r}")
     text = DATA_SNIPPET.read_text()
     return text if command == DEFAULT_COMMAND else text.replace(DEFAULT_COMMAND, command)
+
+
+def running_command(argv0: str | None = None) -> str:
+    """The absolute path of the pkgcache executable running now (what the hooks should run).
+
+    Raises ValueError when there is no stable one (e.g. `python -m hooks.cli`)."""
+    import sys
+
+    raw = sys.argv[0] if argv0 is None else argv0
+    path = os.path.abspath(raw) if raw and os.sep in raw else (shutil_which(raw) or "")
+    if not path or path.endswith(".py") or not os.path.isfile(path) \
+            or not os.access(path, os.X_OK):
+        raise ValueError(f"cannot tell which pkgcache executable is running ({raw!r}); "
+                         "pass --command PATH")
+    if not _SAFE_COMMAND.match(path):
+        raise ValueError(f"pkgcache runs from {path!r}, which the snippet cannot quote; "
+                         "pass --command PATH")
+    return path
+
+
+def shutil_which(name: str) -> str | None:
+    import shutil
+
+    return shutil.which(name) if name else None
+
+
+def snippet_command(values: list[str]) -> str | None:
+    """The pkgcache executable named by a snippet entry (`... PATH apt hook ACTION ...`)."""
+    for value in values:
+        if HOOK_MARKER not in value:
+            continue
+        m = re.search(r"(/[A-Za-z0-9_./+-]+) apt hook ", value)
+        if m:
+            return m.group(1)
+    return None
 
 
 def parts_dir() -> Path:
@@ -33,8 +70,10 @@ def parts_dir() -> Path:
         return Path("/etc/apt/apt.conf.d")
 
 
-def enable(command: str = DEFAULT_COMMAND) -> Path:
-    """Write the snippet atomically into apt's conf.d; returns its path."""
+def enable(command: str | None = None) -> Path:
+    """Write the snippet atomically into apt's conf.d; returns its path. command: the pkgcache
+    executable the hooks run (default: the one running now)."""
+    command = command or running_command()
     target = parts_dir() / SNIPPET_NAME
     from cache_core import atomic_write
 
@@ -61,10 +100,17 @@ def active_hooks() -> dict[str, bool]:
 
     cfg = apt_pkg_module().config
     out = {}
-    for name in ("DPkg::Pre-Install-Pkgs", "APT::Install::Pre-Invoke",
-                 "APT::Update::Post-Invoke-Success"):
+    for name in HOOK_NAMES:
         out[name] = any(HOOK_MARKER in v for v in cfg.value_list(name))
     return out
+
+
+def hook_command() -> str | None:
+    """The pkgcache executable apt's configured hooks run."""
+    from .aptenv import apt_pkg_module
+
+    cfg = apt_pkg_module().config
+    return snippet_command([v for name in HOOK_NAMES for v in cfg.value_list(name)])
 
 
 def status(cache: Any) -> dict[str, Any]:
@@ -76,11 +122,15 @@ def status(cache: Any) -> dict[str, Any]:
     info: dict[str, Any] = {"snippet": str(target), "snippet_installed": target.is_file()}
     try:
         info["hooks"] = active_hooks()
+        info["command"] = hook_command()
         info["python_apt"] = True
     except ImportError:
         info["hooks"] = {}
+        info["command"] = None
         info["python_apt"] = False
-    info["active"] = bool(info["hooks"]) and all(info["hooks"].values())
+    cmd = info["command"]
+    info["command_ok"] = bool(cmd) and os.path.isfile(cmd) and os.access(cmd, os.X_OK)
+    info["active"] = bool(info["hooks"]) and all(info["hooks"].values()) and info["command_ok"]
     entries = cache.keys(KEY_PREFIX)
     info["cached_debs"] = len(entries)
     info["cached_bytes"] = sum(e.size for e in entries)

@@ -210,9 +210,10 @@ class Sandbox:
         return env
 
     def apt(self, *args: str, binary: str = "apt-get", check: bool = False,
-            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+            env: dict[str, str] | None = None,
+            cwd: str | None = None) -> subprocess.CompletedProcess[str]:
         res = subprocess.run([binary, *args], env=env or self.env(), capture_output=True,
-                             text=True, timeout=300)
+                             text=True, timeout=300, cwd=cwd)
         if check and res.returncode != 0:
             raise AssertionError(f"{binary} {args} -> {res.returncode}\n{res.stdout}\n{res.stderr}")
         return res

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -46,6 +47,21 @@ class Lab:
 
 @pytest.fixture
 def lab(tmp_path: Path) -> Iterator[Lab]:
+    yield from make_lab(tmp_path)
+
+
+@pytest.fixture
+def open_lab() -> Iterator[Lab]:
+    """A lab in a directory other users can traverse (for runs as a non-root user)."""
+    base = Path(tempfile.mkdtemp(prefix="pkgcache-lab-", dir="/var/tmp"))
+    os.chmod(base, 0o755)
+    try:
+        yield from make_lab(base)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def make_lab(tmp_path: Path) -> Iterator[Lab]:
     repo = Repo(tmp_path / "repo")
     repo.path.mkdir()
     repo.add("alpha", "1.0-1", depends="beta")
@@ -77,6 +93,27 @@ def tmpfs(tmp_path: Path) -> Iterator[callable]:
                              capture_output=True, text=True)
         if res.returncode != 0:
             pytest.skip(f"cannot mount tmpfs here: {res.stderr.strip()}")
+        mounts.append(where)
+        return where
+
+    yield mount
+    for where in reversed(mounts):
+        subprocess.run(["umount", "-l", str(where)], capture_output=True)
+
+
+@pytest.fixture
+def bindmount(tmp_path: Path) -> Iterator[callable]:
+    """Bind-mount a fresh directory (same file system, another mount: link() gives EXDEV)."""
+    mounts: list[Path] = []
+
+    def mount(name: str) -> Path:
+        src, where = tmp_path / (name + "-src"), tmp_path / name
+        src.mkdir()
+        where.mkdir()
+        res = subprocess.run(["mount", "--bind", str(src), str(where)], capture_output=True,
+                             text=True)
+        if res.returncode != 0:
+            pytest.skip(f"cannot bind-mount here: {res.stderr.strip()}")
         mounts.append(where)
         return where
 

@@ -181,22 +181,26 @@ def test_same_filesystem_harvest_hardlinks(lab) -> None:  # noqa: ANN001
 def test_seed_plan_is_memoised_while_indexes_are_unchanged(lab) -> None:  # noqa: ANN001
     first_install(lab)
     reprovision(lab)
-    lab.sb.apt("install", "alpha", check=True)
-    assert status(lab)["last_seed"]["opened_index"] is True
-    reprovision(lab)
-    res = lab.sb.apt("install", "alpha", check=True)
-    assert lab.server.deb_requests() == []
+    res = lab.sb.apt("install", "alpha", check=True)  # the pre-install hook follows apt's request
     assert "Need to get 0 B" in res.stdout
     last = status(lab)["last_seed"]
-    assert last["placed"] == 2 and last["opened_index"] is False
+    assert (last["followed_request"], last["opened_index"], last["placed"]) == (True, False, 2)
+    reprovision(lab)
+    lab.sb.apt("update", check=True)  # the general plan after update: index opened once ...
+    last = status(lab)["last_seed"]
+    assert (last["trigger"], last["placed"], last["opened_index"]) == ("post-update", 2, True)
+    reprovision(lab)
+    lab.sb.apt("update", check=True)  # ... and memoised while the indexes are unchanged
+    last = status(lab)["last_seed"]
+    assert (last["trigger"], last["placed"], last["opened_index"]) == ("post-update", 2, False)
     # a changed index invalidates the plan
     lab.repo.add("gamma", "0.6", size=5000)
     lab.republish()
-    lab.sb.apt("update", check=True)
     reprovision(lab)
-    lab.sb.apt("install", "alpha", check=True)
-    assert lab.server.deb_requests() == []
+    lab.sb.apt("update", check=True)
     assert status(lab)["last_seed"]["opened_index"] is True
+    res = lab.sb.apt("install", "alpha", check=True)
+    assert lab.server.deb_requests() == []
 
 
 def test_config_section_with_credentials_is_never_stored_or_printed(lab) -> None:  # noqa: ANN001

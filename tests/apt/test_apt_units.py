@@ -114,3 +114,24 @@ def test_snippet_with_command_substitution() -> None:
     for bad in ("relative", "/a b", "/a;b", "/a%3a", '/a"b'):
         with pytest.raises(ValueError):
             snippet_text(bad)
+
+
+def test_apt_command_line_parsing_finds_simulations_and_words() -> None:
+    from hooks.apt.invocation import AptInvocation, parse_args
+
+    def inv(*args: str) -> AptInvocation:
+        words, options = parse_args(list(args))
+        return AptInvocation(1, "/usr/bin/apt-get", ["apt-get", *args], "/", words, options)
+
+    assert inv("-qsy", "install", "jq").simulates
+    assert inv("install", "--dry-run", "jq").simulates
+    assert inv("--print-uris", "upgrade").simulates
+    assert inv("-oAPT::Get::Simulate=yes", "install", "jq").simulates
+    assert inv("--option", "apt::get::simulate=1", "install", "jq").simulates
+    assert not inv("-o", "APT::Get::Simulate=false", "install", "jq").simulates
+    assert not inv("-y", "-t", "bookworm-backports", "install", "jq").simulates
+    assert not inv("-o", "Debug::s=1", "-c", "/x/-s.conf", "install", "jq").simulates
+    got = inv("-q", "-t", "bpo", "install", "--reinstall", "jq=1.6", "./x.deb", "--", "-s")
+    assert got.words == ["install", "jq=1.6", "./x.deb", "-s"]
+    assert got.command == "install" and not got.simulates
+    assert inv("-c", "rel.conf", "install").config_files() == ["/rel.conf"]

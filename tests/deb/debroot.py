@@ -22,7 +22,8 @@ TARBALL_MAX_AGE = 24 * 3600
 SUITE = "bookworm"
 # pkgcache's run-time dependencies are part of the base root, so installing and purging the
 # .deb must leave the root's file list exactly as it was.
-INCLUDE = ("python3", "python3-apt", "python3-yaml", "python3-packaging", "ca-certificates")
+INCLUDE = ("python3", "python3-apt", "python3-yaml", "python3-packaging", "python3-cryptography",
+           "ca-certificates")
 # A clean environment for everything run inside the root (no host pip/pyenv settings).
 ROOT_ENV = {
     "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",

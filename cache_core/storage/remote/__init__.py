@@ -1,0 +1,561 @@
+"""The fleet tier: a remote content store behind the local cache.
+
+Read path: a local miss asks the remotes in order (``cas/<sha256>`` for content keys, a signed
+``ac/`` record first for other keys); bytes are streamed through SHA-256 into a temp file and
+ingested only if the digest (and size) match. Write path: a put appends an entry to a spool in
+the cache; a detached uploader drains it (HEAD before PUT). Failure policy: a timeout or non-404
+error opens a breaker shared by every process for 60 s; 403 is a miss; a mismatch is a counted
+miss. Nothing here ever raises into a driver: faults are misses plus at most one warning.
+
+Public entry points (documented in docs/core-api.md): ``tier(cache)``, ``RemoteTier.get_object``,
+``RemoteTier.get_record``, ``RemoteTier.put_record``, ``RemoteTier.push``, ``RemoteTier.pull``,
+``RemoteTier.status``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ... import fsutil
+from ...errors import warn
+from ...hashing import is_digest, sha256_fd
+from ...keys import digest_of_key, kind_of, normalize_key
+from .base import (
+    MAX_RECORD_BYTES,
+    Backend,
+    RemoteError,
+    RemoteMissing,
+    RemoteTimeout,
+    make_backend,
+    object_name,
+    record_name,
+)
+from .config import RemoteSpec, redact
+from .records import Record, RecordError, decode, encode, load_secret_key
+from .state import COUNTERS, State
+
+if TYPE_CHECKING:
+    from ...cache import PackageCache
+
+STATE_DIR = "remote-v1"
+UPLOAD_ENV = "PKGCACHE_REMOTE_UPLOAD"  # "manual": never start the background uploader
+
+
+def get_object(cache: PackageCache, digest: str, key: str | None = None, *,
+               kind: str | None = None, meta: dict[str, Any] | None = None) -> str | None:
+    """Verified local path of the object with this SHA-256, from the local store or else the
+    remotes' ``cas/`` (no record needed: the caller took the digest from a signed source such as
+    apt's index, pip's index hash or a pinned --sha256). With key, key is also recorded locally.
+    """
+    digest = digest.lower()
+    if not is_digest(digest):
+        return None
+    path = cache.get(f"sha256:{digest}")  # the local miss asks the remotes (cache._resolve)
+    if path is not None and key is not None:
+        cache.alias(key, digest, kind=kind, meta=meta)
+    return path
+
+
+def get_record(cache: PackageCache, key: str) -> Record | None:
+    """The first record for key on the remotes that passes the trust checks, or None."""
+    t = tier(cache)
+    try:
+        return t.get_record(key) if t else None
+    except Exception as exc:  # noqa: BLE001 - the remote tier never breaks its caller
+        warn(f"remote tier unavailable ({type(exc).__name__})")
+        return None
+
+
+def put_record(cache: PackageCache, key: str) -> bool:
+    """Queue key's record (signed when the remote has a signing key) and content for upload."""
+    t = tier(cache)
+    try:
+        return bool(t and t.put_record(key))
+    except Exception as exc:  # noqa: BLE001
+        warn(f"remote tier unavailable ({type(exc).__name__})")
+        return False
+
+
+def tier(cache: PackageCache) -> RemoteTier | None:
+    """The cache's remote tier, or None when no remote is configured."""
+    cfg = cache.config
+    if cfg is None or not getattr(cfg, "remote", None):
+        return None
+    t = cache.__dict__.get("_remote_tier_obj")
+    if t is None:
+        t = RemoteTier(cache, list(cfg.remote))
+        cache.__dict__["_remote_tier_obj"] = t
+    return t
+
+
+class RemoteTier:
+    """The remotes of one cache, with in-process budgets and the shared breaker/counters."""
+
+    def __init__(self, cache: PackageCache, specs: list[RemoteSpec]) -> None:
+        self.cache = cache
+        self.specs = specs
+        self._backends: dict[str, Backend] = {}
+        self._off: set[str] = set()           # skipped for the rest of this process
+        self._spent: dict[str, float] = {}    # seconds spent per remote in this process
+        self._signers: dict[str, Any] = {}
+        self.filling = False                  # a remote fill is putting: do not spool it back
+        self._spawned = False
+
+    # -- plumbing ---------------------------------------------------------------------------
+    @property
+    def dir(self) -> Path:
+        """<cache>/remote-v1 (created on first use)."""
+        self.cache._setup()
+        return fsutil.ensure_private_dir(self.cache.root / STATE_DIR)
+
+    @property
+    def spool_dir(self) -> Path:
+        """Queued uploads, one small JSON file each."""
+        return fsutil.ensure_private_dir(self.dir / "spool")
+
+    @property
+    def state(self) -> State:
+        """The shared breaker/counter file."""
+        return State(self.dir, self.cache.lock_dir)
+
+    def _backend(self, spec: RemoteSpec) -> Backend:
+        if spec.ident not in self._backends:
+            self._backends[spec.ident] = make_backend(spec)
+        return self._backends[spec.ident]
+
+    def usable(self, spec: RemoteSpec) -> bool:
+        """Not tripped in this process, breaker closed, run budget left."""
+        if spec.ident in self._off:
+            return False
+        if self._spent.get(spec.ident, 0.0) >= spec.run_budget:
+            self._off.add(spec.ident)
+            return False
+        if self.state.open_until(spec.ident) > time.time():
+            self._off.add(spec.ident)  # decided once per process: no re-reading per object
+            return False
+        return True
+
+    def _deadline(self, spec: RemoteSpec) -> float:
+        left = spec.run_budget - self._spent.get(spec.ident, 0.0)
+        return time.monotonic() + max(0.001, min(spec.object_budget, left))
+
+    def _count(self, spec: RemoteSpec, **counts: int) -> None:
+        self.state.update(spec.ident, spec.display, counts)
+
+    def _fault(self, spec: RemoteSpec, exc: Exception) -> None:
+        """A timeout or error: skip the remote here and open the shared breaker for 60 s."""
+        timeout = isinstance(exc, RemoteTimeout)
+        reason = redact(str(exc), self.specs)
+        self._off.add(spec.ident)
+        self.state.update(spec.ident, spec.display, {"timeouts" if timeout else "errors": 1},
+                          open_breaker=reason)
+        warn(f"remote {spec.display}: {reason}; skipped for 60 s")
+
+    def _timed(self, spec: RemoteSpec, started: float) -> None:
+        self._spent[spec.ident] = self._spent.get(spec.ident, 0.0) + time.monotonic() - started
+
+    # -- read path --------------------------------------------------------------------------
+    def fill(self, key: str) -> bool:
+        """Bring key into the local cache from the first remote that has it; True on success."""
+        key = normalize_key(key)
+        digest = digest_of_key(key)
+        for spec in self.specs:
+            if not self.usable(spec):
+                continue
+            started = time.monotonic()
+            try:
+                if digest is not None:
+                    if self._fetch(spec, digest, None, key, None):
+                        return True
+                    continue
+                rec = self._record(spec, key)
+                if rec is not None and self._fetch(spec, rec.sha256, rec.size, key, rec):
+                    return True
+            except RemoteError as exc:  # a local fault (disk full) is not the remote's: no breaker
+                self._fault(spec, exc)
+            finally:
+                self._timed(spec, started)
+        return False
+
+    def _record(self, spec: RemoteSpec, key: str) -> Record | None:
+        """The verified record for key on this remote, or None (a miss; bad records counted)."""
+        data = self._read_small(spec, record_name(key))
+        if data is None:
+            self._count(spec, misses=1)
+            return None
+        try:
+            return decode(data, key, spec.trusted_public_keys, spec.trust == "unsigned")
+        except RecordError as exc:
+            self._count(spec, rejected_records=1, misses=1)
+            warn(f"remote {spec.display}: record for a key ignored ({exc})")
+            return None
+
+    def _read_small(self, spec: RemoteSpec, name: str) -> bytes | None:
+        try:
+            chunks, total = [], 0
+            for chunk in self._backend(spec).get(name, self._deadline(spec)):
+                total += len(chunk)
+                if total > MAX_RECORD_BYTES:
+                    raise RemoteMissing("record too large")
+                chunks.append(chunk)
+            return b"".join(chunks)
+        except RemoteMissing:
+            return None
+
+    def _fetch(self, spec: RemoteSpec, digest: str, size: int | None, key: str,
+               rec: Record | None) -> bool:
+        """Stream cas/<digest> into the cache through the hash; False on a miss or mismatch."""
+        kind = rec.kind if rec else None
+        meta = rec.meta if rec else None
+        if digest_of_key(key) is None and self.cache.exists(f"sha256:{digest}") and \
+                self.cache.alias(key, digest, kind=kind, meta=meta):
+            return True  # the record names content we already hold
+        limit = size if size is not None else spec.max_object_bytes
+        tmp = fsutil.temp_name(self.cache.tmp_dir)
+        fd = fsutil.create_exclusive(tmp, 0o600)
+        got = 0
+        import hashlib
+
+        h = hashlib.sha256()
+        try:
+            try:
+                for chunk in self._backend(spec).get(object_name("cas", digest),
+                                                     self._deadline(spec)):
+                    got += len(chunk)
+                    if got > limit:
+                        raise _Mismatch("more bytes than expected")
+                    h.update(chunk)
+                    view = memoryview(chunk)
+                    while view:
+                        view = view[os.write(fd, view):]
+                if h.hexdigest() != digest or (size is not None and got != size):
+                    raise _Mismatch("content does not match its SHA-256")
+            except RemoteMissing:
+                self._count(spec, misses=1)
+                return False
+            except _Mismatch as exc:
+                self._count(spec, mismatches=1, misses=1, bytes_in=got)
+                warn(f"remote {spec.display}: object {digest[:12]}… ignored ({exc})")
+                return False
+            if self.cache.fsync:
+                os.fsync(fd)
+            os.close(fd)
+            fd = -1
+            # hashed as written into our own 0600 temp in the cache: published without a re-hash
+            self.cache._remote_adopt(key, tmp, digest, got, kind or kind_of(key), meta)
+            self._count(spec, hits=1, bytes_in=got)
+            return True
+        finally:
+            if fd >= 0:
+                os.close(fd)
+            fsutil.unlink_quiet(tmp)
+
+    def get_record(self, key: str) -> Record | None:
+        """The first verified record for key among the remotes (signature and key checked)."""
+        key = normalize_key(key)
+        for spec in self.specs:
+            if not self.usable(spec):
+                continue
+            started = time.monotonic()
+            try:
+                rec = self._record(spec, key)
+                if rec is not None:
+                    return rec
+            except RemoteError as exc:
+                self._fault(spec, exc)
+            finally:
+                self._timed(spec, started)
+        return None
+
+    # -- write path -------------------------------------------------------------------------
+    def _writers(self) -> list[RemoteSpec]:
+        return [s for s in self.specs if s.mode == "rw"]
+
+    def enqueue(self, key: str, digest: str, spawn: bool = True, bounded: bool = True) -> bool:
+        """Queue key (or a bare digest) for upload; start the uploader. False if not queued.
+
+        bounded: drop the entry when the spool is full (background puts; an explicit push
+        queues everything it was asked for)."""
+        writers = self._writers()
+        if self.filling or not writers:
+            return False
+        spool = self.spool_dir
+        limit = min(s.spool_max for s in writers)
+        with os.scandir(spool) as it:
+            n = sum(1 for _ in it) if bounded else 0
+        if n >= limit:  # bounded: drop, as bazel-remote does; `remote push --all` catches up
+            for s in writers:
+                self._count(s, dropped=1)
+            return False
+        entry = {"key": key if digest_of_key(key) is None else "", "sha256": digest}
+        name = f"{time.time_ns():020d}-{os.getpid()}-{secrets.token_hex(4)}.json"
+        fsutil.atomic_write(spool / name, json.dumps(entry), 0o600)
+        if spawn:
+            self.spawn_uploader()
+        return True
+
+    def put_record(self, key: str) -> bool:
+        """Queue key's (signed) record and its content for upload to the rw remotes."""
+        entry = self.cache.lookup(key)
+        return entry is not None and self.enqueue(entry.key, entry.digest)
+
+    def _uploader_lock(self) -> int:
+        return os.open(self.dir / "uploader.lock",
+                       os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+
+    def uploader_running(self) -> bool:
+        """True if some process holds the uploader lock."""
+        fd = self._uploader_lock()
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return False
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+
+    def spawn_uploader(self) -> None:
+        """Start a detached uploader unless one runs (or uploads are manual)."""
+        if self._spawned or os.environ.get(UPLOAD_ENV, "").lower() == "manual":
+            return
+        self._spawned = True
+        if self.uploader_running():
+            return
+        env = dict(os.environ)
+        pkg_parent = str(Path(__file__).resolve().parents[3])
+        env["PYTHONPATH"] = pkg_parent + (os.pathsep + env["PYTHONPATH"]
+                                          if env.get("PYTHONPATH") else "")
+        cmd = [sys.executable, "-m", "cache_core.storage.remote.uploader",
+               "--cache-dir", str(self.cache.root)]
+        source = getattr(self.cache.config, "source", None)
+        if source:
+            cmd += ["--config", source]
+        with contextlib.suppress(OSError):
+            subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True,
+                             cwd="/", env=env)
+
+    def drain(self, wait: bool = False) -> dict[str, int]:
+        """Upload every spooled entry (one uploader at a time); entries leave the spool only
+        once every rw remote has the object. Survives kill -9: an entry is just a file."""
+        result = {"uploaded": 0, "skipped": 0, "failed": 0, "pending": 0}
+        fd = self._uploader_lock()
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            except BlockingIOError:
+                result["pending"] = self.spool_count()
+                return result
+            while True:
+                names = sorted(os.listdir(self.spool_dir))
+                if not names:
+                    break
+                progressed = False
+                for name in names:
+                    if not self._writers_usable():
+                        result["pending"] = self.spool_count()
+                        return result
+                    done = self._upload_entry(self.spool_dir / name, result)
+                    if done:
+                        fsutil.unlink_quiet(self.spool_dir / name)
+                        progressed = True
+                if not progressed:
+                    break
+            result["pending"] = self.spool_count()
+            return result
+        finally:
+            os.close(fd)
+
+    def _writers_usable(self) -> bool:
+        return any(self.usable(s) for s in self._writers())
+
+    def spool_count(self) -> int:
+        """Entries waiting in the spool."""
+        try:
+            return len(os.listdir(self.spool_dir))
+        except OSError:
+            return 0
+
+    def _upload_entry(self, path: Path, result: dict[str, int]) -> bool:
+        try:
+            with open(path, encoding="utf-8") as fh:
+                entry = json.load(fh)
+            key, digest = str(entry.get("key") or ""), str(entry["sha256"])
+            if not is_digest(digest):
+                raise ValueError
+        except FileNotFoundError:
+            return False
+        except (OSError, ValueError, KeyError, TypeError):
+            return True  # a damaged entry: drop it
+        all_ok = True
+        for spec in self._writers():
+            if not self.usable(spec):
+                all_ok = False
+                continue
+            started = time.monotonic()
+            try:
+                outcome = self._upload(spec, key, digest)
+                result[outcome] += 1
+            except (RemoteError, RemoteMissing) as exc:
+                if isinstance(exc, RemoteMissing):
+                    exc = RemoteError(str(exc))
+                self._count(spec, upload_errors=1)
+                self._fault(spec, exc)
+                result["failed"] += 1
+                all_ok = False
+            finally:
+                self._timed(spec, started)
+        return all_ok
+
+    def _upload(self, spec: RemoteSpec, key: str, digest: str) -> str:
+        """HEAD cas/<digest>, PUT it if absent (verified while read), then PUT key's record."""
+        backend = self._backend(spec)
+        path = self.cache.object_path(digest)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError:
+            return "skipped"  # evicted or quarantined meanwhile: nothing to upload
+        try:
+            got, size = sha256_fd(fd)
+            if got != digest:
+                return "skipped"  # a corrupt local object is never published
+            name = object_name("cas", digest)
+            outcome = "skipped"
+            remote_size = backend.head(name, self._deadline(spec))
+            if remote_size != size:
+                os.lseek(fd, 0, os.SEEK_SET)
+                with os.fdopen(os.dup(fd), "rb") as body:
+                    backend.put(name, body, size, digest, self._deadline(spec),
+                                if_none_match=remote_size is None)
+                self._count(spec, uploads=1, bytes_out=size)
+                outcome = "uploaded"
+            else:
+                self._count(spec, upload_skipped=1)
+        finally:
+            os.close(fd)
+        if key:
+            entry = self.cache.lookup(key)
+            if entry is not None and entry.digest == digest:
+                import hashlib
+                import io
+
+                rec = Record(entry.key, digest, entry.size, entry.kind, entry.meta)
+                data = encode(rec, self._signer(spec))
+                backend.put(record_name(entry.key), io.BytesIO(data), len(data),
+                            hashlib.sha256(data).hexdigest(), self._deadline(spec))
+        return outcome
+
+    def _signer(self, spec: RemoteSpec) -> Any:
+        if not spec.signing_key_file:
+            return None
+        if spec.ident not in self._signers:
+            try:
+                self._signers[spec.ident] = load_secret_key(spec.signing_key_file)
+            except (OSError, RecordError) as exc:
+                warn(f"remote {spec.display}: records uploaded unsigned "
+                     f"({getattr(exc, 'strerror', None) or exc})")
+                self._signers[spec.ident] = None
+        return self._signers[spec.ident]
+
+    # -- explicit syncs ---------------------------------------------------------------------
+    def push(self, keys: list[str] | None, all_keys: bool = False) -> dict[str, int]:
+        """Queue keys (or every key) and drain the spool now, waiting for a running uploader."""
+        if all_keys:
+            for e in self.cache.keys(""):
+                self.enqueue(e.key, e.digest, spawn=False, bounded=False)
+        for k in keys or []:
+            e = self.cache.lookup(k)
+            d = digest_of_key(normalize_key(k))
+            if e is not None:
+                self.enqueue(e.key, e.digest, spawn=False, bounded=False)
+            elif d is not None and self.cache.exists(k):
+                self.enqueue(k, d, spawn=False, bounded=False)
+        return self.drain(wait=True)
+
+    def pull(self, keys: list[str] | None, all_keys: bool = False) -> dict[str, int]:
+        """Fetch keys (or everything a listable remote holds) into the local cache."""
+        result = {"pulled": 0, "present": 0, "missing": 0}
+        wanted = list(keys or [])
+        if all_keys:
+            wanted += self._remote_keys()
+        for k in wanted:
+            if self.cache.exists(k):
+                result["present"] += 1
+            elif self.fill(k):
+                result["pulled"] += 1
+            else:
+                result["missing"] += 1
+        return result
+
+    def _remote_keys(self) -> list[str]:
+        """Keys named by verified records, then bare digests, on every listable remote."""
+        found: list[str] = []
+        for spec in self.specs:
+            if not self.usable(spec):
+                continue
+            backend = self._backend(spec)
+            try:
+                names = backend.list("ac")
+                if names is None:
+                    warn(f"remote {spec.display}: cannot list; pass keys to pull")
+                    continue
+                for hexname in list(names):
+                    data = self._read_small(spec, f"ac/{hexname}")
+                    try:
+                        key = json.loads(data or b"{}").get("key")
+                        if isinstance(key, str) and record_name(key) == f"ac/{hexname}":
+                            decode(data or b"", key, spec.trusted_public_keys,
+                                   spec.trust == "unsigned")
+                            found.append(key)
+                    except (ValueError, AttributeError, RecordError):
+                        self._count(spec, rejected_records=1)
+                found += [f"sha256:{h}" for h in backend.list("cas") or []]
+            except RemoteError as exc:
+                self._fault(spec, exc)
+        return list(dict.fromkeys(found))
+
+    # -- reporting --------------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        """Per-remote counters and breaker, spool size: nothing secret in it."""
+        data = self.state.read()
+        now = time.time()
+        remotes = []
+        for spec in self.specs:
+            row = data.get(spec.ident) or {}
+            open_until = float(row.get("open_until", 0) or 0)
+            item: dict[str, Any] = {"url": spec.display, "mode": spec.mode,
+                                    "degraded": open_until > now,
+                                    "retry_in_s": round(max(0.0, open_until - now), 1)}
+            for k in COUNTERS:
+                item[k] = int(row.get(k, 0))
+            if row.get("last_error"):
+                item["last_error"] = redact(str(row["last_error"]), self.specs)
+            remotes.append(item)
+        return {"remotes": remotes, "spool": self.spool_count(),
+                "uploader_running": self.uploader_running()}
+
+    def zero(self) -> None:
+        """Reset the remote counters (``pkgcache stats --zero``); the breaker stays."""
+        self.state.zero()
+
+    def stats(self) -> dict[str, Any]:
+        """The totals for ``pkgcache stats`` plus the per-remote rows."""
+        st = self.status()
+        totals = {k: sum(r[k] for r in st["remotes"]) for k in COUNTERS}
+        totals["degraded"] = any(r["degraded"] for r in st["remotes"])
+        totals["spool"] = st["spool"]
+        totals["remotes"] = st["remotes"]
+        return totals
+
+
+class _Mismatch(Exception):
+    pass

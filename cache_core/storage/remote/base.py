@@ -1,0 +1,81 @@
+"""The remote backend protocol, its errors and the registry of backends by URL scheme.
+
+Every backend stores two kinds of object under one base: ``cas/<sha256>`` (content, named by its
+own SHA-256: self-verifying) and ``ac/<sha256 of the key>`` (a small signed key record).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Iterator
+from typing import IO, Any, Protocol
+
+_NAME = re.compile(r"\A(cas|ac)/[0-9a-f]{64}\Z")
+MAX_RECORD_BYTES = 64 * 1024
+
+
+class RemoteError(Exception):
+    """A remote fault (5xx, refused, wrong credentials, bad reply): opens the breaker."""
+
+
+class RemoteTimeout(RemoteError):
+    """A connect/read timeout or an exhausted time budget: opens the breaker."""
+
+
+class RemoteMissing(Exception):
+    """The object is not there (404, and 403 as Nix and private S3 buckets answer)."""
+
+
+def object_name(kind: str, hexdigest: str) -> str:
+    """``cas/<hex>`` or ``ac/<hex>``; refuses anything else (no name ever escapes the layout)."""
+    name = f"{kind}/{hexdigest}"
+    if not _NAME.match(name):
+        raise ValueError(f"not a remote object name: {name!r}")
+    return name
+
+
+def record_name(key: str) -> str:
+    """The AC name of a key record: ``ac/<sha256 of the UTF-8 key>``."""
+    return object_name("ac", hashlib.sha256(key.encode("utf-8")).hexdigest())
+
+
+class Backend(Protocol):
+    """What every remote backend offers. ``name`` is always from object_name()."""
+
+    def get(self, name: str, deadline: float) -> Iterator[bytes]:
+        """Stream the object's bytes (raise RemoteMissing / RemoteError / RemoteTimeout)."""
+
+    def head(self, name: str, deadline: float) -> int | None:
+        """The object's size, or None if it is missing."""
+
+    def put(self, name: str, body: IO[bytes], size: int, sha256: str, deadline: float,
+            *, if_none_match: bool = False) -> None:
+        """Store size bytes read from body; sha256 is the body's digest (signed by S3)."""
+
+    def list(self, kind: str) -> Iterator[str] | None:
+        """The hex names under ``kind/``, or None if the store cannot list."""
+
+
+_REGISTRY: dict[str, Callable[[Any], Backend]] = {}
+
+
+def register(*schemes: str) -> Callable[[Callable[[Any], Backend]], Callable[[Any], Backend]]:
+    """Class decorator: the backend for these URL schemes."""
+    def deco(factory: Callable[[Any], Backend]) -> Callable[[Any], Backend]:
+        for s in schemes:
+            _REGISTRY[s] = factory
+        return factory
+    return deco
+
+
+def make_backend(spec: Any) -> Backend:
+    """The backend for a RemoteSpec, chosen by its URL scheme."""
+    from . import filestore, http, s3  # noqa: F401 - registering the built-in backends
+
+    return _REGISTRY[spec.scheme](spec)
+
+
+def schemes() -> list[str]:
+    """The URL schemes with a backend."""
+    return ["file", "http", "https", "s3"]

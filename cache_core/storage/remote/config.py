@@ -1,0 +1,202 @@
+"""``performance.cache.remote``: a list of remote stores, validated with one clear line per fault.
+
+Secrets (token, password, secret_access_key, session_token, user:password@ in URLs) are kept out
+of every repr, message, ``--json`` and ``stats`` output: see ``redact_url``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import urllib.parse
+from dataclasses import dataclass, field
+from typing import Any
+
+from ...errors import ConfigError
+
+SECRET_FIELDS = ("token", "password", "secret_access_key", "session_token")
+_PUBKEY = re.compile(r"\A[A-Za-z0-9._-]{1,64}:[A-Za-z0-9+/]{43}=\Z")
+
+
+def _num(lo: float, hi: float) -> Any:
+    return lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and lo < v <= hi
+
+
+def _str(v: Any) -> bool:
+    return isinstance(v, str) and v != "" and "\0" not in v and "\n" not in v
+
+
+def _path(v: Any) -> bool:
+    return _str(v) and os.path.isabs(os.path.expanduser(v))
+
+
+# key -> (check, what is expected)
+_FIELDS: dict[str, tuple[Any, str]] = {
+    "url": (_str, "a URL: http(s)://host/base, s3://bucket/prefix or file:///path"),
+    "mode": (lambda v: v in ("ro", "rw"), '"ro" or "rw"'),
+    "timeout": (_num(0, 60), "connect timeout in seconds (0 < t <= 60)"),
+    "read_timeout": (_num(0, 600), "seconds without a byte before giving up (0 < t <= 600)"),
+    "object_budget": (_num(0, 86400), "seconds allowed for one object (0 < t <= 86400)"),
+    "run_budget": (_num(0, 86400), "seconds one process may spend on this remote"),
+    "max_object_gb": (_num(0, 1e6), "a size in GiB > 0"),
+    "trust": (lambda v: v in ("signed", "unsigned"), '"signed" or "unsigned"'),
+    "trusted_public_keys": (lambda v: isinstance(v, list) and all(
+        isinstance(k, str) and _PUBKEY.match(k) for k in v), "a list of NAME:BASE64 Ed25519 keys"),
+    "signing_key_file": (_path, "an absolute path to a key made by `pkgcache remote keygen`"),
+    "token": (_str, "a bearer token (string)"),
+    "token_file": (_path, "an absolute path"),
+    "username": (_str, "a user name (string)"),
+    "password": (_str, "a password (string)"),
+    "password_file": (_path, "an absolute path"),
+    "region": (lambda v: _str(v) and re.match(r"\A[a-z0-9-]{1,40}\Z", v), "an S3 region"),
+    "endpoint": (lambda v: _str(v) and v.startswith(("http://", "https://")),
+                 "an http(s):// S3 endpoint URL"),
+    "addressing": (lambda v: v in ("path", "virtual"), '"path" or "virtual"'),
+    "access_key_id": (_str, "an access key id (string)"),
+    "secret_access_key": (_str, "a secret key (string)"),
+    "session_token": (_str, "a session token (string)"),
+    "credentials_file": (_path, "an absolute path to an AWS-style credentials file"),
+    "profile": (_str, "a profile name"),
+    "spool_max": (lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 < v <= 10**7,
+                  "a number of queued uploads (1..10000000)"),
+}
+
+
+@dataclass
+class RemoteSpec:
+    """One validated remote. ``secrets`` never appear in repr()."""
+
+    url: str
+    scheme: str
+    mode: str = "ro"
+    timeout: float = 1.0
+    read_timeout: float | None = None
+    object_budget: float = 300.0
+    run_budget: float = 600.0
+    max_object_bytes: int = 8 * 1024**3
+    trust: str = "signed"
+    trusted_public_keys: list[str] = field(default_factory=list)
+    signing_key_file: str | None = None
+    options: dict[str, Any] = field(default_factory=dict, repr=False)
+    spool_max: int = 10000
+
+    @property
+    def display(self) -> str:
+        """The URL with any user:password removed: safe to print."""
+        return redact_url(self.url)
+
+    @property
+    def ident(self) -> str:
+        """A stable file-name-safe id for state files (from the redacted URL)."""
+        import hashlib
+
+        return hashlib.sha256(self.display.encode()).hexdigest()[:16]
+
+    @property
+    def idle_timeout(self) -> float:
+        """Seconds without a byte before a read gives up (default 5 s, at least the connect
+        timeout): a busy store may take a moment before its first byte; a dead one is caught by
+        the connect timeout."""
+        return self.read_timeout if self.read_timeout is not None else max(self.timeout, 5.0)
+
+    def __repr__(self) -> str:
+        return f"RemoteSpec({self.display!r}, mode={self.mode!r})"
+
+
+def redact_url(url: str) -> str:
+    """Drop userinfo and query (signed URLs carry keys there) from a URL."""
+    try:
+        p = urllib.parse.urlsplit(url)
+    except ValueError:
+        return "<unparsable url>"
+    netloc = p.netloc.rsplit("@", 1)[-1]
+    if "@" in p.netloc:
+        netloc = "***@" + netloc
+    return urllib.parse.urlunsplit((p.scheme, netloc, p.path, "", ""))
+
+
+def redact(text: str, specs: list[RemoteSpec]) -> str:
+    """Remove every configured secret from text (belt and braces for error messages)."""
+    for spec in specs:
+        for value in _secret_values(spec):
+            if value and len(value) >= 4:
+                text = text.replace(value, "***")
+    return text
+
+
+def _secret_values(spec: RemoteSpec) -> list[str]:
+    vals = [str(spec.options.get(k) or "") for k in SECRET_FIELDS]
+    p = urllib.parse.urlsplit(spec.url)
+    if p.password:
+        vals.append(p.password)
+        vals.append(urllib.parse.unquote(p.password))
+    return vals
+
+
+def parse_remotes(value: Any, source: str) -> list[RemoteSpec]:
+    """Validate ``performance.cache.remote``; raise ConfigError with one line naming the fault."""
+    where = f"{source}: performance.cache.remote"
+    if value is None:
+        return []
+    if isinstance(value, (str, dict)):
+        value = [value]
+    if not isinstance(value, list):
+        raise ConfigError(f"{where}: expected a list of remotes ({{url: ..., mode: ro|rw}})")
+    specs = []
+    for i, item in enumerate(value):
+        if isinstance(item, str):
+            item = {"url": item}
+        if not isinstance(item, dict):
+            raise ConfigError(f"{where}[{i}]: expected a mapping with at least url")
+        specs.append(_parse_one(item, f"{where}[{i}]"))
+    return specs
+
+
+def _parse_one(item: dict[str, Any], where: str) -> RemoteSpec:
+    for key, val in item.items():
+        if key not in _FIELDS:
+            raise ConfigError(f"{where}.{key}: unknown key (expected one of {', '.join(_FIELDS)})")
+        check, expected = _FIELDS[key]
+        if not check(val):
+            shown = "***" if key in SECRET_FIELDS else repr(val)
+            raise ConfigError(f"{where}.{key}: expected {expected}, got {shown}")
+    if "url" not in item:
+        raise ConfigError(f"{where}: url is required")
+    url = item["url"]
+    try:
+        p = urllib.parse.urlsplit(url)
+        p.port  # noqa: B018 - raises on a bad port
+    except ValueError:
+        raise ConfigError(f"{where}.url: not a valid URL: {redact_url(url)}") from None
+    scheme = p.scheme.lower()
+    if scheme not in ("http", "https", "s3", "file"):
+        raise ConfigError(f"{where}.url: unsupported scheme {scheme!r} "
+                          f"(expected http, https, s3 or file)")
+    if scheme in ("http", "https", "s3") and not p.hostname:
+        raise ConfigError(f"{where}.url: no host/bucket in {redact_url(url)}")
+    if scheme == "file" and (p.netloc not in ("", "localhost") or not p.path.startswith("/")):
+        raise ConfigError(f"{where}.url: expected file:///absolute/path")
+    if scheme == "s3" and p.password:
+        raise ConfigError(f"{where}.url: put S3 keys in access_key_id/secret_access_key, "
+                          "the environment or a credentials file, not in the URL")
+    if ".." in p.path.split("/"):
+        raise ConfigError(f"{where}.url: '..' is not allowed in the path")
+    spec = RemoteSpec(url=url, scheme=scheme)
+    spec.mode = item.get("mode", "ro")
+    spec.timeout = float(item.get("timeout", 1.0))
+    if "read_timeout" in item:
+        spec.read_timeout = float(item["read_timeout"])
+    spec.object_budget = float(item.get("object_budget", spec.object_budget))
+    spec.run_budget = float(item.get("run_budget", spec.run_budget))
+    if "max_object_gb" in item:
+        spec.max_object_bytes = int(item["max_object_gb"] * 1024**3)
+    spec.trust = item.get("trust", "signed")
+    spec.trusted_public_keys = list(item.get("trusted_public_keys", []))
+    spec.signing_key_file = item.get("signing_key_file")
+    spec.spool_max = int(item.get("spool_max", spec.spool_max))
+    spec.options = {k: v for k, v in item.items() if k not in (
+        "url", "mode", "timeout", "read_timeout", "object_budget", "run_budget", "max_object_gb",
+        "trust", "trusted_public_keys", "signing_key_file", "spool_max")}
+    if spec.signing_key_file and spec.mode != "rw":
+        raise ConfigError(f"{where}.signing_key_file: only a rw remote signs records")
+    return spec

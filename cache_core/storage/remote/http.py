@@ -1,0 +1,209 @@
+"""``http(s)://``: the Bazel HTTP remote-cache layout (GET/HEAD/PUT base/cas/<sha256>, base/ac/..),
+as served by nginx's WebDAV module, bazel-remote, Apache mod_dav or any WebDAV server.
+
+Auth: bearer ``token``/``token_file`` or basic ``username`` + ``password``/``password_file`` (or
+user:password@ in the URL). The one HTTP client shared with the S3 backend lives here too.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import ssl
+import time
+import urllib.parse
+from collections.abc import Iterator
+from typing import IO, Any
+
+from .base import RemoteError, RemoteMissing, RemoteTimeout, register
+
+CHUNK = 1 << 20
+_ERR_BODY = 4096
+
+
+def _read_secret(path: str) -> str:
+    with open(path, encoding="utf-8") as fh:
+        return fh.read(4096).strip()
+
+
+class HttpClient:
+    """One request per connection over http.client with a connect timeout, an idle timeout and a
+    per-object deadline; every fault becomes RemoteError/RemoteTimeout, never a traceback."""
+
+    def __init__(self, base_url: str, connect_timeout: float, idle_timeout: float) -> None:
+        p = urllib.parse.urlsplit(base_url)
+        self.secure = p.scheme == "https"
+        self.host = p.hostname or ""
+        self.port = p.port or (443 if self.secure else 80)
+        self.base_path = p.path.rstrip("/")
+        self.netloc = self.host if p.port is None else f"{self.host}:{p.port}"
+        if ":" in self.host and p.port is not None:
+            self.netloc = f"[{self.host}]:{p.port}"
+        self.connect_timeout = connect_timeout
+        self.idle_timeout = idle_timeout
+
+    def _connect(self, deadline: float) -> http.client.HTTPConnection:
+        budget = max(0.001, min(self.connect_timeout, deadline - time.monotonic()))
+        conn: http.client.HTTPConnection
+        if self.secure:
+            conn = http.client.HTTPSConnection(self.host, self.port, timeout=budget,
+                                               context=ssl.create_default_context())
+        else:
+            conn = http.client.HTTPConnection(self.host, self.port, timeout=budget)
+        try:
+            conn.connect()
+        except TimeoutError:
+            conn.close()
+            raise RemoteTimeout(f"connect timed out after {budget:.1f} s") from None
+        except (OSError, ssl.SSLError) as exc:
+            conn.close()
+            raise RemoteError(f"cannot connect: {getattr(exc, 'strerror', None) or exc}") from None
+        return conn
+
+    def _tick(self, conn: http.client.HTTPConnection, deadline: float) -> None:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise RemoteTimeout("time budget for the object exhausted")
+        if conn.sock is not None:
+            conn.sock.settimeout(min(self.idle_timeout, left))
+
+    def request(self, method: str, path: str, headers: dict[str, str], deadline: float,
+                body: IO[bytes] | bytes | None = None) -> tuple[http.client.HTTPConnection,
+                                                               http.client.HTTPResponse]:
+        """Send one request; return the open connection and the response (headers read)."""
+        conn = self._connect(deadline)
+        try:
+            self._tick(conn, deadline)
+            conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
+            conn.putheader("Host", self.netloc)
+            for k, v in headers.items():
+                conn.putheader(k, v)
+            conn.endheaders()
+            if body is not None:
+                if isinstance(body, bytes):
+                    conn.send(body)
+                else:
+                    while chunk := body.read(CHUNK):
+                        self._tick(conn, deadline)
+                        conn.send(chunk)
+            self._tick(conn, deadline)
+            return conn, conn.getresponse()
+        except TimeoutError:
+            conn.close()
+            raise RemoteTimeout(f"{method} timed out (no answer)") from None
+        except (OSError, http.client.HTTPException) as exc:
+            conn.close()
+            raise RemoteError(f"{method} failed: {type(exc).__name__}") from None
+        except BaseException:
+            conn.close()
+            raise
+
+    def stream(self, conn: http.client.HTTPConnection, resp: http.client.HTTPResponse,
+               deadline: float) -> Iterator[bytes]:
+        """The response body in chunks, under the idle timeout and the deadline."""
+        try:
+            length = resp.getheader("Content-Length")
+            got = 0
+            while True:
+                self._tick(conn, deadline)
+                chunk = resp.read1(CHUNK)  # one recv at most: the deadline is checked often
+                if not chunk:
+                    break
+                got += len(chunk)
+                yield chunk
+            if length is not None and length.isdigit() and got != int(length):
+                raise RemoteError("truncated body")
+        except TimeoutError:
+            raise RemoteTimeout("body stalled") from None
+        except (OSError, http.client.HTTPException) as exc:
+            raise RemoteError(f"body failed: {type(exc).__name__}") from None
+        finally:
+            conn.close()
+
+    @staticmethod
+    def small_body(resp: http.client.HTTPResponse) -> bytes:
+        """Up to 4 KiB of an error body (for the error code), never more."""
+        try:
+            return resp.read(_ERR_BODY)
+        except (OSError, http.client.HTTPException):
+            return b""
+
+
+def check_status(method: str, status: int) -> None:
+    """Map a status to the policy: 404 and 403 are misses, any other non-2xx is an error."""
+    if status in (404, 403, 410):
+        raise RemoteMissing(f"HTTP {status}")
+    if status == 412 and method == "PUT":
+        return  # If-None-Match: * and the object exists already: fine
+    if not 200 <= status < 300:
+        raise RemoteError(f"{method} answered HTTP {status}")
+
+
+@register("http", "https")
+class HttpBackend:
+    """GET/HEAD/PUT under <base>/cas/ and <base>/ac/."""
+
+    def __init__(self, spec: Any) -> None:
+        p = urllib.parse.urlsplit(spec.url)
+        opts = spec.options
+        clean = urllib.parse.urlunsplit((p.scheme, p.netloc.rsplit("@", 1)[-1], p.path, "", ""))
+        self.client = HttpClient(clean, spec.timeout, spec.idle_timeout)
+        self.auth: str | None = None
+        token = opts.get("token") or (_read_secret(opts["token_file"]) if opts.get("token_file")
+                                      else None)
+        user = opts.get("username") or (urllib.parse.unquote(p.username) if p.username else None)
+        password = opts.get("password") or (
+            _read_secret(opts["password_file"]) if opts.get("password_file") else None) or (
+            urllib.parse.unquote(p.password) if p.password else None)
+        if token:
+            self.auth = f"Bearer {token}"
+        elif user is not None:
+            raw = f"{user}:{password or ''}".encode()
+            self.auth = "Basic " + base64.b64encode(raw).decode()
+
+    def _headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        h = {"User-Agent": "pkgcache-remote/1"}
+        if self.auth:
+            h["Authorization"] = self.auth
+        if extra:
+            h.update(extra)
+        return h
+
+    def _path(self, name: str) -> str:
+        return f"{self.client.base_path}/{name}"
+
+    def get(self, name: str, deadline: float) -> Iterator[bytes]:
+        """Stream base/name."""
+        conn, resp = self.client.request("GET", self._path(name), self._headers(), deadline)
+        if resp.status != 200:
+            conn.close()
+            check_status("GET", resp.status)
+            raise RemoteError(f"GET answered HTTP {resp.status}")
+        return self.client.stream(conn, resp, deadline)
+
+    def head(self, name: str, deadline: float) -> int | None:
+        """Size of base/name, None if missing."""
+        conn, resp = self.client.request("HEAD", self._path(name), self._headers(), deadline)
+        conn.close()
+        try:
+            check_status("HEAD", resp.status)
+        except RemoteMissing:
+            return None
+        length = resp.getheader("Content-Length") or ""
+        return int(length) if length.isdigit() else -1
+
+    def put(self, name: str, body: IO[bytes], size: int, sha256: str, deadline: float,
+            *, if_none_match: bool = False) -> None:
+        """PUT base/name (the server creates directories: create_full_put_path on)."""
+        h = self._headers({"Content-Length": str(size), "Content-Type": "application/octet-stream"})
+        conn, resp = self.client.request("PUT", self._path(name), h, deadline, body)
+        self.client.small_body(resp)
+        conn.close()
+        try:
+            check_status("PUT", resp.status)
+        except RemoteMissing:
+            raise RemoteError(f"PUT answered HTTP {resp.status} (no write access?)") from None
+
+    def list(self, kind: str) -> Iterator[str] | None:
+        """A plain HTTP cache cannot list (no PROPFIND): None."""
+        return None

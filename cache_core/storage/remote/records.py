@@ -1,0 +1,137 @@
+"""Signed key records: ``key -> (sha256, size, kind, meta)``, Ed25519-signed like Nix's narinfo.
+
+Keys are ``NAME:BASE64`` (public: 32 bytes; secret: the 32-byte seed), as Nix writes them. The
+signature covers ``pkgcache-record-v1;<key>;<sha256>;<size>;<kind>;<canonical JSON of meta>``, so
+a record cannot be moved to another key, digest or size. A record is accepted only if its key
+field equals the requested key and it is signed by a trusted key (or the remote says
+``trust: unsigned``).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from ...hashing import is_digest
+
+VERSION = "pkgcache-record-v1"
+
+
+class RecordError(Exception):
+    """A record that must be treated as a miss (bad form, bad signature, wrong key)."""
+
+
+@dataclass
+class Record:
+    """A key record as stored in ``ac/``."""
+
+    key: str
+    sha256: str
+    size: int
+    kind: str
+    meta: dict[str, Any] | None
+
+    def message(self) -> bytes:
+        """The bytes that are signed."""
+        meta = json.dumps(self.meta or {}, sort_keys=True, separators=(",", ":"))
+        return f"{VERSION};{self.key};{self.sha256};{self.size};{self.kind};{meta}".encode()
+
+
+def _crypto() -> Any:
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    return ed25519
+
+
+def generate_keypair(name: str) -> tuple[str, str]:
+    """(secret, public) as ``NAME:BASE64`` strings."""
+    from cryptography.hazmat.primitives import serialization as ser
+
+    ed = _crypto()
+    sk = ed.Ed25519PrivateKey.generate()
+    seed = sk.private_bytes(ser.Encoding.Raw, ser.PrivateFormat.Raw, ser.NoEncryption())
+    pub = sk.public_key().public_bytes(ser.Encoding.Raw, ser.PublicFormat.Raw)
+    return (f"{name}:{base64.b64encode(seed).decode()}", f"{name}:{base64.b64encode(pub).decode()}")
+
+
+def load_secret_key(path: str) -> tuple[str, Any]:
+    """(name, private key) from a key file; refuses a file others can read."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        if st.st_mode & 0o077:
+            raise RecordError(f"{path}: signing key readable by others (chmod 600 it)")
+        text = os.read(fd, 4096).decode("ascii", "replace").strip()
+    finally:
+        os.close(fd)
+    name, _, b64 = text.partition(":")
+    try:
+        raw = base64.b64decode(b64, validate=True)
+    except ValueError:
+        raise RecordError(f"{path}: not a NAME:BASE64 key") from None
+    if len(raw) == 64:  # Nix's secret format: seed + public key
+        raw = raw[:32]
+    if not name or len(raw) != 32:
+        raise RecordError(f"{path}: not a NAME:BASE64 Ed25519 secret key")
+    return name, _crypto().Ed25519PrivateKey.from_private_bytes(raw)
+
+
+def encode(record: Record, signer: tuple[str, Any] | None) -> bytes:
+    """The record as JSON bytes, signed if a (name, private key) is given."""
+    doc: dict[str, Any] = {"v": 1, "key": record.key, "sha256": record.sha256,
+                           "size": record.size, "kind": record.kind, "meta": record.meta or {}}
+    if signer is not None:
+        name, sk = signer
+        doc["sig"] = f"{name}:{base64.b64encode(sk.sign(record.message())).decode()}"
+    return json.dumps(doc, sort_keys=True).encode()
+
+
+def decode(data: bytes, requested_key: str, trusted: list[str], allow_unsigned: bool) -> Record:
+    """Parse and check a record; raise RecordError for anything that is not acceptable."""
+    try:
+        doc = json.loads(data)
+    except ValueError:
+        raise RecordError("not JSON") from None
+    if not isinstance(doc, dict) or doc.get("v") != 1:
+        raise RecordError("unknown record version")
+    key, digest, size, kind, meta = (doc.get(k) for k in ("key", "sha256", "size", "kind", "meta"))
+    if not isinstance(key, str) or key != requested_key:
+        raise RecordError("record is for another key")
+    if not isinstance(digest, str) or not is_digest(digest):
+        raise RecordError("bad digest")
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise RecordError("bad size")
+    if not isinstance(kind, str) or not (meta is None or isinstance(meta, dict)):
+        raise RecordError("bad kind/meta")
+    rec = Record(key, digest, size, kind, meta)
+    sig = doc.get("sig")
+    if sig is None:
+        if allow_unsigned:
+            return rec
+        raise RecordError("unsigned")
+    if not isinstance(sig, str) or ":" not in sig:
+        raise RecordError("bad signature field")
+    name, _, b64 = sig.partition(":")
+    try:
+        raw_sig = base64.b64decode(b64, validate=True)
+    except ValueError:
+        raise RecordError("bad signature encoding") from None
+    ed = _crypto()
+    from cryptography.exceptions import InvalidSignature
+
+    for tk in trusted:
+        tname, _, tb64 = tk.partition(":")
+        if tname != name:
+            continue
+        try:
+            ed.Ed25519PublicKey.from_public_bytes(base64.b64decode(tb64)).verify(
+                raw_sig, rec.message())
+            return rec
+        except (InvalidSignature, ValueError):
+            raise RecordError(f"signature by {name} does not verify") from None
+    if allow_unsigned:
+        return rec  # trust: unsigned accepts any record; the content is still hash-checked
+    raise RecordError(f"signed by untrusted key {name!r}")

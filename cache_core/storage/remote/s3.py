@@ -1,0 +1,198 @@
+"""``s3://bucket/prefix``: cas/ and ac/ objects in an S3-compatible store (AWS, MinIO, Ceph RGW,
+R2, Garage), signed with a small standard-library AWS Signature V4 signer.
+
+The payload's SHA-256 is known before every upload (it is the object's name), so uploads sign the
+payload itself (``x-amz-content-sha256: <hex>``) rather than UNSIGNED-PAYLOAD. Credentials, first
+found wins: config (access_key_id/secret_access_key/session_token), the environment
+(AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN), a credentials file
+(``credentials_file`` or ~/.aws/credentials, profile ``profile``/$AWS_PROFILE/default).
+"""
+
+from __future__ import annotations
+
+import configparser
+import datetime
+import hashlib
+import hmac
+import os
+import re
+import urllib.parse
+from collections.abc import Iterator
+from typing import IO, Any
+
+from .base import RemoteError, RemoteMissing, register
+from .http import HttpClient, check_status
+
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+_CODE = re.compile(rb"<Code>([A-Za-z]+)</Code>")
+# 403 codes that mean "your credentials are wrong", not "no such object": an error, not a miss.
+AUTH_FAILURES = {b"SignatureDoesNotMatch", b"InvalidAccessKeyId", b"InvalidToken",
+                 b"ExpiredToken", b"InvalidClientTokenId", b"AuthorizationHeaderMalformed"}
+
+
+def _hmac(key: bytes, msg: str) -> bytes:
+    return hmac.new(key, msg.encode("utf-8"), hashlib.sha256).digest()
+
+
+def sign_v4(method: str, host: str, path: str, query: dict[str, str], headers: dict[str, str],
+            payload_sha256: str, access_key: str, secret_key: str, region: str,
+            now: datetime.datetime | None = None, service: str = "s3") -> dict[str, str]:
+    """Return headers plus x-amz-date, x-amz-content-sha256 and Authorization (SigV4)."""
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    amz_date = now.strftime("%Y%m%dT%H%M%SZ")
+    day = amz_date[:8]
+    out = dict(headers)
+    out["x-amz-date"] = amz_date
+    out["x-amz-content-sha256"] = payload_sha256
+    signed = {k.lower(): " ".join(str(v).split()) for k, v in out.items()}
+    signed["host"] = host
+    names = sorted(signed)
+    canonical_headers = "".join(f"{n}:{signed[n]}\n" for n in names)
+    signed_headers = ";".join(names)
+    canonical_query = "&".join(
+        f"{urllib.parse.quote(k, safe='-_.~')}={urllib.parse.quote(v, safe='-_.~')}"
+        for k, v in sorted(query.items()))
+    canonical = "\n".join([method, urllib.parse.quote(path, safe="/-_.~"), canonical_query,
+                           canonical_headers, signed_headers, payload_sha256])
+    scope = f"{day}/{region}/{service}/aws4_request"
+    to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope,
+                         hashlib.sha256(canonical.encode()).hexdigest()])
+    key = _hmac(_hmac(_hmac(_hmac(("AWS4" + secret_key).encode(), day), region), service),
+                "aws4_request")
+    signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+    out["Authorization"] = (f"AWS4-HMAC-SHA256 Credential={access_key}/{scope}, "
+                            f"SignedHeaders={signed_headers}, Signature={signature}")
+    return out
+
+
+def load_credentials(opts: dict[str, Any]) -> tuple[str, str, str | None]:
+    """(access key, secret key, session token) from config, environment or credentials file."""
+    if opts.get("access_key_id") and opts.get("secret_access_key"):
+        return opts["access_key_id"], opts["secret_access_key"], opts.get("session_token")
+    env = os.environ
+    if env.get("AWS_ACCESS_KEY_ID") and env.get("AWS_SECRET_ACCESS_KEY"):
+        return env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"], env.get("AWS_SESSION_TOKEN")
+    path = opts.get("credentials_file") or os.path.expanduser("~/.aws/credentials")
+    profile = opts.get("profile") or env.get("AWS_PROFILE") or "default"
+    parser = configparser.RawConfigParser()
+    try:
+        with open(path, encoding="utf-8") as fh:
+            parser.read_file(fh)
+        sec = parser[profile]
+        return (sec["aws_access_key_id"], sec["aws_secret_access_key"],
+                sec.get("aws_session_token"))
+    except (OSError, KeyError, configparser.Error):
+        raise RemoteError("no S3 credentials (config, environment or credentials file)") from None
+
+
+@register("s3")
+class S3Backend:
+    """GET/HEAD/PUT on <bucket>/<prefix>/{cas,ac}/<hex>, SigV4-signed."""
+
+    def __init__(self, spec: Any) -> None:
+        p = urllib.parse.urlsplit(spec.url)
+        opts = spec.options
+        self.bucket = p.hostname or ""
+        self.prefix = p.path.strip("/")
+        self.region = opts.get("region") or os.environ.get("AWS_REGION") or "us-east-1"
+        endpoint = opts.get("endpoint") or f"https://s3.{self.region}.amazonaws.com"
+        self.addressing = opts.get("addressing") or ("path" if opts.get("endpoint") else "virtual")
+        ep = urllib.parse.urlsplit(endpoint)
+        if self.addressing == "virtual":
+            netloc = f"{self.bucket}.{ep.netloc}"
+            self.root = ""
+        else:
+            netloc = ep.netloc
+            self.root = f"/{self.bucket}"
+        self.client = HttpClient(f"{ep.scheme}://{netloc}", spec.timeout, spec.idle_timeout)
+        self.opts = opts
+        self._creds: tuple[str, str, str | None] | None = None
+
+    def _key_path(self, name: str) -> str:
+        return f"{self.root}/{self.prefix}/{name}" if self.prefix else f"{self.root}/{name}"
+
+    def _signed(self, method: str, path: str, payload: str, query: dict[str, str] | None = None,
+                extra: dict[str, str] | None = None) -> dict[str, str]:
+        if self._creds is None:
+            self._creds = load_credentials(self.opts)
+        access, secret, token = self._creds
+        headers = dict(extra or {})
+        if token:
+            headers["x-amz-security-token"] = token
+        return sign_v4(method, self.client.netloc, path, query or {}, headers, payload, access,
+                       secret, self.region)
+
+    def _check(self, method: str, resp: Any, body: bytes = b"") -> None:
+        if resp.status == 403:
+            m = _CODE.search(body)
+            if m and m.group(1) in AUTH_FAILURES:
+                raise RemoteError(f"{method} refused: {m.group(1).decode()} (wrong credentials?)")
+        check_status(method, resp.status)
+
+    def get(self, name: str, deadline: float) -> Iterator[bytes]:
+        """Stream the object."""
+        path = self._key_path(name)
+        conn, resp = self.client.request("GET", path, self._signed("GET", path, EMPTY_SHA256),
+                                         deadline)
+        if resp.status != 200:
+            body = HttpClient.small_body(resp)
+            conn.close()
+            self._check("GET", resp, body)
+            raise RemoteError(f"GET answered HTTP {resp.status}")
+        return self.client.stream(conn, resp, deadline)
+
+    def head(self, name: str, deadline: float) -> int | None:
+        """Size or None."""
+        path = self._key_path(name)
+        conn, resp = self.client.request("HEAD", path, self._signed("HEAD", path, EMPTY_SHA256),
+                                         deadline)
+        conn.close()
+        if resp.status in (403, 404):
+            return None
+        self._check("HEAD", resp)
+        length = resp.getheader("Content-Length") or ""
+        return int(length) if length.isdigit() else -1
+
+    def put(self, name: str, body: IO[bytes], size: int, sha256: str, deadline: float,
+            *, if_none_match: bool = False) -> None:
+        """PUT with the payload's SHA-256 signed; If-None-Match: * never overwrites content."""
+        path = self._key_path(name)
+        extra = {"Content-Length": str(size), "Content-Type": "application/octet-stream"}
+        if if_none_match:
+            extra["If-None-Match"] = "*"
+        conn, resp = self.client.request("PUT", path, self._signed("PUT", path, sha256, None, extra),
+                                         deadline, body)
+        err = HttpClient.small_body(resp)
+        conn.close()
+        try:
+            self._check("PUT", resp, err)
+        except RemoteMissing:
+            raise RemoteError(f"PUT answered HTTP {resp.status} (no write access?)") from None
+
+    def list(self, kind: str) -> Iterator[str] | None:
+        """ListObjectsV2 under prefix/kind/ (paged)."""
+        import time
+
+        prefix = f"{self.prefix}/{kind}/" if self.prefix else f"{kind}/"
+        token: str | None = None
+        while True:
+            q = {"list-type": "2", "prefix": prefix}
+            if token:
+                q["continuation-token"] = token
+            path = self.root or "/"
+            qs = urllib.parse.urlencode(sorted(q.items()), quote_via=urllib.parse.quote)
+            deadline = time.monotonic() + 60
+            conn, resp = self.client.request("GET", f"{path}?{qs}",
+                                             self._signed("GET", path, EMPTY_SHA256, q), deadline)
+            data = b"".join(self.client.stream(conn, resp, deadline)) if resp.status == 200 else b""
+            conn.close()
+            if resp.status != 200:
+                self._check("GET", resp)
+            for m in re.finditer(rb"<Key>([^<]*)</Key>", data):
+                hexname = m.group(1).decode().rsplit("/", 1)[-1]
+                if len(hexname) == 64:
+                    yield hexname
+            nxt = re.search(rb"<NextContinuationToken>([^<]*)</NextContinuationToken>", data)
+            if not nxt:
+                return
+            token = nxt.group(1).decode()

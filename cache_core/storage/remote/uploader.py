@@ -1,0 +1,37 @@
+"""The detached background uploader: ``python -m cache_core.storage.remote.uploader``.
+
+Started by a put when the spool has work and no uploader holds the lock; drains the spool and
+exits. Prints nothing; every fault stays in the spool (retried by the next uploader or by
+``pkgcache remote push``) and in the remote counters.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Drain the spool of one cache; exit 0 whatever happens."""
+    p = argparse.ArgumentParser(prog="pkgcache-uploader")
+    p.add_argument("--cache-dir", required=True)
+    p.add_argument("--config")
+    args = p.parse_args(argv)
+    try:
+        from cache_core import PackageCache, load_config
+
+        from . import tier
+
+        cfg = load_config(args.config, args.cache_dir)
+        with PackageCache.from_config(config=cfg) as cache:
+            t = tier(cache)
+            if t is not None:
+                t._spawned = True  # never start another from here
+                t.drain()
+    except Exception:  # noqa: BLE001 - a detached helper: nothing to report to
+        return 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,109 @@
+"""``pkgcache remote {push,pull,status,keygen}``: explicit syncs with the fleet tier."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+from cache_core import EXIT_MISS, EXIT_NETWORK, EXIT_OK, EXIT_USAGE, CacheError, ConfigError
+
+
+def _tier(args: argparse.Namespace) -> Any:
+    from cache_core.storage.remote import tier
+
+    t = tier(args.cache())
+    if t is None:
+        raise ConfigError("no remote configured (performance.cache.remote in the config)")
+    return t
+
+
+def _keys(args: argparse.Namespace) -> list[str]:
+    if not args.all and not args.keys:
+        raise CacheError("give KEY... or --all")
+    return list(args.keys)
+
+
+def _push(args: argparse.Namespace) -> int:
+    t = _tier(args)
+    if not any(s.mode == "rw" for s in t.specs):
+        raise ConfigError("no remote with mode: rw to push to")
+    keys = list(args.keys) if (args.all or args.keys) else []
+    r = t.push(keys, all_keys=args.all)
+    if args.json:
+        print(json.dumps(r, indent=1, sort_keys=True))
+    elif not args.quiet:
+        print(f"uploaded {r['uploaded']}, already there {r['skipped']}, failed {r['failed']}, "
+              f"still queued {r['pending']}")
+    return EXIT_NETWORK if r["failed"] or r["pending"] else EXIT_OK
+
+
+def _pull(args: argparse.Namespace) -> int:
+    try:
+        keys = _keys(args)
+    except CacheError as exc:
+        print(f"pkgcache: remote pull: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    r = _tier(args).pull(keys, all_keys=args.all)
+    if args.json:
+        print(json.dumps(r, indent=1, sort_keys=True))
+    elif not args.quiet:
+        print(f"pulled {r['pulled']}, already here {r['present']}, not found {r['missing']}")
+    return EXIT_MISS if r["missing"] else EXIT_OK
+
+
+def _status(args: argparse.Namespace) -> int:
+    st = _tier(args).status()
+    if args.json:
+        print(json.dumps(st, indent=1, sort_keys=True))
+        return EXIT_OK
+    for r in st["remotes"]:
+        state = f"DEGRADED (retry in {r['retry_in_s']:.0f} s)" if r["degraded"] else "ok"
+        print(f"{r['url']}  [{r['mode']}]  {state}")
+        print(f"  hits {r['hits']}  misses {r['misses']}  errors {r['errors']}  "
+              f"timeouts {r['timeouts']}  mismatches {r['mismatches']}  "
+              f"rejected records {r['rejected_records']}")
+        print(f"  bytes in {r['bytes_in']}  out {r['bytes_out']}  uploads {r['uploads']}  "
+              f"already there {r['upload_skipped']}  dropped {r['dropped']}")
+        if r.get("last_error"):
+            print(f"  last error: {r['last_error']}")
+    print(f"spool: {st['spool']} queued" + (" (uploader running)" if st["uploader_running"] else ""))
+    return EXIT_OK
+
+
+def _keygen(args: argparse.Namespace) -> int:
+    from cache_core.storage.remote.records import generate_keypair
+
+    if not args.name or ":" in args.name or len(args.name) > 64:
+        print("pkgcache: remote keygen: NAME must be 1-64 characters without ':'", file=sys.stderr)
+        return EXIT_USAGE
+    secret, public = generate_keypair(args.name)
+    fd = os.open(args.secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(secret + "\n")
+    print(public)
+    return EXIT_OK
+
+
+def register(subparsers: Any) -> None:
+    """Add ``remote push|pull|status|keygen``."""
+    rp = subparsers.add_parser("remote", help="sync with the remote store (fleet tier)")
+    sub = rp.add_subparsers(dest="remote_command", metavar="{push,pull,status,keygen}")
+    sub.required = True
+    for name, func, text in (("push", _push, "upload KEYs (or --all; none: drain the spool)"),
+                             ("pull", _pull, "download KEYs (or --all from a listable store)")):
+        s = sub.add_parser(name, help=text)
+        s.add_argument("keys", nargs="*", metavar="KEY")
+        s.add_argument("--all", action="store_true")
+        s.add_argument("--json", action="store_true")
+        s.set_defaults(func=func)
+    s = sub.add_parser("status", help="per-remote counters, breaker and spool")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=_status)
+    s = sub.add_parser("keygen", help="make an Ed25519 key pair; prints the public key")
+    s.add_argument("name")
+    s.add_argument("--secret-file", required=True, metavar="PATH",
+                   help="where to write the secret key (mode 600; must not exist)")
+    s.set_defaults(func=_keygen)

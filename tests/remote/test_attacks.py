@@ -1,0 +1,138 @@
+"""An untrusted store cannot get a wrong byte served: replaced blobs and forged, unsigned,
+untrusted or moved key records all end as counted misses, with nothing ingested."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from cache_core.storage import remote
+from cache_core.storage.remote.base import record_name
+from cache_core.storage.remote.records import Record, encode, generate_keypair
+from tests.conftest import run_cli
+
+K1, K2 = "deb:one_1.0_all.deb", "deb:two_1.0_all.deb"
+
+
+@pytest.fixture
+def published(store, make_cache, keypair, tmp_path):
+    """Two keys published by a signing writer; returns their (digest, data) pairs."""
+    a = make_cache("a", [store.remote(mode="rw", signing_key_file=keypair[0])])
+    out = {}
+    for key, n in ((K1, 5000), (K2, 7000)):
+        data = os.urandom(n)
+        p = tmp_path / key.replace(":", "_")
+        p.write_bytes(data)
+        out[key] = (a.put(key, str(p)), data)
+    assert remote.tier(a).drain()["uploaded"] == 2
+    return out
+
+
+def _reader(store, make_cache, keypair, name="b", **extra):
+    return make_cache(name, [store.remote(trusted_public_keys=[keypair[1]], **extra)])
+
+
+def _nothing_ingested(cache) -> None:
+    s = cache.stats()
+    assert (s["objects"], s["entries"]) == (0, 0)
+
+
+def test_a_blob_replaced_by_other_bytes_of_the_same_size_is_a_counted_miss(
+        store, make_cache, keypair, published, tmp_path):
+    digest, data = published[K1]
+    store.write(f"cas/{digest}", os.urandom(len(data)))
+    b = _reader(store, make_cache, keypair)
+    assert b.get(K1) is None
+    assert remote.get_object(b, digest) is None
+    _nothing_ingested(b)
+    st = b.stats()["remote"]
+    assert st["mismatches"] == 2 and st["hits"] == 0 and not st["degraded"]
+    # the CLI: same answer as without a remote, and one warning line at most
+    b.close()
+    r = run_cli("--config", str(tmp_path / "b.yaml"), "get", K1)
+    assert r.returncode == 1 and r.stdout == ""
+    assert len([ln for ln in r.stderr.splitlines() if "warning" in ln]) <= 1
+
+
+def test_a_record_edited_to_point_at_another_digest_fails_its_signature(
+        store, make_cache, keypair, published):
+    doc = json.loads(store.read(record_name(K1)))
+    d2, data2 = published[K2]
+    doc.update(sha256=d2, size=len(data2))  # the signature is kept: it no longer verifies
+    store.write(record_name(K1), json.dumps(doc).encode())
+    b = _reader(store, make_cache, keypair)
+    assert b.get(K1) is None
+    _nothing_ingested(b)
+    assert b.stats()["remote"]["rejected_records"] == 1
+
+
+def test_an_unsigned_record_is_a_miss_unless_trust_unsigned(store, make_cache, keypair, published):
+    d2, data2 = published[K2]
+    rec = Record(K1, d2, len(data2), "deb", {})
+    store.write(record_name(K1), encode(rec, None))  # unsigned, pointing K1 at K2's bytes
+    b = _reader(store, make_cache, keypair)
+    assert b.get(K1) is None
+    _nothing_ingested(b)
+    assert b.stats()["remote"]["rejected_records"] == 1
+    # the explicit opt-in accepts it (content still hash-checked): the check above can fail
+    u = _reader(store, make_cache, keypair, "u", trust="unsigned")
+    path = u.get(K1)
+    assert path is not None and Path(path).read_bytes() == data2
+
+
+def test_a_record_signed_by_an_untrusted_key_is_a_miss(store, make_cache, keypair, published,
+                                                       tmp_path):
+    from cache_core.storage.remote.records import load_secret_key
+
+    secret, _public = generate_keypair("fleet-test-1")  # same name, other key
+    path = tmp_path / "evil.key"
+    path.write_text(secret)
+    os.chmod(path, 0o600)
+    d2, data2 = published[K2]
+    store.write(record_name(K1), encode(Record(K1, d2, len(data2), "deb", {}),
+                                        load_secret_key(str(path))))
+    b = _reader(store, make_cache, keypair)
+    assert b.get(K1) is None
+    _nothing_ingested(b)
+    # and a key name nobody trusts at all
+    secret, _ = generate_keypair("stranger")
+    path.write_text(secret)
+    store.write(record_name(K1), encode(Record(K1, d2, len(data2), "deb", {}),
+                                        load_secret_key(str(path))))
+    assert b.get(K1) is None
+    _nothing_ingested(b)
+    assert b.stats()["remote"]["rejected_records"] == 2
+
+
+def test_a_validly_signed_record_moved_to_another_key_is_a_miss(store, make_cache, keypair,
+                                                                published):
+    store.write(record_name(K1), store.read(record_name(K2)))  # K2's genuine record at K1's name
+    b = _reader(store, make_cache, keypair)
+    assert b.get(K1) is None
+    _nothing_ingested(b)
+    assert b.stats()["remote"]["rejected_records"] == 1
+    assert b.get(K2) is not None  # the genuine record still works where it belongs
+
+
+def test_a_planted_symlink_or_fifo_in_a_shared_directory_is_a_miss(make_cache, tmp_path):
+    shared = tmp_path / "shared"
+    data = os.urandom(3000)
+    import hashlib
+
+    digest = hashlib.sha256(data).hexdigest()
+    (shared / "cas").mkdir(parents=True)
+    genuine = tmp_path / "elsewhere"
+    genuine.write_bytes(data)
+    (shared / "cas" / digest).symlink_to(genuine)  # even pointing at the right bytes
+    fifo_data = os.urandom(10)
+    fifo_digest = hashlib.sha256(fifo_data).hexdigest()
+    os.mkfifo(shared / "cas" / fifo_digest)
+    b = make_cache("b", [{"url": f"file://{shared}"}])
+    assert b.get(f"sha256:{digest}") is None
+    assert b.get(f"sha256:{fifo_digest}") is None  # returns at once: never blocks on a FIFO
+    _nothing_ingested(b)
+    r = run_cli("--config", str(tmp_path / "b.yaml"), "remote", "push", "--all")
+    assert r.returncode == 3 and "mode: rw" in r.stderr

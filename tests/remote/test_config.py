@@ -1,0 +1,84 @@
+"""``performance.cache.remote`` is validated with one clear line; secrets never leak."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from cache_core import ConfigError, load_config
+from cache_core.storage.remote.config import redact_url
+from tests.conftest import run_cli
+from tests.remote.servers import FaultServer
+
+
+def _write(tmp_path, remote) -> str:
+    p = tmp_path / "c.yaml"
+    p.write_text(yaml.safe_dump({"performance": {"cache": {"directory": str(tmp_path / "c"),
+                                                           "remote": remote}}}))
+    return str(p)
+
+
+@pytest.mark.parametrize("remote, expected", [
+    ([{"url": "ftp://h/x"}], "remote[0].url: unsupported scheme 'ftp'"),
+    ([{"url": "file://relative/x"}], "remote[0].url: expected file:///absolute/path"),
+    ([{"url": "http://h/x", "mode": "write"}], 'remote[0].mode: expected "ro" or "rw"'),
+    ([{"url": "http://h/x", "timeout": 0}], "remote[0].timeout: expected connect timeout"),
+    ([{"url": "http://h/x", "colour": 1}], "remote[0].colour: unknown key"),
+    ([{"mode": "rw"}], "remote[0]: url is required"),
+    ([{"url": "http://h/x", "trusted_public_keys": ["k:short"]}],
+     "remote[0].trusted_public_keys: expected a list of NAME:BASE64"),
+    ([{"url": "http://h/x", "token": 5}], "remote[0].token: expected a bearer token (string), got ***"),
+    ([{"url": "s3://u:pw@bucket/p"}], "put S3 keys in access_key_id"),
+    ("not a list", "remote[0].url: unsupported scheme ''"),
+    (7, "remote: expected a list of remotes"),
+])
+def test_bad_remote_config_is_one_clear_line(tmp_path, remote, expected):
+    path = _write(tmp_path, remote)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert expected in str(info.value) and "\n" not in str(info.value)
+    r = run_cli("--config", path, "stats")
+    assert r.returncode == 3 and r.stdout == ""
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+
+
+def test_good_config_parses(tmp_path):
+    cfg = load_config(_write(tmp_path, [{"url": "https://cache.example/bazel", "mode": "rw",
+                                         "timeout": 0.5, "token": "t0ken-value"},
+                                        "file:///srv/pkgcache"]))
+    assert [r.url for r in cfg.remote] == ["https://cache.example/bazel", "file:///srv/pkgcache"]
+    assert cfg.remote[0].timeout == 0.5 and cfg.remote[1].mode == "ro"
+    assert "t0ken-value" not in repr(cfg.remote) and "t0ken-value" not in repr(cfg)
+
+
+def test_secrets_are_redacted_in_errors_json_and_stats(tmp_path):
+    assert redact_url("https://alice:pa55word@h:8/x?X-Amz-Signature=abc") == "https://***@h:8/x"
+    srv = FaultServer("500")
+    try:
+        path = _write(tmp_path, [
+            {"url": f"http://bob:hunter2-pass@127.0.0.1:{srv.port}/a", "mode": "rw"},
+            {"url": "s3://bucket/p", "endpoint": f"http://127.0.0.1:{srv.port}",
+             "access_key_id": "AKIAEXAMPLE", "secret_access_key": "sEcReT-KEY-value",
+             "session_token": "SeSsIoN-ToKeN"}])
+        outputs = []
+        for args in (("get", "sha256:" + "a" * 64), ("stats", "--json"), ("stats",),
+                     ("remote", "status", "--json"), ("remote", "status"), ("remote", "push")):
+            r = run_cli("--config", path, *args)
+            outputs.append(r.stdout + r.stderr)
+        text = "\n".join(outputs)
+        assert "http://***@127.0.0.1" in text and "HTTP 500" in text  # the remotes were used
+        for secret in ("hunter2-pass", "sEcReT-KEY-value", "SeSsIoN-ToKeN", "bob:"):
+            assert secret not in text
+        state = (tmp_path / "c" / "remote-v1" / "state.json").read_text()
+        assert "hunter2" not in state and "sEcReT" not in state
+    finally:
+        srv.stop()
+
+
+def test_remote_commands_without_a_remote_say_so(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("performance:\n  cache:\n    directory: " + str(tmp_path / "c") + "\n")
+    r = run_cli("--config", str(p), "remote", "status")
+    assert r.returncode == 3 and "no remote configured" in r.stderr
+    r = run_cli("--config", str(p), "remote", "pull")
+    assert r.returncode in (2, 3) and len(r.stderr.splitlines()) == 1
