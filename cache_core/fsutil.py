@@ -117,11 +117,13 @@ def acl_grants_write(path: str | os.PathLike[str] | int) -> bool:
     return named_write and bool(mask & _ACL_WRITE)
 
 
-def _refuse_if_shared(path: Path, st: os.stat_result, what: str) -> None:
+def _refuse_if_shared(path: Path, st: os.stat_result, what: str,
+                      owner: int | None = None) -> None:
     """Refuse a directory (or file) that anyone but its owner may write: mode or ACL."""
-    if st.st_uid != os.geteuid():
+    owner = os.geteuid() if owner is None else owner
+    if st.st_uid != owner:
         raise UnsafeCacheError(f"{what} {path} is owned by uid {st.st_uid}, not uid "
-                               f"{os.geteuid()}; refusing it")
+                               f"{owner}; refusing it")
     if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
         raise UnsafeCacheError(
             f"{what} {path} is writable by other users (mode {stat.S_IMODE(st.st_mode):o}); "
@@ -165,14 +167,17 @@ def check_new_root(path: Path) -> None:
             "refusing to create a cache there")
 
 
-def check_dir_safe(path: Path) -> None:
+def check_dir_safe(path: Path, owner: int | None = None) -> None:
     """Refuse a cache root that another user owns or can write (mode, group, ACL), or whose
-    parents allow swaps."""
+    parents allow swaps.
+
+    owner: the uid that must own it (default: us; 0 for root's cache read by a user).
+    """
     st = os.stat(path)
-    me = os.geteuid()
+    me = os.geteuid() if owner is None else owner
     if not stat.S_ISDIR(st.st_mode):
         raise UnsafeCacheError(f"cache directory {path} is not a directory")
-    _refuse_if_shared(path, st, "cache directory")
+    _refuse_if_shared(path, st, "cache directory", me)
     # An ancestor that others may write without the sticky bit lets them swap our directory.
     for parent in Path(os.path.realpath(path)).parents:
         pst = os.stat(parent)

@@ -371,13 +371,16 @@ def fetch(cache: Any, url: str, dest: str | os.PathLike[str], sha256: str | None
             usable = False
 
     if usable and sha256 and not refresh:
-        hit = _serve(cache, key, dest, sha256) or _serve(cache, f"sha256:{sha256}", dest, sha256)
+        hit = _serve(cache, key, dest, sha256) or (
+            cache.exists(f"sha256:{sha256}") and _serve(cache, f"sha256:{sha256}", dest, sha256))
         if hit:
             return hit
     if offline:
         trusted = sha256 or (trusted_digest(key) if usable else None)
         hit = _serve(cache, key, dest, trusted) if usable and trusted else None
         if hit is None:
+            if usable:
+                cache.count_miss(key)
             raise FetchError(f"offline and not in the cache: {redact(url)}", EXIT_MISS)
         warn(f"offline: serving the cached copy of {redact(url)} (not revalidated)")
         return hit
@@ -657,6 +660,7 @@ class _Download:
                 if self.private:
                     meta["url"] = redact(self.key)
                 meta = {k: v for k, v in meta.items() if v is not None}
+                self.cache.count_miss(self.ckey)    # a cold download: one miss in stats
                 if self.cache.put(self.ckey, fd, sha256=digest, kind="url", meta=meta,
                                   private=self.private):
                     remember_digest(self.ckey, digest)

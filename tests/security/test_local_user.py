@@ -264,15 +264,6 @@ def test_planted_index_fifo_or_foreign_index_is_refused(user: User, tmp_path: Pa
         PackageCache(str(root), strict=True).index  # noqa: B018
 
 
-def test_new_index_is_owner_only(tmp_path: Path) -> None:
-    root = tmp_path / "c"
-    src = tmp_path / "f"
-    src.write_bytes(b"x")
-    assert cli("--cache-dir", str(root), "put", "k", str(src)).returncode == 0
-    for p in root.glob("index-v1.sqlite*"):
-        assert stat.S_IMODE(os.stat(p).st_mode) == 0o600, p
-
-
 # -- finding 7: secrets ------------------------------------------------------------------------
 def test_download_secrets_stay_private(user: User, fetch_server, public_dir: Path,  # noqa: ANN001
                                        tmp_path: Path) -> None:
