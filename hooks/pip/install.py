@@ -106,6 +106,7 @@ class Driver:
         self.verbose = options.verbose(opts.pip_args)
         self.shown: set[str] = set()  # "Ignoring ..." lines already printed this run
         self._tree_url: str | None = None  # the cache's PEP 503 tree, once written
+        self.filled: set[str] = set()  # files downloaded this run (a miss each, never a hit)
 
     @property
     def work(self) -> Path:
@@ -202,7 +203,7 @@ class Driver:
         now = time.time()
         for art in arts:
             c = by_digest.get(art.sha256 or "")
-            if c is None:
+            if c is None or art.filename in self.filled:
                 continue
             if now - c.entry.last_used > TOUCH_AFTER:
                 self.cache.get(c.entry.key)  # counts the hit itself
@@ -316,6 +317,7 @@ class Driver:
                 ok = False
             else:
                 self.cache.count_miss(f"{kind}:{art.filename}")  # a cold download
+                self.filled.add(art.filename)
             if not art.is_wheel:
                 sdists.append(art)
         if sdists and not self.build(sdists, paths):
@@ -610,6 +612,12 @@ class Driver:
         if res.rc != 0 and runner.is_retryable(res.stderr):
             raise _Fallback(f"the cache cannot serve this request: {runner.last_error(res.stderr)}")
         runner.replay(res.stderr)
+        if res.rc == 0:
+            by_digest = {c.sha256: c for c in self.candidates()}
+            for a in arts:  # uv read these from the cache without a download this run
+                if a.cacheable and a.filename not in self.filled and \
+                        (c := by_digest.get(a.sha256 or "")):
+                    self.cache.count_hit(c.entry.key)
         return res.rc
 
     def cache_first(self, installer: str) -> int:
