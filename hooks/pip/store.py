@@ -216,7 +216,8 @@ class WheelStore:
             if now is not None and now[1] == entry.size and self.stamps.get(entry.digest) == now:
                 return expected
         before = self._stamp_of(expected) if expected is not None else None
-        path = self.cache.get(entry.key)  # full hash; a bad object is quarantined and counted
+        # full hash; a bad object is quarantined and counted as corrupt (a check, not a hit)
+        path = self.cache.get(entry.key, count=False)
         self.rehashed += 1
         if path is None or (expected is not None and path != expected):
             self.trust.set_stamp(entry.digest, None)
@@ -254,7 +255,7 @@ class WheelStore:
         """
         if not art.cacheable:
             return True
-        check = self.cache.get if verify else self.cache.exists
+        check = (lambda k: self.cache.get(k, count=False)) if verify else self.cache.exists
         if art.is_wheel:
             key = f"wheel:{art.filename}"
             entry = self.cache.lookup(key)
