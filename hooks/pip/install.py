@@ -156,8 +156,12 @@ class Driver:
         # another index (PyPI for a private one) must never enter this resolve
         mine = set(options.sources(self.opts.pip_args))
         # (the sources recorded in the private state dir, not the cache's own meta)
+        # (even in hash-checking mode only vouched files: pip's report of a file taken from the
+        # tree must never vouch for a file this machine did not vouch for already)
+        trust = self.store.trust
         cands = [c for c in self.candidates(refresh=True)
-                 if (src := self.store.trust.sources(c.entry.key)) and set(src) <= mine]
+                 if trust.vouched(c.entry.key, c.sha256)
+                 and (src := trust.sources(c.entry.key)) and set(src) <= mine]
         tree = self.store.write_tree(self.work / "simple", cands)
         extra = [] if options.has_extra_index(self.opts.pip_args) else \
             [a for u in options.extra_index_urls() for a in ("--extra-index-url", u)]
