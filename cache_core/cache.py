@@ -259,11 +259,20 @@ class PackageCache:
 
     # -- get / put / exists -----------------------------------------------------------------
     @_failopen(None)
-    def get(self, key: str) -> str | None:
+    def get(self, key: str, *, count: bool = True) -> str | None:
         """Path of the object for key after checking its size and SHA-256; None on a miss.
 
         The returned file is read-only and shared: never write to it (use materialize_key).
+        count=False: a driver's verification, not a read (no hit or miss counted; the driver
+        counts with count_hit/count_miss when it serves or downloads the file).
         """
+        if not count:
+            found = self._resolve(key, count_miss=False)
+            if found is None:
+                return None
+            digest, size, _ = found
+            path = self.object_path(digest)
+            return str(path) if self._verify_object(path, digest, size) else None
         found = self._resolve(key, count_miss=self.system is None)
         if found is None:
             return self._from_system(lambda system: system.get(key))

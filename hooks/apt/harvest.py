@@ -245,6 +245,8 @@ def harvest(cache: Any, actions: list[Action], *, archives: Path | None = None,
         rep.seen += 1
         if in_archives(action.path, archives):
             result, size = store(cache, action.path, fname)
+            if result == "stored":  # apt downloaded it (a seeded deb is "already"): a miss
+                cache.count_miss(key_for(fname))
         else:
             try:
                 sha = lookup(action) if lookup is not None else None

@@ -106,6 +106,7 @@ class Driver:
         self.verbose = options.verbose(opts.pip_args)
         self.shown: set[str] = set()  # "Ignoring ..." lines already printed this run
         self._tree_url: str | None = None  # the cache's PEP 503 tree, once written
+        self.filled: set[str] = set()  # files downloaded this run (a miss each, never a hit)
 
     @property
     def work(self) -> Path:
@@ -117,7 +118,11 @@ class Driver:
         return self._work
 
     def close(self) -> None:
-        """Remove this run's scratch directory."""
+        """Save this run's vouches and stamps; remove its scratch directory."""
+        try:
+            self.store.save_stamps()
+        except Exception:  # noqa: BLE001 - a lost memo only costs a re-hash or a download
+            pass
         if self._work is not None:
             shutil.rmtree(self._work, ignore_errors=True)
 
@@ -130,7 +135,11 @@ class Driver:
         """
         if self._cands is None or refresh or sdists != self._with_sdists:
             self.store.prune_view(every=PRUNE_EVERY)
-            self._cands = self.store.candidates(self.target, sdists=sdists)
+            # a hash-checking request may use any cached file (pip/uv check each --hash);
+            # otherwise only files this machine vouched for
+            self._cands = self.store.candidates(
+                self.target, sdists=sdists,
+                vouched_only=not options.hash_mode(self.opts.pip_args))
             self._with_sdists = sdists
         return self._cands
 
@@ -146,9 +155,13 @@ class Driver:
         # only files that came from the indexes this request reads: a version cached from
         # another index (PyPI for a private one) must never enter this resolve
         mine = set(options.sources(self.opts.pip_args))
+        # (the sources recorded in the private state dir, not the cache's own meta)
+        # (even in hash-checking mode only vouched files: pip's report of a file taken from the
+        # tree must never vouch for a file this machine did not vouch for already)
+        trust = self.store.trust
         cands = [c for c in self.candidates(refresh=True)
-                 if (src := c.entry.meta.get("sources")) and isinstance(src, list)
-                 and set(src) <= mine]
+                 if trust.vouched(c.entry.key, c.sha256)
+                 and (src := trust.sources(c.entry.key)) and set(src) <= mine]
         tree = self.store.write_tree(self.work / "simple", cands)
         extra = [] if options.has_extra_index(self.opts.pip_args) else \
             [a for u in options.extra_index_urls() for a in ("--extra-index-url", u)]
@@ -194,8 +207,12 @@ class Driver:
         now = time.time()
         for art in arts:
             c = by_digest.get(art.sha256 or "")
-            if c is not None and now - c.entry.last_used > TOUCH_AFTER:
-                self.cache.get(c.entry.key)
+            if c is None or art.filename in self.filled:
+                continue
+            if now - c.entry.last_used > TOUCH_AFTER:
+                self.cache.get(c.entry.key)  # counts the hit itself
+            else:
+                self.cache.count_hit(c.entry.key)
 
     # -- the install itself -------------------------------------------------------------------
     def offline_install(self, installer: str, extra: list[str] | None = None) -> runner.Result:
@@ -264,7 +281,9 @@ class Driver:
         A file that cannot be fetched or built makes this return False (the caller falls back
         to plain pip, which reports the problem in its own words).
         """
-        missing = [a for a in arts if not self.store.have(a, self.target, verify=verify)]
+        sources = options.sources(self.opts.pip_args)
+        missing = [a for a in arts
+                   if not self.store.have(a, self.target, verify=verify, sources=sources)]
         if not missing:
             return True
         from . import fetch  # urllib/ssl: only when something must be downloaded
@@ -300,6 +319,9 @@ class Driver:
             if self.store.add(f"{kind}:{art.filename}", str(path), art.sha256, meta) is None:
                 self.problems.append(f"{art.filename} could not be stored in the cache")
                 ok = False
+            else:
+                self.cache.count_miss(f"{kind}:{art.filename}")  # a cold download
+                self.filled.add(art.filename)
             if not art.is_wheel:
                 sdists.append(art)
         if sdists and not self.build(sdists, paths):
@@ -340,6 +362,10 @@ class Driver:
         files = str(self.store.files)
         fetched = [a for a in arts if a.cacheable and not unquote(urlsplit(a.url).path)
                    .startswith(files + "/")]
+        by_digest = {c.sha256: c for c in self.candidates()}
+        for a in arts:  # served from the cache's tree: one hit each
+            if a.cacheable and a not in fetched and (c := by_digest.get(a.sha256 or "")):
+                self.cache.count_hit(c.entry.key)
         local = [p for a in arts if (p := a.local_path) is not None]
         if local:
             self.cache_build_deps(local)
@@ -590,6 +616,12 @@ class Driver:
         if res.rc != 0 and runner.is_retryable(res.stderr):
             raise _Fallback(f"the cache cannot serve this request: {runner.last_error(res.stderr)}")
         runner.replay(res.stderr)
+        if res.rc == 0:
+            by_digest = {c.sha256: c for c in self.candidates()}
+            for a in arts:  # uv read these from the cache without a download this run
+                if a.cacheable and a.filename not in self.filled and \
+                        (c := by_digest.get(a.sha256 or "")):
+                    self.cache.count_hit(c.entry.key)
         return res.rc
 
     def cache_first(self, installer: str) -> int:

@@ -11,6 +11,12 @@ by its stat stamp (inode, size, mtime_ns, ctime_ns) from its last full hash; any
 full re-hash, and a mismatch is quarantined (and counted) by the cache. pip also checks each file
 against the page's ``#sha256=`` fragment.
 
+Trust: the cache dir is content, not authority. A cached file is offered only if this machine
+itself vouched for its key -> digest (downloaded it from an index with a published SHA-256, or
+built it from such an sdist), or to a hash-checking request (pip/uv check every ``--hash``).
+The vouches and the stat stamps live in the private local state dir (see trust.py), never in
+the cache, so re-pointing a key or editing a memo in a shared cache changes nothing installed.
+
 Provenance: only files pip chose from an index or a find-links location (``is_direct`` false in
 its report) get these keys. Local paths, direct URLs and VCS references are never stored, so they
 can never be offered to a resolve that did not name them.
@@ -42,6 +48,7 @@ from packaging.version import Version
 from cache_core import CacheError, Entry, PackageCache, atomic_symlink, atomic_write, safe_filename
 
 from .target import Target
+from .trust import Trust
 
 if TYPE_CHECKING:
     from packaging.requirements import Requirement
@@ -165,42 +172,26 @@ class WheelStore:
         self.cache = cache
         self.root = cache.bucket(BUCKET)
         self.files = self._dir(self.root / "files")
-        self._stamps: dict[str, list[int]] | None = None
-        self._stamps_dirty = False
+        self.trust = Trust()
+        self.unvouched: set[str] = set()  # cached file names not offered: never vouched for here
         self.rehashed = 0  # objects fully re-hashed this run (their stamp was missing or changed)
 
     # -- stat stamps: (inode, size, mtime_ns, ctime_ns) of each object at its last full hash ---
     @property
     def stamps(self) -> dict[str, list[int]]:
-        """digest -> stamp, loaded once per run from ``pip-v1/stamps.json``."""
-        if self._stamps is None:
-            import json
-
-            try:
-                fd = os.open(self.root / "stamps.json", os.O_RDONLY | os.O_NOFOLLOW)
-                with os.fdopen(fd, encoding="utf-8") as f:
-                    data = json.load(f)
-                self._stamps = {k: v for k, v in data.items()
-                                if isinstance(v, list) and len(v) == 4} \
-                    if isinstance(data, dict) else {}
-            except (OSError, ValueError):
-                self._stamps = {}
-        return self._stamps
+        """digest -> stamp, from the private local state dir (never from the cache)."""
+        return self.trust.stamps
 
     def save_stamps(self) -> None:
-        """Write the stamps back if this run re-hashed anything (last writer wins: a lost
-        stamp only costs one re-hash later)."""
-        if not self._stamps_dirty or self._stamps is None:
+        """Write the vouches and stamps back if this run changed any (merged under a lock)."""
+        if not self.trust.dirty:
             return
-        import json
-
         live = {e.digest for p in ("wheel:", "built:", "sdist:") for e in self.cache.keys(p)}
-        data = {k: v for k, v in self._stamps.items() if k in live}
-        try:
-            atomic_write(self.root / "stamps.json", json.dumps(data, separators=(",", ":")))
-        except OSError:
-            pass
-        self._stamps_dirty = False
+        self.trust.save(live)
+
+    def vouch(self, key: str, digest: str, sources: list[str]) -> None:
+        """Record that this machine vouches for key -> digest (see trust.py)."""
+        self.trust.vouch(key, digest, sources)
 
     @staticmethod
     def _stamp_of(path: str) -> list[int] | None:
@@ -225,16 +216,15 @@ class WheelStore:
             if now is not None and now[1] == entry.size and self.stamps.get(entry.digest) == now:
                 return expected
         before = self._stamp_of(expected) if expected is not None else None
-        path = self.cache.get(entry.key)  # full hash; a bad object is quarantined and counted
+        # full hash; a bad object is quarantined and counted as corrupt (a check, not a hit)
+        path = self.cache.get(entry.key, count=False)
         self.rehashed += 1
         if path is None or (expected is not None and path != expected):
-            self.stamps.pop(entry.digest, None)
-            self._stamps_dirty = True
+            self.trust.set_stamp(entry.digest, None)
             return None
         after = self._stamp_of(path)
         if before is not None and before == after:
-            self.stamps[entry.digest] = after
-            self._stamps_dirty = True
+            self.trust.set_stamp(entry.digest, after)
         return path
 
     @staticmethod
@@ -254,25 +244,37 @@ class WheelStore:
         """The key of a wheel built from an sdist for one target fingerprint."""
         return f"built:{sdist_sha256}:{target.fingerprint}"
 
-    def have(self, art: Artifact, target: Target, *, verify: bool = False) -> bool:
+    def have(self, art: Artifact, target: Target, *, verify: bool = False,
+             sources: list[str] | None = None) -> bool:
         """True if the cache can serve art (or the wheel built from it) for target.
 
-        verify: re-hash the object (a bad one is quarantined and reported missing).
+        verify: re-hash the object (a bad one is quarantined and reported missing). A wheel
+        whose object has the index's SHA-256 (art comes from pip's resolve against the index)
+        is vouched for from now on (sources: that index); a built wheel only if this machine
+        built it.
         """
         if not art.cacheable:
             return True
-        check = self.cache.get if verify else self.cache.exists
+        check = (lambda k: self.cache.get(k, count=False)) if verify else self.cache.exists
         if art.is_wheel:
-            entry = self.cache.lookup(f"wheel:{art.filename}")
-            return bool(entry and entry.digest == art.sha256 and check(f"wheel:{art.filename}"))
-        return bool(check(self.built_key(str(art.sha256), target)))
+            key = f"wheel:{art.filename}"
+            entry = self.cache.lookup(key)
+            ok = bool(entry and entry.digest == art.sha256 and check(key))
+            if ok and entry is not None and sources is not None:
+                self.vouch(key, entry.digest, sources)
+            return ok
+        key = self.built_key(str(art.sha256), target)
+        entry = self.cache.lookup(key)
+        return bool(entry and self.trust.vouched(key, entry.digest) and check(key))
 
     def add(self, key: str, path: str, sha256: str | None, meta: dict[str, Any]) -> str | None:
-        """Store a file under key (checked against sha256) and link it into the view."""
+        """Store a file under key (checked against sha256), vouch for it and link it into the
+        view. The caller vouches for the file: from an index with this SHA-256, or built here."""
         # copied, never linked: the object is then a fresh 0444 file whatever the source's mode
         digest = self.cache.put(key, path, sha256=sha256, kind=key.split(":", 1)[0], meta=meta)
         if digest is None:
             return None
+        self.vouch(key, digest, [str(s) for s in meta.get("sources") or []])
         entry = self.cache.lookup(key)
         if entry is None or self._view(entry, meta["filename"]) is None:
             return None
@@ -306,10 +308,12 @@ class WheelStore:
         atomic_symlink(verified, dest)
         return dest
 
-    def candidates(self, target: Target, *, sdists: bool = False,
-                   rehash: bool = False) -> list[Candidate]:
+    def candidates(self, target: Target, *, sdists: bool = False, rehash: bool = False,
+                   vouched_only: bool = True) -> list[Candidate]:
         """Cached files the target can install: compatible wheels and its own built wheels.
 
+        vouched_only: only files this machine vouched for (see trust.py); False only for a
+        hash-checking request, where the installer checks every file against the user's hash.
         Each is verified (stat stamp, or a full hash with rehash or when the stamp changed).
         """
         out: list[Candidate] = []
@@ -326,7 +330,11 @@ class WheelStore:
                 wanted.append((entry, filename))
         if sdists:
             wanted += [(e, e.key[len("sdist:"):]) for e in self.cache.keys("sdist:")]
+        self.unvouched = set()
         for entry, filename in wanted:
+            if vouched_only and not self.trust.vouched(entry.key, entry.digest):
+                self.unvouched.add(filename)
+                continue
             try:
                 path = self._view(entry, filename, rehash=rehash)
             except (CacheError, OSError, ValueError):  # a bad name or object: not offered
@@ -393,6 +401,11 @@ class WheelStore:
         wheels = [e.key[6:] for e in self.cache.keys("wheel:") if fits(e.key[6:])]
         built = [e for e in self.cache.keys("built:") if fits(str(e.meta.get("filename", "")))]
         sdists = [e for e in self.cache.keys("sdist:") if fits(e.key[6:])]
+        shared = sorted(f for f in self.unvouched if fits(f))
+        if shared:
+            return (f"the cached {', '.join(shared[:3])} not offered: this machine never vouched "
+                    "for it (a shared cache is content, not authority; pin it with --hash or "
+                    "install once with the index reachable)")
         if any(e.key.endswith(":" + target.fingerprint) for e in built):
             return None
         if wheels and not any(target.supports(wheel_tags(w) or frozenset()) for w in wheels):

@@ -59,6 +59,8 @@ def pip_isolation(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     monkeypatch.setenv("PIP_DEFAULT_TIMEOUT", "5")
     monkeypatch.setenv("PIP_RETRIES", "0")
     monkeypatch.setenv("UV_NO_CONFIG", "1")
+    # this machine's private trust memos (vouched pip files, stat stamps): one per test
+    monkeypatch.setenv("PKGCACHE_STATE_DIR", str(tmp_path / "state"))
     log = tmp_path / "builds.log"
     monkeypatch.setenv("PKGCACHE_TEST_BUILD_LOG", str(log))
     return log
