@@ -58,8 +58,7 @@ class SignedRepo(Repo):
         super().publish()
         rel = self.path / "Release"
         if self.valid_until:
-            text = rel.read_text().replace("\nDate:", f"\nValid-Until: {self.valid_until}\nDate:")
-            rel.write_text(text)
+            rel.write_text(f"Valid-Until: {self.valid_until}\n" + rel.read_text())
         stamp = int(os.stat(self.path / "Packages").st_mtime)
         self.key.sign(self.path)
         for name in ("Release", "InRelease", "Release.gpg"):
