@@ -46,7 +46,7 @@ UNREACHABLE = {"ConnectionRefused", "ConnectionTimedOut", "Timeout", "ResolveFai
                "TmpResolveFailure"}
 HELPER_TIMEOUT = 300.0    # one serve (a remote fetch has its own, shorter budgets)
 HELPER_DRAIN = 60.0       # at the end: harvests still being stored
-FAULT_ENV = "PKGCACHE_METHOD_TEST_FAULT"  # tests only: "front-raise", "helper-raise"
+FAULT_ENV = "PKGCACHE_METHOD_TEST_FAULT"  # tests only: front-init, front-raise, helper-raise
 
 
 class Message:
@@ -208,6 +208,8 @@ class Front:
     """The process apt talks to."""
 
     def __init__(self, real: str, stdin: IO[bytes], stdout: IO[bytes]) -> None:
+        if os.environ.get(FAULT_ENV) == "front-init":
+            raise RuntimeError("injected fault")
         self.real = real
         self.stdin = stdin
         self.stdout = stdout
