@@ -221,10 +221,15 @@ class Front:
         self.child = subprocess.Popen([real], executable=real, stdin=subprocess.PIPE,
                                       stdout=subprocess.PIPE, bufsize=0)
         self.closing = False
+
+    def start_helper(self) -> None:
+        """Start the helper at the first request (apt's capability probe never sends one)."""
+        if self.helper is not None or self.relay_only:
+            return
         try:
             self.helper = HelperClient()
-        except Exception:  # noqa: BLE001 - no helper: a plain relay
-            self.relay_only = True
+        except Exception as exc:  # noqa: BLE001 - no helper: a plain relay
+            self.fault(type(exc).__name__)
 
     # -- output ---------------------------------------------------------------------------
     def to_apt(self, msg: Message) -> None:
@@ -261,6 +266,7 @@ class Front:
             handled = False
             if msg.code == 600 and not self.relay_only:
                 try:
+                    self.start_helper()
                     handled = self.acquire(msg)
                 except Exception as exc:  # noqa: BLE001 - never break apt
                     self.fault(type(exc).__name__)
@@ -291,9 +297,8 @@ class Front:
         if leaf in RELEASE_NAMES:
             self.pending[_norm(uri)] = Pending(uri, filename, None, True)
             return False
-        if sha is None:
+        if sha is None or self.helper is None:
             return False
-        assert self.helper is not None
         try:
             ans = self.helper.call({"op": "serve", "sha256": sha, "dest": filename})
         except HelperGone as exc:
@@ -369,8 +374,8 @@ class Front:
             return msg
         # 400 URI Failure
         self.pending.pop(key, None)
-        if req.release and (msg.get("FailReason") or "") in UNREACHABLE:
-            assert self.helper is not None
+        if req.release and self.helper is not None and \
+                (msg.get("FailReason") or "") in UNREACHABLE:
             try:
                 ans = self.helper.call({"op": "release", "uri": key, "dest": req.filename})
             except HelperGone as exc:
@@ -392,9 +397,8 @@ class Front:
         except OSError:
             return
         try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
+            if not stat.S_ISREG(os.fstat(fd).st_mode) or self.helper is None:
                 return
-            assert self.helper is not None
             self.helper.post({"op": "harvest", "uri": _norm(req.uri), "sha256": req.sha256,
                               "name": os.path.basename(filename), "release": req.release}, fd)
         except HelperGone as exc:

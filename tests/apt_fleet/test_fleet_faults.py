@@ -88,28 +88,31 @@ def test_helper_killed_at_random_points(fleet) -> None:  # noqa: ANN001
     rnd = random.Random(14)
     landed = 0
     trials = 0
-    relayed = 0  # trials where the kill cut pkgcache off mid-session (debs from the origin)
+    relayed = 0  # trials where a kill cut pkgcache off mid-session (debs from the origin)
     while landed < 30 and trials < 80:
         trials += 1
         fleet.origin.reset()
         b = fleet.server(f"k{trials}")
         stop = threading.Event()
         hits: list[int] = []
-        delay = rnd.uniform(0, 0.25)
+        delay = rnd.uniform(0, 0.4)
 
         def killer() -> None:
+            """Every helper that appears dies `delay` seconds after it is first seen."""
+            seen: dict[int, float] = {}
             while not stop.is_set():
-                pids = method_pids(helper=True)
-                if pids:
-                    time.sleep(delay)
-                    for pid in pids:
+                now = time.monotonic()
+                for pid in method_pids(helper=True):
+                    seen.setdefault(pid, now)
+                for pid, t0 in list(seen.items()):
+                    if now - t0 >= delay:
+                        del seen[pid]
                         try:
                             os.kill(pid, signal.SIGKILL)
                             hits.append(pid)
                         except ProcessLookupError:
                             pass
-                    return
-                time.sleep(0.001)
+                time.sleep(0.002)
 
         for step in (("update",), ("install", *PKGS)):
             stop.clear()
