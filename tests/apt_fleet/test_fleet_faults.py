@@ -97,7 +97,8 @@ def test_helper_killed_at_random_points(fleet) -> None:  # noqa: ANN001
         hits: list[int] = []
         delay = rnd.uniform(0, 0.4)
 
-        def killer() -> None:
+        def killer(stop: threading.Event = stop, hits: list[int] = hits,
+                   delay: float = delay) -> None:
             """Every helper that appears dies `delay` seconds after it is first seen."""
             seen: dict[int, float] = {}
             while not stop.is_set():
@@ -140,7 +141,7 @@ def test_front_killed_is_like_the_real_method_killed(fleet) -> None:  # noqa: AN
         b = fleet.server(f"f{int(with_pkgcache)}", method=with_pkgcache)
         _ok(b.apt("update"))
 
-        def killer() -> None:
+        def killer(with_pkgcache: bool = with_pkgcache) -> None:
             end = time.time() + 30
             while time.time() < end:
                 pids = method_pids(helper=False) if with_pkgcache else [
