@@ -11,6 +11,13 @@ from .naming import is_safe_name, key_for
 WORKERS = 4  # parallel remote fetches (each one connection; the remote tier has its budgets)
 
 
+def has_remote(cache: Any) -> bool:
+    """A remote tier is configured (an empty local cache may still get debs from the fleet)."""
+    from cache_core.storage import remote
+
+    return remote.tier(cache) is not None
+
+
 def prefetch(cache: Any, wants: list[Any], workers: int = WORKERS) -> tuple[int, int]:
     """Fetch every wanted deb (objects with .fname, .sha256, .size) missing from the local store
     from the remotes; returns (count, bytes) brought in. Never raises for remote faults."""

@@ -226,6 +226,9 @@ class Front:
         """Start the helper at the first request (apt's capability probe never sends one)."""
         if self.helper is not None or self.relay_only:
             return
+        if os.geteuid() != 0 or os.environ.get("PKGCACHE_DISABLE"):
+            self.relay_only = True  # a user's `apt-get download`: the root cache is not theirs
+            return
         try:
             self.helper = HelperClient()
         except Exception as exc:  # noqa: BLE001 - no helper: a plain relay
@@ -443,6 +446,8 @@ class Helper:
         self.said: list[str] = []
         set_warning_handler(self._warn)
         self.cache = PackageCache.from_config()
+        if not self.cache.enabled:
+            raise RuntimeError("cache disabled")  # the front relays everything
         self.stats: dict[str, int] = {}
 
     def _warn(self, message: str) -> None:

@@ -401,6 +401,7 @@ def seed(cache: Any, specs: list[str] | None = None, *, hook: bool = False, narr
     checked by stamp; links_only: only refresh the plan where seeding would mean copying."""
     from . import invocation
     from .aptenv import apt_pkg_module
+    from .fleet import has_remote
 
     t0 = time.monotonic()
     rep = SeedReport()
@@ -422,7 +423,8 @@ def seed(cache: Any, specs: list[str] | None = None, *, hook: bool = False, narr
     if narrow and not specs:
         if inv is not None and inv.command in _NO_DEBS:
             wants = []
-        elif inv is not None and inv.command and (cache.keys(KEY_PREFIX) or placed):
+        elif inv is not None and inv.command and (cache.keys(KEY_PREFIX) or placed
+                                                  or has_remote(cache)):
             request = (inv.exe, inv.argv[1:], inv.cwd)
     if request is not None:
         got, errors = replay_uris(*request)

@@ -78,8 +78,10 @@ def test_origin_up_b_fetches_only_release_files_from_origin(fleet) -> None:  # n
     _seeded_fleet(fleet)
     fleet.origin.reset()
     b = fleet.server("b")
-    _ok(b.apt("update"))
-    _ok(b.apt("install", *PKGS))
+    for step in (("update",), ("install", *PKGS)):
+        res = b.apt(*step)
+        _ok(res)
+        assert res.stderr == "", res.stderr  # the method prints nothing on success
     assert b.installed("alpha") == "1.0-1"
     got = [r for r in fleet.origin.requests]
     assert got and all(r.rsplit("/", 1)[-1] in ("InRelease", "Release", "Release.gpg")
@@ -187,3 +189,22 @@ def test_status_without_method(fleet) -> None:  # noqa: ANN001
     out = b.pkgcache("apt", "status").stdout
     assert re.search(r"^method\s+NOT active", out, re.M), out
     assert re.search(r"^last run\s+never", out, re.M), out
+
+
+def test_pre_install_hook_fetches_from_the_fleet(fleet) -> None:  # noqa: ANN001
+    """With the hooks too, a plain `apt-get install` on B gets its debs from the fleet before apt
+    looks at archives: `Need to get 0 B`, no deb from the origin, no method download."""
+    _seeded_fleet(fleet)
+    b = fleet.server("b")
+    b.install_snippet()
+    _ok(b.apt("update"))
+    fleet.origin.reset()
+    res = b.apt("install", *PKGS)
+    _ok(res)
+    assert "Need to get 0 B" in res.stdout, res.stdout
+    assert res.stderr == "", res.stderr  # hooks and method print nothing on success
+    assert fleet.origin.deb_requests() == []
+    _installed = {n: b.installed(n) for n in ("alpha", "beta", "gamma")}
+    assert _installed == {"alpha": "1.0-1", "beta": "2:1.0-1", "gamma": "0.5"}
+    status = b.pkgcache("apt", "status").stdout
+    assert "3 fetched from the fleet" in status, status
