@@ -263,12 +263,15 @@ def fetch(cache: Any, url: str, dest: str | os.PathLike[str], sha256: str | None
             usable = False
 
     if usable and sha256 and not refresh:
-        hit = _serve(cache, key, dest, sha256) or _serve(cache, f"sha256:{sha256}", dest, sha256)
+        hit = _serve(cache, key, dest, sha256) or (
+            cache.exists(f"sha256:{sha256}") and _serve(cache, f"sha256:{sha256}", dest, sha256))
         if hit:
             return hit
     if offline:
         hit = _serve(cache, key, dest, sha256) if usable else None
         if hit is None:
+            if usable:
+                cache.count_miss(key)
             raise FetchError(f"offline and not in the cache: {redact(key)}", EXIT_MISS)
         warn(f"offline: serving the cached copy of {redact(key)} (not revalidated)")
         return hit
@@ -531,6 +534,7 @@ class _Download:
                 meta = {"etag": info.get("etag"), "last_modified": info.get("last_modified"),
                         "validated": time.time()}
                 meta = {k: v for k, v in meta.items() if v is not None}
+                self.cache.count_miss(self.key)     # a cold download: one miss in stats
                 self.cache.put(self.key, str(partial.data), sha256=digest, kind="url", meta=meta,
                                link=True)
             try:

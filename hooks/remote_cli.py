@@ -95,15 +95,15 @@ def register(subparsers: Any) -> None:
     for name, func, text in (("push", _push, "upload KEYs (or --all; none: drain the spool)"),
                              ("pull", _pull, "download KEYs (or --all from a listable store)")):
         s = sub.add_parser(name, help=text)
-        s.add_argument("keys", nargs="*", metavar="KEY")
-        s.add_argument("--all", action="store_true")
-        s.add_argument("--json", action="store_true")
+        s.add_argument("keys", nargs="*", metavar="KEY", help="cache keys to transfer")
+        s.add_argument("--all", action="store_true", help="every key (push: every local key)")
+        s.add_argument("--json", action="store_true", help="print the report as JSON")
         s.set_defaults(func=func)
     s = sub.add_parser("status", help="per-remote counters, breaker and spool")
-    s.add_argument("--json", action="store_true")
+    s.add_argument("--json", action="store_true", help="print the status as JSON")
     s.set_defaults(func=_status)
     s = sub.add_parser("keygen", help="make an Ed25519 key pair; prints the public key")
-    s.add_argument("name")
+    s.add_argument("name", help="the key's name (e.g. fleet-1), used in key records")
     s.add_argument("--secret-file", required=True, metavar="PATH",
                    help="where to write the secret key (mode 600; must not exist)")
     s.set_defaults(func=_keygen)
