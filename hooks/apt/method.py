@@ -426,10 +426,11 @@ def front_main(argv: list[str]) -> int:
     try:
         import signal
 
-        # apt ends a method with SIGINT after closing its stdin; the front ends on that end of
-        # file once the real method has, so harvests handed over are not cut off.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
         front = Front(real, sys.stdin.buffer, sys.stdout.buffer)
+        # apt ends a method with SIGINT after closing its stdin; the front ends on that end of
+        # file once the real method has, so harvests handed over are not cut off. (Set after
+        # the real method started: it keeps apt's signal dispositions.)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     except Exception:  # noqa: BLE001 - nothing sent yet: become the real method
         os.execv(real, [real])
     return front.run()

@@ -48,7 +48,7 @@ def test_deb_contents_network(deb: Path) -> None:
     """The package ships the command, man page, conffiles, timer and apt snippet where expected."""
     listing = subprocess.run(["dpkg-deb", "-c", str(deb)], check=True, capture_output=True,
                              text=True).stdout
-    paths = {ln.split()[-1].lstrip(".") for ln in listing.splitlines()}
+    paths = {ln.split(" -> ")[0].split()[-1].lstrip(".") for ln in listing.splitlines()}
     for want in ("/usr/bin/pkgcache", "/usr/share/man/man1/pkgcache.1.gz",
                  "/etc/vps-configurator/config.yaml", "/lib/systemd/system/pkgcache.timer",
                  "/lib/systemd/system/pkgcache.service", "/etc/cron.daily/pkgcache",
