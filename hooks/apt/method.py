@@ -94,6 +94,16 @@ def _norm(uri: str) -> str:
     return unquote(uri)
 
 
+def release_key(uri: str) -> str:
+    """The cache key of a Release file: its URL without user:password@ (never stored)."""
+    u = _norm(uri)
+    scheme, sep, rest = u.partition("://")
+    if not sep:
+        return u
+    host, slash, path = rest.partition("/")
+    return f"{scheme}://{host.rsplit('@', 1)[-1]}{slash}{path}"
+
+
 def _leaf(uri: str) -> str:
     return _norm(uri).split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
 
@@ -380,7 +390,8 @@ class Front:
         if req.release and self.helper is not None and \
                 (msg.get("FailReason") or "") in UNREACHABLE:
             try:
-                ans = self.helper.call({"op": "release", "uri": key, "dest": req.filename})
+                ans = self.helper.call({"op": "release", "uri": release_key(req.uri),
+                                        "dest": req.filename})
             except HelperGone as exc:
                 self.fault(str(exc))
                 return msg
@@ -402,7 +413,7 @@ class Front:
         try:
             if not stat.S_ISREG(os.fstat(fd).st_mode) or self.helper is None:
                 return
-            self.helper.post({"op": "harvest", "uri": _norm(req.uri), "sha256": req.sha256,
+            self.helper.post({"op": "harvest", "uri": release_key(req.uri), "sha256": req.sha256,
                               "name": os.path.basename(filename), "release": req.release}, fd)
         except HelperGone as exc:
             self.fault(str(exc))

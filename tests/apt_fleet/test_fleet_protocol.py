@@ -87,3 +87,12 @@ def test_root_served_from_the_fleet_user_relayed(fleet) -> None:  # noqa: ANN001
         assert err == ""  # no warning for a non-root user
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def test_release_key_never_keeps_credentials() -> None:
+    from hooks.apt.method import release_key
+
+    assert release_key("http://user:s3cret@mirror:8080/debian/dists/x/InRelease") == \
+        "http://mirror:8080/debian/dists/x/InRelease"
+    assert release_key("https://u:p%40ss@h/InRelease") == "https://h/InRelease"
+    assert release_key("http://h/a%20b/InRelease") == "http://h/a b/InRelease"
