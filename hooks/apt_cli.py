@@ -168,6 +168,15 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"last seed    {_when(s)}" + (
         f" ({s.get('trigger', '?')}): {s.get('placed', 0)} placed, {_human(s.get('bytes', 0))}, "
         f"{s.get('rejected', 0)} rejected, {s.get('seconds', 0)} s" if s else ""))
+    if s and s.get("from_remote"):
+        print(f"             {s['from_remote']} fetched from the fleet "
+              f"({_human(s.get('bytes_remote', 0))})")
+    from hooks.apt.fleet import describe_run
+
+    m, run = info.get("method") or {}, info.get("last_method_run")
+    print(f"method       {'active' if m.get('active') else 'NOT active'} "
+          f"(http: {m.get('http') or 'apt default'}, https: {m.get('https') or 'apt default'})")
+    print(f"last run     {_when(run)}" + (f": {describe_run(run, _human)}" if run else ""))
     return EXIT_OK
 
 

@@ -51,6 +51,8 @@ class SeedReport:
     opened_index: bool = False
     followed_request: bool = False
     planned_only: int = 0
+    from_remote: int = 0
+    bytes_remote: int = 0
     seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
@@ -58,7 +60,8 @@ class SeedReport:
                 "bytes": self.bytes_placed, "rejected": len(self.rejected),
                 "missing": len(self.missing), "removed": len(self.removed),
                 "opened_index": self.opened_index, "followed_request": self.followed_request,
-                "planned_only": self.planned_only,
+                "planned_only": self.planned_only, "from_remote": self.from_remote,
+                "bytes_remote": self.bytes_remote,
                 "seconds": round(self.seconds, 3)}
 
 
@@ -401,6 +404,7 @@ def seed(cache: Any, specs: list[str] | None = None, *, hook: bool = False, narr
     checked by stamp; links_only: only refresh the plan where seeding would mean copying."""
     from . import invocation
     from .aptenv import apt_pkg_module
+    from .fleet import has_remote
 
     t0 = time.monotonic()
     rep = SeedReport()
@@ -422,7 +426,8 @@ def seed(cache: Any, specs: list[str] | None = None, *, hook: bool = False, narr
     if narrow and not specs:
         if inv is not None and inv.command in _NO_DEBS:
             wants = []
-        elif inv is not None and inv.command and (cache.keys(KEY_PREFIX) or placed):
+        elif inv is not None and inv.command and (cache.keys(KEY_PREFIX) or placed
+                                                  or has_remote(cache)):
             request = (inv.exe, inv.argv[1:], inv.cwd)
     if request is not None:
         got, errors = replay_uris(*request)
@@ -463,6 +468,11 @@ def seed(cache: Any, specs: list[str] | None = None, *, hook: bool = False, narr
 
 def _place_all(cache: Any, archives: Path, wants: list[Want], rep: SeedReport,
                placed: dict[str, list[Any]], *, verify_present: bool) -> None:
+    from .fleet import prefetch  # the fleet first, in parallel (issue 14)
+
+    n, size = prefetch(cache, [w for w in wants if not _present(archives / w.fname, w.size)])
+    rep.from_remote += n
+    rep.bytes_remote += size
     for want in wants:
         result, reason = place(cache, archives, want, verify_present=verify_present)
         if result == "placed":

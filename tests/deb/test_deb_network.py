@@ -48,11 +48,13 @@ def test_deb_contents_network(deb: Path) -> None:
     """The package ships the command, man page, conffiles, timer and apt snippet where expected."""
     listing = subprocess.run(["dpkg-deb", "-c", str(deb)], check=True, capture_output=True,
                              text=True).stdout
-    paths = {ln.split()[-1].lstrip(".") for ln in listing.splitlines()}
+    paths = {ln.split(" -> ")[0].split()[-1].lstrip(".") for ln in listing.splitlines()}
     for want in ("/usr/bin/pkgcache", "/usr/share/man/man1/pkgcache.1.gz",
                  "/etc/vps-configurator/config.yaml", "/lib/systemd/system/pkgcache.timer",
                  "/lib/systemd/system/pkgcache.service", "/etc/cron.daily/pkgcache",
-                 "/usr/share/pkgcache/cache_core/cache.py", "/usr/share/pkgcache/hooks/cli.py"):
+                 "/usr/share/pkgcache/cache_core/cache.py", "/usr/share/pkgcache/hooks/cli.py",
+                 "/usr/lib/pkgcache/methods/http", "/usr/lib/pkgcache/methods/https",
+                 "/usr/share/pkgcache/apt/05pkgcache-method"):
         assert want in paths, f"{want} missing from the .deb"
     assert any(p.startswith("/etc/apt/apt.conf.d/") and not p.endswith("/") for p in paths)
     recommends = subprocess.run(["dpkg-deb", "-f", str(deb), "Recommends"], check=True,
@@ -101,6 +103,10 @@ def test_deb_lifecycle_in_fresh_root_network(deb: Path, root: DebRoot, tmp_path:
     assert "pkgcache" in dump, "apt.conf.d snippet not loaded"
     status = root.run("pkgcache apt status", check=False)
     assert status.returncode == 0, status.stdout
+    # The download method (issue 14): selected by a non-conffile written by postinst.
+    assert (root.path / "etc/apt/apt.conf.d/05pkgcache-method").is_file()
+    assert "05pkgcache-method" not in conffiles
+    assert re.search(r"^method\s+active", status.stdout, re.M), status.stdout
 
     # A real install from the Debian archive harvests every deb it installed into the cache.
     first = root.run(f"apt-get install -y {PKGS}").stdout
@@ -140,6 +146,7 @@ def test_deb_lifecycle_in_fresh_root_network(deb: Path, root: DebRoot, tmp_path:
     # remove (not purge): conffiles stay, apt keeps working without a warning.
     root.run("apt-get remove -y pkgcache")
     assert (root.path / "etc/vps-configurator/config.yaml").exists()
+    assert not (root.path / "etc/apt/apt.conf.d/05pkgcache-method").exists()
     assert "pkgcache" in root.run("apt-config dump").stdout, "hooks should stay configured, inert"
     after_remove = root.run("apt-get install -y hello && hello --version && apt-get purge -y hello")
     assert "pkgcache" not in after_remove.stdout, after_remove.stdout

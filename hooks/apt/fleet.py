@@ -1,0 +1,88 @@
+"""apt on the fleet: bring the debs a plan needs in from the remote tier before apt starts
+downloading, in parallel (bounded), by the SHA-256 of apt's signed index."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from .naming import is_safe_name, key_for
+
+WORKERS = 4  # parallel remote fetches (each one connection; the remote tier has its budgets)
+
+
+def has_remote(cache: Any) -> bool:
+    """A remote tier is configured (an empty local cache may still get debs from the fleet)."""
+    from cache_core.storage import remote
+
+    return remote.tier(cache) is not None
+
+
+def prefetch(cache: Any, wants: list[Any], workers: int = WORKERS) -> tuple[int, int]:
+    """Fetch every wanted deb (objects with .fname, .sha256, .size) missing from the local store
+    from the remotes; returns (count, bytes) brought in. Never raises for remote faults."""
+    from cache_core.storage import remote
+
+    if remote.tier(cache) is None:
+        return 0, 0
+    todo = [w for w in wants if not cache.exists(f"sha256:{w.sha256}")]
+    if not todo:
+        return 0, 0
+
+    def one(w: Any) -> int:
+        key = key_for(w.fname) if is_safe_name(w.fname) else None
+        try:
+            path = remote.get_object(cache, w.sha256, key, kind="deb")
+        except Exception:  # noqa: BLE001 - a miss; placing falls back to apt's own download
+            return -1
+        return w.size if path is not None else -1
+
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(todo)))) as pool:
+        sizes = [s for s in pool.map(one, todo) if s >= 0]
+    return len(sizes), sum(sizes)
+
+
+METHOD_MARKER = b"hooks.apt.method"
+SOURCES = ("local", "remote", "origin", "release_fallback")
+
+
+def method_status() -> dict[str, Any]:
+    """Is apt's http(s) method pkgcache's (per scheme: configured path, executable, ours)."""
+    import os
+
+    from .aptenv import apt_pkg_module
+
+    out: dict[str, Any] = {}
+    try:
+        cfg = apt_pkg_module().config
+    except ImportError:
+        return {"active": False, "http": None, "https": None}
+    for scheme in ("http", "https"):
+        path = cfg.find(f"Dir::Bin::Methods::{scheme}", "")
+        ours = False
+        if path and os.path.isfile(path) and os.access(path, os.X_OK):
+            try:
+                with open(path, "rb") as fh:
+                    ours = METHOD_MARKER in fh.read(8192) or \
+                        os.path.realpath(path).startswith("/usr/lib/pkgcache/methods/")
+            except OSError:
+                ours = False
+        out[scheme] = path or None
+        out[f"{scheme}_active"] = ours
+    out["active"] = bool(out["http_active"] and out["https_active"])
+    return out
+
+
+def describe_run(rec: dict[str, Any] | None, human: Any) -> str:
+    """One line: what served the last run's downloads."""
+    if not rec:
+        return "never"
+    c = rec.get("counts") or {}
+    parts = []
+    for src in SOURCES:
+        n = int(c.get(src, 0))
+        label = src.replace("_", " ")
+        parts.append(f"{label} {n}" + (f" ({human(int(c.get(src + '_bytes', 0)))})" if n else ""))
+    if c.get("origin_unchanged"):
+        parts.append(f"origin unchanged {int(c['origin_unchanged'])}")
+    return ", ".join(parts)

@@ -1,0 +1,170 @@
+"""pkgcache's apt method under faults: apt-get completes as it does without pkgcache."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import signal
+import threading
+import time
+
+import pytest
+from test_fleet_apt import PKGS, _ok, _seeded_fleet
+
+WANT = {"alpha": "1.0-1", "beta": "2:1.0-1", "gamma": "0.5"}
+
+
+def _installed_right(server, fleet) -> None:  # noqa: ANN001
+    for name, ver in WANT.items():
+        assert server.installed(name) == ver
+    for name, deb in fleet.repo.debs.items():
+        got = [hashlib.sha256(p.read_bytes()).hexdigest() for p in server.archives.glob(f"{name}_*")]
+        assert got == [hashlib.sha256(deb.read_bytes()).hexdigest()]
+
+
+def method_pids(helper: bool) -> list[int]:
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/cmdline", "rb") as fh:
+                cmd = fh.read().split(b"\0")
+        except OSError:
+            continue
+        if b"hooks.apt.method" in cmd and (b"--helper" in cmd) == helper:
+            out.append(int(d))
+    return out
+
+
+@pytest.mark.parametrize("fault", ["front-init", "front-raise", "helper-raise"])
+def test_method_that_raises(fleet, fault: str) -> None:  # noqa: ANN001
+    _seeded_fleet(fleet)
+    b = fleet.server("b")
+    env = b.env()
+    env["PKGCACHE_METHOD_TEST_FAULT"] = fault
+    fleet.origin.reset()
+    res = b.apt("update", env=env)
+    _ok(res)
+    res = b.apt("install", *PKGS, env=env)
+    _ok(res)
+    assert "Traceback" not in res.stderr and "pkgcache" not in res.stderr, res.stderr
+    _installed_right(b, fleet)
+    # The fault did happen: the fleet served nothing, the real method fetched every deb.
+    assert len(fleet.origin.deb_requests()) == 3
+    assert "/./Packages" in fleet.origin.requests
+
+
+def test_broken_config_relays(fleet) -> None:  # noqa: ANN001
+    _seeded_fleet(fleet)
+    b = fleet.server("b")
+    b.config.write_text("performance: [unclosed\n")
+    fleet.origin.reset()
+    _ok(b.apt("update"))
+    res = b.apt("install", *PKGS)
+    _ok(res)
+    assert "Traceback" not in res.stderr
+    _installed_right(b, fleet)
+    assert len(fleet.origin.deb_requests()) == 3
+
+
+def test_without_faults_the_fleet_serves(fleet) -> None:  # noqa: ANN001
+    """The control for the fault tests: same steps, no fault, no deb from the origin."""
+    _seeded_fleet(fleet)
+    b = fleet.server("b")
+    fleet.origin.reset()
+    _ok(b.apt("update"))
+    _ok(b.apt("install", *PKGS))
+    _installed_right(b, fleet)
+    assert fleet.origin.deb_requests() == []
+
+
+@pytest.mark.slow
+def test_helper_killed_at_random_points(fleet) -> None:  # noqa: ANN001
+    """>= 30 real apt-get runs; in each, pkgcache's helper (every cache operation of the method)
+    is SIGKILLed after a random delay: apt-get completes and installs the right bytes."""
+    _seeded_fleet(fleet)
+    rnd = random.Random(14)
+    landed = 0
+    trials = 0
+    relayed = 0  # trials where a kill cut pkgcache off mid-session (debs from the origin)
+    while landed < 30 and trials < 80:
+        trials += 1
+        fleet.origin.reset()
+        b = fleet.server(f"k{trials}")
+        stop = threading.Event()
+        hits: list[int] = []
+        delay = rnd.uniform(0, 0.4)
+
+        def killer(stop: threading.Event = stop, hits: list[int] = hits,
+                   delay: float = delay) -> None:
+            """Every helper that appears dies `delay` seconds after it is first seen."""
+            seen: dict[int, float] = {}
+            while not stop.is_set():
+                now = time.monotonic()
+                for pid in method_pids(helper=True):
+                    seen.setdefault(pid, now)
+                for pid, t0 in list(seen.items()):
+                    if now - t0 >= delay:
+                        del seen[pid]
+                        try:
+                            os.kill(pid, signal.SIGKILL)
+                            hits.append(pid)
+                        except ProcessLookupError:
+                            pass
+                time.sleep(0.002)
+
+        for step in (("update",), ("install", *PKGS)):
+            stop.clear()
+            t = threading.Thread(target=killer)
+            t.start()
+            res = b.apt(*step)
+            stop.set()
+            t.join()
+            _ok(res)
+            assert "Traceback" not in res.stderr
+        _installed_right(b, fleet)
+        landed += bool(hits)
+        relayed += bool(fleet.origin.deb_requests())
+    print(f"trials {trials}, kills landed {landed}, sessions relayed after a kill {relayed}")
+    assert landed >= 30, (landed, trials)
+    assert relayed >= 1
+
+
+def test_front_killed_is_like_the_real_method_killed(fleet) -> None:  # noqa: ANN001
+    """The process apt talks to cannot outlive SIGKILL: apt reports it exactly as it does when
+    its own http method is killed (and no wrong file is ever installed)."""
+    _seeded_fleet(fleet)
+    out = {}
+    for with_pkgcache in (True, False):
+        b = fleet.server(f"f{int(with_pkgcache)}", method=with_pkgcache)
+        _ok(b.apt("update"))
+
+        def killer(with_pkgcache: bool = with_pkgcache) -> None:
+            end = time.time() + 30
+            while time.time() < end:
+                pids = method_pids(helper=False) if with_pkgcache else [
+                    int(d) for d in os.listdir("/proc") if d.isdigit()
+                    and _cmd(d).startswith(b"/usr/lib/apt/methods/http")]
+                if pids:
+                    os.kill(pids[0], signal.SIGKILL)
+                    return
+                time.sleep(0.001)
+
+        t = threading.Thread(target=killer)
+        t.start()
+        res = b.apt("install", *PKGS)
+        t.join()
+        out[with_pkgcache] = (res.returncode, [ln for ln in res.stderr.splitlines()
+                                               if "has died unexpectedly" in ln])
+        assert b.installed("alpha") is None
+    assert out[True] == out[False], out
+
+
+def _cmd(pid: str) -> bytes:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            return fh.read()
+    except OSError:
+        return b""
