@@ -12,7 +12,9 @@
 # Environment knobs:
 #   DEMO_DIR      work directory (default /var/tmp/pkgcache-demo; the root is rebuilt each run)
 #   DEMO_APT      package set   (default: nginx postgresql-15 git curl; 42 debs with --no-install-recommends, ~77 MB)
-#   DEMO_PIP      requirements  (default: requests PyYAML numpy rich Jinja2 click, pinned)
+#   DEMO_PIP      requirements  (default: a lock of requests PyYAML numpy rich Jinja2 click and every
+#                 dependency, as `pip freeze` writes it: a full lock is served with no index request;
+#                 a list that leaves dependencies open asks the index for its pages, as plain pip would)
 #   DEMO_FRESH=1  rebuild the base root tarball even if a recent one exists
 #   DEMO_KEEP=1   keep the root (DEMO_DIR/root) afterwards for inspection
 set -eu
@@ -20,7 +22,9 @@ set -eu
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 DEMO_DIR=${DEMO_DIR:-/var/tmp/pkgcache-demo}
 DEMO_APT=${DEMO_APT:-"nginx postgresql-15 git curl"}
-DEMO_PIP=${DEMO_PIP:-"requests==2.34.2 PyYAML==6.0.3 numpy==2.4.6 rich==15.0.0 Jinja2==3.1.6 click==8.5.1"}
+DEMO_PIP=${DEMO_PIP:-"requests==2.34.2 PyYAML==6.0.3 numpy==2.4.6 rich==15.0.0 Jinja2==3.1.6 click==8.5.1
+  MarkupSafe==3.0.4 certifi==2026.10.19.post1 charset-normalizer==3.5.3 idna==3.20 markdown-it-py==4.3.0
+  mdurl==0.1.2 pygments==2.21.0 urllib3==2.8.0"}
 BASE_PKGS="python3,python3-venv,python3-apt,python3-yaml,python3-packaging,ca-certificates"
 ROOT=$DEMO_DIR/root
 PATH=/usr/sbin:/usr/bin:/sbin:/bin
@@ -156,7 +160,7 @@ for round in cold warm; do
 	say "round '$round': apt-get install $DEMO_APT"
 	measure "$round" apt "$APT_STEP"
 	if [ "$PIP_READY" = 1 ]; then
-		say "round '$round': pkgcache pip install -r requirements.txt ($DEMO_PIP)"
+		say "round '$round': pkgcache pip install -r requirements.txt ($(echo $DEMO_PIP | wc -w) pinned requirements)"
 		measure "$round" pip "$PIP_STEP"
 		inroot "/opt/app/bin/python -c 'import requests, yaml, numpy, rich, jinja2, click'" \
 			|| die "the venv of round $round cannot import the requirements"
