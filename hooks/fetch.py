@@ -262,10 +262,12 @@ def fetch(cache: Any, url: str, dest: str | os.PathLike[str], sha256: str | None
             warn(f"cache unavailable, continuing without it ({_reason(exc)}{where})")
             usable = False
 
-    if usable and sha256 and not refresh:
+    if usable and sha256 and not refresh:  # pinned: local, else the fleet's cas/<sha256>
         hit = _serve(cache, key, dest, sha256) or _serve(cache, f"sha256:{sha256}", dest, sha256)
         if hit:
             return hit
+    if usable and not refresh:
+        _from_fleet(cache, key)
     if offline:
         hit = _serve(cache, key, dest, sha256) if usable else None
         if hit is None:
@@ -277,6 +279,17 @@ def fetch(cache: Any, url: str, dest: str | os.PathLike[str], sha256: str | None
                     retries=max(0, retries), retry_delay=max(0.0, retry_delay), timeout=timeout,
                     progress=progress)
     return job.run()
+
+
+def _from_fleet(cache: Any, key: str) -> None:
+    """On a local miss of an unpinned URL, take the fleet's copy if a remote holds a record
+    of it signed by a trusted key (digest, ETag, Last-Modified); it is then revalidated with the
+    origin like any cached copy (304: the fleet's copy is served), or served stale offline."""
+    try:
+        if getattr(getattr(cache, "config", None), "remote", None) and cache.lookup(key) is None:
+            cache.get(key)  # a local miss asks the remotes: signed record, then verified content
+    except Exception as exc:  # noqa: BLE001 - the fleet never breaks a fetch
+        warn(f"fetch: remote tier not used ({type(exc).__name__})")
 
 
 def _isatty(stream: Any) -> bool:

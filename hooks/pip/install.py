@@ -23,7 +23,7 @@ from packaging.version import InvalidVersion, Version
 
 from cache_core import CacheError, PackageCache, warn
 
-from . import options, runner
+from . import fleet, options, runner
 from .options import PipOptions, UsageError
 from .store import Artifact, Candidate, WheelStore, parse_report, project_of
 from .target import Target, TargetError, find_python, probe
@@ -205,7 +205,17 @@ class Driver:
         dl.mkdir(exist_ok=True)
         failed: list[Artifact] = []
         paths: dict[str, Path] = {}
+        if fleet.enabled(self.cache):  # the fleet first: built wheels, then files by digest
+            missing = [a for a in missing
+                       if not (a.cacheable and fleet.fetch_built(self.cache, self.store, a,
+                                                                 self.target))]
+            for art in missing:
+                got = fleet.fetch_by_digest(self.cache, art, dl) if art.cacheable else None
+                if got is not None:
+                    paths[art.filename] = got
         for art in missing:
+            if art.filename in paths:
+                continue
             try:
                 paths[art.filename] = fetch.download(art, dl)
             except fetch.FetchError:
@@ -342,14 +352,25 @@ class Driver:
         """Offline first; resolve and fill online only when needed."""
         opts = self.opts
         offline: runner.Result | None = None
+        use_fleet = fleet.enabled(self.cache)
+        if use_fleet and not opts.refresh:  # a hash-locked file needs no index and no listing
+            hashes, _ = fleet.requirement_hashes(opts.pip_args)
+            if hashes:
+                fleet.adopt_hashes(self.cache, self.store, self.target, hashes)
         if not opts.refresh:
             offline = self.offline_install(installer)
             if offline.rc == 0 or not runner.is_retryable(offline.stderr):
                 runner.replay(offline.stderr)
                 return offline.rc
             if opts.offline:
-                return self.explain(offline, online=False)
+                again = self._from_listings(installer, offline) if use_fleet else None
+                return again if again is not None else self.explain(offline, online=False)
         res, arts = self.resolve_online()
+        if res.rc != 0 and use_fleet and offline is not None and \
+                runner.is_network_error(res.stdout + res.stderr):
+            again = self._from_listings(installer, offline)  # the index is unreachable
+            if again is not None:
+                return again
         if res.rc != 0:
             if offline is not None and runner.missing_requirement(offline.stderr) is None \
                     and runner.missing_requirement(res.stderr) is not None:
@@ -361,6 +382,8 @@ class Driver:
         suspicious = offline is not None and "HASH" in offline.stderr.upper()
         if not self.fill(arts, verify=suspicious):
             raise _Fallback(self.problems[0] if self.problems else "could not cache every file")
+        if use_fleet:
+            fleet.publish(self.cache, arts)
         res = self.offline_install(installer)
         if res.rc != 0 and runner.is_retryable(res.stderr):
             # pip resolved online but cannot install from the cache: e.g. --hash names an sdist
@@ -370,6 +393,20 @@ class Driver:
             raise _Fallback(f"the cache cannot serve this request: {why}")
         runner.replay(res.stderr)
         return res.rc
+
+    def _from_listings(self, installer: str, offline: runner.Result) -> int | None:
+        """Resolve from the fleet's listings (index unreachable): exit code, or None."""
+        _, names = fleet.requirement_hashes(self.opts.pip_args)
+        missing = runner.missing_requirement(offline.stderr)
+        if missing is not None:
+            names.append(missing.name)
+        if not names or not fleet.adopt_projects(self.cache, self.store, self.target, names):
+            return None
+        res = self.offline_install(installer)
+        if res.rc == 0 or not runner.is_retryable(res.stderr):
+            runner.replay(res.stderr)
+            return res.rc
+        return None
 
     def wheelhouse(self, dest: Path) -> int:
         """Link the files satisfying the request into dest with a hashed find-links page."""
