@@ -366,9 +366,8 @@ class Driver:
                 again = self._from_listings(installer, offline) if use_fleet else None
                 return again if again is not None else self.explain(offline, online=False)
         res, arts = self.resolve_online()
-        if res.rc != 0 and use_fleet and offline is not None and \
-                runner.is_network_error(res.stdout + res.stderr):
-            again = self._from_listings(installer, offline)  # the index is unreachable
+        if res.rc != 0 and use_fleet and offline is not None and self._unreachable(res):
+            again = self._from_listings(installer, offline)  # only when the index is unreachable
             if again is not None:
                 return again
         if res.rc != 0:
@@ -393,6 +392,13 @@ class Driver:
             raise _Fallback(f"the cache cannot serve this request: {why}")
         runner.replay(res.stderr)
         return res.rc
+
+    def _unreachable(self, res: runner.Result) -> bool:
+        """True if the online resolve failed because the index cannot be reached."""
+        if runner.is_network_error(res.stdout + res.stderr):
+            return True
+        req = runner.missing_requirement(res.stderr)
+        return req is not None and self.diagnose_online(str(req))[1]
 
     def _from_listings(self, installer: str, offline: runner.Result) -> int | None:
         """Resolve from the fleet's listings (index unreachable): exit code, or None."""
