@@ -17,6 +17,7 @@ driver: a fault is a miss.
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
@@ -39,7 +40,7 @@ from packaging.utils import (
 from cache_core import PackageCache, warn
 from cache_core.storage import remote
 
-from .store import Artifact, WheelStore, check_filename, wheel_tags
+from .store import Artifact, WheelStore, check_filename, project_of, wheel_tags
 from .target import Target
 
 LISTING = "piplist:"
@@ -239,6 +240,161 @@ def _requires(cache: PackageCache, digest: str) -> list[str]:
         if m:
             out.append(str(canonicalize_name(m.group(1))))
     return out
+
+
+def index_urls(pip_args: list[str]) -> list[str]:
+    """The simple-index URLs pip will use (-i/--index-url, --extra-index-url; default PyPI)."""
+    main = os.environ.get("PIP_INDEX_URL") or "https://pypi.org/simple/"
+    extra: list[str] = []
+    args = iter(pip_args)
+    for arg in args:
+        if arg == "--":
+            break
+        for opt, is_main in (("-i", True), ("--index-url", True), ("--extra-index-url", False)):
+            value = None
+            if arg == opt:
+                value = next(args, None)
+            elif arg.startswith(opt + "=") and opt.startswith("--"):
+                value = arg.split("=", 1)[1]
+            elif opt == "-i" and arg.startswith("-i") and not arg.startswith("--") and len(arg) > 2:
+                value = arg[2:]
+            if value:
+                if is_main:
+                    main = value
+                else:
+                    extra.append(value)
+    if "--no-index" in pip_args:
+        return []
+    return [main, *extra]
+
+
+class _Links:
+    """The anchors of a PEP 503 page: file name -> (absolute URL, sha256, requires-python, yanked)."""
+
+    def __init__(self, base: str, text: str) -> None:
+        from html.parser import HTMLParser
+        from urllib.parse import unquote, urljoin, urlsplit
+
+        self.files: dict[str, tuple[str, str, str | None, str | None]] = {}
+        files = self.files
+
+        class P(HTMLParser):
+            def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+                if tag != "a":
+                    return
+                a = dict(attrs)
+                url = urljoin(base, a.get("href") or "")
+                url, _, frag = url.partition("#")
+                if not frag.startswith("sha256=") or not re.fullmatch(r"[0-9a-fA-F]{64}", frag[7:]):
+                    return
+                name = unquote(urlsplit(url).path.rsplit("/", 1)[-1])
+                files.setdefault(name, (url, frag[7:].lower(), a.get("data-requires-python"),
+                                        a.get("data-yanked")))
+
+        P().feed(text)
+
+
+def index_files(urls: list[str], project: str, timeout: float = 10.0
+                ) -> dict[str, tuple[str, str, str | None, str | None]] | None:
+    """The project's files on the indexes (PEP 503 pages with #sha256=); None if none answered."""
+    import urllib.error
+    import urllib.request
+
+    out: dict[str, tuple[str, str, str | None, str | None]] = {}
+    answered = False
+    for base in urls:
+        url = base.rstrip("/") + f"/{project}/"
+        try:
+            req = urllib.request.Request(url, headers={"Accept": "text/html",
+                                                       "User-Agent": "pkgcache-pip"})
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
+                text = resp.read(32 << 20).decode("utf-8", "replace")
+                final = resp.geturl()
+            answered = True
+        except urllib.error.HTTPError as exc:
+            answered = answered or exc.code == 404
+            continue
+        except (OSError, ValueError):
+            continue
+        for k, v in _Links(final, text).files.items():
+            out.setdefault(k, v)
+    return out if answered else None
+
+
+class Mirror:
+    """A find-links page that mirrors the index's pages of some projects exactly (same files,
+    hashes, Requires-Python, yanked), with the files the fleet holds pointing at verified local
+    copies. pip resolving with ``--no-index --find-links`` this page sees the index's candidate
+    set and so chooses what it would choose online, but downloads none of the fleet's files."""
+
+    def __init__(self, cache: PackageCache, store: WheelStore, target: Target,
+                 pip_args: list[str]) -> None:
+        self.cache, self.store, self.target = cache, store, target
+        self.urls = index_urls(pip_args)
+        self.links: list[str] = []
+        self.projects: set[str] = set()
+        self.local = 0
+
+    def add(self, projects: list[str], limit: int = 500) -> bool:
+        """Mirror these projects (and the dependencies of the fleet's wheels); False if an
+        index page could not be read."""
+        todo = [str(canonicalize_name(p)) for p in projects]
+        while todo and len(self.projects) < limit:
+            project = todo.pop()
+            if project in self.projects:
+                continue
+            published = index_files(self.urls, project)
+            if published is None:
+                return False
+            self.projects.add(project)
+            listing = read_listing(self.cache, project) if published else {}
+            for filename, (url, digest, rp, yanked) in published.items():
+                href, shown = url, filename
+                held = listing.get(filename, {}).get("sha256") == digest
+                if held and project_of(filename) == project:
+                    local = self._local(filename, digest)
+                    if local is not None:
+                        href, shown, dep_digest = local
+                        self.local += 1
+                        todo += _requires(self.cache, dep_digest)
+                attrs = f' data-requires-python="{html.escape(rp, quote=True)}"' if rp else ""
+                if yanked is not None:
+                    attrs += f' data-yanked="{html.escape(yanked, quote=True)}"'
+                sha = digest if shown == filename else self._digest_of(href)
+                self.links.append(f'<a href="{html.escape(href, quote=True)}#sha256={sha}"'
+                                  f"{attrs}>{html.escape(shown)}</a><br/>")
+        return True
+
+    def _digest_of(self, href: str) -> str:
+        return Path(href.removeprefix("file://")).parent.name
+
+    def _local(self, filename: str, digest: str) -> tuple[str, str, str] | None:
+        """(file URL, shown name, digest) of the fleet's copy, or of its wheel built here."""
+        if filename.endswith(".whl"):
+            if not self.target.supports(wheel_tags(filename) or frozenset()):
+                return None
+            if not _adopt(self.cache, self.store, filename, digest, {}):
+                return None
+            entry = self.cache.lookup(f"wheel:{filename}")
+            shown = filename
+        else:
+            art = Artifact(name="", version="", url="", filename=filename, sha256=digest,
+                           requires_python=None, yanked=False, is_direct=False)
+            if not fetch_built(self.cache, self.store, art, self.target):
+                return None
+            entry = self.cache.lookup(self.store.built_key(digest, self.target))
+            shown = str(entry.meta.get("filename", "")) if entry else ""
+        path = self.store._view(entry, shown) if entry is not None else None
+        if entry is None or path is None:
+            return None
+        return path.as_uri(), shown, entry.digest
+
+    def write(self, page: Path) -> None:
+        """Write the page atomically."""
+        from cache_core import atomic_write
+
+        atomic_write(page, "<!DOCTYPE html><html><body>\n" + "\n".join(self.links)
+                     + "\n</body></html>\n")
 
 
 def requirement_hashes(pip_args: list[str]) -> tuple[list[str], list[str]]:

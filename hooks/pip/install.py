@@ -365,7 +365,8 @@ class Driver:
             if opts.offline:
                 again = self._from_listings(installer, offline) if use_fleet else None
                 return again if again is not None else self.explain(offline, online=False)
-        res, arts = self.resolve_online()
+        mirrored = self._resolve_mirrored() if use_fleet and not opts.no_index else None
+        res, arts = mirrored if mirrored is not None else self.resolve_online()
         if res.rc != 0 and use_fleet and offline is not None and self._unreachable(res):
             again = self._from_listings(installer, offline)  # only when the index is unreachable
             if again is not None:
@@ -392,6 +393,30 @@ class Driver:
             raise _Fallback(f"the cache cannot serve this request: {why}")
         runner.replay(res.stderr)
         return res.rc
+
+    def _resolve_mirrored(self) -> tuple[runner.Result, list[Artifact]] | None:
+        """pip's resolve against an exact mirror of the index's pages in which the fleet's
+        files are local (see fleet.Mirror): same choice as online, no file downloaded that the
+        fleet holds. None when the fleet holds nothing useful or the mirror cannot be made."""
+        mirror = fleet.Mirror(self.cache, self.store, self.target, self.opts.pip_args)
+        _, names = fleet.requirement_hashes(self.opts.pip_args)
+        if not names or not mirror.add(names) or not mirror.local:
+            return None
+        page = self.work / "fleet.html"
+        report = self.work / "resolve.json"
+        args = [a for a in self.opts.offline_args() if a not in ("-q", "--quiet")]
+        for _ in range(30):
+            mirror.write(page)
+            cmd = [*self.pip, "install", "--dry-run", "--quiet", "--report", str(report),
+                   "--no-index", "--find-links", str(page), *args]
+            res = runner.run(cmd, self.env)
+            if res.rc == 0:
+                return res, parse_report(json.loads(report.read_text(encoding="utf-8")))
+            req = runner.missing_requirement(res.stderr)
+            if req is None or str(canonicalize_name(req.name)) in mirror.projects \
+                    or not mirror.add([req.name]):
+                return None
+        return None
 
     def _unreachable(self, res: runner.Result) -> bool:
         """True if the online resolve failed because the index cannot be reached."""

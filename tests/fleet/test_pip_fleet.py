@@ -139,6 +139,9 @@ def test_a_poisoned_listing_never_gets_a_wrong_file_installed(
     assert f"wheel:{packages.alpha.name}" not in keys and f"wheel:{evil.name}" not in keys
     st = fleet.b.stats()["remote"]
     assert st["rejected_records"] >= 1
+    # control: the genuine, signed listing of beta is used in the same situation
+    assert install(fleet.b, ["--python", _py(v), "-i", index.url, "beta"]) == 0
+    assert venv_version(v, "beta") == "1.0"
 
 
 def test_two_writers_merge_their_listings(fleet, index, packages, make_venv,
