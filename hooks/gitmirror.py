@@ -158,13 +158,14 @@ class Mirrors:
                 return final, False
             self.cache.record_bucket_entry(BUCKET, name, dir_size(final))
             return final, True
-        if offline:
-            raise GitError(f"offline and no mirror of {redact(url)} in the cache", EXIT_MISS)
-        self._create(url, final, name)
-        return final, True
+        return final, self._create(url, final, name, offline=offline)
 
-    def _create(self, url: str, final: Path, name: str) -> None:
-        """init --bare + sentinel in a temp dir, fetch, set HEAD, drop sentinel, rename."""
+    def _create(self, url: str, final: Path, name: str, *, offline: bool = False) -> bool:
+        """init --bare + sentinel in a temp dir, seed from the fleet's bundle (hooks.gitfleet),
+        fetch (only the difference after a seed), set HEAD, drop sentinel, rename.
+        Returns True if the origin was fetched; a seeded mirror survives an unreachable origin."""
+        from hooks import gitfleet
+
         tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{name}-", dir=self.bucket))
         try:
             _git("init", "--quiet", "--bare", str(tmp))
@@ -175,16 +176,28 @@ class Mirrors:
                 _git(*git, "config", "--add" if i else "--replace-all", "remote.origin.fetch", spec)
             # depot_tools: a killed detached gc can leave a broken repository.
             _git(*git, "config", "gc.autoDetach", "false")
-            head = self._remote_head(tmp, url)
-            _git(*git, "fetch", "--quiet", "--prune", "--no-tags", "origin")
-            if head:
-                _git(*git, "symbolic-ref", "HEAD", head, check=False)
+            seeded = gitfleet.seed(self.cache, url, tmp)
+            fetched = False
+            if offline and not seeded:
+                raise GitError(f"offline and no mirror of {redact(url)} in the cache", EXIT_MISS)
+            if not offline:
+                try:
+                    head = self._remote_head(tmp, url)
+                    _git(*git, "fetch", "--quiet", "--prune", "--no-tags", "origin")
+                    fetched = True
+                    if head:
+                        _git(*git, "symbolic-ref", "HEAD", head, check=False)
+                except GitError as exc:
+                    if not seeded:
+                        raise
+                    warn(f"git: cannot reach {redact(url)} ({exc}); using the fleet's copy")
             (tmp / SENTINEL).unlink()
             os.rename(tmp, final)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         self.cache.record_bucket_entry(BUCKET, name, dir_size(final))
+        return fetched
 
     @staticmethod
     def _remote_head(repo: Path, url: str) -> str | None:
@@ -286,26 +299,37 @@ def clone(cache: Any, url: str, dest: str, args: Sequence[str] = (), *,
         warn(f"git: cache unusable ({exc}); cloning without it")
         return plain_clone(url, dest, args)
     try:
-        try:
-            mirror, fresh = mirrors.ensure(url, offline=offline)
-        except GitError as exc:
-            if offline or exc.exit_code == EXIT_USAGE:
-                raise
-            # No mirror and the upstream fetch failed: let git report it as it would.
-            warn(f"git: could not build a mirror of {redact(url)} ({exc})")
-            return plain_clone(url, dest, args)
-        if fresh:
-            proc = subprocess.run(["git", "clone", "--reference", str(mirror), "--dissociate",
-                                   *args, "--", url, dest], stdin=subprocess.DEVNULL,
-                                  env=git_env(GIT_TERMINAL_PROMPT=os.environ.get(
-                                      "GIT_TERMINAL_PROMPT", "1")))
-            if proc.returncode == 0:
-                return 0
-            _cleanup_dest(dest)
-            warn(f"git: clone from {redact(url)} failed; cloning from the cached mirror")
-        return _clone_from_mirror(mirror, url, dest, args)
+        return _clone_locked(mirrors, url, dest, args, offline)
     finally:
         lock.__exit__(None, None, None)
+        if getattr(mirrors, "fetched", False):
+            from hooks import gitfleet
+
+            gitfleet.refresh(cache, [url])  # share the new state of the mirror (background)
+
+
+def _clone_locked(mirrors: Mirrors, url: str, dest: str, args: Sequence[str],
+                  offline: bool) -> int:
+    """The clone itself, with the URL's lock held."""
+    try:
+        mirror, fresh = mirrors.ensure(url, offline=offline)
+        mirrors.fetched = fresh  # type: ignore[attr-defined]
+    except GitError as exc:
+        if offline or exc.exit_code == EXIT_USAGE:
+            raise
+        # No mirror and the upstream fetch failed: let git report it as it would.
+        warn(f"git: could not build a mirror of {redact(url)} ({exc})")
+        return plain_clone(url, dest, args)
+    if fresh:
+        proc = subprocess.run(["git", "clone", "--reference", str(mirror), "--dissociate",
+                               *args, "--", url, dest], stdin=subprocess.DEVNULL,
+                              env=git_env(GIT_TERMINAL_PROMPT=os.environ.get(
+                                  "GIT_TERMINAL_PROMPT", "1")))
+        if proc.returncode == 0:
+            return 0
+        _cleanup_dest(dest)
+        warn(f"git: clone from {redact(url)} failed; cloning from the cached mirror")
+    return _clone_from_mirror(mirror, url, dest, args)
 
 
 def _cleanup_dest(dest: str) -> None:
@@ -332,6 +356,7 @@ def update(cache: Any, urls: Sequence[str] = ()) -> int:
     mirrors = Mirrors(cache)
     targets = [normalize_url(u) for u in urls] or mirrors.urls()
     failed = 0
+    done: list[str] = []
     for url in targets:
         with mirrors.locked(url):
             final = mirrors.path(url)
@@ -341,7 +366,11 @@ def update(cache: Any, urls: Sequence[str] = ()) -> int:
                     cache.record_bucket_entry(BUCKET, final.name, dir_size(final))
                 else:
                     mirrors.ensure(url)
+                done.append(url)
             except GitError as exc:
                 failed += 1
                 print(f"pkgcache: git update: {redact(url)}: {exc}", file=sys.stderr, flush=True)
+    from hooks import gitfleet
+
+    gitfleet.refresh(cache, done)  # the fleet's bundles follow the mirrors (background)
     return EXIT_NETWORK if failed else 0

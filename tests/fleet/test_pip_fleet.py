@@ -5,7 +5,6 @@ at all); a poisoned listing never gets a wrong file installed."""
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +16,6 @@ from cache_core.storage import remote
 from cache_core.storage.remote.base import record_name
 from cache_core.storage.remote.records import Record, encode, load_secret_key
 from hooks.pip import install
-from tests.pip.conftest import make_venv, pip_isolation  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.slow
 
@@ -58,7 +56,7 @@ def reqs(tmp_path: Path, packages: Packages) -> tuple[Path, Path]:
 
 
 @pytest.fixture
-def served_a(fleet, index, make_venv, reqs, pip_isolation):  # noqa: ANN001, ANN201, F811
+def served_a(fleet, index, make_venv, reqs, pip_isolation):  # noqa: ANN001, ANN201
     """Server A installed req.txt from the index and uploaded what it cached."""
     v = make_venv()
     assert install(fleet.a, ["--python", _py(v), "-i", index.url, "-r", str(reqs[0])]) == 0
@@ -69,7 +67,7 @@ def served_a(fleet, index, make_venv, reqs, pip_isolation):  # noqa: ANN001, ANN
 
 
 def test_index_stopped_b_installs_the_same_versions_from_the_fleet(
-        fleet, index, served_a, make_venv, reqs, pip_isolation, capfd):  # noqa: F811
+        fleet, index, served_a, make_venv, reqs, pip_isolation, capfd):
     before = len(index.requests)
     index.stop()
     v = make_venv()
@@ -87,7 +85,7 @@ def test_index_stopped_b_installs_the_same_versions_from_the_fleet(
 
 
 def test_index_running_b_fetches_no_file_from_it(fleet, index, served_a, make_venv, reqs,
-                                                 pip_isolation, capfd):  # noqa: F811
+                                                 pip_isolation, capfd):
     before = len(index.requests)
     v = make_venv()
     rc = install(fleet.b, ["--python", _py(v), "-i", index.url, "-r", str(reqs[0])])
@@ -121,7 +119,7 @@ def _put_listing(fleet, project: str, files: dict, signed: bool) -> None:  # noq
 
 
 def test_a_poisoned_listing_never_gets_a_wrong_file_installed(
-        fleet, index, served_a, make_venv, reqs, packages, capfd):  # noqa: F811
+        fleet, index, served_a, make_venv, reqs, packages, capfd):
     index.stop()
     # a trusted but wrong listing: alpha's wheel name -> beta's (genuine) bytes
     _put_listing(fleet, "alpha", {packages.alpha.name: {"sha256": sha256_of(packages.beta)}},
@@ -145,7 +143,7 @@ def test_a_poisoned_listing_never_gets_a_wrong_file_installed(
 
 
 def test_two_writers_merge_their_listings(fleet, index, packages, make_venv,
-                                          pip_isolation, tmp_path):  # noqa: F811
+                                          pip_isolation, tmp_path):
     """A lists alpha 1.0; W (another signing writer) adds alpha 2.0: the listing has both."""
     a2 = make_wheel(tmp_path, "alpha", "2.0", requires=("beta>=1.0",))
     v = make_venv()
