@@ -109,3 +109,33 @@ def test_an_untrusted_bundle_is_ignored(fleet, gitsrv, tmp_path):
     fleet.member("c", trusted_public_keys=[other]).close()
     r = _clone(fleet, "c", url, tmp_path / "c-clone")
     assert r.returncode == 5 and not (tmp_path / "c-clone" / ".git").exists()
+
+
+def test_remote_pull_git_then_offline_clone_with_a_progress_bar_on_a_terminal(
+        fleet, gitsrv, tmp_path):
+    import pty
+    import subprocess
+
+    from tests.conftest import REPO
+
+    url = _publish(fleet, gitsrv, tmp_path)
+    a_refs = _refs(_mirror(fleet, "a"))
+    gitsrv.stop()
+    fleet.b.close()
+    master, slave = pty.openpty()
+    env = dict(os.environ, PYTHONPATH=str(REPO), **_env(tmp_path))
+    proc = subprocess.run([sys.executable, "-m", "hooks.cli", "--config", fleet.config("b"),
+                           "remote", "pull", "--git", url], stderr=slave, stdout=subprocess.PIPE,
+                          text=True, env=env, timeout=120)
+    os.close(slave)
+    shown = os.read(master, 65536).decode(errors="replace")
+    os.close(master)
+    assert proc.returncode == 0 and "git: pulled 1, not found 0" in proc.stdout, shown
+    assert "[" + "#" * 30 + "] 1/1" in shown
+    r = _clone(fleet, "b", url, tmp_path / "b-clone", "--offline")
+    assert r.returncode == 0, r.stderr
+    assert _refs(_mirror(fleet, "b")) == a_refs
+    # not a terminal: no bar
+    fleet.member("c").close()
+    r = run_cli("--config", fleet.config("c"), "remote", "pull", "--git", url, env=_env(tmp_path))
+    assert r.returncode == 0 and "#" not in r.stderr, r.stderr

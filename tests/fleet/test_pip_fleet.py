@@ -159,3 +159,29 @@ def test_two_writers_merge_their_listings(fleet, index, packages, make_venv,
     names = set(read_listing(fleet.b, "alpha"))
     assert names == {packages.alpha.name, a2.name}
     assert remote.get_record(fleet.b, "piplist:beta") is not None
+
+
+def test_remote_pull_pip_prewarms_b_for_an_offline_install(fleet, index, served_a, make_venv,
+                                                           reqs, pip_isolation, tmp_path):
+    from tests.conftest import run_cli
+
+    index.stop()
+    before = len(index.requests)
+    fleet.b.close()
+    v = make_venv()
+    r = run_cli("--config", fleet.config("b"), "remote", "pull", "--pip", "-r", str(reqs[0]),
+                "--python", str(v))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "pip: pulled 3, not found 0" in r.stdout, r.stdout  # alpha, beta, delta's wheel
+    r = run_cli("--config", fleet.config("b"), "pip", "install", "--python", str(v), "--offline",
+                "-r", str(reqs[0]))
+    assert r.returncode == 0, r.stderr
+    assert {n: venv_version(v, n) for n in served_a} == served_a
+    assert len(index.requests) == before
+    # a hash-locked file is pulled by its hashes; an unknown name is reported
+    r = run_cli("--config", fleet.config("b"), "remote", "pull", "--pip", "-r", str(reqs[1]))
+    assert r.returncode == 0 and "pip: pulled 2, not found 0" in r.stdout, r.stdout + r.stderr
+    missing = tmp_path / "missing.txt"
+    missing.write_text("no-such-project\n")
+    r = run_cli("--config", fleet.config("b"), "remote", "pull", "--pip", "-r", str(missing))
+    assert r.returncode == 1 and "no-such-project" in r.stdout
