@@ -99,13 +99,13 @@ def _held(cache: Any, digest: str) -> bool:
 
 
 # -- apt ---------------------------------------------------------------------------------------
-_URI = re.compile(r"^'([^']+)' (\S+) (\d+) (?:SHA256:)?([0-9a-f]{64})\s*$")
+_URI = re.compile(r"^'([^']+)' (\S+) (\d+) ?(\S*)\s*$")
 
 
 def apt_uris(packages: list[str], apt_options: Iterable[str] = ()) -> list[tuple[str, str]]:
-    """(archive file name, sha256) of what apt would download to install packages."""
+    """(archive file name, sha256 or "") of what apt would download to install packages."""
     cmd = ["apt-get", "install", "--print-uris", "-qq", "--no-install-recommends",
-           *apt_options, "--", *packages]
+           "-o", "Acquire::ForceHash=SHA256", *apt_options, "--", *packages]
     env = dict(os.environ, LC_ALL="C")
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False,
                           stdin=subprocess.DEVNULL)
@@ -116,7 +116,8 @@ def apt_uris(packages: list[str], apt_options: Iterable[str] = ()) -> list[tuple
     for line in proc.stdout.splitlines():
         m = _URI.match(line.strip())
         if m and m.group(2).endswith(".deb"):
-            out.append((m.group(2), m.group(4)))
+            h = m.group(4)
+            out.append((m.group(2), h[7:].lower() if h.startswith("SHA256:") else ""))
     return out
 
 
@@ -127,7 +128,7 @@ def pull_apt(cache: Any, packages: list[str], apt_options: Iterable[str] = ()
     from hooks.apt.naming import KEY_PREFIX
 
     wants = dict(apt_uris(packages, apt_options))
-    return _each(sorted(wants), lambda f: remote.get_object(
+    return _each(sorted(wants), lambda f: bool(wants[f]) and remote.get_object(
         cache, wants[f], key=KEY_PREFIX + f, kind="deb") is not None)
 
 
