@@ -444,7 +444,10 @@ def publish(cache: PackageCache, arts: list[Artifact]) -> None:
     """Queue the ``pipsha:`` records and merged ``piplist:`` listings of what this run cached.
 
     Uploads run in the core's background uploader; only the merge reads the remote here.
+    A member without a ``rw`` remote publishes nothing.
     """
+    if not any(getattr(r, "mode", "ro") == "rw" for r in getattr(cache.config, "remote", [])):
+        return
     by_project: dict[str, dict[str, dict[str, Any]]] = {}
     for art in arts:
         if not art.cacheable or not art.sha256:
