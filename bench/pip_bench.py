@@ -4,11 +4,15 @@
 One run measures, each into a fresh virtual environment (venv creation is not timed):
   pip-cold        pip install with an empty pip cache
   pip-warm        pip install with the pip cache from the cold runs
+  pkgcache-online pkgcache pip install, warm cache, index reachable (unpinned: pip resolves
+                  against the index, the cache's files are taken, nothing is downloaded)
   pkgcache-pip    pkgcache pip install, warm cache, pip backend   (in a network namespace
   pkgcache-uv     pkgcache pip install, warm cache, uv backend     with no interfaces when
   uv-offline      uv pip install --offline with a warm uv cache    `unshare -n` works: proof
                                                                   of 0 network requests)
 Targets (issue #4): pkgcache-pip <= 0.8 x pip-warm; pkgcache-uv <= 1.5 x uv-offline.
+Issue #10: pkgcache-online <= 0.8 x pip-warm; and the per-run cost of verifying every cached
+file offered to pip/uv: trust-stamp (stat stamps unchanged) vs re-verify (full SHA-256 of each).
 
 Usage: python3 bench/pip_bench.py [--runs 3] [--work DIR] [--json out.json]
 Needs network access to PyPI, and uv (pip install uv) for the uv scenarios.
@@ -164,7 +168,9 @@ class Bench:
         self.results["pkgcache-cli-startup"] = {"median": statistics.median(startup)}
         print(f"{'pkgcache --version':14s} median {statistics.median(startup):6.2f} s   "
               "(CLI start-up, part of every pkgcache run)", flush=True)
-        self.scenario("pkgcache-pip", pk_cmd("pip"), pk_env, warmup=True, offline=True)
+        self.scenario("pkgcache-online", pk_cmd("pip"), pk_env, warmup=True)
+        self.verify_cost(cache_dir, v)
+        self.scenario("pkgcache-pip", pk_cmd("pip"), pk_env, warmup=False, offline=True)
         if self.uv:
             self.scenario("pkgcache-uv", pk_cmd("uv"), pk_env, warmup=True, offline=True)
             uv_env = clean_env(UV_CACHE_DIR=str(self.work / "uv-cache"))
@@ -182,9 +188,40 @@ class Bench:
             print("uv not installed: uv scenarios skipped", flush=True)
         self.summary()
 
+    def verify_cost(self, cache_dir: Path, venv: Path) -> None:
+        """Per-run cost of checking every offered cached file: stat stamps vs full re-hash."""
+        sys.path.insert(0, str(REPO))
+        from cache_core import PackageCache
+        from hooks.pip.store import WheelStore
+        from hooks.pip.target import probe
+
+        cache = PackageCache(str(cache_dir))
+        store = WheelStore(cache)
+        target = probe(str(venv / "bin" / "python"))
+        out: dict[str, list[float]] = {"trust-stamp": [], "re-verify": []}
+        n = 0
+        for _ in range(max(5, self.runs)):
+            for mode, rehash in (("re-verify", True), ("trust-stamp", False)):
+                fresh = WheelStore(cache)  # a new run: stamps read from disk
+                t0 = time.perf_counter()
+                n = len(fresh.candidates(target, rehash=rehash))
+                out[mode].append(time.perf_counter() - t0)
+        size = sum(e.size for p in ("wheel:", "built:") for e in cache.keys(p))
+        del store
+        cache.close()
+        for mode, times in out.items():
+            self.results[f"verify-{mode}"] = {"median": statistics.median(times), "runs": times,
+                                              "files": n, "bytes": size}
+            print(f"verify {mode:11s} median {statistics.median(times) * 1000:7.1f} ms "
+                  f"({n} files, {size / 1e6:.1f} MB)", flush=True)
+
     def summary(self) -> None:
-        """The two ratios the issue sets targets for."""
+        """The ratios the issues set targets for."""
         r = self.results
+        if "pkgcache-online" in r and "pip-warm" in r:
+            ratio = r["pkgcache-online"]["median"] / r["pip-warm"]["median"]
+            r["ratio_pkgcache_online_vs_pip_warm"] = ratio
+            print(f"pkgcache-online / pip-warm = {ratio:.2f}  (target <= 0.8)")
         if "pkgcache-pip" in r and "pip-warm" in r:
             ratio = r["pkgcache-pip"]["median"] / r["pip-warm"]["median"]
             r["ratio_pkgcache_pip_vs_pip_warm"] = ratio
@@ -202,11 +239,14 @@ def main() -> int:
     ap.add_argument("--work", help="work directory (default: a temporary one, removed)")
     ap.add_argument("--index", default="https://pypi.org/simple")
     ap.add_argument("--json", help="write the results here")
+    ap.add_argument("--no-uv", action="store_true", help="skip the uv scenarios")
     args = ap.parse_args()
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="pip-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
         bench = Bench(work, args.runs, args.index)
+        if args.no_uv:
+            bench.uv = None
         print(f"python {sys.version.split()[0]}, runs per scenario: {args.runs}, "
               f"network namespace for warm runs: {'yes' if bench.netns else 'no'}", flush=True)
         bench.run()

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from . import fsutil
-from .config import CacheConfig, load_config
+from .config import CacheConfig, default_cache_dir, is_system_dir_for_user, load_config
 from .errors import BadKeyError, CacheError, warn
 from .hashing import copy_hashing, is_digest, sha256_fd, sha256_file
 from .index import Entry, Index
@@ -70,10 +70,15 @@ class PackageCache:
     """A verified, size-capped, content-addressed file cache shared by all pkgcache drivers."""
 
     def __init__(self, cache_dir: str, enabled: bool = True, *, max_size_bytes: int = 0,
-                 strict: bool = False, fsync: bool = True) -> None:
-        """Open (creating if needed) the cache at cache_dir. Nothing is touched when disabled."""
+                 strict: bool = False, fsync: bool = True, read_only: bool = False) -> None:
+        """Open (creating if needed) the cache at cache_dir. Nothing is touched when disabled.
+
+        read_only: root's cache opened by another user: never created or written, hits only.
+        """
         self.root = Path(os.path.abspath(os.path.expanduser(cache_dir)))
         self.enabled = enabled
+        self.read_only = read_only
+        self.system: PackageCache | None = None  # root's cache a user reads (see from_config)
         self.strict = strict
         self.fsync = fsync
         self.max_size_bytes = max_size_bytes
@@ -92,7 +97,15 @@ class PackageCache:
                     strict: bool = False, config: CacheConfig | None = None) -> PackageCache:
         """Build a cache from the YAML config (lookup order in cache_core.config)."""
         cfg = config or load_config(config_path, cache_dir)
-        cache = cls(cfg.directory, cfg.enabled, max_size_bytes=cfg.max_size_bytes, strict=strict)
+        if cfg.enabled and not cfg.explicit_dir and is_system_dir_for_user(cfg.directory):
+            # A user with the system config: read root's cache, write their own.
+            cache = cls(default_cache_dir(), cfg.enabled, max_size_bytes=cfg.max_size_bytes,
+                        strict=strict)
+            if os.path.isdir(cfg.directory):
+                cache.system = cls(cfg.directory, read_only=True)
+        else:
+            cache = cls(cfg.directory, cfg.enabled, max_size_bytes=cfg.max_size_bytes,
+                        strict=strict)
         cache.config = cfg
         return cache
 
@@ -100,6 +113,8 @@ class PackageCache:
     def _setup(self) -> Index:
         if self._ready and self._index is not None:
             return self._index
+        if self.read_only:
+            return self._setup_read_only()
         old_umask = os.umask(0o022)
         try:
             self.root.mkdir(parents=True, exist_ok=True, mode=0o755)
@@ -124,6 +139,17 @@ class PackageCache:
             raise  # busy, locked, full, unreadable: not corruption
         except sqlite3.DatabaseError:
             self._index = self._replace_damaged_index(index_path)
+        self._ready = True
+        return self._index
+
+    def _setup_read_only(self) -> Index:
+        """Open root's cache for reading: it must be root's and safe; nothing is created."""
+        fsutil.check_dir_safe(self.root, owner=0)
+        index_path = self.root / INDEX_NAME
+        if index_path.is_symlink() or not index_path.is_file():
+            raise fsutil.UnsafeCacheError(f"{index_path} is not a plain file; not reading it")
+        self._index = Index(str(index_path), read_only=True)
+        self._index.conn  # noqa: B018 - open now, so faults surface here
         self._ready = True
         return self._index
 
@@ -159,6 +185,8 @@ class PackageCache:
         if self._index is not None:
             with contextlib.suppress(Exception):
                 self._index.close()
+        if self.system is not None:
+            self.system.close()
 
     def __enter__(self) -> PackageCache:
         return self
@@ -213,9 +241,9 @@ class PackageCache:
 
         The returned file is read-only and shared: never write to it (use materialize_key).
         """
-        found = self._resolve(key)
+        found = self._resolve(key, count_miss=self.system is None)
         if found is None:
-            return None
+            return self._from_system(lambda system: system.get(key))
         digest, size, entry = found
         path = self.object_path(digest)
         if not self._verify_object(path, digest, size):
@@ -225,12 +253,50 @@ class PackageCache:
                               entry.last_used if entry else 0.0)
         return str(path)
 
+    def _system_cache(self) -> PackageCache | None:
+        """Root's cache if this user may read it (a private index is skipped quietly)."""
+        if self.system is not None and not os.access(self.system.root / INDEX_NAME, os.R_OK):
+            self.system = None
+        return self.system
+
+    def _from_system(self, read: Callable[[PackageCache], Any]) -> Any:
+        """A read from root's cache after a miss in ours; counted in our statistics."""
+        system = self._system_cache()
+        result = read(system) if system is not None else None
+        if system is None:
+            return result
+        if result:
+            self.index.bump("hits")
+            if isinstance(result, str):
+                with contextlib.suppress(OSError):
+                    self.index.bump("bytes_served", os.path.getsize(result))
+        else:
+            self.index.bump("misses")
+        return result
+
+    @_failopen(None)
+    def count_miss(self, key: str | None = None) -> None:
+        """Count one miss: a file a driver had to download itself (apt fetched a deb that is then
+        harvested, pip filled its wheel cache, fetch downloaded a URL). key is informational."""
+        self.index.bump("misses")
+
+    @_failopen(False)
+    def count_hit(self, key: str) -> bool:
+        """Count one hit for a file served without get()/materialize_key() (pip or uv reading a
+        link to the object); marks key as used. False (nothing counted) if key is not cached."""
+        entry = self.index.lookup(normalize_key(key))
+        if entry is None:
+            return False
+        self.index.record_hit(entry.key, entry.digest, entry.size, entry.last_used)
+        return True
+
     @_failopen(False)
     def exists(self, key: str) -> bool:
         """True if key is cached and its object has the recorded size (no hashing)."""
         found = self._resolve(key, count_miss=False)
         if found is None:
-            return False
+            system = self._system_cache()
+            return system.exists(key) if system is not None else False
         digest, size, _ = found
         try:
             st = os.lstat(self.object_path(digest))
@@ -240,8 +306,13 @@ class PackageCache:
 
     @_failopen(None)
     def lookup(self, key: str) -> Entry | None:
-        """The index entry for key (no file check), or None."""
-        return self.index.lookup(normalize_key(key))
+        """The index entry for key (no file check), or None. With a system cache (a user reading
+        root's), its entries count too: read them with get()/materialize_key(), not object_path."""
+        entry = self.index.lookup(normalize_key(key))
+        system = self._system_cache() if entry is None else None
+        if system is not None:
+            entry = system.lookup(key)
+        return entry
 
     @_failopen([])
     def keys(self, prefix: str = "") -> list[Entry]:
@@ -345,9 +416,14 @@ class PackageCache:
         mode: "auto" (reflink, hardlink, copy), "copy" (never share the inode) or "link".
         sha256: an extra digest the content must also match (e.g. from a signed index).
         """
-        found = self._resolve(key)
+        found = self._resolve(key, count_miss=self.system is None)
         if found is None:
-            return False
+            placed = self._from_system(
+                lambda system: system.materialize_key(key, dest, mode=mode, sha256=sha256))
+            if placed:
+                with contextlib.suppress(OSError):
+                    self.index.bump("bytes_served", os.path.getsize(dest))
+            return bool(placed)
         digest, size, entry = found
         if sha256 is not None and sha256.lower() != digest:
             return False
@@ -448,6 +524,8 @@ class PackageCache:
 
     def drop_stale(self, digest: str) -> None:
         """Forget an object whose file is gone, unless a writer has put it back meanwhile."""
+        if self.read_only:
+            return
         path = self.object_path(digest)
         self.index.drop_object(digest, "stale", remove=lambda: not os.path.lexists(path))
 
@@ -456,6 +534,8 @@ class PackageCache:
 
         inode: the file found bad; if a writer has replaced it meanwhile, nothing is done.
         """
+        if self.read_only:  # root's cache: a miss for us; root's own reads quarantine it
+            return
         dest = self.quarantine_dir / f"{digest}.{int(time.time() * 1000)}.{os.getpid()}"
 
         def move() -> bool:
@@ -469,6 +549,14 @@ class PackageCache:
 
         if self.index.drop_object(digest, "corrupt", remove=move):
             warn(f"corrupt cache object {digest[:12]}… quarantined; treated as a miss")
+            self._prune_quarantine()
+
+    def _prune_quarantine(self) -> None:
+        """Quarantine retention right after a move into it (age and size; see evict.py)."""
+        from .evict import prune_quarantine
+
+        with contextlib.suppress(OSError):
+            prune_quarantine(self, self.max_size_bytes)
 
     # -- locks and buckets ------------------------------------------------------------------
     @contextlib.contextmanager
@@ -543,8 +631,12 @@ class PackageCache:
             self.gc()
 
     def _usage(self) -> int:
+        """Bytes counted against the cap: objects, bucket entries and quarantine/."""
+        from .evict import quarantine_entries
+
         c = self.index.counters()
-        return c.get("total_size", 0) + c.get("bucket_size", 0)
+        quarantined = sum(size for _, size, _ in quarantine_entries(self))
+        return c.get("total_size", 0) + c.get("bucket_size", 0) + quarantined
 
     def gc(self, max_size_bytes: int | None = None, older_than: float | None = None,
            wait: bool = False) -> dict[str, int]:
@@ -572,10 +664,14 @@ class PackageCache:
 
     def stats(self) -> dict[str, Any]:
         """Counters and totals, without scanning the store (all zero for a missing cache)."""
+        from .evict import quarantine_entries
+
+        quarantined: list[tuple[float, int, str]] = []
         if self._exists_enabled():
             self._setup()
             self.index.flush()
             c = self.index.counters()
+            quarantined = quarantine_entries(self)
         else:
             c = {}
         lookups = c.get("hits", 0) + c.get("misses", 0)
@@ -595,6 +691,10 @@ class PackageCache:
             "corrupt_detected": c.get("corrupt", 0),
             "stale_detected": c.get("stale", 0),
             "puts": c.get("puts", 0),
+            "bytes_stored": c.get("bytes_stored", 0),
+            "system_cache_dir": str(self.system.root) if self.system is not None else None,
+            "quarantine_files": len(quarantined),
+            "quarantine_bytes": sum(size for _, size, _ in quarantined),
             **({"remote": self._remote_call("stats")} if self.config and self.config.remote else {}),
         }
 
@@ -618,7 +718,8 @@ class PackageCache:
             return run_verify(self, repair)
 
     def clear(self) -> int:
-        """Remove every object, key and bucket entry not in use; returns the objects removed."""
+        """Remove every object, key, bucket entry not in use and quarantined file; returns the
+        objects removed."""
         if not self._exists_enabled():
             return 0
         self._setup()
@@ -645,4 +746,8 @@ class PackageCache:
                 except LockTimeout:
                     warn(f"clear: {bucket}/{name} is in use; left in place")
             self._sweep_temps(force=True)
+            from .evict import _remove_tree
+
+            for entry in os.scandir(self.quarantine_dir):
+                _remove_tree(entry.path)
             return n

@@ -28,6 +28,23 @@ def default_cache_dir() -> str:
     return str(Path.home() / ".vps-configurator" / "cache")
 
 
+def is_system_dir_for_user(directory: str) -> bool:
+    """True for a non-root user whose configured cache directory belongs to root (or is missing
+    in a place the user cannot write): the user reads it and writes default_cache_dir()."""
+    if os.geteuid() == 0:
+        return False
+    path = Path(os.path.abspath(directory))
+    try:
+        return path.stat().st_uid == 0
+    except FileNotFoundError:
+        parent = path.parent
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+        return not os.access(parent, os.W_OK)
+    except OSError:
+        return True
+
+
 def user_config_path() -> str:
     """The per-user config file location."""
     return str(Path.home() / ".vps-configurator" / "config.yaml")
@@ -42,6 +59,7 @@ class CacheConfig:
     max_size_gb: float = DEFAULT_MAX_SIZE_GB
     pip_installer: str = "pip"
     source: str | None = None
+    explicit_dir: bool = False      # set by --cache-dir / $PKGCACHE_DIR (not the config file)
     remote: list[Any] = field(default_factory=list)  # RemoteSpec (cache_core.storage.remote)
 
     @property
@@ -139,6 +157,7 @@ def load_config(path: str | None = None, cache_dir: str | None = None) -> CacheC
     env_dir = os.environ.get("PKGCACHE_DIR")
     if cache_dir or env_dir:
         cfg.directory = os.path.abspath(os.path.expanduser(cache_dir or env_dir or ""))
+        cfg.explicit_dir = True
     if os.environ.get("PKGCACHE_DISABLE", "").strip().lower() in ("1", "true", "yes", "on"):
         cfg.enabled = False
     return cfg

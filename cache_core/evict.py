@@ -17,14 +17,71 @@ if TYPE_CHECKING:
     from .cache import PackageCache
 
 
+QUARANTINE_MAX_AGE = 7 * 86400       # quarantined files are kept a week for inspection
+QUARANTINE_SHARE = 0.1                # ... and at most this share of the cap
+QUARANTINE_MAX_UNCAPPED = 1024**3     # ... or 1 GiB when the cache has no cap
+
+
+def quarantine_entries(cache: PackageCache) -> list[tuple[float, int, str]]:
+    """(time quarantined, size, path) of every file in quarantine/, oldest first.
+
+    The time is the inode change time: the move into quarantine/ sets it, the mtime is older.
+    """
+    out = []
+    with contextlib.suppress(FileNotFoundError), os.scandir(cache.quarantine_dir) as it:
+        for ent in it:
+            with contextlib.suppress(FileNotFoundError):
+                st = ent.stat(follow_symlinks=False)
+                size = st.st_size if stat.S_ISREG(st.st_mode) else 0
+                out.append((st.st_ctime, size, ent.path))
+    out.sort()
+    return out
+
+
+def quarantine_limit(cap: int) -> int:
+    """The most bytes quarantine/ may hold for a cache capped at cap (0 = no cap)."""
+    return int(cap * QUARANTINE_SHARE) if cap else QUARANTINE_MAX_UNCAPPED
+
+
+def prune_quarantine(cache: PackageCache, cap: int, older_than: float | None = None,
+                     need: int = 0) -> tuple[int, int, int]:
+    """Apply quarantine retention; returns (files removed, bytes freed, bytes kept).
+
+    Removes, oldest first, what is older than QUARANTINE_MAX_AGE (or older_than, if shorter),
+    what exceeds quarantine_limit(cap), and up to ``need`` more bytes (the cap is over).
+    """
+    entries = quarantine_entries(cache)
+    kept = sum(size for _, size, _ in entries)
+    max_age = QUARANTINE_MAX_AGE if older_than is None else min(older_than, QUARANTINE_MAX_AGE)
+    cutoff = time.time() - max_age
+    limit = quarantine_limit(cap)
+    removed = freed = 0
+    for when, size, path in entries:
+        if not (when <= cutoff or kept > limit or freed < need):
+            break
+        _remove_tree(path)
+        removed += 1
+        freed += size
+        kept -= size
+    return removed, freed, kept
+
+
 def run_gc(cache: PackageCache, cap: int, older_than: float | None) -> dict[str, int]:
-    """Evict LRU objects/bucket entries (caller holds the gc lock); return what was done."""
+    """Evict LRU objects/bucket entries (caller holds the gc lock); return what was done.
+
+    quarantine/ counts against the cap and goes first: its files are never served.
+    """
     index = cache.index
     counters = index.counters()
     usage = counters.get("total_size", 0) + counters.get("bucket_size", 0)
     target = int(cap * 0.9) if cap else None
     cutoff = time.time() - older_than if older_than is not None else None
     result = {"evicted": 0, "freed_bytes": 0, "pinned": 0, "pinned_bytes": 0, "stale": 0}
+    q_bytes = sum(size for _, size, _ in quarantine_entries(cache))
+    need = max(0, usage + q_bytes - target) if target is not None else 0
+    q_removed, q_freed, q_kept = prune_quarantine(cache, cap, older_than, need)
+    result.update(quarantine_removed=q_removed, quarantine_freed_bytes=q_freed)
+    usage += q_kept
     pinned_bytes = 0
     for typ, ident, size, last_used in index.lru_candidates():
         too_old = cutoff is not None and last_used < cutoff

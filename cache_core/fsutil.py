@@ -93,10 +93,13 @@ def ensure_private_dir(path: Path, mode: int = 0o755) -> Path:
     return path
 
 
-def check_dir_safe(path: Path) -> None:
-    """Refuse a cache root that another user owns or can write, or whose parents allow swaps."""
+def check_dir_safe(path: Path, owner: int | None = None) -> None:
+    """Refuse a cache root that another user owns or can write, or whose parents allow swaps.
+
+    owner: the uid that must own it (default: us; 0 for root's cache read by a user).
+    """
     st = os.stat(path)
-    me = os.geteuid()
+    me = os.geteuid() if owner is None else owner
     if not stat.S_ISDIR(st.st_mode):
         raise UnsafeCacheError(f"cache directory {path} is not a directory")
     if st.st_uid != me:

@@ -95,8 +95,9 @@ _ENTRY_COLS = "key, digest, size, kind, created, last_used, hits, meta"
 class Index:
     """Process-local handle on the index database (reopened after fork)."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, read_only: bool = False) -> None:
         self.path = path
+        self.force_read_only = read_only  # another user's cache: never try to write it
         self._conn: sqlite3.Connection | None = None
         self._pid = 0
         self._lock = threading.RLock()
@@ -135,7 +136,7 @@ class Index:
 
     def _open_once(self) -> sqlite3.Connection:
         directory = os.path.dirname(self.path) or "."
-        if os.statvfs(directory).f_flag & os.ST_RDONLY:
+        if self.force_read_only or os.statvfs(directory).f_flag & os.ST_RDONLY:
             return self._open_read_only()
         conn = None
         try:
@@ -170,9 +171,15 @@ class Index:
 
     def _open_read_only(self) -> sqlite3.Connection:
         """A read-only cache (ro mount, no write permission): serve hits, write nothing."""
-        uri = f"file:{urllib.parse.quote(self.path)}?mode=ro&immutable=1"
-        conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
-        if conn.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+        base = f"file:{urllib.parse.quote(self.path)}?mode=ro"
+        try:  # sees a live writer's WAL; needs its -shm file, which exists while it runs
+            conn = sqlite3.connect(base, uri=True, isolation_level=None, check_same_thread=False)
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+        except sqlite3.OperationalError:
+            conn = sqlite3.connect(base + "&immutable=1", uri=True, isolation_level=None,
+                                   check_same_thread=False)
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version != SCHEMA_VERSION:
             conn.close()
             raise sqlite3.OperationalError("read-only cache without a usable index")
         self.read_only = True

@@ -186,12 +186,12 @@ def register(subparsers: Any) -> None:
                    help="as apt-get -t: prefer versions from RELEASE (with PKG...)")
     s.add_argument("--lock-timeout", type=float, default=60.0, metavar="SECONDS",
                    help="wait at most this long for apt's archives lock (default 60)")
-    s.add_argument("--json", action="store_true")
+    s.add_argument("--json", action="store_true", help="print the full report as JSON")
     s.set_defaults(func=cmd_seed)
 
     s = sub.add_parser("import", help="ingest existing .debs from DIR, verified against the index")
-    s.add_argument("directory", metavar="DIR")
-    s.add_argument("--json", action="store_true")
+    s.add_argument("directory", metavar="DIR", help="directory with .deb files to ingest")
+    s.add_argument("--json", action="store_true", help="print the per-file report as JSON")
     s.set_defaults(func=cmd_import)
 
     s = sub.add_parser("enable", help="install the apt.conf.d snippet (hooks)")
@@ -204,9 +204,10 @@ def register(subparsers: Any) -> None:
     s.set_defaults(func=cmd_disable)
 
     s = sub.add_parser("status", help="are the hooks active; what the last harvest/seed did")
-    s.add_argument("--json", action="store_true")
+    s.add_argument("--json", action="store_true", help="print the status as JSON")
     s.set_defaults(func=cmd_status)
 
     s = sub.add_parser("hook", help="(run by apt) fail-open hook entry")
-    s.add_argument("action", choices=["harvest", "pre-install", "post-update", "sweep"])
+    s.add_argument("action", choices=["harvest", "pre-install", "post-update", "sweep"],
+                   help="the hook apt runs (see pkgcache(1)); always exits 0")
     s.set_defaults(func=cmd_hook)

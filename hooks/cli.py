@@ -139,12 +139,17 @@ def cmd_stats(args: argparse.Namespace) -> int:
     cap = human(s["max_size_bytes"]) if s["max_size_bytes"] else "unlimited"
     rows = [
         ("cache directory", s["cache_dir"]),
+        *([("system cache", f"{s['system_cache_dir']} (read-only)")]
+          if s.get("system_cache_dir") else []),
         ("enabled", "yes" if s["enabled"] else "no"),
         ("hits", s["hits"]), ("misses", s["misses"]), ("hit rate", f"{s['hit_rate'] * 100:.1f} %"),
         ("bytes served", human(s["bytes_served"])), ("entries", s["entries"]),
         ("objects", s["objects"]), ("size / max", f"{human(s['size_bytes'])} / {cap}"),
+        ("  of which buckets", human(s["bucket_bytes"])),
+        ("puts", f"{s['puts']} ({human(s['bytes_stored'])})"),
         ("evictions", s["evictions"]), ("corrupt detected", s["corrupt_detected"]),
         ("stale detected", s["stale_detected"]),
+        ("quarantine", f"{s['quarantine_files']} files, {human(s['quarantine_bytes'])}"),
     ]
     rem = s.get("remote")
     if rem:
@@ -159,7 +164,15 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    report = args.cache().verify(repair=args.repair)
+    cache = args.cache()
+    report = cache.verify(repair=args.repair)
+    try:
+        from hooks.gitmirror import verify_mirrors
+    except ImportError:
+        pass
+    else:  # git mirrors are directories in a bucket: checked with git fsck
+        git_report = verify_mirrors(cache, repair=args.repair)
+        report["git_mirrors"] = git_report["broken"]
     problems = {k: v for k, v in report.items() if v}
     if args.json:
         print(json.dumps(report, indent=1))
@@ -169,7 +182,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
             for item in items[:20]:
                 print(f"  {item}")
         if not problems:
-            print("ok: index and objects agree, every object verified")
+            print("ok: index and objects agree, every object and git mirror verified")
     return EXIT_OK if not problems or args.repair else EXIT_MISS
 
 
@@ -178,16 +191,23 @@ def cmd_gc(args: argparse.Namespace) -> int:
     cap = parse_size(args.max_size) if args.max_size else None
     age = parse_age(args.older_than) if args.older_than else None
     result = cache.gc(max_size_bytes=cap, older_than=age, wait=True)
-    if not args.quiet:
+    if args.json:
+        print(json.dumps(result, indent=1, sort_keys=True))
+    elif not args.quiet:
         print(f"evicted {result.get('evicted', 0)} entries, freed {human(result.get('freed_bytes', 0))}"
               f"; {result.get('pinned', 0)} pinned by hard links elsewhere "
-              f"({human(result.get('pinned_bytes', 0))})")
+              f"({human(result.get('pinned_bytes', 0))})"
+              + (f"; emptied {result['quarantine_removed']} quarantined files "
+                 f"({human(result.get('quarantine_freed_bytes', 0))})"
+                 if result.get("quarantine_removed") else ""))
     return EXIT_OK
 
 
 def cmd_clear(args: argparse.Namespace) -> int:
     n = args.cache().clear()
-    if not args.quiet:
+    if args.json:
+        print(json.dumps({"objects_removed": n}))
+    elif not args.quiet:
         print(f"removed {n} objects")
     return EXIT_OK
 
@@ -211,34 +231,46 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     s = sub.add_parser("put", help="store FILE under KEY")
-    s.add_argument("key")
-    s.add_argument("file")
+    s.add_argument("key", help="the key: a URL, sha256:HEX or KIND:NAME (e.g. deb:x_1_all.deb)")
+    s.add_argument("file", help="the file to store (copied; FILE itself is left alone)")
     s.add_argument("--sha256", metavar="HEX", help="refuse the file unless it has this SHA-256")
     s.set_defaults(func=cmd_put)
     s = sub.add_parser("get", help="print the path of KEY's verified file (exit 1 on a miss)")
-    s.add_argument("key")
+    s.add_argument("key", help="the key to look up")
     s.add_argument("-o", "--output", metavar="DEST", help="write a verified copy to DEST instead")
     s.set_defaults(func=cmd_get)
     s = sub.add_parser("exists", help="exit 0 if KEY is cached, 1 if not")
-    s.add_argument("key")
+    s.add_argument("key", help="the key to look up (size check only, no hashing)")
     s.set_defaults(func=cmd_exists)
     s = sub.add_parser("ls", help="list cached keys")
     s.add_argument("prefix", nargs="?", help="only keys starting with this (e.g. deb:)")
-    s.add_argument("--json", action="store_true")
+    s.add_argument("--json", action="store_true", help="print the list as JSON")
     s.set_defaults(func=cmd_ls)
-    s = sub.add_parser("stats", help="hits, misses, size and evictions")
-    s.add_argument("--json", action="store_true")
+    s = sub.add_parser("stats", help="hits, misses, puts, size, evictions and quarantine")
+    s.add_argument("--json", action="store_true", help="print the counters as JSON")
     s.add_argument("-z", "--zero", action="store_true", help="reset the counters first")
     s.set_defaults(func=cmd_stats)
-    s = sub.add_parser("verify", help="re-hash every object; reconcile index and files")
-    s.add_argument("--repair", action="store_true", help="fix what is found")
-    s.add_argument("--json", action="store_true")
+    s = sub.add_parser("verify", help="re-hash every object, git fsck every mirror; reconcile "
+                                      "index and files")
+    s.add_argument("--repair", action="store_true",
+                   help="fix what is found (quarantine, re-index, rebuild broken mirrors)")
+    s.add_argument("--json", action="store_true", help="print the report as JSON")
     s.set_defaults(func=cmd_verify)
-    s = sub.add_parser("gc", help="evict least recently used entries down to the cap")
-    s.add_argument("--max-size", metavar="SIZE", help="cap for this run (5G, 500M, ...)")
-    s.add_argument("--older-than", metavar="AGE", help="also evict entries unused for AGE (30d, 12h)")
+    s = sub.add_parser("gc", help="evict least recently used entries down to the cap",
+                       description="Evict least recently used entries until the cache is at 90 %% "
+                                   "of its cap (max_size_gb, or --max-size), and apply the "
+                                   "quarantine's retention (7 days, at most 10 %% of the cap). "
+                                   "Run daily by pkgcache.timer.")
+    s.add_argument("--max-size", metavar="SIZE", help="cap for this run (5G, 500M, 1.5GiB; bare "
+                   "number = GiB)")
+    s.add_argument("--older-than", metavar="AGE", help="also evict entries (and quarantined "
+                   "files) unused for AGE (30d, 12h; 0d empties the quarantine)")
+    s.add_argument("--json", action="store_true", help="print what was done as JSON")
     s.set_defaults(func=cmd_gc)
-    s = sub.add_parser("clear", help="remove everything from the cache")
+    s = sub.add_parser("clear", help="remove everything from the cache",
+                       description="Remove every object, key, git mirror not in use and "
+                                   "quarantined file.")
+    s.add_argument("--json", action="store_true", help="print what was removed as JSON")
     s.set_defaults(func=cmd_clear)
 
     wanted = [DRIVERS[command]] if command in DRIVERS else [] if command else list(DRIVERS.values())
@@ -254,11 +286,12 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 
 def _is_apt_hook(argv: list[str]) -> bool:
-    """True for ``[global options] apt hook ACTION``: what apt runs, several times per install."""
+    """True for ``[global options] apt hook ACTION``: what apt runs, several times per install.
+    ``apt hook --help`` is not: it goes through the full parser and prints help."""
     if _command_word(argv) != "apt":
         return False
     i = argv.index("apt")
-    return argv[i:i + 2] == ["apt", "hook"]
+    return argv[i:i + 2] == ["apt", "hook"] and not {"-h", "--help"} & set(argv[i + 2:])
 
 
 def main(argv: Sequence[str] | None = None) -> int:

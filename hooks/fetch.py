@@ -263,7 +263,9 @@ def fetch(cache: Any, url: str, dest: str | os.PathLike[str], sha256: str | None
             usable = False
 
     if usable and sha256 and not refresh:  # pinned: local, else the fleet's cas/<sha256>
-        hit = _serve(cache, key, dest, sha256) or _serve(cache, f"sha256:{sha256}", dest, sha256)
+        hit = _serve(cache, key, dest, sha256) or (
+            (cache.exists(f"sha256:{sha256}") or _from_fleet(cache, f"sha256:{sha256}"))
+            and _serve(cache, f"sha256:{sha256}", dest, sha256))
         if hit:
             return hit
     if usable and not refresh:
@@ -271,6 +273,8 @@ def fetch(cache: Any, url: str, dest: str | os.PathLike[str], sha256: str | None
     if offline:
         hit = _serve(cache, key, dest, sha256) if usable else None
         if hit is None:
+            if usable:
+                cache.count_miss(key)
             raise FetchError(f"offline and not in the cache: {redact(key)}", EXIT_MISS)
         warn(f"offline: serving the cached copy of {redact(key)} (not revalidated)")
         return hit
@@ -281,15 +285,24 @@ def fetch(cache: Any, url: str, dest: str | os.PathLike[str], sha256: str | None
     return job.run()
 
 
-def _from_fleet(cache: Any, key: str) -> None:
-    """On a local miss of an unpinned URL, take the fleet's copy if a remote holds a record
-    of it signed by a trusted key (digest, ETag, Last-Modified); it is then revalidated with the
-    origin like any cached copy (304: the fleet's copy is served), or served stale offline."""
+def _from_fleet(cache: Any, key: str) -> bool:
+    """On a local miss, take key from the fleet's remotes (no miss counted: a cold download
+    counts its own). A content key (a pinned --sha256) needs no record; an unpinned URL needs a
+    record signed by a trusted key (digest, ETag, Last-Modified), and its copy is then
+    revalidated with the origin like any cached copy (304: the fleet's copy is served), or
+    served stale when the origin is down. True if something was taken."""
     try:
-        if getattr(getattr(cache, "config", None), "remote", None) and cache.lookup(key) is None:
-            cache.get(key)  # a local miss asks the remotes: signed record, then verified content
+        if not getattr(getattr(cache, "config", None), "remote", None):
+            return False
+        from cache_core.storage import remote
+
+        t = remote.tier(cache)
+        if t is None or (not key.startswith("sha256:") and cache.lookup(key) is not None):
+            return False
+        return bool(t.pull([key])["pulled"])
     except Exception as exc:  # noqa: BLE001 - the fleet never breaks a fetch
         warn(f"fetch: remote tier not used ({type(exc).__name__})")
+        return False
 
 
 def _isatty(stream: Any) -> bool:
@@ -544,6 +557,7 @@ class _Download:
                 meta = {"etag": info.get("etag"), "last_modified": info.get("last_modified"),
                         "validated": time.time()}
                 meta = {k: v for k, v in meta.items() if v is not None}
+                self.cache.count_miss(self.key)     # a cold download: one miss in stats
                 self.cache.put(self.key, str(partial.data), sha256=digest, kind="url", meta=meta,
                                link=True)
             try:

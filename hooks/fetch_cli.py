@@ -20,7 +20,7 @@ def register(subparsers: Any) -> None:
         "fetch", help="download URL through the cache (drop-in for curl -fsSL URL -o DEST)",
         description="Download URL through the cache. Exit 0 ok, 1 offline miss or SHA-256 "
                     "mismatch, 2 bad input, 5 network/HTTP error.")
-    p.add_argument("url")
+    p.add_argument("url", help="http(s) URL to download (also the cache key)")
     p.add_argument("-o", "-O", "--output", metavar="DEST", default="-",
                    help="write to DEST atomically (default or '-': standard output)")
     p.add_argument("--sha256", metavar="HEX", help="required SHA-256; a cached match needs no network")

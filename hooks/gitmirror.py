@@ -116,6 +116,14 @@ def is_valid_mirror(path: Path) -> bool:
     return proc.returncode == 0
 
 
+def mirror_healthy(path: Path, *, full: bool = False) -> bool:
+    """True if the mirror passes ``git fsck --connectivity-only`` (full: a complete fsck)."""
+    mode = () if full else ("--connectivity-only",)
+    proc = _git("--git-dir", str(path), "fsck", *mode, "--no-dangling", "--no-progress",
+                check=False)
+    return proc.returncode == 0
+
+
 class Mirrors:
     """The mirror store of one cache."""
 
@@ -160,7 +168,18 @@ class Mirrors:
             return final, True
         return final, self._create(url, final, name, offline=offline)
 
-    def _create(self, url: str, final: Path, name: str, *, offline: bool = False) -> bool:
+    def rebuild(self, url: str) -> Path:
+        """Replace the mirror of url by a fresh one from the origin (lock held by caller)."""
+        url = normalize_url(url)
+        name = mirror_name(url)
+        final = self.bucket / name
+        if os.path.lexists(final):
+            self._remove(final, name)
+        self._create(url, final, name, seed=False)
+        return final
+
+    def _create(self, url: str, final: Path, name: str, *, offline: bool = False,
+                seed: bool = True) -> bool:
         """init --bare + sentinel in a temp dir, seed from the fleet's bundle (hooks.gitfleet),
         fetch (only the difference after a seed), set HEAD, drop sentinel, rename.
         Returns True if the origin was fetched; a seeded mirror survives an unreachable origin."""
@@ -176,7 +195,7 @@ class Mirrors:
                 _git(*git, "config", "--add" if i else "--replace-all", "remote.origin.fetch", spec)
             # depot_tools: a killed detached gc can leave a broken repository.
             _git(*git, "config", "gc.autoDetach", "false")
-            seeded = gitfleet.seed(self.cache, url, tmp)
+            seeded = seed and gitfleet.seed(self.cache, url, tmp)
             fetched = False
             if offline and not seeded:
                 raise GitError(f"offline and no mirror of {redact(url)} in the cache", EXIT_MISS)
@@ -275,12 +294,22 @@ def plain_clone(url: str, dest: str, args: Sequence[str]) -> int:
 
 
 def clone(cache: Any, url: str, dest: str, args: Sequence[str] = (), *,
-          offline: bool = False) -> int:
+          offline: bool = False, submodules: str | None = None) -> int:
     """Clone url into dest through the mirror; returns an exit code (raises GitError on misuse).
 
-    Online: refresh the mirror, then ``git clone --reference <mirror> --dissociate``. If the
+    Online: refresh the mirror, then ``git clone --reference <mirror> --dissociate``; a mirror
+    that fails ``git fsck --connectivity-only`` then is rebuilt from the origin once. If the
     server cannot be reached (or offline), clone from the mirror and point origin back at url.
+    submodules: None (none), "" (all) or a pathspec: each submodule through its own mirror.
     """
+    rc = _clone_one(cache, url, dest, args, offline=offline)
+    if rc == 0 and submodules is not None:
+        rc = clone_submodules(cache, dest, offline=offline, pathspec=submodules)
+    return rc
+
+
+def _clone_one(cache: Any, url: str, dest: str, args: Sequence[str], *, offline: bool) -> int:
+    """One repository (no submodules) through its mirror; see clone()."""
     url = normalize_url(url)
     if os.path.lexists(dest) and (not os.path.isdir(dest) or os.listdir(dest)):
         raise GitError(f"destination {dest} already exists and is not an empty directory",
@@ -298,38 +327,121 @@ def clone(cache: Any, url: str, dest: str, args: Sequence[str] = (), *,
             raise GitError(f"cache unusable ({exc}) and offline", EXIT_MISS) from None
         warn(f"git: cache unusable ({exc}); cloning without it")
         return plain_clone(url, dest, args)
+    fresh = False
     try:
-        return _clone_locked(mirrors, url, dest, args, offline)
+        try:
+            mirror, fresh = mirrors.ensure(url, offline=offline)
+        except GitError as exc:
+            if offline or exc.exit_code == EXIT_USAGE:
+                raise
+            # No mirror and the upstream fetch failed: let git report it as it would.
+            warn(f"git: could not build a mirror of {redact(url)} ({exc})")
+            return plain_clone(url, dest, args)
+        if fresh:
+            if _clone_referenced(mirror, url, dest, args):
+                return 0
+            if not mirror_healthy(mirror):
+                warn(f"git: the mirror of {redact(url)} fails git fsck; rebuilding it")
+                try:
+                    mirror = mirrors.rebuild(url)
+                except GitError as exc:
+                    warn(f"git: could not rebuild the mirror of {redact(url)} ({exc})")
+                    return plain_clone(url, dest, args)
+                if _clone_referenced(mirror, url, dest, args):
+                    return 0
+                return plain_clone(url, dest, args)
+            warn(f"git: clone from {redact(url)} failed; cloning from the cached mirror")
+        return _clone_from_mirror(mirror, url, dest, args)
     finally:
         lock.__exit__(None, None, None)
-        if getattr(mirrors, "fetched", False):
+        if fresh:
             from hooks import gitfleet
 
-            gitfleet.refresh(cache, [url])  # share the new state of the mirror (background)
+            gitfleet.refresh(cache, [url])  # share the mirror's new state (in the background)
 
 
-def _clone_locked(mirrors: Mirrors, url: str, dest: str, args: Sequence[str],
-                  offline: bool) -> int:
-    """The clone itself, with the URL's lock held."""
-    try:
-        mirror, fresh = mirrors.ensure(url, offline=offline)
-        mirrors.fetched = fresh  # type: ignore[attr-defined]
-    except GitError as exc:
-        if offline or exc.exit_code == EXIT_USAGE:
-            raise
-        # No mirror and the upstream fetch failed: let git report it as it would.
-        warn(f"git: could not build a mirror of {redact(url)} ({exc})")
-        return plain_clone(url, dest, args)
-    if fresh:
-        proc = subprocess.run(["git", "clone", "--reference", str(mirror), "--dissociate",
-                               *args, "--", url, dest], stdin=subprocess.DEVNULL,
-                              env=git_env(GIT_TERMINAL_PROMPT=os.environ.get(
-                                  "GIT_TERMINAL_PROMPT", "1")))
+def _clone_referenced(mirror: Path, url: str, dest: str, args: Sequence[str]) -> bool:
+    """git clone --reference mirror --dissociate from url; True on success (dest cleaned if not)."""
+    proc = subprocess.run(["git", "clone", "--reference", str(mirror), "--dissociate",
+                           *args, "--", url, dest], stdin=subprocess.DEVNULL,
+                          env=git_env(GIT_TERMINAL_PROMPT=os.environ.get(
+                              "GIT_TERMINAL_PROMPT", "1")))
+    if proc.returncode == 0:
+        return True
+    _cleanup_dest(dest)
+    return False
+
+
+def clone_submodules(cache: Any, work: str, *, offline: bool, pathspec: str = "") -> int:
+    """Initialise and clone the submodules of the work tree ``work``, each through its own
+    mirror (recursively); returns an exit code."""
+    spec = [pathspec] if pathspec else []
+    _git("-C", work, "submodule", "init", "--", *spec, quiet=True)
+    proc = _git("-C", work, "config", "--get-regexp", r"^submodule\..*\.url$", check=False)
+    for line in proc.stdout.splitlines():
+        var, _, sub_url = line.partition(" ")
+        name = var[len("submodule."):-len(".url")]
+        path = _git("-C", work, "config", "--file", ".gitmodules",
+                    f"submodule.{name}.path", check=False).stdout.strip()
+        if not path or os.path.exists(os.path.join(work, path, ".git")):
+            continue
+        rc = _submodule_update(cache, work, name, path, sub_url, offline=offline)
+        if rc != 0:
+            return rc
+        if os.path.isfile(os.path.join(work, path, ".gitmodules")):
+            rc = clone_submodules(cache, os.path.join(work, path), offline=offline)
+            if rc != 0:
+                return rc
+    return 0
+
+
+def _submodule_update(cache: Any, work: str, name: str, path: str, url: str, *,
+                      offline: bool) -> int:
+    """Check out one submodule: borrow from its mirror online, clone the mirror offline."""
+    with contextlib.ExitStack() as held:     # the mirror's lock, for as long as we read it
+        mirror: Path | None = None
+        fresh = False
+        if cache is not None and getattr(cache, "enabled", False):
+            try:
+                mirrors = Mirrors(cache)
+                held.enter_context(mirrors.locked(url))
+                mirror, fresh = mirrors.ensure(url, offline=offline)
+            except GitError as exc:
+                if offline:
+                    raise
+                warn(f"git: no mirror for submodule {path} ({exc})")
+            except (CacheError, OSError) as exc:
+                if offline:
+                    raise GitError(f"cache unusable ({exc}) and offline", EXIT_MISS) from None
+        return _submodule_checkout(work, name, path, url, mirror, fresh)
+
+
+def _submodule_checkout(work: str, name: str, path: str, url: str, mirror: Path | None,
+                        fresh: bool) -> int:
+    """git submodule update for one path, borrowing from (fresh) or cloning (stale) mirror."""
+    update = ["-C", work, "-c", "protocol.file.allow=always", "submodule", "update",
+              "--checkout"]
+    if mirror is not None and fresh:
+        proc = subprocess.run(["git", *update, "--reference", str(mirror), "--dissociate",
+                               "--", path], stdin=subprocess.DEVNULL, env=git_env())
         if proc.returncode == 0:
             return 0
-        _cleanup_dest(dest)
-        warn(f"git: clone from {redact(url)} failed; cloning from the cached mirror")
-    return _clone_from_mirror(mirror, url, dest, args)
+        _cleanup_dest(os.path.join(work, path))
+    if mirror is None:
+        proc = subprocess.run(["git", *update, "--", path], stdin=subprocess.DEVNULL,
+                              env=git_env())
+        return 0 if proc.returncode == 0 else EXIT_NETWORK
+    # Server unreachable or offline: clone the submodule from its mirror, then restore its URL.
+    _git("-C", work, "config", f"submodule.{name}.url", mirror.as_uri())
+    try:
+        proc = subprocess.run(["git", *update, "--", path], stdin=subprocess.DEVNULL,
+                              env=git_env())
+    finally:
+        _git("-C", work, "config", f"submodule.{name}.url", url, check=False)
+    if proc.returncode != 0:
+        raise GitError(f"submodule {path}: clone from the cached mirror of {redact(url)} failed")
+    _git("-C", os.path.join(work, path), "remote", "set-url", "origin", url, check=False)
+    return 0
 
 
 def _cleanup_dest(dest: str) -> None:
@@ -362,8 +474,16 @@ def update(cache: Any, urls: Sequence[str] = ()) -> int:
             final = mirrors.path(url)
             try:
                 if is_valid_mirror(final):
-                    Mirrors._fetch(final, url)
-                    cache.record_bucket_entry(BUCKET, final.name, dir_size(final))
+                    try:
+                        Mirrors._fetch(final, url)
+                    except GitError:
+                        if mirror_healthy(final):
+                            raise
+                    if not mirror_healthy(final):
+                        warn(f"git: the mirror of {redact(url)} fails git fsck; rebuilding it")
+                        mirrors.rebuild(url)
+                    else:
+                        cache.record_bucket_entry(BUCKET, final.name, dir_size(final))
                 else:
                     mirrors.ensure(url)
                 done.append(url)
@@ -372,5 +492,36 @@ def update(cache: Any, urls: Sequence[str] = ()) -> int:
                 print(f"pkgcache: git update: {redact(url)}: {exc}", file=sys.stderr, flush=True)
     from hooks import gitfleet
 
-    gitfleet.refresh(cache, done)  # the fleet's bundles follow the mirrors (background)
+    gitfleet.refresh(cache, done)  # the fleet's bundles follow the mirrors (in the background)
     return EXIT_NETWORK if failed else 0
+
+
+def verify_mirrors(cache: Any, repair: bool = False) -> dict[str, Any]:
+    """git fsck every mirror (a full check); with repair, rebuild broken ones from their origin
+    and remove those that cannot be rebuilt. Report: checked, broken, unrepaired (names)."""
+    report: dict[str, Any] = {"checked": 0, "broken": [], "unrepaired": []}
+    if not os.path.isdir(os.path.join(cache.root, BUCKET)):
+        return report
+    mirrors = Mirrors(cache)
+    with contextlib.suppress(OSError), os.scandir(mirrors.bucket) as it:
+        names = sorted(e.name for e in it if not e.name.startswith("."))
+    for name in names:
+        final = mirrors.bucket / name
+        url = _git("config", "--file", str(final / "config"), "remote.origin.url",
+                   check=False).stdout.strip()
+        with cache.lock(f"bucket:{BUCKET}/{name}", timeout=LOCK_TIMEOUT):
+            report["checked"] += 1
+            if is_valid_mirror(final) and mirror_healthy(final, full=True):
+                continue
+            report["broken"].append(name)
+            if not repair:
+                continue
+            try:
+                if not url or mirror_name(url) != name:
+                    raise GitError("no usable origin URL in the mirror's config")
+                mirrors.rebuild(url)
+            except GitError as exc:
+                warn(f"git: cannot rebuild the mirror {name} ({exc}); removed it")
+                mirrors._remove(final, name)
+                report["unrepaired"].append(name)
+    return report

@@ -32,9 +32,11 @@ def register(subparsers: Any) -> None:
     # prefix_chars="+": every argument (-r, --hash, ...) reaches pip untouched.
     inst = sub.add_parser("install", prefix_chars="+", add_help=False,
                           help="pip install from the cache (see: pkgcache pip install --help)")
-    inst.add_argument("pip_args", nargs=argparse.REMAINDER)
+    inst.add_argument("pip_args", nargs=argparse.REMAINDER, metavar="PIP-ARGS",
+                      help="arguments for pip install (-r FILE, names, -c, --upgrade, ...)")
     inst.set_defaults(func=_install)
     wh = sub.add_parser("wheelhouse", prefix_chars="+", add_help=False,
                         help="write a wheelhouse directory with a hashed find-links page")
-    wh.add_argument("pip_args", nargs=argparse.REMAINDER)
+    wh.add_argument("pip_args", nargs=argparse.REMAINDER, metavar="PIP-ARGS",
+                    help="requirements as for pip install (-r FILE, names, -c, ...)")
     wh.set_defaults(func=_wheelhouse)

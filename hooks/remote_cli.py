@@ -131,9 +131,9 @@ def register(subparsers: Any) -> None:
     for name, func, text in (("push", _push, "upload KEYs (or --all; none: drain the spool)"),
                              ("pull", _pull, "download KEYs (or --all from a listable store)")):
         s = sub.add_parser(name, help=text)
-        s.add_argument("keys", nargs="*", metavar="KEY")
-        s.add_argument("--all", action="store_true")
-        s.add_argument("--json", action="store_true")
+        s.add_argument("keys", nargs="*", metavar="KEY", help="cache keys to transfer")
+        s.add_argument("--all", action="store_true", help="every key (push: every local key)")
+        s.add_argument("--json", action="store_true", help="print the report as JSON")
         s.set_defaults(func=func)
     s.add_argument("--pip", action="store_true",
                    help="pre-warm what the fleet holds for requirements files (-r FILE)")
@@ -142,10 +142,10 @@ def register(subparsers: Any) -> None:
     s.add_argument("--apt", nargs="+", metavar="PKG", help="pre-warm these packages' .debs")
     s.add_argument("--git", nargs="+", metavar="URL", help="pre-warm mirrors of these URLs")
     s = sub.add_parser("status", help="per-remote counters, breaker and spool")
-    s.add_argument("--json", action="store_true")
+    s.add_argument("--json", action="store_true", help="print the status as JSON")
     s.set_defaults(func=_status)
     s = sub.add_parser("keygen", help="make an Ed25519 key pair; prints the public key")
-    s.add_argument("name")
+    s.add_argument("name", help="the key's name (e.g. fleet-1), used in key records")
     s.add_argument("--secret-file", required=True, metavar="PATH",
                    help="where to write the secret key (mode 600; must not exist)")
     s.set_defaults(func=_keygen)

@@ -11,7 +11,7 @@
 #
 # Environment knobs:
 #   DEMO_DIR      work directory (default /var/tmp/pkgcache-demo; the root is rebuilt each run)
-#   DEMO_APT      package set   (default: nginx postgresql-15 git curl; about 70 debs, ~90 MB)
+#   DEMO_APT      package set   (default: nginx postgresql-15 git curl; 42 debs with --no-install-recommends, ~77 MB)
 #   DEMO_PIP      requirements  (default: requests PyYAML numpy rich Jinja2 click, pinned)
 #   DEMO_FRESH=1  rebuild the base root tarball even if a recent one exists
 #   DEMO_KEEP=1   keep the root (DEMO_DIR/root) afterwards for inspection

@@ -68,3 +68,94 @@ def build_wheels(sdists: list[Path], out_dir: Path, pip: list[str], extra_args: 
     """Build wheels from local sdists with the target's pip (build deps from the user's index)."""
     return run([*pip, "wheel", "--no-deps", "-w", str(out_dir), *extra_args,
                 *map(str, sdists)], env)
+
+
+def redact(url: str) -> str:
+    """url without user:password (never print credentials)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host += f":{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+
+
+def probe_index(url: str, *, timeout: float = 5.0) -> str | None:
+    """None if the index answers (any HTTP status but 502/503/504), else the cause in a few
+    words: "connection refused", "certificate verify failed", "HTTP 503", "timed out"..."""
+    import socket
+
+    if not url.startswith(("http://", "https://")):
+        return None
+    req = urllib.request.Request(redact(url), method="HEAD",
+                                 headers={"User-Agent": "pkgcache-pip"})
+    try:
+        ctx = _ssl_context() if url.startswith("https://") else None
+        with urllib.request.urlopen(req, timeout=timeout, context=ctx):
+            return None
+    except urllib.error.HTTPError as exc:
+        # any answer means reachable (pip reports 401/404 itself), except a gateway's failure
+        return f"HTTP {exc.code}" if exc.code in (502, 503, 504) else None
+    except urllib.error.URLError as exc:
+        reason = exc.reason
+        if isinstance(reason, ssl.SSLCertVerificationError):
+            return f"certificate verify failed: {reason.verify_message}"
+        if isinstance(reason, socket.gaierror):
+            return f"name resolution failed: {reason.strerror}"
+        if isinstance(reason, OSError) and reason.strerror:
+            return reason.strerror.lower()
+        return str(reason)
+    except TimeoutError:
+        return "timed out"
+    except (OSError, ValueError) as exc:
+        return str(exc) or type(exc).__name__
+
+
+# pip's build requirements for a project without a [build-system] table (legacy setup.py).
+LEGACY_BUILD_REQUIRES = ["setuptools>=40.8.0", "wheel"]
+_MAX_PYPROJECT = 1 << 20
+
+
+def build_requires(src: Path) -> list[str]:
+    """[build-system] requires of a project directory or an sdist (read, never extracted)."""
+    import tarfile
+    import zipfile
+
+    import tomllib
+
+    text: str | None = None
+    try:
+        if src.is_dir():
+            p = src / "pyproject.toml"
+            text = p.read_text(encoding="utf-8") if p.is_file() else ""
+        elif src.name.endswith((".tar.gz", ".tgz")):
+            with tarfile.open(src, "r:gz") as tf:
+                text = ""
+                for m in tf:
+                    if m.isfile() and m.name.count("/") == 1 and \
+                            m.name.endswith("/pyproject.toml") and m.size < _MAX_PYPROJECT:
+                        f = tf.extractfile(m)
+                        text = f.read().decode("utf-8") if f else ""
+                        break
+        elif src.name.endswith(".zip"):
+            with zipfile.ZipFile(src) as zf:
+                text = ""
+                for info in zf.infolist():
+                    if info.filename.count("/") == 1 and \
+                            info.filename.endswith("/pyproject.toml") and \
+                            info.file_size < _MAX_PYPROJECT:
+                        text = zf.read(info).decode("utf-8")
+                        break
+        else:
+            return []  # a wheel: nothing to build
+        data = tomllib.loads(text) if text else {}
+    except (OSError, ValueError, tarfile.TarError, zipfile.BadZipFile, UnicodeDecodeError):
+        return []
+    system = data.get("build-system")
+    if not isinstance(system, dict) or "requires" not in system:
+        return list(LEGACY_BUILD_REQUIRES)
+    reqs = system.get("requires")
+    return [str(r) for r in reqs] if isinstance(reqs, list) else []

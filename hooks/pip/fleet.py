@@ -17,7 +17,6 @@ driver: a fault is a miss.
 
 from __future__ import annotations
 
-import html
 import json
 import os
 import re
@@ -115,7 +114,7 @@ def _matches(cache: PackageCache, digest: str, filename: str) -> bool:
 
 
 def _adopt(cache: PackageCache, store: WheelStore, filename: str, digest: str,
-           info: dict[str, Any]) -> bool:
+           info: dict[str, Any], *, sources: list[str] | None = None) -> bool:
     """Take one (file name, digest) named by a fleet record into the local pip store."""
     try:
         check_filename(filename)
@@ -125,6 +124,8 @@ def _adopt(cache: PackageCache, store: WheelStore, filename: str, digest: str,
     key = f"{kind}:{filename}"
     entry = cache.lookup(key)
     if entry is not None and entry.digest == digest:
+        if sources and not (entry.meta or {}).get("sources"):
+            cache.set_meta(key, {**(entry.meta or {}), "sources": sources})
         return True
     if remote.get_object(cache, digest) is None:
         return False
@@ -136,6 +137,8 @@ def _adopt(cache: PackageCache, store: WheelStore, filename: str, digest: str,
     meta = {"filename": filename, "name": str(name), "version": str(version),
             "requires_python": info.get("requires_python") or None,
             "yanked": bool(info.get("yanked"))}
+    if sources:
+        meta["sources"] = sources  # the index itself lists this file with this digest
     if not cache.alias(key, digest, kind=kind, meta=meta):
         return False
     entry = cache.lookup(key)
@@ -321,80 +324,53 @@ def index_files(urls: list[str], project: str, timeout: float = 10.0
     return out if answered else None
 
 
-class Mirror:
-    """A find-links page that mirrors the index's pages of some projects exactly (same files,
-    hashes, Requires-Python, yanked), with the files the fleet holds pointing at verified local
-    copies. pip resolving with ``--no-index --find-links`` this page sees the index's candidate
-    set and so chooses what it would choose online, but downloads none of the fleet's files."""
-
-    def __init__(self, cache: PackageCache, store: WheelStore, target: Target,
-                 pip_args: list[str]) -> None:
-        self.cache, self.store, self.target = cache, store, target
-        self.urls = index_urls(pip_args)
-        self.links: list[str] = []
-        self.projects: set[str] = set()
-        self.local = 0
-
-    def add(self, projects: list[str], limit: int = 500) -> bool:
-        """Mirror these projects (and the dependencies of the fleet's wheels); False if an
-        index page could not be read."""
-        todo = [str(canonicalize_name(p)) for p in projects]
-        while todo and len(self.projects) < limit:
-            project = todo.pop()
-            if project in self.projects:
+def index_verified(cache: PackageCache, store: WheelStore, target: Target, pip_args: list[str],
+                   sources: list[str], limit: int = 500) -> int:
+    """Take into the cache the fleet's files that the index itself lists with the same SHA-256
+    (and the wheels the fleet built from such sdists), recorded as coming from this request's
+    sources: pip, resolving online with the cache's tree last in line, then makes the choice
+    it makes without the fleet and downloads none of them. Returns the number taken."""
+    urls = index_urls(pip_args)
+    _, names = requirement_hashes(pip_args)
+    todo = [str(canonicalize_name(n)) for n in names]
+    seen: set[str] = set()
+    taken = 0
+    while urls and todo and len(seen) < limit:
+        project = todo.pop()
+        if project in seen:
+            continue
+        seen.add(project)
+        listing = read_listing(cache, project)
+        if not listing:
+            continue
+        published = index_files(urls, project)
+        if not published:
+            continue
+        for filename, info in listing.items():
+            digest = info["sha256"]
+            if published.get(filename, ("", ""))[1] != digest or project_of(filename) != project:
                 continue
-            published = index_files(self.urls, project)
-            if published is None:
-                return False
-            self.projects.add(project)
-            listing = read_listing(self.cache, project) if published else {}
-            for filename, (url, digest, rp, yanked) in published.items():
-                href, shown = url, filename
-                held = listing.get(filename, {}).get("sha256") == digest
-                if held and project_of(filename) == project:
-                    local = self._local(filename, digest)
-                    if local is not None:
-                        href, shown, dep_digest = local
-                        self.local += 1
-                        todo += _requires(self.cache, dep_digest)
-                attrs = f' data-requires-python="{html.escape(rp, quote=True)}"' if rp else ""
-                if yanked is not None:
-                    attrs += f' data-yanked="{html.escape(yanked, quote=True)}"'
-                sha = digest if shown == filename else self._digest_of(href)
-                self.links.append(f'<a href="{html.escape(href, quote=True)}#sha256={sha}"'
-                                  f"{attrs}>{html.escape(shown)}</a><br/>")
-        return True
-
-    def _digest_of(self, href: str) -> str:
-        return Path(href.removeprefix("file://")).parent.name
-
-    def _local(self, filename: str, digest: str) -> tuple[str, str, str] | None:
-        """(file URL, shown name, digest) of the fleet's copy, or of its wheel built here."""
-        if filename.endswith(".whl"):
-            if not self.target.supports(wheel_tags(filename) or frozenset()):
-                return None
-            if not _adopt(self.cache, self.store, filename, digest, {}):
-                return None
-            entry = self.cache.lookup(f"wheel:{filename}")
-            shown = filename
-        else:
-            art = Artifact(name="", version="", url="", filename=filename, sha256=digest,
-                           requires_python=None, yanked=False, is_direct=False)
-            if not fetch_built(self.cache, self.store, art, self.target):
-                return None
-            entry = self.cache.lookup(self.store.built_key(digest, self.target))
-            shown = str(entry.meta.get("filename", "")) if entry else ""
-        path = self.store._view(entry, shown) if entry is not None else None
-        if entry is None or path is None:
-            return None
-        return path.as_uri(), shown, entry.digest
-
-    def write(self, page: Path) -> None:
-        """Write the page atomically."""
-        from cache_core import atomic_write
-
-        atomic_write(page, "<!DOCTYPE html><html><body>\n" + "\n".join(self.links)
-                     + "\n</body></html>\n")
+            if filename.endswith(".whl"):
+                if not target.supports(wheel_tags(filename) or frozenset()) or not _adopt(
+                        cache, store, filename, digest, info, sources=sources):
+                    continue
+                todo += _requires(cache, digest)
+            else:
+                art = Artifact(name=project, version="", url="", filename=filename,
+                               sha256=digest, requires_python=None, yanked=False,
+                               is_direct=False)
+                if not fetch_built(cache, store, art, target):
+                    continue
+                entry = cache.lookup(store.built_key(digest, target))
+                if entry is None:
+                    continue
+                meta = dict(entry.meta or {})
+                if meta.get("sources") != sources:
+                    meta["sources"] = sources
+                    cache.set_meta(entry.key, meta)
+                todo += _requires(cache, entry.digest)
+            taken += 1
+    return taken
 
 
 def requirement_hashes(pip_args: list[str]) -> tuple[list[str], list[str]]:

@@ -37,12 +37,14 @@ INSTALL_HELP = """\
 usage: pkgcache pip install [--python PY|VENV] [--installer pip|uv] [--refresh | --offline]
                             [pip install options and requirements...]
 
-Installs from the pkgcache wheel cache with --no-index; resolves online (pip --dry-run --report)
-only when the cache cannot satisfy the request, caching the missing wheels (sdists are built
-once per interpreter/platform fingerprint). All other options are passed to pip.
+Installs the versions plain pip would, taking every file it can from the pkgcache cache.
+Unpinned requests are resolved by pip against the index (cached files are used, missing ones
+downloaded and cached); a fully pinned request (== or hashes, e.g. a pip-compile lock) makes no
+index request when everything is cached; with the index unreachable, the cache's best match.
+All other options are passed to pip.
   --python PY|VENV   target interpreter or virtual environment (default: $VIRTUAL_ENV, python3)
   --installer NAME   pip (default, or performance.cache.pip_installer) or uv
-  --refresh          resolve online even if the cache could satisfy the request
+  --refresh          resolve online even if the request is fully pinned
   --offline          never use the network; fail with the reason if the cache cannot satisfy
 """
 
@@ -51,7 +53,7 @@ usage: pkgcache pip wheelhouse [-d DIR] [--python PY|VENV] [--refresh | --offlin
                                [-r REQ | requirements...] [pip options...]
 
 Writes the wheels (and the sdists of locally built wheels) that satisfy the requirements for the
-target interpreter into DIR (default ./wheelhouse) as links from the cache, with DIR/index.html
+target interpreter into DIR (default ./wheelhouse) as copies from the cache, with DIR/index.html
 carrying #sha256= and data-requires-python. Use it with
   pip install --no-index --find-links DIR/index.html -r REQ
 """
@@ -99,7 +101,11 @@ class Driver:
         self.pip = runner.pip_cmd(self.target, python)
         self._work: Path | None = None
         self._cands: list[Candidate] | None = None
+        self._with_sdists = False
         self.problems: list[str] = []  # why files could not be cached (first one is reported)
+        self.verbose = options.verbose(opts.pip_args)
+        self.shown: set[str] = set()  # "Ignoring ..." lines already printed this run
+        self._tree_url: str | None = None  # the cache's PEP 503 tree, once written
 
     @property
     def work(self) -> Path:
@@ -116,18 +122,67 @@ class Driver:
             shutil.rmtree(self._work, ignore_errors=True)
 
     # -- what the cache offers ----------------------------------------------------------------
-    def candidates(self, refresh: bool = False) -> list[Candidate]:
-        """Cached files usable by the target (memoised for the run)."""
-        if self._cands is None or refresh:
+    def candidates(self, refresh: bool = False, *, sdists: bool = False) -> list[Candidate]:
+        """Cached files usable by the target, each verified (memoised for the run).
+
+        sdists: also offer cached sdists (hash-checking mode and wheelhouses: a lock may name
+        an sdist's hash, which no built wheel can match).
+        """
+        if self._cands is None or refresh or sdists != self._with_sdists:
             self.store.prune_view(every=PRUNE_EVERY)
-            self._cands = self.store.candidates(self.target)
+            self._cands = self.store.candidates(self.target, sdists=sdists)
+            self._with_sdists = sdists
         return self._cands
 
-    def page(self) -> Path:
-        """This run's find-links page over every usable cached file."""
+    def page(self, *, sdists: bool = False) -> Path:
+        """This run's find-links page over every usable (and verified) cached file."""
         page = self.work / "index.html"
-        self.store.write_page(page, self.candidates(refresh=True))
+        self.store.write_page(page, self.candidates(refresh=True, sdists=sdists))
         return page
+
+    def tree_args(self) -> list[str]:
+        """``--extra-index-url`` options: the user's extra indexes (CLI, else environment or
+        config, which a CLI value would otherwise replace), then the cache's tree last."""
+        # only files that came from the indexes this request reads: a version cached from
+        # another index (PyPI for a private one) must never enter this resolve
+        mine = set(options.sources(self.opts.pip_args))
+        cands = [c for c in self.candidates(refresh=True)
+                 if (src := c.entry.meta.get("sources")) and isinstance(src, list)
+                 and set(src) <= mine]
+        tree = self.store.write_tree(self.work / "simple", cands)
+        extra = [] if options.has_extra_index(self.opts.pip_args) else \
+            [a for u in options.extra_index_urls() for a in ("--extra-index-url", u)]
+        self._tree_url = tree.as_uri() + "/"
+        return [*extra, "--extra-index-url", self._tree_url]
+
+    def _clean(self, res: runner.Result) -> runner.Result:
+        """Drop pip's warnings about projects the cache's tree has no page for (expected)."""
+        tree = self._tree_url
+        if tree and tree in res.stderr:
+            res.stderr = "".join(ln for ln in res.stderr.splitlines(keepends=True)
+                                 if not (tree in ln and "is ignored" in ln))
+        return res
+
+    def _stream(self, cmd: list[str]) -> runner.Result:
+        """Run pip with stdout shown, minus our page's line and already shown 'Ignoring' lines."""
+        shown = self.shown
+
+        tree = self._tree_url
+
+        def drop(line: str) -> bool:
+            if line.startswith("Looking in links: "):
+                return True
+            if tree and line.startswith("Looking in indexes: ") and tree in line:
+                line = line.replace(", " + tree, "").replace(tree, "")
+                sys.stdout.write(line)  # pip's line, without the cache's tree
+                return True
+            if line.startswith("Ignoring "):
+                if line in shown:
+                    return True
+                shown.add(line)
+            return False
+
+        return runner.run_streaming(cmd, self.env, drop=drop)
 
     def _touch(self, report: Path) -> None:
         """Refresh the LRU time of the cache entries pip installed (rarely: it re-hashes)."""
@@ -143,20 +198,21 @@ class Driver:
                 self.cache.get(c.entry.key)
 
     # -- the install itself -------------------------------------------------------------------
-    def offline_install(self, installer: str) -> runner.Result:
+    def offline_install(self, installer: str, extra: list[str] | None = None) -> runner.Result:
         """Install from the cache only; stdout streams to the user, stderr is captured."""
-        args = self.opts.offline_args()
+        args = [*(extra or []), *self.opts.offline_args()]
+        sdists = options.hash_mode(self.opts.pip_args)
         if installer == "uv":
             uv = runner.uv_bin()
-            flat = self.store.flat_dir(self.target, self.candidates(refresh=True))
+            flat = self.store.flat_dir(self.target, self.candidates(refresh=True, sdists=sdists))
             cmd = [str(uv), "pip", "install", "--python", self.target.python, "--no-index",
                    "--find-links", str(flat), *args]
             return runner.run(cmd, self.env, capture_stdout=False)
         report = self.work / "installed.json"
         own_report = not any(a == "--report" or a.startswith("--report=") for a in args)
-        cmd = [*self.pip, "install", "--no-index", "--find-links", str(self.page()),
+        cmd = [*self.pip, "install", "--no-index", "--find-links", str(self.page(sdists=sdists)),
                *(["--report", str(report)] if own_report else []), *args]
-        res = runner.run_streaming(cmd, self.env, drop="Looking in links: ")
+        res = self._stream(cmd)
         if res.rc != 0 and "no such option: --report" in res.stderr:
             raise _Fallback("the target's pip is too old for pkgcache (needs pip >= 22.2)")
         if res.rc == 0 and own_report:
@@ -166,23 +222,36 @@ class Driver:
                 warn(f"pip: could not update cache usage ({type(exc).__name__})")
         return res
 
-    def resolve_online(self, *, ignore_installed: bool = False) -> tuple[runner.Result,
-                                                                          list[Artifact]]:
-        """pip's own resolve against the user's indexes, without installing anything."""
+    def resolve_online(self, *, ignore_installed: bool = False, page: bool = False,
+                       reqs: list[str] | None = None) -> tuple[runner.Result, list[Artifact]]:
+        """pip's own resolve against the user's indexes, without installing anything.
+
+        page: add the cache's page as find-links (pip then takes a cached file over the same
+        file on the index, so only missing files are downloaded). reqs: resolve these instead
+        of the user's request (build dependencies), with the user's index options.
+        """
         report = self.work / "resolve.json"
-        args = [a for a in self.opts.pip_args if a not in ("-q", "--quiet")]
+        if reqs is None:
+            args = [a for a in self.opts.pip_args if a not in ("-q", "--quiet")]
+        else:
+            args = [*self.opts.source_args(), *reqs]
         cmd = [*self.pip, "install", "--dry-run", "--quiet", "--report", str(report),
-               *(["--ignore-installed"] if ignore_installed else []), *args]
-        res = runner.run(cmd, self.env)
+               *(["--ignore-installed"] if ignore_installed else []),
+               *(self.tree_args() if page else []), *args]
+        res = self._clean(runner.run(cmd, self.env))
+        if self.verbose:
+            runner.replay(res.stderr)
         if res.rc != 0:
             return res, []
         return res, parse_report(json.loads(report.read_text(encoding="utf-8")))
 
-    def resolve_offline(self) -> tuple[runner.Result, list[Artifact]]:
-        """pip's resolve against the cache only (for the wheelhouse), ignoring installed ones."""
+    def resolve_offline(self, *, ignore_installed: bool = True,
+                        sdists: bool = True) -> tuple[runner.Result, list[Artifact]]:
+        """pip's resolve against the cache only (wheelhouse; the pinned-request check)."""
         report = self.work / "offline.json"
-        cmd = [*self.pip, "install", "--dry-run", "--quiet", "--ignore-installed", "--report",
-               str(report), "--no-index", "--find-links", str(self.page()),
+        cmd = [*self.pip, "install", "--dry-run", "--quiet",
+               *(["--ignore-installed"] if ignore_installed else []), "--report",
+               str(report), "--no-index", "--find-links", str(self.page(sdists=sdists)),
                *self.opts.offline_args()]
         res = runner.run(cmd, self.env)
         if res.rc != 0:
@@ -235,7 +304,8 @@ class Driver:
                 ok = False
                 continue
             meta = {"filename": art.filename, "name": art.name, "version": art.version,
-                    "requires_python": art.requires_python, "yanked": art.yanked}
+                    "requires_python": art.requires_python, "yanked": art.yanked,
+                    "sources": options.sources(self.opts.pip_args)}
             kind = "wheel" if art.is_wheel else "sdist"
             if self.store.add(f"{kind}:{art.filename}", str(path), art.sha256, meta) is None:
                 self.problems.append(f"{art.filename} could not be stored in the cache")
@@ -246,6 +316,46 @@ class Driver:
             ok = False
         return ok
 
+    def cache_build_deps(self, sources: list[Path]) -> list[str]:
+        """Cache the build dependencies of local projects or sdists (pyproject's
+        [build-system] requires, resolved online like pip's isolated build env does), so they
+        build offline next time. Returns the cache keys of those dependencies."""
+        from .fetch import build_requires
+
+        reqs: list[str] = []
+        for src in sources:
+            for r in build_requires(src):
+                if r not in reqs:
+                    reqs.append(r)
+        if not reqs:
+            return []
+        res, arts = self.resolve_online(ignore_installed=True, page=True, reqs=reqs)
+        if res.rc != 0:
+            self.problems.append(f"build dependencies {', '.join(reqs)}: "
+                                 f"{runner.last_error(res.stderr)}")
+            return []
+        if not self.fill([a for a in arts if a.cacheable]):
+            return []
+        return [f"wheel:{a.filename}" if a.is_wheel else self.store.built_key(str(a.sha256),
+                                                                              self.target)
+                for a in arts if a.cacheable]
+
+    def cache_after(self, report: Path) -> None:
+        """After an online install: cache what pip fetched from the index (never a direct
+        requirement) and the build dependencies of the local projects it built."""
+        try:
+            arts = parse_report(json.loads(report.read_text(encoding="utf-8")))
+        except (OSError, ValueError):
+            return
+        files = str(self.store.files)
+        fetched = [a for a in arts if a.cacheable and not unquote(urlsplit(a.url).path)
+                   .startswith(files + "/")]
+        local = [p for a in arts if (p := a.local_path) is not None]
+        if local:
+            self.cache_build_deps(local)
+        if fetched:
+            self.fill(fetched)
+
     def build(self, sdists: list[Artifact], paths: dict[str, Path]) -> bool:
         """Build wheels from sdists for the target once, keyed by sdist SHA-256 + fingerprint."""
         out = self.work / "built"
@@ -255,27 +365,59 @@ class Driver:
         build = self.opts.build_args()
         if not any(a in build for a in ("--use-pep517", "--no-use-pep517")):
             build.append("--use-pep517")  # setup.py-only sdists too, without 'wheel' installed
-        res = fetch.build_wheels([paths[a.filename] for a in sdists], out, self.pip,
-                                 self.opts.source_args() + build, self.env)
-        if res.rc != 0:
-            self.problems.append(f"building {', '.join(a.filename for a in sdists)} failed: "
-                                 f"{runner.last_error(res.stderr)}")
-            return False
+        deps = self.cache_build_deps([paths[a.filename] for a in sdists])
+        ready = {a.filename: w for a in sdists if (w := self._pip_built(a)) is not None}
+        todo = [a for a in sdists if a.filename not in ready]
+        if todo:
+            # the build env takes cached build dependencies first (the page), then the index
+            res = fetch.build_wheels([paths[a.filename] for a in todo], out, self.pip,
+                                     [*self.opts.source_args(), *self.tree_args(), *build],
+                                     self.env)
+            if res.rc != 0:
+                self.problems.append(f"building {', '.join(a.filename for a in todo)} failed: "
+                                     f"{runner.last_error(res.stderr)}")
+                return False
         ok = True
         for art in sdists:
-            wheel = self._built_wheel(out, art)
+            wheel = ready.get(art.filename) or self._built_wheel(out, art)
             if wheel is None:
                 self.problems.append(f"building {art.filename} produced no wheel")
                 ok = False
                 continue
             meta = {"filename": wheel.name, "name": art.name, "version": art.version,
                     "requires_python": art.requires_python, "sdist": art.filename,
-                    "sdist_sha256": art.sha256, "fingerprint": self.target.fingerprint}
+                    "sdist_sha256": art.sha256, "fingerprint": self.target.fingerprint,
+                    "build_deps": deps, "sources": options.sources(self.opts.pip_args)}
             key = self.store.built_key(str(art.sha256), self.target)
             if self.store.add(key, str(wheel), None, meta) is None:
                 self.problems.append(f"{wheel.name} could not be stored in the cache")
                 ok = False
         return ok
+
+    def _pip_built(self, art: Artifact) -> Path | None:
+        """The wheel pip itself just built from art's sdist (an online install), taken from
+        pip's wheel cache under ours: its origin.json names the sdist's SHA-256, and its tags
+        must suit the target. Saves a second build of the same sdist."""
+        root = Path(self.env.get("PIP_CACHE_DIR", "")) / "wheels"
+        if not art.sha256 or not root.is_dir() or root.is_symlink():
+            return None
+        best: tuple[int, Path] | None = None
+        for origin in root.glob("*/*/*/*/origin.json"):
+            try:
+                info = json.loads(origin.read_text(encoding="utf-8"))
+                digest = (info.get("archive_info") or {}).get("hashes", {}).get("sha256")
+            except (OSError, ValueError, AttributeError):
+                continue
+            if digest != art.sha256:
+                continue
+            for wheel in origin.parent.glob("*.whl"):
+                if wheel.is_symlink() or self._built_wheel(origin.parent, art) != wheel:
+                    continue
+                rank = min((self.target.tag_rank.get(t, 1 << 30)
+                            for t in parse_wheel_filename(wheel.name)[3]), default=1 << 30)
+                if rank < (1 << 30) and (best is None or rank < best[0]):
+                    best = (rank, wheel)
+        return best[1] if best else None
 
     @staticmethod
     def _built_wheel(out: Path, art: Artifact) -> Path | None:
@@ -290,19 +432,24 @@ class Driver:
 
     # -- errors -------------------------------------------------------------------------------
     def explain(self, res: runner.Result, *, online: bool,
-                offline: runner.Result | None = None) -> int:
+                offline: runner.Result | None = None, why: str | None = None) -> int:
         """Turn a failed resolve into one clear line when a project could not be found.
 
         offline: the failed cache-only attempt, whose missing project is the one to name when
-        the online resolve failed only because the index is unreachable.
+        the online resolve failed only because the index is unreachable. why: the index was
+        not used because of this (e.g. unreachable, with the cause). With -v or
+        PKGCACHE_DEBUG=1, pip's own output is shown first.
         """
+        if self.verbose:
+            runner.replay(res.stderr)
         req = runner.missing_requirement(res.stderr)
         if req is None:
             if not online and runner.is_retryable(res.stderr):
-                _err("the cache cannot satisfy the request and the index is not used: "
-                     + runner.last_error(res.stderr))
+                _err("the cache cannot satisfy the request and "
+                     + (why or "the index is not used") + ": " + runner.last_error(res.stderr))
                 return 1
-            runner.replay(res.stderr)
+            if not self.verbose:
+                runner.replay(res.stderr)
             return res.rc or 1
         if online:
             online_reason, unreachable = self.diagnose_online(str(req))
@@ -312,7 +459,10 @@ class Driver:
                       ("not in the cache, and the index is unreachable" if unreachable
                        else "not found in the cache or on the index"))
         else:
-            reason = self.store.describe(req, self.target) or "not found in the cache (offline)"
+            reason = self.store.describe(req, self.target) or (
+                f"not in the cache, and {why}" if why else "not found in the cache (offline)")
+            if why and not reason.startswith("not in the cache, and"):
+                reason += f"; {why}"
         _err(f"{canonicalize_name(req.name)}: {reason}")
         return 1
 
@@ -349,95 +499,148 @@ class Driver:
 
     # -- commands -----------------------------------------------------------------------------
     def install(self, installer: str) -> int:
-        """Offline first; resolve and fill online only when needed."""
+        """The policy: same versions as plain pip, from the cache whenever it can.
+
+        --offline: the cache only. A fully pinned request (every requirement ``==`` or
+        hash-pinned, no unpinned dependency): the cache, with no index request, if it holds
+        every file. Otherwise, with the index reachable, pip resolves against it with the
+        cache's page first in line (only missing files are downloaded, then cached); with the
+        index unreachable, the cache's best match and one line saying so.
+        """
         opts = self.opts
-        offline: runner.Result | None = None
         use_fleet = fleet.enabled(self.cache)
-        if use_fleet and not opts.refresh:  # a hash-locked file needs no index and no listing
-            hashes, _ = fleet.requirement_hashes(opts.pip_args)
-            if hashes:
-                fleet.adopt_hashes(self.cache, self.store, self.target, hashes)
-        if not opts.refresh:
-            offline = self.offline_install(installer)
-            if offline.rc == 0 or not runner.is_retryable(offline.stderr):
-                runner.replay(offline.stderr)
-                return offline.rc
-            if opts.offline:
-                again = self._from_listings(installer, offline) if use_fleet else None
-                return again if again is not None else self.explain(offline, online=False)
-        mirrored = self._resolve_mirrored() if use_fleet and not opts.no_index else None
-        res, arts = mirrored if mirrored is not None else self.resolve_online()
-        if res.rc != 0 and use_fleet and offline is not None and self._unreachable(res):
-            again = self._from_listings(installer, offline)  # only when the index is unreachable
-            if again is not None:
-                return again
-        if res.rc != 0:
-            if offline is not None and runner.missing_requirement(offline.stderr) is None \
-                    and runner.missing_requirement(res.stderr) is not None:
-                # e.g. a hash mismatch offline and an unreachable index: the first error tells more
-                runner.replay(offline.stderr)
-                return offline.rc
-            return self.explain(res, online=True, offline=offline)
-        # a hash mismatch from the cache: re-check the cached objects (bad ones are re-fetched)
-        suspicious = offline is not None and "HASH" in offline.stderr.upper()
-        if not self.fill(arts, verify=suspicious):
-            raise _Fallback(self.problems[0] if self.problems else "could not cache every file")
-        if use_fleet:
-            fleet.publish(self.cache, arts)
+        hashes, names = fleet.requirement_hashes(opts.pip_args) if use_fleet else ([], [])
+        if hashes and not opts.refresh:  # a hash-locked file needs no index and no listing
+            fleet.adopt_hashes(self.cache, self.store, self.target, hashes)
+        if opts.offline:
+            if use_fleet:
+                fleet.adopt_projects(self.cache, self.store, self.target, names)
+            return self.cache_only(installer)
+        if opts.no_index:
+            return self.cache_first(installer)
+        if not opts.refresh and options.fully_pinned(opts.pip_args):
+            rc = self.pinned(installer)
+            if rc is not None:
+                return rc
+        from . import fetch
+
+        index = options.index_url(opts.pip_args)
+        cause = fetch.probe_index(index)
+        if cause is not None:
+            if use_fleet:  # resolve from the fleet's signed listings
+                fleet.adopt_projects(self.cache, self.store, self.target, names)
+            return self.unreachable(installer, fetch.redact(index), cause)
+        if use_fleet:  # files the index lists with the same SHA-256: offered from the cache
+            fleet.index_verified(self.cache, self.store, self.target, opts.pip_args,
+                                 options.sources(opts.pip_args))
+        if installer == "uv":
+            return self.online_uv()
+        rc = self.online_pip()
+        if rc == 0 and use_fleet:
+            self._publish(self.work / "online.json")
+        return rc
+
+    def _publish(self, report: Path) -> None:
+        """Share what this run installed with the fleet (records and listings)."""
+        try:
+            fleet.publish(self.cache, parse_report(json.loads(report.read_text(encoding="utf-8"))))
+        except (OSError, ValueError):
+            pass
+
+    def cache_only(self, installer: str, *, why: str | None = None) -> int:
+        """Install from the cache alone (offline, or the index unreachable: why)."""
         res = self.offline_install(installer)
-        if res.rc != 0 and runner.is_retryable(res.stderr):
-            # pip resolved online but cannot install from the cache: e.g. --hash names an sdist
-            # (a built wheel never matches it) or a local project needs build dependencies
-            why = ("a --hash names a file the cache does not hold (an sdist?)"
-                   if "DO NOT MATCH THE HASHES" in res.stderr else runner.last_error(res.stderr))
-            raise _Fallback(f"the cache cannot serve this request: {why}")
-        runner.replay(res.stderr)
-        return res.rc
+        if res.rc == 0 or not runner.is_retryable(res.stderr):
+            runner.replay(res.stderr)
+            return res.rc
+        return self.explain(res, online=False, why=why)
 
-    def _resolve_mirrored(self) -> tuple[runner.Result, list[Artifact]] | None:
-        """pip's resolve against an exact mirror of the index's pages in which the fleet's
-        files are local (see fleet.Mirror): same choice as online, no file downloaded that the
-        fleet holds. None when the fleet holds nothing useful or the mirror cannot be made."""
-        mirror = fleet.Mirror(self.cache, self.store, self.target, self.opts.pip_args)
-        _, names = fleet.requirement_hashes(self.opts.pip_args)
-        if not names or not mirror.add(names) or not mirror.local:
-            return None
-        page = self.work / "fleet.html"
-        report = self.work / "resolve.json"
-        args = [a for a in self.opts.offline_args() if a not in ("-q", "--quiet")]
-        for _ in range(30):
-            mirror.write(page)
-            cmd = [*self.pip, "install", "--dry-run", "--quiet", "--report", str(report),
-                   "--no-index", "--find-links", str(page), *args]
-            res = runner.run(cmd, self.env)
-            if res.rc == 0:
-                return res, parse_report(json.loads(report.read_text(encoding="utf-8")))
-            req = runner.missing_requirement(res.stderr)
-            if req is None or str(canonicalize_name(req.name)) in mirror.projects \
-                    or not mirror.add([req.name]):
+    def unreachable(self, installer: str, index: str, cause: str) -> int:
+        """The index cannot be reached: the cache's best match, with one line saying so."""
+        why = f"the index {index} is unreachable ({cause})"
+        res = self.offline_install(installer)
+        if res.rc == 0:
+            _err(f"{why}; installed from the cache (versions may be older than the index's)")
+            runner.replay(res.stderr)
+            return 0
+        if not runner.is_retryable(res.stderr):
+            runner.replay(res.stderr)
+            return res.rc
+        return self.explain(res, online=False, why=why)
+
+    def pinned(self, installer: str) -> int | None:
+        """A fully pinned request from the cache alone; None if the cache cannot serve it as
+        pip would (a file missing, or a dependency the request does not pin)."""
+        if not options.hash_mode(self.opts.pip_args):
+            # == pins: every distribution pip would install must be one the user pinned
+            res, arts = self.resolve_offline(ignore_installed=False, sdists=False)
+            if res.rc != 0 or not all(a.requested for a in arts):
                 return None
-        return None
-
-    def _unreachable(self, res: runner.Result) -> bool:
-        """True if the online resolve failed because the index cannot be reached."""
-        if runner.is_network_error(res.stdout + res.stderr):
-            return True
-        req = runner.missing_requirement(res.stderr)
-        return req is not None and self.diagnose_online(str(req))[1]
-
-    def _from_listings(self, installer: str, offline: runner.Result) -> int | None:
-        """Resolve from the fleet's listings (index unreachable): exit code, or None."""
-        _, names = fleet.requirement_hashes(self.opts.pip_args)
-        missing = runner.missing_requirement(offline.stderr)
-        if missing is not None:
-            names.append(missing.name)
-        if not names or not fleet.adopt_projects(self.cache, self.store, self.target, names):
-            return None
         res = self.offline_install(installer)
         if res.rc == 0 or not runner.is_retryable(res.stderr):
             runner.replay(res.stderr)
             return res.rc
         return None
+
+    def online_pip(self) -> int:
+        """pip install against the user's index with the cache's page first in line."""
+        args = self.opts.pip_args
+        report = self.work / "online.json"
+        own_report = not any(a == "--report" or a.startswith("--report=") for a in args)
+        cmd = [*self.pip, "install", *self.tree_args(),
+               *(["--report", str(report)] if own_report else []), *args]
+        res = self._clean(self._stream(cmd))
+        if res.rc != 0:
+            if runner.missing_requirement(res.stderr) is not None and not self.verbose:
+                return self.explain(res, online=True)
+            runner.replay(res.stderr)
+            return res.rc
+        runner.replay(res.stderr)
+        if own_report:
+            try:
+                self.cache_after(report)
+            except Exception:  # noqa: BLE001 - caching afterwards never fails the install
+                if os.environ.get("PKGCACHE_DEBUG"):
+                    import traceback
+
+                    traceback.print_exc()
+        return 0
+
+    def online_uv(self) -> int:
+        """pip resolves online (cache first in line), the cache is filled, uv installs exactly
+        those versions from the cache."""
+        res, arts = self.resolve_online(page=True)
+        if res.rc != 0:
+            return self.explain(res, online=True)
+        if not self.fill(arts):
+            raise _Fallback(self.problems[0] if self.problems else "could not cache every file")
+        if fleet.enabled(self.cache):
+            fleet.publish(self.cache, arts)
+        pins = self.work / "pins.txt"
+        pins.write_text("".join(f"{a.name}=={a.version}\n" for a in arts
+                                if not a.is_direct and a.name and a.version), encoding="utf-8")
+        res = self.offline_install("uv", ["--constraint", str(pins)])
+        if res.rc != 0 and runner.is_retryable(res.stderr):
+            raise _Fallback(f"the cache cannot serve this request: {runner.last_error(res.stderr)}")
+        runner.replay(res.stderr)
+        return res.rc
+
+    def cache_first(self, installer: str) -> int:
+        """--no-index with the user's --find-links: the cache first, then their locations."""
+        offline = self.offline_install(installer)
+        if offline.rc == 0 or not runner.is_retryable(offline.stderr):
+            runner.replay(offline.stderr)
+            return offline.rc
+        res, arts = self.resolve_online()
+        if res.rc != 0:
+            return self.explain(res, online=True, offline=offline)
+        if not self.fill(arts):
+            raise _Fallback(self.problems[0] if self.problems else "could not cache every file")
+        res = self.offline_install(installer)
+        if res.rc != 0 and runner.is_retryable(res.stderr):
+            raise _Fallback(f"the cache cannot serve this request: {runner.last_error(res.stderr)}")
+        runner.replay(res.stderr)
+        return res.rc
 
     def wheelhouse(self, dest: Path) -> int:
         """Link the files satisfying the request into dest with a hashed find-links page."""
@@ -454,26 +657,38 @@ class Driver:
             res, arts = self.resolve_offline()
             if res.rc != 0:
                 return self.explain(res, online=False)
-        by_digest = {c.sha256: c for c in self.candidates()}
-        chosen: list[Candidate] = []
+        cands = self.candidates(sdists=True)
+        by_digest = {c.sha256: c for c in cands}
+        by_key = {c.entry.key: c for c in cands}
+        chosen: dict[str, Candidate] = {}
         for art in arts:
             c = by_digest.get(art.sha256 or "")
             if c is None:
                 _err(f"{art.filename or art.name}: not served from the cache (direct or "
                      "local requirement); not put in the wheelhouse")
                 return 1
-            chosen.append(c)
+            chosen[c.entry.key] = c
+            if c.entry.key.startswith("sdist:"):
+                # a lock names the sdist: the wheel built from it goes beside it, and its build
+                # dependencies, so plain pip can build it offline from the wheelhouse too
+                built = by_key.get(self.store.built_key(c.sha256, self.target))
+                if built is not None:
+                    chosen[built.entry.key] = built
+                    for dep in built.entry.meta.get("build_deps") or []:
+                        if isinstance(dep, str) and dep in by_key:
+                            chosen[dep] = by_key[dep]
             sdist = c.entry.meta.get("sdist")
             if c.entry.key.startswith("built:") and sdist:
                 entry = self.cache.lookup(f"sdist:{sdist}")
                 if entry is not None and entry.digest == c.entry.meta.get("sdist_sha256"):
-                    chosen.append(Candidate(entry, str(sdist), c.path))
+                    chosen[entry.key] = Candidate(entry, str(sdist), c.path)
         dest.mkdir(parents=True, exist_ok=True)
-        for c in chosen:
-            if not self.cache.materialize_key(c.entry.key, str(dest / c.filename), mode="auto"):
+        for c in chosen.values():
+            # a copy (or reflink), never a hardlink: the user's directory must not reach an object
+            if not self.cache.materialize_key(c.entry.key, str(dest / c.filename), mode="copy"):
                 _err(f"{c.filename}: could not be copied from the cache")
                 return 4
-        self.store.write_page(dest / "index.html", chosen, relative=True)
+        self.store.write_page(dest / "index.html", list(chosen.values()), relative=True)
         print(f"wheelhouse: {len(chosen)} files in {dest} "
               f"(pip install --no-index --find-links {dest / 'index.html'} ...)")
         return 0
@@ -502,10 +717,17 @@ def _start(argv: list[str], *, wheelhouse: bool
         print(WHEELHOUSE_HELP if wheelhouse else INSTALL_HELP, end="")
         return None, None, 0
     try:
-        return opts, find_python(opts.python), 0
+        python = find_python(opts.python)
     except TargetError as exc:
         _err(str(exc))
         return None, None, 2
+    import importlib.util
+
+    if importlib.util.find_spec("pip") is None and not _has_pip(python):
+        _err(f"no pip to install into {python} with: name a target that has pip with "
+             "--python PY|VENV, or activate a virtual environment")
+        return None, None, 2
+    return opts, python, 0
 
 
 def install(cache: PackageCache | None, argv: list[str]) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import dataclass, field
 
 # pip options that point at package sources: used for the online resolve, dropped offline.
@@ -140,3 +142,221 @@ def parse(argv: list[str], *, with_dest: bool = False) -> PipOptions:
     if opts.refresh and opts.offline:
         raise UsageError("--refresh and --offline exclude each other")
     return opts
+
+
+# pip install options that take a value (so the value is not read as a requirement).
+_WITH_VALUE = {"-r", "--requirement", "-c", "--constraint", "-e", "--editable", "-i",
+               "--index-url", "--extra-index-url", "-f", "--find-links", "-t", "--target",
+               "--prefix", "--root", "--platform", "--python-version", "--implementation",
+               "--abi", "--src", "--upgrade-strategy", "--progress-bar", "--report",
+               "--cache-dir", "--log", "--proxy", "--timeout", "--retries", "--trusted-host",
+               "--cert", "--client-cert", "--exists-action", "--global-option", "-C",
+               "--config-settings", "--only-binary", "--no-binary", "--build-constraint",
+               "--keyring-provider", "--root-user-action", "--use-feature", "--use-deprecated",
+               "--log-file", "--group", "--hash"}
+
+
+def _pinned_line(text: str) -> bool | None:
+    """One requirement (CLI argument or file line): True if ``==``-pinned, hash-pinned or None
+    for a blank/comment line; False for anything else (ranges, paths, URLs, VCS)."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    text = text.split(" #", 1)[0].strip()
+    if not text or text.startswith("#"):
+        return None
+    hashed = "--hash" in text
+    spec = text.split(" --", 1)[0].split(" -", 1)[0].strip()
+    try:
+        req = Requirement(spec)
+    except InvalidRequirement:
+        return False
+    if req.url:
+        return False
+    specs = list(req.specifier)
+    exact = len(specs) == 1 and specs[0].operator in ("==", "===") and "*" not in specs[0].version
+    return exact or (hashed and bool(specs))
+
+
+def _file_pinned(path: str, seen: set[str]) -> bool:
+    real = os.path.realpath(path)
+    if real in seen:
+        return True
+    seen.add(real)
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read().replace("\\\n", " ")
+    except (OSError, UnicodeDecodeError):
+        return False
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith(("-r ", "--requirement ", "-r", "--requirement=")):
+            inc = re.sub(r"^(-r|--requirement)[ =]?", "", line).strip()
+            if not _file_pinned(os.path.join(os.path.dirname(path), inc), seen):
+                return False
+        elif line.startswith(("-c", "--constraint", "--hash", "#", "-i", "--index-url",
+                              "--extra-index-url", "-f", "--find-links", "--trusted-host",
+                              "--require-hashes", "--pre", "--only-binary", "--no-binary",
+                              "--prefer-binary", "--no-index")):
+            continue
+        elif line.startswith("-"):  # -e, or an option pkgcache does not know: not pinned
+            return False
+        elif _pinned_line(line) is False:
+            return False
+    return True
+
+
+def fully_pinned(pip_args: list[str]) -> bool:
+    """True if every requirement named (arguments and -r files) is ``==`` or hash pinned.
+
+    Such a request (e.g. a pip-compile lock) is served from the cache with no index request
+    when every file is cached. Unknown syntax counts as not pinned (the safe side: resolve
+    online, like pip).
+    """
+    any_req = False
+    args = iter(pip_args)
+    for arg in args:
+        if arg == "--":
+            return False
+        if arg in ("-r", "--requirement") or arg.startswith("--requirement="):
+            path = arg.split("=", 1)[1] if "=" in arg else next(args, "")
+            if not _file_pinned(path, set()):
+                return False
+            any_req = True
+        elif arg in ("-e", "--editable") or arg.startswith("--editable="):
+            return False
+        elif arg in _WITH_VALUE:
+            next(args, None)
+        elif arg.startswith("-"):
+            if arg.startswith("-r") and len(arg) > 2:
+                if not _file_pinned(arg[2:], set()):
+                    return False
+                any_req = True
+            continue
+        else:
+            if _pinned_line(arg) is not True:
+                return False
+            any_req = True
+    return any_req
+
+
+def index_url(pip_args: list[str]) -> str:
+    """The index pip will use first: -i/--index-url, $PIP_INDEX_URL, pip's config, or PyPI."""
+    args = iter(pip_args)
+    for arg in args:
+        if arg == "--":
+            break
+        if arg in ("-i", "--index-url"):
+            return next(args, "") or "https://pypi.org/simple/"
+        if arg.startswith("--index-url="):
+            return arg.split("=", 1)[1]
+        if arg.startswith("-i") and len(arg) > 2 and not arg.startswith("--"):
+            return arg[2:]
+    if os.environ.get("PIP_INDEX_URL"):
+        return os.environ["PIP_INDEX_URL"]
+    return _config_value("index-url") or "https://pypi.org/simple/"
+
+
+def verbose(pip_args: list[str]) -> bool:
+    """True with -v/--verbose (pip's full output is then shown) or PKGCACHE_DEBUG=1."""
+    if os.environ.get("PKGCACHE_DEBUG"):
+        return True
+    for arg in pip_args:
+        if arg == "--":
+            break
+        if arg == "--verbose" or re.fullmatch(r"-v+", arg):
+            return True
+    return False
+
+
+def hash_mode(pip_args: list[str]) -> bool:
+    """True if pip will run in hash-checking mode (--require-hashes, or a --hash anywhere)."""
+    args = iter(pip_args)
+    for arg in args:
+        if arg == "--":
+            break
+        if arg == "--require-hashes" or arg.startswith("--hash"):
+            return True
+        if arg in ("-r", "--requirement") or arg.startswith(("--requirement=", "-r")):
+            path = (arg.split("=", 1)[1] if "=" in arg
+                    else next(args, "") if arg in ("-r", "--requirement") else arg[2:])
+            if _file_has_hash(path, set()):
+                return True
+    return False
+
+
+def _file_has_hash(path: str, seen: set[str]) -> bool:
+    real = os.path.realpath(path)
+    if real in seen:
+        return False
+    seen.add(real)
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except (OSError, UnicodeDecodeError):
+        return False
+    if "--hash" in text or "--require-hashes" in text:
+        return True
+    for m in re.finditer(r"^\s*(?:-r|--requirement)[ =]?\s*(\S+)", text, re.M):
+        if _file_has_hash(os.path.join(os.path.dirname(path), m.group(1)), seen):
+            return True
+    return False
+
+
+def has_extra_index(pip_args: list[str]) -> bool:
+    """True if the command line names an --extra-index-url."""
+    return any(a == "--extra-index-url" or a.startswith("--extra-index-url=") for a in pip_args)
+
+
+def extra_index_urls() -> list[str]:
+    """Extra indexes from $PIP_EXTRA_INDEX_URL or pip's config files (whitespace-separated)."""
+    if os.environ.get("PIP_EXTRA_INDEX_URL"):
+        return os.environ["PIP_EXTRA_INDEX_URL"].split()
+    return _config_value("extra-index-url").split()
+
+
+def _config_value(key: str) -> str:
+    import configparser
+
+    files = ["/etc/pip.conf", "/etc/xdg/pip/pip.conf"]
+    home = os.path.expanduser("~")
+    files += [os.path.join(os.environ.get("XDG_CONFIG_HOME") or os.path.join(home, ".config"),
+                           "pip", "pip.conf"), os.path.join(home, ".pip", "pip.conf")]
+    if os.environ.get("PIP_CONFIG_FILE"):
+        files = [f for f in files if f.startswith("/etc/")] + [os.environ["PIP_CONFIG_FILE"]]
+    found = ""
+    for f in files:
+        cp = configparser.ConfigParser(interpolation=None)
+        try:
+            cp.read(f, encoding="utf-8")
+        except (configparser.Error, UnicodeDecodeError):
+            continue
+        for section in ("global", "install"):
+            if cp.has_option(section, key):
+                found = cp.get(section, key).strip()
+    return found
+
+
+def _norm(url: str) -> str:
+    from .fetch import redact
+
+    return redact(url.strip()).rstrip("/")
+
+
+def sources(pip_args: list[str]) -> list[str]:
+    """Every index and find-links location this request reads (normalised, no credentials):
+    the provenance recorded with each file pip takes from them."""
+    out = [] if "--no-index" in pip_args else [index_url(pip_args)]
+    out += extra_index_urls() if not has_extra_index(pip_args) else []
+    args = iter(pip_args)
+    for arg in args:
+        if arg == "--":
+            break
+        if arg in ("--extra-index-url", "-f", "--find-links"):
+            value = next(args, None)
+            if value:
+                out.append(value)
+        elif arg.startswith(("--extra-index-url=", "--find-links=")):
+            out.append(arg.split("=", 1)[1])
+        elif arg.startswith("-f") and len(arg) > 2 and not arg.startswith("--"):
+            out.append(arg[2:])
+    return sorted({_norm(u) for u in out if u})

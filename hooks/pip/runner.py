@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -66,8 +67,10 @@ def run(cmd: list[str], env: dict[str, str], *, capture_stdout: bool = True,
     return Result(proc.returncode, proc.stdout or "", proc.stderr or "")
 
 
-def run_streaming(cmd: list[str], env: dict[str, str], drop: str) -> Result:
-    """Run a tool with its stdout shown live except lines starting with drop; capture stderr."""
+def run_streaming(cmd: list[str], env: dict[str, str],
+                  drop: str | Callable[[str], bool]) -> Result:
+    """Run a tool with its stdout shown live except lines starting with drop (or for which
+    drop(line) is true); capture stderr."""
     import threading
 
     proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -76,8 +79,9 @@ def run_streaming(cmd: list[str], env: dict[str, str], drop: str) -> Result:
     reader = threading.Thread(target=lambda: err.append(proc.stderr.read()), daemon=True)
     reader.start()
     assert proc.stdout is not None
+    skip = drop if callable(drop) else (lambda line: line.startswith(drop))
     for line in proc.stdout:
-        if not line.startswith(drop):
+        if not skip(line):
             sys.stdout.write(line)
             sys.stdout.flush()
     rc = proc.wait()

@@ -6,8 +6,14 @@ Keys (never a URL alone, never name/version alone):
   ``built:<sdist sha256>:<fingerprint>`` a wheel built here from that sdist, only for that
                                          interpreter/ABI/machine/libc/distro fingerprint
 The objects are symlinked as ``<cache>/pip-v1/files/<sha256>/<file name>`` so pip and uv can
-read them under their real names; pip checks each file against the page's ``#sha256=`` fragment
-before installing it.
+read them under their real names. Every object offered to pip or uv is checked before each run
+by its stat stamp (inode, size, mtime_ns, ctime_ns) from its last full hash; any change means a
+full re-hash, and a mismatch is quarantined (and counted) by the cache. pip also checks each file
+against the page's ``#sha256=`` fragment.
+
+Provenance: only files pip chose from an index or a find-links location (``is_direct`` false in
+its report) get these keys. Local paths, direct URLs and VCS references are never stored, so they
+can never be offered to a resolve that did not name them.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from packaging.utils import (
     parse_sdist_filename,
     parse_wheel_filename,
 )
+from packaging.version import Version
 
 from cache_core import CacheError, Entry, PackageCache, atomic_symlink, atomic_write, safe_filename
 
@@ -55,6 +62,15 @@ class Artifact:
     requires_python: str | None
     yanked: bool
     is_direct: bool
+    requested: bool = False
+
+    @property
+    def local_path(self) -> Path | None:
+        """The local file or directory of a direct ``file://`` requirement, else None."""
+        parts = urlsplit(self.url)
+        if not self.is_direct or parts.scheme != "file":
+            return None
+        return Path(unquote(parts.path))
 
     @property
     def is_wheel(self) -> bool:
@@ -63,8 +79,12 @@ class Artifact:
 
     @property
     def cacheable(self) -> bool:
-        """True for a safely named wheel or sdist with a SHA-256 (not a VCS URL, not a dir)."""
-        return (bool(self.filename) and bool(self.sha256) and self.sha256 is not None
+        """True for a safely named index wheel or sdist with a SHA-256.
+
+        Never for a direct requirement (local file or directory, URL, VCS): those must not enter
+        the namespace later resolves read (a local ``six-99.0.tar.gz`` is not PyPI's six).
+        """
+        return (not self.is_direct and bool(self.filename) and bool(self.sha256) and self.sha256 is not None
                 and len(self.sha256) == 64 and all(c in "0123456789abcdef" for c in self.sha256)
                 and (self.is_wheel or self.filename.endswith(SDIST_SUFFIXES)))
 
@@ -93,7 +113,8 @@ def parse_report(data: dict[str, Any]) -> list[Artifact]:
                             sha256=sha.lower() if sha else None,
                             requires_python=meta.get("requires_python"),
                             yanked=bool(item.get("is_yanked")),
-                            is_direct=bool(item.get("is_direct"))))
+                            is_direct=bool(item.get("is_direct")),
+                            requested=bool(item.get("requested"))))
     return out
 
 
@@ -144,6 +165,77 @@ class WheelStore:
         self.cache = cache
         self.root = cache.bucket(BUCKET)
         self.files = self._dir(self.root / "files")
+        self._stamps: dict[str, list[int]] | None = None
+        self._stamps_dirty = False
+        self.rehashed = 0  # objects fully re-hashed this run (their stamp was missing or changed)
+
+    # -- stat stamps: (inode, size, mtime_ns, ctime_ns) of each object at its last full hash ---
+    @property
+    def stamps(self) -> dict[str, list[int]]:
+        """digest -> stamp, loaded once per run from ``pip-v1/stamps.json``."""
+        if self._stamps is None:
+            import json
+
+            try:
+                fd = os.open(self.root / "stamps.json", os.O_RDONLY | os.O_NOFOLLOW)
+                with os.fdopen(fd, encoding="utf-8") as f:
+                    data = json.load(f)
+                self._stamps = {k: v for k, v in data.items()
+                                if isinstance(v, list) and len(v) == 4} \
+                    if isinstance(data, dict) else {}
+            except (OSError, ValueError):
+                self._stamps = {}
+        return self._stamps
+
+    def save_stamps(self) -> None:
+        """Write the stamps back if this run re-hashed anything (last writer wins: a lost
+        stamp only costs one re-hash later)."""
+        if not self._stamps_dirty or self._stamps is None:
+            return
+        import json
+
+        live = {e.digest for p in ("wheel:", "built:", "sdist:") for e in self.cache.keys(p)}
+        data = {k: v for k, v in self._stamps.items() if k in live}
+        try:
+            atomic_write(self.root / "stamps.json", json.dumps(data, separators=(",", ":")))
+        except OSError:
+            pass
+        self._stamps_dirty = False
+
+    @staticmethod
+    def _stamp_of(path: str) -> list[int] | None:
+        try:
+            st = os.lstat(path)
+        except OSError:
+            return None
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        return [st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+
+    def verified(self, entry: Entry, *, rehash: bool = False) -> str | None:
+        """The object path of entry if its bytes are known good, else None.
+
+        Trusted without hashing when its stat stamp equals the one taken at its last full hash;
+        otherwise (or with rehash) fully hashed by the cache, which quarantines and counts a
+        mismatch. A stamp is recorded only if the file did not change while it was hashed.
+        """
+        expected = self._object(entry)
+        if expected is not None and not rehash:
+            now = self._stamp_of(expected)
+            if now is not None and now[1] == entry.size and self.stamps.get(entry.digest) == now:
+                return expected
+        before = self._stamp_of(expected) if expected is not None else None
+        path = self.cache.get(entry.key)  # full hash; a bad object is quarantined and counted
+        self.rehashed += 1
+        if path is None or (expected is not None and path != expected):
+            self.stamps.pop(entry.digest, None)
+            self._stamps_dirty = True
+            return None
+        after = self._stamp_of(path)
+        if before is not None and before == after:
+            self.stamps[entry.digest] = after
+            self._stamps_dirty = True
+        return path
 
     @staticmethod
     def _dir(path: Path) -> Path:
@@ -177,9 +269,8 @@ class WheelStore:
 
     def add(self, key: str, path: str, sha256: str | None, meta: dict[str, Any]) -> str | None:
         """Store a file under key (checked against sha256) and link it into the view."""
-        # link: the source is this run's own download/build, never written again
-        digest = self.cache.put(key, path, sha256=sha256, kind=key.split(":", 1)[0], meta=meta,
-                                link=True)
+        # copied, never linked: the object is then a fresh 0444 file whatever the source's mode
+        digest = self.cache.put(key, path, sha256=sha256, kind=key.split(":", 1)[0], meta=meta)
         if digest is None:
             return None
         entry = self.cache.lookup(key)
@@ -193,34 +284,34 @@ class WheelStore:
         object_path = getattr(self.cache, "object_path", None)
         return str(object_path(entry.digest)) if object_path is not None else None
 
-    def _view(self, entry: Entry, filename: str) -> Path | None:
-        """A symlink named filename to entry's object, checked or (re)made; None on a miss.
+    def _view(self, entry: Entry, filename: str, *, rehash: bool = False) -> Path | None:
+        """A symlink named filename to entry's verified object, checked or (re)made.
 
         Symlinks, not hardlinks: a hardlink would pin the object against the cache's LRU
-        eviction. A link is used only if it points exactly at the object path the cache
-        reports and the object has the recorded size; anything else is replaced. The object is
-        hashed once when the link is made; pip checks the page's #sha256= on every install.
+        eviction (and let a writer reach it). The object is verified on every call (stat stamp,
+        full hash when it changed); None if it is missing or bad.
         """
         check_filename(filename)
+        verified = self.verified(entry, rehash=rehash)
+        if verified is None:
+            return None
         d = self.files / entry.digest
         dest = d / filename
-        expected = self._object(entry)
         try:
-            if expected is not None and os.readlink(dest) == expected:
-                st = os.stat(dest)
-                if stat.S_ISREG(st.st_mode) and st.st_size == entry.size:
-                    return dest
+            if os.readlink(dest) == verified:
+                return dest
         except OSError:
             pass
-        verified = self.cache.get(entry.key)  # full hash check once per link
-        if verified is None or (expected is not None and verified != expected):
-            return None
         self._dir(d)
         atomic_symlink(verified, dest)
         return dest
 
-    def candidates(self, target: Target, *, sdists: bool = False) -> list[Candidate]:
-        """Cached files the target can install: compatible wheels and its own built wheels."""
+    def candidates(self, target: Target, *, sdists: bool = False,
+                   rehash: bool = False) -> list[Candidate]:
+        """Cached files the target can install: compatible wheels and its own built wheels.
+
+        Each is verified (stat stamp, or a full hash with rehash or when the stamp changed).
+        """
         out: list[Candidate] = []
         wanted: list[tuple[Entry, str]] = []
         for entry in self.cache.keys("wheel:"):
@@ -237,11 +328,12 @@ class WheelStore:
             wanted += [(e, e.key[len("sdist:"):]) for e in self.cache.keys("sdist:")]
         for entry, filename in wanted:
             try:
-                path = self._view(entry, filename)
+                path = self._view(entry, filename, rehash=rehash)
             except (CacheError, OSError, ValueError):  # a bad name or object: not offered
                 path = None
             if path is not None:
                 out.append(Candidate(entry, filename, path))
+        self.save_stamps()
         return out
 
     def prune_view(self, *, every: float = 0.0) -> int:
@@ -285,15 +377,18 @@ class WheelStore:
         """Why no cached file fits req for target, or None if the cache knows nothing useful."""
         name = str(canonicalize_name(req.name))
 
-        def fits(filename: str) -> bool:
+        def version_of(filename: str) -> Version | None:
             if project_of(filename) != name:
-                return False
+                return None
             try:
-                version = (parse_wheel_filename(filename)[1] if filename.endswith(".whl")
-                           else parse_sdist_filename(filename)[1])
+                return (parse_wheel_filename(filename)[1] if filename.endswith(".whl")
+                        else parse_sdist_filename(filename)[1])
             except (InvalidWheelFilename, InvalidSdistFilename):
-                return False
-            return req.specifier.contains(version, prereleases=True)
+                return None
+
+        def fits(filename: str) -> bool:
+            version = version_of(filename)
+            return version is not None and req.specifier.contains(version, prereleases=True)
 
         wheels = [e.key[6:] for e in self.cache.keys("wheel:") if fits(e.key[6:])]
         built = [e for e in self.cache.keys("built:") if fits(str(e.meta.get("filename", "")))]
@@ -306,6 +401,15 @@ class WheelStore:
         if sdists or built:
             return (f"only an sdist is cached (no wheel built for {target.fingerprint}) "
                     "and the index cannot be used")
+        have = sorted({v for e in self.cache.keys("wheel:")
+                       if (v := version_of(e.key[6:])) is not None
+                       and target.supports(wheel_tags(e.key[6:]) or frozenset())}
+                      | {v for e in self.cache.keys("built:")
+                         if e.key.endswith(":" + target.fingerprint)
+                         and (v := version_of(str(e.meta.get("filename", "")))) is not None})
+        if have and req.specifier:
+            return (f"version {req.specifier} not in the cache "
+                    f"(have {', '.join(str(v) for v in have[-5:])})")
         return None
 
     # -- pages and directories --------------------------------------------------------------
@@ -325,6 +429,25 @@ class WheelStore:
                          f"{html.escape(c.filename)}</a><br/>")
         lines.append("</body></html>")
         atomic_write(page, "\n".join(lines) + "\n")
+
+    def write_tree(self, root: Path, cands: list[Candidate]) -> Path:
+        """A PEP 503 tree (``root/<project>/index.html``) over cands; returns root.
+
+        Given to pip as the *last* ``--extra-index-url``: for the same file on the user's index
+        and in the cache, pip's resolver then takes the cache's copy (it keeps the last of equal
+        candidates), so a warm online install downloads nothing.
+        """
+        by_project: dict[str, list[Candidate]] = {}
+        for c in cands:
+            name = project_of(c.filename)
+            if name:
+                by_project.setdefault(name, []).append(c)
+        root.mkdir(exist_ok=True)
+        for name, group in by_project.items():
+            d = root / safe_filename(name)
+            d.mkdir(exist_ok=True)
+            self.write_page(d / "index.html", group)
+        return root
 
     def flat_dir(self, target: Target, cands: list[Candidate]) -> Path:
         """A stable per-target directory of links named like the files (for uv's --find-links).

@@ -55,6 +55,9 @@ def test_deb_contents_network(deb: Path) -> None:
                  "/usr/share/pkgcache/cache_core/cache.py", "/usr/share/pkgcache/hooks/cli.py"):
         assert want in paths, f"{want} missing from the .deb"
     assert any(p.startswith("/etc/apt/apt.conf.d/") and not p.endswith("/") for p in paths)
+    recommends = subprocess.run(["dpkg-deb", "-f", str(deb), "Recommends"], check=True,
+                                capture_output=True, text=True).stdout
+    assert "git" in [r.strip().split()[0] for r in recommends.split(",") if r.strip()]
     # The generic top-level package "hooks" must not land in dist-packages.
     assert not any("dist-packages" in p for p in paths)
 
@@ -75,7 +78,8 @@ def test_deb_lifecycle_in_fresh_root_network(deb: Path, root: DebRoot, tmp_path:
     before = root.file_list()
 
     inside = root.copy_in(deb, "/tmp/" + deb.name)
-    root.run(f"apt-get install -y -q {inside}")
+    # Without its Recommends (git): they are packages of their own, which purge leaves.
+    root.run(f"apt-get install -y -q --no-install-recommends {inside}")
     root.run(f"rm -f {inside}")
     installed = root.file_list() - before
     # The comparison sees the package's files (so the purge check below can fail).
@@ -124,7 +128,7 @@ def test_deb_lifecycle_in_fresh_root_network(deb: Path, root: DebRoot, tmp_path:
     upgrade = _repack(deb, tmp_path / "upgrade", "0.1.0+upgradetest1")
     root.run("sed -i 's/max_size_gb: 5/max_size_gb: 7/' /etc/vps-configurator/config.yaml")
     inside = root.copy_in(upgrade, "/tmp/" + upgrade.name)
-    out = root.run(f"apt-get install -y -q {inside} && rm -f {inside}").stdout
+    out = root.run(f"apt-get install -y -q --no-install-recommends {inside} && rm -f {inside}").stdout
     assert "pkgcache: warning" not in out, out
     assert "0.1.0+upgradetest1" in root.run("dpkg-query -W -f='${Version}' pkgcache").stdout
     assert "max_size_gb: 7" in (root.path / "etc/vps-configurator/config.yaml").read_text()
@@ -169,7 +173,7 @@ def test_deb_cache_dir_symlink_network(deb: Path, root: DebRoot) -> None:
     root.run("apt-get update -q && mkdir -m 0700 /srv/bigdisk && touch /srv/bigdisk/keep "
              f"&& ln -s /srv/bigdisk {CACHE_DIR}")
     inside = root.copy_in(deb, "/tmp/" + deb.name)
-    out = root.run(f"apt-get install -y -q {inside}").stdout
+    out = root.run(f"apt-get install -y -q --no-install-recommends {inside}").stdout
     assert "pkgcache: warning" not in out, out
     link = root.path / CACHE_DIR.lstrip("/")
     target = root.path / "srv/bigdisk"

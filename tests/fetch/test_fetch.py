@@ -395,3 +395,23 @@ def test_full_cache_disk_still_downloads(server: FetchServer, run: Runner, tmp_p
         assert not (mnt / "cache" / "fetch-v1" / f"{url_hash(server.url('/huge'))}.part").exists()
     finally:
         subprocess.run(["umount", str(mnt)], check=False)
+
+
+def test_stats_count_a_miss_per_cold_download_and_a_hit_per_serve(
+        server: FetchServer, run: Runner, tmp_path: Path) -> None:
+    server.put("/a.bin", BODY)
+    server.put("/b.bin", BODY[:1000])
+    dest = tmp_path / "out"
+    assert run("fetch", server.url("/a.bin"), "-o", str(dest)).returncode == 0
+    assert run("fetch", server.url("/b.bin"), "-o", str(dest), "--sha256",
+               sha(BODY[:1000])).returncode == 0
+    assert run("fetch", server.url("/a.bin"), "-o", str(dest)).returncode == 0   # 304: a hit
+    assert run("fetch", server.url("/b.bin"), "-o", str(dest), "--sha256",
+               sha(BODY[:1000])).returncode == 0                                 # pinned: a hit
+    cache = PackageCache(str(run.cache_dir))
+    try:
+        s = cache.stats()
+    finally:
+        cache.close()
+    assert (s["misses"], s["hits"]) == (2, 2)
+    assert s["bytes_served"] == len(BODY) + 1000

@@ -226,8 +226,12 @@ class GitRunner:
     def cmd(self, *args: str) -> list[str]:
         return [sys.executable, "-m", "hooks.cli", "--cache-dir", str(self.cache_dir), *args]
 
-    def __call__(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(self.cmd(*args), cwd=REPO, env=child_env(self.tmp), text=True,
+    def __call__(self, *args: str, timeout: float = 120,
+                 cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+        env = child_env(self.tmp)
+        if cwd is not None:
+            env["PYTHONPATH"] = str(REPO)
+        return subprocess.run(self.cmd(*args), cwd=cwd or REPO, env=env, text=True,
                               capture_output=True, timeout=timeout)
 
     def popen(self, *args: str, **kw: object) -> subprocess.Popen[bytes]:

@@ -183,6 +183,12 @@ class Index:
             def log_message(self, *args: object) -> None:
                 pass
 
+            def do_HEAD(self) -> None:  # noqa: N802 - http.server API
+                index.requests.append("HEAD " + self.path)
+                self.send_response(200 if self.path.startswith("/simple") else 404)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
             def do_GET(self) -> None:  # noqa: N802 - http.server API
                 index.requests.append(self.path)
                 body, ctype = None, "text/html"
@@ -241,3 +247,91 @@ def venv_version(venv: Path, module: str) -> str | None:
                           f"import {module}; print({module}.VERSION)"],
                          capture_output=True, text=True, check=False)
     return out.stdout.strip() if out.returncode == 0 else None
+
+
+# A PEP 517 backend shipped as a wheel on the index ("pkbackend"): projects that list it in
+# [build-system] requires can only be built when it can be installed into the build env.
+_GENERIC_BACKEND = r'''
+import base64, hashlib, os, sys, sysconfig, zipfile
+
+def _meta():
+    name, version = open("pkname.txt").read().split()
+    return name, version
+
+def get_requires_for_build_wheel(config_settings=None):
+    return []
+
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    name, version = _meta()
+    log = os.environ.get("PKGCACHE_TEST_BUILD_LOG")
+    if log:
+        with open(log, "a") as f:
+            f.write(f"{name} {sys.executable}\n")
+    dist = name.replace("-", "_")
+    info = f"{dist}-{version}.dist-info"
+    files = {f"{dist}/__init__.py": f'VERSION = "{version}"\n'.encode(),
+             f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode(),
+             f"{info}/WHEEL": b"Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
+    rec = []
+    for p, d in files.items():
+        h = base64.urlsafe_b64encode(hashlib.sha256(d).digest()).rstrip(b"=").decode()
+        rec.append(f"{p},sha256={h},{len(d)}")
+    rec.append(f"{info}/RECORD,,")
+    files[f"{info}/RECORD"] = ("\n".join(rec) + "\n").encode()
+    wheel = f"{dist}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(os.path.join(wheel_directory, wheel), "w") as zf:
+        for p, d in files.items():
+            zf.writestr(p, d)
+    return wheel
+
+build_editable = build_wheel
+'''
+_BUILT_BY_BACKEND = ('[build-system]\nrequires = ["pkbackend"]\n'
+                     'build-backend = "pkbackend"\n')
+
+
+def make_backend_wheel(out: Path) -> Path:
+    """The pkbackend 1.0 wheel (a build backend, served by the test index)."""
+    path = out / "pkbackend-1.0-py3-none-any.whl"
+    dist, version = "pkbackend", "1.0"
+    info = f"{dist}-{version}.dist-info"
+    files = {f"{dist}/__init__.py": _GENERIC_BACKEND.encode(),
+             f"{info}/METADATA": b"Metadata-Version: 2.1\nName: pkbackend\nVersion: 1.0\n",
+             f"{info}/WHEEL": b"Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
+    record = [_record_line(p, d) for p, d in files.items()] + [f"{info}/RECORD,,"]
+    files[f"{info}/RECORD"] = ("\n".join(record) + "\n").encode()
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for p, d in files.items():
+            zf.writestr(zipfile.ZipInfo(p, (2020, 1, 1, 0, 0, 0)), d)
+    return path
+
+
+def make_project(root: Path, name: str, version: str) -> Path:
+    """A local project directory built by pkbackend (from the index, or the cache)."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "pyproject.toml").write_text(_BUILT_BY_BACKEND)
+    (root / "pkname.txt").write_text(f"{name} {version}\n")
+    return root
+
+
+def make_backend_sdist(out: Path, name: str, version: str) -> Path:
+    """An sdist built by pkbackend (an sdist-only project with a build requirement)."""
+    root = f"{name.replace('-', '_')}-{version}"
+    files = {"PKG-INFO": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+             "pyproject.toml": _BUILT_BY_BACKEND, "pkname.txt": f"{name} {version}\n"}
+    path = out / f"{root}.tar.gz"
+    with tarfile.open(path, "w:gz") as tf:
+        for rel, text in files.items():
+            data = text.encode()
+            ti = tarfile.TarInfo(f"{root}/{rel}")
+            ti.size, ti.mtime, ti.mode = len(data), 1577836800, 0o644
+            tf.addfile(ti, io.BytesIO(data))
+    return path
+
+
+def freeze(venv: Path) -> list[str]:
+    """``pip freeze`` of a venv (run by the test's pip with --python)."""
+    out = subprocess.run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"),
+                          "freeze", "--all"], capture_output=True, text=True, check=True)
+    return sorted(ln for ln in out.stdout.splitlines()
+                  if not ln.startswith(("pip==", "setuptools==", "wheel==")))

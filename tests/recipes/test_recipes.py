@@ -1,0 +1,158 @@
+"""The README's recipes (Dockerfile, Vagrant, cloud-init, Ansible), run as far as this machine
+allows: a minbase Debian 12 root with docker-clean, the real .deb, the Debian archive and PyPI.
+
+A cold Dockerfile build fills a cache once (module fixture); every recipe then runs in a fresh
+root with a copy of that cache and must need 0 B from the archive for the server's packages,
+with the pip step run without any network where the recipe allows it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.deb.debroot import build_deb
+
+from .recipes import CACHE_TARGET, MinRoot, need_to_get, readme_block, replay_dockerfile
+
+pytestmark = [
+    pytest.mark.network,
+    pytest.mark.slow,
+    pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("mmdebstrap"),
+                       reason="builds Debian roots: needs root and mmdebstrap"),
+]
+DEB_NAME = "pkgcache_0.1.0_all.deb"
+REQUIREMENTS = b"six==1.16.0\n"
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("recipes")
+
+
+@pytest.fixture(scope="module")
+def deb(work: Path) -> Path:
+    """The .deb built from this checkout, under the name the recipes use."""
+    built = build_deb(work / "debbuild")
+    assert built.name == DEB_NAME, f"the README's recipes name {DEB_NAME}; update them"
+    return built
+
+
+@pytest.fixture(scope="module")
+def context(work: Path, deb: Path) -> Path:
+    """The Dockerfile's build context: the .deb and requirements.txt."""
+    ctx = work / "context"
+    ctx.mkdir()
+    shutil.copy(deb, ctx / DEB_NAME)
+    (ctx / "requirements.txt").write_bytes(REQUIREMENTS)
+    return ctx
+
+
+@pytest.fixture(scope="module")
+def warm_cache(work: Path, context: Path) -> Iterator[Path]:
+    """A cache filled by one cold build of the README's Dockerfile."""
+    root = MinRoot.create(work / "cold-root", work / "warm-cache")
+    try:
+        steps = replay_dockerfile(root, readme_block("Dockerfile with a BuildKit cache mount",
+                                                     "dockerfile"), context)
+        # the cold build downloaded the server's packages
+        assert any(need_to_get(s.output)[-1:] not in ([], ["0 B"]) for s in steps
+                   if "nginx" in s.script)
+    finally:
+        root.remove()
+    yield root.cache
+
+
+@pytest.fixture
+def fresh(tmp_path: Path, warm_cache: Path) -> Iterator[MinRoot]:
+    """A fresh root with its own copy of the warm cache."""
+    cache = tmp_path / "cache"
+    shutil.copytree(warm_cache, cache, symlinks=True)
+    root = MinRoot.create(tmp_path / "root", cache)
+    try:
+        yield root
+    finally:
+        root.remove()
+
+
+def assert_served(output: str) -> None:
+    got = need_to_get(output)
+    assert got and got[-1] == "0 B", f"server packages not served from the cache: {got}\n" \
+                                     f"{output[-3000:]}"
+
+
+def test_dockerfile_recipe(fresh: MinRoot, context: Path) -> None:
+    text = readme_block("Dockerfile with a BuildKit cache mount", "dockerfile")
+    steps = replay_dockerfile(fresh, text, context, offline_pip=True)
+    (install,) = [s for s in steps if "nginx" in s.script]
+    assert_served(install.output)
+    assert "pkgcache: warning" not in "".join(s.output for s in steps)
+    assert (fresh.path / "opt/app/bin/python").exists()
+    assert not (fresh.path / "usr/bin/pkgcache").exists()      # purged at the end
+
+
+def test_vagrant_recipe(fresh: MinRoot, deb: Path) -> None:
+    ruby = readme_block("Vagrant synced folder", "ruby")
+    target = re.search(r'synced_folder .*?,\s*"([^"]+)"', ruby, re.S).group(1)
+    assert target == CACHE_TARGET and 'owner: "root"' in ruby
+    script = re.search(r"<<-SHELL\n(.*?)^\s*SHELL$", ruby, re.S | re.M).group(1)
+    fresh.put("/vagrant/build/" + DEB_NAME, deb)
+    fresh.put("/vagrant/requirements.txt", REQUIREMENTS)
+    step = fresh.check(fresh.run(script, mount=target))
+    assert_served(step.output)
+    assert "pkgcache: warning" not in step.output
+    assert (fresh.path / "opt/app/lib").is_dir()
+
+
+def test_cloud_init_recipe(fresh: MinRoot, deb: Path) -> None:
+    text = readme_block("cloud-init", "yaml")
+    assert text.startswith("#cloud-config\n")
+    cfg = yaml.safe_load(text)
+    (mount,) = cfg["mounts"]
+    assert len(mount) == 6 and mount[1] == CACHE_TARGET
+    for f in cfg.get("write_files", []):
+        fresh.put(f["path"], f["content"].encode())
+    fresh.put("/root/" + DEB_NAME, deb)
+    outputs = []
+    for entry in cfg["runcmd"]:
+        assert entry[:2] == ["sh", "-c"], entry
+        outputs.append(fresh.check(fresh.run(entry[2], mount=mount[1])).output)
+    (install,) = [o for o, e in zip(outputs, cfg["runcmd"], strict=True) if "nginx" in e[2]]
+    assert_served(install)
+    assert (fresh.path / "opt/app/bin/python").exists()
+
+
+def test_ansible_recipe(fresh: MinRoot, deb: Path) -> None:
+    tasks = yaml.safe_load(readme_block("Ansible", "yaml"))
+    assert isinstance(tasks, list) and all("name" in t for t in tasks)
+    # Each task's result is registered and written to a file (ansible-core has no json callback).
+    names = [t["name"] for t in tasks]
+    tasks = [{**t, "register": f"r{i}"} for i, t in enumerate(tasks)]
+    tasks.append({"name": "test: results", "ansible.builtin.copy": {
+        "dest": "/srv/results.json",
+        "content": "{{ [" + ", ".join(f"r{i}" for i in range(len(names))) + "] | to_json }}"}})
+    play = [{"hosts": "localhost", "connection": "local", "gather_facts": False, "tasks": tasks}]
+    fresh.put("/srv/pkgs/" + DEB_NAME, deb)
+    fresh.put("/srv/app/requirements.txt", REQUIREMENTS)
+    fresh.put("/srv/play.yml", yaml.safe_dump(play, sort_keys=False).encode())
+    # The controller: ansible-core from PyPI, inside the root (python3-venv for its venv only).
+    fresh.check(fresh.run("apt-get update -q && apt-get install -y -q --no-install-recommends "
+                          "python3-venv && python3 -m venv /opt/ansible && "
+                          "/opt/ansible/bin/pip install -q 'ansible-core>=2.15,<2.18'",
+                          mount=None))
+    step = fresh.check(fresh.run("ANSIBLE_LOCALHOST_WARNING=false /opt/ansible/bin/ansible-playbook "
+                                 "-i localhost, -e ansible_python_interpreter=/usr/bin/python3 "
+                                 "/srv/play.yml"))
+    results = dict(zip(names, json.loads((fresh.path / "srv/results.json").read_text()),
+                       strict=True))
+    install = results["Install the server's packages"]
+    assert_served(install.get("stdout", ""))
+    assert (fresh.path / "opt/app/bin/python").exists()
+    assert "pkgcache: warning" not in step.output
