@@ -20,8 +20,8 @@ from .errors import (
     set_warning_handler,
     warn,
 )
-from .fsutil import atomic_symlink, atomic_write, materialize, safe_filename
-from .hashing import sha256_file
+from .fsutil import atomic_symlink, atomic_write, materialize, open_regular, safe_filename, state_dir
+from .hashing import sha256_fd, sha256_file
 from .index import Entry
 from .locks import LockTimeout
 
@@ -32,5 +32,6 @@ __all__ = [
     "EXIT_USAGE", "BadKeyError", "CacheConfig", "CacheError", "ConfigError", "Entry",
     "atomic_symlink", "atomic_write",
     "LockTimeout", "PackageCache", "UnsafeCacheError", "__version__", "load_config", "materialize",
-    "safe_filename", "set_warning_handler", "sha256_file", "warn",
+    "open_regular", "safe_filename", "set_warning_handler", "sha256_fd", "sha256_file", "state_dir",
+    "warn",
 ]

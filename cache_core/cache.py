@@ -21,7 +21,7 @@ from . import fsutil
 from .config import CacheConfig, default_cache_dir, is_system_dir_for_user, load_config
 from .errors import BadKeyError, CacheError, warn
 from .hashing import copy_hashing, is_digest, sha256_fd, sha256_file
-from .index import Entry, Index
+from .index import BUSY_TIMEOUT_MS, Entry, Index
 from .keys import digest_of_key, kind_of, normalize_key
 from .locks import LockTimeout, file_lock, lock_path
 
@@ -55,6 +55,9 @@ def _failopen(default: Any) -> Callable[[Callable[..., T]], Callable[..., T]]:
                 if self.strict:
                     raise
                 warn(f"cache unavailable, continuing without it ({_describe(exc)})")
+                if isinstance(exc, sqlite3.OperationalError) and (
+                        "locked" in str(exc) or "busy" in str(exc)):
+                    self.enabled = False  # held by another process: don't wait again per call
                 return default
         return wrapper
     return deco
@@ -70,10 +73,12 @@ class PackageCache:
     """A verified, size-capped, content-addressed file cache shared by all pkgcache drivers."""
 
     def __init__(self, cache_dir: str, enabled: bool = True, *, max_size_bytes: int = 0,
-                 strict: bool = False, fsync: bool = True, read_only: bool = False) -> None:
+                 strict: bool = False, fsync: bool = True, read_only: bool = False,
+                 busy_timeout: float = BUSY_TIMEOUT_MS / 1000) -> None:
         """Open (creating if needed) the cache at cache_dir. Nothing is touched when disabled.
 
         read_only: root's cache opened by another user: never created or written, hits only.
+        busy_timeout: seconds to wait for another process's index write (hooks use less).
         """
         self.root = Path(os.path.abspath(os.path.expanduser(cache_dir)))
         self.enabled = enabled
@@ -82,6 +87,7 @@ class PackageCache:
         self.strict = strict
         self.fsync = fsync
         self.max_size_bytes = max_size_bytes
+        self.busy_timeout = busy_timeout
         self.objects_dir = self.root / LAYOUT / "sha256"
         self.tmp_dir = self.root / "tmp"
         self.quarantine_dir = self.root / "quarantine"
@@ -115,6 +121,7 @@ class PackageCache:
             return self._index
         if self.read_only:
             return self._setup_read_only()
+        fsutil.check_new_root(self.root)
         old_umask = os.umask(0o022)
         try:
             self.root.mkdir(parents=True, exist_ok=True, mode=0o755)
@@ -128,11 +135,8 @@ class PackageCache:
         if not os.path.lexists(tag):
             fsutil.atomic_write(tag, CACHEDIR_TAG)
         index_path = self.root / INDEX_NAME
-        for suffix in ("", "-wal", "-shm"):
-            p = Path(str(index_path) + suffix)
-            if p.is_symlink():
-                raise fsutil.UnsafeCacheError(f"{p} is a symlink; refusing it")
-        self._index = Index(str(index_path))
+        self._check_index_files(index_path)
+        self._index = Index(str(index_path), self.busy_timeout)
         try:
             self._index.conn  # noqa: B018 - open and migrate now, so faults surface here
         except sqlite3.OperationalError:
@@ -141,6 +145,24 @@ class PackageCache:
             self._index = self._replace_damaged_index(index_path)
         self._ready = True
         return self._index
+
+    @staticmethod
+    def _check_index_files(index_path: Path) -> None:
+        """The index and its WAL/SHM must be regular files we own that nobody else can write
+        (never a symlink or FIFO). It stays readable (users may read root's cache): keys of
+        private downloads are hashes and their objects 0400."""
+        for suffix in ("", "-wal", "-shm"):
+            p = Path(str(index_path) + suffix)
+            try:
+                st = os.lstat(p)
+            except FileNotFoundError:
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                raise fsutil.UnsafeCacheError(f"{p} is not a regular file (symlink or FIFO "
+                                              "planted?); refusing it")
+            if st.st_uid != os.geteuid() or st.st_mode & 0o022:
+                raise fsutil.UnsafeCacheError(f"{p} is owned or writable by another user; "
+                                              "refusing it")
 
     def _setup_read_only(self) -> Index:
         """Open root's cache for reading: it must be root's and safe; nothing is created."""
@@ -157,7 +179,7 @@ class PackageCache:
         """Move a damaged index to quarantine/ and start a fresh one (objects stay; keys are lost
         until re-harvested; ``verify --repair`` re-indexes the objects by digest)."""
         with file_lock(lock_path(self.lock_dir, "index-recovery"), timeout=30):
-            probe = Index(str(index_path))
+            probe = Index(str(index_path), self.busy_timeout)
             try:
                 probe.conn  # noqa: B018 - another process may have replaced it meanwhile
                 return probe
@@ -171,7 +193,8 @@ class PackageCache:
                     os.rename(f"{index_path}{suffix}", self.quarantine_dir / f"index{suffix}.{stamp}")
             warn("the cache index was damaged; moved to quarantine/ and started afresh "
                  "(run `pkgcache verify --repair` to re-index the objects)")
-            fresh = Index(str(index_path))
+            self._check_index_files(index_path)
+            fresh = Index(str(index_path), self.busy_timeout)
             fresh.conn  # noqa: B018
             return fresh
 
@@ -317,15 +340,19 @@ class PackageCache:
     @_failopen([])
     def keys(self, prefix: str = "") -> list[Entry]:
         """Every entry whose key starts with prefix."""
-        return self.index.entries(prefix)
+        return self.index.entries(normalize_key(prefix) if prefix else "")
 
     @_failopen(None)
-    def put(self, key: str, file_path: str, *, sha256: str | None = None, kind: str | None = None,
-            meta: dict[str, Any] | None = None, link: bool = False) -> str | None:
-        """Store file_path under key; return its SHA-256, or None if it was not stored.
+    def put(self, key: str, file_path: str | int, *, sha256: str | None = None,
+            kind: str | None = None, meta: dict[str, Any] | None = None, link: bool = False,
+            private: bool = False) -> str | None:
+        """Store file_path (a path, or an open descriptor read from offset 0) under key; return
+        its SHA-256, or None if it was not stored.
 
         sha256: the digest the content must have (mismatch: nothing stored). link: hardlink the
-        source into the store when possible instead of copying (only for files nobody rewrites).
+        source into the store when that keeps the ownership invariant (a regular file we own,
+        mode 0644/0444, one link, in a directory only we can write), else copy. private: a new
+        object is readable by the owner only (0400), e.g. a download behind credentials.
         """
         key = normalize_key(key)
         content_digest = digest_of_key(key)
@@ -338,14 +365,13 @@ class PackageCache:
         self._sweep_temps()
         tmp = fsutil.temp_name(self.tmp_dir)
         try:
-            digest, size, linked = self._ingest(file_path, tmp, link)
+            digest, size, _linked = self._ingest(file_path, tmp, link, 0o400 if private else 0o444)
             if expected is not None and digest != expected:
+                name = "<fd>" if isinstance(file_path, int) else os.path.basename(file_path)
                 if self.strict:
-                    raise CacheError(f"{file_path}: content does not match the expected SHA-256")
-                warn(f"{os.path.basename(file_path)}: SHA-256 mismatch; not cached")
+                    raise CacheError(f"{name}: content does not match the expected SHA-256")
+                warn(f"{name}: SHA-256 mismatch; not cached")
                 return None
-            if not linked:
-                os.chmod(tmp, 0o444)
             final = self._shard(digest) / digest
 
             def publish() -> None:  # atomic: readers see the old or the new inode, never a part
@@ -356,31 +382,65 @@ class PackageCache:
         finally:
             fsutil.unlink_quiet(tmp)
         self._maybe_evict()
-        self._remote_call("enqueue", key, digest)  # remote tier seam: spool for upload
+        if not private:  # a download behind credentials never leaves this machine
+            self._remote_call("enqueue", key, digest)  # remote tier seam: spool for upload
         return digest
 
-    def _ingest(self, file_path: str, tmp: str, link: bool) -> tuple[str, int, bool]:
-        """Copy (or hardlink) a source to tmp, hashing it; (digest, size, linked)."""
-        src_fd = os.open(file_path, os.O_RDONLY | os.O_CLOEXEC)
-        try:
+    def _ingest(self, file_path: str | int, tmp: str, link: bool,
+                mode: int) -> tuple[str, int, bool]:
+        """Copy (or hardlink) a source to tmp, hashing it; (digest, size, linked).
+
+        The source is opened with O_NOFOLLOW|O_NONBLOCK and checked with fstat (a regular file),
+        so a symlink or FIFO swapped in after the caller looked is refused, never followed.
+        """
+        if isinstance(file_path, int):
+            src_fd = os.dup(file_path)
+            os.lseek(src_fd, 0, os.SEEK_SET)
             st = os.fstat(src_fd)
             if not stat.S_ISREG(st.st_mode):
-                raise CacheError(f"{file_path}: not a regular file")
-            if link and fsutil.link_verified(file_path, src_fd, tmp):
-                # The source's owner and mode are left as they are (never widen access to a
-                # file we were pointed at); a later write through it is caught by re-hashing.
+                os.close(src_fd)
+                raise CacheError("put: the descriptor is not a regular file")
+            link = False
+        else:
+            try:
+                src_fd, st = fsutil.open_regular(file_path)
+            except OSError as exc:
+                if exc.errno == errno.ELOOP:
+                    raise CacheError(f"{file_path}: is a symlink; not cached") from None
+                raise
+        try:
+            if (link and mode == 0o444 and self._linkable(file_path, st)  # type: ignore[arg-type]
+                    and fsutil.link_verified(file_path, src_fd, tmp)):  # type: ignore[arg-type]
+                os.fchmod(src_fd, 0o444)  # the object's mode; narrows 0644, never widens
                 digest, size = sha256_fd(src_fd)
                 return digest, size, True
-            digest, size = self._copy_hashing(src_fd, tmp)
+            digest, size = self._copy_hashing(src_fd, tmp, mode)
             return digest, size, False
         finally:
             os.close(src_fd)
 
-    def _copy_hashing(self, src_fd: int, tmp: str) -> tuple[str, int]:
-        """Copy a source into a new temp file (fsync'd), hashing it on the way."""
+    @staticmethod
+    def _linkable(path: str, st: os.stat_result) -> bool:
+        """May this inode become a cache object (hard link)? Only if nobody but us can write it,
+        now or later: we own it, mode 0644/0444, no other link, and its directory is ours or
+        root's and writable by nobody else (apt's archives dir; never a user's home)."""
+        if st.st_uid != os.geteuid() or st.st_nlink != 1:
+            return False
+        if stat.S_IMODE(st.st_mode) not in (0o644, 0o444):
+            return False
+        try:
+            dst = os.stat(os.path.dirname(os.path.abspath(path)))
+        except OSError:
+            return False
+        return (dst.st_uid in (0, os.geteuid()) and not dst.st_mode & 0o022
+                and not fsutil.acl_grants_write(os.path.dirname(os.path.abspath(path))))
+
+    def _copy_hashing(self, src_fd: int, tmp: str, mode: int = 0o444) -> tuple[str, int]:
+        """Copy a source into a new temp file (fchmod'ed to mode, fsync'd), hashing it."""
         dst_fd = fsutil.create_exclusive(tmp, 0o600)
         try:
             digest, total = copy_hashing(src_fd, dst_fd)
+            os.fchmod(dst_fd, mode)
             if self.fsync:
                 os.fsync(dst_fd)
         finally:
@@ -431,10 +491,20 @@ class PackageCache:
         dest_dir = os.path.dirname(os.path.abspath(dest))
         tmp = fsutil.temp_name(dest_dir)
         try:
+            if not os.path.isdir(dest_dir):
+                raise FileNotFoundError(errno.ENOENT, "no such directory", dest_dir)
             try:
                 fsutil.place_temp(path, tmp, mode)
             except FileNotFoundError:
+                if not os.path.isdir(dest_dir):
+                    raise
                 self.drop_stale(digest)
+                self.index.bump("misses")
+                return False
+            except (fsutil.UnsafeCacheError, OSError) as exc:
+                if isinstance(exc, OSError) and exc.errno != errno.ELOOP:
+                    raise
+                self._quarantine(path, digest)  # a symlink or FIFO where an object belongs
                 self.index.bump("misses")
                 return False
             # Hash what was placed: for a hardlink that is the object itself.
@@ -512,7 +582,9 @@ class PackageCache:
             raise
         try:
             st = os.fstat(fd)
-            ok = stat.S_ISREG(st.st_mode) and st.st_size == size
+            # The ownership invariant: a regular file of ours that nobody else can write.
+            ok = (stat.S_ISREG(st.st_mode) and st.st_size == size
+                  and st.st_uid == os.geteuid() and not st.st_mode & 0o022)
             if ok:
                 got, n = sha256_fd(fd)
                 ok = got == digest and n == size

@@ -83,16 +83,74 @@ _FIELDS: dict[str, tuple[Any, str]] = {
 }
 
 
+MAX_ALIASES = 50       # YAML aliases in one config (a pkgcache config needs none)
+MAX_DEPTH = 40         # nesting of mappings/sequences
+
+
+class _TooComplex(Exception):
+    """A config with alias bombs or absurd nesting."""
+
+
+def _bounded_loader() -> type:
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        """SafeLoader that refuses alias bombs and deep nesting before building anything."""
+
+        def __init__(self, stream: str) -> None:
+            super().__init__(stream)
+            self._aliases = 0
+            self._depth = 0
+
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if self.check_event(yaml.AliasEvent):
+                self._aliases += 1
+                if self._aliases > MAX_ALIASES:
+                    raise _TooComplex(f"more than {MAX_ALIASES} YAML aliases; refusing it")
+            self._depth += 1
+            try:
+                if self._depth > MAX_DEPTH:
+                    raise _TooComplex(f"nested deeper than {MAX_DEPTH} levels; refusing it")
+                return super().compose_node(parent, index)
+            finally:
+                self._depth -= 1
+
+    return Loader
+
+
+_LOADER: list[type] = []
+
+
+def _loader() -> type:
+    """The bounded loader class, built once (PyYAML is imported only when a config is read)."""
+    if not _LOADER:
+        _LOADER.append(_bounded_loader())
+    return _LOADER[0]
+
+
+def _short_repr(value: Any) -> str:
+    """A bounded repr for error messages: never formats a huge (alias-expanded) value."""
+    import reprlib
+
+    r = reprlib.Repr()
+    r.maxlevel, r.maxlist, r.maxdict, r.maxstring, r.maxother = 2, 4, 4, 60, 60
+    return r.repr(value)[:120]
+
+
 def parse_config(text: str, source: str) -> CacheConfig:
     """Parse YAML text into a CacheConfig; raise ConfigError naming file, key and expectation."""
     import yaml
 
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_loader())  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""
         raise ConfigError(f"{source}: not valid YAML{where}") from None
+    except _TooComplex as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: nested too deeply to be a pkgcache config") from None
     cfg = CacheConfig(source=source)
     if data is None:
         return cfg
@@ -114,7 +172,8 @@ def parse_config(text: str, source: str) -> CacheConfig:
             raise ConfigError(f"{source}: performance.cache.{key}: unknown key (expected one of {known})")
         check, expected = _FIELDS[key]
         if not check(value):
-            raise ConfigError(f"{source}: performance.cache.{key}: expected {expected}, got {value!r}")
+            raise ConfigError(f"{source}: performance.cache.{key}: expected {expected}, "
+                              f"got {_short_repr(value)}")
         if key == "remote":  # the remote tier validates its own section
             from .storage.remote.config import parse_remotes
 

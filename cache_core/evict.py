@@ -103,16 +103,20 @@ def run_gc(cache: PackageCache, cap: int, older_than: float | None) -> dict[str,
                 result["pinned"] += 1
                 result["pinned_bytes"] += size
                 continue
-            def unlink(path=path, inode=st.st_ino) -> bool:
+            def unchanged(path=path, inode=st.st_ino) -> bool:
                 try:
-                    if os.lstat(path).st_ino != inode:
-                        return False  # re-published by a writer since we looked: keep it
-                    os.unlink(path)
+                    return os.lstat(path).st_ino == inode  # else re-published since we looked
                 except FileNotFoundError:
-                    pass
-                return True
+                    return True
 
-            if not index.drop_object(ident, "evictions", remove=unlink):
+            def unlink(path=path, inode=st.st_ino) -> None:
+                # Rows first, file second: a kill -9 between leaves an orphan file, not a row
+                # without its file. A put that re-published meanwhile brought a new inode.
+                with contextlib.suppress(FileNotFoundError):
+                    if os.lstat(path).st_ino == inode:
+                        os.unlink(path)
+
+            if not index.drop_object(ident, "evictions", remove=unchanged, after=unlink):
                 continue
         else:
             bucket, name = ident.split("/", 1)
@@ -169,10 +173,15 @@ def run_verify(cache: PackageCache, repair: bool) -> dict[str, list[str]]:
                     _remove_tree(ent.path)
                 continue
             seen.add(name)
-            ok = ent.is_file(follow_symlinks=False)
+            try:
+                ok = ent.is_file(follow_symlinks=False)
+            except FileNotFoundError:
+                continue
             if ok:
                 try:
                     digest, size = sha256_file(ent.path, follow=False)
+                except FileNotFoundError:
+                    continue  # evicted or re-published meanwhile
                 except OSError:
                     ok = False
                 else:
@@ -203,8 +212,12 @@ def run_verify(cache: PackageCache, repair: bool) -> dict[str, list[str]]:
         pid = fsutil.temp_owner_pid(ent.name)
         if pid is None or pid != os.getpid() and not fsutil.pid_alive(pid):
             report["temps"].append(ent.name)
-        elif now - ent.stat(follow_symlinks=False).st_mtime > 6 * 3600:
-            report["temps"].append(ent.name)
+            continue
+        try:  # a concurrent put renames its temp away at any moment
+            if now - ent.stat(follow_symlinks=False).st_mtime > 6 * 3600:
+                report["temps"].append(ent.name)
+        except FileNotFoundError:
+            continue
     if repair:
         cache._sweep_temps(force=True)
         index.recount()

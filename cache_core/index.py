@@ -95,8 +95,10 @@ _ENTRY_COLS = "key, digest, size, kind, created, last_used, hits, meta"
 class Index:
     """Process-local handle on the index database (reopened after fork)."""
 
-    def __init__(self, path: str, read_only: bool = False) -> None:
+    def __init__(self, path: str, busy_timeout: float = BUSY_TIMEOUT_MS / 1000,
+                 read_only: bool = False) -> None:
         self.path = path
+        self.busy_timeout = busy_timeout  # seconds to wait for another writer
         self.force_read_only = read_only  # another user's cache: never try to write it
         self._conn: sqlite3.Connection | None = None
         self._pid = 0
@@ -123,7 +125,7 @@ class Index:
         """Open and migrate, retrying while another process creates the same new index: SQLite
         answers "database is locked" at once (no busy wait) to a journal-mode switch or schema
         creation that races another connection's."""
-        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        deadline = time.monotonic() + self.busy_timeout
         delay = 0.005
         while True:
             try:
@@ -140,9 +142,9 @@ class Index:
             return self._open_read_only()
         conn = None
         try:
-            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+            conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None,
                                    check_same_thread=False)
-            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
             if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
                 conn.execute("PRAGMA journal_mode=WAL")
         except sqlite3.OperationalError as exc:
@@ -227,10 +229,14 @@ class Index:
 
     def entries(self, prefix: str = "") -> list[Entry]:
         """All keys starting with prefix, sorted."""
-        if prefix:
+        if prefix and ord(prefix[-1]) < 0x10FFFF:
             hi = prefix[:-1] + chr(ord(prefix[-1]) + 1)
             rows = self.conn.execute(
                 f"SELECT {_ENTRY_COLS} FROM keys WHERE key >= ? AND key < ? ORDER BY key", (prefix, hi))
+        elif prefix:
+            rows = self.conn.execute(
+                f"SELECT {_ENTRY_COLS} FROM keys WHERE substr(key, 1, ?) = ? ORDER BY key",
+                (len(prefix), prefix))
         else:
             rows = self.conn.execute(f"SELECT {_ENTRY_COLS} FROM keys ORDER BY key")
         return [_entry(r) for r in rows]
@@ -284,11 +290,15 @@ class Index:
             c.execute("UPDATE keys SET meta = ? WHERE key = ?", (json.dumps(meta, sort_keys=True), key))
 
     def drop_object(self, digest: str, counter: str | None = None,
-                    remove: Callable[[], bool] | None = None) -> bool:
+                    remove: Callable[[], bool] | None = None,
+                    after: Callable[[], None] | None = None) -> bool:
         """Forget an object and every key pointing at it; optionally bump a counter.
 
         remove: the file operation (unlink, move to quarantine) run inside the transaction; if it
         returns False the object is left alone (e.g. a writer replaced the file meanwhile).
+        after: a file operation run once the rows are gone, in a second write transaction (so
+        it is still serialised with puts). Eviction uses it: a kill -9 in between leaves a file
+        without a row (harmless, re-indexed by verify --repair), never a row without its file.
         """
         with self._write() as c:
             if remove is not None and not remove():
@@ -297,6 +307,9 @@ class Index:
             c.execute("DELETE FROM objects WHERE digest = ?", (digest,))
             if counter:
                 c.execute("UPDATE counters SET value = value + 1 WHERE name = ?", (counter,))
+        if after is not None:
+            with self._write():
+                after()
         return True
 
     def drop_key(self, key: str) -> None:

@@ -7,6 +7,7 @@ import importlib
 import json
 import os
 import re
+import sqlite3
 import sys
 import time
 from collections.abc import Sequence
@@ -98,6 +99,9 @@ def cmd_put(args: argparse.Namespace) -> int:
 def cmd_get(args: argparse.Namespace) -> int:
     cache = args.cache()
     if args.output:
+        out_dir = os.path.dirname(os.path.abspath(args.output))
+        if not os.path.isdir(out_dir):
+            raise UsageError(f"{out_dir}: no such directory")
         ok = cache.materialize_key(args.key, args.output, mode="copy")
         if not ok:
             print(f"pkgcache: {args.key}: not in the cache", file=sys.stderr)
@@ -333,6 +337,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f": {exc.filename}" if exc.filename else ""
         print(f"pkgcache: {exc.strerror or exc}{where}", file=sys.stderr)
         return 4
+    except sqlite3.Error as exc:  # disk full, I/O error, locked: the cache is unusable, no bug
+        print(f"pkgcache: cache unusable: {str(exc).splitlines()[0] if str(exc) else exc}",
+              file=sys.stderr)
+        return 4
+    except RecursionError:
+        print("pkgcache: input nested too deeply", file=sys.stderr)
+        return EXIT_USAGE
     except Exception as exc:  # noqa: BLE001 - a bug: one line, no traceback
         print(f"pkgcache: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
         if os.environ.get("PKGCACHE_DEBUG"):

@@ -6,6 +6,12 @@ A download in progress lives in ``<cache>/fetch-v1/<hash(url)>.part`` (plus a ``
 validators it was started with) so a later run can resume it with ``Range`` + ``If-Range``.
 Nothing enters the cache before it is complete and, when a SHA-256 is pinned, verified.
 Only the standard library is used (urllib honours http_proxy/https_proxy/no_proxy itself).
+
+Files: a download without a usable cache goes to a temp file created with O_EXCL|O_NOFOLLOW
+directly in DEST's directory, hashed and chmod'ed through its descriptor and renamed last; no
+path in a directory someone else may write is ever opened, stat'ed or chmod'ed by name.
+Secrets: a URL with credentials (user:password@, a token-like query parameter) is cached under
+``fetch-private:<sha256 of the URL>`` with an owner-only object; messages show it redacted.
 """
 
 from __future__ import annotations
@@ -17,11 +23,11 @@ import json
 import os
 import random
 import re
-import shutil
+import secrets
 import socket
 import ssl
+import stat
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.parse
@@ -31,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from cache_core import CacheError, atomic_write, materialize, sha256_file, warn
+from cache_core import CacheError, atomic_write, open_regular, sha256_fd, state_dir, warn
 
 PARTIAL_BUCKET = "fetch-v1"
 DEFAULT_RETRIES = 3
@@ -74,18 +80,49 @@ class FetchResult:
     source: str
 
 
-def redact(url: str) -> str:
-    """The URL without user:password@ (safe for messages)."""
+PRIVATE_PREFIX = "fetch-private:"
+_SECRET_NAME = re.compile(r"token|auth|key|sig|secret|pass|pwd|credential|session|cookie|"
+                          r"x-amz-|x-goog-|jwt|bearer", re.I)
+
+
+def _secret_params(query: str) -> bool:
+    return any(_SECRET_NAME.search(name) for name, _ in
+               urllib.parse.parse_qsl(query, keep_blank_values=True))
+
+
+def has_secret(url: str) -> bool:
+    """True if url carries credentials: user:password@ or a token-like query parameter."""
     try:
         parts = urllib.parse.urlsplit(url)
     except ValueError:
+        return True
+    return "@" in parts.netloc or _secret_params(parts.query)
+
+
+def cache_key(url: str) -> str:
+    """The key a URL is cached under: itself, or a hash when it carries credentials (so the
+    index, `ls` and `stats` never hold a secret)."""
+    if has_secret(url):
+        return PRIVATE_PREFIX + hashlib.sha256(url.encode("utf-8", "surrogatepass")).hexdigest()
+    return url
+
+
+def redact(url: str) -> str:
+    """The URL without user:password@ and with token-like query values hidden (for messages)."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        host = parts.hostname or ""
+        if parts.port:
+            host += f":{parts.port}"
+    except ValueError:
         return "<bad url>"
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port:
-        host += f":{parts.port}"
-    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, parts.query, ""))
+    netloc = host if "@" in parts.netloc else parts.netloc
+    query = parts.query
+    if query and _secret_params(query):
+        query = urllib.parse.urlencode(
+            [(k, "REDACTED" if _SECRET_NAME.search(k) else v)
+             for k, v in urllib.parse.parse_qsl(query, keep_blank_values=True)], safe="/:")
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
 def normalize_url(url: str) -> str:
@@ -115,6 +152,51 @@ def check_sha256(value: str | None) -> str | None:
 def url_hash(url: str) -> str:
     """Stable short name for per-URL files and locks."""
     return hashlib.sha256(url.encode("utf-8", "surrogatepass")).hexdigest()[:40]
+
+
+def _memo_path(key: str) -> Path | None:
+    d = state_dir()
+    if d is None:
+        return None
+    try:
+        sub = d / "fetch"
+        os.mkdir(sub, 0o700)
+    except FileExistsError:
+        pass
+    except OSError:
+        return None
+    return sub / f"{url_hash(key)}.json"
+
+
+def trusted_digest(key: str) -> str | None:
+    """The digest this machine itself downloaded for key (a memo in the private local state
+    dir, never in the cache): an unpinned cached copy is served only if it has these bytes, so
+    someone who can edit a shared cache cannot swap what a URL gives."""
+    path = _memo_path(key)
+    if path is None:
+        return None
+    try:
+        fd, st = open_regular(path)
+    except (OSError, CacheError):
+        return None
+    try:
+        if st.st_uid != os.geteuid() or st.st_mode & 0o077 or st.st_size > 4096:
+            return None
+        data = json.loads(os.read(fd, 4096))
+    except (OSError, ValueError):
+        return None
+    finally:
+        os.close(fd)
+    digest = data.get("sha256") if isinstance(data, dict) else None
+    return digest if isinstance(digest, str) and _HEX64.match(digest) else None
+
+
+def remember_digest(key: str, digest: str) -> None:
+    """Record what key gave when this machine downloaded it (best effort)."""
+    path = _memo_path(key)
+    if path is not None:
+        with contextlib.suppress(OSError):
+            atomic_write(path, json.dumps({"sha256": digest}), 0o600)
 
 
 def _usable(cache: Any) -> bool:
@@ -189,9 +271,12 @@ class _Partial:
         self.data = data
         self.info = data.with_suffix(".json")
         self.shared = shared    # lives in the cache bucket (resumable by a later run)
+        self.fd: int | None = None  # private: our O_EXCL temp in DEST's directory
 
     def load(self) -> tuple[int, dict[str, Any]]:
         """(bytes kept, validators); 0 when nothing usable is there."""
+        if not self.shared:
+            return 0, {}        # a private temp is never resumed
         try:
             st = os.lstat(self.data)
             info = json.loads(self.info.read_text())
@@ -209,6 +294,13 @@ class _Partial:
 
     def start(self, info: dict[str, Any], append: bool) -> BinaryIO:
         """Open the data file for writing (truncating unless append) after saving info."""
+        if not self.shared:
+            if self.fd is None:   # created once, exclusively, never re-opened by name
+                self.fd = os.open(self.data, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                                  | os.O_CLOEXEC, 0o600)
+            os.ftruncate(self.fd, 0)
+            os.lseek(self.fd, 0, os.SEEK_SET)
+            return os.fdopen(os.dup(self.fd), "wb", buffering=0)
         if not append:
             self.discard()
             atomic_write(self.info, json.dumps(info), 0o600)
@@ -216,7 +308,22 @@ class _Partial:
                      | (os.O_APPEND if append else os.O_TRUNC), 0o600)
         return os.fdopen(fd, "ab" if append else "wb", buffering=0)
 
+    def open_done(self) -> int:
+        """A descriptor on the complete download (private: our own; shared: opened without
+        following symlinks or blocking, and checked to be a regular file)."""
+        if self.fd is not None:
+            return os.dup(self.fd)
+        return open_regular(self.data)[0]
+
     def discard(self) -> None:
+        if not self.shared:
+            if self.fd is not None:
+                with contextlib.suppress(OSError):
+                    if os.lstat(self.data).st_ino == os.fstat(self.fd).st_ino:
+                        os.unlink(self.data)   # only our own temp, never a swapped-in entry
+                os.close(self.fd)
+                self.fd = None
+            return
         for p in (self.data, self.info):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(p)
@@ -244,7 +351,8 @@ def fetch(cache: Any, url: str, dest: str | os.PathLike[str], sha256: str | None
     unless offline; an unreachable server or offline mode serves the cached copy with a warning.
     refresh: ignore the cached copy and download again (still stored in the cache).
     """
-    key = normalize_url(url)
+    url = normalize_url(url)
+    key = cache_key(url)
     sha256 = check_sha256(sha256)
     dest = os.path.abspath(os.fspath(dest))
     if os.path.isdir(dest):
@@ -271,15 +379,16 @@ def fetch(cache: Any, url: str, dest: str | os.PathLike[str], sha256: str | None
     if usable and not refresh:
         _from_fleet(cache, key)
     if offline:
-        hit = _serve(cache, key, dest, sha256) if usable else None
+        trusted = sha256 or (trusted_digest(key) if usable else None)
+        hit = _serve(cache, key, dest, trusted) if usable and trusted else None
         if hit is None:
             if usable:
                 cache.count_miss(key)
-            raise FetchError(f"offline and not in the cache: {redact(key)}", EXIT_MISS)
-        warn(f"offline: serving the cached copy of {redact(key)} (not revalidated)")
+            raise FetchError(f"offline and not in the cache: {redact(url)}", EXIT_MISS)
+        warn(f"offline: serving the cached copy of {redact(url)} (not revalidated)")
         return hit
 
-    job = _Download(cache if usable else None, key, dest, sha256, refresh=refresh,
+    job = _Download(cache if usable else None, url, dest, sha256, refresh=refresh,
                     retries=max(0, retries), retry_delay=max(0.0, retry_delay), timeout=timeout,
                     progress=progress)
     return job.run()
@@ -333,7 +442,9 @@ class _Download:
     def __init__(self, cache: Any, key: str, dest: str, sha256: str | None, *, refresh: bool,
                  retries: int, retry_delay: float, timeout: float, progress: bool) -> None:
         self.cache = cache
-        self.key = key
+        self.key = key                  # the URL requested (shown only through redact())
+        self.ckey = cache_key(key)      # the cache key (a hash for URLs with credentials)
+        self.private = self.ckey != key
         self.dest = dest
         self.sha256 = sha256
         self.refresh = refresh
@@ -343,19 +454,21 @@ class _Download:
         self.progress = progress
         self.opener = _opener()
         self.entry: Any = None          # the cached entry we may revalidate / fall back to
+        self.trusted: str | None = sha256   # the digest a cached copy must have to be used
 
     # -- orchestration -----------------------------------------------------------------------
     def run(self) -> FetchResult:
         started = time.time()
         with self._url_lock() as locked:
             if self.cache is not None:
-                self.entry = self.cache.lookup(self.key)
-                if self.entry is not None and self.sha256 and self.entry.digest != self.sha256:
-                    self.entry = None   # the pinned content differs: never 304 onto it
+                self.entry = self.cache.lookup(self.ckey)
+                self.trusted = self.sha256 or trusted_digest(self.ckey)
+                if self.entry is not None and self.entry.digest != self.trusted:
+                    self.entry = None   # pinned or memo'd content differs: never 304 onto it
             # Someone else revalidated or downloaded it while we waited for the lock.
             if (self.entry is not None and not self.refresh
                     and float(self.entry.meta.get("validated", 0)) >= started):
-                hit = _serve(self.cache, self.key, self.dest, self.sha256)
+                hit = _serve(self.cache, self.ckey, self.dest, self.trusted)
                 if hit:
                     return hit
             with self._partial(locked) as partial:
@@ -374,7 +487,7 @@ class _Download:
             yield False
             return
         try:
-            cm = self.cache.lock("fetch:" + self.key, timeout=LOCK_TIMEOUT)
+            cm = self.cache.lock("fetch:" + self.ckey, timeout=LOCK_TIMEOUT)
             cm.__enter__()
         except Exception as exc:  # noqa: BLE001 - fail open: download without the lock
             warn(f"fetch: no lock for {redact(self.key)} ({exc}); downloading anyway")
@@ -398,13 +511,16 @@ class _Download:
                 self.cache = None
                 bucket = None
         if bucket is not None:
-            yield _Partial(bucket / f"{url_hash(self.key)}.part", shared=True)
+            yield _Partial(bucket / f"{url_hash(self.ckey)}.part", shared=True)
             return
-        tmpdir = tempfile.mkdtemp(prefix=".pkgcache-fetch-", dir=os.path.dirname(self.dest))
+        # No temp directory (mkdtemp in a directory others can write invites swaps): one
+        # O_EXCL|O_NOFOLLOW file beside DEST, used through its descriptor only.
+        name = f".pkgcache-{os.getpid()}-{secrets.token_hex(8)}.tmp"
+        partial = _Partial(Path(os.path.dirname(self.dest)) / name, shared=False)
         try:
-            yield _Partial(Path(tmpdir) / "download.part", shared=False)
+            yield partial
         finally:
-            shutil.rmtree(tmpdir, ignore_errors=True)
+            partial.discard()
 
     def _attempts(self, partial: _Partial) -> FetchResult:
         fresh_retry_done = False
@@ -430,7 +546,7 @@ class _Download:
                 fresh_retry_done = True
 
     def _stale(self, why: str) -> FetchResult:
-        hit = _serve(self.cache, self.key, self.dest, self.sha256, source="stale")
+        hit = _serve(self.cache, self.ckey, self.dest, self.trusted, source="stale")
         if hit is None:
             raise FetchError(f"{why}: {redact(self.key)}")
         warn(f"fetch: {why}; serving the cached copy of {redact(self.key)}")
@@ -451,7 +567,7 @@ class _Download:
             etag = info.get("etag") or ""
             headers["If-Range"] = etag if etag and not etag.startswith("W/") else (
                 info.get("last_modified") or etag)
-        req = urllib.request.Request(self.key, headers=headers)
+        req = _request(self.key, headers)
         try:
             resp = self.opener.open(req, timeout=self.timeout)
         except urllib.error.HTTPError as exc:
@@ -485,12 +601,12 @@ class _Download:
             meta["etag"] = headers["ETag"]
         if headers.get("Last-Modified"):
             meta["last_modified"] = headers["Last-Modified"]
-        hit = _serve(self.cache, self.key, self.dest, self.sha256, source="revalidated")
+        hit = _serve(self.cache, self.ckey, self.dest, self.trusted, source="revalidated")
         if hit is None:         # the object went bad under us: download it again
             self.entry = None
             raise _Transient("cached copy unusable; downloading again", reached=True,
                              retry_after=0)
-        self.cache.set_meta(self.key, meta)
+        self.cache.set_meta(self.ckey, meta)
         return hit
 
     def _receive(self, resp: Any, partial: _Partial, offset: int,
@@ -543,32 +659,87 @@ class _Download:
         return self._finish(partial, info, resumed=bool(append))
 
     def _finish(self, partial: _Partial, info: dict[str, Any], resumed: bool) -> FetchResult:
-        """Verify the complete download, store it, place it at dest; the partial is consumed."""
-        digest, size = sha256_file(str(partial.data))
-        if self.sha256 and digest != self.sha256:
-            partial.discard()
-            if resumed:
-                raise _ResumedMismatch()
-            raise FetchError(f"SHA-256 mismatch for {redact(self.key)}: expected {self.sha256}, "
-                             f"got {digest}; nothing cached", EXIT_MISS)
+        """Verify the complete download, store it, place it at dest; the partial is consumed.
+
+        Everything goes through one descriptor: hash, chmod, the copy into the cache, the copy
+        (or, for a private temp already beside DEST, the rename) to DEST."""
         try:
-            os.chmod(partial.data, 0o444)   # it may become the cache object itself (link=True)
+            fd = partial.open_done()
+        except (OSError, CacheError) as exc:
+            partial.discard()
+            raise FetchError(f"the download vanished: {_reason(exc)}") from None
+        try:
+            os.lseek(fd, 0, os.SEEK_SET)
+            digest, size = sha256_fd(fd)
+            if self.sha256 and digest != self.sha256:
+                partial.discard()
+                if resumed:
+                    raise _ResumedMismatch()
+                raise FetchError(f"SHA-256 mismatch for {redact(self.key)}: expected "
+                                 f"{self.sha256}, got {digest}; nothing cached", EXIT_MISS)
             if self.cache is not None:
                 meta = {"etag": info.get("etag"), "last_modified": info.get("last_modified"),
                         "validated": time.time()}
+                if self.private:
+                    meta["url"] = redact(self.key)
                 meta = {k: v for k, v in meta.items() if v is not None}
-                self.cache.count_miss(self.key)     # a cold download: one miss in stats
-                self.cache.put(self.key, str(partial.data), sha256=digest, kind="url", meta=meta,
-                               link=True)
+                self.cache.count_miss(self.ckey)    # a cold download: one miss in stats
+                if self.cache.put(self.ckey, fd, sha256=digest, kind="url", meta=meta,
+                                  private=self.private):
+                    remember_digest(self.ckey, digest)
             try:
-                materialize(str(partial.data), self.dest, mode="copy")
+                if partial.fd is not None:
+                    _publish_temp(fd, partial.data, self.dest)
+                else:
+                    _copy_to(fd, self.dest)
             except OSError as exc:
                 raise FetchError(f"cannot write {self.dest}: {exc.strerror or exc}",
                                  EXIT_USAGE if isinstance(exc, PermissionError) else EXIT_NETWORK
                                  ) from None
         finally:
+            os.close(fd)
             partial.discard()
         return FetchResult(self.dest, digest, size, "downloaded")
+
+
+def _umask_mode() -> int:
+    """0666 minus the umask: the mode a plain new file (curl -o) would get."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def _publish_temp(fd: int, tmp: Path, dest: str) -> None:
+    """Rename our own temp (open as fd) over dest; the mode is set through the descriptor."""
+    os.fchmod(fd, _umask_mode())
+    os.replace(tmp, dest)
+    st = os.lstat(dest)
+    if (st.st_dev, st.st_ino) != (os.fstat(fd).st_dev, os.fstat(fd).st_ino) or not \
+            stat.S_ISREG(st.st_mode):
+        raise OSError(0, "the destination directory was changed during the download")
+
+
+def _copy_to(src_fd: int, dest: str) -> None:
+    """Copy src_fd to a new O_EXCL|O_NOFOLLOW temp beside dest, then rename it over dest."""
+    tmp = os.path.join(os.path.dirname(dest), f".pkgcache-{os.getpid()}-{secrets.token_hex(8)}.tmp")
+    out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+    try:
+        try:
+            os.lseek(src_fd, 0, os.SEEK_SET)
+            while True:
+                chunk = os.read(src_fd, 1 << 20)
+                if not chunk:
+                    break
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(out, view):]
+        finally:
+            os.close(out)
+        os.replace(tmp, dest)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 class _ResumedMismatch(Exception):
@@ -586,6 +757,23 @@ def _write_failed(partial: _Partial, exc: OSError) -> Exception:
     if partial.shared:
         return _CacheWriteFailed(reason)
     return FetchError(f"cannot write the download next to DEST: {reason}")
+
+
+def _request(url: str, headers: dict[str, str]) -> urllib.request.Request:
+    """The request for url; user:password@ becomes a Basic Authorization header that is never
+    sent on to a redirect target (urllib cannot use credentials in the URL itself)."""
+    parts = urllib.parse.urlsplit(url)
+    if "@" not in parts.netloc:
+        return urllib.request.Request(url, headers=headers)
+    import base64
+
+    host = parts.netloc.rsplit("@", 1)[1]
+    req = urllib.request.Request(urllib.parse.urlunsplit(parts._replace(netloc=host)),
+                                 headers=headers)
+    cred = f"{urllib.parse.unquote(parts.username or '')}:{urllib.parse.unquote(parts.password or '')}"
+    req.add_unredirected_header("Authorization",
+                                "Basic " + base64.b64encode(cred.encode()).decode("ascii"))
+    return req
 
 
 def _content_range(value: str) -> tuple[int | None, int | None]:

@@ -18,6 +18,8 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("PKGCACHE_CONFIG", str(tmp_path / "no-such-config.yaml"))
     monkeypatch.delenv("PKGCACHE_DIR", raising=False)
     monkeypatch.delenv("PKGCACHE_DISABLE", raising=False)
+    state = tmp_path / "state"  # trust memos (seed plan, fetch digests): never the host's
+    monkeypatch.setenv("PKGCACHE_STATE_DIR", str(state))
     os.chmod(tmp_path, 0o755)
     cfg = tmp_path / "no-such-config.yaml"
     cfg.write_text("performance:\n  cache:\n    enabled: true\n")

@@ -1,5 +1,7 @@
-"""apt's directories (from apt's own config via python-apt), its archives lock, and the small
-JSON state files the driver keeps in the cache's `apt` bucket (last harvest/seed, seed plan)."""
+"""apt's directories (from apt's own config via python-apt), its archives lock, the small JSON
+state files the driver keeps in the cache's `apt` bucket (last harvest/seed: information only),
+and the trusted memos (the seed plan) kept in a root-only local state directory, never in the
+cache: a cache directory is content, not authority."""
 
 from __future__ import annotations
 
@@ -20,6 +22,8 @@ from .naming import archive_name
 
 SNIPPET_NAME = "05pkgcache"
 HOOK_MARKER = "pkgcache apt hook"
+STATE_ENV = "PKGCACHE_STATE_DIR"   # overrides <parent of Dir::State>/pkgcache (/var/lib/pkgcache)
+MAX_STATE_BYTES = 16 << 20
 
 
 class AptLockBusy(Exception):
@@ -45,6 +49,7 @@ class AptPaths:
     parts: Path
     watch: tuple[str, ...]
     policy: str
+    state: Path = Path("/var/lib/apt")
 
     @classmethod
     def load(cls, apt_pkg: Any | None = None) -> AptPaths:
@@ -61,6 +66,7 @@ class AptPaths:
             parts=Path(cfg.find_dir("Dir::Etc::parts")),
             watch=watch,
             policy=policy,
+            state=Path(cfg.find_dir("Dir::State") or "/var/lib/apt"),
         )
 
     def index_fingerprint(self) -> str:
@@ -142,17 +148,62 @@ def state_dir(cache: Any) -> Path:
     return Path(cache.bucket("apt"))
 
 
-def read_state(cache: Any, name: str) -> dict[str, Any]:
-    """A JSON state file from the apt bucket ({} if missing or unreadable)."""
+def _read_json(path: Path, *, trusted: bool) -> dict[str, Any]:
+    """A JSON object read through one O_NOFOLLOW|O_NONBLOCK descriptor ({} if missing, not a
+    regular file, too big or unreadable). trusted: also require our own, owner-only file."""
     try:
-        path = state_dir(cache) / name
-        st = os.lstat(path)
-        if not stat.S_ISREG(st.st_mode) or st.st_size > (16 << 20):
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return {}
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_STATE_BYTES:
             return {}
-        data = json.loads(path.read_text())
+        if trusted and (st.st_uid != os.geteuid() or st.st_mode & 0o077):
+            return {}
+        with os.fdopen(os.dup(fd), "rb") as fh:
+            data = json.loads(fh.read(MAX_STATE_BYTES))
         return data if isinstance(data, dict) else {}
     except (OSError, ValueError):
         return {}
+    finally:
+        os.close(fd)
+
+
+def read_state(cache: Any, name: str) -> dict[str, Any]:
+    """A JSON state file from the apt bucket ({} if missing or unreadable). Information only:
+    nothing read from the cache decides what reaches dpkg."""
+    try:
+        return _read_json(state_dir(cache) / name, trusted=False)
+    except (OSError, ValueError, Exception):  # noqa: BLE001 - an unusable cache: no state
+        return {}
+
+
+def trust_dir(paths: AptPaths) -> Path | None:
+    """The root-only local directory for memos that decide what reaches dpkg (the seed plan):
+    $PKGCACHE_STATE_DIR, else <parent of apt's Dir::State>/pkgcache (/var/lib/pkgcache).
+    Created 0700; None (memos off: re-derived each run) unless it is a real directory of ours
+    that nobody else can write or read."""
+    from cache_core import state_dir
+
+    return state_dir(paths.state.parent / "pkgcache")
+
+
+def read_trusted(paths: AptPaths, name: str) -> dict[str, Any]:
+    """A memo from the trusted state dir ({} if absent, unusable or not ours)."""
+    d = trust_dir(paths)
+    return _read_json(d / name, trusted=True) if d is not None else {}
+
+
+def write_trusted(paths: AptPaths, name: str, data: dict[str, Any]) -> bool:
+    """Write a memo to the trusted state dir atomically (0600); False if there is none."""
+    from cache_core import atomic_write
+
+    d = trust_dir(paths)
+    if d is None:
+        return False
+    atomic_write(d / name, json.dumps(data, sort_keys=True), 0o600)
+    return True
 
 
 def write_state(cache: Any, name: str, data: dict[str, Any]) -> None:

@@ -3,13 +3,22 @@
 The info stream starts with `VERSION 3`, then apt's whole configuration (it can hold proxy
 credentials: it is read and dropped here, never kept, logged or stored), a blank line, then one
 action line per package. Only action lines that name a .deb are used.
+
+Which debs are kept, and how: a deb in apt's own archives dir (root's, writable by nobody else;
+apt checked it against the signed index when it downloaded it) is stored, hard-linked when the
+core's ownership invariant allows. Any other path (`apt-get install ./tool.deb`, a file a local
+user owns) is stored only if its bytes match the SHA256 of an index record for that exact
+name/version/arch, and then as a copy read through one descriptor: a local deb that no index
+vouches for never gets a `deb:` name, so it can never be seeded as the real package.
 """
 
 from __future__ import annotations
 
 import os
 import stat
+import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -117,10 +126,12 @@ def _same_inode(cache: Any, digest: str, st: os.stat_result) -> bool:
 
 def store(cache: Any, path: str, fname: str, *, link: bool = True,
           sha256: str | None = None) -> tuple[str, int]:
-    """Put one deb under deb:<fname>. Returns ("stored"|"already"|"failed", size)."""
+    """Put one deb under deb:<fname>. Returns ("stored"|"already"|"failed"|"skipped", size)."""
     st = _regular(path)
     if st is None or not is_safe_name(fname):
         return "skipped", 0
+    if sha256 is not None:
+        return _store_verified(cache, path, fname, sha256)
     key = key_for(fname)
     entry = cache.lookup(key)
     if entry is not None and _same_inode(cache, entry.digest, st):
@@ -135,18 +146,114 @@ def store(cache: Any, path: str, fname: str, *, link: bool = True,
     return "stored", st.st_size
 
 
-def harvest(cache: Any, actions: list[Action]) -> HarvestReport:
-    """Store every .deb named by the actions (hardlink when on the same fs, else copy)."""
+def _store_verified(cache: Any, path: str, fname: str, sha256: str) -> tuple[str, int]:
+    """A deb from outside apt's archives: hashed through one O_NOFOLLOW|O_NONBLOCK descriptor
+    (a symlink or FIFO swapped in is refused), stored as a copy only if it is the index's deb."""
+    from cache_core import open_regular, sha256_fd
+
+    try:
+        fd, st = open_regular(path)
+    except Exception:  # noqa: BLE001 - a symlink, FIFO or vanished file: not ours to keep
+        return "skipped", 0
+    try:
+        digest, size = sha256_fd(fd)
+        if digest != sha256.lower():
+            return "skipped", 0  # not the index's bytes: never stored under its deb: name
+        entry = cache.lookup(key_for(fname))
+        if entry is not None and entry.digest == digest and cache.exists(entry.key):
+            return "already", size
+        parsed = parse_archive_name(fname)
+        meta = {"package": parsed[0], "version": parsed[1], "arch": parsed[2]} if parsed else None
+        got = cache.put(key_for(fname), fd, sha256=digest, kind="deb", meta=meta)
+    finally:
+        os.close(fd)
+    return ("stored", st.st_size) if got else ("failed", 0)
+
+
+def archives_dir() -> Path | None:
+    """apt's Dir::Cache::archives (python-apt, else `apt-config`; APT_CONFIG honoured)."""
+    try:
+        from .aptenv import AptPaths
+
+        return AptPaths.load().archives
+    except ImportError:
+        pass
+    try:
+        out = subprocess.run(["apt-config", "shell", "A", "Dir::Cache::archives/d"],
+                             capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    value = out.strip().removeprefix("A=").strip("'")
+    return Path(value) if value.startswith("/") else None
+
+
+def in_archives(path: str, archives: Path | None) -> bool:
+    """True if path names a file directly in apt's archives dir, and that dir is root's (or
+    ours) and writable by nobody else."""
+    if archives is None:
+        return False
+    parent = os.path.dirname(os.path.abspath(path))
+    if parent != os.path.abspath(archives):
+        return False
+    try:
+        st = os.lstat(parent)
+    except OSError:
+        return False
+    return (stat.S_ISDIR(st.st_mode) and st.st_uid in (0, os.geteuid())
+            and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH))
+
+
+def index_sha256(action: Action) -> str | None:
+    """The SHA256 of apt's index record for the action's name/version/arch, or None."""
+    from .aptenv import apt_pkg_module
+    from .seed import IndexView
+
+    name, version, arch = action.name, action.version, action.arch
+    if not (name and version and arch):
+        parsed = parse_archive_name(os.path.basename(action.path))
+        if parsed is None:
+            return None
+        name, version, arch = parsed
+    view = _VIEW[0] if _VIEW else None
+    if view is None:
+        view = IndexView(apt_pkg_module())
+        _VIEW.append(view)
+    want = view.find_version(name, version, arch)
+    return want.sha256 if want is not None else None
+
+
+_VIEW: list[Any] = []
+
+
+def harvest(cache: Any, actions: list[Action], *, archives: Path | None = None,
+            lookup: Callable[[Action], str | None] | None = None) -> HarvestReport:
+    """Store the .debs named by the actions: those in apt's archives dir as they are (hardlink
+    when the core allows), any other only when it matches its index record (lookup)."""
     t0 = time.monotonic()
     rep = HarvestReport()
     done: set[str] = set()
     for action in actions:
-        fname = _file_name(action)
+        try:
+            fname = _file_name(action)
+        except (UnicodeError, ValueError):  # e.g. a non-UTF-8 action line: skip that one only
+            rep.seen += 1
+            rep.skipped.append(repr(action.path)[:80])
+            continue
         if fname in done:
             continue
         done.add(fname)
         rep.seen += 1
-        result, size = store(cache, action.path, fname)
+        if in_archives(action.path, archives):
+            result, size = store(cache, action.path, fname)
+        else:
+            try:
+                sha = lookup(action) if lookup is not None else None
+            except ImportError:
+                sha = None
+            if sha is None:
+                rep.skipped.append(fname)
+                continue
+            result, size = store(cache, action.path, fname, link=False, sha256=sha)
         if result == "stored":
             rep.stored += 1
             rep.bytes_stored += size
@@ -174,4 +281,4 @@ def sweep(cache: Any, archives: Path) -> HarvestReport:
         parsed = parse_archive_name(entry.name)
         assert parsed is not None
         actions.append(Action(parsed[0], parsed[1], parsed[2], entry.path))
-    return harvest(cache, actions)
+    return harvest(cache, actions, archives=archives)

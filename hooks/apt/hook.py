@@ -8,16 +8,20 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 from collections.abc import Callable
 from typing import Any
 
 ACTIONS = ("harvest", "pre-install", "post-update", "sweep")
 TIME_LIMIT = {"harvest": 300, "pre-install": 60, "post-update": 120, "sweep": 300}
 HOOK_LOCK_TIMEOUT = 2.0
+HOOK_BUSY_TIMEOUT = 5.0    # seconds a hook waits for another process's index write
+EXIT_GRACE = 5.0           # after the limit, the watchdog ends the process whatever it does
 
 
-class HookTimeout(Exception):
-    """The hook ran past its time limit."""
+class HookTimeout(BaseException):
+    """The hook ran past its time limit. A BaseException, so no fail-open `except Exception`
+    (in the cache core or a driver) can swallow it and carry on past the limit."""
 
 
 _said: list[str] = []
@@ -48,6 +52,25 @@ def _on_alarm(signum: int, frame: object) -> None:
     raise HookTimeout()
 
 
+def _watchdog(limit: float, label: str) -> threading.Timer:
+    """Last resort: if the process is stuck where no signal handler can run (inside a C call
+    such as SQLite's busy wait), end it with exit 0 and one line, limit + EXIT_GRACE s in."""
+    def fire() -> None:
+        if not _said:
+            _said.append("timeout")
+            try:
+                os.write(2, f"pkgcache: warning: apt {label} stopped after {int(limit)} s; "
+                            "apt continues without it\n".encode())
+            except OSError:
+                pass
+        os._exit(0)
+
+    timer = threading.Timer(limit + EXIT_GRACE, fire)
+    timer.daemon = True
+    timer.start()
+    return timer
+
+
 def _read_info() -> list[Any]:
     """Drain apt's info fd first thing, so apt never waits on us whatever happens later."""
     from .harvest import read_info_fd
@@ -66,12 +89,15 @@ def run(action: str, make_cache: Callable[[], Any]) -> int:
     label = {"harvest": "harvest", "sweep": "harvest", "pre-install": "seed",
              "post-update": "seed"}.get(action, "hook")
     old = None
+    watchdog = None
     try:
         actions = _read_info() if action == "harvest" or action not in ACTIONS else []
         if action == "harvest" and not actions:
             return 0  # remove/purge/configure-only runs: nothing to store, nothing imported
+        limit = time_limit(action)
         old = signal.signal(signal.SIGALRM, _on_alarm)
-        signal.alarm(TIME_LIMIT.get(action, 60))
+        signal.alarm(limit)
+        watchdog = _watchdog(limit, label)
         if action not in ACTIONS:
             raise ValueError(f"unknown hook action {action!r}")
         if _stand_aside():
@@ -81,6 +107,8 @@ def run(action: str, make_cache: Callable[[], Any]) -> int:
             cache = make_cache()
             if not getattr(cache, "enabled", True):
                 return 0
+            if hasattr(cache, "busy_timeout"):
+                cache.busy_timeout = min(cache.busy_timeout, HOOK_BUSY_TIMEOUT)
             cache.index  # noqa: B018 - open it now: a cache we may not use is a silent skip
         except Exception as exc:  # noqa: BLE001
             if _not_ours(exc):
@@ -93,7 +121,7 @@ def run(action: str, make_cache: Callable[[], Any]) -> int:
             if close:
                 close()
     except HookTimeout:
-        _warn(f"apt {label} stopped after {TIME_LIMIT.get(action, 60)} s; apt continues without it")
+        _warn(f"apt {label} stopped after {time_limit(action)} s; apt continues without it")
     except ImportError as exc:
         _warn(f"apt {label} skipped: {exc.name or exc} is not available")
     except BaseException as exc:  # noqa: BLE001 - never break apt
@@ -102,9 +130,20 @@ def run(action: str, make_cache: Callable[[], Any]) -> int:
         _warn(f"apt {label} skipped: {_short(exc)}")
     finally:
         signal.alarm(0)
+        if watchdog is not None:
+            watchdog.cancel()
         if old is not None:
             signal.signal(signal.SIGALRM, old)
     return 0
+
+
+def time_limit(action: str) -> int:
+    """The action's limit in seconds; PKGCACHE_HOOK_TIME_LIMIT may only lower it (tests)."""
+    limit = TIME_LIMIT.get(action, 60)
+    raw = os.environ.get("PKGCACHE_HOOK_TIME_LIMIT", "")
+    if raw.isdigit() and 0 < int(raw) < limit:
+        return int(raw)
+    return limit
 
 
 def _stand_aside() -> bool:
@@ -150,9 +189,9 @@ def _dispatch(action: str, cache: Any, actions: list[Any]) -> None:
     from . import aptenv
 
     if action == "harvest":
-        from .harvest import harvest
+        from .harvest import archives_dir, harvest, index_sha256
 
-        rep = harvest(cache, actions)
+        rep = harvest(cache, actions, archives=archives_dir(), lookup=index_sha256)
         aptenv.record(cache, "harvest", rep.as_dict())
         if rep.failed:
             _warn(f"apt harvest: {len(rep.failed)} of {rep.seen} .deb(s) not cached")

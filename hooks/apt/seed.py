@@ -7,6 +7,9 @@ lists every deb with its index SHA256. The general plan (every cached candidate,
 `apt-get update`) memoises its index look-ups in a seed plan keyed by a fingerprint of apt's
 lists, sources and pinning. Every deb pkgcache placed is remembered by stat stamp
 (`placed.json`) and removed once it no longer matches the current index record.
+
+Both memos decide which bytes may reach dpkg, so they live in a root-only local state dir
+(aptenv.trust_dir: /var/lib/pkgcache), never in the cache, which anyone sharing it could edit.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .aptenv import AptLockBusy, AptPaths, archives_lock, installed_names, read_state, write_state
+from .aptenv import AptLockBusy, AptPaths, archives_lock, installed_names, read_trusted, write_trusted
 from .naming import KEY_PREFIX, archive_name, is_safe_name, key_for, parse_archive_name
 
 PLAN_FILE = "seedplan.json"
@@ -209,15 +212,15 @@ def _stamp(st: os.stat_result) -> list[int]:
     return [st.st_ino, st.st_size, st.st_mtime_ns]
 
 
-def load_placed(cache: Any) -> dict[str, list[Any]]:
+def load_placed(paths: AptPaths) -> dict[str, list[Any]]:
     """fname -> [sha256, ino, size, mtime_ns] of each deb pkgcache put into archives."""
-    data = read_state(cache, PLACED_FILE).get("debs", {})
+    data = read_trusted(paths, PLACED_FILE).get("debs", {})
     return {k: v for k, v in data.items() if isinstance(v, list) and len(v) == 4}
 
 
-def save_placed(cache: Any, placed: dict[str, list[Any]]) -> None:
+def save_placed(paths: AptPaths, placed: dict[str, list[Any]]) -> None:
     try:
-        write_state(cache, PLACED_FILE, {"debs": placed})
+        write_trusted(paths, PLACED_FILE, {"debs": placed})
     except OSError:
         pass
 
@@ -299,7 +302,7 @@ def plan_entries(cache: Any, paths: AptPaths, apt_pkg: Any, names: list[str], re
     """fname -> [sha256, size] if fname is its package's current candidate, else None; for the
     given names, memoised by the index fingerprint. open_index=False: only what the memo has."""
     fp = paths.index_fingerprint()
-    plan = read_state(cache, PLAN_FILE)
+    plan = read_trusted(paths, PLAN_FILE)
     entries: dict[str, Any] = plan.get("entries", {}) if plan.get("fingerprint") == fp else {}
     todo = [f for f in names if f not in entries and is_safe_name(f)]
     if todo and open_index:
@@ -309,7 +312,7 @@ def plan_entries(cache: Any, paths: AptPaths, apt_pkg: Any, names: list[str], re
             w = view.candidate(f)
             entries[f] = [w.sha256, w.size] if w else None
         try:
-            write_state(cache, PLAN_FILE, {"fingerprint": fp, "entries": entries})
+            write_trusted(paths, PLAN_FILE, {"fingerprint": fp, "entries": entries})
         except OSError:
             pass
     return entries
@@ -406,7 +409,7 @@ def seed(cache: Any, specs: list[str] | None = None, *, hook: bool = False, narr
     if inv is not None:
         invocation.apply_config(inv, apt_pkg)
     paths = AptPaths.load(apt_pkg)
-    placed = load_placed(cache)
+    placed = load_placed(paths)
     before = dict(placed)
     wants: list[Want] | None = None
     request: tuple[str, list[str], str | None] | None = None
@@ -453,7 +456,7 @@ def seed(cache: Any, specs: list[str] | None = None, *, hook: bool = False, narr
                 with archives_lock(paths.archives, lock_timeout):
                     _place_all(cache, paths.archives, wants, rep, placed, verify_present=verify)
     if placed != before:
-        save_placed(cache, placed)
+        save_placed(paths, placed)
     rep.seconds = time.monotonic() - t0
     return rep
 

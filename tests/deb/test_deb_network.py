@@ -170,7 +170,10 @@ def test_deb_cache_dir_symlink_network(deb: Path, root: DebRoot) -> None:
     """A symlink at the cache path (cache moved to another disk, or planted) is never replaced
     and its target never chmod'ed by postinst; purge removes the link only, never deletes
     through it."""
+    # A moved cache carries its CACHEDIR.TAG (pkgcache refuses to start a cache in a non-empty
+    # directory that is not one).
     root.run("apt-get update -q && mkdir -m 0700 /srv/bigdisk && touch /srv/bigdisk/keep "
+             "&& printf 'Signature: 8a477f597d28d172789f06886806bc55\n' > /srv/bigdisk/CACHEDIR.TAG "
              f"&& ln -s /srv/bigdisk {CACHE_DIR}")
     inside = root.copy_in(deb, "/tmp/" + deb.name)
     out = root.run(f"apt-get install -y -q --no-install-recommends {inside}").stdout

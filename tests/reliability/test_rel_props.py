@@ -234,6 +234,9 @@ class HookWorld:
         ] + [str(self.archives / ".." / "victims" / "shadow_1_all.deb"), "relative_1_all.deb",
              "/dev/null.deb", "/proc/self/environ.deb", "**CONFIGURE**", "**REMOVE**"]
         self.cache_dir = self.root / "cache"
+        # harvest keeps debs from apt's own archives dir only: point apt's config at ours
+        self.apt_conf = self.root / "apt.conf"
+        self.apt_conf.write_text(f'Dir::Cache::archives "{self.archives}/";\n')
 
 
 @st.composite
@@ -276,7 +279,9 @@ def run_hook(world: HookWorld, data: bytes) -> tuple[int, str, str]:
     feeder = threading.Thread(target=feed)
     feeder.start()
     saved = core_cache.warn, core_errors.warn, os.environ.get("APT_HOOK_INFO_FD")
+    saved_conf = os.environ.get("APT_CONFIG")
     os.environ["APT_HOOK_INFO_FD"] = str(r)
+    os.environ["APT_CONFIG"] = str(world.apt_conf)
     out, err = io.StringIO(), io.StringIO()
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -284,6 +289,10 @@ def run_hook(world: HookWorld, data: bytes) -> tuple[int, str, str]:
     finally:
         core_cache.warn, core_errors.warn = saved[0], saved[1]
         hook._said.clear()
+        if saved_conf is None:
+            os.environ.pop("APT_CONFIG", None)
+        else:
+            os.environ["APT_CONFIG"] = saved_conf
         if saved[2] is None:
             os.environ.pop("APT_HOOK_INFO_FD", None)
         else:
@@ -325,7 +334,7 @@ def test_apt_hook_v3_input_fuzz(hook_world: HookWorld, data: st.DataObject) -> N
     assert len(err.splitlines()) <= 1 and "Traceback" not in err, err
     assert SECRET not in out + err
     assert (tree(world.root / "victims"), tree(world.archives)) == before
-    assert {p.name for p in world.root.iterdir()} <= {"archives", "victims", "cache"}
+    assert {p.name for p in world.root.iterdir()} <= {"archives", "victims", "cache", "apt.conf"}
     if world.cache_dir.exists():
         for dirpath, _, filenames in os.walk(world.cache_dir):
             for name in filenames:
