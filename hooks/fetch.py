@@ -408,7 +408,14 @@ def _from_fleet(cache: Any, key: str) -> bool:
         t = remote.tier(cache)
         if t is None or (not key.startswith("sha256:") and cache.lookup(key) is not None):
             return False
-        return bool(t.pull([key])["pulled"])
+        if not t.pull([key])["pulled"]:
+            return False
+        entry = cache.lookup(key) if not key.startswith("sha256:") else None
+        if entry is not None:
+            # the record is signed by a key this host trusts: its digest is what the URL gave
+            # the fleet, as trusted as a download of our own (see trusted_digest)
+            remember_digest(key, entry.digest)
+        return True
     except Exception as exc:  # noqa: BLE001 - the fleet never breaks a fetch
         warn(f"fetch: remote tier not used ({type(exc).__name__})")
         return False

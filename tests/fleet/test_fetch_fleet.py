@@ -57,7 +57,12 @@ def origin(tmp_path: Path) -> Iterator[Origin]:
 
 
 def _fetch(cfg: str, url: str, out: Path, *extra: str):  # noqa: ANN202
-    return run_cli("--config", cfg, "fetch", url, "-o", str(out), *extra)
+    """pkgcache fetch as the server whose config is cfg, with that server's own local state
+    (the digests it downloaded itself are remembered there, never in the cache)."""
+    state = Path(cfg).with_suffix(".state")
+    state.mkdir(mode=0o700, exist_ok=True)
+    return run_cli("--config", cfg, "fetch", url, "-o", str(out), *extra,
+                   env={"PKGCACHE_STATE_DIR": str(state)})
 
 
 @pytest.fixture
