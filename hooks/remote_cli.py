@@ -137,7 +137,8 @@ def register(subparsers: Any) -> None:
         s.set_defaults(func=func)
     s.add_argument("--pip", action="store_true",
                    help="pre-warm what the fleet holds for requirements files (-r FILE)")
-    s.add_argument("-r", "--requirement", action="append", metavar="FILE", default=[])
+    s.add_argument("-r", "--requirement", action="append", metavar="FILE", default=[],
+                   help="requirements file for --pip (repeatable)")
     s.add_argument("--python", metavar="PY|VENV", help="target interpreter for --pip")
     s.add_argument("--apt", nargs="+", metavar="PKG", help="pre-warm these packages' .debs")
     s.add_argument("--git", nargs="+", metavar="URL", help="pre-warm mirrors of these URLs")
