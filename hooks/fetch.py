@@ -370,11 +370,14 @@ def fetch(cache: Any, url: str, dest: str | os.PathLike[str], sha256: str | None
             warn(f"cache unavailable, continuing without it ({_reason(exc)}{where})")
             usable = False
 
-    if usable and sha256 and not refresh:
+    if usable and sha256 and not refresh:  # pinned: local, else the fleet's cas/<sha256>
         hit = _serve(cache, key, dest, sha256) or (
-            cache.exists(f"sha256:{sha256}") and _serve(cache, f"sha256:{sha256}", dest, sha256))
+            (cache.exists(f"sha256:{sha256}") or _from_fleet(cache, f"sha256:{sha256}"))
+            and _serve(cache, f"sha256:{sha256}", dest, sha256))
         if hit:
             return hit
+    if usable and not refresh:
+        _from_fleet(cache, key)
     if offline:
         trusted = sha256 or (trusted_digest(key) if usable else None)
         hit = _serve(cache, key, dest, trusted) if usable and trusted else None
@@ -389,6 +392,33 @@ def fetch(cache: Any, url: str, dest: str | os.PathLike[str], sha256: str | None
                     retries=max(0, retries), retry_delay=max(0.0, retry_delay), timeout=timeout,
                     progress=progress)
     return job.run()
+
+
+def _from_fleet(cache: Any, key: str) -> bool:
+    """On a local miss, take key from the fleet's remotes (no miss counted: a cold download
+    counts its own). A content key (a pinned --sha256) needs no record; an unpinned URL needs a
+    record signed by a trusted key (digest, ETag, Last-Modified), and its copy is then
+    revalidated with the origin like any cached copy (304: the fleet's copy is served), or
+    served stale when the origin is down. True if something was taken."""
+    try:
+        if not getattr(getattr(cache, "config", None), "remote", None):
+            return False
+        from cache_core.storage import remote
+
+        t = remote.tier(cache)
+        if t is None or (not key.startswith("sha256:") and cache.lookup(key) is not None):
+            return False
+        if not t.pull([key])["pulled"]:
+            return False
+        entry = cache.lookup(key) if not key.startswith("sha256:") else None
+        if entry is not None:
+            # the record is signed by a key this host trusts: its digest is what the URL gave
+            # the fleet, as trusted as a download of our own (see trusted_digest)
+            remember_digest(key, entry.digest)
+        return True
+    except Exception as exc:  # noqa: BLE001 - the fleet never breaks a fetch
+        warn(f"fetch: remote tier not used ({type(exc).__name__})")
+        return False
 
 
 def _isatty(stream: Any) -> bool:

@@ -166,10 +166,7 @@ class Mirrors:
                 return final, False
             self.cache.record_bucket_entry(BUCKET, name, dir_size(final))
             return final, True
-        if offline:
-            raise GitError(f"offline and no mirror of {redact(url)} in the cache", EXIT_MISS)
-        self._create(url, final, name)
-        return final, True
+        return final, self._create(url, final, name, offline=offline)
 
     def rebuild(self, url: str) -> Path:
         """Replace the mirror of url by a fresh one from the origin (lock held by caller)."""
@@ -178,11 +175,16 @@ class Mirrors:
         final = self.bucket / name
         if os.path.lexists(final):
             self._remove(final, name)
-        self._create(url, final, name)
+        self._create(url, final, name, seed=False)
         return final
 
-    def _create(self, url: str, final: Path, name: str) -> None:
-        """init --bare + sentinel in a temp dir, fetch, set HEAD, drop sentinel, rename."""
+    def _create(self, url: str, final: Path, name: str, *, offline: bool = False,
+                seed: bool = True) -> bool:
+        """init --bare + sentinel in a temp dir, seed from the fleet's bundle (hooks.gitfleet),
+        fetch (only the difference after a seed), set HEAD, drop sentinel, rename.
+        Returns True if the origin was fetched; a seeded mirror survives an unreachable origin."""
+        from hooks import gitfleet
+
         tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{name}-", dir=self.bucket))
         try:
             _git("init", "--quiet", "--bare", str(tmp))
@@ -193,16 +195,28 @@ class Mirrors:
                 _git(*git, "config", "--add" if i else "--replace-all", "remote.origin.fetch", spec)
             # depot_tools: a killed detached gc can leave a broken repository.
             _git(*git, "config", "gc.autoDetach", "false")
-            head = self._remote_head(tmp, url)
-            _git(*git, "fetch", "--quiet", "--prune", "--no-tags", "origin")
-            if head:
-                _git(*git, "symbolic-ref", "HEAD", head, check=False)
+            seeded = seed and gitfleet.seed(self.cache, url, tmp)
+            fetched = False
+            if offline and not seeded:
+                raise GitError(f"offline and no mirror of {redact(url)} in the cache", EXIT_MISS)
+            if not offline:
+                try:
+                    head = self._remote_head(tmp, url)
+                    _git(*git, "fetch", "--quiet", "--prune", "--no-tags", "origin")
+                    fetched = True
+                    if head:
+                        _git(*git, "symbolic-ref", "HEAD", head, check=False)
+                except GitError as exc:
+                    if not seeded:
+                        raise
+                    warn(f"git: cannot reach {redact(url)} ({exc}); using the fleet's copy")
             (tmp / SENTINEL).unlink()
             os.rename(tmp, final)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         self.cache.record_bucket_entry(BUCKET, name, dir_size(final))
+        return fetched
 
     @staticmethod
     def _remote_head(repo: Path, url: str) -> str | None:
@@ -313,6 +327,7 @@ def _clone_one(cache: Any, url: str, dest: str, args: Sequence[str], *, offline:
             raise GitError(f"cache unusable ({exc}) and offline", EXIT_MISS) from None
         warn(f"git: cache unusable ({exc}); cloning without it")
         return plain_clone(url, dest, args)
+    fresh = False
     try:
         try:
             mirror, fresh = mirrors.ensure(url, offline=offline)
@@ -339,6 +354,10 @@ def _clone_one(cache: Any, url: str, dest: str, args: Sequence[str], *, offline:
         return _clone_from_mirror(mirror, url, dest, args)
     finally:
         lock.__exit__(None, None, None)
+        if fresh:
+            from hooks import gitfleet
+
+            gitfleet.refresh(cache, [url])  # share the mirror's new state (in the background)
 
 
 def _clone_referenced(mirror: Path, url: str, dest: str, args: Sequence[str]) -> bool:
@@ -449,6 +468,7 @@ def update(cache: Any, urls: Sequence[str] = ()) -> int:
     mirrors = Mirrors(cache)
     targets = [normalize_url(u) for u in urls] or mirrors.urls()
     failed = 0
+    done: list[str] = []
     for url in targets:
         with mirrors.locked(url):
             final = mirrors.path(url)
@@ -466,9 +486,13 @@ def update(cache: Any, urls: Sequence[str] = ()) -> int:
                         cache.record_bucket_entry(BUCKET, final.name, dir_size(final))
                 else:
                     mirrors.ensure(url)
+                done.append(url)
             except GitError as exc:
                 failed += 1
                 print(f"pkgcache: git update: {redact(url)}: {exc}", file=sys.stderr, flush=True)
+    from hooks import gitfleet
+
+    gitfleet.refresh(cache, done)  # the fleet's bundles follow the mirrors (in the background)
     return EXIT_NETWORK if failed else 0
 
 

@@ -41,6 +41,8 @@ def _push(args: argparse.Namespace) -> int:
 
 
 def _pull(args: argparse.Namespace) -> int:
+    if getattr(args, "pip", False) or getattr(args, "apt", None) or getattr(args, "git", None):
+        return _pull_drivers(args)
     try:
         keys = _keys(args)
     except CacheError as exc:
@@ -52,6 +54,40 @@ def _pull(args: argparse.Namespace) -> int:
     elif not args.quiet:
         print(f"pulled {r['pulled']}, already here {r['present']}, not found {r['missing']}")
     return EXIT_MISS if r["missing"] else EXIT_OK
+
+
+def _pull_drivers(args: argparse.Namespace) -> int:
+    """``pull --pip -r FILE | --apt PKG… | --git URL…`` (hooks/remote_pull.py)."""
+    from hooks import remote_pull
+
+    if args.keys or args.all:
+        print("pkgcache: remote pull: KEYs/--all and --pip/--apt/--git exclude each other",
+              file=sys.stderr)
+        return EXIT_USAGE
+    if args.pip and not args.requirement:
+        print("pkgcache: remote pull: --pip needs -r FILE", file=sys.stderr)
+        return EXIT_USAGE
+    _tier(args)  # a remote must be configured
+    cache = args.cache()
+    rows: dict[str, Any] = {}
+    try:
+        if args.pip:
+            rows["pip"] = remote_pull.pull_pip(cache, args.requirement, args.python)
+        if args.apt:
+            rows["apt"] = remote_pull.pull_apt(cache, args.apt)
+        if args.git:
+            rows["git"] = remote_pull.pull_git(cache, args.git)
+    except (OSError, RuntimeError, ValueError) as exc:
+        print(f"pkgcache: remote pull: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    missing = sum(len(m) for _, m in rows.values())
+    if args.json:
+        print(json.dumps({k: {"pulled": n, "missing": m} for k, (n, m) in rows.items()},
+                         indent=1, sort_keys=True))
+    elif not args.quiet:
+        for k, (n, m) in rows.items():
+            print(f"{k}: pulled {n}, not found {len(m)}" + (f" ({', '.join(m[:5])})" if m else ""))
+    return EXIT_MISS if missing else EXIT_OK
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -99,6 +135,13 @@ def register(subparsers: Any) -> None:
         s.add_argument("--all", action="store_true", help="every key (push: every local key)")
         s.add_argument("--json", action="store_true", help="print the report as JSON")
         s.set_defaults(func=func)
+    s.add_argument("--pip", action="store_true",
+                   help="pre-warm what the fleet holds for requirements files (-r FILE)")
+    s.add_argument("-r", "--requirement", action="append", metavar="FILE", default=[],
+                   help="requirements file for --pip (repeatable)")
+    s.add_argument("--python", metavar="PY|VENV", help="target interpreter for --pip")
+    s.add_argument("--apt", nargs="+", metavar="PKG", help="pre-warm these packages' .debs")
+    s.add_argument("--git", nargs="+", metavar="URL", help="pre-warm mirrors of these URLs")
     s = sub.add_parser("status", help="per-remote counters, breaker and spool")
     s.add_argument("--json", action="store_true", help="print the status as JSON")
     s.set_defaults(func=_status)

@@ -23,7 +23,7 @@ from packaging.version import InvalidVersion, Version
 
 from cache_core import CacheError, PackageCache, warn
 
-from . import options, runner
+from . import fleet, options, runner
 from .options import PipOptions, UsageError
 from .store import Artifact, Candidate, WheelStore, parse_report, project_of
 from .target import Target, TargetError, find_python, probe
@@ -293,7 +293,17 @@ class Driver:
         dl.mkdir(exist_ok=True)
         failed: list[Artifact] = []
         paths: dict[str, Path] = {}
+        if fleet.enabled(self.cache):  # the fleet first: built wheels, then files by digest
+            missing = [a for a in missing
+                       if not (a.cacheable and fleet.fetch_built(self.cache, self.store, a,
+                                                                 self.target))]
+            for art in missing:
+                got = fleet.fetch_by_digest(self.cache, art, dl) if art.cacheable else None
+                if got is not None:
+                    paths[art.filename] = got
         for art in missing:
+            if art.filename in paths:
+                continue
             try:
                 paths[art.filename] = fetch.download(art, dl)
             except fetch.FetchError:
@@ -524,7 +534,13 @@ class Driver:
         index unreachable, the cache's best match and one line saying so.
         """
         opts = self.opts
+        use_fleet = fleet.enabled(self.cache)
+        hashes, names = fleet.requirement_hashes(opts.pip_args) if use_fleet else ([], [])
+        if hashes and not opts.refresh:  # a hash-locked file needs no index and no listing
+            fleet.adopt_hashes(self.cache, self.store, self.target, hashes)
         if opts.offline:
+            if use_fleet:
+                fleet.adopt_projects(self.cache, self.store, self.target, names)
             return self.cache_only(installer)
         if opts.no_index:
             return self.cache_first(installer)
@@ -537,10 +553,25 @@ class Driver:
         index = options.index_url(opts.pip_args)
         cause = fetch.probe_index(index)
         if cause is not None:
+            if use_fleet:  # resolve from the fleet's signed listings
+                fleet.adopt_projects(self.cache, self.store, self.target, names)
             return self.unreachable(installer, fetch.redact(index), cause)
+        if use_fleet:  # files the index lists with the same SHA-256: offered from the cache
+            fleet.index_verified(self.cache, self.store, self.target, opts.pip_args,
+                                 options.sources(opts.pip_args))
         if installer == "uv":
             return self.online_uv()
-        return self.online_pip()
+        rc = self.online_pip()
+        if rc == 0 and use_fleet:
+            self._publish(self.work / "online.json")
+        return rc
+
+    def _publish(self, report: Path) -> None:
+        """Share what this run installed with the fleet (records and listings)."""
+        try:
+            fleet.publish(self.cache, parse_report(json.loads(report.read_text(encoding="utf-8"))))
+        except (OSError, ValueError):
+            pass
 
     def cache_only(self, installer: str, *, why: str | None = None) -> int:
         """Install from the cache alone (offline, or the index unreachable: why)."""
@@ -609,6 +640,8 @@ class Driver:
             return self.explain(res, online=True)
         if not self.fill(arts):
             raise _Fallback(self.problems[0] if self.problems else "could not cache every file")
+        if fleet.enabled(self.cache):
+            fleet.publish(self.cache, arts)
         pins = self.work / "pins.txt"
         pins.write_text("".join(f"{a.name}=={a.version}\n" for a in arts
                                 if not a.is_direct and a.name and a.version), encoding="utf-8")

@@ -1,0 +1,180 @@
+"""Git mirrors on the fleet tier: a mirror is shared as a git bundle.
+
+Key ``gitbundle:<URL without credentials>``: the content is ``git bundle create --all`` of the
+mirror, the record's meta names the refs it holds and HEAD; the record is signed by the writer
+(the core uploads it with the bundle, in the background). A member without a mirror seeds it from
+the newest trusted bundle (the core verifies the record's signature and the bundle's SHA-256),
+then fetches only the difference from the origin when it is reachable; offline the seeded mirror
+is cloned from. After ``git update`` (and a fresh mirror) the bundle is rebuilt in a detached
+process, or inline when uploads are manual (``PKGCACHE_REMOTE_UPLOAD=manual``: image builds).
+Every fault is a miss plus at most one warning; the mirror is then built from the origin.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from cache_core import warn
+
+KEY_PREFIX = "gitbundle:"
+UPLOAD_ENV = "PKGCACHE_REMOTE_UPLOAD"
+_REF = re.compile(r"^([0-9a-f]{40}|[0-9a-f]{64}) (refs/(?:heads|tags)/\S+)$")
+
+
+def _redact(url: str) -> str:
+    from hooks.gitmirror import normalize_url, redact
+
+    return redact(normalize_url(url))
+
+
+def key_of(url: str) -> str:
+    """The fleet key of a repository URL (credentials never part of it)."""
+    return KEY_PREFIX + _redact(url)
+
+
+def enabled(cache: Any) -> bool:
+    """True when the cache has remotes configured."""
+    return bool(getattr(getattr(cache, "config", None), "remote", None))
+
+
+def _git(*args: str, cwd: str | None = None) -> subprocess.CompletedProcess[str]:
+    from hooks.gitmirror import git_env
+
+    return subprocess.run(["git", *args], cwd=cwd, env=git_env(), text=True,
+                          stdin=subprocess.DEVNULL, capture_output=True, check=False)
+
+
+# -- reading ---------------------------------------------------------------------------------------
+def seed(cache: Any, url: str, tmp: Path) -> bool:
+    """Fill the bare repository tmp from the fleet's bundle of url; False on any miss/fault.
+
+    tmp is the mirror under construction (already ``git init --bare``, with its sentinel)."""
+    if not enabled(cache):
+        return False
+    try:
+        key = key_of(url)
+        path = cache.get(key)  # local, else a trusted record + verified content from a remote
+        entry = cache.lookup(key) if path else None
+        if path is None or entry is None:
+            return False
+        refs = (entry.meta or {}).get("refs")
+        if not isinstance(refs, dict) or not refs:
+            return False
+        with tempfile.TemporaryDirectory(prefix=".bundle-", dir=str(tmp.parent)) as td:
+            copy = Path(td) / "fleet.bundle"  # git reads the bundle by path: a private copy
+            if not cache.materialize_key(key, str(copy), mode="copy", sha256=entry.digest):
+                return False
+            got = _git("--git-dir", str(tmp), "fetch", "--quiet", "--no-tags", str(copy),
+                       "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*")
+            if got.returncode != 0:
+                warn(f"git: the fleet's bundle of {_redact(url)} is unusable; ignored")
+                return False
+        have = _refs(tmp)
+        if any(have.get(r) != sha for r, sha in refs.items()):
+            warn(f"git: the fleet's bundle of {_redact(url)} does not hold its recorded refs")
+            return False
+        head = (entry.meta or {}).get("head")
+        if isinstance(head, str) and head in have:
+            _git("--git-dir", str(tmp), "symbolic-ref", "HEAD", head)
+        return True
+    except Exception as exc:  # noqa: BLE001 - the fleet never breaks a clone
+        warn(f"git: fleet bundle not used ({type(exc).__name__})")
+        return False
+
+
+def _refs(repo: Path) -> dict[str, str]:
+    out = _git("--git-dir", str(repo), "for-each-ref", "--format=%(objectname) %(refname)",
+               "refs/heads", "refs/tags")
+    refs = {}
+    for line in out.stdout.splitlines():
+        m = _REF.match(line.strip())
+        if m:
+            refs[m.group(2)] = m.group(1)
+    return refs
+
+
+# -- writing ---------------------------------------------------------------------------------------
+def publish(cache: Any, url: str, mirror: Path) -> bool:
+    """Bundle the mirror (all branches and tags) and put it under the URL's key; the core's
+    uploader sends the bundle and its signed record. False if nothing changed or on a fault."""
+    try:
+        refs = _refs(mirror)
+        if not refs:
+            return False
+        key = key_of(url)
+        old = cache.lookup(key)
+        if old is not None and (old.meta or {}).get("refs") == refs:
+            return False
+        head = _git("--git-dir", str(mirror), "symbolic-ref", "-q", "HEAD").stdout.strip()
+        with tempfile.TemporaryDirectory(prefix=".bundle-", dir=str(mirror.parent)) as td:
+            out = Path(td) / "mirror.bundle"
+            got = _git("--git-dir", str(mirror), "bundle", "create", "--quiet", str(out),
+                       "--branches", "--tags")
+            if got.returncode != 0 or not out.is_file():
+                return False
+            meta = {"refs": refs, "head": head or None}
+            return cache.put(key, str(out), kind="gitbundle", meta=meta) is not None
+    except Exception as exc:  # noqa: BLE001
+        warn(f"git: fleet bundle not published ({type(exc).__name__})")
+        return False
+
+
+def refresh(cache: Any, urls: list[str]) -> None:
+    """Rebuild the bundles of these mirrors: inline when uploads are manual, else detached."""
+    if not enabled(cache) or not urls or not any(
+            getattr(r, "mode", "ro") == "rw" for r in cache.config.remote):
+        return
+    if os.environ.get(UPLOAD_ENV, "").lower() == "manual":
+        _publish_all(cache, urls)
+        return
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parents[1])
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    cmd = [sys.executable, "-m", "hooks.gitfleet", "--cache-dir", str(cache.root)]
+    source = getattr(cache.config, "source", None)
+    if source:
+        cmd += ["--config", source]
+    with contextlib.suppress(OSError):
+        subprocess.Popen([*cmd, "--", *urls], stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         start_new_session=True, close_fds=True, cwd="/", env=env)
+
+
+def _publish_all(cache: Any, urls: list[str]) -> None:
+    from hooks.gitmirror import Mirrors, is_valid_mirror
+
+    mirrors = Mirrors(cache)
+    for url in urls:
+        with mirrors.locked(url):
+            path = mirrors.path(url)
+            if is_valid_mirror(path):
+                publish(cache, url, path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Detached bundle refresh: ``python -m hooks.gitfleet --cache-dir D [--config F] -- URL…``."""
+    p = argparse.ArgumentParser(prog="pkgcache-gitfleet")
+    p.add_argument("--cache-dir")
+    p.add_argument("--config")
+    p.add_argument("urls", nargs="*")
+    args = p.parse_args(argv)
+    from cache_core import PackageCache
+
+    try:
+        cache = PackageCache.from_config(config_path=args.config, cache_dir=args.cache_dir)
+        _publish_all(cache, args.urls)
+    except Exception:  # noqa: BLE001 - a background job: nobody to tell
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

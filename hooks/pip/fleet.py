@@ -1,0 +1,465 @@
+"""The pip driver on the fleet tier (``performance.cache.remote``).
+
+- Files pip chose online are taken from the remotes' ``cas/`` by the SHA-256 the index published
+  (the index is the trust root: no record needed); wheels built from an sdist come from the signed
+  record ``built:<sdist sha256>:<fingerprint>`` (uploaded by the core when they are put).
+- ``pipsha:<sha256>`` records (signed) name the file behind a digest, so a fully hash-locked
+  requirements file is served from the fleet without any index or listing.
+- ``piplist:<project>`` records (signed) name a JSON listing ``{file name: {sha256, ...}}`` of what
+  the fleet holds for a project; a writer merges the remote listing with its own before
+  publishing, and an offline member resolves from them.
+
+Every file taken on the strength of a listing or a ``pipsha:`` record is also checked against
+its own metadata (name and version inside the archive must match the file name), so a poisoned
+listing can at worst offer a genuine file under its genuine name. Nothing here raises into the
+driver: a fault is a miss.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tarfile
+import tempfile
+import zipfile
+from email.parser import HeaderParser
+from pathlib import Path
+from typing import Any
+
+from packaging.utils import (
+    InvalidSdistFilename,
+    InvalidWheelFilename,
+    canonicalize_name,
+    canonicalize_version,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
+
+from cache_core import PackageCache, warn
+from cache_core.storage import remote
+
+from .store import Artifact, WheelStore, check_filename, project_of, wheel_tags
+from .target import Target
+
+LISTING = "piplist:"
+BY_DIGEST = "pipsha:"
+MAX_LISTING = 4 << 20
+_HASH = re.compile(r"--hash[= ]sha256:([0-9a-fA-F]{64})")
+_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
+
+
+def enabled(cache: PackageCache) -> bool:
+    """True when the cache has a remote tier."""
+    try:
+        return remote.tier(cache) is not None
+    except Exception:  # noqa: BLE001 - a bad remote config is the core's to report
+        return False
+
+
+# -- reading --------------------------------------------------------------------------------------
+def fetch_by_digest(cache: PackageCache, art: Artifact, dest: Path) -> Path | None:
+    """A verified copy of art at dest/<file name> from the local store or the remotes' cas/."""
+    if not art.sha256:
+        return None
+    out = dest / art.filename
+    ok = cache.materialize_key(f"sha256:{art.sha256}", str(out), mode="copy", sha256=art.sha256)
+    return out if ok else None
+
+
+def fetch_built(cache: PackageCache, store: WheelStore, art: Artifact, target: Target) -> bool:
+    """True if the fleet holds a wheel built from art's sdist for target (now cached here)."""
+    if art.is_wheel or not art.sha256:
+        return False
+    key = store.built_key(art.sha256, target)
+    if cache.get(key) is None:  # a local miss asks the remotes for the signed record
+        return False
+    entry = cache.lookup(key)
+    filename = str(entry.meta.get("filename", "")) if entry else ""
+    if entry is None or wheel_tags(filename) is None or not target.supports(
+            wheel_tags(filename) or frozenset()) or not _matches(cache, entry.digest, filename):
+        if entry is not None:
+            warn(f"pip: fleet record {key[:24]}… names a wrong wheel; ignored")
+        return False
+    return True
+
+
+def _matches(cache: PackageCache, digest: str, filename: str) -> bool:
+    """True if the object's own metadata has the name and version its file name claims."""
+    try:
+        path = str(cache.object_path(digest))
+        if filename.endswith(".whl"):
+            name, version, _, _ = parse_wheel_filename(filename)
+            with zipfile.ZipFile(path) as zf:
+                metas = [n for n in zf.namelist() if n.count("/") == 1
+                         and n.endswith(".dist-info/METADATA")]
+                if len(metas) != 1:
+                    return False
+                text = zf.read(metas[0]).decode("utf-8", "replace")
+        else:
+            name, version = parse_sdist_filename(filename)
+            with tarfile.open(path) as tf:
+                member = next((m for m in tf.getmembers() if m.name.count("/") == 1
+                               and m.name.endswith("/PKG-INFO") and m.isfile()), None)
+                fh = tf.extractfile(member) if member is not None else None
+                if fh is None:
+                    return False
+                text = fh.read(1 << 20).decode("utf-8", "replace")
+        hdr = HeaderParser().parsestr(text)
+        return (canonicalize_name(hdr.get("Name", "")) == name
+                and canonicalize_version(hdr.get("Version", "")) == canonicalize_version(version))
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, tarfile.TarError,
+            InvalidWheelFilename, InvalidSdistFilename):
+        return False
+
+
+def _adopt(cache: PackageCache, store: WheelStore, filename: str, digest: str,
+           info: dict[str, Any], *, sources: list[str] | None = None) -> bool:
+    """Take one (file name, digest) named by a fleet record into the local pip store."""
+    try:
+        check_filename(filename)
+    except Exception:  # noqa: BLE001 - a bad name from a record: ignored
+        return False
+    kind = "wheel" if filename.endswith(".whl") else "sdist"
+    key = f"{kind}:{filename}"
+    entry = cache.lookup(key)
+    if entry is not None and entry.digest == digest:
+        if sources and not (entry.meta or {}).get("sources"):
+            cache.set_meta(key, {**(entry.meta or {}), "sources": sources})
+        return True
+    if remote.get_object(cache, digest) is None:
+        return False
+    if not _matches(cache, digest, filename):
+        warn(f"pip: fleet listing names {filename} for content that is not {filename}; ignored")
+        return False
+    name, version = (parse_wheel_filename(filename)[:2] if kind == "wheel"
+                     else parse_sdist_filename(filename))
+    meta = {"filename": filename, "name": str(name), "version": str(version),
+            "requires_python": info.get("requires_python") or None,
+            "yanked": bool(info.get("yanked"))}
+    if sources:
+        meta["sources"] = sources  # the index itself lists this file with this digest
+    if not cache.alias(key, digest, kind=kind, meta=meta):
+        return False
+    entry = cache.lookup(key)
+    return entry is not None and store._view(entry, filename) is not None
+
+
+def adopt_hashes(cache: PackageCache, store: WheelStore, target: Target,
+                 digests: list[str]) -> int:
+    """Take the files behind these digests (``pipsha:`` records) into the cache; count them."""
+    n = 0
+    have = {e.digest for p in ("wheel:", "sdist:") for e in cache.keys(p)}
+    for digest in dict.fromkeys(d.lower() for d in digests):
+        if digest in have:
+            continue
+        rec = remote.get_record(cache, BY_DIGEST + digest)
+        if rec is None or rec.sha256 != digest:
+            continue
+        filename = str((rec.meta or {}).get("filename", ""))
+        tags = wheel_tags(filename) if filename.endswith(".whl") else None
+        if filename.endswith(".whl") and (tags is None or not target.supports(tags)):
+            continue
+        if _adopt(cache, store, filename, digest, rec.meta or {}):
+            n += 1
+    return n
+
+
+def read_listing(cache: PackageCache, project: str) -> dict[str, dict[str, Any]]:
+    """The fleet's signed listing of project (file name -> info), or {}."""
+    rec = remote.get_record(cache, LISTING + project)
+    if rec is None or rec.size > MAX_LISTING:
+        return {}
+    path = remote.get_object(cache, rec.sha256)
+    return _load(path) if path else {}
+
+
+def _load(path: str) -> dict[str, dict[str, Any]]:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+        files = data.get("files") if isinstance(data, dict) else None
+        if not isinstance(files, dict):
+            return {}
+        return {str(k): v for k, v in files.items()
+                if isinstance(v, dict) and isinstance(v.get("sha256"), str)
+                and re.fullmatch(r"[0-9a-f]{64}", v["sha256"])}
+    except (OSError, ValueError):
+        return {}
+
+
+def adopt_projects(cache: PackageCache, store: WheelStore, target: Target,
+                   projects: list[str], limit: int = 500) -> int:
+    """Resolve offline from the fleet's listings: take every file of these projects (and of
+    their wheels' dependencies) the target can use. Returns the number of files taken."""
+    todo = [str(canonicalize_name(p)) for p in projects]
+    seen: set[str] = set()
+    taken = 0
+    while todo and len(seen) < limit:
+        project = todo.pop()
+        if project in seen:
+            continue
+        seen.add(project)
+        for filename, info in read_listing(cache, project).items():
+            try:
+                if filename.endswith(".whl"):
+                    if parse_wheel_filename(filename)[0] != project:
+                        continue
+                    if not target.supports(wheel_tags(filename) or frozenset()):
+                        continue
+                elif parse_sdist_filename(filename)[0] != project:
+                    continue
+            except (InvalidWheelFilename, InvalidSdistFilename):
+                continue
+            digest = info["sha256"]
+            if filename.endswith(".whl"):
+                if _adopt(cache, store, filename, digest, info):
+                    taken += 1
+                    todo += _requires(cache, digest)
+            else:
+                art = Artifact(name=project, version="", url="", filename=filename,
+                               sha256=digest, requires_python=info.get("requires_python"),
+                               yanked=False, is_direct=False)
+                if fetch_built(cache, store, art, target):
+                    entry = cache.lookup(store.built_key(digest, target))
+                    if entry is not None and store._view(entry, str(entry.meta["filename"])):
+                        taken += 1
+                        todo += _requires(cache, entry.digest)
+    return taken
+
+
+def _requires(cache: PackageCache, digest: str) -> list[str]:
+    """Project names a wheel depends on (all extras and markers: over-fetching is harmless)."""
+    try:
+        with zipfile.ZipFile(str(cache.object_path(digest))) as zf:
+            metas = [n for n in zf.namelist() if n.count("/") == 1
+                     and n.endswith(".dist-info/METADATA")]
+            hdr = HeaderParser().parsestr(zf.read(metas[0]).decode("utf-8", "replace"))
+    except (OSError, IndexError, KeyError, zipfile.BadZipFile):
+        return []
+    out = []
+    for req in hdr.get_all("Requires-Dist") or []:
+        m = _NAME.match(req)
+        if m:
+            out.append(str(canonicalize_name(m.group(1))))
+    return out
+
+
+def index_urls(pip_args: list[str]) -> list[str]:
+    """The simple-index URLs pip will use (-i/--index-url, --extra-index-url; default PyPI)."""
+    main = os.environ.get("PIP_INDEX_URL") or "https://pypi.org/simple/"
+    extra: list[str] = []
+    args = iter(pip_args)
+    for arg in args:
+        if arg == "--":
+            break
+        for opt, is_main in (("-i", True), ("--index-url", True), ("--extra-index-url", False)):
+            value = None
+            if arg == opt:
+                value = next(args, None)
+            elif arg.startswith(opt + "=") and opt.startswith("--"):
+                value = arg.split("=", 1)[1]
+            elif opt == "-i" and arg.startswith("-i") and not arg.startswith("--") and len(arg) > 2:
+                value = arg[2:]
+            if value:
+                if is_main:
+                    main = value
+                else:
+                    extra.append(value)
+    if "--no-index" in pip_args:
+        return []
+    return [main, *extra]
+
+
+class _Links:
+    """The anchors of a PEP 503 page: file name -> (absolute URL, sha256, requires-python, yanked)."""
+
+    def __init__(self, base: str, text: str) -> None:
+        from html.parser import HTMLParser
+        from urllib.parse import unquote, urljoin, urlsplit
+
+        self.files: dict[str, tuple[str, str, str | None, str | None]] = {}
+        files = self.files
+
+        class P(HTMLParser):
+            def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+                if tag != "a":
+                    return
+                a = dict(attrs)
+                url = urljoin(base, a.get("href") or "")
+                url, _, frag = url.partition("#")
+                if not frag.startswith("sha256=") or not re.fullmatch(r"[0-9a-fA-F]{64}", frag[7:]):
+                    return
+                name = unquote(urlsplit(url).path.rsplit("/", 1)[-1])
+                files.setdefault(name, (url, frag[7:].lower(), a.get("data-requires-python"),
+                                        a.get("data-yanked")))
+
+        P().feed(text)
+
+
+def index_files(urls: list[str], project: str, timeout: float = 10.0
+                ) -> dict[str, tuple[str, str, str | None, str | None]] | None:
+    """The project's files on the indexes (PEP 503 pages with #sha256=); None if none answered."""
+    import urllib.error
+    import urllib.request
+
+    out: dict[str, tuple[str, str, str | None, str | None]] = {}
+    answered = False
+    for base in urls:
+        url = base.rstrip("/") + f"/{project}/"
+        try:
+            req = urllib.request.Request(url, headers={"Accept": "text/html",
+                                                       "User-Agent": "pkgcache-pip"})
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
+                text = resp.read(32 << 20).decode("utf-8", "replace")
+                final = resp.geturl()
+            answered = True
+        except urllib.error.HTTPError as exc:
+            answered = answered or exc.code == 404
+            continue
+        except (OSError, ValueError):
+            continue
+        for k, v in _Links(final, text).files.items():
+            out.setdefault(k, v)
+    return out if answered else None
+
+
+def index_verified(cache: PackageCache, store: WheelStore, target: Target, pip_args: list[str],
+                   sources: list[str], limit: int = 500) -> int:
+    """Take into the cache the fleet's files that the index itself lists with the same SHA-256
+    (and the wheels the fleet built from such sdists), recorded as coming from this request's
+    sources: pip, resolving online with the cache's tree last in line, then makes the choice
+    it makes without the fleet and downloads none of them. Returns the number taken."""
+    urls = index_urls(pip_args)
+    _, names = requirement_hashes(pip_args)
+    todo = [str(canonicalize_name(n)) for n in names]
+    seen: set[str] = set()
+    taken = 0
+    while urls and todo and len(seen) < limit:
+        project = todo.pop()
+        if project in seen:
+            continue
+        seen.add(project)
+        listing = read_listing(cache, project)
+        if not listing:
+            continue
+        published = index_files(urls, project)
+        if not published:
+            continue
+        for filename, info in listing.items():
+            digest = info["sha256"]
+            if published.get(filename, ("", ""))[1] != digest or project_of(filename) != project:
+                continue
+            if filename.endswith(".whl"):
+                if not target.supports(wheel_tags(filename) or frozenset()) or not _adopt(
+                        cache, store, filename, digest, info, sources=sources):
+                    continue
+                todo += _requires(cache, digest)
+            else:
+                art = Artifact(name=project, version="", url="", filename=filename,
+                               sha256=digest, requires_python=None, yanked=False,
+                               is_direct=False)
+                if not fetch_built(cache, store, art, target):
+                    continue
+                entry = cache.lookup(store.built_key(digest, target))
+                if entry is None:
+                    continue
+                meta = dict(entry.meta or {})
+                if meta.get("sources") != sources:
+                    meta["sources"] = sources
+                    cache.set_meta(entry.key, meta)
+                todo += _requires(cache, entry.digest)
+            taken += 1
+    return taken
+
+
+def requirement_hashes(pip_args: list[str]) -> tuple[list[str], list[str]]:
+    """(--hash digests, project names) from the -r files and arguments pip will read."""
+    hashes: list[str] = []
+    names: list[str] = []
+    lines: list[str] = []
+    args = iter(pip_args)
+    for arg in args:
+        if arg in ("-r", "--requirement"):
+            lines += _read_lines(next(args, ""))
+        elif arg.startswith("--requirement="):
+            lines += _read_lines(arg.split("=", 1)[1])
+        elif arg.startswith("-r") and len(arg) > 2:
+            lines += _read_lines(arg[2:])
+        elif not arg.startswith("-"):
+            lines.append(arg)
+        elif arg.startswith("--hash"):
+            hashes += _HASH.findall(arg)
+    for line in lines:
+        hashes += [h.lower() for h in _HASH.findall(line)]
+        m = _NAME.match(line) if not line.lstrip().startswith("-") else None
+        if m:
+            names.append(m.group(1))
+    return hashes, names
+
+
+def _read_lines(path: str, depth: int = 0) -> list[str]:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read(4 << 20)
+    except (OSError, UnicodeDecodeError):
+        return []
+    out: list[str] = []
+    for line in text.replace("\\\n", " ").splitlines():
+        line = line.split(" #", 1)[0].strip()
+        if line.startswith(("-r ", "--requirement ")) and depth < 5:
+            inc = line.split(None, 1)[1].strip()
+            out += _read_lines(os.path.join(os.path.dirname(path), inc), depth + 1)
+        elif line and not line.startswith("#"):
+            out.append(line)
+    return out
+
+
+# -- writing --------------------------------------------------------------------------------------
+def publish(cache: PackageCache, arts: list[Artifact]) -> None:
+    """Queue the ``pipsha:`` records and merged ``piplist:`` listings of what this run cached.
+
+    Uploads run in the core's background uploader; only the merge reads the remote here.
+    A member without a ``rw`` remote publishes nothing.
+    """
+    if not any(getattr(r, "mode", "ro") == "rw" for r in getattr(cache.config, "remote", [])):
+        return
+    by_project: dict[str, dict[str, dict[str, Any]]] = {}
+    for art in arts:
+        if not art.cacheable or not art.sha256:
+            continue
+        kind = "wheel" if art.is_wheel else "sdist"
+        entry = cache.lookup(f"{kind}:{art.filename}")
+        if entry is None or entry.digest != art.sha256:
+            continue
+        info = {"sha256": art.sha256, "requires_python": art.requires_python,
+                "yanked": art.yanked}
+        if cache.alias(BY_DIGEST + art.sha256, art.sha256, kind="pipsha",
+                       meta={"filename": art.filename, **info}):
+            remote.put_record(cache, BY_DIGEST + art.sha256)
+        by_project.setdefault(art.name, {})[art.filename] = info
+    for project, files in by_project.items():
+        merge_listing(cache, project, files)
+
+
+def merge_listing(cache: PackageCache, project: str, files: dict[str, dict[str, Any]]) -> bool:
+    """Merge files into the fleet's listing of project (remote + local + new) and queue it."""
+    key = LISTING + str(canonicalize_name(project))
+    merged = read_listing(cache, key[len(LISTING):])
+    before = dict(merged)
+    local = cache.get(key)
+    if local is not None:
+        for k, v in _load(local).items():
+            merged.setdefault(k, v)
+    merged.update(files)
+    if merged == before:
+        return False
+    store = cache.bucket("pip-v1")
+    fd, tmp = tempfile.mkstemp(prefix=".listing-", dir=str(store))
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump({"project": key[len(LISTING):], "files": merged}, fh, sort_keys=True)
+        return cache.put(key, tmp, kind="piplist") is not None
+    finally:
+        with __import__("contextlib").suppress(OSError):
+            os.unlink(tmp)

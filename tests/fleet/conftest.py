@@ -1,0 +1,89 @@
+"""Two caches ("servers" A and B) sharing a real WebDAV (nginx) or S3 (moto) remote on
+127.0.0.1; the remote tier's and the pip tests' fixtures are reused."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "pip"))
+
+from cache_core import PackageCache  # noqa: E402
+from cache_core.storage import remote  # noqa: E402
+from tests.pip.conftest import make_venv, pip_isolation  # noqa: E402,F401 - fixtures
+from tests.remote.conftest import (  # noqa: E402,F401 - fixtures
+    Store,
+    _manual_uploads,
+    keypair,
+    make_cache,
+    moto_server,
+    nginx,
+)
+
+
+@pytest.fixture(params=["nginx", "s3"])
+def fleet_store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
+    """The fleet's shared store: nginx WebDAV or moto S3 (SigV4), both on 127.0.0.1."""
+    from tests.remote.conftest import _read, _write
+
+    if request.param == "nginx":
+        ng = request.getfixturevalue("nginx")
+        base = ng.root / "store"
+        return Store("nginx", {"url": ng.url()}, lambda n, d: _write(base / n, d),
+                     lambda n: _read(base / n))
+    import secrets
+
+    moto = request.getfixturevalue("moto_server")
+    prefix = "f" + secrets.token_hex(6)
+
+    def s3_write(name: str, data: bytes) -> None:
+        moto.s3.put_object(Bucket="fleet", Key=f"{prefix}/{name}", Body=data)
+
+    def s3_read(name: str) -> bytes | None:
+        try:
+            return moto.s3.get_object(Bucket="fleet", Key=f"{prefix}/{name}")["Body"].read()
+        except Exception:  # noqa: BLE001 - NoSuchKey
+            return None
+    return Store("s3", moto.remote(url=f"s3://fleet/{prefix}"), s3_write, s3_read)
+
+
+class Fleet:
+    """Server A (writes, signs) and server B (reads, trusts A's key) on one store."""
+
+    def __init__(self, store: Store, make: Callable[..., PackageCache], key: tuple[str, str],
+                 tmp_path: Path) -> None:
+        self.store = store
+        self.key = key
+        self.tmp = tmp_path
+        self._make = make
+        self.a = make("a", [store.remote(mode="rw", signing_key_file=key[0],
+                                         trusted_public_keys=[key[1]])])
+        self.b = make("b", [store.remote(trusted_public_keys=[key[1]])])
+
+    def config(self, name: str) -> str:
+        """The config file of cache name (for the CLI)."""
+        return str(self.tmp / f"{name}.yaml")
+
+    def push(self, cache: PackageCache | None = None) -> dict[str, int]:
+        """Drain A's upload spool now (uploads are manual in tests)."""
+        t = remote.tier(cache or self.a)
+        assert t is not None
+        return t.drain(wait=True)
+
+    def member(self, name: str, **extra: Any) -> PackageCache:
+        """Another member reading the same store (extra: remote settings)."""
+        spec = self.store.remote(**({"trusted_public_keys": [self.key[1]]} | extra))
+        return self._make(name, [spec])
+
+
+@pytest.fixture
+def fleet(fleet_store: Store, make_cache, keypair, tmp_path: Path) -> Fleet:  # noqa: F811
+    f = Fleet(fleet_store, make_cache, keypair, tmp_path)
+    yield f
+    f.a.close()
+    f.b.close()
