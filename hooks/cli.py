@@ -149,7 +149,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
         ("hits", s["hits"]), ("misses", s["misses"]), ("hit rate", f"{s['hit_rate'] * 100:.1f} %"),
         ("bytes served", human(s["bytes_served"])), ("entries", s["entries"]),
         ("objects", s["objects"]), ("size / max", f"{human(s['size_bytes'])} / {cap}"),
-        ("  of which buckets", human(s["bucket_bytes"])),
+        ("  in buckets", human(s["bucket_bytes"])),
         ("puts", f"{s['puts']} ({human(s['bytes_stored'])})"),
         ("evictions", s["evictions"]), ("corrupt detected", s["corrupt_detected"]),
         ("stale detected", s["stale_detected"]),
