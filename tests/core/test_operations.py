@@ -112,7 +112,7 @@ def test_stats_text_shows_puts_buckets_and_quarantine(cache_dir: Path, tmp_path:
     assert r.returncode == 0, r.stderr
     lines = {ln[:18].strip(): ln[18:] for ln in r.stdout.splitlines()}
     assert lines["puts"].startswith("1 (2.9 KiB)")
-    assert lines["of which buckets"] == "2.0 MiB"
+    assert lines["in buckets"] == "2.0 MiB"
     assert lines["quarantine"] == "0 files, 0 B"
 
 
