@@ -23,7 +23,18 @@ def _installed_right(server, fleet) -> None:  # noqa: ANN001
         assert got == [hashlib.sha256(deb.read_bytes()).hexdigest()]
 
 
-def method_pids(helper: bool) -> list[int]:
+def _ours(pid: str, marker: str) -> bool:
+    """True if the process runs with this test's directory in its environment (apt passes its
+    environment to its methods), so a test never kills another run's processes."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as fh:
+            return marker.encode() in fh.read()
+    except OSError:
+        return False
+
+
+def method_pids(helper: bool, marker: str) -> list[int]:
+    """pkgcache's method processes (front or helper) started for this test."""
     out = []
     for d in os.listdir("/proc"):
         if not d.isdigit():
@@ -33,7 +44,7 @@ def method_pids(helper: bool) -> list[int]:
                 cmd = fh.read().split(b"\0")
         except OSError:
             continue
-        if b"hooks.apt.method" in cmd and (b"--helper" in cmd) == helper:
+        if b"hooks.apt.method" in cmd and (b"--helper" in cmd) == helper and _ours(d, marker):
             out.append(int(d))
     return out
 
@@ -103,7 +114,7 @@ def test_helper_killed_at_random_points(fleet) -> None:  # noqa: ANN001
             seen: dict[int, float] = {}
             while not stop.is_set():
                 now = time.monotonic()
-                for pid in method_pids(helper=True):
+                for pid in method_pids(helper=True, marker=str(fleet.base)):
                     seen.setdefault(pid, now)
                 for pid, t0 in list(seen.items()):
                     if now - t0 >= delay:
@@ -144,9 +155,10 @@ def test_front_killed_is_like_the_real_method_killed(fleet) -> None:  # noqa: AN
         def killer(with_pkgcache: bool = with_pkgcache) -> None:
             end = time.time() + 30
             while time.time() < end:
-                pids = method_pids(helper=False) if with_pkgcache else [
+                pids = method_pids(helper=False, marker=str(fleet.base)) if with_pkgcache else [
                     int(d) for d in os.listdir("/proc") if d.isdigit()
-                    and _cmd(d).startswith(b"/usr/lib/apt/methods/http")]
+                    and _cmd(d).startswith(b"/usr/lib/apt/methods/http")
+                    and _ours(d, str(fleet.base))]
                 if pids:
                     os.kill(pids[0], signal.SIGKILL)
                     return
