@@ -29,7 +29,10 @@ pytestmark = [
                        reason="builds Debian roots: needs root and mmdebstrap"),
 ]
 DEB_NAME = "pkgcache_0.1.0_all.deb"
-REQUIREMENTS = b"six==1.16.0\n"
+# Hash-locked, as `pip-compile --generate-hashes` writes it: an image build starts from a fresh
+# /var/lib/pkgcache, so offline only pins make a file from the cache mount trustworthy.
+REQUIREMENTS = (b"six==1.16.0 "
+                b"--hash=sha256:8abb2f1d86890a2dfb989f9a77cfcfd3e47c2a354b01111771326f8aa26e0254\n")
 
 
 @pytest.fixture(scope="module")

@@ -342,6 +342,7 @@ def fill_debs(world: AptWorld) -> None:
 
 def fill_wheels(pip: PipWorld, cache_dir: Path) -> None:
     """Put both wheels in the cache the way the pip driver does after a download."""
+    from hooks.pip.options import sources as pip_sources
     from hooks.pip.store import WheelStore
 
     dl = cache_dir.parent / "download"
@@ -351,5 +352,8 @@ def fill_wheels(pip: PipWorld, cache_dir: Path) -> None:
         for name, served in pip.wheels.items():
             path = Path(shutil.copy(served, dl))  # the driver's own download (it may be linked)
             meta = {"filename": path.name, "name": name, "version": "1.0",
-                    "requires_python": None, "yanked": False}
+                    "requires_python": None, "yanked": False,
+                    # provenance as the driver records it: the index the install reads
+                    "sources": pip_sources(["-i", pip.index.url])}  # type: ignore[attr-defined]
             assert ws.add(f"wheel:{path.name}", str(path), sha256(path), meta)
+        ws.save_stamps()  # the vouches live in the local state dir, as after a real install
