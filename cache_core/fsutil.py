@@ -12,6 +12,7 @@ import secrets
 import stat
 import unicodedata
 from pathlib import Path
+from typing import Any
 
 from .errors import BadKeyError, UnsafeCacheError
 
@@ -207,6 +208,31 @@ def open_regular(path: str | os.PathLike[str], flags: int = os.O_RDONLY) -> tupl
         os.close(fd)
         raise
     return fd, st
+
+
+def read_json(path: str | os.PathLike[str], *, max_bytes: int, private: bool) -> dict[str, Any]:
+    """A JSON object read through one O_NOFOLLOW|O_NONBLOCK descriptor ({} if missing, not a
+    regular file, larger than max_bytes or unreadable). private: also require a file of our own
+    that nobody else can read or write (trust memos in the state dir)."""
+    import json  # only the callers that read state pay for it
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return {}
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > max_bytes:
+            return {}
+        if private and (st.st_uid != os.geteuid() or st.st_mode & 0o077):
+            return {}
+        with os.fdopen(os.dup(fd), "rb") as fh:
+            data = json.loads(fh.read(max_bytes))
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+    finally:
+        os.close(fd)
 
 
 STATE_ENV = "PKGCACHE_STATE_DIR"

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from cache_core import CacheError, atomic_write, open_regular, sha256_fd, state_dir, warn
+from cache_core import CacheError, atomic_write, copy_fd, open_regular, sha256_fd, state_dir, warn
 
 PARTIAL_BUCKET = "fetch-v1"
 DEFAULT_RETRIES = 3
@@ -733,13 +733,7 @@ def _copy_to(src_fd: int, dest: str) -> None:
     try:
         try:
             os.lseek(src_fd, 0, os.SEEK_SET)
-            while True:
-                chunk = os.read(src_fd, 1 << 20)
-                if not chunk:
-                    break
-                view = memoryview(chunk)
-                while view:
-                    view = view[os.write(out, view):]
+            copy_fd(src_fd, out)
         finally:
             os.close(out)
         os.replace(tmp, dest)

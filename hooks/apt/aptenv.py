@@ -149,25 +149,10 @@ def state_dir(cache: Any) -> Path:
 
 
 def _read_json(path: Path, *, trusted: bool) -> dict[str, Any]:
-    """A JSON object read through one O_NOFOLLOW|O_NONBLOCK descriptor ({} if missing, not a
-    regular file, too big or unreadable). trusted: also require our own, owner-only file."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError:
-        return {}
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_STATE_BYTES:
-            return {}
-        if trusted and (st.st_uid != os.geteuid() or st.st_mode & 0o077):
-            return {}
-        with os.fdopen(os.dup(fd), "rb") as fh:
-            data = json.loads(fh.read(MAX_STATE_BYTES))
-        return data if isinstance(data, dict) else {}
-    except (OSError, ValueError):
-        return {}
-    finally:
-        os.close(fd)
+    """A JSON object from path ({} if unusable); trusted: only our own owner-only file."""
+    from cache_core import read_json
+
+    return read_json(path, max_bytes=MAX_STATE_BYTES, private=trusted)
 
 
 def read_state(cache: Any, name: str) -> dict[str, Any]:

@@ -14,34 +14,18 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import stat
 from pathlib import Path
 from typing import Any
 
-from cache_core import atomic_write, state_dir
+from cache_core import atomic_write, read_json, state_dir
 
 FILE = "pip-trust.json"
 MAX_BYTES = 64 << 20
 
 
 def _read(path: Path) -> dict[str, Any]:
-    """Our own owner-only JSON file through one O_NOFOLLOW|O_NONBLOCK fd ({} otherwise)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError:
-        return {}
-    try:
-        st = os.fstat(fd)
-        if (not stat.S_ISREG(st.st_mode) or st.st_size > MAX_BYTES
-                or st.st_uid != os.geteuid() or st.st_mode & 0o077):
-            return {}
-        with os.fdopen(os.dup(fd), "rb") as fh:
-            data = json.loads(fh.read(MAX_BYTES))
-        return data if isinstance(data, dict) else {}
-    except (OSError, ValueError):
-        return {}
-    finally:
-        os.close(fd)
+    """Our own owner-only JSON file ({} otherwise)."""
+    return read_json(path, max_bytes=MAX_BYTES, private=True)
 
 
 def _clean(data: dict[str, Any]) -> tuple[dict[str, list[Any]], dict[str, list[int]]]:
