@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from cache_core import PackageCache, materialize  # noqa: E402
+from cache_core import PackageCache, materialize
 
 MB = 1_000_000
 

@@ -12,7 +12,7 @@ import sys
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 
 def bars(ax, labels: list[str], stats: list[dict], title: str, unit: str) -> None:  # type: ignore[no-untyped-def]

@@ -51,7 +51,7 @@ def _failopen(default: Any) -> Callable[[Callable[..., T]], Callable[..., T]]:
                     raise
                 warn(f"{fn.__name__}: unusable key; treated as a miss")
                 return default
-            except Exception as exc:  # noqa: BLE001 - the cache must never break its caller
+            except Exception as exc:
                 if self.strict:
                     raise
                 warn(f"cache unavailable, continuing without it ({_describe(exc)})")

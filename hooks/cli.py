@@ -344,7 +344,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RecursionError:
         print("pkgcache: input nested too deeply", file=sys.stderr)
         return EXIT_USAGE
-    except Exception as exc:  # noqa: BLE001 - a bug: one line, no traceback
+    except Exception as exc:
         print(f"pkgcache: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
         if os.environ.get("PKGCACHE_DEBUG"):
             raise

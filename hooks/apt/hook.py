@@ -110,7 +110,7 @@ def run(action: str, make_cache: Callable[[], Any]) -> int:
             if hasattr(cache, "busy_timeout"):
                 cache.busy_timeout = min(cache.busy_timeout, HOOK_BUSY_TIMEOUT)
             cache.index  # noqa: B018 - open it now: a cache we may not use is a silent skip
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             if _not_ours(exc):
                 return 0
             raise

@@ -65,15 +65,15 @@ class CountingHandler(http.server.SimpleHTTPRequestHandler):
 
     server: CountingServer
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         with self.server.lock:
             self.server.requests.append(self.path)
         super().do_GET()
 
-    def do_HEAD(self) -> None:  # noqa: N802
+    def do_HEAD(self) -> None:
         with self.server.lock:
             self.server.requests.append("HEAD " + self.path)
         super().do_HEAD()

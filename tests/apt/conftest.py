@@ -39,7 +39,7 @@ class Lab:
     def republish(self) -> None:
         self.repo.publish()
 
-    def cache(self):  # noqa: ANN201 - PackageCache
+    def cache(self):
         from cache_core import PackageCache
 
         return PackageCache(str(self.cache_dir))

@@ -9,7 +9,7 @@ ALPHA = "alpha_1.0-1_all.deb"
 BETA = "beta_2%3a1.0-1_amd64.deb"
 
 
-def test_import_matches_against_index_and_says_why_not(lab, tmp_path) -> None:  # noqa: ANN001
+def test_import_matches_against_index_and_says_why_not(lab, tmp_path) -> None:
     lab.sb.apt("update", check=True)
     old = tmp_path / "old-archives"
     old.mkdir()
@@ -42,7 +42,7 @@ def test_import_matches_against_index_and_says_why_not(lab, tmp_path) -> None:  
     assert "imported 0, already cached 2" in res.stdout
 
 
-def test_enable_disable_status(lab) -> None:  # noqa: ANN001
+def test_enable_disable_status(lab) -> None:
     snippet = lab.sb.parts / "05pkgcache"
     snippet.unlink()
     st = json.loads(lab.sb.pkgcache("apt", "status", "--json").stdout)
@@ -69,13 +69,13 @@ def test_enable_disable_status(lab) -> None:  # noqa: ANN001
     assert res.returncode == 0 and "already disabled" in res.stdout
 
 
-def test_enable_rejects_unsafe_command(lab) -> None:  # noqa: ANN001
+def test_enable_rejects_unsafe_command(lab) -> None:
     res = lab.sb.pkgcache("apt", "enable", "--command", "/tmp/x; rm -rf /")
     assert res.returncode == 2
     assert not (lab.sb.parts / "05pkgcache").read_text().count("rm -rf")
 
 
-def test_sweep_harvests_download_only_debs(lab) -> None:  # noqa: ANN001
+def test_sweep_harvests_download_only_debs(lab) -> None:
     lab.sb.apt("update", check=True)
     lab.sb.apt("install", "--download-only", "alpha", check=True)  # no DPkg hooks run
     assert lab.cache().keys("deb:") == []
@@ -84,7 +84,7 @@ def test_sweep_harvests_download_only_debs(lab) -> None:  # noqa: ANN001
     assert sorted(e.key for e in lab.cache().keys("deb:")) == ["deb:" + ALPHA, "deb:" + BETA]
 
 
-def test_fast_hook_entry(lab) -> None:  # noqa: ANN001
+def test_fast_hook_entry(lab) -> None:
     """hooks.apt_cli.hook_main: what /usr/bin/pkgcache can dispatch `apt hook` to directly."""
     import subprocess
 
@@ -103,7 +103,7 @@ def test_fast_hook_entry(lab) -> None:  # noqa: ANN001
     assert res.returncode == 0 and res.stderr.startswith("pkgcache: warning: apt hook skipped")
 
 
-def test_seed_waits_boundedly_for_a_foreign_archives_lock(lab) -> None:  # noqa: ANN001
+def test_seed_waits_boundedly_for_a_foreign_archives_lock(lab) -> None:
     """A lock held by a process that is not our ancestor (a concurrent apt) is waited for, up to
     --lock-timeout; one held by an ancestor (the apt running us as a hook) is not."""
     import subprocess

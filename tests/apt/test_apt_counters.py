@@ -6,7 +6,7 @@ from __future__ import annotations
 from test_apt_e2e import first_install, reprovision
 
 
-def test_cold_apt_run_counts_misses_warm_run_counts_hits(lab) -> None:  # noqa: ANN001
+def test_cold_apt_run_counts_misses_warm_run_counts_hits(lab) -> None:
     before = lab.cache().stats()
     first_install(lab)  # apt downloads alpha and beta; harvest stores both
     cold = lab.cache().stats()

@@ -23,12 +23,12 @@ def pkgcache_lines(stderr: str) -> list[str]:
     return [ln for ln in stderr.splitlines() if "pkgcache" in ln]
 
 
-def assert_quiet(res) -> None:  # noqa: ANN001
+def assert_quiet(res) -> None:
     assert pkgcache_lines(res.stderr) == [], res.stderr
     assert "pkgcache" not in res.stdout, res.stdout
 
 
-def first_install(lab) -> None:  # noqa: ANN001
+def first_install(lab) -> None:
     lab.sb.apt("update", check=True)
     res = lab.sb.apt("install", "alpha", check=True)
     assert_quiet(res)
@@ -36,7 +36,7 @@ def first_install(lab) -> None:  # noqa: ANN001
     lab.server.reset()
 
 
-def reprovision(lab) -> None:  # noqa: ANN001
+def reprovision(lab) -> None:
     """What a re-provisioned machine looks like: packages gone, archives empty."""
     lab.sb.apt("purge", "alpha", "beta", check=True)
     lab.sb.apt("clean", check=True)
@@ -44,13 +44,13 @@ def reprovision(lab) -> None:  # noqa: ANN001
     lab.server.reset()
 
 
-def status(lab) -> dict:  # noqa: ANN001
+def status(lab) -> dict:
     res = lab.sb.pkgcache("apt", "status", "--json")
     assert res.returncode == 0, res.stderr
     return json.loads(res.stdout)
 
 
-def test_first_install_harvests_by_apt_archive_name(lab) -> None:  # noqa: ANN001
+def test_first_install_harvests_by_apt_archive_name(lab) -> None:
     first_install(lab)
     cache = lab.cache()
     keys = {e.key: e for e in cache.keys("deb:")}
@@ -64,7 +64,7 @@ def test_first_install_harvests_by_apt_archive_name(lab) -> None:  # noqa: ANN00
     assert st["cached_debs"] == 2
 
 
-def test_second_install_after_clean_downloads_nothing(lab) -> None:  # noqa: ANN001
+def test_second_install_after_clean_downloads_nothing(lab) -> None:
     first_install(lab)
     reprovision(lab)
     res = lab.sb.apt("install", "alpha", check=True)
@@ -77,7 +77,7 @@ def test_second_install_after_clean_downloads_nothing(lab) -> None:  # noqa: ANN
     assert (st["last_harvest"]["already"], st["last_harvest"]["stored"]) == (2, 0)
 
 
-def test_docker_clean_wipe_on_update_then_zero_downloads(lab) -> None:  # noqa: ANN001
+def test_docker_clean_wipe_on_update_then_zero_downloads(lab) -> None:
     lab.sb.install_docker_clean()
     first_install(lab)
     assert lab.sb.debs_in_archives() == []  # docker-clean wiped them after dpkg ...
@@ -94,7 +94,7 @@ def test_docker_clean_wipe_on_update_then_zero_downloads(lab) -> None:  # noqa: 
     assert lab.sb.installed("alpha") == "1.0-1"
 
 
-def test_apt_binary_deletes_its_downloads_but_harvest_saw_them(lab) -> None:  # noqa: ANN001
+def test_apt_binary_deletes_its_downloads_but_harvest_saw_them(lab) -> None:
     lab.sb.apt("update", check=True)
     res = lab.sb.apt("install", "-y", "alpha", binary="apt", check=True)
     assert pkgcache_lines(res.stderr) == []
@@ -107,7 +107,7 @@ def test_apt_binary_deletes_its_downloads_but_harvest_saw_them(lab) -> None:  # 
     assert "Need to get 0 B" in res.stdout
 
 
-def test_repo_rebuilt_same_size_different_bytes_is_never_seeded(lab) -> None:  # noqa: ANN001
+def test_repo_rebuilt_same_size_different_bytes_is_never_seeded(lab) -> None:
     first_install(lab)
     old = sha(lab.repo.debs["alpha"])
     size = lab.repo.debs["alpha"].stat().st_size
@@ -124,7 +124,7 @@ def test_repo_rebuilt_same_size_different_bytes_is_never_seeded(lab) -> None:  #
     assert "Need to get 0 B" not in res.stdout
 
 
-def test_corrupted_cached_object_same_size_is_never_seeded(lab) -> None:  # noqa: ANN001
+def test_corrupted_cached_object_same_size_is_never_seeded(lab) -> None:
     first_install(lab)
     reprovision(lab)
     entry = lab.cache().lookup("deb:" + ALPHA)
@@ -140,7 +140,7 @@ def test_corrupted_cached_object_same_size_is_never_seeded(lab) -> None:  # noqa
     assert len(pkgcache_lines(res.stderr)) <= 1
 
 
-def test_cache_on_another_filesystem_works_by_copy(lab, tmpfs) -> None:  # noqa: ANN001
+def test_cache_on_another_filesystem_works_by_copy(lab, tmpfs) -> None:
     mnt = tmpfs("cachefs")
     cache_dir = mnt / "pkgcache"
     lab.cache_dir = cache_dir
@@ -171,14 +171,14 @@ def test_cache_on_another_filesystem_works_by_copy(lab, tmpfs) -> None:  # noqa:
     assert os.stat(lab.sb.archives / ALPHA).st_nlink == 1  # a copy, not a link
 
 
-def test_same_filesystem_harvest_hardlinks(lab) -> None:  # noqa: ANN001
+def test_same_filesystem_harvest_hardlinks(lab) -> None:
     first_install(lab)
     st = os.stat(lab.sb.archives / ALPHA)
     entry = lab.cache().lookup("deb:" + ALPHA)
     assert os.stat(lab.cache().object_path(entry.digest)).st_ino == st.st_ino
 
 
-def test_seed_plan_is_memoised_while_indexes_are_unchanged(lab) -> None:  # noqa: ANN001
+def test_seed_plan_is_memoised_while_indexes_are_unchanged(lab) -> None:
     first_install(lab)
     reprovision(lab)
     res = lab.sb.apt("install", "alpha", check=True)  # the pre-install hook follows apt's request
@@ -203,7 +203,7 @@ def test_seed_plan_is_memoised_while_indexes_are_unchanged(lab) -> None:  # noqa
     assert lab.server.deb_requests() == []
 
 
-def test_config_section_with_credentials_is_never_stored_or_printed(lab) -> None:  # noqa: ANN001
+def test_config_section_with_credentials_is_never_stored_or_printed(lab) -> None:
     secret = "s3cr3t-pkgcache-token"
     conf = lab.sb.parts / "01proxy-secret"
     conf.write_text(f'Acquire::https::Proxy "http://user:{secret}@127.0.0.1:9/";\n')
@@ -218,7 +218,7 @@ def test_config_section_with_credentials_is_never_stored_or_printed(lab) -> None
                 assert secret.encode() not in p.read_bytes(), p
 
 
-def test_python_apt_commit_is_harvested(lab) -> None:  # noqa: ANN001
+def test_python_apt_commit_is_harvested(lab) -> None:
     import subprocess
 
     from aptlab import python
@@ -233,7 +233,7 @@ def test_python_apt_commit_is_harvested(lab) -> None:  # noqa: ANN001
     assert [e.key for e in lab.cache().keys("deb:")] == ["deb:gamma_0.5_all.deb"]
 
 
-def test_removed_but_not_purged_pkgcache_keeps_apt_working(lab) -> None:  # noqa: ANN001
+def test_removed_but_not_purged_pkgcache_keeps_apt_working(lab) -> None:
     lab.sb.pkgcache_bin.unlink()  # the snippet (a conffile) stays, the binary is gone
     lab.sb.apt("update", check=True)
     res = lab.sb.apt("install", "alpha", check=True)
@@ -242,7 +242,7 @@ def test_removed_but_not_purged_pkgcache_keeps_apt_working(lab) -> None:  # noqa
     assert "pkgcache" not in res.stdout
 
 
-def test_many_packages_one_process_and_all_harvested(lab) -> None:  # noqa: ANN001
+def test_many_packages_one_process_and_all_harvested(lab) -> None:
     names = [f"bulk{i}" for i in range(40)]
     for n in names:
         lab.repo.add(n, "1.0", size=300)
@@ -258,7 +258,7 @@ def test_many_packages_one_process_and_all_harvested(lab) -> None:  # noqa: ANN0
     assert len(lab.cache().keys("deb:bulk")) == 40
 
 
-def test_seed_from_inside_an_apt_hook_does_not_deadlock(lab) -> None:  # noqa: ANN001
+def test_seed_from_inside_an_apt_hook_does_not_deadlock(lab) -> None:
     first_install(lab)
     reprovision(lab)
     # apt holds archives/lock while DPkg::Pre-Invoke runs; a seed there must not wait for it.
@@ -280,7 +280,7 @@ def test_sandbox_helper_is_isolated_from_host_apt(lab: object) -> None:
 
 
 @pytest.mark.parametrize("specs", [["alpha"], []])
-def test_explicit_seed_then_plain_apt_without_hooks(lab, specs) -> None:  # noqa: ANN001
+def test_explicit_seed_then_plain_apt_without_hooks(lab, specs) -> None:
     first_install(lab)
     reprovision(lab)
     (lab.sb.parts / "05pkgcache").unlink()  # hooks off: only the explicit step seeds
@@ -294,14 +294,14 @@ def test_explicit_seed_then_plain_apt_without_hooks(lab, specs) -> None:  # noqa
     assert "Need to get 0 B" in res.stdout
 
 
-def test_seed_unknown_package_exit_1(lab) -> None:  # noqa: ANN001
+def test_seed_unknown_package_exit_1(lab) -> None:
     lab.sb.apt("update", check=True)
     res = lab.sb.pkgcache("apt", "seed", "no-such-package")
     assert res.returncode == 1
     assert "no-such-package" in res.stderr
 
 
-def test_seed_honours_dir_cache_archives(lab) -> None:  # noqa: ANN001
+def test_seed_honours_dir_cache_archives(lab) -> None:
     first_install(lab)
     reprovision(lab)
     custom = lab.sb.root / "custom-archives"
@@ -316,7 +316,7 @@ def test_seed_honours_dir_cache_archives(lab) -> None:  # noqa: ANN001
     assert lab.server.deb_requests() == []
 
 
-def test_seed_replaces_a_planted_symlink_without_following_it(lab, tmp_path) -> None:  # noqa: ANN001
+def test_seed_replaces_a_planted_symlink_without_following_it(lab, tmp_path) -> None:
     first_install(lab)
     reprovision(lab)
     victim = tmp_path / "victim"
@@ -329,7 +329,7 @@ def test_seed_replaces_a_planted_symlink_without_following_it(lab, tmp_path) -> 
     assert sha(lab.sb.archives / ALPHA) == sha(lab.repo.debs["alpha"])
 
 
-def test_pre_install_hook_seeds_nothing_for_remove_and_only_upgrades_for_upgrade(lab) -> None:  # noqa: ANN001
+def test_pre_install_hook_seeds_nothing_for_remove_and_only_upgrades_for_upgrade(lab) -> None:
     first_install(lab)
     lab.sb.apt("install", "gamma", check=True)
     reprovision(lab)  # purge alpha beta, clean: alpha and beta are cached, not installed

@@ -13,11 +13,11 @@ import pytest
 ALPHA = "alpha_1.0-1_all.deb"
 
 
-def warnings(res) -> list[str]:  # noqa: ANN001
+def warnings(res) -> list[str]:
     return [ln for ln in res.stderr.splitlines() if "pkgcache" in ln]
 
 
-def check_apt_unharmed(lab, *, max_warnings: int = 2) -> list[str]:  # noqa: ANN001
+def check_apt_unharmed(lab, *, max_warnings: int = 2) -> list[str]:
     """Install, reprovision, install again: apt exits 0 each time, packages installed."""
     seen: list[str] = []
     res = lab.sb.apt("update")
@@ -44,13 +44,13 @@ def write_module(d: Path, name: str, code: str) -> None:
     (d / f"{name}.py").write_text(textwrap.dedent(code))
 
 
-def test_cache_dir_is_not_a_directory(lab) -> None:  # noqa: ANN001
+def test_cache_dir_is_not_a_directory(lab) -> None:
     lab.cache_dir.write_text("not a dir")
     seen = check_apt_unharmed(lab)
     assert seen  # the fault was noticed and said
 
 
-def test_cache_dir_is_a_planted_symlink(lab, tmp_path) -> None:  # noqa: ANN001
+def test_cache_dir_is_a_planted_symlink(lab, tmp_path) -> None:
     target = tmp_path / "elsewhere"
     target.mkdir()
     lab.cache_dir.symlink_to(target)
@@ -58,7 +58,7 @@ def test_cache_dir_is_a_planted_symlink(lab, tmp_path) -> None:  # noqa: ANN001
     assert list(target.iterdir()) == [] or not any(target.rglob("*.deb"))
 
 
-def test_bad_config_file(lab, tmp_path) -> None:  # noqa: ANN001
+def test_bad_config_file(lab, tmp_path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("cache: [unclosed\n  : ::\n")
     lab.sb.write_pkgcache_wrapper(options=f'--config "{bad}"')
@@ -66,7 +66,7 @@ def test_bad_config_file(lab, tmp_path) -> None:  # noqa: ANN001
     assert seen
 
 
-def test_python_apt_missing(lab, tmp_path) -> None:  # noqa: ANN001
+def test_python_apt_missing(lab, tmp_path) -> None:
     fake = tmp_path / "no-python-apt"
     for mod in ("apt_pkg", "apt_inst"):
         write_module(fake, mod, f"raise ImportError('No module named {mod}', name={mod!r})\n")
@@ -77,7 +77,7 @@ def test_python_apt_missing(lab, tmp_path) -> None:  # noqa: ANN001
     assert seen and all(w.endswith("skipped: apt_pkg is not available") for w in seen), seen
 
 
-def test_any_exception_inside_the_cache(lab, tmp_path) -> None:  # noqa: ANN001
+def test_any_exception_inside_the_cache(lab, tmp_path) -> None:
     fault = tmp_path / "fault"
     write_module(fault, "sitecustomize", """
         import cache_core.cache as c
@@ -92,7 +92,7 @@ def test_any_exception_inside_the_cache(lab, tmp_path) -> None:  # noqa: ANN001
     assert any("injected fault" in w for w in seen)
 
 
-def test_hook_time_limit(lab, tmp_path) -> None:  # noqa: ANN001
+def test_hook_time_limit(lab, tmp_path) -> None:
     fault = tmp_path / "slow"
     write_module(fault, "sitecustomize", """
         import time
@@ -111,7 +111,7 @@ def test_hook_time_limit(lab, tmp_path) -> None:  # noqa: ANN001
                              "without it"]
 
 
-def test_full_cache_filesystem(lab, tmpfs: Callable[..., Path]) -> None:  # noqa: ANN001
+def test_full_cache_filesystem(lab, tmpfs: Callable[..., Path]) -> None:
     mnt = tmpfs("tiny", "size=48k")
     lab.sb.cache_dir = mnt / "pkgcache"
     lab.cache_dir = lab.sb.cache_dir
@@ -119,7 +119,7 @@ def test_full_cache_filesystem(lab, tmpfs: Callable[..., Path]) -> None:  # noqa
     check_apt_unharmed(lab)
 
 
-def test_read_only_cache(lab, tmpfs: Callable[..., Path]) -> None:  # noqa: ANN001
+def test_read_only_cache(lab, tmpfs: Callable[..., Path]) -> None:
     mnt = tmpfs("rocache")
     lab.sb.cache_dir = mnt / "pkgcache"
     lab.cache_dir = lab.sb.cache_dir
@@ -141,7 +141,7 @@ def test_read_only_cache(lab, tmpfs: Callable[..., Path]) -> None:  # noqa: ANN0
     check_apt_unharmed(lab)
 
 
-def test_unreadable_info_fd_protocol_v1(lab) -> None:  # noqa: ANN001
+def test_unreadable_info_fd_protocol_v1(lab) -> None:
     """A snippet edited to the wrong protocol version must not break apt either."""
     text = (lab.sb.parts / "05pkgcache").read_text().replace('::Version "3"', '::Version "1"')
     (lab.sb.parts / "05pkgcache").write_text(text)

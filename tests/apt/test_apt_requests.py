@@ -27,21 +27,21 @@ def pkgcache_said(res: subprocess.CompletedProcess[str]) -> list[str]:
     return [ln for ln in (res.stdout + res.stderr).splitlines() if "pkgcache" in ln]
 
 
-def first_install(lab) -> None:  # noqa: ANN001
+def first_install(lab) -> None:
     lab.sb.apt("update", check=True)
     lab.sb.apt("install", "alpha", check=True)
     assert len(lab.cache().keys("deb:")) == 2
     lab.server.reset()
 
 
-def reprovision(lab, *names: str) -> None:  # noqa: ANN001
+def reprovision(lab, *names: str) -> None:
     lab.sb.apt("purge", *(names or ("alpha", "beta")), check=True)
     lab.sb.apt("clean", check=True)
     assert lab.sb.debs_in_archives() == []
     lab.server.reset()
 
 
-def status(lab) -> dict:  # noqa: ANN001
+def status(lab) -> dict:
     res = lab.sb.pkgcache("apt", "status", "--json")
     assert res.returncode == 0, res.stderr
     return json.loads(res.stdout)
@@ -52,19 +52,19 @@ def payload(name: str, version: str, seed: int = 0, size: int = 20000) -> bytes:
     return random.Random(f"{name}-{version}-{seed}").randbytes(size)
 
 
-def installed_payload(lab, name: str) -> bytes:  # noqa: ANN001
+def installed_payload(lab, name: str) -> bytes:
     return (lab.sb.root / "usr/share/pkgcache-test" / name / "payload.bin").read_bytes()
 
 
 # -- 1. simulations and non-root: nothing done, nothing printed ------------------------------------
-def as_nobody(lab, *args: str) -> subprocess.CompletedProcess[str]:  # noqa: ANN001
+def as_nobody(lab, *args: str) -> subprocess.CompletedProcess[str]:
     env = dict(lab.sb.env(), HOME="/nonexistent")
     return subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
                            "apt-get", *args], env=env, capture_output=True, text=True,
                           timeout=300)
 
 
-def test_non_root_simulation_prints_nothing_from_pkgcache(open_lab) -> None:  # noqa: ANN001
+def test_non_root_simulation_prints_nothing_from_pkgcache(open_lab) -> None:
     lab = open_lab
     first_install(lab)  # as root: the cache dir now exists, owned by root
     reprovision(lab)
@@ -77,7 +77,7 @@ def test_non_root_simulation_prints_nothing_from_pkgcache(open_lab) -> None:  # 
     assert lab.sb.debs_in_archives() == []
 
 
-def test_print_uris_output_is_identical_with_and_without_pkgcache(lab) -> None:  # noqa: ANN001
+def test_print_uris_output_is_identical_with_and_without_pkgcache(lab) -> None:
     first_install(lab)
     reprovision(lab)
     args = ("--print-uris", "-qq", "install", "alpha")
@@ -93,7 +93,7 @@ def test_print_uris_output_is_identical_with_and_without_pkgcache(lab) -> None: 
 @pytest.mark.parametrize("form", [["-s"], ["--dry-run"], ["--just-print"], ["-qsy"],
                                   ["-o", "APT::Get::Simulate=true"], ["-oAPT::Get::Simulate=1"],
                                   ["conf"]])
-def test_simulation_leaves_archives_untouched(lab, form) -> None:  # noqa: ANN001
+def test_simulation_leaves_archives_untouched(lab, form) -> None:
     first_install(lab)
     reprovision(lab)
     if form == ["conf"]:
@@ -106,7 +106,7 @@ def test_simulation_leaves_archives_untouched(lab, form) -> None:  # noqa: ANN00
     assert lab.sb.installed("alpha") is None
 
 
-def test_hook_with_a_cache_owned_by_another_user_is_silent(lab, tmp_path) -> None:  # noqa: ANN001
+def test_hook_with_a_cache_owned_by_another_user_is_silent(lab, tmp_path) -> None:
     first_install(lab)
     reprovision(lab)
     os.chown(lab.cache_dir, 65534, 65534)  # a cache root may not use (it refuses it)
@@ -119,7 +119,7 @@ def test_hook_with_a_cache_owned_by_another_user_is_silent(lab, tmp_path) -> Non
 
 
 # -- 2. the seed follows apt's own request ---------------------------------------------------------
-def two_versions(lab) -> None:  # noqa: ANN001
+def two_versions(lab) -> None:
     """jq/libjq1 1.0 installed once (so cached), then 1.1 published beside 1.0 and purged."""
     for v in ("1.0",):
         lab.repo.debs["jq"] = build_deb(lab.repo.path, "jq", v, depends=f"libjq1 (= {v})")
@@ -136,7 +136,7 @@ def two_versions(lab) -> None:  # noqa: ANN001
     reprovision(lab, "jq", "libjq1")
 
 
-def test_exact_versions_are_served(lab) -> None:  # noqa: ANN001
+def test_exact_versions_are_served(lab) -> None:
     two_versions(lab)
     res = lab.sb.apt("install", "jq=1.0", "libjq1=1.0", check=True)
     assert pkgcache_said(res) == []
@@ -146,7 +146,7 @@ def test_exact_versions_are_served(lab) -> None:  # noqa: ANN001
 
 
 @pytest.mark.parametrize("order", [["jq=1.0", "libjq1=1.0"], ["libjq1=1.0", "jq=1.0"]])
-def test_explicit_seed_of_exact_versions_is_order_independent(lab, order) -> None:  # noqa: ANN001
+def test_explicit_seed_of_exact_versions_is_order_independent(lab, order) -> None:
     two_versions(lab)
     (lab.sb.parts / "05pkgcache").unlink()  # only the explicit step seeds
     res = lab.sb.pkgcache("apt", "seed", *order)
@@ -157,7 +157,7 @@ def test_explicit_seed_of_exact_versions_is_order_independent(lab, order) -> Non
     assert lab.server.deb_requests() == []
 
 
-def test_explicit_seed_reports_what_is_not_cached_and_unknown(lab) -> None:  # noqa: ANN001
+def test_explicit_seed_reports_what_is_not_cached_and_unknown(lab) -> None:
     first_install(lab)
     reprovision(lab)
     res = lab.sb.pkgcache("apt", "seed", "alpha", "gamma")
@@ -168,7 +168,7 @@ def test_explicit_seed_reports_what_is_not_cached_and_unknown(lab) -> None:  # n
     assert res.stderr.strip() == "pkgcache: apt: Version '9.9' for 'alpha' was not found"
 
 
-def backports(lab) -> None:  # noqa: ANN001
+def backports(lab) -> None:
     """A second suite `backports` (pinned to 100, like Debian's) with gamma 0.9."""
     bpo = lab.repo.path / "bpo"
     bpo.mkdir()
@@ -186,7 +186,7 @@ def backports(lab) -> None:  # noqa: ANN001
 
 
 @pytest.mark.parametrize("form", [["-t", "backports", "gamma"], ["gamma/backports"]])
-def test_target_release_is_served(lab, form) -> None:  # noqa: ANN001
+def test_target_release_is_served(lab, form) -> None:
     backports(lab)
     lab.sb.apt("update", check=True)
     lab.sb.apt("install", *form, check=True)
@@ -198,7 +198,7 @@ def test_target_release_is_served(lab, form) -> None:  # noqa: ANN001
     assert lab.sb.installed("gamma") == "0.9"
 
 
-def test_request_replay_runs_no_install_hooks_twice(lab) -> None:  # noqa: ANN001
+def test_request_replay_runs_no_install_hooks_twice(lab) -> None:
     first_install(lab)
     reprovision(lab)
     log = lab.sb.base / "other-hook.log"
@@ -210,7 +210,7 @@ def test_request_replay_runs_no_install_hooks_twice(lab) -> None:  # noqa: ANN00
     assert log.read_text() == "ran\n"  # once: apt's own run, not the --print-uris replay
 
 
-def test_reinstall_is_served(lab) -> None:  # noqa: ANN001
+def test_reinstall_is_served(lab) -> None:
     first_install(lab)
     lab.sb.apt("clean", check=True)
     res = lab.sb.apt("install", "--reinstall", "alpha", "beta", check=True)
@@ -218,7 +218,7 @@ def test_reinstall_is_served(lab) -> None:  # noqa: ANN001
     assert lab.server.deb_requests() == []
 
 
-def test_local_deb_on_another_filesystem_copies_only_its_dependencies(lab, tmpfs) -> None:  # noqa: ANN001
+def test_local_deb_on_another_filesystem_copies_only_its_dependencies(lab, tmpfs) -> None:
     mnt = tmpfs("cachefs")
     lab.cache_dir = lab.sb.cache_dir = mnt / "pkgcache"
     lab.sb.write_pkgcache_wrapper()
@@ -233,7 +233,7 @@ def test_local_deb_on_another_filesystem_copies_only_its_dependencies(lab, tmpfs
     assert lab.sb.debs_in_archives() == [BETA], res.stdout  # alpha, gamma: not needed here
 
 
-def test_archives_dir_given_with_o_on_the_command_line_is_served(lab) -> None:  # noqa: ANN001
+def test_archives_dir_given_with_o_on_the_command_line_is_served(lab) -> None:
     first_install(lab)
     reprovision(lab)
     custom = lab.sb.root / "custom-archives"
@@ -245,7 +245,7 @@ def test_archives_dir_given_with_o_on_the_command_line_is_served(lab) -> None:  
 
 
 # -- 3. a stale deb is never left for apt ----------------------------------------------------------
-def test_same_version_rebuild_after_post_update_seed_installs_the_index_bytes(lab) -> None:  # noqa: ANN001
+def test_same_version_rebuild_after_post_update_seed_installs_the_index_bytes(lab) -> None:
     first_install(lab)
     reprovision(lab)
     lab.sb.apt("update", check=True)  # post-update seeds alpha and beta (hard links)
@@ -263,7 +263,7 @@ def test_same_version_rebuild_after_post_update_seed_installs_the_index_bytes(la
     assert pkgcache_said(res) == []
 
 
-def test_a_stale_deb_named_in_the_install_is_removed_before_apt_uses_it(lab) -> None:  # noqa: ANN001
+def test_a_stale_deb_named_in_the_install_is_removed_before_apt_uses_it(lab) -> None:
     lab.sb.apt("update", check=True)
     lab.sb.apt("install", "gamma", check=True)  # something cached, so the hook has work
     old_alpha = lab.repo.debs["alpha"].read_bytes()
@@ -279,7 +279,7 @@ def test_a_stale_deb_named_in_the_install_is_removed_before_apt_uses_it(lab) -> 
 
 
 # -- 4. bind-mounted cache: EXDEV at link time ------------------------------------------------------
-def test_bind_mounted_cache_costs_no_copies_on_update(lab, bindmount) -> None:  # noqa: ANN001
+def test_bind_mounted_cache_costs_no_copies_on_update(lab, bindmount) -> None:
     mnt = bindmount("cachebind")
     lab.cache_dir = lab.sb.cache_dir = mnt / "pkgcache"
     lab.sb.write_pkgcache_wrapper()
@@ -299,7 +299,7 @@ def test_bind_mounted_cache_costs_no_copies_on_update(lab, bindmount) -> None:  
 
 # -- 5. `apt enable` names the running executable; `apt status` checks it --------------------------
 @pytest.mark.slow
-def test_apt_enable_from_a_pip_install_gives_working_hooks(lab, tmp_path) -> None:  # noqa: ANN001
+def test_apt_enable_from_a_pip_install_gives_working_hooks(lab, tmp_path) -> None:
     venv = tmp_path / "venv"
     subprocess.run(["/usr/bin/python3", "-m", "venv", "--system-site-packages", str(venv)],
                    check=True, capture_output=True)
@@ -333,7 +333,7 @@ def test_apt_enable_from_a_pip_install_gives_working_hooks(lab, tmp_path) -> Non
     assert "hooks        NOT active" in out and "not executable" in out, out
 
 
-def test_apt_enable_refuses_without_a_stable_executable(lab) -> None:  # noqa: ANN001
+def test_apt_enable_refuses_without_a_stable_executable(lab) -> None:
     from aptlab import python
 
     (lab.sb.parts / "05pkgcache").unlink()
@@ -344,7 +344,7 @@ def test_apt_enable_refuses_without_a_stable_executable(lab) -> None:  # noqa: A
     assert not (lab.sb.parts / "05pkgcache").exists()
 
 
-def test_status_checks_the_snippet_command(lab) -> None:  # noqa: ANN001
+def test_status_checks_the_snippet_command(lab) -> None:
     assert status(lab)["active"] is True
     lab.sb.pkgcache_bin.rename(lab.sb.pkgcache_bin.with_name("pkgcache.moved"))
     res = subprocess.run([str(lab.sb.pkgcache_bin.with_name("pkgcache.moved")), "apt", "status",

@@ -89,7 +89,7 @@ def test_snippet_every_command_is_guarded() -> None:
         assert cmd.endswith("|| true")
 
 
-def test_snippet_parses_and_protocol_options_match_first_word(tmp_path) -> None:  # noqa: ANN001
+def test_snippet_parses_and_protocol_options_match_first_word(tmp_path) -> None:
     conf = tmp_path / "only.conf"
     conf.write_text(f'Dir::Etc::parts "{tmp_path}/none";\n')
     snippet = tmp_path / "snippet"

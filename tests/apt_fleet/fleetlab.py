@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "apt"))
-from aptlab import REPO_ROOT, VENV_PY, CountingServer, Repo, Sandbox  # noqa: E402
+from aptlab import REPO_ROOT, VENV_PY, CountingServer, Repo, Sandbox
 
 METHOD_SNIPPET = REPO_ROOT / "hooks" / "apt" / "data" / "05pkgcache-method"
 
@@ -106,7 +106,7 @@ class Server(Sandbox):
         env["PKGCACHE_REMOTE_UPLOAD"] = "manual"
         return env
 
-    def cache(self):  # noqa: ANN201 - PackageCache
+    def cache(self):
         from cache_core import PackageCache
 
         return PackageCache.from_config(str(self.config))

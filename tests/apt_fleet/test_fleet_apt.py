@@ -17,12 +17,12 @@ def _ok(res: subprocess.CompletedProcess[str]) -> None:
     assert res.returncode == 0, f"rc={res.returncode}\n{res.stdout}\n{res.stderr}"
 
 
-def _provision(server) -> None:  # noqa: ANN001
+def _provision(server) -> None:
     _ok(server.apt("update"))
     _ok(server.apt("install", *PKGS))
 
 
-def _seeded_fleet(fleet):  # noqa: ANN001, ANN202
+def _seeded_fleet(fleet):
     """Server A installs through the method (harvest) and uploads to the remote."""
     a = fleet.server("a")
     _provision(a)
@@ -39,7 +39,7 @@ def _errors(res: subprocess.CompletedProcess[str], url: str) -> list[str]:
     return [re.sub(r"\d+", "N", ln) for ln in lines]
 
 
-def test_server_a_harvests_and_uploads(fleet) -> None:  # noqa: ANN001
+def test_server_a_harvests_and_uploads(fleet) -> None:
     a = _seeded_fleet(fleet)
     debs = fleet.origin.deb_requests()
     assert len(debs) == 3  # A's debs came from the origin ...
@@ -53,7 +53,7 @@ def test_server_a_harvests_and_uploads(fleet) -> None:  # noqa: ANN001
     assert re.search(r"origin [1-9]", status.stdout), status.stdout
 
 
-def test_server_b_installs_from_the_fleet_alone(fleet) -> None:  # noqa: ANN001
+def test_server_b_installs_from_the_fleet_alone(fleet) -> None:
     _seeded_fleet(fleet)
     fleet.stop_origin()
     fleet.origin.reset()
@@ -74,7 +74,7 @@ def test_server_b_installs_from_the_fleet_alone(fleet) -> None:  # noqa: ANN001
     assert "release fallback 0" in status  # the install run needed no Release file
 
 
-def test_origin_up_b_fetches_only_release_files_from_origin(fleet) -> None:  # noqa: ANN001
+def test_origin_up_b_fetches_only_release_files_from_origin(fleet) -> None:
     _seeded_fleet(fleet)
     fleet.origin.reset()
     b = fleet.server("b")
@@ -93,7 +93,7 @@ def test_origin_up_b_fetches_only_release_files_from_origin(fleet) -> None:  # n
     assert sent < packages + debs
 
 
-def test_without_method_apt_downloads_everything(fleet) -> None:  # noqa: ANN001
+def test_without_method_apt_downloads_everything(fleet) -> None:
     """The control for the test above: the counter does see what a plain apt fetches."""
     _seeded_fleet(fleet)
     fleet.origin.reset()
@@ -104,7 +104,7 @@ def test_without_method_apt_downloads_everything(fleet) -> None:  # noqa: ANN001
 
 
 @pytest.mark.parametrize("origin_up", [True, False])
-def test_remote_with_other_bytes_for_a_digest(fleet, origin_up: bool) -> None:  # noqa: ANN001
+def test_remote_with_other_bytes_for_a_digest(fleet, origin_up: bool) -> None:
     _seeded_fleet(fleet)
     deb = fleet.repo.debs["beta"]
     digest = hashlib.sha256(deb.read_bytes()).hexdigest()
@@ -131,7 +131,7 @@ def test_remote_with_other_bytes_for_a_digest(fleet, origin_up: bool) -> None:  
         assert p.read_bytes() == deb.read_bytes()
 
 
-def _bad_release_in_fleet(fleet, how: str):  # noqa: ANN001, ANN202
+def _bad_release_in_fleet(fleet, how: str):
     """The origin publishes a bad InRelease; A (through the method) sees it, apt on A refuses,
     and the method has kept it for the fleet. Returns the refusal of a fresh server without
     pkgcache that updates from the origin (the baseline)."""
@@ -148,7 +148,7 @@ def _bad_release_in_fleet(fleet, how: str):  # noqa: ANN001, ANN202
 
 
 @pytest.mark.parametrize("how", ["stale", "unknown-key"])
-def test_bad_release_from_fleet_refused_as_from_origin(fleet, rogue_key, how: str) -> None:  # noqa: ANN001
+def test_bad_release_from_fleet_refused_as_from_origin(fleet, rogue_key, how: str) -> None:
     fleet.rogue = rogue_key
     from_origin = _bad_release_in_fleet(fleet, how)
     assert from_origin.returncode != 0 or "W:" in from_origin.stdout + from_origin.stderr
@@ -166,7 +166,7 @@ def test_bad_release_from_fleet_refused_as_from_origin(fleet, rogue_key, how: st
     assert res.returncode != 0 and b.installed("gamma") is None
 
 
-def test_seed_fetches_the_plan_from_the_fleet_in_parallel(fleet) -> None:  # noqa: ANN001
+def test_seed_fetches_the_plan_from_the_fleet_in_parallel(fleet) -> None:
     _seeded_fleet(fleet)
     b = fleet.server("b")
     _ok(b.apt("update"))
@@ -184,14 +184,14 @@ def test_seed_fetches_the_plan_from_the_fleet_in_parallel(fleet) -> None:  # noq
     assert "3 fetched from the fleet" in status, status
 
 
-def test_status_without_method(fleet) -> None:  # noqa: ANN001
+def test_status_without_method(fleet) -> None:
     b = fleet.server("b", method=False)
     out = b.pkgcache("apt", "status").stdout
     assert re.search(r"^method\s+NOT active", out, re.M), out
     assert re.search(r"^last run\s+never", out, re.M), out
 
 
-def test_pre_install_hook_fetches_from_the_fleet(fleet) -> None:  # noqa: ANN001
+def test_pre_install_hook_fetches_from_the_fleet(fleet) -> None:
     """With the hooks too, a plain `apt-get install` on B gets its debs from the fleet before apt
     looks at archives: `Need to get 0 B`, no deb from the origin, no method download."""
     _seeded_fleet(fleet)

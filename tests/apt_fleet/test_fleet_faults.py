@@ -15,7 +15,7 @@ from test_fleet_apt import PKGS, _ok, _seeded_fleet
 WANT = {"alpha": "1.0-1", "beta": "2:1.0-1", "gamma": "0.5"}
 
 
-def _installed_right(server, fleet) -> None:  # noqa: ANN001
+def _installed_right(server, fleet) -> None:
     for name, ver in WANT.items():
         assert server.installed(name) == ver
     for name, deb in fleet.repo.debs.items():
@@ -50,7 +50,7 @@ def method_pids(helper: bool, marker: str) -> list[int]:
 
 
 @pytest.mark.parametrize("fault", ["front-init", "front-raise", "helper-raise"])
-def test_method_that_raises(fleet, fault: str) -> None:  # noqa: ANN001
+def test_method_that_raises(fleet, fault: str) -> None:
     _seeded_fleet(fleet)
     b = fleet.server("b")
     env = b.env()
@@ -67,7 +67,7 @@ def test_method_that_raises(fleet, fault: str) -> None:  # noqa: ANN001
     assert "/./Packages" in fleet.origin.requests
 
 
-def test_broken_config_relays(fleet) -> None:  # noqa: ANN001
+def test_broken_config_relays(fleet) -> None:
     _seeded_fleet(fleet)
     b = fleet.server("b")
     b.config.write_text("performance: [unclosed\n")
@@ -80,7 +80,7 @@ def test_broken_config_relays(fleet) -> None:  # noqa: ANN001
     assert len(fleet.origin.deb_requests()) == 3
 
 
-def test_without_faults_the_fleet_serves(fleet) -> None:  # noqa: ANN001
+def test_without_faults_the_fleet_serves(fleet) -> None:
     """The control for the fault tests: same steps, no fault, no deb from the origin."""
     _seeded_fleet(fleet)
     b = fleet.server("b")
@@ -92,7 +92,7 @@ def test_without_faults_the_fleet_serves(fleet) -> None:  # noqa: ANN001
 
 
 @pytest.mark.slow
-def test_helper_killed_at_random_points(fleet) -> None:  # noqa: ANN001
+def test_helper_killed_at_random_points(fleet) -> None:
     """>= 30 real apt-get runs; in each, pkgcache's helper (every cache operation of the method)
     is SIGKILLed after a random delay: apt-get completes and installs the right bytes."""
     _seeded_fleet(fleet)
@@ -143,7 +143,7 @@ def test_helper_killed_at_random_points(fleet) -> None:  # noqa: ANN001
     assert relayed >= 1
 
 
-def test_front_killed_is_like_the_real_method_killed(fleet) -> None:  # noqa: ANN001
+def test_front_killed_is_like_the_real_method_killed(fleet) -> None:
     """The process apt talks to cannot outlive SIGKILL: apt reports it exactly as it does when
     its own http method is killed (and no wrong file is ever installed)."""
     _seeded_fleet(fleet)

@@ -14,7 +14,7 @@ from aptlab import REPO_ROOT, VENV_PY
 from test_fleet_apt import _seeded_fleet
 
 
-def _read_msg(stream) -> list[str]:  # noqa: ANN001
+def _read_msg(stream) -> list[str]:
     lines: list[str] = []
     while True:
         raw = stream.readline()
@@ -60,7 +60,7 @@ def converse(env: dict[str, str], uri: str, dest: Path, sha: str,
     return msgs, err.decode()
 
 
-def test_root_served_from_the_fleet_user_relayed(fleet) -> None:  # noqa: ANN001
+def test_root_served_from_the_fleet_user_relayed(fleet) -> None:
     _seeded_fleet(fleet)
     b = fleet.server("b")
     deb = fleet.repo.debs["alpha"]

@@ -25,7 +25,7 @@ def server(tmp_path: Path):
         def __init__(self, *a, **kw):
             super().__init__(*a, directory=str(docroot), **kw)
 
-        def do_GET(self):  # noqa: N802
+        def do_GET(self):
             counts[self.path] = counts.get(self.path, 0) + 1
             super().do_GET()
 

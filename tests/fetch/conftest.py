@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from fetch_server import FetchServer, Runner  # noqa: E402
+from fetch_server import FetchServer, Runner
 
 
 @pytest.fixture

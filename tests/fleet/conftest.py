@@ -13,10 +13,10 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "pip"))
 
-from cache_core import PackageCache  # noqa: E402
-from cache_core.storage import remote  # noqa: E402
-from tests.pip.conftest import make_venv, pip_isolation  # noqa: E402,F401 - fixtures
-from tests.remote.conftest import (  # noqa: E402,F401 - fixtures
+from cache_core import PackageCache
+from cache_core.storage import remote
+from tests.pip.conftest import make_venv, pip_isolation  # noqa: F401 - fixtures
+from tests.remote.conftest import (  # noqa: F401 - fixtures
     Store,
     _manual_uploads,
     keypair,

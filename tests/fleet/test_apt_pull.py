@@ -15,7 +15,7 @@ import yaml
 from tests.conftest import run_cli
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "apt"))
-from aptlab import CountingServer, Repo, Sandbox  # noqa: E402
+from aptlab import CountingServer, Repo, Sandbox
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or any(shutil.which(t) is None for t in ("apt-get", "dpkg-deb",
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.skipif(
 
 
 @pytest.fixture
-def repo_server(tmp_path: Path):  # noqa: ANN201
+def repo_server(tmp_path: Path):
     repo = Repo(tmp_path / "repo")
     repo.path.mkdir()
     repo.add("alpha", "1.0-1", depends="beta")

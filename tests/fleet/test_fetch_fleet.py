@@ -56,7 +56,7 @@ def origin(tmp_path: Path) -> Iterator[Origin]:
     o.stop()
 
 
-def _fetch(cfg: str, url: str, out: Path, *extra: str):  # noqa: ANN202
+def _fetch(cfg: str, url: str, out: Path, *extra: str):
     """pkgcache fetch as the server whose config is cfg, with that server's own local state
     (the digests it downloaded itself are remembered there, never in the cache)."""
     state = Path(cfg).with_suffix(".state")
@@ -66,7 +66,7 @@ def _fetch(cfg: str, url: str, out: Path, *extra: str):  # noqa: ANN202
 
 
 @pytest.fixture
-def published(fleet, origin, tmp_path):  # noqa: ANN001, ANN201
+def published(fleet, origin, tmp_path):
     """A fetched tool.tar.gz (unpinned) and pinned.bin (pinned) and pushed them."""
     data = {n: os.urandom(80_000) for n in ("tool.tar.gz", "pinned.bin")}
     for n, d in data.items():

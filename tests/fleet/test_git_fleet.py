@@ -14,7 +14,7 @@ import pytest
 from tests.conftest import run_cli
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "git"))
-from git_server import GitHttpServer, add_commit, git, make_repo  # noqa: E402
+from git_server import GitHttpServer, add_commit, git, make_repo
 
 
 @pytest.fixture
@@ -32,7 +32,7 @@ def _env(tmp_path: Path) -> dict[str, str]:
     return {"HOME": str(home), "GIT_CONFIG_NOSYSTEM": "1", "LC_ALL": "C"}
 
 
-def _clone(fleet, name: str, url: str, dest: Path, *extra: str):  # noqa: ANN001, ANN202
+def _clone(fleet, name: str, url: str, dest: Path, *extra: str):
     return run_cli("--config", fleet.config(name), "git", "clone", *extra, url, str(dest),
                    env=_env(fleet.tmp))
 
@@ -43,12 +43,12 @@ def _refs(git_dir: Path) -> dict[str, str]:
     return {r: sha for sha, r in (ln.split() for ln in out.splitlines())}
 
 
-def _mirror(fleet, name: str) -> Path:  # noqa: ANN001
+def _mirror(fleet, name: str) -> Path:
     (m,) = [p for p in (fleet.tmp / name / "git-v1").iterdir() if not p.name.startswith(".")]
     return m
 
 
-def _publish(fleet, gitsrv, tmp_path):  # noqa: ANN001, ANN202
+def _publish(fleet, gitsrv, tmp_path):
     make_repo(gitsrv.root, "proj", files=4, size=300_000)
     url = gitsrv.url("proj")
     r = _clone(fleet, "a", url, tmp_path / "a-clone")

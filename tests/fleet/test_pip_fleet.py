@@ -56,7 +56,7 @@ def reqs(tmp_path: Path, packages: Packages) -> tuple[Path, Path]:
 
 
 @pytest.fixture
-def served_a(fleet, index, make_venv, reqs, pip_isolation):  # noqa: ANN001, ANN201
+def served_a(fleet, index, make_venv, reqs, pip_isolation):
     """Server A installed req.txt from the index and uploaded what it cached."""
     v = make_venv()
     assert install(fleet.a, ["--python", _py(v), "-i", index.url, "-r", str(reqs[0])]) == 0
@@ -105,7 +105,7 @@ def test_index_running_b_fetches_no_file_from_it(fleet, index, served_a, make_ve
     assert "pkgcache" not in capfd.readouterr().err  # silent on success
 
 
-def _put_listing(fleet, project: str, files: dict, signed: bool) -> None:  # noqa: ANN001
+def _put_listing(fleet, project: str, files: dict, signed: bool) -> None:
     """Write a listing (content + record) straight into the store, as a hostile writer would."""
     import hashlib
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from git_server import GitHttpServer, GitRunner  # noqa: E402
+from git_server import GitHttpServer, GitRunner
 
 
 @pytest.fixture

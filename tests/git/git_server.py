@@ -73,13 +73,13 @@ class _Handler(BaseHTTPRequestHandler):
     owner: GitHttpServer
     protocol_version = "HTTP/1.0"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self._cgi()
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self._cgi()
 
     def _cgi(self) -> None:

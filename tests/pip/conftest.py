@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from piplab import OTHER_MACHINE, PY_TAG, Index, Packages, make_sdist, make_wheel  # noqa: F401
+from piplab import OTHER_MACHINE, PY_TAG, Index, Packages, make_sdist, make_wheel
 
 from cache_core import PackageCache
 
@@ -75,7 +75,7 @@ def cache(tmp_path: Path) -> Iterator[PackageCache]:
 
 
 @pytest.fixture
-def make_venv(tmp_path: Path):  # noqa: ANN201 - a factory
+def make_venv(tmp_path: Path):
     """Create fresh virtual environments without pip (pkgcache drives pip --python)."""
     count = [0]
 

@@ -183,13 +183,13 @@ class Index:
             def log_message(self, *args: object) -> None:
                 pass
 
-            def do_HEAD(self) -> None:  # noqa: N802 - http.server API
+            def do_HEAD(self) -> None:
                 index.requests.append("HEAD " + self.path)
                 self.send_response(200 if self.path.startswith("/simple") else 404)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
-            def do_GET(self) -> None:  # noqa: N802 - http.server API
+            def do_GET(self) -> None:
                 index.requests.append(self.path)
                 body, ctype = None, "text/html"
                 parts = [p for p in self.path.split("?")[0].split("/") if p]

@@ -242,7 +242,7 @@ DEFAULT_DEBS = (("alpha", "1.0-1", {"depends": "beta", "size": 300_000}),
                 ("gamma", "0.5", {"size": 100_000}))
 
 
-def make_apt_world(base: Path, cache_dir: Path, debs=DEFAULT_DEBS) -> AptWorld:  # noqa: ANN001
+def make_apt_world(base: Path, cache_dir: Path, debs=DEFAULT_DEBS) -> AptWorld:
     repo = aptlab.Repo(base / "repo")
     repo.path.mkdir(parents=True)
     for name, version, kw in debs:

@@ -30,7 +30,7 @@ pytestmark = needs_root
 KINDS = ("bitflip", "truncate", "substitute")
 
 
-def same_size_impostor(make, size: int, tries: int = 40) -> bytes:  # noqa: ANN001
+def same_size_impostor(make, size: int, tries: int = 40) -> bytes:
     """Another valid package file with exactly `size` bytes (different content)."""
     for seed in range(1, tries):
         data = make(seed).read_bytes()

@@ -7,7 +7,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
-from seclab import (  # noqa: E402,F401 - fixtures and the collection hook, re-exported
+from seclab import (  # noqa: F401 - fixtures and the collection hook, re-exported
     fetch_server,
     lab,
     public_dir,

@@ -128,7 +128,7 @@ class Lab:
     sb: Sandbox
     cache_dir: Path
 
-    def cache(self):  # noqa: ANN201 - PackageCache
+    def cache(self):
         from cache_core import PackageCache
 
         return PackageCache(str(self.cache_dir))

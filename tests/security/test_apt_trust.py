@@ -173,7 +173,7 @@ def _tamper(path: Path, evil: dict[str, tuple[str, int]], lab: Lab) -> None:
 
 @pytest.mark.slow
 def test_editing_any_non_object_file_gets_no_wrong_byte_to_dpkg_or_fetch(
-        lab: Lab, fetch_server, tmp_path: Path) -> None:  # noqa: ANN001
+        lab: Lab, fetch_server, tmp_path: Path) -> None:
     """Finding 2 and the "edit every file" rule: the index, the apt bucket's JSON (and a seed
     plan planted where older versions kept it), locks, the tag: edited one at a time, then a
     re-provision installs the real deb and `pkgcache fetch` writes the real bytes."""

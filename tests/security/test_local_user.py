@@ -52,7 +52,7 @@ SWAPPER = textwrap.dedent("""
 
 @pytest.mark.slow
 def test_fetch_temp_swap_never_touches_a_victim_file(user: User, fetch_server, tmp_path: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """Finding 3: root fetches into a directory the user can write (cache disabled) while the
     user keeps swapping root's temp entries for symlinks to a root-only file: >= 10 rounds."""
     victim = tmp_path / "victim"
@@ -265,7 +265,7 @@ def test_planted_index_fifo_or_foreign_index_is_refused(user: User, tmp_path: Pa
 
 
 # -- finding 7: secrets ------------------------------------------------------------------------
-def test_download_secrets_stay_private(user: User, fetch_server, public_dir: Path,  # noqa: ANN001
+def test_download_secrets_stay_private(user: User, fetch_server, public_dir: Path,
                                        tmp_path: Path) -> None:
     """Finding 7: a URL with a token: key hashed, object owner-only, index owner-only; the user
     finds neither the token nor the content anywhere it can read; ls/stats/errors hide it."""
