@@ -8,6 +8,11 @@ port 80) and CONNECT tunnels (port 443) are relayed, and every byte relayed towa
 added up. On SIGTERM/SIGINT the total is written to --count-file and the proxy exits.
 
     countproxy.py --port-file P --count-file C      (prints nothing; port 0 = any free port)
+    countproxy.py --unix PATH --count-file C [--rate BYTES_PER_S]
+
+With --unix it listens on a Unix socket instead (the fleet demo and bench: servers in network
+namespaces with no route reach it through scripts/unixfwd.py, so it is their only way out), and
+--rate paces everything relayed towards the clients, all connections together (an internet link).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import socket
 import socketserver
 import sys
 import threading
+import time
 from urllib.parse import urlsplit
 
 MAX_HEAD = 64 * 1024
@@ -40,6 +46,30 @@ class Counter:
 COUNTER = Counter()
 
 
+class Pacer:
+    """A shared byte-rate limit (token bucket, ~0.25 s burst) for all relayed connections."""
+
+    def __init__(self) -> None:
+        self.rate = 0.0
+        self.next = 0.0
+        self.lock = threading.Lock()
+
+    def wait(self, n: int) -> None:
+        """Sleep until n more bytes fit under the rate (no-op when rate is 0)."""
+        if self.rate <= 0:
+            return
+        with self.lock:
+            now = time.monotonic()
+            start = max(now - 0.25, self.next)
+            self.next = start + n / self.rate
+            delay = self.next - now
+        if delay > 0:
+            time.sleep(delay)
+
+
+PACER = Pacer()
+
+
 def pump(src: socket.socket, dst: socket.socket, count: bool) -> None:
     """Copy src -> dst until EOF; count the bytes if asked; half-close dst at the end."""
     try:
@@ -47,6 +77,8 @@ def pump(src: socket.socket, dst: socket.socket, count: bool) -> None:
             data = src.recv(65536)
             if not data:
                 break
+            if count:
+                PACER.wait(len(data))
             dst.sendall(data)
             if count:
                 COUNTER.add(len(data))
@@ -114,13 +146,30 @@ class Server(socketserver.ThreadingTCPServer):
     allow_reuse_address = True
 
 
+class UnixServer(socketserver.ThreadingUnixStreamServer):
+    daemon_threads = True
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--port", type=int, default=0)
-    ap.add_argument("--port-file", required=True)
+    ap.add_argument("--port-file")
+    ap.add_argument("--unix", metavar="PATH", help="listen on this Unix socket instead of TCP")
+    ap.add_argument("--rate", type=float, default=0, help="bytes/s towards clients (0: no limit)")
     ap.add_argument("--count-file", required=True)
     args = ap.parse_args()
-    server = Server(("127.0.0.1", args.port), Handler)
+    if not args.unix and not args.port_file:
+        ap.error("--port-file or --unix is required")
+    PACER.rate = args.rate
+    server: socketserver.BaseServer
+    if args.unix:
+        if os.path.exists(args.unix):
+            os.unlink(args.unix)
+        old = os.umask(0o077)
+        server = UnixServer(args.unix, Handler)
+        os.umask(old)
+    else:
+        server = Server(("127.0.0.1", args.port), Handler)
 
     def stop(_sig: int, _frame: object) -> None:
         tmp = args.count_file + ".tmp"
@@ -131,10 +180,11 @@ def main() -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    tmp = args.port_file + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(f"{server.server_address[1]}\n")
-    os.replace(tmp, args.port_file)
+    if args.port_file:
+        tmp = args.port_file + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(f"{server.server_address[1] if not args.unix else args.unix}\n")
+        os.replace(tmp, args.port_file)
     server.serve_forever()
     return 0
 
