@@ -32,15 +32,24 @@ ALLOWED_PORTS = {80, 443}
 
 
 class Counter:
-    """Bytes received from upstream, across threads."""
+    """Bytes received from upstream, across threads: in all and per upstream host."""
 
     def __init__(self) -> None:
         self.total = 0
+        self.by_host: dict[str, int] = {}
         self.lock = threading.Lock()
 
-    def add(self, n: int) -> None:
+    def add(self, n: int, host: str = "") -> None:
+        """Count n bytes from host."""
         with self.lock:
             self.total += n
+            self.by_host[host] = self.by_host.get(host, 0) + n
+
+    def reset(self) -> None:
+        """Start from zero."""
+        with self.lock:
+            self.total = 0
+            self.by_host = {}
 
 
 COUNTER = Counter()
@@ -70,8 +79,8 @@ class Pacer:
 PACER = Pacer()
 
 
-def pump(src: socket.socket, dst: socket.socket, count: bool) -> None:
-    """Copy src -> dst until EOF; count the bytes if asked; half-close dst at the end."""
+def pump(src: socket.socket, dst: socket.socket, count: bool, host: str = "") -> None:
+    """Copy src -> dst until EOF; count the bytes (under host) if asked; half-close dst."""
     try:
         while True:
             data = src.recv(65536)
@@ -81,7 +90,7 @@ def pump(src: socket.socket, dst: socket.socket, count: bool) -> None:
                 PACER.wait(len(data))
             dst.sendall(data)
             if count:
-                COUNTER.add(len(data))
+                COUNTER.add(len(data), host)
     except OSError:
         pass
     finally:
@@ -95,6 +104,7 @@ class Handler(socketserver.BaseRequestHandler):
     """One client connection: a CONNECT tunnel or a relayed plain-HTTP connection."""
 
     def handle(self) -> None:
+        """Relay one connection."""
         client: socket.socket = self.request
         client.settimeout(300)
         head = b""
@@ -137,20 +147,25 @@ class Handler(socketserver.BaseRequestHandler):
                 upstream.sendall(first)
             up = threading.Thread(target=pump, args=(client, upstream, False), daemon=True)
             up.start()
-            pump(upstream, client, True)
+            pump(upstream, client, True, host)
             up.join(timeout=5)
 
 
 class Server(socketserver.ThreadingTCPServer):
+    """The relay on TCP 127.0.0.1."""
+
     daemon_threads = True
     allow_reuse_address = True
 
 
 class UnixServer(socketserver.ThreadingUnixStreamServer):
+    """The relay on a Unix socket."""
+
     daemon_threads = True
 
 
 def main() -> int:
+    """Serve until SIGTERM/SIGINT, then write the count."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--port-file")

@@ -42,6 +42,7 @@ class Handler(socketserver.BaseRequestHandler):
     """One client connection, relayed to the Unix socket."""
 
     def handle(self) -> None:
+        """Forward one connection."""
         client: socket.socket = self.request
         up = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
@@ -57,11 +58,14 @@ class Handler(socketserver.BaseRequestHandler):
 
 
 class Server(socketserver.ThreadingTCPServer):
+    """The forwarder's listener."""
+
     daemon_threads = True
     allow_reuse_address = True
 
 
 def main() -> int:
+    """Serve until SIGTERM."""
     global UNIX_PATH
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--listen", default="127.0.0.1:3128", help="HOST:PORT to listen on")

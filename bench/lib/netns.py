@@ -223,6 +223,7 @@ def start_nginx(lab: Lab, base: Path) -> tuple[int, str]:
 
 
 def main() -> int:
+    """The CLI (used by scripts/demo.sh)."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("action", choices=["up", "down", "lan-bytes", "link"])
     ap.add_argument("--prefix", required=True)
