@@ -205,8 +205,8 @@ class FleetBench:
         if not base.exists() or time.time() - base.stat().st_mtime > 86400:
             print(f"mmdebstrap --variant=apt --include={BASE_PKGS} {SUITE}", flush=True)
             sh("mmdebstrap", "--quiet", "--mode=root", "--variant=apt", f"--include={BASE_PKGS}",
-               SUITE, str(base) + ".tmp")
-            os.replace(str(base) + ".tmp", base)
+               SUITE, str(base.with_suffix(".tmp.tar")))  # mmdebstrap: format by extension
+            os.replace(base.with_suffix(".tmp.tar"), base)
         build = self.work / "build"
         deb = sh("sh", str(REPO / "scripts" / "build-deb.sh"), str(build)).stdout.strip().splitlines()[-1]
         from cache_core.storage.remote.records import generate_keypair
@@ -218,7 +218,11 @@ class FleetBench:
         prc = img_root / "usr/sbin/policy-rc.d"
         prc.write_text("#!/bin/sh\nexit 101\n")
         prc.chmod(0o755)
-        srv.run("dpkg -i /tmp/pkgcache.deb >/dev/null; rm /tmp/pkgcache.deb; "
+        cas = sorted(Path("/usr/local/share/ca-certificates").glob("*.crt"))
+        for c in cas:  # the host's extra CAs (a site or proxy CA), as the demo does
+            shutil.copy(c, img_root / "usr/local/share/ca-certificates" / c.name)
+        srv.run(("update-ca-certificates >/dev/null 2>&1; " if cas else "") +
+                "dpkg -i /tmp/pkgcache.deb >/dev/null; rm /tmp/pkgcache.deb; "
                 "rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/cache/vps-configurator; "
                 "mkdir -p -m 0700 /etc/pkgcache")
         key = img_root / "etc/pkgcache/fleet.key"
