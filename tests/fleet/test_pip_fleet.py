@@ -110,6 +110,8 @@ def test_index_running_b_with_its_own_state_dir_fetches_no_file(
     """A real member B has its own private state dir (trust record): what it takes from the
     fleet because the index lists it with the same SHA-256 must be offered to pip all the same
     (found by the fleet demo: B downloaded every wheel again from the index)."""
+    if fleet.store.kind != "nginx":
+        pytest.skip("the trust record is the same for every backend; one is enough (CI time)")
     monkeypatch.setenv("PKGCACHE_STATE_DIR", str(tmp_path / "b-state"))
     pinned = tmp_path / "pinned.txt"
     pinned.write_text("alpha==1.0\nbeta==1.0\n")
