@@ -630,9 +630,14 @@ def plot(json_path: Path, png: Path) -> str:
     candidates = [sys.executable, str(run.PLOT_VENV / "bin" / "python"), "/usr/bin/python3"]
     py = next((c for c in candidates if Path(c).exists() and subprocess.run(
         [c, "-c", "import matplotlib"], capture_output=True).returncode == 0), None)
-    if py is None:
-        return "chart skipped: no matplotlib (bench/run.py installs it into " \
-               f"{run.PLOT_VENV}; run it once)"
+    if py is None:  # as bench/run.py does: a bench-only venv with matplotlib from PyPI
+        py = str(run.PLOT_VENV / "bin" / "python")
+        print(f"installing matplotlib (bench only) into {run.PLOT_VENV}", flush=True)
+        subprocess.run(["/usr/bin/python3", "-m", "venv", "--clear", str(run.PLOT_VENV)], check=True)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+        env["PIP_CONFIG_FILE"] = os.devnull
+        if subprocess.run([py, "-m", "pip", "install", "-q", "matplotlib"], env=env).returncode:
+            return "chart skipped: matplotlib could not be installed"
     p = subprocess.run([py, "-c", PLOT % (SCENARIOS,), str(json_path), str(png)],
                        capture_output=True, text=True)
     return str(png) if p.returncode == 0 else f"chart failed: {p.stderr.strip()[-400:]}"
