@@ -600,7 +600,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 res = json.load(open(sys.argv[1]))
 s = res["summary"]
-names = [k for k in %r if k in s]
+names = [k for k in @SCENARIOS@ if k in s]
 fig, (a1, a2) = plt.subplots(1, 2, figsize=(13, 4.8))
 bottom = [0.0] * len(names)
 for step in ("update_s", "install_s", "pip_s"):
@@ -638,7 +638,7 @@ def plot(json_path: Path, png: Path) -> str:
         env["PIP_CONFIG_FILE"] = os.devnull
         if subprocess.run([py, "-m", "pip", "install", "-q", "matplotlib"], env=env).returncode:
             return "chart skipped: matplotlib could not be installed"
-    p = subprocess.run([py, "-c", PLOT % (SCENARIOS,), str(json_path), str(png)],
+    p = subprocess.run([py, "-c", PLOT.replace("@SCENARIOS@", repr(SCENARIOS)), str(json_path), str(png)],
                        capture_output=True, text=True)
     return str(png) if p.returncode == 0 else f"chart failed: {p.stderr.strip()[-400:]}"
 
@@ -655,7 +655,11 @@ def main() -> int:
     ap.add_argument("--out", default=str(BENCH / "results"))
     ap.add_argument("--workdir", default="/var/tmp/pkgcache-fleet-bench")
     ap.add_argument("--markdown", metavar="JSON", help="only print a results JSON as Markdown")
+    ap.add_argument("--chart", metavar="JSON", help="only draw OUT/fleet.png from a results JSON")
     args = ap.parse_args()
+    if args.chart:
+        print(plot(Path(args.chart), Path(args.out) / "fleet.png"))
+        return 0
     if args.markdown:
         print(markdown(json.loads(Path(args.markdown).read_text())), end="")
         return 0
