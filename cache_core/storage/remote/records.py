@@ -15,13 +15,10 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from ...hashing import is_digest
+from ...errors import RecordError
+from ...keys import is_digest
 
 VERSION = "pkgcache-record-v1"
-
-
-class RecordError(Exception):
-    """A record that must be treated as a miss (bad form, bad signature, wrong key)."""
 
 
 @dataclass
