@@ -81,7 +81,7 @@ class LocalStore:
         """Move a damaged index to quarantine/ and start a fresh one (objects stay; keys are lost
         until re-harvested; ``verify --repair`` re-indexes the objects by digest)."""
         index_path = self.layout.index_path
-        with self.lock("index-recovery", timeout=30):
+        with named_lock(self.layout.lock_dir, "index-recovery", timeout=30):  # layout exists
             probe = Index(str(index_path), self.busy_timeout)
             try:
                 probe.conn  # noqa: B018 - another process may have replaced it meanwhile
