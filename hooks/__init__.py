@@ -3,7 +3,7 @@
 
 def _register_config_keys() -> None:
     """The drivers' own keys in ``performance.cache`` (the core validates only its own)."""
-    from cache_core.config import register_key
+    from cache_core import register_key
 
     register_key("pip_installer", lambda v: v in ("pip", "uv"), '"pip" or "uv"', "pip")
 
