@@ -80,12 +80,12 @@ class CacheConfig:
         return spec[2] if spec is not None else None
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 # key -> (check, what is expected)
-_FIELDS: dict[str, tuple[Any, str]] = {
+_FIELDS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "enabled": (lambda v: isinstance(v, bool), "true or false"),
     "directory": (lambda v: isinstance(v, str) and v.strip() != "" and "\0" not in v,
                   "a directory path (string)"),
@@ -125,7 +125,7 @@ def _bounded_loader() -> type:
             self._aliases = 0
             self._depth = 0
 
-        def compose_node(self, parent: Any, index: Any) -> Any:
+        def compose_node(self, parent: object, index: object) -> object:
             if self.check_event(yaml.AliasEvent):
                 self._aliases += 1
                 if self._aliases > MAX_ALIASES:
@@ -151,7 +151,7 @@ def _loader() -> type:
     return _LOADER[0]
 
 
-def _short_repr(value: Any) -> str:
+def _short_repr(value: object) -> str:
     """A bounded repr for error messages: never formats a huge (alias-expanded) value."""
     import reprlib
 

@@ -18,14 +18,13 @@ import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from typing import Union
 
 from .migrations import COUNTERS, SCHEMA_VERSION, migrate
 
 BUSY_TIMEOUT_MS = 30_000
 FLUSH_SECONDS = 5.0
 TOUCH_GRANULARITY = 300.0  # seconds: coarse last-used, as cargo's cache tracker does
-JSON = Union[str, int, float, bool, None, list, dict]
+JSON = str | int | float | bool | None | list | dict  # a value in an entry's meta
 
 @dataclass(frozen=True)
 class Entry:

@@ -40,7 +40,7 @@ from .base import (
     record_name,
 )
 from .config import RemoteSpec, redact
-from .records import Record, RecordError, decode, encode, generate_keypair, load_secret_key
+from .records import Record, RecordError, decode, encode, generate_keypair, load_secret_key  # noqa: F401 - generate_keypair: public (docs/core-api.md)
 from .state import COUNTERS, State
 
 if TYPE_CHECKING:
@@ -93,7 +93,7 @@ class RemoteTier:
         self._spent: dict[str, float] = {}    # seconds spent per remote in this process
         self._signers: dict[str, Any] = {}
         self.filling = False                  # a remote fill is putting: do not spool it back
-        self._spawned = False
+        self.spawned = False
 
     # -- plumbing ---------------------------------------------------------------------------
     @property
@@ -305,9 +305,9 @@ class RemoteTier:
 
     def spawn_uploader(self) -> None:
         """Start a detached uploader unless one runs (or uploads are manual)."""
-        if self._spawned or os.environ.get(UPLOAD_ENV, "").lower() == "manual":
+        if self.spawned or os.environ.get(UPLOAD_ENV, "").lower() == "manual":
             return
-        self._spawned = True
+        self.spawned = True
         if self.uploader_running():
             return
         env = dict(os.environ)
@@ -433,7 +433,7 @@ class RemoteTier:
                             sha256_bytes(data), self._deadline(spec))
         return outcome
 
-    def _signer(self, spec: RemoteSpec) -> Any:
+    def _signer(self, spec: RemoteSpec) -> tuple[str, Any] | None:
         if not spec.signing_key_file:
             return None
         if spec.ident not in self._signers:

@@ -9,9 +9,12 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable, Iterator
-from typing import IO, Any, Protocol
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from ...errors import RemoteError, RemoteMissing, RemoteTimeout
+
+if TYPE_CHECKING:
+    from .config import RemoteSpec
 
 _NAME = re.compile(r"\A(cas|ac)/[0-9a-f]{64}\Z")
 MAX_RECORD_BYTES = 64 * 1024
@@ -65,7 +68,7 @@ def register(*schemes: str) -> Callable[[Callable[[Any], Backend]], Callable[[An
     return deco
 
 
-def make_backend(spec: Any) -> Backend:
+def make_backend(spec: RemoteSpec) -> Backend:
     """The backend for a RemoteSpec, chosen by its URL scheme."""
     import importlib
 

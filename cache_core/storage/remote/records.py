@@ -13,6 +13,7 @@ import base64
 import json
 import os
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
 from ...errors import RecordError
@@ -37,7 +38,7 @@ class Record:
         return f"{VERSION};{self.key};{self.sha256};{self.size};{self.kind};{meta}".encode()
 
 
-def _crypto() -> Any:
+def _crypto() -> ModuleType:
     from cryptography.hazmat.primitives.asymmetric import ed25519
 
     return ed25519

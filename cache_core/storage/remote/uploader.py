@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
         with PackageCache.from_config(config=cfg) as cache:
             t = tier(cache)
             if t is not None:
-                t._spawned = True  # never start another from here
+                t.spawned = True  # never start another from here
                 t.drain()
     except Exception:  # noqa: BLE001 - a detached helper: nothing to report to
         return 0
