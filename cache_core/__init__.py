@@ -33,16 +33,17 @@ _LAZY = {
     "PackageCache": "api",
     "CacheConfig": "config", "load_config": "config", "register_key": "config",
     "Entry": "index",
-    "atomic_symlink": "fs", "atomic_write": "fs", "copy_fd": "fs", "materialize": "fs",
+    "acquire_lock": "fs", "atomic_symlink": "fs", "atomic_write": "fs", "copy_fd": "fs", "materialize": "fs",
     "open_regular": "fs", "read_json": "fs", "state_dir": "fs",
     "sha256_fd": "hashing", "sha256_file": "hashing",
     "is_digest": "keys", "safe_filename": "keys",
 }
+_RENAMED = {"acquire_lock": "acquire"}
 
 __all__ = [
     "EXIT_CONFIG", "EXIT_INTERNAL", "EXIT_MISS", "EXIT_NETWORK", "EXIT_OK", "EXIT_UNUSABLE",
     "EXIT_USAGE", "BadKeyError", "CacheConfig", "CacheError", "ConfigError", "Entry",
-    "LockTimeout", "PackageCache", "UnsafeCacheError", "__version__", "atomic_symlink",
+    "LockTimeout", "PackageCache", "UnsafeCacheError", "__version__", "acquire_lock", "atomic_symlink",
     "atomic_write", "copy_fd", "is_digest", "load_config", "materialize", "open_regular",
     "read_json", "register_key", "safe_filename", "set_warning_handler", "sha256_fd",
     "sha256_file", "state_dir", "warn",
@@ -54,7 +55,7 @@ def __getattr__(name: str) -> object:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'cache_core' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    value = getattr(importlib.import_module(f".{module}", __name__), _RENAMED.get(name, name))
     globals()[name] = value
     return value
 

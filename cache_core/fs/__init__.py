@@ -11,7 +11,7 @@ from .atomic import (
     temp_name,
     unlink_quiet,
 )
-from .locks import file_lock, lock_path, named_lock
+from .locks import acquire, file_lock, lock_path, named_lock
 from .place import FALLBACK_ERRNOS, copy_fd, link_verified, materialize, place_temp
 from .safety import (
     acl_grants_write,
@@ -24,7 +24,7 @@ from .safety import (
 from .sweep import pid_alive, remove_tree, stale_entries, sweep, temp_owner_pid
 
 __all__ = [
-    "FALLBACK_ERRNOS", "TMP_PREFIX", "acl_grants_write", "atomic_symlink", "atomic_write",
+    "FALLBACK_ERRNOS", "TMP_PREFIX", "acl_grants_write", "acquire", "atomic_symlink", "atomic_write",
     "check_dir_safe", "check_new_root", "copy_fd", "create_exclusive", "ensure_private_dir",
     "file_lock", "fsync_dir", "is_system_dir", "link_verified", "lock_path", "materialize",
     "named_lock", "open_regular", "pid_alive", "place_temp", "read_json", "remove_tree",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import os
@@ -24,20 +25,24 @@ def _open(path: Path) -> int:
     return os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
 
 
-def acquire(fd: int, timeout: float | None, what: str) -> None:
-    """flock fd exclusively: wait forever (None), up to timeout seconds, or not at all (0).
+def acquire(fd: int, timeout: float | None, what: str, *, posix: bool = False) -> None:
+    """Lock fd exclusively: wait forever (None), up to timeout seconds, or not at all (0).
 
-    The one lock-polling loop of pkgcache; raises LockTimeout naming ``what``.
+    The one lock-polling loop of pkgcache; raises LockTimeout naming ``what``. posix: a POSIX
+    record lock (fcntl.lockf, as apt and dpkg take theirs) instead of flock.
     """
+    lock = fcntl.lockf if posix else fcntl.flock
     if timeout is None:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        lock(fd, fcntl.LOCK_EX)
         return
     deadline = time.monotonic() + timeout
     while True:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            lock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             return
-        except BlockingIOError:
+        except OSError as exc:  # flock: EWOULDBLOCK; lockf: EACCES or EAGAIN
+            if exc.errno not in (errno.EACCES, errno.EAGAIN):
+                raise
             if time.monotonic() >= deadline:
                 raise LockTimeout(f"lock {what} is held by another process") from None
             time.sleep(POLL_SECONDS)
