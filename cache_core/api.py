@@ -79,7 +79,6 @@ class PackageCache:
         self.read_only = read_only
         self.system: PackageCache | None = None  # root's cache a user reads (see from_config)
         self.strict = strict
-        self.busy_timeout = busy_timeout
         self.config: CacheConfig | None = None  # set by from_config
         self.store = LocalStore(self.root, fsync=fsync, read_only=read_only,
                                 busy_timeout=busy_timeout, max_size_bytes=max_size_bytes)
@@ -112,6 +111,15 @@ class PackageCache:
     @max_size_bytes.setter
     def max_size_bytes(self, value: int) -> None:
         self.store.max_size_bytes = value
+
+    @property
+    def busy_timeout(self) -> float:
+        """Seconds to wait for another process's index write (set it before first use)."""
+        return self.store.busy_timeout
+
+    @busy_timeout.setter
+    def busy_timeout(self, value: float) -> None:
+        self.store.busy_timeout = value
 
     @property
     def fsync(self) -> bool:

@@ -243,3 +243,12 @@ def test_add_many_records_objects_already_in_place(cache_dir: Path):
     assert [e.key for e in cache.keys("k:")] == ["k:0", "k:1", "k:2"]
     assert Path(cache.get("k:1")).read_bytes() == b"object 1"
     assert cache.stats()["objects"] == 3
+
+
+def test_settings_changed_before_first_use_reach_the_index(cache_dir: Path, tmp_path: Path):
+    """The apt hook lowers busy_timeout after building the cache and before opening it."""
+    cache = PackageCache(str(cache_dir))
+    cache.busy_timeout = 0.25
+    cache.max_size_bytes = 1234
+    cache.open()
+    assert cache.index.busy_timeout == 0.25 and cache.stats()["max_size_bytes"] == 1234
