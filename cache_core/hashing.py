@@ -8,11 +8,8 @@ import hashlib
 import os
 import stat
 
-from .keys import is_digest
-
 CHUNK = 1 << 20  # 1 MiB reads: the fastest size measured for hashing on local disks
 
-__all__ = ["CHUNK", "HashingWriter", "copy_hashing", "is_digest", "sha256_bytes", "sha256_fd", "sha256_file"]
 
 
 def copy_hashing(src_fd: int, dst_fd: int | None) -> tuple[str, int]:

@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 from ... import fs
 from ...errors import warn
-from ...hashing import HashingWriter, is_digest, sha256_bytes, sha256_fd
-from ...keys import digest_of_key, kind_of, normalize_key
+from ...hashing import HashingWriter, sha256_bytes, sha256_fd
+from ...keys import digest_of_key, is_digest, kind_of, normalize_key
 from .base import (
     MAX_RECORD_BYTES,
     Backend,
