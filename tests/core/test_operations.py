@@ -1,4 +1,4 @@
-"""Operations (issue 11, item 7): quarantine retention, and stats that count what happened."""
+"""Operations: quarantine retention, and stats that count what happened."""
 
 from __future__ import annotations
 
