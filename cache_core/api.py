@@ -413,7 +413,9 @@ class PackageCache:
         try:
             return call()
         except Exception as exc:  # noqa: BLE001 - the remote tier never breaks its caller
-            warn(f"remote tier unavailable ({describe(exc)})")
+            # the fault's kind only: a remote's message may quote a URL that carries credentials
+            what = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+            warn(f"remote tier unavailable ({what})")
             return default
 
     # -- locks and buckets ------------------------------------------------------------------
