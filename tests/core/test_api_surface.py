@@ -252,3 +252,19 @@ def test_settings_changed_before_first_use_reach_the_index(cache_dir: Path, tmp_
     cache.max_size_bytes = 1234
     cache.open()
     assert cache.index.busy_timeout == 0.25 and cache.stats()["max_size_bytes"] == 1234
+
+
+def test_a_remote_fault_is_a_miss_and_one_warning_without_its_message(
+        cache_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
+    from cache_core import CacheConfig
+    from cache_core.storage import Storage
+
+    def broken(self: Storage, key: str) -> bool:
+        raise RuntimeError("GET https://user:s3cr3t@remote.example/cas/x failed")
+
+    monkeypatch.setattr(Storage, "fill", broken)
+    cache = PackageCache(str(cache_dir), strict=True)   # strict or not: the remote never raises
+    cache.config = CacheConfig(remote=["stand-in"])
+    assert cache.get("deb:absent") is None
+    err = capsys.readouterr().err
+    assert err == "pkgcache: warning: remote tier unavailable (RuntimeError)\n", err
