@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import secrets
 import stat
 from typing import Any
 
@@ -21,7 +20,7 @@ def create_exclusive(path: str | os.PathLike[str], mode: int = 0o600) -> int:
 
 def temp_name(directory: str | os.PathLike[str]) -> str:
     """A fresh temp path inside directory, tagged with our pid (for crash sweeps)."""
-    return os.path.join(directory, f"{TMP_PREFIX}{os.getpid()}-{secrets.token_hex(8)}{TMP_SUFFIX}")
+    return os.path.join(directory, f"{TMP_PREFIX}{os.getpid()}-{os.urandom(8).hex()}{TMP_SUFFIX}")
 
 
 
