@@ -19,7 +19,7 @@
 #
 # Environment knobs:
 #   DEMO_DIR      work directory (default /var/tmp/pkgcache-demo; the roots are rebuilt each run)
-#   DEMO_APT      package set   (default: nginx postgresql-15 git curl; 42 debs with --no-install-recommends, ~77 MB)
+#   DEMO_APT      package set   (default: nginx postgresql-15 git curl; 28 debs with --no-install-recommends, ~67 MB)
 #   DEMO_PIP      requirements  (default: a lock of requests PyYAML numpy rich Jinja2 click and every
 #                 dependency, as `pip freeze` writes it: a full lock is served with no index request;
 #                 a list that leaves dependencies open asks the index for its pages, as plain pip would)
