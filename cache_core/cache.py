@@ -250,10 +250,10 @@ class PackageCache:
     def fetch(self, url: str, dest: str, sha256: str | None = None, **options: Any) -> Any:
         """Download url to dest through the cache, like ``curl -fsSL url -o dest``.
 
-        A thin entry to the download driver (hooks.fetch: conditional requests, resume, retries);
-        raises hooks.fetch.FetchError on failure. Options: offline, refresh, retries, timeout.
+        A thin entry to the download driver (hooks.fetch.download: conditional requests, resume, retries);
+        raises hooks.fetch.download.FetchError on failure. Options: offline, refresh, retries, timeout.
         """
-        from hooks.fetch import fetch  # the driver; imported lazily so the core stands alone
+        from hooks.fetch.download import fetch  # the driver; imported lazily so the core stands alone
 
         return fetch(self, url, dest, sha256, **options)
 

@@ -286,7 +286,7 @@ class Driver:
                    if not self.store.have(a, self.target, verify=verify, sources=sources)]
         if not missing:
             return True
-        from . import fetch  # urllib/ssl: only when something must be downloaded
+        from . import build as fetch  # urllib/ssl: only when something must be downloaded
 
         self.store.prune_view()
         dl = self.work / "dl"
@@ -342,7 +342,7 @@ class Driver:
         """Cache the build dependencies of local projects or sdists (pyproject's
         [build-system] requires, resolved online like pip's isolated build env does), so they
         build offline next time. Returns the cache keys of those dependencies."""
-        from .fetch import build_requires
+        from .build import build_requires
 
         reqs: list[str] = []
         for src in sources:
@@ -386,7 +386,7 @@ class Driver:
         """Build wheels from sdists for the target once, keyed by sdist SHA-256 + fingerprint."""
         out = self.work / "built"
         out.mkdir(exist_ok=True)
-        from . import fetch
+        from . import build as fetch
 
         build = self.opts.build_args()
         if not any(a in build for a in ("--use-pep517", "--no-use-pep517")):
@@ -548,7 +548,7 @@ class Driver:
             rc = self.pinned(installer)
             if rc is not None:
                 return rc
-        from . import fetch
+        from . import build as fetch
 
         index = options.index_url(opts.pip_args)
         cause = fetch.probe_index(index)

@@ -337,7 +337,7 @@ def _config_value(key: str) -> str:
 
 
 def _norm(url: str) -> str:
-    from .fetch import redact
+    from .build import redact
 
     return redact(url.strip()).rstrip("/")
 

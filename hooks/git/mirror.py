@@ -180,10 +180,10 @@ class Mirrors:
 
     def _create(self, url: str, final: Path, name: str, *, offline: bool = False,
                 seed: bool = True) -> bool:
-        """init --bare + sentinel in a temp dir, seed from the fleet's bundle (hooks.gitfleet),
+        """init --bare + sentinel in a temp dir, seed from the fleet's bundle (hooks.git.fleet),
         fetch (only the difference after a seed), set HEAD, drop sentinel, rename.
         Returns True if the origin was fetched; a seeded mirror survives an unreachable origin."""
-        from hooks import gitfleet
+        from hooks.git import fleet as gitfleet
 
         tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{name}-", dir=self.bucket))
         try:
@@ -355,7 +355,7 @@ def _clone_one(cache: Any, url: str, dest: str, args: Sequence[str], *, offline:
     finally:
         lock.__exit__(None, None, None)
         if fresh:
-            from hooks import gitfleet
+            from hooks.git import fleet as gitfleet
 
             gitfleet.refresh(cache, [url])  # share the mirror's new state (in the background)
 
@@ -490,7 +490,7 @@ def update(cache: Any, urls: Sequence[str] = ()) -> int:
             except GitError as exc:
                 failed += 1
                 print(f"pkgcache: git update: {redact(url)}: {exc}", file=sys.stderr, flush=True)
-    from hooks import gitfleet
+    from hooks.git import fleet as gitfleet
 
     gitfleet.refresh(cache, done)  # the fleet's bundles follow the mirrors (in the background)
     return EXIT_NETWORK if failed else 0

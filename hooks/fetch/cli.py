@@ -11,7 +11,7 @@ import tempfile
 from typing import Any
 
 from cache_core import CacheError, warn
-from hooks.fetch import DEFAULT_RETRIES, DEFAULT_RETRY_DELAY, DEFAULT_TIMEOUT, FetchError, fetch
+from hooks.fetch.download import DEFAULT_RETRIES, DEFAULT_RETRY_DELAY, DEFAULT_TIMEOUT, FetchError, fetch
 
 
 def register(subparsers: Any) -> None:

@@ -24,8 +24,8 @@ from cache_core import (
     load_config,
 )
 
-DRIVERS = {"apt": "hooks.apt_cli", "pip": "hooks.pip_cli", "fetch": "hooks.fetch_cli",
-           "git": "hooks.git_cli", "remote": "hooks.remote_cli"}  # sub-command -> its module
+DRIVERS = {"apt": "hooks.apt.cli", "pip": "hooks.pip.cli", "fetch": "hooks.fetch.cli",
+           "git": "hooks.git.cli", "remote": "hooks.remote.cli"}  # sub-command -> its module
 _SIZE = re.compile(r"\A\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*\Z", re.I)
 _AGE = re.compile(r"\A\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*\Z", re.I)
 _SIZE_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "m": 1000**2, "mb": 1000**2, "g": 1000**3,
@@ -171,7 +171,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     cache = args.cache()
     report = cache.verify(repair=args.repair)
     try:
-        from hooks.gitmirror import verify_mirrors
+        from hooks.git.mirror import verify_mirrors
     except ImportError:
         pass
     else:  # git mirrors are directories in a bucket: checked with git fsck
@@ -303,7 +303,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if _is_apt_hook(argv):  # fast path: no full parser, no other drivers imported; always exit 0
         try:
-            from hooks.apt_cli import hook_main
+            from hooks.apt.cli import hook_main
         except Exception as exc:  # noqa: BLE001 - never break apt
             print(f"pkgcache: warning: apt hook unavailable ({exc})", file=sys.stderr)
             return EXIT_OK

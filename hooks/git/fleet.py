@@ -30,7 +30,7 @@ _REF = re.compile(r"^([0-9a-f]{40}|[0-9a-f]{64}) (refs/(?:heads|tags)/\S+)$")
 
 
 def _redact(url: str) -> str:
-    from hooks.gitmirror import normalize_url, redact
+    from hooks.git.mirror import normalize_url, redact
 
     return redact(normalize_url(url))
 
@@ -46,7 +46,7 @@ def enabled(cache: Any) -> bool:
 
 
 def _git(*args: str, cwd: str | None = None) -> subprocess.CompletedProcess[str]:
-    from hooks.gitmirror import git_env
+    from hooks.git.mirror import git_env
 
     return subprocess.run(["git", *args], cwd=cwd, env=git_env(), text=True,
                           stdin=subprocess.DEVNULL, capture_output=True, check=False)
@@ -138,7 +138,7 @@ def refresh(cache: Any, urls: list[str]) -> None:
     env = dict(os.environ)
     root = str(Path(__file__).resolve().parents[1])
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    cmd = [sys.executable, "-m", "hooks.gitfleet", "--cache-dir", str(cache.root)]
+    cmd = [sys.executable, "-m", "hooks.git.fleet", "--cache-dir", str(cache.root)]
     source = getattr(cache.config, "source", None)
     if source:
         cmd += ["--config", source]
@@ -149,7 +149,7 @@ def refresh(cache: Any, urls: list[str]) -> None:
 
 
 def _publish_all(cache: Any, urls: list[str]) -> None:
-    from hooks.gitmirror import Mirrors, is_valid_mirror
+    from hooks.git.mirror import Mirrors, is_valid_mirror
 
     mirrors = Mirrors(cache)
     for url in urls:
@@ -160,7 +160,7 @@ def _publish_all(cache: Any, urls: list[str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Detached bundle refresh: ``python -m hooks.gitfleet --cache-dir D [--config F] -- URL…``."""
+    """Detached bundle refresh: ``python -m hooks.git.fleet --cache-dir D [--config F] -- URL…``."""
     p = argparse.ArgumentParser(prog="pkgcache-gitfleet")
     p.add_argument("--cache-dir")
     p.add_argument("--config")

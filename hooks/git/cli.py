@@ -13,7 +13,7 @@ import sys
 from typing import Any
 
 from cache_core import CacheError, warn
-from hooks.gitmirror import GitError, clone, update, verify_mirrors
+from hooks.git.mirror import GitError, clone, update, verify_mirrors
 
 EXIT_USAGE = 2
 # git clone options that take their value as the next word (git-clone(1), git 2.39).

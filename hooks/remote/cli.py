@@ -58,7 +58,7 @@ def _pull(args: argparse.Namespace) -> int:
 
 def _pull_drivers(args: argparse.Namespace) -> int:
     """``pull --pip -r FILE | --apt PKG… | --git URL…`` (hooks/remote_pull.py)."""
-    from hooks import remote_pull
+    from hooks.remote import pull as remote_pull
 
     if args.keys or args.all:
         print("pkgcache: remote pull: KEYs/--all and --pip/--apt/--git exclude each other",

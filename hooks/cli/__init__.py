@@ -1,0 +1,1 @@
+"""The pkgcache command line: parser, lazy command registry, output and exit mapping."""
