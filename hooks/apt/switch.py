@@ -8,21 +8,22 @@ import stat
 from pathlib import Path
 from typing import Any
 
+from hooks.common.paths import PKGCACHE_BIN
+
 from .aptenv import HOOK_MARKER, SNIPPET_NAME
 
 DATA_SNIPPET = Path(__file__).resolve().parent / "data" / SNIPPET_NAME
-DEFAULT_COMMAND = "/usr/bin/pkgcache"
 HOOK_NAMES = ("DPkg::Pre-Install-Pkgs", "APT::Install::Pre-Invoke",
               "APT::Update::Post-Invoke-Success")
 _SAFE_COMMAND = re.compile(r"\A/[A-Za-z0-9_./+-]+\Z")
 
 
-def snippet_text(command: str = DEFAULT_COMMAND) -> str:
+def snippet_text(command: str = PKGCACHE_BIN) -> str:
     """The shipped snippet, with the pkgcache command path substituted if asked."""
     if not _SAFE_COMMAND.match(command) or "/../" in command:
         raise ValueError(f"command must be a plain absolute path, got {command!r}")
     text = DATA_SNIPPET.read_text()
-    return text if command == DEFAULT_COMMAND else text.replace(DEFAULT_COMMAND, command)
+    return text if command == PKGCACHE_BIN else text.replace(PKGCACHE_BIN, command)
 
 
 def running_command(argv0: str | None = None) -> str:

@@ -14,12 +14,10 @@ from cache_core import CacheError, warn
 from hooks.fetch.download import DEFAULT_RETRIES, DEFAULT_RETRY_DELAY, DEFAULT_TIMEOUT, FetchError, fetch
 
 
-def register(subparsers: Any) -> None:
-    """Add the ``fetch`` sub-command."""
-    p = subparsers.add_parser(
-        "fetch", help="download URL through the cache (drop-in for curl -fsSL URL -o DEST)",
-        description="Download URL through the cache. Exit 0 ok, 1 offline miss or SHA-256 "
-                    "mismatch, 2 bad input, 5 network/HTTP error.")
+def register(p: Any) -> None:
+    """Fill in ``pkgcache fetch`` (p: its parser, made by the command registry)."""
+    p.description = ("Download URL through the cache. Exit 0 ok, 1 offline miss or SHA-256 "
+                     "mismatch, 2 bad input, 5 network/HTTP error.")
     p.add_argument("url", help="http(s) URL to download (also the cache key)")
     p.add_argument("-o", "-O", "--output", metavar="DEST", default="-",
                    help="write to DEST atomically (default or '-': standard output)")

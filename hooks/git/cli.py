@@ -105,13 +105,11 @@ def humanish(url: str) -> str:
     return tail
 
 
-def register(subparsers: Any) -> None:
-    """Add the ``git`` sub-command with ``clone``, ``update`` and ``verify``."""
-    p = subparsers.add_parser("git", help="git clone through a cached bare mirror per URL",
-                              description="Clone git repositories through one bare mirror per "
-                                          "URL kept in the cache. Exit 0 ok, 1 offline miss or "
-                                          "check failed, 2 bad input, 4 cache unusable, "
-                                          "5 network/git error.")
+def register(p: Any) -> None:
+    """Fill in ``pkgcache git clone|update|verify`` (p: its parser, made by the registry)."""
+    p.description = ("Clone git repositories through one bare mirror per URL kept in the cache. "
+                     "Exit 0 ok, 1 offline miss or check failed, 2 bad input, 4 cache unusable, "
+                     "5 network/git error.")
     gsub = p.add_subparsers(dest="git_command", metavar="{clone,update,verify}")
     # prefix "+": argparse leaves every word to us, so git's options may come anywhere.
     c = gsub.add_parser("clone", help="clone URL into DEST, borrowing objects from the mirror",

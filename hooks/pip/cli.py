@@ -8,7 +8,7 @@ from typing import Any
 
 def _install(args: argparse.Namespace) -> int:
     from cache_core import CacheError, warn
-    from hooks.pip import install
+    from hooks.pip.install import install
 
     try:
         cache = args.cache()
@@ -19,14 +19,13 @@ def _install(args: argparse.Namespace) -> int:
 
 
 def _wheelhouse(args: argparse.Namespace) -> int:
-    from hooks.pip import wheelhouse
+    from hooks.pip.install import wheelhouse
 
     return wheelhouse(args.cache(), list(args.pip_args))
 
 
-def register(subparsers: Any) -> None:
-    """Add ``pip install`` and ``pip wheelhouse``; their arguments go to pip unparsed."""
-    pip = subparsers.add_parser("pip", help="offline-first pip installs and wheelhouses")
+def register(pip: Any) -> None:
+    """Fill in ``pip install`` and ``pip wheelhouse``; their arguments go to pip unparsed."""
     sub = pip.add_subparsers(dest="pip_command", metavar="{install,wheelhouse}")
     sub.required = True
     # prefix_chars="+": every argument (-r, --hash, ...) reaches pip untouched.

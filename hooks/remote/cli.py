@@ -123,9 +123,8 @@ def _keygen(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def register(subparsers: Any) -> None:
-    """Add ``remote push|pull|status|keygen``."""
-    rp = subparsers.add_parser("remote", help="sync with the remote store (fleet tier)")
+def register(rp: Any) -> None:
+    """Fill in ``remote push|pull|status|keygen`` (rp: its parser, made by the registry)."""
     sub = rp.add_subparsers(dest="remote_command", metavar="{push,pull,status,keygen}")
     sub.required = True
     for name, func, text in (("push", _push, "upload KEYs (or --all; none: drain the spool)"),
