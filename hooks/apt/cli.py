@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from typing import Any
 
 from cache_core.errors import EXIT_MISS, EXIT_OK, EXIT_UNUSABLE, EXIT_USAGE
 from hooks.cli.output import error, human
 from hooks.common.paths import PKGCACHE_BIN
-
 
 
 def failopen_cache(args: argparse.Namespace) -> Any:

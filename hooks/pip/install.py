@@ -22,9 +22,10 @@ from packaging.utils import canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
 from cache_core import CacheError, PackageCache, warn
+from hooks.common.errors import FetchError, UsageError
 
 from . import fleet, options, runner
-from .options import PipOptions, UsageError
+from .options import PipOptions
 from .store import Artifact, Candidate, WheelStore, parse_report, project_of
 from .target import Target, TargetError, find_python, probe
 
@@ -306,7 +307,7 @@ class Driver:
                 continue
             try:
                 paths[art.filename] = fetch.download(art, dl)
-            except fetch.FetchError:
+            except FetchError:
                 failed.append(art)
         if failed:
             fetch.pip_download(failed, dl, self.pip, self.opts.source_args(), self.env)
@@ -548,6 +549,8 @@ class Driver:
             rc = self.pinned(installer)
             if rc is not None:
                 return rc
+        from hooks.common.http import redact
+
         from . import build as fetch
 
         index = options.index_url(opts.pip_args)
@@ -555,7 +558,7 @@ class Driver:
         if cause is not None:
             if use_fleet:  # resolve from the fleet's signed listings
                 fleet.adopt_projects(self.cache, self.store, self.target, names)
-            return self.unreachable(installer, fetch.redact(index), cause)
+            return self.unreachable(installer, redact(index), cause)
         if use_fleet:  # files the index lists with the same SHA-256: offered from the cache
             fleet.index_verified(self.cache, self.store, self.target, opts.pip_args,
                                  options.sources(opts.pip_args))
