@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -32,11 +31,9 @@ def _warn(message: str) -> None:
     if _said:
         return
     _said.append(message)
-    try:
-        sys.stderr.write(f"pkgcache: warning: {message}\n")
-        sys.stderr.flush()
-    except (OSError, ValueError):
-        pass
+    from cache_core.errors import write_warning
+
+    write_warning(message)
 
 
 def _gate_core_warnings() -> None:
@@ -58,11 +55,9 @@ def _watchdog(limit: float, label: str) -> threading.Timer:
     def fire() -> None:
         if not _said:
             _said.append("timeout")
-            try:
-                os.write(2, f"pkgcache: warning: apt {label} stopped after {int(limit)} s; "
-                            "apt continues without it\n".encode())
-            except OSError:
-                pass
+            from cache_core.errors import write_warning
+
+            write_warning(f"apt {label} stopped after {int(limit)} s; apt continues without it")
         os._exit(0)
 
     timer = threading.Timer(limit + EXIT_GRACE, fire)

@@ -465,7 +465,9 @@ class Helper:
     def _warn(self, message: str) -> None:
         if not self.said:  # one line per method process at most
             self.said.append(message)
-            sys.stderr.write(f"pkgcache: warning: {message}\n")
+            from cache_core import write_warning
+
+            write_warning(message)
 
     def run(self) -> None:
         buf = b""

@@ -11,7 +11,11 @@ import tempfile
 from typing import Any
 
 from cache_core import CacheError, warn
-from hooks.fetch.download import DEFAULT_RETRIES, DEFAULT_RETRY_DELAY, DEFAULT_TIMEOUT, FetchError, fetch
+from cache_core.errors import EXIT_OK
+from hooks.cli.output import error
+from hooks.common.errors import FetchError
+from hooks.common.http import DEFAULT_RETRIES, DEFAULT_RETRY_DELAY, DEFAULT_TIMEOUT
+from hooks.fetch.download import fetch
 
 
 def register(p: Any) -> None:
@@ -53,7 +57,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
             fetch(cache, args.url, args.output, args.sha256, offline=args.offline,
                   refresh=args.refresh, retries=args.retries, retry_delay=args.retry_delay,
                   timeout=args.timeout)
-            return 0
+            return EXIT_OK
         tmpdir = tempfile.mkdtemp(prefix="pkgcache-fetch-")
         try:
             out = os.path.join(tmpdir, "out")
@@ -64,7 +68,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
                 sys.stdout.buffer.flush()
         finally:
             shutil.rmtree(tmpdir, ignore_errors=True)
-        return 0
+        return EXIT_OK
     except FetchError as exc:
-        print(f"pkgcache: fetch: {exc}", file=sys.stderr)
+        error(f"fetch: {exc}")
         return exc.exit_code

@@ -13,9 +13,10 @@ import sys
 from typing import Any
 
 from cache_core import CacheError, warn
+from cache_core.errors import EXIT_MISS, EXIT_OK, EXIT_USAGE
+from hooks.cli.output import error
 from hooks.git.mirror import GitError, clone, update, verify_mirrors
 
-EXIT_USAGE = 2
 # git clone options that take their value as the next word (git-clone(1), git 2.39).
 VALUE_OPTIONS = frozenset({
     "-o", "--origin", "-b", "--branch", "-u", "--upload-pack", "--reference",
@@ -138,11 +139,11 @@ def cmd_clone(args: argparse.Namespace) -> int:
     try:
         opts = CloneArgs(list(args.words))
     except GitError as exc:
-        print(f"pkgcache: git clone: {exc}", file=sys.stderr)
+        error(f"git clone: {exc}")
         return exc.exit_code
     if opts.help:
         sys.stdout.write(CLONE_HELP)
-        return 0
+        return EXIT_OK
     try:
         cache = args.cache()
         cache.strict = False
@@ -153,7 +154,7 @@ def cmd_clone(args: argparse.Namespace) -> int:
         return clone(cache, opts.url, opts.dest, opts.git_args, offline=opts.offline,
                      submodules=opts.submodules)
     except GitError as exc:
-        print(f"pkgcache: git clone: {exc}", file=sys.stderr)
+        error(f"git clone: {exc}")
         return exc.exit_code
 
 
@@ -162,7 +163,7 @@ def cmd_update(args: argparse.Namespace) -> int:
     try:
         return update(args.cache(), args.urls)
     except GitError as exc:
-        print(f"pkgcache: git update: {exc}", file=sys.stderr)
+        error(f"git update: {exc}")
         return exc.exit_code
 
 
@@ -174,7 +175,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     else:
         print_mirror_report(report, args.repair)
     bad = report["broken"] if not args.repair else report["unrepaired"]
-    return 1 if bad else 0
+    return EXIT_MISS if bad else EXIT_OK
 
 
 def print_mirror_report(report: dict[str, Any], repair: bool) -> None:

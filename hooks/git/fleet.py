@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from cache_core import warn
+from cache_core.errors import EXIT_OK, EXIT_UNUSABLE
 
 KEY_PREFIX = "gitbundle:"
 UPLOAD_ENV = "PKGCACHE_REMOTE_UPLOAD"
@@ -172,8 +173,8 @@ def main(argv: list[str] | None = None) -> int:
         cache = PackageCache.from_config(config_path=args.config, cache_dir=args.cache_dir)
         _publish_all(cache, args.urls)
     except Exception:  # noqa: BLE001 - a background job: nobody to tell
-        return 1
-    return 0
+        return EXIT_UNUSABLE
+    return EXIT_OK
 
 
 if __name__ == "__main__":

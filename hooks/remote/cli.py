@@ -9,6 +9,7 @@ import sys
 from typing import Any
 
 from cache_core import EXIT_MISS, EXIT_NETWORK, EXIT_OK, EXIT_USAGE, CacheError, ConfigError
+from hooks.cli.output import error
 
 
 def _tier(args: argparse.Namespace) -> Any:
@@ -46,7 +47,7 @@ def _pull(args: argparse.Namespace) -> int:
     try:
         keys = _keys(args)
     except CacheError as exc:
-        print(f"pkgcache: remote pull: {exc}", file=sys.stderr)
+        error(f"remote pull: {exc}")
         return EXIT_USAGE
     r = _tier(args).pull(keys, all_keys=args.all)
     if args.json:
@@ -65,7 +66,7 @@ def _pull_drivers(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return EXIT_USAGE
     if args.pip and not args.requirement:
-        print("pkgcache: remote pull: --pip needs -r FILE", file=sys.stderr)
+        error("remote pull: --pip needs -r FILE")
         return EXIT_USAGE
     _tier(args)  # a remote must be configured
     cache = args.cache()
@@ -78,7 +79,7 @@ def _pull_drivers(args: argparse.Namespace) -> int:
         if args.git:
             rows["git"] = remote_pull.pull_git(cache, args.git)
     except (OSError, RuntimeError, ValueError) as exc:
-        print(f"pkgcache: remote pull: {exc}", file=sys.stderr)
+        error(f"remote pull: {exc}")
         return EXIT_USAGE
     missing = sum(len(m) for _, m in rows.values())
     if args.json:
@@ -113,7 +114,7 @@ def _keygen(args: argparse.Namespace) -> int:
     from cache_core.storage.remote.records import generate_keypair
 
     if not args.name or ":" in args.name or len(args.name) > 64:
-        print("pkgcache: remote keygen: NAME must be 1-64 characters without ':'", file=sys.stderr)
+        error("remote keygen: NAME must be 1-64 characters without ':'")
         return EXIT_USAGE
     secret, public = generate_keypair(args.name)
     fd = os.open(args.secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
