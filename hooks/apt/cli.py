@@ -12,15 +12,9 @@ from hooks.cli.output import error, human
 from hooks.common.paths import PKGCACHE_BIN
 
 
-def failopen_cache(args: argparse.Namespace) -> Any:
-    """A non-strict cache for hooks: faults become misses plus one warning, never errors."""
-    from cache_core import PackageCache, load_config
-
-    return PackageCache.from_config(config=load_config(args.config, args.cache_dir))
-
-
 def cmd_hook(args: argparse.Namespace) -> int:
     from hooks.apt import hook
+    from hooks.cli.apthook import failopen_cache
 
     return hook.run(args.action, lambda: failopen_cache(args))
 

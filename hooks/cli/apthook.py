@@ -4,9 +4,17 @@ apt runs this several times per install; it always exits 0 (the hook module says
 
 from __future__ import annotations
 
-import argparse
+from types import SimpleNamespace
+from typing import Any
 
 from cache_core.errors import EXIT_OK
+
+
+def failopen_cache(args: Any) -> Any:
+    """A non-strict cache for hooks: faults become misses plus one warning, never errors."""
+    from cache_core import PackageCache, load_config
+
+    return PackageCache.from_config(config=load_config(args.config, args.cache_dir))
 
 
 def hook_main(argv: list[str]) -> int:
@@ -14,14 +22,13 @@ def hook_main(argv: list[str]) -> int:
     runs): skips building the whole CLI. Always 0; anything unexpected is one warning."""
     try:
         from hooks.apt import hook
-        from hooks.apt.cli import failopen_cache
     except Exception as exc:  # noqa: BLE001 - never break apt
         from cache_core.errors import write_warning
 
         write_warning(f"apt hook unavailable ({exc})")
         return EXIT_OK
 
-    ns = argparse.Namespace(config=None, cache_dir=None)
+    ns = SimpleNamespace(config=None, cache_dir=None)
     rest = list(argv)
     try:
         while rest and rest[0] != "apt":

@@ -22,6 +22,7 @@ from packaging.utils import canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
 from cache_core import CacheError, PackageCache, warn
+from cache_core.errors import EXIT_MISS, EXIT_OK, EXIT_UNUSABLE, EXIT_USAGE
 from hooks.common.errors import FetchError, UsageError
 
 from . import fleet, options, runner
@@ -29,7 +30,6 @@ from .options import PipOptions
 from .store import Artifact, Candidate, WheelStore, parse_report, project_of
 from .target import Target, TargetError, find_python, probe
 
-PREFIX = "pkgcache: pip:"
 _LINK = re.compile(r"(\S+?\.(?:whl|tar\.gz|zip))(?:#|\s|$)")
 PRUNE_EVERY = 3600  # drop links to evicted objects at most hourly
 TOUCH_AFTER = 12 * 3600  # refresh an entry's LRU time at most this often (a touch re-hashes)
@@ -61,7 +61,9 @@ carrying #sha256= and data-requires-python. Use it with
 
 
 def _err(msg: str) -> None:
-    print(f"{PREFIX} {msg}", file=sys.stderr)
+    from hooks.cli.output import error
+
+    error(f"pip: {msg}")
 
 
 def _has_pip(python: str) -> bool:
@@ -87,7 +89,7 @@ def plain(python: str, opts: PipOptions, installer: str = "pip", env: dict | Non
         return subprocess.run(cmd, env=env, check=False).returncode
     except OSError as exc:
         _err(f"cannot run {cmd[0]}: {exc.strerror}")
-        return 1
+        return EXIT_MISS
 
 
 class Driver:
@@ -474,7 +476,7 @@ class Driver:
             if not online and runner.is_retryable(res.stderr):
                 _err("the cache cannot satisfy the request and "
                      + (why or "the index is not used") + ": " + runner.last_error(res.stderr))
-                return 1
+                return EXIT_MISS
             if not self.verbose:
                 runner.replay(res.stderr)
             return res.rc or 1
@@ -491,7 +493,7 @@ class Driver:
             if why and not reason.startswith("not in the cache, and"):
                 reason += f"; {why}"
         _err(f"{canonicalize_name(req.name)}: {reason}")
-        return 1
+        return EXIT_MISS
 
     def diagnose_online(self, req: str) -> tuple[str | None, bool]:
         """Ask pip (verbosely) why nothing fits req: (reason or None, index unreachable)."""
@@ -591,7 +593,7 @@ class Driver:
         if res.rc == 0:
             _err(f"{why}; installed from the cache (versions may be older than the index's)")
             runner.replay(res.stderr)
-            return 0
+            return EXIT_OK
         if not runner.is_retryable(res.stderr):
             runner.replay(res.stderr)
             return res.rc
@@ -633,7 +635,7 @@ class Driver:
                     import traceback
 
                     traceback.print_exc()
-        return 0
+        return EXIT_OK
 
     def online_uv(self) -> int:
         """pip resolves online (cache first in line), the cache is filled, uv installs exactly
@@ -688,7 +690,7 @@ class Driver:
                 return self.explain(res, online=True)
             if not self.fill(arts):
                 _err(self.problems[0] if self.problems else "could not cache every file")
-                return 1
+                return EXIT_MISS
             res, arts = self.resolve_offline()
             if res.rc != 0:
                 return self.explain(res, online=False)
@@ -701,7 +703,7 @@ class Driver:
             if c is None:
                 _err(f"{art.filename or art.name}: not served from the cache (direct or "
                      "local requirement); not put in the wheelhouse")
-                return 1
+                return EXIT_MISS
             chosen[c.entry.key] = c
             if c.entry.key.startswith("sdist:"):
                 # a lock names the sdist: the wheel built from it goes beside it, and its build
@@ -722,11 +724,11 @@ class Driver:
             # a copy (or reflink), never a hardlink: the user's directory must not reach an object
             if not self.cache.materialize_key(c.entry.key, str(dest / c.filename), mode="copy"):
                 _err(f"{c.filename}: could not be copied from the cache")
-                return 4
+                return EXIT_UNUSABLE
         self.store.write_page(dest / "index.html", list(chosen.values()), relative=True)
         print(f"wheelhouse: {len(chosen)} files in {dest} "
               f"(pip install --no-index --find-links {dest / 'index.html'} ...)")
-        return 0
+        return EXIT_OK
 
 
 class _Fallback(Exception):
@@ -747,21 +749,21 @@ def _start(argv: list[str], *, wheelhouse: bool
         opts = options.parse(argv, with_dest=wheelhouse)
     except UsageError as exc:
         _err(str(exc))
-        return None, None, 2
+        return None, None, EXIT_USAGE
     if opts.help:
         print(WHEELHOUSE_HELP if wheelhouse else INSTALL_HELP, end="")
-        return None, None, 0
+        return None, None, EXIT_OK
     try:
         python = find_python(opts.python)
     except TargetError as exc:
         _err(str(exc))
-        return None, None, 2
+        return None, None, EXIT_USAGE
     import importlib.util
 
     if importlib.util.find_spec("pip") is None and not _has_pip(python):
         _err(f"no pip to install into {python} with: name a target that has pip with "
              "--python PY|VENV, or activate a virtual environment")
-        return None, None, 2
+        return None, None, EXIT_USAGE
     return opts, python, 0
 
 
@@ -802,7 +804,7 @@ def wheelhouse(cache: PackageCache, argv: list[str]) -> int:
         return rc
     if not cache.enabled:
         _err("the cache is disabled; nothing to build a wheelhouse from")
-        return 1
+        return EXIT_MISS
     driver = None
     try:
         driver = Driver(cache, python, opts)
@@ -810,7 +812,7 @@ def wheelhouse(cache: PackageCache, argv: list[str]) -> int:
     except (CacheError, OSError, ValueError, KeyError, TargetError,
             subprocess.SubprocessError) as exc:
         _err(f"{type(exc).__name__}: {exc}")
-        return 4
+        return EXIT_UNUSABLE
     finally:
         if driver is not None:
             driver.close()

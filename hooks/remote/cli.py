@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from typing import Any
 
 from cache_core import EXIT_MISS, EXIT_NETWORK, EXIT_OK, EXIT_USAGE, CacheError, ConfigError
@@ -58,12 +57,11 @@ def _pull(args: argparse.Namespace) -> int:
 
 
 def _pull_drivers(args: argparse.Namespace) -> int:
-    """``pull --pip -r FILE | --apt PKG… | --git URL…`` (hooks/remote_pull.py)."""
+    """``pull --pip -r FILE | --apt PKG… | --git URL…`` (hooks/remote/pull.py)."""
     from hooks.remote import pull as remote_pull
 
     if args.keys or args.all:
-        print("pkgcache: remote pull: KEYs/--all and --pip/--apt/--git exclude each other",
-              file=sys.stderr)
+        error("remote pull: KEYs/--all and --pip/--apt/--git exclude each other")
         return EXIT_USAGE
     if args.pip and not args.requirement:
         error("remote pull: --pip needs -r FILE")
