@@ -8,7 +8,8 @@ It knows nothing of apt or pip; drivers live in ``hooks/``. Names are imported o
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING
+
+TYPE_CHECKING = False  # typing is not imported at run time: start-up cost
 
 __version__ = "0.1.0"
 
@@ -26,7 +27,14 @@ _HOME = {
     "sha256_fd": "hashing", "sha256_file": "hashing", "Entry": "index", "LockTimeout": "locks",
 }
 
-__all__ = ["__version__", *sorted(_HOME)]
+__all__ = [
+    "__version__", "BadKeyError", "CacheConfig", "CacheError", "ConfigError", "EXIT_CONFIG",
+    "EXIT_INTERNAL", "EXIT_INTERRUPTED", "EXIT_MISS", "EXIT_NETWORK", "EXIT_OK", "EXIT_UNUSABLE",
+    "EXIT_USAGE", "Entry", "LockTimeout", "PackageCache", "UnsafeCacheError", "atomic_symlink",
+    "atomic_write", "copy_fd", "load_config", "materialize", "open_regular", "read_json",
+    "safe_filename", "set_warning_handler", "sha256_fd", "sha256_file", "state_dir", "warn",
+    "write_warning",
+]
 
 if TYPE_CHECKING:
     from .cache import PackageCache

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+
+TYPE_CHECKING = False  # typing is not imported at run time: start-up cost (pkgcache --version)
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 # Exit codes shared by every pkgcache command (documented in README.md).
 EXIT_OK = 0

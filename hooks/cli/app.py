@@ -8,8 +8,6 @@ module (like pip's ``commands_dict``); SQLite and YAML load when the cache is op
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
 
 from cache_core import __version__
 from cache_core.errors import (
@@ -21,17 +19,23 @@ from cache_core.errors import (
     CacheError,
 )
 
+TYPE_CHECKING = False  # typing costs more than the rest of `pkgcache --version`
 if TYPE_CHECKING:
     import argparse
+    from collections.abc import Sequence
+    from typing import Any
 
     from cache_core import PackageCache
 
 
-class CommandInfo(NamedTuple):
+class CommandInfo:
     """Where a driver's sub-command lives and its one-line summary (shown without importing it)."""
 
-    module: str
-    summary: str
+    __slots__ = ("module", "summary")
+
+    def __init__(self, module: str, summary: str) -> None:
+        self.module = module
+        self.summary = summary
 
 
 # sub-command -> its module (imported only when that command runs, or for the full help)
