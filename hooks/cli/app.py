@@ -47,7 +47,6 @@ DRIVERS: dict[str, CommandInfo] = {
     "git": CommandInfo("hooks.git.cli", "git clone through a cached bare mirror per URL"),
     "remote": CommandInfo("hooks.remote.cli", "sync with the remote store (fleet tier)"),
 }
-CORE_COMMANDS = ("put", "get", "exists", "ls", "stats", "verify", "gc", "clear")
 _GLOBAL_WITH_VALUE = ("--config", "--cache-dir")
 
 
@@ -130,8 +129,8 @@ def _is_version(argv: list[str]) -> bool:
 def _run(argv: list[str], holder: dict[str, PackageCache]) -> int:
     """Parse argv and run its command (the cache is opened on first use, strict)."""
     command = _command_word(argv)
-    known = command in DRIVERS or command in CORE_COMMANDS
-    parser = build_parser(command if known else None, stubs=not known)
+    # a driver's command loads that driver; anything else (core command, help, typo) loads none
+    parser = build_parser(command if command in DRIVERS else None, stubs=command not in DRIVERS)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

@@ -7,15 +7,9 @@ from typing import Any
 
 
 def _install(args: argparse.Namespace) -> int:
-    from cache_core import CacheError, warn
     from hooks.pip.install import install
 
-    try:
-        cache = args.cache()
-    except (CacheError, OSError) as exc:  # the cache never breaks pip: warn, run plain pip
-        warn(f"pip: cache not used ({exc}); running plain pip")
-        cache = None
-    return install(cache, list(args.pip_args))
+    return install(args.cache, list(args.pip_args))
 
 
 def _wheelhouse(args: argparse.Namespace) -> int:

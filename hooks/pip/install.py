@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -767,14 +768,22 @@ def _start(argv: list[str], *, wheelhouse: bool
     return opts, python, 0
 
 
-def install(cache: PackageCache | None, argv: list[str]) -> int:
+def install(cache: PackageCache | Callable[[], PackageCache] | None, argv: list[str]) -> int:
     """``pkgcache pip install``; returns pip's exit code (plain pip if the cache is off).
 
+    cache may be a function that opens it (called after the options are read, so --help or bad
+    options never open a cache); one that cannot be opened means plain pip and one warning.
     cache None means the cache could not be opened: plain pip (the caller warned).
     """
     opts, python, rc = _start(argv, wheelhouse=False)
     if opts is None or python is None:
         return rc
+    if callable(cache):
+        try:
+            cache = cache()
+        except (CacheError, OSError) as exc:  # the cache never breaks pip: warn, run plain pip
+            warn(f"pip: cache not used ({exc}); running plain pip")
+            cache = None
     if cache is None or not cache.enabled:
         return plain(python, opts, opts.installer or "pip")
     installer = opts.installer or "pip"
