@@ -15,7 +15,7 @@ ACTIONS = ("harvest", "pre-install", "post-update", "sweep")
 TIME_LIMIT = {"harvest": 300, "pre-install": 60, "post-update": 120, "sweep": 300}
 HOOK_LOCK_TIMEOUT = 2.0
 HOOK_BUSY_TIMEOUT = 5.0    # seconds a hook waits for another process's index write
-EXIT_GRACE = 5.0           # after the limit, the watchdog ends the process whatever it does
+WATCHDOG_GRACE = 5.0           # after the limit, the watchdog ends the process whatever it does
 
 
 class HookTimeout(BaseException):
@@ -51,7 +51,7 @@ def _on_alarm(signum: int, frame: object) -> None:
 
 def _watchdog(limit: float, label: str) -> threading.Timer:
     """Last resort: if the process is stuck where no signal handler can run (inside a C call
-    such as SQLite's busy wait), end it with exit 0 and one line, limit + EXIT_GRACE s in."""
+    such as SQLite's busy wait), end it with exit 0 and one line, limit + WATCHDOG_GRACE s in."""
     def fire() -> None:
         if not _said:
             _said.append("timeout")
@@ -60,7 +60,7 @@ def _watchdog(limit: float, label: str) -> threading.Timer:
             write_warning(f"apt {label} stopped after {int(limit)} s; apt continues without it")
         os._exit(0)
 
-    timer = threading.Timer(limit + EXIT_GRACE, fire)
+    timer = threading.Timer(limit + WATCHDOG_GRACE, fire)
     timer.daemon = True
     timer.start()
     return timer

@@ -468,7 +468,7 @@ def seed(cache: Any, specs: list[str] | None = None, *, hook: bool = False, narr
 
 def _place_all(cache: Any, archives: Path, wants: list[Want], rep: SeedReport,
                placed: dict[str, list[Any]], *, verify_present: bool) -> None:
-    from .fleet import prefetch  # the fleet first, in parallel (issue 14)
+    from .fleet import prefetch  # the fleet first, in parallel
 
     n, size = prefetch(cache, [w for w in wants if not _present(archives / w.fname, w.size)])
     rep.from_remote += n

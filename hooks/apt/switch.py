@@ -138,7 +138,7 @@ def status(cache: Any) -> dict[str, Any]:
     state = read_state(cache, "status.json")
     info["last_harvest"] = state.get("harvest")
     info["last_seed"] = state.get("seed")
-    from .fleet import method_status  # issue 14: the download method and its last run
+    from .fleet import method_status  # the download method and its last run
 
     info["method"] = method_status()
     info["last_method_run"] = state.get("method")

@@ -251,6 +251,23 @@ def _download_once(director: urllib.request.OpenerDirector, url: str, dest: Path
         raise
 
 
+def get(url: str, *, accept: str = "*/*", timeout: float = DEFAULT_TIMEOUT,
+        limit: int = 32 << 20, cafile: str | None = None) -> tuple[int, str, bytes]:
+    """(HTTP status, final URL after redirects, body up to limit bytes) of one GET; status 0
+    when no server answered (unreachable, TLS failure, not an http(s) URL)."""
+    if not url.startswith(("http://", "https://")):
+        return 0, url, b""
+    try:
+        with opener(cafile).open(request(url, {"Accept": accept}), timeout=timeout) as resp:
+            return resp.status, resp.geturl(), resp.read(limit)
+    except urllib.error.HTTPError as exc:
+        with contextlib.suppress(Exception):
+            exc.close()
+        return exc.code, url, b""
+    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError):
+        return 0, url, b""
+
+
 def probe(url: str, *, timeout: float = 5.0, cafile: str | None = None) -> str | None:
     """None if the server answers (any HTTP status but 502/503/504), else the cause in a few
     words: "connection refused", "certificate verify failed: ...", "HTTP 503", "timed out"."""

@@ -30,7 +30,7 @@ UPLOAD_ENV = "PKGCACHE_REMOTE_UPLOAD"
 _REF = re.compile(r"^([0-9a-f]{40}|[0-9a-f]{64}) (refs/(?:heads|tags)/\S+)$")
 
 
-def _redact(url: str) -> str:
+def _shown(url: str) -> str:
     from hooks.git.mirror import normalize_url, redact
 
     return redact(normalize_url(url))
@@ -38,7 +38,7 @@ def _redact(url: str) -> str:
 
 def key_of(url: str) -> str:
     """The fleet key of a repository URL (credentials never part of it)."""
-    return KEY_PREFIX + _redact(url)
+    return KEY_PREFIX + _shown(url)
 
 
 def enabled(cache: Any) -> bool:
@@ -76,11 +76,11 @@ def seed(cache: Any, url: str, tmp: Path) -> bool:
             got = _git("--git-dir", str(tmp), "fetch", "--quiet", "--no-tags", str(copy),
                        "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*")
             if got.returncode != 0:
-                warn(f"git: the fleet's bundle of {_redact(url)} is unusable; ignored")
+                warn(f"git: the fleet's bundle of {_shown(url)} is unusable; ignored")
                 return False
         have = _refs(tmp)
         if any(have.get(r) != sha for r, sha in refs.items()):
-            warn(f"git: the fleet's bundle of {_redact(url)} does not hold its recorded refs")
+            warn(f"git: the fleet's bundle of {_shown(url)} does not hold its recorded refs")
             return False
         head = (entry.meta or {}).get("head")
         if isinstance(head, str) and head in have:

@@ -9,7 +9,7 @@ from .runner import Result, run
 from .store import Artifact
 
 
-def _cafile() -> str | None:
+def pip_cafile() -> str | None:
     """The CA bundle pip would use (PIP_CERT, REQUESTS_CA_BUNDLE), else the system's."""
     return os.environ.get("PIP_CERT") or os.environ.get("REQUESTS_CA_BUNDLE") or None
 
@@ -20,7 +20,7 @@ def download(art: Artifact, dest_dir: Path, *, timeout: float = 120.0) -> Path:
     from hooks.common import http
 
     return http.download(art.url.split("#", 1)[0], dest_dir / art.filename, art.sha256 or None,
-                         timeout=timeout, retries=0, cafile=_cafile())
+                         timeout=timeout, retries=0, cafile=pip_cafile())
 
 
 def pip_download(arts: list[Artifact], dest_dir: Path, pip: list[str], source_args: list[str],
@@ -44,7 +44,7 @@ def probe_index(url: str, *, timeout: float = 5.0) -> str | None:
     """None if the index answers, else the cause in a few words (see hooks.common.http.probe)."""
     from hooks.common import http
 
-    return http.probe(url, timeout=timeout, cafile=_cafile())
+    return http.probe(url, timeout=timeout, cafile=pip_cafile())
 
 
 # pip's build requirements for a project without a [build-system] table (legacy setup.py).

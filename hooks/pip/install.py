@@ -765,7 +765,7 @@ def _start(argv: list[str], *, wheelhouse: bool
         _err(f"no pip to install into {python} with: name a target that has pip with "
              "--python PY|VENV, or activate a virtual environment")
         return None, None, EXIT_USAGE
-    return opts, python, 0
+    return opts, python, EXIT_OK
 
 
 def install(cache: PackageCache | Callable[[], PackageCache] | None, argv: list[str]) -> int:
