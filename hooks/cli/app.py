@@ -126,15 +126,55 @@ def _is_version(argv: list[str]) -> bool:
     return False
 
 
+def split_globals(argv: list[str]) -> tuple[dict[str, Any], list[str]] | None:
+    """(global options, the rest from the command word on) without argparse; None if argv has
+    an option this cannot read (then the full parser reports it)."""
+    opts: dict[str, Any] = {"config": None, "cache_dir": None, "quiet": False}
+    rest = list(argv)
+    while rest and rest[0].startswith("-"):
+        opt = rest.pop(0)
+        if opt in _GLOBAL_WITH_VALUE and rest:
+            opts[opt[2:].replace("-", "_")] = rest.pop(0)
+        elif opt.startswith(("--config=", "--cache-dir=")):
+            key, value = opt[2:].split("=", 1)
+            opts[key.replace("-", "_")] = value
+        elif opt in ("-q", "--quiet"):
+            opts["quiet"] = True
+        else:
+            return None
+    return opts, rest
+
+
+def _pip_fast_path(argv: list[str]) -> Any:
+    """``[global options] pip install|wheelhouse PIP-ARGS`` as the parser would read it (its
+    arguments go to pip unparsed), without building the parser: part of every pip/uv install."""
+    split = split_globals(argv)
+    if split is None or split[1][:1] != ["pip"] or len(split[1]) < 2:
+        return None
+    opts, rest = split
+    if rest[1] not in ("install", "wheelhouse"):
+        return None
+    from types import SimpleNamespace
+
+    from hooks.pip import cli
+
+    func = cli.run_install if rest[1] == "install" else cli.run_wheelhouse
+    return SimpleNamespace(**opts, command="pip", pip_command=rest[1], pip_args=rest[2:],
+                           func=func)
+
+
 def _run(argv: list[str], holder: dict[str, PackageCache]) -> int:
     """Parse argv and run its command (the cache is opened on first use, strict)."""
-    command = _command_word(argv)
-    # a driver's command loads that driver; anything else (core command, help, typo) loads none
-    parser = build_parser(command if command in DRIVERS else None, stubs=command not in DRIVERS)
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return EXIT_USAGE
+    args = _pip_fast_path(argv)
+    if args is None:
+        command = _command_word(argv)
+        # a driver's command loads that driver; anything else (core command, help, typo) none
+        parser = build_parser(command if command in DRIVERS else None,
+                              stubs=command not in DRIVERS)
+        args = parser.parse_args(argv)
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return EXIT_USAGE
 
     def cache() -> PackageCache:
         if "c" not in holder:

@@ -28,22 +28,16 @@ def hook_main(argv: list[str]) -> int:
         write_warning(f"apt hook unavailable ({exc})")
         return EXIT_OK
 
-    ns = SimpleNamespace(config=None, cache_dir=None)
-    rest = list(argv)
-    try:
-        while rest and rest[0] != "apt":
-            opt = rest.pop(0)
-            if opt in ("--config", "--cache-dir"):
-                setattr(ns, opt[2:].replace("-", "_"), rest.pop(0))
-            elif opt.startswith(("--config=", "--cache-dir=")):
-                k, v = opt[2:].split("=", 1)
-                setattr(ns, k.replace("-", "_"), v)
-            elif opt not in ("-q", "--quiet"):
-                raise ValueError(opt)
-        if rest[:2] != ["apt", "hook"] or len(rest) != 3:
-            raise ValueError(" ".join(rest))
-    except (ValueError, IndexError) as exc:
-        return hook.run(f"bad arguments: {exc}", lambda: None)
+    from hooks.cli.app import split_globals
+
+    split = split_globals(argv)
+    if split is None:
+        bad = next((a for a in argv if a.startswith("-") and a not in ("-q", "--quiet")), "")
+        return hook.run(f"bad arguments: {bad}", lambda: None)
+    opts, rest = split
+    if rest[:2] != ["apt", "hook"] or len(rest) != 3:
+        return hook.run(f"bad arguments: {' '.join(rest)}", lambda: None)
+    ns = SimpleNamespace(**opts)
     return hook.run(rest[2], lambda: failopen_cache(ns))
 
 

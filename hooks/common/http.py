@@ -268,11 +268,33 @@ def get(url: str, *, accept: str = "*/*", timeout: float = DEFAULT_TIMEOUT,
         return 0, url, b""
 
 
+def _unresolvable(url: str) -> str | None:
+    """Why url's host has no address (reached directly, not through a proxy), else None."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        host, port = parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        return None
+    if not host or urllib.request.getproxies().get(parts.scheme) and \
+            not urllib.request.proxy_bypass(host):
+        return None
+    try:
+        socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        return exc.strerror or str(exc)
+    except (OSError, UnicodeError):
+        return None
+    return None
+
+
 def probe(url: str, *, timeout: float = 5.0, cafile: str | None = None) -> str | None:
     """None if the server answers (any HTTP status but 502/503/504), else the cause in a few
     words: "connection refused", "certificate verify failed: ...", "HTTP 503", "timed out"."""
     if not url.startswith(("http://", "https://")):
         return None
+    unresolved = _unresolvable(url)
+    if unresolved:  # offline: no TLS set-up (loading the CA bundle) for a host with no address
+        return f"name resolution failed: {unresolved}"
     try:
         with opener(cafile).open(request(url, method="HEAD"), timeout=timeout):
             return None
