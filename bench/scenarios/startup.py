@@ -91,13 +91,16 @@ def startup(runs: int, work: Path, repo: Path) -> dict[str, dict]:
     wrapper = work / "pkgcache"
     wrapper.write_text(WRAPPER.format(repo=str(repo)))
     deb = [SYSTEM_PYTHON, "-I", str(wrapper)]
+    subprocess.run([SYSTEM_PYTHON, "-m", "compileall", "-q", str(repo / "hooks"),
+                    str(repo / "cache_core")], check=False, capture_output=True)  # as installed
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     cmds = {"python3 -c pass": [SYSTEM_PYTHON, "-c", "pass"],
             "pkgcache --version": [*deb, "--version"],
             "pkgcache --help": [*deb, "--help"],
             "pkgcache apt hook sweep": [*deb, "--config", str(conf), "--cache-dir", str(cache),
                                         "apt", "hook", "sweep"]}
     venv_bin = Path(sys.executable).parent
-    if (venv_bin / "pkgcache").is_file() and sys.prefix != sys.base_prefix:
+    if (venv_bin / "pkgcache").is_file() and sys.prefix != sys.base_prefix and repo == REPO:
         cmds["venv python -c pass"] = [sys.executable, "-c", "pass"]
         cmds["venv pkgcache --version"] = [str(venv_bin / "pkgcache"), "--version"]
     times = interleaved(cmds, env, runs)
@@ -119,8 +122,9 @@ def startup(runs: int, work: Path, repo: Path) -> dict[str, dict]:
     return results
 
 
-def uv_scenarios(runs: int, work: Path, index: str) -> dict[str, dict]:
-    """pkgcache's uv backend vs uv --offline on the pip bench set (bench/pip_bench.py)."""
+def uv_scenarios(runs: int, work: Path, index: str, repo: Path) -> dict[str, dict]:
+    """pkgcache's uv backend vs uv --offline on the pip bench set (bench/pip_bench.py).
+    pkgcache runs as the Debian package runs it: /usr/bin/python3 -I, byte-compiled code."""
     sys.path.insert(0, str(REPO / "bench"))
     import pip_bench
 
@@ -129,11 +133,15 @@ def uv_scenarios(runs: int, work: Path, index: str) -> dict[str, dict]:
         print("uv not installed: uv scenarios skipped")
         return {}
     cache_dir = work / "pkgcache-uv"
-    pk_env = pip_bench.clean_env()
+    pk_env = {k: v for k, v in pip_bench.clean_env().items() if k != "PYTHONDONTWRITEBYTECODE"}
+    wrapper = work / "pkgcache"
+    wrapper.write_text(WRAPPER.format(repo=str(repo)))
+    subprocess.run([SYSTEM_PYTHON, "-m", "compileall", "-q", str(repo / "hooks"),
+                    str(repo / "cache_core")], check=False, capture_output=True)
     uv_env = pip_bench.clean_env(UV_CACHE_DIR=str(work / "uv-cache"))
 
     def pk(v: Path) -> list[str]:
-        return [sys.executable, "-m", "hooks.cli", "--cache-dir", str(cache_dir), "pip", "install",
+        return [SYSTEM_PYTHON, "-I", str(wrapper), "--cache-dir", str(cache_dir), "pip", "install",
                 "--python", str(v / "bin" / "python"), "--installer", "uv", "-q",
                 "-i", index, "-r", str(bench.req)]
 
@@ -177,7 +185,7 @@ def main() -> int:
         work.mkdir(parents=True, exist_ok=True)
         results = startup(a.runs, work, Path(a.repo).resolve())
         if a.uv:
-            results.update(uv_scenarios(a.uv_runs, work, a.index))
+            results.update(uv_scenarios(a.uv_runs, work, a.index, Path(a.repo).resolve()))
     if a.json:
         Path(a.json).write_text(json.dumps(results, indent=1))
     return 0

@@ -13,6 +13,7 @@ from hooks.common.paths import PKGCACHE_BIN
 
 
 def cmd_hook(args: argparse.Namespace) -> int:
+    """``apt hook ACTION`` through the parser (``--help`` and tests); always 0."""
     from hooks.apt import hook
     from hooks.cli.apthook import failopen_cache
 
@@ -20,6 +21,7 @@ def cmd_hook(args: argparse.Namespace) -> int:
 
 
 def cmd_seed(args: argparse.Namespace) -> int:
+    """``apt seed [PKG...]``: place verified cached debs into apt's archives."""
     from hooks.apt.aptenv import AptLockBusy
     from hooks.apt.seed import seed
 
@@ -56,6 +58,7 @@ def cmd_seed(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
+    """``apt import DIR``: ingest .debs that match apt's index."""
     from pathlib import Path
 
     from hooks.apt.importer import import_dir
@@ -82,6 +85,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_enable(args: argparse.Namespace) -> int:
+    """``apt enable``: install the apt.conf.d snippet."""
     from hooks.apt import switch
 
     try:
@@ -95,6 +99,7 @@ def cmd_enable(args: argparse.Namespace) -> int:
 
 
 def cmd_disable(args: argparse.Namespace) -> int:
+    """``apt disable``: remove the apt.conf.d snippet."""
     from hooks.apt import switch
 
     path, was = switch.disable()
@@ -110,6 +115,7 @@ def _when(rec: dict[str, Any] | None) -> str:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    """``apt status``: hooks, method, last harvest and seed."""
     from hooks.apt import switch
 
     info = switch.status(args.cache())

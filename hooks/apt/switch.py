@@ -45,6 +45,7 @@ def running_command(argv0: str | None = None) -> str:
 
 
 def shutil_which(name: str) -> str | None:
+    """shutil.which(name), None for an empty name."""
     import shutil
 
     return shutil.which(name) if name else None

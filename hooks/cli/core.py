@@ -43,6 +43,7 @@ def parse_age(text: str) -> float:
 
 # -- core commands ------------------------------------------------------------------------------
 def cmd_put(args: argparse.Namespace) -> int:
+    """``put KEY FILE``: store a copy of FILE under KEY; prints its SHA-256."""
     if not os.path.isfile(args.file):
         raise UsageError(f"{args.file}: no such file")
     digest = args.cache().put(args.key, args.file, sha256=args.sha256)
@@ -55,6 +56,7 @@ def cmd_put(args: argparse.Namespace) -> int:
 
 
 def cmd_get(args: argparse.Namespace) -> int:
+    """``get KEY [-o DEST]``: the verified file's path, or a copy at DEST."""
     cache = args.cache()
     if args.output:
         out_dir = os.path.dirname(os.path.abspath(args.output))
@@ -74,10 +76,12 @@ def cmd_get(args: argparse.Namespace) -> int:
 
 
 def cmd_exists(args: argparse.Namespace) -> int:
+    """``exists KEY``: exit 0 if cached, 1 if not."""
     return EXIT_OK if args.cache().exists(args.key) else EXIT_MISS
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
+    """``ls [PREFIX]``: the cached keys."""
     entries = args.cache().keys(args.prefix or "")
     if args.json:
         print(json.dumps([{"key": e.key, "sha256": e.digest, "size": e.size, "kind": e.kind,
@@ -91,6 +95,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
+    """``stats``: counters, size and quarantine."""
     cache = args.cache()
     if args.zero:
         cache.zero_stats()
@@ -126,6 +131,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    """``verify [--repair]``: re-hash objects, fsck git mirrors."""
     cache = args.cache()
     report = cache.verify(repair=args.repair)
     try:
@@ -149,6 +155,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_gc(args: argparse.Namespace) -> int:
+    """``gc``: evict down to the cap, apply the quarantine's retention."""
     cache = args.cache()
     cap = parse_size(args.max_size) if args.max_size else None
     age = parse_age(args.older_than) if args.older_than else None
@@ -166,6 +173,7 @@ def cmd_gc(args: argparse.Namespace) -> int:
 
 
 def cmd_clear(args: argparse.Namespace) -> int:
+    """``clear``: remove everything."""
     n = args.cache().clear()
     if args.json:
         print(json.dumps({"objects_removed": n}))

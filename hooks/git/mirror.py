@@ -123,6 +123,7 @@ class Mirrors:
         self.bucket = cache.bucket(BUCKET)
 
     def path(self, url: str) -> Path:
+        """Where the mirror of url lives in the bucket."""
         return self.bucket / mirror_name(url)
 
     @contextlib.contextmanager

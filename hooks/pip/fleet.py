@@ -142,7 +142,7 @@ def _adopt(cache: PackageCache, store: WheelStore, filename: str, digest: str,
     if not cache.alias(key, digest, kind=kind, meta=meta):
         return False
     entry = cache.lookup(key)
-    return entry is not None and store._view(entry, filename) is not None
+    return entry is not None and store.view(entry, filename) is not None
 
 
 def adopt_hashes(cache: PackageCache, store: WheelStore, target: Target,
@@ -222,7 +222,7 @@ def adopt_projects(cache: PackageCache, store: WheelStore, target: Target,
                                yanked=False, is_direct=False)
                 if fetch_built(cache, store, art, target):
                     entry = cache.lookup(store.built_key(digest, target))
-                    if entry is not None and store._view(entry, str(entry.meta["filename"])):
+                    if entry is not None and store.view(entry, str(entry.meta["filename"])):
                         taken += 1
                         todo += _requires(cache, entry.digest)
     return taken

@@ -290,9 +290,38 @@ class Driver:
                    if not self.store.have(a, self.target, verify=verify, sources=sources)]
         if not missing:
             return True
+        self.store.prune_view()
+        missing, paths = self._download(missing)
+        ok = True
+        sdists: list[Artifact] = []
+        for art in missing:
+            path = paths.get(art.filename)
+            if path is None:
+                self.problems.append(f"{art.filename} could not be fetched")
+                ok = False
+                continue
+            meta = {"filename": art.filename, "name": art.name, "version": art.version,
+                    "requires_python": art.requires_python, "yanked": art.yanked,
+                    "sources": options.sources(self.opts.pip_args)}
+            kind = "wheel" if art.is_wheel else "sdist"
+            if self.store.add(f"{kind}:{art.filename}", str(path), art.sha256, meta) is None:
+                self.problems.append(f"{art.filename} could not be stored in the cache")
+                ok = False
+            else:
+                self.cache.count_miss(f"{kind}:{art.filename}")  # a cold download
+                self.filled.add(art.filename)
+            if not art.is_wheel:
+                sdists.append(art)
+        if sdists and not self.build(sdists, paths):
+            ok = False
+        return ok
+
+    def _download(self, missing: list[Artifact]) -> tuple[list[Artifact], dict[str, Path]]:
+        """Download what the cache lacks (the fleet first, then the index, then pip itself for
+        what urllib cannot fetch): (what is still to store, file name -> its downloaded,
+        digest-checked file); a wheel the fleet built is already stored and not listed."""
         from . import build as fetch  # urllib/ssl: only when something must be downloaded
 
-        self.store.prune_view()
         dl = self.work / "dl"
         dl.mkdir(exist_ok=True)
         failed: list[Artifact] = []
@@ -318,29 +347,7 @@ class Driver:
                 p = dl / art.filename
                 if p.is_file() and self.cache.calculate_hash(str(p)) == art.sha256:
                     paths[art.filename] = p
-        ok = True
-        sdists: list[Artifact] = []
-        for art in missing:
-            path = paths.get(art.filename)
-            if path is None:
-                self.problems.append(f"{art.filename} could not be fetched")
-                ok = False
-                continue
-            meta = {"filename": art.filename, "name": art.name, "version": art.version,
-                    "requires_python": art.requires_python, "yanked": art.yanked,
-                    "sources": options.sources(self.opts.pip_args)}
-            kind = "wheel" if art.is_wheel else "sdist"
-            if self.store.add(f"{kind}:{art.filename}", str(path), art.sha256, meta) is None:
-                self.problems.append(f"{art.filename} could not be stored in the cache")
-                ok = False
-            else:
-                self.cache.count_miss(f"{kind}:{art.filename}")  # a cold download
-                self.filled.add(art.filename)
-            if not art.is_wheel:
-                sdists.append(art)
-        if sdists and not self.build(sdists, paths):
-            ok = False
-        return ok
+        return missing, paths
 
     def cache_build_deps(self, sources: list[Path]) -> list[str]:
         """Cache the build dependencies of local projects or sdists (pyproject's
@@ -680,21 +687,28 @@ class Driver:
         runner.replay(res.stderr)
         return res.rc
 
-    def wheelhouse(self, dest: Path) -> int:
-        """Link the files satisfying the request into dest with a hashed find-links page."""
+    def _wheelhouse_files(self) -> tuple[int | None, list[Artifact]]:
+        """The files the request needs, all in the cache: (None, files), else (exit code, [])."""
         res, arts = (runner.Result(1), []) if self.opts.refresh else self.resolve_offline()
         if res.rc != 0:
             if self.opts.offline:
-                return self.explain(res, online=False)
+                return self.explain(res, online=False), []
             res, arts = self.resolve_online(ignore_installed=True)
             if res.rc != 0:
-                return self.explain(res, online=True)
+                return self.explain(res, online=True), []
             if not self.fill(arts):
                 _err(self.problems[0] if self.problems else "could not cache every file")
-                return EXIT_MISS
+                return EXIT_MISS, []
             res, arts = self.resolve_offline()
             if res.rc != 0:
-                return self.explain(res, online=False)
+                return self.explain(res, online=False), []
+        return None, arts
+
+    def wheelhouse(self, dest: Path) -> int:
+        """Link the files satisfying the request into dest with a hashed find-links page."""
+        rc, arts = self._wheelhouse_files()
+        if rc is not None:
+            return rc
         cands = self.candidates(sdists=True)
         by_digest = {c.sha256: c for c in cands}
         by_key = {c.entry.key: c for c in cands}

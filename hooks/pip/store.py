@@ -276,7 +276,7 @@ class WheelStore:
             return None
         self.vouch(key, digest, [str(s) for s in meta.get("sources") or []])
         entry = self.cache.lookup(key)
-        if entry is None or self._view(entry, meta["filename"]) is None:
+        if entry is None or self.view(entry, meta["filename"]) is None:
             return None
         return digest
 
@@ -286,7 +286,7 @@ class WheelStore:
         object_path = getattr(self.cache, "object_path", None)
         return str(object_path(entry.digest)) if object_path is not None else None
 
-    def _view(self, entry: Entry, filename: str, *, rehash: bool = False) -> Path | None:
+    def view(self, entry: Entry, filename: str, *, rehash: bool = False) -> Path | None:
         """A symlink named filename to entry's verified object, checked or (re)made.
 
         Symlinks, not hardlinks: a hardlink would pin the object against the cache's LRU
@@ -336,7 +336,7 @@ class WheelStore:
                 self.unvouched.add(filename)
                 continue
             try:
-                path = self._view(entry, filename, rehash=rehash)
+                path = self.view(entry, filename, rehash=rehash)
             except (CacheError, OSError, ValueError):  # a bad name or object: not offered
                 path = None
             if path is not None:
