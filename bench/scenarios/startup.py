@@ -134,6 +134,8 @@ def uv_scenarios(runs: int, work: Path, index: str, repo: Path) -> dict[str, dic
         return {}
     cache_dir = work / "pkgcache-uv"
     pk_env = {k: v for k, v in pip_bench.clean_env().items() if k != "PYTHONDONTWRITEBYTECODE"}
+    # the system python does not see the bench's venv: uv is found on PATH, as on a server
+    pk_env["PATH"] = f"{Path(bench.uv).parent}{os.pathsep}{pk_env.get('PATH', '')}"
     wrapper = work / "pkgcache"
     wrapper.write_text(WRAPPER.format(repo=str(repo)))
     subprocess.run([SYSTEM_PYTHON, "-m", "compileall", "-q", str(repo / "hooks"),
