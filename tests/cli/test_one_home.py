@@ -184,3 +184,13 @@ def test_python_m_hooks_cli_and_the_console_script_entry_agree(tmp_path: Path) -
                         "stats", "--json"], capture_output=True, text=True, timeout=60)
     b = run_cli("--cache-dir", cache, "stats", "--json")
     assert a.returncode == b.returncode == 0 and '"hits"' in a.stdout and a.stdout == b.stdout
+
+
+def test_readme_code_map_matches_the_tree() -> None:
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("\n## Code map\n", 1)[1].split("\n## ", 1)[0]
+    listed = set(re.findall(r"^- `([\w/]+/)`", section, re.M))
+    packages = {f"{p.parent.relative_to(REPO)}/" for root in ("cache_core", "hooks")
+                for p in (REPO / root).rglob("__init__.py") if "__pycache__" not in p.parts}
+    assert packages - listed == set()                       # every package has its line
+    assert [p for p in listed if not (REPO / p).is_dir()] == []   # and no line names a ghost
