@@ -134,6 +134,9 @@ def uv_scenarios(runs: int, work: Path, index: str, repo: Path) -> dict[str, dic
         return {}
     cache_dir = work / "pkgcache-uv"
     pk_env = {k: v for k, v in pip_bench.clean_env().items() if k != "PYTHONDONTWRITEBYTECODE"}
+    # its own trust record: the machine's /var/lib/pkgcache is shared with other caches, whose
+    # runs drop the stamps of digests they do not hold (then every run here would re-hash)
+    pk_env["PKGCACHE_STATE_DIR"] = str(work / "state")
     # the system python does not see the bench's venv: uv is found on PATH, as on a server
     pk_env["PATH"] = f"{Path(bench.uv).parent}{os.pathsep}{pk_env.get('PATH', '')}"
     wrapper = work / "pkgcache"
