@@ -194,3 +194,16 @@ def test_readme_code_map_matches_the_tree() -> None:
                 for p in (REPO / root).rglob("__init__.py") if "__pycache__" not in p.parts}
     assert packages - listed == set()                       # every package has its line
     assert [p for p in listed if not (REPO / p).is_dir()] == []   # and no line names a ghost
+
+
+def test_every_exit_code_is_documented() -> None:
+    """Each EXIT_* of cache_core.errors is in the README's table and the man page."""
+    sys.path.insert(0, str(REPO))
+    from cache_core import errors
+
+    codes = {v for k, v in vars(errors).items() if k.startswith("EXIT_")}
+    readme = (REPO / "README.md").read_text().split("\n## Exit codes\n", 1)[1].split("\n## ", 1)[0]
+    man = (REPO / "docs" / "pkgcache.1").read_text().split(".SH EXIT STATUS", 1)[1]
+    man = man.split(".SH ", 1)[0]
+    assert {c for c in codes if f"| {c} |" not in readme} == set()
+    assert {c for c in codes if f".B {c}\n" not in man} == set()
