@@ -7,7 +7,7 @@ import json
 import time
 from typing import Any
 
-from cache_core.errors import EXIT_MISS, EXIT_OK, EXIT_UNUSABLE, EXIT_USAGE
+from cache_core import EXIT_MISS, EXIT_OK, EXIT_UNUSABLE, EXIT_USAGE
 from hooks.cli.output import error, human
 from hooks.common.paths import PKGCACHE_BIN
 

@@ -31,7 +31,7 @@ def _warn(message: str) -> None:
     if _said:
         return
     _said.append(message)
-    from cache_core.errors import write_warning
+    from cache_core import write_warning
 
     write_warning(message)
 
@@ -55,7 +55,7 @@ def _watchdog(limit: float, label: str) -> threading.Timer:
     def fire() -> None:
         if not _said:
             _said.append("timeout")
-            from cache_core.errors import write_warning
+            from cache_core import write_warning
 
             write_warning(f"apt {label} stopped after {int(limit)} s; apt continues without it")
         os._exit(0)

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import sys
 
-from cache_core import __version__
-from cache_core.errors import (
+from cache_core import (
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_UNUSABLE,
     EXIT_USAGE,
     CacheError,
+    __version__,
 )
+from hooks.cli.argv import command_word, is_version, split_globals
 
 TYPE_CHECKING = False  # typing costs more than the rest of `pkgcache --version`
 if TYPE_CHECKING:
@@ -47,15 +48,6 @@ DRIVERS: dict[str, CommandInfo] = {
     "git": CommandInfo("hooks.git.cli", "git clone through a cached bare mirror per URL"),
     "remote": CommandInfo("hooks.remote.cli", "sync with the remote store (fleet tier)"),
 }
-_GLOBAL_WITH_VALUE = ("--config", "--cache-dir")
-
-
-def _command_word(argv: list[str]) -> str | None:
-    """The sub-command in argv (after the global options), or None."""
-    i = 0
-    while i < len(argv) and argv[i].startswith("-"):
-        i += 2 if argv[i] in _GLOBAL_WITH_VALUE else 1
-    return argv[i] if i < len(argv) else None
 
 
 def _make_parser_class() -> type[argparse.ArgumentParser]:
@@ -99,7 +91,7 @@ def build_parser(command: str | None = None, *, stubs: bool = False) -> argparse
             module = __import__(info.module, fromlist=["register"])
         except ImportError as exc:
             if exc.name != info.module:  # the driver exists but is broken: say so, keep the core
-                from cache_core.errors import warn
+                from cache_core import warn
 
                 warn(f"{name} unavailable ({exc})")
             continue
@@ -110,39 +102,10 @@ def build_parser(command: str | None = None, *, stubs: bool = False) -> argparse
 def _is_apt_hook(argv: list[str]) -> bool:
     """True for ``[global options] apt hook ACTION``: what apt runs, several times per install.
     ``apt hook --help`` is not: it goes through the full parser and prints help."""
-    if _command_word(argv) != "apt":
+    if command_word(argv) != "apt":
         return False
     i = argv.index("apt")
     return argv[i:i + 2] == ["apt", "hook"] and not {"-h", "--help"} & set(argv[i + 2:])
-
-
-def _is_version(argv: list[str]) -> bool:
-    """True for ``pkgcache [global options] --version`` (no command before it)."""
-    for i, word in enumerate(argv):
-        if word == "--version":
-            return True
-        if not word.startswith("-") and (i == 0 or argv[i - 1] not in _GLOBAL_WITH_VALUE):
-            return False
-    return False
-
-
-def split_globals(argv: list[str]) -> tuple[dict[str, Any], list[str]] | None:
-    """(global options, the rest from the command word on) without argparse; None if argv has
-    an option this cannot read (then the full parser reports it)."""
-    opts: dict[str, Any] = {"config": None, "cache_dir": None, "quiet": False}
-    rest = list(argv)
-    while rest and rest[0].startswith("-"):
-        opt = rest.pop(0)
-        if opt in _GLOBAL_WITH_VALUE and rest:
-            opts[opt[2:].replace("-", "_")] = rest.pop(0)
-        elif opt.startswith(("--config=", "--cache-dir=")):
-            key, value = opt[2:].split("=", 1)
-            opts[key.replace("-", "_")] = value
-        elif opt in ("-q", "--quiet"):
-            opts["quiet"] = True
-        else:
-            return None
-    return opts, rest
 
 
 def _pip_fast_path(argv: list[str]) -> Any:
@@ -167,7 +130,7 @@ def _run(argv: list[str], holder: dict[str, PackageCache]) -> int:
     """Parse argv and run its command (the cache is opened on first use, strict)."""
     args = _pip_fast_path(argv)
     if args is None:
-        command = _command_word(argv)
+        command = command_word(argv)
         # a driver's command loads that driver; anything else (core command, help, typo) none
         parser = build_parser(command if command in DRIVERS else None,
                               stubs=command not in DRIVERS)
@@ -219,7 +182,7 @@ def _exit_code(exc: BaseException) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: run one command; one line on stderr and a documented exit code on error."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if _is_version(argv):
+    if is_version(argv):
         sys.stdout.write(f"pkgcache {__version__}\n")
         return EXIT_OK
     if _is_apt_hook(argv):  # fast path: no parser, no other driver; always exit 0

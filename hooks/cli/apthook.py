@@ -7,7 +7,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
-from cache_core.errors import EXIT_OK
+from cache_core import EXIT_OK
 
 
 def failopen_cache(args: Any) -> Any:
@@ -23,12 +23,12 @@ def hook_main(argv: list[str]) -> int:
     try:
         from hooks.apt import hook
     except Exception as exc:  # noqa: BLE001 - never break apt
-        from cache_core.errors import write_warning
+        from cache_core import write_warning
 
         write_warning(f"apt hook unavailable ({exc})")
         return EXIT_OK
 
-    from hooks.cli.app import split_globals
+    from hooks.cli.argv import split_globals
 
     split = split_globals(argv)
     if split is None:

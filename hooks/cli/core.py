@@ -9,7 +9,7 @@ import re
 import time
 from typing import Any
 
-from cache_core.errors import EXIT_MISS, EXIT_OK
+from cache_core import EXIT_MISS, EXIT_OK
 from hooks.cli.output import error, human
 from hooks.common.errors import UsageError
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cache_core.errors import EXIT_NETWORK, EXIT_USAGE, CacheError
+from cache_core import EXIT_NETWORK, EXIT_USAGE, CacheError
 
 
 class UsageError(CacheError):

@@ -25,7 +25,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from cache_core.errors import EXIT_MISS, EXIT_USAGE
+from cache_core import EXIT_MISS, EXIT_USAGE
 from hooks.common.errors import FetchError
 
 DEFAULT_RETRIES = 3

@@ -10,8 +10,7 @@ import sys
 import tempfile
 from typing import Any
 
-from cache_core import CacheError, warn
-from cache_core.errors import EXIT_OK
+from cache_core import EXIT_OK, CacheError, warn
 from hooks.cli.output import error
 from hooks.common.errors import FetchError
 from hooks.common.http import DEFAULT_RETRIES, DEFAULT_RETRY_DELAY, DEFAULT_TIMEOUT

@@ -32,8 +32,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from cache_core import CacheError, atomic_write, copy_fd, open_regular, sha256_fd, state_dir, warn
-from cache_core.errors import EXIT_MISS, EXIT_NETWORK, EXIT_USAGE
+from cache_core import (
+    EXIT_MISS,
+    EXIT_NETWORK,
+    EXIT_USAGE,
+    CacheError,
+    atomic_write,
+    copy_fd,
+    open_regular,
+    sha256_fd,
+    state_dir,
+    warn,
+)
 from hooks.cli.output import human
 from hooks.common.errors import FetchError
 from hooks.common.http import (

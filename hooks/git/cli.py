@@ -12,8 +12,7 @@ import re
 import sys
 from typing import Any
 
-from cache_core import CacheError, warn
-from cache_core.errors import EXIT_MISS, EXIT_OK, EXIT_USAGE
+from cache_core import EXIT_MISS, EXIT_OK, EXIT_USAGE, CacheError, warn
 from hooks.cli.output import error
 from hooks.git.mirror import GitError, clone, update, verify_mirrors
 

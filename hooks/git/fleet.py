@@ -22,8 +22,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from cache_core import warn
-from cache_core.errors import EXIT_OK, EXIT_UNUSABLE
+from cache_core import EXIT_OK, EXIT_UNUSABLE, warn
 
 KEY_PREFIX = "gitbundle:"
 UPLOAD_ENV = "PKGCACHE_REMOTE_UPLOAD"

@@ -22,8 +22,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from cache_core import CacheError, warn
-from cache_core.errors import EXIT_MISS, EXIT_NETWORK, EXIT_OK, EXIT_USAGE
+from cache_core import EXIT_MISS, EXIT_NETWORK, EXIT_OK, EXIT_USAGE, CacheError, warn
 from hooks.cli.output import error
 from hooks.common.http import redact
 

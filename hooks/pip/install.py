@@ -22,8 +22,7 @@ from urllib.parse import unquote, urlsplit
 from packaging.utils import canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
-from cache_core import CacheError, PackageCache, warn
-from cache_core.errors import EXIT_MISS, EXIT_OK, EXIT_UNUSABLE, EXIT_USAGE
+from cache_core import EXIT_MISS, EXIT_OK, EXIT_UNUSABLE, EXIT_USAGE, CacheError, PackageCache, warn
 from hooks.common.errors import FetchError, UsageError
 
 from . import fleet, options, runner
