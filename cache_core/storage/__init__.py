@@ -86,9 +86,7 @@ class Storage:
     def zero(self) -> None:
         """Reset the later tiers' counters (the remote tier's breaker stays)."""
         for t in self._later():
-            zero = getattr(t, "zero", None)
-            if zero is not None:
-                zero()
+            t.zero()
 
 
 class _Ingest:

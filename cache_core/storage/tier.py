@@ -59,5 +59,8 @@ class Tier(Protocol):
     def stats(self) -> dict[str, object]:
         """This tier's counters (no secrets), reported under its name by cache.stats()."""
 
+    def zero(self) -> None:
+        """Reset this tier's counters (``pkgcache stats --zero``)."""
+
 
 __all__ = ["Located", "Sink", "Tier"]

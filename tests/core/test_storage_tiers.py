@@ -48,6 +48,9 @@ class MemoryTier:
     def stats(self) -> dict[str, object]:
         return {"objects": len(self.objects)}
 
+    def zero(self) -> None:
+        self.fetched = 0
+
 
 def with_tiers(cache: PackageCache, *later: Tier) -> PackageCache:
     cache.storage = Storage(cache.store, lambda: list(later))
@@ -84,6 +87,8 @@ def test_write_behind_reaches_a_later_tier_and_read_through_comes_back(
     assert b.get(KEY) == path and mem.fetched == 1  # now local: the tier is not asked again
     st = b.stats()
     assert (st["hits"], st["misses"], st["memory"]) == (2, 0, {"objects": 1})
+    b.zero_stats()  # reaches every later tier
+    assert mem.fetched == 0 and b.stats()["hits"] == 0
 
 
 def test_private_put_never_leaves_the_machine(tmp_path: Path, mem: MemoryTier, src: Path):
@@ -176,6 +181,6 @@ def test_a_second_local_store_is_a_tier_too(tmp_path: Path, src: Path):
 def test_the_local_store_and_the_remote_tier_have_every_tier_member():
     from cache_core.storage.remote import RemoteTier
 
-    members = ("name", "fetch", "store", "stats")
+    members = ("name", "fetch", "store", "stats", "zero")
     for cls in (LocalStore, RemoteTier, MemoryTier):
         assert all(hasattr(cls, m) for m in members), cls

@@ -410,6 +410,10 @@ class LocalStore:
         self.index.flush()
         return dict(self.index.counters())
 
+    def zero(self) -> None:
+        """Reset this store's hit/miss/eviction counters."""
+        self.index.zero()
+
     # -- buckets ----------------------------------------------------------------------------
     def bucket(self, name: str) -> Path:
         """A private directory under the root for non-file data (name already checked)."""

@@ -97,7 +97,6 @@ class RemoteTier:
         self._off: set[str] = set()           # skipped for the rest of this process
         self._spent: dict[str, float] = {}    # seconds spent per remote in this process
         self._signers: dict[str, Any] = {}
-        self.filling = False                  # a remote fill is putting: do not spool it back
         self.spawned = False
 
     # -- plumbing ---------------------------------------------------------------------------
@@ -268,7 +267,7 @@ class RemoteTier:
         bounded: drop the entry when the spool is full (background puts; an explicit push
         queues everything it was asked for)."""
         writers = self._writers()
-        if self.filling or not writers:
+        if not writers:
             return False
         spool = self.spool_dir
         limit = min(s.spool_max for s in writers)
