@@ -14,7 +14,7 @@ import pytest
 from fetch_server import FetchServer, Runner, clean_env
 
 from cache_core import PackageCache
-from hooks.fetch import FetchError, fetch, url_hash
+from hooks.fetch.download import FetchError, fetch, url_hash
 
 BODY = os.urandom(300_000)
 FAST = ("--retry-delay", "0.01")

@@ -15,7 +15,7 @@ from piplab import Index, Packages, make_sdist, make_wheel, sha256_of, venv_vers
 from cache_core.storage import remote
 from cache_core.storage.remote.base import record_name
 from cache_core.storage.remote.records import Record, encode, load_secret_key
-from hooks.pip import install
+from hooks.pip.install import install
 
 pytestmark = pytest.mark.slow
 

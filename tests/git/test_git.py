@@ -11,7 +11,7 @@ from pathlib import Path
 
 from git_server import GitHttpServer, GitRunner, add_commit, git, make_repo
 
-from hooks.gitmirror import SENTINEL, is_valid_mirror, mirror_name
+from hooks.git.mirror import SENTINEL, is_valid_mirror, mirror_name
 
 
 def head(repo: Path, ref: str = "HEAD") -> str:

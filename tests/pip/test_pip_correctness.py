@@ -22,7 +22,7 @@ from piplab import (
 )
 
 from cache_core import PackageCache
-from hooks.pip import install, wheelhouse
+from hooks.pip.install import install, wheelhouse
 from hooks.pip.runner import uv_bin
 
 

@@ -8,7 +8,7 @@ import pytest
 from piplab import Index, Packages, make_wheel, sha256_of, venv_version
 
 from cache_core import PackageCache
-from hooks.pip import install
+from hooks.pip.install import install
 from hooks.pip.store import WheelStore
 from hooks.pip.target import probe
 

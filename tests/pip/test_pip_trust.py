@@ -13,7 +13,7 @@ import pytest
 from piplab import Index, Packages, make_wheel, sha256_of
 
 from cache_core import PackageCache
-from hooks.pip import install
+from hooks.pip.install import install
 from hooks.pip.runner import uv_bin
 
 BETA = "beta-1.0-py3-none-any.whl"

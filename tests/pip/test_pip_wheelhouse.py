@@ -12,7 +12,7 @@ import pytest
 from piplab import Index, Packages, sha256_of, venv_version
 
 from cache_core import PackageCache
-from hooks.pip import install, wheelhouse
+from hooks.pip.install import install, wheelhouse
 from hooks.pip.options import UsageError, parse
 from hooks.pip.runner import uv_bin
 from hooks.pip.store import Candidate, WheelStore
