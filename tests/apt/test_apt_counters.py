@@ -3,7 +3,7 @@ hit for every deb seeded from the cache. Real apt-get against the local reposito
 
 from __future__ import annotations
 
-from test_apt_e2e import first_install, reprovision
+from tests.apt.test_apt_e2e import first_install, reprovision
 
 
 def test_cold_apt_run_counts_misses_warm_run_counts_hits(lab) -> None:

@@ -9,7 +9,8 @@ import os
 from pathlib import Path
 
 import pytest
-from aptlab import Sandbox
+
+from tests.support.apt import Sandbox
 
 ALPHA = "alpha_1.0-1_all.deb"
 BETA = "beta_2%3a1.0-1_amd64.deb"
@@ -140,8 +141,8 @@ def test_corrupted_cached_object_same_size_is_never_seeded(lab) -> None:
     assert len(pkgcache_lines(res.stderr)) <= 1
 
 
-def test_cache_on_another_filesystem_works_by_copy(lab, tmpfs) -> None:
-    mnt = tmpfs("cachefs")
+def test_cache_on_another_filesystem_works_by_copy(lab, mounts) -> None:
+    mnt = mounts.tmpfs("cachefs", opts="")
     cache_dir = mnt / "pkgcache"
     lab.cache_dir = cache_dir
     lab.sb.cache_dir = cache_dir

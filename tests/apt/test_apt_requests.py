@@ -13,7 +13,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from aptlab import REPO_ROOT, build_deb
+
+from tests.support import REPO
+from tests.support.apt import build_deb
 
 ALPHA = "alpha_1.0-1_all.deb"
 BETA = "beta_2%3a1.0-1_amd64.deb"
@@ -180,7 +182,7 @@ def backports(lab) -> None:
                                       "-o", "APT::FTPArchive::Release::Codename=bpo",
                                       "release", "."))
     with open(lab.sb.root / "etc/apt/sources.list", "a") as f:
-        f.write(f"deb [trusted=yes] {lab.server.url}bpo ./\n")
+        f.write(f"deb [trusted=yes] {lab.server.base}bpo ./\n")
     (lab.sb.root / "etc/apt/preferences.d/bpo").write_text(
         "Package: *\nPin: release a=backports\nPin-Priority: 100\n")
 
@@ -218,8 +220,8 @@ def test_reinstall_is_served(lab) -> None:
     assert lab.server.deb_requests() == []
 
 
-def test_local_deb_on_another_filesystem_copies_only_its_dependencies(lab, tmpfs) -> None:
-    mnt = tmpfs("cachefs")
+def test_local_deb_on_another_filesystem_copies_only_its_dependencies(lab, mounts) -> None:
+    mnt = mounts.tmpfs("cachefs", opts="")
     lab.cache_dir = lab.sb.cache_dir = mnt / "pkgcache"
     lab.sb.write_pkgcache_wrapper()
     lab.sb.apt("update", check=True)
@@ -279,8 +281,8 @@ def test_a_stale_deb_named_in_the_install_is_removed_before_apt_uses_it(lab) -> 
 
 
 # -- 4. bind-mounted cache: EXDEV at link time ------------------------------------------------------
-def test_bind_mounted_cache_costs_no_copies_on_update(lab, bindmount) -> None:
-    mnt = bindmount("cachebind")
+def test_bind_mounted_cache_costs_no_copies_on_update(lab, mounts) -> None:
+    mnt = mounts.bind("cachebind")
     lab.cache_dir = lab.sb.cache_dir = mnt / "pkgcache"
     lab.sb.write_pkgcache_wrapper()
     assert os.stat(mnt).st_dev == os.stat(lab.sb.archives).st_dev  # same fs, another mount
@@ -305,11 +307,11 @@ def test_apt_enable_from_a_pip_install_gives_working_hooks(lab, tmp_path) -> Non
                    check=True, capture_output=True)
     src = tmp_path / "src"  # a copy: setuptools writes build/ into the tree it installs from
     files = subprocess.run(["git", "ls-files", "-z", "--", "pyproject.toml", "README.md",
-                            "cache_core", "hooks"], cwd=REPO_ROOT, capture_output=True,
+                            "cache_core", "hooks"], cwd=REPO, capture_output=True,
                            check=True).stdout.decode().split("\0")
     for name in filter(None, files):
         (src / name).parent.mkdir(parents=True, exist_ok=True)
-        (src / name).write_bytes((REPO_ROOT / name).read_bytes())
+        (src / name).write_bytes((REPO / name).read_bytes())
     res = subprocess.run([str(venv / "bin/pip"), "install", "-q", "--no-deps", "--no-index",
                           "--no-build-isolation", str(src)], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
@@ -338,7 +340,7 @@ def test_apt_enable_refuses_without_a_stable_executable(lab) -> None:
 
     (lab.sb.parts / "05pkgcache").unlink()
     res = subprocess.run([python(), "-m", "hooks.cli", "apt", "enable"], env=lab.sb.env(),
-                         capture_output=True, text=True, cwd=REPO_ROOT)
+                         capture_output=True, text=True, cwd=REPO)
     assert res.returncode == 2
     assert res.stderr.count("\n") == 1 and "--command" in res.stderr
     assert not (lab.sb.parts / "05pkgcache").exists()

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))
-from fetch_server import FetchServer, Runner
+from tests.support.cli import Runner
+from tests.support.http import FetchServer
 
 
 @pytest.fixture

@@ -10,12 +10,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from piplab import Index, Packages, make_sdist, make_wheel, sha256_of, venv_version
 
 from cache_core.storage import remote
 from cache_core.storage.remote.base import record_name
 from cache_core.storage.remote.records import Record, encode, load_secret_key
 from hooks.pip import install
+from tests.support.pip import Index, Packages, make_sdist, make_wheel, sha256_of, venv_version
 
 pytestmark = pytest.mark.slow
 
@@ -163,7 +163,7 @@ def test_two_writers_merge_their_listings(fleet, index, packages, make_venv,
 
 def test_remote_pull_pip_prewarms_b_for_an_offline_install(fleet, index, served_a, make_venv,
                                                            reqs, pip_isolation, tmp_path):
-    from tests.conftest import run_cli
+    from tests.support.cli import run_cli
 
     index.stop()
     before = len(index.requests)

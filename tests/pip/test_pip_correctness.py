@@ -9,7 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from piplab import (
+
+from cache_core import PackageCache
+from hooks.pip import install, wheelhouse
+from hooks.pip.runner import uv_bin
+from tests.support.pip import (
     Index,
     Packages,
     freeze,
@@ -20,10 +24,6 @@ from piplab import (
     sha256_of,
     venv_version,
 )
-
-from cache_core import PackageCache
-from hooks.pip import install, wheelhouse
-from hooks.pip.runner import uv_bin
 
 
 def _py(venv: Path) -> str:

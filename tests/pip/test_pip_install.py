@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from piplab import Index, Packages, make_wheel, sha256_of, venv_version
 
 from cache_core import PackageCache
 from hooks.pip import install
 from hooks.pip.store import WheelStore
 from hooks.pip.target import probe
+from tests.support.pip import Index, Packages, make_wheel, sha256_of, venv_version
 
 
 def _py(venv: Path) -> str:

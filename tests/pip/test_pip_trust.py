@@ -10,11 +10,11 @@ import shutil
 from pathlib import Path
 
 import pytest
-from piplab import Index, Packages, make_wheel, sha256_of
 
 from cache_core import PackageCache
 from hooks.pip import install
 from hooks.pip.runner import uv_bin
+from tests.support.pip import Index, Packages, make_wheel, sha256_of
 
 BETA = "beta-1.0-py3-none-any.whl"
 

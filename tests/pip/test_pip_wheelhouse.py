@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from piplab import Index, Packages, sha256_of, venv_version
 
 from cache_core import PackageCache
 from hooks.pip import install, wheelhouse
@@ -17,6 +16,7 @@ from hooks.pip.options import UsageError, parse
 from hooks.pip.runner import uv_bin
 from hooks.pip.store import Candidate, WheelStore
 from hooks.pip.target import probe
+from tests.support.pip import Index, Packages, sha256_of, venv_version
 
 REPO = Path(__file__).resolve().parents[2]
 

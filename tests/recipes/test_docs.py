@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 from hooks.cli import build_parser
-from tests.conftest import run_cli
+from tests.support.cli import run_cli
 
 REPO = Path(__file__).resolve().parents[2]
 README = (REPO / "README.md").read_text()

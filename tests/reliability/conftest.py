@@ -6,14 +6,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from rel_lab import AptWorld, Mounts, PipWorld, make_apt_world, make_pip_world
 
-
-@pytest.fixture
-def mounts(tmp_path: Path) -> Iterator[Mounts]:
-    m = Mounts(tmp_path)
-    yield m
-    m.cleanup()
+from tests.reliability.rel_lab import AptWorld, PipWorld, make_apt_world, make_pip_world
 
 
 @pytest.fixture

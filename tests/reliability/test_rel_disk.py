@@ -8,9 +8,9 @@ import errno
 import os
 from pathlib import Path
 
-from rel_lab import (
+from cache_core import PackageCache
+from tests.reliability.rel_lab import (
     AptWorld,
-    Mounts,
     PipWorld,
     assert_short_warnings,
     assert_verify_clean,
@@ -22,8 +22,7 @@ from rel_lab import (
     stats,
     verify_report,
 )
-
-from cache_core import PackageCache
+from tests.support.mounts import Mounts
 
 pytestmark = needs_root
 

@@ -12,9 +12,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from rel_lab import (
-    PY,
-    REPO,
+
+from cache_core import PackageCache
+from tests.reliability.rel_lab import (
     AptWorld,
     PipWorld,
     assert_short_warnings,
@@ -24,8 +24,7 @@ from rel_lab import (
     pip_env,
     verify_report,
 )
-
-from cache_core import PackageCache
+from tests.support import PY, REPO
 
 pytestmark = [needs_root, pytest.mark.slow]
 

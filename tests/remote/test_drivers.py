@@ -12,8 +12,8 @@ import time
 
 import pytest
 
-from tests.conftest import run_cli
-from tests.remote.servers import FaultServer
+from tests.support.cli import run_cli
+from tests.support.http import FaultServer
 
 
 @pytest.fixture
