@@ -350,7 +350,7 @@ def test_https_uses_the_system_ca_bundle(run: Runner, tmp_path: Path) -> None:
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
                     "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
                     "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
-    srv = FetchServer().start(tls=(str(cert), str(key)))
+    srv = FetchServer(tls=(str(cert), str(key))).start()
     try:
         srv.put("/s", BODY)
         env = clean_env(tmp_path, SSL_CERT_FILE="/etc/ssl/certs/ca-certificates.crt")

@@ -234,17 +234,13 @@ class StaticApp:
         if _not_modified(res.etag, res.last_modified, hit.headers):
             return h.reply(hit, 304, b"", validators)
         body, status, extra = res.body, 200, list(validators)
-        start = 0
-        rng = hit.headers.get("range", "")
-        if res.ranges and rng.startswith("bytes=") and rng.endswith("-"):
-            if_range = hit.headers.get("if-range")
-            if if_range is None or if_range in (res.etag, res.last_modified):
-                start = int(rng[6:-1])
-                if start >= len(body):
-                    return h.reply(hit, 416, b"", [("Content-Range", f"bytes */{len(body)}")])
-                status = 206
-                extra.append(("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}"))
-        part = body[start:]
+        start = _range_start(res, hit.headers)
+        if start is not None:
+            if start >= len(body):
+                return h.reply(hit, 416, b"", [("Content-Range", f"bytes */{len(body)}")])
+            status = 206
+            extra.append(("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}"))
+        part = body[start or 0:]
         hit.status = status
         h.send_response(status)
         for k, v in extra:
@@ -274,6 +270,17 @@ class StaticApp:
         except OSError:
             h.close_connection = True
         return None
+
+
+def _range_start(res: Resource, headers: dict[str, str]) -> int | None:
+    """Where a ``Range: bytes=N-`` request starts (None: answer the whole body)."""
+    rng = headers.get("range", "")
+    if not (res.ranges and rng.startswith("bytes=") and rng.endswith("-")):
+        return None
+    if_range = headers.get("if-range")
+    if if_range is not None and if_range not in (res.etag, res.last_modified):
+        return None
+    return int(rng[6:-1])
 
 
 def _not_modified(etag: str | None, last_modified: str | None, headers: dict[str, str]) -> bool:
