@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.mounts import Mounts
+from tests.support.user import public_tmpdir
 
 
 @pytest.fixture(autouse=True)
@@ -39,3 +40,11 @@ def mounts(tmp_path: Path) -> Iterator[Mounts]:
     m = Mounts(tmp_path)
     yield m
     m.cleanup()
+
+
+@pytest.fixture
+def public_dir() -> Iterator[Path]:
+    """A root-owned 0755 directory every local user can traverse (as /var/cache is), unlike
+    tmp_path: pytest keeps /tmp/pytest-of-root at 0700 (and puts it back whenever another
+    pytest session starts)."""
+    yield from public_tmpdir("pkgcache-test-")

@@ -155,7 +155,8 @@ def plot(json_path: Path, png: Path) -> str:
     py = sys.executable
     if subprocess.run([py, "-c", "import matplotlib"], capture_output=True).returncode != 0:
         py = str(PLOT_VENV / "bin" / "python")
-        if subprocess.run([py, "-c", "import matplotlib"], capture_output=True).returncode != 0:
+        if (not os.path.exists(py)
+                or subprocess.run([py, "-c", "import matplotlib"], capture_output=True).returncode):
             print(f"installing matplotlib (bench only) into {PLOT_VENV}", flush=True)
             subprocess.run([sys.executable, "-m", "venv", "--clear", str(PLOT_VENV)], check=True,
                            env=dict(os.environ, VIRTUAL_ENV=""))

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.apt import TOOLS, Lab, lab_in, public_tmpdir, skip_unless_tools
+from tests.support.apt import TOOLS, Lab, lab_in, skip_unless_tools
+from tests.support.user import public_tmpdir
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -26,19 +26,17 @@ def as_user(home: Path, config: Path, *args: str) -> subprocess.CompletedProcess
 
 
 @pytest.fixture
-def world(tmp_path: Path) -> dict[str, Path]:
-    """Root's cache (one file in it), its config, and a home directory for uid 65534."""
-    for parent in (tmp_path.parent, tmp_path.parent.parent):   # pytest makes them 0700
-        if parent.stat().st_uid == 0 and parent != Path("/tmp"):
-            os.chmod(parent, 0o755)
-    system = tmp_path / "system-cache"
-    src = tmp_path / "payload"
+def world(public_dir: Path) -> dict[str, Path]:
+    """Root's cache (one file in it), its config, and a home directory for uid 65534, in a
+    directory uid 65534 can traverse."""
+    system = public_dir / "system-cache"
+    src = public_dir / "payload"
     src.write_bytes(b"from the system cache\n" * 100)
     with PackageCache(str(system)) as cache:
         assert cache.put("deb:x_1_all.deb", str(src))
-    config = tmp_path / "config.yaml"
+    config = public_dir / "config.yaml"
     config.write_text(f"performance:\n  cache:\n    directory: {system}\n")
-    home = tmp_path / "home"
+    home = public_dir / "home"
     home.mkdir()
     os.chown(home, NOBODY, NOBODY)
     return {"system": system, "config": config, "home": home, "src": src}

@@ -1,5 +1,5 @@
 """Fixtures for the security tests: a real unprivileged local user, the apt lab (one package),
-the fetch server, a directory every user can traverse. Everything here needs root."""
+the fetch server (public_dir: tests/conftest.py). Everything here needs root."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.apt import Lab, lab_in, public_tmpdir, skip_unless_tools
+from tests.support.apt import Lab, lab_in, skip_unless_tools
 from tests.support.http import FetchServer
 from tests.support.user import User, make_user
 
@@ -23,12 +23,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def user() -> Iterator[User]:
     """A throwaway unprivileged account, removed afterwards."""
     yield from make_user()
-
-
-@pytest.fixture
-def public_dir() -> Iterator[Path]:
-    """A root-owned 0755 directory every local user can traverse (as /var/cache is)."""
-    yield from public_tmpdir("pkgcache-sec-")
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ import pathlib
 import random
 import shutil
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -246,17 +245,6 @@ def lab_in(base: pathlib.Path, **kw: object) -> Iterator[Lab]:
         yield lab
     finally:
         lab.stop()
-
-
-def public_tmpdir(prefix: str) -> Iterator[pathlib.Path]:
-    """A root-owned 0755 directory under /var/tmp every local user can traverse (as /var/cache
-    is), unlike pytest's tmp_path under the 0700 /tmp/pytest-of-root; removed afterwards."""
-    d = pathlib.Path(tempfile.mkdtemp(prefix=prefix, dir="/var/tmp"))
-    os.chmod(d, 0o755)
-    try:
-        yield d
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
 
 
 def skip_unless_tools(items: list, where: str, tools: tuple[str, ...], what: str) -> None:

@@ -51,6 +51,17 @@ def readable_tree() -> Path:
     return base
 
 
+def public_tmpdir(prefix: str) -> Iterator[Path]:
+    """A root-owned 0755 directory under /var/tmp every local user can traverse (as /var/cache
+    is), unlike pytest's tmp_path under the 0700 /tmp/pytest-of-root; removed afterwards."""
+    d = Path(tempfile.mkdtemp(prefix=prefix, dir="/var/tmp"))
+    os.chmod(d, 0o755)
+    try:
+        yield d
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def setpriv(uid: int, gid: int, *cmd: str) -> list[str]:
     """cmd as uid/gid without supplementary groups."""
     return ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", "--", *cmd]
