@@ -25,4 +25,6 @@ def lab(tmp_path: Path) -> Iterator[Lab]:
 def open_lab() -> Iterator[Lab]:
     """A lab in a directory other users can traverse (for runs as a non-root user)."""
     for base in public_tmpdir("pkgcache-lab-"):
-        yield from lab_in(base)
+        for lab in lab_in(base):
+            lab.sb.for_other_users()
+            yield lab

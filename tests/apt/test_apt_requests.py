@@ -36,19 +36,6 @@ def first_install(lab) -> None:
     lab.server.reset()
 
 
-def reprovision(lab, *names: str) -> None:
-    lab.sb.apt("purge", *(names or ("alpha", "beta")), check=True)
-    lab.sb.apt("clean", check=True)
-    assert lab.sb.debs_in_archives() == []
-    lab.server.reset()
-
-
-def status(lab) -> dict:
-    res = lab.sb.pkgcache("apt", "status", "--json")
-    assert res.returncode == 0, res.stderr
-    return json.loads(res.stdout)
-
-
 def payload(name: str, version: str, seed: int = 0, size: int = 20000) -> bytes:
     """The payload build_deb puts into a package (to check which bytes got installed)."""
     return random.Random(f"{name}-{version}-{seed}").randbytes(size)
@@ -69,7 +56,7 @@ def as_nobody(lab, *args: str) -> subprocess.CompletedProcess[str]:
 def test_non_root_simulation_prints_nothing_from_pkgcache(open_lab) -> None:
     lab = open_lab
     first_install(lab)  # as root: the cache dir now exists, owned by root
-    reprovision(lab)
+    lab.reprovision()
     for d in (lab.sb.base, lab.sb.root):
         os.chmod(d, 0o755)
     for args in (["-s", "install", "alpha"], ["-s", "upgrade"], ["--simulate", "install", "gamma"]):
@@ -81,7 +68,7 @@ def test_non_root_simulation_prints_nothing_from_pkgcache(open_lab) -> None:
 
 def test_print_uris_output_is_identical_with_and_without_pkgcache(lab) -> None:
     first_install(lab)
-    reprovision(lab)
+    lab.reprovision()
     args = ("--print-uris", "-qq", "install", "alpha")
     with_hooks = lab.sb.apt(*args, check=True)
     assert lab.sb.debs_in_archives() == []
@@ -97,7 +84,7 @@ def test_print_uris_output_is_identical_with_and_without_pkgcache(lab) -> None:
                                   ["conf"]])
 def test_simulation_leaves_archives_untouched(lab, form) -> None:
     first_install(lab)
-    reprovision(lab)
+    lab.reprovision()
     if form == ["conf"]:
         (lab.sb.parts / "99simulate").write_text('APT::Get::Simulate "true";\n')
         form = []
@@ -110,7 +97,7 @@ def test_simulation_leaves_archives_untouched(lab, form) -> None:
 
 def test_hook_with_a_cache_owned_by_another_user_is_silent(lab, tmp_path) -> None:
     first_install(lab)
-    reprovision(lab)
+    lab.reprovision()
     os.chown(lab.cache_dir, 65534, 65534)  # a cache root may not use (it refuses it)
     res = lab.sb.apt("install", "alpha", check=True)
     assert pkgcache_said(res) == []
@@ -135,7 +122,7 @@ def two_versions(lab) -> None:
     build_deb(lab.repo.path, "libjq1", "1.1", arch="amd64")
     lab.republish()
     lab.sb.apt("update", check=True)
-    reprovision(lab, "jq", "libjq1")
+    lab.reprovision("jq", "libjq1")
 
 
 def test_exact_versions_are_served(lab) -> None:
@@ -161,7 +148,7 @@ def test_explicit_seed_of_exact_versions_is_order_independent(lab, order) -> Non
 
 def test_explicit_seed_reports_what_is_not_cached_and_unknown(lab) -> None:
     first_install(lab)
-    reprovision(lab)
+    lab.reprovision()
     res = lab.sb.pkgcache("apt", "seed", "alpha", "gamma")
     assert res.returncode == 0, res.stderr
     assert "seeded 2 .deb(s)" in res.stdout and "1 not cached" in res.stdout, res.stdout
@@ -193,7 +180,7 @@ def test_target_release_is_served(lab, form) -> None:
     lab.sb.apt("update", check=True)
     lab.sb.apt("install", *form, check=True)
     assert lab.sb.installed("gamma") == "0.9"
-    reprovision(lab, "gamma")
+    lab.reprovision("gamma")
     res = lab.sb.apt("install", *form, check=True)
     assert "Need to get 0 B" in res.stdout, res.stdout
     assert lab.server.deb_requests() == []
@@ -202,13 +189,13 @@ def test_target_release_is_served(lab, form) -> None:
 
 def test_request_replay_runs_no_install_hooks_twice(lab) -> None:
     first_install(lab)
-    reprovision(lab)
+    lab.reprovision()
     log = lab.sb.base / "other-hook.log"
     (lab.sb.parts / "60other").write_text(
         f'APT::Install::Pre-Invoke {{ "echo ran >> {log}"; }};\n')
     res = lab.sb.apt("install", "alpha", check=True)
     assert "Need to get 0 B" in res.stdout
-    assert status(lab)["last_seed"]["followed_request"] is True
+    assert lab.status()["last_seed"]["followed_request"] is True
     assert log.read_text() == "ran\n"  # once: apt's own run, not the --print-uris replay
 
 
@@ -227,7 +214,7 @@ def test_local_deb_on_another_filesystem_copies_only_its_dependencies(lab, mount
     lab.sb.apt("update", check=True)
     lab.sb.apt("install", "alpha", "gamma", check=True)
     assert len(lab.cache().keys("deb:")) == 3
-    reprovision(lab, "alpha", "beta", "gamma")
+    lab.reprovision("alpha", "beta", "gamma")
     local = build_deb(lab.sb.base, "delta", "1.0", depends="beta")  # in no repository
     res = lab.sb.apt("install", "./" + local.name, check=True, cwd=str(lab.sb.base))
     assert lab.server.deb_requests() == []
@@ -237,7 +224,7 @@ def test_local_deb_on_another_filesystem_copies_only_its_dependencies(lab, mount
 
 def test_archives_dir_given_with_o_on_the_command_line_is_served(lab) -> None:
     first_install(lab)
-    reprovision(lab)
+    lab.reprovision()
     custom = lab.sb.root / "custom-archives"
     (custom / "partial").mkdir(parents=True)
     res = lab.sb.apt("-o", f"Dir::Cache::archives={custom}/", "install", "alpha", check=True)
@@ -249,7 +236,7 @@ def test_archives_dir_given_with_o_on_the_command_line_is_served(lab) -> None:
 # -- 3. a stale deb is never left for apt ----------------------------------------------------------
 def test_same_version_rebuild_after_post_update_seed_installs_the_index_bytes(lab) -> None:
     first_install(lab)
-    reprovision(lab)
+    lab.reprovision()
     lab.sb.apt("update", check=True)  # post-update seeds alpha and beta (hard links)
     assert lab.sb.debs_in_archives() == [ALPHA, BETA]
     old = sha(lab.repo.debs["alpha"])
@@ -288,10 +275,10 @@ def test_bind_mounted_cache_costs_no_copies_on_update(lab, mounts) -> None:
     assert os.stat(mnt).st_dev == os.stat(lab.sb.archives).st_dev  # same fs, another mount
     lab.sb.apt("update", check=True)
     lab.sb.apt("install", "alpha", "gamma", check=True)
-    reprovision(lab, "alpha", "beta", "gamma")
+    lab.reprovision("alpha", "beta", "gamma")
     lab.sb.apt("update", check=True)
     assert lab.sb.debs_in_archives() == []
-    last = status(lab)["last_seed"]
+    last = lab.status()["last_seed"]
     assert (last["trigger"], last["placed"], last["planned_only"]) == ("post-update", 0, 3)
     res = lab.sb.apt("install", "gamma", check=True)
     assert "Need to get 0 B" in res.stdout
@@ -347,7 +334,7 @@ def test_apt_enable_refuses_without_a_stable_executable(lab) -> None:
 
 
 def test_status_checks_the_snippet_command(lab) -> None:
-    assert status(lab)["active"] is True
+    assert lab.status()["active"] is True
     lab.sb.pkgcache_bin.rename(lab.sb.pkgcache_bin.with_name("pkgcache.moved"))
     res = subprocess.run([str(lab.sb.pkgcache_bin.with_name("pkgcache.moved")), "apt", "status",
                           "--json"], env=lab.sb.env(), capture_output=True, text=True)

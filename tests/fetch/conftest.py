@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import until_stopped
 from tests.support.cli import Runner
 from tests.support.http import FetchServer
 
@@ -18,8 +19,4 @@ def run(tmp_path: Path) -> Runner:
 
 @pytest.fixture
 def server() -> Iterator[FetchServer]:
-    srv = FetchServer().start()
-    try:
-        yield srv
-    finally:
-        srv.stop()
+    yield from until_stopped(FetchServer().start())

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import until_stopped
 from tests.support.git import GitRunner, GitServer
 
 
@@ -14,11 +15,7 @@ from tests.support.git import GitRunner, GitServer
 def gitsrv(tmp_path: Path) -> Iterator[GitServer]:
     root = tmp_path / "srv"
     root.mkdir()
-    srv = GitServer(root).start()
-    try:
-        yield srv
-    finally:
-        srv.stop()
+    yield from until_stopped(GitServer(root).start())
 
 
 @pytest.fixture

@@ -8,17 +8,14 @@ from pathlib import Path
 import pytest
 
 from tests.reliability.rel_lab import AptWorld, PipWorld, make_apt_world, make_pip_world
+from tests.support import until_stopped
 
 
 @pytest.fixture
 def apt_world(tmp_path: Path) -> Iterator[AptWorld]:
-    world = make_apt_world(tmp_path / "apt", tmp_path / "pkgcache")
-    yield world
-    world.stop()
+    yield from until_stopped(make_apt_world(tmp_path / "apt", tmp_path / "pkgcache"))
 
 
 @pytest.fixture
 def pip_world(tmp_path: Path) -> Iterator[PipWorld]:
-    world = make_pip_world(tmp_path / "pip")
-    yield world
-    world.stop()
+    yield from until_stopped(make_pip_world(tmp_path / "pip"))

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from cache_core import PackageCache
+from tests.support import until_stopped
 from tests.support.remote import Moto, Nginx, Store, file_store, nginx_store, s3_store, write_keypair
 
 
@@ -24,16 +25,12 @@ def _manual_uploads(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[Moto]:
     pytest.importorskip("moto")
-    server = Moto()
-    yield server
-    server.stop()
+    yield from until_stopped(Moto())
 
 
 @pytest.fixture
 def nginx(tmp_path: Path) -> Iterator[Nginx]:
-    server = Nginx(tmp_path / "nginx")
-    yield server
-    server.stop()
+    yield from until_stopped(Nginx(tmp_path / "nginx"))
 
 
 @pytest.fixture(params=["file", "nginx", "s3"])

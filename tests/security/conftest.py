@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import until_stopped
 from tests.support.apt import Lab, lab_in, skip_unless_tools
 from tests.support.http import FetchServer
 from tests.support.user import User, make_user
@@ -32,8 +33,4 @@ def lab(tmp_path: Path) -> Iterator[Lab]:
 
 @pytest.fixture
 def fetch_server() -> Iterator[FetchServer]:
-    srv = FetchServer().start()
-    try:
-        yield srv
-    finally:
-        srv.stop()
+    yield from until_stopped(FetchServer().start())

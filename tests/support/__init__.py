@@ -14,9 +14,26 @@ sys.path because ``tests`` is a package under pytest's rootdir).
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 REPO = Path(__file__).resolve().parents[2]
 """The checkout under test."""
 PY = sys.executable
 """The Python that runs the tests (the venv's: system site-packages, pkgcache's deps)."""
+
+
+class _Stoppable(Protocol):
+    def stop(self) -> object: ...
+
+
+S = TypeVar("S", bound=_Stoppable)
+
+
+def until_stopped(thing: S) -> Iterator[S]:
+    """For a fixture: ``yield from until_stopped(Server(...))`` yields it and stops it after."""
+    try:
+        yield thing
+    finally:
+        thing.stop()

@@ -4,6 +4,7 @@ server (a DirServer that logs every request), and a sandbox root where the real 
 
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 import random
@@ -13,7 +14,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from tests.support import PY, REPO
+from tests.support import PY, REPO, until_stopped
 from tests.support.http import DirServer, serve_dir
 
 SNIPPET = REPO / "hooks" / "apt" / "data" / "05pkgcache"
@@ -95,6 +96,7 @@ class Sandbox:
         self.base = base
         self.root = base / "root"
         self.cache_dir = cache_dir
+        self.code, self.python = REPO, PY  # what the hooks run: this checkout, the tests' Python
         r = self.root
         for d in ("etc/apt/apt.conf.d", "etc/apt/preferences.d", "etc/apt/sources.list.d",
                   "etc/apt/trusted.gpg.d", "var/lib/apt/lists/partial",
@@ -129,11 +131,19 @@ class Sandbox:
         if options is None:
             options = f'--cache-dir "{self.cache_dir}"'
         if body is None:
-            path = f"{pythonpath}:{REPO}" if pythonpath else str(REPO)
-            body = f'PYTHONPATH="{path}" exec "{PY}" -m hooks.cli {options} "$@"\n'
+            path = f"{pythonpath}:{self.code}" if pythonpath else str(self.code)
+            body = f'PYTHONPATH="{path}" exec "{self.python}" -m hooks.cli {options} "$@"\n'
 
         self.pkgcache_bin.write_text("#!/bin/sh\n" + body)
         self.pkgcache_bin.chmod(0o755)
+
+    def for_other_users(self) -> None:
+        """Hooks that other users can run too: the world-readable copy of the code on the
+        system's Python (the checkout and its venv may be private)."""
+        from tests.support.user import USER_PY, readable_tree
+
+        self.code, self.python = readable_tree(), USER_PY
+        self.write_pkgcache_wrapper()
 
     @property
     def archives(self) -> pathlib.Path:
@@ -211,6 +221,20 @@ class Lab:
 
         return PackageCache(str(self.cache_dir))
 
+    def reprovision(self, *names: str) -> None:
+        """What a re-provisioned machine looks like: packages (default alpha, beta) purged,
+        archives empty, the server's request log cleared."""
+        self.sb.apt("purge", *(names or ("alpha", "beta")), check=True)
+        self.sb.apt("clean", check=True)
+        assert self.sb.debs_in_archives() == []
+        self.server.reset()
+
+    def status(self) -> dict:
+        """``pkgcache apt status --json`` through the sandbox's pkgcache."""
+        res = self.sb.pkgcache("apt", "status", "--json")
+        assert res.returncode == 0, res.stderr
+        return json.loads(res.stdout)
+
     def stop(self) -> None:
         """Stop the repository's server."""
         self.server.stop()
@@ -240,11 +264,7 @@ def make_lab(base: pathlib.Path, debs: tuple[tuple[str, str, dict], ...] = DEFAU
 
 def lab_in(base: pathlib.Path, **kw: object) -> Iterator[Lab]:
     """make_lab(base) for a fixture: stopped afterwards."""
-    lab = make_lab(base, **kw)  # type: ignore[arg-type]
-    try:
-        yield lab
-    finally:
-        lab.stop()
+    yield from until_stopped(make_lab(base, **kw))  # type: ignore[arg-type]
 
 
 def skip_unless_tools(items: list, where: str, tools: tuple[str, ...], what: str) -> None:

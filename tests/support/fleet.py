@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from tests.support import PY, REPO
+from tests.support import REPO
 from tests.support.apt import Repo, Sandbox
 from tests.support.http import DirServer, serve_dir
 
@@ -85,7 +85,7 @@ class Server(Sandbox):
     def write_method(self, body: str | None = None) -> None:
         """The sandbox's /usr/lib/pkgcache/methods/http: this checkout's method."""
         if body is None:
-            body = (f'PYTHONPATH="{REPO}" exec "{PY}" -m hooks.apt.method '
+            body = (f'PYTHONPATH="{self.code}" exec "{self.python}" -m hooks.apt.method '
                     '"${0##*/}"\n')
         for name in ("http", "https"):
             path = self.methods / name

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import os
 import platform
 import subprocess
 import sys
@@ -57,6 +58,23 @@ def _write_wheel(path: Path, info: str, files: dict[str, bytes]) -> Path:
     return path
 
 
+# The wheel writer both test backends below append to their source (they run in pip's build
+# environment, where nothing of this module is importable).
+_BACKEND_WRITER = r'''
+
+def _write_wheel(wheel_directory, name, info, files):
+    rec = []
+    for p, d in files.items():
+        h = base64.urlsafe_b64encode(hashlib.sha256(d).digest()).rstrip(b"=").decode()
+        rec.append(f"{p},sha256={h},{len(d)}")
+    rec.append(f"{info}/RECORD,,")
+    files[f"{info}/RECORD"] = ("\n".join(rec) + "\n").encode()
+    with zipfile.ZipFile(os.path.join(wheel_directory, name), "w") as zf:
+        for p, d in files.items():
+            zf.writestr(p, d)
+    return name
+'''
+
 # An in-tree PEP 517 backend: no build requirements (so no index is needed to build), a
 # platform-specific wheel tag like a compiled extension, and one log line per wheel build.
 _BACKEND = r'''
@@ -89,18 +107,8 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
     files = {f"{DIST}/__init__.py": f'VERSION = "{VERSION}"\nBUILT = True\n'.encode(),
              f"{INFO}/METADATA": META.encode(),
              f"{INFO}/WHEEL": f"Wheel-Version: 1.0\nRoot-Is-Purelib: false\nTag: {tag}\n".encode()}
-    rec = []
-    for p, d in files.items():
-        h = base64.urlsafe_b64encode(hashlib.sha256(d).digest()).rstrip(b"=").decode()
-        rec.append(f"{p},sha256={h},{len(d)}")
-    rec.append(f"{INFO}/RECORD,,")
-    files[f"{INFO}/RECORD"] = ("\n".join(rec) + "\n").encode()
-    name = f"{DIST}-{VERSION}-{tag}.whl"
-    with zipfile.ZipFile(os.path.join(wheel_directory, name), "w") as zf:
-        for p, d in files.items():
-            zf.writestr(p, d)
-    return name
-'''
+    return _write_wheel(wheel_directory, f"{DIST}-{VERSION}-{tag}.whl", INFO, files)
+''' + _BACKEND_WRITER
 
 
 def make_sdist(out: Path, name: str, version: str) -> Path:
@@ -215,20 +223,10 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
     files = {f"{dist}/__init__.py": f'VERSION = "{version}"\n'.encode(),
              f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode(),
              f"{info}/WHEEL": b"Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
-    rec = []
-    for p, d in files.items():
-        h = base64.urlsafe_b64encode(hashlib.sha256(d).digest()).rstrip(b"=").decode()
-        rec.append(f"{p},sha256={h},{len(d)}")
-    rec.append(f"{info}/RECORD,,")
-    files[f"{info}/RECORD"] = ("\n".join(rec) + "\n").encode()
-    wheel = f"{dist}-{version}-py3-none-any.whl"
-    with zipfile.ZipFile(os.path.join(wheel_directory, wheel), "w") as zf:
-        for p, d in files.items():
-            zf.writestr(p, d)
-    return wheel
+    return _write_wheel(wheel_directory, f"{dist}-{version}-py3-none-any.whl", info, files)
 
 build_editable = build_wheel
-'''
+''' + _BACKEND_WRITER
 _BUILT_BY_BACKEND = ('[build-system]\nrequires = ["pkbackend"]\n'
                      'build-backend = "pkbackend"\n')
 
@@ -266,3 +264,24 @@ def freeze(venv: Path) -> list[str]:
                           "freeze", "--all"], capture_output=True, text=True, check=True)
     return sorted(ln for ln in out.stdout.splitlines()
                   if not ln.startswith(("pip==", "setuptools==", "wheel==")))
+
+
+def py(venv: Path) -> str:
+    """The venv's interpreter (what pkgcache and pip get as ``--python``)."""
+    return str(venv / "bin" / "python")
+
+
+def pip_offline_hashed(venv: Path, links: Path, requirements: Path) -> subprocess.CompletedProcess[str]:
+    """Plain pip, no index and no cache, hash-checking: requirements from the links page only."""
+    env = {k: val for k, val in os.environ.items() if not k.startswith("PIP_CACHE")}
+    return subprocess.run([sys.executable, "-m", "pip", "--python", py(venv), "install",
+                           "--no-index", "--no-cache-dir", "--find-links", str(links),
+                           "--require-hashes", "-r", str(requirements)],
+                          capture_output=True, text=True, env=env, check=False)
+
+
+def alpha_beta_lock(tmp_path: Path, installer: str, index_url: str) -> list[str]:
+    """A lock file pinning alpha and beta 1.0; the install options that use it with installer."""
+    lock = tmp_path / "lock.txt"
+    lock.write_text("alpha==1.0\nbeta==1.0\n")
+    return ["--installer", installer, "-i", index_url, "-r", str(lock)]
