@@ -10,8 +10,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-"""The checkout being measured."""
+from tests.support import REPO  # the checkout being measured
+
 PY = REPO / ".venv" / "bin" / "python"
 """The venv's Python (the hooks run with it, as the README's install does)."""
 PROXY_VARS = ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY")

@@ -232,8 +232,9 @@ def test_concurrent_installs_share_one_cache(tmp_path: Path, index: Index, make_
     import subprocess
     import sys
 
-    repo = Path(__file__).resolve().parents[2]
-    env = dict(os.environ, PYTHONPATH=str(repo))
+    from tests.support import REPO
+
+    env = dict(os.environ, PYTHONPATH=str(REPO))
     venvs = [make_venv(), make_venv()]
     # The cache exists already (two first-ever opens racing is cache_core's matter): what is
     # tested is two installs filling one cache at once.

@@ -16,10 +16,8 @@ from hooks.pip.options import UsageError, parse
 from hooks.pip.runner import uv_bin
 from hooks.pip.store import Candidate, WheelStore
 from hooks.pip.target import probe
+from tests.support import REPO
 from tests.support.pip import Index, Packages, pip_offline_hashed, py, sha256_of, venv_version
-
-REPO = Path(__file__).resolve().parents[2]
-
 
 
 def test_wheelhouse_serves_plain_pip_offline_with_hashes(cache: PackageCache, index: Index,

@@ -353,7 +353,7 @@ class DirServer(HttpServer):
     @property
     def base(self) -> str:
         """The origin's URL with a trailing slash (an apt source line's URI)."""
-        return self.url("/")
+        return HttpServer.url(self, "/")
 
     @property
     def requests(self) -> list[str]:  # type: ignore[override]
