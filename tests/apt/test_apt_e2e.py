@@ -207,12 +207,12 @@ def test_config_section_with_credentials_is_never_stored_or_printed(lab) -> None
 def test_python_apt_commit_is_harvested(lab) -> None:
     import subprocess
 
-    from aptlab import python
+    from tests.support import PY
 
     lab.sb.apt("update", check=True)
     script = ("import apt\nc = apt.Cache()\nc['gamma'].mark_install()\n"
               "c.commit()\n")
-    res = subprocess.run([python(), "-c", script], env=lab.sb.env(), capture_output=True,
+    res = subprocess.run([PY, "-c", script], env=lab.sb.env(), capture_output=True,
                          text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     assert lab.sb.installed("gamma") == "0.5"

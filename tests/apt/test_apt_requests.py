@@ -16,6 +16,7 @@ import pytest
 
 from tests.support import REPO
 from tests.support.apt import build_deb
+from tests.support.cli import run_cli
 
 ALPHA = "alpha_1.0-1_all.deb"
 BETA = "beta_2%3a1.0-1_amd64.deb"
@@ -323,11 +324,8 @@ def test_apt_enable_from_a_pip_install_gives_working_hooks(lab, tmp_path) -> Non
 
 
 def test_apt_enable_refuses_without_a_stable_executable(lab) -> None:
-    from aptlab import python
-
     (lab.sb.parts / "05pkgcache").unlink()
-    res = subprocess.run([python(), "-m", "hooks.cli", "apt", "enable"], env=lab.sb.env(),
-                         capture_output=True, text=True, cwd=REPO)
+    res = run_cli("apt", "enable", base=lab.sb.env(), cwd=REPO)
     assert res.returncode == 2
     assert res.stderr.count("\n") == 1 and "--command" in res.stderr
     assert not (lab.sb.parts / "05pkgcache").exists()

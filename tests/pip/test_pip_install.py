@@ -10,6 +10,7 @@ from cache_core import PackageCache
 from hooks.pip import install
 from hooks.pip.store import WheelStore
 from hooks.pip.target import probe
+from tests.support.cli import popen_cli
 from tests.support.pip import Index, Packages, make_wheel, py, sha256_of, venv_version
 
 
@@ -230,7 +231,6 @@ def test_concurrent_installs_share_one_cache(tmp_path: Path, index: Index, make_
                                              pip_isolation: Path) -> None:
     import os
     import subprocess
-    import sys
 
     from tests.support import REPO
 
@@ -241,10 +241,9 @@ def test_concurrent_installs_share_one_cache(tmp_path: Path, index: Index, make_
     pre = PackageCache(str(tmp_path / "shared"))
     pre.bucket("pip-v1")  # creates the cache and its index
     pre.close()
-    procs = [subprocess.Popen([sys.executable, "-m", "hooks.cli", "--cache-dir",
-                               str(tmp_path / "shared"), "pip", "install", "--python", py(v),
-                               "-q", "-i", index.url, "alpha", "delta"],
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    procs = [popen_cli("pip", "install", "--python", py(v), "-q", "-i", index.url, "alpha",
+                       "delta", cache_dir=tmp_path / "shared", base=env,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for v in venvs]
     outs = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
 import sys
 from pathlib import Path
 
@@ -16,7 +14,7 @@ from hooks.pip.options import UsageError, parse
 from hooks.pip.runner import uv_bin
 from hooks.pip.store import Candidate, WheelStore
 from hooks.pip.target import probe
-from tests.support import REPO
+from tests.support.cli import run_cli
 from tests.support.pip import Index, Packages, pip_offline_hashed, py, sha256_of, venv_version
 
 
@@ -89,15 +87,12 @@ def test_uv_backend_offline(cache: PackageCache, index: Index, make_venv,
 
 def test_cli_pip_install_passes_options_through(tmp_path: Path, index: Index, make_venv) -> None:
     v = make_venv()
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    cmd = [sys.executable, "-m", "hooks.cli", "--cache-dir", str(tmp_path / "c"), "pip", "install",
-           "--python", py(v), "-i", index.url, "-q", "alpha[extra]; python_version >= '3'"]
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    out = run_cli("pip", "install", "--python", py(v), "-i", index.url, "-q",
+                  "alpha[extra]; python_version >= '3'", cache_dir=tmp_path / "c")
     assert out.returncode == 0, out.stderr
     assert venv_version(v, "alpha") == "1.0"
     assert out.stdout == ""
-    help_out = subprocess.run(cmd[:7] + ["--help"], capture_output=True, text=True, env=env,
-                              check=False)
+    help_out = run_cli("pip", "install", "--help", cache_dir=tmp_path / "c")
     assert help_out.returncode == 0 and "--installer" in help_out.stdout
 
 
