@@ -1,10 +1,14 @@
 """cache_core: the shared, verified, size-capped, content-addressed cache behind pkgcache.
 
-It knows nothing of apt or pip; drivers live in ``hooks/``.
+It knows nothing of apt or pip; drivers live in ``hooks/`` and use only the names exported
+here and the modules listed in docs/core-api.md. Names are loaded on first use, so importing
+cache_core (as every hook does) costs no SQLite, YAML or storage code until a cache is opened.
 """
 
-from .cache import PackageCache
-from .config import CacheConfig, load_config
+from __future__ import annotations
+
+import importlib
+
 from .errors import (
     EXIT_CONFIG,
     EXIT_INTERNAL,
@@ -16,31 +20,45 @@ from .errors import (
     BadKeyError,
     CacheError,
     ConfigError,
+    LockTimeout,
     UnsafeCacheError,
     set_warning_handler,
     warn,
 )
-from .fsutil import (
-    atomic_symlink,
-    atomic_write,
-    copy_fd,
-    materialize,
-    open_regular,
-    read_json,
-    safe_filename,
-    state_dir,
-)
-from .hashing import sha256_fd, sha256_file
-from .index import Entry
-from .locks import LockTimeout
 
 __version__ = "0.1.0"
+
+# name -> the module that defines it (imported when the name is first used)
+_LAZY = {
+    "PackageCache": "api",
+    "CacheConfig": "config", "load_config": "config", "register_key": "config",
+    "Entry": "index",
+    "acquire_lock": "fs", "atomic_symlink": "fs", "atomic_write": "fs", "copy_fd": "fs", "materialize": "fs",
+    "open_regular": "fs", "read_json": "fs", "state_dir": "fs",
+    "sha256_fd": "hashing", "sha256_file": "hashing",
+    "is_digest": "keys", "safe_filename": "keys",
+}
+_RENAMED = {"acquire_lock": "acquire"}
 
 __all__ = [
     "EXIT_CONFIG", "EXIT_INTERNAL", "EXIT_MISS", "EXIT_NETWORK", "EXIT_OK", "EXIT_UNUSABLE",
     "EXIT_USAGE", "BadKeyError", "CacheConfig", "CacheError", "ConfigError", "Entry",
-    "atomic_symlink", "atomic_write", "copy_fd", "read_json",
-    "LockTimeout", "PackageCache", "UnsafeCacheError", "__version__", "load_config", "materialize",
-    "open_regular", "safe_filename", "set_warning_handler", "sha256_fd", "sha256_file", "state_dir",
-    "warn",
+    "LockTimeout", "PackageCache", "UnsafeCacheError", "__version__", "acquire_lock", "atomic_symlink",
+    "atomic_write", "copy_fd", "is_digest", "load_config", "materialize", "open_regular",
+    "read_json", "register_key", "safe_filename", "set_warning_handler", "sha256_fd",
+    "sha256_file", "state_dir", "warn",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """Load a public name from its module on first use (PEP 562)."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'cache_core' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), _RENAMED.get(name, name))
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

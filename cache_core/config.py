@@ -4,11 +4,16 @@ Lookup order: --config PATH, $PKGCACHE_CONFIG, /etc/vps-configurator/config.yaml
 ~/.vps-configurator/config.yaml. $PKGCACHE_DIR overrides the directory, PKGCACHE_DISABLE=1
 disables the cache. Other top-level sections belong to the wider vps-configurator config and are
 ignored; unknown keys inside ``performance.cache`` are errors.
+
+The core knows its own keys (enabled, directory, max_size_gb, remote). A driver adds its own
+with ``register_key`` when it is imported (e.g. the pip driver's ``pip_installer``) and reads
+the value with ``CacheConfig.option``.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,30 +62,48 @@ class CacheConfig:
     enabled: bool = True
     directory: str = field(default_factory=default_cache_dir)
     max_size_gb: float = DEFAULT_MAX_SIZE_GB
-    pip_installer: str = "pip"
     source: str | None = None
     explicit_dir: bool = False      # set by --cache-dir / $PKGCACHE_DIR (not the config file)
     remote: list[Any] = field(default_factory=list)  # RemoteSpec (cache_core.storage.remote)
+    options: dict[str, object] = field(default_factory=dict)  # drivers' keys, as given
 
     @property
     def max_size_bytes(self) -> int:
         """The size cap in bytes (0 = unlimited)."""
         return int(self.max_size_gb * GB)
 
+    def option(self, name: str) -> object:
+        """A driver key's value from the config file, else its registered default."""
+        if name in self.options:
+            return self.options[name]
+        spec = _DRIVER_KEYS.get(name)
+        return spec[2] if spec is not None else None
 
-def _is_number(value: Any) -> bool:
+
+def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 # key -> (check, what is expected)
-_FIELDS: dict[str, tuple[Any, str]] = {
+_FIELDS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "enabled": (lambda v: isinstance(v, bool), "true or false"),
     "directory": (lambda v: isinstance(v, str) and v.strip() != "" and "\0" not in v,
                   "a directory path (string)"),
     "max_size_gb": (lambda v: _is_number(v) and 0 <= v < 1e6, "a number of GiB >= 0 (0 = no cap)"),
-    "pip_installer": (lambda v: v in ("pip", "uv"), '"pip" or "uv"'),
     "remote": (lambda v: True, "a list of remotes"),  # checked by storage.remote.config
 }
+# Keys drivers registered: name -> (check, what is expected, default).
+_DRIVER_KEYS: dict[str, tuple[Callable[[object], bool], str, object]] = {}
+
+
+def register_key(name: str, check: Callable[[object], bool], expected: str, default: object) -> None:
+    """Let ``performance.cache.<name>`` through validation for a driver (idempotent).
+
+    check(value) says whether a value is acceptable; expected is shown when it is not.
+    """
+    if name in _FIELDS:
+        raise ValueError(f"{name} is a core config key")
+    _DRIVER_KEYS[name] = (check, expected, default)
 
 
 MAX_ALIASES = 50       # YAML aliases in one config (a pkgcache config needs none)
@@ -102,7 +125,7 @@ def _bounded_loader() -> type:
             self._aliases = 0
             self._depth = 0
 
-        def compose_node(self, parent: Any, index: Any) -> Any:
+        def compose_node(self, parent: object, index: object) -> object:
             if self.check_event(yaml.AliasEvent):
                 self._aliases += 1
                 if self._aliases > MAX_ALIASES:
@@ -128,7 +151,7 @@ def _loader() -> type:
     return _LOADER[0]
 
 
-def _short_repr(value: Any) -> str:
+def _short_repr(value: object) -> str:
     """A bounded repr for error messages: never formats a huge (alias-expanded) value."""
     import reprlib
 
@@ -137,8 +160,37 @@ def _short_repr(value: Any) -> str:
     return r.repr(value)[:120]
 
 
-def parse_config(text: str, source: str) -> CacheConfig:
-    """Parse YAML text into a CacheConfig; raise ConfigError naming file, key and expectation."""
+def _set_key(cfg: CacheConfig, key: str, value: object, source: str, lenient: bool) -> None:
+    """Validate one key of performance.cache and set it on cfg (ConfigError if unusable)."""
+    if key in _FIELDS:
+        check, expected = _FIELDS[key]
+    elif key in _DRIVER_KEYS:
+        check, expected, _ = _DRIVER_KEYS[key]
+    elif lenient:  # a helper that loads no driver: keep the value, unchecked
+        cfg.options[key] = value
+        return
+    else:
+        known = ", ".join([*_FIELDS, *_DRIVER_KEYS])
+        raise ConfigError(f"{source}: performance.cache.{key}: unknown key (expected one of {known})")
+    if not check(value):
+        raise ConfigError(f"{source}: performance.cache.{key}: expected {expected}, "
+                          f"got {_short_repr(value)}")
+    if key in _DRIVER_KEYS:
+        cfg.options[key] = value
+    elif key == "remote":  # the remote tier validates its own section
+        from .storage.remote.config import parse_remotes
+
+        setattr(cfg, key, parse_remotes(value, source))
+    else:
+        setattr(cfg, key, float(value) if key == "max_size_gb" else value)  # type: ignore[arg-type]
+
+
+def parse_config(text: str, source: str, *, lenient: bool = False) -> CacheConfig:
+    """Parse YAML text into a CacheConfig; raise ConfigError naming file, key and expectation.
+
+    lenient: keep keys no driver registered in this process instead of refusing them (for the
+    core's own helpers, e.g. the remote uploader, which read only the core's keys).
+    """
     import yaml
 
     try:
@@ -167,18 +219,7 @@ def parse_config(text: str, source: str) -> CacheConfig:
     if not isinstance(section, dict):
         raise ConfigError(f"{source}: performance.cache: expected a mapping")
     for key, value in section.items():
-        if key not in _FIELDS:
-            known = ", ".join(_FIELDS)
-            raise ConfigError(f"{source}: performance.cache.{key}: unknown key (expected one of {known})")
-        check, expected = _FIELDS[key]
-        if not check(value):
-            raise ConfigError(f"{source}: performance.cache.{key}: expected {expected}, "
-                              f"got {_short_repr(value)}")
-        if key == "remote":  # the remote tier validates its own section
-            from .storage.remote.config import parse_remotes
-
-            value = parse_remotes(value, source)
-        setattr(cfg, key, float(value) if key == "max_size_gb" else value)
+        _set_key(cfg, str(key), value, source, lenient)
     cfg.directory = os.path.expanduser(cfg.directory)
     if not os.path.isabs(cfg.directory):
         raise ConfigError(f"{source}: performance.cache.directory: expected an absolute path, "
@@ -199,7 +240,8 @@ def find_config(explicit: str | None = None) -> str | None:
     return None
 
 
-def load_config(path: str | None = None, cache_dir: str | None = None) -> CacheConfig:
+def load_config(path: str | None = None, cache_dir: str | None = None, *,
+                lenient: bool = False) -> CacheConfig:
     """Load the effective config; explicit or $PKGCACHE_CONFIG files must exist."""
     source = find_config(path)
     if source is None:
@@ -212,7 +254,7 @@ def load_config(path: str | None = None, cache_dir: str | None = None) -> CacheC
             raise ConfigError(f"{source}: config file not found") from None
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{source}: cannot read config: {getattr(exc, 'strerror', exc)}") from None
-        cfg = parse_config(text, source)
+        cfg = parse_config(text, source, lenient=lenient)
     env_dir = os.environ.get("PKGCACHE_DIR")
     if cache_dir or env_dir:
         cfg.directory = os.path.abspath(os.path.expanduser(cache_dir or env_dir or ""))

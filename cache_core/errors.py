@@ -1,4 +1,4 @@
-"""Exceptions, exit codes and the one-line warning used across pkgcache."""
+"""Every exception and exit code of pkgcache, and its one-line warning."""
 
 from __future__ import annotations
 
@@ -37,6 +37,34 @@ class BadKeyError(CacheError):
     """A key or file name that is not acceptable."""
 
     exit_code = EXIT_USAGE
+
+
+class LockTimeout(CacheError):
+    """A lock could not be taken within its timeout."""
+
+
+# The remote tier's errors. They never reach a driver: the tier turns them into misses.
+class RemoteError(Exception):
+    """A remote fault (5xx, refused, wrong credentials, bad reply): opens the breaker."""
+
+
+class RemoteTimeout(RemoteError):
+    """A connect/read timeout or an exhausted time budget: opens the breaker."""
+
+
+class RemoteMissing(Exception):
+    """The object is not there (404, and 403 as Nix and private S3 buckets answer)."""
+
+
+class RecordError(Exception):
+    """A remote key record that must be treated as a miss (bad form, bad signature, wrong key)."""
+
+
+def describe(exc: BaseException) -> str:
+    """A short, single-line description of a fault for a warning (no traceback)."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
+    return f"{type(exc).__name__}: {exc}"
 
 
 _warned: set[str] = set()

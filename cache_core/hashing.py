@@ -1,20 +1,15 @@
-"""SHA-256 of files and descriptors: the one place pkgcache hashes content."""
+"""SHA-256 of files and descriptors: the one hash loop (a hashing copy; hashing alone is a copy
+to nowhere)."""
 
 from __future__ import annotations
 
 import errno
 import hashlib
 import os
-import re
 import stat
 
-CHUNK = 1 << 20  # 1 MiB reads: fastest measured on this class of machine (notes §6.1)
-_HEX64 = re.compile(r"\A[0-9a-f]{64}\Z")
+CHUNK = 1 << 20  # 1 MiB reads: the fastest size measured for hashing on local disks
 
-
-def is_digest(value: str) -> bool:
-    """True if value is a lower-case 64-character SHA-256 hex string."""
-    return bool(_HEX64.match(value))
 
 
 def copy_hashing(src_fd: int, dst_fd: int | None) -> tuple[str, int]:
@@ -50,3 +45,33 @@ def sha256_file(path: str | os.PathLike[str], *, follow: bool = True) -> tuple[s
         return sha256_fd(fd)
     finally:
         os.close(fd)
+
+
+def sha256_bytes(data: bytes) -> str:
+    """SHA-256 hex digest of a small in-memory value (a record, a memo)."""
+    return hashlib.sha256(data).hexdigest()
+
+
+class HashingWriter:
+    """Write a stream of chunks to fd while hashing them; for bytes that arrive in pieces (a
+    remote's response). ``limit``: more bytes than this raise OverflowError before writing."""
+
+    def __init__(self, fd: int, limit: int | None = None) -> None:
+        self.fd = fd
+        self.limit = limit
+        self.size = 0
+        self._h = hashlib.sha256()
+
+    def write(self, chunk: bytes) -> None:
+        """Hash and write one chunk (all of it)."""
+        self.size += len(chunk)
+        if self.limit is not None and self.size > self.limit:
+            raise OverflowError("more bytes than expected")
+        self._h.update(chunk)
+        view = memoryview(chunk)
+        while view:
+            view = view[os.write(self.fd, view):]
+
+    def hexdigest(self) -> str:
+        """The SHA-256 of everything written so far."""
+        return self._h.hexdigest()

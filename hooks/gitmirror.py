@@ -136,8 +136,8 @@ class Mirrors:
 
     @contextlib.contextmanager
     def locked(self, url: str) -> Iterator[None]:
-        """The per-URL lock; the same name cache_core's gc takes before evicting the mirror."""
-        with self.cache.lock(f"bucket:{BUCKET}/{mirror_name(url)}", timeout=LOCK_TIMEOUT):
+        """The per-URL lock: the bucket entry's lock, which cache_core's gc takes before evicting it."""
+        with self.cache.bucket_lock(BUCKET, mirror_name(url), timeout=LOCK_TIMEOUT):
             yield
 
     # -- creation and update (call with the URL's lock held) ---------------------------------
@@ -509,7 +509,7 @@ def verify_mirrors(cache: Any, repair: bool = False) -> dict[str, Any]:
         final = mirrors.bucket / name
         url = _git("config", "--file", str(final / "config"), "remote.origin.url",
                    check=False).stdout.strip()
-        with cache.lock(f"bucket:{BUCKET}/{name}", timeout=LOCK_TIMEOUT):
+        with cache.bucket_lock(BUCKET, name, timeout=LOCK_TIMEOUT):
             report["checked"] += 1
             if is_valid_mirror(final) and mirror_healthy(final, full=True):
                 continue

@@ -110,7 +110,7 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _keygen(args: argparse.Namespace) -> int:
-    from cache_core.storage.remote.records import generate_keypair
+    from cache_core.storage.remote import generate_keypair
 
     if not args.name or ":" in args.name or len(args.name) > 64:
         print("pkgcache: remote keygen: NAME must be 1-64 characters without ':'", file=sys.stderr)

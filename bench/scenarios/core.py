@@ -29,23 +29,17 @@ def populate(cache: PackageCache, n: int) -> list[str]:
     """n keys on n distinct tiny objects, written straight into the layout and index."""
     cache.index  # noqa: B018 - create the layout
     keys = []
-    now = time.time()
-    rows_o, rows_k = [], []
+    rows = []
     for i in range(n):
         data = f"object {i}".encode()
         digest = hashlib.sha256(data).hexdigest()
-        shard = cache.objects_dir / digest[:2]
-        shard.mkdir(exist_ok=True)
-        (shard / digest).write_bytes(data)
+        obj = cache.object_path(digest)
+        obj.parent.mkdir(exist_ok=True)
+        obj.write_bytes(data)
         key = f"https://deb.example.org/pool/main/p/pkg{i}/pkg{i}_1.0-{i}_amd64.deb"
         keys.append(key)
-        rows_o.append((digest, len(data), now, now))
-        rows_k.append((key, digest, "url", len(data), now, now))
-    with cache.index.write() as c:
-        c.executemany("INSERT OR IGNORE INTO objects(digest, size, created, last_used) VALUES (?,?,?,?)",
-                      rows_o)
-        c.executemany("INSERT INTO keys(key, digest, kind, size, created, last_used) VALUES (?,?,?,?,?,?)",
-                      rows_k)
+        rows.append((key, digest, len(data), "url"))
+    cache.index.add_many(rows)
     return keys
 
 

@@ -5,13 +5,10 @@ cache: a cache directory is content, not authority."""
 
 from __future__ import annotations
 
-import errno
-import fcntl
 import hashlib
 import json
 import os
 import stat
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -126,19 +123,14 @@ def archives_lock(archives: Path, timeout: float) -> Iterator[None]:
     """apt's own archives lock (POSIX fcntl lock on archives/lock), waiting at most timeout s.
 
     Never blocks forever: from inside an apt hook the parent apt may hold it."""
+    from cache_core import LockTimeout, acquire_lock
+
     fd = os.open(archives / "lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o640)
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except OSError as e:
-                if e.errno not in (errno.EACCES, errno.EAGAIN):
-                    raise
-                if time.monotonic() >= deadline:
-                    raise AptLockBusy(f"{archives / 'lock'} is held by another process") from None
-                time.sleep(0.05)
+        try:
+            acquire_lock(fd, timeout, str(archives / "lock"), posix=True)
+        except LockTimeout:
+            raise AptLockBusy(f"{archives / 'lock'} is held by another process") from None
         yield
     finally:
         os.close(fd)

@@ -116,12 +116,9 @@ def _regular(path: str) -> os.stat_result | None:
     return st if stat.S_ISREG(st.st_mode) else None
 
 
-def _same_inode(cache: Any, digest: str, st: os.stat_result) -> bool:
-    try:
-        obj = os.lstat(cache.object_path(digest))
-    except Exception:  # noqa: BLE001 - any doubt: hash it the slow way
-        return False
-    return (obj.st_dev, obj.st_ino, obj.st_size) == (st.st_dev, st.st_ino, st.st_size)
+def _same_inode(cache: Any, digest: str, path: str) -> bool:
+    """Is path the cached object itself (a hard link pkgcache made)? Any doubt: hash it."""
+    return bool(cache.same_object(f"sha256:{digest}", path))
 
 
 def store(cache: Any, path: str, fname: str, *, link: bool = True,
@@ -134,7 +131,7 @@ def store(cache: Any, path: str, fname: str, *, link: bool = True,
         return _store_verified(cache, path, fname, sha256)
     key = key_for(fname)
     entry = cache.lookup(key)
-    if entry is not None and _same_inode(cache, entry.digest, st):
+    if entry is not None and _same_inode(cache, entry.digest, path):
         return "already", st.st_size  # seeded by hardlink from this very object: nothing to do
     parsed = parse_archive_name(fname)
     meta = {"package": parsed[0], "version": parsed[1], "arch": parsed[2]} if parsed else None

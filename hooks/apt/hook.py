@@ -109,7 +109,7 @@ def run(action: str, make_cache: Callable[[], Any]) -> int:
                 return 0
             if hasattr(cache, "busy_timeout"):
                 cache.busy_timeout = min(cache.busy_timeout, HOOK_BUSY_TIMEOUT)
-            cache.index  # noqa: B018 - open it now: a cache we may not use is a silent skip
+            cache.open()  # now: a cache we may not use is a silent skip
         except Exception as exc:
             if _not_ours(exc):
                 return 0

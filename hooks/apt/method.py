@@ -527,7 +527,7 @@ class Helper:
             pass
 
     def serve(self, sha256: str, dest: str) -> dict[str, Any]:
-        from cache_core.hashing import is_digest
+        from cache_core import is_digest
 
         if not is_digest(sha256) or not self._dest_ok(dest):
             return {"ok": False}

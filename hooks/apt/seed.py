@@ -242,12 +242,8 @@ def _matches(cache: Any, path: Path, want: Want, placed: dict[str, list[Any]]) -
     rec = placed.get(want.fname)
     if rec is not None and rec[1:] == _stamp(st):
         return rec[0] == want.sha256
-    try:
-        obj = os.lstat(cache.object_path(want.sha256))
-        if (obj.st_dev, obj.st_ino) == (st.st_dev, st.st_ino):
-            return True
-    except Exception:  # noqa: BLE001 - not in the cache: hash it
-        pass
+    if cache.same_object(f"sha256:{want.sha256}", str(path)):
+        return True  # a hard link of the verified object (else, or in doubt: hash it)
     try:
         return sha256_file(str(path), follow=False)[0] == want.sha256
     except OSError:
@@ -376,20 +372,7 @@ def _lock_holder_is_ancestor(archives: Path) -> bool:
 def links_work(cache: Any, archives: Path) -> bool:
     """Can a cached object be hard-linked into archives? Tried for real: a bind-mounted cache is
     on the same file system (same st_dev) yet link() fails with EXDEV."""
-    entries = cache.keys(KEY_PREFIX)
-    for entry in entries[:1]:
-        probe = archives / f".pkgcache-link-probe-{os.getpid()}"
-        try:
-            os.link(cache.object_path(entry.digest), probe, follow_symlinks=False)
-        except OSError:
-            return False
-        finally:
-            try:
-                os.unlink(probe)
-            except OSError:
-                pass
-        return True
-    return False
+    return bool(cache.can_link_into(str(archives)))
 
 
 # -- the entry point -------------------------------------------------------------------------------

@@ -86,8 +86,10 @@ def fetch_built(cache: PackageCache, store: WheelStore, art: Artifact, target: T
 
 def _matches(cache: PackageCache, digest: str, filename: str) -> bool:
     """True if the object's own metadata has the name and version its file name claims."""
+    path = cache.local_path(f"sha256:{digest}")
+    if path is None:
+        return False
     try:
-        path = str(cache.object_path(digest))
         if filename.endswith(".whl"):
             name, version, _, _ = parse_wheel_filename(filename)
             with zipfile.ZipFile(path) as zf:
@@ -230,8 +232,11 @@ def adopt_projects(cache: PackageCache, store: WheelStore, target: Target,
 
 def _requires(cache: PackageCache, digest: str) -> list[str]:
     """Project names a wheel depends on (all extras and markers: over-fetching is harmless)."""
+    path = cache.local_path(f"sha256:{digest}")
+    if path is None:
+        return []
     try:
-        with zipfile.ZipFile(str(cache.object_path(digest))) as zf:
+        with zipfile.ZipFile(path) as zf:
             metas = [n for n in zf.namelist() if n.count("/") == 1
                      and n.endswith(".dist-info/METADATA")]
             hdr = HeaderParser().parsestr(zf.read(metas[0]).decode("utf-8", "replace"))

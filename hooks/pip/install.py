@@ -731,7 +731,8 @@ class _Fallback(Exception):
 
 
 def _installer(cache: PackageCache, opts: PipOptions) -> str:
-    name = opts.installer or getattr(getattr(cache, "config", None), "pip_installer", "pip")
+    cfg = getattr(cache, "config", None)
+    name = opts.installer or (str(cfg.option("pip_installer")) if cfg is not None else "pip")
     if name == "uv" and runner.uv_bin() is None:
         warn("uv is not installed; using pip")
         return "pip"

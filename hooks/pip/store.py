@@ -282,9 +282,8 @@ class WheelStore:
 
     # -- the linked view ----------------------------------------------------------------------
     def _object(self, entry: Entry) -> str | None:
-        """Where the cache keeps entry's object (None if the cache does not say)."""
-        object_path = getattr(self.cache, "object_path", None)
-        return str(object_path(entry.digest)) if object_path is not None else None
+        """The local file of entry's object, not hashed (None if this cache does not hold it)."""
+        return self.cache.local_path(f"sha256:{entry.digest}")
 
     def _view(self, entry: Entry, filename: str, *, rehash: bool = False) -> Path | None:
         """A symlink named filename to entry's verified object, checked or (re)made.

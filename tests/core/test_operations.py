@@ -1,4 +1,4 @@
-"""Operations (issue 11, item 7): quarantine retention, and stats that count what happened."""
+"""Operations: quarantine retention, and stats that count what happened."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from cache_core import PackageCache
-from cache_core import evict as evict_mod
+from cache_core.storage.local import maintenance as maintenance
 from tests.support.cli import run_cli
 
 KB = 1024
@@ -67,7 +67,7 @@ def test_verify_repair_quarantine_then_plain_gc_applies_age(cache_dir: Path, tmp
     assert len(quarantined(cache_dir)) == 1
     cache.gc()                                # within the retention: kept for inspection
     assert len(quarantined(cache_dir)) == 1
-    monkeypatch.setattr(evict_mod, "QUARANTINE_MAX_AGE", 0)
+    monkeypatch.setattr(maintenance, "QUARANTINE_MAX_AGE", 0)
     result = cache.gc()                       # past the retention: removed by a plain gc
     assert result["quarantine_removed"] == 1
     assert quarantined(cache_dir) == []

@@ -1,4 +1,4 @@
-"""Issue 11 item 8: a non-root user reads root's safe system cache and writes their own."""
+"""A non-root user reads root's safe system cache and writes their own."""
 
 from __future__ import annotations
 

@@ -318,7 +318,7 @@ def test_python_api(server: FetchServer, tmp_path: Path) -> None:
     res = fetch(cache, server.url("/api"), tmp_path / "b")
     assert res.source == "revalidated" and (tmp_path / "b").read_bytes() == BODY
     assert cache.get(server.url("/api")) is not None
-    res = cache.fetch(server.url("/api"), str(tmp_path / "e"), sha256=sha(BODY))  # the core entry
+    res = fetch(cache, server.url("/api"), str(tmp_path / "e"), sha256=sha(BODY))  # a str dest
     assert res.source == "cache" and (tmp_path / "e").read_bytes() == BODY
     with pytest.raises(FetchError) as err:
         fetch(cache, server.url("/missing"), tmp_path / "c")

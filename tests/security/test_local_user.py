@@ -131,7 +131,7 @@ def test_harvest_symlink_swap_race_never_stores_a_root_only_file(user: User,
         archives = tmp_path / "archives"
         archives.mkdir()
         for _ in range(300):
-            cache.forget("deb:racy_1.0_all.deb")
+            cache.index.drop_key("deb:racy_1.0_all.deb")
             harvest(cache, [Action("racy", "1.0", "all", str(target))], archives=archives,
                     lookup=lambda a: index_sha)
     finally:

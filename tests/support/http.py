@@ -43,6 +43,11 @@ class Hit:
     sent: int = 0
     proxied: bool = False
 
+    @property
+    def target(self) -> str:
+        """What the request asked for: path and query (a proxied request's path only)."""
+        return self.path if self.proxied or not self.query else f"{self.path}?{self.query}"
+
 
 class App(Protocol):
     """What the server hands each request to."""
@@ -140,16 +145,17 @@ class HttpServer(ThreadingHTTPServer):
 
     def count(self, path: str | None = None, status: int | None = None,
               method: str | None = None) -> int:
-        """How many requests (for path, answered with status, with method) were logged."""
+        """How many requests (for path and query, answered with status, with method) were
+        logged."""
         with self.lock:
-            return sum(1 for h in self.hits if (path is None or h.path == path)
+            return sum(1 for h in self.hits if (path is None or h.target == path)
                        and (status is None or h.status == status)
                        and (method is None or h.method == method))
 
     def requests(self, path: str) -> list[Hit]:
-        """The logged requests for path."""
+        """The logged requests for path (with its query, if any)."""
         with self.lock:
-            return [h for h in self.hits if h.path == path]
+            return [h for h in self.hits if h.target == path]
 
     def reset(self) -> None:
         """Forget the logged requests."""
@@ -217,9 +223,9 @@ class StaticApp:
             res.release.set()
 
     def serve(self, h: Handler, hit: Hit) -> None:
-        """Answer from the resource at hit.path."""
+        """Answer from the resource at hit.target (path and query)."""
         with self.lock:
-            res = self.resources.get(hit.path)
+            res = self.resources.get(hit.target)
             fail = res is not None and res.fail_left > 0
             if fail:
                 res.fail_left -= 1

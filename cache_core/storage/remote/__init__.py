@@ -25,10 +25,10 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ... import fsutil
+from ... import fs
 from ...errors import warn
-from ...hashing import is_digest, sha256_fd
-from ...keys import digest_of_key, kind_of, normalize_key
+from ...hashing import HashingWriter, sha256_bytes, sha256_fd
+from ...keys import digest_of_key, is_digest, kind_of, normalize_key
 from .base import (
     MAX_RECORD_BYTES,
     Backend,
@@ -40,11 +40,11 @@ from .base import (
     record_name,
 )
 from .config import RemoteSpec, redact
-from .records import Record, RecordError, decode, encode, load_secret_key
+from .records import Record, RecordError, decode, encode, generate_keypair, load_secret_key  # noqa: F401 - generate_keypair: public (docs/core-api.md)
 from .state import COUNTERS, State
 
 if TYPE_CHECKING:
-    from ...cache import PackageCache
+    from ...api import PackageCache
 
 STATE_DIR = "remote-v1"
 UPLOAD_ENV = "PKGCACHE_REMOTE_UPLOAD"  # "manual": never start the background uploader
@@ -68,33 +68,18 @@ def get_object(cache: PackageCache, digest: str, key: str | None = None, *,
 def get_record(cache: PackageCache, key: str) -> Record | None:
     """The first record for key on the remotes that passes the trust checks, or None."""
     t = tier(cache)
-    try:
-        return t.get_record(key) if t else None
-    except Exception as exc:  # noqa: BLE001 - the remote tier never breaks its caller
-        warn(f"remote tier unavailable ({type(exc).__name__})")
-        return None
+    return cache.remote_call(lambda: t.get_record(key), None) if t else None
 
 
 def put_record(cache: PackageCache, key: str) -> bool:
     """Queue key's record (signed when the remote has a signing key) and content for upload."""
     t = tier(cache)
-    try:
-        return bool(t and t.put_record(key))
-    except Exception as exc:  # noqa: BLE001
-        warn(f"remote tier unavailable ({type(exc).__name__})")
-        return False
+    return bool(t and cache.remote_call(lambda: t.put_record(key), False))
 
 
 def tier(cache: PackageCache) -> RemoteTier | None:
     """The cache's remote tier, or None when no remote is configured."""
-    cfg = cache.config
-    if cfg is None or not getattr(cfg, "remote", None):
-        return None
-    t = cache.__dict__.get("_remote_tier_obj")
-    if t is None:
-        t = RemoteTier(cache, list(cfg.remote))
-        cache.__dict__["_remote_tier_obj"] = t
-    return t
+    return cache.storage.remote()
 
 
 class RemoteTier:
@@ -108,19 +93,19 @@ class RemoteTier:
         self._spent: dict[str, float] = {}    # seconds spent per remote in this process
         self._signers: dict[str, Any] = {}
         self.filling = False                  # a remote fill is putting: do not spool it back
-        self._spawned = False
+        self.spawned = False
 
     # -- plumbing ---------------------------------------------------------------------------
     @property
     def dir(self) -> Path:
         """<cache>/remote-v1 (created on first use)."""
-        self.cache._setup()
-        return fsutil.ensure_private_dir(self.cache.root / STATE_DIR)
+        self.cache.store.open()
+        return fs.ensure_private_dir(self.cache.root / STATE_DIR)
 
     @property
     def spool_dir(self) -> Path:
         """Queued uploads, one small JSON file each."""
-        return fsutil.ensure_private_dir(self.dir / "spool")
+        return fs.ensure_private_dir(self.dir / "spool")
 
     @property
     def state(self) -> State:
@@ -220,30 +205,25 @@ class RemoteTier:
                 self.cache.alias(key, digest, kind=kind, meta=meta):
             return True  # the record names content we already hold
         limit = size if size is not None else spec.max_object_bytes
-        tmp = fsutil.temp_name(self.cache.tmp_dir)
-        fd = fsutil.create_exclusive(tmp, 0o600)
-        got = 0
-        import hashlib
-
-        h = hashlib.sha256()
+        tmp = self.cache.store.new_temp()
+        fd = fs.create_exclusive(tmp, 0o600)
+        out = HashingWriter(fd, limit)
         try:
             try:
-                for chunk in self._backend(spec).get(object_name("cas", digest),
-                                                     self._deadline(spec)):
-                    got += len(chunk)
-                    if got > limit:
-                        raise _Mismatch("more bytes than expected")
-                    h.update(chunk)
-                    view = memoryview(chunk)
-                    while view:
-                        view = view[os.write(fd, view):]
-                if h.hexdigest() != digest or (size is not None and got != size):
+                try:
+                    for chunk in self._backend(spec).get(object_name("cas", digest),
+                                                         self._deadline(spec)):
+                        out.write(chunk)
+                except OverflowError as exc:
+                    raise _Mismatch(str(exc)) from None
+                got = out.size
+                if out.hexdigest() != digest or (size is not None and got != size):
                     raise _Mismatch("content does not match its SHA-256")
             except RemoteMissing:
                 self._count(spec, misses=1)
                 return False
             except _Mismatch as exc:
-                self._count(spec, mismatches=1, misses=1, bytes_in=got)
+                self._count(spec, mismatches=1, misses=1, bytes_in=out.size)
                 warn(f"remote {spec.display}: object {digest[:12]}… ignored ({exc})")
                 return False
             if self.cache.fsync:
@@ -251,13 +231,13 @@ class RemoteTier:
             os.close(fd)
             fd = -1
             # hashed as written into our own 0600 temp in the cache: published without a re-hash
-            self.cache._remote_adopt(key, tmp, digest, got, kind or kind_of(key), meta)
+            self.cache.store.adopt(key, tmp, digest, got, kind or kind_of(key), meta)
             self._count(spec, hits=1, bytes_in=got)
             return True
         finally:
             if fd >= 0:
                 os.close(fd)
-            fsutil.unlink_quiet(tmp)
+            fs.unlink_quiet(tmp)
 
     def get_record(self, key: str) -> Record | None:
         """The first verified record for key among the remotes (signature and key checked)."""
@@ -298,7 +278,7 @@ class RemoteTier:
             return False
         entry = {"key": key if digest_of_key(key) is None else "", "sha256": digest}
         name = f"{time.time_ns():020d}-{os.getpid()}-{secrets.token_hex(4)}.json"
-        fsutil.atomic_write(spool / name, json.dumps(entry), 0o600)
+        fs.atomic_write(spool / name, json.dumps(entry), 0o600)
         if spawn:
             self.spawn_uploader()
         return True
@@ -325,9 +305,9 @@ class RemoteTier:
 
     def spawn_uploader(self) -> None:
         """Start a detached uploader unless one runs (or uploads are manual)."""
-        if self._spawned or os.environ.get(UPLOAD_ENV, "").lower() == "manual":
+        if self.spawned or os.environ.get(UPLOAD_ENV, "").lower() == "manual":
             return
-        self._spawned = True
+        self.spawned = True
         if self.uploader_running():
             return
         env = dict(os.environ)
@@ -366,7 +346,7 @@ class RemoteTier:
                         return result
                     done = self._upload_entry(self.spool_dir / name, result)
                     if done:
-                        fsutil.unlink_quiet(self.spool_dir / name)
+                        fs.unlink_quiet(self.spool_dir / name)
                         progressed = True
                 if not progressed:
                     break
@@ -445,16 +425,15 @@ class RemoteTier:
         if key:
             entry = self.cache.lookup(key)
             if entry is not None and entry.digest == digest:
-                import hashlib
                 import io
 
                 rec = Record(entry.key, digest, entry.size, entry.kind, entry.meta)
                 data = encode(rec, self._signer(spec))
                 backend.put(record_name(entry.key), io.BytesIO(data), len(data),
-                            hashlib.sha256(data).hexdigest(), self._deadline(spec))
+                            sha256_bytes(data), self._deadline(spec))
         return outcome
 
-    def _signer(self, spec: RemoteSpec) -> Any:
+    def _signer(self, spec: RemoteSpec) -> tuple[str, Any] | None:
         if not spec.signing_key_file:
             return None
         if spec.ident not in self._signers:

@@ -9,22 +9,15 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable, Iterator
-from typing import IO, Any, Protocol
+from typing import IO, TYPE_CHECKING, Any, Protocol
+
+from ...errors import RemoteError, RemoteMissing, RemoteTimeout
+
+if TYPE_CHECKING:
+    from .config import RemoteSpec
 
 _NAME = re.compile(r"\A(cas|ac)/[0-9a-f]{64}\Z")
 MAX_RECORD_BYTES = 64 * 1024
-
-
-class RemoteError(Exception):
-    """A remote fault (5xx, refused, wrong credentials, bad reply): opens the breaker."""
-
-
-class RemoteTimeout(RemoteError):
-    """A connect/read timeout or an exhausted time budget: opens the breaker."""
-
-
-class RemoteMissing(Exception):
-    """The object is not there (404, and 403 as Nix and private S3 buckets answer)."""
 
 
 def object_name(kind: str, hexdigest: str) -> str:
@@ -57,7 +50,13 @@ class Backend(Protocol):
         """The hex names under ``kind/``, or None if the store cannot list."""
 
 
+__all__ = ["MAX_RECORD_BYTES", "Backend", "RemoteError", "RemoteMissing", "RemoteTimeout",
+           "make_backend", "object_name", "record_name", "register", "schemes"]
+
 _REGISTRY: dict[str, Callable[[Any], Backend]] = {}
+# The built-in backends, imported by name on first use (they register themselves; importing
+# them from here by statement would close an import circle: each imports register from here).
+_BUILTIN = {"file": "filestore", "http": "http", "https": "http", "s3": "s3"}
 
 
 def register(*schemes: str) -> Callable[[Callable[[Any], Backend]], Callable[[Any], Backend]]:
@@ -69,10 +68,12 @@ def register(*schemes: str) -> Callable[[Callable[[Any], Backend]], Callable[[An
     return deco
 
 
-def make_backend(spec: Any) -> Backend:
+def make_backend(spec: RemoteSpec) -> Backend:
     """The backend for a RemoteSpec, chosen by its URL scheme."""
-    from . import filestore, http, s3  # noqa: F401 - registering the built-in backends
+    import importlib
 
+    if spec.scheme not in _REGISTRY and spec.scheme in _BUILTIN:
+        importlib.import_module(f"{__package__}.{_BUILTIN[spec.scheme]}")
     return _REGISTRY[spec.scheme](spec)
 
 

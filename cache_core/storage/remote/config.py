@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,16 +19,16 @@ SECRET_FIELDS = ("token", "password", "secret_access_key", "session_token")
 _PUBKEY = re.compile(r"\A[A-Za-z0-9._-]{1,64}:[A-Za-z0-9+/]{43}=\Z")
 
 
-def _num(lo: float, hi: float) -> Any:
+def _num(lo: float, hi: float) -> Callable[[Any], bool]:
     return lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and lo < v <= hi
 
 
-def _str(v: Any) -> bool:
+def _str(v: object) -> bool:
     return isinstance(v, str) and v != "" and "\0" not in v and "\n" not in v
 
 
-def _path(v: Any) -> bool:
-    return _str(v) and os.path.isabs(os.path.expanduser(v))
+def _path(v: object) -> bool:
+    return isinstance(v, str) and _str(v) and os.path.isabs(os.path.expanduser(v))
 
 
 # key -> (check, what is expected)
@@ -133,7 +134,7 @@ def _secret_values(spec: RemoteSpec) -> list[str]:
     return vals
 
 
-def parse_remotes(value: Any, source: str) -> list[RemoteSpec]:
+def parse_remotes(value: object, source: str) -> list[RemoteSpec]:
     """Validate ``performance.cache.remote``; raise ConfigError with one line naming the fault."""
     where = f"{source}: performance.cache.remote"
     if value is None:

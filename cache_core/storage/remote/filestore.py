@@ -9,17 +9,20 @@ import secrets
 import stat
 import urllib.parse
 from collections.abc import Iterator
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING
 
 from .base import RemoteError, RemoteMissing, register
 from .http import CHUNK
+
+if TYPE_CHECKING:
+    from .config import RemoteSpec
 
 
 @register("file")
 class FileBackend:
     """A directory store."""
 
-    def __init__(self, spec: Any) -> None:
+    def __init__(self, spec: RemoteSpec) -> None:
         self.base = urllib.parse.unquote(urllib.parse.urlsplit(spec.url).path).rstrip("/") or "/"
 
     def _check_base(self) -> None:

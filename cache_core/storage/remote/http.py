@@ -13,9 +13,12 @@ import ssl
 import time
 import urllib.parse
 from collections.abc import Iterator
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING
 
 from .base import RemoteError, RemoteMissing, RemoteTimeout, register
+
+if TYPE_CHECKING:
+    from .config import RemoteSpec
 
 CHUNK = 1 << 20
 _ERR_BODY = 4096
@@ -143,7 +146,7 @@ def check_status(method: str, status: int) -> None:
 class HttpBackend:
     """GET/HEAD/PUT under <base>/cas/ and <base>/ac/."""
 
-    def __init__(self, spec: Any) -> None:
+    def __init__(self, spec: RemoteSpec) -> None:
         p = urllib.parse.urlsplit(spec.url)
         opts = spec.options
         clean = urllib.parse.urlunsplit((p.scheme, p.netloc.rsplit("@", 1)[-1], p.path, "", ""))

@@ -13,15 +13,13 @@ import base64
 import json
 import os
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
-from ...hashing import is_digest
+from ...errors import RecordError
+from ...keys import is_digest
 
 VERSION = "pkgcache-record-v1"
-
-
-class RecordError(Exception):
-    """A record that must be treated as a miss (bad form, bad signature, wrong key)."""
 
 
 @dataclass
@@ -40,7 +38,7 @@ class Record:
         return f"{VERSION};{self.key};{self.sha256};{self.size};{self.kind};{meta}".encode()
 
 
-def _crypto() -> Any:
+def _crypto() -> ModuleType:
     from cryptography.hazmat.primitives.asymmetric import ed25519
 
     return ed25519

@@ -14,14 +14,18 @@ import configparser
 import datetime
 import hashlib
 import hmac
+import http.client
 import os
 import re
 import urllib.parse
 from collections.abc import Iterator
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from .base import RemoteError, RemoteMissing, register
 from .http import HttpClient, check_status
+
+if TYPE_CHECKING:
+    from .config import RemoteSpec
 
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 _CODE = re.compile(rb"<Code>([A-Za-z]+)</Code>")
@@ -89,7 +93,7 @@ def load_credentials(opts: dict[str, Any]) -> tuple[str, str, str | None]:
 class S3Backend:
     """GET/HEAD/PUT on <bucket>/<prefix>/{cas,ac}/<hex>, SigV4-signed."""
 
-    def __init__(self, spec: Any) -> None:
+    def __init__(self, spec: RemoteSpec) -> None:
         p = urllib.parse.urlsplit(spec.url)
         opts = spec.options
         self.bucket = p.hostname or ""
@@ -122,7 +126,7 @@ class S3Backend:
         return sign_v4(method, self.client.netloc, path, query or {}, headers, payload, access,
                        secret, self.region)
 
-    def _check(self, method: str, resp: Any, body: bytes = b"") -> None:
+    def _check(self, method: str, resp: http.client.HTTPResponse, body: bytes = b"") -> None:
         if resp.status == 403:
             m = _CODE.search(body)
             if m and m.group(1) in AUTH_FAILURES:

@@ -10,8 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ... import fsutil
-from ...locks import file_lock, lock_path
+from ... import fs
 
 BREAKER_SECONDS = 60.0
 COUNTERS = ("hits", "misses", "errors", "timeouts", "mismatches", "rejected_records",
@@ -43,7 +42,7 @@ class State:
                open_breaker: str | None = None, close_breaker: bool = False) -> None:
         """Add counts; open the breaker for 60 s with a (redacted) reason, or close it."""
         with contextlib.suppress(Exception), \
-                file_lock(lock_path(self.lock_dir, "remote-state"), 5):
+                fs.named_lock(self.lock_dir, "remote-state", 5):
             data = self.read()
             row = data.setdefault(ident, {})
             row["url"] = display
@@ -55,16 +54,16 @@ class State:
                 row["last_error_at"] = time.time()
             if close_breaker:
                 row["open_until"] = 0
-            fsutil.atomic_write(self.path, json.dumps(data, sort_keys=True), 0o644)
+            fs.atomic_write(self.path, json.dumps(data, sort_keys=True), 0o644)
 
     def zero(self) -> None:
         """Reset counters (the breaker stays)."""
-        with file_lock(lock_path(self.lock_dir, "remote-state"), 5):
+        with fs.named_lock(self.lock_dir, "remote-state", 5):
             data = self.read()
             for row in data.values():
                 for k in COUNTERS:
                     row.pop(k, None)
-            fsutil.atomic_write(self.path, json.dumps(data, sort_keys=True), 0o644)
+            fs.atomic_write(self.path, json.dumps(data, sort_keys=True), 0o644)
 
     def open_until(self, ident: str) -> float:
         """Until when the breaker for this remote is open (0 = closed)."""

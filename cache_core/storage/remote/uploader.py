@@ -18,15 +18,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config")
     args = p.parse_args(argv)
     try:
-        from cache_core import PackageCache, load_config
-
+        from ...api import PackageCache
+        from ...config import load_config
         from . import tier
 
-        cfg = load_config(args.config, args.cache_dir)
+        cfg = load_config(args.config, args.cache_dir, lenient=True)  # no driver keys needed
         with PackageCache.from_config(config=cfg) as cache:
             t = tier(cache)
             if t is not None:
-                t._spawned = True  # never start another from here
+                t.spawned = True  # never start another from here
                 t.drain()
     except Exception:  # noqa: BLE001 - a detached helper: nothing to report to
         return 0

@@ -1,8 +1,9 @@
 """The SQLite index: key -> object digest, object sizes and LRU times, counters, buckets.
 
-WAL on local disk, short BEGIN IMMEDIATE write transactions, a busy timeout. Running totals are
-kept by triggers so ``stats`` needs no scan. Hits are batched in memory and flushed in one
-transaction (at most every FLUSH_SECONDS, and at exit), so a hit is not a write transaction.
+All of pkgcache's SQL lives in this package. WAL on local disk, short BEGIN IMMEDIATE write
+transactions, a busy timeout. Running totals are kept by triggers so ``stats`` needs no scan.
+Hits and last-use times are batched in memory and flushed in one transaction (at most every
+FLUSH_SECONDS, and at exit), so a hit is not a write transaction.
 """
 
 from __future__ import annotations
@@ -15,60 +16,15 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from typing import Any
 
-SCHEMA_VERSION = 1
+from .migrations import COUNTERS, SCHEMA_VERSION, migrate
+
 BUSY_TIMEOUT_MS = 30_000
 FLUSH_SECONDS = 5.0
-TOUCH_GRANULARITY = 300.0  # seconds: coarse last-used, as cargo's tracker does
-
-COUNTERS = ("hits", "misses", "bytes_served", "evictions", "corrupt", "stale", "puts", "bytes_stored")
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS objects(
-    digest TEXT PRIMARY KEY, size INTEGER NOT NULL, created REAL NOT NULL, last_used REAL NOT NULL);
-CREATE INDEX IF NOT EXISTS objects_lru ON objects(last_used);
-CREATE TABLE IF NOT EXISTS keys(
-    key TEXT PRIMARY KEY, digest TEXT NOT NULL, kind TEXT NOT NULL, size INTEGER NOT NULL,
-    created REAL NOT NULL, last_used REAL NOT NULL, hits INTEGER NOT NULL DEFAULT 0, meta TEXT);
-CREATE INDEX IF NOT EXISTS keys_digest ON keys(digest);
-CREATE TABLE IF NOT EXISTS buckets(
-    bucket TEXT NOT NULL, name TEXT NOT NULL, size INTEGER NOT NULL, created REAL NOT NULL,
-    last_used REAL NOT NULL, PRIMARY KEY(bucket, name));
-CREATE INDEX IF NOT EXISTS buckets_lru ON buckets(last_used);
-CREATE TABLE IF NOT EXISTS counters(name TEXT PRIMARY KEY, value INTEGER NOT NULL);
-CREATE TRIGGER IF NOT EXISTS objects_ins AFTER INSERT ON objects BEGIN
-    UPDATE counters SET value = value + NEW.size WHERE name = 'total_size';
-    UPDATE counters SET value = value + 1 WHERE name = 'objects'; END;
-CREATE TRIGGER IF NOT EXISTS objects_del AFTER DELETE ON objects BEGIN
-    UPDATE counters SET value = value - OLD.size WHERE name = 'total_size';
-    UPDATE counters SET value = value - 1 WHERE name = 'objects'; END;
-CREATE TRIGGER IF NOT EXISTS keys_ins AFTER INSERT ON keys BEGIN
-    UPDATE counters SET value = value + 1 WHERE name = 'entries'; END;
-CREATE TRIGGER IF NOT EXISTS keys_del AFTER DELETE ON keys BEGIN
-    UPDATE counters SET value = value - 1 WHERE name = 'entries'; END;
-CREATE TRIGGER IF NOT EXISTS buckets_ins AFTER INSERT ON buckets BEGIN
-    UPDATE counters SET value = value + NEW.size WHERE name = 'bucket_size'; END;
-CREATE TRIGGER IF NOT EXISTS buckets_upd AFTER UPDATE OF size ON buckets BEGIN
-    UPDATE counters SET value = value - OLD.size + NEW.size WHERE name = 'bucket_size'; END;
-CREATE TRIGGER IF NOT EXISTS buckets_del AFTER DELETE ON buckets BEGIN
-    UPDATE counters SET value = value - OLD.size WHERE name = 'bucket_size'; END;
-"""
-_TOTALS = ("total_size", "objects", "entries", "bucket_size")
-
-
-def _statements(script: str) -> list[str]:
-    """Split an SQL script into complete statements (triggers contain ';')."""
-    out, buf = [], ""
-    for line in script.splitlines(keepends=True):
-        buf += line
-        if sqlite3.complete_statement(buf):
-            out.append(buf.strip())
-            buf = ""
-    return out
-
+TOUCH_GRANULARITY = 300.0  # seconds: coarse last-used, as cargo's cache tracker does
+JSON = str | int | float | bool | None | list | dict  # a value in an entry's meta
 
 @dataclass(frozen=True)
 class Entry:
@@ -81,7 +37,7 @@ class Entry:
     created: float
     last_used: float
     hits: int
-    meta: dict[str, Any]
+    meta: dict[str, JSON]
 
 
 def _entry(row: tuple) -> Entry:
@@ -160,12 +116,7 @@ class Index:
             if version != SCHEMA_VERSION:
                 with self._write(conn):
                     if conn.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
-                        for stmt in _statements(_SCHEMA):
-                            conn.execute(stmt)
-                        for name in COUNTERS + _TOTALS:
-                            conn.execute("INSERT OR IGNORE INTO counters(name, value) VALUES (?, 0)",
-                                         (name,))
-                        conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+                        migrate(conn)
         except BaseException:
             conn.close()
             raise
@@ -203,9 +154,16 @@ class Index:
                         conn.execute("ROLLBACK")
                 raise
 
-    def write(self) -> Any:
-        """A short write transaction (BEGIN IMMEDIATE ... COMMIT)."""
+    def write(self) -> AbstractContextManager[sqlite3.Connection]:
+        """A short write transaction (BEGIN IMMEDIATE ... COMMIT); for tests' fault injection."""
         return self._write()
+
+    def discard(self) -> None:
+        """Drop a connection to a damaged database without flushing (it is being replaced)."""
+        if self._conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.close()
+        self._conn = None
 
     def close(self) -> None:
         """Flush pending counters and close the connection."""
@@ -258,8 +216,17 @@ class Index:
         """digest -> size of every indexed object."""
         return dict(self.conn.execute("SELECT digest, size FROM objects"))
 
+    def dangling_keys(self) -> list[str]:
+        """Keys whose object row is gone (verify reports and repairs them)."""
+        return [r[0] for r in self.conn.execute(
+            "SELECT key FROM keys WHERE digest NOT IN (SELECT digest FROM objects)")]
+
+    def bucket_entries(self) -> list[tuple[str, str]]:
+        """(bucket, name) of every bucket entry."""
+        return list(self.conn.execute("SELECT bucket, name FROM buckets"))
+
     # -- writes -----------------------------------------------------------------------------
-    def add(self, key: str, digest: str, size: int, kind: str, meta: dict | None,
+    def add(self, key: str, digest: str, size: int, kind: str, meta: dict[str, JSON] | None,
             publish: Callable[[], None] | None = None) -> None:
         """Record key -> object (creating the object row if needed) in one transaction.
 
@@ -284,7 +251,7 @@ class Index:
             c.execute("UPDATE counters SET value = value + 1 WHERE name = 'puts'")
             c.execute("UPDATE counters SET value = value + ? WHERE name = 'bytes_stored'", (size,))
 
-    def set_meta(self, key: str, meta: dict) -> None:
+    def set_meta(self, key: str, meta: dict[str, JSON]) -> None:
         """Replace the meta dict of key."""
         with self._write() as c:
             c.execute("UPDATE keys SET meta = ? WHERE key = ?", (json.dumps(meta, sort_keys=True), key))
@@ -311,6 +278,22 @@ class Index:
             with self._write():
                 after()
         return True
+
+    def add_many(self, rows: list[tuple[str, str, int, str]]) -> None:
+        """Record many (key, digest, size, kind) at once, objects already in place (benchmarks,
+        imports); counted neither as puts nor as stored bytes."""
+        now = time.time()
+        with self._write() as c:
+            c.executemany("INSERT OR IGNORE INTO objects(digest, size, created, last_used) "
+                          "VALUES (?, ?, ?, ?)", [(d, s, now, now) for _, d, s, _ in rows])
+            c.executemany("INSERT OR REPLACE INTO keys(key, digest, kind, size, created, last_used) "
+                          "VALUES (?, ?, ?, ?, ?, ?)", [(k, d, kind, s, now, now) for k, d, s, kind in rows])
+
+    def forget_all_objects(self) -> None:
+        """Drop every key and object row (clear); bucket entries stay."""
+        with self._write() as c:
+            c.execute("DELETE FROM keys")
+            c.execute("DELETE FROM objects")
 
     def drop_key(self, key: str) -> None:
         """Forget one key (the object stays, reachable by digest, until evicted)."""

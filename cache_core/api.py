@@ -1,0 +1,528 @@
+"""PackageCache: the facade drivers use. Content-addressed objects (SHA-256), an index of keys,
+verified retrieval, an LRU size cap, and a remote tier behind a local miss.
+
+The one fail-open policy: a cache fault becomes a miss (the method's default) plus one warning,
+never an exception, unless the cache was made with ``strict=True`` (the CLI does that to report
+exit codes). The remote tier's faults never reach the caller, strict or not.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import sqlite3
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
+
+from .config import CacheConfig, default_cache_dir, is_system_dir_for_user, load_config
+from .errors import BadKeyError, CacheError, describe, warn
+from .fs import unlink_quiet
+from .hashing import sha256_file
+from .index import BUSY_TIMEOUT_MS, JSON, Entry, Index
+from .keys import check_digest, digest_of_key, kind_of, normalize_key, safe_filename
+from .storage import Storage
+from .storage.local import INDEX_NAME, LocalStore
+from .storage.local import maintenance as _maintenance
+
+if TYPE_CHECKING:
+    from .storage.remote import RemoteTier
+
+P = ParamSpec("P")
+T = TypeVar("T")
+D = TypeVar("D")
+
+
+# -- the fail-open policy -------------------------------------------------------------------------
+def _contain(cache: PackageCache, what: str, exc: Exception, default: D) -> D:
+    """Turn one fault inside the cache into default plus one warning (or re-raise if strict)."""
+    if cache.strict:
+        raise exc
+    if isinstance(exc, BadKeyError):
+        warn(f"{what}: unusable key; treated as a miss")
+        return default
+    warn(f"cache unavailable, continuing without it ({describe(exc)})")
+    if isinstance(exc, sqlite3.OperationalError) and ("locked" in str(exc) or "busy" in str(exc)):
+        cache.enabled = False  # held by another process: don't wait again per call
+    return default
+
+
+def fail_open(default: D) -> Callable[[Callable[..., T]], Callable[..., T | D]]:
+    """Decorate a PackageCache method: disabled -> default; a fault -> _contain."""
+    def deco(fn: Callable[..., T]) -> Callable[..., T | D]:
+        @functools.wraps(fn)
+        def wrapper(self: PackageCache, *args: object, **kwargs: object) -> T | D:
+            if not self.enabled:
+                return default
+            try:
+                return fn(self, *args, **kwargs)
+            except Exception as exc:  # noqa: BLE001 - the policy: any fault is a miss
+                return _contain(self, fn.__name__, exc, default)
+        return wrapper
+    return deco
+
+
+class PackageCache:
+    """A verified, size-capped, content-addressed file cache shared by all pkgcache drivers."""
+
+    def __init__(self, cache_dir: str, enabled: bool = True, *, max_size_bytes: int = 0,
+                 strict: bool = False, fsync: bool = True, read_only: bool = False,
+                 busy_timeout: float = BUSY_TIMEOUT_MS / 1000) -> None:
+        """Open (creating if needed) the cache at cache_dir. Nothing is touched when disabled.
+
+        read_only: root's cache opened by another user: never created or written, hits only.
+        busy_timeout: seconds to wait for another process's index write (hooks use less).
+        """
+        self.root = Path(os.path.abspath(os.path.expanduser(cache_dir)))
+        self.enabled = enabled
+        self.read_only = read_only
+        self.system: PackageCache | None = None  # root's cache a user reads (see from_config)
+        self.strict = strict
+        self.config: CacheConfig | None = None  # set by from_config
+        self.store = LocalStore(self.root, fsync=fsync, read_only=read_only,
+                                busy_timeout=busy_timeout, max_size_bytes=max_size_bytes)
+        self.storage = Storage(self.store, self._remote_tier)
+        self._tier: RemoteTier | None = None
+
+    @classmethod
+    def from_config(cls, config_path: str | None = None, cache_dir: str | None = None, *,
+                    strict: bool = False, config: CacheConfig | None = None) -> PackageCache:
+        """Build a cache from the YAML config (lookup order in cache_core.config)."""
+        cfg = config or load_config(config_path, cache_dir)
+        if cfg.enabled and not cfg.explicit_dir and is_system_dir_for_user(cfg.directory):
+            # A user with the system config: read root's cache, write their own.
+            cache = cls(default_cache_dir(), cfg.enabled, max_size_bytes=cfg.max_size_bytes,
+                        strict=strict)
+            if os.path.isdir(cfg.directory):
+                cache.system = cls(cfg.directory, read_only=True)
+        else:
+            cache = cls(cfg.directory, cfg.enabled, max_size_bytes=cfg.max_size_bytes,
+                        strict=strict)
+        cache.config = cfg
+        return cache
+
+    # -- settings shared with the store -----------------------------------------------------
+    @property
+    def max_size_bytes(self) -> int:
+        """The size cap in bytes (0 = none)."""
+        return self.store.max_size_bytes
+
+    @max_size_bytes.setter
+    def max_size_bytes(self, value: int) -> None:
+        self.store.max_size_bytes = value
+
+    @property
+    def busy_timeout(self) -> float:
+        """Seconds to wait for another process's index write (set it before first use)."""
+        return self.store.busy_timeout
+
+    @busy_timeout.setter
+    def busy_timeout(self, value: float) -> None:
+        self.store.busy_timeout = value
+
+    @property
+    def fsync(self) -> bool:
+        """Whether writes are fsync'd (file and directory) before they are published."""
+        return self.store.fsync
+
+    @property
+    def index(self) -> Index:
+        """The index (opened on first use); for maintenance and tests, not for drivers."""
+        return self.store.open()
+
+    @property
+    def objects_dir(self) -> Path:
+        """objects-v1/sha256 under the root (tests inspect it; drivers never do)."""
+        return self.store.layout.objects_dir
+
+    @property
+    def tmp_dir(self) -> Path:
+        """tmp/ under the root: in-flight writes."""
+        return self.store.layout.tmp_dir
+
+    @property
+    def quarantine_dir(self) -> Path:
+        """quarantine/ under the root."""
+        return self.store.layout.quarantine_dir
+
+    @property
+    def lock_dir(self) -> Path:
+        """locks/ under the root."""
+        return self.store.layout.lock_dir
+
+    def open(self) -> None:
+        """Create or check the cache now (raises CacheError/OSError/sqlite3.Error if unusable);
+        every other method does it on first use."""
+        self.store.open()
+
+    def close(self) -> None:
+        """Flush batched statistics and close the index."""
+        self.store.close()
+        if self.system is not None:
+            self.system.close()
+
+    def __enter__(self) -> PackageCache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self.close()
+
+    def object_path(self, digest: str) -> Path:
+        """Where the object with this digest lives (tests and maintenance; drivers use
+        local_path/same_object, which work through keys and say nothing of the layout)."""
+        return self.store.object_path(digest)
+
+    # -- the original API -------------------------------------------------------------------
+    def calculate_hash(self, file_path: str) -> str:
+        """SHA-256 hex digest of a file, streamed."""
+        return sha256_file(file_path)[0]
+
+    def get_cached_file(self, url: str) -> str | None:
+        """Path of the verified cached file for url, or None (miss, disabled or corrupt)."""
+        return self.get(url)
+
+    def cache_file(self, url: str, source_path: str) -> str | None:
+        """Store source_path under url (the source is left untouched); return its SHA-256."""
+        return self.put(url, source_path)
+
+    # -- get / put / exists -----------------------------------------------------------------
+    @fail_open(None)
+    def get(self, key: str, *, count: bool = True) -> str | None:
+        """Path of the object for key after checking its size and SHA-256; None on a miss.
+
+        The returned file is read-only and shared: never write to it (use materialize_key).
+        count=False: a driver's verification, not a read (no hit or miss counted; the driver
+        counts with count_hit/count_miss when it serves or downloads the file).
+        """
+        if not count:
+            found = self._resolve(key, count_miss=False)
+            if found is None:
+                return None
+            digest, size, _ = found
+            return str(self.object_path(digest)) if self.store.verify(digest, size) else None
+        found = self._resolve(key, count_miss=self.system is None)
+        if found is None:
+            return self._from_system(lambda system: system.get(key))
+        digest, size, entry = found
+        if not self.store.verify(digest, size):
+            self.index.bump("misses")
+            return None
+        self._record_hit(entry, digest, size)
+        return str(self.object_path(digest))
+
+    def _record_hit(self, entry: Entry | None, digest: str, size: int) -> None:
+        self.index.record_hit(entry.key if entry else None, digest, size,
+                              entry.last_used if entry else 0.0)
+
+    def _system_cache(self) -> PackageCache | None:
+        """Root's cache if this user may read it (a private index is skipped quietly)."""
+        if self.system is not None and not os.access(self.system.root / INDEX_NAME, os.R_OK):
+            self.system = None
+        return self.system
+
+    def _from_system(self, read: Callable[[PackageCache], T]) -> T | None:
+        """A read from root's cache after a miss in ours; counted in our statistics."""
+        system = self._system_cache()
+        if system is None:
+            return None
+        result = read(system)
+        if result:
+            self.index.bump("hits")
+            if isinstance(result, str):
+                with contextlib.suppress(OSError):
+                    self.index.bump("bytes_served", os.path.getsize(result))
+        else:
+            self.index.bump("misses")
+        return result
+
+    @fail_open(None)
+    def count_miss(self, key: str | None = None) -> None:
+        """Count one miss: a file a driver had to download itself (apt fetched a deb that is then
+        harvested, pip filled its wheel cache, fetch downloaded a URL). key is informational."""
+        self.index.bump("misses")
+
+    @fail_open(False)
+    def count_hit(self, key: str) -> bool:
+        """Count one hit for a file served without get()/materialize_key() (pip or uv reading a
+        link to the object); marks key as used. False (nothing counted) if key is not cached."""
+        entry = self.index.lookup(normalize_key(key))
+        if entry is None:
+            return False
+        self._record_hit(entry, entry.digest, entry.size)
+        return True
+
+    @fail_open(False)
+    def exists(self, key: str) -> bool:
+        """True if key is cached and its object has the recorded size (no hashing)."""
+        found = self._resolve(key, count_miss=False)
+        if found is None:
+            system = self._system_cache()
+            return system.exists(key) if system is not None else False
+        digest, size, _ = found
+        return self.store.present(digest, size)
+
+    @fail_open(None)
+    def local_path(self, key: str) -> str | None:
+        """The read-only local file of key's object (a key or ``sha256:<hex>``) if this cache
+        holds it with its recorded size; NOT hashed: for a driver that trusts it by a stat stamp
+        taken at its own last full hash (else use get()). Never a path in root's cache."""
+        found = self._resolve(key, count_miss=False)
+        if found is None or not self.store.present(found[0], found[1]):
+            return None
+        return str(self.object_path(found[0]))
+
+    @fail_open(False)
+    def same_object(self, key: str, path: str) -> bool:
+        """True if path is the very file (same inode) of the object stored for key (a key or
+        ``sha256:<hex>``): a hard link pkgcache made, so the bytes need no hashing."""
+        found = self._resolve(key, count_miss=False)
+        return found is not None and self.store.same_object(found[0], path)
+
+    @fail_open(False)
+    def can_link_into(self, directory: str) -> bool:
+        """Can cached objects be hard-linked into directory? (tried for real with one object)"""
+        return self.store.can_link_into(directory)
+
+    @fail_open(None)
+    def lookup(self, key: str) -> Entry | None:
+        """The index entry for key (no file check), or None. With a system cache (a user reading
+        root's), its entries count too: read them with get()/materialize_key()."""
+        entry = self.index.lookup(normalize_key(key))
+        system = self._system_cache() if entry is None else None
+        if system is not None:
+            entry = system.lookup(key)
+        return entry
+
+    @fail_open([])
+    def keys(self, prefix: str = "") -> list[Entry]:
+        """Every entry whose key starts with prefix."""
+        return self.index.entries(normalize_key(prefix) if prefix else "")
+
+    @fail_open(None)
+    def put(self, key: str, file_path: str | int, *, sha256: str | None = None,
+            kind: str | None = None, meta: dict[str, JSON] | None = None, link: bool = False,
+            private: bool = False) -> str | None:
+        """Store file_path (a path, or an open descriptor read from offset 0) under key; return
+        its SHA-256, or None if it was not stored.
+
+        sha256: the digest the content must have (mismatch: nothing stored). link: hardlink the
+        source into the store when that keeps the ownership invariant (a regular file we own,
+        mode 0644/0444, one link, in a directory only we can write), else copy. private: a new
+        object is readable by the owner only (0400), e.g. a download behind credentials.
+        """
+        key = normalize_key(key)
+        content_digest = digest_of_key(key)
+        if sha256 is not None:
+            sha256 = check_digest(sha256, "expected sha256")
+        expected = sha256 or content_digest
+        self.store.open()
+        self.store.sweep_temps()
+        tmp = self.store.new_temp()
+        try:
+            digest, size, _linked = self._ingest(file_path, tmp, link, 0o400 if private else 0o444)
+            if expected is not None and digest != expected:
+                name = "<fd>" if isinstance(file_path, int) else os.path.basename(file_path)
+                if self.strict:
+                    raise CacheError(f"{name}: content does not match the expected SHA-256")
+                warn(f"{name}: SHA-256 mismatch; not cached")
+                return None
+            self.store.publish(tmp, key, digest, size, kind or kind_of(key), meta)
+        finally:
+            unlink_quiet(tmp)
+        self.store.maybe_evict()
+        if not private:  # a download behind credentials never leaves this machine
+            self._remote("write_behind", key, digest)
+        return digest
+
+    def _ingest(self, file_path: str | int, tmp: str, link: bool, mode: int) -> tuple[str, int, bool]:
+        """The store's ingest (a seam that fault-injection tests replace)."""
+        return self.store.ingest(file_path, tmp, link, mode)
+
+    @fail_open(False)
+    def alias(self, key: str, digest: str, *, kind: str | None = None,
+              meta: dict[str, JSON] | None = None) -> bool:
+        """Add key for an object already in the store; False if no such object."""
+        key = normalize_key(key)
+        return self.store.alias(key, check_digest(digest, "digest"), kind or kind_of(key), meta)
+
+    @fail_open(None)
+    def set_meta(self, key: str, meta: dict[str, JSON]) -> None:
+        """Replace the metadata stored with key."""
+        self.index.set_meta(normalize_key(key), meta)
+
+    @fail_open(False)
+    def materialize_key(self, key: str, dest: str, *, mode: str = "auto",
+                        sha256: str | None = None) -> bool:
+        """Place a verified copy of key's object at dest atomically; False on miss or mismatch.
+
+        mode: "auto" (reflink, hardlink, copy), "copy" (never share the inode) or "link".
+        sha256: an extra digest the content must also match (e.g. from a signed index).
+        """
+        found = self._resolve(key, count_miss=self.system is None)
+        if found is None:
+            placed = self._from_system(
+                lambda system: system.materialize_key(key, dest, mode=mode, sha256=sha256))
+            if placed:
+                with contextlib.suppress(OSError):
+                    self.index.bump("bytes_served", os.path.getsize(dest))
+            return bool(placed)
+        digest, size, entry = found
+        if sha256 is not None and sha256.lower() != digest:
+            return False
+        if not self.store.place(digest, size, dest, mode):
+            self.index.bump("misses")
+            return False
+        self._record_hit(entry, digest, size)
+        return True
+
+    def _resolve(self, key: str, count_miss: bool = True) -> tuple[str, int, Entry | None] | None:
+        """(digest, size, entry) for key from the index; on a local miss the remotes are asked
+        (read-through) when count_miss; a miss is counted."""
+        key = normalize_key(key)
+        found = self.store.resolve(key)
+        if found is None and count_miss:
+            if self._remote("fill", key):
+                return self.store.resolve(key)
+            self.index.bump("misses")
+        return found
+
+    # -- the remote tier (all logic in cache_core.storage.remote) ---------------------------
+    def _remote_tier(self) -> RemoteTier | None:
+        if self.config is None or not self.config.remote:
+            return None
+        if self._tier is None:
+            from .storage.remote import RemoteTier
+
+            self._tier = RemoteTier(self, list(self.config.remote))
+        return self._tier
+
+    def _remote(self, method: str, *args: str) -> object:
+        """Call the Storage's remote side; its faults never reach the caller (one warning)."""
+        if self.config is None or not self.config.remote:
+            return None
+        return self.remote_call(lambda: getattr(self.storage, method)(*args), None)
+
+    @staticmethod
+    def remote_call(call: Callable[[], T], default: D) -> T | D:
+        """Run call for the remote tier: any fault is default plus one warning, strict or not."""
+        try:
+            return call()
+        except Exception as exc:  # noqa: BLE001 - the remote tier never breaks its caller
+            # the fault's kind only: a remote's message may quote a URL that carries credentials
+            what = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+            warn(f"remote tier unavailable ({what})")
+            return default
+
+    # -- locks and buckets ------------------------------------------------------------------
+    @contextlib.contextmanager
+    def lock(self, name: str, timeout: float | None = None) -> Iterator[None]:
+        """An inter-process exclusive lock named by any string (raises LockTimeout)."""
+        with self.store.lock(name, timeout):
+            yield
+
+    def bucket_lock(self, bucket: str, name: str, timeout: float | None = None
+                    ) -> contextlib.AbstractContextManager[None]:
+        """The lock of one bucket entry (e.g. a git mirror); gc and clear take it before they
+        remove the entry, so hold it while using the entry's directory."""
+        return self.store.bucket_lock(safe_filename(bucket), safe_filename(name), timeout)
+
+    def bucket(self, name: str) -> Path:
+        """A private directory under the cache root for non-file data (e.g. "git-v1")."""
+        return self.store.bucket(safe_filename(name))
+
+    @fail_open(None)
+    def record_bucket_entry(self, bucket: str, name: str, size_bytes: int) -> None:
+        """Count a directory <root>/<bucket>/<name> toward stats and the LRU cap."""
+        self.index.bucket_set(safe_filename(bucket), safe_filename(name), int(size_bytes))
+        self.store.maybe_evict()
+
+    @fail_open(None)
+    def touch_bucket_entry(self, bucket: str, name: str) -> None:
+        """Mark a bucket entry as used now."""
+        self.index.bucket_touch(bucket, name)
+
+    @fail_open(None)
+    def drop_bucket_entry(self, bucket: str, name: str) -> None:
+        """Forget a bucket entry (the caller removes the directory)."""
+        self.index.bucket_drop(bucket, name)
+
+    # -- maintenance ------------------------------------------------------------------------
+    def _exists_enabled(self) -> bool:
+        """True if the cache is enabled and its directory exists (maintenance never creates it)."""
+        return self.enabled and self.store.exists_on_disk()
+
+    def gc(self, max_size_bytes: int | None = None, older_than: float | None = None,
+           wait: bool = False) -> dict[str, int]:
+        """Evict least-recently-used entries until usage <= 90 % of the cap; one cleaner at a time.
+
+        Objects hard-linked elsewhere (st_nlink > 1) free nothing when evicted: they are kept and
+        counted as pinned. older_than (seconds) also evicts everything unused for that long.
+        """
+        if not self._exists_enabled():
+            return {"evicted": 0, "freed_bytes": 0, "pinned": 0, "pinned_bytes": 0, "stale": 0}
+        self.store.open()
+        return self.store.gc(max_size_bytes, older_than, wait)
+
+    def stats(self) -> dict[str, object]:
+        """Counters and totals, without scanning the store (all zero for a missing cache)."""
+        quarantined: list[tuple[float, int, str]] = []
+        c: dict[str, int] = {}
+        if self._exists_enabled():
+            self.store.open()
+            self.index.flush()
+            c = self.index.counters()
+            quarantined = _maintenance.quarantine_entries(self.store)
+        lookups = c.get("hits", 0) + c.get("misses", 0)
+        out: dict[str, object] = {
+            "cache_dir": str(self.root),
+            "enabled": self.enabled,
+            "hits": c.get("hits", 0),
+            "misses": c.get("misses", 0),
+            "hit_rate": round(c.get("hits", 0) / lookups, 4) if lookups else 0.0,
+            "bytes_served": c.get("bytes_served", 0),
+            "entries": c.get("entries", 0),
+            "objects": c.get("objects", 0),
+            "size_bytes": c.get("total_size", 0) + c.get("bucket_size", 0),
+            "bucket_bytes": c.get("bucket_size", 0),
+            "max_size_bytes": self.max_size_bytes,
+            "evictions": c.get("evictions", 0),
+            "corrupt_detected": c.get("corrupt", 0),
+            "stale_detected": c.get("stale", 0),
+            "puts": c.get("puts", 0),
+            "bytes_stored": c.get("bytes_stored", 0),
+            "system_cache_dir": str(self.system.root) if self.system is not None else None,
+            "quarantine_files": len(quarantined),
+            "quarantine_bytes": sum(size for _, size, _ in quarantined),
+        }
+        if self.config and self.config.remote:
+            out["remote"] = self._remote("remote_stats")
+        return out
+
+    def zero_stats(self) -> None:
+        """Reset hit/miss/eviction counters (and the remote tier's; its breaker stays)."""
+        if not self._exists_enabled():
+            return
+        self.index.zero()
+        self._remote("zero_remote")
+
+    def verify(self, repair: bool = False) -> dict[str, list[str]]:
+        """Re-hash every object and reconcile index and files; with repair, fix what is found."""
+        if not self._exists_enabled():
+            return {k: [] for k in _maintenance.REPORT_KINDS}
+        with self.lock("gc"):
+            self.index.flush()
+            return _maintenance.verify(self.store, repair)
+
+    def clear(self) -> int:
+        """Remove every object, key, bucket entry not in use and quarantined file; returns the
+        objects removed."""
+        if not self._exists_enabled():
+            return 0
+        with self.lock("gc"):
+            self.index.flush()
+            return _maintenance.clear(self.store)
