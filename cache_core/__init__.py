@@ -8,10 +8,12 @@ cache_core (as every hook does) costs no SQLite, YAML or storage code until a ca
 from __future__ import annotations
 
 import importlib
+import sys
 
 from .errors import (
     EXIT_CONFIG,
     EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
     EXIT_MISS,
     EXIT_NETWORK,
     EXIT_OK,
@@ -24,6 +26,7 @@ from .errors import (
     UnsafeCacheError,
     set_warning_handler,
     warn,
+    write_warning,
 )
 
 __version__ = "0.1.0"
@@ -31,7 +34,7 @@ __version__ = "0.1.0"
 # name -> the module that defines it (imported when the name is first used)
 _LAZY = {
     "PackageCache": "api",
-    "CacheConfig": "config", "load_config": "config", "register_key": "config",
+    "CacheConfig": "config", "load_config": "config",
     "Entry": "index",
     "acquire_lock": "fs", "atomic_symlink": "fs", "atomic_write": "fs", "copy_fd": "fs", "materialize": "fs",
     "open_regular": "fs", "read_json": "fs", "state_dir": "fs",
@@ -41,13 +44,35 @@ _LAZY = {
 _RENAMED = {"acquire_lock": "acquire"}
 
 __all__ = [
-    "EXIT_CONFIG", "EXIT_INTERNAL", "EXIT_MISS", "EXIT_NETWORK", "EXIT_OK", "EXIT_UNUSABLE",
+    "EXIT_CONFIG", "EXIT_INTERNAL", "EXIT_INTERRUPTED", "EXIT_MISS", "EXIT_NETWORK", "EXIT_OK",
+    "EXIT_UNUSABLE",
     "EXIT_USAGE", "BadKeyError", "CacheConfig", "CacheError", "ConfigError", "Entry",
     "LockTimeout", "PackageCache", "UnsafeCacheError", "__version__", "acquire_lock", "atomic_symlink",
     "atomic_write", "copy_fd", "is_digest", "load_config", "materialize", "open_regular",
     "read_json", "register_key", "safe_filename", "set_warning_handler", "sha256_fd",
-    "sha256_file", "state_dir", "warn",
+    "sha256_file", "state_dir", "take_pending_keys", "warn", "write_warning",
 ]
+
+
+# Driver keys registered before cache_core.config is loaded (hooks/__init__ registers at import):
+# queued here so registering costs no YAML/dataclasses import; config takes them when it loads.
+_pending_keys: list[tuple[str, object, str, object]] = []
+
+
+def register_key(name: str, check: object, expected: str, default: object) -> None:
+    """Let ``performance.cache.<name>`` through validation for a driver (see config.register_key)."""
+    config = sys.modules.get(f"{__name__}.config")
+    if config is None:
+        _pending_keys.append((name, check, expected, default))
+    else:
+        config.register_key(name, check, expected, default)  # type: ignore[attr-defined]
+
+
+def take_pending_keys() -> list[tuple[str, object, str, object]]:
+    """The keys registered before the config module loaded (for cache_core.config only)."""
+    taken = list(_pending_keys)
+    _pending_keys.clear()
+    return taken
 
 
 def __getattr__(name: str) -> object:

@@ -106,6 +106,17 @@ def register_key(name: str, check: Callable[[object], bool], expected: str, defa
     _DRIVER_KEYS[name] = (check, expected, default)
 
 
+def _take_pending() -> None:
+    """Register the keys drivers registered before this module loaded (cache_core queues them)."""
+    from cache_core import take_pending_keys
+
+    for name, check, expected, default in take_pending_keys():
+        register_key(name, check, expected, default)  # type: ignore[arg-type]
+
+
+_take_pending()
+
+
 MAX_ALIASES = 50       # YAML aliases in one config (a pkgcache config needs none)
 MAX_DEPTH = 40         # nesting of mappings/sequences
 

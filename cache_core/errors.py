@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+
+TYPE_CHECKING = False  # typing is not imported at run time: start-up cost (pkgcache --version)
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 # Exit codes shared by every pkgcache command (documented in README.md).
 EXIT_OK = 0
@@ -13,6 +16,7 @@ EXIT_CONFIG = 3
 EXIT_UNUSABLE = 4
 EXIT_NETWORK = 5
 EXIT_INTERNAL = 70
+EXIT_INTERRUPTED = 130   # Ctrl-C (128 + SIGINT, as a shell reports it)
 
 
 class CacheError(Exception):
@@ -85,8 +89,14 @@ def warn(message: str) -> None:
     if message in _warned:
         return
     _warned.add(message)
+    write_warning(message)
+
+
+def write_warning(message: str) -> None:
+    """Write the ``pkgcache: warning: MESSAGE`` line itself (the one writer of that line, for
+    warn() and for the apt hook's and method's one-line gates); never raises."""
     try:
         sys.stderr.write(f"pkgcache: warning: {message}\n")
         sys.stderr.flush()
-    except (OSError, ValueError):  # stderr closed: nothing more we can do
+    except (OSError, ValueError, AttributeError):  # stderr closed: nothing more we can do
         pass

@@ -25,8 +25,8 @@ PUBLIC: dict[str, frozenset[str]] = {
 # Attributes that reveal the local store's layout, inodes or lock naming: never used by drivers.
 # Import circles inside the drivers that predate this test, in lane cli12's files (hooks layout):
 # listed so that any NEW circle fails; remove an entry when its circle is gone.
-KNOWN_DRIVER_CYCLES = frozenset({("hooks.gitmirror", "hooks.gitfleet"),
-                                 ("hooks.gitfleet", "hooks.gitmirror")})
+KNOWN_DRIVER_CYCLES = frozenset({("hooks.git.mirror", "hooks.git.fleet"),
+                                 ("hooks.git.fleet", "hooks.git.mirror")})
 LAYOUT_ATTRS = frozenset({"object_path", "objects_dir", "lock_dir", "tmp_dir", "quarantine_dir",
                           "layout", "_index", "_setup", "_resolve", "_ingest", "_remote"})
 

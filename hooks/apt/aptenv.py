@@ -50,6 +50,7 @@ class AptPaths:
 
     @classmethod
     def load(cls, apt_pkg: Any | None = None) -> AptPaths:
+        """The paths and policy from apt's configuration."""
         apt_pkg = apt_pkg or apt_pkg_module()
         cfg = apt_pkg.config
         policy = "|".join([cfg.find("APT::Architecture"), ",".join(cfg.value_list("APT::Architectures")),
@@ -137,6 +138,7 @@ def archives_lock(archives: Path, timeout: float) -> Iterator[None]:
 
 
 def state_dir(cache: Any) -> Path:
+    """The apt driver's state directory inside the cache."""
     return Path(cache.bucket("apt"))
 
 

@@ -51,6 +51,7 @@ class HarvestReport:
     seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
+        """The report as recorded in the apt state (and printed by --json)."""
         return {"time": time.time(), "seen": self.seen, "stored": self.stored,
                 "already": self.already, "bytes": self.bytes_stored,
                 "skipped": len(self.skipped), "failed": len(self.failed),

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -16,7 +15,7 @@ ACTIONS = ("harvest", "pre-install", "post-update", "sweep")
 TIME_LIMIT = {"harvest": 300, "pre-install": 60, "post-update": 120, "sweep": 300}
 HOOK_LOCK_TIMEOUT = 2.0
 HOOK_BUSY_TIMEOUT = 5.0    # seconds a hook waits for another process's index write
-EXIT_GRACE = 5.0           # after the limit, the watchdog ends the process whatever it does
+WATCHDOG_GRACE = 5.0           # after the limit, the watchdog ends the process whatever it does
 
 
 class HookTimeout(BaseException):
@@ -32,11 +31,9 @@ def _warn(message: str) -> None:
     if _said:
         return
     _said.append(message)
-    try:
-        sys.stderr.write(f"pkgcache: warning: {message}\n")
-        sys.stderr.flush()
-    except (OSError, ValueError):
-        pass
+    from cache_core import write_warning
+
+    write_warning(message)
 
 
 def _gate_core_warnings() -> None:
@@ -54,18 +51,16 @@ def _on_alarm(signum: int, frame: object) -> None:
 
 def _watchdog(limit: float, label: str) -> threading.Timer:
     """Last resort: if the process is stuck where no signal handler can run (inside a C call
-    such as SQLite's busy wait), end it with exit 0 and one line, limit + EXIT_GRACE s in."""
+    such as SQLite's busy wait), end it with exit 0 and one line, limit + WATCHDOG_GRACE s in."""
     def fire() -> None:
         if not _said:
             _said.append("timeout")
-            try:
-                os.write(2, f"pkgcache: warning: apt {label} stopped after {int(limit)} s; "
-                            "apt continues without it\n".encode())
-            except OSError:
-                pass
+            from cache_core import write_warning
+
+            write_warning(f"apt {label} stopped after {int(limit)} s; apt continues without it")
         os._exit(0)
 
-    timer = threading.Timer(limit + EXIT_GRACE, fire)
+    timer = threading.Timer(limit + WATCHDOG_GRACE, fire)
     timer.daemon = True
     timer.start()
     return timer

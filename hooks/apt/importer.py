@@ -18,6 +18,7 @@ class ImportReport:
     rows: list[tuple[str, str, str]] = field(default_factory=list)
 
     def count(self, result: str) -> int:
+        """How many files had this result (imported, already, unmatched, ...)."""
         return sum(1 for r in self.rows if r[1] == result)
 
 

@@ -30,6 +30,7 @@ class AptInvocation:
 
     @property
     def command(self) -> str | None:
+        """apt's command word (install, upgrade, ...), or None."""
         return self.words[0] if self.words else None
 
     @property

@@ -57,10 +57,12 @@ class Message:
 
     @property
     def code(self) -> int:
+        """The message's status code (100, 201, 600, ...); 0 if it has none."""
         head = self.lines[0].split(" ", 1)[0] if self.lines else ""
         return int(head) if head.isdigit() else 0
 
     def get(self, name: str) -> str | None:
+        """The value of header field name (case-insensitive), or None."""
         prefix = name.lower() + ":"
         for line in self.lines[1:]:
             if line.lower().startswith(prefix):
@@ -68,10 +70,12 @@ class Message:
         return None
 
     def raw(self) -> bytes:
+        """The message as apt writes it: its lines and a blank line."""
         return ("\n".join(self.lines) + "\n\n").encode("utf-8", "surrogateescape")
 
     @classmethod
     def build(cls, head: str, fields: list[tuple[str, str]]) -> Message:
+        """A message from its first line and (field, value) pairs."""
         return cls([head] + [f"{k}: {v}" for k, v in fields])
 
 
@@ -125,6 +129,7 @@ class Stats:
     counts: dict[str, int] = field(default_factory=dict)
 
     def add(self, source: str, size: int) -> None:
+        """Count one file served from source (and its bytes)."""
         self.counts[source] = self.counts.get(source, 0) + 1
         self.counts[source + "_bytes"] = self.counts.get(source + "_bytes", 0) + max(0, size)
 
@@ -186,15 +191,18 @@ class HelperClient:
         return ans
 
     def call(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Send a request to the helper and wait for its answer."""
         with self.lock:
             self._send(obj)
             return self._recv(HELPER_TIMEOUT)
 
     def post(self, obj: dict[str, Any], fd: int) -> None:
+        """Send a request and a file descriptor to the helper, without waiting."""
         with self.lock:
             self._send(obj, [fd])
 
     def finish(self, stats: dict[str, Any]) -> None:
+        """Hand the run's counters to the helper and let it end."""
         with self.lock:
             try:
                 self._send({"op": "stats", "stats": stats})
@@ -207,6 +215,7 @@ class HelperClient:
             pass  # it finishes on its own; apt is not kept waiting longer
 
     def kill(self) -> None:
+        """End the helper process (it holds nothing apt needs)."""
         try:
             self.proc.kill()
             self.proc.wait(5)
@@ -246,11 +255,13 @@ class Front:
 
     # -- output ---------------------------------------------------------------------------
     def to_apt(self, msg: Message) -> None:
+        """Write a message to apt."""
         with self.out_lock:
             self.stdout.write(msg.raw())
             self.stdout.flush()
 
     def to_child(self, msg: Message) -> None:
+        """Write a message to the real method."""
         assert self.child.stdin is not None
         try:
             self.child.stdin.write(msg.raw())
@@ -270,6 +281,7 @@ class Front:
 
     # -- apt -> real method ---------------------------------------------------------------
     def run(self) -> int:
+        """Relay apt's messages to the real method until apt closes stdin; the exit code."""
         reader = threading.Thread(target=self.read_child, daemon=True)
         reader.start()
         while True:
@@ -342,6 +354,7 @@ class Front:
 
     # -- real method -> apt ---------------------------------------------------------------
     def read_child(self) -> None:
+        """Relay the real method's messages to apt (a thread), taking cached files on the way."""
         assert self.child.stdout is not None
         while True:
             msg = read_message(self.child.stdout)
@@ -365,6 +378,7 @@ class Front:
             os._exit(self.child.wait() or 100)
 
     def from_child(self, msg: Message) -> Message | None:
+        """What to tell apt for a message of the real method (None: nothing)."""
         code = msg.code
         uri = msg.get("URI")
         if uri is None or code not in (103, 201, 400):
@@ -433,6 +447,7 @@ def real_method(argv: list[str]) -> str:
 
 
 def front_main(argv: list[str]) -> int:
+    """The method apt runs: relay to the real one, or become it on any fault."""
     real = real_method(argv)
     try:
         import signal
@@ -465,9 +480,12 @@ class Helper:
     def _warn(self, message: str) -> None:
         if not self.said:  # one line per method process at most
             self.said.append(message)
-            sys.stderr.write(f"pkgcache: warning: {message}\n")
+            from cache_core import write_warning
+
+            write_warning(message)
 
     def run(self) -> None:
+        """Serve the front's requests until it closes the socket."""
         buf = b""
         fds: list[int] = []
         while True:
@@ -489,9 +507,11 @@ class Helper:
         self.record()
 
     def reply(self, obj: dict[str, Any]) -> None:
+        """Answer the front."""
         self.sock.sendall((json.dumps(obj) + "\n").encode())
 
     def handle(self, req: dict[str, Any], fd: int | None) -> None:
+        """Carry out one request of the front."""
         op = req.get("op")
         if os.environ.get(FAULT_ENV) == "helper-raise":
             raise RuntimeError("injected fault")
@@ -527,6 +547,7 @@ class Helper:
             pass
 
     def serve(self, sha256: str, dest: str) -> dict[str, Any]:
+        """Place the cached object with this digest at dest, if there is one."""
         from cache_core import is_digest
 
         if not is_digest(sha256) or not self._dest_ok(dest):
@@ -540,6 +561,7 @@ class Helper:
                 "source": "local" if local else "remote"}
 
     def release(self, uri: str, dest: str) -> dict[str, Any]:
+        """Place the cached copy of an index file (by URI) at dest, if there is one."""
         if not self._dest_ok(dest) or not self.cache.materialize_key(uri, dest, mode="copy"):
             return {"ok": False}
         self._own_like_parent(dest)
@@ -602,6 +624,7 @@ class Helper:
 
 
 def helper_main(fd: int) -> int:
+    """The helper process: serve the front on the socket fd."""
     sock = socket.socket(fileno=fd)
     try:
         Helper(sock).run()
@@ -611,6 +634,7 @@ def helper_main(fd: int) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Entry point: the front, or the helper with ``--helper FD``."""
     argv = list(sys.argv if argv is None else argv)
     if len(argv) == 3 and argv[1] == "--helper":
         return helper_main(int(argv[2]))

@@ -56,6 +56,7 @@ class SeedReport:
     seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
+        """The report as recorded in the apt state (and printed by --json)."""
         return {"time": time.time(), "placed": self.placed, "present": self.present,
                 "bytes": self.bytes_placed, "rejected": len(self.rejected),
                 "missing": len(self.missing), "removed": len(self.removed),
@@ -222,6 +223,7 @@ def load_placed(paths: AptPaths) -> dict[str, list[Any]]:
 
 
 def save_placed(paths: AptPaths, placed: dict[str, list[Any]]) -> None:
+    """Remember which debs seeding placed (best effort)."""
     try:
         write_trusted(paths, PLACED_FILE, {"debs": placed})
     except OSError:
@@ -431,27 +433,34 @@ def seed(cache: Any, specs: list[str] | None = None, *, hook: bool = False, narr
         rep.planned_only = len(wants)  # copies would be wasted if something wipes archives next
         wants = []
     if wants:
-        verify = not hook and not rep.followed_request
-        try:
-            with archives_lock(paths.archives, 0):
-                _place_all(cache, paths.archives, wants, rep, placed, verify_present=verify)
-        except AptLockBusy:
-            if _lock_holder_is_ancestor(paths.archives):
-                # We run inside a hook of the apt that holds the lock; it is not using archives
-                # now, and waiting for it would deadlock.
-                _place_all(cache, paths.archives, wants, rep, placed, verify_present=verify)
-            else:
-                with archives_lock(paths.archives, lock_timeout):
-                    _place_all(cache, paths.archives, wants, rep, placed, verify_present=verify)
+        _place_locked(cache, paths.archives, wants, rep, placed, lock_timeout=lock_timeout,
+                      verify_present=not hook and not rep.followed_request)
     if placed != before:
         save_placed(paths, placed)
     rep.seconds = time.monotonic() - t0
     return rep
 
 
+def _place_locked(cache: Any, archives: Path, wants: list[Want], rep: SeedReport,
+                  placed: dict[str, list[Any]], *, lock_timeout: float, verify_present: bool) -> None:
+    """_place_all under apt's archives lock (waited for up to lock_timeout; not taken when the
+    apt holding it runs us as its hook)."""
+    try:
+        with archives_lock(archives, 0):
+            _place_all(cache, archives, wants, rep, placed, verify_present=verify_present)
+    except AptLockBusy:
+        if _lock_holder_is_ancestor(archives):
+            # We run inside a hook of the apt that holds the lock; it is not using archives
+            # now, and waiting for it would deadlock.
+            _place_all(cache, archives, wants, rep, placed, verify_present=verify_present)
+        else:
+            with archives_lock(archives, lock_timeout):
+                _place_all(cache, archives, wants, rep, placed, verify_present=verify_present)
+
+
 def _place_all(cache: Any, archives: Path, wants: list[Want], rep: SeedReport,
                placed: dict[str, list[Any]], *, verify_present: bool) -> None:
-    from .fleet import prefetch  # the fleet first, in parallel (issue 14)
+    from .fleet import prefetch  # the fleet first, in parallel
 
     n, size = prefetch(cache, [w for w in wants if not _present(archives / w.fname, w.size)])
     rep.from_remote += n

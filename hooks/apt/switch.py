@@ -8,21 +8,22 @@ import stat
 from pathlib import Path
 from typing import Any
 
+from hooks.common.paths import PKGCACHE_BIN
+
 from .aptenv import HOOK_MARKER, SNIPPET_NAME
 
 DATA_SNIPPET = Path(__file__).resolve().parent / "data" / SNIPPET_NAME
-DEFAULT_COMMAND = "/usr/bin/pkgcache"
 HOOK_NAMES = ("DPkg::Pre-Install-Pkgs", "APT::Install::Pre-Invoke",
               "APT::Update::Post-Invoke-Success")
 _SAFE_COMMAND = re.compile(r"\A/[A-Za-z0-9_./+-]+\Z")
 
 
-def snippet_text(command: str = DEFAULT_COMMAND) -> str:
+def snippet_text(command: str = PKGCACHE_BIN) -> str:
     """The shipped snippet, with the pkgcache command path substituted if asked."""
     if not _SAFE_COMMAND.match(command) or "/../" in command:
         raise ValueError(f"command must be a plain absolute path, got {command!r}")
     text = DATA_SNIPPET.read_text()
-    return text if command == DEFAULT_COMMAND else text.replace(DEFAULT_COMMAND, command)
+    return text if command == PKGCACHE_BIN else text.replace(PKGCACHE_BIN, command)
 
 
 def running_command(argv0: str | None = None) -> str:
@@ -44,6 +45,7 @@ def running_command(argv0: str | None = None) -> str:
 
 
 def shutil_which(name: str) -> str | None:
+    """shutil.which(name), None for an empty name."""
     import shutil
 
     return shutil.which(name) if name else None
@@ -137,7 +139,7 @@ def status(cache: Any) -> dict[str, Any]:
     state = read_state(cache, "status.json")
     info["last_harvest"] = state.get("harvest")
     info["last_seed"] = state.get("seed")
-    from .fleet import method_status  # issue 14: the download method and its last run
+    from .fleet import method_status  # the download method and its last run
 
     info["method"] = method_status()
     info["last_method_run"] = state.get("method")

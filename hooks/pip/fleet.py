@@ -144,7 +144,7 @@ def _adopt(cache: PackageCache, store: WheelStore, filename: str, digest: str,
     if not cache.alias(key, digest, kind=kind, meta=meta):
         return False
     entry = cache.lookup(key)
-    return entry is not None and store._view(entry, filename) is not None
+    return entry is not None and store.view(entry, filename) is not None
 
 
 def adopt_hashes(cache: PackageCache, store: WheelStore, target: Target,
@@ -224,7 +224,7 @@ def adopt_projects(cache: PackageCache, store: WheelStore, target: Target,
                                yanked=False, is_direct=False)
                 if fetch_built(cache, store, art, target):
                     entry = cache.lookup(store.built_key(digest, target))
-                    if entry is not None and store._view(entry, str(entry.meta["filename"])):
+                    if entry is not None and store.view(entry, str(entry.meta["filename"])):
                         taken += 1
                         todo += _requires(cache, entry.digest)
     return taken
@@ -305,26 +305,19 @@ class _Links:
 def index_files(urls: list[str], project: str, timeout: float = 10.0
                 ) -> dict[str, tuple[str, str, str | None, str | None]] | None:
     """The project's files on the indexes (PEP 503 pages with #sha256=); None if none answered."""
-    import urllib.error
-    import urllib.request
+    from hooks.common import http
+
+    from .build import pip_cafile
 
     out: dict[str, tuple[str, str, str | None, str | None]] = {}
     answered = False
     for base in urls:
-        url = base.rstrip("/") + f"/{project}/"
-        try:
-            req = urllib.request.Request(url, headers={"Accept": "text/html",
-                                                       "User-Agent": "pkgcache-pip"})
-            with urllib.request.urlopen(req, timeout=timeout) as resp:
-                text = resp.read(32 << 20).decode("utf-8", "replace")
-                final = resp.geturl()
-            answered = True
-        except urllib.error.HTTPError as exc:
-            answered = answered or exc.code == 404
+        status, final, body = http.get(base.rstrip("/") + f"/{project}/", accept="text/html",
+                                       timeout=timeout, cafile=pip_cafile())
+        answered = answered or status in (200, 404)
+        if status != 200:
             continue
-        except (OSError, ValueError):
-            continue
-        for k, v in _Links(final, text).files.items():
+        for k, v in _Links(final, body.decode("utf-8", "replace")).files.items():
             out.setdefault(k, v)
     return out if answered else None
 

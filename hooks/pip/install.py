@@ -15,20 +15,21 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from packaging.utils import canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
-from cache_core import CacheError, PackageCache, warn
+from cache_core import EXIT_MISS, EXIT_OK, EXIT_UNUSABLE, EXIT_USAGE, CacheError, PackageCache, warn
+from hooks.common.errors import FetchError, UsageError
 
 from . import fleet, options, runner
-from .options import PipOptions, UsageError
+from .options import PipOptions
 from .store import Artifact, Candidate, WheelStore, parse_report, project_of
 from .target import Target, TargetError, find_python, probe
 
-PREFIX = "pkgcache: pip:"
 _LINK = re.compile(r"(\S+?\.(?:whl|tar\.gz|zip))(?:#|\s|$)")
 PRUNE_EVERY = 3600  # drop links to evicted objects at most hourly
 TOUCH_AFTER = 12 * 3600  # refresh an entry's LRU time at most this often (a touch re-hashes)
@@ -60,7 +61,9 @@ carrying #sha256= and data-requires-python. Use it with
 
 
 def _err(msg: str) -> None:
-    print(f"{PREFIX} {msg}", file=sys.stderr)
+    from hooks.cli.output import error
+
+    error(f"pip: {msg}")
 
 
 def _has_pip(python: str) -> bool:
@@ -86,7 +89,7 @@ def plain(python: str, opts: PipOptions, installer: str = "pip", env: dict | Non
         return subprocess.run(cmd, env=env, check=False).returncode
     except OSError as exc:
         _err(f"cannot run {cmd[0]}: {exc.strerror}")
-        return 1
+        return EXIT_MISS
 
 
 class Driver:
@@ -286,34 +289,8 @@ class Driver:
                    if not self.store.have(a, self.target, verify=verify, sources=sources)]
         if not missing:
             return True
-        from . import fetch  # urllib/ssl: only when something must be downloaded
-
         self.store.prune_view()
-        dl = self.work / "dl"
-        dl.mkdir(exist_ok=True)
-        failed: list[Artifact] = []
-        paths: dict[str, Path] = {}
-        if fleet.enabled(self.cache):  # the fleet first: built wheels, then files by digest
-            missing = [a for a in missing
-                       if not (a.cacheable and fleet.fetch_built(self.cache, self.store, a,
-                                                                 self.target))]
-            for art in missing:
-                got = fleet.fetch_by_digest(self.cache, art, dl) if art.cacheable else None
-                if got is not None:
-                    paths[art.filename] = got
-        for art in missing:
-            if art.filename in paths:
-                continue
-            try:
-                paths[art.filename] = fetch.download(art, dl)
-            except fetch.FetchError:
-                failed.append(art)
-        if failed:
-            fetch.pip_download(failed, dl, self.pip, self.opts.source_args(), self.env)
-            for art in failed:
-                p = dl / art.filename
-                if p.is_file() and self.cache.calculate_hash(str(p)) == art.sha256:
-                    paths[art.filename] = p
+        missing, paths = self._download(missing)
         ok = True
         sdists: list[Artifact] = []
         for art in missing:
@@ -338,11 +315,44 @@ class Driver:
             ok = False
         return ok
 
+    def _download(self, missing: list[Artifact]) -> tuple[list[Artifact], dict[str, Path]]:
+        """Download what the cache lacks (the fleet first, then the index, then pip itself for
+        what urllib cannot fetch): (what is still to store, file name -> its downloaded,
+        digest-checked file); a wheel the fleet built is already stored and not listed."""
+        from . import build as fetch  # urllib/ssl: only when something must be downloaded
+
+        dl = self.work / "dl"
+        dl.mkdir(exist_ok=True)
+        failed: list[Artifact] = []
+        paths: dict[str, Path] = {}
+        if fleet.enabled(self.cache):  # the fleet first: built wheels, then files by digest
+            missing = [a for a in missing
+                       if not (a.cacheable and fleet.fetch_built(self.cache, self.store, a,
+                                                                 self.target))]
+            for art in missing:
+                got = fleet.fetch_by_digest(self.cache, art, dl) if art.cacheable else None
+                if got is not None:
+                    paths[art.filename] = got
+        for art in missing:
+            if art.filename in paths:
+                continue
+            try:
+                paths[art.filename] = fetch.download(art, dl)
+            except FetchError:
+                failed.append(art)
+        if failed:
+            fetch.pip_download(failed, dl, self.pip, self.opts.source_args(), self.env)
+            for art in failed:
+                p = dl / art.filename
+                if p.is_file() and self.cache.calculate_hash(str(p)) == art.sha256:
+                    paths[art.filename] = p
+        return missing, paths
+
     def cache_build_deps(self, sources: list[Path]) -> list[str]:
         """Cache the build dependencies of local projects or sdists (pyproject's
         [build-system] requires, resolved online like pip's isolated build env does), so they
         build offline next time. Returns the cache keys of those dependencies."""
-        from .fetch import build_requires
+        from .build import build_requires
 
         reqs: list[str] = []
         for src in sources:
@@ -386,7 +396,7 @@ class Driver:
         """Build wheels from sdists for the target once, keyed by sdist SHA-256 + fingerprint."""
         out = self.work / "built"
         out.mkdir(exist_ok=True)
-        from . import fetch
+        from . import build as fetch
 
         build = self.opts.build_args()
         if not any(a in build for a in ("--use-pep517", "--no-use-pep517")):
@@ -473,7 +483,7 @@ class Driver:
             if not online and runner.is_retryable(res.stderr):
                 _err("the cache cannot satisfy the request and "
                      + (why or "the index is not used") + ": " + runner.last_error(res.stderr))
-                return 1
+                return EXIT_MISS
             if not self.verbose:
                 runner.replay(res.stderr)
             return res.rc or 1
@@ -490,7 +500,7 @@ class Driver:
             if why and not reason.startswith("not in the cache, and"):
                 reason += f"; {why}"
         _err(f"{canonicalize_name(req.name)}: {reason}")
-        return 1
+        return EXIT_MISS
 
     def diagnose_online(self, req: str) -> tuple[str | None, bool]:
         """Ask pip (verbosely) why nothing fits req: (reason or None, index unreachable)."""
@@ -548,14 +558,16 @@ class Driver:
             rc = self.pinned(installer)
             if rc is not None:
                 return rc
-        from . import fetch
+        from hooks.common.http import redact
+
+        from . import build as fetch
 
         index = options.index_url(opts.pip_args)
         cause = fetch.probe_index(index)
         if cause is not None:
             if use_fleet:  # resolve from the fleet's signed listings
                 fleet.adopt_projects(self.cache, self.store, self.target, names)
-            return self.unreachable(installer, fetch.redact(index), cause)
+            return self.unreachable(installer, redact(index), cause)
         if use_fleet:  # files the index lists with the same SHA-256: offered from the cache
             fleet.index_verified(self.cache, self.store, self.target, opts.pip_args,
                                  options.sources(opts.pip_args))
@@ -588,7 +600,7 @@ class Driver:
         if res.rc == 0:
             _err(f"{why}; installed from the cache (versions may be older than the index's)")
             runner.replay(res.stderr)
-            return 0
+            return EXIT_OK
         if not runner.is_retryable(res.stderr):
             runner.replay(res.stderr)
             return res.rc
@@ -630,7 +642,7 @@ class Driver:
                     import traceback
 
                     traceback.print_exc()
-        return 0
+        return EXIT_OK
 
     def online_uv(self) -> int:
         """pip resolves online (cache first in line), the cache is filled, uv installs exactly
@@ -674,21 +686,28 @@ class Driver:
         runner.replay(res.stderr)
         return res.rc
 
-    def wheelhouse(self, dest: Path) -> int:
-        """Link the files satisfying the request into dest with a hashed find-links page."""
+    def _wheelhouse_files(self) -> tuple[int | None, list[Artifact]]:
+        """The files the request needs, all in the cache: (None, files), else (exit code, [])."""
         res, arts = (runner.Result(1), []) if self.opts.refresh else self.resolve_offline()
         if res.rc != 0:
             if self.opts.offline:
-                return self.explain(res, online=False)
+                return self.explain(res, online=False), []
             res, arts = self.resolve_online(ignore_installed=True)
             if res.rc != 0:
-                return self.explain(res, online=True)
+                return self.explain(res, online=True), []
             if not self.fill(arts):
                 _err(self.problems[0] if self.problems else "could not cache every file")
-                return 1
+                return EXIT_MISS, []
             res, arts = self.resolve_offline()
             if res.rc != 0:
-                return self.explain(res, online=False)
+                return self.explain(res, online=False), []
+        return None, arts
+
+    def wheelhouse(self, dest: Path) -> int:
+        """Link the files satisfying the request into dest with a hashed find-links page."""
+        rc, arts = self._wheelhouse_files()
+        if rc is not None:
+            return rc
         cands = self.candidates(sdists=True)
         by_digest = {c.sha256: c for c in cands}
         by_key = {c.entry.key: c for c in cands}
@@ -698,7 +717,7 @@ class Driver:
             if c is None:
                 _err(f"{art.filename or art.name}: not served from the cache (direct or "
                      "local requirement); not put in the wheelhouse")
-                return 1
+                return EXIT_MISS
             chosen[c.entry.key] = c
             if c.entry.key.startswith("sdist:"):
                 # a lock names the sdist: the wheel built from it goes beside it, and its build
@@ -719,11 +738,11 @@ class Driver:
             # a copy (or reflink), never a hardlink: the user's directory must not reach an object
             if not self.cache.materialize_key(c.entry.key, str(dest / c.filename), mode="copy"):
                 _err(f"{c.filename}: could not be copied from the cache")
-                return 4
+                return EXIT_UNUSABLE
         self.store.write_page(dest / "index.html", list(chosen.values()), relative=True)
         print(f"wheelhouse: {len(chosen)} files in {dest} "
               f"(pip install --no-index --find-links {dest / 'index.html'} ...)")
-        return 0
+        return EXIT_OK
 
 
 class _Fallback(Exception):
@@ -745,32 +764,40 @@ def _start(argv: list[str], *, wheelhouse: bool
         opts = options.parse(argv, with_dest=wheelhouse)
     except UsageError as exc:
         _err(str(exc))
-        return None, None, 2
+        return None, None, EXIT_USAGE
     if opts.help:
         print(WHEELHOUSE_HELP if wheelhouse else INSTALL_HELP, end="")
-        return None, None, 0
+        return None, None, EXIT_OK
     try:
         python = find_python(opts.python)
     except TargetError as exc:
         _err(str(exc))
-        return None, None, 2
+        return None, None, EXIT_USAGE
     import importlib.util
 
     if importlib.util.find_spec("pip") is None and not _has_pip(python):
         _err(f"no pip to install into {python} with: name a target that has pip with "
              "--python PY|VENV, or activate a virtual environment")
-        return None, None, 2
-    return opts, python, 0
+        return None, None, EXIT_USAGE
+    return opts, python, EXIT_OK
 
 
-def install(cache: PackageCache | None, argv: list[str]) -> int:
+def install(cache: PackageCache | Callable[[], PackageCache] | None, argv: list[str]) -> int:
     """``pkgcache pip install``; returns pip's exit code (plain pip if the cache is off).
 
+    cache may be a function that opens it (called after the options are read, so --help or bad
+    options never open a cache); one that cannot be opened means plain pip and one warning.
     cache None means the cache could not be opened: plain pip (the caller warned).
     """
     opts, python, rc = _start(argv, wheelhouse=False)
     if opts is None or python is None:
         return rc
+    if callable(cache):
+        try:
+            cache = cache()
+        except (CacheError, OSError) as exc:  # the cache never breaks pip: warn, run plain pip
+            warn(f"pip: cache not used ({exc}); running plain pip")
+            cache = None
     if cache is None or not cache.enabled:
         return plain(python, opts, opts.installer or "pip")
     installer = opts.installer or "pip"
@@ -800,7 +827,7 @@ def wheelhouse(cache: PackageCache, argv: list[str]) -> int:
         return rc
     if not cache.enabled:
         _err("the cache is disabled; nothing to build a wheelhouse from")
-        return 1
+        return EXIT_MISS
     driver = None
     try:
         driver = Driver(cache, python, opts)
@@ -808,7 +835,7 @@ def wheelhouse(cache: PackageCache, argv: list[str]) -> int:
     except (CacheError, OSError, ValueError, KeyError, TargetError,
             subprocess.SubprocessError) as exc:
         _err(f"{type(exc).__name__}: {exc}")
-        return 4
+        return EXIT_UNUSABLE
     finally:
         if driver is not None:
             driver.close()

@@ -6,14 +6,12 @@ import os
 import re
 from dataclasses import dataclass, field
 
+from hooks.common.errors import UsageError
+
 # pip options that point at package sources: used for the online resolve, dropped offline.
 _SOURCE_WITH_VALUE = ("-i", "--index-url", "--extra-index-url", "-f", "--find-links")
 _SOURCE_FLAGS = ("--no-index",)
 INSTALLERS = ("pip", "uv")
-
-
-class UsageError(Exception):
-    """Bad pkgcache-specific options."""
 
 
 @dataclass
@@ -337,7 +335,7 @@ def _config_value(key: str) -> str:
 
 
 def _norm(url: str) -> str:
-    from .fetch import redact
+    from hooks.common.http import redact
 
     return redact(url.strip()).rstrip("/")
 

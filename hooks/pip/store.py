@@ -276,7 +276,7 @@ class WheelStore:
             return None
         self.vouch(key, digest, [str(s) for s in meta.get("sources") or []])
         entry = self.cache.lookup(key)
-        if entry is None or self._view(entry, meta["filename"]) is None:
+        if entry is None or self.view(entry, meta["filename"]) is None:
             return None
         return digest
 
@@ -285,7 +285,7 @@ class WheelStore:
         """The local file of entry's object, not hashed (None if this cache does not hold it)."""
         return self.cache.local_path(f"sha256:{entry.digest}")
 
-    def _view(self, entry: Entry, filename: str, *, rehash: bool = False) -> Path | None:
+    def view(self, entry: Entry, filename: str, *, rehash: bool = False) -> Path | None:
         """A symlink named filename to entry's verified object, checked or (re)made.
 
         Symlinks, not hardlinks: a hardlink would pin the object against the cache's LRU
@@ -335,7 +335,7 @@ class WheelStore:
                 self.unvouched.add(filename)
                 continue
             try:
-                path = self._view(entry, filename, rehash=rehash)
+                path = self.view(entry, filename, rehash=rehash)
             except (CacheError, OSError, ValueError):  # a bad name or object: not offered
                 path = None
             if path is not None:

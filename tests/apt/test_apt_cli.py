@@ -85,14 +85,14 @@ def test_sweep_harvests_download_only_debs(lab) -> None:
 
 
 def test_fast_hook_entry(lab) -> None:
-    """hooks.apt_cli.hook_main: what /usr/bin/pkgcache can dispatch `apt hook` to directly."""
+    """hooks.cli.apthook.hook_main: what /usr/bin/pkgcache can dispatch `apt hook` to directly."""
     import subprocess
 
     from tests.support import PY, REPO
 
     lab.sb.apt("update", check=True)
     lab.sb.apt("install", "--download-only", "alpha", check=True)
-    code = "import sys; from hooks.apt_cli import hook_main; sys.exit(hook_main(sys.argv[1:]))"
+    code = "import sys; from hooks.cli.apthook import hook_main; sys.exit(hook_main(sys.argv[1:]))"
     env = dict(lab.sb.env(), PYTHONPATH=str(REPO))
     run = lambda *a: subprocess.run([PY, "-c", code, *a], env=env,  # noqa: E731
                                     capture_output=True, text=True, timeout=60)

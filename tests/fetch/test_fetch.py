@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from cache_core import PackageCache
-from hooks.fetch import FetchError, fetch, url_hash
+from hooks.fetch.download import FetchError, fetch, url_hash
 from tests.support.cli import Runner
 from tests.support.env import clean_env
 from tests.support.http import FetchServer

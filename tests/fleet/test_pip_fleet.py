@@ -14,7 +14,7 @@ import pytest
 from cache_core.storage import remote
 from cache_core.storage.remote.base import record_name
 from cache_core.storage.remote.records import Record, encode, load_secret_key
-from hooks.pip import install
+from hooks.pip.install import install
 from tests.support.pip import Index, Packages, make_sdist, make_wheel, py, sha256_of, venv_version
 
 pytestmark = pytest.mark.slow

@@ -9,7 +9,7 @@ import signal
 import subprocess
 from pathlib import Path
 
-from hooks.gitmirror import SENTINEL, is_valid_mirror, mirror_name
+from hooks.git.mirror import SENTINEL, is_valid_mirror, mirror_name
 from tests.support.git import GitRunner, GitServer, add_commit, git, make_repo
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from cache_core import PackageCache
-from hooks.pip import install, wheelhouse
+from hooks.pip.install import install, wheelhouse
 from hooks.pip.runner import uv_bin
 from tests.support.pip import (
     Index,

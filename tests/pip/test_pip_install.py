@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from cache_core import PackageCache
-from hooks.pip import install
+from hooks.pip.install import install
 from hooks.pip.store import WheelStore
 from hooks.pip.target import probe
 from tests.support.cli import popen_cli

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from cache_core import PackageCache
-from hooks.pip import install
+from hooks.pip.install import install
 from hooks.pip.runner import uv_bin
 from tests.support.pip import Index, Packages, alpha_beta_lock, make_wheel, py, sha256_of
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from cache_core import PackageCache
-from hooks.pip import install, wheelhouse
+from hooks.pip.install import install, wheelhouse
 from hooks.pip.options import UsageError, parse
 from hooks.pip.runner import uv_bin
 from hooks.pip.store import Candidate, WheelStore

@@ -74,7 +74,7 @@ def main(cache_dir: str, seed: int, ops: int, src: str, scratch: str, cap: int) 
         elif op < 0.97:
             for entry in cache.keys("wheel:"):
                 try:
-                    view = ws._view(entry, entry.key[len("wheel:"):])
+                    view = ws.view(entry, entry.key[len("wheel:"):])
                     data = view.read_bytes() if view is not None else None
                 except FileNotFoundError:
                     continue  # evicted meanwhile: a miss

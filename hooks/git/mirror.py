@@ -16,21 +16,20 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
-import urllib.parse
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from cache_core import CacheError, warn
+from cache_core import EXIT_MISS, EXIT_NETWORK, EXIT_OK, EXIT_USAGE, CacheError, warn
+from hooks.cli.output import error
+from hooks.common.http import redact
 
 BUCKET = "git-v1"
 SENTINEL = "pkgcache-mirror-incomplete"
 TMP_PREFIX = ".tmp-"
 LOCK_TIMEOUT = 3600.0
-EXIT_MISS, EXIT_USAGE, EXIT_NETWORK = 1, 2, 5
 REFSPECS = ("+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*")
 # Variables that would point our git commands at some other repository.
 _GIT_REPO_VARS = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY",
@@ -44,15 +43,6 @@ class GitError(Exception):
     def __init__(self, message: str, exit_code: int = EXIT_NETWORK) -> None:
         super().__init__(message)
         self.exit_code = exit_code
-
-
-def redact(url: str) -> str:
-    """url without user:password@ (for messages and directory names)."""
-    with contextlib.suppress(ValueError):
-        parts = urllib.parse.urlsplit(url)
-        if parts.scheme and "@" in parts.netloc:
-            return urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
-    return url
 
 
 def normalize_url(url: str) -> str:
@@ -132,6 +122,7 @@ class Mirrors:
         self.bucket = cache.bucket(BUCKET)
 
     def path(self, url: str) -> Path:
+        """Where the mirror of url lives in the bucket."""
         return self.bucket / mirror_name(url)
 
     @contextlib.contextmanager
@@ -153,13 +144,13 @@ class Mirrors:
         self._sweep(name)
         if os.path.lexists(final) and not is_valid_mirror(final):
             warn(f"git: removing an unfinished or broken mirror of {redact(url)}")
-            self._remove(final, name)
+            self.remove_path(final, name)
         if final.is_dir():
             if offline or not update:
                 self.cache.touch_bucket_entry(BUCKET, name)
                 return final, False
             try:
-                self._fetch(final, url)
+                self.fetch_into(final, url)
             except GitError as exc:
                 warn(f"git: cannot update the mirror of {redact(url)} ({exc}); using it as is")
                 self.cache.touch_bucket_entry(BUCKET, name)
@@ -174,16 +165,16 @@ class Mirrors:
         name = mirror_name(url)
         final = self.bucket / name
         if os.path.lexists(final):
-            self._remove(final, name)
+            self.remove_path(final, name)
         self._create(url, final, name, seed=False)
         return final
 
     def _create(self, url: str, final: Path, name: str, *, offline: bool = False,
                 seed: bool = True) -> bool:
-        """init --bare + sentinel in a temp dir, seed from the fleet's bundle (hooks.gitfleet),
+        """init --bare + sentinel in a temp dir, seed from the fleet's bundle (hooks.git.fleet),
         fetch (only the difference after a seed), set HEAD, drop sentinel, rename.
         Returns True if the origin was fetched; a seeded mirror survives an unreachable origin."""
-        from hooks import gitfleet
+        from hooks.git import fleet as gitfleet
 
         tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{name}-", dir=self.bucket))
         try:
@@ -226,7 +217,8 @@ class Mirrors:
         return m.group(1) if m else None
 
     @staticmethod
-    def _fetch(path: Path, url: str) -> None:
+    def fetch_into(path: Path, url: str) -> None:
+        """Fetch url's branches and tags into the mirror at path (lock held by the caller)."""
         for leftover in (path / "objects" / "pack").glob("tmp_*"):
             with contextlib.suppress(OSError):
                 leftover.unlink()
@@ -240,7 +232,8 @@ class Mirrors:
                 if entry.name.startswith(f"{TMP_PREFIX}{name}-"):
                     shutil.rmtree(entry.path, ignore_errors=True)
 
-    def _remove(self, final: Path, name: str) -> None:
+    def remove_path(self, final: Path, name: str) -> None:
+        """Delete the mirror directory final (named name; lock held by the caller)."""
         if final.is_symlink() or not final.is_dir():
             with contextlib.suppress(OSError):
                 final.unlink()
@@ -252,15 +245,6 @@ class Mirrors:
                 final = doomed
             shutil.rmtree(final, ignore_errors=True)
         self.cache.drop_bucket_entry(BUCKET, name)
-
-    def remove(self, url: str) -> bool:
-        """Delete the mirror of url (lock held by caller); True if there was one."""
-        name = mirror_name(url)
-        final = self.bucket / name
-        if not os.path.lexists(final):
-            return False
-        self._remove(final, name)
-        return True
 
     def urls(self) -> list[str]:
         """URLs of every finished mirror (from their git config)."""
@@ -290,7 +274,7 @@ def _origin_name(args: Sequence[str]) -> str:
 def plain_clone(url: str, dest: str, args: Sequence[str]) -> int:
     """git clone without the cache (the fail-open path); git's own exit code mapped to 5."""
     proc = subprocess.run(["git", "clone", *args, "--", url, dest], stdin=subprocess.DEVNULL)
-    return 0 if proc.returncode == 0 else EXIT_NETWORK
+    return EXIT_OK if proc.returncode == 0 else EXIT_NETWORK
 
 
 def clone(cache: Any, url: str, dest: str, args: Sequence[str] = (), *,
@@ -339,7 +323,7 @@ def _clone_one(cache: Any, url: str, dest: str, args: Sequence[str], *, offline:
             return plain_clone(url, dest, args)
         if fresh:
             if _clone_referenced(mirror, url, dest, args):
-                return 0
+                return EXIT_OK
             if not mirror_healthy(mirror):
                 warn(f"git: the mirror of {redact(url)} fails git fsck; rebuilding it")
                 try:
@@ -348,14 +332,14 @@ def _clone_one(cache: Any, url: str, dest: str, args: Sequence[str], *, offline:
                     warn(f"git: could not rebuild the mirror of {redact(url)} ({exc})")
                     return plain_clone(url, dest, args)
                 if _clone_referenced(mirror, url, dest, args):
-                    return 0
+                    return EXIT_OK
                 return plain_clone(url, dest, args)
             warn(f"git: clone from {redact(url)} failed; cloning from the cached mirror")
         return _clone_from_mirror(mirror, url, dest, args)
     finally:
         lock.__exit__(None, None, None)
         if fresh:
-            from hooks import gitfleet
+            from hooks.git import fleet as gitfleet
 
             gitfleet.refresh(cache, [url])  # share the mirror's new state (in the background)
 
@@ -392,7 +376,7 @@ def clone_submodules(cache: Any, work: str, *, offline: bool, pathspec: str = ""
             rc = clone_submodules(cache, os.path.join(work, path), offline=offline)
             if rc != 0:
                 return rc
-    return 0
+    return EXIT_OK
 
 
 def _submodule_update(cache: Any, work: str, name: str, path: str, url: str, *,
@@ -425,12 +409,12 @@ def _submodule_checkout(work: str, name: str, path: str, url: str, mirror: Path 
         proc = subprocess.run(["git", *update, "--reference", str(mirror), "--dissociate",
                                "--", path], stdin=subprocess.DEVNULL, env=git_env())
         if proc.returncode == 0:
-            return 0
+            return EXIT_OK
         _cleanup_dest(os.path.join(work, path))
     if mirror is None:
         proc = subprocess.run(["git", *update, "--", path], stdin=subprocess.DEVNULL,
                               env=git_env())
-        return 0 if proc.returncode == 0 else EXIT_NETWORK
+        return EXIT_OK if proc.returncode == 0 else EXIT_NETWORK
     # Server unreachable or offline: clone the submodule from its mirror, then restore its URL.
     _git("-C", work, "config", f"submodule.{name}.url", mirror.as_uri())
     try:
@@ -441,7 +425,7 @@ def _submodule_checkout(work: str, name: str, path: str, url: str, mirror: Path 
     if proc.returncode != 0:
         raise GitError(f"submodule {path}: clone from the cached mirror of {redact(url)} failed")
     _git("-C", os.path.join(work, path), "remote", "set-url", "origin", url, check=False)
-    return 0
+    return EXIT_OK
 
 
 def _cleanup_dest(dest: str) -> None:
@@ -460,7 +444,7 @@ def _clone_from_mirror(mirror: Path, url: str, dest: str, args: Sequence[str]) -
     bare = _git("-C", dest, "rev-parse", "--is-bare-repository", check=False).stdout.strip()
     git_dir = dest if bare == "true" else os.path.join(dest, ".git")
     _git("--git-dir", git_dir, "remote", "set-url", _origin_name(args), url, check=False)
-    return 0
+    return EXIT_OK
 
 
 def update(cache: Any, urls: Sequence[str] = ()) -> int:
@@ -475,7 +459,7 @@ def update(cache: Any, urls: Sequence[str] = ()) -> int:
             try:
                 if is_valid_mirror(final):
                     try:
-                        Mirrors._fetch(final, url)
+                        Mirrors.fetch_into(final, url)
                     except GitError:
                         if mirror_healthy(final):
                             raise
@@ -489,11 +473,11 @@ def update(cache: Any, urls: Sequence[str] = ()) -> int:
                 done.append(url)
             except GitError as exc:
                 failed += 1
-                print(f"pkgcache: git update: {redact(url)}: {exc}", file=sys.stderr, flush=True)
-    from hooks import gitfleet
+                error(f"git update: {redact(url)}: {exc}")
+    from hooks.git import fleet as gitfleet
 
     gitfleet.refresh(cache, done)  # the fleet's bundles follow the mirrors (in the background)
-    return EXIT_NETWORK if failed else 0
+    return EXIT_NETWORK if failed else EXIT_OK
 
 
 def verify_mirrors(cache: Any, repair: bool = False) -> dict[str, Any]:
@@ -522,6 +506,6 @@ def verify_mirrors(cache: Any, repair: bool = False) -> dict[str, Any]:
                 mirrors.rebuild(url)
             except GitError as exc:
                 warn(f"git: cannot rebuild the mirror {name} ({exc}); removed it")
-                mirrors._remove(final, name)
+                mirrors.remove_path(final, name)
                 report["unrepaired"].append(name)
     return report

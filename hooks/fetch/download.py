@@ -5,7 +5,7 @@ the response so later fetches revalidate with a conditional request (304 = serve
 A download in progress lives in ``<cache>/fetch-v1/<hash(url)>.part`` (plus a ``.json`` with the
 validators it was started with) so a later run can resume it with ``Range`` + ``If-Range``.
 Nothing enters the cache before it is complete and, when a SHA-256 is pinned, verified.
-Only the standard library is used (urllib honours http_proxy/https_proxy/no_proxy itself).
+HTTP (TLS, proxies, credentials, retries) goes through hooks.common.http.
 
 Files: a download without a usable cache goes to a temp file created with O_EXCL|O_NOFOLLOW
 directly in DEST's directory, hashed and chmod'ed through its descriptor and renamed last; no
@@ -21,53 +21,52 @@ import hashlib
 import http.client
 import json
 import os
-import random
 import re
 import secrets
-import socket
-import ssl
 import stat
 import sys
 import time
 import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from cache_core import CacheError, atomic_write, copy_fd, open_regular, sha256_fd, state_dir, warn
+from cache_core import (
+    EXIT_MISS,
+    EXIT_NETWORK,
+    EXIT_USAGE,
+    CacheError,
+    atomic_write,
+    copy_fd,
+    open_regular,
+    sha256_fd,
+    state_dir,
+    warn,
+)
+from hooks.cli.output import human
+from hooks.common.errors import FetchError
+from hooks.common.http import (
+    CHUNK,
+    DEFAULT_RETRIES,
+    DEFAULT_RETRY_DELAY,
+    DEFAULT_TIMEOUT,
+    Transient,
+    backoff,
+    check_url,
+    classify,
+    content_range,
+    has_secret,
+    opener,
+    reason,
+    redact,
+    request,
+)
 
 PARTIAL_BUCKET = "fetch-v1"
-DEFAULT_RETRIES = 3
-DEFAULT_RETRY_DELAY = 1.0      # seconds; doubled per attempt (1, 2, 4 ...), capped below
-MAX_RETRY_DELAY = 30.0
-DEFAULT_TIMEOUT = 30.0         # socket timeout: connect and each read
 LOCK_TIMEOUT = 3600.0          # waiting longer than this for another fetch of the URL: go alone
 PARTIAL_MAX_AGE = 7 * 86400    # abandoned partial downloads are swept after a week
-CHUNK = 1 << 16
-USER_AGENT = "pkgcache-fetch/1"
-RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
-EXIT_MISS, EXIT_USAGE, EXIT_NETWORK = 1, 2, 5
 _HEX64 = re.compile(r"\A[0-9a-f]{64}\Z")
-
-
-class FetchError(Exception):
-    """A fetch that failed; ``exit_code`` follows docs/core-api.md (1 miss/check, 2 usage, 5 net)."""
-
-    def __init__(self, message: str, exit_code: int = EXIT_NETWORK) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
-
-
-class _Transient(Exception):
-    """A failure worth retrying (connection error, cut body, 5xx)."""
-
-    def __init__(self, message: str, *, reached: bool, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.reached = reached          # the server answered (vs. unreachable)
-        self.retry_after = retry_after
 
 
 @dataclass
@@ -81,61 +80,12 @@ class FetchResult:
 
 
 PRIVATE_PREFIX = "fetch-private:"
-_SECRET_NAME = re.compile(r"token|auth|key|sig|secret|pass|pwd|credential|session|cookie|"
-                          r"x-amz-|x-goog-|jwt|bearer", re.I)
-
-
-def _secret_params(query: str) -> bool:
-    return any(_SECRET_NAME.search(name) for name, _ in
-               urllib.parse.parse_qsl(query, keep_blank_values=True))
-
-
-def has_secret(url: str) -> bool:
-    """True if url carries credentials: user:password@ or a token-like query parameter."""
-    try:
-        parts = urllib.parse.urlsplit(url)
-    except ValueError:
-        return True
-    return "@" in parts.netloc or _secret_params(parts.query)
-
-
 def cache_key(url: str) -> str:
     """The key a URL is cached under: itself, or a hash when it carries credentials (so the
     index, `ls` and `stats` never hold a secret)."""
     if has_secret(url):
         return PRIVATE_PREFIX + hashlib.sha256(url.encode("utf-8", "surrogatepass")).hexdigest()
     return url
-
-
-def redact(url: str) -> str:
-    """The URL without user:password@ and with token-like query values hidden (for messages)."""
-    try:
-        parts = urllib.parse.urlsplit(url)
-        host = parts.hostname or ""
-        if parts.port:
-            host += f":{parts.port}"
-    except ValueError:
-        return "<bad url>"
-    netloc = host if "@" in parts.netloc else parts.netloc
-    query = parts.query
-    if query and _secret_params(query):
-        query = urllib.parse.urlencode(
-            [(k, "REDACTED" if _SECRET_NAME.search(k) else v)
-             for k, v in urllib.parse.parse_qsl(query, keep_blank_values=True)], safe="/:")
-    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, ""))
-
-
-def normalize_url(url: str) -> str:
-    """The cache key for url: checked (http/https, a host), fragment dropped."""
-    try:
-        parts = urllib.parse.urlsplit(url)
-    except ValueError as exc:
-        raise FetchError(f"bad URL: {exc}", EXIT_USAGE) from None
-    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
-        raise FetchError(f"unsupported URL (http/https only): {redact(url)}", EXIT_USAGE)
-    if any(ord(c) < 0x21 or ord(c) == 0x7F for c in url):
-        raise FetchError("URL contains spaces or control characters", EXIT_USAGE)
-    return urllib.parse.urlunsplit(parts._replace(fragment=""))
 
 
 def check_sha256(value: str | None) -> str | None:
@@ -203,19 +153,6 @@ def _usable(cache: Any) -> bool:
     return cache is not None and bool(getattr(cache, "enabled", False))
 
 
-def _opener() -> urllib.request.OpenerDirector:
-    """http/https only (no file:, ftp:, data: even via redirects); env proxies; system CAs."""
-    opener = urllib.request.OpenerDirector()
-    ctx = ssl.create_default_context()  # system bundle; OpenSSL honours SSL_CERT_FILE/_DIR
-    for handler in (urllib.request.ProxyHandler(), urllib.request.UnknownHandler(),
-                    urllib.request.HTTPHandler(), urllib.request.HTTPSHandler(context=ctx),
-                    urllib.request.HTTPDefaultErrorHandler(), urllib.request.HTTPRedirectHandler(),
-                    urllib.request.HTTPErrorProcessor()):
-        opener.add_handler(handler)
-    opener.addheaders = [("User-Agent", USER_AGENT), ("Accept", "*/*")]
-    return opener
-
-
 class _Progress:
     """A one-line progress bar on stderr, drawn only when stderr is a terminal."""
 
@@ -239,11 +176,11 @@ class _Progress:
         if self.total:
             pct = min(100, done * 100 // self.total)
             bar = "#" * (pct // 5)
-            text = f"{self.name} [{bar:<20}] {pct:3d}% {_human(done)}/{_human(self.total)}"
+            text = f"{self.name} [{bar:<20}] {pct:3d}% {human(done)}/{human(self.total)}"
         else:
-            text = f"{self.name} {_human(done)}"
+            text = f"{self.name} {human(done)}"
         with contextlib.suppress(OSError, ValueError):
-            sys.stderr.write(f"\r{text} {_human(int(rate))}/s\033[K")
+            sys.stderr.write(f"\r{text} {human(int(rate))}/s\033[K")
             sys.stderr.flush()
             self.drawn = True
 
@@ -252,15 +189,6 @@ class _Progress:
             with contextlib.suppress(OSError, ValueError):
                 sys.stderr.write("\r\033[K")
                 sys.stderr.flush()
-
-
-def _human(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"
 
 
 # -- the partial download ----------------------------------------------------------------------
@@ -351,7 +279,7 @@ def fetch(cache: Any, url: str, dest: str | os.PathLike[str], sha256: str | None
     unless offline; an unreachable server or offline mode serves the cached copy with a warning.
     refresh: ignore the cached copy and download again (still stored in the cache).
     """
-    url = normalize_url(url)
+    url = check_url(url)
     key = cache_key(url)
     sha256 = check_sha256(sha256)
     dest = os.path.abspath(os.fspath(dest))
@@ -367,7 +295,7 @@ def fetch(cache: Any, url: str, dest: str | os.PathLike[str], sha256: str | None
             cache.bucket(PARTIAL_BUCKET)    # opens the cache: one warning here, not one per step
         except (CacheError, OSError) as exc:
             where = f": {exc.filename}" if isinstance(exc, OSError) and exc.filename else ""
-            warn(f"cache unavailable, continuing without it ({_reason(exc)}{where})")
+            warn(f"cache unavailable, continuing without it ({reason(exc)}{where})")
             usable = False
 
     if usable and sha256 and not refresh:  # pinned: local, else the fleet's cas/<sha256>
@@ -459,7 +387,7 @@ class _Download:
         self.retry_delay = retry_delay
         self.timeout = timeout
         self.progress = progress
-        self.opener = _opener()
+        self.opener = opener()
         self.entry: Any = None          # the cached entry we may revalidate / fall back to
         self.trusted: str | None = sha256   # the digest a cached copy must have to be used
 
@@ -535,15 +463,13 @@ class _Download:
         while True:
             try:
                 return self._once(partial)
-            except _Transient as exc:
+            except Transient as exc:
                 if self.entry is not None and (not exc.reached or attempt >= self.retries):
                     return self._stale(str(exc))
                 if attempt >= self.retries:
                     raise FetchError(f"{exc} (after {attempt + 1} attempts): "
                                      f"{redact(self.key)}") from None
-                delay = exc.retry_after if exc.retry_after is not None else min(
-                    MAX_RETRY_DELAY, self.retry_delay * (2 ** attempt)) * random.uniform(0.5, 1)
-                time.sleep(delay)
+                time.sleep(backoff(attempt, self.retry_delay, exc))
                 attempt += 1
             except _ResumedMismatch:
                 # A resumed download that fails the pin: the kept part may be bad. Start over once.
@@ -574,30 +500,23 @@ class _Download:
             etag = info.get("etag") or ""
             headers["If-Range"] = etag if etag and not etag.startswith("W/") else (
                 info.get("last_modified") or etag)
-        req = _request(self.key, headers)
+        req = request(self.key, headers)
         try:
             resp = self.opener.open(req, timeout=self.timeout)
         except urllib.error.HTTPError as exc:
-            with contextlib.suppress(Exception):
-                exc.close()
             if exc.code == 304 and cond is not None:
+                with contextlib.suppress(Exception):
+                    exc.close()
                 return self._not_modified(exc.headers)
             if exc.code == 416 and offset:
+                with contextlib.suppress(Exception):
+                    exc.close()
                 partial.discard()
-                raise _Transient("range not satisfiable; restarting", reached=True,
-                                 retry_after=0) from None
-            if exc.code in RETRY_STATUS:
-                raise _Transient(f"HTTP {exc.code}", reached=True,
-                                 retry_after=_retry_after(exc.headers)) from None
-            raise FetchError(f"HTTP {exc.code} {exc.reason}: {redact(self.key)}") from None
+                raise Transient("range not satisfiable; restarting", reached=True,
+                                retry_after=0) from None
+            raise classify(exc, self.key) from None
         except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            if isinstance(reason, ssl.SSLCertVerificationError):
-                raise FetchError(f"TLS certificate verification failed ({reason.verify_message}): "
-                                 f"{redact(self.key)}") from None
-            if isinstance(reason, str) and "unknown url type" in reason:
-                raise FetchError(f"redirected to an unsupported URL: {redact(self.key)}") from None
-            raise _Transient(f"cannot reach server ({_reason(exc)})", reached=False) from None
+            raise classify(exc, self.key) from None
         with resp:
             return self._receive(resp, partial, offset, info)
 
@@ -611,7 +530,7 @@ class _Download:
         hit = _serve(self.cache, self.ckey, self.dest, self.trusted, source="revalidated")
         if hit is None:         # the object went bad under us: download it again
             self.entry = None
-            raise _Transient("cached copy unusable; downloading again", reached=True,
+            raise Transient("cached copy unusable; downloading again", reached=True,
                              retry_after=0)
         self.cache.set_meta(self.ckey, meta)
         return hit
@@ -622,10 +541,10 @@ class _Download:
         length = resp.headers.get("Content-Length")
         length_n = int(length) if length and length.isdigit() else None
         if status == 206 and offset:
-            start, total = _content_range(resp.headers.get("Content-Range", ""))
+            start, total = content_range(resp.headers.get("Content-Range", ""))
             if start != offset or (total is not None and info.get("total") not in (None, total)):
                 partial.discard()
-                raise _Transient("server sent the wrong range; restarting", reached=True,
+                raise Transient("server sent the wrong range; restarting", reached=True,
                                  retry_after=0)
             append = True
         elif status == 200:
@@ -647,7 +566,7 @@ class _Download:
                     try:
                         chunk = resp.read1(CHUNK)   # what has arrived, not a full CHUNK
                     except (http.client.HTTPException, OSError) as exc:
-                        raise _Transient(f"connection lost after {done} bytes ({_reason(exc)})",
+                        raise Transient(f"connection lost after {done} bytes ({reason(exc)})",
                                          reached=True) from None
                     if not chunk:
                         break
@@ -661,7 +580,7 @@ class _Download:
         finally:
             bar.close()
         if expected_end is not None and done != expected_end:
-            raise _Transient(f"connection lost after {done} of {expected_end} bytes",
+            raise Transient(f"connection lost after {done} of {expected_end} bytes",
                              reached=True)
         return self._finish(partial, info, resumed=bool(append))
 
@@ -674,7 +593,7 @@ class _Download:
             fd = partial.open_done()
         except (OSError, CacheError) as exc:
             partial.discard()
-            raise FetchError(f"the download vanished: {_reason(exc)}") from None
+            raise FetchError(f"the download vanished: {reason(exc)}") from None
         try:
             os.lseek(fd, 0, os.SEEK_SET)
             digest, size = sha256_fd(fd)
@@ -758,47 +677,3 @@ def _write_failed(partial: _Partial, exc: OSError) -> Exception:
     if partial.shared:
         return _CacheWriteFailed(reason)
     return FetchError(f"cannot write the download next to DEST: {reason}")
-
-
-def _request(url: str, headers: dict[str, str]) -> urllib.request.Request:
-    """The request for url; user:password@ becomes a Basic Authorization header that is never
-    sent on to a redirect target (urllib cannot use credentials in the URL itself)."""
-    parts = urllib.parse.urlsplit(url)
-    if "@" not in parts.netloc:
-        return urllib.request.Request(url, headers=headers)
-    import base64
-
-    host = parts.netloc.rsplit("@", 1)[1]
-    req = urllib.request.Request(urllib.parse.urlunsplit(parts._replace(netloc=host)),
-                                 headers=headers)
-    cred = f"{urllib.parse.unquote(parts.username or '')}:{urllib.parse.unquote(parts.password or '')}"
-    req.add_unredirected_header("Authorization",
-                                "Basic " + base64.b64encode(cred.encode()).decode("ascii"))
-    return req
-
-
-def _content_range(value: str) -> tuple[int | None, int | None]:
-    m = re.match(r"\s*bytes\s+(\d+)-(\d+)/(\d+|\*)", value)
-    if not m:
-        return None, None
-    return int(m.group(1)), (int(m.group(3)) if m.group(3) != "*" else None)
-
-
-def _retry_after(headers: Any) -> float | None:
-    value = (headers or {}).get("Retry-After") if headers is not None else None
-    if value and value.strip().isdigit():
-        return min(float(value), MAX_RETRY_DELAY)
-    return None
-
-
-def _reason(exc: BaseException) -> str:
-    reason = getattr(exc, "reason", None)
-    if isinstance(reason, BaseException):
-        exc = reason
-    elif isinstance(reason, str):
-        return reason
-    if isinstance(exc, socket.timeout | TimeoutError):
-        return "timed out"
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    return str(exc) or type(exc).__name__

@@ -12,10 +12,10 @@ import re
 import sys
 from typing import Any
 
-from cache_core import CacheError, warn
-from hooks.gitmirror import GitError, clone, update, verify_mirrors
+from cache_core import EXIT_MISS, EXIT_OK, EXIT_USAGE, CacheError, warn
+from hooks.cli.output import error
+from hooks.git.mirror import GitError, clone, update, verify_mirrors
 
-EXIT_USAGE = 2
 # git clone options that take their value as the next word (git-clone(1), git 2.39).
 VALUE_OPTIONS = frozenset({
     "-o", "--origin", "-b", "--branch", "-u", "--upload-pack", "--reference",
@@ -105,13 +105,11 @@ def humanish(url: str) -> str:
     return tail
 
 
-def register(subparsers: Any) -> None:
-    """Add the ``git`` sub-command with ``clone``, ``update`` and ``verify``."""
-    p = subparsers.add_parser("git", help="git clone through a cached bare mirror per URL",
-                              description="Clone git repositories through one bare mirror per "
-                                          "URL kept in the cache. Exit 0 ok, 1 offline miss or "
-                                          "check failed, 2 bad input, 4 cache unusable, "
-                                          "5 network/git error.")
+def register(p: Any) -> None:
+    """Fill in ``pkgcache git clone|update|verify`` (p: its parser, made by the registry)."""
+    p.description = ("Clone git repositories through one bare mirror per URL kept in the cache. "
+                     "Exit 0 ok, 1 offline miss or check failed, 2 bad input, 4 cache unusable, "
+                     "5 network/git error.")
     gsub = p.add_subparsers(dest="git_command", metavar="{clone,update,verify}")
     # prefix "+": argparse leaves every word to us, so git's options may come anywhere.
     c = gsub.add_parser("clone", help="clone URL into DEST, borrowing objects from the mirror",
@@ -140,11 +138,11 @@ def cmd_clone(args: argparse.Namespace) -> int:
     try:
         opts = CloneArgs(list(args.words))
     except GitError as exc:
-        print(f"pkgcache: git clone: {exc}", file=sys.stderr)
+        error(f"git clone: {exc}")
         return exc.exit_code
     if opts.help:
         sys.stdout.write(CLONE_HELP)
-        return 0
+        return EXIT_OK
     try:
         cache = args.cache()
         cache.strict = False
@@ -155,7 +153,7 @@ def cmd_clone(args: argparse.Namespace) -> int:
         return clone(cache, opts.url, opts.dest, opts.git_args, offline=opts.offline,
                      submodules=opts.submodules)
     except GitError as exc:
-        print(f"pkgcache: git clone: {exc}", file=sys.stderr)
+        error(f"git clone: {exc}")
         return exc.exit_code
 
 
@@ -164,7 +162,7 @@ def cmd_update(args: argparse.Namespace) -> int:
     try:
         return update(args.cache(), args.urls)
     except GitError as exc:
-        print(f"pkgcache: git update: {exc}", file=sys.stderr)
+        error(f"git update: {exc}")
         return exc.exit_code
 
 
@@ -176,7 +174,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     else:
         print_mirror_report(report, args.repair)
     bad = report["broken"] if not args.repair else report["unrepaired"]
-    return 1 if bad else 0
+    return EXIT_MISS if bad else EXIT_OK
 
 
 def print_mirror_report(report: dict[str, Any], repair: bool) -> None:

@@ -22,22 +22,22 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from cache_core import warn
+from cache_core import EXIT_OK, EXIT_UNUSABLE, warn
 
 KEY_PREFIX = "gitbundle:"
 UPLOAD_ENV = "PKGCACHE_REMOTE_UPLOAD"
 _REF = re.compile(r"^([0-9a-f]{40}|[0-9a-f]{64}) (refs/(?:heads|tags)/\S+)$")
 
 
-def _redact(url: str) -> str:
-    from hooks.gitmirror import normalize_url, redact
+def _shown(url: str) -> str:
+    from hooks.git.mirror import normalize_url, redact
 
     return redact(normalize_url(url))
 
 
 def key_of(url: str) -> str:
     """The fleet key of a repository URL (credentials never part of it)."""
-    return KEY_PREFIX + _redact(url)
+    return KEY_PREFIX + _shown(url)
 
 
 def enabled(cache: Any) -> bool:
@@ -46,7 +46,7 @@ def enabled(cache: Any) -> bool:
 
 
 def _git(*args: str, cwd: str | None = None) -> subprocess.CompletedProcess[str]:
-    from hooks.gitmirror import git_env
+    from hooks.git.mirror import git_env
 
     return subprocess.run(["git", *args], cwd=cwd, env=git_env(), text=True,
                           stdin=subprocess.DEVNULL, capture_output=True, check=False)
@@ -75,11 +75,11 @@ def seed(cache: Any, url: str, tmp: Path) -> bool:
             got = _git("--git-dir", str(tmp), "fetch", "--quiet", "--no-tags", str(copy),
                        "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*")
             if got.returncode != 0:
-                warn(f"git: the fleet's bundle of {_redact(url)} is unusable; ignored")
+                warn(f"git: the fleet's bundle of {_shown(url)} is unusable; ignored")
                 return False
         have = _refs(tmp)
         if any(have.get(r) != sha for r, sha in refs.items()):
-            warn(f"git: the fleet's bundle of {_redact(url)} does not hold its recorded refs")
+            warn(f"git: the fleet's bundle of {_shown(url)} does not hold its recorded refs")
             return False
         head = (entry.meta or {}).get("head")
         if isinstance(head, str) and head in have:
@@ -138,7 +138,7 @@ def refresh(cache: Any, urls: list[str]) -> None:
     env = dict(os.environ)
     root = str(Path(__file__).resolve().parents[1])
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    cmd = [sys.executable, "-m", "hooks.gitfleet", "--cache-dir", str(cache.root)]
+    cmd = [sys.executable, "-m", "hooks.git.fleet", "--cache-dir", str(cache.root)]
     source = getattr(cache.config, "source", None)
     if source:
         cmd += ["--config", source]
@@ -149,7 +149,7 @@ def refresh(cache: Any, urls: list[str]) -> None:
 
 
 def _publish_all(cache: Any, urls: list[str]) -> None:
-    from hooks.gitmirror import Mirrors, is_valid_mirror
+    from hooks.git.mirror import Mirrors, is_valid_mirror
 
     mirrors = Mirrors(cache)
     for url in urls:
@@ -160,7 +160,7 @@ def _publish_all(cache: Any, urls: list[str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Detached bundle refresh: ``python -m hooks.gitfleet --cache-dir D [--config F] -- URL…``."""
+    """Detached bundle refresh: ``python -m hooks.git.fleet --cache-dir D [--config F] -- URL…``."""
     p = argparse.ArgumentParser(prog="pkgcache-gitfleet")
     p.add_argument("--cache-dir")
     p.add_argument("--config")
@@ -172,8 +172,8 @@ def main(argv: list[str] | None = None) -> int:
         cache = PackageCache.from_config(config_path=args.config, cache_dir=args.cache_dir)
         _publish_all(cache, args.urls)
     except Exception:  # noqa: BLE001 - a background job: nobody to tell
-        return 1
-    return 0
+        return EXIT_UNUSABLE
+    return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -1,31 +1,18 @@
-"""The ``pkgcache`` command line. Driver sub-commands register themselves via ``register()``."""
+"""The core commands: put, get, exists, ls, stats, verify, gc, clear."""
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import re
-import sqlite3
-import sys
 import time
-from collections.abc import Sequence
 from typing import Any
 
-from cache_core import (
-    EXIT_INTERNAL,
-    EXIT_MISS,
-    EXIT_OK,
-    EXIT_USAGE,
-    CacheError,
-    PackageCache,
-    __version__,
-    load_config,
-)
+from cache_core import EXIT_MISS, EXIT_OK
+from hooks.cli.output import error, human
+from hooks.common.errors import UsageError
 
-DRIVERS = {"apt": "hooks.apt_cli", "pip": "hooks.pip_cli", "fetch": "hooks.fetch_cli",
-           "git": "hooks.git_cli", "remote": "hooks.remote_cli"}  # sub-command -> its module
 _SIZE = re.compile(r"\A\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*\Z", re.I)
 _AGE = re.compile(r"\A\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*\Z", re.I)
 _SIZE_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "m": 1000**2, "mb": 1000**2, "g": 1000**3,
@@ -33,18 +20,6 @@ _SIZE_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "m": 1000**2, "mb": 1000**2
                "mib": 1024**2, "mi": 1024**2, "gib": 1024**3, "gi": 1024**3, "tib": 1024**4,
                "ti": 1024**4}
 _AGE_UNITS = {"": 86400, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-
-
-class UsageError(CacheError):
-    """Bad command-line input."""
-
-    exit_code = EXIT_USAGE
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2, no usage dump
-        sub = self.prog.removeprefix("pkgcache").strip()
-        raise UsageError(f"{sub + ': ' if sub else ''}{message} (see --help)")
 
 
 def parse_size(text: str) -> int:
@@ -66,30 +41,14 @@ def parse_age(text: str) -> float:
     return float(m.group(1)) * _AGE_UNITS[m.group(2).lower()]
 
 
-def human(n: float) -> str:
-    """Bytes in a short human form."""
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"
-
-
-_CORE_COMMANDS = ("put", "get", "exists", "ls", "stats", "verify", "gc", "clear")
-
-
-def _make_cache(args: argparse.Namespace) -> PackageCache:
-    cfg = load_config(args.config, args.cache_dir)
-    return PackageCache.from_config(config=cfg, strict=True)
-
-
 # -- core commands ------------------------------------------------------------------------------
 def cmd_put(args: argparse.Namespace) -> int:
+    """``put KEY FILE``: store a copy of FILE under KEY; prints its SHA-256."""
     if not os.path.isfile(args.file):
         raise UsageError(f"{args.file}: no such file")
     digest = args.cache().put(args.key, args.file, sha256=args.sha256)
     if digest is None:
-        print("pkgcache: cache is disabled; nothing stored", file=sys.stderr)
+        error("cache is disabled; nothing stored")
         return EXIT_MISS
     if not args.quiet:
         print(digest)
@@ -97,6 +56,7 @@ def cmd_put(args: argparse.Namespace) -> int:
 
 
 def cmd_get(args: argparse.Namespace) -> int:
+    """``get KEY [-o DEST]``: the verified file's path, or a copy at DEST."""
     cache = args.cache()
     if args.output:
         out_dir = os.path.dirname(os.path.abspath(args.output))
@@ -104,22 +64,24 @@ def cmd_get(args: argparse.Namespace) -> int:
             raise UsageError(f"{out_dir}: no such directory")
         ok = cache.materialize_key(args.key, args.output, mode="copy")
         if not ok:
-            print(f"pkgcache: {args.key}: not in the cache", file=sys.stderr)
+            error(f"{args.key}: not in the cache")
             return EXIT_MISS
         return EXIT_OK
     path = cache.get(args.key)
     if path is None:
-        print(f"pkgcache: {args.key}: not in the cache", file=sys.stderr)
+        error(f"{args.key}: not in the cache")
         return EXIT_MISS
     print(path)
     return EXIT_OK
 
 
 def cmd_exists(args: argparse.Namespace) -> int:
+    """``exists KEY``: exit 0 if cached, 1 if not."""
     return EXIT_OK if args.cache().exists(args.key) else EXIT_MISS
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
+    """``ls [PREFIX]``: the cached keys."""
     entries = args.cache().keys(args.prefix or "")
     if args.json:
         print(json.dumps([{"key": e.key, "sha256": e.digest, "size": e.size, "kind": e.kind,
@@ -133,6 +95,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
+    """``stats``: counters, size and quarantine."""
     cache = args.cache()
     if args.zero:
         cache.zero_stats()
@@ -168,10 +131,11 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    """``verify [--repair]``: re-hash objects, fsck git mirrors."""
     cache = args.cache()
     report = cache.verify(repair=args.repair)
     try:
-        from hooks.gitmirror import verify_mirrors
+        from hooks.git.mirror import verify_mirrors
     except ImportError:
         pass
     else:  # git mirrors are directories in a bucket: checked with git fsck
@@ -191,6 +155,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_gc(args: argparse.Namespace) -> int:
+    """``gc``: evict down to the cap, apply the quarantine's retention."""
     cache = args.cache()
     cap = parse_size(args.max_size) if args.max_size else None
     age = parse_age(args.older_than) if args.older_than else None
@@ -208,6 +173,7 @@ def cmd_gc(args: argparse.Namespace) -> int:
 
 
 def cmd_clear(args: argparse.Namespace) -> int:
+    """``clear``: remove everything."""
     n = args.cache().clear()
     if args.json:
         print(json.dumps({"objects_removed": n}))
@@ -216,24 +182,8 @@ def cmd_clear(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _command_word(argv: list[str]) -> str | None:
-    """The sub-command in argv (after the global options), or None."""
-    i = 0
-    while i < len(argv) and argv[i].startswith("-"):
-        i += 2 if argv[i] in ("--config", "--cache-dir") else 1
-    return argv[i] if i < len(argv) else None
-
-
-def build_parser(command: str | None = None) -> argparse.ArgumentParser:
-    """The parser; with a known command only that driver is imported (start-up is per call)."""
-    p = _Parser(prog="pkgcache", description="A verified package cache for re-provisioned servers.")
-    p.add_argument("--version", action="version", version=f"pkgcache {__version__}")
-    p.add_argument("--config", metavar="PATH", help="config file (default: $PKGCACHE_CONFIG, "
-                   "/etc/vps-configurator/config.yaml, ~/.vps-configurator/config.yaml)")
-    p.add_argument("--cache-dir", metavar="DIR", help="cache directory (overrides the config)")
-    p.add_argument("-q", "--quiet", action="store_true", help="print less")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-
+def register(sub: Any) -> None:
+    """Add the core commands to the top-level sub-parsers."""
     s = sub.add_parser("put", help="store FILE under KEY")
     s.add_argument("key", help="the key: a URL, sha256:HEX or KIND:NAME (e.g. deb:x_1_all.deb)")
     s.add_argument("file", help="the file to store (copied; FILE itself is left alone)")
@@ -277,82 +227,3 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="print what was removed as JSON")
     s.set_defaults(func=cmd_clear)
 
-    wanted = [DRIVERS[command]] if command in DRIVERS else [] if command else list(DRIVERS.values())
-    for name in wanted:
-        try:
-            module = importlib.import_module(name)
-        except ImportError as exc:
-            if exc.name != name:  # the driver exists but is broken: say so once, keep the core
-                print(f"pkgcache: warning: {name} unavailable ({exc})", file=sys.stderr)
-            continue
-        module.register(sub)
-    return p
-
-
-def _is_apt_hook(argv: list[str]) -> bool:
-    """True for ``[global options] apt hook ACTION``: what apt runs, several times per install.
-    ``apt hook --help`` is not: it goes through the full parser and prints help."""
-    if _command_word(argv) != "apt":
-        return False
-    i = argv.index("apt")
-    return argv[i:i + 2] == ["apt", "hook"] and not {"-h", "--help"} & set(argv[i + 2:])
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point: run one command; one line on stderr and a documented exit code on error."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if _is_apt_hook(argv):  # fast path: no full parser, no other drivers imported; always exit 0
-        try:
-            from hooks.apt_cli import hook_main
-        except Exception as exc:  # noqa: BLE001 - never break apt
-            print(f"pkgcache: warning: apt hook unavailable ({exc})", file=sys.stderr)
-            return EXIT_OK
-        return hook_main(argv)
-    cache_holder: dict[str, Any] = {}
-    try:
-        command = _command_word(argv)
-        known = command in DRIVERS or command in _CORE_COMMANDS
-        parser = build_parser(command if known else None)
-        args = parser.parse_args(argv)
-        if not getattr(args, "func", None):
-            parser.print_help()
-            return EXIT_USAGE
-
-        def cache() -> PackageCache:
-            if "c" not in cache_holder:
-                cache_holder["c"] = _make_cache(args)
-            return cache_holder["c"]
-
-        args.cache = cache
-        return int(args.func(args) or 0)
-    except CacheError as exc:
-        print(f"pkgcache: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("pkgcache: interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:
-        return EXIT_OK
-    except OSError as exc:
-        where = f": {exc.filename}" if exc.filename else ""
-        print(f"pkgcache: {exc.strerror or exc}{where}", file=sys.stderr)
-        return 4
-    except sqlite3.Error as exc:  # disk full, I/O error, locked: the cache is unusable, no bug
-        print(f"pkgcache: cache unusable: {str(exc).splitlines()[0] if str(exc) else exc}",
-              file=sys.stderr)
-        return 4
-    except RecursionError:
-        print("pkgcache: input nested too deeply", file=sys.stderr)
-        return EXIT_USAGE
-    except Exception as exc:
-        print(f"pkgcache: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
-        if os.environ.get("PKGCACHE_DEBUG"):
-            raise
-        return EXIT_INTERNAL
-    finally:
-        if "c" in cache_holder:
-            cache_holder["c"].close()
-
-
-if __name__ == "__main__":
-    sys.exit(main())

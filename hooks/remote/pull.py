@@ -135,7 +135,7 @@ def pull_apt(cache: Any, packages: list[str], apt_options: Iterable[str] = ()
 # -- git ---------------------------------------------------------------------------------------
 def pull_git(cache: Any, urls: list[str]) -> tuple[int, list[str]]:
     """A mirror per URL: from the fleet's bundle, then the origin's difference when reachable."""
-    from hooks.gitmirror import GitError, Mirrors
+    from hooks.git.mirror import GitError, Mirrors
 
     mirrors = Mirrors(cache)
 

@@ -4,59 +4,24 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from typing import Any
 
-EXIT_OK, EXIT_MISS, EXIT_USAGE, EXIT_UNUSABLE = 0, 1, 2, 4
-
-
-def _human(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(n) < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GiB"
-
-
-def _failopen_cache(args: argparse.Namespace) -> Any:
-    """A non-strict cache for hooks: faults become misses plus one warning, never errors."""
-    from cache_core import PackageCache, load_config
-
-    return PackageCache.from_config(config=load_config(args.config, args.cache_dir))
-
-
-def hook_main(argv: list[str]) -> int:
-    """Fast entry for `pkgcache [--config P] [--cache-dir D] [-q] apt hook ACTION` (what apt
-    runs): skips building the whole CLI. Always 0; anything unexpected is one warning."""
-    from hooks.apt import hook
-
-    ns = argparse.Namespace(config=None, cache_dir=None)
-    rest = list(argv)
-    try:
-        while rest and rest[0] != "apt":
-            opt = rest.pop(0)
-            if opt in ("--config", "--cache-dir"):
-                setattr(ns, opt[2:].replace("-", "_"), rest.pop(0))
-            elif opt.startswith(("--config=", "--cache-dir=")):
-                k, v = opt[2:].split("=", 1)
-                setattr(ns, k.replace("-", "_"), v)
-            elif opt not in ("-q", "--quiet"):
-                raise ValueError(opt)
-        if rest[:2] != ["apt", "hook"] or len(rest) != 3:
-            raise ValueError(" ".join(rest))
-    except (ValueError, IndexError) as exc:
-        return hook.run(f"bad arguments: {exc}", lambda: None)
-    return hook.run(rest[2], lambda: _failopen_cache(ns))
+from cache_core import EXIT_MISS, EXIT_OK, EXIT_UNUSABLE, EXIT_USAGE
+from hooks.cli.output import error, human
+from hooks.common.paths import PKGCACHE_BIN
 
 
 def cmd_hook(args: argparse.Namespace) -> int:
+    """``apt hook ACTION`` through the parser (``--help`` and tests); always 0."""
     from hooks.apt import hook
+    from hooks.cli.apthook import failopen_cache
 
-    return hook.run(args.action, lambda: _failopen_cache(args))
+    return hook.run(args.action, lambda: failopen_cache(args))
 
 
 def cmd_seed(args: argparse.Namespace) -> int:
+    """``apt seed [PKG...]``: place verified cached debs into apt's archives."""
     from hooks.apt.aptenv import AptLockBusy
     from hooks.apt.seed import seed
 
@@ -65,13 +30,13 @@ def cmd_seed(args: argparse.Namespace) -> int:
         rep = seed(cache, args.packages or None, lock_timeout=args.lock_timeout,
                    target_release=args.target_release)
     except ValueError as exc:
-        print(f"pkgcache: apt seed: {exc}", file=sys.stderr)
+        error(f"apt seed: {exc}")
         return EXIT_USAGE
     except ImportError:
-        print("pkgcache: python3-apt is needed to verify debs against apt's index", file=sys.stderr)
+        error("python3-apt is needed to verify debs against apt's index")
         return EXIT_UNUSABLE
     except AptLockBusy as exc:
-        print(f"pkgcache: {exc}; try again when apt is done", file=sys.stderr)
+        error(f"{exc}; try again when apt is done")
         return EXIT_UNUSABLE
     from hooks.apt.aptenv import record
 
@@ -83,28 +48,29 @@ def cmd_seed(args: argparse.Namespace) -> int:
         print(json.dumps(dict(rep.as_dict(), rejected=rep.rejected, missing=rep.missing,
                               unknown=rep.unknown), indent=1))
     elif not args.quiet:
-        print(f"seeded {rep.placed} .deb(s) ({_human(rep.bytes_placed)}), {rep.present} already "
+        print(f"seeded {rep.placed} .deb(s) ({human(rep.bytes_placed)}), {rep.present} already "
               f"in place, {len(rep.rejected)} rejected, {len(rep.missing)} not cached")
         for fname, reason in rep.rejected:
             print(f"  rejected {fname}: {reason}")
     for line in rep.unknown:  # apt's own words (E: Unable to locate package X, ...)
-        print(f"pkgcache: apt: {line.removeprefix('E: ')}", file=sys.stderr)
+        error(f"apt: {line.removeprefix('E: ')}")
     return EXIT_MISS if rep.unknown else EXIT_OK
 
 
 def cmd_import(args: argparse.Namespace) -> int:
+    """``apt import DIR``: ingest .debs that match apt's index."""
     from pathlib import Path
 
     from hooks.apt.importer import import_dir
 
     d = Path(args.directory)
     if not d.is_dir():
-        print(f"pkgcache: {d}: not a directory", file=sys.stderr)
+        error(f"{d}: not a directory")
         return EXIT_USAGE
     try:
         rep = import_dir(args.cache(), d)
     except ImportError:
-        print("pkgcache: python3-apt is needed to verify debs against apt's index", file=sys.stderr)
+        error("python3-apt is needed to verify debs against apt's index")
         return EXIT_UNUSABLE
     if args.json:
         print(json.dumps([{"file": f, "result": r, "reason": why} for f, r, why in rep.rows],
@@ -119,12 +85,13 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_enable(args: argparse.Namespace) -> int:
+    """``apt enable``: install the apt.conf.d snippet."""
     from hooks.apt import switch
 
     try:
         path = switch.enable(args.command)
     except ValueError as exc:
-        print(f"pkgcache: {exc}", file=sys.stderr)
+        error(f"{exc}")
         return EXIT_USAGE
     if not args.quiet:
         print(f"enabled: {path}")
@@ -132,6 +99,7 @@ def cmd_enable(args: argparse.Namespace) -> int:
 
 
 def cmd_disable(args: argparse.Namespace) -> int:
+    """``apt disable``: remove the apt.conf.d snippet."""
     from hooks.apt import switch
 
     path, was = switch.disable()
@@ -147,6 +115,7 @@ def _when(rec: dict[str, Any] | None) -> str:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    """``apt status``: hooks, method, last harvest and seed."""
     from hooks.apt import switch
 
     info = switch.status(args.cache())
@@ -159,30 +128,29 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"hooks        {'active' if info['active'] else 'NOT active'} ({info['snippet']}{why})")
     if not info["python_apt"]:
         print("python-apt   missing: seeding is off (harvest still works)")
-    print(f"cached debs  {info['cached_debs']} ({_human(info['cached_bytes'])})")
+    print(f"cached debs  {info['cached_debs']} ({human(info['cached_bytes'])})")
     h = info["last_harvest"]
     print(f"last harvest {_when(h)}" + (
         f": {h.get('stored', 0)} new, {h.get('already', 0)} already cached, "
-        f"{_human(h.get('bytes', 0))}, {h.get('seconds', 0)} s" if h else ""))
+        f"{human(h.get('bytes', 0))}, {h.get('seconds', 0)} s" if h else ""))
     s = info["last_seed"]
     print(f"last seed    {_when(s)}" + (
-        f" ({s.get('trigger', '?')}): {s.get('placed', 0)} placed, {_human(s.get('bytes', 0))}, "
+        f" ({s.get('trigger', '?')}): {s.get('placed', 0)} placed, {human(s.get('bytes', 0))}, "
         f"{s.get('rejected', 0)} rejected, {s.get('seconds', 0)} s" if s else ""))
     if s and s.get("from_remote"):
         print(f"             {s['from_remote']} fetched from the fleet "
-              f"({_human(s.get('bytes_remote', 0))})")
+              f"({human(s.get('bytes_remote', 0))})")
     from hooks.apt.fleet import describe_run
 
     m, run = info.get("method") or {}, info.get("last_method_run")
     print(f"method       {'active' if m.get('active') else 'NOT active'} "
           f"(http: {m.get('http') or 'apt default'}, https: {m.get('https') or 'apt default'})")
-    print(f"last run     {_when(run)}" + (f": {describe_run(run, _human)}" if run else ""))
+    print(f"last run     {_when(run)}" + (f": {describe_run(run, human)}" if run else ""))
     return EXIT_OK
 
 
-def register(subparsers: Any) -> None:
-    """Add `pkgcache apt ...` to the pkgcache parser."""
-    p = subparsers.add_parser("apt", help="apt integration: harvest and verified seeding of .debs")
+def register(p: Any) -> None:
+    """Fill in ``pkgcache apt ...`` (p: its parser, made by the command registry)."""
     sub = p.add_subparsers(dest="apt_command", metavar="ACTION")
     p.set_defaults(func=lambda args: (p.print_help(), EXIT_USAGE)[1])
 
@@ -206,7 +174,7 @@ def register(subparsers: Any) -> None:
     s = sub.add_parser("enable", help="install the apt.conf.d snippet (hooks)")
     s.add_argument("--command", default=None, metavar="PATH",
                    help="pkgcache executable the hooks run (default: the one running this "
-                        "command, e.g. /usr/bin/pkgcache or a pip install's /usr/local/bin/pkgcache)")
+                        f"command, e.g. {PKGCACHE_BIN} or a pip install's /usr/local/bin/pkgcache)")
     s.set_defaults(func=cmd_enable)
 
     s = sub.add_parser("disable", help="remove the apt.conf.d snippet")

@@ -10,16 +10,17 @@ import sys
 import tempfile
 from typing import Any
 
-from cache_core import CacheError, warn
-from hooks.fetch import DEFAULT_RETRIES, DEFAULT_RETRY_DELAY, DEFAULT_TIMEOUT, FetchError, fetch
+from cache_core import EXIT_OK, CacheError, warn
+from hooks.cli.output import error
+from hooks.common.errors import FetchError
+from hooks.common.http import DEFAULT_RETRIES, DEFAULT_RETRY_DELAY, DEFAULT_TIMEOUT
+from hooks.fetch.download import fetch
 
 
-def register(subparsers: Any) -> None:
-    """Add the ``fetch`` sub-command."""
-    p = subparsers.add_parser(
-        "fetch", help="download URL through the cache (drop-in for curl -fsSL URL -o DEST)",
-        description="Download URL through the cache. Exit 0 ok, 1 offline miss or SHA-256 "
-                    "mismatch, 2 bad input, 5 network/HTTP error.")
+def register(p: Any) -> None:
+    """Fill in ``pkgcache fetch`` (p: its parser, made by the command registry)."""
+    p.description = ("Download URL through the cache. Exit 0 ok, 1 offline miss or SHA-256 "
+                     "mismatch, 2 bad input, 5 network/HTTP error.")
     p.add_argument("url", help="http(s) URL to download (also the cache key)")
     p.add_argument("-o", "-O", "--output", metavar="DEST", default="-",
                    help="write to DEST atomically (default or '-': standard output)")
@@ -55,7 +56,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
             fetch(cache, args.url, args.output, args.sha256, offline=args.offline,
                   refresh=args.refresh, retries=args.retries, retry_delay=args.retry_delay,
                   timeout=args.timeout)
-            return 0
+            return EXIT_OK
         tmpdir = tempfile.mkdtemp(prefix="pkgcache-fetch-")
         try:
             out = os.path.join(tmpdir, "out")
@@ -66,7 +67,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
                 sys.stdout.buffer.flush()
         finally:
             shutil.rmtree(tmpdir, ignore_errors=True)
-        return 0
+        return EXIT_OK
     except FetchError as exc:
-        print(f"pkgcache: fetch: {exc}", file=sys.stderr)
+        error(f"fetch: {exc}")
         return exc.exit_code

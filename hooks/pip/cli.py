@@ -2,31 +2,31 @@
 
 from __future__ import annotations
 
-import argparse
-from typing import Any
+TYPE_CHECKING = False  # the pip fast path (hooks.cli.app) imports this without argparse/typing
+if TYPE_CHECKING:
+    import argparse
+    from typing import Any
 
 
-def _install(args: argparse.Namespace) -> int:
-    from cache_core import CacheError, warn
-    from hooks.pip import install
+def run_install(args: argparse.Namespace) -> int:
+    """``pkgcache pip install PIP-ARGS`` (args.cache opens the cache; called after the options
+    are read)."""
+    from hooks.pip.install import install
 
-    try:
-        cache = args.cache()
-    except (CacheError, OSError) as exc:  # the cache never breaks pip: warn, run plain pip
-        warn(f"pip: cache not used ({exc}); running plain pip")
-        cache = None
-    return install(cache, list(args.pip_args))
+    return install(args.cache, list(args.pip_args))
 
 
-def _wheelhouse(args: argparse.Namespace) -> int:
-    from hooks.pip import wheelhouse
+def run_wheelhouse(args: argparse.Namespace) -> int:
+    """``pkgcache pip wheelhouse PIP-ARGS``."""
+    from hooks.pip.install import wheelhouse
 
     return wheelhouse(args.cache(), list(args.pip_args))
 
 
-def register(subparsers: Any) -> None:
-    """Add ``pip install`` and ``pip wheelhouse``; their arguments go to pip unparsed."""
-    pip = subparsers.add_parser("pip", help="offline-first pip installs and wheelhouses")
+def register(pip: Any) -> None:
+    """Fill in ``pip install`` and ``pip wheelhouse``; their arguments go to pip unparsed."""
+    import argparse
+
     sub = pip.add_subparsers(dest="pip_command", metavar="{install,wheelhouse}")
     sub.required = True
     # prefix_chars="+": every argument (-r, --hash, ...) reaches pip untouched.
@@ -34,9 +34,9 @@ def register(subparsers: Any) -> None:
                           help="pip install from the cache (see: pkgcache pip install --help)")
     inst.add_argument("pip_args", nargs=argparse.REMAINDER, metavar="PIP-ARGS",
                       help="arguments for pip install (-r FILE, names, -c, --upgrade, ...)")
-    inst.set_defaults(func=_install)
+    inst.set_defaults(func=run_install)
     wh = sub.add_parser("wheelhouse", prefix_chars="+", add_help=False,
                         help="write a wheelhouse directory with a hashed find-links page")
     wh.add_argument("pip_args", nargs=argparse.REMAINDER, metavar="PIP-ARGS",
                     help="requirements as for pip install (-r FILE, names, -c, ...)")
-    wh.set_defaults(func=_wheelhouse)
+    wh.set_defaults(func=run_wheelhouse)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from typing import Any
 
 from cache_core import EXIT_MISS, EXIT_NETWORK, EXIT_OK, EXIT_USAGE, CacheError, ConfigError
+from hooks.cli.output import error
 
 
 def _tier(args: argparse.Namespace) -> Any:
@@ -46,7 +46,7 @@ def _pull(args: argparse.Namespace) -> int:
     try:
         keys = _keys(args)
     except CacheError as exc:
-        print(f"pkgcache: remote pull: {exc}", file=sys.stderr)
+        error(f"remote pull: {exc}")
         return EXIT_USAGE
     r = _tier(args).pull(keys, all_keys=args.all)
     if args.json:
@@ -57,15 +57,14 @@ def _pull(args: argparse.Namespace) -> int:
 
 
 def _pull_drivers(args: argparse.Namespace) -> int:
-    """``pull --pip -r FILE | --apt PKG… | --git URL…`` (hooks/remote_pull.py)."""
-    from hooks import remote_pull
+    """``pull --pip -r FILE | --apt PKG… | --git URL…`` (hooks/remote/pull.py)."""
+    from hooks.remote import pull as remote_pull
 
     if args.keys or args.all:
-        print("pkgcache: remote pull: KEYs/--all and --pip/--apt/--git exclude each other",
-              file=sys.stderr)
+        error("remote pull: KEYs/--all and --pip/--apt/--git exclude each other")
         return EXIT_USAGE
     if args.pip and not args.requirement:
-        print("pkgcache: remote pull: --pip needs -r FILE", file=sys.stderr)
+        error("remote pull: --pip needs -r FILE")
         return EXIT_USAGE
     _tier(args)  # a remote must be configured
     cache = args.cache()
@@ -78,7 +77,7 @@ def _pull_drivers(args: argparse.Namespace) -> int:
         if args.git:
             rows["git"] = remote_pull.pull_git(cache, args.git)
     except (OSError, RuntimeError, ValueError) as exc:
-        print(f"pkgcache: remote pull: {exc}", file=sys.stderr)
+        error(f"remote pull: {exc}")
         return EXIT_USAGE
     missing = sum(len(m) for _, m in rows.values())
     if args.json:
@@ -113,7 +112,7 @@ def _keygen(args: argparse.Namespace) -> int:
     from cache_core.storage.remote import generate_keypair
 
     if not args.name or ":" in args.name or len(args.name) > 64:
-        print("pkgcache: remote keygen: NAME must be 1-64 characters without ':'", file=sys.stderr)
+        error("remote keygen: NAME must be 1-64 characters without ':'")
         return EXIT_USAGE
     secret, public = generate_keypair(args.name)
     fd = os.open(args.secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
@@ -123,9 +122,8 @@ def _keygen(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def register(subparsers: Any) -> None:
-    """Add ``remote push|pull|status|keygen``."""
-    rp = subparsers.add_parser("remote", help="sync with the remote store (fleet tier)")
+def register(rp: Any) -> None:
+    """Fill in ``remote push|pull|status|keygen`` (rp: its parser, made by the registry)."""
     sub = rp.add_subparsers(dest="remote_command", metavar="{push,pull,status,keygen}")
     sub.required = True
     for name, func, text in (("push", _push, "upload KEYs (or --all; none: drain the spool)"),

@@ -1,0 +1,43 @@
+"""The apt-hook fast path: ``pkgcache [global options] apt hook ACTION`` without the parser.
+
+apt runs this several times per install; it always exits 0 (the hook module says why)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+from cache_core import EXIT_OK
+
+
+def failopen_cache(args: Any) -> Any:
+    """A non-strict cache for hooks: faults become misses plus one warning, never errors."""
+    from cache_core import PackageCache, load_config
+
+    return PackageCache.from_config(config=load_config(args.config, args.cache_dir))
+
+
+def hook_main(argv: list[str]) -> int:
+    """Fast entry for `pkgcache [--config P] [--cache-dir D] [-q] apt hook ACTION` (what apt
+    runs): skips building the whole CLI. Always 0; anything unexpected is one warning."""
+    try:
+        from hooks.apt import hook
+    except Exception as exc:  # noqa: BLE001 - never break apt
+        from cache_core import write_warning
+
+        write_warning(f"apt hook unavailable ({exc})")
+        return EXIT_OK
+
+    from hooks.cli.argv import split_globals
+
+    split = split_globals(argv)
+    if split is None:
+        bad = next((a for a in argv if a.startswith("-") and a not in ("-q", "--quiet")), "")
+        return hook.run(f"bad arguments: {bad}", lambda: None)
+    opts, rest = split
+    if rest[:2] != ["apt", "hook"] or len(rest) != 3:
+        return hook.run(f"bad arguments: {' '.join(rest)}", lambda: None)
+    ns = SimpleNamespace(**opts)
+    return hook.run(rest[2], lambda: failopen_cache(ns))
+
+

@@ -1,0 +1,23 @@
+"""Output helpers shared by every command: the one byte formatter and the one error line."""
+
+from __future__ import annotations
+
+import sys
+
+
+def human(n: float) -> str:
+    """Bytes in a short human form: ``512 B``, ``1.5 KiB`` ... ``2.0 TiB`` (binary units)."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+def error(message: str) -> None:
+    """The one-line ``pkgcache: MESSAGE`` on stderr that goes with a non-zero exit code."""
+    try:
+        sys.stderr.write(f"pkgcache: {message}\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass

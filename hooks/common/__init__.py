@@ -1,0 +1,1 @@
+"""Shared by the drivers: the one HTTP client and subprocess helpers."""

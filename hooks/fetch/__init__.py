@@ -1,0 +1,1 @@
+"""`pkgcache fetch`: a curl -fsSL drop-in through the cache."""

@@ -1,0 +1,1 @@
+"""`pkgcache git`: verified bare mirrors of git repositories in the cache."""

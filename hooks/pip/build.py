@@ -1,0 +1,94 @@
+"""Fetching the files pip chose (through hooks.common.http), and building wheels from sdists."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .runner import Result, run
+from .store import Artifact
+
+
+def pip_cafile() -> str | None:
+    """The CA bundle pip would use (PIP_CERT, REQUESTS_CA_BUNDLE), else the system's."""
+    return os.environ.get("PIP_CERT") or os.environ.get("REQUESTS_CA_BUNDLE") or None
+
+
+def download(art: Artifact, dest_dir: Path, *, timeout: float = 120.0) -> Path:
+    """Download art to dest_dir/<file name>, checking its SHA-256 while streaming (FetchError;
+    the caller then lets pip fetch it, with pip's own retries)."""
+    from hooks.common import http
+
+    return http.download(art.url.split("#", 1)[0], dest_dir / art.filename, art.sha256 or None,
+                         timeout=timeout, retries=0, cafile=pip_cafile())
+
+
+def pip_download(arts: list[Artifact], dest_dir: Path, pip: list[str], source_args: list[str],
+                 env: dict[str, str]) -> Result:
+    """Let pip fetch what urllib could not (index credentials, keyring, client certs)."""
+    reqs = dest_dir / ".pkgcache-fetch.txt"
+    reqs.write_text("".join(f"{a.name} @ {a.url.split('#', 1)[0]} --hash=sha256:{a.sha256}\n"
+                            for a in arts), encoding="utf-8")
+    return run([*pip, "download", "--no-deps", "-d", str(dest_dir),
+                *source_args, "-r", str(reqs)], env)
+
+
+def build_wheels(sdists: list[Path], out_dir: Path, pip: list[str], extra_args: list[str],
+               env: dict[str, str]) -> Result:
+    """Build wheels from local sdists with the target's pip (build deps from the user's index)."""
+    return run([*pip, "wheel", "--no-deps", "-w", str(out_dir), *extra_args,
+                *map(str, sdists)], env)
+
+
+def probe_index(url: str, *, timeout: float = 5.0) -> str | None:
+    """None if the index answers, else the cause in a few words (see hooks.common.http.probe)."""
+    from hooks.common import http
+
+    return http.probe(url, timeout=timeout, cafile=pip_cafile())
+
+
+# pip's build requirements for a project without a [build-system] table (legacy setup.py).
+LEGACY_BUILD_REQUIRES = ["setuptools>=40.8.0", "wheel"]
+_MAX_PYPROJECT = 1 << 20
+
+
+def build_requires(src: Path) -> list[str]:
+    """[build-system] requires of a project directory or an sdist (read, never extracted)."""
+    import tarfile
+    import zipfile
+
+    import tomllib
+
+    text: str | None = None
+    try:
+        if src.is_dir():
+            p = src / "pyproject.toml"
+            text = p.read_text(encoding="utf-8") if p.is_file() else ""
+        elif src.name.endswith((".tar.gz", ".tgz")):
+            with tarfile.open(src, "r:gz") as tf:
+                text = ""
+                for m in tf:
+                    if m.isfile() and m.name.count("/") == 1 and \
+                            m.name.endswith("/pyproject.toml") and m.size < _MAX_PYPROJECT:
+                        f = tf.extractfile(m)
+                        text = f.read().decode("utf-8") if f else ""
+                        break
+        elif src.name.endswith(".zip"):
+            with zipfile.ZipFile(src) as zf:
+                text = ""
+                for info in zf.infolist():
+                    if info.filename.count("/") == 1 and \
+                            info.filename.endswith("/pyproject.toml") and \
+                            info.file_size < _MAX_PYPROJECT:
+                        text = zf.read(info).decode("utf-8")
+                        break
+        else:
+            return []  # a wheel: nothing to build
+        data = tomllib.loads(text) if text else {}
+    except (OSError, ValueError, tarfile.TarError, zipfile.BadZipFile, UnicodeDecodeError):
+        return []
+    system = data.get("build-system")
+    if not isinstance(system, dict) or "requires" not in system:
+        return list(LEGACY_BUILD_REQUIRES)
+    reqs = system.get("requires")
+    return [str(r) for r in reqs] if isinstance(reqs, list) else []

@@ -1,0 +1,1 @@
+"""`pkgcache remote`: the fleet tier's command line (status, push, pull)."""

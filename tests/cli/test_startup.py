@@ -1,0 +1,96 @@
+"""Start-up: a command imports only what it needs (issue 12). Timings live in
+bench/scenarios/startup.py; these tests check the imports, which decide them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.support import REPO
+from tests.support.cli import run_cli
+
+# What `pkgcache ARGS` imported, run in a fresh interpreter the way the console script runs it.
+_PROBE = """import json, sys
+sys.path.insert(0, {repo!r})
+before = set(sys.modules)
+from hooks.cli import main
+try:
+    code = main({args!r})
+except SystemExit as exc:
+    code = exc.code
+sys.stdout.flush()
+sys.stderr.write("\\nMODULES " + json.dumps(sorted(set(sys.modules) - before)) + "\\n")
+"""
+DRIVERS = ("hooks.apt", "hooks.pip", "hooks.fetch", "hooks.git", "hooks.remote")
+
+
+def imported(*args: str, env: dict[str, str] | None = None) -> set[str]:
+    """Modules pkgcache ARGS loaded beyond the interpreter's own start-up."""
+    full_env = dict(os.environ, **(env or {}))
+    proc = subprocess.run([sys.executable, "-c", _PROBE.format(repo=str(REPO), args=list(args))],
+                          capture_output=True, text=True, env=full_env, timeout=60)
+    line = [x for x in proc.stderr.splitlines() if x.startswith("MODULES ")]
+    assert line, proc.stderr
+    return set(json.loads(line[-1].removeprefix("MODULES ")))
+
+
+def _drivers(mods: set[str]) -> set[str]:
+    return {d for d in DRIVERS if d in mods}
+
+
+def test_version_imports_no_parser_no_sqlite_no_yaml_no_driver() -> None:
+    mods = imported("--version")
+    assert not {"sqlite3", "yaml", "argparse", "typing", "cache_core.cache"} & mods
+    assert _drivers(mods) == set()
+
+
+def test_version_after_global_options_is_the_fast_path_too(tmp_path: Path) -> None:
+    mods = imported("--cache-dir", str(tmp_path), "--version")
+    assert "argparse" not in mods and "sqlite3" not in mods
+    r = run_cli("--config", str(tmp_path / "x.yaml"), "--version")
+    assert (r.returncode, r.stdout.strip()) == (0, f"pkgcache {_version()}")
+
+
+def test_top_level_help_lists_every_driver_without_importing_one() -> None:
+    mods = imported("--help")
+    assert _drivers(mods) == set() and "sqlite3" not in mods and "yaml" not in mods
+    r = run_cli("--help")
+    assert r.returncode == 0
+    for word in ("apt", "pip", "fetch", "git", "remote", "stats", "gc"):
+        assert f"\n    {word} " in r.stdout, word
+
+
+def test_a_driver_command_imports_only_its_driver() -> None:
+    for word in ("apt", "fetch", "git", "remote"):
+        mods = imported(word, "--help")
+        assert _drivers(mods) == {f"hooks.{word}"}, word
+        assert "sqlite3" not in mods and "yaml" not in mods, word
+
+
+def test_core_command_loads_sqlite_only_when_it_opens_the_cache(tmp_path: Path) -> None:
+    assert "sqlite3" not in imported("stats", "--help")
+    mods = imported("--cache-dir", str(tmp_path / "c"), "stats")
+    assert "sqlite3" in mods and _drivers(mods) == set()
+
+
+def test_apt_hook_fast_path_builds_no_parser(tmp_path: Path) -> None:
+    conf = tmp_path / "off.yaml"
+    conf.write_text("enabled: false\n")
+    mods = imported("--config", str(conf), "apt", "hook", "sweep")
+    assert "argparse" not in mods
+    assert _drivers(mods) == {"hooks.apt"}
+
+
+def test_pip_install_help_does_not_open_the_cache(tmp_path: Path) -> None:
+    mods = imported("--cache-dir", str(tmp_path / "c"), "pip", "install", "--help")
+    assert _drivers(mods) == {"hooks.pip"}
+    assert not (tmp_path / "c").exists()      # read the options first, open the cache after
+
+
+def _version() -> str:
+    from cache_core import __version__
+
+    return __version__
