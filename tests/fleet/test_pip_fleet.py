@@ -116,7 +116,7 @@ def test_index_running_b_with_its_own_state_dir_fetches_no_file(
         b = fleet.member(f"b-{req.stem}")
         before = len(index.requests)
         v = make_venv()
-        rc = install(b, ["--python", _py(v), "-i", index.url, "-r", str(req)])
+        rc = install(b, ["--python", py(v), "-i", index.url, "-r", str(req)])
         assert rc == 0, capfd.readouterr().err
         new = index.requests[before:]
         assert new and not [p for p in new if "/files/" in p and ".whl" in p], (req.name, new)
