@@ -20,15 +20,12 @@ from pathlib import Path
 from types import ModuleType
 from urllib.parse import unquote, urlsplit
 
-from packaging.utils import canonicalize_name, parse_wheel_filename
-from packaging.version import InvalidVersion, Version
-
 from cache_core import EXIT_MISS, EXIT_OK, EXIT_UNUSABLE, EXIT_USAGE, CacheError, PackageCache, warn
 from hooks.common.errors import FetchError, UsageError
 
 from . import options, runner
 from .options import PipOptions
-from .store import Artifact, Candidate, WheelStore, parse_report, project_of
+from .store import Artifact, Candidate, WheelStore, parse_report, project_of, wheel_tags
 from .target import Target, TargetError, find_python, probe
 
 _LINK = re.compile(r"(\S+?\.(?:whl|tar\.gz|zip))(?:#|\s|$)")
@@ -465,13 +462,16 @@ class Driver:
                 if wheel.is_symlink() or self._built_wheel(origin.parent, art) != wheel:
                     continue
                 rank = min((self.target.tag_rank.get(t, 1 << 30)
-                            for t in parse_wheel_filename(wheel.name)[3]), default=1 << 30)
+                            for t in wheel_tags(wheel.name) or ()), default=1 << 30)
                 if rank < (1 << 30) and (best is None or rank < best[0]):
                     best = (rank, wheel)
         return best[1] if best else None
 
     @staticmethod
     def _built_wheel(out: Path, art: Artifact) -> Path | None:
+        from packaging.utils import parse_wheel_filename
+        from packaging.version import InvalidVersion, Version
+
         for wheel in out.glob("*.whl"):
             try:
                 name, version, _, _ = parse_wheel_filename(wheel.name)
@@ -514,6 +514,8 @@ class Driver:
                 f"not in the cache, and {why}" if why else "not found in the cache (offline)")
             if why and not reason.startswith("not in the cache, and"):
                 reason += f"; {why}"
+        from packaging.utils import canonicalize_name
+
         _err(f"{canonicalize_name(req.name)}: {reason}")
         return EXIT_MISS
 
@@ -527,6 +529,7 @@ class Driver:
             return None, True
         text = res.stdout + res.stderr
         from packaging.requirements import Requirement
+        from packaging.utils import canonicalize_name
 
         cname = canonicalize_name(Requirement(req).name)
         tags, python = [], False
