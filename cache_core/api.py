@@ -28,6 +28,7 @@ from .storage.local import maintenance as _maintenance
 
 if TYPE_CHECKING:
     from .storage.remote import RemoteTier
+    from .storage.tier import Tier
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -82,7 +83,7 @@ class PackageCache:
         self.config: CacheConfig | None = None  # set by from_config
         self.store = LocalStore(self.root, fsync=fsync, read_only=read_only,
                                 busy_timeout=busy_timeout, max_size_bytes=max_size_bytes)
-        self.storage = Storage(self.store, self._remote_tier)
+        self.storage = Storage(self.store, self._later_tiers)
         self._tier: RemoteTier | None = None
 
     @classmethod
@@ -391,7 +392,12 @@ class PackageCache:
             self.index.bump("misses")
         return found
 
-    # -- the remote tier (all logic in cache_core.storage.remote) ---------------------------
+    # -- the later tiers (Storage; the remote tier's logic is in cache_core.storage.remote) ----
+    def _later_tiers(self) -> list[Tier]:
+        """The tiers after the local store: the remote tier when one is configured."""
+        tier = self._remote_tier()
+        return [tier] if tier is not None else []
+
     def _remote_tier(self) -> RemoteTier | None:
         if self.config is None or not self.config.remote:
             return None
@@ -402,9 +408,8 @@ class PackageCache:
         return self._tier
 
     def _remote(self, method: str, *args: str) -> object:
-        """Call the Storage's remote side; its faults never reach the caller (one warning)."""
-        if self.config is None or not self.config.remote:
-            return None
+        """Call Storage's later tiers (read-through, write-behind, stats): their faults never
+        reach the caller (one warning)."""
         return self.remote_call(lambda: getattr(self.storage, method)(*args), None)
 
     @staticmethod
@@ -499,8 +504,11 @@ class PackageCache:
             "quarantine_files": len(quarantined),
             "quarantine_bytes": sum(size for _, size, _ in quarantined),
         }
+        tiers = self._remote("stats")
+        if isinstance(tiers, dict):
+            out.update(tiers)  # {"remote": {...}} with a remote tier
         if self.config and self.config.remote:
-            out["remote"] = self._remote("remote_stats")
+            out.setdefault("remote", None)
         return out
 
     def zero_stats(self) -> None:
@@ -508,7 +516,7 @@ class PackageCache:
         if not self._exists_enabled():
             return
         self.index.zero()
-        self._remote("zero_remote")
+        self._remote("zero")
 
     def verify(self, repair: bool = False) -> dict[str, list[str]]:
         """Re-hash every object and reconcile index and files; with repair, fix what is found."""

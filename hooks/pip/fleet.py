@@ -128,6 +128,8 @@ def _adopt(cache: PackageCache, store: WheelStore, filename: str, digest: str,
     if entry is not None and entry.digest == digest:
         if sources and not (entry.meta or {}).get("sources"):
             cache.set_meta(key, {**(entry.meta or {}), "sources": sources})
+        if sources:  # the index lists this digest: vouched for as a download from it would be
+            store.vouch(key, digest, sources)
         return True
     if remote.get_object(cache, digest) is None:
         return False
@@ -144,7 +146,11 @@ def _adopt(cache: PackageCache, store: WheelStore, filename: str, digest: str,
     if not cache.alias(key, digest, kind=kind, meta=meta):
         return False
     entry = cache.lookup(key)
-    return entry is not None and store.view(entry, filename) is not None
+    if entry is None or store.view(entry, filename) is None:
+        return False
+    if sources:  # the private trust record, which decides what pip is offered (tree_args)
+        store.vouch(key, digest, sources)
+    return True
 
 
 def adopt_hashes(cache: PackageCache, store: WheelStore, target: Target,

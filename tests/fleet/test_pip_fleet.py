@@ -105,6 +105,28 @@ def test_index_running_b_fetches_no_file_from_it(fleet, index, served_a, make_ve
     assert "pkgcache" not in capfd.readouterr().err  # silent on success
 
 
+def test_index_running_b_with_its_own_state_dir_fetches_no_file(
+        fleet, index, served_a, make_venv, reqs, pip_isolation, monkeypatch, tmp_path, capfd):
+    """A real member B has its own private state dir (trust record): what it takes from the
+    fleet because the index lists it with the same SHA-256 must be offered to pip all the same
+    (found by the fleet demo: B downloaded every wheel again from the index)."""
+    if fleet.store.kind != "nginx":
+        pytest.skip("the trust record is the same for every backend; one is enough (CI time)")
+    monkeypatch.setenv("PKGCACHE_STATE_DIR", str(tmp_path / "b-state"))
+    pinned = tmp_path / "pinned.txt"
+    pinned.write_text("alpha==1.0\nbeta==1.0\n")
+    for req in (pinned, reqs[0]):  # fully pinned (not hash-locked), then unpinned
+        b = fleet.member(f"b-{req.stem}")
+        before = len(index.requests)
+        v = make_venv()
+        rc = install(b, ["--python", _py(v), "-i", index.url, "-r", str(req)])
+        assert rc == 0, capfd.readouterr().err
+        new = index.requests[before:]
+        assert new and not [p for p in new if "/files/" in p and ".whl" in p], (req.name, new)
+        assert venv_version(v, "alpha") == served_a["alpha"]
+        b.close()
+
+
 def _put_listing(fleet, project: str, files: dict, signed: bool) -> None:
     """Write a listing (content + record) straight into the store, as a hostile writer would."""
     import hashlib

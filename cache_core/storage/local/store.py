@@ -33,7 +33,8 @@ from ...fs import (
 )
 from ...hashing import copy_hashing, sha256_fd, sha256_file
 from ...index import BUSY_TIMEOUT_MS, JSON, Entry, Index
-from ...keys import digest_of_key, normalize_key
+from ...keys import digest_of_key, kind_of, normalize_key
+from ..tier import Located, Sink
 from . import maintenance
 from .layout import Layout
 
@@ -41,7 +42,11 @@ Found = tuple[str, int, "Entry | None"]  # (digest, size, entry) of a key in the
 
 
 class LocalStore:
-    """One cache directory: its layout, its index and the operations on its objects."""
+    """One cache directory: its layout, its index and the operations on its objects. The first
+    tier of every Storage; it also implements the Tier protocol (fetch, store, stats), so a
+    second LocalStore (e.g. on a shared disk) can serve as a later tier."""
+
+    name = "local"
 
     def __init__(self, root: Path, *, fsync: bool = True, read_only: bool = False,
                  busy_timeout: float = BUSY_TIMEOUT_MS / 1000, max_size_bytes: int = 0) -> None:
@@ -354,6 +359,60 @@ class LocalStore:
         finally:
             unlink_quiet(tmp)
         return True
+
+    # -- the Tier protocol (as a later tier of another Storage) ------------------------------
+    def fetch(self, key: str, sink: Sink) -> Located | None:
+        """Copy key's object into sink (Storage hashes it); a corrupt object is quarantined."""
+        found = self.resolve(normalize_key(key))
+        if found is None:
+            return None
+        digest, size, entry = found
+        claim = Located(digest, size, entry.kind if entry else None, entry.meta if entry else None)
+        try:
+            fd, st = open_regular(self.object_path(digest))
+        except FileNotFoundError:
+            self.drop_stale(digest)
+            return None
+        except (UnsafeCacheError, OSError) as exc:
+            if isinstance(exc, OSError) and exc.errno != errno.ELOOP:
+                raise
+            self.quarantine(digest)  # a symlink or FIFO where an object belongs
+            return None
+        try:
+            if not sink.begin(claim, size):
+                return claim
+            while chunk := os.read(fd, 1 << 20):
+                sink.write(chunk)
+        finally:
+            os.close(fd)
+        if sink.hexdigest() != digest or sink.size != size:
+            self.quarantine(digest, st.st_ino)
+        return claim
+
+    def store(self, key: str, digest: str, source: str) -> bool:
+        """Copy source (hashed) into this store under key if it hashes to digest."""
+        if self.read_only:
+            return False
+        self.open()
+        tmp = self.new_temp()
+        try:
+            got, size, _ = self.ingest(source, tmp, False, 0o444)
+            if got != digest:
+                return False
+            self.publish(tmp, normalize_key(key), digest, size, kind_of(key), None)
+        finally:
+            unlink_quiet(tmp)
+        self.maybe_evict()
+        return True
+
+    def stats(self) -> dict[str, object]:
+        """This store's index counters (hits, misses, entries, objects, total_size, ...)."""
+        self.index.flush()
+        return dict(self.index.counters())
+
+    def zero(self) -> None:
+        """Reset this store's hit/miss/eviction counters."""
+        self.index.zero()
 
     # -- buckets ----------------------------------------------------------------------------
     def bucket(self, name: str) -> Path:

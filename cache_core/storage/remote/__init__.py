@@ -27,8 +27,9 @@ from typing import TYPE_CHECKING, Any
 
 from ... import fs
 from ...errors import warn
-from ...hashing import HashingWriter, sha256_bytes, sha256_fd
-from ...keys import digest_of_key, is_digest, kind_of, normalize_key
+from ...hashing import sha256_bytes, sha256_fd
+from ...keys import digest_of_key, is_digest, normalize_key
+from ..tier import Located, Sink
 from .base import (
     MAX_RECORD_BYTES,
     Backend,
@@ -79,11 +80,15 @@ def put_record(cache: PackageCache, key: str) -> bool:
 
 def tier(cache: PackageCache) -> RemoteTier | None:
     """The cache's remote tier, or None when no remote is configured."""
-    return cache.storage.remote()
+    t = cache.storage.remote()
+    return t if isinstance(t, RemoteTier) else None
 
 
 class RemoteTier:
-    """The remotes of one cache, with in-process budgets and the shared breaker/counters."""
+    """The remotes of one cache, with in-process budgets and the shared breaker/counters; the
+    remote Tier of the cache's Storage (fetch, store, stats)."""
+
+    name = "remote"
 
     def __init__(self, cache: PackageCache, specs: list[RemoteSpec]) -> None:
         self.cache = cache
@@ -92,7 +97,6 @@ class RemoteTier:
         self._off: set[str] = set()           # skipped for the rest of this process
         self._spent: dict[str, float] = {}    # seconds spent per remote in this process
         self._signers: dict[str, Any] = {}
-        self.filling = False                  # a remote fill is putting: do not spool it back
         self.spawned = False
 
     # -- plumbing ---------------------------------------------------------------------------
@@ -148,9 +152,17 @@ class RemoteTier:
     def _timed(self, spec: RemoteSpec, started: float) -> None:
         self._spent[spec.ident] = self._spent.get(spec.ident, 0.0) + time.monotonic() - started
 
-    # -- read path --------------------------------------------------------------------------
+    # -- read path (the Tier protocol: Storage hashes and publishes what fetch writes) -------
     def fill(self, key: str) -> bool:
-        """Bring key into the local cache from the first remote that has it; True on success."""
+        """Bring key into the local cache through Storage's read-through; True on success."""
+        return self.cache.storage.fill(key)
+
+    def fetch(self, key: str, sink: Sink) -> Located | None:
+        """Write key's object from the first remote that has it into sink; the claim, or None.
+
+        Content keys are read from ``cas/`` directly; other keys need a record that passes the
+        trust checks first. A remote whose bytes do not match is a counted miss; the next one is
+        asked."""
         key = normalize_key(key)
         digest = digest_of_key(key)
         for spec in self.specs:
@@ -159,17 +171,19 @@ class RemoteTier:
             started = time.monotonic()
             try:
                 if digest is not None:
-                    if self._fetch(spec, digest, None, key, None):
-                        return True
-                    continue
-                rec = self._record(spec, key)
-                if rec is not None and self._fetch(spec, rec.sha256, rec.size, key, rec):
-                    return True
+                    claim = Located(digest)
+                else:
+                    rec = self._record(spec, key)
+                    if rec is None:
+                        continue
+                    claim = Located(rec.sha256, rec.size, rec.kind, rec.meta)
+                if self._fetch(spec, claim, sink):
+                    return claim
             except RemoteError as exc:  # a local fault (disk full) is not the remote's: no breaker
                 self._fault(spec, exc)
             finally:
                 self._timed(spec, started)
-        return False
+        return None
 
     def _record(self, spec: RemoteSpec, key: str) -> Record | None:
         """The verified record for key on this remote, or None (a miss; bad records counted)."""
@@ -196,48 +210,30 @@ class RemoteTier:
         except RemoteMissing:
             return None
 
-    def _fetch(self, spec: RemoteSpec, digest: str, size: int | None, key: str,
-               rec: Record | None) -> bool:
-        """Stream cas/<digest> into the cache through the hash; False on a miss or mismatch."""
-        kind = rec.kind if rec else None
-        meta = rec.meta if rec else None
-        if digest_of_key(key) is None and self.cache.exists(f"sha256:{digest}") and \
-                self.cache.alias(key, digest, kind=kind, meta=meta):
+    def _fetch(self, spec: RemoteSpec, claim: Located, sink: Sink) -> bool:
+        """Stream cas/<digest> into sink through its hash; False on a miss or mismatch."""
+        limit = claim.size if claim.size is not None else spec.max_object_bytes
+        if not sink.begin(claim, limit):
             return True  # the record names content we already hold
-        limit = size if size is not None else spec.max_object_bytes
-        tmp = self.cache.store.new_temp()
-        fd = fs.create_exclusive(tmp, 0o600)
-        out = HashingWriter(fd, limit)
         try:
             try:
-                try:
-                    for chunk in self._backend(spec).get(object_name("cas", digest),
-                                                         self._deadline(spec)):
-                        out.write(chunk)
-                except OverflowError as exc:
-                    raise _Mismatch(str(exc)) from None
-                got = out.size
-                if out.hexdigest() != digest or (size is not None and got != size):
-                    raise _Mismatch("content does not match its SHA-256")
-            except RemoteMissing:
-                self._count(spec, misses=1)
-                return False
-            except _Mismatch as exc:
-                self._count(spec, mismatches=1, misses=1, bytes_in=out.size)
-                warn(f"remote {spec.display}: object {digest[:12]}… ignored ({exc})")
-                return False
-            if self.cache.fsync:
-                os.fsync(fd)
-            os.close(fd)
-            fd = -1
-            # hashed as written into our own 0600 temp in the cache: published without a re-hash
-            self.cache.store.adopt(key, tmp, digest, got, kind or kind_of(key), meta)
-            self._count(spec, hits=1, bytes_in=got)
-            return True
-        finally:
-            if fd >= 0:
-                os.close(fd)
-            fs.unlink_quiet(tmp)
+                for chunk in self._backend(spec).get(object_name("cas", claim.digest),
+                                                     self._deadline(spec)):
+                    sink.write(chunk)
+            except OverflowError as exc:
+                raise _Mismatch(str(exc)) from None
+            if sink.hexdigest() != claim.digest or (claim.size is not None
+                                                    and sink.size != claim.size):
+                raise _Mismatch("content does not match its SHA-256")
+        except RemoteMissing:
+            self._count(spec, misses=1)
+            return False
+        except _Mismatch as exc:
+            self._count(spec, mismatches=1, misses=1, bytes_in=sink.size)
+            warn(f"remote {spec.display}: object {claim.digest[:12]}… ignored ({exc})")
+            return False
+        self._count(spec, hits=1, bytes_in=sink.size)
+        return True
 
     def get_record(self, key: str) -> Record | None:
         """The first verified record for key among the remotes (signature and key checked)."""
@@ -260,13 +256,18 @@ class RemoteTier:
     def _writers(self) -> list[RemoteSpec]:
         return [s for s in self.specs if s.mode == "rw"]
 
+    def store(self, key: str, digest: str, source: str) -> bool:
+        """Write-behind (the Tier protocol): queue key and its object for the background
+        uploader, which re-reads and re-hashes the local object (source) when it uploads."""
+        return self.enqueue(key, digest)
+
     def enqueue(self, key: str, digest: str, spawn: bool = True, bounded: bool = True) -> bool:
         """Queue key (or a bare digest) for upload; start the uploader. False if not queued.
 
         bounded: drop the entry when the spool is full (background puts; an explicit push
         queues everything it was asked for)."""
         writers = self._writers()
-        if self.filling or not writers:
+        if not writers:
             return False
         spool = self.spool_dir
         limit = min(s.spool_max for s in writers)
