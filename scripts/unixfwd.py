@@ -18,24 +18,9 @@ import socketserver
 import sys
 import threading
 
+from countproxy import pump  # the relay's copy loop (scripts/ is on sys.path: run as a script)
+
 UNIX_PATH = ""
-
-
-def pump(src: socket.socket, dst: socket.socket) -> None:
-    """Copy src -> dst until EOF, then half-close dst."""
-    try:
-        while True:
-            data = src.recv(65536)
-            if not data:
-                break
-            dst.sendall(data)
-    except OSError:
-        pass
-    finally:
-        try:
-            dst.shutdown(socket.SHUT_WR)
-        except OSError:
-            pass
 
 
 class Handler(socketserver.BaseRequestHandler):
@@ -51,9 +36,9 @@ class Handler(socketserver.BaseRequestHandler):
             up.close()
             return
         with up:
-            t = threading.Thread(target=pump, args=(client, up), daemon=True)
+            t = threading.Thread(target=pump, args=(client, up, False), daemon=True)
             t.start()
-            pump(up, client)
+            pump(up, client, False)
             t.join(timeout=5)
 
 

@@ -1,15 +1,18 @@
-"""Shared fixtures: a fresh cache directory and a helper to run the CLI."""
+"""Fixtures every test gets: an isolated pkgcache environment, a cache path, mounts.
+
+``tests`` is a package under pytest's rootdir, so the repository root is on sys.path once and
+every helper is imported as ``tests.support.…`` (see tests/support/__init__.py)."""
 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+from tests.support.mounts import Mounts
+from tests.support.user import public_tmpdir
 
 
 @pytest.fixture(autouse=True)
@@ -31,12 +34,17 @@ def cache_dir(tmp_path: Path) -> Path:
     return tmp_path / "cache"
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, check: bool = False,
-            **kw: object) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m hooks.cli ARGS`` and capture its output."""
-    full_env = dict(os.environ)
-    full_env["PYTHONPATH"] = str(REPO)
-    if env:
-        full_env.update(env)
-    return subprocess.run([sys.executable, "-m", "hooks.cli", *args], capture_output=True,
-                          text=True, env=full_env, check=check, **kw)  # type: ignore[call-overload]
+@pytest.fixture
+def mounts(tmp_path: Path) -> Iterator[Mounts]:
+    """tmpfs and bind mounts under tmp_path, unmounted after the test (needs root)."""
+    m = Mounts(tmp_path)
+    yield m
+    m.cleanup()
+
+
+@pytest.fixture
+def public_dir() -> Iterator[Path]:
+    """A root-owned 0755 directory every local user can traverse (as /var/cache is), unlike
+    tmp_path: pytest keeps /tmp/pytest-of-root at 0700 (and puts it back whenever another
+    pytest session starts)."""
+    yield from public_tmpdir("pkgcache-test-")

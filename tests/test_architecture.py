@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.support import REPO
+
 PACKAGES = ("cache_core", "hooks")
 
 # The public API drivers may import (docs/core-api.md): module -> names.

@@ -26,8 +26,7 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-UNIXFWD = REPO / "scripts" / "unixfwd.py"
+UNIXFWD = Path(__file__).resolve().parents[2] / "scripts" / "unixfwd.py"  # run as a script by the demo
 SUBNET = "10.77.0"
 STORE_IP = f"{SUBNET}.1"
 STORE_PORT = 8080

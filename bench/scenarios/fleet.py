@@ -2,7 +2,7 @@
 """Fleet benchmark (issue 16), one command: N servers in network namespaces on a shaped LAN,
 the internet behind a paced counting relay, pkgcache's fleet tier beside apt-cacher-ng.
 
-    sudo .venv/bin/python bench/scenarios/fleet.py [--runs 3 | --quick] [--out docs/results]
+    sudo .venv/bin/python -m bench.scenarios.fleet [--runs 3 | --quick] [--out docs/results]
 
 Real parts only: mmdebstrap roots with the pkgcache .deb built from this checkout, real apt-get
 /dpkg and pip in chroots run by `ip netns exec`, nginx WebDAV and apt-cacher-ng in a store
@@ -42,15 +42,9 @@ import threading
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-BENCH = HERE.parent
-REPO = BENCH.parent
-# the existing benches, where they are today (the lead moves them into bench/lib at merge)
-for p in (BENCH, BENCH / "lib", REPO / "scripts", REPO):
-    if str(p) not in sys.path:
-        sys.path.insert(0, str(p))
-import countproxy  # noqa: E402
-import netns  # noqa: E402
+from bench.lib import acng, netns
+from bench.lib.setup import REPO
+from scripts import countproxy
 
 SUITE = "bookworm"
 BASE_PKGS = ("python3,python3-venv,python3-apt,python3-yaml,python3-packaging,"
@@ -70,16 +64,16 @@ STEPS = ("update", "install", "pip")
 
 def apt_set() -> list[str]:
     """The apt bench's package set."""
-    import apt_bench
+    from bench.scenarios import apt_install
 
-    return list(apt_bench.PKGS)
+    return list(apt_install.PKGS)
 
 
 def pip_set() -> str:
     """The pip bench's requirement set."""
-    import pip_bench
+    from bench.scenarios import pip_install
 
-    return pip_bench.REQUIREMENTS
+    return pip_install.REQUIREMENTS
 
 
 def sh(*cmd: str, **kw: object) -> subprocess.CompletedProcess[str]:
@@ -249,8 +243,6 @@ class FleetBench:
 
     def start_acng(self) -> None:
         """apt-cacher-ng in the store namespace, its upstream the relay (via a forwarder)."""
-        import acng
-
         acng.ensure_installed()
         a = acng.Acng(self.work / "acng", upstream_proxy=f"http://127.0.0.1:{netns.PROXY_PORT}")
         a.work.mkdir(parents=True, exist_ok=True)
@@ -652,7 +644,7 @@ def main() -> int:
     ap.add_argument("--only", default=",".join(SCENARIOS), help="comma list of scenarios (cold always)")
     ap.add_argument("--internet-rate", type=float, default=10e6, help="bytes/s (default 10 MB/s)")
     ap.add_argument("--lan-rate", default="800mbit", help="tbf rate per LAN link (~100 MB/s)")
-    ap.add_argument("--out", default=str(BENCH / "results"))
+    ap.add_argument("--out", default=str(REPO / "bench" / "results"))
     ap.add_argument("--workdir", default="/var/tmp/pkgcache-fleet-bench")
     ap.add_argument("--markdown", metavar="JSON", help="only print a results JSON as Markdown")
     ap.add_argument("--chart", metavar="JSON", help="only draw OUT/fleet.png from a results JSON")
@@ -679,7 +671,7 @@ def main() -> int:
     import run
 
     t0 = time.monotonic()
-    res: dict = {"command": " ".join(["bench/scenarios/fleet.py", *sys.argv[1:]]),
+    res: dict = {"command": " ".join(["python -m bench.scenarios.fleet", *sys.argv[1:]]),
                  "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                  "machine": run.machine(), "runs": runs, "internet_rate": args.internet_rate,
                  "lan_rate": args.lan_rate, "pip_set": pip_set().split(), "apt_set": apt_set(),

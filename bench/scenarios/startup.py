@@ -9,13 +9,14 @@ One run measures (median of --runs, commands interleaved so load changes hit all
   pkgcache --help              the top-level help (no driver imported)
   pkgcache apt hook sweep      what apt runs (cache disabled: the hook's own cost)
 and, with --uv (needs PyPI once to fill the caches, then runs under `unshare -n` if possible):
-  pkgcache pip install --installer uv   warm cache, the pip bench set (bench/pip_bench.py)
+  pkgcache pip install --installer uv   warm cache, the pip bench set (bench/scenarios/pip_install.py)
   uv pip install --offline              warm uv cache, the same set
 Targets (issue 12): pkgcache --version <= 2x python3 -c pass; pkgcache uv <= 1.2x uv --offline.
 Each line also lists the heavy modules the command imported (sqlite3, yaml, drivers).
 
-Usage: python3 bench/scenarios/startup.py [--runs 15] [--uv] [--uv-runs 5] [--uv-before DIR]
-                                         [--repo DIR] [--json F]
+Usage (from the checkout):
+    .venv/bin/python -m bench.scenarios.startup [--runs 15] [--uv] [--uv-runs 5]
+                                                [--uv-before DIR] [--repo DIR] [--json F]
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from bench.lib.setup import REPO
+
 SYSTEM_PYTHON = "/usr/bin/python3"
 HEAVY = ("sqlite3", "yaml", "argparse", "ssl", "urllib.request", "packaging", "hooks.apt",
          "hooks.pip", "hooks.fetch", "hooks.git", "hooks.remote", "cache_core.cache")
@@ -125,11 +127,10 @@ def startup(runs: int, work: Path, repo: Path) -> dict[str, dict]:
 
 def uv_scenarios(runs: int, work: Path, index: str, repo: Path,
                  before: Path | None = None) -> dict[str, dict]:
-    """pkgcache's uv backend vs uv --offline on the pip bench set (bench/pip_bench.py).
+    """pkgcache's uv backend vs uv --offline on the pip bench set (bench/scenarios/pip_install.py).
     pkgcache runs as the Debian package runs it: /usr/bin/python3 -I, byte-compiled code.
     before: another checkout (e.g. main), timed in the same rounds on the same cache."""
-    sys.path.insert(0, str(REPO / "bench"))
-    import pip_bench
+    from bench.scenarios import pip_install as pip_bench
 
     bench = pip_bench.Bench(work, runs, index)
     if bench.uv is None:

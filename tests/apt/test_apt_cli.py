@@ -88,13 +88,13 @@ def test_fast_hook_entry(lab) -> None:
     """hooks.cli.apthook.hook_main: what /usr/bin/pkgcache can dispatch `apt hook` to directly."""
     import subprocess
 
-    from aptlab import REPO_ROOT, python
+    from tests.support import PY, REPO
 
     lab.sb.apt("update", check=True)
     lab.sb.apt("install", "--download-only", "alpha", check=True)
     code = "import sys; from hooks.cli.apthook import hook_main; sys.exit(hook_main(sys.argv[1:]))"
-    env = dict(lab.sb.env(), PYTHONPATH=str(REPO_ROOT))
-    run = lambda *a: subprocess.run([python(), "-c", code, *a], env=env,  # noqa: E731
+    env = dict(lab.sb.env(), PYTHONPATH=str(REPO))
+    run = lambda *a: subprocess.run([PY, "-c", code, *a], env=env,  # noqa: E731
                                     capture_output=True, text=True, timeout=60)
     res = run("--cache-dir", str(lab.cache_dir), "apt", "hook", "sweep")
     assert (res.returncode, res.stdout, res.stderr) == (0, "", "")

@@ -3,7 +3,7 @@ hit for every deb seeded from the cache. Real apt-get against the local reposito
 
 from __future__ import annotations
 
-from test_apt_e2e import first_install, reprovision
+from tests.apt.test_apt_e2e import first_install
 
 
 def test_cold_apt_run_counts_misses_warm_run_counts_hits(lab) -> None:
@@ -12,7 +12,7 @@ def test_cold_apt_run_counts_misses_warm_run_counts_hits(lab) -> None:
     cold = lab.cache().stats()
     assert cold["misses"] - before["misses"] == 2, cold
     assert cold["hits"] == before["hits"], cold
-    reprovision(lab)
+    lab.reprovision()
     lab.sb.apt("install", "alpha", check=True)  # both seeded: no download
     assert lab.server.deb_requests() == []
     warm = lab.cache().stats()

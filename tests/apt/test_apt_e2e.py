@@ -4,12 +4,12 @@ apt.conf.d snippet active in a sandbox root."""
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from pathlib import Path
 
 import pytest
-from aptlab import Sandbox
+
+from tests.support.apt import Sandbox
 
 ALPHA = "alpha_1.0-1_all.deb"
 BETA = "beta_2%3a1.0-1_amd64.deb"
@@ -36,20 +36,6 @@ def first_install(lab) -> None:
     lab.server.reset()
 
 
-def reprovision(lab) -> None:
-    """What a re-provisioned machine looks like: packages gone, archives empty."""
-    lab.sb.apt("purge", "alpha", "beta", check=True)
-    lab.sb.apt("clean", check=True)
-    assert lab.sb.debs_in_archives() == []
-    lab.server.reset()
-
-
-def status(lab) -> dict:
-    res = lab.sb.pkgcache("apt", "status", "--json")
-    assert res.returncode == 0, res.stderr
-    return json.loads(res.stdout)
-
-
 def test_first_install_harvests_by_apt_archive_name(lab) -> None:
     first_install(lab)
     cache = lab.cache()
@@ -58,7 +44,7 @@ def test_first_install_harvests_by_apt_archive_name(lab) -> None:
     # stored content is exactly what apt downloaded and verified
     assert keys["deb:" + ALPHA].digest == sha(lab.repo.debs["alpha"])
     assert keys["deb:" + BETA].digest == sha(lab.repo.debs["beta"])
-    st = status(lab)
+    st = lab.status()
     assert st["active"] is True
     assert st["last_harvest"]["stored"] == 2
     assert st["cached_debs"] == 2
@@ -66,13 +52,13 @@ def test_first_install_harvests_by_apt_archive_name(lab) -> None:
 
 def test_second_install_after_clean_downloads_nothing(lab) -> None:
     first_install(lab)
-    reprovision(lab)
+    lab.reprovision()
     res = lab.sb.apt("install", "alpha", check=True)
     assert_quiet(res)
     assert lab.server.deb_requests() == []
     assert "Need to get 0 B" in res.stdout
     assert lab.sb.installed("alpha") == "1.0-1" and lab.sb.installed("beta") == "2:1.0-1"
-    st = status(lab)
+    st = lab.status()
     assert st["last_seed"]["placed"] == 2
     assert (st["last_harvest"]["already"], st["last_harvest"]["stored"]) == (2, 0)
 
@@ -115,18 +101,18 @@ def test_repo_rebuilt_same_size_different_bytes_is_never_seeded(lab) -> None:
     assert new_deb.stat().st_size == size and sha(new_deb) != old
     lab.republish()
     lab.sb.apt("update", check=True)
-    reprovision(lab)
+    lab.reprovision()
     res = lab.sb.apt("install", "alpha", check=True)
     assert lab.server.deb_requests() == ["/./alpha_1.0-1_all.deb"]  # only the changed one
     assert sha(lab.sb.archives / ALPHA) == sha(new_deb)
     assert lab.sb.installed("alpha") == "1.0-1"
-    assert status(lab)["last_seed"]["rejected"] == 1
+    assert lab.status()["last_seed"]["rejected"] == 1
     assert "Need to get 0 B" not in res.stdout
 
 
 def test_corrupted_cached_object_same_size_is_never_seeded(lab) -> None:
     first_install(lab)
-    reprovision(lab)
+    lab.reprovision()
     entry = lab.cache().lookup("deb:" + ALPHA)
     obj = lab.cache().object_path(entry.digest)
     data = bytearray(obj.read_bytes())
@@ -140,8 +126,8 @@ def test_corrupted_cached_object_same_size_is_never_seeded(lab) -> None:
     assert len(pkgcache_lines(res.stderr)) <= 1
 
 
-def test_cache_on_another_filesystem_works_by_copy(lab, tmpfs) -> None:
-    mnt = tmpfs("cachefs")
+def test_cache_on_another_filesystem_works_by_copy(lab, mounts) -> None:
+    mnt = mounts.tmpfs("cachefs", opts="")
     cache_dir = mnt / "pkgcache"
     lab.cache_dir = cache_dir
     lab.sb.cache_dir = cache_dir
@@ -153,11 +139,11 @@ def test_cache_on_another_filesystem_works_by_copy(lab, tmpfs) -> None:
     assert os.stat(lab.cache().object_path(entry.digest)).st_dev == os.stat(mnt).st_dev
     lab.sb.apt("install", "gamma", check=True)
     lab.sb.apt("purge", "gamma", check=True)
-    reprovision(lab)
+    lab.reprovision()
     # after `update` (which docker-clean may follow with a wipe) copies are not made, only planned
     lab.sb.apt("update", check=True)
     assert lab.sb.debs_in_archives() == []
-    last = status(lab)["last_seed"]
+    last = lab.status()["last_seed"]
     assert (last["trigger"], last["planned_only"], last["placed"]) == ("post-update", 3, 0)
     # every seed is a copy here, so `install NAMES` copies only what NAMES need
     res = lab.sb.apt("install", "gamma", check=True)
@@ -180,25 +166,25 @@ def test_same_filesystem_harvest_hardlinks(lab) -> None:
 
 def test_seed_plan_is_memoised_while_indexes_are_unchanged(lab) -> None:
     first_install(lab)
-    reprovision(lab)
+    lab.reprovision()
     res = lab.sb.apt("install", "alpha", check=True)  # the pre-install hook follows apt's request
     assert "Need to get 0 B" in res.stdout
-    last = status(lab)["last_seed"]
+    last = lab.status()["last_seed"]
     assert (last["followed_request"], last["opened_index"], last["placed"]) == (True, False, 2)
-    reprovision(lab)
+    lab.reprovision()
     lab.sb.apt("update", check=True)  # the general plan after update: index opened once ...
-    last = status(lab)["last_seed"]
+    last = lab.status()["last_seed"]
     assert (last["trigger"], last["placed"], last["opened_index"]) == ("post-update", 2, True)
-    reprovision(lab)
+    lab.reprovision()
     lab.sb.apt("update", check=True)  # ... and memoised while the indexes are unchanged
-    last = status(lab)["last_seed"]
+    last = lab.status()["last_seed"]
     assert (last["trigger"], last["placed"], last["opened_index"]) == ("post-update", 2, False)
     # a changed index invalidates the plan
     lab.repo.add("gamma", "0.6", size=5000)
     lab.republish()
-    reprovision(lab)
+    lab.reprovision()
     lab.sb.apt("update", check=True)
-    assert status(lab)["last_seed"]["opened_index"] is True
+    assert lab.status()["last_seed"]["opened_index"] is True
     res = lab.sb.apt("install", "alpha", check=True)
     assert lab.server.deb_requests() == []
 
@@ -221,12 +207,12 @@ def test_config_section_with_credentials_is_never_stored_or_printed(lab) -> None
 def test_python_apt_commit_is_harvested(lab) -> None:
     import subprocess
 
-    from aptlab import python
+    from tests.support import PY
 
     lab.sb.apt("update", check=True)
     script = ("import apt\nc = apt.Cache()\nc['gamma'].mark_install()\n"
               "c.commit()\n")
-    res = subprocess.run([python(), "-c", script], env=lab.sb.env(), capture_output=True,
+    res = subprocess.run([PY, "-c", script], env=lab.sb.env(), capture_output=True,
                          text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     assert lab.sb.installed("gamma") == "0.5"
@@ -260,7 +246,7 @@ def test_many_packages_one_process_and_all_harvested(lab) -> None:
 
 def test_seed_from_inside_an_apt_hook_does_not_deadlock(lab) -> None:
     first_install(lab)
-    reprovision(lab)
+    lab.reprovision()
     # apt holds archives/lock while DPkg::Pre-Invoke runs; a seed there must not wait for it.
     (lab.sb.parts / "50seed-in-hook").write_text(
         f'DPkg::Pre-Invoke {{ "{lab.sb.pkgcache_bin} -q apt seed --lock-timeout 600 '
@@ -282,7 +268,7 @@ def test_sandbox_helper_is_isolated_from_host_apt(lab: object) -> None:
 @pytest.mark.parametrize("specs", [["alpha"], []])
 def test_explicit_seed_then_plain_apt_without_hooks(lab, specs) -> None:
     first_install(lab)
-    reprovision(lab)
+    lab.reprovision()
     (lab.sb.parts / "05pkgcache").unlink()  # hooks off: only the explicit step seeds
     res = lab.sb.pkgcache("apt", "seed", *specs)
     assert res.returncode == 0, res.stderr
@@ -303,7 +289,7 @@ def test_seed_unknown_package_exit_1(lab) -> None:
 
 def test_seed_honours_dir_cache_archives(lab) -> None:
     first_install(lab)
-    reprovision(lab)
+    lab.reprovision()
     custom = lab.sb.root / "custom-archives"
     (custom / "partial").mkdir(parents=True)
     with open(lab.sb.apt_config, "a") as f:
@@ -318,7 +304,7 @@ def test_seed_honours_dir_cache_archives(lab) -> None:
 
 def test_seed_replaces_a_planted_symlink_without_following_it(lab, tmp_path) -> None:
     first_install(lab)
-    reprovision(lab)
+    lab.reprovision()
     victim = tmp_path / "victim"
     victim.write_bytes(b"x" * 10)
     (lab.sb.archives / ALPHA).symlink_to(victim)
@@ -332,7 +318,7 @@ def test_seed_replaces_a_planted_symlink_without_following_it(lab, tmp_path) -> 
 def test_pre_install_hook_seeds_nothing_for_remove_and_only_upgrades_for_upgrade(lab) -> None:
     first_install(lab)
     lab.sb.apt("install", "gamma", check=True)
-    reprovision(lab)  # purge alpha beta, clean: alpha and beta are cached, not installed
+    lab.reprovision()  # purge alpha beta, clean: alpha and beta are cached, not installed
     lab.sb.apt("remove", "gamma", check=True)
     assert lab.sb.debs_in_archives() == []  # a remove needs no debs: nothing seeded
     lab.sb.apt("install", "gamma", check=True)

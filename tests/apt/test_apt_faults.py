@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import subprocess
 import textwrap
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -111,16 +110,16 @@ def test_hook_time_limit(lab, tmp_path) -> None:
                              "without it"]
 
 
-def test_full_cache_filesystem(lab, tmpfs: Callable[..., Path]) -> None:
-    mnt = tmpfs("tiny", "size=48k")
+def test_full_cache_filesystem(lab, mounts) -> None:
+    mnt = mounts.tmpfs("tiny", "48k", opts="")
     lab.sb.cache_dir = mnt / "pkgcache"
     lab.cache_dir = lab.sb.cache_dir
     lab.sb.write_pkgcache_wrapper()
     check_apt_unharmed(lab)
 
 
-def test_read_only_cache(lab, tmpfs: Callable[..., Path]) -> None:
-    mnt = tmpfs("rocache")
+def test_read_only_cache(lab, mounts) -> None:
+    mnt = mounts.tmpfs("rocache", opts="")
     lab.sb.cache_dir = mnt / "pkgcache"
     lab.cache_dir = lab.sb.cache_dir
     lab.sb.write_pkgcache_wrapper()

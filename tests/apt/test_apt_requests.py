@@ -13,7 +13,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from aptlab import REPO_ROOT, build_deb
+
+from tests.support import REPO
+from tests.support.apt import build_deb
+from tests.support.cli import run_cli
 
 ALPHA = "alpha_1.0-1_all.deb"
 BETA = "beta_2%3a1.0-1_amd64.deb"
@@ -32,19 +35,6 @@ def first_install(lab) -> None:
     lab.sb.apt("install", "alpha", check=True)
     assert len(lab.cache().keys("deb:")) == 2
     lab.server.reset()
-
-
-def reprovision(lab, *names: str) -> None:
-    lab.sb.apt("purge", *(names or ("alpha", "beta")), check=True)
-    lab.sb.apt("clean", check=True)
-    assert lab.sb.debs_in_archives() == []
-    lab.server.reset()
-
-
-def status(lab) -> dict:
-    res = lab.sb.pkgcache("apt", "status", "--json")
-    assert res.returncode == 0, res.stderr
-    return json.loads(res.stdout)
 
 
 def payload(name: str, version: str, seed: int = 0, size: int = 20000) -> bytes:
@@ -67,7 +57,7 @@ def as_nobody(lab, *args: str) -> subprocess.CompletedProcess[str]:
 def test_non_root_simulation_prints_nothing_from_pkgcache(open_lab) -> None:
     lab = open_lab
     first_install(lab)  # as root: the cache dir now exists, owned by root
-    reprovision(lab)
+    lab.reprovision()
     for d in (lab.sb.base, lab.sb.root):
         os.chmod(d, 0o755)
     for args in (["-s", "install", "alpha"], ["-s", "upgrade"], ["--simulate", "install", "gamma"]):
@@ -79,7 +69,7 @@ def test_non_root_simulation_prints_nothing_from_pkgcache(open_lab) -> None:
 
 def test_print_uris_output_is_identical_with_and_without_pkgcache(lab) -> None:
     first_install(lab)
-    reprovision(lab)
+    lab.reprovision()
     args = ("--print-uris", "-qq", "install", "alpha")
     with_hooks = lab.sb.apt(*args, check=True)
     assert lab.sb.debs_in_archives() == []
@@ -95,7 +85,7 @@ def test_print_uris_output_is_identical_with_and_without_pkgcache(lab) -> None:
                                   ["conf"]])
 def test_simulation_leaves_archives_untouched(lab, form) -> None:
     first_install(lab)
-    reprovision(lab)
+    lab.reprovision()
     if form == ["conf"]:
         (lab.sb.parts / "99simulate").write_text('APT::Get::Simulate "true";\n')
         form = []
@@ -108,7 +98,7 @@ def test_simulation_leaves_archives_untouched(lab, form) -> None:
 
 def test_hook_with_a_cache_owned_by_another_user_is_silent(lab, tmp_path) -> None:
     first_install(lab)
-    reprovision(lab)
+    lab.reprovision()
     os.chown(lab.cache_dir, 65534, 65534)  # a cache root may not use (it refuses it)
     res = lab.sb.apt("install", "alpha", check=True)
     assert pkgcache_said(res) == []
@@ -133,7 +123,7 @@ def two_versions(lab) -> None:
     build_deb(lab.repo.path, "libjq1", "1.1", arch="amd64")
     lab.republish()
     lab.sb.apt("update", check=True)
-    reprovision(lab, "jq", "libjq1")
+    lab.reprovision("jq", "libjq1")
 
 
 def test_exact_versions_are_served(lab) -> None:
@@ -159,7 +149,7 @@ def test_explicit_seed_of_exact_versions_is_order_independent(lab, order) -> Non
 
 def test_explicit_seed_reports_what_is_not_cached_and_unknown(lab) -> None:
     first_install(lab)
-    reprovision(lab)
+    lab.reprovision()
     res = lab.sb.pkgcache("apt", "seed", "alpha", "gamma")
     assert res.returncode == 0, res.stderr
     assert "seeded 2 .deb(s)" in res.stdout and "1 not cached" in res.stdout, res.stdout
@@ -180,7 +170,7 @@ def backports(lab) -> None:
                                       "-o", "APT::FTPArchive::Release::Codename=bpo",
                                       "release", "."))
     with open(lab.sb.root / "etc/apt/sources.list", "a") as f:
-        f.write(f"deb [trusted=yes] {lab.server.url}bpo ./\n")
+        f.write(f"deb [trusted=yes] {lab.server.base}bpo ./\n")
     (lab.sb.root / "etc/apt/preferences.d/bpo").write_text(
         "Package: *\nPin: release a=backports\nPin-Priority: 100\n")
 
@@ -191,7 +181,7 @@ def test_target_release_is_served(lab, form) -> None:
     lab.sb.apt("update", check=True)
     lab.sb.apt("install", *form, check=True)
     assert lab.sb.installed("gamma") == "0.9"
-    reprovision(lab, "gamma")
+    lab.reprovision("gamma")
     res = lab.sb.apt("install", *form, check=True)
     assert "Need to get 0 B" in res.stdout, res.stdout
     assert lab.server.deb_requests() == []
@@ -200,13 +190,13 @@ def test_target_release_is_served(lab, form) -> None:
 
 def test_request_replay_runs_no_install_hooks_twice(lab) -> None:
     first_install(lab)
-    reprovision(lab)
+    lab.reprovision()
     log = lab.sb.base / "other-hook.log"
     (lab.sb.parts / "60other").write_text(
         f'APT::Install::Pre-Invoke {{ "echo ran >> {log}"; }};\n')
     res = lab.sb.apt("install", "alpha", check=True)
     assert "Need to get 0 B" in res.stdout
-    assert status(lab)["last_seed"]["followed_request"] is True
+    assert lab.status()["last_seed"]["followed_request"] is True
     assert log.read_text() == "ran\n"  # once: apt's own run, not the --print-uris replay
 
 
@@ -218,14 +208,14 @@ def test_reinstall_is_served(lab) -> None:
     assert lab.server.deb_requests() == []
 
 
-def test_local_deb_on_another_filesystem_copies_only_its_dependencies(lab, tmpfs) -> None:
-    mnt = tmpfs("cachefs")
+def test_local_deb_on_another_filesystem_copies_only_its_dependencies(lab, mounts) -> None:
+    mnt = mounts.tmpfs("cachefs", opts="")
     lab.cache_dir = lab.sb.cache_dir = mnt / "pkgcache"
     lab.sb.write_pkgcache_wrapper()
     lab.sb.apt("update", check=True)
     lab.sb.apt("install", "alpha", "gamma", check=True)
     assert len(lab.cache().keys("deb:")) == 3
-    reprovision(lab, "alpha", "beta", "gamma")
+    lab.reprovision("alpha", "beta", "gamma")
     local = build_deb(lab.sb.base, "delta", "1.0", depends="beta")  # in no repository
     res = lab.sb.apt("install", "./" + local.name, check=True, cwd=str(lab.sb.base))
     assert lab.server.deb_requests() == []
@@ -235,7 +225,7 @@ def test_local_deb_on_another_filesystem_copies_only_its_dependencies(lab, tmpfs
 
 def test_archives_dir_given_with_o_on_the_command_line_is_served(lab) -> None:
     first_install(lab)
-    reprovision(lab)
+    lab.reprovision()
     custom = lab.sb.root / "custom-archives"
     (custom / "partial").mkdir(parents=True)
     res = lab.sb.apt("-o", f"Dir::Cache::archives={custom}/", "install", "alpha", check=True)
@@ -247,7 +237,7 @@ def test_archives_dir_given_with_o_on_the_command_line_is_served(lab) -> None:
 # -- 3. a stale deb is never left for apt ----------------------------------------------------------
 def test_same_version_rebuild_after_post_update_seed_installs_the_index_bytes(lab) -> None:
     first_install(lab)
-    reprovision(lab)
+    lab.reprovision()
     lab.sb.apt("update", check=True)  # post-update seeds alpha and beta (hard links)
     assert lab.sb.debs_in_archives() == [ALPHA, BETA]
     old = sha(lab.repo.debs["alpha"])
@@ -279,17 +269,17 @@ def test_a_stale_deb_named_in_the_install_is_removed_before_apt_uses_it(lab) -> 
 
 
 # -- 4. bind-mounted cache: EXDEV at link time ------------------------------------------------------
-def test_bind_mounted_cache_costs_no_copies_on_update(lab, bindmount) -> None:
-    mnt = bindmount("cachebind")
+def test_bind_mounted_cache_costs_no_copies_on_update(lab, mounts) -> None:
+    mnt = mounts.bind("cachebind")
     lab.cache_dir = lab.sb.cache_dir = mnt / "pkgcache"
     lab.sb.write_pkgcache_wrapper()
     assert os.stat(mnt).st_dev == os.stat(lab.sb.archives).st_dev  # same fs, another mount
     lab.sb.apt("update", check=True)
     lab.sb.apt("install", "alpha", "gamma", check=True)
-    reprovision(lab, "alpha", "beta", "gamma")
+    lab.reprovision("alpha", "beta", "gamma")
     lab.sb.apt("update", check=True)
     assert lab.sb.debs_in_archives() == []
-    last = status(lab)["last_seed"]
+    last = lab.status()["last_seed"]
     assert (last["trigger"], last["placed"], last["planned_only"]) == ("post-update", 0, 3)
     res = lab.sb.apt("install", "gamma", check=True)
     assert "Need to get 0 B" in res.stdout
@@ -305,11 +295,11 @@ def test_apt_enable_from_a_pip_install_gives_working_hooks(lab, tmp_path) -> Non
                    check=True, capture_output=True)
     src = tmp_path / "src"  # a copy: setuptools writes build/ into the tree it installs from
     files = subprocess.run(["git", "ls-files", "-z", "--", "pyproject.toml", "README.md",
-                            "cache_core", "hooks"], cwd=REPO_ROOT, capture_output=True,
+                            "cache_core", "hooks"], cwd=REPO, capture_output=True,
                            check=True).stdout.decode().split("\0")
     for name in filter(None, files):
         (src / name).parent.mkdir(parents=True, exist_ok=True)
-        (src / name).write_bytes((REPO_ROOT / name).read_bytes())
+        (src / name).write_bytes((REPO / name).read_bytes())
     res = subprocess.run([str(venv / "bin/pip"), "install", "-q", "--no-deps", "--no-index",
                           "--no-build-isolation", str(src)], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
@@ -334,18 +324,15 @@ def test_apt_enable_from_a_pip_install_gives_working_hooks(lab, tmp_path) -> Non
 
 
 def test_apt_enable_refuses_without_a_stable_executable(lab) -> None:
-    from aptlab import python
-
     (lab.sb.parts / "05pkgcache").unlink()
-    res = subprocess.run([python(), "-m", "hooks.cli", "apt", "enable"], env=lab.sb.env(),
-                         capture_output=True, text=True, cwd=REPO_ROOT)
+    res = run_cli("apt", "enable", base=lab.sb.env(), cwd=REPO)
     assert res.returncode == 2
     assert res.stderr.count("\n") == 1 and "--command" in res.stderr
     assert not (lab.sb.parts / "05pkgcache").exists()
 
 
 def test_status_checks_the_snippet_command(lab) -> None:
-    assert status(lab)["active"] is True
+    assert lab.status()["active"] is True
     lab.sb.pkgcache_bin.rename(lab.sb.pkgcache_bin.with_name("pkgcache.moved"))
     res = subprocess.run([str(lab.sb.pkgcache_bin.with_name("pkgcache.moved")), "apt", "status",
                           "--json"], env=lab.sb.env(), capture_output=True, text=True)

@@ -2,27 +2,21 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fleetlab import GpgKey, Server, SignedRepo, start_server
 
-from tests.remote.servers import Nginx
+from tests.support.apt import skip_unless_tools
+from tests.support.fleet import GpgKey, Server, SignedRepo, start_server
+from tests.support.remote import Nginx, write_keypair
 
 TOOLS = ("apt-get", "dpkg", "dpkg-deb", "apt-ftparchive", "gpg", "gpgv", "nginx")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    missing = [t for t in TOOLS if shutil.which(t) is None and not os.path.exists(f"/usr/sbin/{t}")]
-    if missing or os.geteuid() != 0:
-        why = f"needs root and {', '.join(missing) or 'apt tools'}"
-        for item in items:
-            if "tests/apt_fleet/" in str(item.fspath):
-                item.add_marker(pytest.mark.skip(reason=why))
+    skip_unless_tools(items, "apt_fleet", TOOLS, "apt tools")
 
 
 @pytest.fixture(scope="session")
@@ -43,8 +37,6 @@ class Fleet:
     """The origin (signed repo + counting server), the remote (nginx) and its servers."""
 
     def __init__(self, base: Path, key: GpgKey, nginx: Nginx) -> None:
-        from cache_core.storage.remote.records import generate_keypair
-
         self.base = base
         self.key = key
         self.nginx = nginx
@@ -55,13 +47,10 @@ class Fleet:
         self.repo.add("beta", "2:1.0-1", arch="amd64", size=200_000)
         self.repo.add("gamma", "0.5", size=5000)
         self.repo.publish()
-        self.origin, _ = start_server(self.repo.path)
-        self.url = self.origin.url
-        secret, self.public = generate_keypair("fleet-apt-1")
+        self.origin = start_server(self.repo.path)
+        self.url = self.origin.base
         self.secret_file = base / "signing.key"
-        fd = os.open(self.secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(secret + "\n")
+        self.public = write_keypair(self.secret_file, "fleet-apt-1")
         self.servers: list[Server] = []
 
     def remote(self) -> dict[str, Any]:
@@ -76,12 +65,11 @@ class Fleet:
         return s
 
     def stop_origin(self) -> None:
-        self.origin.shutdown()
-        self.origin.server_close()
+        self.origin.stop()
 
     def restart_origin(self) -> None:
-        self.origin, _ = start_server(self.repo.path)
-        self.url = self.origin.url
+        self.origin = start_server(self.repo.path)
+        self.url = self.origin.base
 
 
 @pytest.fixture

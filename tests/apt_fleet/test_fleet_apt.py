@@ -8,7 +8,8 @@ import re
 import subprocess
 
 import pytest
-from fleetlab import served_bytes
+
+from tests.support.fleet import served_bytes
 
 PKGS = ("alpha", "gamma")
 

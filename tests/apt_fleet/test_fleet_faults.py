@@ -10,7 +10,8 @@ import threading
 import time
 
 import pytest
-from test_fleet_apt import PKGS, _ok, _seeded_fleet
+
+from tests.apt_fleet.test_fleet_apt import PKGS, _ok, _seeded_fleet
 
 WANT = {"alpha": "1.0-1", "beta": "2:1.0-1", "gamma": "0.5"}
 

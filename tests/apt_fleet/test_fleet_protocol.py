@@ -10,8 +10,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from aptlab import REPO_ROOT, VENV_PY
-from test_fleet_apt import _seeded_fleet
+from tests.apt_fleet.test_fleet_apt import _seeded_fleet
+from tests.support import PY, REPO
 
 
 def _read_msg(stream) -> list[str]:
@@ -32,11 +32,11 @@ def converse(env: dict[str, str], uri: str, dest: Path, sha: str,
              user: str | None = None) -> tuple[list[list[str]], str]:
     """One session: capabilities, configuration, one 600 URI Acquire; every message until the
     201/400 for it, and the method's stderr."""
-    cmd = [str(VENV_PY), "-m", "hooks.apt.method", "http"]
+    cmd = [PY, "-m", "hooks.apt.method", "http"]
     if user:
         cmd = ["setpriv", f"--reuid={user}", f"--regid={user if user != 'nobody' else 'nogroup'}",
                "--clear-groups", *cmd]
-    env = dict(env, PYTHONPATH=str(REPO_ROOT))
+    env = dict(env, PYTHONPATH=str(REPO))
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, env=env, cwd="/")
     assert proc.stdin and proc.stdout

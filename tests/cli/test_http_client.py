@@ -1,27 +1,20 @@
 """The one HTTP client (hooks/common/http.py), as the pip driver uses it: a real server on
-127.0.0.1 (tests/fetch/fetch_server.py). The pip driver's downloads used their own urllib code
+127.0.0.1 (tests/support/http.py). The pip driver's downloads used their own urllib code
 before; these show what it gains by sharing fetch's client (credentials, retries, redaction)."""
 
 from __future__ import annotations
 
 import hashlib
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
-
-sys.path.insert(0, str(REPO / "tests" / "fetch"))
-sys.path.insert(0, str(REPO))
-
-from fetch_server import FetchServer
-
 from hooks.common import http
 from hooks.common.errors import FetchError
 from hooks.pip import build
 from hooks.pip.store import Artifact
+from tests.support.http import FetchServer
 
 BODY = b"wheel bytes " * 1000
 DIGEST = hashlib.sha256(BODY).hexdigest()

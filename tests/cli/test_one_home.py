@@ -10,7 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import REPO, run_cli
+from tests.support import REPO
+from tests.support.cli import run_cli
 
 HOOKS = REPO / "hooks"
 
@@ -80,7 +81,6 @@ def test_pip_usage_error_is_the_cli_usage_error(tmp_path: Path) -> None:
     r = run_cli("--cache-dir", str(tmp_path / "c"), "pip", "install", "--installer", "poetry", "x")
     assert r.returncode == 2
     assert r.stderr.count("\n") == 1 and r.stderr.startswith("pkgcache: pip: --installer")
-    sys.path.insert(0, str(REPO))
     from cache_core.errors import EXIT_USAGE
     from hooks.common.errors import UsageError
     from hooks.pip import options
@@ -109,7 +109,6 @@ def test_one_byte_formatter() -> None:
     assert defs == [f"hooks/cli/output.py:{_line_of(HOOKS / 'cli/output.py', 'def human')}"]
     units = [_rel(p) for p in _py(HOOKS) if '"KiB"' in p.read_text()]
     assert units == ["hooks/cli/output.py"]
-    sys.path.insert(0, str(REPO))
     from hooks.cli.output import human
 
     assert [human(n) for n in (0, 1023, 1536, 5 * 1024**3, 3 * 1024**5)] == \
@@ -134,7 +133,6 @@ def test_one_http_client() -> None:
 
 
 def test_version_written_in_one_place() -> None:
-    sys.path.insert(0, str(REPO))
     from cache_core import __version__
 
     py = (REPO / "pyproject.toml").read_text()
@@ -154,7 +152,6 @@ def test_version_written_in_one_place() -> None:
 def test_pkgcache_path_named_once_in_the_code() -> None:
     hits = [_rel(p) for p in _py(HOOKS) if "/usr/bin/pkgcache" in p.read_text()]
     assert hits == ["hooks/common/paths.py"]
-    sys.path.insert(0, str(REPO))
     from hooks.apt import switch
     from hooks.common.paths import PKGCACHE_BIN
 
@@ -171,7 +168,6 @@ def test_no_comment_cites_an_issue_number_or_a_note_outside_the_repo() -> None:
 
 
 def test_dead_code_is_gone() -> None:
-    sys.path.insert(0, str(REPO))
     from hooks.git.mirror import Mirrors
 
     assert not hasattr(Mirrors, "remove")
@@ -198,7 +194,6 @@ def test_readme_code_map_matches_the_tree() -> None:
 
 def test_every_exit_code_is_documented() -> None:
     """Each EXIT_* of cache_core.errors is in the README's table and the man page."""
-    sys.path.insert(0, str(REPO))
     from cache_core import errors
 
     codes = {v for k, v in vars(errors).items() if k.startswith("EXIT_")}

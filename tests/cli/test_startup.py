@@ -9,7 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import REPO, run_cli
+from tests.support import REPO
+from tests.support.cli import run_cli
 
 # What `pkgcache ARGS` imported, run in a fresh interpreter the way the console script runs it.
 _PROBE = """import json, sys
@@ -90,7 +91,6 @@ def test_pip_install_help_does_not_open_the_cache(tmp_path: Path) -> None:
 
 
 def _version() -> str:
-    sys.path.insert(0, str(REPO))
     from cache_core import __version__
 
     return __version__

@@ -24,8 +24,7 @@ from cache_core import (
 from cache_core.config import parse_config
 from cache_core.fs import temp_name
 from cache_core.index.migrations import SCHEMA_VERSION
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.support import REPO
 
 
 def _file(tmp: Path, name: str, data: bytes) -> Path:

@@ -3,41 +3,24 @@
 from __future__ import annotations
 
 import hashlib
-import http.server
 import os
-import threading
 import urllib.request
 from pathlib import Path
 
 import pytest
 
 from cache_core import PackageCache, materialize
+from tests.support import until_stopped
+from tests.support.http import serve_dir
 
 
 @pytest.fixture
 def server(tmp_path: Path):
-    """A real HTTP server on 127.0.0.1 that counts GET requests per path."""
+    """A real HTTP server on 127.0.0.1 serving tmp_path/www; it logs every request."""
     docroot = tmp_path / "www"
     docroot.mkdir()
-    counts: dict[str, int] = {}
-
-    class Handler(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *a, **kw):
-            super().__init__(*a, directory=str(docroot), **kw)
-
-        def do_GET(self):
-            counts[self.path] = counts.get(self.path, 0) + 1
-            super().do_GET()
-
-        def log_message(self, *a):
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    t = threading.Thread(target=httpd.serve_forever, daemon=True)
-    t.start()
-    yield docroot, f"http://127.0.0.1:{httpd.server_address[1]}", counts
-    httpd.shutdown()
-    httpd.server_close()
+    for srv in until_stopped(serve_dir(docroot)):
+        yield docroot, srv.url(""), srv
 
 
 def download_through(cache: PackageCache, url: str, tmp: Path) -> str:
@@ -53,13 +36,13 @@ def download_through(cache: PackageCache, url: str, tmp: Path) -> str:
 
 
 def test_file_downloaded_once_then_served_locally(server, cache_dir: Path, tmp_path: Path):
-    docroot, base, counts = server
+    docroot, base, srv = server
     (docroot / "pkg.tar.gz").write_bytes(os.urandom(200_000))
     cache = PackageCache(str(cache_dir))
     url = f"{base}/pkg.tar.gz"
     first = download_through(cache, url, tmp_path)
     second = download_through(cache, url, tmp_path)
-    assert counts["/pkg.tar.gz"] == 1
+    assert srv.count("/pkg.tar.gz", method="GET") == 1
     assert first == second and second.startswith(str(cache_dir))
     assert Path(second).read_bytes() == (docroot / "pkg.tar.gz").read_bytes()
 

@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 from cache_core import PackageCache
-from tests.conftest import REPO
 from tests.core.workload import payload_ok
+from tests.support import REPO
 
 WORKLOAD = [sys.executable, "-m", "tests.core.workload"]
 ENV = {**os.environ, "PYTHONPATH": str(REPO)}

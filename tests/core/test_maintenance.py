@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from cache_core import PackageCache
-from tests.conftest import run_cli
+from tests.support.cli import run_cli
 
 KB = 1024
 

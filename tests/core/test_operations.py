@@ -10,7 +10,7 @@ import pytest
 
 from cache_core import PackageCache
 from cache_core.storage.local import maintenance as maintenance
-from tests.conftest import run_cli
+from tests.support.cli import run_cli
 
 KB = 1024
 

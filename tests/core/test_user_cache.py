@@ -6,42 +6,37 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from cache_core import PackageCache
-from tests.conftest import REPO
+from tests.support.user import NOBODY, pkgcache_as, readable_tree
 
-NOBODY = 65534
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"),
                                 reason="runs pkgcache as uid 65534: needs root and setpriv")
 
 
 def as_user(home: Path, config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """pkgcache ARGS as uid 65534 with HOME=home and the given config."""
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(home), "PYTHONPATH": str(REPO),
-           "PKGCACHE_CONFIG": str(config), "LANG": "C.UTF-8"}
-    cmd = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
-           sys.executable, "-m", "hooks.cli", *args]
-    return subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=home, timeout=60)
+    """pkgcache ARGS as uid 65534 with HOME=home and the given config (from a copy of the code
+    uid 65534 can read: the checkout itself may be private)."""
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(home), "PKGCACHE_CONFIG": str(config),
+           "LANG": "C.UTF-8"}
+    return pkgcache_as(NOBODY, args, env, cwd=home, timeout=60)
 
 
 @pytest.fixture
-def world(tmp_path: Path) -> dict[str, Path]:
-    """Root's cache (one file in it), its config, and a home directory for uid 65534."""
-    for parent in (tmp_path.parent, tmp_path.parent.parent):   # pytest makes them 0700
-        if parent.stat().st_uid == 0 and parent != Path("/tmp"):
-            os.chmod(parent, 0o755)
-    system = tmp_path / "system-cache"
-    src = tmp_path / "payload"
+def world(public_dir: Path) -> dict[str, Path]:
+    """Root's cache (one file in it), its config, and a home directory for uid 65534, in a
+    directory uid 65534 can traverse."""
+    system = public_dir / "system-cache"
+    src = public_dir / "payload"
     src.write_bytes(b"from the system cache\n" * 100)
     with PackageCache(str(system)) as cache:
         assert cache.put("deb:x_1_all.deb", str(src))
-    config = tmp_path / "config.yaml"
+    config = public_dir / "config.yaml"
     config.write_text(f"performance:\n  cache:\n    directory: {system}\n")
-    home = tmp_path / "home"
+    home = public_dir / "home"
     home.mkdir()
     os.chown(home, NOBODY, NOBODY)
     return {"system": system, "config": config, "home": home, "src": src}
@@ -77,7 +72,7 @@ def test_user_gets_hits_from_root_cache_and_writes_own(world: dict[str, Path]) -
 
 
 def test_shipped_config_does_not_lock_a_user_out(world: dict[str, Path]) -> None:
-    shipped = REPO / "debian" / "config.yaml"
+    shipped = readable_tree() / "debian" / "config.yaml"  # the packaged config
     r = as_user(world["home"], shipped, "stats", "--json")
     assert r.returncode == 0, r.stderr
     assert "refusing" not in r.stderr

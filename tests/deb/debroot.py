@@ -16,7 +16,8 @@ import subprocess
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.support import REPO
+
 TARBALL_DIR = Path("/var/tmp/pkgcache-test")
 TARBALL_MAX_AGE = 24 * 3600
 SUITE = "bookworm"

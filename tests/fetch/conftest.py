@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))
-from fetch_server import FetchServer, Runner
+from tests.support import until_stopped
+from tests.support.cli import Runner
+from tests.support.http import FetchServer
 
 
 @pytest.fixture
@@ -20,8 +19,4 @@ def run(tmp_path: Path) -> Runner:
 
 @pytest.fixture
 def server() -> Iterator[FetchServer]:
-    srv = FetchServer().start()
-    try:
-        yield srv
-    finally:
-        srv.stop()
+    yield from until_stopped(FetchServer().start())

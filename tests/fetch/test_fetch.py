@@ -11,10 +11,13 @@ import time
 from pathlib import Path
 
 import pytest
-from fetch_server import FetchServer, Runner, clean_env
 
 from cache_core import PackageCache
 from hooks.fetch.download import FetchError, fetch, url_hash
+from tests.support.cli import Runner
+from tests.support.env import clean_env
+from tests.support.http import FetchServer
+from tests.support.mounts import Mounts
 
 BODY = os.urandom(300_000)
 FAST = ("--retry-delay", "0.01")
@@ -347,7 +350,7 @@ def test_https_uses_the_system_ca_bundle(run: Runner, tmp_path: Path) -> None:
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
                     "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
                     "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
-    srv = FetchServer().start(tls=(str(cert), str(key)))
+    srv = FetchServer(tls=(str(cert), str(key))).start()
     try:
         srv.put("/s", BODY)
         env = clean_env(tmp_path, SSL_CERT_FILE="/etc/ssl/certs/ca-certificates.crt")
@@ -376,25 +379,20 @@ def test_unusable_cache_still_downloads_with_one_warning(server: FetchServer, ru
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting tmpfs needs root")
-def test_full_cache_disk_still_downloads(server: FetchServer, run: Runner, tmp_path: Path) -> None:
+def test_full_cache_disk_still_downloads(server: FetchServer, run: Runner, tmp_path: Path,
+                                         mounts: Mounts) -> None:
     """The cache lives on a 1 MiB tmpfs; a 3 MB download goes around it with one warning."""
     big = os.urandom(3_000_000)
     server.put("/huge", big)
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0755", "tmpfs", str(mnt)],
-                   check=True)
-    try:
-        small = Runner(tmp_path)
-        small.cache_dir = mnt / "cache"
-        r = small("fetch", server.url("/huge"), "-o", str(tmp_path / "h"))
-        assert r.returncode == 0, r.stderr
-        assert (tmp_path / "h").read_bytes() == big
-        assert r.stderr.count(b"\n") == 1 and b"cannot write into the cache" in r.stderr
-        assert server.count("/huge") == 2            # the retry outside the cache
-        assert not (mnt / "cache" / "fetch-v1" / f"{url_hash(server.url('/huge'))}.part").exists()
-    finally:
-        subprocess.run(["umount", str(mnt)], check=False)
+    mnt = mounts.tmpfs("small", "1m")
+    small = Runner(tmp_path)
+    small.cache_dir = mnt / "cache"
+    r = small("fetch", server.url("/huge"), "-o", str(tmp_path / "h"))
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "h").read_bytes() == big
+    assert r.stderr.count(b"\n") == 1 and b"cannot write into the cache" in r.stderr
+    assert server.count("/huge") == 2            # the retry outside the cache
+    assert not (mnt / "cache" / "fetch-v1" / f"{url_hash(server.url('/huge'))}.part").exists()
 
 
 def test_stats_count_a_miss_per_cold_download_and_a_hit_per_serve(

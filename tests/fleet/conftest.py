@@ -3,53 +3,32 @@
 
 from __future__ import annotations
 
-import os
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "pip"))
-
 from cache_core import PackageCache
 from cache_core.storage import remote
+from tests.git.conftest import gitsrv  # noqa: F401 - fixture
 from tests.pip.conftest import make_venv, pip_isolation  # noqa: F401 - fixtures
 from tests.remote.conftest import (  # noqa: F401 - fixtures
-    Store,
     _manual_uploads,
     keypair,
     make_cache,
     moto_server,
     nginx,
 )
+from tests.support.remote import Store, nginx_store, s3_store
 
 
 @pytest.fixture(params=["nginx", "s3"])
-def fleet_store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
+def fleet_store(request: pytest.FixtureRequest) -> Store:
     """The fleet's shared store: nginx WebDAV or moto S3 (SigV4), both on 127.0.0.1."""
-    from tests.remote.conftest import _read, _write
-
     if request.param == "nginx":
-        ng = request.getfixturevalue("nginx")
-        base = ng.root / "store"
-        return Store("nginx", {"url": ng.url()}, lambda n, d: _write(base / n, d),
-                     lambda n: _read(base / n))
-    import secrets
-
-    moto = request.getfixturevalue("moto_server")
-    prefix = "f" + secrets.token_hex(6)
-
-    def s3_write(name: str, data: bytes) -> None:
-        moto.s3.put_object(Bucket="fleet", Key=f"{prefix}/{name}", Body=data)
-
-    def s3_read(name: str) -> bytes | None:
-        try:
-            return moto.s3.get_object(Bucket="fleet", Key=f"{prefix}/{name}")["Body"].read()
-        except Exception:  # noqa: BLE001 - NoSuchKey
-            return None
-    return Store("s3", moto.remote(url=f"s3://fleet/{prefix}"), s3_write, s3_read)
+        return nginx_store(request.getfixturevalue("nginx"))
+    return s3_store(request.getfixturevalue("moto_server"), "f")
 
 
 class Fleet:

@@ -5,17 +5,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
-import threading
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.conftest import run_cli
-
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "apt"))
-from aptlab import CountingServer, Repo, Sandbox
+from tests.support.apt import Repo, Sandbox
+from tests.support.cli import run_cli
+from tests.support.http import serve_dir
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or any(shutil.which(t) is None for t in ("apt-get", "dpkg-deb",
@@ -30,11 +27,9 @@ def repo_server(tmp_path: Path):
     repo.add("alpha", "1.0-1", depends="beta")
     repo.add("beta", "2:1.0-1", arch="amd64")
     repo.publish()
-    server = CountingServer(repo.path)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server = serve_dir(repo.path)
     yield repo, server
-    server.shutdown()
-    server.server_close()
+    server.stop()
 
 
 def _sandbox(tmp_path: Path, name: str, url: str, cfg: Path) -> Sandbox:
@@ -50,13 +45,13 @@ def test_remote_pull_apt_then_install_downloads_no_deb(fleet, repo_server, tmp_p
     _, server = repo_server
     fleet.a.close()
     fleet.b.close()
-    a = _sandbox(tmp_path, "a", server.url, Path(fleet.config("a")))
+    a = _sandbox(tmp_path, "a", server.base, Path(fleet.config("a")))
     a.apt("update", check=True)
     a.apt("install", "alpha", check=True)
     assert a.installed("alpha") == "1.0-1"
     r = run_cli("--config", fleet.config("a"), "remote", "push")
     assert r.returncode == 0, r.stdout + r.stderr
-    b = _sandbox(tmp_path, "b", server.url, Path(fleet.config("b")))
+    b = _sandbox(tmp_path, "b", server.base, Path(fleet.config("b")))
     b.apt("update", check=True)
     server.reset()
     r = run_cli("--config", fleet.config("b"), "remote", "pull", "--apt", "alpha",

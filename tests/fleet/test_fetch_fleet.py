@@ -5,46 +5,28 @@ origin up, revalidates the fleet's copy (304) instead of downloading it."""
 from __future__ import annotations
 
 import hashlib
-import http.server
 import os
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.support.cli import run_cli
+from tests.support.http import DirServer
 
 
-class Origin:
-    """An HTTP origin on 127.0.0.1 (Last-Modified, If-Modified-Since -> 304) counting replies."""
+class Origin(DirServer):
+    """An HTTP origin on 127.0.0.1 serving www (Last-Modified, If-Modified-Since -> 304);
+    ``.codes`` lists its answers."""
 
     def __init__(self, www: Path) -> None:
+        super().__init__(www)
         self.www = www
-        self.codes: list[int] = []
-        origin = self
+        self.start()
 
-        class Handler(http.server.SimpleHTTPRequestHandler):
-            def __init__(self, *a: object, **k: object) -> None:
-                super().__init__(*a, directory=str(www), **k)  # type: ignore[misc]
-
-            def log_message(self, *a: object) -> None:
-                pass
-
-            def send_response(self, code: int, message: str | None = None) -> None:
-                origin.codes.append(code)
-                super().send_response(code, message)
-
-        self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.srv.server_address[1]
-        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
-
-    def url(self, name: str) -> str:
-        return f"http://127.0.0.1:{self.port}/{name}"
-
-    def stop(self) -> None:
-        self.srv.shutdown()
-        self.srv.server_close()
+    def url(self, name: str = "") -> str:
+        """The URL of file name."""
+        return super().url(f"/{name}")
 
 
 @pytest.fixture

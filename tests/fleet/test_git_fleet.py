@@ -5,25 +5,10 @@ transfers only the new objects from it."""
 from __future__ import annotations
 
 import os
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
-from tests.conftest import run_cli
-
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "git"))
-from git_server import GitHttpServer, add_commit, git, make_repo
-
-
-@pytest.fixture
-def gitsrv(tmp_path: Path) -> Iterator[GitHttpServer]:
-    root = tmp_path / "srv"
-    root.mkdir()
-    srv = GitHttpServer(root).start()
-    yield srv
-    srv.stop()
+from tests.support.cli import run_cli
+from tests.support.git import add_commit, git, make_repo
 
 
 def _env(tmp_path: Path) -> dict[str, str]:
@@ -116,7 +101,7 @@ def test_remote_pull_git_then_offline_clone_with_a_progress_bar_on_a_terminal(
     import pty
     import subprocess
 
-    from tests.conftest import REPO
+    from tests.support import PY, REPO
 
     url = _publish(fleet, gitsrv, tmp_path)
     a_refs = _refs(_mirror(fleet, "a"))
@@ -124,7 +109,7 @@ def test_remote_pull_git_then_offline_clone_with_a_progress_bar_on_a_terminal(
     fleet.b.close()
     master, slave = pty.openpty()
     env = dict(os.environ, PYTHONPATH=str(REPO), **_env(tmp_path))
-    proc = subprocess.run([sys.executable, "-m", "hooks.cli", "--config", fleet.config("b"),
+    proc = subprocess.run([PY, "-m", "hooks.cli", "--config", fleet.config("b"),
                            "remote", "pull", "--git", url], stderr=slave, stdout=subprocess.PIPE,
                           text=True, env=env, timeout=120)
     os.close(slave)

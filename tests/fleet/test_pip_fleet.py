@@ -10,12 +10,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from piplab import Index, Packages, make_sdist, make_wheel, sha256_of, venv_version
 
 from cache_core.storage import remote
 from cache_core.storage.remote.base import record_name
 from cache_core.storage.remote.records import Record, encode, load_secret_key
 from hooks.pip.install import install
+from tests.support.pip import Index, Packages, make_sdist, make_wheel, py, sha256_of, venv_version
 
 pytestmark = pytest.mark.slow
 
@@ -40,9 +40,6 @@ def index(tmp_path: Path, packages: Packages) -> Iterator[Index]:
     idx.stop()
 
 
-def _py(venv: Path) -> str:
-    return str(venv / "bin" / "python")
-
 
 @pytest.fixture
 def reqs(tmp_path: Path, packages: Packages) -> tuple[Path, Path]:
@@ -59,7 +56,7 @@ def reqs(tmp_path: Path, packages: Packages) -> tuple[Path, Path]:
 def served_a(fleet, index, make_venv, reqs, pip_isolation):
     """Server A installed req.txt from the index and uploaded what it cached."""
     v = make_venv()
-    assert install(fleet.a, ["--python", _py(v), "-i", index.url, "-r", str(reqs[0])]) == 0
+    assert install(fleet.a, ["--python", py(v), "-i", index.url, "-r", str(reqs[0])]) == 0
     out = fleet.push()
     assert out["pending"] == 0 and out["failed"] == 0, out
     assert pip_isolation.read_text().count("delta ") == 1
@@ -71,7 +68,7 @@ def test_index_stopped_b_installs_the_same_versions_from_the_fleet(
     before = len(index.requests)
     index.stop()
     v = make_venv()
-    rc = install(fleet.b, ["--python", _py(v), "-i", index.url, "-r", str(reqs[0])])
+    rc = install(fleet.b, ["--python", py(v), "-i", index.url, "-r", str(reqs[0])])
     assert rc == 0, capfd.readouterr().err
     assert len(index.requests) == before
     assert {n: venv_version(v, n) for n in served_a} == served_a
@@ -79,7 +76,7 @@ def test_index_stopped_b_installs_the_same_versions_from_the_fleet(
     # and the hash-locked variant on a third member, index still stopped
     c = fleet.member("c")
     v = make_venv()
-    assert install(c, ["--python", _py(v), "-i", index.url, "-r", str(reqs[1])]) == 0
+    assert install(c, ["--python", py(v), "-i", index.url, "-r", str(reqs[1])]) == 0
     assert venv_version(v, "alpha") == served_a["alpha"]
     c.close()
 
@@ -88,7 +85,7 @@ def test_index_running_b_fetches_no_file_from_it(fleet, index, served_a, make_ve
                                                  pip_isolation, capfd):
     before = len(index.requests)
     v = make_venv()
-    rc = install(fleet.b, ["--python", _py(v), "-i", index.url, "-r", str(reqs[0])])
+    rc = install(fleet.b, ["--python", py(v), "-i", index.url, "-r", str(reqs[0])])
     assert rc == 0, capfd.readouterr().err
     new = index.requests[before:]
     assert new and not [p for p in new if "/files/" in p], new  # pages (and the probe) only
@@ -98,7 +95,7 @@ def test_index_running_b_fetches_no_file_from_it(fleet, index, served_a, make_ve
     c = fleet.member("c")
     before = len(index.requests)
     v = make_venv()
-    assert install(c, ["--python", _py(v), "-i", index.url, "-r", str(reqs[1])]) == 0
+    assert install(c, ["--python", py(v), "-i", index.url, "-r", str(reqs[1])]) == 0
     assert index.requests[before:] == []
     assert venv_version(v, "alpha") == "1.0" and venv_version(v, "beta") == "1.0"
     c.close()
@@ -119,7 +116,7 @@ def test_index_running_b_with_its_own_state_dir_fetches_no_file(
         b = fleet.member(f"b-{req.stem}")
         before = len(index.requests)
         v = make_venv()
-        rc = install(b, ["--python", _py(v), "-i", index.url, "-r", str(req)])
+        rc = install(b, ["--python", py(v), "-i", index.url, "-r", str(req)])
         assert rc == 0, capfd.readouterr().err
         new = index.requests[before:]
         assert new and not [p for p in new if "/files/" in p and ".whl" in p], (req.name, new)
@@ -151,7 +148,7 @@ def test_a_poisoned_listing_never_gets_a_wrong_file_installed(
     fleet.store.write(f"cas/{sha256_of(evil)}", evil.read_bytes())
     _put_listing(fleet, "gamma", {evil.name: {"sha256": sha256_of(evil)}}, signed=False)
     v = make_venv()
-    rc = install(fleet.b, ["--python", _py(v), "-i", index.url, "alpha", "gamma"])
+    rc = install(fleet.b, ["--python", py(v), "-i", index.url, "alpha", "gamma"])
     assert rc != 0
     assert venv_version(v, "alpha") is None and venv_version(v, "beta") is None
     assert venv_version(v, "gamma") is None
@@ -160,7 +157,7 @@ def test_a_poisoned_listing_never_gets_a_wrong_file_installed(
     st = fleet.b.stats()["remote"]
     assert st["rejected_records"] >= 1
     # control: the genuine, signed listing of beta is used in the same situation
-    assert install(fleet.b, ["--python", _py(v), "-i", index.url, "beta"]) == 0
+    assert install(fleet.b, ["--python", py(v), "-i", index.url, "beta"]) == 0
     assert venv_version(v, "beta") == "1.0"
 
 
@@ -169,11 +166,11 @@ def test_two_writers_merge_their_listings(fleet, index, packages, make_venv,
     """A lists alpha 1.0; W (another signing writer) adds alpha 2.0: the listing has both."""
     a2 = make_wheel(tmp_path, "alpha", "2.0", requires=("beta>=1.0",))
     v = make_venv()
-    assert install(fleet.a, ["--python", _py(v), "-i", index.url, "alpha==1.0"]) == 0
+    assert install(fleet.a, ["--python", py(v), "-i", index.url, "alpha==1.0"]) == 0
     fleet.push()
     index.add(a2)
     w = fleet.member("w", mode="rw", signing_key_file=fleet.key[0])
-    assert install(w, ["--python", _py(make_venv()), "-i", index.url, "alpha==2.0"]) == 0
+    assert install(w, ["--python", py(make_venv()), "-i", index.url, "alpha==2.0"]) == 0
     fleet.push(w)
     w.close()
     from hooks.pip.fleet import read_listing
@@ -185,7 +182,7 @@ def test_two_writers_merge_their_listings(fleet, index, packages, make_venv,
 
 def test_remote_pull_pip_prewarms_b_for_an_offline_install(fleet, index, served_a, make_venv,
                                                            reqs, pip_isolation, tmp_path):
-    from tests.conftest import run_cli
+    from tests.support.cli import run_cli
 
     index.stop()
     before = len(index.requests)

@@ -7,7 +7,6 @@ shaped LAN and through the counting relay, and checks that nothing is left behin
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import subprocess
@@ -17,13 +16,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-# by path, under its own name: "fleet" is also the tests/fleet package
-_spec = importlib.util.spec_from_file_location("fleet_bench_scenario",
-                                               REPO / "bench" / "scenarios" / "fleet.py")
-assert _spec is not None and _spec.loader is not None
-fleet = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(fleet)
+from bench.scenarios import fleet
+
 netns = fleet.netns
 
 

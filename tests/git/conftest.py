@@ -2,26 +2,20 @@
 
 from __future__ import annotations
 
-import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))
-from git_server import GitHttpServer, GitRunner
+from tests.support import until_stopped
+from tests.support.git import GitRunner, GitServer
 
 
 @pytest.fixture
-def gitsrv(tmp_path: Path) -> Iterator[GitHttpServer]:
+def gitsrv(tmp_path: Path) -> Iterator[GitServer]:
     root = tmp_path / "srv"
     root.mkdir()
-    srv = GitHttpServer(root).start()
-    try:
-        yield srv
-    finally:
-        srv.stop()
+    yield from until_stopped(GitServer(root).start())
 
 
 @pytest.fixture

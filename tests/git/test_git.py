@@ -9,20 +9,19 @@ import signal
 import subprocess
 from pathlib import Path
 
-from git_server import GitHttpServer, GitRunner, add_commit, git, make_repo
-
 from hooks.git.mirror import SENTINEL, is_valid_mirror, mirror_name
+from tests.support.git import GitRunner, GitServer, add_commit, git, make_repo
 
 
 def head(repo: Path, ref: str = "HEAD") -> str:
     return git(["-C", str(repo), "rev-parse", ref]).strip()
 
 
-def upstream_head(gitsrv: GitHttpServer, name: str) -> str:
+def upstream_head(gitsrv: GitServer, name: str) -> str:
     return git(["--git-dir", str(gitsrv.root / name), "rev-parse", "main"]).strip()
 
 
-def sent(gitsrv: GitHttpServer) -> int:
+def sent(gitsrv: GitServer) -> int:
     return sum(h.sent for h in gitsrv.hits)
 
 
@@ -33,7 +32,7 @@ def assert_independent_clone(path: Path, url: str) -> None:
     assert git(["-C", str(path), "remote", "get-url", "origin"]).strip() == url
 
 
-def test_second_clone_works_offline(gitsrv: GitHttpServer, grun: GitRunner, tmp_path: Path) -> None:
+def test_second_clone_works_offline(gitsrv: GitServer, grun: GitRunner, tmp_path: Path) -> None:
     make_repo(gitsrv.root, "app.git")
     url = gitsrv.url("app.git")
     r = grun("git", "clone", url, str(tmp_path / "c1"))
@@ -57,7 +56,7 @@ def test_second_clone_works_offline(gitsrv: GitHttpServer, grun: GitRunner, tmp_
     assert git(["-C", str(tmp_path / "c3"), "branch", "--show-current"]).strip() == "main"
 
 
-def test_clones_borrow_objects_from_the_mirror(gitsrv: GitHttpServer, grun: GitRunner,
+def test_clones_borrow_objects_from_the_mirror(gitsrv: GitServer, grun: GitRunner,
                                                tmp_path: Path) -> None:
     make_repo(gitsrv.root, "big.git", files=4, size=150_000)   # ~600 kB of incompressible data
     url = gitsrv.url("big.git")
@@ -71,7 +70,7 @@ def test_clones_borrow_objects_from_the_mirror(gitsrv: GitHttpServer, grun: GitR
     assert_independent_clone(tmp_path / "c2", url)
 
 
-def test_update_picks_up_new_commits(gitsrv: GitHttpServer, grun: GitRunner,
+def test_update_picks_up_new_commits(gitsrv: GitServer, grun: GitRunner,
                                      tmp_path: Path) -> None:
     make_repo(gitsrv.root, "a.git")
     make_repo(gitsrv.root, "b.git")
@@ -93,7 +92,7 @@ def test_update_picks_up_new_commits(gitsrv: GitHttpServer, grun: GitRunner,
     assert r.returncode == 5 and r.stderr.count("pkgcache: git update:") == 2
 
 
-def test_clone_refreshes_the_mirror_when_online(gitsrv: GitHttpServer, grun: GitRunner,
+def test_clone_refreshes_the_mirror_when_online(gitsrv: GitServer, grun: GitRunner,
                                                 tmp_path: Path) -> None:
     make_repo(gitsrv.root, "r.git")
     url = gitsrv.url("r.git")
@@ -104,7 +103,7 @@ def test_clone_refreshes_the_mirror_when_online(gitsrv: GitHttpServer, grun: Git
     assert git(["--git-dir", str(grun.mirrors()[0]), "rev-parse", "main"]).strip() == new
 
 
-def test_clone_killed_half_way_leaves_no_broken_mirror(gitsrv: GitHttpServer, grun: GitRunner,
+def test_clone_killed_half_way_leaves_no_broken_mirror(gitsrv: GitServer, grun: GitRunner,
                                                        tmp_path: Path) -> None:
     make_repo(gitsrv.root, "k.git", files=4, size=150_000)
     url = gitsrv.url("k.git")
@@ -129,7 +128,7 @@ def test_clone_killed_half_way_leaves_no_broken_mirror(gitsrv: GitHttpServer, gr
     git(["--git-dir", str(mirror), "fsck", "--no-dangling"])
 
 
-def test_unfinished_mirror_with_sentinel_is_rebuilt(gitsrv: GitHttpServer, grun: GitRunner,
+def test_unfinished_mirror_with_sentinel_is_rebuilt(gitsrv: GitServer, grun: GitRunner,
                                                     tmp_path: Path) -> None:
     make_repo(gitsrv.root, "s.git")
     url = gitsrv.url("s.git")
@@ -144,7 +143,7 @@ def test_unfinished_mirror_with_sentinel_is_rebuilt(gitsrv: GitHttpServer, grun:
     assert_independent_clone(tmp_path / "c2", url)
 
 
-def test_clone_works_after_the_mirror_is_deleted(gitsrv: GitHttpServer, grun: GitRunner,
+def test_clone_works_after_the_mirror_is_deleted(gitsrv: GitServer, grun: GitRunner,
                                                  tmp_path: Path) -> None:
     make_repo(gitsrv.root, "d.git")
     url = gitsrv.url("d.git")
@@ -160,14 +159,14 @@ def test_clone_works_after_the_mirror_is_deleted(gitsrv: GitHttpServer, grun: Gi
     assert len(grun.mirrors()) == 1
 
 
-def test_mirrors_count_in_stats(gitsrv: GitHttpServer, grun: GitRunner, tmp_path: Path) -> None:
+def test_mirrors_count_in_stats(gitsrv: GitServer, grun: GitRunner, tmp_path: Path) -> None:
     make_repo(gitsrv.root, "st.git", files=2, size=50_000)
     assert grun("git", "clone", gitsrv.url("st.git"), str(tmp_path / "c")).returncode == 0
     stats = json.loads(grun("stats", "--json").stdout)
     assert stats["bucket_bytes"] > 100_000
 
 
-def test_clone_args_branch_and_depth(gitsrv: GitHttpServer, grun: GitRunner,
+def test_clone_args_branch_and_depth(gitsrv: GitServer, grun: GitRunner,
                                      tmp_path: Path) -> None:
     make_repo(gitsrv.root, "br.git")
     work = gitsrv.root / "br.git-work"
@@ -184,7 +183,7 @@ def test_clone_args_branch_and_depth(gitsrv: GitHttpServer, grun: GitRunner,
     assert git(["-C", str(tmp_path / "c2"), "rev-list", "--count", "HEAD"]).strip() == "1"
 
 
-def test_errors_and_exit_codes(gitsrv: GitHttpServer, grun: GitRunner, tmp_path: Path) -> None:
+def test_errors_and_exit_codes(gitsrv: GitServer, grun: GitRunner, tmp_path: Path) -> None:
     url = gitsrv.url("missing.git")
     r = grun("git", "clone", "--offline", url, str(tmp_path / "x"))
     assert r.returncode == 1 and r.stderr.startswith("pkgcache: git clone: offline")
@@ -206,7 +205,7 @@ def test_mirror_names_hide_credentials() -> None:
     assert mirror_name("https://example.com/../x") != mirror_name("https://example.com/x")
 
 
-def test_concurrent_clones_build_the_mirror_once(gitsrv: GitHttpServer, grun: GitRunner,
+def test_concurrent_clones_build_the_mirror_once(gitsrv: GitServer, grun: GitRunner,
                                                  tmp_path: Path) -> None:
     make_repo(gitsrv.root, "cc.git", files=4, size=150_000)
     url = gitsrv.url("cc.git")
@@ -221,7 +220,7 @@ def test_concurrent_clones_build_the_mirror_once(gitsrv: GitHttpServer, grun: Gi
     assert len(grun.mirrors()) == 1 and grun.leftovers() == []
 
 
-def test_update_killed_half_way_keeps_the_old_mirror(gitsrv: GitHttpServer, grun: GitRunner,
+def test_update_killed_half_way_keeps_the_old_mirror(gitsrv: GitServer, grun: GitRunner,
                                                      tmp_path: Path) -> None:
     make_repo(gitsrv.root, "u.git")
     url = gitsrv.url("u.git")

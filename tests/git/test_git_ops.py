@@ -6,14 +6,14 @@ import json
 import os
 from pathlib import Path
 
-from git_server import GitHttpServer, GitRunner, add_commit, commit, git, make_repo
+from tests.support.git import GitRunner, GitServer, add_commit, commit, git, make_repo
 
 
 def head(repo: Path, ref: str = "HEAD") -> str:
     return git(["-C", str(repo), "rev-parse", ref]).strip()
 
 
-def test_git_options_before_url_and_dest(gitsrv: GitHttpServer, grun: GitRunner,
+def test_git_options_before_url_and_dest(gitsrv: GitServer, grun: GitRunner,
                                          tmp_path: Path) -> None:
     make_repo(gitsrv.root, "o.git")
     add_commit(gitsrv.root, "o.git", "second")
@@ -56,7 +56,7 @@ def break_mirror(grun: GitRunner) -> None:
     obj.write_bytes(b"garbage")
 
 
-def test_broken_mirror_is_rebuilt_by_clone_update_and_verify(gitsrv: GitHttpServer,
+def test_broken_mirror_is_rebuilt_by_clone_update_and_verify(gitsrv: GitServer,
                                                             grun: GitRunner,
                                                             tmp_path: Path) -> None:
     make_repo(gitsrv.root, "b.git")
@@ -87,7 +87,7 @@ def test_broken_mirror_is_rebuilt_by_clone_update_and_verify(gitsrv: GitHttpServ
     assert r.returncode == 0 and "1 git mirror(s) pass" in r.stdout
 
 
-def test_submodules_are_mirrored_and_served_offline(gitsrv: GitHttpServer, grun: GitRunner,
+def test_submodules_are_mirrored_and_served_offline(gitsrv: GitServer, grun: GitRunner,
                                                     tmp_path: Path) -> None:
     make_repo(gitsrv.root, "lib.git")
     make_repo(gitsrv.root, "app.git")

@@ -1,18 +1,17 @@
-"""Fixtures for the pip driver tests; the helpers live in piplab.py (a unique module name:
-pytest loads every test directory's conftest as ``conftest``, so tests never import from it)."""
+"""Fixtures for the pip driver tests (the helpers live in tests/support/pip.py)."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from piplab import OTHER_MACHINE, PY_TAG, Index, Packages, make_sdist, make_wheel
 
 from cache_core import PackageCache
+from tests.support.env import PIP_SET, PIP_VARS
+from tests.support.pip import OTHER_MACHINE, PY_TAG, Index, Packages, make_sdist, make_wheel
 
 
 @pytest.fixture(scope="session")
@@ -50,15 +49,10 @@ def index(tmp_path: Path, packages: Packages) -> Iterator[Index]:
 @pytest.fixture(autouse=True)
 def pip_isolation(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     """Switch off the machine's pip config; count sdist builds in a log file."""
-    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
-    for var in ("PIP_FIND_LINKS", "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_CONSTRAINT",
-                "PIP_REQUIRE_HASHES", "PIP_NO_INDEX", "VIRTUAL_ENV", "UV_INDEX_URL",
-                "UV_EXTRA_INDEX_URL", "UV_FIND_LINKS", "PIP_CACHE_DIR", "UV_CACHE_DIR"):
+    for var in PIP_VARS:
         monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("PIP_NO_INPUT", "1")
-    monkeypatch.setenv("PIP_DEFAULT_TIMEOUT", "5")
-    monkeypatch.setenv("PIP_RETRIES", "0")
-    monkeypatch.setenv("UV_NO_CONFIG", "1")
+    for var, value in PIP_SET.items():
+        monkeypatch.setenv(var, value)
     # this machine's private trust memos (vouched pip files, stat stamps): one per test
     monkeypatch.setenv("PKGCACHE_STATE_DIR", str(tmp_path / "state"))
     log = tmp_path / "builds.log"

@@ -9,29 +9,28 @@ import sys
 from pathlib import Path
 
 import pytest
-from piplab import (
+
+from cache_core import PackageCache
+from hooks.pip.install import install, wheelhouse
+from hooks.pip.runner import uv_bin
+from tests.support.pip import (
     Index,
     Packages,
+    alpha_beta_lock,
     freeze,
     make_backend_sdist,
     make_backend_wheel,
     make_project,
     make_wheel,
+    pip_offline_hashed,
+    py,
     sha256_of,
     venv_version,
 )
 
-from cache_core import PackageCache
-from hooks.pip.install import install, wheelhouse
-from hooks.pip.runner import uv_bin
-
-
-def _py(venv: Path) -> str:
-    return str(venv / "bin" / "python")
-
 
 def _plain_pip(venv: Path, *args: str) -> None:
-    subprocess.run([sys.executable, "-m", "pip", "--python", _py(venv), "install", "-q",
+    subprocess.run([sys.executable, "-m", "pip", "--python", py(venv), "install", "-q",
                     "--no-cache-dir", *args], check=True, capture_output=True)
 
 
@@ -47,19 +46,19 @@ def test_local_sdist_and_wheel_never_poison_the_index_namespace(
     fake_wheel = make_wheel(local, "alpha", "99.0", requires=("beta>=1.0",))  # and alpha
     for path in (fake_sdist, fake_wheel):
         v = make_venv()
-        assert install(cache, ["--python", _py(v), "-i", index.url, str(path)]) == 0, \
+        assert install(cache, ["--python", py(v), "-i", index.url, str(path)]) == 0, \
             capfd.readouterr().err
     assert not [e.key for e in cache.keys() if "99.0" in e.key or
                 "99.0" in str(e.meta.get("filename", ""))]
     # the same again with --offline: still served only for the same path, never stored
     v = make_venv()
-    assert install(cache, ["--python", _py(v), "--offline", str(fake_wheel)]) == 0
+    assert install(cache, ["--python", py(v), "--offline", str(fake_wheel)]) == 0
     for offline in ([], ["--offline"]):
         v = make_venv()
-        assert install(cache, ["--python", _py(v), "-i", index.url, *offline, "beta"]) == 0
+        assert install(cache, ["--python", py(v), "-i", index.url, *offline, "beta"]) == 0
         assert venv_version(v, "beta") == "1.0"  # the index's beta, never the local 99.0
         v = make_venv()
-        assert install(cache, ["--python", _py(v), "-i", index.url, *offline, "alpha"]) == 0
+        assert install(cache, ["--python", py(v), "-i", index.url, *offline, "alpha"]) == 0
         assert venv_version(v, "alpha") == "1.0" and venv_version(v, "beta") == "1.0"
 
 
@@ -67,7 +66,7 @@ def test_local_sdist_and_wheel_never_poison_the_index_namespace(
 def test_same_versions_as_plain_pip(case: str, cache: PackageCache, index: Index,
                                     make_venv, tmp_path: Path) -> None:
     # the cache holds alpha 1.0 / beta 1.0; the index then gets newer releases
-    assert install(cache, ["--python", _py(make_venv()), "-i", index.url, "alpha"]) == 0
+    assert install(cache, ["--python", py(make_venv()), "-i", index.url, "alpha"]) == 0
     d = tmp_path / "new"
     d.mkdir()
     index.add(make_wheel(d, "beta", "2.0"))
@@ -86,7 +85,7 @@ def test_same_versions_as_plain_pip(case: str, cache: PackageCache, index: Index
         if runner == "plain":
             _plain_pip(v, "-i", index.url, *args)
         else:
-            assert install(cache, ["--python", _py(v), "-q", "-i", index.url, *args]) == 0
+            assert install(cache, ["--python", py(v), "-q", "-i", index.url, *args]) == 0
         twins.append(freeze(v))
     assert twins[0] == twins[1]
     assert twins[0]  # something was installed
@@ -107,14 +106,13 @@ def test_object_changed_in_place_is_never_installed(installer: str, cache: Packa
                                                     make_venv, tmp_path: Path) -> None:
     if installer == "uv" and uv_bin() is None:
         pytest.skip("uv is not installed")
-    lock = tmp_path / "lock.txt"
-    lock.write_text("alpha==1.0\nbeta==1.0\n")
-    base = ["--installer", installer, "-i", index.url, "-r", str(lock)]
-    assert install(cache, ["--python", _py(make_venv()), *base]) == 0
-    assert install(cache, ["--python", _py(make_venv()), *base]) == 0  # stamps recorded
+    base = alpha_beta_lock(tmp_path, installer, index.url)
+    assert install(cache, ["--python", py(make_venv()), *base]) == 0
+    assert install(cache, ["--python", py(make_venv()), *base]) == 0  # stamps recorded
     # a wheelhouse copies: the user's files never share an inode with a cache object
     wh = tmp_path / "wh"
-    assert wheelhouse(cache, ["--python", _py(make_venv()), "-r", str(lock), "-d", str(wh)]) == 0
+    lock = tmp_path / "lock.txt"  # alpha_beta_lock's
+    assert wheelhouse(cache, ["--python", py(make_venv()), "-r", str(lock), "-d", str(wh)]) == 0
     for f in wh.glob("*.whl"):
         obj = cache.object_path(sha256_of(f))
         assert os.stat(f).st_ino != os.stat(obj).st_ino
@@ -123,14 +121,14 @@ def test_object_changed_in_place_is_never_installed(installer: str, cache: Packa
     before = cache.stats()["corrupt_detected"]
     index.stop()
     v = make_venv()
-    rc = install(cache, ["--python", _py(v), "--offline", *base])
+    rc = install(cache, ["--python", py(v), "--offline", *base])
     assert rc != 0 and venv_version(v, "beta") is None  # never the tampered bytes
     assert cache.stats()["corrupt_detected"] == before + 1
     assert cache.lookup("wheel:beta-1.0-py3-none-any.whl") is None
     # online: re-fetched from the index, the good bytes
     index.start()
     v = make_venv()
-    assert install(cache, ["--python", _py(v), *base]) == 0
+    assert install(cache, ["--python", py(v), *base]) == 0
     assert venv_version(v, "beta") == "1.0"
     assert cache.lookup("wheel:beta-1.0-py3-none-any.whl").digest == sha256_of(packages.beta)
 
@@ -140,7 +138,7 @@ def test_local_project_builds_offline_second_run(cache: PackageCache, index: Ind
                                                  capfd: pytest.CaptureFixture[str]) -> None:
     index.add(make_backend_wheel(tmp_path))
     proj = make_project(tmp_path / "proj", "myproj", "0.1")
-    assert install(cache, ["--python", _py(make_venv()), "-i", index.url, str(proj)]) == 0, \
+    assert install(cache, ["--python", py(make_venv()), "-i", index.url, str(proj)]) == 0, \
         capfd.readouterr().err
     assert cache.lookup("wheel:pkbackend-1.0-py3-none-any.whl") is not None  # build dependency
     assert not [e for e in cache.keys() if "myproj" in e.key]  # the project itself: never
@@ -148,7 +146,7 @@ def test_local_project_builds_offline_second_run(cache: PackageCache, index: Ind
     capfd.readouterr()
     for extra in (["--offline"], ["-e"]):
         v = make_venv()
-        rc = install(cache, ["--python", _py(v), "-i", index.url, *extra, str(proj)])
+        rc = install(cache, ["--python", py(v), "-i", index.url, *extra, str(proj)])
         err = capfd.readouterr().err
         assert rc == 0, err
         assert venv_version(v, "myproj") == "0.1"
@@ -164,7 +162,7 @@ def test_wheelhouse_of_hash_lock_with_sdist_only_package(cache: PackageCache, in
     lock.write_text(f"gamma==1.0 --hash=sha256:{sha256_of(gamma)}\n"
                     f"beta==1.0 --hash=sha256:{sha256_of(packages.beta)}\n")
     wh = tmp_path / "wh"
-    assert wheelhouse(cache, ["--python", _py(make_venv()), "-i", index.url, "-r", str(lock),
+    assert wheelhouse(cache, ["--python", py(make_venv()), "-i", index.url, "-r", str(lock),
                               "-d", str(wh)]) == 0, capfd.readouterr().err
     names = sorted(p.name for p in wh.iterdir())
     assert "gamma-1.0.tar.gz" in names and "gamma-1.0-py3-none-any.whl" in names
@@ -175,35 +173,31 @@ def test_wheelhouse_of_hash_lock_with_sdist_only_package(cache: PackageCache, in
     # with the build dependency from the wheelhouse
     index.stop()
     v = make_venv()
-    env = {k: val for k, val in os.environ.items() if not k.startswith("PIP_CACHE")}
-    out = subprocess.run([sys.executable, "-m", "pip", "--python", _py(v), "install",
-                          "--no-index", "--no-cache-dir", "--find-links", str(wh / "index.html"),
-                          "--require-hashes", "-r", str(lock)],
-                         capture_output=True, text=True, env=env, check=False)
+    out = pip_offline_hashed(v, wh / "index.html", lock)
     assert out.returncode == 0, out.stderr
     assert venv_version(v, "gamma") == "1.0"
     # and pkgcache itself, offline, with the same lock
     v = make_venv()
-    assert install(cache, ["--python", _py(v), "--offline", "--require-hashes",
+    assert install(cache, ["--python", py(v), "--offline", "--require-hashes",
                            "-r", str(lock)]) == 0, capfd.readouterr().err
     assert venv_version(v, "gamma") == "1.0"
 
 
 def test_messages(cache: PackageCache, index: Index, packages: Packages, make_venv,
                   tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
-    assert install(cache, ["--python", _py(make_venv()), "-i", index.url, "beta"]) == 0
+    assert install(cache, ["--python", py(make_venv()), "-i", index.url, "beta"]) == 0
     capfd.readouterr()
     # only the version is missing
-    assert install(cache, ["--python", _py(make_venv()), "--offline", "beta==7.0"]) == 1
+    assert install(cache, ["--python", py(make_venv()), "--offline", "beta==7.0"]) == 1
     err = capfd.readouterr().err.strip().splitlines()
     assert err == ["pkgcache: pip: beta: version ==7.0 not in the cache (have 1.0)"], err
     # the index's failure cause is named
     index.stop()
-    assert install(cache, ["--python", _py(make_venv()), "-i", index.url, "alpha"]) == 1
+    assert install(cache, ["--python", py(make_venv()), "-i", index.url, "alpha"]) == 1
     err = capfd.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "alpha" in err[0] and "connection refused" in err[0], err
     # -v shows pip's own output too
-    assert install(cache, ["--python", _py(make_venv()), "-v", "--offline", "nosuchpkg"]) == 1
+    assert install(cache, ["--python", py(make_venv()), "-v", "--offline", "nosuchpkg"]) == 1
     err = capfd.readouterr().err
     assert "No matching distribution" in err and "pkgcache: pip: nosuchpkg" in err
     # an 'Ignoring' line (marker) is printed once even when the cache misses first (a hash
@@ -214,7 +208,7 @@ def test_messages(cache: PackageCache, index: Index, packages: Packages, make_ve
                     "alpha==1.0 ; python_version < '3' "
                     f"--hash=sha256:{sha256_of(packages.alpha)}\n")
     v = make_venv()
-    assert install(cache, ["--python", _py(v), "-i", index.url, "-r", str(lock)]) == 0
+    assert install(cache, ["--python", py(v), "-i", index.url, "-r", str(lock)]) == 0
     out = capfd.readouterr().out
     assert out.count("Ignoring alpha") == 1, out
     assert venv_version(v, "plat") == "1.0"
@@ -232,7 +226,7 @@ def test_version_cached_from_another_index_never_enters_an_online_resolve(
         if runner == "plain":
             _plain_pip(v, "-i", index.url, "alpha")
         else:
-            assert install(cache, ["--python", _py(v), "-i", index.url, "alpha"]) == 0
+            assert install(cache, ["--python", py(v), "-i", index.url, "alpha"]) == 0
         twins.append(freeze(v))
     assert twins[0] == twins[1] and "beta==1.0" in twins[1]
 
@@ -247,6 +241,6 @@ def test_no_pip_anywhere_names_how_to_pick_a_target(cache: PackageCache, make_ve
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name == "pip" else real(name, *a))
     monkeypatch.setattr(inst, "_has_pip", lambda python: False)  # a target without pip
-    assert install(cache, ["--python", _py(make_venv()), "six"]) == 2
+    assert install(cache, ["--python", py(make_venv()), "six"]) == 2
     err = capfd.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--python" in err[0] and "virtual environment" in err[0], err

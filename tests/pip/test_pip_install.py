@@ -5,23 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from piplab import Index, Packages, make_wheel, sha256_of, venv_version
 
 from cache_core import PackageCache
 from hooks.pip.install import install
 from hooks.pip.store import WheelStore
 from hooks.pip.target import probe
-
-
-def _py(venv: Path) -> str:
-    return str(venv / "bin" / "python")
+from tests.support.cli import popen_cli
+from tests.support.pip import Index, Packages, make_wheel, py, sha256_of, venv_version
 
 
 def test_first_install_fills_cache_second_is_offline(cache: PackageCache, index: Index,
                                                      make_venv, pip_isolation: Path,
                                                      capfd: pytest.CaptureFixture[str]) -> None:
     v1 = make_venv()
-    rc = install(cache, ["--python", _py(v1), "--index-url", index.url, "alpha", "delta"])
+    rc = install(cache, ["--python", py(v1), "--index-url", index.url, "alpha", "delta"])
     assert rc == 0, capfd.readouterr().err
     assert venv_version(v1, "alpha") == "1.0" and venv_version(v1, "beta") == "1.0"
     assert venv_version(v1, "delta") == "1.0"
@@ -30,7 +27,7 @@ def test_first_install_fills_cache_second_is_offline(cache: PackageCache, index:
     keys = {e.key for e in cache.keys()}
     assert {"wheel:alpha-1.0-py3-none-any.whl", "wheel:beta-1.0-py3-none-any.whl",
             "sdist:delta-1.0.tar.gz"} <= keys
-    target = probe(_py(v1))
+    target = probe(py(v1))
     sdist_sha = cache.lookup("sdist:delta-1.0.tar.gz").digest
     assert f"built:{sdist_sha}:{target.fingerprint}" in keys
     assert pip_isolation.read_text().count("delta ") == 1  # built exactly once
@@ -40,7 +37,7 @@ def test_first_install_fills_cache_second_is_offline(cache: PackageCache, index:
     # line naming the cause.
     index.stop()
     v2 = make_venv()
-    rc = install(cache, ["--python", _py(v2), "--index-url", index.url, "alpha", "delta"])
+    rc = install(cache, ["--python", py(v2), "--index-url", index.url, "alpha", "delta"])
     err = capfd.readouterr().err
     assert rc == 0, err
     assert len(index.requests) == first
@@ -50,7 +47,7 @@ def test_first_install_fills_cache_second_is_offline(cache: PackageCache, index:
     assert len(lines) == 1 and "unreachable (connection refused)" in lines[0], lines
     # Fully pinned, everything cached: silent, no request.
     v3 = make_venv()
-    rc = install(cache, ["--python", _py(v3), "--index-url", index.url, "alpha==1.0",
+    rc = install(cache, ["--python", py(v3), "--index-url", index.url, "alpha==1.0",
                          "beta==1.0", "delta==1.0"])
     assert rc == 0 and capfd.readouterr().err == ""
 
@@ -59,11 +56,11 @@ def test_pinned_lock_makes_zero_requests_with_index_running(cache: PackageCache,
                                                            packages: Packages, make_venv,
                                                            tmp_path: Path,
                                                            capfd: pytest.CaptureFixture[str]) -> None:
-    assert install(cache, ["--python", _py(make_venv()), "-i", index.url, "alpha"]) == 0
+    assert install(cache, ["--python", py(make_venv()), "-i", index.url, "alpha"]) == 0
     before = len(index.requests)
     capfd.readouterr()
     # unpinned: resolved against the index (like pip), but no file downloaded again; silent
-    assert install(cache, ["--python", _py(make_venv()), "-q", "-i", index.url, "alpha"]) == 0
+    assert install(cache, ["--python", py(make_venv()), "-q", "-i", index.url, "alpha"]) == 0
     assert capfd.readouterr() == ("", "")
     assert len(index.requests) > before
     assert not [r for r in index.requests[before:] if r.startswith("/files/")]
@@ -77,12 +74,12 @@ def test_pinned_lock_makes_zero_requests_with_index_running(cache: PackageCache,
     before = len(index.requests)
     for req in (lock, plain_lock):
         v = make_venv()
-        assert install(cache, ["--python", _py(v), "-i", index.url, "-r", str(req)]) == 0
+        assert install(cache, ["--python", py(v), "-i", index.url, "-r", str(req)]) == 0
         assert venv_version(v, "beta") == "1.0"
     assert index.requests[before:] == []
     # pinned at the top but a dependency left open: resolved online like pip
     v = make_venv()
-    assert install(cache, ["--python", _py(v), "-i", index.url, "alpha==1.0"]) == 0
+    assert install(cache, ["--python", py(v), "-i", index.url, "alpha==1.0"]) == 0
     assert len(index.requests) > before
 
 
@@ -93,11 +90,11 @@ def test_require_hashes_online_then_offline(cache: PackageCache, index: Index, p
     req.write_text(f"alpha==1.0 --hash=sha256:{sha256_of(packages.alpha)}\n"
                    f"beta==1.0 --hash=sha256:{sha256_of(packages.beta)}\n")
     v1 = make_venv()
-    assert install(cache, ["--python", _py(v1), "-i", index.url, "--require-hashes",
+    assert install(cache, ["--python", py(v1), "-i", index.url, "--require-hashes",
                            "-r", str(req)]) == 0, capfd.readouterr().err
     index.stop()
     v2 = make_venv()
-    assert install(cache, ["--python", _py(v2), "-i", index.url, "--require-hashes",
+    assert install(cache, ["--python", py(v2), "-i", index.url, "--require-hashes",
                            "-r", str(req)]) == 0, capfd.readouterr().err
     assert venv_version(v2, "alpha") == "1.0"
     # A wrong hash must fail (and install nothing), offline as well.
@@ -106,7 +103,7 @@ def test_require_hashes_online_then_offline(cache: PackageCache, index: Index, p
                    f"beta==1.0 --hash=sha256:{sha256_of(packages.beta)}\n")
     v3 = make_venv()
     capfd.readouterr()
-    assert install(cache, ["--python", _py(v3), "-i", index.url, "-r", str(bad)]) != 0
+    assert install(cache, ["--python", py(v3), "-i", index.url, "-r", str(bad)]) != 0
     assert venv_version(v3, "alpha") is None
     assert "HASHES" in capfd.readouterr().err
 
@@ -117,14 +114,14 @@ def test_other_platform_wheel_never_chosen(cache: PackageCache, index: Index, pa
     cache.put(f"wheel:{packages.plat_other.name}", str(packages.plat_other),
               meta={"filename": packages.plat_other.name})
     v1 = make_venv()
-    assert install(cache, ["--python", _py(v1), "-i", index.url, "plat"]) == 0
+    assert install(cache, ["--python", py(v1), "-i", index.url, "plat"]) == 0
     assert venv_version(v1, "plat") == "1.0"
     store = WheelStore(cache)
-    names = {c.filename for c in store.candidates(probe(_py(v1)), vouched_only=False)}
+    names = {c.filename for c in store.candidates(probe(py(v1)), vouched_only=False)}
     assert packages.plat_other.name not in names and packages.plat_any.name in names
     # Offline, asking for the other-platform version names the reason.
     capfd.readouterr()
-    assert install(cache, ["--python", _py(make_venv()), "--offline", "plat==2.0"]) == 1
+    assert install(cache, ["--python", py(make_venv()), "--offline", "plat==2.0"]) == 1
     err = capfd.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "plat" in err[0] and "incompatible tags" in err[0], err
 
@@ -132,17 +129,17 @@ def test_other_platform_wheel_never_chosen(cache: PackageCache, index: Index, pa
 def test_missing_package_clear_error(cache: PackageCache, index: Index, make_venv,
                                      capfd: pytest.CaptureFixture[str]) -> None:
     venv = make_venv()
-    assert install(cache, ["--python", _py(venv), "-i", index.url, "nosuchpkg"]) == 1
+    assert install(cache, ["--python", py(venv), "-i", index.url, "nosuchpkg"]) == 1
     err = capfd.readouterr().err.strip().splitlines()
     assert err == ["pkgcache: pip: nosuchpkg: not found in the cache or on the index"], err
-    assert install(cache, ["--python", _py(venv), "--offline", "nosuchpkg"]) == 1
+    assert install(cache, ["--python", py(venv), "--offline", "nosuchpkg"]) == 1
     err = capfd.readouterr().err.strip().splitlines()
     assert err == ["pkgcache: pip: nosuchpkg: not found in the cache (offline)"], err
 
 
 def test_only_incompatible_wheel_on_index(cache: PackageCache, index: Index, make_venv,
                                           capfd: pytest.CaptureFixture[str]) -> None:
-    assert install(cache, ["--python", _py(make_venv()), "-i", index.url, "onlyother"]) == 1
+    assert install(cache, ["--python", py(make_venv()), "-i", index.url, "onlyother"]) == 1
     err = capfd.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "onlyother" in err[0] and "incompatible tags" in err[0], err
 
@@ -157,7 +154,7 @@ def test_only_sdist_cached_offline(cache: PackageCache, index: Index, packages: 
     cache.put(f"built:{sha256_of(packages.delta)}:cp39-cp39-x86_64-glibc2.17-centos7", str(fake),
               meta={"filename": fake.name})
     index.stop()
-    assert install(cache, ["--python", _py(make_venv()), "-i", index.url, "delta"]) == 1
+    assert install(cache, ["--python", py(make_venv()), "-i", index.url, "delta"]) == 1
     err = capfd.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "delta" in err[0] and "only an sdist" in err[0], err
 
@@ -165,13 +162,13 @@ def test_only_sdist_cached_offline(cache: PackageCache, index: Index, packages: 
 def test_unpinned_gets_the_index_version_pinned_the_cached(cache: PackageCache, index: Index, make_venv,
                                    tmp_path: Path) -> None:
 
-    assert install(cache, ["--python", _py(make_venv()), "-i", index.url, "beta"]) == 0
+    assert install(cache, ["--python", py(make_venv()), "-i", index.url, "beta"]) == 0
     index.add(make_wheel(tmp_path, "beta", "2.0"))
     v = make_venv()
-    assert install(cache, ["--python", _py(v), "-i", index.url, "beta"]) == 0
+    assert install(cache, ["--python", py(v), "-i", index.url, "beta"]) == 0
     assert venv_version(v, "beta") == "2.0"  # unpinned and online: pip's choice, not the cache's
     v = make_venv()
-    assert install(cache, ["--python", _py(v), "-i", index.url, "beta==1.0"]) == 0
+    assert install(cache, ["--python", py(v), "-i", index.url, "beta==1.0"]) == 0
     assert venv_version(v, "beta") == "1.0"
 
 
@@ -179,12 +176,12 @@ def test_disabled_cache_is_plain_pip(tmp_path: Path, index: Index, make_venv,
                                      capfd: pytest.CaptureFixture[str]) -> None:
     off = PackageCache(str(tmp_path / "off"), enabled=False)
     v = make_venv()
-    assert install(off, ["--python", _py(v), "-i", index.url, "alpha"]) == 0
+    assert install(off, ["--python", py(v), "-i", index.url, "alpha"]) == 0
     assert venv_version(v, "alpha") == "1.0"
-    assert install(off, ["--python", _py(v), "-i", index.url, "nosuchpkg"]) == 1
+    assert install(off, ["--python", py(v), "-i", index.url, "nosuchpkg"]) == 1
     assert "No matching distribution" in capfd.readouterr().err
     assert not (tmp_path / "off").exists()
-    assert install(off, ["--python", _py(v), "--no-such-pip-option"]) == 2
+    assert install(off, ["--python", py(v), "--no-such-pip-option"]) == 2
 
 
 def test_cache_fault_falls_back_to_plain_pip(tmp_path: Path, index: Index, make_venv,
@@ -193,7 +190,7 @@ def test_cache_fault_falls_back_to_plain_pip(tmp_path: Path, index: Index, make_
     blocker.write_text("not a directory")
     broken = PackageCache(str(blocker / "cache"), strict=True)
     v = make_venv()
-    assert install(broken, ["--python", _py(v), "-i", index.url, "alpha"]) == 0
+    assert install(broken, ["--python", py(v), "-i", index.url, "alpha"]) == 0
     assert venv_version(v, "alpha") == "1.0"
     warnings = [ln for ln in capfd.readouterr().err.splitlines() if ln.startswith("pkgcache")]
     assert len(warnings) == 1 and "plain pip" in warnings[0], warnings
@@ -201,14 +198,14 @@ def test_cache_fault_falls_back_to_plain_pip(tmp_path: Path, index: Index, make_
 
 def test_corrupt_cached_wheel_is_never_installed(cache: PackageCache, index: Index,
                                                  packages: Packages, make_venv) -> None:
-    assert install(cache, ["--python", _py(make_venv()), "-i", index.url, "alpha"]) == 0
+    assert install(cache, ["--python", py(make_venv()), "-i", index.url, "alpha"]) == 0
     entry = cache.lookup("wheel:beta-1.0-py3-none-any.whl")
     obj = cache.object_path(entry.digest)
     size = obj.stat().st_size
     obj.chmod(0o644)
     obj.write_bytes(b"\0" * size)  # same size: only a hash check can notice
     v = make_venv()
-    assert install(cache, ["--python", _py(v), "-i", index.url, "alpha"]) == 0
+    assert install(cache, ["--python", py(v), "-i", index.url, "alpha"]) == 0
     assert venv_version(v, "beta") == "1.0"  # re-fetched from the index, not the bad bytes
     entry = cache.lookup("wheel:beta-1.0-py3-none-any.whl")
     assert entry is not None and entry.digest == sha256_of(packages.beta)
@@ -222,11 +219,11 @@ def test_user_find_links_dir_is_cached(cache: PackageCache, packages: Packages, 
     for p in (packages.alpha, packages.beta):
         (local / p.name).write_bytes(p.read_bytes())
     args = ["--no-index", "--find-links", str(local), "alpha"]
-    assert install(cache, ["--python", _py(make_venv()), *args]) == 0
+    assert install(cache, ["--python", py(make_venv()), *args]) == 0
     for p in local.iterdir():
         p.unlink()
     v = make_venv()
-    assert install(cache, ["--python", _py(v), *args]) == 0
+    assert install(cache, ["--python", py(v), *args]) == 0
     assert venv_version(v, "beta") == "1.0"
 
 
@@ -234,20 +231,19 @@ def test_concurrent_installs_share_one_cache(tmp_path: Path, index: Index, make_
                                              pip_isolation: Path) -> None:
     import os
     import subprocess
-    import sys
 
-    repo = Path(__file__).resolve().parents[2]
-    env = dict(os.environ, PYTHONPATH=str(repo))
+    from tests.support import REPO
+
+    env = dict(os.environ, PYTHONPATH=str(REPO))
     venvs = [make_venv(), make_venv()]
     # The cache exists already (two first-ever opens racing is cache_core's matter): what is
     # tested is two installs filling one cache at once.
     pre = PackageCache(str(tmp_path / "shared"))
     pre.bucket("pip-v1")  # creates the cache and its index
     pre.close()
-    procs = [subprocess.Popen([sys.executable, "-m", "hooks.cli", "--cache-dir",
-                               str(tmp_path / "shared"), "pip", "install", "--python", _py(v),
-                               "-q", "-i", index.url, "alpha", "delta"],
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    procs = [popen_cli("pip", "install", "--python", py(v), "-q", "-i", index.url, "alpha",
+                       "delta", cache_dir=tmp_path / "shared", base=env,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for v in venvs]
     outs = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
@@ -268,7 +264,7 @@ def test_hash_of_an_sdist_still_installs(cache: PackageCache, index: Index, pack
     req.write_text(f"delta==1.0 --hash=sha256:{sha256_of(packages.delta)}\n")
     for _ in range(2):
         v = make_venv()
-        assert install(cache, ["--python", _py(v), "-i", index.url, "-r", str(req)]) == 0
+        assert install(cache, ["--python", py(v), "-i", index.url, "-r", str(req)]) == 0
         assert venv_version(v, "delta") == "1.0"
         if _ == 0:
             index.stop()  # the second run: the cached sdist, built offline under its hash

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.cli import argv
+from tests.support.env import child_env
 
 
 def _netns() -> list[str]:
@@ -25,9 +24,8 @@ def test_pip_network_pypi_then_offline(tmp_path: Path, make_venv) -> None:
     netns = _netns()
     if not netns:
         pytest.skip("cannot make a network namespace here (unshare -n)")
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    base = [sys.executable, "-m", "hooks.cli", "--cache-dir", str(tmp_path / "c"), "pip",
-            "install", "-q", "-i", "https://pypi.org/simple"]
+    env = child_env()
+    base = argv("pip", "install", "-q", "-i", "https://pypi.org/simple", cache_dir=tmp_path / "c")
     reqs = ["six==1.16.0", "docopt==0.6.2"]  # a universal wheel; an sdist-only project
     v1 = make_venv()
     out = subprocess.run([*base, "--python", str(v1 / "bin" / "python"), *reqs],

@@ -10,17 +10,14 @@ import shutil
 from pathlib import Path
 
 import pytest
-from piplab import Index, Packages, make_wheel, sha256_of
 
 from cache_core import PackageCache
 from hooks.pip.install import install
 from hooks.pip.runner import uv_bin
+from tests.support.pip import Index, Packages, alpha_beta_lock, make_wheel, py, sha256_of
 
 BETA = "beta-1.0-py3-none-any.whl"
 
-
-def _py(venv: Path) -> str:
-    return str(venv / "bin" / "python")
 
 
 def _evil_beta(tmp_path: Path) -> Path:
@@ -60,30 +57,28 @@ def test_repointed_wheel_key_never_installed(installer: str, cache: PackageCache
                                              capfd: pytest.CaptureFixture[str]) -> None:
     if installer == "uv" and uv_bin() is None:
         pytest.skip("uv is not installed")
-    lock = tmp_path / "lock.txt"
-    lock.write_text("alpha==1.0\nbeta==1.0\n")
-    base = ["--installer", installer, "-i", index.url, "-r", str(lock)]
-    assert install(cache, ["--python", _py(make_venv()), *base]) == 0
+    base = alpha_beta_lock(tmp_path, installer, index.url)
+    assert install(cache, ["--python", py(make_venv()), *base]) == 0
     index.requests.clear()
     v = make_venv()
-    assert install(cache, ["--python", _py(v), *base]) == 0  # the honest path
+    assert install(cache, ["--python", py(v), *base]) == 0  # the honest path
     assert index.requests == [] and _tag(v) == "py3-none-any"
     _repoint(cache, f"wheel:{BETA}", _evil_beta(tmp_path))
     # offline: the re-pointed key is not offered; one line says why
     capfd.readouterr()
     v = make_venv()
-    assert install(cache, ["--python", _py(v), "--offline", *base]) != 0
+    assert install(cache, ["--python", py(v), "--offline", *base]) != 0
     assert _tag(v) is None
     err = capfd.readouterr().err
     assert "never vouched" in err, err
     # online, pinned: the index's bytes (downloaded again), never the planted ones
     v = make_venv()
-    assert install(cache, ["--python", _py(v), *base]) == 0
+    assert install(cache, ["--python", py(v), *base]) == 0
     assert _tag(v) == "py3-none-any"
     assert any(BETA in r for r in index.requests)
     # online, unpinned
     v = make_venv()
-    assert install(cache, ["--python", _py(v), "--installer", installer, "-i", index.url,
+    assert install(cache, ["--python", py(v), "--installer", installer, "-i", index.url,
                            "alpha"]) == 0
     assert _tag(v) == "py3-none-any"
 
@@ -91,7 +86,7 @@ def test_repointed_wheel_key_never_installed(installer: str, cache: PackageCache
 def test_repointed_built_key_never_installed(cache: PackageCache, index: Index,
                                              packages: Packages, make_venv,
                                              tmp_path: Path) -> None:
-    assert install(cache, ["--python", _py(make_venv()), "-i", index.url, "delta==1.0"]) == 0
+    assert install(cache, ["--python", py(make_venv()), "-i", index.url, "delta==1.0"]) == 0
     built = [e for e in cache.keys("built:")]
     assert len(built) == 1
     entry = built[0]
@@ -103,7 +98,7 @@ def test_repointed_built_key_never_installed(cache: PackageCache, index: Index,
     cache.put(entry.key, str(evil), meta=entry.meta)
     index.stop()
     v = make_venv()
-    assert install(cache, ["--python", _py(v), "--offline", "delta==1.0"]) != 0
+    assert install(cache, ["--python", py(v), "--offline", "delta==1.0"]) != 0
     init = list(v.glob("lib/python*/site-packages/delta/__init__.py"))
     assert init == []  # not the planted wheel (the honest one was never vouched away)
 
@@ -114,8 +109,8 @@ def test_edited_stamps_with_same_size_object_never_installed(cache: PackageCache
     lock = tmp_path / "lock.txt"
     lock.write_text("alpha==1.0\nbeta==1.0\n")
     base = ["-i", index.url, "-r", str(lock)]
-    assert install(cache, ["--python", _py(make_venv()), *base]) == 0
-    assert install(cache, ["--python", _py(make_venv()), *base]) == 0  # stamps recorded
+    assert install(cache, ["--python", py(make_venv()), *base]) == 0
+    assert install(cache, ["--python", py(make_venv()), *base]) == 0  # stamps recorded
     digest = cache.lookup(f"wheel:{BETA}").digest
     obj = cache.object_path(digest)
     data = bytearray(obj.read_bytes())
@@ -130,7 +125,7 @@ def test_edited_stamps_with_same_size_object_never_installed(cache: PackageCache
     before = cache.stats()["corrupt_detected"]
     index.stop()
     v = make_venv()
-    assert install(cache, ["--python", _py(v), "--offline", *base]) != 0
+    assert install(cache, ["--python", py(v), "--offline", *base]) != 0
     assert not list(v.glob("lib/python*/site-packages/beta/__init__.py"))
     assert cache.stats()["corrupt_detected"] == before + 1
     # the trusted stamps live in the private state dir, 0600
@@ -149,11 +144,11 @@ def test_hash_pinned_lock_uses_a_shared_cache_it_never_vouched(cache: PackageCac
     lock.write_text(f"alpha==1.0 --hash=sha256:{sha256_of(packages.alpha)}\n"
                     f"beta==1.0 --hash=sha256:{sha256_of(packages.beta)}\n")
     v = make_venv()
-    assert install(cache, ["--python", _py(v), "--offline", "-r", str(lock)]) == 0
+    assert install(cache, ["--python", py(v), "--offline", "-r", str(lock)]) == 0
     assert _tag(v) == "py3-none-any"
     # without hashes, the same unvouched files are not offered
     v = make_venv()
-    assert install(cache, ["--python", _py(v), "--offline", "alpha==1.0", "beta==1.0"]) != 0
+    assert install(cache, ["--python", py(v), "--offline", "alpha==1.0", "beta==1.0"]) != 0
 
 
 @pytest.mark.parametrize("installer", ["pip", "uv"])
@@ -164,9 +159,9 @@ def test_pip_counts_misses_cold_and_hits_warm(installer: str, cache: PackageCach
     s0 = cache.stats()
     # unpinned: resolved online (pip: the cache's tree; uv: pip's resolve, uv installs)
     args = ["--installer", installer, "-i", index.url, "alpha"]
-    assert install(cache, ["--python", _py(make_venv()), *args]) == 0
+    assert install(cache, ["--python", py(make_venv()), *args]) == 0
     s1 = cache.stats()
     assert (s1["misses"] - s0["misses"], s1["hits"] - s0["hits"]) == (2, 0), s1
-    assert install(cache, ["--python", _py(make_venv()), *args]) == 0
+    assert install(cache, ["--python", py(make_venv()), *args]) == 0
     s2 = cache.stats()
     assert (s2["misses"] - s1["misses"], s2["hits"] - s1["hits"]) == (0, 2), s2

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from piplab import Index, Packages, sha256_of, venv_version
 
 from cache_core import PackageCache
 from hooks.pip.install import install, wheelhouse
@@ -17,12 +14,8 @@ from hooks.pip.options import UsageError, parse
 from hooks.pip.runner import uv_bin
 from hooks.pip.store import Candidate, WheelStore
 from hooks.pip.target import probe
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _py(venv: Path) -> str:
-    return str(venv / "bin" / "python")
+from tests.support.cli import run_cli
+from tests.support.pip import Index, Packages, pip_offline_hashed, py, sha256_of, venv_version
 
 
 def test_wheelhouse_serves_plain_pip_offline_with_hashes(cache: PackageCache, index: Index,
@@ -33,7 +26,7 @@ def test_wheelhouse_serves_plain_pip_offline_with_hashes(cache: PackageCache, in
     req.write_text("alpha\ndelta\n")
     wh = tmp_path / "wh"
     v = make_venv()
-    assert wheelhouse(cache, ["--python", _py(v), "-i", index.url, "-r", str(req),
+    assert wheelhouse(cache, ["--python", py(v), "-i", index.url, "-r", str(req),
                               "-d", str(wh)]) == 0, capfd.readouterr().err
     names = sorted(p.name for p in wh.iterdir())
     built = [n for n in names if n.startswith("delta-1.0-") and n.endswith(".whl")]
@@ -52,23 +45,19 @@ def test_wheelhouse_serves_plain_pip_offline_with_hashes(cache: PackageCache, in
                               f"--hash=sha256:{sha256_of(wh / n)}\n"
                               for n in names if n.endswith(".whl")))
     v2 = make_venv()
-    env = {k: val for k, val in os.environ.items() if not k.startswith("PIP_CACHE")}
-    out = subprocess.run([sys.executable, "-m", "pip", "--python", _py(v2), "install",
-                          "--no-index", "--no-cache-dir", "--find-links", str(wh / "index.html"),
-                          "--require-hashes", "-r", str(hashed)],
-                         capture_output=True, text=True, env=env, check=False)
+    out = pip_offline_hashed(v2, wh / "index.html", hashed)
     assert out.returncode == 0, out.stderr
     assert venv_version(v2, "delta") == "1.0" and venv_version(v2, "beta") == "1.0"
 
     # A second wheelhouse for the same request comes from the cache alone.
     before = len(index.requests)
-    assert wheelhouse(cache, ["--python", _py(v), "-r", str(req), "-d", str(tmp_path / "wh2")]) == 0
+    assert wheelhouse(cache, ["--python", py(v), "-r", str(req), "-d", str(tmp_path / "wh2")]) == 0
     assert len(index.requests) == before
 
 
 def test_wheelhouse_missing_package(cache: PackageCache, index: Index, make_venv, tmp_path: Path,
                                     capfd: pytest.CaptureFixture[str]) -> None:
-    assert wheelhouse(cache, ["--python", _py(make_venv()), "-i", index.url, "nosuchpkg",
+    assert wheelhouse(cache, ["--python", py(make_venv()), "-i", index.url, "nosuchpkg",
                               "-d", str(tmp_path / "wh")]) == 1
     assert "nosuchpkg" in capfd.readouterr().err
 
@@ -77,17 +66,17 @@ def test_wheelhouse_missing_package(cache: PackageCache, index: Index, make_venv
 def test_uv_backend_offline(cache: PackageCache, index: Index, make_venv,
                             capfd: pytest.CaptureFixture[str], pip_isolation: Path) -> None:
     v1 = make_venv()
-    assert install(cache, ["--python", _py(v1), "--installer", "uv", "-i", index.url,
+    assert install(cache, ["--python", py(v1), "--installer", "uv", "-i", index.url,
                            "alpha", "delta"]) == 0, capfd.readouterr().err
     assert venv_version(v1, "alpha") == "1.0" and venv_version(v1, "delta") == "1.0"
     index.stop()
     before = len(index.requests)
     v2 = make_venv()
-    assert install(cache, ["--python", _py(v2), "--installer", "uv", "-i", index.url,
+    assert install(cache, ["--python", py(v2), "--installer", "uv", "-i", index.url,
                            "alpha", "delta", "plat"]) == 1  # plat was never cached
     err = capfd.readouterr().err.strip().splitlines()
     assert err and "plat" in err[-1]
-    assert install(cache, ["--python", _py(v2), "--installer", "uv", "-i", index.url,
+    assert install(cache, ["--python", py(v2), "--installer", "uv", "-i", index.url,
                            "alpha", "delta"]) == 0, capfd.readouterr().err
     assert len(index.requests) == before
     assert venv_version(v2, "beta") == "1.0" and venv_version(v2, "delta") == "1.0"
@@ -98,15 +87,12 @@ def test_uv_backend_offline(cache: PackageCache, index: Index, make_venv,
 
 def test_cli_pip_install_passes_options_through(tmp_path: Path, index: Index, make_venv) -> None:
     v = make_venv()
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    cmd = [sys.executable, "-m", "hooks.cli", "--cache-dir", str(tmp_path / "c"), "pip", "install",
-           "--python", _py(v), "-i", index.url, "-q", "alpha[extra]; python_version >= '3'"]
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    out = run_cli("pip", "install", "--python", py(v), "-i", index.url, "-q",
+                  "alpha[extra]; python_version >= '3'", cache_dir=tmp_path / "c")
     assert out.returncode == 0, out.stderr
     assert venv_version(v, "alpha") == "1.0"
     assert out.stdout == ""
-    help_out = subprocess.run(cmd[:7] + ["--help"], capture_output=True, text=True, env=env,
-                              check=False)
+    help_out = run_cli("pip", "install", "--help", cache_dir=tmp_path / "c")
     assert help_out.returncode == 0 and "--installer" in help_out.stdout
 
 

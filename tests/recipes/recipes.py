@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.deb.debroot import HOST_ENV, ROOT_ENV, SUITE, TARBALL_DIR, TARBALL_MAX_AGE
+from tests.support import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 README = REPO / "README.md"
 CACHE_TARGET = "/var/cache/vps-configurator"
 # debuerreotype's /etc/apt/apt.conf.d/docker-clean, as in the debian:bookworm image.

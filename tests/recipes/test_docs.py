@@ -7,9 +7,9 @@ import re
 from pathlib import Path
 
 from hooks.cli import build_parser
-from tests.conftest import run_cli
+from tests.support import REPO
+from tests.support.cli import run_cli
 
-REPO = Path(__file__).resolve().parents[2]
 README = (REPO / "README.md").read_text()
 MAN = (REPO / "docs" / "pkgcache.1").read_text()
 # Commands that print a report: each must offer --json.

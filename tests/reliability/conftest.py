@@ -6,25 +6,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from rel_lab import AptWorld, Mounts, PipWorld, make_apt_world, make_pip_world
 
-
-@pytest.fixture
-def mounts(tmp_path: Path) -> Iterator[Mounts]:
-    m = Mounts(tmp_path)
-    yield m
-    m.cleanup()
+from tests.reliability.rel_lab import AptWorld, PipWorld, make_apt_world, make_pip_world
+from tests.support import until_stopped
 
 
 @pytest.fixture
 def apt_world(tmp_path: Path) -> Iterator[AptWorld]:
-    world = make_apt_world(tmp_path / "apt", tmp_path / "pkgcache")
-    yield world
-    world.stop()
+    yield from until_stopped(make_apt_world(tmp_path / "apt", tmp_path / "pkgcache"))
 
 
 @pytest.fixture
 def pip_world(tmp_path: Path) -> Iterator[PipWorld]:
-    world = make_pip_world(tmp_path / "pip")
-    yield world
-    world.stop()
+    yield from until_stopped(make_pip_world(tmp_path / "pip"))

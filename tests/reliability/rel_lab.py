@@ -1,5 +1,5 @@
-"""Shared helpers for the reliability suite: the apt lab (tests/apt/aptlab.py) and the pip index
-(tests/pip/conftest.py) reused by import, the pkgcache CLI as a subprocess, faults on files.
+"""Shared helpers for the reliability suite: the apt and pip worlds of tests/support, the
+pkgcache CLI as a subprocess, faults on files.
 
 Everything is real: apt-get/dpkg in a sandbox root, pip into fresh venvs, HTTP servers on
 127.0.0.1 that count requests, tmpfs mounts for full and read-only file systems.
@@ -8,46 +8,23 @@ Everything is real: apt-get/dpkg in a sandbox root, pip into fresh venvs, HTTP s
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import os
 import random
 import shutil
 import subprocess
 import sys
-import threading
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
 from cache_core import PackageCache
-
-TESTS = Path(__file__).resolve().parent.parent
-REPO = TESTS.parent
-VENV_PY = REPO / ".venv" / "bin" / "python"
-PY = str(VENV_PY if VENV_PY.exists() else sys.executable)
-
-if str(TESTS / "apt") not in sys.path:
-    sys.path.insert(0, str(TESTS / "apt"))
-import aptlab  # noqa: E402  (tests/apt/aptlab.py: repo builder, counting server, sandbox)
-
-
-def _load_pip_fixtures() -> ModuleType:
-    """tests/pip/piplab.py (the pip tests' helpers) under a private name."""
-    name = "_rel_pip_fixtures"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, TESTS / "pip" / "piplab.py")
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-pipfx = _load_pip_fixtures()
+from tests.support import apt as aptlab
+from tests.support import pip as pipfx
+from tests.support.cli import run_cli
+from tests.support.env import pip_env
+from tests.support.http import DirServer
 
 TOOLS = ("apt-get", "dpkg", "dpkg-deb", "apt-ftparchive", "mount", "timeout")
 needs_root = pytest.mark.skipif(
@@ -62,12 +39,9 @@ def sha256(path: Path | str) -> str:
 # -- the pkgcache CLI -----------------------------------------------------------------------------
 def cli(cache_dir: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 300,
         **kw: object) -> subprocess.CompletedProcess[str]:
-    """Run ``pkgcache --cache-dir CACHE ARGS`` (this checkout) and capture its output."""
-    full = dict(os.environ if env is None else env)
-    full["PYTHONPATH"] = str(REPO)
-    return subprocess.run([PY, "-m", "hooks.cli", "--cache-dir", str(cache_dir), *args],
-                          capture_output=True, text=True, env=full, timeout=timeout,
-                          check=False, **kw)  # type: ignore[call-overload]
+    """Run ``pkgcache --cache-dir CACHE ARGS`` (this checkout) and capture its output; env is the
+    whole environment (default: this process's)."""
+    return run_cli(*args, cache_dir=cache_dir, base=env, timeout=timeout, **kw)
 
 
 def verify_report(cache_dir: Path, repair: bool = False) -> dict[str, list[str]]:
@@ -134,48 +108,19 @@ def corrupt(path: Path, how: str, substitute: bytes | None = None, seed: int = 0
     os.chmod(path, 0o444)
 
 
-# -- file systems ---------------------------------------------------------------------------------
-class Mounts:
-    """tmpfs mounts made by one test, unmounted at the end."""
-
-    def __init__(self, base: Path) -> None:
-        self.base = base
-        self.mounted: list[Path] = []
-
-    def tmpfs(self, name: str, size: str) -> Path:
-        where = self.base / name
-        where.mkdir()
-        res = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755",
-                              "pkgcache-rel", str(where)], capture_output=True, text=True)
-        if res.returncode != 0:
-            pytest.skip(f"cannot mount tmpfs: {res.stderr.strip()}")
-        self.mounted.append(where)
-        return where
-
-    @staticmethod
-    def remount(where: Path, opts: str) -> None:
-        subprocess.run(["mount", "-o", f"remount,{opts}", str(where)], check=True,
-                       capture_output=True)
-
-    def cleanup(self) -> None:
-        for where in reversed(self.mounted):
-            subprocess.run(["umount", "-l", str(where)], capture_output=True)
-
-
 # -- apt ------------------------------------------------------------------------------------------
 @dataclass
 class AptWorld:
     """A flat repo served on 127.0.0.1 and a sandbox root whose apt runs pkgcache's snippet."""
 
     repo: aptlab.Repo
-    server: aptlab.CountingServer
+    server: DirServer
     sb: aptlab.Sandbox
     cache_dir: Path
     names: tuple[str, ...]
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.stop()
 
     def use_cache(self, cache_dir: Path) -> None:
         self.cache_dir = cache_dir
@@ -243,39 +188,19 @@ DEFAULT_DEBS = (("alpha", "1.0-1", {"depends": "beta", "size": 300_000}),
 
 
 def make_apt_world(base: Path, cache_dir: Path, debs=DEFAULT_DEBS) -> AptWorld:
-    repo = aptlab.Repo(base / "repo")
-    repo.path.mkdir(parents=True)
-    for name, version, kw in debs:
-        repo.add(name, version, **kw)
-    repo.publish()
-    server = aptlab.CountingServer(repo.path)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    sb = aptlab.Sandbox(base / "sb", server.url, cache_dir)
-    sb.install_snippet()
-    world = AptWorld(repo, server, sb, cache_dir, tuple(n for n, _, _ in debs))
-    sb.apt("update", check=True)
+    """The apt lab (tests.support.apt) with these debs, updated once."""
+    lab = aptlab.make_lab(base, debs, cache_dir)
+    world = AptWorld(lab.repo, lab.server, lab.sb, cache_dir, tuple(n for n, _, _ in debs))
+    lab.sb.apt("update", check=True)
     return world
 
 
 # -- pip ------------------------------------------------------------------------------------------
-PIP_ENV_DROP = ("PIP_FIND_LINKS", "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_CONSTRAINT",
-                "PIP_REQUIRE_HASHES", "PIP_NO_INDEX", "VIRTUAL_ENV", "UV_INDEX_URL",
-                "UV_EXTRA_INDEX_URL", "UV_FIND_LINKS", "PIP_CACHE_DIR", "UV_CACHE_DIR")
-
-
-def pip_env() -> dict[str, str]:
-    """An environment in which pip ignores the machine's pip configuration."""
-    env = {k: v for k, v in os.environ.items() if k not in PIP_ENV_DROP}
-    env.update(PIP_CONFIG_FILE=os.devnull, PIP_NO_INPUT="1", PIP_DEFAULT_TIMEOUT="5",
-               PIP_RETRIES="0", UV_NO_CONFIG="1", PIP_DISABLE_PIP_VERSION_CHECK="1")
-    return env
-
-
 @dataclass
 class PipWorld:
     """A counting PEP 503 index with pure wheels, and fresh venvs to install into."""
 
-    index: object  # _rel_pip_fixtures.Index
+    index: pipfx.Index
     base: Path
     wheels: dict[str, Path]
     count: int = 0
@@ -290,20 +215,20 @@ class PipWorld:
     def install(self, cache_dir: Path, venv: Path, *extra: str, env: dict[str, str] | None = None,
                 **kw: object) -> subprocess.CompletedProcess[str]:
         return cli(cache_dir, "pip", "install", "--python", str(venv / "bin" / "python"),
-                   "-i", self.index.url, *extra, "alpha", env=env or pip_env(), **kw)  # type: ignore[attr-defined]
+                   "-i", self.index.url, *extra, "alpha", env=env or pip_env(), **kw)
 
     @staticmethod
     def versions(venv: Path) -> tuple[str | None, str | None]:
         return (pipfx.venv_version(venv, "alpha"), pipfx.venv_version(venv, "beta"))
 
     def requests(self) -> list[str]:
-        return list(self.index.requests)  # type: ignore[attr-defined]
+        return list(self.index.requests)
 
     def file_requests(self) -> list[str]:
         return [r for r in self.requests() if r.startswith("/files/")]
 
     def stop(self) -> None:
-        self.index.stop()  # type: ignore[attr-defined]
+        self.index.stop()
 
 
 def make_pip_world(base: Path) -> PipWorld:
@@ -354,6 +279,6 @@ def fill_wheels(pip: PipWorld, cache_dir: Path) -> None:
             meta = {"filename": path.name, "name": name, "version": "1.0",
                     "requires_python": None, "yanked": False,
                     # provenance as the driver records it: the index the install reads
-                    "sources": pip_sources(["-i", pip.index.url])}  # type: ignore[attr-defined]
+                    "sources": pip_sources(["-i", pip.index.url])}
             assert ws.add(f"wheel:{path.name}", str(path), sha256(path), meta)
         ws.save_stamps()  # the vouches live in the local state dir, as after a real install

@@ -11,7 +11,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from rel_lab import PY, REPO, aptlab, assert_verify_clean, pipfx, stats
+
+from tests.reliability.rel_lab import aptlab, assert_verify_clean, pipfx, stats
+from tests.support import PY, REPO
 
 PROCS = 8
 OPS = 120

@@ -7,7 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from rel_lab import (
+
+from cache_core import PackageCache
+from tests.reliability.rel_lab import (
     AptWorld,
     PipWorld,
     apt_name,
@@ -23,8 +25,6 @@ from rel_lab import (
     sha256,
     stats,
 )
-
-from cache_core import PackageCache
 
 pytestmark = needs_root
 KINDS = ("bitflip", "truncate", "substitute")

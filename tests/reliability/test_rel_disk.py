@@ -8,9 +8,9 @@ import errno
 import os
 from pathlib import Path
 
-from rel_lab import (
+from cache_core import PackageCache
+from tests.reliability.rel_lab import (
     AptWorld,
-    Mounts,
     PipWorld,
     assert_short_warnings,
     assert_verify_clean,
@@ -22,8 +22,7 @@ from rel_lab import (
     stats,
     verify_report,
 )
-
-from cache_core import PackageCache
+from tests.support.mounts import Mounts
 
 pytestmark = needs_root
 
@@ -115,12 +114,18 @@ def damage_index(cache_dir: Path, damage: str) -> None:
             p.write_bytes(os.urandom(8192))
 
 
-def test_index_deleted_then_repair_rebuilds(apt_world: AptWorld, pip_world: PipWorld) -> None:
-    cache_dir = apt_world.cache_dir
-    fill_debs(apt_world)
-    fill_wheels(pip_world, cache_dir)
+def filled_then_damaged(apt: AptWorld, pip: PipWorld, damage: str) -> tuple[Path, int]:
+    """Both worlds' files in the cache, then its index damaged; (cache dir, objects before)."""
+    cache_dir = apt.cache_dir
+    fill_debs(apt)
+    fill_wheels(pip, cache_dir)
     objects = stats(cache_dir)["objects"]
-    damage_index(cache_dir, "deleted")
+    damage_index(cache_dir, damage)
+    return cache_dir, objects
+
+
+def test_index_deleted_then_repair_rebuilds(apt_world: AptWorld, pip_world: PipWorld) -> None:
+    cache_dir, objects = filled_then_damaged(apt_world, pip_world, "deleted")
     seen = apt_and_pip_succeed(apt_world, pip_world, cache_dir)
     assert seen == []  # a missing index is simply a new, empty one
 
@@ -149,11 +154,7 @@ def test_garbage_index_apt_and_pip_succeed(apt_world: AptWorld, pip_world: PipWo
 
 
 def test_garbage_index_repair_rebuilds(apt_world: AptWorld, pip_world: PipWorld) -> None:
-    cache_dir = apt_world.cache_dir
-    fill_debs(apt_world)
-    fill_wheels(pip_world, cache_dir)
-    objects = stats(cache_dir)["objects"]
-    damage_index(cache_dir, "garbage")
+    cache_dir, objects = filled_then_damaged(apt_world, pip_world, "garbage")
     verify_report(cache_dir, repair=True)
     assert_verify_clean(cache_dir)
     assert stats(cache_dir)["objects"] == objects

@@ -12,9 +12,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from rel_lab import (
-    PY,
-    REPO,
+
+from cache_core import PackageCache
+from tests.reliability.rel_lab import (
     AptWorld,
     PipWorld,
     assert_short_warnings,
@@ -24,8 +24,8 @@ from rel_lab import (
     pip_env,
     verify_report,
 )
-
-from cache_core import PackageCache
+from tests.support import PY, REPO
+from tests.support.cli import popen_cli
 
 pytestmark = [needs_root, pytest.mark.slow]
 
@@ -139,10 +139,10 @@ def test_sigkill_pip_install_while_filling(pip_world: PipWorld, tmp_path: Path) 
             with PackageCache(str(cache_dir), strict=True) as c:
                 c.clear()  # so the next run fills the cache again
         venv = pip_world.venv()
-        cmd = [PY, "-m", "hooks.cli", "--cache-dir", str(cache_dir), "pip", "install",
-               "--python", str(venv / "bin" / "python"), "-i", pip_world.index.url, "alpha"]
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, start_new_session=True)
+        proc = popen_cli("pip", "install", "--python", str(venv / "bin" / "python"), "-i",
+                         pip_world.index.url, "alpha", cache_dir=cache_dir, base=env,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         start_new_session=True)
         try:
             proc.wait(timeout=rng.uniform(0.3, 4.0))
         except subprocess.TimeoutExpired:

@@ -12,7 +12,7 @@ import pytest
 from cache_core.storage import remote
 from cache_core.storage.remote.base import record_name
 from cache_core.storage.remote.records import Record, encode, generate_keypair
-from tests.conftest import run_cli
+from tests.support.cli import run_cli
 
 K1, K2 = "deb:one_1.0_all.deb", "deb:two_1.0_all.deb"
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from cache_core.storage import remote
 from cache_core.storage.remote.base import record_name
-from tests.conftest import REPO
+from tests.support import REPO
 
 KEY = "deb:hello_2.10-3_amd64.deb"
 
@@ -126,7 +126,7 @@ def test_background_uploader_drains_the_spool_by_itself(store, make_cache, keypa
 
 
 def test_push_all_and_pull_keys_through_the_cli(store, make_cache, keypair, tmp_path):
-    from tests.conftest import run_cli
+    from tests.support.cli import run_cli
 
     srcs = [blob(tmp_path, 1000 + i, f"f{i}") for i in range(3)]
     a = make_cache("a", [store.remote(mode="rw", signing_key_file=keypair[0])])

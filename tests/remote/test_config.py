@@ -7,8 +7,8 @@ import yaml
 
 from cache_core import ConfigError, load_config
 from cache_core.storage.remote.config import redact_url
-from tests.conftest import run_cli
-from tests.remote.servers import FaultServer
+from tests.support.cli import run_cli
+from tests.support.http import FaultServer
 
 
 def _write(tmp_path, remote) -> str:

@@ -3,17 +3,15 @@ change: served from the fleet with the origin gone, and unchanged when the remot
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import http.server
 import os
-import threading
 import time
 
 import pytest
 
-from tests.conftest import run_cli
-from tests.remote.servers import FaultServer
+from tests.support import until_stopped
+from tests.support.cli import run_cli
+from tests.support.http import FaultServer, serve_dir
 
 
 @pytest.fixture
@@ -21,13 +19,8 @@ def origin(tmp_path):
     """A plain HTTP origin on 127.0.0.1 serving tmp_path/www."""
     www = tmp_path / "www"
     www.mkdir()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(www))
-    handler.log_message = lambda *a, **k: None  # type: ignore[attr-defined]
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    yield www, f"http://127.0.0.1:{srv.server_address[1]}"
-    srv.shutdown()
-    srv.server_close()
+    for srv in until_stopped(serve_dir(www)):
+        yield www, srv.url("")
 
 
 def test_fetch_with_a_pinned_sha256_is_served_by_the_fleet_with_the_origin_gone(

@@ -15,8 +15,9 @@ import yaml
 
 from cache_core import PackageCache
 from cache_core.storage import remote
-from tests.conftest import run_cli
-from tests.remote.servers import BEARER, FaultServer
+from tests.support.cli import run_cli
+from tests.support.http import FaultServer
+from tests.support.remote import BEARER
 
 DATA = os.urandom(200_000)
 DIGEST = hashlib.sha256(DATA).hexdigest()

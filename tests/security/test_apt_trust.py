@@ -17,7 +17,11 @@ import time
 from pathlib import Path
 
 import pytest
-from seclab import PY, REPO, Lab, User, build_deb, cli, user_dir
+
+from tests.support import PY, REPO
+from tests.support.apt import Lab, build_deb
+from tests.support.cli import run_cli
+from tests.support.user import User
 
 
 def payload_of(deb: Path, name: str, work: Path) -> bytes:
@@ -77,7 +81,7 @@ def test_local_deb_is_copied_never_linked_and_rewrites_never_reach_dpkg(
     good = build_deb(tmp_path / "good", "vendortool", "1.0", size=40000, seed=1)
     evil = build_deb(tmp_path / "evil", "vendortool", "1.0", size=40000, seed=2)
     assert good.stat().st_size == evil.stat().st_size
-    home = user_dir(user, "dl")
+    home = user.dir("dl")
     local = home / good.name
     for src, dst in ((good, local), (good, home / "good.deb"), (evil, home / "evil.deb")):
         shutil.copy(src, dst)
@@ -110,7 +114,7 @@ def test_local_deb_no_index_vouches_for_is_not_stored_under_its_name(
     the real package of that name and version)."""
     (tmp_path / "own").mkdir()
     deb = build_deb(tmp_path / "own", "alpha", "1.0-1+local", size=30000, seed=7)
-    local = user_dir(user, "own") / deb.name
+    local = user.dir("own") / deb.name
     shutil.copy(deb, local)
     os.chown(local, user.uid, user.gid)
     lab.sb.apt("update", check=True)
@@ -191,13 +195,13 @@ def test_editing_any_non_object_file_gets_no_wrong_byte_to_dpkg_or_fetch(
     lab.sb.apt("update", check=True)
     lab.sb.apt("install", "alpha", check=True)
     dest = tmp_path / "dest.bin"
-    assert cli(*cdir, "fetch", url, "-o", str(dest)).returncode == 0
+    assert run_cli(*cdir, "fetch", url, "-o", str(dest)).returncode == 0
     (tmp_path / "evil.bin").write_bytes(evil_body)
     evil = {"deb": (hashlib.sha256(evil_deb.read_bytes()).hexdigest(), evil_deb.stat().st_size),
             "url": (hashlib.sha256(evil_body).hexdigest(), len(evil_body))}
     for name, digest in (("deb", evil["deb"][0]), ("url", evil["url"][0])):
         src = evil_deb if name == "deb" else tmp_path / "evil.bin"
-        assert cli(*cdir, "put", f"sha256:{digest}", str(src)).returncode == 0
+        assert run_cli(*cdir, "put", f"sha256:{digest}", str(src)).returncode == 0
     old_plan = lab.cache_dir / "apt" / "seedplan.json"
     old_plan.parent.mkdir(exist_ok=True)
     old_plan.write_text(json.dumps({"fingerprint": _fingerprint(lab), "entries": {}}))
@@ -216,7 +220,7 @@ def test_editing_any_non_object_file_gets_no_wrong_byte_to_dpkg_or_fetch(
         assert installed_payload(lab, "alpha") == want, f"wrong deb installed after editing {path}"
         for extra in ([], ["--sha256", good_sha]):
             dest.unlink(missing_ok=True)
-            r = cli(*cdir, "fetch", url, "-o", str(dest), *extra)
+            r = run_cli(*cdir, "fetch", url, "-o", str(dest), *extra)
             assert r.returncode == 0, f"{path}: {r.stderr}"
             assert dest.read_bytes() == good_body, f"wrong fetch bytes after editing {path}"
 

@@ -14,9 +14,12 @@ import time
 from pathlib import Path
 
 import pytest
-from seclab import PY, REPO, User, build_deb, cli, user_dir
 
 from cache_core import PackageCache, UnsafeCacheError
+from tests.support import PY, REPO
+from tests.support.apt import build_deb
+from tests.support.cli import popen_cli, run_cli
+from tests.support.user import User
 
 # -- finding 3: fetch's temp files in a directory the user can write ---------------------------
 SWAPPER = textwrap.dedent("""
@@ -60,12 +63,12 @@ def test_fetch_temp_swap_never_touches_a_victim_file(user: User, fetch_server, t
     os.chmod(victim, 0o600)
     body = os.urandom(600_000)
     fetch_server.put("/big.bin", body, chunk_delay=0.01)
-    dl = user_dir(user, "downloads")
+    dl = user.dir("downloads")
     racer = user.python(SWAPPER, str(dl), str(victim), "300", background=True)
     try:
         for i in range(12):
             dest = dl / f"file{i}.bin"
-            res = cli("fetch", fetch_server.url("/big.bin"), "-o", str(dest), "--retries", "0",
+            res = run_cli("fetch", fetch_server.url("/big.bin"), "-o", str(dest), "--retries", "0",
                       env={"PKGCACHE_DISABLE": "1"})
             assert "Traceback" not in res.stderr and len(res.stderr.splitlines()) <= 1, res.stderr
             st = os.stat(victim)
@@ -115,7 +118,7 @@ def test_harvest_symlink_swap_race_never_stores_a_root_only_file(user: User,
     os.chmod(secret, 0o600)
     (tmp_path / "b").mkdir()
     deb = build_deb(tmp_path / "b", "racy", "1.0", size=5000)
-    race = user_dir(user, "race")
+    race = user.dir("race")
     good = race / "good.deb"
     shutil.copy(deb, good)
     os.chown(good, user.uid, user.gid)
@@ -182,7 +185,7 @@ def test_group_writable_cache_with_our_own_group_is_refused(user: User, tmp_path
     root = tmp_path / "shared"
     root.mkdir()
     os.chmod(root, 0o2775)  # group root (ours)
-    res = cli("--cache-dir", str(root), "get", "tool:v1")
+    res = run_cli("--cache-dir", str(root), "get", "tool:v1")
     assert res.returncode == 4 and "writable by other users" in res.stderr, res.stderr
     assert len(res.stderr.splitlines()) == 1
 
@@ -192,7 +195,7 @@ def test_acl_granting_another_user_write_is_refused(user: User, public_dir: Path
     with our own group) is refused; the user really could write there."""
     root = public_dir / "acl"
     (public_dir / "f").write_bytes(b"x")
-    assert cli("--cache-dir", str(root), "put", "k", str(public_dir / "f")).returncode == 0
+    assert run_cli("--cache-dir", str(root), "put", "k", str(public_dir / "f")).returncode == 0
     try:
         os.setxattr(root, "system.posix_acl_access",
                     _acl([(0x01, 7, -1), (0x02, 7, user.uid), (0x04, 5, -1), (0x10, 7, -1),
@@ -201,7 +204,7 @@ def test_acl_granting_another_user_write_is_refused(user: User, public_dir: Path
         pytest.skip(f"no POSIX ACLs here: {exc}")
     probe = user.run("touch", str(root / "planted"))
     assert probe.returncode == 0, probe.stderr   # the ACL is real: the user can write
-    res = cli("--cache-dir", str(root), "ls")
+    res = run_cli("--cache-dir", str(root), "ls")
     assert res.returncode == 4 and len(res.stderr.splitlines()) == 1, res.stderr
     assert "writable by other users" in res.stderr or "ACL" in res.stderr, res.stderr
     from cache_core.fsutil import acl_grants_write
@@ -215,9 +218,9 @@ def test_world_writable_subdirectory_is_refused(sub: str, tmp_path: Path) -> Non
     root = tmp_path / "c"
     src = tmp_path / "f"
     src.write_bytes(b"x")
-    assert cli("--cache-dir", str(root), "put", "k", str(src)).returncode == 0
+    assert run_cli("--cache-dir", str(root), "put", "k", str(src)).returncode == 0
     os.chmod(root / sub, 0o777)
-    res = cli("--cache-dir", str(root), "put", "k2", str(src))
+    res = run_cli("--cache-dir", str(root), "put", "k2", str(src))
     assert res.returncode == 4 and "writable by other users" in res.stderr, res.stderr
 
 
@@ -227,8 +230,8 @@ def test_cache_is_not_created_in_a_foreign_non_empty_dir(tmp_path: Path) -> None
     d = tmp_path / "project"
     d.mkdir()
     (d / "README").write_text("mine\n")
-    res = cli("--cache-dir", str(d), "stats")
-    res = cli("--cache-dir", str(d), "put", "k", str(d / "README"))
+    res = run_cli("--cache-dir", str(d), "stats")
+    res = run_cli("--cache-dir", str(d), "put", "k", str(d / "README"))
     assert res.returncode == 4 and "CACHEDIR.TAG" in res.stderr, res.stderr
     assert sorted(os.listdir(d)) == ["README"]
 
@@ -241,7 +244,7 @@ def test_cache_is_not_created_in_a_system_directory(tmp_path: Path) -> None:
     src = tmp_path / "f"
     src.write_bytes(b"x")
     try:
-        res = cli("--config", str(cfg), "put", "k", str(src), env={"PKGCACHE_CONFIG": str(cfg)})
+        res = run_cli("--config", str(cfg), "put", "k", str(src), env={"PKGCACHE_CONFIG": str(cfg)})
         assert res.returncode == 4 and "system directory" in res.stderr, res.stderr
     finally:
         for name in set(os.listdir("/etc")) - before:  # an old build created its tree here
@@ -254,11 +257,11 @@ def test_planted_index_fifo_or_foreign_index_is_refused(user: User, tmp_path: Pa
     """The index (and WAL/SHM) must be our own regular file: a FIFO never blocks us."""
     root = tmp_path / "c"
     (tmp_path / "f").write_bytes(b"x")
-    assert cli("--cache-dir", str(root), "put", "k", str(tmp_path / "f")).returncode == 0
+    assert run_cli("--cache-dir", str(root), "put", "k", str(tmp_path / "f")).returncode == 0
     for name in ("index-v1.sqlite-wal", "index-v1.sqlite-shm"):
         (root / name).unlink(missing_ok=True)
     os.mkfifo(root / "index-v1.sqlite-wal")
-    res = cli("--cache-dir", str(root), "ls", timeout=30)
+    res = run_cli("--cache-dir", str(root), "ls", timeout=30)
     assert res.returncode == 4 and "not a regular file" in res.stderr, res.stderr
     with pytest.raises(UnsafeCacheError):
         PackageCache(str(root), strict=True).index  # noqa: B018
@@ -276,14 +279,14 @@ def test_download_secrets_stay_private(user: User, fetch_server, public_dir: Pat
     fetch_server.put(f"/Packages?access_token={token}", body)  # the server sees the query too
     url = fetch_server.url(f"/Packages?access_token={token}")
     dest = tmp_path / "out"
-    res = cli("--cache-dir", str(root), "fetch", url, "-o", str(dest))
+    res = run_cli("--cache-dir", str(root), "fetch", url, "-o", str(dest))
     assert res.returncode == 0, res.stderr
     auth = fetch_server.url("/Packages").replace("http://", f"http://bob:{token}@")
-    assert cli("--cache-dir", str(root), "fetch", auth, "-o", str(dest)).returncode == 0
+    assert run_cli("--cache-dir", str(root), "fetch", auth, "-o", str(dest)).returncode == 0
     for args in (("ls",), ("ls", "--json"), ("stats", "--json"), ("verify",)):
-        out = cli("--cache-dir", str(root), *args)
+        out = run_cli("--cache-dir", str(root), *args)
         assert token not in out.stdout + out.stderr
-    bad = cli("--cache-dir", str(root), "fetch", fetch_server.url("/nope") + f"?token={token}",
+    bad = run_cli("--cache-dir", str(root), "fetch", fetch_server.url("/nope") + f"?token={token}",
               "-o", str(dest), "--retries", "0")
     assert bad.returncode != 0 and token not in bad.stderr and "REDACTED" in bad.stderr, bad.stderr
     # Everything the local user can read in the cache: no token, no content.
@@ -316,12 +319,12 @@ def test_yaml_alias_bomb_is_refused_fast(tmp_path: Path) -> None:
     cfg = tmp_path / "bomb.yaml"
     cfg.write_text("\n".join(levels) + "\nperformance:\n  cache:\n    max_size_gb: *a9\n")
     t0 = time.monotonic()
-    res = cli("--config", str(cfg), "stats", timeout=60)
+    res = run_cli("--config", str(cfg), "stats", timeout=60)
     assert res.returncode == 3 and time.monotonic() - t0 < 10, res.stderr
     assert len(res.stderr) < 300, res.stderr[:300]
     deep = tmp_path / "deep.yaml"
     deep.write_text("[" * 5000 + "]" * 5000 + "\n")
-    res = cli("--config", str(deep), "stats", timeout=60)
+    res = run_cli("--config", str(deep), "stats", timeout=60)
     assert res.returncode == 3 and "Traceback" not in res.stderr, res.stderr
 
 
@@ -329,14 +332,14 @@ def test_error_message_never_formats_a_huge_value(tmp_path: Path) -> None:
     cfg = tmp_path / "big.yaml"
     cfg.write_text("a: &a [" + ", ".join(["yyyyyyyyyy"] * 40) + "]\n"
                    "performance:\n  cache:\n    max_size_gb: [*a, *a, *a, *a, *a, *a]\n")
-    res = cli("--config", str(cfg), "stats")
+    res = run_cli("--config", str(cfg), "stats")
     assert res.returncode == 3 and len(res.stderr) < 300, res.stderr
 
 
 @pytest.mark.parametrize("key", ["\U0010ffff", "\udcff", "a\x07"])
 def test_odd_keys_exit_2(key: str, tmp_path: Path) -> None:
     for args in (("ls", key), ("get", key), ("exists", key)):
-        res = cli("--cache-dir", str(tmp_path / "c"), *args)
+        res = run_cli("--cache-dir", str(tmp_path / "c"), *args)
         assert res.returncode == 2 and len(res.stderr.splitlines()) == 1, (args, res.stderr)
 
 
@@ -344,8 +347,8 @@ def test_get_into_a_missing_directory_says_so(tmp_path: Path) -> None:
     src = tmp_path / "f"
     src.write_bytes(b"x")
     c = ["--cache-dir", str(tmp_path / "c")]
-    assert cli(*c, "put", "k", str(src)).returncode == 0
-    res = cli(*c, "get", "k", "-o", str(tmp_path / "missing" / "x"))
+    assert run_cli(*c, "put", "k", str(src)).returncode == 0
+    res = run_cli(*c, "get", "k", "-o", str(tmp_path / "missing" / "x"))
     assert res.returncode == 2 and "no such directory" in res.stderr, res.stderr
     assert "not in the cache" not in res.stderr
 
@@ -361,7 +364,7 @@ def test_full_file_system_exits_4_with_one_line(tmp_path: Path) -> None:
         codes = []
         for i in range(6):
             src.write_bytes(os.urandom(300_000))
-            r = cli("--cache-dir", str(where / "c"), "put", f"k{i}", str(src))
+            r = run_cli("--cache-dir", str(where / "c"), "put", f"k{i}", str(src))
             codes.append(r.returncode)
             assert r.returncode in (0, 4), r.stderr
             assert "internal error" not in r.stderr and len(r.stderr.splitlines()) <= 1, r.stderr
@@ -372,7 +375,7 @@ def test_full_file_system_exits_4_with_one_line(tmp_path: Path) -> None:
                 f.write(b"\0" * 65536)
                 f.flush()
         for args in (("stats", "--zero"), ("put", "z", str(src)), ("gc", "--max-size", "1")):
-            r = cli("--cache-dir", str(where / "c"), *args)
+            r = run_cli("--cache-dir", str(where / "c"), *args)
             assert r.returncode in (0, 4) and "internal error" not in r.stderr, (args, r.stderr)
     finally:
         subprocess.run(["umount", "-l", str(where)], capture_output=True)
@@ -399,13 +402,13 @@ def test_verify_repair_tolerates_concurrent_puts(tmp_path: Path) -> None:
     root = tmp_path / "c"
     script = tmp_path / "putter.py"
     script.write_text(PUTTER)
-    assert cli("--cache-dir", str(root), "stats").returncode == 0
+    assert run_cli("--cache-dir", str(root), "stats").returncode == 0
     putters = [subprocess.Popen([PY, str(script), str(root), str(REPO), "120"])
                for _ in range(4)]
     try:
         time.sleep(1)
         for _ in range(20):
-            r = cli("--cache-dir", str(root), "verify", "--repair")
+            r = run_cli("--cache-dir", str(root), "verify", "--repair")
             assert r.returncode == 0, r.stderr
     finally:
         for p in putters:
@@ -431,9 +434,8 @@ def test_kill_9_during_gc_never_leaves_a_row_without_its_file(tmp_path: Path) ->
     fill("a", 1500)
     rnd = random.Random(5)
     for _round in range(40):
-        p = subprocess.Popen([PY, "-m", "hooks.cli", "--cache-dir", str(root), "gc",
-                              "--max-size", "1b"], env=dict(os.environ, PYTHONPATH=str(REPO)),
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        p = popen_cli("--cache-dir", str(root), "gc", "--max-size", "1b",
+                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(rnd.uniform(0.2, 1.2))
         p.kill()
         p.wait()

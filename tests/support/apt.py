@@ -1,23 +1,24 @@
-"""Test lab for the apt driver: build .debs and a flat apt repo, serve it on
-127.0.0.1 with a request-counting HTTP server, and run the real apt-get/dpkg
-inside a sandbox root (APT_CONFIG + dpkg --root, real locking)."""
+"""The apt world: small .debs built with dpkg-deb, a flat repository served by the support HTTP
+server (a DirServer that logs every request), and a sandbox root where the real apt-get/dpkg run
+(APT_CONFIG + dpkg --root, real locking) with pkgcache's snippet calling this checkout."""
 
 from __future__ import annotations
 
-import http.server
+import json
 import os
 import pathlib
 import random
 import shutil
 import subprocess
-import sys
-import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
-VENV_PY = REPO_ROOT / ".venv" / "bin" / "python"
-SNIPPET = REPO_ROOT / "hooks" / "apt" / "data" / "05pkgcache"
+from tests.support import PY, REPO, until_stopped
+from tests.support.http import DirServer, serve_dir
+
+SNIPPET = REPO / "hooks" / "apt" / "data" / "05pkgcache"
+TOOLS = ("apt-get", "dpkg", "dpkg-deb", "apt-ftparchive")
 
 
 def build_deb(
@@ -60,47 +61,6 @@ def build_deb(
     return out
 
 
-class CountingHandler(http.server.SimpleHTTPRequestHandler):
-    """Serves the repo dir; records every request path."""
-
-    server: CountingServer
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        with self.server.lock:
-            self.server.requests.append(self.path)
-        super().do_GET()
-
-    def do_HEAD(self) -> None:
-        with self.server.lock:
-            self.server.requests.append("HEAD " + self.path)
-        super().do_HEAD()
-
-
-class CountingServer(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, directory: pathlib.Path) -> None:
-        self.requests: list[str] = []
-        self.lock = threading.Lock()
-        handler = lambda *a, **kw: CountingHandler(*a, directory=str(directory), **kw)  # noqa: E731
-        super().__init__(("127.0.0.1", 0), handler)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/"
-
-    def deb_requests(self) -> list[str]:
-        with self.lock:
-            return [r for r in self.requests if r.endswith(".deb")]
-
-    def reset(self) -> None:
-        with self.lock:
-            self.requests.clear()
-
-
 @dataclass
 class Repo:
     """A flat repository (`deb [trusted=yes] URL ./`) in `path`."""
@@ -136,6 +96,7 @@ class Sandbox:
         self.base = base
         self.root = base / "root"
         self.cache_dir = cache_dir
+        self.code, self.python = REPO, PY  # what the hooks run: this checkout, the tests' Python
         r = self.root
         for d in ("etc/apt/apt.conf.d", "etc/apt/preferences.d", "etc/apt/sources.list.d",
                   "etc/apt/trusted.gpg.d", "var/lib/apt/lists/partial",
@@ -170,11 +131,19 @@ class Sandbox:
         if options is None:
             options = f'--cache-dir "{self.cache_dir}"'
         if body is None:
-            path = f"{pythonpath}:{REPO_ROOT}" if pythonpath else str(REPO_ROOT)
-            body = f'PYTHONPATH="{path}" exec "{VENV_PY}" -m hooks.cli {options} "$@"\n'
+            path = f"{pythonpath}:{self.code}" if pythonpath else str(self.code)
+            body = f'PYTHONPATH="{path}" exec "{self.python}" -m hooks.cli {options} "$@"\n'
 
         self.pkgcache_bin.write_text("#!/bin/sh\n" + body)
         self.pkgcache_bin.chmod(0o755)
+
+    def for_other_users(self) -> None:
+        """Hooks that other users can run too: the world-readable copy of the code on the
+        system's Python (the checkout and its venv may be private)."""
+        from tests.support.user import USER_PY, readable_tree
+
+        self.code, self.python = readable_tree(), USER_PY
+        self.write_pkgcache_wrapper()
 
     @property
     def archives(self) -> pathlib.Path:
@@ -233,5 +202,79 @@ class Sandbox:
         return sorted(p.name for p in self.archives.glob("*.deb"))
 
 
-def python() -> str:
-    return str(VENV_PY if VENV_PY.exists() else sys.executable)
+@dataclass
+class Lab:
+    """One test's apt world: repo + server + sandbox + cache dir."""
+
+    repo: Repo
+    server: DirServer
+    sb: Sandbox
+    cache_dir: pathlib.Path
+
+    def republish(self) -> None:
+        """Publish the repository's index again (after adding or replacing a package)."""
+        self.repo.publish()
+
+    def cache(self):
+        """The lab's cache, opened as root's CLI opens it."""
+        from cache_core import PackageCache
+
+        return PackageCache(str(self.cache_dir))
+
+    def reprovision(self, *names: str) -> None:
+        """What a re-provisioned machine looks like: packages (default alpha, beta) purged,
+        archives empty, the server's request log cleared."""
+        self.sb.apt("purge", *(names or ("alpha", "beta")), check=True)
+        self.sb.apt("clean", check=True)
+        assert self.sb.debs_in_archives() == []
+        self.server.reset()
+
+    def status(self) -> dict:
+        """``pkgcache apt status --json`` through the sandbox's pkgcache."""
+        res = self.sb.pkgcache("apt", "status", "--json")
+        assert res.returncode == 0, res.stderr
+        return json.loads(res.stdout)
+
+    def stop(self) -> None:
+        """Stop the repository's server."""
+        self.server.stop()
+
+
+DEFAULT_DEBS: tuple[tuple[str, str, dict], ...] = (
+    ("alpha", "1.0-1", {"depends": "beta"}),
+    ("beta", "2:1.0-1", {"arch": "amd64"}),
+    ("gamma", "0.5", {"size": 5000}),
+)
+
+
+def make_lab(base: pathlib.Path, debs: tuple[tuple[str, str, dict], ...] = DEFAULT_DEBS,
+             cache_dir: pathlib.Path | None = None) -> Lab:
+    """A repository with debs published and served, a sandbox with the snippet installed."""
+    repo = Repo(base / "repo")
+    repo.path.mkdir(parents=True)
+    for name, version, kw in debs:
+        repo.add(name, version, **kw)
+    repo.publish()
+    server = serve_dir(repo.path)
+    cache_dir = cache_dir or base / "pkgcache"
+    sb = Sandbox(base / "sb", server.base, cache_dir)
+    sb.install_snippet()
+    return Lab(repo, server, sb, cache_dir)
+
+
+def lab_in(base: pathlib.Path, **kw: object) -> Iterator[Lab]:
+    """make_lab(base) for a fixture: stopped afterwards."""
+    yield from until_stopped(make_lab(base, **kw))  # type: ignore[arg-type]
+
+
+def skip_unless_tools(items: list, where: str, tools: tuple[str, ...], what: str) -> None:
+    """Mark the items under tests/<where>/ skipped without root or one of tools."""
+    import pytest
+
+    missing = [t for t in tools if shutil.which(t) is None
+               and not os.path.exists(f"/usr/sbin/{t}")]
+    if missing or os.geteuid() != 0:
+        why = f"needs root and {', '.join(missing) or what}"
+        for item in items:
+            if f"tests/{where}/" in str(item.fspath):
+                item.add_marker(pytest.mark.skip(reason=why))

@@ -1,4 +1,4 @@
-"""Test helpers for the pip driver: wheels and an sdist built here, a counting PEP 503 index.
+"""The pip world: wheels and sdists built here, a counting PEP 503 index, venvs.
 
 Everything is real: pip runs for real against an HTTP server on 127.0.0.1 that counts requests.
 pip's machine-wide config (find-links, extra indexes, constraints) is switched off for each test.
@@ -8,19 +8,17 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import html
 import io
+import os
 import platform
 import subprocess
 import sys
 import tarfile
-import threading
 import zipfile
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel_filename
+from tests.support.http import HttpServer, IndexApp
 
 PY_TAG = f"cp{sys.version_info[0]}{sys.version_info[1]}"
 OTHER_MACHINE = "aarch64" if platform.machine() != "aarch64" else "x86_64"
@@ -47,14 +45,35 @@ def make_wheel(out: Path, name: str, version: str, tag: str = "py3-none-any", *,
                           f"Root-Is-Purelib: {'true' if tag.endswith('any') else 'false'}\n"
                           f"Tag: {tag}\n").encode(),
     }
+    return _write_wheel(out / f"{dist}-{version}-{tag}.whl", info, files)
+
+
+def _write_wheel(path: Path, info: str, files: dict[str, bytes]) -> Path:
+    """Zip files and their RECORD (fixed timestamps: the same bytes every build)."""
     record = [_record_line(p, d) for p, d in files.items()] + [f"{info}/RECORD,,"]
-    files[f"{info}/RECORD"] = ("\n".join(record) + "\n").encode()
-    path = out / f"{dist}-{version}-{tag}.whl"
+    files = dict(files, **{f"{info}/RECORD": ("\n".join(record) + "\n").encode()})
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
         for p, d in files.items():
             zf.writestr(zipfile.ZipInfo(p, (2020, 1, 1, 0, 0, 0)), d)
     return path
 
+
+# The wheel writer both test backends below append to their source (they run in pip's build
+# environment, where nothing of this module is importable).
+_BACKEND_WRITER = r'''
+
+def _write_wheel(wheel_directory, name, info, files):
+    rec = []
+    for p, d in files.items():
+        h = base64.urlsafe_b64encode(hashlib.sha256(d).digest()).rstrip(b"=").decode()
+        rec.append(f"{p},sha256={h},{len(d)}")
+    rec.append(f"{info}/RECORD,,")
+    files[f"{info}/RECORD"] = ("\n".join(rec) + "\n").encode()
+    with zipfile.ZipFile(os.path.join(wheel_directory, name), "w") as zf:
+        for p, d in files.items():
+            zf.writestr(p, d)
+    return name
+'''
 
 # An in-tree PEP 517 backend: no build requirements (so no index is needed to build), a
 # platform-specific wheel tag like a compiled extension, and one log line per wheel build.
@@ -88,18 +107,8 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
     files = {f"{DIST}/__init__.py": f'VERSION = "{VERSION}"\nBUILT = True\n'.encode(),
              f"{INFO}/METADATA": META.encode(),
              f"{INFO}/WHEEL": f"Wheel-Version: 1.0\nRoot-Is-Purelib: false\nTag: {tag}\n".encode()}
-    rec = []
-    for p, d in files.items():
-        h = base64.urlsafe_b64encode(hashlib.sha256(d).digest()).rstrip(b"=").decode()
-        rec.append(f"{p},sha256={h},{len(d)}")
-    rec.append(f"{INFO}/RECORD,,")
-    files[f"{INFO}/RECORD"] = ("\n".join(rec) + "\n").encode()
-    name = f"{DIST}-{VERSION}-{tag}.whl"
-    with zipfile.ZipFile(os.path.join(wheel_directory, name), "w") as zf:
-        for p, d in files.items():
-            zf.writestr(p, d)
-    return name
-'''
+    return _write_wheel(wheel_directory, f"{DIST}-{VERSION}-{tag}.whl", INFO, files)
+''' + _BACKEND_WRITER
 
 
 def make_sdist(out: Path, name: str, version: str) -> Path:
@@ -112,7 +121,11 @@ def make_sdist(out: Path, name: str, version: str) -> Path:
                            'backend-path = ["."]\n'),
         "backend.py": _BACKEND.replace("@NAME@", name).replace("@VERSION@", version),
     }
-    path = out / f"{root}.tar.gz"
+    return _write_sdist(out / f"{root}.tar.gz", root, files)
+
+
+def _write_sdist(path: Path, root: str, files: dict[str, str]) -> Path:
+    """A .tar.gz of files under root/ (fixed mtimes and modes)."""
     with tarfile.open(path, "w:gz") as tf:
         for rel, text in files.items():
             data = text.encode()
@@ -129,12 +142,13 @@ def sha256_of(path: Path) -> str:
 
 @dataclass
 class Index:
-    """A PEP 503 simple index over a directory of files, counting every request."""
+    """A PEP 503 simple index over a directory of files (the support server's IndexApp),
+    counting every request in ``requests``."""
 
     files_dir: Path
     requires_python: dict[str, str] = field(default_factory=dict)
     requests: list[str] = field(default_factory=list)
-    server: ThreadingHTTPServer | None = None
+    server: HttpServer | None = None
     port: int = 0
 
     @property
@@ -151,77 +165,16 @@ class Index:
             self.requires_python[path.name] = requires_python
         return dest
 
-    def _project_files(self, project: str) -> list[Path]:
-        out = []
-        for f in sorted(self.files_dir.iterdir()):
-            try:
-                name = (parse_wheel_filename(f.name)[0] if f.name.endswith(".whl")
-                        else parse_sdist_filename(f.name)[0])
-            except ValueError:
-                continue
-            if name == canonicalize_name(project):
-                out.append(f)
-        return out
-
-    def page(self, project: str) -> bytes | None:
-        """The simple page of a project, or None if it has no files."""
-        files = self._project_files(project)
-        if not files:
-            return None
-        links = []
-        for f in files:
-            rp = self.requires_python.get(f.name)
-            attr = f' data-requires-python="{html.escape(rp)}"' if rp else ""
-            links.append(f'<a href="/files/{f.name}#sha256={sha256_of(f)}"{attr}>{f.name}</a><br/>')
-        return ("<!DOCTYPE html><html><body>\n" + "\n".join(links) + "\n</body></html>\n").encode()
-
     def start(self) -> None:
         """Serve on 127.0.0.1 (a free port, kept across restarts)."""
-        index = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def do_HEAD(self) -> None:
-                index.requests.append("HEAD " + self.path)
-                self.send_response(200 if self.path.startswith("/simple") else 404)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def do_GET(self) -> None:
-                index.requests.append(self.path)
-                body, ctype = None, "text/html"
-                parts = [p for p in self.path.split("?")[0].split("/") if p]
-                if parts == ["simple"]:
-                    names = sorted({canonicalize_name(f.name.split("-")[0])
-                                    for f in index.files_dir.iterdir()})
-                    body = "".join(f'<a href="/simple/{n}/">{n}</a>\n' for n in names).encode()
-                elif len(parts) == 2 and parts[0] == "simple":
-                    body = index.page(parts[1])
-                elif len(parts) == 2 and parts[0] == "files" and "/" not in parts[1]:
-                    f = index.files_dir / parts[1]
-                    if f.is_file():
-                        body, ctype = f.read_bytes(), "application/octet-stream"
-                if body is None:
-                    self.send_error(404)
-                    return
-                self.send_response(200)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        app = IndexApp(self.files_dir, self.requires_python, self.requests)
+        self.server = HttpServer(app, self.port).start()
+        self.port = self.server.port
 
     def stop(self) -> None:
         """Stop serving (connections to the port are then refused)."""
         if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
+            self.server.stop()
             self.server = None
 
 
@@ -237,8 +190,6 @@ class Packages:
     plat_other: Path  # plat 2.0, other machine only: must never be chosen
     onlyother: Path  # onlyother 1.0: only a wheel for another machine
     newpy: Path      # newpy 1.0 requires Python >= 4 (pure)
-
-
 
 
 def venv_version(venv: Path, module: str) -> str | None:
@@ -272,20 +223,10 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
     files = {f"{dist}/__init__.py": f'VERSION = "{version}"\n'.encode(),
              f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode(),
              f"{info}/WHEEL": b"Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
-    rec = []
-    for p, d in files.items():
-        h = base64.urlsafe_b64encode(hashlib.sha256(d).digest()).rstrip(b"=").decode()
-        rec.append(f"{p},sha256={h},{len(d)}")
-    rec.append(f"{info}/RECORD,,")
-    files[f"{info}/RECORD"] = ("\n".join(rec) + "\n").encode()
-    wheel = f"{dist}-{version}-py3-none-any.whl"
-    with zipfile.ZipFile(os.path.join(wheel_directory, wheel), "w") as zf:
-        for p, d in files.items():
-            zf.writestr(p, d)
-    return wheel
+    return _write_wheel(wheel_directory, f"{dist}-{version}-py3-none-any.whl", info, files)
 
 build_editable = build_wheel
-'''
+''' + _BACKEND_WRITER
 _BUILT_BY_BACKEND = ('[build-system]\nrequires = ["pkbackend"]\n'
                      'build-backend = "pkbackend"\n')
 
@@ -298,12 +239,7 @@ def make_backend_wheel(out: Path) -> Path:
     files = {f"{dist}/__init__.py": _GENERIC_BACKEND.encode(),
              f"{info}/METADATA": b"Metadata-Version: 2.1\nName: pkbackend\nVersion: 1.0\n",
              f"{info}/WHEEL": b"Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
-    record = [_record_line(p, d) for p, d in files.items()] + [f"{info}/RECORD,,"]
-    files[f"{info}/RECORD"] = ("\n".join(record) + "\n").encode()
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
-        for p, d in files.items():
-            zf.writestr(zipfile.ZipInfo(p, (2020, 1, 1, 0, 0, 0)), d)
-    return path
+    return _write_wheel(path, info, files)
 
 
 def make_project(root: Path, name: str, version: str) -> Path:
@@ -319,14 +255,7 @@ def make_backend_sdist(out: Path, name: str, version: str) -> Path:
     root = f"{name.replace('-', '_')}-{version}"
     files = {"PKG-INFO": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
              "pyproject.toml": _BUILT_BY_BACKEND, "pkname.txt": f"{name} {version}\n"}
-    path = out / f"{root}.tar.gz"
-    with tarfile.open(path, "w:gz") as tf:
-        for rel, text in files.items():
-            data = text.encode()
-            ti = tarfile.TarInfo(f"{root}/{rel}")
-            ti.size, ti.mtime, ti.mode = len(data), 1577836800, 0o644
-            tf.addfile(ti, io.BytesIO(data))
-    return path
+    return _write_sdist(out / f"{root}.tar.gz", root, files)
 
 
 def freeze(venv: Path) -> list[str]:
@@ -335,3 +264,24 @@ def freeze(venv: Path) -> list[str]:
                           "freeze", "--all"], capture_output=True, text=True, check=True)
     return sorted(ln for ln in out.stdout.splitlines()
                   if not ln.startswith(("pip==", "setuptools==", "wheel==")))
+
+
+def py(venv: Path) -> str:
+    """The venv's interpreter (what pkgcache and pip get as ``--python``)."""
+    return str(venv / "bin" / "python")
+
+
+def pip_offline_hashed(venv: Path, links: Path, requirements: Path) -> subprocess.CompletedProcess[str]:
+    """Plain pip, no index and no cache, hash-checking: requirements from the links page only."""
+    env = {k: val for k, val in os.environ.items() if not k.startswith("PIP_CACHE")}
+    return subprocess.run([sys.executable, "-m", "pip", "--python", py(venv), "install",
+                           "--no-index", "--no-cache-dir", "--find-links", str(links),
+                           "--require-hashes", "-r", str(requirements)],
+                          capture_output=True, text=True, env=env, check=False)
+
+
+def alpha_beta_lock(tmp_path: Path, installer: str, index_url: str) -> list[str]:
+    """A lock file pinning alpha and beta 1.0; the install options that use it with installer."""
+    lock = tmp_path / "lock.txt"
+    lock.write_text("alpha==1.0\nbeta==1.0\n")
+    return ["--installer", installer, "-i", index_url, "-r", str(lock)]

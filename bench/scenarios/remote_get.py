@@ -3,7 +3,7 @@
 object, and the overhead a configured remote adds to a warm local hit (target: none measurable).
 
 Run (as root, in the test venv: nginx-light from Debian, moto from tests/requirements-test.txt):
-    .venv/bin/python bench/remote_bench.py [--size-mb 64] [--reps 5] [--json OUT]
+    .venv/bin/python -m bench.scenarios.remote_get [--size-mb 64] [--reps 5] [--json OUT]
 A remote get = signed record GET + content GET streamed through SHA-256 into the store + the
 verified hit that returns it; curl = the same content GET written to a file on the same disk.
 """
@@ -23,27 +23,17 @@ from pathlib import Path
 
 import yaml
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-os.environ["PKGCACHE_REMOTE_UPLOAD"] = "manual"
-from cache_core import PackageCache  # noqa: E402
-from cache_core.storage import remote  # noqa: E402
-from cache_core.storage.remote.records import generate_keypair  # noqa: E402
-from tests.remote.servers import Moto, Nginx  # noqa: E402
+from bench.lib.setup import REPO, manual_uploads
+from bench.lib.stats import median_time as median
+from cache_core import PackageCache
+from cache_core.storage import remote
+from tests.support.remote import Moto, Nginx, write_keypair
 
 KEY = "deb:bench_1.0_amd64.deb"
 
 
-def median(fn, reps: int) -> float:
-    times = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
-
-
 def make(work: Path, name: str, remotes: list[dict]) -> PackageCache:
+    """A cache named name in work whose config lists remotes."""
     cfg = work / f"{name}.yaml"
     cfg.write_text(yaml.safe_dump({"performance": {"cache": {"directory": str(work / name),
                                                              "max_size_gb": 0,
@@ -53,6 +43,7 @@ def make(work: Path, name: str, remotes: list[dict]) -> PackageCache:
 
 def bench_backend(work: Path, name: str, rw: dict, curl: list[str], src: Path, digest: str,
                   secret_file: str, public: str, reps: int) -> dict:
+    """One backend: remote get vs curl of the same object (median seconds)."""
     rw = dict(rw, read_timeout=30)  # a loaded 2-core machine: never let the bench trip a breaker
     a = make(work, f"{name}-a", [dict(rw, mode="rw", signing_key_file=secret_file)])
     a.put(KEY, str(src))
@@ -92,6 +83,7 @@ def bench_backend(work: Path, name: str, rw: dict, curl: list[str], src: Path, d
 
 
 def warm_hit_overhead(work: Path, rw: dict, n: int = 3000) -> dict:
+    """What a configured remote adds to n warm local hits."""
     src = work / "small"
     src.write_bytes(os.urandom(4096))
     plain = make(work, "hit", [])
@@ -129,12 +121,14 @@ def warm_hit_overhead(work: Path, rw: dict, n: int = 3000) -> dict:
 
 
 def main() -> int:
+    """Run every backend and print the figures."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--size-mb", type=int, default=64)
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--json", metavar="OUT")
     ap.add_argument("--no-s3", action="store_true", help="skip moto (slow to start)")
     args = ap.parse_args()
+    manual_uploads()
     work = Path(tempfile.mkdtemp(prefix="pkgcache-remote-bench-"))
     os.chmod(work, 0o755)
     servers = []
@@ -144,10 +138,8 @@ def main() -> int:
         import hashlib
 
         digest = hashlib.sha256(src.read_bytes()).hexdigest()
-        secret, public = generate_keypair("bench")
         sk = work / "sk"
-        sk.write_text(secret)
-        os.chmod(sk, 0o600)
+        public = write_keypair(sk, "bench")
         results: dict = {"size_mb": args.size_mb, "reps": args.reps}
         shared = work / "shared"
         shared.mkdir()

@@ -1,29 +1,33 @@
-"""Real servers on 127.0.0.1 for the remote-tier tests: nginx (WebDAV), moto (S3 with SigV4
-enforced) and a small fault server (500, 403, truncated, endless, silent)."""
+"""Real stores on 127.0.0.1 for the remote tier and the fleet: nginx (WebDAV) and moto (S3 with
+SigV4 enforced). The fault server is tests.support.http.FaultServer."""
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 BEARER = "s3cret-bearer-token-123"
 
 
 def free_port() -> int:
+    """A free TCP port on 127.0.0.1 (for servers that cannot be told port 0)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
 def wait_port(port: int, proc: subprocess.Popen[bytes] | None = None, timeout: float = 30) -> None:
+    """Wait until port accepts connections (or proc exits, or timeout)."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         try:
@@ -133,68 +137,75 @@ class Moto:
             self.proc.wait()
 
 
-class FaultServer:
-    """A raw TCP server answering every request with one fault; counts connections."""
-
-    def __init__(self, mode: str, body: bytes = b"") -> None:
-        self.mode = mode
-        self.body = body
-        self.connections = 0
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
-        self._stop = False
-        self._held: list[socket.socket] = []
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/base"
-
-    def _serve(self) -> None:
-        while not self._stop:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.connections += 1
-            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
-
-    def _handle(self, conn: socket.socket) -> None:
-        try:
-            if self.mode == "silent":  # accepts, reads, never answers
-                self._held.append(conn)
-                return
-            conn.settimeout(5)
-            conn.recv(65536)
-            m = self.mode
-            if m in ("500", "403", "401"):
-                text = {"500": "Internal Server Error", "403": "Forbidden",
-                        "401": "Unauthorized"}[m]
-                conn.sendall(f"HTTP/1.1 {m} {text}\r\nContent-Length: 0\r\n"
-                             "Connection: close\r\n\r\n".encode())
-            elif m == "truncated":
-                conn.sendall(f"HTTP/1.1 200 OK\r\nContent-Length: {len(self.body)}\r\n"
-                             "Connection: close\r\n\r\n".encode() + self.body[:len(self.body) // 2])
-            elif m in ("endless", "trickle"):
-                conn.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n")
-                chunk = os.urandom(65536)
-                while not self._stop:
-                    conn.sendall(chunk if m == "endless" else chunk[:100])
-                    if m == "trickle":
-                        time.sleep(0.2)
-        except OSError:
-            pass
-        finally:
-            if self.mode != "silent":
-                conn.close()
-
-    def stop(self) -> None:
-        self._stop = True
-        self.sock.close()
-        for c in self._held:
-            c.close()
-
-
 def nginx_available() -> bool:
+    """Whether nginx is installed."""
     return shutil.which("nginx") is not None or os.path.exists("/usr/sbin/nginx")
+
+
+class Store:
+    """One backend under test: its config entry and a way to tamper with it behind our back."""
+
+    def __init__(self, kind: str, remote: dict[str, Any], write: Callable[[str, bytes], None],
+                 read: Callable[[str], bytes | None]) -> None:
+        self.kind = kind
+        self._remote = remote
+        self.write = write   # write(name, data): replace an object in the store directly
+        self.read = read     # read(name) -> bytes or None
+
+    def remote(self, **extra: Any) -> dict[str, Any]:
+        """The remote's config entry (extra on top)."""
+        d = dict(self._remote, read_timeout=20)  # 2 cores shared by many jobs: moto can lag
+        d.update(extra)
+        return d
+
+
+def _write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+
+
+def _read(path: Path) -> bytes | None:
+    return path.read_bytes() if path.exists() else None
+
+
+def dir_store(kind: str, base: Path, url: str) -> Store:
+    """A store whose objects are files under base (file:// or nginx's WebDAV root)."""
+    return Store(kind, {"url": url}, lambda n, d: _write(base / n, d), lambda n: _read(base / n))
+
+
+def file_store(base: Path) -> Store:
+    """A file:// store in base (created)."""
+    base.mkdir()
+    return dir_store("file", base, f"file://{base}")
+
+
+def nginx_store(ng: Nginx) -> Store:
+    """nginx's open WebDAV location."""
+    return dir_store("nginx", ng.root / "store", ng.url())
+
+
+def s3_store(moto: Moto, tag: str = "t") -> Store:
+    """A fresh prefix in moto's bucket (SigV4)."""
+    prefix = tag + secrets.token_hex(6)
+
+    def s3_write(name: str, data: bytes) -> None:
+        moto.s3.put_object(Bucket="fleet", Key=f"{prefix}/{name}", Body=data)
+
+    def s3_read(name: str) -> bytes | None:
+        try:
+            return moto.s3.get_object(Bucket="fleet", Key=f"{prefix}/{name}")["Body"].read()
+        except Exception:  # noqa: BLE001 - NoSuchKey
+            return None
+    return Store("s3", moto.remote(url=f"s3://fleet/{prefix}"), s3_write, s3_read)
+
+
+def write_keypair(path: Path, name: str) -> str:
+    """A signing key made like `pkgcache remote keygen`: the secret in path (0600), the public
+    key returned."""
+    from cache_core.storage.remote.records import generate_keypair
+
+    secret, public = generate_keypair(name)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(secret + "\n")
+    return public

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """cache_core benchmark: put, verified get, hit path and lookups, each beside the raw limit.
 
-Run:  .venv/bin/python bench/core_bench.py [--dir DIR] [--json OUT]
+Run:  .venv/bin/python -m bench.scenarios.core [--dir DIR] [--json OUT]   (from the checkout)
 Targets (issue #2): verified get >= 0.75x raw hashlib; hit path < 1 ms; >= 20k lookups/s at 100k.
 """
 
@@ -12,26 +12,17 @@ import hashlib
 import json
 import os
 import shutil
-import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.lib.setup import REPO
+from bench.lib.stats import stats, timed
 from cache_core import PackageCache, materialize
 
 MB = 1_000_000
-
-
-def timed(fn, repeat: int = 5) -> tuple[float, float, float]:
-    """(median, min, max) seconds of fn() over repeat runs."""
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times), min(times), max(times)
 
 
 def populate(cache: PackageCache, n: int) -> list[str]:
@@ -53,6 +44,7 @@ def populate(cache: PackageCache, n: int) -> list[str]:
 
 
 def lookups_per_s(cache: PackageCache, keys: list[str], with_stat: bool) -> float:
+    """Lookups (with_stat: lookup + lstat) per second over keys."""
     sample = keys[:: max(1, len(keys) // 20000)][:20000]
     fn = cache.exists if with_stat else cache.lookup
     t = time.perf_counter()
@@ -62,6 +54,7 @@ def lookups_per_s(cache: PackageCache, keys: list[str], with_stat: bool) -> floa
 
 
 def main() -> int:
+    """Run every measurement once and print (or write) the figures."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dir", default=None, help="work directory (default: a temp dir in /var/tmp)")
     ap.add_argument("--size-mb", type=int, default=256, help="size of the big test file")
@@ -154,6 +147,26 @@ def main() -> int:
         Path(args.json).write_text(json.dumps(res, indent=1))
     return 0
 
+
+
+def collect(reps: int, size_mb: int) -> dict:
+    """This bench `reps` times (each a fresh work dir), collected per metric."""
+    runs: list[dict] = []
+    for i in range(reps):
+        with tempfile.NamedTemporaryFile(suffix=".json") as tf:
+            p = subprocess.run([sys.executable, "-m", "bench.scenarios.core", "--size-mb",
+                                str(size_mb), "--json", tf.name], capture_output=True, text=True,
+                               cwd=REPO)
+            if p.returncode != 0:
+                raise SystemExit(f"bench.scenarios.core failed:\n{p.stdout[-2000:]}{p.stderr[-3000:]}")
+            runs.append(json.loads(Path(tf.name).read_text()))
+        print(f"core rep {i + 1}/{reps}: verified get {runs[-1]['verified_get_mb_s']:.0f} MB/s, "
+              f"raw sha256 {runs[-1]['raw_sha256_mb_s']:.0f} MB/s, "
+              f"lookups@100k {runs[-1]['lookups_per_s_100000']:.0f}/s", flush=True)
+    metrics = {k: stats([r[k] for r in runs]) for k in runs[0] if k != "size_mb"}
+    metrics["put_vs_raw_copy"] = stats([r["put_mb_s"] / r["raw_copy_mb_s"] for r in runs])
+    metrics["hit_path_vs_os_link"] = stats([r["hit_path_ms"] / r["raw_os_link_ms"] for r in runs])
+    return {"size_mb": size_mb, "reps": reps, "metrics": metrics}
 
 if __name__ == "__main__":
     sys.exit(main())

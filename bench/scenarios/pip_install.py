@@ -14,7 +14,8 @@ Targets (issue #4): pkgcache-pip <= 0.8 x pip-warm; pkgcache-uv <= 1.5 x uv-offl
 Issue #10: pkgcache-online <= 0.8 x pip-warm; and the per-run cost of verifying every cached
 file offered to pip/uv: trust-stamp (stat stamps unchanged) vs re-verify (full SHA-256 of each).
 
-Usage: python3 bench/pip_bench.py [--runs 3] [--work DIR] [--json out.json]
+Usage (from the checkout):
+    .venv/bin/python -m bench.scenarios.pip_install [--runs 3] [--work DIR] [--json out.json]
 Needs network access to PyPI, and uv (pip install uv) for the uv scenarios.
 """
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -31,7 +33,10 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from bench.lib import acng
+from bench.lib.setup import REPO, proxied
+from bench.lib.stats import stats
+
 # 8 wheel-shipping projects + docopt (sdist only): 23 distributions after dependencies.
 REQUIREMENTS = """\
 requests
@@ -190,7 +195,6 @@ class Bench:
 
     def verify_cost(self, cache_dir: Path, venv: Path) -> None:
         """Per-run cost of checking every offered cached file: stat stamps vs full re-hash."""
-        sys.path.insert(0, str(REPO))
         from cache_core import PackageCache
         from hooks.pip.store import WheelStore
         from hooks.pip.target import probe
@@ -257,6 +261,81 @@ def main() -> int:
             shutil.rmtree(work, ignore_errors=True)
     return 0
 
+
+def collect(runs: int, work: Path) -> dict:
+    """This bench's scenarios plus a plain wheelhouse, bytes and requests per scenario."""
+    proxy = acng.CountingProxy()
+
+    class Run(Bench):
+        def __init__(self) -> None:
+            super().__init__(work, runs, "https://pypi.org/simple")
+            self.bytes_log: list[int] = []
+
+        def timed(self, cmd: list[str], env: dict[str, str]) -> float:
+            proxy.reset()
+            t = super().timed(cmd, env)
+            time.sleep(0.1)
+            self.bytes_log.append(proxy.total)
+            return t
+
+        def scenario(self, name, make_cmd, env, **kw) -> None:  # type: ignore[no-untyped-def]
+            self.bytes_log = []
+            super().scenario(name, make_cmd, env, **kw)
+            self.results[name]["bytes"] = self.bytes_log[-self.runs:]
+
+        def requests(self, cache: Path) -> int:
+            """HTTP requests one pip install makes with this pip cache (an extra, untimed run)."""
+            v = self.venv()
+            log = self.work / f"req{self.n}.log"
+            env = clean_env(PIP_CACHE_DIR=str(cache))
+            self.timed([str(v / "bin/python"), "-m", "pip", "install", "-v", "--log", str(log),
+                        "-i", self.index, "-r", str(self.req)], env)
+            return len(re.findall(r'"(GET|HEAD) \S+ HTTP/', log.read_text()))
+
+        def extra(self) -> None:
+            pip_cache = self.work / "pip-cache"
+            self.results["pip-warm"]["requests"] = self.requests(pip_cache)
+            cold_cache = self.work / "pip-cache-cold"
+            shutil.rmtree(cold_cache, ignore_errors=True)
+            self.results["pip-cold"]["requests"] = self.requests(cold_cache)
+            wh = self.work / "wheelhouse"
+            env = clean_env(PIP_CACHE_DIR=str(pip_cache))
+            self.timed([sys.executable, "-m", "pip", "wheel", "-q", "-w", str(wh), "-i", self.index,
+                        "-r", str(self.req)], env)
+
+            def wh_cmd(v: Path) -> list[str]:
+                return [str(v / "bin/python"), "-m", "pip", "install", "-q", "--no-index",
+                        "--find-links", str(wh), "-r", str(self.req)]
+            self.scenario("wheelhouse", wh_cmd, env, warmup=True, offline=True)
+            offline = bool(self.netns)
+            for k in ("pkgcache-pip", "pkgcache-uv", "uv-offline", "wheelhouse"):
+                if k in self.results:
+                    self.results[k]["requests"] = 0 if offline else None
+
+    try:
+        with proxied(proxy.url):
+            bench = Run()
+            print(f"pip: runs per scenario {runs}, network namespace for offline runs: "
+                  f"{'yes' if bench.netns else 'no'}", flush=True)
+            bench.run()
+            bench.extra()
+    finally:
+        proxy.close()
+    r = bench.results
+    out: dict = {"distributions": r.get("distributions", {}).get("count"),
+                 "requirements": REQUIREMENTS.split(), "runs": runs,
+                 "index": "https://pypi.org/simple",
+                 "requests_method": "pip-cold/pip-warm: urllib3 GET/HEAD lines in pip's --log of "
+                                    "one extra untimed run; offline scenarios run in `unshare -n` "
+                                    "(no network at all), so 0",
+                 "bytes_method": "bytes relayed by a counting proxy on 127.0.0.1 (HTTPS_PROXY; "
+                                 "TLS records included), per timed run",
+                 "scenarios": {}}
+    for k, v in r.items():
+        if isinstance(v, dict) and "runs" in v:
+            out["scenarios"][k] = {"wall": stats(v["runs"]), "bytes": stats(v.get("bytes", [])),
+                                   "requests": v.get("requests"), "network": v.get("network")}
+    return out
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Chart for bench/run.py: latest.json -> PNG (needs matplotlib; bench-only dependency).
 
-    python bench/plot.py latest.json latest.png
+    python bench/lib/plot.py latest.json latest.png   (a plain script: only matplotlib)
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ def bars(ax, labels: list[str], stats: list[dict], title: str, unit: str) -> Non
 
 
 def main() -> int:
+    """Render argv[1] (latest.json) into argv[2] (PNG)."""
     res = json.load(open(sys.argv[1]))
     panels = [k for k in ("apt", "pip", "core") if k in res]
     fig, axes = plt.subplots(len(panels), 1, figsize=(9, 3.2 * len(panels)), squeeze=False)

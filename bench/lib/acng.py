@@ -14,14 +14,11 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "scripts"))
-import countproxy  # noqa: E402
+from scripts import countproxy  # the demo's relay, scripts/countproxy.py (a program there)
 
 ACNG = "/usr/sbin/apt-cacher-ng"
 
@@ -55,14 +52,17 @@ class CountingProxy:
 
     @property
     def total(self) -> int:
+        """Bytes relayed since the last reset."""
         with countproxy.COUNTER.lock:
             return countproxy.COUNTER.total
 
     def reset(self) -> None:
+        """Start counting from zero."""
         with countproxy.COUNTER.lock:
             countproxy.COUNTER.total = 0
 
     def close(self) -> None:
+        """Stop the relay."""
         self.server.shutdown()
         self.server.server_close()
 
@@ -107,10 +107,12 @@ class Acng:
             d.mkdir(parents=True, exist_ok=True)
 
     def clear_cache(self) -> None:
+        """Empty apt-cacher-ng's cache (a cold start)."""
         shutil.rmtree(self.cache, ignore_errors=True)
         self.cache.mkdir(parents=True)
 
     def start(self) -> None:
+        """Start the daemon on 127.0.0.1 and wait for its port."""
         self.configure()
         log = open(self.work / "acng.stdout", "ab")
         self.proc = subprocess.Popen(
@@ -132,6 +134,7 @@ class Acng:
         raise RuntimeError("apt-cacher-ng did not listen within 20 s")
 
     def stop(self) -> None:
+        """Stop the daemon."""
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
             try:

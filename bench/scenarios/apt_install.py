@@ -12,7 +12,8 @@ so pkgcache's hooks run on the host from this checkout. Scenarios, interleaved p
      0 bytes of .debs downloaded)
   B  fresh root, the same debs copied into archives beforehand, no hooks
 
-Usage: sudo .venv/bin/python bench/apt_bench.py [--rounds 3] [--workdir /var/tmp/pkgcache-bench]
+Usage (from the checkout):
+    sudo .venv/bin/python -m bench.scenarios.apt_install [--rounds 3] [--workdir /var/tmp/pkgcache-bench]
 Prints a table of medians and the ratios; exit 1 if a target is missed.
 """
 
@@ -29,14 +30,17 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-PY = REPO / ".venv" / "bin" / "python"
+from bench.lib import acng
+from bench.lib.setup import PY, REPO
+from bench.lib.stats import stats
+
 PKGS = "nginx postgresql-15 python3 python3-venv git curl ca-certificates".split()
 SUITE = "bookworm"
 SNIPPET = REPO / "hooks" / "apt" / "data" / "05pkgcache"
 
 
 def sh(*cmd: str, **kw: object) -> subprocess.CompletedProcess[str]:
+    """Run cmd, output captured; raise if it fails."""
     return subprocess.run(cmd, check=True, text=True, capture_output=True, **kw)  # type: ignore[call-overload]
 
 
@@ -79,9 +83,11 @@ class Root:
 
     @property
     def archives(self) -> Path:
+        """The root's apt archives directory."""
         return self.dir / "var/cache/apt/archives"
 
     def hooks_on(self) -> None:
+        """Install pkgcache's apt snippet (this checkout's hooks) into the root."""
         text = SNIPPET.read_text().replace("/usr/bin/pkgcache", str(self.wrapper))
         (self.dir / "etc/apt/apt.conf.d/05pkgcache").write_text(text)
 
@@ -114,6 +120,7 @@ class Root:
         return total
 
     def close(self) -> None:
+        """Unmount and remove the root."""
         subprocess.run(["umount", "-R", str(self.dir / "dev")], capture_output=True)
         subprocess.run(["umount", str(self.dir / "proc")], capture_output=True)
         with open("/proc/self/mounts") as f:
@@ -124,12 +131,25 @@ class Root:
 
 
 def downloaded(out: str) -> tuple[int, str]:
+    """(.debs apt fetched, apt's 'Need to get' figure) from its output."""
     gets = len(re.findall(r"^Get:\d+ .*\.deb|^Get:\d+ \S+ \S+ \S+ \S+ \S+ \S+ \[", out, re.M))
     need = re.search(r"^Need to get (\S+ \S+?)(/| of)", out, re.M)
     return gets, need.group(1) if need else "?"
 
 
+def prepare(work: Path) -> Path:
+    """work with an enabled pkgcache config and the mmdebstrap base tarball (made once)."""
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "pkgcache.yaml").write_text("performance:\n  cache:\n    enabled: true\n")
+    base = work / "base.tar"
+    if not base.exists():
+        print(f"mmdebstrap --variant=apt {SUITE} -> {base}", flush=True)
+        sh("mmdebstrap", "--variant=apt", SUITE, str(base))
+    return base
+
+
 def main() -> int:
+    """Run the rounds and print the table; exit 1 if a target is missed."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--workdir", default=None)
@@ -139,12 +159,7 @@ def main() -> int:
         print("needs root (mount, chrooted maintainer scripts)", file=sys.stderr)
         return 2
     work = Path(args.workdir or tempfile.mkdtemp(prefix="pkgcache-apt-bench-", dir="/var/tmp"))
-    work.mkdir(parents=True, exist_ok=True)
-    (work / "pkgcache.yaml").write_text("performance:\n  cache:\n    enabled: true\n")
-    base = work / "base.tar"
-    if not base.exists():
-        print(f"mmdebstrap --variant=apt {SUITE} -> {base}", flush=True)
-        sh("mmdebstrap", "--variant=apt", SUITE, str(base))
+    base = prepare(work)
     debs = work / "debs"
     times: dict[str, list[float]] = {k: [] for k in "AHSB"}
     pre: dict[str, list[float]] = {k: [] for k in "AHSB"}
@@ -191,8 +206,15 @@ def main() -> int:
                       f"hook processes {hooks_wall:5.2f} s ({notes[scen]})", flush=True)
             finally:
                 root.close()
+    return summarize(times, pre, hook_s, notes, npkgs, args.rounds)
+
+
+def summarize(times: dict[str, list[float]], pre: dict[str, list[float]],
+              hook_s: dict[str, list[float]], notes: dict[str, str], npkgs: int,
+              rounds: int) -> int:
+    """Print the medians and the targets; 0 if every target is met."""
     med = {k: statistics.median(v) if v else float("nan") for k, v in times.items()}
-    print(f"\n{npkgs} packages set up per install; medians over {args.rounds} rounds:")
+    print(f"\n{npkgs} packages set up per install; medians over {rounds} rounds:")
     for k, label in (("A", "cold, no hooks"), ("H", "cold, hooks on"),
                      ("S", "warm, seeded by pkgcache"), ("B", "warm, debs pre-copied")):
         if not times[k]:
@@ -208,6 +230,84 @@ def main() -> int:
           f"warm run downloaded no .deb: {s_gets}")
     return 0 if ha <= 1.05 and sb <= 1.10 and downloaded_ok and npkgs >= 30 else 1
 
+
+def collect(rounds: int, work: Path) -> dict:
+    """Scenarios A H S B N, `rounds` rounds, through one counting proxy."""
+    version = acng.ensure_installed()
+    base = prepare(work)
+    proxy = acng.CountingProxy()
+    cacher = acng.Acng(work, upstream_proxy=proxy.url)
+    cacher.start()
+    debs = work / "debs"
+    names = {"A": "cold, no hooks", "H": "cold, pkgcache hooks", "S": "warm, seeded by pkgcache",
+             "B": "debs already in archives", "N": "warm, through apt-cacher-ng",
+             "P": "apt-cacher-ng priming (cold)"}
+    rec: dict[str, dict[str, list[float]]] = {
+        k: {"wall": [], "pre_dpkg": [], "bytes": [], "update_bytes": [], "debs_fetched": [],
+              "hook_seconds": []}
+        for k in names}
+    npkgs = 0
+
+    def one(scen: str, cache_dir: Path) -> None:
+        nonlocal npkgs
+        root = Root(work, base, f"root-{scen}", cache_dir)
+        try:
+            via = cacher.url if scen in "NP" else proxy.url
+            with open(root.conf, "a") as f:
+                f.write(f'Acquire::http::Proxy "{via}";\n')
+            # anything the hooks fetch themselves is counted too
+            root.env.update(http_proxy=proxy.url, https_proxy=proxy.url,
+                            HTTP_PROXY=proxy.url, HTTPS_PROXY=proxy.url)
+            if scen in "HS":
+                root.hooks_on()
+            proxy.reset()
+            root.apt("update")
+            rec[scen]["update_bytes"].append(proxy.total)
+            root.hook_seconds()  # forget the post-update hook
+            if scen == "B":
+                for f in debs.glob("*.deb"):
+                    shutil.copy(f, root.archives / f.name)
+            subprocess.run(["sync"])
+            proxy.reset()
+            wall, out = root.apt("install", *PKGS)
+            time.sleep(0.2)  # let the relay threads account the last bytes
+            rec[scen]["bytes"].append(proxy.total)
+            rec[scen]["wall"].append(wall)
+            rec[scen]["pre_dpkg"].append(root.pre_dpkg)
+            rec[scen]["hook_seconds"].append(root.hook_seconds())
+            gets, _need = downloaded(out)
+            rec[scen]["debs_fetched"].append(gets)
+            npkgs = max(npkgs, len(re.findall(r"^Setting up ", out, re.M)))
+            if scen == "A" and not any(debs.glob("*.deb")):
+                debs.mkdir(exist_ok=True)
+                for f in root.archives.glob("*.deb"):
+                    shutil.copy(f, debs / f.name)
+            print(f"  apt {scen} {names[scen]:<30} {wall:6.2f} s  before dpkg {root.pre_dpkg:5.2f} s"
+                  f"  upstream {rec[scen]['bytes'][-1] / 1e6:7.2f} MB  debs fetched {gets}",
+                  flush=True)
+        finally:
+            root.close()
+
+    try:
+        shutil.rmtree(debs, ignore_errors=True)
+        cacher.clear_cache()
+        print("apt: priming apt-cacher-ng with one install", flush=True)
+        one("P", work / "cache-unused")
+        for rnd in range(rounds):
+            print(f"apt round {rnd + 1}/{rounds}", flush=True)
+            cache_dir = work / f"cache-{rnd}"
+            shutil.rmtree(cache_dir, ignore_errors=True)
+            for scen in "AHSBN":
+                one(scen, cache_dir)
+    finally:
+        cacher.stop()
+        proxy.close()
+    res = {"packages": npkgs, "package_set": PKGS, "suite": SUITE,
+           "rounds": rounds, "apt_cacher_ng": version, "labels": names,
+           "bytes_method": "bytes relayed by a counting proxy on 127.0.0.1 (headers included); "
+                           "apt-cacher-ng's own upstream also goes through it",
+           "scenarios": {k: {m: stats(v) for m, v in d.items()} for k, d in rec.items()}}
+    return res
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,4 +1,4 @@
-"""A fleet for apt: a signed local repository (gpg key made here, InRelease clear-signed) served
+"""The apt fleet world: a signed local repository (gpg key made here, InRelease clear-signed) served
 by the counting server, a WebDAV remote (nginx on 127.0.0.1), and servers A, B, ... — each a
 sandbox root whose real apt-get downloads through pkgcache's method with its own cache."""
 
@@ -8,17 +8,16 @@ import os
 import pathlib
 import shutil
 import subprocess
-import sys
 import tempfile
-import threading
 from typing import Any
 
 import yaml
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "apt"))
-from aptlab import REPO_ROOT, VENV_PY, CountingServer, Repo, Sandbox
+from tests.support import REPO
+from tests.support.apt import Repo, Sandbox
+from tests.support.http import DirServer, serve_dir
 
-METHOD_SNIPPET = REPO_ROOT / "hooks" / "apt" / "data" / "05pkgcache-method"
+METHOD_SNIPPET = REPO / "hooks" / "apt" / "data" / "05pkgcache-method"
 
 
 class GpgKey:
@@ -86,7 +85,7 @@ class Server(Sandbox):
     def write_method(self, body: str | None = None) -> None:
         """The sandbox's /usr/lib/pkgcache/methods/http: this checkout's method."""
         if body is None:
-            body = (f'PYTHONPATH="{REPO_ROOT}" exec "{VENV_PY}" -m hooks.apt.method '
+            body = (f'PYTHONPATH="{self.code}" exec "{self.python}" -m hooks.apt.method '
                     '"${0##*/}"\n')
         for name in ("http", "https"):
             path = self.methods / name
@@ -126,11 +125,9 @@ class Server(Sandbox):
                 p.unlink()
 
 
-def start_server(path: pathlib.Path) -> tuple[CountingServer, threading.Thread]:
-    server = CountingServer(path)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    return server, thread
+def start_server(path: pathlib.Path) -> DirServer:
+    """The origin: path served (and counted) on 127.0.0.1."""
+    return serve_dir(path)
 
 
 def served_bytes(repo: pathlib.Path, requests: list[str]) -> int:

@@ -6,14 +6,13 @@ apt-get/gpgv against a signed local repository on 127.0.0.1 and nginx WebDAV as 
 Scenarios: origin (no pkgcache), pkgcache-local (the server's own cache is warm), pkgcache-fleet
 (empty local cache, the remote has everything), archives (the debs already in apt's archives,
 no pkgcache). Run as root in the test venv:
-    .venv/bin/python bench/apt_fleet_bench.py [--packages 300] [--reps 3] [--json OUT]
+    .venv/bin/python -m bench.scenarios.apt_fleet [--packages 300] [--reps 3] [--json OUT]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import statistics
 import sys
@@ -21,28 +20,26 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tests" / "apt_fleet"))
-os.environ["PKGCACHE_REMOTE_UPLOAD"] = "manual"
-from fleetlab import GpgKey, Server, SignedRepo, served_bytes, start_server  # noqa: E402
-
-from cache_core.storage.remote.records import generate_keypair  # noqa: E402
-from tests.remote.servers import Nginx  # noqa: E402
+from bench.lib.setup import manual_uploads
+from tests.support.fleet import GpgKey, Server, SignedRepo, served_bytes, start_server
+from tests.support.remote import Nginx, write_keypair
 
 
 def run(server: Server, *args: str) -> float:
+    """Seconds of one apt-get ARGS on server (must succeed)."""
     t = time.perf_counter()
     server.apt(*args, check=True)
     return time.perf_counter() - t
 
 
 def main() -> int:
+    """Run the scenarios and print their table."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--packages", type=int, default=300)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--json", metavar="OUT")
     args = ap.parse_args()
+    manual_uploads()
     base = Path(tempfile.mkdtemp(prefix="aptfleet-bench-", dir="/var/tmp"))
     key = GpgKey("bench")
     ng = Nginx(base / "nginx")
@@ -53,17 +50,15 @@ def main() -> int:
         for i in range(args.packages):
             repo.add(f"p{i:04d}", "1.0", size=20000, seed=i)
         repo.publish()
-        origin, _ = start_server(repo.path)
-        secret, public = generate_keypair("bench-1")
+        origin = start_server(repo.path)
         sk = base / "signing.key"
-        sk.write_text(secret + "\n")
-        sk.chmod(0o600)
+        public = write_keypair(sk, "bench-1")
         rem = [{"url": ng.url(), "mode": "rw", "signing_key_file": str(sk),
                 "trusted_public_keys": [public]}]
         install = [f"p{i:04d}" for i in range(0, args.packages, max(1, args.packages // 20))]
 
         # Server A fills its cache and the remote.
-        a = Server(base / "a", origin.url, key, rem)
+        a = Server(base / "a", origin.base, key, rem)
         a.apt("update", check=True)
         a.apt("install", "--download-only", *install, check=True)
         a.drain()
@@ -74,11 +69,11 @@ def main() -> int:
             for rep in range(args.reps):
                 name = f"{scen}-{rep}"
                 if scen == "pkgcache-local":
-                    s = Server(base / name, origin.url, key, rem)
+                    s = Server(base / name, origin.base, key, rem)
                     shutil.rmtree(s.cache_dir, ignore_errors=True)
                     shutil.copytree(a.cache_dir, s.cache_dir, symlinks=True)
                 else:
-                    s = Server(base / name, origin.url, key, rem if scen.startswith("pkg") else [],
+                    s = Server(base / name, origin.base, key, rem if scen.startswith("pkg") else [],
                                method=scen.startswith("pkg"))
                 if scen == "archives":
                     for deb in (a.archives).glob("*.deb"):
@@ -106,7 +101,7 @@ def main() -> int:
                   f"{r['install_s']:>11.2f}{r['install_origin_bytes']:>12.0f}")
         if args.json:
             Path(args.json).write_text(json.dumps(out, indent=1))
-        origin.shutdown()
+        origin.stop()
     finally:
         ng.stop()
         key.close()

@@ -1,0 +1,1 @@
+"""Helpers shared by the benchmark scenarios and ``bench.run``."""

@@ -1,0 +1,1 @@
+"""pkgcache test suite (a package: helpers import as tests.support.…)."""

@@ -1,0 +1,62 @@
+"""The one runner for this checkout's ``pkgcache`` CLI (``python -m hooks.cli``) as a child."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from tests.support import PY, REPO
+from tests.support.env import child_env, clean_env
+
+
+def argv(*args: str, cache_dir: Path | str | None = None) -> list[str]:
+    """The command line: ``PY -m hooks.cli [--cache-dir DIR] ARGS``."""
+    pre = ["--cache-dir", str(cache_dir)] if cache_dir is not None else []
+    return [PY, "-m", "hooks.cli", *pre, *args]
+
+
+def run_cli(*args: str, cache_dir: Path | str | None = None, env: Mapping[str, str] | None = None,
+            base: Mapping[str, str] | None = None, text: bool = True, timeout: float = 300,
+            check: bool = False, **kw: Any) -> subprocess.CompletedProcess[Any]:
+    """Run pkgcache ARGS and capture its output. The environment is ``base`` (default: this
+    process's) with ``env`` on top and the checkout on PYTHONPATH."""
+    return subprocess.run(argv(*args, cache_dir=cache_dir), capture_output=True, text=text,
+                          env=child_env(base, env), timeout=timeout, check=check, **kw)
+
+
+def popen_cli(*args: str, cache_dir: Path | str | None = None,
+              env: Mapping[str, str] | None = None, base: Mapping[str, str] | None = None,
+              **kw: Any) -> subprocess.Popen[Any]:
+    """Start pkgcache ARGS (same environment rules as run_cli)."""
+    return subprocess.Popen(argv(*args, cache_dir=cache_dir), env=child_env(base, env), **kw)
+
+
+class Runner:
+    """``pkgcache --cache-dir <tmp>/cache ARGS`` as a real child in a clean environment (no
+    proxies, no PKGCACHE_* from outside, an empty config in tmp), from the checkout's root.
+    Output is bytes unless ``text``."""
+
+    text = False
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.cache_dir = tmp / "cache"
+
+    def env(self) -> dict[str, str]:
+        """The child's environment."""
+        return clean_env(self.tmp)
+
+    def cmd(self, *args: str) -> list[str]:
+        """The command line for args."""
+        return argv(*args, cache_dir=self.cache_dir)
+
+    def __call__(self, *args: str, env: Mapping[str, str] | None = None, timeout: float = 120,
+                 cwd: Path | None = None) -> subprocess.CompletedProcess[Any]:
+        return run_cli(*args, cache_dir=self.cache_dir, base=env or self.env(), text=self.text,
+                       cwd=cwd or REPO, timeout=timeout)
+
+    def popen(self, *args: str, **kw: Any) -> subprocess.Popen[Any]:
+        """Start pkgcache args (for tests that kill or race it)."""
+        return popen_cli(*args, cache_dir=self.cache_dir, base=self.env(), cwd=REPO, **kw)
