@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 from packaging.version import InvalidVersion
-from piplab import Index, venv_version
 
 from cache_core import PackageCache
 from hooks.pip.install import install
 from hooks.pip.runner import uv_bin
 from hooks.pip.store import check_filename, project_of, wheel_tags
 from hooks.pip.target import probe
+from tests.support.pip import Index, venv_version
 
 REPO = Path(__file__).resolve().parents[2]
 
