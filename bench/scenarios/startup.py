@@ -15,7 +15,8 @@ Targets (issue 12): pkgcache --version <= 2x python3 -c pass; pkgcache uv <= 1.2
 Each line also lists the heavy modules the command imported (sqlite3, yaml, drivers).
 
 Usage (from the checkout):
-    .venv/bin/python -m bench.scenarios.startup [--runs 15] [--uv] [--uv-runs 5] [--repo DIR] [--json F]
+    .venv/bin/python -m bench.scenarios.startup [--runs 15] [--uv] [--uv-runs 5]
+                                                [--uv-before DIR] [--repo DIR] [--json F]
 """
 
 from __future__ import annotations
@@ -124,9 +125,11 @@ def startup(runs: int, work: Path, repo: Path) -> dict[str, dict]:
     return results
 
 
-def uv_scenarios(runs: int, work: Path, index: str, repo: Path) -> dict[str, dict]:
+def uv_scenarios(runs: int, work: Path, index: str, repo: Path,
+                 before: Path | None = None) -> dict[str, dict]:
     """pkgcache's uv backend vs uv --offline on the pip bench set (bench/scenarios/pip_install.py).
-    pkgcache runs as the Debian package runs it: /usr/bin/python3 -I, byte-compiled code."""
+    pkgcache runs as the Debian package runs it: /usr/bin/python3 -I, byte-compiled code.
+    before: another checkout (e.g. main), timed in the same rounds on the same cache."""
     from bench.scenarios import pip_install as pip_bench
 
     bench = pip_bench.Bench(work, runs, index)
@@ -140,14 +143,18 @@ def uv_scenarios(runs: int, work: Path, index: str, repo: Path) -> dict[str, dic
     pk_env["PKGCACHE_STATE_DIR"] = str(work / "state")
     # the system python does not see the bench's venv: uv is found on PATH, as on a server
     pk_env["PATH"] = f"{Path(bench.uv).parent}{os.pathsep}{pk_env.get('PATH', '')}"
-    wrapper = work / "pkgcache"
-    wrapper.write_text(WRAPPER.format(repo=str(repo)))
-    subprocess.run([SYSTEM_PYTHON, "-m", "compileall", "-q", str(repo / "hooks"),
-                    str(repo / "cache_core")], check=False, capture_output=True)
+    wrappers = {"pkgcache-uv": work / "pkgcache"}
+    if before is not None:
+        wrappers["pkgcache-uv-before"] = work / "pkgcache-before"
+    for name, wrapper in wrappers.items():
+        code = before if name.endswith("-before") and before is not None else repo
+        wrapper.write_text(WRAPPER.format(repo=str(code)))
+        subprocess.run([SYSTEM_PYTHON, "-m", "compileall", "-q", str(code / "hooks"),
+                        str(code / "cache_core")], check=False, capture_output=True)
     uv_env = pip_bench.clean_env(UV_CACHE_DIR=str(work / "uv-cache"))
 
-    def pk(v: Path) -> list[str]:
-        return [SYSTEM_PYTHON, "-I", str(wrapper), "--cache-dir", str(cache_dir), "pip", "install",
+    def pk(v: Path, name: str = "pkgcache-uv") -> list[str]:
+        return [SYSTEM_PYTHON, "-I", str(wrappers[name]), "--cache-dir", str(cache_dir), "pip", "install",
                 "--python", str(v / "bin" / "python"), "--installer", "uv", "-q",
                 "-i", index, "-r", str(bench.req)]
 
@@ -157,20 +164,24 @@ def uv_scenarios(runs: int, work: Path, index: str, repo: Path) -> dict[str, dic
 
     bench.timed(pk(bench.venv()), pk_env)       # fill pkgcache's cache
     bench.timed(uv(bench.venv(), True), uv_env)       # fill uv's cache
-    pk_t: list[float] = []
-    uv_t: list[float] = []
+    times: dict[str, list[float]] = {name: [] for name in [*wrappers, "uv-offline"]}
     for _ in range(runs):  # interleaved, fresh venvs (venv creation not timed)
-        pk_t.append(bench.timed(bench.netns + pk(bench.venv()), pk_env))
-        uv_t.append(bench.timed(bench.netns + uv(bench.venv(), False), uv_env))
+        for name in wrappers:
+            times[name].append(bench.timed(bench.netns + pk(bench.venv(), name), pk_env))
+        times["uv-offline"].append(bench.timed(bench.netns + uv(bench.venv(), False), uv_env))
     net = "none (unshare -n)" if bench.netns else "allowed"
-    out = {"pkgcache-uv": {"median": statistics.median(pk_t), "runs": pk_t, "network": net},
-           "uv-offline": {"median": statistics.median(uv_t), "runs": uv_t, "network": net}}
+    out: dict[str, dict] = {name: {"median": statistics.median(ts), "runs": ts, "network": net}
+                            for name, ts in times.items()}
     for name, r in out.items():
         print(f"{name:26s} median {r['median']:6.3f} s   runs "
               + " ".join(f"{t:.3f}" for t in r["runs"]) + f"   network: {net}", flush=True)
     ratio = out["pkgcache-uv"]["median"] / out["uv-offline"]["median"]
     out["ratio_pkgcache_uv_vs_uv_offline"] = {"value": ratio}
     print(f"pkgcache-uv / uv-offline = {ratio:.2f}  (target <= 1.2)")
+    if before is not None:
+        was = out["pkgcache-uv-before"]["median"] / out["uv-offline"]["median"]
+        out["ratio_before_vs_uv_offline"] = {"value": was}
+        print(f"pkgcache-uv-before / uv-offline = {was:.2f}  ({before})")
     return out
 
 
@@ -183,6 +194,8 @@ def main() -> int:
     ap.add_argument("--index", default="https://pypi.org/simple")
     ap.add_argument("--work", help="work directory (default: a temporary one, removed)")
     ap.add_argument("--json", help="write the results here")
+    ap.add_argument("--uv-before", metavar="DIR",
+                    help="also time this checkout's uv backend in the same rounds (before/after)")
     ap.add_argument("--repo", default=str(REPO),
                     help="the checkout whose start-up is measured (e.g. an older one, for 'before')")
     a = ap.parse_args()
@@ -191,7 +204,8 @@ def main() -> int:
         work.mkdir(parents=True, exist_ok=True)
         results = startup(a.runs, work, Path(a.repo).resolve())
         if a.uv:
-            results.update(uv_scenarios(a.uv_runs, work, a.index, Path(a.repo).resolve()))
+            results.update(uv_scenarios(a.uv_runs, work, a.index, Path(a.repo).resolve(),
+                                        Path(a.uv_before).resolve() if a.uv_before else None))
     if a.json:
         Path(a.json).write_text(json.dumps(results, indent=1))
     return 0

@@ -17,17 +17,15 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from urllib.parse import unquote, urlsplit
-
-from packaging.utils import canonicalize_name, parse_wheel_filename
-from packaging.version import InvalidVersion, Version
 
 from cache_core import EXIT_MISS, EXIT_OK, EXIT_UNUSABLE, EXIT_USAGE, CacheError, PackageCache, warn
 from hooks.common.errors import FetchError, UsageError
 
-from . import fleet, options, runner
+from . import options, runner
 from .options import PipOptions
-from .store import Artifact, Candidate, WheelStore, parse_report, project_of
+from .store import Artifact, Candidate, WheelStore, parse_report, project_of, wheel_tags
 from .target import Target, TargetError, find_python, probe
 
 _LINK = re.compile(r"(\S+?\.(?:whl|tar\.gz|zip))(?:#|\s|$)")
@@ -58,6 +56,19 @@ target interpreter into DIR (default ./wheelhouse) as copies from the cache, wit
 carrying #sha256= and data-requires-python. Use it with
   pip install --no-index --find-links DIR/index.html -r REQ
 """
+
+
+def _fleet(cache: PackageCache) -> ModuleType | None:
+    """The fleet driver (hooks.pip.fleet) when the cache has a remote tier, else None.
+
+    Without ``performance.cache.remote`` it is not even imported (its imports cost a warm uv
+    install ~50 ms)."""
+    cfg = getattr(cache, "config", None)
+    if cfg is None or not getattr(cfg, "remote", None):
+        return None
+    from . import fleet
+
+    return fleet if fleet.enabled(cache) else None
 
 
 def _err(msg: str) -> None:
@@ -325,7 +336,8 @@ class Driver:
         dl.mkdir(exist_ok=True)
         failed: list[Artifact] = []
         paths: dict[str, Path] = {}
-        if fleet.enabled(self.cache):  # the fleet first: built wheels, then files by digest
+        if (fleet := _fleet(self.cache)) is not None:  # the fleet first: built wheels, then
+            # files by digest
             missing = [a for a in missing
                        if not (a.cacheable and fleet.fetch_built(self.cache, self.store, a,
                                                                  self.target))]
@@ -450,13 +462,16 @@ class Driver:
                 if wheel.is_symlink() or self._built_wheel(origin.parent, art) != wheel:
                     continue
                 rank = min((self.target.tag_rank.get(t, 1 << 30)
-                            for t in parse_wheel_filename(wheel.name)[3]), default=1 << 30)
+                            for t in wheel_tags(wheel.name) or ()), default=1 << 30)
                 if rank < (1 << 30) and (best is None or rank < best[0]):
                     best = (rank, wheel)
         return best[1] if best else None
 
     @staticmethod
     def _built_wheel(out: Path, art: Artifact) -> Path | None:
+        from packaging.utils import parse_wheel_filename
+        from packaging.version import InvalidVersion, Version
+
         for wheel in out.glob("*.whl"):
             try:
                 name, version, _, _ = parse_wheel_filename(wheel.name)
@@ -499,6 +514,8 @@ class Driver:
                 f"not in the cache, and {why}" if why else "not found in the cache (offline)")
             if why and not reason.startswith("not in the cache, and"):
                 reason += f"; {why}"
+        from packaging.utils import canonicalize_name
+
         _err(f"{canonicalize_name(req.name)}: {reason}")
         return EXIT_MISS
 
@@ -512,6 +529,7 @@ class Driver:
             return None, True
         text = res.stdout + res.stderr
         from packaging.requirements import Requirement
+        from packaging.utils import canonicalize_name
 
         cname = canonicalize_name(Requirement(req).name)
         tags, python = [], False
@@ -544,8 +562,9 @@ class Driver:
         index unreachable, the cache's best match and one line saying so.
         """
         opts = self.opts
-        use_fleet = fleet.enabled(self.cache)
-        hashes, names = fleet.requirement_hashes(opts.pip_args) if use_fleet else ([], [])
+        fleet = _fleet(self.cache)
+        use_fleet = fleet is not None
+        hashes, names = fleet.requirement_hashes(opts.pip_args) if fleet else ([], [])
         if hashes and not opts.refresh:  # a hash-locked file needs no index and no listing
             fleet.adopt_hashes(self.cache, self.store, self.target, hashes)
         if opts.offline:
@@ -580,6 +599,8 @@ class Driver:
 
     def _publish(self, report: Path) -> None:
         """Share what this run installed with the fleet (records and listings)."""
+        from . import fleet
+
         try:
             fleet.publish(self.cache, parse_report(json.loads(report.read_text(encoding="utf-8"))))
         except (OSError, ValueError):
@@ -652,7 +673,7 @@ class Driver:
             return self.explain(res, online=True)
         if not self.fill(arts):
             raise _Fallback(self.problems[0] if self.problems else "could not cache every file")
-        if fleet.enabled(self.cache):
+        if (fleet := _fleet(self.cache)) is not None:
             fleet.publish(self.cache, arts)
         pins = self.work / "pins.txt"
         pins.write_text("".join(f"{a.name}=={a.version}\n" for a in arts

@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import html
 import os
+import re
 import shutil
 import stat
 import time
@@ -35,16 +36,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlsplit
 
-from packaging.tags import Tag
-from packaging.utils import (
-    InvalidSdistFilename,
-    InvalidWheelFilename,
-    canonicalize_name,
-    parse_sdist_filename,
-    parse_wheel_filename,
-)
-from packaging.version import Version
-
 from cache_core import CacheError, Entry, PackageCache, atomic_symlink, atomic_write, safe_filename
 
 from .target import Target
@@ -52,6 +43,12 @@ from .trust import Trust
 
 if TYPE_CHECKING:
     from packaging.requirements import Requirement
+    from packaging.version import Version
+
+# packaging.utils (and packaging.tags, logging, sysconfig behind it) is imported only where a
+# name is canonicalised: a warm uv install never needs it (~30 ms of every run).
+_NAME_PART = re.compile(r"^[\w\d._]*$", re.UNICODE)  # packaging.utils' wheel name-part rule
+_BUILD_TAG = re.compile(r"(\d+)(.*)$")
 
 BUCKET = "pip-v1"
 SDIST_SUFFIXES = (".tar.gz", ".zip")
@@ -100,6 +97,8 @@ def parse_report(data: dict[str, Any]) -> list[Artifact]:
     """The artifacts of a pip installation report (format version 1)."""
     if str(data.get("version")) != "1":
         raise ValueError(f"unsupported pip report version {data.get('version')!r}")
+    from packaging.utils import canonicalize_name
+
     out = []
     for item in data.get("install", []):
         info = item.get("download_info") or {}
@@ -139,28 +138,61 @@ class Candidate:
         return self.entry.digest
 
 
-def wheel_tags(filename: str) -> frozenset[Tag] | None:
-    """The tags of a wheel file name, or None if the name is not a valid wheel name."""
-    try:
-        return parse_wheel_filename(filename)[3]
-    except InvalidWheelFilename:
+def _wheel_parts(filename: str) -> tuple[str, frozenset[str]] | None:
+    """(name part, tags) of a wheel file name, None if it is not one.
+
+    The checks of ``packaging.utils.parse_wheel_filename`` (extension, parts, name part,
+    version, build tag) without importing it; tags as lower-case ``interpreter-abi-platform``
+    strings, compressed tag sets expanded (as ``packaging.tags.parse_tag`` does).
+    """
+    if not filename.endswith(".whl"):
         return None
+    stem = filename[:-4]
+    dashes = stem.count("-")
+    if dashes not in (4, 5):
+        return None
+    parts = stem.split("-", dashes - 2)
+    if "__" in parts[0] or _NAME_PART.match(parts[0]) is None:
+        return None
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        Version(parts[1])
+    except InvalidVersion:
+        return None
+    if dashes == 5 and _BUILD_TAG.match(parts[2]) is None:
+        return None
+    interpreters, abis, platforms = parts[-1].lower().split("-")
+    return parts[0], frozenset(f"{i}-{a}-{p}" for i in interpreters.split(".")
+                               for a in abis.split(".") for p in platforms.split("."))
+
+
+def wheel_tags(filename: str) -> frozenset[str] | None:
+    """The tags (``interpreter-abi-platform``, lower case) of a wheel file name, or None if
+    the name is not a valid wheel name."""
+    parts = _wheel_parts(filename)
+    return parts[1] if parts is not None else None
 
 
 def project_of(filename: str) -> str | None:
     """The canonical project name of a wheel or sdist file name."""
+    from packaging.utils import InvalidSdistFilename, canonicalize_name, parse_sdist_filename
+
+    if filename.endswith(".whl"):
+        parts = _wheel_parts(filename)
+        return str(canonicalize_name(parts[0])) if parts is not None else None
     try:
-        if filename.endswith(".whl"):
-            return str(parse_wheel_filename(filename)[0])
         return str(parse_sdist_filename(filename)[0])
-    except (InvalidWheelFilename, InvalidSdistFilename):
+    except InvalidSdistFilename:
         return None
 
 
 def check_filename(filename: str) -> str:
     """Refuse file names that are not plain, parseable wheel/sdist names."""
     safe_filename(filename)
-    if project_of(filename) is None:
+    ok = (_wheel_parts(filename) is not None if filename.endswith(".whl")
+          else project_of(filename) is not None)
+    if not ok:
         raise ValueError(f"{filename!r} is not a wheel or sdist file name")
     return filename
 
@@ -382,6 +414,14 @@ class WheelStore:
 
     def describe(self, req: Requirement, target: Target) -> str | None:
         """Why no cached file fits req for target, or None if the cache knows nothing useful."""
+        from packaging.utils import (
+            InvalidSdistFilename,
+            InvalidWheelFilename,
+            canonicalize_name,
+            parse_sdist_filename,
+            parse_wheel_filename,
+        )
+
         name = str(canonicalize_name(req.name))
 
         def version_of(filename: str) -> Version | None:

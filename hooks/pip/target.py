@@ -17,7 +17,6 @@ from functools import cached_property
 from pathlib import Path
 
 import packaging
-from packaging.tags import Tag, parse_tag
 
 # Runs under the target interpreter with -I; argv[1] is the directory holding `packaging`.
 _PROBE = r"""
@@ -74,11 +73,14 @@ class Target:
     version: str = ""
 
     @cached_property
-    def tag_rank(self) -> dict[Tag, int]:
-        """Supported tags (as Tag objects, manylinux aliases included) mapped to priority."""
-        rank: dict[Tag, int] = {}
+    def tag_rank(self) -> dict[str, int]:
+        """Supported tags (lower-case ``interpreter-abi-platform``, as ``store.wheel_tags``
+        gives them; manylinux aliases included) mapped to priority."""
+        rank: dict[str, int] = {}
         for i, text in enumerate(self.tags):
-            for tag in parse_tag(text):
+            interpreters, abis, platforms = text.lower().split("-")
+            for tag in (f"{p}-{a}-{m}" for p in interpreters.split(".")
+                        for a in abis.split(".") for m in platforms.split(".")):
                 rank.setdefault(tag, i)
         return rank
 
@@ -87,7 +89,7 @@ class Target:
         """Identity of a locally built wheel: interpreter, ABI, machine, libc, distro."""
         return "-".join((self.interpreter, self.abi, self.machine, self.libc, self.distro))
 
-    def supports(self, tags: frozenset[Tag]) -> bool:
+    def supports(self, tags: frozenset[str]) -> bool:
         """True if any of a wheel's tags is supported by the target."""
         rank = self.tag_rank
         return any(t in rank for t in tags)

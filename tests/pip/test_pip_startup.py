@@ -1,0 +1,114 @@
+"""The uv backend's start-up (issue 12): a warm install imports only what it needs.
+Timings live in bench/scenarios/startup.py (--uv); these tests check the imports and the
+packaging-free wheel-name checks that decide them. Real uv, a real index on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+from packaging.version import InvalidVersion
+
+from cache_core import PackageCache
+from hooks.pip.install import install
+from hooks.pip.runner import uv_bin
+from hooks.pip.store import check_filename, project_of, wheel_tags
+from hooks.pip.target import probe
+from tests.support.pip import Index, venv_version
+
+REPO = Path(__file__).resolve().parents[2]
+
+NAMES = [
+    "alpha-1.0-py3-none-any.whl",
+    "Alpha_Beta-2.0.post1-py2.py3-none-any.whl",
+    "numpy-2.4.6-cp311-cp311-manylinux_2_27_x86_64.manylinux_2_28_x86_64.whl",
+    "pyyaml-6.0.4-CP311-cp311-MANYLINUX2014_x86_64.whl",
+    "foo-1.0-1-py3-none-any.whl",            # build tag
+    "foo-1.0-1abc-py3-none-any.whl",
+    "foo-1.0-abc-py3-none-any.whl",          # build tag must start with a digit
+    "foo-notaversion-py3-none-any.whl",      # bad version
+    "foo__bar-1.0-py3-none-any.whl",         # "__" in the name part
+    "foo bar-1.0-py3-none-any.whl",          # space in the name part
+    "foo-1.0-py3-none.whl",                  # too few parts
+    "foo-1.0-1-2-py3-none-any.whl",          # too many parts
+    "foo-1.0-py3-none-any.zip",
+    "foo-1.0.tar.gz",
+    "café-1.0-py3-none-any.whl",
+]
+
+
+def _packaging_tags(name: str) -> frozenset[str] | None:
+    try:
+        return frozenset(str(t) for t in parse_wheel_filename(name)[3])
+    except (InvalidWheelFilename, InvalidVersion):
+        return None
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_wheel_name_checks_agree_with_packaging(name: str) -> None:
+    """wheel_tags/project_of/check_filename accept exactly the names packaging parses, with
+    the same tags (they no longer import packaging.utils on the uv path)."""
+    want = _packaging_tags(name)
+    assert wheel_tags(name) == want
+    if name.endswith(".whl"):
+        assert project_of(name) == (None if want is None else str(parse_wheel_filename(name)[0]))
+        if want is None:
+            with pytest.raises(ValueError):
+                check_filename(name)
+        else:
+            assert check_filename(name) == name
+
+
+def test_target_tag_rank_matches_wheel_tags(tmp_path: Path) -> None:
+    """The target's supported tags and a wheel's tags are compared as the same strings."""
+    target = probe(sys.executable)
+    assert target.supports(wheel_tags("x-1.0-py3-none-any.whl") or frozenset())
+    native = target.tags[0]  # the interpreter's most specific tag, e.g. cp311-cp311-manylinux_…
+    assert target.supports(wheel_tags(f"x-1.0-{native.upper()}.whl") or frozenset())
+    assert not target.supports(wheel_tags("x-1.0-cp27-cp27m-win32.whl") or frozenset())
+    assert target.tag_rank[native] == 0
+
+
+_PROBE = """import json, sys
+sys.path.insert(0, {repo!r})
+before = set(sys.modules)
+from hooks.cli import main
+try:
+    code = main({args!r})
+except SystemExit as exc:
+    code = exc.code
+sys.stdout.flush()
+sys.stderr.write("\\nMODULES " + json.dumps([code, sorted(set(sys.modules) - before)]) + "\\n")
+"""
+
+
+@pytest.mark.skipif(uv_bin() is None, reason="uv is not installed")
+def test_warm_uv_install_imports_no_fleet_and_no_packaging_utils(
+        cache: PackageCache, index: Index, make_venv, capfd: pytest.CaptureFixture[str]) -> None:
+    """A warm uv install with the index unreachable (the bench's case) still installs from the
+    cache, without importing the fleet driver (no remote tier), packaging.utils/tags or
+    packaging.requirements (the request is not pinned)."""
+    v1 = make_venv()
+    assert install(cache, ["--python", str(v1 / "bin" / "python"), "--installer", "uv",
+                           "-i", index.url, "alpha"]) == 0, capfd.readouterr().err
+    index.stop()
+    v2 = make_venv()
+    args = ["--cache-dir", str(cache.root), "pip", "install", "--python",
+            str(v2 / "bin" / "python"), "--installer", "uv", "-q", "-i", index.url, "alpha"]
+    proc = subprocess.run([sys.executable, "-c", _PROBE.format(repo=str(REPO), args=args)],
+                          capture_output=True, text=True, env=dict(os.environ), timeout=300)
+    line = [x for x in proc.stderr.splitlines() if x.startswith("MODULES ")]
+    assert line, proc.stderr
+    code, mods = json.loads(line[-1].removeprefix("MODULES "))
+    assert code == 0, proc.stderr
+    assert venv_version(v2, "alpha") == "1.0" and venv_version(v2, "beta") == "1.0"
+    assert "installed from the cache" in proc.stderr  # the index was unreachable
+    assert "hooks.pip.install" in mods  # the probe saw the driver run
+    heavy = {"hooks.pip.fleet", "packaging.utils", "packaging.tags", "packaging.requirements",
+             "cache_core.storage.remote"}
+    assert not heavy & set(mods), heavy & set(mods)
