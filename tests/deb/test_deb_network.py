@@ -52,7 +52,9 @@ def test_deb_contents_network(deb: Path) -> None:
     for want in ("/usr/bin/pkgcache", "/usr/share/man/man1/pkgcache.1.gz",
                  "/etc/vps-configurator/config.yaml", "/lib/systemd/system/pkgcache.timer",
                  "/lib/systemd/system/pkgcache.service", "/etc/cron.daily/pkgcache",
-                 "/usr/share/pkgcache/cache_core/cache.py", "/usr/share/pkgcache/hooks/cli.py",
+                 "/usr/share/pkgcache/cache_core/api.py", "/usr/share/pkgcache/hooks/cli/app.py",
+                 "/usr/share/pkgcache/hooks/common/http.py",
+                 "/usr/share/pkgcache/cache_core/storage/tier.py",
                  "/usr/lib/pkgcache/methods/http", "/usr/lib/pkgcache/methods/https",
                  "/usr/share/pkgcache/apt/05pkgcache-method"):
         assert want in paths, f"{want} missing from the .deb"
