@@ -19,9 +19,8 @@ from hooks.pip.install import install
 from hooks.pip.runner import uv_bin
 from hooks.pip.store import check_filename, project_of, wheel_tags
 from hooks.pip.target import probe
+from tests.support import REPO
 from tests.support.pip import Index, venv_version
-
-REPO = Path(__file__).resolve().parents[2]
 
 NAMES = [
     "alpha-1.0-py3-none-any.whl",
