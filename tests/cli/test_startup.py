@@ -3,38 +3,16 @@ bench/scenarios/startup.py; these tests check the imports, which decide them."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-from tests.support import REPO
-from tests.support.cli import run_cli
+from tests.support.cli import probe_imports, run_cli
 
-# What `pkgcache ARGS` imported, run in a fresh interpreter the way the console script runs it.
-_PROBE = """import json, sys
-sys.path.insert(0, {repo!r})
-before = set(sys.modules)
-from hooks.cli import main
-try:
-    code = main({args!r})
-except SystemExit as exc:
-    code = exc.code
-sys.stdout.flush()
-sys.stderr.write("\\nMODULES " + json.dumps(sorted(set(sys.modules) - before)) + "\\n")
-"""
 DRIVERS = ("hooks.apt", "hooks.pip", "hooks.fetch", "hooks.git", "hooks.remote")
 
 
 def imported(*args: str, env: dict[str, str] | None = None) -> set[str]:
     """Modules pkgcache ARGS loaded beyond the interpreter's own start-up."""
-    full_env = dict(os.environ, **(env or {}))
-    proc = subprocess.run([sys.executable, "-c", _PROBE.format(repo=str(REPO), args=list(args))],
-                          capture_output=True, text=True, env=full_env, timeout=60)
-    line = [x for x in proc.stderr.splitlines() if x.startswith("MODULES ")]
-    assert line, proc.stderr
-    return set(json.loads(line[-1].removeprefix("MODULES ")))
+    return probe_imports(*args, env=env)[1]
 
 
 def _drivers(mods: set[str]) -> set[str]:

@@ -4,9 +4,6 @@ packaging-free wheel-name checks that decide them. Real uv, a real index on 127.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -19,7 +16,7 @@ from hooks.pip.install import install
 from hooks.pip.runner import uv_bin
 from hooks.pip.store import check_filename, project_of, wheel_tags
 from hooks.pip.target import probe
-from tests.support import REPO
+from tests.support.cli import probe_imports
 from tests.support.pip import Index, venv_version
 
 NAMES = [
@@ -73,19 +70,6 @@ def test_target_tag_rank_matches_wheel_tags(tmp_path: Path) -> None:
     assert target.tag_rank[native] == 0
 
 
-_PROBE = """import json, sys
-sys.path.insert(0, {repo!r})
-before = set(sys.modules)
-from hooks.cli import main
-try:
-    code = main({args!r})
-except SystemExit as exc:
-    code = exc.code
-sys.stdout.flush()
-sys.stderr.write("\\nMODULES " + json.dumps([code, sorted(set(sys.modules) - before)]) + "\\n")
-"""
-
-
 @pytest.mark.skipif(uv_bin() is None, reason="uv is not installed")
 def test_warm_uv_install_imports_no_fleet_and_no_packaging_utils(
         cache: PackageCache, index: Index, make_venv, capfd: pytest.CaptureFixture[str]) -> None:
@@ -99,14 +83,10 @@ def test_warm_uv_install_imports_no_fleet_and_no_packaging_utils(
     v2 = make_venv()
     args = ["--cache-dir", str(cache.root), "pip", "install", "--python",
             str(v2 / "bin" / "python"), "--installer", "uv", "-q", "-i", index.url, "alpha"]
-    proc = subprocess.run([sys.executable, "-c", _PROBE.format(repo=str(REPO), args=args)],
-                          capture_output=True, text=True, env=dict(os.environ), timeout=300)
-    line = [x for x in proc.stderr.splitlines() if x.startswith("MODULES ")]
-    assert line, proc.stderr
-    code, mods = json.loads(line[-1].removeprefix("MODULES "))
-    assert code == 0, proc.stderr
+    code, mods, err = probe_imports(*args, timeout=300)
+    assert code == 0, err
     assert venv_version(v2, "alpha") == "1.0" and venv_version(v2, "beta") == "1.0"
-    assert "installed from the cache" in proc.stderr  # the index was unreachable
+    assert "installed from the cache" in err  # the index was unreachable
     assert "hooks.pip.install" in mods  # the probe saw the driver run
     heavy = {"hooks.pip.fleet", "packaging.utils", "packaging.tags", "packaging.requirements",
              "cache_core.storage.remote"}

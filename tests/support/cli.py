@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -60,3 +63,29 @@ class Runner:
     def popen(self, *args: str, **kw: Any) -> subprocess.Popen[Any]:
         """Start pkgcache args (for tests that kill or race it)."""
         return popen_cli(*args, cache_dir=self.cache_dir, base=self.env(), cwd=REPO, **kw)
+
+
+# What `pkgcache ARGS` imported, run in a fresh interpreter the way the console script runs it.
+_PROBE = """import json, sys
+sys.path.insert(0, {repo!r})
+before = set(sys.modules)
+from hooks.cli import main
+try:
+    code = main({args!r})
+except SystemExit as exc:
+    code = exc.code
+sys.stdout.flush()
+sys.stderr.write("\\nMODULES " + json.dumps([code, sorted(set(sys.modules) - before)]) + "\\n")
+"""
+
+
+def probe_imports(*args: str, env: Mapping[str, str] | None = None,
+                  timeout: float = 60) -> tuple[object, set[str], str]:
+    """(exit code, modules loaded beyond the interpreter's start-up, stderr) of pkgcache ARGS."""
+    proc = subprocess.run([sys.executable, "-c", _PROBE.format(repo=str(REPO), args=list(args))],
+                          capture_output=True, text=True, env=dict(os.environ, **(env or {})),
+                          timeout=timeout)
+    line = [x for x in proc.stderr.splitlines() if x.startswith("MODULES ")]
+    assert line, proc.stderr
+    code, mods = json.loads(line[-1].removeprefix("MODULES "))
+    return code, set(mods), proc.stderr
