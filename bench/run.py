@@ -54,6 +54,9 @@ def main() -> int:
     ap.add_argument("--apt-packages", help="apt package set, space-separated (default: the bench's)")
     ap.add_argument("--pip-requirements", metavar="FILE", help="pip set (default: the bench's)")
     ap.add_argument("--no-uv", action="store_true", help="skip the uv scenarios")
+    ap.add_argument("--apt-base", metavar="TAR", help="a bookworm root tarball to use instead of "
+                    "WORKDIR/apt/base.tar (made by mmdebstrap when missing)")
+    ap.add_argument("--no-chart", action="store_true", help="skip the chart (no matplotlib)")
     ap.add_argument("--out", default=str(BENCH / "results"), help="directory for latest.json/.png")
     ap.add_argument("--workdir", default="/var/tmp/pkgcache-bench", help="kept between runs "
                     "(mmdebstrap base tarball); work dirs below it are recreated")
@@ -94,7 +97,8 @@ def main() -> int:
             section("core", lambda: core.collect(reps, args.core_size_mb or (64 if args.quick else 256)))
         if "apt" in only:
             section("apt", lambda: apt_install.collect(
-                rounds, work / "apt", args.apt_packages.split() if args.apt_packages else None))
+                rounds, work / "apt", args.apt_packages.split() if args.apt_packages else None,
+                Path(args.apt_base) if args.apt_base else None))
         if "pip" in only:
             pw = work / "pip"
             shutil.rmtree(pw, ignore_errors=True)
@@ -111,7 +115,8 @@ def main() -> int:
         jp = out / "latest.json"
         jp.write_text(json.dumps(res, indent=1) + "\n")
         print(f"\nwrote {jp}", flush=True)
-    print(f"chart: {plot(jp, out / 'latest.png')}; total {res['seconds']:.0f} s", flush=True)
+    chart = "skipped" if args.no_chart else plot(jp, out / "latest.png")
+    print(f"chart: {chart}; total {res['seconds']:.0f} s", flush=True)
     failed = any(not v for t in res["targets"] if (v := t["met"]) is not None) or any(
         res[k].get("error") or res[k].get("errors") for k in ("core", "apt", "pip") if k in res)
     return 1 if failed else 0

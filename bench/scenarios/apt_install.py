@@ -139,10 +139,13 @@ def downloaded(out: str) -> tuple[int, str]:
     return gets, need.group(1) if need else "?"
 
 
-def prepare(work: Path) -> Path:
-    """work with an enabled pkgcache config and the mmdebstrap base tarball (made once)."""
+def prepare(work: Path, base: Path | None = None) -> Path:
+    """work with an enabled pkgcache config; the base tarball (default: the mmdebstrap one in
+    work, made once)."""
     work.mkdir(parents=True, exist_ok=True)
     (work / "pkgcache.yaml").write_text("performance:\n  cache:\n    enabled: true\n")
+    if base is not None:
+        return base
     base = work / "base.tar"
     if not base.exists():
         print(f"mmdebstrap --variant=apt {SUITE} -> {base}", flush=True)
@@ -176,14 +179,15 @@ LABELS = {"A": "cold, no hooks", "H": "cold, pkgcache hooks", "S": "warm, seeded
           "P": "apt-cacher-ng priming (cold, untimed)", "F": "pkgcache priming (cold, untimed)"}
 
 
-def collect(rounds: int, work: Path, pkgs: list[str] | None = None) -> dict:
+def collect(rounds: int, work: Path, pkgs: list[str] | None = None,
+            base: Path | None = None) -> dict:
     """Scenarios A H S B N, `rounds` rounds in rotated order (a Latin square), through one
     counting proxy. Before the rounds, untimed: P primes apt-cacher-ng (N's server; B's debs are
     P's archives) and F fills pkgcache's cache (S's); H starts from an empty cache every round.
     A failed run is recorded (None in its round, the error in "errors") and the rounds go on."""
     pkgs = list(pkgs or PKGS)
     version = acng.ensure_installed()
-    base = prepare(work)
+    base = prepare(work, base)
     proxy = acng.CountingProxy()
     cacher = acng.Acng(work, upstream_proxy=proxy.url)
     cacher.start()
