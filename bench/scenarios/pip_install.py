@@ -181,6 +181,33 @@ def main() -> int:
     return 0 if all(t["met"] is not False for t in res["targets"]) and not res["pip"]["errors"] else 1
 
 
+class LocalIndex:
+    """The wheelhouse as a PEP 503 index on 127.0.0.1 with pypi.org's cache headers (the tests'
+    IndexApp): the PyPI mirror reachable here sends none, so pip's HTTP cache cannot fill from
+    it and a "warm" pip would download every file again (shared notes, pip.md §1.1)."""
+
+    def __init__(self, wheelhouse: Path) -> None:
+        from tests.support.http import HttpServer, IndexApp
+
+        self.log: list[str] = []
+        app = IndexApp(wheelhouse, {}, self.log)
+        app.pypi_headers = True
+        self.server = HttpServer(app).start()
+        self.url = f"http://127.0.0.1:{self.server.port}/simple/"
+
+    def reset(self) -> tuple[int, int]:
+        """(requests, body bytes sent) since the last reset; counting starts again."""
+        with self.server.lock:
+            hits, self.server.hits[:] = list(self.server.hits), []
+        n = len(self.log)
+        self.log.clear()
+        return n, sum(h.sent for h in hits)
+
+    def close(self) -> None:
+        """Stop serving."""
+        self.server.stop()
+
+
 class Rounds(Bench):
     """The scenarios of one collect(): the fills, then rounds in rotated order."""
 
@@ -262,7 +289,6 @@ class Rounds(Bench):
 
     def fill(self, out: dict) -> None:
         """Untimed: every peer's cache filled with the same files; the set's facts into out."""
-        from bench.lib.pyindex import Index
 
         def step(what: str, cmd: list[str], env: dict[str, str]) -> None:
             print(f"  pip fill: {what}", flush=True)
@@ -271,7 +297,7 @@ class Rounds(Bench):
         step("wheelhouse (pip wheel)", [sys.executable, "-m", "pip", "wheel", "-q", "-w",
                                         str(self.wh), "-i", self.index, "-r", str(self.req)],
              clean_env(PIP_CACHE_DIR=str(self.work / "pip-cache-wheel")))
-        self.local = Index(self.wh)
+        self.local = LocalIndex(self.wh)
         step("pip's HTTP cache (from the loopback index)", *self.command("pip-warm", self.venv()))
         step("pkgcache's cache (online)", self.pk_cmd(self.venv(), "pip"), self.pk_env)
         if self.uv:

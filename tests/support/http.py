@@ -391,6 +391,7 @@ class IndexApp:
     """/simple/, /simple/<project>/ (links with #sha256 and data-requires-python), /files/<f>."""
 
     protocol = "HTTP/1.0"
+    pypi_headers = False  # True: pypi.org's Cache-Control and ETag (pip's HTTP cache then fills)
 
     def __init__(self, files_dir: Path, requires_python: dict[str, str], log: list[str]) -> None:
         self.files_dir = files_dir
@@ -447,7 +448,16 @@ class IndexApp:
         if body is None:
             hit.status = 404
             return h.send_error(404)
-        return h.reply(hit, 200, body, [("Content-Type", ctype)])
+        headers = [("Content-Type", ctype)]
+        if self.pypi_headers:  # pypi.org's: pages revalidated (ETag) after 10 min, files immutable
+            if ctype != "text/html":
+                headers.append(("Cache-Control", "max-age=365000000, immutable, public"))
+            else:
+                etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+                headers += [("Cache-Control", "max-age=600, public"), ("ETag", etag)]
+                if h.headers.get("If-None-Match") == etag:
+                    return h.reply(hit, 304, b"", headers)
+        return h.reply(hit, 200, body, headers)
 
 
 # -- git smart HTTP ------------------------------------------------------------------------------
