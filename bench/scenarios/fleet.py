@@ -191,15 +191,16 @@ class FleetBench:
     """Scenarios over one lab, one relay and one server image."""
 
     def __init__(self, work: Path, servers: int, internet_rate: float, lan_rate: str,
-                 keep_log: Path) -> None:
+                 keep_log: Path, apt: list[str] | None = None, req: str | None = None,
+                 prefix: str = "pkgcbench") -> None:
         self.work = work
         self.n = servers
         self.lan_rate = lan_rate
         self.logdir = keep_log
-        self.lab = netns.Lab("pkgcbench", work / "lab", servers)
+        self.lab = netns.Lab(prefix, work / "lab", servers)
         self.relay = Relay(work / "relay.sock", internet_rate)
-        self.apt = apt_set()
-        self.req = pip_set()
+        self.apt = apt or apt_set()
+        self.req = req or pip_set()
         self.nginx_pid: int | None = None
         self.acng_pid: int | None = None
         self.results: dict[str, list[dict]] = {s: [] for s in SCENARIOS}
@@ -741,6 +742,10 @@ def main() -> int:
     ap.add_argument("--workdir", default="/var/tmp/pkgcache-fleet-bench")
     ap.add_argument("--markdown", metavar="JSON", help="only print a results JSON as Markdown")
     ap.add_argument("--chart", metavar="JSON", help="only draw OUT/fleet.png from a results JSON")
+    ap.add_argument("--apt-packages", help="apt set, space-separated (default: the apt bench's)")
+    ap.add_argument("--pip-requirements", metavar="FILE", help="pip set (default: the pip bench's)")
+    ap.add_argument("--prefix", default="pkgcbench", help="names of the lab's namespaces")
+    ap.add_argument("--no-chart", action="store_true", help="skip the chart (no matplotlib)")
     args = ap.parse_args()
     if args.chart:
         print(plot(Path(args.chart), Path(args.out) / "fleet.png"))
@@ -761,14 +766,17 @@ def main() -> int:
     logdir = work / "logs"
     shutil.rmtree(logdir, ignore_errors=True)
     logdir.mkdir()
+    apt = args.apt_packages.split() if args.apt_packages else apt_set()
+    req = Path(args.pip_requirements).read_text() if args.pip_requirements else pip_set()
     t0 = time.monotonic()
     res: dict = {"command": " ".join(["python -m bench.scenarios.fleet", *sys.argv[1:]]),
                  "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                  "machine": machine(), "runs": runs, "internet_rate": args.internet_rate,
-                 "lan_rate": args.lan_rate, "pip_set": pip_set().split(), "apt_set": apt_set(),
+                 "lan_rate": args.lan_rate, "pip_set": req.split(), "apt_set": apt,
                  "git": subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
                                        capture_output=True, text=True).stdout.strip()}
-    b = FleetBench(work, args.servers, args.internet_rate, args.lan_rate, logdir)
+    b = FleetBench(work, args.servers, args.internet_rate, args.lan_rate, logdir, apt, req,
+                   args.prefix)
     try:
         b.lab.up(b.relay.path, args.lan_rate)
         print("building the server images (mmdebstrap base; + pkgcache .deb; clean)", flush=True)
@@ -783,7 +791,8 @@ def main() -> int:
     finally:
         b.close()
         jp = write_results(res, b, out, t0)
-    print(f"chart: {plot(jp, out / 'fleet.png')}; total {res['seconds'] / 60:.1f} min")
+    chart = "skipped" if args.no_chart else plot(jp, out / "fleet.png")
+    print(f"chart: {chart}; total {res['seconds'] / 60:.1f} min")
     return 0 if all(t["met"] for t in res["targets"]) and not failures(res) else 1
 
 
