@@ -124,6 +124,11 @@ def table_rows(res: dict) -> list[list[str]]:
         rows += _scenario_rows("pip", res["pip"], [*ORDER_PIP], lambda s: (
             f"requests {'?' if s.get('requests') is None else s['requests']}; upstream "
             f"{fmt(s['bytes']['median'], 'MB')} MB; n={s['wall']['n']}"))
+        for mode, v in (res["pip"].get("verify") or {}).items():
+            w = v["seconds"]
+            rows.append(["pip", f"check cached files: {mode} (ms)", fmt(w["median"] * 1000),
+                         fmt(w["min"] * 1000), fmt(w["max"] * 1000),
+                         f"{v['files']} files, {fmt(v['bytes'], 'MB')} MB; n={w['n']}"])
     if _ok(res.get("core")):
         m = res["core"]["metrics"]
         for key, label in (("raw_sha256_mb_s", "hashlib.file_digest sha256 (MB/s)"),

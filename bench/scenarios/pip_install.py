@@ -308,7 +308,16 @@ class Rounds(Bench):
         self.timed(self.pip_cmd(v, "--no-index", "--find-links", str(self.wh)), clean_env())
         out["distributions"] = self.count_distributions(v)
         out["pip-cold-requests"] = requests(self, self.index)
-        out["verify"] = self.verify_cost(self.cache_dir, v)
+        # in this process, with the CLI runs' own trust record (else no file is vouched for)
+        saved = os.environ.get("PKGCACHE_STATE_DIR")
+        os.environ["PKGCACHE_STATE_DIR"] = self.pk_env["PKGCACHE_STATE_DIR"]
+        try:
+            out["verify"] = self.verify_cost(self.cache_dir, v)
+        finally:
+            if saved is None:
+                os.environ.pop("PKGCACHE_STATE_DIR")
+            else:
+                os.environ["PKGCACHE_STATE_DIR"] = saved
 
 
 def collect(runs: int, work: Path, requirements: str = REQUIREMENTS,
