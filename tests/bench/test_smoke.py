@@ -97,3 +97,24 @@ def test_apt_quick(tmp_path: Path) -> None:
     t = {x["target"]: x for x in res["targets"]}
     assert len(t["warm apt S / apt-cacher-ng warm N"]["per_run"]) == 1
     assert a["scenarios"]["S"]["debs_fetched"]["max"] == 0  # seeded by pkgcache: nothing fetched
+
+
+ROOT_NGINX = os.geteuid() == 0 and Path("/usr/sbin/nginx").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("module, args, needs_root", [
+    ("startup", ["--runs", "1"], False),
+    ("remote_get", ["--size-mb", "1", "--reps", "1", "--no-s3"], True),
+    ("apt_fleet", ["--packages", "3", "--reps", "1"], True),
+])
+def test_the_other_scenarios_quick(tmp_path: Path, module: str, args: list[str],
+                                   needs_root: bool) -> None:
+    # each runs on its own, prints its table and writes a valid JSON
+    if needs_root and not ROOT_NGINX:
+        pytest.skip("needs root and nginx")
+    out = tmp_path / "out.json"
+    p = subprocess.run([sys.executable, "-m", f"bench.scenarios.{module}", *args, "--json", str(out)],
+                       capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert p.returncode in (0, 1), p.stdout[-2000:] + p.stderr[-2000:]
+    assert json.loads(out.read_text()) and p.stdout.strip(), p.stdout[-2000:]
