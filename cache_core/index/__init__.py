@@ -206,6 +206,14 @@ class Index:
             out[name] = out.get(name, 0) + value
         return out
 
+    def usage_by_kind(self) -> dict[str, dict[str, int]]:
+        """kind -> entries, hits and hit bytes (hits x size) of the keys of that kind."""
+        rows = self.conn.execute(
+            "SELECT kind, COUNT(*), COALESCE(SUM(hits), 0), COALESCE(SUM(hits * size), 0) "
+            "FROM keys GROUP BY kind ORDER BY kind")
+        return {kind: {"entries": n, "hits": hits, "hit_bytes": hit_bytes}
+                for kind, n, hits, hit_bytes in rows}
+
     def lru_candidates(self) -> list[tuple[str, str, int, float]]:
         """(type, id, size, last_used) of every object and bucket entry, least recently used first."""
         return list(self.conn.execute(

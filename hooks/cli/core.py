@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import time
 
 from cache_core import EXIT_MISS, EXIT_OK
@@ -121,8 +122,19 @@ def cmd_stats(args: argparse.Namespace) -> int:
     if args.zero:
         cache.zero_stats()
     s = cache.stats()
-    if args.json:
+    fmt = "json" if args.json else args.format
+    if args.textfile:
+        from cache_core import render_prometheus, write_textfile
+
+        write_textfile(args.textfile, render_prometheus(s))
+        return EXIT_OK
+    if fmt == "json":
         _print_json(s, indent=1, sort_keys=True)
+        return EXIT_OK
+    if fmt == "prometheus":
+        from cache_core import render_prometheus
+
+        sys.stdout.write(render_prometheus(s))
         return EXIT_OK
     cap = human(s["max_size_bytes"]) if s["max_size_bytes"] else "unlimited"
     rows = [
@@ -181,6 +193,11 @@ def cmd_gc(args: argparse.Namespace) -> int:
     cap = parse_size(args.max_size) if args.max_size else None
     age = parse_age(args.older_than) if args.older_than else None
     result = cache.gc(max_size_bytes=cap, older_than=age, wait=True)
+    textfile = cache.config.metrics_textfile if cache.config else None
+    if textfile:  # the daily timer/cron job runs gc: keep node_exporter's file current
+        from cache_core import render_prometheus, write_textfile
+
+        write_textfile(textfile, render_prometheus(cache.stats()))
     if args.json:
         _print_json(result, indent=1, sort_keys=True)
     elif not args.quiet:
@@ -222,7 +239,12 @@ def register(sub: Any) -> None:
     s.add_argument("--json", action="store_true", help="print the list as JSON")
     s.set_defaults(func=cmd_ls)
     s = sub.add_parser("stats", help=COMMANDS["stats"])
-    s.add_argument("--json", action="store_true", help="print the counters as JSON")
+    s.add_argument("--json", action="store_true", help="print the counters as JSON (= --format json)")
+    s.add_argument("--format", choices=["text", "json", "prometheus"], default="text",
+                   help="text (default), json, or the Prometheus text format")
+    s.add_argument("--textfile", metavar="FILE.prom",
+                   help="write the Prometheus format to FILE.prom atomically (node_exporter's "
+                        "textfile collector) instead of printing")
     s.add_argument("-z", "--zero", action="store_true", help="reset the counters first")
     s.set_defaults(func=cmd_stats)
     s = sub.add_parser("verify", help=COMMANDS["verify"])
