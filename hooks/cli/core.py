@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 from cache_core import EXIT_MISS, EXIT_OK
-from hooks.cli.output import error, human
+from hooks.cli.output import config_warnings, error, human
 from hooks.common.errors import UsageError
 
 _SIZE = re.compile(r"\A\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*\Z", re.I)
@@ -100,6 +100,8 @@ def cmd_stats(args: argparse.Namespace) -> int:
     if args.zero:
         cache.zero_stats()
     s = cache.stats()
+    if s.get("remote"):
+        config_warnings(s["remote"]["remotes"])
     if args.json:
         print(json.dumps(s, indent=1, sort_keys=True))
         return EXIT_OK
