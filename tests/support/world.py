@@ -21,6 +21,7 @@ import os
 import shlex
 import subprocess
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,6 +108,29 @@ class Member:
            ) -> subprocess.CompletedProcess[str]:
         """Run a /bin/sh script as root in the member (its namespace, its root)."""
         return self.root.run(script, check=check, timeout=timeout)
+
+    def busy(self) -> list[str]:
+        """Command lines of the processes running in the member besides its pid 1 (pkgcache's
+        detached uploader, a bundle refresh)."""
+        root = str(self.root.path.resolve())
+        out = []
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit() or int(proc.name) == self.root.init_pid:
+                continue
+            try:
+                if os.readlink(proc / "root") == root:
+                    out.append((proc / "cmdline").read_bytes().replace(b"\0", b" ").decode())
+            except OSError:
+                continue
+        return out
+
+    def wait_idle(self, timeout: float = 60) -> None:
+        """Wait until nothing but pid 1 runs in the member (a server a while after provisioning)."""
+        deadline = time.monotonic() + timeout
+        while self.busy():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{self.name} still busy after {timeout} s: {self.busy()}")
+            time.sleep(0.2)
 
     def path(self, inside: str) -> Path:
         """A path of the member as seen from the host."""

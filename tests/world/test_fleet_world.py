@@ -100,6 +100,7 @@ def test_writer_a_fills_the_fleet(world: World) -> None:
     assert w.origins is not None
     step(a, failures, "pkgcache fetch", f"pkgcache fetch {w.origins.url('files', DOWNLOAD)} -o {TOOL}")
     step(a, failures, "pkgcache git clone", f"pkgcache git clone {w.origins.url('git', '/proj')} {CLONE}")
+    a.wait_idle()  # the detached bundle refresh and uploader (a server, a while later)
     push = step(a, failures, "pkgcache remote push --all", "pkgcache remote push --all")
     assert not failures, "\n\n".join(failures)
     exp = Expected(public, dpkg_versions(a, APT_PACKAGES), freeze(a), tool_sha256(a), head(a),
@@ -143,6 +144,9 @@ def provision_reader(w: World, name: str) -> None:
     if any(hits.values()):
         failures.append(f"[{name}] requests that reached the origins: {hits}")
     check_layout(w.members)
+    if failures:
+        diag = m.sh("pkgcache apt status; pkgcache remote status; pkgcache ls", check=False)
+        failures.append(f"[{name}] for the record:\n{diag.stdout[-3000:]}")
     assert not failures, "\n\n".join(failures)
 
 
