@@ -10,6 +10,7 @@ namespace and disappears with the command, so nothing is left mounted on the hos
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import os
 import shutil
@@ -45,21 +46,26 @@ BOOKKEEPING = (
 )
 
 
-def base_tarball(include: tuple[str, ...] = INCLUDE) -> Path:
-    """A bookworm root tarball (variant apt + include), built by mmdebstrap or reused."""
-    tag = hashlib.sha256(repr((SUITE, include)).encode()).hexdigest()[:12]
-    tarball = TARBALL_DIR / f"{SUITE}-{tag}.tar"
-    if tarball.exists() and time.time() - tarball.stat().st_mtime < TARBALL_MAX_AGE:
-        return tarball
+def cached_tarball(name: str, options: list[str]) -> Path:
+    """TARBALL_DIR/<name>-<tag>.tar made by ``mmdebstrap OPTIONS SUITE`` or reused for a day;
+    built once per machine even when several test processes (pytest-xdist) ask at once."""
+    tag = hashlib.sha256(repr((SUITE, options)).encode()).hexdigest()[:12]
+    tarball = TARBALL_DIR / f"{name}-{tag}.tar"
     TARBALL_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
-    tmp = tarball.with_suffix(".tmp.tar")
-    subprocess.run(
-        ["mmdebstrap", "--quiet", "--mode=root", "--variant=apt",
-         "--include=" + ",".join(include), SUITE, str(tmp)],
-        check=True, env=HOST_ENV, stdin=subprocess.DEVNULL,
-    )
-    os.replace(tmp, tarball)
+    with open(TARBALL_DIR / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the others wait here and then reuse the tarball
+        if tarball.exists() and time.time() - tarball.stat().st_mtime < TARBALL_MAX_AGE:
+            return tarball
+        tmp = tarball.with_suffix(".tmp.tar")
+        subprocess.run(["mmdebstrap", "--quiet", "--mode=root", *options, SUITE, str(tmp)],
+                       check=True, env=HOST_ENV, stdin=subprocess.DEVNULL)
+        os.replace(tmp, tarball)
     return tarball
+
+
+def base_tarball() -> Path:
+    """A bookworm root tarball (variant apt + INCLUDE), built by mmdebstrap or reused."""
+    return cached_tarball(SUITE, ["--variant=apt", "--include=" + ",".join(INCLUDE)])
 
 
 class DebRoot:
@@ -71,10 +77,10 @@ class DebRoot:
         self.init_pid = 0  # pid 1 of the booted root's pid namespace (see boot)
 
     @classmethod
-    def create(cls, path: Path, include: tuple[str, ...] = INCLUDE) -> DebRoot:
-        """Extract the base tarball (with include) into path (which must not exist yet)."""
+    def create(cls, path: Path, tarball: Path | None = None) -> DebRoot:
+        """Extract the base tarball (or another) into path (which must not exist yet)."""
         path.mkdir(mode=0o755)
-        subprocess.run(["tar", "-C", str(path), "-xf", str(base_tarball(include))], check=True)
+        subprocess.run(["tar", "-C", str(path), "-xf", str(tarball or base_tarball())], check=True)
         shutil.copy("/etc/resolv.conf", path / "etc/resolv.conf")
         return cls(path)
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import os
-import shlex
 import subprocess
 import threading
 import time
@@ -30,7 +29,7 @@ from typing import Any, TypeVar
 import yaml
 
 from bench.lib import netns
-from tests.deb.debroot import INCLUDE, DebRoot
+from tests.deb.debroot import INCLUDE, DebRoot, cached_tarball
 from tests.support import REPO
 from tests.support.fleet import GpgKey, SignedRepo
 from tests.support.git import make_repo
@@ -45,6 +44,11 @@ LISTS_DIR = "/var/lib/apt/lists"
 CONFIG = "/etc/vps-configurator/config.yaml"
 DEFAULT_CACHE = "/var/cache/vps-configurator"
 CLONE_NEWNET = 0x40000000
+
+
+def world_tarball() -> Path:
+    """The members' image (mmdebstrap, cached for a day like the base root)."""
+    return cached_tarball("bookworm-world", ["--variant=apt", "--include=" + ",".join(INCLUDE_WORLD)])
 T = TypeVar("T")
 
 
@@ -284,8 +288,9 @@ class World:
         _, self.store_url = netns.start_nginx(self.lab, self.base / "nginx")
         self.origins = make_origins(o, self.base / "origins", self.host)
         self.key = self.origins.repo.key
+        image = world_tarball()
         for i, name in enumerate("ABC", start=1):
-            root = DebRoot.create(self.base / name, include=INCLUDE_WORLD)
+            root = DebRoot.create(self.base / name, image)
             root.boot(self.lab.ns(i))
             m = Member(name, root, self.lab.ns(i), i)
             self.members.append(m)
@@ -337,7 +342,7 @@ class World:
     def install_pkgcache(self, m: Member) -> None:
         """``apt-get install ./pkgcache_*.deb`` in the member, as the README says."""
         m.root.copy_in(self.deb, f"/root/{self.deb.name}")
-        m.sh(f"cd /root && apt-get install -y -q ./{shlex.quote(self.deb.name)}")
+        m.sh("cd /root && apt-get install -y -q ./pkgcache_*.deb")
 
     def member(self, name: str) -> Member:
         return next(m for m in self.members if m.name == name)

@@ -1,8 +1,8 @@
 """The fleet on real machines (issue 21): A fills the fleet as a user would, B (no route to the
 origins) and C (origin resolvable, network unreachable) provision from it alone.
 
-The three tests run in file order on one session world. A reader's test runs every step even
-after one failed and reports them all, each with its output's tail."""
+One test on the session's world: A's steps must all pass; B and C run every step even after one
+failed, and the test reports all their failures, each with its output's tail."""
 
 from __future__ import annotations
 
@@ -10,8 +10,6 @@ import hashlib
 import shlex
 import subprocess
 from dataclasses import dataclass, field
-
-import pytest
 
 from tests.support.world import (
     APT_PACKAGES,
@@ -40,9 +38,6 @@ class Expected:
     head: str
     store_objects: int = 0
     notes: list[str] = field(default_factory=list)
-
-
-EXPECTED: dict[str, Expected] = {}
 
 
 def freeze(m: Member) -> list[str]:
@@ -80,10 +75,9 @@ def step(m: Member, failures: list[str], name: str, script: str, timeout: int = 
     return p
 
 
-def test_writer_a_fills_the_fleet(world: World) -> None:
+def writer_fills_the_fleet(w: World) -> Expected:
     """A: apt-get update before pkgcache, the .deb with apt, keygen, the README's rw config,
     update again, install, pip -r (unpinned), fetch, git clone, remote push --all."""
-    w = world
     a = w.member("A")
     w.publish_v2()
     a.sh("apt-get update -q")
@@ -110,16 +104,13 @@ def test_writer_a_fills_the_fleet(world: World) -> None:
     assert exp.freeze == ["w21dep==0.3", "w21six==2.0", "w21tab==1.1"], exp.freeze
     assert exp.tool_sha256 and len(exp.head) == 40
     assert exp.store_objects > 0, "A uploaded nothing to the store"
-    EXPECTED["A"] = exp
     check_layout(w.members)
+    return exp
 
 
-def provision_reader(w: World, name: str) -> None:
+def provision_reader(w: World, name: str, exp: Expected) -> list[str]:
     """Member `name`, cut off from the origins, provisions as A did: same result, 0 requests to
-    the origins."""
-    exp = EXPECTED.get("A")
-    if exp is None:
-        pytest.fail("A did not fill the fleet (see test_writer_a_fills_the_fleet)")
+    the origins. The failures, each with its output's tail."""
     assert w.origins is not None
     m = w.member(name)
     m.write_config(readme_remote("ro", exp.public_key, w.store_url, None))
@@ -147,27 +138,24 @@ def provision_reader(w: World, name: str) -> None:
     if failures:
         diag = m.sh("pkgcache apt status; pkgcache remote status; pkgcache ls", check=False)
         failures.append(f"[{name}] for the record:\n{diag.stdout[-3000:]}")
-    assert not failures, "\n\n".join(failures)
+    return failures
 
 
-def test_reader_b_without_a_route_gets_the_same_from_the_fleet(world: World) -> None:
-    """B: no route to the origins, the name does not resolve; only the store is reachable."""
-    world.cut_off("B", resolvable=False)
-    b = world.member("B")
-    probe = b.sh(f"python3 -c \"import socket; socket.getaddrinfo('{world.host}', 80)\"",
-                 check=False)
-    assert probe.returncode != 0 and "gaierror" in probe.stdout, probe.stdout
-    provision_reader(world, "B")
-
-
-def test_reader_c_with_the_network_unreachable_gets_the_same_from_the_fleet(world: World) -> None:
-    """C: the origin's name resolves (/etc/hosts), connecting fails with ENETUNREACH."""
+def test_fleet_of_real_machines(world: World) -> None:
+    """A fills the fleet; B (no route to the origins, the name does not resolve) and C (the name
+    resolves, connecting fails with ENETUNREACH) then provision from the store alone. One test,
+    so that no scheduler splits the story; B's and C's failures are reported together."""
+    exp = writer_fills_the_fleet(world)
     assert world.origins is not None
+    world.cut_off("B", resolvable=False)
+    probe = world.member("B").sh(
+        f"python3 -c \"import socket; socket.getaddrinfo('{world.host}', 80)\"", check=False)
+    assert probe.returncode != 0 and "gaierror" in probe.stdout, probe.stdout
     world.cut_off("C", resolvable=True)
-    c = world.member("C")
-    port = world.origins.apt.port
-    probe = c.sh("python3 -c \"import socket\ntry:\n socket.create_connection("
-                 f"('{world.host}', {port}), 2)\nexcept OSError as e:\n print('errno', e.errno)\"",
-                 check=False)
+    probe = world.member("C").sh(
+        "python3 -c \"import socket\ntry:\n socket.create_connection("
+        f"('{world.host}', {world.origins.apt.port}), 2)\nexcept OSError as e:\n"
+        " print('errno', e.errno)\"", check=False)
     assert "errno 101" in probe.stdout, probe.stdout
-    provision_reader(world, "C")
+    failures = provision_reader(world, "B", exp) + provision_reader(world, "C", exp)
+    assert not failures, "\n\n".join(failures)
