@@ -104,8 +104,12 @@ class Index:
                                    check_same_thread=False)
             conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
             mode = "delete" if wal_unsafe(directory) else "wal"
+            if mode == "delete":  # a WAL index made elsewhere opens here only without shm
+                conn.execute("PRAGMA locking_mode=EXCLUSIVE")
             if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != mode:
                 conn.execute(f"PRAGMA journal_mode={mode}")
+            if mode == "delete":
+                conn.execute("PRAGMA locking_mode=NORMAL")
         except sqlite3.OperationalError as exc:
             if conn is not None:
                 conn.close()

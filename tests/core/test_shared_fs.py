@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+import cache_core.errors as errors
 import cache_core.index as index_mod
 from cache_core import PackageCache
 from cache_core.fs.mounts import fs_type, wal_unsafe
@@ -107,11 +108,24 @@ def test_cache_on_fuse_without_shared_mmap_works(fuse_direct_io: Path, tmp_path:
     assert _journal(cache_dir) == "delete"
 
 
+def test_wal_index_made_on_local_disk_opens_on_the_share(fuse_direct_io: Path,
+                                                         tmp_path: Path) -> None:
+    """A cache filled on local disk (WAL), then used through the share (a cache moved to NFS,
+    an index from an older pkgcache): opened and switched to a rollback journal."""
+    local = tmp_path / "src" / "cache"   # the FUSE mount's backing directory
+    assert _use_cache(local, tmp_path)
+    assert _journal(local) == "wal"
+    got = PackageCache(str(fuse_direct_io / "cache")).get("url:http://example.invalid/p")
+    assert got is not None and Path(got).read_bytes() == b"y" * 5000
+    assert _journal(fuse_direct_io / "cache") == "delete"
+
+
 def test_wal_on_fuse_without_shared_mmap_fails(fuse_direct_io: Path, tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     """The control: with the detection off, the same cache is unusable (what vboxsf users see;
     the facade fails open with one warning)."""
     monkeypatch.setattr(index_mod, "wal_unsafe", lambda _path: False)
+    monkeypatch.setattr(errors, "_warned", set())  # warnings are once per process
     assert not _use_cache(fuse_direct_io / "cache", tmp_path)
     assert "disk I/O error" in capsys.readouterr().err
