@@ -86,6 +86,8 @@ def writer_fills_the_fleet(w: World) -> Expected:
     out = a.sh(f"mkdir -p /etc/pkgcache && pkgcache remote keygen fleet-1 --secret-file {SECRET}")
     public = next(ln for ln in out.stdout.splitlines() if ln.startswith("fleet-1:"))
     a.write_config(readme_remote("rw", public, w.store_url, SECRET))
+    status = a.sh("pkgcache remote status").stdout
+    assert "[rw]" in status and "warning" not in status, status  # the README's entry is complete
     failures: list[str] = []
     step(a, failures, "apt-get update (pkgcache installed)", "apt-get update -q")
     step(a, failures, "apt-get install", "apt-get install -y -q " + " ".join(APT_PACKAGES[::2]))
@@ -114,6 +116,8 @@ def provision_reader(w: World, name: str, exp: Expected) -> list[str]:
     assert w.origins is not None
     m = w.member(name)
     m.write_config(readme_remote("ro", exp.public_key, w.store_url, None))
+    status = m.sh("pkgcache remote status").stdout
+    assert "[ro]" in status and "warning" not in status, status
     w.origins.reset()
     failures: list[str] = []
     step(m, failures, "apt-get update && apt-get install",
