@@ -5,11 +5,7 @@ transfers only the new objects from it."""
 from __future__ import annotations
 
 import os
-import sys
-import time
 from pathlib import Path
-
-import yaml
 
 from tests.support.cli import run_cli
 from tests.support.git import add_commit, git, make_repo
@@ -128,34 +124,3 @@ def test_remote_pull_git_then_offline_clone_with_a_progress_bar_on_a_terminal(
     fleet.member("c").close()
     r = run_cli("--config", fleet.config("c"), "remote", "pull", "--git", url, env=_env(tmp_path))
     assert r.returncode == 0 and "#" not in r.stderr, r.stderr
-
-
-def test_detached_bundle_refresh_publishes_without_the_tests_pythonpath(fleet, gitsrv, tmp_path,
-                                                                        monkeypatch):
-    """With automatic uploads the bundle is built by a detached ``python -m hooks.git.fleet``
-    that must find pkgcache's code by itself (the .deb's /usr/bin/pkgcache runs ``python3 -I``;
-    the child gets no PYTHONPATH from it). Found by the real-machine world (tests/world)."""
-    from hooks.git import fleet as git_fleet
-    from hooks.git.mirror import Mirrors
-
-    make_repo(gitsrv.root, "proj")
-    url = gitsrv.url("proj")
-    cfg = yaml.safe_load(Path(fleet.config("a")).read_text())
-    cfg["performance"]["cache"].pop("remote")  # A's mirror, made before the fleet was set up
-    (tmp_path / "plain.yaml").write_text(yaml.safe_dump(cfg))
-    r = run_cli("--config", str(tmp_path / "plain.yaml"), "git", "clone", url,
-                str(tmp_path / "a-clone"), env=_env(tmp_path))
-    assert r.returncode == 0, r.stderr
-    fleet.a.close()
-    assert fleet.a.lookup(git_fleet.key_of(url)) is None
-    (a,) = [p for p in (fleet.tmp / "a" / "git-v1").iterdir() if not p.name.startswith(".")]
-    assert Mirrors(fleet.a).path(url) == a
-    monkeypatch.delenv("PKGCACHE_REMOTE_UPLOAD")
-    monkeypatch.delenv("PYTHONPATH", raising=False)
-    monkeypatch.chdir("/")
-    monkeypatch.setattr(sys, "executable", "/usr/bin/python3")  # no venv that finds the checkout
-    git_fleet.refresh(fleet.a, [url])
-    deadline = time.monotonic() + 30
-    while fleet.a.lookup(git_fleet.key_of(url)) is None and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert fleet.a.lookup(git_fleet.key_of(url)) is not None, "the detached refresh published nothing"
