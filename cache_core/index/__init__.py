@@ -1,9 +1,10 @@
 """The SQLite index: key -> object digest, object sizes and LRU times, counters, buckets.
 
-All of pkgcache's SQL lives in this package. WAL on local disk, short BEGIN IMMEDIATE write
-transactions, a busy timeout. Running totals are kept by triggers so ``stats`` needs no scan.
-Hits and last-use times are batched in memory and flushed in one transaction (at most every
-FLUSH_SECONDS, and at exit), so a hit is not a write transaction.
+All of pkgcache's SQL lives in this package. WAL on local disk (a rollback journal on network
+file systems, shared folders and FUSE, where WAL's shared memory does not work), short
+BEGIN IMMEDIATE write transactions, a busy timeout. Running totals are kept by triggers so
+``stats`` needs no scan. Hits and last-use times are batched in memory and flushed in one
+transaction (at most every FLUSH_SECONDS, and at exit), so a hit is not a write transaction.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 
+from ..fs.mounts import wal_unsafe
 from .migrations import COUNTERS, SCHEMA_VERSION, migrate
 
 BUSY_TIMEOUT_MS = 30_000
@@ -101,8 +103,13 @@ class Index:
             conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None,
                                    check_same_thread=False)
             conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
-            if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
-                conn.execute("PRAGMA journal_mode=WAL")
+            mode = "delete" if wal_unsafe(directory) else "wal"
+            if mode == "delete":  # a WAL index made elsewhere opens here only without shm
+                conn.execute("PRAGMA locking_mode=EXCLUSIVE")
+            if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != mode:
+                conn.execute(f"PRAGMA journal_mode={mode}")
+            if mode == "delete":
+                conn.execute("PRAGMA locking_mode=NORMAL")
         except sqlite3.OperationalError as exc:
             if conn is not None:
                 conn.close()

@@ -8,7 +8,7 @@ import sys
 import time
 
 from cache_core import EXIT_MISS, EXIT_OK
-from hooks.cli.output import error, human
+from hooks.cli.output import config_warnings, error, human
 from hooks.common.errors import UsageError
 
 TYPE_CHECKING = False  # typing costs start-up; json loads where it prints (_print_json)
@@ -122,6 +122,8 @@ def cmd_stats(args: argparse.Namespace) -> int:
     if args.zero:
         cache.zero_stats()
     s = cache.stats()
+    if s.get("remote"):
+        config_warnings(s["remote"]["remotes"])
     fmt = "json" if args.json else args.format
     if args.textfile:
         from cache_core import render_prometheus, write_textfile

@@ -117,13 +117,15 @@ class HttpServer(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, app: App, port: int = 0, tls: tuple[str, str] | None = None) -> None:
+    def __init__(self, app: App, port: int = 0, tls: tuple[str, str] | None = None,
+                 host: str = "127.0.0.1") -> None:
         self.app = app
+        self.host = host
         self.hits: list[Hit] = []
         self.lock = threading.Lock()
         self.stopped = threading.Event()
         handler = type("AppHandler", (Handler,), {"protocol_version": app.protocol})
-        super().__init__(("127.0.0.1", port), handler)
+        super().__init__((host, port), handler)
         self.scheme = "http"
         if tls:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -141,7 +143,7 @@ class HttpServer(ThreadingHTTPServer):
 
     def url(self, path: str = "/") -> str:
         """The URL of path on this server."""
-        return f"{self.scheme}://127.0.0.1:{self.port}{path}"
+        return f"{self.scheme}://{self.host}:{self.port}{path}"
 
     def count(self, path: str | None = None, status: int | None = None,
               method: str | None = None) -> int:
