@@ -68,6 +68,25 @@ FAULT_ENV = "PKGCACHE_METHOD_TEST_FAULT"  # tests only: front-init, front-raise,
 FINAL = (103, 201, 400)   # the answers that end a request (apt-pkg/acquire-worker.cc)
 
 
+# The FailReasons apt 2.6 retries later (apt-pkg/acquire-worker.cc, URI_FAILURE).
+APT_RETRIES = {"Timeout", "ConnectionRefused", "ConnectionTimedOut", "ResolveFailure",
+               "TmpResolveFailure"}
+
+
+def no_retry(msg: Message) -> Message:
+    """msg without what makes apt retry it later. apt before 3.1.10 can wait forever when one
+    request to a host succeeds and another is retried later (its queue sticks, LP #2003851),
+    which is what the offline fallback does to a host that cannot be reached."""
+    keep = []
+    for line in msg.lines:
+        name, _, value = line.partition(":")
+        name = name.strip().lower()
+        if name == "transient-failure" or (name == "failreason" and value.strip() in APT_RETRIES):
+            continue
+        keep.append(line)
+    return Message(keep)
+
+
 def unreachable(msg: Message) -> bool:
     """True when a ``400 URI Failure`` says the origin (or the proxy to it) cannot be reached."""
     if (msg.get("FailReason") or "") in UNREACHABLE:
@@ -304,6 +323,8 @@ class Front:
         self.seen: set[str] = set()  # every URI apt asked for
         self.relay_only = False
         self.apt_gone = False
+        self.fallback_served = False  # a Release file came from the cache: the origin is down
+        self.retry_asked = False      # apt was told to retry an unreachable origin later
         self.stats = Stats()
         self.spawn_helper = spawn_helper
         self.helper: HelperClient | None = None
@@ -536,8 +557,17 @@ class Front:
                 self.stats.add("origin", int(size) if size.isdigit() else 0)
                 if req.sha256 or req.release:
                     self.harvest(req, msg.get("Filename") or req.filename)
-        elif msg.code == 400 and req.release and unreachable(msg) and self.fallback(req):
-            return
+        elif msg.code == 400 and not self.relay_only and unreachable(msg):
+            # apt 2.6 must never hold a later retry beside a fallback it was given (LP #2003851):
+            # after a retry was asked for, no fallback; after a fallback, no retry.
+            if req.release and not self.retry_asked and self.fallback(req):
+                self.fallback_served = True
+                return
+            if self.fallback_served:
+                msg = no_retry(msg)
+            elif (msg.get("Transient-Failure") or "").lower() == "true" or \
+                    (msg.get("FailReason") or "") in APT_RETRIES:
+                self.retry_asked = True
         if msg.code in FINAL:
             self.answer(req, msg)
         else:
