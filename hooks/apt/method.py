@@ -323,8 +323,10 @@ class Front:
         self.seen: set[str] = set()  # every URI apt asked for
         self.relay_only = False
         self.apt_gone = False
-        self.fallback_served = False  # a Release file came from the cache: the origin is down
-        self.retry_asked = False      # apt was told to retry an unreachable origin later
+        self.offline: bool | None = None  # Release files from the cache this session?
+        self.held: list[tuple[Request, Message, int]] = []  # answers waiting for that choice
+        self.served: list[tuple[Request, int]] = []  # Release files placed from the cache
+        self.retry_asked = False  # apt was told to retry an unreachable origin later
         self.stats = Stats()
         self.spawn_helper = spawn_helper
         self.helper: HelperClient | None = None
@@ -558,46 +560,108 @@ class Front:
                 if req.sha256 or req.release:
                     self.harvest(req, msg.get("Filename") or req.filename)
         elif msg.code == 400 and not self.relay_only and unreachable(msg):
-            # apt 2.6 must never hold a later retry beside a fallback it was given (LP #2003851):
-            # after a retry was asked for, no fallback; after a fallback, no retry.
-            if req.release and not self.retry_asked and self.fallback(req):
-                self.fallback_served = True
+            msg = self.offline_answer(req, msg)
+            if msg is None:
                 return
-            if self.fallback_served:
-                msg = no_retry(msg)
-            elif (msg.get("Transient-Failure") or "").lower() == "true" or \
-                    (msg.get("FailReason") or "") in APT_RETRIES:
-                self.retry_asked = True
         if msg.code in FINAL:
             self.answer(req, msg)
+            if req.release:
+                self.settle_offline()
         else:
             self.to_apt(msg)
 
-    def was_answered(self, uri: str) -> bool:
-        """True if uri is a request apt sent whose answer is already out (none owed now)."""
-        with self.lock:
-            return _norm(uri) in self.seen and _norm(uri) not in self.owed
+    # -- the offline fallback -------------------------------------------------------------
+    # apt 2.6 waits forever when a host's queue holds a request it retries later while an
+    # answer for that host brings new requests (LP #2003851, fixed in apt 3.1.10). So a
+    # session serves the cached Release files of ALL the suites apt asked for, or none:
+    # answers for Release files whose origin is unreachable are held until every Release
+    # request is in; if one has no cached copy, all get the real method's failure (apt
+    # retries them, as without pkgcache); if all have one, all are served and no failure of
+    # that session asks apt to retry later.
+    def offline_answer(self, req: Request, msg: Message) -> Message | None:
+        """What to tell apt for a failure to reach the origin (None: held or answered)."""
+        transient = (msg.get("Transient-Failure") or "").lower() == "true" or \
+            (msg.get("FailReason") or "") in APT_RETRIES
+        if self.offline is True:
+            size = self.serve_release(req) if req.release else None
+            if size is None:
+                return no_retry(msg)
+            self.answer_done(req, size)
+            self.tell_fallback([req])
+            return None
+        if self.offline is None and req.release and not self.retry_asked:
+            size = self.serve_release(req)
+            if size is not None:
+                with self.lock:
+                    req.at_child = False  # answered by the real method; the answer is held
+                    self.held.append((req, msg, size))
+                self.settle_offline()
+                return None
+            self.decide_online()
+        if transient:
+            self.retry_asked = True
+        return msg
 
-    def fallback(self, req: Request) -> bool:
-        """The origin is unreachable: serve the last cached copy of a Release file, if any."""
+    def serve_release(self, req: Request) -> int | None:
+        """Place the cached copy of a Release file at apt's Filename; its size, or None."""
         helper = self.helper
         if helper is None or self.relay_only:
-            return False
+            return None
         try:
             ans = helper.call({"op": "release", "uri": release_key(req.uri),
                                "dest": req.filename}, RELEASE_TIMEOUT)
         except HelperGone as exc:
             if str(exc) != "busy":
                 self.fault(str(exc))
-            return False
+            return None
         if ans.get("ok") is not True or not isinstance(ans.get("size"), int):
-            return False
-        sys.stderr.write(f"pkgcache: {_host(req.uri)} unreachable; serving the cached "
-                         f"{_leaf(req.uri)} (apt checks its signature and Valid-Until)\n")
+            return None
+        self.served.append((req, ans["size"]))
+        return int(ans["size"])
+
+    def settle_offline(self) -> None:
+        """Every Release request in and all held: serve them all (the session is offline)."""
+        with self.lock:
+            if self.offline is not None or not self.held:
+                return
+            for queue in self.owed.values():
+                if any(r.release and r.at_child for r in queue):
+                    return  # a Release request is still with the real method
+            self.offline = True
+            held, self.held = self.held, []
+            for req, _msg, size in held:
+                self.answer_done(req, size)
+        self.tell_fallback([r for r, _m, _s in held])
+
+    def decide_online(self) -> None:
+        """A Release file has no cached copy: no fallback this session; held ones get the real
+        method's answers, as without pkgcache."""
+        with self.lock:
+            self.offline = False
+            held, self.held = self.held, []
+            for req, msg, _size in held:
+                self.answer(req, msg)
+                if (msg.get("Transient-Failure") or "").lower() == "true" or \
+                        (msg.get("FailReason") or "") in APT_RETRIES:
+                    self.retry_asked = True
+
+    def tell_fallback(self, reqs: list[Request]) -> None:
+        """One line per host and batch: what was served instead of the origin."""
+        for host in sorted({_host(r.uri) for r in reqs}):
+            mine = [r for r in reqs if _host(r.uri) == host]
+            what = (f"{_leaf(mine[0].uri)} (apt checks its signature" if len(mine) == 1 else
+                    f"Release files of {len(mine)} suites (apt checks their signatures")
+            sys.stderr.write(f"pkgcache: {host} unreachable; serving the cached {what} and "
+                             "Valid-Until)\n")
         sys.stderr.flush()
-        self.stats.add("release_fallback", ans["size"])
-        self.answer_done(req, ans["size"])
-        return True
+        sizes = {id(r): size for r, size in self.served}
+        for r in reqs:
+            self.stats.add("release_fallback", sizes.get(id(r), 0))
+
+    def was_answered(self, uri: str) -> bool:
+        """True if uri is a request apt sent whose answer is already out (none owed now)."""
+        with self.lock:
+            return _norm(uri) in self.seen and _norm(uri) not in self.owed
 
     def harvest(self, req: Request, filename: str) -> None:
         """Hand the finished file to the helper before apt moves or removes it."""
