@@ -53,6 +53,8 @@ def test_dead_proxy_fleet_without_packages_ends_like_plain_apt(fleet, sec_in_fle
     (fleet.nginx.root / "store" / "cas" / packages).unlink()  # ... but not its Packages
     dead = f"http://127.0.0.1:{free_port()}"
     opts = ("-o", f"Acquire::http::Proxy={dead}", "-o", "Acquire::Retries=3")
+    lists = servers[0].root / "var/lib/apt/lists"
+    before = {p.name: p.read_bytes() for p in lists.iterdir() if p.is_file()}
     took, res = {}, {}
     for s in servers:
         took[s.base.name], res[s.base.name] = _timed(s, "update", *opts)
@@ -71,6 +73,8 @@ def test_dead_proxy_fleet_without_packages_ends_like_plain_apt(fleet, sec_in_fle
     else:  # one suite has no cached copy: no fallback, apt fails as it does without pkgcache
         assert FALLBACK not in b.stderr, b.stderr
         assert b.returncode == 0 and _errors(b, fleet.url) == _errors(plain, fleet.url)
+    after = {p.name: p.read_bytes() for p in lists.iterdir() if p.is_file()}
+    assert after == before  # apt kept the lists it had (its transaction for the suite failed)
 
 
 def _updated_b(fleet):
