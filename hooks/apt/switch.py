@@ -143,6 +143,9 @@ def disable_method() -> list[Path]:
         try:
             d.rmdir()  # enable made it; anything else in it keeps it
             gone.append(d)
+            if str(d) == LOCAL_METHODS:
+                d.parent.rmdir()
+                gone.append(d.parent)
         except OSError:
             pass
     target.unlink()
