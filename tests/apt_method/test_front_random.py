@@ -5,6 +5,7 @@ are fakes on real pipes and a real socketpair, so 1,000 sequences take seconds."
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import random
@@ -271,7 +272,7 @@ def fast_front(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(method, "HELPER_DRAIN", 2.0)
     monkeypatch.setattr(method, "CHILD_EXIT", 2.0)
     monkeypatch.setattr(method.os, "geteuid", lambda: 0)
-    monkeypatch.setattr(method.sys, "stderr", open(os.devnull, "w"))  # fallback notices
+    monkeypatch.setattr(method.sys, "stderr", io.StringIO())  # the fallback's notices
 
 
 def test_every_request_answered_once_in_random_sequences(fast_front: None, tmp_path: Path) -> None:
