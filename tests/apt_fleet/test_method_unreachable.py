@@ -117,3 +117,28 @@ def test_origin_refused_is_unreachable(fleet) -> None:
     res = b.apt("update")
     _ok(res)
     assert FALLBACK in res.stderr, res.stdout + res.stderr
+
+
+def test_tls_handshake_failure_is_unreachable(fleet, tmp_path) -> None:
+    """An https origin whose TLS handshake fails (here: the port speaks plain http) counts as
+    unreachable. B's cache holds that origin's InRelease and Packages (put there as the method
+    keeps them: the Release file by URL, the index by digest)."""
+    b = fleet.server("b", remotes=[])
+    https = fleet.url.replace("http://", "https://")
+    (b.root / "etc/apt/sources.list").write_text(
+        f"deb [signed-by={fleet.key.public}] {https} ./\n")
+    cache = b.cache()
+    assert cache.put(f"{https}./InRelease", str(fleet.repo.path / "InRelease"),
+                     kind="apt-release")
+    packages = fleet.repo.path / "Packages"
+    digest = hashlib.sha256(packages.read_bytes()).hexdigest()
+    assert cache.put(f"sha256:{digest}", str(packages), sha256=digest, kind="apt-index")
+    plain = fleet.server("plain", method=False)
+    (plain.root / "etc/apt/sources.list").write_text(
+        f"deb [signed-by={fleet.key.public}] {https} ./\n")
+    without = plain.apt("update")
+    assert "handshake" in (without.stdout + without.stderr).lower(), without  # the failure
+    res = b.apt("update")
+    _ok(res)
+    assert FALLBACK in res.stderr, res.stdout + res.stderr
+    _ok(b.apt("install", "-s", "gamma"))  # apt knows gamma: its index came from the cache
