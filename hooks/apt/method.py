@@ -87,6 +87,12 @@ def no_retry(msg: Message) -> Message:
     return Message(keep)
 
 
+def asks_retry(msg: Message) -> bool:
+    """True when apt 2.6 retries this ``400 URI Failure`` later (if its Retries allow)."""
+    return (msg.get("Transient-Failure") or "").lower() == "true" or \
+        (msg.get("FailReason") or "") in APT_RETRIES
+
+
 def unreachable(msg: Message) -> bool:
     """True when a ``400 URI Failure`` says the origin (or the proxy to it) cannot be reached."""
     if (msg.get("FailReason") or "") in UNREACHABLE:
@@ -325,7 +331,6 @@ class Front:
         self.apt_gone = False
         self.offline: bool | None = None  # Release files from the cache this session?
         self.held: list[tuple[Request, Message, int]] = []  # answers waiting for that choice
-        self.served: list[tuple[Request, int]] = []  # Release files placed from the cache
         self.retry_asked = False  # apt was told to retry an unreachable origin later
         self.stats = Stats()
         self.spawn_helper = spawn_helper
@@ -580,14 +585,12 @@ class Front:
     # that session asks apt to retry later.
     def offline_answer(self, req: Request, msg: Message) -> Message | None:
         """What to tell apt for a failure to reach the origin (None: held or answered)."""
-        transient = (msg.get("Transient-Failure") or "").lower() == "true" or \
-            (msg.get("FailReason") or "") in APT_RETRIES
         if self.offline is True:
             size = self.serve_release(req) if req.release else None
             if size is None:
                 return no_retry(msg)
             self.answer_done(req, size)
-            self.tell_fallback([req])
+            self.tell_fallback([(req, size)])
             return None
         if self.offline is None and req.release and not self.retry_asked:
             size = self.serve_release(req)
@@ -598,8 +601,7 @@ class Front:
                 self.settle_offline()
                 return None
             self.decide_online()
-        if transient:
-            self.retry_asked = True
+        self.retry_asked = self.retry_asked or asks_retry(msg)
         return msg
 
     def serve_release(self, req: Request) -> int | None:
@@ -616,7 +618,6 @@ class Front:
             return None
         if ans.get("ok") is not True or not isinstance(ans.get("size"), int):
             return None
-        self.served.append((req, ans["size"]))
         return int(ans["size"])
 
     def settle_offline(self) -> None:
@@ -631,7 +632,7 @@ class Front:
             held, self.held = self.held, []
             for req, _msg, size in held:
                 self.answer_done(req, size)
-        self.tell_fallback([r for r, _m, _s in held])
+        self.tell_fallback([(r, size) for r, _m, size in held])
 
     def decide_online(self) -> None:
         """A Release file has no cached copy: no fallback this session; held ones get the real
@@ -640,23 +641,24 @@ class Front:
             self.offline = False
             held, self.held = self.held, []
             for req, msg, _size in held:
+                try:
+                    os.unlink(req.filename)  # the cached copy placed for it: not given
+                except OSError:
+                    pass
                 self.answer(req, msg)
-                if (msg.get("Transient-Failure") or "").lower() == "true" or \
-                        (msg.get("FailReason") or "") in APT_RETRIES:
-                    self.retry_asked = True
+                self.retry_asked = self.retry_asked or asks_retry(msg)
 
-    def tell_fallback(self, reqs: list[Request]) -> None:
-        """One line per host and batch: what was served instead of the origin."""
-        for host in sorted({_host(r.uri) for r in reqs}):
-            mine = [r for r in reqs if _host(r.uri) == host]
+    def tell_fallback(self, served: list[tuple[Request, int]]) -> None:
+        """One line per host and batch: what was served instead of the origin (and count it)."""
+        for host in sorted({_host(r.uri) for r, _size in served}):
+            mine = [r for r, _size in served if _host(r.uri) == host]
             what = (f"{_leaf(mine[0].uri)} (apt checks its signature" if len(mine) == 1 else
                     f"Release files of {len(mine)} suites (apt checks their signatures")
             sys.stderr.write(f"pkgcache: {host} unreachable; serving the cached {what} and "
                              "Valid-Until)\n")
         sys.stderr.flush()
-        sizes = {id(r): size for r, size in self.served}
-        for r in reqs:
-            self.stats.add("release_fallback", sizes.get(id(r), 0))
+        for _r, size in served:
+            self.stats.add("release_fallback", size)
 
     def was_answered(self, uri: str) -> bool:
         """True if uri is a request apt sent whose answer is already out (none owed now)."""
