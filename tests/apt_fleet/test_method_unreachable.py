@@ -52,7 +52,8 @@ def test_dead_proxy_fleet_without_packages_ends_like_plain_apt(fleet, sec_in_fle
     packages = hashlib.sha256((fleet.repo.path / "Packages").read_bytes()).hexdigest()
     (fleet.nginx.root / "store" / "cas" / packages).unlink()  # ... but not its Packages
     dead = f"http://127.0.0.1:{free_port()}"
-    opts = ("-o", f"Acquire::http::Proxy={dead}", "-o", "Acquire::Retries=3")
+    opts = ("-o", f"Acquire::http::Proxy={dead}",  # the sandbox sets Retries 0; 3 is apt's
+            "-o", "Acquire::Retries=3")           # default (apt-pkg/acquire-item.cc)
     lists = servers[0].root / "var/lib/apt/lists"
     before = {p.name: p.read_bytes() for p in lists.iterdir() if p.is_file()}
     took, res = {}, {}
