@@ -16,7 +16,7 @@ import pytest
 
 from tests.support import REPO
 from tests.support.apt import build_deb
-from tests.support.cli import run_cli
+from tests.support.cli import pip_installed, run_cli
 
 ALPHA = "alpha_1.0-1_all.deb"
 BETA = "beta_2%3a1.0-1_amd64.deb"
@@ -290,25 +290,14 @@ def test_bind_mounted_cache_costs_no_copies_on_update(lab, mounts) -> None:
 # -- 5. `apt enable` names the running executable; `apt status` checks it --------------------------
 @pytest.mark.slow
 def test_apt_enable_from_a_pip_install_gives_working_hooks(lab, tmp_path) -> None:
-    venv = tmp_path / "venv"
-    subprocess.run(["/usr/bin/python3", "-m", "venv", "--system-site-packages", str(venv)],
-                   check=True, capture_output=True)
-    src = tmp_path / "src"  # a copy: setuptools writes build/ into the tree it installs from
-    files = subprocess.run(["git", "ls-files", "-z", "--", "pyproject.toml", "README.md",
-                            "cache_core", "hooks"], cwd=REPO, capture_output=True,
-                           check=True).stdout.decode().split("\0")
-    for name in filter(None, files):
-        (src / name).parent.mkdir(parents=True, exist_ok=True)
-        (src / name).write_bytes((REPO / name).read_bytes())
-    res = subprocess.run([str(venv / "bin/pip"), "install", "-q", "--no-deps", "--no-index",
-                          "--no-build-isolation", str(src)], capture_output=True, text=True)
-    assert res.returncode == 0, res.stderr
-    exe = venv / "bin/pkgcache"
+    exe = pip_installed(tmp_path)
+    venv = exe.parent.parent
     (lab.sb.parts / "05pkgcache").unlink()
     cfg = lab.sb.base / "pkgcache.yaml"
     cfg.write_text(f"performance:\n  cache:\n    enabled: true\n    directory: {lab.cache_dir}\n")
     env = lab.sb.env()
-    res = subprocess.run([str(exe), "apt", "enable"], env=env, capture_output=True, text=True)
+    res = subprocess.run([str(exe), "apt", "enable", "--method-dir", str(tmp_path / "methods")],
+                         env=env, capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     assert f"[ -x {exe} ] && {exe} apt hook harvest" in (lab.sb.parts / "05pkgcache").read_text()
     st = json.loads(subprocess.run([str(exe), "apt", "status", "--json"], env=env,
