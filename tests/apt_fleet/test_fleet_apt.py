@@ -24,8 +24,10 @@ def _provision(server) -> None:
 
 
 def _seeded_fleet(fleet):
-    """Server A installs through the method (harvest) and uploads to the remote."""
+    """Server A installs through the method (harvest) and uploads to the remote; its
+    post-update hook keeps the InRelease apt accepted (the method never keeps one)."""
     a = fleet.server("a")
+    a.install_snippet()
     _provision(a)
     assert a.installed("alpha") == "1.0-1" and a.installed("beta") == "2:1.0-1"
     res = a.drain()
