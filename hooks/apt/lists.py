@@ -258,6 +258,10 @@ def import_lists(cache: Any, apt_pkg: Any, paths: Any, key_of: Callable[[str], s
     rep = ListsReport()
     state = load_state(paths)
     lists = Path(paths.lists)
+    try:
+        names = set(os.listdir(lists))
+    except OSError:
+        return rep
     q = apt_pkg.uri_to_filename
     for base in sources(apt_pkg):
         rel: Release | None = None
@@ -279,12 +283,12 @@ def import_lists(cache: Any, apt_pkg: Any, paths: Any, key_of: Callable[[str], s
         if rel is None:
             continue
         for rpath, (sha, _size) in sorted(rel.entries.items()):
-            plain = lists / q(base + rpath)
+            plain = q(base + rpath)
             if os.path.splitext(rpath)[1] in COMPRESSED:
                 candidates = [(plain, "")]  # apt kept the very compressed file (GzipIndexes)
             else:
-                candidates = [(plain, "")] + [(Path(f"{plain}{e}"), e) for e in COMPRESSED]
-            found = [(p, e) for p, e in candidates if os.path.lexists(p)]
+                candidates = [(plain, "")] + [(plain + e, e) for e in COMPRESSED]
+            found = [(lists / n, e) for n, e in candidates if n in names]
             if not found or cache.exists(f"sha256:{sha}"):
                 continue
             if not any(_store_index(cache, p, sha, e, rep) for p, e in found):
