@@ -80,6 +80,8 @@ def test_indexes_on_disk_before_pkgcache_join_the_fleet(fleet, compress: bool) -
     _ok(res)
     assert _apt_lines(res) == [], res.stdout + res.stderr
     assert "serving the cached InRelease" in res.stderr
+    assert res.stderr.count("pkgcache:") == 1, res.stderr  # Packages.xz: apt falls back silently
+    assert re.search(r"^Get:\d+ \S+ \./ Packages ", res.stdout, re.M), res.stdout
     _ok(b.apt("install", *PKGS))
     assert {n: b.installed(n) for n in ("alpha", "beta", "gamma")} == \
         {"alpha": "1.0-1", "beta": "2:1.0-1", "gamma": "0.5"}
