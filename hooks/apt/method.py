@@ -583,11 +583,15 @@ class Helper:
         from .aptenv import AptPaths
         from .lists import fallback_refusal, load_state, max_age, save_state
 
-        with open(dest, "rb") as fh:
-            data = fh.read(64 << 20)
+        try:
+            fd = os.open(dest, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+            with os.fdopen(fd, "rb") as fh:
+                data = fh.read(64 << 20)
+            paths = AptPaths.load()
+            state = load_state(paths)
+        except (OSError, ImportError) as exc:  # no memory to check against: as without pkgcache
+            return f"freshness unknown: {type(exc).__name__}"
         entry = self.cache.lookup(uri)
-        paths = AptPaths.load()
-        state = load_state(paths)
         why = fallback_refusal(data, uri, entry.meta if entry is not None else None, state,
                                max_age(self.cache))
         if why is None:
