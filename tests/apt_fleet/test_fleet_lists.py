@@ -208,3 +208,22 @@ def test_replayed_old_release_refused_by_a_new_member_after_max_age(fleet, valid
     assert re.search(r"InRelease of \S+ is not served \(last confirmed", res.stderr), res.stderr
     assert not list((c.root / "var/lib/apt/lists").glob("*_InRelease"))
     assert c.apt("install", "gamma").returncode != 0 and c.installed("gamma") is None
+
+
+def test_old_release_replayed_by_the_origin_is_never_stored_or_published(fleet) -> None:
+    """An origin (or whoever answers for it) replays last week's signed InRelease to a rw
+    member: whatever its apt makes of it, the cache and the store keep the newest one."""
+    a = fleet.server("a")
+    a.install_snippet()
+    _ok(a.apt("update"))
+    names = ("InRelease", "Release", "Release.gpg", "Packages")
+    v1 = {n: (fleet.repo.path / n).read_bytes() for n in names}
+    v2 = _publish_v2(fleet, a)
+    key = next(e.key for e in a.cache().keys("") if e.key.endswith("/InRelease"))
+    for n, data in v1.items():  # the replay, with fresh mtimes (no 304)
+        (fleet.repo.path / n).write_bytes(data)
+    a.apt("update")
+    assert a.drain()["failed"] == 0
+    assert a.cache().lookup(key).digest.endswith(_sha(v2))
+    rec = (fleet.nginx.root / "store" / record_name(key)).read_bytes()
+    assert _sha(v2).encode() in rec and _sha(v1["InRelease"]).encode() not in rec
