@@ -3,12 +3,13 @@ files apt verified and kept in its lists directory, and every index file there w
 listed in them, are stored (and uploaded on a `rw` member). Only bytes apt accepted are stored:
 the method never keeps a Release file it fetched (apt may refuse it after the method is done).
 
-Index files are stored by digest (``sha256:<hex>``), the key the method serves an
-``Expected-SHA256`` request from. apt keeps lists decompressed (or recompressed, with
-Acquire::GzipIndexes), so what is stored is the file whose digest the Release file lists: the
-uncompressed index (decompressed here when apt kept it compressed) or, when apt kept the very
-compressed file the Release lists, that file. A member asking for ``Packages.xz`` that the fleet
-does not hold falls back (apt's own CompressionTypes fallback) to the uncompressed file.
+Index files are stored under their URL (so `pkgcache remote push --all` includes them) and
+found by digest, as the method serves an ``Expected-SHA256`` request. apt keeps lists
+decompressed (or recompressed, with Acquire::GzipIndexes), so what is stored is the file whose
+digest the Release file lists: the uncompressed index (decompressed here when apt kept it
+compressed) or, when apt kept the very compressed file the Release lists, that file. A member
+asking for ``Packages.xz`` that the fleet does not hold falls back (apt's own CompressionTypes
+fallback) to the uncompressed file.
 
 Freshness (state dir, ``releases.json``): the newest ``Date:`` seen per Release URL; an older
 Release file is never stored, published or served. Each stored Release carries, in its signed
@@ -209,13 +210,14 @@ def _decompress(src: Path, ext: str, out: Path) -> bool:
         return False
 
 
-def _store_index(cache: Any, path: Path, sha: str, ext: str, rep: ListsReport) -> bool:
-    """Store the lists file at path if its bytes (or, compressed, its content) have digest sha."""
+def _store_index(cache: Any, key: str, path: Path, sha: str, ext: str, rep: ListsReport) -> bool:
+    """Store the lists file at path under key (its URL) if its bytes (or, compressed, its
+    content) have digest sha. The URL key puts it in `pkgcache remote push --all`; the method
+    serves it by digest."""
     import tempfile
 
     from cache_core import sha256_file
 
-    key = f"sha256:{sha}"
     try:
         if not ext:
             if sha256_file(str(path))[0] != sha:
@@ -291,7 +293,8 @@ def import_lists(cache: Any, apt_pkg: Any, paths: Any, key_of: Callable[[str], s
             found = [(lists / n, e) for n, e in candidates if n in names]
             if not found or cache.exists(f"sha256:{sha}"):
                 continue
-            if not any(_store_index(cache, p, sha, e, rep) for p, e in found):
+            key = key_of(base + rpath)
+            if not any(_store_index(cache, key, p, sha, e, rep) for p, e in found):
                 rep.unmatched += 1
     for key in list(state["fallback"]):
         state["fallback"].pop(key, None)  # consumed: this update's fallbacks are not confirmations

@@ -71,6 +71,10 @@ def test_indexes_on_disk_before_pkgcache_join_the_fleet(fleet, compress: bool) -
     assert res["failed"] == 0, res
     store = fleet.nginx.root / "store" / "cas"
     assert (store / _sha(packages)).read_bytes() == packages
+    (store / _sha(packages)).unlink()  # e.g. a store rebuilt since: `push --all` catches up
+    res = a.pkgcache("remote", "push", "--all")
+    assert res.returncode == 0, res.stderr
+    assert (store / _sha(packages)).read_bytes() == packages
     # B: its own root, cache, state and lists; the origin is gone
     fleet.stop_origin()
     fleet.origin.reset()
