@@ -15,10 +15,11 @@ happens in a *helper* process (``method.py --helper``) reached over a socketpair
 * a ``201 URI Done`` from the real method for a request with an expected digest: the front opens
   the file before apt sees the message and passes the descriptor to the helper, which stores it
   only if it has the digest apt expected (the upload to the remote follows in the background).
-* ``InRelease``/``Release``/``Release.gpg``: always the origin. What it returns is kept (by URL,
-  with a record for the remote); only when the origin cannot be reached is the last cached copy
-  served, with one line saying so; apt checks its signature and Valid-Until as always. Any
-  failure to reach the origin counts (``unreachable``), whatever errno or proxy status says so.
+* ``InRelease``/``Release``/``Release.gpg``: always the origin; nothing it returns is kept here
+  (the post-update hook keeps what apt accepted, hooks/apt/lists.py). Only when the origin cannot
+  be reached (any failure to reach it, whatever errno or proxy status says so) is the cached copy
+  served, with one line saying so, unless it is older than the newest this machine has seen or too
+  long unconfirmed; apt checks signature and Valid-Until.
 
 Every ``600`` gets exactly one final answer (``Front.owed``): pkgcache's, the real method's, or,
 when the real method is gone, a ``400`` from the front. Helper calls have timeouts. Any fault
@@ -811,23 +812,53 @@ class Helper:
                 "source": "local" if local else "remote"}
 
     def release(self, uri: str, dest: str) -> dict[str, Any]:
-        """Place the cached copy of an index file (by URI) at dest, if there is one."""
+        """Place the cached copy of a Release file (by URI) at dest, if there is one that is
+        no older than the newest this machine has seen and was confirmed recently enough."""
         if not self._dest_ok(dest) or not self.cache.materialize_key(uri, dest, mode="copy"):
+            return {"ok": False}
+        why = self._release_refusal(uri, dest)
+        if why is not None:
+            try:
+                os.unlink(dest)
+            except OSError:
+                pass
+            self._warn(f"the cached {_leaf(uri)} of {_host(uri)} is not served ({why})")
             return {"ok": False}
         self._own_like_parent(dest)
         return {"ok": True, "size": os.lstat(dest).st_size}
 
-    def harvest(self, req: dict[str, Any], fd: int) -> None:
-        """Store what the real method fetched: by the digest apt expected, or (Release files)
-        by URL, with a record so the fleet can serve it when the origin is gone."""
-        import tempfile
+    def _release_refusal(self, uri: str, dest: str) -> str | None:
+        """Why the copy at dest must not be served (lists.fallback_refusal); None: serve it, and
+        remember that this update got it from the cache (not a confirmation by the origin)."""
+        from .aptenv import AptPaths
+        from .lists import fallback_refusal, load_state, max_age, save_state
 
-        from cache_core.storage import remote
+        try:
+            fd = os.open(dest, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+            with os.fdopen(fd, "rb") as fh:
+                data = fh.read(64 << 20)
+            paths = AptPaths.load()
+            state = load_state(paths)
+        except (OSError, ImportError) as exc:  # no memory to check against: as without pkgcache
+            return f"freshness unknown: {type(exc).__name__}"
+        entry = self.cache.lookup(uri)
+        why = fallback_refusal(data, uri, entry.meta if entry is not None else None, state,
+                               max_age(self.cache))
+        if why is None:
+            state["fallback"][uri] = time.time()
+            save_state(paths, state)
+        return why
+
+    def harvest(self, req: dict[str, Any], fd: int) -> None:
+        """Store what the real method fetched, by the digest apt expected. Release files are
+        not stored here: apt checks them after the method is done (hooks/apt/lists.py)."""
+        import tempfile
 
         from .naming import is_safe_name, key_for
 
+        if req.get("release"):
+            return  # apt has not verified it yet: the post-update hook keeps what apt accepted
         sha = req.get("sha256")
-        uri = str(req.get("uri") or "")
         name = str(req.get("name") or "")
         tmpdir = self.cache.bucket("apt-method")
         fdo, tmp = tempfile.mkstemp(dir=tmpdir, prefix=".harvest-")
@@ -838,10 +869,6 @@ class Helper:
                     if not chunk:
                         break
                     out.write(chunk)
-            if req.get("release"):
-                if self.cache.put(uri, tmp, kind="apt-release", link=True):
-                    remote.put_record(self.cache, uri)
-                return
             if not isinstance(sha, str):
                 return
             deb = name.endswith(".deb") and is_safe_name(name)

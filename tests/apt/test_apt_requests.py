@@ -80,6 +80,53 @@ def test_print_uris_output_is_identical_with_and_without_pkgcache(lab) -> None:
     assert pkgcache_said(with_hooks) == []
 
 
+def _print_uris(sb, args: tuple[str, ...], *, nobody: bool) -> str:
+    cmd = ["apt-get", "--print-uris", "-qq", *args]
+    if nobody:
+        cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *cmd]
+    env = dict(sb.env(), HOME="/nonexistent") if nobody else sb.env()
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert pkgcache_said(res) == [], res.stderr
+    return res.stdout
+
+
+def test_print_uris_after_update_is_identical_with_and_without_pkgcache(open_lab) -> None:
+    """Issue 24: after an `apt-get update`, `--print-uris install/upgrade/dist-upgrade` list
+    the same URIs with pkgcache (its cache holding every new deb) as on the same machine
+    without pkgcache, for root and for a normal user: the update places nothing in archives."""
+    from tests.support.apt import Sandbox
+
+    lab = open_lab
+    plain = Sandbox(lab.sb.base.parent / "plain", lab.server.base, lab.sb.base / "unused")
+    for sb in (lab.sb, plain):
+        sb.apt("update", check=True)
+        sb.apt("install", "alpha", "gamma", check=True)
+        sb.apt("clean", check=True)
+    lab.repo.add("alpha", "1.1", depends="beta")
+    lab.repo.add("gamma", "0.6", size=5000)
+    lab.repo.add("delta", "1.0")
+    lab.republish()
+    # the cache already holds every new deb (another provisioning with the same cache)
+    warm = Sandbox(lab.sb.base.parent / "warm", lab.server.base, lab.cache_dir)
+    warm.install_snippet()
+    warm.apt("update", check=True)
+    warm.apt("install", "alpha", "gamma", "delta", check=True)
+    assert {"alpha_1.1_all.deb", "gamma_0.6_all.deb", "delta_1.0_all.deb"} <= \
+        {e.key[4:] for e in lab.cache().keys("deb:")}
+    for sb in (lab.sb, plain):
+        sb.apt("update", check=True)
+        for d in (sb.base, sb.root):
+            os.chmod(d, 0o755)
+    assert lab.sb.debs_in_archives() == plain.debs_in_archives() == []
+    for args in (("install", "delta"), ("upgrade",), ("dist-upgrade",)):
+        for nobody in (False, True):
+            ours = _print_uris(lab.sb, args, nobody=nobody)
+            theirs = _print_uris(plain, args, nobody=nobody)
+            assert ours == theirs, (args, nobody)
+            assert ours.count("'http") >= 1, (args, ours)
+
+
 @pytest.mark.parametrize("form", [["-s"], ["--dry-run"], ["--just-print"], ["-qsy"],
                                   ["-o", "APT::Get::Simulate=true"], ["-oAPT::Get::Simulate=1"],
                                   ["conf"]])
@@ -235,11 +282,13 @@ def test_archives_dir_given_with_o_on_the_command_line_is_served(lab) -> None:
 
 
 # -- 3. a stale deb is never left for apt ----------------------------------------------------------
-def test_same_version_rebuild_after_post_update_seed_installs_the_index_bytes(lab) -> None:
+def test_same_version_rebuild_after_a_seed_installs_the_index_bytes(lab) -> None:
     first_install(lab)
     lab.reprovision()
-    lab.sb.apt("update", check=True)  # post-update seeds alpha and beta (hard links)
+    lab.sb.apt("update", check=True)
+    lab.sb.apt("install", "--download-only", "alpha", check=True)  # the seed places them
     assert lab.sb.debs_in_archives() == [ALPHA, BETA]
+    assert lab.server.deb_requests() == []
     old = sha(lab.repo.debs["alpha"])
     new_deb = lab.repo.add("alpha", "1.0-1", depends="beta", seed=1)  # same size, new bytes
     assert sha(new_deb) != old
