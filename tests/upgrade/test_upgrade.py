@@ -3,8 +3,10 @@ state dir filled through apt's hooks and ``pkgcache fetch``, then ``apt-get inst
 release's .deb: everything is still served and verified, nothing is downloaded again. Then the
 way back: a downgrade keeps apt working with at most one warning line.
 
-One Debian 12 root (tests/deb/debroot.py's base image) whose apt lists come from a signed local
-repository on 127.0.0.1; the download origin is a test server on 127.0.0.1 too.
+One Debian 12 root (the fleet world's image: pkgcache's dependencies, git and python3-venv,
+built once per machine) whose apt lists come from a signed local repository on 127.0.0.1; the
+download origin and the PEP 503 index are test servers on 127.0.0.1 too. The previous release
+is built from its commit (``git archive``), not its tag: a clone of main need not have tags.
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ from cache_core.index.migrations import SCHEMA_VERSION
 from tests.deb.debroot import HOST_ENV, DebRoot, build_deb
 from tests.support import REPO
 from tests.support.fleet import GpgKey, SignedRepo
-from tests.support.http import DirServer, FetchServer, serve_dir
+from tests.support.http import DirServer, FetchServer, HttpServer, IndexApp, serve_dir
+from tests.support.pip import make_wheel
+from tests.support.world import world_tarball
 
 PREVIOUS_RELEASE = ("0.1.0", "db63006")
 """(version, commit) of the release before this one (CHANGELOG.md); tag v0.1.0 may be absent in
@@ -31,6 +35,8 @@ a clone, the commit is enough."""
 PKGS = "up25-alpha up25-beta"
 DOWNLOAD = "/dl/up25tool-1.0.tar.gz"
 CACHE = "/var/cache/vps-configurator"
+VENV = "/srv/app"
+PIP_INSTALL = f"rm -rf {VENV} && python3 -m venv {VENV} && pkgcache pip install --python {VENV} up25tab"
 
 pytestmark = [
     pytest.mark.slow,
@@ -87,7 +93,13 @@ class Server:
         assert isinstance(self.files, FetchServer)
         self.body = os.urandom(300_000)
         self.files.put(DOWNLOAD, self.body)
-        self.root = DebRoot.create(base / "root")
+        wheels = base / "wheels"
+        wheels.mkdir()
+        make_wheel(wheels, "up25tab", "1.0", requires=("up25dep",))
+        make_wheel(wheels, "up25dep", "0.3")
+        self.index_log: list[str] = []
+        self.index = HttpServer(IndexApp(wheels, {}, self.index_log)).start()
+        self.root = DebRoot.create(base / "root", world_tarball())  # with python3-venv: pip
         p = self.root.path
         (p / "etc/apt/keyrings").mkdir(parents=True, exist_ok=True)
         (p / "etc/apt/keyrings/up25.gpg").write_bytes(self.key.public.read_bytes())
@@ -95,6 +107,7 @@ class Server:
             (p / f).unlink(missing_ok=True)
         (p / "etc/apt/sources.list.d/up25.list").write_text(
             f"deb [signed-by=/etc/apt/keyrings/up25.gpg] {self.apt.base} ./\n")
+        (p / "etc/pip.conf").write_text(f"[global]\nindex-url = {self.index.url('/simple/')}\n")
         self.sh("apt-get update -q")
 
     def sh(self, script: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -114,6 +127,14 @@ class Server:
         self.apt.reset()
         return self.sh(f"apt-get install -y -q {PKGS}").stdout
 
+    def pip_install(self) -> tuple[list[str], str]:
+        """A new venv, ``pkgcache pip install up25tab`` into it: (wheels downloaded, pip freeze)."""
+        self.index_log.clear()
+        out = self.sh(PIP_INSTALL + " 2>&1").stdout
+        assert pkgcache_lines(out) == [], out
+        freeze = self.sh(f"{VENV}/bin/python -m pip freeze --all 2>/dev/null | grep up25").stdout
+        return [r for r in self.index_log if r.startswith("/files/")], freeze
+
     def set_index_version(self, version: int) -> int:
         """Write the index's schema version (as another release would); the old one."""
         conn = sqlite3.connect(self.root.path / CACHE.lstrip("/") / "index-v1.sqlite")
@@ -128,6 +149,7 @@ class Server:
     def stop(self) -> None:
         self.apt.stop()
         self.files.stop()
+        self.index.stop()
         self.key.close()
 
 
@@ -158,6 +180,8 @@ def test_upgrade_from_the_previous_release_downloads_nothing_again(server: Serve
     assert len(server.apt.deb_requests()) == 2, server.apt.requests
     assert pkgcache_lines(first) == [], first
     server.sh(f"pkgcache fetch {url} -o /root/tool-old.tgz")
+    wheels, freeze = server.pip_install()
+    assert len(set(wheels)) == 2 and "up25tab==1.0" in freeze and "up25dep==0.3" in freeze, wheels
     assert (server.root.path / "root/tool-old.tgz").read_bytes() == server.body
     cached = server.sh("pkgcache ls deb:").stdout
     assert cached.count("up25-") == 2, cached
@@ -171,6 +195,7 @@ def test_upgrade_from_the_previous_release_downloads_nothing_again(server: Serve
     again = server.reinstall()
     assert server.apt.deb_requests() == [], server.apt.requests   # the debs came from the cache
     assert pkgcache_lines(again) == [], again
+    assert server.pip_install() == ([], freeze)                   # no wheel downloaded again
     server.files.reset()
     server.sh(f"pkgcache fetch {url} -o /root/tool-new.tgz")      # revalidated: 304, no body
     assert [h.status for h in server.files.hits] == [304], server.files.hits
@@ -193,3 +218,4 @@ def test_upgrade_from_the_previous_release_downloads_nothing_again(server: Serve
     downgraded = server.reinstall()
     assert server.apt.deb_requests() == [], server.apt.requests
     assert len(pkgcache_lines(downgraded)) <= 1, downgraded
+    assert server.pip_install() == ([], freeze)
