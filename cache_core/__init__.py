@@ -29,7 +29,7 @@ from .errors import (
     write_warning,
 )
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 # name -> the module that defines it (imported when the name is first used)
 _LAZY = {

@@ -69,7 +69,9 @@ def migrate(conn: sqlite3.Connection) -> None:
     """Apply the migrations this index lacks (caller holds a write transaction)."""
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     if version > SCHEMA_VERSION:
-        raise sqlite3.OperationalError(f"index schema {version} is newer than this pkgcache's")
+        raise sqlite3.OperationalError(
+            f"index schema {version} is newer than this pkgcache's ({SCHEMA_VERSION}): a newer "
+            "release wrote it; the cache is off until that release is installed again")
     for step in MIGRATIONS[version:]:
         step(conn)
     conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")

@@ -33,7 +33,10 @@ def _warn(message: str) -> None:
     _said.append(message)
     from cache_core import write_warning
 
-    write_warning(message)
+    from .runwarn import first_of_run
+
+    if first_of_run():  # and one per apt run: the other hooks and the method may have said it
+        write_warning(message)
 
 
 def _gate_core_warnings() -> None:

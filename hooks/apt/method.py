@@ -733,7 +733,10 @@ class Helper:
             self.said.append(message)
             from cache_core import write_warning
 
-            write_warning(message)
+            from .runwarn import first_of_run
+
+            if first_of_run():  # and per apt run (hooks/apt/runwarn.py)
+                write_warning(message)
 
     def run(self) -> None:
         """Serve the front's requests until it closes the socket."""

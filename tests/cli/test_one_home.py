@@ -147,6 +147,23 @@ def test_version_written_in_one_place() -> None:
     assert (r.returncode, r.stdout) == (0, f"pkgcache {__version__}\n")
     literal = [_rel(p) for p in _py(HOOKS) if f'"{__version__}"' in p.read_text()]
     assert literal == []
+    readme = (REPO / "README.md").read_text()
+    assert set(re.findall(r"pkgcache_(\d[^_\s]*)_all\.deb", readme)) == {__version__}
+    releases = re.findall(r"^## \[(\d[^\]]*)\] - ", (REPO / "CHANGELOG.md").read_text(), re.M)
+    assert releases[0] == __version__, releases
+
+
+def test_readme_lists_the_debs_dependencies_as_debian_control_has_them() -> None:
+    control = (REPO / "debian" / "control").read_text()
+    depends = control[control.index("Package: pkgcache"):].split("Depends:", 1)[1]
+    depends = depends[:re.search(r"^\S", depends, re.M).start()]
+    names = {d.strip() for d in depends.replace("\n", " ").split(",") if d.strip()}
+    names = {n for n in names if not n.startswith("${")} | {"python3"}  # ${python3:Depends}
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("### Build and install"):readme.index("### Upgrading")]
+    said = set(re.findall(r"`(python3[\w-]*)`", section))
+    assert said == names, (said, names)
+    assert "apt-get update" in section
 
 
 def test_pkgcache_path_named_once_in_the_code() -> None:

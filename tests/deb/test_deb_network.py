@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from cache_core import __version__
+
 from .debroot import HOST_ENV, DebRoot, build_deb
 
 pytestmark = [
@@ -133,12 +135,12 @@ def test_deb_lifecycle_in_fresh_root_network(deb: Path, root: DebRoot, tmp_path:
     root.run("/etc/cron.daily/pkgcache")
 
     # Upgrade: a local config edit and the cached objects survive; the timer stays enabled.
-    upgrade = _repack(deb, tmp_path / "upgrade", "0.1.0+upgradetest1")
+    upgrade = _repack(deb, tmp_path / "upgrade", f"{__version__}+upgradetest1")
     root.run("sed -i 's/max_size_gb: 5/max_size_gb: 7/' /etc/vps-configurator/config.yaml")
     inside = root.copy_in(upgrade, "/tmp/" + upgrade.name)
     out = root.run(f"apt-get install -y -q --no-install-recommends {inside} && rm -f {inside}").stdout
     assert "pkgcache: warning" not in out, out
-    assert "0.1.0+upgradetest1" in root.run("dpkg-query -W -f='${Version}' pkgcache").stdout
+    assert f"{__version__}+upgradetest1" in root.run("dpkg-query -W -f='${Version}' pkgcache").stdout
     assert "max_size_gb: 7" in (root.path / "etc/vps-configurator/config.yaml").read_text()
     kept = root.run("pkgcache ls deb:").stdout
     for name in PKGS.split():

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from cache_core import __version__
 from tests.deb.debroot import build_deb
 
 from .recipes import CACHE_TARGET, MinRoot, need_to_get, readme_block, replay_dockerfile
@@ -28,7 +29,7 @@ pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("mmdebstrap"),
                        reason="builds Debian roots: needs root and mmdebstrap"),
 ]
-DEB_NAME = "pkgcache_0.1.0_all.deb"
+DEB_NAME = f"pkgcache_{__version__}_all.deb"
 # Hash-locked, as `pip-compile --generate-hashes` writes it: an image build starts from a fresh
 # /var/lib/pkgcache, so offline only pins make a file from the cache mount trustworthy.
 REQUIREMENTS = (b"six==1.16.0 "

@@ -1,0 +1,1 @@
+"""Upgrades and downgrades of the .deb between releases."""
