@@ -1,0 +1,58 @@
+"""Each file crosses the network once: pip's (or uv's resolve's) download is the one cached.
+
+Real pip and uv against the PEP 503 index on 127.0.0.1, which logs every request.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+import pytest
+
+from cache_core import PackageCache
+from hooks.pip.install import install
+from tests.support.pip import Index, py, venv_version
+
+pytestmark = pytest.mark.slow
+
+
+def _file_requests(index: Index) -> Counter[str]:
+    return Counter(r.split("?", 1)[0] for r in index.requests if r.startswith("/files/"))
+
+
+@pytest.mark.parametrize("installer", ["pip", "uv"])
+def test_cold_install_fetches_each_file_once(installer: str, cache: PackageCache, index: Index,
+                                             make_venv, capfd: pytest.CaptureFixture[str]) -> None:
+    v1 = make_venv()
+    rc = install(cache, ["--python", py(v1), "--installer", installer, "-i", index.url,
+                         "alpha", "delta"])
+    assert rc == 0, capfd.readouterr().err
+    assert venv_version(v1, "alpha") == "1.0" and venv_version(v1, "beta") == "1.0"
+    assert venv_version(v1, "delta") == "1.0"
+    files = _file_requests(index)
+    # the three files pip needs, each from the index's file URL exactly once
+    assert files == Counter({"/files/alpha-1.0-py3-none-any.whl": 1,
+                             "/files/beta-1.0-py3-none-any.whl": 1,
+                             "/files/delta-1.0.tar.gz": 1}), files
+    keys = {e.key for e in cache.keys()}
+    assert {"wheel:alpha-1.0-py3-none-any.whl", "wheel:beta-1.0-py3-none-any.whl",
+            "sdist:delta-1.0.tar.gz"} <= keys
+    # a second install (index up, unpinned: pip resolves online) downloads no file
+    v2 = make_venv()
+    rc = install(cache, ["--python", py(v2), "--installer", installer, "-i", index.url,
+                         "alpha", "delta"])
+    assert rc == 0, capfd.readouterr().err
+    assert venv_version(v2, "alpha") == "1.0" and venv_version(v2, "delta") == "1.0"
+    assert _file_requests(index) == files
+
+
+def test_pip_output_names_the_users_index(cache: PackageCache, index: Index, make_venv,
+                                          capfd: pytest.CaptureFixture[str]) -> None:
+    """pip reads through a local view, but its lines name the user's index, as plain pip's do."""
+    rc = install(cache, ["--python", py(make_venv()), "-i", index.url, "beta"])
+    out, err = capfd.readouterr()
+    assert rc == 0, err
+    assert f"Looking in indexes: {index.url}" in out
+    assert f"Downloading http://127.0.0.1:{index.port}/files/beta-1.0-py3-none-any.whl" in out
+    assert set(re.findall(r"127\.0\.0\.1:(\d+)", out + err)) == {str(index.port)}
