@@ -196,10 +196,21 @@ class Driver:
             self._with_sdists = sdists
         return self._cands
 
-    def page(self, *, sdists: bool = False) -> Path:
-        """This run's find-links page over every usable (and verified) cached file."""
+    def page(self, *, sdists: bool = False, orphans: bool = False) -> Path:
+        """This run's find-links page over every usable (and verified) cached file.
+
+        orphans: also the cached sdists with no wheel built from them for this target (pip
+        installed them with the legacy ``setup.py install``, or could not build them): pip
+        installs them from the cache as it did from the index."""
         page = self.work / "index.html"
-        self.store.write_page(page, self.candidates(refresh=True, sdists=sdists))
+        extra: list[Candidate] = []
+        if orphans and not sdists:  # (listed first: the next listing sets what describe() says)
+            every = self.store.candidates(self.target, sdists=True,
+                                          vouched_only=not options.hash_mode(self.opts.pip_args))
+            keys = {c.entry.key for c in every}
+            extra = [c for c in every if c.entry.key.startswith("sdist:")
+                     and self.store.built_key(c.sha256, self.target) not in keys]
+        self.store.write_page(page, [*self.candidates(refresh=True, sdists=sdists), *extra])
         return page
 
     def tree_args(self) -> list[str]:
@@ -288,7 +299,8 @@ class Driver:
             return runner.run(cmd, self.env, capture_stdout=False)
         report = self.work / "installed.json"
         own_report = not any(a == "--report" or a.startswith("--report=") for a in args)
-        cmd = [*self.pip, "install", "--no-index", "--find-links", str(self.page(sdists=sdists)),
+        cmd = [*self.pip, "install", "--no-index", "--find-links",
+               str(self.page(sdists=sdists, orphans=True)),
                *(["--report", str(report)] if own_report else []), *args]
         res = self._stream(cmd)
         if res.rc != 0 and "no such option: --report" in res.stderr:

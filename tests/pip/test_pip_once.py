@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
 from cache_core import PackageCache
 from hooks.pip.install import install
-from tests.support.pip import Index, py, venv_version
+from tests.support.pip import Index, make_legacy_sdist, py, sha256_of, venv_version
 
 pytestmark = pytest.mark.slow
 
@@ -56,3 +57,25 @@ def test_pip_output_names_the_users_index(cache: PackageCache, index: Index, mak
     assert f"Looking in indexes: {index.url}" in out
     assert f"Downloading http://127.0.0.1:{index.port}/files/beta-1.0-py3-none-any.whl" in out
     assert set(re.findall(r"127\.0\.0\.1:(\d+)", out + err)) == {str(index.port)}
+
+
+def test_legacy_sdist_install_is_cached_and_served_offline(cache: PackageCache, index: Index,
+                                                           make_venv, tmp_path: Path,
+                                                           capfd: pytest.CaptureFixture[str]) -> None:
+    """A setup.py-only sdist that pip installs with ``setup.py install`` (no wheel built, as
+    with Debian's pip 23 and no ``wheel`` in the venv) is cached by its hash and installs again
+    from the cache with the index down."""
+    index.add(make_legacy_sdist(tmp_path, "oldstyle", "0.6.2"))
+    v1 = make_venv(with_pip=True)
+    rc = install(cache, ["--python", py(v1), "-i", index.url, "oldstyle"])
+    assert rc == 0, capfd.readouterr().err
+    assert venv_version(v1, "oldstyle") == "0.6.2"
+    entry = cache.lookup("sdist:oldstyle-0.6.2.tar.gz")
+    assert entry is not None and entry.digest == sha256_of(tmp_path / "oldstyle-0.6.2.tar.gz")
+    assert _file_requests(index)["/files/oldstyle-0.6.2.tar.gz"] == 1
+    index.stop()
+    capfd.readouterr()
+    v2 = make_venv(with_pip=True)
+    rc = install(cache, ["--python", py(v2), "-i", index.url, "oldstyle"])
+    assert rc == 0, capfd.readouterr().err
+    assert venv_version(v2, "oldstyle") == "0.6.2"
