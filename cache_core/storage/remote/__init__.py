@@ -97,6 +97,7 @@ class RemoteTier:
         self._off: set[str] = set()           # skipped for the rest of this process
         self._spent: dict[str, float] = {}    # seconds spent per remote in this process
         self._signers: dict[str, Any] = {}
+        self._bad_seen: dict[str, set[str]] = {}  # per remote: digests that did not match
         self.spawned = False
 
     # -- plumbing ---------------------------------------------------------------------------
@@ -212,6 +213,9 @@ class RemoteTier:
 
     def _fetch(self, spec: RemoteSpec, claim: Located, sink: Sink) -> bool:
         """Stream cas/<digest> into sink through its hash; False on a miss or mismatch."""
+        if claim.digest in self._bad(spec):  # rejected already in this run: not fetched again
+            self._count(spec, misses=1)
+            return False
         limit = claim.size if claim.size is not None else spec.max_object_bytes
         if not sink.begin(claim, limit):
             return True  # the record names content we already hold
@@ -229,11 +233,22 @@ class RemoteTier:
             self._count(spec, misses=1)
             return False
         except _Mismatch as exc:
+            self._mark_bad(spec, claim.digest)
             self._count(spec, mismatches=1, misses=1, bytes_in=sink.size)
             warn(f"remote {spec.display}: object {claim.digest[:12]}… ignored ({exc})")
             return False
         self._count(spec, hits=1, bytes_in=sink.size)
         return True
+
+    def _bad(self, spec: RemoteSpec) -> set[str]:
+        """Digests this remote answered with wrong bytes lately (read once per process)."""
+        if spec.ident not in self._bad_seen:
+            self._bad_seen[spec.ident] = self.state.bad(spec.ident)
+        return self._bad_seen[spec.ident]
+
+    def _mark_bad(self, spec: RemoteSpec, digest: str) -> None:
+        self._bad(spec).add(digest)
+        self.state.mark_bad(spec.ident, spec.display, digest)
 
     def get_record(self, key: str) -> Record | None:
         """The first verified record for key among the remotes (signature and key checked)."""
