@@ -554,3 +554,19 @@ class RemoteTier:
 
 class _Mismatch(Exception):
     pass
+
+
+def bring_object(cache: PackageCache, digest: str, key: str | None = None, *,
+                 kind: str | None = None, meta: dict[str, Any] | None = None) -> str | None:
+    """get_object for a later serve (apt's prefetch before the seed places the debs): the object
+    is brought into the local store, but no hit is counted here - the serve counts it, once."""
+    digest = digest.lower()
+    if not is_digest(digest):
+        return None
+    sha = f"sha256:{digest}"
+    path = cache.get(sha, count=False)
+    if path is None and cache.remote_call(lambda: cache.storage.fill(sha), False):
+        path = cache.get(sha, count=False)
+    if path is not None and key is not None:
+        cache.alias(key, digest, kind=kind, meta=meta)
+    return path
