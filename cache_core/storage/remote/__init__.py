@@ -45,7 +45,10 @@ from .records import Record, RecordError, decode, encode, generate_keypair, load
 from .state import COUNTERS, State
 
 if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
     from ...api import PackageCache
+    from .lease import Lease
 
 STATE_DIR = "remote-v1"
 UPLOAD_ENV = "PKGCACHE_REMOTE_UPLOAD"  # "manual": never start the background uploader
@@ -239,6 +242,15 @@ class RemoteTier:
             return False
         self._count(spec, hits=1, bytes_in=sink.size)
         return True
+
+    def backend(self, spec: RemoteSpec) -> Backend:
+        """The backend of one remote (for leases, see lease.py)."""
+        return self._backend(spec)
+
+    def upload_content(self, spec: RemoteSpec, digest: str) -> str:
+        """Publish cas/<digest> to this remote now (a lease holder, not the background
+        uploader): "uploaded" or "skipped"."""
+        return self._upload(spec, "", digest)
 
     def _bad(self, spec: RemoteSpec) -> set[str]:
         """Digests this remote answered with wrong bytes lately (read once per process)."""
@@ -570,3 +582,13 @@ def bring_object(cache: PackageCache, digest: str, key: str | None = None, *,
     if path is not None and key is not None:
         cache.alias(key, digest, kind=kind, meta=meta)
     return path
+
+
+def download_lease(cache: PackageCache, digest: str, *, key: str | None = None,
+                   kind: str | None = None) -> AbstractContextManager[Lease]:
+    """Coalesce a download by SHA-256 with other processes and members (see lease.py):
+    ``with download_lease(cache, digest) as lease:`` - lease.path set: another member delivered
+    it (serve that); else download and store it in the cache inside the block."""
+    from .lease import download_lease as coalesce
+
+    return coalesce(cache, digest, key=key, kind=kind)
