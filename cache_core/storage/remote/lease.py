@@ -16,8 +16,8 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 from ...errors import RemoteError, RemoteMissing
 from .base import object_name
@@ -48,22 +48,22 @@ def lease_name(digest: str) -> str:
 
 
 @contextlib.contextmanager
-def download_lease(cache: PackageCache, digest: str, *, key: str | None = None,
-                   kind: str | None = None, seconds: float = LEASE_SECONDS) -> Iterator[Lease]:
+def download_lease(cache: PackageCache, t: RemoteTier | None, digest: str,
+                   get: Callable[[], str | None], *, seconds: float = LEASE_SECONDS,
+                   wait: float | None = None) -> Iterator[Lease]:
     """Coalesce the download of the object with this SHA-256 across local processes and the
-    fleet's members. Inside the block, with ``lease.path`` None, the caller downloads and stores
-    the object in the cache; on leaving, a held lease publishes it and is released."""
-    from . import get_object, tier
-
+    fleet's members (t: the cache's remote tier; get: the object's verified local path after
+    someone delivered it). Inside the block, with ``lease.path`` None, the caller downloads and
+    stores the object in the cache; on leaving, a held lease publishes it and is released.
+    wait: give up waiting for another member sooner than the lease's expiry."""
     lease = Lease()
     digest = digest.lower()
-    t = tier(cache)
     if t is None:
         yield lease
         return
     with _local(cache, digest):
         if cache.exists(f"sha256:{digest}"):  # another local process fetched it meanwhile
-            lease.path = get_object(cache, digest, key, kind=kind)
+            lease.path = get()
             if lease.path is not None:
                 yield lease
                 return
@@ -80,8 +80,8 @@ def download_lease(cache: PackageCache, digest: str, *, key: str | None = None,
                 _release(t, spec, digest)
             return
         started = time.monotonic()
-        if _wait(t, spec, digest, seconds):
-            lease.path = get_object(cache, digest, key, kind=kind)
+        if _wait(t, spec, digest, seconds if wait is None else min(wait, seconds)):
+            lease.path = get()
         lease.waited = time.monotonic() - started
         yield lease
 
@@ -169,7 +169,3 @@ def _release(t: RemoteTier, spec: RemoteSpec, digest: str) -> None:
     with contextlib.suppress(Exception):
         t.backend(spec).drop_lease(lease_name(digest), time.monotonic() + spec.timeout + 5)
 
-
-def describe(lease: Lease) -> dict[str, Any]:
-    """For messages and tests: what the lease did."""
-    return {"held": lease.held, "delivered": lease.path is not None, "waited": lease.waited}
