@@ -146,7 +146,19 @@ class Driver:
             dl.mkdir(exist_ok=True)
             self._view = View(self.opts.pip_args, dl, pip_cafile())
             self.env = self._view.env(self.env)
+            if _fleet(self.cache) is not None:
+                self._coalesce(self._view)
         return None if self._no_view else self._view
+
+    def _coalesce(self, view: View) -> None:
+        """Members missing the same file at once download it once (a lease on the remote);
+        another member's copy is waited for only while pip would wait for an answer."""
+        from cache_core.storage import remote
+
+        cache = self.cache
+        wait = max(0.0, options.pip_timeout(self.opts.pip_args) * 0.6)
+        view.coalesce = lambda digest: remote.download_lease(cache, digest, wait=wait)
+        view.keep = lambda path, digest: cache.put(f"sha256:{digest}", str(path), sha256=digest)
 
     def online(self, args: list[str]) -> list[str]:
         """args with the user's indexes read through the view (when it is used)."""

@@ -19,12 +19,15 @@ import json
 import os
 import re
 import secrets
+import shutil
 import threading
 import urllib.error
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 from hooks.common import http as client
 
@@ -64,6 +67,10 @@ class View:
         self._lock = threading.Lock()
         self._file_locks: dict[int, threading.Lock] = {}
         self._secret = secrets.token_urlsafe(18)
+        # set by the driver when the cache has a remote tier: coalesce(sha256) is a lease
+        # (cache_core's download_lease) and keep(path, sha256) stores a download in the cache
+        self.coalesce: Callable[[str], AbstractContextManager[Any]] | None = None
+        self.keep: Callable[[Path, str], None] | None = None
         view = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -260,11 +267,37 @@ class View:
             done = self.fetched.get(name)
             if done is not None and done.is_file():
                 return self._send_file(h, done)
-            resp = self._open(self.files[n])
-            if isinstance(resp, int):
-                return self._fail(h, resp)
-            with resp:
-                self._tee(h, resp, n, name)
+            want = self.hashes.get(n)
+            if want is None or self.coalesce is None or not _safe(name):
+                return self._download(h, n, name)
+            with self.coalesce(want) as lease:  # members missing it at once: one downloads
+                if lease.path is not None and self._adopt(Path(lease.path), name):
+                    return self._send_file(h, self.fetched[name])
+                self._download(h, n, name)
+                done = self.fetched.get(name)
+                if lease.held and done is not None and self.keep is not None:
+                    self.keep(done, want)  # in the cache, so the lease publishes it
+
+    def _download(self, h: BaseHTTPRequestHandler, n: int, name: str) -> None:
+        resp = self._open(self.files[n])
+        if isinstance(resp, int):
+            return self._fail(h, resp)
+        with resp:
+            self._tee(h, resp, n, name)
+        return None
+
+    def _adopt(self, src: Path, name: str) -> bool:
+        """A copy of the object another member delivered, as this run's download of name."""
+        tmp = self.dl / f".view-adopt-{secrets.token_hex(6)}.tmp"
+        try:
+            shutil.copyfile(src, tmp)
+            os.replace(tmp, self.dl / name)
+        except OSError:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            return False
+        self.fetched[name] = self.dl / name
+        return True
 
     def _tee(self, h: BaseHTTPRequestHandler, resp: http.client.HTTPResponse, n: int,
              name: str) -> None:

@@ -5,15 +5,19 @@ Real pip and uv against the PEP 503 index on 127.0.0.1, which logs every request
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 from collections import Counter
 from pathlib import Path
 
 import pytest
+import yaml
 
 from cache_core import PackageCache
 from hooks.pip.install import install
-from tests.support.pip import Index, make_legacy_sdist, py, sha256_of, venv_version
+from tests.support.cli import popen_cli
+from tests.support.pip import Index, _write_wheel, make_legacy_sdist, py, sha256_of, venv_version
 
 pytestmark = pytest.mark.slow
 
@@ -79,3 +83,47 @@ def test_legacy_sdist_install_is_cached_and_served_offline(cache: PackageCache, 
     rc = install(cache, ["--python", py(v2), "-i", index.url, "oldstyle"])
     assert rc == 0, capfd.readouterr().err
     assert venv_version(v2, "oldstyle") == "0.6.2"
+
+
+def _big_wheel(out: Path, name: str, version: str, size: int) -> Path:
+    """A wheel with an incompressible payload (so a slow index takes a while to send it)."""
+    dist = name.replace("-", "_")
+    info = f"{dist}-{version}.dist-info"
+    files = {
+        f"{dist}/__init__.py": f'VERSION = "{version}"\n'.encode(),
+        f"{dist}/blob.bin": os.urandom(size),
+        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode(),
+        f"{info}/WHEEL": b"Wheel-Version: 1.0\nGenerator: t\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    return _write_wheel(out / f"{dist}-{version}-py3-none-any.whl", info, files)
+
+
+def test_two_members_installing_at_once_download_each_file_once(tmp_path: Path, make_venv) -> None:
+    """Two fleet members (own caches, own state dirs) install the same project at the same time
+    from a slow index: one downloads the wheel, the other takes it from the store (a lease)."""
+    files = tmp_path / "slow-files"
+    files.mkdir()
+    index = Index(files, chunk_delay=0.04)
+    wheel = index.add(_big_wheel(tmp_path, "bigpkg", "1.0", 600_000))  # ~37 pieces: ~1.5 s
+    index.start()
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    try:
+        procs = []
+        for name in ("m1", "m2"):
+            cfg = tmp_path / f"{name}.yaml"
+            cfg.write_text(yaml.safe_dump({"performance": {"cache": {
+                "directory": str(tmp_path / name),
+                "remote": [{"url": f"file://{shared}", "mode": "rw", "trust": "unsigned"}]}}}))
+            procs.append(popen_cli("--config", str(cfg), "pip", "install", "--python",
+                                   py(make_venv()), "-q", "-i", index.url, "bigpkg",
+                                   env={"PKGCACHE_STATE_DIR": str(tmp_path / f"state-{name}"),
+                                        "PKGCACHE_REMOTE_UPLOAD": "manual"},
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        for p in procs:
+            _, err = p.communicate(timeout=300)
+            assert p.returncode == 0, err
+    finally:
+        index.stop()
+    assert _file_requests(index)[f"/files/{wheel.name}"] == 1, index.requests
+    assert (shared / "cas" / sha256_of(wheel)).is_file()

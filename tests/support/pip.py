@@ -164,6 +164,7 @@ class Index:
     requests: list[str] = field(default_factory=list)
     server: HttpServer | None = None
     port: int = 0
+    chunk_delay: float = 0.0  # seconds between 16 KiB pieces of a file (a slow origin)
 
     @property
     def url(self) -> str:
@@ -181,7 +182,7 @@ class Index:
 
     def start(self) -> None:
         """Serve on 127.0.0.1 (a free port, kept across restarts)."""
-        app = IndexApp(self.files_dir, self.requires_python, self.requests)
+        app = IndexApp(self.files_dir, self.requires_python, self.requests, self.chunk_delay)
         self.server = HttpServer(app, self.port).start()
         self.port = self.server.port
 
