@@ -42,11 +42,16 @@ TROUBLE = {401, 403, 407, 500, 502, 503, 504}  # answers pip might handle better
 
 
 def usable(pip_args: list[str]) -> bool:
-    """True if pip may read this request's indexes through the view: not with --no-index, and
-    not when pip authenticates in ways the view cannot (client certificates, --trusted-host)."""
+    """True if pip may read this request's indexes through the view: http(s) indexes only, not
+    with --no-index, nor when pip authenticates in ways the view cannot (client certificates,
+    --trusted-host)."""
     head = pip_args[:pip_args.index("--")] if "--" in pip_args else pip_args
-    return not any(a == "--no-index" or a.startswith(("--client-cert", "--trusted-host", "--cert"))
-                   for a in head)
+    if any(a == "--no-index" or a.startswith(("--client-cert", "--trusted-host", "--cert"))
+           for a in head):
+        return False
+    extras = [] if options.has_extra_index(pip_args) else options.extra_index_urls()
+    return all(u.startswith(("http://", "https://"))
+               for u in (options.index_url(pip_args), *_cli_extras(pip_args), *extras))
 
 
 class View:
@@ -189,7 +194,8 @@ class View:
     def _fail(self, h: BaseHTTPRequestHandler, status: int) -> None:
         if status in TROUBLE or status == 0:
             self.trouble = True
-        h.send_error(status or 502)
+        # never ask pip for credentials for the view (pip then runs again without it)
+        h.send_error(502 if status in (0, 401, 407) else status)
 
     def _page(self, h: BaseHTTPRequestHandler, url: str) -> None:
         resp = self._open(url, h.headers.get("Accept") or "text/html")

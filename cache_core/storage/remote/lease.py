@@ -61,7 +61,10 @@ def download_lease(cache: PackageCache, t: RemoteTier | None, digest: str,
     if t is None:
         yield lease
         return
-    with _local(cache, digest):
+    with _local(cache, digest, LOCAL_WAIT if wait is None else wait) as locked:
+        if not locked:  # another local process held it too long: no coalescing
+            yield lease
+            return
         if cache.exists(f"sha256:{digest}"):  # another local process fetched it meanwhile
             lease.path = get()
             if lease.path is not None:
@@ -87,16 +90,17 @@ def download_lease(cache: PackageCache, t: RemoteTier | None, digest: str,
 
 
 @contextlib.contextmanager
-def _local(cache: PackageCache, digest: str) -> Iterator[None]:
-    """One process per digest on this machine (fail open: no lock, no coalescing here)."""
+def _local(cache: PackageCache, digest: str, timeout: float) -> Iterator[bool]:
+    """One process per digest on this machine: True while held (False: a lock fault or a
+    timeout, which only costs a second download)."""
     try:
-        cm = cache.lock(f"lease:{digest}", timeout=LOCAL_WAIT)
+        cm = cache.lock(f"lease:{digest}", timeout=timeout)
         cm.__enter__()
-    except Exception:  # noqa: BLE001 - a lock fault only costs a second download
-        yield
+    except Exception:  # noqa: BLE001 - fail open
+        yield False
         return
     try:
-        yield
+        yield True
     finally:
         cm.__exit__(None, None, None)
 
