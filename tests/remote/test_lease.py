@@ -123,3 +123,24 @@ def test_lease_names_stay_in_the_layout() -> None:
     assert lease_mod.lease_name("a" * 64) == "lease/" + "a" * 64
     with pytest.raises(ValueError):
         lease_mod.lease_name("../etc/passwd")
+
+
+def test_two_processes_of_one_machine_fetching_the_same_content_download_it_once(
+        nginx, make_cache, slow_origin, tmp_path):
+    """Two URLs with the same pinned content, fetched at once into one cache: the local lock
+    (the store here cannot hold a lease: nginx without COPY)."""
+    store = nginx_store(nginx)
+    data = os.urandom(SIZE // 2)
+    digest = hashlib.sha256(data).hexdigest()
+    for path in ("/a.bin", "/b.bin"):
+        slow_origin.put(path, data, chunk_delay=0.02)
+    make_cache("m", [store.remote(mode="rw")]).close()
+    procs = [popen_cli("--config", str(tmp_path / "m.yaml"), "fetch", slow_origin.url(path),
+                       "--sha256", digest, "-o", str(tmp_path / f"out{i}"),
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for i, path in enumerate(("/a.bin", "/b.bin"))]
+    for p in procs:
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 0 and err == "", err
+    assert (tmp_path / "out0").read_bytes() == data == (tmp_path / "out1").read_bytes()
+    assert slow_origin.count("/a.bin") + slow_origin.count("/b.bin") == 1
