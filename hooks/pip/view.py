@@ -71,6 +71,8 @@ class View:
         # might have handled itself (auth, 5xx, unreachable): the caller retries without the view
         self._lock = threading.Lock()
         self._file_locks: dict[int, threading.Lock] = {}
+        self._pages: dict[tuple[str, str], tuple[str, bytes] | int] = {}  # (url, Accept) ->
+        # (type, rewritten body), or 404
         self._secret = secrets.token_urlsafe(18)
         # set by the driver when the cache has a remote tier: coalesce(sha256) is a lease
         # (cache_core's download_lease) and keep(path, sha256) stores a download in the cache
@@ -198,14 +200,24 @@ class View:
         h.send_error(502 if status in (0, 401, 407) else status)
 
     def _page(self, h: BaseHTTPRequestHandler, url: str) -> None:
-        resp = self._open(url, h.headers.get("Accept") or "text/html")
-        if isinstance(resp, int):
-            return self._fail(h, resp)
-        with resp:
-            body = resp.read(_PAGE_LIMIT)
-            ctype = resp.headers.get("Content-Type", "text/html")
-            base = resp.geturl()
-        body = self._rewrite(body, ctype, base)
+        """A project's page, read from the index once per run (pip's resolves, its build
+        environments and the driver's resolves of build dependencies all read the same)."""
+        accept = h.headers.get("Accept") or "text/html"
+        memo = self._pages.get((url, accept))
+        if memo is None:
+            resp = self._open(url, accept)
+            if isinstance(resp, int):
+                if resp == 404:
+                    self._pages[(url, accept)] = 404
+                return self._fail(h, resp)
+            with resp:
+                body = resp.read(_PAGE_LIMIT)
+                ctype = resp.headers.get("Content-Type", "text/html")
+                base = resp.geturl()
+            memo = self._pages[(url, accept)] = (ctype, self._rewrite(body, ctype, base))
+        if memo == 404:
+            return self._fail(h, 404)
+        ctype, body = memo
         h.send_response(200)
         h.send_header("Content-Type", ctype)
         h.send_header("Content-Length", str(len(body)))

@@ -77,6 +77,10 @@ def test_legacy_sdist_install_is_cached_and_served_offline(cache: PackageCache, 
     entry = cache.lookup("sdist:oldstyle-0.6.2.tar.gz")
     assert entry is not None and entry.digest == sha256_of(tmp_path / "oldstyle-0.6.2.tar.gz")
     assert _file_requests(index)["/files/oldstyle-0.6.2.tar.gz"] == 1
+    # pip's build environment and the driver's resolve of the build dependencies (setuptools,
+    # wheel: not on this index) read each page once
+    pages = Counter(r for r in index.requests if r.startswith("/simple/"))
+    assert pages and max(pages.values()) == 1, pages
     index.stop()
     capfd.readouterr()
     v2 = make_venv(with_pip=True)
