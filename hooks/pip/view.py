@@ -84,13 +84,19 @@ class View:
             protocol_version = "HTTP/1.0"
 
             def do_GET(self) -> None:
-                view.handle(self)
+                try:
+                    view.handle(self)
+                except Exception:  # noqa: BLE001 - a fault of the view: pip runs without it
+                    view.trouble = True
+                    with contextlib.suppress(Exception):
+                        self.send_error(502)
 
             def log_message(self, format: str, *args: object) -> None:
                 pass
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
+        self._server.handle_error = lambda request, client_address: None  # no tracebacks
         self.prefix = f"http://127.0.0.1:{self._server.server_port}/{self._secret}/"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
@@ -294,7 +300,8 @@ class View:
                 self._download(h, n, name)
                 done = self.fetched.get(name)
                 if lease.held and done is not None and self.keep is not None:
-                    self.keep(done, want)  # in the cache, so the lease publishes it
+                    with contextlib.suppress(Exception):  # (then the others download too)
+                        self.keep(done, want)  # in the cache, so the lease publishes it
 
     def _download(self, h: BaseHTTPRequestHandler, n: int, name: str) -> None:
         resp = self._open(self.files[n])
