@@ -43,12 +43,16 @@ TROUBLE = {401, 403, 407, 500, 502, 503, 504}  # answers pip might handle better
 
 def usable(pip_args: list[str]) -> bool:
     """True if pip may read this request's indexes through the view: http(s) indexes only, not
-    with --no-index, nor when pip authenticates in ways the view cannot (client certificates,
-    --trusted-host)."""
+    with --no-index, nor when pip reaches them in ways the view cannot (client certificates,
+    --trusted-host, --proxy, a keyring provider, a netrc file)."""
     head = pip_args[:pip_args.index("--")] if "--" in pip_args else pip_args
-    if any(a == "--no-index" or a.startswith(("--client-cert", "--trusted-host", "--cert"))
+    if any(a == "--no-index" or a.startswith(("--client-cert", "--trusted-host", "--cert",
+                                               "--proxy", "--keyring-provider"))
            for a in head):
         return False
+    if os.environ.get("PIP_PROXY") or os.path.exists(
+            os.environ.get("NETRC") or os.path.expanduser("~/.netrc")):
+        return False  # credentials or a route only pip knows
     extras = [] if options.has_extra_index(pip_args) else options.extra_index_urls()
     return all(u.startswith(("http://", "https://"))
                for u in (options.index_url(pip_args), *_cli_extras(pip_args), *extras))

@@ -61,12 +61,14 @@ def test_page_links_point_at_the_view_with_their_hash(view: View) -> None:
     (["--client-cert", "/c.pem", "a"], False),
     (["--extra-index-url=file:///x/", "a"], False),
     (["a", "--", "--no-index"], True),                      # after --: not an option
+    (["--proxy", "http://p:3128", "a"], False),
 ])
 def test_which_requests_use_the_view(args: list[str], ok: bool,
                                      monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PIP_CONFIG_FILE", "/dev/null")
-    for var in ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL"):
+    for var in ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_PROXY"):
         monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("NETRC", "/nonexistent/netrc")
     assert usable(args) is ok
 
 
