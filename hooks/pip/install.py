@@ -219,9 +219,10 @@ class Driver:
         if orphans and not sdists:  # (listed first: the next listing sets what describe() says)
             every = self.store.candidates(self.target, sdists=True,
                                           vouched_only=not options.hash_mode(self.opts.pip_args))
-            keys = {c.entry.key for c in every}
+            # (no wheel at all: a built: key that is not offered - unvouched, repointed - keeps
+            # its sdist out too, as before)
             extra = [c for c in every if c.entry.key.startswith("sdist:")
-                     and self.store.built_key(c.sha256, self.target) not in keys]
+                     and self.cache.lookup(self.store.built_key(c.sha256, self.target)) is None]
         self.store.write_page(page, [*self.candidates(refresh=True, sdists=sdists), *extra])
         return page
 
