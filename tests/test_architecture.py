@@ -18,7 +18,7 @@ PUBLIC: dict[str, frozenset[str]] = {
     "cache_core": frozenset(__import__("cache_core").__all__),
     "cache_core.storage": frozenset({"remote"}),
     "cache_core.storage.remote": frozenset({
-        "get_object", "get_record", "put_record", "tier", "generate_keypair", "Record",
+        "get_object", "bring_object", "get_record", "put_record", "tier", "generate_keypair", "Record",
         "RemoteTier",
     }),
 }

@@ -319,7 +319,28 @@ def fetch(cache: Any, url: str, dest: str | os.PathLike[str], sha256: str | None
     job = _Download(cache if usable else None, url, dest, sha256, refresh=refresh,
                     retries=max(0, retries), retry_delay=max(0.0, retry_delay), timeout=timeout,
                     progress=progress)
+    if usable and sha256 and not refresh:
+        return _coalesced(cache, sha256, dest, job)
     return job.run()
+
+
+def _coalesced(cache: Any, sha256: str, dest: str, job: _Download) -> FetchResult:
+    """A pinned download coalesced with other processes and fleet members missing the same
+    content at once: one downloads (and publishes it), the others take it from the store."""
+    if not getattr(getattr(cache, "config", None), "remote", None):
+        return job.run()
+    try:
+        from cache_core.storage import remote
+
+        cm = remote.download_lease(cache, sha256)
+    except Exception:  # noqa: BLE001 - the fleet never breaks a fetch
+        return job.run()
+    with cm as lease:
+        if lease.path is not None:
+            hit = _serve(cache, f"sha256:{sha256}", dest, sha256)
+            if hit:
+                return hit
+        return job.run()
 
 
 def _from_fleet(cache: Any, key: str) -> bool:

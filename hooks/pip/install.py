@@ -8,6 +8,7 @@ and install offline again. Any fault of the cache itself falls back to plain pip
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -27,6 +28,8 @@ from . import options, runner
 from .options import PipOptions
 from .store import Artifact, Candidate, WheelStore, parse_report, project_of, wheel_tags
 from .target import Target, TargetError, find_python, probe
+from .view import View
+from .view import usable as view_usable
 
 _LINK = re.compile(r"(\S+?\.(?:whl|tar\.gz|zip))(?:#|\s|$)")
 PRUNE_EVERY = 3600  # drop links to evicted objects at most hourly
@@ -121,6 +124,8 @@ class Driver:
         self.shown: set[str] = set()  # "Ignoring ..." lines already printed this run
         self._tree_url: str | None = None  # the cache's PEP 503 tree, once written
         self.filled: set[str] = set()  # files downloaded this run (a miss each, never a hit)
+        self._view: View | None = None  # the local view pip reads the indexes through
+        self._no_view = False
 
     @property
     def work(self) -> Path:
@@ -131,12 +136,58 @@ class Driver:
             self._work = Path(tempfile.mkdtemp(prefix="pip-", dir=self.store.subdir("tmp")))
         return self._work
 
+    def view(self) -> View | None:
+        """The local view pip reads the user's indexes through (started on first use), so
+        the files pip downloads are the ones cached; None where pip must reach them itself."""
+        if self._view is None and not self._no_view and view_usable(self.opts.pip_args):
+            from .build import pip_cafile
+
+            dl = self.work / "dl"
+            dl.mkdir(exist_ok=True)
+            self._view = View(self.opts.pip_args, dl, pip_cafile())
+            self.env = self._view.env(self.env)
+            if _fleet(self.cache) is not None:
+                self._coalesce(self._view)
+        return None if self._no_view else self._view
+
+    def _coalesce(self, view: View) -> None:
+        """Members missing the same file at once download it once (a lease on the remote);
+        another member's copy is waited for only while pip would wait for an answer."""
+        from cache_core.storage import remote
+
+        cache = self.cache
+        wait = max(0.0, options.pip_timeout(self.opts.pip_args) * 0.6)
+        view.coalesce = lambda digest: remote.download_lease(cache, digest, wait=wait)
+        view.keep = lambda path, digest: cache.put(f"sha256:{digest}", str(path), sha256=digest)
+
+    def online(self, args: list[str]) -> list[str]:
+        """args with the user's indexes read through the view (when it is used)."""
+        v = self.view()
+        return v.args(args) if v is not None else args
+
+    def view_failed(self, res: runner.Result) -> bool:
+        """True if pip failed while the index answered the view with an error pip might have
+        handled itself (credentials, 5xx): the view is then dropped for the rest of the run."""
+        if res.rc == 0 or self._view is None or self._no_view or not self._view.trouble:
+            return False
+        self._no_view = True
+        return True
+
+    def _upstream(self, arts: list[Artifact]) -> list[Artifact]:
+        """Artifacts with view URLs turned back into the index's URLs."""
+        v = self._view
+        if v is None:
+            return arts
+        return [dataclasses.replace(a, url=v.upstream(a.url)) for a in arts]
+
     def close(self) -> None:
         """Save this run's vouches and stamps; remove its scratch directory."""
         try:
             self.store.save_stamps()
         except Exception:  # noqa: BLE001 - a lost memo only costs a re-hash or a download
             pass
+        if self._view is not None:
+            self._view.close()
         if self._work is not None:
             shutil.rmtree(self._work, ignore_errors=True)
 
@@ -157,10 +208,22 @@ class Driver:
             self._with_sdists = sdists
         return self._cands
 
-    def page(self, *, sdists: bool = False) -> Path:
-        """This run's find-links page over every usable (and verified) cached file."""
+    def page(self, *, sdists: bool = False, orphans: bool = False) -> Path:
+        """This run's find-links page over every usable (and verified) cached file.
+
+        orphans: also the cached sdists with no wheel built from them for this target (pip
+        installed them with the legacy ``setup.py install``, or could not build them): pip
+        installs them from the cache as it did from the index."""
         page = self.work / "index.html"
-        self.store.write_page(page, self.candidates(refresh=True, sdists=sdists))
+        extra: list[Candidate] = []
+        if orphans and not sdists:  # (listed first: the next listing sets what describe() says)
+            every = self.store.candidates(self.target, sdists=True,
+                                          vouched_only=not options.hash_mode(self.opts.pip_args))
+            # (no wheel at all: a built: key that is not offered - unvouched, repointed - keeps
+            # its sdist out too, as before)
+            extra = [c for c in every if c.entry.key.startswith("sdist:")
+                     and self.cache.lookup(self.store.built_key(c.sha256, self.target)) is None]
+        self.store.write_page(page, [*self.candidates(refresh=True, sdists=sdists), *extra])
         return page
 
     def tree_args(self) -> list[str]:
@@ -177,13 +240,15 @@ class Driver:
                  if trust.vouched(c.entry.key, c.sha256)
                  and (src := trust.sources(c.entry.key)) and set(src) <= mine]
         tree = self.store.write_tree(self.work / "simple", cands)
-        extra = [] if options.has_extra_index(self.opts.pip_args) else \
-            [a for u in options.extra_index_urls() for a in ("--extra-index-url", u)]
+        extra = [] if options.has_extra_index(self.opts.pip_args) or self.view() is not None \
+            else [a for u in options.extra_index_urls() for a in ("--extra-index-url", u)]
         self._tree_url = tree.as_uri() + "/"
         return [*extra, "--extra-index-url", self._tree_url]
 
     def _clean(self, res: runner.Result) -> runner.Result:
         """Drop pip's warnings about projects the cache's tree has no page for (expected)."""
+        if self._view is not None:
+            res.stderr = self._view.unview(res.stderr)
         tree = self._tree_url
         if tree and tree in res.stderr:
             res.stderr = "".join(ln for ln in res.stderr.splitlines(keepends=True)
@@ -193,10 +258,13 @@ class Driver:
     def _stream(self, cmd: list[str]) -> runner.Result:
         """Run pip with stdout shown, minus our page's line and already shown 'Ignoring' lines."""
         shown = self.shown
-
         tree = self._tree_url
+        view = self._view
 
         def drop(line: str) -> bool:
+            seen = line
+            if view is not None:  # pip's lines name the user's index, not the view
+                line = view.unview(line)
             if line.startswith("Looking in links: "):
                 return True
             if tree and line.startswith("Looking in indexes: ") and tree in line:
@@ -207,6 +275,9 @@ class Driver:
                 if line in shown:
                     return True
                 shown.add(line)
+            if line != seen:
+                sys.stdout.write(line)
+                return True
             return False
 
         return runner.run_streaming(cmd, self.env, drop=drop)
@@ -241,7 +312,8 @@ class Driver:
             return runner.run(cmd, self.env, capture_stdout=False)
         report = self.work / "installed.json"
         own_report = not any(a == "--report" or a.startswith("--report=") for a in args)
-        cmd = [*self.pip, "install", "--no-index", "--find-links", str(self.page(sdists=sdists)),
+        cmd = [*self.pip, "install", "--no-index", "--find-links",
+               str(self.page(sdists=sdists, orphans=True)),
                *(["--report", str(report)] if own_report else []), *args]
         res = self._stream(cmd)
         if res.rc != 0 and "no such option: --report" in res.stderr:
@@ -266,15 +338,18 @@ class Driver:
             args = [a for a in self.opts.pip_args if a not in ("-q", "--quiet")]
         else:
             args = [*self.opts.source_args(), *reqs]
-        cmd = [*self.pip, "install", "--dry-run", "--quiet", "--report", str(report),
-               *(["--ignore-installed"] if ignore_installed else []),
-               *(self.tree_args() if page else []), *args]
-        res = self._clean(runner.run(cmd, self.env))
+        while True:
+            cmd = [*self.pip, "install", "--dry-run", "--quiet", "--report", str(report),
+                   *(["--ignore-installed"] if ignore_installed else []),
+                   *(self.tree_args() if page else []), *self.online(args)]
+            res = self._clean(runner.run(cmd, self.env))
+            if not self.view_failed(res):
+                break
         if self.verbose:
             runner.replay(res.stderr)
         if res.rc != 0:
             return res, []
-        return res, parse_report(json.loads(report.read_text(encoding="utf-8")))
+        return res, self._upstream(parse_report(json.loads(report.read_text(encoding="utf-8"))))
 
     def resolve_offline(self, *, ignore_installed: bool = True,
                         sdists: bool = True) -> tuple[runner.Result, list[Artifact]]:
@@ -335,14 +410,16 @@ class Driver:
         dl = self.work / "dl"
         dl.mkdir(exist_ok=True)
         failed: list[Artifact] = []
-        paths: dict[str, Path] = {}
+        paths = self._captured(missing)  # what pip already downloaded through the view
         if (fleet := _fleet(self.cache)) is not None:  # the fleet first: built wheels, then
             # files by digest
-            missing = [a for a in missing
-                       if not (a.cacheable and fleet.fetch_built(self.cache, self.store, a,
-                                                                 self.target))]
+            missing = [a for a in missing if a.filename in paths or
+                       not (a.cacheable and fleet.fetch_built(self.cache, self.store, a,
+                                                              self.target))]
             for art in missing:
-                got = fleet.fetch_by_digest(self.cache, art, dl) if art.cacheable else None
+                if art.filename in paths or not art.cacheable:
+                    continue
+                got = fleet.fetch_by_digest(self.cache, art, dl)
                 if got is not None:
                     paths[art.filename] = got
         for art in missing:
@@ -359,6 +436,18 @@ class Driver:
                 if p.is_file() and self.cache.calculate_hash(str(p)) == art.sha256:
                     paths[art.filename] = p
         return missing, paths
+
+    def _captured(self, arts: list[Artifact]) -> dict[str, Path]:
+        """The files among arts that pip downloaded through the view this run, each with the
+        SHA-256 pip's report gives (the index's)."""
+        v = self._view
+        out: dict[str, Path] = {}
+        for art in arts if v is not None else []:
+            path = v.fetched.get(art.filename)
+            if path is not None and art.sha256 and \
+                    self.cache.calculate_hash(str(path)) == art.sha256:
+                out[art.filename] = path
+        return out
 
     def cache_build_deps(self, sources: list[Path]) -> list[str]:
         """Cache the build dependencies of local projects or sdists (pyproject's
@@ -388,7 +477,7 @@ class Driver:
         """After an online install: cache what pip fetched from the index (never a direct
         requirement) and the build dependencies of the local projects it built."""
         try:
-            arts = parse_report(json.loads(report.read_text(encoding="utf-8")))
+            arts = self._upstream(parse_report(json.loads(report.read_text(encoding="utf-8"))))
         except (OSError, ValueError):
             return
         files = str(self.store.files)
@@ -419,8 +508,8 @@ class Driver:
         if todo:
             # the build env takes cached build dependencies first (the page), then the index
             res = fetch.build_wheels([paths[a.filename] for a in todo], out, self.pip,
-                                     [*self.opts.source_args(), *self.tree_args(), *build],
-                                     self.env)
+                                     [*self.tree_args(), *self.online(self.opts.source_args()),
+                                      *build], self.env)
             if res.rc != 0:
                 self.problems.append(f"building {', '.join(a.filename for a in todo)} failed: "
                                      f"{runner.last_error(res.stderr)}")
@@ -646,9 +735,12 @@ class Driver:
         args = self.opts.pip_args
         report = self.work / "online.json"
         own_report = not any(a == "--report" or a.startswith("--report=") for a in args)
-        cmd = [*self.pip, "install", *self.tree_args(),
-               *(["--report", str(report)] if own_report else []), *args]
-        res = self._clean(self._stream(cmd))
+        while True:
+            cmd = [*self.pip, "install", *self.tree_args(),
+                   *(["--report", str(report)] if own_report else []), *self.online(args)]
+            res = self._clean(self._stream(cmd))
+            if not self.view_failed(res):
+                break
         if res.rc != 0:
             if runner.missing_requirement(res.stderr) is not None and not self.verbose:
                 return self.explain(res, online=True)

@@ -256,6 +256,23 @@ def index_url(pip_args: list[str]) -> str:
     return _config_value("index-url") or "https://pypi.org/simple/"
 
 
+def pip_timeout(pip_args: list[str]) -> float:
+    """pip's socket timeout in seconds: --timeout, $PIP_DEFAULT_TIMEOUT/$PIP_TIMEOUT, else 15."""
+    value = os.environ.get("PIP_TIMEOUT") or os.environ.get("PIP_DEFAULT_TIMEOUT") or "15"
+    args = iter(pip_args)
+    for arg in args:
+        if arg == "--":
+            break
+        if arg in ("--timeout", "--default-timeout"):
+            value = next(args, value)
+        elif arg.startswith(("--timeout=", "--default-timeout=")):
+            value = arg.split("=", 1)[1]
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return 15.0
+
+
 def verbose(pip_args: list[str]) -> bool:
     """True with -v/--verbose (pip's full output is then shown) or PKGCACHE_DEBUG=1."""
     if os.environ.get("PKGCACHE_DEBUG"):

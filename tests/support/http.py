@@ -395,10 +395,12 @@ class IndexApp:
     protocol = "HTTP/1.0"
     pypi_headers = False  # True: pypi.org's Cache-Control and ETag (pip's HTTP cache then fills)
 
-    def __init__(self, files_dir: Path, requires_python: dict[str, str], log: list[str]) -> None:
+    def __init__(self, files_dir: Path, requires_python: dict[str, str], log: list[str],
+                 chunk_delay: float = 0.0) -> None:
         self.files_dir = files_dir
         self.requires_python = requires_python
         self.log = log  # every request as "path?query" ("HEAD ..." for HEAD), kept across restarts
+        self.chunk_delay = chunk_delay  # seconds between 16 KiB pieces of a file (a slow origin)
 
     def project_files(self, project: str) -> list[Path]:
         """The files of a project, by their parsed names."""
@@ -459,6 +461,13 @@ class IndexApp:
                 headers += [("Cache-Control", "max-age=600, public"), ("ETag", etag)]
                 if h.headers.get("If-None-Match") == etag:
                     return h.reply(hit, 304, b"", headers)
+        if self.chunk_delay and ctype == "application/octet-stream":
+            hit.status = 200
+            h.send_response(200)
+            for k, v in [*headers, ("Content-Length", str(len(body)))]:
+                h.send_header(k, v)
+            h.end_headers()
+            return h.send_chunks(hit, body, self.chunk_delay)
         return h.reply(hit, 200, body, headers)
 
 

@@ -124,6 +124,20 @@ def make_sdist(out: Path, name: str, version: str) -> Path:
     return _write_sdist(out / f"{root}.tar.gz", root, files)
 
 
+def make_legacy_sdist(out: Path, name: str, version: str) -> Path:
+    """Write a setup.py-only sdist (no pyproject.toml): pip without ``wheel`` in the target
+    installs it with the legacy ``setup.py install``, building no wheel."""
+    dist = name.replace("-", "_")
+    root = f"{dist}-{version}"
+    files = {
+        "PKG-INFO": f"Metadata-Version: 1.1\nName: {name}\nVersion: {version}\n",
+        "setup.py": (f"from setuptools import setup\nsetup(name={name!r}, version={version!r}, "
+                     f"py_modules=[{dist!r}])\n"),
+        f"{dist}.py": f'VERSION = "{version}"\n',
+    }
+    return _write_sdist(out / f"{root}.tar.gz", root, files)
+
+
 def _write_sdist(path: Path, root: str, files: dict[str, str]) -> Path:
     """A .tar.gz of files under root/ (fixed mtimes and modes)."""
     with tarfile.open(path, "w:gz") as tf:
@@ -150,6 +164,7 @@ class Index:
     requests: list[str] = field(default_factory=list)
     server: HttpServer | None = None
     port: int = 0
+    chunk_delay: float = 0.0  # seconds between 16 KiB pieces of a file (a slow origin)
 
     @property
     def url(self) -> str:
@@ -167,7 +182,7 @@ class Index:
 
     def start(self) -> None:
         """Serve on 127.0.0.1 (a free port, kept across restarts)."""
-        app = IndexApp(self.files_dir, self.requires_python, self.requests)
+        app = IndexApp(self.files_dir, self.requires_python, self.requests, self.chunk_delay)
         self.server = HttpServer(app, self.port).start()
         self.port = self.server.port
 

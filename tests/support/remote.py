@@ -41,13 +41,15 @@ def wait_port(port: int, proc: subprocess.Popen[bytes] | None = None, timeout: f
 
 
 class Nginx:
-    """nginx with a WebDAV store at /store/ (open) and /auth/ (bearer token required)."""
+    """nginx with a WebDAV store at /store/ (open), /auth/ (bearer token required) and /dav/
+    (open, with COPY: a store that can create-if-absent, for leases)."""
 
     def __init__(self, base: Path) -> None:
         self.base = base
         self.root = base / "www"
         (self.root / "store").mkdir(parents=True)
         (self.root / "auth").mkdir(parents=True)
+        (self.root / "dav").mkdir(parents=True)
         (base / "tmp").mkdir()
         self.port = free_port()
         self.access_log = base / "access.log"
@@ -68,6 +70,7 @@ http {{
         listen 127.0.0.1:{self.port};
         root {self.root};
         location /store/ {{ dav_methods PUT DELETE; create_full_put_path on; }}
+        location /dav/ {{ dav_methods PUT DELETE MKCOL COPY MOVE; create_full_put_path on; }}
         location /auth/ {{
             if ($http_authorization != "Bearer {BEARER}") {{ return 401; }}
             dav_methods PUT DELETE; create_full_put_path on;

@@ -45,7 +45,10 @@ from .records import Record, RecordError, decode, encode, generate_keypair, load
 from .state import COUNTERS, State
 
 if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
     from ...api import PackageCache
+    from .lease import Lease
 
 STATE_DIR = "remote-v1"
 UPLOAD_ENV = "PKGCACHE_REMOTE_UPLOAD"  # "manual": never start the background uploader
@@ -97,6 +100,7 @@ class RemoteTier:
         self._off: set[str] = set()           # skipped for the rest of this process
         self._spent: dict[str, float] = {}    # seconds spent per remote in this process
         self._signers: dict[str, Any] = {}
+        self._bad_seen: dict[str, set[str]] = {}  # per remote: digests that did not match
         self.spawned = False
 
     # -- plumbing ---------------------------------------------------------------------------
@@ -212,6 +216,9 @@ class RemoteTier:
 
     def _fetch(self, spec: RemoteSpec, claim: Located, sink: Sink) -> bool:
         """Stream cas/<digest> into sink through its hash; False on a miss or mismatch."""
+        if claim.digest in self._bad(spec):  # rejected already in this run: not fetched again
+            self._count(spec, misses=1)
+            return False
         limit = claim.size if claim.size is not None else spec.max_object_bytes
         if not sink.begin(claim, limit):
             return True  # the record names content we already hold
@@ -229,11 +236,31 @@ class RemoteTier:
             self._count(spec, misses=1)
             return False
         except _Mismatch as exc:
+            self._mark_bad(spec, claim.digest)
             self._count(spec, mismatches=1, misses=1, bytes_in=sink.size)
             warn(f"remote {spec.display}: object {claim.digest[:12]}… ignored ({exc})")
             return False
         self._count(spec, hits=1, bytes_in=sink.size)
         return True
+
+    def backend(self, spec: RemoteSpec) -> Backend:
+        """The backend of one remote (for leases, see lease.py)."""
+        return self._backend(spec)
+
+    def upload_content(self, spec: RemoteSpec, digest: str) -> str:
+        """Publish cas/<digest> to this remote now (a lease holder, not the background
+        uploader): "uploaded" or "skipped"."""
+        return self._upload(spec, "", digest)
+
+    def _bad(self, spec: RemoteSpec) -> set[str]:
+        """Digests this remote answered with wrong bytes lately (read once per process)."""
+        if spec.ident not in self._bad_seen:
+            self._bad_seen[spec.ident] = self.state.bad(spec.ident)
+        return self._bad_seen[spec.ident]
+
+    def _mark_bad(self, spec: RemoteSpec, digest: str) -> None:
+        self._bad(spec).add(digest)
+        self.state.mark_bad(spec.ident, spec.display, digest)
 
     def get_record(self, key: str) -> Record | None:
         """The first verified record for key among the remotes (signature and key checked)."""
@@ -541,3 +568,31 @@ class RemoteTier:
 
 class _Mismatch(Exception):
     pass
+
+
+def bring_object(cache: PackageCache, digest: str, key: str | None = None, *,
+                 kind: str | None = None, meta: dict[str, Any] | None = None) -> str | None:
+    """get_object for a later serve (apt's prefetch before the seed places the debs): the object
+    is brought into the local store, but no hit is counted here - the serve counts it, once."""
+    digest = digest.lower()
+    if not is_digest(digest):
+        return None
+    sha = f"sha256:{digest}"
+    path = cache.get(sha, count=False)
+    if path is None and cache.remote_call(lambda: cache.storage.fill(sha), False):
+        path = cache.get(sha, count=False)
+    if path is not None and key is not None:
+        cache.alias(key, digest, kind=kind, meta=meta)
+    return path
+
+
+def download_lease(cache: PackageCache, digest: str, *, key: str | None = None,
+                   kind: str | None = None, wait: float | None = None
+                   ) -> AbstractContextManager[Lease]:
+    """Coalesce a download by SHA-256 with other processes and members (see lease.py):
+    ``with download_lease(cache, digest) as lease:`` - lease.path set: another member delivered
+    it (serve that); else download and store it in the cache inside the block."""
+    from .lease import download_lease as coalesce
+
+    return coalesce(cache, tier(cache), digest,
+                    lambda: get_object(cache, digest, key, kind=kind), wait=wait)

@@ -3,6 +3,7 @@ for an air-gapped transfer). Writes are atomic (temp + rename); a symlinked obje
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import secrets
@@ -101,3 +102,38 @@ class FileBackend:
         except FileNotFoundError:
             return iter(())
         return (n for n in names if len(n) == 64 and all(c in "0123456789abcdef" for c in n))
+
+    # -- leases (lease.py): create-if-absent with O_EXCL -----------------------------------------
+    def create_lease(self, name: str, body: bytes, deadline: float) -> bool:
+        """Create base/name only if absent: True if created here, False if it exists."""
+        self._check_base()
+        path = os.path.join(self.base, name)
+        try:
+            os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                         0o644)
+        except FileExistsError:
+            return False
+        except OSError as exc:
+            raise RemoteError(f"lease: {exc.strerror}") from None
+        try:
+            os.write(fd, body)
+        finally:
+            os.close(fd)
+        return True
+
+    def read_lease(self, name: str, deadline: float) -> bytes | None:
+        """The lease's body, None if it is gone."""
+        try:
+            fd = self._open(name)
+        except RemoteMissing:
+            return None
+        try:
+            return os.read(fd, 4096)
+        finally:
+            os.close(fd)
+
+    def drop_lease(self, name: str, deadline: float) -> None:
+        """Delete the lease (gone already: fine)."""
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(self.base, name))

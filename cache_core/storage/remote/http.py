@@ -210,3 +210,43 @@ class HttpBackend:
     def list(self, kind: str) -> Iterator[str] | None:
         """A plain HTTP cache cannot list (no PROPFIND): None."""
         return None
+
+    # -- leases (lease.py): WebDAV COPY with Overwrite: F (nginx ignores If-None-Match on PUT) ---
+    def create_lease(self, name: str, body: bytes, deadline: float) -> bool | None:
+        """PUT a temp beside the lease, COPY it onto the lease with Overwrite: F: True if
+        created (201/204), False if it exists (412), None if the server cannot (405, 501...)."""
+        import io
+        import secrets
+
+        tmp = f"{name}.tmp-{secrets.token_hex(6)}"
+        h = self._headers({"Content-Length": str(len(body)),
+                           "Content-Type": "application/octet-stream"})
+        conn, resp = self.client.request("PUT", self._path(tmp), h, deadline, io.BytesIO(body))
+        self.client.small_body(resp)
+        conn.close()
+        if not 200 <= resp.status < 300:
+            return None
+        try:
+            conn, resp = self.client.request(  # a path: nginx wants the same host for COPY
+                "COPY", self._path(tmp),
+                self._headers({"Destination": self._path(name), "Overwrite": "F"}), deadline)
+            self.client.small_body(resp)
+            conn.close()
+        finally:
+            self.drop_lease(tmp, deadline)
+        if resp.status in (201, 204):
+            return True
+        return False if resp.status == 412 else None
+
+    def read_lease(self, name: str, deadline: float) -> bytes | None:
+        """The lease's body, None if it is gone."""
+        try:
+            return b"".join(self.get(name, deadline))[:4096]
+        except RemoteMissing:
+            return None
+
+    def drop_lease(self, name: str, deadline: float) -> None:
+        """DELETE the lease (a server without DELETE: it expires)."""
+        conn, resp = self.client.request("DELETE", self._path(name), self._headers(), deadline)
+        self.client.small_body(resp)
+        conn.close()

@@ -200,3 +200,36 @@ class S3Backend:
             if not nxt:
                 return
             token = nxt.group(1).decode()
+
+    # -- leases (lease.py): PutObject with If-None-Match: * ---------------------------------------
+    def create_lease(self, name: str, body: bytes, deadline: float) -> bool | None:
+        """True if created, False if it exists (412), None if the store cannot say."""
+        import hashlib
+        import io
+
+        path = self._key_path(name)
+        extra = {"Content-Length": str(len(body)), "Content-Type": "application/octet-stream",
+                 "If-None-Match": "*"}
+        conn, resp = self.client.request(
+            "PUT", path, self._signed("PUT", path, hashlib.sha256(body).hexdigest(), None, extra),
+            deadline, io.BytesIO(body))
+        HttpClient.small_body(resp)
+        conn.close()
+        if resp.status == 200:
+            return True
+        return False if resp.status in (409, 412) else None
+
+    def read_lease(self, name: str, deadline: float) -> bytes | None:
+        """The lease's body, None if it is gone."""
+        try:
+            return b"".join(self.get(name, deadline))[:4096]
+        except RemoteMissing:
+            return None
+
+    def drop_lease(self, name: str, deadline: float) -> None:
+        """DELETE the lease."""
+        path = self._key_path(name)
+        conn, resp = self.client.request("DELETE", path,
+                                         self._signed("DELETE", path, EMPTY_SHA256), deadline)
+        HttpClient.small_body(resp)
+        conn.close()

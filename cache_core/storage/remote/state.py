@@ -13,6 +13,8 @@ from typing import Any
 from ... import fs
 
 BREAKER_SECONDS = 60.0
+BAD_SECONDS = 3600.0  # a digest whose object did not match is not asked again for this long
+MAX_BAD = 512
 COUNTERS = ("hits", "misses", "errors", "timeouts", "mismatches", "rejected_records",
             "bytes_in", "bytes_out", "uploads", "upload_skipped", "upload_errors", "dropped")
 
@@ -55,6 +57,28 @@ class State:
             if close_breaker:
                 row["open_until"] = 0
             fs.atomic_write(self.path, json.dumps(data, sort_keys=True), 0o644)
+
+    def mark_bad(self, ident: str, display: str, digest: str) -> None:
+        """Remember that this remote's object for digest did not match (for BAD_SECONDS, so the
+        rest of a provisioning - other processes too - does not fetch it again)."""
+        with contextlib.suppress(Exception), \
+                fs.named_lock(self.lock_dir, "remote-state", 5):
+            data = self.read()
+            row = data.setdefault(ident, {})
+            row["url"] = display
+            now = time.time()
+            bad = {d: t for d, t in (row.get("bad") or {}).items()
+                   if isinstance(t, (int, float)) and t > now}
+            bad[digest] = now + BAD_SECONDS
+            row["bad"] = dict(sorted(bad.items(), key=lambda kv: kv[1])[-MAX_BAD:])
+            fs.atomic_write(self.path, json.dumps(data, sort_keys=True), 0o644)
+
+    def bad(self, ident: str) -> set[str]:
+        """The digests whose object on this remote did not match, lately."""
+        row = self.read().get(ident) or {}
+        now = time.time()
+        return {d for d, t in (row.get("bad") or {}).items()
+                if isinstance(t, (int, float)) and t > now}
 
     def zero(self) -> None:
         """Reset counters (the breaker stays)."""

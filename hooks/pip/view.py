@@ -1,0 +1,413 @@
+"""A local view of the user's indexes on 127.0.0.1: pip reads through it, pkgcache keeps the bytes.
+
+pip (and the resolve before a uv install) reads each index page through this view, which fetches
+the page from the user's index and points its file links back at the view. Each file pip then
+downloads is streamed to pip and, in the same pass, written to this run's download directory and
+checked against the index's SHA-256: the driver caches those bytes instead of downloading the file
+a second time. Pages and files are relayed unchanged otherwise (status, type, metadata files), so
+pip resolves exactly as it would against the index. Only this process can use the view: it listens
+on 127.0.0.1 under a random path, and it lives for one run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import html
+import http.client
+import json
+import os
+import re
+import secrets
+import shutil
+import threading
+import urllib.error
+import urllib.parse
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from hooks.common import http as client
+
+from . import options
+
+_HREF = re.compile(r"""(<a\b[^>]*?\bhref\s*=\s*)(["'])(.*?)\2""", re.I | re.S)
+_BASE = re.compile(r"""<base\b[^>]*?\bhref\s*=\s*(["'])(.*?)\1""", re.I | re.S)
+_JSON = "application/vnd.pypi.simple.v1+json"
+_PAGE_LIMIT = 64 << 20
+_VALUE_OPTS = ("-i", "--index-url", "--extra-index-url")
+TROUBLE = {401, 403, 407, 500, 502, 503, 504}  # answers pip might handle better itself
+
+
+def usable(pip_args: list[str]) -> bool:
+    """True if pip may read this request's indexes through the view: http(s) indexes only, not
+    with --no-index, nor when pip reaches them in ways the view cannot (client certificates,
+    --trusted-host, --proxy, a keyring provider, a netrc file)."""
+    head = pip_args[:pip_args.index("--")] if "--" in pip_args else pip_args
+    if any(a == "--no-index" or a.startswith(("--client-cert", "--trusted-host", "--cert",
+                                               "--proxy", "--keyring-provider"))
+           for a in head):
+        return False
+    if os.environ.get("PIP_PROXY") or os.path.exists(
+            os.environ.get("NETRC") or os.path.expanduser("~/.netrc")):
+        return False  # credentials or a route only pip knows
+    extras = [] if options.has_extra_index(pip_args) else options.extra_index_urls()
+    return all(u.startswith(("http://", "https://"))
+               for u in (options.index_url(pip_args), *_cli_extras(pip_args), *extras))
+
+
+class View:
+    """The view of one run's indexes (index_url first, then the extra indexes)."""
+
+    def __init__(self, pip_args: list[str], dl: Path, cafile: str | None = None) -> None:
+        extras = [] if options.has_extra_index(pip_args) else options.extra_index_urls()
+        self.indexes = [options.index_url(pip_args), *_cli_extras(pip_args), *extras]
+        self._env_extras = extras
+        self.dl = dl
+        self.cafile = cafile
+        self.files: list[str] = []           # upstream file URLs (no fragment), by number
+        self._by_url: dict[str, int] = {}
+        self.hashes: dict[int, str] = {}     # the index's SHA-256 of file n (its #sha256=)
+        self.fetched: dict[str, Path] = {}   # file name -> its complete, checked download
+        self.trouble = False                 # the index answered the view with an error pip
+        # might have handled itself (auth, 5xx, unreachable): the caller retries without the view
+        self._lock = threading.Lock()
+        self._file_locks: dict[int, threading.Lock] = {}
+        self._pages: dict[tuple[str, str], tuple[str, bytes] | int] = {}  # (url, Accept) ->
+        # (type, rewritten body), or 404
+        self._secret = secrets.token_urlsafe(18)
+        # set by the driver when the cache has a remote tier: coalesce(sha256) is a lease
+        # (cache_core's download_lease) and keep(path, sha256) stores a download in the cache
+        self.coalesce: Callable[[str], AbstractContextManager[Any]] | None = None
+        self.keep: Callable[[Path, str], None] | None = None
+        view = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.0"
+
+            def do_GET(self) -> None:
+                try:
+                    view.handle(self)
+                except Exception:  # noqa: BLE001 - a fault of the view: pip runs without it
+                    view.trouble = True
+                    with contextlib.suppress(Exception):
+                        self.send_error(502)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._server.handle_error = lambda request, client_address: None  # no tracebacks
+        self.prefix = f"http://127.0.0.1:{self._server.server_port}/{self._secret}/"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        """Stop serving (the downloads stay until the run's scratch directory goes)."""
+        self._server.shutdown()
+        self._server.server_close()
+
+    # -- what pip is given ---------------------------------------------------------------------
+    def index(self, i: int) -> str:
+        """The view URL of index number i."""
+        return f"{self.prefix}{i}/"
+
+    def args(self, pip_args: list[str]) -> list[str]:
+        """pip_args with every index URL replaced by its view (extra indexes from pip's
+        environment or config are named on the command line, where they mean the same)."""
+        out: list[str] = []
+        n = 1
+        seen_index = False
+        args = iter(pip_args)
+        for arg in args:
+            if arg == "--":
+                out.append(arg)
+                out.extend(args)
+                break
+            name, _ = _split(arg, args)
+            if name in ("-i", "--index-url"):
+                out += ["--index-url", self.index(0)]
+                seen_index = True
+            elif name == "--extra-index-url":
+                out += ["--extra-index-url", self.index(n)]
+                n += 1
+            else:
+                out.append(arg)
+        head = [] if seen_index else ["--index-url", self.index(0)]
+        for _ in self._env_extras:
+            head += ["--extra-index-url", self.index(n)]
+            n += 1
+        return [*head, *out]
+
+    def env(self, env: dict[str, str]) -> dict[str, str]:
+        """pip's environment: the view is never reached through a proxy."""
+        env = dict(env)
+        for var in ("no_proxy", "NO_PROXY"):
+            env[var] = ",".join(v for v in (env.get(var, ""), "127.0.0.1") if v)
+        return env
+
+    def unview(self, text: str) -> str:
+        """text with every view URL replaced by the user's URL (credentials hidden)."""
+        if self.prefix not in text:
+            return text
+        pat = re.escape(self.prefix) + r"(f/(\d+)/[^\s/'\"<>#]*|(\d+)/)"
+
+        def back(m: re.Match[str]) -> str:
+            if m.group(2) is not None:
+                n = int(m.group(2))
+                return client.redact(self.files[n]) if n < len(self.files) else m.group(0)
+            i = int(m.group(3))
+            return client.redact(self.indexes[i]) if i < len(self.indexes) else m.group(0)
+
+        return re.sub(pat, back, text)
+
+    def upstream(self, url: str) -> str:
+        """The user's URL behind a view URL (unchanged if it is not one)."""
+        return self.unview(url.split("#", 1)[0]) if url.startswith(self.prefix) else url
+
+    # -- serving -------------------------------------------------------------------------------
+    def handle(self, h: BaseHTTPRequestHandler) -> None:
+        """Answer one GET from pip."""
+        path = urllib.parse.urlsplit(h.path).path
+        if not path.startswith(f"/{self._secret}/"):
+            return h.send_error(404)
+        rest = path[len(self._secret) + 2:]
+        m = re.fullmatch(r"f/(\d+)/([^/]+)", rest)
+        try:
+            if m is not None:
+                n, name = int(m.group(1)), urllib.parse.unquote(m.group(2))
+                if n >= len(self.files):
+                    return h.send_error(404)
+                if name.endswith(".metadata") and not self.files[n].endswith(".metadata"):
+                    return self._relay(h, self.files[n] + ".metadata")
+                return self._file(h, n, name)
+            i, _, sub = rest.partition("/")
+            if not i.isdigit() or int(i) >= len(self.indexes):
+                return h.send_error(404)
+            return self._page(h, urllib.parse.urljoin(_slash(self.indexes[int(i)]), sub))
+        except (BrokenPipeError, ConnectionResetError):
+            return None
+
+    def _open(self, url: str, accept: str = "*/*") -> http.client.HTTPResponse | int:
+        """The upstream response, or the HTTP status of its failure (0: no answer)."""
+        try:
+            return client.opener(self.cafile).open(client.request(url, {"Accept": accept}),
+                                                   timeout=client.DEFAULT_TIMEOUT)
+        except urllib.error.HTTPError as exc:
+            with contextlib.suppress(Exception):
+                exc.close()
+            return exc.code
+        except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError):
+            return 0
+
+    def _fail(self, h: BaseHTTPRequestHandler, status: int) -> None:
+        if status in TROUBLE or status == 0:
+            self.trouble = True
+        # never ask pip for credentials for the view (pip then runs again without it)
+        h.send_error(502 if status in (0, 401, 407) else status)
+
+    def _page(self, h: BaseHTTPRequestHandler, url: str) -> None:
+        """A project's page, read from the index once per run (pip's resolves, its build
+        environments and the driver's resolves of build dependencies all read the same)."""
+        accept = h.headers.get("Accept") or "text/html"
+        memo = self._pages.get((url, accept))
+        if memo is None:
+            resp = self._open(url, accept)
+            if isinstance(resp, int):
+                if resp == 404:
+                    self._pages[(url, accept)] = 404
+                return self._fail(h, resp)
+            with resp:
+                body = resp.read(_PAGE_LIMIT)
+                ctype = resp.headers.get("Content-Type", "text/html")
+                base = resp.geturl()
+            memo = self._pages[(url, accept)] = (ctype, self._rewrite(body, ctype, base))
+        if memo == 404:
+            return self._fail(h, 404)
+        ctype, body = memo
+        h.send_response(200)
+        h.send_header("Content-Type", ctype)
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        h.wfile.write(body)
+
+    def _register(self, url: str) -> str:
+        """The view URL for a file URL (absolute), fragment kept."""
+        bare, _, frag = url.partition("#")
+        with self._lock:
+            n = self._by_url.get(bare)
+            if n is None:
+                n = self._by_url[bare] = len(self.files)
+                self.files.append(bare)
+            m = re.search(r"(?:^|&)sha256=([0-9a-f]{64})(?:&|$)", frag)
+            if m is not None:
+                self.hashes[n] = m.group(1)
+        seg = urllib.parse.urlsplit(bare).path.rsplit("/", 1)[-1] or "file"
+        return f"{self.prefix}f/{n}/{seg}" + (f"#{frag}" if frag else "")
+
+    def _rewrite(self, body: bytes, ctype: str, base: str) -> bytes:
+        if ctype.split(";", 1)[0].strip() == _JSON:
+            try:
+                data = json.loads(body)
+                for f in data.get("files") or []:
+                    if isinstance(f, dict) and isinstance(f.get("url"), str):
+                        url = urllib.parse.urljoin(base, f["url"])
+                        f["url"] = self._register(url)
+                        want = (f.get("hashes") or {}).get("sha256")
+                        if isinstance(want, str) and re.fullmatch(r"[0-9a-f]{64}", want):
+                            self.hashes[self._by_url[url.split("#", 1)[0]]] = want
+                return json.dumps(data).encode()
+            except (ValueError, AttributeError, TypeError):
+                return body
+        text = body.decode("utf-8", "surrogateescape")
+        if (b := _BASE.search(text)) is not None:
+            base = urllib.parse.urljoin(base, html.unescape(b.group(2)))
+
+        def link(m: re.Match[str]) -> str:
+            url = urllib.parse.urljoin(base, html.unescape(m.group(3)))
+            if not url.startswith(("http://", "https://")):
+                return m.group(0)
+            return f"{m.group(1)}{m.group(2)}{html.escape(self._register(url))}{m.group(2)}"
+
+        return _HREF.sub(link, text).encode("utf-8", "surrogateescape")
+
+    def _relay(self, h: BaseHTTPRequestHandler, url: str) -> None:
+        resp = self._open(url)
+        if isinstance(resp, int):
+            return self._fail(h, resp)
+        with resp:
+            h.send_response(200)
+            for k in ("Content-Type", "Content-Length"):
+                if resp.headers.get(k):
+                    h.send_header(k, resp.headers[k])
+            h.end_headers()
+            while chunk := resp.read1(client.CHUNK):
+                h.wfile.write(chunk)
+
+    def _file(self, h: BaseHTTPRequestHandler, n: int, name: str) -> None:
+        """Stream file n to pip, keeping a checked copy; a second request reads the copy."""
+        with self._lock:
+            lock = self._file_locks.setdefault(n, threading.Lock())
+        with lock:
+            done = self.fetched.get(name)
+            if done is not None and done.is_file():
+                return self._send_file(h, done)
+            want = self.hashes.get(n)
+            if want is None or self.coalesce is None or not _safe(name):
+                return self._download(h, n, name)
+            with self.coalesce(want) as lease:  # members missing it at once: one downloads
+                if lease.path is not None and self._adopt(Path(lease.path), name):
+                    return self._send_file(h, self.fetched[name])
+                self._download(h, n, name)
+                done = self.fetched.get(name)
+                if lease.held and done is not None and self.keep is not None:
+                    with contextlib.suppress(Exception):  # (then the others download too)
+                        self.keep(done, want)  # in the cache, so the lease publishes it
+
+    def _download(self, h: BaseHTTPRequestHandler, n: int, name: str) -> None:
+        resp = self._open(self.files[n])
+        if isinstance(resp, int):
+            return self._fail(h, resp)
+        with resp:
+            self._tee(h, resp, n, name)
+        return None
+
+    def _adopt(self, src: Path, name: str) -> bool:
+        """A copy of the object another member delivered, as this run's download of name."""
+        tmp = self.dl / f".view-adopt-{secrets.token_hex(6)}.tmp"
+        try:
+            shutil.copyfile(src, tmp)
+            os.replace(tmp, self.dl / name)
+        except OSError:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            return False
+        self.fetched[name] = self.dl / name
+        return True
+
+    def _tee(self, h: BaseHTTPRequestHandler, resp: http.client.HTTPResponse, n: int,
+             name: str) -> None:
+        length = resp.headers.get("Content-Length")
+        h.send_response(200)
+        h.send_header("Content-Type", resp.headers.get("Content-Type", "application/octet-stream"))
+        if length and length.isdigit():
+            h.send_header("Content-Length", length)
+        h.end_headers()
+        keep = _safe(name)
+        tmp = self.dl / f".view-{n}-{secrets.token_hex(6)}.tmp"
+        out = open(tmp, "xb") if keep else None
+        digest, size, reader_gone, ok = hashlib.sha256(), 0, False, False
+        try:
+            while True:
+                try:
+                    chunk = resp.read1(client.CHUNK)
+                except (http.client.HTTPException, OSError):
+                    break
+                if not chunk:
+                    ok = not (length and length.isdigit() and int(length) != size)
+                    break
+                digest.update(chunk)
+                size += len(chunk)
+                if out is not None:
+                    out.write(chunk)
+                if not reader_gone:  # pip gone (timeout): finish the copy for its retry
+                    try:
+                        h.wfile.write(chunk)
+                    except OSError:
+                        reader_gone = True
+        finally:
+            if out is not None:
+                out.close()
+        want = self.hashes.get(n)
+        if keep and ok and (want is None or digest.hexdigest() == want):
+            os.replace(tmp, self.dl / name)
+            self.fetched[name] = self.dl / name
+        else:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+
+    @staticmethod
+    def _send_file(h: BaseHTTPRequestHandler, path: Path) -> None:
+        with open(path, "rb") as f:
+            h.send_response(200)
+            h.send_header("Content-Type", "application/octet-stream")
+            h.send_header("Content-Length", str(os.fstat(f.fileno()).st_size))
+            h.end_headers()
+            while chunk := f.read(client.CHUNK):
+                h.wfile.write(chunk)
+
+
+def _safe(name: str) -> bool:
+    return bool(name) and "/" not in name and "\0" not in name and not name.startswith(".")
+
+
+def _slash(url: str) -> str:
+    return url if url.endswith("/") else url + "/"
+
+
+def _split(arg: str, args: Iterator[str]) -> tuple[str | None, str | None]:
+    """(option name, value) for an index option (value taken from args when separate);
+    (None, None) for any other argument."""
+    for opt in _VALUE_OPTS:
+        if arg == opt:
+            return opt, next(args, None)
+        if opt.startswith("--") and arg.startswith(opt + "="):
+            return opt, arg.split("=", 1)[1]
+    if arg.startswith("-i") and not arg.startswith("--") and len(arg) > 2:
+        return "-i", arg[2:]
+    return None, None
+
+
+def _cli_extras(pip_args: list[str]) -> list[str]:
+    out: list[str] = []
+    args = iter(pip_args)
+    for arg in args:
+        if arg == "--":
+            break
+        name, value = _split(arg, args)
+        if name == "--extra-index-url" and value:
+            out.append(value)
+    return out

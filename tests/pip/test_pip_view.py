@@ -1,0 +1,82 @@
+"""The local index view's rules (unit level): which requests use it, how pip's arguments and
+output are mapped, how pages are rewritten."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from hooks.pip.view import View, usable
+
+
+@pytest.fixture
+def view(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("PIP_CONFIG_FILE", "/dev/null")
+    monkeypatch.delenv("PIP_INDEX_URL", raising=False)
+    monkeypatch.setenv("PIP_EXTRA_INDEX_URL", "https://env.example/simple/")
+    v = View(["-i", "https://u:secret@idx.example/simple/", "alpha"], tmp_path)
+    yield v
+    v.close()
+
+
+def test_pip_reads_every_index_through_the_view_and_its_lines_name_the_users(view: View) -> None:
+    args = view.args(["-i", "https://u:secret@idx.example/simple/", "alpha", "--", "-i"])
+    assert args == ["--extra-index-url", view.index(1), "--index-url", view.index(0), "alpha",
+                    "--", "-i"]
+    assert view.indexes == ["https://u:secret@idx.example/simple/", "https://env.example/simple/"]
+    line = f"Looking in indexes: {view.index(0)}, {view.index(1)}\n"
+    assert view.unview(line) == ("Looking in indexes: https://idx.example/simple/, "
+                                 "https://env.example/simple/\n")  # no credentials
+    assert "secret" not in view.unview(view.index(0))
+
+
+def test_page_links_point_at_the_view_with_their_hash(view: View) -> None:
+    html = (b'<a href="../../files/a-1.0-py3-none-any.whl#sha256=' + b"ab" * 32 +
+            b'" data-requires-python="&gt;=3">a</a><a href="https://cdn.example/b-1.0.tar.gz">b</a>')
+    out = view._rewrite(html, "text/html", "https://idx.example/simple/a/").decode()
+    assert f'href="{view.prefix}f/0/a-1.0-py3-none-any.whl#sha256={"ab" * 32}"' in out
+    assert f'href="{view.prefix}f/1/b-1.0.tar.gz"' in out and "&gt;=3" in out
+    assert view.files == ["https://idx.example/files/a-1.0-py3-none-any.whl",
+                          "https://cdn.example/b-1.0.tar.gz"]
+    assert view.hashes == {0: "ab" * 32}
+    assert view.upstream(f"{view.prefix}f/1/b-1.0.tar.gz#x") == "https://cdn.example/b-1.0.tar.gz"
+    data = {"meta": {"api-version": "1.1"}, "files": [
+        {"filename": "c-1.0-py3-none-any.whl", "url": "/f/c-1.0-py3-none-any.whl",
+         "hashes": {"sha256": "cd" * 32}}]}
+    out = json.loads(view._rewrite(json.dumps(data).encode(),
+                                   "application/vnd.pypi.simple.v1+json",
+                                   "https://idx.example/simple/c/"))
+    assert out["files"][0]["url"] == f"{view.prefix}f/2/c-1.0-py3-none-any.whl"
+    assert view.files[2] == "https://idx.example/f/c-1.0-py3-none-any.whl"
+    assert view.hashes[2] == "cd" * 32
+
+
+@pytest.mark.parametrize(("args", "ok"), [
+    (["-i", "https://idx.example/simple/", "a"], True),
+    (["-i", "file:///srv/simple/", "a"], False),            # urllib-free local index
+    (["--no-index", "-f", "/wh", "a"], False),
+    (["--trusted-host", "idx.example", "a"], False),
+    (["--client-cert", "/c.pem", "a"], False),
+    (["--extra-index-url=file:///x/", "a"], False),
+    (["a", "--", "--no-index"], True),                      # after --: not an option
+    (["--proxy", "http://p:3128", "a"], False),
+])
+def test_which_requests_use_the_view(args: list[str], ok: bool,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PIP_CONFIG_FILE", "/dev/null")
+    for var in ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("NETRC", "/nonexistent/netrc")
+    assert usable(args) is ok
+
+
+def test_the_view_answers_only_under_its_secret_path(view: View) -> None:
+    import urllib.error
+    import urllib.request
+
+    port = view.prefix.split(":")[2].split("/")[0]
+    with pytest.raises(urllib.error.HTTPError) as exc:
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/0/alpha/", timeout=5)
+    assert exc.value.code == 404

@@ -1,0 +1,146 @@
+"""Members that miss the same content at once download it once: a lease beside the content on the
+store itself (O_EXCL in a directory, COPY + Overwrite: F on nginx WebDAV, If-None-Match: * on S3).
+
+Each member is its own pkgcache process with its own cache; the origin is a slow server on
+127.0.0.1 that counts requests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from cache_core.storage.remote import lease as lease_mod
+from tests.support import until_stopped
+from tests.support.cli import popen_cli, run_cli
+from tests.support.http import FetchServer
+from tests.support.remote import dir_store, file_store, nginx_store, s3_store
+
+pytestmark = pytest.mark.slow
+
+SIZE = 1 << 20  # 64 chunks of 16 KiB
+
+
+@pytest.fixture
+def slow_origin():
+    yield from until_stopped(FetchServer().start())
+
+
+@pytest.fixture(params=["file", "nginx-copy", "s3"])
+def lease_store(request: pytest.FixtureRequest, tmp_path: Path):
+    """A store that can create-if-absent."""
+    if request.param == "file":
+        return file_store(tmp_path / "shared")
+    if request.param == "nginx-copy":
+        ng = request.getfixturevalue("nginx")
+        return dir_store("nginx", ng.root / "dav", ng.url("dav"))
+    return s3_store(request.getfixturevalue("moto_server"))
+
+
+def _members(make_cache, store, n: int) -> list[str]:
+    names = [f"m{i}" for i in range(n)]
+    for name in names:
+        make_cache(name, [store.remote(mode="rw")]).close()
+    return names
+
+
+def _fetch(tmp_path: Path, name: str, url: str, digest: str) -> subprocess.Popen[str]:
+    return popen_cli("--config", str(tmp_path / f"{name}.yaml"), "fetch", url, "--sha256", digest,
+                     "-o", str(tmp_path / f"{name}.out"), stdout=subprocess.PIPE,
+                     stderr=subprocess.PIPE, text=True)
+
+
+def test_two_members_missing_the_same_file_at_once_download_it_once(
+        lease_store, make_cache, slow_origin, tmp_path):
+    data = os.urandom(SIZE)
+    digest = hashlib.sha256(data).hexdigest()
+    slow_origin.put("/big.bin", data, chunk_delay=0.02)  # ~1.3 s for the whole file
+    names = _members(make_cache, lease_store, 3)
+    procs = [_fetch(tmp_path, n, slow_origin.url("/big.bin"), digest) for n in names]
+    for p in procs:
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+        assert err == "", err
+    for n in names:
+        assert (tmp_path / f"{n}.out").read_bytes() == data
+    assert slow_origin.count("/big.bin") == 1  # the origin served it once for three members
+
+
+def test_a_holder_killed_with_kill_9_lets_the_others_fall_back_within_the_expiry(
+        make_cache, slow_origin, tmp_path, monkeypatch):
+    store = file_store(tmp_path / "shared")
+    data = os.urandom(SIZE)
+    digest = hashlib.sha256(data).hexdigest()
+    res = slow_origin.put("/big.bin", data, stall_after=16384)  # the holder's download hangs
+    names = _members(make_cache, store, 2)
+    holder = _fetch(tmp_path, names[0], slow_origin.url("/big.bin"), digest)
+    lease_file = tmp_path / "shared" / "lease" / digest
+    deadline = time.monotonic() + 30
+    while not lease_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert lease_file.exists()
+    while slow_origin.count("/big.bin") < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.kill(holder.pid, signal.SIGKILL)
+    holder.communicate()
+    res.stall_after = None  # the origin answers the next member in full
+    res.release.set()
+    # a lease that expires in 3 s (the holder's own, rewritten as it would read after 117 s)
+    lease_file.write_text(f'{{"expires": {time.time() + 3}}}')
+    started = time.monotonic()
+    waiter = _fetch(tmp_path, names[1], slow_origin.url("/big.bin"), digest)
+    _, err = waiter.communicate(timeout=120)
+    took = time.monotonic() - started
+    assert waiter.returncode == 0, err
+    assert (tmp_path / f"{names[1]}.out").read_bytes() == data
+    assert 2.5 <= took < 3 + 15, took  # waited for the lease, then fell back to the origin
+    assert slow_origin.count("/big.bin") == 2
+
+
+def test_a_store_without_conditional_create_means_no_coalescing_and_no_error(
+        nginx, make_cache, slow_origin, tmp_path):
+    store = nginx_store(nginx)  # dav_methods PUT DELETE: COPY answers 405
+    data = os.urandom(SIZE // 4)
+    digest = hashlib.sha256(data).hexdigest()
+    slow_origin.put("/f.bin", data, chunk_delay=0.02)
+    names = _members(make_cache, store, 2)
+    procs = [_fetch(tmp_path, n, slow_origin.url("/f.bin"), digest) for n in names]
+    for p in procs:
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 0 and err == "", err
+    assert slow_origin.count("/f.bin") == 2  # each member downloaded: no lease, no error
+    r = run_cli("--config", str(tmp_path / f"{names[0]}.yaml"), "remote", "status")
+    assert r.returncode == 0
+
+
+def test_lease_names_stay_in_the_layout() -> None:
+    assert lease_mod.lease_name("a" * 64) == "lease/" + "a" * 64
+    with pytest.raises(ValueError):
+        lease_mod.lease_name("../etc/passwd")
+
+
+def test_two_processes_of_one_machine_fetching_the_same_content_download_it_once(
+        nginx, make_cache, slow_origin, tmp_path):
+    """Two URLs with the same pinned content, fetched at once into one cache: the local lock
+    (the store here cannot hold a lease: nginx without COPY)."""
+    store = nginx_store(nginx)
+    data = os.urandom(SIZE // 2)
+    digest = hashlib.sha256(data).hexdigest()
+    for path in ("/a.bin", "/b.bin"):
+        slow_origin.put(path, data, chunk_delay=0.02)
+    make_cache("m", [store.remote(mode="rw")]).close()
+    procs = [popen_cli("--config", str(tmp_path / "m.yaml"), "fetch", slow_origin.url(path),
+                       "--sha256", digest, "-o", str(tmp_path / f"out{i}"),
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for i, path in enumerate(("/a.bin", "/b.bin"))]
+    for p in procs:
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 0 and err == "", err
+    assert (tmp_path / "out0").read_bytes() == data == (tmp_path / "out1").read_bytes()
+    assert slow_origin.count("/a.bin") + slow_origin.count("/b.bin") == 1

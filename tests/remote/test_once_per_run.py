@@ -1,0 +1,66 @@
+"""Once per run: a digest whose object on a remote did not match is remembered (no process on the
+host fetches and rejects the same poisoned object again: apt's seed, method and a later pip run
+each asked for it before), and a deb the fleet brings in is one hit when it is served (the
+prefetch and the seed's placing counted two)."""
+
+from __future__ import annotations
+
+import os
+from types import SimpleNamespace
+
+from cache_core.storage import remote
+from hooks.apt.fleet import prefetch
+
+K = "deb:one_1.0_all.deb"
+
+
+def test_a_poisoned_object_is_fetched_once_per_run(store, make_cache, keypair, tmp_path):
+    a = make_cache("a", [store.remote(mode="rw", signing_key_file=keypair[0])])
+    data = os.urandom(6000)
+    src = tmp_path / "one.deb"
+    src.write_bytes(data)
+    digest = a.put(K, str(src))
+    assert remote.tier(a).drain()["uploaded"] == 1
+    store.write(f"cas/{digest}", os.urandom(len(data)))  # same size, other bytes
+
+    b = make_cache("b", [store.remote(trusted_public_keys=[keypair[1]])])
+    assert remote.get_object(b, digest) is None
+    first = b.stats()["remote"]
+    assert first["mismatches"] == 1 and first["bytes_in"] == len(data)
+    # the same process asks again (the apt method after the seed): nothing fetched
+    assert remote.get_object(b, digest) is None
+    assert b.get(K) is None
+    b.close()
+    # another process on the host (a second PackageCache on the same directory)
+    b2 = make_cache("b", [store.remote(trusted_public_keys=[keypair[1]])])
+    assert remote.get_object(b2, digest) is None
+    st = b2.stats()["remote"]
+    assert st["mismatches"] == 1 and st["bytes_in"] == len(data) and st["hits"] == 0
+    assert (b2.stats()["objects"], b2.stats()["entries"]) == (0, 0)
+    # the good object published again under the same digest is not what the memory is for:
+    # the remote stays asked for other digests
+    other = tmp_path / "two.deb"
+    other.write_bytes(os.urandom(3000))
+    d2 = a.put("deb:two_1.0_all.deb", str(other))
+    assert remote.tier(a).drain()["uploaded"] == 1
+    assert remote.get_object(b2, d2) is not None
+
+
+def test_a_deb_from_the_fleet_is_one_hit_when_served(store, make_cache, keypair, tmp_path):
+    a = make_cache("a", [store.remote(mode="rw", signing_key_file=keypair[0])])
+    data = os.urandom(5000)
+    src = tmp_path / "hello_1.0_all.deb"
+    src.write_bytes(data)
+    digest = a.put("deb:hello_1.0_all.deb", str(src))
+    assert remote.tier(a).drain()["uploaded"] == 1
+
+    b = make_cache("b", [store.remote(trusted_public_keys=[keypair[1]])])
+    want = SimpleNamespace(fname="hello_1.0_all.deb", sha256=digest, size=len(data))
+    assert prefetch(b, [want]) == (1, len(data))  # the seed's prefetch: brought in, not served
+    assert b.stats()["hits"] == 0
+    dest = tmp_path / "archives"
+    dest.mkdir()
+    assert b.materialize_key("deb:hello_1.0_all.deb", str(dest / want.fname), sha256=digest)
+    st = b.stats()
+    assert st["hits"] == 1 and st["misses"] == 0, st
+    assert st["remote"]["hits"] == 1
