@@ -14,6 +14,7 @@ import pytest
 from cache_core import PackageCache
 from hooks.pip.install import install
 from hooks.pip.runner import uv_bin
+from hooks.pip.trust import file_name
 from tests.support.pip import Index, Packages, alpha_beta_lock, make_wheel, py, sha256_of
 
 BETA = "beta-1.0-py3-none-any.whl"
@@ -129,7 +130,7 @@ def test_edited_stamps_with_same_size_object_never_installed(cache: PackageCache
     assert not list(v.glob("lib/python*/site-packages/beta/__init__.py"))
     assert cache.stats()["corrupt_detected"] == before + 1
     # the trusted stamps live in the private state dir, 0600
-    trust = Path(os.environ["PKGCACHE_STATE_DIR"]) / "pip-trust.json"
+    trust = Path(os.environ["PKGCACHE_STATE_DIR"]) / file_name(cache.root)
     assert trust.is_file() and os.stat(trust).st_mode & 0o077 == 0
 
 
