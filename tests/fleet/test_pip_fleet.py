@@ -203,3 +203,33 @@ def test_remote_pull_pip_prewarms_b_for_an_offline_install(fleet, index, served_
     missing.write_text("no-such-project\n")
     r = fleet.cli("b", "remote", "pull", "--pip", "-r", str(missing))
     assert r.returncode == 1 and "no-such-project" in r.stdout
+
+
+def test_b_vouches_bound_to_the_fleet_key_and_never_for_an_unsigned_remote(
+        fleet, index, served_a, make_venv, reqs, pip_isolation, capfd):
+    """B's own trust record vouches for A's files bound to A's key: once B's config stops
+    trusting that key, the files it took are no longer offered; a member reading the same
+    store with ``trust: unsigned`` and no keys vouches for nothing (hash locks still work)."""
+    from cache_core.storage.remote.records import generate_keypair
+
+    if fleet.store.kind != "nginx":
+        pytest.skip("the trust record is the same for every backend; one is enough (CI time)")
+    index.stop()
+    args = ["-i", index.url, "-r", str(reqs[0])]
+    v = make_venv()
+    assert fleet.pip(fleet.b, ["--python", py(v), *args]) == 0, capfd.readouterr().err
+    fleet.b.close()
+    _, other = generate_keypair("someone-else")
+    b = fleet.member("b", trusted_public_keys=[other])  # same cache and state, other key
+    v = make_venv()
+    assert fleet.pip(b, ["--python", py(v), *args]) != 0
+    assert venv_version(v, "alpha") is None
+    b.close()
+    u = fleet.member("u", trust="unsigned", trusted_public_keys=[])
+    v = make_venv()
+    assert fleet.pip(u, ["--python", py(v), *args]) != 0
+    assert venv_version(v, "alpha") is None
+    v = make_venv()
+    assert fleet.pip(u, ["--python", py(v), "-i", index.url, "-r", str(reqs[1])]) == 0
+    assert venv_version(v, "alpha") == "1.0"
+    u.close()
