@@ -424,27 +424,31 @@ def origin(url: str, pip_args: list[str]) -> list[str]:
     """The sources of this request a file pip took from url came from (one group: all of
     them are required of a later request), [] if none can be named.
 
-    A ``file:`` URL inside a local find-links location: that location alone. Otherwise the
-    indexes and remote find-links pages on the URL's own host, else all of them (pip does not
-    say which index listed a file: a later request must then read every one of them). A local
-    find-links location never vouches for a file outside it.
+    A ``file:`` URL inside a local find-links directory: that directory alone. Otherwise the
+    indexes and remote find-links pages on the URL's own host, else all of them and every local
+    find-links page (pip does not say which one named the file: a later request must then read
+    every one of them). A local find-links location never vouches for a file outside it.
     """
     from urllib.parse import unquote, urlsplit
 
     parts = urlsplit(url)
     found = source_list(pip_args)
+    # find-links pages (local files or remote URLs, not directories) can name any URL: a file
+    # no source can be told for requires every one of them of a later request as well
+    pages = [v for k, v in found if k == "links" and not os.path.isdir(local_path(v) or "")]
     if parts.scheme == "file":
         here = os.path.realpath(os.path.dirname(unquote(parts.path)))
         for kind, value in found:
             path = local_path(value)
-            if kind == "links" and path is not None:
-                loc = path if os.path.isdir(path) else os.path.dirname(path)
-                if here == loc or here.startswith(loc.rstrip("/") + "/"):
+            if kind == "links" and path is not None and os.path.isdir(path):
+                if here == path or here.startswith(path.rstrip("/") + "/"):
                     return [token(value)]
-        return sorted({token(v) for k, v in found if k == "index" and local_path(v) is not None})
-    remote = [v for _, v in found if local_path(v) is None]
-    same = [v for v in remote if urlsplit(v.strip()).netloc.rsplit("@", 1)[-1] == parts.netloc]
-    return sorted({token(v) for v in (same or remote)})
+        return sorted({token(v) for k, v in found if k == "index" and local_path(v) is not None}
+                      | {token(v) for v in pages})
+    remote = [v for k, v in found if k == "index" and local_path(v) is None]
+    same = [v for v in remote + pages if local_path(v) is None
+            and urlsplit(v.strip()).netloc.rsplit("@", 1)[-1] == parts.netloc]
+    return sorted({token(v) for v in (same or remote + pages)})
 
 
 def requirement_hashes(pip_args: list[str]) -> tuple[list[str], list[str]]:

@@ -19,23 +19,25 @@ from hooks.pip.fleet import bound
 
 INDEXES = ("https://pypi.org/simple/", "https://private.example/simple/",
            "http://127.0.0.1:9/simple/")
-FILES = ("six-1.0-py3-none-any.whl", "six-2.0-py3-none-any.whl", "tabulate-0.9-py3-none-any.whl")
+FILES = ("six-1.0-py3-none-any.whl", "tabulate-0.9-py3-none-any.whl")
 KEYS = ("fleet-1:AAAA", "fleet-2:BBBB")
 
 
 @pytest.fixture(scope="module")
 def dirs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, ...]]:
-    """Two find-links directories: ours, and one anyone can write (recorded as such)."""
+    """Find-links locations: our directory, one anyone can write (recorded as such), and a
+    local links page (which can name a file anywhere)."""
     base = tmp_path_factory.mktemp("offer")
-    ours, shared = base / "dist", base / "shared"
+    ours, shared, page = base / "dist", base / "shared", base / "links.html"
     ours.mkdir()
     shared.mkdir()
     os.chmod(shared, 0o777)
+    page.write_text("<html></html>\n")
     state = base / "state"
     state.mkdir(mode=0o700)
     old = os.environ.get("PKGCACHE_STATE_DIR")
     os.environ["PKGCACHE_STATE_DIR"] = str(state)  # an empty private trust dir, never saved
-    yield str(ours), str(shared)
+    yield str(ours), str(shared), str(page)
     if old is None:
         os.environ.pop("PKGCACHE_STATE_DIR", None)
     else:
@@ -60,6 +62,9 @@ def _url(source: str, filename: str, foreign_host: bool) -> str:
     if source.startswith("http"):
         host = "https://files.example.net" if foreign_host else source.rsplit("/simple", 1)[0]
         return f"{host}/files/{filename}"
+    if source.endswith(".html"):  # a page names a URL anywhere, or a file anywhere
+        return (f"https://files.example.net/files/{filename}" if foreign_host
+                else Path(source).parent.with_name("elsewhere").joinpath(filename).as_uri())
     return Path(source, filename).as_uri()
 
 
@@ -80,7 +85,7 @@ def _fill(draw: st.DrawFn, dirs: tuple[str, ...]) -> tuple:
                                                                    HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_no_request_is_offered_a_file_from_outside_its_sources(dirs, data) -> None:
-    fills = data.draw(st.lists(_fill(dirs), min_size=1, max_size=12))
+    fills = data.draw(st.lists(_fill(dirs), min_size=1, max_size=8))
     cache: dict[str, str] = {}                      # key -> digest (the last put wins)
     truth: dict[str, set[str]] = {}                 # digest -> the sources that gave it
     t = trust.Trust()
@@ -114,7 +119,7 @@ def test_no_request_is_offered_a_file_from_outside_its_sources(dirs, data) -> No
 
 def test_a_directory_others_can_write_vouches_only_for_itself(dirs) -> None:
     """Examples the property relies on: tokens and groups as recorded."""
-    ours, shared = dirs
+    ours, shared, page = dirs
     assert options.token(shared).endswith("#user=-1") and "#" not in options.token(ours)
     args = ["-i", INDEXES[0], "--find-links", shared, "six"]
     assert options.origin(Path(shared, FILES[0]).as_uri(), args) == [options.token(shared)]
@@ -122,6 +127,9 @@ def test_a_directory_others_can_write_vouches_only_for_itself(dirs) -> None:
     both = ["-i", INDEXES[0], "--extra-index-url", INDEXES[1], "six"]
     assert options.origin(f"https://files.example.net/{FILES[0]}", both) == sorted(
         options.token(i) for i in INDEXES[:2])  # which index is unknown: both are required
+    # a local links page can name a file on any host: it is required of later requests too
+    assert options.origin(f"https://files.example.net/{FILES[0]}", args[:2] + [
+        "--find-links", page, "six"]) == sorted([options.token(page), "https://pypi.org/simple"])
     vouch = ["d", [[options.token(shared)]]]
     assert not trust.may_offer("d", vouch, trust.Request(frozenset({"https://pypi.org/simple"})))
     assert trust.may_offer("d", vouch, trust.Request(frozenset({options.token(shared)})))
