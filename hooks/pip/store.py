@@ -41,7 +41,7 @@ from urllib.parse import quote, unquote, urlsplit
 from cache_core import CacheError, Entry, PackageCache, atomic_symlink, atomic_write, safe_filename
 
 from .target import Target
-from .trust import Request, Trust, may_offer
+from .trust import Request, Trust, groups_of, may_offer
 
 if TYPE_CHECKING:
     from packaging.requirements import Requirement
@@ -304,11 +304,8 @@ class WheelStore:
             return False
         # built here (or by a fleet key still trusted) from the sdist this request's index
         # lists with this SHA-256: as good as a build for this request's sources
-        vouch = self.trust.get(key)
-        keys = request.keys if request is not None else frozenset()
-        if not (vouch and vouch[0] == entry.digest and any(
-                may_offer(entry.digest, [vouch[0], [g]], Request(frozenset(g), None, keys))
-                for g in vouch[1])):
+        if not self.trust.holds(key, entry.digest,
+                                request.keys if request is not None else frozenset()):
             return False
         if origin:
             self.vouch(key, entry.digest, [origin])
@@ -322,8 +319,6 @@ class WheelStore:
         digest = self.cache.put(key, path, sha256=sha256, kind=key.split(":", 1)[0], meta=meta)
         if digest is None:
             return None
-        from .trust import groups_of
-
         self.vouch(key, digest, [list(g) for g in groups_of(meta.get("sources"))])
         entry = self.cache.lookup(key)
         if entry is None or self.view(entry, meta["filename"]) is None:

@@ -130,6 +130,13 @@ class Trust:
         rec = self.keys.get(key)
         return rec is not None and rec[0] == digest
 
+    def holds(self, key: str, digest: str, keys: frozenset[str]) -> bool:
+        """True if this machine vouched for digest under key from some source, by itself or
+        by a fleet key still among keys (the source does not matter: a built wheel's sdist)."""
+        rec = self.keys.get(key)
+        return rec is not None and rec[0] == digest and any(
+            all(t[len(KEY):] in keys for t in g if t.startswith(KEY)) for g in groups_of(rec[1]))
+
     def get(self, key: str) -> list[Any] | None:
         """The vouch ``[digest, groups]`` of key, for may_offer."""
         return self.keys.get(key)
