@@ -45,6 +45,7 @@ from cache_core import (
     warn,
 )
 from hooks.cli.output import human
+from hooks.common import trusted_keys
 from hooks.common.errors import FetchError
 from hooks.common.http import (
     CHUNK,
@@ -116,12 +117,6 @@ def _memo_path(key: str) -> Path | None:
     except OSError:
         return None
     return sub / f"{url_hash(key)}.json"
-
-
-def trusted_keys(cache: Any) -> frozenset[str]:
-    """The fleet keys the cache's configuration trusts (no cryptography import)."""
-    return frozenset(k for r in getattr(getattr(cache, "config", None), "remote", None) or []
-                     for k in getattr(r, "trusted_public_keys", None) or [])
 
 
 def trusted_digest(key: str, keys: frozenset[str] = frozenset()) -> str | None:

@@ -21,6 +21,7 @@ from types import ModuleType
 from urllib.parse import unquote, urlsplit
 
 from cache_core import EXIT_MISS, EXIT_OK, EXIT_UNUSABLE, EXIT_USAGE, CacheError, PackageCache, warn
+from hooks.common import trusted_keys
 from hooks.common.errors import FetchError, UsageError
 
 from . import options, runner
@@ -131,9 +132,8 @@ class Driver:
             args = self.opts.pip_args
             hashes = (frozenset(options.requirement_hashes(args)[0])
                       if options.hash_mode(args) else None)
-            keys = frozenset(k for r in getattr(self.cache.config, "remote", None) or []
-                             for k in getattr(r, "trusted_public_keys", None) or [])
-            self._request = Request(frozenset(options.sources(args)), hashes, keys)
+            self._request = Request(frozenset(options.sources(args)), hashes,
+                                    trusted_keys(self.cache))
         return self._request
 
     def origin(self, art: Artifact) -> list[str]:
