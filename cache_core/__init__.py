@@ -40,6 +40,7 @@ _LAZY = {
     "open_regular": "fs", "read_json": "fs", "state_dir": "fs",
     "sha256_fd": "hashing", "sha256_file": "hashing",
     "is_digest": "keys", "safe_filename": "keys",
+    "render_prometheus": "metrics", "write_textfile": "metrics",
 }
 _RENAMED = {"acquire_lock": "acquire"}
 
@@ -49,8 +50,8 @@ __all__ = [
     "EXIT_USAGE", "BadKeyError", "CacheConfig", "CacheError", "ConfigError", "Entry",
     "LockTimeout", "PackageCache", "UnsafeCacheError", "__version__", "acquire_lock", "atomic_symlink",
     "atomic_write", "copy_fd", "is_digest", "load_config", "materialize", "open_regular",
-    "read_json", "register_key", "safe_filename", "set_warning_handler", "sha256_fd",
-    "sha256_file", "state_dir", "take_pending_keys", "warn", "write_warning",
+    "read_json", "register_key", "render_prometheus", "safe_filename", "set_warning_handler", "sha256_fd",
+    "sha256_file", "state_dir", "take_pending_keys", "warn", "write_textfile", "write_warning",
 ]
 
 
