@@ -45,6 +45,7 @@ from cache_core import (
     warn,
 )
 from hooks.cli.output import human
+from hooks.common import trusted_keys
 from hooks.common.errors import FetchError
 from hooks.common.http import (
     CHUNK,
@@ -118,10 +119,11 @@ def _memo_path(key: str) -> Path | None:
     return sub / f"{url_hash(key)}.json"
 
 
-def trusted_digest(key: str) -> str | None:
-    """The digest this machine itself downloaded for key (a memo in the private local state
-    dir, never in the cache): an unpinned cached copy is served only if it has these bytes, so
-    someone who can edit a shared cache cannot swap what a URL gives."""
+def trusted_digest(key: str, keys: frozenset[str] = frozenset()) -> str | None:
+    """The digest this machine itself downloaded for key, or received with a record signed by
+    one of keys (a memo in the private local state dir, never in the cache): an unpinned cached
+    copy is served only if it has these bytes, so someone who can edit a shared cache cannot
+    swap what a URL gives."""
     path = _memo_path(key)
     if path is None:
         return None
@@ -138,15 +140,20 @@ def trusted_digest(key: str) -> str | None:
     finally:
         os.close(fd)
     digest = data.get("sha256") if isinstance(data, dict) else None
+    by = data.get("by") if isinstance(data, dict) else None
+    if by is not None and by not in keys:  # vouched by a fleet key no longer trusted
+        return None
     return digest if isinstance(digest, str) and _HEX64.match(digest) else None
 
 
-def remember_digest(key: str, digest: str) -> None:
-    """Record what key gave when this machine downloaded it (best effort)."""
+def remember_digest(key: str, digest: str, by: str | None = None) -> None:
+    """Record what key gave when this machine downloaded it, or (by) when it came with a
+    record signed by that fleet key (best effort)."""
     path = _memo_path(key)
     if path is not None:
         with contextlib.suppress(OSError):
-            atomic_write(path, json.dumps({"sha256": digest}), 0o600)
+            atomic_write(path, json.dumps({"sha256": digest, **({"by": by} if by else {})}),
+                         0o600)
 
 
 def _usable(cache: Any) -> bool:
@@ -307,7 +314,7 @@ def fetch(cache: Any, url: str, dest: str | os.PathLike[str], sha256: str | None
     if usable and not refresh:
         _from_fleet(cache, key)
     if offline:
-        trusted = sha256 or (trusted_digest(key) if usable else None)
+        trusted = sha256 or (trusted_digest(key, trusted_keys(cache)) if usable else None)
         hit = _serve(cache, key, dest, trusted) if usable and trusted else None
         if hit is None:
             if usable:
@@ -348,22 +355,30 @@ def _from_fleet(cache: Any, key: str) -> bool:
     counts its own). A content key (a pinned --sha256) needs no record; an unpinned URL needs a
     record signed by a trusted key (digest, ETag, Last-Modified), and its copy is then
     revalidated with the origin like any cached copy (304: the fleet's copy is served), or
-    served stale when the origin is down. True if something was taken."""
+    served stale when the origin is down. A record accepted only because its remote says
+    ``trust: unsigned`` is cached but never vouched for. True if something was taken."""
     try:
         if not getattr(getattr(cache, "config", None), "remote", None):
             return False
         from cache_core.storage import remote
 
         t = remote.tier(cache)
-        if t is None or (not key.startswith("sha256:") and cache.lookup(key) is not None):
+        if t is None:
             return False
-        if not t.pull([key])["pulled"]:
+        if key.startswith("sha256:"):
+            return bool(t.pull([key])["pulled"])
+        if cache.lookup(key) is not None:
             return False
-        entry = cache.lookup(key) if not key.startswith("sha256:") else None
-        if entry is not None:
-            # the record is signed by a key this host trusts: its digest is what the URL gave
-            # the fleet, as trusted as a download of our own (see trusted_digest)
-            remember_digest(key, entry.digest)
+        rec = remote.get_record(cache, key)
+        if rec is None or remote.get_object(cache, rec.sha256, key, kind=rec.kind,
+                                            meta=rec.meta) is None:
+            return False
+        signer = getattr(rec, "signer", None)
+        entry = cache.lookup(key)
+        if signer and entry is not None and entry.digest == rec.sha256:
+            # signed by a key this host trusts: its digest is what the URL gave the fleet,
+            # vouched for in this machine's own memo, bound to that key (see trusted_digest)
+            remember_digest(key, entry.digest, by=signer)
         return True
     except Exception as exc:  # noqa: BLE001 - the fleet never breaks a fetch
         warn(f"fetch: remote tier not used ({type(exc).__name__})")
@@ -418,7 +433,7 @@ class _Download:
         with self._url_lock() as locked:
             if self.cache is not None:
                 self.entry = self.cache.lookup(self.ckey)
-                self.trusted = self.sha256 or trusted_digest(self.ckey)
+                self.trusted = self.sha256 or trusted_digest(self.ckey, trusted_keys(self.cache))
                 if self.entry is not None and self.entry.digest != self.trusted:
                     self.entry = None   # pinned or memo'd content differs: never 304 onto it
             # Someone else revalidated or downloaded it while we waited for the lock.

@@ -3,7 +3,8 @@
 Key ``gitbundle:<URL without credentials>``: the content is ``git bundle create --all`` of the
 mirror, the record's meta names the refs it holds and HEAD; the record is signed by the writer
 (the core uploads it with the bundle, in the background). A member without a mirror seeds it from
-the newest trusted bundle (the core verifies the record's signature and the bundle's SHA-256),
+the newest bundle whose record is signed by a trusted key (a ``trust: unsigned`` remote's never
+seeds a mirror; the core verifies the signature and the bundle's SHA-256),
 then fetches only the difference from the origin when it is reachable; offline the seeded mirror
 is cloned from. After ``git update`` (and a fresh mirror) the bundle is rebuilt in a detached
 process, or inline when uploads are manual (``PKGCACHE_REMOTE_UPLOAD=manual``: image builds).
@@ -61,7 +62,16 @@ def seed(cache: Any, url: str, tmp: Path) -> bool:
         return False
     try:
         key = key_of(url)
-        path = cache.get(key)  # local, else a trusted record + verified content from a remote
+        if cache.lookup(key) is None:  # a local miss: the record must carry a trusted signature
+            from cache_core.storage import remote
+
+            rec = remote.get_record(cache, key)
+            # a record accepted only because a remote says trust: unsigned never vouches for a
+            # mirror this machine will clone from offline
+            if rec is None or not getattr(rec, "signer", None) or remote.get_object(
+                    cache, rec.sha256, key, kind=rec.kind, meta=rec.meta) is None:
+                return False
+        path = cache.get(key)  # verified content
         entry = cache.lookup(key) if path else None
         if path is None or entry is None:
             return False

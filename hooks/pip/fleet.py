@@ -13,6 +13,12 @@ Every file taken on the strength of a listing or a ``pipsha:`` record is also ch
 its own metadata (name and version inside the archive must match the file name), so a poisoned
 listing can at worst offer a genuine file under its genuine name. Nothing here raises into the
 driver: a fault is a miss.
+
+Trust: a file that comes with a record signed by a trusted key (``pipsha:``, ``piplist:``,
+``built:``) is vouched for in this member's own trust record, bound to that key and to the
+sources the writer recorded for it (its listing entry's ``sources``): offered only to requests
+reading one of those sources, and only while the key is trusted. A record accepted only because
+a remote says ``trust: unsigned`` never vouches (such files serve hash-pinned requests only).
 """
 
 from __future__ import annotations
@@ -39,14 +45,15 @@ from packaging.utils import (
 from cache_core import PackageCache, warn
 from cache_core.storage import remote
 
+from . import options
+from .options import REQ_NAME, requirement_hashes
 from .store import Artifact, WheelStore, check_filename, project_of, wheel_tags
 from .target import Target
+from .trust import KEY, groups_of
 
 LISTING = "piplist:"
 BY_DIGEST = "pipsha:"
 MAX_LISTING = 4 << 20
-_HASH = re.compile(r"--hash[= ]sha256:([0-9a-fA-F]{64})")
-_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 
 
 def enabled(cache: PackageCache) -> bool:
@@ -67,12 +74,28 @@ def fetch_by_digest(cache: PackageCache, art: Artifact, dest: Path) -> Path | No
     return out if ok else None
 
 
+def bound(sources: Any, signer: str | None) -> list[list[str]]:
+    """The vouch groups of a file received with a record signed by signer: the writer's source
+    groups, each bound to that key ([] without a trusted signature or recorded sources)."""
+    if not signer:
+        return []
+    return [sorted({t for t in g if not t.startswith(KEY)} | {KEY + signer})
+            for g in groups_of(sources) if any(not t.startswith(KEY) for t in g)]
+
+
 def fetch_built(cache: PackageCache, store: WheelStore, art: Artifact, target: Target) -> bool:
     """True if the fleet holds a wheel built from art's sdist for target (now cached here)."""
     if art.is_wheel or not art.sha256:
         return False
     key = store.built_key(art.sha256, target)
-    if cache.get(key) is None:  # a local miss asks the remotes for the signed record
+    entry = cache.lookup(key)
+    rec = None
+    if entry is None or not store.trust.vouched(key, entry.digest):
+        rec = remote.get_record(cache, key)  # signed (or from a trust: unsigned remote)
+        if rec is None or remote.get_object(cache, rec.sha256, key, kind=rec.kind,
+                                            meta=rec.meta) is None:
+            return False
+    elif cache.get(key, count=False) is None:
         return False
     entry = cache.lookup(key)
     filename = str(entry.meta.get("filename", "")) if entry else ""
@@ -81,6 +104,10 @@ def fetch_built(cache: PackageCache, store: WheelStore, art: Artifact, target: T
         if entry is not None:
             warn(f"pip: fleet record {key[:24]}… names a wrong wheel; ignored")
         return False
+    if rec is not None and rec.sha256 == entry.digest:
+        groups = bound((rec.meta or {}).get("sources"), getattr(rec, "signer", None))
+        if groups:
+            store.vouch(key, entry.digest, groups)
     return True
 
 
@@ -116,8 +143,9 @@ def _matches(cache: PackageCache, digest: str, filename: str) -> bool:
 
 
 def _adopt(cache: PackageCache, store: WheelStore, filename: str, digest: str,
-           info: dict[str, Any], *, sources: list[str] | None = None) -> bool:
-    """Take one (file name, digest) named by a fleet record into the local pip store."""
+           info: dict[str, Any], *, groups: list[list[str]] | None = None) -> bool:
+    """Take one (file name, digest) named by a fleet record into the local pip store; vouch
+    for it with groups (see bound; the index's own listing: its sources)."""
     try:
         check_filename(filename)
     except Exception:  # noqa: BLE001 - a bad name from a record: ignored
@@ -126,10 +154,8 @@ def _adopt(cache: PackageCache, store: WheelStore, filename: str, digest: str,
     key = f"{kind}:{filename}"
     entry = cache.lookup(key)
     if entry is not None and entry.digest == digest:
-        if sources and not (entry.meta or {}).get("sources"):
-            cache.set_meta(key, {**(entry.meta or {}), "sources": sources})
-        if sources:  # the index lists this digest: vouched for as a download from it would be
-            store.vouch(key, digest, sources)
+        if groups:  # vouched for as a download from those sources would be
+            store.vouch(key, digest, groups)
         return True
     if remote.get_object(cache, digest) is None:
         return False
@@ -141,15 +167,13 @@ def _adopt(cache: PackageCache, store: WheelStore, filename: str, digest: str,
     meta = {"filename": filename, "name": str(name), "version": str(version),
             "requires_python": info.get("requires_python") or None,
             "yanked": bool(info.get("yanked"))}
-    if sources:
-        meta["sources"] = sources  # the index itself lists this file with this digest
     if not cache.alias(key, digest, kind=kind, meta=meta):
         return False
     entry = cache.lookup(key)
     if entry is None or store.view(entry, filename) is None:
         return False
-    if sources:  # the private trust record, which decides what pip is offered (tree_args)
-        store.vouch(key, digest, sources)
+    if groups:  # the private trust record, which decides what pip is offered
+        store.vouch(key, digest, groups)
     return True
 
 
@@ -168,18 +192,25 @@ def adopt_hashes(cache: PackageCache, store: WheelStore, target: Target,
         tags = wheel_tags(filename) if filename.endswith(".whl") else None
         if filename.endswith(".whl") and (tags is None or not target.supports(tags)):
             continue
-        if _adopt(cache, store, filename, digest, rec.meta or {}):
+        if _adopt(cache, store, filename, digest, rec.meta or {},
+                  groups=bound((rec.meta or {}).get("sources"), getattr(rec, "signer", None))):
             n += 1
     return n
 
 
 def read_listing(cache: PackageCache, project: str) -> dict[str, dict[str, Any]]:
     """The fleet's signed listing of project (file name -> info), or {}."""
+    return signed_listing(cache, project)[0]
+
+
+def signed_listing(cache: PackageCache, project: str
+                   ) -> tuple[dict[str, dict[str, Any]], str | None]:
+    """(the fleet's listing of project, the trusted key that signed it or None)."""
     rec = remote.get_record(cache, LISTING + project)
     if rec is None or rec.size > MAX_LISTING:
-        return {}
+        return {}, None
     path = remote.get_object(cache, rec.sha256)
-    return _load(path) if path else {}
+    return (_load(path), getattr(rec, "signer", None)) if path else ({}, None)
 
 
 def _load(path: str) -> dict[str, dict[str, Any]]:
@@ -208,7 +239,8 @@ def adopt_projects(cache: PackageCache, store: WheelStore, target: Target,
         if project in seen:
             continue
         seen.add(project)
-        for filename, info in read_listing(cache, project).items():
+        listing, signer = signed_listing(cache, project)
+        for filename, info in listing.items():
             try:
                 if filename.endswith(".whl"):
                     if parse_wheel_filename(filename)[0] != project:
@@ -221,7 +253,8 @@ def adopt_projects(cache: PackageCache, store: WheelStore, target: Target,
                 continue
             digest = info["sha256"]
             if filename.endswith(".whl"):
-                if _adopt(cache, store, filename, digest, info):
+                if _adopt(cache, store, filename, digest, info,
+                          groups=bound(info.get("sources"), signer)):
                     taken += 1
                     todo += _requires(cache, digest)
             else:
@@ -250,7 +283,7 @@ def _requires(cache: PackageCache, digest: str) -> list[str]:
         return []
     out = []
     for req in hdr.get_all("Requires-Dist") or []:
-        m = _NAME.match(req)
+        m = REQ_NAME.match(req)
         if m:
             out.append(str(canonicalize_name(m.group(1))))
     return out
@@ -329,7 +362,7 @@ def index_files(urls: list[str], project: str, timeout: float = 10.0
 
 
 def index_verified(cache: PackageCache, store: WheelStore, target: Target, pip_args: list[str],
-                   sources: list[str], limit: int = 500) -> int:
+                   limit: int = 500) -> int:
     """Take into the cache the fleet's files that the index itself lists with the same SHA-256
     (and the wheels the fleet built from such sdists), recorded as coming from this request's
     sources: pip, resolving online with the cache's tree last in line, then makes the choice
@@ -354,9 +387,11 @@ def index_verified(cache: PackageCache, store: WheelStore, target: Target, pip_a
             digest = info["sha256"]
             if published.get(filename, ("", ""))[1] != digest or project_of(filename) != project:
                 continue
+            origin = options.origin(published[filename][0], pip_args)
+            groups = [origin] if origin else []
             if filename.endswith(".whl"):
                 if not target.supports(wheel_tags(filename) or frozenset()) or not _adopt(
-                        cache, store, filename, digest, info, sources=sources):
+                        cache, store, filename, digest, info, groups=groups):
                     continue
                 todo += _requires(cache, digest)
             else:
@@ -368,60 +403,17 @@ def index_verified(cache: PackageCache, store: WheelStore, target: Target, pip_a
                 entry = cache.lookup(store.built_key(digest, target))
                 if entry is None:
                     continue
-                meta = dict(entry.meta or {})
-                if meta.get("sources") != sources:
-                    meta["sources"] = sources
-                    cache.set_meta(entry.key, meta)
+                if groups and store.trust.vouched(entry.key, entry.digest):
+                    store.vouch(entry.key, entry.digest, groups)  # built from this index's sdist
                 todo += _requires(cache, entry.digest)
             taken += 1
     return taken
 
 
-def requirement_hashes(pip_args: list[str]) -> tuple[list[str], list[str]]:
-    """(--hash digests, project names) from the -r files and arguments pip will read."""
-    hashes: list[str] = []
-    names: list[str] = []
-    lines: list[str] = []
-    args = iter(pip_args)
-    for arg in args:
-        if arg in ("-r", "--requirement"):
-            lines += _read_lines(next(args, ""))
-        elif arg.startswith("--requirement="):
-            lines += _read_lines(arg.split("=", 1)[1])
-        elif arg.startswith("-r") and len(arg) > 2:
-            lines += _read_lines(arg[2:])
-        elif not arg.startswith("-"):
-            lines.append(arg)
-        elif arg.startswith("--hash"):
-            hashes += _HASH.findall(arg)
-    for line in lines:
-        hashes += [h.lower() for h in _HASH.findall(line)]
-        m = _NAME.match(line) if not line.lstrip().startswith("-") else None
-        if m:
-            names.append(m.group(1))
-    return hashes, names
-
-
-def _read_lines(path: str, depth: int = 0) -> list[str]:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read(4 << 20)
-    except (OSError, UnicodeDecodeError):
-        return []
-    out: list[str] = []
-    for line in text.replace("\\\n", " ").splitlines():
-        line = line.split(" #", 1)[0].strip()
-        if line.startswith(("-r ", "--requirement ")) and depth < 5:
-            inc = line.split(None, 1)[1].strip()
-            out += _read_lines(os.path.join(os.path.dirname(path), inc), depth + 1)
-        elif line and not line.startswith("#"):
-            out.append(line)
-    return out
-
-
 # -- writing --------------------------------------------------------------------------------------
-def publish(cache: PackageCache, arts: list[Artifact]) -> None:
-    """Queue the ``pipsha:`` records and merged ``piplist:`` listings of what this run cached.
+def publish(cache: PackageCache, arts: list[Artifact], store: WheelStore | None = None) -> None:
+    """Queue the ``pipsha:`` records and merged ``piplist:`` listings of what this run cached,
+    each file with the sources this member vouched for it from (store's trust record).
 
     Uploads run in the core's background uploader; only the merge reads the remote here.
     A member without a ``rw`` remote publishes nothing.
@@ -436,8 +428,13 @@ def publish(cache: PackageCache, arts: list[Artifact]) -> None:
         entry = cache.lookup(f"{kind}:{art.filename}")
         if entry is None or entry.digest != art.sha256:
             continue
-        info = {"sha256": art.sha256, "requires_python": art.requires_python,
-                "yanked": art.yanked}
+        info: dict[str, Any] = {"sha256": art.sha256, "requires_python": art.requires_python,
+                                "yanked": art.yanked}
+        vouch = store.trust.get(entry.key) if store is not None else None
+        if vouch and vouch[0] == entry.digest:
+            groups = [[t for t in g if not t.startswith(KEY)] for g in groups_of(vouch[1])]
+            if any(groups):
+                info["sources"] = [g for g in groups if g]
         if cache.alias(BY_DIGEST + art.sha256, art.sha256, kind="pipsha",
                        meta={"filename": art.filename, **info}):
             remote.put_record(cache, BY_DIGEST + art.sha256)
@@ -455,7 +452,13 @@ def merge_listing(cache: PackageCache, project: str, files: dict[str, dict[str, 
     if local is not None:
         for k, v in _load(local).items():
             merged.setdefault(k, v)
-    merged.update(files)
+    for name, info in files.items():
+        old = merged.get(name)
+        if old is not None and old.get("sha256") == info.get("sha256") and "sources" in old:
+            groups = groups_of(old.get("sources"))
+            groups += [g for g in groups_of(info.get("sources")) if g not in groups]
+            info = {**info, "sources": [list(g) for g in groups]}
+        merged[name] = info
     if merged == before:
         return False
     store = cache.bucket("pip-v1")

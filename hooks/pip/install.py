@@ -22,12 +22,14 @@ from types import ModuleType
 from urllib.parse import unquote, urlsplit
 
 from cache_core import EXIT_MISS, EXIT_OK, EXIT_UNUSABLE, EXIT_USAGE, CacheError, PackageCache, warn
+from hooks.common import trusted_keys
 from hooks.common.errors import FetchError, UsageError
 
 from . import options, runner
 from .options import PipOptions
 from .store import Artifact, Candidate, WheelStore, parse_report, project_of, wheel_tags
 from .target import Target, TargetError, find_python, probe
+from .trust import Request, may_offer
 from .view import View
 from .view import usable as view_usable
 
@@ -126,6 +128,25 @@ class Driver:
         self.filled: set[str] = set()  # files downloaded this run (a miss each, never a hit)
         self._view: View | None = None  # the local view pip reads the indexes through
         self._no_view = False
+        self._request: Request | None = None
+
+    @property
+    def request(self) -> Request:
+        """What this request may be offered: its sources, pinned digests, trusted fleet keys."""
+        if self._request is None:
+            args = self.opts.pip_args
+            hashes = (frozenset(options.requirement_hashes(args)[0])
+                      if options.hash_mode(args) else None)
+            self._request = Request(frozenset(options.sources(args)), hashes,
+                                    trusted_keys(self.cache))
+        return self._request
+
+    def origin(self, art: Artifact) -> list[str]:
+        """The sources of this request art came from ([] for a file served from the cache)."""
+        path = unquote(urlsplit(art.url).path)
+        if urlsplit(art.url).scheme == "file" and path.startswith(str(self.store.root) + "/"):
+            return []
+        return options.origin(art.url, self.opts.pip_args)
 
     @property
     def work(self) -> Path:
@@ -200,11 +221,8 @@ class Driver:
         """
         if self._cands is None or refresh or sdists != self._with_sdists:
             self.store.prune_view(every=PRUNE_EVERY)
-            # a hash-checking request may use any cached file (pip/uv check each --hash);
-            # otherwise only files this machine vouched for
-            self._cands = self.store.candidates(
-                self.target, sdists=sdists,
-                vouched_only=not options.hash_mode(self.opts.pip_args))
+            # files this machine vouched for one of the request's sources, and digests it pins
+            self._cands = self.store.candidates(self.target, self.request, sdists=sdists)
             self._with_sdists = sdists
         return self._cands
 
@@ -229,16 +247,14 @@ class Driver:
     def tree_args(self) -> list[str]:
         """``--extra-index-url`` options: the user's extra indexes (CLI, else environment or
         config, which a CLI value would otherwise replace), then the cache's tree last."""
-        # only files that came from the indexes this request reads: a version cached from
-        # another index (PyPI for a private one) must never enter this resolve
-        mine = set(options.sources(self.opts.pip_args))
-        # (the sources recorded in the private state dir, not the cache's own meta)
-        # (even in hash-checking mode only vouched files: pip's report of a file taken from the
-        # tree must never vouch for a file this machine did not vouch for already)
+        # only files vouched for one of this request's sources (candidates), and even in
+        # hash-checking mode never one offered for its pinned digest alone: pip's report of a
+        # file taken from the tree must never vouch for a file this machine did not vouch for
+        req = self.request
+        plain_req = Request(req.sources, None, req.keys)
         trust = self.store.trust
         cands = [c for c in self.candidates(refresh=True)
-                 if trust.vouched(c.entry.key, c.sha256)
-                 and (src := trust.sources(c.entry.key)) and set(src) <= mine]
+                 if may_offer(c.sha256, trust.get(c.entry.key), plain_req)]
         tree = self.store.write_tree(self.work / "simple", cands)
         extra = [] if options.has_extra_index(self.opts.pip_args) or self.view() is not None \
             else [a for u in options.extra_index_urls() for a in ("--extra-index-url", u)]
@@ -306,7 +322,8 @@ class Driver:
         sdists = options.hash_mode(self.opts.pip_args)
         if installer == "uv":
             uv = runner.uv_bin()
-            flat = self.store.flat_dir(self.target, self.candidates(refresh=True, sdists=sdists))
+            flat = self.store.flat_dir(self.target, self.candidates(refresh=True, sdists=sdists),
+                                       "\n".join(sorted(self.request.sources)))
             cmd = [str(uv), "pip", "install", "--python", self.target.python, "--no-index",
                    "--find-links", str(flat), *args]
             return runner.run(cmd, self.env, capture_stdout=False)
@@ -370,9 +387,9 @@ class Driver:
         A file that cannot be fetched or built makes this return False (the caller falls back
         to plain pip, which reports the problem in its own words).
         """
-        sources = options.sources(self.opts.pip_args)
         missing = [a for a in arts
-                   if not self.store.have(a, self.target, verify=verify, sources=sources)]
+                   if not self.store.have(a, self.target, verify=verify, origin=self.origin(a),
+                                          request=self.request)]
         if not missing:
             return True
         self.store.prune_view()
@@ -385,9 +402,10 @@ class Driver:
                 self.problems.append(f"{art.filename} could not be fetched")
                 ok = False
                 continue
+            origin = self.origin(art)
             meta = {"filename": art.filename, "name": art.name, "version": art.version,
                     "requires_python": art.requires_python, "yanked": art.yanked,
-                    "sources": options.sources(self.opts.pip_args)}
+                    "sources": [origin] if origin else []}
             kind = "wheel" if art.is_wheel else "sdist"
             if self.store.add(f"{kind}:{art.filename}", str(path), art.sha256, meta) is None:
                 self.problems.append(f"{art.filename} could not be stored in the cache")
@@ -524,7 +542,8 @@ class Driver:
             meta = {"filename": wheel.name, "name": art.name, "version": art.version,
                     "requires_python": art.requires_python, "sdist": art.filename,
                     "sdist_sha256": art.sha256, "fingerprint": self.target.fingerprint,
-                    "build_deps": deps, "sources": options.sources(self.opts.pip_args)}
+                    "build_deps": deps,
+                    "sources": [origin] if (origin := self.origin(art)) else []}
             key = self.store.built_key(str(art.sha256), self.target)
             if self.store.add(key, str(wheel), None, meta) is None:
                 self.problems.append(f"{wheel.name} could not be stored in the cache")
@@ -653,7 +672,7 @@ class Driver:
         opts = self.opts
         fleet = _fleet(self.cache)
         use_fleet = fleet is not None
-        hashes, names = fleet.requirement_hashes(opts.pip_args) if fleet else ([], [])
+        hashes, names = options.requirement_hashes(opts.pip_args) if fleet else ([], [])
         if hashes and not opts.refresh:  # a hash-locked file needs no index and no listing
             fleet.adopt_hashes(self.cache, self.store, self.target, hashes)
         if opts.offline:
@@ -677,8 +696,7 @@ class Driver:
                 fleet.adopt_projects(self.cache, self.store, self.target, names)
             return self.unreachable(installer, redact(index), cause)
         if use_fleet:  # files the index lists with the same SHA-256: offered from the cache
-            fleet.index_verified(self.cache, self.store, self.target, opts.pip_args,
-                                 options.sources(opts.pip_args))
+            fleet.index_verified(self.cache, self.store, self.target, opts.pip_args)
         if installer == "uv":
             return self.online_uv()
         rc = self.online_pip()
@@ -691,7 +709,8 @@ class Driver:
         from . import fleet
 
         try:
-            fleet.publish(self.cache, parse_report(json.loads(report.read_text(encoding="utf-8"))))
+            fleet.publish(self.cache, parse_report(json.loads(report.read_text(encoding="utf-8"))),
+                          self.store)
         except (OSError, ValueError):
             pass
 
@@ -766,7 +785,7 @@ class Driver:
         if not self.fill(arts):
             raise _Fallback(self.problems[0] if self.problems else "could not cache every file")
         if (fleet := _fleet(self.cache)) is not None:
-            fleet.publish(self.cache, arts)
+            fleet.publish(self.cache, arts, self.store)
         pins = self.work / "pins.txt"
         pins.write_text("".join(f"{a.name}=={a.version}\n" for a in arts
                                 if not a.is_direct and a.name and a.version), encoding="utf-8")

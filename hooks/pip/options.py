@@ -12,6 +12,8 @@ from hooks.common.errors import UsageError
 _SOURCE_WITH_VALUE = ("-i", "--index-url", "--extra-index-url", "-f", "--find-links")
 _SOURCE_FLAGS = ("--no-index",)
 INSTALLERS = ("pip", "uv")
+_HASH = re.compile(r"--hash[= ]sha256:([0-9a-fA-F]{64})")
+REQ_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 
 
 @dataclass
@@ -354,26 +356,155 @@ def _config_value(key: str) -> str:
 
 
 def _norm(url: str) -> str:
-    from hooks.common.http import redact
+    url = url.strip()
+    if "@" in url or "?" in url:  # only then can redacting change it (saves importing ssl)
+        from hooks.common.http import redact
 
-    return redact(url.strip()).rstrip("/")
+        url = redact(url)
+    return url.rstrip("/")
 
 
-def sources(pip_args: list[str]) -> list[str]:
-    """Every index and find-links location this request reads (normalised, no credentials):
-    the provenance recorded with each file pip takes from them."""
-    out = [] if "--no-index" in pip_args else [index_url(pip_args)]
-    out += extra_index_urls() if not has_extra_index(pip_args) else []
+def _foreign(path: str) -> int | None:
+    """The uid of another party who can change what path holds (path itself or a directory
+    above it that is not ours or root's, or writable by group/others without the sticky bit),
+    -1 for "anyone" (a group/world-writable path of ours), None if only we and root can."""
+    me = os.geteuid()
+    cur, first = path, True
+    while True:
+        try:
+            st = os.stat(cur)
+        except OSError:
+            return None
+        if st.st_uid not in (0, me):
+            return st.st_uid
+        if st.st_mode & 0o022 and (first or not st.st_mode & 0o1000):
+            return -1
+        parent = os.path.dirname(cur)
+        if parent == cur:
+            return None
+        cur, first = parent, False
+
+
+def local_path(value: str) -> str | None:
+    """The real path a find-links / index value names on this machine (None: not local)."""
+    from urllib.parse import unquote, urlsplit
+
+    value = value.strip()
+    if value.startswith("file:"):
+        value = unquote(urlsplit(value).path)
+    elif "://" in value:
+        return None
+    return os.path.realpath(os.path.expanduser(value))
+
+
+def token(value: str) -> str:
+    """A source as provenance records it: a URL without credentials, or for a local path its
+    real path as ``file://`` URL, tagged ``#user=UID`` when someone else can write it (then it
+    only ever vouches for requests that name that very location, as that user still owns it)."""
+    path = local_path(value)
+    if path is None:
+        return _norm(value)
+    from urllib.parse import quote
+
+    who = _foreign(path)
+    return "file://" + quote(path) + ("" if who is None else f"#user={who}")
+
+
+def source_list(pip_args: list[str]) -> list[tuple[str, str]]:
+    """(kind, value) of every index ("index") and find-links location ("links") this request
+    reads, as given (before normalising)."""
+    out = [] if "--no-index" in pip_args else [("index", index_url(pip_args))]
+    out += [("index", u) for u in (extra_index_urls() if not has_extra_index(pip_args) else [])]
     args = iter(pip_args)
     for arg in args:
         if arg == "--":
             break
+        kind = "index" if arg.startswith("--extra-index-url") else "links"
         if arg in ("--extra-index-url", "-f", "--find-links"):
             value = next(args, None)
             if value:
-                out.append(value)
+                out.append((kind, value))
         elif arg.startswith(("--extra-index-url=", "--find-links=")):
-            out.append(arg.split("=", 1)[1])
+            out.append((kind, arg.split("=", 1)[1]))
         elif arg.startswith("-f") and len(arg) > 2 and not arg.startswith("--"):
-            out.append(arg[2:])
-    return sorted({_norm(u) for u in out if u})
+            out.append(("links", arg[2:]))
+    return [(k, v) for k, v in out if v]
+
+
+def sources(pip_args: list[str]) -> list[str]:
+    """Every index and find-links location this request reads, as provenance tokens (see
+    token): what a cached file's recorded sources are compared with."""
+    return sorted({token(v) for _, v in source_list(pip_args)})
+
+
+def origin(url: str, pip_args: list[str]) -> list[str]:
+    """The sources of this request a file pip took from url came from (one group: all of
+    them are required of a later request), [] if none can be named.
+
+    A ``file:`` URL inside a local find-links directory: that directory alone. Otherwise the
+    indexes and remote find-links pages on the URL's own host, else all of them and every local
+    find-links page (pip does not say which one named the file: a later request must then read
+    every one of them). A local find-links location never vouches for a file outside it.
+    """
+    from urllib.parse import unquote, urlsplit
+
+    parts = urlsplit(url)
+    found = source_list(pip_args)
+    # find-links pages (local files or remote URLs, not directories) can name any URL: a file
+    # no source can be told for requires every one of them of a later request as well
+    pages = [v for k, v in found if k == "links" and not os.path.isdir(local_path(v) or "")]
+    if parts.scheme == "file":
+        here = os.path.realpath(os.path.dirname(unquote(parts.path)))
+        for kind, value in found:
+            path = local_path(value)
+            if kind == "links" and path is not None and os.path.isdir(path):
+                if here == path or here.startswith(path.rstrip("/") + "/"):
+                    return [token(value)]
+        return sorted({token(v) for k, v in found if k == "index" and local_path(v) is not None}
+                      | {token(v) for v in pages})
+    remote = [v for k, v in found if k == "index" and local_path(v) is None]
+    same = [v for v in remote + pages if local_path(v) is None
+            and urlsplit(v.strip()).netloc.rsplit("@", 1)[-1] == parts.netloc]
+    return sorted({token(v) for v in (same or remote + pages)})
+
+
+def requirement_hashes(pip_args: list[str]) -> tuple[list[str], list[str]]:
+    """(--hash digests, project names) from the -r files and arguments pip will read."""
+    hashes: list[str] = []
+    names: list[str] = []
+    lines: list[str] = []
+    args = iter(pip_args)
+    for arg in args:
+        if arg in ("-r", "--requirement"):
+            lines += _read_lines(next(args, ""))
+        elif arg.startswith("--requirement="):
+            lines += _read_lines(arg.split("=", 1)[1])
+        elif arg.startswith("-r") and len(arg) > 2:
+            lines += _read_lines(arg[2:])
+        elif not arg.startswith("-"):
+            lines.append(arg)
+        elif arg.startswith("--hash"):
+            hashes += _HASH.findall(arg)
+    for line in lines:
+        hashes += [h.lower() for h in _HASH.findall(line)]
+        m = REQ_NAME.match(line) if not line.lstrip().startswith("-") else None
+        if m:
+            names.append(m.group(1))
+    return hashes, names
+
+
+def _read_lines(path: str, depth: int = 0) -> list[str]:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read(4 << 20)
+    except (OSError, UnicodeDecodeError):
+        return []
+    out: list[str] = []
+    for line in text.replace("\\\n", " ").splitlines():
+        line = line.split(" #", 1)[0].strip()
+        if line.startswith(("-r ", "--requirement ")) and depth < 5:
+            inc = line.split(None, 1)[1].strip()
+            out += _read_lines(os.path.join(os.path.dirname(path), inc), depth + 1)
+        elif line and not line.startswith("#"):
+            out.append(line)
+    return out

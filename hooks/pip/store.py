@@ -12,14 +12,16 @@ full re-hash, and a mismatch is quarantined (and counted) by the cache. pip also
 against the page's ``#sha256=`` fragment.
 
 Trust: the cache dir is content, not authority. A cached file is offered only if this machine
-itself vouched for its key -> digest (downloaded it from an index with a published SHA-256, or
-built it from such an sdist), or to a hash-checking request (pip/uv check every ``--hash``).
-The vouches and the stat stamps live in the private local state dir (see trust.py), never in
-the cache, so re-pointing a key or editing a memo in a shared cache changes nothing installed.
+itself vouched for its key -> digest (downloaded it from an index with a published SHA-256,
+built it from such an sdist, or received it with a record signed by a trusted fleet key), or to
+a hash-checking request that pins that digest (pip/uv check every ``--hash``). The vouches and
+the stat stamps live in the private local state dir (see trust.py), never in the cache, so
+re-pointing a key or editing a memo in a shared cache changes nothing installed.
 
 Provenance: only files pip chose from an index or a find-links location (``is_direct`` false in
-its report) get these keys. Local paths, direct URLs and VCS references are never stored, so they
-can never be offered to a resolve that did not name them.
+its report) get these keys, and each vouch records which of the request's sources the file came
+from; a request is offered only files from its own sources (trust.may_offer). Local paths, direct
+URLs and VCS references are never stored.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from urllib.parse import quote, unquote, urlsplit
 from cache_core import CacheError, Entry, PackageCache, atomic_symlink, atomic_write, safe_filename
 
 from .target import Target
-from .trust import Trust
+from .trust import Request, Trust, groups_of, may_offer
 
 if TYPE_CHECKING:
     from packaging.requirements import Requirement
@@ -204,8 +206,9 @@ class WheelStore:
         self.cache = cache
         self.root = cache.bucket(BUCKET)
         self.files = self._dir(self.root / "files")
-        self.trust = Trust()
+        self.trust = Trust(cache.root)
         self.unvouched: set[str] = set()  # cached file names not offered: never vouched for here
+        self.elsewhere: set[str] = set()  # ... vouched, but from none of the request's sources
         self.rehashed = 0  # objects fully re-hashed this run (their stamp was missing or changed)
 
     # -- stat stamps: (inode, size, mtime_ns, ctime_ns) of each object at its last full hash ---
@@ -221,9 +224,9 @@ class WheelStore:
         live = {e.digest for p in ("wheel:", "built:", "sdist:") for e in self.cache.keys(p)}
         self.trust.save(live)
 
-    def vouch(self, key: str, digest: str, sources: list[str]) -> None:
-        """Record that this machine vouches for key -> digest (see trust.py)."""
-        self.trust.vouch(key, digest, sources)
+    def vouch(self, key: str, digest: str, groups: list[list[str]]) -> None:
+        """Record that this machine vouches for key -> digest, from these sources (trust.py)."""
+        self.trust.vouch(key, digest, groups)
 
     @staticmethod
     def _stamp_of(path: str) -> list[int] | None:
@@ -277,13 +280,13 @@ class WheelStore:
         return f"built:{sdist_sha256}:{target.fingerprint}"
 
     def have(self, art: Artifact, target: Target, *, verify: bool = False,
-             sources: list[str] | None = None) -> bool:
+             origin: list[str] | None = None, request: Request | None = None) -> bool:
         """True if the cache can serve art (or the wheel built from it) for target.
 
         verify: re-hash the object (a bad one is quarantined and reported missing). A wheel
         whose object has the index's SHA-256 (art comes from pip's resolve against the index)
-        is vouched for from now on (sources: that index); a built wheel only if this machine
-        built it.
+        is vouched for from now on (origin: the sources it came from); a built wheel only if
+        this machine vouched for it for one of the request's sources.
         """
         if not art.cacheable:
             return True
@@ -292,21 +295,31 @@ class WheelStore:
             key = f"wheel:{art.filename}"
             entry = self.cache.lookup(key)
             ok = bool(entry and entry.digest == art.sha256 and check(key))
-            if ok and entry is not None and sources is not None:
-                self.vouch(key, entry.digest, sources)
+            if ok and entry is not None and origin:
+                self.vouch(key, entry.digest, [origin])
             return ok
         key = self.built_key(str(art.sha256), target)
         entry = self.cache.lookup(key)
-        return bool(entry and self.trust.vouched(key, entry.digest) and check(key))
+        if entry is None or not check(key):
+            return False
+        # built here (or by a fleet key still trusted) from the sdist this request's index
+        # lists with this SHA-256: as good as a build for this request's sources
+        if not self.trust.holds(key, entry.digest,
+                                request.keys if request is not None else frozenset()):
+            return False
+        if origin:
+            self.vouch(key, entry.digest, [origin])
+        return True
 
     def add(self, key: str, path: str, sha256: str | None, meta: dict[str, Any]) -> str | None:
         """Store a file under key (checked against sha256), vouch for it and link it into the
-        view. The caller vouches for the file: from an index with this SHA-256, or built here."""
+        view. The caller vouches for the file: from an index with this SHA-256, or built here;
+        meta["sources"] names the groups of sources it came from (none: not vouched)."""
         # copied, never linked: the object is then a fresh 0444 file whatever the source's mode
         digest = self.cache.put(key, path, sha256=sha256, kind=key.split(":", 1)[0], meta=meta)
         if digest is None:
             return None
-        self.vouch(key, digest, [str(s) for s in meta.get("sources") or []])
+        self.vouch(key, digest, [list(g) for g in groups_of(meta.get("sources"))])
         entry = self.cache.lookup(key)
         if entry is None or self.view(entry, meta["filename"]) is None:
             return None
@@ -339,14 +352,12 @@ class WheelStore:
         atomic_symlink(verified, dest)
         return dest
 
-    def candidates(self, target: Target, *, sdists: bool = False, rehash: bool = False,
-                   vouched_only: bool = True) -> list[Candidate]:
-        """Cached files the target can install: compatible wheels and its own built wheels.
-
-        vouched_only: only files this machine vouched for (see trust.py); False only for a
-        hash-checking request, where the installer checks every file against the user's hash.
-        Each is verified (stat stamp, or a full hash with rehash or when the stamp changed).
-        """
+    def candidates(self, target: Target, request: Request, *, sdists: bool = False,
+                   rehash: bool = False) -> list[Candidate]:
+        """Cached files the target can install (compatible wheels and its own built wheels)
+        that may be offered to request (trust.may_offer: vouched for one of its sources, or a
+        digest it pins). Each is verified (stat stamp, or a full hash with rehash or when the
+        stamp changed)."""
         out: list[Candidate] = []
         wanted: list[tuple[Entry, str]] = []
         for entry in self.cache.keys("wheel:"):
@@ -361,10 +372,11 @@ class WheelStore:
                 wanted.append((entry, filename))
         if sdists:
             wanted += [(e, e.key[len("sdist:"):]) for e in self.cache.keys("sdist:")]
-        self.unvouched = set()
+        self.unvouched, self.elsewhere = set(), set()
         for entry, filename in wanted:
-            if vouched_only and not self.trust.vouched(entry.key, entry.digest):
-                self.unvouched.add(filename)
+            if not may_offer(entry.digest, self.trust.get(entry.key), request):
+                (self.elsewhere if self.trust.vouched(entry.key, entry.digest)
+                 else self.unvouched).add(filename)
                 continue
             try:
                 path = self.view(entry, filename, rehash=rehash)
@@ -441,6 +453,10 @@ class WheelStore:
         built = [e for e in self.cache.keys("built:") if fits(str(e.meta.get("filename", "")))]
         sdists = [e for e in self.cache.keys("sdist:") if fits(e.key[6:])]
         shared = sorted(f for f in self.unvouched if fits(f))
+        other = sorted(f for f in self.elsewhere if fits(f))
+        if other and not shared:
+            return (f"the cached {', '.join(other[:3])} not offered: it came from another "
+                    "source than this request's indexes and find-links")
         if shared:
             return (f"the cached {', '.join(shared[:3])} not offered: this machine never vouched "
                     "for it (a shared cache is content, not authority; pin it with --hash or "
@@ -501,12 +517,13 @@ class WheelStore:
             self.write_page(d / "index.html", group)
         return root
 
-    def flat_dir(self, target: Target, cands: list[Candidate]) -> Path:
-        """A stable per-target directory of links named like the files (for uv's --find-links).
+    def flat_dir(self, target: Target, cands: list[Candidate], sources: str = "") -> Path:
+        """A stable directory of links named like the files (for uv's --find-links), one per
+        target and set of request sources (two requests never see each other's files).
 
         Kept in step with the cache so uv's own cache entries stay valid between runs.
         """
-        fp = hashlib.sha256(target.fingerprint.encode()).hexdigest()[:16]
+        fp = hashlib.sha256(f"{target.fingerprint}\n{sources}".encode()).hexdigest()[:16]
         with self.cache.lock(f"pip-flat-{fp}"):
             return self._sync_flat(self._dir(self.subdir("flat") / fp), cands)
 

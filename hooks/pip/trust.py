@@ -1,26 +1,95 @@
-"""This machine's own word on pip files: which cache keys it vouched for, and stat stamps.
+"""This machine's own word on pip files: which cache keys it vouched for, from where, and stat stamps.
 
 A shared cache is content, not authority: a co-writer (NFS, a BuildKit cache mount) can re-point
 ``wheel:``/``sdist:``/``built:`` keys at other objects or edit anything in the cache dir. So the
-record of what this machine itself downloaded from an index with a published SHA-256 (or built
-from such an sdist), and the stat stamps that let a run skip re-hashing an object, live in the
-private local state dir (``$PKGCACHE_STATE_DIR``, else ``/var/lib/pkgcache`` for root and
-``~/.local/state/pkgcache`` for other users), in ``pip-trust.json`` (0600). Without a usable
-state dir nothing is vouched: cached files are then offered only to hash-pinned requests.
+record of what this machine itself took from an index with a published SHA-256 (or built from
+such an sdist, or received with a record signed by a trusted fleet key), and the stat stamps that
+let a run skip re-hashing an object, live in the private local state dir
+(``$PKGCACHE_STATE_DIR``, else ``/var/lib/pkgcache`` for root and ``~/.local/state/pkgcache``
+for other users), one file per cache: ``pip-trust-<sha256(realpath(cache))[:16]>.json`` (0600).
+Without a usable state dir nothing is vouched: cached files are then offered only to
+hash-pinned requests.
+
+Provenance: each vouch carries *groups* of source tokens (normalised index URLs, find-links
+locations, ``@key:NAME:BASE64`` for a fleet key). A group is a set of conditions that must all
+hold for a request: every source token is one of the request's sources and every key token is a
+key the configuration still trusts. ``may_offer`` is the one rule deciding what a request sees.
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cache_core import atomic_write, read_json, state_dir
 
-FILE = "pip-trust.json"
+LEGACY_FILE = "pip-trust.json"  # one per host (before per-cache records): read once, to migrate
 MAX_BYTES = 64 << 20
+MAX_GROUPS = 16
+KEY = "@key:"  # a group token naming the fleet key that vouched (see may_offer)
+
+Group = tuple[str, ...]
+
+
+def file_name(cache_root: str | os.PathLike[str] | None) -> str:
+    """The trust record's file name for one cache (by the real path of its directory)."""
+    if cache_root is None:
+        return LEGACY_FILE
+    real = os.path.realpath(os.fspath(cache_root))
+    return f"pip-trust-{hashlib.sha256(real.encode('utf-8', 'surrogateescape')).hexdigest()[:16]}.json"
+
+
+def groups_of(value: Any) -> list[Group]:
+    """Source groups from a record or meta value: a list of lists (one group each), or the old
+    form, a flat list of the request's sources (one group: all of them were required)."""
+    if not isinstance(value, list) or not value:
+        return []
+    if all(isinstance(s, str) for s in value):
+        return [tuple(sorted(set(value)))]
+    out = []
+    for g in value:
+        if isinstance(g, list) and g and all(isinstance(s, str) for s in g):
+            group = tuple(sorted(set(g)))
+            if group not in out:
+                out.append(group)
+    return out[:MAX_GROUPS]
+
+
+@dataclass(frozen=True)
+class Request:
+    """What one pip request may be offered from: its sources (index URLs and find-links
+    locations, as ``options.sources`` normalises them), the digests it pins in hash-checking
+    mode (None when it does not check hashes) and the fleet keys the configuration trusts."""
+
+    sources: frozenset[str]
+    hashes: frozenset[str] | None = None
+    keys: frozenset[str] = frozenset()
+
+
+def may_offer(digest: str, vouch: Sequence[Any] | None, req: Request) -> bool:
+    """May a cached file with this digest be offered to req, given this machine's vouch
+    ``[digest, groups]`` for its key (None: never vouched)?
+
+    Yes if the request pins this very digest (pip/uv check it), or if the vouch is for this
+    digest and one of its groups holds for the request: each source in it is one of the
+    request's sources and each fleet key in it is still trusted. Online, offline, pinned or
+    not: the same rule.
+    """
+    if req.hashes is not None and digest in req.hashes:
+        return True
+    if not vouch or vouch[0] != digest:
+        return False
+    for group in groups_of(vouch[1]):
+        if all((t[len(KEY):] in req.keys) if t.startswith(KEY) else (t in req.sources)
+               for t in group):
+            return True
+    return False
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -31,7 +100,7 @@ def _read(path: Path) -> dict[str, Any]:
 def _clean(data: dict[str, Any]) -> tuple[dict[str, list[Any]], dict[str, list[int]]]:
     keys = data.get("keys") if isinstance(data.get("keys"), dict) else {}
     stamps = data.get("stamps") if isinstance(data.get("stamps"), dict) else {}
-    good_keys = {k: v for k, v in keys.items()
+    good_keys = {k: [v[0], [list(g) for g in groups_of(v[1])]] for k, v in keys.items()
                  if isinstance(v, list) and len(v) == 2 and isinstance(v[0], str)
                  and isinstance(v[1], list)}
     good_stamps = {k: v for k, v in stamps.items()
@@ -40,33 +109,56 @@ def _clean(data: dict[str, Any]) -> tuple[dict[str, list[Any]], dict[str, list[i
 
 
 class Trust:
-    """key -> [digest, index sources] this machine vouched for; digest -> stat stamp."""
+    """key -> [digest, source groups] this machine vouched for; digest -> stat stamp."""
 
-    def __init__(self) -> None:
+    def __init__(self, cache_root: str | os.PathLike[str] | None = None) -> None:
         self.dir = state_dir()
-        self.path = self.dir / FILE if self.dir is not None else None
+        self.path = self.dir / file_name(cache_root) if self.dir is not None else None
         data = _read(self.path) if self.path is not None else {}
+        migrated = False
+        if not data and self.path is not None and self.path.name != LEGACY_FILE \
+                and not os.path.lexists(self.path):
+            data = _read(self.path.with_name(LEGACY_FILE))  # the old host-wide record, once
+            migrated = bool(data)
         self.keys, self.stamps = _clean(data)
-        self._new_keys: dict[str, list[Any]] = {}
+        self._new_keys: dict[str, list[Any]] = dict(self.keys) if migrated else {}
         self._dropped: set[str] = set()
-        self.dirty = False
+        self.dirty = migrated
 
     def vouched(self, key: str, digest: str) -> bool:
-        """True if this machine recorded digest for key itself."""
+        """True if this machine recorded digest for key itself (from any source)."""
         rec = self.keys.get(key)
         return rec is not None and rec[0] == digest
 
-    def sources(self, key: str) -> list[str]:
-        """The index URLs the vouched file of key came from ([] if not vouched)."""
+    def holds(self, key: str, digest: str, keys: frozenset[str]) -> bool:
+        """True if this machine vouched for digest under key from some source, by itself or
+        by a fleet key still among keys (the source does not matter: a built wheel's sdist)."""
         rec = self.keys.get(key)
-        return [str(s) for s in rec[1]] if rec else []
+        return rec is not None and rec[0] == digest and any(
+            all(t[len(KEY):] in keys for t in g if t.startswith(KEY)) for g in groups_of(rec[1]))
 
-    def vouch(self, key: str, digest: str, sources: list[str]) -> None:
-        """Record that this machine got digest for key from an index it trusts (or built it)."""
-        rec = [digest, sorted(set(sources))]
-        if self.keys.get(key) != rec:
-            self.keys[key] = rec
-            self._new_keys[key] = rec
+    def get(self, key: str) -> list[Any] | None:
+        """The vouch ``[digest, groups]`` of key, for may_offer."""
+        return self.keys.get(key)
+
+    def vouch(self, key: str, digest: str, groups: Iterable[Sequence[str]]) -> None:
+        """Record that this machine got digest for key from these sources (each group a set of
+        source tokens, all required). The same digest again adds its groups; another digest
+        replaces the vouch (the key now names other bytes)."""
+        new = [list(g) for g in groups_of([list(g) for g in groups if g])]
+        if not new:
+            return
+        rec = self.keys.get(key)
+        if rec is not None and rec[0] == digest:
+            have = [list(g) for g in groups_of(rec[1])]
+            merged = have + [g for g in new if g not in have]
+        else:
+            merged = new
+        merged = merged[-MAX_GROUPS:]
+        out = [digest, merged]
+        if rec != out:
+            self.keys[key] = out
+            self._new_keys[key] = out
             self.dirty = True
 
     def set_stamp(self, digest: str, stamp: list[int] | None) -> None:
@@ -88,14 +180,18 @@ class Trust:
         if not self.dirty or self.path is None or self.dir is None:
             return
         try:
-            lfd = os.open(self.dir / (FILE + ".lock"),
+            lfd = os.open(self.dir / (self.path.name + ".lock"),
                           os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         except OSError:
             return
         try:
             fcntl.flock(lfd, fcntl.LOCK_EX)
             keys, stamps = _clean(_read(self.path))
-            keys.update(self._new_keys)
+            for k, rec in self._new_keys.items():
+                old = keys.get(k)
+                if old is not None and old[0] == rec[0]:  # another run vouched too: keep both
+                    rec = [rec[0], (old[1] + [g for g in rec[1] if g not in old[1]])[-MAX_GROUPS:]]
+                keys[k] = rec
             for d in self._dropped:
                 stamps.pop(d, None)
             stamps.update(self.stamps)

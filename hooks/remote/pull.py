@@ -76,7 +76,9 @@ def pull_pip(cache: Any, req_files: list[str], python: str | None) -> tuple[int,
         args += ["-r", f]
     store = WheelStore(cache)
     target = probe(find_python(python), store.subdir("targets"))
-    hashes, names = fleet.requirement_hashes(args)
+    from hooks.pip.options import requirement_hashes
+
+    hashes, names = requirement_hashes(args)
     if hashes:
         digests = list(dict.fromkeys(hashes))
         _, missing = _each(digests, lambda d: fleet.adopt_hashes(cache, store, target, [d]) > 0

@@ -1,9 +1,12 @@
 """Two caches ("servers" A and B) sharing a real WebDAV (nginx) or S3 (moto) remote on
-127.0.0.1; the remote tier's and the pip tests' fixtures are reused."""
+127.0.0.1; the remote tier's and the pip tests' fixtures are reused. Each member has its own
+cache, config and private state dir (trust records): no member reads another's state."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +50,39 @@ class Fleet:
     def config(self, name: str) -> str:
         """The config file of cache name (for the CLI)."""
         return str(self.tmp / f"{name}.yaml")
+
+    def state(self, name: str) -> Path:
+        """Member name's own private state dir (its trust records), 0700."""
+        d = self.tmp / f"{name}.state"
+        d.mkdir(mode=0o700, exist_ok=True)
+        return d
+
+    @contextlib.contextmanager
+    def on(self, name: str) -> Iterator[None]:
+        """Run in-process code as member name: its own PKGCACHE_STATE_DIR."""
+        old = os.environ.get("PKGCACHE_STATE_DIR")
+        os.environ["PKGCACHE_STATE_DIR"] = str(self.state(name))
+        try:
+            yield
+        finally:
+            if old is None:
+                os.environ.pop("PKGCACHE_STATE_DIR", None)
+            else:
+                os.environ["PKGCACHE_STATE_DIR"] = old
+
+    def pip(self, cache: PackageCache, argv: list[str]) -> int:
+        """``pkgcache pip install ARGV`` on the member owning cache (with its own state)."""
+        from hooks.pip.install import install
+
+        with self.on(Path(cache.root).name):
+            return install(cache, argv)
+
+    def cli(self, name: str, *args: str):
+        """``pkgcache --config <name's config> ARGS`` as member name (its own state dir)."""
+        from tests.support.cli import run_cli
+
+        return run_cli("--config", self.config(name), *args,
+                       env={"PKGCACHE_STATE_DIR": str(self.state(name))})
 
     def push(self, cache: PackageCache | None = None) -> dict[str, int]:
         """Drain A's upload spool now (uploads are manual in tests)."""

@@ -121,3 +121,38 @@ def test_origin_up_the_fleet_copy_is_revalidated_not_downloaded(fleet, origin, p
     fleet.member("d").close()
     r = _fetch(fleet.config("d"), origin.url("tool.tar.gz"), tmp_path / "d1")
     assert r.returncode == 0 and (tmp_path / "d1").read_bytes() == new
+
+
+def test_a_fleet_vouch_is_bound_to_its_key(fleet, origin, published, tmp_path):
+    """B remembers the fleet's digest in its own state, bound to A's key: once B no longer
+    trusts that key, the copy it took is not served with the origin down."""
+    from cache_core.storage.remote.records import generate_keypair
+
+    data, _ = published
+    origin.stop()
+    fleet.b.close()
+    r = _fetch(fleet.config("b"), origin.url("tool.tar.gz"), tmp_path / "b1")
+    assert r.returncode == 0 and (tmp_path / "b1").read_bytes() == data["tool.tar.gz"]
+    _, other = generate_keypair("someone-else")
+    fleet.member("b", trusted_public_keys=[other]).close()  # B's config now trusts another key
+    r = _fetch(fleet.config("b"), origin.url("tool.tar.gz"), tmp_path / "b2")
+    assert r.returncode == 5 and not (tmp_path / "b2").exists(), r.stderr
+
+
+def test_a_trust_unsigned_remote_never_vouches(fleet, origin, tmp_path):
+    """A record accepted only because the remote says ``trust: unsigned`` is cached but never
+    remembered as this machine's word: with the origin down its copy is not served."""
+    (origin.www / "u.bin").write_bytes(os.urandom(5000))
+    w = fleet.member("w", mode="rw")  # a writer without a signing key: records go up unsigned
+    w.close()
+    assert _fetch(fleet.config("w"), origin.url("u.bin"), tmp_path / "w1").returncode == 0
+    r = run_cli("--config", fleet.config("w"), "remote", "push")
+    assert r.returncode == 0 and "uploaded 1" in r.stdout, r.stdout + r.stderr
+    fleet.member("u", trust="unsigned").close()
+    # origin up: the copy is fetched again from the origin (never trusted on the record alone)
+    r = _fetch(fleet.config("u"), origin.url("u.bin"), tmp_path / "u1")
+    assert r.returncode == 0 and (tmp_path / "u1").read_bytes() == (origin.www / "u.bin").read_bytes()
+    fleet.member("v", trust="unsigned").close()
+    origin.stop()
+    r = _fetch(fleet.config("v"), origin.url("u.bin"), tmp_path / "v1")
+    assert r.returncode == 5 and not (tmp_path / "v1").exists(), r.stderr

@@ -124,3 +124,13 @@ def test_remote_pull_git_then_offline_clone_with_a_progress_bar_on_a_terminal(
     fleet.member("c").close()
     r = run_cli("--config", fleet.config("c"), "remote", "pull", "--git", url, env=_env(tmp_path))
     assert r.returncode == 0 and "#" not in r.stderr, r.stderr
+
+
+def test_a_trust_unsigned_remote_never_seeds_a_mirror(fleet, gitsrv, tmp_path):
+    """A bundle record accepted only because the remote says ``trust: unsigned`` (no trusted
+    key verified it) never becomes this machine's mirror: with the origin down, no clone."""
+    url = _publish(fleet, gitsrv, tmp_path)
+    gitsrv.stop()
+    fleet.member("u", trust="unsigned", trusted_public_keys=[]).close()
+    r = _clone(fleet, "u", url, tmp_path / "u-clone")
+    assert r.returncode == 5 and not (tmp_path / "u-clone" / ".git").exists(), r.stderr

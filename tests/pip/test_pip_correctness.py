@@ -52,7 +52,7 @@ def test_local_sdist_and_wheel_never_poison_the_index_namespace(
                 "99.0" in str(e.meta.get("filename", ""))]
     # the same again with --offline: still served only for the same path, never stored
     v = make_venv()
-    assert install(cache, ["--python", py(v), "--offline", str(fake_wheel)]) == 0
+    assert install(cache, ["--python", py(v), "-i", index.url, "--offline", str(fake_wheel)]) == 0
     for offline in ([], ["--offline"]):
         v = make_venv()
         assert install(cache, ["--python", py(v), "-i", index.url, *offline, "beta"]) == 0
@@ -112,7 +112,8 @@ def test_object_changed_in_place_is_never_installed(installer: str, cache: Packa
     # a wheelhouse copies: the user's files never share an inode with a cache object
     wh = tmp_path / "wh"
     lock = tmp_path / "lock.txt"  # alpha_beta_lock's
-    assert wheelhouse(cache, ["--python", py(make_venv()), "-r", str(lock), "-d", str(wh)]) == 0
+    assert wheelhouse(cache, ["--python", py(make_venv()), "-i", index.url, "-r", str(lock),
+                              "-d", str(wh)]) == 0
     for f in wh.glob("*.whl"):
         obj = cache.object_path(sha256_of(f))
         assert os.stat(f).st_ino != os.stat(obj).st_ino
@@ -178,7 +179,7 @@ def test_wheelhouse_of_hash_lock_with_sdist_only_package(cache: PackageCache, in
     assert venv_version(v, "gamma") == "1.0"
     # and pkgcache itself, offline, with the same lock
     v = make_venv()
-    assert install(cache, ["--python", py(v), "--offline", "--require-hashes",
+    assert install(cache, ["--python", py(v), "--offline", "-i", index.url, "--require-hashes",
                            "-r", str(lock)]) == 0, capfd.readouterr().err
     assert venv_version(v, "gamma") == "1.0"
 

@@ -11,7 +11,7 @@ from hooks.pip.install import install
 from hooks.pip.store import WheelStore
 from hooks.pip.target import probe
 from tests.support.cli import popen_cli
-from tests.support.pip import Index, Packages, make_wheel, py, sha256_of, venv_version
+from tests.support.pip import Index, Packages, make_wheel, pins_all, py, sha256_of, venv_version
 
 
 def test_first_install_fills_cache_second_is_offline(cache: PackageCache, index: Index,
@@ -117,7 +117,7 @@ def test_other_platform_wheel_never_chosen(cache: PackageCache, index: Index, pa
     assert install(cache, ["--python", py(v1), "-i", index.url, "plat"]) == 0
     assert venv_version(v1, "plat") == "1.0"
     store = WheelStore(cache)
-    names = {c.filename for c in store.candidates(probe(py(v1)), vouched_only=False)}
+    names = {c.filename for c in store.candidates(probe(py(v1)), pins_all(cache))}
     assert packages.plat_other.name not in names and packages.plat_any.name in names
     # Offline, asking for the other-platform version names the reason.
     capfd.readouterr()

@@ -14,6 +14,7 @@ import pytest
 from cache_core import PackageCache
 from hooks.pip.install import install
 from hooks.pip.runner import uv_bin
+from hooks.pip.trust import file_name
 from tests.support.pip import Index, Packages, alpha_beta_lock, make_wheel, py, sha256_of
 
 BETA = "beta-1.0-py3-none-any.whl"
@@ -129,7 +130,7 @@ def test_edited_stamps_with_same_size_object_never_installed(cache: PackageCache
     assert not list(v.glob("lib/python*/site-packages/beta/__init__.py"))
     assert cache.stats()["corrupt_detected"] == before + 1
     # the trusted stamps live in the private state dir, 0600
-    trust = Path(os.environ["PKGCACHE_STATE_DIR"]) / "pip-trust.json"
+    trust = Path(os.environ["PKGCACHE_STATE_DIR"]) / file_name(cache.root)
     assert trust.is_file() and os.stat(trust).st_mode & 0o077 == 0
 
 
@@ -165,3 +166,36 @@ def test_pip_counts_misses_cold_and_hits_warm(installer: str, cache: PackageCach
     assert install(cache, ["--python", py(make_venv()), *args]) == 0
     s2 = cache.stats()
     assert (s2["misses"] - s1["misses"], s2["hits"] - s1["hits"]) == (0, 2), s2
+
+
+def test_one_trust_record_per_cache_and_the_host_wide_one_migrated(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two caches on one host keep their own vouches and stamps (one no longer drops the
+    other's stamps or overwrites its vouch); the old host-wide pip-trust.json is read once."""
+    from hooks.pip.trust import LEGACY_FILE, Trust
+
+    state = tmp_path / "st"
+    state.mkdir(mode=0o700)
+    monkeypatch.setenv("PKGCACHE_STATE_DIR", str(state))
+    a, b, d1, d2 = "wheel:a-1.0-py3-none-any.whl", "built:x:fp", "1" * 64, "2" * 64
+    legacy = state / LEGACY_FILE
+    legacy.write_text(json.dumps({"keys": {a: [d1, ["https://pypi.org/simple"]]},
+                                  "stamps": {d1: [1, 2, 3, 4]}}))
+    legacy.chmod(0o600)
+    c1, c2 = tmp_path / "c1", tmp_path / "c2"
+    t1 = Trust(c1)
+    assert t1.get(a) == [d1, [["https://pypi.org/simple"]]] and t1.stamps == {d1: [1, 2, 3, 4]}
+    t1.vouch(b, d1, [["https://pypi.org/simple"]])
+    t1.save(live={d1})
+    t2 = Trust(c2)
+    assert t2.vouched(a, d1) and not t2.vouched(b, d1)  # migrated, but not c1's new vouch
+    t2.vouch(b, d2, [["https://pypi.org/simple"]])
+    t2.set_stamp(d2, [5, 6, 7, 8])
+    t2.save(live={d2})
+    t1 = Trust(c1)
+    assert t1.vouched(b, d1) and t1.stamps == {d1: [1, 2, 3, 4]}  # c2 changed nothing here
+    assert Trust(c2).stamps == {d2: [5, 6, 7, 8]}
+    files = sorted(p.name for p in state.glob("pip-trust-*.json"))
+    assert len(files) == 2 and all(os.stat(state / f).st_mode & 0o077 == 0 for f in files)
+    legacy.unlink()
+    assert Trust(c1).vouched(b, d1)  # no longer needs the old file

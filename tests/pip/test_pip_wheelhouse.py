@@ -15,7 +15,15 @@ from hooks.pip.runner import uv_bin
 from hooks.pip.store import Candidate, WheelStore
 from hooks.pip.target import probe
 from tests.support.cli import run_cli
-from tests.support.pip import Index, Packages, pip_offline_hashed, py, sha256_of, venv_version
+from tests.support.pip import (
+    Index,
+    Packages,
+    pins_all,
+    pip_offline_hashed,
+    py,
+    sha256_of,
+    venv_version,
+)
 
 
 def test_wheelhouse_serves_plain_pip_offline_with_hashes(cache: PackageCache, index: Index,
@@ -51,7 +59,8 @@ def test_wheelhouse_serves_plain_pip_offline_with_hashes(cache: PackageCache, in
 
     # A second wheelhouse for the same request comes from the cache alone.
     before = len(index.requests)
-    assert wheelhouse(cache, ["--python", py(v), "-r", str(req), "-d", str(tmp_path / "wh2")]) == 0
+    assert wheelhouse(cache, ["--python", py(v), "-i", index.url, "-r", str(req),
+                              "-d", str(tmp_path / "wh2")]) == 0
     assert len(index.requests) == before
 
 
@@ -117,7 +126,7 @@ def test_page_escapes_and_carries_hashes(cache: PackageCache, tmp_path: Path,
               meta={"filename": "alpha-1.0-py3-none-any.whl", "requires_python": ">=3.8,<4"})
     store = WheelStore(cache)
     target = probe(sys.executable)
-    cands = store.candidates(target, vouched_only=False)
+    cands = store.candidates(target, pins_all(cache))
     assert [c.filename for c in cands] == ["alpha-1.0-py3-none-any.whl"]
     page = tmp_path / "p.html"
     store.write_page(page, cands)
@@ -136,9 +145,9 @@ def test_built_wheels_only_for_their_fingerprint(cache: PackageCache, packages: 
     mine = store.built_key(sha, target)
     cache.put(f"built:{sha}:cp311-cp311-x86_64-musl1.2-alpine3.19", str(packages.beta),
               meta={"filename": "delta-1.0-cp311-cp311-linux_x86_64.whl"})
-    assert store.candidates(target, vouched_only=False) == []
+    assert store.candidates(target, pins_all(cache)) == []
     cache.put(mine, str(packages.alpha), meta={"filename": "delta-1.0-py3-none-any.whl"})
-    got = store.candidates(target, vouched_only=False)
+    got = store.candidates(target, pins_all(cache))
     assert len(got) == 1 and isinstance(got[0], Candidate) and got[0].entry.key == mine
     assert target.fingerprint.count("-") >= 4 and target.machine in target.fingerprint
 
@@ -148,7 +157,7 @@ def test_bad_file_names_never_reach_the_view(cache: PackageCache, packages: Pack
     cache.put("built:" + "0" * 64 + ":x", str(packages.alpha),
               meta={"filename": "../x-1.0-py3-none-any.whl"})
     store = WheelStore(cache)
-    store.candidates(probe(sys.executable), vouched_only=False)
+    store.candidates(probe(sys.executable), pins_all(cache))
     files = [p for p in Path(cache.root).rglob("*") if "evil" in p.name or p.name.startswith("x-")]
     assert files == []
 
@@ -159,14 +168,14 @@ def test_links_never_pin_objects_against_eviction(cache: PackageCache,
     cache.put("wheel:beta-1.0-py3-none-any.whl", str(packages.beta))
     store = WheelStore(cache)
     target = probe(sys.executable)
-    store.flat_dir(target, store.candidates(target, vouched_only=False))
+    store.flat_dir(target, store.candidates(target, pins_all(cache)))
     objects = [cache.object_path(e.digest) for e in cache.keys("wheel:")]
     assert all(p.exists() for p in objects)
     cache.gc(max_size_bytes=1)  # the cap forces every object out
     assert not any(p.exists() for p in objects)  # the links kept nothing on disk
     assert store.prune_view() >= 2
     assert [p.name for p in Path(cache.root).rglob("*.whl")] == []
-    assert store.candidates(target, vouched_only=False) == []
+    assert store.candidates(target, pins_all(cache)) == []
 
 
 def test_report_urls_never_name_a_path() -> None:

@@ -17,6 +17,7 @@ import tarfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tests.support.http import HttpServer, IndexApp
 
@@ -300,3 +301,53 @@ def alpha_beta_lock(tmp_path: Path, installer: str, index_url: str) -> list[str]
     lock = tmp_path / "lock.txt"
     lock.write_text("alpha==1.0\nbeta==1.0\n")
     return ["--installer", installer, "-i", index_url, "-r", str(lock)]
+
+
+def file_index(root: Path, files: list[Path]) -> str:
+    """A static PEP 503 index on disk (root/simple/<project>/index.html, links with #sha256=
+    to root/files/); its ``file://`` URL for ``--index-url``."""
+    from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel_filename
+
+    (root / "files").mkdir(parents=True, exist_ok=True)
+    pages: dict[str, list[str]] = {}
+    for f in files:
+        dest = root / "files" / f.name
+        dest.write_bytes(f.read_bytes())
+        name = (parse_wheel_filename(f.name)[0] if f.name.endswith(".whl")
+                else parse_sdist_filename(f.name)[0])
+        pages.setdefault(str(canonicalize_name(name)), []).append(
+            f'<a href="../../files/{f.name}#sha256={sha256_of(dest)}">{f.name}</a><br/>')
+    for name, links in pages.items():
+        d = root / "simple" / name
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "index.html").write_text("<!DOCTYPE html><html><body>\n" + "\n".join(links)
+                                      + "\n</body></html>\n")
+    return (root / "simple").as_uri() + "/"
+
+
+def same_name_other_bytes(out: Path, name: str, version: str) -> Path:
+    """A wheel named exactly like make_wheel(name, version)'s, with other bytes: its module's
+    TAG is "py2.py3-none-any" (see installed_tag)."""
+    tmp = out / ".other"
+    tmp.mkdir(parents=True, exist_ok=True)
+    other = make_wheel(tmp, name, version, "py2.py3-none-any")
+    dest = out / f"{name.replace('-', '_')}-{version}-py3-none-any.whl"
+    dest.write_bytes(other.read_bytes())
+    return dest
+
+
+def installed_tag(venv: Path, module: str) -> str | None:
+    """The TAG recorded in an installed test package (which of two same-named wheels it is)."""
+    for init in venv.glob(f"lib/python*/site-packages/{module}/__init__.py"):
+        for line in init.read_text().splitlines():
+            if line.startswith("TAG = "):
+                return line.split('"')[1]
+    return None
+
+
+def pins_all(cache) -> Any:
+    """A request that pins every digest in cache (so store.candidates offers every verified
+    file the target can use, whoever vouched for it): for tests of the view itself."""
+    from hooks.pip.trust import Request
+
+    return Request(frozenset(), frozenset(e.digest for e in cache.keys()))

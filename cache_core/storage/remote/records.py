@@ -31,6 +31,7 @@ class Record:
     size: int
     kind: str
     meta: dict[str, Any] | None
+    signer: str | None = None  # the trusted public key (NAME:BASE64) whose signature verified
 
     def message(self) -> bytes:
         """The bytes that are signed."""
@@ -127,6 +128,7 @@ def decode(data: bytes, requested_key: str, trusted: list[str], allow_unsigned: 
         try:
             ed.Ed25519PublicKey.from_public_bytes(base64.b64decode(tb64)).verify(
                 raw_sig, rec.message())
+            rec.signer = tk
             return rec
         except (InvalidSignature, ValueError):
             raise RecordError(f"signature by {name} does not verify") from None
