@@ -80,12 +80,9 @@ def test_helpers_are_imported_from_tests_support_only() -> None:
     assert bad == [], bad
 
 
+@pytest.mark.root  # runs a command as uid 65534
 @pytest.mark.skipif(not Path("/usr/bin/setpriv").exists(), reason="needs setpriv")
 def test_other_users_run_a_readable_copy_of_this_checkout(tmp_path: Path) -> None:
-    import os
-
-    if os.geteuid() != 0:
-        pytest.skip("runs a command as uid 65534: needs root")
     tree = readable_tree()
     assert tree != REPO and not str(tree).startswith(str(REPO))
     for rel in ("cache_core/__init__.py", "hooks/__init__.py", "debian/config.yaml"):

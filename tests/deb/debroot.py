@@ -9,6 +9,7 @@ namespace and disappears with the command, so nothing is left mounted on the hos
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
@@ -43,21 +44,26 @@ BOOKKEEPING = (
 )
 
 
+def cached_tarball(name: str, options: list[str]) -> Path:
+    """TARBALL_DIR/<name>-<tag>.tar made by ``mmdebstrap OPTIONS SUITE`` or reused for a day;
+    built once per machine even when several test processes (pytest-xdist) ask at once."""
+    tag = hashlib.sha256(repr((SUITE, options)).encode()).hexdigest()[:12]
+    tarball = TARBALL_DIR / f"{name}-{tag}.tar"
+    TARBALL_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with open(TARBALL_DIR / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the others wait here and then reuse the tarball
+        if tarball.exists() and time.time() - tarball.stat().st_mtime < TARBALL_MAX_AGE:
+            return tarball
+        tmp = tarball.with_suffix(".tmp.tar")
+        subprocess.run(["mmdebstrap", "--quiet", "--mode=root", *options, SUITE, str(tmp)],
+                       check=True, env=HOST_ENV, stdin=subprocess.DEVNULL)
+        os.replace(tmp, tarball)
+    return tarball
+
+
 def base_tarball() -> Path:
     """A bookworm root tarball (variant apt + INCLUDE), built by mmdebstrap or reused."""
-    tag = hashlib.sha256(repr((SUITE, INCLUDE)).encode()).hexdigest()[:12]
-    tarball = TARBALL_DIR / f"{SUITE}-{tag}.tar"
-    if tarball.exists() and time.time() - tarball.stat().st_mtime < TARBALL_MAX_AGE:
-        return tarball
-    TARBALL_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
-    tmp = tarball.with_suffix(".tmp.tar")
-    subprocess.run(
-        ["mmdebstrap", "--quiet", "--mode=root", "--variant=apt",
-         "--include=" + ",".join(INCLUDE), SUITE, str(tmp)],
-        check=True, env=HOST_ENV, stdin=subprocess.DEVNULL,
-    )
-    os.replace(tmp, tarball)
-    return tarball
+    return cached_tarball(SUITE, ["--variant=apt", "--include=" + ",".join(INCLUDE)])
 
 
 class DebRoot:
