@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+from typing import TYPE_CHECKING
 
 from .errors import (
     EXIT_CONFIG,
@@ -28,6 +29,15 @@ from .errors import (
     warn,
     write_warning,
 )
+
+if TYPE_CHECKING:  # the lazy names below, for type checkers (run time: __getattr__)
+    from .api import PackageCache
+    from .config import CacheConfig, load_config
+    from .fs import acquire as acquire_lock
+    from .fs import atomic_symlink, atomic_write, copy_fd, materialize, open_regular, read_json, state_dir
+    from .hashing import sha256_fd, sha256_file
+    from .index import Entry
+    from .keys import is_digest, safe_filename
 
 __version__ = "0.1.0"
 
@@ -65,7 +75,7 @@ def register_key(name: str, check: object, expected: str, default: object) -> No
     if config is None:
         _pending_keys.append((name, check, expected, default))
     else:
-        config.register_key(name, check, expected, default)  # type: ignore[attr-defined]
+        config.register_key(name, check, expected, default)
 
 
 def take_pending_keys() -> list[tuple[str, object, str, object]]:

@@ -9,7 +9,10 @@ import os
 import signal
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from cache_core import PackageCache
 
 ACTIONS = ("harvest", "pre-install", "post-update", "sweep")
 TIME_LIMIT = {"harvest": 300, "pre-install": 60, "post-update": 120, "sweep": 300}
@@ -180,7 +183,7 @@ def _short(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"[:200]
 
 
-def _dispatch(action: str, cache: Any, actions: list[Any]) -> None:
+def _dispatch(action: str, cache: PackageCache, actions: list[Any]) -> None:
     from . import aptenv
 
     if action == "harvest":

@@ -565,10 +565,10 @@ class Driver:
         fleet = _fleet(self.cache)
         use_fleet = fleet is not None
         hashes, names = fleet.requirement_hashes(opts.pip_args) if fleet else ([], [])
-        if hashes and not opts.refresh:  # a hash-locked file needs no index and no listing
+        if fleet and hashes and not opts.refresh:  # a hash-locked file needs no index and no listing
             fleet.adopt_hashes(self.cache, self.store, self.target, hashes)
         if opts.offline:
-            if use_fleet:
+            if fleet is not None:
                 fleet.adopt_projects(self.cache, self.store, self.target, names)
             return self.cache_only(installer)
         if opts.no_index:
@@ -584,10 +584,10 @@ class Driver:
         index = options.index_url(opts.pip_args)
         cause = fetch.probe_index(index)
         if cause is not None:
-            if use_fleet:  # resolve from the fleet's signed listings
+            if fleet is not None:  # resolve from the fleet's signed listings
                 fleet.adopt_projects(self.cache, self.store, self.target, names)
             return self.unreachable(installer, redact(index), cause)
-        if use_fleet:  # files the index lists with the same SHA-256: offered from the cache
+        if fleet is not None:  # files the index lists with the same SHA-256: offered from the cache
             fleet.index_verified(self.cache, self.store, self.target, opts.pip_args,
                                  options.sources(opts.pip_args))
         if installer == "uv":
@@ -746,7 +746,8 @@ class Driver:
                 built = by_key.get(self.store.built_key(c.sha256, self.target))
                 if built is not None:
                     chosen[built.entry.key] = built
-                    for dep in built.entry.meta.get("build_deps") or []:
+                    deps = built.entry.meta.get("build_deps")
+                    for dep in deps if isinstance(deps, list) else []:
                         if isinstance(dep, str) and dep in by_key:
                             chosen[dep] = by_key[dep]
             sdist = c.entry.meta.get("sdist")

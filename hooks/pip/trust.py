@@ -29,8 +29,8 @@ def _read(path: Path) -> dict[str, Any]:
 
 
 def _clean(data: dict[str, Any]) -> tuple[dict[str, list[Any]], dict[str, list[int]]]:
-    keys = data.get("keys") if isinstance(data.get("keys"), dict) else {}
-    stamps = data.get("stamps") if isinstance(data.get("stamps"), dict) else {}
+    keys = k if isinstance(k := data.get("keys"), dict) else {}
+    stamps = s if isinstance(s := data.get("stamps"), dict) else {}
     good_keys = {k: v for k, v in keys.items()
                  if isinstance(v, list) and len(v) == 2 and isinstance(v[0], str)
                  and isinstance(v[1], list)}
