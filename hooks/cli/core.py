@@ -7,11 +7,14 @@ import json
 import os
 import re
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cache_core import EXIT_MISS, EXIT_OK
 from hooks.cli.output import error, human
 from hooks.common.errors import UsageError
+
+if TYPE_CHECKING:
+    from cache_core import PackageCache
 
 _SIZE = re.compile(r"\A\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*\Z", re.I)
 _AGE = re.compile(r"\A\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*\Z", re.I)
@@ -42,6 +45,19 @@ def parse_age(text: str) -> float:
 
 
 # -- core commands ------------------------------------------------------------------------------
+def _read_cache(args: argparse.Namespace, quiet: bool = False) -> PackageCache | None:
+    """The cache for a read-only command (get, exists, ls, stats), or None with one line on
+    stderr (unless quiet) when there is none: reading never creates a cache, so a typo'd
+    --cache-dir is reported, not made. A remote or root's cache can still answer."""
+    cache = args.cache()
+    if (cache.enabled and cache.system is None and not cache.root.is_dir()
+            and not (cache.config is not None and cache.config.remote)):
+        if not quiet:
+            error(f"no cache at {cache.root}")
+        return None
+    return cache
+
+
 def cmd_put(args: argparse.Namespace) -> int:
     """``put KEY FILE``: store a copy of FILE under KEY; prints its SHA-256."""
     if not os.path.isfile(args.file):
@@ -57,7 +73,9 @@ def cmd_put(args: argparse.Namespace) -> int:
 
 def cmd_get(args: argparse.Namespace) -> int:
     """``get KEY [-o DEST]``: the verified file's path, or a copy at DEST."""
-    cache = args.cache()
+    cache = _read_cache(args)
+    if cache is None:
+        return EXIT_MISS
     if args.output:
         out_dir = os.path.dirname(os.path.abspath(args.output))
         if not os.path.isdir(out_dir):
@@ -77,12 +95,16 @@ def cmd_get(args: argparse.Namespace) -> int:
 
 def cmd_exists(args: argparse.Namespace) -> int:
     """``exists KEY``: exit 0 if cached, 1 if not."""
-    return EXIT_OK if args.cache().exists(args.key) else EXIT_MISS
+    cache = _read_cache(args, quiet=True)
+    return EXIT_OK if cache is not None and cache.exists(args.key) else EXIT_MISS
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
     """``ls [PREFIX]``: the cached keys."""
-    entries = args.cache().keys(args.prefix or "")
+    cache = _read_cache(args)
+    if cache is None:
+        return EXIT_MISS
+    entries = cache.keys(args.prefix or "")
     if args.json:
         print(json.dumps([{"key": e.key, "sha256": e.digest, "size": e.size, "kind": e.kind,
                            "created": e.created, "last_used": e.last_used, "hits": e.hits}
@@ -96,7 +118,9 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 def cmd_stats(args: argparse.Namespace) -> int:
     """``stats``: counters, size and quarantine."""
-    cache = args.cache()
+    cache = _read_cache(args)
+    if cache is None:
+        return EXIT_MISS
     if args.zero:
         cache.zero_stats()
     s = cache.stats()
