@@ -123,7 +123,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
         return EXIT_MISS
     if args.zero:
         cache.zero_stats()
-    s = cache.stats()
+    s: dict[str, Any] = cache.stats()  # a JSON document
     if args.json:
         print(json.dumps(s, indent=1, sort_keys=True))
         return EXIT_OK
