@@ -16,8 +16,7 @@ if [ "${1:-}" = "--fast" ]; then
     fast=1
     shift
 fi
-# Wait for another apt (unattended-upgrades at first boot) instead of failing at once.
-APT_WAIT="-o DPkg::Lock::Timeout=300"
+. scripts/apt-lock.sh  # apt_get: waits for another apt (first boot) instead of failing at once
 
 if [ "$(id -u)" = 0 ]; then
     APT_PKGS="python3 python3-venv python3-apt python3-yaml python3-packaging python3-pip
@@ -29,10 +28,9 @@ if [ "$(id -u)" = 0 ]; then
     done
     if [ -n "$missing" ]; then
         say "installing with apt-get (waits for apt's lock):$missing"
+        apt_get update -qq
         # shellcheck disable=SC2086
-        apt-get $APT_WAIT update -qq
-        # shellcheck disable=SC2086
-        apt-get $APT_WAIT install -y -qq --no-install-recommends $missing >/dev/null
+        apt_get install -y -qq --no-install-recommends $missing >/dev/null
     fi
     if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import apt_pkg' 2>/dev/null; then
         say "creating .venv on /usr/bin/python3"
