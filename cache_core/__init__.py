@@ -37,7 +37,7 @@ if TYPE_CHECKING:  # the lazy names below, for type checkers (run time: __getatt
     from .fs import atomic_symlink, atomic_write, copy_fd, materialize, open_regular, read_json, state_dir
     from .hashing import sha256_fd, sha256_file
     from .index import Entry
-    from .keys import is_digest, safe_filename
+    from .keys import is_digest, normalize_key, safe_filename
 
 __version__ = "0.1.0"
 
@@ -49,7 +49,7 @@ _LAZY = {
     "acquire_lock": "fs", "atomic_symlink": "fs", "atomic_write": "fs", "copy_fd": "fs", "materialize": "fs",
     "open_regular": "fs", "read_json": "fs", "state_dir": "fs",
     "sha256_fd": "hashing", "sha256_file": "hashing",
-    "is_digest": "keys", "safe_filename": "keys",
+    "is_digest": "keys", "normalize_key": "keys", "safe_filename": "keys",
 }
 _RENAMED = {"acquire_lock": "acquire"}
 
@@ -58,7 +58,7 @@ __all__ = [
     "EXIT_UNUSABLE",
     "EXIT_USAGE", "BadKeyError", "CacheConfig", "CacheError", "ConfigError", "Entry",
     "LockTimeout", "PackageCache", "UnsafeCacheError", "__version__", "acquire_lock", "atomic_symlink",
-    "atomic_write", "copy_fd", "is_digest", "load_config", "materialize", "open_regular",
+    "atomic_write", "copy_fd", "is_digest", "load_config", "materialize", "normalize_key", "open_regular",
     "read_json", "register_key", "safe_filename", "set_warning_handler", "sha256_fd",
     "sha256_file", "state_dir", "take_pending_keys", "warn", "write_warning",
 ]

@@ -45,10 +45,15 @@ def parse_age(text: str) -> float:
 
 
 # -- core commands ------------------------------------------------------------------------------
-def _read_cache(args: argparse.Namespace, quiet: bool = False) -> PackageCache | None:
+def _read_cache(args: argparse.Namespace, quiet: bool = False, key: str = "") -> PackageCache | None:
     """The cache for a read-only command (get, exists, ls, stats), or None with one line on
     stderr (unless quiet) when there is none: reading never creates a cache, so a typo'd
-    --cache-dir is reported, not made. A remote or root's cache can still answer."""
+    --cache-dir is reported, not made. A remote or root's cache can still answer. A bad key
+    is bad input (BadKeyError, exit 2) either way."""
+    if key:
+        from cache_core import normalize_key
+
+        normalize_key(key)
     cache = args.cache()
     if (cache.enabled and cache.system is None and not cache.root.is_dir()
             and not (cache.config is not None and cache.config.remote)):
@@ -73,7 +78,7 @@ def cmd_put(args: argparse.Namespace) -> int:
 
 def cmd_get(args: argparse.Namespace) -> int:
     """``get KEY [-o DEST]``: the verified file's path, or a copy at DEST."""
-    cache = _read_cache(args)
+    cache = _read_cache(args, key=args.key)
     if cache is None:
         return EXIT_MISS
     if args.output:
@@ -95,13 +100,13 @@ def cmd_get(args: argparse.Namespace) -> int:
 
 def cmd_exists(args: argparse.Namespace) -> int:
     """``exists KEY``: exit 0 if cached, 1 if not."""
-    cache = _read_cache(args, quiet=True)
+    cache = _read_cache(args, quiet=True, key=args.key)
     return EXIT_OK if cache is not None and cache.exists(args.key) else EXIT_MISS
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
     """``ls [PREFIX]``: the cached keys."""
-    cache = _read_cache(args)
+    cache = _read_cache(args, key=args.prefix or "")
     if cache is None:
         return EXIT_MISS
     entries = cache.keys(args.prefix or "")
