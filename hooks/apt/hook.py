@@ -103,10 +103,9 @@ def run(action: str, make_cache: Callable[[], Any]) -> int:
         _gate_core_warnings()
         try:
             cache = make_cache()
-            if not getattr(cache, "enabled", True):
+            if not cache.enabled:
                 return 0
-            if hasattr(cache, "busy_timeout"):
-                cache.busy_timeout = min(cache.busy_timeout, HOOK_BUSY_TIMEOUT)
+            cache.busy_timeout = min(cache.busy_timeout, HOOK_BUSY_TIMEOUT)
             cache.open()  # now: a cache we may not use is a silent skip
         except Exception as exc:
             if _not_ours(exc):
@@ -115,9 +114,7 @@ def run(action: str, make_cache: Callable[[], Any]) -> int:
         try:
             _dispatch(action, cache, actions)
         finally:
-            close = getattr(cache, "close", None)
-            if close:
-                close()
+            cache.close()
     except HookTimeout:
         _warn(f"apt {label} stopped after {time_limit(action)} s; apt continues without it")
     except ImportError as exc:

@@ -152,8 +152,8 @@ def remember_digest(key: str, digest: str) -> None:
             atomic_write(path, json.dumps({"sha256": digest}), 0o600)
 
 
-def _usable(cache: PackageCache) -> bool:
-    return cache is not None and bool(getattr(cache, "enabled", False))
+def _usable(cache: PackageCache | None) -> bool:
+    return cache is not None and cache.enabled
 
 
 class _Progress:

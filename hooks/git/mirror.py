@@ -280,7 +280,7 @@ def plain_clone(url: str, dest: str, args: Sequence[str]) -> int:
     return EXIT_OK if proc.returncode == 0 else EXIT_NETWORK
 
 
-def clone(cache: PackageCache, url: str, dest: str, args: Sequence[str] = (), *,
+def clone(cache: PackageCache | None, url: str, dest: str, args: Sequence[str] = (), *,
           offline: bool = False, submodules: str | None = None) -> int:
     """Clone url into dest through the mirror; returns an exit code (raises GitError on misuse).
 
@@ -295,13 +295,13 @@ def clone(cache: PackageCache, url: str, dest: str, args: Sequence[str] = (), *,
     return rc
 
 
-def _clone_one(cache: PackageCache, url: str, dest: str, args: Sequence[str], *, offline: bool) -> int:
+def _clone_one(cache: PackageCache | None, url: str, dest: str, args: Sequence[str], *, offline: bool) -> int:
     """One repository (no submodules) through its mirror; see clone()."""
     url = normalize_url(url)
     if os.path.lexists(dest) and (not os.path.isdir(dest) or os.listdir(dest)):
         raise GitError(f"destination {dest} already exists and is not an empty directory",
                        EXIT_USAGE)
-    if cache is None or not getattr(cache, "enabled", False):
+    if cache is None or not cache.enabled:
         if offline:
             raise GitError("offline and the cache is disabled", EXIT_MISS)
         return plain_clone(url, dest, args)
@@ -359,7 +359,7 @@ def _clone_referenced(mirror: Path, url: str, dest: str, args: Sequence[str]) ->
     return False
 
 
-def clone_submodules(cache: PackageCache, work: str, *, offline: bool, pathspec: str = "") -> int:
+def clone_submodules(cache: PackageCache | None, work: str, *, offline: bool, pathspec: str = "") -> int:
     """Initialise and clone the submodules of the work tree ``work``, each through its own
     mirror (recursively); returns an exit code."""
     spec = [pathspec] if pathspec else []
@@ -382,13 +382,13 @@ def clone_submodules(cache: PackageCache, work: str, *, offline: bool, pathspec:
     return EXIT_OK
 
 
-def _submodule_update(cache: PackageCache, work: str, name: str, path: str, url: str, *,
+def _submodule_update(cache: PackageCache | None, work: str, name: str, path: str, url: str, *,
                       offline: bool) -> int:
     """Check out one submodule: borrow from its mirror online, clone the mirror offline."""
     with contextlib.ExitStack() as held:     # the mirror's lock, for as long as we read it
         mirror: Path | None = None
         fresh = False
-        if cache is not None and getattr(cache, "enabled", False):
+        if cache is not None and cache.enabled:
             try:
                 mirrors = Mirrors(cache)
                 held.enter_context(mirrors.locked(url))
