@@ -3,7 +3,7 @@
 # packages, a venv on /usr/bin/python3 with the system's python3-apt, the PyPI test tools), then
 # runs ruff, mypy and pytest on 4 workers (pytest-xdist). As another user it installs nothing and
 # uses the existing .venv (the tests that need root are skipped).
-#   ./scripts/test.sh                 the whole suite (about 12 min on 2 cores)
+#   ./scripts/test.sh                 the whole suite (up to ~25 min on 2 cores)
 #   ./scripts/test.sh --fast          the fast tier only: in-process, no root/network (< 1 min)
 #   ./scripts/test.sh tests/core -x   extra arguments go to pytest (-n 0: one process)
 set -eu
@@ -75,11 +75,11 @@ if .venv/bin/python -c 'import xdist' 2>/dev/null; then
 fi
 rc=0
 if [ "$fast" = 1 ]; then
-    say "the fast tier (-m fast): about 30 s"
+    say "the fast tier (-m fast): under a minute"
     # shellcheck disable=SC2086
     .venv/bin/python -m pytest -p no:cacheprovider -m fast $par "$@" || rc=$?
 else
-    say "pytest ${par:+($par) }— the whole suite takes about 12 min on 2 cores (--fast: < 1 min)"
+    say "pytest ${par:+($par) }— the whole suite takes up to ~25 min on 2 cores (--fast: < 1 min)"
     # shellcheck disable=SC2086
     .venv/bin/python -m pytest -p no:cacheprovider $par "$@" || rc=$?
 fi

@@ -49,8 +49,7 @@ ROOT = ("tests/apt/", "tests/apt_fleet/", "tests/security/", "tests/deb/", "test
         "tests/reliability/test_rel_disk.py", "tests/fleet/test_apt_pull.py",
         "tests/core/test_faults.py", "tests/core/test_user_cache.py")
 NOT_ROOT = ("tests/apt/test_apt_units.py",)
-ONE_WORKER = ("tests/deb/test_deb_network.py", "tests/recipes/test_recipes.py",
-              "tests/reliability/test_rel_props.py")
+ONE_WORKER = ("tests/deb/test_deb_network.py", "tests/reliability/test_rel_props.py")
 
 
 def tier_of(rel: str) -> str:
