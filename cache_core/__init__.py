@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib
 import sys
-from typing import TYPE_CHECKING
 
 from .errors import (
     EXIT_CONFIG,
@@ -30,6 +29,7 @@ from .errors import (
     write_warning,
 )
 
+TYPE_CHECKING = False  # typing is not imported at run time (start-up cost)
 if TYPE_CHECKING:  # the lazy names below, for type checkers (run time: __getattr__)
     from .api import PackageCache
     from .config import CacheConfig, load_config
@@ -38,6 +38,7 @@ if TYPE_CHECKING:  # the lazy names below, for type checkers (run time: __getatt
     from .hashing import sha256_fd, sha256_file
     from .index import Entry
     from .keys import is_digest, normalize_key, safe_filename
+    from .metrics import render_prometheus, write_textfile
 
 __version__ = "0.1.0"
 
@@ -50,6 +51,7 @@ _LAZY = {
     "open_regular": "fs", "read_json": "fs", "state_dir": "fs",
     "sha256_fd": "hashing", "sha256_file": "hashing",
     "is_digest": "keys", "normalize_key": "keys", "safe_filename": "keys",
+    "render_prometheus": "metrics", "write_textfile": "metrics",
 }
 _RENAMED = {"acquire_lock": "acquire"}
 
@@ -58,9 +60,10 @@ __all__ = [
     "EXIT_UNUSABLE",
     "EXIT_USAGE", "BadKeyError", "CacheConfig", "CacheError", "ConfigError", "Entry",
     "LockTimeout", "PackageCache", "UnsafeCacheError", "__version__", "acquire_lock", "atomic_symlink",
-    "atomic_write", "copy_fd", "is_digest", "load_config", "materialize", "normalize_key", "open_regular",
-    "read_json", "register_key", "safe_filename", "set_warning_handler", "sha256_fd",
-    "sha256_file", "state_dir", "take_pending_keys", "warn", "write_warning",
+    "atomic_write", "copy_fd", "is_digest", "load_config", "materialize", "normalize_key",
+    "open_regular", "read_json", "register_key", "render_prometheus", "safe_filename",
+    "set_warning_handler", "sha256_fd", "sha256_file", "state_dir", "take_pending_keys", "warn",
+    "write_textfile", "write_warning",
 ]
 
 

@@ -43,13 +43,21 @@ TIERS = {
     "tests/fleet_bench/": "system",
     "tests/pip/test_pip_network.py": "system",
     "tests/reliability/test_rel_kill.py": "system",
+    "tests/apt/test_apt_lists_units.py": "fast",
+    "tests/apt_method/": "fast",
+    "tests/apt_method/test_front_random.py": "integration",
+    "tests/bench/test_report.py": "fast",
+    "tests/bench/test_smoke.py": "system",
+    "tests/world/": "system",
+    "tests/world/test_member_layout.py": "fast",
 }
 ROOT = ("tests/apt/", "tests/apt_fleet/", "tests/security/", "tests/deb/", "tests/recipes/test_recipes.py",
         "tests/reliability/test_rel_kill.py", "tests/reliability/test_rel_corrupt.py",
         "tests/reliability/test_rel_disk.py", "tests/fleet/test_apt_pull.py",
-        "tests/core/test_faults.py", "tests/core/test_user_cache.py")
-NOT_ROOT = ("tests/apt/test_apt_units.py",)
-ONE_WORKER = ("tests/deb/test_deb_network.py", "tests/reliability/test_rel_props.py")
+        "tests/core/test_faults.py", "tests/core/test_user_cache.py", "tests/world/test_fleet_world.py")
+NOT_ROOT = ("tests/apt/test_apt_units.py", "tests/apt/test_apt_lists_units.py")
+# paths (files or directories) whose tests share one expensive module or session fixture
+ONE_WORKER = ("tests/deb/test_deb_network.py", "tests/reliability/test_rel_props.py", "tests/world/")
 
 
 def tier_of(rel: str) -> str:
@@ -81,7 +89,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
     class OneWorkerModules(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
             path = nodeid.split("::", 1)[0]
-            return path if path in ONE_WORKER else nodeid
+            return next((w for w in ONE_WORKER if path.startswith(w)), nodeid)
 
     return OneWorkerModules(config, log)
 
