@@ -103,7 +103,7 @@ def test_every_tier_path_exists_and_the_fast_tier_stays_fast() -> None:
     fast = [p for p in sorted((REPO / "tests").rglob("test_*.py"))
             if conftest.tier_of(p.relative_to(REPO).as_posix()) == "fast"]
     assert len(fast) >= 10
-    slow_parts = ("MinRoot", "DebRoot", "tests.support.fleet", "netns", "mark.network",
+    slow_parts = ("MinRoot.create", "DebRoot.create", "tests.support.fleet", "netns", "mark.network",
                   "mark.slow", "unshare")
     for p in fast:
         if p == Path(__file__):
