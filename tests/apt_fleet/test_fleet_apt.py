@@ -18,6 +18,13 @@ def _ok(res: subprocess.CompletedProcess[str]) -> None:
     assert res.returncode == 0, f"rc={res.returncode}\n{res.stdout}\n{res.stderr}"
 
 
+def _errors(res: subprocess.CompletedProcess[str], url: str) -> list[str]:
+    """apt's E:/W: lines, with the origin's port and durations made comparable."""
+    text = (res.stdout + res.stderr).replace(url, "ORIGIN/")
+    lines = [ln for ln in text.splitlines() if ln.startswith(("E:", "W:"))]
+    return [re.sub(r"\d+", "N", ln) for ln in lines]
+
+
 def _provision(server) -> None:
     _ok(server.apt("update"))
     _ok(server.apt("install", *PKGS))
