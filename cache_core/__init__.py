@@ -29,6 +29,17 @@ from .errors import (
     write_warning,
 )
 
+TYPE_CHECKING = False  # typing is not imported at run time (start-up cost)
+if TYPE_CHECKING:  # the lazy names below, for type checkers (run time: __getattr__)
+    from .api import PackageCache
+    from .config import CacheConfig, load_config
+    from .fs import acquire as acquire_lock
+    from .fs import atomic_symlink, atomic_write, copy_fd, materialize, open_regular, read_json, state_dir
+    from .hashing import sha256_fd, sha256_file
+    from .index import Entry
+    from .keys import is_digest, normalize_key, safe_filename
+    from .metrics import render_prometheus, write_textfile
+
 __version__ = "0.2.0"
 
 # name -> the module that defines it (imported when the name is first used)
@@ -39,7 +50,7 @@ _LAZY = {
     "acquire_lock": "fs", "atomic_symlink": "fs", "atomic_write": "fs", "copy_fd": "fs", "materialize": "fs",
     "open_regular": "fs", "read_json": "fs", "state_dir": "fs",
     "sha256_fd": "hashing", "sha256_file": "hashing",
-    "is_digest": "keys", "safe_filename": "keys",
+    "is_digest": "keys", "normalize_key": "keys", "safe_filename": "keys",
     "render_prometheus": "metrics", "write_textfile": "metrics",
 }
 _RENAMED = {"acquire_lock": "acquire"}
@@ -49,9 +60,10 @@ __all__ = [
     "EXIT_UNUSABLE",
     "EXIT_USAGE", "BadKeyError", "CacheConfig", "CacheError", "ConfigError", "Entry",
     "LockTimeout", "PackageCache", "UnsafeCacheError", "__version__", "acquire_lock", "atomic_symlink",
-    "atomic_write", "copy_fd", "is_digest", "load_config", "materialize", "open_regular",
-    "read_json", "register_key", "render_prometheus", "safe_filename", "set_warning_handler", "sha256_fd",
-    "sha256_file", "state_dir", "take_pending_keys", "warn", "write_textfile", "write_warning",
+    "atomic_write", "copy_fd", "is_digest", "load_config", "materialize", "normalize_key",
+    "open_regular", "read_json", "register_key", "render_prometheus", "safe_filename",
+    "set_warning_handler", "sha256_fd", "sha256_file", "state_dir", "take_pending_keys", "warn",
+    "write_textfile", "write_warning",
 ]
 
 
@@ -66,7 +78,7 @@ def register_key(name: str, check: object, expected: str, default: object) -> No
     if config is None:
         _pending_keys.append((name, check, expected, default))
     else:
-        config.register_key(name, check, expected, default)  # type: ignore[attr-defined]
+        config.register_key(name, check, expected, default)
 
 
 def take_pending_keys() -> list[tuple[str, object, str, object]]:

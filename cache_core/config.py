@@ -140,7 +140,7 @@ def _bounded_loader() -> type:
             self._aliases = 0
             self._depth = 0
 
-        def compose_node(self, parent: object, index: object) -> object:
+        def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
             if self.check_event(yaml.AliasEvent):
                 self._aliases += 1
                 if self._aliases > MAX_ALIASES:

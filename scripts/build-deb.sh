@@ -11,6 +11,7 @@ export PATH
 unset PYTHONPATH PYTHONHOME VIRTUAL_ENV PIP_FIND_LINKS PIP_INDEX_URL PIP_EXTRA_INDEX_URL PIP_CONSTRAINT 2>/dev/null || true
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
+. "$REPO/scripts/apt-lock.sh"  # apt_get: waits for another apt's lock
 OUT=${1:-$REPO/build}
 SRC=$OUT/src
 
@@ -28,9 +29,9 @@ if need_tools; then
 	fi
 	echo "build-deb: installing build dependencies with apt-get" >&2
 	export DEBIAN_FRONTEND=noninteractive
-	{ apt-get update -q &&
-	  apt-get install -y -q --no-install-recommends dpkg-dev fakeroot &&
-	  (cd "$REPO" && apt-get build-dep -y -q ./); } >"$OUT/apt.log" 2>&1 || {
+	{ apt_get update -q &&
+	  apt_get install -y -q --no-install-recommends dpkg-dev fakeroot &&
+	  (cd "$REPO" && apt_get build-dep -y -q ./); } >"$OUT/apt.log" 2>&1 || {
 		tail -n 20 "$OUT/apt.log" >&2
 		echo "build-deb: installing the build dependencies failed (log: $OUT/apt.log)" >&2
 		exit 1

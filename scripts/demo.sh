@@ -30,6 +30,7 @@
 set -eu
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
+. "$REPO/scripts/apt-lock.sh"  # apt_get: the host's apt-get, waiting for another apt's lock
 DEMO_DIR=${DEMO_DIR:-/var/tmp/pkgcache-demo}
 DEMO_APT=${DEMO_APT:-"nginx postgresql-15 git curl"}
 DEMO_PIP=${DEMO_PIP:-"requests==2.34.2 PyYAML==6.0.3 numpy==2.4.6 rich==15.0.0 Jinja2==3.1.6 click==8.5.1
@@ -81,10 +82,10 @@ command -v mmdebstrap >/dev/null 2>&1 || need="mmdebstrap"
 [ -x /usr/sbin/nginx ] || need="$need nginx-light"
 if [ -n "$need" ]; then
 	say "installing$(printf ' %s' $need) on the host"
-	DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
+	DEBIAN_FRONTEND=noninteractive apt_get update -q >/dev/null
 	# nginx's postinst may start the stock site on port 80 where invoke-rc.d allows it; the demo
 	# never uses that daemon (its store runs from its own config inside a namespace).
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $need >/dev/null
+	DEBIAN_FRONTEND=noninteractive apt_get install -y -q --no-install-recommends $need >/dev/null
 fi
 
 # --- 2. the .deb ----------------------------------------------------------------------------

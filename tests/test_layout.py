@@ -80,12 +80,9 @@ def test_helpers_are_imported_from_tests_support_only() -> None:
     assert bad == [], bad
 
 
+@pytest.mark.root  # runs a command as uid 65534
 @pytest.mark.skipif(not Path("/usr/bin/setpriv").exists(), reason="needs setpriv")
 def test_other_users_run_a_readable_copy_of_this_checkout(tmp_path: Path) -> None:
-    import os
-
-    if os.geteuid() != 0:
-        pytest.skip("runs a command as uid 65534: needs root")
     tree = readable_tree()
     assert tree != REPO and not str(tree).startswith(str(REPO))
     for rel in ("cache_core/__init__.py", "hooks/__init__.py", "debian/config.yaml"):
@@ -94,3 +91,26 @@ def test_other_users_run_a_readable_copy_of_this_checkout(tmp_path: Path) -> Non
     res = pkgcache_as(NOBODY, ["--version"], {"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"},
                       cwd="/", timeout=60)
     assert res.returncode == 0 and res.stdout.strip(), res.stderr
+
+
+def test_every_tier_path_exists_and_the_fast_tier_stays_fast() -> None:
+    """tests/conftest.py's tables name real paths (a renamed file would silently change tier),
+    and no fast-tier file builds roots, namespaces or fleets or reaches the network."""
+    from tests import conftest
+
+    for path in [*conftest.TIERS, *conftest.ROOT, *conftest.NOT_ROOT, *conftest.ONE_WORKER]:
+        assert (REPO / path).exists(), path
+    fast = [p for p in sorted((REPO / "tests").rglob("test_*.py"))
+            if conftest.tier_of(p.relative_to(REPO).as_posix()) == "fast"]
+    assert len(fast) >= 10
+    slow_parts = ("MinRoot.create", "DebRoot.create", "tests.support.fleet", "netns", "mark.network",
+                  "mark.slow", "unshare")
+    for p in fast:
+        if p == Path(__file__):
+            continue
+        text = p.read_text()
+        assert not [s for s in slow_parts if s in text], p
+    assert conftest.tier_of("tests/core/test_cache.py") == "fast"
+    assert conftest.tier_of("tests/core/test_faults.py") == "integration"
+    assert conftest.tier_of("tests/deb/test_deb_network.py") == "system"
+    assert conftest.tier_of("tests/new_dir/test_x.py") == "integration"

@@ -7,7 +7,7 @@ import stat
 from typing import Any
 
 from ..errors import UnsafeCacheError
-from ..keys import TMP_PREFIX
+from ..keys import TMP_PREFIX as TMP_PREFIX  # re-exported (fs, sweep)
 
 TMP_SUFFIX = ".tmp"
 

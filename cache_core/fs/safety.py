@@ -29,7 +29,7 @@ def acl_grants_write(path: str | os.PathLike[str] | int) -> bool:
     named entries, as the kernel applies it; no ACL (or no xattr support) means False.
     """
     try:
-        raw = os.getxattr(path, _ACL_XATTR)  # type: ignore[arg-type]
+        raw = os.getxattr(path, _ACL_XATTR)
     except OSError:
         return False
     if len(raw) < 4:

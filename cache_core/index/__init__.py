@@ -19,6 +19,7 @@ import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from ..fs.mounts import wal_unsafe
 from .migrations import COUNTERS, SCHEMA_VERSION, migrate
@@ -26,7 +27,7 @@ from .migrations import COUNTERS, SCHEMA_VERSION, migrate
 BUSY_TIMEOUT_MS = 30_000
 FLUSH_SECONDS = 5.0
 TOUCH_GRANULARITY = 300.0  # seconds: coarse last-used, as cargo's cache tracker does
-JSON = str | int | float | bool | None | list | dict  # a value in an entry's meta
+JSON = str | int | float | bool | None | list[Any] | dict[str, Any]  # a value in an entry's meta
 
 @dataclass(frozen=True)
 class Entry:
@@ -42,7 +43,7 @@ class Entry:
     meta: dict[str, JSON]
 
 
-def _entry(row: tuple) -> Entry:
+def _entry(row: tuple[Any, ...]) -> Entry:
     key, digest, size, kind, created, last_used, hits, meta = row
     return Entry(key, digest, size, kind, created, last_used, hits, json.loads(meta) if meta else {})
 

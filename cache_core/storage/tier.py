@@ -29,7 +29,9 @@ class Located:
 class Sink(Protocol):
     """Where a tier writes an object's bytes: a private temp file in the local store, hashed."""
 
-    size: int  # bytes written in this attempt
+    @property
+    def size(self) -> int:
+        """Bytes written in this attempt."""
 
     def begin(self, claim: Located, limit: int | None = None) -> bool:
         """Start a fresh attempt for claim (limit: most bytes accepted; more raise OverflowError).

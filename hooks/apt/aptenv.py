@@ -13,9 +13,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .naming import archive_name
+
+if TYPE_CHECKING:
+    from cache_core import PackageCache
 
 SNIPPET_NAME = "05pkgcache"
 HOOK_MARKER = "pkgcache apt hook"
@@ -137,7 +140,7 @@ def archives_lock(archives: Path, timeout: float) -> Iterator[None]:
         os.close(fd)
 
 
-def state_dir(cache: Any) -> Path:
+def state_dir(cache: PackageCache) -> Path:
     """The apt driver's state directory inside the cache."""
     return Path(cache.bucket("apt"))
 
@@ -149,7 +152,7 @@ def _read_json(path: Path, *, trusted: bool) -> dict[str, Any]:
     return read_json(path, max_bytes=MAX_STATE_BYTES, private=trusted)
 
 
-def read_state(cache: Any, name: str) -> dict[str, Any]:
+def read_state(cache: PackageCache, name: str) -> dict[str, Any]:
     """A JSON state file from the apt bucket ({} if missing or unreadable). Information only:
     nothing read from the cache decides what reaches dpkg."""
     try:
@@ -185,14 +188,14 @@ def write_trusted(paths: AptPaths, name: str, data: dict[str, Any]) -> bool:
     return True
 
 
-def write_state(cache: Any, name: str, data: dict[str, Any]) -> None:
+def write_state(cache: PackageCache, name: str, data: dict[str, Any]) -> None:
     """Write a JSON state file atomically (temp + rename)."""
     from cache_core import atomic_write
 
     atomic_write(state_dir(cache) / name, json.dumps(data, sort_keys=True), 0o644)
 
 
-def record(cache: Any, what: str, data: dict[str, Any]) -> None:
+def record(cache: PackageCache, what: str, data: dict[str, Any]) -> None:
     """Remember the last harvest/seed summary (counts, bytes, time) for `pkgcache apt status`.
 
     Best effort: a read-only cache still serves, it just can't keep this summary."""

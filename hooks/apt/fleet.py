@@ -4,21 +4,24 @@ downloading, in parallel (bounded), by the SHA-256 of apt's signed index."""
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .naming import is_safe_name, key_for
+
+if TYPE_CHECKING:
+    from cache_core import PackageCache
 
 WORKERS = 4  # parallel remote fetches (each one connection; the remote tier has its budgets)
 
 
-def has_remote(cache: Any) -> bool:
+def has_remote(cache: PackageCache) -> bool:
     """A remote tier is configured (an empty local cache may still get debs from the fleet)."""
     from cache_core.storage import remote
 
     return remote.tier(cache) is not None
 
 
-def prefetch(cache: Any, wants: list[Any], workers: int = WORKERS) -> tuple[int, int]:
+def prefetch(cache: PackageCache, wants: list[Any], workers: int = WORKERS) -> tuple[int, int]:
     """Fetch every wanted deb (objects with .fname, .sha256, .size) missing from the local store
     from the remotes; returns (count, bytes) brought in. Never raises for remote faults."""
     from cache_core.storage import remote

@@ -21,9 +21,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from .naming import archive_name, is_safe_name, key_for, parse_archive_name
+
+if TYPE_CHECKING:
+    from cache_core import PackageCache
 
 MAX_INFO_BYTES = 64 << 20  # a runaway stream is not read further
 
@@ -117,12 +120,12 @@ def _regular(path: str) -> os.stat_result | None:
     return st if stat.S_ISREG(st.st_mode) else None
 
 
-def _same_inode(cache: Any, digest: str, path: str) -> bool:
+def _same_inode(cache: PackageCache, digest: str, path: str) -> bool:
     """Is path the cached object itself (a hard link pkgcache made)? Any doubt: hash it."""
     return bool(cache.same_object(f"sha256:{digest}", path))
 
 
-def store(cache: Any, path: str, fname: str, *, link: bool = True,
+def store(cache: PackageCache, path: str, fname: str, *, link: bool = True,
           sha256: str | None = None) -> tuple[str, int]:
     """Put one deb under deb:<fname>. Returns ("stored"|"already"|"failed"|"skipped", size)."""
     st = _regular(path)
@@ -144,7 +147,7 @@ def store(cache: Any, path: str, fname: str, *, link: bool = True,
     return "stored", st.st_size
 
 
-def _store_verified(cache: Any, path: str, fname: str, sha256: str) -> tuple[str, int]:
+def _store_verified(cache: PackageCache, path: str, fname: str, sha256: str) -> tuple[str, int]:
     """A deb from outside apt's archives: hashed through one O_NOFOLLOW|O_NONBLOCK descriptor
     (a symlink or FIFO swapped in is refused), stored as a copy only if it is the index's deb."""
     from cache_core import open_regular, sha256_fd
@@ -223,7 +226,7 @@ def index_sha256(action: Action) -> str | None:
 _VIEW: list[Any] = []
 
 
-def harvest(cache: Any, actions: list[Action], *, archives: Path | None = None,
+def harvest(cache: PackageCache, actions: list[Action], *, archives: Path | None = None,
             lookup: Callable[[Action], str | None] | None = None) -> HarvestReport:
     """Store the .debs named by the actions: those in apt's archives dir as they are (hardlink
     when the core allows), any other only when it matches its index record (lookup)."""
@@ -267,7 +270,7 @@ def harvest(cache: Any, actions: list[Action], *, archives: Path | None = None,
     return rep
 
 
-def sweep(cache: Any, archives: Path) -> HarvestReport:
+def sweep(cache: PackageCache, archives: Path) -> HarvestReport:
     """Fallback: store every archive-named .deb found in the archives dir that is not cached yet."""
     actions = []
     for entry in sorted(os.scandir(archives), key=lambda e: e.name):

@@ -9,7 +9,13 @@ import os
 import signal
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from cache_core import PackageCache
+
+if TYPE_CHECKING:
+    from cache_core import PackageCache
 
 ACTIONS = ("harvest", "pre-install", "post-update", "sweep")
 TIME_LIMIT = {"harvest": 300, "pre-install": 60, "post-update": 120, "sweep": 300}
@@ -103,10 +109,9 @@ def run(action: str, make_cache: Callable[[], Any]) -> int:
         _gate_core_warnings()
         try:
             cache = make_cache()
-            if not getattr(cache, "enabled", True):
+            if not cache.enabled:
                 return 0
-            if hasattr(cache, "busy_timeout"):
-                cache.busy_timeout = min(cache.busy_timeout, HOOK_BUSY_TIMEOUT)
+            cache.busy_timeout = min(cache.busy_timeout, HOOK_BUSY_TIMEOUT)
             cache.open()  # now: a cache we may not use is a silent skip
         except Exception as exc:
             if _not_ours(exc):
@@ -115,9 +120,7 @@ def run(action: str, make_cache: Callable[[], Any]) -> int:
         try:
             _dispatch(action, cache, actions)
         finally:
-            close = getattr(cache, "close", None)
-            if close:
-                close()
+            cache.close()
     except HookTimeout:
         _warn(f"apt {label} stopped after {time_limit(action)} s; apt continues without it")
     except ImportError as exc:
@@ -183,7 +186,7 @@ def _short(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"[:200]
 
 
-def _dispatch(action: str, cache: Any, actions: list[Any]) -> None:
+def _dispatch(action: str, cache: PackageCache, actions: list[Any]) -> None:
     from . import aptenv
 
     if action == "harvest":
@@ -217,7 +220,7 @@ def _dispatch(action: str, cache: Any, actions: list[Any]) -> None:
             aptenv.record(cache, "seed", dict(srep.as_dict(), trigger=action))
 
 
-def _import_lists(cache: Any) -> None:
+def _import_lists(cache: PackageCache) -> None:
     """With pkgcache's method on: the Release files and indexes apt accepted join the cache (and
     the fleet). A fault here is one warning; the seed still runs."""
     from . import aptenv

@@ -6,9 +6,12 @@ import os
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .naming import archive_name, key_for
+
+if TYPE_CHECKING:
+    from cache_core import PackageCache
 
 
 @dataclass
@@ -28,7 +31,7 @@ def _control(path: str, apt_inst: Any, apt_pkg: Any) -> tuple[str, str, str]:
     return section["Package"], section["Version"], section["Architecture"]
 
 
-def import_dir(cache: Any, directory: Path, *, apt_pkg: Any | None = None) -> ImportReport:
+def import_dir(cache: PackageCache, directory: Path, *, apt_pkg: Any | None = None) -> ImportReport:
     """Store every .deb in directory whose SHA256 equals its index record; report the rest."""
     import apt_inst
 

@@ -28,7 +28,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from cache_core import PackageCache
 
 RELEASE_NAMES = ("InRelease", "Release", "Release.gpg")
 STATE_FILE = "releases.json"
@@ -125,7 +128,7 @@ def save_state(paths: Any, state: dict[str, Any]) -> None:
         pass
 
 
-def max_age(cache: Any) -> float:
+def max_age(cache: PackageCache) -> float:
     """The fallback's maximum age in seconds (config ``apt_release_max_age_days``)."""
     cfg = getattr(cache, "config", None)
     days = cfg.option(MAX_AGE_KEY) if cfg is not None else None
@@ -210,7 +213,7 @@ def _decompress(src: Path, ext: str, out: Path) -> bool:
         return False
 
 
-def _store_index(cache: Any, key: str, path: Path, sha: str, ext: str, rep: ListsReport) -> bool:
+def _store_index(cache: PackageCache, key: str, path: Path, sha: str, ext: str, rep: ListsReport) -> bool:
     """Store the lists file at path under key (its URL) if its bytes (or, compressed, its
     content) have digest sha. The URL key puts it in `pkgcache remote push --all`; the method
     serves it by digest."""
@@ -238,7 +241,7 @@ def _store_index(cache: Any, key: str, path: Path, sha: str, ext: str, rep: List
         return False
 
 
-def _put(cache: Any, key: str, src: str, sha: str, rep: ListsReport, *, link: bool) -> bool:
+def _put(cache: PackageCache, key: str, src: str, sha: str, rep: ListsReport, *, link: bool) -> bool:
     if cache.put(key, src, sha256=sha, kind="apt-index", link=link) is None:
         return False
     rep.indexes += 1
@@ -249,7 +252,7 @@ def _put(cache: Any, key: str, src: str, sha: str, rep: ListsReport, *, link: bo
     return True
 
 
-def import_lists(cache: Any, apt_pkg: Any, paths: Any, key_of: Callable[[str], str],
+def import_lists(cache: PackageCache, apt_pkg: Any, paths: Any, key_of: Callable[[str], str],
                  now: float | None = None) -> ListsReport:
     """Store the Release files apt kept in its lists (each no older than the newest seen for
     its URL) and every index file there that one of them lists by SHA-256. key_of: a Release
@@ -302,7 +305,7 @@ def import_lists(cache: Any, apt_pkg: Any, paths: Any, key_of: Callable[[str], s
     return rep
 
 
-def _store_release(cache: Any, key: str, path: Path, data: bytes, state: dict[str, Any],
+def _store_release(cache: PackageCache, key: str, path: Path, data: bytes, state: dict[str, Any],
                    now: float, rep: ListsReport, remote: Any) -> None:
     """Keep the Release file apt accepted under its URL, with when an origin last confirmed it
     (now, unless the method served it from the cache in this update), and publish its record."""

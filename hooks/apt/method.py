@@ -566,9 +566,10 @@ class Front:
                 if req.sha256 or req.release:
                     self.harvest(req, msg.get("Filename") or req.filename)
         elif msg.code == 400 and not self.relay_only and unreachable(msg):
-            msg = self.offline_answer(req, msg)
-            if msg is None:
+            answer = self.offline_answer(req, msg)
+            if answer is None:
                 return
+            msg = answer
         if msg.code in FINAL:
             self.answer(req, msg)
             if req.release:

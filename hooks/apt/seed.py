@@ -19,10 +19,13 @@ import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .aptenv import AptLockBusy, AptPaths, archives_lock, installed_names, read_trusted, write_trusted
 from .naming import KEY_PREFIX, archive_name, is_safe_name, key_for, parse_archive_name
+
+if TYPE_CHECKING:
+    from cache_core import PackageCache
 
 PLAN_FILE = "seedplan.json"
 PLACED_FILE = "placed.json"
@@ -134,7 +137,7 @@ def _present(path: Path, size: int) -> bool:
     return stat.S_ISREG(st.st_mode) and st.st_size == size
 
 
-def place(cache: Any, archives: Path, want: Want, *, verify_present: bool) -> tuple[str, str]:
+def place(cache: PackageCache, archives: Path, want: Want, *, verify_present: bool) -> tuple[str, str]:
     """Put one verified deb at archives/<fname> (temp + rename). Returns (result, reason)."""
     from cache_core import sha256_file
 
@@ -230,7 +233,7 @@ def save_placed(paths: AptPaths, placed: dict[str, list[Any]]) -> None:
         pass
 
 
-def _matches(cache: Any, path: Path, want: Want, placed: dict[str, list[Any]]) -> bool:
+def _matches(cache: PackageCache, path: Path, want: Want, placed: dict[str, list[Any]]) -> bool:
     """Is the file at path exactly the index's deb? Cheap when pkgcache placed it (stat stamp)
     or it is a hard link of the verified object; otherwise hashed."""
     from cache_core import sha256_file
@@ -252,7 +255,7 @@ def _matches(cache: Any, path: Path, want: Want, placed: dict[str, list[Any]]) -
         return False
 
 
-def drop_stale(cache: Any, archives: Path, wants: list[Want], placed: dict[str, list[Any]],
+def drop_stale(cache: PackageCache, archives: Path, wants: list[Want], placed: dict[str, list[Any]],
                rep: SeedReport) -> None:
     """Remove each deb of this install that sits in archives with bytes other than the index's
     (apt would take it by size): apt then downloads, or pkgcache places, the right one."""
@@ -298,7 +301,7 @@ def _unlink(path: Path, rep: SeedReport, placed: dict[str, list[Any]]) -> None:
 
 
 # -- the general plan: every cached candidate (memoised index look-ups) ---------------------------
-def plan_entries(cache: Any, paths: AptPaths, apt_pkg: Any, names: list[str], rep: SeedReport,
+def plan_entries(cache: PackageCache, paths: AptPaths, apt_pkg: Any, names: list[str], rep: SeedReport,
                  *, open_index: bool = True) -> dict[str, Any]:
     """fname -> [sha256, size] if fname is its package's current candidate, else None; for the
     given names, memoised by the index fingerprint. open_index=False: only what the memo has."""
@@ -319,7 +322,7 @@ def plan_entries(cache: Any, paths: AptPaths, apt_pkg: Any, names: list[str], re
     return entries
 
 
-def _plan_all(cache: Any, paths: AptPaths, apt_pkg: Any, *, hook: bool, command: str | None,
+def _plan_all(cache: PackageCache, paths: AptPaths, apt_pkg: Any, *, hook: bool, command: str | None,
               placed: dict[str, list[Any]], rep: SeedReport) -> list[Want]:
     """Every cached deb that is a current candidate and not installed; placed debs that no longer
     match the index are removed on the way. command (apt's sub-command) narrows it: nothing for
@@ -372,7 +375,7 @@ def _lock_holder_is_ancestor(archives: Path) -> bool:
 
 
 # -- the entry point -------------------------------------------------------------------------------
-def seed(cache: Any, specs: list[str] | None = None, *, hook: bool = False, narrow: bool = False,
+def seed(cache: PackageCache, specs: list[str] | None = None, *, hook: bool = False, narrow: bool = False,
          plan_only: bool = False, lock_timeout: float = 60.0, target_release: str | None = None,
          apt_pkg: Any | None = None) -> SeedReport:
     """Seed archives with verified cached debs: all current candidates, or what a request needs.
@@ -436,7 +439,7 @@ def seed(cache: Any, specs: list[str] | None = None, *, hook: bool = False, narr
     return rep
 
 
-def _place_locked(cache: Any, archives: Path, wants: list[Want], rep: SeedReport,
+def _place_locked(cache: PackageCache, archives: Path, wants: list[Want], rep: SeedReport,
                   placed: dict[str, list[Any]], *, lock_timeout: float, verify_present: bool) -> None:
     """_place_all under apt's archives lock (waited for up to lock_timeout; not taken when the
     apt holding it runs us as its hook)."""
@@ -453,7 +456,7 @@ def _place_locked(cache: Any, archives: Path, wants: list[Want], rep: SeedReport
                 _place_all(cache, archives, wants, rep, placed, verify_present=verify_present)
 
 
-def _place_all(cache: Any, archives: Path, wants: list[Want], rep: SeedReport,
+def _place_all(cache: PackageCache, archives: Path, wants: list[Want], rep: SeedReport,
                placed: dict[str, list[Any]], *, verify_present: bool) -> None:
     from .fleet import prefetch  # the fleet first, in parallel
 

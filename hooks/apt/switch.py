@@ -6,11 +6,14 @@ import os
 import re
 import stat
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hooks.common.paths import PKGCACHE_BIN
 
 from .aptenv import HOOK_MARKER, SNIPPET_NAME
+
+if TYPE_CHECKING:
+    from cache_core import PackageCache
 
 DATA_SNIPPET = Path(__file__).resolve().parent / "data" / SNIPPET_NAME
 METHOD_SNIPPET = "05pkgcache-method"
@@ -184,7 +187,7 @@ def hook_command() -> str | None:
     return snippet_command([v for name in HOOK_NAMES for v in cfg.value_list(name)])
 
 
-def status(cache: Any) -> dict[str, Any]:
+def status(cache: PackageCache) -> dict[str, Any]:
     """Everything `pkgcache apt status` reports."""
     from .aptenv import read_state
     from .naming import KEY_PREFIX

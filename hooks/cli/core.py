@@ -16,6 +16,8 @@ if TYPE_CHECKING:
     import argparse
     from typing import Any
 
+    from cache_core import PackageCache
+
 # command -> its one-line summary: the top-level help lists these without building the parsers
 COMMANDS = {
     "put": "store FILE under KEY",
@@ -64,6 +66,24 @@ def _print_json(doc: object, **kw: Any) -> None:
 
 
 # -- core commands ------------------------------------------------------------------------------
+def _read_cache(args: argparse.Namespace, quiet: bool = False, key: str = "") -> PackageCache | None:
+    """The cache for a read-only command (get, exists, ls, stats), or None with one line on
+    stderr (unless quiet) when there is none: reading never creates a cache, so a typo'd
+    --cache-dir is reported, not made. A remote or root's cache can still answer. A bad key
+    is bad input (BadKeyError, exit 2) either way."""
+    if key:
+        from cache_core import normalize_key
+
+        normalize_key(key)
+    cache = args.cache()
+    if (cache.enabled and cache.system is None and not cache.root.is_dir()
+            and not (cache.config is not None and cache.config.remote)):
+        if not quiet:
+            error(f"no cache at {cache.root}")
+        return None
+    return cache
+
+
 def cmd_put(args: argparse.Namespace) -> int:
     """``put KEY FILE``: store a copy of FILE under KEY; prints its SHA-256."""
     if not os.path.isfile(args.file):
@@ -79,7 +99,9 @@ def cmd_put(args: argparse.Namespace) -> int:
 
 def cmd_get(args: argparse.Namespace) -> int:
     """``get KEY [-o DEST]``: the verified file's path, or a copy at DEST."""
-    cache = args.cache()
+    cache = _read_cache(args, key=args.key)
+    if cache is None:
+        return EXIT_MISS
     if args.output:
         out_dir = os.path.dirname(os.path.abspath(args.output))
         if not os.path.isdir(out_dir):
@@ -99,12 +121,16 @@ def cmd_get(args: argparse.Namespace) -> int:
 
 def cmd_exists(args: argparse.Namespace) -> int:
     """``exists KEY``: exit 0 if cached, 1 if not."""
-    return EXIT_OK if args.cache().exists(args.key) else EXIT_MISS
+    cache = _read_cache(args, quiet=True, key=args.key)
+    return EXIT_OK if cache is not None and cache.exists(args.key) else EXIT_MISS
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
     """``ls [PREFIX]``: the cached keys."""
-    entries = args.cache().keys(args.prefix or "")
+    cache = _read_cache(args, key=args.prefix or "")
+    if cache is None:
+        return EXIT_MISS
+    entries = cache.keys(args.prefix or "")
     if args.json:
         _print_json([{"key": e.key, "sha256": e.digest, "size": e.size, "kind": e.kind,
                       "created": e.created, "last_used": e.last_used, "hits": e.hits}
@@ -118,10 +144,12 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 def cmd_stats(args: argparse.Namespace) -> int:
     """``stats``: counters, size and quarantine."""
-    cache = args.cache()
+    cache = _read_cache(args)
+    if cache is None:
+        return EXIT_MISS
     if args.zero:
         cache.zero_stats()
-    s = cache.stats()
+    s: dict[str, Any] = cache.stats()  # a JSON document
     if s.get("remote"):
         config_warnings(s["remote"]["remotes"])
     fmt = "json" if args.json else args.format

@@ -30,7 +30,7 @@ import urllib.error
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from cache_core import (
     EXIT_MISS,
@@ -63,6 +63,9 @@ from hooks.common.http import (
     redact,
     request,
 )
+
+if TYPE_CHECKING:
+    from cache_core import PackageCache
 
 PARTIAL_BUCKET = "fetch-v1"
 LOCK_TIMEOUT = 3600.0          # waiting longer than this for another fetch of the URL: go alone
@@ -156,8 +159,8 @@ def remember_digest(key: str, digest: str, by: str | None = None) -> None:
                          0o600)
 
 
-def _usable(cache: Any) -> bool:
-    return cache is not None and bool(getattr(cache, "enabled", False))
+def _usable(cache: PackageCache | None) -> bool:
+    return cache is not None and cache.enabled
 
 
 class _Progress:
@@ -276,7 +279,7 @@ def _sweep_partials(bucket: Path) -> None:
 
 
 # -- the public entry point --------------------------------------------------------------------
-def fetch(cache: Any, url: str, dest: str | os.PathLike[str], sha256: str | None = None, *,
+def fetch(cache: PackageCache, url: str, dest: str | os.PathLike[str], sha256: str | None = None, *,
           offline: bool = False, refresh: bool = False, retries: int = DEFAULT_RETRIES,
           retry_delay: float = DEFAULT_RETRY_DELAY, timeout: float = DEFAULT_TIMEOUT,
           progress: bool | None = None) -> FetchResult:
@@ -331,10 +334,10 @@ def fetch(cache: Any, url: str, dest: str | os.PathLike[str], sha256: str | None
     return job.run()
 
 
-def _coalesced(cache: Any, sha256: str, dest: str, job: _Download) -> FetchResult:
+def _coalesced(cache: PackageCache, sha256: str, dest: str, job: _Download) -> FetchResult:
     """A pinned download coalesced with other processes and fleet members missing the same
     content at once: one downloads (and publishes it), the others take it from the store."""
-    if not getattr(getattr(cache, "config", None), "remote", None):
+    if cache.config is None or not cache.config.remote:
         return job.run()
     try:
         from cache_core.storage import remote
@@ -350,7 +353,7 @@ def _coalesced(cache: Any, sha256: str, dest: str, job: _Download) -> FetchResul
         return job.run()
 
 
-def _from_fleet(cache: Any, key: str) -> bool:
+def _from_fleet(cache: PackageCache, key: str) -> bool:
     """On a local miss, take key from the fleet's remotes (no miss counted: a cold download
     counts its own). A content key (a pinned --sha256) needs no record; an unpinned URL needs a
     record signed by a trusted key (digest, ETag, Last-Modified), and its copy is then
@@ -392,9 +395,11 @@ def _isatty(stream: Any) -> bool:
         return False
 
 
-def _serve(cache: Any, key: str, dest: str, sha256: str | None,
+def _serve(cache: PackageCache | None, key: str, dest: str, sha256: str | None,
            source: str = "cache") -> FetchResult | None:
     """Copy the cached object of key to dest if present and (when given) matching sha256."""
+    if cache is None:  # the cache was given up on during this fetch
+        return None
     entry = cache.lookup(key) if not key.startswith("sha256:") else None
     if entry is None and not key.startswith("sha256:"):
         return None
@@ -402,7 +407,7 @@ def _serve(cache: Any, key: str, dest: str, sha256: str | None,
         return None
     if not cache.materialize_key(key, dest, mode="copy", sha256=sha256):
         return None
-    digest = sha256 or entry.digest
+    digest = sha256 or (entry.digest if entry is not None else key.removeprefix("sha256:"))
     size = entry.size if entry is not None else os.path.getsize(dest)
     return FetchResult(dest, digest, size, source)
 
@@ -410,7 +415,8 @@ def _serve(cache: Any, key: str, dest: str, sha256: str | None,
 class _Download:
     """One online fetch: revalidate or download (resuming), verify, store, place at dest."""
 
-    def __init__(self, cache: Any, key: str, dest: str, sha256: str | None, *, refresh: bool,
+    def __init__(self, cache: PackageCache | None, key: str, dest: str, sha256: str | None, *,
+                 refresh: bool,
                  retries: int, retry_delay: float, timeout: float, progress: bool) -> None:
         self.cache = cache
         self.key = key                  # the URL requested (shown only through redact())
@@ -568,6 +574,7 @@ class _Download:
             self.entry = None
             raise Transient("cached copy unusable; downloading again", reached=True,
                              retry_after=0)
+        assert self.cache is not None  # a hit came from it
         self.cache.set_meta(self.ckey, meta)
         return hit
 

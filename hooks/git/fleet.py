@@ -21,9 +21,12 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from cache_core import EXIT_OK, EXIT_UNUSABLE, warn
+
+if TYPE_CHECKING:
+    from cache_core import PackageCache
 
 KEY_PREFIX = "gitbundle:"
 UPLOAD_ENV = "PKGCACHE_REMOTE_UPLOAD"
@@ -41,7 +44,7 @@ def key_of(url: str) -> str:
     return KEY_PREFIX + _shown(url)
 
 
-def enabled(cache: Any) -> bool:
+def enabled(cache: PackageCache) -> bool:
     """True when the cache has remotes configured."""
     return bool(getattr(getattr(cache, "config", None), "remote", None))
 
@@ -54,7 +57,7 @@ def _git(*args: str, cwd: str | None = None) -> subprocess.CompletedProcess[str]
 
 
 # -- reading ---------------------------------------------------------------------------------------
-def seed(cache: Any, url: str, tmp: Path) -> bool:
+def seed(cache: PackageCache, url: str, tmp: Path) -> bool:
     """Fill the bare repository tmp from the fleet's bundle of url; False on any miss/fault.
 
     tmp is the mirror under construction (already ``git init --bare``, with its sentinel)."""
@@ -112,7 +115,7 @@ def _refs(repo: Path) -> dict[str, str]:
 
 
 # -- writing ---------------------------------------------------------------------------------------
-def publish(cache: Any, url: str, mirror: Path) -> bool:
+def publish(cache: PackageCache, url: str, mirror: Path) -> bool:
     """Bundle the mirror (all branches and tags) and put it under the URL's key; the core's
     uploader sends the bundle and its signed record. False if nothing changed or on a fault."""
     try:
@@ -137,9 +140,9 @@ def publish(cache: Any, url: str, mirror: Path) -> bool:
         return False
 
 
-def refresh(cache: Any, urls: list[str]) -> None:
+def refresh(cache: PackageCache, urls: list[str]) -> None:
     """Rebuild the bundles of these mirrors: inline when uploads are manual, else detached."""
-    if not enabled(cache) or not urls or not any(
+    if not enabled(cache) or not urls or cache.config is None or not any(
             getattr(r, "mode", "ro") == "rw" for r in cache.config.remote):
         return
     if os.environ.get(UPLOAD_ENV, "").lower() == "manual":
@@ -158,7 +161,7 @@ def refresh(cache: Any, urls: list[str]) -> None:
                          start_new_session=True, close_fds=True, cwd="/", env=env)
 
 
-def _publish_all(cache: Any, urls: list[str]) -> None:
+def _publish_all(cache: PackageCache, urls: list[str]) -> None:
     from hooks.git.mirror import Mirrors, is_valid_mirror
 
     mirrors = Mirrors(cache)

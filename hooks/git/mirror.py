@@ -20,11 +20,14 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cache_core import EXIT_MISS, EXIT_NETWORK, EXIT_OK, EXIT_USAGE, CacheError, warn
 from hooks.cli.output import error
 from hooks.common.http import redact
+
+if TYPE_CHECKING:
+    from cache_core import PackageCache
 
 BUCKET = "git-v1"
 SENTINEL = "pkgcache-mirror-incomplete"
@@ -117,7 +120,7 @@ def mirror_healthy(path: Path, *, full: bool = False) -> bool:
 class Mirrors:
     """The mirror store of one cache."""
 
-    def __init__(self, cache: Any) -> None:
+    def __init__(self, cache: PackageCache) -> None:
         self.cache = cache
         self.bucket = cache.bucket(BUCKET)
 
@@ -277,7 +280,7 @@ def plain_clone(url: str, dest: str, args: Sequence[str]) -> int:
     return EXIT_OK if proc.returncode == 0 else EXIT_NETWORK
 
 
-def clone(cache: Any, url: str, dest: str, args: Sequence[str] = (), *,
+def clone(cache: PackageCache | None, url: str, dest: str, args: Sequence[str] = (), *,
           offline: bool = False, submodules: str | None = None) -> int:
     """Clone url into dest through the mirror; returns an exit code (raises GitError on misuse).
 
@@ -292,13 +295,13 @@ def clone(cache: Any, url: str, dest: str, args: Sequence[str] = (), *,
     return rc
 
 
-def _clone_one(cache: Any, url: str, dest: str, args: Sequence[str], *, offline: bool) -> int:
+def _clone_one(cache: PackageCache | None, url: str, dest: str, args: Sequence[str], *, offline: bool) -> int:
     """One repository (no submodules) through its mirror; see clone()."""
     url = normalize_url(url)
     if os.path.lexists(dest) and (not os.path.isdir(dest) or os.listdir(dest)):
         raise GitError(f"destination {dest} already exists and is not an empty directory",
                        EXIT_USAGE)
-    if cache is None or not getattr(cache, "enabled", False):
+    if cache is None or not cache.enabled:
         if offline:
             raise GitError("offline and the cache is disabled", EXIT_MISS)
         return plain_clone(url, dest, args)
@@ -356,7 +359,7 @@ def _clone_referenced(mirror: Path, url: str, dest: str, args: Sequence[str]) ->
     return False
 
 
-def clone_submodules(cache: Any, work: str, *, offline: bool, pathspec: str = "") -> int:
+def clone_submodules(cache: PackageCache | None, work: str, *, offline: bool, pathspec: str = "") -> int:
     """Initialise and clone the submodules of the work tree ``work``, each through its own
     mirror (recursively); returns an exit code."""
     spec = [pathspec] if pathspec else []
@@ -379,13 +382,13 @@ def clone_submodules(cache: Any, work: str, *, offline: bool, pathspec: str = ""
     return EXIT_OK
 
 
-def _submodule_update(cache: Any, work: str, name: str, path: str, url: str, *,
+def _submodule_update(cache: PackageCache | None, work: str, name: str, path: str, url: str, *,
                       offline: bool) -> int:
     """Check out one submodule: borrow from its mirror online, clone the mirror offline."""
     with contextlib.ExitStack() as held:     # the mirror's lock, for as long as we read it
         mirror: Path | None = None
         fresh = False
-        if cache is not None and getattr(cache, "enabled", False):
+        if cache is not None and cache.enabled:
             try:
                 mirrors = Mirrors(cache)
                 held.enter_context(mirrors.locked(url))
@@ -447,7 +450,7 @@ def _clone_from_mirror(mirror: Path, url: str, dest: str, args: Sequence[str]) -
     return EXIT_OK
 
 
-def update(cache: Any, urls: Sequence[str] = ()) -> int:
+def update(cache: PackageCache, urls: Sequence[str] = ()) -> int:
     """Fetch new commits into the given mirrors (created if missing) or into all of them."""
     mirrors = Mirrors(cache)
     targets = [normalize_url(u) for u in urls] or mirrors.urls()
@@ -480,7 +483,7 @@ def update(cache: Any, urls: Sequence[str] = ()) -> int:
     return EXIT_NETWORK if failed else EXIT_OK
 
 
-def verify_mirrors(cache: Any, repair: bool = False) -> dict[str, Any]:
+def verify_mirrors(cache: PackageCache, repair: bool = False) -> dict[str, Any]:
     """git fsck every mirror (a full check); with repair, rebuild broken ones from their origin
     and remove those that cannot be rebuilt. Report: checked, broken, unrepaired (names)."""
     report: dict[str, Any] = {"checked": 0, "broken": [], "unrepaired": []}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from .runner import Result, run
@@ -57,7 +58,9 @@ def build_requires(src: Path) -> list[str]:
     import tarfile
     import zipfile
 
-    import tomllib
+    if sys.version_info < (3, 11):
+        return []  # no TOML reader in Python 3.10 (tomllib): the build requirements are unknown
+    import tomllib  # type: ignore[import-not-found]  # (mypy checks as 3.10)
 
     text: str | None = None
     try:

@@ -235,8 +235,7 @@ class Driver:
         page = self.work / "index.html"
         extra: list[Candidate] = []
         if orphans and not sdists:  # (listed first: the next listing sets what describe() says)
-            every = self.store.candidates(self.target, sdists=True,
-                                          vouched_only=not options.hash_mode(self.opts.pip_args))
+            every = self.store.candidates(self.target, self.request, sdists=True)
             # (no wheel at all: a built: key that is not offered - unvouched, repointed - keeps
             # its sdist out too, as before)
             extra = [c for c in every if c.entry.key.startswith("sdist:")
@@ -460,7 +459,9 @@ class Driver:
         SHA-256 pip's report gives (the index's)."""
         v = self._view
         out: dict[str, Path] = {}
-        for art in arts if v is not None else []:
+        if v is None:
+            return out
+        for art in arts:
             path = v.fetched.get(art.filename)
             if path is not None and art.sha256 and \
                     self.cache.calculate_hash(str(path)) == art.sha256:
@@ -673,10 +674,10 @@ class Driver:
         fleet = _fleet(self.cache)
         use_fleet = fleet is not None
         hashes, names = options.requirement_hashes(opts.pip_args) if fleet else ([], [])
-        if hashes and not opts.refresh:  # a hash-locked file needs no index and no listing
+        if fleet is not None and hashes and not opts.refresh:  # hash-locked: no index, no listing
             fleet.adopt_hashes(self.cache, self.store, self.target, hashes)
         if opts.offline:
-            if use_fleet:
+            if fleet is not None:
                 fleet.adopt_projects(self.cache, self.store, self.target, names)
             return self.cache_only(installer)
         if opts.no_index:
@@ -692,10 +693,10 @@ class Driver:
         index = options.index_url(opts.pip_args)
         cause = fetch.probe_index(index)
         if cause is not None:
-            if use_fleet:  # resolve from the fleet's signed listings
+            if fleet is not None:  # resolve from the fleet's signed listings
                 fleet.adopt_projects(self.cache, self.store, self.target, names)
             return self.unreachable(installer, redact(index), cause)
-        if use_fleet:  # files the index lists with the same SHA-256: offered from the cache
+        if fleet is not None:  # files the index lists with the same SHA-256: offered from the cache
             fleet.index_verified(self.cache, self.store, self.target, opts.pip_args)
         if installer == "uv":
             return self.online_uv()
@@ -857,7 +858,8 @@ class Driver:
                 built = by_key.get(self.store.built_key(c.sha256, self.target))
                 if built is not None:
                     chosen[built.entry.key] = built
-                    for dep in built.entry.meta.get("build_deps") or []:
+                    deps = built.entry.meta.get("build_deps")
+                    for dep in deps if isinstance(deps, list) else []:
                         if isinstance(dep, str) and dep in by_key:
                             chosen[dep] = by_key[dep]
             sdist = c.entry.meta.get("sdist")

@@ -529,8 +529,8 @@ class WheelStore:
 
     def _sync_flat(self, flat: Path, cands: list[Candidate]) -> Path:
         want: dict[str, Candidate] = {}
-        for c in sorted(cands, key=lambda c: c.entry.created):
-            want[c.filename] = c  # the newest file wins a name clash
+        for cand in sorted(cands, key=lambda c: c.entry.created):
+            want[cand.filename] = cand  # the newest file wins a name clash
         for child in flat.iterdir():
             c = want.get(child.name)
             try:

@@ -98,8 +98,10 @@ def _read(path: Path) -> dict[str, Any]:
 
 
 def _clean(data: dict[str, Any]) -> tuple[dict[str, list[Any]], dict[str, list[int]]]:
-    keys = data.get("keys") if isinstance(data.get("keys"), dict) else {}
-    stamps = data.get("stamps") if isinstance(data.get("stamps"), dict) else {}
+    raw_keys = data.get("keys")
+    raw_stamps = data.get("stamps")
+    keys = raw_keys if isinstance(raw_keys, dict) else {}
+    stamps = raw_stamps if isinstance(raw_stamps, dict) else {}
     good_keys = {k: [v[0], [list(g) for g in groups_of(v[1])]] for k, v in keys.items()
                  if isinstance(v, list) and len(v) == 2 and isinstance(v[0], str)
                  and isinstance(v[1], list)}

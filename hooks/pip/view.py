@@ -58,6 +58,10 @@ def usable(pip_args: list[str]) -> bool:
                for u in (options.index_url(pip_args), *_cli_extras(pip_args), *extras))
 
 
+def _quiet(request: object, client_address: object) -> None:
+    """No traceback on stderr for a client that went away."""
+
+
 class View:
     """The view of one run's indexes (index_url first, then the extra indexes)."""
 
@@ -81,7 +85,7 @@ class View:
         # set by the driver when the cache has a remote tier: coalesce(sha256) is a lease
         # (cache_core's download_lease) and keep(path, sha256) stores a download in the cache
         self.coalesce: Callable[[str], AbstractContextManager[Any]] | None = None
-        self.keep: Callable[[Path, str], None] | None = None
+        self.keep: Callable[[Path, str], object] | None = None
         view = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -100,7 +104,7 @@ class View:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        self._server.handle_error = lambda request, client_address: None  # no tracebacks
+        self._server.handle_error = _quiet  # type: ignore[method-assign]  # no tracebacks
         self.prefix = f"http://127.0.0.1:{self._server.server_port}/{self._secret}/"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
@@ -225,8 +229,8 @@ class View:
                 ctype = resp.headers.get("Content-Type", "text/html")
                 base = resp.geturl()
             memo = self._pages[(url, accept)] = (ctype, self._rewrite(body, ctype, base))
-        if memo == 404:
-            return self._fail(h, 404)
+        if isinstance(memo, int):
+            return self._fail(h, memo)
         ctype, body = memo
         h.send_response(200)
         h.send_header("Content-Type", ctype)

@@ -90,7 +90,16 @@ def _pull_drivers(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    st = _tier(args).status()
+    from cache_core.storage.remote import tier
+
+    t = tier(args.cache())
+    if t is None:  # asked for a status, "none" is the answer (exit 0), not a config error
+        if args.json:
+            print(json.dumps({"remotes": [], "spool": 0, "uploader_running": False}, indent=1))
+        else:
+            print("no remote configured (performance.cache.remote in the config)")
+        return EXIT_OK
+    st = t.status()
     config_warnings(st["remotes"])
     if args.json:
         print(json.dumps(st, indent=1, sort_keys=True))

@@ -17,9 +17,12 @@ import re
 import subprocess
 import sys
 from collections.abc import Callable, Iterable
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from cache_core import warn
+
+if TYPE_CHECKING:
+    from cache_core import PackageCache
 
 
 class Progress:
@@ -65,7 +68,7 @@ def _each(items: list[str], work: Callable[[str], bool]) -> tuple[int, list[str]
 
 
 # -- pip ---------------------------------------------------------------------------------------
-def pull_pip(cache: Any, req_files: list[str], python: str | None) -> tuple[int, list[str]]:
+def pull_pip(cache: PackageCache, req_files: list[str], python: str | None) -> tuple[int, list[str]]:
     """Take what the fleet holds for these requirements; (files taken, names not found)."""
     from hooks.pip import fleet
     from hooks.pip.store import WheelStore
@@ -96,7 +99,7 @@ def pull_pip(cache: Any, req_files: list[str], python: str | None) -> tuple[int,
     return taken, missing
 
 
-def _held(cache: Any, digest: str) -> bool:
+def _held(cache: PackageCache, digest: str) -> bool:
     return any(e.digest == digest for p in ("wheel:", "sdist:") for e in cache.keys(p))
 
 
@@ -123,7 +126,7 @@ def apt_uris(packages: list[str], apt_options: Iterable[str] = ()) -> list[tuple
     return out
 
 
-def pull_apt(cache: Any, packages: list[str], apt_options: Iterable[str] = ()
+def pull_apt(cache: PackageCache, packages: list[str], apt_options: Iterable[str] = ()
              ) -> tuple[int, list[str]]:
     """Take the .debs for packages from the fleet by their index SHA-256; (taken, missing)."""
     from cache_core.storage import remote
@@ -135,7 +138,7 @@ def pull_apt(cache: Any, packages: list[str], apt_options: Iterable[str] = ()
 
 
 # -- git ---------------------------------------------------------------------------------------
-def pull_git(cache: Any, urls: list[str]) -> tuple[int, list[str]]:
+def pull_git(cache: PackageCache, urls: list[str]) -> tuple[int, list[str]]:
     """A mirror per URL: from the fleet's bundle, then the origin's difference when reachable."""
     from hooks.git.mirror import GitError, Mirrors
 

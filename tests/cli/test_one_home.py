@@ -5,6 +5,7 @@ copy coming back fails here."""
 from __future__ import annotations
 
 import ast
+import os
 import re
 import subprocess
 import sys
@@ -193,6 +194,7 @@ def test_dead_code_is_gone() -> None:
 def test_python_m_hooks_cli_and_the_console_script_entry_agree(tmp_path: Path) -> None:
     code = "import sys; sys.path.insert(0, %r); from hooks.cli import main; sys.exit(main())"
     cache = str(tmp_path / "c")
+    os.mkdir(cache)  # stats on a missing cache says there is none (exit 1)
     a = subprocess.run([sys.executable, "-c", code % str(REPO), "--cache-dir", cache,
                         "stats", "--json"], capture_output=True, text=True, timeout=60)
     b = run_cli("--cache-dir", cache, "stats", "--json")

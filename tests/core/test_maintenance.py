@@ -186,7 +186,7 @@ def test_index_is_wal_and_has_running_totals(cache_dir: Path, tmp_path: Path):
 
 @pytest.mark.parametrize("cmd", ["gc", "stats", "verify", "clear"])
 def test_maintenance_never_creates_a_missing_or_disabled_cache(cache_dir: Path, tmp_path: Path, cmd: str):
-    assert run_cli("--cache-dir", str(cache_dir), cmd).returncode == 0
+    assert run_cli("--cache-dir", str(cache_dir), cmd).returncode == (1 if cmd == "stats" else 0)
     assert not cache_dir.exists()
     cfg = tmp_path / "off.yaml"
     cfg.write_text(f"performance:\n  cache:\n    enabled: false\n    directory: {cache_dir}\n")
@@ -203,3 +203,32 @@ def test_one_cleaner_at_a_time(cache_dir: Path, tmp_path: Path):
         assert cache.gc(max_size_bytes=1) == {"skipped": 1}
         assert cache.stats()["objects"] == 3
     assert cache.gc(max_size_bytes=1)["evicted"] == 3
+
+
+@pytest.mark.parametrize("cmd", [["get", "k:1"], ["get", "k:1", "-o", "OUT"], ["ls"], ["ls", "--json"],
+                                 ["stats"], ["stats", "--json"], ["exists", "k:1"]])
+def test_read_only_commands_on_a_missing_cache_say_so_and_create_nothing(tmp_path: Path,
+                                                                         cmd: list[str]):
+    """A typo'd --cache-dir: exit 1 (not found) and one line naming the directory, no cache
+    tree made, no zeros printed as if it were an empty cache (exists: a silent predicate)."""
+    typo = tmp_path / "cahce"
+    r = run_cli("--cache-dir", str(typo), *[str(tmp_path / "out") if a == "OUT" else a for a in cmd])
+    assert r.returncode == 1 and r.stdout == ""
+    assert r.stderr == ("" if cmd[0] == "exists" else f"pkgcache: no cache at {typo}\n")
+    assert not typo.exists() and not (tmp_path / "out").exists()
+
+
+def test_stats_does_not_call_enabled_a_cache_put_refuses(tmp_path: Path):
+    """Where put refuses to make a cache (under a file; in a directory other users can write),
+    stats must not show a usable, enabled cache with zero entries."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o777)
+    src = tmp_path / "f"
+    src.write_bytes(b"x")
+    for where in (src / "cache", shared / "cache", shared):
+        put = run_cli("--cache-dir", str(where), "put", "k:1", str(src))
+        assert put.returncode == 4 and len(put.stderr.splitlines()) == 1
+        stats = run_cli("--cache-dir", str(where), "stats")
+        assert stats.returncode != 0 and "enabled" not in stats.stdout, stats.stdout
+        assert len(stats.stderr.splitlines()) == 1

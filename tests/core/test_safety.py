@@ -121,9 +121,8 @@ def test_world_writable_cache_dir_refused(cache_dir: Path, tmp_path: Path):
     assert lenient.get("k") is None
 
 
+@pytest.mark.root  # to chown
 def test_cache_dir_owned_by_other_user_refused(cache_dir: Path, tmp_path: Path):
-    if os.geteuid() != 0:
-        pytest.skip("needs root to chown")
     cache_dir.mkdir(mode=0o755)
     os.chown(cache_dir, 65534, 65534)
     src = tmp_path / "src"

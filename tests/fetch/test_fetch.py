@@ -378,7 +378,7 @@ def test_unusable_cache_still_downloads_with_one_warning(server: FetchServer, ru
     assert r.returncode == 0 and r.stderr == b"" and (tmp_path / "v").read_bytes() == BODY
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="mounting tmpfs needs root")
+@pytest.mark.root  # to mount a tmpfs
 def test_full_cache_disk_still_downloads(server: FetchServer, run: Runner, tmp_path: Path,
                                          mounts: Mounts) -> None:
     """The cache lives on a 1 MiB tmpfs; a 3 MB download goes around it with one warning."""

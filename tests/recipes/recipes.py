@@ -9,17 +9,15 @@ adds ``--net`` (a new network namespace with nothing in it): no network at all.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shlex
 import shutil
 import subprocess
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.deb.debroot import HOST_ENV, ROOT_ENV, SUITE, TARBALL_DIR, TARBALL_MAX_AGE
+from tests.deb.debroot import ROOT_ENV, SUITE, cached_tarball
 from tests.support import REPO
 
 README = REPO / "README.md"
@@ -47,16 +45,7 @@ def readme_block(heading: str, lang: str) -> str:
 
 def minbase_tarball() -> Path:
     """A bookworm minbase tarball, built by mmdebstrap or reused for a day."""
-    tag = hashlib.sha256(repr((SUITE, "minbase")).encode()).hexdigest()[:12]
-    tarball = TARBALL_DIR / f"{SUITE}-minbase-{tag}.tar"
-    if tarball.exists() and time.time() - tarball.stat().st_mtime < TARBALL_MAX_AGE:
-        return tarball
-    TARBALL_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
-    tmp = tarball.with_suffix(".tmp.tar")
-    subprocess.run(["mmdebstrap", "--quiet", "--mode=root", "--variant=minbase", SUITE, str(tmp)],
-                   check=True, env=HOST_ENV, stdin=subprocess.DEVNULL)
-    os.replace(tmp, tarball)
-    return tarball
+    return cached_tarball(f"{SUITE}-minbase", ["--variant=minbase"])
 
 
 @dataclass

@@ -106,3 +106,18 @@ def test_readme_and_man_page_agree() -> None:
 
 def test_readme_names_no_paths_of_the_build_machine() -> None:
     assert re.findall(r"/work/\S+|/home/\w+", README) == []
+
+
+def test_ansible_recipe_is_a_playbook() -> None:
+    """`ansible-playbook` takes the block as printed: a list of plays (a bare task list fails
+    with "'ansible.builtin.apt' is not a valid attribute for a Play", exit 4). The recipe test
+    (tests/recipes/test_recipes.py) runs it; this checks the shape without ansible."""
+    import yaml
+
+    from tests.recipes.recipes import readme_block
+
+    plays = yaml.safe_load(readme_block("Ansible", "yaml"))
+    assert isinstance(plays, list) and plays
+    for play in plays:
+        assert {"hosts", "tasks"} <= set(play), sorted(play)
+        assert all("name" in task for task in play["tasks"])

@@ -310,6 +310,7 @@ def hook_world() -> HookWorld:
     shutil.rmtree(world.root)
 
 
+@pytest.mark.root  # the apt hook works for root only (others: untouched and silent)
 def test_apt_hook_harness_harvests_a_well_formed_block(hook_world: HookWorld) -> None:
     """The fuzz harness below really drives the harvest: a clean v3 block stores every deb."""
     lines = ["VERSION 3", *CONFIG_LINES, ""]
@@ -320,6 +321,7 @@ def test_apt_hook_harness_harvests_a_well_formed_block(hook_world: HookWorld) ->
         assert {e.key for e in c.keys("deb:")} >= {"deb:" + p.name for *_, p in hook_world.debs}
 
 
+@pytest.mark.root
 @given(st.data())
 @settings(max_examples=300, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

@@ -402,7 +402,7 @@ def test_verify_repair_tolerates_concurrent_puts(tmp_path: Path) -> None:
     root = tmp_path / "c"
     script = tmp_path / "putter.py"
     script.write_text(PUTTER)
-    assert run_cli("--cache-dir", str(root), "stats").returncode == 0
+    assert run_cli("--cache-dir", str(root), "stats").returncode == 1  # no cache there yet
     putters = [subprocess.Popen([PY, str(script), str(root), str(REPO), "120"])
                for _ in range(4)]
     try:

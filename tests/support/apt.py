@@ -268,7 +268,7 @@ def lab_in(base: pathlib.Path, **kw: object) -> Iterator[Lab]:
 
 
 def skip_unless_tools(items: list, where: str, tools: tuple[str, ...], what: str) -> None:
-    """Mark the items under tests/<where>/ skipped without root or one of tools."""
+    """Mark the items under tests/<where>/ (but the fast tier's) skipped without root or tools."""
     import pytest
 
     missing = [t for t in tools if shutil.which(t) is None
@@ -276,5 +276,5 @@ def skip_unless_tools(items: list, where: str, tools: tuple[str, ...], what: str
     if missing or os.geteuid() != 0:
         why = f"needs root and {', '.join(missing) or what}"
         for item in items:
-            if f"tests/{where}/" in str(item.fspath):
+            if f"tests/{where}/" in str(item.fspath) and not item.get_closest_marker("fast"):
                 item.add_marker(pytest.mark.skip(reason=why))

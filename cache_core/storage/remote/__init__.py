@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ... import fs
-from ...errors import warn
+from ...errors import RecordError, warn
 from ...hashing import sha256_bytes, sha256_fd
 from ...keys import digest_of_key, is_digest, normalize_key
 from ..tier import Located, Sink
@@ -41,7 +41,8 @@ from .base import (
     record_name,
 )
 from .config import RemoteSpec, redact
-from .records import Record, RecordError, decode, encode, generate_keypair, load_secret_key  # noqa: F401 - generate_keypair: public (docs/core-api.md)
+from .records import Record, decode, encode, load_secret_key
+from .records import generate_keypair as generate_keypair  # public (docs/core-api.md)
 from .state import COUNTERS, State
 
 if TYPE_CHECKING:
@@ -99,7 +100,7 @@ class RemoteTier:
         self._backends: dict[str, Backend] = {}
         self._off: set[str] = set()           # skipped for the rest of this process
         self._spent: dict[str, float] = {}    # seconds spent per remote in this process
-        self._signers: dict[str, Any] = {}
+        self._signers: dict[str, tuple[str, Any] | None] = {}
         self._bad_seen: dict[str, set[str]] = {}  # per remote: digests that did not match
         self.spawned = False
 
@@ -477,8 +478,8 @@ class RemoteTier:
     def push(self, keys: list[str] | None, all_keys: bool = False) -> dict[str, int]:
         """Queue keys (or every key) and drain the spool now, waiting for a running uploader."""
         if all_keys:
-            for e in self.cache.keys(""):
-                self.enqueue(e.key, e.digest, spawn=False, bounded=False)
+            for entry in self.cache.keys(""):
+                self.enqueue(entry.key, entry.digest, spawn=False, bounded=False)
         for k in keys or []:
             e = self.cache.lookup(k)
             d = digest_of_key(normalize_key(k))

@@ -49,6 +49,16 @@ class Backend(Protocol):
     def list(self, kind: str) -> Iterator[str] | None:
         """The hex names under ``kind/``, or None if the store cannot list."""
 
+    def create_lease(self, name: str, body: bytes, deadline: float) -> bool | None:
+        """Create the lease object only if absent: True created, False held by another,
+        None: this store cannot create-if-absent (no coalescing)."""
+
+    def read_lease(self, name: str, deadline: float) -> bytes | None:
+        """The lease object's body, or None if there is none."""
+
+    def drop_lease(self, name: str, deadline: float) -> None:
+        """Remove the lease object (missing is fine)."""
+
 
 __all__ = ["MAX_RECORD_BYTES", "Backend", "RemoteError", "RemoteMissing", "RemoteTimeout",
            "make_backend", "object_name", "record_name", "register", "schemes"]

@@ -72,7 +72,7 @@ def download_lease(cache: PackageCache, t: RemoteTier | None, digest: str,
                 return
         spec = _spec(t)
         got = _take(t, spec, digest, seconds) if spec is not None else None
-        if got is None:  # no store that can create-if-absent: no coalescing
+        if got is None or spec is None:  # no store that can create-if-absent: no coalescing
             yield lease
             return
         if got:

@@ -173,7 +173,7 @@ class S3Backend:
         except RemoteMissing:
             raise RemoteError(f"PUT answered HTTP {resp.status} (no write access?)") from None
 
-    def list(self, kind: str) -> Iterator[str] | None:
+    def list(self, kind: str) -> Iterator[str]:
         """ListObjectsV2 under prefix/kind/ (paged)."""
         import time
 
