@@ -79,9 +79,11 @@ def test_dead_proxy_fleet_without_packages_ends_like_plain_apt(fleet, sec_in_fle
 
 
 def _updated_b(fleet):
-    """A filled the fleet; B (its own root and cache) updated once through the method."""
+    """A filled the fleet; B (its own root and cache, hooks and method on as the .deb installs
+    them) updated once: its post-update hook kept the InRelease apt accepted."""
     _seeded_fleet(fleet)
     b = fleet.server("b")
+    b.install_snippet()
     _ok(b.apt("update"))
     return b
 
