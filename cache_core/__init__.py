@@ -39,7 +39,7 @@ _LAZY = {
     "acquire_lock": "fs", "atomic_symlink": "fs", "atomic_write": "fs", "copy_fd": "fs", "materialize": "fs",
     "open_regular": "fs", "read_json": "fs", "state_dir": "fs",
     "sha256_fd": "hashing", "sha256_file": "hashing",
-    "is_digest": "keys", "safe_filename": "keys",
+    "is_digest": "keys", "safe_filename": "keys", "PRIVATE_KEY_PREFIX": "keys",
 }
 _RENAMED = {"acquire_lock": "acquire"}
 
@@ -47,7 +47,8 @@ __all__ = [
     "EXIT_CONFIG", "EXIT_INTERNAL", "EXIT_INTERRUPTED", "EXIT_MISS", "EXIT_NETWORK", "EXIT_OK",
     "EXIT_UNUSABLE",
     "EXIT_USAGE", "BadKeyError", "CacheConfig", "CacheError", "ConfigError", "Entry",
-    "LockTimeout", "PackageCache", "UnsafeCacheError", "__version__", "acquire_lock", "atomic_symlink",
+    "LockTimeout", "PRIVATE_KEY_PREFIX", "PackageCache", "UnsafeCacheError", "__version__",
+    "acquire_lock", "atomic_symlink",
     "atomic_write", "copy_fd", "is_digest", "load_config", "materialize", "open_regular",
     "read_json", "register_key", "safe_filename", "set_warning_handler", "sha256_fd",
     "sha256_file", "state_dir", "take_pending_keys", "warn", "write_warning",

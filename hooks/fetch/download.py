@@ -36,6 +36,7 @@ from cache_core import (
     EXIT_MISS,
     EXIT_NETWORK,
     EXIT_USAGE,
+    PRIVATE_KEY_PREFIX,
     CacheError,
     atomic_write,
     copy_fd,
@@ -79,7 +80,9 @@ class FetchResult:
     source: str
 
 
-PRIVATE_PREFIX = "fetch-private:"
+PRIVATE_PREFIX = PRIVATE_KEY_PREFIX
+
+
 def cache_key(url: str) -> str:
     """The key a URL is cached under: itself, or a hash when it carries credentials (so the
     index, `ls` and `stats` never hold a secret)."""

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from ... import fs
 from ...errors import warn
 from ...hashing import sha256_bytes, sha256_fd
-from ...keys import digest_of_key, is_digest, normalize_key
+from ...keys import digest_of_key, is_digest, is_private_key, normalize_key
 from ..tier import Located, Sink
 from .base import (
     MAX_RECORD_BYTES,
@@ -265,9 +265,9 @@ class RemoteTier:
         """Queue key (or a bare digest) for upload; start the uploader. False if not queued.
 
         bounded: drop the entry when the spool is full (background puts; an explicit push
-        queues everything it was asked for)."""
+        queues everything it was asked for). A private object is never queued."""
         writers = self._writers()
-        if not writers:
+        if not writers or self._private(key, digest):
             return False
         spool = self.spool_dir
         limit = min(s.spool_max for s in writers)
@@ -283,6 +283,10 @@ class RemoteTier:
         if spawn:
             self.spawn_uploader()
         return True
+
+    def _private(self, key: str, digest: str) -> bool:
+        """Must this object stay on this machine? (a private key, or an object stored private)"""
+        return is_private_key(key) or self.cache.index.is_private(digest)
 
     def put_record(self, key: str) -> bool:
         """Queue key's (signed) record and its content for upload to the rw remotes."""
@@ -385,7 +389,7 @@ class RemoteTier:
             started = time.monotonic()
             try:
                 outcome = self._upload(spec, key, digest)
-                result[outcome] += 1
+                result[outcome] = result.get(outcome, 0) + 1
             except (RemoteError, RemoteMissing) as exc:
                 if isinstance(exc, RemoteMissing):
                     exc = RemoteError(str(exc))
@@ -399,6 +403,8 @@ class RemoteTier:
 
     def _upload(self, spec: RemoteSpec, key: str, digest: str) -> str:
         """HEAD cas/<digest>, PUT it if absent (verified while read), then PUT key's record."""
+        if self._private(key, digest):
+            return "private"  # an entry queued before it was known private: never uploaded
         backend = self._backend(spec)
         path = self.cache.object_path(digest)
         try:
@@ -448,18 +454,27 @@ class RemoteTier:
 
     # -- explicit syncs ---------------------------------------------------------------------
     def push(self, keys: list[str] | None, all_keys: bool = False) -> dict[str, int]:
-        """Queue keys (or every key) and drain the spool now, waiting for a running uploader."""
+        """Queue keys (or every key) and drain the spool now, waiting for a running uploader.
+        Private objects stay here (counted in "private")."""
+        wanted: list[tuple[str, str]] = []
         if all_keys:
-            for e in self.cache.keys(""):
-                self.enqueue(e.key, e.digest, spawn=False, bounded=False)
+            wanted += [(e.key, e.digest) for e in self.cache.keys("")]
         for k in keys or []:
             e = self.cache.lookup(k)
             d = digest_of_key(normalize_key(k))
             if e is not None:
-                self.enqueue(e.key, e.digest, spawn=False, bounded=False)
+                wanted.append((e.key, e.digest))
             elif d is not None and self.cache.exists(k):
-                self.enqueue(k, d, spawn=False, bounded=False)
-        return self.drain(wait=True)
+                wanted.append((k, d))
+        kept = 0
+        for key, digest in wanted:
+            if self._private(key, digest):
+                kept += 1
+            else:
+                self.enqueue(key, digest, spawn=False, bounded=False)
+        result = self.drain(wait=True)
+        result["private"] = result.get("private", 0) + kept
+        return result
 
     def pull(self, keys: list[str] | None, all_keys: bool = False) -> dict[str, int]:
         """Fetch keys (or everything a listable remote holds) into the local cache."""
@@ -477,8 +492,10 @@ class RemoteTier:
         return result
 
     def _remote_keys(self) -> list[str]:
-        """Keys named by verified records, then bare digests, on every listable remote."""
+        """Keys named by verified records, then bare digests, on every listable remote; private
+        keys (uploaded by an older pkgcache) and their content are left where they are."""
         found: list[str] = []
+        private: set[str] = set()
         for spec in self.specs:
             if not self.usable(spec):
                 continue
@@ -493,12 +510,15 @@ class RemoteTier:
                     try:
                         key = json.loads(data or b"{}").get("key")
                         if isinstance(key, str) and record_name(key) == f"ac/{hexname}":
-                            decode(data or b"", key, spec.trusted_public_keys,
-                                   spec.trust == "unsigned")
-                            found.append(key)
+                            rec = decode(data or b"", key, spec.trusted_public_keys,
+                                         spec.trust == "unsigned")
+                            if is_private_key(key):
+                                private.add(rec.sha256)
+                            else:
+                                found.append(key)
                     except (ValueError, AttributeError, RecordError):
                         self._count(spec, rejected_records=1)
-                found += [f"sha256:{h}" for h in backend.list("cas") or []]
+                found += [f"sha256:{h}" for h in backend.list("cas") or [] if h not in private]
             except RemoteError as exc:
                 self._fault(spec, exc)
         return list(dict.fromkeys(found))
