@@ -37,7 +37,7 @@ _LAZY = {
     "CacheConfig": "config", "load_config": "config",
     "Entry": "index",
     "acquire_lock": "fs", "atomic_symlink": "fs", "atomic_write": "fs", "copy_fd": "fs", "materialize": "fs",
-    "open_regular": "fs", "read_json": "fs", "state_dir": "fs",
+    "open_regular": "fs", "read_json": "fs", "replace_checked": "fs", "state_dir": "fs",
     "sha256_fd": "hashing", "sha256_file": "hashing",
     "is_digest": "keys", "safe_filename": "keys", "PRIVATE_KEY_PREFIX": "keys",
 }
@@ -50,7 +50,7 @@ __all__ = [
     "LockTimeout", "PRIVATE_KEY_PREFIX", "PackageCache", "UnsafeCacheError", "__version__",
     "acquire_lock", "atomic_symlink",
     "atomic_write", "copy_fd", "is_digest", "load_config", "materialize", "open_regular",
-    "read_json", "register_key", "safe_filename", "set_warning_handler", "sha256_fd",
+    "read_json", "register_key", "replace_checked", "safe_filename", "set_warning_handler", "sha256_fd",
     "sha256_file", "state_dir", "take_pending_keys", "warn", "write_warning",
 ]
 

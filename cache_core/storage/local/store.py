@@ -27,11 +27,12 @@ from ...fs import (
     named_lock,
     open_regular,
     place_temp,
+    replace_checked,
     sweep,
     temp_name,
     unlink_quiet,
 )
-from ...hashing import copy_hashing, sha256_fd, sha256_file
+from ...hashing import copy_hashing, sha256_fd
 from ...index import BUSY_TIMEOUT_MS, JSON, Entry, Index
 from ...keys import digest_of_key, is_private_key, kind_of, normalize_key
 from ..tier import Located, Sink
@@ -354,12 +355,17 @@ class LocalStore:
                     raise
                 self.quarantine(digest)  # a symlink or FIFO where an object belongs
                 return False
-            # Hash what was placed: for a hardlink that is the object itself.
-            got, got_size = sha256_file(tmp, follow=False)
-            if got != digest or got_size != size:
-                self.verify(digest, size)  # quarantines the object if it is bad
-                return False
-            os.replace(tmp, dest)
+            # Hash what was placed (for a hardlink that is the object itself) through one
+            # descriptor, and check after the rename that dest is that very file.
+            fd, _ = open_regular(tmp)
+            try:
+                got, got_size = sha256_fd(fd)
+                if got != digest or got_size != size:
+                    self.verify(digest, size)  # quarantines the object if it is bad
+                    return False
+                replace_checked(tmp, dest, fd)
+            finally:
+                os.close(fd)
         finally:
             unlink_quiet(tmp)
         return True
