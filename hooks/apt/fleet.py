@@ -32,7 +32,8 @@ def prefetch(cache: Any, wants: list[Any], workers: int = WORKERS) -> tuple[int,
     def one(w: Any) -> int:
         key = key_for(w.fname) if is_safe_name(w.fname) else None
         try:
-            path = remote.get_object(cache, w.sha256, key, kind="deb")
+            path = remote.get_object(cache, w.sha256, key, kind="deb",
+                                     size=w.size if isinstance(w.size, int) and w.size else None)
         except Exception:  # noqa: BLE001 - a miss; placing falls back to apt's own download
             return -1
         return w.size if path is not None else -1

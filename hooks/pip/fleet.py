@@ -178,7 +178,7 @@ def read_listing(cache: PackageCache, project: str) -> dict[str, dict[str, Any]]
     rec = remote.get_record(cache, LISTING + project)
     if rec is None or rec.size > MAX_LISTING:
         return {}
-    path = remote.get_object(cache, rec.sha256)
+    path = remote.get_object(cache, rec.sha256, size=rec.size)  # read no further than that
     return _load(path) if path else {}
 
 

@@ -49,18 +49,29 @@ if TYPE_CHECKING:
 
 STATE_DIR = "remote-v1"
 UPLOAD_ENV = "PKGCACHE_REMOTE_UPLOAD"  # "manual": never start the background uploader
+MISMATCH_STRIKES = 3  # objects that do not match in one process before the breaker opens
 
 
 def get_object(cache: PackageCache, digest: str, key: str | None = None, *,
-               kind: str | None = None, meta: dict[str, Any] | None = None) -> str | None:
+               kind: str | None = None, meta: dict[str, Any] | None = None,
+               size: int | None = None) -> str | None:
     """Verified local path of the object with this SHA-256, from the local store or else the
     remotes' ``cas/`` (no record needed: the caller took the digest from a signed source such as
     apt's index, pip's index hash or a pinned --sha256). With key, key is also recorded locally.
+    size: the size the caller knows (apt's index, pip's listing): a remote's body is read no
+    further than that, and any other size is a mismatch (which counts toward the breaker).
     """
     digest = digest.lower()
     if not is_digest(digest):
         return None
-    path = cache.get(f"sha256:{digest}")  # the local miss asks the remotes (cache._resolve)
+    t = tier(cache) if isinstance(size, int) and size >= 0 else None
+    if t is not None:
+        t.expected[digest] = size  # type: ignore[assignment]
+    try:
+        path = cache.get(f"sha256:{digest}")  # the local miss asks the remotes (cache._resolve)
+    finally:
+        if t is not None:
+            t.expected.pop(digest, None)
     if path is not None and key is not None:
         cache.alias(key, digest, kind=kind, meta=meta)
     return path
@@ -97,6 +108,8 @@ class RemoteTier:
         self._off: set[str] = set()           # skipped for the rest of this process
         self._spent: dict[str, float] = {}    # seconds spent per remote in this process
         self._signers: dict[str, Any] = {}
+        self._strikes: dict[str, int] = {}    # objects that did not match, per remote
+        self.expected: dict[str, int] = {}    # digest -> the size a caller knows (get_object)
         self.spawned = False
 
     # -- plumbing ---------------------------------------------------------------------------
@@ -171,7 +184,7 @@ class RemoteTier:
             started = time.monotonic()
             try:
                 if digest is not None:
-                    claim = Located(digest)
+                    claim = Located(digest, self.expected.get(digest))
                 else:
                     rec = self._record(spec, key)
                     if rec is None:
@@ -231,6 +244,9 @@ class RemoteTier:
         except _Mismatch as exc:
             self._count(spec, mismatches=1, misses=1, bytes_in=sink.size)
             warn(f"remote {spec.display}: object {claim.digest[:12]}… ignored ({exc})")
+            strikes = self._strikes[spec.ident] = self._strikes.get(spec.ident, 0) + 1
+            if strikes >= MISMATCH_STRIKES:  # a lying store: stop asking it (shared breaker)
+                self._fault(spec, RemoteError(f"{strikes} objects did not match their SHA-256"))
             return False
         self._count(spec, hits=1, bytes_in=sink.size)
         return True
