@@ -41,7 +41,16 @@ from .base import (
     record_name,
 )
 from .config import RemoteSpec, redact
-from .records import Record, RecordError, decode, encode, generate_keypair, load_secret_key  # noqa: F401 - generate_keypair: public (docs/core-api.md)
+from .records import (  # noqa: F401 - generate_keypair: public (docs/core-api.md)
+    Record,
+    RecordError,
+    check_fresh,
+    decode,
+    encode,
+    generate_keypair,
+    load_secret_key,
+    now,
+)
 from .state import COUNTERS, State
 
 if TYPE_CHECKING:
@@ -205,7 +214,9 @@ class RemoteTier:
             self._count(spec, misses=1)
             return None
         try:
-            return decode(data, key, spec.trusted_public_keys, spec.trust == "unsigned")
+            rec = decode(data, key, spec.trusted_public_keys, spec.trust == "unsigned")
+            check_fresh(rec)
+            return rec
         except RecordError as exc:
             self._count(spec, rejected_records=1, misses=1)
             warn(f"remote {spec.display}: record for a key ignored ({exc})")
@@ -450,7 +461,7 @@ class RemoteTier:
             if entry is not None and entry.digest == digest:
                 import io
 
-                rec = Record(entry.key, digest, entry.size, entry.kind, entry.meta)
+                rec = Record(entry.key, digest, entry.size, entry.kind, entry.meta, now())
                 data = encode(rec, self._signer(spec))
                 backend.put(record_name(entry.key), io.BytesIO(data), len(data),
                             sha256_bytes(data), self._deadline(spec))
