@@ -73,9 +73,9 @@ def get_object(cache: PackageCache, digest: str, key: str | None = None, *,
     digest = digest.lower()
     if not is_digest(digest):
         return None
-    t = tier(cache) if isinstance(size, int) and size >= 0 else None
-    if t is not None:
-        t.expected[digest] = size  # type: ignore[assignment]
+    t = tier(cache) if size is not None and size >= 0 else None
+    if t is not None and size is not None:
+        t.expected[digest] = size
     try:
         path = cache.get(f"sha256:{digest}")  # the local miss asks the remotes (cache._resolve)
     finally:
