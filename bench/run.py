@@ -13,9 +13,12 @@ from PyPI if the running Python lacks it.
 apt scenarios (same package set, fresh root each, interleaved per round; only `apt-get install`
 is timed; bytes = every byte received from upstream during the install, counted by a relay on
 127.0.0.1 that apt, the hooks and apt-cacher-ng all go through):
-  A cold, no hooks | H cold, pkgcache hooks, empty cache | S warm, seeded by pkgcache (cache from
-  H) | B the same debs copied into archives beforehand (the limit) | N warm through apt-cacher-ng
-  (primed by one untimed-for-the-ratio install before the rounds).
+  A cold, no hooks | H cold, pkgcache hooks, empty cache | S warm, seeded by pkgcache (cache filled
+  by one untimed install before the rounds) | B the same debs copied into archives beforehand (the
+  limit) | N warm through apt-cacher-ng (primed by one untimed install before the rounds).
+Every round runs the scenarios in a rotated order (a Latin square); every table gives the
+per-round ratios beside the ratio of medians. A failed run or section is recorded and listed
+under the table; the table and the JSON are written even then (exit 1).
 """
 
 from __future__ import annotations
@@ -47,6 +50,13 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=None, help="apt rounds (default 3, quick 1)")
     ap.add_argument("--runs", type=int, default=None, help="pip timed runs (default 3, quick 1)")
     ap.add_argument("--core-reps", type=int, default=None, help="core repetitions (default 3, quick 1)")
+    ap.add_argument("--core-size-mb", type=int, default=None, help="core file (default 256, quick 64)")
+    ap.add_argument("--apt-packages", help="apt package set, space-separated (default: the bench's)")
+    ap.add_argument("--pip-requirements", metavar="FILE", help="pip set (default: the bench's)")
+    ap.add_argument("--no-uv", action="store_true", help="skip the uv scenarios")
+    ap.add_argument("--apt-base", metavar="TAR", help="a bookworm root tarball to use instead of "
+                    "WORKDIR/apt/base.tar (made by mmdebstrap when missing)")
+    ap.add_argument("--no-chart", action="store_true", help="skip the chart (no matplotlib)")
     ap.add_argument("--out", default=str(BENCH / "results"), help="directory for latest.json/.png")
     ap.add_argument("--workdir", default="/var/tmp/pkgcache-bench", help="kept between runs "
                     "(mmdebstrap base tarball); work dirs below it are recreated")
@@ -74,24 +84,42 @@ def main() -> int:
                                        capture_output=True, text=True).stdout.strip()}
     from bench.scenarios import apt_install, core, pip_install
 
-    if "core" in only:
-        res["core"] = core.collect(reps, 64 if args.quick else 256)
-    if "apt" in only:
-        res["apt"] = apt_install.collect(rounds, work / "apt")
-    if "pip" in only:
-        pw = work / "pip"
-        shutil.rmtree(pw, ignore_errors=True)
-        pw.mkdir(parents=True)
-        res["pip"] = pip_install.collect(runs, pw)
-        shutil.rmtree(pw, ignore_errors=True)
-    res["seconds"] = time.monotonic() - t0
-    res["targets"] = targets(res)
-    print()
-    res["table"] = print_table(res)
-    jp = out / "latest.json"
-    jp.write_text(json.dumps(res, indent=1) + "\n")
-    print(f"\nwrote {jp}; chart: {plot(jp, out / 'latest.png')}; total {res['seconds']:.0f} s")
-    return 0 if all(t["met"] for t in res["targets"]) else 1
+    def section(name: str, run) -> None:  # type: ignore[no-untyped-def]
+        """Run one section; a failure is recorded in its place and the run goes on."""
+        try:
+            res[name] = run()
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - the table and JSON still come
+            print(f"{name} FAILED: {str(exc).strip()[-500:]}", flush=True)
+            res[name] = {"error": str(exc).strip()[-2000:] or type(exc).__name__}
+
+    try:
+        if "core" in only:
+            section("core", lambda: core.collect(reps, args.core_size_mb or (64 if args.quick else 256)))
+        if "apt" in only:
+            section("apt", lambda: apt_install.collect(
+                rounds, work / "apt", args.apt_packages.split() if args.apt_packages else None,
+                Path(args.apt_base) if args.apt_base else None))
+        if "pip" in only:
+            pw = work / "pip"
+            shutil.rmtree(pw, ignore_errors=True)
+            pw.mkdir(parents=True)
+            req = (Path(args.pip_requirements).read_text() if args.pip_requirements
+                   else pip_install.REQUIREMENTS)
+            section("pip", lambda: pip_install.collect(runs, pw, req, uv=not args.no_uv))
+            shutil.rmtree(pw, ignore_errors=True)
+    finally:  # even when interrupted: the table and the JSON of what ran
+        res["seconds"] = time.monotonic() - t0
+        res["targets"] = targets(res)
+        print()
+        res["table"] = print_table(res)
+        jp = out / "latest.json"
+        jp.write_text(json.dumps(res, indent=1) + "\n")
+        print(f"\nwrote {jp}", flush=True)
+    chart = "skipped" if args.no_chart else plot(jp, out / "latest.png")
+    print(f"chart: {chart}; total {res['seconds']:.0f} s", flush=True)
+    failed = any(not v for t in res["targets"] if (v := t["met"]) is not None) or any(
+        res[k].get("error") or res[k].get("errors") for k in ("core", "apt", "pip") if k in res)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -40,6 +40,7 @@ _LAZY = {
     "open_regular": "fs", "read_json": "fs", "replace_checked": "fs", "state_dir": "fs",
     "sha256_fd": "hashing", "sha256_file": "hashing",
     "is_digest": "keys", "safe_filename": "keys", "PRIVATE_KEY_PREFIX": "keys",
+    "render_prometheus": "metrics", "write_textfile": "metrics",
 }
 _RENAMED = {"acquire_lock": "acquire"}
 
@@ -50,8 +51,9 @@ __all__ = [
     "LockTimeout", "PRIVATE_KEY_PREFIX", "PackageCache", "UnsafeCacheError", "__version__",
     "acquire_lock", "atomic_symlink",
     "atomic_write", "copy_fd", "is_digest", "load_config", "materialize", "open_regular",
-    "read_json", "register_key", "replace_checked", "safe_filename", "set_warning_handler", "sha256_fd",
-    "sha256_file", "state_dir", "take_pending_keys", "warn", "write_warning",
+    "read_json", "register_key", "render_prometheus", "replace_checked", "safe_filename",
+    "set_warning_handler", "sha256_fd", "sha256_file", "state_dir", "take_pending_keys", "warn",
+    "write_textfile", "write_warning",
 ]
 
 

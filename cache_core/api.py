@@ -479,10 +479,12 @@ class PackageCache:
         """Counters and totals, without scanning the store (all zero for a missing cache)."""
         quarantined: list[tuple[float, int, str]] = []
         c: dict[str, int] = {}
+        by_kind: dict[str, dict[str, int]] = {}
         if self._exists_enabled():
             self.store.open()
             self.index.flush()
             c = self.index.counters()
+            by_kind = self.index.usage_by_kind()
             quarantined = _maintenance.quarantine_entries(self.store)
         lookups = c.get("hits", 0) + c.get("misses", 0)
         out: dict[str, object] = {
@@ -505,6 +507,7 @@ class PackageCache:
             "system_cache_dir": str(self.system.root) if self.system is not None else None,
             "quarantine_files": len(quarantined),
             "quarantine_bytes": sum(size for _, size, _ in quarantined),
+            "by_kind": by_kind,
         }
         tiers = self._remote("stats")
         if isinstance(tiers, dict):

@@ -1,11 +1,11 @@
-"""Configuration: ``performance.cache.{enabled, directory, max_size_gb}`` from YAML.
+"""Configuration: ``performance.cache.{enabled, directory, max_size_gb, remote, metrics_textfile}``.
 
 Lookup order: --config PATH, $PKGCACHE_CONFIG, /etc/vps-configurator/config.yaml,
 ~/.vps-configurator/config.yaml. $PKGCACHE_DIR overrides the directory, PKGCACHE_DISABLE=1
 disables the cache. Other top-level sections belong to the wider vps-configurator config and are
 ignored; unknown keys inside ``performance.cache`` are errors.
 
-The core knows its own keys (enabled, directory, max_size_gb, remote). A driver adds its own
+The core knows its own keys (enabled, directory, max_size_gb, remote, metrics_textfile). A driver adds its own
 with ``register_key`` when it is imported (e.g. the pip driver's ``pip_installer``) and reads
 the value with ``CacheConfig.option``.
 """
@@ -66,6 +66,7 @@ class CacheConfig:
     explicit_dir: bool = False      # set by --cache-dir / $PKGCACHE_DIR (not the config file)
     remote: list[Any] = field(default_factory=list)  # RemoteSpec (cache_core.storage.remote)
     options: dict[str, object] = field(default_factory=dict)  # drivers' keys, as given
+    metrics_textfile: str | None = None  # node_exporter textfile, rewritten by `pkgcache gc`
 
     @property
     def max_size_bytes(self) -> int:
@@ -91,6 +92,9 @@ _FIELDS: dict[str, tuple[Callable[[Any], bool], str]] = {
                   "a directory path (string)"),
     "max_size_gb": (lambda v: _is_number(v) and 0 <= v < 1e6, "a number of GiB >= 0 (0 = no cap)"),
     "remote": (lambda v: True, "a list of remotes"),  # checked by storage.remote.config
+    "metrics_textfile": (lambda v: v is None or (isinstance(v, str) and v.startswith("/")
+                                                 and v.endswith(".prom") and "\0" not in v),
+                         "an absolute path ending in .prom (node_exporter's textfile directory)"),
 }
 # Keys drivers registered: name -> (check, what is expected, default).
 _DRIVER_KEYS: dict[str, tuple[Callable[[object], bool], str, object]] = {}

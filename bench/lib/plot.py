@@ -31,7 +31,8 @@ def bars(ax, labels: list[str], stats: list[dict], title: str, unit: str) -> Non
 def main() -> int:
     """Render argv[1] (latest.json) into argv[2] (PNG)."""
     res = json.load(open(sys.argv[1]))
-    panels = [k for k in ("apt", "pip", "core") if k in res]
+    panels = [k for k in ("apt", "pip", "core") if "scenarios" in res.get(k, {}) or
+              "metrics" in res.get(k, {})]  # a failed section has only its error
     fig, axes = plt.subplots(len(panels), 1, figsize=(9, 3.2 * len(panels)), squeeze=False)
     for ax, k in zip(axes[:, 0], panels, strict=True):
         if k == "apt":
@@ -45,13 +46,14 @@ def main() -> int:
                     color="#dd8452", height=0.4)
         elif k == "pip":
             p = res["pip"]["scenarios"]
-            keys = [s for s in ("pip-cold", "pip-warm", "pkgcache-pip", "pkgcache-uv", "uv-offline",
-                                "wheelhouse") if s in p]
+            keys = [s for s in ("pip-cold", "pip-warm", "wheelhouse", "pkgcache-online",
+                                "pkgcache-pip", "pkgcache-uv", "uv-offline") if p.get(s, {}).get(
+                                    "wall", {}).get("n")]
             bars(ax, keys, [p[s]["wall"] for s in keys],
                  f"pip install, {res['pip']['distributions']} distributions", "seconds")
         else:
             m = res["core"]["metrics"]
-            keys = [("raw_sha256_mb_s", "raw hashlib sha256"), ("verified_get_mb_s", "verified get"),
+            keys = [("raw_sha256_mb_s", "hashlib.file_digest sha256"), ("verified_get_mb_s", "verified get"),
                     ("raw_copy_mb_s", "raw copyfile"), ("put_mb_s", "put (hash+copy+fsync)")]
             bars(ax, [lab for _, lab in keys], [m[key] for key, _ in keys],
                  f"cache core, {res['core']['size_mb']} MB file", "MB/s")

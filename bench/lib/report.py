@@ -10,7 +10,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.lib.stats import fmt, ratio
+from bench.lib.stats import fmt, fmt_runs, paired, ratio
+
+ORDER_APT = ("A", "H", "S", "B", "N", "P", "F")
+ORDER_PIP = ("pip-cold", "pip-warm", "wheelhouse", "pkgcache-online", "pkgcache-pip",
+             "pkgcache-uv", "uv-offline")
 
 PLOT_VENV = Path("/var/tmp/pkgcache-bench-plot")
 
@@ -40,64 +44,96 @@ def machine() -> dict[str, str]:
     }
 
 
+def _ok(section: dict | None) -> bool:
+    """True when a section ran (it holds its scenarios, not only an error)."""
+    return bool(section) and ("scenarios" in section or "metrics" in section)
+
+
 def targets(res: dict) -> list[dict]:
-    """The issue's targets, evaluated on this run."""
+    """The issue's targets on this run: the ratio of medians and the per-run (paired) ratios;
+    limit None: a comparison reported beside the targets, with no verdict."""
     t: list[dict] = []
 
-    def add(name: str, value: float | None, op: str, limit: float) -> None:
-        ok = None if value is None else (value <= limit if op == "<=" else value >= limit)
-        t.append({"target": name, "value": value, "op": op, "limit": limit, "met": ok})
+    def add(name: str, value: float | None, op: str, limit: float | None,
+            runs: list[float | None] | None = None) -> None:
+        ok = None if value is None or limit is None else (
+            value <= limit if op == "<=" else value >= limit)
+        t.append({"target": name, "value": value, "op": op, "limit": limit, "met": ok,
+                  "per_run": runs or []})
 
-    if "apt" in res:
-        s = res["apt"]["scenarios"]
-        add("warm apt S / debs-in-archives B", ratio(s["S"]["wall"], s["B"]["wall"]), "<=", 1.10)
-        add("warm apt S / apt-cacher-ng warm N", ratio(s["S"]["wall"], s["N"]["wall"]), "<=", 0.90)
-        add("warm apt S: max bytes from upstream (install)", s["S"]["bytes"]["max"], "<=", 0)
-        add("harvest hook H / cold A", ratio(s["H"]["wall"], s["A"]["wall"]), "<=", 1.05)
-    if "pip" in res:
-        s = res["pip"]["scenarios"]
-        add("pkgcache pip backend / pip warm cache",
-            ratio(s.get("pkgcache-pip", {}).get("wall"), s.get("pip-warm", {}).get("wall")), "<=", 0.8)
-        add("pkgcache uv backend / uv warm --offline",
-            ratio(s.get("pkgcache-uv", {}).get("wall"), s.get("uv-offline", {}).get("wall")), "<=", 1.5)
-    if "core" in res:
+    def vs(name: str, section: dict, a: str, b: str, limit: float | None, key: str = "wall") -> None:
+        per = section.get("per_round" if key == "wall" else f"per_round_{key}", {})
+        sc = section["scenarios"]
+        add(name, ratio(sc.get(a, {}).get(key), sc.get(b, {}).get(key)), "<=", limit,
+            paired(per.get(a, []), per.get(b, [])))
+
+    if _ok(res.get("apt")):
+        a = res["apt"]
+        vs("warm apt S / debs in archives B: before dpkg", a, "S", "B", 1.10, "pre_dpkg")
+        vs("warm apt S / debs in archives B: whole install", a, "S", "B", 1.02)
+        vs("warm apt S / apt-cacher-ng warm N", a, "S", "N", 0.90)
+        add("warm apt S: max bytes from upstream (install)",
+            a["scenarios"]["S"]["bytes"]["max"], "<=", 0)
+        vs("cold apt, hooks H / no hooks A", a, "H", "A", 1.05)
+    if _ok(res.get("pip")):
+        p = res["pip"]
+        vs("pkgcache pip backend offline / wheelhouse --no-index", p, "pkgcache-pip", "wheelhouse",
+           1.05)
+        vs("pkgcache uv backend offline / uv --offline", p, "pkgcache-uv", "uv-offline", 1.20)
+        vs("pkgcache online / warm pip (HTTP cache filled)", p, "pkgcache-online", "pip-warm", None)
+    if _ok(res.get("core")):
         m = res["core"]["metrics"]
-        add("verified get / raw hashlib", m["verified_get_vs_hashlib"]["median"], ">=", 0.75)
-        add("lookups/s at 100k entries", m["lookups_per_s_100000"]["median"], ">=", 20000)
+        add("verified get / hashlib.file_digest", m["verified_get_vs_file_digest"]["median"], ">=",
+            0.75, m["verified_get_vs_file_digest"]["runs"])
+        add("lookups/s at 100k entries", m["lookups_per_s_100000"]["median"], ">=", 20000,
+            m["lookups_per_s_100000"]["runs"])
     return t
 
 
+def _scenario_rows(section: str, res: dict, keys: list[str], notes) -> list[list[str]]:  # type: ignore[no-untyped-def]
+    """One row per scenario that has runs; a scenario whose every run failed says so."""
+    rows = []
+    for k in keys:
+        s = res["scenarios"].get(k)
+        if not s:
+            continue
+        w = s["wall"]
+        label = f"{k} {res['labels'][k]} (s)" if "labels" in res else f"{k} (s)"
+        if not w["n"]:
+            rows.append([section, label, "FAILED", "-", "-", "every run failed (see errors)"])
+            continue
+        rows.append([section, label, fmt(w["median"]), fmt(w["min"]), fmt(w["max"]), notes(s)])
+    return rows
+
+
 def table_rows(res: dict) -> list[list[str]]:
-    """[section, measure, median, min, max, extra] rows."""
+    """[section, measure, median, min, max, extra] rows (a failed section: one error row)."""
     rows: list[list[str]] = []
-    if "apt" in res:
+    for name in ("apt", "pip", "core"):
+        sec = res.get(name)
+        if sec and not _ok(sec):
+            rows.append([name, "FAILED", "-", "-", "-", str(sec.get("error", "?"))[-200:]])
+    if _ok(res.get("apt")):
         a = res["apt"]
-        for k in "AHSBNP":
-            s = a["scenarios"][k]
-            if not s["wall"]["n"]:
-                continue
-            rows.append(["apt", f"{k} {a['labels'][k]} (s)", fmt(s["wall"]["median"]),
-                         fmt(s["wall"]["min"]), fmt(s["wall"]["max"]),
-                         f"before dpkg {fmt(s['pre_dpkg']['median'])} s; hooks "
-                         f"{fmt(s.get('hook_seconds', {}).get('median'))} s; upstream "
-                         f"{fmt(s['bytes']['median'], 'MB')} MB (max {fmt(s['bytes']['max'], 'MB')});"
-                         f" update {fmt(s['update_bytes']['median'], 'MB')} MB; n={s['wall']['n']}"])
-    if "pip" in res:
-        p = res["pip"]
-        for k in ("pip-cold", "pip-warm", "pkgcache-pip", "pkgcache-uv", "uv-offline", "wheelhouse"):
-            s = p["scenarios"].get(k)
-            if not s:
-                continue
-            req = s["requests"]
-            rows.append(["pip", f"{k} (s)", fmt(s["wall"]["median"]), fmt(s["wall"]["min"]),
-                         fmt(s["wall"]["max"]),
-                         f"requests {'?' if req is None else req}; upstream "
-                         f"{fmt(s['bytes']['median'], 'MB')} MB; n={s['wall']['n']}"])
-    if "core" in res:
+        rows += _scenario_rows("apt", a, [*ORDER_APT], lambda s: (
+            f"before dpkg {fmt(s['pre_dpkg']['median'])} s; hooks "
+            f"{fmt(s.get('hook_seconds', {}).get('median'))} s; upstream "
+            f"{fmt(s['bytes']['median'], 'MB')} MB (max {fmt(s['bytes']['max'], 'MB')});"
+            f" update {fmt(s['update_bytes']['median'], 'MB')} MB; n={s['wall']['n']}"))
+    if _ok(res.get("pip")):
+        rows += _scenario_rows("pip", res["pip"], [*ORDER_PIP], lambda s: (
+            f"requests {'?' if s.get('requests') is None else s['requests']}; upstream "
+            f"{fmt(s['bytes']['median'], 'MB')} MB; n={s['wall']['n']}"))
+        for mode, v in (res["pip"].get("verify") or {}).items():
+            w = v["seconds"]
+            rows.append(["pip", f"check cached files: {mode} (ms)", fmt(w["median"] * 1000),
+                         fmt(w["min"] * 1000), fmt(w["max"] * 1000),
+                         f"{v['files']} files, {fmt(v['bytes'], 'MB')} MB; n={w['n']}"])
+    if _ok(res.get("core")):
         m = res["core"]["metrics"]
-        for key, label in (("raw_sha256_mb_s", "raw hashlib sha256 (MB/s)"),
+        for key, label in (("raw_sha256_mb_s", "hashlib.file_digest sha256 (MB/s)"),
                            ("verified_get_mb_s", "verified get (MB/s)"),
-                           ("verified_get_vs_hashlib", "verified get / raw hashlib"),
+                           ("verified_get_vs_file_digest", "verified get / file_digest"),
                            ("raw_copy_mb_s", "raw copyfile (MB/s)"),
                            ("put_mb_s", "put: hash+copy+fsync (MB/s)"),
                            ("put_vs_raw_copy", "put / raw copyfile"),
@@ -122,10 +158,14 @@ def print_table(res: dict) -> str:
     for r in table_rows(res):
         lines.append(f"{r[0]:5} {r[1]:<40} {r[2]:>9} {r[3]:>9} {r[4]:>9}  {r[5]}")
     lines.append("")
-    lines.append(f"{'target':<50} {'value':>10}  {'limit':<10} met")
+    lines.append(f"{'target (ratio of medians)':<56} {'value':>10}  {'limit':<10} {'met':<4} per run")
     for t in res["targets"]:
         met = "?" if t["met"] is None else ("yes" if t["met"] else "NO")
-        lines.append(f"{t['target']:<50} {fmt(t['value']):>10}  {t['op']} {fmt(t['limit']):<7} {met}")
+        limit = "-" if t["limit"] is None else f"{t['op']} {fmt(t['limit'])}"
+        lines.append(f"{t['target']:<56} {fmt(t['value']):>10}  {limit:<10} {met:<4} "
+                     f"{fmt_runs(t.get('per_run', []))}")
+    for err in _errors(res):
+        lines.append(f"FAILED {err}")
     text = "\n".join(lines)
     print(text, flush=True)
     return text
@@ -138,16 +178,30 @@ def markdown(res: dict) -> str:
            f"{' (--quick)' if res.get('quick') else ''}.", "",
            f"- Machine: {m['nproc']} vCPUs ({m['cpu']}), {m['ram_gib']} GiB RAM, disk {m['disk']}",
            f"- Kernel {m['kernel']}, Debian {m['debian']}, Python {m['python']}, apt {m['apt']}, "
-           f"dpkg {m['dpkg']}" + (f", apt-cacher-ng {res['apt']['apt_cacher_ng']}"
+           f"dpkg {m['dpkg']}" + (f", apt-cacher-ng {res['apt'].get('apt_cacher_ng', '?')}"
                                   if "apt" in res else ""),
            f"- Command: `{res['command']}`", "",
            "| | measure | median | min | max | notes |", "|---|---|---:|---:|---:|---|"]
     out += [f"| {' | '.join(r)} |" for r in table_rows(res)]
-    out += ["", "| target | this run | limit | met |", "|---|---:|---|---|"]
+    out += ["", "| target | ratio of medians | per run | limit | met |", "|---|---:|---|---|---|"]
     for t in res["targets"]:
         met = "?" if t["met"] is None else ("yes" if t["met"] else "**no**")
-        out.append(f"| {t['target']} | {fmt(t['value'])} | {t['op']} {fmt(t['limit'])} | {met} |")
+        limit = "-" if t["limit"] is None else f"{t['op']} {fmt(t['limit'])}"
+        out.append(f"| {t['target']} | {fmt(t['value'])} | {fmt_runs(t.get('per_run', []))} | "
+                   f"{limit} | {met} |")
+    out += [f"- FAILED {e}" for e in _errors(res)]
     return "\n".join(out) + "\n"
+
+
+def _errors(res: dict) -> list[str]:
+    """Every recorded failure: a section that did not run, or a run inside one."""
+    out = []
+    for name in ("core", "apt", "pip"):
+        sec = res.get(name) or {}
+        if sec.get("error"):
+            out.append(f"{name}: {sec['error']}")
+        out += [f"{name} {e}" for e in sec.get("errors", [])]
+    return out
 
 
 def plot(json_path: Path, png: Path) -> str:

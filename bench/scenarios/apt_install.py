@@ -4,17 +4,20 @@
 Not a test. Every run installs the same package set (>= 30 packages after dependencies) into a
 fresh throwaway root made from one mmdebstrap tarball. The host's apt-get and dpkg drive the
 root (APT_CONFIG with Dir::* pointing into it, dpkg --root, maintainer scripts chrooted by dpkg),
-so pkgcache's hooks run on the host from this checkout. Scenarios, interleaved per round:
+so pkgcache's hooks run on the host from this checkout. Scenarios, in a rotated order every
+round (a Latin square: each takes each position once in 5 rounds):
 
   A  cold install, no hooks                           (baseline)
   H  cold install with pkgcache's hooks, empty cache  (target H/A <= 1.05)
-  S  warm re-provision: fresh root, hooks on, cache filled by H (target S/B <= 1.10,
-     0 bytes of .debs downloaded)
-  B  fresh root, the same debs copied into archives beforehand, no hooks
+  S  warm re-provision: fresh root, hooks on, cache filled by an untimed install before the
+     rounds (target S/B <= 1.10, 0 bytes of .debs downloaded)
+  B  fresh root, the same debs copied into archives beforehand, no hooks (the limit)
+  N  warm through apt-cacher-ng, primed by an untimed install before the rounds (the peer)
+Roots without hooks have no pkgcache file (apt reads only the root's own apt.conf.d).
 
 Usage (from the checkout):
-    sudo .venv/bin/python -m bench.scenarios.apt_install [--rounds 3] [--workdir /var/tmp/pkgcache-bench]
-Prints a table of medians and the ratios; exit 1 if a target is missed.
+    sudo .venv/bin/python -m bench.scenarios.apt_install [--rounds 5] [--workdir DIR] [--packages P]
+Prints the table (medians, min/max, per-round ratios); exit 1 if a target is missed.
 """
 
 from __future__ import annotations
@@ -23,7 +26,6 @@ import argparse
 import os
 import re
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -32,7 +34,7 @@ from pathlib import Path
 
 from bench.lib import acng
 from bench.lib.setup import PY, REPO
-from bench.lib.stats import stats
+from bench.lib.stats import latin, stats
 
 PKGS = "nginx postgresql-15 python3 python3-venv git curl ca-certificates".split()
 SUITE = "bookworm"
@@ -137,10 +139,13 @@ def downloaded(out: str) -> tuple[int, str]:
     return gets, need.group(1) if need else "?"
 
 
-def prepare(work: Path) -> Path:
-    """work with an enabled pkgcache config and the mmdebstrap base tarball (made once)."""
+def prepare(work: Path, base: Path | None = None) -> Path:
+    """work with an enabled pkgcache config; the base tarball (default: the mmdebstrap one in
+    work, made once)."""
     work.mkdir(parents=True, exist_ok=True)
     (work / "pkgcache.yaml").write_text("performance:\n  cache:\n    enabled: true\n")
+    if base is not None:
+        return base
     base = work / "base.tar"
     if not base.exists():
         print(f"mmdebstrap --variant=apt {SUITE} -> {base}", flush=True)
@@ -149,106 +154,68 @@ def prepare(work: Path) -> Path:
 
 
 def main() -> int:
-    """Run the rounds and print the table; exit 1 if a target is missed."""
+    """Run the rounds (bench/run.py's apt part) and print the table; exit 1 if a target is missed."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--workdir", default=None)
-    ap.add_argument("--order", default="AHSB", help="scenarios and their order in a round (S needs H)")
+    ap.add_argument("--packages", default=" ".join(PKGS), help="the package set (space-separated)")
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("needs root (mount, chrooted maintainer scripts)", file=sys.stderr)
         return 2
+    from bench.lib.report import print_table, targets
+
     work = Path(args.workdir or tempfile.mkdtemp(prefix="pkgcache-apt-bench-", dir="/var/tmp"))
-    base = prepare(work)
-    debs = work / "debs"
-    times: dict[str, list[float]] = {k: [] for k in "AHSB"}
-    pre: dict[str, list[float]] = {k: [] for k in "AHSB"}
-    hook_s: dict[str, list[float]] = {"harvest": [], "seed": []}
-    notes: dict[str, str] = {}
-    npkgs = 0
-    for rnd in range(args.rounds):
-        cache_dir = work / f"cache-{rnd}"
-        shutil.rmtree(cache_dir, ignore_errors=True)
-        for scen in args.order:
-            root = Root(work, base, f"root-{scen}", cache_dir)
-            try:
-                if scen in "HS":
-                    root.hooks_on()
-                root.apt("update")
-                if scen == "B":
-                    if not debs.is_dir():
-                        raise SystemExit("scenario B needs the debs of an earlier A run")
-                    for f in debs.glob("*.deb"):
-                        shutil.copy(f, root.archives / f.name)
-                subprocess.run(["sync"])
-                root.hook_seconds()
-                dt, out = root.apt("install", *PKGS)
-                hooks_wall = root.hook_seconds()
-                times[scen].append(dt)
-                pre[scen].append(root.pre_dpkg)
-                state = cache_dir / "apt" / "status.json"
-                if scen in "HS" and state.exists():
-                    import json
-
-                    st = json.loads(state.read_text())
-                    for what in ("harvest", "seed"):
-                        if st.get(what):
-                            hook_s[what].append(st[what]["seconds"])
-                gets, need = downloaded(out)
-                npkgs = max(npkgs, len(re.findall(r"^Setting up ", out, re.M)))
-                notes[scen] = f"debs fetched {gets}, Need to get {need}"
-                if scen == "A" and rnd == 0:
-                    shutil.rmtree(debs, ignore_errors=True)
-                    debs.mkdir()
-                    for f in root.archives.glob("*.deb"):
-                        shutil.copy(f, debs / f.name)
-                print(f"round {rnd + 1} {scen}: {dt:6.2f} s, before dpkg {root.pre_dpkg:5.2f} s, "
-                      f"hook processes {hooks_wall:5.2f} s ({notes[scen]})", flush=True)
-            finally:
-                root.close()
-    return summarize(times, pre, hook_s, notes, npkgs, args.rounds)
+    res: dict = {"apt": collect(args.rounds, work, args.packages.split())}
+    res["targets"] = targets(res)
+    print()
+    print_table(res)
+    return 0 if all(t["met"] for t in res["targets"]) else 1
 
 
-def summarize(times: dict[str, list[float]], pre: dict[str, list[float]],
-              hook_s: dict[str, list[float]], notes: dict[str, str], npkgs: int,
-              rounds: int) -> int:
-    """Print the medians and the targets; 0 if every target is met."""
-    med = {k: statistics.median(v) if v else float("nan") for k, v in times.items()}
-    print(f"\n{npkgs} packages set up per install; medians over {rounds} rounds:")
-    for k, label in (("A", "cold, no hooks"), ("H", "cold, hooks on"),
-                     ("S", "warm, seeded by pkgcache"), ("B", "warm, debs pre-copied")):
-        if not times[k]:
-            continue
-        print(f"  {k} {label:<26} {med[k]:6.2f} s  (min {min(times[k]):.2f}, "
-              f"max {max(times[k]):.2f}; before dpkg {statistics.median(pre[k]):.2f} s; {notes[k]})")
-    for what, vals in hook_s.items():
-        if vals:
-            print(f"  last {what} inside its hook: median {statistics.median(vals):.3f} s (n={len(vals)})")
-    ha, sb = med["H"] / med["A"], med["S"] / med["B"]
-    s_gets = downloaded_ok = "fetched 0," in notes.get("S", "")
-    print(f"  H/A = {ha:.3f} (target <= 1.05)   S/B = {sb:.3f} (target <= 1.10)   "
-          f"warm run downloaded no .deb: {s_gets}")
-    return 0 if ha <= 1.05 and sb <= 1.10 and downloaded_ok and npkgs >= 30 else 1
+ORDER = ("A", "H", "S", "B", "N")
+LABELS = {"A": "cold, no hooks", "H": "cold, pkgcache hooks", "S": "warm, seeded by pkgcache",
+          "B": "debs already in archives", "N": "warm, through apt-cacher-ng",
+          "P": "apt-cacher-ng priming (cold, untimed)", "F": "pkgcache priming (cold, untimed)"}
 
 
-def collect(rounds: int, work: Path) -> dict:
-    """Scenarios A H S B N, `rounds` rounds, through one counting proxy."""
+def collect(rounds: int, work: Path, pkgs: list[str] | None = None,
+            base: Path | None = None) -> dict:
+    """Scenarios A H S B N, `rounds` rounds in rotated order (a Latin square), through one
+    counting proxy. Before the rounds, untimed: P primes apt-cacher-ng (N's server; B's debs are
+    P's archives) and F fills pkgcache's cache (S's); H starts from an empty cache every round.
+    A failed run is recorded (None in its round, the error in "errors") and the rounds go on."""
+    pkgs = list(pkgs or PKGS)
     version = acng.ensure_installed()
-    base = prepare(work)
+    base = prepare(work, base)
     proxy = acng.CountingProxy()
     cacher = acng.Acng(work, upstream_proxy=proxy.url)
     cacher.start()
     debs = work / "debs"
-    names = {"A": "cold, no hooks", "H": "cold, pkgcache hooks", "S": "warm, seeded by pkgcache",
-             "B": "debs already in archives", "N": "warm, through apt-cacher-ng",
-             "P": "apt-cacher-ng priming (cold)"}
-    rec: dict[str, dict[str, list[float]]] = {
+    warm_cache = work / "cache-warm"
+    rec: dict[str, dict[str, list]] = {
         k: {"wall": [], "pre_dpkg": [], "bytes": [], "update_bytes": [], "debs_fetched": [],
-              "hook_seconds": []}
-        for k in names}
+            "hook_seconds": []}
+        for k in LABELS}
+    errors: list[str] = []
+    orders: list[str] = []
     npkgs = 0
 
     def one(scen: str, cache_dir: Path) -> None:
+        try:
+            got = install(scen, cache_dir)
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - recorded, the rounds go on
+            errors.append(f"{scen}: {str(exc).strip()[-600:]}")
+            print(f"  apt {scen} FAILED: {str(exc).strip()[-300:]}", flush=True)
+            got = dict.fromkeys(rec[scen])
+        for m, v in got.items():
+            rec[scen][m].append(v)
+        if got["wall"] is not None:
+            print(f"  apt {scen} {LABELS[scen]:<30} {got['wall']:6.2f} s  before dpkg "
+                  f"{got['pre_dpkg']:5.2f} s  upstream {got['bytes'] / 1e6:7.2f} MB  debs fetched "
+                  f"{got['debs_fetched']}", flush=True)
+
+    def install(scen: str, cache_dir: Path) -> dict:
         nonlocal npkgs
         root = Root(work, base, f"root-{scen}", cache_dir)
         try:
@@ -258,56 +225,60 @@ def collect(rounds: int, work: Path) -> dict:
             # anything the hooks fetch themselves is counted too
             root.env.update(http_proxy=proxy.url, https_proxy=proxy.url,
                             HTTP_PROXY=proxy.url, HTTPS_PROXY=proxy.url)
-            if scen in "HS":
+            if scen in "HSF":
                 root.hooks_on()
             proxy.reset()
             root.apt("update")
-            rec[scen]["update_bytes"].append(proxy.total)
+            update_bytes = proxy.total
             root.hook_seconds()  # forget the post-update hook
             if scen == "B":
+                if not any(debs.glob("*.deb")):
+                    raise RuntimeError("no debs from the priming run P to put into archives")
                 for f in debs.glob("*.deb"):
                     shutil.copy(f, root.archives / f.name)
             subprocess.run(["sync"])
             proxy.reset()
-            wall, out = root.apt("install", *PKGS)
+            wall, out = root.apt("install", *pkgs)
             time.sleep(0.2)  # let the relay threads account the last bytes
-            rec[scen]["bytes"].append(proxy.total)
-            rec[scen]["wall"].append(wall)
-            rec[scen]["pre_dpkg"].append(root.pre_dpkg)
-            rec[scen]["hook_seconds"].append(root.hook_seconds())
             gets, _need = downloaded(out)
-            rec[scen]["debs_fetched"].append(gets)
             npkgs = max(npkgs, len(re.findall(r"^Setting up ", out, re.M)))
-            if scen == "A" and not any(debs.glob("*.deb")):
-                debs.mkdir(exist_ok=True)
+            if scen == "P":
+                shutil.rmtree(debs, ignore_errors=True)
+                debs.mkdir()
                 for f in root.archives.glob("*.deb"):
                     shutil.copy(f, debs / f.name)
-            print(f"  apt {scen} {names[scen]:<30} {wall:6.2f} s  before dpkg {root.pre_dpkg:5.2f} s"
-                  f"  upstream {rec[scen]['bytes'][-1] / 1e6:7.2f} MB  debs fetched {gets}",
-                  flush=True)
+            return {"wall": wall, "pre_dpkg": root.pre_dpkg, "bytes": proxy.total,
+                    "update_bytes": update_bytes, "debs_fetched": gets,
+                    "hook_seconds": root.hook_seconds()}
         finally:
             root.close()
 
     try:
-        shutil.rmtree(debs, ignore_errors=True)
         cacher.clear_cache()
-        print("apt: priming apt-cacher-ng with one install", flush=True)
+        shutil.rmtree(warm_cache, ignore_errors=True)
+        print("apt: priming apt-cacher-ng (P) and pkgcache (F) with one install each", flush=True)
         one("P", work / "cache-unused")
+        one("F", warm_cache)
         for rnd in range(rounds):
-            print(f"apt round {rnd + 1}/{rounds}", flush=True)
+            order = latin(ORDER, rnd)
+            orders.append("".join(order))
+            print(f"apt round {rnd + 1}/{rounds}: order {''.join(order)}", flush=True)
             cache_dir = work / f"cache-{rnd}"
             shutil.rmtree(cache_dir, ignore_errors=True)
-            for scen in "AHSBN":
-                one(scen, cache_dir)
+            for scen in order:
+                one(scen, warm_cache if scen == "S" else cache_dir)
     finally:
         cacher.stop()
         proxy.close()
-    res = {"packages": npkgs, "package_set": PKGS, "suite": SUITE,
-           "rounds": rounds, "apt_cacher_ng": version, "labels": names,
-           "bytes_method": "bytes relayed by a counting proxy on 127.0.0.1 (headers included); "
-                           "apt-cacher-ng's own upstream also goes through it",
-           "scenarios": {k: {m: stats(v) for m, v in d.items()} for k, d in rec.items()}}
-    return res
+    return {"packages": npkgs, "package_set": pkgs, "suite": SUITE,
+            "rounds": rounds, "orders": orders, "apt_cacher_ng": version, "labels": LABELS,
+            "errors": errors,
+            "bytes_method": "bytes relayed by a counting proxy on 127.0.0.1 (headers included); "
+                            "apt-cacher-ng's own upstream also goes through it",
+            "per_round": {k: d["wall"] for k, d in rec.items() if k in ORDER},
+            "per_round_pre_dpkg": {k: d["pre_dpkg"] for k, d in rec.items() if k in ORDER},
+            "scenarios": {k: {m: stats(v) for m, v in d.items()} for k, d in rec.items()}}
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -21,9 +21,16 @@ and `pip freeze`) compared with the cold install of the same run. Scenarios, per
   poisoned  server 2 as fleet, one object of the store (the largest) replaced by other bytes
   linkdown  server 2 as fleet, the store's link down (connect timeouts)
   stopped   server 2 as fleet, the store's nginx stopped (connection refused)
-  acng      server 2 without pkgcache, apt through apt-cacher-ng in the store namespace,
-            primed by server 1 (one untimed install before the first run); pip plain
+  acng      server 2 from the same image without pkgcache (never installed: no apt snippet, no
+            method), apt through apt-cacher-ng in the store namespace, primed by server 1 (one
+            untimed install before the first run); plain pip
   cold3     servers 1-3 cold at the same time, empty store
+
+Each run starts with cold (it fills the store); the other scenarios follow in a rotated order, row
+r of a Latin square, so no peer always runs right after cold (the poisoned object and a stopped
+store are restored after their scenario). Ratios come with their per-run (paired) values. A
+failed scenario is recorded in its place and listed under the table; the table and the JSON are
+written even when a run or the setup fails (exit 1).
 
 Writes OUT/fleet.json and OUT/fleet.png, prints a table and the issue's targets (met / not met).
 """
@@ -43,7 +50,9 @@ import time
 from pathlib import Path
 
 from bench.lib import acng, netns
+from bench.lib.report import PLOT_VENV, machine
 from bench.lib.setup import REPO
+from bench.lib.stats import fmt_runs, latin, paired
 from scripts import countproxy
 
 SUITE = "bookworm"
@@ -132,6 +141,7 @@ class Server:
         sh("tar", "-C", str(root), "-xf", str(image))
         self.log = root.with_suffix(".log")
         self.log.unlink(missing_ok=True)
+        self.mode = "fleet"
 
     def run(self, script: str, check: bool = True) -> tuple[float, str]:
         """Run script in the root (in the server's namespace); (wall seconds, output)."""
@@ -155,7 +165,9 @@ class Server:
             f.write(text)
 
     def stats(self) -> dict:
-        """`pkgcache stats --json` of this server ({} if pkgcache is off)."""
+        """`pkgcache stats --json` of this server ({} without pkgcache)."""
+        if self.mode != "fleet":
+            return {}
         _, out = self.run("pkgcache stats --json", check=False)
         try:
             return json.loads(out[out.index("{"):])
@@ -164,7 +176,8 @@ class Server:
 
     def result(self) -> str:
         """What got installed: every package with its version and status, and pip freeze."""
-        _, out = self.run("dpkg-query -W -f='${Package} ${Version} ${db:Status-Abbrev}\\n' | sort; "
+        _, out = self.run("dpkg-query -W -f='${Package} ${Version} ${db:Status-Abbrev}\\n' | "
+                          "grep -v '^pkgcache ' | sort; "
                           "echo '-- pip freeze'; /opt/app/bin/pip freeze --all | sort")
         return out
 
@@ -178,18 +191,20 @@ class FleetBench:
     """Scenarios over one lab, one relay and one server image."""
 
     def __init__(self, work: Path, servers: int, internet_rate: float, lan_rate: str,
-                 keep_log: Path) -> None:
+                 keep_log: Path, apt: list[str] | None = None, req: str | None = None,
+                 prefix: str = "pkgcbench") -> None:
         self.work = work
         self.n = servers
         self.lan_rate = lan_rate
         self.logdir = keep_log
-        self.lab = netns.Lab("pkgcbench", work / "lab", servers)
+        self.lab = netns.Lab(prefix, work / "lab", servers)
         self.relay = Relay(work / "relay.sock", internet_rate)
-        self.apt = apt_set()
-        self.req = pip_set()
+        self.apt = apt or apt_set()
+        self.req = req or pip_set()
         self.nginx_pid: int | None = None
         self.acng_pid: int | None = None
         self.results: dict[str, list[dict]] = {s: [] for s in SCENARIOS}
+        self.orders: list[list[str]] = []
         self.cold_result: str | None = None
 
     # -- setup
@@ -215,23 +230,29 @@ class FleetBench:
         cas = sorted(Path("/usr/local/share/ca-certificates").glob("*.crt"))
         for c in cas:  # the host's extra CAs (a site or proxy CA), as the demo does
             shutil.copy(c, img_root / "usr/local/share/ca-certificates" / c.name)
+        (img_root / "root/requirements.txt").write_text(self.req)
         srv.run(("update-ca-certificates >/dev/null 2>&1; " if cas else "") +
-                "dpkg -i /tmp/pkgcache.deb >/dev/null; rm /tmp/pkgcache.deb; "
+                "rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin")
+        # the peers' servers: the same image without any pkgcache file (not installed at all)
+        self.clean_image = self.work / "server-image-clean.tar"
+        sh("tar", "-C", str(img_root), "--exclude=./tmp/pkgcache.deb", "-cf",
+           str(self.clean_image), ".")
+        srv.run("dpkg -i /tmp/pkgcache.deb >/dev/null; rm /tmp/pkgcache.deb; "
                 "rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/cache/vps-configurator; "
                 "mkdir -p -m 0700 /etc/pkgcache")
         key = img_root / "etc/pkgcache/fleet.key"
         key.write_text(secret + "\n")
         key.chmod(0o600)
-        (img_root / "root/requirements.txt").write_text(self.req)
         image = self.work / "server-image.tar"
         sh("tar", "-C", str(img_root), "-cf", str(image), ".")
         srv.close()
         return image
 
-    def start_nginx(self) -> None:
-        """A fresh, empty nginx WebDAV store in the store namespace."""
+    def start_nginx(self, keep: bool = False) -> None:
+        """nginx WebDAV in the store namespace: a fresh, empty store (keep: the same store)."""
         store = self.work / "store"
-        shutil.rmtree(store, ignore_errors=True)
+        if not keep:
+            shutil.rmtree(store, ignore_errors=True)
         self.nginx_pid, self.store_url = netns.start_nginx(self.lab, store)
         self.store_cas = store / "www" / "store" / "cas"
 
@@ -259,18 +280,18 @@ class FleetBench:
 
     # -- one provisioning
     def server(self, i: int, name: str, mode: str) -> Server:
-        """A fresh server i; mode: fleet (remote rw, signed) or acng (pkgcache off, apt via acng)."""
-        s = Server(self.lab, i, self.image_path, self.work / "roots" / name)
+        """A fresh server i; mode: fleet (pkgcache, remote rw, signed) or acng (the clean image:
+        no pkgcache file at all; apt through apt-cacher-ng, plain pip)."""
         if mode == "fleet":
+            s = Server(self.lab, i, self.image_path, self.work / "roots" / name)
             s.configure(f"    remote:\n      - url: {self.store_url}\n        mode: rw\n"
                         "        signing_key_file: /etc/pkgcache/fleet.key\n"
                         f"        trusted_public_keys: [\"{self.public}\"]\n")
         else:
-            text = (s.root / "etc/vps-configurator/config.yaml").read_text()
-            (s.root / "etc/vps-configurator/config.yaml").write_text(
-                text.replace("enabled: true", "enabled: false"))
+            s = Server(self.lab, i, self.clean_image, self.work / "roots" / name)
             (s.root / "etc/apt/apt.conf.d/01acng").write_text(
                 f'Acquire::http::Proxy "http://{netns.STORE_IP}:{ACNG_PORT}";\n')
+        s.mode = mode
         return s
 
     def provision(self, s: Server, *, pip: bool = True, count: bool = True) -> dict:
@@ -279,8 +300,9 @@ class FleetBench:
         steps = [("update", "apt-get update"),
                  ("install", f"apt-get install -y --no-install-recommends {' '.join(self.apt)}")]
         if pip:
-            steps.append(("pip", "python3 -m venv /opt/app && "
-                                 "pkgcache pip install --python /opt/app -r /root/requirements.txt"))
+            steps.append(("pip", "python3 -m venv /opt/app && " + (
+                "pkgcache pip install --python /opt/app -r /root/requirements.txt"
+                if s.mode == "fleet" else "/opt/app/bin/pip install -q -r /root/requirements.txt")))
         for step, script in steps:
             if count:
                 self.relay.reset()
@@ -341,51 +363,84 @@ class FleetBench:
             shutil.copy(s.log, self.logdir / s.log.name)
             s.close()
 
-    def poison(self) -> str:
-        """Replace the store's largest object with as many other bytes; its name."""
+    def poison(self) -> tuple[Path, bytes]:
+        """Replace the start of the store's largest object with other bytes; (its path, the
+        original bytes: restore() puts them back for the scenarios after it)."""
         victim = max((p for p in self.store_cas.iterdir() if p.is_file()), key=lambda p: p.stat().st_size)
-        size = victim.stat().st_size
         with open(victim, "r+b") as f:
-            f.write(os.urandom(min(size, 1 << 20)))
-        return victim.name
+            orig = f.read(1 << 20)
+            f.seek(0)
+            f.write(os.urandom(len(orig)))
+        return victim, orig
+
+    def prime_acng(self) -> None:
+        """Start apt-cacher-ng and fill it with one untimed update + install of server 1."""
+        self.start_acng()
+        print("  priming apt-cacher-ng: server 1 apt-get update + install through it", flush=True)
+        prime = self.server(1, "acng-prime", "acng")
+        try:
+            self.provision(prime, pip=False)
+        finally:
+            prime.close()
+
+    def scenario(self, scen: str) -> dict:
+        """One provisioning of server 2 for scen (the store filled by this run's cold)."""
+        if scen == "acng":
+            return self.one("acng", 2, "acng")
+        undo = None
+        if scen == "poisoned":
+            victim, orig = self.poison()
+            undo = lambda: victim.write_bytes(orig + victim.read_bytes()[len(orig):])  # noqa: E731
+        if scen == "linkdown":
+            self.lab.link(2, up=False)
+            undo = lambda: self.lab.link(2, up=True)  # noqa: E731
+        if scen == "stopped":
+            self.stop_nginx()
+            undo = lambda: self.start_nginx(keep=True)  # noqa: E731
+        try:
+            rec = self.one(scen, 2)
+        finally:
+            if undo:
+                undo()
+        if scen == "poisoned":
+            rec["poisoned_object"] = victim.name
+        return rec
 
     def run_once(self, r: int, scenarios: set[str]) -> None:
-        """One run of every selected scenario, in order."""
-        print(f"run {r + 1}", flush=True)
+        """One run: cold (it fills the store), then the selected peers and fleet scenarios in
+        row r of a Latin square; a failure is recorded in the scenario's place."""
+        order = latin([s for s in ("fleet", "poisoned", "linkdown", "stopped", "acng")
+                       if s in scenarios], r)
+        print(f"run {r + 1}: cold, then {' '.join(order)}", flush=True)
+        self.orders.append(["cold", *order])
         self.cold_result = None
-        self.start_nginx()
-        rec = self.one("cold", 1)
-        self.results["cold"].append(rec)
-        for scen in ("fleet", "poisoned", "linkdown", "stopped"):
-            if scen not in scenarios:
+        cold_failed = None
+        try:
+            self.start_nginx()
+            self.results["cold"].append(self.one("cold", 1))
+        except Exception as exc:  # noqa: BLE001 - recorded; the scenarios need the cold run
+            cold_failed = self.failed("cold", exc)
+        for scen in order:
+            if cold_failed:
+                self.results[scen].append({"failed": "cold failed in this run"})
                 continue
-            if scen == "poisoned":
-                rec_name = self.poison()
-            if scen == "linkdown":
-                self.lab.link(2, up=False)
-            if scen == "stopped":
-                self.stop_nginx()
             try:
-                rec = self.one(scen, 2)
-            finally:
-                if scen == "linkdown":
-                    self.lab.link(2, up=True)
-            if scen == "poisoned":
-                rec["poisoned_object"] = rec_name
-            self.results[scen].append(rec)
+                self.results[scen].append(self.scenario(scen))
+            except Exception as exc:  # noqa: BLE001 - recorded, the run goes on
+                self.failed(scen, exc)
         self.stop_nginx()
-        if "acng" in scenarios:
-            if self.acng_pid is None:
-                self.start_acng()
-                print("  priming apt-cacher-ng: server 1 apt-get update + install through it", flush=True)
-                prime = self.server(1, "acng-prime", "acng")
-                try:
-                    self.provision(prime, pip=False)
-                finally:
-                    prime.close()
-            self.results["acng"].append(self.one("acng", 2, "acng"))
         if "cold3" in scenarios:
-            self.results["cold3"].append(self.cold3())
+            try:
+                self.results["cold3"].append(self.cold3())
+            except Exception as exc:  # noqa: BLE001 - recorded
+                self.failed("cold3", exc)
+
+    def failed(self, scen: str, exc: BaseException) -> str:
+        """Record a failed scenario run (the table lists it); the message."""
+        msg = f"{type(exc).__name__}: {str(exc).strip()[-600:]}"
+        self.results[scen].append({"failed": msg})
+        print(f"  {scen:<9} FAILED: {msg[-300:]}", flush=True)
+        return msg
 
     def cold3(self) -> dict:
         """Servers 1-N cold at the same time, an empty store; medians over the servers."""
@@ -443,16 +498,18 @@ def stats(vals: list[float | None]) -> dict:
 def summarize(results: dict[str, list[dict]]) -> dict[str, dict]:
     """Per scenario: median/min/max of every numeric measure; all(same_as_cold)."""
     out: dict[str, dict] = {}
-    for scen, recs in results.items():
-        if not recs:
+    for scen, all_recs in results.items():
+        recs = [r for r in all_recs if "failed" not in r]
+        if not all_recs:
             continue
         keys = sorted({k for r in recs for k, v in r.items()
                        if isinstance(v, (int, float)) and not isinstance(v, bool)})
         row = {k: stats([r.get(k) for r in recs]) for k in keys}
         row["apt_s"] = stats([r["update_s"] + r["install_s"] for r in recs
                               if r.get("update_s") is not None and r.get("install_s") is not None])
-        row["same_as_cold"] = all(r.get("same_as_cold") for r in recs)
+        row["same_as_cold"] = all(r.get("same_as_cold") for r in recs) if recs else None
         row["runs"] = len(recs)
+        row["failed"] = [r["failed"] for r in all_recs if "failed" in r]
         out[scen] = row
     return out
 
@@ -462,12 +519,26 @@ def med(summary: dict, scen: str, key: str) -> float | None:
     return summary.get(scen, {}).get(key, {}).get("median")
 
 
-def targets(summary: dict) -> list[dict]:
-    """The issue's targets on this run's medians (met None: not measured)."""
-    t: list[dict] = []
+def per_run(results: dict[str, list[dict]], a: str, b: str, key: str = "apt_s") -> list[float | None]:
+    """Paired ratios a/b of one measure, run by run (None where either failed)."""
+    def vals(scen: str) -> list[float | None]:
+        recs = results.get(scen) or []
+        if key == "apt_s":
+            return [r["update_s"] + r["install_s"] if "update_s" in r and "install_s" in r
+                    else None for r in recs]
+        return [r.get(key) for r in recs]
+    return paired(vals(a), vals(b))
 
-    def add(name: str, value: float | bool | None, limit: str, ok: bool | None) -> None:
-        t.append({"target": name, "value": value, "limit": limit, "met": ok})
+
+def targets(summary: dict, results: dict[str, list[dict]] | None = None) -> list[dict]:
+    """The issue's targets on this run's medians (met None: not measured), with the per-run
+    (paired) ratios where a target is a ratio."""
+    t: list[dict] = []
+    results = results or {}
+
+    def add(name: str, value: float | bool | None, limit: str, ok: bool | None,
+            runs: list[float | None] | None = None) -> None:
+        t.append({"target": name, "value": value, "limit": limit, "met": ok, "per_run": runs or []})
 
     fl = summary.get("fleet")
     if fl:
@@ -478,8 +549,16 @@ def targets(summary: dict) -> list[dict]:
             None if v is None else v == 0)
         a, b = med(summary, "fleet", "apt_s"), med(summary, "acng", "apt_s")
         r = a / b if a and b else None
-        add("fleet / apt-cacher-ng primed: apt-get update + install time", r, "<= 1.10",
-            None if r is None else r <= 1.10)
+        runs = per_run(results, "fleet", "acng")
+        add("fleet / apt-cacher-ng primed: apt-get update + install time", r, "<= 0.90",
+            None if r is None else r <= 0.90, runs)
+        worst = max((x for x in runs if x is not None), default=None)
+        add("fleet / apt-cacher-ng primed: the same, worst run", worst, "<= 1.0",
+            None if worst is None else worst <= 1.0, runs)
+        pa, pb = med(summary, "fleet", "pip_s"), med(summary, "acng", "pip_s")
+        pr = pa / pb if pa and pb else None
+        add("fleet pip step / plain pip on the peer's server", pr, "<= 1.0",
+            None if pr is None else pr <= 1.0, per_run(results, "fleet", "acng", "pip_s"))
         add("fleet: same result as cold", fl["same_as_cold"], "yes", fl["same_as_cold"])
     cold = med(summary, "cold", "total_s")
     for scen in ("stopped", "linkdown"):
@@ -491,6 +570,9 @@ def targets(summary: dict) -> list[dict]:
         add(f"{scen}: total time - cold total time (s)", extra, "<= 2.0",
             None if extra is None else extra <= 2.0)
         add(f"{scen}: same result as cold", s["same_as_cold"], "yes", s["same_as_cold"])
+    if "acng" in summary:
+        add("acng: same result as cold", summary["acng"]["same_as_cold"], "yes",
+            summary["acng"]["same_as_cold"])
     p = summary.get("poisoned")
     if p:
         mm = p.get("remote_mismatches", {}).get("min")
@@ -535,6 +617,9 @@ def table_rows(summary: dict) -> list[list[str]]:
         row = summary.get(scen)
         if not row:
             continue
+        if not row.get("runs"):
+            rows.append([f"{scen}: {LABELS[scen]}", *(["FAILED"] + ["-"] * (len(COLUMNS) - 1)), "-"])
+            continue
         if "lan" not in row:
             row["lan"] = (row.get("lan_total") if scen == "cold3" else
                           stats([sum(v["median"] or 0 for k, v in row.items()
@@ -560,8 +645,17 @@ def render(res: dict) -> str:
     lines.append("")
     for t in res["targets"]:
         met = "?" if t["met"] is None else ("met" if t["met"] else "NOT met")
-        lines.append(f"{t['target']:<62} {fmt(t['value']):>8}  {t['limit']:<8} {met}")
+        lines.append(f"{t['target']:<62} {fmt(t['value']):>8}  {t['limit']:<8} {met:<8}"
+                     + (f" per run {fmt_runs(t['per_run'])}" if t.get("per_run") else ""))
+    lines += [f"FAILED {f}" for f in failures(res)]
     return "\n".join(lines)
+
+
+def failures(res: dict) -> list[str]:
+    """Every failed scenario run, and a failure outside them."""
+    out = [f"{scen} run {k + 1}: {r['failed']}" for scen, recs in res.get("results", {}).items()
+           for k, r in enumerate(recs) if "failed" in r]
+    return out + ([f"bench: {res['error']}"] if res.get("error") else [])
 
 
 def markdown(res: dict) -> str:
@@ -578,10 +672,12 @@ def markdown(res: dict) -> str:
            "| scenario | " + " | ".join(c[0] for c in COLUMNS) + " | same as cold |",
            "|---|" + "---:|" * len(COLUMNS) + "---|"]
     out += [f"| {' | '.join(r)} |" for r in table_rows(res["summary"])]
-    out += ["", "| target | this run | limit | met |", "|---|---:|---|---|"]
+    out += ["", "| target | this run | per run | limit | met |", "|---|---:|---|---|---|"]
     for t in res["targets"]:
         met = "?" if t["met"] is None else ("yes" if t["met"] else "**no**")
-        out.append(f"| {t['target']} | {fmt(t['value'])} | {t['limit']} | {met} |")
+        out.append(f"| {t['target']} | {fmt(t['value'])} | {fmt_runs(t.get('per_run', []))} | "
+                   f"{t['limit']} | {met} |")
+    out += [f"- FAILED {f}" for f in failures(res)]
     return "\n".join(out) + "\n"
 
 
@@ -617,15 +713,13 @@ fig.savefig(sys.argv[2], dpi=90)
 
 def plot(json_path: Path, png: Path) -> str:
     """The chart, with a Python that has matplotlib (bench/run.py's bench-only venv if needed)."""
-    import run
-
-    candidates = [sys.executable, str(run.PLOT_VENV / "bin" / "python"), "/usr/bin/python3"]
+    candidates = [sys.executable, str(PLOT_VENV / "bin" / "python"), "/usr/bin/python3"]
     py = next((c for c in candidates if Path(c).exists() and subprocess.run(
         [c, "-c", "import matplotlib"], capture_output=True).returncode == 0), None)
     if py is None:  # as bench/run.py does: a bench-only venv with matplotlib from PyPI
-        py = str(run.PLOT_VENV / "bin" / "python")
-        print(f"installing matplotlib (bench only) into {run.PLOT_VENV}", flush=True)
-        subprocess.run(["/usr/bin/python3", "-m", "venv", "--clear", str(run.PLOT_VENV)], check=True)
+        py = str(PLOT_VENV / "bin" / "python")
+        print(f"installing matplotlib (bench only) into {PLOT_VENV}", flush=True)
+        subprocess.run(["/usr/bin/python3", "-m", "venv", "--clear", str(PLOT_VENV)], check=True)
         env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
         env["PIP_CONFIG_FILE"] = os.devnull
         if subprocess.run([py, "-m", "pip", "install", "-q", "matplotlib"], env=env).returncode:
@@ -648,6 +742,10 @@ def main() -> int:
     ap.add_argument("--workdir", default="/var/tmp/pkgcache-fleet-bench")
     ap.add_argument("--markdown", metavar="JSON", help="only print a results JSON as Markdown")
     ap.add_argument("--chart", metavar="JSON", help="only draw OUT/fleet.png from a results JSON")
+    ap.add_argument("--apt-packages", help="apt set, space-separated (default: the apt bench's)")
+    ap.add_argument("--pip-requirements", metavar="FILE", help="pip set (default: the pip bench's)")
+    ap.add_argument("--prefix", default="pkgcbench", help="names of the lab's namespaces")
+    ap.add_argument("--no-chart", action="store_true", help="skip the chart (no matplotlib)")
     args = ap.parse_args()
     if args.chart:
         print(plot(Path(args.chart), Path(args.out) / "fleet.png"))
@@ -668,36 +766,51 @@ def main() -> int:
     logdir = work / "logs"
     shutil.rmtree(logdir, ignore_errors=True)
     logdir.mkdir()
-    import run
-
+    apt = args.apt_packages.split() if args.apt_packages else apt_set()
+    req = Path(args.pip_requirements).read_text() if args.pip_requirements else pip_set()
     t0 = time.monotonic()
     res: dict = {"command": " ".join(["python -m bench.scenarios.fleet", *sys.argv[1:]]),
                  "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-                 "machine": run.machine(), "runs": runs, "internet_rate": args.internet_rate,
-                 "lan_rate": args.lan_rate, "pip_set": pip_set().split(), "apt_set": apt_set(),
+                 "machine": machine(), "runs": runs, "internet_rate": args.internet_rate,
+                 "lan_rate": args.lan_rate, "pip_set": req.split(), "apt_set": apt,
                  "git": subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
                                        capture_output=True, text=True).stdout.strip()}
-    b = FleetBench(work, args.servers, args.internet_rate, args.lan_rate, logdir)
+    b = FleetBench(work, args.servers, args.internet_rate, args.lan_rate, logdir, apt, req,
+                   args.prefix)
     try:
         b.lab.up(b.relay.path, args.lan_rate)
-        print("building the server image (mmdebstrap base + pkgcache .deb)", flush=True)
+        print("building the server images (mmdebstrap base; + pkgcache .deb; clean)", flush=True)
         b.image_path = b.image()
+        if "acng" in only:
+            b.prime_acng()
         for r in range(runs):
             b.run_once(r, only)
+    except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - the table and JSON still come
+        res["error"] = f"{type(exc).__name__}: {str(exc).strip()[-1500:]}"
+        print(f"fleet bench FAILED: {res['error'][-500:]}", flush=True)
     finally:
         b.close()
+        jp = write_results(res, b, out, t0)
+    chart = "skipped" if args.no_chart else plot(jp, out / "fleet.png")
+    print(f"chart: {chart}; total {res['seconds'] / 60:.1f} min")
+    return 0 if all(t["met"] for t in res["targets"]) and not failures(res) else 1
+
+
+def write_results(res: dict, b: FleetBench, out: Path, t0: float) -> Path:
+    """Summary, targets, the table (printed) and OUT/fleet.json from what ran; the JSON's path."""
     res["results"] = b.results
-    res["packages"] = statistics.median(r.get("packages", 0) for r in b.results["cold"]) \
-        if b.results["cold"] else 0
+    res["orders"] = b.orders
+    cold = [r for r in b.results["cold"] if "failed" not in r]
+    res["packages"] = statistics.median(r.get("packages", 0) for r in cold) if cold else 0
     res["seconds"] = time.monotonic() - t0
     res["summary"] = summarize(b.results)
-    res["targets"] = targets(res["summary"])
+    res["targets"] = targets(res["summary"], b.results)
     res["table"] = render(res)
     print("\n" + res["table"], flush=True)
     jp = out / "fleet.json"
     jp.write_text(json.dumps(res, indent=1) + "\n")
-    print(f"\nwrote {jp}; chart: {plot(jp, out / 'fleet.png')}; total {res['seconds'] / 60:.1f} min")
-    return 0 if all(t["met"] for t in res["targets"]) else 1
+    print(f"\nwrote {jp}", flush=True)
+    return jp
 
 
 if __name__ == "__main__":

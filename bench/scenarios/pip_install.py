@@ -1,22 +1,24 @@
 #!/usr/bin/env python3
-"""Benchmark: pkgcache pip install vs pip and uv, on a realistic set from PyPI (not a test).
+"""Benchmark: pkgcache pip install beside its real peers, on a realistic set from PyPI (not a test).
 
-One run measures, each into a fresh virtual environment (venv creation is not timed):
-  pip-cold        pip install with an empty pip cache
-  pip-warm        pip install with the pip cache from the cold runs
-  pkgcache-online pkgcache pip install, warm cache, index reachable (unpinned: pip resolves
-                  against the index, the cache's files are taken, nothing is downloaded)
+Each timed run installs the set into a fresh virtual environment (venv creation is not timed).
+Scenarios, in a rotated order every round (a Latin square):
+  pip-cold        pip install from PyPI, empty pip cache
+  pip-warm        pip install, its HTTP cache filled with the same files (a loopback PEP 503 index
+                  with pypi.org's cache headers, bench/lib/pyindex.py: the mirror reachable here
+                  sends none, so pip could not be warm against it); requests = what it still asks
+  wheelhouse      pip install --no-index --find-links of the same files (the limit)
+  pkgcache-online pkgcache pip install, warm cache, index reachable
   pkgcache-pip    pkgcache pip install, warm cache, pip backend   (in a network namespace
   pkgcache-uv     pkgcache pip install, warm cache, uv backend     with no interfaces when
-  uv-offline      uv pip install --offline with a warm uv cache    `unshare -n` works: proof
-                                                                  of 0 network requests)
-Targets (issue #4): pkgcache-pip <= 0.8 x pip-warm; pkgcache-uv <= 1.5 x uv-offline.
-Issue #10: pkgcache-online <= 0.8 x pip-warm; and the per-run cost of verifying every cached
-file offered to pip/uv: trust-stamp (stat stamps unchanged) vs re-verify (full SHA-256 of each).
+  uv-offline      uv pip install --offline, warm uv cache          `unshare -n` works)
+Every cache is filled by untimed runs before the rounds. Targets: pkgcache-pip <= 1.05x wheelhouse;
+pkgcache-uv <= 1.20x uv-offline (bench/lib/report.py), with the per-round ratios. Also the per-run
+cost of checking every cached file offered to pip/uv: trust-stamp vs full re-hash.
 
 Usage (from the checkout):
-    .venv/bin/python -m bench.scenarios.pip_install [--runs 3] [--work DIR] [--json out.json]
-Needs network access to PyPI, and uv (pip install uv) for the uv scenarios.
+    .venv/bin/python -m bench.scenarios.pip_install [--runs 3] [--requirements FILE] [--json out.json]
+Needs PyPI, and uv (pip install uv) for the uv scenarios.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from bench.lib import acng
 from bench.lib.setup import REPO, proxied
@@ -93,7 +96,6 @@ class Bench:
         self.n = 0
         self.netns = netns_prefix()
         self.uv = uv_bin()
-        self.results: dict[str, dict] = {}
 
     def venv(self) -> Path:
         """A fresh venv with pip (what a provisioned server has)."""
@@ -112,25 +114,6 @@ class Bench:
             raise SystemExit(f"failed ({out.returncode}): {' '.join(cmd)}\n{out.stderr[-3000:]}")
         return dt
 
-    def scenario(self, name: str, make_cmd, env: dict[str, str], *, warmup: bool,
-                 offline: bool = False, fresh_cache=None) -> None:
-        """Time `runs` runs (after one untimed warm-up run if warmup)."""
-        prefix = self.netns if offline else []
-        if warmup:
-            fill = self.timed(make_cmd(self.venv()), env)
-            self.results[f"{name}-first-run"] = {"seconds": fill}
-            print(f"{name:14s} first run (fills caches, not in the median): {fill:.2f} s", flush=True)
-        times = []
-        for _ in range(self.runs):
-            if fresh_cache:
-                fresh_cache()
-            times.append(self.timed(prefix + make_cmd(self.venv()), env))
-        self.results[name] = {"median": statistics.median(times), "runs": times,
-                              "network": "none (unshare -n)" if prefix else "allowed"}
-        print(f"{name:14s} median {statistics.median(times):6.2f} s   runs "
-              + " ".join(f"{t:.2f}" for t in times) + f"   network: {self.results[name]['network']}",
-              flush=True)
-
     def count_distributions(self, venv: Path) -> int:
         """How many distributions the set installs (checked against the >= 20 target)."""
         out = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "list", "--format=json",
@@ -138,62 +121,7 @@ class Bench:
                              capture_output=True, text=True, env=clean_env(), check=True)
         return len(json.loads(out.stdout))
 
-    def run(self) -> None:
-        """All scenarios, in order."""
-        pip_cache = self.work / "pip-cache"
-
-        def reset_pip_cache() -> None:
-            shutil.rmtree(pip_cache, ignore_errors=True)
-
-        pip_env = clean_env(PIP_CACHE_DIR=str(pip_cache))
-
-        def pip_cmd(v: Path) -> list[str]:
-            return [str(v / "bin" / "python"), "-m", "pip", "install", "-q", "-i", self.index,
-                    "-r", str(self.req)]
-
-        self.scenario("pip-cold", pip_cmd, pip_env, warmup=False, fresh_cache=reset_pip_cache)
-        self.scenario("pip-warm", pip_cmd, pip_env, warmup=True)
-        v = self.venv()
-        self.timed(pip_cmd(v), pip_env)
-        self.results["distributions"] = {"count": self.count_distributions(v)}
-        print(f"distributions installed: {self.results['distributions']['count']}", flush=True)
-
-        pk_env = clean_env()
-        cache_dir = self.work / "pkgcache"
-
-        def pk_cmd(installer: str):
-            def make(v: Path) -> list[str]:
-                return [sys.executable, "-m", "hooks.cli", "--cache-dir", str(cache_dir), "pip",
-                        "install", "--python", str(v / "bin" / "python"), "--installer",
-                        installer, "-q", "-i", self.index, "-r", str(self.req)]
-            return make
-
-        startup = [self.timed([sys.executable, "-m", "hooks.cli", "--version"], pk_env)
-                   for _ in range(max(3, self.runs))]
-        self.results["pkgcache-cli-startup"] = {"median": statistics.median(startup)}
-        print(f"{'pkgcache --version':14s} median {statistics.median(startup):6.2f} s   "
-              "(CLI start-up, part of every pkgcache run)", flush=True)
-        self.scenario("pkgcache-online", pk_cmd("pip"), pk_env, warmup=True)
-        self.verify_cost(cache_dir, v)
-        self.scenario("pkgcache-pip", pk_cmd("pip"), pk_env, warmup=False, offline=True)
-        if self.uv:
-            self.scenario("pkgcache-uv", pk_cmd("uv"), pk_env, warmup=True, offline=True)
-            uv_env = clean_env(UV_CACHE_DIR=str(self.work / "uv-cache"))
-
-            def uv_cmd(offline: bool):
-                def make(v: Path) -> list[str]:
-                    return [self.uv, "pip", "install", "-q", "--python", str(v / "bin" / "python"),
-                            *(["--offline"] if offline else ["--index-url", self.index]),
-                            "-r", str(self.req)]
-                return make
-
-            self.timed(uv_cmd(False)(self.venv()), uv_env)  # fill uv's cache
-            self.scenario("uv-offline", uv_cmd(True), uv_env, warmup=False, offline=True)
-        else:
-            print("uv not installed: uv scenarios skipped", flush=True)
-        self.summary()
-
-    def verify_cost(self, cache_dir: Path, venv: Path) -> None:
+    def verify_cost(self, cache_dir: Path, venv: Path) -> dict[str, dict]:
         """Per-run cost of checking every offered cached file: stat stamps vs full re-hash."""
         from cache_core import PackageCache
         from hooks.pip.store import WheelStore
@@ -214,128 +142,244 @@ class Bench:
         del store
         cache.close()
         for mode, times in out.items():
-            self.results[f"verify-{mode}"] = {"median": statistics.median(times), "runs": times,
-                                              "files": n, "bytes": size}
             print(f"verify {mode:11s} median {statistics.median(times) * 1000:7.1f} ms "
                   f"({n} files, {size / 1e6:.1f} MB)", flush=True)
+        return {mode: {"seconds": stats(times), "files": n, "bytes": size}
+                for mode, times in out.items()}
 
-    def summary(self) -> None:
-        """The ratios the issues set targets for."""
-        r = self.results
-        if "pkgcache-online" in r and "pip-warm" in r:
-            ratio = r["pkgcache-online"]["median"] / r["pip-warm"]["median"]
-            r["ratio_pkgcache_online_vs_pip_warm"] = ratio
-            print(f"pkgcache-online / pip-warm = {ratio:.2f}  (target <= 0.8)")
-        if "pkgcache-pip" in r and "pip-warm" in r:
-            ratio = r["pkgcache-pip"]["median"] / r["pip-warm"]["median"]
-            r["ratio_pkgcache_pip_vs_pip_warm"] = ratio
-            print(f"pkgcache-pip / pip-warm   = {ratio:.2f}  (target <= 0.8)")
-        if "pkgcache-uv" in r and "uv-offline" in r:
-            ratio = r["pkgcache-uv"]["median"] / r["uv-offline"]["median"]
-            r["ratio_pkgcache_uv_vs_uv_offline"] = ratio
-            print(f"pkgcache-uv / uv-offline  = {ratio:.2f}  (target <= 1.5)")
+
+SCENARIOS = ("pip-cold", "pip-warm", "wheelhouse", "pkgcache-online", "pkgcache-pip", "pkgcache-uv",
+             "uv-offline")
+OFFLINE = ("wheelhouse", "pkgcache-pip", "pkgcache-uv", "uv-offline")
 
 
 def main() -> int:
-    """Parse options and run the benchmark."""
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    """Parse options, run the rounds, print the table (bench/run.py's pip part on its own)."""
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--work", help="work directory (default: a temporary one, removed)")
     ap.add_argument("--index", default="https://pypi.org/simple")
+    ap.add_argument("--requirements", help="a requirements file (default: the bench's set)")
     ap.add_argument("--json", help="write the results here")
     ap.add_argument("--no-uv", action="store_true", help="skip the uv scenarios")
     args = ap.parse_args()
+    from bench.lib.report import print_table, targets
+
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="pip-bench-"))
     work.mkdir(parents=True, exist_ok=True)
+    req = Path(args.requirements).read_text() if args.requirements else REQUIREMENTS
     try:
-        bench = Bench(work, args.runs, args.index)
-        if args.no_uv:
-            bench.uv = None
-        print(f"python {sys.version.split()[0]}, runs per scenario: {args.runs}, "
-              f"network namespace for warm runs: {'yes' if bench.netns else 'no'}", flush=True)
-        bench.run()
-        if args.json:
-            Path(args.json).write_text(json.dumps(bench.results, indent=2))
+        res: dict = {"pip": collect(args.runs, work, req, args.index, uv=not args.no_uv)}
     finally:
         if not args.work:
             shutil.rmtree(work, ignore_errors=True)
-    return 0
+    res["targets"] = targets(res)
+    print()
+    print_table(res)
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=1) + "\n")
+    return 0 if all(t["met"] is not False for t in res["targets"]) and not res["pip"]["errors"] else 1
 
 
-def collect(runs: int, work: Path) -> dict:
-    """This bench's scenarios plus a plain wheelhouse, bytes and requests per scenario."""
-    proxy = acng.CountingProxy()
+class LocalIndex:
+    """The wheelhouse as a PEP 503 index on 127.0.0.1 with pypi.org's cache headers (the tests'
+    IndexApp): the PyPI mirror reachable here sends none, so pip's HTTP cache cannot fill from
+    it and a "warm" pip would download every file again (shared notes, pip.md §1.1)."""
 
-    class Run(Bench):
-        def __init__(self) -> None:
-            super().__init__(work, runs, "https://pypi.org/simple")
-            self.bytes_log: list[int] = []
+    def __init__(self, wheelhouse: Path) -> None:
+        from tests.support.http import HttpServer, IndexApp
 
-        def timed(self, cmd: list[str], env: dict[str, str]) -> float:
-            proxy.reset()
-            t = super().timed(cmd, env)
-            time.sleep(0.1)
-            self.bytes_log.append(proxy.total)
-            return t
+        self.log: list[str] = []
+        app = IndexApp(wheelhouse, {}, self.log)
+        app.pypi_headers = True
+        self.server = HttpServer(app).start()
+        self.url = f"http://127.0.0.1:{self.server.port}/simple/"
 
-        def scenario(self, name, make_cmd, env, **kw) -> None:  # type: ignore[no-untyped-def]
-            self.bytes_log = []
-            super().scenario(name, make_cmd, env, **kw)
-            self.results[name]["bytes"] = self.bytes_log[-self.runs:]
+    def reset(self) -> tuple[int, int]:
+        """(requests, body bytes sent) since the last reset; counting starts again."""
+        with self.server.lock:
+            hits, self.server.hits[:] = list(self.server.hits), []
+        n = len(self.log)
+        self.log.clear()
+        return n, sum(h.sent for h in hits)
 
-        def requests(self, cache: Path) -> int:
-            """HTTP requests one pip install makes with this pip cache (an extra, untimed run)."""
-            v = self.venv()
-            log = self.work / f"req{self.n}.log"
-            env = clean_env(PIP_CACHE_DIR=str(cache))
-            self.timed([str(v / "bin/python"), "-m", "pip", "install", "-v", "--log", str(log),
-                        "-i", self.index, "-r", str(self.req)], env)
-            return len(re.findall(r'"(GET|HEAD) \S+ HTTP/', log.read_text()))
+    def close(self) -> None:
+        """Stop serving."""
+        self.server.stop()
 
-        def extra(self) -> None:
-            pip_cache = self.work / "pip-cache"
-            self.results["pip-warm"]["requests"] = self.requests(pip_cache)
-            cold_cache = self.work / "pip-cache-cold"
-            shutil.rmtree(cold_cache, ignore_errors=True)
-            self.results["pip-cold"]["requests"] = self.requests(cold_cache)
-            wh = self.work / "wheelhouse"
-            env = clean_env(PIP_CACHE_DIR=str(pip_cache))
-            self.timed([sys.executable, "-m", "pip", "wheel", "-q", "-w", str(wh), "-i", self.index,
-                        "-r", str(self.req)], env)
 
-            def wh_cmd(v: Path) -> list[str]:
-                return [str(v / "bin/python"), "-m", "pip", "install", "-q", "--no-index",
-                        "--find-links", str(wh), "-r", str(self.req)]
-            self.scenario("wheelhouse", wh_cmd, env, warmup=True, offline=True)
-            offline = bool(self.netns)
-            for k in ("pkgcache-pip", "pkgcache-uv", "uv-offline", "wheelhouse"):
-                if k in self.results:
-                    self.results[k]["requests"] = 0 if offline else None
+class Rounds(Bench):
+    """The scenarios of one collect(): the fills, then rounds in rotated order."""
 
+    def __init__(self, work: Path, runs: int, index: str, requirements: str, uv: bool) -> None:
+        super().__init__(work, runs, index)
+        self.req.write_text(requirements)
+        if not uv:
+            self.uv = None
+        self.names = [s for s in SCENARIOS if self.uv or "uv" not in s]
+        self.rec: dict[str, dict[str, list]] = {k: {"wall": [], "bytes": [], "requests": []}
+                                                for k in self.names}
+        self.errors: list[str] = []
+        self.proxy = acng.CountingProxy()
+        self.local: Any = None  # the loopback index (pip-warm's)
+        self.pip_cache, self.warm_cache = work / "pip-cache-cold", work / "pip-cache-warm"
+        self.cache_dir, self.wh = work / "pkgcache", work / "wheelhouse"
+        # its own trust record (the machine's /var/lib/pkgcache is shared with other caches)
+        self.pk_env = clean_env(PKGCACHE_STATE_DIR=str(work / "state"))
+
+    def pip_cmd(self, v: Path, *extra: str) -> list[str]:
+        """pip install of the set into venv v."""
+        return [str(v / "bin" / "python"), "-m", "pip", "install", "-q", *extra, "-r", str(self.req)]
+
+    def pk_cmd(self, v: Path, installer: str) -> list[str]:
+        """pkgcache pip install of the set into venv v."""
+        return [sys.executable, "-m", "hooks.cli", "--cache-dir", str(self.cache_dir), "pip",
+                "install", "--python", str(v / "bin" / "python"), "--installer", installer, "-q",
+                "-i", self.index, "-r", str(self.req)]
+
+    def uv_cmd(self, v: Path, offline: bool) -> list[str]:
+        """uv pip install of the set into venv v."""
+        return [str(self.uv), "pip", "install", "-q", "--python", str(v / "bin" / "python"),
+                *(["--offline"] if offline else ["--index-url", self.index]), "-r", str(self.req)]
+
+    def command(self, name: str, v: Path) -> tuple[list[str], dict[str, str]]:
+        """Scenario name's command line and environment for venv v."""
+        if name == "pip-cold":
+            shutil.rmtree(self.pip_cache, ignore_errors=True)
+            return self.pip_cmd(v, "-i", self.index), clean_env(PIP_CACHE_DIR=str(self.pip_cache))
+        if name == "pip-warm":
+            return (self.pip_cmd(v, "-i", self.local.url, "--trusted-host", "127.0.0.1"),
+                    clean_env(PIP_CACHE_DIR=str(self.warm_cache), NO_PROXY="127.0.0.1",
+                              no_proxy="127.0.0.1"))
+        if name == "wheelhouse":
+            return self.pip_cmd(v, "--no-index", "--find-links", str(self.wh)), clean_env()
+        if name.startswith("pkgcache-"):
+            return self.pk_cmd(v, "uv" if name == "pkgcache-uv" else "pip"), self.pk_env
+        return self.uv_cmd(v, offline=True), clean_env(UV_CACHE_DIR=str(self.work / "uv-cache"))
+
+    def fail(self, what: str, exc: BaseException) -> None:
+        """Record a failure (the table lists it) and say so."""
+        self.errors.append(f"{what}: {str(exc).strip()[-600:]}")
+        print(f"  pip {what} FAILED: {str(exc).strip()[-300:]}", flush=True)
+
+    def run_one(self, name: str) -> None:
+        """One timed run of scenario name in a fresh venv (None in its round if it fails)."""
+        cmd, env = self.command(name, self.venv())
+        if name in OFFLINE:
+            cmd = self.netns + cmd
+        self.proxy.reset()
+        if self.local:
+            self.local.reset()
+        try:
+            wall = self.timed(cmd, env)
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - recorded, the rounds go on
+            self.fail(name, exc)
+            for v in self.rec[name].values():
+                v.append(None)
+            return
+        time.sleep(0.1)  # let the relay threads account the last bytes
+        got = self.proxy.total
+        asked = (self.local.reset()[0] if name == "pip-warm" else
+                 0 if name in OFFLINE and self.netns else None)
+        self.rec[name]["wall"].append(wall)
+        self.rec[name]["bytes"].append(got)
+        self.rec[name]["requests"].append(asked)
+        print(f"  pip {name:16s} {wall:7.3f} s  upstream {got / 1e6:6.2f} MB  requests "
+              f"{'-' if asked is None else asked}", flush=True)
+
+    def fill(self, out: dict) -> None:
+        """Untimed: every peer's cache filled with the same files; the set's facts into out."""
+
+        def step(what: str, cmd: list[str], env: dict[str, str]) -> None:
+            print(f"  pip fill: {what}", flush=True)
+            self.timed(cmd, env)
+
+        step("wheelhouse (pip wheel)", [sys.executable, "-m", "pip", "wheel", "-q", "-w",
+                                        str(self.wh), "-i", self.index, "-r", str(self.req)],
+             clean_env(PIP_CACHE_DIR=str(self.work / "pip-cache-wheel")))
+        self.local = LocalIndex(self.wh)
+        step("pip's HTTP cache (from the loopback index)", *self.command("pip-warm", self.venv()))
+        step("pkgcache's cache (online)", self.pk_cmd(self.venv(), "pip"), self.pk_env)
+        if self.uv:
+            step("pkgcache's uv cache", self.netns + self.pk_cmd(self.venv(), "uv"), self.pk_env)
+            step("uv's cache", self.uv_cmd(self.venv(), offline=False),
+                 clean_env(UV_CACHE_DIR=str(self.work / "uv-cache")))
+        v = self.venv()
+        self.timed(self.pip_cmd(v, "--no-index", "--find-links", str(self.wh)), clean_env())
+        out["distributions"] = self.count_distributions(v)
+        out["pip-cold-requests"] = requests(self, self.index)
+        # in this process, with the CLI runs' own trust record (else no file is vouched for)
+        saved = os.environ.get("PKGCACHE_STATE_DIR")
+        os.environ["PKGCACHE_STATE_DIR"] = self.pk_env["PKGCACHE_STATE_DIR"]
+        try:
+            out["verify"] = self.verify_cost(self.cache_dir, v)
+        finally:
+            if saved is None:
+                os.environ.pop("PKGCACHE_STATE_DIR")
+            else:
+                os.environ["PKGCACHE_STATE_DIR"] = saved
+
+
+def collect(runs: int, work: Path, requirements: str = REQUIREMENTS,
+            index: str = "https://pypi.org/simple", uv: bool = True) -> dict:
+    """The scenarios, `runs` rounds in rotated order (a Latin square); bytes from upstream (a
+    counting relay) and requests per run. A failed run is recorded (None in its round, the error
+    in "errors"); a failed fill skips the rounds."""
+    from bench.lib.stats import latin
+
+    b = Rounds(work, runs, index, requirements, uv)
+    out: dict = {"requirements": requirements.split(), "runs": runs, "index": index,
+                 "netns": bool(b.netns), "errors": b.errors, "orders": [],
+                 "requests_method": "pip-cold: GET/HEAD lines in pip's --log of one extra untimed "
+                                    "run; pip-warm: requests the loopback index answered in each "
+                                    "timed run; offline scenarios run in `unshare -n`: 0",
+                 "bytes_method": "bytes relayed by a counting proxy on 127.0.0.1 (HTTPS_PROXY; TLS "
+                                 "records included), per timed run"}
     try:
-        with proxied(proxy.url):
-            bench = Run()
-            print(f"pip: runs per scenario {runs}, network namespace for offline runs: "
-                  f"{'yes' if bench.netns else 'no'}", flush=True)
-            bench.run()
-            bench.extra()
+        with proxied(b.proxy.url):
+            print(f"pip: {runs} round(s), network namespace for offline runs: "
+                  f"{'yes' if b.netns else 'no'}", flush=True)
+            try:
+                b.fill(out)
+            except (Exception, SystemExit) as exc:  # noqa: BLE001 - no rounds without the fills
+                b.fail("fill", exc)
+                runs = 0
+            for r in range(runs):
+                order = latin(b.names, r)
+                out["orders"].append(" ".join(order))
+                print(f"pip round {r + 1}/{runs}: {' '.join(order)}", flush=True)
+                for name in order:
+                    b.run_one(name)
     finally:
-        proxy.close()
-    r = bench.results
-    out: dict = {"distributions": r.get("distributions", {}).get("count"),
-                 "requirements": REQUIREMENTS.split(), "runs": runs,
-                 "index": "https://pypi.org/simple",
-                 "requests_method": "pip-cold/pip-warm: urllib3 GET/HEAD lines in pip's --log of "
-                                    "one extra untimed run; offline scenarios run in `unshare -n` "
-                                    "(no network at all), so 0",
-                 "bytes_method": "bytes relayed by a counting proxy on 127.0.0.1 (HTTPS_PROXY; "
-                                 "TLS records included), per timed run",
-                 "scenarios": {}}
-    for k, v in r.items():
-        if isinstance(v, dict) and "runs" in v:
-            out["scenarios"][k] = {"wall": stats(v["runs"]), "bytes": stats(v.get("bytes", [])),
-                                   "requests": v.get("requests"), "network": v.get("network")}
+        b.proxy.close()
+        if b.local:
+            b.local.close()
+    out["per_round"] = {k: d["wall"] for k, d in b.rec.items()}
+    out["scenarios"] = {k: {"wall": stats(d["wall"]), "bytes": stats(d["bytes"]),
+                            "requests": _requests(k, d["requests"], out),
+                            "network": "none (unshare -n)" if k in OFFLINE and b.netns
+                            else "allowed"}
+                        for k, d in b.rec.items()}
     return out
+
+
+def _requests(name: str, per_run: list, out: dict) -> int | None:
+    """The requests figure of a scenario (the median of its runs; pip-cold: the extra run's)."""
+    if name == "pip-cold":
+        return out.get("pip-cold-requests")
+    vals = [v for v in per_run if v is not None]
+    return int(statistics.median(vals)) if vals else None
+
+
+def requests(bench: Bench, index: str) -> int:
+    """HTTP requests one cold pip install makes (an extra, untimed run with pip's --log)."""
+    v = bench.venv()
+    log = bench.work / f"req{bench.n}.log"
+    cache = bench.work / f"pip-cache-req{bench.n}"
+    bench.timed([str(v / "bin/python"), "-m", "pip", "install", "-v", "--log", str(log),
+                 "-i", index, "-r", str(bench.req)], clean_env(PIP_CACHE_DIR=str(cache)))
+    return len(re.findall(r'"(GET|HEAD) \S+ HTTP/', log.read_text()))
+
 
 if __name__ == "__main__":
     sys.exit(main())

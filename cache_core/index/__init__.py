@@ -1,9 +1,10 @@
 """The SQLite index: key -> object digest, object sizes and LRU times, counters, buckets.
 
-All of pkgcache's SQL lives in this package. WAL on local disk, short BEGIN IMMEDIATE write
-transactions, a busy timeout. Running totals are kept by triggers so ``stats`` needs no scan.
-Hits and last-use times are batched in memory and flushed in one transaction (at most every
-FLUSH_SECONDS, and at exit), so a hit is not a write transaction.
+All of pkgcache's SQL lives in this package. WAL on local disk (a rollback journal on network
+file systems, shared folders and FUSE, where WAL's shared memory does not work), short
+BEGIN IMMEDIATE write transactions, a busy timeout. Running totals are kept by triggers so
+``stats`` needs no scan. Hits and last-use times are batched in memory and flushed in one
+transaction (at most every FLUSH_SECONDS, and at exit), so a hit is not a write transaction.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 
+from ..fs.mounts import wal_unsafe
 from .migrations import COUNTERS, SCHEMA_VERSION, migrate
 
 BUSY_TIMEOUT_MS = 30_000
@@ -101,8 +103,13 @@ class Index:
             conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None,
                                    check_same_thread=False)
             conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
-            if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
-                conn.execute("PRAGMA journal_mode=WAL")
+            mode = "delete" if wal_unsafe(directory) else "wal"
+            if mode == "delete":  # a WAL index made elsewhere opens here only without shm
+                conn.execute("PRAGMA locking_mode=EXCLUSIVE")
+            if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != mode:
+                conn.execute(f"PRAGMA journal_mode={mode}")
+            if mode == "delete":
+                conn.execute("PRAGMA locking_mode=NORMAL")
         except sqlite3.OperationalError as exc:
             if conn is not None:
                 conn.close()
@@ -210,6 +217,14 @@ class Index:
         for name, value in self._pending.items():
             out[name] = out.get(name, 0) + value
         return out
+
+    def usage_by_kind(self) -> dict[str, dict[str, int]]:
+        """kind -> entries, hits and hit bytes (hits x size) of the keys of that kind."""
+        rows = self.conn.execute(
+            "SELECT kind, COUNT(*), COALESCE(SUM(hits), 0), COALESCE(SUM(hits * size), 0) "
+            "FROM keys GROUP BY kind ORDER BY kind")
+        return {kind: {"entries": n, "hits": hits, "hit_bytes": hit_bytes}
+                for kind, n, hits, hit_bytes in rows}
 
     def lru_candidates(self) -> list[tuple[str, str, int, float]]:
         """(type, id, size, last_used) of every object and bucket entry, least recently used first."""

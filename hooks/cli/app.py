@@ -66,8 +66,9 @@ def _make_parser_class() -> type[argparse.ArgumentParser]:
 
 
 def build_parser(command: str | None = None, *, stubs: bool = False) -> argparse.ArgumentParser:
-    """The parser. With a known command only that driver is imported; with ``stubs`` the other
-    drivers appear by their summary only (top-level help); otherwise every driver is loaded."""
+    """The parser. With ``stubs`` every command but ``command`` appears by its summary only (no
+    module imported, no arguments: the top-level help, and the choices in errors); without, every
+    command is built and every driver loaded (the docs' walk over all the parsers)."""
     parser_class = _make_parser_class()
     p = parser_class(prog="pkgcache", description="A verified package cache for re-provisioned "
                                                   "servers.")
@@ -80,10 +81,12 @@ def build_parser(command: str | None = None, *, stubs: bool = False) -> argparse
 
     from hooks.cli import core
 
-    core.register(sub)
+    if stubs and command not in core.COMMANDS:
+        for name, summary in core.COMMANDS.items():
+            sub.add_parser(name, help=summary, add_help=False)
+    else:
+        core.register(sub)
     for name, info in DRIVERS.items():
-        if command in DRIVERS and name != command:
-            continue
         if stubs and name != command:
             sub.add_parser(name, help=info.summary, add_help=False)
             continue
@@ -130,10 +133,8 @@ def _run(argv: list[str], holder: dict[str, PackageCache]) -> int:
     """Parse argv and run its command (the cache is opened on first use, strict)."""
     args = _pip_fast_path(argv)
     if args is None:
-        command = command_word(argv)
-        # a driver's command loads that driver; anything else (core command, help, typo) none
-        parser = build_parser(command if command in DRIVERS else None,
-                              stubs=command not in DRIVERS)
+        # the named command is built (a driver's loads that driver); every other one is a stub
+        parser = build_parser(command_word(argv), stubs=True)
         args = parser.parse_args(argv)
         if not getattr(args, "func", None):
             parser.print_help()

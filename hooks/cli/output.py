@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 
 def human(n: float) -> str:
@@ -21,3 +22,13 @@ def error(message: str) -> None:
         sys.stderr.flush()
     except (OSError, ValueError):
         pass
+
+
+def config_warnings(remotes: list[dict[str, Any]]) -> None:
+    """One warning line per remote whose entry makes fleet records useless (its status row's
+    ``config_warning``): for ``remote status`` and ``stats``."""
+    from cache_core import warn
+
+    for r in remotes:
+        if r.get("config_warning"):
+            warn(f"remote {r['url']}: {r['config_warning']}")

@@ -136,7 +136,7 @@ def refresh(cache: Any, urls: list[str]) -> None:
         _publish_all(cache, urls)
         return
     env = dict(os.environ)
-    root = str(Path(__file__).resolve().parents[1])
+    root = str(Path(__file__).resolve().parents[2])  # the directory that holds hooks/
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     cmd = [sys.executable, "-m", "hooks.git.fleet", "--cache-dir", str(cache.root)]
     source = getattr(cache.config, "source", None)

@@ -8,7 +8,7 @@ import os
 from typing import Any
 
 from cache_core import EXIT_MISS, EXIT_NETWORK, EXIT_OK, EXIT_USAGE, CacheError, ConfigError
-from hooks.cli.output import error
+from hooks.cli.output import config_warnings, error
 
 
 def _tier(args: argparse.Namespace) -> Any:
@@ -92,6 +92,7 @@ def _pull_drivers(args: argparse.Namespace) -> int:
 
 def _status(args: argparse.Namespace) -> int:
     st = _tier(args).status()
+    config_warnings(st["remotes"])
     if args.json:
         print(json.dumps(st, indent=1, sort_keys=True))
         return EXIT_OK

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.support.cli import probe_imports, run_cli
 
 DRIVERS = ("hooks.apt", "hooks.pip", "hooks.fetch", "hooks.git", "hooks.remote")
@@ -39,6 +41,21 @@ def test_top_level_help_lists_every_driver_without_importing_one() -> None:
     assert r.returncode == 0
     for word in ("apt", "pip", "fetch", "git", "remote", "stats", "gc"):
         assert f"\n    {word} " in r.stdout, word
+
+
+def test_help_with_stubs_is_the_help_of_the_full_parser(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the top-level help and a typo's choices come from the summaries, not from built parsers:
+    # the same text as the parser with every command and driver built
+    from hooks.cli import build_parser
+
+    for width in ("60", "80", "132"):
+        monkeypatch.setenv("COLUMNS", width)
+        r = run_cli("--help", env={"COLUMNS": width})
+        assert r.returncode == 0 and r.stdout == build_parser().format_help(), width
+        assert build_parser(None, stubs=True).format_help() == r.stdout
+    r = run_cli("no-such-command")
+    for word in ("put", "verify", "clear", "apt", "pip", "fetch", "git", "remote"):
+        assert f"'{word}'" in r.stderr, word
 
 
 def test_a_driver_command_imports_only_its_driver() -> None:

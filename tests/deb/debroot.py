@@ -9,9 +9,12 @@ namespace and disappears with the command, so nothing is left mounted on the hos
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import os
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -43,21 +46,26 @@ BOOKKEEPING = (
 )
 
 
+def cached_tarball(name: str, options: list[str]) -> Path:
+    """TARBALL_DIR/<name>-<tag>.tar made by ``mmdebstrap OPTIONS SUITE`` or reused for a day;
+    built once per machine even when several test processes (pytest-xdist) ask at once."""
+    tag = hashlib.sha256(repr((SUITE, options)).encode()).hexdigest()[:12]
+    tarball = TARBALL_DIR / f"{name}-{tag}.tar"
+    TARBALL_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with open(TARBALL_DIR / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the others wait here and then reuse the tarball
+        if tarball.exists() and time.time() - tarball.stat().st_mtime < TARBALL_MAX_AGE:
+            return tarball
+        tmp = tarball.with_suffix(".tmp.tar")
+        subprocess.run(["mmdebstrap", "--quiet", "--mode=root", *options, SUITE, str(tmp)],
+                       check=True, env=HOST_ENV, stdin=subprocess.DEVNULL)
+        os.replace(tmp, tarball)
+    return tarball
+
+
 def base_tarball() -> Path:
     """A bookworm root tarball (variant apt + INCLUDE), built by mmdebstrap or reused."""
-    tag = hashlib.sha256(repr((SUITE, INCLUDE)).encode()).hexdigest()[:12]
-    tarball = TARBALL_DIR / f"{SUITE}-{tag}.tar"
-    if tarball.exists() and time.time() - tarball.stat().st_mtime < TARBALL_MAX_AGE:
-        return tarball
-    TARBALL_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
-    tmp = tarball.with_suffix(".tmp.tar")
-    subprocess.run(
-        ["mmdebstrap", "--quiet", "--mode=root", "--variant=apt",
-         "--include=" + ",".join(INCLUDE), SUITE, str(tmp)],
-        check=True, env=HOST_ENV, stdin=subprocess.DEVNULL,
-    )
-    os.replace(tmp, tarball)
-    return tarball
+    return cached_tarball(SUITE, ["--variant=apt", "--include=" + ",".join(INCLUDE)])
 
 
 class DebRoot:
@@ -65,20 +73,57 @@ class DebRoot:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.init: subprocess.Popen[bytes] | None = None
+        self.init_pid = 0  # pid 1 of the booted root's pid namespace (see boot)
 
     @classmethod
-    def create(cls, path: Path) -> DebRoot:
-        """Extract the base tarball into path (which must not exist yet)."""
+    def create(cls, path: Path, tarball: Path | None = None) -> DebRoot:
+        """Extract the base tarball (or another) into path (which must not exist yet)."""
         path.mkdir(mode=0o755)
-        subprocess.run(["tar", "-C", str(path), "-xf", str(base_tarball())], check=True)
+        subprocess.run(["tar", "-C", str(path), "-xf", str(tarball or base_tarball())], check=True)
         shutil.copy("/etc/resolv.conf", path / "etc/resolv.conf")
         return cls(path)
+
+    def boot(self, netns: str | None = None) -> None:
+        """Make the root a running machine: a pid-1 process in its own pid and mount namespaces
+        (and network namespace netns), which every later ``run`` joins, so that processes a
+        command leaves running (pkgcache's detached uploader) outlive it, as on a server."""
+        net = ["ip", "netns", "exec", netns] if netns else []
+        self.init = subprocess.Popen(
+            [*net, "unshare", "--mount", "--pid", "--fork", f"--mount-proc={self.path}/proc",
+             "chroot", str(self.path), "sleep", "infinity"],
+            env=ROOT_ENV, stdin=subprocess.DEVNULL, start_new_session=True)
+        children = Path(f"/proc/{self.init.pid}/task/{self.init.pid}/children")
+        for _ in range(200):
+            pids = children.read_text().split() if children.exists() else []
+            if pids:
+                self.init_pid = int(pids[0])
+                return
+            time.sleep(0.02)
+        raise RuntimeError(f"{self.path}: init did not start")
+
+    def halt(self) -> None:
+        """End the booted root's pid 1 (and with it every process in the root)."""
+        if self.init is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.init_pid, signal.SIGKILL)
+        try:
+            self.init.wait(10)
+        except subprocess.TimeoutExpired:
+            self.init.kill()
+            self.init.wait()
+        self.init = None
 
     def run(self, script: str, *, check: bool = True,
             timeout: float = 600) -> subprocess.CompletedProcess[str]:
         """Run a /bin/sh script as root inside the root; stdout+stderr together in .stdout."""
-        cmd = ["unshare", "--mount", "--pid", "--fork", f"--mount-proc={self.path}/proc",
-               "chroot", str(self.path), "/bin/sh", "-ec", script]
+        if self.init is not None:
+            cmd = ["nsenter", "-t", str(self.init_pid), "-m", "-p", "-n", "-r", "-w",
+                   "/bin/sh", "-ec", script]
+        else:
+            cmd = ["unshare", "--mount", "--pid", "--fork", f"--mount-proc={self.path}/proc",
+                   "chroot", str(self.path), "/bin/sh", "-ec", script]
         proc = subprocess.run(cmd, env=ROOT_ENV, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True, timeout=timeout)
         if check and proc.returncode != 0:

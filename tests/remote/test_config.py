@@ -11,6 +11,7 @@ from cache_core import ConfigError, load_config
 from cache_core.storage.remote.config import redact_url
 from tests.support.cli import run_cli
 from tests.support.http import FaultServer
+from tests.support.remote import write_keypair
 
 
 def _write(tmp_path, remote) -> str:
@@ -124,3 +125,39 @@ def test_secret_files_in_a_world_readable_config_are_fine(tmp_path):
     os.chmod(path, 0o644)
     r = run_cli("--config", path, "stats")
     assert r.returncode == 0, r.stderr
+
+
+def _config_warnings(path: str, *args: str) -> list[str]:
+    r = run_cli("--config", path, *args)
+    assert r.returncode == 0, r.stderr
+    return [ln for ln in r.stderr.splitlines() if ln.startswith("pkgcache: warning: remote ")]
+
+
+@pytest.mark.parametrize("entry, says", [
+    ({"mode": "rw", "trusted_public_keys": ["k"]},
+     ["mode rw without signing_key_file", "other members will ignore them"]),
+    ({"mode": "ro"}, ["no trusted_public_keys", "ignore the records other members upload"]),
+    ({"mode": "rw"}, ["without signing_key_file", "no trusted_public_keys"]),
+    ({"mode": "ro", "trust": "unsigned"}, []),
+    ({"mode": "ro", "trusted_public_keys": ["k"]}, []),
+    ({"mode": "rw", "trusted_public_keys": ["k"], "signing_key_file": "KEY"}, []),
+])
+def test_a_remote_whose_records_are_useless_is_one_warning_line(tmp_path, entry, says):
+    """``remote status`` and ``stats`` name the entry whose records members will ignore, in
+    one line; a complete entry (or ``trust: unsigned``) gets none."""
+    public = write_keypair(tmp_path / "fleet.key", "fleet-1")
+    entry = dict(entry, url=f"file://{tmp_path / 'store'}")
+    if entry.get("trusted_public_keys"):
+        entry["trusted_public_keys"] = [public]
+    if entry.get("signing_key_file"):
+        entry["signing_key_file"] = str(tmp_path / "fleet.key")
+    (tmp_path / "store").mkdir()
+    path = _write(tmp_path, [entry])
+    for args in (("remote", "status"), ("remote", "status", "--json"), ("stats",),
+                 ("stats", "--json")):
+        lines = _config_warnings(path, *args)
+        if not says:
+            assert lines == [], (args, lines)
+            continue
+        assert len(lines) == 1, (args, lines)
+        assert str(tmp_path / "store") in lines[0] and all(s in lines[0] for s in says), lines

@@ -117,13 +117,15 @@ class HttpServer(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, app: App, port: int = 0, tls: tuple[str, str] | None = None) -> None:
+    def __init__(self, app: App, port: int = 0, tls: tuple[str, str] | None = None,
+                 host: str = "127.0.0.1") -> None:
         self.app = app
+        self.host = host
         self.hits: list[Hit] = []
         self.lock = threading.Lock()
         self.stopped = threading.Event()
         handler = type("AppHandler", (Handler,), {"protocol_version": app.protocol})
-        super().__init__(("127.0.0.1", port), handler)
+        super().__init__((host, port), handler)
         self.scheme = "http"
         if tls:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -141,7 +143,7 @@ class HttpServer(ThreadingHTTPServer):
 
     def url(self, path: str = "/") -> str:
         """The URL of path on this server."""
-        return f"{self.scheme}://127.0.0.1:{self.port}{path}"
+        return f"{self.scheme}://{self.host}:{self.port}{path}"
 
     def count(self, path: str | None = None, status: int | None = None,
               method: str | None = None) -> int:
@@ -391,6 +393,7 @@ class IndexApp:
     """/simple/, /simple/<project>/ (links with #sha256 and data-requires-python), /files/<f>."""
 
     protocol = "HTTP/1.0"
+    pypi_headers = False  # True: pypi.org's Cache-Control and ETag (pip's HTTP cache then fills)
 
     def __init__(self, files_dir: Path, requires_python: dict[str, str], log: list[str]) -> None:
         self.files_dir = files_dir
@@ -447,7 +450,16 @@ class IndexApp:
         if body is None:
             hit.status = 404
             return h.send_error(404)
-        return h.reply(hit, 200, body, [("Content-Type", ctype)])
+        headers = [("Content-Type", ctype)]
+        if self.pypi_headers:  # pypi.org's: pages revalidated (ETag) after 10 min, files immutable
+            if ctype != "text/html":
+                headers.append(("Cache-Control", "max-age=365000000, immutable, public"))
+            else:
+                etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+                headers += [("Cache-Control", "max-age=600, public"), ("ETag", etag)]
+                if h.headers.get("If-None-Match") == etag:
+                    return h.reply(hit, 304, b"", headers)
+        return h.reply(hit, 200, body, headers)
 
 
 # -- git smart HTTP ------------------------------------------------------------------------------

@@ -566,6 +566,8 @@ class RemoteTier:
                 item[k] = int(row.get(k, 0))
             if row.get("last_error"):
                 item["last_error"] = redact(str(row["last_error"]), self.specs)
+            if spec.trust_warning():
+                item["config_warning"] = spec.trust_warning()
             remotes.append(item)
         return {"remotes": remotes, "spool": self.spool_count(),
                 "uploader_running": self.uploader_running()}

@@ -81,6 +81,17 @@ class RemoteSpec:
     options: dict[str, Any] = field(default_factory=dict, repr=False)
     spool_max: int = 10000
 
+    def trust_warning(self) -> str | None:
+        """What in this entry makes fleet records useless, as one line (None: nothing)."""
+        problems = []
+        if self.mode == "rw" and not self.signing_key_file:
+            problems.append("mode rw without signing_key_file: the records this host uploads "
+                            "are unsigned and other members will ignore them")
+        if self.trust != "unsigned" and not self.trusted_public_keys:
+            problems.append("no trusted_public_keys (nor trust: unsigned): this host will "
+                            "ignore the records other members upload")
+        return "; ".join(problems) or None
+
     @property
     def display(self) -> str:
         """The URL with any user:password removed: safe to print."""

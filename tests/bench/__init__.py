@@ -1,0 +1,1 @@
+"""Smoke runs of the benches (bench/run.py and its scenarios)."""

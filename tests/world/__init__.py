@@ -1,0 +1,1 @@
+"""Fleet worlds of real machines (issue 21)."""
