@@ -34,10 +34,19 @@ if TYPE_CHECKING:  # the lazy names below, for type checkers (run time: __getatt
     from .api import PackageCache
     from .config import CacheConfig, load_config
     from .fs import acquire as acquire_lock
-    from .fs import atomic_symlink, atomic_write, copy_fd, materialize, open_regular, read_json, state_dir
+    from .fs import (
+        atomic_symlink,
+        atomic_write,
+        copy_fd,
+        materialize,
+        open_regular,
+        read_json,
+        replace_checked,
+        state_dir,
+    )
     from .hashing import sha256_fd, sha256_file
     from .index import Entry
-    from .keys import is_digest, normalize_key, safe_filename
+    from .keys import PRIVATE_KEY_PREFIX, is_digest, normalize_key, safe_filename
     from .metrics import render_prometheus, write_textfile
 
 __version__ = "0.2.0"
@@ -48,9 +57,9 @@ _LAZY = {
     "CacheConfig": "config", "load_config": "config",
     "Entry": "index",
     "acquire_lock": "fs", "atomic_symlink": "fs", "atomic_write": "fs", "copy_fd": "fs", "materialize": "fs",
-    "open_regular": "fs", "read_json": "fs", "state_dir": "fs",
+    "open_regular": "fs", "read_json": "fs", "replace_checked": "fs", "state_dir": "fs",
     "sha256_fd": "hashing", "sha256_file": "hashing",
-    "is_digest": "keys", "normalize_key": "keys", "safe_filename": "keys",
+    "is_digest": "keys", "normalize_key": "keys", "safe_filename": "keys", "PRIVATE_KEY_PREFIX": "keys",
     "render_prometheus": "metrics", "write_textfile": "metrics",
 }
 _RENAMED = {"acquire_lock": "acquire"}
@@ -59,9 +68,10 @@ __all__ = [
     "EXIT_CONFIG", "EXIT_INTERNAL", "EXIT_INTERRUPTED", "EXIT_MISS", "EXIT_NETWORK", "EXIT_OK",
     "EXIT_UNUSABLE",
     "EXIT_USAGE", "BadKeyError", "CacheConfig", "CacheError", "ConfigError", "Entry",
-    "LockTimeout", "PackageCache", "UnsafeCacheError", "__version__", "acquire_lock", "atomic_symlink",
-    "atomic_write", "copy_fd", "is_digest", "load_config", "materialize", "normalize_key",
-    "open_regular", "read_json", "register_key", "render_prometheus", "safe_filename",
+    "LockTimeout", "PRIVATE_KEY_PREFIX", "PackageCache", "UnsafeCacheError", "__version__",
+    "acquire_lock", "atomic_symlink", "atomic_write", "copy_fd", "is_digest", "load_config",
+    "materialize", "normalize_key", "open_regular", "read_json", "register_key",
+    "render_prometheus", "replace_checked", "safe_filename",
     "set_warning_handler", "sha256_fd", "sha256_file", "state_dir", "take_pending_keys", "warn",
     "write_textfile", "write_warning",
 ]

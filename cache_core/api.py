@@ -21,7 +21,7 @@ from .errors import BadKeyError, CacheError, describe, warn
 from .fs import unlink_quiet
 from .hashing import sha256_file
 from .index import BUSY_TIMEOUT_MS, JSON, Entry, Index
-from .keys import check_digest, digest_of_key, kind_of, normalize_key, safe_filename
+from .keys import check_digest, digest_of_key, is_private_key, kind_of, normalize_key, safe_filename
 from .storage import Storage
 from .storage.local import INDEX_NAME, LocalStore
 from .storage.local import maintenance as _maintenance
@@ -314,13 +314,15 @@ class PackageCache:
         sha256: the digest the content must have (mismatch: nothing stored). link: hardlink the
         source into the store when that keeps the ownership invariant (a regular file we own,
         mode 0644/0444, one link, in a directory only we can write), else copy. private: a new
-        object is readable by the owner only (0400), e.g. a download behind credentials.
+        object is readable by the owner only (0400), e.g. a download behind credentials, and is
+        marked private in the index: it never leaves this machine (also for PRIVATE_KEY_PREFIX keys).
         """
         key = normalize_key(key)
         content_digest = digest_of_key(key)
         if sha256 is not None:
             sha256 = check_digest(sha256, "expected sha256")
         expected = sha256 or content_digest
+        private = private or is_private_key(key)
         self.store.open()
         self.store.sweep_temps()
         tmp = self.store.new_temp()
@@ -332,7 +334,7 @@ class PackageCache:
                     raise CacheError(f"{name}: content does not match the expected SHA-256")
                 warn(f"{name}: SHA-256 mismatch; not cached")
                 return None
-            self.store.publish(tmp, key, digest, size, kind or kind_of(key), meta)
+            self.store.publish(tmp, key, digest, size, kind or kind_of(key), meta, private=private)
         finally:
             unlink_quiet(tmp)
         self.store.maybe_evict()

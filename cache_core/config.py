@@ -255,6 +255,21 @@ def find_config(explicit: str | None = None) -> str | None:
     return None
 
 
+def _check_secrets(cfg: CacheConfig, source: str, st: os.stat_result) -> None:
+    """Inline remote secrets only in a file of ours that nobody else can read (exit 3 else)."""
+    if not cfg.remote:
+        return
+    why = None
+    if st.st_uid != os.geteuid():
+        why = f"owned by uid {st.st_uid}, not by the user running pkgcache"
+    elif st.st_mode & 0o044:
+        why = f"other users can read (mode {st.st_mode & 0o777:o})"
+    if why is not None:
+        from .storage.remote.config import refuse_inline_secrets
+
+        refuse_inline_secrets(cfg.remote, source, why)
+
+
 def load_config(path: str | None = None, cache_dir: str | None = None, *,
                 lenient: bool = False) -> CacheConfig:
     """Load the effective config; explicit or $PKGCACHE_CONFIG files must exist."""
@@ -265,11 +280,13 @@ def load_config(path: str | None = None, cache_dir: str | None = None, *,
         try:
             with open(source, encoding="utf-8") as fh:
                 text = fh.read(1 << 20)
+                st = os.fstat(fh.fileno())
         except FileNotFoundError:
             raise ConfigError(f"{source}: config file not found") from None
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{source}: cannot read config: {getattr(exc, 'strerror', exc)}") from None
         cfg = parse_config(text, source, lenient=lenient)
+        _check_secrets(cfg, source, st)
     env_dir = os.environ.get("PKGCACHE_DIR")
     if cache_dir or env_dir:
         cfg.directory = os.path.abspath(os.path.expanduser(cache_dir or env_dir or ""))

@@ -61,6 +61,16 @@ def digest_of_key(key: str) -> str | None:
     return None
 
 
+PRIVATE_KEY_PREFIX = "fetch-private:"
+"""Keys of downloads behind credentials (``pkgcache fetch`` names them): their objects are 0400,
+marked private in the index and never leave this machine (push, the uploader, pull --all)."""
+
+
+def is_private_key(key: str) -> bool:
+    """True for a key whose object must stay on this machine (see PRIVATE_KEY_PREFIX)."""
+    return key.startswith(PRIVATE_KEY_PREFIX)
+
+
 def kind_of(key: str) -> str:
     """'url' for URLs, the prefix for ``kind:name`` keys (deb, wheel, ...), else 'name'."""
     if _URL.match(key):

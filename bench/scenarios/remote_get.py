@@ -38,6 +38,7 @@ def make(work: Path, name: str, remotes: list[dict]) -> PackageCache:
     cfg.write_text(yaml.safe_dump({"performance": {"cache": {"directory": str(work / name),
                                                              "max_size_gb": 0,
                                                              "remote": remotes}}}))
+    cfg.chmod(0o600)  # inline S3 keys: only in a file nobody else can read
     return PackageCache.from_config(str(cfg))
 
 

@@ -8,6 +8,7 @@ from .atomic import (
     fsync_dir,
     open_regular,
     read_json,
+    replace_checked,
     temp_name,
     unlink_quiet,
 )
@@ -27,6 +28,6 @@ __all__ = [
     "FALLBACK_ERRNOS", "TMP_PREFIX", "acl_grants_write", "acquire", "atomic_symlink", "atomic_write",
     "check_dir_safe", "check_new_root", "copy_fd", "create_exclusive", "ensure_private_dir",
     "file_lock", "fsync_dir", "is_system_dir", "link_verified", "lock_path", "materialize",
-    "named_lock", "open_regular", "pid_alive", "place_temp", "read_json", "remove_tree",
+    "named_lock", "open_regular", "pid_alive", "place_temp", "read_json", "remove_tree", "replace_checked",
     "stale_entries", "state_dir", "sweep", "temp_name", "temp_owner_pid", "unlink_quiet",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from typing import Any
@@ -22,6 +23,17 @@ def temp_name(directory: str | os.PathLike[str]) -> str:
     """A fresh temp path inside directory, tagged with our pid (for crash sweeps)."""
     return os.path.join(directory, f"{TMP_PREFIX}{os.getpid()}-{os.urandom(8).hex()}{TMP_SUFFIX}")
 
+
+
+def replace_checked(tmp: str | os.PathLike[str], dest: str | os.PathLike[str], fd: int) -> None:
+    """Rename tmp over dest, then check that dest is the very file open as fd (the one home of
+    this check): in a directory someone else can write, tmp may have been swapped (e.g. for a
+    symlink) before the rename. Raises OSError if it was."""
+    os.replace(tmp, dest)
+    want, got = os.fstat(fd), os.lstat(dest)
+    if (want.st_dev, want.st_ino) != (got.st_dev, got.st_ino) or not stat.S_ISREG(got.st_mode):
+        raise OSError(errno.EAGAIN, "the destination directory was changed during the write",
+                      os.fspath(dest))
 
 
 def unlink_quiet(path: str | os.PathLike[str]) -> None:

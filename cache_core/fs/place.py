@@ -6,7 +6,7 @@ import errno
 import fcntl
 import os
 
-from .atomic import create_exclusive, open_regular, temp_name, unlink_quiet
+from .atomic import create_exclusive, open_regular, replace_checked, temp_name, unlink_quiet
 
 # Errors on which a cheaper way of placing a file is abandoned for the next one.
 FALLBACK_ERRNOS = {
@@ -108,7 +108,11 @@ def materialize(src: str | os.PathLike[str], dest: str | os.PathLike[str], mode:
     tmp = temp_name(os.path.dirname(os.path.abspath(dest)))
     method = place_temp(src, tmp, mode)
     try:
-        os.replace(tmp, dest)
+        fd, _ = open_regular(tmp)
+        try:
+            replace_checked(tmp, dest, fd)  # dest is the file we placed, not a swapped-in one
+        finally:
+            os.close(fd)
     except BaseException:
         unlink_quiet(tmp)
         raise

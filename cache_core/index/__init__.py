@@ -193,6 +193,11 @@ class Index:
         row = self.conn.execute("SELECT size FROM objects WHERE digest = ?", (digest,)).fetchone()
         return row[0] if row else None
 
+    def is_private(self, digest: str) -> bool:
+        """True if the object was ever stored private: it never leaves this machine."""
+        row = self.conn.execute("SELECT private FROM objects WHERE digest = ?", (digest,)).fetchone()
+        return bool(row and row[0])
+
     def entries(self, prefix: str = "") -> list[Entry]:
         """All keys starting with prefix, sorted."""
         if prefix and ord(prefix[-1]) < 0x10FFFF:
@@ -243,20 +248,23 @@ class Index:
 
     # -- writes -----------------------------------------------------------------------------
     def add(self, key: str, digest: str, size: int, kind: str, meta: dict[str, JSON] | None,
-            publish: Callable[[], None] | None = None) -> None:
+            publish: Callable[[], None] | None = None, private: bool = False) -> None:
         """Record key -> object (creating the object row if needed) in one transaction.
 
         publish: the file operation that puts the object in place, run inside the transaction,
         so it is serialised with eviction and quarantine (which also move files in theirs).
+        private: the object stays on this machine (once private, always: see is_private).
         """
         now = time.time()
         meta_s = json.dumps(meta, sort_keys=True) if meta else None
         with self._write() as c:
             if publish is not None:
                 publish()
-            c.execute("INSERT INTO objects(digest, size, created, last_used) VALUES (?, ?, ?, ?) "
-                      "ON CONFLICT(digest) DO UPDATE SET last_used = excluded.last_used",
-                      (digest, size, now, now))
+            c.execute("INSERT INTO objects(digest, size, created, last_used, private) "
+                      "VALUES (?, ?, ?, ?, ?) ON CONFLICT(digest) DO UPDATE SET "
+                      "last_used = excluded.last_used, "
+                      "private = MAX(objects.private, excluded.private)",
+                      (digest, size, now, now, int(private)))
             if key:
                 c.execute(
                     "INSERT INTO keys(key, digest, kind, size, created, last_used, meta) "

@@ -61,7 +61,15 @@ def statements(script: str) -> list[str]:
     return out
 
 
-MIGRATIONS = [_v1]
+def _v2(conn: sqlite3.Connection) -> None:
+    """objects.private: an object stored private (a download behind credentials) never leaves
+    this machine. Before v2 the only private objects were those of ``fetch-private:`` keys."""
+    conn.execute("ALTER TABLE objects ADD COLUMN private INTEGER NOT NULL DEFAULT 0")
+    conn.execute("UPDATE objects SET private = 1 WHERE digest IN "
+                 "(SELECT digest FROM keys WHERE substr(key, 1, 14) = 'fetch-private:')")
+
+
+MIGRATIONS = [_v1, _v2]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

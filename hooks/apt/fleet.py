@@ -35,7 +35,9 @@ def prefetch(cache: PackageCache, wants: list[Any], workers: int = WORKERS) -> t
     def one(w: Any) -> int:
         key = key_for(w.fname) if is_safe_name(w.fname) else None
         try:
-            path = remote.bring_object(cache, w.sha256, key, kind="deb")  # the seed counts the hit
+            path = remote.bring_object(  # the seed counts the hit
+                cache, w.sha256, key, kind="deb",
+                size=w.size if isinstance(w.size, int) and w.size else None)
         except Exception:  # noqa: BLE001 - a miss; placing falls back to apt's own download
             return -1
         return w.size if path is not None else -1

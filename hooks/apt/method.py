@@ -173,6 +173,7 @@ class Request:
     sha256: str | None
     release: bool
     at_child: bool = False  # relayed: the real method's final answer is the one apt gets
+    size: int | None = None  # Expected-Checksum-FileSize: bounds what a remote may send
 
 
 @dataclass
@@ -453,8 +454,9 @@ class Front:
         if not uri:
             self.to_child(msg)  # nothing to answer it by: the real method's business
             return
+        size = msg.get("Expected-Checksum-FileSize") or ""
         req = Request(uri, filename or "", (msg.get("Expected-SHA256") or "").lower() or None,
-                      _leaf(uri) in RELEASE_NAMES)
+                      _leaf(uri) in RELEASE_NAMES, size=int(size) if size.isdigit() else None)
         self.owe(req)
         served = False
         if not self.relay_only and filename:
@@ -476,7 +478,8 @@ class Front:
         if req.release or req.sha256 is None or self.helper is None:
             return False
         try:
-            ans = self.helper.call({"op": "serve", "sha256": req.sha256, "dest": req.filename})
+            ans = self.helper.call({"op": "serve", "sha256": req.sha256, "dest": req.filename,
+                                    "size": req.size})
         except HelperGone as exc:
             self.fault(str(exc))
             return False
@@ -771,7 +774,7 @@ class Helper:
         if os.environ.get(FAULT_ENV) == "helper-raise":
             raise RuntimeError("injected fault")
         if op == "serve":
-            self.reply(self.serve(str(req["sha256"]), str(req["dest"])))
+            self.reply(self.serve(str(req["sha256"]), str(req["dest"]), req.get("size")))
         elif op == "release":
             self.reply(self.release(str(req["uri"]), str(req["dest"])))
         elif op == "harvest" and fd is not None:
@@ -801,14 +804,20 @@ class Helper:
         except (OSError, NotImplementedError):
             pass
 
-    def serve(self, sha256: str, dest: str) -> dict[str, Any]:
-        """Place the cached object with this digest at dest, if there is one."""
+    def serve(self, sha256: str, dest: str, size: object = None) -> dict[str, Any]:
+        """Place the cached object with this digest at dest, if there is one (size: apt's
+        expected size, which bounds what a remote may send)."""
         from cache_core import is_digest
 
         if not is_digest(sha256) or not self._dest_ok(dest):
             return {"ok": False}
         key = f"sha256:{sha256}"
         local = self.cache.exists(key)
+        if not local and isinstance(size, int) and size > 0:
+            from cache_core.storage import remote
+
+            if remote.get_object(self.cache, sha256, size=size) is None:
+                return {"ok": False}
         if not self.cache.materialize_key(key, dest, mode="copy", sha256=sha256):
             return {"ok": False}
         self._own_like_parent(dest)

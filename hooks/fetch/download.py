@@ -23,7 +23,6 @@ import json
 import os
 import re
 import secrets
-import stat
 import sys
 import time
 import urllib.error
@@ -36,10 +35,12 @@ from cache_core import (
     EXIT_MISS,
     EXIT_NETWORK,
     EXIT_USAGE,
+    PRIVATE_KEY_PREFIX,
     CacheError,
     atomic_write,
     copy_fd,
     open_regular,
+    replace_checked,
     sha256_fd,
     state_dir,
     warn,
@@ -83,7 +84,9 @@ class FetchResult:
     source: str
 
 
-PRIVATE_PREFIX = "fetch-private:"
+PRIVATE_PREFIX = PRIVATE_KEY_PREFIX
+
+
 def cache_key(url: str) -> str:
     """The key a URL is cached under: itself, or a hash when it carries credentials (so the
     index, `ls` and `stats` never hold a secret)."""
@@ -681,11 +684,7 @@ def _umask_mode() -> int:
 def _publish_temp(fd: int, tmp: Path, dest: str) -> None:
     """Rename our own temp (open as fd) over dest; the mode is set through the descriptor."""
     os.fchmod(fd, _umask_mode())
-    os.replace(tmp, dest)
-    st = os.lstat(dest)
-    if (st.st_dev, st.st_ino) != (os.fstat(fd).st_dev, os.fstat(fd).st_ino) or not \
-            stat.S_ISREG(st.st_mode):
-        raise OSError(0, "the destination directory was changed during the download")
+    replace_checked(tmp, dest, fd)
 
 
 def _copy_to(src_fd: int, dest: str) -> None:
@@ -693,16 +692,16 @@ def _copy_to(src_fd: int, dest: str) -> None:
     tmp = os.path.join(os.path.dirname(dest), f".pkgcache-{os.getpid()}-{secrets.token_hex(8)}.tmp")
     out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
     try:
-        try:
-            os.lseek(src_fd, 0, os.SEEK_SET)
-            copy_fd(src_fd, out)
-        finally:
-            os.close(out)
-        os.replace(tmp, dest)
+        os.lseek(src_fd, 0, os.SEEK_SET)
+        copy_fd(src_fd, out)
+        replace_checked(tmp, dest, out)  # the temp may be swapped in DEST's directory
     except BaseException:
         with contextlib.suppress(OSError):
-            os.unlink(tmp)
+            if os.lstat(tmp).st_ino == os.fstat(out).st_ino:
+                os.unlink(tmp)   # only our own temp, never a swapped-in entry
         raise
+    finally:
+        os.close(out)
 
 
 class _ResumedMismatch(Exception):

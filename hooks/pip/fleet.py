@@ -209,8 +209,8 @@ def signed_listing(cache: PackageCache, project: str
     rec = remote.get_record(cache, LISTING + project)
     if rec is None or rec.size > MAX_LISTING:
         return {}, None
-    path = remote.get_object(cache, rec.sha256)
-    return (_load(path), getattr(rec, "signer", None)) if path else ({}, None)
+    path = remote.get_object(cache, rec.sha256, size=rec.size)  # read no further than that
+    return (_load(path), rec.signer) if path else ({}, None)
 
 
 def _load(path: str) -> dict[str, dict[str, Any]]:

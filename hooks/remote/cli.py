@@ -36,7 +36,8 @@ def _push(args: argparse.Namespace) -> int:
         print(json.dumps(r, indent=1, sort_keys=True))
     elif not args.quiet:
         print(f"uploaded {r['uploaded']}, already there {r['skipped']}, failed {r['failed']}, "
-              f"still queued {r['pending']}")
+              f"still queued {r['pending']}"
+              + (f", kept private {r['private']}" if r.get("private") else ""))
     return EXIT_NETWORK if r["failed"] or r["pending"] else EXIT_OK
 
 

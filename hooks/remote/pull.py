@@ -107,8 +107,8 @@ def _held(cache: PackageCache, digest: str) -> bool:
 _URI = re.compile(r"^'([^']+)' (\S+) (\d+) ?(\S*)\s*$")
 
 
-def apt_uris(packages: list[str], apt_options: Iterable[str] = ()) -> list[tuple[str, str]]:
-    """(archive file name, sha256 or "") of what apt would download to install packages."""
+def apt_uris(packages: list[str], apt_options: Iterable[str] = ()) -> list[tuple[str, str, int]]:
+    """(archive file name, sha256 or "", size) of what apt would download to install packages."""
     cmd = ["apt-get", "install", "--print-uris", "-qq", "--no-install-recommends",
            "-o", "Acquire::ForceHash=SHA256", *apt_options, "--", *packages]
     env = dict(os.environ, LC_ALL="C")
@@ -122,19 +122,21 @@ def apt_uris(packages: list[str], apt_options: Iterable[str] = ()) -> list[tuple
         m = _URI.match(line.strip())
         if m and m.group(2).endswith(".deb"):
             h = m.group(4)
-            out.append((m.group(2), h[7:].lower() if h.startswith("SHA256:") else ""))
+            out.append((m.group(2), h[7:].lower() if h.startswith("SHA256:") else "",
+                        int(m.group(3))))
     return out
 
 
 def pull_apt(cache: PackageCache, packages: list[str], apt_options: Iterable[str] = ()
              ) -> tuple[int, list[str]]:
-    """Take the .debs for packages from the fleet by their index SHA-256; (taken, missing)."""
+    """Take the .debs for packages from the fleet by their index SHA-256 and size (a store's
+    body is read no further); (taken, missing)."""
     from cache_core.storage import remote
     from hooks.apt.naming import KEY_PREFIX
 
-    wants = dict(apt_uris(packages, apt_options))
-    return _each(sorted(wants), lambda f: bool(wants[f]) and remote.get_object(
-        cache, wants[f], key=KEY_PREFIX + f, kind="deb") is not None)
+    wants = {name: (sha, size) for name, sha, size in apt_uris(packages, apt_options)}
+    return _each(sorted(wants), lambda f: bool(wants[f][0]) and remote.get_object(
+        cache, wants[f][0], key=KEY_PREFIX + f, kind="deb", size=wants[f][1] or None) is not None)
 
 
 # -- git ---------------------------------------------------------------------------------------

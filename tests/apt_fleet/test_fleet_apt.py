@@ -179,3 +179,20 @@ def test_pre_install_hook_fetches_from_the_fleet(fleet) -> None:
     assert _installed == {"alpha": "1.0-1", "beta": "2:1.0-1", "gamma": "0.5"}
     status = b.pkgcache("apt", "status").stdout
     assert "3 fetched from the fleet" in status, status
+
+
+def test_a_huge_body_for_a_digest_is_read_only_to_the_size_apt_expects(fleet) -> None:
+    """The store answers beta's digest with 64 MiB of junk (beta is 200 kB): every read stops
+    near apt's expected size (the index's Size), apt gets beta from the origin."""
+    _seeded_fleet(fleet)
+    deb = fleet.repo.debs["beta"]
+    digest = hashlib.sha256(deb.read_bytes()).hexdigest()
+    (fleet.nginx.root / "store" / "cas" / digest).write_bytes(b"\0" * (64 << 20))
+    b = fleet.server("b")
+    _ok(b.apt("update"))
+    _ok(b.apt("install", *PKGS))
+    assert b.installed("beta") == "2:1.0-1"
+    sent = [int(m.group(1)) for m in re.finditer(
+        rf'"GET /store/cas/{digest} HTTP/1\.1" 200 (\d+)', fleet.nginx.access_log.read_text())]
+    assert sent, "the fleet was never asked for beta"
+    assert max(sent) < 24 << 20, sent  # stopped near 200 kB (+ the socket buffers), not 64 MiB

@@ -56,5 +56,6 @@ def make_cache(tmp_path: Path) -> Callable[..., PackageCache]:
         cfg = tmp_path / f"{name}.yaml"
         cfg.write_text(yaml.safe_dump({"performance": {"cache": {
             "directory": str(tmp_path / name), "remote": remotes}}}))
+        cfg.chmod(0o600)  # it may hold inline secrets (S3 keys, a token): 0600, as documented
         return PackageCache.from_config(str(cfg))
     return make

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 import yaml
@@ -18,6 +19,7 @@ def _write(tmp_path, remote) -> str:
     p = tmp_path / "c.yaml"
     p.write_text(yaml.safe_dump({"performance": {"cache": {"directory": str(tmp_path / "c"),
                                                            "remote": remote}}}))
+    p.chmod(0o600)  # inline secrets: only in a file nobody else can read
     return str(p)
 
 
@@ -87,6 +89,45 @@ def test_remote_commands_without_a_remote_say_so(tmp_path):
     assert r.returncode == 0 and json.loads(r.stdout)["remotes"] == []
     r = run_cli("--config", str(p), "remote", "pull")
     assert r.returncode in (2, 3) and len(r.stderr.splitlines()) == 1
+
+
+@pytest.mark.parametrize("entry, option", [
+    ({"url": "https://h/x", "token": "t0ken-value-1"}, "token: an inline secret|token_file"),
+    ({"url": "https://h/x", "username": "u", "password": "pa55-word"}, "password_file"),
+    ({"url": "https://bob:pa55-word@h/x"}, "url: user:password@|password_file"),
+    ({"url": "s3://b/p", "access_key_id": "AKIA1", "secret_access_key": "sEcReT-1"},
+     "secret_access_key: an inline secret|credentials_file"),
+])
+@pytest.mark.parametrize("exposure", ["0644", "0640", "other owner"])
+def test_an_inline_secret_in_a_config_others_can_read_is_refused(tmp_path, entry, option,
+                                                                  exposure):
+    """Exit 3 and one line naming the *_file option; the secret itself is never printed. The
+    same file at 0600 (ours) works, and a *_file option works in a 0644 file."""
+    path = _write(tmp_path, [entry])
+    if exposure == "other owner":
+        os.chown(path, 65534, 65534)
+    else:
+        os.chmod(path, int(exposure, 8))
+    r = run_cli("--config", path, "stats")
+    assert r.returncode == 3, (r.returncode, r.stderr)
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
+    for part in option.split("|"):
+        assert part in lines[0], lines[0]
+    assert "pa55" not in r.stderr and "sEcReT" not in r.stderr and "t0ken" not in r.stderr
+    os.chown(path, 0, 0)
+    os.chmod(path, 0o600)
+    assert run_cli("--config", path, "stats").returncode == 0
+
+
+def test_secret_files_in_a_world_readable_config_are_fine(tmp_path):
+    token = tmp_path / "remote.token"
+    token.write_text("t0ken-value-2\n")
+    token.chmod(0o600)
+    path = _write(tmp_path, [{"url": "https://h/x", "token_file": str(token)}])
+    os.chmod(path, 0o644)
+    r = run_cli("--config", path, "stats")
+    assert r.returncode == 0, r.stderr
 
 
 def _config_warnings(path: str, *args: str) -> list[str]:

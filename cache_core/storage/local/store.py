@@ -27,13 +27,14 @@ from ...fs import (
     named_lock,
     open_regular,
     place_temp,
+    replace_checked,
     sweep,
     temp_name,
     unlink_quiet,
 )
-from ...hashing import copy_hashing, sha256_fd, sha256_file
+from ...hashing import copy_hashing, sha256_fd
 from ...index import BUSY_TIMEOUT_MS, JSON, Entry, Index
-from ...keys import digest_of_key, kind_of, normalize_key
+from ...keys import digest_of_key, is_private_key, kind_of, normalize_key
 from ..tier import Located, Sink
 from . import maintenance
 from .layout import Layout
@@ -300,24 +301,28 @@ class LocalStore:
             os.close(src_fd)
 
     def publish(self, tmp: str, key: str, digest: str, size: int, kind: str,
-                meta: dict[str, JSON] | None) -> None:
+                meta: dict[str, JSON] | None, private: bool = False) -> None:
         """Rename tmp into place as the object digest and record key (a normalized key; "" or a
-        content key records the object only) in the same index transaction."""
+        content key records the object only) in the same index transaction; private: the object
+        never leaves this machine."""
         final = self.layout.shard(digest) / digest
 
         def rename() -> None:  # atomic: readers see the old or the new inode, never a part
             os.replace(tmp, final)
 
         self.index.add("" if not key or digest_of_key(key) else key, digest, size, kind, meta,
-                       publish=rename)
+                       publish=rename, private=private)
         if self.fsync:
             fsync_dir(final.parent)  # the rename itself is durable too
 
     def adopt(self, key: str, tmp: str, digest: str, size: int, kind: str,
               meta: dict[str, JSON] | None) -> None:
-        """Publish a private temp file (in tmp/) that the caller hashed as it wrote it."""
-        os.chmod(tmp, 0o444)
-        self.publish(tmp, normalize_key(key), digest, size, kind, meta)
+        """Publish a private temp file (in tmp/) that the caller hashed as it wrote it (0400 and
+        marked private for a private key: never wider than its origin kept it)."""
+        key = normalize_key(key)
+        private = is_private_key(key)
+        os.chmod(tmp, 0o400 if private else 0o444)
+        self.publish(tmp, key, digest, size, kind, meta, private=private)
         self.maybe_evict()
 
     def alias(self, key: str, digest: str, kind: str, meta: dict[str, JSON] | None) -> bool:
@@ -350,12 +355,17 @@ class LocalStore:
                     raise
                 self.quarantine(digest)  # a symlink or FIFO where an object belongs
                 return False
-            # Hash what was placed: for a hardlink that is the object itself.
-            got, got_size = sha256_file(tmp, follow=False)
-            if got != digest or got_size != size:
-                self.verify(digest, size)  # quarantines the object if it is bad
-                return False
-            os.replace(tmp, dest)
+            # Hash what was placed (for a hardlink that is the object itself) through one
+            # descriptor, and check after the rename that dest is that very file.
+            fd, _ = open_regular(tmp)
+            try:
+                got, got_size = sha256_fd(fd)
+                if got != digest or got_size != size:
+                    self.verify(digest, size)  # quarantines the object if it is bad
+                    return False
+                replace_checked(tmp, dest, fd)
+            finally:
+                os.close(fd)
         finally:
             unlink_quiet(tmp)
         return True

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from ... import fs
 from ...errors import RecordError, warn
 from ...hashing import sha256_bytes, sha256_fd
-from ...keys import digest_of_key, is_digest, normalize_key
+from ...keys import digest_of_key, is_digest, is_private_key, normalize_key
 from ..tier import Located, Sink
 from .base import (
     MAX_RECORD_BYTES,
@@ -41,7 +41,7 @@ from .base import (
     record_name,
 )
 from .config import RemoteSpec, redact
-from .records import Record, decode, encode, load_secret_key
+from .records import Record, check_fresh, decode, encode, load_secret_key, now
 from .records import generate_keypair as generate_keypair  # public (docs/core-api.md)
 from .state import COUNTERS, State
 
@@ -53,18 +53,29 @@ if TYPE_CHECKING:
 
 STATE_DIR = "remote-v1"
 UPLOAD_ENV = "PKGCACHE_REMOTE_UPLOAD"  # "manual": never start the background uploader
+MISMATCH_STRIKES = 3  # objects that do not match in one process before the breaker opens
 
 
 def get_object(cache: PackageCache, digest: str, key: str | None = None, *,
-               kind: str | None = None, meta: dict[str, Any] | None = None) -> str | None:
+               kind: str | None = None, meta: dict[str, Any] | None = None,
+               size: int | None = None) -> str | None:
     """Verified local path of the object with this SHA-256, from the local store or else the
     remotes' ``cas/`` (no record needed: the caller took the digest from a signed source such as
     apt's index, pip's index hash or a pinned --sha256). With key, key is also recorded locally.
+    size: the size the caller knows (apt's index, pip's listing): a remote's body is read no
+    further than that, and any other size is a mismatch (which counts toward the breaker).
     """
     digest = digest.lower()
     if not is_digest(digest):
         return None
-    path = cache.get(f"sha256:{digest}")  # the local miss asks the remotes (cache._resolve)
+    t = tier(cache) if size is not None and size >= 0 else None
+    if t is not None and size is not None:
+        t.expected[digest] = size
+    try:
+        path = cache.get(f"sha256:{digest}")  # the local miss asks the remotes (cache._resolve)
+    finally:
+        if t is not None:
+            t.expected.pop(digest, None)
     if path is not None and key is not None:
         cache.alias(key, digest, kind=kind, meta=meta)
     return path
@@ -102,6 +113,8 @@ class RemoteTier:
         self._spent: dict[str, float] = {}    # seconds spent per remote in this process
         self._signers: dict[str, tuple[str, Any] | None] = {}
         self._bad_seen: dict[str, set[str]] = {}  # per remote: digests that did not match
+        self._strikes: dict[str, int] = {}    # objects that did not match, per remote
+        self.expected: dict[str, int] = {}    # digest -> the size a caller knows (get_object)
         self.spawned = False
 
     # -- plumbing ---------------------------------------------------------------------------
@@ -176,7 +189,7 @@ class RemoteTier:
             started = time.monotonic()
             try:
                 if digest is not None:
-                    claim = Located(digest)
+                    claim = Located(digest, self.expected.get(digest))
                 else:
                     rec = self._record(spec, key)
                     if rec is None:
@@ -197,7 +210,9 @@ class RemoteTier:
             self._count(spec, misses=1)
             return None
         try:
-            return decode(data, key, spec.trusted_public_keys, spec.trust == "unsigned")
+            rec = decode(data, key, spec.trusted_public_keys, spec.trust == "unsigned")
+            check_fresh(rec)
+            return rec
         except RecordError as exc:
             self._count(spec, rejected_records=1, misses=1)
             warn(f"remote {spec.display}: record for a key ignored ({exc})")
@@ -240,6 +255,9 @@ class RemoteTier:
             self._mark_bad(spec, claim.digest)
             self._count(spec, mismatches=1, misses=1, bytes_in=sink.size)
             warn(f"remote {spec.display}: object {claim.digest[:12]}… ignored ({exc})")
+            strikes = self._strikes[spec.ident] = self._strikes.get(spec.ident, 0) + 1
+            if strikes >= MISMATCH_STRIKES:  # a lying store: stop asking it (shared breaker)
+                self._fault(spec, RemoteError(f"{strikes} objects did not match their SHA-256"))
             return False
         self._count(spec, hits=1, bytes_in=sink.size)
         return True
@@ -293,9 +311,9 @@ class RemoteTier:
         """Queue key (or a bare digest) for upload; start the uploader. False if not queued.
 
         bounded: drop the entry when the spool is full (background puts; an explicit push
-        queues everything it was asked for)."""
+        queues everything it was asked for). A private object is never queued."""
         writers = self._writers()
-        if not writers:
+        if not writers or self._private(key, digest):
             return False
         spool = self.spool_dir
         limit = min(s.spool_max for s in writers)
@@ -311,6 +329,10 @@ class RemoteTier:
         if spawn:
             self.spawn_uploader()
         return True
+
+    def _private(self, key: str, digest: str) -> bool:
+        """Must this object stay on this machine? (a private key, or an object stored private)"""
+        return is_private_key(key) or self.cache.index.is_private(digest)
 
     def put_record(self, key: str) -> bool:
         """Queue key's (signed) record and its content for upload to the rw remotes."""
@@ -413,7 +435,7 @@ class RemoteTier:
             started = time.monotonic()
             try:
                 outcome = self._upload(spec, key, digest)
-                result[outcome] += 1
+                result[outcome] = result.get(outcome, 0) + 1
             except (RemoteError, RemoteMissing) as exc:
                 if isinstance(exc, RemoteMissing):
                     exc = RemoteError(str(exc))
@@ -427,6 +449,8 @@ class RemoteTier:
 
     def _upload(self, spec: RemoteSpec, key: str, digest: str) -> str:
         """HEAD cas/<digest>, PUT it if absent (verified while read), then PUT key's record."""
+        if self._private(key, digest):
+            return "private"  # an entry queued before it was known private: never uploaded
         backend = self._backend(spec)
         path = self.cache.object_path(digest)
         try:
@@ -456,7 +480,7 @@ class RemoteTier:
             if entry is not None and entry.digest == digest:
                 import io
 
-                rec = Record(entry.key, digest, entry.size, entry.kind, entry.meta)
+                rec = Record(entry.key, digest, entry.size, entry.kind, entry.meta, created=now())
                 data = encode(rec, self._signer(spec))
                 backend.put(record_name(entry.key), io.BytesIO(data), len(data),
                             sha256_bytes(data), self._deadline(spec))
@@ -476,18 +500,27 @@ class RemoteTier:
 
     # -- explicit syncs ---------------------------------------------------------------------
     def push(self, keys: list[str] | None, all_keys: bool = False) -> dict[str, int]:
-        """Queue keys (or every key) and drain the spool now, waiting for a running uploader."""
+        """Queue keys (or every key) and drain the spool now, waiting for a running uploader.
+        Private objects stay here (counted in "private")."""
+        wanted: list[tuple[str, str]] = []
         if all_keys:
-            for entry in self.cache.keys(""):
-                self.enqueue(entry.key, entry.digest, spawn=False, bounded=False)
+            wanted += [(e.key, e.digest) for e in self.cache.keys("")]
         for k in keys or []:
             e = self.cache.lookup(k)
             d = digest_of_key(normalize_key(k))
             if e is not None:
-                self.enqueue(e.key, e.digest, spawn=False, bounded=False)
+                wanted.append((e.key, e.digest))
             elif d is not None and self.cache.exists(k):
-                self.enqueue(k, d, spawn=False, bounded=False)
-        return self.drain(wait=True)
+                wanted.append((k, d))
+        kept = 0
+        for key, digest in wanted:
+            if self._private(key, digest):
+                kept += 1
+            else:
+                self.enqueue(key, digest, spawn=False, bounded=False)
+        result = self.drain(wait=True)
+        result["private"] = result.get("private", 0) + kept
+        return result
 
     def pull(self, keys: list[str] | None, all_keys: bool = False) -> dict[str, int]:
         """Fetch keys (or everything a listable remote holds) into the local cache."""
@@ -505,8 +538,10 @@ class RemoteTier:
         return result
 
     def _remote_keys(self) -> list[str]:
-        """Keys named by verified records, then bare digests, on every listable remote."""
+        """Keys named by verified records, then bare digests, on every listable remote; private
+        keys (uploaded by an older pkgcache) and their content are left where they are."""
         found: list[str] = []
+        private: set[str] = set()
         for spec in self.specs:
             if not self.usable(spec):
                 continue
@@ -521,12 +556,15 @@ class RemoteTier:
                     try:
                         key = json.loads(data or b"{}").get("key")
                         if isinstance(key, str) and record_name(key) == f"ac/{hexname}":
-                            decode(data or b"", key, spec.trusted_public_keys,
-                                   spec.trust == "unsigned")
-                            found.append(key)
+                            rec = decode(data or b"", key, spec.trusted_public_keys,
+                                         spec.trust == "unsigned")
+                            if is_private_key(key):
+                                private.add(rec.sha256)
+                            else:
+                                found.append(key)
                     except (ValueError, AttributeError, RecordError):
                         self._count(spec, rejected_records=1)
-                found += [f"sha256:{h}" for h in backend.list("cas") or []]
+                found += [f"sha256:{h}" for h in backend.list("cas") or [] if h not in private]
             except RemoteError as exc:
                 self._fault(spec, exc)
         return list(dict.fromkeys(found))
@@ -572,16 +610,26 @@ class _Mismatch(Exception):
 
 
 def bring_object(cache: PackageCache, digest: str, key: str | None = None, *,
-                 kind: str | None = None, meta: dict[str, Any] | None = None) -> str | None:
+                 kind: str | None = None, meta: dict[str, Any] | None = None,
+                 size: int | None = None) -> str | None:
     """get_object for a later serve (apt's prefetch before the seed places the debs): the object
-    is brought into the local store, but no hit is counted here - the serve counts it, once."""
+    is brought into the local store, but no hit is counted here - the serve counts it, once.
+    size: as for get_object (read no further than the size the caller knows)."""
     digest = digest.lower()
     if not is_digest(digest):
         return None
     sha = f"sha256:{digest}"
     path = cache.get(sha, count=False)
-    if path is None and cache.remote_call(lambda: cache.storage.fill(sha), False):
-        path = cache.get(sha, count=False)
+    if path is None:
+        t = tier(cache) if size is not None and size >= 0 else None
+        if t is not None and size is not None:
+            t.expected[digest] = size
+        try:
+            if cache.remote_call(lambda: cache.storage.fill(sha), False):
+                path = cache.get(sha, count=False)
+        finally:
+            if t is not None:
+                t.expected.pop(digest, None)
     if path is not None and key is not None:
         cache.alias(key, digest, kind=kind, meta=meta)
     return path

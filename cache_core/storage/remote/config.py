@@ -145,6 +145,25 @@ def _secret_values(spec: RemoteSpec) -> list[str]:
     return vals
 
 
+# an inline secret -> the option that reads it from a 0600 file instead
+_FILE_OPTION = {"token": "token_file", "password": "password_file",
+                "secret_access_key": "credentials_file", "session_token": "credentials_file"}
+
+
+def refuse_inline_secrets(specs: list[RemoteSpec], source: str, why: str) -> None:
+    """Refuse (ConfigError, exit 3) an inline secret in a config file others can read or write
+    (why says how): one line naming the secret and the ``*_file`` option to use instead."""
+    for i, spec in enumerate(specs):
+        where = f"{source}: performance.cache.remote[{i}]"
+        for name in SECRET_FIELDS:
+            if spec.options.get(name):
+                raise ConfigError(f"{where}.{name}: an inline secret in a file {why}; "
+                                  f"put it in a 0600 file named by {_FILE_OPTION[name]}")
+        if urllib.parse.urlsplit(spec.url).password:
+            raise ConfigError(f"{where}.url: user:password@ in a file {why}; "
+                              "use username and a 0600 file named by password_file")
+
+
 def parse_remotes(value: object, source: str) -> list[RemoteSpec]:
     """Validate ``performance.cache.remote``; raise ConfigError with one line naming the fault."""
     where = f"{source}: performance.cache.remote"

@@ -1,5 +1,12 @@
 """``file:///path``: the same cas/ and ac/ layout in a directory (NFS, a shared folder, a USB disk
-for an air-gapped transfer). Writes are atomic (temp + rename); a symlinked object is refused."""
+for an air-gapped transfer).
+
+The store is opened, never followed: its root, then ``cas/`` and ``ac/`` are opened with
+O_DIRECTORY|O_NOFOLLOW and every open, create, rename and listing happens relative to those
+descriptors, so a co-writer who swaps a directory for a symlink (``cas -> /etc/apt/apt.conf.d``)
+never gets root to write or read outside the store: a symlinked directory is refused (a counted
+fault, one warning). Writes are atomic (an O_EXCL temp + rename); a symlinked object is a miss.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +25,20 @@ from .http import CHUNK
 if TYPE_CHECKING:
     from .config import RemoteSpec
 
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
+
+def _open_dir(name: str, dir_fd: int | None, what: str) -> int:
+    """A directory opened without following a symlink (RemoteError if it is one)."""
+    try:
+        return os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise RemoteError(f"store directory {what} is a symlink or not a directory; "
+                              "refusing the store") from None
+        raise
+
 
 @register("file")
 class FileBackend:
@@ -26,21 +47,48 @@ class FileBackend:
     def __init__(self, spec: RemoteSpec) -> None:
         self.base = urllib.parse.unquote(urllib.parse.urlsplit(spec.url).path).rstrip("/") or "/"
 
-    def _check_base(self) -> None:
-        if not os.path.isdir(self.base):  # an unmounted share is an outage, not a miss
-            raise RemoteError("store directory missing")
+    @contextlib.contextmanager
+    def _kind_dir(self, kind: str, create: bool = False) -> Iterator[int | None]:
+        """A descriptor on base/kind (None if it is missing and not created)."""
+        try:
+            base_fd = _open_dir(self.base, None, "(the store's root)")
+        except FileNotFoundError:  # an unmounted share is an outage, not a miss
+            raise RemoteError("store directory missing") from None
+        except OSError as exc:
+            raise RemoteError(f"cannot open the store: {exc.strerror}") from None
+        try:
+            try:
+                fd: int | None = _open_dir(kind, base_fd, f"{kind}/")
+            except FileNotFoundError:
+                if not create:
+                    fd = None
+                else:
+                    with contextlib.suppress(FileExistsError):
+                        os.mkdir(kind, 0o755, dir_fd=base_fd)
+                    fd = _open_dir(kind, base_fd, f"{kind}/")
+            except OSError as exc:
+                raise RemoteError(f"cannot open {kind}/: {exc.strerror}") from None
+            try:
+                yield fd
+            finally:
+                if fd is not None:
+                    os.close(fd)
+        finally:
+            os.close(base_fd)
 
     def _open(self, name: str) -> int:
-        self._check_base()
-        try:
-            fd = os.open(os.path.join(self.base, name),
-                         os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-        except FileNotFoundError:
-            raise RemoteMissing(name) from None
-        except OSError as exc:
-            if exc.errno in (errno.ELOOP, errno.EACCES, errno.EPERM):
+        kind, _, leaf = name.partition("/")
+        with self._kind_dir(kind) as dfd:
+            if dfd is None:
+                raise RemoteMissing(name)
+            try:
+                fd = os.open(leaf, _READ_FLAGS, dir_fd=dfd)
+            except FileNotFoundError:
                 raise RemoteMissing(name) from None
-            raise RemoteError(f"cannot open: {exc.strerror}") from None
+            except OSError as exc:
+                if exc.errno in (errno.ELOOP, errno.EACCES, errno.EPERM):
+                    raise RemoteMissing(name) from None
+                raise RemoteError(f"cannot open: {exc.strerror}") from None
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             os.close(fd)
             raise RemoteMissing(name)
@@ -73,54 +121,56 @@ class FileBackend:
 
     def put(self, name: str, body: IO[bytes], size: int, sha256: str, deadline: float,
             *, if_none_match: bool = False) -> None:
-        """Write to a temp file beside the target and rename it into place."""
-        self._check_base()
-        final = os.path.join(self.base, name)
-        try:
-            os.makedirs(os.path.dirname(final), mode=0o755, exist_ok=True)
-            tmp = f"{final}.tmp-{os.getpid()}-{secrets.token_hex(6)}"
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                         0o644)
+        """Write an O_EXCL temp in the kind's directory (by descriptor) and rename it into place."""
+        kind, _, leaf = name.partition("/")
+        with self._kind_dir(kind, create=True) as dfd:
+            assert dfd is not None
+            tmp = f"{leaf}.tmp-{os.getpid()}-{secrets.token_hex(6)}"
             try:
-                with os.fdopen(fd, "wb") as out:
-                    while chunk := body.read(CHUNK):
-                        out.write(chunk)
-                    out.flush()
-                    os.fsync(out.fileno())
-                os.replace(tmp, final)
-            finally:
-                if os.path.lexists(tmp):
-                    os.unlink(tmp)
-        except OSError as exc:
-            raise RemoteError(f"write failed: {exc.strerror}") from None
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                             | os.O_CLOEXEC, 0o644, dir_fd=dfd)
+                try:
+                    with os.fdopen(fd, "wb") as out:
+                        while chunk := body.read(CHUNK):
+                            out.write(chunk)
+                        out.flush()
+                        os.fsync(out.fileno())
+                    os.replace(tmp, leaf, src_dir_fd=dfd, dst_dir_fd=dfd)
+                finally:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(tmp, dir_fd=dfd)
+                with contextlib.suppress(OSError):
+                    os.fsync(dfd)
+            except OSError as exc:
+                raise RemoteError(f"write failed: {exc.strerror}") from None
 
     def list(self, kind: str) -> Iterator[str] | None:
         """The hex names in base/kind/."""
-        d = os.path.join(self.base, kind)
-        try:
-            names = os.listdir(d)
-        except FileNotFoundError:
-            return iter(())
+        with self._kind_dir(kind) as dfd:
+            if dfd is None:
+                return iter(())
+            names = os.listdir(dfd)
         return (n for n in names if len(n) == 64 and all(c in "0123456789abcdef" for c in n))
 
     # -- leases (lease.py): create-if-absent with O_EXCL -----------------------------------------
     def create_lease(self, name: str, body: bytes, deadline: float) -> bool:
-        """Create base/name only if absent: True if created here, False if it exists."""
-        self._check_base()
-        path = os.path.join(self.base, name)
-        try:
-            os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                         0o644)
-        except FileExistsError:
-            return False
-        except OSError as exc:
-            raise RemoteError(f"lease: {exc.strerror}") from None
-        try:
-            os.write(fd, body)
-        finally:
-            os.close(fd)
-        return True
+        """Create base/name only if absent (O_EXCL, relative to the opened lease/ directory):
+        True if created here, False if it exists."""
+        kind, _, leaf = name.partition("/")
+        with self._kind_dir(kind, create=True) as dfd:
+            assert dfd is not None
+            try:
+                fd = os.open(leaf, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                             | os.O_CLOEXEC, 0o644, dir_fd=dfd)
+            except FileExistsError:
+                return False
+            except OSError as exc:
+                raise RemoteError(f"lease: {exc.strerror}") from None
+            try:
+                os.write(fd, body)
+            finally:
+                os.close(fd)
+            return True
 
     def read_lease(self, name: str, deadline: float) -> bytes | None:
         """The lease's body, None if it is gone."""
@@ -134,6 +184,9 @@ class FileBackend:
             os.close(fd)
 
     def drop_lease(self, name: str, deadline: float) -> None:
-        """Delete the lease (gone already: fine)."""
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(os.path.join(self.base, name))
+        """Delete the lease (gone already: fine), relative to the opened lease/ directory."""
+        kind, _, leaf = name.partition("/")
+        with self._kind_dir(kind) as dfd:
+            if dfd is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(leaf, dir_fd=dfd)

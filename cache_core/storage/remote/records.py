@@ -5,21 +5,30 @@ signature covers ``pkgcache-record-v1;<key>;<sha256>;<size>;<kind>;<canonical JS
 a record cannot be moved to another key, digest or size. A record is accepted only if its key
 field equals the requested key and it is signed by a trusted key (or the remote says
 ``trust: unsigned``).
+
+Freshness: a record carries its creation time inside the signed meta (``_created``; older
+pkgcache versions verify and ignore it), and a member keeps the newest time it accepted per key in
+its private state dir (``records/<sha256 of the key>``): an older record for that key, or one
+without a time once a timed one was seen, is refused (a replayed old record).
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
+import time
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
 from ...errors import RecordError
+from ...fs import atomic_write, read_json, state_dir
 from ...keys import is_digest
 
 VERSION = "pkgcache-record-v1"
+CREATED = "_created"  # the creation time's name in the signed meta
 
 
 @dataclass
@@ -32,10 +41,18 @@ class Record:
     kind: str
     meta: dict[str, Any] | None
     signer: str | None = None  # the trusted public key (NAME:BASE64) whose signature verified
+    created: float | None = None  # seconds since the epoch; None in records of older versions
+
+    def signed_meta(self) -> dict[str, Any]:
+        """meta as stored and signed: with the creation time in it."""
+        meta = dict(self.meta or {})
+        if self.created is not None:
+            meta[CREATED] = self.created
+        return meta
 
     def message(self) -> bytes:
         """The bytes that are signed."""
-        meta = json.dumps(self.meta or {}, sort_keys=True, separators=(",", ":"))
+        meta = json.dumps(self.signed_meta(), sort_keys=True, separators=(",", ":"))
         return f"{VERSION};{self.key};{self.sha256};{self.size};{self.kind};{meta}".encode()
 
 
@@ -81,11 +98,23 @@ def load_secret_key(path: str) -> tuple[str, Any]:
 def encode(record: Record, signer: tuple[str, Any] | None) -> bytes:
     """The record as JSON bytes, signed if a (name, private key) is given."""
     doc: dict[str, Any] = {"v": 1, "key": record.key, "sha256": record.sha256,
-                           "size": record.size, "kind": record.kind, "meta": record.meta or {}}
+                           "size": record.size, "kind": record.kind,
+                           "meta": record.signed_meta()}
     if signer is not None:
         name, sk = signer
         doc["sig"] = f"{name}:{base64.b64encode(sk.sign(record.message())).decode()}"
     return json.dumps(doc, sort_keys=True).encode()
+
+
+def _split_created(meta: dict[str, Any] | None) -> tuple[dict[str, Any] | None, float | None]:
+    """(meta without the creation time, the creation time or None)."""
+    if not meta or CREATED not in meta:
+        return meta, None
+    meta = dict(meta)
+    created = meta.pop(CREATED)
+    if not isinstance(created, (int, float)) or isinstance(created, bool) or created < 0:
+        raise RecordError("bad creation time")
+    return meta, created  # as written: the signature covers its exact JSON form
 
 
 def decode(data: bytes, requested_key: str, trusted: list[str], allow_unsigned: bool) -> Record:
@@ -105,7 +134,8 @@ def decode(data: bytes, requested_key: str, trusted: list[str], allow_unsigned: 
         raise RecordError("bad size")
     if not isinstance(kind, str) or not (meta is None or isinstance(meta, dict)):
         raise RecordError("bad kind/meta")
-    rec = Record(key, digest, size, kind, meta)
+    meta, created = _split_created(meta)
+    rec = Record(key, digest, size, kind, meta, created=created)
     sig = doc.get("sig")
     if sig is None:
         if allow_unsigned:
@@ -135,3 +165,51 @@ def decode(data: bytes, requested_key: str, trusted: list[str], allow_unsigned: 
     if allow_unsigned:
         return rec  # trust: unsigned accepts any record; the content is still hash-checked
     raise RecordError(f"signed by untrusted key {name!r}")
+
+
+# -- freshness: the newest creation time accepted per key (in the private state dir) -----------
+def _seen_path(key: str) -> str | None:
+    base = state_dir()
+    if base is None:
+        return None
+    d = base / "records"
+    try:
+        os.mkdir(d, 0o700)
+    except FileExistsError:
+        pass
+    except OSError:
+        return None
+    return str(d / hashlib.sha256(key.encode("utf-8")).hexdigest())
+
+
+def seen_time(key: str) -> float | None:
+    """The newest creation time this machine accepted (or wrote) for key, or None."""
+    path = _seen_path(key)
+    value = read_json(path, max_bytes=256, private=True).get("t") if path else None
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def check_fresh(rec: Record) -> None:
+    """Refuse (RecordError) a record older than one already seen for its key; remember a newer
+    one. A record without a time counts as older than any timed one (best effort: no state dir,
+    no memory)."""
+    seen = seen_time(rec.key)
+    if seen is not None and (rec.created is None or rec.created < seen):
+        raise RecordError("older than a record already seen for this key (replayed?)")
+    if rec.created is not None and (seen is None or rec.created > seen):
+        note_time(rec.key, rec.created)
+
+
+def note_time(key: str, created: float) -> None:
+    """Remember created as the newest time seen for key (best effort)."""
+    path = _seen_path(key)
+    if path is not None:
+        try:
+            atomic_write(path, json.dumps({"t": created}), 0o600)
+        except OSError:
+            pass
+
+
+def now() -> float:
+    """A creation time for a new record (milliseconds are enough)."""
+    return round(time.time(), 3)
