@@ -124,9 +124,46 @@ def _keygen(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _resign(args: argparse.Namespace) -> int:
+    """Re-sign the live records of every rw remote with a new key (a rotation: README, Keys)."""
+    from cache_core.storage.remote.records import (
+        RecordError,
+        is_revoked,
+        load_secret_key,
+        public_key_of,
+    )
+
+    t = _tier(args)
+    writers = [s for s in t.specs if s.mode == "rw"]
+    if not writers:
+        raise ConfigError("no remote with mode: rw to re-sign records on")
+    try:
+        signer = load_secret_key(args.secret_file)
+    except (OSError, RecordError) as exc:
+        error(f"remote resign: {getattr(exc, 'strerror', None) or exc}")
+        return EXIT_USAGE
+    if any(is_revoked(signer, s.revoked_public_keys) for s in writers):
+        error(f"remote resign: key {signer[0]!r} is in revoked_public_keys")
+        return EXIT_USAGE
+    if any(public_key_of(signer) not in s.trusted_public_keys for s in t.specs):
+        config_warnings([{"url": s.display, "config_warning": "the new key is not in this "
+                          "member's trusted_public_keys: add it on every member first"}
+                         for s in t.specs if public_key_of(signer) not in s.trusted_public_keys])
+    rows = t.resign(signer)
+    if args.json:
+        print(json.dumps(rows, indent=1, sort_keys=True))
+    elif not args.quiet:
+        for r in rows:
+            scope = "" if r["listed"] else " (store cannot list: only this member's keys)"
+            print(f"{r['url']}: re-signed {r['resigned']}, already new {r['already']}, "
+                  f"not verified (left alone) {r['unverified']}{scope}"
+                  + (f"; error: {r['error']}" if r.get("error") else ""))
+    return EXIT_NETWORK if any(r.get("error") for r in rows) else EXIT_OK
+
+
 def register(rp: Any) -> None:
     """Fill in ``remote push|pull|status|keygen`` (rp: its parser, made by the registry)."""
-    sub = rp.add_subparsers(dest="remote_command", metavar="{push,pull,status,keygen}")
+    sub = rp.add_subparsers(dest="remote_command", metavar="{push,pull,status,keygen,resign}")
     sub.required = True
     for name, func, text in (("push", _push, "upload KEYs (or --all; none: drain the spool)"),
                              ("pull", _pull, "download KEYs (or --all from a listable store)")):
@@ -150,3 +187,8 @@ def register(rp: Any) -> None:
     s.add_argument("--secret-file", required=True, metavar="PATH",
                    help="where to write the secret key (mode 600; must not exist)")
     s.set_defaults(func=_keygen)
+    s = sub.add_parser("resign", help="re-sign every live record on rw remotes with a new key")
+    s.add_argument("--secret-file", required=True, metavar="PATH",
+                   help="the new secret key (made by `remote keygen`)")
+    s.add_argument("--json", action="store_true", help="print the report as JSON")
+    s.set_defaults(func=_resign)

@@ -48,8 +48,10 @@ from .records import (  # noqa: F401 - generate_keypair: public (docs/core-api.m
     decode,
     encode,
     generate_keypair,
+    is_revoked,
     load_secret_key,
     now,
+    public_key_of,
 )
 from .state import COUNTERS, State
 
@@ -117,6 +119,7 @@ class RemoteTier:
         self._off: set[str] = set()           # skipped for the rest of this process
         self._spent: dict[str, float] = {}    # seconds spent per remote in this process
         self._signers: dict[str, Any] = {}
+        self._off_signing: set[str] = set()   # remotes whose signing key is revoked (warned)
         self._strikes: dict[str, int] = {}    # objects that did not match, per remote
         self.expected: dict[str, int] = {}    # digest -> the size a caller knows (get_object)
         self.spawned = False
@@ -214,7 +217,8 @@ class RemoteTier:
             self._count(spec, misses=1)
             return None
         try:
-            rec = decode(data, key, spec.trusted_public_keys, spec.trust == "unsigned")
+            rec = decode(data, key, spec.trusted_public_keys, spec.trust == "unsigned",
+                         spec.revoked_public_keys)
             check_fresh(rec)
             return rec
         except RecordError as exc:
@@ -456,7 +460,7 @@ class RemoteTier:
                 self._count(spec, upload_skipped=1)
         finally:
             os.close(fd)
-        if key:
+        if key and not self._revoked_signer(spec):
             entry = self.cache.lookup(key)
             if entry is not None and entry.digest == digest:
                 import io
@@ -478,6 +482,17 @@ class RemoteTier:
                      f"({getattr(exc, 'strerror', None) or exc})")
                 self._signers[spec.ident] = None
         return self._signers[spec.ident]
+
+    def _revoked_signer(self, spec: RemoteSpec) -> bool:
+        """A rw member whose own signing key is revoked uploads no records (one warning)."""
+        signer = self._signer(spec)
+        if signer is None or not is_revoked(signer, spec.revoked_public_keys):
+            return False
+        if spec.ident not in self._off_signing:
+            self._off_signing.add(spec.ident)
+            warn(f"remote {spec.display}: signing key {signer[0]!r} is revoked; "
+                 "no records uploaded (rotate: README, Keys)")
+        return True
 
     # -- explicit syncs ---------------------------------------------------------------------
     def push(self, keys: list[str] | None, all_keys: bool = False) -> dict[str, int]:
@@ -538,7 +553,7 @@ class RemoteTier:
                         key = json.loads(data or b"{}").get("key")
                         if isinstance(key, str) and record_name(key) == f"ac/{hexname}":
                             rec = decode(data or b"", key, spec.trusted_public_keys,
-                                         spec.trust == "unsigned")
+                                         spec.trust == "unsigned", spec.revoked_public_keys)
                             if is_private_key(key):
                                 private.add(rec.sha256)
                             else:
@@ -549,6 +564,50 @@ class RemoteTier:
             except RemoteError as exc:
                 self._fault(spec, exc)
         return list(dict.fromkeys(found))
+
+    # -- key rotation -----------------------------------------------------------------------
+    def resign(self, signer: tuple[str, Any]) -> list[dict[str, Any]]:
+        """Re-sign every live record on each rw remote with signer (a new key): the records the
+        store lists, or (a store that cannot list) those of the keys in the local index. A
+        record is re-signed only if it verifies with this member's trusted (not revoked) keys;
+        its key, digest, size, meta and creation time stay. One row per rw remote."""
+        import io
+
+        new_pub = public_key_of(signer)
+        rows = []
+        for spec in self._writers():
+            row: dict[str, Any] = {"url": spec.display, "resigned": 0, "already": 0,
+                                   "unverified": 0, "listed": True}
+            rows.append(row)
+            backend = self._backend(spec)
+            try:
+                names = backend.list("ac")
+                if names is None:
+                    row["listed"] = False
+                    names = [record_name(e.key)[3:] for e in self.cache.keys("")]
+                for hexname in list(names):
+                    name = f"ac/{hexname}"
+                    data = self._read_small(spec, name)
+                    try:
+                        key = json.loads(data or b"{}").get("key")
+                        if not isinstance(key, str) or record_name(key) != name:
+                            raise RecordError("not a record")
+                        rec = decode(data or b"", key, spec.trusted_public_keys, False,
+                                     spec.revoked_public_keys)
+                    except (ValueError, AttributeError, RecordError):
+                        row["unverified"] += int(data is not None)
+                        continue
+                    with contextlib.suppress(RecordError):
+                        decode(data or b"", key, [new_pub], False)
+                        row["already"] += 1
+                        continue
+                    out = encode(rec, signer)
+                    backend.put(name, io.BytesIO(out), len(out), sha256_bytes(out),
+                                self._deadline(spec))
+                    row["resigned"] += 1
+            except (RemoteError, RemoteMissing) as exc:
+                row["error"] = redact(str(exc), self.specs)
+        return rows
 
     # -- reporting --------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
