@@ -91,6 +91,8 @@ def _pull_drivers(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
+    if args.store:
+        return _store_status(args)
     st = _tier(args).status()
     config_warnings(st["remotes"])
     if args.json:
@@ -161,9 +163,60 @@ def _resign(args: argparse.Namespace) -> int:
     return EXIT_NETWORK if any(r.get("error") for r in rows) else EXIT_OK
 
 
+def _gc(args: argparse.Namespace) -> int:
+    """Bound the rw stores' size (cache_core/storage/remote/gc.py)."""
+    from cache_core.storage.remote.gc import CannotList
+    from hooks.cli.core import parse_age, parse_size
+
+    t = _tier(args)
+    if not any(s.mode == "rw" for s in t.specs):
+        raise ConfigError("no remote with mode: rw to collect")
+    grace = parse_age(args.grace)
+    max_size = parse_size(args.max_size) if args.max_size is not None else None
+    try:
+        rows = t.gc(grace, max_size, args.dry_run)
+    except CannotList as exc:
+        error(f"remote gc: {exc}")
+        return EXIT_USAGE
+    except CacheError as exc:
+        error(f"remote gc: {exc}")
+        return EXIT_NETWORK
+    if args.json:
+        print(json.dumps(rows, indent=1, sort_keys=True))
+        return EXIT_OK
+    for r in rows:
+        if args.dry_run:
+            for name in r["deleted"]:
+                print(f"would delete {name}")
+        verb = "would delete" if args.dry_run else "deleted"
+        print(f"{r['url']}: {r['objects']} objects, {r['records']} records, {r['bytes']} bytes; "
+              f"{verb} {r['deleted_objects']} objects and {r['deleted_records']} records "
+              f"({r['deleted_bytes']} bytes); {r['bytes_after']} bytes left"
+              + (" (still over --max-size: the rest is in use)" if r["over_limit"] else "")
+              + (f"; {r['unverified_records']} records not verified (they protect nothing)"
+                 if r["unverified_records"] else ""))
+    return EXIT_OK
+
+
+def _store_status(args: argparse.Namespace) -> int:
+    rows = _tier(args).store_status()
+    if args.json:
+        print(json.dumps(rows, indent=1, sort_keys=True))
+    else:
+        for r in rows:
+            if r.get("error"):
+                print(f"{r['url']}: error: {r['error']}")
+            elif not r["listed"]:
+                print(f"{r['url']}: cannot list (a plain HTTP/Bazel store)")
+            else:
+                print(f"{r['url']}: {r['bytes']} bytes, {r['objects']} objects, "
+                      f"{r['records']} records")
+    return EXIT_NETWORK if any(r.get("error") for r in rows) else EXIT_OK
+
+
 def register(rp: Any) -> None:
     """Fill in ``remote push|pull|status|keygen`` (rp: its parser, made by the registry)."""
-    sub = rp.add_subparsers(dest="remote_command", metavar="{push,pull,status,keygen,resign}")
+    sub = rp.add_subparsers(dest="remote_command", metavar="{push,pull,status,keygen,resign,gc}")
     sub.required = True
     for name, func, text in (("push", _push, "upload KEYs (or --all; none: drain the spool)"),
                              ("pull", _pull, "download KEYs (or --all from a listable store)")):
@@ -181,7 +234,17 @@ def register(rp: Any) -> None:
     s.add_argument("--git", nargs="+", metavar="URL", help="pre-warm mirrors of these URLs")
     s = sub.add_parser("status", help="per-remote counters, breaker and spool")
     s.add_argument("--json", action="store_true", help="print the status as JSON")
+    s.add_argument("--store", action="store_true",
+                   help="the stores' size, object and record counts (listable stores)")
     s.set_defaults(func=_status)
+    s = sub.add_parser("gc", help="delete what no live record needs from rw stores")
+    s.add_argument("--grace", default="1d", metavar="AGE",
+                   help="keep everything younger than this (default 1d; 12h, 90m, 2w)")
+    s.add_argument("--max-size", metavar="SIZE",
+                   help="delete unreferenced objects, oldest first, only down to this size")
+    s.add_argument("--dry-run", action="store_true", help="print what would be deleted")
+    s.add_argument("--json", action="store_true", help="print the report as JSON")
+    s.set_defaults(func=_gc)
     s = sub.add_parser("keygen", help="make an Ed25519 key pair; prints the public key")
     s.add_argument("name", help="the key's name (e.g. fleet-1), used in key records")
     s.add_argument("--secret-file", required=True, metavar="PATH",

@@ -609,6 +609,34 @@ class RemoteTier:
                 row["error"] = redact(str(exc), self.specs)
         return rows
 
+    # -- store size -------------------------------------------------------------------------
+    def gc(self, grace: float, max_size: int | None, dry_run: bool) -> list[dict[str, Any]]:
+        """``remote gc`` on every rw remote (cache_core/storage/remote/gc.py); raises
+        gc.CannotList before touching anything if one of them cannot list."""
+        from . import gc
+
+        writers = self._writers()
+        for spec in writers:
+            if self._backend(spec).entries("cas") is None:
+                raise gc.CannotList(f"{spec.display} cannot list its objects (a plain "
+                                    "HTTP/Bazel store): bound it with the server's own limit")
+        return [gc.collect(self._backend(spec), lambda n, s=spec: self._read_small(s, n), spec,
+                           grace, max_size, dry_run) for spec in writers]
+
+    def store_status(self) -> list[dict[str, Any]]:
+        """Size, object and record counts of every remote that can list (others: listed False);
+        a remote that fails gets an "error" row."""
+        from . import gc
+
+        rows = []
+        for spec in self.specs:
+            try:
+                rows.append(gc.store_counts(self._backend(spec), spec))
+            except RemoteError as exc:
+                rows.append({"url": spec.display, "listed": True,
+                             "error": redact(str(exc), self.specs)})
+        return rows
+
     # -- reporting --------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
         """Per-remote counters and breaker, spool size: nothing secret in it."""

@@ -1,0 +1,116 @@
+"""``pkgcache remote gc``: bound a listable store's size without losing what the fleet needs.
+
+Kept: every ``cas/`` object a record this member can verify points to, and everything younger
+than the grace period (by the store's mtime / Last-Modified, so an upload racing the gc
+survives). Deleted, in this order: records older than the grace period whose object is gone,
+then unreferenced objects, oldest first, until the store fits ``max_size`` (no limit: all of
+them). Records are re-listed just before objects are deleted, so one written during the scan
+still protects its object. Because no object a verified record points to is ever deleted, a gc
+killed at any point leaves no trusted record dangling; and a reader that meets a missing object
+(a record by a key this member does not trust, a store emptied by hand) falls back as on any miss.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from .base import RemoteError, RemoteMissing, record_name
+from .records import RecordError, decode
+
+if TYPE_CHECKING:
+    from .base import Backend
+    from .config import RemoteSpec
+
+Reader = Callable[[str], "bytes | None"]
+
+DEFAULT_GRACE = 86400.0  # one day
+
+
+class CannotList(RemoteError):
+    """The store cannot list its objects (a Bazel HTTP / plain WebDAV store)."""
+
+
+def _live(read: Reader, spec: RemoteSpec, ac: dict[str, tuple[int, float]],
+          ) -> tuple[dict[str, str], int]:
+    """{record hex: digest} of the records this member verifies; and how many it could not."""
+    live: dict[str, str] = {}
+    unverified = 0
+    for hexname in ac:
+        data = read(f"ac/{hexname}")
+        if data is None:
+            continue
+        try:
+            key = json.loads(data).get("key")
+            if not isinstance(key, str) or record_name(key) != f"ac/{hexname}":
+                raise RecordError("not a record")
+            rec = decode(data, key, spec.trusted_public_keys, spec.trust == "unsigned",
+                         spec.revoked_public_keys)
+            live[hexname] = rec.sha256
+        except (ValueError, AttributeError, RecordError):
+            unverified += 1
+    return live, unverified
+
+
+def collect(backend: Backend, read: Reader, spec: RemoteSpec, grace: float = DEFAULT_GRACE,
+            max_size: int | None = None, dry_run: bool = False) -> dict[str, Any]:
+    """Garbage-collect one store (read: a record's bytes by name, or None); the report (what
+    was, or would be, deleted and kept)."""
+    cas_it = backend.entries("cas")
+    if cas_it is None:
+        raise CannotList(f"{spec.display} cannot list its objects (a plain HTTP/Bazel store): "
+                         "bound it with the server's own size limit")
+    started = time.time()
+    cas = {h: (size, mtime) for h, size, mtime in cas_it}
+    ac = {h: (size, mtime) for h, size, mtime in backend.entries("ac") or ()}
+    live, unverified = _live(read, spec, ac)
+    old = started - grace
+    dangling = [h for h, d in live.items() if d not in cas and ac[h][1] < old]
+    total = sum(s for s, _ in cas.values()) + sum(s for s, _ in ac.values())
+    report: dict[str, Any] = {
+        "url": spec.display, "objects": len(cas), "records": len(ac), "bytes": total,
+        "unverified_records": unverified, "dry_run": dry_run, "deleted_records": 0,
+        "deleted_objects": 0, "deleted_bytes": 0, "deleted": []}
+
+    def gone(name: str, size: int) -> None:
+        if not dry_run:
+            try:
+                backend.delete(name, time.monotonic() + spec.object_budget)
+            except RemoteMissing:
+                pass
+        kind = "records" if name.startswith("ac/") else "objects"
+        report[f"deleted_{kind}"] += 1
+        report["deleted_bytes"] += size
+        report["deleted"].append(name)
+
+    for h in dangling:  # records first: their objects are already gone
+        gone(f"ac/{h}", ac[h][0])
+        total -= ac[h][0]
+    # re-list the records: one written since the scan protects its object too
+    fresh = {h: (s, m) for h, s, m in (backend.entries("ac") or ()) if h not in ac}
+    more, _ = _live(read, spec, fresh)
+    keep = set(live.values()) | set(more.values())
+    candidates = sorted((m, h, s) for h, (s, m) in cas.items() if h not in keep and m < old)
+    for _, h, size in candidates:
+        if max_size is not None and total <= max_size:
+            break
+        gone(f"cas/{h}", size)
+        total -= size
+    report["bytes_after"] = total
+    report["over_limit"] = max_size is not None and total > max_size
+    return report
+
+
+def store_counts(backend: Backend, spec: RemoteSpec) -> dict[str, Any]:
+    """The store's size and object/record counts (``remote status --store``); listed: False for
+    a store that cannot list."""
+    cas_it = backend.entries("cas")
+    if cas_it is None:
+        return {"url": spec.display, "listed": False}
+    cas = list(cas_it)
+    ac = list(backend.entries("ac") or ())
+    return {"url": spec.display, "listed": True, "objects": len(cas), "records": len(ac),
+            "bytes": sum(s for _, s, _ in cas) + sum(s for _, s, _ in ac),
+            "oldest": min((m for _, _, m in cas), default=None)}
