@@ -128,30 +128,17 @@ def _keygen(args: argparse.Namespace) -> int:
 
 def _resign(args: argparse.Namespace) -> int:
     """Re-sign the live records of every rw remote with a new key (a rotation: README, Keys)."""
-    from cache_core.storage.remote.records import (
-        RecordError,
-        is_revoked,
-        load_secret_key,
-        public_key_of,
-    )
-
     t = _tier(args)
-    writers = [s for s in t.specs if s.mode == "rw"]
-    if not writers:
+    if not any(s.mode == "rw" for s in t.specs):
         raise ConfigError("no remote with mode: rw to re-sign records on")
     try:
-        signer = load_secret_key(args.secret_file)
-    except (OSError, RecordError) as exc:
-        error(f"remote resign: {getattr(exc, 'strerror', None) or exc}")
-        return EXIT_USAGE
-    if any(is_revoked(signer, s.revoked_public_keys) for s in writers):
-        error(f"remote resign: key {signer[0]!r} is in revoked_public_keys")
-        return EXIT_USAGE
-    if any(public_key_of(signer) not in s.trusted_public_keys for s in t.specs):
-        config_warnings([{"url": s.display, "config_warning": "the new key is not in this "
-                          "member's trusted_public_keys: add it on every member first"}
-                         for s in t.specs if public_key_of(signer) not in s.trusted_public_keys])
-    rows = t.resign(signer)
+        rows = t.resign(args.secret_file)
+    except CacheError as exc:
+        error(f"remote resign: {exc}")
+        return exc.exit_code
+    config_warnings([{"url": r["url"], "config_warning": "the new key is not in this member's "
+                      "trusted_public_keys: add it on every member first"}
+                     for r in rows if not r["new_key_trusted"]])
     if args.json:
         print(json.dumps(rows, indent=1, sort_keys=True))
     elif not args.quiet:
@@ -165,7 +152,6 @@ def _resign(args: argparse.Namespace) -> int:
 
 def _gc(args: argparse.Namespace) -> int:
     """Bound the rw stores' size (cache_core/storage/remote/gc.py)."""
-    from cache_core.storage.remote.gc import CannotList
     from hooks.cli.core import parse_age, parse_size
 
     t = _tier(args)
@@ -175,16 +161,16 @@ def _gc(args: argparse.Namespace) -> int:
     max_size = parse_size(args.max_size) if args.max_size is not None else None
     try:
         rows = t.gc(grace, max_size, args.dry_run)
-    except CannotList as exc:
+    except CacheError as exc:  # a store that cannot list (exit 2)
         error(f"remote gc: {exc}")
-        return EXIT_USAGE
-    except CacheError as exc:
-        error(f"remote gc: {exc}")
-        return EXIT_NETWORK
+        return exc.exit_code
     if args.json:
         print(json.dumps(rows, indent=1, sort_keys=True))
-        return EXIT_OK
+        return EXIT_NETWORK if any(r.get("error") for r in rows) else EXIT_OK
     for r in rows:
+        if r.get("error"):
+            print(f"{r['url']}: error: {r['error']}")
+            continue
         if args.dry_run:
             for name in r["deleted"]:
                 print(f"would delete {name}")
@@ -195,7 +181,7 @@ def _gc(args: argparse.Namespace) -> int:
               + (" (still over --max-size: the rest is in use)" if r["over_limit"] else "")
               + (f"; {r['unverified_records']} records not verified (they protect nothing)"
                  if r["unverified_records"] else ""))
-    return EXIT_OK
+    return EXIT_NETWORK if any(r.get("error") for r in rows) else EXIT_OK
 
 
 def _store_status(args: argparse.Namespace) -> int:

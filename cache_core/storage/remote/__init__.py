@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ... import fs
-from ...errors import warn
+from ...errors import EXIT_USAGE, CacheError, warn
 from ...hashing import sha256_bytes, sha256_fd
 from ...keys import digest_of_key, is_digest, is_private_key, normalize_key
 from ..tier import Located, Sink
@@ -566,18 +566,27 @@ class RemoteTier:
         return list(dict.fromkeys(found))
 
     # -- key rotation -----------------------------------------------------------------------
-    def resign(self, signer: tuple[str, Any]) -> list[dict[str, Any]]:
-        """Re-sign every live record on each rw remote with signer (a new key): the records the
-        store lists, or (a store that cannot list) those of the keys in the local index. A
+    def resign(self, secret_file: str) -> list[dict[str, Any]]:
+        """Re-sign every live record on each rw remote with the key in secret_file: the records
+        the store lists, or (a store that cannot list) those of the keys in the local index. A
         record is re-signed only if it verifies with this member's trusted (not revoked) keys;
-        its key, digest, size, meta and creation time stay. One row per rw remote."""
+        its key, digest, size, meta and creation time stay. One row per rw remote
+        (``new_key_trusted``: whether this member trusts the new key). KeyRefused (exit 2) for
+        an unreadable or revoked key."""
         import io
 
+        try:
+            signer = load_secret_key(secret_file)
+        except (OSError, RecordError) as exc:
+            raise KeyRefused(f"{getattr(exc, 'strerror', None) or exc}") from None
+        if any(is_revoked(signer, s.revoked_public_keys) for s in self.specs):
+            raise KeyRefused(f"key {signer[0]!r} is in revoked_public_keys")
         new_pub = public_key_of(signer)
         rows = []
         for spec in self._writers():
             row: dict[str, Any] = {"url": spec.display, "resigned": 0, "already": 0,
-                                   "unverified": 0, "listed": True}
+                                   "unverified": 0, "listed": True,
+                                   "new_key_trusted": new_pub in spec.trusted_public_keys}
             rows.append(row)
             backend = self._backend(spec)
             try:
@@ -611,8 +620,9 @@ class RemoteTier:
 
     # -- store size -------------------------------------------------------------------------
     def gc(self, grace: float, max_size: int | None, dry_run: bool) -> list[dict[str, Any]]:
-        """``remote gc`` on every rw remote (cache_core/storage/remote/gc.py); raises
-        gc.CannotList before touching anything if one of them cannot list."""
+        """``remote gc`` on every rw remote (cache_core/storage/remote/gc.py): one report each
+        (``error`` on a store fault); raises gc.CannotList (a CacheError, exit 2) before
+        touching anything if one of them cannot list."""
         from . import gc
 
         writers = self._writers()
@@ -620,8 +630,14 @@ class RemoteTier:
             if self._backend(spec).entries("cas") is None:
                 raise gc.CannotList(f"{spec.display} cannot list its objects (a plain "
                                     "HTTP/Bazel store): bound it with the server's own limit")
-        return [gc.collect(self._backend(spec), lambda n, s=spec: self._read_small(s, n), spec,
-                           grace, max_size, dry_run) for spec in writers]
+        rows = []
+        for spec in writers:
+            try:
+                rows.append(gc.collect(self._backend(spec), lambda n, s=spec: self._read_small(s, n),
+                                       spec, grace, max_size, dry_run))
+            except (RemoteError, RemoteMissing) as exc:
+                rows.append({"url": spec.display, "error": redact(str(exc), self.specs)})
+        return rows
 
     def store_status(self) -> list[dict[str, Any]]:
         """Size, object and record counts of every remote that can list (others: listed False);
@@ -671,6 +687,12 @@ class RemoteTier:
         totals["spool"] = st["spool"]
         totals["remotes"] = st["remotes"]
         return totals
+
+
+class KeyRefused(CacheError):
+    """A signing key that cannot be used (unreadable, revoked): a usage error."""
+
+    exit_code = EXIT_USAGE
 
 
 class _Mismatch(Exception):

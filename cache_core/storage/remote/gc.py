@@ -17,7 +17,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .base import RemoteError, RemoteMissing, record_name
+from ...errors import EXIT_USAGE, CacheError
+from .base import RemoteMissing, record_name
 from .records import RecordError, decode
 
 if TYPE_CHECKING:
@@ -29,8 +30,10 @@ Reader = Callable[[str], "bytes | None"]
 DEFAULT_GRACE = 86400.0  # one day
 
 
-class CannotList(RemoteError):
-    """The store cannot list its objects (a Bazel HTTP / plain WebDAV store)."""
+class CannotList(CacheError):
+    """The store cannot list its objects (a Bazel HTTP / plain WebDAV store): a usage error."""
+
+    exit_code = EXIT_USAGE
 
 
 def _live(read: Reader, spec: RemoteSpec, ac: dict[str, tuple[int, float]],
