@@ -160,7 +160,7 @@ def _gc(args: argparse.Namespace) -> int:
     grace = parse_age(args.grace)
     max_size = parse_size(args.max_size) if args.max_size is not None else None
     try:
-        rows = t.gc(grace, max_size, args.dry_run)
+        rows = t.gc(grace, max_size, args.dry_run, parse_age(args.retention))
     except CacheError as exc:  # a store that cannot list (exit 2)
         error(f"remote gc: {exc}")
         return exc.exit_code
@@ -180,7 +180,8 @@ def _gc(args: argparse.Namespace) -> int:
               f"({r['deleted_bytes']} bytes); {r['bytes_after']} bytes left"
               + (" (still over --max-size: the rest is in use)" if r["over_limit"] else "")
               + (f"; {r['unverified_records']} records not verified (they protect nothing)"
-                 if r["unverified_records"] else ""))
+                 if r["unverified_records"] else "")
+              + (f"; members seen: {', '.join(r['members'])}" if r["members"] else ""))
     return EXIT_NETWORK if any(r.get("error") for r in rows) else EXIT_OK
 
 
@@ -226,6 +227,8 @@ def register(rp: Any) -> None:
     s = sub.add_parser("gc", help="delete what no live record needs from rw stores")
     s.add_argument("--grace", default="1d", metavar="AGE",
                    help="keep everything younger than this (default 1d; 12h, 90m, 2w)")
+    s.add_argument("--retention", default="7d", metavar="AGE",
+                   help="keep what members took from the store within this window (default 7d)")
     s.add_argument("--max-size", metavar="SIZE",
                    help="delete unreferenced objects, oldest first, only down to this size")
     s.add_argument("--dry-run", action="store_true", help="print what would be deleted")

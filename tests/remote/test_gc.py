@@ -208,3 +208,31 @@ def test_gc_refuses_a_store_that_cannot_list(nginx, make_cache, tmp_path):
     t = remote.tier(make_cache("w", [store.remote(mode="rw")]))
     t._backend(t.specs[0]).delete(f"cas/{h}", time.monotonic() + 10)
     assert store.read(f"cas/{h}") is None
+
+
+def test_gc_keeps_what_a_member_took_within_the_retention_window(fleet, make_cache, tmp_path):
+    """Bare objects (fetched by digest, e.g. apt's .debs: no record) a member took from the
+    store are kept through its usage list; an expired list goes, with its object."""
+    store, pubs, orphans = fleet["store"], fleet["pubs"], fleet["orphans"]
+    taken = sorted(orphans)[:2]
+    b = make_cache("b", [store.remote(mode="rw", signing_key_file=str(tmp_path / "b.key"),
+                                      trusted_public_keys=pubs)])
+    for h in taken:
+        assert remote.get_object(b, h) is not None
+    assert remote.tier(b).push(None)["failed"] == 0  # the usage list goes with the spool
+    old_list = b"".join(f"{h}\n".encode() for h in sorted(orphans)[2:])
+    lh = hashlib.sha256(old_list).hexdigest()
+    store.write(f"cas/{lh}", old_list)
+    store.write(record_name("usage:gone:2020-01-01"), encode(
+        Record("usage:gone:2020-01-01", lh, len(old_list), "usage", {}, 1.0),
+        load_secret_key(str(tmp_path / "a.key"))))
+    grace = _age(store, tmp_path)
+    r = run_cli("--config", str(tmp_path / "a.yaml"), "remote", "gc", "--grace", f"{grace}s",
+                "--max-size", "0", "--json")
+    rep = json.loads(r.stdout)[0]
+    assert r.returncode == 0 and len(rep["members"]) == 1, rep
+    for h in orphans:
+        assert (store.read(f"cas/{h}") is not None) == (h in taken), h
+    assert store.read(record_name("usage:gone:2020-01-01")) is None
+    assert store.read(f"cas/{lh}") is None
+    _check_readers(make_cache, store, pubs, fleet["live"], "reader")

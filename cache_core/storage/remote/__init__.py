@@ -203,6 +203,7 @@ class RemoteTier:
                         continue
                     claim = Located(rec.sha256, rec.size, rec.kind, rec.meta)
                 if self._fetch(spec, claim, sink):
+                    self._note_use(claim.digest)
                     return claim
             except RemoteError as exc:  # a local fault (disk full) is not the remote's: no breaker
                 self._fault(spec, exc)
@@ -371,6 +372,8 @@ class RemoteTier:
             except BlockingIOError:
                 result["pending"] = self.spool_count()
                 return result
+            self.spawned = True  # entries queued while draining are drained here
+            self._publish_usage()
             while True:
                 names = sorted(os.listdir(self.spool_dir))
                 if not names:
@@ -618,8 +621,54 @@ class RemoteTier:
                 row["error"] = redact(str(exc), self.specs)
         return rows
 
+    # -- usage lists: what this member took from the fleet, per UTC day (for remote gc) ------
+    def _note_use(self, digest: str) -> None:
+        """Append digest to today's usage list (a rw member publishes it with the spool)."""
+        if not self._writers():
+            return
+        with contextlib.suppress(OSError):
+            d = fs.ensure_private_dir(self.dir / "used")
+            fd = os.open(d / time.strftime("%Y-%m-%d", time.gmtime()),
+                         os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
+                         0o600)
+            try:
+                os.write(fd, f"{digest}\n".encode())
+            finally:
+                os.close(fd)
+
+    def _publish_usage(self) -> None:
+        """Put each day's usage list under ``usage:<member>:<day>`` (uploaded with the spool,
+        as a signed record and its content); a past day's list is then forgotten here."""
+        import socket
+        import tempfile
+
+        try:
+            d = self.dir / "used"
+            days = sorted(n for n in os.listdir(d) if len(n) == 10 and n[4] == "-")
+        except OSError:
+            return
+        today = time.strftime("%Y-%m-%d", time.gmtime())
+        member = socket.gethostname().replace(":", "_") or "member"
+        for day in days:
+            try:
+                text = (d / day).read_text("ascii", "replace")
+                digests = sorted({x for x in text.split() if is_digest(x)})
+                body = "".join(f"{x}\n" for x in digests).encode()
+                key = f"usage:{member}:{day}"
+                entry = self.cache.lookup(key)
+                if digests and (entry is None or entry.digest != sha256_bytes(body)):
+                    with tempfile.NamedTemporaryFile(dir=d, prefix=".list-") as tmp:
+                        tmp.write(body)
+                        tmp.flush()
+                        self.cache.put(key, tmp.name, kind="usage")
+                if day != today:
+                    (d / day).unlink()
+            except (OSError, ValueError) as exc:
+                warn(f"remote: usage list {day} not published ({exc})")
+
     # -- store size -------------------------------------------------------------------------
-    def gc(self, grace: float, max_size: int | None, dry_run: bool) -> list[dict[str, Any]]:
+    def gc(self, grace: float, max_size: int | None, dry_run: bool,
+           retention: float | None = None) -> list[dict[str, Any]]:
         """``remote gc`` on every rw remote (cache_core/storage/remote/gc.py): one report each
         (``error`` on a store fault); raises gc.CannotList (a CacheError, exit 2) before
         touching anything if one of them cannot list."""
@@ -634,7 +683,8 @@ class RemoteTier:
         for spec in writers:
             try:
                 rows.append(gc.collect(self._backend(spec), lambda n, s=spec: self._read_small(s, n),
-                                       spec, grace, max_size, dry_run))
+                                       spec, grace, max_size, dry_run,
+                                       gc.DEFAULT_RETENTION if retention is None else retention))
             except (RemoteError, RemoteMissing) as exc:
                 rows.append({"url": spec.display, "error": redact(str(exc), self.specs)})
         return rows
