@@ -60,6 +60,7 @@ if TYPE_CHECKING:
 
 STATE_DIR = "remote-v1"
 UPLOAD_ENV = "PKGCACHE_REMOTE_UPLOAD"  # "manual": never start the background uploader
+USAGE_PREFIX = "usage:"  # usage:<member>:<day>: what a member took from the fleet (remote gc)
 MISMATCH_STRIKES = 3  # objects that do not match in one process before the breaker opens
 
 
@@ -559,7 +560,7 @@ class RemoteTier:
                                          spec.trust == "unsigned", spec.revoked_public_keys)
                             if is_private_key(key):
                                 private.add(rec.sha256)
-                            else:
+                            elif not key.startswith(USAGE_PREFIX):  # gc's bookkeeping
                                 found.append(key)
                     except (ValueError, AttributeError, RecordError):
                         self._count(spec, rejected_records=1)
@@ -654,7 +655,7 @@ class RemoteTier:
                 text = (d / day).read_text("ascii", "replace")
                 digests = sorted({x for x in text.split() if is_digest(x)})
                 body = "".join(f"{x}\n" for x in digests).encode()
-                key = f"usage:{member}:{day}"
+                key = f"{USAGE_PREFIX}{member}:{day}"
                 entry = self.cache.lookup(key)
                 if digests and (entry is None or entry.digest != sha256_bytes(body)):
                     with tempfile.NamedTemporaryFile(dir=d, prefix=".list-") as tmp:

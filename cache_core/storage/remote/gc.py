@@ -33,7 +33,7 @@ Reader = Callable[[str], "bytes | None"]
 
 DEFAULT_GRACE = 86400.0  # one day
 DEFAULT_RETENTION = 7 * 86400.0
-USAGE = "usage:"  # usage:<member>:<YYYY-MM-DD> -> the digests a member took from the fleet that day
+USAGE = "usage:"  # usage:<member>:<YYYY-MM-DD> -> the digests a member took that day (USAGE_PREFIX)
 MAX_USAGE_BYTES = 64 * 1024 * 1024
 
 
