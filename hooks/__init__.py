@@ -6,6 +6,9 @@ def _register_config_keys() -> None:
     from cache_core import register_key
 
     register_key("pip_installer", lambda v: v in ("pip", "uv"), '"pip" or "uv"', "pip")
+    register_key("apt_release_max_age_days",
+                 lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0,
+                 "a number of days >= 0", 7)
 
 
 _register_config_keys()

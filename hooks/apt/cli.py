@@ -90,11 +90,18 @@ def cmd_enable(args: argparse.Namespace) -> int:
 
     try:
         path = switch.enable(args.command)
+        method = switch.enable_method(args.method_dir)
     except ValueError as exc:
         error(f"{exc}")
         return EXIT_USAGE
+    except OSError as exc:
+        error(f"cannot install the apt method: {exc.strerror or exc}: {exc.filename or ''}")
+        return EXIT_UNUSABLE
     if not args.quiet:
         print(f"enabled: {path}")
+        if method is not None:
+            print(f"enabled: {method} (the download method, in "
+                  f"{args.method_dir or switch.LOCAL_METHODS})")
     return EXIT_OK
 
 
@@ -103,8 +110,11 @@ def cmd_disable(args: argparse.Namespace) -> int:
     from hooks.apt import switch
 
     path, was = switch.disable()
+    gone = switch.disable_method()
     if not args.quiet:
         print(f"disabled: removed {path}" if was else f"already disabled ({path} absent)")
+        for p in gone:
+            print(f"disabled: removed {p}")
     return EXIT_OK
 
 
@@ -145,6 +155,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     m, run = info.get("method") or {}, info.get("last_method_run")
     print(f"method       {'active' if m.get('active') else 'NOT active'} "
           f"(http: {m.get('http') or 'apt default'}, https: {m.get('https') or 'apt default'})")
+    if not m.get("active"):
+        print("             apt's downloads skip the cache and the fleet; "
+              "`pkgcache apt enable` turns the method on")
     print(f"last run     {_when(run)}" + (f": {describe_run(run, human)}" if run else ""))
     return EXIT_OK
 
@@ -171,13 +184,17 @@ def register(p: Any) -> None:
     s.add_argument("--json", action="store_true", help="print the per-file report as JSON")
     s.set_defaults(func=cmd_import)
 
-    s = sub.add_parser("enable", help="install the apt.conf.d snippet (hooks)")
+    s = sub.add_parser("enable", help="install the apt.conf.d snippet (hooks) and, without the "
+                       ".deb, the download method")
     s.add_argument("--command", default=None, metavar="PATH",
                    help="pkgcache executable the hooks run (default: the one running this "
                         f"command, e.g. {PKGCACHE_BIN} or a pip install's /usr/local/bin/pkgcache)")
+    s.add_argument("--method-dir", default=None, metavar="DIR",
+                   help="where to put the download method when the .deb's is not installed "
+                        "(default /usr/local/lib/pkgcache/methods)")
     s.set_defaults(func=cmd_enable)
 
-    s = sub.add_parser("disable", help="remove the apt.conf.d snippet")
+    s = sub.add_parser("disable", help="remove the apt.conf.d snippet and what enable added")
     s.set_defaults(func=cmd_disable)
 
     s = sub.add_parser("status", help="are the hooks active; what the last harvest/seed did")

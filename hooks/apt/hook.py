@@ -200,14 +200,35 @@ def _dispatch(action: str, cache: Any, actions: list[Any]) -> None:
     else:
         from .seed import seed
 
+        if action == "post-update":
+            _import_lists(cache)
         try:
-            # After `apt-get update`, docker-clean style hooks may wipe archives at once: there
-            # seed only where it is free (hard links) and otherwise just refresh the plan, so
-            # the pre-install seed is quick.
+            # After `apt-get update` nothing is placed (a deb in archives changes what
+            # `apt-get --print-uris` says): the plan is refreshed, the pre-install seed places.
             srep = seed(cache, None, hook=True, narrow=action == "pre-install",
-                        links_only=action == "post-update", lock_timeout=HOOK_LOCK_TIMEOUT)
+                        plan_only=action == "post-update", lock_timeout=HOOK_LOCK_TIMEOUT)
         except aptenv.AptLockBusy:
             return  # another apt run holds archives; it will fail or finish on its own
         if srep.placed or srep.rejected or srep.removed or srep.opened_index \
                 or srep.planned_only or srep.followed_request:
             aptenv.record(cache, "seed", dict(srep.as_dict(), trigger=action))
+
+
+def _import_lists(cache: Any) -> None:
+    """With pkgcache's method on: the Release files and indexes apt accepted join the cache (and
+    the fleet). A fault here is one warning; the seed still runs."""
+    from . import aptenv
+    from .fleet import method_status
+    from .lists import import_lists
+    from .method import release_key
+
+    try:
+        if not method_status().get("active"):
+            return
+        apt_pkg = aptenv.apt_pkg_module()
+        rep = import_lists(cache, apt_pkg, aptenv.AptPaths.load(apt_pkg), release_key)
+        aptenv.record(cache, "lists", rep.as_dict())
+    except HookTimeout:
+        raise
+    except Exception as exc:  # noqa: BLE001 - never break apt
+        _warn(f"apt lists not cached: {_short(exc)}")

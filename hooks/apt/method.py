@@ -15,12 +15,16 @@ happens in a *helper* process (``method.py --helper``) reached over a socketpair
 * a ``201 URI Done`` from the real method for a request with an expected digest: the front opens
   the file before apt sees the message and passes the descriptor to the helper, which stores it
   only if it has the digest apt expected (the upload to the remote follows in the background).
-* ``InRelease``/``Release``/``Release.gpg``: always the origin. What it returns is kept (by URL,
-  with a record for the remote); only when the origin cannot be reached is the last cached copy
-  served, with one line saying so; apt checks its signature and Valid-Until as always.
+* ``InRelease``/``Release``/``Release.gpg``: always the origin; nothing it returns is kept here
+  (the post-update hook keeps what apt accepted, hooks/apt/lists.py). Only when the origin cannot
+  be reached (any failure to reach it, whatever errno or proxy status says so) is the cached copy
+  served, with one line saying so, unless it is older than the newest this machine has seen or too
+  long unconfirmed; apt checks signature and Valid-Until.
 
-Any fault (helper dead, slow, wrong answer, an exception in the front) ends pkgcache's part for
-the whole session: from then on the front only relays bytes between apt and the real method.
+Every ``600`` gets exactly one final answer (``Front.owed``): pkgcache's, the real method's, or,
+when the real method is gone, a ``400`` from the front. Helper calls have timeouts. Any fault
+(helper dead, slow, wrong answer, an exception in the front) ends pkgcache's part for the whole
+session: from then on the front only relays between apt and the real method.
 A fault before the session starts execs the real method.
 """
 
@@ -28,12 +32,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import stat
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from typing import IO, Any
@@ -41,12 +47,58 @@ from urllib.parse import unquote
 
 REAL_DIR = "/usr/lib/apt/methods"
 RELEASE_NAMES = ("InRelease", "Release", "Release.gpg")
-# The real method's FailReason values that mean "the origin cannot be reached".
+# The real method's FailReason values that mean "the origin cannot be reached" (apt's
+# methods/connect.cc and basehttp.cc; a proxy that cannot reach the origin answers 502/503/504).
 UNREACHABLE = {"ConnectionRefused", "ConnectionTimedOut", "Timeout", "ResolveFailure",
-               "TmpResolveFailure"}
+               "TmpResolveFailure", "HttpError502", "HttpError503", "HttpError504"}
+# apt's messages for the same failures when it sets no FailReason (ENETUNREACH/EHOSTUNREACH,
+# an address already known bad, resets, TLS handshakes, proxies; apt 2.6 methods/connect.cc,
+# http.cc, basehttp.cc). A FailReason outlives its failure in the real method, so the text counts.
+UNREACHABLE_TEXT = re.compile(
+    r"Cannot initiate the connection to |Could not connect to |Unable to connect to "
+    r"|Could not resolve |Temporary failure resolving |Something wicked happened resolving "
+    r"|System error resolving |Connection failed|Connection timed out"
+    r"|Error reading from server|Could not handshake|Certificate verification failed"
+    r"|(Reading from|Writing to) proxy failed"
+    r"|Invalid response from proxy: \S+ 50[234]\b")
 HELPER_TIMEOUT = 300.0    # one serve (a remote fetch has its own, shorter budgets)
+RELEASE_TIMEOUT = 60.0    # the offline fallback of one Release file
 HELPER_DRAIN = 60.0       # at the end: harvests still being stored
+CHILD_EXIT = 10.0         # apt closed stdin: the real method's time to exit before SIGKILL
 FAULT_ENV = "PKGCACHE_METHOD_TEST_FAULT"  # tests only: front-init, front-raise, helper-raise
+FINAL = (103, 201, 400)   # the answers that end a request (apt-pkg/acquire-worker.cc)
+
+
+# The FailReasons apt 2.6 retries later (apt-pkg/acquire-worker.cc, URI_FAILURE).
+APT_RETRIES = {"Timeout", "ConnectionRefused", "ConnectionTimedOut", "ResolveFailure",
+               "TmpResolveFailure"}
+
+
+def no_retry(msg: Message) -> Message:
+    """msg without what makes apt retry it later. apt before 3.1.10 can wait forever when one
+    request to a host succeeds and another is retried later (its queue sticks, LP #2003851),
+    which is what the offline fallback does to a host that cannot be reached."""
+    keep = []
+    for line in msg.lines:
+        name, _, value = line.partition(":")
+        name = name.strip().lower()
+        if name == "transient-failure" or (name == "failreason" and value.strip() in APT_RETRIES):
+            continue
+        keep.append(line)
+    return Message(keep)
+
+
+def asks_retry(msg: Message) -> bool:
+    """True when apt 2.6 retries this ``400 URI Failure`` later (if its Retries allow)."""
+    return (msg.get("Transient-Failure") or "").lower() == "true" or \
+        (msg.get("FailReason") or "") in APT_RETRIES
+
+
+def unreachable(msg: Message) -> bool:
+    """True when a ``400 URI Failure`` says the origin (or the proxy to it) cannot be reached."""
+    if (msg.get("FailReason") or "") in UNREACHABLE:
+        return True
+    return bool(UNREACHABLE_TEXT.search(msg.get("Message") or ""))
 
 
 class Message:
@@ -112,14 +164,16 @@ def _leaf(uri: str) -> str:
     return _norm(uri).split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
 
 
-@dataclass
-class Pending:
-    """A request relayed to the real method that pkgcache wants to see finish."""
+@dataclass(eq=False)
+class Request:
+    """One ``600 URI Acquire`` apt is owed exactly one final answer for."""
 
     uri: str
     filename: str
     sha256: str | None
     release: bool
+    at_child: bool = False  # relayed: the real method's final answer is the one apt gets
+    size: int | None = None  # Expected-Checksum-FileSize: bounds what a remote may send
 
 
 @dataclass
@@ -139,27 +193,36 @@ class HelperGone(Exception):
 
 
 class HelperClient:
-    """The front's end of the socketpair to the helper process."""
+    """The front's end of the socketpair to the helper process (proc: anything with kill/wait)."""
 
-    def __init__(self) -> None:
+    def __init__(self, sock: socket.socket, proc: Any) -> None:
+        self.sock = sock
+        self.proc = proc
+        self.lock = threading.Lock()
+        self.buf = b""
+
+    @classmethod
+    def spawn(cls) -> HelperClient:
+        """Start ``method.py --helper`` on one end of a new socketpair."""
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock = mine
         here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         env = dict(os.environ)
         env["PYTHONPATH"] = here + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH")
                                     else "")
         env.setdefault("PKGCACHE_METHOD_RUN", str(os.getppid()))  # apt's pid: one run
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "hooks.apt.method", "--helper", str(theirs.fileno())],
-            pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            env=env, cwd="/")
-        theirs.close()
-        self.lock = threading.Lock()
-        self.buf = b""
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "hooks.apt.method", "--helper", str(theirs.fileno())],
+                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL, env=env, cwd="/")
+        finally:
+            theirs.close()
+        return cls(mine, proc)
 
     def _send(self, obj: dict[str, Any], fds: list[int] | None = None) -> None:
         data = (json.dumps(obj) + "\n").encode()
         try:
+            self.sock.settimeout(HELPER_TIMEOUT)
             if fds:
                 socket.send_fds(self.sock, [data], fds)
             else:
@@ -190,29 +253,43 @@ class HelperClient:
             raise HelperGone("bad answer")
         return ans
 
-    def call(self, obj: dict[str, Any]) -> dict[str, Any]:
-        """Send a request to the helper and wait for its answer."""
-        with self.lock:
+    def call(self, obj: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
+        """Send a request to the helper and wait at most timeout seconds (waiting for another
+        call included) for its answer."""
+        timeout = HELPER_TIMEOUT if timeout is None else timeout
+        end = time.monotonic() + timeout
+        if not self.lock.acquire(timeout=timeout):
+            raise HelperGone("busy")
+        try:
             self._send(obj)
-            return self._recv(HELPER_TIMEOUT)
+            return self._recv(end - time.monotonic())
+        finally:
+            self.lock.release()
 
     def post(self, obj: dict[str, Any], fd: int) -> None:
         """Send a request and a file descriptor to the helper, without waiting."""
-        with self.lock:
+        if not self.lock.acquire(timeout=HELPER_TIMEOUT):
+            raise HelperGone("busy")
+        try:
             self._send(obj, [fd])
+        finally:
+            self.lock.release()
 
     def finish(self, stats: dict[str, Any]) -> None:
-        """Hand the run's counters to the helper and let it end."""
-        with self.lock:
+        """Hand the run's counters to the helper and let it end (waiting at most HELPER_DRAIN)."""
+        if self.lock.acquire(timeout=HELPER_DRAIN):
             try:
                 self._send({"op": "stats", "stats": stats})
                 self.sock.shutdown(socket.SHUT_WR)
             except (OSError, HelperGone):
                 pass
+            finally:
+                self.lock.release()
         try:
             self.proc.wait(HELPER_DRAIN)
         except subprocess.TimeoutExpired:
             pass  # it finishes on its own; apt is not kept waiting longer
+        self.sock.close()
 
     def kill(self) -> None:
         """End the helper process (it holds nothing apt needs)."""
@@ -221,24 +298,46 @@ class HelperClient:
             self.proc.wait(5)
         except (OSError, subprocess.TimeoutExpired):
             pass
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+def spawn_real(real: str) -> subprocess.Popen[bytes]:
+    """The real method, talking to the front over pipes."""
+    return subprocess.Popen([real], executable=real, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, bufsize=0)
 
 
 class Front:
-    """The process apt talks to."""
+    """The process apt talks to.
 
-    def __init__(self, real: str, stdin: IO[bytes], stdout: IO[bytes]) -> None:
+    Every ``600 URI Acquire`` is entered in ``owed`` when it arrives and leaves it with the one
+    final answer apt gets for it (``answer``): pkgcache's own ``201``, the real method's
+    ``201``/``400``/``103`` relayed, or a ``400`` from the front when nothing else can answer
+    (the real method gone). A final answer for a request no longer owed is dropped."""
+
+    def __init__(self, real: str, stdin: IO[bytes], stdout: IO[bytes], *,
+                 spawn_child: Callable[[str], Any] = spawn_real,
+                 spawn_helper: Callable[[], HelperClient] = HelperClient.spawn) -> None:
         if os.environ.get(FAULT_ENV) == "front-init":
             raise RuntimeError("injected fault")
         self.real = real
         self.stdin = stdin
         self.stdout = stdout
-        self.out_lock = threading.Lock()
+        self.lock = threading.RLock()  # the owed table and every write to apt
+        self.owed: dict[str, list[Request]] = {}
+        self.seen: set[str] = set()  # every URI apt asked for
         self.relay_only = False
-        self.pending: dict[str, Pending] = {}
+        self.apt_gone = False
+        self.offline: bool | None = None  # Release files from the cache this session?
+        self.held: list[tuple[Request, Message, int]] = []  # answers waiting for that choice
+        self.retry_asked = False  # apt was told to retry an unreachable origin later
         self.stats = Stats()
+        self.spawn_helper = spawn_helper
         self.helper: HelperClient | None = None
-        self.child = subprocess.Popen([real], executable=real, stdin=subprocess.PIPE,
-                                      stdout=subprocess.PIPE, bufsize=0)
+        self.child = spawn_child(real)
         self.closing = False
 
     def start_helper(self) -> None:
@@ -249,35 +348,69 @@ class Front:
             self.relay_only = True  # a user's `apt-get download`: the root cache is not theirs
             return
         try:
-            self.helper = HelperClient()
+            self.helper = self.spawn_helper()
         except Exception as exc:  # noqa: BLE001 - no helper: a plain relay
             self.fault(type(exc).__name__)
 
     # -- output ---------------------------------------------------------------------------
-    def to_apt(self, msg: Message) -> None:
-        """Write a message to apt."""
-        with self.out_lock:
-            self.stdout.write(msg.raw())
-            self.stdout.flush()
+    def to_apt(self, *msgs: Message) -> None:
+        """Write messages to apt (nothing once apt has gone away)."""
+        with self.lock:
+            if self.apt_gone:
+                return
+            try:
+                self.stdout.write(b"".join(m.raw() for m in msgs))
+                self.stdout.flush()
+            except (OSError, ValueError):
+                self.apt_gone = True
 
-    def to_child(self, msg: Message) -> None:
-        """Write a message to the real method."""
-        assert self.child.stdin is not None
+    def to_child(self, msg: Message) -> bool:
+        """Write a message to the real method; False if it is gone."""
+        stdin = self.child.stdin
         try:
-            self.child.stdin.write(msg.raw())
-            self.child.stdin.flush()
-        except (BrokenPipeError, ValueError):
-            pass  # the real method died: its end of file reaches apt through the reader
+            stdin.write(msg.raw())
+            stdin.flush()
+        except (OSError, ValueError):
+            return False
+        return True
+
+    # -- the owed table -------------------------------------------------------------------
+    def owe(self, req: Request) -> None:
+        """apt sent req: it is owed one final answer."""
+        with self.lock:
+            self.owed.setdefault(_norm(req.uri), []).append(req)
+            self.seen.add(_norm(req.uri))
+
+    def at_child(self, uri: str) -> Request | None:
+        """The oldest owed request for uri that the real method is answering."""
+        with self.lock:
+            return next((r for r in self.owed.get(_norm(uri), ()) if r.at_child), None)
+
+    def answer(self, req: Request, *msgs: Message) -> bool:
+        """Send req's final answer (msgs) unless it was answered already; True if sent."""
+        with self.lock:
+            key = _norm(req.uri)
+            queue = self.owed.get(key, [])
+            if req not in queue:
+                return False
+            queue.remove(req)
+            if not queue:
+                del self.owed[key]
+            self.to_apt(*msgs)
+            return True
+
+    def fail(self, req: Request, text: str) -> None:
+        """Answer req with a ``400 URI Failure`` of the front's own."""
+        self.answer(req, Message.build("400 URI Failure", [("URI", req.uri), ("Message", text)]))
 
     def fault(self, why: str) -> None:
         """pkgcache's part ends here; the rest of the session is a plain relay."""
         if self.relay_only:
             return
         self.relay_only = True
-        if self.helper is not None:
-            self.helper.kill()
-        # Requests the front was holding are the real method's now.
-        self.pending.clear()
+        helper, self.helper = self.helper, None
+        if helper is not None:
+            helper.kill()
 
     # -- apt -> real method ---------------------------------------------------------------
     def run(self) -> int:
@@ -285,152 +418,271 @@ class Front:
         reader = threading.Thread(target=self.read_child, daemon=True)
         reader.start()
         while True:
-            msg = read_message(self.stdin)
+            try:
+                msg = read_message(self.stdin)
+            except (OSError, ValueError):
+                msg = None
             if msg is None:
                 break
-            handled = False
-            if msg.code == 600 and not self.relay_only:
-                try:
-                    self.start_helper()
-                    handled = self.acquire(msg)
-                except Exception as exc:  # noqa: BLE001 - never break apt
-                    self.fault(type(exc).__name__)
-                    handled = False
-            if not handled:
+            if msg.code == 600:
+                self.request(msg)
+            else:
                 self.to_child(msg)
+        return self.close(reader)
+
+    def close(self, reader: threading.Thread) -> int:
+        """apt closed stdin: end the real method (it exits on end of file) and the helper."""
         self.closing = True
         try:
-            if self.child.stdin is not None:
-                self.child.stdin.close()
-        except OSError:
+            self.child.stdin.close()
+        except (OSError, ValueError):
             pass
-        reader.join()
-        rc = self.child.wait()
-        if self.helper is not None and not self.relay_only:
-            self.helper.finish(self.stats.counts)
+        try:
+            rc = self.child.wait(CHILD_EXIT)
+        except subprocess.TimeoutExpired:
+            self.child.kill()
+            rc = self.child.wait()
+        reader.join(CHILD_EXIT)
+        helper, self.helper = self.helper, None
+        if helper is not None:
+            helper.finish(self.stats.counts)
         return rc
 
-    def acquire(self, msg: Message) -> bool:
-        """True when pkgcache answered the request itself."""
+    def request(self, msg: Message) -> None:
+        """A ``600 URI Acquire``: answered here, or relayed to the real method."""
         uri, filename = msg.get("URI"), msg.get("Filename")
-        if not uri or not filename:
-            return False
+        if not uri:
+            self.to_child(msg)  # nothing to answer it by: the real method's business
+            return
+        size = msg.get("Expected-Checksum-FileSize") or ""
+        req = Request(uri, filename or "", (msg.get("Expected-SHA256") or "").lower() or None,
+                      _leaf(uri) in RELEASE_NAMES, size=int(size) if size.isdigit() else None)
+        self.owe(req)
+        served = False
+        if not self.relay_only and filename:
+            try:
+                self.start_helper()
+                served = self.acquire(req)
+            except Exception as exc:  # noqa: BLE001 - never break apt
+                self.fault(type(exc).__name__)
+        if served:
+            return
+        req.at_child = True
+        if not self.to_child(msg):
+            self.fail(req, f"The {os.path.basename(self.real)} method is gone")
+
+    def acquire(self, req: Request) -> bool:
+        """True when pkgcache answered the request itself."""
         if os.environ.get(FAULT_ENV) == "front-raise":
             raise RuntimeError("injected fault")
-        sha = (msg.get("Expected-SHA256") or "").lower() or None
-        leaf = _leaf(uri)
-        if leaf in RELEASE_NAMES:
-            self.pending[_norm(uri)] = Pending(uri, filename, None, True)
-            return False
-        if sha is None or self.helper is None:
+        if req.release or req.sha256 is None or self.helper is None:
             return False
         try:
-            size = msg.get("Expected-Checksum-FileSize") or ""
-            ans = self.helper.call({"op": "serve", "sha256": sha, "dest": filename,
-                                    "size": int(size) if size.isdigit() else None})
+            ans = self.helper.call({"op": "serve", "sha256": req.sha256, "dest": req.filename,
+                                    "size": req.size})
         except HelperGone as exc:
             self.fault(str(exc))
             return False
         if ans.get("ok") is True and isinstance(ans.get("size"), int):
-            self.answer_done(uri, filename, ans["size"])
+            self.answer_done(req, ans["size"])
             self.stats.add(str(ans.get("source", "local")), ans["size"])
             return True
         if ans.get("ok") is not False:
             self.fault("bad answer")
-            return False
-        self.pending[_norm(uri)] = Pending(uri, filename, sha, False)
         return False
 
-    def answer_done(self, uri: str, filename: str, size: int) -> None:
+    def answer_done(self, req: Request, size: int) -> None:
         """As apt's http method answers, minus the hash fields: apt hashes the file itself."""
         try:
-            mtime = os.stat(filename).st_mtime
+            mtime = os.stat(req.filename).st_mtime
         except OSError:
             mtime = time.time()
         when = formatdate(mtime, usegmt=True)
-        self.to_apt(Message.build("200 URI Start", [("URI", uri), ("Size", str(size)),
-                                                    ("Last-Modified", when)]))
-        self.to_apt(Message.build("201 URI Done", [("URI", uri), ("Filename", filename),
+        self.answer(req,
+                    Message.build("200 URI Start", [("URI", req.uri), ("Size", str(size)),
+                                                    ("Last-Modified", when)]),
+                    Message.build("201 URI Done", [("URI", req.uri), ("Filename", req.filename),
                                                    ("Size", str(size)),
                                                    ("Last-Modified", when)]))
 
     # -- real method -> apt ---------------------------------------------------------------
     def read_child(self) -> None:
         """Relay the real method's messages to apt (a thread), taking cached files on the way."""
-        assert self.child.stdout is not None
         while True:
-            msg = read_message(self.child.stdout)
+            try:
+                msg = read_message(self.child.stdout)
+            except (OSError, ValueError):
+                msg = None
             if msg is None:
                 break
-            out: Message | None = msg
-            if not self.relay_only:
-                try:
-                    out = self.from_child(msg)
-                except Exception as exc:  # noqa: BLE001
-                    self.fault(type(exc).__name__)
-                    out = msg
-            if out is not None:
-                self.to_apt(out)
-        if not self.closing:
-            # The real method died under apt: so does its front (apt reports it as usual).
             try:
-                self.stdout.flush()
-            except OSError:
-                pass
-            os._exit(self.child.wait() or 100)
+                self.from_child(msg)
+            except Exception as exc:  # noqa: BLE001 - never break apt: relay it as it is
+                self.fault(type(exc).__name__)
+                req = self.at_child(msg.get("URI") or "")
+                if req is not None and msg.code in FINAL:
+                    self.answer(req, msg)
+                elif req is not None or msg.get("URI") is None:
+                    self.to_apt(msg)
+        if not self.closing:
+            self.child_died()
 
-    def from_child(self, msg: Message) -> Message | None:
-        """What to tell apt for a message of the real method (None: nothing)."""
-        code = msg.code
+    def child_died(self) -> None:
+        """The real method ended under apt: every request still owed gets a ``400``, then the
+        front ends as the real method did (apt reports that as usual)."""
+        try:
+            rc = self.child.wait(CHILD_EXIT)
+        except subprocess.TimeoutExpired:
+            rc = None
+        with self.lock:
+            if self.closing:
+                return
+            text = f"The {os.path.basename(self.real)} method exited unexpectedly"
+            for queue in list(self.owed.values()):
+                for req in list(queue):
+                    self.fail(req, text)
+            self.exit(rc or 100)
+
+    def exit(self, rc: int) -> None:
+        """End the process at once (the main thread is blocked reading apt)."""
+        helper = self.helper
+        if helper is not None:
+            helper.kill()
+        os._exit(rc)
+
+    def from_child(self, msg: Message) -> None:
+        """Pass a message of the real method on to apt, as the answer of the request it is for."""
         uri = msg.get("URI")
-        if uri is None or code not in (103, 201, 400):
-            return msg
-        key = _norm(uri)
-        if code == 103:
-            self.pending.pop(key, None)
-            return msg
-        req = self.pending.get(key)
+        req = self.at_child(uri) if uri is not None else None
         if req is None:
-            return msg
-        if code == 201:
-            self.pending.pop(key, None)
-            size = int(msg.get("Size") or 0) if (msg.get("Size") or "0").isdigit() else 0
+            if uri is None or msg.code not in FINAL:
+                self.to_apt(msg)  # capabilities, logs, status; progress of requests
+            elif not self.was_answered(uri):
+                self.to_apt(msg)  # not one of apt's requests ("<UNKNOWN>"): apt judges it
+            return
+        if msg.code == 201 and not self.relay_only:
             if (msg.get("IMS-Hit") or "").lower() == "true":
                 self.stats.add("origin_unchanged", 0)
-                return msg
-            self.stats.add("origin", size)
-            self.harvest(req, msg.get("Filename") or req.filename)
-            return msg
-        # 400 URI Failure
-        self.pending.pop(key, None)
-        if req.release and self.helper is not None and \
-                (msg.get("FailReason") or "") in UNREACHABLE:
-            try:
-                ans = self.helper.call({"op": "release", "uri": release_key(req.uri),
-                                        "dest": req.filename})
-            except HelperGone as exc:
-                self.fault(str(exc))
-                return msg
-            if ans.get("ok") is True and isinstance(ans.get("size"), int):
-                sys.stderr.write(f"pkgcache: {_host(uri)} unreachable; serving the cached "
-                                 f"{_leaf(uri)} (apt checks its signature and Valid-Until)\n")
-                sys.stderr.flush()
-                self.stats.add("release_fallback", ans["size"])
-                self.answer_done(req.uri, req.filename, ans["size"])
+            else:
+                size = msg.get("Size") or "0"
+                self.stats.add("origin", int(size) if size.isdigit() else 0)
+                if req.sha256 or req.release:
+                    self.harvest(req, msg.get("Filename") or req.filename)
+        elif msg.code == 400 and not self.relay_only and unreachable(msg):
+            msg = self.offline_answer(req, msg)
+            if msg is None:
+                return
+        if msg.code in FINAL:
+            self.answer(req, msg)
+            if req.release:
+                self.settle_offline()
+        else:
+            self.to_apt(msg)
+
+    # -- the offline fallback -------------------------------------------------------------
+    # apt 2.6 waits forever when a host's queue holds a request it retries later while an
+    # answer for that host brings new requests (LP #2003851, fixed in apt 3.1.10). So a
+    # session serves the cached Release files of ALL the suites apt asked for, or none:
+    # answers for Release files whose origin is unreachable are held until every Release
+    # request is in; if one has no cached copy, all get the real method's failure (apt
+    # retries them, as without pkgcache); if all have one, all are served and no failure of
+    # that session asks apt to retry later.
+    def offline_answer(self, req: Request, msg: Message) -> Message | None:
+        """What to tell apt for a failure to reach the origin (None: held or answered)."""
+        if self.offline is True:
+            size = self.serve_release(req) if req.release else None
+            if size is None:
+                return no_retry(msg)
+            self.answer_done(req, size)
+            self.tell_fallback([(req, size)])
+            return None
+        if self.offline is None and req.release and not self.retry_asked:
+            size = self.serve_release(req)
+            if size is not None:
+                with self.lock:
+                    req.at_child = False  # answered by the real method; the answer is held
+                    self.held.append((req, msg, size))
+                self.settle_offline()
                 return None
+            self.decide_online()
+        self.retry_asked = self.retry_asked or asks_retry(msg)
         return msg
 
-    def harvest(self, req: Pending, filename: str) -> None:
+    def serve_release(self, req: Request) -> int | None:
+        """Place the cached copy of a Release file at apt's Filename; its size, or None."""
+        helper = self.helper
+        if helper is None or self.relay_only:
+            return None
+        try:
+            ans = helper.call({"op": "release", "uri": release_key(req.uri),
+                               "dest": req.filename}, RELEASE_TIMEOUT)
+        except HelperGone as exc:
+            if str(exc) != "busy":
+                self.fault(str(exc))
+            return None
+        if ans.get("ok") is not True or not isinstance(ans.get("size"), int):
+            return None
+        return int(ans["size"])
+
+    def settle_offline(self) -> None:
+        """Every Release request in and all held: serve them all (the session is offline)."""
+        with self.lock:
+            if self.offline is not None or not self.held:
+                return
+            for queue in self.owed.values():
+                if any(r.release and r.at_child for r in queue):
+                    return  # a Release request is still with the real method
+            self.offline = True
+            held, self.held = self.held, []
+            for req, _msg, size in held:
+                self.answer_done(req, size)
+        self.tell_fallback([(r, size) for r, _m, size in held])
+
+    def decide_online(self) -> None:
+        """A Release file has no cached copy: no fallback this session; held ones get the real
+        method's answers, as without pkgcache."""
+        with self.lock:
+            self.offline = False
+            held, self.held = self.held, []
+            for req, msg, _size in held:
+                try:
+                    os.unlink(req.filename)  # the cached copy placed for it: not given
+                except OSError:
+                    pass
+                self.answer(req, msg)
+                self.retry_asked = self.retry_asked or asks_retry(msg)
+
+    def tell_fallback(self, served: list[tuple[Request, int]]) -> None:
+        """One line per host and batch: what was served instead of the origin (and count it)."""
+        for host in sorted({_host(r.uri) for r, _size in served}):
+            mine = [r for r, _size in served if _host(r.uri) == host]
+            what = (f"{_leaf(mine[0].uri)} (apt checks its signature" if len(mine) == 1 else
+                    f"Release files of {len(mine)} suites (apt checks their signatures")
+            sys.stderr.write(f"pkgcache: {host} unreachable; serving the cached {what} and "
+                             "Valid-Until)\n")
+        sys.stderr.flush()
+        for _r, size in served:
+            self.stats.add("release_fallback", size)
+
+    def was_answered(self, uri: str) -> bool:
+        """True if uri is a request apt sent whose answer is already out (none owed now)."""
+        with self.lock:
+            return _norm(uri) in self.seen and _norm(uri) not in self.owed
+
+    def harvest(self, req: Request, filename: str) -> None:
         """Hand the finished file to the helper before apt moves or removes it."""
+        helper = self.helper
+        if helper is None:
+            return
         try:
             fd = os.open(filename, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError:
             return
         try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode) or self.helper is None:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
                 return
-            self.helper.post({"op": "harvest", "uri": release_key(req.uri), "sha256": req.sha256,
-                              "name": os.path.basename(filename), "release": req.release}, fd)
+            helper.post({"op": "harvest", "uri": release_key(req.uri), "sha256": req.sha256,
+                         "name": os.path.basename(filename), "release": req.release}, fd)
         except HelperGone as exc:
             self.fault(str(exc))
         finally:
@@ -569,23 +821,53 @@ class Helper:
                 "source": "local" if local else "remote"}
 
     def release(self, uri: str, dest: str) -> dict[str, Any]:
-        """Place the cached copy of an index file (by URI) at dest, if there is one."""
+        """Place the cached copy of a Release file (by URI) at dest, if there is one that is
+        no older than the newest this machine has seen and was confirmed recently enough."""
         if not self._dest_ok(dest) or not self.cache.materialize_key(uri, dest, mode="copy"):
+            return {"ok": False}
+        why = self._release_refusal(uri, dest)
+        if why is not None:
+            try:
+                os.unlink(dest)
+            except OSError:
+                pass
+            self._warn(f"the cached {_leaf(uri)} of {_host(uri)} is not served ({why})")
             return {"ok": False}
         self._own_like_parent(dest)
         return {"ok": True, "size": os.lstat(dest).st_size}
 
-    def harvest(self, req: dict[str, Any], fd: int) -> None:
-        """Store what the real method fetched: by the digest apt expected, or (Release files)
-        by URL, with a record so the fleet can serve it when the origin is gone."""
-        import tempfile
+    def _release_refusal(self, uri: str, dest: str) -> str | None:
+        """Why the copy at dest must not be served (lists.fallback_refusal); None: serve it, and
+        remember that this update got it from the cache (not a confirmation by the origin)."""
+        from .aptenv import AptPaths
+        from .lists import fallback_refusal, load_state, max_age, save_state
 
-        from cache_core.storage import remote
+        try:
+            fd = os.open(dest, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+            with os.fdopen(fd, "rb") as fh:
+                data = fh.read(64 << 20)
+            paths = AptPaths.load()
+            state = load_state(paths)
+        except (OSError, ImportError) as exc:  # no memory to check against: as without pkgcache
+            return f"freshness unknown: {type(exc).__name__}"
+        entry = self.cache.lookup(uri)
+        why = fallback_refusal(data, uri, entry.meta if entry is not None else None, state,
+                               max_age(self.cache))
+        if why is None:
+            state["fallback"][uri] = time.time()
+            save_state(paths, state)
+        return why
+
+    def harvest(self, req: dict[str, Any], fd: int) -> None:
+        """Store what the real method fetched, by the digest apt expected. Release files are
+        not stored here: apt checks them after the method is done (hooks/apt/lists.py)."""
+        import tempfile
 
         from .naming import is_safe_name, key_for
 
+        if req.get("release"):
+            return  # apt has not verified it yet: the post-update hook keeps what apt accepted
         sha = req.get("sha256")
-        uri = str(req.get("uri") or "")
         name = str(req.get("name") or "")
         tmpdir = self.cache.bucket("apt-method")
         fdo, tmp = tempfile.mkstemp(dir=tmpdir, prefix=".harvest-")
@@ -596,10 +878,6 @@ class Helper:
                     if not chunk:
                         break
                     out.write(chunk)
-            if req.get("release"):
-                if self.cache.put(uri, tmp, kind="apt-release", link=True):
-                    remote.put_record(self.cache, uri)
-                return
             if not isinstance(sha, str):
                 return
             deb = name.endswith(".deb") and is_safe_name(name)

@@ -371,22 +371,17 @@ def _lock_holder_is_ancestor(archives: Path) -> bool:
     return False
 
 
-def links_work(cache: Any, archives: Path) -> bool:
-    """Can a cached object be hard-linked into archives? Tried for real: a bind-mounted cache is
-    on the same file system (same st_dev) yet link() fails with EXDEV."""
-    return bool(cache.can_link_into(str(archives)))
-
-
 # -- the entry point -------------------------------------------------------------------------------
 def seed(cache: Any, specs: list[str] | None = None, *, hook: bool = False, narrow: bool = False,
-         links_only: bool = False, lock_timeout: float = 60.0, target_release: str | None = None,
+         plan_only: bool = False, lock_timeout: float = 60.0, target_release: str | None = None,
          apt_pkg: Any | None = None) -> SeedReport:
     """Seed archives with verified cached debs: all current candidates, or what a request needs.
 
     specs: seed what `apt-get install SPECS` would fetch (apt itself resolves them: name=ver,
     name/release, globs, ./local.deb, with -t target_release). narrow (pre-install hook): follow
     the request of the apt running this hook. hook: files already in place are trusted once
-    checked by stamp; links_only: only refresh the plan where seeding would mean copying."""
+    checked by stamp; plan_only (after `apt-get update`): refresh the plan and drop stale placed
+    debs, place nothing (a deb in archives changes what `apt-get --print-uris` reports)."""
     from . import invocation
     from .aptenv import apt_pkg_module
     from .fleet import has_remote
@@ -429,8 +424,8 @@ def seed(cache: Any, specs: list[str] | None = None, *, hook: bool = False, narr
                           rep=rep)
     if hook:  # in place and checked: nothing to do for those
         wants = [w for w in wants if not _present(paths.archives / w.fname, w.size)]
-    if wants and links_only and not links_work(cache, paths.archives):
-        rep.planned_only = len(wants)  # copies would be wasted if something wipes archives next
+    if wants and plan_only:
+        rep.planned_only = len(wants)  # placed by the pre-install seed, for that install only
         wants = []
     if wants:
         _place_locked(cache, paths.archives, wants, rep, placed, lock_timeout=lock_timeout,

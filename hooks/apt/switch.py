@@ -13,6 +13,11 @@ from hooks.common.paths import PKGCACHE_BIN
 from .aptenv import HOOK_MARKER, SNIPPET_NAME
 
 DATA_SNIPPET = Path(__file__).resolve().parent / "data" / SNIPPET_NAME
+METHOD_SNIPPET = "05pkgcache-method"
+DEB_METHODS = "/usr/lib/pkgcache/methods"  # the .deb's method (its postinst selects it)
+LOCAL_METHODS = "/usr/local/lib/pkgcache/methods"  # `apt enable` without the .deb
+METHOD_MARK = "# written by `pkgcache apt enable`: hooks.apt.method"
+_METHOD_LINE = re.compile(r'^Dir::Bin::Methods::https? "(/[A-Za-z0-9_./+-]+)";$', re.M)
 HOOK_NAMES = ("DPkg::Pre-Install-Pkgs", "APT::Install::Pre-Invoke",
               "APT::Update::Post-Invoke-Success")
 _SAFE_COMMAND = re.compile(r"\A/[A-Za-z0-9_./+-]+\Z")
@@ -81,6 +86,70 @@ def enable(command: str | None = None) -> Path:
 
     atomic_write(target, snippet_text(command), 0o644)
     return target
+
+
+def enable_method(methods: str | None = None) -> Path | None:
+    """Without the .deb: install the download method in methods (an executable that runs this
+    pkgcache's code with this Python, the real method if that is gone) and the
+    ``Dir::Bin::Methods`` snippet; the snippet's path, or None when the .deb's method is there
+    (its postinst selects it). Raises ValueError (one line) when it cannot."""
+    import sys
+
+    from cache_core import atomic_write
+
+    if methods is None and os.path.isfile(os.path.join(DEB_METHODS, "http")):
+        return None
+    mdir = Path(methods or LOCAL_METHODS)
+    code = str(Path(__file__).resolve().parents[2])
+    for what, path in (("the method directory", str(mdir)), ("Python", sys.executable),
+                       ("pkgcache's code", code)):
+        if not _SAFE_COMMAND.match(path) or "/../" in path:
+            raise ValueError(f"cannot install the apt method: {what} ({path!r}) is not a plain "
+                             "absolute path")
+    script = (f"#!/bin/sh\n{METHOD_MARK}\nname=${{0##*/}}\n[ \"$name\" = https ] || name=http\n"
+              f"if [ -x {sys.executable} ] && [ -f {code}/hooks/apt/method.py ]; then\n"
+              f"\tPYTHONPATH={code} exec {sys.executable} -m hooks.apt.method \"$name\"\n"
+              "fi\nexec /usr/lib/apt/methods/$name\n")
+    mdir.mkdir(parents=True, exist_ok=True)
+    for name in ("http", "https"):
+        atomic_write(mdir / name, script, 0o755)
+    text = (DATA_SNIPPET.parent / METHOD_SNIPPET).read_text().replace(DEB_METHODS, str(mdir))
+    target = parts_dir() / METHOD_SNIPPET
+    atomic_write(target, f"{METHOD_MARK.replace('#', '//', 1)}\n{text}", 0o644)
+    return target
+
+
+def disable_method() -> list[Path]:
+    """Remove what enable_method wrote (the snippet and the methods it names, each only if it
+    carries enable's mark; the .deb's are left to the package); the paths removed."""
+    target = parts_dir() / METHOD_SNIPPET
+    try:
+        text = target.read_text()
+    except OSError:
+        return []
+    if not text.startswith(METHOD_MARK.replace("#", "//", 1)):
+        return []
+    gone = []
+    for path in sorted({Path(p) for p in _METHOD_LINE.findall(text)}):
+        try:
+            with open(path, encoding="utf-8", errors="replace") as fh:
+                ours = METHOD_MARK in fh.read(4096)
+        except OSError:
+            continue
+        if ours:
+            path.unlink()
+            gone.append(path)
+    for d in {p.parent for p in gone}:
+        try:
+            d.rmdir()  # enable made it; anything else in it keeps it
+            gone.append(d)
+            if str(d) == LOCAL_METHODS:
+                d.parent.rmdir()
+                gone.append(d.parent)
+        except OSError:
+            pass
+    target.unlink()
+    return [target, *gone]
 
 
 def disable() -> tuple[Path, bool]:

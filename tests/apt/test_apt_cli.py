@@ -47,7 +47,8 @@ def test_enable_disable_status(lab) -> None:
     snippet.unlink()
     st = json.loads(lab.sb.pkgcache("apt", "status", "--json").stdout)
     assert st["active"] is False and st["snippet_installed"] is False
-    res = lab.sb.pkgcache("apt", "enable", "--command", str(lab.sb.pkgcache_bin))
+    res = lab.sb.pkgcache("apt", "enable", "--command", str(lab.sb.pkgcache_bin),
+                          "--method-dir", str(lab.sb.base / "methods"))  # never the host's
     assert res.returncode == 0, res.stderr
     assert snippet.read_text() == lab.sb.snippet_text()
     st = json.loads(lab.sb.pkgcache("apt", "status", "--json").stdout)

@@ -16,7 +16,7 @@ import pytest
 
 from tests.support import REPO
 from tests.support.apt import build_deb
-from tests.support.cli import run_cli
+from tests.support.cli import pip_installed, run_cli
 
 ALPHA = "alpha_1.0-1_all.deb"
 BETA = "beta_2%3a1.0-1_amd64.deb"
@@ -78,6 +78,53 @@ def test_print_uris_output_is_identical_with_and_without_pkgcache(lab) -> None:
     assert with_hooks.stdout == without.stdout
     assert ALPHA in with_hooks.stdout and BETA in with_hooks.stdout
     assert pkgcache_said(with_hooks) == []
+
+
+def _print_uris(sb, args: tuple[str, ...], *, nobody: bool) -> str:
+    cmd = ["apt-get", "--print-uris", "-qq", *args]
+    if nobody:
+        cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *cmd]
+    env = dict(sb.env(), HOME="/nonexistent") if nobody else sb.env()
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert pkgcache_said(res) == [], res.stderr
+    return res.stdout
+
+
+def test_print_uris_after_update_is_identical_with_and_without_pkgcache(open_lab) -> None:
+    """Issue 24: after an `apt-get update`, `--print-uris install/upgrade/dist-upgrade` list
+    the same URIs with pkgcache (its cache holding every new deb) as on the same machine
+    without pkgcache, for root and for a normal user: the update places nothing in archives."""
+    from tests.support.apt import Sandbox
+
+    lab = open_lab
+    plain = Sandbox(lab.sb.base.parent / "plain", lab.server.base, lab.sb.base / "unused")
+    for sb in (lab.sb, plain):
+        sb.apt("update", check=True)
+        sb.apt("install", "alpha", "gamma", check=True)
+        sb.apt("clean", check=True)
+    lab.repo.add("alpha", "1.1", depends="beta")
+    lab.repo.add("gamma", "0.6", size=5000)
+    lab.repo.add("delta", "1.0")
+    lab.republish()
+    # the cache already holds every new deb (another provisioning with the same cache)
+    warm = Sandbox(lab.sb.base.parent / "warm", lab.server.base, lab.cache_dir)
+    warm.install_snippet()
+    warm.apt("update", check=True)
+    warm.apt("install", "alpha", "gamma", "delta", check=True)
+    assert {"alpha_1.1_all.deb", "gamma_0.6_all.deb", "delta_1.0_all.deb"} <= \
+        {e.key[4:] for e in lab.cache().keys("deb:")}
+    for sb in (lab.sb, plain):
+        sb.apt("update", check=True)
+        for d in (sb.base, sb.root):
+            os.chmod(d, 0o755)
+    assert lab.sb.debs_in_archives() == plain.debs_in_archives() == []
+    for args in (("install", "delta"), ("upgrade",), ("dist-upgrade",)):
+        for nobody in (False, True):
+            ours = _print_uris(lab.sb, args, nobody=nobody)
+            theirs = _print_uris(plain, args, nobody=nobody)
+            assert ours == theirs, (args, nobody)
+            assert ours.count("'http") >= 1, (args, ours)
 
 
 @pytest.mark.parametrize("form", [["-s"], ["--dry-run"], ["--just-print"], ["-qsy"],
@@ -235,11 +282,13 @@ def test_archives_dir_given_with_o_on_the_command_line_is_served(lab) -> None:
 
 
 # -- 3. a stale deb is never left for apt ----------------------------------------------------------
-def test_same_version_rebuild_after_post_update_seed_installs_the_index_bytes(lab) -> None:
+def test_same_version_rebuild_after_a_seed_installs_the_index_bytes(lab) -> None:
     first_install(lab)
     lab.reprovision()
-    lab.sb.apt("update", check=True)  # post-update seeds alpha and beta (hard links)
+    lab.sb.apt("update", check=True)
+    lab.sb.apt("install", "--download-only", "alpha", check=True)  # the seed places them
     assert lab.sb.debs_in_archives() == [ALPHA, BETA]
+    assert lab.server.deb_requests() == []
     old = sha(lab.repo.debs["alpha"])
     new_deb = lab.repo.add("alpha", "1.0-1", depends="beta", seed=1)  # same size, new bytes
     assert sha(new_deb) != old
@@ -290,25 +339,14 @@ def test_bind_mounted_cache_costs_no_copies_on_update(lab, mounts) -> None:
 # -- 5. `apt enable` names the running executable; `apt status` checks it --------------------------
 @pytest.mark.slow
 def test_apt_enable_from_a_pip_install_gives_working_hooks(lab, tmp_path) -> None:
-    venv = tmp_path / "venv"
-    subprocess.run(["/usr/bin/python3", "-m", "venv", "--system-site-packages", str(venv)],
-                   check=True, capture_output=True)
-    src = tmp_path / "src"  # a copy: setuptools writes build/ into the tree it installs from
-    files = subprocess.run(["git", "ls-files", "-z", "--", "pyproject.toml", "README.md",
-                            "cache_core", "hooks"], cwd=REPO, capture_output=True,
-                           check=True).stdout.decode().split("\0")
-    for name in filter(None, files):
-        (src / name).parent.mkdir(parents=True, exist_ok=True)
-        (src / name).write_bytes((REPO / name).read_bytes())
-    res = subprocess.run([str(venv / "bin/pip"), "install", "-q", "--no-deps", "--no-index",
-                          "--no-build-isolation", str(src)], capture_output=True, text=True)
-    assert res.returncode == 0, res.stderr
-    exe = venv / "bin/pkgcache"
+    exe = pip_installed(tmp_path)
+    venv = exe.parent.parent
     (lab.sb.parts / "05pkgcache").unlink()
     cfg = lab.sb.base / "pkgcache.yaml"
     cfg.write_text(f"performance:\n  cache:\n    enabled: true\n    directory: {lab.cache_dir}\n")
     env = lab.sb.env()
-    res = subprocess.run([str(exe), "apt", "enable"], env=env, capture_output=True, text=True)
+    res = subprocess.run([str(exe), "apt", "enable", "--method-dir", str(tmp_path / "methods")],
+                         env=env, capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     assert f"[ -x {exe} ] && {exe} apt hook harvest" in (lab.sb.parts / "05pkgcache").read_text()
     st = json.loads(subprocess.run([str(exe), "apt", "status", "--json"], env=env,

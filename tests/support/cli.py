@@ -89,3 +89,22 @@ def probe_imports(*args: str, env: Mapping[str, str] | None = None,
     assert line, proc.stderr
     code, mods = json.loads(line[-1].removeprefix("MODULES "))
     return code, set(mods), proc.stderr
+
+
+def pip_installed(base: Path) -> Path:
+    """This checkout pip-installed (not editable) into a new venv under base, as a user without
+    the .deb installs it; the venv's ``pkgcache`` executable."""
+    venv = base / "venv"
+    subprocess.run(["/usr/bin/python3", "-m", "venv", "--system-site-packages", str(venv)],
+                   check=True, capture_output=True)
+    src = base / "src"  # a copy: setuptools writes build/ into the tree it installs from
+    files = subprocess.run(["git", "ls-files", "-z", "--", "pyproject.toml", "README.md",
+                            "cache_core", "hooks"], cwd=REPO, capture_output=True,
+                           check=True).stdout.decode().split("\0")
+    for name in filter(None, files):
+        (src / name).parent.mkdir(parents=True, exist_ok=True)
+        (src / name).write_bytes((REPO / name).read_bytes())
+    res = subprocess.run([str(venv / "bin/pip"), "install", "-q", "--no-deps", "--no-index",
+                          "--no-build-isolation", str(src)], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    return venv / "bin/pkgcache"

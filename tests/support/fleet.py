@@ -52,9 +52,17 @@ class SignedRepo(Repo):
 
     key: GpgKey
     valid_until: str | None = None
+    compress: bool = False  # also Packages.xz (apt then asks for it first)
 
     def publish(self) -> None:
         super().publish()
+        if self.compress:
+            xz = subprocess.run(["xz", "-9c", str(self.path / "Packages")], check=True,
+                                capture_output=True).stdout
+            (self.path / "Packages.xz").write_bytes(xz)
+            (self.path / "Release").write_bytes(subprocess.run(
+                ["apt-ftparchive", "-o", "APT::FTPArchive::Release::Origin=pkgcache-test",
+                 "release", "."], cwd=self.path, check=True, capture_output=True).stdout)
         rel = self.path / "Release"
         if self.valid_until:
             rel.write_text(f"Valid-Until: {self.valid_until}\n" + rel.read_text())

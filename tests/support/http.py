@@ -555,13 +555,14 @@ def _dechunk(rfile: Any) -> bytes:
 
 
 # -- faults, byte for byte -----------------------------------------------------------------------
-_REASONS = {"500": "Internal Server Error", "403": "Forbidden", "401": "Unauthorized"}
+_REASONS = {"500": "Internal Server Error", "403": "Forbidden", "401": "Unauthorized",
+            "502": "Bad Gateway", "503": "Service Unavailable", "504": "Gateway Timeout"}
 
 
 class FaultApp:
-    """Every request gets the same fault: "500"/"403"/"401" (empty, closed), "truncated" (half of
-    body, Content-Length whole), "endless"/"trickle" (a body that never ends, fast or 100 B per
-    0.2 s), "silent" (the request is read, never answered)."""
+    """Every request gets the same fault: "500"/"403"/"401"/"502"/"503"/"504" (empty, closed),
+    "truncated" (half of body, Content-Length whole), "endless"/"trickle" (a body that never
+    ends, fast or 100 B per 0.2 s), "silent" (the request is read, never answered)."""
 
     protocol = "HTTP/1.1"
 

@@ -1,0 +1,1 @@
+"""The apt method's front, spoken to in-process (no root, no network)."""
