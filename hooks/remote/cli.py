@@ -186,7 +186,7 @@ def _gc(args: argparse.Namespace) -> int:
 
 
 def _store_status(args: argparse.Namespace) -> int:
-    rows = _tier(args).store_status()
+    rows = _tier(args).store_status(members=args.members)
     if args.json:
         print(json.dumps(rows, indent=1, sort_keys=True))
     else:
@@ -197,7 +197,9 @@ def _store_status(args: argparse.Namespace) -> int:
                 print(f"{r['url']}: cannot list (a plain HTTP/Bazel store)")
             else:
                 print(f"{r['url']}: {r['bytes']} bytes, {r['objects']} objects, "
-                      f"{r['records']} records")
+                      f"{r['records']} records"
+                      + (f"; members seen (7 days): {', '.join(r['members']) or 'none'}"
+                         if "members" in r else ""))
     return EXIT_NETWORK if any(r.get("error") for r in rows) else EXIT_OK
 
 
@@ -223,6 +225,8 @@ def register(rp: Any) -> None:
     s.add_argument("--json", action="store_true", help="print the status as JSON")
     s.add_argument("--store", action="store_true",
                    help="the stores' size, object and record counts (listable stores)")
+    s.add_argument("--members", action="store_true",
+                   help="with --store: members seen in the last 7 days (reads every record)")
     s.set_defaults(func=_status)
     s = sub.add_parser("gc", help="delete what no live record needs from rw stores")
     s.add_argument("--grace", default="1d", metavar="AGE",

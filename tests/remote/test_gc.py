@@ -240,6 +240,9 @@ def test_gc_keeps_what_a_member_took_within_the_retention_window(fleet, make_cac
                 "--max-size", "0", "--json")
     rep = json.loads(r.stdout)[0]
     assert r.returncode == 0 and len(rep["members"]) == 1, rep
+    r = run_cli("--config", str(tmp_path / "a.yaml"), "remote", "status", "--store", "--members",
+                "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)[0]["members"] == rep["members"], r.stdout
     for h in orphans:
         assert (store.read(f"cas/{h}") is not None) == (h in taken), h
     assert store.read(record_name("usage:gone:2020-01-01")) is None

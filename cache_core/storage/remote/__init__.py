@@ -690,15 +690,21 @@ class RemoteTier:
                 rows.append({"url": spec.display, "error": redact(str(exc), self.specs)})
         return rows
 
-    def store_status(self) -> list[dict[str, Any]]:
+    def store_status(self, members: bool = False) -> list[dict[str, Any]]:
         """Size, object and record counts of every remote that can list (others: listed False);
-        a remote that fails gets an "error" row."""
+        a remote that fails gets an "error" row. members: also the members whose usage lists
+        fall in the default retention window (reads every record: one GET each)."""
         from . import gc
 
         rows = []
         for spec in self.specs:
             try:
-                rows.append(gc.store_counts(self._backend(spec), spec))
+                row = gc.store_counts(self._backend(spec), spec)
+                if members and row["listed"]:
+                    row["members"] = gc.collect(self._backend(spec),
+                                                lambda n, s=spec: self._read_small(s, n), spec,
+                                                dry_run=True)["members"]
+                rows.append(row)
             except RemoteError as exc:
                 rows.append({"url": spec.display, "listed": True,
                              "error": redact(str(exc), self.specs)})
