@@ -119,7 +119,7 @@ def test_an_upload_racing_the_gc_survives(fleet, make_cache, tmp_path):
     store, pubs = fleet["store"], fleet["pubs"]
     grace = _age(store, tmp_path)
     young, _ = _orphan(store, 99)  # uploaded just now, its record not yet written
-    old_orphan = next(iter(fleet["orphans"]))
+    old_orphan, rewritten = sorted(fleet["orphans"])[:2]
     a = make_cache("a", [store.remote(mode="rw", signing_key_file=str(tmp_path / "a.key"),
                                       trusted_public_keys=pubs)])
     t = remote.tier(a)
@@ -134,13 +134,18 @@ def test_an_upload_racing_the_gc_survives(fleet, make_cache, tmp_path):
             self.calls = 0
 
         def entries(self, kind):
-            got = list(backend.entries(kind))
             if kind == "ac":
                 self.calls += 1
-                if self.calls == 1:
-                    data = encode(Record("name:late", old_orphan, fleet["orphans"][old_orphan],
-                                         "name", {}, time.time()), signer)
-                    store.write(record_name("name:late"), data)
+                if self.calls == 2:  # gc re-lists: an existing record was rewritten meanwhile
+                    time.sleep(1.1)  # a new mtime even on a coarse clock
+                    store.write(record_name("name:a0"), encode(
+                        Record("name:a0", rewritten, fleet["orphans"][rewritten], "name", {},
+                               time.time()), signer))
+            got = list(backend.entries(kind))
+            if kind == "ac" and self.calls == 1:  # gc listed the records: a new one appears
+                store.write(record_name("name:late"), encode(
+                    Record("name:late", old_orphan, fleet["orphans"][old_orphan], "name", {},
+                           time.time()), signer))
             return iter(got)
 
         def delete(self, name, deadline):
@@ -149,7 +154,8 @@ def test_an_upload_racing_the_gc_survives(fleet, make_cache, tmp_path):
     rep = gc.collect(Racing(), lambda n: t._read_small(spec, n), spec, grace, 0)
     assert store.read(f"cas/{young}") is not None
     assert store.read(f"cas/{old_orphan}") is not None, rep
-    assert rep["deleted_objects"] == len(fleet["orphans"]) - 1, rep
+    assert store.read(f"cas/{rewritten}") is not None, rep
+    assert rep["deleted_objects"] == len(fleet["orphans"]) - 2, rep["deleted"]
 
 
 def test_a_gc_killed_at_random_points_leaves_no_trusted_record_dangling(

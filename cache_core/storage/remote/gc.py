@@ -130,8 +130,9 @@ def collect(backend: Backend, read: Reader, spec: RemoteSpec, grace: float = DEF
     for h in dangling:  # records first: their objects are already gone
         gone(f"ac/{h}", ac[h][0])
         total -= ac[h][0]
-    # re-list the records: one written since the scan protects its object too
-    fresh = {h: (s, m) for h, s, m in (backend.entries("ac") or ()) if h not in ac}
+    # re-list the records: one written (or rewritten) since the scan protects its object too
+    fresh = {h: (s, m) for h, s, m in (backend.entries("ac") or ())
+             if h not in ac or m != ac[h][1] or s != ac[h][0]}
     more, _ = _live(read, spec, fresh)
     gone_records = set(dangling)
     keep = ({r.sha256 for h, r in live.items() if h not in gone_records}
