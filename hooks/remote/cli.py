@@ -91,6 +91,8 @@ def _pull_drivers(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
+    if args.store:
+        return _store_status(args)
     from cache_core.storage.remote import tier
 
     t = tier(args.cache())
@@ -133,9 +135,86 @@ def _keygen(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _resign(args: argparse.Namespace) -> int:
+    """Re-sign the live records of every rw remote with a new key (a rotation: README, Keys)."""
+    t = _tier(args)
+    if not any(s.mode == "rw" for s in t.specs):
+        raise ConfigError("no remote with mode: rw to re-sign records on")
+    try:
+        rows = t.resign(args.secret_file)
+    except CacheError as exc:
+        error(f"remote resign: {exc}")
+        return exc.exit_code
+    config_warnings([{"url": r["url"], "config_warning": "the new key is not in this member's "
+                      "trusted_public_keys: add it on every member first"}
+                     for r in rows if not r["new_key_trusted"]])
+    if args.json:
+        print(json.dumps(rows, indent=1, sort_keys=True))
+    elif not args.quiet:
+        for r in rows:
+            scope = "" if r["listed"] else " (store cannot list: only this member's keys)"
+            print(f"{r['url']}: re-signed {r['resigned']}, already new {r['already']}, "
+                  f"not verified (left alone) {r['unverified']}{scope}"
+                  + (f"; error: {r['error']}" if r.get("error") else ""))
+    return EXIT_NETWORK if any(r.get("error") for r in rows) else EXIT_OK
+
+
+def _gc(args: argparse.Namespace) -> int:
+    """Bound the rw stores' size (cache_core/storage/remote/gc.py)."""
+    from hooks.cli.core import parse_age, parse_size
+
+    t = _tier(args)
+    if not any(s.mode == "rw" for s in t.specs):
+        raise ConfigError("no remote with mode: rw to collect")
+    grace = parse_age(args.grace)
+    max_size = parse_size(args.max_size) if args.max_size is not None else None
+    try:
+        rows = t.gc(grace, max_size, args.dry_run, parse_age(args.retention))
+    except CacheError as exc:  # a store that cannot list (exit 2)
+        error(f"remote gc: {exc}")
+        return exc.exit_code
+    if args.json:
+        print(json.dumps(rows, indent=1, sort_keys=True))
+        return EXIT_NETWORK if any(r.get("error") for r in rows) else EXIT_OK
+    for r in rows:
+        if r.get("error"):
+            print(f"{r['url']}: error: {r['error']}")
+            continue
+        if args.dry_run:
+            for name in r["deleted"]:
+                print(f"would delete {name}")
+        verb = "would delete" if args.dry_run else "deleted"
+        print(f"{r['url']}: {r['objects']} objects, {r['records']} records, {r['bytes']} bytes; "
+              f"{verb} {r['deleted_objects']} objects and {r['deleted_records']} records "
+              f"({r['deleted_bytes']} bytes); {r['bytes_after']} bytes left"
+              + (" (still over --max-size: the rest is in use)" if r["over_limit"] else "")
+              + (f"; {r['unverified_records']} records not verified (they protect nothing)"
+                 if r["unverified_records"] else "")
+              + (f"; members seen: {', '.join(r['members'])}" if r["members"] else ""))
+    return EXIT_NETWORK if any(r.get("error") for r in rows) else EXIT_OK
+
+
+def _store_status(args: argparse.Namespace) -> int:
+    rows = _tier(args).store_status(members=args.members)
+    if args.json:
+        print(json.dumps(rows, indent=1, sort_keys=True))
+    else:
+        for r in rows:
+            if r.get("error"):
+                print(f"{r['url']}: error: {r['error']}")
+            elif not r["listed"]:
+                print(f"{r['url']}: cannot list (a plain HTTP/Bazel store)")
+            else:
+                print(f"{r['url']}: {r['bytes']} bytes, {r['objects']} objects, "
+                      f"{r['records']} records"
+                      + (f"; members seen (7 days): {', '.join(r['members']) or 'none'}"
+                         if "members" in r else ""))
+    return EXIT_NETWORK if any(r.get("error") for r in rows) else EXIT_OK
+
+
 def register(rp: Any) -> None:
     """Fill in ``remote push|pull|status|keygen`` (rp: its parser, made by the registry)."""
-    sub = rp.add_subparsers(dest="remote_command", metavar="{push,pull,status,keygen}")
+    sub = rp.add_subparsers(dest="remote_command", metavar="{push,pull,status,keygen,resign,gc}")
     sub.required = True
     for name, func, text in (("push", _push, "upload KEYs (or --all; none: drain the spool)"),
                              ("pull", _pull, "download KEYs (or --all from a listable store)")):
@@ -153,9 +232,28 @@ def register(rp: Any) -> None:
     s.add_argument("--git", nargs="+", metavar="URL", help="pre-warm mirrors of these URLs")
     s = sub.add_parser("status", help="per-remote counters, breaker and spool")
     s.add_argument("--json", action="store_true", help="print the status as JSON")
+    s.add_argument("--store", action="store_true",
+                   help="the stores' size, object and record counts (listable stores)")
+    s.add_argument("--members", action="store_true",
+                   help="with --store: members seen in the last 7 days (reads every record)")
     s.set_defaults(func=_status)
+    s = sub.add_parser("gc", help="delete what no live record needs from rw stores")
+    s.add_argument("--grace", default="1d", metavar="AGE",
+                   help="keep everything younger than this (default 1d; 12h, 90m, 2w)")
+    s.add_argument("--retention", default="7d", metavar="AGE",
+                   help="keep what members took from the store within this window (default 7d)")
+    s.add_argument("--max-size", metavar="SIZE",
+                   help="delete unreferenced objects, oldest first, only down to this size")
+    s.add_argument("--dry-run", action="store_true", help="print what would be deleted")
+    s.add_argument("--json", action="store_true", help="print the report as JSON")
+    s.set_defaults(func=_gc)
     s = sub.add_parser("keygen", help="make an Ed25519 key pair; prints the public key")
     s.add_argument("name", help="the key's name (e.g. fleet-1), used in key records")
     s.add_argument("--secret-file", required=True, metavar="PATH",
                    help="where to write the secret key (mode 600; must not exist)")
     s.set_defaults(func=_keygen)
+    s = sub.add_parser("resign", help="re-sign every live record on rw remotes with a new key")
+    s.add_argument("--secret-file", required=True, metavar="PATH",
+                   help="the new secret key (made by `remote keygen`)")
+    s.add_argument("--json", action="store_true", help="print the report as JSON")
+    s.set_defaults(func=_resign)

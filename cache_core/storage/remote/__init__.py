@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import json
 import os
 import secrets
@@ -26,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ... import fs
-from ...errors import RecordError, warn
+from ...errors import EXIT_USAGE, CacheError, RecordError, warn
 from ...hashing import sha256_bytes, sha256_fd
 from ...keys import digest_of_key, is_digest, is_private_key, normalize_key
 from ..tier import Located, Sink
@@ -41,7 +42,7 @@ from .base import (
     record_name,
 )
 from .config import RemoteSpec, redact
-from .records import Record, check_fresh, decode, encode, load_secret_key, now
+from .records import Record, check_fresh, decode, encode, is_revoked, load_secret_key, now, public_key_of
 from .records import generate_keypair as generate_keypair  # public (docs/core-api.md)
 from .state import COUNTERS, State
 
@@ -53,6 +54,7 @@ if TYPE_CHECKING:
 
 STATE_DIR = "remote-v1"
 UPLOAD_ENV = "PKGCACHE_REMOTE_UPLOAD"  # "manual": never start the background uploader
+USAGE_PREFIX = "usage:"  # usage:<member>:<day>: what a member took from the fleet (remote gc)
 MISMATCH_STRIKES = 3  # objects that do not match in one process before the breaker opens
 
 
@@ -113,6 +115,7 @@ class RemoteTier:
         self._spent: dict[str, float] = {}    # seconds spent per remote in this process
         self._signers: dict[str, tuple[str, Any] | None] = {}
         self._bad_seen: dict[str, set[str]] = {}  # per remote: digests that did not match
+        self._off_signing: set[str] = set()   # remotes whose signing key is revoked (warned)
         self._strikes: dict[str, int] = {}    # objects that did not match, per remote
         self.expected: dict[str, int] = {}    # digest -> the size a caller knows (get_object)
         self.spawned = False
@@ -196,6 +199,7 @@ class RemoteTier:
                         continue
                     claim = Located(rec.sha256, rec.size, rec.kind, rec.meta)
                 if self._fetch(spec, claim, sink):
+                    self._note_use(claim.digest)
                     return claim
             except RemoteError as exc:  # a local fault (disk full) is not the remote's: no breaker
                 self._fault(spec, exc)
@@ -210,7 +214,8 @@ class RemoteTier:
             self._count(spec, misses=1)
             return None
         try:
-            rec = decode(data, key, spec.trusted_public_keys, spec.trust == "unsigned")
+            rec = decode(data, key, spec.trusted_public_keys, spec.trust == "unsigned",
+                         spec.revoked_public_keys)
             check_fresh(rec)
             return rec
         except RecordError as exc:
@@ -386,6 +391,8 @@ class RemoteTier:
             except BlockingIOError:
                 result["pending"] = self.spool_count()
                 return result
+            self.spawned = True  # entries queued while draining are drained here
+            self._publish_usage()
             while True:
                 names = sorted(os.listdir(self.spool_dir))
                 if not names:
@@ -475,7 +482,7 @@ class RemoteTier:
                 self._count(spec, upload_skipped=1)
         finally:
             os.close(fd)
-        if key:
+        if key and not self._revoked_signer(spec):
             entry = self.cache.lookup(key)
             if entry is not None and entry.digest == digest:
                 import io
@@ -497,6 +504,17 @@ class RemoteTier:
                      f"({getattr(exc, 'strerror', None) or exc})")
                 self._signers[spec.ident] = None
         return self._signers[spec.ident]
+
+    def _revoked_signer(self, spec: RemoteSpec) -> bool:
+        """A rw member whose own signing key is revoked uploads no records (one warning)."""
+        signer = self._signer(spec)
+        if signer is None or not is_revoked(signer, spec.revoked_public_keys):
+            return False
+        if spec.ident not in self._off_signing:
+            self._off_signing.add(spec.ident)
+            warn(f"remote {spec.display}: signing key {signer[0]!r} is revoked; "
+                 "no records uploaded (rotate: README, Keys)")
+        return True
 
     # -- explicit syncs ---------------------------------------------------------------------
     def push(self, keys: list[str] | None, all_keys: bool = False) -> dict[str, int]:
@@ -557,10 +575,10 @@ class RemoteTier:
                         key = json.loads(data or b"{}").get("key")
                         if isinstance(key, str) and record_name(key) == f"ac/{hexname}":
                             rec = decode(data or b"", key, spec.trusted_public_keys,
-                                         spec.trust == "unsigned")
+                                         spec.trust == "unsigned", spec.revoked_public_keys)
                             if is_private_key(key):
                                 private.add(rec.sha256)
-                            else:
+                            elif not key.startswith(USAGE_PREFIX):  # gc's bookkeeping
                                 found.append(key)
                     except (ValueError, AttributeError, RecordError):
                         self._count(spec, rejected_records=1)
@@ -568,6 +586,148 @@ class RemoteTier:
             except RemoteError as exc:
                 self._fault(spec, exc)
         return list(dict.fromkeys(found))
+
+    # -- key rotation -----------------------------------------------------------------------
+    def resign(self, secret_file: str) -> list[dict[str, Any]]:
+        """Re-sign every live record on each rw remote with the key in secret_file: the records
+        the store lists, or (a store that cannot list) those of the keys in the local index. A
+        record is re-signed only if it verifies with this member's trusted (not revoked) keys;
+        its key, digest, size, meta and creation time stay. One row per rw remote
+        (``new_key_trusted``: whether this member trusts the new key). KeyRefused (exit 2) for
+        an unreadable or revoked key."""
+        import io
+
+        try:
+            signer = load_secret_key(secret_file)
+        except (OSError, RecordError) as exc:
+            raise KeyRefused(f"{getattr(exc, 'strerror', None) or exc}") from None
+        if any(is_revoked(signer, s.revoked_public_keys) for s in self.specs):
+            raise KeyRefused(f"key {signer[0]!r} is in revoked_public_keys")
+        new_pub = public_key_of(signer)
+        rows = []
+        for spec in self._writers():
+            row: dict[str, Any] = {"url": spec.display, "resigned": 0, "already": 0,
+                                   "unverified": 0, "listed": True,
+                                   "new_key_trusted": new_pub in spec.trusted_public_keys}
+            rows.append(row)
+            backend = self._backend(spec)
+            try:
+                listed = backend.list("ac")
+                if listed is None:
+                    row["listed"] = False
+                names = list(listed) if listed is not None else \
+                    [record_name(e.key)[3:] for e in self.cache.keys("")]
+                for hexname in names:
+                    name = f"ac/{hexname}"
+                    data = self._read_small(spec, name)
+                    try:
+                        key = json.loads(data or b"{}").get("key")
+                        if not isinstance(key, str) or record_name(key) != name:
+                            raise RecordError("not a record")
+                        rec = decode(data or b"", key, spec.trusted_public_keys, False,
+                                     spec.revoked_public_keys)
+                    except (ValueError, AttributeError, RecordError):
+                        row["unverified"] += int(data is not None)
+                        continue
+                    with contextlib.suppress(RecordError):
+                        decode(data or b"", key, [new_pub], False)
+                        row["already"] += 1
+                        continue
+                    out = encode(rec, signer)
+                    backend.put(name, io.BytesIO(out), len(out), sha256_bytes(out),
+                                self._deadline(spec))
+                    row["resigned"] += 1
+            except (RemoteError, RemoteMissing) as exc:
+                row["error"] = redact(str(exc), self.specs)
+        return rows
+
+    # -- usage lists: what this member took from the fleet, per UTC day (for remote gc) ------
+    def _note_use(self, digest: str) -> None:
+        """Append digest to today's usage list (a rw member publishes it with the spool)."""
+        if not self._writers():
+            return
+        with contextlib.suppress(OSError):
+            d = fs.ensure_private_dir(self.dir / "used")
+            fd = os.open(d / time.strftime("%Y-%m-%d", time.gmtime()),
+                         os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
+                         0o600)
+            try:
+                os.write(fd, f"{digest}\n".encode())
+            finally:
+                os.close(fd)
+
+    def _publish_usage(self) -> None:
+        """Put each day's usage list under ``usage:<member>:<day>`` (uploaded with the spool,
+        as a signed record and its content); a past day's list is then forgotten here."""
+        import socket
+        import tempfile
+
+        try:
+            d = self.dir / "used"
+            days = sorted(n for n in os.listdir(d) if len(n) == 10 and n[4] == "-")
+        except OSError:
+            return
+        today = time.strftime("%Y-%m-%d", time.gmtime())
+        member = socket.gethostname().replace(":", "_") or "member"
+        for day in days:
+            try:
+                text = (d / day).read_text("ascii", "replace")
+                digests = sorted({x for x in text.split() if is_digest(x)})
+                body = "".join(f"{x}\n" for x in digests).encode()
+                key = f"{USAGE_PREFIX}{member}:{day}"
+                entry = self.cache.lookup(key)
+                if digests and (entry is None or entry.digest != sha256_bytes(body)):
+                    with tempfile.NamedTemporaryFile(dir=d, prefix=".list-") as tmp:
+                        tmp.write(body)
+                        tmp.flush()
+                        self.cache.put(key, tmp.name, kind="usage")
+                if day != today:
+                    (d / day).unlink()
+            except (OSError, ValueError) as exc:
+                warn(f"remote: usage list {day} not published ({exc})")
+
+    # -- store size -------------------------------------------------------------------------
+    def gc(self, grace: float, max_size: int | None, dry_run: bool,
+           retention: float | None = None) -> list[dict[str, Any]]:
+        """``remote gc`` on every rw remote (cache_core/storage/remote/gc.py): one report each
+        (``error`` on a store fault); raises gc.CannotList (a CacheError, exit 2) before
+        touching anything if one of them cannot list."""
+        from . import gc
+
+        writers = self._writers()
+        for spec in writers:
+            if self._backend(spec).entries("cas") is None:
+                raise gc.CannotList(f"{spec.display} cannot list its objects (a plain "
+                                    "HTTP/Bazel store): bound it with the server's own limit")
+        rows = []
+        for spec in writers:
+            try:
+                rows.append(gc.collect(self._backend(spec), functools.partial(self._read_small, spec),
+                                       spec, grace, max_size, dry_run,
+                                       gc.DEFAULT_RETENTION if retention is None else retention))
+            except (RemoteError, RemoteMissing) as exc:
+                rows.append({"url": spec.display, "error": redact(str(exc), self.specs)})
+        return rows
+
+    def store_status(self, members: bool = False) -> list[dict[str, Any]]:
+        """Size, object and record counts of every remote that can list (others: listed False);
+        a remote that fails gets an "error" row. members: also the members whose usage lists
+        fall in the default retention window (reads every record: one GET each)."""
+        from . import gc
+
+        rows = []
+        for spec in self.specs:
+            try:
+                row = gc.store_counts(self._backend(spec), spec)
+                if members and row["listed"]:
+                    row["members"] = gc.collect(self._backend(spec),
+                                                functools.partial(self._read_small, spec), spec,
+                                                dry_run=True)["members"]
+                rows.append(row)
+            except RemoteError as exc:
+                rows.append({"url": spec.display, "listed": True,
+                             "error": redact(str(exc), self.specs)})
+        return rows
 
     # -- reporting --------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
@@ -603,6 +763,12 @@ class RemoteTier:
         totals["spool"] = st["spool"]
         totals["remotes"] = st["remotes"]
         return totals
+
+
+class KeyRefused(CacheError):
+    """A signing key that cannot be used (unreadable, revoked): a usage error."""
+
+    exit_code = EXIT_USAGE
 
 
 class _Mismatch(Exception):

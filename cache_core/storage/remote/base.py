@@ -59,6 +59,13 @@ class Backend(Protocol):
     def drop_lease(self, name: str, deadline: float) -> None:
         """Remove the lease object (missing is fine)."""
 
+    def entries(self, kind: str) -> Iterator[tuple[str, int, float]] | None:
+        """(hex name, size, modification time in epoch seconds) under ``kind/``, or None if the
+        store cannot list (for ``remote gc``)."""
+
+    def delete(self, name: str, deadline: float) -> None:
+        """Remove the object (a missing one is fine; RemoteError on a refusal)."""
+
 
 __all__ = ["MAX_RECORD_BYTES", "Backend", "RemoteError", "RemoteMissing", "RemoteTimeout",
            "make_backend", "object_name", "record_name", "register", "schemes"]

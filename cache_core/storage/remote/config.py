@@ -43,6 +43,8 @@ _FIELDS: dict[str, tuple[Any, str]] = {
     "trust": (lambda v: v in ("signed", "unsigned"), '"signed" or "unsigned"'),
     "trusted_public_keys": (lambda v: isinstance(v, list) and all(
         isinstance(k, str) and _PUBKEY.match(k) for k in v), "a list of NAME:BASE64 Ed25519 keys"),
+    "revoked_public_keys": (lambda v: isinstance(v, list) and all(
+        isinstance(k, str) and _PUBKEY.match(k) for k in v), "a list of NAME:BASE64 Ed25519 keys"),
     "signing_key_file": (_path, "an absolute path to a key made by `pkgcache remote keygen`"),
     "token": (_str, "a bearer token (string)"),
     "token_file": (_path, "an absolute path"),
@@ -77,6 +79,7 @@ class RemoteSpec:
     max_object_bytes: int = 8 * 1024**3
     trust: str = "signed"
     trusted_public_keys: list[str] = field(default_factory=list)
+    revoked_public_keys: list[str] = field(default_factory=list)
     signing_key_file: str | None = None
     options: dict[str, Any] = field(default_factory=dict, repr=False)
     spool_max: int = 10000
@@ -90,7 +93,22 @@ class RemoteSpec:
         if self.trust != "unsigned" and not self.trusted_public_keys:
             problems.append("no trusted_public_keys (nor trust: unsigned): this host will "
                             "ignore the records other members upload")
+        if self.signing_key_revoked():
+            problems.append("signing_key_file holds a key listed in revoked_public_keys: this "
+                            "host signs and uploads no records (rotate: README, Keys)")
         return "; ".join(problems) or None
+
+    def signing_key_revoked(self) -> bool:
+        """Whether this rw member's own signing key is revoked (an unreadable key: False)."""
+        if not (self.signing_key_file and self.revoked_public_keys):
+            return False
+        from ...errors import RecordError
+        from .records import is_revoked, load_secret_key
+
+        try:
+            return is_revoked(load_secret_key(self.signing_key_file), self.revoked_public_keys)
+        except (OSError, RecordError):
+            return False
 
     @property
     def display(self) -> str:
@@ -223,11 +241,12 @@ def _parse_one(item: dict[str, Any], where: str) -> RemoteSpec:
         spec.max_object_bytes = int(item["max_object_gb"] * 1024**3)
     spec.trust = item.get("trust", "signed")
     spec.trusted_public_keys = list(item.get("trusted_public_keys", []))
+    spec.revoked_public_keys = list(item.get("revoked_public_keys", []))
     spec.signing_key_file = item.get("signing_key_file")
     spec.spool_max = int(item.get("spool_max", spec.spool_max))
     spec.options = {k: v for k, v in item.items() if k not in (
         "url", "mode", "timeout", "read_timeout", "object_budget", "run_budget", "max_object_gb",
-        "trust", "trusted_public_keys", "signing_key_file", "spool_max")}
+        "trust", "trusted_public_keys", "revoked_public_keys", "signing_key_file", "spool_max")}
     if spec.signing_key_file and spec.mode != "rw":
         raise ConfigError(f"{where}.signing_key_file: only a rw remote signs records")
     return spec

@@ -190,3 +190,33 @@ class FileBackend:
             if dfd is not None:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(leaf, dir_fd=dfd)
+
+    def entries(self, kind: str) -> Iterator[tuple[str, int, float]] | None:
+        """(hex, size, mtime) of the regular files in base/kind/ (lstat: links are skipped)."""
+        out = []
+        with self._kind_dir(kind) as dfd:
+            if dfd is None:
+                return iter(())
+            for n in os.listdir(dfd):
+                if len(n) != 64 or any(c not in "0123456789abcdef" for c in n):
+                    continue
+                try:
+                    st = os.stat(n, dir_fd=dfd, follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                if stat.S_ISREG(st.st_mode):
+                    out.append((n, st.st_size, st.st_mtime))
+        return iter(out)
+
+    def delete(self, name: str, deadline: float) -> None:
+        """unlinkat in the kind's directory (by descriptor)."""
+        kind, _, leaf = name.partition("/")
+        with self._kind_dir(kind) as dfd:
+            if dfd is None:
+                return
+            try:
+                os.unlink(leaf, dir_fd=dfd)
+            except FileNotFoundError:
+                return
+            except OSError as exc:
+                raise RemoteError(f"delete failed: {exc.strerror}") from None

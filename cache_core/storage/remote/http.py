@@ -250,3 +250,15 @@ class HttpBackend:
         conn, resp = self.client.request("DELETE", self._path(name), self._headers(), deadline)
         self.client.small_body(resp)
         conn.close()
+
+    def entries(self, kind: str) -> Iterator[tuple[str, int, float]] | None:
+        """A plain HTTP cache cannot list: None (``remote gc`` refuses it)."""
+        return None
+
+    def delete(self, name: str, deadline: float) -> None:
+        """DELETE base/name (WebDAV; a missing object is fine)."""
+        conn, resp = self.client.request("DELETE", self._path(name), self._headers(), deadline)
+        self.client.small_body(resp)
+        conn.close()
+        if resp.status not in (404, 410):
+            check_status("DELETE", resp.status)

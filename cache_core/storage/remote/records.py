@@ -4,7 +4,8 @@ Keys are ``NAME:BASE64`` (public: 32 bytes; secret: the 32-byte seed), as Nix wr
 signature covers ``pkgcache-record-v1;<key>;<sha256>;<size>;<kind>;<canonical JSON of meta>``, so
 a record cannot be moved to another key, digest or size. A record is accepted only if its key
 field equals the requested key and it is signed by a trusted key (or the remote says
-``trust: unsigned``).
+``trust: unsigned``). Several keys may be trusted at once (a rotation, even under one name);
+a record signed by a revoked key (``revoked_public_keys``) counts as unsigned.
 
 Freshness: a record carries its creation time inside the signed meta (``_created``; older
 pkgcache versions verify and ignore it), and a member keeps the newest time it accepted per key in
@@ -117,8 +118,46 @@ def _split_created(meta: dict[str, Any] | None) -> tuple[dict[str, Any] | None, 
     return meta, created  # as written: the signature covers its exact JSON form
 
 
-def decode(data: bytes, requested_key: str, trusted: list[str], allow_unsigned: bool) -> Record:
-    """Parse and check a record; raise RecordError for anything that is not acceptable."""
+def _pub(text: str) -> tuple[str, bytes] | None:
+    """(name, raw public key) from ``NAME:BASE64``, or None if it is not one."""
+    name, _, b64 = text.partition(":")
+    try:
+        raw = base64.b64decode(b64, validate=True)
+    except ValueError:
+        return None
+    return (name, raw) if name and len(raw) == 32 else None
+
+
+def public_key_of(signer: tuple[str, Any]) -> str:
+    """``NAME:BASE64`` public key of a (name, private key) signer."""
+    from cryptography.hazmat.primitives import serialization as ser
+
+    name, sk = signer
+    raw = sk.public_key().public_bytes(ser.Encoding.Raw, ser.PublicFormat.Raw)
+    return f"{name}:{base64.b64encode(raw).decode()}"
+
+
+def is_revoked(signer: tuple[str, Any], revoked: list[str]) -> bool:
+    """Whether the signer's public key is in revoked (by name and bytes)."""
+    return _pub(public_key_of(signer)) in [_pub(k) for k in revoked]
+
+
+def _verifies(pub: bytes, sig: bytes, message: bytes) -> bool:
+    from cryptography.exceptions import InvalidSignature
+
+    try:
+        _crypto().Ed25519PublicKey.from_public_bytes(pub).verify(sig, message)
+        return True
+    except (InvalidSignature, ValueError):
+        return False
+
+
+def decode(data: bytes, requested_key: str, trusted: list[str], allow_unsigned: bool,
+           revoked: list[str] | tuple[str, ...] = ()) -> Record:
+    """Parse and check a record; raise RecordError for anything that is not acceptable.
+
+    Several trusted keys may share a name (a rotation): the signature is tried against each.
+    A record signed by a revoked key counts as unsigned (refused unless allow_unsigned)."""
     try:
         doc = json.loads(data)
     except ValueError:
@@ -136,10 +175,17 @@ def decode(data: bytes, requested_key: str, trusted: list[str], allow_unsigned: 
         raise RecordError("bad kind/meta")
     meta, created = _split_created(meta)
     rec = Record(key, digest, size, kind, meta, created=created)
-    sig = doc.get("sig")
+    rec.signer = _check_signature(rec, doc.get("sig"), trusted, allow_unsigned, revoked)
+    return rec
+
+
+def _check_signature(rec: Record, sig: object, trusted: list[str], allow_unsigned: bool,
+                     revoked: list[str] | tuple[str, ...]) -> str | None:
+    """The trusted, unrevoked key (NAME:BASE64) whose signature verifies, or None for a record
+    accepted unsigned; RecordError for anything else."""
     if sig is None:
         if allow_unsigned:
-            return rec
+            return None
         raise RecordError("unsigned")
     if not isinstance(sig, str) or ":" not in sig:
         raise RecordError("bad signature field")
@@ -148,22 +194,21 @@ def decode(data: bytes, requested_key: str, trusted: list[str], allow_unsigned: 
         raw_sig = base64.b64decode(b64, validate=True)
     except ValueError:
         raise RecordError("bad signature encoding") from None
-    ed = _crypto()
-    from cryptography.exceptions import InvalidSignature
-
-    for tk in trusted:
-        tname, _, tb64 = tk.partition(":")
-        if tname != name:
-            continue
-        try:
-            ed.Ed25519PublicKey.from_public_bytes(base64.b64decode(tb64)).verify(
-                raw_sig, rec.message())
-            rec.signer = tk
-            return rec
-        except (InvalidSignature, ValueError):
-            raise RecordError(f"signature by {name} does not verify") from None
+    message = rec.message()
+    gone = [p for p in map(_pub, revoked) if p is not None and p[0] == name]
+    if any(_verifies(raw, raw_sig, message) for _, raw in gone):
+        if allow_unsigned:
+            return None  # a revoked signature is no signature
+        raise RecordError(f"signed by revoked key {name!r}")
+    named = [(tk, p) for tk in trusted
+             if (p := _pub(tk)) is not None and p[0] == name and p not in gone]
+    for tk, (_, raw) in named:
+        if _verifies(raw, raw_sig, message):
+            return tk
     if allow_unsigned:
-        return rec  # trust: unsigned accepts any record; the content is still hash-checked
+        return None  # trust: unsigned accepts any record; the content is still hash-checked
+    if named:
+        raise RecordError(f"signature by {name} does not verify")
     raise RecordError(f"signed by untrusted key {name!r}")
 
 

@@ -175,6 +175,10 @@ class S3Backend:
 
     def list(self, kind: str) -> Iterator[str]:
         """ListObjectsV2 under prefix/kind/ (paged)."""
+        return (hexname for hexname, _, _ in self.entries(kind))
+
+    def entries(self, kind: str) -> Iterator[tuple[str, int, float]]:
+        """(hex, size, Last-Modified) from ListObjectsV2 under prefix/kind/ (paged)."""
         import time
 
         prefix = f"{self.prefix}/{kind}/" if self.prefix else f"{kind}/"
@@ -192,10 +196,14 @@ class S3Backend:
             conn.close()
             if resp.status != 200:
                 self._check("GET", resp)
-            for m in re.finditer(rb"<Key>([^<]*)</Key>", data):
-                hexname = m.group(1).decode().rsplit("/", 1)[-1]
+            for m in re.finditer(rb"<Contents>(.*?)</Contents>", data, re.S):
+                part = m.group(1)
+                key, size, mod = (re.search(rb"<%s>([^<]*)</%s>" % (t, t), part)
+                                  for t in (b"Key", b"Size", b"LastModified"))
+                hexname = key.group(1).decode().rsplit("/", 1)[-1] if key else ""
                 if len(hexname) == 64:
-                    yield hexname
+                    yield (hexname, int(size.group(1)) if size else 0,
+                           _epoch(mod.group(1).decode() if mod else ""))
             nxt = re.search(rb"<NextContinuationToken>([^<]*)</NextContinuationToken>", data)
             if not nxt:
                 return
@@ -233,3 +241,27 @@ class S3Backend:
                                          self._signed("DELETE", path, EMPTY_SHA256), deadline)
         HttpClient.small_body(resp)
         conn.close()
+
+    def delete(self, name: str, deadline: float) -> None:
+        """DeleteObject (SigV4; a missing object is fine)."""
+        path = self._key_path(name)
+        conn, resp = self.client.request("DELETE", path,
+                                         self._signed("DELETE", path, EMPTY_SHA256), deadline)
+        err = HttpClient.small_body(resp)
+        conn.close()
+        if resp.status not in (404, 410):
+            try:
+                self._check("DELETE", resp, err)
+            except RemoteMissing:
+                raise RemoteError(f"DELETE answered HTTP {resp.status} (no delete access?)") from None
+
+
+def _epoch(iso: str) -> float:
+    """Seconds since the epoch of an S3 LastModified (``2026-12-06T03:24:14.000Z``); now if
+    unreadable (an object of unknown age counts as new: gc keeps it)."""
+    import time
+
+    try:
+        return datetime.datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return time.time()

@@ -1,0 +1,161 @@
+"""``pkgcache remote gc``: bound a listable store's size without losing what the fleet needs.
+
+Kept: every ``cas/`` object a record this member can verify points to, every object a member
+took from the store within the retention window (its signed usage list, ``usage:<member>:<day>``,
+published with its spool), and everything younger
+than the grace period (by the store's mtime / Last-Modified, so an upload racing the gc
+survives). Deleted, in this order: records older than the grace period whose object is gone,
+then unreferenced objects, oldest first, until the store fits ``max_size`` (no limit: all of
+them). Records are re-listed just before objects are deleted, so one written during the scan
+still protects its object. Because no object a verified record points to is ever deleted, a gc
+killed at any point leaves no trusted record dangling; and a reader that meets a missing object
+(a record by a key this member does not trust, a store emptied by hand) falls back as on any miss.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ...errors import EXIT_USAGE, CacheError, RecordError
+from ...keys import is_digest
+from .base import RemoteMissing, record_name
+from .records import Record, decode
+
+if TYPE_CHECKING:
+    from .base import Backend
+    from .config import RemoteSpec
+
+Reader = Callable[[str], "bytes | None"]
+
+DEFAULT_GRACE = 86400.0  # one day
+DEFAULT_RETENTION = 7 * 86400.0
+USAGE = "usage:"  # usage:<member>:<YYYY-MM-DD> -> the digests a member took that day (USAGE_PREFIX)
+MAX_USAGE_BYTES = 64 * 1024 * 1024
+
+
+def _used(backend: Backend, spec: RemoteSpec, live: dict[str, Record], retention: float,
+          now: float) -> tuple[set[str], set[str], list[str]]:
+    """(digests used within the retention window, members seen, hex names of usage records past
+    it). A list that cannot be read protects nothing more (its object is kept by its record)."""
+    used: set[str] = set()
+    members: set[str] = set()
+    expired: list[str] = []
+    first_day = time.strftime("%Y-%m-%d", time.gmtime(now - retention))
+    for hexname, rec in live.items():
+        if not rec.key.startswith(USAGE):
+            continue
+        member, _, day = rec.key[len(USAGE):].rpartition(":")
+        if day < first_day:
+            expired.append(hexname)
+            continue
+        members.add(member)
+        data = bytearray()
+        try:
+            for chunk in backend.get(f"cas/{rec.sha256}", time.monotonic() + spec.object_budget):
+                data += chunk
+                if len(data) > MAX_USAGE_BYTES:
+                    break
+        except RemoteMissing:
+            continue
+        if hashlib.sha256(data).hexdigest() == rec.sha256:
+            used.update(x for x in data.decode("ascii", "replace").split() if is_digest(x))
+    return used, members, expired
+
+
+class CannotList(CacheError):
+    """The store cannot list its objects (a Bazel HTTP / plain WebDAV store): a usage error."""
+
+    exit_code = EXIT_USAGE
+
+
+def _live(read: Reader, spec: RemoteSpec, ac: dict[str, tuple[int, float]],
+          ) -> tuple[dict[str, Record], int]:
+    """{record hex: record} of the records this member verifies; and how many it could not."""
+    live: dict[str, Record] = {}
+    unverified = 0
+    for hexname in ac:
+        data = read(f"ac/{hexname}")
+        if data is None:
+            continue
+        try:
+            key = json.loads(data).get("key")
+            if not isinstance(key, str) or record_name(key) != f"ac/{hexname}":
+                raise RecordError("not a record")
+            rec = decode(data, key, spec.trusted_public_keys, spec.trust == "unsigned",
+                         spec.revoked_public_keys)
+            live[hexname] = rec
+        except (ValueError, AttributeError, RecordError):
+            unverified += 1
+    return live, unverified
+
+
+def collect(backend: Backend, read: Reader, spec: RemoteSpec, grace: float = DEFAULT_GRACE,
+            max_size: int | None = None, dry_run: bool = False,
+            retention: float = DEFAULT_RETENTION) -> dict[str, Any]:
+    """Garbage-collect one store (read: a record's bytes by name, or None); the report (what
+    was, or would be, deleted and kept)."""
+    cas_it = backend.entries("cas")
+    if cas_it is None:
+        raise CannotList(f"{spec.display} cannot list its objects (a plain HTTP/Bazel store): "
+                         "bound it with the server's own size limit")
+    started = time.time()
+    cas = {h: (size, mtime) for h, size, mtime in cas_it}
+    ac = {h: (size, mtime) for h, size, mtime in backend.entries("ac") or ()}
+    live, unverified = _live(read, spec, ac)
+    old = started - grace
+    used, members, expired = _used(backend, spec, live, retention, started)
+    dangling = [h for h, r in live.items() if r.sha256 not in cas and ac[h][1] < old]
+    dangling += [h for h in expired if h not in dangling and ac[h][1] < old]
+    total = sum(s for s, _ in cas.values()) + sum(s for s, _ in ac.values())
+    report: dict[str, Any] = {
+        "url": spec.display, "objects": len(cas), "records": len(ac), "bytes": total,
+        "unverified_records": unverified, "dry_run": dry_run, "deleted_records": 0,
+        "deleted_objects": 0, "deleted_bytes": 0, "deleted": [], "members": sorted(members)}
+
+    def gone(name: str, size: int) -> None:
+        if not dry_run:
+            try:
+                backend.delete(name, time.monotonic() + spec.object_budget)
+            except RemoteMissing:
+                pass
+        kind = "records" if name.startswith("ac/") else "objects"
+        report[f"deleted_{kind}"] += 1
+        report["deleted_bytes"] += size
+        report["deleted"].append(name)
+
+    for h in dangling:  # records first: their objects are already gone
+        gone(f"ac/{h}", ac[h][0])
+        total -= ac[h][0]
+    # re-list the records: one written (or rewritten) since the scan protects its object too
+    fresh = {h: (s, m) for h, s, m in (backend.entries("ac") or ())
+             if h not in ac or m != ac[h][1] or s != ac[h][0]}
+    more, _ = _live(read, spec, fresh)
+    gone_records = set(dangling)
+    keep = ({r.sha256 for h, r in live.items() if h not in gone_records}
+            | {r.sha256 for r in more.values()} | used)
+    candidates = sorted((m, h, s) for h, (s, m) in cas.items() if h not in keep and m < old)
+    for _, h, size in candidates:
+        if max_size is not None and total <= max_size:
+            break
+        gone(f"cas/{h}", size)
+        total -= size
+    report["bytes_after"] = total
+    report["over_limit"] = max_size is not None and total > max_size
+    return report
+
+
+def store_counts(backend: Backend, spec: RemoteSpec) -> dict[str, Any]:
+    """The store's size and object/record counts (``remote status --store``); listed: False for
+    a store that cannot list."""
+    cas_it = backend.entries("cas")
+    if cas_it is None:
+        return {"url": spec.display, "listed": False}
+    cas = list(cas_it)
+    ac = list(backend.entries("ac") or ())
+    return {"url": spec.display, "listed": True, "objects": len(cas), "records": len(ac),
+            "bytes": sum(s for _, s, _ in cas) + sum(s for _, s, _ in ac),
+            "oldest": min((m for _, _, m in cas), default=None)}
