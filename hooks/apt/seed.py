@@ -257,17 +257,48 @@ def request_in_process(inv: Any, apt_pkg: Any) -> list[Want] | None:
         return None
     if dep.broken_count or (dep.del_count and inv.command not in _UPGRADES):
         return None  # apt-get's problem resolver would run: its answer, replayed
+    starts = [view.package(n) for n in inv.words[1:]] if inv.command not in _UPGRADES else []
     wants = []
-    for pkg in view.cache.packages:
-        if not (dep.marked_install(pkg) or dep.marked_upgrade(pkg) or dep.marked_downgrade(pkg)
-                or pkg.id in again):  # a reinstall keeps its mode: only apt-get's flag says
-            continue
+    for pkg in _changed(view, starts, again):
         ver = dep.get_candidate_ver(pkg)
         want = view.record(ver) if ver is not None else None
         if want is None:
             return None  # not downloadable (a local-only version): apt-get's error, replayed
         wants.append(want)
     return sorted(wants, key=lambda w: w.fname)
+
+
+def _changed(view: IndexView, starts: list[Any], again: set[int]) -> list[Any]:
+    """The packages the marks install, upgrade, downgrade or reinstall. From the requested
+    packages along every dependency (apt only marks what a marked package's dependencies
+    reach: depends, recommends, provides, and upgrades for breaks/conflicts) when that finds
+    apt's own count of them; else every package in the cache."""
+    dep = view.depcache
+
+    def moving(pkg: Any) -> bool:
+        return not dep.marked_keep(pkg) and not dep.marked_delete(pkg)
+
+    asked = {p.id for p in starts}
+    found: dict[int, Any] = {}
+    todo = list(starts)
+    seen: set[int] = set()
+    while todo:
+        pkg = todo.pop()
+        if pkg.id in seen:
+            continue
+        seen.add(pkg.id)
+        if not (moving(pkg) or pkg.id in again or pkg.id in asked):
+            continue
+        found[pkg.id] = pkg
+        ver = dep.get_candidate_ver(pkg)
+        for groups in (ver.depends_list.values() if ver is not None else ()):
+            for group in groups:
+                for d in group:
+                    todo.extend(t.parent_pkg for t in d.all_targets())
+    changed = [p for p in found.values() if moving(p) or p.id in again]
+    if starts and sum(1 for p in changed if moving(p)) == dep.inst_count:
+        return changed
+    return [p for p in view.cache.packages if moving(p) or p.id in again]
 
 
 def _in_process_form(inv: Any, apt_pkg: Any) -> bool | None:
