@@ -15,6 +15,7 @@ Both memos decide which bytes may reach dpkg, so they live in a root-only local 
 from __future__ import annotations
 
 import os
+import re
 import stat
 import time
 from dataclasses import dataclass, field
@@ -53,6 +54,7 @@ class SeedReport:
     removed: list[str] = field(default_factory=list)
     opened_index: bool = False
     followed_request: bool = False
+    in_process: bool = False  # the request's debs came from the depcache here, not a replay
     planned_only: int = 0
     from_remote: int = 0
     bytes_remote: int = 0
@@ -64,6 +66,7 @@ class SeedReport:
                 "bytes": self.bytes_placed, "rejected": len(self.rejected),
                 "missing": len(self.missing), "removed": len(self.removed),
                 "opened_index": self.opened_index, "followed_request": self.followed_request,
+                "in_process": self.in_process,
                 "planned_only": self.planned_only, "from_remote": self.from_remote,
                 "bytes_remote": self.bytes_remote,
                 "seconds": round(self.seconds, 3)}
@@ -83,7 +86,8 @@ class IndexView:
         self.records = apt_pkg.PackageRecords(self.cache)
         self.native = apt_pkg.config.find("APT::Architecture")
 
-    def _pkg(self, name: str, arch: str | None = None) -> Any:
+    def package(self, name: str, arch: str | None = None) -> Any:
+        """The package name:arch (native arch by default), or None."""
         arch = self.native if arch in (None, "", "all") else arch
         try:
             return self.cache[(name, arch)]
@@ -109,7 +113,7 @@ class IndexView:
         if parsed is None:
             return None
         name, version, arch = parsed
-        pkg = self._pkg(name, arch)
+        pkg = self.package(name, arch)
         if pkg is None:
             return None
         cand = self.depcache.get_candidate_ver(pkg)
@@ -120,7 +124,7 @@ class IndexView:
 
     def find_version(self, name: str, version: str, arch: str) -> Want | None:
         """The index record for any downloadable name/version/arch (used by import)."""
-        pkg = self._pkg(name, arch)
+        pkg = self.package(name, arch)
         if pkg is None:
             return None
         for ver in pkg.version_list:
@@ -212,6 +216,137 @@ def replay_uris(binary: str, args: list[str], cwd: str | None = None,
         if digest.startswith("SHA256:") and size.isdigit() and is_safe_name(fname):
             wants.append(Want(fname, digest[7:].lower(), int(size)))
     return wants, errors
+
+
+# -- the same answer in-process, for the plain forms (no second apt-get, no second cache build) -----
+# apt-get options that change nothing about which debs an install fetches; -o/-c are applied to
+# apt_pkg's configuration before the cache opens (invocation.apply_config), as apt-get reads them.
+_INPROC_FLAGS = {"-y", "--yes", "--assume-yes", "-q", "--quiet", "-V", "--verbose-versions",
+                 "-d", "--download-only", "--no-install-recommends", "--install-recommends",
+                 "--no-install-suggests", "--install-suggests", "--reinstall", "-o", "--option",
+                 "-c", "--config-file", "--purge", "--auto-remove", "--autoremove"}
+_INPROC_FLAG_CONFIG = {"--no-install-recommends": ("APT::Install-Recommends", "false"),
+                       "--install-recommends": ("APT::Install-Recommends", "true"),
+                       "--no-install-suggests": ("APT::Install-Suggests", "false"),
+                       "--install-suggests": ("APT::Install-Suggests", "true")}
+# apt-get's own switches (not the depcache's): set, they change what apt-get asks for.
+_INPROC_UNSAFE_KEYS = ("APT::Get::Upgrade-Allow-New", "APT::Get::Only-Upgrade",
+                       "APT::Get::Fix-Broken", "APT::Get::Fix-Policy-Broken", "APT::Get::No-Upgrade",
+                       "APT::Get::Upgrade", "APT::Get::Show-Upgraded-Only", "APT::Get::List-Cleanup-Only")
+_PLAIN_NAME = re.compile(r"[a-z0-9][a-z0-9.+-]*[a-z0-9.]\Z")
+
+
+def request_in_process(inv: Any, apt_pkg: Any) -> list[Want] | None:
+    """What `inv` would fetch, from python-apt's depcache in this process (apt's own resolver:
+    MarkInstall with auto-install, APT::Upgrade for upgrades), for apt-get `install`/`reinstall`
+    of plain package names and argument-less `upgrade`/`dist-upgrade`/`full-upgrade`, with only
+    options that change no download. None: anything else (apt's answer is then replayed).
+
+    apply_config(inv) must have run (the -o/-c options). Only a hint: apt still checks every
+    deb against its index, and a deb this misses is fetched as without pkgcache."""
+    reinstall = _in_process_form(inv, apt_pkg)
+    if reinstall is None:
+        return None
+    view = IndexView(apt_pkg)
+    dep = view.depcache
+    if dep.broken_count:
+        return None  # a broken system: apt-get's fix-up is its own
+    with apt_pkg.ActionGroup(dep):
+        again = _mark(view, inv.command, inv.words[1:], reinstall)
+    if again is None:
+        return None
+    if dep.broken_count or (dep.del_count and inv.command not in _UPGRADES):
+        return None  # apt-get's problem resolver would run: its answer, replayed
+    starts = [view.package(n) for n in inv.words[1:]] if inv.command not in _UPGRADES else []
+    wants = []
+    for pkg in _changed(view, starts, again):
+        ver = dep.get_candidate_ver(pkg)
+        want = view.record(ver) if ver is not None else None
+        if want is None:
+            return None  # not downloadable (a local-only version): apt-get's error, replayed
+        wants.append(want)
+    return sorted(wants, key=lambda w: w.fname)
+
+
+def _changed(view: IndexView, starts: list[Any], again: set[int]) -> list[Any]:
+    """The packages the marks install, upgrade, downgrade or reinstall. From the requested
+    packages along every dependency (apt only marks what a marked package's dependencies
+    reach: depends, recommends, provides, and upgrades for breaks/conflicts) when that finds
+    apt's own count of them; else every package in the cache."""
+    dep = view.depcache
+
+    def moving(pkg: Any) -> bool:
+        return not dep.marked_keep(pkg) and not dep.marked_delete(pkg)
+
+    asked = {p.id for p in starts}
+    found: dict[int, Any] = {}
+    todo = list(starts)
+    seen: set[int] = set()
+    while todo:
+        pkg = todo.pop()
+        if pkg.id in seen:
+            continue
+        seen.add(pkg.id)
+        if not (moving(pkg) or pkg.id in again or pkg.id in asked):
+            continue
+        found[pkg.id] = pkg
+        ver = dep.get_candidate_ver(pkg)
+        for groups in (ver.depends_list.values() if ver is not None else ()):
+            for group in groups:
+                for d in group:
+                    todo.extend(t.parent_pkg for t in d.all_targets())
+    changed = [p for p in found.values() if moving(p) or p.id in again]
+    if starts and sum(1 for p in changed if moving(p)) == dep.inst_count:
+        return changed
+    return [p for p in view.cache.packages if moving(p) or p.id in again]
+
+
+def _in_process_form(inv: Any, apt_pkg: Any) -> bool | None:
+    """None unless inv is a form request_in_process answers; else whether it reinstalls. Sets
+    the configuration its install flags stand for (--no-install-recommends, ...)."""
+    if os.path.basename(inv.exe) != "apt-get" or inv.command is None:
+        return None  # `apt` has its own defaults (Upgrade-Allow-New, ...): replayed
+    names = inv.words[1:]
+    if inv.command in _UPGRADES:
+        if names:
+            return None
+    elif inv.command not in ("install", "reinstall") or not names:
+        return None
+    if not all(_PLAIN_NAME.match(n) for n in names):
+        return None  # =version, /release, globs, ./local.deb, name- / name+ actions: replayed
+    if any(opt not in _INPROC_FLAGS for opt, _ in inv.options):
+        return None  # -t, -a, -P, --allow-downgrades, ...: replayed
+    cfg = apt_pkg.config
+    for opt, _ in inv.options:
+        if opt in _INPROC_FLAG_CONFIG:
+            cfg.set(*_INPROC_FLAG_CONFIG[opt])
+    if any(cfg.find_b(k, False) for k in _INPROC_UNSAFE_KEYS):
+        return None
+    return (inv.command == "reinstall" or any(o == "--reinstall" for o, _ in inv.options)
+            or cfg.find_b("APT::Get::ReInstall", False))
+
+
+def _mark(view: IndexView, command: str, names: list[str], reinstall: bool) -> set[int] | None:
+    """apt-get's marks for the command (inside an ActionGroup): the ids of the packages set to
+    be reinstalled, or None if not answerable here."""
+    dep = view.depcache
+    if command in _UPGRADES:
+        return set() if dep.upgrade(command != "upgrade") else None
+    pkgs = [view.package(name) for name in names]
+    if any(pkg is None or dep.get_candidate_ver(pkg) is None for pkg in pkgs):
+        return None  # virtual, foreign-only, unknown: apt decides (and says)
+    again = {p.id for p in pkgs if reinstall and p.current_ver is not None}
+    if any(p.current_ver.id != dep.get_candidate_ver(p).id for p in pkgs if p.id in again):
+        return None  # --reinstall of an upgradable package
+    for pkg in pkgs:  # apt-get: every name first, then their dependencies
+        if pkg.id in again:
+            dep.set_reinstall(pkg, True)
+        else:
+            dep.mark_install(pkg, False, True)
+    for pkg in pkgs:
+        if pkg.id not in again:
+            dep.mark_install(pkg, True, True)
+    return again
 
 
 # -- debs pkgcache placed: remembered by stat stamp, re-checked before apt uses them --------------
@@ -413,7 +548,7 @@ def seed(cache: PackageCache, specs: list[str] | None = None, *, hook: bool = Fa
                                                   or has_remote(cache)):
             request = (inv.exe, inv.argv[1:], inv.cwd)
     if request is not None:
-        got, errors = replay_uris(*request)
+        got, errors = _request_wants(request, inv if not specs else None, apt_pkg, rep)
         if got is None and specs:
             rep.unknown = errors
             got = []
@@ -437,6 +572,17 @@ def seed(cache: PackageCache, specs: list[str] | None = None, *, hook: bool = Fa
         save_placed(paths, placed)
     rep.seconds = time.monotonic() - t0
     return rep
+
+
+def _request_wants(request: tuple[str, list[str], str | None], inv: Any, apt_pkg: Any,
+                   rep: SeedReport) -> tuple[list[Want] | None, list[str]]:
+    """The request's debs: in-process when inv's form allows, else apt's replayed answer."""
+    if inv is not None:
+        got = request_in_process(inv, apt_pkg)
+        if got is not None:
+            rep.in_process = True
+            return got, []
+    return replay_uris(*request)
 
 
 def _place_locked(cache: PackageCache, archives: Path, wants: list[Want], rep: SeedReport,

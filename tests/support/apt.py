@@ -28,6 +28,7 @@ def build_deb(
     *,
     arch: str = "all",
     depends: str | None = None,
+    recommends: str | None = None,
     size: int = 20000,
     seed: int = 0,
 ) -> pathlib.Path:
@@ -49,6 +50,8 @@ def build_deb(
         "Section: misc",
         f"Description: pkgcache test package {name}",
     ]
+    if recommends:
+        control.insert(3, f"Recommends: {recommends}")
     if depends:
         control.insert(3, f"Depends: {depends}")
     (work / "DEBIAN" / "control").write_text("\n".join(control) + "\n")
