@@ -50,14 +50,18 @@ TIERS = {
     "tests/bench/test_smoke.py": "system",
     "tests/world/": "system",
     "tests/world/test_member_layout.py": "fast",
+    "tests/upgrade/": "system",
+    "tests/apt/test_runwarn.py": "fast",
 }
 ROOT = ("tests/apt/", "tests/apt_fleet/", "tests/security/", "tests/deb/", "tests/recipes/test_recipes.py",
         "tests/reliability/test_rel_kill.py", "tests/reliability/test_rel_corrupt.py",
         "tests/reliability/test_rel_disk.py", "tests/fleet/test_apt_pull.py",
-        "tests/core/test_faults.py", "tests/core/test_user_cache.py", "tests/world/test_fleet_world.py")
-NOT_ROOT = ("tests/apt/test_apt_units.py", "tests/apt/test_apt_lists_units.py")
+        "tests/core/test_faults.py", "tests/core/test_user_cache.py", "tests/world/test_fleet_world.py",
+        "tests/upgrade/")
+NOT_ROOT = ("tests/apt/test_apt_units.py", "tests/apt/test_apt_lists_units.py", "tests/apt/test_runwarn.py")
 # paths (files or directories) whose tests share one expensive module or session fixture
-ONE_WORKER = ("tests/deb/test_deb_network.py", "tests/reliability/test_rel_props.py", "tests/world/")
+ONE_WORKER = ("tests/deb/test_deb_network.py", "tests/reliability/test_rel_props.py", "tests/world/",
+              "tests/upgrade/")
 
 
 def tier_of(rel: str) -> str:
