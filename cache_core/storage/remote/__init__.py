@@ -47,6 +47,7 @@ from .records import generate_keypair as generate_keypair  # public (docs/core-a
 from .state import COUNTERS, State
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from contextlib import AbstractContextManager
 
     from ...api import PackageCache
@@ -70,17 +71,25 @@ def get_object(cache: PackageCache, digest: str, key: str | None = None, *,
     digest = digest.lower()
     if not is_digest(digest):
         return None
-    t = tier(cache) if size is not None and size >= 0 else None
-    if t is not None and size is not None:
-        t.expected[digest] = size
-    try:
+    with _expecting(cache, digest, size):
         path = cache.get(f"sha256:{digest}")  # the local miss asks the remotes (cache._resolve)
-    finally:
-        if t is not None:
-            t.expected.pop(digest, None)
     if path is not None and key is not None:
         cache.alias(key, digest, kind=kind, meta=meta)
     return path
+
+
+@contextlib.contextmanager
+def _expecting(cache: PackageCache, digest: str, size: int | None) -> Iterator[None]:
+    """While inside, a remote body for digest is read no further than size (when known)."""
+    t = tier(cache) if size is not None and size >= 0 else None
+    if t is None or size is None:
+        yield
+        return
+    t.expected[digest] = size
+    try:
+        yield
+    finally:
+        t.expected.pop(digest, None)
 
 
 def get_record(cache: PackageCache, key: str) -> Record | None:
@@ -787,15 +796,9 @@ def bring_object(cache: PackageCache, digest: str, key: str | None = None, *,
     sha = f"sha256:{digest}"
     path = cache.get(sha, count=False)
     if path is None:
-        t = tier(cache) if size is not None and size >= 0 else None
-        if t is not None and size is not None:
-            t.expected[digest] = size
-        try:
+        with _expecting(cache, digest, size):
             if cache.remote_call(lambda: cache.storage.fill(sha), False):
                 path = cache.get(sha, count=False)
-        finally:
-            if t is not None:
-                t.expected.pop(digest, None)
     if path is not None and key is not None:
         cache.alias(key, digest, kind=kind, meta=meta)
     return path
