@@ -16,6 +16,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
@@ -272,6 +273,10 @@ def fill_wheels(pip: PipWorld, cache_dir: Path) -> None:
 
     dl = cache_dir.parent / "download"
     dl.mkdir(exist_ok=True)
+    # the sources as the driver sees them in its child: with the environment pip runs with
+    # (pip_env: the machine's pip configuration off), not this process's
+    with mock.patch.dict(os.environ, pip_env(), clear=True):
+        sources = pip_sources(["-i", pip.index.url])
     with PackageCache(str(cache_dir)) as c:
         ws = WheelStore(c)
         for name, served in pip.wheels.items():
@@ -279,6 +284,6 @@ def fill_wheels(pip: PipWorld, cache_dir: Path) -> None:
             meta = {"filename": path.name, "name": name, "version": "1.0",
                     "requires_python": None, "yanked": False,
                     # provenance as the driver records it: the index the install reads
-                    "sources": pip_sources(["-i", pip.index.url])}
+                    "sources": sources}
             assert ws.add(f"wheel:{path.name}", str(path), sha256(path), meta)
         ws.save_stamps()  # the vouches live in the local state dir, as after a real install
