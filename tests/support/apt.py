@@ -177,8 +177,10 @@ class Sandbox:
         cfg = self.base / "pkgcache.yaml"
         if not cfg.exists():
             cfg.write_text("performance:\n  cache:\n    enabled: true\n")
+        # the member's own state dir: where the hooks find it on a real machine (beside apt's
+        # Dir::State), never the host's /var/lib/pkgcache (record times, Release freshness)
         env.update(APT_CONFIG=str(self.apt_config), LC_ALL="C", DEBIAN_FRONTEND="noninteractive",
-                   PKGCACHE_CONFIG=str(cfg))
+                   PKGCACHE_CONFIG=str(cfg), PKGCACHE_STATE_DIR=str(self.root / "var/lib/pkgcache"))
         return env
 
     def apt(self, *args: str, binary: str = "apt-get", check: bool = False,

@@ -31,7 +31,7 @@ def child_env(base: Mapping[str, str] | None = None,
 
 def clean_env(tmp: Path, *, drop: tuple[str, ...] = (), **extra: str) -> dict[str, str]:
     """No proxies, no PKGCACHE_* (nor the prefixes in drop) from outside, an empty config file
-    in tmp, the checkout importable; extra on top."""
+    and the state dir in tmp, the checkout importable; extra on top."""
     prefixes = ("PKGCACHE_", *drop)
     env = {k: v for k, v in os.environ.items() if k not in PROXY_VARS
            and not k.startswith(prefixes)}
@@ -39,6 +39,8 @@ def clean_env(tmp: Path, *, drop: tuple[str, ...] = (), **extra: str) -> dict[st
     if not cfg.exists():
         cfg.write_text("")
     env["PKGCACHE_CONFIG"] = str(cfg)
+    # trust memos in the test's own state dir, never the host's /var/lib/pkgcache
+    env["PKGCACHE_STATE_DIR"] = str(tmp / "state")
     env["PYTHONPATH"] = str(REPO)
     env.update(extra)
     return env
