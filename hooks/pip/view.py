@@ -42,9 +42,9 @@ TROUBLE = {401, 403, 407, 500, 502, 503, 504}  # answers pip might handle better
 
 
 def usable(pip_args: list[str]) -> bool:
-    """True if pip may read this request's indexes through the view: http(s) indexes only, not
-    with --no-index, nor when pip reaches them in ways the view cannot (client certificates,
-    --trusted-host, --proxy, a keyring provider, a netrc file)."""
+    """True if pip may read this request's indexes through the view: http(s) indexes without
+    credentials in their URLs only, not with --no-index, nor when pip reaches them in ways the
+    view cannot (client certificates, --trusted-host, --proxy, a keyring provider, a netrc file)."""
     head = pip_args[:pip_args.index("--")] if "--" in pip_args else pip_args
     if any(a == "--no-index" or a.startswith(("--client-cert", "--trusted-host", "--cert",
                                                "--proxy", "--keyring-provider"))
@@ -54,8 +54,16 @@ def usable(pip_args: list[str]) -> bool:
             os.environ.get("NETRC") or os.path.expanduser("~/.netrc")):
         return False  # credentials or a route only pip knows
     extras = [] if options.has_extra_index(pip_args) else options.extra_index_urls()
-    return all(u.startswith(("http://", "https://"))
-               for u in (options.index_url(pip_args), *_cli_extras(pip_args), *extras))
+    urls = (options.index_url(pip_args), *_cli_extras(pip_args), *extras)
+    # an index behind credentials in its URL (user:password@, a token in the query) is read by
+    # pip itself: the view's URL stands on pip's command line, which other local users can read,
+    # and would let them through to that index for the run
+    return all(u.startswith(("http://", "https://")) and not _credentialed(u) for u in urls)
+
+
+def _credentialed(url: str) -> bool:
+    parts = urllib.parse.urlsplit(url)
+    return "@" in parts.netloc or bool(parts.query)
 
 
 def _quiet(request: object, client_address: object) -> None:

@@ -62,6 +62,8 @@ def test_page_links_point_at_the_view_with_their_hash(view: View) -> None:
     (["--extra-index-url=file:///x/", "a"], False),
     (["a", "--", "--no-index"], True),                      # after --: not an option
     (["--proxy", "http://p:3128", "a"], False),
+    (["-i", "https://u:secret@idx.example/simple/", "a"], False),  # the view's URL is on
+    (["--extra-index-url", "https://idx.example/simple/?token=s", "a"], False),  # argv: pip's own
 ])
 def test_which_requests_use_the_view(args: list[str], ok: bool,
                                      monkeypatch: pytest.MonkeyPatch) -> None:
