@@ -99,6 +99,7 @@ def test_remote_commands_without_a_remote_say_so(tmp_path):
      "secret_access_key: an inline secret|credentials_file"),
 ])
 @pytest.mark.parametrize("exposure", ["0644", "0640", "other owner"])
+@pytest.mark.root  # chowns the config to another user and back
 def test_an_inline_secret_in_a_config_others_can_read_is_refused(tmp_path, entry, option,
                                                                   exposure):
     """Exit 3 and one line naming the *_file option; the secret itself is never printed. The
