@@ -332,7 +332,7 @@ def fetch(cache: PackageCache, url: str, dest: str | os.PathLike[str], sha256: s
     job = _Download(cache if usable else None, url, dest, sha256, refresh=refresh,
                     retries=max(0, retries), retry_delay=max(0.0, retry_delay), timeout=timeout,
                     progress=progress)
-    if usable and sha256 and not refresh:
+    if usable and sha256 and not refresh and not job.private:  # a private URL asks no store
         return _coalesced(cache, sha256, dest, job)
     return job.run()
 

@@ -234,14 +234,21 @@ def seen_time(key: str) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
+MAX_CLOCK_SKEW = 3600.0  # seconds a writer's clock may run ahead of this machine's
+
+
 def check_fresh(rec: Record) -> None:
     """Refuse (RecordError) a record older than one already seen for its key; remember a newer
     one. A record without a time counts as older than any timed one (best effort: no state dir,
     no memory)."""
     seen = seen_time(rec.key)
+    if rec.created is not None and rec.created > now() + MAX_CLOCK_SKEW:
+        raise RecordError("created in the future")  # else it would block every later record
     if seen is not None and (rec.created is None or rec.created < seen):
         raise RecordError("older than a record already seen for this key (replayed?)")
-    if rec.created is not None and (seen is None or rec.created > seen):
+    # only a trusted signature moves the mark: an unsigned record (trust: unsigned) must not
+    # make this machine refuse the properly signed ones that follow
+    if rec.signer is not None and rec.created is not None and (seen is None or rec.created > seen):
         note_time(rec.key, rec.created)
 
 
