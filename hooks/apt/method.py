@@ -626,7 +626,11 @@ class Front:
         return int(ans["size"])
 
     def settle_offline(self) -> None:
-        """Every Release request in and all held: serve them all (the session is offline)."""
+        """Every Release request in and all held: serve them all (the session is offline),
+        unless apt was already asked to retry something this session (LP #2003851 again)."""
+        if self.retry_asked:
+            self.decide_online()
+            return
         with self.lock:
             if self.offline is not None or not self.held:
                 return
