@@ -66,6 +66,11 @@ def _credentialed(url: str) -> bool:
     return "@" in parts.netloc or bool(parts.query)
 
 
+def _segment(url: str) -> str:
+    """The last path segment of a file's URL: the name the view serves it under."""
+    return urllib.parse.urlsplit(url).path.rsplit("/", 1)[-1] or "file"
+
+
 def _quiet(request: object, client_address: object) -> None:
     """No traceback on stderr for a client that went away."""
 
@@ -193,13 +198,23 @@ class View:
                 n, name = int(m.group(1)), urllib.parse.unquote(m.group(2))
                 if n >= len(self.files):
                     return h.send_error(404)
-                if name.endswith(".metadata") and not self.files[n].endswith(".metadata"):
+                # the name is file n's own (as _register wrote the link), never the asker's:
+                # whoever reads the view's URL off pip's command line cannot file other bytes
+                # under a name pip will ask for
+                own = _segment(self.files[n])
+                if name == own + ".metadata" and not own.endswith(".metadata"):
                     return self._relay(h, self.files[n] + ".metadata")
-                return self._file(h, n, name)
+                if name != own:
+                    return h.send_error(404)
+                return self._file(h, n, own)
             i, _, sub = rest.partition("/")
             if not i.isdigit() or int(i) >= len(self.indexes):
                 return h.send_error(404)
-            return self._page(h, urllib.parse.urljoin(_slash(self.indexes[int(i)]), sub))
+            top = _slash(self.indexes[int(i)])
+            url = urllib.parse.urljoin(top, sub)
+            if not url.startswith(top):  # pages of the user's indexes only, never another host
+                return h.send_error(404)
+            return self._page(h, url)
         except (BrokenPipeError, ConnectionResetError):
             return None
 
@@ -256,9 +271,8 @@ class View:
                 self.files.append(bare)
             m = re.search(r"(?:^|&)sha256=([0-9a-f]{64})(?:&|$)", frag)
             if m is not None:
-                self.hashes[n] = m.group(1)
-        seg = urllib.parse.urlsplit(bare).path.rsplit("/", 1)[-1] or "file"
-        return f"{self.prefix}f/{n}/{seg}" + (f"#{frag}" if frag else "")
+                self.hashes.setdefault(n, m.group(1))  # the first page that named it decides
+        return f"{self.prefix}f/{n}/{_segment(bare)}" + (f"#{frag}" if frag else "")
 
     def _rewrite(self, body: bytes, ctype: str, base: str) -> bytes:
         if ctype.split(";", 1)[0].strip() == _JSON:
@@ -270,7 +284,7 @@ class View:
                         f["url"] = self._register(url)
                         want = (f.get("hashes") or {}).get("sha256")
                         if isinstance(want, str) and re.fullmatch(r"[0-9a-f]{64}", want):
-                            self.hashes[self._by_url[url.split("#", 1)[0]]] = want
+                            self.hashes.setdefault(self._by_url[url.split("#", 1)[0]], want)
                 return json.dumps(data).encode()
             except (ValueError, AttributeError, TypeError):
                 return body

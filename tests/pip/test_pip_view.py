@@ -82,3 +82,24 @@ def test_the_view_answers_only_under_its_secret_path(view: View) -> None:
     with pytest.raises(urllib.error.HTTPError) as exc:
         urllib.request.urlopen(f"http://127.0.0.1:{port}/0/alpha/", timeout=5)
     assert exc.value.code == 404
+
+
+def test_a_reader_of_the_views_url_cannot_choose_names_pages_or_hashes(view: View) -> None:
+    """The view's URL is on pip's command line: another local user who reads it must not file
+    a file's bytes under another file's name, reach pages of another host, or change the hash
+    a file is checked against."""
+    import urllib.error
+    import urllib.request
+
+    html = b'<a href="../../files/a-1.0-py3-none-any.whl#sha256=' + b"ab" * 32 + b'">a</a>'
+    view._rewrite(html, "text/html", "https://idx.example/simple/a/")
+    view._rewrite(b'<a href="../../files/a-1.0-py3-none-any.whl#sha256=' + b"ef" * 32 + b'">a</a>',
+                  "text/html", "https://idx.example/simple/a/")
+    assert view.hashes == {0: "ab" * 32}  # the first page that named the file decides
+    for path in ("f/0/victim-2.0-py3-none-any.whl",        # file 0's bytes under another name
+                 "0///evil.example/simple/x/",              # a page of another host
+                 "0/../../other/simple/x/"):                # a page outside the index
+        with pytest.raises(urllib.error.HTTPError) as exc:
+            urllib.request.urlopen(view.prefix + path, timeout=5)
+        assert exc.value.code == 404, path
+    assert view.fetched == {}
