@@ -12,6 +12,7 @@ from pathlib import Path
 
 from tests.apt_fleet.test_fleet_apt import _seeded_fleet
 from tests.support import PY, REPO
+from tests.support.user import readable_tree
 
 
 def _read_msg(stream) -> list[str]:
@@ -32,11 +33,14 @@ def converse(env: dict[str, str], uri: str, dest: Path, sha: str,
              user: str | None = None) -> tuple[list[list[str]], str]:
     """One session: capabilities, configuration, one 600 URI Acquire; every message until the
     201/400 for it, and the method's stderr."""
+    code = REPO
     cmd = [PY, "-m", "hooks.apt.method", "http"]
-    if user:
+    if user:  # another user runs a world-readable copy on the system Python (the checkout and
+        # its venv may be private: a clone in a 0700 mktemp -d)
+        code = readable_tree()
         cmd = ["setpriv", f"--reuid={user}", f"--regid={user if user != 'nobody' else 'nogroup'}",
-               "--clear-groups", *cmd]
-    env = dict(env, PYTHONPATH=str(REPO))
+               "--clear-groups", "/usr/bin/python3", "-m", "hooks.apt.method", "http"]
+    env = dict(env, PYTHONPATH=str(code))
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, env=env, cwd="/")
     assert proc.stdin and proc.stdout
