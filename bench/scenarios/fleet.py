@@ -366,6 +366,14 @@ class FleetBench:
                                              f"http://127.0.0.1:{netns.PROXY_PORT}"),
                        port=devpi.PORT, host=netns.STORE_IP, log=self.work / "devpi.log", wait=180)
 
+    def warm_devpi(self) -> None:
+        """devpi's first page takes long (it loads PyPI's project list; pip's 15 s timeout
+        expires, then devpi says the project does not exist): ask for one first, untimed."""
+        first = self.req.split()[0].split("=")[0].split("<")[0].split(">")[0].split("[")[0]
+        url = devpi.index_url(netns.STORE_IP) + first.lower() + "/"
+        sh(*self.lab.exec_prefix(None), sys.executable, "-c",
+           f"import urllib.request; urllib.request.urlopen({url!r}, timeout=900).read()")
+
     # -- one provisioning
     def server(self, i: int, name: str, mode: str) -> Server:
         """A fresh server i; mode: fleet (pkgcache, remote rw, signed), acng or devpi (the clean
@@ -470,9 +478,16 @@ class FleetBench:
             s.close()
 
     def poison(self) -> tuple[Path, bytes]:
-        """Replace the start of the store's largest object with other bytes; (its path, the
+        """Replace the start of the store's largest .deb (else its largest object: one the member
+        surely asks for, not an index it may never read) with other bytes; (its path, the
         original bytes: restore() puts them back for the scenarios after it)."""
-        victim = max((p for p in self.store_cas.iterdir() if p.is_file()), key=lambda p: p.stat().st_size)
+        objs = sorted((p for p in self.store_cas.iterdir() if p.is_file()),
+                      key=lambda p: p.stat().st_size, reverse=True)
+
+        def is_deb(p: Path) -> bool:
+            with open(p, "rb") as f:
+                return f.read(8) == b"!<arch>\n"
+        victim = next((p for p in objs if is_deb(p)), objs[0])
         with open(victim, "r+b") as f:
             orig = f.read(1 << 20)
             f.seek(0)
@@ -486,6 +501,8 @@ class FleetBench:
         try:
             (self.start_acng if peer == "acng" else self.start_devpi)()
             print(f"  priming {peer}: server 1 through it (untimed)", flush=True)
+            if peer == "devpi":
+                self.warm_devpi()
             s = self.server(1, f"{peer}-prime", peer)
             try:
                 self.provision(s, pip=peer == "devpi", apt=peer == "acng", count=False)
