@@ -987,7 +987,7 @@ def main() -> int:
                                        capture_output=True, text=True).stdout.strip()}
     b = FleetBench(work, args.servers, args.internet_rate, args.lan_rate, logdir, apt, req,
                    args.prefix)
-    signal.signal(signal.SIGTERM, interrupted)
+    old_handler = signal.signal(signal.SIGTERM, interrupted)
     try:
         b.lab.up(b.relay.paths, args.lan_rate)
         print("building the server images (mmdebstrap base; + pkgcache .deb; clean)", flush=True)
@@ -1003,6 +1003,7 @@ def main() -> int:
     finally:
         b.close()
         jp = write_results(res, b, out, t0)
+        signal.signal(signal.SIGTERM, old_handler)
     chart = "skipped" if args.no_chart else plot(jp, out / "fleet.png")
     print(f"chart: {chart}; total {res['seconds'] / 60:.1f} min")
     return 0 if all(t["met"] is not False for t in res["targets"]) and not failures(res) else 1

@@ -248,6 +248,50 @@ def test_main_ends_with_table_and_json_when_the_setup_fails(
     assert out.rstrip().splitlines()[-1].startswith("chart: skipped")
 
 
+def test_sigterm_mid_run_still_ends_with_table_and_json(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    # the bench stopped with SIGTERM during a run: what ran is in the table and the JSON
+    import signal
+
+    class Stopped(fleet.FleetBench):
+        def __init__(self, work: Path, *a: object) -> None:
+            self.results = {s: [] for s in fleet.SCENARIOS}
+            self.results["cold"].append(_rec(60))
+            self.orders = [["cold"]]
+            self.lab = self.relay = self
+            self.paths: dict = {}
+
+        def up(self, *a: object) -> None:
+            pass
+
+        def image(self) -> Path:
+            return Path("/nonexistent")
+
+        def prime(self, peer: str) -> None:
+            pass
+
+        def run_once(self, r: int, only: set[str]) -> None:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)
+            raise AssertionError("SIGTERM did not stop the run")
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(fleet, "FleetBench", Stopped)
+    monkeypatch.setattr(fleet.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(fleet, "plot", lambda j, p: "skipped")
+    monkeypatch.setattr(sys, "argv", ["fleet", "--quick", "--out", str(tmp_path / "out"),
+                                      "--workdir", str(tmp_path / "work")])
+    before = signal.getsignal(signal.SIGTERM)
+    assert fleet.main() == 1
+    assert signal.getsignal(signal.SIGTERM) == before
+    out = capsys.readouterr().out
+    res = json.loads((tmp_path / "out" / "fleet.json").read_text())
+    assert res["error"] == "KeyboardInterrupt: SIGTERM" and res["summary"]["cold"]["runs"] == 1
+    assert res["table"] in out and "FAILED bench: KeyboardInterrupt: SIGTERM" in out
+
+
 def test_module_runs_as_the_readme_documents(tmp_path: Path) -> None:
     # `python -m bench.scenarios.fleet` from the checkout: --markdown and --chart of a results JSON
     res = {"summary": fleet.summarize(_results()), "results": _results(), "started": "now",
