@@ -170,3 +170,32 @@ def test_readme_links_every_guide() -> None:
     linked = {target.split("#")[0] for _, target in links(README)}
     guides = {d for d in user_docs() if d != "README.md"}
     assert guides - linked == set()
+
+
+def test_cli_reference_is_the_parsers() -> None:
+    """docs/cli.md's command reference is what scripts/cli_reference.py renders from the parser."""
+    import runpy
+
+    ref = runpy.run_path(str(REPO / "scripts" / "cli_reference.py"))
+    text = doc_text("docs/cli.md")
+    assert ref["rewritten"](text) == text, "docs/cli.md differs: run scripts/cli_reference.py"
+    for words in parsers():
+        assert f"### `{' '.join(['pkgcache', *words.split()])}`" in text
+
+
+def test_man_page_names_every_command_and_option() -> None:
+    """pkgcache(1) is written by hand: each (sub-)command and each option of the parser is in its
+    COMMANDS or OPTIONS section, by one of its names."""
+    man = re.sub(r"\\f[BIRP]", " ", MAN.replace("\\-", "-"))   # roff: \- is -, \fB... fonts
+    man = man.split(".SH COMMANDS", 1)[1].split(".SH CONFIGURATION", 1)[0]
+    missing = []
+    for words, p in parsers().items():
+        if words and not re.search(rf"\b{re.escape(words.split()[-1])}\b", man):
+            missing.append(words)
+        for a in p._actions:
+            if a.option_strings and a.help != argparse.SUPPRESS \
+                    and not isinstance(a, argparse._HelpAction) \
+                    and not any(re.search(rf"(?<![\w-]){re.escape(o)}(?![\w-])", man)
+                                for o in a.option_strings):
+                missing.append(f"{words} {a.option_strings[-1]}")
+    assert missing == []
