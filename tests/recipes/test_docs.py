@@ -199,3 +199,16 @@ def test_man_page_names_every_command_and_option() -> None:
                                 for o in a.option_strings):
                 missing.append(f"{words} {a.option_strings[-1]}")
     assert missing == []
+
+
+def test_readme_and_guides_configs_are_accepted(tmp_path: Path) -> None:
+    """The README's minimal config and the configuration guide's full one load as printed."""
+    from cache_core import load_config
+
+    blocks = [doc_block("README.md", "A minimal configuration", "yaml"),
+              doc_block("docs/configuration.md", "Configuration", "yaml")]
+    for i, block in enumerate(blocks):
+        path = tmp_path / f"c{i}.yaml"
+        path.write_text(block)
+        cfg = load_config(str(path))
+        assert cfg.directory == "/var/cache/vps-configurator" and cfg.max_size_gb == 5, cfg

@@ -15,6 +15,8 @@ EXTRACTED = (
     ("docs/recipes.md", "cloud-init", "yaml"),
     ("docs/recipes.md", "Ansible", "yaml"),
     ("docs/fleet.md", "The fleet tier: a remote store", "yaml"),
+    ("README.md", "A minimal configuration", "yaml"),
+    ("docs/configuration.md", "Configuration", "yaml"),
 )
 _HEADING = re.compile(r"^(#{1,6}) (.+?)\s*$")
 _LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
