@@ -640,9 +640,11 @@ class Remote:
 
     def put_record(self, key: str) -> bool:
         """Queue key's record (signed when the remote has a signing key) and content for upload."""
-        entry = self._cache.lookup(key)
-        return entry is not None and bool(
-            self._cache.remote_call(lambda: self.tier.enqueue(entry.key, entry.digest), False))
+        def queue() -> bool:
+            entry = self._cache.lookup(key)
+            return entry is not None and self.tier.enqueue(entry.key, entry.digest)
+
+        return bool(self._cache.remote_call(queue, False))
 
     def download_lease(self, digest: str, *, key: str | None = None, kind: str | None = None,
                        wait: float | None = None) -> AbstractContextManager[Lease]:
