@@ -112,7 +112,7 @@ def fetch_built(cache: PackageCache, store: WheelStore, art: Artifact, target: T
             warn(f"pip: fleet record {key[:24]}… names a wrong wheel; ignored")
         return False
     if rec is not None and rec.sha256 == entry.digest:
-        groups = bound((rec.meta or {}).get("sources"), getattr(rec, "signer", None))
+        groups = bound((rec.meta or {}).get("sources"), rec.signer)
         if groups:
             store.vouch(key, entry.digest, groups)
     return True
@@ -200,7 +200,7 @@ def adopt_hashes(cache: PackageCache, store: WheelStore, target: Target,
         if filename.endswith(".whl") and (tags is None or not target.supports(tags)):
             continue
         if _adopt(cache, store, filename, digest, rec.meta or {},
-                  groups=bound((rec.meta or {}).get("sources"), getattr(rec, "signer", None))):
+                  groups=bound((rec.meta or {}).get("sources"), rec.signer)):
             n += 1
     return n
 
