@@ -136,7 +136,7 @@ def _keygen(args: argparse.Namespace) -> int:
 
 
 def _resign(args: argparse.Namespace) -> int:
-    """Re-sign the live records of every rw remote with a new key (a rotation: README, Keys)."""
+    """Re-sign the live records of every rw remote with a new key (a rotation: docs/fleet.md)."""
     remote = _remote(args, rw="re-sign records on")
     try:
         rows = remote.tier.resign(args.secret_file)
