@@ -27,7 +27,6 @@ URLs and VCS references are never stored.
 from __future__ import annotations
 
 import hashlib
-import html
 import os
 import re
 import shutil
@@ -51,6 +50,9 @@ if TYPE_CHECKING:
 # name is canonicalised: a warm uv install never needs it (~30 ms of every run).
 _NAME_PART = re.compile(r"^[\w\d._]*$", re.UNICODE)  # packaging.utils' wheel name-part rule
 _BUILD_TAG = re.compile(r"(\d+)(.*)$")
+# versions as indexes spell them (a subset of PEP 440: checked without packaging.version)
+_PLAIN_VERSION = re.compile(r"[0-9]+(\.[0-9]+)*((a|b|rc)[0-9]+)?(\.post[0-9]+)?(\.dev[0-9]+)?"
+                            r"(\+[a-z0-9]+(\.[a-z0-9]+)*)?")
 
 BUCKET = "pip-v1"
 SDIST_SUFFIXES = (".tar.gz", ".zip")
@@ -156,12 +158,13 @@ def _wheel_parts(filename: str) -> tuple[str, frozenset[str]] | None:
     parts = stem.split("-", dashes - 2)
     if "__" in parts[0] or _NAME_PART.match(parts[0]) is None:
         return None
-    from packaging.version import InvalidVersion, Version
+    if _PLAIN_VERSION.fullmatch(parts[1]) is None:  # any other spelling: packaging decides
+        from packaging.version import InvalidVersion, Version
 
-    try:
-        Version(parts[1])
-    except InvalidVersion:
-        return None
+        try:
+            Version(parts[1])
+        except InvalidVersion:
+            return None
     if dashes == 5 and _BUILD_TAG.match(parts[2]) is None:
         return None
     interpreters, abis, platforms = parts[-1].lower().split("-")
@@ -483,6 +486,7 @@ class WheelStore:
     # -- pages and directories --------------------------------------------------------------
     def write_page(self, page: Path, cands: list[Candidate], *, relative: bool = False) -> None:
         """Write a find-links HTML page with #sha256= and data-requires-python, atomically."""
+        import html
         lines = ["<!DOCTYPE html>", "<html><head><meta charset=\"utf-8\">"
                  "<title>pkgcache wheelhouse</title></head><body>"]
         for c in sorted(cands, key=lambda c: (c.filename, c.sha256)):

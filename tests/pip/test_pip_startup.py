@@ -88,6 +88,33 @@ def test_warm_uv_install_imports_no_fleet_and_no_packaging_utils(
     assert venv_version(v2, "alpha") == "1.0" and venv_version(v2, "beta") == "1.0"
     assert "installed from the cache" in err  # the index was unreachable
     assert "hooks.pip.install" in mods  # the probe saw the driver run
+    # nor the view and its HTTP server (online runs only), nor traceback (importlib.util's
+    # find_spec runs setuptools' distutils hack), nor html (pages for pip only)
     heavy = {"hooks.pip.fleet", "packaging.utils", "packaging.tags", "packaging.requirements",
-             "cache_core.storage.remote"}
+             "cache_core.storage.remote", "hooks.pip.view", "http.server", "traceback", "html"}
+    assert not heavy & set(mods), heavy & set(mods)
+
+
+def test_offline_index_probe_loads_no_tls_or_urllib() -> None:
+    """With the index's host unresolvable (the network gone) and no proxy, the probe answers
+    with the socket module alone: no urllib.request, ssl, http.client or email on a warm run."""
+    code = """import json, os, sys
+for k in [k for k in os.environ if k.lower().endswith("_proxy")]:
+    del os.environ[k]
+sys.path.insert(0, {repo!r})
+before = set(sys.modules)
+from hooks.pip import build
+print(json.dumps([build.probe_index("http://no-such-host.invalid/simple/"),
+                  sorted(set(sys.modules) - before)]))
+"""
+    import json
+    import subprocess
+
+    from tests.support import REPO
+
+    out = subprocess.run([sys.executable, "-c", code.format(repo=str(REPO))],
+                         capture_output=True, text=True, check=True).stdout
+    cause, mods = json.loads(out)
+    assert cause.startswith("name resolution failed"), cause
+    heavy = {"urllib.request", "ssl", "http.client", "email", "hooks.common.http"}
     assert not heavy & set(mods), heavy & set(mods)
