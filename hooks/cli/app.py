@@ -2,7 +2,8 @@
 
 Start-up is part of every apt hook and every pip/uv install, so this module imports almost
 nothing: ``--version`` and ``apt hook`` never build a parser; a command imports only its own
-module (like pip's ``commands_dict``); SQLite and YAML load when the cache is opened.
+module (like pip's ``commands_dict``); SQLite and YAML load when the cache is opened; the
+top-level ``--help`` is a text generated from the parser (hooks/cli/helptext.py).
 """
 
 from __future__ import annotations
@@ -186,6 +187,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if is_version(argv):
         sys.stdout.write(f"pkgcache {__version__}\n")
         return EXIT_OK
+    if argv in (["-h"], ["--help"]):  # the parser's own text, without argparse where it can
+        from hooks.cli.helptext import top
+
+        text = top()
+        if text is not None:
+            sys.stdout.write(text)
+            return EXIT_OK
     if _is_apt_hook(argv):  # fast path: no parser, no other driver; always exit 0
         from hooks.cli.apthook import hook_main
 
