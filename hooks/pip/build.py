@@ -55,8 +55,8 @@ def probe_index(url: str, *, timeout: float = 5.0) -> str | None:
 
 
 def _no_address(url: str) -> str | None:
-    """Why url's host has no address, if no proxy is set for its scheme in the environment
-    (else None: hooks.common.http.probe decides, with urllib's proxy rules)."""
+    """Why url's host has no address, if the environment names no proxy at all (else None:
+    hooks.common.http.probe decides, with the client's proxy rules)."""
     import socket
     from urllib.parse import urlsplit
 
@@ -65,8 +65,8 @@ def _no_address(url: str) -> str | None:
         host, port = parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError:
         return None
-    proxy = f"{parts.scheme}_proxy"
-    if not host or any(v and k.lower() == proxy for k, v in os.environ.items()):
+    if not host or any(v and k.lower().endswith("_proxy") and k.lower() != "no_proxy"
+                       for k, v in os.environ.items()):
         return None
     try:  # (an ASCII name as bytes: no IDNA codec to load)
         socket.getaddrinfo(host.encode("ascii") if host.isascii() else host, port,
