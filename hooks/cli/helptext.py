@@ -52,7 +52,7 @@ def columns() -> int:
         cols = 0
     if cols <= 0:
         try:
-            cols = os.get_terminal_size(sys.__stdout__.fileno()).columns or WIDTH
+            cols = os.get_terminal_size(sys.__stdout__.fileno()).columns or WIDTH  # type: ignore[union-attr]
         except (AttributeError, ValueError, OSError):
             cols = WIDTH
     return cols
