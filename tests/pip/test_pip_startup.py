@@ -118,3 +118,42 @@ print(json.dumps([build.probe_index("http://no-such-host.invalid/simple/"),
     assert cause.startswith("name resolution failed"), cause
     heavy = {"urllib.request", "ssl", "http.client", "email", "hooks.common.http"}
     assert not heavy & set(mods), heavy & set(mods)
+
+
+_ENTRY = """import atexit, sys
+sys.path.insert(0, {repo!r})
+atexit.register(lambda: print("TEARDOWN", file=sys.stderr))
+from hooks.cli import main
+sys.exit(main())
+"""
+
+
+def test_pip_install_as_the_program_skips_the_teardown_and_keeps_output_and_code(
+        cache: PackageCache, index: Index, make_venv, tmp_path: Path) -> None:
+    """Run as the program, a pip install exits without the interpreter's teardown (no atexit
+    handler runs) once the cache is closed; its output and exit code are pip's. Another
+    command, and a pip install called as a function, end normally."""
+    import subprocess
+
+    from tests.support import REPO
+    from tests.support.cli import child_env
+
+    entry = tmp_path / "entry.py"
+    entry.write_text(_ENTRY.format(repo=str(REPO)))
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, str(entry), "--cache-dir", str(cache.root), *args],
+                              capture_output=True, text=True, env=child_env(None, None),
+                              timeout=300)
+
+    v = make_venv()
+    r = run("pip", "install", "--python", str(v / "bin" / "python"), "-i", index.url, "alpha")
+    assert r.returncode == 0 and "TEARDOWN" not in r.stderr, r.stderr
+    assert "Successfully installed alpha-1.0 beta-1.0" in r.stdout, r.stdout
+    assert venv_version(v, "alpha") == "1.0"
+    r = run("pip", "install", "--python", str(v / "bin" / "python"), "-i", index.url, "--offline",
+            "no-such-project")
+    assert r.returncode == 1 and "TEARDOWN" not in r.stderr, r.stderr
+    assert "no-such-project" in r.stderr and "Traceback" not in r.stderr
+    r = run("stats")
+    assert r.returncode == 0 and "TEARDOWN" in r.stderr
