@@ -1,7 +1,7 @@
 """``pkgcache --help`` without argparse: the top-level help as the parser renders it at 80
 columns on the Python it was generated with (argparse alone costs more than the rest of the
 start-up). Any other width or Python builds the parser. Regenerate after changing the parser
-or a summary: ``python3 -m hooks.cli.helptext`` (tests/cli/test_startup.py checks it)."""
+or a summary: ``python3 scripts/help_text.py`` (tests/cli/test_startup.py checks it)."""
 
 from __future__ import annotations
 
@@ -61,35 +61,3 @@ def columns() -> int:
 def top() -> str | None:
     """The top-level help text, or None where only the parser can render it."""
     return TOP if sys.version_info[:2] == PYTHON and columns() == WIDTH else None
-
-
-def render() -> str:
-    """The top-level help as the parser renders it at WIDTH columns."""
-    saved = os.environ.get("COLUMNS")
-    os.environ["COLUMNS"] = str(WIDTH)
-    try:
-        from hooks.cli.app import build_parser
-
-        return build_parser(None, stubs=True).format_help()
-    finally:
-        if saved is None:
-            del os.environ["COLUMNS"]
-        else:
-            os.environ["COLUMNS"] = saved
-
-
-def _regenerate() -> None:
-    path = os.path.abspath(__file__)
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
-    head, rest = text.split('TOP = """\\\n', 1)
-    tail = rest.split('"""\n', 1)[1]
-    body = render().replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
-    major, minor = sys.version_info[:2]
-    head = head.replace(f"PYTHON = {PYTHON!r}", f"PYTHON = ({major}, {minor})")
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(f'{head}TOP = """\\\n{body}"""\n{tail}')
-
-
-if __name__ == "__main__":
-    _regenerate()

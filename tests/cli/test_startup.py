@@ -62,9 +62,15 @@ def test_top_level_help_at_80_columns_is_the_parsers_text_without_argparse(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """The generated help (hooks/cli/helptext.py) is what argparse renders; at other widths,
     or on another Python, the parser itself prints it."""
-    from hooks.cli import build_parser, helptext
+    import runpy
 
-    assert helptext.render() == helptext.TOP, "run: python3 -m hooks.cli.helptext"
+    from hooks.cli import build_parser, helptext
+    from tests.support import REPO
+
+    gen = runpy.run_path(str(REPO / "scripts" / "help_text.py"))
+    assert gen["render"]() == helptext.TOP, "run: python3 scripts/help_text.py"
+    text = (REPO / "hooks" / "cli" / "helptext.py").read_text(encoding="utf-8")
+    assert gen["rewritten"](text) == text
     for argv in (["--help"], ["-h"]):
         mods = imported(*argv, env={"COLUMNS": "80"})
         assert "argparse" not in mods and "typing" not in mods, argv
