@@ -14,7 +14,7 @@ from packaging.version import InvalidVersion
 from cache_core import PackageCache
 from hooks.pip.install import install
 from hooks.pip.runner import uv_bin
-from hooks.pip.store import check_filename, project_of, wheel_tags
+from hooks.pip.store import canonical_name, check_filename, project_of, wheel_tags
 from hooks.pip.target import probe
 from tests.support.cli import probe_imports
 from tests.support.pip import Index, venv_version
@@ -60,6 +60,14 @@ def test_wheel_name_checks_agree_with_packaging(name: str) -> None:
             assert check_filename(name) == name
 
 
+@pytest.mark.parametrize("name", ["Foo", "foo_bar", "Foo.Bar-baz", "a__b..c--d", "Ärger_X",
+                                  "pydantic-core", "zope.interface", ""])
+def test_canonical_name_is_packagings(name: str) -> None:
+    from packaging.utils import canonicalize_name
+
+    assert canonical_name(name) == str(canonicalize_name(name))
+
+
 def test_target_tag_rank_matches_wheel_tags(tmp_path: Path) -> None:
     """The target's supported tags and a wheel's tags are compared as the same strings."""
     target = probe(sys.executable)
@@ -92,6 +100,23 @@ def test_warm_uv_install_imports_no_fleet_and_no_packaging_utils(
     # find_spec runs setuptools' distutils hack), nor html (pages for pip only)
     heavy = {"hooks.pip.fleet", "packaging.utils", "packaging.tags", "packaging.requirements",
              "cache_core.storage.remote", "hooks.pip.view", "http.server", "traceback", "html"}
+    assert not heavy & set(mods), heavy & set(mods)
+
+
+def test_warm_pip_install_reads_its_report_without_packaging_utils(
+        cache: PackageCache, index: Index, make_venv, capfd: pytest.CaptureFixture[str]) -> None:
+    """The pip backend's warm run (index unreachable) reads pip's report for the LRU times
+    without packaging.utils (and packaging.tags, logging, sysconfig behind it)."""
+    assert install(cache, ["--python", str(make_venv() / "bin" / "python"), "-i", index.url,
+                           "alpha"]) == 0, capfd.readouterr().err
+    index.stop()
+    v2 = make_venv()
+    code, mods, err = probe_imports("--cache-dir", str(cache.root), "pip", "install", "--python",
+                                    str(v2 / "bin" / "python"), "-q", "-i", index.url, "alpha",
+                                    timeout=300)
+    assert code == 0 and "installed from the cache" in err, err
+    assert venv_version(v2, "alpha") == "1.0" and "hooks.pip.install" in mods
+    heavy = {"packaging.utils", "packaging.tags", "hooks.pip.view", "http.server", "traceback"}
     assert not heavy & set(mods), heavy & set(mods)
 
 
