@@ -19,7 +19,7 @@ PUBLIC: dict[str, frozenset[str]] = {
     "cache_core.storage": frozenset({"remote"}),
     "cache_core.storage.remote": frozenset({
         "get_object", "bring_object", "get_record", "put_record", "tier", "generate_keypair", "Record",
-        "RemoteTier",
+        "RemoteTier", "add_to_set", "read_set",
     }),
 }
 # Attributes that reveal the local store's layout, inodes or lock naming: never used by drivers.

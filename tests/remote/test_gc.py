@@ -254,3 +254,44 @@ def test_gc_keeps_what_a_member_took_within_the_retention_window(fleet, make_cac
     assert store.read(record_name("usage:gone:2020-01-01")) is None
     assert store.read(f"cas/{lh}") is None
     _check_readers(make_cache, store, pubs, fleet["live"], "reader")
+
+
+def test_an_object_the_uploader_skipped_and_gc_deleted_is_put_back(lstore, make_cache, keypair,
+                                                                    tmp_path):
+    """The uploader skips cas/X because a HEAD shows it; gc (whose last listing of records came
+    before the record) deletes X; then the record is written. The uploader HEADs X again after
+    the record and puts it back, so the record never points at nothing."""
+    data = b"an object two members share\n" * 400
+    h = hashlib.sha256(data).hexdigest()
+    lstore.write(f"cas/{h}", data)  # uploaded long ago by another member, no record yet
+    grace = _age(lstore, tmp_path)
+    src = tmp_path / "raced"
+    src.write_bytes(data)
+    a = make_cache("a", [lstore.remote(mode="rw", signing_key_file=keypair[0],
+                                       trusted_public_keys=[keypair[1]])])
+    assert a.put("name:raced", str(src)) == h  # queued (uploads are manual here)
+    t = remote.tier(a)
+    spec = t.specs[0]
+    real = t._backend(spec)
+    reports = []
+
+    class GcBetweenHeadAndRecord:
+        """The real backend; gc runs to the end right after the uploader's first HEAD of X."""
+
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        def head(self, name, deadline):
+            size = real.head(name, deadline)
+            if name == f"cas/{h}" and not reports:
+                reports.append(gc.collect(real, lambda n: t._read_small(spec, n), spec, grace, 0))
+            return size
+
+    t._backends[spec.ident] = GcBetweenHeadAndRecord()
+    out = t.drain(wait=True)
+    assert out["failed"] == 0 and out["pending"] == 0, out
+    assert f"cas/{h}" in reports[0]["deleted"], reports  # the race happened
+    assert lstore.read(record_name("name:raced")) is not None
+    assert lstore.read(f"cas/{h}") == data
+    r = make_cache("r", [lstore.remote(trusted_public_keys=[keypair[1]])])
+    assert open(r.get("name:raced"), "rb").read() == data

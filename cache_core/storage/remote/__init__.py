@@ -31,6 +31,7 @@ from ...errors import EXIT_USAGE, CacheError, RecordError, warn
 from ...hashing import sha256_bytes, sha256_fd
 from ...keys import digest_of_key, is_digest, is_private_key, normalize_key
 from ..tier import Located, Sink
+from . import sets
 from .base import (
     MAX_RECORD_BYTES,
     Backend,
@@ -102,6 +103,21 @@ def put_record(cache: PackageCache, key: str) -> bool:
     """Queue key's record (signed when the remote has a signing key) and content for upload."""
     t = tier(cache)
     return bool(t and cache.remote_call(lambda: t.put_record(key), False))
+
+
+def read_set(cache: PackageCache, key: str) -> tuple[list[dict[str, Any]], str | None]:
+    """The items of the fleet's shared set under key (sets.py) and the trusted key that signed
+    them (None: accepted unsigned); ([], None) when no remote has a version it can verify."""
+    t = tier(cache)
+    return cache.remote_call(lambda: t.read_set(key), ([], None)) if t else ([], None)
+
+
+def add_to_set(cache: PackageCache, key: str, items: list[dict[str, Any]]) -> bool:
+    """Add items (small JSON objects) to the fleet's shared set under key: kept here and merged
+    into the store's newest version by the background uploader, never losing another writer's
+    items (sets.py). False when nothing new was queued (no rw remote, nothing new)."""
+    t = tier(cache)
+    return bool(t and cache.remote_call(lambda: t.add_to_set(key, items), False))
 
 
 def tier(cache: PackageCache) -> RemoteTier | None:
@@ -467,6 +483,11 @@ class RemoteTier:
         """HEAD cas/<digest>, PUT it if absent (verified while read), then PUT key's record."""
         if self._private(key, digest):
             return "private"  # an entry queued before it was known private: never uploaded
+        if key:
+            entry = self.cache.lookup(key)
+            if entry is not None and entry.kind == sets.SET_KIND:
+                return self._upload_set(spec, entry.key, entry.digest) \
+                    if entry.digest == digest else "skipped"
         backend = self._backend(spec)
         path = self.cache.object_path(digest)
         try:
@@ -481,26 +502,163 @@ class RemoteTier:
             outcome = "skipped"
             remote_size = backend.head(name, self._deadline(spec))
             if remote_size != size:
-                os.lseek(fd, 0, os.SEEK_SET)
-                with os.fdopen(os.dup(fd), "rb") as body:
-                    backend.put(name, body, size, digest, self._deadline(spec),
-                                if_none_match=remote_size is None)
-                self._count(spec, uploads=1, bytes_out=size)
+                self._put_object(spec, fd, name, size, digest, remote_size is None)
                 outcome = "uploaded"
             else:
                 self._count(spec, upload_skipped=1)
+            if key and not self._revoked_signer(spec) and self._put_key_record(spec, key, digest) \
+                    and outcome == "skipped" and backend.head(name, self._deadline(spec)) != size:
+                # `remote gc` deleted the object between our HEAD and the record (its last
+                # listing of records came before ours): put it back, the record needs it
+                self._put_object(spec, fd, name, size, digest, True)
+                outcome = "uploaded"
         finally:
             os.close(fd)
-        if key and not self._revoked_signer(spec):
-            entry = self.cache.lookup(key)
-            if entry is not None and entry.digest == digest:
-                import io
-
-                rec = Record(entry.key, digest, entry.size, entry.kind, entry.meta, created=now())
-                data = encode(rec, self._signer(spec))
-                backend.put(record_name(entry.key), io.BytesIO(data), len(data),
-                            sha256_bytes(data), self._deadline(spec))
         return outcome
+
+    def _put_object(self, spec: RemoteSpec, fd: int, name: str, size: int, digest: str,
+                    absent: bool) -> None:
+        """PUT the open local object (read from its start) as name."""
+        os.lseek(fd, 0, os.SEEK_SET)
+        with os.fdopen(os.dup(fd), "rb") as body:
+            self._backend(spec).put(name, body, size, digest, self._deadline(spec),
+                                    if_none_match=absent)
+        self._count(spec, uploads=1, bytes_out=size)
+
+    def _put_key_record(self, spec: RemoteSpec, key: str, digest: str) -> bool:
+        """PUT key's signed record if key still names digest here; True if it was written."""
+        import io
+
+        entry = self.cache.lookup(key)
+        if entry is None or entry.digest != digest:
+            return False
+        rec = Record(entry.key, digest, entry.size, entry.kind, entry.meta, created=now())
+        data = encode(rec, self._signer(spec))
+        self._backend(spec).put(record_name(entry.key), io.BytesIO(data), len(data),
+                                sha256_bytes(data), self._deadline(spec))
+        return True
+
+    # -- shared sets (sets.py): many writers, no lost items ---------------------------------
+    def _sets(self, spec: RemoteSpec) -> sets.SetStore:
+        backend = self._backend(spec)
+
+        def content(digest: str, size: int) -> bytes | None:
+            data = sets.fetch(backend.get, object_name("cas", digest), size, spec.object_budget)
+            if data is None or sets.digest(data) != digest:
+                return None
+            self._count(spec, bytes_in=len(data))
+            return data
+
+        return sets.SetStore(functools.partial(self._read_small, spec), content,
+                             lambda name: backend.head(name, self._deadline(spec)) is not None,
+                             spec.trusted_public_keys, spec.trust == "unsigned",
+                             spec.revoked_public_keys)
+
+    def read_set(self, key: str) -> tuple[list[dict[str, Any]], str | None]:
+        """The items of the newest version of key's set that verifies, from the first remote
+        that has one, and its signer; ([], None) if none."""
+        key = normalize_key(key)
+        for spec in self.specs:
+            if not self.usable(spec):
+                continue
+            started = time.monotonic()
+            try:
+                store = self._sets(spec)
+                n, rec, items = store.newest(key, store.head(key))
+                if store.rejected:
+                    self._count(spec, rejected_records=store.rejected)
+                if rec is None:
+                    self._count(spec, misses=1)
+                    continue
+                sets.check_version(key, n, rec.signer)
+                self._count(spec, hits=1)
+                return items, rec.signer
+            except RecordError as exc:
+                self._count(spec, rejected_records=1, misses=1)
+                warn(f"remote {spec.display}: shared set ignored ({exc})")
+            except RemoteError as exc:
+                self._fault(spec, exc)
+            finally:
+                self._timed(spec, started)
+        return [], None
+
+    def add_to_set(self, key: str, items: list[dict[str, Any]]) -> bool:
+        """Keep items in this member's copy of key's set and queue it for the uploader (which
+        merges it into the store's head); False if no rw remote or nothing new."""
+        import tempfile
+
+        key = normalize_key(key)
+        if not self._writers():
+            return False
+        entry = self.cache.lookup(key)
+        path = self.cache.local_path(key) if entry is not None else None
+        old: list[dict[str, Any]] = []
+        if entry is not None and entry.kind == sets.SET_KIND and path is not None:
+            with contextlib.suppress(OSError, RecordError):
+                with open(path, "rb") as fh:
+                    old = sets.decode_items(key, fh.read(sets.MAX_SET_BYTES + 1))
+        merged = sets.union(old, items)
+        if path is not None and entry is not None and entry.kind == sets.SET_KIND \
+                and len(merged) == len(sets.union(old)):
+            return False
+        body = sets.encode_items(key, merged)
+        if len(body) > sets.MAX_SET_BYTES:
+            warn(f"remote: shared set {key[:40]} over {sets.MAX_SET_BYTES >> 20} MiB; not queued")
+            return False
+        with tempfile.NamedTemporaryFile(dir=self.dir, prefix=".set-") as tmp:
+            tmp.write(body)
+            tmp.flush()
+            return self.cache.put(key, tmp.name, kind=sets.SET_KIND) is not None
+
+    def _upload_set(self, spec: RemoteSpec, key: str, digest: str) -> str:
+        """Merge this member's items into the store's head and create the next version (retry
+        on a collision): "uploaded", or "skipped" when the head already holds them all."""
+        import io
+
+        if self._revoked_signer(spec):
+            return "skipped"
+        try:
+            with open(self.cache.object_path(digest), "rb") as fh:
+                mine = sets.decode_items(key, fh.read(sets.MAX_SET_BYTES + 1))
+        except (OSError, RecordError):
+            return "skipped"
+        want = {sets.canonical(i) for i in mine}
+        backend = self._backend(spec)
+        store = self._sets(spec)
+        for attempt in range(sets.MAX_TRIES):
+            n = store.head(key)
+            _, _, items = store.newest(key, n)
+            if want <= {sets.canonical(i) for i in items}:
+                self._count(spec, upload_skipped=1)
+                return "skipped"
+            body = sets.encode_items(key, sets.union(items, mine))
+            if len(body) > sets.MAX_SET_BYTES:
+                warn(f"remote {spec.display}: shared set {key[:40]} too large; not uploaded")
+                return "skipped"
+            d = sets.digest(body)
+            cas = object_name("cas", d)
+            if backend.head(cas, self._deadline(spec)) != len(body):
+                backend.put(cas, io.BytesIO(body), len(body), d, self._deadline(spec),
+                            if_none_match=True)
+            vkey = sets.version_key(key, n + 1)
+            data = encode(Record(vkey, d, len(body), sets.VERSION_KIND, {}, created=now()),
+                          self._signer(spec))
+            made = backend.create_lease(record_name(vkey), data, self._deadline(spec))
+            if made is None:  # no create-if-absent here: PUT, then read back after a settle
+                backend.put(record_name(vkey), io.BytesIO(data), len(data), sha256_bytes(data),
+                            self._deadline(spec))
+                time.sleep(sets.SETTLE)
+                made = self._read_small(spec, record_name(vkey)) == data
+            if not made:  # another writer took version n + 1: merge that one
+                sets.backoff(attempt)
+                continue
+            hint = encode(Record(key, d, len(body), sets.HEAD_KIND, {"head": n + 1}),
+                          self._signer(spec))
+            backend.put(record_name(key), io.BytesIO(hint), len(hint), sha256_bytes(hint),
+                        self._deadline(spec))
+            self._count(spec, uploads=1, bytes_out=len(body))
+            return "uploaded"
+        raise RemoteError(f"shared set: {sets.MAX_TRIES} versions taken by other writers")
 
     def _signer(self, spec: RemoteSpec) -> tuple[str, Any] | None:
         if not spec.signing_key_file:
@@ -527,11 +685,15 @@ class RemoteTier:
 
     # -- explicit syncs ---------------------------------------------------------------------
     def push(self, keys: list[str] | None, all_keys: bool = False) -> dict[str, int]:
-        """Queue keys (or every key) and drain the spool now, waiting for a running uploader.
-        Private objects stay here (counted in "private")."""
+        """Queue keys (or every key and every object stored by digest only) and drain the spool
+        now, waiting for a running uploader. Private objects stay here (counted in "private")."""
         wanted: list[tuple[str, str]] = []
         if all_keys:
-            wanted += [(e.key, e.digest) for e in self.cache.keys("")]
+            entries = self.cache.keys("")
+            wanted += [(e.key, e.digest) for e in entries]
+            keyed = {e.digest for e in entries}  # and objects stored by digest only (no key row)
+            wanted += [(f"sha256:{d}", d) for d in sorted(self.cache.index.all_objects())
+                       if d not in keyed]
         for k in keys or []:
             e = self.cache.lookup(k)
             d = digest_of_key(normalize_key(k))
@@ -587,6 +749,8 @@ class RemoteTier:
                                          spec.trust == "unsigned", spec.revoked_public_keys)
                             if is_private_key(key):
                                 private.add(rec.sha256)
+                            elif rec.kind in (sets.VERSION_KIND, sets.HEAD_KIND):
+                                continue  # a shared set: read with read_set, not pulled
                             elif not key.startswith(USAGE_PREFIX):  # gc's bookkeeping
                                 found.append(key)
                     except (ValueError, AttributeError, RecordError):

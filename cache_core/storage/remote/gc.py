@@ -1,8 +1,9 @@
 """``pkgcache remote gc``: bound a listable store's size without losing what the fleet needs.
 
-Kept: every ``cas/`` object a record this member can verify points to, every object a member
-took from the store within the retention window (its signed usage list, ``usage:<member>:<day>``,
-published with its spool), and everything younger
+Kept: every ``cas/`` object a record this member can verify points to (of a shared set, sets.py:
+the head and the SET_KEEP versions below it; older versions are deleted like dangling records),
+every object a member took from the store within the retention window (its signed usage list,
+``usage:<member>:<day>``, published with its spool), and everything younger
 than the grace period (by the store's mtime / Last-Modified, so an upload racing the gc
 survives). Deleted, in this order: records older than the grace period whose object is gone,
 then unreferenced objects, oldest first, until the store fits ``max_size`` (no limit: all of
@@ -24,6 +25,7 @@ from ...errors import EXIT_USAGE, CacheError, RecordError
 from ...keys import is_digest
 from .base import RemoteMissing, record_name
 from .records import Record, decode
+from .sets import HEAD_KIND, KEEP, VERSION_KIND, split_version
 
 if TYPE_CHECKING:
     from .base import Backend
@@ -35,6 +37,24 @@ DEFAULT_GRACE = 86400.0  # one day
 DEFAULT_RETENTION = 7 * 86400.0
 USAGE = "usage:"  # usage:<member>:<YYYY-MM-DD> -> the digests a member took that day (USAGE_PREFIX)
 MAX_USAGE_BYTES = 64 * 1024 * 1024
+SET_KEEP = KEEP  # versions of a shared set kept below its head (and below its hint)
+
+
+def superseded(live: dict[str, Record]) -> list[str]:
+    """Hex names of shared-set versions more than SET_KEEP below both the newest version and
+    the set's hint (a reader starts at the hint and walks up: all of that stays)."""
+    versions: dict[str, dict[int, str]] = {}
+    hints: dict[str, int] = {}
+    for hexname, rec in live.items():
+        if rec.kind == VERSION_KIND and (kv := split_version(rec.key)) is not None:
+            versions.setdefault(kv[0], {})[kv[1]] = hexname
+        elif rec.kind == HEAD_KIND and isinstance((rec.meta or {}).get("head"), int):
+            hints[rec.key] = int((rec.meta or {})["head"])
+    out = []
+    for key, chain in versions.items():
+        floor = min(max(chain), hints.get(key, max(chain))) - SET_KEEP
+        out += [h for n, h in chain.items() if n < floor]
+    return out
 
 
 def _used(backend: Backend, spec: RemoteSpec, live: dict[str, Record], retention: float,
@@ -110,6 +130,7 @@ def collect(backend: Backend, read: Reader, spec: RemoteSpec, grace: float = DEF
     used, members, expired = _used(backend, spec, live, retention, started)
     dangling = [h for h, r in live.items() if r.sha256 not in cas and ac[h][1] < old]
     dangling += [h for h in expired if h not in dangling and ac[h][1] < old]
+    dangling += [h for h in superseded(live) if h not in dangling and ac[h][1] < old]
     total = sum(s for s, _ in cas.values()) + sum(s for s, _ in ac.values())
     report: dict[str, Any] = {
         "url": spec.display, "objects": len(cas), "records": len(ac), "bytes": total,
