@@ -72,7 +72,9 @@ def _writers_at_once(make_cache, store, keypair, tmp_path: Path, tag: str, versi
                                          trusted_public_keys=[keypair[1]])]).close()
         state = tmp_path / f"{member}.state"
         state.mkdir(mode=0o700)
-        wheel = make_wheel(tmp_path / member, "proj", version)
+        dist = tmp_path / f"{member}-dist"
+        dist.mkdir()
+        wheel = make_wheel(dist, "proj", version)
         names.append(wheel.name)
         env = dict(os.environ, PKGCACHE_STATE_DIR=str(state), PKGCACHE_REMOTE_UPLOAD="manual",
                    PYTHONPATH=str(REPO))
