@@ -156,3 +156,42 @@ def test_gc_keeps_the_shared_sets_head_and_what_it_names(make_cache, keypair, tm
     items, signer = remote.read_set(reader, "set:demo")
     assert sorted(x["i"] for x in items) == list(range(n)) and signer == keypair[1]
     reader.close()
+
+
+def test_a_replayed_head_is_refused_and_a_refilled_store_is_not(make_cache, keypair, tmp_path,
+                                                                monkeypatch):
+    """A reader that saw version 2 refuses version 1 served again (the store hid the head); a
+    store emptied and filled again (version 1 with a newer creation time) is read."""
+    import shutil
+
+    from cache_core.storage import remote
+    from cache_core.storage.remote.base import record_name
+
+    (tmp_path / "state").mkdir(mode=0o700)
+    monkeypatch.setenv("PKGCACHE_STATE_DIR", str(tmp_path / "state"))
+    store = file_store(tmp_path / "shared")
+    w = make_cache("w", [store.remote(mode="rw", signing_key_file=keypair[0],
+                                      trusted_public_keys=[keypair[1]])])
+    reader = make_cache("r", [store.remote(trusted_public_keys=[keypair[1]])])
+    ac = tmp_path / "shared" / "ac"
+    for i in (1, 2):
+        remote.add_to_set(w, "set:r", [{"i": i}])
+        assert remote.tier(w).drain(wait=True)["failed"] == 0
+        if i == 1:
+            v1, hint1 = (ac / record_name("set:r#1")[3:]).read_bytes(), \
+                (ac / record_name("set:r")[3:]).read_bytes()
+    assert len(remote.read_set(reader, "set:r")[0]) == 2
+    (ac / record_name("set:r#2")[3:]).unlink()  # the store hides the head
+    (ac / record_name("set:r")[3:]).write_bytes(hint1)
+    assert (ac / record_name("set:r#1")[3:]).read_bytes() == v1
+    assert remote.read_set(reader, "set:r") == ([], None)
+    assert reader.stats()["remote"]["rejected_records"] >= 1
+    shutil.rmtree(tmp_path / "shared")  # emptied; a writer starts again
+    (tmp_path / "shared").mkdir()
+    w2 = make_cache("w2", [store.remote(mode="rw", signing_key_file=keypair[0],
+                                        trusted_public_keys=[keypair[1]])])
+    remote.add_to_set(w2, "set:r", [{"i": 3}])
+    assert remote.tier(w2).drain(wait=True)["failed"] == 0
+    assert remote.read_set(reader, "set:r")[0] == [{"i": 3}]
+    for c in (w, w2, reader):
+        c.close()

@@ -539,8 +539,14 @@ class RemoteTier:
         return True
 
     # -- shared sets (sets.py): many writers, no lost items ---------------------------------
-    def _sets(self, spec: RemoteSpec) -> sets.SetStore:
+    def _sets(self, spec: RemoteSpec, own: bool = False) -> sets.SetStore:
+        """The set operations on one remote; own: also trust this member's own signing key
+        (a writer merging its own earlier versions, whatever its trusted_public_keys say)."""
         backend = self._backend(spec)
+        trusted = list(spec.trusted_public_keys)
+        signer = self._signer(spec) if own else None
+        if signer is not None and not is_revoked(signer, spec.revoked_public_keys):
+            trusted.append(public_key_of(signer))
 
         def content(digest: str, size: int) -> bytes | None:
             data = sets.fetch(backend.get, object_name("cas", digest), size, spec.object_budget)
@@ -551,8 +557,7 @@ class RemoteTier:
 
         return sets.SetStore(functools.partial(self._read_small, spec), content,
                              lambda name: backend.head(name, self._deadline(spec)) is not None,
-                             spec.trusted_public_keys, spec.trust == "unsigned",
-                             spec.revoked_public_keys)
+                             trusted, spec.trust == "unsigned", spec.revoked_public_keys)
 
     def read_set(self, key: str) -> tuple[list[dict[str, Any]], str | None]:
         """The items of the newest version of key's set that verifies, from the first remote
@@ -570,7 +575,7 @@ class RemoteTier:
                 if rec is None:
                     self._count(spec, misses=1)
                     continue
-                sets.check_version(key, n, rec.signer)
+                sets.check_version(key, rec, n)
                 self._count(spec, hits=1)
                 return items, rec.signer
             except RecordError as exc:
@@ -624,7 +629,7 @@ class RemoteTier:
             return "skipped"
         want = {sets.canonical(i) for i in mine}
         backend = self._backend(spec)
-        store = self._sets(spec)
+        store = self._sets(spec, own=True)
         for attempt in range(sets.MAX_TRIES):
             n = store.head(key)
             _, _, items = store.newest(key, n)

@@ -11,10 +11,11 @@ last writer wins; readers probe forward from it with HEADs). A store that cannot
 retried when another writer replaced that version (best effort: docs/core-api.md says so).
 
 Trust is the records' own: a version counts only if signed by a trusted, unrevoked key (or the
-remote says ``trust: unsigned``); a writer merges only versions it can verify (the newest of the
-last WALK_BACK), so it never re-signs items it could not check; a reader refuses a version number
-lower than one it accepted before for K (a replayed or hidden head: the freshness mark, by number,
-because writers' clocks differ). ``remote gc`` keeps the head and the KEEP versions below it.
+remote says ``trust: unsigned``); a writer merges only versions it can verify with its trusted keys
+or its own (the newest of the last WALK_BACK), so it never re-signs items it could not check; a
+reader refuses a version with both a lower number and an older creation time than one it accepted
+before for K (a replayed head; see check_version). ``remote gc`` keeps the head and the KEEP
+versions below it.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from typing import Any
 
 from ...errors import RecordError, RemoteMissing
 from .base import record_name
-from .records import Record, decode, note_time, seen_time
+from .records import MAX_CLOCK_SKEW, Record, decode, note_time, now, seen_time
 
 SET_KIND = "set"          # the local entry: this member's own items of a shared set
 VERSION_KIND = "setv"     # ``K#<n>`` on a store
@@ -139,15 +140,22 @@ class SetStore:
         return 0, None, []
 
 
-def check_version(key: str, n: int, signer: str | None) -> None:
-    """Refuse (RecordError) version n of key's set if a higher one was accepted here before;
-    remember n when a trusted key signed it (like records.check_fresh, by number)."""
-    mark = f"{key}#"
-    seen = seen_time(mark)
-    if seen is not None and n < seen:
+def check_version(key: str, rec: Record, n: int) -> None:
+    """Refuse (RecordError) version n of key's set when this machine accepted a higher version
+    AND a later creation time before (a replayed old head; a store emptied and refilled starts
+    again at 1 with newer times and is accepted; writers' clocks differ, so a higher number is
+    enough). A trusted signature moves both marks (as records.check_fresh does)."""
+    if rec.created is not None and rec.created > now() + MAX_CLOCK_SKEW:
+        raise RecordError("created in the future")
+    seen_n, seen_t = seen_time(f"{key}#"), seen_time(f"{key}#t")
+    newer = rec.created is not None and (seen_t is None or rec.created > seen_t)
+    if seen_n is not None and n < seen_n and not newer:
         raise RecordError("an older version of a shared set than one already seen (replayed?)")
-    if signer is not None and (seen is None or n > seen):
-        note_time(mark, float(n))
+    if rec.signer is not None:
+        if seen_n is None or n > seen_n:
+            note_time(f"{key}#", float(n))
+        if newer and rec.created is not None:
+            note_time(f"{key}#t", rec.created)
 
 
 def backoff(attempt: int) -> None:
