@@ -295,3 +295,49 @@ def test_an_object_the_uploader_skipped_and_gc_deleted_is_put_back(lstore, make_
     assert lstore.read(f"cas/{h}") == data
     r = make_cache("r", [lstore.remote(trusted_public_keys=[keypair[1]])])
     assert open(r.get("name:raced"), "rb").read() == data
+
+
+def test_an_uploader_between_gcs_last_listing_and_its_delete_keeps_its_object(
+        lstore, make_cache, keypair, tmp_path):
+    """The whole upload (HEAD: there, skip; record; HEAD again: still there) runs after gc's
+    last listing of records and just before gc removes the object: gc moved it to trash/ first,
+    lists the records once more and puts it back."""
+    data = b"an object a member is about to name\n" * 400
+    h = hashlib.sha256(data).hexdigest()
+    lstore.write(f"cas/{h}", data)
+    grace = _age(lstore, tmp_path)
+    src = tmp_path / "late"
+    src.write_bytes(data)
+    a = make_cache("a", [lstore.remote(mode="rw", signing_key_file=keypair[0],
+                                       trusted_public_keys=[keypair[1]])])
+    assert a.put("name:late", str(src)) == h
+    g = make_cache("g", [lstore.remote(mode="rw", trusted_public_keys=[keypair[1]])])
+    t = remote.tier(g)
+    spec = t.specs[0]
+    real = t._backend(spec)
+    uploads = []
+
+    class UploadJustBeforeRemoval:
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        def _upload_first(self, name):
+            if name == f"cas/{h}" and not uploads:
+                uploads.append(remote.tier(a).drain(wait=True))
+
+        def rename(self, src, dst, deadline):
+            self._upload_first(src)
+            return real.rename(src, dst, deadline)
+
+        def delete(self, name, deadline):
+            self._upload_first(name)
+            return real.delete(name, deadline)
+
+    rep = gc.collect(UploadJustBeforeRemoval(), lambda n: t._read_small(spec, n), spec, grace, 0)
+    assert uploads and uploads[0]["failed"] == 0 and uploads[0]["skipped"] == 1, uploads
+    assert lstore.read(record_name("name:late")) is not None
+    assert lstore.read(f"cas/{h}") == data, rep
+    assert f"cas/{h}" not in rep["deleted"]
+    assert lstore.read(f"trash/{h}") is None
+    r = make_cache("r", [lstore.remote(trusted_public_keys=[keypair[1]])])
+    assert open(r.get("name:late"), "rb").read() == data

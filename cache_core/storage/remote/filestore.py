@@ -215,6 +215,21 @@ class FileBackend:
                     out.append((n, st.st_size, st.st_mtime))
         return iter(out)
 
+    def rename(self, src: str, dst: str, deadline: float) -> None:
+        """Move src to dst inside the store (renameat between the opened kind directories;
+        ``remote gc`` condemns objects to trash/ first): RemoteMissing if src is gone."""
+        skind, _, sleaf = src.partition("/")
+        dkind, _, dleaf = dst.partition("/")
+        with self._kind_dir(skind) as sfd, self._kind_dir(dkind, create=True) as dfd:
+            if sfd is None:
+                raise RemoteMissing(src)
+            try:
+                os.rename(sleaf, dleaf, src_dir_fd=sfd, dst_dir_fd=dfd)
+            except FileNotFoundError:
+                raise RemoteMissing(src) from None
+            except OSError as exc:
+                raise RemoteError(f"rename failed: {exc.strerror}") from None
+
     def delete(self, name: str, deadline: float) -> None:
         """unlinkat in the kind's directory (by descriptor)."""
         kind, _, leaf = name.partition("/")
