@@ -143,6 +143,7 @@ class RemoteTier:
         self._off_signing: set[str] = set()   # remotes whose signing key is revoked (warned)
         self._strikes: dict[str, int] = {}    # objects that did not match, per remote
         self.expected: dict[str, int] = {}    # digest -> the size a caller knows (get_object)
+        self._no_create: set[str] = set()     # remotes that cannot create-if-absent (sets.py)
         self.spawned = False
 
     # -- plumbing ---------------------------------------------------------------------------
@@ -630,12 +631,13 @@ class RemoteTier:
         want = {sets.canonical(i) for i in mine}
         backend = self._backend(spec)
         store = self._sets(spec, own=True)
+        wrote = False
         for attempt in range(sets.MAX_TRIES):
             n = store.head(key)
             _, _, items = store.newest(key, n)
             if want <= {sets.canonical(i) for i in items}:
-                self._count(spec, upload_skipped=1)
-                return "skipped"
+                self._count(spec, **({"uploads": 1} if wrote else {"upload_skipped": 1}))
+                return "uploaded" if wrote else "skipped"
             body = sets.encode_items(key, sets.union(items, mine))
             if len(body) > sets.MAX_SET_BYTES:
                 warn(f"remote {spec.display}: shared set {key[:40]} too large; not uploaded")
@@ -645,24 +647,29 @@ class RemoteTier:
             if backend.head(cas, self._deadline(spec)) != len(body):
                 backend.put(cas, io.BytesIO(body), len(body), d, self._deadline(spec),
                             if_none_match=True)
+                self._count(spec, bytes_out=len(body))
             vkey = sets.version_key(key, n + 1)
             data = encode(Record(vkey, d, len(body), sets.VERSION_KIND, {}, created=now()),
                           self._signer(spec))
-            made = backend.create_lease(record_name(vkey), data, self._deadline(spec))
-            if made is None:  # no create-if-absent here: PUT, then read back after a settle
-                backend.put(record_name(vkey), io.BytesIO(data), len(data), sha256_bytes(data),
-                            self._deadline(spec))
-                time.sleep(sets.SETTLE)
-                made = self._read_small(spec, record_name(vkey)) == data
-            if not made:  # another writer took version n + 1: merge that one
+            made = None if spec.ident in self._no_create else \
+                backend.create_lease(record_name(vkey), data, self._deadline(spec))
+            if made is False:  # another writer took version n + 1: merge that one
                 sets.backoff(attempt)
                 continue
+            if made is None:  # no create-if-absent here: a PUT, checked after a settle below
+                self._no_create.add(spec.ident)  # asked once per process (each try leaves a temp)
+                backend.put(record_name(vkey), io.BytesIO(data), len(data), sha256_bytes(data),
+                            self._deadline(spec))
             hint = encode(Record(key, d, len(body), sets.HEAD_KIND, {"head": n + 1}),
                           self._signer(spec))
             backend.put(record_name(key), io.BytesIO(hint), len(hint), sha256_bytes(hint),
                         self._deadline(spec))
-            self._count(spec, uploads=1, bytes_out=len(body))
-            return "uploaded"
+            wrote = True
+            if made:
+                self._count(spec, uploads=1)
+                return "uploaded"
+            time.sleep(sets.SETTLE)  # then: does the head hold our items? (another PUT may
+            # have replaced our version: merge again)
         raise RemoteError(f"shared set: {sets.MAX_TRIES} versions taken by other writers")
 
     def _signer(self, spec: RemoteSpec) -> tuple[str, Any] | None:

@@ -7,8 +7,10 @@ writer's own. A writer reads the head n, writes the union as n+1 with create-if-
 writer took n+1 first, it merges that one and tries n+2. So the head holds every item any writer
 added. Record K itself (kind ``sethead``) is a hint: the head's number when it was written (the
 last writer wins; readers probe forward from it with HEADs). A store that cannot create-if-absent
-(a plain PUT-only WebDAV or Bazel cache) gets a plain PUT and a read-back after a short settle,
-retried when another writer replaced that version (best effort: docs/core-api.md says so).
+(a plain PUT-only WebDAV or Bazel cache) gets a plain PUT, and after a settle (SETTLE) the writer
+checks that the head holds its items, merging again if another writer's PUT replaced its version
+(best effort: a writer slower than the settle between its read and its PUT can still drop a
+version; docs/core-api.md says so).
 
 Trust is the records' own: a version counts only if signed by a trusted, unrevoked key (or the
 remote says ``trust: unsigned``); a writer merges only versions it can verify with its trusted keys
@@ -38,7 +40,7 @@ MAX_SET_BYTES = 4 << 20
 MAX_TRIES = 64            # versions a writer tries before it leaves its entry in the spool
 WALK_BACK = 8             # versions below the head a reader or writer looks at for a trusted one
 KEEP = 16                 # versions below the head that gc keeps (a hint lags by a few at most)
-SETTLE = 0.5              # seconds before the read-back on a store without create-if-absent
+SETTLE = 1.0              # seconds before the read-back on a store without create-if-absent
 
 
 def version_key(key: str, n: int) -> str:
