@@ -5,8 +5,9 @@ a JSON object ``{"set": K, "items": [...]}`` in ``cas/`` holding every item of v
 writer's own. A writer reads the head n, writes the union as n+1 with create-if-absent (O_EXCL on
 ``file://``, ``If-None-Match: *`` on S3, ``COPY`` with ``Overwrite: F`` on WebDAV); when another
 writer took n+1 first, it merges that one and tries n+2. So the head holds every item any writer
-added. Record K itself (kind ``sethead``) is a hint: the head's number when it was written (the
-last writer wins; readers probe forward from it with HEADs). A store that cannot create-if-absent
+added. Record K itself (kind ``sethead``, signed like any record) is a hint: the head's number
+when it was written (the last writer wins; readers and writers probe forward from it with HEADs,
+whoever signed it: it only says where to start). A store that cannot create-if-absent
 (a plain PUT-only WebDAV or Bazel cache) gets a plain PUT, and after a settle (SETTLE) the writer
 checks that the head holds its items, merging again if another writer's PUT replaced its version
 (best effort: a writer slower than the settle between its read and its PUT can still drop a
@@ -109,13 +110,10 @@ class SetStore:
     def head(self, key: str) -> int:
         """The newest version number on the store (0: none): from the hint, then HEADs forward
         (doubling, then halving back: versions are contiguous above the hint)."""
-        hint = self._decode(key, HEAD_KIND)
         n = 0
-        if hint is not None:
-            h = (hint.meta or {}).get("head")
-            if isinstance(h, int) and not isinstance(h, bool) and h > 0 \
-                    and self.exists(record_name(version_key(key, h))):
-                n = h
+        h = _hinted(self.read(record_name(key)))  # a starting point only: no signature needed
+        if h and self.exists(record_name(version_key(key, h))):
+            n = h
         step = 1
         while self.exists(record_name(version_key(key, n + step))):
             n += step
@@ -140,6 +138,17 @@ class SetStore:
             except RecordError:
                 self.rejected += 1
         return 0, None, []
+
+
+def _hinted(data: bytes | None) -> int:
+    """The head number a hint names (0: none or unreadable). Not verified: a writer whose key
+    another does not trust still points it to the chain's end (versions are checked one by one)."""
+    try:
+        meta = json.loads(data or b"{}").get("meta")
+        h = meta.get("head") if isinstance(meta, dict) else None
+    except (ValueError, AttributeError):
+        return 0
+    return h if isinstance(h, int) and not isinstance(h, bool) and 0 < h < 1 << 40 else 0
 
 
 def check_version(key: str, rec: Record, n: int) -> None:
