@@ -30,7 +30,6 @@ WRITERS = 8
 WRITER = r"""
 import json, os, sys, time
 from cache_core import PackageCache
-from cache_core.storage import remote
 from hooks.pip.fleet import publish
 from hooks.pip.store import Artifact
 
@@ -45,7 +44,7 @@ with PackageCache.from_config(cfg) as cache:
     open(ready, "w").close()
     while not os.path.exists(go):
         time.sleep(0.001)
-    out = remote.tier(cache).drain(wait=True)
+    out = cache.remote.tier.drain(wait=True)
 print(json.dumps(out))
 """
 
@@ -124,7 +123,6 @@ def test_gc_keeps_the_shared_sets_head_and_what_it_names(make_cache, keypair, tm
                                                         monkeypatch):
     """``remote gc`` keeps the newest versions of a shared set (and the objects they name) and
     deletes old versions far below the head; a reader still sees every entry."""
-    from cache_core.storage import remote
     from cache_core.storage.remote.base import record_name
     from tests.support.cli import run_cli
 
@@ -132,10 +130,10 @@ def test_gc_keeps_the_shared_sets_head_and_what_it_names(make_cache, keypair, tm
     store = file_store(tmp_path / "shared")
     w = make_cache("solo", [store.remote(mode="rw", signing_key_file=keypair[0],
                                          trusted_public_keys=[keypair[1]])])
-    t = remote.tier(w)
+    t = w.remote.tier
     n = 24
     for i in range(n):  # one version each
-        assert remote.add_to_set(w, "set:demo", [{"i": i}])
+        assert w.remote.add_to_set("set:demo", [{"i": i}])
         assert t.drain(wait=True)["failed"] == 0
     w.close()
     ac = tmp_path / "shared" / "ac"
@@ -153,9 +151,9 @@ def test_gc_keeps_the_shared_sets_head_and_what_it_names(make_cache, keypair, tm
     for m in range(1, n + 1):
         assert (ac / record_name(f"set:demo#{m}")[3:]).exists() == (f"set:demo#{m}" not in gone)
     reader = make_cache("r", [store.remote(trusted_public_keys=[keypair[1]])])
-    items, signer = remote.read_set(reader, "set:demo")
+    items, signer = reader.remote.read_set("set:demo")
     assert sorted(x["i"] for x in items) == list(range(n)) and signer == keypair[1]
-    assert remote.tier(reader).pull(None, all_keys=True)["missing"] == 0  # versions: not keys
+    assert reader.remote.pull(None, all_keys=True)["missing"] == 0  # versions: not keys
     assert not [e.key for e in reader.keys("set:")]
     reader.close()
 
@@ -166,7 +164,6 @@ def test_a_replayed_head_is_refused_and_a_refilled_store_is_not(make_cache, keyp
     store emptied and filled again (version 1 with a newer creation time) is read."""
     import shutil
 
-    from cache_core.storage import remote
     from cache_core.storage.remote.base import record_name
 
     (tmp_path / "state").mkdir(mode=0o700)
@@ -177,23 +174,23 @@ def test_a_replayed_head_is_refused_and_a_refilled_store_is_not(make_cache, keyp
     reader = make_cache("r", [store.remote(trusted_public_keys=[keypair[1]])])
     ac = tmp_path / "shared" / "ac"
     for i in (1, 2):
-        remote.add_to_set(w, "set:r", [{"i": i}])
-        assert remote.tier(w).drain(wait=True)["failed"] == 0
+        w.remote.add_to_set("set:r", [{"i": i}])
+        assert w.remote.tier.drain(wait=True)["failed"] == 0
         if i == 1:
             v1, hint1 = (ac / record_name("set:r#1")[3:]).read_bytes(), \
                 (ac / record_name("set:r")[3:]).read_bytes()
-    assert len(remote.read_set(reader, "set:r")[0]) == 2
+    assert len(reader.remote.read_set("set:r")[0]) == 2
     (ac / record_name("set:r#2")[3:]).unlink()  # the store hides the head
     (ac / record_name("set:r")[3:]).write_bytes(hint1)
     assert (ac / record_name("set:r#1")[3:]).read_bytes() == v1
-    assert remote.read_set(reader, "set:r") == ([], None)
+    assert reader.remote.read_set("set:r") == ([], None)
     assert reader.stats()["remote"]["rejected_records"] >= 1
     shutil.rmtree(tmp_path / "shared")  # emptied; a writer starts again
     (tmp_path / "shared").mkdir()
     w2 = make_cache("w2", [store.remote(mode="rw", signing_key_file=keypair[0],
                                         trusted_public_keys=[keypair[1]])])
-    remote.add_to_set(w2, "set:r", [{"i": 3}])
-    assert remote.tier(w2).drain(wait=True)["failed"] == 0
-    assert remote.read_set(reader, "set:r")[0] == [{"i": 3}]
+    w2.remote.add_to_set("set:r", [{"i": 3}])
+    assert w2.remote.tier.drain(wait=True)["failed"] == 0
+    assert reader.remote.read_set("set:r")[0] == [{"i": 3}]
     for c in (w, w2, reader):
         c.close()

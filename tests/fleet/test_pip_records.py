@@ -5,7 +5,6 @@ writer (its own path of that name is another source)."""
 
 from __future__ import annotations
 
-from cache_core.storage import remote
 from hooks.pip.fleet import bound, publish, read_listing
 from hooks.pip.store import Artifact, WheelStore
 from hooks.pip.trust import KEY
@@ -33,10 +32,10 @@ def test_published_pip_records_name_no_path_of_the_writer(make_cache, keypair, t
                    filename=wheel.name, sha256=digest, requires_python=None, yanked=False,
                    is_direct=False)
     publish(a, [art], ws)
-    assert remote.tier(a).drain(wait=True)["failed"] == 0
+    assert a.remote.tier.drain(wait=True)["failed"] == 0
     a.close()
     b = make_cache("b", [store.remote(trusted_public_keys=[keypair[1]])])
-    rec = remote.get_record(b, f"pipsha:{digest}")
+    rec = b.remote.get_record(f"pipsha:{digest}")
     assert rec is not None and rec.meta["sources"] == [[INDEX]], rec.meta
     assert read_listing(b, "proj")[wheel.name]["sources"] == [[INDEX]]
     b.close()

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import hashlib
 
-from cache_core.storage import remote
-
 
 def test_push_all_sends_objects_stored_by_digest_only(store, make_cache, tmp_path):
     blobs = [f"digest-only object {i}\n".encode() * 300 for i in range(3)]
@@ -21,7 +19,7 @@ def test_push_all_sends_objects_stored_by_digest_only(store, make_cache, tmp_pat
     offline.put("name:keyed", str(tmp_path / "keyed"))
     offline.close()
     m = make_cache("m", [store.remote(mode="rw")])  # the same cache, now on the fleet
-    out = remote.tier(m).push(None, all_keys=True)
+    out = m.remote.push(None, all_keys=True)
     assert out["failed"] == 0 and out["pending"] == 0, out
     for data in [*blobs, keyed]:
         assert store.read(f"cas/{hashlib.sha256(data).hexdigest()}") == data
