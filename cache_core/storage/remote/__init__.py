@@ -80,6 +80,7 @@ class RemoteTier:
         self._strikes: dict[str, int] = {}    # objects that did not match, per remote
         self.expected: dict[str, int] = {}    # digest -> the size a caller knows (get_object)
         self._no_create: set[str] = set()     # remotes that cannot create-if-absent (sets.py)
+        self._settle: dict[tuple[str, str], float] = {}  # (remote, set key) -> check after
         self.spawned = False
 
     # -- plumbing ---------------------------------------------------------------------------
@@ -350,6 +351,7 @@ class RemoteTier:
                 return result
             self.spawned = True  # entries queued while draining are drained here
             self._publish_usage()
+            idle = 0
             while True:
                 names = sorted(os.listdir(self.spool_dir))
                 if not names:
@@ -363,8 +365,9 @@ class RemoteTier:
                     if done:
                         fs.unlink_quiet(self.spool_dir / name)
                         progressed = True
-                if not progressed:
-                    break
+                idle = 0 if progressed else idle + 1
+                if not progressed and not (self._settle and idle < sets.MAX_TRIES):
+                    break  # (sets put without create-if-absent are checked on the next pass)
             result["pending"] = self.spool_count()
             return result
         finally:
@@ -399,6 +402,9 @@ class RemoteTier:
             started = time.monotonic()
             try:
                 outcome = self._upload(spec, key, digest)
+                if outcome == "settling":  # a shared set's PUT, checked on the next pass
+                    all_ok = False
+                    continue
                 result[outcome] = result.get(outcome, 0) + 1
             except (RemoteError, RemoteMissing) as exc:
                 if isinstance(exc, RemoteMissing):
@@ -564,7 +570,10 @@ class RemoteTier:
         want = {sets.canonical(i) for i in mine}
         backend = self._backend(spec)
         store = self._sets(spec, own=True)
-        wrote = False
+        due = self._settle.pop((spec.ident, key), None)
+        wrote = due is not None
+        if due is not None:  # one wait for all the sets this pass PUT (not one per set)
+            time.sleep(max(0.0, min(sets.SETTLE, due - time.monotonic())))
         for attempt in range(sets.MAX_TRIES):
             n = store.head(key)
             _, _, items = store.newest(key, n)
@@ -601,8 +610,10 @@ class RemoteTier:
             if made:
                 self._count(spec, uploads=1)
                 return "uploaded"
-            time.sleep(sets.SETTLE)  # then: does the head hold our items? (another PUT may
-            # have replaced our version: merge again)
+            # another writer's PUT may replace our version: after a settle, the next pass of
+            # drain checks that the head holds our items (and merges again if not)
+            self._settle[(spec.ident, key)] = time.monotonic() + sets.SETTLE
+            return "settling"
         raise RemoteError(f"shared set: {sets.MAX_TRIES} versions taken by other writers")
 
     def _signer(self, spec: RemoteSpec) -> tuple[str, Any] | None:
