@@ -51,8 +51,7 @@ class Backend(Protocol):
 
     def create_lease(self, name: str, body: bytes, deadline: float) -> bool | None:
         """Create the object only if absent (a lease, a shared set's version): True created,
-        False held by another,
-        None: this store cannot create-if-absent (no coalescing)."""
+        False held by another, None: this store cannot create-if-absent (no coalescing)."""
 
     def read_lease(self, name: str, deadline: float) -> bytes | None:
         """The lease object's body, or None if there is none."""
