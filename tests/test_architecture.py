@@ -16,6 +16,8 @@ PACKAGES = ("cache_core", "hooks")
 # The public API drivers may import (docs/core-api.md): module -> names.
 PUBLIC: dict[str, frozenset[str]] = {
     "cache_core": frozenset(__import__("cache_core").__all__),
+    "cache_core.net": frozenset({"DEFAULT_TIMEOUT", "goes_direct", "has_secret", "opener",
+                                 "redact"}),
     "cache_core.storage": frozenset({"remote"}),
     "cache_core.storage.remote": frozenset({
         "get_object", "bring_object", "get_record", "put_record", "tier", "generate_keypair", "Record",

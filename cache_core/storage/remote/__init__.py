@@ -41,7 +41,7 @@ from .base import (
     object_name,
     record_name,
 )
-from .config import RemoteSpec, redact
+from .config import RemoteSpec, scrub_secrets
 from .records import Record, check_fresh, decode, encode, is_revoked, load_secret_key, now, public_key_of
 from .records import generate_keypair as generate_keypair  # public (docs/core-api.md)
 from .state import COUNTERS, State
@@ -173,7 +173,7 @@ class RemoteTier:
     def _fault(self, spec: RemoteSpec, exc: Exception) -> None:
         """A timeout or error: skip the remote here and open the shared breaker for 60 s."""
         timeout = isinstance(exc, RemoteTimeout)
-        reason = redact(str(exc), self.specs)
+        reason = scrub_secrets(str(exc), self.specs)
         self._off.add(spec.ident)
         self.state.update(spec.ident, spec.display, {"timeouts" if timeout else "errors": 1},
                           open_breaker=reason)
@@ -647,7 +647,7 @@ class RemoteTier:
                                 self._deadline(spec))
                     row["resigned"] += 1
             except (RemoteError, RemoteMissing) as exc:
-                row["error"] = redact(str(exc), self.specs)
+                row["error"] = scrub_secrets(str(exc), self.specs)
         return rows
 
     # -- usage lists: what this member took from the fleet, per UTC day (for remote gc) ------
@@ -715,7 +715,7 @@ class RemoteTier:
                                        spec, grace, max_size, dry_run,
                                        gc.DEFAULT_RETENTION if retention is None else retention))
             except (RemoteError, RemoteMissing) as exc:
-                rows.append({"url": spec.display, "error": redact(str(exc), self.specs)})
+                rows.append({"url": spec.display, "error": scrub_secrets(str(exc), self.specs)})
         return rows
 
     def store_status(self, members: bool = False) -> list[dict[str, Any]]:
@@ -735,7 +735,7 @@ class RemoteTier:
                 rows.append(row)
             except RemoteError as exc:
                 rows.append({"url": spec.display, "listed": True,
-                             "error": redact(str(exc), self.specs)})
+                             "error": scrub_secrets(str(exc), self.specs)})
         return rows
 
     # -- reporting --------------------------------------------------------------------------
@@ -753,7 +753,7 @@ class RemoteTier:
             for k in COUNTERS:
                 item[k] = int(row.get(k, 0))
             if row.get("last_error"):
-                item["last_error"] = redact(str(row["last_error"]), self.specs)
+                item["last_error"] = scrub_secrets(str(row["last_error"]), self.specs)
             if spec.trust_warning():
                 item["config_warning"] = spec.trust_warning()
             remotes.append(item)
