@@ -150,6 +150,40 @@ def test_one_http_client_policy() -> None:
     assert http.redact is net.redact and http.opener is net.opener
 
 
+def test_one_state_dir_and_one_memo_helper() -> None:
+    """$PKGCACHE_STATE_DIR is read by cache_core.fs.safety.state_dir alone, and only the memo
+    helper (cache_core/fs/memo.py) asks it for the directory: every trust memo is read, checked
+    (our own, 0600) and written by one piece of code."""
+    named = sorted(f"{name}:{node.lineno}" for name, tree in _all_trees().items()
+                   for node in ast.walk(tree)
+                   if isinstance(node, ast.Constant) and node.value == "PKGCACHE_STATE_DIR")
+    assert named == [f"cache_core/fs/safety.py:{_line_of(CORE / 'fs/safety.py', 'STATE_ENV =')}"]
+    defs = sorted(f"{name}:{node.name}" for name, tree in _all_trees().items()
+                  for node in ast.walk(tree)
+                  if isinstance(node, ast.FunctionDef) and "state_dir" in node.name)
+    assert defs == ["cache_core/fs/safety.py:state_dir"]
+    callers = sorted({name for name, tree in _all_trees().items() for node in ast.walk(tree)
+                      if isinstance(node, ast.Call) and isinstance(node.func, ast.Name | ast.Attribute)
+                      and (getattr(node.func, "id", None) or getattr(node.func, "attr", None))
+                      == "state_dir"})
+    assert callers == ["cache_core/fs/memo.py"]
+
+
+def test_no_compatibility_shims_in_the_core() -> None:
+    """A cache_core module that only re-exports another one's names is gone (tests import the
+    real homes)."""
+    shims = []
+    for path in _py(CORE):
+        body = [n for n in ast.parse(path.read_text()).body
+                if not (isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant))]
+        if path.name != "__init__.py" and body and all(
+                isinstance(n, ast.ImportFrom | ast.Import) or (
+                    isinstance(n, ast.Assign) and ast.unparse(n.targets[0]) == "__all__")
+                for n in body):
+            shims.append(_rel(path))
+    assert shims == []
+
+
 def test_version_written_in_one_place() -> None:
     from cache_core import __version__
 
