@@ -22,6 +22,7 @@ from .errors import (
     BadKeyError,
     CacheError,
     ConfigError,
+    DigestMismatch,
     LockTimeout,
     UnsafeCacheError,
     set_warning_handler,
@@ -71,7 +72,8 @@ _RENAMED = {"acquire_lock": "acquire"}
 __all__ = [
     "EXIT_CONFIG", "EXIT_INTERNAL", "EXIT_INTERRUPTED", "EXIT_MISS", "EXIT_NETWORK", "EXIT_OK",
     "EXIT_UNUSABLE",
-    "EXIT_USAGE", "BadKeyError", "CacheConfig", "CacheError", "ConfigError", "Entry",
+    "EXIT_USAGE", "BadKeyError", "CacheConfig", "CacheError", "ConfigError", "DigestMismatch",
+    "Entry",
     "LockTimeout", "PRIVATE_KEY_PREFIX", "PackageCache", "UnsafeCacheError", "__version__",
     "acquire_lock", "atomic_symlink", "atomic_write", "copy_fd", "is_digest", "load_config",
     "materialize", "memo_path", "normalize_key", "open_regular", "read_json", "read_memo", "register_key",

@@ -47,6 +47,13 @@ class LockTimeout(CacheError):
     """A lock could not be taken within its timeout."""
 
 
+class DigestMismatch(CacheError):
+    """put(..., sha256=X, on_mismatch="raise"): the content is not X (nothing was stored). The
+    one fault a caller asks to see: it is raised, never turned into a warning."""
+
+    exit_code = EXIT_MISS
+
+
 # The remote tier's errors. They never reach a driver: the tier turns them into misses.
 class RemoteError(Exception):
     """A remote fault (5xx, refused, wrong credentials, bad reply): opens the breaker."""
