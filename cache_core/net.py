@@ -13,13 +13,16 @@ CA file the caller names. Every message shows a URL through ``redact``.
 from __future__ import annotations
 
 import base64
-import http.client
 import os
 import re
-import ssl
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass
+
+TYPE_CHECKING = False  # redaction alone (config, messages) loads no ssl, http.client or urllib.request
+if TYPE_CHECKING:
+    import http.client
+    import ssl
+    import urllib.request
 
 DEFAULT_TIMEOUT = 30.0         # seconds: connect and each read, unless the caller says otherwise
 USER_AGENT = "pkgcache/1"
@@ -77,6 +80,8 @@ def scrub(text: str, secrets: list[str]) -> str:
 # -- TLS and proxies -----------------------------------------------------------------------------
 def ssl_context(cafile: str | None = None) -> ssl.SSLContext:
     """TLS with certificate checks: the system bundle, or cafile when it names a file."""
+    import ssl
+
     if cafile and not os.path.isfile(cafile):
         cafile = None
     return ssl.create_default_context(cafile=cafile)
@@ -99,6 +104,8 @@ class Proxy:
 def proxy_for(scheme: str, host: str, port: int | None = None) -> Proxy | None:
     """The proxy the environment names for scheme://host[:port], None to go direct (no proxy
     set, or the host matches no_proxy/NO_PROXY)."""
+    import urllib.request
+
     proxies = urllib.request.getproxies_environment()
     url = proxies.get(scheme.lower()) or proxies.get("all")
     if not url:
@@ -145,6 +152,8 @@ def connection(scheme: str, host: str, port: int, timeout: float, *,
     """An unconnected connection to scheme://host:port along the policy's route, and the proxy
     taken (None: direct). Through a proxy, plain HTTP requests must name the absolute URL (see
     ``target``) and carry ``proxy_headers``; HTTPS is tunnelled (CONNECT), nothing to add."""
+    import http.client
+
     proxy = proxy_for(scheme, host, port)
     conn: http.client.HTTPConnection
     if scheme == "https":
@@ -172,8 +181,10 @@ def target(scheme: str, netloc: str, path: str, proxy: Proxy | None) -> str:
 def opener(cafile: str | None = None) -> urllib.request.OpenerDirector:
     """A urllib opener with this policy: http/https only (no file:, ftp:, data: even via
     redirects), the environment's proxies and no_proxy, checked TLS."""
+    import urllib.request
+
     director = urllib.request.OpenerDirector()
-    for handler in (_ProxyHandler(_urllib_proxies()), urllib.request.UnknownHandler(),
+    for handler in (_proxy_handler(), urllib.request.UnknownHandler(),
                     urllib.request.HTTPHandler(),
                     urllib.request.HTTPSHandler(context=ssl_context(cafile)),
                     urllib.request.HTTPDefaultErrorHandler(), urllib.request.HTTPRedirectHandler(),
@@ -183,21 +194,26 @@ def opener(cafile: str | None = None) -> urllib.request.OpenerDirector:
     return director
 
 
-class _ProxyHandler(urllib.request.ProxyHandler):
-    """urllib's proxy handler, no_proxy read by ``bypassed`` (ports and IPv6 too)."""
+def _proxy_handler() -> urllib.request.ProxyHandler:
+    """urllib's proxy handler with the environment's proxies (all_proxy filling http and https),
+    no_proxy read by ``bypassed`` (ports and IPv6 too)."""
+    import urllib.request
 
-    def proxy_open(self, req: urllib.request.Request, proxy: str,
-                   type: str) -> object:
-        p = urllib.parse.urlsplit(f"//{req.host}")
-        no_proxy = urllib.request.getproxies_environment().get("no", "")
-        if bypassed(p.hostname or "", p.port or (443 if type == "https" else 80), no_proxy):
-            return None
-        return super().proxy_open(req, proxy, type)
+    class ProxyHandler(urllib.request.ProxyHandler):
+        def proxy_open(self, req: urllib.request.Request, proxy: str, type: str) -> object:
+            p = urllib.parse.urlsplit(f"//{req.host}")
+            no_proxy = urllib.request.getproxies_environment().get("no", "")
+            if bypassed(p.hostname or "", p.port or (443 if type == "https" else 80), no_proxy):
+                return None
+            return super().proxy_open(req, proxy, type)
+
+    return ProxyHandler(_urllib_proxies())
 
 
 def _urllib_proxies() -> dict[str, str]:
-    """The environment's proxies for urllib's ProxyHandler, all_proxy filling http and https
-    (its no_proxy check reads the environment itself)."""
+    """The environment's proxies for urllib's ProxyHandler, all_proxy filling http and https."""
+    import urllib.request
+
     proxies = urllib.request.getproxies_environment()
     for scheme in ("http", "https"):
         if not proxies.get(scheme) and proxies.get("all"):
