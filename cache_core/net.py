@@ -3,9 +3,11 @@ and URL redaction. The remote stores (WebDAV/Bazel HTTP, S3) and the drivers' cl
 (hooks.common.http) both take it from here.
 
 Proxies: ``http_proxy``/``https_proxy`` (then ``all_proxy``; either case, lower case wins) and
-``no_proxy``/``NO_PROXY`` (host names, domain suffixes, ``*``), read as urllib reads them. Plain
-HTTP goes to the proxy in absolute form; HTTPS through a CONNECT tunnel, the certificate checked
-against the origin's name. ``user:password@`` in a proxy URL becomes a Proxy-Authorization header.
+``no_proxy``/``NO_PROXY`` (host names, domain suffixes, addresses, ``host:port``, ``*``). An HTTP
+proxy is spoken to in plain HTTP whatever its URL's scheme says (as urllib does); a socks proxy is
+not used. Plain HTTP goes to the proxy in absolute form; HTTPS through a CONNECT tunnel, the
+certificate checked against the origin's name. ``user:password@`` in a proxy URL becomes a
+Proxy-Authorization header.
 TLS checks certificates against the system bundle (OpenSSL honours SSL_CERT_FILE/SSL_CERT_DIR) or a
 CA file the caller names. Every message shows a URL through ``redact``.
 """
@@ -116,11 +118,11 @@ def proxy_for(scheme: str, host: str, port: int | None = None) -> Proxy | None:
         url = "http://" + url
     try:
         p = urllib.parse.urlsplit(url)
-        pport = p.port or 8080
+        pport = p.port or 80
     except ValueError:
         return None
-    if not p.hostname or p.scheme.lower() != "http":
-        return None  # an https:// proxy (TLS to the proxy itself) is not supported: go direct
+    if not p.hostname or p.scheme.lower() not in ("http", "https"):
+        return None  # socks5:// and the like: not an HTTP proxy (curl's all_proxy): go direct
     auth = None
     if p.username is not None:
         raw = f"{urllib.parse.unquote(p.username)}:{urllib.parse.unquote(p.password or '')}"
@@ -218,7 +220,8 @@ def _urllib_proxies() -> dict[str, str]:
     for scheme in ("http", "https"):
         if not proxies.get(scheme) and proxies.get("all"):
             proxies[scheme] = proxies["all"]
-    return {k: v for k, v in proxies.items() if k in ("http", "https")}
+    return {k: v for k, v in proxies.items() if k in ("http", "https")
+            and ("://" not in v or v.lower().startswith(("http://", "https://")))}
 
 
 def goes_direct(url: str) -> bool:

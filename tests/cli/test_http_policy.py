@@ -82,3 +82,10 @@ def test_redact_keeps_what_is_safe() -> None:
     assert net.has_secret("https://h/x?X-Amz-Credential=a") and not net.has_secret("https://h/x")
     assert net.scrub("error: token abcd1234 refused", ["abcd1234", "ab"]) == \
         "error: token *** refused"
+
+
+def test_a_socks_all_proxy_is_not_an_http_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("all_proxy", "socks5://127.0.0.1:1080")
+    assert net.proxy_for("https", "h", 443) is None
+    monkeypatch.setenv("https_proxy", "https://127.0.0.1:3128")   # plain HTTP to it, as urllib
+    assert net.proxy_for("https", "h", 443) == net.Proxy("127.0.0.1", 3128)
