@@ -335,7 +335,8 @@ class PackageCache:
             if expected is not None and digest != expected:
                 name = "<fd>" if isinstance(file_path, int) else os.path.basename(file_path)
                 if on_mismatch == "raise":
-                    raise DigestMismatch(f"{name}: content does not match the expected SHA-256")
+                    raise DigestMismatch(f"{name}: content does not match the expected SHA-256",
+                                         digest)
                 if self.strict:
                     raise CacheError(f"{name}: content does not match the expected SHA-256")
                 warn(f"{name}: SHA-256 mismatch; not cached")

@@ -48,10 +48,14 @@ class LockTimeout(CacheError):
 
 
 class DigestMismatch(CacheError):
-    """put(..., sha256=X, on_mismatch="raise"): the content is not X (nothing was stored). The
-    one fault a caller asks to see: it is raised, never turned into a warning."""
+    """put(..., sha256=X, on_mismatch="raise"): the content is not X (nothing was stored); digest
+    is what it is. The one fault a caller asks to see: raised, never turned into a warning."""
 
     exit_code = EXIT_MISS
+
+    def __init__(self, message: str, digest: str) -> None:
+        super().__init__(message)
+        self.digest = digest
 
 
 # The remote tier's errors. They never reach a driver: the tier turns them into misses.

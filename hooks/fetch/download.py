@@ -37,6 +37,7 @@ from cache_core import (
     EXIT_USAGE,
     PRIVATE_KEY_PREFIX,
     CacheError,
+    DigestMismatch,
     atomic_write,
     copy_fd,
     memo_path,
@@ -603,16 +604,33 @@ class _Download:
     def _finish(self, partial: _Partial, info: dict[str, Any], resumed: bool) -> FetchResult:
         """Verify the complete download, store it, place it at dest; the partial is consumed.
 
-        Everything goes through one descriptor: hash, chmod, the copy into the cache, the copy
-        (or, for a private temp already beside DEST, the rename) to DEST."""
+        Everything goes through one descriptor: the hashing copy into the cache (or, without a
+        cache to take it, a plain hash), chmod, the copy (or, for a private temp already beside
+        DEST, the rename) to DEST. The bytes are hashed once."""
         try:
             fd = partial.open_done()
         except (OSError, CacheError) as exc:
             partial.discard()
             raise FetchError(f"the download vanished: {reason(exc)}") from None
         try:
-            os.lseek(fd, 0, os.SEEK_SET)
-            digest, size = sha256_fd(fd)
+            size = os.fstat(fd).st_size
+            digest: str | None = None
+            if self.cache is not None:
+                meta = {"etag": info.get("etag"), "last_modified": info.get("last_modified"),
+                        "validated": time.time()}
+                if self.private:
+                    meta["url"] = redact(self.key)
+                meta = {k: v for k, v in meta.items() if v is not None}
+                try:
+                    digest = self.cache.put(self.ckey, fd, sha256=self.sha256, kind="url",
+                                            meta=meta, private=self.private, on_mismatch="raise")
+                except DigestMismatch as exc:
+                    digest = exc.digest  # reported below
+                if digest is not None:
+                    remember_digest(self.ckey, digest)
+            if digest is None:
+                os.lseek(fd, 0, os.SEEK_SET)
+                digest, size = sha256_fd(fd)
             if self.sha256 and digest != self.sha256:
                 partial.discard()
                 if resumed:
@@ -620,15 +638,7 @@ class _Download:
                 raise FetchError(f"SHA-256 mismatch for {redact(self.key)}: expected "
                                  f"{self.sha256}, got {digest}; nothing cached", EXIT_MISS)
             if self.cache is not None:
-                meta = {"etag": info.get("etag"), "last_modified": info.get("last_modified"),
-                        "validated": time.time()}
-                if self.private:
-                    meta["url"] = redact(self.key)
-                meta = {k: v for k, v in meta.items() if v is not None}
                 self.cache.count_miss(self.ckey)    # a cold download: one miss in stats
-                if self.cache.put(self.ckey, fd, sha256=digest, kind="url", meta=meta,
-                                  private=self.private):
-                    remember_digest(self.ckey, digest)
             try:
                 if partial.fd is not None:
                     _publish_temp(fd, partial.data, self.dest)

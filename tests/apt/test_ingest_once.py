@@ -101,3 +101,34 @@ def test_import_hashes_once_and_refuses_other_bytes(tmp_path, deb, hashed) -> No
     assert importer._import_one(cache, str(path), FNAME, sha, meta) == \
         ("already", "already cached")
     assert hashed.counted == SIZE
+
+
+@pytest.mark.parametrize("pinned", [True, False])
+def test_fetch_stores_a_download_hashing_it_once(tmp_path, hashed, monkeypatch, pinned) -> None:
+    """`pkgcache fetch`: the downloaded file is hashed by the store's copy alone (pinned or not),
+    and a pinned digest it does not have still stores nothing."""
+    from cache_core import CacheError
+    from hooks.common.errors import FetchError
+    from hooks.fetch import download
+    from tests.support.http import FetchServer
+
+    monkeypatch.setenv("PKGCACHE_STATE_DIR", str(tmp_path / "state"))
+    data = os.urandom(SIZE)
+    srv = FetchServer().start()
+    try:
+        srv.put("/f.tar.gz", data)
+        cache = PackageCache(str(tmp_path / "cache"))
+        sha = _REAL(data).hexdigest()
+        hashed.counted = 0  # the test server hashed the body for its ETag
+        got = download.fetch(cache, srv.url("/f.tar.gz"), tmp_path / "out",
+                             sha if pinned else None, progress=False)
+        assert got.sha256 == sha and (tmp_path / "out").read_bytes() == data
+        assert hashed.counted == SIZE
+        if pinned:
+            hashed.counted = 0
+            with pytest.raises((FetchError, CacheError)):
+                download.fetch(cache, srv.url("/f.tar.gz"), tmp_path / "out2", "1" * 64,
+                               progress=False, retries=0)
+            assert hashed.counted == SIZE and not (tmp_path / "out2").exists()
+    finally:
+        srv.stop()
