@@ -18,7 +18,6 @@ from typing import Any
 import pytest
 
 from cache_core import PackageCache, set_warning_handler
-from cache_core.storage import remote
 from tests.support import until_stopped
 from tests.support.proxy import ProxyServer
 from tests.support.remote import BEARER, Moto, Nginx, nginx_available, s3_store
@@ -65,7 +64,7 @@ def _round_trip(make_cache: Callable[..., PackageCache], entry: dict[str, Any], 
     src.write_bytes(data)
     a = make_cache("a", [dict(entry, mode="rw", signing_key_file=keypair[0])])
     a.put(KEY, str(src))
-    assert remote.tier(a).drain()["uploaded"] == 1
+    assert a.remote.tier.drain()["uploaded"] == 1
     b = make_cache("b", [dict(entry, trusted_public_keys=[keypair[1]])])
     path = b.get(KEY)
     assert path is not None
@@ -140,8 +139,8 @@ def test_secrets_reach_no_warning_status_or_state(nginx: Nginx, dead_port: int, 
         assert d.get(KEY) is None                              # the proxy is down: a miss
         assert any(f"via proxy 127.0.0.1:{dead_port}" in w for w in warnings), warnings
         shown = "\n".join([*warnings, capsys.readouterr().err,
-                           json.dumps(remote.tier(c).status(), default=str),
-                           json.dumps(remote.tier(d).status(), default=str),
+                           json.dumps(c.remote.tier.status(), default=str),
+                           json.dumps(d.remote.tier.status(), default=str),
                            json.dumps(c.stats(), default=str), repr(c.config)])
         shown += "".join(p.read_text(errors="replace") for p in tmp_path.rglob("*.json"))
         for secret in (PROXY_SECRET, "url-pa55-http25", BEARER):
