@@ -424,9 +424,9 @@ class PackageCache:
         if self.config is None or not self.config.remote:
             return None
         if self._tier is None:
-            from .storage.remote import STATE_DIR, RemoteTier
+            from .storage.remote import WORK_DIR, RemoteTier
 
-            self._tier = RemoteTier(self.store, list(self.config.remote), self.root / STATE_DIR,
+            self._tier = RemoteTier(self.store, list(self.config.remote), self.root / WORK_DIR,
                                     config_source=self.config.source)
         return self._tier
 

@@ -163,6 +163,14 @@ def test_one_state_dir_and_one_memo_helper() -> None:
                   for node in ast.walk(tree)
                   if isinstance(node, ast.FunctionDef) and "state_dir" in node.name)
     assert defs == ["cache_core/fs/safety.py:state_dir"]
+    # no other thing is called a state dir (a parameter, attribute or variable)
+    others = sorted(f"{name}:{node.lineno}" for name, tree in _all_trees().items()
+                    for node in ast.walk(tree)
+                    if (isinstance(node, ast.arg) and node.arg == "state_dir")
+                    or (isinstance(node, ast.Attribute) and node.attr == "state_dir")
+                    or (isinstance(node, ast.Name) and node.id == "state_dir"
+                        and isinstance(node.ctx, ast.Store)))
+    assert others == []
     callers = sorted({name for name, tree in _all_trees().items() for node in ast.walk(tree)
                       if isinstance(node, ast.Call) and isinstance(node.func, ast.Name | ast.Attribute)
                       and (getattr(node.func, "id", None) or getattr(node.func, "attr", None))

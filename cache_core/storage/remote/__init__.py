@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from ...index import Entry
     from ..local import LocalStore
 
-STATE_DIR = "remote-v1"
+WORK_DIR = "remote-v1"
 UPLOAD_ENV = "PKGCACHE_REMOTE_UPLOAD"  # "manual": never start the background uploader
 USAGE_PREFIX = "usage:"  # usage:<member>:<day>: what a member took from the fleet (remote gc)
 MISMATCH_STRIKES = 3  # objects that do not match in one process before the breaker opens
@@ -61,14 +61,15 @@ class RemoteTier:
 
     name = "remote"
 
-    def __init__(self, local: LocalStore, specs: list[RemoteSpec], state_dir: Path, *,
+    def __init__(self, local: LocalStore, specs: list[RemoteSpec], work_dir: Path, *,
                  config_source: str | None = None) -> None:
         """local: the cache's store (objects read for upload, fills published into it);
-        state_dir: where the spool, breaker and usage lists live (``<cache>/remote-v1``);
+        work_dir: where the spool, breaker and usage lists live (``<cache>/remote-v1``; not the
+        private state dir of trust memos);
         config_source: the config file the detached uploader is started with."""
         self.local = local
         self.specs = specs
-        self.state_dir = state_dir
+        self.work_dir = work_dir
         self.config_source = config_source
         self._backends: dict[str, Backend] = {}
         self._off: set[str] = set()           # skipped for the rest of this process
@@ -83,9 +84,9 @@ class RemoteTier:
     # -- plumbing ---------------------------------------------------------------------------
     @property
     def dir(self) -> Path:
-        """The state dir, <cache>/remote-v1 (created on first use)."""
+        """The tier's directory in the cache, <cache>/remote-v1 (created on first use)."""
         self.local.open()
-        return fs.ensure_private_dir(self.state_dir)
+        return fs.ensure_private_dir(self.work_dir)
 
     @property
     def spool_dir(self) -> Path:
