@@ -89,3 +89,20 @@ def test_a_socks_all_proxy_is_not_an_http_proxy(monkeypatch: pytest.MonkeyPatch)
     assert net.proxy_for("https", "h", 443) is None
     monkeypatch.setenv("https_proxy", "https://127.0.0.1:3128")   # plain HTTP to it, as urllib
     assert net.proxy_for("https", "h", 443) == net.Proxy("127.0.0.1", 3128)
+
+
+def test_a_refusing_proxy_names_no_secret(server: FetchServer, tmp_path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Wrong proxy credentials: the download fails with one message that quotes neither the
+    proxy's password nor the URL's."""
+    from hooks.common.errors import FetchError
+
+    server.put("/y.whl", b"never")
+    with ProxyServer("fleet:right-pa55") as proxy:
+        monkeypatch.setenv("http_proxy", f"http://fleet:wrong-pa55-http25@127.0.0.1:{proxy.port}")
+        url = server.url("/y.whl?token=tok-s3cret").replace("://", "://al:url-pa55@")
+        with pytest.raises(FetchError) as err:
+            http.download(url, tmp_path / "y.whl", retries=0)
+        assert proxy.auth_seen and "407" in str(err.value)
+        for secret in ("wrong-pa55-http25", "url-pa55", "tok-s3cret"):
+            assert secret not in str(err.value)
