@@ -64,6 +64,8 @@ UNREACHABLE_TEXT = re.compile(
 HELPER_TIMEOUT = 300.0    # one serve (a remote fetch has its own, shorter budgets)
 RELEASE_TIMEOUT = 60.0    # the offline fallback of one Release file
 HELPER_DRAIN = 60.0       # at the end: harvests still being stored
+DEFER_LIMIT = 150.0       # a request waiting for another member's download (lease.py: 120 s)
+POLL_FIRST, POLL_MAX = 0.1, 2.0  # how often a waiting request asks again
 CHILD_EXIT = 10.0         # apt closed stdin: the real method's time to exit before SIGKILL
 FAULT_ENV = "PKGCACHE_METHOD_TEST_FAULT"  # tests only: front-init, front-raise, helper-raise
 FINAL = (103, 201, 400)   # the answers that end a request (apt-pkg/acquire-worker.cc)
@@ -266,6 +268,15 @@ class HelperClient:
         finally:
             self.lock.release()
 
+    def tell(self, obj: dict[str, Any]) -> None:
+        """Send a request that gets no answer, without waiting."""
+        if not self.lock.acquire(timeout=HELPER_TIMEOUT):
+            raise HelperGone("busy")
+        try:
+            self._send(obj)
+        finally:
+            self.lock.release()
+
     def post(self, obj: dict[str, Any], fd: int) -> None:
         """Send a request and a file descriptor to the helper, without waiting."""
         if not self.lock.acquire(timeout=HELPER_TIMEOUT):
@@ -337,6 +348,9 @@ class Front:
         self.stats = Stats()
         self.spawn_helper = spawn_helper
         self.helper: HelperClient | None = None
+        self.child_lock = threading.Lock()  # writes to the real method (main thread, poller)
+        self.deferred: list[tuple[Request, Message, float]] = []  # waiting for another member
+        self.poller: threading.Thread | None = None
         self.child = spawn_child(real)
         self.closing = False
 
@@ -368,11 +382,18 @@ class Front:
         """Write a message to the real method; False if it is gone."""
         stdin = self.child.stdin
         try:
-            stdin.write(msg.raw())
-            stdin.flush()
+            with self.child_lock:
+                stdin.write(msg.raw())
+                stdin.flush()
         except (OSError, ValueError):
             return False
         return True
+
+    def relay(self, req: Request, msg: Message) -> None:
+        """Hand req to the real method: its final answer is the one apt gets."""
+        req.at_child = True
+        if not self.to_child(msg):
+            self.fail(req, f"The {os.path.basename(self.real)} method is gone")
 
     # -- the owed table -------------------------------------------------------------------
     def owe(self, req: Request) -> None:
@@ -462,34 +483,82 @@ class Front:
         if not self.relay_only and filename:
             try:
                 self.start_helper()
-                served = self.acquire(req)
+                served = self.acquire(req, msg)
             except Exception as exc:  # noqa: BLE001 - never break apt
                 self.fault(type(exc).__name__)
-        if served:
-            return
-        req.at_child = True
-        if not self.to_child(msg):
-            self.fail(req, f"The {os.path.basename(self.real)} method is gone")
+        if not served:
+            self.relay(req, msg)
 
-    def acquire(self, req: Request) -> bool:
-        """True when pkgcache answered the request itself."""
+    def acquire(self, req: Request, msg: Message) -> bool:
+        """True when pkgcache answered the request itself, or holds it while another member
+        (or local process) downloads the same file (see ``defer``)."""
         if os.environ.get(FAULT_ENV) == "front-raise":
             raise RuntimeError("injected fault")
         if req.release or req.sha256 is None or self.helper is None:
             return False
+        got = self.serve(req)
+        if got == "busy":
+            self.defer(req, msg)
+        return got is not None
+
+    def serve(self, req: Request) -> str | None:
+        """Ask the helper for req's file: "done" (answered), "busy" (another downloads it), or
+        None (the real method's job)."""
+        helper = self.helper
+        if helper is None:
+            return None
         try:
-            ans = self.helper.call({"op": "serve", "sha256": req.sha256, "dest": req.filename,
-                                    "size": req.size})
+            ans = helper.call({"op": "serve", "sha256": req.sha256, "dest": req.filename,
+                               "size": req.size})
         except HelperGone as exc:
             self.fault(str(exc))
-            return False
+            return None
         if ans.get("ok") is True and isinstance(ans.get("size"), int):
             self.answer_done(req, ans["size"])
             self.stats.add(str(ans.get("source", "local")), ans["size"])
-            return True
+            return "done"
         if ans.get("ok") is not False:
             self.fault("bad answer")
-        return False
+            return None
+        return "busy" if ans.get("busy") is True else None
+
+    # -- coalescing: another member (or local process) is downloading the same file ---------
+    def defer(self, req: Request, msg: Message) -> None:
+        """Hold req (still owed) while the file's lease is someone else's; a poller thread asks
+        again with backoff and serves it once delivered, or relays it to the real method when
+        the lease ends without it, expires, or DEFER_LIMIT passes. The front keeps reading apt
+        meanwhile: its own downloads (and the leases this machine holds) go on."""
+        with self.lock:
+            self.deferred.append((req, msg, time.monotonic() + DEFER_LIMIT))
+            if self.poller is None:
+                self.poller = threading.Thread(target=self.poll_deferred, daemon=True)
+                self.poller.start()
+
+    def poll_deferred(self) -> None:
+        """The poller thread: until no request waits."""
+        delay = POLL_FIRST
+        while True:
+            time.sleep(delay)
+            delay = min(delay * 1.6, POLL_MAX)
+            with self.lock:
+                batch, self.deferred = self.deferred, []
+                if not batch:
+                    self.poller = None
+                    return
+            keep = []
+            for req, msg, end in batch:
+                got = None
+                try:
+                    if not self.relay_only and time.monotonic() < end:
+                        got = self.serve(req)
+                except Exception as exc:  # noqa: BLE001 - never break apt
+                    self.fault(type(exc).__name__)
+                if got == "busy":
+                    keep.append((req, msg, end))
+                elif got is None:
+                    self.relay(req, msg)
+            with self.lock:
+                self.deferred.extend(keep)
 
     def answer_done(self, req: Request, size: int) -> None:
         """As apt's http method answers, minus the hash fields: apt hashes the file itself."""
@@ -560,6 +629,8 @@ class Front:
             elif not self.was_answered(uri):
                 self.to_apt(msg)  # not one of apt's requests ("<UNKNOWN>"): apt judges it
             return
+        if msg.code == 400 and req.sha256 and not self.relay_only:
+            self.drop_lease(req)
         if msg.code == 201 and not self.relay_only:
             if (msg.get("IMS-Hit") or "").lower() == "true":
                 self.stats.add("origin_unchanged", 0)
@@ -674,6 +745,17 @@ class Front:
         with self.lock:
             return _norm(uri) in self.seen and _norm(uri) not in self.owed
 
+    def drop_lease(self, req: Request) -> None:
+        """The real method failed req: the helper ends its lease on the file (if any), so
+        waiting members fall back to the origin at once."""
+        helper = self.helper
+        if helper is None:
+            return
+        try:
+            helper.tell({"op": "drop", "sha256": req.sha256})
+        except HelperGone as exc:
+            self.fault(str(exc))
+
     def harvest(self, req: Request, filename: str) -> None:
         """Hand the finished file to the helper before apt moves or removes it."""
         helper = self.helper
@@ -682,9 +764,13 @@ class Front:
         try:
             fd = os.open(filename, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError:
+            if req.sha256:
+                self.drop_lease(req)
             return
         try:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
+                if req.sha256:
+                    self.drop_lease(req)
                 return
             helper.post({"op": "harvest", "uri": release_key(req.uri), "sha256": req.sha256,
                          "name": os.path.basename(filename), "release": req.release}, fd)
@@ -735,6 +821,7 @@ class Helper:
         if not self.cache.enabled:
             raise RuntimeError("cache disabled")  # the front relays everything
         self.stats: dict[str, int] = {}
+        self.leases: dict[str, Any] = {}  # digest -> the open download_lease of a miss
 
     def _warn(self, message: str) -> None:
         if not self.said:  # one line per method process at most
@@ -766,6 +853,8 @@ class Helper:
                 self.handle(req, fd)
         for fd in fds:
             os.close(fd)
+        for digest in list(self.leases):
+            self.end_lease(digest)
         self.record()
 
     def reply(self, obj: dict[str, Any]) -> None:
@@ -779,6 +868,8 @@ class Helper:
             raise RuntimeError("injected fault")
         if op == "serve":
             self.reply(self.serve(str(req["sha256"]), str(req["dest"]), req.get("size")))
+        elif op == "drop":
+            self.end_lease(str(req.get("sha256")))
         elif op == "release":
             self.reply(self.release(str(req["uri"]), str(req["dest"])))
         elif op == "harvest" and fd is not None:
@@ -821,12 +912,48 @@ class Helper:
             from cache_core.storage import remote
 
             if remote.get_object(self.cache, sha256, size=size) is None:
-                return {"ok": False}
+                busy = self.coalesce(sha256, size)
+                if busy is not False:
+                    return {"ok": False, "busy": True} if busy else {"ok": False}
         if not self.cache.materialize_key(key, dest, mode="copy", sha256=sha256):
             return {"ok": False}
         self._own_like_parent(dest)
         return {"ok": True, "size": os.lstat(dest).st_size,
                 "source": "local" if local else "remote"}
+
+    def coalesce(self, sha256: str, size: int) -> bool | None:
+        """A miss, coalesced with other processes and members missing it too (the store's lease,
+        cache_core/storage/remote/lease.py), without waiting here: False when another delivered
+        it meanwhile (serve it), True when another holds a live lease (the front asks again
+        later), None when the real method downloads it (under this process's lease, if any,
+        until the harvest or the failure ends it)."""
+        if sha256 in self.leases or not getattr(self.cache.config, "remote", None):
+            return None
+        import contextlib
+
+        from cache_core.storage import remote
+
+        try:
+            cm = remote.download_lease(self.cache, sha256, wait=0, size=size)
+            lease = cm.__enter__()
+        except Exception:  # noqa: BLE001 - no coalescing, never an error
+            return None
+        if lease.path is not None or lease.busy:
+            with contextlib.suppress(Exception):
+                cm.__exit__(None, None, None)
+            return True if lease.path is None else False
+        self.leases[sha256] = cm
+        return None
+
+    def end_lease(self, sha256: str) -> None:
+        """The download of sha256 is over (stored or failed): a held lease publishes what was
+        stored and is released, so the waiting members take it or fall back at once."""
+        cm = self.leases.pop(sha256, None)
+        if cm is not None:
+            try:
+                cm.__exit__(None, None, None)
+            except Exception:  # noqa: BLE001 - the lease expires on its own
+                pass
 
     def release(self, uri: str, dest: str) -> dict[str, Any]:
         """Place the cached copy of a Release file (by URI) at dest, if there is one that is
@@ -896,6 +1023,8 @@ class Helper:
                 os.unlink(tmp)
             except OSError:
                 pass
+            if isinstance(sha, str):
+                self.end_lease(sha)
 
     def record(self) -> None:
         """Add this method process's counts to the run's record (`pkgcache apt status`)."""

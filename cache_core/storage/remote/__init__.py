@@ -805,12 +805,13 @@ def bring_object(cache: PackageCache, digest: str, key: str | None = None, *,
 
 
 def download_lease(cache: PackageCache, digest: str, *, key: str | None = None,
-                   kind: str | None = None, wait: float | None = None
-                   ) -> AbstractContextManager[Lease]:
+                   kind: str | None = None, wait: float | None = None,
+                   size: int | None = None) -> AbstractContextManager[Lease]:
     """Coalesce a download by SHA-256 with other processes and members (see lease.py):
     ``with download_lease(cache, digest) as lease:`` - lease.path set: another member delivered
-    it (serve that); else download and store it in the cache inside the block."""
+    it (serve that); else download and store it in the cache inside the block. size: as for
+    get_object."""
     from .lease import download_lease as coalesce
 
     return coalesce(cache, tier(cache), digest,
-                    lambda: get_object(cache, digest, key, kind=kind), wait=wait)
+                    lambda: get_object(cache, digest, key, kind=kind, size=size), wait=wait)
