@@ -30,20 +30,20 @@ A fault before the session starts execs the real method.
 
 from __future__ import annotations
 
-import json
+# The front starts at every apt run (`python3 -I -S .../method.py`, debian/methods/http): only
+# what it needs on every path is imported here; json, socket, subprocess, re and urllib wait for
+# the paths that need them (the helper, a failure, a %-escaped URI).
 import os
-import re
-import socket
 import stat
-import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from email.utils import formatdate
-from typing import IO, Any
-from urllib.parse import unquote
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import socket
+    from collections.abc import Callable
+    from typing import IO, Any
 
 REAL_DIR = "/usr/lib/apt/methods"
 RELEASE_NAMES = ("InRelease", "Release", "Release.gpg")
@@ -54,13 +54,14 @@ UNREACHABLE = {"ConnectionRefused", "ConnectionTimedOut", "Timeout", "ResolveFai
 # apt's messages for the same failures when it sets no FailReason (ENETUNREACH/EHOSTUNREACH,
 # an address already known bad, resets, TLS handshakes, proxies; apt 2.6 methods/connect.cc,
 # http.cc, basehttp.cc). A FailReason outlives its failure in the real method, so the text counts.
-UNREACHABLE_TEXT = re.compile(
+UNREACHABLE_TEXT = (
     r"Cannot initiate the connection to |Could not connect to |Unable to connect to "
     r"|Could not resolve |Temporary failure resolving |Something wicked happened resolving "
     r"|System error resolving |Connection failed|Connection timed out"
     r"|Error reading from server|Could not handshake|Certificate verification failed"
     r"|(Reading from|Writing to) proxy failed"
     r"|Invalid response from proxy: \S+ 50[234]\b")
+_unreachable_re: list[Any] = []  # UNREACHABLE_TEXT compiled, on the first failure
 HELPER_TIMEOUT = 300.0    # one serve (a remote fetch has its own, shorter budgets)
 RELEASE_TIMEOUT = 60.0    # the offline fallback of one Release file
 HELPER_DRAIN = 60.0       # at the end: harvests still being stored
@@ -100,7 +101,11 @@ def unreachable(msg: Message) -> bool:
     """True when a ``400 URI Failure`` says the origin (or the proxy to it) cannot be reached."""
     if (msg.get("FailReason") or "") in UNREACHABLE:
         return True
-    return bool(UNREACHABLE_TEXT.search(msg.get("Message") or ""))
+    if not _unreachable_re:
+        import re
+
+        _unreachable_re.append(re.compile(UNREACHABLE_TEXT))
+    return bool(_unreachable_re[0].search(msg.get("Message") or ""))
 
 
 class Message:
@@ -149,6 +154,10 @@ def read_message(stream: IO[bytes]) -> Message | None:
 
 
 def _norm(uri: str) -> str:
+    if "%" not in uri:
+        return uri
+    from urllib.parse import unquote
+
     return unquote(uri)
 
 
@@ -166,23 +175,28 @@ def _leaf(uri: str) -> str:
     return _norm(uri).split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
 
 
-@dataclass(eq=False)
 class Request:
-    """One ``600 URI Acquire`` apt is owed exactly one final answer for."""
+    """One ``600 URI Acquire`` apt is owed exactly one final answer for (compared by identity).
+    at_child: relayed, the real method's final answer is the one apt gets; size:
+    Expected-Checksum-FileSize, which bounds what a remote may send."""
 
-    uri: str
-    filename: str
-    sha256: str | None
-    release: bool
-    at_child: bool = False  # relayed: the real method's final answer is the one apt gets
-    size: int | None = None  # Expected-Checksum-FileSize: bounds what a remote may send
+    __slots__ = ("uri", "filename", "sha256", "release", "at_child", "size")
+
+    def __init__(self, uri: str, filename: str, sha256: str | None, release: bool,
+                 at_child: bool = False, size: int | None = None) -> None:
+        self.uri = uri
+        self.filename = filename
+        self.sha256 = sha256
+        self.release = release
+        self.at_child = at_child
+        self.size = size
 
 
-@dataclass
 class Stats:
     """What served what in this method process."""
 
-    counts: dict[str, int] = field(default_factory=dict)
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
 
     def add(self, source: str, size: int) -> None:
         """Count one file served from source (and its bytes)."""
@@ -206,6 +220,9 @@ class HelperClient:
     @classmethod
     def spawn(cls) -> HelperClient:
         """Start ``method.py --helper`` on one end of a new socketpair."""
+        import socket
+        import subprocess
+
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         env = dict(os.environ)
@@ -222,6 +239,9 @@ class HelperClient:
         return cls(mine, proc)
 
     def _send(self, obj: dict[str, Any], fds: list[int] | None = None) -> None:
+        import json
+        import socket
+
         data = (json.dumps(obj) + "\n").encode()
         try:
             self.sock.settimeout(HELPER_TIMEOUT)
@@ -233,6 +253,8 @@ class HelperClient:
             raise HelperGone(str(exc)) from None
 
     def _recv(self, timeout: float) -> dict[str, Any]:
+        import json
+
         end = time.monotonic() + timeout
         while b"\n" not in self.buf:
             left = end - time.monotonic()
@@ -288,6 +310,8 @@ class HelperClient:
 
     def finish(self, stats: dict[str, Any]) -> None:
         """Hand the run's counters to the helper and let it end (waiting at most HELPER_DRAIN)."""
+        import socket
+
         if self.lock.acquire(timeout=HELPER_DRAIN):
             try:
                 self._send({"op": "stats", "stats": stats})
@@ -298,8 +322,8 @@ class HelperClient:
                 self.lock.release()
         try:
             self.proc.wait(HELPER_DRAIN)
-        except subprocess.TimeoutExpired:
-            pass  # it finishes on its own; apt is not kept waiting longer
+        except Exception:  # noqa: BLE001 - TimeoutExpired: it finishes on its own
+            pass
         self.sock.close()
 
     def kill(self) -> None:
@@ -307,7 +331,7 @@ class HelperClient:
         try:
             self.proc.kill()
             self.proc.wait(5)
-        except (OSError, subprocess.TimeoutExpired):
+        except Exception:  # noqa: BLE001 - OSError, TimeoutExpired
             pass
         try:
             self.sock.close()
@@ -315,10 +339,72 @@ class HelperClient:
             pass
 
 
-def spawn_real(real: str) -> subprocess.Popen[bytes]:
+class ChildTimeout(Exception):
+    """The real method did not exit in time."""
+
+
+class Child:
+    """The real method, talking to the front over pipes (posix_spawn: the front does without
+    subprocess). SIGPIPE is restored to its default, as apt starts its methods."""
+
+    def __init__(self, real: str) -> None:
+        import _signal
+
+        r_in, w_in = os.pipe()
+        r_out, w_out = os.pipe()
+        try:
+            self.pid = os.posix_spawn(real, [real], os.environ, file_actions=[
+                (os.POSIX_SPAWN_DUP2, r_in, 0), (os.POSIX_SPAWN_DUP2, w_out, 1)],
+                setsigdef=(_signal.SIGPIPE, _signal.SIGXFSZ))
+        except BaseException:
+            for fd in (w_in, r_out):
+                os.close(fd)
+            raise
+        finally:
+            os.close(r_in)
+            os.close(w_out)
+        self.stdin = os.fdopen(w_in, "wb", buffering=0)
+        self.stdout = os.fdopen(r_out, "rb")
+        self.rc: int | None = None
+
+    def poll(self) -> int | None:
+        """The exit code, or None while it runs."""
+        if self.rc is None:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:
+                return self.rc
+            if pid:
+                self.rc = os.waitstatus_to_exitcode(status)
+        return self.rc
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Wait for the exit (ChildTimeout after timeout seconds)."""
+        if timeout is None:
+            if self.rc is None:
+                self.rc = os.waitstatus_to_exitcode(os.waitpid(self.pid, 0)[1])
+            return self.rc
+        end = time.monotonic() + timeout
+        delay = 0.001
+        while self.poll() is None:
+            if time.monotonic() >= end:
+                raise ChildTimeout(self.pid)
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+        return self.rc if self.rc is not None else 0
+
+    def kill(self) -> None:
+        """SIGKILL it (if it still runs)."""
+        if self.poll() is None:
+            try:
+                os.kill(self.pid, 9)
+            except ProcessLookupError:
+                pass
+
+
+def spawn_real(real: str) -> Child:
     """The real method, talking to the front over pipes."""
-    return subprocess.Popen([real], executable=real, stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, bufsize=0)
+    return Child(real)
 
 
 class Front:
@@ -349,22 +435,25 @@ class Front:
         self.spawn_helper = spawn_helper
         self.helper: HelperClient | None = None
         self.child_lock = threading.Lock()  # writes to the real method (main thread, poller)
+        self.helper_lock = threading.Lock()
         self.deferred: list[tuple[Request, Message, float]] = []  # waiting for another member
         self.poller: threading.Thread | None = None
         self.child = spawn_child(real)
         self.closing = False
 
     def start_helper(self) -> None:
-        """Start the helper at the first request (apt's capability probe never sends one)."""
-        if self.helper is not None or self.relay_only:
-            return
-        if os.geteuid() != 0 or os.environ.get("PKGCACHE_DISABLE"):
-            self.relay_only = True  # a user's `apt-get download`: the root cache is not theirs
-            return
-        try:
-            self.helper = self.spawn_helper()
-        except Exception as exc:  # noqa: BLE001 - no helper: a plain relay
-            self.fault(type(exc).__name__)
+        """Start the helper at the first request it may serve (a digest, or an offline
+        Release file); an apt run that needs neither never starts it."""
+        with self.helper_lock:  # the main thread (digests) or the reader (Release fallback)
+            if self.helper is not None or self.relay_only:
+                return
+            if os.geteuid() != 0 or os.environ.get("PKGCACHE_DISABLE"):
+                self.relay_only = True  # a user's `apt-get download`: not their cache
+                return
+            try:
+                self.helper = self.spawn_helper()
+            except Exception as exc:  # noqa: BLE001 - no helper: a plain relay
+                self.fault(type(exc).__name__)
 
     # -- output ---------------------------------------------------------------------------
     def to_apt(self, *msgs: Message) -> None:
@@ -460,7 +549,7 @@ class Front:
             pass
         try:
             rc = self.child.wait(CHILD_EXIT)
-        except subprocess.TimeoutExpired:
+        except Exception:  # noqa: BLE001 - its timeout (ChildTimeout, TimeoutExpired)
             self.child.kill()
             rc = self.child.wait()
         reader.join(CHILD_EXIT)
@@ -482,7 +571,6 @@ class Front:
         served = False
         if not self.relay_only and filename:
             try:
-                self.start_helper()
                 served = self.acquire(req, msg)
             except Exception as exc:  # noqa: BLE001 - never break apt
                 self.fault(type(exc).__name__)
@@ -494,8 +582,9 @@ class Front:
         (or local process) downloads the same file (see ``defer``)."""
         if os.environ.get(FAULT_ENV) == "front-raise":
             raise RuntimeError("injected fault")
-        if req.release or req.sha256 is None or self.helper is None:
+        if req.release or req.sha256 is None:
             return False
+        self.start_helper()  # the first request the helper can serve
         got = self.serve(req)
         if got == "busy":
             self.defer(req, msg)
@@ -566,7 +655,7 @@ class Front:
             mtime = os.stat(req.filename).st_mtime
         except OSError:
             mtime = time.time()
-        when = formatdate(mtime, usegmt=True)
+        when = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(mtime))  # C locale
         self.answer(req,
                     Message.build("200 URI Start", [("URI", req.uri), ("Size", str(size)),
                                                     ("Last-Modified", when)]),
@@ -601,7 +690,7 @@ class Front:
         front ends as the real method did (apt reports that as usual)."""
         try:
             rc = self.child.wait(CHILD_EXIT)
-        except subprocess.TimeoutExpired:
+        except Exception:  # noqa: BLE001 - its timeout
             rc = None
         with self.lock:
             if self.closing:
@@ -637,7 +726,7 @@ class Front:
             else:
                 size = msg.get("Size") or "0"
                 self.stats.add("origin", int(size) if size.isdigit() else 0)
-                if req.sha256 or req.release:
+                if req.sha256 and not req.release:  # Release files: lists.py, after apt
                     self.harvest(req, msg.get("Filename") or req.filename)
         elif msg.code == 400 and not self.relay_only and unreachable(msg):
             answer = self.offline_answer(req, msg)
@@ -682,6 +771,7 @@ class Front:
 
     def serve_release(self, req: Request) -> int | None:
         """Place the cached copy of a Release file at apt's Filename; its size, or None."""
+        self.start_helper()
         helper = self.helper
         if helper is None or self.relay_only:
             return None
@@ -795,13 +885,13 @@ def front_main(argv: list[str]) -> int:
     """The method apt runs: relay to the real one, or become it on any fault."""
     real = real_method(argv)
     try:
-        import signal
+        import _signal
 
         front = Front(real, sys.stdin.buffer, sys.stdout.buffer)
         # apt ends a method with SIGINT after closing its stdin; the front ends on that end of
         # file once the real method has, so harvests handed over are not cut off. (Set after
         # the real method started: it keeps apt's signal dispositions.)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        _signal.signal(_signal.SIGINT, _signal.SIG_IGN)
     except Exception:  # noqa: BLE001 - nothing sent yet: become the real method
         os.execv(real, [real])
     return front.run()
@@ -835,6 +925,9 @@ class Helper:
 
     def run(self) -> None:
         """Serve the front's requests until it closes the socket."""
+        import json
+        import socket
+
         buf = b""
         fds: list[int] = []
         while True:
@@ -859,6 +952,8 @@ class Helper:
 
     def reply(self, obj: dict[str, Any]) -> None:
         """Answer the front."""
+        import json
+
         self.sock.sendall((json.dumps(obj) + "\n").encode())
 
     def handle(self, req: dict[str, Any], fd: int | None) -> None:
@@ -1048,6 +1143,8 @@ class Helper:
 
 def helper_main(fd: int) -> int:
     """The helper process: serve the front on the socket fd."""
+    import socket
+
     sock = socket.socket(fileno=fd)
     try:
         Helper(sock).run()
