@@ -3,7 +3,6 @@ downloading, in parallel (bounded), by the SHA-256 of apt's signed index."""
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from .naming import is_safe_name, key_for
@@ -24,6 +23,8 @@ def has_remote(cache: PackageCache) -> bool:
 def prefetch(cache: PackageCache, wants: list[Any], workers: int = WORKERS) -> tuple[int, int]:
     """Fetch every wanted deb (objects with .fname, .sha256, .size) missing from the local store
     from the remotes; returns (count, bytes) brought in. Never raises for remote faults."""
+    from concurrent.futures import ThreadPoolExecutor  # here: the hooks' start-up needs none
+
     from cache_core.storage import remote
 
     if remote.tier(cache) is None:
