@@ -348,7 +348,7 @@ class Child:
     subprocess). SIGPIPE is restored to its default, as apt starts its methods."""
 
     def __init__(self, real: str) -> None:
-        import _signal
+        import _signal  # type: ignore[import-not-found]  # signal without its enum import
 
         r_in, w_in = os.pipe()
         r_out, w_out = os.pipe()
@@ -885,7 +885,7 @@ def front_main(argv: list[str]) -> int:
     """The method apt runs: relay to the real one, or become it on any fault."""
     real = real_method(argv)
     try:
-        import _signal
+        import _signal  # type: ignore[import-not-found]  # signal without its enum import
 
         front = Front(real, sys.stdin.buffer, sys.stdout.buffer)
         # apt ends a method with SIGINT after closing its stdin; the front ends on that end of
