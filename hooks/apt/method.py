@@ -1004,10 +1004,10 @@ class Helper:
         key = f"sha256:{sha256}"
         local = self.cache.exists(key)
         if not local and isinstance(size, int) and size > 0:
-            from cache_core.storage import remote
-
-            if remote.get_object(self.cache, sha256, size=size) is None:
-                busy = self.coalesce(sha256, size)
+            remote = self.cache.remote  # without one: a counted local miss
+            got = remote.get_object(sha256, size=size) if remote else self.cache.get(key)
+            if got is None:
+                busy = self.coalesce(sha256, size) if remote else None
                 if busy is not False:
                     return {"ok": False, "busy": True} if busy else {"ok": False}
         if not self.cache.materialize_key(key, dest, mode="copy", sha256=sha256):
@@ -1022,14 +1022,13 @@ class Helper:
         it meanwhile (serve it), True when another holds a live lease (the front asks again
         later), None when the real method downloads it (under this process's lease, if any,
         until the harvest or the failure ends it)."""
-        if sha256 in self.leases or not getattr(self.cache.config, "remote", None):
+        remote = self.cache.remote
+        if sha256 in self.leases or remote is None:
             return None
         import contextlib
 
-        from cache_core.storage import remote
-
         try:
-            cm = remote.download_lease(self.cache, sha256, wait=0, size=size)
+            cm = remote.download_lease(sha256, wait=0, size=size)
             lease = cm.__enter__()
         except Exception:  # noqa: BLE001 - no coalescing, never an error
             return None

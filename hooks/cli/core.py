@@ -77,7 +77,7 @@ def _read_cache(args: argparse.Namespace, quiet: bool = False, key: str = "") ->
         normalize_key(key)
     cache = args.cache()
     if (cache.enabled and cache.system is None and not cache.root.is_dir()
-            and not (cache.config is not None and cache.config.remote)):
+            and cache.remote is None):
         if not quiet:
             error(f"no cache at {cache.root}")
         return None
@@ -283,9 +283,9 @@ def register(sub: Any) -> None:
     s.add_argument("--json", action="store_true", help="print the report as JSON")
     s.set_defaults(func=cmd_verify)
     s = sub.add_parser("gc", help=COMMANDS["gc"],
-                       description="Evict least recently used entries until the cache is at 90 %% "
+                       description="Evict least recently used entries until the cache is at 90 % "
                                    "of its cap (max_size_gb, or --max-size), and apply the "
-                                   "quarantine's retention (7 days, at most 10 %% of the cap). "
+                                   "quarantine's retention (7 days, at most 10 % of the cap). "
                                    "Run daily by pkgcache.timer.")
     s.add_argument("--max-size", metavar="SIZE", help="cap for this run (5G, 500M, 1.5GiB; bare "
                    "number = GiB)")
