@@ -665,14 +665,17 @@ class Remote:
         return bool(self._cache.remote_call(lambda: self.tier.add_to_set(key, items), False))
 
     def download_lease(self, digest: str, *, key: str | None = None, kind: str | None = None,
-                       wait: float | None = None) -> AbstractContextManager[Lease]:
+                       wait: float | None = None, size: int | None = None
+                       ) -> AbstractContextManager[Lease]:
         """Coalesce a download by SHA-256 with other processes and members (lease.py):
         ``with cache.remote.download_lease(digest) as lease:`` - lease.path set: another member
-        delivered it (serve that); else download and store it in the cache inside the block."""
+        delivered it (serve that); else download and store it in the cache inside the block.
+        wait=0: never wait (lease.busy: ask again later); size: as for get_object."""
         from .storage.remote.lease import download_lease as coalesce
 
         sha = f"sha256:{digest.lower()}"
-        return coalesce(self.tier, digest, lambda: self.get_object(digest, key, kind=kind),
+        return coalesce(self.tier, digest,
+                        lambda: self.get_object(digest, key, kind=kind, size=size),
                         lambda: self._cache.exists(sha), wait=wait)
 
     def push(self, keys: list[str] | None, all_keys: bool = False) -> dict[str, int]:

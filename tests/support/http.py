@@ -330,9 +330,10 @@ class DirApp:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
+        self.delays: dict[str, float] = {}  # file name -> seconds between 16 KiB pieces
 
     def serve(self, h: Handler, hit: Hit) -> None:
-        """Answer with the file at hit.path."""
+        """Answer with the file at hit.path (slowly if its name is in ``delays``)."""
         rel = urllib.parse.unquote(hit.path).lstrip("/")
         path = (self.root / rel).resolve()
         if (h.command not in ("GET", "HEAD") or not path.is_file()
@@ -347,8 +348,21 @@ class DirApp:
                     return h.reply(hit, 304, b"", [("Last-Modified", lm)])
             except (TypeError, ValueError):
                 pass
-        return h.reply(hit, 200, path.read_bytes(),
-                       [("Content-Type", "application/octet-stream"), ("Last-Modified", lm)])
+        headers = [("Content-Type", "application/octet-stream"), ("Last-Modified", lm)]
+        delay = self.delays.get(path.name)
+        if not delay or h.command == "HEAD":
+            return h.reply(hit, 200, path.read_bytes(), headers)
+        body = path.read_bytes()
+        hit.status = 200
+        h.send_response(200)
+        for k, v in headers + [("Content-Length", str(len(body)))]:
+            h.send_header(k, v)
+        h.end_headers()
+        try:
+            h.send_chunks(hit, body, delay)
+        except OSError:
+            h.close_connection = True
+        return None
 
 
 class DirServer(HttpServer):
