@@ -162,10 +162,12 @@ class Driver:
         the files pip downloads are the ones cached; None where pip must reach them itself."""
         if self._view is None and not self._no_view and view_usable(self.opts.pip_args):
             from .build import pip_cafile
+            from .pages import Pages
 
             dl = self.work / "dl"
             dl.mkdir(exist_ok=True)
             self._view = View(self.opts.pip_args, dl, pip_cafile())
+            self._view.shared = Pages(self.cache, self.store.trust, self.request.keys)
             self.env = self._view.env(self.env)
             if _fleet(self.cache) is not None:
                 self._coalesce(self._view)
@@ -683,6 +685,8 @@ class Driver:
         if opts.no_index:
             return self.cache_first(installer)
         if not opts.refresh and options.fully_pinned(opts.pip_args):
+            if fleet is not None:  # the pinned versions from the fleet's signed listings
+                fleet.adopt_pins(self.cache, self.store, self.target, opts.pip_args)
             rc = self.pinned(installer)
             if rc is not None:
                 return rc
@@ -697,7 +701,9 @@ class Driver:
                 fleet.adopt_projects(self.cache, self.store, self.target, names)
             return self.unreachable(installer, redact(index), cause)
         if fleet is not None:  # files the index lists with the same SHA-256: offered from the cache
-            fleet.index_verified(self.cache, self.store, self.target, opts.pip_args)
+            v = self.view()  # the pages it reads are the pages pip then reads
+            fleet.index_verified(self.cache, self.store, self.target, opts.pip_args,
+                                 read=v.read_page if v is not None else None)
         if installer == "uv":
             return self.online_uv()
         rc = self.online_pip()

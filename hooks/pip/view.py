@@ -27,11 +27,15 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hooks.common import http as client
 
 from . import options
+from .pages import PIP_ACCEPT
+
+if TYPE_CHECKING:
+    from .pages import Pages
 
 _HREF = re.compile(r"""(<a\b[^>]*?\bhref\s*=\s*)(["'])(.*?)\2""", re.I | re.S)
 _BASE = re.compile(r"""<base\b[^>]*?\bhref\s*=\s*(["'])(.*?)\1""", re.I | re.S)
@@ -92,8 +96,12 @@ class View:
         # might have handled itself (auth, 5xx, unreachable): the caller retries without the view
         self._lock = threading.Lock()
         self._file_locks: dict[int, threading.Lock] = {}
-        self._pages: dict[tuple[str, str], tuple[str, bytes] | int] = {}  # (url, Accept) ->
-        # (type, rewritten body), or 404
+        self._pages: dict[tuple[str, str], tuple[str, bytes, str, bytes] | int] = {}
+        # (url, Accept) -> (type, body, base, body rewritten for pip), or 404
+        self._page_locks: dict[tuple[str, str], threading.Lock] = {}
+        self._confirmed: dict[str, str] = {}  # page URL -> final URL of its 304
+        # set by the driver: pages kept in the cache and shared by the fleet (pages.py)
+        self.shared: Pages | None = None
         self._secret = secrets.token_urlsafe(18)
         # set by the driver when the cache has a remote tier: coalesce(sha256) is a lease
         # (cache_core's download_lease) and keep(path, sha256) stores a download in the cache
@@ -218,14 +226,19 @@ class View:
         except (BrokenPipeError, ConnectionResetError):
             return None
 
-    def _open(self, url: str, accept: str = "*/*") -> http.client.HTTPResponse | int:
-        """The upstream response, or the HTTP status of its failure (0: no answer)."""
+    def _open(self, url: str, accept: str = "*/*", conditions: dict[str, str] | None = None
+              ) -> http.client.HTTPResponse | int:
+        """The upstream response, or the HTTP status of its failure (0: no answer); with
+        conditions, a 304 sets self._confirmed[url] to the final URL (redirects followed)."""
         try:
-            return client.opener(self.cafile).open(client.request(url, {"Accept": accept}),
-                                                   timeout=client.DEFAULT_TIMEOUT)
+            return client.opener(self.cafile).open(
+                client.request(url, {"Accept": accept, **(conditions or {})}),
+                timeout=client.DEFAULT_TIMEOUT)
         except urllib.error.HTTPError as exc:
             with contextlib.suppress(Exception):
                 exc.close()
+            if exc.code == 304 and conditions:
+                self._confirmed[url] = str(exc.url or url)
             return exc.code
         except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError):
             return 0
@@ -239,27 +252,55 @@ class View:
     def _page(self, h: BaseHTTPRequestHandler, url: str) -> None:
         """A project's page, read from the index once per run (pip's resolves, its build
         environments and the driver's resolves of build dependencies all read the same)."""
-        accept = h.headers.get("Accept") or "text/html"
-        memo = self._pages.get((url, accept))
-        if memo is None:
-            resp = self._open(url, accept)
-            if isinstance(resp, int):
-                if resp == 404:
-                    self._pages[(url, accept)] = 404
-                return self._fail(h, resp)
-            with resp:
-                body = resp.read(_PAGE_LIMIT)
-                ctype = resp.headers.get("Content-Type", "text/html")
-                base = resp.geturl()
-            memo = self._pages[(url, accept)] = (ctype, self._rewrite(body, ctype, base))
+        memo = self._read_page(url, h.headers.get("Accept") or "text/html")
         if isinstance(memo, int):
             return self._fail(h, memo)
-        ctype, body = memo
+        ctype, body = memo[0], memo[3]
         h.send_response(200)
         h.send_header("Content-Type", ctype)
         h.send_header("Content-Length", str(len(body)))
         h.end_headers()
         h.wfile.write(body)
+
+    def read_page(self, url: str) -> tuple[str, bytes, str] | None:
+        """(content type, body, base URL) of a page of the user's indexes as pip asks for it
+        (the driver reads the page pip then reads: one download), None if it cannot be read."""
+        memo = self._read_page(url, PIP_ACCEPT)
+        return None if isinstance(memo, int) else memo[:3]
+
+    def _read_page(self, url: str, accept: str) -> tuple[str, bytes, str, bytes] | int:
+        """The page (type, body, base, body for pip), or the status of its failure; memoised
+        for the run, revalidated against a kept or shared copy (pages.py) when there is one."""
+        with self._lock:
+            lock = self._page_locks.setdefault((url, accept), threading.Lock())
+        with lock:
+            memo = self._pages.get((url, accept))
+            if memo is not None:
+                return memo
+            held = None
+            if self.shared is not None:
+                with contextlib.suppress(Exception):  # (a fault there: the page is downloaded)
+                    held = self.shared.held(url, accept)
+            resp = self._open(url, accept, held.conditions() if held is not None else None)
+            if resp == 304 and held is not None and self.shared is not None:
+                # the index confirmed the copy's validator
+                self.shared.confirm(held)
+                ctype, body, base = held.ctype, held.body, self._confirmed.pop(url, url)
+            elif isinstance(resp, int):
+                if resp == 404:
+                    self._pages[(url, accept)] = 404
+                return resp
+            else:
+                with resp:
+                    body = resp.read(_PAGE_LIMIT)
+                    ctype = resp.headers.get("Content-Type", "text/html")
+                    base = resp.geturl()
+                    if self.shared is not None:
+                        with contextlib.suppress(Exception):  # (keeping it is only a saving)
+                            self.shared.save(url, accept, body, resp.headers, held)
+            memo = self._pages[(url, accept)] = (ctype, body, base,
+                                                 self._rewrite(body, ctype, base))
+            return memo
 
     def _register(self, url: str) -> str:
         """The view URL for a file URL (absolute), fragment kept."""
