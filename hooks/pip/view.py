@@ -23,6 +23,7 @@ import shutil
 import threading
 import urllib.error
 import urllib.parse
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -226,18 +227,18 @@ class View:
         except (BrokenPipeError, ConnectionResetError):
             return None
 
-    def _open(self, url: str, accept: str = "*/*", conditions: dict[str, str] | None = None
+    def _open(self, url: str, accept: str = "*/*", headers: dict[str, str] | None = None
               ) -> http.client.HTTPResponse | int:
-        """The upstream response, or the HTTP status of its failure (0: no answer); with
-        conditions, a 304 sets self._confirmed[url] to the final URL (redirects followed)."""
+        """The upstream response, or the HTTP status of its failure (0: no answer); a 304 (to
+        conditional headers) sets self._confirmed[url] to the final URL (redirects followed)."""
         try:
             return client.opener(self.cafile).open(
-                client.request(url, {"Accept": accept, **(conditions or {})}),
+                client.request(url, {"Accept": accept, **(headers or {})}),
                 timeout=client.DEFAULT_TIMEOUT)
         except urllib.error.HTTPError as exc:
             with contextlib.suppress(Exception):
                 exc.close()
-            if exc.code == 304 and conditions:
+            if exc.code == 304:
                 self._confirmed[url] = str(exc.url or url)
             return exc.code
         except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError):
@@ -281,7 +282,9 @@ class View:
             if self.shared is not None:
                 with contextlib.suppress(Exception):  # (a fault there: the page is downloaded)
                     held = self.shared.held(url, accept)
-            resp = self._open(url, accept, held.conditions() if held is not None else None)
+            # compressed as pip asks for it (requests sends gzip too; PyPI's pages shrink ~5x)
+            resp = self._open(url, accept, {"Accept-Encoding": "gzip",
+                                            **(held.conditions() if held is not None else {})})
             if resp == 304 and held is not None and self.shared is not None:
                 # the index confirmed the copy's validator
                 self.shared.confirm(held)
@@ -292,7 +295,10 @@ class View:
                 return resp
             else:
                 with resp:
-                    body = resp.read(_PAGE_LIMIT)
+                    plain = _decoded(resp.read(_PAGE_LIMIT), resp.headers.get("Content-Encoding"))
+                    if plain is None:
+                        return 0
+                    body = plain
                     ctype = resp.headers.get("Content-Type", "text/html")
                     base = resp.geturl()
                     if self.shared is not None:
@@ -445,6 +451,21 @@ class View:
             h.end_headers()
             while chunk := f.read(client.CHUNK):
                 h.wfile.write(chunk)
+
+
+def _decoded(body: bytes, encoding: str | None) -> bytes | None:
+    """A page's bytes without its Content-Encoding (gzip or none; None if it cannot be read)."""
+    enc = (encoding or "identity").strip().lower()
+    if enc in ("identity", ""):
+        return body
+    if enc not in ("gzip", "x-gzip"):
+        return None
+    try:
+        d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        out = d.decompress(body, _PAGE_LIMIT)
+        return out if d.eof and not d.unconsumed_tail else None
+    except zlib.error:
+        return None
 
 
 def _safe(name: str) -> bool:

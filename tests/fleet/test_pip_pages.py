@@ -42,6 +42,7 @@ def _index(tmp_path: Path, packages: Packages, etag: bool) -> Index:
     idx.start()
     assert idx.server is not None
     idx.server.app.pypi_headers = etag  # type: ignore[attr-defined]  # ETag + 304 on pages
+    idx.server.app.gzip_pages = etag  # type: ignore[attr-defined]  # and gzip, as pypi.org
     return idx
 
 
@@ -104,6 +105,8 @@ def test_member_revalidates_the_fleets_pages(fleet, etag_index, make_venv, pip_i
     page and installs what plain pip installs."""
     index = etag_index
     served = _install_a(fleet, index, make_venv, "alpha delta")
+    # A's pages came gzip-compressed, as pip itself asks for them
+    assert all(h.headers.get("accept-encoding") == "gzip" for h in _pages(index, 0))
     before = _hits(index)
     v = make_venv()
     assert fleet.pip(fleet.b, ["--python", py(v), "-i", index.url, "alpha", "delta"]) == 0, \
