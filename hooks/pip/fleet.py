@@ -468,8 +468,12 @@ def adopt_pins(cache: PackageCache, store: WheelStore, target: Target,
         exact = [s.version for s in req.specifier if s.operator == "=="]
         if len(exact) == 1 and "*" not in exact[0]:
             pins[str(canonicalize_name(req.name))] = canonicalize_version(exact[0])
+    have = {(str(e.meta.get("name")), canonicalize_version(str(e.meta.get("version"))))
+            for p in ("wheel:", "built:") for e in cache.keys(p) if e.meta}
     taken = 0
     for project, version in pins.items():
+        if (project, version) in have:  # cached here already: no store request (warm runs)
+            continue
         listing, signer = signed_listing(cache, project)
         if not signer:  # only a trusted key's listing vouches (trust: unsigned never does)
             continue

@@ -6,7 +6,9 @@ downloads is streamed to pip and, in the same pass, written to this run's downlo
 checked against the index's SHA-256: the driver caches those bytes instead of downloading the file
 a second time. Pages and files are relayed unchanged otherwise (status, type, metadata files), so
 pip resolves exactly as it would against the index. Only this process can use the view: it listens
-on 127.0.0.1 under a random path, and it lives for one run.
+on 127.0.0.1 under a random path, and it lives for one run. Each page is read from the index once
+per run (pip and the driver share it), and revalidated rather than downloaded when this machine
+or the fleet keeps a copy (pages.py).
 """
 
 from __future__ import annotations
@@ -286,8 +288,8 @@ class View:
             resp = self._open(url, accept, {"Accept-Encoding": "gzip",
                                             **(held.conditions() if held is not None else {})})
             if resp == 304 and held is not None and self.shared is not None:
-                # the index confirmed the copy's validator
-                self.shared.confirm(held)
+                with contextlib.suppress(Exception):  # the index confirmed the copy's validator
+                    self.shared.confirm(held)
                 ctype, body, base = held.ctype, held.body, self._confirmed.pop(url, url)
             elif isinstance(resp, int):
                 if resp == 404:
