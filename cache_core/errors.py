@@ -8,7 +8,7 @@ TYPE_CHECKING = False  # typing is not imported at run time: start-up cost (pkgc
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-# Exit codes shared by every pkgcache command (documented in README.md).
+# Exit codes shared by every pkgcache command (documented in docs/cli.md and pkgcache(1)).
 EXIT_OK = 0
 EXIT_MISS = 1
 EXIT_USAGE = 2

@@ -172,7 +172,7 @@ def print_table(res: dict) -> str:
 
 
 def markdown(res: dict) -> str:
-    """The results as Markdown (machine, command, table, targets) for the README's Results section."""
+    """The results as Markdown (machine, command, table, targets) for docs/results.md."""
     m = res["machine"]
     out = [f"Run {res['started']} at commit {res.get('git', '?')}, {res['seconds'] / 60:.0f} min"
            f"{' (--quick)' if res.get('quick') else ''}.", "",

@@ -659,7 +659,7 @@ def failures(res: dict) -> list[str]:
 
 
 def markdown(res: dict) -> str:
-    """The README's Results › Fleet table."""
+    """The Fleet table of docs/results.md."""
     m = res["machine"]
     out = [f"Run {res['started']} at commit {res.get('git', '?')}, {res['seconds'] / 60:.0f} min, "
            f"{res['runs']} run(s) per scenario (median, min–max).", "",

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 RELEASE_NAMES = ("InRelease", "Release", "Release.gpg")
 STATE_FILE = "releases.json"
 MAX_AGE_KEY = "apt_release_max_age_days"
-MAX_AGE_DAYS = 7.0      # default; see README "apt on the fleet"
+MAX_AGE_DAYS = 7.0      # default; see docs/apt.md "apt on the fleet"
 COMPRESSED = {".gz": "gzip", ".xz": "lzma", ".lzma": "lzma", ".bz2": "bz2", ".lz4": "helper",
               ".zst": "helper"}
 APT_HELPER = "/usr/lib/apt/apt-helper"

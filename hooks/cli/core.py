@@ -283,9 +283,9 @@ def register(sub: Any) -> None:
     s.add_argument("--json", action="store_true", help="print the report as JSON")
     s.set_defaults(func=cmd_verify)
     s = sub.add_parser("gc", help=COMMANDS["gc"],
-                       description="Evict least recently used entries until the cache is at 90 %% "
+                       description="Evict least recently used entries until the cache is at 90 % "
                                    "of its cap (max_size_gb, or --max-size), and apply the "
-                                   "quarantine's retention (7 days, at most 10 %% of the cap). "
+                                   "quarantine's retention (7 days, at most 10 % of the cap). "
                                    "Run daily by pkgcache.timer.")
     s.add_argument("--max-size", metavar="SIZE", help="cap for this run (5G, 500M, 1.5GiB; bare "
                    "number = GiB)")

@@ -136,7 +136,7 @@ def _keygen(args: argparse.Namespace) -> int:
 
 
 def _resign(args: argparse.Namespace) -> int:
-    """Re-sign the live records of every rw remote with a new key (a rotation: README, Keys)."""
+    """Re-sign the live records of every rw remote with a new key (a rotation: docs/fleet.md)."""
     t = _tier(args)
     if not any(s.mode == "rw" for s in t.specs):
         raise ConfigError("no remote with mode: rw to re-sign records on")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from tests.support import REPO
 from tests.support.cli import run_cli
+from tests.support.docs import doc_text, user_docs
 
 HOOKS = REPO / "hooks"
 
@@ -148,23 +149,23 @@ def test_version_written_in_one_place() -> None:
     assert (r.returncode, r.stdout) == (0, f"pkgcache {__version__}\n")
     literal = [_rel(p) for p in _py(HOOKS) if f'"{__version__}"' in p.read_text()]
     assert literal == []
-    readme = (REPO / "README.md").read_text()
-    assert set(re.findall(r"pkgcache_(\d[^_\s]*)_all\.deb", readme)) == {__version__}
+    docs = "".join(doc_text(d) for d in user_docs())
+    assert set(re.findall(r"pkgcache_(\d[^_\s]*)_all\.deb", docs)) == {__version__}
     releases = re.findall(r"^## \[(\d[^\]]*)\] - ", (REPO / "CHANGELOG.md").read_text(), re.M)
     assert releases[0] == __version__, releases
 
 
-def test_readme_lists_the_debs_dependencies_as_debian_control_has_them() -> None:
+def test_install_docs_list_the_debs_dependencies_as_debian_control_has_them() -> None:
     control = (REPO / "debian" / "control").read_text()
     depends = control[control.index("Package: pkgcache"):].split("Depends:", 1)[1]
     depends = depends[:re.search(r"^\S", depends, re.M).start()]
     names = {d.strip() for d in depends.replace("\n", " ").split(",") if d.strip()}
     names = {n for n in names if not n.startswith("${")} | {"python3"}  # ${python3:Depends}
-    readme = (REPO / "README.md").read_text()
-    section = readme[readme.index("### Build and install"):readme.index("### Upgrading")]
-    said = set(re.findall(r"`(python3[\w-]*)`", section))
-    assert said == names, (said, names)
-    assert "apt-get update" in section
+    for doc, start in (("README.md", "\n## Install\n"), ("docs/install.md", "\n## Build and install\n")):
+        section = doc_text(doc).split(start, 1)[1].split("\n## ", 1)[0]
+        said = set(re.findall(r"`(python3[\w-]*)`", section))
+        assert said == names, (doc, said, names)
+        assert "apt-get update" in section
 
 
 def test_pkgcache_path_named_once_in_the_code() -> None:
@@ -201,9 +202,8 @@ def test_python_m_hooks_cli_and_the_console_script_entry_agree(tmp_path: Path) -
     assert a.returncode == b.returncode == 0 and '"hits"' in a.stdout and a.stdout == b.stdout
 
 
-def test_readme_code_map_matches_the_tree() -> None:
-    readme = (REPO / "README.md").read_text()
-    section = readme.split("\n## Code map\n", 1)[1].split("\n## ", 1)[0]
+def test_code_map_matches_the_tree() -> None:
+    section = doc_text("docs/contributing.md").split("\n## Code map\n", 1)[1].split("\n## ", 1)[0]
     listed = set(re.findall(r"^- `([\w/]+/)`", section, re.M))
     packages = {f"{p.parent.relative_to(REPO)}/" for root in ("cache_core", "hooks")
                 for p in (REPO / root).rglob("__init__.py") if "__pycache__" not in p.parts}
@@ -212,12 +212,12 @@ def test_readme_code_map_matches_the_tree() -> None:
 
 
 def test_every_exit_code_is_documented() -> None:
-    """Each EXIT_* of cache_core.errors is in the README's table and the man page."""
+    """Each EXIT_* of cache_core.errors is in the CLI reference's table and the man page."""
     from cache_core import errors
 
     codes = {v for k, v in vars(errors).items() if k.startswith("EXIT_")}
-    readme = (REPO / "README.md").read_text().split("\n## Exit codes\n", 1)[1].split("\n## ", 1)[0]
+    table = doc_text("docs/cli.md").split("\n## Exit codes\n", 1)[1].split("\n## ", 1)[0]
     man = (REPO / "docs" / "pkgcache.1").read_text().split(".SH EXIT STATUS", 1)[1]
     man = man.split(".SH ", 1)[0]
-    assert {c for c in codes if f"| {c} |" not in readme} == set()
+    assert {c for c in codes if f"| {c} |" not in table} == set()
     assert {c for c in codes if f".B {c}\n" not in man} == set()

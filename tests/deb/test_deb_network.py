@@ -61,6 +61,11 @@ def test_deb_contents_network(deb: Path) -> None:
                  "/usr/share/pkgcache/apt/05pkgcache-method"):
         assert want in paths, f"{want} missing from the .deb"
     assert any(p.startswith("/etc/apt/apt.conf.d/") and not p.endswith("/") for p in paths)
+    # The installed README links its guides by name: every relative link resolves on the server.
+    doc = "/usr/share/doc/pkgcache/"
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    for target in {m.split("#")[0] for m in re.findall(r"\]\((docs/[^)]+)\)", readme)}:
+        assert doc + target in paths, f"README links {target}: not installed uncompressed"
     recommends = subprocess.run(["dpkg-deb", "-f", str(deb), "Recommends"], check=True,
                                 capture_output=True, text=True).stdout
     assert "git" in [r.strip().split()[0] for r in recommends.split(",") if r.strip()]

@@ -1,4 +1,4 @@
-"""Run the README's recipes in throwaway Debian 12 roots (no Docker, VirtualBox or cloud-init here).
+"""Run the recipes of docs/recipes.md in throwaway Debian 12 roots (no Docker, VirtualBox or cloud-init here).
 
 A root is extracted from an ``mmdebstrap --variant=minbase`` tarball (the package set of the
 ``debian:bookworm`` image) and gets the image's ``docker-clean`` apt snippet. The cache is a host
@@ -18,9 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.deb.debroot import ROOT_ENV, SUITE, cached_tarball
-from tests.support import REPO
+from tests.support.docs import doc_block
 
-README = REPO / "README.md"
 CACHE_TARGET = "/var/cache/vps-configurator"
 # debuerreotype's /etc/apt/apt.conf.d/docker-clean, as in the debian:bookworm image.
 DOCKER_CLEAN = (
@@ -32,15 +31,9 @@ DOCKER_CLEAN = (
 )
 
 
-def readme_block(heading: str, lang: str) -> str:
-    """The first ```lang block under the README heading ``### heading``."""
-    text = README.read_text()
-    start = text.index(f"\n### {heading}\n")
-    m = re.compile(rf"^```{re.escape(lang)}\n(.*?)^```$", re.M | re.S).search(text, start)
-    assert m, f"no ```{lang} block under '### {heading}'"
-    nxt = text.find("\n### ", start + 1)
-    assert nxt == -1 or m.start() < nxt, f"the ```{lang} block is not under '### {heading}'"
-    return m.group(1)
+def recipe_block(heading: str, lang: str) -> str:
+    """The first ```lang block under the heading ``heading`` of docs/recipes.md, as printed."""
+    return doc_block("docs/recipes.md", heading, lang)
 
 
 def minbase_tarball() -> Path:

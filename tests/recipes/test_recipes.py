@@ -1,4 +1,4 @@
-"""The README's recipes (Dockerfile, Vagrant, cloud-init, Ansible), run as far as this machine
+"""The recipes of docs/recipes.md (Dockerfile, Vagrant, cloud-init, Ansible), run as far as this machine
 allows: a minbase Debian 12 root with docker-clean, the real .deb, the Debian archive and PyPI.
 
 A cold Dockerfile build fills a cache once (module fixture); every recipe then runs in a fresh
@@ -22,7 +22,7 @@ import yaml
 from cache_core import __version__
 from tests.deb.debroot import build_deb
 
-from .recipes import CACHE_TARGET, MinRoot, need_to_get, readme_block, replay_dockerfile
+from .recipes import CACHE_TARGET, MinRoot, need_to_get, recipe_block, replay_dockerfile
 
 pytestmark = [
     pytest.mark.network,
@@ -50,7 +50,7 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def warm(work: Path) -> tuple[Path, Path, Path]:
     """(the .deb, the Dockerfile's build context, a cache filled by one cold build of the
-    README's Dockerfile), built once per run whichever worker comes first."""
+    recipes' Dockerfile), built once per run whichever worker comes first."""
     with open(work / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # the other workers wait for the one building
         return _build_once(work)
@@ -63,13 +63,13 @@ def _build_once(work: Path) -> tuple[Path, Path, Path]:
     for leftover in ("debbuild", "context", "cold-root", "warm-cache"):  # a failed earlier try
         shutil.rmtree(work / leftover, ignore_errors=True)
     built = build_deb(work / "debbuild")
-    assert built == deb, f"the README's recipes name {DEB_NAME}; update them"
+    assert built == deb, f"docs/recipes.md names {DEB_NAME}; update them"
     ctx.mkdir()
     shutil.copy(deb, ctx / DEB_NAME)
     (ctx / "requirements.txt").write_bytes(REQUIREMENTS)
     root = MinRoot.create(work / "cold-root", cache)
     try:
-        steps = replay_dockerfile(root, readme_block("Dockerfile with a BuildKit cache mount",
+        steps = replay_dockerfile(root, recipe_block("Dockerfile with a BuildKit cache mount",
                                                      "dockerfile"), ctx)
         # the cold build downloaded the server's packages
         assert any(need_to_get(s.output)[-1:] not in ([], ["0 B"]) for s in steps
@@ -94,7 +94,7 @@ def context(warm: tuple[Path, Path, Path]) -> Path:
 
 @pytest.fixture(scope="module")
 def warm_cache(warm: tuple[Path, Path, Path]) -> Path:
-    """A cache filled by one cold build of the README's Dockerfile."""
+    """A cache filled by one cold build of the recipes' Dockerfile."""
     return warm[2]
 
 
@@ -117,7 +117,7 @@ def assert_served(output: str) -> None:
 
 
 def test_dockerfile_recipe(fresh: MinRoot, context: Path) -> None:
-    text = readme_block("Dockerfile with a BuildKit cache mount", "dockerfile")
+    text = recipe_block("Dockerfile with a BuildKit cache mount", "dockerfile")
     steps = replay_dockerfile(fresh, text, context, offline_pip=True)
     (install,) = [s for s in steps if "nginx" in s.script]
     assert_served(install.output)
@@ -127,7 +127,7 @@ def test_dockerfile_recipe(fresh: MinRoot, context: Path) -> None:
 
 
 def test_vagrant_recipe(fresh: MinRoot, deb: Path) -> None:
-    ruby = readme_block("Vagrant synced folder", "ruby")
+    ruby = recipe_block("Vagrant synced folder", "ruby")
     target = re.search(r'synced_folder .*?,\s*"([^"]+)"', ruby, re.S).group(1)
     assert target == CACHE_TARGET and 'owner: "root"' in ruby
     script = re.search(r"<<-SHELL\n(.*?)^\s*SHELL$", ruby, re.S | re.M).group(1)
@@ -140,7 +140,7 @@ def test_vagrant_recipe(fresh: MinRoot, deb: Path) -> None:
 
 
 def test_cloud_init_recipe(fresh: MinRoot, deb: Path) -> None:
-    text = readme_block("cloud-init", "yaml")
+    text = recipe_block("cloud-init", "yaml")
     assert text.startswith("#cloud-config\n")
     cfg = yaml.safe_load(text)
     (mount,) = cfg["mounts"]
@@ -158,9 +158,9 @@ def test_cloud_init_recipe(fresh: MinRoot, deb: Path) -> None:
 
 
 def test_ansible_recipe(fresh: MinRoot, deb: Path) -> None:
-    """The README's playbook, byte for byte (not rewrapped: a bare task list once passed here
+    """The recipes' playbook, byte for byte (not rewrapped: a bare task list once passed here
     and failed for users with "not a valid attribute for a Play")."""
-    playbook = readme_block("Ansible", "yaml")
+    playbook = recipe_block("Ansible", "yaml")
     fresh.put("/srv/pkgs/" + DEB_NAME, deb)
     fresh.put("/srv/app/requirements.txt", REQUIREMENTS)
     fresh.put("/srv/play.yml", playbook.encode())

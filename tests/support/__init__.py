@@ -8,7 +8,8 @@ sys.path because ``tests`` is a package under pytest's rootdir).
 - ``mounts``: tmpfs and bind mounts undone at the end of a test;
 - ``apt``, ``pip``, ``git``, ``remote``, ``fleet``: the worlds the driver tests build (an apt
   repo and sandbox root, wheels and an index, bare git repos, nginx/moto stores, a signed fleet);
-- ``user``: a real unprivileged account and a world-readable copy of the code for it.
+- ``user``: a real unprivileged account and a world-readable copy of the code for it;
+- ``docs``: README.md and docs/*.md as tests read them (code blocks by heading, anchors, links).
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ import yaml
 
 from bench.lib import netns
 from tests.deb.debroot import INCLUDE, DebRoot, cached_tarball
-from tests.support import REPO
+from tests.support.docs import doc_block
 from tests.support.fleet import GpgKey, SignedRepo
 from tests.support.git import make_repo
 from tests.support.http import DirApp, GitApp, HttpServer, IndexApp, StaticApp
@@ -82,12 +82,9 @@ def in_netns(ns: str, fn: Callable[[], T]) -> T:
 
 
 def readme_remote(mode: str, public_key: str, url: str, secret_file: str | None) -> dict[str, Any]:
-    """The README fleet section's first remote entry, as printed, with this fleet's values: its
-    url, the keys, ``mode``; token_file dropped (the store is open) and signing_key_file only rw."""
-    text = (REPO / "README.md").read_text()
-    section = text[text.index("## The fleet tier"):]
-    block = section[section.index("```yaml") + 7:]
-    block = block[:block.index("```")]
+    """The fleet guide's (docs/fleet.md) first remote entry, as printed, with this fleet's values:
+    its url, the keys, ``mode``; token_file dropped (the store is open) and signing_key_file only rw."""
+    block = doc_block("docs/fleet.md", "The fleet tier: a remote store", "yaml")
     entry = dict(yaml.safe_load(block)["performance"]["cache"]["remote"][0])
     assert {"url", "mode", "signing_key_file", "trusted_public_keys"} <= entry.keys(), entry
     entry.pop("token_file", None)
@@ -156,7 +153,7 @@ class Member:
                 "cache": self.path(self.cache_dir())}
 
     def write_config(self, remote: dict[str, Any]) -> None:
-        """The installed config.yaml with ``remote:`` added, as the README's fleet section shows."""
+        """The installed config.yaml with ``remote:`` added, as the fleet guide (docs/fleet.md) shows."""
         cfg = self.path(CONFIG)
         data = yaml.safe_load(cfg.read_text())
         data["performance"]["cache"]["remote"] = [remote]

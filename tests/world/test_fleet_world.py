@@ -76,7 +76,7 @@ def step(m: Member, failures: list[str], name: str, script: str, timeout: int = 
 
 
 def writer_fills_the_fleet(w: World) -> Expected:
-    """A: apt-get update before pkgcache, the .deb with apt, keygen, the README's rw config,
+    """A: apt-get update before pkgcache, the .deb with apt, keygen, the fleet guide's rw config,
     update again, install, pip -r (unpinned), fetch, git clone, remote push --all."""
     a = w.member("A")
     w.publish_v2()
@@ -87,7 +87,7 @@ def writer_fills_the_fleet(w: World) -> Expected:
     public = next(ln for ln in out.stdout.splitlines() if ln.startswith("fleet-1:"))
     a.write_config(readme_remote("rw", public, w.store_url, SECRET))
     status = a.sh("pkgcache remote status").stdout
-    assert "[rw]" in status and "warning" not in status, status  # the README's entry is complete
+    assert "[rw]" in status and "warning" not in status, status  # the guide's entry is complete
     failures: list[str] = []
     step(a, failures, "apt-get update (pkgcache installed)", "apt-get update -q")
     step(a, failures, "apt-get install", "apt-get install -y -q " + " ".join(APT_PACKAGES[::2]))

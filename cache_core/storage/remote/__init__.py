@@ -522,7 +522,7 @@ class RemoteTier:
         if spec.ident not in self._off_signing:
             self._off_signing.add(spec.ident)
             warn(f"remote {spec.display}: signing key {signer[0]!r} is revoked; "
-                 "no records uploaded (rotate: README, Keys)")
+                 "no records uploaded (rotate it: pkgcache remote resign)")
         return True
 
     # -- explicit syncs ---------------------------------------------------------------------

@@ -95,7 +95,7 @@ class RemoteSpec:
                             "ignore the records other members upload")
         if self.signing_key_revoked():
             problems.append("signing_key_file holds a key listed in revoked_public_keys: this "
-                            "host signs and uploads no records (rotate: README, Keys)")
+                            "host signs and uploads no records (rotate it: pkgcache remote resign)")
         return "; ".join(problems) or None
 
     def signing_key_revoked(self) -> bool:
