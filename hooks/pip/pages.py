@@ -81,7 +81,6 @@ class Pages:
         self.keys = keys  # the fleet keys this machine trusts
         cfg = getattr(cache, "config", None)
         self.fleet = bool(cfg is not None and getattr(cfg, "remote", None))
-        self.confirmed = 0  # pages the index confirmed with a 304 (for tests and -v)
 
     def held(self, url: str, accept: str) -> Held | None:
         """The page for url and accept this machine may revalidate, or None."""
@@ -110,7 +109,6 @@ class Pages:
 
     def confirm(self, held: Held) -> None:
         """The index answered 304 for held's validators: keep it here (for the next run)."""
-        self.confirmed += 1
         if held.local:
             return
         if self.cache.alias(held.key, held.digest, kind="pippage", meta=held.meta):
