@@ -31,7 +31,7 @@ from .errors import (
 
 TYPE_CHECKING = False  # typing is not imported at run time (start-up cost)
 if TYPE_CHECKING:  # the lazy names below, for type checkers (run time: __getattr__)
-    from .api import PackageCache
+    from .api import PackageCache, Remote
     from .config import CacheConfig, load_config
     from .fs import acquire as acquire_lock
     from .fs import (
@@ -48,12 +48,16 @@ if TYPE_CHECKING:  # the lazy names below, for type checkers (run time: __getatt
     from .index import Entry
     from .keys import PRIVATE_KEY_PREFIX, is_digest, normalize_key, safe_filename
     from .metrics import render_prometheus, write_textfile
+    from .storage.remote.lease import Lease
+    from .storage.remote.records import Record, generate_keypair
 
 __version__ = "0.2.0"
 
 # name -> the module that defines it (imported when the name is first used)
 _LAZY = {
-    "PackageCache": "api",
+    "PackageCache": "api", "Remote": "api",
+    "Lease": "storage.remote.lease", "Record": "storage.remote.records",
+    "generate_keypair": "storage.remote.records",
     "CacheConfig": "config", "load_config": "config",
     "Entry": "index",
     "acquire_lock": "fs", "atomic_symlink": "fs", "atomic_write": "fs", "copy_fd": "fs", "materialize": "fs",
@@ -67,9 +71,11 @@ _RENAMED = {"acquire_lock": "acquire"}
 __all__ = [
     "EXIT_CONFIG", "EXIT_INTERNAL", "EXIT_INTERRUPTED", "EXIT_MISS", "EXIT_NETWORK", "EXIT_OK",
     "EXIT_UNUSABLE",
-    "EXIT_USAGE", "BadKeyError", "CacheConfig", "CacheError", "ConfigError", "Entry",
-    "LockTimeout", "PRIVATE_KEY_PREFIX", "PackageCache", "UnsafeCacheError", "__version__",
-    "acquire_lock", "atomic_symlink", "atomic_write", "copy_fd", "is_digest", "load_config",
+    "EXIT_USAGE", "BadKeyError", "CacheConfig", "CacheError", "ConfigError", "Entry", "Lease",
+    "LockTimeout", "PRIVATE_KEY_PREFIX", "PackageCache", "Record", "Remote", "UnsafeCacheError",
+    "__version__",
+    "acquire_lock", "atomic_symlink", "atomic_write", "copy_fd", "generate_keypair", "is_digest",
+    "load_config",
     "materialize", "normalize_key", "open_regular", "read_json", "register_key",
     "render_prometheus", "replace_checked", "safe_filename",
     "set_warning_handler", "sha256_fd", "sha256_file", "state_dir", "take_pending_keys", "warn",

@@ -21,13 +21,25 @@ from .errors import BadKeyError, CacheError, describe, warn
 from .fs import unlink_quiet
 from .hashing import sha256_file
 from .index import BUSY_TIMEOUT_MS, JSON, Entry, Index
-from .keys import check_digest, digest_of_key, is_private_key, kind_of, normalize_key, safe_filename
+from .keys import (
+    check_digest,
+    digest_of_key,
+    is_digest,
+    is_private_key,
+    kind_of,
+    normalize_key,
+    safe_filename,
+)
 from .storage import Storage
 from .storage.local import INDEX_NAME, LocalStore
 from .storage.local import maintenance as _maintenance
 
 if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
     from .storage.remote import RemoteTier
+    from .storage.remote.lease import Lease
+    from .storage.remote.records import Record
     from .storage.tier import Tier
 
 P = ParamSpec("P")
@@ -85,6 +97,7 @@ class PackageCache:
                                 busy_timeout=busy_timeout, max_size_bytes=max_size_bytes)
         self.storage = Storage(self.store, self._later_tiers)
         self._tier: RemoteTier | None = None
+        self._remote_face: Remote | None = None
 
     @classmethod
     def from_config(cls, config_path: str | None = None, cache_dir: str | None = None, *,
@@ -404,10 +417,22 @@ class PackageCache:
         if self.config is None or not self.config.remote:
             return None
         if self._tier is None:
-            from .storage.remote import RemoteTier
+            from .storage.remote import STATE_DIR, RemoteTier
 
-            self._tier = RemoteTier(self, list(self.config.remote))
+            self._tier = RemoteTier(self.store, list(self.config.remote), self.root / STATE_DIR,
+                                    config_source=self.config.source)
         return self._tier
+
+    @property
+    def remote(self) -> Remote | None:
+        """The fleet's remote tier as drivers use it, or None when no remote is configured: the
+        one answer to "is there a remote" (without one, no remote code is even imported)."""
+        tier = self._remote_tier()
+        if tier is None:
+            return None
+        if self._remote_face is None:
+            self._remote_face = Remote(self, tier)
+        return self._remote_face
 
     def _remote(self, method: str, *args: str) -> object:
         """Call Storage's later tiers (read-through, write-behind, stats): their faults never
@@ -539,3 +564,125 @@ class PackageCache:
         with self.lock("gc"):
             self.index.flush()
             return _maintenance.clear(self.store)
+
+
+class Remote:
+    """``cache.remote``: the remote tier as a driver sees it. Objects come by SHA-256 (from the
+    local store, else the remotes' ``cas/``), records by key (signature checked), writes are
+    queued for the background uploader. Faults never reach the caller: a miss plus one warning
+    (PackageCache.remote_call)."""
+
+    def __init__(self, cache: PackageCache, tier: RemoteTier) -> None:
+        self._cache = cache
+        self.tier = tier  # for ``pkgcache remote`` (status, drain, gc, resign, store_status)
+
+    @property
+    def writable(self) -> bool:
+        """This member publishes to the fleet: at least one remote is ``mode: rw``."""
+        return any(spec.mode == "rw" for spec in self.tier.specs)
+
+    def trusted_keys(self) -> frozenset[str]:
+        """Every ``trusted_public_keys`` entry of the remotes that no remote lists in
+        ``revoked_public_keys`` (a driver's vouch bound to a revoked key lapses)."""
+        specs = self.tier.specs
+        revoked = {k.strip() for s in specs for k in s.revoked_public_keys}
+        return frozenset(k for s in specs for k in s.trusted_public_keys if k.strip() not in revoked)
+
+    def get_object(self, digest: str, key: str | None = None, *, kind: str | None = None,
+                   meta: dict[str, JSON] | None = None, size: int | None = None) -> str | None:
+        """Verified local path of the object with this SHA-256, from the local store or else the
+        remotes' ``cas/`` (no record needed: the caller took the digest from a signed source such
+        as apt's index, pip's index hash or a pinned --sha256). With key, key is also recorded
+        locally. size: the size the caller knows: a remote's body is read no further, and any
+        other size is a mismatch (which counts toward the breaker)."""
+        digest = digest.lower()
+        if not is_digest(digest):
+            return None
+        with self._expecting(digest, size):
+            path = self._cache.get(f"sha256:{digest}")  # the local miss asks the remotes
+        if path is not None and key is not None:
+            self._cache.alias(key, digest, kind=kind, meta=meta)
+        return path
+
+    def bring_object(self, digest: str, key: str | None = None, *, kind: str | None = None,
+                     meta: dict[str, JSON] | None = None, size: int | None = None) -> str | None:
+        """get_object for a later serve (apt's prefetch before the seed places the debs): the
+        object is brought into the local store, but no hit is counted here - the serve counts
+        it, once."""
+        digest = digest.lower()
+        if not is_digest(digest):
+            return None
+        sha = f"sha256:{digest}"
+        path = self._cache.get(sha, count=False)
+        if path is None:
+            with self._expecting(digest, size):
+                if self._cache.remote_call(lambda: self._cache.storage.fill(sha), False):
+                    path = self._cache.get(sha, count=False)
+        if path is not None and key is not None:
+            self._cache.alias(key, digest, kind=kind, meta=meta)
+        return path
+
+    @contextlib.contextmanager
+    def _expecting(self, digest: str, size: int | None) -> Iterator[None]:
+        """While inside, a remote body for digest is read no further than size (when known)."""
+        if size is None or size < 0:
+            yield
+            return
+        self.tier.expected[digest] = size
+        try:
+            yield
+        finally:
+            self.tier.expected.pop(digest, None)
+
+    def get_record(self, key: str) -> Record | None:
+        """The first record for key on the remotes that passes the trust checks, or None."""
+        return self._cache.remote_call(lambda: self.tier.get_record(key), None)
+
+    def put_record(self, key: str) -> bool:
+        """Queue key's record (signed when the remote has a signing key) and content for upload."""
+        def queue() -> bool:
+            entry = self._cache.lookup(key)
+            return entry is not None and self.tier.enqueue(entry.key, entry.digest)
+
+        return bool(self._cache.remote_call(queue, False))
+
+    def download_lease(self, digest: str, *, key: str | None = None, kind: str | None = None,
+                       wait: float | None = None) -> AbstractContextManager[Lease]:
+        """Coalesce a download by SHA-256 with other processes and members (lease.py):
+        ``with cache.remote.download_lease(digest) as lease:`` - lease.path set: another member
+        delivered it (serve that); else download and store it in the cache inside the block."""
+        from .storage.remote.lease import download_lease as coalesce
+
+        sha = f"sha256:{digest.lower()}"
+        return coalesce(self.tier, digest, lambda: self.get_object(digest, key, kind=kind),
+                        lambda: self._cache.exists(sha), wait=wait)
+
+    def push(self, keys: list[str] | None, all_keys: bool = False) -> dict[str, int]:
+        """Queue keys (or every key) and upload now, waiting for a running uploader; private
+        objects stay here (counted in "private")."""
+        wanted: list[tuple[str, str]] = []
+        if all_keys:
+            wanted += [(e.key, e.digest) for e in self._cache.keys("")]
+        for k in keys or []:
+            e = self._cache.lookup(k)
+            d = digest_of_key(normalize_key(k))
+            if e is not None:
+                wanted.append((e.key, e.digest))
+            elif d is not None and self._cache.exists(k):
+                wanted.append((k, d))
+        return self.tier.push_now(wanted)
+
+    def pull(self, keys: list[str] | None, all_keys: bool = False) -> dict[str, int]:
+        """Fetch keys (or everything a listable remote holds) into the local cache."""
+        result = {"pulled": 0, "present": 0, "missing": 0}
+        wanted = list(keys or [])
+        if all_keys:
+            wanted += self.tier.remote_keys()
+        for k in wanted:
+            if self._cache.exists(k):
+                result["present"] += 1
+            elif self._cache.storage.fill(k):
+                result["pulled"] += 1
+            else:
+                result["missing"] += 1
+        return result

@@ -26,7 +26,6 @@ import yaml
 from bench.lib.setup import REPO, manual_uploads
 from bench.lib.stats import median_time as median
 from cache_core import PackageCache
-from cache_core.storage import remote
 from tests.support.remote import Moto, Nginx, write_keypair
 
 KEY = "deb:bench_1.0_amd64.deb"
@@ -48,7 +47,7 @@ def bench_backend(work: Path, name: str, rw: dict, curl: list[str], src: Path, d
     rw = dict(rw, read_timeout=30)  # a loaded 2-core machine: never let the bench trip a breaker
     a = make(work, f"{name}-a", [dict(rw, mode="rw", signing_key_file=secret_file)])
     a.put(KEY, str(src))
-    remote.tier(a).drain(wait=True)
+    a.remote.tier.drain(wait=True)
     a.close()
     times = []
     for i in range(reps + 1):  # the first run warms the page cache and the server

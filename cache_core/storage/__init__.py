@@ -37,10 +37,6 @@ class Storage:
         """Every tier in order, the local store first."""
         return [self.local, *self._later()]
 
-    def remote(self) -> Tier | None:
-        """The remote tier (a RemoteTier), or None when no remote is configured."""
-        return next((t for t in self._later() if t.name == "remote"), None)
-
     def fill(self, key: str) -> bool:
         """Read-through: bring key from the first later tier that has it into the local store,
         only with bytes that hash to the tier's claim (and to a content key's digest)."""

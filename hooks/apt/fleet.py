@@ -14,19 +14,11 @@ if TYPE_CHECKING:
 WORKERS = 4  # parallel remote fetches (each one connection; the remote tier has its budgets)
 
 
-def has_remote(cache: PackageCache) -> bool:
-    """A remote tier is configured (an empty local cache may still get debs from the fleet)."""
-    from cache_core.storage import remote
-
-    return remote.tier(cache) is not None
-
-
 def prefetch(cache: PackageCache, wants: list[Any], workers: int = WORKERS) -> tuple[int, int]:
     """Fetch every wanted deb (objects with .fname, .sha256, .size) missing from the local store
     from the remotes; returns (count, bytes) brought in. Never raises for remote faults."""
-    from cache_core.storage import remote
-
-    if remote.tier(cache) is None:
+    remote = cache.remote
+    if remote is None:
         return 0, 0
     todo = [w for w in wants if not cache.exists(f"sha256:{w.sha256}")]
     if not todo:
@@ -36,7 +28,7 @@ def prefetch(cache: PackageCache, wants: list[Any], workers: int = WORKERS) -> t
         key = key_for(w.fname) if is_safe_name(w.fname) else None
         try:
             path = remote.bring_object(  # the seed counts the hit
-                cache, w.sha256, key, kind="deb",
+                w.sha256, key, kind="deb",
                 size=w.size if isinstance(w.size, int) and w.size else None)
         except Exception:  # noqa: BLE001 - a miss; placing falls back to apt's own download
             return -1

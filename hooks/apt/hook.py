@@ -14,9 +14,6 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from cache_core import PackageCache
 
-if TYPE_CHECKING:
-    from cache_core import PackageCache
-
 ACTIONS = ("harvest", "pre-install", "post-update", "sweep")
 TIME_LIMIT = {"harvest": 300, "pre-install": 60, "post-update": 120, "sweep": 300}
 HOOK_LOCK_TIMEOUT = 2.0
@@ -88,7 +85,7 @@ def _read_info() -> list[Any]:
     return read_info_fd(fd)
 
 
-def run(action: str, make_cache: Callable[[], Any]) -> int:
+def run(action: str, make_cache: Callable[[], PackageCache | None]) -> int:
     """Run one hook action; never raises, always returns 0."""
     label = {"harvest": "harvest", "sweep": "harvest", "pre-install": "seed",
              "post-update": "seed"}.get(action, "hook")
@@ -109,7 +106,7 @@ def run(action: str, make_cache: Callable[[], Any]) -> int:
         _gate_core_warnings()
         try:
             cache = make_cache()
-            if not cache.enabled:
+            if cache is None or not cache.enabled:
                 return 0
             cache.busy_timeout = min(cache.busy_timeout, HOOK_BUSY_TIMEOUT)
             cache.open()  # now: a cache we may not use is a silent skip

@@ -130,7 +130,7 @@ def save_state(paths: Any, state: dict[str, Any]) -> None:
 
 def max_age(cache: PackageCache) -> float:
     """The fallback's maximum age in seconds (config ``apt_release_max_age_days``)."""
-    cfg = getattr(cache, "config", None)
+    cfg = cache.config
     days = cfg.option(MAX_AGE_KEY) if cfg is not None else None
     if not isinstance(days, (int, float)) or isinstance(days, bool) or days < 0:
         days = MAX_AGE_DAYS
@@ -257,8 +257,6 @@ def import_lists(cache: PackageCache, apt_pkg: Any, paths: Any, key_of: Callable
     """Store the Release files apt kept in its lists (each no older than the newest seen for
     its URL) and every index file there that one of them lists by SHA-256. key_of: a Release
     URL's cache key (the method's release_key)."""
-    from cache_core.storage import remote
-
     now = time.time() if now is None else now
     rep = ListsReport()
     state = load_state(paths)
@@ -284,7 +282,7 @@ def import_lists(cache: PackageCache, apt_pkg: Any, paths: Any, key_of: Callable
                 state["newest"][key] = parsed.date
             if parsed is not None and rel is None:
                 rel = parsed
-            _store_release(cache, key, lists / q(base + name), data, state, now, rep, remote)
+            _store_release(cache, key, lists / q(base + name), data, state, now, rep)
         if rel is None:
             continue
         for rpath, (sha, _size) in sorted(rel.entries.items()):
@@ -306,7 +304,7 @@ def import_lists(cache: PackageCache, apt_pkg: Any, paths: Any, key_of: Callable
 
 
 def _store_release(cache: PackageCache, key: str, path: Path, data: bytes, state: dict[str, Any],
-                   now: float, rep: ListsReport, remote: Any) -> None:
+                   now: float, rep: ListsReport) -> None:
     """Keep the Release file apt accepted under its URL, with when an origin last confirmed it
     (now, unless the method served it from the cache in this update), and publish its record."""
     from cache_core import sha256_file
@@ -332,4 +330,5 @@ def _store_release(cache: PackageCache, key: str, path: Path, data: bytes, state
     elif cache.put(key, str(path), sha256=sha, kind="apt-release", meta=meta, link=False) is None:
         return
     rep.releases += 1
-    remote.put_record(cache, key)
+    if cache.remote is not None:
+        cache.remote.put_record(key)

@@ -818,9 +818,9 @@ class Helper:
         key = f"sha256:{sha256}"
         local = self.cache.exists(key)
         if not local and isinstance(size, int) and size > 0:
-            from cache_core.storage import remote
-
-            if remote.get_object(self.cache, sha256, size=size) is None:
+            remote = self.cache.remote  # without one: a counted local miss
+            got = remote.get_object(sha256, size=size) if remote else self.cache.get(key)
+            if got is None:
                 return {"ok": False}
         if not self.cache.materialize_key(key, dest, mode="copy", sha256=sha256):
             return {"ok": False}

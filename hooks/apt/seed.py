@@ -522,7 +522,6 @@ def seed(cache: PackageCache, specs: list[str] | None = None, *, hook: bool = Fa
     debs, place nothing (a deb in archives changes what `apt-get --print-uris` reports)."""
     from . import invocation
     from .aptenv import apt_pkg_module
-    from .fleet import has_remote
 
     t0 = time.monotonic()
     rep = SeedReport()
@@ -545,7 +544,7 @@ def seed(cache: PackageCache, specs: list[str] | None = None, *, hook: bool = Fa
         if inv is not None and inv.command in _NO_DEBS:
             wants = []
         elif inv is not None and inv.command and (cache.keys(KEY_PREFIX) or placed
-                                                  or has_remote(cache)):
+                                                  or cache.remote is not None):
             request = (inv.exe, inv.argv[1:], inv.cwd)
     if request is not None:
         got, errors = _request_wants(request, inv if not specs else None, apt_pkg, rep)

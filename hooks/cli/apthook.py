@@ -5,12 +5,15 @@ apt runs this several times per install; it always exits 0 (the hook module says
 from __future__ import annotations
 
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cache_core import EXIT_OK
 
+if TYPE_CHECKING:
+    from cache_core import PackageCache
 
-def failopen_cache(args: Any) -> Any:
+
+def failopen_cache(args: Any) -> PackageCache:
     """A non-strict cache for hooks: faults become misses plus one warning, never errors."""
     from cache_core import PackageCache, load_config
 

@@ -77,7 +77,7 @@ def _read_cache(args: argparse.Namespace, quiet: bool = False, key: str = "") ->
         normalize_key(key)
     cache = args.cache()
     if (cache.enabled and cache.system is None and not cache.root.is_dir()
-            and not (cache.config is not None and cache.config.remote)):
+            and cache.remote is None):
         if not quiet:
             error(f"no cache at {cache.root}")
         return None

@@ -3,13 +3,14 @@ cache's configuration trusts (what a driver's own vouch for a signed record is b
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from cache_core import PackageCache
 
 
-def trusted_keys(cache: Any) -> frozenset[str]:
+def trusted_keys(cache: PackageCache) -> frozenset[str]:
     """Every ``trusted_public_keys`` entry of the cache's remotes that no remote lists in
     ``revoked_public_keys`` (no cryptography import): a vouch bound to a revoked key lapses."""
-    remotes = getattr(getattr(cache, "config", None), "remote", None) or []
-    revoked = {k.strip() for r in remotes for k in getattr(r, "revoked_public_keys", None) or []}
-    return frozenset(k for r in remotes for k in getattr(r, "trusted_public_keys", None) or []
-                     if k.strip() not in revoked)
+    remote = cache.remote
+    return remote.trusted_keys() if remote is not None else frozenset()

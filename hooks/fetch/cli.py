@@ -8,13 +8,16 @@ import os
 import shutil
 import sys
 import tempfile
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cache_core import EXIT_OK, CacheError, warn
 from hooks.cli.output import error
 from hooks.common.errors import FetchError
 from hooks.common.http import DEFAULT_RETRIES, DEFAULT_RETRY_DELAY, DEFAULT_TIMEOUT
 from hooks.fetch.download import fetch
+
+if TYPE_CHECKING:
+    from cache_core import PackageCache
 
 
 def register(p: Any) -> None:
@@ -37,7 +40,7 @@ def register(p: Any) -> None:
     p.set_defaults(func=cmd_fetch)
 
 
-def _cache_or_none(args: argparse.Namespace) -> Any:
+def _cache_or_none(args: argparse.Namespace) -> PackageCache | None:
     """The cache in fail-open mode; a cache that cannot be opened means a plain download."""
     try:
         cache = args.cache()

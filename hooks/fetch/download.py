@@ -282,7 +282,7 @@ def _sweep_partials(bucket: Path) -> None:
 
 
 # -- the public entry point --------------------------------------------------------------------
-def fetch(cache: PackageCache, url: str, dest: str | os.PathLike[str], sha256: str | None = None, *,
+def fetch(cache: PackageCache | None, url: str, dest: str | os.PathLike[str], sha256: str | None = None, *,
           offline: bool = False, refresh: bool = False, retries: int = DEFAULT_RETRIES,
           retry_delay: float = DEFAULT_RETRY_DELAY, timeout: float = DEFAULT_TIMEOUT,
           progress: bool | None = None) -> FetchResult:
@@ -302,50 +302,49 @@ def fetch(cache: PackageCache, url: str, dest: str | os.PathLike[str], sha256: s
         raise FetchError(f"{os.path.dirname(dest)}: no such directory", EXIT_USAGE)
     if progress is None:
         progress = _isatty(sys.stderr)
-    usable = _usable(cache)
-    if usable:
+    live = cache if _usable(cache) else None  # the cache this fetch uses (None: a plain download)
+    if live is not None:
         try:
-            cache.bucket(PARTIAL_BUCKET)    # opens the cache: one warning here, not one per step
+            live.bucket(PARTIAL_BUCKET)    # opens the cache: one warning here, not one per step
         except (CacheError, OSError) as exc:
             where = f": {exc.filename}" if isinstance(exc, OSError) and exc.filename else ""
             warn(f"cache unavailable, continuing without it ({reason(exc)}{where})")
-            usable = False
+            live = None
 
-    if usable and sha256 and not refresh:  # pinned: local, else the fleet's cas/<sha256>
-        hit = _serve(cache, key, dest, sha256) or (
-            (cache.exists(f"sha256:{sha256}") or _from_fleet(cache, f"sha256:{sha256}"))
-            and _serve(cache, f"sha256:{sha256}", dest, sha256))
+    if live is not None and sha256 and not refresh:  # pinned: local, else the fleet's cas/<sha256>
+        hit = _serve(live, key, dest, sha256) or (
+            (live.exists(f"sha256:{sha256}") or _from_fleet(live, f"sha256:{sha256}"))
+            and _serve(live, f"sha256:{sha256}", dest, sha256))
         if hit:
             return hit
-    if usable and not refresh:
-        _from_fleet(cache, key)
+    if live is not None and not refresh:
+        _from_fleet(live, key)
     if offline:
-        trusted = sha256 or (trusted_digest(key, trusted_keys(cache)) if usable else None)
-        hit = _serve(cache, key, dest, trusted) if usable and trusted else None
+        trusted = sha256 or (trusted_digest(key, trusted_keys(live)) if live is not None else None)
+        hit = _serve(live, key, dest, trusted) if live is not None and trusted else None
         if hit is None:
-            if usable:
-                cache.count_miss(key)
+            if live is not None:
+                live.count_miss(key)
             raise FetchError(f"offline and not in the cache: {redact(url)}", EXIT_MISS)
         warn(f"offline: serving the cached copy of {redact(url)} (not revalidated)")
         return hit
 
-    job = _Download(cache if usable else None, url, dest, sha256, refresh=refresh,
+    job = _Download(live, url, dest, sha256, refresh=refresh,
                     retries=max(0, retries), retry_delay=max(0.0, retry_delay), timeout=timeout,
                     progress=progress)
-    if usable and sha256 and not refresh and not job.private:  # a private URL asks no store
-        return _coalesced(cache, sha256, dest, job)
+    if live is not None and sha256 and not refresh and not job.private:  # a private URL asks no store
+        return _coalesced(live, sha256, dest, job)
     return job.run()
 
 
 def _coalesced(cache: PackageCache, sha256: str, dest: str, job: _Download) -> FetchResult:
     """A pinned download coalesced with other processes and fleet members missing the same
     content at once: one downloads (and publishes it), the others take it from the store."""
-    if cache.config is None or not cache.config.remote:
+    remote = cache.remote
+    if remote is None:
         return job.run()
     try:
-        from cache_core.storage import remote
-
-        cm = remote.download_lease(cache, sha256)
+        cm = remote.download_lease(sha256)
     except Exception:  # noqa: BLE001 - the fleet never breaks a fetch
         return job.run()
     with cm as lease:
@@ -364,22 +363,18 @@ def _from_fleet(cache: PackageCache, key: str) -> bool:
     served stale when the origin is down. A record accepted only because its remote says
     ``trust: unsigned`` is cached but never vouched for. True if something was taken."""
     try:
-        if not getattr(getattr(cache, "config", None), "remote", None):
-            return False
-        from cache_core.storage import remote
-
-        t = remote.tier(cache)
-        if t is None:
+        remote = cache.remote
+        if remote is None:
             return False
         if key.startswith("sha256:"):
-            return bool(t.pull([key])["pulled"])
+            return bool(remote.pull([key])["pulled"])
         if cache.lookup(key) is not None:
             return False
-        rec = remote.get_record(cache, key)
-        if rec is None or remote.get_object(cache, rec.sha256, key, kind=rec.kind,
+        rec = remote.get_record(key)
+        if rec is None or remote.get_object(rec.sha256, key, kind=rec.kind,
                                             meta=rec.meta) is None:
             return False
-        signer = getattr(rec, "signer", None)
+        signer = rec.signer
         entry = cache.lookup(key)
         if signer and entry is not None and entry.digest == rec.sha256:
             # signed by a key this host trusts: its digest is what the URL gave the fleet,

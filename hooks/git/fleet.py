@@ -13,17 +13,15 @@ Every fault is a miss plus at most one warning; the mirror is then built from th
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import os
 import re
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cache_core import EXIT_OK, EXIT_UNUSABLE, warn
+from cache_core import warn
+from hooks.common.http import redact
+from hooks.git.base import git_env, normalize_url
 
 if TYPE_CHECKING:
     from cache_core import PackageCache
@@ -34,8 +32,6 @@ _REF = re.compile(r"^([0-9a-f]{40}|[0-9a-f]{64}) (refs/(?:heads|tags)/\S+)$")
 
 
 def _shown(url: str) -> str:
-    from hooks.git.mirror import normalize_url, redact
-
     return redact(normalize_url(url))
 
 
@@ -44,14 +40,7 @@ def key_of(url: str) -> str:
     return KEY_PREFIX + _shown(url)
 
 
-def enabled(cache: PackageCache) -> bool:
-    """True when the cache has remotes configured."""
-    return bool(getattr(getattr(cache, "config", None), "remote", None))
-
-
 def _git(*args: str, cwd: str | None = None) -> subprocess.CompletedProcess[str]:
-    from hooks.git.mirror import git_env
-
     return subprocess.run(["git", *args], cwd=cwd, env=git_env(), text=True,
                           stdin=subprocess.DEVNULL, capture_output=True, check=False)
 
@@ -61,18 +50,17 @@ def seed(cache: PackageCache, url: str, tmp: Path) -> bool:
     """Fill the bare repository tmp from the fleet's bundle of url; False on any miss/fault.
 
     tmp is the mirror under construction (already ``git init --bare``, with its sentinel)."""
-    if not enabled(cache):
+    remote = cache.remote
+    if remote is None:
         return False
     try:
         key = key_of(url)
         if cache.lookup(key) is None:  # a local miss: the record must carry a trusted signature
-            from cache_core.storage import remote
-
-            rec = remote.get_record(cache, key)
+            rec = remote.get_record(key)
             # a record accepted only because a remote says trust: unsigned never vouches for a
             # mirror this machine will clone from offline
-            if rec is None or not getattr(rec, "signer", None) or remote.get_object(
-                    cache, rec.sha256, key, kind=rec.kind, meta=rec.meta) is None:
+            if rec is None or not rec.signer or remote.get_object(
+                    rec.sha256, key, kind=rec.kind, meta=rec.meta) is None:
                 return False
         path = cache.get(key)  # verified content
         entry = cache.lookup(key) if path else None
@@ -138,56 +126,3 @@ def publish(cache: PackageCache, url: str, mirror: Path) -> bool:
     except Exception as exc:  # noqa: BLE001
         warn(f"git: fleet bundle not published ({type(exc).__name__})")
         return False
-
-
-def refresh(cache: PackageCache, urls: list[str]) -> None:
-    """Rebuild the bundles of these mirrors: inline when uploads are manual, else detached."""
-    if not enabled(cache) or not urls or cache.config is None or not any(
-            getattr(r, "mode", "ro") == "rw" for r in cache.config.remote):
-        return
-    if os.environ.get(UPLOAD_ENV, "").lower() == "manual":
-        _publish_all(cache, urls)
-        return
-    env = dict(os.environ)
-    root = str(Path(__file__).resolve().parents[2])  # the directory that holds hooks/
-    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    cmd = [sys.executable, "-m", "hooks.git.fleet", "--cache-dir", str(cache.root)]
-    source = getattr(cache.config, "source", None)
-    if source:
-        cmd += ["--config", source]
-    with contextlib.suppress(OSError):
-        subprocess.Popen([*cmd, "--", *urls], stdin=subprocess.DEVNULL,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                         start_new_session=True, close_fds=True, cwd="/", env=env)
-
-
-def _publish_all(cache: PackageCache, urls: list[str]) -> None:
-    from hooks.git.mirror import Mirrors, is_valid_mirror
-
-    mirrors = Mirrors(cache)
-    for url in urls:
-        with mirrors.locked(url):
-            path = mirrors.path(url)
-            if is_valid_mirror(path):
-                publish(cache, url, path)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Detached bundle refresh: ``python -m hooks.git.fleet --cache-dir D [--config F] -- URL…``."""
-    p = argparse.ArgumentParser(prog="pkgcache-gitfleet")
-    p.add_argument("--cache-dir")
-    p.add_argument("--config")
-    p.add_argument("urls", nargs="*")
-    args = p.parse_args(argv)
-    from cache_core import PackageCache
-
-    try:
-        cache = PackageCache.from_config(config_path=args.config, cache_dir=args.cache_dir)
-        _publish_all(cache, args.urls)
-    except Exception:  # noqa: BLE001 - a background job: nobody to tell
-        return EXIT_UNUSABLE
-    return EXIT_OK
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -25,6 +26,8 @@ from typing import TYPE_CHECKING, Any
 from cache_core import EXIT_MISS, EXIT_NETWORK, EXIT_OK, EXIT_USAGE, CacheError, warn
 from hooks.cli.output import error
 from hooks.common.http import redact
+from hooks.git import fleet as gitfleet
+from hooks.git.base import GitError, git_env, normalize_url
 
 if TYPE_CHECKING:
     from cache_core import PackageCache
@@ -34,28 +37,6 @@ SENTINEL = "pkgcache-mirror-incomplete"
 TMP_PREFIX = ".tmp-"
 LOCK_TIMEOUT = 3600.0
 REFSPECS = ("+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*")
-# Variables that would point our git commands at some other repository.
-_GIT_REPO_VARS = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY",
-                  "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_COMMON_DIR", "GIT_NAMESPACE",
-                  "GIT_CEILING_DIRECTORIES")
-
-
-class GitError(Exception):
-    """A git operation that failed; ``exit_code`` per docs/core-api.md."""
-
-    def __init__(self, message: str, exit_code: int = EXIT_NETWORK) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
-
-
-def normalize_url(url: str) -> str:
-    """The mirror key: surrounding spaces and trailing slashes removed."""
-    url = url.strip()
-    if not url or url.startswith("-") or any(ord(c) < 0x20 for c in url):
-        raise GitError(f"not a usable repository URL: {url!r}", EXIT_USAGE)
-    return url.rstrip("/") or url
-
-
 def mirror_name(url: str) -> str:
     """A readable, collision-free directory name: ``host_path-<hash>.git`` (no credentials)."""
     url = normalize_url(url)
@@ -64,14 +45,6 @@ def mirror_name(url: str) -> str:
     visible = re.sub(r"\A[a-z][a-z0-9+.-]*://", "", visible, flags=re.I)
     visible = re.sub(r"[^A-Za-z0-9_-]+", "_", visible).strip("_")[:80] or "repo"
     return f"{visible}-{digest}.git"
-
-
-def git_env(**extra: str) -> dict[str, str]:
-    """Environment for mirror operations: no inherited repository, no prompts, C messages."""
-    env = {k: v for k, v in os.environ.items() if k not in _GIT_REPO_VARS}
-    env.update({"GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"})
-    env.update(extra)
-    return env
 
 
 def _git(*args: str, cwd: str | None = None, quiet: bool = True,
@@ -177,8 +150,6 @@ class Mirrors:
         """init --bare + sentinel in a temp dir, seed from the fleet's bundle (hooks.git.fleet),
         fetch (only the difference after a seed), set HEAD, drop sentinel, rename.
         Returns True if the origin was fetched; a seeded mirror survives an unreachable origin."""
-        from hooks.git import fleet as gitfleet
-
         tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{name}-", dir=self.bucket))
         try:
             _git("init", "--quiet", "--bare", str(tmp))
@@ -342,9 +313,7 @@ def _clone_one(cache: PackageCache | None, url: str, dest: str, args: Sequence[s
     finally:
         lock.__exit__(None, None, None)
         if fresh:
-            from hooks.git import fleet as gitfleet
-
-            gitfleet.refresh(cache, [url])  # share the mirror's new state (in the background)
+                refresh(cache, [url])  # share the mirror's new state (in the background)
 
 
 def _clone_referenced(mirror: Path, url: str, dest: str, args: Sequence[str]) -> bool:
@@ -477,9 +446,7 @@ def update(cache: PackageCache, urls: Sequence[str] = ()) -> int:
             except GitError as exc:
                 failed += 1
                 error(f"git update: {redact(url)}: {exc}")
-    from hooks.git import fleet as gitfleet
-
-    gitfleet.refresh(cache, done)  # the fleet's bundles follow the mirrors (in the background)
+    refresh(cache, done)  # the fleet's bundles follow the mirrors (in the background)
     return EXIT_NETWORK if failed else EXIT_OK
 
 
@@ -512,3 +479,36 @@ def verify_mirrors(cache: PackageCache, repair: bool = False) -> dict[str, Any]:
                 mirrors.remove_path(final, name)
                 report["unrepaired"].append(name)
     return report
+
+
+# -- the fleet's bundles follow the mirrors --------------------------------------------------------
+def refresh(cache: PackageCache, urls: list[str]) -> None:
+    """Rebuild the fleet bundles of these mirrors: inline when uploads are manual, else in a
+    detached ``python -m hooks.git.bundler``."""
+    remote = cache.remote
+    if remote is None or not remote.writable or not urls:
+        return
+    if os.environ.get(gitfleet.UPLOAD_ENV, "").lower() == "manual":
+        publish_all(cache, urls)
+        return
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parents[2])  # the directory that holds hooks/
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    cmd = [sys.executable, "-m", "hooks.git.bundler", "--cache-dir", str(cache.root)]
+    source = cache.config.source if cache.config is not None else None
+    if source:
+        cmd += ["--config", source]
+    with contextlib.suppress(OSError):
+        subprocess.Popen([*cmd, "--", *urls], stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         start_new_session=True, close_fds=True, cwd="/", env=env)
+
+
+def publish_all(cache: PackageCache, urls: list[str]) -> None:
+    """Publish the bundle of each valid mirror among urls (under its lock)."""
+    mirrors = Mirrors(cache)
+    for url in urls:
+        with mirrors.locked(url):
+            path = mirrors.path(url)
+            if is_valid_mirror(path):
+                gitfleet.publish(cache, url, path)

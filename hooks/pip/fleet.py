@@ -43,8 +43,7 @@ from packaging.utils import (
     parse_wheel_filename,
 )
 
-from cache_core import PackageCache, warn
-from cache_core.storage import remote
+from cache_core import PackageCache, Remote, warn
 
 from . import options
 from .options import REQ_NAME, requirement_hashes
@@ -61,9 +60,17 @@ MAX_LISTING = 4 << 20
 def enabled(cache: PackageCache) -> bool:
     """True when the cache has a remote tier."""
     try:
-        return remote.tier(cache) is not None
+        return cache.remote is not None
     except Exception:  # noqa: BLE001 - a bad remote config is the core's to report
         return False
+
+
+def _remote(cache: PackageCache) -> Remote:
+    """The cache's remote tier (this module runs only when there is one: install._fleet)."""
+    remote = cache.remote
+    if remote is None:
+        raise RuntimeError("no remote configured")
+    return remote
 
 
 # -- reading --------------------------------------------------------------------------------------
@@ -93,8 +100,8 @@ def fetch_built(cache: PackageCache, store: WheelStore, art: Artifact, target: T
     entry = cache.lookup(key)
     rec = None
     if entry is None or not store.trust.vouched(key, entry.digest):
-        rec = remote.get_record(cache, key)  # signed (or from a trust: unsigned remote)
-        if rec is None or remote.get_object(cache, rec.sha256, key, kind=rec.kind,
+        rec = _remote(cache).get_record(key)  # signed (or from a trust: unsigned remote)
+        if rec is None or _remote(cache).get_object(rec.sha256, key, kind=rec.kind,
                                             meta=rec.meta) is None:
             return False
     elif cache.get(key, count=False) is None:
@@ -107,7 +114,7 @@ def fetch_built(cache: PackageCache, store: WheelStore, art: Artifact, target: T
             warn(f"pip: fleet record {key[:24]}… names a wrong wheel; ignored")
         return False
     if rec is not None and rec.sha256 == entry.digest:
-        groups = bound((rec.meta or {}).get("sources"), getattr(rec, "signer", None))
+        groups = bound((rec.meta or {}).get("sources"), rec.signer)
         if groups:
             store.vouch(key, entry.digest, groups)
     return True
@@ -159,7 +166,7 @@ def _adopt(cache: PackageCache, store: WheelStore, filename: str, digest: str,
         if groups:  # vouched for as a download from those sources would be
             store.vouch(key, digest, groups)
         return True
-    if remote.get_object(cache, digest) is None:
+    if _remote(cache).get_object(digest) is None:
         return False
     if not _matches(cache, digest, filename):
         warn(f"pip: fleet listing names {filename} for content that is not {filename}; ignored")
@@ -187,7 +194,7 @@ def adopt_hashes(cache: PackageCache, store: WheelStore, target: Target,
     for digest in dict.fromkeys(d.lower() for d in digests):
         if digest in have:
             continue
-        rec = remote.get_record(cache, BY_DIGEST + digest)
+        rec = _remote(cache).get_record(BY_DIGEST + digest)
         if rec is None or rec.sha256 != digest:
             continue
         filename = str((rec.meta or {}).get("filename", ""))
@@ -195,7 +202,7 @@ def adopt_hashes(cache: PackageCache, store: WheelStore, target: Target,
         if filename.endswith(".whl") and (tags is None or not target.supports(tags)):
             continue
         if _adopt(cache, store, filename, digest, rec.meta or {},
-                  groups=bound((rec.meta or {}).get("sources"), getattr(rec, "signer", None))):
+                  groups=bound((rec.meta or {}).get("sources"), rec.signer)):
             n += 1
     return n
 
@@ -208,10 +215,10 @@ def read_listing(cache: PackageCache, project: str) -> dict[str, dict[str, Any]]
 def signed_listing(cache: PackageCache, project: str
                    ) -> tuple[dict[str, dict[str, Any]], str | None]:
     """(the fleet's listing of project, the trusted key that signed it or None)."""
-    rec = remote.get_record(cache, LISTING + project)
+    rec = _remote(cache).get_record(LISTING + project)
     if rec is None or rec.size > MAX_LISTING:
         return {}, None
-    path = remote.get_object(cache, rec.sha256, size=rec.size)  # read no further than that
+    path = _remote(cache).get_object(rec.sha256, size=rec.size)  # read no further than that
     return (_load(path), rec.signer) if path else ({}, None)
 
 
@@ -508,7 +515,8 @@ def publish(cache: PackageCache, arts: list[Artifact], store: WheelStore | None 
     Uploads run in the core's background uploader; only the merge reads the remote here.
     A member without a ``rw`` remote publishes nothing.
     """
-    if not any(getattr(r, "mode", "ro") == "rw" for r in getattr(cache.config, "remote", [])):
+    remote = cache.remote
+    if remote is None or not remote.writable:
         return
     by_project: dict[str, dict[str, dict[str, Any]]] = {}
     for art in arts:
@@ -527,7 +535,7 @@ def publish(cache: PackageCache, arts: list[Artifact], store: WheelStore | None 
                 info["sources"] = [g for g in groups if g]
         if cache.alias(BY_DIGEST + art.sha256, art.sha256, kind="pipsha",
                        meta={"filename": art.filename, **info}):
-            remote.put_record(cache, BY_DIGEST + art.sha256)
+            remote.put_record(BY_DIGEST + art.sha256)
         by_project.setdefault(art.name, {})[art.filename] = info
     for project, files in by_project.items():
         merge_listing(cache, project, files)

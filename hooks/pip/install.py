@@ -68,12 +68,14 @@ def _fleet(cache: PackageCache) -> ModuleType | None:
 
     Without ``performance.cache.remote`` it is not even imported (its imports cost a warm uv
     install ~50 ms)."""
-    cfg = getattr(cache, "config", None)
-    if cfg is None or not getattr(cfg, "remote", None):
+    try:
+        if cache.remote is None:
+            return None
+    except Exception:  # noqa: BLE001 - a bad remote config is the core's to report
         return None
     from . import fleet
 
-    return fleet if fleet.enabled(cache) else None
+    return fleet
 
 
 def _err(msg: str) -> None:
@@ -176,11 +178,12 @@ class Driver:
     def _coalesce(self, view: View) -> None:
         """Members missing the same file at once download it once (a lease on the remote);
         another member's copy is waited for only while pip would wait for an answer."""
-        from cache_core.storage import remote
-
         cache = self.cache
+        remote = cache.remote
+        if remote is None:
+            return
         wait = max(0.0, options.pip_timeout(self.opts.pip_args) * 0.6)
-        view.coalesce = lambda digest: remote.download_lease(cache, digest, wait=wait)
+        view.coalesce = lambda digest: remote.download_lease(digest, wait=wait)
         view.keep = lambda path, digest: cache.put(f"sha256:{digest}", str(path), sha256=digest)
 
     def online(self, args: list[str]) -> list[str]:
@@ -890,7 +893,7 @@ class _Fallback(Exception):
 
 
 def _installer(cache: PackageCache, opts: PipOptions) -> str:
-    cfg = getattr(cache, "config", None)
+    cfg = cache.config
     name = opts.installer or (str(cfg.option("pip_installer")) if cfg is not None else "pip")
     if name == "uv" and runner.uv_bin() is None:
         warn("uv is not installed; using pip")

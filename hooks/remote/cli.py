@@ -5,19 +5,23 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cache_core import EXIT_MISS, EXIT_NETWORK, EXIT_OK, EXIT_USAGE, CacheError, ConfigError
 from hooks.cli.output import config_warnings, error
 
+if TYPE_CHECKING:
+    from cache_core import Remote
 
-def _tier(args: argparse.Namespace) -> Any:
-    from cache_core.storage.remote import tier
 
-    t = tier(args.cache())
-    if t is None:
+def _remote(args: argparse.Namespace, *, rw: str = "") -> Remote:
+    """The cache's remote tier (a ConfigError without one; rw: the action that needs a rw one)."""
+    remote = args.cache().remote
+    if remote is None:
         raise ConfigError("no remote configured (performance.cache.remote in the config)")
-    return t
+    if rw and not remote.writable:
+        raise ConfigError(f"no remote with mode: rw to {rw}")
+    return remote
 
 
 def _keys(args: argparse.Namespace) -> list[str]:
@@ -27,11 +31,9 @@ def _keys(args: argparse.Namespace) -> list[str]:
 
 
 def _push(args: argparse.Namespace) -> int:
-    t = _tier(args)
-    if not any(s.mode == "rw" for s in t.specs):
-        raise ConfigError("no remote with mode: rw to push to")
+    remote = _remote(args, rw="push to")
     keys = list(args.keys) if (args.all or args.keys) else []
-    r = t.push(keys, all_keys=args.all)
+    r = remote.push(keys, all_keys=args.all)
     if args.json:
         print(json.dumps(r, indent=1, sort_keys=True))
     elif not args.quiet:
@@ -49,7 +51,7 @@ def _pull(args: argparse.Namespace) -> int:
     except CacheError as exc:
         error(f"remote pull: {exc}")
         return EXIT_USAGE
-    r = _tier(args).pull(keys, all_keys=args.all)
+    r = _remote(args).pull(keys, all_keys=args.all)
     if args.json:
         print(json.dumps(r, indent=1, sort_keys=True))
     elif not args.quiet:
@@ -67,7 +69,7 @@ def _pull_drivers(args: argparse.Namespace) -> int:
     if args.pip and not args.requirement:
         error("remote pull: --pip needs -r FILE")
         return EXIT_USAGE
-    _tier(args)  # a remote must be configured
+    _remote(args)  # a remote must be configured
     cache = args.cache()
     rows: dict[str, Any] = {}
     try:
@@ -93,16 +95,14 @@ def _pull_drivers(args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     if args.store:
         return _store_status(args)
-    from cache_core.storage.remote import tier
-
-    t = tier(args.cache())
-    if t is None:  # asked for a status, "none" is the answer (exit 0), not a config error
+    remote = args.cache().remote
+    if remote is None:  # asked for a status, "none" is the answer (exit 0), not a config error
         if args.json:
             print(json.dumps({"remotes": [], "spool": 0, "uploader_running": False}, indent=1))
         else:
             print("no remote configured (performance.cache.remote in the config)")
         return EXIT_OK
-    st = t.status()
+    st = remote.tier.status()
     config_warnings(st["remotes"])
     if args.json:
         print(json.dumps(st, indent=1, sort_keys=True))
@@ -122,7 +122,7 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _keygen(args: argparse.Namespace) -> int:
-    from cache_core.storage.remote import generate_keypair
+    from cache_core import generate_keypair
 
     if not args.name or ":" in args.name or len(args.name) > 64:
         error("remote keygen: NAME must be 1-64 characters without ':'")
@@ -137,11 +137,9 @@ def _keygen(args: argparse.Namespace) -> int:
 
 def _resign(args: argparse.Namespace) -> int:
     """Re-sign the live records of every rw remote with a new key (a rotation: docs/fleet.md)."""
-    t = _tier(args)
-    if not any(s.mode == "rw" for s in t.specs):
-        raise ConfigError("no remote with mode: rw to re-sign records on")
+    remote = _remote(args, rw="re-sign records on")
     try:
-        rows = t.resign(args.secret_file)
+        rows = remote.tier.resign(args.secret_file)
     except CacheError as exc:
         error(f"remote resign: {exc}")
         return exc.exit_code
@@ -163,13 +161,11 @@ def _gc(args: argparse.Namespace) -> int:
     """Bound the rw stores' size (cache_core/storage/remote/gc.py)."""
     from hooks.cli.core import parse_age, parse_size
 
-    t = _tier(args)
-    if not any(s.mode == "rw" for s in t.specs):
-        raise ConfigError("no remote with mode: rw to collect")
+    remote = _remote(args, rw="collect")
     grace = parse_age(args.grace)
     max_size = parse_size(args.max_size) if args.max_size is not None else None
     try:
-        rows = t.gc(grace, max_size, args.dry_run, parse_age(args.retention))
+        rows = remote.tier.gc(grace, max_size, args.dry_run, parse_age(args.retention))
     except CacheError as exc:  # a store that cannot list (exit 2)
         error(f"remote gc: {exc}")
         return exc.exit_code
@@ -195,7 +191,7 @@ def _gc(args: argparse.Namespace) -> int:
 
 
 def _store_status(args: argparse.Namespace) -> int:
-    rows = _tier(args).store_status(members=args.members)
+    rows = _remote(args).tier.store_status(members=args.members)
     if args.json:
         print(json.dumps(rows, indent=1, sort_keys=True))
     else:

@@ -131,12 +131,14 @@ def pull_apt(cache: PackageCache, packages: list[str], apt_options: Iterable[str
              ) -> tuple[int, list[str]]:
     """Take the .debs for packages from the fleet by their index SHA-256 and size (a store's
     body is read no further); (taken, missing)."""
-    from cache_core.storage import remote
     from hooks.apt.naming import KEY_PREFIX
 
+    remote = cache.remote
+    if remote is None:
+        raise RuntimeError("no remote configured")
     wants = {name: (sha, size) for name, sha, size in apt_uris(packages, apt_options)}
     return _each(sorted(wants), lambda f: bool(wants[f][0]) and remote.get_object(
-        cache, wants[f][0], key=KEY_PREFIX + f, kind="deb", size=wants[f][1] or None) is not None)
+        wants[f][0], key=KEY_PREFIX + f, kind="deb", size=wants[f][1] or None) is not None)
 
 
 # -- git ---------------------------------------------------------------------------------------

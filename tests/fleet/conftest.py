@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 
 from cache_core import PackageCache
-from cache_core.storage import remote
 from tests.git.conftest import gitsrv  # noqa: F401 - fixture
 from tests.pip.conftest import make_venv, pip_isolation  # noqa: F401 - fixtures
 from tests.remote.conftest import (  # noqa: F401 - fixtures
@@ -86,9 +85,9 @@ class Fleet:
 
     def push(self, cache: PackageCache | None = None) -> dict[str, int]:
         """Drain A's upload spool now (uploads are manual in tests)."""
-        t = remote.tier(cache or self.a)
-        assert t is not None
-        return t.drain(wait=True)
+        remote = (cache or self.a).remote
+        assert remote is not None
+        return remote.tier.drain(wait=True)
 
     def member(self, name: str, **extra: Any) -> PackageCache:
         """Another member reading the same store (extra: remote settings)."""

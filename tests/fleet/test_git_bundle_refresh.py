@@ -1,5 +1,5 @@
 """The fleet's git bundle refresh as it runs on a real member: a detached
-``python -m hooks.git.fleet`` started by ``pkgcache git clone``/``update`` with automatic uploads.
+``python -m hooks.git.bundler`` started by ``pkgcache git clone``/``update`` with automatic uploads.
 Found by the real-machine world (tests/world): the child must find pkgcache's code by itself,
 since the .deb's /usr/bin/pkgcache runs ``python3 -I`` and hands it no PYTHONPATH."""
 
@@ -20,7 +20,7 @@ def test_detached_bundle_refresh_publishes_without_the_tests_pythonpath(fleet, g
     """A's mirror (made before the fleet was configured) gets its bundle from the detached
     refresh, run by the system python from / with no PYTHONPATH."""
     from hooks.git import fleet as git_fleet
-    from hooks.git.mirror import Mirrors
+    from hooks.git.mirror import Mirrors, refresh
 
     make_repo(gitsrv.root, "proj")
     url = gitsrv.url("proj")
@@ -41,7 +41,7 @@ def test_detached_bundle_refresh_publishes_without_the_tests_pythonpath(fleet, g
     monkeypatch.delenv("PYTHONPATH", raising=False)
     monkeypatch.chdir("/")
     monkeypatch.setattr(sys, "executable", "/usr/bin/python3")  # no venv that finds the checkout
-    git_fleet.refresh(fleet.a, [url])
+    refresh(fleet.a, [url])
     deadline = time.monotonic() + 30
     while fleet.a.lookup(git_fleet.key_of(url)) is None and time.monotonic() < deadline:
         time.sleep(0.2)

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from cache_core.storage import remote
 from cache_core.storage.remote.base import record_name
 from cache_core.storage.remote.records import Record, encode, load_secret_key
 from tests.support.pip import Index, Packages, make_sdist, make_wheel, py, sha256_of, venv_version
@@ -179,7 +178,7 @@ def test_two_writers_merge_their_listings(fleet, index, packages, make_venv,
 
     names = set(read_listing(fleet.b, "alpha"))
     assert names == {packages.alpha.name, a2.name}
-    assert remote.get_record(fleet.b, "piplist:beta") is not None
+    assert fleet.b.remote.get_record("piplist:beta") is not None
 
 
 def test_remote_pull_pip_prewarms_b_for_an_offline_install(fleet, index, served_a, make_venv,

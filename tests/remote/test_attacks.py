@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from cache_core.storage import remote
 from cache_core.storage.remote.base import record_name
 from cache_core.storage.remote.records import Record, encode, generate_keypair
 from tests.support.cli import run_cli
@@ -27,7 +26,7 @@ def published(store, make_cache, keypair, tmp_path):
         p = tmp_path / key.replace(":", "_")
         p.write_bytes(data)
         out[key] = (a.put(key, str(p)), data)
-    assert remote.tier(a).drain()["uploaded"] == 2
+    assert a.remote.tier.drain()["uploaded"] == 2
     return out
 
 
@@ -46,7 +45,7 @@ def test_a_blob_replaced_by_other_bytes_of_the_same_size_is_a_counted_miss(
     store.write(f"cas/{digest}", os.urandom(len(data)))
     b = _reader(store, make_cache, keypair)
     assert b.get(K1) is None
-    assert remote.get_object(b, digest) is None
+    assert b.remote.get_object(digest) is None
     _nothing_ingested(b)
     st = b.stats()["remote"]
     assert st["mismatches"] == 1 and st["hits"] == 0 and not st["degraded"]  # not fetched twice

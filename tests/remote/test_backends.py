@@ -12,7 +12,6 @@ import sys
 import time
 from pathlib import Path
 
-from cache_core.storage import remote
 from cache_core.storage.remote.base import record_name
 from tests.support import REPO
 
@@ -31,8 +30,8 @@ def test_put_on_one_cache_get_on_an_empty_one_with_the_origin_gone(store, make_c
     src, data = blob(tmp_path)
     a = make_cache("a", [store.remote(mode="rw", signing_key_file=keypair[0])])
     digest = a.put(KEY, str(src))
-    assert remote.tier(a).spool_count() == 1
-    r = remote.tier(a).drain()
+    assert a.remote.tier.spool_count() == 1
+    r = a.remote.tier.drain()
     assert r == {"uploaded": 1, "skipped": 0, "failed": 0, "pending": 0}
     assert store.read(f"cas/{digest}") == data
     src.unlink()  # the origin is gone, and so is cache A
@@ -51,7 +50,7 @@ def test_put_on_one_cache_get_on_an_empty_one_with_the_origin_gone(store, make_c
     # By digest, no record needed (the caller holds the digest from a signed source).
     c = make_cache("c", [store.remote()])  # trusts no key
     assert c.get(KEY) is None  # the record is signed, but not by a key c trusts
-    got = remote.get_object(c, digest, key="deb:other-name.deb")
+    got = c.remote.get_object(digest, key="deb:other-name.deb")
     assert got is not None and Path(got).read_bytes() == data
     assert c.lookup("deb:other-name.deb").digest == digest
 
@@ -60,12 +59,12 @@ def test_head_before_put_skips_an_object_already_there(store, make_cache, keypai
     src, data = blob(tmp_path)
     a = make_cache("a", [store.remote(mode="rw", signing_key_file=keypair[0])])
     digest = a.put(KEY, str(src))
-    assert remote.tier(a).drain()["uploaded"] == 1
+    assert a.remote.tier.drain()["uploaded"] == 1
     before = os.stat(tmp_path / "shared" / "cas" / digest).st_mtime_ns if store.kind == "file" else 0
 
     a2 = make_cache("a2", [store.remote(mode="rw", signing_key_file=keypair[0])])
     a2.put(KEY, str(src))
-    r = remote.tier(a2).drain()
+    r = a2.remote.tier.drain()
     assert (r["uploaded"], r["skipped"], r["failed"]) == (0, 1, 0)
     assert a2.stats()["remote"]["upload_skipped"] == 1
     if store.kind == "nginx":
@@ -81,7 +80,7 @@ def test_spool_survives_kill_9_of_the_uploader_and_drains_later(store, make_cach
     src, data = blob(tmp_path, 24 * 1024 * 1024)
     a = make_cache("a", [store.remote(mode="rw", signing_key_file=keypair[0])])
     digest = a.put(KEY, str(src))
-    t = remote.tier(a)
+    t = a.remote.tier
     assert t.spool_count() == 1
     env = dict(os.environ, PYTHONPATH=str(REPO))
     proc = subprocess.Popen([sys.executable, "-m", "cache_core.storage.remote.uploader",
@@ -119,10 +118,10 @@ def test_background_uploader_drains_the_spool_by_itself(store, make_cache, keypa
     end = time.monotonic() + 30
     while time.monotonic() < end and (store.read(f"cas/{digest}") is None
                                       or store.read(record_name(KEY)) is None
-                                      or remote.tier(a).spool_count()):
+                                      or a.remote.tier.spool_count()):
         time.sleep(0.1)
     assert store.read(f"cas/{digest}") == data
-    assert remote.tier(a).spool_count() == 0
+    assert a.remote.tier.spool_count() == 0
 
 
 def test_push_all_and_pull_keys_through_the_cli(store, make_cache, keypair, tmp_path):
@@ -154,16 +153,16 @@ def test_put_record_and_get_record_for_the_fleet_drivers(store, make_cache, keyp
     src, _ = blob(tmp_path, 5000)
     a = make_cache("a", [store.remote(mode="rw", signing_key_file=keypair[0])])
     digest = a.put("wheel:demo-1.0-py3-none-any.whl", str(src), meta={"etag": "x1"})
-    remote.tier(a).drain()  # the put's own queue entry
-    assert remote.put_record(a, "wheel:demo-1.0-py3-none-any.whl") is True
-    assert remote.tier(a).drain()["pending"] == 0
+    a.remote.tier.drain()  # the put's own queue entry
+    assert a.remote.put_record("wheel:demo-1.0-py3-none-any.whl") is True
+    assert a.remote.tier.drain()["pending"] == 0
     b = make_cache("b", [store.remote(trusted_public_keys=[keypair[1]])])
-    rec = remote.get_record(b, "wheel:demo-1.0-py3-none-any.whl")
+    rec = b.remote.get_record("wheel:demo-1.0-py3-none-any.whl")
     assert rec is not None and (rec.sha256, rec.size, rec.kind, rec.meta) == (
         digest, 5000, "wheel", {"etag": "x1"})
-    assert remote.get_record(b, "wheel:absent-1.0-py3-none-any.whl") is None
+    assert b.remote.get_record("wheel:absent-1.0-py3-none-any.whl") is None
     untrusting = make_cache("u", [store.remote()])
-    assert remote.get_record(untrusting, "wheel:demo-1.0-py3-none-any.whl") is None
+    assert untrusting.remote.get_record("wheel:demo-1.0-py3-none-any.whl") is None
 
 
 def test_the_upload_queue_is_bounded(store, make_cache, keypair, tmp_path):
@@ -171,10 +170,10 @@ def test_the_upload_queue_is_bounded(store, make_cache, keypair, tmp_path):
     for i in range(4):
         src, _ = blob(tmp_path, 100 + i, f"q{i}")
         a.put(f"deb:q{i}.deb", str(src))
-    t = remote.tier(a)
+    t = a.remote.tier
     assert t.spool_count() == 2 and a.stats()["remote"]["dropped"] == 2
     assert t.drain()["uploaded"] == 2
-    assert t.push([], all_keys=True)["uploaded"] == 2  # the dropped ones catch up
+    assert a.remote.push([], all_keys=True)["uploaded"] == 2  # the dropped ones catch up
 
 
 def test_s3_if_none_match_never_overwrites_content(moto_server):

@@ -6,8 +6,6 @@ from __future__ import annotations
 import hashlib
 import os
 
-from cache_core.storage import remote
-
 
 def test_a_body_is_read_no_further_than_the_size_the_caller_knows(store, make_cache):
     """apt knows each deb's size from its signed index: 100 kB wanted, the store sends 12 MB of
@@ -16,7 +14,7 @@ def test_a_body_is_read_no_further_than_the_size_the_caller_knows(store, make_ca
     digest = hashlib.sha256(real).hexdigest()
     store.write(f"cas/{digest}", os.urandom(12 * 1024 * 1024))
     b = make_cache("b", [store.remote()])
-    assert remote.get_object(b, digest, size=len(real)) is None
+    assert b.remote.get_object(digest, size=len(real)) is None
     st = b.stats()["remote"]
     assert st["mismatches"] == 1 and st["bytes_in"] <= len(real) + (1 << 20), st
     assert (b.stats()["objects"], st["degraded"]) == (0, False)
@@ -24,7 +22,7 @@ def test_a_body_is_read_no_further_than_the_size_the_caller_knows(store, make_ca
     # mismatched digest for a while and does not ask the store for it again, tests/remote/
     # test_once_per_run.py)
     store.write(f"cas/{digest}", real)
-    path = remote.get_object(make_cache("c", [store.remote()]), digest, size=len(real))
+    path = make_cache("c", [store.remote()]).remote.get_object(digest, size=len(real))
     assert path is not None and open(path, "rb").read() == real
 
 
@@ -41,8 +39,8 @@ def test_objects_that_do_not_match_open_the_breaker(store, make_cache, tmp_path)
         store.write(f"cas/{digests[-1]}", os.urandom(5000))
     b = make_cache("b", [store.remote()])
     for d in digests:
-        assert remote.get_object(b, d) is None
+        assert b.remote.get_object(d) is None
     st = b.stats()["remote"]
     assert st["mismatches"] == 3 and st["degraded"], st
-    assert remote.get_object(b, good_digest) is None  # not asked: the breaker is open
+    assert b.remote.get_object(good_digest) is None  # not asked: the breaker is open
     assert b.stats()["remote"]["hits"] == 0

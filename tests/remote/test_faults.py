@@ -14,7 +14,6 @@ import pytest
 import yaml
 
 from cache_core import PackageCache
-from cache_core.storage import remote
 from tests.support.cli import run_cli
 from tests.support.http import FaultServer
 from tests.support.remote import BEARER
@@ -152,7 +151,7 @@ def test_a_stopped_server_is_skipped(nginx, make_cache, tmp_path):
     src = tmp_path / "f"
     src.write_bytes(DATA)
     assert b.put("deb:f.deb", str(src)) == DIGEST  # the local put is unaffected
-    r = remote.tier(b).drain()
+    r = b.remote.tier.drain()
     assert r["pending"] == 1 and r["uploaded"] == 0  # kept for later, not lost
     b.close()
     _same_as_without_remote(tmp_path, "b", "deb:absent.deb")
@@ -163,12 +162,12 @@ def test_wrong_bearer_token_is_an_error_and_the_right_one_works(nginx, make_cach
     src.write_bytes(DATA)
     bad = make_cache("bad", [{"url": nginx.url("auth"), "mode": "rw", "token": "wrong-token"}])
     bad.put("deb:f.deb", str(src))
-    assert remote.tier(bad).drain()["failed"] == 1
+    assert bad.remote.tier.drain()["failed"] == 1
     assert _degraded(bad)["errors"] >= 1
-    assert remote.tier(bad).spool_count() == 1
+    assert bad.remote.tier.spool_count() == 1
     good = make_cache("good", [{"url": nginx.url("auth"), "mode": "rw", "token": BEARER}])
     good.put("deb:f.deb", str(src))
-    assert remote.tier(good).drain()["uploaded"] == 1
+    assert good.remote.tier.drain()["uploaded"] == 1
     reader = make_cache("r", [{"url": nginx.url("auth"), "token": BEARER}])
     assert reader.get(KEY) is not None
     wrong = make_cache("w", [{"url": nginx.url("auth"), "token": "nope-nope"}])
@@ -184,11 +183,11 @@ def test_wrong_s3_secret_is_refused_and_the_right_one_works(moto_server, make_ca
     bad = make_cache("bad", [moto_server.remote(url=url, mode="rw",
                                                 secret_access_key="not-the-secret-at-all")])
     bad.put("deb:f.deb", str(src))
-    assert remote.tier(bad).drain()["failed"] == 1
+    assert bad.remote.tier.drain()["failed"] == 1
     assert _degraded(bad)["errors"] == 1
     good = make_cache("good", [moto_server.remote(url=url, mode="rw")])
     good.put("deb:f.deb", str(src))
-    assert remote.tier(good).drain()["uploaded"] == 1
+    assert good.remote.tier.drain()["uploaded"] == 1
     wrong = make_cache("w", [moto_server.remote(url=url, secret_access_key="not-the-secret-at-all")])
     assert wrong.get(KEY) is None
     st = _degraded(wrong)
@@ -209,7 +208,7 @@ def test_s3_keys_from_the_environment_and_a_credentials_file(moto_server, make_c
     url = f"s3://fleet/creds{os.getpid()}"
     w = make_cache("w", [moto_server.remote(url=url, mode="rw")])
     w.put("deb:f.deb", str(src))
-    assert remote.tier(w).drain()["uploaded"] == 1
+    assert w.remote.tier.drain()["uploaded"] == 1
     base = {"url": url, "endpoint": moto_server.endpoint, "region": "us-east-1"}
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", moto_server.access_key)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", moto_server.secret_key)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import pytest
 
-from cache_core.storage import remote
 from cache_core.storage.remote.base import record_name
 from cache_core.storage.remote.records import Record, encode, load_secret_key
 from tests.support import until_stopped
@@ -61,11 +60,11 @@ def test_records_without_a_time_still_work_until_a_timed_one_was_seen(store, mak
     b = make_cache("b", [store.remote(trusted_public_keys=[keypair[1]])])
     digest = "ab" * 32
     store.write(record_name("k:old"), encode(Record("k:old", digest, 1, "name", {}), signer))
-    rec = remote.get_record(b, "k:old")
+    rec = b.remote.get_record("k:old")
     assert rec is not None and rec.created is None and rec.meta == {}
     store.write(record_name("k:new"), encode(Record("k:new", digest, 1, "name", {"x": 1},
                                                     created=1000.5), signer))
-    rec = remote.get_record(b, "k:new")
+    rec = b.remote.get_record("k:new")
     assert rec is not None and rec.created == 1000.5 and rec.meta == {"x": 1}
     store.write(record_name("k:new"), encode(Record("k:new", digest, 1, "name", {}), signer))
-    assert remote.get_record(b, "k:new") is None  # untimed after a timed one: refused
+    assert b.remote.get_record("k:new") is None  # untimed after a timed one: refused

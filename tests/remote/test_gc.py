@@ -13,7 +13,6 @@ import time
 
 import pytest
 
-from cache_core.storage import remote
 from cache_core.storage.remote import gc
 from cache_core.storage.remote.base import record_name
 from cache_core.storage.remote.records import Record, decode, encode, load_secret_key
@@ -51,7 +50,7 @@ def _fill(name, make_cache, store, tmp_path, key_file, pubs, n):
         f.write_bytes(f"{name} object {i}\n".encode() * (200 + i))
         c.put(f"name:{name}{i}", str(f))
         out[f"name:{name}{i}"] = f.read_bytes()
-    r = remote.tier(c).push(None, all_keys=True)
+    r = c.remote.push(None, all_keys=True)
     assert r["failed"] == 0, r
     return out
 
@@ -122,7 +121,7 @@ def test_an_upload_racing_the_gc_survives(fleet, make_cache, tmp_path):
     old_orphan, rewritten = sorted(fleet["orphans"])[:2]
     a = make_cache("a", [store.remote(mode="rw", signing_key_file=str(tmp_path / "a.key"),
                                       trusted_public_keys=pubs)])
-    t = remote.tier(a)
+    t = a.remote.tier
     spec = t.specs[0]
     backend = t._backend(spec)
     signer = load_secret_key(str(tmp_path / "a.key"))
@@ -164,7 +163,7 @@ def test_a_gc_killed_at_random_points_leaves_no_trusted_record_dangling(
     store, pubs, live = fleet["store"], fleet["pubs"], fleet["live"]
     n = 300 if store.kind == "file" else 60
     rng = random.Random(26)
-    t = remote.tier(make_cache("lister", [store.remote(mode="rw")]))
+    t = make_cache("lister", [store.remote(mode="rw")]).remote.tier
     backend = t._backend(t.specs[0])
     killed_at = []
     for attempt in range(5):
@@ -194,7 +193,7 @@ def test_a_reader_that_meets_a_deleted_object_falls_back_as_on_a_miss(fleet, mak
     store, pubs, live = fleet["store"], fleet["pubs"], fleet["live"]
     key = next(iter(live))
     rec = decode(store.read(record_name(key)), key, pubs, False)
-    t = remote.tier(make_cache("x", [store.remote(mode="rw")]))
+    t = make_cache("x", [store.remote(mode="rw")]).remote.tier
     backend = t._backend(t.specs[0])
     backend.delete(f"cas/{rec.sha256}", time.monotonic() + 30)
     backend.delete(f"cas/{rec.sha256}", time.monotonic() + 30)  # a missing object is fine
@@ -220,7 +219,7 @@ def test_gc_refuses_a_store_that_cannot_list(nginx, make_cache, tmp_path):
     data = b"webdav object\n"
     h = hashlib.sha256(data).hexdigest()
     store.write(f"cas/{h}", data)
-    t = remote.tier(make_cache("w", [store.remote(mode="rw")]))
+    t = make_cache("w", [store.remote(mode="rw")]).remote.tier
     t._backend(t.specs[0]).delete(f"cas/{h}", time.monotonic() + 10)
     assert store.read(f"cas/{h}") is None
 
@@ -233,8 +232,8 @@ def test_gc_keeps_what_a_member_took_within_the_retention_window(fleet, make_cac
     b = make_cache("b", [store.remote(mode="rw", signing_key_file=str(tmp_path / "b.key"),
                                       trusted_public_keys=pubs)])
     for h in taken:
-        assert remote.get_object(b, h) is not None
-    assert remote.tier(b).push(None)["failed"] == 0  # the usage list goes with the spool
+        assert b.remote.get_object(h) is not None
+    assert b.remote.push(None)["failed"] == 0  # the usage list goes with the spool
     old_list = b"".join(f"{h}\n".encode() for h in sorted(orphans)[2:])
     lh = hashlib.sha256(old_list).hexdigest()
     store.write(f"cas/{lh}", old_list)

@@ -7,7 +7,6 @@ import json
 
 import pytest
 
-from cache_core.storage import remote
 from cache_core.storage.remote.base import record_name
 from cache_core.storage.remote.records import (
     Record,
@@ -65,7 +64,7 @@ def test_rotation_resign_then_revoke(store, make_cache, keys, tmp_path):
         f.write_bytes(f"object {i}\n".encode() * 50)
         a.put(f"name:obj{i}", str(f))
         payload[f"name:obj{i}"] = f.read_bytes()
-    r = remote.tier(a).push(None, all_keys=True)
+    r = a.remote.push(None, all_keys=True)
     assert r["failed"] == 0 and r["uploaded"] >= 3, r
     old_records = {k: store.read(record_name(k)) for k in payload}
     assert all(_sig_name_ok(d, k, old_pub) for k, d in old_records.items())
@@ -99,9 +98,9 @@ def test_rotation_resign_then_revoke(store, make_cache, keys, tmp_path):
     # ... and rejects an old one put back (it falls back as on a miss)
     store.write(record_name("name:obj0"), old_records["name:obj0"])
     d = make_cache("d", [store.remote(trusted_public_keys=both, revoked_public_keys=[old_pub])])
-    assert remote.get_record(d, "name:obj0") is None
+    assert d.remote.get_record("name:obj0") is None
     assert d.get("name:obj0") is None
-    assert remote.get_record(d, "name:obj1") is not None
+    assert d.remote.get_record("name:obj1") is not None
 
 
 def test_a_writer_whose_key_is_revoked_uploads_no_records(store, make_cache, keys, tmp_path):

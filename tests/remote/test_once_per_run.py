@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 from types import SimpleNamespace
 
-from cache_core.storage import remote
 from hooks.apt.fleet import prefetch
 
 K = "deb:one_1.0_all.deb"
@@ -20,20 +19,20 @@ def test_a_poisoned_object_is_fetched_once_per_run(store, make_cache, keypair, t
     src = tmp_path / "one.deb"
     src.write_bytes(data)
     digest = a.put(K, str(src))
-    assert remote.tier(a).drain()["uploaded"] == 1
+    assert a.remote.tier.drain()["uploaded"] == 1
     store.write(f"cas/{digest}", os.urandom(len(data)))  # same size, other bytes
 
     b = make_cache("b", [store.remote(trusted_public_keys=[keypair[1]])])
-    assert remote.get_object(b, digest) is None
+    assert b.remote.get_object(digest) is None
     first = b.stats()["remote"]
     assert first["mismatches"] == 1 and first["bytes_in"] == len(data)
     # the same process asks again (the apt method after the seed): nothing fetched
-    assert remote.get_object(b, digest) is None
+    assert b.remote.get_object(digest) is None
     assert b.get(K) is None
     b.close()
     # another process on the host (a second PackageCache on the same directory)
     b2 = make_cache("b", [store.remote(trusted_public_keys=[keypair[1]])])
-    assert remote.get_object(b2, digest) is None
+    assert b2.remote.get_object(digest) is None
     st = b2.stats()["remote"]
     assert st["mismatches"] == 1 and st["bytes_in"] == len(data) and st["hits"] == 0
     assert (b2.stats()["objects"], b2.stats()["entries"]) == (0, 0)
@@ -42,8 +41,8 @@ def test_a_poisoned_object_is_fetched_once_per_run(store, make_cache, keypair, t
     other = tmp_path / "two.deb"
     other.write_bytes(os.urandom(3000))
     d2 = a.put("deb:two_1.0_all.deb", str(other))
-    assert remote.tier(a).drain()["uploaded"] == 1
-    assert remote.get_object(b2, d2) is not None
+    assert a.remote.tier.drain()["uploaded"] == 1
+    assert b2.remote.get_object(d2) is not None
 
 
 def test_a_deb_from_the_fleet_is_one_hit_when_served(store, make_cache, keypair, tmp_path):
@@ -52,7 +51,7 @@ def test_a_deb_from_the_fleet_is_one_hit_when_served(store, make_cache, keypair,
     src = tmp_path / "hello_1.0_all.deb"
     src.write_bytes(data)
     digest = a.put("deb:hello_1.0_all.deb", str(src))
-    assert remote.tier(a).drain()["uploaded"] == 1
+    assert a.remote.tier.drain()["uploaded"] == 1
 
     b = make_cache("b", [store.remote(trusted_public_keys=[keypair[1]])])
     want = SimpleNamespace(fname="hello_1.0_all.deb", sha256=digest, size=len(data))

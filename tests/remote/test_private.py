@@ -11,7 +11,6 @@ import stat
 
 import pytest
 
-from cache_core.storage import remote
 from cache_core.storage.remote.base import record_name
 from cache_core.storage.remote.records import Record, encode, load_secret_key
 from tests.support import until_stopped
@@ -60,7 +59,7 @@ def test_push_all_and_the_uploader_never_move_a_private_download(origin, store, 
     assert store.read(record_name(entry.key)) is None
     assert a.index.is_private(sd) and not a.index.is_private(pd) and _mode(a, sd) == 0o400
     # a spool entry written before the object was known private: the uploader drops it unsent
-    t = remote.tier(a)
+    t = a.remote.tier
     (t.spool_dir / "0-old.json").write_text(json.dumps({"key": entry.key, "sha256": sd}))
     assert t.drain()["pending"] == 0
     assert store.read(f"cas/{sd}") is None and store.read(record_name(entry.key)) is None

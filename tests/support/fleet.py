@@ -120,11 +120,9 @@ class Server(Sandbox):
 
     def drain(self) -> dict[str, int]:
         """Upload what this server queued for the remote."""
-        from cache_core.storage import remote
-
-        t = remote.tier(self.cache())
-        assert t is not None
-        return t.drain(wait=True)
+        remote = self.cache().remote
+        assert remote is not None
+        return remote.tier.drain(wait=True)
 
     def wipe_lists(self) -> None:
         lists = self.root / "var/lib/apt/lists"

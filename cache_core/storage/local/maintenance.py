@@ -7,7 +7,7 @@ import contextlib
 import os
 import stat
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from ...errors import LockTimeout, warn
 from ...fs import remove_tree, stale_entries, unlink_quiet
@@ -15,7 +15,37 @@ from ...hashing import sha256_file
 from ...keys import is_digest
 
 if TYPE_CHECKING:
-    from .store import LocalStore
+    from pathlib import Path
+
+    from ...index import Index
+    from .layout import Layout
+
+
+class LocalStore(Protocol):
+    """What maintenance uses of the local store (store.LocalStore, which calls in here)."""
+
+    layout: Layout
+    root: Path
+
+    @property
+    def index(self) -> Index:
+        """The store's index (opened on first use)."""
+
+    def bucket_lock(self, bucket: str, name: str, timeout: float | None = None
+                    ) -> contextlib.AbstractContextManager[None]:
+        """The lock of one bucket entry."""
+
+    def drop_stale(self, digest: str) -> None:
+        """Forget an object whose file is gone."""
+
+    def quarantine(self, digest: str, inode: int | None = None, *, quiet: bool = False) -> bool:
+        """Move a bad object aside and forget its keys."""
+
+    def object_path(self, digest: str) -> Path:
+        """Where the object with this digest lives."""
+
+    def sweep_temps(self, force: bool = False) -> list[str]:
+        """Remove leftovers of crashed writers from tmp/."""
 
 QUARANTINE_MAX_AGE = 7 * 86400       # quarantined files are kept a week for inspection
 QUARANTINE_SHARE = 0.1                # ... and at most this share of the cap

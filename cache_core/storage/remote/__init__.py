@@ -7,9 +7,8 @@ the cache; a detached uploader drains it (HEAD before PUT). Failure policy: a ti
 error opens a breaker shared by every process for 60 s; 403 is a miss; a mismatch is a counted
 miss. Nothing here ever raises into a driver: faults are misses plus at most one warning.
 
-Public entry points (documented in docs/core-api.md): ``tier(cache)``, ``RemoteTier.get_object``,
-``RemoteTier.get_record``, ``RemoteTier.put_record``, ``RemoteTier.push``, ``RemoteTier.pull``,
-``RemoteTier.status``.
+RemoteTier is built from the local store, the remote specs and its state dir; it never sees the
+PackageCache facade. Drivers reach it only through ``cache.remote`` (cache_core.remote.Remote).
 """
 
 from __future__ import annotations
@@ -47,67 +46,13 @@ from .records import generate_keypair as generate_keypair  # public (docs/core-a
 from .state import COUNTERS, State
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-    from contextlib import AbstractContextManager
-
-    from ...api import PackageCache
-    from .lease import Lease
+    from ...index import Entry
+    from ..local import LocalStore
 
 STATE_DIR = "remote-v1"
 UPLOAD_ENV = "PKGCACHE_REMOTE_UPLOAD"  # "manual": never start the background uploader
 USAGE_PREFIX = "usage:"  # usage:<member>:<day>: what a member took from the fleet (remote gc)
 MISMATCH_STRIKES = 3  # objects that do not match in one process before the breaker opens
-
-
-def get_object(cache: PackageCache, digest: str, key: str | None = None, *,
-               kind: str | None = None, meta: dict[str, Any] | None = None,
-               size: int | None = None) -> str | None:
-    """Verified local path of the object with this SHA-256, from the local store or else the
-    remotes' ``cas/`` (no record needed: the caller took the digest from a signed source such as
-    apt's index, pip's index hash or a pinned --sha256). With key, key is also recorded locally.
-    size: the size the caller knows (apt's index, pip's listing): a remote's body is read no
-    further than that, and any other size is a mismatch (which counts toward the breaker).
-    """
-    digest = digest.lower()
-    if not is_digest(digest):
-        return None
-    with _expecting(cache, digest, size):
-        path = cache.get(f"sha256:{digest}")  # the local miss asks the remotes (cache._resolve)
-    if path is not None and key is not None:
-        cache.alias(key, digest, kind=kind, meta=meta)
-    return path
-
-
-@contextlib.contextmanager
-def _expecting(cache: PackageCache, digest: str, size: int | None) -> Iterator[None]:
-    """While inside, a remote body for digest is read no further than size (when known)."""
-    t = tier(cache) if size is not None and size >= 0 else None
-    if t is None or size is None:
-        yield
-        return
-    t.expected[digest] = size
-    try:
-        yield
-    finally:
-        t.expected.pop(digest, None)
-
-
-def get_record(cache: PackageCache, key: str) -> Record | None:
-    """The first record for key on the remotes that passes the trust checks, or None."""
-    t = tier(cache)
-    return cache.remote_call(lambda: t.get_record(key), None) if t else None
-
-
-def put_record(cache: PackageCache, key: str) -> bool:
-    """Queue key's record (signed when the remote has a signing key) and content for upload."""
-    t = tier(cache)
-    return bool(t and cache.remote_call(lambda: t.put_record(key), False))
-
-
-def tier(cache: PackageCache) -> RemoteTier | None:
-    """The cache's remote tier, or None when no remote is configured."""
-    t = cache.storage.remote()
-    return t if isinstance(t, RemoteTier) else None
 
 
 class RemoteTier:
@@ -116,9 +61,15 @@ class RemoteTier:
 
     name = "remote"
 
-    def __init__(self, cache: PackageCache, specs: list[RemoteSpec]) -> None:
-        self.cache = cache
+    def __init__(self, local: LocalStore, specs: list[RemoteSpec], state_dir: Path, *,
+                 config_source: str | None = None) -> None:
+        """local: the cache's store (objects read for upload, fills published into it);
+        state_dir: where the spool, breaker and usage lists live (``<cache>/remote-v1``);
+        config_source: the config file the detached uploader is started with."""
+        self.local = local
         self.specs = specs
+        self.state_dir = state_dir
+        self.config_source = config_source
         self._backends: dict[str, Backend] = {}
         self._off: set[str] = set()           # skipped for the rest of this process
         self._spent: dict[str, float] = {}    # seconds spent per remote in this process
@@ -132,9 +83,9 @@ class RemoteTier:
     # -- plumbing ---------------------------------------------------------------------------
     @property
     def dir(self) -> Path:
-        """<cache>/remote-v1 (created on first use)."""
-        self.cache.store.open()
-        return fs.ensure_private_dir(self.cache.root / STATE_DIR)
+        """The state dir, <cache>/remote-v1 (created on first use)."""
+        self.local.open()
+        return fs.ensure_private_dir(self.state_dir)
 
     @property
     def spool_dir(self) -> Path:
@@ -144,7 +95,7 @@ class RemoteTier:
     @property
     def state(self) -> State:
         """The shared breaker/counter file."""
-        return State(self.dir, self.cache.lock_dir)
+        return State(self.dir, self.local.layout.lock_dir)
 
     def _backend(self, spec: RemoteSpec) -> Backend:
         if spec.ident not in self._backends:
@@ -183,10 +134,6 @@ class RemoteTier:
         self._spent[spec.ident] = self._spent.get(spec.ident, 0.0) + time.monotonic() - started
 
     # -- read path (the Tier protocol: Storage hashes and publishes what fetch writes) -------
-    def fill(self, key: str) -> bool:
-        """Bring key into the local cache through Storage's read-through; True on success."""
-        return self.cache.storage.fill(key)
-
     def fetch(self, key: str, sink: Sink) -> Located | None:
         """Write key's object from the first remote that has it into sink; the claim, or None.
 
@@ -276,6 +223,11 @@ class RemoteTier:
         self._count(spec, hits=1, bytes_in=sink.size)
         return True
 
+    def holds(self, digest: str) -> bool:
+        """The local store has the object with this digest (its recorded size; no hashing)."""
+        found = self.local.resolve(f"sha256:{digest}")
+        return found is not None and self.local.present(found[0], found[1])
+
     def backend(self, spec: RemoteSpec) -> Backend:
         """The backend of one remote (for leases, see lease.py)."""
         return self._backend(spec)
@@ -346,12 +298,7 @@ class RemoteTier:
 
     def _private(self, key: str, digest: str) -> bool:
         """Must this object stay on this machine? (a private key, or an object stored private)"""
-        return is_private_key(key) or self.cache.index.is_private(digest)
-
-    def put_record(self, key: str) -> bool:
-        """Queue key's (signed) record and its content for upload to the rw remotes."""
-        entry = self.cache.lookup(key)
-        return entry is not None and self.enqueue(entry.key, entry.digest)
+        return is_private_key(key) or self.local.index.is_private(digest)
 
     def _uploader_lock(self) -> int:
         return os.open(self.dir / "uploader.lock",
@@ -380,10 +327,9 @@ class RemoteTier:
         env["PYTHONPATH"] = pkg_parent + (os.pathsep + env["PYTHONPATH"]
                                           if env.get("PYTHONPATH") else "")
         cmd = [sys.executable, "-m", "cache_core.storage.remote.uploader",
-               "--cache-dir", str(self.cache.root)]
-        source = getattr(self.cache.config, "source", None)
-        if source:
-            cmd += ["--config", source]
+               "--cache-dir", str(self.local.root)]
+        if self.config_source:
+            cmd += ["--config", self.config_source]
         with contextlib.suppress(OSError):
             subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True,
@@ -468,7 +414,7 @@ class RemoteTier:
         if self._private(key, digest):
             return "private"  # an entry queued before it was known private: never uploaded
         backend = self._backend(spec)
-        path = self.cache.object_path(digest)
+        path = self.local.object_path(digest)
         try:
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError:
@@ -492,7 +438,7 @@ class RemoteTier:
         finally:
             os.close(fd)
         if key and not self._revoked_signer(spec):
-            entry = self.cache.lookup(key)
+            entry = self._entry(key)
             if entry is not None and entry.digest == digest:
                 import io
 
@@ -525,20 +471,10 @@ class RemoteTier:
                  "no records uploaded (rotate it: pkgcache remote resign)")
         return True
 
-    # -- explicit syncs ---------------------------------------------------------------------
-    def push(self, keys: list[str] | None, all_keys: bool = False) -> dict[str, int]:
-        """Queue keys (or every key) and drain the spool now, waiting for a running uploader.
+    # -- explicit syncs (the facade's push/pull choose the keys) ----------------------------
+    def push_now(self, wanted: list[tuple[str, str]]) -> dict[str, int]:
+        """Queue (key, digest) pairs and drain the spool now, waiting for a running uploader.
         Private objects stay here (counted in "private")."""
-        wanted: list[tuple[str, str]] = []
-        if all_keys:
-            wanted += [(e.key, e.digest) for e in self.cache.keys("")]
-        for k in keys or []:
-            e = self.cache.lookup(k)
-            d = digest_of_key(normalize_key(k))
-            if e is not None:
-                wanted.append((e.key, e.digest))
-            elif d is not None and self.cache.exists(k):
-                wanted.append((k, d))
         kept = 0
         for key, digest in wanted:
             if self._private(key, digest):
@@ -549,22 +485,7 @@ class RemoteTier:
         result["private"] = result.get("private", 0) + kept
         return result
 
-    def pull(self, keys: list[str] | None, all_keys: bool = False) -> dict[str, int]:
-        """Fetch keys (or everything a listable remote holds) into the local cache."""
-        result = {"pulled": 0, "present": 0, "missing": 0}
-        wanted = list(keys or [])
-        if all_keys:
-            wanted += self._remote_keys()
-        for k in wanted:
-            if self.cache.exists(k):
-                result["present"] += 1
-            elif self.fill(k):
-                result["pulled"] += 1
-            else:
-                result["missing"] += 1
-        return result
-
-    def _remote_keys(self) -> list[str]:
+    def remote_keys(self) -> list[str]:
         """Keys named by verified records, then bare digests, on every listable remote; private
         keys (uploaded by an older pkgcache) and their content are left where they are."""
         found: list[str] = []
@@ -625,7 +546,7 @@ class RemoteTier:
                 if listed is None:
                     row["listed"] = False
                 names = list(listed) if listed is not None else \
-                    [record_name(e.key)[3:] for e in self.cache.keys("")]
+                    [record_name(e.key)[3:] for e in self.local.index.entries("")]
                 for hexname in names:
                     name = f"ac/{hexname}"
                     data = self._read_small(spec, name)
@@ -684,16 +605,34 @@ class RemoteTier:
                 digests = sorted({x for x in text.split() if is_digest(x)})
                 body = "".join(f"{x}\n" for x in digests).encode()
                 key = f"{USAGE_PREFIX}{member}:{day}"
-                entry = self.cache.lookup(key)
+                entry = self._entry(key)
                 if digests and (entry is None or entry.digest != sha256_bytes(body)):
                     with tempfile.NamedTemporaryFile(dir=d, prefix=".list-") as tmp:
                         tmp.write(body)
                         tmp.flush()
-                        self.cache.put(key, tmp.name, kind="usage")
+                        self._put_local(key, tmp.name, "usage")
                 if day != today:
                     (d / day).unlink()
-            except (OSError, ValueError) as exc:
+            except Exception as exc:  # noqa: BLE001 - a local fault: the list waits for the next run
                 warn(f"remote: usage list {day} not published ({exc})")
+
+    def _entry(self, key: str) -> Entry | None:
+        """key's entry in the local index (no file check), or None."""
+        return self.local.index.lookup(normalize_key(key))
+
+    def _put_local(self, key: str, path: str, kind: str) -> None:
+        """Store a file of ours under key in the local store and queue it (as a put would)."""
+        key = normalize_key(key)
+        self.local.open()
+        self.local.sweep_temps()
+        tmp = self.local.new_temp()
+        try:
+            digest, size, _ = self.local.ingest(path, tmp, False, 0o444)
+            self.local.publish(tmp, key, digest, size, kind, None)
+        finally:
+            fs.unlink_quiet(tmp)
+        self.local.maybe_evict()
+        self.enqueue(key, digest)
 
     # -- store size -------------------------------------------------------------------------
     def gc(self, grace: float, max_size: int | None, dry_run: bool,
@@ -782,35 +721,3 @@ class KeyRefused(CacheError):
 
 class _Mismatch(Exception):
     pass
-
-
-def bring_object(cache: PackageCache, digest: str, key: str | None = None, *,
-                 kind: str | None = None, meta: dict[str, Any] | None = None,
-                 size: int | None = None) -> str | None:
-    """get_object for a later serve (apt's prefetch before the seed places the debs): the object
-    is brought into the local store, but no hit is counted here - the serve counts it, once.
-    size: as for get_object (read no further than the size the caller knows)."""
-    digest = digest.lower()
-    if not is_digest(digest):
-        return None
-    sha = f"sha256:{digest}"
-    path = cache.get(sha, count=False)
-    if path is None:
-        with _expecting(cache, digest, size):
-            if cache.remote_call(lambda: cache.storage.fill(sha), False):
-                path = cache.get(sha, count=False)
-    if path is not None and key is not None:
-        cache.alias(key, digest, kind=kind, meta=meta)
-    return path
-
-
-def download_lease(cache: PackageCache, digest: str, *, key: str | None = None,
-                   kind: str | None = None, wait: float | None = None
-                   ) -> AbstractContextManager[Lease]:
-    """Coalesce a download by SHA-256 with other processes and members (see lease.py):
-    ``with download_lease(cache, digest) as lease:`` - lease.path set: another member delivered
-    it (serve that); else download and store it in the cache inside the block."""
-    from .lease import download_lease as coalesce
-
-    return coalesce(cache, tier(cache), digest,
-                    lambda: get_object(cache, digest, key, kind=kind), wait=wait)

@@ -23,7 +23,6 @@ from ...errors import RemoteError, RemoteMissing
 from .base import object_name
 
 if TYPE_CHECKING:
-    from ...api import PackageCache
     from . import RemoteTier
     from .config import RemoteSpec
 
@@ -48,24 +47,25 @@ def lease_name(digest: str) -> str:
 
 
 @contextlib.contextmanager
-def download_lease(cache: PackageCache, t: RemoteTier | None, digest: str,
-                   get: Callable[[], str | None], *, seconds: float = LEASE_SECONDS,
+def download_lease(t: RemoteTier | None, digest: str, get: Callable[[], str | None],
+                   have: Callable[[], bool], *, seconds: float = LEASE_SECONDS,
                    wait: float | None = None) -> Iterator[Lease]:
     """Coalesce the download of the object with this SHA-256 across local processes and the
     fleet's members (t: the cache's remote tier; get: the object's verified local path after
-    someone delivered it). Inside the block, with ``lease.path`` None, the caller downloads and
-    stores the object in the cache; on leaving, a held lease publishes it and is released.
-    wait: give up waiting for another member sooner than the lease's expiry."""
+    someone delivered it; have: whether the cache holds it now). Inside the block, with
+    ``lease.path`` None, the caller downloads and stores the object in the cache; on leaving, a
+    held lease publishes it and is released. wait: give up waiting for another member sooner
+    than the lease's expiry."""
     lease = Lease()
     digest = digest.lower()
     if t is None:
         yield lease
         return
-    with _local(cache, digest, LOCAL_WAIT if wait is None else wait) as locked:
+    with _local(t, digest, LOCAL_WAIT if wait is None else wait) as locked:
         if not locked:  # another local process held it too long: no coalescing
             yield lease
             return
-        if cache.exists(f"sha256:{digest}"):  # another local process fetched it meanwhile
+        if have():  # another local process fetched it meanwhile
             lease.path = get()
             if lease.path is not None:
                 yield lease
@@ -90,11 +90,11 @@ def download_lease(cache: PackageCache, t: RemoteTier | None, digest: str,
 
 
 @contextlib.contextmanager
-def _local(cache: PackageCache, digest: str, timeout: float) -> Iterator[bool]:
+def _local(t: RemoteTier, digest: str, timeout: float) -> Iterator[bool]:
     """One process per digest on this machine: True while held (False: a lock fault or a
     timeout, which only costs a second download)."""
     try:
-        cm = cache.lock(f"lease:{digest}", timeout=timeout)
+        cm = t.local.lock(f"lease:{digest}", timeout=timeout)
         cm.__enter__()
     except Exception:  # noqa: BLE001 - fail open
         yield False
@@ -168,7 +168,7 @@ def _wait(t: RemoteTier, spec: RemoteSpec, digest: str, seconds: float) -> bool:
 def _release(t: RemoteTier, spec: RemoteSpec, digest: str) -> None:
     """Publish the object now (if the caller stored it), then delete the lease."""
     with contextlib.suppress(Exception):
-        if t.cache.exists(f"sha256:{digest}"):
+        if t.holds(digest):
             t.upload_content(spec, digest)
     with contextlib.suppress(Exception):
         t.backend(spec).drop_lease(lease_name(digest), time.monotonic() + spec.timeout + 5)

@@ -20,14 +20,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from ...api import PackageCache
         from ...config import load_config
-        from . import tier
 
         cfg = load_config(args.config, args.cache_dir, lenient=True)  # no driver keys needed
         with PackageCache.from_config(config=cfg) as cache:
-            t = tier(cache)
-            if t is not None:
-                t.spawned = True  # never start another from here
-                t.drain()
+            remote = cache.remote
+            if remote is not None:
+                remote.tier.spawned = True  # never start another from here
+                remote.tier.drain()
     except Exception:  # noqa: BLE001 - a detached helper: nothing to report to
         return 0
     return 0
