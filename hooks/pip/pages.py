@@ -79,8 +79,6 @@ class Pages:
         self.cache = cache
         self.trust = trust
         self.keys = keys  # the fleet keys this machine trusts
-        cfg = getattr(cache, "config", None)
-        self.fleet = bool(cfg is not None and getattr(cfg, "remote", None))
 
     def held(self, url: str, accept: str) -> Held | None:
         """The page for url and accept this machine may revalidate, or None."""
@@ -93,16 +91,15 @@ class Pages:
             body = self._read(self.cache.get(key, count=False), entry.digest)
             if body is not None:
                 return Held(key, entry.digest, body, dict(entry.meta or {}), [], True)
-        if not self.fleet:
+        fleet = self.cache.remote
+        if fleet is None:
             return None
-        from cache_core.storage import remote
-
-        rec = remote.get_record(self.cache, key)
-        signer = getattr(rec, "signer", None) if rec is not None else None
-        if rec is None or not signer or signer not in self.keys or \
+        rec = fleet.get_record(key)
+        if rec is None or not rec.signer or rec.signer not in self.keys or \
                 not self._same(rec.meta, url, accept) or rec.size > MAX_PAGE:
             return None  # unsigned (or no longer trusted) pages are never used
-        body = self._read(remote.bring_object(self.cache, rec.sha256, size=rec.size), rec.sha256)
+        signer = rec.signer
+        body = self._read(fleet.bring_object(rec.sha256, size=rec.size), rec.sha256)
         if body is None:
             return None
         return Held(key, rec.sha256, body, dict(rec.meta or {}), [[url, KEY + signer]], False)
