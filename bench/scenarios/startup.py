@@ -37,7 +37,7 @@ from bench.lib.stats import fmt_runs, latin, paired
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 HEAVY = ("sqlite3", "yaml", "argparse", "ssl", "urllib.request", "packaging", "hooks.apt",
-         "hooks.pip", "hooks.fetch", "hooks.git", "hooks.remote", "cache_core.cache")
+         "hooks.pip", "hooks.fetch", "hooks.git", "hooks.remote", "cache_core.api")
 WRAPPER = """import sys
 sys.path.insert(0, {repo!r})
 from hooks.cli import main

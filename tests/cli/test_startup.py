@@ -23,7 +23,7 @@ def _drivers(mods: set[str]) -> set[str]:
 
 def test_version_imports_no_parser_no_sqlite_no_yaml_no_driver() -> None:
     mods = imported("--version")
-    assert not {"sqlite3", "yaml", "argparse", "typing", "cache_core.cache"} & mods
+    assert not {"sqlite3", "yaml", "argparse", "typing", "cache_core.api"} & mods
     assert _drivers(mods) == set()
 
 

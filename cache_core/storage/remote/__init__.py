@@ -40,7 +40,7 @@ from .base import (
     object_name,
     record_name,
 )
-from .config import RemoteSpec, redact
+from .config import RemoteSpec, scrub_secrets
 from .records import Record, check_fresh, decode, encode, is_revoked, load_secret_key, now, public_key_of
 from .records import generate_keypair as generate_keypair  # public (docs/core-api.md)
 from .state import COUNTERS, State
@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from ...index import Entry
     from ..local import LocalStore
 
-STATE_DIR = "remote-v1"
+WORK_DIR = "remote-v1"
 UPLOAD_ENV = "PKGCACHE_REMOTE_UPLOAD"  # "manual": never start the background uploader
 USAGE_PREFIX = "usage:"  # usage:<member>:<day>: what a member took from the fleet (remote gc)
 MISMATCH_STRIKES = 3  # objects that do not match in one process before the breaker opens
@@ -61,14 +61,15 @@ class RemoteTier:
 
     name = "remote"
 
-    def __init__(self, local: LocalStore, specs: list[RemoteSpec], state_dir: Path, *,
+    def __init__(self, local: LocalStore, specs: list[RemoteSpec], work_dir: Path, *,
                  config_source: str | None = None) -> None:
         """local: the cache's store (objects read for upload, fills published into it);
-        state_dir: where the spool, breaker and usage lists live (``<cache>/remote-v1``);
+        work_dir: where the spool, breaker and usage lists live (``<cache>/remote-v1``; not the
+        private state dir of trust memos);
         config_source: the config file the detached uploader is started with."""
         self.local = local
         self.specs = specs
-        self.state_dir = state_dir
+        self.work_dir = work_dir
         self.config_source = config_source
         self._backends: dict[str, Backend] = {}
         self._off: set[str] = set()           # skipped for the rest of this process
@@ -83,9 +84,9 @@ class RemoteTier:
     # -- plumbing ---------------------------------------------------------------------------
     @property
     def dir(self) -> Path:
-        """The state dir, <cache>/remote-v1 (created on first use)."""
+        """The tier's directory in the cache, <cache>/remote-v1 (created on first use)."""
         self.local.open()
-        return fs.ensure_private_dir(self.state_dir)
+        return fs.ensure_private_dir(self.work_dir)
 
     @property
     def spool_dir(self) -> Path:
@@ -124,7 +125,7 @@ class RemoteTier:
     def _fault(self, spec: RemoteSpec, exc: Exception) -> None:
         """A timeout or error: skip the remote here and open the shared breaker for 60 s."""
         timeout = isinstance(exc, RemoteTimeout)
-        reason = redact(str(exc), self.specs)
+        reason = scrub_secrets(str(exc), self.specs)
         self._off.add(spec.ident)
         self.state.update(spec.ident, spec.display, {"timeouts" if timeout else "errors": 1},
                           open_breaker=reason)
@@ -568,7 +569,7 @@ class RemoteTier:
                                 self._deadline(spec))
                     row["resigned"] += 1
             except (RemoteError, RemoteMissing) as exc:
-                row["error"] = redact(str(exc), self.specs)
+                row["error"] = scrub_secrets(str(exc), self.specs)
         return rows
 
     # -- usage lists: what this member took from the fleet, per UTC day (for remote gc) ------
@@ -654,7 +655,7 @@ class RemoteTier:
                                        spec, grace, max_size, dry_run,
                                        gc.DEFAULT_RETENTION if retention is None else retention))
             except (RemoteError, RemoteMissing) as exc:
-                rows.append({"url": spec.display, "error": redact(str(exc), self.specs)})
+                rows.append({"url": spec.display, "error": scrub_secrets(str(exc), self.specs)})
         return rows
 
     def store_status(self, members: bool = False) -> list[dict[str, Any]]:
@@ -674,7 +675,7 @@ class RemoteTier:
                 rows.append(row)
             except RemoteError as exc:
                 rows.append({"url": spec.display, "listed": True,
-                             "error": redact(str(exc), self.specs)})
+                             "error": scrub_secrets(str(exc), self.specs)})
         return rows
 
     # -- reporting --------------------------------------------------------------------------
@@ -692,7 +693,7 @@ class RemoteTier:
             for k in COUNTERS:
                 item[k] = int(row.get(k, 0))
             if row.get("last_error"):
-                item["last_error"] = redact(str(row["last_error"]), self.specs)
+                item["last_error"] = scrub_secrets(str(row["last_error"]), self.specs)
             if spec.trust_warning():
                 item["config_warning"] = spec.trust_warning()
             remotes.append(item)

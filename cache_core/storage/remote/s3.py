@@ -108,7 +108,8 @@ class S3Backend:
         else:
             netloc = ep.netloc
             self.root = f"/{self.bucket}"
-        self.client = HttpClient(f"{ep.scheme}://{netloc}", spec.timeout, spec.idle_timeout)
+        self.client = HttpClient(f"{ep.scheme}://{netloc}", spec.timeout, spec.idle_timeout,
+                                 opts.get("ca_file"))
         self.opts = opts
         self._creds: tuple[str, str, str | None] | None = None
 
