@@ -653,6 +653,17 @@ class Remote:
 
         return bool(self._cache.remote_call(queue, False))
 
+    def read_set(self, key: str) -> tuple[list[dict[str, JSON]], str | None]:
+        """The items of the fleet's shared set under key (storage/remote/sets.py) and the trusted
+        key that signed them (None: accepted unsigned); ([], None) when no remote has one."""
+        return self._cache.remote_call(lambda: self.tier.read_set(key), ([], None))
+
+    def add_to_set(self, key: str, items: list[dict[str, JSON]]) -> bool:
+        """Add items (small JSON objects) to the fleet's shared set under key: kept here and
+        merged into the store's newest version by the uploader, never losing another writer's
+        items (sets.py). False when nothing new was queued."""
+        return bool(self._cache.remote_call(lambda: self.tier.add_to_set(key, items), False))
+
     def download_lease(self, digest: str, *, key: str | None = None, kind: str | None = None,
                        wait: float | None = None) -> AbstractContextManager[Lease]:
         """Coalesce a download by SHA-256 with other processes and members (lease.py):
@@ -665,11 +676,15 @@ class Remote:
                         lambda: self._cache.exists(sha), wait=wait)
 
     def push(self, keys: list[str] | None, all_keys: bool = False) -> dict[str, int]:
-        """Queue keys (or every key) and upload now, waiting for a running uploader; private
-        objects stay here (counted in "private")."""
+        """Queue keys (or every key and every object stored by digest only) and upload now,
+        waiting for a running uploader; private objects stay here (counted in "private")."""
         wanted: list[tuple[str, str]] = []
         if all_keys:
-            wanted += [(e.key, e.digest) for e in self._cache.keys("")]
+            entries = self._cache.keys("")
+            wanted += [(e.key, e.digest) for e in entries]
+            keyed = {e.digest for e in entries}  # and objects stored by digest only (no key row)
+            wanted += [(f"sha256:{d}", d) for d in sorted(self._cache.index.all_objects())
+                       if d not in keyed]
         for k in keys or []:
             e = self._cache.lookup(k)
             d = digest_of_key(normalize_key(k))

@@ -202,7 +202,7 @@ http {{
     server {{
         listen {listen};
         root {base}/www;
-        location /store/ {{ dav_methods PUT DELETE; create_full_put_path on; }}
+        location /store/ {{ dav_methods PUT DELETE COPY; create_full_put_path on; }}
     }}
 }}
 """)

@@ -5,9 +5,9 @@
   record ``built:<sdist sha256>:<fingerprint>`` (uploaded by the core when they are put).
 - ``pipsha:<sha256>`` records (signed) name the file behind a digest, so a fully hash-locked
   requirements file is served from the fleet without any index or listing.
-- ``piplist:<project>`` records (signed) name a JSON listing ``{file name: {sha256, ...}}`` of what
-  the fleet holds for a project; a writer merges the remote listing with its own before
-  publishing, and an offline member resolves from them.
+- ``piplist:<project>`` is a shared set (the core's ``add_to_set``/``read_set``: signed versions
+  that many writers add to at once without losing entries) of ``{filename, sha256, ...}`` items:
+  what the fleet holds for a project; an offline member resolves from it.
 
 Every file taken on the strength of a listing or a ``pipsha:`` record is also checked against
 its own metadata (name and version inside the archive must match the file name), so a poisoned
@@ -23,11 +23,9 @@ a remote says ``trust: unsigned`` never vouches (such files serve hash-pinned re
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import tarfile
-import tempfile
 import zipfile
 from collections.abc import Callable
 from email.parser import HeaderParser
@@ -54,7 +52,6 @@ from .trust import KEY, groups_of
 PageReader = Callable[[str], "tuple[str, bytes, str] | None"]  # the view's read_page
 LISTING = "piplist:"
 BY_DIGEST = "pipsha:"
-MAX_LISTING = 4 << 20
 
 
 def enabled(cache: PackageCache) -> bool:
@@ -83,13 +80,29 @@ def fetch_by_digest(cache: PackageCache, art: Artifact, dest: Path) -> Path | No
     return out if ok else None
 
 
+def _local(tok: str) -> bool:
+    """A source token naming a path on the writer's machine (a find-links directory)."""
+    return tok.startswith("file:")
+
+
+def published_groups(sources: Any) -> list[list[str]]:
+    """The source groups a writer publishes: without key tokens, and without any group naming
+    a path of its own (``file://`` find-links: the same path on a reader is another source)."""
+    out = []
+    for g in groups_of(sources):
+        toks = [t for t in g if not t.startswith(KEY)]
+        if toks and not any(_local(t) for t in toks):
+            out.append(toks)
+    return out
+
+
 def bound(sources: Any, signer: str | None) -> list[list[str]]:
     """The vouch groups of a file received with a record signed by signer: the writer's source
-    groups, each bound to that key ([] without a trusted signature or recorded sources)."""
+    groups, each bound to that key ([] without a trusted signature or recorded sources); a group
+    naming a writer's local path (from an older writer) binds nothing."""
     if not signer:
         return []
-    return [sorted({t for t in g if not t.startswith(KEY)} | {KEY + signer})
-            for g in groups_of(sources) if any(not t.startswith(KEY) for t in g)]
+    return [sorted(set(g) | {KEY + signer}) for g in published_groups(sources)]
 
 
 def fetch_built(cache: PackageCache, store: WheelStore, art: Artifact, target: Target) -> bool:
@@ -215,25 +228,29 @@ def read_listing(cache: PackageCache, project: str) -> dict[str, dict[str, Any]]
 def signed_listing(cache: PackageCache, project: str
                    ) -> tuple[dict[str, dict[str, Any]], str | None]:
     """(the fleet's listing of project, the trusted key that signed it or None)."""
-    rec = _remote(cache).get_record(LISTING + project)
-    if rec is None or rec.size > MAX_LISTING:
-        return {}, None
-    path = _remote(cache).get_object(rec.sha256, size=rec.size)  # read no further than that
-    return (_load(path), rec.signer) if path else ({}, None)
+    items, signer = _remote(cache).read_set(LISTING + project)
+    return fold(items), signer
 
 
-def _load(path: str) -> dict[str, dict[str, Any]]:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-        files = data.get("files") if isinstance(data, dict) else None
-        if not isinstance(files, dict):
-            return {}
-        return {str(k): v for k, v in files.items()
-                if isinstance(v, dict) and isinstance(v.get("sha256"), str)
-                and re.fullmatch(r"[0-9a-f]{64}", v["sha256"])}
-    except (OSError, ValueError):
-        return {}
+def fold(items: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """A listing (file name -> info) from a shared set's items: the source groups of one file
+    and digest are joined; of two digests for one name, the first in the set's order is kept."""
+    out: dict[str, dict[str, Any]] = {}
+    for item in items:
+        name, digest = item.get("filename"), item.get("sha256")
+        if not isinstance(name, str) or not isinstance(digest, str) \
+                or not re.fullmatch(r"[0-9a-f]{64}", digest):
+            continue
+        info = {k: v for k, v in item.items() if k != "filename"}
+        old = out.get(name)
+        if old is None:
+            out[name] = info
+        elif old["sha256"] == digest:
+            groups = groups_of(old.get("sources"))
+            groups += [g for g in groups_of(info.get("sources")) if g not in groups]
+            if groups:
+                old["sources"] = [list(g) for g in groups]
+    return out
 
 
 def adopt_projects(cache: PackageCache, store: WheelStore, target: Target,
@@ -530,9 +547,9 @@ def publish(cache: PackageCache, arts: list[Artifact], store: WheelStore | None 
                                 "yanked": art.yanked}
         vouch = store.trust.get(entry.key) if store is not None else None
         if vouch and vouch[0] == entry.digest:
-            groups = [[t for t in g if not t.startswith(KEY)] for g in groups_of(vouch[1])]
-            if any(groups):
-                info["sources"] = [g for g in groups if g]
+            groups = published_groups(vouch[1])
+            if groups:
+                info["sources"] = groups
         if cache.alias(BY_DIGEST + art.sha256, art.sha256, kind="pipsha",
                        meta={"filename": art.filename, **info}):
             remote.put_record(BY_DIGEST + art.sha256)
@@ -542,29 +559,8 @@ def publish(cache: PackageCache, arts: list[Artifact], store: WheelStore | None 
 
 
 def merge_listing(cache: PackageCache, project: str, files: dict[str, dict[str, Any]]) -> bool:
-    """Merge files into the fleet's listing of project (remote + local + new) and queue it."""
+    """Add files to the fleet's listing of project (a shared set: the uploader merges them into
+    the store's newest version, whatever other writers add at the same time)."""
     key = LISTING + str(canonicalize_name(project))
-    merged = read_listing(cache, key[len(LISTING):])
-    before = dict(merged)
-    local = cache.get(key)
-    if local is not None:
-        for k, v in _load(local).items():
-            merged.setdefault(k, v)
-    for name, info in files.items():
-        old = merged.get(name)
-        if old is not None and old.get("sha256") == info.get("sha256") and "sources" in old:
-            groups = groups_of(old.get("sources"))
-            groups += [g for g in groups_of(info.get("sources")) if g not in groups]
-            info = {**info, "sources": [list(g) for g in groups]}
-        merged[name] = info
-    if merged == before:
-        return False
-    store = cache.bucket("pip-v1")
-    fd, tmp = tempfile.mkstemp(prefix=".listing-", dir=str(store))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump({"project": key[len(LISTING):], "files": merged}, fh, sort_keys=True)
-        return cache.put(key, tmp, kind="piplist") is not None
-    finally:
-        with __import__("contextlib").suppress(OSError):
-            os.unlink(tmp)
+    return _remote(cache).add_to_set(key, [{"filename": name, **info}
+                                           for name, info in sorted(files.items())])

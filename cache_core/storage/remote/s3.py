@@ -243,6 +243,25 @@ class S3Backend:
         HttpClient.small_body(resp)
         conn.close()
 
+    def rename(self, src: str, dst: str, deadline: float) -> None:
+        """CopyObject src to dst, then DeleteObject src (``remote gc`` condemns objects to
+        trash/ first): RemoteMissing if src is gone."""
+        path = self._key_path(dst)
+        key = f"{self.prefix}/{src}" if self.prefix else src
+        extra = {"Content-Length": "0", "x-amz-copy-source": urllib.parse.quote(f"/{self.bucket}/{key}")}
+        conn, resp = self.client.request("PUT", path,
+                                         self._signed("PUT", path, EMPTY_SHA256, None, extra),
+                                         deadline, b"")
+        body = HttpClient.small_body(resp)
+        conn.close()
+        if resp.status == 404:
+            raise RemoteMissing(src)
+        self._check("PUT", resp, body)
+        if b"<Error>" in body:  # CopyObject may fail after its 200
+            m = _CODE.search(body)
+            raise RemoteError(f"copy failed: {m.group(1).decode() if m else 'error'}")
+        self.delete(src, deadline)
+
     def delete(self, name: str, deadline: float) -> None:
         """DeleteObject (SigV4; a missing object is fine)."""
         path = self._key_path(name)
