@@ -23,6 +23,7 @@ a remote says ``trust: unsigned`` never vouches (such files serve hash-pinned re
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tarfile
