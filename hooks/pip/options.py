@@ -334,8 +334,6 @@ def extra_index_urls() -> list[str]:
 
 
 def _config_value(key: str) -> str:
-    import configparser
-
     files = ["/etc/pip.conf", "/etc/xdg/pip/pip.conf"]
     home = os.path.expanduser("~")
     files += [os.path.join(os.environ.get("XDG_CONFIG_HOME") or os.path.join(home, ".config"),
@@ -344,10 +342,19 @@ def _config_value(key: str) -> str:
         files = [f for f in files if f.startswith("/etc/")] + [os.environ["PIP_CONFIG_FILE"]]
     found = ""
     for f in files:
+        try:  # (a file that cannot name the key is not parsed: no configparser on most runs)
+            with open(f, encoding="utf-8") as fh:
+                text = fh.read()
+        except (OSError, UnicodeDecodeError):
+            continue
+        if key not in text.lower():
+            continue
+        import configparser
+
         cp = configparser.ConfigParser(interpolation=None)
         try:
-            cp.read(f, encoding="utf-8")
-        except (configparser.Error, UnicodeDecodeError):
+            cp.read_string(text, source=f)
+        except configparser.Error:
             continue
         for section in ("global", "install"):
             if cp.has_option(section, key):
