@@ -23,10 +23,12 @@ a remote says ``trust: unsigned`` never vouches (such files serve hash-pinned re
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tarfile
 import zipfile
+from collections.abc import Callable
 from email.parser import HeaderParser
 from pathlib import Path
 from typing import Any
@@ -48,6 +50,7 @@ from .store import Artifact, WheelStore, check_filename, project_of, wheel_tags
 from .target import Target
 from .trust import KEY, groups_of
 
+PageReader = Callable[[str], "tuple[str, bytes, str] | None"]  # the view's read_page
 LISTING = "piplist:"
 BY_DIGEST = "pipsha:"
 
@@ -365,9 +368,11 @@ class _Links:
         P().feed(text)
 
 
-def index_files(urls: list[str], project: str, timeout: float = 10.0
+def index_files(urls: list[str], project: str, timeout: float = 10.0,
+                read: PageReader | None = None
                 ) -> dict[str, tuple[str, str, str | None, str | None]] | None:
-    """The project's files on the indexes (PEP 503 pages with #sha256=); None if none answered."""
+    """The project's files on the indexes (PEP 503/691 pages with SHA-256); None if none
+    answered. read: the run's view (view.View.read_page), so pip reads the same download."""
     from hooks.common import http
 
     from .build import pip_cafile
@@ -375,8 +380,21 @@ def index_files(urls: list[str], project: str, timeout: float = 10.0
     out: dict[str, tuple[str, str, str | None, str | None]] = {}
     answered = False
     for base in urls:
-        status, final, body = http.get(base.rstrip("/") + f"/{project}/", accept="text/html",
-                                       timeout=timeout, cafile=pip_cafile())
+        url = base.rstrip("/") + f"/{project}/"
+        if read is not None:
+            page = read(url)
+            if page is None:
+                continue
+            answered = True
+            ctype, body, final = page
+            files = (_json_links(final, body) if ctype.split(";", 1)[0].strip()
+                     == "application/vnd.pypi.simple.v1+json"
+                     else _Links(final, body.decode("utf-8", "replace")).files)
+            for k, v in files.items():
+                out.setdefault(k, v)
+            continue
+        status, final, body = http.get(url, accept="text/html", timeout=timeout,
+                                       cafile=pip_cafile())
         answered = answered or status in (200, 404)
         if status != 200:
             continue
@@ -385,8 +403,31 @@ def index_files(urls: list[str], project: str, timeout: float = 10.0
     return out if answered else None
 
 
+def _json_links(base: str, body: bytes) -> dict[str, tuple[str, str, str | None, str | None]]:
+    """The files of a PEP 691 JSON page, as _Links gives them for an HTML page."""
+    from urllib.parse import unquote, urljoin, urlsplit
+
+    out: dict[str, tuple[str, str, str | None, str | None]] = {}
+    try:
+        data = json.loads(body)
+        for f in data.get("files") or []:
+            digest = (f.get("hashes") or {}).get("sha256")
+            if not isinstance(f.get("url"), str) or not isinstance(digest, str) or \
+                    not re.fullmatch(r"[0-9a-fA-F]{64}", digest):
+                continue
+            url = urljoin(base, f["url"]).partition("#")[0]
+            name = str(f.get("filename") or unquote(urlsplit(url).path.rsplit("/", 1)[-1]))
+            rp, yanked = f.get("requires-python"), f.get("yanked")
+            out.setdefault(name, (url, digest.lower(), rp if isinstance(rp, str) else None,
+                                  (yanked if isinstance(yanked, str) else "") if yanked
+                                  else None))
+    except (ValueError, AttributeError, TypeError):
+        return {}
+    return out
+
+
 def index_verified(cache: PackageCache, store: WheelStore, target: Target, pip_args: list[str],
-                   limit: int = 500) -> int:
+                   limit: int = 500, read: PageReader | None = None) -> int:
     """Take into the cache the fleet's files that the index itself lists with the same SHA-256
     (and the wheels the fleet built from such sdists), recorded as coming from this request's
     sources: pip, resolving online with the cache's tree last in line, then makes the choice
@@ -404,7 +445,7 @@ def index_verified(cache: PackageCache, store: WheelStore, target: Target, pip_a
         listing = read_listing(cache, project)
         if not listing:
             continue
-        published = index_files(urls, project)
+        published = index_files(urls, project, read=read)
         if not published:
             continue
         for filename, info in listing.items():
@@ -431,6 +472,56 @@ def index_verified(cache: PackageCache, store: WheelStore, target: Target, pip_a
                     store.vouch(entry.key, entry.digest, groups)  # built from this index's sdist
                 todo += _requires(cache, entry.digest)
             taken += 1
+    return taken
+
+
+def adopt_pins(cache: PackageCache, store: WheelStore, target: Target,
+               pip_args: list[str]) -> int:
+    """A fully pinned (``==``) request: take the pinned versions' files from the fleet's
+    listings signed by a trusted key, so pip installs them with no index page at all (the
+    pinned() check then makes sure every distribution pip would install is pinned). Returns
+    the number of files taken."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    pins: dict[str, str] = {}
+    for line in options.request_lines(pip_args):
+        spec = line.split(" --", 1)[0].split(";", 1)[0].strip()
+        try:
+            req = Requirement(spec)
+        except InvalidRequirement:
+            continue
+        exact = [s.version for s in req.specifier if s.operator == "=="]
+        if len(exact) == 1 and "*" not in exact[0]:
+            pins[str(canonicalize_name(req.name))] = canonicalize_version(exact[0])
+    have = {(str(e.meta.get("name")), canonicalize_version(str(e.meta.get("version"))))
+            for p in ("wheel:", "built:") for e in cache.keys(p) if e.meta}
+    taken = 0
+    for project, version in pins.items():
+        if (project, version) in have:  # cached here already: no store request (warm runs)
+            continue
+        listing, signer = signed_listing(cache, project)
+        if not signer:  # only a trusted key's listing vouches (trust: unsigned never does)
+            continue
+        for filename, info in listing.items():
+            try:
+                if filename.endswith(".whl"):
+                    name, ver, _, _ = parse_wheel_filename(filename)
+                    if not target.supports(wheel_tags(filename) or frozenset()):
+                        continue
+                else:
+                    name, ver = parse_sdist_filename(filename)
+            except (InvalidWheelFilename, InvalidSdistFilename):
+                continue
+            if name != project or canonicalize_version(ver) != version:
+                continue
+            groups = bound(info.get("sources"), signer)
+            if filename.endswith(".whl"):
+                taken += _adopt(cache, store, filename, info["sha256"], info, groups=groups)
+            else:
+                art = Artifact(name=project, version=str(ver), url="", filename=filename,
+                               sha256=info["sha256"], requires_python=info.get("requires_python"),
+                               yanked=False, is_direct=False)
+                taken += fetch_built(cache, store, art, target)
     return taken
 
 

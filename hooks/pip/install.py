@@ -169,10 +169,12 @@ class Driver:
             if not view_usable(self.opts.pip_args):
                 return None
             from .build import pip_cafile
+            from .pages import Pages
 
             dl = self.work / "dl"
             dl.mkdir(exist_ok=True)
             self._view = View(self.opts.pip_args, dl, pip_cafile())
+            self._view.shared = Pages(self.cache, self.store.trust, self.request.keys)
             self.env = self._view.env(self.env)
             if _fleet(self.cache) is not None:
                 self._coalesce(self._view)
@@ -695,6 +697,8 @@ class Driver:
         if opts.no_index:
             return self.cache_first(installer)
         if not opts.refresh and options.fully_pinned(opts.pip_args):
+            if fleet is not None:  # the pinned versions from the fleet's signed listings
+                fleet.adopt_pins(self.cache, self.store, self.target, opts.pip_args)
             rc = self.pinned(installer)
             if rc is not None:
                 return rc
@@ -711,7 +715,9 @@ class Driver:
                 index = redact(index)
             return self.unreachable(installer, index, cause)
         if fleet is not None:  # files the index lists with the same SHA-256: offered from the cache
-            fleet.index_verified(self.cache, self.store, self.target, opts.pip_args)
+            v = self.view()  # the pages it reads are the pages pip then reads
+            fleet.index_verified(self.cache, self.store, self.target, opts.pip_args,
+                                 read=v.read_page if v is not None else None)
         if installer == "uv":
             return self.online_uv()
         rc = self.online_pip()

@@ -477,8 +477,18 @@ def origin(url: str, pip_args: list[str]) -> list[str]:
 
 def requirement_hashes(pip_args: list[str]) -> tuple[list[str], list[str]]:
     """(--hash digests, project names) from the -r files and arguments pip will read."""
-    hashes: list[str] = []
+    hashes: list[str] = [h for a in pip_args if a.startswith("--hash") for h in _HASH.findall(a)]
     names: list[str] = []
+    for line in request_lines(pip_args):
+        hashes += [h.lower() for h in _HASH.findall(line)]
+        m = REQ_NAME.match(line) if not line.lstrip().startswith("-") else None
+        if m:
+            names.append(m.group(1))
+    return hashes, names
+
+
+def request_lines(pip_args: list[str]) -> list[str]:
+    """The requirement lines pip will read: arguments and the lines of the -r files."""
     lines: list[str] = []
     args = iter(pip_args)
     for arg in args:
@@ -490,14 +500,7 @@ def requirement_hashes(pip_args: list[str]) -> tuple[list[str], list[str]]:
             lines += _read_lines(arg[2:])
         elif not arg.startswith("-"):
             lines.append(arg)
-        elif arg.startswith("--hash"):
-            hashes += _HASH.findall(arg)
-    for line in lines:
-        hashes += [h.lower() for h in _HASH.findall(line)]
-        m = REQ_NAME.match(line) if not line.lstrip().startswith("-") else None
-        if m:
-            names.append(m.group(1))
-    return hashes, names
+    return lines
 
 
 def _read_lines(path: str, depth: int = 0) -> list[str]:

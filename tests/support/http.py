@@ -408,6 +408,7 @@ class IndexApp:
 
     protocol = "HTTP/1.0"
     pypi_headers = False  # True: pypi.org's Cache-Control and ETag (pip's HTTP cache then fills)
+    gzip_pages = False  # True: pages gzip-compressed for a client that accepts it (as pypi.org)
 
     def __init__(self, files_dir: Path, requires_python: dict[str, str], log: list[str],
                  chunk_delay: float = 0.0) -> None:
@@ -475,6 +476,12 @@ class IndexApp:
                 headers += [("Cache-Control", "max-age=600, public"), ("ETag", etag)]
                 if h.headers.get("If-None-Match") == etag:
                     return h.reply(hit, 304, b"", headers)
+        if self.gzip_pages and ctype == "text/html" and \
+                "gzip" in h.headers.get("Accept-Encoding", ""):
+            import gzip
+
+            body = gzip.compress(body, mtime=0)
+            headers.append(("Content-Encoding", "gzip"))
         if self.chunk_delay and ctype == "application/octet-stream":
             hit.status = 200
             h.send_response(200)
