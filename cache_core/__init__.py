@@ -22,6 +22,7 @@ from .errors import (
     BadKeyError,
     CacheError,
     ConfigError,
+    DigestMismatch,
     LockTimeout,
     UnsafeCacheError,
     set_warning_handler,
@@ -39,10 +40,13 @@ if TYPE_CHECKING:  # the lazy names below, for type checkers (run time: __getatt
         atomic_write,
         copy_fd,
         materialize,
+        memo_path,
         open_regular,
         read_json,
+        read_memo,
         replace_checked,
         state_dir,
+        write_memo,
     )
     from .hashing import sha256_fd, sha256_file
     from .index import Entry
@@ -62,6 +66,7 @@ _LAZY = {
     "Entry": "index",
     "acquire_lock": "fs", "atomic_symlink": "fs", "atomic_write": "fs", "copy_fd": "fs", "materialize": "fs",
     "open_regular": "fs", "read_json": "fs", "replace_checked": "fs", "state_dir": "fs",
+    "memo_path": "fs", "read_memo": "fs", "write_memo": "fs",
     "sha256_fd": "hashing", "sha256_file": "hashing",
     "is_digest": "keys", "normalize_key": "keys", "safe_filename": "keys", "PRIVATE_KEY_PREFIX": "keys",
     "render_prometheus": "metrics", "write_textfile": "metrics",
@@ -71,15 +76,17 @@ _RENAMED = {"acquire_lock": "acquire"}
 __all__ = [
     "EXIT_CONFIG", "EXIT_INTERNAL", "EXIT_INTERRUPTED", "EXIT_MISS", "EXIT_NETWORK", "EXIT_OK",
     "EXIT_UNUSABLE",
-    "EXIT_USAGE", "BadKeyError", "CacheConfig", "CacheError", "ConfigError", "Entry", "Lease",
+    "EXIT_USAGE", "BadKeyError", "CacheConfig", "CacheError", "ConfigError", "DigestMismatch",
+    "Entry", "Lease",
     "LockTimeout", "PRIVATE_KEY_PREFIX", "PackageCache", "Record", "Remote", "UnsafeCacheError",
     "__version__",
     "acquire_lock", "atomic_symlink", "atomic_write", "copy_fd", "generate_keypair", "is_digest",
     "load_config",
-    "materialize", "normalize_key", "open_regular", "read_json", "register_key",
+    "materialize", "memo_path", "normalize_key", "open_regular", "read_json", "read_memo",
+    "register_key",
     "render_prometheus", "replace_checked", "safe_filename",
     "set_warning_handler", "sha256_fd", "sha256_file", "state_dir", "take_pending_keys", "warn",
-    "write_textfile", "write_warning",
+    "write_memo", "write_textfile", "write_warning",
 ]
 
 

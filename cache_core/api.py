@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 from .config import CacheConfig, default_cache_dir, is_system_dir_for_user, load_config
-from .errors import BadKeyError, CacheError, describe, warn
+from .errors import BadKeyError, CacheError, DigestMismatch, describe, warn
 from .fs import unlink_quiet
 from .hashing import sha256_file
 from .index import BUSY_TIMEOUT_MS, JSON, Entry, Index
@@ -70,6 +70,8 @@ def fail_open(default: D) -> Callable[[Callable[..., T]], Callable[..., T | D]]:
                 return default
             try:
                 return fn(self, *args, **kwargs)
+            except DigestMismatch:
+                raise  # asked for by the caller (put's on_mismatch="raise"): not a fault
             except Exception as exc:  # noqa: BLE001 - the policy: any fault is a miss
                 return _contain(self, fn.__name__, exc, default)
         return wrapper
@@ -320,7 +322,7 @@ class PackageCache:
     @fail_open(None)
     def put(self, key: str, file_path: str | int, *, sha256: str | None = None,
             kind: str | None = None, meta: dict[str, JSON] | None = None, link: bool = False,
-            private: bool = False) -> str | None:
+            private: bool = False, on_mismatch: str = "warn") -> str | None:
         """Store file_path (a path, or an open descriptor read from offset 0) under key; return
         its SHA-256, or None if it was not stored.
 
@@ -329,6 +331,8 @@ class PackageCache:
         mode 0644/0444, one link, in a directory only we can write), else copy. private: a new
         object is readable by the owner only (0400), e.g. a download behind credentials, and is
         marked private in the index: it never leaves this machine (also for PRIVATE_KEY_PREFIX keys).
+        on_mismatch="raise": a content that is not sha256 raises DigestMismatch instead of a
+        warning (a driver that checks a file against its index by this one hashing copy).
         """
         key = normalize_key(key)
         content_digest = digest_of_key(key)
@@ -343,6 +347,9 @@ class PackageCache:
             digest, size, _linked = self._ingest(file_path, tmp, link, 0o400 if private else 0o444)
             if expected is not None and digest != expected:
                 name = "<fd>" if isinstance(file_path, int) else os.path.basename(file_path)
+                if on_mismatch == "raise":
+                    raise DigestMismatch(f"{name}: content does not match the expected SHA-256",
+                                         digest)
                 if self.strict:
                     raise CacheError(f"{name}: content does not match the expected SHA-256")
                 warn(f"{name}: SHA-256 mismatch; not cached")
@@ -417,9 +424,9 @@ class PackageCache:
         if self.config is None or not self.config.remote:
             return None
         if self._tier is None:
-            from .storage.remote import STATE_DIR, RemoteTier
+            from .storage.remote import WORK_DIR, RemoteTier
 
-            self._tier = RemoteTier(self.store, list(self.config.remote), self.root / STATE_DIR,
+            self._tier = RemoteTier(self.store, list(self.config.remote), self.root / WORK_DIR,
                                     config_source=self.config.source)
         return self._tier
 
@@ -646,23 +653,41 @@ class Remote:
 
         return bool(self._cache.remote_call(queue, False))
 
+    def read_set(self, key: str) -> tuple[list[dict[str, JSON]], str | None]:
+        """The items of the fleet's shared set under key (storage/remote/sets.py) and the trusted
+        key that signed them (None: accepted unsigned); ([], None) when no remote has one."""
+        return self._cache.remote_call(lambda: self.tier.read_set(key), ([], None))
+
+    def add_to_set(self, key: str, items: list[dict[str, JSON]]) -> bool:
+        """Add items (small JSON objects) to the fleet's shared set under key: kept here and
+        merged into the store's newest version by the uploader, never losing another writer's
+        items (sets.py). False when nothing new was queued."""
+        return bool(self._cache.remote_call(lambda: self.tier.add_to_set(key, items), False))
+
     def download_lease(self, digest: str, *, key: str | None = None, kind: str | None = None,
-                       wait: float | None = None) -> AbstractContextManager[Lease]:
+                       wait: float | None = None, size: int | None = None
+                       ) -> AbstractContextManager[Lease]:
         """Coalesce a download by SHA-256 with other processes and members (lease.py):
         ``with cache.remote.download_lease(digest) as lease:`` - lease.path set: another member
-        delivered it (serve that); else download and store it in the cache inside the block."""
+        delivered it (serve that); else download and store it in the cache inside the block.
+        wait=0: never wait (lease.busy: ask again later); size: as for get_object."""
         from .storage.remote.lease import download_lease as coalesce
 
         sha = f"sha256:{digest.lower()}"
-        return coalesce(self.tier, digest, lambda: self.get_object(digest, key, kind=kind),
+        return coalesce(self.tier, digest,
+                        lambda: self.get_object(digest, key, kind=kind, size=size),
                         lambda: self._cache.exists(sha), wait=wait)
 
     def push(self, keys: list[str] | None, all_keys: bool = False) -> dict[str, int]:
-        """Queue keys (or every key) and upload now, waiting for a running uploader; private
-        objects stay here (counted in "private")."""
+        """Queue keys (or every key and every object stored by digest only) and upload now,
+        waiting for a running uploader; private objects stay here (counted in "private")."""
         wanted: list[tuple[str, str]] = []
         if all_keys:
-            wanted += [(e.key, e.digest) for e in self._cache.keys("")]
+            entries = self._cache.keys("")
+            wanted += [(e.key, e.digest) for e in entries]
+            keyed = {e.digest for e in entries}  # and objects stored by digest only (no key row)
+            wanted += [(f"sha256:{d}", d) for d in sorted(self._cache.index.all_objects())
+                       if d not in keyed]
         for k in keys or []:
             e = self._cache.lookup(k)
             d = digest_of_key(normalize_key(k))

@@ -47,6 +47,17 @@ class LockTimeout(CacheError):
     """A lock could not be taken within its timeout."""
 
 
+class DigestMismatch(CacheError):
+    """put(..., sha256=X, on_mismatch="raise"): the content is not X (nothing was stored); digest
+    is what it is. The one fault a caller asks to see: raised, never turned into a warning."""
+
+    exit_code = EXIT_MISS
+
+    def __init__(self, message: str, digest: str) -> None:
+        super().__init__(message)
+        self.digest = digest
+
+
 # The remote tier's errors. They never reach a driver: the tier turns them into misses.
 class RemoteError(Exception):
     """A remote fault (5xx, refused, wrong credentials, bad reply): opens the breaker."""

@@ -18,6 +18,8 @@ PACKAGES = ("cache_core", "hooks")
 # The remote tier is ``cache.remote`` (a cache_core.Remote): no driver imports cache_core.storage.
 PUBLIC: dict[str, frozenset[str]] = {
     "cache_core": frozenset(__import__("cache_core").__all__),
+    "cache_core.net": frozenset({"DEFAULT_TIMEOUT", "goes_direct", "has_secret", "opener",
+                                 "redact"}),
 }
 # Attributes that reveal the local store's layout, inodes or lock naming: never used by drivers.
 LAYOUT_ATTRS = frozenset({"object_path", "objects_dir", "lock_dir", "tmp_dir", "quarantine_dir",

@@ -14,7 +14,7 @@ from bench.lib.stats import fmt, fmt_runs, paired, ratio
 
 ORDER_APT = ("A", "H", "S", "B", "N", "P", "F")
 ORDER_PIP = ("pip-cold", "pip-warm", "wheelhouse", "pkgcache-online", "pkgcache-pip",
-             "pkgcache-uv", "uv-offline")
+             "pkgcache-uv", "uv-offline", "uv-wheelhouse")
 
 PLOT_VENV = Path("/var/tmp/pkgcache-bench-plot")
 
@@ -80,6 +80,8 @@ def targets(res: dict) -> list[dict]:
         vs("pkgcache pip backend offline / wheelhouse --no-index", p, "pkgcache-pip", "wheelhouse",
            1.05)
         vs("pkgcache uv backend offline / uv --offline", p, "pkgcache-uv", "uv-offline", 1.20)
+        vs("uv --find-links wheelhouse (no pkgcache) / uv --offline", p, "uv-wheelhouse",
+           "uv-offline", None)
         vs("pkgcache online / warm pip (HTTP cache filled)", p, "pkgcache-online", "pip-warm", None)
     if _ok(res.get("core")):
         m = res["core"]["metrics"]

@@ -12,8 +12,12 @@ Scenarios, in a rotated order every round (a Latin square):
   pkgcache-pip    pkgcache pip install, warm cache, pip backend   (in a network namespace
   pkgcache-uv     pkgcache pip install, warm cache, uv backend     with no interfaces when
   uv-offline      uv pip install --offline, warm uv cache          `unshare -n` works)
-Every cache is filled by untimed runs before the rounds. Targets: pkgcache-pip <= 1.05x wheelhouse;
-pkgcache-uv <= 1.20x uv-offline (bench/lib/report.py), with the per-round ratios. Also the per-run
+  uv-wheelhouse   uv pip install --no-index --find-links of the wheelhouse, warm uv cache (the
+                  closest design to pkgcache-uv without a pkgcache process in between)
+pkgcache runs as the Debian package runs it (/usr/bin/python3 -I, byte-compiled code, uv found on
+PATH). Every cache is filled by untimed runs before the rounds. Targets: pkgcache-pip <= 1.05x wheelhouse;
+pkgcache-uv <= 1.20x uv-offline (bench/lib/report.py), with the per-round ratios; uv-wheelhouse /
+uv-offline is reported beside them. Also the per-run
 cost of checking every cached file offered to pip/uv: trust-stamp vs full re-hash.
 
 Usage (from the checkout):
@@ -39,6 +43,7 @@ from typing import Any
 from bench.lib import acng
 from bench.lib.setup import REPO, proxied
 from bench.lib.stats import stats
+from bench.scenarios.startup import SYSTEM_PYTHON, WRAPPER
 
 # 8 wheel-shipping projects + docopt (sdist only): 23 distributions after dependencies.
 REQUIREMENTS = """\
@@ -151,8 +156,8 @@ class Bench:
 
 
 SCENARIOS = ("pip-cold", "pip-warm", "wheelhouse", "pkgcache-online", "pkgcache-pip", "pkgcache-uv",
-             "uv-offline")
-OFFLINE = ("wheelhouse", "pkgcache-pip", "pkgcache-uv", "uv-offline")
+             "uv-offline", "uv-wheelhouse")
+OFFLINE = ("wheelhouse", "pkgcache-pip", "pkgcache-uv", "uv-offline", "uv-wheelhouse")
 
 
 def main() -> int:
@@ -228,21 +233,30 @@ class Rounds(Bench):
         self.cache_dir, self.wh = work / "pkgcache", work / "wheelhouse"
         # its own trust record (the machine's /var/lib/pkgcache is shared with other caches)
         self.pk_env = clean_env(PKGCACHE_STATE_DIR=str(work / "state"))
+        if self.uv:  # the system python does not see the bench's venv: uv on PATH, as on a server
+            self.pk_env["PATH"] = f"{Path(self.uv).parent}{os.pathsep}{self.pk_env.get('PATH', '')}"
+        self.pk_env.pop("PYTHONDONTWRITEBYTECODE", None)
+        self.wrapper = work / "pkgcache-cli.py"  # (work / "pkgcache" is the cache)
+        self.wrapper.write_text(WRAPPER.format(repo=str(REPO)))
+        subprocess.run([SYSTEM_PYTHON, "-m", "compileall", "-q", str(REPO / "hooks"),
+                        str(REPO / "cache_core")], check=False, capture_output=True)  # as installed
 
     def pip_cmd(self, v: Path, *extra: str) -> list[str]:
         """pip install of the set into venv v."""
         return [str(v / "bin" / "python"), "-m", "pip", "install", "-q", *extra, "-r", str(self.req)]
 
     def pk_cmd(self, v: Path, installer: str) -> list[str]:
-        """pkgcache pip install of the set into venv v."""
-        return [sys.executable, "-m", "hooks.cli", "--cache-dir", str(self.cache_dir), "pip",
+        """pkgcache pip install of the set into venv v (as the Debian package runs it)."""
+        return [SYSTEM_PYTHON, "-I", str(self.wrapper), "--cache-dir", str(self.cache_dir), "pip",
                 "install", "--python", str(v / "bin" / "python"), "--installer", installer, "-q",
                 "-i", self.index, "-r", str(self.req)]
 
-    def uv_cmd(self, v: Path, offline: bool) -> list[str]:
-        """uv pip install of the set into venv v."""
+    def uv_cmd(self, v: Path, offline: bool, wheelhouse: bool = False) -> list[str]:
+        """uv pip install of the set into venv v (from the index, --offline, or the wheelhouse)."""
+        source = (["--no-index", "--find-links", str(self.wh)] if wheelhouse else
+                  ["--offline"] if offline else ["--index-url", self.index])
         return [str(self.uv), "pip", "install", "-q", "--python", str(v / "bin" / "python"),
-                *(["--offline"] if offline else ["--index-url", self.index]), "-r", str(self.req)]
+                *source, "-r", str(self.req)]
 
     def command(self, name: str, v: Path) -> tuple[list[str], dict[str, str]]:
         """Scenario name's command line and environment for venv v."""
@@ -257,6 +271,9 @@ class Rounds(Bench):
             return self.pip_cmd(v, "--no-index", "--find-links", str(self.wh)), clean_env()
         if name.startswith("pkgcache-"):
             return self.pk_cmd(v, "uv" if name == "pkgcache-uv" else "pip"), self.pk_env
+        if name == "uv-wheelhouse":
+            return (self.uv_cmd(v, offline=True, wheelhouse=True),
+                    clean_env(UV_CACHE_DIR=str(self.work / "uv-cache-wh")))
         return self.uv_cmd(v, offline=True), clean_env(UV_CACHE_DIR=str(self.work / "uv-cache"))
 
     def fail(self, what: str, exc: BaseException) -> None:
@@ -306,6 +323,7 @@ class Rounds(Bench):
             step("pkgcache's uv cache", self.netns + self.pk_cmd(self.venv(), "uv"), self.pk_env)
             step("uv's cache", self.uv_cmd(self.venv(), offline=False),
                  clean_env(UV_CACHE_DIR=str(self.work / "uv-cache")))
+            step("uv's cache for the wheelhouse", *self.command("uv-wheelhouse", self.venv()))
         v = self.venv()
         self.timed(self.pip_cmd(v, "--no-index", "--find-links", str(self.wh)), clean_env())
         out["distributions"] = self.count_distributions(v)

@@ -22,7 +22,6 @@ if TYPE_CHECKING:
 
 SNIPPET_NAME = "05pkgcache"
 HOOK_MARKER = "pkgcache apt hook"
-STATE_ENV = "PKGCACHE_STATE_DIR"   # overrides <parent of Dir::State>/pkgcache (/var/lib/pkgcache)
 MAX_STATE_BYTES = 16 << 20
 
 
@@ -140,8 +139,8 @@ def archives_lock(archives: Path, timeout: float) -> Iterator[None]:
         os.close(fd)
 
 
-def state_dir(cache: PackageCache) -> Path:
-    """The apt driver's state directory inside the cache."""
+def apt_bucket(cache: PackageCache) -> Path:
+    """The apt driver's directory of information-only state inside the cache."""
     return Path(cache.bucket("apt"))
 
 
@@ -156,43 +155,39 @@ def read_state(cache: PackageCache, name: str) -> dict[str, Any]:
     """A JSON state file from the apt bucket ({} if missing or unreadable). Information only:
     nothing read from the cache decides what reaches dpkg."""
     try:
-        return _read_json(state_dir(cache) / name, trusted=False)
+        return _read_json(apt_bucket(cache) / name, trusted=False)
     except (OSError, ValueError, Exception):  # noqa: BLE001 - an unusable cache: no state
         return {}
 
 
-def trust_dir(paths: AptPaths) -> Path | None:
-    """The root-only local directory for memos that decide what reaches dpkg (the seed plan):
-    $PKGCACHE_STATE_DIR, else <parent of apt's Dir::State>/pkgcache (/var/lib/pkgcache).
-    Created 0700; None (memos off: re-derived each run) unless it is a real directory of ours
-    that nobody else can write or read."""
-    from cache_core import state_dir
+def _trusted_path(paths: AptPaths, name: str) -> Path | None:
+    """A memo that decides what reaches dpkg (the seed plan), in the root-only state dir:
+    $PKGCACHE_STATE_DIR, else <parent of apt's Dir::State>/pkgcache (/var/lib/pkgcache); None
+    (memos off: re-derived each run) unless that is a real directory nobody else can use."""
+    from cache_core import memo_path
 
-    return state_dir(paths.state.parent / "pkgcache")
+    return memo_path(name, default=paths.state.parent / "pkgcache")
 
 
 def read_trusted(paths: AptPaths, name: str) -> dict[str, Any]:
     """A memo from the trusted state dir ({} if absent, unusable or not ours)."""
-    d = trust_dir(paths)
-    return _read_json(d / name, trusted=True) if d is not None else {}
+    from cache_core import read_memo
+
+    return read_memo(_trusted_path(paths, name), MAX_STATE_BYTES)
 
 
 def write_trusted(paths: AptPaths, name: str, data: dict[str, Any]) -> bool:
     """Write a memo to the trusted state dir atomically (0600); False if there is none."""
-    from cache_core import atomic_write
+    from cache_core import write_memo
 
-    d = trust_dir(paths)
-    if d is None:
-        return False
-    atomic_write(d / name, json.dumps(data, sort_keys=True), 0o600)
-    return True
+    return write_memo(_trusted_path(paths, name), data)
 
 
 def write_state(cache: PackageCache, name: str, data: dict[str, Any]) -> None:
     """Write a JSON state file atomically (temp + rename)."""
     from cache_core import atomic_write
 
-    atomic_write(state_dir(cache) / name, json.dumps(data, sort_keys=True), 0o644)
+    atomic_write(apt_bucket(cache) / name, json.dumps(data, sort_keys=True), 0o644)
 
 
 def record(cache: PackageCache, what: str, data: dict[str, Any]) -> None:

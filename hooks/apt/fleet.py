@@ -3,7 +3,6 @@ downloading, in parallel (bounded), by the SHA-256 of apt's signed index."""
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from .naming import is_safe_name, key_for
@@ -17,6 +16,8 @@ WORKERS = 4  # parallel remote fetches (each one connection; the remote tier has
 def prefetch(cache: PackageCache, wants: list[Any], workers: int = WORKERS) -> tuple[int, int]:
     """Fetch every wanted deb (objects with .fname, .sha256, .size) missing from the local store
     from the remotes; returns (count, bytes) brought in. Never raises for remote faults."""
+    from concurrent.futures import ThreadPoolExecutor  # here: the hooks' start-up needs none
+
     remote = cache.remote
     if remote is None:
         return 0, 0

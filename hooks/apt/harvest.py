@@ -148,24 +148,27 @@ def store(cache: PackageCache, path: str, fname: str, *, link: bool = True,
 
 
 def _store_verified(cache: PackageCache, path: str, fname: str, sha256: str) -> tuple[str, int]:
-    """A deb from outside apt's archives: hashed through one O_NOFOLLOW|O_NONBLOCK descriptor
-    (a symlink or FIFO swapped in is refused), stored as a copy only if it is the index's deb."""
-    from cache_core import open_regular, sha256_fd
+    """A deb from outside apt's archives, read through one O_NOFOLLOW|O_NONBLOCK descriptor (a
+    symlink or FIFO swapped in is refused) and hashed once: by the store's copy, which keeps it
+    only if it is the index's deb (or, when the cache has that deb already, by a plain hash)."""
+    from cache_core import DigestMismatch, open_regular, sha256_fd
 
     try:
         fd, st = open_regular(path)
     except Exception:  # noqa: BLE001 - a symlink, FIFO or vanished file: not ours to keep
         return "skipped", 0
     try:
-        digest, size = sha256_fd(fd)
-        if digest != sha256.lower():
-            return "skipped", 0  # not the index's bytes: never stored under its deb: name
         entry = cache.lookup(key_for(fname))
-        if entry is not None and entry.digest == digest and cache.exists(entry.key):
-            return "already", size
+        if entry is not None and entry.digest == sha256.lower() and cache.exists(entry.key):
+            same = sha256_fd(fd)[0] == entry.digest
+            return ("already", st.st_size) if same else ("skipped", 0)
         parsed = parse_archive_name(fname)
         meta = {"package": parsed[0], "version": parsed[1], "arch": parsed[2]} if parsed else None
-        got = cache.put(key_for(fname), fd, sha256=digest, kind="deb", meta=meta)
+        try:
+            got = cache.put(key_for(fname), fd, sha256=sha256, kind="deb", meta=meta,
+                            on_mismatch="raise")
+        except DigestMismatch:
+            return "skipped", 0  # not the index's bytes: never stored under its deb: name
     finally:
         os.close(fd)
     return ("stored", st.st_size) if got else ("failed", 0)

@@ -35,8 +35,6 @@ def import_dir(cache: PackageCache, directory: Path, *, apt_pkg: Any | None = No
     """Store every .deb in directory whose SHA256 equals its index record; report the rest."""
     import apt_inst
 
-    from cache_core import sha256_file
-
     from .aptenv import apt_pkg_module
     from .seed import IndexView
 
@@ -64,19 +62,32 @@ def import_dir(cache: PackageCache, directory: Path, *, apt_pkg: Any | None = No
         if want.size != st.st_size:
             rep.rows.append((entry.name, "unmatched", "size differs from the index"))
             continue
-        digest = sha256_file(entry.path)[0]
-        if digest != want.sha256:
-            rep.rows.append((entry.name, "unmatched", "SHA256 differs from the index"))
-            continue
-        fname = archive_name(name, version, arch)
-        existing = cache.lookup(key_for(fname))
-        if existing is not None and existing.digest == digest:
-            rep.rows.append((entry.name, "already", "already cached"))
-            continue
-        got = cache.put(key_for(fname), entry.path, sha256=want.sha256, kind="deb",
-                        meta={"package": name, "version": version, "arch": arch}, link=False)
-        if got is None:
-            rep.rows.append((entry.name, "failed", "the cache refused it"))
-        else:
-            rep.rows.append((entry.name, "imported", fname))
+        rep.rows.append((entry.name, *_import_one(cache, entry.path, archive_name(
+            name, version, arch), want.sha256, {"package": name, "version": version, "arch": arch})))
     return rep
+
+
+def _import_one(cache: PackageCache, path: str, fname: str, sha256: str,
+                meta: dict[str, Any]) -> tuple[str, str]:
+    """(status, detail) of importing one deb that must have the index's sha256; the file is
+    hashed once, by the store's copy (or by a plain hash when that deb is cached already)."""
+    from cache_core import DigestMismatch, open_regular, sha256_fd
+
+    try:
+        fd, _ = open_regular(path)
+    except Exception:  # noqa: BLE001 - a symlink, FIFO or vanished file
+        return "skipped", "not a regular file"
+    try:
+        existing = cache.lookup(key_for(fname))
+        if existing is not None and existing.digest == sha256 and cache.exists(existing.key):
+            if sha256_fd(fd)[0] != sha256:
+                return "unmatched", "SHA256 differs from the index"
+            return "already", "already cached"
+        try:
+            got = cache.put(key_for(fname), fd, sha256=sha256, kind="deb", meta=meta,
+                            on_mismatch="raise")
+        except DigestMismatch:
+            return "unmatched", "SHA256 differs from the index"
+    finally:
+        os.close(fd)
+    return ("imported", fname) if got else ("failed", "the cache refused it")

@@ -219,17 +219,13 @@ def _store_index(cache: PackageCache, key: str, path: Path, sha: str, ext: str, 
     serves it by digest."""
     import tempfile
 
-    from cache_core import sha256_file
-
     try:
         if not ext:
-            if sha256_file(str(path))[0] != sha:
-                return False
             return _put(cache, key, str(path), sha, rep, link=False)
         fd, tmp = tempfile.mkstemp(dir=cache.bucket("apt-lists"), prefix=".lists-")
         os.close(fd)
         try:
-            if not _decompress(path, ext, Path(tmp)) or sha256_file(tmp)[0] != sha:
+            if not _decompress(path, ext, Path(tmp)):
                 return False
             return _put(cache, key, tmp, sha, rep, link=True)
         finally:
@@ -242,7 +238,14 @@ def _store_index(cache: PackageCache, key: str, path: Path, sha: str, ext: str, 
 
 
 def _put(cache: PackageCache, key: str, src: str, sha: str, rep: ListsReport, *, link: bool) -> bool:
-    if cache.put(key, src, sha256=sha, kind="apt-index", link=link) is None:
+    """Store src if its bytes have digest sha (checked by the store's one hashing copy)."""
+    from cache_core import DigestMismatch
+
+    try:
+        if cache.put(key, src, sha256=sha, kind="apt-index", link=link,
+                     on_mismatch="raise") is None:
+            return False
+    except DigestMismatch:
         return False
     rep.indexes += 1
     try:

@@ -30,20 +30,20 @@ A fault before the session starts execs the real method.
 
 from __future__ import annotations
 
-import json
+# The front starts at every apt run (`python3 -I -S .../method.py`, debian/methods/http): only
+# what it needs on every path is imported here; json, socket, subprocess, re and urllib wait for
+# the paths that need them (the helper, a failure, a %-escaped URI).
 import os
-import re
-import socket
 import stat
-import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from email.utils import formatdate
-from typing import IO, Any
-from urllib.parse import unquote
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import socket
+    from collections.abc import Callable
+    from typing import IO, Any
 
 REAL_DIR = "/usr/lib/apt/methods"
 RELEASE_NAMES = ("InRelease", "Release", "Release.gpg")
@@ -54,16 +54,19 @@ UNREACHABLE = {"ConnectionRefused", "ConnectionTimedOut", "Timeout", "ResolveFai
 # apt's messages for the same failures when it sets no FailReason (ENETUNREACH/EHOSTUNREACH,
 # an address already known bad, resets, TLS handshakes, proxies; apt 2.6 methods/connect.cc,
 # http.cc, basehttp.cc). A FailReason outlives its failure in the real method, so the text counts.
-UNREACHABLE_TEXT = re.compile(
+UNREACHABLE_TEXT = (
     r"Cannot initiate the connection to |Could not connect to |Unable to connect to "
     r"|Could not resolve |Temporary failure resolving |Something wicked happened resolving "
     r"|System error resolving |Connection failed|Connection timed out"
     r"|Error reading from server|Could not handshake|Certificate verification failed"
     r"|(Reading from|Writing to) proxy failed"
     r"|Invalid response from proxy: \S+ 50[234]\b")
+_unreachable_re: list[Any] = []  # UNREACHABLE_TEXT compiled, on the first failure
 HELPER_TIMEOUT = 300.0    # one serve (a remote fetch has its own, shorter budgets)
 RELEASE_TIMEOUT = 60.0    # the offline fallback of one Release file
 HELPER_DRAIN = 60.0       # at the end: harvests still being stored
+DEFER_LIMIT = 150.0       # a request waiting for another member's download (lease.py: 120 s)
+POLL_FIRST, POLL_MAX = 0.1, 2.0  # how often a waiting request asks again
 CHILD_EXIT = 10.0         # apt closed stdin: the real method's time to exit before SIGKILL
 FAULT_ENV = "PKGCACHE_METHOD_TEST_FAULT"  # tests only: front-init, front-raise, helper-raise
 FINAL = (103, 201, 400)   # the answers that end a request (apt-pkg/acquire-worker.cc)
@@ -98,7 +101,11 @@ def unreachable(msg: Message) -> bool:
     """True when a ``400 URI Failure`` says the origin (or the proxy to it) cannot be reached."""
     if (msg.get("FailReason") or "") in UNREACHABLE:
         return True
-    return bool(UNREACHABLE_TEXT.search(msg.get("Message") or ""))
+    if not _unreachable_re:
+        import re
+
+        _unreachable_re.append(re.compile(UNREACHABLE_TEXT))
+    return bool(_unreachable_re[0].search(msg.get("Message") or ""))
 
 
 class Message:
@@ -147,6 +154,10 @@ def read_message(stream: IO[bytes]) -> Message | None:
 
 
 def _norm(uri: str) -> str:
+    if "%" not in uri:
+        return uri
+    from urllib.parse import unquote
+
     return unquote(uri)
 
 
@@ -164,23 +175,28 @@ def _leaf(uri: str) -> str:
     return _norm(uri).split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
 
 
-@dataclass(eq=False)
 class Request:
-    """One ``600 URI Acquire`` apt is owed exactly one final answer for."""
+    """One ``600 URI Acquire`` apt is owed exactly one final answer for (compared by identity).
+    at_child: relayed, the real method's final answer is the one apt gets; size:
+    Expected-Checksum-FileSize, which bounds what a remote may send."""
 
-    uri: str
-    filename: str
-    sha256: str | None
-    release: bool
-    at_child: bool = False  # relayed: the real method's final answer is the one apt gets
-    size: int | None = None  # Expected-Checksum-FileSize: bounds what a remote may send
+    __slots__ = ("uri", "filename", "sha256", "release", "at_child", "size")
+
+    def __init__(self, uri: str, filename: str, sha256: str | None, release: bool,
+                 at_child: bool = False, size: int | None = None) -> None:
+        self.uri = uri
+        self.filename = filename
+        self.sha256 = sha256
+        self.release = release
+        self.at_child = at_child
+        self.size = size
 
 
-@dataclass
 class Stats:
     """What served what in this method process."""
 
-    counts: dict[str, int] = field(default_factory=dict)
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
 
     def add(self, source: str, size: int) -> None:
         """Count one file served from source (and its bytes)."""
@@ -204,6 +220,9 @@ class HelperClient:
     @classmethod
     def spawn(cls) -> HelperClient:
         """Start ``method.py --helper`` on one end of a new socketpair."""
+        import socket
+        import subprocess
+
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         env = dict(os.environ)
@@ -220,6 +239,9 @@ class HelperClient:
         return cls(mine, proc)
 
     def _send(self, obj: dict[str, Any], fds: list[int] | None = None) -> None:
+        import json
+        import socket
+
         data = (json.dumps(obj) + "\n").encode()
         try:
             self.sock.settimeout(HELPER_TIMEOUT)
@@ -231,6 +253,8 @@ class HelperClient:
             raise HelperGone(str(exc)) from None
 
     def _recv(self, timeout: float) -> dict[str, Any]:
+        import json
+
         end = time.monotonic() + timeout
         while b"\n" not in self.buf:
             left = end - time.monotonic()
@@ -266,6 +290,15 @@ class HelperClient:
         finally:
             self.lock.release()
 
+    def tell(self, obj: dict[str, Any]) -> None:
+        """Send a request that gets no answer, without waiting."""
+        if not self.lock.acquire(timeout=HELPER_TIMEOUT):
+            raise HelperGone("busy")
+        try:
+            self._send(obj)
+        finally:
+            self.lock.release()
+
     def post(self, obj: dict[str, Any], fd: int) -> None:
         """Send a request and a file descriptor to the helper, without waiting."""
         if not self.lock.acquire(timeout=HELPER_TIMEOUT):
@@ -277,6 +310,8 @@ class HelperClient:
 
     def finish(self, stats: dict[str, Any]) -> None:
         """Hand the run's counters to the helper and let it end (waiting at most HELPER_DRAIN)."""
+        import socket
+
         if self.lock.acquire(timeout=HELPER_DRAIN):
             try:
                 self._send({"op": "stats", "stats": stats})
@@ -287,8 +322,8 @@ class HelperClient:
                 self.lock.release()
         try:
             self.proc.wait(HELPER_DRAIN)
-        except subprocess.TimeoutExpired:
-            pass  # it finishes on its own; apt is not kept waiting longer
+        except Exception:  # noqa: BLE001 - TimeoutExpired: it finishes on its own
+            pass
         self.sock.close()
 
     def kill(self) -> None:
@@ -296,7 +331,7 @@ class HelperClient:
         try:
             self.proc.kill()
             self.proc.wait(5)
-        except (OSError, subprocess.TimeoutExpired):
+        except Exception:  # noqa: BLE001 - OSError, TimeoutExpired
             pass
         try:
             self.sock.close()
@@ -304,10 +339,72 @@ class HelperClient:
             pass
 
 
-def spawn_real(real: str) -> subprocess.Popen[bytes]:
+class ChildTimeout(Exception):
+    """The real method did not exit in time."""
+
+
+class Child:
+    """The real method, talking to the front over pipes (posix_spawn: the front does without
+    subprocess). SIGPIPE is restored to its default, as apt starts its methods."""
+
+    def __init__(self, real: str) -> None:
+        import _signal  # type: ignore[import-not-found]  # signal without its enum import
+
+        r_in, w_in = os.pipe()
+        r_out, w_out = os.pipe()
+        try:
+            self.pid = os.posix_spawn(real, [real], os.environ, file_actions=[
+                (os.POSIX_SPAWN_DUP2, r_in, 0), (os.POSIX_SPAWN_DUP2, w_out, 1)],
+                setsigdef=(_signal.SIGPIPE, _signal.SIGXFSZ))
+        except BaseException:
+            for fd in (w_in, r_out):
+                os.close(fd)
+            raise
+        finally:
+            os.close(r_in)
+            os.close(w_out)
+        self.stdin = os.fdopen(w_in, "wb", buffering=0)
+        self.stdout = os.fdopen(r_out, "rb")
+        self.rc: int | None = None
+
+    def poll(self) -> int | None:
+        """The exit code, or None while it runs."""
+        if self.rc is None:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:
+                return self.rc
+            if pid:
+                self.rc = os.waitstatus_to_exitcode(status)
+        return self.rc
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Wait for the exit (ChildTimeout after timeout seconds)."""
+        if timeout is None:
+            if self.rc is None:
+                self.rc = os.waitstatus_to_exitcode(os.waitpid(self.pid, 0)[1])
+            return self.rc
+        end = time.monotonic() + timeout
+        delay = 0.001
+        while self.poll() is None:
+            if time.monotonic() >= end:
+                raise ChildTimeout(self.pid)
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+        return self.rc if self.rc is not None else 0
+
+    def kill(self) -> None:
+        """SIGKILL it (if it still runs)."""
+        if self.poll() is None:
+            try:
+                os.kill(self.pid, 9)
+            except ProcessLookupError:
+                pass
+
+
+def spawn_real(real: str) -> Child:
     """The real method, talking to the front over pipes."""
-    return subprocess.Popen([real], executable=real, stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, bufsize=0)
+    return Child(real)
 
 
 class Front:
@@ -337,20 +434,26 @@ class Front:
         self.stats = Stats()
         self.spawn_helper = spawn_helper
         self.helper: HelperClient | None = None
+        self.child_lock = threading.Lock()  # writes to the real method (main thread, poller)
+        self.helper_lock = threading.Lock()
+        self.deferred: list[tuple[Request, Message, float]] = []  # waiting for another member
+        self.poller: threading.Thread | None = None
         self.child = spawn_child(real)
         self.closing = False
 
     def start_helper(self) -> None:
-        """Start the helper at the first request (apt's capability probe never sends one)."""
-        if self.helper is not None or self.relay_only:
-            return
-        if os.geteuid() != 0 or os.environ.get("PKGCACHE_DISABLE"):
-            self.relay_only = True  # a user's `apt-get download`: the root cache is not theirs
-            return
-        try:
-            self.helper = self.spawn_helper()
-        except Exception as exc:  # noqa: BLE001 - no helper: a plain relay
-            self.fault(type(exc).__name__)
+        """Start the helper at the first request it may serve (a digest, or an offline
+        Release file); an apt run that needs neither never starts it."""
+        with self.helper_lock:  # the main thread (digests) or the reader (Release fallback)
+            if self.helper is not None or self.relay_only:
+                return
+            if os.geteuid() != 0 or os.environ.get("PKGCACHE_DISABLE"):
+                self.relay_only = True  # a user's `apt-get download`: not their cache
+                return
+            try:
+                self.helper = self.spawn_helper()
+            except Exception as exc:  # noqa: BLE001 - no helper: a plain relay
+                self.fault(type(exc).__name__)
 
     # -- output ---------------------------------------------------------------------------
     def to_apt(self, *msgs: Message) -> None:
@@ -368,11 +471,18 @@ class Front:
         """Write a message to the real method; False if it is gone."""
         stdin = self.child.stdin
         try:
-            stdin.write(msg.raw())
-            stdin.flush()
+            with self.child_lock:
+                stdin.write(msg.raw())
+                stdin.flush()
         except (OSError, ValueError):
             return False
         return True
+
+    def relay(self, req: Request, msg: Message) -> None:
+        """Hand req to the real method: its final answer is the one apt gets."""
+        req.at_child = True
+        if not self.to_child(msg):
+            self.fail(req, f"The {os.path.basename(self.real)} method is gone")
 
     # -- the owed table -------------------------------------------------------------------
     def owe(self, req: Request) -> None:
@@ -439,7 +549,7 @@ class Front:
             pass
         try:
             rc = self.child.wait(CHILD_EXIT)
-        except subprocess.TimeoutExpired:
+        except Exception:  # noqa: BLE001 - its timeout (ChildTimeout, TimeoutExpired)
             self.child.kill()
             rc = self.child.wait()
         reader.join(CHILD_EXIT)
@@ -461,35 +571,83 @@ class Front:
         served = False
         if not self.relay_only and filename:
             try:
-                self.start_helper()
-                served = self.acquire(req)
+                served = self.acquire(req, msg)
             except Exception as exc:  # noqa: BLE001 - never break apt
                 self.fault(type(exc).__name__)
-        if served:
-            return
-        req.at_child = True
-        if not self.to_child(msg):
-            self.fail(req, f"The {os.path.basename(self.real)} method is gone")
+        if not served:
+            self.relay(req, msg)
 
-    def acquire(self, req: Request) -> bool:
-        """True when pkgcache answered the request itself."""
+    def acquire(self, req: Request, msg: Message) -> bool:
+        """True when pkgcache answered the request itself, or holds it while another member
+        (or local process) downloads the same file (see ``defer``)."""
         if os.environ.get(FAULT_ENV) == "front-raise":
             raise RuntimeError("injected fault")
-        if req.release or req.sha256 is None or self.helper is None:
+        if req.release or req.sha256 is None:
             return False
+        self.start_helper()  # the first request the helper can serve
+        got = self.serve(req)
+        if got == "busy":
+            self.defer(req, msg)
+        return got is not None
+
+    def serve(self, req: Request) -> str | None:
+        """Ask the helper for req's file: "done" (answered), "busy" (another downloads it), or
+        None (the real method's job)."""
+        helper = self.helper
+        if helper is None:
+            return None
         try:
-            ans = self.helper.call({"op": "serve", "sha256": req.sha256, "dest": req.filename,
-                                    "size": req.size})
+            ans = helper.call({"op": "serve", "sha256": req.sha256, "dest": req.filename,
+                               "size": req.size})
         except HelperGone as exc:
             self.fault(str(exc))
-            return False
+            return None
         if ans.get("ok") is True and isinstance(ans.get("size"), int):
             self.answer_done(req, ans["size"])
             self.stats.add(str(ans.get("source", "local")), ans["size"])
-            return True
+            return "done"
         if ans.get("ok") is not False:
             self.fault("bad answer")
-        return False
+            return None
+        return "busy" if ans.get("busy") is True else None
+
+    # -- coalescing: another member (or local process) is downloading the same file ---------
+    def defer(self, req: Request, msg: Message) -> None:
+        """Hold req (still owed) while the file's lease is someone else's; a poller thread asks
+        again with backoff and serves it once delivered, or relays it to the real method when
+        the lease ends without it, expires, or DEFER_LIMIT passes. The front keeps reading apt
+        meanwhile: its own downloads (and the leases this machine holds) go on."""
+        with self.lock:
+            self.deferred.append((req, msg, time.monotonic() + DEFER_LIMIT))
+            if self.poller is None:
+                self.poller = threading.Thread(target=self.poll_deferred, daemon=True)
+                self.poller.start()
+
+    def poll_deferred(self) -> None:
+        """The poller thread: until no request waits."""
+        delay = POLL_FIRST
+        while True:
+            time.sleep(delay)
+            delay = min(delay * 1.6, POLL_MAX)
+            with self.lock:
+                batch, self.deferred = self.deferred, []
+                if not batch:
+                    self.poller = None
+                    return
+            keep = []
+            for req, msg, end in batch:
+                got = None
+                try:
+                    if not self.relay_only and time.monotonic() < end:
+                        got = self.serve(req)
+                except Exception as exc:  # noqa: BLE001 - never break apt
+                    self.fault(type(exc).__name__)
+                if got == "busy":
+                    keep.append((req, msg, end))
+                elif got is None:
+                    self.relay(req, msg)
+            with self.lock:
+                self.deferred.extend(keep)
 
     def answer_done(self, req: Request, size: int) -> None:
         """As apt's http method answers, minus the hash fields: apt hashes the file itself."""
@@ -497,7 +655,7 @@ class Front:
             mtime = os.stat(req.filename).st_mtime
         except OSError:
             mtime = time.time()
-        when = formatdate(mtime, usegmt=True)
+        when = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(mtime))  # C locale
         self.answer(req,
                     Message.build("200 URI Start", [("URI", req.uri), ("Size", str(size)),
                                                     ("Last-Modified", when)]),
@@ -532,7 +690,7 @@ class Front:
         front ends as the real method did (apt reports that as usual)."""
         try:
             rc = self.child.wait(CHILD_EXIT)
-        except subprocess.TimeoutExpired:
+        except Exception:  # noqa: BLE001 - its timeout
             rc = None
         with self.lock:
             if self.closing:
@@ -560,13 +718,15 @@ class Front:
             elif not self.was_answered(uri):
                 self.to_apt(msg)  # not one of apt's requests ("<UNKNOWN>"): apt judges it
             return
+        if msg.code == 400 and req.sha256 and not self.relay_only:
+            self.drop_lease(req)
         if msg.code == 201 and not self.relay_only:
             if (msg.get("IMS-Hit") or "").lower() == "true":
                 self.stats.add("origin_unchanged", 0)
             else:
                 size = msg.get("Size") or "0"
                 self.stats.add("origin", int(size) if size.isdigit() else 0)
-                if req.sha256 or req.release:
+                if req.sha256 and not req.release:  # Release files: lists.py, after apt
                     self.harvest(req, msg.get("Filename") or req.filename)
         elif msg.code == 400 and not self.relay_only and unreachable(msg):
             answer = self.offline_answer(req, msg)
@@ -611,6 +771,7 @@ class Front:
 
     def serve_release(self, req: Request) -> int | None:
         """Place the cached copy of a Release file at apt's Filename; its size, or None."""
+        self.start_helper()
         helper = self.helper
         if helper is None or self.relay_only:
             return None
@@ -674,6 +835,17 @@ class Front:
         with self.lock:
             return _norm(uri) in self.seen and _norm(uri) not in self.owed
 
+    def drop_lease(self, req: Request) -> None:
+        """The real method failed req: the helper ends its lease on the file (if any), so
+        waiting members fall back to the origin at once."""
+        helper = self.helper
+        if helper is None:
+            return
+        try:
+            helper.tell({"op": "drop", "sha256": req.sha256})
+        except HelperGone as exc:
+            self.fault(str(exc))
+
     def harvest(self, req: Request, filename: str) -> None:
         """Hand the finished file to the helper before apt moves or removes it."""
         helper = self.helper
@@ -682,9 +854,13 @@ class Front:
         try:
             fd = os.open(filename, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError:
+            if req.sha256:
+                self.drop_lease(req)
             return
         try:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
+                if req.sha256:
+                    self.drop_lease(req)
                 return
             helper.post({"op": "harvest", "uri": release_key(req.uri), "sha256": req.sha256,
                          "name": os.path.basename(filename), "release": req.release}, fd)
@@ -709,13 +885,13 @@ def front_main(argv: list[str]) -> int:
     """The method apt runs: relay to the real one, or become it on any fault."""
     real = real_method(argv)
     try:
-        import signal
+        import _signal  # type: ignore[import-not-found]  # signal without its enum import
 
         front = Front(real, sys.stdin.buffer, sys.stdout.buffer)
         # apt ends a method with SIGINT after closing its stdin; the front ends on that end of
         # file once the real method has, so harvests handed over are not cut off. (Set after
         # the real method started: it keeps apt's signal dispositions.)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        _signal.signal(_signal.SIGINT, _signal.SIG_IGN)
     except Exception:  # noqa: BLE001 - nothing sent yet: become the real method
         os.execv(real, [real])
     return front.run()
@@ -735,6 +911,7 @@ class Helper:
         if not self.cache.enabled:
             raise RuntimeError("cache disabled")  # the front relays everything
         self.stats: dict[str, int] = {}
+        self.leases: dict[str, Any] = {}  # digest -> the open download_lease of a miss
 
     def _warn(self, message: str) -> None:
         if not self.said:  # one line per method process at most
@@ -748,6 +925,9 @@ class Helper:
 
     def run(self) -> None:
         """Serve the front's requests until it closes the socket."""
+        import json
+        import socket
+
         buf = b""
         fds: list[int] = []
         while True:
@@ -766,10 +946,14 @@ class Helper:
                 self.handle(req, fd)
         for fd in fds:
             os.close(fd)
+        for digest in list(self.leases):
+            self.end_lease(digest)
         self.record()
 
     def reply(self, obj: dict[str, Any]) -> None:
         """Answer the front."""
+        import json
+
         self.sock.sendall((json.dumps(obj) + "\n").encode())
 
     def handle(self, req: dict[str, Any], fd: int | None) -> None:
@@ -779,6 +963,8 @@ class Helper:
             raise RuntimeError("injected fault")
         if op == "serve":
             self.reply(self.serve(str(req["sha256"]), str(req["dest"]), req.get("size")))
+        elif op == "drop":
+            self.end_lease(str(req.get("sha256")))
         elif op == "release":
             self.reply(self.release(str(req["uri"]), str(req["dest"])))
         elif op == "harvest" and fd is not None:
@@ -821,12 +1007,47 @@ class Helper:
             remote = self.cache.remote  # without one: a counted local miss
             got = remote.get_object(sha256, size=size) if remote else self.cache.get(key)
             if got is None:
-                return {"ok": False}
+                busy = self.coalesce(sha256, size) if remote else None
+                if busy is not False:
+                    return {"ok": False, "busy": True} if busy else {"ok": False}
         if not self.cache.materialize_key(key, dest, mode="copy", sha256=sha256):
             return {"ok": False}
         self._own_like_parent(dest)
         return {"ok": True, "size": os.lstat(dest).st_size,
                 "source": "local" if local else "remote"}
+
+    def coalesce(self, sha256: str, size: int) -> bool | None:
+        """A miss, coalesced with other processes and members missing it too (the store's lease,
+        cache_core/storage/remote/lease.py), without waiting here: False when another delivered
+        it meanwhile (serve it), True when another holds a live lease (the front asks again
+        later), None when the real method downloads it (under this process's lease, if any,
+        until the harvest or the failure ends it)."""
+        remote = self.cache.remote
+        if sha256 in self.leases or remote is None:
+            return None
+        import contextlib
+
+        try:
+            cm = remote.download_lease(sha256, wait=0, size=size)
+            lease = cm.__enter__()
+        except Exception:  # noqa: BLE001 - no coalescing, never an error
+            return None
+        if lease.path is not None or lease.busy:
+            with contextlib.suppress(Exception):
+                cm.__exit__(None, None, None)
+            return True if lease.path is None else False
+        self.leases[sha256] = cm
+        return None
+
+    def end_lease(self, sha256: str) -> None:
+        """The download of sha256 is over (stored or failed): a held lease publishes what was
+        stored and is released, so the waiting members take it or fall back at once."""
+        cm = self.leases.pop(sha256, None)
+        if cm is not None:
+            try:
+                cm.__exit__(None, None, None)
+            except Exception:  # noqa: BLE001 - the lease expires on its own
+                pass
 
     def release(self, uri: str, dest: str) -> dict[str, Any]:
         """Place the cached copy of a Release file (by URI) at dest, if there is one that is
@@ -896,6 +1117,8 @@ class Helper:
                 os.unlink(tmp)
             except OSError:
                 pass
+            if isinstance(sha, str):
+                self.end_lease(sha)
 
     def record(self) -> None:
         """Add this method process's counts to the run's record (`pkgcache apt status`)."""
@@ -919,6 +1142,8 @@ class Helper:
 
 def helper_main(fd: int) -> int:
     """The helper process: serve the front on the socket fd."""
+    import socket
+
     sock = socket.socket(fileno=fd)
     try:
         Helper(sock).run()

@@ -9,7 +9,7 @@ lists, sources and pinning. Every deb pkgcache placed is remembered by stat stam
 (`placed.json`) and removed once it no longer matches the current index record.
 
 Both memos decide which bytes may reach dpkg, so they live in a root-only local state dir
-(aptenv.trust_dir: /var/lib/pkgcache), never in the cache, which anyone sharing it could edit.
+(cache_core.memo_path: /var/lib/pkgcache), never in the cache, which anyone sharing it could edit.
 """
 
 from __future__ import annotations

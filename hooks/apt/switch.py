@@ -111,8 +111,9 @@ def enable_method(methods: str | None = None) -> Path | None:
                              "absolute path")
     script = (f"#!/bin/sh\n{METHOD_MARK}\nname=${{0##*/}}\n[ \"$name\" = https ] || name=http\n"
               f"if [ -x {sys.executable} ] && [ -f {code}/hooks/apt/method.py ]; then\n"
-              # from /: `python -m` puts the working directory first on sys.path
-              f"\tcd / && PYTHONPATH={code} exec {sys.executable} -m hooks.apt.method \"$name\"\n"
+              # -I -S: the front needs only the standard library (nothing from the
+              # environment, the working directory or site-packages on its path)
+              f"\tcd / && exec {sys.executable} -I -S {code}/hooks/apt/method.py \"$name\"\n"
               "fi\nexec /usr/lib/apt/methods/$name\n")
     mdir.mkdir(parents=True, exist_ok=True)
     for name in ("http", "https"):

@@ -1,11 +1,10 @@
-"""The one HTTP client of the drivers: TLS, CA bundle, proxies, credentials, redaction, retries.
+"""The drivers' HTTP client: credentials, retries, downloads, probes.
 
 ``pkgcache fetch`` (conditional requests, resume) and the pip driver (wheels pip chose, the
-index probe) both go through it. Only the standard library is used: urllib honours
-http_proxy/https_proxy/no_proxy itself; the system CA bundle is used (OpenSSL honours
-SSL_CERT_FILE/SSL_CERT_DIR), or a CA file the caller names (pip's PIP_CERT). Credentials in a
-URL become an Authorization header that is never sent on to a redirect target, and every
-message shows a URL through ``redact``.
+index probe) both go through it. The policy (proxies and no_proxy, TLS and the CA bundle, the
+timeout, redaction) is cache_core.net's, shared with the remote stores; a CA file the caller
+names (pip's PIP_CERT) is passed on. Credentials in a URL become an Authorization header that is
+never sent on to a redirect target, and every message shows a URL through ``redact``.
 """
 
 from __future__ import annotations
@@ -26,17 +25,18 @@ from pathlib import Path
 from typing import Any
 
 from cache_core import EXIT_MISS, EXIT_USAGE
+from cache_core.net import DEFAULT_TIMEOUT as DEFAULT_TIMEOUT
+from cache_core.net import goes_direct
+from cache_core.net import has_secret as has_secret
+from cache_core.net import opener as opener
+from cache_core.net import redact as redact
 from hooks.common.errors import FetchError
 
 DEFAULT_RETRIES = 3
 DEFAULT_RETRY_DELAY = 1.0      # seconds; doubled per attempt (1, 2, 4 ...), capped below
 MAX_RETRY_DELAY = 30.0
-DEFAULT_TIMEOUT = 30.0         # socket timeout: connect and each read
 CHUNK = 1 << 16
-USER_AGENT = "pkgcache/1"
 RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
-_SECRET_NAME = re.compile(r"token|auth|key|sig|secret|pass|pwd|credential|session|cookie|"
-                          r"x-amz-|x-goog-|jwt|bearer", re.I)
 
 
 class Transient(Exception):
@@ -46,63 +46,6 @@ class Transient(Exception):
         super().__init__(message)
         self.reached = reached          # the server answered (vs. unreachable)
         self.retry_after = retry_after
-
-
-# -- credentials -------------------------------------------------------------------------------
-def _secret_params(query: str) -> bool:
-    return any(_SECRET_NAME.search(name) for name, _ in
-               urllib.parse.parse_qsl(query, keep_blank_values=True))
-
-
-def has_secret(url: str) -> bool:
-    """True if url carries credentials: user:password@ or a token-like query parameter."""
-    try:
-        parts = urllib.parse.urlsplit(url)
-    except ValueError:
-        return True
-    return "@" in parts.netloc or _secret_params(parts.query)
-
-
-def redact(url: str) -> str:
-    """The URL without user:password@ and with token-like query values hidden (for messages).
-    A URL without a scheme (git's ``user@host:path``) is returned as it is."""
-    try:
-        parts = urllib.parse.urlsplit(url)
-        if not parts.scheme or not parts.netloc:
-            return url
-        host = parts.hostname or ""
-        if parts.port:
-            host += f":{parts.port}"
-    except ValueError:
-        return "<bad url>"
-    netloc = host if "@" in parts.netloc else parts.netloc
-    query = parts.query
-    if query and _secret_params(query):
-        query = urllib.parse.urlencode(
-            [(k, "REDACTED" if _SECRET_NAME.search(k) else v)
-             for k, v in urllib.parse.parse_qsl(query, keep_blank_values=True)], safe="/:")
-    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, ""))
-
-
-# -- connections -------------------------------------------------------------------------------
-def ssl_context(cafile: str | None = None) -> ssl.SSLContext:
-    """TLS with certificate checks: the system bundle, or cafile when it names a file."""
-    if cafile and not os.path.isfile(cafile):
-        cafile = None
-    return ssl.create_default_context(cafile=cafile)
-
-
-def opener(cafile: str | None = None) -> urllib.request.OpenerDirector:
-    """http/https only (no file:, ftp:, data: even via redirects); env proxies; checked TLS."""
-    director = urllib.request.OpenerDirector()
-    for handler in (urllib.request.ProxyHandler(), urllib.request.UnknownHandler(),
-                    urllib.request.HTTPHandler(),
-                    urllib.request.HTTPSHandler(context=ssl_context(cafile)),
-                    urllib.request.HTTPDefaultErrorHandler(), urllib.request.HTTPRedirectHandler(),
-                    urllib.request.HTTPErrorProcessor()):
-        director.add_handler(handler)
-    director.addheaders = [("User-Agent", USER_AGENT), ("Accept", "*/*")]
-    return director
 
 
 def request(url: str, headers: dict[str, str] | None = None,
@@ -275,8 +218,7 @@ def _unresolvable(url: str) -> str | None:
         host, port = parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError:
         return None
-    if not host or urllib.request.getproxies().get(parts.scheme) and \
-            not urllib.request.proxy_bypass(host):
+    if not host or not goes_direct(url):
         return None
     try:
         socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)

@@ -37,13 +37,16 @@ from cache_core import (
     EXIT_USAGE,
     PRIVATE_KEY_PREFIX,
     CacheError,
+    DigestMismatch,
     atomic_write,
     copy_fd,
+    memo_path,
     open_regular,
+    read_memo,
     replace_checked,
     sha256_fd,
-    state_dir,
     warn,
+    write_memo,
 )
 from hooks.cli.output import human
 from hooks.common import trusted_keys
@@ -111,42 +114,13 @@ def url_hash(url: str) -> str:
     return hashlib.sha256(url.encode("utf-8", "surrogatepass")).hexdigest()[:40]
 
 
-def _memo_path(key: str) -> Path | None:
-    d = state_dir()
-    if d is None:
-        return None
-    try:
-        sub = d / "fetch"
-        os.mkdir(sub, 0o700)
-    except FileExistsError:
-        pass
-    except OSError:
-        return None
-    return sub / f"{url_hash(key)}.json"
-
-
 def trusted_digest(key: str, keys: frozenset[str] = frozenset()) -> str | None:
     """The digest this machine itself downloaded for key, or received with a record signed by
     one of keys (a memo in the private local state dir, never in the cache): an unpinned cached
     copy is served only if it has these bytes, so someone who can edit a shared cache cannot
     swap what a URL gives."""
-    path = _memo_path(key)
-    if path is None:
-        return None
-    try:
-        fd, st = open_regular(path)
-    except (OSError, CacheError):
-        return None
-    try:
-        if st.st_uid != os.geteuid() or st.st_mode & 0o077 or st.st_size > 4096:
-            return None
-        data = json.loads(os.read(fd, 4096))
-    except (OSError, ValueError):
-        return None
-    finally:
-        os.close(fd)
-    digest = data.get("sha256") if isinstance(data, dict) else None
-    by = data.get("by") if isinstance(data, dict) else None
+    data = read_memo(memo_path(f"{url_hash(key)}.json", "fetch"), 4096)
+    digest, by = data.get("sha256"), data.get("by")
     if by is not None and by not in keys:  # vouched by a fleet key no longer trusted
         return None
     return digest if isinstance(digest, str) and _HEX64.match(digest) else None
@@ -155,11 +129,8 @@ def trusted_digest(key: str, keys: frozenset[str] = frozenset()) -> str | None:
 def remember_digest(key: str, digest: str, by: str | None = None) -> None:
     """Record what key gave when this machine downloaded it, or (by) when it came with a
     record signed by that fleet key (best effort)."""
-    path = _memo_path(key)
-    if path is not None:
-        with contextlib.suppress(OSError):
-            atomic_write(path, json.dumps({"sha256": digest, **({"by": by} if by else {})}),
-                         0o600)
+    write_memo(memo_path(f"{url_hash(key)}.json", "fetch"),
+               {"sha256": digest, **({"by": by} if by else {})})
 
 
 def _usable(cache: PackageCache | None) -> bool:
@@ -628,16 +599,33 @@ class _Download:
     def _finish(self, partial: _Partial, info: dict[str, Any], resumed: bool) -> FetchResult:
         """Verify the complete download, store it, place it at dest; the partial is consumed.
 
-        Everything goes through one descriptor: hash, chmod, the copy into the cache, the copy
-        (or, for a private temp already beside DEST, the rename) to DEST."""
+        Everything goes through one descriptor: the hashing copy into the cache (or, without a
+        cache to take it, a plain hash), chmod, the copy (or, for a private temp already beside
+        DEST, the rename) to DEST. The bytes are hashed once."""
         try:
             fd = partial.open_done()
         except (OSError, CacheError) as exc:
             partial.discard()
             raise FetchError(f"the download vanished: {reason(exc)}") from None
         try:
-            os.lseek(fd, 0, os.SEEK_SET)
-            digest, size = sha256_fd(fd)
+            size = os.fstat(fd).st_size
+            digest: str | None = None
+            if self.cache is not None:
+                meta = {"etag": info.get("etag"), "last_modified": info.get("last_modified"),
+                        "validated": time.time()}
+                if self.private:
+                    meta["url"] = redact(self.key)
+                meta = {k: v for k, v in meta.items() if v is not None}
+                try:
+                    digest = self.cache.put(self.ckey, fd, sha256=self.sha256, kind="url",
+                                            meta=meta, private=self.private, on_mismatch="raise")
+                except DigestMismatch as exc:
+                    digest = exc.digest  # reported below
+                if digest is not None:
+                    remember_digest(self.ckey, digest)
+            if digest is None:
+                os.lseek(fd, 0, os.SEEK_SET)
+                digest, size = sha256_fd(fd)
             if self.sha256 and digest != self.sha256:
                 partial.discard()
                 if resumed:
@@ -645,15 +633,7 @@ class _Download:
                 raise FetchError(f"SHA-256 mismatch for {redact(self.key)}: expected "
                                  f"{self.sha256}, got {digest}; nothing cached", EXIT_MISS)
             if self.cache is not None:
-                meta = {"etag": info.get("etag"), "last_modified": info.get("last_modified"),
-                        "validated": time.time()}
-                if self.private:
-                    meta["url"] = redact(self.key)
-                meta = {k: v for k, v in meta.items() if v is not None}
                 self.cache.count_miss(self.ckey)    # a cold download: one miss in stats
-                if self.cache.put(self.ckey, fd, sha256=digest, kind="url", meta=meta,
-                                  private=self.private):
-                    remember_digest(self.ckey, digest)
             try:
                 if partial.fd is not None:
                     _publish_temp(fd, partial.data, self.dest)

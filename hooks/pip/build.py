@@ -42,10 +42,40 @@ def build_wheels(sdists: list[Path], out_dir: Path, pip: list[str], extra_args: 
 
 
 def probe_index(url: str, *, timeout: float = 5.0) -> str | None:
-    """None if the index answers, else the cause in a few words (see hooks.common.http.probe)."""
+    """None if the index answers, else the cause in a few words (see hooks.common.http.probe).
+
+    A host without an address, reached directly, is told with the socket module alone: the
+    offline case (every warm install with the network gone) loads no urllib, ssl or email."""
+    unresolved = _no_address(url)
+    if unresolved:
+        return f"name resolution failed: {unresolved}"
     from hooks.common import http
 
     return http.probe(url, timeout=timeout, cafile=pip_cafile())
+
+
+def _no_address(url: str) -> str | None:
+    """Why url's host has no address, if the environment names no proxy at all (else None:
+    hooks.common.http.probe decides, with the client's proxy rules)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        return None
+    if not host or any(v and k.lower().endswith("_proxy") and k.lower() != "no_proxy"
+                       for k, v in os.environ.items()):
+        return None
+    try:  # (an ASCII name as bytes: no IDNA codec to load)
+        socket.getaddrinfo(host.encode("ascii") if host.isascii() else host, port,
+                           type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        return exc.strerror or str(exc)
+    except (OSError, UnicodeError):
+        return None
+    return None
 
 
 # pip's build requirements for a project without a [build-system] table (legacy setup.py).

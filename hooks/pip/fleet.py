@@ -5,9 +5,9 @@
   record ``built:<sdist sha256>:<fingerprint>`` (uploaded by the core when they are put).
 - ``pipsha:<sha256>`` records (signed) name the file behind a digest, so a fully hash-locked
   requirements file is served from the fleet without any index or listing.
-- ``piplist:<project>`` records (signed) name a JSON listing ``{file name: {sha256, ...}}`` of what
-  the fleet holds for a project; a writer merges the remote listing with its own before
-  publishing, and an offline member resolves from them.
+- ``piplist:<project>`` is a shared set (the core's ``add_to_set``/``read_set``: signed versions
+  that many writers add to at once without losing entries) of ``{filename, sha256, ...}`` items:
+  what the fleet holds for a project; an offline member resolves from it.
 
 Every file taken on the strength of a listing or a ``pipsha:`` record is also checked against
 its own metadata (name and version inside the archive must match the file name), so a poisoned
@@ -27,8 +27,8 @@ import json
 import os
 import re
 import tarfile
-import tempfile
 import zipfile
+from collections.abc import Callable
 from email.parser import HeaderParser
 from pathlib import Path
 from typing import Any
@@ -50,9 +50,9 @@ from .store import Artifact, WheelStore, check_filename, project_of, wheel_tags
 from .target import Target
 from .trust import KEY, groups_of
 
+PageReader = Callable[[str], "tuple[str, bytes, str] | None"]  # the view's read_page
 LISTING = "piplist:"
 BY_DIGEST = "pipsha:"
-MAX_LISTING = 4 << 20
 
 
 def enabled(cache: PackageCache) -> bool:
@@ -81,13 +81,29 @@ def fetch_by_digest(cache: PackageCache, art: Artifact, dest: Path) -> Path | No
     return out if ok else None
 
 
+def _local(tok: str) -> bool:
+    """A source token naming a path on the writer's machine (a find-links directory)."""
+    return tok.startswith("file:")
+
+
+def published_groups(sources: Any) -> list[list[str]]:
+    """The source groups a writer publishes: without key tokens, and without any group naming
+    a path of its own (``file://`` find-links: the same path on a reader is another source)."""
+    out = []
+    for g in groups_of(sources):
+        toks = [t for t in g if not t.startswith(KEY)]
+        if toks and not any(_local(t) for t in toks):
+            out.append(toks)
+    return out
+
+
 def bound(sources: Any, signer: str | None) -> list[list[str]]:
     """The vouch groups of a file received with a record signed by signer: the writer's source
-    groups, each bound to that key ([] without a trusted signature or recorded sources)."""
+    groups, each bound to that key ([] without a trusted signature or recorded sources); a group
+    naming a writer's local path (from an older writer) binds nothing."""
     if not signer:
         return []
-    return [sorted({t for t in g if not t.startswith(KEY)} | {KEY + signer})
-            for g in groups_of(sources) if any(not t.startswith(KEY) for t in g)]
+    return [sorted(set(g) | {KEY + signer}) for g in published_groups(sources)]
 
 
 def fetch_built(cache: PackageCache, store: WheelStore, art: Artifact, target: Target) -> bool:
@@ -213,25 +229,29 @@ def read_listing(cache: PackageCache, project: str) -> dict[str, dict[str, Any]]
 def signed_listing(cache: PackageCache, project: str
                    ) -> tuple[dict[str, dict[str, Any]], str | None]:
     """(the fleet's listing of project, the trusted key that signed it or None)."""
-    rec = _remote(cache).get_record(LISTING + project)
-    if rec is None or rec.size > MAX_LISTING:
-        return {}, None
-    path = _remote(cache).get_object(rec.sha256, size=rec.size)  # read no further than that
-    return (_load(path), rec.signer) if path else ({}, None)
+    items, signer = _remote(cache).read_set(LISTING + project)
+    return fold(items), signer
 
 
-def _load(path: str) -> dict[str, dict[str, Any]]:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-        files = data.get("files") if isinstance(data, dict) else None
-        if not isinstance(files, dict):
-            return {}
-        return {str(k): v for k, v in files.items()
-                if isinstance(v, dict) and isinstance(v.get("sha256"), str)
-                and re.fullmatch(r"[0-9a-f]{64}", v["sha256"])}
-    except (OSError, ValueError):
-        return {}
+def fold(items: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """A listing (file name -> info) from a shared set's items: the source groups of one file
+    and digest are joined; of two digests for one name, the first in the set's order is kept."""
+    out: dict[str, dict[str, Any]] = {}
+    for item in items:
+        name, digest = item.get("filename"), item.get("sha256")
+        if not isinstance(name, str) or not isinstance(digest, str) \
+                or not re.fullmatch(r"[0-9a-f]{64}", digest):
+            continue
+        info = {k: v for k, v in item.items() if k != "filename"}
+        old = out.get(name)
+        if old is None:
+            out[name] = info
+        elif old["sha256"] == digest:
+            groups = groups_of(old.get("sources"))
+            groups += [g for g in groups_of(info.get("sources")) if g not in groups]
+            if groups:
+                old["sources"] = [list(g) for g in groups]
+    return out
 
 
 def adopt_projects(cache: PackageCache, store: WheelStore, target: Target,
@@ -348,9 +368,11 @@ class _Links:
         P().feed(text)
 
 
-def index_files(urls: list[str], project: str, timeout: float = 10.0
+def index_files(urls: list[str], project: str, timeout: float = 10.0,
+                read: PageReader | None = None
                 ) -> dict[str, tuple[str, str, str | None, str | None]] | None:
-    """The project's files on the indexes (PEP 503 pages with #sha256=); None if none answered."""
+    """The project's files on the indexes (PEP 503/691 pages with SHA-256); None if none
+    answered. read: the run's view (view.View.read_page), so pip reads the same download."""
     from hooks.common import http
 
     from .build import pip_cafile
@@ -358,8 +380,21 @@ def index_files(urls: list[str], project: str, timeout: float = 10.0
     out: dict[str, tuple[str, str, str | None, str | None]] = {}
     answered = False
     for base in urls:
-        status, final, body = http.get(base.rstrip("/") + f"/{project}/", accept="text/html",
-                                       timeout=timeout, cafile=pip_cafile())
+        url = base.rstrip("/") + f"/{project}/"
+        if read is not None:
+            page = read(url)
+            if page is None:
+                continue
+            answered = True
+            ctype, body, final = page
+            files = (_json_links(final, body) if ctype.split(";", 1)[0].strip()
+                     == "application/vnd.pypi.simple.v1+json"
+                     else _Links(final, body.decode("utf-8", "replace")).files)
+            for k, v in files.items():
+                out.setdefault(k, v)
+            continue
+        status, final, body = http.get(url, accept="text/html", timeout=timeout,
+                                       cafile=pip_cafile())
         answered = answered or status in (200, 404)
         if status != 200:
             continue
@@ -368,8 +403,31 @@ def index_files(urls: list[str], project: str, timeout: float = 10.0
     return out if answered else None
 
 
+def _json_links(base: str, body: bytes) -> dict[str, tuple[str, str, str | None, str | None]]:
+    """The files of a PEP 691 JSON page, as _Links gives them for an HTML page."""
+    from urllib.parse import unquote, urljoin, urlsplit
+
+    out: dict[str, tuple[str, str, str | None, str | None]] = {}
+    try:
+        data = json.loads(body)
+        for f in data.get("files") or []:
+            digest = (f.get("hashes") or {}).get("sha256")
+            if not isinstance(f.get("url"), str) or not isinstance(digest, str) or \
+                    not re.fullmatch(r"[0-9a-fA-F]{64}", digest):
+                continue
+            url = urljoin(base, f["url"]).partition("#")[0]
+            name = str(f.get("filename") or unquote(urlsplit(url).path.rsplit("/", 1)[-1]))
+            rp, yanked = f.get("requires-python"), f.get("yanked")
+            out.setdefault(name, (url, digest.lower(), rp if isinstance(rp, str) else None,
+                                  (yanked if isinstance(yanked, str) else "") if yanked
+                                  else None))
+    except (ValueError, AttributeError, TypeError):
+        return {}
+    return out
+
+
 def index_verified(cache: PackageCache, store: WheelStore, target: Target, pip_args: list[str],
-                   limit: int = 500) -> int:
+                   limit: int = 500, read: PageReader | None = None) -> int:
     """Take into the cache the fleet's files that the index itself lists with the same SHA-256
     (and the wheels the fleet built from such sdists), recorded as coming from this request's
     sources: pip, resolving online with the cache's tree last in line, then makes the choice
@@ -387,7 +445,7 @@ def index_verified(cache: PackageCache, store: WheelStore, target: Target, pip_a
         listing = read_listing(cache, project)
         if not listing:
             continue
-        published = index_files(urls, project)
+        published = index_files(urls, project, read=read)
         if not published:
             continue
         for filename, info in listing.items():
@@ -417,6 +475,56 @@ def index_verified(cache: PackageCache, store: WheelStore, target: Target, pip_a
     return taken
 
 
+def adopt_pins(cache: PackageCache, store: WheelStore, target: Target,
+               pip_args: list[str]) -> int:
+    """A fully pinned (``==``) request: take the pinned versions' files from the fleet's
+    listings signed by a trusted key, so pip installs them with no index page at all (the
+    pinned() check then makes sure every distribution pip would install is pinned). Returns
+    the number of files taken."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    pins: dict[str, str] = {}
+    for line in options.request_lines(pip_args):
+        spec = line.split(" --", 1)[0].split(";", 1)[0].strip()
+        try:
+            req = Requirement(spec)
+        except InvalidRequirement:
+            continue
+        exact = [s.version for s in req.specifier if s.operator == "=="]
+        if len(exact) == 1 and "*" not in exact[0]:
+            pins[str(canonicalize_name(req.name))] = canonicalize_version(exact[0])
+    have = {(str(e.meta.get("name")), canonicalize_version(str(e.meta.get("version"))))
+            for p in ("wheel:", "built:") for e in cache.keys(p) if e.meta}
+    taken = 0
+    for project, version in pins.items():
+        if (project, version) in have:  # cached here already: no store request (warm runs)
+            continue
+        listing, signer = signed_listing(cache, project)
+        if not signer:  # only a trusted key's listing vouches (trust: unsigned never does)
+            continue
+        for filename, info in listing.items():
+            try:
+                if filename.endswith(".whl"):
+                    name, ver, _, _ = parse_wheel_filename(filename)
+                    if not target.supports(wheel_tags(filename) or frozenset()):
+                        continue
+                else:
+                    name, ver = parse_sdist_filename(filename)
+            except (InvalidWheelFilename, InvalidSdistFilename):
+                continue
+            if name != project or canonicalize_version(ver) != version:
+                continue
+            groups = bound(info.get("sources"), signer)
+            if filename.endswith(".whl"):
+                taken += _adopt(cache, store, filename, info["sha256"], info, groups=groups)
+            else:
+                art = Artifact(name=project, version=str(ver), url="", filename=filename,
+                               sha256=info["sha256"], requires_python=info.get("requires_python"),
+                               yanked=False, is_direct=False)
+                taken += fetch_built(cache, store, art, target)
+    return taken
+
+
 # -- writing --------------------------------------------------------------------------------------
 def publish(cache: PackageCache, arts: list[Artifact], store: WheelStore | None = None) -> None:
     """Queue the ``pipsha:`` records and merged ``piplist:`` listings of what this run cached,
@@ -440,9 +548,9 @@ def publish(cache: PackageCache, arts: list[Artifact], store: WheelStore | None 
                                 "yanked": art.yanked}
         vouch = store.trust.get(entry.key) if store is not None else None
         if vouch and vouch[0] == entry.digest:
-            groups = [[t for t in g if not t.startswith(KEY)] for g in groups_of(vouch[1])]
-            if any(groups):
-                info["sources"] = [g for g in groups if g]
+            groups = published_groups(vouch[1])
+            if groups:
+                info["sources"] = groups
         if cache.alias(BY_DIGEST + art.sha256, art.sha256, kind="pipsha",
                        meta={"filename": art.filename, **info}):
             remote.put_record(BY_DIGEST + art.sha256)
@@ -452,29 +560,8 @@ def publish(cache: PackageCache, arts: list[Artifact], store: WheelStore | None 
 
 
 def merge_listing(cache: PackageCache, project: str, files: dict[str, dict[str, Any]]) -> bool:
-    """Merge files into the fleet's listing of project (remote + local + new) and queue it."""
+    """Add files to the fleet's listing of project (a shared set: the uploader merges them into
+    the store's newest version, whatever other writers add at the same time)."""
     key = LISTING + str(canonicalize_name(project))
-    merged = read_listing(cache, key[len(LISTING):])
-    before = dict(merged)
-    local = cache.get(key)
-    if local is not None:
-        for k, v in _load(local).items():
-            merged.setdefault(k, v)
-    for name, info in files.items():
-        old = merged.get(name)
-        if old is not None and old.get("sha256") == info.get("sha256") and "sources" in old:
-            groups = groups_of(old.get("sources"))
-            groups += [g for g in groups_of(info.get("sources")) if g not in groups]
-            info = {**info, "sources": [list(g) for g in groups]}
-        merged[name] = info
-    if merged == before:
-        return False
-    store = cache.bucket("pip-v1")
-    fd, tmp = tempfile.mkstemp(prefix=".listing-", dir=str(store))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump({"project": key[len(LISTING):], "files": merged}, fh, sort_keys=True)
-        return cache.put(key, tmp, kind="piplist") is not None
-    finally:
-        with __import__("contextlib").suppress(OSError):
-            os.unlink(tmp)
+    return _remote(cache).add_to_set(key, [{"filename": name, **info}
+                                           for name, info in sorted(files.items())])

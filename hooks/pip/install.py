@@ -8,11 +8,9 @@ and install offline again. Any fault of the cache itself falls back to plain pip
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -30,8 +28,10 @@ from .options import PipOptions
 from .store import Artifact, Candidate, WheelStore, parse_report, project_of, wheel_tags
 from .target import Target, TargetError, find_python, probe
 from .trust import Request, may_offer
-from .view import View
-from .view import usable as view_usable
+
+TYPE_CHECKING = False  # (typing, and the view's http/ssl/email imports: not on a warm run)
+if TYPE_CHECKING:
+    from .view import View
 
 _LINK = re.compile(r"(\S+?\.(?:whl|tar\.gz|zip))(?:#|\s|$)")
 PRUNE_EVERY = 3600  # drop links to evicted objects at most hourly
@@ -162,12 +162,19 @@ class Driver:
     def view(self) -> View | None:
         """The local view pip reads the user's indexes through (started on first use), so
         the files pip downloads are the ones cached; None where pip must reach them itself."""
-        if self._view is None and not self._no_view and view_usable(self.opts.pip_args):
+        if self._view is None and not self._no_view:
+            from .view import View
+            from .view import usable as view_usable
+
+            if not view_usable(self.opts.pip_args):
+                return None
             from .build import pip_cafile
+            from .pages import Pages
 
             dl = self.work / "dl"
             dl.mkdir(exist_ok=True)
             self._view = View(self.opts.pip_args, dl, pip_cafile())
+            self._view.shared = Pages(self.cache, self.store.trust, self.request.keys)
             self.env = self._view.env(self.env)
             if _fleet(self.cache) is not None:
                 self._coalesce(self._view)
@@ -202,6 +209,8 @@ class Driver:
         v = self._view
         if v is None:
             return arts
+        import dataclasses
+
         return [dataclasses.replace(a, url=v.upstream(a.url)) for a in arts]
 
     def close(self) -> None:
@@ -213,6 +222,8 @@ class Driver:
         if self._view is not None:
             self._view.close()
         if self._work is not None:
+            import shutil
+
             shutil.rmtree(self._work, ignore_errors=True)
 
     # -- what the cache offers ----------------------------------------------------------------
@@ -686,11 +697,11 @@ class Driver:
         if opts.no_index:
             return self.cache_first(installer)
         if not opts.refresh and options.fully_pinned(opts.pip_args):
+            if fleet is not None:  # the pinned versions from the fleet's signed listings
+                fleet.adopt_pins(self.cache, self.store, self.target, opts.pip_args)
             rc = self.pinned(installer)
             if rc is not None:
                 return rc
-        from hooks.common.http import redact
-
         from . import build as fetch
 
         index = options.index_url(opts.pip_args)
@@ -698,9 +709,15 @@ class Driver:
         if cause is not None:
             if fleet is not None:  # resolve from the fleet's signed listings
                 fleet.adopt_projects(self.cache, self.store, self.target, names)
-            return self.unreachable(installer, redact(index), cause)
+            if any(c in index for c in "@?#"):  # (only then can redacting change it: no ssl)
+                from hooks.common.http import redact
+
+                index = redact(index)
+            return self.unreachable(installer, index, cause)
         if fleet is not None:  # files the index lists with the same SHA-256: offered from the cache
-            fleet.index_verified(self.cache, self.store, self.target, opts.pip_args)
+            v = self.view()  # the pages it reads are the pages pip then reads
+            fleet.index_verified(self.cache, self.store, self.target, opts.pip_args,
+                                 read=v.read_page if v is not None else None)
         if installer == "uv":
             return self.online_uv()
         rc = self.online_pip()
@@ -910,9 +927,10 @@ def _start(argv: list[str], *, wheelhouse: bool
     except TargetError as exc:
         _err(str(exc))
         return None, None, EXIT_USAGE
-    import importlib.util
+    from importlib.machinery import PathFinder  # (importlib.util.find_spec runs setuptools'
+    # distutils hack, which imports traceback: ~5 ms of every run)
 
-    if importlib.util.find_spec("pip") is None and not _has_pip(python):
+    if PathFinder.find_spec("pip") is None and not _has_pip(python):
         _err(f"no pip to install into {python} with: name a target that has pip with "
              "--python PY|VENV, or activate a virtual environment")
         return None, None, EXIT_USAGE

@@ -334,8 +334,6 @@ def extra_index_urls() -> list[str]:
 
 
 def _config_value(key: str) -> str:
-    import configparser
-
     files = ["/etc/pip.conf", "/etc/xdg/pip/pip.conf"]
     home = os.path.expanduser("~")
     files += [os.path.join(os.environ.get("XDG_CONFIG_HOME") or os.path.join(home, ".config"),
@@ -344,10 +342,19 @@ def _config_value(key: str) -> str:
         files = [f for f in files if f.startswith("/etc/")] + [os.environ["PIP_CONFIG_FILE"]]
     found = ""
     for f in files:
+        try:  # (a file that cannot name the key is not parsed: no configparser on most runs)
+            with open(f, encoding="utf-8") as fh:
+                text = fh.read()
+        except (OSError, UnicodeDecodeError):
+            continue
+        if key not in text.lower():
+            continue
+        import configparser
+
         cp = configparser.ConfigParser(interpolation=None)
         try:
-            cp.read(f, encoding="utf-8")
-        except (configparser.Error, UnicodeDecodeError):
+            cp.read_string(text, source=f)
+        except configparser.Error:
             continue
         for section in ("global", "install"):
             if cp.has_option(section, key):
@@ -470,8 +477,18 @@ def origin(url: str, pip_args: list[str]) -> list[str]:
 
 def requirement_hashes(pip_args: list[str]) -> tuple[list[str], list[str]]:
     """(--hash digests, project names) from the -r files and arguments pip will read."""
-    hashes: list[str] = []
+    hashes: list[str] = [h for a in pip_args if a.startswith("--hash") for h in _HASH.findall(a)]
     names: list[str] = []
+    for line in request_lines(pip_args):
+        hashes += [h.lower() for h in _HASH.findall(line)]
+        m = REQ_NAME.match(line) if not line.lstrip().startswith("-") else None
+        if m:
+            names.append(m.group(1))
+    return hashes, names
+
+
+def request_lines(pip_args: list[str]) -> list[str]:
+    """The requirement lines pip will read: arguments and the lines of the -r files."""
     lines: list[str] = []
     args = iter(pip_args)
     for arg in args:
@@ -483,14 +500,7 @@ def requirement_hashes(pip_args: list[str]) -> tuple[list[str], list[str]]:
             lines += _read_lines(arg[2:])
         elif not arg.startswith("-"):
             lines.append(arg)
-        elif arg.startswith("--hash"):
-            hashes += _HASH.findall(arg)
-    for line in lines:
-        hashes += [h.lower() for h in _HASH.findall(line)]
-        m = REQ_NAME.match(line) if not line.lstrip().startswith("-") else None
-        if m:
-            names.append(m.group(1))
-    return hashes, names
+    return lines
 
 
 def _read_lines(path: str, depth: int = 0) -> list[str]:

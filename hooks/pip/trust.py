@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
-import json
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cache_core import atomic_write, read_json, state_dir
+from cache_core import memo_path, read_memo, write_memo
 
 LEGACY_FILE = "pip-trust.json"  # one per host (before per-cache records): read once, to migrate
 MAX_BYTES = 64 << 20
@@ -94,7 +93,7 @@ def may_offer(digest: str, vouch: Sequence[Any] | None, req: Request) -> bool:
 
 def _read(path: Path) -> dict[str, Any]:
     """Our own owner-only JSON file ({} otherwise)."""
-    return read_json(path, max_bytes=MAX_BYTES, private=True)
+    return read_memo(path, MAX_BYTES)
 
 
 def _clean(data: dict[str, Any]) -> tuple[dict[str, list[Any]], dict[str, list[int]]]:
@@ -114,8 +113,8 @@ class Trust:
     """key -> [digest, source groups] this machine vouched for; digest -> stat stamp."""
 
     def __init__(self, cache_root: str | os.PathLike[str] | None = None) -> None:
-        self.dir = state_dir()
-        self.path = self.dir / file_name(cache_root) if self.dir is not None else None
+        self.path = memo_path(file_name(cache_root))
+        self.dir = self.path.parent if self.path is not None else None
         data = _read(self.path) if self.path is not None else {}
         migrated = False
         if not data and self.path is not None and self.path.name != LEGACY_FILE \
@@ -199,8 +198,8 @@ class Trust:
             stamps.update(self.stamps)
             if live is not None:
                 stamps = {k: v for k, v in stamps.items() if k in live}
-            atomic_write(self.path, json.dumps({"keys": keys, "stamps": stamps},
-                                               separators=(",", ":")), 0o600)
+            if not write_memo(self.path, {"keys": keys, "stamps": stamps}):
+                return
             self.keys, self.stamps = keys, stamps
             self._new_keys.clear()
             self._dropped.clear()

@@ -6,7 +6,9 @@ downloads is streamed to pip and, in the same pass, written to this run's downlo
 checked against the index's SHA-256: the driver caches those bytes instead of downloading the file
 a second time. Pages and files are relayed unchanged otherwise (status, type, metadata files), so
 pip resolves exactly as it would against the index. Only this process can use the view: it listens
-on 127.0.0.1 under a random path, and it lives for one run.
+on 127.0.0.1 under a random path, and it lives for one run. Each page is read from the index once
+per run (pip and the driver share it), and revalidated rather than downloaded when this machine
+or the fleet keeps a copy (pages.py).
 """
 
 from __future__ import annotations
@@ -23,15 +25,20 @@ import shutil
 import threading
 import urllib.error
 import urllib.parse
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hooks.common import http as client
 
 from . import options
+from .pages import PIP_ACCEPT
+
+if TYPE_CHECKING:
+    from .pages import Pages
 
 _HREF = re.compile(r"""(<a\b[^>]*?\bhref\s*=\s*)(["'])(.*?)\2""", re.I | re.S)
 _BASE = re.compile(r"""<base\b[^>]*?\bhref\s*=\s*(["'])(.*?)\1""", re.I | re.S)
@@ -92,8 +99,12 @@ class View:
         # might have handled itself (auth, 5xx, unreachable): the caller retries without the view
         self._lock = threading.Lock()
         self._file_locks: dict[int, threading.Lock] = {}
-        self._pages: dict[tuple[str, str], tuple[str, bytes] | int] = {}  # (url, Accept) ->
-        # (type, rewritten body), or 404
+        self._pages: dict[tuple[str, str], tuple[str, bytes, str, bytes] | int] = {}
+        # (url, Accept) -> (type, body, base, body rewritten for pip), or 404
+        self._page_locks: dict[tuple[str, str], threading.Lock] = {}
+        self._confirmed: dict[str, str] = {}  # page URL -> final URL of its 304
+        # set by the driver: pages kept in the cache and shared by the fleet (pages.py)
+        self.shared: Pages | None = None
         self._secret = secrets.token_urlsafe(18)
         # set by the driver when the cache has a remote tier: coalesce(sha256) is a lease
         # (cache_core's download_lease) and keep(path, sha256) stores a download in the cache
@@ -218,14 +229,19 @@ class View:
         except (BrokenPipeError, ConnectionResetError):
             return None
 
-    def _open(self, url: str, accept: str = "*/*") -> http.client.HTTPResponse | int:
-        """The upstream response, or the HTTP status of its failure (0: no answer)."""
+    def _open(self, url: str, accept: str = "*/*", headers: dict[str, str] | None = None
+              ) -> http.client.HTTPResponse | int:
+        """The upstream response, or the HTTP status of its failure (0: no answer); a 304 (to
+        conditional headers) sets self._confirmed[url] to the final URL (redirects followed)."""
         try:
-            return client.opener(self.cafile).open(client.request(url, {"Accept": accept}),
-                                                   timeout=client.DEFAULT_TIMEOUT)
+            return client.opener(self.cafile).open(
+                client.request(url, {"Accept": accept, **(headers or {})}),
+                timeout=client.DEFAULT_TIMEOUT)
         except urllib.error.HTTPError as exc:
             with contextlib.suppress(Exception):
                 exc.close()
+            if exc.code == 304:
+                self._confirmed[url] = str(exc.url or url)
             return exc.code
         except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError):
             return 0
@@ -239,27 +255,60 @@ class View:
     def _page(self, h: BaseHTTPRequestHandler, url: str) -> None:
         """A project's page, read from the index once per run (pip's resolves, its build
         environments and the driver's resolves of build dependencies all read the same)."""
-        accept = h.headers.get("Accept") or "text/html"
-        memo = self._pages.get((url, accept))
-        if memo is None:
-            resp = self._open(url, accept)
-            if isinstance(resp, int):
-                if resp == 404:
-                    self._pages[(url, accept)] = 404
-                return self._fail(h, resp)
-            with resp:
-                body = resp.read(_PAGE_LIMIT)
-                ctype = resp.headers.get("Content-Type", "text/html")
-                base = resp.geturl()
-            memo = self._pages[(url, accept)] = (ctype, self._rewrite(body, ctype, base))
+        memo = self._read_page(url, h.headers.get("Accept") or "text/html")
         if isinstance(memo, int):
             return self._fail(h, memo)
-        ctype, body = memo
+        ctype, body = memo[0], memo[3]
         h.send_response(200)
         h.send_header("Content-Type", ctype)
         h.send_header("Content-Length", str(len(body)))
         h.end_headers()
         h.wfile.write(body)
+
+    def read_page(self, url: str) -> tuple[str, bytes, str] | None:
+        """(content type, body, base URL) of a page of the user's indexes as pip asks for it
+        (the driver reads the page pip then reads: one download), None if it cannot be read."""
+        memo = self._read_page(url, PIP_ACCEPT)
+        return None if isinstance(memo, int) else memo[:3]
+
+    def _read_page(self, url: str, accept: str) -> tuple[str, bytes, str, bytes] | int:
+        """The page (type, body, base, body for pip), or the status of its failure; memoised
+        for the run, revalidated against a kept or shared copy (pages.py) when there is one."""
+        with self._lock:
+            lock = self._page_locks.setdefault((url, accept), threading.Lock())
+        with lock:
+            memo = self._pages.get((url, accept))
+            if memo is not None:
+                return memo
+            held = None
+            if self.shared is not None:
+                with contextlib.suppress(Exception):  # (a fault there: the page is downloaded)
+                    held = self.shared.held(url, accept)
+            # compressed as pip asks for it (requests sends gzip too; PyPI's pages shrink ~5x)
+            resp = self._open(url, accept, {"Accept-Encoding": "gzip",
+                                            **(held.conditions() if held is not None else {})})
+            if resp == 304 and held is not None and self.shared is not None:
+                with contextlib.suppress(Exception):  # the index confirmed the copy's validator
+                    self.shared.confirm(held)
+                ctype, body, base = held.ctype, held.body, self._confirmed.pop(url, url)
+            elif isinstance(resp, int):
+                if resp == 404:
+                    self._pages[(url, accept)] = 404
+                return resp
+            else:
+                with resp:
+                    plain = _decoded(resp.read(_PAGE_LIMIT), resp.headers.get("Content-Encoding"))
+                    if plain is None:
+                        return 0
+                    body = plain
+                    ctype = resp.headers.get("Content-Type", "text/html")
+                    base = resp.geturl()
+                    if self.shared is not None:
+                        with contextlib.suppress(Exception):  # (keeping it is only a saving)
+                            self.shared.save(url, accept, body, resp.headers, held)
+            memo = self._pages[(url, accept)] = (ctype, body, base,
+                                                 self._rewrite(body, ctype, base))
+            return memo
 
     def _register(self, url: str) -> str:
         """The view URL for a file URL (absolute), fragment kept."""
@@ -404,6 +453,21 @@ class View:
             h.end_headers()
             while chunk := f.read(client.CHUNK):
                 h.wfile.write(chunk)
+
+
+def _decoded(body: bytes, encoding: str | None) -> bytes | None:
+    """A page's bytes without its Content-Encoding (gzip or none; None if it cannot be read)."""
+    enc = (encoding or "identity").strip().lower()
+    if enc in ("identity", ""):
+        return body
+    if enc not in ("gzip", "x-gzip"):
+        return None
+    try:
+        d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        out = d.decompress(body, _PAGE_LIMIT)
+        return out if d.eof and not d.unconsumed_tail else None
+    except zlib.error:
+        return None
 
 
 def _safe(name: str) -> bool:

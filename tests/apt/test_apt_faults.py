@@ -79,7 +79,7 @@ def test_python_apt_missing(lab, tmp_path) -> None:
 def test_any_exception_inside_the_cache(lab, tmp_path) -> None:
     fault = tmp_path / "fault"
     write_module(fault, "sitecustomize", """
-        import cache_core.cache as c
+        import cache_core.api as c
         def boom(*a, **k):
             raise RuntimeError("injected fault")
         c.PackageCache.put = boom

@@ -45,7 +45,8 @@ def method_pids(helper: bool, marker: str) -> list[int]:
                 cmd = fh.read().split(b"\0")
         except OSError:
             continue
-        if b"hooks.apt.method" in cmd and (b"--helper" in cmd) == helper and _ours(d, marker):
+        ours = b"hooks.apt.method" in cmd or any(c.endswith(b"hooks/apt/method.py") for c in cmd)
+        if ours and (b"--helper" in cmd) == helper and _ours(d, marker):
             out.append(int(d))
     return out
 

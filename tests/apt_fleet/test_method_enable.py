@@ -34,7 +34,7 @@ def test_enable_from_a_pip_install_gives_a_working_method(fleet, tmp_path) -> No
     assert res.returncode == 0, res.stderr
     assert f"05pkgcache-method (the download method, in {methods})" in res.stdout, res.stdout
     for name in ("http", "https"):
-        assert f"{exe.parent}/python3 -m hooks.apt.method" in (methods / name).read_text()
+        assert f"{exe.parent}/python3 -I -S " in (methods / name).read_text()
     st = json.loads(pkgcache("apt", "status", "--json").stdout)
     assert st["method"]["active"] and st["method"]["http"] == str(methods / "http"), st
     fleet.origin.reset()

@@ -80,6 +80,10 @@ def test_pip_quick(tmp_path: Path) -> None:
     t = {x["target"]: x for x in res["targets"]}
     limit = t["pkgcache pip backend offline / wheelhouse --no-index"]
     assert limit["limit"] == 1.05 and len(limit["per_run"]) == 1 and limit["per_run"][0] > 0
+    if "uv-offline" in names:  # uv installed: its peers, and the closest design beside them
+        assert {"pkgcache-uv", "uv-wheelhouse"} <= set(names)
+        closest = t["uv --find-links wheelhouse (no pkgcache) / uv --offline"]
+        assert closest["limit"] is None and closest["per_run"][0] > 0
 
 
 @pytest.mark.slow

@@ -117,21 +117,80 @@ def test_one_byte_formatter() -> None:
         ["0 B", "1023 B", "1.5 KiB", "5.0 GiB", "3072.0 TiB"]
 
 
-def test_one_http_client() -> None:
-    """urllib.request, ssl contexts and credential redaction live in hooks/common/http.py."""
-    users = {}
-    for name, tree in _trees().items():
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Import | ast.ImportFrom):
-                mod = node.module if isinstance(node, ast.ImportFrom) else None
-                names = [a.name for a in node.names]
-                if mod in ("urllib.request", "ssl") or {"urllib.request", "ssl"} & set(names):
-                    users.setdefault(name, 0)
-                    users[name] += 1
-            if isinstance(node, ast.FunctionDef) and node.name in ("redact", "_redact") \
-                    and name != "hooks/common/http.py":
-                users[f"{name} def {node.name}"] = 1
-    assert sorted(users) == ["hooks/common/http.py"]
+CORE = REPO / "cache_core"
+# What makes an HTTP client policy: TLS contexts, proxy discovery and no_proxy, connections.
+_POLICY = re.compile(r"\b(create_default_context|SSLContext|ProxyHandler|getproxies\w*|"
+                     r"proxy_bypass\w*|HTTPS?Connection|set_tunnel|urlopen|create_connection)\(")
+
+
+def _all_trees() -> dict[str, ast.AST]:
+    return {_rel(p): ast.parse(p.read_text(), _rel(p)) for p in [*_py(CORE), *_py(HOOKS)]}
+
+
+def test_one_http_client_policy() -> None:
+    """Proxies, TLS and connections are made in cache_core/net.py only (the remote stores and the
+    drivers' client both use it); URLs are redacted by its ``redact`` alone."""
+    users = sorted({f"{_rel(p)}" for p in [*_py(CORE), *_py(HOOKS)]
+                    if _POLICY.search(p.read_text())})
+    assert users == ["cache_core/net.py"]
+    defs = sorted(f"{name}:{node.name}" for name, tree in _all_trees().items()
+                  for node in ast.walk(tree)
+                  if isinstance(node, ast.FunctionDef)
+                  and re.fullmatch(r"_?(redact\w*|has_secret)", node.name))
+    assert defs == ["cache_core/net.py:has_secret", "cache_core/net.py:redact"]
+    # urllib.request and ssl themselves: the policy, and the drivers' client (requests, errors)
+    importers = sorted({name for name, tree in _all_trees().items() for node in ast.walk(tree)
+                        if isinstance(node, ast.Import | ast.ImportFrom) and (
+                            {"urllib.request", "ssl"} & {a.name for a in node.names}
+                            or (isinstance(node, ast.ImportFrom)
+                                and node.module in ("urllib.request", "ssl")))})
+    assert importers == ["cache_core/net.py", "hooks/common/http.py"]
+    from cache_core import net
+    from hooks.common import http
+
+    assert http.redact is net.redact and http.opener is net.opener
+
+
+def test_one_state_dir_and_one_memo_helper() -> None:
+    """$PKGCACHE_STATE_DIR is read by cache_core.fs.safety.state_dir alone, and only the memo
+    helper (cache_core/fs/memo.py) asks it for the directory: every trust memo is read, checked
+    (our own, 0600) and written by one piece of code."""
+    named = sorted(f"{name}:{node.lineno}" for name, tree in _all_trees().items()
+                   for node in ast.walk(tree)
+                   if isinstance(node, ast.Constant) and node.value == "PKGCACHE_STATE_DIR")
+    assert named == [f"cache_core/fs/safety.py:{_line_of(CORE / 'fs/safety.py', 'STATE_ENV =')}"]
+    defs = sorted(f"{name}:{node.name}" for name, tree in _all_trees().items()
+                  for node in ast.walk(tree)
+                  if isinstance(node, ast.FunctionDef) and "state_dir" in node.name)
+    assert defs == ["cache_core/fs/safety.py:state_dir"]
+    # no other thing is called a state dir (a parameter, attribute or variable)
+    others = sorted(f"{name}:{node.lineno}" for name, tree in _all_trees().items()
+                    for node in ast.walk(tree)
+                    if (isinstance(node, ast.arg) and node.arg == "state_dir")
+                    or (isinstance(node, ast.Attribute) and node.attr == "state_dir")
+                    or (isinstance(node, ast.Name) and node.id == "state_dir"
+                        and isinstance(node.ctx, ast.Store)))
+    assert others == []
+    callers = sorted({name for name, tree in _all_trees().items() for node in ast.walk(tree)
+                      if isinstance(node, ast.Call) and isinstance(node.func, ast.Name | ast.Attribute)
+                      and (getattr(node.func, "id", None) or getattr(node.func, "attr", None))
+                      == "state_dir"})
+    assert callers == ["cache_core/fs/memo.py"]
+
+
+def test_no_compatibility_shims_in_the_core() -> None:
+    """A cache_core module that only re-exports another one's names is gone (tests import the
+    real homes)."""
+    shims = []
+    for path in _py(CORE):
+        body = [n for n in ast.parse(path.read_text()).body
+                if not (isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant))]
+        if path.name != "__init__.py" and body and all(
+                isinstance(n, ast.ImportFrom | ast.Import) or (
+                    isinstance(n, ast.Assign) and ast.unparse(n.targets[0]) == "__all__")
+                for n in body):
+            shims.append(_rel(path))
+    assert shims == []
 
 
 def test_version_written_in_one_place() -> None:

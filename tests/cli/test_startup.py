@@ -23,7 +23,7 @@ def _drivers(mods: set[str]) -> set[str]:
 
 def test_version_imports_no_parser_no_sqlite_no_yaml_no_driver() -> None:
     mods = imported("--version")
-    assert not {"sqlite3", "yaml", "argparse", "typing", "cache_core.cache"} & mods
+    assert not {"sqlite3", "yaml", "argparse", "typing", "cache_core.api"} & mods
     assert _drivers(mods) == set()
 
 
@@ -56,6 +56,30 @@ def test_help_with_stubs_is_the_help_of_the_full_parser(monkeypatch: pytest.Monk
     r = run_cli("no-such-command")
     for word in ("put", "verify", "clear", "apt", "pip", "fetch", "git", "remote"):
         assert f"'{word}'" in r.stderr, word
+
+
+def test_top_level_help_at_80_columns_is_the_parsers_text_without_argparse(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The generated help (hooks/cli/helptext.py) is what argparse renders; at other widths,
+    or on another Python, the parser itself prints it."""
+    import runpy
+
+    from hooks.cli import build_parser, helptext
+    from tests.support import REPO
+
+    gen = runpy.run_path(str(REPO / "scripts" / "help_text.py"))
+    assert gen["render"]() == helptext.TOP, "run: python3 scripts/help_text.py"
+    text = (REPO / "hooks" / "cli" / "helptext.py").read_text(encoding="utf-8")
+    assert gen["rewritten"](text) == text
+    for argv in (["--help"], ["-h"]):
+        mods = imported(*argv, env={"COLUMNS": "80"})
+        assert "argparse" not in mods and "typing" not in mods, argv
+        r = run_cli(*argv, env={"COLUMNS": "80"})
+        assert (r.returncode, r.stdout, r.stderr) == (0, helptext.TOP, ""), argv
+    assert "argparse" in imported("--help", env={"COLUMNS": "100"})
+    r = run_cli("--help", env={"COLUMNS": "100"})
+    monkeypatch.setenv("COLUMNS", "100")
+    assert r.stdout != helptext.TOP and r.stdout == build_parser(None, stubs=True).format_help()
 
 
 def test_a_driver_command_imports_only_its_driver() -> None:

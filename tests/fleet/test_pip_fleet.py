@@ -118,22 +118,31 @@ def test_index_running_b_with_its_own_state_dir_fetches_no_file(
         rc = fleet.pip(b, ["--python", py(v), "-i", index.url, "-r", str(req)])
         assert rc == 0, capfd.readouterr().err
         new = index.requests[before:]
-        assert new and not [p for p in new if "/files/" in p and ".whl" in p], (req.name, new)
+        assert not [p for p in new if "/files/" in p and ".whl" in p], (req.name, new)
+        # fully pinned: from the fleet's signed listings, not even a page (test_pip_pages)
+        assert (new == []) if req is pinned else bool(new), (req.name, new)
         assert venv_version(v, "alpha") == served_a["alpha"]
         b.close()
 
 
 def _put_listing(fleet, project: str, files: dict, signed: bool) -> None:
-    """Write a listing (content + record) straight into the store, as a hostile writer would."""
+    """Write a listing straight into the store as a hostile writer would: the next version of
+    the shared set ``piplist:<project>`` (content + record) and the hint naming it."""
     import hashlib
 
-    body = json.dumps({"project": project, "files": files}).encode()
+    key = f"piplist:{project}"
+    n = 1
+    while fleet.store.read(record_name(f"{key}#{n}")) is not None:
+        n += 1
+    body = json.dumps({"set": key, "items": [{"filename": k, **v} for k, v in files.items()]}
+                      ).encode()
     digest = hashlib.sha256(body).hexdigest()
     fleet.store.write(f"cas/{digest}", body)
-    key = f"piplist:{project}"
     signer = load_secret_key(fleet.key[0]) if signed else None
-    fleet.store.write(record_name(key), encode(Record(key, digest, len(body), "piplist", {}),
-                                               signer))
+    fleet.store.write(record_name(f"{key}#{n}"), encode(
+        Record(f"{key}#{n}", digest, len(body), "setv", {}), signer))
+    fleet.store.write(record_name(key), encode(
+        Record(key, digest, len(body), "sethead", {"head": n}), signer))
 
 
 def test_a_poisoned_listing_never_gets_a_wrong_file_installed(

@@ -235,12 +235,12 @@ def test_version_cached_from_another_index_never_enters_an_online_resolve(
 def test_no_pip_anywhere_names_how_to_pick_a_target(cache: PackageCache, make_venv,
                                                     monkeypatch: pytest.MonkeyPatch,
                                                     capfd: pytest.CaptureFixture[str]) -> None:
-    import importlib.util
+    from importlib.machinery import PathFinder
 
     inst = sys.modules["hooks.pip.install"]  # the module (hooks.pip.install is the function)
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "pip" else real(name, *a))
+    real = PathFinder.find_spec
+    monkeypatch.setattr(PathFinder, "find_spec",
+                        lambda name, *a, **k: None if name == "pip" else real(name, *a, **k))
     monkeypatch.setattr(inst, "_has_pip", lambda python: False)  # a target without pip
     assert install(cache, ["--python", py(make_venv()), "six"]) == 2
     err = capfd.readouterr().err.strip().splitlines()

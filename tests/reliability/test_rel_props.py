@@ -21,11 +21,10 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import cache_core.cache as core_cache
 import cache_core.errors as core_errors
 from cache_core import PackageCache
 from cache_core.errors import BadKeyError, ConfigError
-from cache_core.fsutil import safe_filename
+from cache_core.keys import safe_filename
 from hooks.apt import hook
 from hooks.apt.harvest import parse_info
 from hooks.apt.naming import archive_name, is_safe_name
@@ -278,7 +277,7 @@ def run_hook(world: HookWorld, data: bytes) -> tuple[int, str, str]:
 
     feeder = threading.Thread(target=feed)
     feeder.start()
-    saved = core_cache.warn, core_errors.warn, os.environ.get("APT_HOOK_INFO_FD")
+    saved = core_errors.warn, os.environ.get("APT_HOOK_INFO_FD")
     saved_conf = os.environ.get("APT_CONFIG")
     os.environ["APT_HOOK_INFO_FD"] = str(r)
     os.environ["APT_CONFIG"] = str(world.apt_conf)
@@ -287,16 +286,16 @@ def run_hook(world: HookWorld, data: bytes) -> tuple[int, str, str]:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             rc = hook.run("harvest", lambda: PackageCache(str(world.cache_dir)))
     finally:
-        core_cache.warn, core_errors.warn = saved[0], saved[1]
+        core_errors.warn = saved[0]
         hook._said.clear()
         if saved_conf is None:
             os.environ.pop("APT_CONFIG", None)
         else:
             os.environ["APT_CONFIG"] = saved_conf
-        if saved[2] is None:
+        if saved[1] is None:
             os.environ.pop("APT_HOOK_INFO_FD", None)
         else:
-            os.environ["APT_HOOK_INFO_FD"] = saved[2]
+            os.environ["APT_HOOK_INFO_FD"] = saved[1]
         feeder.join()
     return rc, out.getvalue(), err.getvalue()
 

@@ -69,7 +69,8 @@ def test_head_before_put_skips_an_object_already_there(store, make_cache, keypai
     assert a2.stats()["remote"]["upload_skipped"] == 1
     if store.kind == "nginx":
         ng = request.getfixturevalue("nginx")
-        assert ng.requests("PUT", "/cas/") == 1 and ng.requests("HEAD", "/cas/") == 2
+        # a2's HEAD before it skips, and again after its record (a gc may delete in between)
+        assert ng.requests("PUT", "/cas/") == 1 and ng.requests("HEAD", "/cas/") == 3
     if store.kind == "file":
         assert os.stat(tmp_path / "shared" / "cas" / digest).st_mtime_ns == before
     assert store.read(f"cas/{digest}") == data

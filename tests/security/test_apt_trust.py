@@ -304,7 +304,7 @@ def test_time_limit_is_not_swallowed_by_fail_open_handlers(lab: Lab, tmp_path: P
     lab.repo.publish()
     path = _fault(tmp_path, """
         import time
-        import cache_core.cache as c
+        import cache_core.api as c
         import hooks.apt.hook as h
         h.TIME_LIMIT = dict(h.TIME_LIMIT, harvest=1)
         def slow_put(self, *a, **k):

@@ -207,7 +207,7 @@ def test_acl_granting_another_user_write_is_refused(user: User, public_dir: Path
     res = run_cli("--cache-dir", str(root), "ls")
     assert res.returncode == 4 and len(res.stderr.splitlines()) == 1, res.stderr
     assert "writable by other users" in res.stderr or "ACL" in res.stderr, res.stderr
-    from cache_core.fsutil import acl_grants_write
+    from cache_core.fs import acl_grants_write
 
     assert acl_grants_write(str(root))
 

@@ -93,8 +93,8 @@ class Server(Sandbox):
     def write_method(self, body: str | None = None) -> None:
         """The sandbox's /usr/lib/pkgcache/methods/http: this checkout's method."""
         if body is None:
-            body = (f'PYTHONPATH="{self.code}" exec "{self.python}" -m hooks.apt.method '
-                    '"${0##*/}"\n')
+            body = (f'exec "{self.python}" -I -S "{self.code}/hooks/apt/method.py" '
+                    '"${0##*/}"  # hooks.apt.method, as debian/methods/http runs it\n')
         for name in ("http", "https"):
             path = self.methods / name
             path.write_text("#!/bin/sh\n" + body)

@@ -330,9 +330,10 @@ class DirApp:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
+        self.delays: dict[str, float] = {}  # file name -> seconds between 16 KiB pieces
 
     def serve(self, h: Handler, hit: Hit) -> None:
-        """Answer with the file at hit.path."""
+        """Answer with the file at hit.path (slowly if its name is in ``delays``)."""
         rel = urllib.parse.unquote(hit.path).lstrip("/")
         path = (self.root / rel).resolve()
         if (h.command not in ("GET", "HEAD") or not path.is_file()
@@ -347,8 +348,21 @@ class DirApp:
                     return h.reply(hit, 304, b"", [("Last-Modified", lm)])
             except (TypeError, ValueError):
                 pass
-        return h.reply(hit, 200, path.read_bytes(),
-                       [("Content-Type", "application/octet-stream"), ("Last-Modified", lm)])
+        headers = [("Content-Type", "application/octet-stream"), ("Last-Modified", lm)]
+        delay = self.delays.get(path.name)
+        if not delay or h.command == "HEAD":
+            return h.reply(hit, 200, path.read_bytes(), headers)
+        body = path.read_bytes()
+        hit.status = 200
+        h.send_response(200)
+        for k, v in headers + [("Content-Length", str(len(body)))]:
+            h.send_header(k, v)
+        h.end_headers()
+        try:
+            h.send_chunks(hit, body, delay)
+        except OSError:
+            h.close_connection = True
+        return None
 
 
 class DirServer(HttpServer):
@@ -394,6 +408,7 @@ class IndexApp:
 
     protocol = "HTTP/1.0"
     pypi_headers = False  # True: pypi.org's Cache-Control and ETag (pip's HTTP cache then fills)
+    gzip_pages = False  # True: pages gzip-compressed for a client that accepts it (as pypi.org)
 
     def __init__(self, files_dir: Path, requires_python: dict[str, str], log: list[str],
                  chunk_delay: float = 0.0) -> None:
@@ -461,6 +476,12 @@ class IndexApp:
                 headers += [("Cache-Control", "max-age=600, public"), ("ETag", etag)]
                 if h.headers.get("If-None-Match") == etag:
                     return h.reply(hit, 304, b"", headers)
+        if self.gzip_pages and ctype == "text/html" and \
+                "gzip" in h.headers.get("Accept-Encoding", ""):
+            import gzip
+
+            body = gzip.compress(body, mtime=0)
+            headers.append(("Content-Encoding", "gzip"))
         if self.chunk_delay and ctype == "application/octet-stream":
             hit.status = 200
             h.send_response(200)

@@ -44,9 +44,10 @@ class Nginx:
     """nginx with a WebDAV store at /store/ (open), /auth/ (bearer token required) and /dav/
     (open, with COPY: a store that can create-if-absent, for leases)."""
 
-    def __init__(self, base: Path) -> None:
+    def __init__(self, base: Path, *, tls: bool = False) -> None:
         self.base = base
         self.root = base / "www"
+        self.scheme = "https" if tls else "http"
         (self.root / "store").mkdir(parents=True)
         (self.root / "auth").mkdir(parents=True)
         (self.root / "dav").mkdir(parents=True)
@@ -54,6 +55,11 @@ class Nginx:
         self.port = free_port()
         self.access_log = base / "access.log"
         conf = base / "nginx.conf"
+        listen = f"listen 127.0.0.1:{self.port};"
+        if tls:
+            self.ca_file = self_signed_cert(base)
+            listen = (f"listen 127.0.0.1:{self.port} ssl; ssl_certificate {self.ca_file}; "
+                      f"ssl_certificate_key {base}/key.pem;")
         conf.write_text(f"""
 user root root;
 worker_processes 1;
@@ -67,7 +73,7 @@ http {{
     uwsgi_temp_path {base}/tmp; scgi_temp_path {base}/tmp;
     client_max_body_size 0;
     server {{
-        listen 127.0.0.1:{self.port};
+        {listen}
         root {self.root};
         location /store/ {{ dav_methods PUT DELETE; create_full_put_path on; }}
         location /dav/ {{ dav_methods PUT DELETE MKCOL COPY MOVE; create_full_put_path on; }}
@@ -83,7 +89,7 @@ http {{
         wait_port(self.port, self.proc)
 
     def url(self, loc: str = "store") -> str:
-        return f"http://127.0.0.1:{self.port}/{loc}"
+        return f"{self.scheme}://127.0.0.1:{self.port}/{loc}"
 
     def requests(self, method: str, part: str = "") -> int:
         """How many requests with this method (and path part) the access log shows."""
@@ -99,6 +105,15 @@ http {{
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+def self_signed_cert(base: Path) -> str:
+    """A certificate for 127.0.0.1 (base/cert.pem, its key in base/key.pem): also its own CA."""
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(base / "key.pem"), "-out", str(base / "cert.pem")],
+                   check=True, capture_output=True, timeout=60)
+    return str(base / "cert.pem")
 
 
 class Moto:

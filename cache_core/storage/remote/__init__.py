@@ -30,6 +30,7 @@ from ...errors import EXIT_USAGE, CacheError, RecordError, warn
 from ...hashing import sha256_bytes, sha256_fd
 from ...keys import digest_of_key, is_digest, is_private_key, normalize_key
 from ..tier import Located, Sink
+from . import sets
 from .base import (
     MAX_RECORD_BYTES,
     Backend,
@@ -40,7 +41,7 @@ from .base import (
     object_name,
     record_name,
 )
-from .config import RemoteSpec, redact
+from .config import RemoteSpec, scrub_secrets
 from .records import Record, check_fresh, decode, encode, is_revoked, load_secret_key, now, public_key_of
 from .records import generate_keypair as generate_keypair  # public (docs/core-api.md)
 from .state import COUNTERS, State
@@ -49,7 +50,7 @@ if TYPE_CHECKING:
     from ...index import Entry
     from ..local import LocalStore
 
-STATE_DIR = "remote-v1"
+WORK_DIR = "remote-v1"
 UPLOAD_ENV = "PKGCACHE_REMOTE_UPLOAD"  # "manual": never start the background uploader
 USAGE_PREFIX = "usage:"  # usage:<member>:<day>: what a member took from the fleet (remote gc)
 MISMATCH_STRIKES = 3  # objects that do not match in one process before the breaker opens
@@ -61,14 +62,15 @@ class RemoteTier:
 
     name = "remote"
 
-    def __init__(self, local: LocalStore, specs: list[RemoteSpec], state_dir: Path, *,
+    def __init__(self, local: LocalStore, specs: list[RemoteSpec], work_dir: Path, *,
                  config_source: str | None = None) -> None:
         """local: the cache's store (objects read for upload, fills published into it);
-        state_dir: where the spool, breaker and usage lists live (``<cache>/remote-v1``);
+        work_dir: where the spool, breaker and usage lists live (``<cache>/remote-v1``; not the
+        private state dir of trust memos);
         config_source: the config file the detached uploader is started with."""
         self.local = local
         self.specs = specs
-        self.state_dir = state_dir
+        self.work_dir = work_dir
         self.config_source = config_source
         self._backends: dict[str, Backend] = {}
         self._off: set[str] = set()           # skipped for the rest of this process
@@ -78,14 +80,16 @@ class RemoteTier:
         self._off_signing: set[str] = set()   # remotes whose signing key is revoked (warned)
         self._strikes: dict[str, int] = {}    # objects that did not match, per remote
         self.expected: dict[str, int] = {}    # digest -> the size a caller knows (get_object)
+        self._no_create: set[str] = set()     # remotes that cannot create-if-absent (sets.py)
+        self._settle: dict[tuple[str, str], float] = {}  # (remote, set key) -> check after
         self.spawned = False
 
     # -- plumbing ---------------------------------------------------------------------------
     @property
     def dir(self) -> Path:
-        """The state dir, <cache>/remote-v1 (created on first use)."""
+        """The tier's directory in the cache, <cache>/remote-v1 (created on first use)."""
         self.local.open()
-        return fs.ensure_private_dir(self.state_dir)
+        return fs.ensure_private_dir(self.work_dir)
 
     @property
     def spool_dir(self) -> Path:
@@ -124,7 +128,7 @@ class RemoteTier:
     def _fault(self, spec: RemoteSpec, exc: Exception) -> None:
         """A timeout or error: skip the remote here and open the shared breaker for 60 s."""
         timeout = isinstance(exc, RemoteTimeout)
-        reason = redact(str(exc), self.specs)
+        reason = scrub_secrets(str(exc), self.specs)
         self._off.add(spec.ident)
         self.state.update(spec.ident, spec.display, {"timeouts" if timeout else "errors": 1},
                           open_breaker=reason)
@@ -348,6 +352,7 @@ class RemoteTier:
                 return result
             self.spawned = True  # entries queued while draining are drained here
             self._publish_usage()
+            idle = 0
             while True:
                 names = sorted(os.listdir(self.spool_dir))
                 if not names:
@@ -361,8 +366,9 @@ class RemoteTier:
                     if done:
                         fs.unlink_quiet(self.spool_dir / name)
                         progressed = True
-                if not progressed:
-                    break
+                idle = 0 if progressed else idle + 1
+                if not progressed and not (self._settle and idle < sets.MAX_TRIES):
+                    break  # (sets put without create-if-absent are checked on the next pass)
             result["pending"] = self.spool_count()
             return result
         finally:
@@ -397,6 +403,9 @@ class RemoteTier:
             started = time.monotonic()
             try:
                 outcome = self._upload(spec, key, digest)
+                if outcome == "settling":  # a shared set's PUT, checked on the next pass
+                    all_ok = False
+                    continue
                 result[outcome] = result.get(outcome, 0) + 1
             except (RemoteError, RemoteMissing) as exc:
                 if isinstance(exc, RemoteMissing):
@@ -413,6 +422,11 @@ class RemoteTier:
         """HEAD cas/<digest>, PUT it if absent (verified while read), then PUT key's record."""
         if self._private(key, digest):
             return "private"  # an entry queued before it was known private: never uploaded
+        if key:
+            entry = self._entry(key)
+            if entry is not None and entry.kind == sets.SET_KIND:
+                return self._upload_set(spec, entry.key, entry.digest) \
+                    if entry.digest == digest else "skipped"
         backend = self._backend(spec)
         path = self.local.object_path(digest)
         try:
@@ -427,26 +441,181 @@ class RemoteTier:
             outcome = "skipped"
             remote_size = backend.head(name, self._deadline(spec))
             if remote_size != size:
-                os.lseek(fd, 0, os.SEEK_SET)
-                with os.fdopen(os.dup(fd), "rb") as body:
-                    backend.put(name, body, size, digest, self._deadline(spec),
-                                if_none_match=remote_size is None)
-                self._count(spec, uploads=1, bytes_out=size)
+                self._put_object(spec, fd, name, size, digest, remote_size is None)
                 outcome = "uploaded"
             else:
                 self._count(spec, upload_skipped=1)
+            if key and not self._revoked_signer(spec) and self._put_key_record(spec, key, digest) \
+                    and outcome == "skipped" and backend.head(name, self._deadline(spec)) != size:
+                # `remote gc` deleted the object between our HEAD and the record (its last
+                # listing of records came before ours): put it back, the record needs it
+                self._put_object(spec, fd, name, size, digest, True)
+                outcome = "uploaded"
         finally:
             os.close(fd)
-        if key and not self._revoked_signer(spec):
-            entry = self._entry(key)
-            if entry is not None and entry.digest == digest:
-                import io
-
-                rec = Record(entry.key, digest, entry.size, entry.kind, entry.meta, created=now())
-                data = encode(rec, self._signer(spec))
-                backend.put(record_name(entry.key), io.BytesIO(data), len(data),
-                            sha256_bytes(data), self._deadline(spec))
         return outcome
+
+    def _put_object(self, spec: RemoteSpec, fd: int, name: str, size: int, digest: str,
+                    absent: bool) -> None:
+        """PUT the open local object (read from its start) as name."""
+        os.lseek(fd, 0, os.SEEK_SET)
+        with os.fdopen(os.dup(fd), "rb") as body:
+            self._backend(spec).put(name, body, size, digest, self._deadline(spec),
+                                    if_none_match=absent)
+        self._count(spec, uploads=1, bytes_out=size)
+
+    def _put_key_record(self, spec: RemoteSpec, key: str, digest: str) -> bool:
+        """PUT key's signed record if key still names digest here; True if it was written."""
+        import io
+
+        entry = self._entry(key)
+        if entry is None or entry.digest != digest:
+            return False
+        rec = Record(entry.key, digest, entry.size, entry.kind, entry.meta, created=now())
+        data = encode(rec, self._signer(spec))
+        self._backend(spec).put(record_name(entry.key), io.BytesIO(data), len(data),
+                                sha256_bytes(data), self._deadline(spec))
+        return True
+
+    # -- shared sets (sets.py): many writers, no lost items ---------------------------------
+    def _sets(self, spec: RemoteSpec, own: bool = False) -> sets.SetStore:
+        """The set operations on one remote; own: also trust this member's own signing key
+        (a writer merging its own earlier versions, whatever its trusted_public_keys say)."""
+        backend = self._backend(spec)
+        trusted = list(spec.trusted_public_keys)
+        signer = self._signer(spec) if own else None
+        if signer is not None and not is_revoked(signer, spec.revoked_public_keys):
+            trusted.append(public_key_of(signer))
+
+        def content(digest: str, size: int) -> bytes | None:
+            data = sets.fetch(backend.get, object_name("cas", digest), size, spec.object_budget)
+            if data is None or sets.digest(data) != digest:
+                return None
+            self._count(spec, bytes_in=len(data))
+            return data
+
+        return sets.SetStore(functools.partial(self._read_small, spec), content,
+                             lambda name: backend.head(name, self._deadline(spec)) is not None,
+                             trusted, spec.trust == "unsigned", spec.revoked_public_keys)
+
+    def read_set(self, key: str) -> tuple[list[dict[str, Any]], str | None]:
+        """The items of the newest version of key's set that verifies, from the first remote
+        that has one, and its signer; ([], None) if none."""
+        key = normalize_key(key)
+        for spec in self.specs:
+            if not self.usable(spec):
+                continue
+            started = time.monotonic()
+            try:
+                store = self._sets(spec)
+                n, rec, items = store.newest(key, store.head(key))
+                if store.rejected:
+                    self._count(spec, rejected_records=store.rejected)
+                if rec is None:
+                    self._count(spec, misses=1)
+                    continue
+                sets.check_version(key, rec, n)
+                self._count(spec, hits=1)
+                return items, rec.signer
+            except RecordError as exc:
+                self._count(spec, rejected_records=1, misses=1)
+                warn(f"remote {spec.display}: shared set ignored ({exc})")
+            except RemoteError as exc:
+                self._fault(spec, exc)
+            finally:
+                self._timed(spec, started)
+        return [], None
+
+    def add_to_set(self, key: str, items: list[dict[str, Any]]) -> bool:
+        """Keep items in this member's copy of key's set and queue it for the uploader (which
+        merges it into the store's head); False if no rw remote or nothing new."""
+        import tempfile
+
+        key = normalize_key(key)
+        if not self._writers():
+            return False
+        entry = self._entry(key)
+        path = self.local.object_path(entry.digest) \
+            if entry is not None and self.local.present(entry.digest, entry.size) else None
+        old: list[dict[str, Any]] = []
+        if entry is not None and entry.kind == sets.SET_KIND and path is not None:
+            with contextlib.suppress(OSError, RecordError):
+                with open(path, "rb") as fh:
+                    old = sets.decode_items(key, fh.read(sets.MAX_SET_BYTES + 1))
+        merged = sets.union(old, items)
+        if path is not None and entry is not None and entry.kind == sets.SET_KIND \
+                and len(merged) == len(sets.union(old)):
+            return False
+        body = sets.encode_items(key, merged)
+        if len(body) > sets.MAX_SET_BYTES:
+            warn(f"remote: shared set {key[:40]} over {sets.MAX_SET_BYTES >> 20} MiB; not queued")
+            return False
+        with tempfile.NamedTemporaryFile(dir=self.dir, prefix=".set-") as tmp:
+            tmp.write(body)
+            tmp.flush()
+            self._put_local(key, tmp.name, sets.SET_KIND)
+            return True
+
+    def _upload_set(self, spec: RemoteSpec, key: str, digest: str) -> str:
+        """Merge this member's items into the store's head and create the next version (retry
+        on a collision): "uploaded", or "skipped" when the head already holds them all."""
+        import io
+
+        if self._revoked_signer(spec):
+            return "skipped"
+        try:
+            with open(self.local.object_path(digest), "rb") as fh:
+                mine = sets.decode_items(key, fh.read(sets.MAX_SET_BYTES + 1))
+        except (OSError, RecordError):
+            return "skipped"
+        want = {sets.canonical(i) for i in mine}
+        backend = self._backend(spec)
+        store = self._sets(spec, own=True)
+        due = self._settle.pop((spec.ident, key), None)
+        wrote = due is not None
+        if due is not None:  # one wait for all the sets this pass PUT (not one per set)
+            time.sleep(max(0.0, min(sets.SETTLE, due - time.monotonic())))
+        for attempt in range(sets.MAX_TRIES):
+            n = store.head(key)
+            _, _, items = store.newest(key, n)
+            if want <= {sets.canonical(i) for i in items}:
+                self._count(spec, **({"uploads": 1} if wrote else {"upload_skipped": 1}))
+                return "uploaded" if wrote else "skipped"
+            body = sets.encode_items(key, sets.union(items, mine))
+            if len(body) > sets.MAX_SET_BYTES:
+                warn(f"remote {spec.display}: shared set {key[:40]} too large; not uploaded")
+                return "skipped"
+            d = sets.digest(body)
+            cas = object_name("cas", d)
+            if backend.head(cas, self._deadline(spec)) != len(body):
+                backend.put(cas, io.BytesIO(body), len(body), d, self._deadline(spec),
+                            if_none_match=True)
+                self._count(spec, bytes_out=len(body))
+            vkey = sets.version_key(key, n + 1)
+            data = encode(Record(vkey, d, len(body), sets.VERSION_KIND, {}, created=now()),
+                          self._signer(spec))
+            made = None if spec.ident in self._no_create else \
+                backend.create_lease(record_name(vkey), data, self._deadline(spec))
+            if made is False:  # another writer took version n + 1: merge that one
+                sets.backoff(attempt)
+                continue
+            if made is None:  # no create-if-absent here: a PUT, checked after a settle below
+                self._no_create.add(spec.ident)  # asked once per process (each try leaves a temp)
+                backend.put(record_name(vkey), io.BytesIO(data), len(data), sha256_bytes(data),
+                            self._deadline(spec))
+            hint = encode(Record(key, d, len(body), sets.HEAD_KIND, {"head": n + 1}),
+                          self._signer(spec))
+            backend.put(record_name(key), io.BytesIO(hint), len(hint), sha256_bytes(hint),
+                        self._deadline(spec))
+            wrote = True
+            if made:
+                self._count(spec, uploads=1)
+                return "uploaded"
+            # another writer's PUT may replace our version: after a settle, the next pass of
+            # drain checks that the head holds our items (and merges again if not)
+            self._settle[(spec.ident, key)] = time.monotonic() + sets.SETTLE
+            return "settling"
+        raise RemoteError(f"shared set: {sets.MAX_TRIES} versions taken by other writers")
 
     def _signer(self, spec: RemoteSpec) -> tuple[str, Any] | None:
         if not spec.signing_key_file:
@@ -508,6 +677,8 @@ class RemoteTier:
                                          spec.trust == "unsigned", spec.revoked_public_keys)
                             if is_private_key(key):
                                 private.add(rec.sha256)
+                            elif rec.kind in (sets.VERSION_KIND, sets.HEAD_KIND):
+                                continue  # a shared set: read with read_set, not pulled
                             elif not key.startswith(USAGE_PREFIX):  # gc's bookkeeping
                                 found.append(key)
                     except (ValueError, AttributeError, RecordError):
@@ -568,7 +739,7 @@ class RemoteTier:
                                 self._deadline(spec))
                     row["resigned"] += 1
             except (RemoteError, RemoteMissing) as exc:
-                row["error"] = redact(str(exc), self.specs)
+                row["error"] = scrub_secrets(str(exc), self.specs)
         return rows
 
     # -- usage lists: what this member took from the fleet, per UTC day (for remote gc) ------
@@ -654,7 +825,7 @@ class RemoteTier:
                                        spec, grace, max_size, dry_run,
                                        gc.DEFAULT_RETENTION if retention is None else retention))
             except (RemoteError, RemoteMissing) as exc:
-                rows.append({"url": spec.display, "error": redact(str(exc), self.specs)})
+                rows.append({"url": spec.display, "error": scrub_secrets(str(exc), self.specs)})
         return rows
 
     def store_status(self, members: bool = False) -> list[dict[str, Any]]:
@@ -674,7 +845,7 @@ class RemoteTier:
                 rows.append(row)
             except RemoteError as exc:
                 rows.append({"url": spec.display, "listed": True,
-                             "error": redact(str(exc), self.specs)})
+                             "error": scrub_secrets(str(exc), self.specs)})
         return rows
 
     # -- reporting --------------------------------------------------------------------------
@@ -692,7 +863,7 @@ class RemoteTier:
             for k in COUNTERS:
                 item[k] = int(row.get(k, 0))
             if row.get("last_error"):
-                item["last_error"] = redact(str(row["last_error"]), self.specs)
+                item["last_error"] = scrub_secrets(str(row["last_error"]), self.specs)
             if spec.trust_warning():
                 item["config_warning"] = spec.trust_warning()
             remotes.append(item)

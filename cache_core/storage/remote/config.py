@@ -1,7 +1,8 @@
 """``performance.cache.remote``: a list of remote stores, validated with one clear line per fault.
 
 Secrets (token, password, secret_access_key, session_token, user:password@ in URLs) are kept out
-of every repr, message, ``--json`` and ``stats`` output: see ``redact_url``.
+of every repr, message, ``--json`` and ``stats`` output: URLs are shown through
+cache_core.net's ``redact``, error texts through ``scrub_secrets``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...errors import ConfigError
+from ...net import redact, scrub
 
 SECRET_FIELDS = ("token", "password", "secret_access_key", "session_token")
 _PUBKEY = re.compile(r"\A[A-Za-z0-9._-]{1,64}:[A-Za-z0-9+/]{43}=\Z")
@@ -54,6 +56,7 @@ _FIELDS: dict[str, tuple[Any, str]] = {
     "region": (lambda v: _str(v) and re.match(r"\A[a-z0-9-]{1,40}\Z", v), "an S3 region"),
     "endpoint": (lambda v: _str(v) and v.startswith(("http://", "https://")),
                  "an http(s):// S3 endpoint URL"),
+    "ca_file": (_path, "an absolute path to a PEM CA bundle for the store's TLS certificate"),
     "addressing": (lambda v: v in ("path", "virtual"), '"path" or "virtual"'),
     "access_key_id": (_str, "an access key id (string)"),
     "secret_access_key": (_str, "a secret key (string)"),
@@ -113,7 +116,7 @@ class RemoteSpec:
     @property
     def display(self) -> str:
         """The URL with any user:password removed: safe to print."""
-        return redact_url(self.url)
+        return redact(self.url)
 
     @property
     def ident(self) -> str:
@@ -133,25 +136,9 @@ class RemoteSpec:
         return f"RemoteSpec({self.display!r}, mode={self.mode!r})"
 
 
-def redact_url(url: str) -> str:
-    """Drop userinfo and query (signed URLs carry keys there) from a URL."""
-    try:
-        p = urllib.parse.urlsplit(url)
-    except ValueError:
-        return "<unparsable url>"
-    netloc = p.netloc.rsplit("@", 1)[-1]
-    if "@" in p.netloc:
-        netloc = "***@" + netloc
-    return urllib.parse.urlunsplit((p.scheme, netloc, p.path, "", ""))
-
-
-def redact(text: str, specs: list[RemoteSpec]) -> str:
-    """Remove every configured secret from text (belt and braces for error messages)."""
-    for spec in specs:
-        for value in _secret_values(spec):
-            if value and len(value) >= 4:
-                text = text.replace(value, "***")
-    return text
+def scrub_secrets(text: str, specs: list[RemoteSpec]) -> str:
+    """text without any configured secret (belt and braces for error messages)."""
+    return scrub(text, [v for spec in specs for v in _secret_values(spec)])
 
 
 def _secret_values(spec: RemoteSpec) -> list[str]:
@@ -216,13 +203,13 @@ def _parse_one(item: dict[str, Any], where: str) -> RemoteSpec:
         p = urllib.parse.urlsplit(url)
         p.port  # noqa: B018 - raises on a bad port
     except ValueError:
-        raise ConfigError(f"{where}.url: not a valid URL: {redact_url(url)}") from None
+        raise ConfigError(f"{where}.url: not a valid URL: {redact(url)}") from None
     scheme = p.scheme.lower()
     if scheme not in ("http", "https", "s3", "file"):
         raise ConfigError(f"{where}.url: unsupported scheme {scheme!r} "
                           f"(expected http, https, s3 or file)")
     if scheme in ("http", "https", "s3") and not p.hostname:
-        raise ConfigError(f"{where}.url: no host/bucket in {redact_url(url)}")
+        raise ConfigError(f"{where}.url: no host/bucket in {redact(url)}")
     if scheme == "file" and (p.netloc not in ("", "localhost") or not p.path.startswith("/")):
         raise ConfigError(f"{where}.url: expected file:///absolute/path")
     if scheme == "s3" and p.password:

@@ -154,23 +154,30 @@ class FileBackend:
 
     # -- leases (lease.py): create-if-absent with O_EXCL -----------------------------------------
     def create_lease(self, name: str, body: bytes, deadline: float) -> bool:
-        """Create base/name only if absent (O_EXCL, relative to the opened lease/ directory):
+        """Create base/name with body only if absent (an O_EXCL temp, then link(2) onto the
+        name, relative to the opened kind directory: a reader never sees it half written):
         True if created here, False if it exists."""
         kind, _, leaf = name.partition("/")
         with self._kind_dir(kind, create=True) as dfd:
             assert dfd is not None
+            tmp = f"{leaf}.tmp-{os.getpid()}-{secrets.token_hex(6)}"
             try:
-                fd = os.open(leaf, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
                              | os.O_CLOEXEC, 0o644, dir_fd=dfd)
-            except FileExistsError:
-                return False
+                try:
+                    os.write(fd, body)
+                finally:
+                    os.close(fd)
+                try:
+                    os.link(tmp, leaf, src_dir_fd=dfd, dst_dir_fd=dfd, follow_symlinks=False)
+                except FileExistsError:
+                    return False
+                return True
             except OSError as exc:
-                raise RemoteError(f"lease: {exc.strerror}") from None
-            try:
-                os.write(fd, body)
+                raise RemoteError(f"create: {exc.strerror}") from None
             finally:
-                os.close(fd)
-            return True
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp, dir_fd=dfd)
 
     def read_lease(self, name: str, deadline: float) -> bytes | None:
         """The lease's body, None if it is gone."""
@@ -207,6 +214,21 @@ class FileBackend:
                 if stat.S_ISREG(st.st_mode):
                     out.append((n, st.st_size, st.st_mtime))
         return iter(out)
+
+    def rename(self, src: str, dst: str, deadline: float) -> None:
+        """Move src to dst inside the store (renameat between the opened kind directories;
+        ``remote gc`` condemns objects to trash/ first): RemoteMissing if src is gone."""
+        skind, _, sleaf = src.partition("/")
+        dkind, _, dleaf = dst.partition("/")
+        with self._kind_dir(skind) as sfd, self._kind_dir(dkind, create=True) as dfd:
+            if sfd is None:
+                raise RemoteMissing(src)
+            try:
+                os.rename(sleaf, dleaf, src_dir_fd=sfd, dst_dir_fd=dfd)
+            except FileNotFoundError:
+                raise RemoteMissing(src) from None
+            except OSError as exc:
+                raise RemoteError(f"rename failed: {exc.strerror}") from None
 
     def delete(self, name: str, deadline: float) -> None:
         """unlinkat in the kind's directory (by descriptor)."""

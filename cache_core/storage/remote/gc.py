@@ -1,19 +1,25 @@
 """``pkgcache remote gc``: bound a listable store's size without losing what the fleet needs.
 
-Kept: every ``cas/`` object a record this member can verify points to, every object a member
-took from the store within the retention window (its signed usage list, ``usage:<member>:<day>``,
-published with its spool), and everything younger
+Kept: every ``cas/`` object a record this member can verify points to (of a shared set, sets.py:
+the head and the SET_KEEP versions below it; older versions are deleted like dangling records),
+every object a member took from the store within the retention window (its signed usage list,
+``usage:<member>:<day>``, published with its spool), and everything younger
 than the grace period (by the store's mtime / Last-Modified, so an upload racing the gc
 survives). Deleted, in this order: records older than the grace period whose object is gone,
 then unreferenced objects, oldest first, until the store fits ``max_size`` (no limit: all of
 them). Records are re-listed just before objects are deleted, so one written during the scan
-still protects its object. Because no object a verified record points to is ever deleted, a gc
+still protects its object; and objects are first moved to ``trash/`` (a backend with
+``rename``), the records listed once more and every object one of them names put back before
+trash/ is purged, so an uploader that skipped an object (a HEAD showed it) and wrote its record
+meanwhile either has it put back or, HEADing again after its record, uploads it again.
+Because no object a verified record points to is ever deleted, a gc
 killed at any point leaves no trusted record dangling; and a reader that meets a missing object
 (a record by a key this member does not trust, a store emptied by hand) falls back as on any miss.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
@@ -24,6 +30,7 @@ from ...errors import EXIT_USAGE, CacheError, RecordError
 from ...keys import is_digest
 from .base import RemoteMissing, record_name
 from .records import Record, decode
+from .sets import HEAD_KIND, KEEP, VERSION_KIND, split_version
 
 if TYPE_CHECKING:
     from .base import Backend
@@ -35,6 +42,24 @@ DEFAULT_GRACE = 86400.0  # one day
 DEFAULT_RETENTION = 7 * 86400.0
 USAGE = "usage:"  # usage:<member>:<YYYY-MM-DD> -> the digests a member took that day (USAGE_PREFIX)
 MAX_USAGE_BYTES = 64 * 1024 * 1024
+SET_KEEP = KEEP  # versions of a shared set kept below its head (and below its hint)
+
+
+def superseded(live: dict[str, Record]) -> list[str]:
+    """Hex names of shared-set versions more than SET_KEEP below both the newest version and
+    the set's hint (a reader starts at the hint and walks up: all of that stays)."""
+    versions: dict[str, dict[int, str]] = {}
+    hints: dict[str, int] = {}
+    for hexname, rec in live.items():
+        if rec.kind == VERSION_KIND and (kv := split_version(rec.key)) is not None:
+            versions.setdefault(kv[0], {})[kv[1]] = hexname
+        elif rec.kind == HEAD_KIND and isinstance((rec.meta or {}).get("head"), int):
+            hints[rec.key] = int((rec.meta or {})["head"])
+    out = []
+    for key, chain in versions.items():
+        floor = min(max(chain), hints.get(key, max(chain))) - SET_KEEP
+        out += [h for n, h in chain.items() if n < floor]
+    return out
 
 
 def _used(backend: Backend, spec: RemoteSpec, live: dict[str, Record], retention: float,
@@ -110,14 +135,15 @@ def collect(backend: Backend, read: Reader, spec: RemoteSpec, grace: float = DEF
     used, members, expired = _used(backend, spec, live, retention, started)
     dangling = [h for h, r in live.items() if r.sha256 not in cas and ac[h][1] < old]
     dangling += [h for h in expired if h not in dangling and ac[h][1] < old]
+    dangling += [h for h in superseded(live) if h not in dangling and ac[h][1] < old]
     total = sum(s for s, _ in cas.values()) + sum(s for s, _ in ac.values())
     report: dict[str, Any] = {
         "url": spec.display, "objects": len(cas), "records": len(ac), "bytes": total,
         "unverified_records": unverified, "dry_run": dry_run, "deleted_records": 0,
         "deleted_objects": 0, "deleted_bytes": 0, "deleted": [], "members": sorted(members)}
 
-    def gone(name: str, size: int) -> None:
-        if not dry_run:
+    def gone(name: str, size: int, delete: bool = True) -> None:
+        if delete and not dry_run:
             try:
                 backend.delete(name, time.monotonic() + spec.object_budget)
             except RemoteMissing:
@@ -138,14 +164,59 @@ def collect(backend: Backend, read: Reader, spec: RemoteSpec, grace: float = DEF
     keep = ({r.sha256 for h, r in live.items() if h not in gone_records}
             | {r.sha256 for r in more.values()} | used)
     candidates = sorted((m, h, s) for h, (s, m) in cas.items() if h not in keep and m < old)
-    for _, h, size in candidates:
-        if max_size is not None and total <= max_size:
-            break
-        gone(f"cas/{h}", size)
-        total -= size
+    move = getattr(backend, "rename", None)
+    if dry_run or move is None:  # a backend that cannot rename: deleted at once
+        for _, h, size in candidates:
+            if max_size is not None and total <= max_size:
+                break
+            gone(f"cas/{h}", size)
+            total -= size
+    else:
+        total = _condemn_then_purge(backend, move, read, spec, candidates, max_size, total,
+                                    {**ac, **fresh}, keep, gone)
     report["bytes_after"] = total
     report["over_limit"] = max_size is not None and total > max_size
     return report
+
+
+def _condemn_then_purge(backend: Backend, move: Callable[[str, str, float], None], read: Reader,
+                        spec: RemoteSpec, candidates: list[tuple[float, str, int]],
+                        max_size: int | None, total: int, seen: dict[str, tuple[int, float]],
+                        keep: set[str], gone: Callable[..., None]) -> int:
+    """Move the objects to delete into ``trash/`` (with any a killed gc left there), list the
+    records once more, put back every object a record names, purge the rest; the new total.
+
+    With the uploader's HEAD after each record (it puts back an object it finds gone), no
+    record ends up naming a deleted object: a record listed here has its object put back; one
+    written later finds the object gone from cas/ and uploads it again."""
+    def budget() -> float:
+        return time.monotonic() + spec.object_budget
+
+    condemned = [(h, size) for h, size, _ in backend.entries("trash") or ()]
+    for _, h, size in candidates:
+        if max_size is not None and total <= max_size:
+            break
+        try:
+            move(f"cas/{h}", f"trash/{h}", budget())
+        except RemoteMissing:
+            continue
+        condemned.append((h, size))
+        total -= size
+    if not condemned:
+        return total
+    late = {h: (s, m) for h, s, m in (backend.entries("ac") or ())
+            if h not in seen or m != seen[h][1] or s != seen[h][0]}
+    named = keep | {r.sha256 for r in _live(read, spec, late)[0].values()}
+    for h, size in dict(condemned).items():
+        if h in named:
+            with contextlib.suppress(RemoteMissing):
+                move(f"trash/{h}", f"cas/{h}", budget())
+                total += size
+            continue
+        with contextlib.suppress(RemoteMissing):
+            backend.delete(f"trash/{h}", budget())
+        gone(f"cas/{h}", size, delete=False)
+    return total
 
 
 def store_counts(backend: Backend, spec: RemoteSpec) -> dict[str, Any]:

@@ -2,19 +2,20 @@
 as served by nginx's WebDAV module, bazel-remote, Apache mod_dav or any WebDAV server.
 
 Auth: bearer ``token``/``token_file`` or basic ``username`` + ``password``/``password_file`` (or
-user:password@ in the URL). The one HTTP client shared with the S3 backend lives here too.
+user:password@ in the URL). The stores' HTTP client, shared with the S3 backend, lives here too;
+its policy (proxies, no_proxy, TLS and ``ca_file``) is cache_core.net's.
 """
 
 from __future__ import annotations
 
 import base64
 import http.client
-import ssl
 import time
 import urllib.parse
 from collections.abc import Iterator
 from typing import IO, TYPE_CHECKING
 
+from ... import net
 from .base import RemoteError, RemoteMissing, RemoteTimeout, register
 
 if TYPE_CHECKING:
@@ -33,35 +34,36 @@ class HttpClient:
     """One request per connection over http.client with a connect timeout, an idle timeout and a
     per-object deadline; every fault becomes RemoteError/RemoteTimeout, never a traceback."""
 
-    def __init__(self, base_url: str, connect_timeout: float, idle_timeout: float) -> None:
+    def __init__(self, base_url: str, connect_timeout: float, idle_timeout: float,
+                 cafile: str | None = None) -> None:
         p = urllib.parse.urlsplit(base_url)
-        self.secure = p.scheme == "https"
+        self.scheme = "https" if p.scheme == "https" else "http"
         self.host = p.hostname or ""
-        self.port = p.port or (443 if self.secure else 80)
+        self.port = p.port or (443 if self.scheme == "https" else 80)
         self.base_path = p.path.rstrip("/")
         self.netloc = self.host if p.port is None else f"{self.host}:{p.port}"
         if ":" in self.host and p.port is not None:
             self.netloc = f"[{self.host}]:{p.port}"
         self.connect_timeout = connect_timeout
         self.idle_timeout = idle_timeout
+        self.cafile = cafile
 
-    def _connect(self, deadline: float) -> http.client.HTTPConnection:
+    def _connect(self, deadline: float) -> tuple[http.client.HTTPConnection, net.Proxy | None]:
+        """A connection along the HTTP policy's route (direct, or through the environment's
+        proxy); errors name the proxy by host:port only."""
         budget = max(0.001, min(self.connect_timeout, deadline - time.monotonic()))
-        conn: http.client.HTTPConnection
-        if self.secure:
-            conn = http.client.HTTPSConnection(self.host, self.port, timeout=budget,
-                                               context=ssl.create_default_context())
-        else:
-            conn = http.client.HTTPConnection(self.host, self.port, timeout=budget)
+        conn, proxy = net.connection(self.scheme, self.host, self.port, budget, cafile=self.cafile)
+        via = f" via proxy {proxy.display}" if proxy else ""
         try:
             conn.connect()
         except TimeoutError:
             conn.close()
-            raise RemoteTimeout(f"connect timed out after {budget:.1f} s") from None
-        except (OSError, ssl.SSLError) as exc:
+            raise RemoteTimeout(f"connect{via} timed out after {budget:.1f} s") from None
+        except OSError as exc:  # ssl.SSLError included
             conn.close()
-            raise RemoteError(f"cannot connect: {getattr(exc, 'strerror', None) or exc}") from None
-        return conn
+            why = getattr(exc, "strerror", None) or _first_line(exc)
+            raise RemoteError(f"cannot connect{via}: {why}") from None
+        return conn, proxy
 
     def _tick(self, conn: http.client.HTTPConnection, deadline: float) -> None:
         left = deadline - time.monotonic()
@@ -74,11 +76,15 @@ class HttpClient:
                 body: IO[bytes] | bytes | None = None) -> tuple[http.client.HTTPConnection,
                                                                http.client.HTTPResponse]:
         """Send one request; return the open connection and the response (headers read)."""
-        conn = self._connect(deadline)
+        conn, proxy = self._connect(deadline)
         try:
             self._tick(conn, deadline)
-            conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
+            conn.putrequest(method, net.target(self.scheme, self.netloc, path, proxy),
+                            skip_host=True, skip_accept_encoding=True)
             conn.putheader("Host", self.netloc)
+            if self.scheme == "http":
+                for k, v in net.proxy_headers(proxy).items():
+                    conn.putheader(k, v)
             for k, v in headers.items():
                 conn.putheader(k, v)
             conn.endheaders()
@@ -132,6 +138,12 @@ class HttpClient:
             return b""
 
 
+def _first_line(exc: BaseException) -> str:
+    """An exception's message, first line, at most 200 characters (http.client's tunnel error
+    quotes the proxy's status line)."""
+    return (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+
+
 def check_status(method: str, status: int) -> None:
     """Map a status to the policy: 404 and 403 are misses, any other non-2xx is an error."""
     if status in (404, 403, 410):
@@ -150,7 +162,7 @@ class HttpBackend:
         p = urllib.parse.urlsplit(spec.url)
         opts = spec.options
         clean = urllib.parse.urlunsplit((p.scheme, p.netloc.rsplit("@", 1)[-1], p.path, "", ""))
-        self.client = HttpClient(clean, spec.timeout, spec.idle_timeout)
+        self.client = HttpClient(clean, spec.timeout, spec.idle_timeout, opts.get("ca_file"))
         self.auth: str | None = None
         token = opts.get("token") or (_read_secret(opts["token_file"]) if opts.get("token_file")
                                       else None)

@@ -33,11 +33,13 @@ LOCAL_WAIT = LEASE_SECONDS + 10.0
 
 class Lease:
     """What a caller learns: ``path`` is set when another member delivered the object (serve
-    it, download nothing); ``held`` when this process downloads for the fleet."""
+    it, download nothing); ``held`` when this process downloads for the fleet; ``busy`` (only
+    with ``wait=0``) when another process or member holds a live lease (ask again later)."""
 
     def __init__(self) -> None:
         self.path: str | None = None
         self.held = False
+        self.busy = False
         self.waited = 0.0
 
 
@@ -55,7 +57,8 @@ def download_lease(t: RemoteTier | None, digest: str, get: Callable[[], str | No
     someone delivered it; have: whether the cache holds it now). Inside the block, with
     ``lease.path`` None, the caller downloads and stores the object in the cache; on leaving, a
     held lease publishes it and is released. wait: give up waiting for another member sooner
-    than the lease's expiry."""
+    than the lease's expiry; 0: never wait (``lease.busy`` says whether to ask again later, for
+    a process that must keep serving others meanwhile, such as apt's method)."""
     lease = Lease()
     digest = digest.lower()
     if t is None:
@@ -63,6 +66,9 @@ def download_lease(t: RemoteTier | None, digest: str, get: Callable[[], str | No
         return
     with _local(t, digest, LOCAL_WAIT if wait is None else wait) as locked:
         if not locked:  # another local process held it too long: no coalescing
+            if wait is not None and wait <= 0:  # the other may be done by now
+                lease.path = get() if have() else None
+                lease.busy = lease.path is None
             yield lease
             return
         if have():  # another local process fetched it meanwhile
@@ -83,7 +89,13 @@ def download_lease(t: RemoteTier | None, digest: str, get: Callable[[], str | No
                 _release(t, spec, digest)
             return
         started = time.monotonic()
-        if _wait(t, spec, digest, seconds if wait is None else min(wait, seconds)):
+        if wait is not None and wait <= 0:
+            expires = _expires(t, spec, digest)
+            if expires == 0.0:  # released just now: delivered, or the holder failed
+                lease.path = get()
+            else:  # unreadable while being written counts as live
+                lease.busy = expires is None or expires >= time.time()
+        elif _wait(t, spec, digest, seconds if wait is None else min(wait, seconds)):
             lease.path = get()
         lease.waited = time.monotonic() - started
         yield lease

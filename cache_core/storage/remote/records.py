@@ -21,11 +21,12 @@ import json
 import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from ...errors import RecordError
-from ...fs import atomic_write, read_json, state_dir
+from ...fs import memo_path, read_memo, write_memo
 from ...keys import is_digest
 
 VERSION = "pkgcache-record-v1"
@@ -213,24 +214,13 @@ def _check_signature(rec: Record, sig: object, trusted: list[str], allow_unsigne
 
 
 # -- freshness: the newest creation time accepted per key (in the private state dir) -----------
-def _seen_path(key: str) -> str | None:
-    base = state_dir()
-    if base is None:
-        return None
-    d = base / "records"
-    try:
-        os.mkdir(d, 0o700)
-    except FileExistsError:
-        pass
-    except OSError:
-        return None
-    return str(d / hashlib.sha256(key.encode("utf-8")).hexdigest())
+def _seen_path(key: str) -> Path | None:
+    return memo_path(hashlib.sha256(key.encode("utf-8")).hexdigest(), "records")
 
 
 def seen_time(key: str) -> float | None:
     """The newest creation time this machine accepted (or wrote) for key, or None."""
-    path = _seen_path(key)
-    value = read_json(path, max_bytes=256, private=True).get("t") if path else None
+    value = read_memo(_seen_path(key), 256).get("t")
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
@@ -254,12 +244,7 @@ def check_fresh(rec: Record) -> None:
 
 def note_time(key: str, created: float) -> None:
     """Remember created as the newest time seen for key (best effort)."""
-    path = _seen_path(key)
-    if path is not None:
-        try:
-            atomic_write(path, json.dumps({"t": created}), 0o600)
-        except OSError:
-            pass
+    write_memo(_seen_path(key), {"t": created})
 
 
 def now() -> float:

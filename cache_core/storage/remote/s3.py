@@ -108,7 +108,8 @@ class S3Backend:
         else:
             netloc = ep.netloc
             self.root = f"/{self.bucket}"
-        self.client = HttpClient(f"{ep.scheme}://{netloc}", spec.timeout, spec.idle_timeout)
+        self.client = HttpClient(f"{ep.scheme}://{netloc}", spec.timeout, spec.idle_timeout,
+                                 opts.get("ca_file"))
         self.opts = opts
         self._creds: tuple[str, str, str | None] | None = None
 
@@ -241,6 +242,25 @@ class S3Backend:
                                          self._signed("DELETE", path, EMPTY_SHA256), deadline)
         HttpClient.small_body(resp)
         conn.close()
+
+    def rename(self, src: str, dst: str, deadline: float) -> None:
+        """CopyObject src to dst, then DeleteObject src (``remote gc`` condemns objects to
+        trash/ first): RemoteMissing if src is gone."""
+        path = self._key_path(dst)
+        key = f"{self.prefix}/{src}" if self.prefix else src
+        extra = {"Content-Length": "0", "x-amz-copy-source": urllib.parse.quote(f"/{self.bucket}/{key}")}
+        conn, resp = self.client.request("PUT", path,
+                                         self._signed("PUT", path, EMPTY_SHA256, None, extra),
+                                         deadline, b"")
+        body = HttpClient.small_body(resp)
+        conn.close()
+        if resp.status == 404:
+            raise RemoteMissing(src)
+        self._check("PUT", resp, body)
+        if b"<Error>" in body:  # CopyObject may fail after its 200
+            m = _CODE.search(body)
+            raise RemoteError(f"copy failed: {m.group(1).decode() if m else 'error'}")
+        self.delete(src, deadline)
 
     def delete(self, name: str, deadline: float) -> None:
         """DeleteObject (SigV4; a missing object is fine)."""

@@ -1,0 +1,146 @@
+"""Index pages kept in the cache and shared by the fleet, always confirmed by the index.
+
+The view (view.py) reads each page of the user's indexes once per run. A page this machine
+holds, or one a trusted fleet key signed (``pippage:`` record), is asked for with its validators
+(``If-None-Match``, ``If-Modified-Since``): the index answers 304 and sends no page. A page from
+the store is untrusted content: it is used only when the index confirms its validator with a 304
+*and* it is this machine's own (vouched in its private trust record) or signed by a trusted key
+(the 304 confirms the validator, the signature binds the bytes to it). It is never used for
+another URL or another ``Accept``. Pages of an index URL with credentials (``user@``, a query)
+are neither kept nor shared; pages without a validator are not kept (they could not be
+confirmed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+import urllib.parse
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .trust import KEY, Trust
+
+if TYPE_CHECKING:
+    from cache_core import PackageCache
+
+PAGE = "pippage:"
+MAX_PAGE = 64 << 20
+# what pip >= 22.2 asks an index for (pip's index/collector.py): the driver asks the same, so
+# pip's own request finds the page the driver read
+PIP_ACCEPT = ("application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html; q=0.1, "
+              "text/html; q=0.01")
+
+
+def shareable(url: str) -> bool:
+    """May this page URL be kept and shared? (http(s), no credentials, no query)"""
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and "@" not in parts.netloc and not parts.query
+
+
+def page_key(url: str, accept: str) -> str:
+    """The cache key of one page: its URL and the Accept it was asked with."""
+    return PAGE + hashlib.sha256(f"{url}\n{accept}".encode()).hexdigest()
+
+
+@dataclass
+class Held:
+    """A page this run may revalidate instead of downloading."""
+
+    key: str
+    digest: str
+    body: bytes
+    meta: dict[str, Any]
+    groups: list[list[str]]  # the vouch it earns once the index confirms it
+    local: bool
+
+    @property
+    def ctype(self) -> str:
+        """The page's Content-Type as the index sent it."""
+        return str(self.meta.get("content_type") or "text/html")
+
+    def conditions(self) -> dict[str, str]:
+        """The conditional request headers for this page's validators."""
+        out = {}
+        if isinstance(self.meta.get("etag"), str):
+            out["If-None-Match"] = self.meta["etag"]
+        if isinstance(self.meta.get("last_modified"), str):
+            out["If-Modified-Since"] = self.meta["last_modified"]
+        return out
+
+
+class Pages:
+    """The pages of one run's indexes in this cache and on the fleet's store."""
+
+    def __init__(self, cache: PackageCache, trust: Trust, keys: frozenset[str]) -> None:
+        self.cache = cache
+        self.trust = trust
+        self.keys = keys  # the fleet keys this machine trusts
+
+    def held(self, url: str, accept: str) -> Held | None:
+        """The page for url and accept this machine may revalidate, or None."""
+        if not shareable(url):
+            return None
+        key = page_key(url, accept)
+        entry = self.cache.lookup(key)
+        if entry is not None and self._same(entry.meta, url, accept) and \
+                self.trust.holds(key, entry.digest, self.keys):
+            body = self._read(self.cache.get(key, count=False), entry.digest)
+            if body is not None:
+                return Held(key, entry.digest, body, dict(entry.meta or {}), [], True)
+        fleet = self.cache.remote
+        if fleet is None:
+            return None
+        rec = fleet.get_record(key)
+        if rec is None or not rec.signer or rec.signer not in self.keys or \
+                not self._same(rec.meta, url, accept) or rec.size > MAX_PAGE:
+            return None  # unsigned (or no longer trusted) pages are never used
+        signer = rec.signer
+        body = self._read(fleet.bring_object(rec.sha256, size=rec.size), rec.sha256)
+        if body is None:
+            return None
+        return Held(key, rec.sha256, body, dict(rec.meta or {}), [[url, KEY + signer]], False)
+
+    def confirm(self, held: Held) -> None:
+        """The index answered 304 for held's validators: keep it here (for the next run)."""
+        if held.local:
+            return
+        if self.cache.alias(held.key, held.digest, kind="pippage", meta=held.meta):
+            self.trust.vouch(held.key, held.digest, held.groups)
+
+    def save(self, url: str, accept: str, body: bytes, headers: Any, held: Held | None) -> None:
+        """Keep a page the index sent (and share it when this member writes to the fleet)."""
+        etag, modified = headers.get("ETag"), headers.get("Last-Modified")
+        if not shareable(url) or not (etag or modified) or len(body) > MAX_PAGE:
+            return
+        key = page_key(url, accept)
+        digest = hashlib.sha256(body).hexdigest()
+        meta = {"url": url, "accept": accept, "content_type": headers.get("Content-Type"),
+                "etag": etag, "last_modified": modified}
+        if held is not None and held.digest == digest and held.meta == meta:
+            return self.confirm(held)  # a 200 with the same page: nothing new to share
+        with tempfile.TemporaryFile(dir=str(self.cache.bucket("pip-v1"))) as fh:
+            fh.write(body)
+            fh.flush()
+            if self.cache.put(key, fh.fileno(), sha256=digest, kind="pippage",
+                              meta=meta) is not None:
+                self.trust.vouch(key, digest, [[url]])
+        return None
+
+    @staticmethod
+    def _same(meta: Any, url: str, accept: str) -> bool:
+        return isinstance(meta, dict) and meta.get("url") == url and meta.get("accept") == accept
+
+    @staticmethod
+    def _read(path: str | None, digest: str) -> bytes | None:
+        if path is None:
+            return None
+        try:
+            with open(path, "rb") as fh:
+                body = fh.read(MAX_PAGE + 1)
+        except OSError:
+            return None
+        return body if hashlib.sha256(body).hexdigest() == digest else None

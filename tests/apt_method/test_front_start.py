@@ -1,0 +1,107 @@
+"""The method's front starts at every apt run (issue 24): the standard library's minimum at start,
+and the helper (cache_core, SQLite, the config) only at the first request it can serve. A
+request it will not serve goes straight to the real method."""
+
+from __future__ import annotations
+
+import io
+import os
+import random
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+
+from hooks.apt import method
+from hooks.apt.method import Front, Message, read_message
+from tests.apt_method.test_front_offline import CopiesHelper
+from tests.apt_method.test_front_random import FakeChild
+from tests.support import REPO
+
+FRONT = REPO / "hooks" / "apt" / "method.py"
+# Modules the front must not import before it has something to serve (each costs ms at every
+# apt run: json and re pull in enum and re's compiler, typing, dataclasses inspect and ast).
+LATE = ("json", "socket", "subprocess", "re", "typing", "dataclasses", "email", "urllib",
+        "inspect", "cache_core", "hooks", "yaml", "sqlite3", "apt_pkg")
+
+
+def test_the_front_starts_on_the_standard_library_minimum() -> None:
+    real = "/usr/lib/apt/methods/http"
+    if not os.access(real, os.X_OK):
+        pytest.skip("no apt http method here")
+    res = subprocess.run(["/usr/bin/python3", "-I", "-S", "-X", "importtime", str(FRONT), "http"],
+                         stdin=subprocess.DEVNULL, capture_output=True, cwd="/", timeout=60)
+    plain = subprocess.run([real], stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+    assert res.returncode == plain.returncode  # apt closed stdin: ends as the real method does
+    assert res.stdout == plain.stdout  # its capabilities, relayed unchanged
+    imported = {line.split("|")[-1].strip().split(".")[0]
+                for line in res.stderr.decode().splitlines() if line.startswith("import time:")}
+    assert imported and not imported & set(LATE), sorted(imported & set(LATE))
+
+
+class DoneChild(FakeChild):
+    """The real method: every request done."""
+
+    def _answer(self, msg: Message) -> bool:
+        uri, name = msg.get("URI"), msg.get("Filename") or ""
+        Path(name).write_bytes(b"data")
+        self._send("200 URI Start", f"URI: {uri}", "Size: 4")
+        self._send("201 URI Done", f"URI: {uri}", f"Filename: {name}", "Size: 4")
+        return True
+
+
+def _session(tmp_path: Path, requests: list[str]) -> tuple[list[Message], list[int]]:
+    """apt sends requests (URI and an optional Expected-SHA256); the answers, and how many
+    helpers the front started."""
+    started: list[int] = []
+
+    def helper():  # a fake helper that has nothing cached
+        started.append(1)
+        return CopiesHelper(set()).client
+
+    a_in, f_in = os.pipe()
+    f_out, a_out = os.pipe()
+    front = Front("/fake/http", os.fdopen(a_in, "rb"), os.fdopen(a_out, "wb"),
+                  spawn_child=lambda real: DoneChild(random.Random(3), tmp_path),
+                  spawn_helper=helper)
+    runner = threading.Thread(target=front.run, daemon=True)
+    runner.start()
+    apt_w = os.fdopen(f_in, "wb", buffering=0)
+    apt_r = os.fdopen(f_out, "rb")
+    got: list[Message] = []
+    for i, req in enumerate(requests):
+        uri, _, sha = req.partition(" ")
+        extra = f"Expected-SHA256: {sha}\n" if sha else ""
+        apt_w.write(f"600 URI Acquire\nURI: {uri}\nFilename: {tmp_path}/f{i}\n{extra}\n".encode())
+        while len([m for m in got if m.code in method.FINAL]) < i + 1:
+            m = read_message(apt_r)
+            assert m is not None
+            got.append(m)
+    apt_w.close()
+    runner.join(10)
+    return got, started
+
+
+@pytest.fixture(autouse=True)
+def _as_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(method.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(method.sys, "stderr", io.StringIO())
+
+
+def test_no_helper_for_a_run_with_nothing_to_serve(tmp_path: Path) -> None:
+    """A warm `apt-get update` asks for the Release files only (unchanged: apt asks for no
+    index): the front relays them and never starts the helper."""
+    got, started = _session(tmp_path, ["http://h/d/dists/a/InRelease",
+                                       "http://h/d/dists/a/Release.gpg",
+                                       "http://h/d/pool/x.changelog"])
+    assert len([m for m in got if m.code in method.FINAL]) == 3
+    assert started == []
+
+
+def test_the_helper_starts_at_the_first_request_it_can_serve(tmp_path: Path) -> None:
+    got, started = _session(tmp_path, ["http://h/d/dists/a/InRelease",
+                                       "http://h/d/pool/x_1_all.deb " + "ab" * 32,
+                                       "http://h/d/pool/y_1_all.deb " + "cd" * 32])
+    assert len([m for m in got if m.code in method.FINAL]) == 3
+    assert started == [1]

@@ -1,0 +1,78 @@
+"""hooks/pip/pages.py: which index pages are kept, and which kept page a run may revalidate."""
+
+from __future__ import annotations
+
+import tempfile
+
+import pytest
+
+from cache_core import PackageCache
+from hooks.pip.pages import PIP_ACCEPT, Pages, page_key, shareable
+from hooks.pip.trust import Trust
+
+URL = "https://index.example/simple/alpha/"
+BODY = b"<a href='/f/alpha-1.0-py3-none-any.whl#sha256=" + b"0" * 64 + b"'>alpha</a>"
+
+
+def _pages(cache: PackageCache) -> Pages:
+    return Pages(cache, Trust(cache.root), frozenset())
+
+
+def _save(cache: PackageCache, url: str, headers: dict[str, str]) -> None:
+    """One run keeps a page the index sent with these headers."""
+    pages = _pages(cache)
+    pages.save(url, PIP_ACCEPT, BODY, headers, None)
+    pages.trust.save()
+
+
+@pytest.mark.parametrize("url, ok", [
+    (URL, True),
+    ("http://127.0.0.1:8080/simple/alpha/", True),
+    ("https://user:secret@index.example/simple/alpha/", False),
+    ("https://token@index.example/simple/alpha/", False),
+    ("https://index.example/simple/alpha/?token=x", False),
+    ("file:///srv/simple/alpha/", False),
+])
+def test_only_pages_of_indexes_without_credentials_are_kept(url: str, ok: bool,
+                                                            cache: PackageCache) -> None:
+    assert shareable(url) is ok
+    _save(cache, url, {"ETag": '"v1"', "Content-Type": "text/html"})
+    assert bool(cache.keys("pippage:")) is ok
+    held = _pages(cache).held(url, PIP_ACCEPT)  # a later run
+    assert (held is not None) is ok
+    if ok:
+        assert held is not None and held.body == BODY
+        assert held.conditions() == {"If-None-Match": '"v1"'}
+
+
+def test_a_page_without_a_validator_is_not_kept(cache: PackageCache) -> None:
+    _save(cache, URL, {"Content-Type": "text/html"})
+    assert cache.keys("pippage:") == []
+    _save(cache, URL, {"Last-Modified": "Sun, 06 Dec 2026 05:00:00 GMT"})
+    held = _pages(cache).held(URL, PIP_ACCEPT)
+    assert held is not None
+    assert held.conditions() == {"If-Modified-Since": "Sun, 06 Dec 2026 05:00:00 GMT"}
+
+
+def test_a_kept_page_is_used_only_for_its_own_url_and_accept_and_if_this_machine_kept_it(
+        cache: PackageCache) -> None:
+    _save(cache, URL, {"ETag": '"v1"'})
+    assert _pages(cache).held(URL, PIP_ACCEPT) is not None
+    assert _pages(cache).held(URL, "text/html") is None
+    assert _pages(cache).held(URL.replace("alpha", "beta"), PIP_ACCEPT) is None
+    # another writer of the cache files a page under the key of another URL's page: its meta
+    # names its own URL, and this machine never vouched for it
+    other = "https://index.example/simple/beta/"
+    with tempfile.NamedTemporaryFile() as fh:
+        fh.write(b"evil")
+        fh.flush()
+        cache.put(page_key(other, PIP_ACCEPT), fh.name, kind="pippage",
+                  meta={"url": other, "accept": PIP_ACCEPT, "etag": '"v1"'})
+    assert _pages(cache).held(other, PIP_ACCEPT) is None
+    # ... or re-points this page's key at other bytes
+    with tempfile.NamedTemporaryFile() as fh:
+        fh.write(b"evil")
+        fh.flush()
+        cache.put(page_key(URL, PIP_ACCEPT), fh.name, kind="pippage",
+                  meta={"url": URL, "accept": PIP_ACCEPT, "etag": '"v1"'})
+    assert _pages(cache).held(URL, PIP_ACCEPT) is None
