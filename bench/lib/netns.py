@@ -76,8 +76,9 @@ class Lab:
         return ["ip", "netns", "exec", self.store_ns if i is None else self.ns(i)]
 
     # ---------------------------------------------------------------------------- life cycle
-    def up(self, relay_sock: Path | None = None, lan_rate: str = "800mbit") -> None:
-        """Create the store and server namespaces, shape the LAN, start the forwarders."""
+    def up(self, relay_sock: Path | dict[int, Path] | None = None, lan_rate: str = "800mbit") -> None:
+        """Create the store and server namespaces, shape the LAN, start the forwarders (to one
+        relay socket, or to each server's own: {i: path}, to count bytes per server)."""
         self.down()
         self.work.mkdir(parents=True, exist_ok=True)
         ip("netns", "add", self.store_ns)
@@ -101,14 +102,16 @@ class Lab:
                     subprocess.run(["ip", "netns", "exec", where, "tc", "qdisc", "add", "dev", dev,
                                     "root", "tbf", "rate", lan_rate, "burst", "1mb", "latency",
                                     "50ms"], check=True, capture_output=True)
-            if relay_sock is not None:
+            sock = relay_sock.get(i) if isinstance(relay_sock, dict) else relay_sock
+            if sock is not None:
                 self.spawn(i, [sys.executable, str(UNIXFWD), "--listen",
-                               f"127.0.0.1:{PROXY_PORT}", "--unix", str(relay_sock)],
+                               f"127.0.0.1:{PROXY_PORT}", "--unix", str(sock)],
                            port=PROXY_PORT)
 
     def spawn(self, i: int | None, argv: list[str], port: int | None = None,
-              log: Path | None = None, host: str = "127.0.0.1") -> int:
-        """Start a long-running process in server i (None: the store); wait for PORT; record its pid."""
+              log: Path | None = None, host: str = "127.0.0.1", wait: float = 20) -> int:
+        """Start a long-running process in server i (None: the store); wait up to `wait` s for
+        PORT; record its pid."""
         out = open(log, "ab") if log else subprocess.DEVNULL
         proc = subprocess.Popen([*self.exec_prefix(i), *argv], stdout=out,
                                 stderr=subprocess.STDOUT, start_new_session=True)
@@ -117,7 +120,7 @@ class Lab:
         with open(self.pidfile, "a") as f:
             f.write(f"{proc.pid}\n")
         if port is not None:
-            deadline = time.monotonic() + 20
+            deadline = time.monotonic() + wait
             probe = (f"import socket; socket.create_connection(('{host}', {port}), timeout=1)")
             while True:
                 if proc.poll() is not None:
@@ -126,7 +129,7 @@ class Lab:
                                   capture_output=True).returncode == 0:
                     break
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"{argv[0]} did not listen on {host}:{port} within 20 s")
+                    raise RuntimeError(f"{argv[0]} did not listen on {host}:{port} within {wait:.0f} s")
                 time.sleep(0.1)
         return proc.pid
 
@@ -183,7 +186,8 @@ class Lab:
 
 # -------------------------------------------------------------------------------------- stores
 def nginx_conf(base: Path, listen: str) -> Path:
-    """An nginx WebDAV store at http://LISTEN/store/ with its files under BASE/www/store."""
+    """An nginx WebDAV store at http://LISTEN/store/ with its files under BASE/www/store, with
+    COPY as the README's fleet section asks (members take leases with it: coalescing)."""
     (base / "www" / "store").mkdir(parents=True, exist_ok=True)
     (base / "tmp").mkdir(exist_ok=True)
     conf = base / "nginx.conf"

@@ -122,3 +122,45 @@ def test_the_other_scenarios_quick(tmp_path: Path, module: str, args: list[str],
                        capture_output=True, text=True, cwd=REPO, timeout=600)
     assert p.returncode in (0, 1), p.stdout[-2000:] + p.stderr[-2000:]
     assert json.loads(out.read_text()) and p.stdout.strip(), p.stdout[-2000:]
+
+
+@pytest.mark.slow
+@pytest.mark.network
+@pytest.mark.root
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("mmdebstrap") or not ROOT_NGINX,
+                    reason="needs root, mmdebstrap and nginx")
+def test_fleet_quick(tmp_path: Path) -> None:
+    # `python -m bench.scenarios.fleet --quick`: one run of every scenario on tiny sets (hello;
+    # six), the peers primed, unpaced; it ends with its table and a JSON with nothing failed
+    from bench.scenarios import fleet
+
+    out = tmp_path / "out"
+    p = subprocess.run([sys.executable, "-m", "bench.scenarios.fleet", "--quick", "--no-chart",
+                        "--out", str(out), "--internet-rate", "0", "--prefix",
+                        f"pkgcsmk{os.getpid() % 100000}",
+                        "--workdir", "/var/tmp/pkgcache-fleet-smoke"],  # the base image, kept 24 h
+                       capture_output=True, text=True, cwd=REPO, timeout=1500)
+    assert p.returncode in (0, 1), p.stdout[-3000:] + p.stderr[-3000:]
+    res = json.loads((out / "fleet.json").read_text())
+    assert res["table"] in p.stdout and p.stdout.rstrip().splitlines()[-1].startswith("chart: skipped")
+    assert fleet.failures(res) == [], fleet.failures(res)
+    assert (res["apt_set"], res["pip_set"], res["orders"]) == (
+        ["hello"], ["six"], [["cold", "fleet", "poisoned", "linkdown", "stopped", "acng", "devpi"]])
+    assert {k: v["runs"] for k, v in res["summary"].items()} == {k: 1 for k in fleet.SCENARIOS}
+    assert all(v["same_as_cold"] for v in res["summary"].values())
+    # the peers' servers are clean and the peers served them (primed: nothing from the internet)
+    r = res["results"]
+    assert r["acng"][0]["debs_internet"] < 100_000 and r["devpi"][0]["wheels_internet"] == 0
+    assert r["acng"][0]["wheels_internet"] > 0 and "install_s" not in r["devpi"][0]
+    assert r["acng"][0]["remote_hits"] is None and r["devpi"][0]["remote_hits"] is None
+    # cold3: internet bytes per server and in all, against this run's one cold server
+    c3 = r["cold3"][0]
+    assert len(c3["internet_by_server"]) == 3 and all(b > 0 for b in c3["internet_by_server"])
+    assert sum(c3["internet_by_server"]) <= c3["internet_total"]
+    assert c3["internet_vs_cold"] == pytest.approx(c3["internet_total"] / c3["cold_internet"])
+    assert c3["all_wall_s"] >= max(c3["server_total_s"]) * 0.9
+    assert "cold3 run 1: 3 servers at once: all done in" in res["table"]
+    t = {x["target"]: x for x in res["targets"]}
+    for name in ("fleet pip step / the best pip peer", "cold3: internet bytes of all servers"):
+        found = [v for k, v in t.items() if k.startswith(name)]
+        assert found and len(found[0]["per_run"]) == 1 and found[0]["per_run"][0] > 0, name

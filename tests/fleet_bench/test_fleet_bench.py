@@ -112,6 +112,102 @@ def test_per_run_ratios_pair_the_runs_and_skip_a_failed_one() -> None:
     assert "per run 0.76 - 0.92" in text
 
 
+def test_fleet_pip_is_compared_with_each_pip_peer_and_the_best() -> None:
+    # plain pip 10 s, devpi 6 s (the best), the fleet 8 s: slower than the best peer
+    res = _results(devpi=[{"pip_s": 6.0, "pip_internet": 40, "wheels_internet": 0,
+                           "pages_internet": 40, "same_as_cold": True, "total_s": 6.0}] * 3)
+    res["acng"] = [_rec(50, pip_s=10.0), _rec(48, pip_s=10.0), _rec(44, pip_s=12.0)]
+    res["fleet"] = [_rec(40, pip_s=8.0), _rec(42, pip_s=5.0), _rec(41, pip_s=8.0)]
+    t = {x["target"]: x for x in fleet.targets(fleet.summarize(res), res)}
+    best = t["fleet pip step / the best pip peer (devpi)"]
+    assert best["value"] == pytest.approx(8 / 6) and best["met"] is False
+    assert best["per_run"] == pytest.approx([8 / 6, 5 / 6, 8 / 6])
+    plain = t["fleet pip step / plain pip (acng server)"]
+    assert plain["met"] is True and plain["per_run"] == pytest.approx([0.8, 0.5, 8 / 12])
+    assert t["devpi: same result as cold"]["met"] is True
+    rows = fleet.table_rows(fleet.summarize(res))
+    devpi_row = next(r for r in rows if r[0].startswith("devpi:"))
+    assert devpi_row[1:3] == ["-", "-"] and devpi_row[3] == "6.00"  # no apt steps; pip s
+
+
+def test_pages_and_cold_files_targets() -> None:
+    res = _results()
+    res["fleet"] = [_rec(40, pages_internet=1.5e6), _rec(40, pages_internet=2.5e6), _rec(40)]
+    res["acng"] = [_rec(50, wheels_internet=4e7)] * 3
+    t = {x["target"]: x for x in fleet.targets(fleet.summarize(res), res)}
+    pages = t["fleet: pip index pages from the internet (max, MB)"]
+    assert pages["value"] == pytest.approx(2.5) and pages["met"] is False
+    files = t["cold pip: files from the internet / plain pip's"]
+    assert files["value"] == pytest.approx(1.0) and files["met"] is True
+    assert files["per_run"] == pytest.approx([1.0, 1.0, 1.0])
+
+
+def _cold3(total: float, wall: float, cold_total: float = 62.0, cold_inet: float = 1.7e8) -> dict:
+    return {"update_s": 3.0, "install_s": 60.0, "pip_s": 20.0, "total_s": 83.0, "all_wall_s": wall,
+            "internet_total": total, "internet_by_server": [total * 0.8, total * 0.1, total * 0.1],
+            "server_total_s": [80.0, 83.0, 85.0], "wheels_internet": 3e7, "same_as_cold": True,
+            "servers": [], "lan_total": 0, "cold_internet": cold_inet, "cold_total_s": cold_total,
+            "internet_vs_cold": total / cold_inet, "wall_vs_cold": wall / cold_total}
+
+
+def test_cold3_is_against_this_runs_one_cold_server() -> None:
+    res = _results(cold3=[_cold3(1.8e8, 90.0), _cold3(5.1e8, 250.0), {"failed": "RuntimeError: x"}])
+    summary = fleet.summarize(res)
+    t = {x["target"]: x for x in fleet.targets(summary, res)}
+    b = t["cold3: internet bytes of all servers / one cold server's"]
+    assert b["per_run"] == pytest.approx([1.8 / 1.7, 5.1 / 1.7])
+    assert b["value"] == pytest.approx((1.8 / 1.7 + 5.1 / 1.7) / 2) and b["met"] is False
+    w = t["cold3: wall time for all servers / one cold server's (reported)"]
+    assert w["met"] is None and w["per_run"] == pytest.approx([90 / 62, 250 / 62])
+    text = fleet.render({"summary": summary, "targets": list(t.values()), "results": res})
+    assert ("cold3 run 1: 3 servers at once: all done in 90.0 s (one cold server 62.0 s: 1.45x); "
+            "internet 180.0 MB in all (per server 144.0 / 18.0 / 18.0 MB; one cold server "
+            "170.0 MB: 1.06x)") in text
+    assert "cold3 run 3: FAILED RuntimeError: x" in text
+    assert "FAILED cold3 run 3: RuntimeError: x" in text
+    md = fleet.markdown({"summary": summary, "targets": list(t.values()), "results": res,
+                         "started": "now", "seconds": 60, "runs": 3, "machine": {},
+                         "internet_rate": 1e7, "lan_rate": "800mbit", "packages": 73,
+                         "pip_set": ["six"], "command": "x"})
+    assert "- cold3 run 2: 3 servers at once: all done in 250.0 s" in md
+
+
+def test_relay_counts_bytes_per_server(tmp_path: Path) -> None:
+    # each server's forwarder has its own socket: bytes are counted per server and per host
+    import socket
+
+    origin = tmp_path / "origin"
+    origin.mkdir()
+    (origin / "blob").write_bytes(os.urandom(150_000))
+    web = subprocess.Popen([sys.executable, "-m", "http.server", "-b", "127.0.0.1", "0", "-d",
+                            str(origin)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    relay = fleet.Relay(tmp_path / "relay.sock", rate=0, servers=2)
+    port = 0
+    try:
+        port = int(web.stdout.readline().split(" port ")[1].split()[0])
+        fleet.countproxy.ALLOWED_PORTS.add(port)
+
+        def get(sock_path: Path) -> int:
+            with socket.socket(socket.AF_UNIX) as c:
+                c.connect(str(sock_path))
+                c.sendall(f"GET http://127.0.0.1:{port}/blob HTTP/1.0\r\n\r\n".encode())
+                n = 0
+                while chunk := c.recv(65536):
+                    n += len(chunk)
+                return n
+        relay.reset()
+        got = get(relay.paths[1]) + get(relay.paths[1]) + get(relay.path)
+        by = relay.per_server()
+        assert by.get(1, 0) >= 300_000 and by.get(2, 0) == 0 and 150_000 <= by.get(0, 0) < 300_000
+        assert sum(relay.snapshot().values()) == got == sum(by.values())
+    finally:
+        relay.close()
+        web.terminate()
+        web.wait()
+        fleet.countproxy.ALLOWED_PORTS.discard(port)
+    assert not list(tmp_path.glob("*.sock"))
+
+
 def test_every_scenario_takes_every_position_in_the_rotation() -> None:
     names = ["fleet", "poisoned", "linkdown", "stopped", "acng"]
     rows = [fleet.latin(names, r) for r in range(len(names))]
@@ -131,6 +227,7 @@ def test_main_ends_with_table_and_json_when_the_setup_fails(
             self.lab = self
             self.relay = self
             self.path = work / "relay.sock"
+            self.paths = {}
 
         def up(self, *a: object) -> None:
             raise RuntimeError("no namespaces here")
@@ -149,6 +246,50 @@ def test_main_ends_with_table_and_json_when_the_setup_fails(
     assert res["error"] == "RuntimeError: no namespaces here"
     assert "FAILED bench: RuntimeError: no namespaces here" in out and res["table"] in out
     assert out.rstrip().splitlines()[-1].startswith("chart: skipped")
+
+
+def test_sigterm_mid_run_still_ends_with_table_and_json(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    # the bench stopped with SIGTERM during a run: what ran is in the table and the JSON
+    import signal
+
+    class Stopped(fleet.FleetBench):
+        def __init__(self, work: Path, *a: object) -> None:
+            self.results = {s: [] for s in fleet.SCENARIOS}
+            self.results["cold"].append(_rec(60))
+            self.orders = [["cold"]]
+            self.lab = self.relay = self
+            self.paths: dict = {}
+
+        def up(self, *a: object) -> None:
+            pass
+
+        def image(self) -> Path:
+            return Path("/nonexistent")
+
+        def prime(self, peer: str) -> None:
+            pass
+
+        def run_once(self, r: int, only: set[str]) -> None:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)
+            raise AssertionError("SIGTERM did not stop the run")
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(fleet, "FleetBench", Stopped)
+    monkeypatch.setattr(fleet.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(fleet, "plot", lambda j, p: "skipped")
+    monkeypatch.setattr(sys, "argv", ["fleet", "--quick", "--out", str(tmp_path / "out"),
+                                      "--workdir", str(tmp_path / "work")])
+    before = signal.getsignal(signal.SIGTERM)
+    assert fleet.main() == 1
+    assert signal.getsignal(signal.SIGTERM) == before
+    out = capsys.readouterr().out
+    res = json.loads((tmp_path / "out" / "fleet.json").read_text())
+    assert res["error"] == "KeyboardInterrupt: SIGTERM" and res["summary"]["cold"]["runs"] == 1
+    assert res["table"] in out and "FAILED bench: KeyboardInterrupt: SIGTERM" in out
 
 
 def test_module_runs_as_the_readme_documents(tmp_path: Path) -> None:
