@@ -115,14 +115,15 @@ chmod 0755 "$ROOT/usr/sbin/policy-rc.d"
 
 # Run a shell script inside the root. /proc and /dev/pts are mounted in a private mount
 # namespace that dies with the command: nothing stays mounted on the host.
-# $PROXY (host:port), when set, becomes http_proxy/https_proxy inside; $NS, when set, is the
+# $PROXY (host:port), when set, becomes http_proxy/https_proxy inside (the store on the LAN is
+# in no_proxy, as on a real network); $NS, when set, is the
 # network namespace it runs in; $ROOT is the root.
 inroot() {
 	${NS:+ip netns exec "$NS"} unshare --mount --pid --fork --mount-proc="$ROOT/proc" /bin/sh -c '
 		mount -t devpts -o newinstance,ptmxmode=0666 devpts "$0/dev/pts" 2>/dev/null || true
 		exec chroot "$0" env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
 			HOME=/root LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive PKGCACHE_REMOTE_UPLOAD=manual \
-			${2:+http_proxy=http://$2 https_proxy=http://$2} /bin/sh -ec "$1"' "$ROOT" "$1" "${PROXY:-}"
+			${2:+http_proxy=http://$2 https_proxy=http://$2 no_proxy=10.77.0.1} /bin/sh -ec "$1"' "$ROOT" "$1" "${PROXY:-}"
 }
 
 # Trust the same extra CAs as the host (a site or proxy CA); a no-op on a stock host.

@@ -194,6 +194,7 @@ INNER = ('mount -t devpts -o newinstance,ptmxmode=0666 devpts "$0/dev/pts" 2>/de
          'exec chroot "$0" env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin '
          'HOME=/root LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive @UPLOAD@'
          f'http_proxy=http://127.0.0.1:{netns.PROXY_PORT} https_proxy=http://127.0.0.1:{netns.PROXY_PORT} '
+         f'no_proxy={netns.STORE_IP} '  # the store is on the LAN, the relay is the way out only
          '/bin/sh -ec "$1"')
 MANUAL = "PKGCACHE_REMOTE_UPLOAD=manual "  # the bench pushes (cold) and times it on its own
 
