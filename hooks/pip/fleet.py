@@ -115,8 +115,8 @@ def fetch_built(cache: PackageCache, store: WheelStore, art: Artifact, target: T
     rec = None
     if entry is None or not store.trust.vouched(key, entry.digest):
         rec = _remote(cache).get_record(key)  # signed (or from a trust: unsigned remote)
-        if rec is None or _remote(cache).get_object(rec.sha256, key, kind=rec.kind,
-                                            meta=rec.meta) is None:
+        if rec is None or _remote(cache).bring_object(rec.sha256, key, kind=rec.kind,
+                                              meta=rec.meta) is None:
             return False
     elif cache.get(key, count=False) is None:
         return False
@@ -180,7 +180,7 @@ def _adopt(cache: PackageCache, store: WheelStore, filename: str, digest: str,
         if groups:  # vouched for as a download from those sources would be
             store.vouch(key, digest, groups)
         return True
-    if _remote(cache).get_object(digest) is None:
+    if _remote(cache).bring_object(digest) is None:
         return False
     if not _matches(cache, digest, filename):
         warn(f"pip: fleet listing names {filename} for content that is not {filename}; ignored")

@@ -73,6 +73,7 @@ def test_index_stopped_b_installs_the_same_versions_from_the_fleet(
     assert len(index.requests) == before
     assert {n: venv_version(v, n) for n in served_a} == served_a
     assert pip_isolation.read_text().count("delta ") == 1  # A's built wheel, not rebuilt on B
+    assert fleet.b.stats()["hits"] == len(served_a)  # one hit per file served, not two
     # and the hash-locked variant on a third member, index still stopped
     c = fleet.member("c")
     v = make_venv()
