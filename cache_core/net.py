@@ -18,7 +18,7 @@ import base64
 import os
 import re
 import urllib.parse
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 TYPE_CHECKING = False  # redaction alone (config, messages) loads no ssl, http.client or urllib.request
 if TYPE_CHECKING:
@@ -95,7 +95,7 @@ class Proxy:
 
     host: str
     port: int
-    authorization: str | None = None   # the Proxy-Authorization header value
+    authorization: str | None = field(default=None, repr=False)  # Proxy-Authorization
 
     @property
     def display(self) -> str:

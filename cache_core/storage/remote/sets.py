@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ...errors import RecordError, RemoteMissing
+from ...errors import RecordError, RemoteError, RemoteMissing
 from .base import record_name
 from .records import MAX_CLOCK_SKEW, Record, decode, note_time, now, seen_time
 
@@ -38,6 +38,7 @@ SET_KIND = "set"          # the local entry: this member's own items of a shared
 VERSION_KIND = "setv"     # ``K#<n>`` on a store
 HEAD_KIND = "sethead"     # ``K`` on a store: the hint
 MAX_SET_BYTES = 4 << 20
+MAX_VERSION = 1 << 40    # above any real chain: a store claiming more is lying
 MAX_TRIES = 64            # versions a writer tries before it leaves its entry in the spool
 WALK_BACK = 8             # versions below the head a reader or writer looks at for a trusted one
 KEEP = 16                 # versions below the head that gc keeps (a hint lags by a few at most)
@@ -118,6 +119,8 @@ class SetStore:
         while self.exists(record_name(version_key(key, n + step))):
             n += step
             step *= 2
+            if n + step >= MAX_VERSION:  # a store that says yes to everything: not a chain
+                raise RemoteError(f"shared set {key[:40]}: no end to its versions")
         while step > 1:  # n exists, n + step does not
             step //= 2
             if self.exists(record_name(version_key(key, n + step))):
@@ -148,7 +151,7 @@ def _hinted(data: bytes | None) -> int:
         h = meta.get("head") if isinstance(meta, dict) else None
     except (ValueError, AttributeError):
         return 0
-    return h if isinstance(h, int) and not isinstance(h, bool) and 0 < h < 1 << 40 else 0
+    return h if isinstance(h, int) and not isinstance(h, bool) and 0 < h < MAX_VERSION else 0
 
 
 def check_version(key: str, rec: Record, n: int) -> None:
