@@ -226,12 +226,14 @@ class HelperClient:
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         env = dict(os.environ)
-        env["PYTHONPATH"] = here + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH")
-                                    else "")
         env.setdefault("PKGCACHE_METHOD_RUN", str(os.getppid()))  # apt's pid: one run
+        # -I as the front: no PYTHONPATH, user site or working directory on root's path (a
+        # caller's environment must not choose the code root runs); pkgcache's own dir first
+        boot = (f"import sys; sys.path.insert(0, {here!r}); from hooks.apt.method import main; "
+                f"sys.exit(main(['method', '--helper', '{theirs.fileno()}']))")
         try:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "hooks.apt.method", "--helper", str(theirs.fileno())],
+                [sys.executable, "-I", "-c", boot],
                 pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL, env=env, cwd="/")
         finally:

@@ -45,8 +45,9 @@ def method_pids(helper: bool, marker: str) -> list[int]:
                 cmd = fh.read().split(b"\0")
         except OSError:
             continue
-        ours = b"hooks.apt.method" in cmd or any(c.endswith(b"hooks/apt/method.py") for c in cmd)
-        if ours and (b"--helper" in cmd) == helper and _ours(d, marker):
+        ours = any(b"hooks.apt.method" in c or c.endswith(b"hooks/apt/method.py") for c in cmd)
+        is_helper = any(b"--helper" in c for c in cmd)  # the helper's -c boot line names it
+        if ours and is_helper == helper and _ours(d, marker):
             out.append(int(d))
     return out
 
