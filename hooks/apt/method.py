@@ -619,11 +619,20 @@ class Front:
         again with backoff and serves it once delivered, or relays it to the real method when
         the lease ends without it, expires, or DEFER_LIMIT passes. The front keeps reading apt
         meanwhile: its own downloads (and the leases this machine holds) go on."""
+        entry = (req, msg, time.monotonic() + DEFER_LIMIT)
         with self.lock:
-            self.deferred.append((req, msg, time.monotonic() + DEFER_LIMIT))
-            if self.poller is None:
-                self.poller = threading.Thread(target=self.poll_deferred, daemon=True)
-                self.poller.start()
+            self.deferred.append(entry)
+            if self.poller is not None:
+                return
+            poller = threading.Thread(target=self.poll_deferred, daemon=True)
+            try:
+                poller.start()
+            except Exception:  # noqa: BLE001 - no thread: the real method gets it, once
+                self.deferred.remove(entry)
+            else:
+                self.poller = poller
+                return
+        self.relay(req, msg)
 
     def poll_deferred(self) -> None:
         """The poller thread: until no request waits."""
@@ -647,7 +656,11 @@ class Front:
                 if got == "busy":
                     keep.append((req, msg, end))
                 elif got is None:
-                    self.relay(req, msg)
+                    try:
+                        self.relay(req, msg)
+                    except Exception as exc:  # noqa: BLE001 - the rest of the batch goes on
+                        self.fault(type(exc).__name__)
+                        self.fail(req, "pkgcache could not hand the request on")
             with self.lock:
                 self.deferred.extend(keep)
 
