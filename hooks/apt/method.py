@@ -945,24 +945,29 @@ class Helper:
 
         buf = b""
         fds: list[int] = []
-        while True:
-            try:
-                data, new_fds, _flags, _addr = socket.recv_fds(self.sock, 65536, 16)
-            except OSError:
-                break
-            fds.extend(new_fds)
-            if not data:
-                break
-            buf += data
-            while b"\n" in buf:
-                line, buf = buf.split(b"\n", 1)
-                req = json.loads(line)
-                fd = fds.pop(0) if req.get("op") == "harvest" and fds else None
-                self.handle(req, fd)
-        for fd in fds:
-            os.close(fd)
-        for digest in list(self.leases):
-            self.end_lease(digest)
+        try:
+            while True:
+                try:
+                    data, new_fds, _flags, _addr = socket.recv_fds(self.sock, 65536, 16)
+                except OSError:
+                    break
+                fds.extend(new_fds)
+                if not data:
+                    break
+                buf += data
+                while b"\n" in buf:
+                    line, buf = buf.split(b"\n", 1)
+                    req = json.loads(line)
+                    fd = fds.pop(0) if req.get("op") == "harvest" and fds else None
+                    self.handle(req, fd)
+        finally:  # a fault in handle too: the leases end now, not at their expiry (others wait)
+            for fd in fds:
+                os.close(fd)
+            for digest in list(self.leases):
+                try:
+                    self.end_lease(digest)
+                except Exception:  # noqa: BLE001 - the lease then expires on its own
+                    pass
         self.record()
 
     def reply(self, obj: dict[str, Any]) -> None:
