@@ -1,13 +1,14 @@
 """Index pages kept in the cache and shared by the fleet, always confirmed by the index.
 
 The view (view.py) reads each page of the user's indexes once per run. A page this machine
-holds, or one a trusted fleet key signed (``pippage:`` record), is asked for with its validators
-(``If-None-Match``, ``If-Modified-Since``): the index answers 304 and sends no page. A page from
+holds, or one a trusted fleet key signed (``pippage:`` record), is asked for with its ETag
+(``If-None-Match``; a Last-Modified date alone does not name bytes, so such pages are not kept):
+the index answers 304 and sends no page. A page from
 the store is untrusted content: it is used only when the index confirms its validator with a 304
 *and* it is this machine's own (vouched in its private trust record) or signed by a trusted key
 (the 304 confirms the validator, the signature binds the bytes to it). It is never used for
 another URL or another ``Accept``. Pages of an index URL with credentials (``user@``, a query)
-are neither kept nor shared; pages without a validator are not kept (they could not be
+are neither kept nor shared; pages without an ETag are not kept (they could not be
 confirmed).
 """
 
@@ -64,12 +65,10 @@ class Held:
 
     def conditions(self) -> dict[str, str]:
         """The conditional request headers for this page's validators."""
-        out = {}
-        if isinstance(self.meta.get("etag"), str):
-            out["If-None-Match"] = self.meta["etag"]
-        if isinstance(self.meta.get("last_modified"), str):
-            out["If-Modified-Since"] = self.meta["last_modified"]
-        return out
+        # the ETag only: a 304 to If-Modified-Since says "not changed since", not "these bytes"
+        # (two mirrors behind one URL, a restore with older times)
+        etag = self.meta.get("etag")
+        return {"If-None-Match": etag} if isinstance(etag, str) else {}
 
 
 class Pages:
@@ -114,7 +113,7 @@ class Pages:
     def save(self, url: str, accept: str, body: bytes, headers: Any, held: Held | None) -> None:
         """Keep a page the index sent (and share it when this member writes to the fleet)."""
         etag, modified = headers.get("ETag"), headers.get("Last-Modified")
-        if not shareable(url) or not (etag or modified) or len(body) > MAX_PAGE:
+        if not shareable(url) or not etag or len(body) > MAX_PAGE:
             return
         key = page_key(url, accept)
         digest = hashlib.sha256(body).hexdigest()

@@ -45,13 +45,16 @@ def test_only_pages_of_indexes_without_credentials_are_kept(url: str, ok: bool,
         assert held.conditions() == {"If-None-Match": '"v1"'}
 
 
-def test_a_page_without_a_validator_is_not_kept(cache: PackageCache) -> None:
+def test_a_page_without_an_etag_is_not_kept(cache: PackageCache) -> None:
     _save(cache, URL, {"Content-Type": "text/html"})
     assert cache.keys("pippage:") == []
+    # a date names no bytes: a 304 to If-Modified-Since could confirm another mirror's page
     _save(cache, URL, {"Last-Modified": "Sun, 06 Dec 2026 05:00:00 GMT"})
+    assert cache.keys("pippage:") == []
+    _save(cache, URL, {"ETag": '"v1"', "Last-Modified": "Sun, 06 Dec 2026 05:00:00 GMT"})
     held = _pages(cache).held(URL, PIP_ACCEPT)
     assert held is not None
-    assert held.conditions() == {"If-Modified-Since": "Sun, 06 Dec 2026 05:00:00 GMT"}
+    assert held.conditions() == {"If-None-Match": '"v1"'}
 
 
 def test_a_kept_page_is_used_only_for_its_own_url_and_accept_and_if_this_machine_kept_it(
