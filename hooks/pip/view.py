@@ -465,7 +465,8 @@ def _decoded(body: bytes, encoding: str | None) -> bytes | None:
     try:
         d = zlib.decompressobj(16 + zlib.MAX_WBITS)
         out = d.decompress(body, _PAGE_LIMIT)
-        return out if d.eof and not d.unconsumed_tail else None
+        # one member, nothing after it (else a page could be cut short without an error)
+        return out if d.eof and not d.unconsumed_tail and not d.unused_data else None
     except zlib.error:
         return None
 

@@ -79,3 +79,14 @@ def test_a_kept_page_is_used_only_for_its_own_url_and_accept_and_if_this_machine
         cache.put(page_key(URL, PIP_ACCEPT), fh.name, kind="pippage",
                   meta={"url": URL, "accept": PIP_ACCEPT, "etag": '"v1"'})
     assert _pages(cache).held(URL, PIP_ACCEPT) is None
+
+
+def test_a_gzip_page_with_more_after_its_first_member_is_refused_not_cut_short() -> None:
+    import gzip
+
+    from hooks.pip.view import _decoded
+
+    one = gzip.compress(b"<a href='alpha-1.0.tar.gz'>")
+    assert _decoded(one, "gzip") == b"<a href='alpha-1.0.tar.gz'>"
+    assert _decoded(one + gzip.compress(b"<a href='alpha-2.0.tar.gz'>"), "gzip") is None
+    assert _decoded(one + b"junk", "gzip") is None
