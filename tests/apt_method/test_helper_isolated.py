@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.support import REPO
 
 
 def test_the_helper_ignores_pythonpath_and_the_users_site(tmp_path: Path) -> None:
