@@ -595,6 +595,12 @@ class Remote:
         revoked = {k.strip() for s in specs for k in s.revoked_public_keys}
         return frozenset(k for s in specs for k in s.trusted_public_keys if k.strip() not in revoked)
 
+    def page_max_age(self) -> float:
+        """Seconds a pip index page signed by a trusted key (or this member's own) is used
+        without asking the index: the largest ``pip_page_max_age`` of the remotes (0: off)."""
+        return max((float(s.options.get("pip_page_max_age") or 0) for s in self.tier.specs),
+                   default=0.0)
+
     def get_object(self, digest: str, key: str | None = None, *, kind: str | None = None,
                    meta: dict[str, JSON] | None = None, size: int | None = None) -> str | None:
         """Verified local path of the object with this SHA-256, from the local store or else the

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 from hooks.common import http as client
 
 from . import options
-from .pages import PIP_ACCEPT
+from .pages import PIP_ACCEPT, wants_revalidation
 
 if TYPE_CHECKING:
     from .pages import Pages
@@ -103,6 +103,8 @@ class View:
         # (url, Accept) -> (type, body, base, body rewritten for pip), or 404
         self._page_locks: dict[tuple[str, str], threading.Lock] = {}
         self._confirmed: dict[str, str] = {}  # page URL -> final URL of its 304
+        self._by_max_age: set[str] = set()  # pages used within the index's max-age this run
+        self.fresh_pages = 0  # pages used while fresh, with no request to the index
         # set by the driver: pages kept in the cache and shared by the fleet (pages.py)
         self.shared: Pages | None = None
         self._secret = secrets.token_urlsafe(18)
@@ -255,7 +257,8 @@ class View:
     def _page(self, h: BaseHTTPRequestHandler, url: str) -> None:
         """A project's page, read from the index once per run (pip's resolves, its build
         environments and the driver's resolves of build dependencies all read the same)."""
-        memo = self._read_page(url, h.headers.get("Accept") or "text/html")
+        memo = self._read_page(url, h.headers.get("Accept") or "text/html",
+                               wants_revalidation(h.headers.get("Cache-Control")))
         if isinstance(memo, int):
             return self._fail(h, memo)
         ctype, body = memo[0], memo[3]
@@ -271,19 +274,33 @@ class View:
         memo = self._read_page(url, PIP_ACCEPT)
         return None if isinstance(memo, int) else memo[:3]
 
-    def _read_page(self, url: str, accept: str) -> tuple[str, bytes, str, bytes] | int:
+    def _read_page(self, url: str, accept: str, revalidate: bool = False
+                   ) -> tuple[str, bytes, str, bytes] | int:
         """The page (type, body, base, body for pip), or the status of its failure; memoised
-        for the run, revalidated against a kept or shared copy (pages.py) when there is one."""
+        for the run; a kept or shared copy (pages.py) is used while fresh, else revalidated.
+        revalidate: the asker wants the index asked (pip < 26.2 asks so for every page)."""
         with self._lock:
             lock = self._page_locks.setdefault((url, accept), threading.Lock())
         with lock:
             memo = self._pages.get((url, accept))
-            if memo is not None:
+            if memo is not None and not (revalidate and url in self._by_max_age):
                 return memo
             held = None
             if self.shared is not None:
                 with contextlib.suppress(Exception):  # (a fault there: the page is downloaded)
-                    held = self.shared.held(url, accept)
+                    held = self.shared.held(url, accept, revalidate)
+            fresh = held.fresh(revalidate) if held is not None else None
+            self._by_max_age.discard(url)
+            if held is not None and fresh is not None and self.shared is not None:
+                with contextlib.suppress(Exception):  # kept here as the index sent it
+                    self.shared.confirm(held)
+                if fresh == "index":
+                    self._by_max_age.add(url)
+                self.fresh_pages += 1
+                ctype, body, base = held.ctype, held.body, str(held.meta.get("base") or url)
+                memo = self._pages[(url, accept)] = (ctype, body, base,
+                                                     self._rewrite(body, ctype, base))
+                return memo
             # compressed as pip asks for it (requests sends gzip too; PyPI's pages shrink ~5x)
             resp = self._open(url, accept, {"Accept-Encoding": "gzip",
                                             **(held.conditions() if held is not None else {})})
@@ -305,7 +322,7 @@ class View:
                     base = resp.geturl()
                     if self.shared is not None:
                         with contextlib.suppress(Exception):  # (keeping it is only a saving)
-                            self.shared.save(url, accept, body, resp.headers, held)
+                            self.shared.save(url, accept, body, resp.headers, held, base)
             memo = self._pages[(url, accept)] = (ctype, body, base,
                                                  self._rewrite(body, ctype, base))
             return memo
