@@ -659,6 +659,15 @@ class Remote:
 
         return bool(self._cache.remote_call(queue, False))
 
+    def publish_now(self, key: str) -> bool:
+        """Upload key's record (signed when the remote has a signing key) and content now, for
+        members waiting on a lease for it; False if none took it (then the uploader may)."""
+        def up() -> bool:
+            entry = self._cache.lookup(key)
+            return entry is not None and self.tier.publish(entry.key, entry.digest)
+
+        return bool(self._cache.remote_call(up, False))
+
     def read_set(self, key: str) -> tuple[list[dict[str, JSON]], str | None]:
         """The items of the fleet's shared set under key (storage/remote/sets.py) and the trusted
         key that signed them (None: accepted unsigned); ([], None) when no remote has one."""

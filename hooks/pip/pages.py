@@ -90,6 +90,13 @@ class Held:
             return "index"
         return None
 
+    def left_index_after(self, asked: float) -> bool:
+        """Did this page leave the index after asked (epoch seconds)? Another member's read at
+        the same moment then answers this member's question as the index itself would have."""
+        fetched = self.meta.get("fetched")
+        return isinstance(fetched, (int, float)) and not isinstance(fetched, bool) and \
+            asked <= fetched <= time.time() + 60
+
     def conditions(self) -> dict[str, str]:
         """The conditional request headers for this page's validators."""
         # the ETag only: a 304 to If-Modified-Since says "not changed since", not "these bytes"
@@ -123,20 +130,32 @@ class Pages:
                 own = Held(key, entry.digest, body, dict(entry.meta or {}), [], True, self.window)
                 if own.fresh(revalidate):
                     return own
+        theirs = self._theirs(key, url, accept)
+        return theirs if own is None or (theirs is not None and theirs.fresh(revalidate)) \
+            else own
+
+    def late(self, url: str, accept: str, asked: float) -> Held | None:
+        """The fleet's signed page for url and accept if it left the index after asked (another
+        member read it at the same moment), else None."""
+        if not shareable(url):
+            return None
+        theirs = self._theirs(page_key(url, accept), url, accept)
+        return theirs if theirs is not None and theirs.left_index_after(asked) else None
+
+    def _theirs(self, key: str, url: str, accept: str) -> Held | None:
+        """The fleet's page for url and accept, signed by a key this machine trusts, or None."""
         fleet = self.cache.remote
         if fleet is None:
-            return own
+            return None
         rec = fleet.get_record(key)
         if rec is None or not rec.signer or rec.signer not in self.keys or \
                 not self._same(rec.meta, url, accept) or rec.size > MAX_PAGE:
-            return own  # unsigned (or no longer trusted) pages are never used
-        signer = rec.signer
+            return None  # unsigned (or no longer trusted) pages are never used
         body = self._read(fleet.bring_object(rec.sha256, size=rec.size), rec.sha256)
         if body is None:
-            return own
-        theirs = Held(key, rec.sha256, body, dict(rec.meta or {}), [[url, KEY + signer]], False,
-                      self.window)
-        return theirs if own is None or theirs.fresh(revalidate) else own
+            return None
+        return Held(key, rec.sha256, body, dict(rec.meta or {}), [[url, KEY + rec.signer]],
+                    False, self.window)
 
     def confirm(self, held: Held) -> None:
         """The index answered 304 for held's validators: keep it here (for the next run)."""
@@ -146,15 +165,16 @@ class Pages:
             self.trust.vouch(held.key, held.digest, held.groups)
 
     def save(self, url: str, accept: str, body: bytes, headers: Any, held: Held | None,
-             base: str | None = None) -> None:
-        """Keep a page the index sent (and share it when this member writes to the fleet)."""
+             base: str | None = None, publish: bool = False) -> None:
+        """Keep a page the index sent (and share it when this member writes to the fleet);
+        publish: members wait on this member's lease for it: keep it and upload it now."""
         etag, modified = headers.get("ETag"), headers.get("Last-Modified")
         control = cache_control(headers.get("Cache-Control"))
         if not shareable(url) or len(body) > MAX_PAGE or "no-store" in control or \
                 "private" in control:
             return
         max_age = None if "no-cache" in control else control.get("max-age")
-        if not etag and not max_age and not self.window:
+        if not etag and not max_age and not self.window and not publish:
             return  # could neither be revalidated nor used while fresh
         key = page_key(url, accept)
         digest = hashlib.sha256(body).hexdigest()
@@ -164,6 +184,7 @@ class Pages:
         if base and base != url:  # redirected: the page's links are relative to where it ended
             meta["base"] = base
         if held is not None and held.digest == digest and not max_age and not self.window and \
+                not publish and \
                 {k: v for k, v in held.meta.items() if k != "fetched"} == \
                 {k: v for k, v in meta.items() if k != "fetched"}:
             return self.confirm(held)  # a 200 with the same page, no freshness: nothing new
@@ -173,6 +194,8 @@ class Pages:
             if self.cache.put(key, fh.fileno(), sha256=digest, kind="pippage",
                               meta=meta) is not None:
                 self.trust.vouch(key, digest, [[url]])
+                if publish and self.cache.remote is not None:
+                    self.cache.remote.publish_now(key)
         return None
 
     @staticmethod

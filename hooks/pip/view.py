@@ -23,6 +23,7 @@ import re
 import secrets
 import shutil
 import threading
+import time
 import urllib.error
 import urllib.parse
 import zlib
@@ -38,7 +39,7 @@ from . import options
 from .pages import PIP_ACCEPT, wants_revalidation
 
 if TYPE_CHECKING:
-    from .pages import Pages
+    from .pages import Held, Pages
 
 _HREF = re.compile(r"""(<a\b[^>]*?\bhref\s*=\s*)(["'])(.*?)\2""", re.I | re.S)
 _BASE = re.compile(r"""<base\b[^>]*?\bhref\s*=\s*(["'])(.*?)\1""", re.I | re.S)
@@ -105,6 +106,7 @@ class View:
         self._confirmed: dict[str, str] = {}  # page URL -> final URL of its 304
         self._by_max_age: set[str] = set()  # pages used within the index's max-age this run
         self.fresh_pages = 0  # pages used while fresh, with no request to the index
+        self.coalesced_pages = 0  # pages another member read at the same moment
         # set by the driver: pages kept in the cache and shared by the fleet (pages.py)
         self.shared: Pages | None = None
         self._secret = secrets.token_urlsafe(18)
@@ -301,31 +303,76 @@ class View:
                 memo = self._pages[(url, accept)] = (ctype, body, base,
                                                      self._rewrite(body, ctype, base))
                 return memo
-            # compressed as pip asks for it (requests sends gzip too; PyPI's pages shrink ~5x)
-            resp = self._open(url, accept, {"Accept-Encoding": "gzip",
-                                            **(held.conditions() if held is not None else {})})
-            if resp == 304 and held is not None and self.shared is not None:
-                with contextlib.suppress(Exception):  # the index confirmed the copy's validator
-                    self.shared.confirm(held)
-                ctype, body, base = held.ctype, held.body, self._confirmed.pop(url, url)
-            elif isinstance(resp, int):
-                if resp == 404:
-                    self._pages[(url, accept)] = 404
-                return resp
-            else:
-                with resp:
-                    plain = _decoded(resp.read(_PAGE_LIMIT), resp.headers.get("Content-Encoding"))
-                    if plain is None:
-                        return 0
-                    body = plain
-                    ctype = resp.headers.get("Content-Type", "text/html")
-                    base = resp.geturl()
-                    if self.shared is not None:
-                        with contextlib.suppress(Exception):  # (keeping it is only a saving)
-                            self.shared.save(url, accept, body, resp.headers, held, base)
-            memo = self._pages[(url, accept)] = (ctype, body, base,
-                                                 self._rewrite(body, ctype, base))
-            return memo
+            asked = time.time()
+            with self._page_lease(url, accept) as lease:
+                if lease is not None and not lease.held and self.shared is not None:
+                    # another member was reading this page at this moment: its signed copy,
+                    # if it left the index after this run asked (as the index would answer)
+                    late = None
+                    with contextlib.suppress(Exception):
+                        late = self.shared.late(url, accept, asked)
+                    if late is not None:
+                        with contextlib.suppress(Exception):
+                            self.shared.confirm(late)
+                        self.coalesced_pages += 1
+                        ctype, body = late.ctype, late.body
+                        base = str(late.meta.get("base") or url)
+                        memo = self._pages[(url, accept)] = (ctype, body, base,
+                                                             self._rewrite(body, ctype, base))
+                        return memo
+                return self._fetch_page(url, accept, held,
+                                        lease is not None and bool(lease.held))
+
+    @contextlib.contextmanager
+    def _page_lease(self, url: str, accept: str) -> Iterator[Any]:
+        """A lease on this page (members reading it at the same moment: one asks the index),
+        or None where there is none to take (no fleet, a page that is never shared)."""
+        from .pages import page_key, shareable
+
+        if self.coalesce is None or self.shared is None or not shareable(url):
+            yield None
+            return
+        try:
+            cm = self.coalesce(page_key(url, accept).split(":", 1)[1])
+            lease = cm.__enter__()
+        except Exception:  # noqa: BLE001 - no lease: this member asks the index itself
+            yield None
+            return
+        try:
+            yield lease
+        finally:
+            with contextlib.suppress(Exception):
+                cm.__exit__(None, None, None)
+
+    def _fetch_page(self, url: str, accept: str, held: Held | None, publish: bool
+                    ) -> tuple[str, bytes, str, bytes] | int:
+        """Ask the index for the page (revalidating held when it has an ETag)."""
+        # compressed as pip asks for it (requests sends gzip too; PyPI's pages shrink ~5x)
+        resp = self._open(url, accept, {"Accept-Encoding": "gzip",
+                                        **(held.conditions() if held is not None else {})})
+        if resp == 304 and held is not None and self.shared is not None:
+            with contextlib.suppress(Exception):  # the index confirmed the copy's validator
+                self.shared.confirm(held)
+            ctype, body, base = held.ctype, held.body, self._confirmed.pop(url, url)
+        elif isinstance(resp, int):
+            if resp == 404:
+                self._pages[(url, accept)] = 404
+            return resp
+        else:
+            with resp:
+                plain = _decoded(resp.read(_PAGE_LIMIT), resp.headers.get("Content-Encoding"))
+                if plain is None:
+                    return 0
+                body = plain
+                ctype = resp.headers.get("Content-Type", "text/html")
+                base = resp.geturl()
+                if self.shared is not None:
+                    with contextlib.suppress(Exception):  # (keeping it is only a saving)
+                        self.shared.save(url, accept, body, resp.headers, held, base,
+                                         publish)
+        memo = self._pages[(url, accept)] = (ctype, body, base,
+                                             self._rewrite(body, ctype, base))
+        return memo
 
     def _register(self, url: str) -> str:
         """The view URL for a file URL (absolute), fragment kept."""

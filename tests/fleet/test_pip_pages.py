@@ -273,3 +273,37 @@ def test_an_older_or_untrusted_signed_page_is_not_used_without_asking(
         assert got["beta"] == "2.0" and got["alpha"] == "1.0"
         m.close()
     a.close()
+
+
+def test_members_reading_a_page_at_the_same_moment_ask_the_index_once(
+        fleet, nginx, index, make_venv, pip_isolation):
+    """Two rw members (own caches and state dirs, the window off) start together against an
+    index that takes 2 s per page: for each page one asks the index (a lease on the page) and
+    the other takes its signed copy, which left the index after it asked (what the index would
+    have answered it). On the old code every page was asked by both."""
+    import subprocess
+
+    from tests.support.cli import popen_cli
+
+    index.server.app.page_delay = 2.0  # type: ignore[union-attr]
+    names = ("p1", "p2")
+    for n in names:
+        # its config: nginx's location with COPY (create-if-absent: leases)
+        fleet.member(n, mode="rw", signing_key_file=fleet.key[0], url=nginx.url("dav")).close()
+    venvs = [make_venv() for _ in names]
+    before = _hits(index)
+    procs = [popen_cli("--config", fleet.config(n), "pip", "install", "--python", py(v), "-q",
+                       "-i", index.url, "alpha",
+                       env={"PKGCACHE_STATE_DIR": str(fleet.state(n)),
+                            "PKGCACHE_REMOTE_UPLOAD": "manual"},
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for n, v in zip(names, venvs, strict=True)]
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+    reads = Counter(h.path for h in _pages(index, before))
+    assert reads == Counter({"/simple/alpha/": 1, "/simple/beta/": 1}), reads
+    files = Counter(h.path for h in index.server.hits[before:] if h.path.startswith("/files/"))
+    assert files and max(files.values()) == 1, files
+    for v in venvs:
+        assert venv_version(v, "alpha") == "1.0" and venv_version(v, "beta") == "1.0"
