@@ -377,8 +377,19 @@ class FleetBench:
         expires, then devpi says the project does not exist): ask for one first, untimed."""
         first = self.req.split()[0].split("=")[0].split("<")[0].split(">")[0].split("[")[0]
         url = devpi.index_url(netns.STORE_IP) + first.lower() + "/"
+        # devpi answers 404 while its project list is still loading: ask until it knows the
+        # project (10 min at most)
         sh(*self.lab.exec_prefix(None), sys.executable, "-c",
-           f"import urllib.request; urllib.request.urlopen({url!r}, timeout=900).read()")
+           "import time, urllib.error, urllib.request\n"
+           "end = time.monotonic() + 600\n"
+           "while True:\n"
+           "    try:\n"
+           f"        urllib.request.urlopen({url!r}, timeout=900).read()\n"
+           "        break\n"
+           "    except urllib.error.HTTPError:\n"
+           "        if time.monotonic() > end:\n"
+           "            raise\n"
+           "        time.sleep(5)\n")
 
     # -- one provisioning
     def server(self, i: int, name: str, mode: str) -> Server:
