@@ -165,16 +165,17 @@ class Pages:
             self.trust.vouch(held.key, held.digest, held.groups)
 
     def save(self, url: str, accept: str, body: bytes, headers: Any, held: Held | None,
-             base: str | None = None, publish: bool = False) -> None:
+             base: str | None = None, keep: bool = False) -> None:
         """Keep a page the index sent (and share it when this member writes to the fleet);
-        publish: members wait on this member's lease for it: keep it and upload it now."""
+        keep: even without a validator or freshness (members wait on this member's lease for
+        it: publish() then uploads it at once)."""
         etag, modified = headers.get("ETag"), headers.get("Last-Modified")
         control = cache_control(headers.get("Cache-Control"))
         if not shareable(url) or len(body) > MAX_PAGE or "no-store" in control or \
                 "private" in control:
             return
         max_age = None if "no-cache" in control else control.get("max-age")
-        if not etag and not max_age and not self.window and not publish:
+        if not etag and not max_age and not self.window and not keep:
             return  # could neither be revalidated nor used while fresh
         key = page_key(url, accept)
         digest = hashlib.sha256(body).hexdigest()
@@ -184,7 +185,7 @@ class Pages:
         if base and base != url:  # redirected: the page's links are relative to where it ended
             meta["base"] = base
         if held is not None and held.digest == digest and not max_age and not self.window and \
-                not publish and \
+                not keep and \
                 {k: v for k, v in held.meta.items() if k != "fetched"} == \
                 {k: v for k, v in meta.items() if k != "fetched"}:
             return self.confirm(held)  # a 200 with the same page, no freshness: nothing new
@@ -194,9 +195,12 @@ class Pages:
             if self.cache.put(key, fh.fileno(), sha256=digest, kind="pippage",
                               meta=meta) is not None:
                 self.trust.vouch(key, digest, [[url]])
-                if publish and self.cache.remote is not None:
-                    self.cache.remote.publish_now(key)
         return None
+
+    def publish(self, url: str, accept: str) -> bool:
+        """Upload the kept page for url and accept (signed record and bytes) to the fleet now."""
+        remote = self.cache.remote
+        return remote is not None and remote.publish_now(page_key(url, accept))
 
     @staticmethod
     def _same(meta: Any, url: str, accept: str) -> bool:

@@ -107,6 +107,7 @@ class View:
         self._by_max_age: set[str] = set()  # pages used within the index's max-age this run
         self.fresh_pages = 0  # pages used while fresh, with no request to the index
         self.coalesced_pages = 0  # pages another member read at the same moment
+        self._publishing: list[threading.Thread] = []  # page leases being published, released
         # set by the driver: pages kept in the cache and shared by the fleet (pages.py)
         self.shared: Pages | None = None
         self._secret = secrets.token_urlsafe(18)
@@ -138,7 +139,11 @@ class View:
         self._thread.start()
 
     def close(self) -> None:
-        """Stop serving (the downloads stay until the run's scratch directory goes)."""
+        """Stop serving (the downloads stay until the run's scratch directory goes); the pages
+        this run holds leases on are published and their leases released first."""
+        end = time.monotonic() + 30
+        for t in self._publishing:
+            t.join(max(0.0, end - time.monotonic()))
         self._server.shutdown()
         self._server.server_close()
 
@@ -304,8 +309,11 @@ class View:
                                                      self._rewrite(body, ctype, base))
                 return memo
             asked = time.time()
-            with self._page_lease(url, accept) as lease:
-                if lease is not None and not lease.held and self.shared is not None:
+            cm, lease = self._take_page_lease(url, accept)
+            held_lease = lease is not None and bool(lease.held)
+            memo: tuple[str, bytes, str, bytes] | int = 0
+            try:
+                if lease is not None and not held_lease and self.shared is not None:
                     # another member was reading this page at this moment: its signed copy,
                     # if it left the index after this run asked (as the index would answer)
                     late = None
@@ -320,33 +328,48 @@ class View:
                         memo = self._pages[(url, accept)] = (ctype, body, base,
                                                              self._rewrite(body, ctype, base))
                         return memo
-                return self._fetch_page(url, accept, held,
-                                        lease is not None and bool(lease.held))
+                memo = self._fetch_page(url, accept, held, held_lease)
+                return memo
+            finally:
+                self._end_page_lease(cm, url, accept, held_lease and not isinstance(memo, int))
 
-    @contextlib.contextmanager
-    def _page_lease(self, url: str, accept: str) -> Iterator[Any]:
-        """A lease on this page (members reading it at the same moment: one asks the index),
-        or None where there is none to take (no fleet, a page that is never shared)."""
+    def _take_page_lease(self, url: str, accept: str) -> tuple[Any, Any]:
+        """(its context, the lease) on this page: members reading it at the same moment, one
+        asks the index; (None, None) where there is none (no fleet, a page never shared)."""
         from .pages import page_key, shareable
 
         if self.coalesce is None or self.shared is None or not shareable(url):
-            yield None
-            return
+            return None, None
         try:
             cm = self.coalesce(page_key(url, accept).split(":", 1)[1])
-            lease = cm.__enter__()
+            return cm, cm.__enter__()
         except Exception:  # noqa: BLE001 - no lease: this member asks the index itself
-            yield None
+            return None, None
+
+    def _end_page_lease(self, cm: Any, url: str, accept: str, publish: bool) -> None:
+        """Release a page lease; a holder first publishes the page it kept, in the background
+        (pip has its page meanwhile; close() waits for it)."""
+        if cm is None:
             return
-        try:
-            yield lease
-        finally:
+
+        def end() -> None:
+            if publish and self.shared is not None:
+                with contextlib.suppress(Exception):
+                    self.shared.publish(url, accept)
             with contextlib.suppress(Exception):
                 cm.__exit__(None, None, None)
 
+        if not publish:
+            return end()
+        t = threading.Thread(target=end, daemon=True)
+        self._publishing.append(t)
+        t.start()
+        return None
+
     def _fetch_page(self, url: str, accept: str, held: Held | None, publish: bool
                     ) -> tuple[str, bytes, str, bytes] | int:
-        """Ask the index for the page (revalidating held when it has an ETag)."""
+        """Ask the index for the page (revalidating held when it has an ETag); publish: this
+        run holds the page's lease (the page is kept, to be published)."""
         # compressed as pip asks for it (requests sends gzip too; PyPI's pages shrink ~5x)
         resp = self._open(url, accept, {"Accept-Encoding": "gzip",
                                         **(held.conditions() if held is not None else {})})
@@ -369,7 +392,7 @@ class View:
                 if self.shared is not None:
                     with contextlib.suppress(Exception):  # (keeping it is only a saving)
                         self.shared.save(url, accept, body, resp.headers, held, base,
-                                         publish)
+                                         keep=publish)
         memo = self._pages[(url, accept)] = (ctype, body, base,
                                              self._rewrite(body, ctype, base))
         return memo
