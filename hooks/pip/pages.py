@@ -26,6 +26,7 @@ import re
 import tempfile
 import time
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -130,7 +131,9 @@ class Pages:
                 own = Held(key, entry.digest, body, dict(entry.meta or {}), [], True, self.window)
                 if own.fresh(revalidate):
                     return own
-        theirs = self._theirs(key, url, accept)
+        # of use: fresh, or (this machine has none) an ETag to revalidate
+        theirs = self._theirs(key, url, accept, lambda h: h.fresh(revalidate) is not None or (
+            own is None and bool(h.conditions())))
         return theirs if own is None or (theirs is not None and theirs.fresh(revalidate)) \
             else own
 
@@ -139,11 +142,13 @@ class Pages:
         member read it at the same moment), else None."""
         if not shareable(url):
             return None
-        theirs = self._theirs(page_key(url, accept), url, accept)
-        return theirs if theirs is not None and theirs.left_index_after(asked) else None
+        return self._theirs(page_key(url, accept), url, accept,
+                            lambda h: h.left_index_after(asked))
 
-    def _theirs(self, key: str, url: str, accept: str) -> Held | None:
-        """The fleet's page for url and accept, signed by a key this machine trusts, or None."""
+    def _theirs(self, key: str, url: str, accept: str, use: Callable[[Held], bool]
+                ) -> Held | None:
+        """The fleet's page for url and accept, signed by a key this machine trusts, if use()
+        says its record is of use (its bytes are fetched only then), or None."""
         fleet = self.cache.remote
         if fleet is None:
             return None
@@ -151,11 +156,15 @@ class Pages:
         if rec is None or not rec.signer or rec.signer not in self.keys or \
                 not self._same(rec.meta, url, accept) or rec.size > MAX_PAGE:
             return None  # unsigned (or no longer trusted) pages are never used
+        held = Held(key, rec.sha256, b"", dict(rec.meta or {}), [[url, KEY + rec.signer]],
+                    False, self.window)
+        if not use(held):
+            return None
         body = self._read(fleet.bring_object(rec.sha256, size=rec.size), rec.sha256)
         if body is None:
             return None
-        return Held(key, rec.sha256, body, dict(rec.meta or {}), [[url, KEY + rec.signer]],
-                    False, self.window)
+        held.body = body
+        return held
 
     def confirm(self, held: Held) -> None:
         """The index answered 304 for held's validators: keep it here (for the next run)."""
