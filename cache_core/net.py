@@ -217,7 +217,7 @@ def _https_handler(cafile: str | None) -> urllib.request.BaseHandler:
     return Refusing()
 
 
-def same_origin(url: str, new_url: str) -> bool:
+def _same_origin(url: str, new_url: str) -> bool:
     """Whether new_url is on url's host and port (or an upgrade from http:80 to https:443 on
     it): where a redirect may take credentials."""
     try:
@@ -238,7 +238,7 @@ _HOST_CREDENTIALS = ("authorization", "cookie")
 def _redirect_handler() -> urllib.request.HTTPRedirectHandler:
     """urllib's redirects, but credentials never cross hosts: Proxy-Authorization never follows
     a redirect (the proxy handler adds the new route's own, if any), and Authorization and
-    Cookie follow only to the same host and port (``same_origin``)."""
+    Cookie follow only to the same host and port (``_same_origin``)."""
     import urllib.request
 
     class RedirectHandler(urllib.request.HTTPRedirectHandler):
@@ -248,7 +248,7 @@ def _redirect_handler() -> urllib.request.HTTPRedirectHandler:
             new = super().redirect_request(req, fp, code, msg, headers, newurl)
             if new is None:
                 return None
-            keep = same_origin(req.full_url, new.full_url)
+            keep = _same_origin(req.full_url, new.full_url)
             for name in list(new.headers):
                 low = name.lower()
                 if low == "proxy-authorization" or (not keep and low in _HOST_CREDENTIALS):
