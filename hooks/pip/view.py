@@ -289,9 +289,9 @@ class View:
         with self._lock:
             lock = self._page_locks.setdefault((url, accept), threading.Lock())
         with lock:
-            memo = self._pages.get((url, accept))
-            if memo is not None and not (revalidate and url in self._by_max_age):
-                return memo
+            got = self._pages.get((url, accept))
+            if got is not None and not (revalidate and url in self._by_max_age):
+                return got
             held = None
             if self.shared is not None:
                 with contextlib.suppress(Exception):  # (a fault there: the page is downloaded)
@@ -305,9 +305,9 @@ class View:
                     self._by_max_age.add(url)
                 self.fresh_pages += 1
                 ctype, body, base = held.ctype, held.body, str(held.meta.get("base") or url)
-                memo = self._pages[(url, accept)] = (ctype, body, base,
-                                                     self._rewrite(body, ctype, base))
-                return memo
+                got = self._pages[(url, accept)] = (ctype, body, base,
+                                                    self._rewrite(body, ctype, base))
+                return got
             asked = time.time()
             cm, lease = self._take_page_lease(url, accept)
             held_lease = lease is not None and bool(lease.held)
