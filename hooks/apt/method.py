@@ -8,10 +8,15 @@ apt-pkg/acquire-method.cc) and relays everything, unchanged, to the real method
 redirects and pipelining stay apt's. It imports nothing from cache_core. Every cache operation
 happens in a *helper* process (``method.py --helper``) reached over a socketpair:
 
-* ``600 URI Acquire`` with ``Expected-SHA256`` (debs, index files): the helper places a verified
-  copy of the object with that digest (local store, then the remote tier) at apt's Filename; the
-  front answers ``200 URI Start`` + ``201 URI Done`` without hash fields, so apt hashes the file
-  itself against the signed index. A miss is relayed to the real method.
+* ``600 URI Acquire`` with ``Expected-SHA256`` (debs, index files): a local hit is served by the
+  front itself (``LocalObjects``): the store's object with that digest, trusted by the stat stamp
+  of its last full hash (cache_core.stamps, read with the standard library only), is copied to
+  apt's Filename and answered ``201 URI Done`` with its ``SHA256-Hash``, as the http method
+  does: no helper, no hashing. Anything else (no stamp or another one, no object, an unknown
+  cache) goes to the helper, which places a verified copy of the object (local store, then the
+  remote tier; a full hash, which records the stamp or quarantines the object) and the front
+  answers without hash fields, so apt hashes the file itself. A miss is relayed to the real
+  method.
 * a ``201 URI Done`` from the real method for a request with an expected digest: the front opens
   the file before apt sees the message and passes the descriptor to the helper, which stores it
   only if it has the digest apt expected (the upload to the remote follows in the background).
@@ -33,6 +38,7 @@ from __future__ import annotations
 # The front starts at every apt run (`python3 -I -S .../method.py`, debian/methods/http): only
 # what it needs on every path is imported here; json, socket, subprocess, re and urllib wait for
 # the paths that need them (the helper, a failure, a %-escaped URI).
+import errno
 import os
 import stat
 import sys
@@ -409,6 +415,142 @@ def spawn_real(real: str) -> Child:
     return Child(real)
 
 
+def _code_root() -> str:
+    """The directory holding pkgcache's packages (cache_core, hooks)."""
+    return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+_COPY_FALLBACK = (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EPERM)
+
+
+def _copy(src: int, dst: int, size: int) -> int:
+    """Copy size bytes from src to dst in the kernel (a reflink where the file system does it)."""
+    done = 0
+    use_range = hasattr(os, "copy_file_range")
+    while done < size:
+        n = 0
+        if use_range:
+            try:
+                n = os.copy_file_range(src, dst, size - done)
+            except OSError as exc:
+                if exc.errno not in _COPY_FALLBACK or done:
+                    raise
+                use_range = False
+                continue
+        else:
+            n = os.sendfile(dst, src, done, size - done)
+        if n <= 0:
+            break
+        done += n
+    return done
+
+
+class LocalObjects:
+    """The front's own hits: the local store's objects by digest, trusted by their stat stamp
+    (cache_core.stamps). Opened once per session, only for root; None when the cache is not
+    known without the config (the helper then serves, and records what selects the cache)."""
+
+    def __init__(self, stamps: Any, root: str, sdir: str, objects: int) -> None:
+        self.stamps = stamps
+        self.root = root
+        self.sdir = sdir
+        self.objects = objects  # objects-v1/sha256, opened without following any link
+        self.shards: dict[str, int] = {}
+        self.n = 0
+
+    @classmethod
+    def open(cls) -> LocalObjects | None:
+        """The selected cache's objects, or None."""
+        here = _code_root()
+        if not os.path.isfile(os.path.join(here, "cache_core", "stamps.py")):
+            return None
+        if sys.path[:1] != [here]:
+            sys.path.insert(0, here)
+        from cache_core import stamps  # the standard library only
+
+        root = stamps.selected_cache()
+        sdir = stamps.stamp_dir(root) if root else None
+        if root is None or sdir is None:
+            return None
+        flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+        fd = os.open(root, flags)
+        try:
+            st = os.fstat(fd)
+            if st.st_uid != os.geteuid() or st.st_mode & 0o022:
+                return None
+            for part in ("objects-v1", "sha256"):
+                nxt = os.open(part, flags | os.O_NOFOLLOW, dir_fd=fd)
+                os.close(fd)
+                fd = nxt
+        except OSError:
+            os.close(fd)
+            return None
+        return cls(stamps, root, sdir, fd)
+
+    def _shard(self, digest: str) -> int:
+        fd = self.shards.get(digest[:2])
+        if fd is None:
+            fd = os.open(digest[:2], os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                         dir_fd=self.objects)
+            self.shards[digest[:2]] = fd
+        return fd
+
+    def place(self, req: Request) -> tuple[int, float] | None:
+        """Copy the object req.sha256 to req.filename (temp + rename) if its stamp is the one
+        of its last full hash, before and after the copy; (size, mtime), or None (not served)."""
+        digest = req.sha256 or ""
+        if len(digest) != 64 or digest.strip("0123456789abcdef") or not req.filename:
+            return None
+        try:
+            fd = os.open(digest, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                         dir_fd=self._shard(digest))
+        except OSError:
+            return None  # none, or a symlink: the helper's business (it quarantines)
+        try:
+            st = os.fstat(fd)
+            if (not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid()
+                    or st.st_mode & 0o022 or (req.size is not None and st.st_size != req.size)):
+                return None
+            want = self.stamps.of(st)
+            if self.stamps.read(self.sdir, digest) != want:
+                return None  # changed since its last full hash, or never stamped: hash it
+            return self._copy_to(fd, st, want, req.filename, digest)
+        finally:
+            os.close(fd)
+
+    def _copy_to(self, fd: int, st: os.stat_result, want: str, dest: str,
+                 digest: str) -> tuple[int, float] | None:
+        ddir, name = os.path.split(dest)
+        if not os.path.isabs(dest) or not name:
+            return None
+        dfd = os.open(ddir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        self.n += 1
+        tmp = f".pkgcache-{os.getpid()}-{self.n}.part"
+        try:
+            parent = os.fstat(dfd)
+            out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                          0o600, dir_fd=dfd)
+            try:
+                if _copy(fd, out, st.st_size) != st.st_size or self.stamps.of(os.fstat(fd)) != want:
+                    raise OSError("the object changed while it was copied")
+                os.fchown(out, parent.st_uid, parent.st_gid)  # as the real method's files
+                os.fchmod(out, 0o644)
+                placed = os.fstat(out)
+            finally:
+                os.close(out)
+            os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+        except BaseException:
+            try:
+                os.unlink(tmp, dir_fd=dfd)
+            except OSError:
+                pass
+            raise
+        finally:
+            os.close(dfd)
+        self.stamps.note_copy(self.sdir, name, digest, placed)  # the harvest needs no hash
+        return st.st_size, placed.st_mtime
+
+
 class Front:
     """The process apt talks to.
 
@@ -440,6 +582,8 @@ class Front:
         self.helper_lock = threading.Lock()
         self.deferred: list[tuple[Request, Message, float]] = []  # waiting for another member
         self.poller: threading.Thread | None = None
+        self.local: LocalObjects | None | bool = None  # False: no local hits this session
+        self.hashes_ok = True  # apt takes our SHA256-Hash (no other Acquire::ForceHash)
         self.child = spawn_child(real)
         self.closing = False
 
@@ -539,6 +683,8 @@ class Front:
             if msg.code == 600:
                 self.request(msg)
             else:
+                if msg.code == 601:
+                    self.configure(msg)
                 self.to_child(msg)
         return self.close(reader)
 
@@ -559,6 +705,15 @@ class Front:
         if helper is not None:
             helper.finish(self.stats.counts)
         return rc
+
+    def configure(self, msg: Message) -> None:
+        """apt's configuration (``601``): a forced hash other than SHA256 would not accept the
+        one the front gives, so apt then hashes what the front places."""
+        for line in msg.lines[1:]:
+            name, _, value = line.partition(":")
+            key, _, val = value.strip().partition("=")
+            if name.strip().lower() == "config-item" and key.lower() == "acquire::forcehash":
+                self.hashes_ok = val.strip().lower() in ("", "sha256")
 
     def request(self, msg: Message) -> None:
         """A ``600 URI Acquire``: answered here, or relayed to the real method."""
@@ -586,11 +741,33 @@ class Front:
             raise RuntimeError("injected fault")
         if req.release or req.sha256 is None:
             return False
+        if self.serve_local(req):
+            return True
         self.start_helper()  # the first request the helper can serve
         got = self.serve(req)
         if got == "busy":
             self.defer(req, msg)
         return got is not None
+
+    def serve_local(self, req: Request) -> bool:
+        """A hit the front serves itself (LocalObjects); False: ask the helper."""
+        if self.local is None:
+            self.local = False
+            if os.geteuid() == 0 and not os.environ.get("PKGCACHE_DISABLE"):
+                self.local = LocalObjects.open() or False
+        if self.local is False or not self.hashes_ok or self.relay_only:
+            return False
+        assert isinstance(self.local, LocalObjects)
+        try:
+            got = self.local.place(req)
+        except OSError:
+            got = None  # the helper tries (and says why, if it must)
+        if got is None:
+            return False
+        size, mtime = got
+        self.answer_done(req, size, mtime, sha256=req.sha256)
+        self.stats.add("local", size)
+        return True
 
     def serve(self, req: Request) -> str | None:
         """Ask the helper for req's file: "done" (answered), "busy" (another downloads it), or
@@ -664,19 +841,24 @@ class Front:
             with self.lock:
                 self.deferred.extend(keep)
 
-    def answer_done(self, req: Request, size: int) -> None:
-        """As apt's http method answers, minus the hash fields: apt hashes the file itself."""
-        try:
-            mtime = os.stat(req.filename).st_mtime
-        except OSError:
-            mtime = time.time()
+    def answer_done(self, req: Request, size: int, mtime: float | None = None, *,
+                    sha256: str | None = None) -> None:
+        """As apt's http method answers; without sha256 minus the hash fields (apt hashes the
+        file itself)."""
+        if mtime is None:
+            try:
+                mtime = os.stat(req.filename).st_mtime
+            except OSError:
+                mtime = time.time()
         when = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(mtime))  # C locale
+        done = [("URI", req.uri), ("Filename", req.filename), ("Size", str(size)),
+                ("Last-Modified", when)]
+        if sha256:
+            done += [("SHA256-Hash", sha256), ("Checksum-FileSize-Hash", str(size))]
         self.answer(req,
                     Message.build("200 URI Start", [("URI", req.uri), ("Size", str(size)),
                                                     ("Last-Modified", when)]),
-                    Message.build("201 URI Done", [("URI", req.uri), ("Filename", req.filename),
-                                                   ("Size", str(size)),
-                                                   ("Last-Modified", when)]))
+                    Message.build("201 URI Done", done))
 
     # -- real method -> apt ---------------------------------------------------------------
     def read_child(self) -> None:
@@ -917,12 +1099,14 @@ class Helper:
     """Runs in its own process; owns the cache."""
 
     def __init__(self, sock: socket.socket) -> None:
-        from cache_core import PackageCache, set_warning_handler
+        from cache_core import PackageCache, set_warning_handler, stamps
 
         self.sock = sock
         self.said: list[str] = []
         set_warning_handler(self._warn)
+        identity = stamps.config_identity()  # before the config is read
         self.cache = PackageCache.from_config()
+        stamps.remember_cache(identity, str(self.cache.root) if self.cache.enabled else None)
         if not self.cache.enabled:
             raise RuntimeError("cache disabled")  # the front relays everything
         self.stats: dict[str, int] = {}
