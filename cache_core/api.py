@@ -292,6 +292,14 @@ class PackageCache:
             return None
         return str(self.object_path(found[0]))
 
+    @fail_open(None)
+    def placed_copy(self, path: str) -> str | None:
+        """The digest of the object path is a copy of, if a reader of cache_core.stamps (apt's
+        method front) placed it and its stat stamp has not changed since; None: hash it."""
+        from . import stamps
+
+        return stamps.copy_digest(str(self.root), path)
+
     @fail_open(False)
     def same_object(self, key: str, path: str) -> bool:
         """True if path is the very file (same inode) of the object stored for key (a key or

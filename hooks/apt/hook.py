@@ -185,6 +185,9 @@ def _short(exc: BaseException) -> str:
 
 def _dispatch(action: str, cache: PackageCache, actions: list[Any]) -> None:
     from . import aptenv
+    from .method import fold_front_counts
+
+    fold_front_counts(cache)  # what the method's front served alone (`pkgcache apt status`)
 
     if action == "harvest":
         from .harvest import archives_dir, harvest, index_sha256

@@ -51,6 +51,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import IO, Any
 
+    from cache_core import PackageCache
+
 REAL_DIR = "/usr/lib/apt/methods"
 RELEASE_NAMES = ("InRelease", "Release", "Release.gpg")
 # The real method's FailReason values that mean "the origin cannot be reached" (apt's
@@ -487,6 +489,26 @@ class LocalObjects:
             return None
         return cls(stamps, root, sdir, fd)
 
+    def save_counts(self, counts: dict[str, int]) -> None:
+        """What this front served, for the next hook to record (fold_front_counts)."""
+        runs = os.path.join(self.sdir, "runs")
+        try:
+            os.mkdir(runs, 0o700)
+        except OSError:
+            pass
+        text = "".join(f"{k} {v}\n" for k, v in counts.items())
+        path = os.path.join(runs, f"front-{os.getppid()}-{os.getpid()}")
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                         0o600)
+            try:
+                os.write(fd, text.encode())
+            finally:
+                os.close(fd)
+            os.rename(path, path + ".counts")
+        except OSError:
+            pass
+
     def _shard(self, digest: str) -> int:
         fd = self.shards.get(digest[:2])
         if fd is None:
@@ -704,6 +726,8 @@ class Front:
         helper, self.helper = self.helper, None
         if helper is not None:
             helper.finish(self.stats.counts)
+        elif isinstance(self.local, LocalObjects) and self.stats.counts:
+            self.local.save_counts(self.stats.counts)
         return rc
 
     def configure(self, msg: Message) -> None:
@@ -1326,22 +1350,57 @@ class Helper:
 
     def record(self) -> None:
         """Add this method process's counts to the run's record (`pkgcache apt status`)."""
-        from .aptenv import read_state, write_state
+        if self.stats:
+            run_id = os.environ.get("PKGCACHE_METHOD_RUN") or str(os.getppid())
+            record_counts(self.cache, run_id, self.stats)
 
-        if not self.stats:
-            return
-        run_id = os.environ.get("PKGCACHE_METHOD_RUN") or str(os.getppid())
-        with self.cache.lock("apt-method-stats", timeout=10):
-            state = read_state(self.cache, "status.json")
-            last = state.get("method") or {}
-            if last.get("run") != run_id or time.time() - float(last.get("time", 0)) > 3600:
-                last = {"run": run_id, "counts": {}}
-            counts = last.setdefault("counts", {})
-            for k, v in self.stats.items():
-                counts[k] = int(counts.get(k, 0)) + v
-            last["time"] = time.time()
-            state["method"] = last
-            write_state(self.cache, "status.json", state)
+
+def record_counts(cache: PackageCache, run_id: str, stats: dict[str, int]) -> None:
+    """Add one method process's counts to apt run run_id's record (`pkgcache apt status`)."""
+    from .aptenv import read_state, write_state
+
+    with cache.lock("apt-method-stats", timeout=10):
+        state = read_state(cache, "status.json")
+        last = state.get("method") or {}
+        if last.get("run") != run_id or time.time() - float(last.get("time", 0)) > 3600:
+            last = {"run": run_id, "counts": {}}
+        counts = last.setdefault("counts", {})
+        for k, v in stats.items():
+            counts[k] = int(counts.get(k, 0)) + v
+        last["time"] = time.time()
+        state["method"] = last
+        write_state(cache, "status.json", state)
+
+
+def fold_front_counts(cache: PackageCache) -> None:
+    """Counts of fronts that served everything themselves (no helper to record them; see
+    LocalObjects.save_counts) join their runs' records."""
+    from cache_core import stamps
+
+    sdir = stamps.stamp_dir(str(cache.root))
+    runs = os.path.join(sdir, "runs") if sdir else None
+    try:
+        names = os.listdir(runs) if runs else []
+    except OSError:
+        return
+    for name in names:
+        if not name.endswith(".counts"):
+            continue
+        path = os.path.join(str(runs), name)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+            with os.fdopen(fd, "rb") as fh:
+                text = fh.read(4096).decode("ascii", "replace")
+            os.unlink(path)
+        except OSError:
+            continue
+        counts = {}
+        for line in text.splitlines():
+            k, _, v = line.partition(" ")
+            if k and v.strip().isdigit():
+                counts[k] = int(v)
+        if counts:
+            record_counts(cache, name.split("-", 2)[1], counts)
 
 
 def helper_main(fd: int) -> int:
