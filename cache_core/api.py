@@ -293,9 +293,10 @@ class PackageCache:
         return str(self.object_path(found[0]))
 
     @fail_open(None)
-    def placed_copy(self, path: str) -> str | None:
-        """The digest of the object path is a copy of, if a reader of cache_core.stamps (apt's
-        method front) placed it and its stat stamp has not changed since; None: hash it."""
+    def placed_copy(self, path: str) -> tuple[str, bool] | None:
+        """(digest, hit): path holds the object digest's bytes, as noted when it was placed from
+        it (hit: by a reader of cache_core.stamps, apt's method front) or stored from it, and
+        its stat stamp has not changed since; None: hash it."""
         from . import stamps
 
         return stamps.copy_digest(str(self.root), path)

@@ -158,16 +158,17 @@ def forget(cache_root: str, digest: str) -> None:
 
 
 # -- copies placed from an object ------------------------------------------------------------------
-def note_copy(sdir: str, name: str, digest: str, st: os.stat_result) -> bool:
-    """Remember that the file st (named name) is a copy of the good object digest."""
+def note_copy(sdir: str, name: str, digest: str, st: os.stat_result, *, hit: bool) -> bool:
+    """Remember that the file st (named name) holds the bytes of the good object digest: a copy
+    placed from it (hit) or the file it was stored from."""
     if not _safe_name(name):
         return False
-    return _write(os.path.join(sdir, "copies", name), f"{digest} {copy_of(st)}\n")
+    return _write(os.path.join(sdir, "copies", name), f"{digest} {int(hit)} {copy_of(st)}\n")
 
 
-def copy_digest(cache_root: str, path: str) -> str | None:
-    """The digest of the object path is a placed copy of (by note_copy), if path still has the
-    stamp it had then; else None (hash it)."""
+def copy_digest(cache_root: str, path: str) -> tuple[str, bool] | None:
+    """(digest, hit) of the object path holds the bytes of (by note_copy), if path still has
+    the stamp it had then; else None (hash it)."""
     sdir = stamp_dir(cache_root)
     name = os.path.basename(path)
     if sdir is None or not _safe_name(name):
@@ -175,12 +176,12 @@ def copy_digest(cache_root: str, path: str) -> str | None:
     got = _read(os.path.join(sdir, "copies", name))
     if not got:
         return None
-    digest, _, want = got.strip().partition(" ")
+    digest, hit, want = got.strip().split(" ", 2) if got.count(" ") >= 2 else ("", "", "")
     try:
         st = os.lstat(path)
     except OSError:
         return None
-    return digest if stat.S_ISREG(st.st_mode) and copy_of(st) == want else None
+    return (digest, hit == "1") if stat.S_ISREG(st.st_mode) and copy_of(st) == want else None
 
 
 # -- which cache the config selects ----------------------------------------------------------------

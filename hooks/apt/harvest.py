@@ -137,9 +137,11 @@ def store(cache: PackageCache, path: str, fname: str, *, link: bool = True,
     entry = cache.lookup(key)
     if entry is not None and _same_inode(cache, entry.digest, path):
         return "already", st.st_size  # seeded by hardlink from this very object: nothing to do
-    if entry is not None and cache.placed_copy(path) == entry.digest and cache.exists(key):
-        cache.count_hit(key)  # the method's front placed this copy of the object (its hit)
-        return "already", st.st_size
+    copy = cache.placed_copy(path) if entry is not None else None
+    if entry is not None and copy is not None and copy[0] == entry.digest and cache.exists(key):
+        if copy[1]:
+            cache.count_hit(key)  # the method's front placed this copy of the object
+        return "already", st.st_size  # placed from, or stored from, the object: no hashing
     parsed = parse_archive_name(fname)
     meta = {"package": parsed[0], "version": parsed[1], "arch": parsed[2]} if parsed else None
     digest = cache.put(key, path, sha256=sha256, kind="deb", meta=meta, link=link)

@@ -204,10 +204,12 @@ def _dispatch(action: str, cache: PackageCache, actions: list[Any]) -> None:
         if rep.seen:
             aptenv.record(cache, "harvest", rep.as_dict())
     else:
-        from .seed import seed
+        from .seed import method_serves, seed
 
         if action == "post-update":
             _import_lists(cache)
+        elif method_serves(cache):
+            return  # the method's front serves each deb as apt asks: nothing to compute here
         try:
             # After `apt-get update` nothing is placed (a deb in archives changes what
             # `apt-get --print-uris` says): the plan is refreshed, the pre-install seed places.

@@ -569,7 +569,7 @@ class LocalObjects:
             raise
         finally:
             os.close(dfd)
-        self.stamps.note_copy(self.sdir, name, digest, placed)  # the harvest needs no hash
+        self.stamps.note_copy(self.sdir, name, digest, placed, hit=True)  # harvest: no hash
         return st.st_size, placed.st_mtime
 
 
@@ -1320,6 +1320,8 @@ class Helper:
         not stored here: apt checks them after the method is done (hooks/apt/lists.py)."""
         import tempfile
 
+        from cache_core import stamps
+
         from .naming import is_safe_name, key_for
 
         if req.get("release"):
@@ -1329,6 +1331,7 @@ class Helper:
         tmpdir = self.cache.bucket("apt-method")
         fdo, tmp = tempfile.mkstemp(dir=tmpdir, prefix=".harvest-")
         try:
+            before = os.fstat(fd)
             with os.fdopen(fdo, "wb") as out:
                 while True:
                     chunk = os.read(fd, 1 << 20)
@@ -1339,7 +1342,14 @@ class Helper:
                 return
             deb = name.endswith(".deb") and is_safe_name(name)
             key = key_for(name) if deb else f"sha256:{sha}"
-            self.cache.put(key, tmp, sha256=sha, kind="deb" if deb else "apt-index", link=True)
+            got = self.cache.put(key, tmp, sha256=sha, kind="deb" if deb else "apt-index",
+                                 link=True)
+            after = os.fstat(fd)
+            if deb and got == sha and stamps.copy_of(before) == stamps.copy_of(after):
+                # apt moves this file into archives: the harvest hook then needs no hash
+                sdir = stamps.stamp_dir(str(self.cache.root), create=True)
+                if sdir is not None:
+                    stamps.note_copy(sdir, name, sha, after, hit=False)
         finally:
             try:
                 os.unlink(tmp)
