@@ -185,15 +185,29 @@ def copy_digest(cache_root: str, path: str) -> tuple[str, bool] | None:
 
 
 # -- which cache the config selects ----------------------------------------------------------------
+def config_candidates() -> list[str]:
+    """The config files the lookup order reads without --config: $PKGCACHE_CONFIG, else the
+    system's and then the user's."""
+    env = os.environ.get("PKGCACHE_CONFIG")
+    if env:
+        return [env]
+    return [SYSTEM_CONFIG, os.path.join(os.path.expanduser("~"), ".vps-configurator",
+                                        "config.yaml")]
+
+
+def lookup_config() -> str | None:
+    """The config file used without --config (cache_core.config.find_config), or None."""
+    files = config_candidates()
+    if os.environ.get("PKGCACHE_CONFIG"):
+        return files[0]
+    return next((f for f in files if os.path.exists(f)), None)
+
+
 def config_identity() -> str:
     """What chooses the cache: the variables and the stat of every config file the lookup
     order (cache_core.config.find_config) may read. Equal identity, same cache."""
     parts = [str(os.geteuid())] + [f"{k}={os.environ.get(k, '')}" for k in CONFIG_ENV]
-    env = os.environ.get("PKGCACHE_CONFIG")
-    files = [env] if env else [SYSTEM_CONFIG,
-                               os.path.join(os.path.expanduser("~"), ".vps-configurator",
-                                            "config.yaml")]
-    for f in files:
+    for f in config_candidates():
         try:
             st = os.stat(f)
             parts.append(f"{f}:{of(st)}")

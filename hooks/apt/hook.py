@@ -104,12 +104,16 @@ def run(action: str, make_cache: Callable[[], PackageCache | None]) -> int:
         if _stand_aside():
             return 0
         _gate_core_warnings()
+        from cache_core import stamps
+
+        identity = stamps.config_identity()  # before the config is read
         try:
             cache = make_cache()
             if cache is None or not cache.enabled:
                 return 0
             cache.busy_timeout = min(cache.busy_timeout, HOOK_BUSY_TIMEOUT)
             cache.open()  # now: a cache we may not use is a silent skip
+            _remember_cache(cache, identity)
         except Exception as exc:
             if _not_ours(exc):
                 return 0
@@ -133,6 +137,20 @@ def run(action: str, make_cache: Callable[[], PackageCache | None]) -> int:
         if old is not None:
             signal.signal(signal.SIGALRM, old)
     return 0
+
+
+def _remember_cache(cache: PackageCache, identity: str) -> None:
+    """Tell the method's front which cache the config selects (cache_core.stamps), when this
+    hook's cache is the config's own (no --config or --cache-dir given)."""
+    from cache_core import stamps
+
+    cfg = cache.config
+    env_dir = os.environ.get("PKGCACHE_DIR")
+    if cfg is None or cfg.source != stamps.lookup_config():
+        return
+    if cfg.explicit_dir and not (env_dir and os.path.abspath(env_dir) == str(cache.root)):
+        return
+    stamps.remember_cache(identity, str(cache.root))
 
 
 def time_limit(action: str) -> int:
