@@ -8,9 +8,11 @@ so pkgcache's hooks run on the host from this checkout. Scenarios, in a rotated 
 round (a Latin square: each takes each position once in 5 rounds):
 
   A  cold install, no hooks                           (baseline)
-  H  cold install with pkgcache's hooks, empty cache  (target H/A <= 1.05)
-  S  warm re-provision: fresh root, hooks on, cache filled by an untimed install before the
-     rounds (target S/B <= 1.10, 0 bytes of .debs downloaded)
+  H  cold install with pkgcache's hooks and download method (as the .deb installs them), empty
+     cache (target H/A <= 1.05)
+  S  warm re-provision: fresh root, hooks and method on, cache filled by an untimed install
+     before the rounds (target S/B <= 1.10, 0 bytes of .debs downloaded); the state dir
+     (stamps) is the host's, kept across roots as on a server re-provisioned in place
   B  fresh root, the same debs copied into archives beforehand, no hooks (the limit)
   N  warm through apt-cacher-ng, primed by an untimed install before the rounds (the peer)
 Roots without hooks have no pkgcache file (apt reads only the root's own apt.conf.d).
