@@ -1318,8 +1318,6 @@ class Helper:
     def harvest(self, req: dict[str, Any], fd: int) -> None:
         """Store what the real method fetched, by the digest apt expected. Release files are
         not stored here: apt checks them after the method is done (hooks/apt/lists.py)."""
-        import tempfile
-
         from cache_core import stamps
 
         from .naming import is_safe_name, key_for
@@ -1328,22 +1326,14 @@ class Helper:
             return  # apt has not verified it yet: the post-update hook keeps what apt accepted
         sha = req.get("sha256")
         name = str(req.get("name") or "")
-        tmpdir = self.cache.bucket("apt-method")
-        fdo, tmp = tempfile.mkstemp(dir=tmpdir, prefix=".harvest-")
         try:
-            before = os.fstat(fd)
-            with os.fdopen(fdo, "wb") as out:
-                while True:
-                    chunk = os.read(fd, 1 << 20)
-                    if not chunk:
-                        break
-                    out.write(chunk)
             if not isinstance(sha, str):
                 return
+            before = os.fstat(fd)
             deb = name.endswith(".deb") and is_safe_name(name)
             key = key_for(name) if deb else f"sha256:{sha}"
-            got = self.cache.put(key, tmp, sha256=sha, kind="deb" if deb else "apt-index",
-                                 link=True)
+            # one copy, hashed as it is written, read through the descriptor the front opened
+            got = self.cache.put(key, fd, sha256=sha, kind="deb" if deb else "apt-index")
             after = os.fstat(fd)
             if deb and got == sha and stamps.copy_of(before) == stamps.copy_of(after):
                 # apt moves this file into archives: the harvest hook then needs no hash
@@ -1351,10 +1341,6 @@ class Helper:
                 if sdir is not None:
                     stamps.note_copy(sdir, name, sha, after, hit=False)
         finally:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
             if isinstance(sha, str):
                 self.end_lease(sha)
 
