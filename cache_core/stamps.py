@@ -216,26 +216,31 @@ def config_identity() -> str:
     return "\t".join(parts)
 
 
-def remember_cache(identity: str, cache_root: str | None) -> None:
+def remember_cache(identity: str, cache_root: str | None, *, remote: bool = False) -> None:
     """Record that identity (taken before the config was read) selects cache_root (None: the
-    cache is disabled)."""
+    cache is disabled) and whether it has a remote tier."""
     base = state_path()
     if not private_dir(base):
         return
-    text = f"{identity}\n{os.path.realpath(cache_root) if cache_root else ''}\n"
+    text = f"{identity}\n{os.path.realpath(cache_root) if cache_root else ''}\n{int(remote)}\n"
     if _read(os.path.join(base, POINTER)) != text:
         _write(os.path.join(base, POINTER), text)
 
 
-def selected_cache() -> str | None:
-    """The cache root the current config selects, if a pkgcache process with the same identity
-    recorded it; None: unknown or disabled (ask the cache itself)."""
+def selected() -> tuple[str, bool] | None:
+    """(cache root, has a remote) the current config selects, if a pkgcache process with the
+    same identity recorded it; None: unknown or disabled (ask the cache itself)."""
     base = state_path()
     if not private_dir(base):
         return None
     got = _read(os.path.join(base, POINTER))
-    if not got:
+    lines = got.split("\n") if got else []
+    if len(lines) < 3 or not lines[1] or lines[0] != config_identity():
         return None
-    identity, _, rest = got.partition("\n")
-    root = rest.strip("\n")
-    return root if root and identity == config_identity() else None
+    return lines[1], lines[2] == "1"
+
+
+def selected_cache() -> str | None:
+    """The cache root the current config selects (see selected), or None."""
+    got = selected()
+    return got[0] if got else None

@@ -22,7 +22,8 @@ PUBLIC: dict[str, frozenset[str]] = {
                                  "redact"}),
     # stat stamps, read by apt's method front with the standard library only
     "cache_core.stamps": frozenset({"config_identity", "copy_of", "lookup_config", "note_copy",
-                                    "of", "read", "remember_cache", "selected_cache",
+                                    "of", "read", "remember_cache", "selected",
+                                    "selected_cache",
                                     "stamp_dir"}),
 }
 # Attributes that reveal the local store's layout, inodes or lock naming: never used by drivers.

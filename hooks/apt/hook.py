@@ -101,6 +101,8 @@ def run(action: str, make_cache: Callable[[], PackageCache | None]) -> int:
         watchdog = _watchdog(limit, label)
         if action not in ACTIONS:
             raise ValueError(f"unknown hook action {action!r}")
+        if action == "pre-install" and _method_serves_alone():
+            return 0  # nothing to compute: no cache, YAML or index opened
         if _stand_aside():
             return 0
         _gate_core_warnings()
@@ -139,6 +141,18 @@ def run(action: str, make_cache: Callable[[], PackageCache | None]) -> int:
     return 0
 
 
+def _method_serves_alone() -> bool:
+    """The pre-install hook's shortcut: pkgcache's method is apt's http(s) method and the cache
+    the config selects (as the hooks recorded it: cache_core.stamps) has no remote, so the
+    method's front serves each deb as apt asks (seed.method_serves, without opening the cache)."""
+    from cache_core import stamps
+
+    from .fleet import method_status
+
+    got = stamps.selected()
+    return got is not None and not got[1] and bool(method_status().get("active"))
+
+
 def _remember_cache(cache: PackageCache, identity: str) -> None:
     """Tell the method's front which cache the config selects (cache_core.stamps), when this
     hook's cache is the config's own (no --config or --cache-dir given)."""
@@ -150,7 +164,7 @@ def _remember_cache(cache: PackageCache, identity: str) -> None:
         return
     if cfg.explicit_dir and not (env_dir and os.path.abspath(env_dir) == str(cache.root)):
         return
-    stamps.remember_cache(identity, str(cache.root))
+    stamps.remember_cache(identity, str(cache.root), remote=bool(cfg.remote))
 
 
 def time_limit(action: str) -> int:

@@ -1130,7 +1130,8 @@ class Helper:
         set_warning_handler(self._warn)
         identity = stamps.config_identity()  # before the config is read
         self.cache = PackageCache.from_config()
-        stamps.remember_cache(identity, str(self.cache.root) if self.cache.enabled else None)
+        stamps.remember_cache(identity, str(self.cache.root) if self.cache.enabled else None,
+                              remote=bool(self.cache.config and self.cache.config.remote))
         if not self.cache.enabled:
             raise RuntimeError("cache disabled")  # the front relays everything
         self.stats: dict[str, int] = {}
