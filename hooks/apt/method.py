@@ -1242,8 +1242,17 @@ class Helper:
         if not self.cache.materialize_key(key, dest, mode="copy", sha256=sha256):
             return {"ok": False}
         self._own_like_parent(dest)
-        return {"ok": True, "size": os.lstat(dest).st_size,
-                "source": "local" if local else "remote"}
+        placed = os.lstat(dest)
+        self._note_copy(os.path.basename(dest), sha256, placed, hit=True)
+        return {"ok": True, "size": placed.st_size, "source": "local" if local else "remote"}
+
+    def _note_copy(self, name: str, sha256: str, st: os.stat_result, *, hit: bool) -> None:
+        """The file name (stat st) holds the object's bytes: the harvest hook needs no hash."""
+        from cache_core import stamps
+
+        sdir = stamps.stamp_dir(str(self.cache.root), create=True)
+        if sdir is not None:
+            stamps.note_copy(sdir, name, sha256, st, hit=hit)
 
     def coalesce(self, sha256: str, size: int) -> bool | None:
         """A miss, coalesced with other processes and members missing it too (the store's lease,
@@ -1337,10 +1346,7 @@ class Helper:
             got = self.cache.put(key, fd, sha256=sha, kind="deb" if deb else "apt-index")
             after = os.fstat(fd)
             if deb and got == sha and stamps.copy_of(before) == stamps.copy_of(after):
-                # apt moves this file into archives: the harvest hook then needs no hash
-                sdir = stamps.stamp_dir(str(self.cache.root), create=True)
-                if sdir is not None:
-                    stamps.note_copy(sdir, name, sha, after, hit=False)
+                self._note_copy(name, sha, after, hit=False)  # apt moves it into archives
         finally:
             if isinstance(sha, str):
                 self.end_lease(sha)
