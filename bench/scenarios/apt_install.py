@@ -89,7 +89,7 @@ class Root:
         for scheme in ("http", "https"):
             m = self.methods / scheme
             m.write_text(f'#!/bin/sh\ncd / && exec /usr/bin/python3 -I -S '
-                         f'"{REPO}/hooks/apt/method.py" {scheme}\n')
+                         f'"{REPO}/hooks/apt/method.py" {scheme}  # hooks.apt.method\n')
             m.chmod(0o755)
         # the hooks and the method find the cache as on a server: the config names it
         config = work / f"{name}.pkgcache.yaml"
