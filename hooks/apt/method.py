@@ -452,10 +452,11 @@ class LocalObjects:
     (cache_core.stamps). Opened once per session, only for root; None when the cache is not
     known without the config (the helper then serves, and records what selects the cache)."""
 
-    def __init__(self, stamps: Any, root: str, sdir: str, objects: int) -> None:
+    def __init__(self, stamps: Any, root: str, sdir: str, objects: int, remote: bool) -> None:
         self.stamps = stamps
         self.root = root
         self.sdir = sdir
+        self.remote = remote  # the cache has a remote tier: a local miss may be its hit
         self.objects = objects  # objects-v1/sha256, opened without following any link
         self.shards: dict[str, int] = {}
         self.n = 0
@@ -470,7 +471,8 @@ class LocalObjects:
             sys.path.insert(0, here)
         from cache_core import stamps  # the standard library only
 
-        root = stamps.selected_cache()
+        got = stamps.selected()
+        root, remote = got if got else (None, False)
         sdir = stamps.stamp_dir(root) if root else None
         if root is None or sdir is None:
             return None
@@ -487,7 +489,7 @@ class LocalObjects:
         except OSError:
             os.close(fd)
             return None
-        return cls(stamps, root, sdir, fd)
+        return cls(stamps, root, sdir, fd, remote)
 
     def save_counts(self, counts: dict[str, int]) -> None:
         """What this front served, for the next hook to record (fold_front_counts)."""
@@ -517,17 +519,21 @@ class LocalObjects:
             self.shards[digest[:2]] = fd
         return fd
 
-    def place(self, req: Request) -> tuple[int, float] | None:
+    def place(self, req: Request) -> tuple[int, float] | str | None:
         """Copy the object req.sha256 to req.filename (temp + rename) if its stamp is the one
-        of its last full hash, before and after the copy; (size, mtime), or None (not served)."""
+        of its last full hash, before and after the copy: (size, mtime); "miss" when there is
+        no such object here and no remote either (the real method's, at once); else None (the
+        helper's)."""
         digest = req.sha256 or ""
         if len(digest) != 64 or digest.strip("0123456789abcdef") or not req.filename:
             return None
         try:
             fd = os.open(digest, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
                          dir_fd=self._shard(digest))
+        except FileNotFoundError:
+            return None if self.remote else "miss"
         except OSError:
-            return None  # none, or a symlink: the helper's business (it quarantines)
+            return None  # a symlink, ...: the helper's business (it quarantines)
         try:
             st = os.fstat(fd)
             if (not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid()
@@ -765,16 +771,19 @@ class Front:
             raise RuntimeError("injected fault")
         if req.release or req.sha256 is None:
             return False
-        if self.serve_local(req):
-            return True
+        local = self.serve_local(req)
+        if local is not False:
+            return bool(local)  # served, or a plain miss: straight to the real method
         self.start_helper()  # the first request the helper can serve
         got = self.serve(req)
         if got == "busy":
             self.defer(req, msg)
         return got is not None
 
-    def serve_local(self, req: Request) -> bool:
-        """A hit the front serves itself (LocalObjects); False: ask the helper."""
+    def serve_local(self, req: Request) -> bool | None:
+        """A hit the front serves itself (LocalObjects): True; None: a miss for the real method
+        (no object, no remote: the helper is not asked, it only stores the download); False:
+        ask the helper."""
         if self.local is None:
             self.local = False
             if os.geteuid() == 0 and not os.environ.get("PKGCACHE_DISABLE"):
@@ -786,7 +795,10 @@ class Front:
             got = self.local.place(req)
         except OSError:
             got = None  # the helper tries (and says why, if it must)
-        if got is None:
+        if got == "miss":
+            self.start_helper()  # for the harvest of what the real method downloads
+            return None
+        if not isinstance(got, tuple):
             return False
         size, mtime = got
         self.answer_done(req, size, mtime, sha256=req.sha256)
