@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 
 from bench.lib import acng
-from bench.lib.setup import PY, REPO
+from bench.lib.setup import REPO
 from bench.lib.stats import latin, stats
 
 PKGS = "nginx postgresql-15 python3 python3-venv git curl ca-certificates".split()
@@ -78,9 +78,12 @@ class Root:
         self.wrapper = work / f"{name}.pkgcache"
         self.hook_log = work / f"{name}.hooks.log"
         self.hook_log.unlink(missing_ok=True)
+        # as the .deb's /usr/bin/pkgcache runs it: the system's Python, -I, the code first
+        boot = f"import sys; sys.path.insert(0, {str(REPO)!r}); from hooks.cli import main; " \
+               "sys.exit(main())"
         self.wrapper.write_text(
             f'#!/bin/sh\nt0=$(date +%s.%N)\n'
-            f'PYTHONPATH="{REPO}" "{PY}" -m hooks.cli "$@"\nrc=$?\n'
+            f'/usr/bin/python3 -I -c "{boot}" "$@"\nrc=$?\n'
             f'echo "$t0 $(date +%s.%N) $*" >> "{self.hook_log}"\nexit $rc\n')
         self.wrapper.chmod(0o755)
         # the method (as the .deb's debian/methods/http runs it), this checkout's
