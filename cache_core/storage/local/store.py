@@ -27,7 +27,7 @@ from ...fs import (
     link_verified,
     named_lock,
     open_regular,
-    place_temp,
+    place_temp_fd,
     replace_checked,
     sweep,
     temp_name,
@@ -363,7 +363,8 @@ class LocalStore:
                 raise FileNotFoundError(errno.ENOENT, "no such directory", dest_dir)
             try:
                 before = os.lstat(path)
-                if place_temp(path, tmp, mode) == "hardlink":
+                how, fd = place_temp_fd(path, tmp, mode)
+                if how == "hardlink":
                     before = os.lstat(path)  # a new link changed its ctime; hashed from here
             except FileNotFoundError:
                 if not os.path.isdir(dest_dir):
@@ -375,10 +376,10 @@ class LocalStore:
                     raise
                 self.quarantine(digest)  # a symlink or FIFO where an object belongs
                 return False
-            # Hash what was placed (for a hardlink that is the object itself) through one
-            # descriptor, and check after the rename that dest is that very file.
-            fd, _ = open_regular(tmp)
+            # Hash what was placed (for a hardlink that is the object itself) through the
+            # descriptor it was placed by, and check after the rename that dest is that file.
             try:
+                os.lseek(fd, 0, os.SEEK_SET)
                 got, got_size = sha256_fd(fd)
                 if got != digest or got_size != size:
                     self.verify(digest, size)  # quarantines the object if it is bad
