@@ -70,13 +70,7 @@ def stamp_dir(cache_root: str, *, create: bool = False, state: str | None = None
     """<state dir>/stamps/<cache>: the stamps of one cache; None if the state dir is not
     private (or, with create, the directory cannot be made)."""
     base = state or state_path()
-    if create:
-        try:
-            os.makedirs(os.path.dirname(base), 0o755, exist_ok=True)
-            os.mkdir(base, 0o700)
-        except OSError:
-            pass
-    if not private_dir(base):
+    if not private_dir(base):  # made (and checked) by fs.safety.state_dir for the memos
         return None
     path = os.path.join(base, "stamps", _cache_id(cache_root))
     if create:

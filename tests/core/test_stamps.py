@@ -14,6 +14,7 @@ from cache_core import PackageCache, stamps
 @pytest.fixture
 def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> PackageCache:
     monkeypatch.setenv("PKGCACHE_STATE_DIR", str(tmp_path / "state"))
+    (tmp_path / "state").mkdir(mode=0o700)  # as fs.safety.state_dir makes it for the memos
     return PackageCache(str(tmp_path / "cache"))
 
 
@@ -41,7 +42,6 @@ def test_put_records_the_stamp_and_a_change_breaks_it(cache: PackageCache, tmp_p
 
 def test_stamps_live_only_in_a_private_state_dir(cache: PackageCache, tmp_path: Path) -> None:
     state = tmp_path / "state"
-    state.mkdir(mode=0o755)
     os.chmod(state, 0o755)  # readable by others: not a place for trust
     src = tmp_path / "g"
     src.write_bytes(b"g")
