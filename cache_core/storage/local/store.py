@@ -385,7 +385,8 @@ class LocalStore:
                     self.verify(digest, size)  # quarantines the object if it is bad
                     return False
                 # the object did not change while it was copied: it holds what was hashed
-                self.stamp(digest, before, os.lstat(path))
+                with contextlib.suppress(OSError):  # evicted meanwhile: nothing to stamp
+                    self.stamp(digest, before, os.lstat(path))
                 replace_checked(tmp, dest, fd)
             finally:
                 os.close(fd)
