@@ -90,8 +90,8 @@ def _count(backend) -> int:
 
 def _expire_gc_lease(store) -> None:
     """Make a (killed) gc's lease on the store as it is once expired, if there is one."""
-    if store.read(gc.GC_LEASE) is not None:
-        store.write(gc.GC_LEASE, json.dumps({"expires": time.time() - 1, "token": "killed",
+    if store.read("lease/gc") is not None:
+        store.write("lease/gc", json.dumps({"expires": time.time() - 1, "token": "killed",
                                              "holder": "killed:1"}).encode())
 
 
@@ -442,7 +442,7 @@ def test_a_store_fault_after_condemning_strands_nothing_in_trash(fleet, make_cac
         gc.collect(faulty, lambda n: t._read_small(spec, n), spec, grace, 0)
     assert faulty.put_backs == 1, faulty.put_backs  # it used to try every object
     assert sorted(h for h, _, _ in real.entries("trash") or ()) == sorted(orphans)
-    assert store.read(gc.GC_LEASE) is None  # the lease is released on a fault too
+    assert store.read("lease/gc") is None  # the lease is released on a fault too
     rep = gc.collect(real, lambda n: t._read_small(spec, n), spec, grace, 0)
     assert not list(real.entries("trash") or ())
     # S3 puts back by a copy: the objects are young again and wait one more grace period
@@ -452,7 +452,8 @@ def test_a_store_fault_after_condemning_strands_nothing_in_trash(fleet, make_cac
 
 def _condemned_by_a_running_gc(lstore, make_cache, keypair, tmp_path):
     """A store where gc A is running: it holds the gc lease and has moved an object a record
-    names to trash/ (about to put it back after its last listing); (tier, spec, A's lease, h)."""
+    names to trash/ (about to put it back after its last listing); (tier, spec, h). A's lease is written
+    as GcLease writes it."""
     data = b"an object gc A condemned; a record names it\n" * 300
     src = tmp_path / "condemned"
     src.write_bytes(data)
@@ -462,10 +463,10 @@ def _condemned_by_a_running_gc(lstore, make_cache, keypair, tmp_path):
     assert a.remote.push(None, all_keys=True)["failed"] == 0
     t = make_cache("g", [lstore.remote(mode="rw", trusted_public_keys=[keypair[1]])]).remote.tier
     spec = t.specs[0]
-    lease = gc.GcLease(t._backend(spec), spec)
-    assert lease.take() is True
+    lstore.write("lease/gc", json.dumps({"expires": time.time() + 300, "token": "gc-a",
+                                         "holder": "member-a:4242"}).encode())
     t._backend(spec).rename(f"cas/{h}", f"trash/{h}", time.monotonic() + 30)
-    return t, spec, lease, h
+    return t, spec, h
 
 
 def test_a_second_gc_while_one_runs_changes_nothing_and_exits_75(lstore, make_cache, keypair,
@@ -473,38 +474,33 @@ def test_a_second_gc_while_one_runs_changes_nothing_and_exits_75(lstore, make_ca
     """Two members' cron start gc at once: the second finds the first's gc lease and stops with
     one line and exit 75, touching nothing. It used to put back trash/ (assuming a killed gc),
     racing the first: an object could end up deleted under a record (see gc.py)."""
-    from cache_core.errors import EXIT_BUSY
-
-    t, spec, lease, h = _condemned_by_a_running_gc(lstore, make_cache, keypair, tmp_path)
-    try:
-        r = run_cli("--config", str(tmp_path / "g.yaml"), "remote", "gc", "--grace", "0s")
-        assert r.returncode == EXIT_BUSY == 75, (r.returncode, r.stderr)
-        assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
-        assert "another remote gc is running" in r.stderr, r.stderr
-        assert lstore.read(f"trash/{h}") is not None and lstore.read(f"cas/{h}") is None
-        # a dry run needs no lease: it changes nothing
-        r = run_cli("--config", str(tmp_path / "g.yaml"), "remote", "gc", "--dry-run")
-        assert r.returncode == 0, r.stderr
-    finally:
-        lease.release()
-    assert lstore.read(gc.GC_LEASE) is None
-    # A is done (or killed and its lease expired): the next gc puts trash/ back first
+    t, spec, h = _condemned_by_a_running_gc(lstore, make_cache, keypair, tmp_path)
+    r = run_cli("--config", str(tmp_path / "g.yaml"), "remote", "gc", "--grace", "0s")
+    assert lstore.read(f"trash/{h}") is not None and lstore.read(f"cas/{h}") is None
+    assert r.returncode == 75, (r.returncode, r.stderr)
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+    assert "another remote gc is running (member-a:4242" in r.stderr, r.stderr
+    # a dry run needs no lease: it changes nothing
+    r = run_cli("--config", str(tmp_path / "g.yaml"), "remote", "gc", "--dry-run")
+    assert r.returncode == 0, r.stderr
+    assert lstore.read(f"trash/{h}") is not None and lstore.read(f"cas/{h}") is None
+    # A is done: it put h back and released its lease; the next gc runs
+    t._backend(spec).rename(f"trash/{h}", f"cas/{h}", time.monotonic() + 30)
+    t._backend(spec).drop_lease("lease/gc", time.monotonic() + 30)
     rep = gc.collect(t._backend(spec), lambda n: t._read_small(spec, n), spec, 3600, 0)
     assert lstore.read(f"cas/{h}") is not None and lstore.read(f"trash/{h}") is None, rep
+    assert lstore.read("lease/gc") is None
 
 
 def test_a_killed_gcs_expired_lease_is_broken_and_its_trash_put_back(lstore, make_cache,
                                                                      keypair, tmp_path):
     """A gc killed with -9 leaves its lease: the next gc waits for nothing once it has expired,
     breaks it, puts back the killed gc's trash/ and releases its own lease at the end."""
-    t, spec, lease, h = _condemned_by_a_running_gc(lstore, make_cache, keypair, tmp_path)
-    lease._stop.set()  # killed: nothing renews it any more
-    _expire_gc_lease(lstore)
+    t, spec, h = _condemned_by_a_running_gc(lstore, make_cache, keypair, tmp_path)
+    _expire_gc_lease(lstore)  # killed: nothing renewed it for 5 minutes
     rep = gc.collect(t._backend(spec), lambda n: t._read_small(spec, n), spec, 3600, 0)
     assert "error" not in rep and lstore.read(f"cas/{h}") is not None, rep
-    assert lstore.read(f"trash/{h}") is None and lstore.read(gc.GC_LEASE) is None
-    with pytest.raises(gc.GcBusy, match="broke"):  # the killed gc, were it alive, stops
-        lease.check()
+    assert lstore.read(f"trash/{h}") is None and lstore.read("lease/gc") is None
 
 
 def test_the_gc_lease_is_renewed_while_gc_runs_and_lost_when_broken(lstore, make_cache,
