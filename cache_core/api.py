@@ -292,6 +292,15 @@ class PackageCache:
             return None
         return str(self.object_path(found[0]))
 
+    @fail_open(None)
+    def placed_copy(self, path: str) -> tuple[str, bool] | None:
+        """(digest, hit): path holds the object digest's bytes, as noted when it was placed from
+        it (hit: by a reader of cache_core.stamps, apt's method front) or stored from it, and
+        its stat stamp has not changed since; None: hash it."""
+        from . import stamps
+
+        return stamps.copy_digest(str(self.root), path)
+
     @fail_open(False)
     def same_object(self, key: str, path: str) -> bool:
         """True if path is the very file (same inode) of the object stored for key (a key or

@@ -20,7 +20,6 @@ from typing import Any
 
 from .errors import ConfigError
 
-SYSTEM_CONFIG = "/etc/vps-configurator/config.yaml"
 ROOT_CACHE_DIR = "/var/cache/vps-configurator"
 DEFAULT_MAX_SIZE_GB = 5.0
 GB = 1024**3
@@ -246,13 +245,9 @@ def find_config(explicit: str | None = None) -> str | None:
     """The config file to use, by the documented lookup order, or None."""
     if explicit:
         return explicit
-    env = os.environ.get("PKGCACHE_CONFIG")
-    if env:
-        return env
-    for candidate in (SYSTEM_CONFIG, user_config_path()):
-        if os.path.exists(candidate):
-            return candidate
-    return None
+    from .stamps import lookup_config  # one home: the stdlib-only readers use it too
+
+    return lookup_config()
 
 
 def _check_secrets(cfg: CacheConfig, source: str, st: os.stat_result) -> None:

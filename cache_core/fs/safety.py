@@ -138,9 +138,6 @@ def check_dir_safe(path: Path, owner: int | None = None) -> None:
                 f"cache directory {path} sits in {parent}, owned by uid {pst.st_uid}; refusing it")
 
 
-STATE_ENV = "PKGCACHE_STATE_DIR"
-
-
 def state_dir(default: str | os.PathLike[str] | None = None) -> Path | None:
     """The private local state directory for trust memos (what a driver may hand out without a
     pinned digest): $PKGCACHE_STATE_DIR, else default, else /var/lib/pkgcache for root and
@@ -151,11 +148,9 @@ def state_dir(default: str | os.PathLike[str] | None = None) -> Path | None:
     (``_private_chain``): the callers then re-derive or download (a missing memo costs time,
     never a wrong file).
     """
-    raw = os.environ.get(STATE_ENV) or (str(default) if default else None)
-    if not raw:
-        raw = ("/var/lib/pkgcache" if os.geteuid() == 0
-               else os.path.join(os.path.expanduser("~"), ".local", "state", "pkgcache"))
-    path = Path(os.path.abspath(raw))
+    from ..stamps import state_path  # one home of the variable and the defaults
+
+    path = Path(state_path(str(default) if default else None))
     return path if _private_chain(path) else None
 
 
