@@ -1,0 +1,538 @@
+"""The warm path of ``pkgcache pip install``: a served install replayed from a memo.
+
+A run the driver served from the cache alone (``--offline``, or the index's host without an
+address) leaves a memo in the private state dir: the exact pip/uv command it ran, the
+find-links page (pip) or flat directory (uv) it offered, and a stamp of every input it derived
+that from. The next run with the same command line, working directory, environment and target
+interpreter checks those stamps (no SQLite, no YAML, no driver imported) and runs the same
+command; anything that differs, and any fault or failure, leaves the run to the driver.
+
+Checked before the memo is used (any change means the full path, which writes a new memo):
+  - the key: pkgcache's arguments (the ``--python`` value by the interpreter it names: real
+    binary and its stat, the venv's pyvenv.cfg), the working directory, the environment, uid;
+  - stamps (inode, size, mtime_ns, ctime_ns) of the requirement and constraint files, pip's and
+    pkgcache's config files, the cache's generation token (replaced on every change of its
+    keys or objects), this machine's trust record, the target's probe, uv, pkgcache's code;
+  - the offered files: the flat directory holds exactly the recorded links, and every link
+    and the page name the recorded object, whose stamp is the one taken at its last full hash
+    (a changed object is left to the driver, which re-hashes and quarantines it);
+  - the memo's age (MAX_AGE) and, for the unreachable case, that the index's host still has
+    no address.
+The tool's output is held until it ends: on success it is written out as the driver would;
+on failure it is dropped and the driver runs the request from the start.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+FORMAT = "pkgcache-pip-fast 1"
+MAX_AGE = 3600.0  # seconds: the full path (LRU times, hit counts, pruning) runs at least hourly
+MAX_BYTES = 1 << 20
+PLACEHOLDER = "\x00python"  # the target interpreter in a stored command
+# variables that differ between shells without changing what an install does
+_VOLATILE = ("_", "OLDPWD", "PWD", "SHLVL", "TERM", "COLUMNS", "LINES", "LS_COLORS", "PS1",
+             "SSH_CLIENT", "SSH_CONNECTION", "SSH_TTY", "DISPLAY", "MAIL", "HISTFILE")
+_ENV_OFF = "PKGCACHE_NO_FAST_PATH"
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from cache_core import PackageCache
+
+    from .install import Driver
+
+_current: Key | None = None  # the key of this process's run (for the driver's memo)
+
+
+class Key:
+    """What names one memo: its digest, the state dir and the target interpreter."""
+
+    __slots__ = ("digest", "python", "state", "venv")
+
+    def __init__(self, digest: str, state: str, python: str, venv: str) -> None:
+        self.digest = digest
+        self.state = state
+        self.python = python
+        self.venv = venv
+
+    def path(self, suffix: str = ".memo") -> str:
+        """This key's file in the state dir."""
+        return os.path.join(self.state, "pip-fast", self.digest + suffix)
+
+
+def stamp(path: str, *, follow: bool = True) -> str:
+    """(inode, size, mtime_ns, ctime_ns, mode) of path as text, "-" if it is absent."""
+    try:
+        st = os.stat(path) if follow else os.lstat(path)
+    except OSError:
+        return "-"
+    return f"{st.st_ino} {st.st_size} {st.st_mtime_ns} {st.st_ctime_ns} {st.st_mode}"
+
+
+def _sha256(data: bytes) -> str:
+    try:
+        from _sha256 import sha256  # (builtin: hashlib would load OpenSSL, ~2.5 ms)
+    except ImportError:
+        from hashlib import sha256
+    return sha256(data).hexdigest()
+
+
+def _state_dir() -> str | None:
+    """The private state dir (as cache_core.state_dir, not created): ours, 0700, not a link."""
+    raw = os.environ.get("PKGCACHE_STATE_DIR") or (
+        "/var/lib/pkgcache" if os.geteuid() == 0
+        else os.path.join(os.path.expanduser("~"), ".local", "state", "pkgcache"))
+    path = os.path.abspath(raw)
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    if (st.st_mode & 0o170000) != 0o040000 or st.st_uid != os.geteuid() or st.st_mode & 0o077:
+        return None
+    return path
+
+
+def _absolute(spec: str) -> str:
+    """str(pathlib.Path(spec).absolute()), without pathlib."""
+    parts = [p for p in spec.split("/") if p not in ("", ".")]
+    if spec.startswith("/"):
+        return "/" + "/".join(parts)
+    cwd = os.getcwd()
+    return cwd.rstrip("/") + "/" + "/".join(parts) if parts else cwd
+
+
+def _target(spec: str | None) -> str | None:
+    """The target interpreter as hooks.pip.target.find_python names it (None: not handled
+    here: a bare command name, or no venv)."""
+    if spec:
+        if "/" not in spec or spec.startswith("//"):
+            return None
+        path = _absolute(spec)
+        if os.path.isdir(path):
+            path = path.rstrip("/") + "/bin/python" if path != "/" else "/bin/python"
+        return path if os.path.exists(path) else None
+    venv = os.environ.get("VIRTUAL_ENV")
+    if venv and os.path.exists(os.path.join(venv, "bin", "python")):
+        return _absolute(venv).rstrip("/") + "/bin/python"
+    return None
+
+
+def _split(pip_argv: list[str]) -> tuple[str | None, list[str]] | None:
+    """(the --python value, the arguments with it taken out) if this run may use a memo."""
+    rest: list[str] = []
+    python = None
+    i = 0
+    while i < len(pip_argv):
+        arg = pip_argv[i]
+        if arg == "--":
+            rest += pip_argv[i:]
+            break
+        if arg in ("-h", "--help", "--refresh", "--verbose") or \
+                (arg.startswith("-v") and arg.strip("v") == "-"):
+            return None
+        if arg == "--python":
+            if i + 1 >= len(pip_argv):
+                return None
+            python = pip_argv[i + 1]
+            i += 2
+            continue
+        if arg.startswith("--python="):
+            python = arg.split("=", 1)[1]
+        else:
+            rest.append(arg)
+        i += 1
+    return python, rest
+
+
+def key_for(globals_: dict, pip_argv: list[str]) -> Key | None:
+    """The memo key of ``pkgcache [globals] pip install PIP_ARGV``, None if no memo applies."""
+    if os.environ.get(_ENV_OFF) or os.environ.get("PKGCACHE_DEBUG"):
+        return None
+    split = _split(pip_argv)
+    if split is None:
+        return None
+    spec, rest = split
+    python = _target(spec)
+    state = _state_dir()
+    if python is None or state is None:
+        return None
+    real = os.path.realpath(python)
+    venv = os.path.dirname(os.path.dirname(python))
+    try:
+        with open(os.path.join(venv, "pyvenv.cfg"), "rb") as fh:
+            cfg = b"\n".join(line for line in fh.read(1 << 16).splitlines()
+                             if not line.startswith(b"command"))
+    except OSError:
+        cfg = b"-"
+    env = sorted(f"{k}={v}" for k, v in os.environ.items() if k not in _VOLATILE)
+    material = "\0".join([
+        FORMAT, str(os.geteuid()), os.getcwd(), repr(sorted(globals_.items())), "\0".join(rest),
+        "python" if spec is None else "python:" + ("dir" if os.path.isdir(spec) else "file"),
+        real, stamp(real), "\0".join(env)]).encode("utf-8", "surrogateescape") + b"\0" + cfg
+    return Key(_sha256(material), state, python, venv)
+
+
+def _read(key: Key) -> list[list[str]] | None:
+    """The memo's lines split at tabs, if it is ours, private, fresh and complete."""
+    try:
+        fd = os.open(key.path(), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if (st.st_mode & 0o170000) != 0o100000 or st.st_uid != os.geteuid() or \
+                st.st_mode & 0o077 or st.st_size > MAX_BYTES:
+            return None
+        data = os.read(fd, MAX_BYTES + 1)
+    finally:
+        os.close(fd)
+    try:
+        text = data.decode("utf-8", "surrogateescape")
+    except ValueError:
+        return None
+    rows = [line.split("\t") for line in text.rstrip("\n").split("\n")]
+    if not rows or rows[0] != [FORMAT, key.digest] or rows[-1] != ["end"]:
+        return None
+    return rows
+
+
+def _still_valid(rows: list[list[str]], key: Key) -> dict[str, list[str]] | None:
+    """The memo's fields if every recorded stamp, link and object still holds, else None."""
+    import time
+
+    fields: dict[str, list[str]] = {}
+    listings: dict[str, set[str]] = {}
+    for row in rows[1:-1]:
+        kind = row[0]
+        if kind == "stamp":  # stamp PATH STAMP
+            if stamp(row[1]) != row[2]:
+                return None
+        elif kind == "exists":  # exists PATH(with {venv}) 0|1
+            if os.path.exists(row[1].replace("{venv}", key.venv)) != (row[2] == "1"):
+                return None
+        elif kind == "token":  # token PATH CONTENT: the cache's generation
+            from cache_core import generation
+
+            if generation.read(row[1]) != row[2]:
+                return None
+        elif kind == "link":  # link PATH OBJECT OBJECT-STAMP
+            try:
+                if os.readlink(row[1]) != row[2]:
+                    return None
+            except OSError:
+                return None
+            if stamp(row[2], follow=False) != row[3]:
+                return None
+            parent, name = os.path.split(row[1])
+            if parent in listings:
+                listings[parent].add(name)
+        elif kind == "listing":  # listing DIR: holds exactly the links recorded below it
+            listings[row[1]] = set()
+        elif kind == "created":
+            if not 0 <= time.time() - float(row[1]) < MAX_AGE:
+                return None
+        else:
+            fields[kind] = row[1:]
+    for directory, names in listings.items():
+        try:
+            if set(os.listdir(directory)) != names:
+                return None
+        except OSError:
+            return None
+    return fields
+
+
+def _unreachable(fields: dict[str, list[str]]) -> str | None:
+    """For a memo of an unreachable index: the cause if its host still has no address."""
+    host, port = fields["host"]
+    if any(v and k.lower().endswith("_proxy") and k.lower() != "no_proxy"
+           for k, v in os.environ.items()):
+        return None
+    import socket
+
+    try:
+        socket.getaddrinfo(host.encode("ascii") if host.isascii() else host, int(port),
+                           type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        return exc.strerror or str(exc)
+    except (OSError, UnicodeError, ValueError):
+        return None
+    return None
+
+
+def _spawn(cmd: list[str], env: dict[str, str]) -> tuple[int, bytes, bytes]:
+    """Run cmd with stdin from /dev/null and its output held in memory files; (code, out, err).
+    Interrupted, the tool is killed and waited for first."""
+    out = os.memfd_create("pkgcache-out", os.MFD_CLOEXEC)
+    err = os.memfd_create("pkgcache-err", os.MFD_CLOEXEC)
+    try:
+        pid = os.posix_spawn(cmd[0], cmd, env, file_actions=[
+            (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
+            (os.POSIX_SPAWN_DUP2, out, 1), (os.POSIX_SPAWN_DUP2, err, 2)])
+        try:
+            _, status = os.waitpid(pid, 0)
+        except BaseException:
+            import signal
+
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            raise
+        return os.waitstatus_to_exitcode(status), _all(out), _all(err)
+    finally:
+        os.close(out)
+        os.close(err)
+
+
+def _all(fd: int) -> bytes:
+    os.lseek(fd, 0, os.SEEK_SET)
+    chunks = []
+    while chunk := os.read(fd, 1 << 20):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _pip_stdout(data: bytes) -> bytes:
+    """pip's stdout as the driver shows it: without its find-links line, 'Ignoring' once."""
+    shown: set[bytes] = set()
+    lines = []
+    for line in data.splitlines(keepends=True):
+        if line.startswith(b"Looking in links: "):
+            continue
+        if line.startswith(b"Ignoring "):
+            if line in shown:
+                continue
+            shown.add(line)
+        lines.append(line)
+    return b"".join(lines)
+
+
+def run(globals_: dict, pip_argv: list[str]) -> int | None:
+    """Serve ``pkgcache pip install`` from its memo; None: the driver runs it (no memo, a
+    change, a fault or a failed install)."""
+    global _current
+    try:
+        key = _current = key_for(globals_, pip_argv)
+        if key is None:
+            return None
+        rows = _read(key)
+        fields = _still_valid(rows, key) if rows is not None else None
+        if fields is None:
+            return None
+        why = None
+        if fields["mode"][0] == "unreachable":
+            cause = _unreachable(fields)
+            if cause is None:
+                return None
+            why = f"the index {fields['index'][0]} is unreachable (name resolution failed: {cause})"
+        cmd = [key.python if a == PLACEHOLDER else a for a in fields["cmd"]]
+        env = dict(os.environ)
+        for name, value in zip(fields["env"][::2], fields["env"][1::2]):
+            env[name] = value
+        for name, value in zip(fields["envdefault"][::2], fields["envdefault"][1::2]):
+            env.setdefault(name, value)
+        code, out, err = _spawn(cmd, env)
+    except Exception:  # noqa: BLE001 - the memo is an optimisation: any fault is the driver's
+        return None
+    if code != 0:
+        return None
+    if fields["installer"][0] == "pip":
+        out = _pip_stdout(out)
+    sys.stdout.flush()
+    os.write(1, out) if out else None
+    if why is not None:
+        sys.stderr.write(f"pkgcache: pip: {why}; installed from the cache (versions may be older "
+                         "than the index's)\n")
+    if err:
+        sys.stderr.flush()
+        os.write(2, err if err.endswith(b"\n") else err + b"\n")
+    return 0
+
+
+# -- written by the driver ----------------------------------------------------------------------
+def wanted() -> bool:
+    """True if this run may leave a memo (it came through the command line's fast path)."""
+    return _current is not None
+
+
+def remember(driver: Driver, before: dict[str, str]) -> bool:
+    """Write the memo of the run driver just served (if it may be replayed); before: the cache
+    state stamps taken when the run started (a change during the run means no memo)."""
+    key = _current
+    served = driver.served
+    try:
+        if key is None or served is None or key.python != driver.target.python or \
+                cache_state(driver.cache) != before:
+            return False
+        try:
+            os.mkdir(os.path.join(key.state, "pip-fast"), 0o700)
+        except FileExistsError:
+            pass
+        from cache_core import atomic_write
+
+        if served.get("page_text") is not None:  # (first: the memo stamps it)
+            atomic_write(key.path(".html"), served["page_text"], 0o600)
+        rows = _rows(driver, key, served)
+        if rows is None or any("\t" in f or "\n" in f for r in rows for f in r):
+            return False
+        text = "\n".join("\t".join(r) for r in [[FORMAT, key.digest], *rows, ["end"]]) + "\n"
+        atomic_write(key.path(), text, 0o600)
+    except Exception:  # noqa: BLE001 - a memo is an optimisation: no memo, no harm
+        return False
+    return True
+
+
+def cache_state(cache: PackageCache) -> dict[str, str]:
+    """What a memo depends on that a run itself may change: the cache's generation token and
+    this machine's trust record for the cache (their stamps, taken before and after a run)."""
+    from cache_core import memo_path
+
+    from .trust import file_name
+
+    gen = cache.generation()
+    trust = memo_path(file_name(cache.root))
+    return {"gen": gen[0] if gen else "", "token": gen[1] if gen else "",
+            "trust": str(trust) if trust else "", "trust_stamp": stamp(str(trust)) if trust else "-"}
+
+
+def _rows(driver: Driver, key: Key, served: dict) -> list[list[str]] | None:
+    """The memo's lines for a run driver served, None if it cannot be replayed safely."""
+    import time
+
+    from cache_core.config import SYSTEM_CONFIG, find_config, user_config_path
+
+    from . import options, runner
+    from .target import _probe_key
+
+    cache = driver.cache
+    if cache.remote is not None or cache.system is not None or cache.read_only:
+        return None
+    args = driver.opts.pip_args
+    if any(options.local_path(v) is not None for _, v in options.source_list(args)):
+        return None  # a local location's provenance depends on its owner, not stamped here
+    files = _input_files(args)
+    if files is None:
+        return None
+    state = cache_state(cache)
+    if not state["token"] or not state["trust"] or state["trust_stamp"] == "-":
+        return None
+    rows: list[list[str]] = [["created", repr(time.time())], ["mode", served["mode"]],
+                             ["installer", served["installer"]]]
+    if served["mode"] == "unreachable":
+        rows += [["index", served["index"]], ["host", served["host"], str(served["port"])]]
+    cfg = cache.config
+    configs = [find_config(None) if cfg is None else None, SYSTEM_CONFIG, user_config_path(),
+               os.environ.get("PKGCACHE_CONFIG")]
+    home = os.path.expanduser("~")
+    pip_confs = ["/etc/pip.conf", "/etc/xdg/pip/pip.conf",
+                 os.path.join(os.environ.get("XDG_CONFIG_HOME") or os.path.join(home, ".config"),
+                              "pip", "pip.conf"), os.path.join(home, ".pip", "pip.conf"),
+                 os.environ.get("PIP_CONFIG_FILE")]
+    import packaging
+
+    from . import fast, install, store, trust
+
+    code = [m.__file__ for m in (fast, install, options, runner, store, trust, packaging)]
+    probe_memo = str(driver.store.subdir("targets") / f"{_probe_key(driver.target.python)}.json")
+    for path in [*files, *configs, *pip_confs, *code, probe_memo]:
+        if path:
+            rows.append(["stamp", os.path.abspath(path), stamp(path)])
+    rows.append(["stamp", state["trust"], state["trust_stamp"]])
+    rows.append(["token", state["gen"], state["token"]])
+    uv = served.get("uv")
+    if uv:
+        rows.append(["stamp", uv, stamp(uv)])
+        rows += [["exists", os.path.join(p, "uv"), "0"] for p in sys.path
+                 if p and not os.path.exists(os.path.join(p, "uv"))]
+    from importlib.machinery import PathFinder
+
+    spec = PathFinder.find_spec("pip")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    rows.append(["exists", list(spec.submodule_search_locations)[0], "1"])
+    if served["installer"] == "pip":
+        rows += _pip_probes(driver, key)
+    flat = served.get("flat")
+    for c in served["offered"]:  # every offered file: its link, object and stamp at last hash
+        obj = os.readlink(c.path)
+        now = stamp(obj, follow=False)
+        want = driver.store.stamps.get(c.sha256)
+        if want is None or now == "-" or now.split()[:4] != [str(x) for x in want]:
+            return None
+        if flat is None:  # (uv reads the flat directory's links below, not these)
+            rows.append(["link", str(c.path), obj, now])
+    if flat is not None:
+        rows.append(["listing", str(flat)])
+        names = sorted(os.listdir(flat))
+        for name in names:
+            obj = os.readlink(os.path.join(flat, name))
+            now = stamp(obj, follow=False)
+            if not any(os.readlink(c.path) == obj for c in served["offered"]):
+                return None
+            rows.append(["link", os.path.join(str(flat), name), obj, now])
+    cmd = list(served["cmd"])
+    for i in served["python_at"]:
+        cmd[i] = PLACEHOLDER
+    if served.get("page") is not None:
+        cmd = [key.path(".html") if a == str(served["page"]) else a for a in cmd]
+        rows.append(["stamp", key.path(".html"), stamp(key.path(".html"))])
+    rows.append(["cmd", *cmd])
+    env = served["env"]
+    rows.append(["env", *[x for k in ("PIP_CACHE_DIR", "UV_CACHE_DIR") if k in env
+                          for x in (k, env[k])]])
+    rows.append(["envdefault", "PIP_DISABLE_PIP_VERSION_CHECK", "1"])
+    return rows
+
+
+def _pip_probes(driver: Driver, key: Key) -> list[list[str]]:
+    """What decided how pip runs for the target (its own pip, else ours with --python):
+    the directories Target.has_pip looks at, the venv's relative to {venv}."""
+    target = driver.target
+    venv = key.venv
+    mm = ".".join(target.version.split(".")[:2])
+    rows = [["exists", "{venv}/pyvenv.cfg", "1" if os.path.isfile(os.path.join(venv, "pyvenv.cfg"))
+             else "0"]]
+    site = os.path.join("{venv}", "lib", f"python{mm}", "site-packages", "pip")
+    rows.append(["exists", site, "1" if os.path.exists(site.replace("{venv}", venv)) else "0"])
+    rows += [["exists", os.path.join(p, "pip"), "1" if os.path.isdir(os.path.join(p, "pip"))
+              else "0"] for p in target.path]
+    return rows
+
+
+def _input_files(args: list[str]) -> list[str] | None:
+    """Every requirement and constraint file args reads, includes followed (None: one that is
+    not a local file, e.g. a URL)."""
+    out: list[str] = []
+    todo: list[str] = []
+    it = iter(args)
+    for arg in it:
+        if arg == "--":
+            break
+        for opt in ("-r", "--requirement", "-c", "--constraint"):
+            if arg == opt:
+                todo.append(next(it, ""))
+            elif arg.startswith(opt + "=") or (len(opt) == 2 and arg.startswith(opt)
+                                               and len(arg) > 2 and not arg.startswith("--")):
+                todo.append(arg.split("=", 1)[1] if arg.startswith("--") else arg[2:])
+    while todo:
+        path = todo.pop()
+        if "://" in path or not path:
+            return None
+        path = os.path.abspath(path)
+        if path in out:
+            continue
+        if len(out) > 64:
+            return None
+        out.append(path)
+        try:
+            with open(path, encoding="utf-8") as fh:
+                text = fh.read(4 << 20).replace("\\\n", " ")
+        except (OSError, UnicodeDecodeError):
+            continue  # pip fails on it; its stamp ("-" or the file) still keys the memo
+        for line in text.splitlines():
+            words = line.split("#", 1)[0].strip().replace("=", " ", 1).split()
+            if len(words) >= 2 and words[0] in ("-r", "--requirement", "-c", "--constraint"):
+                todo.append(os.path.join(os.path.dirname(path), words[1]))
+            elif words and words[0].startswith(("-r", "-c")) and len(words[0]) > 2:
+                todo.append(os.path.join(os.path.dirname(path), words[0][2:]))
+    return out
