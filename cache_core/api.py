@@ -16,9 +16,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
+from . import generation as _generation
 from .config import CacheConfig, default_cache_dir, is_system_dir_for_user, load_config
 from .errors import BadKeyError, CacheError, DigestMismatch, describe, warn
-from . import generation as _generation
 from .fs import unlink_quiet
 from .hashing import sha256_file
 from .index import BUSY_TIMEOUT_MS, JSON, Entry, Index

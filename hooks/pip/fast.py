@@ -72,7 +72,7 @@ def stamp(path: str, *, follow: bool = True) -> str:
 
 def _sha256(data: bytes) -> str:
     try:
-        from _sha256 import sha256  # (builtin: hashlib would load OpenSSL, ~2.5 ms)
+        from _sha256 import sha256  # type: ignore[import-not-found]  # (builtin; hashlib: +2.5 ms)
     except ImportError:
         from hashlib import sha256
     return sha256(data).hexdigest()
@@ -197,43 +197,47 @@ def _read(key: Key) -> list[list[str]] | None:
     return rows
 
 
+def _holds(row: list[str], key: Key) -> bool:
+    """One stamp, existence, token or link line of a memo still holds."""
+    kind = row[0]
+    if kind == "stamp":  # stamp PATH STAMP
+        return stamp(row[1]) == row[2]
+    if kind == "exists":  # exists PATH(with {venv}) 0|1
+        return os.path.exists(row[1].replace("{venv}", key.venv)) == (row[2] == "1")
+    if kind == "token":  # token PATH CONTENT: the cache's generation
+        from cache_core import generation
+
+        return generation.read(row[1]) == row[2]
+    if kind == "link":  # link PATH OBJECT OBJECT-STAMP (the stamp at its last full hash)
+        try:
+            if os.readlink(row[1]) != row[2]:
+                return False
+        except OSError:
+            return False
+        return stamp(row[2], follow=False) == row[3]
+    if kind == "created":
+        import time
+
+        return 0 <= time.time() - float(row[1]) < MAX_AGE
+    return False
+
+
 def _still_valid(rows: list[list[str]], key: Key) -> dict[str, list[str]] | None:
     """The memo's fields if every recorded stamp, link and object still holds, else None."""
-    import time
-
     fields: dict[str, list[str]] = {}
     listings: dict[str, set[str]] = {}
     for row in rows[1:-1]:
-        kind = row[0]
-        if kind == "stamp":  # stamp PATH STAMP
-            if stamp(row[1]) != row[2]:
+        if row[0] in ("stamp", "exists", "token", "link", "created"):
+            if not _holds(row, key):
                 return None
-        elif kind == "exists":  # exists PATH(with {venv}) 0|1
-            if os.path.exists(row[1].replace("{venv}", key.venv)) != (row[2] == "1"):
-                return None
-        elif kind == "token":  # token PATH CONTENT: the cache's generation
-            from cache_core import generation
-
-            if generation.read(row[1]) != row[2]:
-                return None
-        elif kind == "link":  # link PATH OBJECT OBJECT-STAMP
-            try:
-                if os.readlink(row[1]) != row[2]:
-                    return None
-            except OSError:
-                return None
-            if stamp(row[2], follow=False) != row[3]:
-                return None
-            parent, name = os.path.split(row[1])
-            if parent in listings:
-                listings[parent].add(name)
-        elif kind == "listing":  # listing DIR: holds exactly the links recorded below it
+            if row[0] == "link":
+                parent, name = os.path.split(row[1])
+                if parent in listings:
+                    listings[parent].add(name)
+        elif row[0] == "listing":  # listing DIR: holds exactly the links recorded below it
             listings[row[1]] = set()
-        elif kind == "created":
-            if not 0 <= time.time() - float(row[1]) < MAX_AGE:
-                return None
         else:
-            fields[kind] = row[1:]
+            fields[row[0]] = row[1:]
     for directory, names in listings.items():
         try:
             if set(os.listdir(directory)) != names:
@@ -327,10 +331,11 @@ def run(globals_: dict, pip_argv: list[str]) -> int | None:
             why = f"the index {fields['index'][0]} is unreachable (name resolution failed: {cause})"
         cmd = [key.python if a == PLACEHOLDER else a for a in fields["cmd"]]
         env = dict(os.environ)
-        for name, value in zip(fields["env"][::2], fields["env"][1::2]):
-            env[name] = value
-        for name, value in zip(fields["envdefault"][::2], fields["envdefault"][1::2]):
-            env.setdefault(name, value)
+        pairs = fields["env"]
+        env.update({pairs[i]: pairs[i + 1] for i in range(0, len(pairs) - 1, 2)})
+        pairs = fields["envdefault"]
+        for i in range(0, len(pairs) - 1, 2):
+            env.setdefault(pairs[i], pairs[i + 1])
         code, out, err = _spawn(cmd, env)
     except Exception:  # noqa: BLE001 - the memo is an optimisation: any fault is the driver's
         return None
@@ -399,10 +404,7 @@ def _rows(driver: Driver, key: Key, served: dict) -> list[list[str]] | None:
     """The memo's lines for a run driver served, None if it cannot be replayed safely."""
     import time
 
-    from cache_core.config import SYSTEM_CONFIG, find_config, user_config_path
-
-    from . import options, runner
-    from .target import _probe_key
+    from . import options
 
     cache = driver.cache
     if cache.remote is not None or cache.system is not None or cache.read_only:
@@ -411,34 +413,60 @@ def _rows(driver: Driver, key: Key, served: dict) -> list[list[str]] | None:
     if any(options.local_path(v) is not None for _, v in options.source_list(args)):
         return None  # a local location's provenance depends on its owner, not stamped here
     files = _input_files(args)
-    if files is None:
-        return None
     state = cache_state(cache)
-    if not state["token"] or not state["trust"] or state["trust_stamp"] == "-":
+    if files is None or not state["token"] or not state["trust"] or state["trust_stamp"] == "-":
         return None
     rows: list[list[str]] = [["created", repr(time.time())], ["mode", served["mode"]],
                              ["installer", served["installer"]]]
     if served["mode"] == "unreachable":
         rows += [["index", served["index"]], ["host", served["host"], str(served["port"])]]
-    cfg = cache.config
-    configs = [find_config(None) if cfg is None else None, SYSTEM_CONFIG, user_config_path(),
-               os.environ.get("PKGCACHE_CONFIG")]
-    home = os.path.expanduser("~")
-    pip_confs = ["/etc/pip.conf", "/etc/xdg/pip/pip.conf",
-                 os.path.join(os.environ.get("XDG_CONFIG_HOME") or os.path.join(home, ".config"),
-                              "pip", "pip.conf"), os.path.join(home, ".pip", "pip.conf"),
-                 os.environ.get("PIP_CONFIG_FILE")]
-    import packaging
-
-    from . import fast, install, store, trust
-
-    code = [m.__file__ for m in (fast, install, options, runner, store, trust, packaging)]
-    probe_memo = str(driver.store.subdir("targets") / f"{_probe_key(driver.target.python)}.json")
-    for path in [*files, *configs, *pip_confs, *code, probe_memo]:
-        if path:
-            rows.append(["stamp", os.path.abspath(path), stamp(path)])
+    rows += [["stamp", os.path.abspath(p), stamp(p)] for p in [*files, *_config_files(driver)]]
     rows.append(["stamp", state["trust"], state["trust_stamp"]])
     rows.append(["token", state["gen"], state["token"]])
+    tools = _tool_rows(driver, key, served)
+    offered = _offered_rows(driver, served)
+    if tools is None or offered is None:
+        return None
+    rows += tools + offered
+    cmd = list(served["cmd"])
+    for i in served["python_at"]:
+        cmd[i] = PLACEHOLDER
+    if served.get("page") is not None:
+        cmd = [key.path(".html") if a == str(served["page"]) else a for a in cmd]
+        rows.append(["stamp", key.path(".html"), stamp(key.path(".html"))])
+    rows.append(["cmd", *cmd])
+    env = served["env"]
+    rows.append(["env", *[x for k in ("PIP_CACHE_DIR", "UV_CACHE_DIR") if k in env
+                          for x in (k, env[k])]])
+    rows.append(["envdefault", "PIP_DISABLE_PIP_VERSION_CHECK", "1"])
+    return rows
+
+
+def _config_files(driver: Driver) -> list[str]:
+    """The files (present or not) the driver's answer depends on beyond the requirements:
+    pkgcache's config, pip's config files (index URLs), pkgcache's code, the target's probe."""
+    import packaging
+
+    from cache_core.config import SYSTEM_CONFIG, find_config, user_config_path
+
+    from . import fast, install, options, runner, store, trust
+    from .target import _probe_key
+
+    home = os.path.expanduser("~")
+    out = [find_config(None), SYSTEM_CONFIG, user_config_path(), os.environ.get("PKGCACHE_CONFIG"),
+           "/etc/pip.conf", "/etc/xdg/pip/pip.conf",
+           os.path.join(os.environ.get("XDG_CONFIG_HOME") or os.path.join(home, ".config"),
+                        "pip", "pip.conf"), os.path.join(home, ".pip", "pip.conf"),
+           os.environ.get("PIP_CONFIG_FILE"),
+           *[m.__file__ for m in (fast, install, options, runner, store, trust, packaging)],
+           str(driver.store.subdir("targets") / f"{_probe_key(driver.target.python)}.json")]
+    return [p for p in out if p]
+
+
+def _tool_rows(driver: Driver, key: Key, served: dict) -> list[list[str]] | None:
+    """How the tool was found and run: uv (no ``uv`` module on our path since), our own pip,
+    and for the pip backend whether the target has its own."""
+    rows: list[list[str]] = []
     uv = served.get("uv")
     if uv:
         rows.append(["stamp", uv, stamp(uv)])
@@ -452,35 +480,31 @@ def _rows(driver: Driver, key: Key, served: dict) -> list[list[str]] | None:
     rows.append(["exists", list(spec.submodule_search_locations)[0], "1"])
     if served["installer"] == "pip":
         rows += _pip_probes(driver, key)
+    return rows
+
+
+def _offered_rows(driver: Driver, served: dict) -> list[list[str]] | None:
+    """Every offered file: its link, the object it names and that object's stamp, which must
+    be the one taken at its last full hash; the flat directory (uv) holds exactly those."""
+    rows: list[list[str]] = []
     flat = served.get("flat")
-    for c in served["offered"]:  # every offered file: its link, object and stamp at last hash
+    objects = set()
+    for c in served["offered"]:
         obj = os.readlink(c.path)
         now = stamp(obj, follow=False)
         want = driver.store.stamps.get(c.sha256)
         if want is None or now == "-" or now.split()[:4] != [str(x) for x in want]:
             return None
+        objects.add(obj)
         if flat is None:  # (uv reads the flat directory's links below, not these)
             rows.append(["link", str(c.path), obj, now])
     if flat is not None:
         rows.append(["listing", str(flat)])
-        names = sorted(os.listdir(flat))
-        for name in names:
+        for name in sorted(os.listdir(flat)):
             obj = os.readlink(os.path.join(flat, name))
-            now = stamp(obj, follow=False)
-            if not any(os.readlink(c.path) == obj for c in served["offered"]):
+            if obj not in objects:
                 return None
-            rows.append(["link", os.path.join(str(flat), name), obj, now])
-    cmd = list(served["cmd"])
-    for i in served["python_at"]:
-        cmd[i] = PLACEHOLDER
-    if served.get("page") is not None:
-        cmd = [key.path(".html") if a == str(served["page"]) else a for a in cmd]
-        rows.append(["stamp", key.path(".html"), stamp(key.path(".html"))])
-    rows.append(["cmd", *cmd])
-    env = served["env"]
-    rows.append(["env", *[x for k in ("PIP_CACHE_DIR", "UV_CACHE_DIR") if k in env
-                          for x in (k, env[k])]])
-    rows.append(["envdefault", "PIP_DISABLE_PIP_VERSION_CHECK", "1"])
+            rows.append(["link", os.path.join(str(flat), name), obj, stamp(obj, follow=False)])
     return rows
 
 

@@ -766,7 +766,8 @@ class Driver:
         why = f"the index {index} is unreachable ({cause})"
         res = self.offline_install(installer)
         if res.rc == 0:
-            if cause.startswith("name resolution failed") and self._last is not None:
+            if cause.startswith("name resolution failed") and self._last is not None and \
+                    not options.fully_pinned(self.opts.pip_args):  # (pinned: pinned() first)
                 self.served = {**self._last, "mode": "unreachable", "index": index,
                                **_host_port(options.index_url(self.opts.pip_args))}
             _err(f"{why}; installed from the cache (versions may be older than the index's)")
@@ -986,14 +987,14 @@ def install(cache: PackageCache | Callable[[], PackageCache] | None, argv: list[
     installer = opts.installer or "pip"
     driver = None
     before = None
-    rc = None
+    served: int | None = None  # the driver's exit code
     try:
         installer = _installer(cache, opts)
         if fast.wanted():  # what the run reads that it may change itself, before it reads it
             before = fast.cache_state(cache)
         driver = Driver(cache, python, opts)
-        rc = driver.install(installer)
-        return rc
+        served = driver.install(installer)
+        return served
     except _Fallback as exc:
         warn(f"pip: {exc}; running plain pip")
     except Exception as exc:  # noqa: BLE001 - a cache fault must never break the install
@@ -1005,7 +1006,7 @@ def install(cache: PackageCache | Callable[[], PackageCache] | None, argv: list[
     finally:
         if driver is not None:
             driver.close()
-            if rc == 0 and before is not None and driver.served is not None:
+            if served == 0 and before is not None and driver.served is not None:
                 fast.remember(driver, before)
     return plain(python, opts, installer)
 
