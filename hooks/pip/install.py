@@ -23,7 +23,7 @@ from cache_core import EXIT_MISS, EXIT_OK, EXIT_UNUSABLE, EXIT_USAGE, CacheError
 from hooks.common import trusted_keys
 from hooks.common.errors import FetchError, UsageError
 
-from . import fast, options, runner
+from . import memo, options, runner
 from .options import PipOptions
 from .store import Artifact, Candidate, WheelStore, parse_report, project_of, wheel_tags
 from .target import Target, TargetError, find_python, probe
@@ -990,8 +990,8 @@ def install(cache: PackageCache | Callable[[], PackageCache] | None, argv: list[
     served: int | None = None  # the driver's exit code
     try:
         installer = _installer(cache, opts)
-        if fast.wanted():  # what the run reads that it may change itself, before it reads it
-            before = fast.cache_state(cache)
+        if memo.wanted():  # what the run reads that it may change itself, before it reads it
+            before = memo.cache_state(cache)
         driver = Driver(cache, python, opts)
         served = driver.install(installer)
         return served
@@ -1007,7 +1007,7 @@ def install(cache: PackageCache | Callable[[], PackageCache] | None, argv: list[
         if driver is not None:
             driver.close()
             if served == 0 and before is not None and driver.served is not None:
-                fast.remember(driver, before)
+                memo.remember(cache, driver.store, driver.target, opts, driver.served, before)
     return plain(python, opts, installer)
 
 
