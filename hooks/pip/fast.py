@@ -161,11 +161,16 @@ def key_for(globals_: dict, pip_argv: list[str]) -> Key | None:
     except OSError:
         cfg = b"-"
     env = sorted(f"{k}={v}" for k, v in os.environ.items() if k not in _VOLATILE)
+    try:  # the platform tags (manylinux_X_Y) follow the C library and the machine
+        libc = os.confstr("CS_GNU_LIBC_VERSION") or "-"
+    except (OSError, ValueError):
+        libc = "-"
     material = "\0".join([
         FORMAT, str(os.geteuid()), sys.executable, sys.version, os.getcwd(),
         repr(sorted(globals_.items())), "\0".join(rest),
         "python" if spec is None else "python:" + ("dir" if os.path.isdir(spec) else "file"),
-        real, stamp(real), "\0".join(env)]).encode("utf-8", "surrogateescape") + b"\0" + cfg
+        real, stamp(real), libc, os.uname().machine, "\0".join(env),
+    ]).encode("utf-8", "surrogateescape") + b"\0" + cfg
     return Key(_sha256(material), state, python, venv)
 
 

@@ -110,7 +110,7 @@ def _config_files(store: WheelStore, target: Target) -> list[str]:
            "/etc/pip.conf", "/etc/xdg/pip/pip.conf",
            os.path.join(os.environ.get("XDG_CONFIG_HOME") or os.path.join(home, ".config"),
                         "pip", "pip.conf"), os.path.join(home, ".pip", "pip.conf"),
-           os.environ.get("PIP_CONFIG_FILE"), packaging.__file__,
+           os.environ.get("PIP_CONFIG_FILE"), packaging.__file__, "/etc/os-release",
            *[os.path.join(here, f"{name}.py") for name in _CODE],
            str(store.subdir("targets") / f"{_probe_key(target.python)}.json")]
     return [p for p in out if p]
