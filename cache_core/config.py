@@ -242,6 +242,14 @@ def parse_config(text: str, source: str, *, lenient: bool = False) -> CacheConfi
     return cfg
 
 
+def config_paths() -> list[str]:
+    """The files the lookup order reads, or would read if they appeared ($PKGCACHE_CONFIG, else
+    the system and the user file): what a memo of an answer that depends on the config stamps
+    (with the file actually used, CacheConfig.source)."""
+    env = os.environ.get("PKGCACHE_CONFIG")
+    return [env] if env else [SYSTEM_CONFIG, user_config_path()]
+
+
 def find_config(explicit: str | None = None) -> str | None:
     """The config file to use, by the documented lookup order, or None."""
     if explicit:

@@ -7,6 +7,7 @@ import stat
 from pathlib import Path
 
 from ..errors import UnsafeCacheError
+from ..statepath import raw_path, usable
 
 # Directories a cache must never be created in or be (a typo'd or hostile `directory:`).
 SYSTEM_DIRS = frozenset({
@@ -120,9 +121,6 @@ def check_dir_safe(path: Path, owner: int | None = None) -> None:
                 f"cache directory {path} sits in {parent}, owned by uid {pst.st_uid}; refusing it")
 
 
-STATE_ENV = "PKGCACHE_STATE_DIR"
-
-
 def state_dir(default: str | os.PathLike[str] | None = None) -> Path | None:
     """The private local state directory for trust memos (what a driver may hand out without a
     pinned digest): $PKGCACHE_STATE_DIR, else default, else /var/lib/pkgcache for root and
@@ -131,21 +129,14 @@ def state_dir(default: str | os.PathLike[str] | None = None) -> Path | None:
     Created 0700. None when it is not a real directory of ours that only we can read and write
     (the callers then re-derive or download: a missing memo costs time, never a wrong file).
     """
-    raw = os.environ.get(STATE_ENV) or (str(default) if default else None)
-    if not raw:
-        raw = ("/var/lib/pkgcache" if os.geteuid() == 0
-               else os.path.join(os.path.expanduser("~"), ".local", "state", "pkgcache"))
-    path = Path(os.path.abspath(raw))
+    path = Path(raw_path(default))
     try:
         try:
             os.makedirs(path.parent, 0o755, exist_ok=True)
             os.mkdir(path, 0o700)
         except FileExistsError:
             pass
-        st = os.lstat(path)
     except OSError:
         return None
-    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o077:
-        return None
-    return path
+    return path if usable(path) else None
 

@@ -73,21 +73,6 @@ def _sha256(data: bytes) -> str:
     return sha256(data).hexdigest()
 
 
-def _state_dir() -> str | None:
-    """The private state dir (as cache_core.state_dir, not created): ours, 0700, not a link."""
-    raw = os.environ.get("PKGCACHE_STATE_DIR") or (
-        "/var/lib/pkgcache" if os.geteuid() == 0
-        else os.path.join(os.path.expanduser("~"), ".local", "state", "pkgcache"))
-    path = os.path.abspath(raw)
-    try:
-        st = os.lstat(path)
-    except OSError:
-        return None
-    if (st.st_mode & 0o170000) != 0o040000 or st.st_uid != os.geteuid() or st.st_mode & 0o077:
-        return None
-    return path
-
-
 def _absolute(spec: str) -> str:
     """str(pathlib.Path(spec).absolute()), without pathlib."""
     parts = [p for p in spec.split("/") if p not in ("", ".")]
@@ -149,7 +134,9 @@ def key_for(globals_: dict, pip_argv: list[str]) -> Key | None:
         return None
     spec, rest = split
     python = _target(spec)
-    state = _state_dir()
+    from cache_core import state_path
+
+    state = state_path()
     if python is None or state is None:
         return None
     real = os.path.realpath(python)
@@ -206,9 +193,9 @@ def _holds(row: list[str], key: Key) -> bool:
     if kind == "exists":  # exists PATH(with {venv}) 0|1
         return os.path.exists(row[1].replace("{venv}", key.venv)) == (row[2] == "1")
     if kind == "token":  # token PATH CONTENT: the cache's generation
-        from cache_core import generation
+        from cache_core import read_generation
 
-        return generation.read(row[1]) == row[2]
+        return read_generation(row[1]) == row[2]
     if kind == "link":  # link PATH OBJECT OBJECT-STAMP (the stamp at its last full hash)
         try:
             if os.readlink(row[1]) != row[2]:

@@ -8,7 +8,7 @@ import sys
 import time
 from typing import Any
 
-from cache_core import PackageCache, atomic_write, memo_path
+from cache_core import PackageCache, atomic_write, config_paths, memo_path
 
 from . import fast, options
 from .fast import FORMAT, PLACEHOLDER, Key, stamp
@@ -75,7 +75,7 @@ def _rows(cache: PackageCache, store: WheelStore, target: Target, opts: PipOptio
     if served["mode"] == "unreachable":
         rows += [["index", served["index"]], ["host", served["host"], str(served["port"])]]
     rows += [["stamp", os.path.abspath(p), stamp(p)]
-             for p in [*files, *_config_files(store, target)]]
+             for p in [*files, *_config_files(cache, store, target)]]
     rows.append(["stamp", state["trust"], state["trust_stamp"]])
     rows.append(["token", state["gen"], state["token"]])
     tools = _tool_rows(target, key, served)
@@ -97,16 +97,14 @@ def _rows(cache: PackageCache, store: WheelStore, target: Target, opts: PipOptio
     return rows
 
 
-def _config_files(store: WheelStore, target: Target) -> list[str]:
+def _config_files(cache: PackageCache, store: WheelStore, target: Target) -> list[str]:
     """The files (present or not) the driver's answer depends on beyond the requirements:
     pkgcache's config, pip's config files (index URLs), pkgcache's code, the target's probe."""
     import packaging
 
-    from cache_core.config import SYSTEM_CONFIG, find_config, user_config_path
-
     home = os.path.expanduser("~")
     here = os.path.dirname(os.path.abspath(__file__))
-    out = [find_config(None), SYSTEM_CONFIG, user_config_path(), os.environ.get("PKGCACHE_CONFIG"),
+    out = [cache.config.source if cache.config is not None else None, *config_paths(),
            "/etc/pip.conf", "/etc/xdg/pip/pip.conf",
            os.path.join(os.environ.get("XDG_CONFIG_HOME") or os.path.join(home, ".config"),
                         "pip", "pip.conf"), os.path.join(home, ".pip", "pip.conf"),
