@@ -7,14 +7,16 @@ Proxies: ``http_proxy``/``https_proxy`` (then ``all_proxy``; either case, lower 
 proxy is spoken to in plain HTTP whatever its URL's scheme says (as urllib does); a socks proxy is
 not used. Plain HTTP goes to the proxy in absolute form; HTTPS through a CONNECT tunnel, the
 certificate checked against the origin's name. ``user:password@`` in a proxy URL becomes a
-Proxy-Authorization header.
+Proxy-Authorization header. Credentials never cross hosts on a redirect (``opener``).
 TLS checks certificates against the system bundle (OpenSSL honours SSL_CERT_FILE/SSL_CERT_DIR) or a
-CA file the caller names. Every message shows a URL through ``redact``.
+CA file the caller names; a named CA file that is missing is an error, never the system bundle.
+Every message shows a URL through ``redact``.
 """
 
 from __future__ import annotations
 
 import base64
+import errno
 import os
 import re
 import urllib.parse
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
     import http.client
     import ssl
     import urllib.request
+    from typing import IO
 
 DEFAULT_TIMEOUT = 30.0         # seconds: connect and each read, unless the caller says otherwise
 USER_AGENT = "pkgcache/1"
@@ -81,11 +84,12 @@ def scrub(text: str, secrets: list[str]) -> str:
 
 # -- TLS and proxies -----------------------------------------------------------------------------
 def ssl_context(cafile: str | None = None) -> ssl.SSLContext:
-    """TLS with certificate checks: the system bundle, or cafile when it names a file."""
+    """TLS with certificate checks: the system bundle, or only cafile when one is named.
+    A named cafile that is not a file is an error (FileNotFoundError), never the system bundle."""
     import ssl
 
     if cafile and not os.path.isfile(cafile):
-        cafile = None
+        raise FileNotFoundError(errno.ENOENT, "CA file not found", cafile)
     return ssl.create_default_context(cafile=cafile)
 
 
@@ -187,13 +191,71 @@ def opener(cafile: str | None = None) -> urllib.request.OpenerDirector:
 
     director = urllib.request.OpenerDirector()
     for handler in (_proxy_handler(), urllib.request.UnknownHandler(),
-                    urllib.request.HTTPHandler(),
-                    urllib.request.HTTPSHandler(context=ssl_context(cafile)),
-                    urllib.request.HTTPDefaultErrorHandler(), urllib.request.HTTPRedirectHandler(),
+                    urllib.request.HTTPHandler(), _https_handler(cafile),
+                    urllib.request.HTTPDefaultErrorHandler(), _redirect_handler(),
                     urllib.request.HTTPErrorProcessor()):
         director.add_handler(handler)
     director.addheaders = [("User-Agent", USER_AGENT), ("Accept", "*/*")]
     return director
+
+
+def _https_handler(cafile: str | None) -> urllib.request.BaseHandler:
+    """urllib's HTTPS handler with ``ssl_context(cafile)``; if that fails (a missing or bad CA
+    file), one whose every request fails with URLError, as an unreachable server does."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        return urllib.request.HTTPSHandler(context=ssl_context(cafile))
+    except OSError as exc:  # ssl.SSLError too
+        reason = exc
+
+    class Refusing(urllib.request.BaseHandler):
+        def https_open(self, req: urllib.request.Request) -> None:
+            raise urllib.error.URLError(reason)
+
+    return Refusing()
+
+
+def _same_origin(url: str, new_url: str) -> bool:
+    """Whether new_url is on url's host and port (or an upgrade from http:80 to https:443 on
+    it): where a redirect may take credentials."""
+    try:
+        a, b = urllib.parse.urlsplit(url), urllib.parse.urlsplit(new_url)
+        ports = {"http": 80, "https": 443}
+        pa, pb = a.port or ports.get(a.scheme.lower()), b.port or ports.get(b.scheme.lower())
+    except ValueError:
+        return False
+    if not a.hostname or (a.hostname or "").lower() != (b.hostname or "").lower():
+        return False
+    return (a.scheme.lower(), pa) == (b.scheme.lower(), pb) or (
+        (a.scheme.lower(), pa, b.scheme.lower(), pb) == ("http", 80, "https", 443))
+
+
+_HOST_CREDENTIALS = ("authorization", "cookie")
+
+
+def _redirect_handler() -> urllib.request.HTTPRedirectHandler:
+    """urllib's redirects, but credentials never cross hosts: Proxy-Authorization never follows
+    a redirect (the proxy handler adds the new route's own, if any), and Authorization and
+    Cookie follow only to the same host and port (``_same_origin``)."""
+    import urllib.request
+
+    class RedirectHandler(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, req: urllib.request.Request, fp: IO[bytes], code: int,
+                             msg: str, headers: http.client.HTTPMessage, newurl: str,
+                             ) -> urllib.request.Request | None:
+            new = super().redirect_request(req, fp, code, msg, headers, newurl)
+            if new is None:
+                return None
+            keep = _same_origin(req.full_url, new.full_url)
+            for name in list(new.headers):
+                low = name.lower()
+                if low == "proxy-authorization" or (not keep and low in _HOST_CREDENTIALS):
+                    new.remove_header(name)
+            return new
+
+    return RedirectHandler()
 
 
 def _proxy_handler() -> urllib.request.ProxyHandler:

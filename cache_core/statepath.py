@@ -20,16 +20,43 @@ def raw_path(default: str | os.PathLike[str] | None = None) -> str:
     return os.path.abspath(raw)
 
 
-def usable(path: str | os.PathLike[str]) -> bool:
-    """True if path is a real directory of ours that only we can read and write."""
-    try:
-        st = os.lstat(path)
-    except OSError:
-        return False
-    return stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid() and not st.st_mode & 0o077
+_WALK = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def locate() -> str | None:
-    """The private state directory if it exists and is usable (never created here)."""
+    """The private state directory if it exists and is private as
+    ``cache_core.fs.safety.state_dir`` requires: walked from / without following a symlink,
+    every directory on the way owned by root or us and writable by no one else (unless sticky),
+    the last ours and 0700 or less; any access ACL on the way counts as shared here (the caller
+    then takes its full path). Never created."""
     path = raw_path()
-    return path if usable(path) else None
+    names = [n for n in path.split("/") if n]
+    me = os.geteuid()
+    try:
+        fd = os.open("/", _WALK)
+    except OSError:
+        return None
+    try:
+        for i, name in enumerate(("", *names)):
+            if name:
+                nfd = os.open(name, _WALK, dir_fd=fd)
+                os.close(fd)
+                fd = nfd
+            st = os.fstat(fd)
+            try:
+                os.getxattr(f"/proc/self/fd/{fd}", "system.posix_acl_access")
+                return None
+            except OSError:
+                pass
+            if i == len(names):
+                ok = st.st_uid == me and not st.st_mode & 0o077
+            else:
+                ok = st.st_uid in (0, me) and (not st.st_mode & 0o022
+                                               or bool(st.st_mode & stat.S_ISVTX))
+            if not ok:
+                return None
+        return path
+    except OSError:
+        return None
+    finally:
+        os.close(fd)

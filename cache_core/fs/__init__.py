@@ -14,7 +14,7 @@ from .atomic import (
 )
 from .locks import acquire, file_lock, lock_path, named_lock
 from .memo import memo_path, read_memo, write_memo
-from .place import FALLBACK_ERRNOS, copy_fd, link_verified, materialize, place_temp
+from .place import FALLBACK_ERRNOS, copy_fd, link_verified, materialize, place_temp, place_temp_fd
 from .safety import (
     acl_grants_write,
     check_dir_safe,
@@ -29,8 +29,8 @@ __all__ = [
     "FALLBACK_ERRNOS", "TMP_PREFIX", "acl_grants_write", "acquire", "atomic_symlink", "atomic_write",
     "check_dir_safe", "check_new_root", "copy_fd", "create_exclusive", "ensure_private_dir",
     "file_lock", "fsync_dir", "is_system_dir", "link_verified", "lock_path", "materialize",
-    "memo_path", "named_lock", "open_regular", "pid_alive", "place_temp", "read_json", "read_memo",
-    "remove_tree", "replace_checked",
+    "memo_path", "named_lock", "open_regular", "pid_alive", "place_temp", "place_temp_fd",
+    "read_json", "read_memo", "remove_tree", "replace_checked",
     "stale_entries", "state_dir", "sweep", "temp_name", "temp_owner_pid", "unlink_quiet",
     "write_memo",
 ]

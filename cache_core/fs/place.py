@@ -6,7 +6,7 @@ import errno
 import fcntl
 import os
 
-from .atomic import create_exclusive, open_regular, replace_checked, temp_name, unlink_quiet
+from .atomic import open_regular, replace_checked, temp_name, unlink_quiet
 
 # Errors on which a cheaper way of placing a file is abandoned for the next one.
 FALLBACK_ERRNOS = {
@@ -64,35 +64,52 @@ def place_temp(src: str | os.PathLike[str], tmp: str, mode: str = "auto") -> str
 
     Returns the method used. tmp must not exist. On failure tmp is removed.
     """
+    method, fd = place_temp_fd(src, tmp, mode)
+    os.close(fd)
+    return method
+
+
+def _create_temp(tmp: str) -> int:
+    """tmp created O_EXCL|O_NOFOLLOW, open for reading too (the placed file is hashed by it)."""
+    return os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+
+
+def place_temp_fd(src: str | os.PathLike[str], tmp: str, mode: str = "auto") -> tuple[str, int]:
+    """place_temp, and a readable descriptor of the file placed at tmp (the caller closes it; its
+    offset is anywhere): in a directory another party can write, what is at tmp is checked
+    against it (``replace_checked``), never re-opened by path."""
     if mode not in ("auto", "copy", "link"):
         raise ValueError(f"unknown materialize mode {mode!r}")
     src_fd, _ = open_regular(src)
     try:
         if mode in ("auto", "copy"):
-            dst_fd = create_exclusive(tmp, 0o644)
+            dst_fd = _create_temp(tmp)
             try:
                 try:
                     _reflink(src_fd, dst_fd)
-                    return "reflink"
+                    return "reflink", dst_fd
                 except OSError as exc:
                     if exc.errno not in FALLBACK_ERRNOS:
                         raise
                 if mode == "copy":
                     copy_fd(src_fd, dst_fd)
-                    return "copy"
-            finally:
+                    return "copy", dst_fd
+            except BaseException:
                 os.close(dst_fd)
+                raise
+            os.close(dst_fd)
             os.unlink(tmp)  # auto: try a hardlink before paying for a copy
         if link_verified(src, src_fd, tmp):
-            return "hardlink"
+            return "hardlink", os.dup(src_fd)  # the very inode linked at tmp (checked)
         if mode == "link":
             raise OSError(errno.EXDEV, "cannot hardlink", str(src))
-        dst_fd = create_exclusive(tmp, 0o644)
+        dst_fd = _create_temp(tmp)
         try:
             copy_fd(src_fd, dst_fd)
-        finally:
+        except BaseException:
             os.close(dst_fd)
-        return "copy"
+            raise
+        return "copy", dst_fd
     except BaseException:
         unlink_quiet(tmp)
         raise
@@ -104,16 +121,16 @@ def materialize(src: str | os.PathLike[str], dest: str | os.PathLike[str], mode:
     """Put a copy of src at dest atomically (temp in dest's dir + rename); return the method.
 
     mode "auto": reflink, else hardlink, else copy; "copy": never share the inode; "link": hardlink.
+    dest is checked to be the file placed (by the descriptor kept from placing it): in a directory
+    another party can write, the temp may be swapped before the rename (OSError then).
     """
     tmp = temp_name(os.path.dirname(os.path.abspath(dest)))
-    method = place_temp(src, tmp, mode)
+    method, fd = place_temp_fd(src, tmp, mode)
     try:
-        fd, _ = open_regular(tmp)
-        try:
-            replace_checked(tmp, dest, fd)  # dest is the file we placed, not a swapped-in one
-        finally:
-            os.close(fd)
+        replace_checked(tmp, dest, fd)
     except BaseException:
         unlink_quiet(tmp)
         raise
+    finally:
+        os.close(fd)
     return method

@@ -7,7 +7,7 @@ import stat
 from pathlib import Path
 
 from ..errors import UnsafeCacheError
-from ..statepath import raw_path, usable
+from ..statepath import raw_path
 
 # Directories a cache must never be created in or be (a typo'd or hostile `directory:`).
 SYSTEM_DIRS = frozenset({
@@ -126,17 +126,54 @@ def state_dir(default: str | os.PathLike[str] | None = None) -> Path | None:
     pinned digest): $PKGCACHE_STATE_DIR, else default, else /var/lib/pkgcache for root and
     ~/.local/state/pkgcache for others. Never inside a cache (content, not authority).
 
-    Created 0700. None when it is not a real directory of ours that only we can read and write
-    (the callers then re-derive or download: a missing memo costs time, never a wrong file).
+    Created 0700 (missing parents 0755). None when it is not a real directory of ours that only
+    we can read and write, or when any directory on the way could be changed by another user
+    (``_private_chain``): the callers then re-derive or download (a missing memo costs time,
+    never a wrong file).
     """
     path = Path(raw_path(default))
-    try:
-        try:
-            os.makedirs(path.parent, 0o755, exist_ok=True)
-            os.mkdir(path, 0o700)
-        except FileExistsError:
-            pass
-    except OSError:
-        return None
-    return path if usable(path) else None
+    return path if _private_chain(path) else None
 
+
+_WALK = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _private_chain(path: Path) -> bool:
+    """Open path from / one component at a time, never following a symlink, creating what is
+    missing; True if (as ssh's StrictModes asks) every directory on the way is owned by root or
+    us and no other user can write it (mode or ACL; world-writable only with the sticky bit, as
+    /tmp: nobody else can rename our entries there), and the last is ours, mode 0700 or less."""
+    me = os.geteuid()
+    names = path.parts[1:]
+    try:
+        fd = os.open("/", _WALK)
+    except OSError:
+        return False
+    try:
+        for i, name in enumerate(("", *names)):
+            last = i == len(names)
+            if name:
+                try:
+                    nfd = os.open(name, _WALK, dir_fd=fd)
+                except FileNotFoundError:
+                    try:
+                        os.mkdir(name, 0o700 if last else 0o755, dir_fd=fd)
+                    except FileExistsError:
+                        pass
+                    nfd = os.open(name, _WALK, dir_fd=fd)
+                os.close(fd)
+                fd = nfd
+            st = os.fstat(fd)
+            acl = acl_grants_write(f"/proc/self/fd/{fd}")
+            if last:
+                if st.st_uid != me or st.st_mode & 0o077 or acl:
+                    return False
+            elif st.st_uid not in (0, me) or (
+                    (st.st_mode & (stat.S_IWGRP | stat.S_IWOTH) or acl)
+                    and not st.st_mode & stat.S_ISVTX):
+                return False
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)

@@ -16,6 +16,7 @@ from tests.support.http import FaultServer
 from tests.support.remote import free_port
 
 FALLBACK = "unreachable; serving the cached InRelease"
+ALLOWED = 1.0  # the rule's allowance: one connect timeout of a remote (its default `timeout`)
 
 
 def _timed(server, *args: str,
@@ -24,6 +25,29 @@ def _timed(server, *args: str,
     res = subprocess.run([*prefix, "apt-get", *args], env=server.env(), capture_output=True,
                          text=True, timeout=120)  # on main (before issue 21) this one hangs
     return time.monotonic() - t0, res
+
+
+def _overhead(b, plain) -> float:
+    """What pkgcache adds to a healthy apt-get update now: its processes' start-up and work,
+    which a loaded machine stretches as much as it stretches them in the faulty run. B's time
+    less plain apt's (same lists, same origin), measured in the same test: the timed asserts
+    compare with plain apt plus this, not with a fixed number of seconds."""
+    b_ok, res_b = _timed(b, "update")
+    plain_ok, res_plain = _timed(plain, "update")
+    _ok(res_b)
+    _ok(res_plain)
+    return max(0.0, b_ok - plain_ok)
+
+
+def _no_slower_than_plain(took: float, plain_took: list[float], overhead: float) -> None:
+    """B's faulty run ends like plain apt's (the slower of the two plain runs around it): no
+    wait beyond the one connect timeout the rule allows, and pkgcache's own work (twice its
+    healthy cost: the fallback does more than a healthy run). A hang, or a timeout per file,
+    does not fit."""
+    seen = {"b": took, "plain": plain_took, "overhead": overhead,
+            "bound": max(plain_took) + 2 * overhead + ALLOWED}
+    print(seen)
+    assert took <= seen["bound"], seen
 
 
 @pytest.mark.parametrize("sec_in_fleet", [False, True])
@@ -57,11 +81,11 @@ def test_dead_proxy_fleet_without_packages_ends_like_plain_apt(fleet, sec_in_fle
     lists = servers[0].root / "var/lib/apt/lists"
     before = {p.name: p.read_bytes() for p in lists.iterdir() if p.is_file()}
     took, res = {}, {}
+    plain_took = [_timed(servers[1], "update", *opts)[0]]  # plain, B, plain: the load may drift
     for s in servers:
         took[s.base.name], res[s.base.name] = _timed(s, "update", *opts)
-    print(took)
+    plain_took.append(took["plain"])
     b, plain = res["b"], res["plain"]
-    assert took["b"] <= took["plain"] + 2, took
     assert "Traceback" not in b.stderr
     assert plain.returncode == 0, plain
     if sec_in_fleet:
@@ -76,6 +100,7 @@ def test_dead_proxy_fleet_without_packages_ends_like_plain_apt(fleet, sec_in_fle
         assert b.returncode == 0 and _errors(b, fleet.url) == _errors(plain, fleet.url)
     after = {p.name: p.read_bytes() for p in lists.iterdir() if p.is_file()}
     assert after == before  # apt kept the lists it had (its transaction for the suite failed)
+    _no_slower_than_plain(took["b"], plain_took, _overhead(*servers))
 
 
 def _updated_b(fleet):
@@ -105,13 +130,18 @@ def test_proxy_gateway_error_is_unreachable(fleet, status: str) -> None:
 def test_no_network_is_unreachable(fleet) -> None:
     """`unshare -n`: no interface is up, connect gives ENETUNREACH (apt sets no FailReason)."""
     b = _updated_b(fleet)
-    took, res = _timed(b, "update", prefix=("unshare", "-n"))
+    plain_server = fleet.server("plain", method=False)
+    _ok(plain_server.apt("update"))  # as B: updated once with the network
+    offline = ("unshare", "-n")
+    plain_took = [_timed(plain_server, "update", prefix=offline)[0]]
+    took, res = _timed(b, "update", prefix=offline)
     _ok(res)
     assert "Network is unreachable" not in res.stdout, res.stdout
     assert FALLBACK in res.stderr, res.stdout + res.stderr
-    plain_took, plain = _timed(fleet.server("plain", method=False), "update", prefix=("unshare", "-n"))
+    t, plain = _timed(plain_server, "update", prefix=offline)
+    plain_took.append(t)
     assert "Network is unreachable" in plain.stdout + plain.stderr  # the failure it was
-    assert took < plain_took + 2, (took, plain_took)
+    _no_slower_than_plain(took, plain_took, _overhead(b, plain_server))
 
 
 def test_origin_refused_is_unreachable(fleet) -> None:

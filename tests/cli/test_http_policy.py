@@ -106,3 +106,71 @@ def test_a_refusing_proxy_names_no_secret(server: FetchServer, tmp_path,
         assert proxy.auth_seen and "407" in str(err.value)
         for secret in ("wrong-pa55-http25", "url-pa55", "tok-s3cret"):
             assert secret not in str(err.value)
+
+
+def _moved_to(server: FetchServer, target: str) -> str:
+    """A URL on server that answers 302 to target."""
+    server.put("/moved", b"", location=target)
+    return server.url("/moved")
+
+
+def test_proxy_credentials_never_follow_a_redirect_to_a_direct_host(
+        server: FetchServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The origin, reached through a proxy that needs credentials, redirects to a host that
+    no_proxy sends direct: that host sees no Proxy-Authorization (urllib copied it)."""
+    other = FetchServer().start()
+    try:
+        other.put("/x.whl", b"direct")
+        url = _moved_to(server, other.url("/x.whl").replace("127.0.0.1", "localhost"))
+        with ProxyServer("fleet:pr0xy-pa55") as proxy:
+            monkeypatch.setenv("http_proxy", f"http://fleet:pr0xy-pa55@127.0.0.1:{proxy.port}")
+            monkeypatch.setenv("no_proxy", "localhost")
+            assert http.get(url)[::2] == (200, b"direct")
+            assert proxy.log == [f"GET {url}"] and proxy.auth_seen   # the first hop: proxied
+        [hit] = other.requests("/x.whl")
+        assert "proxy-authorization" not in hit.headers, hit.headers
+    finally:
+        other.stop()
+
+
+def test_authorization_and_cookies_stay_on_their_host(server: FetchServer) -> None:
+    """A header the caller set (Authorization, Cookie) follows a redirect on the same host and
+    port, never one to another host."""
+    other = FetchServer().start()
+    try:
+        other.put("/x.whl", b"elsewhere")
+        server.put("/here.whl", b"here")
+        secret = {"Authorization": "Bearer t0ken-http", "Cookie": "s=c00kie-http"}
+        for target, srv, body in ((server.url("/here.whl"), server, b"here"),
+                                  (other.url("/x.whl").replace("127.0.0.1", "localhost"), other,
+                                   b"elsewhere")):
+            url = _moved_to(server, target)
+            with net.opener().open(http.request(url, dict(secret)), timeout=10) as resp:
+                assert resp.read() == body
+            hit = srv.hits[-1]
+            assert ("authorization" in hit.headers) is (srv is server), hit.headers
+            assert ("cookie" in hit.headers) is (srv is server), hit.headers
+    finally:
+        other.stop()
+
+
+def test_a_missing_ca_file_is_an_error_not_the_system_bundle(
+        tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A CA file the caller names that does not exist fails the TLS request (as pip does with a
+    bad PIP_CERT), even where the system bundle would accept the server."""
+    from tests.support.remote import self_signed_cert
+
+    cert = self_signed_cert(tmp_path)
+    srv = FetchServer(tls=(cert, str(tmp_path / "key.pem"))).start()
+    try:
+        srv.put("/x.whl", b"tls")
+        monkeypatch.setenv("SSL_CERT_FILE", cert)   # the "system" bundle trusts this server
+        assert http.get(srv.url("/x.whl"))[::2] == (200, b"tls")
+        assert http.get(srv.url("/x.whl"), cafile=cert)[0] == 200
+        missing = str(tmp_path / "no-such-ca.pem")
+        assert http.get(srv.url("/x.whl"), cafile=missing)[0] == 0
+        assert http.probe(srv.url("/x.whl"), cafile=missing) is not None
+        with pytest.raises(FileNotFoundError):
+            net.ssl_context(missing)
+    finally:
+        srv.stop()

@@ -201,3 +201,78 @@ def test_hits_do_not_write_until_flush(cache_dir: Path, tmp_path: Path):
     cache.close()
     assert other.stats()["hits"] == 10
     assert other.lookup("k").hits == 10
+
+
+def _swap_placed_temps(monkeypatch, out: Path, theirs: Path) -> None:
+    """Once a temp in out is placed (copied, or hardlinked), another party that can write out
+    swaps it for theirs (reflink made unavailable, so both ways are taken)."""
+    from cache_core.fs import TMP_PREFIX, place
+
+    def swap() -> None:
+        [tmp] = [n for n in os.listdir(out) if n.startswith(TMP_PREFIX)]
+        os.rename(out / tmp, theirs.parent / f"moved-{tmp}")
+        os.link(theirs, out / tmp)
+
+    def no_reflink(src_fd: int, dst_fd: int) -> None:
+        raise OSError(95, "no reflink here")
+
+    real_copy, real_link = place.copy_fd, place.link_verified
+
+    def copy_then_swap(src_fd: int, dst_fd: int) -> None:
+        real_copy(src_fd, dst_fd)
+        swap()
+
+    def link_then_swap(*args: object) -> bool:
+        ok = real_link(*args)  # type: ignore[arg-type]
+        if ok:
+            swap()
+        return ok
+
+    monkeypatch.setattr(place, "_reflink", no_reflink)
+    monkeypatch.setattr(place, "copy_fd", copy_then_swap)
+    monkeypatch.setattr(place, "link_verified", link_then_swap)
+
+
+@pytest.mark.parametrize("mode", ["copy", "auto"])
+def test_materialize_checks_the_file_it_placed_not_one_swapped_in(tmp_path: Path, monkeypatch,
+                                                                   mode: str):
+    """The temp is swapped for another party's file once placed: materialize fails rather than
+    report success with their file at DEST (it re-opened the temp by path and checked that)."""
+    from cache_core.fs import TMP_PREFIX
+
+    src = tmp_path / "src"
+    src.write_bytes(b"ours\n" * 1000)
+    theirs = tmp_path / "theirs"
+    theirs.write_bytes(b"theirs\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    _swap_placed_temps(monkeypatch, out, theirs)
+    with pytest.raises(OSError):
+        materialize(src, out / "dest", mode=mode)
+    assert not [n for n in os.listdir(out) if n.startswith(TMP_PREFIX)]
+
+
+@pytest.mark.parametrize("mode", ["copy", "auto"])
+def test_materialize_key_refuses_a_swapped_temp_even_with_the_right_bytes(
+        cache_dir: Path, tmp_path: Path, monkeypatch, mode: str):
+    """The store hashes what it placed and checks DEST after the rename: both through the
+    descriptor it placed by. A swapped-in copy with the right bytes (the other party's own, still
+    theirs to change) is refused: it used to pass the hash and the check by a re-open."""
+    src = tmp_path / "src"
+    src.write_bytes(os.urandom(20_000))
+    cache = PackageCache(str(cache_dir))
+    cache.put("deb:s_1_all.deb", str(src))
+    theirs = tmp_path / "theirs"
+    theirs.write_bytes(src.read_bytes())
+    out = tmp_path / "out"
+    out.mkdir()
+    _swap_placed_temps(monkeypatch, out, theirs)
+    from cache_core import set_warning_handler
+
+    warned: list[str] = []
+    set_warning_handler(warned.append)
+    try:
+        assert not cache.materialize_key("deb:s_1_all.deb", str(out / "dest"), mode=mode)
+    finally:
+        set_warning_handler(None)
+    assert len(warned) == 1 and "changed during the write" in warned[0], warned

@@ -202,3 +202,45 @@ def test_config_fuzz_never_crashes(tmp_path_factory, text: str):
         assert str(exc).startswith("fuzz.yaml")
     else:
         assert isinstance(cfg.enabled, bool) and cfg.max_size_gb >= 0
+
+
+def _state_in(monkeypatch, path: Path) -> Path | None:
+    from cache_core.fs import state_dir
+
+    monkeypatch.setenv("PKGCACHE_STATE_DIR", str(path))
+    return state_dir()
+
+
+def test_state_dir_checks_every_component_not_only_the_last(tmp_path: Path, monkeypatch):
+    """Like ssh's StrictModes: a parent others may write (without the sticky bit) or a symlink
+    on the way makes the state dir unusable (None: memos cost time, never trust); it used to
+    check the last component alone."""
+    base = tmp_path / "chain"
+    base.mkdir(0o755)
+    os.chmod(base, 0o755)
+    assert _state_in(monkeypatch, base / "a" / "state") == base / "a" / "state"
+    assert os.stat(base / "a" / "state").st_mode & 0o777 == 0o700
+    os.chmod(base / "a", 0o777)  # anyone could rename state away and put their own there
+    assert _state_in(monkeypatch, base / "a" / "state") is None
+    os.chmod(base / "a", 0o775)
+    assert _state_in(monkeypatch, base / "a" / "state") is None
+    os.chmod(base / "a", 0o1777)  # sticky, as /tmp: others cannot rename our entries
+    assert _state_in(monkeypatch, base / "a" / "state") == base / "a" / "state"
+    os.chmod(base / "a", 0o755)
+    os.symlink(base / "a", base / "link")  # opened, not followed
+    assert _state_in(monkeypatch, base / "link" / "state") is None
+    assert _state_in(monkeypatch, base / "missing" / "deep" / "state") == \
+        base / "missing" / "deep" / "state"
+
+
+@pytest.mark.root
+def test_state_dir_refuses_a_parent_another_user_owns(tmp_path: Path, monkeypatch):
+    base = tmp_path / "owned"
+    (base / "state").mkdir(0o700, parents=True)
+    os.chmod(base, 0o755)
+    assert _state_in(monkeypatch, base / "state") == base / "state"
+    os.chown(base, 65534, 65534)  # nobody could swap state for a directory of theirs
+    try:
+        assert _state_in(monkeypatch, base / "state") is None
+    finally:
+        os.chown(base, 0, 0)

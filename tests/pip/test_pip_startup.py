@@ -316,3 +316,28 @@ def test_memo_replay_loads_no_sqlite_and_refuses_a_changed_object(
     (flat / "y-1.0-py3-none-any.whl").symlink_to(obj)  # planted beside the offered files
     code, mods, out, err = run()
     assert "served" not in out and "sqlite3" in mods
+
+
+def test_memo_state_dir_must_be_private_all_the_way(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The warm path reads its memos (commands it runs) only from a state dir that
+    cache_core.fs.safety.state_dir would also accept: every directory on the way writable by
+    no one else, none a symlink; it never creates one."""
+    from cache_core import state_dir, state_path
+
+    parent = tmp_path / "shared"
+    parent.mkdir()
+    d = parent / "state"
+    monkeypatch.setenv("PKGCACHE_STATE_DIR", str(d))
+    assert state_path() is None and not d.exists()  # not created
+    d.mkdir(mode=0o700)
+    os.chmod(parent, 0o777)  # another user could swap "state" for their own directory
+    assert state_path() is None and state_dir() is None
+    os.chmod(parent, 0o755)
+    assert state_path() == str(d) and state_dir() == d
+    os.chmod(d, 0o750)
+    assert state_path() is None
+    os.chmod(d, 0o700)
+    (tmp_path / "link").symlink_to(parent)
+    monkeypatch.setenv("PKGCACHE_STATE_DIR", str(tmp_path / "link" / "state"))
+    assert state_path() is None

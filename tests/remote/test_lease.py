@@ -144,3 +144,98 @@ def test_two_processes_of_one_machine_fetching_the_same_content_download_it_once
         assert p.returncode == 0 and err == "", err
     assert (tmp_path / "out0").read_bytes() == data == (tmp_path / "out1").read_bytes()
     assert slow_origin.count("/a.bin") + slow_origin.count("/b.bin") == 1
+
+
+class _LeaseFaults:
+    """The real backend, except that reading a lease (and, with heads, a HEAD) is a store
+    fault: a 5xx or a dead connection, not a clean "held" or "gone"."""
+
+    def __init__(self, real, heads: bool = False) -> None:
+        self.real, self.heads, self.reads = real, heads, 0
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+    def read_lease(self, name, deadline):
+        from cache_core.errors import RemoteError
+
+        self.reads += 1
+        raise RemoteError("GET answered HTTP 503")
+
+    def head(self, name, deadline):
+        from cache_core.errors import RemoteError
+
+        if self.heads:
+            raise RemoteError("HEAD answered HTTP 503")
+        return self.real.head(name, deadline)
+
+
+def _held_elsewhere(make_cache, tmp_path: Path):
+    """A member whose store holds another member's live lease on a digest; (cache, digest)."""
+    store = file_store(tmp_path / "shared")
+    digest = hashlib.sha256(b"held elsewhere").hexdigest()
+    other = make_cache("other", [store.remote(mode="rw")])
+    t = other.remote.tier
+    assert lease_mod._take(t, t.specs[0], digest, 60) is True
+    return make_cache("me", [store.remote(mode="rw")]), digest
+
+
+@pytest.mark.parametrize("heads", [False, True])
+def test_a_lease_fault_is_no_coalescing_not_busy(make_cache, tmp_path, heads: bool):
+    """With wait=0 (apt's method), a lease another member holds is busy; a store fault while
+    reading it means no coalescing (download now, one warning, the remote off for the run), not
+    busy: apt's method held such a request up to its DEFER_LIMIT (150 s)."""
+    from cache_core import set_warning_handler
+
+    me, digest = _held_elsewhere(make_cache, tmp_path)
+    with me.remote.download_lease(digest, wait=0) as lease:
+        assert lease.busy and lease.path is None and not lease.held  # a live lease: busy
+    t = me.remote.tier
+    faulty = _LeaseFaults(t.backend(t.specs[0]), heads)
+    t._backends[t.specs[0].ident] = faulty
+    warned: list[str] = []
+    set_warning_handler(warned.append)
+    try:
+        with me.remote.download_lease(digest, wait=0) as lease:
+            assert not lease.busy and lease.path is None and not lease.held
+        with me.remote.download_lease(digest, wait=0) as lease:  # the remote is off now
+            assert not lease.busy and lease.path is None
+    finally:
+        set_warning_handler(None)
+    assert faulty.reads == 1 and len(warned) == 1 and "503" in warned[0], warned
+
+
+@pytest.mark.parametrize("heads", [False, True])
+def test_a_lease_fault_ends_the_wait_at_once(make_cache, tmp_path, heads: bool):
+    """A waiter (fetch, pip: wait given) whose store faults while it polls the lease goes to
+    the origin at once: it kept polling until its wait ran out (the lease's 120 s by default)."""
+    me, digest = _held_elsewhere(make_cache, tmp_path)
+    t = me.remote.tier
+    t._backends[t.specs[0].ident] = _LeaseFaults(t.backend(t.specs[0]), heads)
+    started = time.monotonic()
+    with me.remote.download_lease(digest, wait=20) as lease:
+        took = time.monotonic() - started
+        assert lease.path is None and not lease.held and not lease.busy
+    assert took < 10, took  # 20 s (the whole wait) before; a few polls' time now
+
+
+def test_a_local_lock_fault_is_no_coalescing_not_busy(make_cache, tmp_path, monkeypatch):
+    """The local lock that coalesces this machine's processes fails (not a timeout): no
+    coalescing; only another process holding it (a timeout, with wait=0) is busy."""
+    from cache_core.errors import LockTimeout
+
+    me, digest = _held_elsewhere(make_cache, tmp_path)
+    local = me.remote.tier.local
+
+    def failing(name, timeout):
+        raise OSError(28, "No space left on device")
+
+    def held(name, timeout):
+        raise LockTimeout("held by another process")
+
+    monkeypatch.setattr(local, "lock", held)
+    with me.remote.download_lease(digest, wait=0) as lease:
+        assert lease.busy and lease.path is None
+    monkeypatch.setattr(local, "lock", failing)
+    with me.remote.download_lease(digest, wait=0) as lease:
+        assert not lease.busy and lease.path is None and not lease.held

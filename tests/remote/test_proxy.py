@@ -145,3 +145,21 @@ def test_secrets_reach_no_warning_status_or_state(nginx: Nginx, dead_port: int, 
         shown += "".join(p.read_text(errors="replace") for p in tmp_path.rglob("*.json"))
         for secret in (PROXY_SECRET, "url-pa55-http25", BEARER):
             assert secret not in shown
+
+
+@needs_nginx
+def test_a_missing_ca_file_disables_the_store_with_one_warning(
+        tmp_path: Path, make_cache, keypair, monkeypatch, warnings) -> None:
+    """A configured ca_file that does not exist is not replaced by the system bundle (which here
+    trusts the store): the store is skipped with one warning naming ca_file; the caller gets a
+    miss."""
+    for ng in until_stopped(Nginx(tmp_path / "tls", tls=True)):
+        monkeypatch.setenv("SSL_CERT_FILE", ng.ca_file)   # the "system" bundle trusts the store
+        entry = {"url": f"https://127.0.0.1:{ng.port}/store", "read_timeout": 20}
+        _round_trip(make_cache, entry, keypair, tmp_path)
+        served = ng.requests("GET", "/store/")
+        missing = str(tmp_path / "no-such-ca.pem")
+        c = make_cache("c", [dict(entry, ca_file=missing, trusted_public_keys=[keypair[1]])])
+        assert c.get(KEY) is None and c.get("deb:other_1_all.deb") is None
+        assert ng.requests("GET", "/store/") == served      # nothing sent to the store
+        assert len(warnings) == 1 and "ca_file" in warnings[0] and missing in warnings[0], warnings

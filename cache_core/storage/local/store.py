@@ -26,7 +26,7 @@ from ...fs import (
     link_verified,
     named_lock,
     open_regular,
-    place_temp,
+    place_temp_fd,
     replace_checked,
     sweep,
     temp_name,
@@ -344,7 +344,7 @@ class LocalStore:
             if not os.path.isdir(dest_dir):
                 raise FileNotFoundError(errno.ENOENT, "no such directory", dest_dir)
             try:
-                place_temp(path, tmp, mode)
+                _, fd = place_temp_fd(path, tmp, mode)
             except FileNotFoundError:
                 if not os.path.isdir(dest_dir):
                     raise
@@ -355,10 +355,10 @@ class LocalStore:
                     raise
                 self.quarantine(digest)  # a symlink or FIFO where an object belongs
                 return False
-            # Hash what was placed (for a hardlink that is the object itself) through one
-            # descriptor, and check after the rename that dest is that very file.
-            fd, _ = open_regular(tmp)
+            # Hash what was placed (for a hardlink that is the object itself) through the
+            # descriptor it was placed by, and check after the rename that dest is that file.
             try:
+                os.lseek(fd, 0, os.SEEK_SET)
                 got, got_size = sha256_fd(fd)
                 if got != digest or got_size != size:
                     self.verify(digest, size)  # quarantines the object if it is bad

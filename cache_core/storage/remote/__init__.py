@@ -236,6 +236,11 @@ class RemoteTier:
         """The backend of one remote (for leases, see lease.py)."""
         return self._backend(spec)
 
+    def trip(self, spec: RemoteSpec, exc: RemoteError) -> None:
+        """A store fault met outside the tier's own calls (a lease): counted like any other
+        (one warning, the remote off for this process, the shared breaker opened)."""
+        self._fault(spec, exc)
+
     def upload_content(self, spec: RemoteSpec, digest: str) -> str:
         """Publish cas/<digest> to this remote now (a lease holder, not the background
         uploader): "uploaded" or "skipped"."""

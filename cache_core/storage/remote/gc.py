@@ -11,7 +11,9 @@ them). Records are re-listed just before objects are deleted, so one written dur
 still protects its object; and objects are first moved to ``trash/`` (a backend with
 ``rename``), the records listed once more and every object one of them names put back before
 trash/ is purged, so an uploader that skipped an object (a HEAD showed it) and wrote its record
-meanwhile either has it put back or, HEADing again after its record, uploads it again.
+meanwhile either has it put back or, HEADing again after its record, uploads it again. A fault
+before that last listing puts every condemned object back; what a killed gc left in trash/ is
+put back by the next gc before it lists anything.
 Because no object a verified record points to is ever deleted, a gc
 killed at any point leaves no trusted record dangling; and a reader that meets a missing object
 (a record by a key this member does not trust, a store emptied by hand) falls back as on any miss.
@@ -28,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...errors import EXIT_USAGE, CacheError, RecordError
 from ...keys import is_digest
-from .base import RemoteMissing, record_name
+from .base import RemoteError, RemoteMissing, record_name
 from .records import Record, decode
 from .sets import HEAD_KIND, KEEP, VERSION_KIND, split_version
 
@@ -127,8 +129,15 @@ def collect(backend: Backend, read: Reader, spec: RemoteSpec, grace: float = DEF
     if cas_it is None:
         raise CannotList(f"{spec.display} cannot list its objects (a plain HTTP/Bazel store): "
                          "bound it with the server's own size limit")
+    move = getattr(backend, "rename", None)
+    trash = list(backend.entries("trash") or ()) if move is not None else []
+    if move is not None and trash and not dry_run:  # a killed gc's: back before any decision
+        _put_back(backend, move, spec, [h for h, _, _ in trash])
+        cas_it = backend.entries("cas") or iter(())
     started = time.time()
     cas = {h: (size, mtime) for h, size, mtime in cas_it}
+    if dry_run:  # decided as if trash/ were back (a real run puts it back first)
+        cas |= {h: (size, mtime) for h, size, mtime in trash if h not in cas}
     ac = {h: (size, mtime) for h, size, mtime in backend.entries("ac") or ()}
     live, unverified = _live(read, spec, ac)
     old = started - grace
@@ -164,7 +173,6 @@ def collect(backend: Backend, read: Reader, spec: RemoteSpec, grace: float = DEF
     keep = ({r.sha256 for h, r in live.items() if h not in gone_records}
             | {r.sha256 for r in more.values()} | used)
     candidates = sorted((m, h, s) for h, (s, m) in cas.items() if h not in keep and m < old)
-    move = getattr(backend, "rename", None)
     if dry_run or move is None:  # a backend that cannot rename: deleted at once
         for _, h, size in candidates:
             if max_size is not None and total <= max_size:
@@ -179,42 +187,63 @@ def collect(backend: Backend, read: Reader, spec: RemoteSpec, grace: float = DEF
     return report
 
 
+def _put_back(backend: Backend, move: Callable[[str, str, float], None], spec: RemoteSpec,
+              names: list[str]) -> None:
+    """Move trash/<h> back to cas/<h> for every name; a store fault on one does not stop the
+    others (raised after them: what is left is put back first by the next gc)."""
+    failed: RemoteError | None = None
+    for h in names:
+        try:
+            move(f"trash/{h}", f"cas/{h}", time.monotonic() + spec.object_budget)
+        except RemoteMissing:
+            pass
+        except RemoteError as exc:
+            failed = failed or exc
+    if failed is not None:
+        raise failed
+
+
 def _condemn_then_purge(backend: Backend, move: Callable[[str, str, float], None], read: Reader,
                         spec: RemoteSpec, candidates: list[tuple[float, str, int]],
                         max_size: int | None, total: int, seen: dict[str, tuple[int, float]],
                         keep: set[str], gone: Callable[..., None]) -> int:
-    """Move the objects to delete into ``trash/`` (with any a killed gc left there), list the
-    records once more, put back every object a record names, purge the rest; the new total.
+    """Move the objects to delete into ``trash/``, list the records once more, put back every
+    object a record names, purge the rest; the new total. A fault (or an interrupt) before the
+    records are listed puts every condemned object back.
 
     With the uploader's HEAD after each record (it puts back an object it finds gone), no
     record ends up naming a deleted object: a record listed here has its object put back; one
     written later finds the object gone from cas/ and uploads it again."""
-    def budget() -> float:
-        return time.monotonic() + spec.object_budget
-
-    condemned = [(h, size) for h, size, _ in backend.entries("trash") or ()]
-    for _, h, size in candidates:
-        if max_size is not None and total <= max_size:
-            break
+    condemned: dict[str, int] = {}
+    named: set[str] | None = None
+    try:
+        for _, h, size in candidates:
+            if max_size is not None and total <= max_size:
+                break
+            try:
+                move(f"cas/{h}", f"trash/{h}", time.monotonic() + spec.object_budget)
+            except RemoteMissing:
+                continue
+            condemned[h] = size
+            total -= size
+        if condemned:
+            late = {h: (s, m) for h, s, m in (backend.entries("ac") or ())
+                    if h not in seen or m != seen[h][1] or s != seen[h][0]}
+            named = keep | {r.sha256 for r in _live(read, spec, late)[0].values()}
+    finally:
+        back = [h for h in condemned if named is None or h in named]
         try:
-            move(f"cas/{h}", f"trash/{h}", budget())
-        except RemoteMissing:
-            continue
-        condemned.append((h, size))
-        total -= size
-    if not condemned:
-        return total
-    late = {h: (s, m) for h, s, m in (backend.entries("ac") or ())
-            if h not in seen or m != seen[h][1] or s != seen[h][0]}
-    named = keep | {r.sha256 for r in _live(read, spec, late)[0].values()}
-    for h, size in dict(condemned).items():
-        if h in named:
-            with contextlib.suppress(RemoteMissing):
-                move(f"trash/{h}", f"cas/{h}", budget())
-                total += size
+            _put_back(backend, move, spec, back)
+        except RemoteError:
+            if named is not None:
+                raise
+            # else the fault that stopped the gc is the one raised; the next gc puts back the rest
+    total += sum(condemned[h] for h in back)
+    for h, size in condemned.items():
+        if h in back:
             continue
         with contextlib.suppress(RemoteMissing):
-            backend.delete(f"trash/{h}", budget())
+            backend.delete(f"trash/{h}", time.monotonic() + spec.object_budget)
         gone(f"cas/{h}", size, delete=False)
     return total
 

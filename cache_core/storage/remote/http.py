@@ -52,7 +52,12 @@ class HttpClient:
         """A connection along the HTTP policy's route (direct, or through the environment's
         proxy); errors name the proxy by host:port only."""
         budget = max(0.001, min(self.connect_timeout, deadline - time.monotonic()))
-        conn, proxy = net.connection(self.scheme, self.host, self.port, budget, cafile=self.cafile)
+        try:
+            conn, proxy = net.connection(self.scheme, self.host, self.port, budget,
+                                         cafile=self.cafile)
+        except OSError as exc:  # ca_file missing or unreadable: never the system bundle instead
+            raise RemoteError(f"ca_file {self.cafile}: {exc.strerror or _first_line(exc)}"
+                              ) from None
         via = f" via proxy {proxy.display}" if proxy else ""
         try:
             conn.connect()

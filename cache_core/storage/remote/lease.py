@@ -7,8 +7,10 @@ method of each backend: ``O_CREAT|O_EXCL`` in a ``file://`` store, ``COPY`` with
 S3. Its body names its expiry. The holder downloads, publishes ``cas/<sha256>`` at once (not
 through the background uploader) and deletes the lease. The others poll the content with backoff
 and download themselves when the lease expires or disappears without content (the holder failed
-or was killed). A store that cannot create-if-absent means no coalescing, never an error. On one
-machine, processes coalesce on a local lock first (only one of them takes the lease).
+or was killed). A store that cannot create-if-absent means no coalescing, never an error; so does
+a store fault while taking or reading a lease (counted as any remote fault: one warning, the
+remote off for the run), never "busy" or a longer wait. On one machine, processes coalesce on a
+local lock first (only one of them takes the lease); a fault of that lock is no coalescing too.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
-from ...errors import RemoteError, RemoteMissing
+from ...errors import LockTimeout, RemoteError, RemoteMissing
 from .base import object_name
 
 if TYPE_CHECKING:
@@ -65,8 +67,8 @@ def download_lease(t: RemoteTier | None, digest: str, get: Callable[[], str | No
         yield lease
         return
     with _local(t, digest, LOCAL_WAIT if wait is None else wait) as locked:
-        if not locked:  # another local process held it too long: no coalescing
-            if wait is not None and wait <= 0:  # the other may be done by now
+        if not locked:  # another local process held it too long (or a fault): no coalescing
+            if locked is False and wait is not None and wait <= 0:  # the other may be done
                 lease.path = get() if have() else None
                 lease.busy = lease.path is None
             yield lease
@@ -90,11 +92,15 @@ def download_lease(t: RemoteTier | None, digest: str, get: Callable[[], str | No
             return
         started = time.monotonic()
         if wait is not None and wait <= 0:
-            expires = _expires(t, spec, digest)
-            if expires == 0.0:  # released just now: delivered, or the holder failed
-                lease.path = get()
-            else:  # unreadable while being written counts as live
-                lease.busy = expires is None or expires >= time.time()
+            try:
+                expires = _expires(t, spec, digest)
+            except RemoteError as exc:  # a store fault: no coalescing (download now)
+                t.trip(spec, exc)
+            else:
+                if expires == 0.0:  # released just now: delivered, or the holder failed
+                    lease.path = get()
+                else:  # unreadable while being written counts as live
+                    lease.busy = expires is None or expires >= time.time()
         elif _wait(t, spec, digest, seconds if wait is None else min(wait, seconds)):
             lease.path = get()
         lease.waited = time.monotonic() - started
@@ -102,14 +108,17 @@ def download_lease(t: RemoteTier | None, digest: str, get: Callable[[], str | No
 
 
 @contextlib.contextmanager
-def _local(t: RemoteTier, digest: str, timeout: float) -> Iterator[bool]:
-    """One process per digest on this machine: True while held (False: a lock fault or a
-    timeout, which only costs a second download)."""
+def _local(t: RemoteTier, digest: str, timeout: float) -> Iterator[bool | None]:
+    """One process per digest on this machine: True while held, False when another process
+    held it past the timeout, None on a lock fault (either only costs a second download)."""
     try:
         cm = t.local.lock(f"lease:{digest}", timeout=timeout)
         cm.__enter__()
-    except Exception:  # noqa: BLE001 - fail open
+    except LockTimeout:
         yield False
+        return
+    except Exception:  # noqa: BLE001 - fail open
+        yield None
         return
     try:
         yield True
@@ -135,16 +144,20 @@ def _take(t: RemoteTier, spec: RemoteSpec, digest: str, seconds: float) -> bool 
     try:
         return t.backend(spec).create_lease(lease_name(digest), _body(seconds),
                                             time.monotonic() + spec.timeout + 5)
-    except (RemoteError, RemoteMissing, OSError, ValueError):
+    except RemoteError as exc:
+        t.trip(spec, exc)
+        return None
+    except (RemoteMissing, OSError, ValueError):
         return None
 
 
 def _expires(t: RemoteTier, spec: RemoteSpec, digest: str) -> float | None:
-    """The lease's expiry (epoch seconds), 0 if it is gone, None if unreadable."""
+    """The lease's expiry (epoch seconds), 0 if it is gone, None if unreadable (its body);
+    RemoteError on a store fault (the caller stops coalescing)."""
     try:
         data = t.backend(spec).read_lease(lease_name(digest), time.monotonic() + spec.timeout + 5)
-    except (RemoteError, OSError):
-        return None
+    except OSError as exc:
+        raise RemoteError(f"reading a lease: {exc.strerror or exc}") from None
     if data is None:
         return 0.0
     try:
@@ -164,9 +177,12 @@ def _wait(t: RemoteTier, spec: RemoteSpec, digest: str, seconds: float) -> bool:
         try:
             if t.backend(spec).head(name, time.monotonic() + spec.timeout + 5) is not None:
                 return True
-        except (RemoteError, OSError):
+            expires = _expires(t, spec, digest)
+        except RemoteError as exc:  # a store fault: stop waiting, download
+            t.trip(spec, exc)
             return False
-        expires = _expires(t, spec, digest)
+        except OSError:
+            return False
         if expires is not None and expires < time.time():
             # gone (released: the content is published first, so look once more) or expired
             with contextlib.suppress(RemoteError, OSError):
