@@ -336,12 +336,20 @@ def run(globals_: dict, pip_argv: list[str]) -> int | None:
         return None
     if fields["installer"][0] == "pip":
         out = _pip_stdout(out)
-    sys.stdout.flush()
-    os.write(1, out) if out else None
-    if why is not None:
-        sys.stderr.write(f"pkgcache: pip: {why}; installed from the cache (versions may be older "
-                         "than the index's)\n")
-    if err:
-        sys.stderr.flush()
-        os.write(2, err if err.endswith(b"\n") else err + b"\n")
+    try:
+        sys.stdout.flush()
+        _write_all(1, out)
+        if why is not None:
+            sys.stderr.write(f"pkgcache: pip: {why}; installed from the cache (versions may be "
+                             "older than the index's)\n")
+            sys.stderr.flush()
+        _write_all(2, err if not err or err.endswith(b"\n") else err + b"\n")
+    except BrokenPipeError:
+        pass
     return 0
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
