@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from pathlib import Path
@@ -33,6 +34,11 @@ def acl_grants_write(path: str | os.PathLike[str] | int) -> bool:
         raw = os.getxattr(path, _ACL_XATTR)
     except OSError:
         return False
+    return _raw_acl_grants_write(raw)
+
+
+def _raw_acl_grants_write(raw: bytes) -> bool:
+    """The check of acl_grants_write on the xattr's bytes."""
     if len(raw) < 4:
         return False
     mask = 0x07
@@ -45,6 +51,18 @@ def acl_grants_write(path: str | os.PathLike[str] | int) -> bool:
         elif tag in (_ACL_USER, _ACL_GROUP) and perm & _ACL_WRITE:
             named_write = True
     return named_write and bool(mask & _ACL_WRITE)
+
+
+def _fd_acl_grants_write(fd: int) -> bool | None:
+    """acl_grants_write for an O_PATH descriptor, through /proc/self/fd; None when that cannot
+    be read (no /proc in a chroot, a hardened mount): unknown, which a caller must refuse."""
+    try:
+        raw = os.getxattr(f"/proc/self/fd/{fd}", _ACL_XATTR)
+    except OSError as exc:
+        if exc.errno in (errno.ENODATA, errno.ENOTSUP, errno.EOPNOTSUPP):
+            return False  # no ACL, or a file system without them
+        return None  # not "no ACL": the path could not be read at all
+    return _raw_acl_grants_write(raw)
 
 
 def _refuse_if_shared(path: Path, st: os.stat_result, what: str,
@@ -142,7 +160,8 @@ def _private_chain(path: Path) -> bool:
     """Open path from / one component at a time, never following a symlink, creating what is
     missing; True if (as ssh's StrictModes asks) every directory on the way is owned by root or
     us and no other user can write it (mode or ACL; world-writable only with the sticky bit, as
-    /tmp: nobody else can rename our entries there), and the last is ours, mode 0700 or less."""
+    /tmp: nobody else can rename our entries there), and the last is ours, mode 0700 or less.
+    False too when an ACL cannot be read (no /proc/self/fd) and for a symlink on the way."""
     me = os.geteuid()
     names = path.parts[1:]
     try:
@@ -164,7 +183,9 @@ def _private_chain(path: Path) -> bool:
                 os.close(fd)
                 fd = nfd
             st = os.fstat(fd)
-            acl = acl_grants_write(f"/proc/self/fd/{fd}")
+            acl = _fd_acl_grants_write(fd)
+            if acl is None:  # cannot tell whether an ACL lets others write it: refused
+                return False
             if last:
                 if st.st_uid != me or st.st_mode & 0o077 or acl:
                     return False
