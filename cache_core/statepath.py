@@ -1,9 +1,10 @@
 """Where the private local state directory is (the one home of $PKGCACHE_STATE_DIR), with only
-``os`` and ``stat`` imported: a start-up path (the warm pip path's memo) finds it without loading
+``os``, ``stat`` and ``errno`` imported: a start-up path (the warm pip path's memo) finds it without loading
 the rest of cache_core.fs; ``cache_core.fs.safety.state_dir`` creates it."""
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 
@@ -46,8 +47,9 @@ def locate() -> str | None:
             try:
                 os.getxattr(f"/proc/self/fd/{fd}", "system.posix_acl_access")
                 return None
-            except OSError:
-                pass
+            except OSError as exc:  # no ACL or none supported; else unknown: refused
+                if exc.errno not in (errno.ENODATA, errno.ENOTSUP, errno.EOPNOTSUPP):
+                    return None
             if i == len(names):
                 ok = st.st_uid == me and not st.st_mode & 0o077
             else:
