@@ -241,6 +241,15 @@ def parse_config(text: str, source: str, *, lenient: bool = False) -> CacheConfi
     return cfg
 
 
+def config_paths() -> list[str]:
+    """The files the lookup order reads, or would read if they appeared ($PKGCACHE_CONFIG, else
+    the system and the user file): what a memo of an answer that depends on the config stamps
+    (with the file actually used, CacheConfig.source)."""
+    from .stamps import config_candidates  # one home of the lookup order
+
+    return config_candidates()
+
+
 def find_config(explicit: str | None = None) -> str | None:
     """The config file to use, by the documented lookup order, or None."""
     if explicit:

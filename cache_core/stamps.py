@@ -20,21 +20,12 @@ from __future__ import annotations
 import os
 import stat
 
-STATE_ENV = "PKGCACHE_STATE_DIR"
+from .statepath import raw_path as state_path  # the one home of $PKGCACHE_STATE_DIR
+
 CONFIG_ENV = ("PKGCACHE_CONFIG", "PKGCACHE_DIR", "PKGCACHE_DISABLE")
 SYSTEM_CONFIG = "/etc/vps-configurator/config.yaml"
 POINTER = "cache-pointer"
 MAX = 4096  # bytes read from any of these files
-
-
-def state_path(default: str | None = None) -> str:
-    """Where the private state dir is ($PKGCACHE_STATE_DIR, default, /var/lib/pkgcache for root,
-    ~/.local/state/pkgcache for others); not checked."""
-    raw = os.environ.get(STATE_ENV) or default
-    if not raw:
-        raw = ("/var/lib/pkgcache" if os.geteuid() == 0
-               else os.path.join(os.path.expanduser("~"), ".local", "state", "pkgcache"))
-    return os.path.abspath(raw)
 
 
 def private_dir(path: str) -> bool:

@@ -8,6 +8,7 @@ import stat
 from pathlib import Path
 
 from ..errors import UnsafeCacheError
+from ..statepath import raw_path
 
 # Directories a cache must never be created in or be (a typo'd or hostile `directory:`).
 SYSTEM_DIRS = frozenset({
@@ -148,9 +149,7 @@ def state_dir(default: str | os.PathLike[str] | None = None) -> Path | None:
     (``_private_chain``): the callers then re-derive or download (a missing memo costs time,
     never a wrong file).
     """
-    from ..stamps import state_path  # one home of the variable and the defaults
-
-    path = Path(state_path(str(default) if default else None))
+    path = Path(raw_path(default))
     return path if _private_chain(path) else None
 
 
