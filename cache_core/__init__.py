@@ -33,7 +33,7 @@ from .errors import (
 TYPE_CHECKING = False  # typing is not imported at run time (start-up cost)
 if TYPE_CHECKING:  # the lazy names below, for type checkers (run time: __getattr__)
     from .api import PackageCache, Remote
-    from .config import CacheConfig, load_config
+    from .config import CacheConfig, config_paths, load_config
     from .fs import acquire as acquire_lock
     from .fs import (
         atomic_symlink,
@@ -48,10 +48,12 @@ if TYPE_CHECKING:  # the lazy names below, for type checkers (run time: __getatt
         state_dir,
         write_memo,
     )
+    from .generation import read as read_generation
     from .hashing import sha256_fd, sha256_file
     from .index import Entry
     from .keys import PRIVATE_KEY_PREFIX, is_digest, normalize_key, safe_filename
     from .metrics import render_prometheus, write_textfile
+    from .statepath import locate as state_path
     from .storage.remote.lease import Lease
     from .storage.remote.records import Record, generate_keypair
 
@@ -62,16 +64,17 @@ _LAZY = {
     "PackageCache": "api", "Remote": "api",
     "Lease": "storage.remote.lease", "Record": "storage.remote.records",
     "generate_keypair": "storage.remote.records",
-    "CacheConfig": "config", "load_config": "config",
+    "CacheConfig": "config", "load_config": "config", "config_paths": "config",
     "Entry": "index",
     "acquire_lock": "fs", "atomic_symlink": "fs", "atomic_write": "fs", "copy_fd": "fs", "materialize": "fs",
     "open_regular": "fs", "read_json": "fs", "replace_checked": "fs", "state_dir": "fs",
     "memo_path": "fs", "read_memo": "fs", "write_memo": "fs",
     "sha256_fd": "hashing", "sha256_file": "hashing",
+    "read_generation": "generation", "state_path": "statepath",
     "is_digest": "keys", "normalize_key": "keys", "safe_filename": "keys", "PRIVATE_KEY_PREFIX": "keys",
     "render_prometheus": "metrics", "write_textfile": "metrics",
 }
-_RENAMED = {"acquire_lock": "acquire"}
+_RENAMED = {"acquire_lock": "acquire", "read_generation": "read", "state_path": "locate"}
 
 __all__ = [
     "EXIT_CONFIG", "EXIT_INTERNAL", "EXIT_INTERRUPTED", "EXIT_MISS", "EXIT_NETWORK", "EXIT_OK",
@@ -80,12 +83,15 @@ __all__ = [
     "Entry", "Lease",
     "LockTimeout", "PRIVATE_KEY_PREFIX", "PackageCache", "Record", "Remote", "UnsafeCacheError",
     "__version__",
-    "acquire_lock", "atomic_symlink", "atomic_write", "copy_fd", "generate_keypair", "is_digest",
+    "acquire_lock", "atomic_symlink", "atomic_write", "config_paths", "copy_fd", "generate_keypair",
+    "is_digest",
     "load_config",
-    "materialize", "memo_path", "normalize_key", "open_regular", "read_json", "read_memo",
+    "materialize", "memo_path", "normalize_key", "open_regular", "read_generation", "read_json",
+    "read_memo",
     "register_key",
     "render_prometheus", "replace_checked", "safe_filename",
-    "set_warning_handler", "sha256_fd", "sha256_file", "state_dir", "take_pending_keys", "warn",
+    "set_warning_handler", "sha256_fd", "sha256_file", "state_dir", "state_path",
+    "take_pending_keys", "warn",
     "write_memo", "write_textfile", "write_warning",
 ]
 

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
+from . import generation as _generation
 from .config import CacheConfig, default_cache_dir, is_system_dir_for_user, load_config
 from .errors import BadKeyError, CacheError, DigestMismatch, describe, warn
 from .fs import unlink_quiet
@@ -292,6 +293,15 @@ class PackageCache:
             return None
         return str(self.object_path(found[0]))
 
+    @fail_open(None)
+    def placed_copy(self, path: str) -> tuple[str, bool] | None:
+        """(digest, hit): path holds the object digest's bytes, as noted when it was placed from
+        it (hit: by a reader of cache_core.stamps, apt's method front) or stored from it, and
+        its stat stamp has not changed since; None: hash it."""
+        from . import stamps
+
+        return stamps.copy_digest(str(self.root), path)
+
     @fail_open(False)
     def same_object(self, key: str, path: str) -> bool:
         """True if path is the very file (same inode) of the object stored for key (a key or
@@ -469,6 +479,18 @@ class PackageCache:
         """The lock of one bucket entry (e.g. a git mirror); gc and clear take it before they
         remove the entry, so hold it while using the entry's directory."""
         return self.store.bucket_lock(safe_filename(bucket), safe_filename(name), timeout)
+
+    def generation(self) -> tuple[str, str] | None:
+        """(path, token) of this cache's generation: a file beside the index whose token is
+        replaced after every change of a key or an object (made here if missing), so a driver
+        can memoise an answer read from the cache and tell, without SQLite, that it may be
+        stale. None if it cannot be read (no memo then)."""
+        path = str(self.store.layout.index_path) + _generation.SUFFIX
+        token = _generation.read(path)
+        if token is None and not self.read_only and not os.path.lexists(path):
+            self.index.bump_generation()
+            token = _generation.read(path)
+        return (path, token) if token else None
 
     def bucket(self, name: str) -> Path:
         """A private directory under the cache root for non-file data (e.g. "git-v1")."""

@@ -20,7 +20,6 @@ from typing import Any
 
 from .errors import ConfigError
 
-SYSTEM_CONFIG = "/etc/vps-configurator/config.yaml"
 ROOT_CACHE_DIR = "/var/cache/vps-configurator"
 DEFAULT_MAX_SIZE_GB = 5.0
 GB = 1024**3
@@ -242,17 +241,22 @@ def parse_config(text: str, source: str, *, lenient: bool = False) -> CacheConfi
     return cfg
 
 
+def config_paths() -> list[str]:
+    """The files the lookup order reads, or would read if they appeared ($PKGCACHE_CONFIG, else
+    the system and the user file): what a memo of an answer that depends on the config stamps
+    (with the file actually used, CacheConfig.source)."""
+    from .stamps import config_candidates  # one home of the lookup order
+
+    return config_candidates()
+
+
 def find_config(explicit: str | None = None) -> str | None:
     """The config file to use, by the documented lookup order, or None."""
     if explicit:
         return explicit
-    env = os.environ.get("PKGCACHE_CONFIG")
-    if env:
-        return env
-    for candidate in (SYSTEM_CONFIG, user_config_path()):
-        if os.path.exists(candidate):
-            return candidate
-    return None
+    from .stamps import lookup_config  # one home: the stdlib-only readers use it too
+
+    return lookup_config()
 
 
 def _check_secrets(cfg: CacheConfig, source: str, st: os.stat_result) -> None:

@@ -16,6 +16,7 @@ EXIT_CONFIG = 3
 EXIT_UNUSABLE = 4
 EXIT_NETWORK = 5
 EXIT_INTERNAL = 70
+EXIT_BUSY = 75           # another run holds what this one needs (a store's gc lease): try later
 EXIT_INTERRUPTED = 130   # Ctrl-C (128 + SIGINT, as a shell reports it)
 
 

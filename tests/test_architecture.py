@@ -20,6 +20,11 @@ PUBLIC: dict[str, frozenset[str]] = {
     "cache_core": frozenset(__import__("cache_core").__all__),
     "cache_core.net": frozenset({"DEFAULT_TIMEOUT", "goes_direct", "has_secret", "opener",
                                  "redact"}),
+    # stat stamps, read by apt's method front with the standard library only
+    "cache_core.stamps": frozenset({"config_identity", "copy_of", "lookup_config", "note_copy",
+                                    "of", "read", "remember_cache", "selected",
+                                    "selected_cache",
+                                    "stamp_dir"}),
 }
 # Attributes that reveal the local store's layout, inodes or lock naming: never used by drivers.
 LAYOUT_ATTRS = frozenset({"object_path", "objects_dir", "lock_dir", "tmp_dir", "quarantine_dir",

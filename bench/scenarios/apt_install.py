@@ -8,9 +8,11 @@ so pkgcache's hooks run on the host from this checkout. Scenarios, in a rotated 
 round (a Latin square: each takes each position once in 5 rounds):
 
   A  cold install, no hooks                           (baseline)
-  H  cold install with pkgcache's hooks, empty cache  (target H/A <= 1.05)
-  S  warm re-provision: fresh root, hooks on, cache filled by an untimed install before the
-     rounds (target S/B <= 1.10, 0 bytes of .debs downloaded)
+  H  cold install with pkgcache's hooks and download method (as the .deb installs them), empty
+     cache (target H/A <= 1.05)
+  S  warm re-provision: fresh root, hooks and method on, cache filled by an untimed install
+     before the rounds (target S/B <= 1.10, 0 bytes of .debs downloaded); the state dir
+     (stamps) is the host's, kept across roots as on a server re-provisioned in place
   B  fresh root, the same debs copied into archives beforehand, no hooks (the limit)
   N  warm through apt-cacher-ng, primed by an untimed install before the rounds (the peer)
 Roots without hooks have no pkgcache file (apt reads only the root's own apt.conf.d).
@@ -33,12 +35,13 @@ import time
 from pathlib import Path
 
 from bench.lib import acng
-from bench.lib.setup import PY, REPO
+from bench.lib.setup import REPO
 from bench.lib.stats import latin, stats
 
 PKGS = "nginx postgresql-15 python3 python3-venv git curl ca-certificates".split()
 SUITE = "bookworm"
 SNIPPET = REPO / "hooks" / "apt" / "data" / "05pkgcache"
+METHOD_SNIPPET = REPO / "hooks" / "apt" / "data" / "05pkgcache-method"
 
 
 def sh(*cmd: str, **kw: object) -> subprocess.CompletedProcess[str]:
@@ -75,13 +78,29 @@ class Root:
         self.wrapper = work / f"{name}.pkgcache"
         self.hook_log = work / f"{name}.hooks.log"
         self.hook_log.unlink(missing_ok=True)
+        # as the .deb's /usr/bin/pkgcache runs it: the system's Python, -I, the code first
+        boot = f"import sys; sys.path.insert(0, {str(REPO)!r}); from hooks.cli import main; " \
+               "sys.exit(main())"
         self.wrapper.write_text(
             f'#!/bin/sh\nt0=$(date +%s.%N)\n'
-            f'PYTHONPATH="{REPO}" "{PY}" -m hooks.cli --cache-dir "{cache_dir}" "$@"\nrc=$?\n'
+            f'/usr/bin/python3 -I -c "{boot}" "$@"\nrc=$?\n'
             f'echo "$t0 $(date +%s.%N) $*" >> "{self.hook_log}"\nexit $rc\n')
         self.wrapper.chmod(0o755)
+        # the method (as the .deb's debian/methods/http runs it), this checkout's
+        self.methods = work / f"{name}.methods"
+        self.methods.mkdir(exist_ok=True)
+        for scheme in ("http", "https"):
+            m = self.methods / scheme
+            m.write_text(f'#!/bin/sh\ncd / && exec /usr/bin/python3 -I -S '
+                         f'"{REPO}/hooks/apt/method.py" {scheme}  # hooks.apt.method\n')
+            m.chmod(0o755)
+        # the hooks and the method find the cache as on a server: the config names it
+        config = work / f"{name}.pkgcache.yaml"
+        config.write_text(f"performance:\n  cache:\n    enabled: true\n"
+                          f"    directory: {cache_dir}\n")
         self.env = dict(os.environ, APT_CONFIG=str(self.conf), DEBIAN_FRONTEND="noninteractive",
-                        LC_ALL="C", PKGCACHE_CONFIG=str(work / "pkgcache.yaml"))
+                        LC_ALL="C", PKGCACHE_CONFIG=str(config),
+                        PKGCACHE_STATE_DIR=str(work / "state"))
 
     @property
     def archives(self) -> Path:
@@ -89,9 +108,12 @@ class Root:
         return self.dir / "var/cache/apt/archives"
 
     def hooks_on(self) -> None:
-        """Install pkgcache's apt snippet (this checkout's hooks) into the root."""
+        """Install pkgcache's apt snippets (this checkout's hooks and method, as the .deb does)
+        into the root."""
         text = SNIPPET.read_text().replace("/usr/bin/pkgcache", str(self.wrapper))
         (self.dir / "etc/apt/apt.conf.d/05pkgcache").write_text(text)
+        text = METHOD_SNIPPET.read_text().replace("/usr/lib/pkgcache/methods", str(self.methods))
+        (self.dir / "etc/apt/apt.conf.d/05pkgcache-method").write_text(text)
 
     def apt(self, *args: str) -> tuple[float, str]:
         """Run apt-get; (wall seconds, output). self.pre_dpkg: seconds until dpkg's first unpack."""
@@ -130,6 +152,7 @@ class Root:
         if busy:  # never rm -rf through a bind mount of the host's /dev or /proc
             raise SystemExit(f"still mounted, not removing {self.dir}: {busy}")
         shutil.rmtree(self.dir, ignore_errors=True)
+        shutil.rmtree(self.methods, ignore_errors=True)
 
 
 def downloaded(out: str) -> tuple[int, str]:

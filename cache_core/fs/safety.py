@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from pathlib import Path
 
 from ..errors import UnsafeCacheError
+from ..statepath import raw_path
 
 # Directories a cache must never be created in or be (a typo'd or hostile `directory:`).
 SYSTEM_DIRS = frozenset({
@@ -32,6 +34,11 @@ def acl_grants_write(path: str | os.PathLike[str] | int) -> bool:
         raw = os.getxattr(path, _ACL_XATTR)
     except OSError:
         return False
+    return _raw_acl_grants_write(raw)
+
+
+def _raw_acl_grants_write(raw: bytes) -> bool:
+    """The check of acl_grants_write on the xattr's bytes."""
     if len(raw) < 4:
         return False
     mask = 0x07
@@ -44,6 +51,18 @@ def acl_grants_write(path: str | os.PathLike[str] | int) -> bool:
         elif tag in (_ACL_USER, _ACL_GROUP) and perm & _ACL_WRITE:
             named_write = True
     return named_write and bool(mask & _ACL_WRITE)
+
+
+def _fd_acl_grants_write(fd: int) -> bool | None:
+    """acl_grants_write for an O_PATH descriptor, through /proc/self/fd; None when that cannot
+    be read (no /proc in a chroot, a hardened mount): unknown, which a caller must refuse."""
+    try:
+        raw = os.getxattr(f"/proc/self/fd/{fd}", _ACL_XATTR)
+    except OSError as exc:
+        if exc.errno in (errno.ENODATA, errno.ENOTSUP, errno.EOPNOTSUPP):
+            return False  # no ACL, or a file system without them
+        return None  # not "no ACL": the path could not be read at all
+    return _raw_acl_grants_write(raw)
 
 
 def _refuse_if_shared(path: Path, st: os.stat_result, what: str,
@@ -120,9 +139,6 @@ def check_dir_safe(path: Path, owner: int | None = None) -> None:
                 f"cache directory {path} sits in {parent}, owned by uid {pst.st_uid}; refusing it")
 
 
-STATE_ENV = "PKGCACHE_STATE_DIR"
-
-
 def state_dir(default: str | os.PathLike[str] | None = None) -> Path | None:
     """The private local state directory for trust memos (what a driver may hand out without a
     pinned digest): $PKGCACHE_STATE_DIR, else default, else /var/lib/pkgcache for root and
@@ -133,11 +149,7 @@ def state_dir(default: str | os.PathLike[str] | None = None) -> Path | None:
     (``_private_chain``): the callers then re-derive or download (a missing memo costs time,
     never a wrong file).
     """
-    raw = os.environ.get(STATE_ENV) or (str(default) if default else None)
-    if not raw:
-        raw = ("/var/lib/pkgcache" if os.geteuid() == 0
-               else os.path.join(os.path.expanduser("~"), ".local", "state", "pkgcache"))
-    path = Path(os.path.abspath(raw))
+    path = Path(raw_path(default))
     return path if _private_chain(path) else None
 
 
@@ -148,7 +160,8 @@ def _private_chain(path: Path) -> bool:
     """Open path from / one component at a time, never following a symlink, creating what is
     missing; True if (as ssh's StrictModes asks) every directory on the way is owned by root or
     us and no other user can write it (mode or ACL; world-writable only with the sticky bit, as
-    /tmp: nobody else can rename our entries there), and the last is ours, mode 0700 or less."""
+    /tmp: nobody else can rename our entries there), and the last is ours, mode 0700 or less.
+    False too when an ACL cannot be read (no /proc/self/fd) and for a symlink on the way."""
     me = os.geteuid()
     names = path.parts[1:]
     try:
@@ -170,7 +183,9 @@ def _private_chain(path: Path) -> bool:
                 os.close(fd)
                 fd = nfd
             st = os.fstat(fd)
-            acl = acl_grants_write(f"/proc/self/fd/{fd}")
+            acl = _fd_acl_grants_write(fd)
+            if acl is None:  # cannot tell whether an ACL lets others write it: refused
+                return False
             if last:
                 if st.st_uid != me or st.st_mode & 0o077 or acl:
                     return False

@@ -21,6 +21,7 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from .. import generation
 from ..fs.mounts import wal_unsafe
 from .migrations import COUNTERS, SCHEMA_VERSION, migrate
 
@@ -162,6 +163,20 @@ class Index:
                         conn.execute("ROLLBACK")
                 raise
 
+    @contextmanager
+    def _change(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction that changes keys or objects; once committed, the generation
+        token beside the index is replaced, so a memo of an answer read from
+        this index (the warm pip path's) can tell that it may be stale without opening SQLite
+        (cache_core.generation)."""
+        with self._write() as c:
+            yield c
+        self.bump_generation()
+
+    def bump_generation(self) -> None:
+        """Replace the generation token beside the index (cache_core.generation)."""
+        generation.bump(self.path + generation.SUFFIX)
+
     def write(self) -> AbstractContextManager[sqlite3.Connection]:
         """A short write transaction (BEGIN IMMEDIATE ... COMMIT); for tests' fault injection."""
         return self._write()
@@ -257,7 +272,7 @@ class Index:
         """
         now = time.time()
         meta_s = json.dumps(meta, sort_keys=True) if meta else None
-        with self._write() as c:
+        with self._change() as c:
             if publish is not None:
                 publish()
             c.execute("INSERT INTO objects(digest, size, created, last_used, private) "
@@ -277,7 +292,7 @@ class Index:
 
     def set_meta(self, key: str, meta: dict[str, JSON]) -> None:
         """Replace the meta dict of key."""
-        with self._write() as c:
+        with self._change() as c:
             c.execute("UPDATE keys SET meta = ? WHERE key = ?", (json.dumps(meta, sort_keys=True), key))
 
     def drop_object(self, digest: str, counter: str | None = None,
@@ -291,7 +306,7 @@ class Index:
         it is still serialised with puts). Eviction uses it: a kill -9 in between leaves a file
         without a row (harmless, re-indexed by verify --repair), never a row without its file.
         """
-        with self._write() as c:
+        with self._change() as c:
             if remove is not None and not remove():
                 return False
             c.execute("DELETE FROM keys WHERE digest = ?", (digest,))
@@ -299,7 +314,7 @@ class Index:
             if counter:
                 c.execute("UPDATE counters SET value = value + 1 WHERE name = ?", (counter,))
         if after is not None:
-            with self._write():
+            with self._change():
                 after()
         return True
 
@@ -307,7 +322,7 @@ class Index:
         """Record many (key, digest, size, kind) at once, objects already in place (benchmarks,
         imports); counted neither as puts nor as stored bytes."""
         now = time.time()
-        with self._write() as c:
+        with self._change() as c:
             c.executemany("INSERT OR IGNORE INTO objects(digest, size, created, last_used) "
                           "VALUES (?, ?, ?, ?)", [(d, s, now, now) for _, d, s, _ in rows])
             c.executemany("INSERT OR REPLACE INTO keys(key, digest, kind, size, created, last_used) "
@@ -315,13 +330,13 @@ class Index:
 
     def forget_all_objects(self) -> None:
         """Drop every key and object row (clear); bucket entries stay."""
-        with self._write() as c:
+        with self._change() as c:
             c.execute("DELETE FROM keys")
             c.execute("DELETE FROM objects")
 
     def drop_key(self, key: str) -> None:
         """Forget one key (the object stays, reachable by digest, until evicted)."""
-        with self._write() as c:
+        with self._change() as c:
             c.execute("DELETE FROM keys WHERE key = ?", (key,))
 
     def bump(self, name: str, value: int = 1) -> None:

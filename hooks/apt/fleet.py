@@ -48,11 +48,12 @@ def method_status() -> dict[str, Any]:
     """Is apt's http(s) method pkgcache's (per scheme: configured path, executable, ours)."""
     import os
 
-    from .aptenv import apt_pkg_module
-
     out: dict[str, Any] = {}
     try:
-        cfg = apt_pkg_module().config
+        import apt_pkg  # the configuration alone (no system init: the pre-install shortcut)
+
+        apt_pkg.init_config()
+        cfg = apt_pkg.config
     except ImportError:
         return {"active": False, "http": None, "https": None}
     for scheme in ("http", "https"):

@@ -120,6 +120,16 @@ def _regular(path: str) -> os.stat_result | None:
     return st if stat.S_ISREG(st.st_mode) else None
 
 
+def _hash(path: str) -> str | None:
+    """SHA-256 of the regular file at path (never through a link), or None."""
+    from cache_core import sha256_file
+
+    try:
+        return sha256_file(path, follow=False)[0]
+    except OSError:
+        return None
+
+
 def _same_inode(cache: PackageCache, digest: str, path: str) -> bool:
     """Is path the cached object itself (a hard link pkgcache made)? Any doubt: hash it."""
     return bool(cache.same_object(f"sha256:{digest}", path))
@@ -137,6 +147,16 @@ def store(cache: PackageCache, path: str, fname: str, *, link: bool = True,
     entry = cache.lookup(key)
     if entry is not None and _same_inode(cache, entry.digest, path):
         return "already", st.st_size  # seeded by hardlink from this very object: nothing to do
+    copy = cache.placed_copy(path) if entry is not None else None
+    if entry is not None and copy is not None and copy[0] == entry.digest and cache.exists(key):
+        if copy[1]:
+            cache.count_hit(key)  # the method's front placed this copy of the object
+        return "already", st.st_size  # placed from, or stored from, the object: no hashing
+    if entry is not None and entry.size == st.st_size and cache.exists(key) \
+            and _hash(path) == entry.digest:
+        # the cached deb already: the object is left as it is (re-linking it to this file
+        # would tie its stat stamp to archives, which apt and docker-clean empty)
+        return "already", st.st_size
     parsed = parse_archive_name(fname)
     meta = {"package": parsed[0], "version": parsed[1], "arch": parsed[2]} if parsed else None
     digest = cache.put(key, path, sha256=sha256, kind="deb", meta=meta, link=link)

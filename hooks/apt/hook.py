@@ -101,15 +101,21 @@ def run(action: str, make_cache: Callable[[], PackageCache | None]) -> int:
         watchdog = _watchdog(limit, label)
         if action not in ACTIONS:
             raise ValueError(f"unknown hook action {action!r}")
+        if action == "pre-install" and _method_serves_alone():
+            return 0  # nothing to compute: no cache, YAML or index opened
         if _stand_aside():
             return 0
         _gate_core_warnings()
+        from cache_core import stamps
+
+        identity = stamps.config_identity()  # before the config is read
         try:
             cache = make_cache()
             if cache is None or not cache.enabled:
                 return 0
             cache.busy_timeout = min(cache.busy_timeout, HOOK_BUSY_TIMEOUT)
             cache.open()  # now: a cache we may not use is a silent skip
+            _remember_cache(cache, identity)
         except Exception as exc:
             if _not_ours(exc):
                 return 0
@@ -133,6 +139,32 @@ def run(action: str, make_cache: Callable[[], PackageCache | None]) -> int:
         if old is not None:
             signal.signal(signal.SIGALRM, old)
     return 0
+
+
+def _method_serves_alone() -> bool:
+    """The pre-install hook's shortcut: pkgcache's method is apt's http(s) method and the cache
+    the config selects (as the hooks recorded it: cache_core.stamps) has no remote, so the
+    method's front serves each deb as apt asks (seed.method_serves, without opening the cache)."""
+    from cache_core import stamps
+
+    from .fleet import method_status
+
+    got = stamps.selected()
+    return got is not None and not got[1] and bool(method_status().get("active"))
+
+
+def _remember_cache(cache: PackageCache, identity: str) -> None:
+    """Tell the method's front which cache the config selects (cache_core.stamps), when this
+    hook's cache is the config's own (no --config or --cache-dir given)."""
+    from cache_core import stamps
+
+    cfg = cache.config
+    env_dir = os.environ.get("PKGCACHE_DIR")
+    if cfg is None or cfg.source != stamps.lookup_config():
+        return
+    if cfg.explicit_dir and not (env_dir and os.path.abspath(env_dir) == str(cache.root)):
+        return
+    stamps.remember_cache(identity, str(cache.root), remote=bool(cfg.remote))
 
 
 def time_limit(action: str) -> int:
@@ -185,6 +217,9 @@ def _short(exc: BaseException) -> str:
 
 def _dispatch(action: str, cache: PackageCache, actions: list[Any]) -> None:
     from . import aptenv
+    from .method import fold_front_counts
+
+    fold_front_counts(cache)  # what the method's front served alone (`pkgcache apt status`)
 
     if action == "harvest":
         from .harvest import archives_dir, harvest, index_sha256
@@ -201,10 +236,12 @@ def _dispatch(action: str, cache: PackageCache, actions: list[Any]) -> None:
         if rep.seen:
             aptenv.record(cache, "harvest", rep.as_dict())
     else:
-        from .seed import seed
+        from .seed import method_serves, seed
 
         if action == "post-update":
             _import_lists(cache)
+        elif method_serves(cache):
+            return  # the method's front serves each deb as apt asks: nothing to compute here
         try:
             # After `apt-get update` nothing is placed (a deb in archives changes what
             # `apt-get --print-uris` says): the plan is refreshed, the pre-install seed places.

@@ -8,10 +8,15 @@ apt-pkg/acquire-method.cc) and relays everything, unchanged, to the real method
 redirects and pipelining stay apt's. It imports nothing from cache_core. Every cache operation
 happens in a *helper* process (``method.py --helper``) reached over a socketpair:
 
-* ``600 URI Acquire`` with ``Expected-SHA256`` (debs, index files): the helper places a verified
-  copy of the object with that digest (local store, then the remote tier) at apt's Filename; the
-  front answers ``200 URI Start`` + ``201 URI Done`` without hash fields, so apt hashes the file
-  itself against the signed index. A miss is relayed to the real method.
+* ``600 URI Acquire`` with ``Expected-SHA256`` (debs, index files): a local hit is served by the
+  front itself (``LocalObjects``): the store's object with that digest, trusted by the stat stamp
+  of its last full hash (cache_core.stamps, read with the standard library only), is copied to
+  apt's Filename and answered ``201 URI Done`` with its ``SHA256-Hash``, as the http method
+  does: no helper, no hashing. Anything else (no stamp or another one, no object, an unknown
+  cache) goes to the helper, which places a verified copy of the object (local store, then the
+  remote tier; a full hash, which records the stamp or quarantines the object) and the front
+  answers without hash fields, so apt hashes the file itself. A miss is relayed to the real
+  method.
 * a ``201 URI Done`` from the real method for a request with an expected digest: the front opens
   the file before apt sees the message and passes the descriptor to the helper, which stores it
   only if it has the digest apt expected (the upload to the remote follows in the background).
@@ -33,6 +38,7 @@ from __future__ import annotations
 # The front starts at every apt run (`python3 -I -S .../method.py`, debian/methods/http): only
 # what it needs on every path is imported here; json, socket, subprocess, re and urllib wait for
 # the paths that need them (the helper, a failure, a %-escaped URI).
+import errno
 import os
 import stat
 import sys
@@ -44,6 +50,8 @@ if TYPE_CHECKING:
     import socket
     from collections.abc import Callable
     from typing import IO, Any
+
+    from cache_core import PackageCache
 
 REAL_DIR = "/usr/lib/apt/methods"
 RELEASE_NAMES = ("InRelease", "Release", "Release.gpg")
@@ -409,6 +417,168 @@ def spawn_real(real: str) -> Child:
     return Child(real)
 
 
+def _code_root() -> str:
+    """The directory holding pkgcache's packages (cache_core, hooks)."""
+    return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+_COPY_FALLBACK = (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EPERM)
+
+
+def _copy(src: int, dst: int, size: int) -> int:
+    """Copy size bytes from src to dst in the kernel (a reflink where the file system does it)."""
+    done = 0
+    use_range = hasattr(os, "copy_file_range")
+    while done < size:
+        n = 0
+        if use_range:
+            try:
+                n = os.copy_file_range(src, dst, size - done)
+            except OSError as exc:
+                if exc.errno not in _COPY_FALLBACK or done:
+                    raise
+                use_range = False
+                continue
+        else:
+            n = os.sendfile(dst, src, done, size - done)
+        if n <= 0:
+            break
+        done += n
+    return done
+
+
+class LocalObjects:
+    """The front's own hits: the local store's objects by digest, trusted by their stat stamp
+    (cache_core.stamps). Opened once per session, only for root; None when the cache is not
+    known without the config (the helper then serves, and records what selects the cache)."""
+
+    def __init__(self, stamps: Any, root: str, sdir: str, objects: int, remote: bool) -> None:
+        self.stamps = stamps
+        self.root = root
+        self.sdir = sdir
+        self.remote = remote  # the cache has a remote tier: a local miss may be its hit
+        self.objects = objects  # objects-v1/sha256, opened without following any link
+        self.shards: dict[str, int] = {}
+        self.n = 0
+
+    @classmethod
+    def open(cls) -> LocalObjects | None:
+        """The selected cache's objects, or None."""
+        here = _code_root()
+        if not os.path.isfile(os.path.join(here, "cache_core", "stamps.py")):
+            return None
+        if sys.path[:1] != [here]:
+            sys.path.insert(0, here)
+        from cache_core import stamps  # the standard library only
+
+        got = stamps.selected()
+        root, remote = got if got else (None, False)
+        sdir = stamps.stamp_dir(root) if root else None
+        if root is None or sdir is None:
+            return None
+        flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+        fd = os.open(root, flags)
+        try:
+            st = os.fstat(fd)
+            if st.st_uid != os.geteuid() or st.st_mode & 0o022:
+                return None
+            for part in ("objects-v1", "sha256"):
+                nxt = os.open(part, flags | os.O_NOFOLLOW, dir_fd=fd)
+                os.close(fd)
+                fd = nxt
+        except OSError:
+            os.close(fd)
+            return None
+        return cls(stamps, root, sdir, fd, remote)
+
+    def save_counts(self, counts: dict[str, int]) -> None:
+        """What this front served, for the next hook to record (fold_front_counts)."""
+        runs = os.path.join(self.sdir, "runs")
+        try:
+            os.mkdir(runs, 0o700)
+        except OSError:
+            pass
+        text = "".join(f"{k} {v}\n" for k, v in counts.items())
+        path = os.path.join(runs, f"front-{os.getppid()}-{os.getpid()}")
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                         0o600)
+            try:
+                os.write(fd, text.encode())
+            finally:
+                os.close(fd)
+            os.rename(path, path + ".counts")
+        except OSError:
+            pass
+
+    def _shard(self, digest: str) -> int:
+        fd = self.shards.get(digest[:2])
+        if fd is None:
+            fd = os.open(digest[:2], os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                         dir_fd=self.objects)
+            self.shards[digest[:2]] = fd
+        return fd
+
+    def place(self, req: Request) -> tuple[int, float] | str | None:
+        """Copy the object req.sha256 to req.filename (temp + rename) if its stamp is the one
+        of its last full hash, before and after the copy: (size, mtime); "miss" when there is
+        no such object here and no remote either (the real method's, at once); else None (the
+        helper's)."""
+        digest = req.sha256 or ""
+        if len(digest) != 64 or digest.strip("0123456789abcdef") or not req.filename:
+            return None
+        try:
+            fd = os.open(digest, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                         dir_fd=self._shard(digest))
+        except FileNotFoundError:
+            return None if self.remote else "miss"
+        except OSError:
+            return None  # a symlink, ...: the helper's business (it quarantines)
+        try:
+            st = os.fstat(fd)
+            if (not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid()
+                    or st.st_mode & 0o022 or (req.size is not None and st.st_size != req.size)):
+                return None
+            want = self.stamps.of(st)
+            if self.stamps.read(self.sdir, digest) != want:
+                return None  # changed since its last full hash, or never stamped: hash it
+            return self._copy_to(fd, st, want, req.filename, digest)
+        finally:
+            os.close(fd)
+
+    def _copy_to(self, fd: int, st: os.stat_result, want: str, dest: str,
+                 digest: str) -> tuple[int, float] | None:
+        ddir, name = os.path.split(dest)
+        if not os.path.isabs(dest) or not name:
+            return None
+        dfd = os.open(ddir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        self.n += 1
+        tmp = f".pkgcache-{os.getpid()}-{self.n}.part"
+        try:
+            parent = os.fstat(dfd)
+            out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                          0o600, dir_fd=dfd)
+            try:
+                if _copy(fd, out, st.st_size) != st.st_size or self.stamps.of(os.fstat(fd)) != want:
+                    raise OSError("the object changed while it was copied")
+                os.fchown(out, parent.st_uid, parent.st_gid)  # as the real method's files
+                os.fchmod(out, 0o644)
+                placed = os.fstat(out)
+            finally:
+                os.close(out)
+            os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+        except BaseException:
+            try:
+                os.unlink(tmp, dir_fd=dfd)
+            except OSError:
+                pass
+            raise
+        finally:
+            os.close(dfd)
+        self.stamps.note_copy(self.sdir, name, digest, placed, hit=True)  # harvest: no hash
+        return st.st_size, placed.st_mtime
+
+
 class Front:
     """The process apt talks to.
 
@@ -440,6 +610,8 @@ class Front:
         self.helper_lock = threading.Lock()
         self.deferred: list[tuple[Request, Message, float]] = []  # waiting for another member
         self.poller: threading.Thread | None = None
+        self.local: LocalObjects | None | bool = None  # False: no local hits this session
+        self.hashes_ok = True  # apt takes our SHA256-Hash (no other Acquire::ForceHash)
         self.child = spawn_child(real)
         self.closing = False
 
@@ -539,6 +711,8 @@ class Front:
             if msg.code == 600:
                 self.request(msg)
             else:
+                if msg.code == 601:
+                    self.configure(msg)
                 self.to_child(msg)
         return self.close(reader)
 
@@ -558,7 +732,18 @@ class Front:
         helper, self.helper = self.helper, None
         if helper is not None:
             helper.finish(self.stats.counts)
+        elif isinstance(self.local, LocalObjects) and self.stats.counts:
+            self.local.save_counts(self.stats.counts)
         return rc
+
+    def configure(self, msg: Message) -> None:
+        """apt's configuration (``601``): a forced hash other than SHA256 would not accept the
+        one the front gives, so apt then hashes what the front places."""
+        for line in msg.lines[1:]:
+            name, _, value = line.partition(":")
+            key, _, val = value.strip().partition("=")
+            if name.strip().lower() == "config-item" and key.lower() == "acquire::forcehash":
+                self.hashes_ok = val.strip().lower() in ("", "sha256")
 
     def request(self, msg: Message) -> None:
         """A ``600 URI Acquire``: answered here, or relayed to the real method."""
@@ -586,11 +771,39 @@ class Front:
             raise RuntimeError("injected fault")
         if req.release or req.sha256 is None:
             return False
+        local = self.serve_local(req)
+        if local is not False:
+            return bool(local)  # served, or a plain miss: straight to the real method
         self.start_helper()  # the first request the helper can serve
         got = self.serve(req)
         if got == "busy":
             self.defer(req, msg)
         return got is not None
+
+    def serve_local(self, req: Request) -> bool | None:
+        """A hit the front serves itself (LocalObjects): True; None: a miss for the real method
+        (no object, no remote: the helper is not asked, it only stores the download); False:
+        ask the helper."""
+        if self.local is None:
+            self.local = False
+            if os.geteuid() == 0 and not os.environ.get("PKGCACHE_DISABLE"):
+                self.local = LocalObjects.open() or False
+        if self.local is False or not self.hashes_ok or self.relay_only:
+            return False
+        assert isinstance(self.local, LocalObjects)
+        try:
+            got = self.local.place(req)
+        except OSError:
+            got = None  # the helper tries (and says why, if it must)
+        if got == "miss":
+            self.start_helper()  # for the harvest of what the real method downloads
+            return None
+        if not isinstance(got, tuple):
+            return False
+        size, mtime = got
+        self.answer_done(req, size, mtime, sha256=req.sha256)
+        self.stats.add("local", size)
+        return True
 
     def serve(self, req: Request) -> str | None:
         """Ask the helper for req's file: "done" (answered), "busy" (another downloads it), or
@@ -664,19 +877,24 @@ class Front:
             with self.lock:
                 self.deferred.extend(keep)
 
-    def answer_done(self, req: Request, size: int) -> None:
-        """As apt's http method answers, minus the hash fields: apt hashes the file itself."""
-        try:
-            mtime = os.stat(req.filename).st_mtime
-        except OSError:
-            mtime = time.time()
+    def answer_done(self, req: Request, size: int, mtime: float | None = None, *,
+                    sha256: str | None = None) -> None:
+        """As apt's http method answers; without sha256 minus the hash fields (apt hashes the
+        file itself)."""
+        if mtime is None:
+            try:
+                mtime = os.stat(req.filename).st_mtime
+            except OSError:
+                mtime = time.time()
         when = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(mtime))  # C locale
+        done = [("URI", req.uri), ("Filename", req.filename), ("Size", str(size)),
+                ("Last-Modified", when)]
+        if sha256:
+            done += [("SHA256-Hash", sha256), ("Checksum-FileSize-Hash", str(size))]
         self.answer(req,
                     Message.build("200 URI Start", [("URI", req.uri), ("Size", str(size)),
                                                     ("Last-Modified", when)]),
-                    Message.build("201 URI Done", [("URI", req.uri), ("Filename", req.filename),
-                                                   ("Size", str(size)),
-                                                   ("Last-Modified", when)]))
+                    Message.build("201 URI Done", done))
 
     # -- real method -> apt ---------------------------------------------------------------
     def read_child(self) -> None:
@@ -917,12 +1135,15 @@ class Helper:
     """Runs in its own process; owns the cache."""
 
     def __init__(self, sock: socket.socket) -> None:
-        from cache_core import PackageCache, set_warning_handler
+        from cache_core import PackageCache, set_warning_handler, stamps
 
         self.sock = sock
         self.said: list[str] = []
         set_warning_handler(self._warn)
+        identity = stamps.config_identity()  # before the config is read
         self.cache = PackageCache.from_config()
+        stamps.remember_cache(identity, str(self.cache.root) if self.cache.enabled else None,
+                              remote=bool(self.cache.config and self.cache.config.remote))
         if not self.cache.enabled:
             raise RuntimeError("cache disabled")  # the front relays everything
         self.stats: dict[str, int] = {}
@@ -1033,8 +1254,17 @@ class Helper:
         if not self.cache.materialize_key(key, dest, mode="copy", sha256=sha256):
             return {"ok": False}
         self._own_like_parent(dest)
-        return {"ok": True, "size": os.lstat(dest).st_size,
-                "source": "local" if local else "remote"}
+        placed = os.lstat(dest)
+        self._note_copy(os.path.basename(dest), sha256, placed, hit=True)
+        return {"ok": True, "size": placed.st_size, "source": "local" if local else "remote"}
+
+    def _note_copy(self, name: str, sha256: str, st: os.stat_result, *, hit: bool) -> None:
+        """The file name (stat st) holds the object's bytes: the harvest hook needs no hash."""
+        from cache_core import stamps
+
+        sdir = stamps.stamp_dir(str(self.cache.root), create=True)
+        if sdir is not None:
+            stamps.note_copy(sdir, name, sha256, st, hit=hit)
 
     def coalesce(self, sha256: str, size: int) -> bool | None:
         """A miss, coalesced with other processes and members missing it too (the store's lease,
@@ -1110,7 +1340,7 @@ class Helper:
     def harvest(self, req: dict[str, Any], fd: int) -> None:
         """Store what the real method fetched, by the digest apt expected. Release files are
         not stored here: apt checks them after the method is done (hooks/apt/lists.py)."""
-        import tempfile
+        from cache_core import stamps
 
         from .naming import is_safe_name, key_for
 
@@ -1118,46 +1348,74 @@ class Helper:
             return  # apt has not verified it yet: the post-update hook keeps what apt accepted
         sha = req.get("sha256")
         name = str(req.get("name") or "")
-        tmpdir = self.cache.bucket("apt-method")
-        fdo, tmp = tempfile.mkstemp(dir=tmpdir, prefix=".harvest-")
         try:
-            with os.fdopen(fdo, "wb") as out:
-                while True:
-                    chunk = os.read(fd, 1 << 20)
-                    if not chunk:
-                        break
-                    out.write(chunk)
             if not isinstance(sha, str):
                 return
+            before = os.fstat(fd)
             deb = name.endswith(".deb") and is_safe_name(name)
             key = key_for(name) if deb else f"sha256:{sha}"
-            self.cache.put(key, tmp, sha256=sha, kind="deb" if deb else "apt-index", link=True)
+            # one copy, hashed as it is written, read through the descriptor the front opened
+            got = self.cache.put(key, fd, sha256=sha, kind="deb" if deb else "apt-index")
+            after = os.fstat(fd)
+            if deb and got == sha and stamps.copy_of(before) == stamps.copy_of(after):
+                self._note_copy(name, sha, after, hit=False)  # apt moves it into archives
         finally:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
             if isinstance(sha, str):
                 self.end_lease(sha)
 
     def record(self) -> None:
         """Add this method process's counts to the run's record (`pkgcache apt status`)."""
-        from .aptenv import read_state, write_state
+        if self.stats:
+            run_id = os.environ.get("PKGCACHE_METHOD_RUN") or str(os.getppid())
+            record_counts(self.cache, run_id, self.stats)
 
-        if not self.stats:
-            return
-        run_id = os.environ.get("PKGCACHE_METHOD_RUN") or str(os.getppid())
-        with self.cache.lock("apt-method-stats", timeout=10):
-            state = read_state(self.cache, "status.json")
-            last = state.get("method") or {}
-            if last.get("run") != run_id or time.time() - float(last.get("time", 0)) > 3600:
-                last = {"run": run_id, "counts": {}}
-            counts = last.setdefault("counts", {})
-            for k, v in self.stats.items():
-                counts[k] = int(counts.get(k, 0)) + v
-            last["time"] = time.time()
-            state["method"] = last
-            write_state(self.cache, "status.json", state)
+
+def record_counts(cache: PackageCache, run_id: str, stats: dict[str, int]) -> None:
+    """Add one method process's counts to apt run run_id's record (`pkgcache apt status`)."""
+    from .aptenv import read_state, write_state
+
+    with cache.lock("apt-method-stats", timeout=10):
+        state = read_state(cache, "status.json")
+        last = state.get("method") or {}
+        if last.get("run") != run_id or time.time() - float(last.get("time", 0)) > 3600:
+            last = {"run": run_id, "counts": {}}
+        counts = last.setdefault("counts", {})
+        for k, v in stats.items():
+            counts[k] = int(counts.get(k, 0)) + v
+        last["time"] = time.time()
+        state["method"] = last
+        write_state(cache, "status.json", state)
+
+
+def fold_front_counts(cache: PackageCache) -> None:
+    """Counts of fronts that served everything themselves (no helper to record them; see
+    LocalObjects.save_counts) join their runs' records."""
+    from cache_core import stamps
+
+    sdir = stamps.stamp_dir(str(cache.root))
+    runs = os.path.join(sdir, "runs") if sdir else None
+    try:
+        names = os.listdir(runs) if runs else []
+    except OSError:
+        return
+    for name in names:
+        if not name.endswith(".counts"):
+            continue
+        path = os.path.join(str(runs), name)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+            with os.fdopen(fd, "rb") as fh:
+                text = fh.read(4096).decode("ascii", "replace")
+            os.unlink(path)
+        except OSError:
+            continue
+        counts = {}
+        for line in text.splitlines():
+            k, _, v = line.partition(" ")
+            if k and v.strip().isdigit():
+                counts[k] = int(v)
+        if counts:
+            record_counts(cache, name.split("-", 2)[1], counts)
 
 
 def helper_main(fd: int) -> int:

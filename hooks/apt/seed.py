@@ -573,6 +573,15 @@ def seed(cache: PackageCache, specs: list[str] | None = None, *, hook: bool = Fa
     return rep
 
 
+def method_serves(cache: PackageCache) -> bool:
+    """True when apt downloads through pkgcache's method and the local store is the only tier:
+    the method's front serves each hit by its digest as apt asks, so the pre-install seed has
+    nothing to compute (with a remote, the seed still brings the set in, in parallel)."""
+    from .fleet import method_status
+
+    return cache.remote is None and bool(method_status().get("active"))
+
+
 def _request_wants(request: tuple[str, list[str], str | None], inv: Any, apt_pkg: Any,
                    rep: SeedReport) -> tuple[list[Want] | None, list[str]]:
     """The request's debs: in-process when inv's form allows, else apt's replayed answer."""

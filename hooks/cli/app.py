@@ -136,6 +136,12 @@ def _run(argv: list[str], holder: dict[str, PackageCache], quick: list[bool]) ->
     args = _pip_fast_path(argv)
     if args is not None and args.pip_command == "install":
         quick.append(True)
+        from hooks.pip import fast  # a warm install replayed from its memo (no SQLite, no YAML)
+
+        code = fast.run({"config": args.config, "cache_dir": args.cache_dir,
+                         "quiet": args.quiet}, args.pip_args)
+        if code is not None:
+            return code
     if args is None:
         # the named command is built (a driver's loads that driver); every other one is a stub
         parser = build_parser(command_word(argv), stubs=True)

@@ -23,7 +23,7 @@ from cache_core import EXIT_MISS, EXIT_OK, EXIT_UNUSABLE, EXIT_USAGE, CacheError
 from hooks.common import trusted_keys
 from hooks.common.errors import FetchError, UsageError
 
-from . import options, runner
+from . import memo, options, runner
 from .options import PipOptions
 from .store import Artifact, Candidate, WheelStore, parse_report, project_of, wheel_tags
 from .target import Target, TargetError, find_python, probe
@@ -131,6 +131,9 @@ class Driver:
         self._view: View | None = None  # the local view pip reads the indexes through
         self._no_view = False
         self._request: Request | None = None
+        self._last: dict | None = None  # the last cache-only install: its command and files
+        self.served: dict | None = None  # ... when it served the request (fast.remember)
+        self._page_cands: list[Candidate] = []
 
     @property
     def request(self) -> Request:
@@ -254,7 +257,8 @@ class Driver:
             # its sdist out too, as before)
             extra = [c for c in every if c.entry.key.startswith("sdist:")
                      and self.cache.lookup(self.store.built_key(c.sha256, self.target)) is None]
-        self.store.write_page(page, [*self.candidates(refresh=True, sdists=sdists), *extra])
+        self._page_cands = [*self.candidates(refresh=True, sdists=sdists), *extra]
+        self.store.write_page(page, self._page_cands)
         return page
 
     def tree_args(self) -> list[str]:
@@ -335,17 +339,29 @@ class Driver:
         sdists = options.hash_mode(self.opts.pip_args)
         if installer == "uv":
             uv = runner.uv_bin()
-            flat = self.store.flat_dir(self.target, self.candidates(refresh=True, sdists=sdists),
-                                       "\n".join(sorted(self.request.sources)))
+            cands = self.candidates(refresh=True, sdists=sdists)
+            flat = self.store.flat_dir(self.target, cands, "\n".join(sorted(self.request.sources)))
             cmd = [str(uv), "pip", "install", "--python", self.target.python, "--no-index",
                    "--find-links", str(flat), *args]
-            return runner.run(cmd, self.env, capture_stdout=False)
+            res = runner.run(cmd, self.env, capture_stdout=False)
+            self._last = {"installer": "uv", "cmd": cmd, "python_at": [4], "env": self.env,
+                          "offered": cands, "flat": flat, "uv": str(uv)}
+            return res
         report = self.work / "installed.json"
         own_report = not any(a == "--report" or a.startswith("--report=") for a in args)
-        cmd = [*self.pip, "install", "--no-index", "--find-links",
-               str(self.page(sdists=sdists, orphans=True)),
-               *(["--report", str(report)] if own_report else []), *args]
+        page = self.page(sdists=sdists, orphans=True)
+        cmd = [*self.pip, "install", "--no-index", "--find-links", str(page), *args]
+        if own_report:
+            cmd[len(self.pip) + 4:len(self.pip) + 4] = ["--report", str(report)]
         res = self._stream(cmd)
+        if res.rc == 0:
+            py = self.target.python
+            self._last = {"installer": "pip", "env": self.env, "offered": self._page_cands,
+                          "cmd": [*self.pip, "install", "--no-index", "--find-links", str(page),
+                                  *args], "page": page,
+                          "page_text": page.read_text(encoding="utf-8"),
+                          "python_at": [i for i, a in enumerate(self.pip) if a == py and
+                                        (i == 0 or self.pip[i - 1] == "--python")]}
         if res.rc != 0 and "no such option: --report" in res.stderr:
             raise _Fallback("the target's pip is too old for pkgcache (needs pip >= 22.2)")
         if res.rc == 0 and own_report:
@@ -739,6 +755,8 @@ class Driver:
         """Install from the cache alone (offline, or the index unreachable: why)."""
         res = self.offline_install(installer)
         if res.rc == 0 or not runner.is_retryable(res.stderr):
+            if res.rc == 0 and self.opts.offline and why is None and self._last is not None:
+                self.served = {**self._last, "mode": "offline"}
             runner.replay(res.stderr)
             return res.rc
         return self.explain(res, online=False, why=why)
@@ -748,6 +766,10 @@ class Driver:
         why = f"the index {index} is unreachable ({cause})"
         res = self.offline_install(installer)
         if res.rc == 0:
+            if cause.startswith("name resolution failed") and self._last is not None and \
+                    not options.fully_pinned(self.opts.pip_args):  # (pinned: pinned() first)
+                self.served = {**self._last, "mode": "unreachable", "index": index,
+                               **_host_port(options.index_url(self.opts.pip_args))}
             _err(f"{why}; installed from the cache (versions may be older than the index's)")
             runner.replay(res.stderr)
             return EXIT_OK
@@ -899,6 +921,13 @@ class Driver:
         return EXIT_OK
 
 
+def _host_port(url: str) -> dict[str, object]:
+    """The host and port hooks.pip.build.probe_index resolves for url."""
+    parts = urlsplit(url)
+    return {"host": parts.hostname or "", "port": parts.port or (443 if parts.scheme == "https"
+                                                                 else 80)}
+
+
 class _Fallback(Exception):
     """The cache could not serve this run; run plain pip instead."""
 
@@ -957,10 +986,15 @@ def install(cache: PackageCache | Callable[[], PackageCache] | None, argv: list[
         return plain(python, opts, opts.installer or "pip")
     installer = opts.installer or "pip"
     driver = None
+    before = None
+    served: int | None = None  # the driver's exit code
     try:
         installer = _installer(cache, opts)
+        if memo.wanted():  # what the run reads that it may change itself, before it reads it
+            before = memo.cache_state(cache)
         driver = Driver(cache, python, opts)
-        return driver.install(installer)
+        served = driver.install(installer)
+        return served
     except _Fallback as exc:
         warn(f"pip: {exc}; running plain pip")
     except Exception as exc:  # noqa: BLE001 - a cache fault must never break the install
@@ -972,6 +1006,8 @@ def install(cache: PackageCache | Callable[[], PackageCache] | None, argv: list[
     finally:
         if driver is not None:
             driver.close()
+            if served == 0 and before is not None and driver.served is not None:
+                memo.remember(cache, driver.store, driver.target, opts, driver.served, before)
     return plain(python, opts, installer)
 
 

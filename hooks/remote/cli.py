@@ -166,7 +166,7 @@ def _gc(args: argparse.Namespace) -> int:
     max_size = parse_size(args.max_size) if args.max_size is not None else None
     try:
         rows = remote.tier.gc(grace, max_size, args.dry_run, parse_age(args.retention))
-    except CacheError as exc:  # a store that cannot list (exit 2)
+    except CacheError as exc:  # a store that cannot list (2), another gc running (75)
         error(f"remote gc: {exc}")
         return exc.exit_code
     if args.json:

@@ -152,13 +152,14 @@ def test_one_http_client_policy() -> None:
 
 
 def test_one_state_dir_and_one_memo_helper() -> None:
-    """$PKGCACHE_STATE_DIR is read by cache_core.fs.safety.state_dir alone, and only the memo
+    """$PKGCACHE_STATE_DIR is read by cache_core.statepath alone (state_dir creates the
+    directory it names; the warm pip path only looks it up), and only the memo
     helper (cache_core/fs/memo.py) asks it for the directory: every trust memo is read, checked
     (our own, 0600) and written by one piece of code."""
     named = sorted(f"{name}:{node.lineno}" for name, tree in _all_trees().items()
                    for node in ast.walk(tree)
                    if isinstance(node, ast.Constant) and node.value == "PKGCACHE_STATE_DIR")
-    assert named == [f"cache_core/fs/safety.py:{_line_of(CORE / 'fs/safety.py', 'STATE_ENV =')}"]
+    assert named == [f"cache_core/statepath.py:{_line_of(CORE / 'statepath.py', 'STATE_ENV =')}"]
     defs = sorted(f"{name}:{node.name}" for name, tree in _all_trees().items()
                   for node in ast.walk(tree)
                   if isinstance(node, ast.FunctionDef) and "state_dir" in node.name)

@@ -67,3 +67,25 @@ def test_read_only_cache_serves_or_misses_without_exceptions(tmp_path: Path, cap
         assert "pkgcache: warning:" in capfd.readouterr().err
     finally:
         subprocess.run(["umount", "-l", str(ro)], check=False)
+
+
+def test_the_state_dir_is_refused_without_proc(tmp_path: Path):
+    """With /proc really gone (a mount namespace with an empty tmpfs over /proc, as in a chroot
+    without /proc) no ACL can be read: the state dir is refused, not taken as ACL-free."""
+    import shutil
+    import sys
+
+    if shutil.which("unshare") is None:
+        pytest.skip("unshare(1) missing")
+    base = tmp_path / "noproc"
+    base.mkdir(0o755)
+    code = ("import os; from cache_core.fs import state_dir; "
+            f"os.environ['PKGCACHE_STATE_DIR'] = {str(base / 'state')!r}; print(state_dir())")
+    root = str(Path(__file__).resolve().parents[2])
+    with_proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                               cwd=root, check=True)
+    assert with_proc.stdout.strip() == str(base / "state"), with_proc
+    r = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                        'mount -t tmpfs none /proc && exec "$0" -c "$1"', sys.executable, code],
+                       capture_output=True, text=True, cwd=root)
+    assert r.returncode == 0 and r.stdout.strip() == "None", (r.stdout, r.stderr)

@@ -244,3 +244,21 @@ def test_state_dir_refuses_a_parent_another_user_owns(tmp_path: Path, monkeypatc
         assert _state_in(monkeypatch, base / "state") is None
     finally:
         os.chown(base, 0, 0)
+
+
+def test_state_dir_is_refused_when_its_acls_cannot_be_read(tmp_path: Path, monkeypatch):
+    """Without /proc/self/fd (a chroot without /proc) no directory's ACL can be read: the state
+    dir is refused (unknown is not "no ACL"); it used to be taken as if none had an ACL."""
+    base = tmp_path / "noproc"
+    base.mkdir(0o755)
+    assert _state_in(monkeypatch, base / "state") == base / "state"
+    real = os.getxattr
+
+    def no_proc(path, attribute, *args, **kwargs):
+        if str(path).startswith("/proc/self/fd/"):
+            raise FileNotFoundError(2, "No such file or directory", str(path))
+        return real(path, attribute, *args, **kwargs)
+
+    monkeypatch.setattr(os, "getxattr", no_proc)
+    assert _state_in(monkeypatch, base / "state") is None
+

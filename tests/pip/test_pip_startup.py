@@ -4,6 +4,7 @@ packaging-free wheel-name checks that decide them. Real uv, a real index on 127.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -182,3 +183,161 @@ def test_pip_install_as_the_program_skips_the_teardown_and_keeps_output_and_code
     assert "no-such-project" in r.stderr and "Traceback" not in r.stderr
     r = run("stats")
     assert r.returncode == 0 and "TEARDOWN" in r.stderr
+
+
+# -- the warm path's memo (hooks/pip/fast.py): keys and checks, without pip ---------------------
+def _venv(root: Path, name: str, python: str = sys.executable, system: bool = False) -> Path:
+    """A venv as the memo key sees one: bin/python and pyvenv.cfg (with its own command line)."""
+    v = root / name
+    (v / "bin").mkdir(parents=True)
+    (v / "bin" / "python").symlink_to(python)
+    (v / "pyvenv.cfg").write_text(f"home = {Path(python).parent}\ninclude-system-site-packages "
+                                  f"= {str(system).lower()}\ncommand = {python} -m venv {v}\n")
+    return v
+
+
+@pytest.fixture
+def state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    d = tmp_path / "state"
+    d.mkdir(mode=0o700)
+    monkeypatch.setenv("PKGCACHE_STATE_DIR", str(d))
+    monkeypatch.delenv("PKGCACHE_NO_FAST_PATH", raising=False)
+    monkeypatch.delenv("PKGCACHE_DEBUG", raising=False)
+    monkeypatch.chdir(tmp_path)
+    return d
+
+
+def test_memo_key_is_the_interpreter_and_every_input_but_not_the_venv_path(
+        tmp_path: Path, state: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two fresh venvs of one interpreter share a memo (a re-provisioned server's new venv);
+    any other argument, the environment, the working directory, the venv's settings or
+    another interpreter make another key; --refresh, -v and --help never use one."""
+    from hooks.pip import fast
+
+    g = {"config": None, "cache_dir": str(tmp_path / "cache"), "quiet": False}
+    args = ["--installer", "uv", "-q", "--offline", "-r", "req.txt"]
+
+    def key(venv: Path, *extra: str, glob: dict | None = None) -> str | None:
+        k = fast.key_for(glob or g, ["--python", str(venv), *args, *extra])
+        return k.digest if k is not None else None
+
+    v1, v2 = _venv(tmp_path, "v1"), _venv(tmp_path, "v2")
+    base = key(v1)
+    assert base is not None and key(v2) == base
+    assert fast.key_for(g, ["--python", str(v2), *args]).python == str(v2 / "bin" / "python")
+    others = {key(v1, "--no-deps"), key(v1, glob={**g, "cache_dir": str(tmp_path / "c2")}),
+              key(_venv(tmp_path, "v3", system=True)), key(_venv(tmp_path, "v4", "/bin/sh"))}
+    monkeypatch.setenv("PIP_INDEX_URL", "http://127.0.0.1:9/simple/")
+    others.add(key(v1))
+    monkeypatch.delenv("PIP_INDEX_URL")
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path / "sub")
+    others.add(key(v1))
+    monkeypatch.chdir(tmp_path)
+    assert key(v1) == base and base not in others and None not in others and len(others) == 6
+    for flag in ("--refresh", "-v", "-vv", "--help"):
+        assert key(v1, flag) is None
+    monkeypatch.setenv("PKGCACHE_NO_FAST_PATH", "1")
+    assert key(v1) is None
+
+
+def _memo(key, rows: list[list[str]]) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    from hooks.pip import fast
+
+    os.makedirs(os.path.dirname(key.path()), mode=0o700, exist_ok=True)
+    lines = [[fast.FORMAT, key.digest], ["created", repr(time.time())], ["mode", "offline"],
+             ["installer", "uv"], *rows, ["env", "PKGCACHE_T", "x"], ["envdefault"], ["end"]]
+    with open(key.path(), "w", encoding="utf-8") as fh:
+        fh.write("\n".join("\t".join(r) for r in lines) + "\n")
+    os.chmod(key.path(), 0o600)
+
+
+_RUN = """import json, sys
+sys.path.insert(0, {repo!r})
+before = set(sys.modules)
+from hooks.cli import main
+code = main({args!r})
+sys.stdout.flush()
+sys.stderr.write("\\nMODULES " + json.dumps([code, sorted(set(sys.modules) - before)]) + "\\n")
+"""
+
+
+def test_memo_replay_loads_no_sqlite_and_refuses_a_changed_object(
+        tmp_path: Path, state: Path) -> None:
+    """A valid memo runs its command with nothing but os/sys-level modules (no sqlite3, yaml,
+    json, subprocess, driver) and shows its output; an offered object whose stamp changed since
+    its last full hash, or a planted file in the offered directory, leaves the run to the
+    driver (here: no cache at all, so the driver's error)."""
+    import json
+    import subprocess
+
+    from hooks.pip import fast
+    from tests.support import REPO
+
+    v = _venv(tmp_path, "v1")
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    obj = tmp_path / "obj.whl"
+    obj.write_bytes(b"wheel bytes")
+    (flat / "x-1.0-py3-none-any.whl").symlink_to(obj)
+    argv = ["--cache-dir", str(tmp_path / "cache"), "pip", "install", "--python", str(v),
+            "--installer", "uv", "--offline", "x"]
+    key = fast.key_for({"config": None, "cache_dir": str(tmp_path / "cache"), "quiet": False},
+                       argv[2 + 2:])
+    assert key is not None
+    req = tmp_path / "req.txt"
+    req.write_text("x\n")
+    _memo(key, [["stamp", str(req), fast.stamp(str(req))], ["listing", str(flat)],
+                ["link", str(flat / "x-1.0-py3-none-any.whl"), str(obj),
+                 fast.stamp(str(obj), follow=False)],
+                ["cmd", "/bin/sh", "-c", 'echo "served $PKGCACHE_T"; echo note >&2']])
+
+    def run() -> tuple[int, list[str], str, str]:
+        p = subprocess.run([sys.executable, "-I", "-c", _RUN.format(repo=str(REPO), args=argv)],
+                           capture_output=True, text=True, timeout=120, cwd=tmp_path)
+        err, _, tail = p.stderr.partition("\nMODULES ")
+        code, mods = json.loads(tail)
+        return code, mods, p.stdout, err
+
+    code, mods, out, err = run()
+    assert (code, out, err.strip()) == (0, "served x\n", "note")
+    heavy = {"sqlite3", "yaml", "json", "subprocess", "hooks.pip.install", "cache_core.api",
+             "packaging", "re", "hashlib"}
+    assert not heavy & set(mods), heavy & set(mods)
+    os.utime(obj)  # the same bytes, a new stamp: not the file hashed last time
+    code, mods, out, err = run()
+    assert "served" not in out and "sqlite3" in mods
+    _memo(key, [["listing", str(flat)], ["link", str(flat / "x-1.0-py3-none-any.whl"), str(obj),
+                                         fast.stamp(str(obj), follow=False)],
+                ["cmd", "/bin/sh", "-c", "echo served"]])
+    assert run()[2] == "served\n"
+    (flat / "y-1.0-py3-none-any.whl").symlink_to(obj)  # planted beside the offered files
+    code, mods, out, err = run()
+    assert "served" not in out and "sqlite3" in mods
+
+
+def test_memo_state_dir_must_be_private_all_the_way(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The warm path reads its memos (commands it runs) only from a state dir that
+    cache_core.fs.safety.state_dir would also accept: every directory on the way writable by
+    no one else, none a symlink; it never creates one."""
+    from cache_core import state_dir, state_path
+
+    parent = tmp_path / "shared"
+    parent.mkdir()
+    d = parent / "state"
+    monkeypatch.setenv("PKGCACHE_STATE_DIR", str(d))
+    assert state_path() is None and not d.exists()  # not created
+    d.mkdir(mode=0o700)
+    os.chmod(parent, 0o777)  # another user could swap "state" for their own directory
+    assert state_path() is None and state_dir() is None
+    os.chmod(parent, 0o755)
+    assert state_path() == str(d) and state_dir() == d
+    os.chmod(d, 0o750)
+    assert state_path() is None
+    os.chmod(d, 0o700)
+    (tmp_path / "link").symlink_to(parent)
+    monkeypatch.setenv("PKGCACHE_STATE_DIR", str(tmp_path / "link" / "state"))
+    assert state_path() is None

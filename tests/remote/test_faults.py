@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from cache_core import PackageCache
+from cache_core.storage.remote.state import BREAKER_SECONDS
 from tests.support.cli import run_cli
 from tests.support.http import FaultServer
 from tests.support.remote import BEARER
@@ -84,7 +85,10 @@ def _degraded(cache: PackageCache) -> dict:
 def test_500_opens_the_breaker_for_every_process(fault, make_cache, tmp_path):
     srv = fault("500")
     b = make_cache("b", [{"url": srv.url()}])
-    assert b.get(KEY) is None and b.get("deb:x.deb") is None
+    before = time.time()  # the get that trips the breaker opens it for BREAKER_SECONDS
+    assert b.get(KEY) is None
+    after = time.time()
+    assert b.get("deb:x.deb") is None
     assert srv.connections == 1  # skipped for the rest of this process after the first error
     st = _degraded(b)
     assert st["errors"] == 1 and st["hits"] == 0
@@ -95,11 +99,13 @@ def test_500_opens_the_breaker_for_every_process(fault, make_cache, tmp_path):
     assert "remote state      DEGRADED" in r.stdout
     r = run_cli("--config", str(tmp_path / "b.yaml"), "remote", "status")
     assert "DEGRADED" in r.stdout and "HTTP 500" in r.stdout
-    # the breaker lasts 60 s; once it has expired the next run asks the remote again
+    # the breaker lasts 60 s from the fault (the later runs do not move it); once it has
+    # expired the next run asks the remote again
     state_path = tmp_path / "b" / "remote-v1" / "state.json"
     state = json.loads(state_path.read_text())
     (row,) = state.values()
-    assert 55 < row["open_until"] - time.time() <= 60
+    assert BREAKER_SECONDS == 60.0
+    assert before + BREAKER_SECONDS <= row["open_until"] <= after + BREAKER_SECONDS, (before, row)
     row["open_until"] = time.time() - 1
     state_path.write_text(json.dumps(state))
     _same_as_without_remote(tmp_path, "b")

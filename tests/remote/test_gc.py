@@ -88,6 +88,13 @@ def _count(backend) -> int:
     return sum(1 for _ in backend.entries("cas"))
 
 
+def _expire_gc_lease(store) -> None:
+    """Make a (killed) gc's lease on the store as it is once expired, if there is one."""
+    if store.read("lease/gc") is not None:
+        store.write("lease/gc", json.dumps({"expires": time.time() - 1, "token": "killed",
+                                             "holder": "killed:1"}).encode())
+
+
 def _check_readers(make_cache, store, pubs, live, name):
     c = make_cache(name, [store.remote(trusted_public_keys=pubs)])
     for k, body in live.items():
@@ -189,6 +196,7 @@ def test_a_gc_killed_at_random_points_leaves_no_trusted_record_dangling(
             time.sleep(0.002)
         p.kill()  # SIGKILL (unless it ended: the objects it put back from trash/ are young on S3)
         p.wait()
+        _expire_gc_lease(store)  # the killed gc's lease: as 5 minutes later
         killed_at.append(sum(store.read(f"cas/{h}") is not None for h in orphans))
         for k in live:  # every record a reader trusts points at an object that is there
             data = store.read(record_name(k))
@@ -355,10 +363,12 @@ def test_an_uploader_between_gcs_last_listing_and_its_delete_keeps_its_object(
 
 class _FaultyAt:
     """The real backend, except that listing ``kind`` raises a store fault from its nth call on
-    (and, with bad_rename, renaming trash/<bad_rename> back does)."""
+    (and, with bad_rename, renaming trash/<bad_rename> back times out; "*": any of them).
+    put_backs counts the attempts to rename out of trash/."""
 
     def __init__(self, real, kind: str, nth: int, bad_rename: str | None = None) -> None:
         self.real, self.kind, self.nth, self.calls, self.bad = real, kind, nth, 0, bad_rename
+        self.put_backs = 0
 
     def __getattr__(self, name):
         return getattr(self.real, name)
@@ -373,10 +383,12 @@ class _FaultyAt:
         return self.real.entries(kind)
 
     def rename(self, src, dst, deadline):
-        from cache_core.errors import RemoteError
+        from cache_core.errors import RemoteTimeout
 
-        if self.bad is not None and src == f"trash/{self.bad}":
-            raise RemoteError("injected: rename failed")
+        if src.startswith("trash/"):
+            self.put_backs += 1
+            if self.bad in ("*", src[len("trash/"):]):
+                raise RemoteTimeout("injected: rename timed out")
         return self.real.rename(src, dst, deadline)
 
 
@@ -422,16 +434,98 @@ def test_a_store_fault_after_condemning_strands_nothing_in_trash(fleet, make_cac
         gc.collect(_FaultyAt(real, "ac", 3), lambda n: t._read_small(spec, n), spec, grace, 0)
     assert not list(real.entries("trash") or ())
     assert all(store.read(f"cas/{h}") is not None for h in orphans)
-    # a put-back that fails for one object does not stop the others; the next gc restores it
-    bad = sorted(orphans)[0]
+    # the put-back stops at its first fault (a hung store: one timeout, not one per object);
+    # the next gc puts back the rest before anything else
     grace = _age(store, tmp_path)  # S3 put them back by a copy: young again
+    faulty = _FaultyAt(real, "ac", 3, "*")
     with pytest.raises(Exception, match="injected"):
-        gc.collect(_FaultyAt(real, "ac", 3, bad), lambda n: t._read_small(spec, n), spec,
-                   grace, 0)
-    assert [h for h, _, _ in real.entries("trash") or ()] == [bad]
-    assert all(store.read(f"cas/{h}") is not None for h in orphans if h != bad)
+        gc.collect(faulty, lambda n: t._read_small(spec, n), spec, grace, 0)
+    assert faulty.put_backs == 1, faulty.put_backs  # it used to try every object
+    assert sorted(h for h, _, _ in real.entries("trash") or ()) == sorted(orphans)
+    assert store.read("lease/gc") is None  # the lease is released on a fault too
     rep = gc.collect(real, lambda n: t._read_small(spec, n), spec, grace, 0)
     assert not list(real.entries("trash") or ())
     # S3 puts back by a copy: the objects are young again and wait one more grace period
     assert rep["deleted_objects"] == (len(orphans) if store.kind == "file" else 0), rep
     _check_readers(make_cache, store, fleet["pubs"], fleet["live"], "reader")
+
+
+def _condemned_by_a_running_gc(lstore, make_cache, keypair, tmp_path):
+    """A store where gc A is running: it holds the gc lease and has moved an object a record
+    names to trash/ (about to put it back after its last listing); (tier, spec, h). A's lease is written
+    as GcLease writes it."""
+    data = b"an object gc A condemned; a record names it\n" * 300
+    src = tmp_path / "condemned"
+    src.write_bytes(data)
+    a = make_cache("a", [lstore.remote(mode="rw", signing_key_file=keypair[0],
+                                       trusted_public_keys=[keypair[1]])])
+    h = a.put("name:condemned", str(src))
+    assert a.remote.push(None, all_keys=True)["failed"] == 0
+    t = make_cache("g", [lstore.remote(mode="rw", trusted_public_keys=[keypair[1]])]).remote.tier
+    spec = t.specs[0]
+    lstore.write("lease/gc", json.dumps({"expires": time.time() + 300, "token": "gc-a",
+                                         "holder": "member-a:4242"}).encode())
+    t._backend(spec).rename(f"cas/{h}", f"trash/{h}", time.monotonic() + 30)
+    return t, spec, h
+
+
+def test_a_second_gc_while_one_runs_changes_nothing_and_exits_75(lstore, make_cache, keypair,
+                                                                   tmp_path):
+    """Two members' cron start gc at once: the second finds the first's gc lease and stops with
+    one line and exit 75, touching nothing. It used to put back trash/ (assuming a killed gc),
+    racing the first: an object could end up deleted under a record (see gc.py)."""
+    t, spec, h = _condemned_by_a_running_gc(lstore, make_cache, keypair, tmp_path)
+    r = run_cli("--config", str(tmp_path / "g.yaml"), "remote", "gc", "--grace", "0s")
+    assert lstore.read(f"trash/{h}") is not None and lstore.read(f"cas/{h}") is None
+    assert r.returncode == 75, (r.returncode, r.stderr)
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+    assert "another remote gc is running (member-a:4242" in r.stderr, r.stderr
+    # a dry run needs no lease: it changes nothing
+    r = run_cli("--config", str(tmp_path / "g.yaml"), "remote", "gc", "--dry-run")
+    assert r.returncode == 0, r.stderr
+    assert lstore.read(f"trash/{h}") is not None and lstore.read(f"cas/{h}") is None
+    # A is done: it put h back and released its lease; the next gc runs
+    t._backend(spec).rename(f"trash/{h}", f"cas/{h}", time.monotonic() + 30)
+    t._backend(spec).drop_lease("lease/gc", time.monotonic() + 30)
+    rep = gc.collect(t._backend(spec), lambda n: t._read_small(spec, n), spec, 3600, 0)
+    assert lstore.read(f"cas/{h}") is not None and lstore.read(f"trash/{h}") is None, rep
+    assert lstore.read("lease/gc") is None
+
+
+def test_a_killed_gcs_expired_lease_is_broken_and_its_trash_put_back(lstore, make_cache,
+                                                                     keypair, tmp_path):
+    """A gc killed with -9 leaves its lease: the next gc waits for nothing once it has expired,
+    breaks it, puts back the killed gc's trash/ and releases its own lease at the end."""
+    t, spec, h = _condemned_by_a_running_gc(lstore, make_cache, keypair, tmp_path)
+    _expire_gc_lease(lstore)  # killed: nothing renewed it for 5 minutes
+    rep = gc.collect(t._backend(spec), lambda n: t._read_small(spec, n), spec, 3600, 0)
+    assert "error" not in rep and lstore.read(f"cas/{h}") is not None, rep
+    assert lstore.read(f"trash/{h}") is None and lstore.read("lease/gc") is None
+
+
+def test_the_gc_lease_is_renewed_while_gc_runs_and_lost_when_broken(lstore, make_cache,
+                                                                      tmp_path):
+    """The holder's thread pushes the expiry on (a long gc keeps the store); a holder whose
+    lease another gc broke learns it at its next renewal and stops."""
+    t = make_cache("g", [lstore.remote(mode="rw")]).remote.tier
+    spec = t.specs[0]
+    lease = gc.GcLease(t._backend(spec), spec, seconds=2.0, every=0.3)
+    assert lease.take() is True
+    try:
+        first = json.loads(lstore.read(gc.GC_LEASE))["expires"]
+        deadline = time.monotonic() + 30
+        while json.loads(lstore.read(gc.GC_LEASE))["expires"] <= first:
+            assert time.monotonic() < deadline, "never renewed"
+            time.sleep(0.1)
+        with pytest.raises(gc.GcBusy, match="another remote gc is running"):
+            gc.GcLease(t._backend(spec), spec).take()
+        lstore.write(gc.GC_LEASE, json.dumps({"expires": time.time() + 60,
+                                              "token": "other"}).encode())
+        while lease.lost is None:
+            assert time.monotonic() < deadline, "never noticed"
+            time.sleep(0.1)
+        with pytest.raises(gc.GcBusy, match="broke"):
+            lease.check()
+    finally:
+        lease.release()
+    assert json.loads(lstore.read(gc.GC_LEASE))["token"] == "other"  # not ours: left alone

@@ -148,10 +148,10 @@ def test_two_processes_of_one_machine_fetching_the_same_content_download_it_once
 
 class _LeaseFaults:
     """The real backend, except that reading a lease (and, with heads, a HEAD) is a store
-    fault: a 5xx or a dead connection, not a clean "held" or "gone"."""
+    fault: a 5xx or a dead connection, not a clean "held" or "gone". Counts both."""
 
     def __init__(self, real, heads: bool = False) -> None:
-        self.real, self.heads, self.reads = real, heads, 0
+        self.real, self.heads, self.reads, self.head_calls = real, heads, 0, 0
 
     def __getattr__(self, name):
         return getattr(self.real, name)
@@ -165,6 +165,7 @@ class _LeaseFaults:
     def head(self, name, deadline):
         from cache_core.errors import RemoteError
 
+        self.head_calls += 1
         if self.heads:
             raise RemoteError("HEAD answered HTTP 503")
         return self.real.head(name, deadline)
@@ -180,8 +181,7 @@ def _held_elsewhere(make_cache, tmp_path: Path):
     return make_cache("me", [store.remote(mode="rw")]), digest
 
 
-@pytest.mark.parametrize("heads", [False, True])
-def test_a_lease_fault_is_no_coalescing_not_busy(make_cache, tmp_path, heads: bool):
+def test_a_lease_fault_is_no_coalescing_not_busy(make_cache, tmp_path):
     """With wait=0 (apt's method), a lease another member holds is busy; a store fault while
     reading it means no coalescing (download now, one warning, the remote off for the run), not
     busy: apt's method held such a request up to its DEFER_LIMIT (150 s)."""
@@ -191,7 +191,7 @@ def test_a_lease_fault_is_no_coalescing_not_busy(make_cache, tmp_path, heads: bo
     with me.remote.download_lease(digest, wait=0) as lease:
         assert lease.busy and lease.path is None and not lease.held  # a live lease: busy
     t = me.remote.tier
-    faulty = _LeaseFaults(t.backend(t.specs[0]), heads)
+    faulty = _LeaseFaults(t.backend(t.specs[0]))
     t._backends[t.specs[0].ident] = faulty
     warned: list[str] = []
     set_warning_handler(warned.append)
@@ -203,20 +203,23 @@ def test_a_lease_fault_is_no_coalescing_not_busy(make_cache, tmp_path, heads: bo
     finally:
         set_warning_handler(None)
     assert faulty.reads == 1 and len(warned) == 1 and "503" in warned[0], warned
+    assert faulty.head_calls == 0  # wait=0 reads the lease only
 
 
 @pytest.mark.parametrize("heads", [False, True])
 def test_a_lease_fault_ends_the_wait_at_once(make_cache, tmp_path, heads: bool):
-    """A waiter (fetch, pip: wait given) whose store faults while it polls the lease goes to
-    the origin at once: it kept polling until its wait ran out (the lease's 120 s by default)."""
+    """A waiter (fetch, pip: wait given) whose store faults while it polls (its HEAD of the
+    content, or its read of the lease) goes to the origin at once: one poll, not one per
+    backoff step until its wait ran out (the lease's 120 s by default)."""
     me, digest = _held_elsewhere(make_cache, tmp_path)
     t = me.remote.tier
-    t._backends[t.specs[0].ident] = _LeaseFaults(t.backend(t.specs[0]), heads)
-    started = time.monotonic()
+    faulty = _LeaseFaults(t.backend(t.specs[0]), heads)
+    t._backends[t.specs[0].ident] = faulty
     with me.remote.download_lease(digest, wait=20) as lease:
-        took = time.monotonic() - started
         assert lease.path is None and not lease.held and not lease.busy
-    assert took < 10, took  # 20 s (the whole wait) before; a few polls' time now
+    # one poll: its HEAD (the fault, with heads) and else its lease read (the fault)
+    assert (faulty.head_calls, faulty.reads) == (1, 0 if heads else 1)
+    assert not t.usable(t.specs[0])  # the fault tripped the remote
 
 
 def test_a_local_lock_fault_is_no_coalescing_not_busy(make_cache, tmp_path, monkeypatch):
@@ -239,3 +242,34 @@ def test_a_local_lock_fault_is_no_coalescing_not_busy(make_cache, tmp_path, monk
     monkeypatch.setattr(local, "lock", failing)
     with me.remote.download_lease(digest, wait=0) as lease:
         assert not lease.busy and lease.path is None and not lease.held
+
+
+@pytest.mark.parametrize("status", ["503", "401", "403"])
+@pytest.mark.parametrize("kind", ["http", "s3"])
+def test_a_store_fault_taking_a_lease_is_warned_and_trips_the_remote(make_cache, tmp_path,
+                                                                      kind: str, status: str):
+    """A 5xx, 401 or 403 answering the create-if-absent is a store fault (one warning, the
+    remote off for the run, the shared breaker), not "this store cannot create-if-absent": it
+    used to be neither warned nor counted."""
+    from cache_core import set_warning_handler
+    from tests.support.http import FaultServer
+
+    srv = FaultServer(status)
+    try:
+        entry: dict[str, object] = {"url": srv.url(), "mode": "rw"}
+        if kind == "s3":
+            entry = {"url": "s3://fleet/p", "endpoint": srv.url(""), "region": "us-east-1",
+                     "access_key_id": "AKIATEST", "secret_access_key": "secret", "mode": "rw"}
+        me = make_cache("me", [entry])
+        t = me.remote.tier
+        warned: list[str] = []
+        set_warning_handler(warned.append)
+        try:
+            digest = hashlib.sha256(b"a lease on a faulty store").hexdigest()
+            assert lease_mod._take(t, t.specs[0], digest, 60) is None  # no coalescing
+        finally:
+            set_warning_handler(None)
+        assert len(warned) == 1 and status in warned[0], warned
+        assert not t.usable(t.specs[0]) and me.stats()["remote"]["errors"] == 1
+    finally:
+        srv.stop()

@@ -9,6 +9,7 @@ import stat
 import time
 from typing import TYPE_CHECKING, Protocol
 
+from ... import stamps
 from ...errors import LockTimeout, warn
 from ...fs import remove_tree, stale_entries, unlink_quiet
 from ...hashing import sha256_file
@@ -124,6 +125,7 @@ def _evict_object(store: LocalStore, digest: str, too_old: bool) -> str:
         with contextlib.suppress(FileNotFoundError):
             if os.lstat(path).st_ino == st.st_ino:
                 os.unlink(path)
+                stamps.forget(str(store.root), digest)
 
     ok = store.index.drop_object(digest, "evictions", remove=unchanged, after=unlink)
     return "evicted" if ok else "kept"

@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from ... import stamps
 from ...errors import CacheError, LockTimeout, UnsafeCacheError, warn
 from ...fs import (
     acl_grants_write,
@@ -208,11 +209,21 @@ class LocalStore:
             if ok:
                 got, n = sha256_fd(fd)
                 ok = got == digest and n == size
+                if ok:
+                    self.stamp(digest, st, os.fstat(fd))
         finally:
             os.close(fd)
         if not ok:
             self.quarantine(digest, st.st_ino)
         return ok
+
+    def stamp(self, digest: str, before: os.stat_result, after: os.stat_result) -> None:
+        """Record the object's stat stamp after a full hash found it good (cache_core.stamps),
+        if it did not change while it was hashed. Best effort."""
+        if self.read_only or stamps.of(before) != stamps.of(after):
+            return
+        with contextlib.suppress(OSError):
+            stamps.record(str(self.root), digest, after)
 
     def drop_stale(self, digest: str) -> None:
         """Forget an object whose file is gone, unless a writer has put it back meanwhile."""
@@ -243,6 +254,7 @@ class LocalStore:
 
         if not self.index.drop_object(digest, "corrupt", remove=move):
             return False
+        stamps.forget(str(self.root), digest)
         if not quiet:
             warn(f"corrupt cache object {digest[:12]}… quarantined; treated as a miss")
         with contextlib.suppress(OSError):
@@ -307,6 +319,8 @@ class LocalStore:
         never leaves this machine."""
         final = self.layout.shard(digest) / digest
 
+        hashed = os.lstat(tmp)  # the inode its writer hashed
+
         def rename() -> None:  # atomic: readers see the old or the new inode, never a part
             os.replace(tmp, final)
 
@@ -314,6 +328,10 @@ class LocalStore:
                        publish=rename, private=private)
         if self.fsync:
             fsync_dir(final.parent)  # the rename itself is durable too
+        with contextlib.suppress(OSError):
+            now = os.lstat(final)
+            if (now.st_dev, now.st_ino, now.st_size) == (hashed.st_dev, hashed.st_ino, size):
+                self.stamp(digest, now, now)
 
     def adopt(self, key: str, tmp: str, digest: str, size: int, kind: str,
               meta: dict[str, JSON] | None) -> None:
@@ -344,7 +362,10 @@ class LocalStore:
             if not os.path.isdir(dest_dir):
                 raise FileNotFoundError(errno.ENOENT, "no such directory", dest_dir)
             try:
-                _, fd = place_temp_fd(path, tmp, mode)
+                before = os.lstat(path)
+                how, fd = place_temp_fd(path, tmp, mode)
+                if how == "hardlink":
+                    before = os.lstat(path)  # a new link changed its ctime; hashed from here
             except FileNotFoundError:
                 if not os.path.isdir(dest_dir):
                     raise
@@ -363,6 +384,9 @@ class LocalStore:
                 if got != digest or got_size != size:
                     self.verify(digest, size)  # quarantines the object if it is bad
                     return False
+                # the object did not change while it was copied: it holds what was hashed
+                with contextlib.suppress(OSError):  # evicted meanwhile: nothing to stamp
+                    self.stamp(digest, before, os.lstat(path))
                 replace_checked(tmp, dest, fd)
             finally:
                 os.close(fd)

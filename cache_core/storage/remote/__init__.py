@@ -828,7 +828,8 @@ class RemoteTier:
            retention: float | None = None) -> list[dict[str, Any]]:
         """``remote gc`` on every rw remote (cache_core/storage/remote/gc.py): one report each
         (``error`` on a store fault); raises gc.CannotList (a CacheError, exit 2) before
-        touching anything if one of them cannot list."""
+        touching anything if one of them cannot list, gc.GcBusy (exit 75) if another member's
+        gc is running on one."""
         from . import gc
 
         writers = self._writers()

@@ -50,8 +50,9 @@ class Backend(Protocol):
         """The hex names under ``kind/``, or None if the store cannot list."""
 
     def create_lease(self, name: str, body: bytes, deadline: float) -> bool | None:
-        """Create the object only if absent (a lease, a shared set's version): True created,
-        False held by another, None: this store cannot create-if-absent (no coalescing)."""
+        """Create the object only if absent (a lease, a shared set's version, gc's lease): True
+        created, False held by another, None: this store cannot create-if-absent (405, 501: no
+        coalescing); RemoteError for a store fault (5xx) or refused credentials (401, 403)."""
 
     def read_lease(self, name: str, deadline: float) -> bytes | None:
         """The lease object's body, or None if there is none."""

@@ -13,7 +13,12 @@ still protects its object; and objects are first moved to ``trash/`` (a backend 
 trash/ is purged, so an uploader that skipped an object (a HEAD showed it) and wrote its record
 meanwhile either has it put back or, HEADing again after its record, uploads it again. A fault
 before that last listing puts every condemned object back; what a killed gc left in trash/ is
-put back by the next gc before it lists anything.
+put back by the next gc before it lists anything. Only one gc works on a store at a time: each
+takes the store's gc lease (``lease/gc``, created only if absent, its expiry renewed while it
+runs); a second one stops at once (GcBusy, exit 75) instead of putting back what the first just
+condemned. A lease past its expiry is a killed gc's: the next gc breaks it and puts back trash/.
+A store that cannot create-if-absent (an S3-compatible store answering 501) runs without the
+lease (one warning): run gc from one member only there.
 Because no object a verified record points to is ever deleted, a gc
 killed at any point leaves no trusted record dangling; and a reader that meets a missing object
 (a record by a key this member does not trust, a store emptied by hand) falls back as on any miss.
@@ -23,12 +28,17 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
+import os
+import secrets
+import socket
+import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ...errors import EXIT_USAGE, CacheError, RecordError
+from ...errors import EXIT_BUSY, EXIT_USAGE, CacheError, RecordError, warn
 from ...keys import is_digest
 from .base import RemoteError, RemoteMissing, record_name
 from .records import Record, decode
@@ -99,6 +109,107 @@ class CannotList(CacheError):
     exit_code = EXIT_USAGE
 
 
+class GcBusy(CacheError):
+    """Another member's gc holds the store's gc lease: this one touched nothing (exit 75)."""
+
+    exit_code = EXIT_BUSY
+
+
+GC_LEASE = "lease/gc"
+GC_LEASE_SECONDS = 300.0  # a killed gc blocks the next one this long at most
+GC_RENEW_SECONDS = 60.0
+
+
+class GcLease:
+    """The store-wide gc lease: created only if absent (``create_lease``), its body naming its
+    holder, a random token and its expiry, which a thread renews every ``every`` seconds while
+    the gc runs. ``lost`` says why it is no longer ours (another gc broke it after it expired)."""
+
+    def __init__(self, backend: Backend, spec: RemoteSpec, seconds: float = GC_LEASE_SECONDS,
+                 every: float = GC_RENEW_SECONDS) -> None:
+        self.backend, self.spec, self.seconds, self.every = backend, spec, seconds, every
+        self.token = secrets.token_hex(16)
+        self.lost: str | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _deadline(self) -> float:
+        return time.monotonic() + self.spec.timeout + 5
+
+    def _body(self) -> bytes:
+        return json.dumps({"expires": time.time() + self.seconds, "token": self.token,
+                           "holder": f"{socket.gethostname()}:{os.getpid()}"}).encode()
+
+    def _read(self) -> tuple[bytes | None, dict[str, Any]]:
+        raw = self.backend.read_lease(GC_LEASE, self._deadline())
+        try:
+            body = json.loads(raw) if raw is not None else {}
+        except ValueError:
+            body = {}
+        return raw, body if isinstance(body, dict) else {}
+
+    def take(self) -> bool:
+        """True: held (renewed from now on); False: the store cannot create-if-absent (no
+        lease). GcBusy while another gc's lease is live; RemoteError on a store fault."""
+        create = getattr(self.backend, "create_lease", None)  # a backend without: None
+        for _ in range(3):
+            made = None if create is None else create(GC_LEASE, self._body(), self._deadline())
+            if made is None:
+                return False
+            if made:
+                self.check()  # broken by another gc in the same instant: GcBusy
+                self._thread = threading.Thread(target=self._renew, daemon=True,
+                                                name="pkgcache-gc-lease")
+                self._thread.start()
+                return True
+            raw, body = self._read()
+            expires = body.get("expires")
+            if raw is not None and not isinstance(expires, (int, float)):
+                expires = time.time() + 1  # being written, or not ours to judge: live
+            if raw is not None and float(expires) >= time.time():  # type: ignore[arg-type]
+                until = time.strftime("%H:%M:%S UTC", time.gmtime(float(expires)))  # type: ignore[arg-type]
+                raise GcBusy(f"{self.spec.display}: another remote gc is running "
+                             f"({str(body.get('holder', 'unknown'))[:80]}, lease until {until}); "
+                             "this one changed nothing")
+            if raw is not None and self._read()[0] == raw:  # expired: a killed gc's; break it
+                self.backend.drop_lease(GC_LEASE, self._deadline())
+        raise GcBusy(f"{self.spec.display}: another remote gc took the gc lease first; "
+                     "this one changed nothing")
+
+    def check(self) -> None:
+        """GcBusy unless the lease is still ours (read now, before a step that must be alone)."""
+        if self.lost is None:
+            _, body = self._read()
+            if body.get("token") != self.token:
+                self.lost = "another gc broke this gc's lease"
+        if self.lost is not None:
+            raise GcBusy(f"{self.spec.display}: {self.lost}; stopped")
+
+    def _renew(self) -> None:
+        while not self._stop.wait(self.every):
+            try:
+                _, body = self._read()
+                if body.get("token") != self.token:
+                    self.lost = "another gc broke this gc's lease"
+                    return
+                data = self._body()
+                self.backend.put(GC_LEASE, io.BytesIO(data), len(data),
+                                 hashlib.sha256(data).hexdigest(), self._deadline())
+            except (RemoteError, RemoteMissing, OSError) as exc:
+                if self.lost is None:
+                    self.lost = f"cannot renew the gc lease ({exc})"
+                return
+
+    def release(self) -> None:
+        """Stop renewing; delete the lease if it is still ours (faults: it expires)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        with contextlib.suppress(RemoteError, RemoteMissing, OSError):
+            if self._read()[1].get("token") == self.token:
+                self.backend.drop_lease(GC_LEASE, self._deadline())
+
+
 def _live(read: Reader, spec: RemoteSpec, ac: dict[str, tuple[int, float]],
           ) -> tuple[dict[str, Record], int]:
     """{record hex: record} of the records this member verifies; and how many it could not."""
@@ -124,14 +235,33 @@ def collect(backend: Backend, read: Reader, spec: RemoteSpec, grace: float = DEF
             max_size: int | None = None, dry_run: bool = False,
             retention: float = DEFAULT_RETENTION) -> dict[str, Any]:
     """Garbage-collect one store (read: a record's bytes by name, or None); the report (what
-    was, or would be, deleted and kept)."""
-    cas_it = backend.entries("cas")
-    if cas_it is None:
+    was, or would be, deleted and kept). A real run holds the store's gc lease (GcBusy if
+    another gc holds it)."""
+    if backend.entries("cas") is None:
         raise CannotList(f"{spec.display} cannot list its objects (a plain HTTP/Bazel store): "
                          "bound it with the server's own size limit")
+    if dry_run:
+        return _collect(backend, read, spec, grace, max_size, dry_run, retention, None)
+    lease = GcLease(backend, spec)
+    if not lease.take():
+        warn(f"remote gc: {spec.display} cannot create-if-absent: no gc lease, run remote gc "
+             "from one member only")
+        return _collect(backend, read, spec, grace, max_size, dry_run, retention, None)
+    try:
+        return _collect(backend, read, spec, grace, max_size, dry_run, retention, lease)
+    finally:
+        lease.release()
+
+
+def _collect(backend: Backend, read: Reader, spec: RemoteSpec, grace: float,
+             max_size: int | None, dry_run: bool, retention: float,
+             lease: GcLease | None) -> dict[str, Any]:
+    cas_it = backend.entries("cas") or iter(())
     move = getattr(backend, "rename", None)
     trash = list(backend.entries("trash") or ()) if move is not None else []
     if move is not None and trash and not dry_run:  # a killed gc's: back before any decision
+        if lease is not None:
+            lease.check()  # only when no other live gc may have condemned them
         _put_back(backend, move, spec, [h for h, _, _ in trash])
         cas_it = backend.entries("cas") or iter(())
     started = time.time()
@@ -181,7 +311,7 @@ def collect(backend: Backend, read: Reader, spec: RemoteSpec, grace: float = DEF
             total -= size
     else:
         total = _condemn_then_purge(backend, move, read, spec, candidates, max_size, total,
-                                    {**ac, **fresh}, keep, gone)
+                                    {**ac, **fresh}, keep, gone, lease)
     report["bytes_after"] = total
     report["over_limit"] = max_size is not None and total > max_size
     return report
@@ -189,24 +319,19 @@ def collect(backend: Backend, read: Reader, spec: RemoteSpec, grace: float = DEF
 
 def _put_back(backend: Backend, move: Callable[[str, str, float], None], spec: RemoteSpec,
               names: list[str]) -> None:
-    """Move trash/<h> back to cas/<h> for every name; a store fault on one does not stop the
-    others (raised after them: what is left is put back first by the next gc)."""
-    failed: RemoteError | None = None
+    """Move trash/<h> back to cas/<h> for every name; the first store fault (a timeout
+    included) stops it and is raised: on a hung store one timeout, not one per object; what is
+    left is put back first by the next gc."""
     for h in names:
-        try:
+        with contextlib.suppress(RemoteMissing):
             move(f"trash/{h}", f"cas/{h}", time.monotonic() + spec.object_budget)
-        except RemoteMissing:
-            pass
-        except RemoteError as exc:
-            failed = failed or exc
-    if failed is not None:
-        raise failed
 
 
 def _condemn_then_purge(backend: Backend, move: Callable[[str, str, float], None], read: Reader,
                         spec: RemoteSpec, candidates: list[tuple[float, str, int]],
                         max_size: int | None, total: int, seen: dict[str, tuple[int, float]],
-                        keep: set[str], gone: Callable[..., None]) -> int:
+                        keep: set[str], gone: Callable[..., None],
+                        lease: GcLease | None = None) -> int:
     """Move the objects to delete into ``trash/``, list the records once more, put back every
     object a record names, purge the rest; the new total. A fault (or an interrupt) before the
     records are listed puts every condemned object back.
@@ -229,7 +354,10 @@ def _condemn_then_purge(backend: Backend, move: Callable[[str, str, float], None
         if condemned:
             late = {h: (s, m) for h, s, m in (backend.entries("ac") or ())
                     if h not in seen or m != seen[h][1] or s != seen[h][0]}
-            named = keep | {r.sha256 for r in _live(read, spec, late)[0].values()}
+            now_named = keep | {r.sha256 for r in _live(read, spec, late)[0].values()}
+            if lease is not None:
+                lease.check()  # still alone? else (GcBusy) everything is put back
+            named = now_named
     finally:
         back = [h for h in condemned if named is None or h in named]
         try:
@@ -242,6 +370,8 @@ def _condemn_then_purge(backend: Backend, move: Callable[[str, str, float], None
     for h, size in condemned.items():
         if h in back:
             continue
+        if lease is not None and lease.lost:  # the rest stays in trash/: put back next time
+            lease.check()
         with contextlib.suppress(RemoteMissing):
             backend.delete(f"trash/{h}", time.monotonic() + spec.object_budget)
         gone(f"cas/{h}", size, delete=False)

@@ -159,6 +159,14 @@ def check_status(method: str, status: int) -> None:
         raise RemoteError(f"{method} answered HTTP {status}")
 
 
+def lease_fault(method: str, status: int) -> None:
+    """A create-if-absent answered neither "created" nor "exists": RemoteError for a store
+    fault (5xx) or refused credentials (401, 403), so that it is warned and trips the remote;
+    any other status means the store cannot create-if-absent (405, 501: no coalescing)."""
+    if status >= 500 and status != 501 or status in (401, 403):
+        raise RemoteError(f"{method} answered HTTP {status}")
+
+
 @register("http", "https")
 class HttpBackend:
     """GET/HEAD/PUT under <base>/cas/ and <base>/ac/."""
@@ -231,7 +239,8 @@ class HttpBackend:
     # -- leases (lease.py): WebDAV COPY with Overwrite: F (nginx ignores If-None-Match on PUT) ---
     def create_lease(self, name: str, body: bytes, deadline: float) -> bool | None:
         """PUT a temp beside the lease, COPY it onto the lease with Overwrite: F: True if
-        created (201/204), False if it exists (412), None if the server cannot (405, 501...)."""
+        created (201/204), False if it exists (412), None if the server cannot (405, 501, another
+        4xx); RemoteError for a 5xx, 401 or 403 (lease_fault)."""
         import io
         import secrets
 
@@ -242,6 +251,7 @@ class HttpBackend:
         self.client.small_body(resp)
         conn.close()
         if not 200 <= resp.status < 300:
+            lease_fault("PUT", resp.status)
             return None
         try:
             conn, resp = self.client.request(  # a path: nginx wants the same host for COPY
@@ -253,7 +263,10 @@ class HttpBackend:
             self.drop_lease(tmp, deadline)
         if resp.status in (201, 204):
             return True
-        return False if resp.status == 412 else None
+        if resp.status == 412:
+            return False
+        lease_fault("COPY", resp.status)
+        return None
 
     def read_lease(self, name: str, deadline: float) -> bytes | None:
         """The lease's body, None if it is gone."""

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from typing import IO, TYPE_CHECKING, Any
 
 from .base import RemoteError, RemoteMissing, register
-from .http import HttpClient, check_status
+from .http import HttpClient, check_status, lease_fault
 
 if TYPE_CHECKING:
     from .config import RemoteSpec
@@ -212,7 +212,8 @@ class S3Backend:
 
     # -- leases (lease.py): PutObject with If-None-Match: * ---------------------------------------
     def create_lease(self, name: str, body: bytes, deadline: float) -> bool | None:
-        """True if created, False if it exists (412), None if the store cannot say."""
+        """True if created, False if it exists (409/412), None if the store cannot create
+        if absent (405/501, another 4xx); RemoteError for a 5xx, 401 or 403 (lease_fault)."""
         import hashlib
         import io
 
@@ -226,7 +227,10 @@ class S3Backend:
         conn.close()
         if resp.status == 200:
             return True
-        return False if resp.status in (409, 412) else None
+        if resp.status in (409, 412):
+            return False
+        lease_fault("PUT", resp.status)
+        return None
 
     def read_lease(self, name: str, deadline: float) -> bytes | None:
         """The lease's body, None if it is gone."""

@@ -1,0 +1,231 @@
+"""Stat stamps: the one home of "this file still holds the bytes of its last full hash".
+
+A stamp is ``dev ino size mtime_ns ctime_ns`` of a file. Writing a file changes its mtime and
+ctime (and only root could turn the clock back), so a file whose stamp equals the one taken when
+its bytes were last hashed in full still holds those bytes; any other stamp means hash it again.
+
+The local store records the stamp of each object after a full hash that found it good (put,
+get, place). Stamps live in the private state dir (``fs.state_dir``: /var/lib/pkgcache for
+root), one small file per object, never in the cache (content, not authority: whoever can write
+a shared cache could write a stamp there too). Also here: which cache the config selects (so a
+reader needs no YAML) and which copies of an object were placed where (a copy apt moved keeps
+its inode and mtime: ``dev ino size mtime_ns``).
+
+Standard library only and nothing else of cache_core: apt's download method front
+(hooks/apt/method.py, ``python3 -I -S``) reads these files without importing the cache.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+
+from .statepath import raw_path as state_path  # the one home of $PKGCACHE_STATE_DIR
+
+CONFIG_ENV = ("PKGCACHE_CONFIG", "PKGCACHE_DIR", "PKGCACHE_DISABLE")
+SYSTEM_CONFIG = "/etc/vps-configurator/config.yaml"
+POINTER = "cache-pointer"
+MAX = 4096  # bytes read from any of these files
+
+
+def private_dir(path: str) -> bool:
+    """True if path is a real directory of ours that nobody else may read or write."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid() and not st.st_mode & 0o077
+
+
+def of(st: os.stat_result) -> str:
+    """The stamp of a stat result (of a regular file)."""
+    return f"{st.st_dev} {st.st_ino} {st.st_size} {st.st_mtime_ns} {st.st_ctime_ns}"
+
+
+def copy_of(st: os.stat_result) -> str:
+    """The stamp of a placed copy (rename and chmod change ctime, not inode or mtime)."""
+    return f"{st.st_dev} {st.st_ino} {st.st_size} {st.st_mtime_ns}"
+
+
+def _cache_id(cache_root: str) -> str:
+    real = os.path.realpath(cache_root)
+    name = real.replace("%", "%25").replace("/", "%2F")
+    if len(name) > 200:
+        import hashlib
+
+        name = "h-" + hashlib.sha256(real.encode("utf-8", "surrogateescape")).hexdigest()
+    return name
+
+
+def stamp_dir(cache_root: str, *, create: bool = False, state: str | None = None) -> str | None:
+    """<state dir>/stamps/<cache>: the stamps of one cache; None if the state dir is not
+    private (or, with create, the directory cannot be made)."""
+    base = state or state_path()
+    if not private_dir(base):  # made (and checked) by fs.safety.state_dir for the memos
+        return None
+    path = os.path.join(base, "stamps", _cache_id(cache_root))
+    if create:
+        for d in (os.path.dirname(path), path, os.path.join(path, "copies")):
+            try:
+                os.mkdir(d, 0o700)
+            except FileExistsError:
+                pass
+            except OSError:
+                return None
+    return path
+
+
+def _read(path: str) -> str | None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        return os.read(fd, MAX).decode("utf-8", "surrogateescape")
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def _write(path: str, text: str) -> bool:
+    """Write path atomically (temp + rename, 0600); False if it could not be written."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     0o600)
+        try:
+            os.write(fd, text.encode("utf-8", "surrogateescape"))
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+        return True
+    except OSError:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        return False
+
+
+def _safe_name(name: str) -> bool:
+    return bool(name) and "/" not in name and name not in (".", "..") and len(name) < 250 \
+        and not name.endswith(".tmp")
+
+
+# -- objects --------------------------------------------------------------------------------------
+def read(sdir: str, digest: str) -> str | None:
+    """The stamp recorded for the object digest, or None."""
+    if not _safe_name(digest):
+        return None
+    got = _read(os.path.join(sdir, digest))
+    return got.strip() if got else None
+
+
+def record(cache_root: str, digest: str, st: os.stat_result) -> bool:
+    """Remember st (taken after a full hash found the object good) as digest's stamp."""
+    sdir = stamp_dir(cache_root, create=True)
+    if sdir is None or not _safe_name(digest) or not stat.S_ISREG(st.st_mode):
+        return False
+    return _write(os.path.join(sdir, digest), of(st) + "\n")
+
+
+def forget(cache_root: str, digest: str) -> None:
+    """Drop digest's stamp (its object was found bad or is gone)."""
+    sdir = stamp_dir(cache_root)
+    if sdir is not None and _safe_name(digest):
+        try:
+            os.unlink(os.path.join(sdir, digest))
+        except OSError:
+            pass
+
+
+# -- copies placed from an object ------------------------------------------------------------------
+def note_copy(sdir: str, name: str, digest: str, st: os.stat_result, *, hit: bool) -> bool:
+    """Remember that the file st (named name) holds the bytes of the good object digest: a copy
+    placed from it (hit) or the file it was stored from."""
+    if not _safe_name(name):
+        return False
+    return _write(os.path.join(sdir, "copies", name), f"{digest} {int(hit)} {copy_of(st)}\n")
+
+
+def copy_digest(cache_root: str, path: str) -> tuple[str, bool] | None:
+    """(digest, hit) of the object path holds the bytes of (by note_copy), if path still has
+    the stamp it had then; else None (hash it)."""
+    sdir = stamp_dir(cache_root)
+    name = os.path.basename(path)
+    if sdir is None or not _safe_name(name):
+        return None
+    got = _read(os.path.join(sdir, "copies", name))
+    if not got:
+        return None
+    digest, hit, want = got.strip().split(" ", 2) if got.count(" ") >= 2 else ("", "", "")
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    return (digest, hit == "1") if stat.S_ISREG(st.st_mode) and copy_of(st) == want else None
+
+
+# -- which cache the config selects ----------------------------------------------------------------
+def config_candidates() -> list[str]:
+    """The config files the lookup order reads without --config: $PKGCACHE_CONFIG, else the
+    system's and then the user's."""
+    env = os.environ.get("PKGCACHE_CONFIG")
+    if env:
+        return [env]
+    return [SYSTEM_CONFIG, os.path.join(os.path.expanduser("~"), ".vps-configurator",
+                                        "config.yaml")]
+
+
+def lookup_config() -> str | None:
+    """The config file used without --config (cache_core.config.find_config), or None."""
+    files = config_candidates()
+    if os.environ.get("PKGCACHE_CONFIG"):
+        return files[0]
+    return next((f for f in files if os.path.exists(f)), None)
+
+
+def config_identity() -> str:
+    """What chooses the cache: the variables and the stat of every config file the lookup
+    order (cache_core.config.find_config) may read. Equal identity, same cache."""
+    parts = [str(os.geteuid())] + [f"{k}={os.environ.get(k, '')}" for k in CONFIG_ENV]
+    for f in config_candidates():
+        try:
+            st = os.stat(f)
+            parts.append(f"{f}:{of(st)}")
+        except OSError:
+            parts.append(f"{f}:-")
+    return "\t".join(parts)
+
+
+def remember_cache(identity: str, cache_root: str | None, *, remote: bool = False) -> None:
+    """Record that identity (taken before the config was read) selects cache_root (None: the
+    cache is disabled) and whether it has a remote tier."""
+    base = state_path()
+    if not private_dir(base):
+        return
+    text = f"{identity}\n{os.path.realpath(cache_root) if cache_root else ''}\n{int(remote)}\n"
+    if _read(os.path.join(base, POINTER)) != text:
+        _write(os.path.join(base, POINTER), text)
+
+
+def selected() -> tuple[str, bool] | None:
+    """(cache root, has a remote) the current config selects, if a pkgcache process with the
+    same identity recorded it; None: unknown or disabled (ask the cache itself)."""
+    base = state_path()
+    if not private_dir(base):
+        return None
+    got = _read(os.path.join(base, POINTER))
+    lines = got.split("\n") if got else []
+    if len(lines) < 3 or not lines[1] or lines[0] != config_identity():
+        return None
+    return lines[1], lines[2] == "1"
+
+
+def selected_cache() -> str | None:
+    """The cache root the current config selects (see selected), or None."""
+    got = selected()
+    return got[0] if got else None
