@@ -617,6 +617,12 @@ class Remote:
         revoked = {k.strip() for s in specs for k in s.revoked_public_keys}
         return frozenset(k for s in specs for k in s.trusted_public_keys if k.strip() not in revoked)
 
+    def page_max_age(self) -> float:
+        """Seconds a pip index page signed by a trusted key (or this member's own) is used
+        without asking the index: the largest ``pip_page_max_age`` of the remotes (0: off)."""
+        return max((float(s.options.get("pip_page_max_age") or 0) for s in self.tier.specs),
+                   default=0.0)
+
     def get_object(self, digest: str, key: str | None = None, *, kind: str | None = None,
                    meta: dict[str, JSON] | None = None, size: int | None = None) -> str | None:
         """Verified local path of the object with this SHA-256, from the local store or else the
@@ -674,6 +680,15 @@ class Remote:
             return entry is not None and self.tier.enqueue(entry.key, entry.digest)
 
         return bool(self._cache.remote_call(queue, False))
+
+    def publish_now(self, key: str) -> bool:
+        """Upload key's record (signed when the remote has a signing key) and content now, for
+        members waiting on a lease for it; False if none took it (then the uploader may)."""
+        def up() -> bool:
+            entry = self._cache.lookup(key)
+            return entry is not None and self.tier.publish(entry.key, entry.digest)
+
+        return bool(self._cache.remote_call(up, False))
 
     def read_set(self, key: str) -> tuple[list[dict[str, JSON]], str | None]:
         """The items of the fleet's shared set under key (storage/remote/sets.py) and the trusted

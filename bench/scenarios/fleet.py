@@ -21,6 +21,8 @@ and `pip freeze`) compared with the cold install of the same run. Scenarios, per
 
   cold      server 1, empty cache, empty store (then `pkgcache remote push` fills the store)
   fleet     server 2, empty cache, through the fleet (the store filled by server 1)
+  fleetwin  server 2 as fleet, with the fleet setting pip_page_max_age: 600 (off by default):
+            pages server 1 signed less than 600 s ago are used without asking the index
   poisoned  server 2 as fleet, one object of the store (the largest) replaced by other bytes
   linkdown  server 2 as fleet, the store's link down (connect timeouts)
   stopped   server 2 as fleet, the store's nginx stopped (connection refused)
@@ -71,13 +73,16 @@ BASE_PKGS = ("python3,python3-venv,python3-apt,python3-yaml,python3-packaging,"
              "python3-cryptography,ca-certificates")
 ACNG_PORT = 3142
 PIP_FILES_HOST = "files.pythonhosted.org"
-SCENARIOS = ("cold", "fleet", "poisoned", "linkdown", "stopped", "acng", "devpi", "cold3")
-ROTATED = ("fleet", "poisoned", "linkdown", "stopped", "acng", "devpi")
+SCENARIOS = ("cold", "fleet", "fleetwin", "poisoned", "linkdown", "stopped", "acng", "devpi",
+             "cold3")
+ROTATED = ("fleet", "fleetwin", "poisoned", "linkdown", "stopped", "acng", "devpi")
+PAGE_WINDOW = 600  # s: fleetwin's pip_page_max_age (pypi.org's own max-age for its pages)
 PIP_PEERS = {"acng": "plain pip", "devpi": "pip through devpi-server"}
 TINY_APT, TINY_PIP = ["hello"], "six\n"  # --quick
 COLD3_WALL_BEFORE = 240.0  # s, cold3's wall time at 684bf7e (docs/results/fleet.json, #23)
 LABELS = {"cold": "server 1 cold (empty cache, empty store)",
           "fleet": "server 2 through the fleet",
+          "fleetwin": f"server 2 through the fleet, pip_page_max_age {PAGE_WINDOW} s (a setting)",
           "poisoned": "server 2, one store object replaced",
           "linkdown": "server 2, store link down (timeouts)",
           "stopped": "server 2, store stopped (refused)",
@@ -236,7 +241,7 @@ class Server:
 
     def stats(self) -> dict:
         """`pkgcache stats --json` of this server ({} without pkgcache)."""
-        if self.mode != "fleet":
+        if not self.mode.startswith("fleet"):
             return {}
         _, out = self.run("pkgcache stats --json", check=False)
         try:
@@ -372,19 +377,32 @@ class FleetBench:
         expires, then devpi says the project does not exist): ask for one first, untimed."""
         first = self.req.split()[0].split("=")[0].split("<")[0].split(">")[0].split("[")[0]
         url = devpi.index_url(netns.STORE_IP) + first.lower() + "/"
+        # devpi answers 404 while its project list is still loading: ask until it knows the
+        # project (10 min at most)
         sh(*self.lab.exec_prefix(None), sys.executable, "-c",
-           f"import urllib.request; urllib.request.urlopen({url!r}, timeout=900).read()")
+           "import time, urllib.error, urllib.request\n"
+           "end = time.monotonic() + 600\n"
+           "while True:\n"
+           "    try:\n"
+           f"        urllib.request.urlopen({url!r}, timeout=900).read()\n"
+           "        break\n"
+           "    except urllib.error.HTTPError:\n"
+           "        if time.monotonic() > end:\n"
+           "            raise\n"
+           "        time.sleep(5)\n")
 
     # -- one provisioning
     def server(self, i: int, name: str, mode: str) -> Server:
         """A fresh server i; mode: fleet (pkgcache, remote rw, signed), acng or devpi (the clean
         image: no pkgcache file at all; acng: apt through apt-cacher-ng, plain pip; devpi: pip
         through devpi-server)."""
-        if mode == "fleet":
+        if mode.startswith("fleet"):
             s = Server(self.lab, i, self.image_path, self.work / "roots" / name)
             s.configure(f"    remote:\n      - url: {self.store_url}\n        mode: rw\n"
                         "        signing_key_file: /etc/pkgcache/fleet.key\n"
-                        f"        trusted_public_keys: [\"{self.public}\"]\n")
+                        f"        trusted_public_keys: [\"{self.public}\"]\n"
+                        + (f"        pip_page_max_age: {PAGE_WINDOW}\n" if mode == "fleetwin"
+                           else ""))
         else:
             s = Server(self.lab, i, self.clean_image, self.work / "roots" / name)
             if mode == "acng":
@@ -395,7 +413,7 @@ class FleetBench:
 
     def pip_command(self, mode: str) -> str:
         """The pip step of a server in this mode (a new venv, then the set)."""
-        if mode == "fleet":
+        if mode.startswith("fleet"):
             cmd = "pkgcache pip install --python /opt/app -r /root/requirements.txt"
         elif mode == "devpi":
             host = netns.STORE_IP
@@ -522,6 +540,8 @@ class FleetBench:
             return self.one("acng", 2, "acng")
         if scen == "devpi":
             return self.one("devpi", 2, "devpi", apt=False)
+        if scen == "fleetwin":  # the fleet with pages used while younger than PAGE_WINDOW
+            return self.one("fleetwin", 2, "fleetwin")
         undo = None
         if scen == "poisoned":
             victim, orig = self.poison()
@@ -737,6 +757,20 @@ def targets(summary: dict, results: dict[str, list[dict]] | None = None) -> list
             None if br is None else br <= 1.0,
             per_run(results, "fleet", best, "pip_s") if best else [])
         add("fleet: same result as cold", fl["same_as_cold"], "yes", fl["same_as_cold"])
+    fw = summary.get("fleetwin")
+    if fw and fw.get("runs"):
+        pages = fw.get("pages_internet", {}).get("max")
+        add(f"fleetwin (pip_page_max_age {PAGE_WINDOW} s): pip index pages from the internet "
+            "(max, MB)", None if pages is None else pages / 1e6, "<= 2.0",
+            None if pages is None else pages <= 2e6)
+        pa = med(summary, "fleetwin", "pip_s")
+        peers = {p: med(summary, p, "pip_s") for p in PIP_PEERS}
+        measured = {p: v for p, v in peers.items() if v}
+        for peer in measured:
+            pr = pa / measured[peer] if pa else None
+            add(f"fleetwin pip step / {PIP_PEERS[peer]} ({peer} server)", pr, "<= 1.0",
+                None if pr is None else pr <= 1.0, per_run(results, "fleetwin", peer, "pip_s"))
+        add("fleetwin: same result as cold", fw["same_as_cold"], "yes", fw["same_as_cold"])
     cw, pw = med(summary, "cold", "wheels_internet"), med(summary, "acng", "wheels_internet")
     if cw is not None and pw:
         add("cold pip: files from the internet / plain pip's", cw / pw, "<= 1.02", cw / pw <= 1.02,

@@ -23,6 +23,7 @@ import re
 import secrets
 import shutil
 import threading
+import time
 import urllib.error
 import urllib.parse
 import zlib
@@ -35,10 +36,10 @@ from typing import TYPE_CHECKING, Any
 from hooks.common import http as client
 
 from . import options
-from .pages import PIP_ACCEPT
+from .pages import PIP_ACCEPT, wants_revalidation
 
 if TYPE_CHECKING:
-    from .pages import Pages
+    from .pages import Held, Pages
 
 _HREF = re.compile(r"""(<a\b[^>]*?\bhref\s*=\s*)(["'])(.*?)\2""", re.I | re.S)
 _BASE = re.compile(r"""<base\b[^>]*?\bhref\s*=\s*(["'])(.*?)\1""", re.I | re.S)
@@ -103,6 +104,10 @@ class View:
         # (url, Accept) -> (type, body, base, body rewritten for pip), or 404
         self._page_locks: dict[tuple[str, str], threading.Lock] = {}
         self._confirmed: dict[str, str] = {}  # page URL -> final URL of its 304
+        self._by_max_age: set[str] = set()  # pages used within the index's max-age this run
+        self.fresh_pages = 0  # pages used while fresh, with no request to the index
+        self.coalesced_pages = 0  # pages another member read at the same moment
+        self._publishing: list[threading.Thread] = []  # page leases being published, released
         # set by the driver: pages kept in the cache and shared by the fleet (pages.py)
         self.shared: Pages | None = None
         self._secret = secrets.token_urlsafe(18)
@@ -134,7 +139,11 @@ class View:
         self._thread.start()
 
     def close(self) -> None:
-        """Stop serving (the downloads stay until the run's scratch directory goes)."""
+        """Stop serving (the downloads stay until the run's scratch directory goes); the pages
+        this run holds leases on are published and their leases released first."""
+        end = time.monotonic() + 30
+        for t in self._publishing:
+            t.join(max(0.0, end - time.monotonic()))
         self._server.shutdown()
         self._server.server_close()
 
@@ -255,7 +264,8 @@ class View:
     def _page(self, h: BaseHTTPRequestHandler, url: str) -> None:
         """A project's page, read from the index once per run (pip's resolves, its build
         environments and the driver's resolves of build dependencies all read the same)."""
-        memo = self._read_page(url, h.headers.get("Accept") or "text/html")
+        memo = self._read_page(url, h.headers.get("Accept") or "text/html",
+                               wants_revalidation(h.headers.get("Cache-Control")))
         if isinstance(memo, int):
             return self._fail(h, memo)
         ctype, body = memo[0], memo[3]
@@ -271,44 +281,121 @@ class View:
         memo = self._read_page(url, PIP_ACCEPT)
         return None if isinstance(memo, int) else memo[:3]
 
-    def _read_page(self, url: str, accept: str) -> tuple[str, bytes, str, bytes] | int:
+    def _read_page(self, url: str, accept: str, revalidate: bool = False
+                   ) -> tuple[str, bytes, str, bytes] | int:
         """The page (type, body, base, body for pip), or the status of its failure; memoised
-        for the run, revalidated against a kept or shared copy (pages.py) when there is one."""
+        for the run; a kept or shared copy (pages.py) is used while fresh, else revalidated.
+        revalidate: the asker wants the index asked (pip < 26.2 asks so for every page)."""
         with self._lock:
             lock = self._page_locks.setdefault((url, accept), threading.Lock())
         with lock:
-            memo = self._pages.get((url, accept))
-            if memo is not None:
-                return memo
+            got = self._pages.get((url, accept))
+            if got is not None and not (revalidate and url in self._by_max_age):
+                return got
             held = None
             if self.shared is not None:
                 with contextlib.suppress(Exception):  # (a fault there: the page is downloaded)
-                    held = self.shared.held(url, accept)
-            # compressed as pip asks for it (requests sends gzip too; PyPI's pages shrink ~5x)
-            resp = self._open(url, accept, {"Accept-Encoding": "gzip",
-                                            **(held.conditions() if held is not None else {})})
-            if resp == 304 and held is not None and self.shared is not None:
-                with contextlib.suppress(Exception):  # the index confirmed the copy's validator
+                    held = self.shared.held(url, accept, revalidate)
+            fresh = held.fresh(revalidate) if held is not None else None
+            self._by_max_age.discard(url)
+            if held is not None and fresh is not None and self.shared is not None:
+                with contextlib.suppress(Exception):  # kept here as the index sent it
                     self.shared.confirm(held)
-                ctype, body, base = held.ctype, held.body, self._confirmed.pop(url, url)
-            elif isinstance(resp, int):
-                if resp == 404:
-                    self._pages[(url, accept)] = 404
-                return resp
-            else:
-                with resp:
-                    plain = _decoded(resp.read(_PAGE_LIMIT), resp.headers.get("Content-Encoding"))
-                    if plain is None:
-                        return 0
-                    body = plain
-                    ctype = resp.headers.get("Content-Type", "text/html")
-                    base = resp.geturl()
-                    if self.shared is not None:
-                        with contextlib.suppress(Exception):  # (keeping it is only a saving)
-                            self.shared.save(url, accept, body, resp.headers, held)
-            memo = self._pages[(url, accept)] = (ctype, body, base,
-                                                 self._rewrite(body, ctype, base))
-            return memo
+                if fresh == "index":
+                    self._by_max_age.add(url)
+                self.fresh_pages += 1
+                ctype, body, base = held.ctype, held.body, str(held.meta.get("base") or url)
+                got = self._pages[(url, accept)] = (ctype, body, base,
+                                                    self._rewrite(body, ctype, base))
+                return got
+            asked = time.time()
+            cm, lease = self._take_page_lease(url, accept)
+            held_lease = lease is not None and bool(lease.held)
+            memo: tuple[str, bytes, str, bytes] | int = 0
+            try:
+                if lease is not None and not held_lease and self.shared is not None:
+                    # another member was reading this page at this moment: its signed copy,
+                    # if it left the index after this run asked (as the index would answer)
+                    late = None
+                    with contextlib.suppress(Exception):
+                        late = self.shared.late(url, accept, asked)
+                    if late is not None:
+                        with contextlib.suppress(Exception):
+                            self.shared.confirm(late)
+                        self.coalesced_pages += 1
+                        ctype, body = late.ctype, late.body
+                        base = str(late.meta.get("base") or url)
+                        memo = self._pages[(url, accept)] = (ctype, body, base,
+                                                             self._rewrite(body, ctype, base))
+                        return memo
+                memo = self._fetch_page(url, accept, held, held_lease)
+                return memo
+            finally:
+                self._end_page_lease(cm, url, accept, held_lease and not isinstance(memo, int))
+
+    def _take_page_lease(self, url: str, accept: str) -> tuple[Any, Any]:
+        """(its context, the lease) on this page: members reading it at the same moment, one
+        asks the index; (None, None) where there is none (no fleet, a page never shared)."""
+        from .pages import page_key, shareable
+
+        if self.coalesce is None or self.shared is None or not shareable(url):
+            return None, None
+        try:
+            cm = self.coalesce(page_key(url, accept).split(":", 1)[1])
+            return cm, cm.__enter__()
+        except Exception:  # noqa: BLE001 - no lease: this member asks the index itself
+            return None, None
+
+    def _end_page_lease(self, cm: Any, url: str, accept: str, publish: bool) -> None:
+        """Release a page lease; a holder first publishes the page it kept, in the background
+        (pip has its page meanwhile; close() waits for it)."""
+        if cm is None:
+            return
+
+        def end() -> None:
+            if publish and self.shared is not None:
+                with contextlib.suppress(Exception):
+                    self.shared.publish(url, accept)
+            with contextlib.suppress(Exception):
+                cm.__exit__(None, None, None)
+
+        if not publish:
+            return end()
+        t = threading.Thread(target=end, daemon=True)
+        self._publishing.append(t)
+        t.start()
+        return None
+
+    def _fetch_page(self, url: str, accept: str, held: Held | None, publish: bool
+                    ) -> tuple[str, bytes, str, bytes] | int:
+        """Ask the index for the page (revalidating held when it has an ETag); publish: this
+        run holds the page's lease (the page is kept, to be published)."""
+        # compressed as pip asks for it (requests sends gzip too; PyPI's pages shrink ~5x)
+        resp = self._open(url, accept, {"Accept-Encoding": "gzip",
+                                        **(held.conditions() if held is not None else {})})
+        if resp == 304 and held is not None and self.shared is not None:
+            with contextlib.suppress(Exception):  # the index confirmed the copy's validator
+                self.shared.confirm(held)
+            ctype, body, base = held.ctype, held.body, self._confirmed.pop(url, url)
+        elif isinstance(resp, int):
+            if resp == 404:
+                self._pages[(url, accept)] = 404
+            return resp
+        else:
+            with resp:
+                plain = _decoded(resp.read(_PAGE_LIMIT), resp.headers.get("Content-Encoding"))
+                if plain is None:
+                    return 0
+                body = plain
+                ctype = resp.headers.get("Content-Type", "text/html")
+                base = resp.geturl()
+                if self.shared is not None:
+                    with contextlib.suppress(Exception):  # (keeping it is only a saving)
+                        self.shared.save(url, accept, body, resp.headers, held, base,
+                                         keep=publish)
+        memo = self._pages[(url, accept)] = (ctype, body, base,
+                                             self._rewrite(body, ctype, base))
+        return memo
 
     def _register(self, url: str) -> str:
         """The view URL for a file URL (absolute), fragment kept."""

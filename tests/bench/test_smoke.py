@@ -145,7 +145,8 @@ def test_fleet_quick(tmp_path: Path) -> None:
     assert res["table"] in p.stdout and p.stdout.rstrip().splitlines()[-1].startswith("chart: skipped")
     assert fleet.failures(res) == [], fleet.failures(res)
     assert (res["apt_set"], res["pip_set"], res["orders"]) == (
-        ["hello"], ["six"], [["cold", "fleet", "poisoned", "linkdown", "stopped", "acng", "devpi"]])
+        ["hello"], ["six"],
+        [["cold", "fleet", "fleetwin", "poisoned", "linkdown", "stopped", "acng", "devpi"]])
     assert {k: v["runs"] for k, v in res["summary"].items()} == {k: 1 for k in fleet.SCENARIOS}
     assert all(v["same_as_cold"] for v in res["summary"].values())
     # the peers' servers are clean and the peers served them (primed: nothing from the internet)

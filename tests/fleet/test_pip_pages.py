@@ -201,3 +201,109 @@ def test_a_pinned_or_hash_locked_set_asks_the_index_for_nothing(
     v = make_venv()
     assert fleet.pip(fleet.b, ["--python", py(v), "-i", index.url, "-r", str(pinned)]) == 0
     assert venv_version(v, "alpha") == "2.0"
+
+
+# -- freshness: the fleet's pip_page_max_age (the index sends no ETag and no Cache-Control) ----
+def _writer(fleet, name: str, window: float):
+    """A rw member signing with the fleet's key, with this pip_page_max_age."""
+    return fleet.member(name, mode="rw", signing_key_file=fleet.key[0], pip_page_max_age=window)
+
+
+def _run(fleet, member, index: Index, make_venv, capfd) -> tuple[list, dict[str, str | None]]:
+    """member installs alpha and delta: (the page requests the index saw, the versions)."""
+    before = _hits(index)
+    v = make_venv()
+    assert fleet.pip(member, ["--python", py(v), "-i", index.url, "alpha", "delta"]) == 0, \
+        capfd.readouterr().err
+    return _pages(index, before), {n: venv_version(v, n) for n in ("alpha", "beta", "delta")}
+
+
+def test_a_signed_page_within_the_fleets_window_is_used_without_asking_the_index(
+        fleet, index, make_venv, pip_isolation, capfd):
+    """With pip_page_max_age set (here 300 s) and an index that sends neither an ETag nor a
+    max-age (like the mirror this machine reaches), B uses the pages A signed less than 300 s
+    ago: no page and no file asked of the index. With the setting off, C asks the index
+    for every page, as plain pip does."""
+    a = _writer(fleet, "aw", 300)
+    pages, served = _run(fleet, a, index, make_venv, capfd)
+    assert {h.path for h in pages} == {"/simple/alpha/", "/simple/beta/", "/simple/delta/"}
+    out = fleet.push(a)
+    assert out["pending"] == 0 and out["failed"] == 0, out
+    before = _hits(index)
+    b = fleet.member("bw", pip_page_max_age=300)
+    pages, got = _run(fleet, b, index, make_venv, capfd)
+    # nothing but the driver's HEAD of the index root (is it up?): no page, no file, 0 bytes
+    asked = [(h.method, h.path) for h in index.server.hits[before:]]
+    assert pages == [] and set(asked) <= {("HEAD", "/simple/")}, asked
+    assert sum(h.sent for h in index.server.hits[before:]) == 0
+    assert got == served
+    c = fleet.member("cw")  # the setting off (the default)
+    pages, got = _run(fleet, c, index, make_venv, capfd)
+    reads = Counter(h.path for h in pages)
+    assert reads == Counter({"/simple/alpha/": 1, "/simple/beta/": 1, "/simple/delta/": 1}), reads
+    assert got == served
+    for m in (a, b, c):
+        m.close()
+    assert "pkgcache" not in capfd.readouterr().err  # silent on success
+
+
+def test_an_older_or_untrusted_signed_page_is_not_used_without_asking(
+        fleet, index, make_venv, pip_isolation, packages, tmp_path, capfd):
+    """A page signed longer ago than the window, or signed by a key this member does not trust,
+    is not used without asking: the index is asked for every page, and a new version it lists
+    (beta 2.0, published after A's run) is what gets installed, as with plain pip."""
+    import time
+
+    from cache_core.storage.remote.records import generate_keypair
+
+    a = _writer(fleet, "aw", 300)
+    _run(fleet, a, index, make_venv, capfd)
+    out = fleet.push(a)
+    assert out["pending"] == 0 and out["failed"] == 0, out
+    index.add(make_wheel(tmp_path, "beta", "2.0"))
+    time.sleep(1.5)
+    old = fleet.member("old", pip_page_max_age=1)  # A's pages are > 1 s old now
+    _, other_key = generate_keypair("other")
+    stranger = fleet.member("stranger", trusted_public_keys=[other_key], pip_page_max_age=300)
+    for m in (old, stranger):
+        pages, got = _run(fleet, m, index, make_venv, capfd)
+        reads = Counter(h.path for h in pages)
+        assert reads == Counter({"/simple/alpha/": 1, "/simple/beta/": 1,
+                                 "/simple/delta/": 1}), reads
+        assert got["beta"] == "2.0" and got["alpha"] == "1.0"
+        m.close()
+    a.close()
+
+
+def test_members_reading_a_page_at_the_same_moment_ask_the_index_once(
+        fleet, nginx, index, make_venv, pip_isolation):
+    """Two rw members (own caches and state dirs, the window off) start together against an
+    index that takes 2 s per page: for each page one asks the index (a lease on the page) and
+    the other takes its signed copy, which left the index after it asked (what the index would
+    have answered it). On the old code every page was asked by both."""
+    import subprocess
+
+    from tests.support.cli import popen_cli
+
+    index.server.app.page_delay = 2.0  # type: ignore[union-attr]
+    names = ("p1", "p2")
+    for n in names:
+        # its config: nginx's location with COPY (create-if-absent: leases)
+        fleet.member(n, mode="rw", signing_key_file=fleet.key[0], url=nginx.url("dav")).close()
+    venvs = [make_venv() for _ in names]
+    before = _hits(index)
+    procs = [popen_cli("--config", fleet.config(n), "pip", "install", "--python", py(v), "-q",
+                       "-i", index.url, "alpha",
+                       env={"PKGCACHE_STATE_DIR": str(fleet.state(n)),
+                            "PKGCACHE_REMOTE_UPLOAD": "manual"},
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for n, v in zip(names, venvs, strict=True)]
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+    reads = Counter(h.path for h in _pages(index, before))
+    assert reads == Counter({"/simple/alpha/": 1, "/simple/beta/": 1}), reads
+    files = Counter(h.path for h in index.server.hits[before:] if h.path.startswith("/files/"))
+    assert files and max(files.values()) == 1, files
+    for v in venvs:
+        assert venv_version(v, "alpha") == "1.0" and venv_version(v, "beta") == "1.0"

@@ -90,3 +90,35 @@ def test_a_gzip_page_with_more_after_its_first_member_is_refused_not_cut_short()
     assert _decoded(one, "gzip") == b"<a href='alpha-1.0.tar.gz'>"
     assert _decoded(one + gzip.compress(b"<a href='alpha-2.0.tar.gz'>"), "gzip") is None
     assert _decoded(one + b"junk", "gzip") is None
+
+
+def test_an_index_max_age_makes_a_page_fresh_unless_the_asker_revalidates(
+        cache: PackageCache) -> None:
+    """A page the index sent with ``Cache-Control: max-age`` (and no ETag) is kept and used
+    without asking while younger than max-age less its Age, unless the asker wants it
+    revalidated (pip < 26.2 sends max-age=0); no-store, private and no-cache pages are not
+    used while fresh. Without the fleet's window, nothing else is fresh."""
+    _save(cache, URL, {"Cache-Control": "max-age=600, public", "Age": "590"})
+    held = _pages(cache).held(URL, PIP_ACCEPT)
+    assert held is not None and held.conditions() == {}
+    assert held.fresh(revalidate=False) == "index"
+    assert held.fresh(revalidate=True) is None
+    assert held.fresh(revalidate=False, now=held.meta["fetched"] + 601) is None  # Age counted
+    import time
+
+    assert held.meta["fetched"] <= time.time() - 589
+    for control in ("no-store", "private, max-age=600"):
+        other = URL.replace("alpha", control.split(",")[0])
+        _save(cache, other, {"Cache-Control": control})
+        assert _pages(cache).held(other, PIP_ACCEPT) is None
+    nc = URL.replace("alpha", "nc")
+    _save(cache, nc, {"Cache-Control": "no-cache, max-age=600", "ETag": '"e"'})
+    held = _pages(cache).held(nc, PIP_ACCEPT)
+    assert held is not None and held.fresh(revalidate=False) is None  # revalidated only
+
+
+def test_wants_revalidation() -> None:
+    from hooks.pip.pages import wants_revalidation
+
+    assert wants_revalidation("max-age=0") and wants_revalidation("no-cache")
+    assert not wants_revalidation(None) and not wants_revalidation("max-age=600")

@@ -36,6 +36,8 @@ def _write(tmp_path, remote) -> str:
     ([{"url": "s3://u:pw@bucket/p"}], "put S3 keys in access_key_id"),
     ("not a list", "remote[0].url: unsupported scheme ''"),
     (7, "remote: expected a list of remotes"),
+    ([{"url": "http://h/x", "pip_page_max_age": -1}], "remote[0].pip_page_max_age: expected seconds"),
+    ([{"url": "http://h/x", "pip_page_max_age": "10m"}], "remote[0].pip_page_max_age: expected"),
 ])
 def test_bad_remote_config_is_one_clear_line(tmp_path, remote, expected):
     path = _write(tmp_path, remote)
@@ -54,6 +56,18 @@ def test_good_config_parses(tmp_path):
     assert [r.url for r in cfg.remote] == ["https://cache.example/bazel", "file:///srv/pkgcache"]
     assert cfg.remote[0].timeout == 0.5 and cfg.remote[1].mode == "ro"
     assert "t0ken-value" not in repr(cfg.remote) and "t0ken-value" not in repr(cfg)
+
+
+def test_pip_page_max_age_is_off_unless_set(tmp_path):
+    """The fleet's page freshness window: 0 (off) unless a remote sets it; the largest wins."""
+    from cache_core import PackageCache
+
+    for remotes, want in (([{"url": f"file://{tmp_path}/s"}], 0.0),
+                          ([{"url": f"file://{tmp_path}/s", "pip_page_max_age": 300},
+                            {"url": f"file://{tmp_path}/t", "pip_page_max_age": 0}], 300.0)):
+        cache = PackageCache.from_config(_write(tmp_path, remotes))
+        assert cache.remote is not None and cache.remote.page_max_age() == want
+        cache.close()
 
 
 def test_secrets_are_redacted_in_errors_json_and_stats(tmp_path):

@@ -409,6 +409,7 @@ class IndexApp:
     protocol = "HTTP/1.0"
     pypi_headers = False  # True: pypi.org's Cache-Control and ETag (pip's HTTP cache then fills)
     gzip_pages = False  # True: pages gzip-compressed for a client that accepts it (as pypi.org)
+    page_delay = 0.0  # seconds before a project's page is answered (a slow index)
 
     def __init__(self, files_dir: Path, requires_python: dict[str, str], log: list[str],
                  chunk_delay: float = 0.0) -> None:
@@ -460,6 +461,7 @@ class IndexApp:
             body = "".join(f'<a href="/simple/{n}/">{n}</a>\n' for n in names).encode()
         elif len(parts) == 2 and parts[0] == "simple":
             body = self.page(parts[1])
+            time.sleep(self.page_delay)
         elif len(parts) == 2 and parts[0] == "files" and "/" not in parts[1]:
             f = self.files_dir / parts[1]
             if f.is_file():

@@ -246,6 +246,19 @@ class RemoteTier:
         uploader): "uploaded" or "skipped"."""
         return self._upload(spec, "", digest)
 
+    def publish(self, key: str, digest: str) -> bool:
+        """Upload key's record and object to every usable rw remote now (a lease holder that
+        others wait for, not the background uploader); True if one remote took it."""
+        done = False
+        for spec in self._writers():
+            if not self.usable(spec):
+                continue
+            try:
+                done = self._upload(spec, key, digest) in ("uploaded", "skipped") or done
+            except (RemoteError, OSError) as exc:
+                self._fault(spec, exc)
+        return done
+
     def _bad(self, spec: RemoteSpec) -> set[str]:
         """Digests this remote answered with wrong bytes lately (read once per process)."""
         if spec.ident not in self._bad_seen:

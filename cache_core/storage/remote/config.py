@@ -63,6 +63,10 @@ _FIELDS: dict[str, tuple[Any, str]] = {
     "session_token": (_str, "a session token (string)"),
     "credentials_file": (_path, "an absolute path to an AWS-style credentials file"),
     "profile": (_str, "a profile name"),
+    "pip_page_max_age": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
+                         and 0 <= v <= 86400,
+                         "seconds a trusted signed pip index page is used without asking the "
+                         "index (0 <= t <= 86400; 0: off)"),
     "spool_max": (lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 < v <= 10**7,
                   "a number of queued uploads (1..10000000)"),
 }

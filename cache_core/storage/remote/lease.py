@@ -4,13 +4,15 @@ the origin and the others wait for it to appear in the store (no server of our o
 A lease is an object ``lease/<sha256>`` beside the content, created only if absent, by a small
 method of each backend: ``O_CREAT|O_EXCL`` in a ``file://`` store, ``COPY`` with
 ``Overwrite: F`` on WebDAV (nginx ignores ``If-None-Match`` on PUT), ``If-None-Match: *`` PUT on
-S3. Its body names its expiry. The holder downloads, publishes ``cas/<sha256>`` at once (not
-through the background uploader) and deletes the lease. The others poll the content with backoff
-and download themselves when the lease expires or disappears without content (the holder failed
-or was killed). A store that cannot create-if-absent means no coalescing, never an error; so does
-a store fault while taking or reading a lease (counted as any remote fault: one warning, the
-remote off for the run), never "busy" or a longer wait. On one machine, processes coalesce on a
-local lock first (only one of them takes the lease); a fault of that lock is no coalescing too.
+S3. Its body names its expiry. The member that takes it first looks for the content (one that
+missed it just after the last holder released takes it from the store); else it downloads,
+publishes ``cas/<sha256>`` at once (not through the background uploader) and deletes the
+lease. The others poll the content with backoff and download themselves when the lease expires
+or disappears without content (the holder failed or was killed). A store that cannot
+create-if-absent means no coalescing, never an error; so does a store fault while taking or
+reading a lease (counted as any remote fault: one warning, the remote off for the run), never
+"busy" or a longer wait. On one machine, processes coalesce on a local lock first (only one of
+them takes the lease); a fault of that lock is no coalescing too.
 """
 
 from __future__ import annotations
@@ -84,6 +86,12 @@ def download_lease(t: RemoteTier | None, digest: str, get: Callable[[], str | No
             yield lease
             return
         if got:
+            if _present(t, spec, digest):  # delivered before this lease (its holder is done)
+                lease.path = get()
+                if lease.path is not None:
+                    _release(t, spec, digest, publish=False)
+                    yield lease
+                    return
             lease.held = True
             try:
                 yield lease
@@ -193,10 +201,22 @@ def _wait(t: RemoteTier, spec: RemoteSpec, digest: str, seconds: float) -> bool:
     return False
 
 
-def _release(t: RemoteTier, spec: RemoteSpec, digest: str) -> None:
+def _present(t: RemoteTier, spec: RemoteSpec, digest: str) -> bool:
+    """Is the object in the store already (a member that came after its holder released)?"""
+    try:
+        name = object_name("cas", digest)
+        return t.backend(spec).head(name, time.monotonic() + spec.timeout + 5) is not None
+    except RemoteError as exc:
+        t.trip(spec, exc)
+        return False
+    except OSError:
+        return False
+
+
+def _release(t: RemoteTier, spec: RemoteSpec, digest: str, publish: bool = True) -> None:
     """Publish the object now (if the caller stored it), then delete the lease."""
     with contextlib.suppress(Exception):
-        if t.holds(digest):
+        if publish and t.holds(digest):
             t.upload_content(spec, digest)
     with contextlib.suppress(Exception):
         t.backend(spec).drop_lease(lease_name(digest), time.monotonic() + spec.timeout + 5)
