@@ -109,6 +109,10 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     os.chmod(tmp_path, 0o755)
     cfg = tmp_path / "no-such-config.yaml"
     cfg.write_text("performance:\n  cache:\n    enabled: true\n")
+    from cache_core import errors  # warnings: no handler or "already said" left by another test
+
+    monkeypatch.setattr(errors, "_handler", None)
+    monkeypatch.setattr(errors, "_warned", set())
 
 
 @pytest.fixture
