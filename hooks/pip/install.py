@@ -953,6 +953,7 @@ def _start(argv: list[str], *, wheelhouse: bool
         return None, None, EXIT_OK
     try:
         python = find_python(opts.python)
+        options.set_target(python)
     except TargetError as exc:
         _err(str(exc))
         return None, None, EXIT_USAGE

@@ -102,13 +102,10 @@ def _config_files(cache: PackageCache, store: WheelStore, target: Target) -> lis
     pkgcache's config, pip's config files (index URLs), pkgcache's code, the target's probe."""
     import packaging
 
-    home = os.path.expanduser("~")
     here = os.path.dirname(os.path.abspath(__file__))
     out = [cache.config.source if cache.config is not None else None, *config_paths(),
-           "/etc/pip.conf", "/etc/xdg/pip/pip.conf",
-           os.path.join(os.environ.get("XDG_CONFIG_HOME") or os.path.join(home, ".config"),
-                        "pip", "pip.conf"), os.path.join(home, ".pip", "pip.conf"),
-           os.environ.get("PIP_CONFIG_FILE"), packaging.__file__, "/etc/os-release",
+           *options.pip_config_files(options.target_venv(target.python)),
+           packaging.__file__, "/etc/os-release",
            *[os.path.join(here, f"{name}.py") for name in _CODE],
            str(store.subdir("targets") / f"{_probe_key(target.python)}.json")]
     return [p for p in out if p]
