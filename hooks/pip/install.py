@@ -191,7 +191,9 @@ class Driver:
         if remote is None:
             return
         wait = max(0.0, options.pip_timeout(self.opts.pip_args) * 0.6)
-        view.coalesce = lambda digest: remote.download_lease(digest, wait=wait)
+        view.coalesce = lambda digest, present=True: remote.download_lease(
+            digest, wait=wait, present=present)
+        view.publish_wait = remote.timeout() + 5
         view.keep = lambda path, digest: cache.put(f"sha256:{digest}", str(path), sha256=digest)
 
     def online(self, args: list[str]) -> list[str]:

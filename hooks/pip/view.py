@@ -107,13 +107,19 @@ class View:
         self._by_max_age: set[str] = set()  # pages used within the index's max-age this run
         self.fresh_pages = 0  # pages used while fresh, with no request to the index
         self.coalesced_pages = 0  # pages another member read at the same moment
-        self._publishing: list[threading.Thread] = []  # page leases being published, released
+        # page leases this run holds, to publish and release: one publisher thread (a queue);
+        # close() waits for it until publish_wait, then releases every lease still held
+        self._leases: list[tuple[Any, str, str]] = []
+        self._publisher: threading.Thread | None = None
+        self._closing = False
+        self.publish_wait = 15.0  # set by the driver: the remote's timeout
         # set by the driver: pages kept in the cache and shared by the fleet (pages.py)
         self.shared: Pages | None = None
         self._secret = secrets.token_urlsafe(18)
-        # set by the driver when the cache has a remote tier: coalesce(sha256) is a lease
-        # (cache_core's download_lease) and keep(path, sha256) stores a download in the cache
-        self.coalesce: Callable[[str], AbstractContextManager[Any]] | None = None
+        # set by the driver when the cache has a remote tier: coalesce(sha256, present) is a
+        # lease (cache_core's download_lease; present=False: a page's, no object to look for)
+        # and keep(path, sha256) stores a download in the cache
+        self.coalesce: Callable[..., AbstractContextManager[Any]] | None = None
         self.keep: Callable[[Path, str], object] | None = None
         view = self
 
@@ -141,9 +147,15 @@ class View:
     def close(self) -> None:
         """Stop serving (the downloads stay until the run's scratch directory goes); the pages
         this run holds leases on are published and their leases released first."""
-        end = time.monotonic() + 30
-        for t in self._publishing:
-            t.join(max(0.0, end - time.monotonic()))
+        publisher = self._publisher
+        if publisher is not None:
+            publisher.join(self.publish_wait)
+        with self._lock:
+            self._closing = True
+            left, self._leases = self._leases, []
+        for cm, _, _ in left:  # not published in time: released all the same
+            with contextlib.suppress(Exception):
+                cm.__exit__(None, None, None)
         self._server.shutdown()
         self._server.server_close()
 
@@ -341,30 +353,48 @@ class View:
         if self.coalesce is None or self.shared is None or not shareable(url):
             return None, None
         try:
-            cm = self.coalesce(page_key(url, accept).split(":", 1)[1])
+            cm = self.coalesce(page_key(url, accept).split(":", 1)[1], present=False)
             return cm, cm.__enter__()
         except Exception:  # noqa: BLE001 - no lease: this member asks the index itself
             return None, None
 
     def _end_page_lease(self, cm: Any, url: str, accept: str, publish: bool) -> None:
-        """Release a page lease; a holder first publishes the page it kept, in the background
-        (pip has its page meanwhile; close() waits for it)."""
+        """Release a page lease; a holder's lease is first published by the publisher thread
+        (pip has its page meanwhile; close() waits for it, then releases what is left)."""
         if cm is None:
             return
-
-        def end() -> None:
-            if publish and self.shared is not None:
-                with contextlib.suppress(Exception):
-                    self.shared.publish(url, accept)
+        if not publish:
             with contextlib.suppress(Exception):
                 cm.__exit__(None, None, None)
+            return
+        with self._lock:
+            if not self._closing:
+                self._leases.append((cm, url, accept))
+                if self._publisher is None or not self._publisher.is_alive():
+                    self._publisher = threading.Thread(target=self._publish, daemon=True)
+                    self._publisher.start()
+                return
+        with contextlib.suppress(Exception):
+            cm.__exit__(None, None, None)
 
-        if not publish:
-            return end()
-        t = threading.Thread(target=end, daemon=True)
-        self._publishing.append(t)
-        t.start()
-        return None
+    def _publish(self) -> None:
+        """The publisher: each held page lease in turn, its page published, then released."""
+        while True:
+            with self._lock:
+                if self._closing or not self._leases:
+                    self._publisher = None
+                    return
+                cm, url, accept = self._leases[0]
+            if self.shared is not None:
+                with contextlib.suppress(Exception):
+                    self.shared.publish(url, accept)
+            with self._lock:  # (close() may have released it meanwhile)
+                mine = bool(self._leases) and self._leases[0][0] is cm
+                if mine:
+                    self._leases.pop(0)
+            if mine:
+                with contextlib.suppress(Exception):
+                    cm.__exit__(None, None, None)
 
     def _fetch_page(self, url: str, accept: str, held: Held | None, publish: bool
                     ) -> tuple[str, bytes, str, bytes] | int:

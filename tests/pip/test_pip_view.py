@@ -103,3 +103,45 @@ def test_a_reader_of_the_views_url_cannot_choose_names_pages_or_hashes(view: Vie
             urllib.request.urlopen(view.prefix + path, timeout=5)
         assert exc.value.code == 404, path
     assert view.fetched == {}
+
+
+class _Lease:
+    """A page lease this run holds (counts its release)."""
+
+    def __init__(self, released: list[str], url: str) -> None:
+        self.released, self.url = released, url
+
+    def __exit__(self, *exc: object) -> None:
+        self.released.append(self.url)
+
+
+def test_held_page_leases_share_one_publisher_and_close_releases_them_all(view: View) -> None:
+    """Publishing a page can hang on a dead store: one publisher thread, and close() waits for
+    it only until publish_wait, then releases every lease (others wait on them) all the same."""
+    import threading
+    import time
+
+    released: list[str] = []
+    gate = threading.Event()
+    publishing: list[str] = []
+
+    class Shared:
+        def publish(self, url: str, accept: str) -> bool:
+            publishing.append(threading.current_thread().name)
+            gate.wait(5)  # a store that does not answer
+            return True
+
+    view.shared = Shared()  # type: ignore[assignment]
+    view.publish_wait = 0.2
+    before = threading.active_count()
+    urls = [f"https://idx.example/simple/p{i}/" for i in range(5)]
+    for u in urls:
+        view._end_page_lease(_Lease(released, u), u, "a", publish=True)
+    assert threading.active_count() <= before + 1  # one publisher, not one thread per page
+    start = time.monotonic()
+    view.close()
+    assert time.monotonic() - start < 2
+    assert sorted(released) == sorted(urls)  # every lease released, published or not
+    gate.set()
+    time.sleep(0.1)
+    assert sorted(released) == sorted(urls) and len(set(publishing)) == 1
