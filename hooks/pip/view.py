@@ -23,7 +23,6 @@ import re
 import secrets
 import shutil
 import threading
-import time
 import urllib.error
 import urllib.parse
 import zlib
@@ -320,17 +319,17 @@ class View:
                 got = self._pages[(url, accept)] = (ctype, body, base,
                                                     self._rewrite(body, ctype, base))
                 return got
-            asked = time.time()
             cm, lease = self._take_page_lease(url, accept)
             held_lease = lease is not None and bool(lease.held)
             memo: tuple[str, bytes, str, bytes] | int = 0
             try:
                 if lease is not None and not held_lease and self.shared is not None:
                     # another member was reading this page at this moment: its signed copy,
-                    # if it left the index after this run asked (as the index would answer)
+                    # if its record is newer than the one held() saw before waiting (it left
+                    # the index while this run waited: as the index would answer)
                     late = None
                     with contextlib.suppress(Exception):
-                        late = self.shared.late(url, accept, asked)
+                        late = self.shared.late(url, accept)
                     if late is not None:
                         with contextlib.suppress(Exception):
                             self.shared.confirm(late)
@@ -404,8 +403,8 @@ class View:
         resp = self._open(url, accept, {"Accept-Encoding": "gzip",
                                         **(held.conditions() if held is not None else {})})
         if resp == 304 and held is not None and self.shared is not None:
-            with contextlib.suppress(Exception):  # the index confirmed the copy's validator
-                self.shared.confirm(held)
+            with contextlib.suppress(Exception):  # the index confirmed the copy's validator now
+                self.shared.revalidated(held)
             ctype, body, base = held.ctype, held.body, self._confirmed.pop(url, url)
         elif isinstance(resp, int):
             if resp == 404:
