@@ -177,6 +177,7 @@ class Driver:
             dl = self.work / "dl"
             dl.mkdir(exist_ok=True)
             self._view = View(self.opts.pip_args, dl, pip_cafile())
+            self._view.refresh = self.opts.refresh
             self._view.shared = Pages(self.cache, self.store.trust, self.request.keys)
             self.env = self._view.env(self.env)
             if _fleet(self.cache) is not None:

@@ -103,7 +103,9 @@ class View:
         # (url, Accept) -> (type, body, base, body rewritten for pip), or 404
         self._page_locks: dict[tuple[str, str], threading.Lock] = {}
         self._confirmed: dict[str, str] = {}  # page URL -> final URL of its 304
-        self._by_max_age: set[str] = set()  # pages used within the index's max-age this run
+        self._by_max_age: set[tuple[str, str]] = set()  # (url, Accept) of pages used within
+        # the index's max-age this run
+        self.refresh = False  # set by the driver (--refresh): every page is asked of the index
         self.fresh_pages = 0  # pages used while fresh, with no request to the index
         self.coalesced_pages = 0  # pages another member read at the same moment
         # page leases this run holds, to publish and release: one publisher thread (a queue);
@@ -299,21 +301,22 @@ class View:
         revalidate: the asker wants the index asked (pip < 26.2 asks so for every page)."""
         with self._lock:
             lock = self._page_locks.setdefault((url, accept), threading.Lock())
+        revalidate = revalidate or self.refresh  # (--refresh: not even the fleet's window)
         with lock:
             got = self._pages.get((url, accept))
-            if got is not None and not (revalidate and url in self._by_max_age):
+            if got is not None and not (revalidate and (url, accept) in self._by_max_age):
                 return got
             held = None
             if self.shared is not None:
                 with contextlib.suppress(Exception):  # (a fault there: the page is downloaded)
                     held = self.shared.held(url, accept, revalidate)
-            fresh = held.fresh(revalidate) if held is not None else None
-            self._by_max_age.discard(url)
+            fresh = held.fresh(revalidate) if held is not None and not self.refresh else None
+            self._by_max_age.discard((url, accept))
             if held is not None and fresh is not None and self.shared is not None:
                 with contextlib.suppress(Exception):  # kept here as the index sent it
                     self.shared.confirm(held)
                 if fresh == "index":
-                    self._by_max_age.add(url)
+                    self._by_max_age.add((url, accept))
                 self.fresh_pages += 1
                 ctype, body, base = held.ctype, held.body, str(held.meta.get("base") or url)
                 got = self._pages[(url, accept)] = (ctype, body, base,

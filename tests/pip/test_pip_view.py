@@ -145,3 +145,61 @@ def test_held_page_leases_share_one_publisher_and_close_releases_them_all(view: 
     gate.set()
     time.sleep(0.1)
     assert sorted(released) == sorted(urls) and len(set(publishing)) == 1
+
+
+class _Kept:
+    """Pages kept here, fresh by the index's max-age and the fleet's window (Pages' part)."""
+
+    def __init__(self, window: float) -> None:
+        self.asked: list[tuple[str, str, bool]] = []
+        self.window = window
+
+    def held(self, url: str, accept: str, revalidate: bool = False):
+        import time
+
+        from hooks.pip.pages import Held
+
+        self.asked.append((url, accept, revalidate))
+        return Held("pippage:x", "0" * 64, b"<a>kept</a>", {
+            "url": url, "accept": accept, "fetched": time.time(), "max_age": 600,
+            "content_type": "text/html"}, [], True, self.window)
+
+    def confirm(self, held: object) -> None:
+        pass
+
+
+def _fetches(view: View, monkeypatch: pytest.MonkeyPatch, window: float = 0.0
+             ) -> list[tuple[str, str]]:
+    got: list[tuple[str, str]] = []
+
+    def fetch(url: str, accept: str, held: object, publish: bool):
+        got.append((url, accept))
+        memo = view._pages[(url, accept)] = ("text/html", b"<a>new</a>", url, b"<a>new</a>")
+        return memo
+
+    monkeypatch.setattr(view, "_fetch_page", fetch)
+    view.shared = _Kept(window)  # type: ignore[assignment]
+    return got
+
+
+def test_refresh_asks_the_index_for_every_page(view: View, monkeypatch: pytest.MonkeyPatch
+                                              ) -> None:
+    """--refresh: no kept page is used as fresh, not even within the fleet's window."""
+    fetched = _fetches(view, monkeypatch, window=600.0)
+    view.refresh = True
+    url = "https://idx.example/simple/alpha/"
+    assert view._read_page(url, "text/html")[1] == b"<a>new</a>"
+    assert fetched == [(url, "text/html")]
+    assert view.shared.asked == [(url, "text/html", True)]  # type: ignore[union-attr]
+
+
+def test_a_page_used_by_max_age_is_revalidated_per_accept(view: View,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A page used within its max-age is asked again when an asker wants it revalidated, even
+    after the same URL was read with another Accept (the set of such pages is by (url, accept))."""
+    fetched = _fetches(view, monkeypatch)
+    url = "https://idx.example/simple/alpha/"
+    assert view._read_page(url, "a")[1] == b"<a>kept</a>"  # fresh by max-age
+    assert view._read_page(url, "b", revalidate=True)[1] == b"<a>new</a>"
+    assert view._read_page(url, "a", revalidate=True)[1] == b"<a>new</a>"
+    assert fetched == [(url, "b"), (url, "a")]
