@@ -172,3 +172,42 @@ def test_tampered_wheel_is_not_used(warm: Warm) -> None:
     assert code != 0 and "alpha" in err, err
     assert venv_version(v, "alpha") is None
     assert not obj.exists() and any(warm.cache.quarantine_dir.iterdir())  # quarantined
+
+
+def test_ctrl_c_gives_the_tool_time_to_stop_by_itself(tmp_path: Path) -> None:
+    """Ctrl-C reaches pip too (the terminal's process group): the warm path waits 0.25 s for it
+    to handle its own SIGINT (as subprocess.run does) before killing it."""
+    import signal
+    import sys
+    import threading
+
+    from hooks.pip.fast import _spawn
+
+    ready, handled = tmp_path / "ready", tmp_path / "handled"
+    child = ("import pathlib, time\n"
+             f"pathlib.Path({str(ready)!r}).touch()\n"
+             "try:\n    time.sleep(10)\n"
+             f"except KeyboardInterrupt:\n    time.sleep(0.05)\n"
+             f"    pathlib.Path({str(handled)!r}).touch()\n    raise SystemExit(130)\n")
+    pids: list[int] = []
+    real = os.posix_spawn
+
+    def spawn(*a, **k):  # (the pid, to send it the terminal's SIGINT)
+        pids.append(real(*a, **k))
+        return pids[-1]
+
+    def ctrl_c() -> None:
+        end = time.monotonic() + 10
+        while not ready.exists() and time.monotonic() < end:
+            time.sleep(0.01)
+        os.kill(pids[0], signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(os, "posix_spawn", spawn)
+        t = threading.Thread(target=ctrl_c)
+        t.start()
+        with pytest.raises(KeyboardInterrupt):
+            _spawn([sys.executable, "-c", child], dict(os.environ))
+        t.join()
+    assert handled.exists()
