@@ -188,8 +188,9 @@ def _read(key: Key) -> list[list[str]] | None:
 def _holds(row: list[str], key: Key) -> bool:
     """One stamp, existence, token or link line of a memo still holds."""
     kind = row[0]
-    if kind == "stamp":  # stamp PATH STAMP
-        return stamp(row[1]) == row[2]
+    if kind == "stamp":  # stamp PATH(maybe {venv}/...) STAMP
+        path = row[1]
+        return stamp(key.venv + path[6:] if path.startswith("{venv}/") else path) == row[2]
     if kind == "exists":  # exists PATH(with {venv}) 0|1
         return os.path.exists(row[1].replace("{venv}", key.venv)) == (row[2] == "1")
     if kind == "token":  # token PATH CONTENT: the cache's generation

@@ -39,19 +39,20 @@ class Warm:
                                "-i", index.url, "-r", str(self.req)]) == 0
         cache.close()
 
-    def run(self) -> tuple[object, set[str], str, Path]:
-        """One offline install into a fresh venv: (exit code, modules loaded, stderr, venv)."""
-        v = self.make_venv()
+    def run(self, venv: Path | None = None) -> tuple[object, set[str], str, Path]:
+        """One offline install into a fresh venv (or venv): (exit code, modules loaded, stderr,
+        venv)."""
+        v = venv or self.make_venv()
         code, mods, err = probe_imports(
             "--cache-dir", str(self.cache.root), "pip", "install", "--python", str(v),
             "--installer", self.installer, "-q", "--offline", "-i", self.index.url,
             "-r", str(self.req), *self.extra, env=self.env, timeout=300)
         return code, mods, err.split("\nMODULES ")[0].strip(), v
 
-    def memo_used(self) -> bool:
+    def memo_used(self, venv: Path | None = None) -> bool:
         """Run once more; True if the memo served it (the driver's modules not loaded). The
         install must succeed either way, with alpha and beta 1.0."""
-        code, mods, err, v = self.run()
+        code, mods, err, v = self.run(venv)
         assert code == 0, err
         assert venv_version(v, "alpha") == "1.0" and venv_version(v, "beta") == "1.0"
         return not DRIVER & mods
@@ -153,6 +154,20 @@ def test_memo_is_not_used_after_an_input_changes(warm: Warm, change: Callable[[W
     change(warm)
     assert not warm.memo_used()
     assert warm.memo_used()  # the driver's run wrote a new memo
+
+
+def test_memo_is_not_used_after_the_target_venvs_pip_conf_changes(warm: Warm) -> None:
+    """pip reads the target venv's own pip.conf (index URLs): writing one there sends the next
+    run to the driver (the memo missed it for up to an hour)."""
+    empty = warm.tmp / "empty.conf"  # (pip then reads no user file; no /etc/xdg either)
+    empty.write_text("")
+    warm.env = {"PIP_CONFIG_FILE": str(empty), "XDG_CONFIG_DIRS": str(warm.tmp / "xdg")}
+    v = warm.make_venv()
+    warm.run(v)
+    assert warm.memo_used(v)
+    (v / "pip.conf").write_text("[global]\ntimeout = 6\n")
+    assert not warm.memo_used(v)
+    assert warm.memo_used(v)
 
 
 def test_tampered_wheel_is_not_used(warm: Warm) -> None:
