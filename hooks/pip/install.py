@@ -255,11 +255,27 @@ class Driver:
             every = self.store.candidates(self.target, self.request, sdists=True)
             # (no wheel at all: a built: key that is not offered - unvouched, repointed - keeps
             # its sdist out too, as before)
-            extra = [c for c in every if c.entry.key.startswith("sdist:")
-                     and self.cache.lookup(self.store.built_key(c.sha256, self.target)) is None]
+            extra = [o for c in every if c.entry.key.startswith("sdist:")
+                     and self.cache.lookup(self.store.built_key(c.sha256, self.target)) is None
+                     and (o := self._named_copy(c)) is not None]
         self._page_cands = [*self.candidates(refresh=True, sdists=sdists), *extra]
         self.store.write_page(page, self._page_cands)
         return page
+
+    def _named_copy(self, c: Candidate) -> Candidate | None:
+        """c as a checked copy under its own name in this run's scratch directory: pip unpacks
+        an sdist at the end of its symlinks (the object's name, no .tar.gz), with a warning."""
+        import shutil
+
+        dest = self.work / "sdists" / c.sha256 / c.filename
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(c.path, dest)
+            if self.cache.calculate_hash(str(dest)) != c.sha256:
+                return None
+        except OSError:
+            return None
+        return Candidate(c.entry, c.filename, dest)
 
     def tree_args(self) -> list[str]:
         """``--extra-index-url`` options: the user's extra indexes (CLI, else environment or
