@@ -101,10 +101,10 @@ def run(action: str, make_cache: Callable[[], PackageCache | None]) -> int:
         watchdog = _watchdog(limit, label)
         if action not in ACTIONS:
             raise ValueError(f"unknown hook action {action!r}")
-        if action == "pre-install" and _method_serves_alone():
-            return 0  # nothing to compute: no cache, YAML or index opened
         if _stand_aside():
             return 0
+        if action == "pre-install" and _method_serves_alone():
+            return 0  # nothing to compute: no cache, YAML or index opened
         _gate_core_warnings()
         from cache_core import stamps
 
@@ -142,15 +142,19 @@ def run(action: str, make_cache: Callable[[], PackageCache | None]) -> int:
 
 
 def _method_serves_alone() -> bool:
-    """The pre-install hook's shortcut: pkgcache's method is apt's http(s) method and the cache
-    the config selects (as the hooks recorded it: cache_core.stamps) has no remote, so the
-    method's front serves each deb as apt asks (seed.method_serves, without opening the cache)."""
-    from cache_core import stamps
+    """The pre-install hook's shortcut: the cache the config selects (as the hooks recorded it:
+    cache_core.stamps) has no remote and the method's front serves every deb apt may ask for
+    (seed.front_serves_all), so the seed has nothing to compute (seed.method_serves, without
+    opening the cache). Any fault: False (the seed runs, and says why if it must)."""
+    try:
+        from cache_core import stamps
 
-    from .fleet import method_status
+        from .seed import front_serves_all
 
-    got = stamps.selected()
-    return got is not None and not got[1] and bool(method_status().get("active"))
+        got = stamps.selected()
+        return got is not None and not got[1] and front_serves_all()
+    except Exception:  # noqa: BLE001 - a shortcut only
+        return False
 
 
 def _remember_cache(cache: PackageCache, identity: str) -> None:

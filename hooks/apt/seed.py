@@ -22,7 +22,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .aptenv import AptLockBusy, AptPaths, archives_lock, installed_names, read_trusted, write_trusted
+from .aptenv import (
+    AptLockBusy,
+    AptPaths,
+    archives_lock,
+    installed_names,
+    read_trusted,
+    source_uris,
+    write_trusted,
+)
 from .naming import KEY_PREFIX, archive_name, is_safe_name, key_for, parse_archive_name
 
 if TYPE_CHECKING:
@@ -576,10 +584,26 @@ def seed(cache: PackageCache, specs: list[str] | None = None, *, hook: bool = Fa
 def method_serves(cache: PackageCache) -> bool:
     """True when apt downloads through pkgcache's method and the local store is the only tier:
     the method's front serves each hit by its digest as apt asks, so the pre-install seed has
-    nothing to compute (with a remote, the seed still brings the set in, in parallel)."""
+    nothing to compute (with a remote, the seed still brings the set in, in parallel). See
+    front_serves_all for what else it takes."""
+    return cache.remote is None and front_serves_all()
+
+
+def front_serves_all() -> bool:
+    """pkgcache's method is apt's http and https method, every source is http:// or https://
+    (the front serves no other transport: tor+http, ftp, file, cdrom, mirror+, ...), and no deb
+    placed by an earlier seed is recorded (it may need the seed's drop_stale). Cheap: apt's
+    configuration and the sources files, no cache, index or python-apt system."""
     from .fleet import method_status
 
-    return cache.remote is None and bool(method_status().get("active"))
+    if not method_status().get("active"):
+        return False
+    import apt_pkg  # configured by method_status
+
+    uris = source_uris(apt_pkg.config)
+    if uris is None or not all(u.lower().startswith(("http://", "https://")) for u in uris):
+        return False
+    return not load_placed(AptPaths.load(apt_pkg))
 
 
 def _request_wants(request: tuple[str, list[str], str | None], inv: Any, apt_pkg: Any,
