@@ -242,15 +242,20 @@ def _dispatch(action: str, cache: PackageCache, actions: list[Any]) -> None:
     else:
         from .seed import method_serves, seed
 
+        serves = ""
         if action == "post-update":
             _import_lists(cache)
-        elif method_serves(cache):
-            return  # the method's front serves each deb as apt asks: nothing to compute here
+        else:
+            serves = method_serves(cache)
+            if serves == "all":
+                return  # the method's front serves each deb as apt asks: nothing to compute here
         try:
             # After `apt-get update` nothing is placed (a deb in archives changes what
             # `apt-get --print-uris` says): the plan is refreshed, the pre-install seed places.
+            # With the front serving ("placed"): earlier placements are checked, none made.
             srep = seed(cache, None, hook=True, narrow=action == "pre-install",
-                        plan_only=action == "post-update", lock_timeout=HOOK_LOCK_TIMEOUT)
+                        plan_only=action == "post-update" or serves == "placed",
+                        lock_timeout=HOOK_LOCK_TIMEOUT)
         except aptenv.AptLockBusy:
             return  # another apt run holds archives; it will fail or finish on its own
         if srep.placed or srep.rejected or srep.removed or srep.opened_index \

@@ -58,13 +58,15 @@ def sources(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     cache recorded without a remote, no earlier placement (an empty private state dir)."""
     apt_pkg.init_config()
     cfg = apt_pkg.config
-    keys = ("Dir::Etc::sourcelist", "Dir::Etc::sourceparts")
+    keys = ("Dir::Etc::sourcelist", "Dir::Etc::sourceparts", "Dir::Cache::archives")
     saved = {k: cfg.find(k) for k in keys}
     main = tmp_path / "sources.list"
     parts = tmp_path / "sources.list.d"
     parts.mkdir()
+    (tmp_path / "archives").mkdir()
     cfg.set(keys[0], str(main))
     cfg.set(keys[1], str(parts))
+    cfg.set(keys[2], str(tmp_path / "archives"))
     state = tmp_path / "state"
     state.mkdir(mode=0o700)
     monkeypatch.setenv("PKGCACHE_STATE_DIR", str(state))
@@ -112,10 +114,36 @@ def test_a_deb822_source_the_front_does_not_serve_runs_the_seed(sources) -> None
 
 def test_an_earlier_placement_runs_the_seed(sources, tmp_path: Path) -> None:
     from hooks.apt.aptenv import AptPaths
-    from hooks.apt.seed import save_placed
+    from hooks.apt.seed import load_placed, save_placed
 
     main, _parts = sources
     main.write_text("deb http://deb.example/debian bookworm main\n")
     assert hook._method_serves_alone() is True
-    save_placed(AptPaths.load(apt_pkg), {"a_1_all.deb": ["0" * 64, 1, 2, 3]})
+    paths = AptPaths.load(apt_pkg)
+    deb = paths.archives / "a_1_all.deb"
+    deb.write_bytes(b"a")
+    st = deb.stat()
+    save_placed(paths, {deb.name: ["0" * 64, st.st_ino, st.st_size, st.st_mtime_ns]})
     assert hook._method_serves_alone() is False  # its drop_stale may be needed
+    assert load_placed(paths)
+    deb.unlink()  # apt clean, or `apt` deleting debs after the install
+    assert hook._method_serves_alone() is True
+    assert load_placed(paths) == {}  # the record forgets it
+
+
+@pytest.mark.parametrize(("serves", "seeded"), [("all", None), ("placed", True), ("", False)])
+def test_the_pre_install_seed_places_nothing_while_the_front_serves(
+        monkeypatch: pytest.MonkeyPatch, serves: str, seeded: bool | None) -> None:
+    from hooks.apt import method, seed
+
+    calls: list[bool] = []
+
+    def fake_seed(cache: object, specs: object, **kw: object) -> object:
+        calls.append(bool(kw["plan_only"]))
+        return seed.SeedReport()
+
+    monkeypatch.setattr(method, "fold_front_counts", lambda cache: None)
+    monkeypatch.setattr(seed, "method_serves", lambda cache: serves)
+    monkeypatch.setattr(seed, "seed", fake_seed)
+    hook._dispatch("pre-install", object(), [])  # type: ignore[arg-type]
+    assert calls == ([] if seeded is None else [seeded])
