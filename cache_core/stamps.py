@@ -153,14 +153,19 @@ def note_copy(sdir: str, name: str, digest: str, st: os.stat_result, *, hit: boo
 
 def copy_digest(cache_root: str, path: str) -> tuple[str, bool] | None:
     """(digest, hit) of the object path holds the bytes of (by note_copy), if path still has
-    the stamp it had then; else None (hash it)."""
+    the stamp it had then; else None (hash it). The note is used once: read, then removed."""
     sdir = stamp_dir(cache_root)
     name = os.path.basename(path)
     if sdir is None or not _safe_name(name):
         return None
-    got = _read(os.path.join(sdir, "copies", name))
+    note = os.path.join(sdir, "copies", name)
+    got = _read(note)
     if not got:
         return None
+    try:
+        os.unlink(note)  # one note per placed copy, gone once the harvest has used it
+    except OSError:
+        pass
     digest, hit, want = got.strip().split(" ", 2) if got.count(" ") >= 2 else ("", "", "")
     try:
         st = os.lstat(path)

@@ -100,6 +100,53 @@ class AptPaths:
         return h.hexdigest()
 
 
+def source_uris(cfg: Any) -> list[str] | None:
+    """The URIs of every source in apt's sources.list and sources.list.d (*.list one-line
+    entries, *.sources deb822 stanzas not ``Enabled: no``), as apt's configuration cfg names
+    the files; None if one cannot be read."""
+    files = [cfg.find_file("Dir::Etc::sourcelist")]
+    parts = cfg.find_dir("Dir::Etc::sourceparts")
+    try:
+        names = sorted(os.listdir(parts)) if parts and os.path.isdir(parts) else []
+    except OSError:
+        return None
+    files += [os.path.join(parts, n) for n in names if n.endswith((".list", ".sources"))]
+    uris: list[str] = []
+    for f in files:
+        try:
+            with open(f, encoding="utf-8", errors="replace") as fh:
+                text = fh.read(MAX_STATE_BYTES)
+        except FileNotFoundError:
+            continue
+        except OSError:
+            return None
+        if f.endswith(".sources"):
+            for stanza in text.split("\n\n"):
+                fields: dict[str, str] = {}
+                key = ""
+                for line in stanza.splitlines():
+                    if line.startswith("#") or not line.strip():
+                        continue
+                    if line[0].isspace() and key:
+                        fields[key] += " " + line.strip()
+                    elif ":" in line:
+                        key, _, val = line.partition(":")
+                        key = key.strip().lower()
+                        fields[key] = val.strip()
+                if fields.get("enabled", "yes").lower() != "no":
+                    uris += fields.get("uris", "").split()
+            continue
+        for line in text.splitlines():
+            words = line.split("#", 1)[0].split()
+            if len(words) < 2 or words[0] not in ("deb", "deb-src"):
+                continue
+            rest = " ".join(words[1:])
+            if rest.startswith("["):
+                rest = rest.partition("]")[2]
+            uris += rest.split()[:1]
+    return uris
+
+
 def installed_names(status_file: Path) -> set[str]:
     """Archive names of the packages dpkg has installed (cheap parse of the status file)."""
     out: set[str] = set()

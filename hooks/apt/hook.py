@@ -101,10 +101,10 @@ def run(action: str, make_cache: Callable[[], PackageCache | None]) -> int:
         watchdog = _watchdog(limit, label)
         if action not in ACTIONS:
             raise ValueError(f"unknown hook action {action!r}")
-        if action == "pre-install" and _method_serves_alone():
-            return 0  # nothing to compute: no cache, YAML or index opened
         if _stand_aside():
             return 0
+        if action == "pre-install" and _method_serves_alone():
+            return 0  # nothing to compute: no cache, YAML or index opened
         _gate_core_warnings()
         from cache_core import stamps
 
@@ -142,15 +142,19 @@ def run(action: str, make_cache: Callable[[], PackageCache | None]) -> int:
 
 
 def _method_serves_alone() -> bool:
-    """The pre-install hook's shortcut: pkgcache's method is apt's http(s) method and the cache
-    the config selects (as the hooks recorded it: cache_core.stamps) has no remote, so the
-    method's front serves each deb as apt asks (seed.method_serves, without opening the cache)."""
-    from cache_core import stamps
+    """The pre-install hook's shortcut: the cache the config selects (as the hooks recorded it:
+    cache_core.stamps) has no remote and the method's front serves every deb apt may ask for
+    (seed.front_serves_all), so the seed has nothing to compute (seed.method_serves, without
+    opening the cache). Any fault: False (the seed runs, and says why if it must)."""
+    try:
+        from cache_core import stamps
 
-    from .fleet import method_status
+        from .seed import front_serves_all
 
-    got = stamps.selected()
-    return got is not None and not got[1] and bool(method_status().get("active"))
+        got = stamps.selected()
+        return got is not None and not got[1] and front_serves_all()
+    except Exception:  # noqa: BLE001 - a shortcut only
+        return False
 
 
 def _remember_cache(cache: PackageCache, identity: str) -> None:
@@ -238,15 +242,20 @@ def _dispatch(action: str, cache: PackageCache, actions: list[Any]) -> None:
     else:
         from .seed import method_serves, seed
 
+        serves = ""
         if action == "post-update":
             _import_lists(cache)
-        elif method_serves(cache):
-            return  # the method's front serves each deb as apt asks: nothing to compute here
+        else:
+            serves = method_serves(cache)
+            if serves == "all":
+                return  # the method's front serves each deb as apt asks: nothing to compute here
         try:
             # After `apt-get update` nothing is placed (a deb in archives changes what
             # `apt-get --print-uris` says): the plan is refreshed, the pre-install seed places.
+            # With the front serving ("placed"): earlier placements are checked, none made.
             srep = seed(cache, None, hook=True, narrow=action == "pre-install",
-                        plan_only=action == "post-update", lock_timeout=HOOK_LOCK_TIMEOUT)
+                        plan_only=action == "post-update" or serves == "placed",
+                        lock_timeout=HOOK_LOCK_TIMEOUT)
         except aptenv.AptLockBusy:
             return  # another apt run holds archives; it will fail or finish on its own
         if srep.placed or srep.rejected or srep.removed or srep.opened_index \

@@ -463,7 +463,15 @@ class LocalObjects:
 
     @classmethod
     def open(cls) -> LocalObjects | None:
-        """The selected cache's objects, or None."""
+        """The selected cache's objects, or None (also when the cache dir or cache_core.stamps
+        is missing or unreadable: the helper then serves and says why)."""
+        try:
+            return cls._open()
+        except (OSError, ImportError):
+            return None
+
+    @classmethod
+    def _open(cls) -> LocalObjects | None:
         here = _code_root()
         if not os.path.isfile(os.path.join(here, "cache_core", "stamps.py")):
             return None
@@ -481,6 +489,7 @@ class LocalObjects:
         try:
             st = os.fstat(fd)
             if st.st_uid != os.geteuid() or st.st_mode & 0o022:
+                os.close(fd)
                 return None
             for part in ("objects-v1", "sha256"):
                 nxt = os.open(part, flags | os.O_NOFOLLOW, dir_fd=fd)
@@ -554,10 +563,12 @@ class LocalObjects:
         dfd = os.open(ddir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
         self.n += 1
         tmp = f".pkgcache-{os.getpid()}-{self.n}.part"
+        made = False  # only a temp file this call created is ever unlinked
         try:
             parent = os.fstat(dfd)
             out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                           0o600, dir_fd=dfd)
+            made = True
             try:
                 if _copy(fd, out, st.st_size) != st.st_size or self.stamps.of(os.fstat(fd)) != want:
                     raise OSError("the object changed while it was copied")
@@ -568,10 +579,11 @@ class LocalObjects:
                 os.close(out)
             os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
         except BaseException:
-            try:
-                os.unlink(tmp, dir_fd=dfd)
-            except OSError:
-                pass
+            if made:
+                try:
+                    os.unlink(tmp, dir_fd=dfd)
+                except OSError:
+                    pass
             raise
         finally:
             os.close(dfd)
@@ -784,16 +796,16 @@ class Front:
         """A hit the front serves itself (LocalObjects): True; None: a miss for the real method
         (no object, no remote: the helper is not asked, it only stores the download); False:
         ask the helper."""
-        if self.local is None:
-            self.local = False
-            if os.geteuid() == 0 and not os.environ.get("PKGCACHE_DISABLE"):
-                self.local = LocalObjects.open() or False
-        if self.local is False or not self.hashes_ok or self.relay_only:
-            return False
-        assert isinstance(self.local, LocalObjects)
         try:
+            if self.local is None:
+                self.local = False
+                if os.geteuid() == 0 and not os.environ.get("PKGCACHE_DISABLE"):
+                    self.local = LocalObjects.open() or False
+            if self.local is False or not self.hashes_ok or self.relay_only:
+                return False
+            assert isinstance(self.local, LocalObjects)
             got = self.local.place(req)
-        except OSError:
+        except (OSError, ImportError):
             got = None  # the helper tries (and says why, if it must)
         if got == "miss":
             self.start_helper()  # for the harvest of what the real method downloads

@@ -22,7 +22,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .aptenv import AptLockBusy, AptPaths, archives_lock, installed_names, read_trusted, write_trusted
+from .aptenv import (
+    AptLockBusy,
+    AptPaths,
+    archives_lock,
+    installed_names,
+    read_trusted,
+    source_uris,
+    write_trusted,
+)
 from .naming import KEY_PREFIX, archive_name, is_safe_name, key_for, parse_archive_name
 
 if TYPE_CHECKING:
@@ -573,13 +581,49 @@ def seed(cache: PackageCache, specs: list[str] | None = None, *, hook: bool = Fa
     return rep
 
 
-def method_serves(cache: PackageCache) -> bool:
-    """True when apt downloads through pkgcache's method and the local store is the only tier:
-    the method's front serves each hit by its digest as apt asks, so the pre-install seed has
-    nothing to compute (with a remote, the seed still brings the set in, in parallel)."""
+def method_serves(cache: PackageCache) -> str:
+    """"all" when apt downloads through pkgcache's method, the local store is the only tier and
+    the front serves every deb (front_coverage): the pre-install seed has nothing to compute
+    (with a remote, the seed still brings the set in, in parallel); "placed": so, but debs an
+    earlier seed placed are still recorded (the seed checks them and places nothing); ""."""
+    return front_coverage() if cache.remote is None else ""
+
+
+def front_serves_all() -> bool:
+    """The pre-install shortcut's test: front_coverage() == "all"."""
+    return front_coverage() == "all"
+
+
+def front_coverage() -> str:
+    """"all": pkgcache's method is apt's http and https method, every source is http:// or
+    https:// (the front serves no other transport: tor+http, ftp, file, cdrom, mirror+, ...)
+    and no deb placed by an earlier seed is still in archives (it may need the seed's
+    drop_stale); "placed": all but that; "". Cheap: apt's configuration, the sources files and
+    a stat per recorded placement (records of files gone or replaced are dropped)."""
     from .fleet import method_status
 
-    return cache.remote is None and bool(method_status().get("active"))
+    if not method_status().get("active"):
+        return ""
+    import apt_pkg  # configured by method_status
+
+    uris = source_uris(apt_pkg.config)
+    if uris is None or not all(u.lower().startswith(("http://", "https://")) for u in uris):
+        return ""
+    paths = AptPaths.load(apt_pkg)
+    placed = load_placed(paths)
+    if not placed:
+        return "all"
+    kept = {}
+    for fname, rec in placed.items():
+        try:
+            st = os.lstat(paths.archives / fname)
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode) and rec[1:] == _stamp(st):
+            kept[fname] = rec
+    if kept != placed:
+        save_placed(paths, kept)
+    return "placed" if kept else "all"
 
 
 def _request_wants(request: tuple[str, list[str], str | None], inv: Any, apt_pkg: Any,

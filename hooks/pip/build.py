@@ -85,12 +85,47 @@ _MAX_PYPROJECT = 1 << 20
 
 def build_requires(src: Path) -> list[str]:
     """[build-system] requires of a project directory or an sdist (read, never extracted)."""
-    import tarfile
-    import zipfile
-
     if sys.version_info < (3, 11):
         return []  # no TOML reader in Python 3.10 (tomllib): the build requirements are unknown
     import tomllib  # type: ignore[import-not-found]  # (mypy checks as 3.10)
+
+    text = _pyproject(src)
+    if text is None:
+        return []
+    try:
+        data = tomllib.loads(text) if text else {}
+    except ValueError:
+        return []
+    system = data.get("build-system")
+    if not isinstance(system, dict) or "requires" not in system:
+        return list(LEGACY_BUILD_REQUIRES)
+    reqs = system.get("requires")
+    return [str(r) for r in reqs] if isinstance(reqs, list) else []
+
+
+def legacy_sdist(src: Path) -> bool:
+    """True for an sdist with no pyproject.toml at all: pip then builds or installs it with the
+    target's own setuptools (``setup.py``, no isolated build environment, nothing downloaded)."""
+    return _pyproject(src) == ""
+
+
+def has_build_tools(python: str, env: dict[str, str]) -> bool:
+    """Whether the target can build a wheel from a setup.py with its own tools (setuptools and
+    a bdist_wheel: the wheel package or setuptools' own), as pip without isolation does."""
+    code = ("import importlib.util as u, sys; sys.exit(0 if u.find_spec('setuptools') and "
+            "(u.find_spec('wheel') or u.find_spec('setuptools.command.bdist_wheel')) else 1)")
+    import subprocess
+
+    try:
+        return run([python, "-I", "-c", code], env, timeout=60).rc == 0
+    except (OSError, ValueError, subprocess.SubprocessError):
+        return False
+
+
+def _pyproject(src: Path) -> str | None:
+    """The text of src's pyproject.toml ("" if it has none), or None if src cannot be read."""
+    import tarfile
+    import zipfile
 
     text: str | None = None
     try:
@@ -116,12 +151,7 @@ def build_requires(src: Path) -> list[str]:
                         text = zf.read(info).decode("utf-8")
                         break
         else:
-            return []  # a wheel: nothing to build
-        data = tomllib.loads(text) if text else {}
+            return None  # a wheel: nothing to build
     except (OSError, ValueError, tarfile.TarError, zipfile.BadZipFile, UnicodeDecodeError):
-        return []
-    system = data.get("build-system")
-    if not isinstance(system, dict) or "requires" not in system:
-        return list(LEGACY_BUILD_REQUIRES)
-    reqs = system.get("requires")
-    return [str(r) for r in reqs] if isinstance(reqs, list) else []
+        return None
+    return text

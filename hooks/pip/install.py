@@ -258,11 +258,27 @@ class Driver:
             every = self.store.candidates(self.target, self.request, sdists=True)
             # (no wheel at all: a built: key that is not offered - unvouched, repointed - keeps
             # its sdist out too, as before)
-            extra = [c for c in every if c.entry.key.startswith("sdist:")
-                     and self.cache.lookup(self.store.built_key(c.sha256, self.target)) is None]
+            extra = [o for c in every if c.entry.key.startswith("sdist:")
+                     and self.cache.lookup(self.store.built_key(c.sha256, self.target)) is None
+                     and (o := self._named_copy(c)) is not None]
         self._page_cands = [*self.candidates(refresh=True, sdists=sdists), *extra]
         self.store.write_page(page, self._page_cands)
         return page
+
+    def _named_copy(self, c: Candidate) -> Candidate | None:
+        """c as a checked copy under its own name in this run's scratch directory: pip unpacks
+        an sdist at the end of its symlinks (the object's name, no .tar.gz), with a warning."""
+        import shutil
+
+        dest = self.work / "sdists" / c.sha256 / c.filename
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(c.path, dest)
+            if self.cache.calculate_hash(str(dest)) != c.sha256:
+                return None
+        except OSError:
+            return None
+        return Candidate(c.entry, c.filename, dest)
 
     def tree_args(self) -> list[str]:
         """``--extra-index-url`` options: the user's extra indexes (CLI, else environment or
@@ -413,8 +429,11 @@ class Driver:
             return res, []
         return res, parse_report(json.loads(report.read_text(encoding="utf-8")))
 
-    def fill(self, arts: list[Artifact], *, verify: bool = False) -> bool:
+    def fill(self, arts: list[Artifact], *, verify: bool = False, as_pip: bool = False) -> bool:
         """Fetch or build into the cache every artifact it lacks; False if any is still missing.
+
+        as_pip: pip has just installed arts (online): a setup.py-only sdist is built as pip
+        builds it, with the target's own tools, or not at all (see _build_legacy).
 
         A file that cannot be fetched or built makes this return False (the caller falls back
         to plain pip, which reports the problem in its own words).
@@ -447,7 +466,7 @@ class Driver:
                 self.filled.add(art.filename)
             if not art.is_wheel:
                 sdists.append(art)
-        if sdists and not self.build(sdists, paths):
+        if sdists and not self.build(sdists, paths, as_pip=as_pip):
             ok = False
         return ok
 
@@ -543,15 +562,23 @@ class Driver:
         if local:
             self.cache_build_deps(local)
         if fetched:
-            self.fill(fetched)
+            self.fill(fetched, as_pip=True)
 
-    def build(self, sdists: list[Artifact], paths: dict[str, Path]) -> bool:
+    def build(self, sdists: list[Artifact], paths: dict[str, Path], *,
+              as_pip: bool = False) -> bool:
         """Build wheels from sdists for the target once, keyed by sdist SHA-256 + fingerprint."""
         out = self.work / "built"
         out.mkdir(exist_ok=True)
         from . import build as fetch
 
         build = self.opts.build_args()
+        if as_pip and "--use-pep517" not in build:
+            legacy = [a for a in sdists if fetch.legacy_sdist(paths[a.filename])]
+            if legacy:
+                self._build_legacy(legacy, paths, build)
+                sdists = [a for a in sdists if a not in legacy]
+                if not sdists:
+                    return True
         if not any(a in build for a in ("--use-pep517", "--no-use-pep517")):
             build.append("--use-pep517")  # setup.py-only sdists too, without 'wheel' installed
         deps = self.cache_build_deps([paths[a.filename] for a in sdists])
@@ -573,16 +600,41 @@ class Driver:
                 self.problems.append(f"building {art.filename} produced no wheel")
                 ok = False
                 continue
-            meta = {"filename": wheel.name, "name": art.name, "version": art.version,
-                    "requires_python": art.requires_python, "sdist": art.filename,
-                    "sdist_sha256": art.sha256, "fingerprint": self.target.fingerprint,
-                    "build_deps": deps,
-                    "sources": [origin] if (origin := self.origin(art)) else []}
-            key = self.store.built_key(str(art.sha256), self.target)
-            if self.store.add(key, str(wheel), None, meta) is None:
-                self.problems.append(f"{wheel.name} could not be stored in the cache")
-                ok = False
+            ok = self._store_built(art, wheel, deps) and ok
         return ok
+
+    def _build_legacy(self, sdists: list[Artifact], paths: dict[str, Path],
+                      build: list[str]) -> None:
+        """Wheels from setup.py-only sdists pip has just installed, made as pip makes them: the
+        one pip built, else one built with the target's own setuptools (no build environment,
+        no index). Plain pip downloads no build tool for them, so neither does this; without
+        the tools the cached sdist alone is served, and pip installs it as it did."""
+        from . import build as fetch
+
+        ready = {a.filename: w for a in sdists if (w := self._pip_built(a)) is not None}
+        todo = [a for a in sdists if a.filename not in ready]
+        out = self.work / "built-legacy"
+        if todo and fetch.has_build_tools(self.target.python, self.env):
+            out.mkdir(exist_ok=True)
+            fetch.build_wheels([paths[a.filename] for a in todo], out, self.pip,
+                               ["--no-build-isolation", "--no-index", *build], self.env)
+        for art in sdists:
+            wheel = ready.get(art.filename) or self._built_wheel(out, art)
+            if wheel is not None:
+                self._store_built(art, wheel, [])
+
+    def _store_built(self, art: Artifact, wheel: Path, deps: list[str]) -> bool:
+        """Store the wheel built from art's sdist for this target; False if it could not be."""
+        meta = {"filename": wheel.name, "name": art.name, "version": art.version,
+                "requires_python": art.requires_python, "sdist": art.filename,
+                "sdist_sha256": art.sha256, "fingerprint": self.target.fingerprint,
+                "build_deps": deps,
+                "sources": [origin] if (origin := self.origin(art)) else []}
+        key = self.store.built_key(str(art.sha256), self.target)
+        if self.store.add(key, str(wheel), None, meta) is None:
+            self.problems.append(f"{wheel.name} could not be stored in the cache")
+            return False
+        return True
 
     def _pip_built(self, art: Artifact) -> Path | None:
         """The wheel pip itself just built from art's sdist (an online install), taken from

@@ -85,3 +85,21 @@ def test_the_cache_pointer_follows_the_config(tmp_path: Path, monkeypatch: pytes
     assert stamps.selected_cache() is None
     monkeypatch.setenv("PKGCACHE_DIR", str(tmp_path / "other"))
     assert stamps.selected_cache() is None
+
+
+def test_a_copy_note_is_used_once(cache: PackageCache, tmp_path: Path) -> None:
+    src = tmp_path / "n_1_all.deb"
+    src.write_bytes(b"n" * 100)
+    digest = cache.put("deb:n_1_all.deb", str(src))
+    assert digest is not None
+    sdir = stamps.stamp_dir(str(cache.root), create=True)
+    assert sdir is not None
+    copy = tmp_path / "archives" / "n_1_all.deb"
+    copy.parent.mkdir()
+    copy.write_bytes(b"n" * 100)
+    stamps.note_copy(sdir, copy.name, digest, os.stat(copy), hit=True)
+    stamps.note_copy(sdir, "gone_1_all.deb", digest, os.stat(copy), hit=True)
+    assert cache.placed_copy(str(copy)) == (digest, True)  # the harvest used it
+    assert cache.placed_copy(str(copy.parent / "gone_1_all.deb")) is None  # stale: no use
+    assert os.listdir(os.path.join(sdir, "copies")) == []  # no note kept forever
+    assert cache.placed_copy(str(copy)) is None  # then: hash it

@@ -89,6 +89,58 @@ def test_legacy_sdist_install_is_cached_and_served_offline(cache: PackageCache, 
     assert venv_version(v2, "oldstyle") == "0.6.2"
 
 
+def _tool_wheel(out: Path, name: str, version: str) -> Path:
+    """A build tool's wheel for the index (plain pip must never ask for it here)."""
+    info = f"{name}-{version}.dist-info"
+    return _write_wheel(out / f"{name}-{version}-py3-none-any.whl", info, {
+        f"{name}_stub.py": b"",
+        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode(),
+        f"{info}/WHEEL": b"Wheel-Version: 1.0\nGenerator: t\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    })
+
+
+def _freeze(venv: Path) -> list[str]:
+    out = subprocess.run([py(venv), "-m", "pip", "freeze", "--all"], capture_output=True,
+                         text=True, check=True).stdout
+    return sorted(out.splitlines())
+
+
+def test_cold_legacy_sdist_asks_the_index_for_what_plain_pip_asks(
+        cache: PackageCache, index: Index, make_venv, tmp_path: Path,
+        capfd: pytest.CaptureFixture[str]) -> None:
+    """A setup.py-only sdist into a venv with setuptools (and no ``wheel``): plain pip installs it
+    with the venv's setuptools, downloading no build tool; a cold pkgcache install asks the
+    index for exactly the files plain pip asks for, once each, and serves the sdist offline."""
+    index.add(make_legacy_sdist(tmp_path, "oldstyle", "0.6.2"))
+    for name in ("setuptools", "wheel"):  # on the index, as on PyPI
+        index.add(_tool_wheel(tmp_path, name, "99.0"))
+    plain = make_venv(with_pip=True)
+    plain_err = subprocess.run([py(plain), "-m", "pip", "install", "--no-cache-dir",
+                                "--disable-pip-version-check", "-i", index.url, "oldstyle"],
+                               check=True, capture_output=True, text=True).stderr
+    want = _file_requests(index)
+    assert want == Counter({"/files/oldstyle-0.6.2.tar.gz": 1}), want
+    index.requests.clear()
+    v1 = make_venv(with_pip=True)
+    rc = install(cache, ["--python", py(v1), "-i", index.url, "oldstyle"])
+    out, err = capfd.readouterr()
+    assert rc == 0, err
+    assert _file_requests(index) == want, _file_requests(index)
+    assert not [r for r in index.requests if "setuptools" in r or "/wheel" in r], index.requests
+    assert _freeze(v1) == _freeze(plain)
+    # nothing printed on success but plain pip's own lines (its setup.py install deprecation)
+    assert set(err.splitlines()) <= set(plain_err.splitlines()), err
+    # the next run, with the index down, installs it from the cache
+    index.stop()
+    v2 = make_venv(with_pip=True)
+    rc = install(cache, ["--python", py(v2), "-i", index.url, "oldstyle"])
+    err = capfd.readouterr().err
+    assert rc == 0, err
+    assert venv_version(v2, "oldstyle") == "0.6.2"
+    assert _freeze(v2) == _freeze(plain)
+    assert "WARNING" not in err, err  # (pip unpacks the cached sdist under its own name)
+
+
 def _big_wheel(out: Path, name: str, version: str, size: int) -> Path:
     """A wheel with an incompressible payload (so a slow index takes a while to send it)."""
     dist = name.replace("-", "_")

@@ -1,0 +1,92 @@
+"""The front's own hits (LocalObjects) meet a broken world in-process: a cache dir that is gone
+or not ours is no local hits (the helper serves, the front is not faulted into relaying), with
+no descriptor left open; a temp name that exists already in the destination is never removed."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from cache_core import stamps
+from hooks.apt.method import Front, LocalObjects, Request
+
+
+def _fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.fixture
+def selects(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Point the recorded cache selection (cache_core.stamps) at a cache root; returns a
+    function that records a root."""
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    monkeypatch.setenv("PKGCACHE_STATE_DIR", str(state))
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("performance:\n  cache:\n    enabled: true\n")
+    monkeypatch.setenv("PKGCACHE_CONFIG", str(cfg))
+    for var in ("PKGCACHE_DIR", "PKGCACHE_DISABLE"):
+        monkeypatch.delenv(var, raising=False)
+
+    def select(root: Path) -> None:
+        stamps.remember_cache(stamps.config_identity(), str(root))
+        assert stamps.selected_cache() == str(root.resolve())
+
+    return select
+
+
+def test_a_missing_cache_dir_is_no_local_hits(selects, tmp_path: Path) -> None:
+    root = tmp_path / "cache"
+    root.mkdir()
+    selects(root)
+    root.rmdir()  # rm -rf /var/cache/vps-configurator
+    assert LocalObjects.open() is None
+
+
+def test_a_cache_dir_not_ours_leaks_no_descriptor(selects, tmp_path: Path) -> None:
+    root = tmp_path / "cache"
+    (root / "objects-v1" / "sha256").mkdir(parents=True)
+    selects(root)
+    os.chmod(root, 0o777)  # writable by others: never trusted
+    before = _fds()
+    assert LocalObjects.open() is None
+    assert _fds() == before
+
+
+@pytest.mark.parametrize("exc", [ImportError("cache_core.stamps"), PermissionError(13, "no")])
+def test_serve_local_asks_the_helper_when_the_objects_cannot_be_opened(
+        monkeypatch: pytest.MonkeyPatch, exc: Exception) -> None:
+    def broken() -> None:
+        raise exc
+
+    monkeypatch.setattr(LocalObjects, "open", classmethod(lambda cls: broken()))
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    monkeypatch.delenv("PKGCACHE_DISABLE", raising=False)
+    front = SimpleNamespace(local=None, hashes_ok=True, relay_only=False)
+    req = Request("http://h/pool/a_1_all.deb", "/tmp/x", "0" * 64, False)
+    assert Front.serve_local(front, req) is False  # type: ignore[arg-type]
+    assert front.local is False  # no local hits this session; the front still asks the helper
+
+
+def test_a_temp_name_taken_already_is_left_alone(tmp_path: Path) -> None:
+    src = tmp_path / "obj"
+    src.write_bytes(b"deb bytes")
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    theirs = dest / f".pkgcache-{os.getpid()}-1.part"
+    theirs.write_text("someone else's file")
+    objects = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    local = LocalObjects(stamps, str(tmp_path), str(tmp_path), objects, False)
+    fd = os.open(src, os.O_RDONLY)
+    try:
+        st = os.fstat(fd)
+        with pytest.raises(FileExistsError):
+            local._copy_to(fd, st, stamps.of(st), str(dest / "a_1_all.deb"), "0" * 64)
+    finally:
+        os.close(fd)
+        os.close(objects)
+    assert theirs.read_text() == "someone else's file"
+    assert not (dest / "a_1_all.deb").exists()
