@@ -82,12 +82,22 @@ def session(tmp_path: Path, copies: set[str], uris: list[str]) -> list[Message]:
     apt_w = os.fdopen(f_in, "wb", buffering=0)
     apt_r = os.fdopen(f_out, "rb")
     got: list[Message] = []
-    for i, uri in enumerate(uris):
+
+    def acquire(i: int, uri: str) -> bytes:
         sha = "" if uri.endswith("InRelease") else f"Expected-SHA256: {'ab' * 32}\n"
-        apt_w.write(f"600 URI Acquire\nURI: {uri}\nFilename: {tmp_path}/f{i}\n{sha}\n".encode())
-        if not uri.endswith("InRelease"):  # later requests: after the Release files' answers
-            while len([m for m in got if m.code in method.FINAL]) < i + 1:
-                got.append(_next(apt_r))
+        return f"600 URI Acquire\nURI: {uri}\nFilename: {tmp_path}/f{i}\n{sha}\n".encode()
+
+    # apt queues every Release file at the start of an update, in one burst: one write here (the
+    # scripted child answers in microseconds, so separate writes let the front settle one suite
+    # before the next request is even read; a real method takes a connect attempt)
+    burst = [i for i, uri in enumerate(uris) if uri.endswith("InRelease")]
+    apt_w.write(b"".join(acquire(i, uris[i]) for i in burst))
+    for i, uri in enumerate(uris):
+        if i in burst:
+            continue
+        apt_w.write(acquire(i, uri))  # later requests: after the Release files' answers
+        while len([m for m in got if m.code in method.FINAL]) < i + 1:
+            got.append(_next(apt_r))
     while len([m for m in got if m.code in method.FINAL]) < len(uris):
         got.append(_next(apt_r))
     apt_w.close()
