@@ -617,6 +617,10 @@ class Remote:
         revoked = {k.strip() for s in specs for k in s.revoked_public_keys}
         return frozenset(k for s in specs for k in s.trusted_public_keys if k.strip() not in revoked)
 
+    def timeout(self) -> float:
+        """Seconds one request to the remotes may take (the largest ``timeout`` of them)."""
+        return max((float(s.timeout) for s in self.tier.specs), default=0.0)
+
     def page_max_age(self) -> float:
         """Seconds a pip index page signed by a trusted key (or this member's own) is used
         without asking the index: the largest ``pip_page_max_age`` of the remotes (0: off)."""
@@ -702,18 +706,20 @@ class Remote:
         return bool(self._cache.remote_call(lambda: self.tier.add_to_set(key, items), False))
 
     def download_lease(self, digest: str, *, key: str | None = None, kind: str | None = None,
-                       wait: float | None = None, size: int | None = None
-                       ) -> AbstractContextManager[Lease]:
+                       wait: float | None = None, size: int | None = None,
+                       present: bool = True) -> AbstractContextManager[Lease]:
         """Coalesce a download by SHA-256 with other processes and members (lease.py):
         ``with cache.remote.download_lease(digest) as lease:`` - lease.path set: another member
         delivered it (serve that); else download and store it in the cache inside the block.
-        wait=0: never wait (lease.busy: ask again later); size: as for get_object."""
+        wait=0: never wait (lease.busy: ask again later); size: as for get_object;
+        present=False: a lease on a name, not an object the store may hold (a pip page's
+        key): the store's ``cas/`` is never looked at, a waiter only learns the lease ended."""
         from .storage.remote.lease import download_lease as coalesce
 
         sha = f"sha256:{digest.lower()}"
         return coalesce(self.tier, digest,
                         lambda: self.get_object(digest, key, kind=kind, size=size),
-                        lambda: self._cache.exists(sha), wait=wait)
+                        lambda: self._cache.exists(sha), wait=wait, present=present)
 
     def push(self, keys: list[str] | None, all_keys: bool = False) -> dict[str, int]:
         """Queue keys (or every key and every object stored by digest only) and upload now,

@@ -188,8 +188,9 @@ def _read(key: Key) -> list[list[str]] | None:
 def _holds(row: list[str], key: Key) -> bool:
     """One stamp, existence, token or link line of a memo still holds."""
     kind = row[0]
-    if kind == "stamp":  # stamp PATH STAMP
-        return stamp(row[1]) == row[2]
+    if kind == "stamp":  # stamp PATH(maybe {venv}/...) STAMP
+        path = row[1]
+        return stamp(key.venv + path[6:] if path.startswith("{venv}/") else path) == row[2]
     if kind == "exists":  # exists PATH(with {venv}) 0|1
         return os.path.exists(row[1].replace("{venv}", key.venv)) == (row[2] == "1")
     if kind == "token":  # token PATH CONTENT: the cache's generation
@@ -255,7 +256,8 @@ def _unreachable(fields: dict[str, list[str]]) -> str | None:
 
 def _spawn(cmd: list[str], env: dict[str, str]) -> tuple[int, bytes, bytes]:
     """Run cmd with stdin from /dev/null and its output held in memory files; (code, out, err).
-    Interrupted, the tool is killed and waited for first."""
+    Interrupted, the tool is waited for first: after Ctrl-C (which it got too, from the
+    terminal) it has 0.25 s to stop by itself, as subprocess.run gives it, then it is killed."""
     out = os.memfd_create("pkgcache-out", os.MFD_CLOEXEC)
     err = os.memfd_create("pkgcache-err", os.MFD_CLOEXEC)
     try:
@@ -264,16 +266,35 @@ def _spawn(cmd: list[str], env: dict[str, str]) -> tuple[int, bytes, bytes]:
             (os.POSIX_SPAWN_DUP2, out, 1), (os.POSIX_SPAWN_DUP2, err, 2)])
         try:
             _, status = os.waitpid(pid, 0)
+        except KeyboardInterrupt:
+            _stop(pid, 0.25)
+            raise
         except BaseException:
-            import signal
-
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
+            _stop(pid, 0.0)
             raise
         return os.waitstatus_to_exitcode(status), _all(out), _all(err)
     finally:
         os.close(out)
         os.close(err)
+
+
+def _stop(pid: int, grace: float) -> None:
+    """Reap the child pid, killing it (SIGKILL) if it has not exited within grace seconds."""
+    import signal
+    import time
+
+    end = time.monotonic() + grace
+    while True:
+        try:
+            if os.waitpid(pid, os.WNOHANG)[0]:
+                return
+        except ChildProcessError:
+            return
+        if time.monotonic() >= end:
+            break
+        time.sleep(0.01)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
 
 
 def _all(fd: int) -> bytes:

@@ -177,6 +177,7 @@ class Driver:
             dl = self.work / "dl"
             dl.mkdir(exist_ok=True)
             self._view = View(self.opts.pip_args, dl, pip_cafile())
+            self._view.refresh = self.opts.refresh
             self._view.shared = Pages(self.cache, self.store.trust, self.request.keys)
             self.env = self._view.env(self.env)
             if _fleet(self.cache) is not None:
@@ -191,7 +192,9 @@ class Driver:
         if remote is None:
             return
         wait = max(0.0, options.pip_timeout(self.opts.pip_args) * 0.6)
-        view.coalesce = lambda digest: remote.download_lease(digest, wait=wait)
+        view.coalesce = lambda digest, present=True: remote.download_lease(
+            digest, wait=wait, present=present)
+        view.publish_wait = remote.timeout() + 5
         view.keep = lambda path, digest: cache.put(f"sha256:{digest}", str(path), sha256=digest)
 
     def online(self, args: list[str]) -> list[str]:
@@ -1005,6 +1008,7 @@ def _start(argv: list[str], *, wheelhouse: bool
         return None, None, EXIT_OK
     try:
         python = find_python(opts.python)
+        options.set_target(python)
     except TargetError as exc:
         _err(str(exc))
         return None, None, EXIT_USAGE

@@ -74,7 +74,8 @@ def _rows(cache: PackageCache, store: WheelStore, target: Target, opts: PipOptio
                              ["installer", served["installer"]]]
     if served["mode"] == "unreachable":
         rows += [["index", served["index"]], ["host", served["host"], str(served["port"])]]
-    rows += [["stamp", os.path.abspath(p), stamp(p)]
+    rows += [["stamp", p, stamp(p.replace("{venv}", key.venv, 1))] if p.startswith("{venv}/")
+             else ["stamp", os.path.abspath(p), stamp(p)]
              for p in [*files, *_config_files(cache, store, target)]]
     rows.append(["stamp", state["trust"], state["trust_stamp"]])
     rows.append(["token", state["gen"], state["token"]])
@@ -102,13 +103,10 @@ def _config_files(cache: PackageCache, store: WheelStore, target: Target) -> lis
     pkgcache's config, pip's config files (index URLs), pkgcache's code, the target's probe."""
     import packaging
 
-    home = os.path.expanduser("~")
     here = os.path.dirname(os.path.abspath(__file__))
     out = [cache.config.source if cache.config is not None else None, *config_paths(),
-           "/etc/pip.conf", "/etc/xdg/pip/pip.conf",
-           os.path.join(os.environ.get("XDG_CONFIG_HOME") or os.path.join(home, ".config"),
-                        "pip", "pip.conf"), os.path.join(home, ".pip", "pip.conf"),
-           os.environ.get("PIP_CONFIG_FILE"), packaging.__file__, "/etc/os-release",
+           *options.pip_config_files("{venv}"),  # (the target venv's: a fresh venv's own)
+           packaging.__file__, "/etc/os-release",
            *[os.path.join(here, f"{name}.py") for name in _CODE],
            str(store.subdir("targets") / f"{_probe_key(target.python)}.json")]
     return [p for p in out if p]

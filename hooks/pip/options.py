@@ -333,13 +333,41 @@ def extra_index_urls() -> list[str]:
     return _config_value("extra-index-url").split()
 
 
+_target: list[str] = []  # the target interpreter of this run (set_target), for its pip.conf
+
+
+def set_target(python: str) -> None:
+    """Name this run's target interpreter: its venv's ``pip.conf`` is one of pip's files."""
+    _target[:] = [python]
+
+
+def pip_config_files(venv: str | None) -> list[str]:
+    """The config files pip reads, lowest precedence first (present or not): each
+    ``$XDG_CONFIG_DIRS/pip/pip.conf``, ``/etc/pip.conf``, ``~/.pip/pip.conf``,
+    ``~/.config/pip/pip.conf`` (not when $PIP_CONFIG_FILE exists), ``{venv}/pip.conf``,
+    $PIP_CONFIG_FILE; none at all when that is ``os.devnull``."""
+    env = os.environ.get("PIP_CONFIG_FILE")
+    if env == os.devnull:
+        return []
+    dirs = [d for d in (os.environ.get("XDG_CONFIG_DIRS") or "/etc/xdg").split(os.pathsep) if d]
+    files = [*[os.path.join(d, "pip", "pip.conf") for d in dirs], "/etc/pip.conf"]
+    if not (env and os.path.exists(env)):
+        home = os.path.expanduser("~")
+        files += [os.path.join(home, ".pip", "pip.conf"),
+                  os.path.join(os.environ.get("XDG_CONFIG_HOME") or os.path.join(home, ".config"),
+                               "pip", "pip.conf")]
+    if venv:
+        files.append(os.path.join(venv, "pip.conf"))
+    return files + ([env] if env else [])
+
+
+def target_venv(python: str) -> str:
+    """The prefix (``sys.prefix``) of an interpreter path: ``VENV/bin/python`` → ``VENV``."""
+    return os.path.dirname(os.path.dirname(os.path.abspath(python)))
+
+
 def _config_value(key: str) -> str:
-    files = ["/etc/pip.conf", "/etc/xdg/pip/pip.conf"]
-    home = os.path.expanduser("~")
-    files += [os.path.join(os.environ.get("XDG_CONFIG_HOME") or os.path.join(home, ".config"),
-                           "pip", "pip.conf"), os.path.join(home, ".pip", "pip.conf")]
-    if os.environ.get("PIP_CONFIG_FILE"):
-        files = [f for f in files if f.startswith("/etc/")] + [os.environ["PIP_CONFIG_FILE"]]
+    files = pip_config_files(target_venv(_target[0]) if _target else None)
     found = ""
     for f in files:
         try:  # (a file that cannot name the key is not parsed: no configparser on most runs)

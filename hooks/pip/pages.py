@@ -91,13 +91,6 @@ class Held:
             return "index"
         return None
 
-    def left_index_after(self, asked: float) -> bool:
-        """Did this page leave the index after asked (epoch seconds)? Another member's read at
-        the same moment then answers this member's question as the index itself would have."""
-        fetched = self.meta.get("fetched")
-        return isinstance(fetched, (int, float)) and not isinstance(fetched, bool) and \
-            asked <= fetched <= time.time() + 60
-
     def conditions(self) -> dict[str, str]:
         """The conditional request headers for this page's validators."""
         # the ETag only: a 304 to If-Modified-Since says "not changed since", not "these bytes"
@@ -115,6 +108,9 @@ class Pages:
         self.keys = keys  # the fleet keys this machine trusts
         remote = cache.remote
         self.window = remote.page_max_age() if remote is not None else 0.0
+        # page key -> the fleet's record for it as held() last read it ((sha256, fetched), or
+        # None: none): a member that waited on another's lease takes only a newer one (late())
+        self._seen: dict[str, tuple[str, Any] | None] = {}
 
     def held(self, url: str, accept: str, revalidate: bool = False) -> Held | None:
         """The page for url and accept this machine may use while fresh or revalidate (its
@@ -122,6 +118,7 @@ class Pages:
         if not shareable(url):
             return None
         key = page_key(url, accept)
+        self._seen.pop(key, None)
         own = None
         entry = self.cache.lookup(key)
         if entry is not None and self._same(entry.meta, url, accept) and \
@@ -137,13 +134,15 @@ class Pages:
         return theirs if own is None or (theirs is not None and theirs.fresh(revalidate)) \
             else own
 
-    def late(self, url: str, accept: str, asked: float) -> Held | None:
-        """The fleet's signed page for url and accept if it left the index after asked (another
-        member read it at the same moment), else None."""
-        if not shareable(url):
+    def late(self, url: str, accept: str) -> Held | None:
+        """The fleet's signed page for url and accept if its record changed since held() read
+        it (before this member waited on another's lease: that member left it), else None.
+        (No clocks compared: another machine's "fetched" says nothing about this one's.)"""
+        key = page_key(url, accept)
+        if not shareable(url) or key not in self._seen:
             return None
-        return self._theirs(page_key(url, accept), url, accept,
-                            lambda h: h.left_index_after(asked))
+        before = self._seen[key]
+        return self._theirs(key, url, accept, lambda h: before != (h.digest, h.meta.get("fetched")))
 
     def _theirs(self, key: str, url: str, accept: str, use: Callable[[Held], bool]
                 ) -> Held | None:
@@ -153,6 +152,8 @@ class Pages:
         if fleet is None:
             return None
         rec = fleet.get_record(key)
+        self._seen[key] = None if rec is None else (
+            rec.sha256, rec.meta.get("fetched") if isinstance(rec.meta, dict) else None)
         if rec is None or not rec.signer or rec.signer not in self.keys or \
                 not self._same(rec.meta, url, accept) or rec.size > MAX_PAGE:
             return None  # unsigned (or no longer trusted) pages are never used
@@ -167,11 +168,22 @@ class Pages:
         return held
 
     def confirm(self, held: Held) -> None:
-        """The index answered 304 for held's validators: keep it here (for the next run)."""
+        """The index confirmed held (a 304, or a fresh copy used): keep it here (for the next
+        run)."""
         if held.local:
             return
         if self.cache.alias(held.key, held.digest, kind="pippage", meta=held.meta):
             self.trust.vouch(held.key, held.digest, held.groups)
+
+    def revalidated(self, held: Held) -> None:
+        """The index answered 304 for held's validators just now: kept here as a page that
+        left the index now (a new ``fetched``), the record publish() shares (waiters on this
+        member's lease take only a record newer than the one they saw)."""
+        meta = {**held.meta, "fetched": round(time.time(), 3)}
+        if self.cache.alias(held.key, held.digest, kind="pippage", meta=meta):
+            held.meta = meta
+            if not held.local:
+                self.trust.vouch(held.key, held.digest, held.groups)
 
     def save(self, url: str, accept: str, body: bytes, headers: Any, held: Held | None,
              base: str | None = None, keep: bool = False) -> None:

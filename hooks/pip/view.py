@@ -23,7 +23,6 @@ import re
 import secrets
 import shutil
 import threading
-import time
 import urllib.error
 import urllib.parse
 import zlib
@@ -104,16 +103,24 @@ class View:
         # (url, Accept) -> (type, body, base, body rewritten for pip), or 404
         self._page_locks: dict[tuple[str, str], threading.Lock] = {}
         self._confirmed: dict[str, str] = {}  # page URL -> final URL of its 304
-        self._by_max_age: set[str] = set()  # pages used within the index's max-age this run
+        self._by_max_age: set[tuple[str, str]] = set()  # (url, Accept) of pages used within
+        # the index's max-age this run
+        self.refresh = False  # set by the driver (--refresh): every page is asked of the index
         self.fresh_pages = 0  # pages used while fresh, with no request to the index
         self.coalesced_pages = 0  # pages another member read at the same moment
-        self._publishing: list[threading.Thread] = []  # page leases being published, released
+        # page leases this run holds, to publish and release: one publisher thread (a queue);
+        # close() waits for it until publish_wait, then releases every lease still held
+        self._leases: list[tuple[Any, str, str]] = []
+        self._publisher: threading.Thread | None = None
+        self._closing = False
+        self.publish_wait = 15.0  # set by the driver: the remote's timeout
         # set by the driver: pages kept in the cache and shared by the fleet (pages.py)
         self.shared: Pages | None = None
         self._secret = secrets.token_urlsafe(18)
-        # set by the driver when the cache has a remote tier: coalesce(sha256) is a lease
-        # (cache_core's download_lease) and keep(path, sha256) stores a download in the cache
-        self.coalesce: Callable[[str], AbstractContextManager[Any]] | None = None
+        # set by the driver when the cache has a remote tier: coalesce(sha256, present) is a
+        # lease (cache_core's download_lease; present=False: a page's, no object to look for)
+        # and keep(path, sha256) stores a download in the cache
+        self.coalesce: Callable[..., AbstractContextManager[Any]] | None = None
         self.keep: Callable[[Path, str], object] | None = None
         view = self
 
@@ -141,9 +148,15 @@ class View:
     def close(self) -> None:
         """Stop serving (the downloads stay until the run's scratch directory goes); the pages
         this run holds leases on are published and their leases released first."""
-        end = time.monotonic() + 30
-        for t in self._publishing:
-            t.join(max(0.0, end - time.monotonic()))
+        publisher = self._publisher
+        if publisher is not None:
+            publisher.join(self.publish_wait)
+        with self._lock:
+            self._closing = True
+            left, self._leases = self._leases, []
+        for cm, _, _ in left:  # not published in time: released all the same
+            with contextlib.suppress(Exception):
+                cm.__exit__(None, None, None)
         self._server.shutdown()
         self._server.server_close()
 
@@ -288,37 +301,38 @@ class View:
         revalidate: the asker wants the index asked (pip < 26.2 asks so for every page)."""
         with self._lock:
             lock = self._page_locks.setdefault((url, accept), threading.Lock())
+        revalidate = revalidate or self.refresh  # (--refresh: not even the fleet's window)
         with lock:
             got = self._pages.get((url, accept))
-            if got is not None and not (revalidate and url in self._by_max_age):
+            if got is not None and not (revalidate and (url, accept) in self._by_max_age):
                 return got
             held = None
             if self.shared is not None:
                 with contextlib.suppress(Exception):  # (a fault there: the page is downloaded)
                     held = self.shared.held(url, accept, revalidate)
-            fresh = held.fresh(revalidate) if held is not None else None
-            self._by_max_age.discard(url)
+            fresh = held.fresh(revalidate) if held is not None and not self.refresh else None
+            self._by_max_age.discard((url, accept))
             if held is not None and fresh is not None and self.shared is not None:
                 with contextlib.suppress(Exception):  # kept here as the index sent it
                     self.shared.confirm(held)
                 if fresh == "index":
-                    self._by_max_age.add(url)
+                    self._by_max_age.add((url, accept))
                 self.fresh_pages += 1
                 ctype, body, base = held.ctype, held.body, str(held.meta.get("base") or url)
                 got = self._pages[(url, accept)] = (ctype, body, base,
                                                     self._rewrite(body, ctype, base))
                 return got
-            asked = time.time()
             cm, lease = self._take_page_lease(url, accept)
             held_lease = lease is not None and bool(lease.held)
             memo: tuple[str, bytes, str, bytes] | int = 0
             try:
                 if lease is not None and not held_lease and self.shared is not None:
                     # another member was reading this page at this moment: its signed copy,
-                    # if it left the index after this run asked (as the index would answer)
+                    # if its record is newer than the one held() saw before waiting (it left
+                    # the index while this run waited: as the index would answer)
                     late = None
                     with contextlib.suppress(Exception):
-                        late = self.shared.late(url, accept, asked)
+                        late = self.shared.late(url, accept)
                     if late is not None:
                         with contextlib.suppress(Exception):
                             self.shared.confirm(late)
@@ -341,30 +355,48 @@ class View:
         if self.coalesce is None or self.shared is None or not shareable(url):
             return None, None
         try:
-            cm = self.coalesce(page_key(url, accept).split(":", 1)[1])
+            cm = self.coalesce(page_key(url, accept).split(":", 1)[1], present=False)
             return cm, cm.__enter__()
         except Exception:  # noqa: BLE001 - no lease: this member asks the index itself
             return None, None
 
     def _end_page_lease(self, cm: Any, url: str, accept: str, publish: bool) -> None:
-        """Release a page lease; a holder first publishes the page it kept, in the background
-        (pip has its page meanwhile; close() waits for it)."""
+        """Release a page lease; a holder's lease is first published by the publisher thread
+        (pip has its page meanwhile; close() waits for it, then releases what is left)."""
         if cm is None:
             return
-
-        def end() -> None:
-            if publish and self.shared is not None:
-                with contextlib.suppress(Exception):
-                    self.shared.publish(url, accept)
+        if not publish:
             with contextlib.suppress(Exception):
                 cm.__exit__(None, None, None)
+            return
+        with self._lock:
+            if not self._closing:
+                self._leases.append((cm, url, accept))
+                if self._publisher is None or not self._publisher.is_alive():
+                    self._publisher = threading.Thread(target=self._publish, daemon=True)
+                    self._publisher.start()
+                return
+        with contextlib.suppress(Exception):
+            cm.__exit__(None, None, None)
 
-        if not publish:
-            return end()
-        t = threading.Thread(target=end, daemon=True)
-        self._publishing.append(t)
-        t.start()
-        return None
+    def _publish(self) -> None:
+        """The publisher: each held page lease in turn, its page published, then released."""
+        while True:
+            with self._lock:
+                if self._closing or not self._leases:
+                    self._publisher = None
+                    return
+                cm, url, accept = self._leases[0]
+            if self.shared is not None:
+                with contextlib.suppress(Exception):
+                    self.shared.publish(url, accept)
+            with self._lock:  # (close() may have released it meanwhile)
+                mine = bool(self._leases) and self._leases[0][0] is cm
+                if mine:
+                    self._leases.pop(0)
+            if mine:
+                with contextlib.suppress(Exception):
+                    cm.__exit__(None, None, None)
 
     def _fetch_page(self, url: str, accept: str, held: Held | None, publish: bool
                     ) -> tuple[str, bytes, str, bytes] | int:
@@ -374,8 +406,8 @@ class View:
         resp = self._open(url, accept, {"Accept-Encoding": "gzip",
                                         **(held.conditions() if held is not None else {})})
         if resp == 304 and held is not None and self.shared is not None:
-            with contextlib.suppress(Exception):  # the index confirmed the copy's validator
-                self.shared.confirm(held)
+            with contextlib.suppress(Exception):  # the index confirmed the copy's validator now
+                self.shared.revalidated(held)
             ctype, body, base = held.ctype, held.body, self._confirmed.pop(url, url)
         elif isinstance(resp, int):
             if resp == 404:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import tempfile
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -122,3 +124,69 @@ def test_wants_revalidation() -> None:
 
     assert wants_revalidation("max-age=0") and wants_revalidation("no-cache")
     assert not wants_revalidation(None) and not wants_revalidation("max-age=600")
+
+
+class _Fleet:
+    """A fleet store holding one signed page record (what get_record answers), for Pages."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp, self.rec = tmp, None
+        self.reads = 0
+
+    def page_max_age(self) -> float:
+        return 0.0
+
+    def put(self, body: bytes, fetched: float) -> None:
+        import hashlib
+
+        digest = hashlib.sha256(body).hexdigest()
+        (self.tmp / digest).write_bytes(body)
+        self.rec = SimpleNamespace(signer="k1", sha256=digest, size=len(body), meta={
+            "url": URL, "accept": PIP_ACCEPT, "etag": f'"{digest[:8]}"', "fetched": fetched})
+
+    def get_record(self, key: str) -> object:
+        self.reads += 1
+        return self.rec
+
+    def bring_object(self, digest: str, size: int | None = None) -> str:
+        return str(self.tmp / digest)
+
+
+class _WithFleet:
+    def __init__(self, cache: PackageCache, fleet: _Fleet) -> None:
+        self._cache, self.remote = cache, fleet
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._cache, name)
+
+
+def test_a_waiter_takes_only_a_record_newer_than_the_one_it_saw_before_waiting(
+        cache: PackageCache, tmp_path: Path) -> None:
+    """A member that waited on another's page lease takes the fleet's copy only if the record
+    changed while it waited (the holder published it): never judged by comparing its clock with
+    the holder's "fetched" (an old record from a clock 50 s ahead looked "after I asked")."""
+    import time
+
+    fleet = _Fleet(tmp_path)
+    fleet.put(BODY, time.time() + 50)  # an old read, by a member whose clock is 50 s ahead
+    pages = Pages(_WithFleet(cache, fleet), Trust(cache.root), frozenset({"k1"}))  # type: ignore[arg-type]
+    assert pages.late(URL, PIP_ACCEPT) is None  # never read before waiting: nothing to compare
+    assert pages.held(URL, PIP_ACCEPT) is not None  # read before taking (waiting on) the lease
+    assert pages.late(URL, PIP_ACCEPT) is None  # the holder published nothing: ask the index
+    fleet.put(BODY + b"<a>new</a>", time.time() - 30)  # the holder's page (its clock behind)
+    late = pages.late(URL, PIP_ACCEPT)
+    assert late is not None and late.body == BODY + b"<a>new</a>"
+
+
+def test_a_304_makes_a_kept_page_new(cache: PackageCache) -> None:
+    """The index confirmed a kept page just now: its "fetched" is now (the record a holder
+    publishes for members waiting on its lease, who take only a newer record)."""
+    _save(cache, URL, {"ETag": '"v1"', "Age": "500"})
+    pages = _pages(cache)
+    held = pages.held(URL, PIP_ACCEPT)
+    assert held is not None
+    old = held.meta["fetched"]
+    pages.revalidated(held)
+    entry = cache.lookup(page_key(URL, PIP_ACCEPT))
+    assert entry is not None and entry.meta["fetched"] >= old + 499
+    assert _pages(cache).held(URL, PIP_ACCEPT) is not None  # still vouched for here

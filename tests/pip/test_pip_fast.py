@@ -39,19 +39,20 @@ class Warm:
                                "-i", index.url, "-r", str(self.req)]) == 0
         cache.close()
 
-    def run(self) -> tuple[object, set[str], str, Path]:
-        """One offline install into a fresh venv: (exit code, modules loaded, stderr, venv)."""
-        v = self.make_venv()
+    def run(self, venv: Path | None = None) -> tuple[object, set[str], str, Path]:
+        """One offline install into a fresh venv (or venv): (exit code, modules loaded, stderr,
+        venv)."""
+        v = venv or self.make_venv()
         code, mods, err = probe_imports(
             "--cache-dir", str(self.cache.root), "pip", "install", "--python", str(v),
             "--installer", self.installer, "-q", "--offline", "-i", self.index.url,
             "-r", str(self.req), *self.extra, env=self.env, timeout=300)
         return code, mods, err.split("\nMODULES ")[0].strip(), v
 
-    def memo_used(self) -> bool:
+    def memo_used(self, venv: Path | None = None) -> bool:
         """Run once more; True if the memo served it (the driver's modules not loaded). The
         install must succeed either way, with alpha and beta 1.0."""
-        code, mods, err, v = self.run()
+        code, mods, err, v = self.run(venv)
         assert code == 0, err
         assert venv_version(v, "alpha") == "1.0" and venv_version(v, "beta") == "1.0"
         return not DRIVER & mods
@@ -155,6 +156,20 @@ def test_memo_is_not_used_after_an_input_changes(warm: Warm, change: Callable[[W
     assert warm.memo_used()  # the driver's run wrote a new memo
 
 
+def test_memo_is_not_used_after_the_target_venvs_pip_conf_changes(warm: Warm) -> None:
+    """pip reads the target venv's own pip.conf (index URLs): writing one there sends the next
+    run to the driver (the memo missed it for up to an hour)."""
+    empty = warm.tmp / "empty.conf"  # (pip then reads no user file; no /etc/xdg either)
+    empty.write_text("")
+    warm.env = {"PIP_CONFIG_FILE": str(empty), "XDG_CONFIG_DIRS": str(warm.tmp / "xdg")}
+    v = warm.make_venv()
+    warm.run(v)
+    assert warm.memo_used(v)
+    (v / "pip.conf").write_text("[global]\ntimeout = 6\n")
+    assert not warm.memo_used(v)
+    assert warm.memo_used(v)
+
+
 def test_tampered_wheel_is_not_used(warm: Warm) -> None:
     """An object changed after the memo was written (same size, new bytes) is never handed to
     pip or uv by the memo: the driver runs, re-hashes it, quarantines it and the offline install
@@ -172,3 +187,42 @@ def test_tampered_wheel_is_not_used(warm: Warm) -> None:
     assert code != 0 and "alpha" in err, err
     assert venv_version(v, "alpha") is None
     assert not obj.exists() and any(warm.cache.quarantine_dir.iterdir())  # quarantined
+
+
+def test_ctrl_c_gives_the_tool_time_to_stop_by_itself(tmp_path: Path) -> None:
+    """Ctrl-C reaches pip too (the terminal's process group): the warm path waits 0.25 s for it
+    to handle its own SIGINT (as subprocess.run does) before killing it."""
+    import signal
+    import sys
+    import threading
+
+    from hooks.pip.fast import _spawn
+
+    ready, handled = tmp_path / "ready", tmp_path / "handled"
+    child = ("import pathlib, time\n"
+             f"pathlib.Path({str(ready)!r}).touch()\n"
+             "try:\n    time.sleep(10)\n"
+             f"except KeyboardInterrupt:\n    time.sleep(0.05)\n"
+             f"    pathlib.Path({str(handled)!r}).touch()\n    raise SystemExit(130)\n")
+    pids: list[int] = []
+    real = os.posix_spawn
+
+    def spawn(*a, **k):  # (the pid, to send it the terminal's SIGINT)
+        pids.append(real(*a, **k))
+        return pids[-1]
+
+    def ctrl_c() -> None:
+        end = time.monotonic() + 10
+        while not ready.exists() and time.monotonic() < end:
+            time.sleep(0.01)
+        os.kill(pids[0], signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(os, "posix_spawn", spawn)
+        t = threading.Thread(target=ctrl_c)
+        t.start()
+        with pytest.raises(KeyboardInterrupt):
+            _spawn([sys.executable, "-c", child], dict(os.environ))
+        t.join()
+    assert handled.exists()

@@ -103,3 +103,103 @@ def test_a_reader_of_the_views_url_cannot_choose_names_pages_or_hashes(view: Vie
             urllib.request.urlopen(view.prefix + path, timeout=5)
         assert exc.value.code == 404, path
     assert view.fetched == {}
+
+
+class _Lease:
+    """A page lease this run holds (counts its release)."""
+
+    def __init__(self, released: list[str], url: str) -> None:
+        self.released, self.url = released, url
+
+    def __exit__(self, *exc: object) -> None:
+        self.released.append(self.url)
+
+
+def test_held_page_leases_share_one_publisher_and_close_releases_them_all(view: View) -> None:
+    """Publishing a page can hang on a dead store: one publisher thread, and close() waits for
+    it only until publish_wait, then releases every lease (others wait on them) all the same."""
+    import threading
+    import time
+
+    released: list[str] = []
+    gate = threading.Event()
+    publishing: list[str] = []
+
+    class Shared:
+        def publish(self, url: str, accept: str) -> bool:
+            publishing.append(threading.current_thread().name)
+            gate.wait(5)  # a store that does not answer
+            return True
+
+    view.shared = Shared()  # type: ignore[assignment]
+    view.publish_wait = 0.2
+    before = threading.active_count()
+    urls = [f"https://idx.example/simple/p{i}/" for i in range(5)]
+    for u in urls:
+        view._end_page_lease(_Lease(released, u), u, "a", publish=True)
+    assert threading.active_count() <= before + 1  # one publisher, not one thread per page
+    start = time.monotonic()
+    view.close()
+    assert time.monotonic() - start < 2
+    assert sorted(released) == sorted(urls)  # every lease released, published or not
+    gate.set()
+    time.sleep(0.1)
+    assert sorted(released) == sorted(urls) and len(set(publishing)) == 1
+
+
+class _Kept:
+    """Pages kept here, fresh by the index's max-age and the fleet's window (Pages' part)."""
+
+    def __init__(self, window: float) -> None:
+        self.asked: list[tuple[str, str, bool]] = []
+        self.window = window
+
+    def held(self, url: str, accept: str, revalidate: bool = False):
+        import time
+
+        from hooks.pip.pages import Held
+
+        self.asked.append((url, accept, revalidate))
+        return Held("pippage:x", "0" * 64, b"<a>kept</a>", {
+            "url": url, "accept": accept, "fetched": time.time(), "max_age": 600,
+            "content_type": "text/html"}, [], True, self.window)
+
+    def confirm(self, held: object) -> None:
+        pass
+
+
+def _fetches(view: View, monkeypatch: pytest.MonkeyPatch, window: float = 0.0
+             ) -> list[tuple[str, str]]:
+    got: list[tuple[str, str]] = []
+
+    def fetch(url: str, accept: str, held: object, publish: bool):
+        got.append((url, accept))
+        memo = view._pages[(url, accept)] = ("text/html", b"<a>new</a>", url, b"<a>new</a>")
+        return memo
+
+    monkeypatch.setattr(view, "_fetch_page", fetch)
+    view.shared = _Kept(window)  # type: ignore[assignment]
+    return got
+
+
+def test_refresh_asks_the_index_for_every_page(view: View, monkeypatch: pytest.MonkeyPatch
+                                              ) -> None:
+    """--refresh: no kept page is used as fresh, not even within the fleet's window."""
+    fetched = _fetches(view, monkeypatch, window=600.0)
+    view.refresh = True
+    url = "https://idx.example/simple/alpha/"
+    assert view._read_page(url, "text/html")[1] == b"<a>new</a>"
+    assert fetched == [(url, "text/html")]
+    assert view.shared.asked == [(url, "text/html", True)]  # type: ignore[union-attr]
+
+
+def test_a_page_used_by_max_age_is_revalidated_per_accept(view: View,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A page used within its max-age is asked again when an asker wants it revalidated, even
+    after the same URL was read with another Accept (the set of such pages is by (url, accept))."""
+    fetched = _fetches(view, monkeypatch)
+    url = "https://idx.example/simple/alpha/"
+    assert view._read_page(url, "a")[1] == b"<a>kept</a>"  # fresh by max-age
+    assert view._read_page(url, "b", revalidate=True)[1] == b"<a>new</a>"
+    assert view._read_page(url, "a", revalidate=True)[1] == b"<a>new</a>"
+    assert fetched == [(url, "b"), (url, "a")]

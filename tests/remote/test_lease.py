@@ -273,3 +273,35 @@ def test_a_store_fault_taking_a_lease_is_warned_and_trips_the_remote(make_cache,
         assert not t.usable(t.specs[0]) and me.stats()["remote"]["errors"] == 1
     finally:
         srv.stop()
+
+
+class _Heads:
+    """The real backend, counting its HEADs."""
+
+    def __init__(self, real) -> None:
+        self.real, self.head_calls = real, 0
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+    def head(self, name, deadline):
+        self.head_calls += 1
+        return self.real.head(name, deadline)
+
+
+def test_a_lease_on_a_name_never_looks_for_its_object(make_cache, tmp_path):
+    """present=False (a pip page's lease: its digest names no object): neither the holder nor a
+    waiter HEADs ``cas/<digest>``, which never exists (one wasted store request per page)."""
+    me, digest = _held_elsewhere(make_cache, tmp_path)
+    t = me.remote.tier
+    counting = _Heads(t.backend(t.specs[0]))
+    t._backends[t.specs[0].ident] = counting
+    with me.remote.download_lease(digest, wait=0.3, present=False) as lease:  # held elsewhere
+        assert lease.path is None and not lease.held
+    mine = hashlib.sha256(b"a page of mine").hexdigest()
+    with me.remote.download_lease(mine, present=False) as lease:
+        assert lease.held and lease.path is None
+    assert counting.head_calls == 0
+    with me.remote.download_lease(hashlib.sha256(b"an object").hexdigest()) as lease:
+        assert lease.held
+    assert counting.head_calls == 1  # (an object's lease looks whether it was delivered)

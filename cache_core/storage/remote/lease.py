@@ -55,14 +55,15 @@ def lease_name(digest: str) -> str:
 @contextlib.contextmanager
 def download_lease(t: RemoteTier | None, digest: str, get: Callable[[], str | None],
                    have: Callable[[], bool], *, seconds: float = LEASE_SECONDS,
-                   wait: float | None = None) -> Iterator[Lease]:
+                   wait: float | None = None, present: bool = True) -> Iterator[Lease]:
     """Coalesce the download of the object with this SHA-256 across local processes and the
     fleet's members (t: the cache's remote tier; get: the object's verified local path after
     someone delivered it; have: whether the cache holds it now). Inside the block, with
     ``lease.path`` None, the caller downloads and stores the object in the cache; on leaving, a
     held lease publishes it and is released. wait: give up waiting for another member sooner
     than the lease's expiry; 0: never wait (``lease.busy`` says whether to ask again later, for
-    a process that must keep serving others meanwhile, such as apt's method)."""
+    a process that must keep serving others meanwhile, such as apt's method). present=False:
+    the digest names no object in the store (a pip page's key): ``cas/`` is never asked for."""
     lease = Lease()
     digest = digest.lower()
     if t is None:
@@ -86,7 +87,7 @@ def download_lease(t: RemoteTier | None, digest: str, get: Callable[[], str | No
             yield lease
             return
         if got:
-            if _present(t, spec, digest):  # delivered before this lease (its holder is done)
+            if present and _present(t, spec, digest):  # delivered before this lease (its holder is done)
                 lease.path = get()
                 if lease.path is not None:
                     _release(t, spec, digest, publish=False)
@@ -109,7 +110,7 @@ def download_lease(t: RemoteTier | None, digest: str, get: Callable[[], str | No
                     lease.path = get()
                 else:  # unreadable while being written counts as live
                     lease.busy = expires is None or expires >= time.time()
-        elif _wait(t, spec, digest, seconds if wait is None else min(wait, seconds)):
+        elif _wait(t, spec, digest, seconds if wait is None else min(wait, seconds), present):
             lease.path = get()
         lease.waited = time.monotonic() - started
         yield lease
@@ -175,15 +176,18 @@ def _expires(t: RemoteTier, spec: RemoteSpec, digest: str) -> float | None:
         return None  # being written (file store): not yet readable
 
 
-def _wait(t: RemoteTier, spec: RemoteSpec, digest: str, seconds: float) -> bool:
+def _wait(t: RemoteTier, spec: RemoteSpec, digest: str, seconds: float,
+          present: bool = True) -> bool:
     """Poll the store until the content appears (True), or the lease expires or disappears
-    without it (False: the holder failed; the caller downloads itself)."""
+    without it (False: the holder failed; the caller downloads itself); present=False: until
+    the lease ends (always False: there is no content to look for)."""
     name = object_name("cas", digest)
     end = time.monotonic() + seconds
     delay = POLL_FIRST
     while time.monotonic() < end:
         try:
-            if t.backend(spec).head(name, time.monotonic() + spec.timeout + 5) is not None:
+            if present and \
+                    t.backend(spec).head(name, time.monotonic() + spec.timeout + 5) is not None:
                 return True
             expires = _expires(t, spec, digest)
         except RemoteError as exc:  # a store fault: stop waiting, download
@@ -193,6 +197,8 @@ def _wait(t: RemoteTier, spec: RemoteSpec, digest: str, seconds: float) -> bool:
             return False
         if expires is not None and expires < time.time():
             # gone (released: the content is published first, so look once more) or expired
+            if not present:
+                return False
             with contextlib.suppress(RemoteError, OSError):
                 return t.backend(spec).head(name, time.monotonic() + spec.timeout + 5) is not None
             return False
