@@ -206,13 +206,16 @@ def config_identity() -> str:
     return "\t".join(parts)
 
 
-def remember_cache(identity: str, cache_root: str | None, *, remote: bool = False) -> None:
+def remember_cache(identity: str, cache_root: str | None, *, remote: bool = False,
+                   front_only: bool = False) -> None:
     """Record that identity (taken before the config was read) selects cache_root (None: the
-    cache is disabled) and whether it has a remote tier."""
+    cache is disabled), whether it has a remote tier and whether apt's pre-install seed is left
+    to the method's front (the apt driver's ``apt_front_only`` key)."""
     base = state_path()
     if not private_dir(base):
         return
-    text = f"{identity}\n{os.path.realpath(cache_root) if cache_root else ''}\n{int(remote)}\n"
+    text = (f"{identity}\n{os.path.realpath(cache_root) if cache_root else ''}\n{int(remote)}\n"
+            f"{int(front_only)}\n")
     if _read(os.path.join(base, POINTER)) != text:
         _write(os.path.join(base, POINTER), text)
 
@@ -228,6 +231,16 @@ def selected() -> tuple[str, bool] | None:
     if len(lines) < 3 or not lines[1] or lines[0] != config_identity():
         return None
     return lines[1], lines[2] == "1"
+
+
+def front_only() -> bool:
+    """True if the config selected now (see selected) sets ``apt_front_only``."""
+    base = state_path()
+    if not private_dir(base):
+        return False
+    got = _read(os.path.join(base, POINTER))
+    lines = got.split("\n") if got else []
+    return len(lines) >= 4 and lines[0] == config_identity() and lines[3] == "1"
 
 
 def selected_cache() -> str | None:

@@ -9,6 +9,7 @@ def _register_config_keys() -> None:
     register_key("apt_release_max_age_days",
                  lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0,
                  "a number of days >= 0", 7)
+    register_key("apt_front_only", lambda v: isinstance(v, bool), "true or false", False)
 
 
 _register_config_keys()

@@ -143,7 +143,8 @@ def run(action: str, make_cache: Callable[[], PackageCache | None]) -> int:
 
 def _method_serves_alone() -> bool:
     """The pre-install hook's shortcut: the cache the config selects (as the hooks recorded it:
-    cache_core.stamps) has no remote and the method's front serves every deb apt may ask for
+    cache_core.stamps) has no remote, sets apt_front_only, and the method's front serves every
+    deb apt may ask for
     (seed.front_serves_all), so the seed has nothing to compute (seed.method_serves, without
     opening the cache). Any fault: False (the seed runs, and says why if it must)."""
     try:
@@ -152,7 +153,7 @@ def _method_serves_alone() -> bool:
         from .seed import front_serves_all
 
         got = stamps.selected()
-        return got is not None and not got[1] and front_serves_all()
+        return got is not None and not got[1] and stamps.front_only() and front_serves_all()
     except Exception:  # noqa: BLE001 - a shortcut only
         return False
 
@@ -168,7 +169,8 @@ def _remember_cache(cache: PackageCache, identity: str) -> None:
         return
     if cfg.explicit_dir and not (env_dir and os.path.abspath(env_dir) == str(cache.root)):
         return
-    stamps.remember_cache(identity, str(cache.root), remote=bool(cfg.remote))
+    stamps.remember_cache(identity, str(cache.root), remote=bool(cfg.remote),
+                          front_only=cfg.option("apt_front_only") is True)
 
 
 def time_limit(action: str) -> int:

@@ -1155,7 +1155,9 @@ class Helper:
         identity = stamps.config_identity()  # before the config is read
         self.cache = PackageCache.from_config()
         stamps.remember_cache(identity, str(self.cache.root) if self.cache.enabled else None,
-                              remote=bool(self.cache.config and self.cache.config.remote))
+                              remote=bool(self.cache.config and self.cache.config.remote),
+                              front_only=bool(self.cache.config
+                                              and self.cache.config.option("apt_front_only")))
         if not self.cache.enabled:
             raise RuntimeError("cache disabled")  # the front relays everything
         self.stats: dict[str, int] = {}

@@ -74,9 +74,21 @@ def sources(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     from cache_core import stamps
 
     monkeypatch.setattr(stamps, "selected", lambda: (str(tmp_path / "cache"), False))
+    monkeypatch.setattr(stamps, "front_only", lambda: True)  # apt_front_only: true
     yield main, parts
     for k, v in saved.items():
         cfg.set(k, v)
+
+
+def test_without_apt_front_only_the_seed_runs(sources, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The default: the seed places debs before apt's download phase ("Need to get 0 B")."""
+    from cache_core import stamps
+
+    main, _parts = sources
+    main.write_text("deb http://deb.example/debian bookworm main\n")
+    assert hook._method_serves_alone() is True
+    monkeypatch.setattr(stamps, "front_only", lambda: False)
+    assert hook._method_serves_alone() is False
 
 
 def test_all_http_sources_take_the_shortcut(sources) -> None:

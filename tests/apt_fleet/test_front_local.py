@@ -12,6 +12,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 PKGS = ("alpha", "gamma")
 # What starting a helper (or hashing, or python-apt) costs the front: none of it on a hit.
@@ -26,6 +27,9 @@ def _ok(res: subprocess.CompletedProcess[str]) -> None:
 def _server(fleet, tmp_path: Path):
     """A server without a remote whose front logs what it imports (-X importtime)."""
     s = fleet.server("a", remotes=[])
+    cfg = yaml.safe_load(s.config.read_text())
+    cfg["performance"]["cache"]["apt_front_only"] = True  # the seed left to the front
+    s.config.write_text(yaml.safe_dump(cfg))
     log = tmp_path / "front-imports.log"
     s.write_method(f'exec "{s.python}" -I -S -X importtime "{s.code}/hooks/apt/method.py" '
                    f'"${{0##*/}}" 2>>"{log}"  # hooks.apt.method\n')
@@ -78,6 +82,22 @@ def test_a_warm_install_is_served_by_the_front_alone(served) -> None:
         assert deb.stat().st_ino != _object(s, name).stat().st_ino  # a copy, never a link
     status = s.pkgcache("apt", "status")
     assert re.search(r"local 3\b", status.stdout), status.stdout
+
+
+def test_by_default_the_debs_are_placed_before_apts_download_phase(fleet, tmp_path: Path) -> None:
+    """Without apt_front_only, the pre-install seed places the cached debs: apt says "Need to
+    get 0 B" (the docs' promise) and no deb is asked of the origin."""
+    s = fleet.server("b", remotes=[])
+    s.install_snippet()
+    _ok(s.apt("update"))
+    _ok(s.apt("install", *PKGS))
+    _ok(s.apt("purge", "alpha", "beta", "gamma"))
+    _ok(s.apt("clean"))
+    before = len(fleet.origin.deb_requests())
+    res = s.apt("install", *PKGS)
+    _ok(res)
+    assert "Need to get 0 B" in res.stdout, res.stdout
+    assert len(fleet.origin.deb_requests()) == before
 
 
 def _changed_same_size(path: Path) -> None:
