@@ -151,7 +151,8 @@ def test_fleet_quick(tmp_path: Path) -> None:
     assert all(v["same_as_cold"] for v in res["summary"].values())
     # the peers' servers are clean and the peers served them (primed: nothing from the internet)
     r = res["results"]
-    assert r["acng"][0]["debs_internet"] < 100_000 and r["devpi"][0]["wheels_internet"] == 0
+    # devpi may revalidate with the files host (CI run 6 counted 24 bytes); six's wheel is 11 kB
+    assert r["acng"][0]["debs_internet"] < 100_000 and r["devpi"][0]["wheels_internet"] < 1_000
     assert r["acng"][0]["wheels_internet"] > 0 and "install_s" not in r["devpi"][0]
     assert r["acng"][0]["remote_hits"] is None and r["devpi"][0]["remote_hits"] is None
     # cold3: internet bytes per server and in all, against this run's one cold server
