@@ -144,9 +144,9 @@ def run(action: str, make_cache: Callable[[], PackageCache | None]) -> int:
 def _method_serves_alone() -> bool:
     """The pre-install hook's shortcut: the cache the config selects (as the hooks recorded it:
     cache_core.stamps) has no remote, sets apt_front_only, and the method's front serves every
-    deb apt may ask for
-    (seed.front_serves_all), so the seed has nothing to compute (seed.method_serves, without
-    opening the cache). Any fault: False (the seed runs, and says why if it must)."""
+    deb apt may ask for (seed.front_serves_all), so the seed has nothing to compute
+    (seed.method_serves, without opening the cache). Any fault: False (the seed runs, and
+    says why if it must)."""
     try:
         from cache_core import stamps
 

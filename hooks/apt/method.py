@@ -1156,8 +1156,8 @@ class Helper:
         self.cache = PackageCache.from_config()
         stamps.remember_cache(identity, str(self.cache.root) if self.cache.enabled else None,
                               remote=bool(self.cache.config and self.cache.config.remote),
-                              front_only=bool(self.cache.config
-                                              and self.cache.config.option("apt_front_only")))
+                              front_only=bool(self.cache.config) and
+                              self.cache.config.option("apt_front_only") is True)
         if not self.cache.enabled:
             raise RuntimeError("cache disabled")  # the front relays everything
         self.stats: dict[str, int] = {}

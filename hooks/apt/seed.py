@@ -584,9 +584,9 @@ def seed(cache: PackageCache, specs: list[str] | None = None, *, hook: bool = Fa
 def method_serves(cache: PackageCache) -> str:
     """"all" when the config sets apt_front_only, apt downloads through pkgcache's method, the
     local store is the only tier and the front serves every deb (front_coverage): the
-    pre-install seed has nothing to compute
-    (with a remote, the seed still brings the set in, in parallel); "placed": so, but debs an
-    earlier seed placed are still recorded (the seed checks them and places nothing); ""."""
+    pre-install seed has nothing to compute (with a remote, the seed still brings the set in,
+    in parallel); "placed": so, but debs an earlier seed placed are still recorded (the seed
+    checks them and places nothing); "" otherwise, the default."""
     if cache.remote is not None or cache.config is None \
             or cache.config.option("apt_front_only") is not True:
         return ""  # the default: debs placed before apt's download phase ("Need to get 0 B")
