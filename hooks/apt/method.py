@@ -1154,10 +1154,10 @@ class Helper:
         set_warning_handler(self._warn)
         identity = stamps.config_identity()  # before the config is read
         self.cache = PackageCache.from_config()
+        cfg = self.cache.config
         stamps.remember_cache(identity, str(self.cache.root) if self.cache.enabled else None,
-                              remote=bool(self.cache.config and self.cache.config.remote),
-                              front_only=bool(self.cache.config) and
-                              self.cache.config.option("apt_front_only") is True)
+                              remote=bool(cfg and cfg.remote),
+                              front_only=cfg is not None and cfg.option("apt_front_only") is True)
         if not self.cache.enabled:
             raise RuntimeError("cache disabled")  # the front relays everything
         self.stats: dict[str, int] = {}
