@@ -442,6 +442,9 @@ def _copy(src: int, dst: int, size: int) -> int:
         else:
             n = os.sendfile(dst, src, done, size - done)
         if n <= 0:
+            if use_range and not done:  # some file systems copy nothing this way: sendfile
+                use_range = False
+                continue
             break
         done += n
     return done
@@ -467,7 +470,7 @@ class LocalObjects:
         is missing or unreadable: the helper then serves and says why)."""
         try:
             return cls._open()
-        except (OSError, ImportError):
+        except (OSError, ImportError, ValueError):  # ValueError: e.g. a NUL in a recorded path
             return None
 
     @classmethod
@@ -805,7 +808,7 @@ class Front:
                 return False
             assert isinstance(self.local, LocalObjects)
             got = self.local.place(req)
-        except (OSError, ImportError):
+        except (OSError, ImportError, ValueError):
             got = None  # the helper tries (and says why, if it must)
         if got == "miss":
             self.start_helper()  # for the harvest of what the real method downloads
