@@ -75,6 +75,7 @@ RELEASE_TIMEOUT = 60.0    # the offline fallback of one Release file
 HELPER_DRAIN = 60.0       # at the end: harvests still being stored
 DEFER_LIMIT = 150.0       # a request waiting for another member's download (lease.py: 120 s)
 POLL_FIRST, POLL_MAX = 0.1, 2.0  # how often a waiting request asks again
+APT_QUIET = 0.25          # apt sent nothing this long: its burst of Release requests is all in
 CHILD_EXIT = 10.0         # apt closed stdin: the real method's time to exit before SIGKILL
 FAULT_ENV = "PKGCACHE_METHOD_TEST_FAULT"  # tests only: front-init, front-raise, helper-raise
 FINAL = (103, 201, 400)   # the answers that end a request (apt-pkg/acquire-worker.cc)
@@ -629,6 +630,9 @@ class Front:
         self.hashes_ok = True  # apt takes our SHA256-Hash (no other Acquire::ForceHash)
         self.child = spawn_child(real)
         self.closing = False
+        self.apt_busy = False  # the main thread holds a message of apt's not yet handed on
+        self.apt_idle = time.monotonic()  # when it last went back to reading apt
+        self.settle_timer: threading.Timer | None = None
 
     def start_helper(self) -> None:
         """Start the helper at the first request it may serve (a digest, or an offline
@@ -717,10 +721,13 @@ class Front:
         reader = threading.Thread(target=self.read_child, daemon=True)
         reader.start()
         while True:
+            self.apt_busy = False
+            self.apt_idle = time.monotonic()
             try:
                 msg = read_message(self.stdin)
             except (OSError, ValueError):
                 msg = None
+            self.apt_busy = True
             if msg is None:
                 break
             if msg.code == 600:
@@ -1036,7 +1043,12 @@ class Front:
 
     def settle_offline(self) -> None:
         """Every Release request in and all held: serve them all (the session is offline),
-        unless apt was already asked to retry something this session (LP #2003851 again)."""
+        unless apt was already asked to retry something this session (LP #2003851 again).
+
+        "Every Release request in" is known only by apt falling quiet: apt queues a session's
+        Release files in one burst, but the real method may refuse the first before the front
+        has read the next. So the choice waits until the front has handed on all it read and
+        apt has sent nothing for APT_QUIET (a timer looks again)."""
         if self.retry_asked:
             self.decide_online()
             return
@@ -1046,11 +1058,41 @@ class Front:
             for queue in self.owed.values():
                 if any(r.release and r.at_child for r in queue):
                     return  # a Release request is still with the real method
+            wait = 0.0 if self.closing else APT_QUIET - (time.monotonic() - self.apt_idle)
+            if self.apt_busy and not self.closing:
+                wait = APT_QUIET
+            if wait > 0:
+                self.look_again(wait)
+                return
             self.offline = True
             held, self.held = self.held, []
             for req, _msg, size in held:
                 self.answer_done(req, size)
         self.tell_fallback([(r, size) for r, _m, size in held])
+
+    def look_again(self, wait: float) -> None:
+        """settle_offline again in wait seconds (one timer at a time; under self.lock)."""
+        timer = self.settle_timer
+        if timer is not None and timer.is_alive():
+            return  # it looks again itself, and re-arms if apt is still not quiet
+        timer = threading.Timer(wait, self._settle_later)
+        timer.daemon = True
+        self.settle_timer = timer
+        try:
+            timer.start()
+        except RuntimeError:  # no thread: no fallback this session, as without pkgcache
+            self.settle_timer = None
+            self.decide_online()
+
+    def _settle_later(self) -> None:
+        """The timer: settle, never raising into a thread of its own."""
+        with self.lock:
+            self.settle_timer = None
+        try:
+            self.settle_offline()
+        except Exception as exc:  # noqa: BLE001 - never break apt
+            self.fault(type(exc).__name__)
+            self.decide_online()
 
     def decide_online(self) -> None:
         """A Release file has no cached copy: no fallback this session; held ones get the real

@@ -67,10 +67,12 @@ class CopiesHelper:
         return 0
 
 
-def session(tmp_path: Path, copies: set[str], uris: list[str]) -> list[Message]:
-    """apt sends the requests (Release files first, at once, as apt-get update does); every
-    message the front sends back, in order, once all are answered."""
+def session(tmp_path: Path, copies: set[str], uris: list[str],
+            gap: float | None = None) -> list[Message]:
+    """apt sends the requests (Release files first, at once as apt-get update does, or ``gap``
+    seconds apart); every message the front sends back, in order, once all are answered."""
     import random
+    import time
 
     a_in, f_in = os.pipe()
     f_out, a_out = os.pipe()
@@ -91,7 +93,14 @@ def session(tmp_path: Path, copies: set[str], uris: list[str]) -> list[Message]:
     # scripted child answers in microseconds, so separate writes let the front settle one suite
     # before the next request is even read; a real method takes a connect attempt)
     burst = [i for i, uri in enumerate(uris) if uri.endswith("InRelease")]
-    apt_w.write(b"".join(acquire(i, uris[i]) for i in burst))
+    if gap is None:
+        apt_w.write(b"".join(acquire(i, uris[i]) for i in burst))
+    else:  # the first is refused before the front has read the next
+        for i in burst:
+            apt_w.write(acquire(i, uris[i]))
+            time.sleep(gap)
+    while len([m for m in got if m.code in method.FINAL]) < len(burst):
+        got.append(_next(apt_r))  # apt asks for an index only once its Release file is in
     for i, uri in enumerate(uris):
         if i in burst:
             continue
@@ -140,3 +149,19 @@ def test_one_suite_not_cached_none_served(tmp_path: Path, order: list[str]) -> N
     for uri in (MAIN, SEC):  # the real method's failure, as without pkgcache: apt retries
         assert got[uri].code == 400 and got[uri].get("Transient-Failure") == "true", got[uri].lines
     assert not (tmp_path / f"f{order.index(MAIN)}").exists()  # the copy placed was taken back
+
+
+@pytest.mark.parametrize("order", [[MAIN, SEC], [SEC, MAIN]])
+def test_release_requests_a_moment_apart_still_one_choice(tmp_path: Path,
+                                                           order: list[str]) -> None:
+    """The real method refuses the first Release request at once (a refused connect) and apt's
+    next one arrives 50 ms later: the front still waits for it, then serves none."""
+    got = finals(session(tmp_path, {MAIN}, order, gap=0.05))
+    for uri in (MAIN, SEC):
+        assert got[uri].code == 400 and got[uri].get("Transient-Failure") == "true", got[uri].lines
+    assert not (tmp_path / f"f{order.index(MAIN)}").exists()
+
+
+def test_release_requests_a_moment_apart_all_cached_all_served(tmp_path: Path) -> None:
+    got = finals(session(tmp_path, {MAIN, SEC}, [MAIN, SEC], gap=0.05))
+    assert got[MAIN].code == got[SEC].code == 201
