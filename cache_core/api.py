@@ -222,11 +222,11 @@ class PackageCache:
                 return None
             digest, size, _ = found
             return str(self.object_path(digest)) if self.store.verify(digest, size) else None
-        found = self._resolve(key, count_miss=self.system is None)
+        found, filled = self._resolve_filled(key, count_miss=self.system is None)
         if found is None:
             return self._from_system(lambda system: system.get(key))
         digest, size, entry = found
-        if not self.store.verify(digest, size):
+        if not self._checked(digest, size, filled):
             self.index.bump("misses")
             return None
         self._record_hit(entry, digest, size)
@@ -416,13 +416,24 @@ class PackageCache:
     def _resolve(self, key: str, count_miss: bool = True) -> tuple[str, int, Entry | None] | None:
         """(digest, size, entry) for key from the index; on a local miss the remotes are asked
         (read-through) when count_miss; a miss is counted."""
+        return self._resolve_filled(key, count_miss)[0]
+
+    def _resolve_filled(self, key: str, count_miss: bool = True
+                        ) -> tuple[tuple[str, int, Entry | None] | None, bool]:
+        """_resolve, and whether the object was just brought in from a remote (hashed as it
+        was written, then stamped)."""
         key = normalize_key(key)
         found = self.store.resolve(key)
         if found is None and count_miss:
             if self._remote("fill", key):
-                return self.store.resolve(key)
+                return self.store.resolve(key), True
             self.index.bump("misses")
-        return found
+        return found, False
+
+    def _checked(self, digest: str, size: int, filled: bool) -> bool:
+        """verify, except for an object this call just filled from a remote: the fill hashed
+        every byte as it wrote the private temp, so its stamp (recorded at publish) is enough."""
+        return (filled and self.store.stamped(digest, size)) or self.store.verify(digest, size)
 
     # -- the later tiers (Storage; the remote tier's logic is in cache_core.storage.remote) ----
     def _later_tiers(self) -> list[Tier]:
@@ -656,7 +667,11 @@ class Remote:
         if path is None:
             with self._expecting(digest, size):
                 if self._cache.remote_call(lambda: self._cache.storage.fill(sha), False):
-                    path = self._cache.get(sha, count=False)
+                    store = self._cache.store  # hashed as written, then stamped: no re-hash
+                    found = store.resolve(sha)
+                    if found is not None and (store.stamped(found[0], found[1])
+                                              or store.verify(found[0], found[1])):
+                        path = str(self._cache.object_path(found[0]))
         if path is not None and key is not None:
             self._cache.alias(key, digest, kind=kind, meta=meta)
         return path

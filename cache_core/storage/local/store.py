@@ -217,6 +217,20 @@ class LocalStore:
             self.quarantine(digest, st.st_ino)
         return ok
 
+    def stamped(self, digest: str, size: int) -> bool:
+        """The object is still the file its last full hash found good: its stat stamp matches
+        and it passes verify's type, owner, mode and size checks. No hashing; False means ask
+        verify."""
+        sdir = stamps.stamp_dir(str(self.root))
+        if sdir is None:
+            return False
+        try:
+            st = os.lstat(self.object_path(digest))
+        except OSError:
+            return False
+        return (stat.S_ISREG(st.st_mode) and st.st_size == size and st.st_uid == os.geteuid()
+                and not st.st_mode & 0o022 and stamps.read(sdir, digest) == stamps.of(st))
+
     def stamp(self, digest: str, before: os.stat_result, after: os.stat_result) -> None:
         """Record the object's stat stamp after a full hash found it good (cache_core.stamps),
         if it did not change while it was hashed. Best effort."""
