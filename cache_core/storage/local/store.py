@@ -370,7 +370,7 @@ class LocalStore:
                 raise FileNotFoundError(errno.ENOENT, "no such directory", dest_dir)
             try:
                 before = os.lstat(path)
-                known = self._known_good(digest, size, before)
+                known = self.known_good(digest, size, before)
                 how, fd = place_temp_fd(path, tmp, mode)
                 if known:
                     try:
@@ -415,7 +415,7 @@ class LocalStore:
             unlink_quiet(tmp)
         return True
 
-    def _known_good(self, digest: str, size: int, st: os.stat_result) -> bool:
+    def known_good(self, digest: str, size: int, st: os.stat_result) -> bool:
         """The object (lstat st) is a regular file of ours, of its size, with the stamp of its
         last full hash."""
         return (stat.S_ISREG(st.st_mode) and st.st_size == size and st.st_uid == os.geteuid()
