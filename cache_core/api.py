@@ -209,8 +209,9 @@ class PackageCache:
 
     # -- get / put / exists -----------------------------------------------------------------
     @fail_open(None)
-    def get(self, key: str, *, count: bool = True) -> str | None:
-        """Path of the object for key after checking its size and SHA-256; None on a miss.
+    def get(self, key: str, *, count: bool = True, full: bool = False) -> str | None:
+        """Path of the object for key after checking its size and SHA-256 (by its stat stamp
+        when that is the one of its last full hash; hashed again if full); None on a miss.
 
         The returned file is read-only and shared: never write to it (use materialize_key).
         count=False: a driver's verification, not a read (no hit or miss counted; the driver
@@ -221,12 +222,13 @@ class PackageCache:
             if found is None:
                 return None
             digest, size, _ = found
-            return str(self.object_path(digest)) if self.store.verify(digest, size) else None
-        found, filled = self._resolve_filled(key, count_miss=self.system is None)
+            return (str(self.object_path(digest)) if self.store.verify(digest, size, full=full)
+                    else None)
+        found = self._resolve(key, count_miss=self.system is None)
         if found is None:
             return self._from_system(lambda system: system.get(key))
         digest, size, entry = found
-        if not self._checked(digest, size, filled):
+        if not self.store.verify(digest, size, full=full):
             self.index.bump("misses")
             return None
         self._record_hit(entry, digest, size)
@@ -292,6 +294,15 @@ class PackageCache:
         if found is None or not self.store.present(found[0], found[1]):
             return None
         return str(self.object_path(found[0]))
+
+    def stamp_holds(self, digest: str) -> bool:
+        """True if this cache's object digest is a file of ours with the stat stamp of its last
+        full hash (cache_core.stamps): its bytes are good without hashing. False: use get()."""
+        try:
+            st = os.lstat(self.object_path(digest))
+            return self.store.known_good(digest, st.st_size, st)
+        except (OSError, ValueError):
+            return False
 
     @fail_open(None)
     def placed_copy(self, path: str) -> tuple[str, bool] | None:
@@ -416,24 +427,13 @@ class PackageCache:
     def _resolve(self, key: str, count_miss: bool = True) -> tuple[str, int, Entry | None] | None:
         """(digest, size, entry) for key from the index; on a local miss the remotes are asked
         (read-through) when count_miss; a miss is counted."""
-        return self._resolve_filled(key, count_miss)[0]
-
-    def _resolve_filled(self, key: str, count_miss: bool = True
-                        ) -> tuple[tuple[str, int, Entry | None] | None, bool]:
-        """_resolve, and whether the object was just brought in from a remote (hashed as it
-        was written, then stamped)."""
         key = normalize_key(key)
         found = self.store.resolve(key)
         if found is None and count_miss:
             if self._remote("fill", key):
-                return self.store.resolve(key), True
+                return self.store.resolve(key)
             self.index.bump("misses")
-        return found, False
-
-    def _checked(self, digest: str, size: int, filled: bool) -> bool:
-        """verify, except for an object this call just filled from a remote: the fill hashed
-        every byte as it wrote the private temp, so its stamp (recorded at publish) is enough."""
-        return (filled and self.store.stamped(digest, size)) or self.store.verify(digest, size)
+        return found
 
     # -- the later tiers (Storage; the remote tier's logic is in cache_core.storage.remote) ----
     def _later_tiers(self) -> list[Tier]:
@@ -667,11 +667,7 @@ class Remote:
         if path is None:
             with self._expecting(digest, size):
                 if self._cache.remote_call(lambda: self._cache.storage.fill(sha), False):
-                    store = self._cache.store  # hashed as written, then stamped: no re-hash
-                    found = store.resolve(sha)
-                    if found is not None and (store.stamped(found[0], found[1])
-                                              or store.verify(found[0], found[1])):
-                        path = str(self._cache.object_path(found[0]))
+                    path = self._cache.get(sha, count=False)
         if path is not None and key is not None:
             self._cache.alias(key, digest, kind=kind, meta=meta)
         return path
