@@ -37,17 +37,18 @@ from __future__ import annotations
 
 # The front starts at every apt run (`python3 -I -S .../method.py`, debian/methods/http): only
 # what it needs on every path is imported here; json, socket, subprocess, re and urllib wait for
-# the paths that need them (the helper, a failure, a %-escaped URI).
+# the paths that need them (the helper, a failure, a %-escaped URI); threading is imported once
+# the real method is started (front_main), so the real method's own start runs alongside.
 import errno
 import os
 import stat
 import sys
-import threading
 import time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import socket
+    import threading
     from collections.abc import Callable
     from typing import IO, Any
 
@@ -221,6 +222,8 @@ class HelperClient:
     """The front's end of the socketpair to the helper process (proc: anything with kill/wait)."""
 
     def __init__(self, sock: socket.socket, proc: Any) -> None:
+        import threading
+
         self.sock = sock
         self.proc = proc
         self.lock = threading.Lock()
@@ -396,7 +399,7 @@ class Child:
                 self.rc = os.waitstatus_to_exitcode(os.waitpid(self.pid, 0)[1])
             return self.rc
         end = time.monotonic() + timeout
-        delay = 0.001
+        delay = 0.0002  # apt waits for the front's exit, the front for this one's (~1 ms)
         while self.poll() is None:
             if time.monotonic() >= end:
                 raise ChildTimeout(self.pid)
@@ -606,6 +609,8 @@ class Front:
     def __init__(self, real: str, stdin: IO[bytes], stdout: IO[bytes], *,
                  spawn_child: Callable[[str], Any] = spawn_real,
                  spawn_helper: Callable[[], HelperClient] = HelperClient.spawn) -> None:
+        import threading
+
         if os.environ.get(FAULT_ENV) == "front-init":
             raise RuntimeError("injected fault")
         self.real = real
@@ -718,6 +723,8 @@ class Front:
     # -- apt -> real method ---------------------------------------------------------------
     def run(self) -> int:
         """Relay apt's messages to the real method until apt closes stdin; the exit code."""
+        import threading
+
         reader = threading.Thread(target=self.read_child, daemon=True)
         reader.start()
         while True:
@@ -854,6 +861,8 @@ class Front:
         again with backoff and serves it once delivered, or relays it to the real method when
         the lease ends without it, expires, or DEFER_LIMIT passes. The front keeps reading apt
         meanwhile: its own downloads (and the leases this machine holds) go on."""
+        import threading
+
         entry = (req, msg, time.monotonic() + DEFER_LIMIT)
         with self.lock:
             self.deferred.append(entry)
@@ -1075,6 +1084,8 @@ class Front:
         timer = self.settle_timer
         if timer is not None and timer.is_alive():
             return  # it looks again itself, and re-arms if apt is still not quiet
+        import threading
+
         timer = threading.Timer(wait, self._settle_later)
         timer.daemon = True
         self.settle_timer = timer
@@ -1174,17 +1185,32 @@ def real_method(argv: list[str]) -> str:
 def front_main(argv: list[str]) -> int:
     """The method apt runs: relay to the real one, or become it on any fault."""
     real = real_method(argv)
+    child = None
     try:
         import _signal  # type: ignore[import-not-found]  # signal without its enum import
 
-        front = Front(real, sys.stdin.buffer, sys.stdout.buffer)
+        # First: apt waits for the real method's capabilities (twice per run), and the real
+        # method starts while the front imports the rest. (SIGINT is ignored after it
+        # started: it keeps apt's signal dispositions.)
+        child = spawn_real(real)
+        front = Front(real, sys.stdin.buffer, sys.stdout.buffer, spawn_child=lambda _real: child)
         # apt ends a method with SIGINT after closing its stdin; the front ends on that end of
-        # file once the real method has, so harvests handed over are not cut off. (Set after
-        # the real method started: it keeps apt's signal dispositions.)
+        # file once the real method has, so harvests handed over are not cut off.
         _signal.signal(_signal.SIGINT, _signal.SIG_IGN)
     except Exception:  # noqa: BLE001 - nothing sent yet: become the real method
+        if child is not None:
+            child.kill()
+            child.wait()
         os.execv(real, [real])
-    return front.run()
+    rc = front.run()
+    # apt waits for this process to end (twice per run: its capabilities probe, its worker);
+    # all is written and the helper done: no interpreter teardown
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(rc)
 
 
 # -- the helper: every cache operation ----------------------------------------------------------
