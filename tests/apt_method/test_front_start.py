@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import os
 import random
+import shutil
 import subprocess
 import threading
 from pathlib import Path
@@ -38,6 +39,29 @@ def test_the_front_starts_on_the_standard_library_minimum() -> None:
     imported = {line.split("|")[-1].strip().split(".")[0]
                 for line in res.stderr.decode().splitlines() if line.startswith("import time:")}
     assert imported and not imported & set(LATE), sorted(imported & set(LATE))
+
+
+def test_the_shipped_wrapper_runs_the_front_from_its_compiled_bytecode(tmp_path: Path) -> None:
+    """apt starts the method twice per run (its capabilities probe, then its worker): the
+    wrapper loads method.py from __pycache__ rather than compiling it at every start."""
+    real = "/usr/lib/apt/methods/http"
+    if not os.access(real, os.X_OK):
+        pytest.skip("no apt http method here")
+    (tmp_path / "share/hooks/apt").mkdir(parents=True)
+    shutil.copy(FRONT, tmp_path / "share/hooks/apt/method.py")
+    text = (REPO / "debian" / "methods" / "http").read_text()
+    text = text.replace("/usr/share/pkgcache", str(tmp_path / "share"))
+    text = text.replace("exec /usr/bin/python3 ", "exec /usr/bin/python3 -v ")  # says what it loads
+    wrapper = tmp_path / "http"
+    wrapper.write_text(text)
+    wrapper.chmod(0o755)
+    plain = subprocess.run([real], stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+    for _ in range(2):  # the first start writes the bytecode (as py3compile does for the .deb)
+        res = subprocess.run([str(wrapper)], stdin=subprocess.DEVNULL, capture_output=True,
+                             cwd="/", timeout=60)
+        assert (res.returncode, res.stdout) == (plain.returncode, plain.stdout)
+    pyc = tmp_path / "share/hooks/apt/__pycache__"
+    assert f"code object from '{pyc}/method.".encode() in res.stderr, res.stderr[-2000:]
 
 
 class DoneChild(FakeChild):
