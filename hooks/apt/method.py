@@ -454,6 +454,40 @@ def _copy(src: int, dst: int, size: int) -> int:
     return done
 
 
+TEMP_PREFIX, TEMP_SUFFIX = ".pkgcache-", ".part"  # LocalObjects' temp: .pkgcache-PID-N.part
+
+
+def sweep_dead_temps(dfd: int) -> int:
+    """Remove the temps (regular files) that a front killed mid-copy left in the directory
+    dfd: named by a pid that no process has now. A live pid's (another front's, or a reused
+    pid's) are left alone. The number removed."""
+    removed = 0
+    try:
+        names = os.listdir(dfd)
+    except OSError:
+        return 0
+    for name in names:
+        if not (name.startswith(TEMP_PREFIX) and name.endswith(TEMP_SUFFIX)):
+            continue
+        pid = name[len(TEMP_PREFIX):].split("-", 1)[0]
+        if not pid.isdigit() or len(pid) > 9 or int(pid) in (0, os.getpid()):
+            continue
+        try:
+            os.kill(int(pid), 0)
+            continue  # alive (or not ours to signal): its temp may be in use
+        except ProcessLookupError:
+            pass
+        except OSError:
+            continue
+        try:
+            if stat.S_ISREG(os.stat(name, dir_fd=dfd, follow_symlinks=False).st_mode):
+                os.unlink(name, dir_fd=dfd)
+                removed += 1
+        except OSError:
+            pass
+    return removed
+
+
 class LocalObjects:
     """The front's own hits: the local store's objects by digest, trusted by their stat stamp
     (cache_core.stamps). Opened once per session, only for root; None when the cache is not
@@ -467,6 +501,7 @@ class LocalObjects:
         self.objects = objects  # objects-v1/sha256, opened without following any link
         self.shards: dict[str, int] = {}
         self.n = 0
+        self.swept: set[tuple[int, int]] = set()  # destination dirs cleared of dead fronts' temps
 
     @classmethod
     def open(cls) -> LocalObjects | None:
@@ -569,10 +604,13 @@ class LocalObjects:
             return None
         dfd = os.open(ddir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
         self.n += 1
-        tmp = f".pkgcache-{os.getpid()}-{self.n}.part"
+        tmp = f"{TEMP_PREFIX}{os.getpid()}-{self.n}{TEMP_SUFFIX}"
         made = False  # only a temp file this call created is ever unlinked
         try:
             parent = os.fstat(dfd)
+            if (parent.st_dev, parent.st_ino) not in self.swept:
+                self.swept.add((parent.st_dev, parent.st_ino))
+                sweep_dead_temps(dfd)
             out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                           0o600, dir_fd=dfd)
             made = True
