@@ -81,6 +81,8 @@ def main() -> int:
             if scen == "method+hooks":
                 s.install_snippet()
                 as_installed(s, base)
+            if scen != "none":  # the private state dir, as on a server where a hook has run
+                (s.root / "var/lib/pkgcache").mkdir(mode=0o700, exist_ok=True)
             for _ in range(2):  # warm: lists in place, the cache filled
                 s.apt("update", check=True)
             servers[scen] = s
