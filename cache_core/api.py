@@ -209,8 +209,9 @@ class PackageCache:
 
     # -- get / put / exists -----------------------------------------------------------------
     @fail_open(None)
-    def get(self, key: str, *, count: bool = True) -> str | None:
-        """Path of the object for key after checking its size and SHA-256; None on a miss.
+    def get(self, key: str, *, count: bool = True, full: bool = False) -> str | None:
+        """Path of the object for key after checking its size and SHA-256 (by its stat stamp
+        when that is the one of its last full hash; hashed again if full); None on a miss.
 
         The returned file is read-only and shared: never write to it (use materialize_key).
         count=False: a driver's verification, not a read (no hit or miss counted; the driver
@@ -221,12 +222,13 @@ class PackageCache:
             if found is None:
                 return None
             digest, size, _ = found
-            return str(self.object_path(digest)) if self.store.verify(digest, size) else None
+            return (str(self.object_path(digest)) if self.store.verify(digest, size, full=full)
+                    else None)
         found = self._resolve(key, count_miss=self.system is None)
         if found is None:
             return self._from_system(lambda system: system.get(key))
         digest, size, entry = found
-        if not self.store.verify(digest, size):
+        if not self.store.verify(digest, size, full=full):
             self.index.bump("misses")
             return None
         self._record_hit(entry, digest, size)
@@ -292,6 +294,15 @@ class PackageCache:
         if found is None or not self.store.present(found[0], found[1]):
             return None
         return str(self.object_path(found[0]))
+
+    def stamp_holds(self, digest: str) -> bool:
+        """True if this cache's object digest is a file of ours with the stat stamp of its last
+        full hash (cache_core.stamps): its bytes are good without hashing. False: use get()."""
+        try:
+            st = os.lstat(self.object_path(digest))
+            return self.store.known_good(digest, st.st_size, st)
+        except (OSError, ValueError):
+            return False
 
     @fail_open(None)
     def placed_copy(self, path: str) -> tuple[str, bool] | None:

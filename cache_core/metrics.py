@@ -42,6 +42,8 @@ _KIND = (
 )
 _REMOTE = (
     ("hits", "pkgcache_remote_hits_total", "counter", "Objects fetched from a remote store."),
+    ("records", "pkgcache_remote_records_total", "counter",
+     "Signed shared sets read from a remote store (apt lists, pip pages)."),
     ("misses", "pkgcache_remote_misses_total", "counter", "Lookups a remote store could not answer."),
     ("errors", "pkgcache_remote_errors_total", "counter", "Failed requests to a remote store."),
     ("timeouts", "pkgcache_remote_timeouts_total", "counter", "Requests that timed out."),

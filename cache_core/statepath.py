@@ -8,6 +8,10 @@ import errno
 import os
 import stat
 
+TYPE_CHECKING = False  # typing is not imported: a start-up path (mypy takes it as True)
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 STATE_ENV = "PKGCACHE_STATE_DIR"
 
 
@@ -22,43 +26,71 @@ def raw_path(default: str | os.PathLike[str] | None = None) -> str:
 
 
 _WALK = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_ACL_XATTR = "system.posix_acl_access"
+
+
+def _any_acl(fd: int) -> bool | None:
+    """True if the directory has an access ACL (any: counted as shared), False if none, None
+    when that cannot be read."""
+    try:
+        os.getxattr(f"/proc/self/fd/{fd}", _ACL_XATTR)
+    except OSError as exc:
+        if exc.errno in (errno.ENODATA, errno.ENOTSUP, errno.EOPNOTSUPP):
+            return False
+        return None
+    return True
+
+
+def private_chain(path: str, *, create: bool = False,
+                  acl_writes: Callable[[int], bool | None] = _any_acl) -> bool:
+    """Open path from / one component at a time, never following a symlink (creating what is
+    missing if create: parents 0755, the last 0700); True if, as ssh's StrictModes asks, every
+    directory on the way is owned by root or us and no other user can write it (mode, or an ACL
+    by ``acl_writes(fd)``; world-writable only with the sticky bit, as /tmp), and the last is ours,
+    mode 0700 or less. False for a symlink on the way and when an ACL cannot be read."""
+    me = os.geteuid()
+    names = [n for n in path.split("/") if n]
+    try:
+        fd = os.open("/", _WALK)
+    except OSError:
+        return False
+    try:
+        for i, name in enumerate(("", *names)):
+            last = i == len(names)
+            if name:
+                try:
+                    nfd = os.open(name, _WALK, dir_fd=fd)
+                except FileNotFoundError:
+                    if not create:
+                        return False
+                    try:
+                        os.mkdir(name, 0o700 if last else 0o755, dir_fd=fd)
+                    except FileExistsError:
+                        pass
+                    nfd = os.open(name, _WALK, dir_fd=fd)
+                os.close(fd)
+                fd = nfd
+            st = os.fstat(fd)
+            acl = acl_writes(fd)
+            if acl is None:  # cannot tell whether an ACL lets others write it: refused
+                return False
+            if last:
+                if st.st_uid != me or st.st_mode & 0o077 or acl:
+                    return False
+            elif st.st_uid not in (0, me) or (
+                    (st.st_mode & (stat.S_IWGRP | stat.S_IWOTH) or acl)
+                    and not st.st_mode & stat.S_ISVTX):
+                return False
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def locate() -> str | None:
     """The private state directory if it exists and is private as
-    ``cache_core.fs.safety.state_dir`` requires: walked from / without following a symlink,
-    every directory on the way owned by root or us and writable by no one else (unless sticky),
-    the last ours and 0700 or less; any access ACL on the way counts as shared here (the caller
-    then takes its full path). Never created."""
+    ``cache_core.fs.safety.state_dir`` requires (``private_chain``; any access ACL on the way
+    counts as shared here, the caller then takes its full path). Never created."""
     path = raw_path()
-    names = [n for n in path.split("/") if n]
-    me = os.geteuid()
-    try:
-        fd = os.open("/", _WALK)
-    except OSError:
-        return None
-    try:
-        for i, name in enumerate(("", *names)):
-            if name:
-                nfd = os.open(name, _WALK, dir_fd=fd)
-                os.close(fd)
-                fd = nfd
-            st = os.fstat(fd)
-            try:
-                os.getxattr(f"/proc/self/fd/{fd}", "system.posix_acl_access")
-                return None
-            except OSError as exc:  # no ACL or none supported; else unknown: refused
-                if exc.errno not in (errno.ENODATA, errno.ENOTSUP, errno.EOPNOTSUPP):
-                    return None
-            if i == len(names):
-                ok = st.st_uid == me and not st.st_mode & 0o077
-            else:
-                ok = st.st_uid in (0, me) and (not st.st_mode & 0o022
-                                               or bool(st.st_mode & stat.S_ISVTX))
-            if not ok:
-                return None
-        return path
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
+    return path if private_chain(path) else None

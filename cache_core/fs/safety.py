@@ -8,7 +8,7 @@ import stat
 from pathlib import Path
 
 from ..errors import UnsafeCacheError
-from ..statepath import raw_path
+from ..statepath import private_chain, raw_path
 
 # Directories a cache must never be created in or be (a typo'd or hostile `directory:`).
 SYSTEM_DIRS = frozenset({
@@ -146,55 +146,8 @@ def state_dir(default: str | os.PathLike[str] | None = None) -> Path | None:
 
     Created 0700 (missing parents 0755). None when it is not a real directory of ours that only
     we can read and write, or when any directory on the way could be changed by another user
-    (``_private_chain``): the callers then re-derive or download (a missing memo costs time,
-    never a wrong file).
+    (``statepath.private_chain``): the callers then re-derive or download (a missing memo
+    costs time, never a wrong file).
     """
     path = Path(raw_path(default))
-    return path if _private_chain(path) else None
-
-
-_WALK = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-
-
-def _private_chain(path: Path) -> bool:
-    """Open path from / one component at a time, never following a symlink, creating what is
-    missing; True if (as ssh's StrictModes asks) every directory on the way is owned by root or
-    us and no other user can write it (mode or ACL; world-writable only with the sticky bit, as
-    /tmp: nobody else can rename our entries there), and the last is ours, mode 0700 or less.
-    False too when an ACL cannot be read (no /proc/self/fd) and for a symlink on the way."""
-    me = os.geteuid()
-    names = path.parts[1:]
-    try:
-        fd = os.open("/", _WALK)
-    except OSError:
-        return False
-    try:
-        for i, name in enumerate(("", *names)):
-            last = i == len(names)
-            if name:
-                try:
-                    nfd = os.open(name, _WALK, dir_fd=fd)
-                except FileNotFoundError:
-                    try:
-                        os.mkdir(name, 0o700 if last else 0o755, dir_fd=fd)
-                    except FileExistsError:
-                        pass
-                    nfd = os.open(name, _WALK, dir_fd=fd)
-                os.close(fd)
-                fd = nfd
-            st = os.fstat(fd)
-            acl = _fd_acl_grants_write(fd)
-            if acl is None:  # cannot tell whether an ACL lets others write it: refused
-                return False
-            if last:
-                if st.st_uid != me or st.st_mode & 0o077 or acl:
-                    return False
-            elif st.st_uid not in (0, me) or (
-                    (st.st_mode & (stat.S_IWGRP | stat.S_IWOTH) or acl)
-                    and not st.st_mode & stat.S_ISVTX):
-                return False
-        return True
-    except OSError:
-        return False
-    finally:
-        os.close(fd)
+    return path if private_chain(str(path), create=True, acl_writes=_fd_acl_grants_write) else None

@@ -183,7 +183,8 @@ def cmd_stats(args: argparse.Namespace) -> int:
     ]
     rem = s.get("remote")
     if rem:
-        rows += [("remote hits", rem["hits"]), ("remote misses", rem["misses"]),
+        rows += [("remote hits", rem["hits"]), ("remote records", rem.get("records", 0)),
+                 ("remote misses", rem["misses"]),
                  ("remote errors", f"{rem['errors']} (timeouts {rem['timeouts']}, "
                                    f"mismatches {rem['mismatches']})"),
                  ("remote bytes", f"in {human(rem['bytes_in'])}, out {human(rem['bytes_out'])}"),

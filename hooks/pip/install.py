@@ -220,9 +220,9 @@ class Driver:
         return [dataclasses.replace(a, url=v.upstream(a.url)) for a in arts]
 
     def close(self) -> None:
-        """Save this run's vouches and stamps; remove its scratch directory."""
+        """Save this run's vouches; remove its scratch directory."""
         try:
-            self.store.save_stamps()
+            self.store.save_trust()
         except Exception:  # noqa: BLE001 - a lost memo only costs a re-hash or a download
             pass
         if self._view is not None:

@@ -140,9 +140,9 @@ def _offered_rows(store: WheelStore, served: dict[str, Any]) -> list[list[str]] 
     objects = set()
     for c in served["offered"]:
         obj = os.readlink(c.path)
-        now = stamp(obj, follow=False)
-        want = store.stamps.get(c.sha256)
-        if want is None or now == "-" or now.split()[:4] != [str(x) for x in want]:
+        now = stamp(obj, follow=False)  # before the check: a later change shows in the memo
+        if (now == "-" or obj != store.cache.local_path(f"sha256:{c.sha256}")
+                or not store.cache.stamp_holds(c.sha256)):
             return None
         objects.add(obj)
         if flat is None:  # (uv reads the flat directory's links below, not these)

@@ -7,16 +7,16 @@ Keys (never a URL alone, never name/version alone):
                                          interpreter/ABI/machine/libc/distro fingerprint
 The objects are symlinked as ``<cache>/pip-v1/files/<sha256>/<file name>`` so pip and uv can
 read them under their real names. Every object offered to pip or uv is checked before each run
-by its stat stamp (inode, size, mtime_ns, ctime_ns) from its last full hash; any change means a
+by its stat stamp from its last full hash (the cache's, cache_core.stamps); any change means a
 full re-hash, and a mismatch is quarantined (and counted) by the cache. pip also checks each file
 against the page's ``#sha256=`` fragment.
 
 Trust: the cache dir is content, not authority. A cached file is offered only if this machine
 itself vouched for its key -> digest (downloaded it from an index with a published SHA-256,
 built it from such an sdist, or received it with a record signed by a trusted fleet key), or to
-a hash-checking request that pins that digest (pip/uv check every ``--hash``). The vouches and
-the stat stamps live in the private local state dir (see trust.py), never in the cache, so
-re-pointing a key or editing a memo in a shared cache changes nothing installed.
+a hash-checking request that pins that digest (pip/uv check every ``--hash``). The vouches (and
+the cache's stat stamps) live in the private local state dir (see trust.py), never in the cache,
+so re-pointing a key or editing a memo in a shared cache changes nothing installed.
 
 Provenance: only files pip chose from an index or a find-links location (``is_direct`` false in
 its report) get these keys, and each vouch records which of the request's sources the file came
@@ -30,7 +30,6 @@ import hashlib
 import os
 import re
 import shutil
-import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -217,57 +216,25 @@ class WheelStore:
         self.trust = Trust(cache.root)
         self.unvouched: set[str] = set()  # cached file names not offered: never vouched for here
         self.elsewhere: set[str] = set()  # ... vouched, but from none of the request's sources
-        self.rehashed = 0  # objects fully re-hashed this run (their stamp was missing or changed)
 
-    # -- stat stamps: (inode, size, mtime_ns, ctime_ns) of each object at its last full hash ---
-    @property
-    def stamps(self) -> dict[str, list[int]]:
-        """digest -> stamp, from the private local state dir (never from the cache)."""
-        return self.trust.stamps
-
-    def save_stamps(self) -> None:
-        """Write the vouches and stamps back if this run changed any (merged under a lock)."""
-        if not self.trust.dirty:
-            return
-        live = {e.digest for p in ("wheel:", "built:", "sdist:") for e in self.cache.keys(p)}
-        self.trust.save(live)
+    def save_trust(self) -> None:
+        """Write this run's vouches back if it made any (merged under a lock)."""
+        self.trust.save()
 
     def vouch(self, key: str, digest: str, groups: list[list[str]]) -> None:
         """Record that this machine vouches for key -> digest, from these sources (trust.py)."""
         self.trust.vouch(key, digest, groups)
 
-    @staticmethod
-    def _stamp_of(path: str) -> list[int] | None:
-        try:
-            st = os.lstat(path)
-        except OSError:
-            return None
-        if not stat.S_ISREG(st.st_mode):
-            return None
-        return [st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
-
     def verified(self, entry: Entry, *, rehash: bool = False) -> str | None:
-        """The object path of entry if its bytes are known good, else None.
-
-        Trusted without hashing when its stat stamp equals the one taken at its last full hash;
-        otherwise (or with rehash) fully hashed by the cache, which quarantines and counts a
-        mismatch. A stamp is recorded only if the file did not change while it was hashed.
-        """
+        """The object path of entry if its bytes are known good, else None: by the stat stamp
+        of its last full hash (the cache's, cache_core.stamps), else (or with rehash) hashed
+        in full by the cache, which quarantines and counts a mismatch."""
         expected = self._object(entry)
-        if expected is not None and not rehash:
-            now = self._stamp_of(expected)
-            if now is not None and now[1] == entry.size and self.stamps.get(entry.digest) == now:
-                return expected
-        before = self._stamp_of(expected) if expected is not None else None
-        # full hash; a bad object is quarantined and counted as corrupt (a check, not a hit)
-        path = self.cache.get(entry.key, count=False)
-        self.rehashed += 1
+        if expected is not None and not rehash and self.cache.stamp_holds(entry.digest):
+            return expected
+        path = self.cache.get(entry.key, count=False, full=rehash)  # (a check, not a hit)
         if path is None or (expected is not None and path != expected):
-            self.trust.set_stamp(entry.digest, None)
             return None
-        after = self._stamp_of(path)
-        if before is not None and before == after:
-            self.trust.set_stamp(entry.digest, after)
         return path
 
     @staticmethod
@@ -392,7 +359,7 @@ class WheelStore:
                 path = None
             if path is not None:
                 out.append(Candidate(entry, filename, path))
-        self.save_stamps()
+        self.save_trust()
         return out
 
     def prune_view(self, *, every: float = 0.0) -> int:

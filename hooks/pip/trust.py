@@ -1,10 +1,10 @@
-"""This machine's own word on pip files: which cache keys it vouched for, from where, and stat stamps.
+"""This machine's own word on pip files: which cache keys it vouched for, and from where.
 
 A shared cache is content, not authority: a co-writer (NFS, a BuildKit cache mount) can re-point
 ``wheel:``/``sdist:``/``built:`` keys at other objects or edit anything in the cache dir. So the
 record of what this machine itself took from an index with a published SHA-256 (or built from
-such an sdist, or received with a record signed by a trusted fleet key), and the stat stamps that
-let a run skip re-hashing an object, live in the private local state dir
+such an sdist, or received with a record signed by a trusted fleet key) lives in the private
+local state dir
 (``$PKGCACHE_STATE_DIR``, else ``/var/lib/pkgcache`` for root and ``~/.local/state/pkgcache``
 for other users), one file per cache: ``pip-trust-<sha256(realpath(cache))[:16]>.json`` (0600).
 Without a usable state dir nothing is vouched: cached files are then offered only to
@@ -96,21 +96,18 @@ def _read(path: Path) -> dict[str, Any]:
     return read_memo(path, MAX_BYTES)
 
 
-def _clean(data: dict[str, Any]) -> tuple[dict[str, list[Any]], dict[str, list[int]]]:
+def _clean(data: dict[str, Any]) -> dict[str, list[Any]]:
+    """The well-formed vouches of a record (its objects' stat stamps, which older versions kept
+    here, are cache_core.stamps' now: dropped at the next save)."""
     raw_keys = data.get("keys")
-    raw_stamps = data.get("stamps")
     keys = raw_keys if isinstance(raw_keys, dict) else {}
-    stamps = raw_stamps if isinstance(raw_stamps, dict) else {}
-    good_keys = {k: [v[0], [list(g) for g in groups_of(v[1])]] for k, v in keys.items()
-                 if isinstance(v, list) and len(v) == 2 and isinstance(v[0], str)
-                 and isinstance(v[1], list)}
-    good_stamps = {k: v for k, v in stamps.items()
-                   if isinstance(v, list) and len(v) == 4 and all(isinstance(i, int) for i in v)}
-    return good_keys, good_stamps
+    return {k: [v[0], [list(g) for g in groups_of(v[1])]] for k, v in keys.items()
+            if isinstance(v, list) and len(v) == 2 and isinstance(v[0], str)
+            and isinstance(v[1], list)}
 
 
 class Trust:
-    """key -> [digest, source groups] this machine vouched for; digest -> stat stamp."""
+    """key -> [digest, source groups] this machine vouched for."""
 
     def __init__(self, cache_root: str | os.PathLike[str] | None = None) -> None:
         self.path = memo_path(file_name(cache_root))
@@ -121,9 +118,8 @@ class Trust:
                 and not os.path.lexists(self.path):
             data = _read(self.path.with_name(LEGACY_FILE))  # the old host-wide record, once
             migrated = bool(data)
-        self.keys, self.stamps = _clean(data)
+        self.keys = _clean(data)
         self._new_keys: dict[str, list[Any]] = dict(self.keys) if migrated else {}
-        self._dropped: set[str] = set()
         self.dirty = migrated
 
     def vouched(self, key: str, digest: str) -> bool:
@@ -162,22 +158,9 @@ class Trust:
             self._new_keys[key] = out
             self.dirty = True
 
-    def set_stamp(self, digest: str, stamp: list[int] | None) -> None:
-        """Remember (or with None forget) digest's stat stamp from its last full hash."""
-        if stamp is None:
-            if self.stamps.pop(digest, None) is not None:
-                self._dropped.add(digest)
-                self.dirty = True
-        elif self.stamps.get(digest) != stamp:
-            self.stamps[digest] = stamp
-            self._dropped.discard(digest)
-            self.dirty = True
-
-    def save(self, live: set[str] | None = None) -> None:
-        """Merge this run's changes into the file (under a lock) and write it atomically 0600.
-
-        live: digests still in the cache (stamps of others are dropped). Best effort: a lost
-        write only costs a re-hash or a download later."""
+    def save(self) -> None:
+        """Merge this run's vouches into the file (under a lock) and write it atomically 0600.
+        Best effort: a lost write only costs a download later."""
         if not self.dirty or self.path is None or self.dir is None:
             return
         try:
@@ -187,22 +170,16 @@ class Trust:
             return
         try:
             fcntl.flock(lfd, fcntl.LOCK_EX)
-            keys, stamps = _clean(_read(self.path))
+            keys = _clean(_read(self.path))
             for k, rec in self._new_keys.items():
                 old = keys.get(k)
                 if old is not None and old[0] == rec[0]:  # another run vouched too: keep both
                     rec = [rec[0], (old[1] + [g for g in rec[1] if g not in old[1]])[-MAX_GROUPS:]]
                 keys[k] = rec
-            for d in self._dropped:
-                stamps.pop(d, None)
-            stamps.update(self.stamps)
-            if live is not None:
-                stamps = {k: v for k, v in stamps.items() if k in live}
-            if not write_memo(self.path, {"keys": keys, "stamps": stamps}):
+            if not write_memo(self.path, {"keys": keys}):
                 return
-            self.keys, self.stamps = keys, stamps
+            self.keys = keys
             self._new_keys.clear()
-            self._dropped.clear()
             self.dirty = False
         except OSError:
             pass

@@ -11,6 +11,7 @@ from types import SimpleNamespace
 import pytest
 
 from cache_core import stamps
+from hooks.apt import method
 from hooks.apt.method import Front, LocalObjects, Request
 
 
@@ -56,7 +57,8 @@ def test_a_cache_dir_not_ours_leaks_no_descriptor(selects, tmp_path: Path) -> No
     assert _fds() == before
 
 
-@pytest.mark.parametrize("exc", [ImportError("cache_core.stamps"), PermissionError(13, "no")])
+@pytest.mark.parametrize("exc", [ImportError("cache_core.stamps"), PermissionError(13, "no"),
+                                 ValueError("embedded null byte")])
 def test_serve_local_asks_the_helper_when_the_objects_cannot_be_opened(
         monkeypatch: pytest.MonkeyPatch, exc: Exception) -> None:
     def broken() -> None:
@@ -127,3 +129,52 @@ def test_a_dead_fronts_temp_is_removed_at_the_next_copy_into_its_dir(tmp_path: P
     assert (dest / "a_1_all.deb").read_bytes() == b"deb bytes"
     assert sorted(p.name for p in dest.iterdir()) == sorted(
         ["a_1_all.deb", alive.name, link.name, other.name])
+
+
+def test_a_recorded_path_that_cannot_be_opened_is_no_local_hits(
+        selects, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A NUL in a recorded cache path makes os.open raise ValueError, not OSError."""
+    monkeypatch.setattr(stamps, "selected", lambda: ("/var/cache/x\0y", False))
+    assert LocalObjects.open() is None
+
+
+def _copied(tmp_path: Path, size: int) -> bytes:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.write_bytes(os.urandom(size))
+    with open(src, "rb") as a, open(dst, "wb") as b:
+        assert method._copy(a.fileno(), b.fileno(), size) == size
+    assert dst.read_bytes() == src.read_bytes()
+    return dst.read_bytes()
+
+
+def test_copy_falls_back_to_sendfile_when_copy_file_range_copies_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Some file systems (overlayfs on older kernels, /proc-like ones) answer 0: not the end."""
+    calls = []
+
+    def nothing(src: int, dst: int, count: int, *args: object) -> int:
+        calls.append(count)
+        return 0
+
+    monkeypatch.setattr(os, "copy_file_range", nothing, raising=False)
+    _copied(tmp_path, 300_000)
+    assert calls == [300_000]  # asked once, then sendfile did the copy
+
+
+@pytest.mark.parametrize("code", [18, 38, 22, 95, 1])  # EXDEV ENOSYS EINVAL EOPNOTSUPP EPERM
+def test_copy_falls_back_to_sendfile_when_copy_file_range_refuses(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int) -> None:
+    def refuses(*args: object) -> int:
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(os, "copy_file_range", refuses, raising=False)
+    _copied(tmp_path, 70_000)
+
+
+def test_copy_stops_on_another_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def full(*args: object) -> int:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "copy_file_range", full, raising=False)
+    with pytest.raises(OSError):
+        _copied(tmp_path, 10)

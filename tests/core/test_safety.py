@@ -205,10 +205,23 @@ def test_config_fuzz_never_crashes(tmp_path_factory, text: str):
 
 
 def _state_in(monkeypatch, path: Path) -> Path | None:
+    """state_dir() for path; the start-up lookup (statepath.locate, which never creates) must
+    give the same answer once it exists."""
+    from cache_core import statepath
     from cache_core.fs import state_dir
 
     monkeypatch.setenv("PKGCACHE_STATE_DIR", str(path))
-    return state_dir()
+    got = state_dir()
+    assert statepath.locate() == (str(got) if got else None)
+    return got
+
+
+def test_the_start_up_lookup_never_creates(tmp_path: Path, monkeypatch):
+    from cache_core import statepath
+
+    monkeypatch.setenv("PKGCACHE_STATE_DIR", str(tmp_path / "not" / "yet"))
+    assert statepath.locate() is None
+    assert not (tmp_path / "not").exists()
 
 
 def test_state_dir_checks_every_component_not_only_the_last(tmp_path: Path, monkeypatch):

@@ -103,3 +103,75 @@ def test_a_copy_note_is_used_once(cache: PackageCache, tmp_path: Path) -> None:
     assert cache.placed_copy(str(copy.parent / "gone_1_all.deb")) is None  # stale: no use
     assert os.listdir(os.path.join(sdir, "copies")) == []  # no note kept forever
     assert cache.placed_copy(str(copy)) is None  # then: hash it
+
+
+def _count_hashes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Count the store's full hashes (every one goes through store.sha256_fd)."""
+    from cache_core.storage.local import store as store_mod
+
+    calls: list[int] = []
+    real = store_mod.sha256_fd
+
+    def counted(fd: int) -> tuple[str, int]:
+        calls.append(fd)
+        return real(fd)
+
+    monkeypatch.setattr(store_mod, "sha256_fd", counted)
+    return calls
+
+
+@pytest.mark.parametrize("mode", ["copy", "auto"])  # auto: a hardlink on one file system
+def test_a_stamped_object_is_handed_out_without_a_hash(cache: PackageCache, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch,
+                                                       mode: str) -> None:
+    src = tmp_path / "k_1_all.deb"
+    src.write_bytes(os.urandom(200_000))
+    digest = cache.put("deb:k_1_all.deb", str(src))
+    assert digest is not None
+    hashes = _count_hashes(monkeypatch)
+    for n in range(3):  # a hardlink moves the object's ctime: its new stamp is recorded
+        dest = tmp_path / f"out{n}.deb"
+        assert cache.materialize_key("deb:k_1_all.deb", str(dest), mode=mode)
+        assert dest.read_bytes() == src.read_bytes()
+        assert cache.get("deb:k_1_all.deb") == str(cache.object_path(digest))
+    assert hashes == []
+    stamps.forget(str(cache.root), digest)  # e.g. after a gc: the next read hashes it in full
+    for n in range(3):
+        assert cache.materialize_key("deb:k_1_all.deb", str(tmp_path / f"again{n}.deb"),
+                                     mode=mode)
+    assert len(hashes) == 1  # then its stamp holds again
+
+
+def test_a_changed_object_is_hashed_and_never_handed_out(cache: PackageCache, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    src = tmp_path / "m_1_all.deb"
+    src.write_bytes(b"m" * 50_000)
+    digest = cache.put("deb:m_1_all.deb", str(src))
+    assert digest is not None
+    obj = cache.object_path(digest)
+    st = obj.stat()
+    os.chmod(obj, 0o644)
+    obj.write_bytes(b"M" * 50_000)
+    os.chmod(obj, 0o444)
+    os.utime(obj, ns=(st.st_atime_ns, st.st_mtime_ns))  # mtime put back; ctime moved
+    hashes = _count_hashes(monkeypatch)
+    assert not cache.materialize_key("deb:m_1_all.deb", str(tmp_path / "out.deb"), mode="copy")
+    assert not (tmp_path / "out.deb").exists()
+    assert len(hashes) >= 1 and cache.get("deb:m_1_all.deb") is None
+
+
+def test_verify_that_finds_an_object_bad_drops_its_stamp(cache: PackageCache, tmp_path: Path) -> None:
+    """Bytes that rot under an unchanged stat (the stamp cannot see that): `pkgcache verify`
+    hashes everything, and an object it finds bad is hashed again on its next read even
+    without --repair, so it is quarantined, not handed out."""
+    src = tmp_path / "r_1_all.deb"
+    src.write_bytes(b"r" * 50_000)
+    digest = cache.put("deb:r_1_all.deb", str(src))
+    assert digest is not None
+    obj = cache.object_path(digest)
+    os.chmod(obj, 0o644)
+    obj.write_bytes(b"R" * 50_000)
+    os.chmod(obj, 0o444)
+    stamps.record(str(cache.root), digest, os.stat(obj))  # as if the bytes rotted unseen
+    assert cache.verify(repair=False)["corrupt"] == [digest]
+    assert cache.get("deb:r_1_all.deb") is None

@@ -153,6 +153,8 @@ def test_gc_keeps_the_shared_sets_head_and_what_it_names(make_cache, keypair, tm
     reader = make_cache("r", [store.remote(trusted_public_keys=[keypair[1]])])
     items, signer = reader.remote.read_set("set:demo")
     assert sorted(x["i"] for x in items) == list(range(n)) and signer == keypair[1]
+    st = reader.stats()["remote"]
+    assert (st["records"], st["hits"]) == (1, 0)  # a set read is not an object hit
     assert reader.remote.pull(None, all_keys=True)["missing"] == 0  # versions: not keys
     assert not [e.key for e in reader.keys("set:")]
     reader.close()

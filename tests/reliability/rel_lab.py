@@ -286,4 +286,4 @@ def fill_wheels(pip: PipWorld, cache_dir: Path) -> None:
                     # provenance as the driver records it: the index the install reads
                     "sources": sources}
             assert ws.add(f"wheel:{path.name}", str(path), sha256(path), meta)
-        ws.save_stamps()  # the vouches live in the local state dir, as after a real install
+        ws.save_trust()  # the vouches live in the local state dir, as after a real install

@@ -227,6 +227,7 @@ def _verify_objects(store: LocalStore, rows: dict[str, int], report: dict[str, l
                 continue  # evicted or re-published meanwhile
             if not ok:
                 report["corrupt"].append(name)
+                stamps.forget(str(store.root), name)  # the next read hashes it in full
                 if repair:
                     store.quarantine(name, quiet=True)
             elif name not in rows:

@@ -187,9 +187,10 @@ class LocalStore:
         return False
 
     # -- verification -----------------------------------------------------------------------
-    def verify(self, digest: str, size: int) -> bool:
+    def verify(self, digest: str, size: int, *, full: bool = False) -> bool:
         """Check type, owner, size and SHA-256 of an object; quarantine it and drop its keys
-        if bad, forget it if its file is gone."""
+        if bad, forget it if its file is gone. The SHA-256 is taken from the object's stat stamp
+        when that is the one of its last full hash (cache_core.stamps), unless full."""
         path = self.object_path(digest)
         try:
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
@@ -206,7 +207,7 @@ class LocalStore:
             # The ownership invariant: a regular file of ours that nobody else can write.
             ok = (stat.S_ISREG(st.st_mode) and st.st_size == size
                   and st.st_uid == os.geteuid() and not st.st_mode & 0o022)
-            if ok:
+            if ok and (full or not self.stamped(digest, st)):
                 got, n = sha256_fd(fd)
                 ok = got == digest and n == size
                 if ok:
@@ -216,6 +217,12 @@ class LocalStore:
         if not ok:
             self.quarantine(digest, st.st_ino)
         return ok
+
+    def stamped(self, digest: str, st: os.stat_result) -> bool:
+        """True if st is the stamp recorded after the object's last full hash: its bytes are
+        those hashed then (cache_core.stamps), no hash needed."""
+        sdir = stamps.stamp_dir(str(self.root))
+        return sdir is not None and stamps.read(sdir, digest) == stamps.of(st)
 
     def stamp(self, digest: str, before: os.stat_result, after: os.stat_result) -> None:
         """Record the object's stat stamp after a full hash found it good (cache_core.stamps),
@@ -363,7 +370,19 @@ class LocalStore:
                 raise FileNotFoundError(errno.ENOENT, "no such directory", dest_dir)
             try:
                 before = os.lstat(path)
+                known = self.known_good(digest, size, before)
                 how, fd = place_temp_fd(path, tmp, mode)
+                if known:
+                    try:
+                        if self._unchanged(digest, size, before, os.lstat(path), fd, how):
+                            replace_checked(tmp, dest, fd)  # good by its stamp: no hash
+                            os.close(fd)
+                            if how == "hardlink":
+                                self._restamp(digest, before)
+                            return True
+                    except BaseException:
+                        os.close(fd)
+                        raise
                 if how == "hardlink":
                     before = os.lstat(path)  # a new link changed its ctime; hashed from here
             except FileNotFoundError:
@@ -382,17 +401,49 @@ class LocalStore:
                 os.lseek(fd, 0, os.SEEK_SET)
                 got, got_size = sha256_fd(fd)
                 if got != digest or got_size != size:
-                    self.verify(digest, size)  # quarantines the object if it is bad
+                    self.verify(digest, size, full=True)  # quarantines it if it is bad
                     return False
                 # the object did not change while it was copied: it holds what was hashed
                 with contextlib.suppress(OSError):  # evicted meanwhile: nothing to stamp
                     self.stamp(digest, before, os.lstat(path))
                 replace_checked(tmp, dest, fd)
+                if how == "hardlink":
+                    self._restamp(digest, before)
             finally:
                 os.close(fd)
         finally:
             unlink_quiet(tmp)
         return True
+
+    def known_good(self, digest: str, size: int, st: os.stat_result) -> bool:
+        """The object (lstat st) is a regular file of ours, of its size, with the stamp of its
+        last full hash."""
+        return (stat.S_ISREG(st.st_mode) and st.st_size == size and st.st_uid == os.geteuid()
+                and not st.st_mode & 0o022 and self.stamped(digest, st))
+
+    def _unchanged(self, digest: str, size: int, before: os.stat_result,
+                   after: os.stat_result, fd: int, how: str) -> bool:
+        """The object stayed what its stamp vouched for while it was placed (a hardlink moves
+        its ctime, nothing else), and fd holds size bytes."""
+        same = (before.st_dev, before.st_ino, before.st_size, before.st_mtime_ns) == \
+            (after.st_dev, after.st_ino, after.st_size, after.st_mtime_ns)
+        if not same or after.st_uid != before.st_uid or after.st_mode != before.st_mode:
+            return False
+        if how == "hardlink":
+            return os.fstat(fd).st_ino == after.st_ino
+        return after.st_ctime_ns == before.st_ctime_ns and os.fstat(fd).st_size == size
+
+    def _restamp(self, digest: str, before: os.stat_result) -> None:
+        """A hardlink to a good object was placed (link and rename moved its ctime): its new
+        stamp, if nothing but the ctime changed."""
+        if self.read_only:
+            return
+        with contextlib.suppress(OSError):
+            now = os.lstat(self.object_path(digest))
+            if (now.st_dev, now.st_ino, now.st_size, now.st_mtime_ns, now.st_mode) == \
+                    (before.st_dev, before.st_ino, before.st_size, before.st_mtime_ns,
+                     before.st_mode):
+                stamps.record(str(self.root), digest, now)
 
     # -- the Tier protocol (as a later tier of another Storage) ------------------------------
     def fetch(self, key: str, sink: Sink) -> Located | None:

@@ -533,7 +533,7 @@ class RemoteTier:
                     self._count(spec, misses=1)
                     continue
                 sets.check_version(key, rec, n)
-                self._count(spec, hits=1)
+                self._count(spec, records=1)  # not an object: "hits" count objects only
                 return items, rec.signer
             except RecordError as exc:
                 self._count(spec, rejected_records=1, misses=1)

@@ -15,7 +15,7 @@ from ... import fs
 BREAKER_SECONDS = 60.0
 BAD_SECONDS = 3600.0  # a digest whose object did not match is not asked again for this long
 MAX_BAD = 512
-COUNTERS = ("hits", "misses", "errors", "timeouts", "mismatches", "rejected_records",
+COUNTERS = ("hits", "records", "misses", "errors", "timeouts", "mismatches", "rejected_records",
             "bytes_in", "bytes_out", "uploads", "upload_skipped", "upload_errors", "dropped")
 
 
