@@ -1,6 +1,6 @@
 """The post-update hook's memo: an `apt-get update` that changed nothing the hook reads ends at
-once, with no cache, YAML, SQLite or python-apt opened (issue 24: a warm update costs what it
-costs without pkgcache).
+once, with no cache, YAML, SQLite or python-apt opened (a warm update costs what it costs
+without pkgcache).
 
 After a full post-update run, a memo in the private state dir (0600) records what that run
 depended on; the next run does nothing when all of it is unchanged and the full run is less
