@@ -294,7 +294,8 @@ def _remember_update(cache: PackageCache, started: float) -> None:
     state = aptenv.trusted_file(paths, STATE_FILE)
     config = cache.config.source if cache.config is not None else None
     files = [os.environ.get("APT_CONFIG", ""), cfg.find_file("Dir::Etc::main"),
-             cfg.find_file("Dir::Etc::sourcelist"), str(state or ""), str(config or "")]
+             cfg.find_file("Dir::Etc::sourcelist"), str(state or ""), str(config or ""),
+             str(paths.status)]  # what is installed: the seed's plan follows it
     dirs = [str(paths.parts), cfg.find_dir("Dir::Etc::sourceparts"), str(paths.lists)]
     write([f for f in files if f], [d for d in dirs if d], cache.generation(), started=started)
 
