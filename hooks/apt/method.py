@@ -1335,6 +1335,8 @@ def _on_sigint(signum: int, frame: object) -> None:
     front = _session["front"]
     if front is not None and front.seen:
         return
+    if front is not None:
+        front.closing = True  # the reader thread must not report the kill below as a death
     child = _session["child"]
     if child is not None:
         child.kill()
