@@ -638,8 +638,10 @@ def front_coverage() -> str:
 def request_key(request: tuple[str, list[str], str | None], apt_pkg: Any, paths: AptPaths) -> str:
     """What decides apt's answer to request (its command line and working directory, apt's
     whole configuration after its -o/-c options, the Release files' bytes and the name and size
-    of every other lists file (apt checked each against them), dpkg's status, extended states
-    and architectures, the pinning and sources files, this module) as one digest. Content, not
+    of every lists file a Release file of its prefix lists (apt checked it against that), the
+    bytes of every other lists file (a flat repository without a Release file) and of every
+    argument that is a file (``./local.deb``), dpkg's status, extended states and
+    architectures, the pinning and sources files, this module) as one digest. Content, not
     stat: a fresh root made from the same image, updated from the same mirror, has the key of
     the one before it."""
     import hashlib
@@ -657,12 +659,18 @@ def request_key(request: tuple[str, list[str], str | None], apt_pkg: Any, paths:
                 if os.path.isdir(base) else [base]
         except OSError:
             files.append(base)
+    for arg in args:  # a deb on the command line: its Depends decide too
+        path = os.path.join(cwd or "/", arg)
+        if not arg.startswith("-") and os.path.isfile(path):
+            files.append(path)
     for path in files:
         h.update(b"\0F" + path.encode("utf-8", "surrogateescape") + b"\0" + _content(path))
     try:
         names = sorted(os.listdir(paths.lists))
     except OSError:
         names = []
+    signed = tuple(n[:-len("InRelease")] if n.endswith("InRelease") else n[:-len("Release")]
+                   for n in names if n.endswith(("_InRelease", "_Release")))
     for name in names:
         path = os.path.join(paths.lists, name)
         try:
@@ -672,8 +680,8 @@ def request_key(request: tuple[str, list[str], str | None], apt_pkg: Any, paths:
         if name in ("lock", "partial", "auxfiles") or not stat.S_ISREG(st.st_mode):
             continue
         h.update(b"\0L" + name.encode("utf-8", "surrogateescape") + b"\0%d" % st.st_size)
-        if name.endswith(("Release", "Release.gpg")):
-            h.update(_content(path))
+        if name.endswith(("Release", "Release.gpg")) or not name.startswith(signed):
+            h.update(_content(path))  # (an index no Release file lists: its bytes)
     return h.hexdigest()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import re
 import subprocess
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -201,3 +202,45 @@ def test_update_memo_is_used_only_when_private(tmp_path, monkeypatch) -> None:
     os.chmod(path, 0o600)
     os.chmod(tmp_path / "state", 0o755)  # not a private state dir: no memo at all
     assert not memo.fresh(args)
+
+
+def test_request_key_sees_every_index_no_release_file_lists(tmp_path: Path) -> None:
+    """seed.request_key: an index a Release file lists counts by name and size (apt checked it
+    against the Release file, whose bytes count); one no Release file lists (a flat repository
+    made with dpkg-scanpackages, [trusted=yes]) and a deb named on the command line count by
+    their bytes: a rebuilt deb of the same size changes the key (the review of aptfast)."""
+    from types import SimpleNamespace
+
+    from hooks.apt.aptenv import AptPaths
+    from hooks.apt.seed import request_key
+
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    (lists / "h_debian_dists_a_InRelease").write_text("Release v1")
+    (lists / "h_debian_dists_a_main_binary-amd64_Packages").write_text("SHA256: " + "1" * 64)
+    (lists / "_srv_repo_._Packages").write_text("SHA256: " + "2" * 64)
+    status = tmp_path / "status"
+    status.write_text("")
+    (tmp_path / "local.deb").write_bytes(b"deb v1")
+    paths = AptPaths(archives=tmp_path, lists=lists, status=status, parts=tmp_path, watch=(),
+                     policy="")
+    cfg = SimpleNamespace(dump=lambda: "APT::Architecture \"amd64\";",
+                          find_file=lambda name: str(tmp_path / "extended_states"))
+    apt_pkg = SimpleNamespace(config=cfg)
+    request = ("/usr/bin/apt-get", ["install", "-y", "./local.deb", "alpha"], str(tmp_path))
+
+    def key() -> str:
+        return request_key(request, apt_pkg, paths)
+
+    first = key()
+    assert key() == first
+    (lists / "h_debian_dists_a_main_binary-amd64_Packages").write_text("SHA256: " + "3" * 64)
+    assert key() == first  # listed by the InRelease: its bytes pin this one
+    (lists / "h_debian_dists_a_InRelease").write_text("Release v2")
+    second = key()
+    assert second != first
+    (lists / "_srv_repo_._Packages").write_text("SHA256: " + "4" * 64)  # same size
+    third = key()
+    assert third != second
+    (tmp_path / "local.deb").write_bytes(b"deb v2")  # same size
+    assert key() != third
