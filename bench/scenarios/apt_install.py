@@ -86,13 +86,14 @@ class Root:
             f'/usr/bin/python3 -I -c "{boot}" "$@"\nrc=$?\n'
             f'echo "$t0 $(date +%s.%N) $*" >> "{self.hook_log}"\nexit $rc\n')
         self.wrapper.chmod(0o755)
-        # the method (as the .deb's debian/methods/http runs it), this checkout's
+        # the method: the .deb's debian/methods/http, on this checkout
         self.methods = work / f"{name}.methods"
         self.methods.mkdir(exist_ok=True)
+        text = (REPO / "debian" / "methods" / "http").read_text().replace(
+            "/usr/share/pkgcache", str(REPO))
         for scheme in ("http", "https"):
             m = self.methods / scheme
-            m.write_text(f'#!/bin/sh\ncd / && exec /usr/bin/python3 -I -S '
-                         f'"{REPO}/hooks/apt/method.py" {scheme}  # hooks.apt.method\n')
+            m.write_text(text)
             m.chmod(0o755)
         # the hooks and the method find the cache as on a server: the config names it
         config = work / f"{name}.pkgcache.yaml"

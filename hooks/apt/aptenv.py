@@ -216,6 +216,11 @@ def _trusted_path(paths: AptPaths, name: str) -> Path | None:
     return memo_path(name, default=paths.state.parent / "pkgcache")
 
 
+def trusted_file(paths: AptPaths, name: str) -> Path | None:
+    """Where the memo name lives in the trusted state dir (None: no such dir)."""
+    return _trusted_path(paths, name)
+
+
 def read_trusted(paths: AptPaths, name: str) -> dict[str, Any]:
     """A memo from the trusted state dir ({} if absent, unusable or not ours)."""
     from cache_core import read_memo

@@ -8,10 +8,13 @@ from __future__ import annotations
 import os
 import signal
 import threading
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+import time
 
+TYPE_CHECKING = False  # typing is not imported at run time (start-up of every hook)
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
     from cache_core import PackageCache
 
 ACTIONS = ("harvest", "pre-install", "post-update", "sweep")
@@ -245,8 +248,11 @@ def _dispatch(action: str, cache: PackageCache, actions: list[Any]) -> None:
         from .seed import method_serves, seed
 
         serves = ""
+        imported, started = False, 0.0
         if action == "post-update":
-            _import_lists(cache)
+            _forget_update_memo()
+            started = time.time()
+            imported = _import_lists(cache)
         else:
             serves = method_serves(cache)
             if serves == "all":
@@ -263,11 +269,40 @@ def _dispatch(action: str, cache: PackageCache, actions: list[Any]) -> None:
         if srep.placed or srep.rejected or srep.removed or srep.opened_index \
                 or srep.planned_only or srep.followed_request:
             aptenv.record(cache, "seed", dict(srep.as_dict(), trigger=action))
+        if action == "post-update" and imported:
+            _remember_update(cache, started)
 
 
-def _import_lists(cache: PackageCache) -> None:
+def _forget_update_memo() -> None:
+    from .updatememo import forget
+
+    forget()
+
+
+def _remember_update(cache: PackageCache, started: float) -> None:
+    """After a full import: the post-update memo (hooks/apt/updatememo.py), unless this run
+    warned. The seed's plan it skips next time is a memo of its own (by index fingerprint)."""
+    from . import aptenv
+    from .lists import STATE_FILE
+    from .updatememo import write
+
+    if _said:
+        return
+    apt_pkg = aptenv.apt_pkg_module()
+    cfg = apt_pkg.config
+    paths = aptenv.AptPaths.load(apt_pkg)
+    state = aptenv.trusted_file(paths, STATE_FILE)
+    config = cache.config.source if cache.config is not None else None
+    files = [os.environ.get("APT_CONFIG", ""), cfg.find_file("Dir::Etc::main"),
+             cfg.find_file("Dir::Etc::sourcelist"), str(state or ""), str(config or ""),
+             str(paths.status)]  # what is installed: the seed's plan follows it
+    dirs = [str(paths.parts), cfg.find_dir("Dir::Etc::sourceparts"), str(paths.lists)]
+    write([f for f in files if f], [d for d in dirs if d], cache.generation(), started=started)
+
+
+def _import_lists(cache: PackageCache) -> bool:
     """With pkgcache's method on: the Release files and indexes apt accepted join the cache (and
-    the fleet). A fault here is one warning; the seed still runs."""
+    the fleet). A fault here is one warning (False); the seed still runs."""
     from . import aptenv
     from .fleet import method_status
     from .lists import import_lists
@@ -275,11 +310,13 @@ def _import_lists(cache: PackageCache) -> None:
 
     try:
         if not method_status().get("active"):
-            return
+            return True
         apt_pkg = aptenv.apt_pkg_module()
         rep = import_lists(cache, apt_pkg, aptenv.AptPaths.load(apt_pkg), release_key)
         aptenv.record(cache, "lists", rep.as_dict())
+        return True
     except HookTimeout:
         raise
     except Exception as exc:  # noqa: BLE001 - never break apt
         _warn(f"apt lists not cached: {_short(exc)}")
+        return False

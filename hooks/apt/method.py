@@ -37,17 +37,18 @@ from __future__ import annotations
 
 # The front starts at every apt run (`python3 -I -S .../method.py`, debian/methods/http): only
 # what it needs on every path is imported here; json, socket, subprocess, re and urllib wait for
-# the paths that need them (the helper, a failure, a %-escaped URI).
+# the paths that need them (the helper, a failure, a %-escaped URI); threading is imported once
+# the real method is started (front_main), so the real method's own start runs alongside.
 import errno
 import os
 import stat
 import sys
-import threading
 import time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import socket
+    import threading
     from collections.abc import Callable
     from typing import IO, Any
 
@@ -221,6 +222,8 @@ class HelperClient:
     """The front's end of the socketpair to the helper process (proc: anything with kill/wait)."""
 
     def __init__(self, sock: socket.socket, proc: Any) -> None:
+        import threading
+
         self.sock = sock
         self.proc = proc
         self.lock = threading.Lock()
@@ -366,7 +369,7 @@ class Child:
         try:
             self.pid = os.posix_spawn(real, [real], os.environ, file_actions=[
                 (os.POSIX_SPAWN_DUP2, r_in, 0), (os.POSIX_SPAWN_DUP2, w_out, 1)],
-                setsigdef=(_signal.SIGPIPE, _signal.SIGXFSZ))
+                setsigdef=(_signal.SIGPIPE, _signal.SIGXFSZ, _signal.SIGINT))
         except BaseException:
             for fd in (w_in, r_out):
                 os.close(fd)
@@ -396,7 +399,7 @@ class Child:
                 self.rc = os.waitstatus_to_exitcode(os.waitpid(self.pid, 0)[1])
             return self.rc
         end = time.monotonic() + timeout
-        delay = 0.001
+        delay = 0.0002  # apt waits for the front's exit, the front for this one's (~1 ms)
         while self.poll() is None:
             if time.monotonic() >= end:
                 raise ChildTimeout(self.pid)
@@ -451,6 +454,131 @@ def _copy(src: int, dst: int, size: int) -> int:
     return done
 
 
+CAPS_FILE = "apt-method-caps"  # in the private state dir
+CAPS_FORMAT = "pkgcache-apt-method-caps 1"
+
+
+def _file_stamp(path: str) -> str:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return "-"
+    return f"{st.st_dev} {st.st_ino} {st.st_size} {st.st_mtime_ns} {st.st_ctime_ns}"
+
+
+def _caps_path() -> str | None:
+    """The memo of the real method's capabilities: root's private state dir only."""
+    if os.geteuid() != 0 or os.environ.get("PKGCACHE_DISABLE"):
+        return None
+    mod = sys.modules.get("cache_core.statepath")
+    if mod is None:  # the standard library only: loaded alone, not cache_core's package
+        import _frozen_importlib as boot  # type: ignore[import-not-found]
+        import _frozen_importlib_external as ext  # type: ignore[import-not-found]
+
+        name = "pkgcache_front_statepath"
+        path = os.path.join(_code_root(), "cache_core", "statepath.py")
+        loader = ext.SourceFileLoader(name, path)
+        mod = boot.module_from_spec(boot.spec_from_loader(name, loader))  # type: ignore[arg-type]
+        loader.exec_module(mod)
+    base = mod.locate()  # the one home of the state dir: walked from /, private only
+    return os.path.join(base, CAPS_FILE) if base else None
+
+
+def cached_caps(real: str) -> bytes | None:
+    """The real method's ``100 Capabilities`` message as it sent it last time, if the real
+    method and every file it had mapped (libapt-pkg, libstdc++, ...) still have the stat stamp
+    they had then: the message is theirs alone (apt sends its configuration only after it).
+    apt starts each method twice per run and waits for this message both times."""
+    try:
+        path = _caps_path()
+        if path is None:
+            return None
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o077:
+                return None
+            data = os.read(fd, 65536)
+        finally:
+            os.close(fd)
+        head, sep, caps = data.partition(b"\n\n")
+        lines = head.decode("utf-8", "surrogateescape").split("\n")
+        if not sep or len(lines) < 3 or lines[0] != CAPS_FORMAT or lines[1] != real \
+                or not caps.startswith(b"100 Capabilities\n") or not caps.endswith(b"\n\n"):
+            return None
+        for line in lines[2:]:
+            name, _, stamp = line.partition("\t")
+            if stamp == "-" or _file_stamp(name) != stamp:
+                return None
+        return caps
+    except (OSError, ValueError, ImportError):
+        return None
+
+
+def learn_caps(real: str, pid: int, caps: bytes) -> None:
+    """Remember the capabilities the real method (pid, alive) just sent, keyed by its binary
+    and the files it has mapped (/proc/PID/maps). Best effort."""
+    try:
+        path = _caps_path()
+        if path is None:
+            return
+        with open(f"/proc/{pid}/maps", "rb") as fh:
+            maps = fh.read(1 << 20).decode("utf-8", "surrogateescape")
+        files = {real}
+        for line in maps.splitlines():
+            parts = line.split(None, 5)
+            if len(parts) == 6 and parts[5].startswith("/") and "\t" not in parts[5]:
+                files.add(parts[5])
+        stamps_ = [f"{f}\t{_file_stamp(f)}" for f in sorted(files)]
+        if any(x.endswith("\t-") for x in stamps_) or "\n" in "".join(files):
+            return  # a deleted or unreadable mapping: nothing to key it by
+        text = "\n".join([CAPS_FORMAT, real, *stamps_]).encode("utf-8", "surrogateescape")
+        tmp = f"{path}.{os.getpid()}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     0o600)
+        try:
+            os.write(fd, text + b"\n\n" + caps)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except (OSError, ValueError, ImportError):
+        pass
+
+
+TEMP_PREFIX, TEMP_SUFFIX = ".pkgcache-", ".part"  # LocalObjects' temp: .pkgcache-PID-N.part
+
+
+def sweep_dead_temps(dfd: int) -> int:
+    """Remove the temps (regular files) that a front killed mid-copy left in the directory
+    dfd: named by a pid that no process has now. A live pid's (another front's, or a reused
+    pid's) are left alone. The number removed."""
+    removed = 0
+    try:
+        names = os.listdir(dfd)
+    except OSError:
+        return 0
+    for name in names:
+        if not (name.startswith(TEMP_PREFIX) and name.endswith(TEMP_SUFFIX)):
+            continue
+        pid = name[len(TEMP_PREFIX):].split("-", 1)[0]
+        if not pid.isdigit() or len(pid) > 9 or int(pid) in (0, os.getpid()):
+            continue
+        try:
+            os.kill(int(pid), 0)
+            continue  # alive (or not ours to signal): its temp may be in use
+        except ProcessLookupError:
+            pass
+        except OSError:
+            continue
+        try:
+            if stat.S_ISREG(os.stat(name, dir_fd=dfd, follow_symlinks=False).st_mode):
+                os.unlink(name, dir_fd=dfd)
+                removed += 1
+        except OSError:
+            pass
+    return removed
+
+
 class LocalObjects:
     """The front's own hits: the local store's objects by digest, trusted by their stat stamp
     (cache_core.stamps). Opened once per session, only for root; None when the cache is not
@@ -464,6 +592,7 @@ class LocalObjects:
         self.objects = objects  # objects-v1/sha256, opened without following any link
         self.shards: dict[str, int] = {}
         self.n = 0
+        self.swept: set[tuple[int, int]] = set()  # destination dirs cleared of dead fronts' temps
 
     @classmethod
     def open(cls) -> LocalObjects | None:
@@ -566,10 +695,13 @@ class LocalObjects:
             return None
         dfd = os.open(ddir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
         self.n += 1
-        tmp = f".pkgcache-{os.getpid()}-{self.n}.part"
+        tmp = f"{TEMP_PREFIX}{os.getpid()}-{self.n}{TEMP_SUFFIX}"
         made = False  # only a temp file this call created is ever unlinked
         try:
             parent = os.fstat(dfd)
+            if (parent.st_dev, parent.st_ino) not in self.swept:
+                self.swept.add((parent.st_dev, parent.st_ino))
+                sweep_dead_temps(dfd)
             out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                           0o600, dir_fd=dfd)
             made = True
@@ -606,6 +738,8 @@ class Front:
     def __init__(self, real: str, stdin: IO[bytes], stdout: IO[bytes], *,
                  spawn_child: Callable[[str], Any] = spawn_real,
                  spawn_helper: Callable[[], HelperClient] = HelperClient.spawn) -> None:
+        import threading
+
         if os.environ.get(FAULT_ENV) == "front-init":
             raise RuntimeError("injected fault")
         self.real = real
@@ -633,6 +767,8 @@ class Front:
         self.apt_busy = False  # the main thread holds a message of apt's not yet handed on
         self.apt_idle = time.monotonic()  # when it last went back to reading apt
         self.settle_timer: threading.Timer | None = None
+        self.caps_sent: bytes | None = None  # the remembered capabilities, sent before the child's
+        self.caps_seen = False  # the real method's own capabilities arrived
 
     def start_helper(self) -> None:
         """Start the helper at the first request it may serve (a digest, or an offline
@@ -718,6 +854,8 @@ class Front:
     # -- apt -> real method ---------------------------------------------------------------
     def run(self) -> int:
         """Relay apt's messages to the real method until apt closes stdin; the exit code."""
+        import threading
+
         reader = threading.Thread(target=self.read_child, daemon=True)
         reader.start()
         while True:
@@ -741,6 +879,8 @@ class Front:
     def close(self, reader: threading.Thread) -> int:
         """apt closed stdin: end the real method (it exits on end of file) and the helper."""
         self.closing = True
+        if not self.seen and self.caps_sent is not None:
+            self.child.kill()  # apt's capabilities probe: the real method was never asked
         try:
             self.child.stdin.close()
         except (OSError, ValueError):
@@ -750,6 +890,8 @@ class Front:
         except Exception:  # noqa: BLE001 - its timeout (ChildTimeout, TimeoutExpired)
             self.child.kill()
             rc = self.child.wait()
+        if not self.seen and self.caps_sent is not None:
+            rc = 100  # as the real method ends when apt closes its input
         reader.join(CHILD_EXIT)
         helper, self.helper = self.helper, None
         if helper is not None:
@@ -854,6 +996,8 @@ class Front:
         again with backoff and serves it once delivered, or relays it to the real method when
         the lease ends without it, expires, or DEFER_LIMIT passes. The front keeps reading apt
         meanwhile: its own downloads (and the leases this machine holds) go on."""
+        import threading
+
         entry = (req, msg, time.monotonic() + DEFER_LIMIT)
         with self.lock:
             self.deferred.append(entry)
@@ -965,6 +1109,14 @@ class Front:
 
     def from_child(self, msg: Message) -> None:
         """Pass a message of the real method on to apt, as the answer of the request it is for."""
+        if msg.code == 100 and not self.caps_seen:
+            self.caps_seen = True
+            if self.caps_sent is not None and msg.raw() == self.caps_sent:
+                return  # apt has them already (cached_caps)
+            if isinstance(self.child, Child):  # first: apt may end a probe at once after
+                learn_caps(self.real, self.child.pid, msg.raw())
+            self.to_apt(msg)  # new (or other) capabilities: apt takes the real method's
+            return
         uri = msg.get("URI")
         req = self.at_child(uri) if uri is not None else None
         if req is None:
@@ -1075,6 +1227,8 @@ class Front:
         timer = self.settle_timer
         if timer is not None and timer.is_alive():
             return  # it looks again itself, and re-arms if apt is still not quiet
+        import threading
+
         timer = threading.Timer(wait, self._settle_later)
         timer.daemon = True
         self.settle_timer = timer
@@ -1171,20 +1325,65 @@ def real_method(argv: list[str]) -> str:
     return os.path.join(REAL_DIR, "https" if name == "https" else "http")
 
 
+_session: dict[str, Any] = {"child": None, "front": None}  # for _on_sigint
+
+
+def _on_sigint(signum: int, frame: object) -> None:
+    """apt's SIGINT: ignored once apt has sent a request (the front ends on end of file, after
+    the real method); before that (apt's probe for the capabilities) the front ends now, and
+    the real method with it, as the real method alone would."""
+    front = _session["front"]
+    if front is not None and front.seen:
+        return
+    if front is not None:
+        front.closing = True  # the reader thread must not report the kill below as a death
+    child = _session["child"]
+    if child is not None:
+        child.kill()
+        child.wait()
+    os._exit(100)
+
+
 def front_main(argv: list[str]) -> int:
     """The method apt runs: relay to the real one, or become it on any fault."""
     real = real_method(argv)
-    try:
-        import _signal  # type: ignore[import-not-found]  # signal without its enum import
+    child = None
+    import _signal  # type: ignore[import-not-found]  # signal without its enum import
 
-        front = Front(real, sys.stdin.buffer, sys.stdout.buffer)
-        # apt ends a method with SIGINT after closing its stdin; the front ends on that end of
-        # file once the real method has, so harvests handed over are not cut off. (Set after
-        # the real method started: it keeps apt's signal dispositions.)
+    try:
+        # apt ends a method with SIGINT after closing its stdin: at once after the
+        # capabilities when it only asked for them (its probe, the first of its two starts per
+        # run), after the last answer otherwise. The front ends at once in the first case
+        # (_on_sigint), and on that end of file once the real method has in the second, so
+        # harvests handed over are not cut off. The real method keeps the default
+        # (posix_spawn's setsigdef).
+        _signal.signal(_signal.SIGINT, _on_sigint)
+        # First: apt waits for the capabilities. The remembered ones go out at once; the real
+        # method starts while the front imports the rest.
+        caps = cached_caps(real)
+        if caps is not None:
+            sys.stdout.buffer.write(caps)
+            sys.stdout.buffer.flush()
+        child = _session["child"] = spawn_real(real)
+        front = Front(real, sys.stdin.buffer, sys.stdout.buffer, spawn_child=lambda _real: child)
+        front.caps_sent = caps
+        _session["front"] = front
+    except Exception:  # noqa: BLE001 - at most the capabilities sent: become the real method
         _signal.signal(_signal.SIGINT, _signal.SIG_IGN)
-    except Exception:  # noqa: BLE001 - nothing sent yet: become the real method
+        if child is not None:
+            child.kill()
+            child.wait()
+        _signal.signal(_signal.SIGINT, _signal.SIG_DFL)
         os.execv(real, [real])
-    return front.run()
+    rc = front.run()
+    # apt waits for this process to end (twice per run: its capabilities probe, its worker);
+    # all is written and the helper done: no interpreter teardown
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(rc)
 
 
 # -- the helper: every cache operation ----------------------------------------------------------

@@ -38,6 +38,9 @@ if TYPE_CHECKING:
 
 PLAN_FILE = "seedplan.json"
 PLACED_FILE = "placed.json"
+REQUEST_FILE = "seedrequests.json"
+REQUEST_FORMAT = "pkgcache-seed-request 1"
+REQUEST_KEEP = 16  # answers remembered (the newest)
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,7 @@ class SeedReport:
     opened_index: bool = False
     followed_request: bool = False
     in_process: bool = False  # the request's debs came from the depcache here, not a replay
+    remembered: bool = False  # ... from the answer to the same request_key (no cache opened)
     planned_only: int = 0
     from_remote: int = 0
     bytes_remote: int = 0
@@ -74,7 +78,7 @@ class SeedReport:
                 "bytes": self.bytes_placed, "rejected": len(self.rejected),
                 "missing": len(self.missing), "removed": len(self.removed),
                 "opened_index": self.opened_index, "followed_request": self.followed_request,
-                "in_process": self.in_process,
+                "in_process": self.in_process, "remembered": self.remembered,
                 "planned_only": self.planned_only, "from_remote": self.from_remote,
                 "bytes_remote": self.bytes_remote,
                 "seconds": round(self.seconds, 3)}
@@ -555,7 +559,7 @@ def seed(cache: PackageCache, specs: list[str] | None = None, *, hook: bool = Fa
                                                   or cache.remote is not None):
             request = (inv.exe, inv.argv[1:], inv.cwd)
     if request is not None:
-        got, errors = _request_wants(request, inv if not specs else None, apt_pkg, rep)
+        got, errors = _remembered_wants(request, inv if not specs else None, apt_pkg, paths, rep)
         if got is None and specs:
             rep.unknown = errors
             got = []
@@ -628,6 +632,102 @@ def front_coverage() -> str:
     if kept != placed:
         save_placed(paths, kept)
     return "placed" if kept else "all"
+
+
+# -- apt's answer to a request, remembered: a warm re-provision opens no package cache ------------
+def request_key(request: tuple[str, list[str], str | None], apt_pkg: Any, paths: AptPaths) -> str:
+    """What decides apt's answer to request (its command line and working directory, apt's
+    whole configuration after its -o/-c options, the Release files' bytes and the name and size
+    of every lists file a Release file of its prefix lists (apt checked it against that), the
+    bytes of every other lists file (a flat repository without a Release file) and of every
+    argument that is a file (``./local.deb``), dpkg's status, extended states and
+    architectures, the pinning and sources files, this module) as one digest. Content, not
+    stat: a fresh root made from the same image, updated from the same mirror, has the key of
+    the one before it."""
+    import hashlib
+
+    cfg = apt_pkg.config
+    h = hashlib.sha256(REQUEST_FORMAT.encode())
+    exe, args, cwd = request
+    for part in (exe, "\0".join(args), cwd or "", os.environ.get("APT_CONFIG", ""), cfg.dump()):
+        h.update(b"\0" + part.encode("utf-8", "surrogateescape"))
+    files = [str(paths.status), os.path.join(os.path.dirname(str(paths.status)), "arch"),
+             cfg.find_file("Dir::State::extended_states"), __file__]
+    for base in paths.watch:  # sources and pinning: files, or directories of them
+        try:
+            files += sorted(os.path.join(base, n) for n in os.listdir(base)) \
+                if os.path.isdir(base) else [base]
+        except OSError:
+            files.append(base)
+    for arg in args:  # a deb on the command line: its Depends decide too
+        path = os.path.join(cwd or "/", arg)
+        if not arg.startswith("-") and os.path.isfile(path):
+            files.append(path)
+    for path in files:
+        h.update(b"\0F" + path.encode("utf-8", "surrogateescape") + b"\0" + _content(path))
+    try:
+        names = sorted(os.listdir(paths.lists))
+    except OSError:
+        names = []
+    signed = tuple(n[:-len("InRelease")] if n.endswith("InRelease") else n[:-len("Release")]
+                   for n in names if n.endswith(("_InRelease", "_Release")))
+    for name in names:
+        path = os.path.join(paths.lists, name)
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        if name in ("lock", "partial", "auxfiles") or not stat.S_ISREG(st.st_mode):
+            continue
+        h.update(b"\0L" + name.encode("utf-8", "surrogateescape") + b"\0%d" % st.st_size)
+        if name.endswith(("Release", "Release.gpg")) or not name.startswith(signed):
+            h.update(_content(path))  # (an index no Release file lists: its bytes)
+    return h.hexdigest()
+
+
+def _content(path: str) -> bytes:
+    """The SHA-256 of a file's bytes (b"-" if it cannot be read)."""
+    from cache_core import sha256_file
+
+    try:
+        return sha256_file(path)[0].encode()
+    except (OSError, ValueError):
+        return b"-"
+
+
+def _remembered_wants(request: tuple[str, list[str], str | None], inv: Any, apt_pkg: Any,
+                      paths: AptPaths, rep: SeedReport) -> tuple[list[Want] | None, list[str]]:
+    """The request's debs as the last run with the same request_key found them (no package
+    cache opened), else _request_wants, remembered. Only a hint, as before: every deb placed is
+    the store's object with the SHA-256 recorded from the index, and apt checks what it uses."""
+    try:
+        key = request_key(request, apt_pkg, paths)
+    except Exception:  # noqa: BLE001 - no memo: apt's answer as before
+        return _request_wants(request, inv, apt_pkg, rep)
+    memo = read_trusted(paths, REQUEST_FILE)
+    answers = memo.get("answers")
+    if not isinstance(answers, dict):
+        answers = {}
+    got = answers.get(key)
+    if isinstance(got, dict) and isinstance(got.get("wants"), list):
+        try:
+            wants = [Want(str(f), str(d), int(n)) for f, d, n in got["wants"]]
+        except (TypeError, ValueError):
+            wants = None
+        if wants is not None and all(is_safe_name(w.fname) and len(w.sha256) == 64
+                                     for w in wants):
+            rep.remembered = True
+            return wants, []
+    wants, errors = _request_wants(request, inv, apt_pkg, rep)
+    if wants is not None and not errors:
+        answers = {k: v for k, v in answers.items() if isinstance(v, dict)}
+        answers[key] = {"time": time.time(), "wants": [[w.fname, w.sha256, w.size] for w in wants]}
+        keep = sorted(answers, key=lambda k: answers[k].get("time", 0))[-REQUEST_KEEP:]
+        try:
+            write_trusted(paths, REQUEST_FILE, {"answers": {k: answers[k] for k in keep}})
+        except OSError:
+            pass
+    return wants, errors
 
 
 def _request_wants(request: tuple[str, list[str], str | None], inv: Any, apt_pkg: Any,

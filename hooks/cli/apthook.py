@@ -5,11 +5,13 @@ apt runs this several times per install; it always exits 0 (the hook module says
 from __future__ import annotations
 
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any
 
 from cache_core import EXIT_OK
 
+TYPE_CHECKING = False  # typing costs more than the rest of a post-update hook with nothing to do
 if TYPE_CHECKING:
+    from typing import Any
+
     from cache_core import PackageCache
 
 
@@ -23,6 +25,8 @@ def failopen_cache(args: Any) -> PackageCache:
 def hook_main(argv: list[str]) -> int:
     """Fast entry for `pkgcache [--config P] [--cache-dir D] [-q] apt hook ACTION` (what apt
     runs): skips building the whole CLI. Always 0; anything unexpected is one warning."""
+    if argv[-3:] == ["apt", "hook", "post-update"] and _update_unchanged():
+        return EXIT_OK  # nothing it reads changed since its last full run: nothing opened
     try:
         from hooks.apt import hook
     except Exception as exc:  # noqa: BLE001 - never break apt
@@ -44,3 +48,13 @@ def hook_main(argv: list[str]) -> int:
     return hook.run(rest[2], lambda: failopen_cache(ns))
 
 
+
+
+def _update_unchanged() -> bool:
+    """The post-update hook's memo (hooks/apt/updatememo.py) says nothing changed."""
+    try:
+        from hooks.apt.updatememo import fresh
+
+        return fresh()
+    except Exception:  # noqa: BLE001 - a shortcut only: the hook runs in full
+        return False

@@ -102,3 +102,29 @@ def test_warm_install_seeds_from_the_depcache_without_a_replay(lab) -> None:
     last = lab.status()["last_seed"]
     assert (last["followed_request"], last["in_process"], last["placed"]) == (True, True, 2)
     assert lab.server.deb_requests() == []
+
+
+def test_the_same_request_on_the_same_indexes_is_answered_from_its_memo(lab) -> None:
+    """A warm re-provision (same request, same lists, same dpkg status) takes the set the last
+    run computed (seed.request_key) and opens no package cache; a new index computes it again."""
+    lab.sb.apt("update", check=True)
+    lab.sb.apt("install", "alpha", check=True)
+    lab.reprovision()
+    lab.sb.apt("-y", "install", "alpha", check=True)  # computed in-process, remembered
+    assert lab.status()["last_seed"]["in_process"] is True
+    lab.reprovision()
+    res = lab.sb.apt("-y", "install", "alpha", check=True)
+    assert "Need to get 0 B" in res.stdout, res.stdout
+    last = lab.status()["last_seed"]
+    assert (last["remembered"], last["in_process"], last["placed"]) == (True, False, 2), last
+    assert lab.server.deb_requests() == []
+    assert lab.sb.installed("alpha") == "1.0-1" and lab.sb.installed("beta") == "2:1.0-1"
+
+    lab.repo.add("alpha", "1.1-1", depends="beta")  # a new index: the set is computed again
+    lab.republish()
+    lab.sb.apt("update", check=True)
+    lab.reprovision()
+    lab.sb.apt("-y", "install", "alpha", check=True)
+    last = lab.status()["last_seed"]
+    assert (last["remembered"], last["in_process"]) == (False, True), last
+    assert lab.sb.installed("alpha") == "1.1-1"

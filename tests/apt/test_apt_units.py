@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import re
 import subprocess
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -135,3 +136,111 @@ def test_apt_command_line_parsing_finds_simulations_and_words() -> None:
     assert got.words == ["install", "jq=1.6", "./x.deb", "-s"]
     assert got.command == "install" and not got.simulates
     assert inv("-c", "rel.conf", "install").config_files() == ["/rel.conf"]
+
+
+# -- the post-update memo (hooks/apt/updatememo.py) ------------------------------------------------
+def _memo_world(tmp_path, monkeypatch):
+    from hooks.apt import updatememo
+
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    monkeypatch.setenv("PKGCACHE_STATE_DIR", str(state))
+    monkeypatch.setenv("APT_CONFIG", str(tmp_path / "apt.conf"))
+    (tmp_path / "apt.conf").write_text('Dir "/";\n')
+    lists = tmp_path / "lists"
+    (lists / "partial").mkdir(parents=True)
+    (lists / "h_d_InRelease").write_bytes(b"Date: Sat, 11 Jul 2026 10:16:37 UTC\nA\n")
+    (lists / "h_d_Packages").write_bytes(b"Package: a\n")
+    args = ["apt", "hook", "post-update"]
+
+    def record(**kw):
+        updatememo.write([str(tmp_path / "apt.conf")], [str(lists)], None, args, **kw)
+
+    return updatememo, lists, args, record
+
+
+def test_update_memo_is_fresh_only_while_nothing_it_read_changed(tmp_path, monkeypatch) -> None:
+    import os
+    import time
+
+    memo, lists, args, record = _memo_world(tmp_path, monkeypatch)
+    assert not memo.fresh(args)  # no full run recorded yet
+    record(started=time.time())
+    assert memo.fresh(args)
+    (lists / "partial" / "x").write_bytes(b"apt's own")  # apt's partial dir: not read
+    assert memo.fresh(args)
+    assert not memo.fresh(["--config", "/other.yaml", *args])  # another cache
+    monkeypatch.setenv("APT_CONFIG", "/elsewhere.conf")
+    assert not memo.fresh(args)
+    monkeypatch.setenv("APT_CONFIG", str(tmp_path / "apt.conf"))
+    # a Release file with other bytes but the same inode, size and mtime (apt sets mtimes
+    # from the server's whole-second Last-Modified): its digest tells
+    rel = lists / "h_d_InRelease"
+    st = rel.stat()
+    rel.write_bytes(rel.read_bytes().replace(b"A", b"B"))
+    os.utime(rel, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert rel.stat().st_ino == st.st_ino and rel.stat().st_size == st.st_size
+    assert not memo.fresh(args)
+    record(started=time.time())
+    assert memo.fresh(args)
+    (lists / "h_d_Packages").write_bytes(b"Package: b\n")  # an index replaced
+    assert not memo.fresh(args)
+    record(started=time.time() - memo.MAX_AGE - 1)  # a full run at least hourly
+    assert not memo.fresh(args)
+
+
+def test_update_memo_is_used_only_when_private(tmp_path, monkeypatch) -> None:
+    import os
+    import time
+
+    memo, _lists, args, record = _memo_world(tmp_path, monkeypatch)
+    record(started=time.time())
+    path = tmp_path / "state" / memo.NAME
+    assert memo.fresh(args)
+    os.chmod(path, 0o644)
+    assert not memo.fresh(args)
+    os.chmod(path, 0o600)
+    os.chmod(tmp_path / "state", 0o755)  # not a private state dir: no memo at all
+    assert not memo.fresh(args)
+
+
+def test_request_key_sees_every_index_no_release_file_lists(tmp_path: Path) -> None:
+    """seed.request_key: an index a Release file lists counts by name and size (apt checked it
+    against the Release file, whose bytes count); one no Release file lists (a flat repository
+    made with dpkg-scanpackages, [trusted=yes]) and a deb named on the command line count by
+    their bytes: a rebuilt deb of the same size changes the key (the review of aptfast)."""
+    from types import SimpleNamespace
+
+    from hooks.apt.aptenv import AptPaths
+    from hooks.apt.seed import request_key
+
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    (lists / "h_debian_dists_a_InRelease").write_text("Release v1")
+    (lists / "h_debian_dists_a_main_binary-amd64_Packages").write_text("SHA256: " + "1" * 64)
+    (lists / "_srv_repo_._Packages").write_text("SHA256: " + "2" * 64)
+    status = tmp_path / "status"
+    status.write_text("")
+    (tmp_path / "local.deb").write_bytes(b"deb v1")
+    paths = AptPaths(archives=tmp_path, lists=lists, status=status, parts=tmp_path, watch=(),
+                     policy="")
+    cfg = SimpleNamespace(dump=lambda: "APT::Architecture \"amd64\";",
+                          find_file=lambda name: str(tmp_path / "extended_states"))
+    apt_pkg = SimpleNamespace(config=cfg)
+    request = ("/usr/bin/apt-get", ["install", "-y", "./local.deb", "alpha"], str(tmp_path))
+
+    def key() -> str:
+        return request_key(request, apt_pkg, paths)
+
+    first = key()
+    assert key() == first
+    (lists / "h_debian_dists_a_main_binary-amd64_Packages").write_text("SHA256: " + "3" * 64)
+    assert key() == first  # listed by the InRelease: its bytes pin this one
+    (lists / "h_debian_dists_a_InRelease").write_text("Release v2")
+    second = key()
+    assert second != first
+    (lists / "_srv_repo_._Packages").write_text("SHA256: " + "4" * 64)  # same size
+    third = key()
+    assert third != second
+    (tmp_path / "local.deb").write_bytes(b"deb v2")  # same size
+    assert key() != third

@@ -148,32 +148,40 @@ def test_helper_killed_at_random_points(fleet) -> None:
 
 def test_front_killed_is_like_the_real_method_killed(fleet) -> None:
     """The process apt talks to cannot outlive SIGKILL: apt reports it exactly as it does when
-    its own http method is killed (and no wrong file is ever installed)."""
+    its own http method is killed (and no wrong file is ever installed). A kill that lands only
+    after every deb was delivered shows nothing (a loaded machine): that trial is run again on a
+    fresh server, at most 5 times."""
     _seeded_fleet(fleet)
     out = {}
     for with_pkgcache in (True, False):
-        b = fleet.server(f"f{int(with_pkgcache)}", method=with_pkgcache)
-        _ok(b.apt("update"))
+        for attempt in range(5):
+            b = fleet.server(f"f{int(with_pkgcache)}-{attempt}", method=with_pkgcache)
+            _ok(b.apt("update"))
 
-        def killer(with_pkgcache: bool = with_pkgcache) -> None:
-            end = time.time() + 30
-            while time.time() < end:
-                pids = method_pids(helper=False, marker=str(fleet.base)) if with_pkgcache else [
-                    int(d) for d in os.listdir("/proc") if d.isdigit()
-                    and _cmd(d).startswith(b"/usr/lib/apt/methods/http")
-                    and _ours(d, str(fleet.base))]
-                if pids:
-                    os.kill(pids[0], signal.SIGKILL)
-                    return
-                time.sleep(0.001)
+            def killer(with_pkgcache: bool = with_pkgcache) -> None:
+                end = time.time() + 30
+                while time.time() < end:
+                    pids = method_pids(helper=False, marker=str(fleet.base)) if with_pkgcache \
+                        else [int(d) for d in os.listdir("/proc") if d.isdigit()
+                              and _cmd(d).startswith(b"/usr/lib/apt/methods/http")
+                              and _ours(d, str(fleet.base))]
+                    if pids:
+                        os.kill(pids[0], signal.SIGKILL)
+                        return
+                    time.sleep(0.001)
 
-        t = threading.Thread(target=killer)
-        t.start()
-        res = b.apt("install", *PKGS)
-        t.join()
-        out[with_pkgcache] = (res.returncode, [ln for ln in res.stderr.splitlines()
-                                               if "has died unexpectedly" in ln])
-        assert b.installed("alpha") is None
+            t = threading.Thread(target=killer)
+            t.start()
+            res = b.apt("install", *PKGS)
+            t.join()
+            if res.returncode == 0 and b.installed("alpha") is not None:
+                _installed_right(b, fleet)  # the kill came too late: what was placed is right
+                continue
+            out[with_pkgcache] = (res.returncode, [ln for ln in res.stderr.splitlines()
+                                                   if "has died unexpectedly" in ln])
+            assert b.installed("alpha") is None
+            break
+        assert with_pkgcache in out, "the kill never landed before apt had every deb"
     assert out[True] == out[False], out
 
 

@@ -94,6 +94,43 @@ def test_a_temp_name_taken_already_is_left_alone(tmp_path: Path) -> None:
     assert not (dest / "a_1_all.deb").exists()
 
 
+def test_a_dead_fronts_temp_is_removed_at_the_next_copy_into_its_dir(tmp_path: Path) -> None:
+    """A front killed mid-copy leaves .pkgcache-PID-N.part in apt's partial dir; the next front
+    to copy there removes it once no process has that pid. A live pid's temp, a symlink and
+    other names are left alone."""
+    import subprocess
+    import sys
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    src = tmp_path / "obj"
+    src.write_bytes(b"deb bytes")
+    dest = tmp_path / "partial"
+    dest.mkdir()
+    killed = dest / f".pkgcache-{dead.pid}-3.part"
+    killed.write_bytes(b"deb by")  # half a copy
+    alive = dest / f".pkgcache-{os.getppid()}-1.part"
+    alive.write_bytes(b"in use")
+    link = dest / f".pkgcache-{dead.pid}-4.part"
+    link.symlink_to(src)
+    other = dest / "b_1_all.deb"
+    other.write_bytes(b"apt's")
+    objects = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    local = LocalObjects(stamps, str(tmp_path), str(tmp_path), objects, False)
+    fd = os.open(src, os.O_RDONLY)
+    try:
+        st = os.fstat(fd)
+        assert local._copy_to(fd, st, stamps.of(st), str(dest / "a_1_all.deb"), "0" * 64)
+    finally:
+        os.close(fd)
+        os.close(objects)
+    assert not killed.exists()
+    assert alive.read_bytes() == b"in use" and link.is_symlink() and other.exists()
+    assert (dest / "a_1_all.deb").read_bytes() == b"deb bytes"
+    assert sorted(p.name for p in dest.iterdir()) == sorted(
+        ["a_1_all.deb", alive.name, link.name, other.name])
+
+
 def test_a_recorded_path_that_cannot_be_opened_is_no_local_hits(
         selects, monkeypatch: pytest.MonkeyPatch) -> None:
     """A NUL in a recorded cache path makes os.open raise ValueError, not OSError."""

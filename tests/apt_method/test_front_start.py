@@ -7,6 +7,8 @@ from __future__ import annotations
 import io
 import os
 import random
+import shutil
+import signal
 import subprocess
 import threading
 from pathlib import Path
@@ -38,6 +40,75 @@ def test_the_front_starts_on_the_standard_library_minimum() -> None:
     imported = {line.split("|")[-1].strip().split(".")[0]
                 for line in res.stderr.decode().splitlines() if line.startswith("import time:")}
     assert imported and not imported & set(LATE), sorted(imported & set(LATE))
+
+
+def test_the_shipped_wrapper_runs_the_front_from_its_compiled_bytecode(tmp_path: Path) -> None:
+    """apt starts the method twice per run (its capabilities probe, then its worker): the
+    wrapper loads method.py from __pycache__ rather than compiling it at every start."""
+    real = "/usr/lib/apt/methods/http"
+    if not os.access(real, os.X_OK):
+        pytest.skip("no apt http method here")
+    (tmp_path / "share/hooks/apt").mkdir(parents=True)
+    shutil.copy(FRONT, tmp_path / "share/hooks/apt/method.py")
+    text = (REPO / "debian" / "methods" / "http").read_text()
+    text = text.replace("/usr/share/pkgcache", str(tmp_path / "share"))
+    text = text.replace("exec /usr/bin/python3 ", "exec /usr/bin/python3 -v ")  # says what it loads
+    wrapper = tmp_path / "http"
+    wrapper.write_text(text)
+    wrapper.chmod(0o755)
+    plain = subprocess.run([real], stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+    for _ in range(2):  # the first start writes the bytecode (as py3compile does for the .deb)
+        res = subprocess.run([str(wrapper)], stdin=subprocess.DEVNULL, capture_output=True,
+                             cwd="/", timeout=60)
+        assert (res.returncode, res.stdout) == (plain.returncode, plain.stdout)
+    pyc = tmp_path / "share/hooks/apt/__pycache__"
+    assert f"code object from '{pyc}/method.".encode() in res.stderr, res.stderr[-2000:]
+
+
+def test_the_real_methods_capabilities_are_remembered_and_sent_at_once(tmp_path: Path) -> None:
+    """apt waits for the capabilities at both starts of the method per run: the front sends
+    the ones the real method sent last time (keyed by the stat of its binary and every file it
+    had mapped) before the real method has started; different ones from the real method
+    still reach apt, and replace the memo; a stamp that changed is no memo."""
+    real = "/usr/lib/apt/methods/http"
+    if not os.access(real, os.X_OK) or os.geteuid() != 0:
+        pytest.skip("needs root and apt's http method")
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    env = dict(os.environ, PKGCACHE_STATE_DIR=str(state))
+    memo = state / method.CAPS_FILE
+
+    def front(messages: int = 1) -> bytes:
+        """As apt's probe: read the capabilities (messages), close stdin, SIGINT, wait; the
+        output."""
+        proc = subprocess.Popen(["/usr/bin/python3", "-I", "-S", str(FRONT), "http"], env=env,
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, cwd="/")
+        assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+        got = b""
+        while got.count(b"\n\n") < messages:
+            line = proc.stdout.readline()
+            assert line, got
+            got += line
+        proc.stdin.close()
+        proc.send_signal(signal.SIGINT)
+        rest, err = proc.stdout.read(), proc.stderr.read()
+        assert proc.wait(60) == 100 and err == b"", err
+        return got + rest
+
+    plain = subprocess.run([real], stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+    assert front() == plain.stdout and memo.exists()  # learnt
+    head, _, caps = memo.read_bytes().partition(b"\n\n")
+    assert caps == plain.stdout and b"libapt-pkg" in head and oct(memo.stat().st_mode)[-3:] == "600"
+    assert front() == plain.stdout  # from the memo: once, and the same bytes
+    marked = caps.replace(b"\n\n", b"\nX-Memo: yes\n\n")
+    memo.write_bytes(head + b"\n\n" + marked)
+    assert front(2) == marked + plain.stdout  # the memo went first; the real ones followed
+    assert memo.read_bytes().partition(b"\n\n")[2] == plain.stdout  # and replaced it
+    lines = head.split(b"\n")
+    stale = lines[:2] + [lines[2].rsplit(b" ", 1)[0] + b" 1"] + lines[3:]  # a changed ctime
+    memo.write_bytes(b"\n".join(stale) + b"\n\n" + marked)
+    assert front() == plain.stdout
 
 
 class DoneChild(FakeChild):

@@ -136,6 +136,20 @@ def test_deb_lifecycle_in_fresh_root_network(deb: Path, root: DebRoot, tmp_path:
     root.run("hello --version >/dev/null && xxd -v >/dev/null")
     root.run(f"apt-get purge -y {PKGS} && apt-get clean")
 
+    # apt_front_only (docs/configuration.md): the method's front serves the warm debs at apt's
+    # download phase instead; apt counts them in "Need to get", nothing comes from the archive.
+    conf = root.path / "etc/vps-configurator/config.yaml"
+    plain = conf.read_text()
+    conf.write_text(plain.replace("    max_size_gb: 5\n", "    max_size_gb: 5\n    apt_front_only: true\n"))
+    assert "apt_front_only: true" in conf.read_text()
+    third = root.run(f"apt-get install -y {PKGS}").stdout
+    assert "pkgcache: warning" not in third, third
+    root.run("hello --version >/dev/null && xxd -v >/dev/null")
+    status = root.run("pkgcache apt status").stdout
+    assert re.search(rf"\blocal {len(PKGS.split())}\b", status), status  # the front's own hits
+    conf.write_text(plain)
+    root.run(f"apt-get purge -y {PKGS} && apt-get clean")
+
     # The cron fallback runs gc when systemd is absent (as in this root) and succeeds.
     root.run("/etc/cron.daily/pkgcache")
 

@@ -18,6 +18,7 @@ from tests.support.apt import Repo, Sandbox
 from tests.support.http import DirServer, serve_dir
 
 METHOD_SNIPPET = REPO / "hooks" / "apt" / "data" / "05pkgcache-method"
+METHOD_WRAPPER = REPO / "debian" / "methods" / "http"  # /usr/lib/pkgcache/methods/http(s)
 
 
 class GpgKey:
@@ -92,12 +93,14 @@ class Server(Sandbox):
 
     def write_method(self, body: str | None = None) -> None:
         """The sandbox's /usr/lib/pkgcache/methods/http: this checkout's method."""
-        if body is None:
-            body = (f'exec "{self.python}" -I -S "{self.code}/hooks/apt/method.py" '
-                    '"${0##*/}"  # hooks.apt.method, as debian/methods/http runs it\n')
+        if body is None:  # the shipped wrapper, on this checkout and the tests' Python
+            text = METHOD_WRAPPER.read_text().replace("/usr/share/pkgcache", str(self.code))
+            text = text.replace("/usr/bin/python3", str(self.python))
+        else:
+            text = "#!/bin/sh\n" + body
         for name in ("http", "https"):
             path = self.methods / name
-            path.write_text("#!/bin/sh\n" + body)
+            path.write_text(text)
             path.chmod(0o755)
 
     def install_method(self) -> None:
