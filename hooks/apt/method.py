@@ -548,20 +548,29 @@ def learn_caps(real: str, pid: int, caps: bytes) -> None:
 TEMP_PREFIX, TEMP_SUFFIX = ".pkgcache-", ".part"  # LocalObjects' temp: .pkgcache-PID-N.part
 
 
+TEMP_GRACE = 60.0  # as cache_core.fs.sweep.GRACE_SECONDS (a pid of another pid namespace)
+
+
 def sweep_dead_temps(dfd: int) -> int:
-    """Remove the temps (regular files) that a front killed mid-copy left in the directory
-    dfd: named by a pid that no process has now. A live pid's (another front's, or a reused
-    pid's) are left alone. The number removed."""
+    """Remove the temps (regular files of ours) that a front killed mid-copy left in the
+    directory dfd (ours too): named ``.pkgcache-PID-N.part`` by a pid that no process has now,
+    and untouched for TEMP_GRACE (the pid may be another pid namespace's, sharing the
+    directory). A live pid's (another front's, or a reused pid's) are left alone. The number
+    removed."""
     removed = 0
+    me = os.geteuid()
     try:
+        if os.fstat(dfd).st_uid != me:
+            return 0  # a directory someone else owns (root's `apt-get download` in theirs)
         names = os.listdir(dfd)
     except OSError:
         return 0
+    now = time.time()
     for name in names:
         if not (name.startswith(TEMP_PREFIX) and name.endswith(TEMP_SUFFIX)):
             continue
-        pid = name[len(TEMP_PREFIX):].split("-", 1)[0]
-        if not pid.isdigit() or len(pid) > 9 or int(pid) in (0, os.getpid()):
+        pid, _, n = name[len(TEMP_PREFIX):-len(TEMP_SUFFIX)].partition("-")
+        if not (pid.isdigit() and n.isdigit()) or len(pid) > 9 or int(pid) in (0, os.getpid()):
             continue
         try:
             os.kill(int(pid), 0)
@@ -571,7 +580,8 @@ def sweep_dead_temps(dfd: int) -> int:
         except OSError:
             continue
         try:
-            if stat.S_ISREG(os.stat(name, dir_fd=dfd, follow_symlinks=False).st_mode):
+            st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+            if stat.S_ISREG(st.st_mode) and st.st_uid == me and now - st.st_mtime > TEMP_GRACE:
                 os.unlink(name, dir_fd=dfd)
                 removed += 1
         except OSError:
