@@ -459,6 +459,8 @@ CAPS_FORMAT = "pkgcache-apt-method-caps 1"
 
 
 def _file_stamp(path: str) -> str:
+    """cache_core.stamps.of(os.stat(path)), "-" if absent: written out here, since the front
+    sends the capabilities before it loads anything of cache_core."""
     try:
         st = os.stat(path)
     except OSError:
@@ -466,8 +468,9 @@ def _file_stamp(path: str) -> str:
     return f"{st.st_dev} {st.st_ino} {st.st_size} {st.st_mtime_ns} {st.st_ctime_ns}"
 
 
-def _caps_path() -> str | None:
-    """The memo of the real method's capabilities: root's private state dir only."""
+def _caps_path(real: str) -> str | None:
+    """The memo of the real method's capabilities (one per method: http, https): root's
+    private state dir only."""
     if os.geteuid() != 0 or os.environ.get("PKGCACHE_DISABLE"):
         return None
     mod = sys.modules.get("cache_core.statepath")
@@ -481,7 +484,7 @@ def _caps_path() -> str | None:
         mod = boot.module_from_spec(boot.spec_from_loader(name, loader))  # type: ignore[arg-type]
         loader.exec_module(mod)
     base = mod.locate()  # the one home of the state dir: walked from /, private only
-    return os.path.join(base, CAPS_FILE) if base else None
+    return os.path.join(base, f"{CAPS_FILE}-{os.path.basename(real)}") if base else None
 
 
 def cached_caps(real: str) -> bytes | None:
@@ -490,7 +493,7 @@ def cached_caps(real: str) -> bytes | None:
     they had then: the message is theirs alone (apt sends its configuration only after it).
     apt starts each method twice per run and waits for this message both times."""
     try:
-        path = _caps_path()
+        path = _caps_path(real)
         if path is None:
             return None
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -519,7 +522,7 @@ def learn_caps(real: str, pid: int, caps: bytes) -> None:
     """Remember the capabilities the real method (pid, alive) just sent, keyed by its binary
     and the files it has mapped (/proc/PID/maps). Best effort."""
     try:
-        path = _caps_path()
+        path = _caps_path(real)
         if path is None:
             return
         with open(f"/proc/{pid}/maps", "rb") as fh:
@@ -537,10 +540,14 @@ def learn_caps(real: str, pid: int, caps: bytes) -> None:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                      0o600)
         try:
-            os.write(fd, text + b"\n\n" + caps)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
+            try:
+                os.write(fd, text + b"\n\n" + caps)
+            finally:
+                os.close(fd)
+            os.replace(tmp, path)
+        except OSError:
+            os.unlink(tmp)  # a full disk: no temp left in the state dir
+            raise
     except (OSError, ValueError, ImportError):
         pass
 
@@ -1687,9 +1694,13 @@ def fold_front_counts(cache: PackageCache) -> None:
 
 
 def helper_main(fd: int) -> int:
-    """The helper process: serve the front on the socket fd."""
+    """The helper process: serve the front on the socket fd. A terminal's Ctrl-C (to the whole
+    process group) is apt's to handle: the helper ends when the front closes the socket, its
+    harvests stored."""
+    import signal
     import socket
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     sock = socket.socket(fileno=fd)
     try:
         Helper(sock).run()

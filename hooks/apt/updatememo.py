@@ -35,12 +35,13 @@ SKIP = ("lock", "partial", "auxfiles")  # apt's own, changed by every run
 
 
 def _stamp(path: str) -> str:
-    """dev ino size mtime_ns of path (followed) or "-"; a directory's also lists its names."""
+    """cache_core.stamps.copy_of (``dev ino size mtime_ns``) of path, followed, or "-"."""
+    from cache_core import stamps
+
     try:
-        st = os.stat(path)
+        return stamps.copy_of(os.stat(path))
     except OSError:
         return "-"
-    return f"{st.st_dev} {st.st_ino} {st.st_size} {st.st_mtime_ns}"
 
 
 def _entries(directory: str) -> list[tuple[str, str]]:
