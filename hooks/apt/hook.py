@@ -248,11 +248,12 @@ def _dispatch(action: str, cache: PackageCache, actions: list[Any]) -> None:
         from .seed import method_serves, seed
 
         serves = ""
-        imported, started = False, 0.0
+        imported, started, gen = False, 0.0, None
         if action == "post-update":
             _forget_update_memo()
             started = time.time()
             imported = _import_lists(cache)
+            gen = cache.generation() if imported else None  # what this run left
         else:
             serves = method_serves(cache)
             if serves == "all":
@@ -269,8 +270,8 @@ def _dispatch(action: str, cache: PackageCache, actions: list[Any]) -> None:
         if srep.placed or srep.rejected or srep.removed or srep.opened_index \
                 or srep.planned_only or srep.followed_request:
             aptenv.record(cache, "seed", dict(srep.as_dict(), trigger=action))
-        if action == "post-update" and imported:
-            _remember_update(cache, started)
+        if action == "post-update" and imported and gen is not None:
+            _remember_update(cache, started, gen)
 
 
 def _forget_update_memo() -> None:
@@ -279,14 +280,16 @@ def _forget_update_memo() -> None:
     forget()
 
 
-def _remember_update(cache: PackageCache, started: float) -> None:
+def _remember_update(cache: PackageCache, started: float, gen: tuple[str, str]) -> None:
     """After a full import: the post-update memo (hooks/apt/updatememo.py), unless this run
-    warned. The seed's plan it skips next time is a memo of its own (by index fingerprint)."""
+    warned or the cache changed since its import (gen: a gc or another writer meanwhile may
+    have dropped what it imported). The seed's plan it skips next time is a memo of its own
+    (by index fingerprint)."""
     from . import aptenv
     from .lists import STATE_FILE
     from .updatememo import write
 
-    if _said:
+    if _said or cache.generation() != gen:
         return
     apt_pkg = aptenv.apt_pkg_module()
     cfg = apt_pkg.config
@@ -294,9 +297,12 @@ def _remember_update(cache: PackageCache, started: float) -> None:
     state = aptenv.trusted_file(paths, STATE_FILE)
     config = cache.config.source if cache.config is not None else None
     files = [os.environ.get("APT_CONFIG", ""), cfg.find_file("Dir::Etc::main"),
-             cfg.find_file("Dir::Etc::sourcelist"), str(state or ""), str(config or ""),
-             str(paths.status)]  # what is installed: the seed's plan follows it
-    dirs = [str(paths.parts), cfg.find_dir("Dir::Etc::sourceparts"), str(paths.lists)]
+             str(state or ""), str(config or ""),
+             str(paths.status),  # what is installed: the seed's plan follows it
+             cfg.find_file("Dir::State::extended_states")]
+    watch = [w for w in paths.watch if w]  # sources and pinning (the plan follows them too)
+    files += [w for w in watch if not os.path.isdir(w)]
+    dirs = [str(paths.parts), str(paths.lists), *[w for w in watch if os.path.isdir(w)]]
     write([f for f in files if f], [d for d in dirs if d], cache.generation(), started=started)
 
 

@@ -459,6 +459,8 @@ CAPS_FORMAT = "pkgcache-apt-method-caps 1"
 
 
 def _file_stamp(path: str) -> str:
+    """cache_core.stamps.of(os.stat(path)), "-" if absent: written out here, since the front
+    sends the capabilities before it loads anything of cache_core."""
     try:
         st = os.stat(path)
     except OSError:
@@ -466,8 +468,9 @@ def _file_stamp(path: str) -> str:
     return f"{st.st_dev} {st.st_ino} {st.st_size} {st.st_mtime_ns} {st.st_ctime_ns}"
 
 
-def _caps_path() -> str | None:
-    """The memo of the real method's capabilities: root's private state dir only."""
+def _caps_path(real: str) -> str | None:
+    """The memo of the real method's capabilities (one per method: http, https): root's
+    private state dir only."""
     if os.geteuid() != 0 or os.environ.get("PKGCACHE_DISABLE"):
         return None
     mod = sys.modules.get("cache_core.statepath")
@@ -481,7 +484,7 @@ def _caps_path() -> str | None:
         mod = boot.module_from_spec(boot.spec_from_loader(name, loader))  # type: ignore[arg-type]
         loader.exec_module(mod)
     base = mod.locate()  # the one home of the state dir: walked from /, private only
-    return os.path.join(base, CAPS_FILE) if base else None
+    return os.path.join(base, f"{CAPS_FILE}-{os.path.basename(real)}") if base else None
 
 
 def cached_caps(real: str) -> bytes | None:
@@ -490,7 +493,7 @@ def cached_caps(real: str) -> bytes | None:
     they had then: the message is theirs alone (apt sends its configuration only after it).
     apt starts each method twice per run and waits for this message both times."""
     try:
-        path = _caps_path()
+        path = _caps_path(real)
         if path is None:
             return None
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -519,7 +522,7 @@ def learn_caps(real: str, pid: int, caps: bytes) -> None:
     """Remember the capabilities the real method (pid, alive) just sent, keyed by its binary
     and the files it has mapped (/proc/PID/maps). Best effort."""
     try:
-        path = _caps_path()
+        path = _caps_path(real)
         if path is None:
             return
         with open(f"/proc/{pid}/maps", "rb") as fh:
@@ -537,10 +540,14 @@ def learn_caps(real: str, pid: int, caps: bytes) -> None:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                      0o600)
         try:
-            os.write(fd, text + b"\n\n" + caps)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
+            try:
+                os.write(fd, text + b"\n\n" + caps)
+            finally:
+                os.close(fd)
+            os.replace(tmp, path)
+        except OSError:
+            os.unlink(tmp)  # a full disk: no temp left in the state dir
+            raise
     except (OSError, ValueError, ImportError):
         pass
 
@@ -548,20 +555,29 @@ def learn_caps(real: str, pid: int, caps: bytes) -> None:
 TEMP_PREFIX, TEMP_SUFFIX = ".pkgcache-", ".part"  # LocalObjects' temp: .pkgcache-PID-N.part
 
 
+TEMP_GRACE = 60.0  # as cache_core.fs.sweep.GRACE_SECONDS (a pid of another pid namespace)
+
+
 def sweep_dead_temps(dfd: int) -> int:
-    """Remove the temps (regular files) that a front killed mid-copy left in the directory
-    dfd: named by a pid that no process has now. A live pid's (another front's, or a reused
-    pid's) are left alone. The number removed."""
+    """Remove the temps (regular files of ours) that a front killed mid-copy left in the
+    directory dfd (ours too): named ``.pkgcache-PID-N.part`` by a pid that no process has now,
+    and untouched for TEMP_GRACE (the pid may be another pid namespace's, sharing the
+    directory). A live pid's (another front's, or a reused pid's) are left alone. The number
+    removed."""
     removed = 0
+    me = os.geteuid()
     try:
+        if os.fstat(dfd).st_uid != me:
+            return 0  # a directory someone else owns (root's `apt-get download` in theirs)
         names = os.listdir(dfd)
     except OSError:
         return 0
+    now = time.time()
     for name in names:
         if not (name.startswith(TEMP_PREFIX) and name.endswith(TEMP_SUFFIX)):
             continue
-        pid = name[len(TEMP_PREFIX):].split("-", 1)[0]
-        if not pid.isdigit() or len(pid) > 9 or int(pid) in (0, os.getpid()):
+        pid, _, n = name[len(TEMP_PREFIX):-len(TEMP_SUFFIX)].partition("-")
+        if not (pid.isdigit() and n.isdigit()) or len(pid) > 9 or int(pid) in (0, os.getpid()):
             continue
         try:
             os.kill(int(pid), 0)
@@ -571,7 +587,8 @@ def sweep_dead_temps(dfd: int) -> int:
         except OSError:
             continue
         try:
-            if stat.S_ISREG(os.stat(name, dir_fd=dfd, follow_symlinks=False).st_mode):
+            st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+            if stat.S_ISREG(st.st_mode) and st.st_uid == me and now - st.st_mtime > TEMP_GRACE:
                 os.unlink(name, dir_fd=dfd)
                 removed += 1
         except OSError:
@@ -1677,9 +1694,13 @@ def fold_front_counts(cache: PackageCache) -> None:
 
 
 def helper_main(fd: int) -> int:
-    """The helper process: serve the front on the socket fd."""
+    """The helper process: serve the front on the socket fd. A terminal's Ctrl-C (to the whole
+    process group) is apt's to handle: the helper ends when the front closes the socket, its
+    harvests stored."""
+    import signal
     import socket
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     sock = socket.socket(fileno=fd)
     try:
         Helper(sock).run()

@@ -10,11 +10,12 @@ are refreshed at least that often):
     and pkgcache's configuration (APT_CONFIG, cache_core.stamps.config_identity), the uid;
   - stamps (``dev ino size mtime_ns``, cache_core.stamps.copy_of: apt re-chmods an unchanged
     Release file at every update, which moves only its ctime) of apt's config files (the
-    APT_CONFIG file, apt.conf, every file in apt.conf.d), the sources, dpkg's status (the
-    seed's plan follows what is installed), pkgcache's own code, the lists dir and every file
-    in it; and the SHA-256 of each Release file there (apt sets
-    a list file's mtime from the server's whole-second Last-Modified, and a freed inode number
-    can come back: the Release files' bytes pin every index they list);
+    APT_CONFIG file, apt.conf, every file in apt.conf.d), the sources and pinning, dpkg's
+    status (the seed's plan follows what is installed; a .deb upgrade changes it too), the
+    hook's own modules, the lists dir and every file in it; and the SHA-256 of each Release
+    file there (apt sets a list file's mtime from the server's whole-second Last-Modified,
+    and a freed inode number can come back: the Release files' bytes pin every index they
+    list);
   - the cache's generation token (replaced on every change of a key or an object: a cleared
     or pruned cache runs the full import again) and the Release freshness state.
 Standard library only (os, and the built-in SHA-256 for the Release files).
@@ -35,12 +36,13 @@ SKIP = ("lock", "partial", "auxfiles")  # apt's own, changed by every run
 
 
 def _stamp(path: str) -> str:
-    """dev ino size mtime_ns of path (followed) or "-"; a directory's also lists its names."""
+    """cache_core.stamps.copy_of (``dev ino size mtime_ns``) of path, followed, or "-"."""
+    from cache_core import stamps
+
     try:
-        st = os.stat(path)
+        return stamps.copy_of(os.stat(path))
     except OSError:
         return "-"
-    return f"{st.st_dev} {st.st_ino} {st.st_size} {st.st_mtime_ns}"
 
 
 def _entries(directory: str) -> list[tuple[str, str]]:

@@ -42,6 +42,16 @@ def test_a_warm_update_leaves_the_cache_alone_until_something_changes(fleet) -> 
         assert a.cache().generation() == token  # no key or object changed
         assert a.cache().lookup(key).meta["confirmed"] == confirmed
 
+    pin = a.root / "etc/apt/preferences.d/pkgcache-test"  # the seed's plan follows pinning
+    pin.write_text("Package: gamma\nPin: release *\nPin-Priority: 100\n")
+    _ok(a.apt("update"))
+    assert a.cache().lookup(key).meta["confirmed"] != confirmed  # a full run: not the memo
+    pin.unlink()
+    _ok(a.apt("update"))
+    confirmed = a.cache().lookup(key).meta["confirmed"]
+    _ok(a.apt("update"))
+    assert a.cache().lookup(key).meta["confirmed"] == confirmed  # warm again
+
     fleet.repo.add("delta", "1.0", size=1000)  # the origin publishes a new Release
     fleet.repo.publish()
     _ok(a.apt("update"))

@@ -5,6 +5,7 @@ no descriptor left open; a temp name that exists already in the destination is n
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -96,8 +97,9 @@ def test_a_temp_name_taken_already_is_left_alone(tmp_path: Path) -> None:
 
 def test_a_dead_fronts_temp_is_removed_at_the_next_copy_into_its_dir(tmp_path: Path) -> None:
     """A front killed mid-copy leaves .pkgcache-PID-N.part in apt's partial dir; the next front
-    to copy there removes it once no process has that pid. A live pid's temp, a symlink and
-    other names are left alone."""
+    to copy there removes it once no process has that pid and it is over a minute old (the
+    pid may be another pid namespace's). A live pid's temp, a fresh one, a symlink, a name
+    that is not ours and other names are left alone."""
     import subprocess
     import sys
 
@@ -109,6 +111,13 @@ def test_a_dead_fronts_temp_is_removed_at_the_next_copy_into_its_dir(tmp_path: P
     dest.mkdir()
     killed = dest / f".pkgcache-{dead.pid}-3.part"
     killed.write_bytes(b"deb by")  # half a copy
+    old = time.time() - 120
+    os.utime(killed, (old, old))
+    fresh = dest / f".pkgcache-{dead.pid}-5.part"  # a container's front, sharing the dir
+    fresh.write_bytes(b"in use")
+    odd = dest / f".pkgcache-{dead.pid}-x.part"
+    odd.write_bytes(b"a user's")
+    os.utime(odd, (old, old))
     alive = dest / f".pkgcache-{os.getppid()}-1.part"
     alive.write_bytes(b"in use")
     link = dest / f".pkgcache-{dead.pid}-4.part"
@@ -128,7 +137,7 @@ def test_a_dead_fronts_temp_is_removed_at_the_next_copy_into_its_dir(tmp_path: P
     assert alive.read_bytes() == b"in use" and link.is_symlink() and other.exists()
     assert (dest / "a_1_all.deb").read_bytes() == b"deb bytes"
     assert sorted(p.name for p in dest.iterdir()) == sorted(
-        ["a_1_all.deb", alive.name, link.name, other.name])
+        ["a_1_all.deb", alive.name, link.name, other.name, fresh.name, odd.name])
 
 
 def test_a_recorded_path_that_cannot_be_opened_is_no_local_hits(

@@ -76,7 +76,7 @@ def test_the_real_methods_capabilities_are_remembered_and_sent_at_once(tmp_path:
     state = tmp_path / "state"
     state.mkdir(mode=0o700)
     env = dict(os.environ, PKGCACHE_STATE_DIR=str(state))
-    memo = state / method.CAPS_FILE
+    memo = state / f"{method.CAPS_FILE}-http"  # one per method (https has its own)
 
     def front(messages: int = 1) -> bytes:
         """As apt's probe: read the capabilities (messages), close stdin, SIGINT, wait; the
