@@ -433,6 +433,8 @@ class FleetBench:
         if pip:
             steps.append(("pip", self.pip_command(s.mode)))
         for step, script in steps:
+            os.sync()  # untimed: the dirty pages of the scenario before (cold's 300 MB install)
+            # are written back now, not during this step (they slowed whichever came next)
             if count:
                 self.relay.reset()
             lan0 = self.lab.lan_bytes(s.i)

@@ -426,53 +426,103 @@ def _json_links(base: str, body: bytes) -> dict[str, tuple[str, str, str | None,
     return out
 
 
+WORKERS = 8  # projects read at once (their listing, index page and fleet wheels)
+
+
+def _look_up(cache: PackageCache, target: Target, urls: list[str], project: str,
+             read: PageReader | None) -> tuple[dict[str, dict[str, Any]], dict[str, Any] | None]:
+    """The network part of one project, run in parallel (index_verified): the fleet's listing,
+    the index's page (through the run's view: pip then reads the same download) and the wheels
+    both name with the same SHA-256 brought into the local store. The checks are the caller's."""
+    listing = read_listing(cache, project)
+    if not listing:
+        return listing, None
+    published = index_files(urls, project, read=read)
+    if not published:
+        return listing, None
+    for filename, info in listing.items():
+        if filename.endswith(".whl") and published.get(filename, ("", ""))[1] == info["sha256"] \
+                and project_of(filename) == project and cache.lookup(f"wheel:{filename}") is None \
+                and target.supports(wheel_tags(filename) or frozenset()):
+            _remote(cache).bring_object(info["sha256"])  # a miss: _adopt says so
+    return listing, published
+
+
 def index_verified(cache: PackageCache, store: WheelStore, target: Target, pip_args: list[str],
-                   limit: int = 500, read: PageReader | None = None) -> int:
+                   limit: int = 500, read: PageReader | None = None,
+                   workers: int = WORKERS) -> int:
     """Take into the cache the fleet's files that the index itself lists with the same SHA-256
     (and the wheels the fleet built from such sdists), recorded as coming from this request's
     sources: pip, resolving online with the cache's tree last in line, then makes the choice
-    it makes without the fleet and downloads none of them. Returns the number taken."""
+    it makes without the fleet and downloads none of them. Projects are looked up in parallel
+    (a page each: pip, reading one at a time, pays a round trip per page), their dependencies
+    as soon as a wheel names them. Returns the number taken."""
+    from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+
     urls = index_urls(pip_args)
     _, names = requirement_hashes(pip_args)
-    todo = [str(canonicalize_name(n)) for n in names]
     seen: set[str] = set()
     taken = 0
-    while urls and todo and len(seen) < limit:
-        project = todo.pop()
-        if project in seen:
-            continue
-        seen.add(project)
-        listing = read_listing(cache, project)
-        if not listing:
-            continue
-        published = index_files(urls, project, read=read)
-        if not published:
-            continue
-        for filename, info in listing.items():
-            digest = info["sha256"]
-            if published.get(filename, ("", ""))[1] != digest or project_of(filename) != project:
-                continue
-            origin = options.origin(published[filename][0], pip_args)
-            groups = [origin] if origin else []
-            if filename.endswith(".whl"):
-                if not target.supports(wheel_tags(filename) or frozenset()) or not _adopt(
-                        cache, store, filename, digest, info, groups=groups):
+    if not urls:
+        return 0
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        pending: dict[Future[Any], str] = {}
+
+        def look(project: str) -> None:
+            if project not in seen and len(seen) < limit:
+                seen.add(project)
+                pending[pool.submit(_look_up, cache, target, urls, project, read)] = project
+
+        for n in names:
+            look(str(canonicalize_name(n)))
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in done:
+                project = pending.pop(fut)
+                try:
+                    listing, published = fut.result()
+                except Exception:  # noqa: BLE001 - a fault is a miss for that project
                     continue
-                todo += _requires(cache, digest)
-            else:
-                art = Artifact(name=project, version="", url="", filename=filename,
-                               sha256=digest, requires_python=None, yanked=False,
-                               is_direct=False)
-                if not fetch_built(cache, store, art, target):
-                    continue
-                entry = cache.lookup(store.built_key(digest, target))
-                if entry is None:
-                    continue
-                if groups and store.trust.vouched(entry.key, entry.digest):
-                    store.vouch(entry.key, entry.digest, groups)  # built from this index's sdist
-                todo += _requires(cache, entry.digest)
-            taken += 1
+                found, requires = _take(cache, store, target, pip_args, project, listing,
+                                        published)
+                taken += found
+                for r in requires:
+                    look(r)
     return taken
+
+
+def _take(cache: PackageCache, store: WheelStore, target: Target, pip_args: list[str],
+          project: str, listing: dict[str, dict[str, Any]], published: dict[str, Any] | None
+          ) -> tuple[int, list[str]]:
+    """index_verified's checks for one project: (files taken, projects they depend on)."""
+    taken, todo = 0, []
+    if not published:
+        return 0, []
+    for filename, info in listing.items():
+        digest = info["sha256"]
+        if published.get(filename, ("", ""))[1] != digest or project_of(filename) != project:
+            continue
+        origin = options.origin(published[filename][0], pip_args)
+        groups = [origin] if origin else []
+        if filename.endswith(".whl"):
+            if not target.supports(wheel_tags(filename) or frozenset()) or not _adopt(
+                    cache, store, filename, digest, info, groups=groups):
+                continue
+            todo += _requires(cache, digest)
+        else:
+            art = Artifact(name=project, version="", url="", filename=filename,
+                           sha256=digest, requires_python=None, yanked=False,
+                           is_direct=False)
+            if not fetch_built(cache, store, art, target):
+                continue
+            entry = cache.lookup(store.built_key(digest, target))
+            if entry is None:
+                continue
+            if groups and store.trust.vouched(entry.key, entry.digest):
+                store.vouch(entry.key, entry.digest, groups)  # built from this index's sdist
+            todo += _requires(cache, entry.digest)
+        taken += 1
+    return taken, todo
 
 
 def adopt_pins(cache: PackageCache, store: WheelStore, target: Target,

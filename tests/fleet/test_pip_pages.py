@@ -11,6 +11,8 @@ every request and the bytes it sends, members on a real nginx WebDAV store.
 from __future__ import annotations
 
 import hashlib
+import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -307,3 +309,36 @@ def test_members_reading_a_page_at_the_same_moment_ask_the_index_once(
     assert files and max(files.values()) == 1, files
     for v in venvs:
         assert venv_version(v, "alpha") == "1.0" and venv_version(v, "beta") == "1.0"
+
+
+def test_member_reads_the_fleets_pages_at_once(fleet, index, make_venv, pip_isolation, capfd):
+    """B (the fleet has every file, the index up, unpinned) asks the index for its projects'
+    pages side by side, not one after another as pip does (each page is a round trip to the
+    index: plain pip over the internet pays one per project in a row); each still once, and B
+    installs what A did."""
+    served = _install_a(fleet, index, make_venv, "alpha delta")
+    assert index.server is not None
+    app = index.server.app
+    page, lock, now = app.page, threading.Lock(), [0, 0]  # [in flight, most at once]
+
+    def slow_page(project: str) -> bytes | None:
+        with lock:
+            now[0] += 1
+            now[1] = max(now[1], now[0])
+        try:
+            time.sleep(0.5)  # an index across the internet
+            return page(project)
+        finally:
+            with lock:
+                now[0] -= 1
+
+    app.page = slow_page  # type: ignore[method-assign]
+    before = _hits(index)
+    v = make_venv()
+    assert fleet.pip(fleet.b, ["--python", py(v), "-i", index.url, "alpha", "delta"]) == 0, \
+        capfd.readouterr().err
+    reads = Counter(h.path for h in _pages(index, before))
+    assert set(reads) == {"/simple/alpha/", "/simple/beta/", "/simple/delta/"}, reads
+    assert max(reads.values()) == 1, reads
+    assert now[1] >= 2, "the pages were read one at a time"
+    assert {n: venv_version(v, n) for n in served} == served

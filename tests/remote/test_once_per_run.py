@@ -63,3 +63,38 @@ def test_a_deb_from_the_fleet_is_one_hit_when_served(store, make_cache, keypair,
     st = b.stats()
     assert st["hits"] == 1 and st["misses"] == 0, st
     assert st["remote"]["hits"] == 1
+
+
+def test_an_object_from_the_fleet_is_hashed_once(store, make_cache, keypair, tmp_path, monkeypatch):
+    """Brought in from a remote (the apt seed's prefetch, the method's serve): hashed as it is
+    written, never read again to verify it (the seed's placing hashes the copy it hands out);
+    an object changed after that is hashed again, and refused."""
+    from cache_core.storage.local import store as local_store
+
+    (tmp_path / "state").mkdir(mode=0o700)  # the private state dir, as fs.safety.state_dir makes it
+    a = make_cache("a", [store.remote(mode="rw", signing_key_file=keypair[0])])
+    digests = []
+    for n in (1, 2, 3):
+        src = tmp_path / f"p{n}_1.0_all.deb"
+        src.write_bytes(os.urandom(4000 * n))
+        digests.append(a.put(f"deb:{src.name}", str(src)))
+    assert a.remote.tier.drain()["uploaded"] == 3
+
+    b = make_cache("b", [store.remote(trusted_public_keys=[keypair[1]])])
+    hashed = []
+    real = local_store.sha256_fd
+    monkeypatch.setattr(local_store, "sha256_fd", lambda fd: hashed.append(fd) or real(fd))
+    assert b.remote.bring_object(digests[0], size=4000) is not None  # the seed's prefetch
+    assert b.remote.get_object(digests[1]) is not None  # the method's serve (read-through)
+    assert hashed == []
+    assert b.stats()["remote"]["hits"] == 2
+
+    # the same object changed after it was brought in: its stamp no longer matches
+    assert b.remote.bring_object(digests[2], size=12000) is not None
+    obj = b.object_path(digests[2])
+    os.chmod(obj, 0o644)
+    obj.write_bytes(os.urandom(12000))
+    os.chmod(obj, 0o444)
+    assert not b.store.stamped(digests[2], os.lstat(obj))
+    assert b.get(f"sha256:{digests[2]}") is None  # hashed, found bad
+    assert len(hashed) == 1
