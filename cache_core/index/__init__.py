@@ -263,12 +263,15 @@ class Index:
 
     # -- writes -----------------------------------------------------------------------------
     def add(self, key: str, digest: str, size: int, kind: str, meta: dict[str, JSON] | None,
-            publish: Callable[[], None] | None = None, private: bool = False) -> None:
+            publish: Callable[[], None] | None = None, private: bool = False,
+            stored: bool = True) -> None:
         """Record key -> object (creating the object row if needed) in one transaction.
 
         publish: the file operation that puts the object in place, run inside the transaction,
         so it is serialised with eviction and quarantine (which also move files in theirs).
         private: the object stays on this machine (once private, always: see is_private).
+        stored: a file was stored (the puts and bytes_stored counters); False for a new key of
+        an object already held.
         """
         now = time.time()
         meta_s = json.dumps(meta, sort_keys=True) if meta else None
@@ -287,8 +290,10 @@ class Index:
                     "digest = excluded.digest, kind = excluded.kind, size = excluded.size, "
                     "last_used = excluded.last_used, meta = COALESCE(excluded.meta, keys.meta)",
                     (key, digest, kind, size, now, now, meta_s))
-            c.execute("UPDATE counters SET value = value + 1 WHERE name = 'puts'")
-            c.execute("UPDATE counters SET value = value + ? WHERE name = 'bytes_stored'", (size,))
+            if stored:
+                c.execute("UPDATE counters SET value = value + 1 WHERE name = 'puts'")
+                c.execute("UPDATE counters SET value = value + ? WHERE name = 'bytes_stored'",
+                          (size,))
 
     def set_meta(self, key: str, meta: dict[str, JSON]) -> None:
         """Replace the meta dict of key."""

@@ -355,7 +355,7 @@ class LocalStore:
         size = self.index.object_size(digest)
         if size is None or not self.verify(digest, size):
             return False
-        self.index.add(key, digest, size, kind, meta)
+        self.index.add(key, digest, size, kind, meta, stored=False)  # no file stored
         return True
 
     # -- reading ----------------------------------------------------------------------------
