@@ -211,13 +211,18 @@ def test_ctrl_c_gives_the_tool_time_to_stop_by_itself(tmp_path: Path) -> None:
         pids.append(real(*a, **k))
         return pids[-1]
 
+    main = threading.main_thread().ident
+    assert main is not None
+
     def ctrl_c() -> None:
         end = time.monotonic() + 10
         while not ready.exists() and time.monotonic() < end:
             time.sleep(0.01)
         # the terminal signals both at once; ours first: sent second, a loaded machine could
-        # let the tool run its handler to the end before we are interrupted at all
-        os.kill(os.getpid(), signal.SIGINT)
+        # let the tool run its handler to the end before we are interrupted at all. To the
+        # main thread (the warm path has no other; a process-wide kill may land on this thread
+        # and leave the main thread's waitpid uninterrupted until the tool has ended)
+        signal.pthread_kill(main, signal.SIGINT)
         os.kill(pids[0], signal.SIGINT)
 
     with pytest.MonkeyPatch.context() as mp:
