@@ -90,8 +90,9 @@ def _read(path: str) -> str | None:
         os.close(fd)
 
 
-def _write(path: str, text: str) -> bool:
-    """Write path atomically (temp + rename, 0600); False if it could not be written."""
+def write_private(path: str, text: str) -> bool:
+    """Write path atomically (an O_EXCL temp + rename, 0600, no link followed); False if it
+    could not be written (no temp is left)."""
     tmp = f"{path}.{os.getpid()}.tmp"
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
@@ -129,7 +130,7 @@ def record(cache_root: str, digest: str, st: os.stat_result) -> bool:
     sdir = stamp_dir(cache_root, create=True)
     if sdir is None or not _safe_name(digest) or not stat.S_ISREG(st.st_mode):
         return False
-    return _write(os.path.join(sdir, digest), of(st) + "\n")
+    return write_private(os.path.join(sdir, digest), of(st) + "\n")
 
 
 def forget(cache_root: str, digest: str) -> None:
@@ -148,7 +149,7 @@ def note_copy(sdir: str, name: str, digest: str, st: os.stat_result, *, hit: boo
     placed from it (hit) or the file it was stored from."""
     if not _safe_name(name):
         return False
-    return _write(os.path.join(sdir, "copies", name), f"{digest} {int(hit)} {copy_of(st)}\n")
+    return write_private(os.path.join(sdir, "copies", name), f"{digest} {int(hit)} {copy_of(st)}\n")
 
 
 def copy_digest(cache_root: str, path: str) -> tuple[str, bool] | None:
@@ -217,7 +218,7 @@ def remember_cache(identity: str, cache_root: str | None, *, remote: bool = Fals
     text = (f"{identity}\n{os.path.realpath(cache_root) if cache_root else ''}\n{int(remote)}\n"
             f"{int(front_only)}\n")
     if _read(os.path.join(base, POINTER)) != text:
-        _write(os.path.join(base, POINTER), text)
+        write_private(os.path.join(base, POINTER), text)
 
 
 def selected() -> tuple[str, bool] | None:

@@ -24,7 +24,7 @@ PUBLIC: dict[str, frozenset[str]] = {
     "cache_core.stamps": frozenset({"config_identity", "copy_of", "lookup_config", "note_copy",
                                     "of", "read", "remember_cache", "selected",
                                     "selected_cache",
-                                    "stamp_dir"}),
+                                    "stamp_dir", "write_private"}),
 }
 # Attributes that reveal the local store's layout, inodes or lock naming: never used by drivers.
 LAYOUT_ATTRS = frozenset({"object_path", "objects_dir", "lock_dir", "tmp_dir", "quarantine_dir",

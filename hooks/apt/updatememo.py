@@ -170,20 +170,9 @@ def write(files: list[str], dirs: list[str], token: tuple[str, str] | None,
     if token is not None:
         head.append("token\t" + token[0])
     text = "\n".join(head) + "\n\n" + "\n".join(_lines(args, files, dirs, token)) + "\n"
-    tmp = f"{path}.{os.getpid()}.tmp"
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                     0o600)
-        try:
-            os.write(fd, text.encode("utf-8", "surrogateescape"))
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except OSError:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+    from cache_core import stamps
+
+    stamps.write_private(path, text)
 
 
 def forget() -> None:
