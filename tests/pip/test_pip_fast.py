@@ -225,11 +225,17 @@ def test_ctrl_c_gives_the_tool_time_to_stop_by_itself(tmp_path: Path) -> None:
         signal.pthread_kill(main, signal.SIGINT)
         os.kill(pids[0], signal.SIGINT)
 
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(os, "posix_spawn", spawn)
-        t = threading.Thread(target=ctrl_c)
-        t.start()
-        with pytest.raises(KeyboardInterrupt):
-            _spawn([sys.executable, "-c", child], dict(os.environ))
-        t.join()
+    # as in a terminal: a run started in the background by a shell (`cmd &`, as a CI script may
+    # start the tests) inherits SIGINT ignored, and so would the tool
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(os, "posix_spawn", spawn)
+            t = threading.Thread(target=ctrl_c)
+            t.start()
+            with pytest.raises(KeyboardInterrupt):
+                _spawn([sys.executable, "-c", child], dict(os.environ))
+            t.join()
+    finally:
+        signal.signal(signal.SIGINT, before)
     assert handled.exists()
