@@ -250,3 +250,24 @@ def test_the_helper_starts_at_the_first_request_it_can_serve(tmp_path: Path) -> 
                                        "http://h/d/pool/y_1_all.deb " + "cd" * 32])
     assert len([m for m in got if m.code in method.FINAL]) == 3
     assert started == [1]
+
+
+@pytest.mark.root  # the memo is root's
+def test_each_method_has_its_own_capabilities_memo(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sources on http and https in one run: each method's capabilities stay its own."""
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    monkeypatch.setenv("PKGCACHE_STATE_DIR", str(state))
+    sleeper = subprocess.Popen(["/bin/sleep", "60"])
+    try:
+        caps = {name: f"100 Capabilities\nVersion: 1.2\nX-Method: {name}\n\n".encode()
+                for name in ("http", "https")}
+        for name, msg in caps.items():
+            method.learn_caps(f"/usr/lib/apt/methods/{name}", sleeper.pid, msg)
+        for name, msg in caps.items():
+            assert method.cached_caps(f"/usr/lib/apt/methods/{name}") == msg
+            assert (state / f"{method.CAPS_FILE}-{name}{method.CAPS_MSG}").read_bytes() == msg
+    finally:
+        sleeper.kill()
+        sleeper.wait()
