@@ -109,7 +109,7 @@ ROOT_NGINX = os.geteuid() == 0 and Path("/usr/sbin/nginx").exists()
 @pytest.mark.slow
 @pytest.mark.parametrize("module, args, needs_root", [
     ("startup", ["--runs", "1"], False),
-    ("remote_get", ["--size-mb", "1", "--reps", "1", "--no-s3"], True),
+    ("remote_get", ["--size-mb", "1", "--reps", "1", "--no-s3", "--objects", "3"], True),
     ("apt_fleet", ["--packages", "3", "--reps", "1"], True),
 ])
 def test_the_other_scenarios_quick(tmp_path: Path, module: str, args: list[str],
