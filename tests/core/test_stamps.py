@@ -187,3 +187,14 @@ def test_a_new_key_for_an_object_held_stores_no_bytes(cache: PackageCache, tmp_p
     assert cache.alias("deb:other_1_all.deb", digest)
     st = cache.stats()
     assert (st["puts"], st["bytes_stored"]) == (1, 3000)
+
+
+def test_a_private_write_cut_short_by_the_kernel_is_written_whole(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """os.write may write part of a buffer (a nearly full disk): the rest follows; the file
+    the rename names is never a cut one."""
+    real_write = os.write
+    monkeypatch.setattr(os, "write", lambda fd, data: real_write(fd, bytes(data[:7])))
+    text = "".join(f"line {i}\n" for i in range(500))
+    assert stamps.write_private(str(tmp_path / "memo"), text)
+    assert (tmp_path / "memo").read_text() == text
