@@ -674,11 +674,12 @@ class Remote:
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
-        """``with cache.remote.batch():`` around many get_object/bring_object calls (from
-        several threads too): one counters write, one generation bump and one fsync per
-        directory for all of them, when the block ends; each object is still verified by its
-        SHA-256 and its bytes made durable before it is indexed. A fault setting it up leaves
-        the calls unbatched."""
+        """``with cache.remote.batch():`` around many get_object/bring_object calls (the
+        block's worker threads too; one batch per process at a time): one counters write, two
+        generation bumps (the first change, the end) and one fsync per directory for all of
+        them, when the block ends; each object is still verified by its SHA-256 and its bytes
+        fsynced before it is renamed and indexed (the renames are durable once the block
+        ends). A fault setting it up leaves the calls unbatched."""
         stack = contextlib.ExitStack()
         try:
             stack.enter_context(self.tier.batch())

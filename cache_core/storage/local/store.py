@@ -44,6 +44,8 @@ from .layout import Layout
 Found = tuple[str, int, "Entry | None"]  # (digest, size, entry) of a key in the index
 
 
+BATCH_EVICT = 256 << 20  # bytes a batch publishes between size-cap checks
+
 class LocalStore:
     """One cache directory: its layout, its index and the operations on its objects. The first
     tier of every Storage; it also implements the Tier protocol (fetch, store, stats), so a
@@ -66,6 +68,7 @@ class LocalStore:
         self._batch_depth = 0
         self._batch_dirs: set[Path] = set()  # shard directories whose fsync the batch owes
         self._batch_evict = False
+        self._batch_bytes = 0  # published since the batch's last size-cap check
 
     # -- opening ----------------------------------------------------------------------------
     def open(self) -> Index:
@@ -355,8 +358,11 @@ class LocalStore:
         self.publish(tmp, key, digest, size, kind, meta, private=private)
         with self._batch_lock:
             if self._batch_depth:
-                self._batch_evict = True  # once, when the batch ends
-                return
+                self._batch_evict = True  # once, when the batch ends, or after BATCH_EVICT
+                self._batch_bytes += size  # bytes: a large batch never overruns the cap whole
+                if self._batch_bytes < BATCH_EVICT:
+                    return
+                self._batch_bytes = 0
         self.maybe_evict()
 
     @contextlib.contextmanager
@@ -364,7 +370,8 @@ class LocalStore:
         """Publish many objects (from several threads) at the cost of a few: inside, each
         object's bytes are still fsynced before its rename and index row (publish), but the
         fsync of each shard directory, the generation bump and the size-cap check are done once
-        for the whole batch, when the outermost block ends (before it returns)."""
+        for the whole batch, when the outermost block ends (before it returns); the cap also
+        every BATCH_EVICT bytes. One batch per process: its worker threads' puts join it."""
         with self.index.deferred_generation():
             with self._batch_lock:
                 self._batch_depth += 1
@@ -378,6 +385,7 @@ class LocalStore:
                     if not self._batch_depth:
                         dirs, evict = self._batch_dirs, self._batch_evict
                         self._batch_dirs, self._batch_evict = set(), False
+                        self._batch_bytes = 0
                 for d in sorted(dirs):
                     fsync_dir(d)  # every rename of the batch durable before it returns
         if evict:

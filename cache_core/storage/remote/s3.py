@@ -140,9 +140,7 @@ class S3Backend:
         conn, resp = self.client.request("GET", path, self._signed("GET", path, EMPTY_SHA256),
                                          deadline)
         if resp.status != 200:
-            body = HttpClient.small_body(resp)
-            conn.close()
-            self._check("GET", resp, body)
+            self._check("GET", resp, self.client.finish(conn, resp))
             raise RemoteError(f"GET answered HTTP {resp.status}")
         return self.client.stream(conn, resp, deadline)
 
@@ -193,10 +191,11 @@ class S3Backend:
             deadline = time.monotonic() + 60
             conn, resp = self.client.request("GET", f"{path}?{qs}",
                                              self._signed("GET", path, EMPTY_SHA256, q), deadline)
-            data = b"".join(self.client.stream(conn, resp, deadline)) if resp.status == 200 else b""
-            conn.close()
-            if resp.status != 200:
-                self._check("GET", resp)
+            if resp.status == 200:  # stream() keeps or closes the connection itself
+                data = b"".join(self.client.stream(conn, resp, deadline))
+            else:
+                data = b""
+                self._check("GET", resp, self.client.finish(conn, resp))
             for m in re.finditer(rb"<Contents>(.*?)</Contents>", data, re.S):
                 part = m.group(1)
                 key, size, mod = (re.search(rb"<%s>([^<]*)</%s>" % (t, t), part)
