@@ -282,6 +282,21 @@ def _copy(src: int, dst: int, size: int) -> int:
     return done
 
 
+def _copy_hashing(src: int, dst: int) -> tuple[str, int]:
+    """Copy src to dst through one read pass that hashes it: (sha256 hex, bytes)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    n = 0
+    while chunk := os.read(src, 1 << 20):
+        h.update(chunk)
+        view = memoryview(chunk)
+        while view:
+            view = view[os.write(dst, view):]
+        n += len(chunk)
+    return h.hexdigest(), n
+
+
 def _open_object(cache_root: str, digest: str) -> int | None:
     """The object digest of the cache at cache_root, opened without following any link (the
     root ours and writable by nobody else), or None if there is no such file."""
@@ -303,13 +318,15 @@ def _open_object(cache_root: str, digest: str) -> int | None:
         os.close(fd)
 
 
-def place_copy(cache_root: str, sdir: str, digest: str, size: int, dest: str
-               ) -> os.stat_result | None:
+def place_copy(cache_root: str, sdir: str, digest: str, size: int, dest: str, *,
+               rehash: bool = False) -> os.stat_result | None:
     """Copy the object digest (size bytes) of the cache at cache_root to dest (a temp in dest's
     dir, then a rename; 0644) if it is a regular file of ours, writable by nobody else, with the
-    stamp (in sdir: stamp_dir) of its last full hash before and after the copy. Returns the
-    placed file's stat; None, with nothing at dest changed, if the object is missing, changed
-    or never stamped (then hash it: the store's get/place). OSError: a fault writing dest."""
+    stamp (in sdir: stamp_dir) of its last full hash before and after the copy; rehash: one
+    whose stamp moved is hashed as it is copied, placed if it is still digest's bytes and
+    stamped anew. Returns the placed file's stat; None, with nothing at dest changed, if the
+    object is missing, bad or (without rehash) not stamped: the store's get/place then hashes
+    it and quarantines it if bad. OSError: a fault writing dest."""
     if len(digest) != 64 or digest.strip("0123456789abcdef"):
         return None
     try:
@@ -322,7 +339,10 @@ def place_copy(cache_root: str, sdir: str, digest: str, size: int, dest: str
         st = os.fstat(fd)
         want = of(st)
         if (not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o022
-                or st.st_size != size or read(sdir, digest) != want):
+                or st.st_size != size):
+            return None
+        trusted = read(sdir, digest) == want
+        if not trusted and not rehash:
             return None
         ddir, name = os.path.split(dest)
         _n[0] += 1
@@ -331,7 +351,12 @@ def place_copy(cache_root: str, sdir: str, digest: str, size: int, dest: str
                       0o600)
         try:
             try:
-                good = _copy(fd, out, size) == size and of(os.fstat(fd)) == want
+                if trusted:
+                    good = _copy(fd, out, size) == size and of(os.fstat(fd)) == want
+                else:
+                    good = _copy_hashing(fd, out) == (digest, size) and of(os.fstat(fd)) == want
+                    if good:
+                        record(cache_root, digest, os.fstat(fd))
                 if good:
                     os.fchmod(out, 0o644)
                     placed = os.fstat(out)

@@ -434,9 +434,10 @@ def _pre_install() -> bool:
             try:
                 st = os.lstat(dest)
             except FileNotFoundError:
-                got = stamps.place_copy(answer.cache, sdir, sha, size, dest)
+                # an object whose stamp moved (a hard link to it went) is hashed as it is copied
+                got = stamps.place_copy(answer.cache, sdir, sha, size, dest, rehash=True)
                 if got is None:
-                    done = False  # not here by its stamp: the full seed (it hashes, or fetches)
+                    done = False  # not here, or bad: the full seed (it quarantines, fetches)
                     break
                 placed[fname] = [sha, *stamp_of(got)]
                 good[fname] = stamp_of(got)
