@@ -34,6 +34,9 @@ KEEP = 16  # answers remembered (the newest)
 MAX_BYTES = 4 << 20
 MAX_HIT_FILES = 64  # unfolded hit files: past this, the full seed runs (and folds them)
 SKIP_LISTS = ("lock", "partial", "auxfiles")
+NO_DEBS = frozenset({"remove", "purge", "autoremove", "autopurge", "clean", "autoclean",
+                     "auto-clean", "check", "markauto", "unmarkauto", "update", "changelog",
+                     "source", "build-dep"})  # apt commands that fetch no deb
 MAX_INFO_BYTES = 64 << 20  # of a Pre-Install-Pkgs info stream: a runaway one is not read further
 
 TYPE_CHECKING = False
@@ -104,14 +107,18 @@ def code_files() -> list[str]:
 # -- the key ----------------------------------------------------------------------------------------
 def base(exe: str, args: list[str], cwd: str | None, hook_args: list[str] | None = None) -> str:
     """What selects the request and the cache, before any file is read: the uid, APT_CONFIG,
-    the cache's selection (config identity, the hook's own arguments and its --config file's
-    bytes), apt's executable, arguments and working directory."""
+    the cache's selection (the variables and the bytes of every config file the lookup order
+    reads: a re-provisioned server writes its config anew, with the same bytes; the hook's own
+    arguments and its --config file's bytes), apt's executable, arguments and working
+    directory."""
     from cache_core import stamps
 
     hook_args = sys.argv[1:] if hook_args is None else hook_args
     h = _sha256()
     parts = [FORMAT, str(os.geteuid()), os.environ.get("APT_CONFIG", ""),
-             stamps.config_identity(), "\0".join(hook_args), exe, "\0".join(args), cwd or ""]
+             *(f"{k}={os.environ.get(k, '')}" for k in stamps.CONFIG_ENV),
+             *(f + "\0" + _content(f).decode() for f in stamps.config_candidates()),
+             "\0".join(hook_args), exe, "\0".join(args), cwd or ""]
     for i, arg in enumerate(hook_args[:-1]):
         if arg == "--config":
             parts.append(_content(hook_args[i + 1]).decode())
@@ -408,6 +415,8 @@ def _pre_install() -> bool:
     inv = invocation.current()
     if inv is None or inv.simulates or not inv.command:
         return False
+    if inv.command in NO_DEBS:
+        return True  # the full seed places nothing for these either
     answer = lookup(base(inv.exe, inv.argv[1:], inv.cwd))
     if answer is None or stamps.front_only():
         return False
@@ -595,6 +604,8 @@ def harvest(info_fd: int) -> tuple[bool, bytes]:
             return False, raw
         from . import invocation
 
+        if _info_paths(raw) == []:
+            return True, raw  # remove, purge, configure only: nothing to store
         inv = invocation.current()
         return (inv is not None and harvest_is_done(raw, inv.pid)), raw
     except Exception:  # noqa: BLE001 - a shortcut only

@@ -32,7 +32,7 @@ from .aptenv import (
     trusted_file,
     write_trusted,
 )
-from .fastseed import lock_holder_is_ancestor
+from .fastseed import NO_DEBS, lock_holder_is_ancestor
 from .naming import KEY_PREFIX, archive_name, is_safe_name, key_for, parse_archive_name
 
 if TYPE_CHECKING:
@@ -185,8 +185,7 @@ def place(cache: PackageCache, archives: Path, want: Want, *, verify_present: bo
     return ("rejected" if reason != "not cached" else "missing"), reason
 
 
-_NO_DEBS = {"remove", "purge", "autoremove", "autopurge", "clean", "autoclean", "auto-clean",
-            "check", "markauto", "unmarkauto", "update", "changelog", "source", "build-dep"}
+_NO_DEBS = NO_DEBS
 _UPGRADES = {"upgrade", "dist-upgrade", "full-upgrade"}
 REPLAY_TIMEOUT = 45.0
 
