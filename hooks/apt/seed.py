@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
 PLAN_FILE = "seedplan.json"
 PLACED_FILE = "apt-seed-placed"  # fastseed.load_placed's format
+LEGACY_PLACED = "placed.json"  # pkgcache <= 0.2's record: read until the first save
 MAX_CONFIG_BYTES = 16 << 20
 
 
@@ -370,10 +371,14 @@ def _stamp(st: os.stat_result) -> list[int]:
 
 
 def load_placed(paths: AptPaths) -> dict[str, list[Any]]:
-    """fname -> [sha256, ino, size, mtime_ns] of each deb pkgcache put into archives."""
+    """fname -> [sha256, ino, size, mtime_ns] of each deb pkgcache put into archives (the
+    record of an older pkgcache, LEGACY_PLACED, until this one writes its own)."""
     from .fastseed import load_placed as load
 
     path = trusted_file(paths, PLACED_FILE)
+    if path is not None and not path.exists():
+        data = read_trusted(paths, LEGACY_PLACED).get("debs", {})
+        return {k: v for k, v in data.items() if isinstance(v, list) and len(v) == 4}
     return load(str(path) if path else None)
 
 

@@ -112,3 +112,22 @@ def test_a_changed_object_is_never_placed_by_the_fast_path(lab: Lab, tmp_path: P
     assert lab.server.deb_requests() == ["/./alpha_1.0-1_all.deb"]
     assert lab.sb.installed("alpha") == "1.0-1"
     assert sha(lab.sb.archives / ALPHA) == sha(lab.repo.debs["alpha"])
+
+
+def test_the_record_of_an_older_pkgcaches_placements_is_read_until_replaced(
+        tmp_path: Path, monkeypatch) -> None:
+    """An upgrade from the JSON record (placed.json): its placements are still checked (and
+    dropped when stale) until the seed writes its own record."""
+    from hooks.apt.aptenv import AptPaths, write_trusted
+    from hooks.apt.seed import load_placed, save_placed
+
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    monkeypatch.setenv("PKGCACHE_STATE_DIR", str(state))
+    paths = AptPaths(archives=tmp_path, lists=tmp_path, status=tmp_path / "status",
+                     parts=tmp_path, watch=(), policy="")
+    old = {"a_1_all.deb": ["1" * 64, 5, 6, 7]}
+    assert write_trusted(paths, "placed.json", {"debs": old})
+    assert load_placed(paths) == old
+    save_placed(paths, {"b_1_all.deb": ["2" * 64, 1, 2, 3]})
+    assert load_placed(paths) == {"b_1_all.deb": ["2" * 64, 1, 2, 3]}
