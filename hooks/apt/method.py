@@ -456,6 +456,9 @@ def _copy(src: int, dst: int, size: int) -> int:
 
 CAPS_FILE = "apt-method-caps"  # in the private state dir
 CAPS_FORMAT = "pkgcache-apt-method-caps 1"
+# The message alone, for the wrapper (debian/methods/http), which answers apt's probe from it
+# with no interpreter: written after the memo, removed when the memo no longer holds.
+CAPS_MSG = ".msg"
 
 
 def _file_stamp(path: str) -> str:
@@ -487,6 +490,14 @@ def _caps_path(real: str) -> str | None:
     return os.path.join(base, f"{CAPS_FILE}-{os.path.basename(real)}") if base else None
 
 
+def _forget_msg(path: str) -> None:
+    """Remove the method wrapper's copy of the message (a memo no longer valid)."""
+    try:
+        os.unlink(path + CAPS_MSG)
+    except OSError:
+        pass
+
+
 def cached_caps(real: str) -> bytes | None:
     """The real method's ``100 Capabilities`` message as it sent it last time, if the real
     method and every file it had mapped (libapt-pkg, libstdc++, ...) still have the stat stamp
@@ -512,6 +523,7 @@ def cached_caps(real: str) -> bytes | None:
         for line in lines[2:]:
             name, _, stamp = line.partition("\t")
             if stamp == "-" or _file_stamp(name) != stamp:
+                _forget_msg(path)  # the wrapper must not send it at the next probe
                 return None
         return caps
     except (OSError, ValueError, ImportError):
@@ -536,20 +548,26 @@ def learn_caps(real: str, pid: int, caps: bytes) -> None:
         if any(x.endswith("\t-") for x in stamps_) or "\n" in "".join(files):
             return  # a deleted or unreadable mapping: nothing to key it by
         text = "\n".join([CAPS_FORMAT, real, *stamps_]).encode("utf-8", "surrogateescape")
-        tmp = f"{path}.{os.getpid()}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                     0o600)
-        try:
-            try:
-                os.write(fd, text + b"\n\n" + caps)
-            finally:
-                os.close(fd)
-            os.replace(tmp, path)
-        except OSError:
-            os.unlink(tmp)  # a full disk: no temp left in the state dir
-            raise
+        _forget_msg(path)  # never a message beside a memo it is not
+        _write_private(path, text + b"\n\n" + caps)
+        _write_private(path + CAPS_MSG, caps)
     except (OSError, ValueError, ImportError):
         pass
+
+
+def _write_private(path: str, data: bytes) -> None:
+    """Write path (0600) whole through a temp and a rename; no temp left on a full disk."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except OSError:
+        os.unlink(tmp)
+        raise
 
 
 TEMP_PREFIX, TEMP_SUFFIX = ".pkgcache-", ".part"  # LocalObjects' temp: .pkgcache-PID-N.part
@@ -786,6 +804,7 @@ class Front:
         self.settle_timer: threading.Timer | None = None
         self.caps_sent: bytes | None = None  # the remembered capabilities, sent before the child's
         self.caps_seen = False  # the real method's own capabilities arrived
+        self.caps_memo_ok = True  # caps_sent came from a memo that still holds
 
     def start_helper(self) -> None:
         """Start the helper at the first request it may serve (a digest, or an offline
@@ -1124,15 +1143,20 @@ class Front:
             helper.kill()
         os._exit(rc)
 
+    def real_caps(self, msg: Message) -> None:
+        """The real method's first ``100 Capabilities``: remembered, and passed on unless apt
+        has the same bytes already (the memo, sent by the front or the wrapper)."""
+        self.caps_seen = True
+        same = self.caps_sent is not None and msg.raw() == self.caps_sent
+        if isinstance(self.child, Child) and not (same and self.caps_memo_ok):
+            learn_caps(self.real, self.child.pid, msg.raw())  # first: apt may end a probe
+        if not same:
+            self.to_apt(msg)  # new (or other) capabilities: apt takes the real method's
+
     def from_child(self, msg: Message) -> None:
         """Pass a message of the real method on to apt, as the answer of the request it is for."""
         if msg.code == 100 and not self.caps_seen:
-            self.caps_seen = True
-            if self.caps_sent is not None and msg.raw() == self.caps_sent:
-                return  # apt has them already (cached_caps)
-            if isinstance(self.child, Child):  # first: apt may end a probe at once after
-                learn_caps(self.real, self.child.pid, msg.raw())
-            self.to_apt(msg)  # new (or other) capabilities: apt takes the real method's
+            self.real_caps(msg)
             return
         uri = msg.get("URI")
         req = self.at_child(uri) if uri is not None else None
@@ -1342,6 +1366,19 @@ def real_method(argv: list[str]) -> str:
     return os.path.join(REAL_DIR, "https" if name == "https" else "http")
 
 
+class _Prefixed:
+    """apt's input, after the line the method wrapper read from it (readline only)."""
+
+    def __init__(self, head: bytes, rest: IO[bytes]) -> None:
+        self.head: bytes | None = head
+        self.rest = rest
+
+    def readline(self) -> bytes:
+        """The wrapper's line first, then apt's input."""
+        head, self.head = self.head, None
+        return head if head is not None else self.rest.readline()
+
+
 _session: dict[str, Any] = {"child": None, "front": None}  # for _on_sigint
 
 
@@ -1375,15 +1412,24 @@ def front_main(argv: list[str]) -> int:
         # harvests handed over are not cut off. The real method keeps the default
         # (posix_spawn's setsigdef).
         _signal.signal(_signal.SIGINT, _on_sigint)
-        # First: apt waits for the capabilities. The remembered ones go out at once; the real
+        # First: apt waits for the capabilities. The remembered ones go out at once (or the
+        # wrapper sent them, and read apt's first line: argv's caps and first); the real
         # method starts while the front imports the rest.
-        caps = cached_caps(real)
-        if caps is not None:
-            sys.stdout.buffer.write(caps)
-            sys.stdout.buffer.flush()
+        stdin: Any = sys.stdin.buffer  # or _Prefixed (readline only)
+        caps: bytes | None
+        if len(argv) == 4:
+            caps = argv[2].encode("utf-8", "surrogateescape")
+            stdin = _Prefixed((argv[3] + "\n").encode("utf-8", "surrogateescape"), stdin)
+            memo_ok = cached_caps(real) == caps
+        else:
+            caps = cached_caps(real)
+            memo_ok = caps is not None
+            if caps is not None:
+                sys.stdout.buffer.write(caps)
+                sys.stdout.buffer.flush()
         child = _session["child"] = spawn_real(real)
-        front = Front(real, sys.stdin.buffer, sys.stdout.buffer, spawn_child=lambda _real: child)
-        front.caps_sent = caps
+        front = Front(real, stdin, sys.stdout.buffer, spawn_child=lambda _real: child)
+        front.caps_sent, front.caps_memo_ok = caps, memo_ok
         _session["front"] = front
     except Exception:  # noqa: BLE001 - at most the capabilities sent: become the real method
         _signal.signal(_signal.SIGINT, _signal.SIG_IGN)

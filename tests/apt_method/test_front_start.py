@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -15,11 +16,13 @@ from pathlib import Path
 
 import pytest
 
+from cache_core import statepath
 from hooks.apt import method
 from hooks.apt.method import Front, Message, read_message
 from tests.apt_method.test_front_offline import CopiesHelper
 from tests.apt_method.test_front_random import FakeChild
 from tests.support import REPO
+from tests.support.http import serve_dir
 
 FRONT = REPO / "hooks" / "apt" / "method.py"
 # Modules the front must not import before it has something to serve (each costs ms at every
@@ -112,6 +115,76 @@ def test_the_real_methods_capabilities_are_remembered_and_sent_at_once(tmp_path:
     assert front() == plain.stdout
 
 
+@pytest.mark.root  # the memo is root's (the front keeps none for another user)
+def test_the_wrapper_answers_apts_probe_with_no_interpreter(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """apt's first start of a method per run only reads the capabilities: once the front has
+    learnt them, the shipped wrapper sends them itself and no Python starts; at apt's second
+    start it hands apt's first line and what it sent to the front, which serves the run and
+    sends the capabilities no second time. A wrapper's copy that no longer holds (the real
+    method's files changed) still reaches apt first, the real ones follow and replace it."""
+    real = "/usr/lib/apt/methods/http"
+    if not os.access(real, os.X_OK):
+        pytest.skip("needs apt's http method")
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    text = (REPO / "debian" / "methods" / "http").read_text()
+    monkeypatch.delenv(statepath.STATE_ENV, raising=False)
+    assert f"state={statepath.raw_path()} " in text  # root's state dir, as the front's
+    text = text.replace("/usr/share/pkgcache", str(REPO)).replace("/var/lib/pkgcache", str(state))
+    text = text.replace("exec /usr/bin/python3 ", "exec /usr/bin/python3 -X importtime ")
+    wrapper = tmp_path / "http"
+    wrapper.write_text(text)
+    wrapper.chmod(0o755)
+    env = dict(os.environ, PKGCACHE_STATE_DIR=str(state))
+    msg = state / f"{method.CAPS_FILE}-http{method.CAPS_MSG}"
+    plain = subprocess.run([real], stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+
+    def start(*messages: bytes) -> tuple[bytes, bool]:
+        """As apt: read the capabilities, send messages, close stdin once answered (the probe:
+        at once, then SIGINT); the output, and whether Python ran."""
+        proc = subprocess.Popen([str(wrapper)], env=env, stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd="/")
+        assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+        got = b""
+        while not got.endswith(b"\n\n"):
+            line = proc.stdout.readline()
+            assert line, (got, proc.stderr.read()[-2000:])
+            got += line
+        for m in messages:
+            proc.stdin.write(m)
+            proc.stdin.flush()
+        while messages and not re.search(rb"\n(201|400) URI", got):
+            line = proc.stdout.readline()  # apt closes the input once its requests are done
+            assert line, (got, proc.stderr.read()[-2000:])
+            got += line
+        proc.stdin.close()
+        if not messages:
+            proc.send_signal(signal.SIGINT)
+        rest, err = proc.stdout.read(), proc.stderr.read()
+        proc.wait(60)
+        return got + rest, b"import time:" in err
+
+    assert start() == (plain.stdout, True) and msg.read_bytes() == plain.stdout  # learnt
+    assert start() == (plain.stdout, False)  # the probe: from the wrapper alone
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "f").write_bytes(b"payload")
+    dest = tmp_path / "got"
+    with serve_dir(site) as origin:
+        work = (b"601 Configuration\nConfig-Item: APT::Sandbox::User=root\n\n"
+                + f"600 URI Acquire\nURI: {origin.base}f\nFilename: {dest}\n\n".encode())
+        out, ran = start(work)
+        assert ran and out.count(b"100 Capabilities") == 1 and b"\n201 URI Done" in out, out
+        assert dest.read_bytes() == b"payload"
+        marked = plain.stdout.replace(b"\n\n", b"\nX-Memo: yes\n\n")
+        msg.write_bytes(marked)  # a copy that is not the memo's (as after an apt upgrade)
+        dest.unlink()
+        out, ran = start(work)
+        assert out.startswith(marked + plain.stdout) and b"\n201 URI Done" in out, out
+    assert dest.read_bytes() == b"payload" and msg.read_bytes() == plain.stdout  # replaced
+
+
 class DoneChild(FakeChild):
     """The real method: every request done."""
 
@@ -177,3 +250,24 @@ def test_the_helper_starts_at_the_first_request_it_can_serve(tmp_path: Path) -> 
                                        "http://h/d/pool/y_1_all.deb " + "cd" * 32])
     assert len([m for m in got if m.code in method.FINAL]) == 3
     assert started == [1]
+
+
+@pytest.mark.root  # the memo is root's
+def test_each_method_has_its_own_capabilities_memo(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sources on http and https in one run: each method's capabilities stay its own."""
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    monkeypatch.setenv("PKGCACHE_STATE_DIR", str(state))
+    sleeper = subprocess.Popen(["/bin/sleep", "60"])
+    try:
+        caps = {name: f"100 Capabilities\nVersion: 1.2\nX-Method: {name}\n\n".encode()
+                for name in ("http", "https")}
+        for name, msg in caps.items():
+            method.learn_caps(f"/usr/lib/apt/methods/{name}", sleeper.pid, msg)
+        for name, msg in caps.items():
+            assert method.cached_caps(f"/usr/lib/apt/methods/{name}") == msg
+            assert (state / f"{method.CAPS_FILE}-{name}{method.CAPS_MSG}").read_bytes() == msg
+    finally:
+        sleeper.kill()
+        sleeper.wait()

@@ -82,14 +82,9 @@ def _install_a(fleet, index: Index, make_venv, req: str) -> dict[str, str | None
     return {n: venv_version(v, n) for n in ("alpha", "beta", "delta")}
 
 
-def test_one_run_reads_each_page_once(fleet, index, make_venv, pip_isolation, capfd):
-    """A (cold) and B (the fleet has every file, the index is up, unpinned): each page of the
-    index is read once per run, by pip and the driver together (B read each twice before:
-    the driver's check of the fleet's listings, then pip)."""
-    before = _hits(index)
-    served = _install_a(fleet, index, make_venv, "alpha delta")
-    reads = Counter(h.path for h in _pages(index, before))
-    assert reads and max(reads.values()) == 1, reads
+def _b_reads_each_page_once(fleet, index, make_venv, capfd, served) -> None:
+    """B installs alpha and delta through the fleet, the index up: each page read once, and
+    the versions A got."""
     before = _hits(index)
     v = make_venv()
     assert fleet.pip(fleet.b, ["--python", py(v), "-i", index.url, "alpha", "delta"]) == 0, \
@@ -98,6 +93,17 @@ def test_one_run_reads_each_page_once(fleet, index, make_venv, pip_isolation, ca
     assert set(reads) == {"/simple/alpha/", "/simple/beta/", "/simple/delta/"}, reads
     assert max(reads.values()) == 1, reads
     assert {n: venv_version(v, n) for n in served} == served
+
+
+def test_one_run_reads_each_page_once(fleet, index, make_venv, pip_isolation, capfd):
+    """A (cold) and B (the fleet has every file, the index is up, unpinned): each page of the
+    index is read once per run, by pip and the driver together (B read each twice before:
+    the driver's check of the fleet's listings, then pip)."""
+    before = _hits(index)
+    served = _install_a(fleet, index, make_venv, "alpha delta")
+    reads = Counter(h.path for h in _pages(index, before))
+    assert reads and max(reads.values()) == 1, reads
+    _b_reads_each_page_once(fleet, index, make_venv, capfd, served)
 
 
 def test_member_revalidates_the_fleets_pages(fleet, etag_index, make_venv, pip_isolation,
@@ -333,12 +339,5 @@ def test_member_reads_the_fleets_pages_at_once(fleet, index, make_venv, pip_isol
                 now[0] -= 1
 
     app.page = slow_page  # type: ignore[method-assign]
-    before = _hits(index)
-    v = make_venv()
-    assert fleet.pip(fleet.b, ["--python", py(v), "-i", index.url, "alpha", "delta"]) == 0, \
-        capfd.readouterr().err
-    reads = Counter(h.path for h in _pages(index, before))
-    assert set(reads) == {"/simple/alpha/", "/simple/beta/", "/simple/delta/"}, reads
-    assert max(reads.values()) == 1, reads
+    _b_reads_each_page_once(fleet, index, make_venv, capfd, served)
     assert now[1] >= 2, "the pages were read one at a time"
-    assert {n: venv_version(v, n) for n in served} == served

@@ -96,6 +96,7 @@ class Server(Sandbox):
         if body is None:  # the shipped wrapper, on this checkout and the tests' Python
             text = METHOD_WRAPPER.read_text().replace("/usr/share/pkgcache", str(self.code))
             text = text.replace("/usr/bin/python3", str(self.python))
+            text = text.replace("/var/lib/pkgcache", str(self.root / "var/lib/pkgcache"))
         else:
             text = "#!/bin/sh\n" + body
         for name in ("http", "https"):
