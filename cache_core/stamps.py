@@ -18,6 +18,7 @@ Standard library only and nothing else of cache_core: apt's download method fron
 from __future__ import annotations
 
 import errno
+import itertools
 import os
 import stat
 
@@ -255,7 +256,7 @@ def selected_cache() -> str | None:
 OBJECTS = ("objects-v1", "sha256")  # storage.local.layout's objects dir (a test checks they agree)
 TEMP_PREFIX, TEMP_SUFFIX = ".pkgcache-", ".part"  # .pkgcache-PID-N.part (apt's front sweeps these)
 _COPY_FALLBACK = (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EPERM)
-_n = [0]
+_n = itertools.count(1)  # temp names
 
 
 def _copy(src: int, dst: int, size: int) -> int:
@@ -345,8 +346,7 @@ def place_copy(cache_root: str, sdir: str, digest: str, size: int, dest: str, *,
         if not trusted and not rehash:
             return None
         ddir, name = os.path.split(dest)
-        _n[0] += 1
-        tmp = os.path.join(ddir, f"{TEMP_PREFIX}{os.getpid()}-{_n[0]}{TEMP_SUFFIX}")
+        tmp = os.path.join(ddir, f"{TEMP_PREFIX}{os.getpid()}-{next(_n)}{TEMP_SUFFIX}")
         out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                       0o600)
         try:

@@ -406,7 +406,6 @@ def pre_install() -> bool:
 
 
 def _pre_install() -> bool:
-    from cache_core import stamps
 
     from . import invocation
 
@@ -417,16 +416,11 @@ def _pre_install() -> bool:
         return False
     if inv.command in NO_DEBS:
         return True  # the full seed places nothing for these either
-    answer = lookup(base(inv.exe, inv.argv[1:], inv.cwd))
-    if answer is None or stamps.front_only():
+    found = _usable_answer(inv)
+    if found is None:
         return False
+    answer, sdir = found
     archives = answer.archives
-    st = os.lstat(archives)
-    if not stat.S_ISDIR(st.st_mode) or not os.access(archives, os.W_OK):
-        return False
-    sdir = stamps.stamp_dir(answer.cache)
-    if sdir is None or len(pending_hits(sdir)) >= MAX_HIT_FILES:
-        return False
     lock = _archives_lock(archives)
     if lock is None:
         return False
@@ -438,20 +432,12 @@ def _pre_install() -> bool:
         used: list[str] = []
         nbytes = 0
         done = True
+        todo = []
         for fname, sha, size in answer.wants:
-            dest = os.path.join(archives, fname)
             try:
-                st = os.lstat(dest)
+                st = os.lstat(os.path.join(archives, fname))
             except FileNotFoundError:
-                # an object whose stamp moved (a hard link to it went) is hashed as it is copied
-                got = stamps.place_copy(answer.cache, sdir, sha, size, dest, rehash=True)
-                if got is None:
-                    done = False  # not here, or bad: the full seed (it quarantines, fetches)
-                    break
-                placed[fname] = [sha, *stamp_of(got)]
-                good[fname] = stamp_of(got)
-                used.append(fname)
-                nbytes += size
+                todo.append((fname, sha, size))
                 continue
             rec = placed.get(fname)
             if stat.S_ISREG(st.st_mode) and st.st_size == size and rec is not None \
@@ -460,6 +446,14 @@ def _pre_install() -> bool:
                 continue
             done = False  # a file the seed did not place (or changed since): the full seed
             break
+        for fname, sha, size, got in _copies(answer.cache, sdir, archives, todo if done else []):
+            if got is None:
+                done = False  # not here, or bad: the full seed (it quarantines, fetches)
+                continue
+            placed[fname] = [sha, *stamp_of(got)]
+            good[fname] = stamp_of(got)
+            used.append(fname)
+            nbytes += size
         if placed != before:
             save_placed(answer.placed, placed)
         if used or done:
@@ -474,6 +468,44 @@ def _pre_install() -> bool:
         return done
     finally:
         os.close(lock)
+
+
+def _usable_answer(inv: Any) -> tuple[Answer, str] | None:
+    """The remembered answer to inv's request, with its cache's stamp dir, if its archives dir
+    is a real directory we may write and the cache is not left to apt's method front."""
+    from cache_core import stamps
+
+    answer = lookup(base(inv.exe, inv.argv[1:], inv.cwd))
+    if answer is None or stamps.front_only():
+        return None
+    st = os.lstat(answer.archives)
+    if not stat.S_ISDIR(st.st_mode) or not os.access(answer.archives, os.W_OK):
+        return None
+    sdir = stamps.stamp_dir(answer.cache)
+    if sdir is None or len(pending_hits(sdir)) >= MAX_HIT_FILES:
+        return None
+    return answer, sdir
+
+
+def _copies(cache_root: str, sdir: str, archives: str, todo: list[tuple[str, str, int]]
+            ) -> list[tuple[str, str, int, os.stat_result | None]]:
+    """Each deb of todo copied from its object into archives (stamps.place_copy; an object
+    whose stamp moved, e.g. a hard link to it went, is hashed as it is copied): (fname,
+    sha256, size, placed stat or None). One after the other: two threads measured no faster
+    (73 debs, 91 MB: 56-78 ms against 60-68 ms per hook, load ~2.5)."""
+    from cache_core import stamps
+
+    out: list[tuple[str, str, int, os.stat_result | None]] = []
+    for fname, sha, size in todo:
+        try:
+            got = stamps.place_copy(cache_root, sdir, sha, size, os.path.join(archives, fname),
+                                    rehash=True)
+        except OSError:
+            got = None
+        out.append((fname, sha, size, got))
+        if got is None:
+            break  # the full seed does the rest
+    return out
 
 
 def _note_hits(sdir: str, fnames: list[str], what: str, report: dict[str, Any]) -> None:
