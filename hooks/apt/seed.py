@@ -519,24 +519,23 @@ def _follow_request(cache: PackageCache, specs: list[str] | None, narrow: bool, 
             raise ValueError(f"{bad[0]}: not a package (options go before the names)")
         args = ["install", *(["-t", target_release] if target_release else []), *specs]
         request = ("apt-get", args, os.getcwd())
-    cold = False
     if narrow and not specs:
         if inv is not None and inv.command in _NO_DEBS:
             return [], []
         if inv is not None and inv.command:
-            # an empty cache (a first, cold install): nothing to place, but the answer found
-            # in-process is remembered, so the first re-provision needs no python-apt
-            cold = not (cache.keys(KEY_PREFIX) or placed or cache.remote is not None)
             request = (inv.exe, inv.argv[1:], inv.cwd)
+            if not (cache.keys(KEY_PREFIX) or placed or cache.remote is not None):
+                # an empty cache (a first, cold install): nothing to place, but the answer is
+                # found and remembered beside the download, for the re-provisions to come
+                _remember_later(request, inv, apt_pkg, paths, str(cache.root))
+                return [], []
     if request is None:
         return None, []
     got, errors = _remembered_wants(request, inv if not specs else None, apt_pkg, paths, rep,
-                                    cache, cold=cold)
+                                    cache)
     if got is None and specs:
         rep.unknown = errors
         got = []
-    if cold:
-        return ([] if got is not None else None), []
     if got is None:
         return None, []
     rep.followed_request = True
@@ -710,14 +709,12 @@ def request_inputs(request: tuple[str, list[str], str | None], apt_pkg: Any, pat
 
 
 def _remembered_wants(request: tuple[str, list[str], str | None], inv: Any, apt_pkg: Any,
-                      paths: AptPaths, rep: SeedReport, cache: PackageCache, *,
-                      cold: bool = False) -> tuple[list[Want] | None, list[str]]:
+                      paths: AptPaths, rep: SeedReport, cache: PackageCache
+                      ) -> tuple[list[Want] | None, list[str]]:
     """The request's debs as the last run with the same request_key found them (no package
     cache opened), else _request_wants, remembered (fastseed's memo: the next run with this key
-    needs no python-apt at all). cold (an empty cache: nothing to place yet): only an answer
-    found in-process is computed, for the memo of the re-provisions to come. Only a hint, as
-    before: every deb placed is the store's object with the SHA-256 recorded from the index,
-    and apt checks what it uses."""
+    needs no python-apt at all). Only a hint, as before: every deb placed is the store's
+    object with the SHA-256 recorded from the index, and apt checks what it uses."""
     from . import fastseed
 
     try:
@@ -725,7 +722,7 @@ def _remembered_wants(request: tuple[str, list[str], str | None], inv: Any, apt_
         files, dirs, lists = request_inputs(request, apt_pkg, paths)
         key = fastseed.digest(base, files, dirs, lists)
     except Exception:  # noqa: BLE001 - no memo: apt's answer as before
-        return (None, []) if cold else _request_wants(request, inv, apt_pkg, rep)
+        return _request_wants(request, inv, apt_pkg, rep)
     placed = trusted_file(paths, PLACED_FILE)
     answer = fastseed.Answer(key, base, time.time(), str(paths.archives), str(cache.root),
                              str(placed or ""), files, dirs, lists, [])
@@ -737,7 +734,7 @@ def _remembered_wants(request: tuple[str, list[str], str | None], inv: Any, apt_
                 answer.wants = got.wants
                 fastseed.remember(answer)
             return [Want(*w) for w in got.wants], []
-    wants, errors = _request_wants(request, inv, apt_pkg, rep, replay=not cold)
+    wants, errors = _request_wants(request, inv, apt_pkg, rep)
     if wants is not None and not errors:
         answer.wants = [(w.fname, w.sha256, w.size) for w in wants]
         fastseed.remember(answer)
@@ -745,15 +742,63 @@ def _remembered_wants(request: tuple[str, list[str], str | None], inv: Any, apt_
 
 
 def _request_wants(request: tuple[str, list[str], str | None], inv: Any, apt_pkg: Any,
-                   rep: SeedReport, *, replay: bool = True) -> tuple[list[Want] | None, list[str]]:
-    """The request's debs: in-process when inv's form allows, else (replay) apt's replayed
-    answer."""
+                   rep: SeedReport) -> tuple[list[Want] | None, list[str]]:
+    """The request's debs: in-process when inv's form allows, else apt's replayed answer."""
     if inv is not None:
         got = request_in_process(inv, apt_pkg)
         if got is not None:
             rep.in_process = True
             return got, []
-    return replay_uris(*request) if replay else (None, [])
+    return replay_uris(*request)
+
+
+REMEMBER_LIMIT = 60  # seconds the cold run's child may take
+
+
+def _remember_later(request: tuple[str, list[str], str | None], inv: Any, apt_pkg: Any,
+                    paths: AptPaths, cache_root: str) -> None:
+    """A cold install: apt's answer to its request (in-process forms only: no replay) found by
+    a child apt does not wait for (at a low priority, beside apt's download: the install
+    waits for nothing), remembered only if what the key reads did not change meanwhile (dpkg
+    may start). The child has no stdin, stdout or stderr, uses no SQLite, ends by os._exit."""
+    try:
+        pid = os.fork()
+    except OSError:
+        return
+    if pid:
+        return
+    try:
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        os.setsid()
+        import signal
+
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)
+        signal.alarm(REMEMBER_LIMIT)
+        os.nice(10)
+        _remember_answer(request, inv, apt_pkg, paths, cache_root)
+    finally:
+        os._exit(0)
+
+
+def _remember_answer(request: tuple[str, list[str], str | None], inv: Any, apt_pkg: Any,
+                     paths: AptPaths, cache_root: str) -> bool:
+    """_remember_later's work: True if an answer was remembered."""
+    from . import fastseed
+
+    base = fastseed.base(*request)
+    files, dirs, lists = request_inputs(request, apt_pkg, paths)
+    key = fastseed.digest(base, files, dirs, lists)
+    if any(a.key == key for a in fastseed.read_memo()):
+        return False
+    wants = request_in_process(inv, apt_pkg)
+    if wants is None or fastseed.digest(base, files, dirs, lists) != key:
+        return False  # not a form found in-process; or dpkg (or anyone) changed an input
+    placed = trusted_file(paths, PLACED_FILE)
+    return fastseed.remember(fastseed.Answer(
+        key, base, time.time(), str(paths.archives), cache_root, str(placed or ""), files,
+        dirs, lists, [(w.fname, w.sha256, w.size) for w in wants]))
 
 
 def _place_locked(cache: PackageCache, archives: Path, wants: list[Want], rep: SeedReport,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from pathlib import Path
 
 from tests.support.apt import Lab
@@ -34,6 +35,17 @@ def loaded(log: Path, action: str) -> list[set[str]]:
             assert said == [], said  # hooks print nothing on success
             out.append({ln.rsplit("|", 1)[1].strip() for ln in lines[1:]})
     return out
+
+
+def wait_for_memo(lab: Lab, timeout: float = 30.0) -> None:
+    """Until the sandbox's state dir holds a remembered answer (the cold run's child)."""
+    from hooks.apt import fastseed
+
+    path = str(lab.sb.root / "var/lib/pkgcache" / fastseed.NAME)
+    end = time.monotonic() + timeout
+    while not fastseed.read_memo(path):
+        assert time.monotonic() < end, "the cold run remembered no answer"
+        time.sleep(0.05)
 
 
 def sha(path: Path) -> str:
@@ -74,12 +86,14 @@ def test_a_remembered_answer_loads_no_python_apt_yaml_sqlite_or_json(lab: Lab,
 def test_the_first_reprovision_after_a_cold_install_is_answered_from_memory(
         lab: Lab, tmp_path: Path) -> None:
     """A fresh root from the same image (dpkg's state as before the cold install, archives
-    empty): its first install needs no python-apt, the cold run remembered the answer."""
+    empty): its first install needs no python-apt, the cold run remembered the answer (a
+    child of its pre-install hook found it while apt downloaded)."""
     lab.sb.apt("update", check=True)
     dpkg = lab.sb.root / "var/lib/dpkg/status"
     ext = lab.sb.root / "var/lib/apt/extended_states"
     image = {p: p.read_bytes() if p.exists() else None for p in (dpkg, ext)}
     lab.sb.apt("install", "alpha", check=True)  # cold, empty cache
+    wait_for_memo(lab)  # found beside the download by a child apt does not wait for
     lab.sb.apt("clean", check=True)
     for path, data in image.items():  # re-provisioned from the image
         if data is None:
