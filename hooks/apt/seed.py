@@ -664,9 +664,10 @@ def request_key(request: tuple[str, list[str], str | None], apt_pkg: Any, paths:
     Release files' bytes and the name and size of every lists file a Release file of its
     prefix lists (apt checked it against that), the bytes of every other lists file (a flat
     repository without a Release file) and of every argument that is a file (``./local.deb``),
-    dpkg's status, extended states and architectures, the pinning and sources files, this code.
-    Content, not stat: a fresh root made from the same image, updated from the same mirror, has
-    the key of the one before it. ValueError: a configuration this cannot pin (``#include``)."""
+    dpkg's status, extended states and architectures, the machine id (phased updates), the
+    pinning and sources files, this code. Content, not stat: a fresh root made from the same
+    image, updated from the same mirror, has the key of the one before it. ValueError: a
+    configuration this cannot pin (``#include``)."""
     from .fastseed import base, digest
 
     return digest(base(*request), *request_inputs(request, apt_pkg, paths))
@@ -696,7 +697,9 @@ def request_inputs(request: tuple[str, list[str], str | None], apt_pkg: Any, pat
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             continue
     files = [*conf, str(paths.status), os.path.join(os.path.dirname(str(paths.status)), "arch"),
-             cfg.find_file("Dir::State::extended_states"), *code_files()]
+             cfg.find_file("Dir::State::extended_states"),
+             cfg.find_file("Dir::Etc::machine-id") or "/etc/machine-id",  # phased updates
+             *code_files()]
     dirs = list(conf_dirs)
     for base in paths.watch:  # sources and pinning: files, or directories of them
         (dirs if os.path.isdir(base) else files).append(base)
