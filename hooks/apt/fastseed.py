@@ -8,10 +8,10 @@ the seed placed or found good in this run (the run note).
 The memo (NAME, 0600 in the private state dir) keeps up to KEEP answers, each with:
   - its key: seed.request_key, which is ``digest(base(request), inputs)``: the request (apt's
     executable, arguments and working directory), the uid, APT_CONFIG, what selects the cache
-    (cache_core.stamps.config_identity and the hook's own arguments), and the bytes of every
+    (pkgcache's variables, the bytes of its config files, the hook's arguments), the bytes of every
     input the full run named: apt's configuration files (APT_CONFIG's file, apt.conf, every file
     in apt.conf.d, -c files), the sources and pinning, dpkg's status, extended states and
-    architectures, debs named on the command line, this code, and the lists dir (every Release
+    architectures, the machine id, debs named on the command line, this code, and the lists dir (every Release
     file's bytes, the name and size of each index a Release file of its prefix lists, the bytes
     of any other file: a flat repository without a Release file);
   - the inputs themselves, the archives dir, the cache root and the placed-debs record;
@@ -287,7 +287,7 @@ def save_placed(path: str | None, placed: dict[str, list[Any]]) -> bool:
     """Write the placed-debs record (best effort)."""
     from cache_core import stamps
 
-    if path is None:
+    if not path:
         return False
     rows = [f"{f}\t{r[0]}\t{r[1]}\t{r[2]}\t{r[3]}" for f, r in sorted(placed.items())
             if _clean(f) and _clean(str(r[0]))]
@@ -406,7 +406,6 @@ def pre_install() -> bool:
 
 
 def _pre_install() -> bool:
-
     from . import invocation
 
     if os.environ.get(invocation.REPLAY_ENV) or os.geteuid() != 0:
