@@ -518,6 +518,8 @@ def _note_hits(sdir: str, fnames: list[str], what: str, report: dict[str, Any]) 
         os.mkdir(runs, 0o700)
     except FileExistsError:
         pass
+    except OSError:
+        return  # no stamps dir (nothing stamped yet): nothing to count either
     head = [f"#{what}\ttime={time.time()!r}\t" + "\t".join(f"{k}={v}" for k, v in report.items())
             ] if what else []
     stamps.write_private(os.path.join(runs, f"{what or 'seed'}-{os.getpid()}-{time.time_ns()}.hits"),

@@ -145,3 +145,36 @@ def test_the_record_of_an_older_pkgcaches_placements_is_read_until_replaced(
     assert load_placed(paths) == old
     save_placed(paths, {"b_1_all.deb": ["2" * 64, 1, 2, 3]})
     assert load_placed(paths) == {"b_1_all.deb": ["2" * 64, 1, 2, 3]}
+
+
+def test_the_harvest_ends_early_only_for_debs_this_runs_seed_checked(tmp_path: Path,
+                                                                     monkeypatch) -> None:
+    """fastseed.harvest_is_done: every deb of the info stream must be in this apt run's note
+    with its stamp; a deb apt downloaded (not in the note), a changed one, another run's note
+    or a deb outside archives means the full harvest."""
+    from hooks.apt import fastseed
+
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    monkeypatch.setenv("PKGCACHE_STATE_DIR", str(state))
+    archives = tmp_path / "archives"
+    archives.mkdir()
+    a, b = archives / ALPHA, archives / BETA
+    a.write_bytes(b"a")
+    b.write_bytes(b"b")
+
+    def stream(*paths: Path) -> bytes:
+        lines = [f"{p.name.split('_')[0]} - - none < 1 amd64 none {p}" for p in paths]
+        return ("VERSION 3\nAPT::Architecture=amd64\n\n" + "\n".join(lines) + "\n").encode()
+
+    me = os.getpid()
+    fastseed.write_run_note(me, str(archives), str(tmp_path / "cache"),
+                            {ALPHA: fastseed.stamp_of(a.stat())})
+    assert fastseed.harvest_is_done(stream(a), me) is True
+    assert fastseed.harvest_is_done(stream(a, b), me) is False  # apt downloaded beta
+    assert fastseed.harvest_is_done(stream(a), os.getppid()) is False  # another run's note
+    other = tmp_path / ALPHA
+    other.write_bytes(b"a")
+    assert fastseed.harvest_is_done(stream(other), me) is False  # not in archives
+    a.write_bytes(b"x")  # replaced since the seed checked it
+    assert fastseed.harvest_is_done(stream(a), me) is False
