@@ -100,7 +100,9 @@ def write_private(path: str, text: str) -> bool:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                      0o600)
         try:
-            os.write(fd, text.encode("utf-8", "surrogateescape"))
+            data = memoryview(text.encode("utf-8", "surrogateescape"))
+            while data:  # a short write (a full disk) is written on, or raises: never cut
+                data = data[os.write(fd, data):]
         finally:
             os.close(fd)
         os.replace(tmp, path)

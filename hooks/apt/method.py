@@ -561,7 +561,9 @@ def _write_private(path: str, data: bytes) -> None:
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     try:
         try:
-            os.write(fd, data)
+            view = memoryview(data)
+            while view:  # a short write (a full disk) is written on, or raises: never cut
+                view = view[os.write(fd, view):]
         finally:
             os.close(fd)
         os.replace(tmp, path)

@@ -246,3 +246,14 @@ def test_place_copy_rehashes_an_object_whose_stamp_moved(cache: PackageCache,
     assert stamps.place_copy(str(cache.root), sdir, digest, 3000, str(out / "b.deb"),
                              rehash=True) is None
     assert sorted(os.listdir(out)) == ["a.deb"]
+
+
+def test_a_private_write_cut_short_by_the_kernel_is_written_whole(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """os.write may write part of a buffer (a nearly full disk): the rest follows; the file
+    the rename names is never a cut one."""
+    real_write = os.write
+    monkeypatch.setattr(os, "write", lambda fd, data: real_write(fd, bytes(data[:7])))
+    text = "".join(f"line {i}\n" for i in range(500))
+    assert stamps.write_private(str(tmp_path / "memo"), text)
+    assert (tmp_path / "memo").read_text() == text
