@@ -32,6 +32,9 @@ and `pip freeze`) compared with the cold install of the same run. Scenarios, per
   devpi     server 2 from the clean image, pip only: through devpi-server's PyPI mirror in the
             store namespace (bench/lib/devpi.py, from PyPI into its own venv), primed by server
             1 like apt-cacher-ng (pip peer 2)
+  limit     server 2 from the clean image, apt only: `apt-get update` through apt-cacher-ng (as
+            acng), then the install with the same debs already in /var/cache/apt/archives
+            (copied in untimed from acng's priming server): what any cache could reach at best
   cold3     servers 1-3 cold at the same time, empty store, the default background uploader;
             internet bytes per server and in all, the wall time for all three, each against
             this run's one cold server
@@ -60,6 +63,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from bench.lib import acng, devpi, netns
@@ -73,9 +77,9 @@ BASE_PKGS = ("python3,python3-venv,python3-apt,python3-yaml,python3-packaging,"
              "python3-cryptography,ca-certificates")
 ACNG_PORT = 3142
 PIP_FILES_HOST = "files.pythonhosted.org"
-SCENARIOS = ("cold", "fleet", "fleetwin", "poisoned", "linkdown", "stopped", "acng", "devpi",
-             "cold3")
-ROTATED = ("fleet", "fleetwin", "poisoned", "linkdown", "stopped", "acng", "devpi")
+SCENARIOS = ("cold", "fleet", "fleetwin", "poisoned", "linkdown", "stopped", "acng", "limit",
+             "devpi", "cold3")
+ROTATED = ("fleet", "fleetwin", "poisoned", "linkdown", "stopped", "acng", "limit", "devpi")
 PAGE_WINDOW = 600  # s: fleetwin's pip_page_max_age (pypi.org's own max-age for its pages)
 PIP_PEERS = {"acng": "plain pip", "devpi": "pip through devpi-server"}
 TINY_APT, TINY_PIP = ["hello"], "six\n"  # --quick
@@ -87,6 +91,7 @@ LABELS = {"cold": "server 1 cold (empty cache, empty store)",
           "linkdown": "server 2, store link down (timeouts)",
           "stopped": "server 2, store stopped (refused)",
           "acng": "server 2 through apt-cacher-ng (primed), plain pip",
+          "limit": "server 2 clean, apt only: update via apt-cacher-ng, debs already there",
           "devpi": "server 2 clean, pip only, through devpi-server (primed)",
           "cold3": "servers 1-3 cold at the same time"}
 STEPS = ("update", "install", "pip")
@@ -117,6 +122,11 @@ def sh(*cmd: str, **kw: object) -> subprocess.CompletedProcess[str]:
 def pip_part(result: str | None) -> str:
     """The pip freeze part of a server's result."""
     return (result or "").partition("-- pip freeze")[2]
+
+
+def apt_part(result: str | None) -> str:
+    """The dpkg part of a server's result (every package, version and status)."""
+    return (result or "").partition("-- pip freeze")[0]
 
 
 # ------------------------------------------------------------------------------------- the relay
@@ -281,6 +291,7 @@ class FleetBench:
         self.store_proxy = False
         self.devpi = devpi.Devpi(work)
         self.versions: dict[str, str] = {}
+        self.limit_debs = work / "limit-debs"  # kept from acng's priming install (limit)
         self.prime_failed: dict[str, str] = {}  # a peer whose priming failed: its runs fail
         self.results: dict[str, list[dict]] = {s: [] for s in SCENARIOS}
         self.orders: list[list[str]] = []
@@ -393,9 +404,9 @@ class FleetBench:
 
     # -- one provisioning
     def server(self, i: int, name: str, mode: str) -> Server:
-        """A fresh server i; mode: fleet (pkgcache, remote rw, signed), acng or devpi (the clean
-        image: no pkgcache file at all; acng: apt through apt-cacher-ng, plain pip; devpi: pip
-        through devpi-server)."""
+        """A fresh server i; mode: fleet (pkgcache, remote rw, signed), acng, limit or devpi (the
+        clean image: no pkgcache file at all; acng: apt through apt-cacher-ng, plain pip; limit:
+        apt through apt-cacher-ng; devpi: pip through devpi-server)."""
         if mode.startswith("fleet"):
             s = Server(self.lab, i, self.image_path, self.work / "roots" / name)
             s.configure(f"    remote:\n      - url: {self.store_url}\n        mode: rw\n"
@@ -405,7 +416,7 @@ class FleetBench:
                            else ""))
         else:
             s = Server(self.lab, i, self.clean_image, self.work / "roots" / name)
-            if mode == "acng":
+            if mode in ("acng", "limit"):
                 (s.root / "etc/apt/apt.conf.d/01acng").write_text(
                     f'Acquire::http::Proxy "http://{netns.STORE_IP}:{ACNG_PORT}";\n')
         s.mode = mode
@@ -424,8 +435,10 @@ class FleetBench:
         return "python3 -m venv /opt/app && " + cmd
 
     def provision(self, s: Server, *, pip: bool = True, apt: bool = True,
-                  count: bool = True) -> dict:
-        """update, install, pip on server s; per step wall time, internet and LAN bytes."""
+                  count: bool = True, before_install: Callable[[Server], None] | None = None
+                  ) -> dict:
+        """update, install, pip on server s; per step wall time, internet and LAN bytes;
+        before_install: called untimed between the update and the install."""
         rec: dict = {"server": s.i}
         steps = [("update", "apt-get update"),
                  ("install", f"apt-get install -y --no-install-recommends {' '.join(self.apt)}")
@@ -433,6 +446,8 @@ class FleetBench:
         if pip:
             steps.append(("pip", self.pip_command(s.mode)))
         for step, script in steps:
+            if step == "install" and before_install is not None:
+                before_install(s)
             os.sync()  # untimed: the dirty pages of the scenario before (cold's 300 MB install)
             # are written back now, not during this step (they slowed whichever came next)
             if count:
@@ -464,6 +479,8 @@ class FleetBench:
             self.cold_result = res
         if s.mode == "devpi":  # pip only: the same pip freeze as cold
             rec["same_as_cold"] = pip_part(res) == pip_part(self.cold_result)
+        elif s.mode == "limit":  # apt only: the same packages as cold
+            rec["same_as_cold"] = apt_part(res) == apt_part(self.cold_result)
         else:
             rec["same_as_cold"] = res == self.cold_result
         if not rec["same_as_cold"]:
@@ -527,6 +544,8 @@ class FleetBench:
             s = self.server(1, f"{peer}-prime", peer)
             try:
                 self.provision(s, pip=peer == "devpi", apt=peer == "acng", count=False)
+                if peer == "acng":  # the limit's debs: what apt itself kept, under apt's names
+                    self.keep_debs(s)
             finally:
                 shutil.copy(s.log, self.logdir / s.log.name)
                 s.close()
@@ -534,12 +553,30 @@ class FleetBench:
             self.prime_failed[peer] = f"priming failed: {type(exc).__name__}: {str(exc).strip()[-600:]}"
             print(f"  {peer:<9} {self.prime_failed[peer][-300:]}", flush=True)
 
+    def keep_debs(self, s: Server) -> None:
+        """Keep the debs apt left in server s's archives (acng's priming install) for limit."""
+        self.limit_debs = self.work / "limit-debs"
+        shutil.rmtree(self.limit_debs, ignore_errors=True)
+        self.limit_debs.mkdir()
+        for deb in (s.root / "var/cache/apt/archives").glob("*.deb"):
+            shutil.copy2(deb, self.limit_debs / deb.name)
+
+    def place_debs(self, s: Server) -> None:
+        """Put the kept debs into server s's archives, as apt would have left them (untimed)."""
+        debs = sorted(self.limit_debs.glob("*.deb"))
+        if not debs:
+            raise RuntimeError("limit: acng's priming install left no debs in archives")
+        for deb in debs:
+            shutil.copy2(deb, s.root / "var/cache/apt/archives" / deb.name)
+
     def scenario(self, scen: str) -> dict:
         """One provisioning of server 2 for scen (the store filled by this run's cold)."""
-        if scen in self.prime_failed:
-            raise RuntimeError(self.prime_failed[scen])
+        if scen in self.prime_failed or (scen == "limit" and "acng" in self.prime_failed):
+            raise RuntimeError(self.prime_failed.get(scen) or self.prime_failed["acng"])
         if scen == "acng":
             return self.one("acng", 2, "acng")
+        if scen == "limit":  # apt-cacher-ng's update, then the install with every deb there
+            return self.one("limit", 2, "limit", pip=False, before_install=self.place_debs)
         if scen == "devpi":
             return self.one("devpi", 2, "devpi", apt=False)
         if scen == "fleetwin":  # the fleet with pages used while younger than PAGE_WINDOW
@@ -742,6 +779,14 @@ def targets(summary: dict, results: dict[str, list[dict]] | None = None) -> list
         worst = max((x for x in runs if x is not None), default=None)
         add("fleet / apt-cacher-ng primed: the same, worst run", worst, "<= 1.0",
             None if worst is None else worst <= 1.0, runs)
+        lim = med(summary, "limit", "apt_s")
+        if lim and b:  # the true limit: no cache can make the install cheaper than this
+            add("limit (debs there) / apt-cacher-ng: update + install (> 0.90: the fleet "
+                "target is out of any cache's reach)", lim / b, "<= 0.90", lim / b <= 0.90,
+                per_run(results, "limit", "acng"))
+        if lim and a:
+            add("fleet / limit: update + install (reported)", a / lim, "-", None,
+                per_run(results, "fleet", "limit"))
         pages = fl.get("pages_internet", {}).get("max")
         add("fleet: pip index pages from the internet (max, MB)",
             None if pages is None else pages / 1e6, "<= 2.0", None if pages is None else pages <= 2e6)
@@ -800,7 +845,7 @@ def targets(summary: dict, results: dict[str, list[dict]] | None = None) -> list
         add(f"{scen}: total time - cold total time (s)", extra, "<= 2.0",
             None if extra is None else extra <= 2.0)
         add(f"{scen}: same result as cold", s["same_as_cold"], "yes", s["same_as_cold"])
-    for peer in PIP_PEERS:
+    for peer in (*PIP_PEERS, "limit"):
         if summary.get(peer, {}).get("runs"):
             add(f"{peer}: same result as cold", summary[peer]["same_as_cold"], "yes",
                 summary[peer]["same_as_cold"])
@@ -1030,7 +1075,7 @@ def main() -> int:
         print("building the server images (mmdebstrap base; + pkgcache .deb; clean)", flush=True)
         b.image_path = b.image()
         for peer in PIP_PEERS:
-            if peer in only:
+            if peer in only or (peer == "acng" and "limit" in only):  # limit updates through acng
                 b.prime(peer)
         for r in range(runs):
             b.run_once(r, only)

@@ -6,6 +6,9 @@ Run (as root, in the test venv: nginx-light from Debian, moto from tests/require
     .venv/bin/python -m bench.scenarios.remote_get [--size-mb 64] [--reps 5] [--json OUT]
 A remote get = signed record GET + content GET streamed through SHA-256 into the store + the
 verified hit that returns it; curl = the same content GET written to a file on the same disk.
+--objects N: also N objects of ~1.8 MB (apt's set: 42 debs, 77 MB) brought by apt's prefetch
+(hooks/apt/fleet.py: 4 at a time, one batch) beside one kept-alive connection that GETs, hashes
+and fsyncs each in turn (the raw limit of a sequential fetch).
 """
 
 from __future__ import annotations
@@ -120,6 +123,68 @@ def warm_hit_overhead(work: Path, rw: dict, n: int = 3000) -> dict:
             "cli_get_ms_with_remote": round(cli_med["remote"] * 1000, 1)}
 
 
+def many_objects(work: Path, ng: Nginx, n: int, reps: int) -> dict:
+    """n objects from nginx into a fresh cache by apt's prefetch, against raw sequential GETs
+    over one connection (each hashed and fsynced), interleaved; medians in seconds."""
+    import hashlib
+    import http.client
+    import types
+
+    from hooks.apt import fleet
+
+    wants = []
+    for i in range(n):
+        data = os.urandom(1_830_000 + i * 1000)
+        digest = hashlib.sha256(data).hexdigest()
+        (ng.root / "store" / "cas").mkdir(parents=True, exist_ok=True)
+        (ng.root / "store" / "cas" / digest).write_bytes(data)
+        wants.append(types.SimpleNamespace(fname=f"p{i}_1_amd64.deb", sha256=digest, size=len(data)))
+
+    def raw() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", ng.port)
+        out = work / "raw"
+        out.mkdir(exist_ok=True)
+        for w in wants:
+            conn.request("GET", f"/store/cas/{w.sha256}")
+            resp, h = conn.getresponse(), hashlib.sha256()
+            with open(out / w.sha256, "wb") as f:
+                while chunk := resp.read1(1 << 20):
+                    h.update(chunk)
+                    f.write(chunk)
+                resp.read()
+                f.flush()
+                os.fsync(f.fileno())
+            assert h.hexdigest() == w.sha256
+        conn.close()
+        shutil.rmtree(out)
+
+    def prefetch(k: int) -> float:
+        c = make(work, f"many-{k}", [{"url": ng.url(), "read_timeout": 30}])
+        c.stats()
+        t = time.perf_counter()
+        assert fleet.prefetch(c, wants)[0] == n
+        took = time.perf_counter() - t
+        c.close()
+        shutil.rmtree(work / f"many-{k}")
+        return took
+
+    raw()  # warms the page cache and the server
+    raws, ours = [], []
+    for k in range(reps):
+        os.sync()
+        t = time.perf_counter()
+        raw()
+        raws.append(time.perf_counter() - t)
+        os.sync()
+        ours.append(prefetch(k))
+    r, o = statistics.median(raws), statistics.median(ours)
+    return {"objects": n, "mb": round(sum(w.size for w in wants) / 1e6, 1),
+            "prefetch_s": round(o, 3), "raw_sequential_s": round(r, 3),
+            "ratio_prefetch_over_raw": round(o / r, 2),
+            "per_rep_prefetch": [round(x, 3) for x in ours],
+            "per_rep_raw": [round(x, 3) for x in raws]}
+
+
 def main() -> int:
     """Run every backend and print the figures."""
     ap = argparse.ArgumentParser()
@@ -127,6 +192,7 @@ def main() -> int:
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--json", metavar="OUT")
     ap.add_argument("--no-s3", action="store_true", help="skip moto (slow to start)")
+    ap.add_argument("--objects", type=int, default=42, help="apt prefetch of N objects (0: skip)")
     args = ap.parse_args()
     manual_uploads()
     work = Path(tempfile.mkdtemp(prefix="pkgcache-remote-bench-"))
@@ -166,6 +232,11 @@ def main() -> int:
                   f"{results[name]['ratio_remote_over_curl']}x; curl + sha256sum "
                   f"{results[name]['curl_sha256sum_s']:.3f} s, ratio "
                   f"{results[name]['ratio_remote_over_curl_sha256sum']}x", flush=True)
+        if args.objects:
+            m = results["many_objects"] = many_objects(work, ng, args.objects, args.reps)
+            print(f"{m['objects']} objects ({m['mb']} MB) by apt's prefetch {m['prefetch_s']:.3f} s, "
+                  f"raw sequential GET+sha256+fsync {m['raw_sequential_s']:.3f} s: "
+                  f"{m['ratio_prefetch_over_raw']}x", flush=True)
         results["warm_hit"] = warm_hit_overhead(work, {"url": ng.url()})
         w = results["warm_hit"]
         print(f"warm local hit: {w['hit_us_plain']} us without a remote, "

@@ -68,6 +68,8 @@ class Index:
         self._pending_objects: dict[str, float] = {}
         self._last_flush = time.monotonic()
         self.read_only = False
+        self._gen_defer = 0  # > 0: inside deferred_generation()
+        self._gen_state = 0  # in a deferral: 0 nothing changed, 1 bumped at the first change
 
     # -- connection -------------------------------------------------------------------------
     @property
@@ -171,7 +173,29 @@ class Index:
         (cache_core.generation)."""
         with self._write() as c:
             yield c
+        with self._lock:
+            if self._gen_defer and self._gen_state:
+                return  # bumped at the deferral's first change, bumped again at its end
+            self._gen_state = 1 if self._gen_defer else 0
         self.bump_generation()
+
+    @contextmanager
+    def deferred_generation(self) -> Iterator[None]:
+        """Inside, the changes of this process bump the generation twice in all, at the first
+        change and when the (outermost) block ends, instead of once each: a memo read before
+        the batch goes stale at its first change, one read during it at its end."""
+        with self._lock:
+            self._gen_defer += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._gen_defer -= 1
+                changed = not self._gen_defer and self._gen_state
+                if not self._gen_defer:
+                    self._gen_state = 0
+            if changed:
+                self.bump_generation()
 
     def bump_generation(self) -> None:
         """Replace the generation token beside the index (cache_core.generation)."""

@@ -35,7 +35,9 @@ def prefetch(cache: PackageCache, wants: list[Any], workers: int = WORKERS) -> t
             return -1
         return w.size if path is not None else -1
 
-    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(todo)))) as pool:
+    # one batch: kept-alive connections, one counters write, one generation bump, one fsync per
+    # directory for all the debs (each still verified by its SHA-256 and made durable first)
+    with remote.batch(), ThreadPoolExecutor(max_workers=max(1, min(workers, len(todo)))) as pool:
         sizes = [s for s in pool.map(one, todo) if s >= 0]
     return len(sizes), sum(sizes)
 

@@ -9,7 +9,9 @@ decompressed (or recompressed, with Acquire::GzipIndexes), so what is stored is 
 digest the Release file lists: the uncompressed index (decompressed here when apt kept it
 compressed) or, when apt kept the very compressed file the Release lists, that file. A member
 asking for ``Packages.xz`` that the fleet does not hold falls back (apt's own CompressionTypes
-fallback) to the uncompressed file.
+fallback) to the uncompressed file. An index whose compressed form (listed in the same Release)
+the cache already holds - the method kept what apt downloaded, from the origin or the fleet - is
+not stored again uncompressed: apt asks for that form first, and it is served.
 
 Freshness (state dir, ``releases.json``): the newest ``Date:`` seen per Release URL; an older
 Release file is never stored, published or served. Each stored Release carries, in its signed
@@ -295,7 +297,7 @@ def import_lists(cache: PackageCache, apt_pkg: Any, paths: Any, key_of: Callable
             else:
                 candidates = [(plain, "")] + [(plain + e, e) for e in COMPRESSED]
             found = [(lists / n, e) for n, e in candidates if n in names]
-            if not found or cache.exists(f"sha256:{sha}"):
+            if not found or cache.exists(f"sha256:{sha}") or _held_compressed(cache, rel, rpath):
                 continue
             key = key_of(base + rpath)
             if not any(_store_index(cache, key, p, sha, e, rep) for p, e in found):
@@ -304,6 +306,13 @@ def import_lists(cache: PackageCache, apt_pkg: Any, paths: Any, key_of: Callable
         state["fallback"].pop(key, None)  # consumed: this update's fallbacks are not confirmations
     save_state(paths, state)
     return rep
+
+
+def _held_compressed(cache: PackageCache, rel: Release, rpath: str) -> bool:
+    """The cache holds a compressed form of the index rpath that rel lists (Packages.xz for
+    Packages): apt asks for it before the uncompressed one."""
+    return any(cache.exists(f"sha256:{rel.entries[rpath + ext][0]}") for ext in COMPRESSED
+               if rpath + ext in rel.entries)
 
 
 def _store_release(cache: PackageCache, key: str, path: Path, data: bytes, state: dict[str, Any],

@@ -43,6 +43,8 @@ if TYPE_CHECKING:
 _HREF = re.compile(r"""(<a\b[^>]*?\bhref\s*=\s*)(["'])(.*?)\2""", re.I | re.S)
 _BASE = re.compile(r"""<base\b[^>]*?\bhref\s*=\s*(["'])(.*?)\1""", re.I | re.S)
 _JSON = "application/vnd.pypi.simple.v1+json"
+_FRAG_SHA256 = re.compile(r"(?:^|&)sha256=([0-9a-f]{64})(?:&|$)")
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 _PAGE_LIMIT = 64 << 20
 _VALUE_OPTS = ("-i", "--index-url", "--extra-index-url")
 TROUBLE = {401, 403, 407, 500, 502, 503, 504}  # answers pip might handle better itself
@@ -429,42 +431,58 @@ class View:
                                              self._rewrite(body, ctype, base))
         return memo
 
-    def _register(self, url: str) -> str:
-        """The view URL for a file URL (absolute), fragment kept."""
-        bare, _, frag = url.partition("#")
+    def _register(self, urls: list[str], wants: list[str | None] | None = None) -> list[str]:
+        """The view URLs for file URLs (absolute, fragment kept), registered under one hold of
+        the lock (a page lists thousands: one hold each made the look-up threads queue on it);
+        a file's SHA-256 from the first page that names it, by its fragment, else wants."""
+        split = [url.partition("#")[::2] for url in urls]
+        ns = []
         with self._lock:
-            n = self._by_url.get(bare)
-            if n is None:
-                n = self._by_url[bare] = len(self.files)
-                self.files.append(bare)
-            m = re.search(r"(?:^|&)sha256=([0-9a-f]{64})(?:&|$)", frag)
-            if m is not None:
-                self.hashes.setdefault(n, m.group(1))  # the first page that named it decides
-        return f"{self.prefix}f/{n}/{_segment(bare)}" + (f"#{frag}" if frag else "")
+            for i, (bare, frag) in enumerate(split):
+                n = self._by_url.get(bare)
+                if n is None:
+                    n = self._by_url[bare] = len(self.files)
+                    self.files.append(bare)
+                if (m := _FRAG_SHA256.search(frag)) is not None:
+                    self.hashes.setdefault(n, m.group(1))
+                if wants is not None and wants[i] is not None:
+                    self.hashes.setdefault(n, str(wants[i]))
+                ns.append(n)
+        return [f"{self.prefix}f/{n}/{_segment(bare)}" + (f"#{frag}" if frag else "")
+                for n, (bare, frag) in zip(ns, split, strict=True)]
 
     def _rewrite(self, body: bytes, ctype: str, base: str) -> bytes:
         if ctype.split(";", 1)[0].strip() == _JSON:
             try:
                 data = json.loads(body)
-                for f in data.get("files") or []:
-                    if isinstance(f, dict) and isinstance(f.get("url"), str):
-                        url = urllib.parse.urljoin(base, f["url"])
-                        f["url"] = self._register(url)
-                        want = (f.get("hashes") or {}).get("sha256")
-                        if isinstance(want, str) and re.fullmatch(r"[0-9a-f]{64}", want):
-                            self.hashes.setdefault(self._by_url[url.split("#", 1)[0]], want)
+                files = [f for f in data.get("files") or []
+                         if isinstance(f, dict) and isinstance(f.get("url"), str)]
+                wants: list[str | None] = []
+                for f in files:
+                    want = (f.get("hashes") or {}).get("sha256")
+                    wants.append(want if isinstance(want, str) and _HEX64.fullmatch(want)
+                                 else None)
+                urls = [urllib.parse.urljoin(base, f["url"]) for f in files]
+                for f, view_url in zip(files, self._register(urls, wants), strict=True):
+                    f["url"] = view_url
                 return json.dumps(data).encode()
             except (ValueError, AttributeError, TypeError):
                 return body
         text = body.decode("utf-8", "surrogateescape")
         if (b := _BASE.search(text)) is not None:
             base = urllib.parse.urljoin(base, html.unescape(b.group(2)))
+        found: dict[int, str] = {}  # match start -> its absolute file URL
+        for m in _HREF.finditer(text):
+            url = urllib.parse.urljoin(base, html.unescape(m.group(3)))
+            if url.startswith(("http://", "https://")):
+                found[m.start()] = url
+        views = dict(zip(found, self._register(list(found.values())), strict=True))
 
         def link(m: re.Match[str]) -> str:
-            url = urllib.parse.urljoin(base, html.unescape(m.group(3)))
-            if not url.startswith(("http://", "https://")):
+            view_url = views.get(m.start())
+            if view_url is None:
                 return m.group(0)
-            return f"{m.group(1)}{m.group(2)}{html.escape(self._register(url))}{m.group(2)}"
+            return f"{m.group(1)}{m.group(2)}{html.escape(view_url)}{m.group(2)}"
 
         return _HREF.sub(link, text).encode("utf-8", "surrogateescape")
 

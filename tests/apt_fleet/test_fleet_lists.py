@@ -93,6 +93,30 @@ def test_indexes_on_disk_before_pkgcache_join_the_fleet(fleet, compress: bool) -
     assert (b.root / "var/lib/pkgcache/releases.json").is_file()  # B's own state dir
 
 
+def test_an_index_held_compressed_is_not_stored_again_uncompressed(fleet) -> None:
+    # the method kept the Packages.xz apt downloaded; the post-update hook does not copy and
+    # hash apt's decompressed Packages into the cache as well (issue 24: a member's update)
+    fleet.repo.compress = True
+    fleet.repo.publish()
+    a = fleet.server("a")
+    a.install_snippet()
+    _ok(a.apt("update"))
+    packages = (fleet.repo.path / "Packages").read_bytes()
+    xz = (fleet.repo.path / "Packages.xz").read_bytes()
+    cache = a.cache()
+    assert cache.exists(f"sha256:{_sha(xz)}") and not cache.exists(f"sha256:{_sha(packages)}")
+    # another member, the origin gone: the fleet's Packages.xz serves its update
+    _ok(a.apt("install", *PKGS))
+    assert a.drain()["failed"] == 0
+    fleet.stop_origin()
+    b = fleet.server("b")
+    b.install_snippet()
+    res = b.apt("update")
+    _ok(res)
+    assert _apt_lines(res) == [], res.stdout + res.stderr
+    _ok(b.apt("install", *PKGS))
+
+
 def test_warm_update_stores_nothing_new_and_stays_quiet(fleet) -> None:
     a = _enabled_after_update(fleet)
     _ok(a.apt("update"))

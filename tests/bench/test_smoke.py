@@ -109,7 +109,7 @@ ROOT_NGINX = os.geteuid() == 0 and Path("/usr/sbin/nginx").exists()
 @pytest.mark.slow
 @pytest.mark.parametrize("module, args, needs_root", [
     ("startup", ["--runs", "1"], False),
-    ("remote_get", ["--size-mb", "1", "--reps", "1", "--no-s3"], True),
+    ("remote_get", ["--size-mb", "1", "--reps", "1", "--no-s3", "--objects", "3"], True),
     ("apt_fleet", ["--packages", "3", "--reps", "1"], True),
 ])
 def test_the_other_scenarios_quick(tmp_path: Path, module: str, args: list[str],
@@ -146,7 +146,8 @@ def test_fleet_quick(tmp_path: Path) -> None:
     assert fleet.failures(res) == [], fleet.failures(res)
     assert (res["apt_set"], res["pip_set"], res["orders"]) == (
         ["hello"], ["six"],
-        [["cold", "fleet", "fleetwin", "poisoned", "linkdown", "stopped", "acng", "devpi"]])
+        [["cold", "fleet", "fleetwin", "poisoned", "linkdown", "stopped", "acng", "limit",
+          "devpi"]])
     assert {k: v["runs"] for k, v in res["summary"].items()} == {k: 1 for k in fleet.SCENARIOS}
     assert all(v["same_as_cold"] for v in res["summary"].values())
     # the peers' servers are clean and the peers served them (primed: nothing from the internet)
@@ -155,6 +156,9 @@ def test_fleet_quick(tmp_path: Path) -> None:
     assert r["acng"][0]["debs_internet"] < 100_000 and r["devpi"][0]["wheels_internet"] < 1_000
     assert r["acng"][0]["wheels_internet"] > 0 and "install_s" not in r["devpi"][0]
     assert r["acng"][0]["remote_hits"] is None and r["devpi"][0]["remote_hits"] is None
+    # the limit: acng's update, the install with every deb already there (none downloaded)
+    assert r["limit"][0]["debs_internet"] < 100_000 and "pip_s" not in r["limit"][0]
+    assert r["limit"][0]["install_lan"] < 100_000
     # cold3: internet bytes per server and in all, against this run's one cold server
     c3 = r["cold3"][0]
     assert len(c3["internet_by_server"]) == 3 and all(b > 0 for b in c3["internet_by_server"])

@@ -80,6 +80,22 @@ def test_targets_met_and_missed() -> None:
     assert met["fleet / apt-cacher-ng primed: the same, worst run"] is False
 
 
+def test_the_limit_row_says_whether_the_target_is_within_reach() -> None:
+    # limit: apt-cacher-ng's update, the debs already in archives: its ratio to acng bounds
+    # what any cache can reach; per-run ratios beside it, and the fleet against the limit
+    lim = [_rec(46, pip_s=None), _rec(45, pip_s=None), _rec(42, pip_s=None)]
+    res = _results(limit=lim)
+    t = {x["target"]: x for x in fleet.targets(fleet.summarize(res), res)}
+    name = next(k for k in t if k.startswith("limit (debs there) / apt-cacher-ng"))
+    assert t[name]["value"] == pytest.approx(37 / 40) and t[name]["met"] is False  # > 0.90
+    assert t[name]["per_run"] == pytest.approx([38 / 42, 37 / 40, 34 / 36])
+    assert t["fleet / limit: update + install (reported)"]["value"] == pytest.approx(33 / 37)
+    assert t["limit: same result as cold"]["met"] is True
+    rows = [r[0].split(":")[0] for r in fleet.table_rows(fleet.summarize(res))]
+    assert rows.index("limit") == rows.index("acng") + 1
+    assert "limit" in fleet.ROTATED  # rotated with the other peers
+
+
 def test_unmeasured_scenarios_give_no_verdict() -> None:
     res = _results()
     del res["acng"]

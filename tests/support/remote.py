@@ -41,8 +41,9 @@ def wait_port(port: int, proc: subprocess.Popen[bytes] | None = None, timeout: f
 
 
 class Nginx:
-    """nginx with a WebDAV store at /store/ (open), /auth/ (bearer token required) and /dav/
-    (open, with COPY: a store that can create-if-absent, for leases)."""
+    """nginx with a WebDAV store at /store/ (open), /auth/ (bearer token required), /dav/
+    (open, with COPY: a store that can create-if-absent, for leases) and /brief/ (store/'s
+    objects, read-only, idle connections closed after 1 s)."""
 
     def __init__(self, base: Path, *, tls: bool = False) -> None:
         self.base = base
@@ -67,7 +68,8 @@ pid {base}/nginx.pid;
 error_log {base}/error.log;
 events {{ worker_connections 64; }}
 http {{
-    access_log {self.access_log};
+    log_format conn '$remote_addr - - [$time_local] "$request" $status $body_bytes_sent c=$connection';
+    access_log {self.access_log} conn;
     client_body_temp_path {base}/tmp;
     proxy_temp_path {base}/tmp; fastcgi_temp_path {base}/tmp;
     uwsgi_temp_path {base}/tmp; scgi_temp_path {base}/tmp;
@@ -77,6 +79,7 @@ http {{
         root {self.root};
         location /store/ {{ dav_methods PUT DELETE; create_full_put_path on; }}
         location /dav/ {{ dav_methods PUT DELETE MKCOL COPY MOVE; create_full_put_path on; }}
+        location /brief/ {{ alias {self.root}/store/; keepalive_timeout 1s; }}
         location /auth/ {{
             if ($http_authorization != "Bearer {BEARER}") {{ return 401; }}
             dav_methods PUT DELETE; create_full_put_path on;
@@ -96,6 +99,13 @@ http {{
         time.sleep(0.05)
         text = self.access_log.read_text() if self.access_log.exists() else ""
         return sum(1 for line in text.splitlines() if f'"{method} ' in line and part in line)
+
+    def connections(self, method: str, part: str = "") -> set[int]:
+        """The connections (nginx's serial numbers) that carried those requests."""
+        time.sleep(0.05)
+        text = self.access_log.read_text() if self.access_log.exists() else ""
+        return {int(line.rsplit(" c=", 1)[1]) for line in text.splitlines()
+                if f'"{method} ' in line and part in line and " c=" in line}
 
     def stop(self) -> None:
         if self.proc.poll() is None:

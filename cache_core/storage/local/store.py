@@ -13,6 +13,7 @@ import errno
 import os
 import sqlite3
 import stat
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -61,6 +62,10 @@ class LocalStore:
         self._index: Index | None = None
         self._ready = False
         self._swept = False
+        self._batch_lock = threading.Lock()
+        self._batch_depth = 0
+        self._batch_dirs: set[Path] = set()  # shard directories whose fsync the batch owes
+        self._batch_evict = False
 
     # -- opening ----------------------------------------------------------------------------
     def open(self) -> Index:
@@ -333,7 +338,7 @@ class LocalStore:
 
         self.index.add("" if not key or digest_of_key(key) else key, digest, size, kind, meta,
                        publish=rename, private=private)
-        if self.fsync:
+        if self.fsync and not self._owe_fsync(final.parent):
             fsync_dir(final.parent)  # the rename itself is durable too
         with contextlib.suppress(OSError):
             now = os.lstat(final)
@@ -348,7 +353,46 @@ class LocalStore:
         private = is_private_key(key)
         os.chmod(tmp, 0o400 if private else 0o444)
         self.publish(tmp, key, digest, size, kind, meta, private=private)
+        with self._batch_lock:
+            if self._batch_depth:
+                self._batch_evict = True  # once, when the batch ends
+                return
         self.maybe_evict()
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Publish many objects (from several threads) at the cost of a few: inside, each
+        object's bytes are still fsynced before its rename and index row (publish), but the
+        fsync of each shard directory, the generation bump and the size-cap check are done once
+        for the whole batch, when the outermost block ends (before it returns)."""
+        with self.index.deferred_generation():
+            with self._batch_lock:
+                self._batch_depth += 1
+            evict = False
+            try:
+                yield
+            finally:
+                with self._batch_lock:
+                    self._batch_depth -= 1
+                    dirs: set[Path] = set()
+                    if not self._batch_depth:
+                        dirs, evict = self._batch_dirs, self._batch_evict
+                        self._batch_dirs, self._batch_evict = set(), False
+                for d in sorted(dirs):
+                    fsync_dir(d)  # every rename of the batch durable before it returns
+        if evict:
+            try:
+                self.maybe_evict()
+            except (OSError, sqlite3.Error, CacheError) as exc:  # the cap waits for the next put
+                warn(f"size cap not applied ({exc})")
+
+    def _owe_fsync(self, directory: Path) -> bool:
+        """Inside a batch: note directory for the batch's end (True); else False."""
+        with self._batch_lock:
+            if self._batch_depth:
+                self._batch_dirs.add(directory)
+                return True
+        return False
 
     def alias(self, key: str, digest: str, kind: str, meta: dict[str, JSON] | None) -> bool:
         """Add key for a verified object already stored; False if there is no such object."""

@@ -21,7 +21,9 @@ import os
 import secrets
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -83,6 +85,9 @@ class RemoteTier:
         self._no_create: set[str] = set()     # remotes that cannot create-if-absent (sets.py)
         self._settle: dict[tuple[str, str], float] = {}  # (remote, set key) -> check after
         self.spawned = False
+        self._batch_lock = threading.Lock()
+        self._batch_depth = 0
+        self._pending: dict[str, tuple[str, dict[str, int]]] = {}  # ident -> (display, counts)
 
     # -- plumbing ---------------------------------------------------------------------------
     @property
@@ -123,7 +128,34 @@ class RemoteTier:
         return time.monotonic() + max(0.001, min(spec.object_budget, left))
 
     def _count(self, spec: RemoteSpec, **counts: int) -> None:
+        with self._batch_lock:
+            if self._batch_depth:  # added up here, written once when the batch ends
+                row = self._pending.setdefault(spec.ident, (spec.display, {}))[1]
+                for k, v in counts.items():
+                    row[k] = row.get(k, 0) + v
+                return
         self.state.update(spec.ident, spec.display, counts)
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Bring many objects (from several threads) at the cost of a few: the counters are
+        added up and written to state.json once, and the local store publishes as a batch
+        (LocalStore.batch: each object's bytes fsynced before it is indexed; the directories'
+        fsyncs, the generation bump and the size-cap check once), all when the outermost block
+        ends. A breaker opened inside is written at once, as outside."""
+        with self._batch_lock:
+            self._batch_depth += 1
+        try:
+            with self.local.batch():
+                yield
+        finally:
+            with self._batch_lock:
+                self._batch_depth -= 1
+                pending = {} if self._batch_depth else self._pending
+                if not self._batch_depth:
+                    self._pending = {}
+            for ident, (display, counts) in pending.items():
+                self.state.update(ident, display, counts)
 
     def _fault(self, spec: RemoteSpec, exc: Exception) -> None:
         """A timeout or error: skip the remote here and open the shared breaker for 60 s."""

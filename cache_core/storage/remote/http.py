@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import http.client
+import threading
 import time
 import urllib.parse
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 
 CHUNK = 1 << 20
 _ERR_BODY = 4096
+MAX_IDLE = 8  # kept-alive connections per store (parallel fetches each hold one while reading)
 
 
 def _read_secret(path: str) -> str:
@@ -31,8 +33,11 @@ def _read_secret(path: str) -> str:
 
 
 class HttpClient:
-    """One request per connection over http.client with a connect timeout, an idle timeout and a
-    per-object deadline; every fault becomes RemoteError/RemoteTimeout, never a traceback."""
+    """Requests over http.client with a connect timeout, an idle timeout and a per-object
+    deadline; every fault becomes RemoteError/RemoteTimeout, never a traceback. A GET whose body
+    was read to its end leaves its connection open for the next GET (keep-alive: one connection
+    per store and worker in a run); a kept connection the server has closed meanwhile is
+    replaced by a new one once. Other methods use a connection each."""
 
     def __init__(self, base_url: str, connect_timeout: float, idle_timeout: float,
                  cafile: str | None = None) -> None:
@@ -47,6 +52,46 @@ class HttpClient:
         self.connect_timeout = connect_timeout
         self.idle_timeout = idle_timeout
         self.cafile = cafile
+        self._idle: list[tuple[http.client.HTTPConnection, net.Proxy | None]] = []
+        self._idle_lock = threading.Lock()
+        self._proxies: dict[int, net.Proxy | None] = {}  # id(connection) -> its route
+
+    def _take(self) -> tuple[http.client.HTTPConnection, net.Proxy | None] | None:
+        """A kept-alive connection, if one is idle and still open."""
+        with self._idle_lock:
+            while self._idle:
+                conn, proxy = self._idle.pop()
+                if conn.sock is not None:
+                    return conn, proxy
+        return None
+
+    def _keep(self, conn: http.client.HTTPConnection, resp: http.client.HTTPResponse) -> bool:
+        """Keep conn for the next GET if its response was read to the end and the server lets
+        it stay open; True if kept (else the caller closes it)."""
+        if not resp.isclosed() or resp.will_close or conn.sock is None or \
+                id(conn) not in self._proxies:  # only a GET's connection (its route known)
+            return False
+        with self._idle_lock:
+            if len(self._idle) >= MAX_IDLE:
+                return False
+            self._idle.append((conn, self._proxies.pop(id(conn))))
+        return True
+
+    def finish(self, conn: http.client.HTTPConnection, resp: http.client.HTTPResponse) -> bytes:
+        """Read a response's small body (an error's, 4 KiB at most); the connection is kept
+        for the next GET if that was all of it, else closed. The body read."""
+        body = self.small_body(resp)
+        if not self._keep(conn, resp):
+            self._proxies.pop(id(conn), None)
+            conn.close()
+        return body
+
+    def close(self) -> None:
+        """Close every kept-alive connection."""
+        with self._idle_lock:
+            idle, self._idle = self._idle, []
+        for conn, _ in idle:
+            conn.close()
 
     def _connect(self, deadline: float) -> tuple[http.client.HTTPConnection, net.Proxy | None]:
         """A connection along the HTTP policy's route (direct, or through the environment's
@@ -80,8 +125,24 @@ class HttpClient:
     def request(self, method: str, path: str, headers: dict[str, str], deadline: float,
                 body: IO[bytes] | bytes | None = None) -> tuple[http.client.HTTPConnection,
                                                                http.client.HTTPResponse]:
-        """Send one request; return the open connection and the response (headers read)."""
+        """Send one request; return the open connection and the response (headers read).
+        A GET without a body goes over a kept-alive connection when there is one."""
+        kept = self._take() if method == "GET" and body is None else None
+        if kept is not None:
+            self._proxies[id(kept[0])] = kept[1]
+            try:
+                return self._send(*kept, method, path, headers, deadline, body)
+            except _Stale:  # a kept connection the server has closed: a new one, once
+                pass
         conn, proxy = self._connect(deadline)
+        if method == "GET":
+            self._proxies[id(conn)] = proxy
+        return self._send(conn, proxy, method, path, headers, deadline, body)
+
+    def _send(self, conn: http.client.HTTPConnection, proxy: net.Proxy | None, method: str,
+              path: str, headers: dict[str, str], deadline: float,
+              body: IO[bytes] | bytes | None) -> tuple[http.client.HTTPConnection,
+                                                       http.client.HTTPResponse]:
         try:
             self._tick(conn, deadline)
             conn.putrequest(method, net.target(self.scheme, self.netloc, path, proxy),
@@ -104,17 +165,23 @@ class HttpClient:
             return conn, conn.getresponse()
         except TimeoutError:
             conn.close()
+            self._proxies.pop(id(conn), None)
             raise RemoteTimeout(f"{method} timed out (no answer)") from None
         except (OSError, http.client.HTTPException) as exc:
             conn.close()
-            raise RemoteError(f"{method} failed: {type(exc).__name__}") from None
+            self._proxies.pop(id(conn), None)
+            cls = _Stale if isinstance(exc, _STALE) else RemoteError
+            raise cls(f"{method} failed: {type(exc).__name__}") from None
         except BaseException:
             conn.close()
+            self._proxies.pop(id(conn), None)
             raise
 
     def stream(self, conn: http.client.HTTPConnection, resp: http.client.HTTPResponse,
                deadline: float) -> Iterator[bytes]:
-        """The response body in chunks, under the idle timeout and the deadline."""
+        """The response body in chunks, under the idle timeout and the deadline; read to its
+        end, the connection is kept for the next GET (else closed)."""
+        done = False
         try:
             length = resp.getheader("Content-Length")
             got = 0
@@ -127,12 +194,16 @@ class HttpClient:
                 yield chunk
             if length is not None and length.isdigit() and got != int(length):
                 raise RemoteError("truncated body")
+            resp.read()  # the end of the body: marks the response closed (read1 does not)
+            done = True
         except TimeoutError:
             raise RemoteTimeout("body stalled") from None
         except (OSError, http.client.HTTPException) as exc:
             raise RemoteError(f"body failed: {type(exc).__name__}") from None
         finally:
-            conn.close()
+            if not (done and self._keep(conn, resp)):
+                self._proxies.pop(id(conn), None)
+                conn.close()
 
     @staticmethod
     def small_body(resp: http.client.HTTPResponse) -> bytes:
@@ -141,6 +212,15 @@ class HttpClient:
             return resp.read(_ERR_BODY)
         except (OSError, http.client.HTTPException):
             return b""
+
+
+# what a kept connection the server has closed fails with (then a new connection is opened)
+_STALE = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError,
+          http.client.BadStatusLine, http.client.ImproperConnectionState)
+
+
+class _Stale(RemoteError):
+    """A request failed the way a connection the server has closed fails."""
 
 
 def _first_line(exc: BaseException) -> str:
@@ -204,7 +284,7 @@ class HttpBackend:
         """Stream base/name."""
         conn, resp = self.client.request("GET", self._path(name), self._headers(), deadline)
         if resp.status != 200:
-            conn.close()
+            self.client.finish(conn, resp)  # a miss keeps the connection for the next GET
             check_status("GET", resp.status)
             raise RemoteError(f"GET answered HTTP {resp.status}")
         return self.client.stream(conn, resp, deadline)
