@@ -17,6 +17,8 @@ Standard library only and nothing else of cache_core: apt's download method fron
 
 from __future__ import annotations
 
+import errno
+import itertools
 import os
 import stat
 
@@ -250,3 +252,128 @@ def selected_cache() -> str | None:
     """The cache root the current config selects (see selected), or None."""
     got = selected()
     return got[0] if got else None
+
+
+# -- a verified copy of an object, by its stamp ----------------------------------------------------
+OBJECTS = ("objects-v1", "sha256")  # storage.local.layout's objects dir (a test checks they agree)
+TEMP_PREFIX, TEMP_SUFFIX = ".pkgcache-", ".part"  # .pkgcache-PID-N.part (apt's front sweeps these)
+_COPY_FALLBACK = (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EPERM)
+_n = itertools.count(1)  # temp names
+
+
+def _copy(src: int, dst: int, size: int) -> int:
+    """Copy size bytes from src to dst in the kernel (a reflink where the file system does it)."""
+    done = 0
+    use_range = hasattr(os, "copy_file_range")
+    while done < size:
+        if use_range:
+            try:
+                n = os.copy_file_range(src, dst, size - done)
+            except OSError as exc:
+                if exc.errno not in _COPY_FALLBACK or done:
+                    raise
+                use_range = False
+                continue
+        else:
+            n = os.sendfile(dst, src, done, size - done)
+        if n <= 0:
+            if use_range and not done:  # some file systems copy nothing this way: sendfile
+                use_range = False
+                continue
+            break
+        done += n
+    return done
+
+
+def _copy_hashing(src: int, dst: int) -> tuple[str, int]:
+    """Copy src to dst through one read pass that hashes it: (sha256 hex, bytes)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    n = 0
+    while chunk := os.read(src, 1 << 20):
+        h.update(chunk)
+        view = memoryview(chunk)
+        while view:
+            view = view[os.write(dst, view):]
+        n += len(chunk)
+    return h.hexdigest(), n
+
+
+def _open_object(cache_root: str, digest: str) -> int | None:
+    """The object digest of the cache at cache_root, opened without following any link (the
+    root ours and writable by nobody else), or None if there is no such file."""
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+    fd = os.open(cache_root, flags)
+    try:
+        st = os.fstat(fd)
+        if st.st_uid != os.geteuid() or st.st_mode & 0o022:
+            return None
+        for part in (*OBJECTS, digest[:2]):
+            nxt = os.open(part, flags | os.O_NOFOLLOW, dir_fd=fd)
+            os.close(fd)
+            fd = nxt
+        return os.open(digest, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                       dir_fd=fd)
+    except FileNotFoundError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def place_copy(cache_root: str, sdir: str, digest: str, size: int, dest: str, *,
+               rehash: bool = False) -> os.stat_result | None:
+    """Copy the object digest (size bytes) of the cache at cache_root to dest (a temp in dest's
+    dir, then a rename; 0644) if it is a regular file of ours, writable by nobody else, with the
+    stamp (in sdir: stamp_dir) of its last full hash before and after the copy; rehash: one
+    whose stamp moved is hashed as it is copied, placed if it is still digest's bytes and
+    stamped anew. Returns the placed file's stat; None, with nothing at dest changed, if the
+    object is missing, bad or (without rehash) not stamped: the store's get/place then hashes
+    it and quarantines it if bad. OSError: a fault writing dest."""
+    if len(digest) != 64 or digest.strip("0123456789abcdef"):
+        return None
+    try:
+        fd = _open_object(cache_root, digest)
+    except OSError:
+        return None
+    if fd is None:
+        return None
+    try:
+        st = os.fstat(fd)
+        want = of(st)
+        if (not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o022
+                or st.st_size != size):
+            return None
+        trusted = read(sdir, digest) == want
+        if not trusted and not rehash:
+            return None
+        ddir, name = os.path.split(dest)
+        tmp = os.path.join(ddir, f"{TEMP_PREFIX}{os.getpid()}-{next(_n)}{TEMP_SUFFIX}")
+        out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                      0o600)
+        try:
+            try:
+                if trusted:
+                    good = _copy(fd, out, size) == size and of(os.fstat(fd)) == want
+                else:
+                    good = _copy_hashing(fd, out) == (digest, size) and of(os.fstat(fd)) == want
+                    if good:
+                        record(cache_root, digest, os.fstat(fd))
+                if good:
+                    os.fchmod(out, 0o644)
+                    placed = os.fstat(out)
+            finally:
+                os.close(out)
+            if not good:
+                os.unlink(tmp)
+                return None
+            os.rename(tmp, dest)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+        return placed
+    finally:
+        os.close(fd)

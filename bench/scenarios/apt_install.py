@@ -11,8 +11,9 @@ round (a Latin square: each takes each position once in 5 rounds):
   H  cold install with pkgcache's hooks and download method (as the .deb installs them), empty
      cache (target H/A <= 1.05)
   S  warm re-provision: fresh root, hooks and method on, cache filled by an untimed install
-     before the rounds (target S/B <= 1.10, 0 bytes of .debs downloaded); the state dir
-     (stamps) is the host's, kept across roots as on a server re-provisioned in place
+     before the rounds, in the same root path (target S/B <= 1.10, 0 bytes of .debs
+     downloaded); the state dir (stamps, memos) is the host's, kept across roots as on a server
+     re-provisioned in place
   B  fresh root, the same debs copied into archives beforehand, no hooks (the limit)
   N  warm through apt-cacher-ng, primed by an untimed install before the rounds (the peer)
 Roots without hooks have no pkgcache file (apt reads only the root's own apt.conf.d).
@@ -241,7 +242,8 @@ def collect(rounds: int, work: Path, pkgs: list[str] | None = None,
 
     def install(scen: str, cache_dir: Path) -> dict:
         nonlocal npkgs
-        root = Root(work, base, f"root-{scen}", cache_dir)
+        # F primes S's cache in S's own root path: the server S re-provisions, as in place
+        root = Root(work, base, f"root-{'S' if scen == 'F' else scen}", cache_dir)
         try:
             via = cacher.url if scen in "NP" else proxy.url
             with open(root.conf, "a") as f:

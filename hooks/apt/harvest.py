@@ -23,12 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from .fastseed import MAX_INFO_BYTES
 from .naming import archive_name, is_safe_name, key_for, parse_archive_name
 
 if TYPE_CHECKING:
     from cache_core import PackageCache
-
-MAX_INFO_BYTES = 64 << 20  # a runaway stream is not read further
 
 
 @dataclass(frozen=True)
@@ -100,9 +99,14 @@ def read_info_fd(fd: int) -> list[Action]:
             total += len(buf)
             if total <= MAX_INFO_BYTES:
                 chunks.append(buf)
+    return parse_info_bytes(b"".join(chunks))
+
+
+def parse_info_bytes(raw: bytes) -> list[Action]:
+    """parse_info of a stream read already."""
     import io
 
-    return parse_info(io.StringIO(b"".join(chunks).decode("utf-8", "surrogateescape")))
+    return parse_info(io.StringIO(raw.decode("utf-8", "surrogateescape")))
 
 
 def _file_name(action: Action) -> str:

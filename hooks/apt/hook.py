@@ -75,10 +75,13 @@ def _watchdog(limit: float, label: str) -> threading.Timer:
     return timer
 
 
-def _read_info() -> list[Any]:
-    """Drain apt's info fd first thing, so apt never waits on us whatever happens later."""
-    from .harvest import read_info_fd
+def _read_info(info: bytes | None = None) -> list[Any]:
+    """Drain apt's info fd first thing, so apt never waits on us whatever happens later (info:
+    the stream, read already)."""
+    from .harvest import parse_info_bytes, read_info_fd
 
+    if info is not None:
+        return parse_info_bytes(info)
     raw = os.environ.get("APT_HOOK_INFO_FD", "")
     if not raw.isdigit():
         return []
@@ -88,14 +91,16 @@ def _read_info() -> list[Any]:
     return read_info_fd(fd)
 
 
-def run(action: str, make_cache: Callable[[], PackageCache | None]) -> int:
-    """Run one hook action; never raises, always returns 0."""
+def run(action: str, make_cache: Callable[[], PackageCache | None],
+        info: bytes | None = None) -> int:
+    """Run one hook action; never raises, always returns 0. info: the harvest's info stream,
+    read already from apt's fd."""
     label = {"harvest": "harvest", "sweep": "harvest", "pre-install": "seed",
              "post-update": "seed"}.get(action, "hook")
     old = None
     watchdog = None
     try:
-        actions = _read_info() if action == "harvest" or action not in ACTIONS else []
+        actions = _read_info(info) if action == "harvest" or action not in ACTIONS else []
         if action == "harvest" and not actions:
             return 0  # remove/purge/configure-only runs: nothing to store, nothing imported
         limit = time_limit(action)
@@ -226,9 +231,11 @@ def _short(exc: BaseException) -> str:
 
 def _dispatch(action: str, cache: PackageCache, actions: list[Any]) -> None:
     from . import aptenv
+    from .fastseed import fold_hits
     from .method import fold_front_counts
 
     fold_front_counts(cache)  # what the method's front served alone (`pkgcache apt status`)
+    fold_hits(cache)  # what fast seeds placed: hits, and the LRU's "used"
 
     if action == "harvest":
         from .harvest import archives_dir, harvest, index_sha256

@@ -4,8 +4,10 @@ arguments), so the hooks can follow apt's own request and stay out of simulation
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
-from typing import Any
+
+TYPE_CHECKING = False  # typing and dataclasses are not imported: the warm seed's start-up
+if TYPE_CHECKING:
+    from typing import Any
 
 REPLAY_ENV = "PKGCACHE_APT_REPLAY"  # set in the `--print-uris` child: its hooks do nothing
 # apt-get/apt options that take a value (short and long forms).
@@ -17,16 +19,18 @@ _SIMULATE_KEYS = {"apt::get::simulate", "apt::get::print-uris"}
 _TRUE = {"1", "yes", "true", "with", "on", "enable"}
 
 
-@dataclass(frozen=True)
 class AptInvocation:
-    """One running apt/apt-get: its executable, arguments and working directory."""
+    """One running apt/apt-get: its executable, arguments and working directory; words: the
+    sub-command first, then its arguments; options: (option, value or "")."""
 
-    pid: int
-    exe: str
-    argv: list[str]
-    cwd: str | None
-    words: list[str] = field(default_factory=list)  # sub-command first, then its arguments
-    options: list[tuple[str, str]] = field(default_factory=list)  # (option, value or "")
+    __slots__ = ("pid", "exe", "argv", "cwd", "words", "options")
+
+    def __init__(self, pid: int, exe: str, argv: list[str], cwd: str | None,
+                 words: list[str] | None = None,
+                 options: list[tuple[str, str]] | None = None) -> None:
+        self.pid, self.exe, self.argv, self.cwd = pid, exe, argv, cwd
+        self.words = words or []
+        self.options = options or []
 
     @property
     def command(self) -> str | None:

@@ -29,18 +29,19 @@ from .aptenv import (
     installed_names,
     read_trusted,
     source_uris,
+    trusted_file,
     write_trusted,
 )
+from .fastseed import NO_DEBS, lock_holder_is_ancestor
 from .naming import KEY_PREFIX, archive_name, is_safe_name, key_for, parse_archive_name
 
 if TYPE_CHECKING:
     from cache_core import PackageCache
 
 PLAN_FILE = "seedplan.json"
-PLACED_FILE = "placed.json"
-REQUEST_FILE = "seedrequests.json"
-REQUEST_FORMAT = "pkgcache-seed-request 1"
-REQUEST_KEEP = 16  # answers remembered (the newest)
+PLACED_FILE = "apt-seed-placed"  # fastseed.load_placed's format
+LEGACY_PLACED = "placed.json"  # pkgcache <= 0.2's record: read until the first save
+MAX_CONFIG_BYTES = 16 << 20
 
 
 @dataclass(frozen=True)
@@ -178,13 +179,14 @@ def place(cache: PackageCache, archives: Path, want: Want, *, verify_present: bo
             reason = "cached copy differs from the index SHA256"
     keys.append("sha256:" + want.sha256)
     for key in keys:
-        if cache.materialize_key(key, str(dest), mode="auto", sha256=want.sha256):
+        # a copy: a hard link would move the object's ctime whenever apt's copy goes (apt
+        # clean, a new root), and the next run would hash it again instead of trusting its stamp
+        if cache.materialize_key(key, str(dest), mode="copy", sha256=want.sha256):
             return "placed", ""
     return ("rejected" if reason != "not cached" else "missing"), reason
 
 
-_NO_DEBS = {"remove", "purge", "autoremove", "autopurge", "clean", "autoclean", "auto-clean",
-            "check", "markauto", "unmarkauto", "update", "changelog", "source", "build-dep"}
+_NO_DEBS = NO_DEBS
 _UPGRADES = {"upgrade", "dist-upgrade", "full-upgrade"}
 REPLAY_TIMEOUT = 45.0
 
@@ -363,21 +365,29 @@ def _mark(view: IndexView, command: str, names: list[str], reinstall: bool) -> s
 
 # -- debs pkgcache placed: remembered by stat stamp, re-checked before apt uses them --------------
 def _stamp(st: os.stat_result) -> list[int]:
-    return [st.st_ino, st.st_size, st.st_mtime_ns]
+    from .fastseed import stamp_of
+
+    return stamp_of(st)
 
 
 def load_placed(paths: AptPaths) -> dict[str, list[Any]]:
-    """fname -> [sha256, ino, size, mtime_ns] of each deb pkgcache put into archives."""
-    data = read_trusted(paths, PLACED_FILE).get("debs", {})
-    return {k: v for k, v in data.items() if isinstance(v, list) and len(v) == 4}
+    """fname -> [sha256, ino, size, mtime_ns] of each deb pkgcache put into archives (the
+    record of an older pkgcache, LEGACY_PLACED, until this one writes its own)."""
+    from .fastseed import load_placed as load
+
+    path = trusted_file(paths, PLACED_FILE)
+    if path is not None and not path.exists():
+        data = read_trusted(paths, LEGACY_PLACED).get("debs", {})
+        return {k: v for k, v in data.items() if isinstance(v, list) and len(v) == 4}
+    return load(str(path) if path else None)
 
 
 def save_placed(paths: AptPaths, placed: dict[str, list[Any]]) -> None:
     """Remember which debs seeding placed (best effort)."""
-    try:
-        write_trusted(paths, PLACED_FILE, {"debs": placed})
-    except OSError:
-        pass
+    from .fastseed import save_placed as save
+
+    path = trusted_file(paths, PLACED_FILE)
+    save(str(path) if path else None, placed)
 
 
 def _matches(cache: PackageCache, path: Path, want: Want, placed: dict[str, list[Any]]) -> bool:
@@ -497,28 +507,40 @@ def _plan_all(cache: PackageCache, paths: AptPaths, apt_pkg: Any, *, hook: bool,
     return wants
 
 
-def _lock_holder_is_ancestor(archives: Path) -> bool:
-    """True when apt's archives lock is held by one of our ancestors (we run inside its hook)."""
-    try:
-        ino = os.stat(archives / "lock").st_ino
-        holders = set()
-        with open("/proc/locks") as f:
-            for line in f:
-                parts = line.split()
-                if len(parts) >= 6 and parts[1] in ("POSIX", "OFDLCK"):
-                    if parts[5].rsplit(":", 1)[-1] == str(ino):
-                        holders.add(int(parts[4]))
-        pid = os.getppid()
-        for _ in range(16):
-            if pid in holders:
-                return True
-            if pid <= 1:
-                return False
-            with open(f"/proc/{pid}/stat") as f:
-                pid = int(f.read().rsplit(")", 1)[1].split()[1])
-    except (OSError, ValueError, IndexError):
-        return False
-    return False
+def _follow_request(cache: PackageCache, specs: list[str] | None, narrow: bool, inv: Any,
+                    apt_pkg: Any, paths: AptPaths, placed: dict[str, list[Any]], rep: SeedReport,
+                    target_release: str | None) -> tuple[list[Want] | None, list[Want]]:
+    """(what to place, or None for the general plan; the request's whole answer) for specs or,
+    narrow, the request of the apt running this hook (seed)."""
+    request: tuple[str, list[str], str | None] | None = None
+    if specs:
+        bad = [s for s in specs if s.startswith("-")]
+        if bad:
+            raise ValueError(f"{bad[0]}: not a package (options go before the names)")
+        args = ["install", *(["-t", target_release] if target_release else []), *specs]
+        request = ("apt-get", args, os.getcwd())
+    if narrow and not specs:
+        if inv is not None and inv.command in _NO_DEBS:
+            return [], []
+        if inv is not None and inv.command:
+            request = (inv.exe, inv.argv[1:], inv.cwd)
+            if not (cache.keys(KEY_PREFIX) or placed or cache.remote is not None):
+                # an empty cache (a first, cold install): nothing to place, but the answer is
+                # found and remembered beside the download, for the re-provisions to come
+                _remember_later(request, inv, apt_pkg, paths, str(cache.root))
+                return [], []
+    if request is None:
+        return None, []
+    got, errors = _remembered_wants(request, inv if not specs else None, apt_pkg, paths, rep,
+                                    cache)
+    if got is None and specs:
+        rep.unknown = errors
+        got = []
+    if got is None:
+        return None, []
+    rep.followed_request = True
+    drop_stale(cache, paths.archives, got, placed, rep)
+    return got, got
 
 
 # -- the entry point -------------------------------------------------------------------------------
@@ -544,29 +566,8 @@ def seed(cache: PackageCache, specs: list[str] | None = None, *, hook: bool = Fa
     paths = AptPaths.load(apt_pkg)
     placed = load_placed(paths)
     before = dict(placed)
-    wants: list[Want] | None = None
-    request: tuple[str, list[str], str | None] | None = None
-    if specs:
-        bad = [s for s in specs if s.startswith("-")]
-        if bad:
-            raise ValueError(f"{bad[0]}: not a package (options go before the names)")
-        args = ["install", *(["-t", target_release] if target_release else []), *specs]
-        request = ("apt-get", args, os.getcwd())
-    if narrow and not specs:
-        if inv is not None and inv.command in _NO_DEBS:
-            wants = []
-        elif inv is not None and inv.command and (cache.keys(KEY_PREFIX) or placed
-                                                  or cache.remote is not None):
-            request = (inv.exe, inv.argv[1:], inv.cwd)
-    if request is not None:
-        got, errors = _remembered_wants(request, inv if not specs else None, apt_pkg, paths, rep)
-        if got is None and specs:
-            rep.unknown = errors
-            got = []
-        if got is not None:
-            wants = got
-            rep.followed_request = True
-            drop_stale(cache, paths.archives, wants, placed, rep)
+    wants, asked = _follow_request(cache, specs, narrow, inv, apt_pkg, paths, placed, rep,
+                                   target_release)
     if wants is None:
         wants = _plan_all(cache, paths, apt_pkg, hook=hook, command=inv.command if inv else None,
                           placed=placed,
@@ -581,8 +582,30 @@ def seed(cache: PackageCache, specs: list[str] | None = None, *, hook: bool = Fa
                       verify_present=not hook and not rep.followed_request)
     if placed != before:
         save_placed(paths, placed)
+    if rep.followed_request and inv is not None and not plan_only and not specs:
+        _note_run(inv.pid, paths.archives, str(cache.root), asked, placed)
     rep.seconds = time.monotonic() - t0
     return rep
+
+
+def _note_run(pid: int, archives: Path, cache_root: str, wants: list[Want],
+              placed: dict[str, list[Any]]) -> None:
+    """When every deb of this request is in archives as the seed placed it (by its stamp): the
+    run note, so this apt run's harvest ends without opening the cache (fastseed)."""
+    from .fastseed import write_run_note
+
+    good = {}
+    for want in wants:
+        rec = placed.get(want.fname)
+        try:
+            st = os.lstat(archives / want.fname)
+        except OSError:
+            return
+        if rec is None or rec[0] != want.sha256 or rec[1:] != _stamp(st) \
+                or not stat.S_ISREG(st.st_mode):
+            return
+        good[want.fname] = _stamp(st)
+    write_run_note(pid, str(archives), cache_root, good)
 
 
 def method_serves(cache: PackageCache) -> str:
@@ -636,97 +659,88 @@ def front_coverage() -> str:
 
 # -- apt's answer to a request, remembered: a warm re-provision opens no package cache ------------
 def request_key(request: tuple[str, list[str], str | None], apt_pkg: Any, paths: AptPaths) -> str:
-    """What decides apt's answer to request (its command line and working directory, apt's
-    whole configuration after its -o/-c options, the Release files' bytes and the name and size
-    of every lists file a Release file of its prefix lists (apt checked it against that), the
-    bytes of every other lists file (a flat repository without a Release file) and of every
-    argument that is a file (``./local.deb``), dpkg's status, extended states and
-    architectures, the pinning and sources files, this module) as one digest. Content, not
-    stat: a fresh root made from the same image, updated from the same mirror, has the key of
-    the one before it."""
-    import hashlib
+    """What decides apt's answer to request, as one digest (fastseed.digest of fastseed.base and
+    request_inputs): its command line and working directory, apt's configuration files, the
+    Release files' bytes and the name and size of every lists file a Release file of its
+    prefix lists (apt checked it against that), the bytes of every other lists file (a flat
+    repository without a Release file) and of every argument that is a file (``./local.deb``),
+    dpkg's status, extended states and architectures, the machine id (phased updates), the
+    pinning and sources files, this code. Content, not stat: a fresh root made from the same
+    image, updated from the same mirror, has the key of the one before it. ValueError: a
+    configuration this cannot pin (``#include``)."""
+    from .fastseed import base, digest
+
+    return digest(base(*request), *request_inputs(request, apt_pkg, paths))
+
+
+def request_inputs(request: tuple[str, list[str], str | None], apt_pkg: Any, paths: AptPaths
+                   ) -> tuple[list[str], list[str], str]:
+    """(files, dirs, lists dir) whose bytes decide apt's answer to request (request_key). The
+    configuration is pinned by its files (apt's own defaults by dpkg's status: a new apt is a
+    new status); ValueError if one includes another file (``#include``)."""
+    from .fastseed import code_files
+    from .invocation import parse_args
 
     cfg = apt_pkg.config
-    h = hashlib.sha256(REQUEST_FORMAT.encode())
-    exe, args, cwd = request
-    for part in (exe, "\0".join(args), cwd or "", os.environ.get("APT_CONFIG", ""), cfg.dump()):
-        h.update(b"\0" + part.encode("utf-8", "surrogateescape"))
-    files = [str(paths.status), os.path.join(os.path.dirname(str(paths.status)), "arch"),
-             cfg.find_file("Dir::State::extended_states"), __file__]
+    _exe, args, cwd = request
+    words, options = parse_args(args)
+    conf = [os.environ.get("APT_CONFIG", ""), cfg.find_file("Dir::Etc::main"), "/etc/apt/apt.conf"]
+    conf += [v if os.path.isabs(v) else os.path.join(cwd or "/", v)
+             for o, v in options if o in ("-c", "--config-file") and v]
+    conf_dirs = [str(paths.parts), "/etc/apt/apt.conf.d"]
+    for path in [*conf, *(os.path.join(d, n) for d in conf_dirs if os.path.isdir(d)
+                          for n in os.listdir(d))]:
+        try:
+            with open(path, "rb") as f:
+                if b"#include" in f.read(MAX_CONFIG_BYTES):
+                    raise ValueError(f"{path}: #include")
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            continue
+    files = [*conf, str(paths.status), os.path.join(os.path.dirname(str(paths.status)), "arch"),
+             cfg.find_file("Dir::State::extended_states"),
+             cfg.find_file("Dir::Etc::machine-id") or "/etc/machine-id",  # phased updates
+             *code_files()]
+    dirs = list(conf_dirs)
     for base in paths.watch:  # sources and pinning: files, or directories of them
-        try:
-            files += sorted(os.path.join(base, n) for n in os.listdir(base)) \
-                if os.path.isdir(base) else [base]
-        except OSError:
-            files.append(base)
-    for arg in args:  # a deb on the command line: its Depends decide too
+        (dirs if os.path.isdir(base) else files).append(base)
+    for arg in words:  # a deb on the command line: its Depends decide too
         path = os.path.join(cwd or "/", arg)
-        if not arg.startswith("-") and os.path.isfile(path):
+        if os.path.isfile(path):
             files.append(path)
-    for path in files:
-        h.update(b"\0F" + path.encode("utf-8", "surrogateescape") + b"\0" + _content(path))
-    try:
-        names = sorted(os.listdir(paths.lists))
-    except OSError:
-        names = []
-    signed = tuple(n[:-len("InRelease")] if n.endswith("InRelease") else n[:-len("Release")]
-                   for n in names if n.endswith(("_InRelease", "_Release")))
-    for name in names:
-        path = os.path.join(paths.lists, name)
-        try:
-            st = os.stat(path)
-        except OSError:
-            continue
-        if name in ("lock", "partial", "auxfiles") or not stat.S_ISREG(st.st_mode):
-            continue
-        h.update(b"\0L" + name.encode("utf-8", "surrogateescape") + b"\0%d" % st.st_size)
-        if name.endswith(("Release", "Release.gpg")) or not name.startswith(signed):
-            h.update(_content(path))  # (an index no Release file lists: its bytes)
-    return h.hexdigest()
-
-
-def _content(path: str) -> bytes:
-    """The SHA-256 of a file's bytes (b"-" if it cannot be read)."""
-    from cache_core import sha256_file
-
-    try:
-        return sha256_file(path)[0].encode()
-    except (OSError, ValueError):
-        return b"-"
+    return (list(dict.fromkeys(f for f in files if f)), list(dict.fromkeys(d for d in dirs if d)),
+            str(paths.lists))
 
 
 def _remembered_wants(request: tuple[str, list[str], str | None], inv: Any, apt_pkg: Any,
-                      paths: AptPaths, rep: SeedReport) -> tuple[list[Want] | None, list[str]]:
+                      paths: AptPaths, rep: SeedReport, cache: PackageCache
+                      ) -> tuple[list[Want] | None, list[str]]:
     """The request's debs as the last run with the same request_key found them (no package
-    cache opened), else _request_wants, remembered. Only a hint, as before: every deb placed is
-    the store's object with the SHA-256 recorded from the index, and apt checks what it uses."""
+    cache opened), else _request_wants, remembered (fastseed's memo: the next run with this key
+    needs no python-apt at all). Only a hint, as before: every deb placed is the store's
+    object with the SHA-256 recorded from the index, and apt checks what it uses."""
+    from . import fastseed
+
     try:
-        key = request_key(request, apt_pkg, paths)
+        base = fastseed.base(*request)
+        files, dirs, lists = request_inputs(request, apt_pkg, paths)
+        key = fastseed.digest(base, files, dirs, lists)
     except Exception:  # noqa: BLE001 - no memo: apt's answer as before
         return _request_wants(request, inv, apt_pkg, rep)
-    memo = read_trusted(paths, REQUEST_FILE)
-    answers = memo.get("answers")
-    if not isinstance(answers, dict):
-        answers = {}
-    got = answers.get(key)
-    if isinstance(got, dict) and isinstance(got.get("wants"), list):
-        try:
-            wants = [Want(str(f), str(d), int(n)) for f, d, n in got["wants"]]
-        except (TypeError, ValueError):
-            wants = None
-        if wants is not None and all(is_safe_name(w.fname) and len(w.sha256) == 64
-                                     for w in wants):
+    placed = trusted_file(paths, PLACED_FILE)
+    answer = fastseed.Answer(key, base, time.time(), str(paths.archives), str(cache.root),
+                             str(placed or ""), files, dirs, lists, [])
+    for got in fastseed.read_memo():
+        if got.key == key:
             rep.remembered = True
-            return wants, []
+            if (got.archives, got.cache, got.placed) != (answer.archives, answer.cache,
+                                                         answer.placed):
+                answer.wants = got.wants
+                fastseed.remember(answer)
+            return [Want(*w) for w in got.wants], []
     wants, errors = _request_wants(request, inv, apt_pkg, rep)
     if wants is not None and not errors:
-        answers = {k: v for k, v in answers.items() if isinstance(v, dict)}
-        answers[key] = {"time": time.time(), "wants": [[w.fname, w.sha256, w.size] for w in wants]}
-        keep = sorted(answers, key=lambda k: answers[k].get("time", 0))[-REQUEST_KEEP:]
-        try:
-            write_trusted(paths, REQUEST_FILE, {"answers": {k: answers[k] for k in keep}})
-        except OSError:
-            pass
+        answer.wants = [(w.fname, w.sha256, w.size) for w in wants]
+        fastseed.remember(answer)
     return wants, errors
 
 
@@ -741,6 +755,55 @@ def _request_wants(request: tuple[str, list[str], str | None], inv: Any, apt_pkg
     return replay_uris(*request)
 
 
+REMEMBER_LIMIT = 60  # seconds the cold run's child may take
+
+
+def _remember_later(request: tuple[str, list[str], str | None], inv: Any, apt_pkg: Any,
+                    paths: AptPaths, cache_root: str) -> None:
+    """A cold install: apt's answer to its request (in-process forms only: no replay) found by
+    a child apt does not wait for (at a low priority, beside apt's download: the install
+    waits for nothing), remembered only if what the key reads did not change meanwhile (dpkg
+    may start). The child has no stdin, stdout or stderr, uses no SQLite, ends by os._exit."""
+    try:
+        pid = os.fork()
+    except OSError:
+        return
+    if pid:
+        return
+    try:
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        os.setsid()
+        import signal
+
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)
+        signal.alarm(REMEMBER_LIMIT)
+        os.nice(10)
+        _remember_answer(request, inv, apt_pkg, paths, cache_root)
+    finally:
+        os._exit(0)
+
+
+def _remember_answer(request: tuple[str, list[str], str | None], inv: Any, apt_pkg: Any,
+                     paths: AptPaths, cache_root: str) -> bool:
+    """_remember_later's work: True if an answer was remembered."""
+    from . import fastseed
+
+    base = fastseed.base(*request)
+    files, dirs, lists = request_inputs(request, apt_pkg, paths)
+    key = fastseed.digest(base, files, dirs, lists)
+    if any(a.key == key for a in fastseed.read_memo()):
+        return False
+    wants = request_in_process(inv, apt_pkg)
+    if wants is None or fastseed.digest(base, files, dirs, lists) != key:
+        return False  # not a form found in-process; or dpkg (or anyone) changed an input
+    placed = trusted_file(paths, PLACED_FILE)
+    return fastseed.remember(fastseed.Answer(
+        key, base, time.time(), str(paths.archives), cache_root, str(placed or ""), files,
+        dirs, lists, [(w.fname, w.sha256, w.size) for w in wants]))
+
+
 def _place_locked(cache: PackageCache, archives: Path, wants: list[Want], rep: SeedReport,
                   placed: dict[str, list[Any]], *, lock_timeout: float, verify_present: bool) -> None:
     """_place_all under apt's archives lock (waited for up to lock_timeout; not taken when the
@@ -749,7 +812,7 @@ def _place_locked(cache: PackageCache, archives: Path, wants: list[Want], rep: S
         with archives_lock(archives, 0):
             _place_all(cache, archives, wants, rep, placed, verify_present=verify_present)
     except AptLockBusy:
-        if _lock_holder_is_ancestor(archives):
+        if lock_holder_is_ancestor(str(archives)):
             # We run inside a hook of the apt that holds the lock; it is not using archives
             # now, and waiting for it would deadlock.
             _place_all(cache, archives, wants, rep, placed, verify_present=verify_present)

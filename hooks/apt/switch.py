@@ -210,6 +210,9 @@ def status(cache: PackageCache) -> dict[str, Any]:
     entries = cache.keys(KEY_PREFIX)
     info["cached_debs"] = len(entries)
     info["cached_bytes"] = sum(e.size for e in entries)
+    from .fastseed import fold_hits
+
+    fold_hits(cache)  # what the fast hooks did since the last full one
     state = read_state(cache, "status.json")
     info["last_harvest"] = state.get("harvest")
     info["last_seed"] = state.get("seed")

@@ -95,7 +95,8 @@ def _key(args: list[str]) -> str:
 
 def _code() -> list[str]:
     here = os.path.dirname(os.path.abspath(__file__))
-    return [os.path.join(here, n) for n in ("updatememo.py", "hook.py", "lists.py", "seed.py")]
+    return [os.path.join(here, n)
+            for n in ("updatememo.py", "hook.py", "lists.py", "seed.py", "fastseed.py")]
 
 
 def _lines(args: list[str], files: list[str], dirs: list[str], token: tuple[str, str] | None

@@ -27,6 +27,13 @@ def hook_main(argv: list[str]) -> int:
     runs): skips building the whole CLI. Always 0; anything unexpected is one warning."""
     if argv[-3:] == ["apt", "hook", "post-update"] and _update_unchanged():
         return EXIT_OK  # nothing it reads changed since its last full run: nothing opened
+    info = None
+    if argv[-3:] == ["apt", "hook", "pre-install"] and _fast("pre-install"):
+        return EXIT_OK  # a remembered answer, every deb placed by its stamp: nothing opened
+    if argv[-3:] == ["apt", "hook", "harvest"]:
+        done, info = _fast_harvest()
+        if done:
+            return EXIT_OK  # every deb is one this run's seed checked: nothing to store
     try:
         from hooks.apt import hook
     except Exception as exc:  # noqa: BLE001 - never break apt
@@ -45,9 +52,36 @@ def hook_main(argv: list[str]) -> int:
     if rest[:2] != ["apt", "hook"] or len(rest) != 3:
         return hook.run(f"bad arguments: {' '.join(rest)}", lambda: None)
     ns = SimpleNamespace(**opts)
-    return hook.run(rest[2], lambda: failopen_cache(ns))
+    return hook.run(rest[2], lambda: failopen_cache(ns), info=info)
 
 
+
+
+def _fast(action: str) -> bool:
+    """The warm pre-install seed's fast path (hooks/apt/fastseed.py) did all there was to do."""
+    try:
+        from hooks.apt import fastseed
+
+        return fastseed.pre_install()
+    except Exception:  # noqa: BLE001 - a shortcut only: the hook runs in full
+        return False
+
+
+def _fast_harvest() -> tuple[bool, bytes | None]:
+    """(True, _) if the harvest has nothing to store (fastseed.harvest); else the info stream
+    apt sent, read already, for the full hook (None: no info fd, or it could not be read)."""
+    import os
+
+    raw = os.environ.get("APT_HOOK_INFO_FD", "")
+    if not raw.isdigit():
+        return False, None
+    try:
+        from hooks.apt import fastseed
+
+        fd = int(raw)
+        return fastseed.harvest(os.dup(fd) if fd < 3 else fd)
+    except Exception:  # noqa: BLE001 - the full hook reads what is left
+        return False, None
 
 
 def _update_unchanged() -> bool:

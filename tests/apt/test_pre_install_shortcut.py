@@ -146,7 +146,7 @@ def test_an_earlier_placement_runs_the_seed(sources, tmp_path: Path) -> None:
 @pytest.mark.parametrize(("serves", "seeded"), [("all", None), ("placed", True), ("", False)])
 def test_the_pre_install_seed_places_nothing_while_the_front_serves(
         monkeypatch: pytest.MonkeyPatch, serves: str, seeded: bool | None) -> None:
-    from hooks.apt import method, seed
+    from hooks.apt import fastseed, method, seed
 
     calls: list[bool] = []
 
@@ -155,6 +155,7 @@ def test_the_pre_install_seed_places_nothing_while_the_front_serves(
         return seed.SeedReport()
 
     monkeypatch.setattr(method, "fold_front_counts", lambda cache: None)
+    monkeypatch.setattr(fastseed, "fold_hits", lambda cache: None)
     monkeypatch.setattr(seed, "method_serves", lambda cache: serves)
     monkeypatch.setattr(seed, "seed", fake_seed)
     hook._dispatch("pre-install", object(), [])  # type: ignore[arg-type]

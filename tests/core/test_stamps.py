@@ -189,6 +189,65 @@ def test_a_new_key_for_an_object_held_stores_no_bytes(cache: PackageCache, tmp_p
     assert (st["puts"], st["bytes_stored"]) == (1, 3000)
 
 
+def test_place_copy_hands_out_only_an_object_whose_stamp_holds(cache: PackageCache,
+                                                               tmp_path: Path) -> None:
+    """stamps.place_copy (the warm apt seed's copy, no hash): the object's bytes when its stamp
+    is the one of its last full hash; nothing at dest once the bytes changed (mtime put back)."""
+    from cache_core.storage.local.layout import LAYOUT
+
+    assert stamps.OBJECTS == (LAYOUT, "sha256")  # the store's layout, written out for -S readers
+    src = tmp_path / "p_1_all.deb"
+    src.write_bytes(b"p" * 5000)
+    digest = cache.put("deb:p_1_all.deb", str(src))
+    assert digest is not None
+    sdir = stamps.stamp_dir(str(cache.root))
+    assert sdir is not None
+    out = tmp_path / "archives"
+    out.mkdir()
+    st = stamps.place_copy(str(cache.root), sdir, digest, 5000, str(out / "p_1_all.deb"))
+    assert st is not None and (out / "p_1_all.deb").read_bytes() == b"p" * 5000
+    assert (st.st_mode & 0o777, os.stat(out / "p_1_all.deb").st_ino) == (0o644, st.st_ino)
+    assert st.st_ino != cache.object_path(digest).stat().st_ino  # a copy, not the object
+    assert stamps.place_copy(str(cache.root), sdir, digest, 4999, str(out / "x.deb")) is None
+    obj = cache.object_path(digest)
+    before = obj.stat()
+    os.chmod(obj, 0o644)
+    obj.write_bytes(b"q" * 5000)
+    os.chmod(obj, 0o444)
+    os.utime(obj, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert stamps.place_copy(str(cache.root), sdir, digest, 5000, str(out / "y.deb")) is None
+    assert sorted(os.listdir(out)) == ["p_1_all.deb"]  # no temp, no y.deb
+
+
+def test_place_copy_rehashes_an_object_whose_stamp_moved(cache: PackageCache,
+                                                         tmp_path: Path) -> None:
+    """rehash: an object whose ctime moved (a hard link to it was removed) is hashed as it is
+    copied, placed and stamped anew; one whose bytes changed is not placed."""
+    src = tmp_path / "r_1_all.deb"
+    src.write_bytes(b"r" * 3000)
+    digest = cache.put("deb:r_1_all.deb", str(src))
+    assert digest is not None
+    sdir = stamps.stamp_dir(str(cache.root))
+    assert sdir is not None
+    obj = cache.object_path(digest)
+    os.link(obj, tmp_path / "link")
+    os.unlink(tmp_path / "link")  # the object's ctime moved: its stamp no longer holds
+    out = tmp_path / "out"
+    out.mkdir()
+    assert stamps.place_copy(str(cache.root), sdir, digest, 3000, str(out / "a.deb")) is None
+    st = stamps.place_copy(str(cache.root), sdir, digest, 3000, str(out / "a.deb"), rehash=True)
+    assert st is not None and (out / "a.deb").read_bytes() == b"r" * 3000
+    assert stamps.read(sdir, digest) == stamps.of(os.stat(obj))  # stamped anew
+    before = obj.stat()
+    os.chmod(obj, 0o644)
+    obj.write_bytes(b"s" * 3000)
+    os.chmod(obj, 0o444)
+    os.utime(obj, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert stamps.place_copy(str(cache.root), sdir, digest, 3000, str(out / "b.deb"),
+                             rehash=True) is None
+    assert sorted(os.listdir(out)) == ["a.deb"]
+
+
 def test_a_private_write_cut_short_by_the_kernel_is_written_whole(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """os.write may write part of a buffer (a nearly full disk): the rest follows; the file

@@ -1,0 +1,180 @@
+"""Issue 24 (warm apt): with a remembered answer (hooks/apt/fastseed.py) the pre-install hook
+and the harvest load no python-apt, YAML, SQLite or JSON: checked in the hook processes of real
+apt-get runs (``python -X importtime``). The first re-provision after a cold install already
+has that answer, and a changed object is never placed by the fast path."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from pathlib import Path
+
+from tests.support.apt import Lab
+
+HEAVY = {"apt_pkg", "apt", "yaml", "sqlite3", "_sqlite3", "json"}
+ALPHA, BETA = "alpha_1.0-1_all.deb", "beta_2%3a1.0-1_amd64.deb"
+
+
+def trace_hooks(lab: Lab, log: Path) -> None:
+    """The sandbox's pkgcache, run with -X importtime: each process's arguments and imports."""
+    log.mkdir(exist_ok=True)
+    lab.sb.write_pkgcache_wrapper(
+        f'echo "$*" > "{log}/$$.args"\n'
+        f'PYTHONPATH="{lab.sb.code}" exec "{lab.sb.python}" -X importtime -m hooks.cli '
+        f'--cache-dir "{lab.sb.cache_dir}" "$@" 2> "{log}/$$.err"\n')
+
+
+def loaded(log: Path, action: str) -> list[set[str]]:
+    """The modules each `apt hook ACTION` process imported (and no other line on stderr)."""
+    out = []
+    for args in sorted(log.glob("*.args")):
+        if args.read_text().strip().endswith(f"apt hook {action}"):
+            lines = args.with_suffix(".err").read_text().splitlines()
+            said = [ln for ln in lines if not ln.startswith("import time:")]
+            assert said == [], said  # hooks print nothing on success
+            out.append({ln.rsplit("|", 1)[1].strip() for ln in lines[1:]})
+    return out
+
+
+def wait_for_memo(lab: Lab, timeout: float = 30.0) -> None:
+    """Until the sandbox's state dir holds a remembered answer (the cold run's child)."""
+    from hooks.apt import fastseed
+
+    path = str(lab.sb.root / "var/lib/pkgcache" / fastseed.NAME)
+    end = time.monotonic() + timeout
+    while not fastseed.read_memo(path):
+        assert time.monotonic() < end, "the cold run remembered no answer"
+        time.sleep(0.05)
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def check_fast_run(lab: Lab, log: Path) -> None:
+    res = lab.sb.apt("install", "alpha", check=True)
+    assert "Need to get 0 B" in res.stdout, res.stdout
+    assert lab.server.deb_requests() == []
+    assert lab.sb.installed("alpha") == "1.0-1" and lab.sb.installed("beta") == "2:1.0-1"
+    pre, harvest = loaded(log, "pre-install"), loaded(log, "harvest")
+    assert len(pre) == 1 and len(harvest) == 1, (pre, harvest)
+    assert pre[0] & HEAVY == set(), pre[0] & HEAVY
+    assert harvest[0] & HEAVY == set(), harvest[0] & HEAVY
+    assert sha(lab.sb.archives / ALPHA) == sha(lab.repo.debs["alpha"])
+    assert sha(lab.sb.archives / BETA) == sha(lab.repo.debs["beta"])
+    st = lab.status()  # what the fast hooks did, folded in
+    last = st["last_seed"]
+    assert (last["remembered"], last["placed"], last["trigger"]) == (True, 2, "pre-install"), last
+    assert (st["last_harvest"]["already"], st["last_harvest"]["stored"]) == (2, 0)
+
+
+def test_a_remembered_answer_loads_no_python_apt_yaml_sqlite_or_json(lab: Lab,
+                                                                    tmp_path: Path) -> None:
+    lab.sb.apt("update", check=True)
+    lab.sb.apt("install", "alpha", check=True)  # cold: the cache fills
+    lab.reprovision()
+    lab.sb.apt("install", "alpha", check=True)  # warm: the answer for this dpkg state
+    lab.reprovision()
+    hits = {e.key: e.hits for e in lab.cache().keys("deb:")}
+    trace_hooks(lab, tmp_path / "log")
+    check_fast_run(lab, tmp_path / "log")
+    after = {e.key: e.hits for e in lab.cache().keys("deb:")}
+    assert after == {k: v + 1 for k, v in hits.items()}, (hits, after)  # counted, LRU-used
+
+
+def test_the_first_reprovision_after_a_cold_install_is_answered_from_memory(
+        lab: Lab, tmp_path: Path) -> None:
+    """A fresh root from the same image (dpkg's state as before the cold install, archives
+    empty): its first install needs no python-apt, the cold run remembered the answer (a
+    child of its pre-install hook found it while apt downloaded)."""
+    lab.sb.apt("update", check=True)
+    dpkg = lab.sb.root / "var/lib/dpkg/status"
+    ext = lab.sb.root / "var/lib/apt/extended_states"
+    image = {p: p.read_bytes() if p.exists() else None for p in (dpkg, ext)}
+    lab.sb.apt("install", "alpha", check=True)  # cold, empty cache
+    wait_for_memo(lab)  # found beside the download by a child apt does not wait for
+    lab.sb.apt("clean", check=True)
+    for path, data in image.items():  # re-provisioned from the image
+        if data is None:
+            path.unlink(missing_ok=True)
+        else:
+            path.write_bytes(data)
+    lab.server.reset()
+    trace_hooks(lab, tmp_path / "log")
+    check_fast_run(lab, tmp_path / "log")
+
+
+def test_a_changed_object_is_never_placed_by_the_fast_path(lab: Lab, tmp_path: Path) -> None:
+    """The object's bytes change (its mtime put back): the fast path hashes it as it copies
+    and places nothing, the full seed quarantines it (one warning), apt downloads the deb: the
+    right bytes reach dpkg."""
+    lab.sb.apt("update", check=True)
+    lab.sb.apt("install", "alpha", check=True)
+    lab.reprovision()
+    lab.sb.apt("install", "alpha", check=True)
+    lab.reprovision()
+    obj = Path(lab.cache().local_path(f"deb:{ALPHA}") or "")
+    st = obj.stat()
+    os.chmod(obj, 0o644)
+    obj.write_bytes(b"\0" * st.st_size)
+    os.chmod(obj, 0o444)
+    os.utime(obj, ns=(st.st_atime_ns, st.st_mtime_ns))
+    res = lab.sb.apt("install", "alpha", check=True)
+    said = [ln for ln in (res.stdout + res.stderr).splitlines() if "pkgcache" in ln]
+    assert len(said) == 1 and "quarantined" in said[0], said  # one short warning at most
+    assert lab.server.deb_requests() == ["/./alpha_1.0-1_all.deb"]
+    assert lab.sb.installed("alpha") == "1.0-1"
+    assert sha(lab.sb.archives / ALPHA) == sha(lab.repo.debs["alpha"])
+
+
+def test_the_record_of_an_older_pkgcaches_placements_is_read_until_replaced(
+        tmp_path: Path, monkeypatch) -> None:
+    """An upgrade from the JSON record (placed.json): its placements are still checked (and
+    dropped when stale) until the seed writes its own record."""
+    from hooks.apt.aptenv import AptPaths, write_trusted
+    from hooks.apt.seed import load_placed, save_placed
+
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    monkeypatch.setenv("PKGCACHE_STATE_DIR", str(state))
+    paths = AptPaths(archives=tmp_path, lists=tmp_path, status=tmp_path / "status",
+                     parts=tmp_path, watch=(), policy="")
+    old = {"a_1_all.deb": ["1" * 64, 5, 6, 7]}
+    assert write_trusted(paths, "placed.json", {"debs": old})
+    assert load_placed(paths) == old
+    save_placed(paths, {"b_1_all.deb": ["2" * 64, 1, 2, 3]})
+    assert load_placed(paths) == {"b_1_all.deb": ["2" * 64, 1, 2, 3]}
+
+
+def test_the_harvest_ends_early_only_for_debs_this_runs_seed_checked(tmp_path: Path,
+                                                                     monkeypatch) -> None:
+    """fastseed.harvest_is_done: every deb of the info stream must be in this apt run's note
+    with its stamp; a deb apt downloaded (not in the note), a changed one, another run's note
+    or a deb outside archives means the full harvest."""
+    from hooks.apt import fastseed
+
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    monkeypatch.setenv("PKGCACHE_STATE_DIR", str(state))
+    archives = tmp_path / "archives"
+    archives.mkdir()
+    a, b = archives / ALPHA, archives / BETA
+    a.write_bytes(b"a")
+    b.write_bytes(b"b")
+
+    def stream(*paths: Path) -> bytes:
+        lines = [f"{p.name.split('_')[0]} - - none < 1 amd64 none {p}" for p in paths]
+        return ("VERSION 3\nAPT::Architecture=amd64\n\n" + "\n".join(lines) + "\n").encode()
+
+    me = os.getpid()
+    fastseed.write_run_note(me, str(archives), str(tmp_path / "cache"),
+                            {ALPHA: fastseed.stamp_of(a.stat())})
+    assert fastseed.harvest_is_done(stream(a), me) is True
+    assert fastseed.harvest_is_done(stream(a, b), me) is False  # apt downloaded beta
+    assert fastseed.harvest_is_done(stream(a), os.getppid()) is False  # another run's note
+    other = tmp_path / ALPHA
+    other.write_bytes(b"a")
+    assert fastseed.harvest_is_done(stream(other), me) is False  # not in archives
+    a.write_bytes(b"x")  # replaced since the seed checked it
+    assert fastseed.harvest_is_done(stream(a), me) is False
