@@ -5,6 +5,7 @@ before; these show what it gains by sharing fetch's client (credentials, retries
 from __future__ import annotations
 
 import hashlib
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -89,9 +90,10 @@ def test_probe_tells_reachable_from_down(server: FetchServer) -> None:
     server.put("/simple/", b"<html></html>")
     assert build.probe_index(server.url("/simple/")) is None
     assert build.probe_index(server.url("/nothing/")) is None        # 404: it answered
-    port = server.port
-    server.stop()
-    assert build.probe_index(f"http://127.0.0.1:{port}/simple/") == "connection refused"
+    with socket.socket() as held:  # bound, not listening: refused, and no other test's
+        held.bind(("127.0.0.1", 0))  # server can take the port meanwhile (a stopped one's can)
+        port = held.getsockname()[1]
+        assert build.probe_index(f"http://127.0.0.1:{port}/simple/") == "connection refused"
     assert build.probe_index("http://no-such-host.invalid/simple/").startswith(
         "name resolution failed")
 
