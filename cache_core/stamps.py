@@ -256,7 +256,9 @@ def selected_cache() -> str | None:
 
 # -- a verified copy of an object, by its stamp ----------------------------------------------------
 OBJECTS = ("objects-v1", "sha256")  # storage.local.layout's objects dir (a test checks they agree)
-TEMP_PREFIX, TEMP_SUFFIX = ".pkgcache-", ".part"  # .pkgcache-PID-N.part (apt's front sweeps these)
+TEMP_PREFIX, TEMP_SUFFIX = ".pkgcache-", ".part"  # .pkgcache-PID-N.part: place_copy's and the
+# apt method front's temps (sweep_dead_temps)
+TEMP_GRACE = 60.0  # as cache_core.fs.sweep.GRACE_SECONDS (a pid of another pid namespace)
 _COPY_FALLBACK = (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EPERM)
 _n = itertools.count(1)  # temp names
 
@@ -298,6 +300,46 @@ def _copy_hashing(src: int, dst: int) -> tuple[str, int]:
             view = view[os.write(dst, view):]
         n += len(chunk)
     return h.hexdigest(), n
+
+
+def sweep_dead_temps(dfd: int) -> int:
+    """Remove the temps (regular files of ours) that a process killed mid-copy (the apt method
+    front, place_copy) left in the directory dfd (ours too): named ``.pkgcache-PID-N.part``
+    by a pid that no process has now, and untouched for TEMP_GRACE (the pid may be another
+    pid namespace's, sharing the directory). A live pid's (another front's, or a reused
+    pid's) are left alone. The number removed."""
+    removed = 0
+    me = os.geteuid()
+    try:
+        if os.fstat(dfd).st_uid != me:
+            return 0  # a directory someone else owns (root's `apt-get download` in theirs)
+        names = os.listdir(dfd)
+    except OSError:
+        return 0
+    import time
+
+    now = time.time()
+    for name in names:
+        if not (name.startswith(TEMP_PREFIX) and name.endswith(TEMP_SUFFIX)):
+            continue
+        pid, _, n = name[len(TEMP_PREFIX):-len(TEMP_SUFFIX)].partition("-")
+        if not (pid.isdigit() and n.isdigit()) or len(pid) > 9 or int(pid) in (0, os.getpid()):
+            continue
+        try:
+            os.kill(int(pid), 0)
+            continue  # alive (or not ours to signal): its temp may be in use
+        except ProcessLookupError:
+            pass
+        except OSError:
+            continue
+        try:
+            st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+            if stat.S_ISREG(st.st_mode) and st.st_uid == me and now - st.st_mtime > TEMP_GRACE:
+                os.unlink(name, dir_fd=dfd)
+                removed += 1
+        except OSError:
+            pass
+    return removed
 
 
 def _open_object(cache_root: str, digest: str) -> int | None:
@@ -348,9 +390,15 @@ def place_copy(cache_root: str, sdir: str, digest: str, size: int, dest: str, *,
         if not trusted and not rehash:
             return None
         ddir, name = os.path.split(dest)
-        tmp = os.path.join(ddir, f"{TEMP_PREFIX}{os.getpid()}-{next(_n)}{TEMP_SUFFIX}")
-        out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                      0o600)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        for tries in range(64):  # a name taken: a killed process's with our pid, left for
+            tmp = os.path.join(ddir, f"{TEMP_PREFIX}{os.getpid()}-{next(_n)}{TEMP_SUFFIX}")
+            try:  # sweep_dead_temps (its pid is ours now, or another namespace's)
+                out = os.open(tmp, flags, 0o600)
+                break
+            except FileExistsError:
+                if tries == 63:
+                    raise
         try:
             try:
                 if trusted:

@@ -36,7 +36,10 @@ MAX_HIT_FILES = 64  # unfolded hit files: past this, the full seed runs (and fol
 SKIP_LISTS = ("lock", "partial", "auxfiles")
 NO_DEBS = frozenset({"remove", "purge", "autoremove", "autopurge", "clean", "autoclean",
                      "auto-clean", "check", "markauto", "unmarkauto", "update", "changelog",
-                     "source", "build-dep"})  # apt commands that fetch no deb
+                     "source", "build-dep"})
+# apt commands the seed does not plan: they fetch no deb, or (build-dep; remove with a
+# ``pkg+``) the debs they fetch are apt's own download, harvested afterwards: a missed hit at
+# most, never another file
 MAX_INFO_BYTES = 64 << 20  # of a Pre-Install-Pkgs info stream: a runaway one is not read further
 
 TYPE_CHECKING = False
@@ -495,6 +498,16 @@ def _copies(cache_root: str, sdir: str, archives: str, todo: list[tuple[str, str
     from cache_core import stamps
 
     out: list[tuple[str, str, int, os.stat_result | None]] = []
+    if todo:  # first, the temps of a copy killed here before (kill -9, a power loss)
+        try:
+            dfd = os.open(archives, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            dfd = -1
+        if dfd >= 0:
+            try:
+                stamps.sweep_dead_temps(dfd)
+            finally:
+                os.close(dfd)
     for fname, sha, size in todo:
         try:
             got = stamps.place_copy(cache_root, sdir, sha, size, os.path.join(archives, fname),

@@ -572,50 +572,6 @@ def _write_private(path: str, data: bytes) -> None:
         raise
 
 
-TEMP_PREFIX, TEMP_SUFFIX = ".pkgcache-", ".part"  # LocalObjects' temp: .pkgcache-PID-N.part
-
-
-TEMP_GRACE = 60.0  # as cache_core.fs.sweep.GRACE_SECONDS (a pid of another pid namespace)
-
-
-def sweep_dead_temps(dfd: int) -> int:
-    """Remove the temps (regular files of ours) that a front killed mid-copy left in the
-    directory dfd (ours too): named ``.pkgcache-PID-N.part`` by a pid that no process has now,
-    and untouched for TEMP_GRACE (the pid may be another pid namespace's, sharing the
-    directory). A live pid's (another front's, or a reused pid's) are left alone. The number
-    removed."""
-    removed = 0
-    me = os.geteuid()
-    try:
-        if os.fstat(dfd).st_uid != me:
-            return 0  # a directory someone else owns (root's `apt-get download` in theirs)
-        names = os.listdir(dfd)
-    except OSError:
-        return 0
-    now = time.time()
-    for name in names:
-        if not (name.startswith(TEMP_PREFIX) and name.endswith(TEMP_SUFFIX)):
-            continue
-        pid, _, n = name[len(TEMP_PREFIX):-len(TEMP_SUFFIX)].partition("-")
-        if not (pid.isdigit() and n.isdigit()) or len(pid) > 9 or int(pid) in (0, os.getpid()):
-            continue
-        try:
-            os.kill(int(pid), 0)
-            continue  # alive (or not ours to signal): its temp may be in use
-        except ProcessLookupError:
-            pass
-        except OSError:
-            continue
-        try:
-            st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
-            if stat.S_ISREG(st.st_mode) and st.st_uid == me and now - st.st_mtime > TEMP_GRACE:
-                os.unlink(name, dir_fd=dfd)
-                removed += 1
-        except OSError:
-            pass
-    return removed
-
-
 class LocalObjects:
     """The front's own hits: the local store's objects by digest, trusted by their stat stamp
     (cache_core.stamps). Opened once per session, only for root; None when the cache is not
@@ -732,13 +688,13 @@ class LocalObjects:
             return None
         dfd = os.open(ddir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
         self.n += 1
-        tmp = f"{TEMP_PREFIX}{os.getpid()}-{self.n}{TEMP_SUFFIX}"
+        tmp = f"{self.stamps.TEMP_PREFIX}{os.getpid()}-{self.n}{self.stamps.TEMP_SUFFIX}"
         made = False  # only a temp file this call created is ever unlinked
         try:
             parent = os.fstat(dfd)
             if (parent.st_dev, parent.st_ino) not in self.swept:
                 self.swept.add((parent.st_dev, parent.st_ino))
-                sweep_dead_temps(dfd)
+                self.stamps.sweep_dead_temps(dfd)
             out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                           0o600, dir_fd=dfd)
             made = True

@@ -257,3 +257,38 @@ def test_a_private_write_cut_short_by_the_kernel_is_written_whole(
     text = "".join(f"line {i}\n" for i in range(500))
     assert stamps.write_private(str(tmp_path / "memo"), text)
     assert (tmp_path / "memo").read_text() == text
+
+
+def test_a_killed_copys_temps_neither_block_nor_stay(cache: PackageCache, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A copy killed mid-way (kill -9) leaves .pkgcache-PID-N.part in apt's archives: a
+    later process given that pid (a container's fixed pid sequence) still places, and once
+    the temp's pid is gone and a minute has passed, the next sweep removes it (a live pid's
+    and a fresh one stay)."""
+    import itertools
+    import subprocess
+
+    src = tmp_path / "p_1_all.deb"
+    src.write_bytes(b"p" * 5000)
+    digest = cache.put("deb:p_1_all.deb", str(src))
+    sdir = stamps.stamp_dir(str(cache.root))
+    assert digest is not None and sdir is not None
+    out = tmp_path / "archives"
+    out.mkdir()
+    monkeypatch.setattr(stamps, "_n", itertools.count(1))
+    for n in (1, 2, 3):  # the names this process would take first
+        (out / f".pkgcache-{os.getpid()}-{n}.part").write_bytes(b"cut")
+    assert stamps.place_copy(str(cache.root), sdir, digest, 5000, str(out / "p_1_all.deb"))
+    assert (out / "p_1_all.deb").read_bytes() == b"p" * 5000
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # a pid no process has now
+    old, fresh = out / f".pkgcache-{gone.pid}-1.part", out / f".pkgcache-{gone.pid}-2.part"
+    for p in (old, fresh):
+        p.write_bytes(b"cut")
+    os.utime(old, (1, 1))
+    dfd = os.open(out, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        assert stamps.sweep_dead_temps(dfd) == 1
+    finally:
+        os.close(dfd)
+    assert not old.exists() and fresh.exists() and (out / f".pkgcache-{os.getpid()}-1.part").exists()
