@@ -363,6 +363,21 @@ def _open_object(cache_root: str, digest: str) -> int | None:
         os.close(fd)
 
 
+def holds(cache_root: str, digest: str, size: int) -> bool:
+    """True if the cache at cache_root has the object digest, of size bytes (no hash)."""
+    try:
+        fd = _open_object(cache_root, digest)
+    except OSError:
+        return False
+    if fd is None:
+        return False
+    try:
+        st = os.fstat(fd)
+        return stat.S_ISREG(st.st_mode) and st.st_size == size
+    finally:
+        os.close(fd)
+
+
 def place_copy(cache_root: str, sdir: str, digest: str, size: int, dest: str, *,
                rehash: bool = False) -> os.stat_result | None:
     """Copy the object digest (size bytes) of the cache at cache_root to dest (a temp in dest's

@@ -409,6 +409,8 @@ def pre_install() -> bool:
 
 
 def _pre_install() -> bool:
+    from cache_core import stamps
+
     from . import invocation
 
     if os.environ.get(invocation.REPLAY_ENV) or os.geteuid() != 0:
@@ -443,8 +445,9 @@ def _pre_install() -> bool:
                 continue
             rec = placed.get(fname)
             if stat.S_ISREG(st.st_mode) and st.st_size == size and rec is not None \
-                    and rec[1:] == stamp_of(st) and rec[0] == sha:
-                good[fname] = stamp_of(st)
+                    and rec[1:] == stamp_of(st) and rec[0] == sha \
+                    and stamps.holds(answer.cache, sha, size):  # (else the size cap took
+                good[fname] = stamp_of(st)  # its object: the full harvest stores it again)
                 continue
             done = False  # a file the seed did not place (or changed since): the full seed
             break

@@ -590,8 +590,11 @@ def seed(cache: PackageCache, specs: list[str] | None = None, *, hook: bool = Fa
 
 def _note_run(pid: int, archives: Path, cache_root: str, wants: list[Want],
               placed: dict[str, list[Any]]) -> None:
-    """When every deb of this request is in archives as the seed placed it (by its stamp): the
-    run note, so this apt run's harvest ends without opening the cache (fastseed)."""
+    """When every deb of this request is in archives as the seed placed it (by its stamp) and
+    the cache holds its object (the size cap may have taken it since): the run note, so this
+    apt run's harvest ends without opening the cache (fastseed)."""
+    from cache_core import stamps
+
     from .fastseed import write_run_note
 
     good = {}
@@ -602,7 +605,8 @@ def _note_run(pid: int, archives: Path, cache_root: str, wants: list[Want],
         except OSError:
             return
         if rec is None or rec[0] != want.sha256 or rec[1:] != _stamp(st) \
-                or not stat.S_ISREG(st.st_mode):
+                or not stat.S_ISREG(st.st_mode) or not stamps.holds(cache_root, want.sha256,
+                                                                   want.size):
             return
         good[want.fname] = _stamp(st)
     write_run_note(pid, str(archives), cache_root, good)

@@ -178,3 +178,47 @@ def test_the_harvest_ends_early_only_for_debs_this_runs_seed_checked(tmp_path: P
     assert fastseed.harvest_is_done(stream(other), me) is False  # not in archives
     a.write_bytes(b"x")  # replaced since the seed checked it
     assert fastseed.harvest_is_done(stream(a), me) is False
+
+
+def test_a_remembered_answer_is_not_used_once_apts_config_or_pinning_changed(lab: Lab) -> None:
+    """The answer is apt's for one configuration: a new apt.conf.d file or a pin (here ones
+    that change nothing apt installs) and the full seed answers again, then remembers anew."""
+    lab.sb.apt("update", check=True)
+    lab.sb.apt("install", "alpha", check=True)
+    lab.reprovision()
+
+    def remembered() -> bool:
+        lab.sb.apt("install", "alpha", check=True)
+        assert lab.server.deb_requests() == [], lab.server.deb_requests()  # from the cache
+        assert sha(lab.sb.archives / ALPHA) == sha(lab.repo.debs["alpha"])
+        used = lab.status()["last_seed"].get("remembered") is True
+        lab.reprovision()
+        return used
+
+    remembered()  # the first warm run: answered by the full seed, or remembered by the cold run
+    assert remembered()
+    (lab.sb.parts / "99local").write_text('Acquire::Retries "1";\n')
+    assert not remembered() and remembered()
+    prefs = lab.sb.root / "etc/apt/preferences.d"
+    prefs.mkdir(parents=True, exist_ok=True)
+    (prefs / "alpha").write_text("Package: alpha\nPin: version 1.0-1\nPin-Priority: 600\n")
+    assert not remembered() and remembered()
+
+
+def test_a_placed_deb_whose_object_the_size_cap_took_is_stored_again(lab: Lab) -> None:
+    """Debs the seed placed are still in archives (no `apt-get clean`) but the size cap took
+    their objects: the fast path does not vouch for them (its harvest would end at once), the
+    full hooks run and the cache holds the debs again."""
+    lab.sb.apt("update", check=True)
+    lab.sb.apt("install", "alpha", check=True)
+    lab.reprovision()
+    lab.sb.apt("install", "alpha", check=True)  # warm: the answer for this dpkg state
+    lab.sb.apt("purge", "alpha", "beta", check=True)  # the placed copies stay in archives
+    cache = lab.cache()
+    cache.gc(max_size_bytes=1)
+    assert cache.local_path(f"deb:{ALPHA}") is None
+    cache.close()
+    lab.sb.apt("install", "alpha", check=True)
+    assert lab.server.deb_requests() == []  # apt used the copies in archives
+    got = lab.cache().local_path(f"deb:{ALPHA}")
+    assert got is not None and sha(Path(got)) == sha(lab.repo.debs["alpha"])
