@@ -263,7 +263,7 @@ _COPY_FALLBACK = (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, err
 _n = itertools.count(1)  # temp names
 
 
-def _copy(src: int, dst: int, size: int) -> int:
+def copy_range(src: int, dst: int, size: int) -> int:
     """Copy size bytes from src to dst in the kernel (a reflink where the file system does it)."""
     done = 0
     use_range = hasattr(os, "copy_file_range")
@@ -417,7 +417,7 @@ def place_copy(cache_root: str, sdir: str, digest: str, size: int, dest: str, *,
         try:
             try:
                 if trusted:
-                    good = _copy(fd, out, size) == size and of(os.fstat(fd)) == want
+                    good = copy_range(fd, out, size) == size and of(os.fstat(fd)) == want
                 else:
                     good = _copy_hashing(fd, out) == (digest, size) and of(os.fstat(fd)) == want
                     if good:

@@ -39,7 +39,6 @@ from __future__ import annotations
 # what it needs on every path is imported here; json, socket, subprocess, re and urllib wait for
 # the paths that need them (the helper, a failure, a %-escaped URI); threading is imported once
 # the real method is started (front_main), so the real method's own start runs alongside.
-import errno
 import os
 import stat
 import sys
@@ -426,34 +425,6 @@ def _code_root() -> str:
     return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-_COPY_FALLBACK = (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EPERM)
-
-
-def _copy(src: int, dst: int, size: int) -> int:
-    """Copy size bytes from src to dst in the kernel (a reflink where the file system does it)."""
-    done = 0
-    use_range = hasattr(os, "copy_file_range")
-    while done < size:
-        n = 0
-        if use_range:
-            try:
-                n = os.copy_file_range(src, dst, size - done)
-            except OSError as exc:
-                if exc.errno not in _COPY_FALLBACK or done:
-                    raise
-                use_range = False
-                continue
-        else:
-            n = os.sendfile(dst, src, done, size - done)
-        if n <= 0:
-            if use_range and not done:  # some file systems copy nothing this way: sendfile
-                use_range = False
-                continue
-            break
-        done += n
-    return done
-
-
 CAPS_FILE = "apt-method-caps"  # in the private state dir
 CAPS_FORMAT = "pkgcache-apt-method-caps 1"
 # The message alone, for the wrapper (debian/methods/http), which answers apt's probe from it
@@ -699,7 +670,8 @@ class LocalObjects:
                           0o600, dir_fd=dfd)
             made = True
             try:
-                if _copy(fd, out, st.st_size) != st.st_size or self.stamps.of(os.fstat(fd)) != want:
+                if self.stamps.copy_range(fd, out, st.st_size) != st.st_size \
+                        or self.stamps.of(os.fstat(fd)) != want:
                     raise OSError("the object changed while it was copied")
                 os.fchown(out, parent.st_uid, parent.st_gid)  # as the real method's files
                 os.fchmod(out, 0o644)

@@ -12,7 +12,6 @@ from types import SimpleNamespace
 import pytest
 
 from cache_core import stamps
-from hooks.apt import method
 from hooks.apt.method import Front, LocalObjects, Request
 
 
@@ -151,7 +150,7 @@ def _copied(tmp_path: Path, size: int) -> bytes:
     src, dst = tmp_path / "src", tmp_path / "dst"
     src.write_bytes(os.urandom(size))
     with open(src, "rb") as a, open(dst, "wb") as b:
-        assert method._copy(a.fileno(), b.fileno(), size) == size
+        assert stamps.copy_range(a.fileno(), b.fileno(), size) == size
     assert dst.read_bytes() == src.read_bytes()
     return dst.read_bytes()
 
