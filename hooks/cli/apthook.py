@@ -28,7 +28,7 @@ def hook_main(argv: list[str]) -> int:
     if argv[-3:] == ["apt", "hook", "post-update"] and _update_unchanged():
         return EXIT_OK  # nothing it reads changed since its last full run: nothing opened
     info = None
-    if argv[-3:] == ["apt", "hook", "pre-install"] and _fast("pre-install"):
+    if argv[-3:] == ["apt", "hook", "pre-install"] and _fast():
         return EXIT_OK  # a remembered answer, every deb placed by its stamp: nothing opened
     if argv[-3:] == ["apt", "hook", "harvest"]:
         done, info = _fast_harvest()
@@ -57,7 +57,7 @@ def hook_main(argv: list[str]) -> int:
 
 
 
-def _fast(action: str) -> bool:
+def _fast() -> bool:
     """The warm pre-install seed's fast path (hooks/apt/fastseed.py) did all there was to do."""
     try:
         from hooks.apt import fastseed
