@@ -256,6 +256,34 @@ def selected_cache() -> str | None:
 
 # -- a verified copy of an object, by its stamp ----------------------------------------------------
 OBJECTS = ("objects-v1", "sha256")  # storage.local.layout's objects dir (a test checks they agree)
+INDEX = ("index-v1.sqlite", 2)  # layout.INDEX_NAME, index.migrations.SCHEMA_VERSION (likewise)
+
+
+def index_known(cache_root: str) -> bool:
+    """True if the cache's SQLite index is at the schema this pkgcache writes, read from the
+    file's header (``user_version``) with no SQLite loaded; False when that cannot be told (a
+    write-ahead log not yet checkpointed holds a newer header) or it is another (a newer
+    pkgcache's index: the cache is left alone, as the store's own open would)."""
+    path = os.path.join(cache_root, INDEX[0])
+    try:
+        if os.stat(path + "-wal").st_size:
+            return False
+    except FileNotFoundError:
+        pass
+    except OSError:
+        return False
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        head = os.pread(fd, 100, 0)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return (len(head) == 100 and head.startswith(b"SQLite format 3\0")
+            and int.from_bytes(head[60:64], "big") == INDEX[1])
 TEMP_PREFIX, TEMP_SUFFIX = ".pkgcache-", ".part"  # .pkgcache-PID-N.part: place_copy's and the
 # apt method front's temps (sweep_dead_temps)
 TEMP_GRACE = 60.0  # as cache_core.fs.sweep.GRACE_SECONDS (a pid of another pid namespace)

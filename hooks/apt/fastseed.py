@@ -481,8 +481,8 @@ def _usable_answer(inv: Any) -> tuple[Answer, str] | None:
     from cache_core import stamps
 
     answer = lookup(base(inv.exe, inv.argv[1:], inv.cwd))
-    if answer is None or stamps.front_only():
-        return None
+    if answer is None or stamps.front_only() or not stamps.index_known(answer.cache):
+        return None  # (a newer pkgcache's index: the full hook leaves the cache alone)
     st = os.lstat(answer.archives)
     if not stat.S_ISDIR(st.st_mode) or not os.access(answer.archives, os.W_OK):
         return None

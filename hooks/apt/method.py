@@ -579,8 +579,8 @@ class LocalObjects:
         got = stamps.selected()
         root, remote = got if got else (None, False)
         sdir = stamps.stamp_dir(root) if root else None
-        if root is None or sdir is None:
-            return None
+        if root is None or sdir is None or not stamps.index_known(root):
+            return None  # (a newer pkgcache's index: the cache is left alone)
         flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
         fd = os.open(root, flags)
         try:

@@ -196,6 +196,10 @@ def test_place_copy_hands_out_only_an_object_whose_stamp_holds(cache: PackageCac
     from cache_core.storage.local.layout import LAYOUT
 
     assert stamps.OBJECTS == (LAYOUT, "sha256")  # the store's layout, written out for -S readers
+    from cache_core.index.migrations import SCHEMA_VERSION
+    from cache_core.storage.local.layout import INDEX_NAME
+
+    assert stamps.INDEX == (INDEX_NAME, SCHEMA_VERSION)
     src = tmp_path / "p_1_all.deb"
     src.write_bytes(b"p" * 5000)
     digest = cache.put("deb:p_1_all.deb", str(src))
@@ -292,3 +296,30 @@ def test_a_killed_copys_temps_neither_block_nor_stay(cache: PackageCache, tmp_pa
     finally:
         os.close(dfd)
     assert not old.exists() and fresh.exists() and (out / f".pkgcache-{os.getpid()}-1.part").exists()
+
+
+def test_the_index_schema_is_read_from_the_files_header(cache: PackageCache) -> None:
+    """The apt fast paths (no SQLite loaded) use a cache only while its index is at this
+    pkgcache's schema: a newer release's index, or one whose header a write-ahead log may
+    still change, and they leave the cache to the full hooks."""
+    import sqlite3
+
+    root = str(cache.root)
+    src = Path(root).parent / "f.deb"
+    src.write_bytes(b"f" * 100)
+    assert cache.put("deb:f_1_all.deb", str(src)) is not None
+    cache.close()
+    assert stamps.index_known(root)
+    db = os.path.join(root, stamps.INDEX[0])
+    conn = sqlite3.connect(db)
+    conn.execute(f"PRAGMA user_version={stamps.INDEX[1] + 1}")
+    conn.commit()
+    conn.close()
+    assert not stamps.index_known(root)
+    conn = sqlite3.connect(db)
+    conn.execute(f"PRAGMA user_version={stamps.INDEX[1]}")
+    conn.commit()
+    conn.close()
+    assert stamps.index_known(root)
+    Path(db + "-wal").write_bytes(b"x")
+    assert not stamps.index_known(root)
