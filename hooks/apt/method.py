@@ -1328,6 +1328,40 @@ def _on_sigint(signum: int, frame: object) -> None:
     os._exit(100)
 
 
+def _real_after(real: str, head: bytes) -> None:
+    """The front failed to start after the method wrapper read apt's first line (head): run
+    the real method on head and then the rest of apt's input (a pipe this process fills), so
+    it gets apt's whole configuration message; end as it ends. SIGINT stays ignored here
+    (apt sends it once it closed our input: the real method ends on that end of file)."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(w)
+            os.dup2(r, 0)
+            os.close(r)
+            import _signal  # type: ignore[import-not-found]
+
+            _signal.signal(_signal.SIGINT, _signal.SIG_DFL)
+            os.execv(real, [real])
+        finally:
+            os._exit(100)
+    os.close(r)
+    try:
+        data = head
+        while data:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(w, view):]
+            data = os.read(0, 65536)
+    except OSError:
+        pass  # the real method went away: its end is ours
+    os.close(w)
+    _, status = os.waitpid(pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    os._exit(code if code >= 0 else 128 - code)
+
+
 def front_main(argv: list[str]) -> int:
     """The method apt runs: relay to the real one, or become it on any fault."""
     real = real_method(argv)
@@ -1366,6 +1400,8 @@ def front_main(argv: list[str]) -> int:
         if child is not None:
             child.kill()
             child.wait()
+        if len(argv) == 4:  # the wrapper read apt's first line: the real method gets it first
+            _real_after(real, (argv[3] + "\n").encode("utf-8", "surrogateescape"))
         _signal.signal(_signal.SIGINT, _signal.SIG_DFL)
         os.execv(real, [real])
     rc = front.run()

@@ -182,7 +182,17 @@ def test_the_wrapper_answers_apts_probe_with_no_interpreter(
         dest.unlink()
         out, ran = start(work)
         assert out.startswith(marked + plain.stdout) and b"\n201 URI Done" in out, out
-    assert dest.read_bytes() == b"payload" and msg.read_bytes() == plain.stdout  # replaced
+        assert dest.read_bytes() == b"payload" and msg.read_bytes() == plain.stdout  # replaced
+        # the front fails to start after the wrapper read apt's first line: the real method
+        # still gets apt's whole configuration (here its User-Agent), and answers once
+        dest.unlink()
+        env[method.FAULT_ENV] = "front-init"
+        origin.hits.clear()
+        out, _ = start(work.replace(b"Config-Item: ", b"Config-Item: Acquire::http::User-Agent="
+                                    b"pkgcache-test\nConfig-Item: ", 1))
+        assert out.count(b"\n201 URI Done") == 1 and dest.read_bytes() == b"payload", out
+        assert [{k.lower(): v for k, v in h.headers.items()}.get("user-agent")
+                for h in origin.hits] == ["pkgcache-test"], [h.headers for h in origin.hits]
 
 
 class DoneChild(FakeChild):
