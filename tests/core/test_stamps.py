@@ -189,6 +189,16 @@ def test_a_new_key_for_an_object_held_stores_no_bytes(cache: PackageCache, tmp_p
     assert (st["puts"], st["bytes_stored"]) == (1, 3000)
 
 
+def _deb_object(cache: PackageCache, tmp_path: Path, name: str, size: int) -> tuple[str, str]:
+    """A deb of size bytes put into cache: (its digest, the cache's stamp dir)."""
+    src = tmp_path / name
+    src.write_bytes(name[:1].encode() * size)
+    digest = cache.put(f"deb:{name}", str(src))
+    sdir = stamps.stamp_dir(str(cache.root))
+    assert digest is not None and sdir is not None
+    return digest, sdir
+
+
 def test_place_copy_hands_out_only_an_object_whose_stamp_holds(cache: PackageCache,
                                                                tmp_path: Path) -> None:
     """stamps.place_copy (the warm apt seed's copy, no hash): the object's bytes when its stamp
@@ -200,12 +210,7 @@ def test_place_copy_hands_out_only_an_object_whose_stamp_holds(cache: PackageCac
     from cache_core.storage.local.layout import INDEX_NAME
 
     assert stamps.INDEX == (INDEX_NAME, SCHEMA_VERSION)
-    src = tmp_path / "p_1_all.deb"
-    src.write_bytes(b"p" * 5000)
-    digest = cache.put("deb:p_1_all.deb", str(src))
-    assert digest is not None
-    sdir = stamps.stamp_dir(str(cache.root))
-    assert sdir is not None
+    digest, sdir = _deb_object(cache, tmp_path, "p_1_all.deb", 5000)
     out = tmp_path / "archives"
     out.mkdir()
     st = stamps.place_copy(str(cache.root), sdir, digest, 5000, str(out / "p_1_all.deb"))
@@ -227,12 +232,7 @@ def test_place_copy_rehashes_an_object_whose_stamp_moved(cache: PackageCache,
                                                          tmp_path: Path) -> None:
     """rehash: an object whose ctime moved (a hard link to it was removed) is hashed as it is
     copied, placed and stamped anew; one whose bytes changed is not placed."""
-    src = tmp_path / "r_1_all.deb"
-    src.write_bytes(b"r" * 3000)
-    digest = cache.put("deb:r_1_all.deb", str(src))
-    assert digest is not None
-    sdir = stamps.stamp_dir(str(cache.root))
-    assert sdir is not None
+    digest, sdir = _deb_object(cache, tmp_path, "r_1_all.deb", 3000)
     obj = cache.object_path(digest)
     os.link(obj, tmp_path / "link")
     os.unlink(tmp_path / "link")  # the object's ctime moved: its stamp no longer holds
@@ -272,11 +272,7 @@ def test_a_killed_copys_temps_neither_block_nor_stay(cache: PackageCache, tmp_pa
     import itertools
     import subprocess
 
-    src = tmp_path / "p_1_all.deb"
-    src.write_bytes(b"p" * 5000)
-    digest = cache.put("deb:p_1_all.deb", str(src))
-    sdir = stamps.stamp_dir(str(cache.root))
-    assert digest is not None and sdir is not None
+    digest, sdir = _deb_object(cache, tmp_path, "p_1_all.deb", 5000)
     out = tmp_path / "archives"
     out.mkdir()
     monkeypatch.setattr(stamps, "_n", itertools.count(1))
