@@ -46,11 +46,14 @@ def no_corrupt(cache_dir: Path) -> None:
 
 def killing_wrapper(world: AptWorld, control: Path, log: Path) -> None:
     """The sandbox's /usr/bin/pkgcache: `timeout -s KILL` the hook named in the control file
-    (exit status 137 = killed, logged)."""
+    (exit status 137 = killed, logged). --foreground: timeout kills only the hook and waits for
+    it to be gone, as apt waits for its hooks. Without it timeout also kills its own process
+    group, itself included, so the wrapper could return while a killed hook that was stuck in
+    the kernel (a copy or fsync under load) still held apt's archives lock (CI stop 31)."""
     world.sb.write_pkgcache_wrapper(
         f'read action delay < "{control}" || true\n'
         f'if [ "$3" = "$action" ]; then\n'
-        f'  PYTHONPATH="{REPO}" timeout -s KILL "$delay" "{PY}" -m hooks.cli '
+        f'  PYTHONPATH="{REPO}" timeout --foreground -s KILL "$delay" "{PY}" -m hooks.cli '
         f'--cache-dir "{world.cache_dir}" "$@"\n'
         f'  echo "$3 $?" >> "{log}"\n'
         f'else\n'
