@@ -37,8 +37,9 @@ from __future__ import annotations
 
 # The front starts at every apt run (`python3 -I -S .../method.py`, debian/methods/http): only
 # what it needs on every path is imported here; json, socket, subprocess, re and urllib wait for
-# the paths that need them (the helper, a failure, a %-escaped URI); threading is imported once
-# the real method is started (front_main), so the real method's own start runs alongside.
+# the paths that need them (the helper, a failure, a %-escaped URI). Threads and locks come from
+# the built-in _thread: threading's own imports (functools, collections, ...) cost ms.
+import _thread
 import os
 import stat
 import sys
@@ -47,7 +48,6 @@ import time
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import socket
-    import threading
     from collections.abc import Callable
     from typing import IO, Any
 
@@ -115,6 +115,27 @@ def unreachable(msg: Message) -> bool:
 
         _unreachable_re.append(re.compile(UNREACHABLE_TEXT))
     return bool(_unreachable_re[0].search(msg.get("Message") or ""))
+
+
+def start_thread(target: Callable[[], object]) -> Any:
+    """Run target on a new thread (never waited for at exit: the front ends with os._exit);
+    a lock held until target returns: ``acquire(timeout=...)`` joins it, ``locked()`` says
+    it still runs. RuntimeError when no thread can be started."""
+    done = _thread.allocate_lock()
+    done.acquire()
+
+    def run() -> None:
+        try:
+            target()
+        finally:
+            done.release()
+
+    try:
+        _thread.start_new_thread(run, ())
+    except BaseException:
+        done.release()
+        raise
+    return done
 
 
 class Message:
@@ -221,11 +242,9 @@ class HelperClient:
     """The front's end of the socketpair to the helper process (proc: anything with kill/wait)."""
 
     def __init__(self, sock: socket.socket, proc: Any) -> None:
-        import threading
-
         self.sock = sock
         self.proc = proc
-        self.lock = threading.Lock()
+        self.lock = _thread.allocate_lock()
         self.buf = b""
 
     @classmethod
@@ -358,9 +377,13 @@ class ChildTimeout(Exception):
 
 class Child:
     """The real method, talking to the front over pipes (posix_spawn: the front does without
-    subprocess). SIGPIPE is restored to its default, as apt starts its methods."""
+    subprocess). SIGPIPE is restored to its default, as apt starts its methods. Or the one the
+    method wrapper started before the front (``adopt``)."""
 
-    def __init__(self, real: str) -> None:
+    def __init__(self, real: str | None) -> None:
+        self.rc: int | None = None
+        if real is None:
+            return  # adopt's
         import _signal  # type: ignore[import-not-found]  # signal without its enum import
 
         r_in, w_in = os.pipe()
@@ -378,7 +401,31 @@ class Child:
             os.close(w_out)
         self.stdin = os.fdopen(w_in, "wb", buffering=0)
         self.stdout = os.fdopen(r_out, "rb")
-        self.rc: int | None = None
+
+    @classmethod
+    def adopt(cls, pid: int, stdout: int, stdin: int) -> Child | None:
+        """The real method the wrapper started (debian/methods/http) as this process's child
+        pid, its stdout and stdin on pipes here; None (the pipes closed, pid left alone) unless
+        pid is a running child of this process and both are pipes."""
+        try:
+            for fd in (stdout, stdin):
+                os.set_inheritable(fd, False)  # never to the helper or an exec'd real method
+            ok = pid > 0 and all(stat.S_ISFIFO(os.fstat(fd).st_mode) for fd in (stdout, stdin)) \
+                and os.waitpid(pid, os.WNOHANG)[0] == 0
+        except (OSError, ValueError):  # ChildProcessError: not ours
+            ok = False
+        if not ok:
+            for fd in (stdout, stdin):
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+            return None
+        child = cls(None)
+        child.pid = pid
+        child.stdin = os.fdopen(stdin, "wb", buffering=0)
+        child.stdout = os.fdopen(stdout, "rb")
+        return child
 
     def poll(self) -> int | None:
         """The exit code, or None while it runs."""
@@ -399,11 +446,26 @@ class Child:
             return self.rc
         end = time.monotonic() + timeout
         delay = 0.0002  # apt waits for the front's exit, the front for this one's (~1 ms)
-        while self.poll() is None:
-            if time.monotonic() >= end:
-                raise ChildTimeout(self.pid)
-            time.sleep(delay)
-            delay = min(delay * 2, 0.05)
+        pidfd = -1
+        try:
+            pidfd = os.pidfd_open(self.pid)  # woken at its exit (Linux >= 5.3)
+        except (AttributeError, OSError):
+            pass
+        try:
+            while self.poll() is None:
+                left = end - time.monotonic()
+                if left <= 0:
+                    raise ChildTimeout(self.pid)
+                if pidfd >= 0:
+                    import select
+
+                    select.select([pidfd], [], [], left)
+                else:
+                    time.sleep(min(delay, left))
+                    delay = min(delay * 2, 0.05)
+        finally:
+            if pidfd >= 0:
+                os.close(pidfd)
         return self.rc if self.rc is not None else 0
 
     def kill(self) -> None:
@@ -703,14 +765,12 @@ class Front:
     def __init__(self, real: str, stdin: IO[bytes], stdout: IO[bytes], *,
                  spawn_child: Callable[[str], Any] = spawn_real,
                  spawn_helper: Callable[[], HelperClient] = HelperClient.spawn) -> None:
-        import threading
-
         if os.environ.get(FAULT_ENV) == "front-init":
             raise RuntimeError("injected fault")
         self.real = real
         self.stdin = stdin
         self.stdout = stdout
-        self.lock = threading.RLock()  # the owed table and every write to apt
+        self.lock = _thread.RLock()  # the owed table and every write to apt
         self.owed: dict[str, list[Request]] = {}
         self.seen: set[str] = set()  # every URI apt asked for
         self.relay_only = False
@@ -721,17 +781,17 @@ class Front:
         self.stats = Stats()
         self.spawn_helper = spawn_helper
         self.helper: HelperClient | None = None
-        self.child_lock = threading.Lock()  # writes to the real method (main thread, poller)
-        self.helper_lock = threading.Lock()
+        self.child_lock = _thread.allocate_lock()  # writes to the real method (main thread, poller)
+        self.helper_lock = _thread.allocate_lock()
         self.deferred: list[tuple[Request, Message, float]] = []  # waiting for another member
-        self.poller: threading.Thread | None = None
+        self.poller: Any = None  # start_thread's lock
         self.local: LocalObjects | None | bool = None  # False: no local hits this session
         self.hashes_ok = True  # apt takes our SHA256-Hash (no other Acquire::ForceHash)
         self.child = spawn_child(real)
         self.closing = False
         self.apt_busy = False  # the main thread holds a message of apt's not yet handed on
         self.apt_idle = time.monotonic()  # when it last went back to reading apt
-        self.settle_timer: threading.Timer | None = None
+        self.settle_timer: Any = None  # start_thread's lock
         self.caps_sent: bytes | None = None  # the remembered capabilities, sent before the child's
         self.caps_seen = False  # the real method's own capabilities arrived
         self.caps_memo_ok = True  # caps_sent came from a memo that still holds
@@ -820,10 +880,7 @@ class Front:
     # -- apt -> real method ---------------------------------------------------------------
     def run(self) -> int:
         """Relay apt's messages to the real method until apt closes stdin; the exit code."""
-        import threading
-
-        reader = threading.Thread(target=self.read_child, daemon=True)
-        reader.start()
+        reader = start_thread(self.read_child)
         while True:
             self.apt_busy = False
             self.apt_idle = time.monotonic()
@@ -842,7 +899,7 @@ class Front:
                 self.to_child(msg)
         return self.close(reader)
 
-    def close(self, reader: threading.Thread) -> int:
+    def close(self, reader: Any) -> int:
         """apt closed stdin: end the real method (it exits on end of file) and the helper."""
         self.closing = True
         if not self.seen and self.caps_sent is not None:
@@ -858,7 +915,8 @@ class Front:
             rc = self.child.wait()
         if not self.seen and self.caps_sent is not None:
             rc = 100  # as the real method ends when apt closes its input
-        reader.join(CHILD_EXIT)
+        if reader.acquire(timeout=CHILD_EXIT):  # the reader relayed the real method's last words
+            reader.release()
         helper, self.helper = self.helper, None
         if helper is not None:
             helper.finish(self.stats.counts)
@@ -962,20 +1020,16 @@ class Front:
         again with backoff and serves it once delivered, or relays it to the real method when
         the lease ends without it, expires, or DEFER_LIMIT passes. The front keeps reading apt
         meanwhile: its own downloads (and the leases this machine holds) go on."""
-        import threading
-
         entry = (req, msg, time.monotonic() + DEFER_LIMIT)
         with self.lock:
             self.deferred.append(entry)
             if self.poller is not None:
                 return
-            poller = threading.Thread(target=self.poll_deferred, daemon=True)
             try:
-                poller.start()
+                self.poller = start_thread(self.poll_deferred)
             except Exception:  # noqa: BLE001 - no thread: the real method gets it, once
                 self.deferred.remove(entry)
             else:
-                self.poller = poller
                 return
         self.relay(req, msg)
 
@@ -1196,21 +1250,17 @@ class Front:
     def look_again(self, wait: float) -> None:
         """settle_offline again in wait seconds (one timer at a time; under self.lock)."""
         timer = self.settle_timer
-        if timer is not None and timer.is_alive():
+        if timer is not None and timer.locked():
             return  # it looks again itself, and re-arms if apt is still not quiet
-        import threading
-
-        timer = threading.Timer(wait, self._settle_later)
-        timer.daemon = True
-        self.settle_timer = timer
         try:
-            timer.start()
+            self.settle_timer = start_thread(lambda: self._settle_later(wait))
         except RuntimeError:  # no thread: no fallback this session, as without pkgcache
             self.settle_timer = None
             self.decide_online()
 
-    def _settle_later(self) -> None:
-        """The timer: settle, never raising into a thread of its own."""
+    def _settle_later(self, wait: float) -> None:
+        """The timer (a thread): settle after wait seconds, never raising."""
+        time.sleep(wait)
         with self.lock:
             self.settle_timer = None
         try:
@@ -1362,41 +1412,62 @@ def _real_after(real: str, head: bytes) -> None:
     os._exit(code if code >= 0 else 128 - code)
 
 
+REAL_ARG = "--real="  # the wrapper started the real method: --real=PID, its stdout on fd 3
+REAL_FDS = (3, 4)     # and its stdin on fd 4 (debian/methods/http)
+
+
 def front_main(argv: list[str]) -> int:
     """The method apt runs: relay to the real one, or become it on any fault."""
+    argv = list(argv)
+    started = argv.pop(2)[len(REAL_ARG):] if argv[2:3] and argv[2].startswith(REAL_ARG) else None
     real = real_method(argv)
     child = None
     import _signal  # type: ignore[import-not-found]  # signal without its enum import
 
     try:
+        # The real method first: the wrapper's (started before this interpreter, so its start
+        # ran alongside ours), else one started now; then everything else.
+        if started is not None:
+            child = Child.adopt(int(started) if started.isdigit() else 0, *REAL_FDS)
+            started = None  # adopted, or its pipes closed (it ends at their end of file)
         # apt ends a method with SIGINT after closing its stdin: at once after the
         # capabilities when it only asked for them (its probe, the first of its two starts per
         # run), after the last answer otherwise. The front ends at once in the first case
         # (_on_sigint), and on that end of file once the real method has in the second, so
         # harvests handed over are not cut off. The real method keeps the default
-        # (posix_spawn's setsigdef).
+        # (posix_spawn's setsigdef; the wrapper's starts with apt's, the default).
+        _session["child"] = child
         _signal.signal(_signal.SIGINT, _on_sigint)
-        # First: apt waits for the capabilities. The remembered ones go out at once (or the
-        # wrapper sent them, and read apt's first line: argv's caps and first); the real
-        # method starts while the front imports the rest.
+        # apt waits for the capabilities. The wrapper sent its copy of the remembered ones and
+        # read apt's first line (argv's caps and first): if the real method's own are the same
+        # bytes, there is nothing to learn (no memo is read here); else they follow and replace
+        # them (Front.real_caps). Otherwise the remembered ones go out from here at once.
         stdin: Any = sys.stdin.buffer  # or _Prefixed (readline only)
         caps: bytes | None
         if len(argv) == 4:
-            caps = argv[2].encode("utf-8", "surrogateescape")
+            caps, memo_ok = argv[2].encode("utf-8", "surrogateescape"), True
             stdin = _Prefixed((argv[3] + "\n").encode("utf-8", "surrogateescape"), stdin)
-            memo_ok = cached_caps(real) == caps
+            if child is None:
+                child = _session["child"] = spawn_real(real)
         else:
             caps = cached_caps(real)
             memo_ok = caps is not None
             if caps is not None:
                 sys.stdout.buffer.write(caps)
                 sys.stdout.buffer.flush()
-        child = _session["child"] = spawn_real(real)
+            if child is None:
+                child = _session["child"] = spawn_real(real)
         front = Front(real, stdin, sys.stdout.buffer, spawn_child=lambda _real: child)
         front.caps_sent, front.caps_memo_ok = caps, memo_ok
         _session["front"] = front
     except Exception:  # noqa: BLE001 - at most the capabilities sent: become the real method
         _signal.signal(_signal.SIGINT, _signal.SIG_IGN)
+        if started is not None:  # the wrapper's real method, never adopted: its pipes closed
+            for fd in REAL_FDS:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
         if child is not None:
             child.kill()
             child.wait()
