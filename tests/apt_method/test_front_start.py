@@ -240,7 +240,7 @@ def _session(tmp_path: Path, requests: list[str]) -> tuple[list[Message], list[i
 
 @pytest.fixture(autouse=True)
 def _as_root(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(method.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(method.posix, "geteuid", lambda: 0)
     monkeypatch.setattr(method.sys, "stderr", io.StringIO())
 
 
