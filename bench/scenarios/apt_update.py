@@ -46,10 +46,11 @@ def as_installed(server: Server, base: Path) -> None:
     python3 -I on pkgcache's own directory), here on this checkout: not the test venv, whose
     site (an editable install's finder) costs tens of ms at every hook."""
     script = base / "pkgcache-bin.py"
-    script.write_text((REPO / "debian" / "bin" / "pkgcache").read_text().replace(
-        "/usr/share/pkgcache", str(REPO)))
+    text = (REPO / "debian" / "bin" / "pkgcache").read_text()
+    script.write_text(text.replace("/usr/share/pkgcache", str(REPO)))
+    interp = text.split("\n", 1)[0][2:]  # its #! line: /usr/bin/python3 and its flags
     server.write_pkgcache_wrapper(
-        f'exec /usr/bin/python3 -I "{script}" --config "{server.config}" "$@"\n')
+        f'exec {interp} "{script}" --config "{server.config}" "$@"\n')
 
 
 def main() -> int:
