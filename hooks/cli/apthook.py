@@ -89,7 +89,7 @@ _unchanged: list[bool] = []  # update_unchanged's answer, once per process
 
 def update_unchanged() -> bool:
     """The post-update hook's memo (hooks/apt/updatememo.py) says nothing changed. Standard
-    library only: the Debian package's /usr/bin/pkgcache asks it before loading site."""
+    library only: the Debian package's command (debian/bin) asks it before loading site."""
     if not _unchanged:
         try:
             from hooks.apt.updatememo import fresh
