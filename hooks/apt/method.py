@@ -1454,6 +1454,9 @@ def front_main(argv: list[str]) -> int:
     child = None
     import _signal  # type: ignore[import-not-found]  # signal without its enum import
 
+    # First: apt may end its probe with SIGINT at any moment (a KeyboardInterrupt here would
+    # be a traceback on apt's stderr). A real method not adopted yet ends on its pipes' end.
+    _signal.signal(_signal.SIGINT, _on_sigint)
     try:
         # The real method first: the wrapper's (started before this interpreter, so its start
         # ran alongside ours), else one started now; then everything else.
@@ -1467,7 +1470,6 @@ def front_main(argv: list[str]) -> int:
         # harvests handed over are not cut off. The real method keeps the default
         # (posix_spawn's setsigdef; the wrapper's starts with apt's, the default).
         _session["child"] = child
-        _signal.signal(_signal.SIGINT, _on_sigint)
         # apt waits for the capabilities. The wrapper sent its copy of the remembered ones and
         # read apt's first line (argv's caps and first): if the real method's own are the same
         # bytes, there is nothing to learn (no memo is read here); else they follow and replace
