@@ -528,6 +528,8 @@ def request_lines(pip_args: list[str]) -> list[str]:
             lines += _read_lines(arg.split("=", 1)[1])
         elif arg.startswith("-r") and len(arg) > 2:
             lines += _read_lines(arg[2:])
+        elif arg in _WITH_VALUE:
+            next(args, None)  # an option's value (-i URL, -c FILE): not a requirement
         elif not arg.startswith("-"):
             lines.append(arg)
     return lines
