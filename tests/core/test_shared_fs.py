@@ -95,10 +95,10 @@ def _use_cache(cache_dir: Path, tmp_path: Path) -> bool:
     """put then get one file; whether it came back intact."""
     src = tmp_path / "payload"
     src.write_bytes(b"y" * 5000)
-    c = PackageCache(str(cache_dir))
-    c.put("url:http://example.invalid/p", str(src))
-    got = c.get("url:http://example.invalid/p")
-    return got is not None and Path(got).read_bytes() == b"y" * 5000
+    with PackageCache(str(cache_dir)) as c:  # closed here: its WAL index is not left open
+        c.put("url:http://example.invalid/p", str(src))
+        got = c.get("url:http://example.invalid/p")
+        return got is not None and Path(got).read_bytes() == b"y" * 5000
 
 
 def test_cache_on_fuse_without_shared_mmap_works(fuse_direct_io: Path, tmp_path: Path) -> None:

@@ -196,3 +196,32 @@ def test_s3_if_none_match_never_overwrites_content(moto_server):
     b.put(name, io.BytesIO(other), len(other), hashlib.sha256(other).hexdigest(), end,
           if_none_match=True)  # 412 from the store: not an error, and nothing replaced
     assert b"".join(b.get(name, end)) == data
+
+
+def test_s3_create_if_absent_has_one_winner_among_writers_at_once(moto_server):
+    """The tests' S3 answers like S3: of many PUTs with If-None-Match: * of one key sent at
+    once, exactly one creates it (tests.support.moto_atomic; plain moto lets several win)."""
+    import threading
+
+    from cache_core.storage.remote.base import make_backend
+    from cache_core.storage.remote.config import parse_remotes
+
+    spec = parse_remotes([moto_server.remote(url=f"s3://fleet/once{os.getpid()}", mode="rw")],
+                         "test")[0]
+    writers = 12
+    for trial in range(40):
+        gate = threading.Barrier(writers)
+        won: list[bool | None] = []
+
+        def create(i: int, trial: int = trial, gate: threading.Barrier = gate,
+                   won: list[bool | None] = won) -> None:
+            b = make_backend(spec)
+            gate.wait()
+            won.append(b.create_lease(f"lease/t{trial}", b"w%d" % i, time.monotonic() + 30))
+
+        threads = [threading.Thread(target=create, args=(i,)) for i in range(writers)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(won, key=str) == [False] * (writers - 1) + [True], (trial, won)

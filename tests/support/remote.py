@@ -16,6 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tests.support import REPO
+
 BEARER = "s3cret-bearer-token-123"
 
 
@@ -131,9 +133,9 @@ class Moto:
 
     def __init__(self) -> None:
         self.port = free_port()
-        exe = Path(sys.executable).with_name("moto_server")
-        env = dict(os.environ, INITIAL_NO_AUTH_ACTION_COUNT="3")
-        self.proc = subprocess.Popen([str(exe), "-H", "127.0.0.1", "-p", str(self.port)], env=env,
+        env = dict(os.environ, INITIAL_NO_AUTH_ACTION_COUNT="3", PYTHONPATH=str(REPO))
+        self.proc = subprocess.Popen([sys.executable, "-m", "tests.support.moto_atomic",
+                                      "-H", "127.0.0.1", "-p", str(self.port)], env=env,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_port(self.port, self.proc, 60)
         import boto3  # test environment only (comes with moto)
