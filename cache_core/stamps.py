@@ -159,24 +159,37 @@ def note_copy(sdir: str, name: str, digest: str, st: os.stat_result, *, hit: boo
 def copy_digest(cache_root: str, path: str) -> tuple[str, bool] | None:
     """(digest, hit) of the object path holds the bytes of (by note_copy), if path still has
     the stamp it had then; else None (hash it). The note is used once: read, then removed."""
+    got = copy_note(cache_root, path)
+    drop_copy_note(cache_root, path)  # one note per placed copy, gone once the harvest used it
+    return got
+
+
+def copy_note(cache_root: str, path: str) -> tuple[str, bool] | None:
+    """copy_digest's answer, the note kept."""
     sdir = stamp_dir(cache_root)
     name = os.path.basename(path)
     if sdir is None or not _safe_name(name):
         return None
-    note = os.path.join(sdir, "copies", name)
-    got = _read(note)
+    got = _read(os.path.join(sdir, "copies", name))
     if not got:
         return None
-    try:
-        os.unlink(note)  # one note per placed copy, gone once the harvest has used it
-    except OSError:
-        pass
     digest, hit, want = got.strip().split(" ", 2) if got.count(" ") >= 2 else ("", "", "")
     try:
         st = os.lstat(path)
     except OSError:
         return None
     return (digest, hit == "1") if stat.S_ISREG(st.st_mode) and copy_of(st) == want else None
+
+
+def drop_copy_note(cache_root: str, path: str) -> None:
+    """Remove path's note_copy note, if any."""
+    sdir = stamp_dir(cache_root)
+    name = os.path.basename(path)
+    if sdir is not None and _safe_name(name):
+        try:
+            os.unlink(os.path.join(sdir, "copies", name))
+        except OSError:
+            pass
 
 
 # -- which cache the config selects ----------------------------------------------------------------

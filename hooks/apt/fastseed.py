@@ -326,49 +326,70 @@ def write_run_note(pid: int, archives: str, cache_root: str, good: dict[str, lis
 
 
 def harvest_is_done(raw: bytes, pid: int) -> bool:
-    """True if every deb of the info stream raw (DPkg::Pre-Install-Pkgs, any version) is one
-    this apt run's seed checked or placed (its run note) and still has that stamp: the cache
-    holds each already, nothing to store (the harvest's report is noted for fold_hits)."""
-    from cache_core import stamps, state_path
+    """True if every deb of the info stream raw (DPkg::Pre-Install-Pkgs, any version) is in the
+    cache already, known without opening it: one this apt run's seed checked or placed (its run
+    note) that still has that stamp, or one pkgcache's method stored or placed in this run (its
+    copy note, stamps.note_copy) whose object the cache holds. Nothing to store: the harvest's
+    report and the method's placements are noted for fold_hits."""
+    from cache_core import stamps
 
     t0 = time.monotonic()
-    base_dir = state_path()
-    note = _private_text(os.path.join(base_dir, RUN_NOTE)) if base_dir else None
-    if not note:
-        return False
-    rows = note.split("\n")
-    head = rows[0].split("\t")
-    try:
-        if len(head) != 4 or head[0] != str(pid) or head[1] != _start_time(pid):
-            return False
-    except (OSError, IndexError):
-        return False
-    archives, cache_root = head[2], head[3]
-    good = {}
-    for row in rows[1:]:
-        parts = row.split("\t")
-        if len(parts) == 4:
-            good[parts[0]] = parts[1:]
+    note = _run_note(pid)
     paths = _info_paths(raw)
-    if paths is None:
+    if note is None or paths is None:
         return False
+    archives, cache_root, good = note
+    copies, hits = [], []
     for path in paths:
         d, name = os.path.split(path)
-        if os.path.normpath(d) != os.path.normpath(archives) or name not in good:
+        if os.path.normpath(d) != os.path.normpath(archives):
             return False
         try:
             st = os.lstat(path)
         except OSError:
             return False
-        if not stat.S_ISREG(st.st_mode) or [str(v) for v in stamp_of(st)] != good[name]:
+        if not stat.S_ISREG(st.st_mode):
             return False
+        if name in good and [str(v) for v in stamp_of(st)] == good[name]:
+            continue
+        got = stamps.copy_note(cache_root, path)  # the method's: stored or placed this run
+        if got is None or not stamps.holds(cache_root, got[0], st.st_size):
+            return False
+        copies.append(path)
+        if got[1]:
+            hits.append(name)
+    for path in copies:  # used, as the full harvest uses them
+        stamps.drop_copy_note(cache_root, path)
     sdir = stamps.stamp_dir(cache_root)
     if sdir is not None:
         n = len(set(paths))
-        _note_hits(sdir, [], "harvest", {"seen": n, "stored": 0, "already": n, "bytes": 0,
-                                         "skipped": 0, "failed": 0,
-                                         "seconds": round(time.monotonic() - t0, 3)})
+        _note_hits(sdir, sorted(set(hits)), "harvest",
+                   {"seen": n, "stored": 0, "already": n, "bytes": 0, "skipped": 0, "failed": 0,
+                    "seconds": round(time.monotonic() - t0, 3)})
     return True
+
+
+def _run_note(pid: int) -> tuple[str, str, dict[str, list[str]]] | None:
+    """(archives, cache root, name -> stamp) of apt run pid's seed (write_run_note), or None."""
+    from cache_core import state_path
+
+    base_dir = state_path()
+    note = _private_text(os.path.join(base_dir, RUN_NOTE)) if base_dir else None
+    if not note:
+        return None
+    rows = note.split("\n")
+    head = rows[0].split("\t")
+    try:
+        if len(head) != 4 or head[0] != str(pid) or head[1] != _start_time(pid):
+            return None
+    except (OSError, IndexError):
+        return None
+    good = {}
+    for row in rows[1:]:
+        parts = row.split("\t")
+        if len(parts) == 4:
+            good[parts[0]] = parts[1:]
+    return head[2], head[3], good
 
 
 def _info_paths(raw: bytes) -> list[str] | None:

@@ -582,17 +582,19 @@ def seed(cache: PackageCache, specs: list[str] | None = None, *, hook: bool = Fa
                       verify_present=not hook and not rep.followed_request)
     if placed != before:
         save_placed(paths, placed)
-    if rep.followed_request and inv is not None and not plan_only and not specs:
-        _note_run(inv.pid, paths.archives, str(cache.root), asked, placed)
+    if narrow and inv is not None and not plan_only and not specs:
+        _note_run(inv.pid, paths.archives, str(cache.root),
+                  asked if rep.followed_request else [], placed)
     rep.seconds = time.monotonic() - t0
     return rep
 
 
 def _note_run(pid: int, archives: Path, cache_root: str, wants: list[Want],
               placed: dict[str, list[Any]]) -> None:
-    """When every deb of this request is in archives as the seed placed it (by its stamp) and
-    the cache holds its object (the size cap may have taken it since): the run note, so this
-    apt run's harvest ends without opening the cache (fastseed)."""
+    """The run note for this apt run's harvest (fastseed.harvest_is_done): the debs of this
+    request in archives as the seed placed them (by their stamp) whose object the cache holds
+    (the size cap may have taken it since). The harvest ends without opening the cache when
+    each deb apt installs is one of these or one pkgcache's method stored or placed."""
     from cache_core import stamps
 
     from .fastseed import write_run_note
@@ -603,12 +605,10 @@ def _note_run(pid: int, archives: Path, cache_root: str, wants: list[Want],
         try:
             st = os.lstat(archives / want.fname)
         except OSError:
-            return
-        if rec is None or rec[0] != want.sha256 or rec[1:] != _stamp(st) \
-                or not stat.S_ISREG(st.st_mode) or not stamps.holds(cache_root, want.sha256,
-                                                                   want.size):
-            return
-        good[want.fname] = _stamp(st)
+            continue
+        if rec is not None and rec[0] == want.sha256 and rec[1:] == _stamp(st) \
+                and stat.S_ISREG(st.st_mode) and stamps.holds(cache_root, want.sha256, want.size):
+            good[want.fname] = _stamp(st)
     write_run_note(pid, str(archives), cache_root, good)
 
 

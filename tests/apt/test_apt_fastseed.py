@@ -10,31 +10,10 @@ import os
 import time
 from pathlib import Path
 
-from tests.support.apt import Lab
+from tests.support.apt import Lab, hook_imports
 
 HEAVY = {"apt_pkg", "apt", "yaml", "sqlite3", "_sqlite3", "json"}
 ALPHA, BETA = "alpha_1.0-1_all.deb", "beta_2%3a1.0-1_amd64.deb"
-
-
-def trace_hooks(lab: Lab, log: Path) -> None:
-    """The sandbox's pkgcache, run with -X importtime: each process's arguments and imports."""
-    log.mkdir(exist_ok=True)
-    lab.sb.write_pkgcache_wrapper(
-        f'echo "$*" > "{log}/$$.args"\n'
-        f'PYTHONPATH="{lab.sb.code}" exec "{lab.sb.python}" -X importtime -m hooks.cli '
-        f'--cache-dir "{lab.sb.cache_dir}" "$@" 2> "{log}/$$.err"\n')
-
-
-def loaded(log: Path, action: str) -> list[set[str]]:
-    """The modules each `apt hook ACTION` process imported (and no other line on stderr)."""
-    out = []
-    for args in sorted(log.glob("*.args")):
-        if args.read_text().strip().endswith(f"apt hook {action}"):
-            lines = args.with_suffix(".err").read_text().splitlines()
-            said = [ln for ln in lines if not ln.startswith("import time:")]
-            assert said == [], said  # hooks print nothing on success
-            out.append({ln.rsplit("|", 1)[1].strip() for ln in lines[1:]})
-    return out
 
 
 def wait_for_memo(lab: Lab, timeout: float = 30.0) -> None:
@@ -57,7 +36,7 @@ def check_fast_run(lab: Lab, log: Path) -> None:
     assert "Need to get 0 B" in res.stdout, res.stdout
     assert lab.server.deb_requests() == []
     assert lab.sb.installed("alpha") == "1.0-1" and lab.sb.installed("beta") == "2:1.0-1"
-    pre, harvest = loaded(log, "pre-install"), loaded(log, "harvest")
+    pre, harvest = hook_imports(log, "pre-install"), hook_imports(log, "harvest")
     assert len(pre) == 1 and len(harvest) == 1, (pre, harvest)
     assert pre[0] & HEAVY == set(), pre[0] & HEAVY
     assert harvest[0] & HEAVY == set(), harvest[0] & HEAVY
@@ -77,7 +56,7 @@ def test_a_remembered_answer_loads_no_python_apt_yaml_sqlite_or_json(lab: Lab,
     lab.sb.apt("install", "alpha", check=True)  # warm: the answer for this dpkg state
     lab.reprovision()
     hits = {e.key: e.hits for e in lab.cache().keys("deb:")}
-    trace_hooks(lab, tmp_path / "log")
+    lab.sb.trace_hooks(tmp_path / "log")
     check_fast_run(lab, tmp_path / "log")
     after = {e.key: e.hits for e in lab.cache().keys("deb:")}
     assert after == {k: v + 1 for k, v in hits.items()}, (hits, after)  # counted, LRU-used
@@ -101,7 +80,7 @@ def test_the_first_reprovision_after_a_cold_install_is_answered_from_memory(
         else:
             path.write_bytes(data)
     lab.server.reset()
-    trace_hooks(lab, tmp_path / "log")
+    lab.sb.trace_hooks(tmp_path / "log")
     check_fast_run(lab, tmp_path / "log")
 
 
@@ -222,3 +201,56 @@ def test_a_placed_deb_whose_object_the_size_cap_took_is_stored_again(lab: Lab) -
     assert lab.server.deb_requests() == []  # apt used the copies in archives
     got = lab.cache().local_path(f"deb:{ALPHA}")
     assert got is not None and sha(Path(got)) == sha(lab.repo.debs["alpha"])
+
+
+def test_the_harvest_ends_early_for_debs_the_method_stored_or_placed_this_run(
+        tmp_path: Path, monkeypatch) -> None:
+    """fastseed.harvest_is_done: a deb apt downloaded through pkgcache's method (not in the run
+    note) counts as stored by its copy note (stamps.note_copy) while it keeps that stamp and
+    the cache holds its object; notes are used only when the whole run is done this way, and
+    a placed copy (hit) is counted as a hit."""
+    from cache_core import PackageCache, stamps
+    from hooks.apt import fastseed
+
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    monkeypatch.setenv("PKGCACHE_STATE_DIR", str(state))
+    archives = tmp_path / "archives"
+    archives.mkdir()
+    a, b = archives / ALPHA, archives / BETA
+    a.write_bytes(b"alpha" * 100)
+    b.write_bytes(b"beta" * 100)
+    root = str(tmp_path / "cache")
+    with PackageCache(root) as cache:
+        da = cache.put(f"deb:{ALPHA}", str(a), link=False)
+        db = cache.put(f"deb:{BETA}", str(b), link=False)
+    assert da and db
+    sdir = stamps.stamp_dir(root, create=True)
+    assert sdir is not None
+
+    def stream(*paths: Path) -> bytes:
+        lines = [f"{p.name.split('_')[0]} - - none < 1 amd64 none {p}" for p in paths]
+        return ("VERSION 3\nAPT::Architecture=amd64\n\n" + "\n".join(lines) + "\n").encode()
+
+    def notes() -> set[str]:
+        return {p.name for p in Path(sdir, "copies").glob("*")}
+
+    me = os.getpid()
+    fastseed.write_run_note(me, str(archives), root, {})  # a cold run: the seed placed nothing
+    assert fastseed.harvest_is_done(stream(a, b), me) is False  # no copy notes: the full harvest
+    stamps.note_copy(sdir, ALPHA, da, a.stat(), hit=False)
+    assert fastseed.harvest_is_done(stream(a, b), me) is False  # beta: no note
+    assert notes() == {ALPHA}  # kept for the full harvest
+    stamps.note_copy(sdir, BETA, db, b.stat(), hit=True)
+    with PackageCache(root) as cache:
+        cache.object_path(db).unlink()  # the object went (the size cap, a repair)
+    assert fastseed.harvest_is_done(stream(a, b), me) is False
+    with PackageCache(root) as cache:
+        assert cache.put(f"deb:{BETA}", str(b), link=False) == db
+    assert fastseed.harvest_is_done(stream(a, b), me) is True
+    assert notes() == set()  # used
+    hits = [p.read_text() for p in Path(sdir, "runs").glob("harvest-*.hits")]
+    assert len(hits) == 1 and f"deb:{BETA}\n" in hits[0] and f"deb:{ALPHA}\n" not in hits[0]
+    stamps.note_copy(sdir, ALPHA, da, a.stat(), hit=False)
+    a.write_bytes(b"other" * 100)  # replaced since the method stored it
+    assert fastseed.harvest_is_done(stream(a), me) is False

@@ -133,12 +133,22 @@ class Sandbox:
         """The sandbox's /usr/bin/pkgcache: runs this checkout's CLI on the test cache."""
         if options is None:
             options = f'--cache-dir "{self.cache_dir}"'
+        self.wrapper_options = options
         if body is None:
             path = f"{pythonpath}:{self.code}" if pythonpath else str(self.code)
             body = f'PYTHONPATH="{path}" exec "{self.python}" -m hooks.cli {options} "$@"\n'
 
         self.pkgcache_bin.write_text("#!/bin/sh\n" + body)
         self.pkgcache_bin.chmod(0o755)
+
+    def trace_hooks(self, log: pathlib.Path) -> None:
+        """The sandbox's pkgcache run with -X importtime, each process's arguments and imports
+        kept in log (hook_imports reads them)."""
+        log.mkdir(exist_ok=True)
+        self.write_pkgcache_wrapper(
+            f'echo "$*" > "{log}/$$.args"\n'
+            f'PYTHONPATH="{self.code}" exec "{self.python}" -X importtime -m hooks.cli '
+            f'{self.wrapper_options} "$@" 2> "{log}/$$.err"\n', options=self.wrapper_options)
 
     def for_other_users(self) -> None:
         """Hooks that other users can run too: the world-readable copy of the code on the
@@ -265,6 +275,19 @@ def make_lab(base: pathlib.Path, debs: tuple[tuple[str, str, dict], ...] = DEFAU
     sb = Sandbox(base / "sb", server.base, cache_dir)
     sb.install_snippet()
     return Lab(repo, server, sb, cache_dir)
+
+
+def hook_imports(log: pathlib.Path, action: str) -> list[set[str]]:
+    """The modules each `apt hook ACTION` process traced by Sandbox.trace_hooks imported (and
+    no other line on its stderr: hooks print nothing on success)."""
+    out = []
+    for args in sorted(log.glob("*.args")):
+        if args.read_text().strip().endswith(f"apt hook {action}"):
+            lines = args.with_suffix(".err").read_text().splitlines()
+            said = [ln for ln in lines if not ln.startswith("import time:")]
+            assert said == [], said
+            out.append({ln.rsplit("|", 1)[1].strip() for ln in lines[1:]})
+    return out
 
 
 def lab_in(base: pathlib.Path, **kw: object) -> Iterator[Lab]:

@@ -1,0 +1,34 @@
+"""Issue 24 (cold hooks): on a cold install through pkgcache's method, the method's helper
+stores each deb as apt downloads it, so apt's harvest hook ends without opening the cache (no
+python-apt, YAML, SQLite or JSON), and the cache holds every deb."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from tests.support.apt import hook_imports
+
+HEAVY = {"apt_pkg", "apt", "yaml", "sqlite3", "_sqlite3", "json"}
+
+
+def test_a_cold_install_through_the_method_ends_its_harvest_at_once(fleet, tmp_path: Path
+                                                                    ) -> None:
+    s = fleet.server("cold", remotes=[])
+    s.install_snippet()  # the hooks beside the method, as the .deb installs them
+    s.apt("update", check=True)
+    s.trace_hooks(tmp_path / "log")
+    s.apt("install", "alpha", check=True)
+    assert sorted(fleet.origin.deb_requests()) != []  # cold: downloaded from the origin
+    harvest = hook_imports(tmp_path / "log", "harvest")
+    assert len(harvest) == 1 and harvest[0] & HEAVY == set(), harvest
+    with s.cache() as cache:
+        cached = {e.key: e.digest for e in cache.keys("deb:")}
+    want = {f"deb:{p.name}": hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in s.archives.glob("*.deb")}
+    assert len(want) == 2 and cached == want, (cached, want)
+    # the next full hook folds the fast harvest's report in, as the full harvest reports
+    s.write_pkgcache_wrapper(options=s.wrapper_options)
+    s.apt("install", "gamma", check=True)
+    with s.cache() as cache:
+        assert {e.key for e in cache.keys("deb:")} >= set(want)
