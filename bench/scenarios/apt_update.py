@@ -24,7 +24,6 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.support import REPO
 from tests.support.fleet import GpgKey, Server, SignedRepo, start_server
 from tests.support.remote import Nginx, write_keypair
 
@@ -39,17 +38,6 @@ def timed(server: Server) -> tuple[float, float]:
     wall = time.perf_counter() - t
     r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     return wall, (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
-
-
-def as_installed(server: Server, base: Path) -> None:
-    """The server's /usr/bin/pkgcache as the .deb installs it (debian/bin/pkgcache: the system's
-    python3 -I on pkgcache's own directory), here on this checkout: not the test venv, whose
-    site (an editable install's finder) costs tens of ms at every hook."""
-    script = base / "pkgcache-bin.py"
-    script.write_text((REPO / "debian" / "bin" / "pkgcache").read_text().replace(
-        "/usr/share/pkgcache", str(REPO)))
-    server.write_pkgcache_wrapper(
-        f'exec /usr/bin/python3 -I "{script}" --config "{server.config}" "$@"\n')
 
 
 def main() -> int:
@@ -80,7 +68,7 @@ def main() -> int:
                        method=scen != "none")
             if scen == "method+hooks":
                 s.install_snippet()
-                as_installed(s, base)
+                s.write_installed_cli(base)  # as the .deb installs it (not the venv)
             if scen != "none":  # the private state dir, as on a server where a hook has run
                 (s.root / "var/lib/pkgcache").mkdir(mode=0o700, exist_ok=True)
             for _ in range(2):  # warm: lists in place, the cache filled

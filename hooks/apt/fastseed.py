@@ -327,10 +327,12 @@ def write_run_note(pid: int, archives: str, cache_root: str, good: dict[str, lis
 
 def harvest_is_done(raw: bytes, pid: int) -> bool:
     """True if every deb of the info stream raw (DPkg::Pre-Install-Pkgs, any version) is in the
-    cache already, known without opening it: one this apt run's seed checked or placed (its run
-    note) that still has that stamp, or one pkgcache's method stored or placed in this run (its
-    copy note, stamps.note_copy) whose object the cache holds. Nothing to store: the harvest's
-    report and the method's placements are noted for fold_hits."""
+    cache already under its name, known without opening it: one this apt run's seed checked or
+    placed (its run note) that still has that stamp, or one pkgcache's method helper stored
+    under its name from this very file (its copy note, stamps.note_copy, not a placed copy: a
+    copy served by digest may have no name yet) whose object the cache holds. Nothing to
+    store: the harvest's report is noted for fold_hits. The method's helper has written its
+    notes before apt gets here (apt waits for its methods to end; they wait for the helper)."""
     from cache_core import stamps
 
     t0 = time.monotonic()
@@ -339,7 +341,6 @@ def harvest_is_done(raw: bytes, pid: int) -> bool:
     if note is None or paths is None:
         return False
     archives, cache_root, good = note
-    copies, hits = [], []
     for path in paths:
         d, name = os.path.split(path)
         if os.path.normpath(d) != os.path.normpath(archives):
@@ -352,18 +353,15 @@ def harvest_is_done(raw: bytes, pid: int) -> bool:
             return False
         if name in good and [str(v) for v in stamp_of(st)] == good[name]:
             continue
-        got = stamps.copy_note(cache_root, path)  # the method's: stored or placed this run
-        if got is None or not stamps.holds(cache_root, got[0], st.st_size):
-            return False
-        copies.append(path)
-        if got[1]:
-            hits.append(name)
-    for path in copies:  # used, as the full harvest uses them
+        got = stamps.copy_note(cache_root, path)  # stored by the method's helper
+        if got is None or got[1] or not stamps.holds(cache_root, got[0], st.st_size):
+            return False  # the full harvest (a placed copy: it counts the hit, names the deb)
+    for path in paths:  # used, as the full harvest uses them
         stamps.drop_copy_note(cache_root, path)
     sdir = stamps.stamp_dir(cache_root)
     if sdir is not None:
         n = len(set(paths))
-        _note_hits(sdir, sorted(set(hits)), "harvest",
+        _note_hits(sdir, [], "harvest",
                    {"seen": n, "stored": 0, "already": n, "bytes": 0, "skipped": 0, "failed": 0,
                     "seconds": round(time.monotonic() - t0, 3)})
     return True

@@ -37,17 +37,19 @@ from __future__ import annotations
 
 # The front starts at every apt run (`python3 -I -S .../method.py`, debian/methods/http): only
 # what it needs on every path is imported here; json, socket, subprocess, re and urllib wait for
-# the paths that need them (the helper, a failure, a %-escaped URI); threading is imported once
-# the real method is started (front_main), so the real method's own start runs alongside.
-import os
+# the paths that need them (the helper, a failure, a %-escaped URI). Threads and locks come from
+# the built-in _thread: threading's own imports (functools, collections, ...) cost ms.
+import _thread
+import posix
 import stat
 import sys
 import time
+from posix import _exit
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import os
     import socket
-    import threading
     from collections.abc import Callable
     from typing import IO, Any
 
@@ -79,6 +81,7 @@ APT_QUIET = 0.25          # apt sent nothing this long: its burst of Release req
 CHILD_EXIT = 10.0         # apt closed stdin: the real method's time to exit before SIGKILL
 FAULT_ENV = "PKGCACHE_METHOD_TEST_FAULT"  # tests only: front-init, front-raise, helper-raise
 FINAL = (103, 201, 400)   # the answers that end a request (apt-pkg/acquire-worker.cc)
+CREATE = posix.O_WRONLY | posix.O_CREAT | posix.O_EXCL | posix.O_NOFOLLOW | posix.O_CLOEXEC
 
 
 # The FailReasons apt 2.6 retries later (apt-pkg/acquire-worker.cc, URI_FAILURE).
@@ -115,6 +118,54 @@ def unreachable(msg: Message) -> bool:
 
         _unreachable_re.append(re.compile(UNREACHABLE_TEXT))
     return bool(_unreachable_re[0].search(msg.get("Message") or ""))
+
+
+def getenv(name: str) -> str | None:
+    """An environment variable: os.environ's once os is loaded (by the helper's start, or by
+    whoever runs the front in-process), else the process's own (the front never sets any)."""
+    mod = sys.modules.get("os")
+    if mod is not None:
+        return mod.environ.get(name)  # type: ignore[no-any-return]
+    got = posix.environ.get(name.encode("utf-8", "surrogateescape"))
+    return None if got is None else got.decode("utf-8", "surrogateescape")
+
+
+def _environ() -> Any:
+    """The environment to start a process with (as getenv reads it)."""
+    mod = sys.modules.get("os")
+    return posix.environ if mod is None else mod.environ
+
+
+def _basename(path: str) -> str:
+    return path.rsplit("/", 1)[-1]
+
+
+def _is_file(path: str) -> bool:
+    try:
+        return stat.S_ISREG(posix.stat(path).st_mode)
+    except (OSError, ValueError):
+        return False
+
+
+def start_thread(target: Callable[[], object]) -> Any:
+    """Run target on a new thread (never waited for at exit: the front ends with posix._exit);
+    a lock held until target returns: ``acquire(timeout=...)`` joins it, ``locked()`` says
+    it still runs. RuntimeError when no thread can be started."""
+    done = _thread.allocate_lock()
+    done.acquire()
+
+    def run() -> None:
+        try:
+            target()
+        finally:
+            done.release()
+
+    try:
+        _thread.start_new_thread(run, ())
+    except BaseException:
+        done.release()
+        raise
+    return done
 
 
 class Message:
@@ -221,23 +272,22 @@ class HelperClient:
     """The front's end of the socketpair to the helper process (proc: anything with kill/wait)."""
 
     def __init__(self, sock: socket.socket, proc: Any) -> None:
-        import threading
-
         self.sock = sock
         self.proc = proc
-        self.lock = threading.Lock()
+        self.lock = _thread.allocate_lock()
         self.buf = b""
 
     @classmethod
     def spawn(cls) -> HelperClient:
         """Start ``method.py --helper`` on one end of a new socketpair."""
+        import os
         import socket
         import subprocess
 
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        here = _code_root()
         env = dict(os.environ)
-        env.setdefault("PKGCACHE_METHOD_RUN", str(os.getppid()))  # apt's pid: one run
+        env.setdefault("PKGCACHE_METHOD_RUN", str(posix.getppid()))  # apt's pid: one run
         # -I as the front: no PYTHONPATH, user site or working directory on root's path (a
         # caller's environment must not choose the code root runs); pkgcache's own dir first
         boot = (f"import sys; sys.path.insert(0, {here!r}); from hooks.apt.method import main; "
@@ -358,59 +408,102 @@ class ChildTimeout(Exception):
 
 class Child:
     """The real method, talking to the front over pipes (posix_spawn: the front does without
-    subprocess). SIGPIPE is restored to its default, as apt starts its methods."""
+    subprocess). SIGPIPE is restored to its default, as apt starts its methods. Or the one the
+    method wrapper started before the front (``adopt``)."""
 
-    def __init__(self, real: str) -> None:
+    def __init__(self, real: str | None) -> None:
+        self.rc: int | None = None
+        if real is None:
+            return  # adopt's
         import _signal  # type: ignore[import-not-found]  # signal without its enum import
 
-        r_in, w_in = os.pipe()
-        r_out, w_out = os.pipe()
+        r_in, w_in = posix.pipe()
+        r_out, w_out = posix.pipe()
         try:
-            self.pid = os.posix_spawn(real, [real], os.environ, file_actions=[
-                (os.POSIX_SPAWN_DUP2, r_in, 0), (os.POSIX_SPAWN_DUP2, w_out, 1)],
+            self.pid = posix.posix_spawn(real, [real], _environ(), file_actions=[
+                (posix.POSIX_SPAWN_DUP2, r_in, 0), (posix.POSIX_SPAWN_DUP2, w_out, 1)],
                 setsigdef=(_signal.SIGPIPE, _signal.SIGXFSZ, _signal.SIGINT))
         except BaseException:
             for fd in (w_in, r_out):
-                os.close(fd)
+                posix.close(fd)
             raise
         finally:
-            os.close(r_in)
-            os.close(w_out)
-        self.stdin = os.fdopen(w_in, "wb", buffering=0)
-        self.stdout = os.fdopen(r_out, "rb")
-        self.rc: int | None = None
+            posix.close(r_in)
+            posix.close(w_out)
+        self.stdin = open(w_in, "wb", buffering=0)
+        self.stdout = open(r_out, "rb")
+
+    @classmethod
+    def adopt(cls, pid: int, stdout: int, stdin: int) -> Child | None:
+        """The real method the wrapper started (debian/methods/http) as this process's child
+        pid, its stdout and stdin on pipes here; None (the pipes closed, pid left alone) unless
+        pid is a running child of this process and both are pipes."""
+        try:
+            for fd in (stdout, stdin):
+                posix.set_inheritable(fd, False)  # never to the helper or an exec'd real method
+            ok = pid > 0 and all(stat.S_ISFIFO(posix.fstat(fd).st_mode) for fd in (stdout, stdin)) \
+                and posix.waitpid(pid, posix.WNOHANG)[0] == 0
+        except (OSError, ValueError):  # ChildProcessError: not ours
+            ok = False
+        if not ok:
+            for fd in (stdout, stdin):
+                try:
+                    posix.close(fd)
+                except OSError:
+                    pass
+            return None
+        child = cls(None)
+        child.pid = pid
+        child.stdin = open(stdin, "wb", buffering=0)
+        child.stdout = open(stdout, "rb")
+        return child
 
     def poll(self) -> int | None:
         """The exit code, or None while it runs."""
         if self.rc is None:
             try:
-                pid, status = os.waitpid(self.pid, os.WNOHANG)
+                pid, status = posix.waitpid(self.pid, posix.WNOHANG)
             except ChildProcessError:
                 return self.rc
             if pid:
-                self.rc = os.waitstatus_to_exitcode(status)
+                self.rc = posix.waitstatus_to_exitcode(status)
         return self.rc
 
     def wait(self, timeout: float | None = None) -> int:
         """Wait for the exit (ChildTimeout after timeout seconds)."""
         if timeout is None:
             if self.rc is None:
-                self.rc = os.waitstatus_to_exitcode(os.waitpid(self.pid, 0)[1])
+                self.rc = posix.waitstatus_to_exitcode(posix.waitpid(self.pid, 0)[1])
             return self.rc
         end = time.monotonic() + timeout
         delay = 0.0002  # apt waits for the front's exit, the front for this one's (~1 ms)
-        while self.poll() is None:
-            if time.monotonic() >= end:
-                raise ChildTimeout(self.pid)
-            time.sleep(delay)
-            delay = min(delay * 2, 0.05)
+        pidfd = -1
+        try:
+            pidfd = posix.pidfd_open(self.pid)  # woken at its exit (Linux >= 5.3)
+        except (AttributeError, OSError):
+            pass
+        try:
+            while self.poll() is None:
+                left = end - time.monotonic()
+                if left <= 0:
+                    raise ChildTimeout(self.pid)
+                if pidfd >= 0:
+                    import select
+
+                    select.select([pidfd], [], [], left)
+                else:
+                    time.sleep(min(delay, left))
+                    delay = min(delay * 2, 0.05)
+        finally:
+            if pidfd >= 0:
+                posix.close(pidfd)
         return self.rc if self.rc is not None else 0
 
     def kill(self) -> None:
         """SIGKILL it (if it still runs)."""
         if self.poll() is None:
             try:
-                os.kill(self.pid, 9)
+                posix.kill(self.pid, 9)
             except ProcessLookupError:
                 pass
 
@@ -422,7 +515,8 @@ def spawn_real(real: str) -> Child:
 
 def _code_root() -> str:
     """The directory holding pkgcache's packages (cache_core, hooks)."""
-    return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    here = __file__ if __file__.startswith("/") else f"{posix.getcwd()}/{__file__}"
+    return here.rsplit("/", 3)[0] or "/"  # ROOT/hooks/apt/method.py
 
 
 CAPS_FILE = "apt-method-caps"  # in the private state dir
@@ -433,10 +527,10 @@ CAPS_MSG = ".msg"
 
 
 def _file_stamp(path: str) -> str:
-    """cache_core.stamps.of(os.stat(path)), "-" if absent: written out here, since the front
+    """cache_core.stamps.of(posix.stat(path)), "-" if absent: written out here, since the front
     sends the capabilities before it loads anything of cache_core."""
     try:
-        st = os.stat(path)
+        st = posix.stat(path)
     except OSError:
         return "-"
     return f"{st.st_dev} {st.st_ino} {st.st_size} {st.st_mtime_ns} {st.st_ctime_ns}"
@@ -445,7 +539,7 @@ def _file_stamp(path: str) -> str:
 def _caps_path(real: str) -> str | None:
     """The memo of the real method's capabilities (one per method: http, https): root's
     private state dir only."""
-    if os.geteuid() != 0 or os.environ.get("PKGCACHE_DISABLE"):
+    if posix.geteuid() != 0 or getenv("PKGCACHE_DISABLE"):
         return None
     mod = sys.modules.get("cache_core.statepath")
     if mod is None:  # the standard library only: loaded alone, not cache_core's package
@@ -453,18 +547,18 @@ def _caps_path(real: str) -> str | None:
         import _frozen_importlib_external as ext  # type: ignore[import-not-found]
 
         name = "pkgcache_front_statepath"
-        path = os.path.join(_code_root(), "cache_core", "statepath.py")
+        path = f"{_code_root()}/cache_core/statepath.py"
         loader = ext.SourceFileLoader(name, path)
         mod = boot.module_from_spec(boot.spec_from_loader(name, loader))  # type: ignore[arg-type]
         loader.exec_module(mod)
     base = mod.locate()  # the one home of the state dir: walked from /, private only
-    return os.path.join(base, f"{CAPS_FILE}-{os.path.basename(real)}") if base else None
+    return f"{base.rstrip('/')}/{CAPS_FILE}-{_basename(real)}" if base else None
 
 
 def _forget_msg(path: str) -> None:
     """Remove the method wrapper's copy of the message (a memo no longer valid)."""
     try:
-        os.unlink(path + CAPS_MSG)
+        posix.unlink(path + CAPS_MSG)
     except OSError:
         pass
 
@@ -478,14 +572,14 @@ def cached_caps(real: str) -> bytes | None:
         path = _caps_path(real)
         if path is None:
             return None
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = posix.open(path, posix.O_RDONLY | posix.O_NOFOLLOW | posix.O_NONBLOCK | posix.O_CLOEXEC)
         try:
-            st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o077:
+            st = posix.fstat(fd)
+            if not stat.S_ISREG(st.st_mode) or st.st_uid != posix.geteuid() or st.st_mode & 0o077:
                 return None
-            data = os.read(fd, 65536)
+            data = posix.read(fd, 65536)
         finally:
-            os.close(fd)
+            posix.close(fd)
         head, sep, caps = data.partition(b"\n\n")
         lines = head.decode("utf-8", "surrogateescape").split("\n")
         if not sep or len(lines) < 3 or lines[0] != CAPS_FORMAT or lines[1] != real \
@@ -528,18 +622,18 @@ def learn_caps(real: str, pid: int, caps: bytes) -> None:
 
 def _write_private(path: str, data: bytes) -> None:
     """Write path (0600) whole through a temp and a rename; no temp left on a full disk."""
-    tmp = f"{path}.{os.getpid()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    tmp = f"{path}.{posix.getpid()}.tmp"
+    fd = posix.open(tmp, CREATE, 0o600)
     try:
         try:
             view = memoryview(data)
             while view:  # a short write (a full disk) is written on, or raises: never cut
-                view = view[os.write(fd, view):]
+                view = view[posix.write(fd, view):]
         finally:
-            os.close(fd)
-        os.replace(tmp, path)
+            posix.close(fd)
+        posix.replace(tmp, path)
     except OSError:
-        os.unlink(tmp)
+        posix.unlink(tmp)
         raise
 
 
@@ -570,7 +664,7 @@ class LocalObjects:
     @classmethod
     def _open(cls) -> LocalObjects | None:
         here = _code_root()
-        if not os.path.isfile(os.path.join(here, "cache_core", "stamps.py")):
+        if not _is_file(f"{here}/cache_core/stamps.py"):
             return None
         if sys.path[:1] != [here]:
             sys.path.insert(0, here)
@@ -581,47 +675,46 @@ class LocalObjects:
         sdir = stamps.stamp_dir(root) if root else None
         if root is None or sdir is None or not stamps.index_known(root):
             return None  # (a newer pkgcache's index: the cache is left alone)
-        flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
-        fd = os.open(root, flags)
+        flags = posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC
+        fd = posix.open(root, flags)
         try:
-            st = os.fstat(fd)
-            if st.st_uid != os.geteuid() or st.st_mode & 0o022:
-                os.close(fd)
+            st = posix.fstat(fd)
+            if st.st_uid != posix.geteuid() or st.st_mode & 0o022:
+                posix.close(fd)
                 return None
             for part in ("objects-v1", "sha256"):
-                nxt = os.open(part, flags | os.O_NOFOLLOW, dir_fd=fd)
-                os.close(fd)
+                nxt = posix.open(part, flags | posix.O_NOFOLLOW, dir_fd=fd)
+                posix.close(fd)
                 fd = nxt
         except OSError:
-            os.close(fd)
+            posix.close(fd)
             return None
         return cls(stamps, root, sdir, fd, remote)
 
     def save_counts(self, counts: dict[str, int]) -> None:
         """What this front served, for the next hook to record (fold_front_counts)."""
-        runs = os.path.join(self.sdir, "runs")
+        runs = f"{self.sdir.rstrip('/')}/runs"
         try:
-            os.mkdir(runs, 0o700)
+            posix.mkdir(runs, 0o700)
         except OSError:
             pass
         text = "".join(f"{k} {v}\n" for k, v in counts.items())
-        path = os.path.join(runs, f"front-{os.getppid()}-{os.getpid()}")
+        path = f"{runs}/front-{posix.getppid()}-{posix.getpid()}"
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                         0o600)
+            fd = posix.open(path, CREATE, 0o600)
             try:
-                os.write(fd, text.encode())
+                posix.write(fd, text.encode())
             finally:
-                os.close(fd)
-            os.rename(path, path + ".counts")
+                posix.close(fd)
+            posix.rename(path, path + ".counts")
         except OSError:
             pass
 
     def _shard(self, digest: str) -> int:
         fd = self.shards.get(digest[:2])
         if fd is None:
-            fd = os.open(digest[:2], os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
-                         dir_fd=self.objects)
+            fd = posix.open(digest[:2], posix.O_RDONLY | posix.O_DIRECTORY | posix.O_NOFOLLOW
+                            | posix.O_CLOEXEC, dir_fd=self.objects)
             self.shards[digest[:2]] = fd
         return fd
 
@@ -634,15 +727,15 @@ class LocalObjects:
         if len(digest) != 64 or digest.strip("0123456789abcdef") or not req.filename:
             return None
         try:
-            fd = os.open(digest, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+            fd = posix.open(digest, posix.O_RDONLY | posix.O_NOFOLLOW | posix.O_NONBLOCK | posix.O_CLOEXEC,
                          dir_fd=self._shard(digest))
         except FileNotFoundError:
             return None if self.remote else "miss"
         except OSError:
             return None  # a symlink, ...: the helper's business (it quarantines)
         try:
-            st = os.fstat(fd)
-            if (not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid()
+            st = posix.fstat(fd)
+            if (not stat.S_ISREG(st.st_mode) or st.st_uid != posix.geteuid()
                     or st.st_mode & 0o022 or (req.size is not None and st.st_size != req.size)):
                 return None
             want = self.stamps.of(st)
@@ -650,44 +743,43 @@ class LocalObjects:
                 return None  # changed since its last full hash, or never stamped: hash it
             return self._copy_to(fd, st, want, req.filename, digest)
         finally:
-            os.close(fd)
+            posix.close(fd)
 
-    def _copy_to(self, fd: int, st: os.stat_result, want: str, dest: str,
+    def _copy_to(self, fd: int, st: posix.stat_result, want: str, dest: str,
                  digest: str) -> tuple[int, float] | None:
-        ddir, name = os.path.split(dest)
-        if not os.path.isabs(dest) or not name:
+        ddir, _, name = dest.rpartition("/")
+        if not dest.startswith("/") or not name:
             return None
-        dfd = os.open(ddir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        dfd = posix.open(ddir, posix.O_RDONLY | posix.O_DIRECTORY | posix.O_NOFOLLOW | posix.O_CLOEXEC)
         self.n += 1
-        tmp = f"{self.stamps.TEMP_PREFIX}{os.getpid()}-{self.n}{self.stamps.TEMP_SUFFIX}"
+        tmp = f"{self.stamps.TEMP_PREFIX}{posix.getpid()}-{self.n}{self.stamps.TEMP_SUFFIX}"
         made = False  # only a temp file this call created is ever unlinked
         try:
-            parent = os.fstat(dfd)
+            parent = posix.fstat(dfd)
             if (parent.st_dev, parent.st_ino) not in self.swept:
                 self.swept.add((parent.st_dev, parent.st_ino))
                 self.stamps.sweep_dead_temps(dfd)
-            out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                          0o600, dir_fd=dfd)
+            out = posix.open(tmp, CREATE, 0o600, dir_fd=dfd)
             made = True
             try:
                 if self.stamps.copy_range(fd, out, st.st_size) != st.st_size \
-                        or self.stamps.of(os.fstat(fd)) != want:
+                        or self.stamps.of(posix.fstat(fd)) != want:
                     raise OSError("the object changed while it was copied")
-                os.fchown(out, parent.st_uid, parent.st_gid)  # as the real method's files
-                os.fchmod(out, 0o644)
-                placed = os.fstat(out)
+                posix.fchown(out, parent.st_uid, parent.st_gid)  # as the real method's files
+                posix.fchmod(out, 0o644)
+                placed = posix.fstat(out)
             finally:
-                os.close(out)
-            os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+                posix.close(out)
+            posix.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
         except BaseException:
             if made:
                 try:
-                    os.unlink(tmp, dir_fd=dfd)
+                    posix.unlink(tmp, dir_fd=dfd)
                 except OSError:
                     pass
             raise
         finally:
-            os.close(dfd)
+            posix.close(dfd)
         self.stamps.note_copy(self.sdir, name, digest, placed, hit=True)  # harvest: no hash
         return st.st_size, placed.st_mtime
 
@@ -703,14 +795,12 @@ class Front:
     def __init__(self, real: str, stdin: IO[bytes], stdout: IO[bytes], *,
                  spawn_child: Callable[[str], Any] = spawn_real,
                  spawn_helper: Callable[[], HelperClient] = HelperClient.spawn) -> None:
-        import threading
-
-        if os.environ.get(FAULT_ENV) == "front-init":
+        if getenv(FAULT_ENV) == "front-init":
             raise RuntimeError("injected fault")
         self.real = real
         self.stdin = stdin
         self.stdout = stdout
-        self.lock = threading.RLock()  # the owed table and every write to apt
+        self.lock = _thread.RLock()  # the owed table and every write to apt
         self.owed: dict[str, list[Request]] = {}
         self.seen: set[str] = set()  # every URI apt asked for
         self.relay_only = False
@@ -721,17 +811,17 @@ class Front:
         self.stats = Stats()
         self.spawn_helper = spawn_helper
         self.helper: HelperClient | None = None
-        self.child_lock = threading.Lock()  # writes to the real method (main thread, poller)
-        self.helper_lock = threading.Lock()
+        self.child_lock = _thread.allocate_lock()  # writes to the real method (main thread, poller)
+        self.helper_lock = _thread.allocate_lock()
         self.deferred: list[tuple[Request, Message, float]] = []  # waiting for another member
-        self.poller: threading.Thread | None = None
+        self.poller: Any = None  # start_thread's lock
         self.local: LocalObjects | None | bool = None  # False: no local hits this session
         self.hashes_ok = True  # apt takes our SHA256-Hash (no other Acquire::ForceHash)
         self.child = spawn_child(real)
         self.closing = False
         self.apt_busy = False  # the main thread holds a message of apt's not yet handed on
         self.apt_idle = time.monotonic()  # when it last went back to reading apt
-        self.settle_timer: threading.Timer | None = None
+        self.settle_timer: Any = None  # start_thread's lock
         self.caps_sent: bytes | None = None  # the remembered capabilities, sent before the child's
         self.caps_seen = False  # the real method's own capabilities arrived
         self.caps_memo_ok = True  # caps_sent came from a memo that still holds
@@ -742,7 +832,7 @@ class Front:
         with self.helper_lock:  # the main thread (digests) or the reader (Release fallback)
             if self.helper is not None or self.relay_only:
                 return
-            if os.geteuid() != 0 or os.environ.get("PKGCACHE_DISABLE"):
+            if posix.geteuid() != 0 or getenv("PKGCACHE_DISABLE"):
                 self.relay_only = True  # a user's `apt-get download`: not their cache
                 return
             try:
@@ -777,7 +867,7 @@ class Front:
         """Hand req to the real method: its final answer is the one apt gets."""
         req.at_child = True
         if not self.to_child(msg):
-            self.fail(req, f"The {os.path.basename(self.real)} method is gone")
+            self.fail(req, f"The {_basename(self.real)} method is gone")
 
     # -- the owed table -------------------------------------------------------------------
     def owe(self, req: Request) -> None:
@@ -820,10 +910,7 @@ class Front:
     # -- apt -> real method ---------------------------------------------------------------
     def run(self) -> int:
         """Relay apt's messages to the real method until apt closes stdin; the exit code."""
-        import threading
-
-        reader = threading.Thread(target=self.read_child, daemon=True)
-        reader.start()
+        reader = start_thread(self.read_child)
         while True:
             self.apt_busy = False
             self.apt_idle = time.monotonic()
@@ -842,7 +929,7 @@ class Front:
                 self.to_child(msg)
         return self.close(reader)
 
-    def close(self, reader: threading.Thread) -> int:
+    def close(self, reader: Any) -> int:
         """apt closed stdin: end the real method (it exits on end of file) and the helper."""
         self.closing = True
         if not self.seen and self.caps_sent is not None:
@@ -858,7 +945,8 @@ class Front:
             rc = self.child.wait()
         if not self.seen and self.caps_sent is not None:
             rc = 100  # as the real method ends when apt closes its input
-        reader.join(CHILD_EXIT)
+        if reader.acquire(timeout=CHILD_EXIT):  # the reader relayed the real method's last words
+            reader.release()
         helper, self.helper = self.helper, None
         if helper is not None:
             helper.finish(self.stats.counts)
@@ -897,7 +985,7 @@ class Front:
     def acquire(self, req: Request, msg: Message) -> bool:
         """True when pkgcache answered the request itself, or holds it while another member
         (or local process) downloads the same file (see ``defer``)."""
-        if os.environ.get(FAULT_ENV) == "front-raise":
+        if getenv(FAULT_ENV) == "front-raise":
             raise RuntimeError("injected fault")
         if req.release or req.sha256 is None:
             return False
@@ -917,7 +1005,7 @@ class Front:
         try:
             if self.local is None:
                 self.local = False
-                if os.geteuid() == 0 and not os.environ.get("PKGCACHE_DISABLE"):
+                if posix.geteuid() == 0 and not getenv("PKGCACHE_DISABLE"):
                     self.local = LocalObjects.open() or False
             if self.local is False or not self.hashes_ok or self.relay_only:
                 return False
@@ -962,20 +1050,16 @@ class Front:
         again with backoff and serves it once delivered, or relays it to the real method when
         the lease ends without it, expires, or DEFER_LIMIT passes. The front keeps reading apt
         meanwhile: its own downloads (and the leases this machine holds) go on."""
-        import threading
-
         entry = (req, msg, time.monotonic() + DEFER_LIMIT)
         with self.lock:
             self.deferred.append(entry)
             if self.poller is not None:
                 return
-            poller = threading.Thread(target=self.poll_deferred, daemon=True)
             try:
-                poller.start()
+                self.poller = start_thread(self.poll_deferred)
             except Exception:  # noqa: BLE001 - no thread: the real method gets it, once
                 self.deferred.remove(entry)
             else:
-                self.poller = poller
                 return
         self.relay(req, msg)
 
@@ -1015,7 +1099,7 @@ class Front:
         file itself)."""
         if mtime is None:
             try:
-                mtime = os.stat(req.filename).st_mtime
+                mtime = posix.stat(req.filename).st_mtime
             except OSError:
                 mtime = time.time()
         when = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(mtime))  # C locale
@@ -1060,7 +1144,7 @@ class Front:
         with self.lock:
             if self.closing:
                 return
-            text = f"The {os.path.basename(self.real)} method exited unexpectedly"
+            text = f"The {_basename(self.real)} method exited unexpectedly"
             for queue in list(self.owed.values()):
                 for req in list(queue):
                     self.fail(req, text)
@@ -1071,7 +1155,7 @@ class Front:
         helper = self.helper
         if helper is not None:
             helper.kill()
-        os._exit(rc)
+        _exit(rc)
 
     def real_caps(self, msg: Message) -> None:
         """The real method's first ``100 Capabilities``: remembered, and passed on unless apt
@@ -1196,21 +1280,17 @@ class Front:
     def look_again(self, wait: float) -> None:
         """settle_offline again in wait seconds (one timer at a time; under self.lock)."""
         timer = self.settle_timer
-        if timer is not None and timer.is_alive():
+        if timer is not None and timer.locked():
             return  # it looks again itself, and re-arms if apt is still not quiet
-        import threading
-
-        timer = threading.Timer(wait, self._settle_later)
-        timer.daemon = True
-        self.settle_timer = timer
         try:
-            timer.start()
+            self.settle_timer = start_thread(lambda: self._settle_later(wait))
         except RuntimeError:  # no thread: no fallback this session, as without pkgcache
             self.settle_timer = None
             self.decide_online()
 
-    def _settle_later(self) -> None:
-        """The timer: settle, never raising into a thread of its own."""
+    def _settle_later(self, wait: float) -> None:
+        """The timer (a thread): settle after wait seconds, never raising."""
+        time.sleep(wait)
         with self.lock:
             self.settle_timer = None
         try:
@@ -1227,7 +1307,7 @@ class Front:
             held, self.held = self.held, []
             for req, msg, _size in held:
                 try:
-                    os.unlink(req.filename)  # the cached copy placed for it: not given
+                    posix.unlink(req.filename)  # the cached copy placed for it: not given
                 except OSError:
                     pass
                 self.answer(req, msg)
@@ -1267,22 +1347,22 @@ class Front:
         if helper is None:
             return
         try:
-            fd = os.open(filename, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+            fd = posix.open(filename, posix.O_RDONLY | posix.O_NOFOLLOW | posix.O_NONBLOCK | posix.O_CLOEXEC)
         except OSError:
             if req.sha256:
                 self.drop_lease(req)
             return
         try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
+            if not stat.S_ISREG(posix.fstat(fd).st_mode):
                 if req.sha256:
                     self.drop_lease(req)
                 return
             helper.post({"op": "harvest", "uri": release_key(req.uri), "sha256": req.sha256,
-                         "name": os.path.basename(filename), "release": req.release}, fd)
+                         "name": _basename(filename), "release": req.release}, fd)
         except HelperGone as exc:
             self.fault(str(exc))
         finally:
-            os.close(fd)
+            posix.close(fd)
 
 
 def _host(uri: str) -> str:
@@ -1292,8 +1372,8 @@ def _host(uri: str) -> str:
 
 def real_method(argv: list[str]) -> str:
     """/usr/lib/apt/methods/<scheme> for the name we were run as (or the one given)."""
-    name = os.path.basename(argv[1] if len(argv) > 1 else argv[0])
-    return os.path.join(REAL_DIR, "https" if name == "https" else "http")
+    name = _basename(argv[1] if len(argv) > 1 else argv[0])
+    return f"{REAL_DIR}/{'https' if name == 'https' else 'http'}"
 
 
 class _Prefixed:
@@ -1325,7 +1405,7 @@ def _on_sigint(signum: int, frame: object) -> None:
     if child is not None:
         child.kill()
         child.wait()
-    os._exit(100)
+    _exit(100)
 
 
 def _real_after(real: str, head: bytes) -> None:
@@ -1333,77 +1413,98 @@ def _real_after(real: str, head: bytes) -> None:
     the real method on head and then the rest of apt's input (a pipe this process fills), so
     it gets apt's whole configuration message; end as it ends. SIGINT stays ignored here
     (apt sends it once it closed our input: the real method ends on that end of file)."""
-    r, w = os.pipe()
-    pid = os.fork()
+    r, w = posix.pipe()
+    pid = posix.fork()
     if pid == 0:
         try:
-            os.close(w)
-            os.dup2(r, 0)
-            os.close(r)
+            posix.close(w)
+            posix.dup2(r, 0)
+            posix.close(r)
             import _signal  # type: ignore[import-not-found]
 
             _signal.signal(_signal.SIGINT, _signal.SIG_DFL)
-            os.execv(real, [real])
+            posix.execv(real, [real])
         finally:
-            os._exit(100)
-    os.close(r)
+            _exit(100)
+    posix.close(r)
     try:
         data = head
         while data:
             view = memoryview(data)
             while view:
-                view = view[os.write(w, view):]
-            data = os.read(0, 65536)
+                view = view[posix.write(w, view):]
+            data = posix.read(0, 65536)
     except OSError:
         pass  # the real method went away: its end is ours
-    os.close(w)
-    _, status = os.waitpid(pid, 0)
-    code = os.waitstatus_to_exitcode(status)
-    os._exit(code if code >= 0 else 128 - code)
+    posix.close(w)
+    _, status = posix.waitpid(pid, 0)
+    code = posix.waitstatus_to_exitcode(status)
+    _exit(code if code >= 0 else 128 - code)
+
+
+REAL_ARG = "--real="  # the wrapper started the real method: --real=PID, its stdout on fd 3
+REAL_FDS = (3, 4)     # and its stdin on fd 4 (debian/methods/http)
 
 
 def front_main(argv: list[str]) -> int:
     """The method apt runs: relay to the real one, or become it on any fault."""
+    argv = list(argv)
+    started = argv.pop(2)[len(REAL_ARG):] if argv[2:3] and argv[2].startswith(REAL_ARG) else None
     real = real_method(argv)
     child = None
     import _signal  # type: ignore[import-not-found]  # signal without its enum import
 
     try:
+        # The real method first: the wrapper's (started before this interpreter, so its start
+        # ran alongside ours), else one started now; then everything else.
+        if started is not None:
+            child = Child.adopt(int(started) if started.isdigit() else 0, *REAL_FDS)
+            started = None  # adopted, or its pipes closed (it ends at their end of file)
         # apt ends a method with SIGINT after closing its stdin: at once after the
         # capabilities when it only asked for them (its probe, the first of its two starts per
         # run), after the last answer otherwise. The front ends at once in the first case
         # (_on_sigint), and on that end of file once the real method has in the second, so
         # harvests handed over are not cut off. The real method keeps the default
-        # (posix_spawn's setsigdef).
+        # (posix_spawn's setsigdef; the wrapper's starts with apt's, the default).
+        _session["child"] = child
         _signal.signal(_signal.SIGINT, _on_sigint)
-        # First: apt waits for the capabilities. The remembered ones go out at once (or the
-        # wrapper sent them, and read apt's first line: argv's caps and first); the real
-        # method starts while the front imports the rest.
+        # apt waits for the capabilities. The wrapper sent its copy of the remembered ones and
+        # read apt's first line (argv's caps and first): if the real method's own are the same
+        # bytes, there is nothing to learn (no memo is read here); else they follow and replace
+        # them (Front.real_caps). Otherwise the remembered ones go out from here at once.
         stdin: Any = sys.stdin.buffer  # or _Prefixed (readline only)
         caps: bytes | None
         if len(argv) == 4:
-            caps = argv[2].encode("utf-8", "surrogateescape")
+            caps, memo_ok = argv[2].encode("utf-8", "surrogateescape"), True
             stdin = _Prefixed((argv[3] + "\n").encode("utf-8", "surrogateescape"), stdin)
-            memo_ok = cached_caps(real) == caps
+            if child is None:
+                child = _session["child"] = spawn_real(real)
         else:
             caps = cached_caps(real)
             memo_ok = caps is not None
             if caps is not None:
                 sys.stdout.buffer.write(caps)
                 sys.stdout.buffer.flush()
-        child = _session["child"] = spawn_real(real)
+            if child is None:
+                child = _session["child"] = spawn_real(real)
         front = Front(real, stdin, sys.stdout.buffer, spawn_child=lambda _real: child)
         front.caps_sent, front.caps_memo_ok = caps, memo_ok
         _session["front"] = front
     except Exception:  # noqa: BLE001 - at most the capabilities sent: become the real method
         _signal.signal(_signal.SIGINT, _signal.SIG_IGN)
+        if started is not None:  # the wrapper's real method, never adopted: its pipes closed
+            for fd in REAL_FDS:
+                try:
+                    posix.close(fd)
+                except OSError:
+                    pass
         if child is not None:
             child.kill()
             child.wait()
         if len(argv) == 4:  # the wrapper read apt's first line: the real method gets it first
             _real_after(real, (argv[3] + "\n").encode("utf-8", "surrogateescape"))
         _signal.signal(_signal.SIGINT, _signal.SIG_DFL)
-        os.execv(real, [real])
+        posix.execv(real, [real])
     rc = front.run()
     # apt waits for this process to end (twice per run: its capabilities probe, its worker);
     # all is written and the helper done: no interpreter teardown
@@ -1412,7 +1513,7 @@ def front_main(argv: list[str]) -> int:
             stream.flush()
         except (OSError, ValueError):
             pass
-    os._exit(rc)
+    _exit(rc)
 
 
 # -- the helper: every cache operation ----------------------------------------------------------
@@ -1449,6 +1550,7 @@ class Helper:
     def run(self) -> None:
         """Serve the front's requests until it closes the socket."""
         import json
+        import os
         import socket
 
         buf = b""
@@ -1486,6 +1588,7 @@ class Helper:
 
     def handle(self, req: dict[str, Any], fd: int | None) -> None:
         """Carry out one request of the front."""
+        import os
         op = req.get("op")
         if os.environ.get(FAULT_ENV) == "helper-raise":
             raise RuntimeError("injected fault")
@@ -1506,6 +1609,7 @@ class Helper:
                     self.stats[k] = self.stats.get(k, 0) + v
 
     def _dest_ok(self, dest: str) -> bool:
+        import os
         parent = os.path.dirname(dest)
         try:
             st = os.lstat(parent)
@@ -1515,6 +1619,7 @@ class Helper:
 
     def _own_like_parent(self, dest: str) -> None:
         """apt's partial dirs belong to its sandbox user: the file does too, as with http."""
+        import os
         try:
             st = os.lstat(os.path.dirname(dest))
             os.chown(dest, st.st_uid, st.st_gid, follow_symlinks=False)
@@ -1525,6 +1630,8 @@ class Helper:
     def serve(self, sha256: str, dest: str, size: object = None) -> dict[str, Any]:
         """Place the cached object with this digest at dest, if there is one (size: apt's
         expected size, which bounds what a remote may send)."""
+        import os
+
         from cache_core import is_digest
 
         if not is_digest(sha256) or not self._dest_ok(dest):
@@ -1589,6 +1696,7 @@ class Helper:
     def release(self, uri: str, dest: str) -> dict[str, Any]:
         """Place the cached copy of a Release file (by URI) at dest, if there is one that is
         no older than the newest this machine has seen and was confirmed recently enough."""
+        import os
         if not self._dest_ok(dest) or not self.cache.materialize_key(uri, dest, mode="copy"):
             return {"ok": False}
         why = self._release_refusal(uri, dest)
@@ -1605,6 +1713,8 @@ class Helper:
     def _release_refusal(self, uri: str, dest: str) -> str | None:
         """Why the copy at dest must not be served (lists.fallback_refusal); None: serve it, and
         remember that this update got it from the cache (not a confirmation by the origin)."""
+        import os
+
         from .aptenv import AptPaths
         from .lists import fallback_refusal, load_state, max_age, save_state
 
@@ -1627,6 +1737,8 @@ class Helper:
     def harvest(self, req: dict[str, Any], fd: int) -> None:
         """Store what the real method fetched, by the digest apt expected. Release files are
         not stored here: apt checks them after the method is done (hooks/apt/lists.py)."""
+        import os
+
         from cache_core import stamps
 
         from .naming import is_safe_name, key_for
@@ -1652,6 +1764,7 @@ class Helper:
 
     def record(self) -> None:
         """Add this method process's counts to the run's record (`pkgcache apt status`)."""
+        import os
         if self.stats:
             run_id = os.environ.get("PKGCACHE_METHOD_RUN") or str(os.getppid())
             record_counts(self.cache, run_id, self.stats)
@@ -1677,6 +1790,8 @@ def record_counts(cache: PackageCache, run_id: str, stats: dict[str, int]) -> No
 def fold_front_counts(cache: PackageCache) -> None:
     """Counts of fronts that served everything themselves (no helper to record them; see
     LocalObjects.save_counts) join their runs' records."""
+    import os
+
     from cache_core import stamps
 
     sdir = stamps.stamp_dir(str(cache.root))

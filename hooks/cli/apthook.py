@@ -4,8 +4,6 @@ apt runs this several times per install; it always exits 0 (the hook module says
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 from cache_core import EXIT_OK
 
 TYPE_CHECKING = False  # typing costs more than the rest of a post-update hook with nothing to do
@@ -25,7 +23,7 @@ def failopen_cache(args: Any) -> PackageCache:
 def hook_main(argv: list[str]) -> int:
     """Fast entry for `pkgcache [--config P] [--cache-dir D] [-q] apt hook ACTION` (what apt
     runs): skips building the whole CLI. Always 0; anything unexpected is one warning."""
-    if argv[-3:] == ["apt", "hook", "post-update"] and _update_unchanged():
+    if argv[-3:] == ["apt", "hook", "post-update"] and update_unchanged():
         return EXIT_OK  # nothing it reads changed since its last full run: nothing opened
     info = None
     if argv[-3:] == ["apt", "hook", "pre-install"] and _fast():
@@ -51,6 +49,8 @@ def hook_main(argv: list[str]) -> int:
     opts, rest = split
     if rest[:2] != ["apt", "hook"] or len(rest) != 3:
         return hook.run(f"bad arguments: {' '.join(rest)}", lambda: None)
+    from types import SimpleNamespace
+
     ns = SimpleNamespace(**opts)
     return hook.run(rest[2], lambda: failopen_cache(ns), info=info)
 
@@ -84,11 +84,17 @@ def _fast_harvest() -> tuple[bool, bytes | None]:
         return False, None
 
 
-def _update_unchanged() -> bool:
-    """The post-update hook's memo (hooks/apt/updatememo.py) says nothing changed."""
-    try:
-        from hooks.apt.updatememo import fresh
+_unchanged: list[bool] = []  # update_unchanged's answer, once per process
 
-        return fresh()
-    except Exception:  # noqa: BLE001 - a shortcut only: the hook runs in full
-        return False
+
+def update_unchanged() -> bool:
+    """The post-update hook's memo (hooks/apt/updatememo.py) says nothing changed. Standard
+    library only: the Debian package's command (debian/bin) asks it before loading site."""
+    if not _unchanged:
+        try:
+            from hooks.apt.updatememo import fresh
+
+            _unchanged.append(fresh())
+        except Exception:  # noqa: BLE001 - a shortcut only: the hook runs in full
+            _unchanged.append(False)
+    return _unchanged[0]

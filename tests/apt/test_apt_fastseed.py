@@ -203,12 +203,12 @@ def test_a_placed_deb_whose_object_the_size_cap_took_is_stored_again(lab: Lab) -
     assert got is not None and sha(Path(got)) == sha(lab.repo.debs["alpha"])
 
 
-def test_the_harvest_ends_early_for_debs_the_method_stored_or_placed_this_run(
+def test_the_harvest_ends_early_for_debs_the_method_stored_under_their_names(
         tmp_path: Path, monkeypatch) -> None:
     """fastseed.harvest_is_done: a deb apt downloaded through pkgcache's method (not in the run
-    note) counts as stored by its copy note (stamps.note_copy) while it keeps that stamp and
-    the cache holds its object; notes are used only when the whole run is done this way, and
-    a placed copy (hit) is counted as a hit."""
+    note) counts as stored by the helper's copy note while it keeps that stamp and the cache
+    holds its object; a copy the method placed (served by digest: the deb may have no name in
+    the cache) means the full harvest; notes are used only when the whole run is done."""
     from cache_core import PackageCache, stamps
     from hooks.apt import fastseed
 
@@ -242,6 +242,8 @@ def test_the_harvest_ends_early_for_debs_the_method_stored_or_placed_this_run(
     assert fastseed.harvest_is_done(stream(a, b), me) is False  # beta: no note
     assert notes() == {ALPHA}  # kept for the full harvest
     stamps.note_copy(sdir, BETA, db, b.stat(), hit=True)
+    assert fastseed.harvest_is_done(stream(a, b), me) is False  # placed by digest: full harvest
+    stamps.note_copy(sdir, BETA, db, b.stat(), hit=False)
     with PackageCache(root) as cache:
         cache.object_path(db).unlink()  # the object went (the size cap, a repair)
     assert fastseed.harvest_is_done(stream(a, b), me) is False
@@ -249,8 +251,12 @@ def test_the_harvest_ends_early_for_debs_the_method_stored_or_placed_this_run(
         assert cache.put(f"deb:{BETA}", str(b), link=False) == db
     assert fastseed.harvest_is_done(stream(a, b), me) is True
     assert notes() == set()  # used
-    hits = [p.read_text() for p in Path(sdir, "runs").glob("harvest-*.hits")]
-    assert len(hits) == 1 and f"deb:{BETA}\n" in hits[0] and f"deb:{ALPHA}\n" not in hits[0]
-    stamps.note_copy(sdir, ALPHA, da, a.stat(), hit=False)
-    a.write_bytes(b"other" * 100)  # replaced since the method stored it
-    assert fastseed.harvest_is_done(stream(a), me) is False
+    # a mixed run: alpha placed by the seed (run note), beta stored by the method
+    fastseed.write_run_note(me, str(archives), root, {ALPHA: fastseed.stamp_of(a.stat())})
+    stamps.note_copy(sdir, ALPHA, da, a.stat(), hit=False)  # a stale note of alpha: dropped
+    stamps.note_copy(sdir, BETA, db, b.stat(), hit=False)
+    assert fastseed.harvest_is_done(stream(a, b), me) is True
+    assert notes() == set()
+    stamps.note_copy(sdir, BETA, db, b.stat(), hit=False)
+    b.write_bytes(b"other" * 100)  # replaced since the method stored it
+    assert fastseed.harvest_is_done(stream(a, b), me) is False

@@ -61,3 +61,25 @@ def test_a_warm_update_leaves_the_cache_alone_until_something_changes(fleet) -> 
     assert _release(a) is None
     _ok(a.apt("update"))
     assert _release(a) == (key, _lists_release(a))
+
+
+def test_a_warm_updates_hook_as_installed_loads_nothing_but_its_memo(fleet, tmp_path) -> None:
+    """As the .deb installs it (/usr/bin/pkgcache: the system's python3 -I -S), the hook of a
+    warm update reads its memo with the standard library alone: no site (dist-packages and
+    their .pth files), importlib, parser module or cache; the full run before it, with site
+    loaded late, recorded that memo."""
+    a = fleet.server("a")
+    a.install_snippet()
+    log = tmp_path / "imports"
+    a.write_installed_cli(tmp_path, flags="-X importtime", tail=f'2>>"{log}"')
+    _ok(a.apt("update"))  # the full import (site loaded once the memo said no)
+    assert _release(a) is not None and "site" in log.read_text()
+    token = a.cache().generation()
+    log.write_text("")
+    _ok(a.apt("update"))
+    assert a.cache().generation() == token
+    imported = {line.split("|")[-1].strip() for line in log.read_text().splitlines()
+                if line.startswith("import time:")}
+    assert "hooks.apt.updatememo" in imported
+    late = {"site", "importlib", "warnings", "hooks.cli.app", "yaml", "sqlite3", "cache_core.api"}
+    assert not imported & late, sorted(imported & late)

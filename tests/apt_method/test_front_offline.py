@@ -123,7 +123,7 @@ def _next(stream: Any) -> Message:
 
 @pytest.fixture(autouse=True)
 def _as_root(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(method.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(method.posix, "geteuid", lambda: 0)
     monkeypatch.setattr(method.sys, "stderr", io.StringIO())
 
 

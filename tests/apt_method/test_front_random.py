@@ -271,7 +271,7 @@ def fast_front(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(method, "RELEASE_TIMEOUT", 0.02)
     monkeypatch.setattr(method, "HELPER_DRAIN", 2.0)
     monkeypatch.setattr(method, "CHILD_EXIT", 2.0)
-    monkeypatch.setattr(method.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(method.posix, "geteuid", lambda: 0)
     monkeypatch.setattr(method.sys, "stderr", io.StringIO())  # the fallback's notices
 
 

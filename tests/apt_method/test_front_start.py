@@ -26,9 +26,13 @@ from tests.support.http import serve_dir
 
 FRONT = REPO / "hooks" / "apt" / "method.py"
 # Modules the front must not import before it has something to serve (each costs ms at every
-# apt run: json and re pull in enum and re's compiler, typing, dataclasses inspect and ast).
+# apt run: json and re pull in enum and re's compiler, typing, dataclasses inspect and ast;
+# threading functools, collections and more).
 LATE = ("json", "socket", "subprocess", "re", "typing", "dataclasses", "email", "urllib",
-        "inspect", "cache_core", "hooks", "yaml", "sqlite3", "apt_pkg")
+        "inspect", "cache_core", "hooks", "yaml", "sqlite3", "apt_pkg", "threading")
+# Nor, on the wrapper's path of apt's worker (the memo sent by the wrapper), os and what it
+# loads (_collections_abc's ABCs: ~1 ms): the front uses posix.
+WORKER_LATE = (*LATE, "os", "_collections_abc", "posixpath")
 
 
 def test_the_front_starts_on_the_standard_library_minimum() -> None:
@@ -195,6 +199,103 @@ def test_the_wrapper_answers_apts_probe_with_no_interpreter(
                 for h in origin.hits] == ["pkgcache-test"], [h.headers for h in origin.hits]
 
 
+def _shipped_wrapper(tmp_path: Path, state: Path, *, flags: str = "") -> Path:
+    """debian/methods/http on this checkout, with state as root's state dir (python3 run with
+    flags)."""
+    text = (REPO / "debian" / "methods" / "http").read_text()
+    text = text.replace("/usr/share/pkgcache", str(REPO)).replace("/var/lib/pkgcache", str(state))
+    text = text.replace("exec /usr/bin/python3 ", f"exec /usr/bin/python3 {flags} ")
+    wrapper = tmp_path / "http"
+    wrapper.write_text(text)
+    wrapper.chmod(0o755)
+    return wrapper
+
+
+@pytest.mark.root  # the memo is root's (the wrapper sends it only then)
+def test_the_wrapper_starts_the_real_method_before_the_interpreter(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """At apt's worker start the real method's own start (libapt-pkg and its libraries, ms)
+    runs alongside the interpreter's: the wrapper starts it as a coprocess and the front
+    adopts it (one real method, with SIGINT at its default as apt starts methods), and the
+    front loads neither threading nor os."""
+    real = "/usr/lib/apt/methods/http"
+    if not os.access(real, os.X_OK):
+        pytest.skip("needs apt's http method")
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    monkeypatch.delenv(statepath.STATE_ENV, raising=False)
+    wrapper = _shipped_wrapper(tmp_path, state, flags="-X importtime")
+    env = dict(os.environ, PKGCACHE_STATE_DIR=str(state))
+    learn = subprocess.Popen([str(wrapper)], env=env, stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd="/")
+    assert learn.stdout is not None and learn.stdin is not None
+    assert learn.stdout.readline() == b"100 Capabilities\n"  # learnt before it is passed on
+    learn.stdin.close()
+    learn.send_signal(signal.SIGINT)  # apt's probe
+    learn.wait(60)
+    assert (state / f"{method.CAPS_FILE}-http{method.CAPS_MSG}").exists()
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "f").write_bytes(b"payload")
+    dest = tmp_path / "got"
+    with serve_dir(site) as origin:
+        proc = subprocess.Popen([str(wrapper)], env=env, stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd="/")
+        assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+        got = b""
+        while not got.endswith(b"\n\n"):
+            got += proc.stdout.readline()
+        proc.stdin.write(b"601 Configuration\nConfig-Item: APT::Sandbox::User=root\n\n"
+                         + f"600 URI Acquire\nURI: {origin.base}f\nFilename: {dest}\n\n".encode())
+        proc.stdin.flush()
+        while b"\n201 URI Done" not in got and b"\n400 URI" not in got:
+            line = proc.stdout.readline()
+            assert line, (got, proc.stderr.read()[-2000:])
+            got += line
+        args = Path(f"/proc/{proc.pid}/cmdline").read_bytes().split(b"\0")
+        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        adopted = [a for a in args if a.startswith(method.REAL_ARG.encode())]
+        assert len(adopted) == 1, args[:8]
+        pid = adopted[0][len(method.REAL_ARG):].decode()
+        assert children == [pid] and os.readlink(f"/proc/{pid}/exe") == real
+        sigign = next(line for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+                      if line.startswith("SigIgn:"))
+        assert not int(sigign.split()[1], 16) & (1 << (signal.SIGINT - 1)), sigign
+        proc.stdin.close()
+        proc.send_signal(signal.SIGINT)
+        err = proc.stderr.read()
+        assert proc.wait(60) == 100
+    assert got.count(b"100 Capabilities") == 1 and b"\n201 URI Done" in got, got
+    assert dest.read_bytes() == b"payload"
+    imported = {line.split("|")[-1].strip().split(".")[0]
+                for line in err.decode().splitlines() if line.startswith("import time:")}
+    assert imported and not imported & set(WORKER_LATE), sorted(imported & set(WORKER_LATE))
+
+
+def test_a_real_method_not_this_processs_child_is_not_adopted(tmp_path: Path) -> None:
+    """--real= names a process and two pipes: anything else (not a child of the front, not
+    pipes) is not taken, and the pipes are closed (the wrapper's real method ends on that)."""
+    r, w = os.pipe()
+    assert method.Child.adopt(1, r, w) is None  # init: never the front's child
+    for fd in (r, w):
+        with pytest.raises(OSError):
+            os.fstat(fd)
+    sleeper = subprocess.Popen(["/bin/sleep", "60"])
+    try:
+        with open(tmp_path / "f", "wb") as fh:
+            r, w = os.pipe()
+            os.close(w)
+            assert method.Child.adopt(sleeper.pid, r, os.dup(fh.fileno())) is None  # no pipe
+            r, w = os.pipe()
+            child = method.Child.adopt(sleeper.pid, r, w)
+            assert child is not None and child.poll() is None
+            assert not os.get_inheritable(r) and not os.get_inheritable(w)
+            child.kill()
+            assert child.wait(10) == -signal.SIGKILL
+    finally:
+        sleeper.kill()
+
+
 class DoneChild(FakeChild):
     """The real method: every request done."""
 
@@ -240,7 +341,7 @@ def _session(tmp_path: Path, requests: list[str]) -> tuple[list[Message], list[i
 
 @pytest.fixture(autouse=True)
 def _as_root(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(method.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(method.posix, "geteuid", lambda: 0)
     monkeypatch.setattr(method.sys, "stderr", io.StringIO())
 
 

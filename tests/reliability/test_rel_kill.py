@@ -49,7 +49,8 @@ def killing_wrapper(world: AptWorld, control: Path, log: Path) -> None:
     (exit status 137 = killed, logged). --foreground: timeout kills only the hook and waits for
     it to be gone, as apt waits for its hooks. Without it timeout also kills its own process
     group, itself included, so the wrapper could return while a killed hook that was stuck in
-    the kernel (a copy or fsync under load) still held apt's archives lock (CI stop 31)."""
+    the kernel (a copy or fsync under load) still held apt's archives lock (CI stop 31).
+    Processes the hook itself started are not killed with it (as with a kill -9 of its pid)."""
     world.sb.write_pkgcache_wrapper(
         f'read action delay < "{control}" || true\n'
         f'if [ "$3" = "$action" ]; then\n'

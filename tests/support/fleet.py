@@ -104,6 +104,18 @@ class Server(Sandbox):
             path.write_text(text)
             path.chmod(0o755)
 
+    def write_installed_cli(self, base: pathlib.Path, *, flags: str = "", tail: str = "") -> None:
+        """The server's /usr/bin/pkgcache as the .deb installs it (debian/bin/pkgcache: the
+        system's python3 with the options of its #! line, not the test venv, whose site costs
+        tens of ms at every hook), on this checkout's code (the script is written in base);
+        flags: more interpreter options, tail: shell text after the command (a redirection)."""
+        script = base / "pkgcache-bin.py"
+        text = (REPO / "debian" / "bin" / "pkgcache").read_text()
+        script.write_text(text.replace("/usr/share/pkgcache", str(self.code)))
+        interp, _, opts = text.split("\n", 1)[0][2:].partition(" ")
+        self.write_pkgcache_wrapper(f'exec {interp} {flags} {opts} "{script}" '
+                                    f'--config "{self.config}" "$@" {tail}\n')
+
     def install_method(self) -> None:
         text = METHOD_SNIPPET.read_text().replace("/usr/lib/pkgcache/methods", str(self.methods))
         (self.parts / "05pkgcache-method").write_text(text)
