@@ -12,7 +12,7 @@ import contextlib
 import functools
 import os
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
@@ -393,6 +393,18 @@ class PackageCache:
         """Add key for an object already in the store; False if no such object."""
         key = normalize_key(key)
         return self.store.alias(key, check_digest(digest, "digest"), kind or kind_of(key), meta)
+
+    @fail_open([])
+    def alias_many(self, rows: Sequence[tuple[str, str, str | None, dict[str, JSON] | None]]
+                   ) -> list[bool]:
+        """alias() for many (key, digest, kind, meta) rows in one index transaction (all or
+        none: a kill -9 leaves none of them): one bool per row, False where there is no such
+        object. [] when the cache is off or fails (each row then counts as not added)."""
+        out = []
+        for key, digest, kind, meta in rows:
+            key = normalize_key(key)
+            out.append((key, check_digest(digest, "digest"), kind or kind_of(key), meta))
+        return self.store.alias_many(out)
 
     @fail_open(None)
     def set_meta(self, key: str, meta: dict[str, JSON]) -> None:

@@ -319,6 +319,31 @@ class Index:
                 c.execute("UPDATE counters SET value = value + ? WHERE name = 'bytes_stored'",
                           (size,))
 
+    def add_keys(self, rows: list[tuple[str, str, int, str, dict[str, JSON] | None]]
+                 ) -> list[bool]:
+        """Record many keys (key, digest, size, kind, meta) for objects already indexed, in
+        one transaction: a row whose object is not indexed with that size (evicted or
+        quarantined meanwhile) is skipped (False), so no key is left without its object."""
+        now = time.time()
+        out: list[bool] = []
+        with self._change() as c:
+            for key, digest, size, kind, meta in rows:
+                row = c.execute("SELECT size FROM objects WHERE digest = ?", (digest,)).fetchone()
+                if row is None or row[0] != size:
+                    out.append(False)
+                    continue
+                c.execute("UPDATE objects SET last_used = MAX(last_used, ?) WHERE digest = ?",
+                          (now, digest))
+                c.execute(
+                    "INSERT INTO keys(key, digest, kind, size, created, last_used, meta) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(key) DO UPDATE SET "
+                    "digest = excluded.digest, kind = excluded.kind, size = excluded.size, "
+                    "last_used = excluded.last_used, meta = COALESCE(excluded.meta, keys.meta)",
+                    (key, digest, kind, size, now, now,
+                     json.dumps(meta, sort_keys=True) if meta else None))
+                out.append(True)
+        return out
+
     def set_meta(self, key: str, meta: dict[str, JSON]) -> None:
         """Replace the meta dict of key."""
         with self._change() as c:

@@ -29,6 +29,7 @@ import re
 import tarfile
 import zipfile
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from email.parser import HeaderParser
 from pathlib import Path
 from typing import Any
@@ -165,6 +166,15 @@ def _matches(cache: PackageCache, digest: str, filename: str) -> bool:
         return False
 
 
+def _meta(filename: str, info: dict[str, Any]) -> dict[str, Any]:
+    """The cache meta of a wheel or sdist taken from a fleet record or listing entry."""
+    name, version = (parse_wheel_filename(filename)[:2] if filename.endswith(".whl")
+                     else parse_sdist_filename(filename))
+    return {"filename": filename, "name": str(name), "version": str(version),
+            "requires_python": info.get("requires_python") or None,
+            "yanked": bool(info.get("yanked"))}
+
+
 def _adopt(cache: PackageCache, store: WheelStore, filename: str, digest: str,
            info: dict[str, Any], *, groups: list[list[str]] | None = None) -> bool:
     """Take one (file name, digest) named by a fleet record into the local pip store; vouch
@@ -185,12 +195,7 @@ def _adopt(cache: PackageCache, store: WheelStore, filename: str, digest: str,
     if not _matches(cache, digest, filename):
         warn(f"pip: fleet listing names {filename} for content that is not {filename}; ignored")
         return False
-    name, version = (parse_wheel_filename(filename)[:2] if kind == "wheel"
-                     else parse_sdist_filename(filename))
-    meta = {"filename": filename, "name": str(name), "version": str(version),
-            "requires_python": info.get("requires_python") or None,
-            "yanked": bool(info.get("yanked"))}
-    if not cache.alias(key, digest, kind=kind, meta=meta):
+    if not cache.alias(key, digest, kind=kind, meta=_meta(filename, info)):
         return False
     entry = cache.lookup(key)
     if entry is None or store.view(entry, filename) is None:
@@ -429,23 +434,63 @@ def _json_links(base: str, body: bytes) -> dict[str, tuple[str, str, str | None,
 WORKERS = 8  # projects read at once (their listing, index page and fleet wheels)
 
 
+@dataclass
+class _Wheel:
+    """A wheel of the fleet's listing that the index publishes with the same SHA-256, brought
+    into the local store and checked (_look_up); the main thread records it (_take)."""
+
+    filename: str
+    digest: str
+    info: dict[str, Any]
+    have: bool  # already cached here under its name with this digest
+    requires: list[str]  # the projects it depends on
+    groups: list[list[str]] = field(default_factory=list)  # the vouch (this request's origin)
+
+
+def _check(cache: PackageCache, filename: str, digest: str, info: dict[str, Any]
+           ) -> _Wheel | None:
+    """The read-only part of taking one wheel (in a look-up thread): its object brought from
+    the fleet and its own metadata matching its name; None if either fails."""
+    try:
+        check_filename(filename)
+    except Exception:  # noqa: BLE001 - a bad name from a record: ignored
+        return None
+    entry = cache.lookup(f"wheel:{filename}")
+    have = entry is not None and entry.digest == digest
+    if not have:
+        if _remote(cache).bring_object(digest) is None:
+            return None
+        if not _matches(cache, digest, filename):
+            warn(f"pip: fleet listing names {filename} for content that is not {filename}; "
+                 "ignored")
+            return None
+    return _Wheel(filename, digest, info, have, _requires(cache, digest))
+
+
+Looked = tuple[dict[str, dict[str, Any]], dict[str, Any] | None, dict[str, _Wheel]]
+
+
 def _look_up(cache: PackageCache, target: Target, urls: list[str], project: str,
-             read: PageReader | None) -> tuple[dict[str, dict[str, Any]], dict[str, Any] | None]:
+             read: PageReader | None) -> Looked:
     """The network part of one project, run in parallel (index_verified): the fleet's listing,
     the index's page (through the run's view: pip then reads the same download) and the wheels
-    both name with the same SHA-256 brought into the local store. The checks are the caller's."""
+    both name with the same SHA-256 brought into the local store and checked (_check). The
+    index is written by the caller (_take), for all projects at once."""
     listing = read_listing(cache, project)
     if not listing:
-        return listing, None
+        return listing, None, {}
     published = index_files(urls, project, read=read)
     if not published:
-        return listing, None
+        return listing, None, {}
+    wheels: dict[str, _Wheel] = {}
     for filename, info in listing.items():
         if filename.endswith(".whl") and published.get(filename, ("", ""))[1] == info["sha256"] \
-                and project_of(filename) == project and cache.lookup(f"wheel:{filename}") is None \
+                and project_of(filename) == project \
                 and target.supports(wheel_tags(filename) or frozenset()):
-            _remote(cache).bring_object(info["sha256"])  # a miss: _adopt says so
-    return listing, published
+            w = _check(cache, filename, info["sha256"], info)
+            if w is not None:
+                wheels[filename] = w
+    return listing, published, wheels
 
 
 def index_verified(cache: PackageCache, store: WheelStore, target: Target, pip_args: list[str],
@@ -456,17 +501,29 @@ def index_verified(cache: PackageCache, store: WheelStore, target: Target, pip_a
     sources: pip, resolving online with the cache's tree last in line, then makes the choice
     it makes without the fleet and downloads none of them. Projects are looked up in parallel
     (a page each: pip, reading one at a time, pays a round trip per page), their dependencies
-    as soon as a wheel names them. Returns the number taken."""
+    as soon as a wheel names them; the wheels' keys are recorded at the end, in one index
+    transaction, and the whole run is one remote batch (counters written once). Returns the
+    number taken."""
+    remote = cache.remote
+    if remote is None or not index_urls(pip_args):
+        return 0
+    with remote.batch():
+        return _index_verified(cache, store, target, pip_args, limit, read, workers)
+
+
+def _index_verified(cache: PackageCache, store: WheelStore, target: Target,
+                    pip_args: list[str], limit: int, read: PageReader | None,
+                    workers: int) -> int:
     from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
     urls = index_urls(pip_args)
     _, names = requirement_hashes(pip_args)
+    found = options.source_list(pip_args)  # once: origin() reads pip's config files
     seen: set[str] = set()
     taken = 0
-    if not urls:
-        return 0
+    new: list[_Wheel] = []
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        pending: dict[Future[Any], str] = {}
+        pending: dict[Future[Looked], str] = {}
 
         def look(project: str) -> None:
             if project not in seen and len(seen) < limit:
@@ -480,49 +537,77 @@ def index_verified(cache: PackageCache, store: WheelStore, target: Target, pip_a
             for fut in done:
                 project = pending.pop(fut)
                 try:
-                    listing, published = fut.result()
+                    listing, published, wheels = fut.result()
                 except Exception:  # noqa: BLE001 - a fault is a miss for that project
                     continue
-                found, requires = _take(cache, store, target, pip_args, project, listing,
-                                        published)
-                taken += found
+                found_now, requires, fresh = _take(cache, store, target, pip_args, project,
+                                                   listing, published, wheels, found)
+                taken += found_now
+                new += fresh
                 for r in requires:
                     look(r)
-    return taken
+    return taken + _record(cache, store, new)
+
+
+def _record(cache: PackageCache, store: WheelStore, wheels: list[_Wheel]) -> int:
+    """Record the keys of wheels (one index transaction), their links in the pip view and
+    their vouches; the number recorded."""
+    if not wheels:
+        return 0
+    added = cache.alias_many([(f"wheel:{w.filename}", w.digest, "wheel", _meta(w.filename, w.info))
+                              for w in wheels])
+    n = 0
+    for w, ok in zip(wheels, added, strict=False):  # (a fault: [] - none recorded)
+        entry = cache.lookup(f"wheel:{w.filename}") if ok else None
+        if entry is None or entry.digest != w.digest or store.view(entry, w.filename) is None:
+            continue
+        if w.groups:  # the private trust record, which decides what pip is offered
+            store.vouch(entry.key, w.digest, w.groups)
+        n += 1
+    return n
 
 
 def _take(cache: PackageCache, store: WheelStore, target: Target, pip_args: list[str],
-          project: str, listing: dict[str, dict[str, Any]], published: dict[str, Any] | None
-          ) -> tuple[int, list[str]]:
-    """index_verified's checks for one project: (files taken, projects they depend on)."""
-    taken, todo = 0, []
+          project: str, listing: dict[str, dict[str, Any]], published: dict[str, Any] | None,
+          wheels: dict[str, _Wheel], found: list[tuple[str, str]] | None = None
+          ) -> tuple[int, list[str], list[_Wheel]]:
+    """index_verified's checks for one project: (files taken, projects they depend on, wheels
+    to record: _record)."""
+    taken, todo, fresh = 0, [], []
     if not published:
-        return 0, []
+        return 0, [], []
     for filename, info in listing.items():
         digest = info["sha256"]
         if published.get(filename, ("", ""))[1] != digest or project_of(filename) != project:
             continue
-        origin = options.origin(published[filename][0], pip_args)
+        origin = options.origin(published[filename][0], pip_args, found)
         groups = [origin] if origin else []
         if filename.endswith(".whl"):
-            if not target.supports(wheel_tags(filename) or frozenset()) or not _adopt(
-                    cache, store, filename, digest, info, groups=groups):
+            w = wheels.get(filename)
+            if w is None or w.digest != digest:
                 continue
-            todo += _requires(cache, digest)
-        else:
-            art = Artifact(name=project, version="", url="", filename=filename,
-                           sha256=digest, requires_python=None, yanked=False,
-                           is_direct=False)
-            if not fetch_built(cache, store, art, target):
-                continue
-            entry = cache.lookup(store.built_key(digest, target))
-            if entry is None:
-                continue
-            if groups and store.trust.vouched(entry.key, entry.digest):
-                store.vouch(entry.key, entry.digest, groups)  # built from this index's sdist
-            todo += _requires(cache, entry.digest)
+            todo += w.requires
+            if w.have:
+                if groups:  # vouched for as a download from those sources would be
+                    store.vouch(f"wheel:{filename}", digest, groups)
+                taken += 1
+            else:
+                w.groups = groups
+                fresh.append(w)
+            continue
+        art = Artifact(name=project, version="", url="", filename=filename,
+                       sha256=digest, requires_python=None, yanked=False,
+                       is_direct=False)
+        if not fetch_built(cache, store, art, target):
+            continue
+        entry = cache.lookup(store.built_key(digest, target))
+        if entry is None:
+            continue
+        if groups and store.trust.vouched(entry.key, entry.digest):
+            store.vouch(entry.key, entry.digest, groups)  # built from this index's sdist
+        todo += _requires(cache, entry.digest)
         taken += 1
-    return taken, todo
+    return taken, todo, fresh
 
 
 def adopt_pins(cache: PackageCache, store: WheelStore, target: Target,

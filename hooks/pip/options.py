@@ -472,7 +472,8 @@ def sources(pip_args: list[str]) -> list[str]:
     return sorted({token(v) for _, v in source_list(pip_args)})
 
 
-def origin(url: str, pip_args: list[str]) -> list[str]:
+def origin(url: str, pip_args: list[str], found: list[tuple[str, str]] | None = None
+           ) -> list[str]:
     """The sources of this request a file pip took from url came from (one group: all of
     them are required of a later request), [] if none can be named.
 
@@ -480,11 +481,12 @@ def origin(url: str, pip_args: list[str]) -> list[str]:
     indexes and remote find-links pages on the URL's own host, else all of them and every local
     find-links page (pip does not say which one named the file: a later request must then read
     every one of them). A local find-links location never vouches for a file outside it.
+    found: source_list(pip_args), when the caller already has it (it reads pip's config).
     """
     from urllib.parse import unquote, urlsplit
 
     parts = urlsplit(url)
-    found = source_list(pip_args)
+    found = source_list(pip_args) if found is None else found
     # find-links pages (local files or remote URLs, not directories) can name any URL: a file
     # no source can be told for requires every one of them of a later request as well
     pages = [v for k, v in found if k == "links" and not os.path.isdir(local_path(v) or "")]
@@ -526,6 +528,8 @@ def request_lines(pip_args: list[str]) -> list[str]:
             lines += _read_lines(arg.split("=", 1)[1])
         elif arg.startswith("-r") and len(arg) > 2:
             lines += _read_lines(arg[2:])
+        elif arg in _WITH_VALUE:
+            next(args, None)  # an option's value (-i URL, -c FILE): not a requirement
         elif not arg.startswith("-"):
             lines.append(arg)
     return lines

@@ -113,6 +113,9 @@ class View:
         # page leases this run holds, to publish and release: one publisher thread (a queue);
         # close() waits for it until publish_wait, then releases every lease still held
         self._leases: list[tuple[Any, str, str]] = []
+        # pages read under a lease, kept in the cache by the publisher (off the reader's path):
+        # (url, Accept) -> (body, headers, the held copy, base)
+        self._unsaved: dict[tuple[str, str], tuple[bytes, Any, Held | None, str]] = {}
         self._publisher: threading.Thread | None = None
         self._closing = False
         self.publish_wait = 15.0  # set by the driver: the remote's timeout
@@ -390,7 +393,12 @@ class View:
                     return
                 cm, url, accept = self._leases[0]
             if self.shared is not None:
+                with self._lock:
+                    unsaved = self._unsaved.pop((url, accept), None)
                 with contextlib.suppress(Exception):
+                    if unsaved is not None:
+                        body, headers, held, base = unsaved
+                        self.shared.save(url, accept, body, headers, held, base, keep=True)
                     self.shared.publish(url, accept)
             with self._lock:  # (close() may have released it meanwhile)
                 mine = bool(self._leases) and self._leases[0][0] is cm
@@ -423,10 +431,12 @@ class View:
                 body = plain
                 ctype = resp.headers.get("Content-Type", "text/html")
                 base = resp.geturl()
-                if self.shared is not None:
+                if self.shared is not None and publish:  # kept by the publisher, then shared
+                    with self._lock:
+                        self._unsaved[(url, accept)] = (body, resp.headers, held, base)
+                elif self.shared is not None:
                     with contextlib.suppress(Exception):  # (keeping it is only a saving)
-                        self.shared.save(url, accept, body, resp.headers, held, base,
-                                         keep=publish)
+                        self.shared.save(url, accept, body, resp.headers, held, base)
         memo = self._pages[(url, accept)] = (ctype, body, base,
                                              self._rewrite(body, ctype, base))
         return memo

@@ -57,3 +57,15 @@ def test_memo_stamps_the_venv_config(home: Path) -> None:
     files = memo._config_files(cache, store, target)  # type: ignore[arg-type]
     assert "{venv}/pip.conf" in files  # (fast.py reads it in the venv of the run it serves)
     assert f"{home}/xdg1/pip/pip.conf" in files
+
+
+def test_an_options_value_is_not_a_requirement(tmp_path: Path) -> None:
+    """``-i URL`` and ``-c FILE`` name no project (the fleet looked up a project "http")."""
+    req = tmp_path / "req.txt"
+    req.write_text("alpha==1.0\n")
+    cons = tmp_path / "cons.txt"
+    cons.write_text("beta<2\n")
+    args = ["-i", "http://127.0.0.1:1/simple/", "-c", str(cons), "--timeout", "5",
+            "-r", str(req), "gamma"]
+    assert options.request_lines(args) == ["alpha==1.0", "gamma"]
+    assert options.requirement_hashes(args) == ([], ["alpha", "gamma"])

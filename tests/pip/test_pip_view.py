@@ -147,6 +147,56 @@ def test_held_page_leases_share_one_publisher_and_close_releases_them_all(view: 
     assert sorted(released) == sorted(urls) and len(set(publishing)) == 1
 
 
+def test_a_page_read_under_a_lease_is_kept_by_the_publisher_not_the_reader(view: View) -> None:
+    """The reader (pip, the fleet's look-up threads) gets the page at once; keeping it in the
+    cache (a put and its fsync) is the publisher's, before it shares it and ends the lease."""
+    import threading
+    import time
+
+    gate = threading.Event()
+    saved: list[tuple[str, bytes, bool, bool]] = []
+    published: list[str] = []
+    released: list[str] = []
+
+    class Shared:
+        def save(self, url: str, accept: str, body: bytes, headers: object, held: object,
+                 base: str | None = None, keep: bool = False) -> None:
+            gate.wait(5)  # a slow disk
+            saved.append((url, body, keep, threading.current_thread() is threading.main_thread()))
+
+        def publish(self, url: str, accept: str) -> bool:
+            published.append(url)
+            return True
+
+    class Resp:
+        headers = {"Content-Type": "text/html"}
+
+        def __enter__(self) -> Resp:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            pass
+
+        def read(self, n: int) -> bytes:
+            return b"<a>page</a>"
+
+        def geturl(self) -> str:
+            return url
+
+    url = "https://idx.example/simple/alpha/"
+    view.shared = Shared()  # type: ignore[assignment]
+    view._open = lambda *a: Resp()  # type: ignore[method-assign,assignment,return-value]
+    start = time.monotonic()
+    memo = view._fetch_page(url, "text/html", None, True)
+    assert not isinstance(memo, int) and memo[1] == b"<a>page</a>"
+    assert time.monotonic() - start < 2 and saved == []  # not waiting for the disk
+    view._end_page_lease(_Lease(released, url), url, "text/html", publish=True)
+    gate.set()
+    view.close()
+    assert saved == [(url, b"<a>page</a>", True, False)]  # kept, by the publisher thread
+    assert published == [url] and released == [url]  # then shared, then the lease ended
+
+
 class _Kept:
     """Pages kept here, fresh by the index's max-age and the fleet's window (Pages' part)."""
 

@@ -410,6 +410,20 @@ class LocalStore:
         self.index.add(key, digest, size, kind, meta, stored=False)  # no file stored
         return True
 
+    def alias_many(self, rows: list[tuple[str, str, str, dict[str, JSON] | None]]) -> list[bool]:
+        """alias() for many (key, digest, kind, meta) rows: each object verified (its stat
+        stamp, else hashed), then every key recorded in one index transaction, all or none
+        (a key whose object left the index meanwhile is not recorded). One bool per row."""
+        ok: list[bool] = []
+        good: list[tuple[str, str, int, str, dict[str, JSON] | None]] = []
+        for key, digest, kind, meta in rows:
+            size = self.index.object_size(digest)
+            ok.append(size is not None and self.verify(digest, size))
+            if ok[-1] and size is not None:
+                good.append((key, digest, size, kind, meta))
+        done = iter(self.index.add_keys(good) if good else [])
+        return [o and next(done) for o in ok]
+
     # -- reading ----------------------------------------------------------------------------
     def place(self, digest: str, size: int, dest: str, mode: str) -> bool:
         """A verified copy of the object at dest, atomically (temp in dest's dir + rename);

@@ -558,7 +558,7 @@ class RemoteTier:
             started = time.monotonic()
             try:
                 store = self._sets(spec)
-                n, rec, items = store.newest(key, store.head(key))
+                n, rec, items = store.read_newest(key)
                 if store.rejected:
                     self._count(spec, rejected_records=store.rejected)
                 if rec is None:
@@ -631,7 +631,8 @@ class RemoteTier:
             if want <= {sets.canonical(i) for i in items}:
                 self._count(spec, **({"uploads": 1} if wrote else {"upload_skipped": 1}))
                 return "uploaded" if wrote else "skipped"
-            body = sets.encode_items(key, sets.union(items, mine))
+            merged = sets.union(items, mine)
+            body = sets.encode_items(key, merged)
             if len(body) > sets.MAX_SET_BYTES:
                 warn(f"remote {spec.display}: shared set {key[:40]} too large; not uploaded")
                 return "skipped"
@@ -653,7 +654,11 @@ class RemoteTier:
                 self._no_create.add(spec.ident)  # asked once per process (each try leaves a temp)
                 backend.put(record_name(vkey), io.BytesIO(data), len(data), sha256_bytes(data),
                             self._deadline(spec))
-            hint = encode(Record(key, d, len(body), sets.HEAD_KIND, {"head": n + 1}),
+            # the hint names the version's items too (when small): a reader needs no more
+            hint_meta: dict[str, Any] = {"head": n + 1}
+            if len(body) <= sets.INLINE_MAX:
+                hint_meta["items"] = merged
+            hint = encode(Record(key, d, len(body), sets.HEAD_KIND, hint_meta, created=now()),
                           self._signer(spec))
             backend.put(record_name(key), io.BytesIO(hint), len(hint), sha256_bytes(hint),
                         self._deadline(spec))
