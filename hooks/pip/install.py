@@ -134,7 +134,6 @@ class Driver:
         self._last: dict | None = None  # the last cache-only install: its command and files
         self.served: dict | None = None  # ... when it served the request (fast.remember)
         self._page_cands: list[Candidate] = []
-        self._prestarted: runner.Prestarted | None = None  # pip started ahead (fleet runs)
 
     @property
     def request(self) -> Request:
@@ -222,9 +221,6 @@ class Driver:
 
     def close(self) -> None:
         """Save this run's vouches; remove its scratch directory."""
-        if self._prestarted is not None:
-            self._prestarted.abandon()
-            self._prestarted = None
         try:
             self.store.save_trust()
         except Exception:  # noqa: BLE001 - a lost memo only costs a re-hash or a download
@@ -336,8 +332,7 @@ class Driver:
                 return True
             return False
 
-        started, self._prestarted = self._prestarted, None
-        return runner.run_streaming(cmd, self.env, drop=drop, started=started)
+        return runner.run_streaming(cmd, self.env, drop=drop)
 
     def _touch(self, report: Path) -> None:
         """Refresh the LRU time of the cache entries pip installed (rarely: it re-hashes)."""
@@ -792,8 +787,6 @@ class Driver:
             return self.unreachable(installer, index, cause)
         if fleet is not None:  # files the index lists with the same SHA-256: offered from the cache
             v = self.view()  # the pages it reads are the pages pip then reads
-            if installer == "pip" and self.pip[1:] == ["-m", "pip"]:  # its imports meanwhile
-                self._prestarted = runner.Prestarted(self.pip[0], self.env)
             fleet.index_verified(self.cache, self.store, self.target, opts.pip_args,
                                  read=v.read_page if v is not None else None)
         if installer == "uv":

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -68,116 +67,14 @@ def run(cmd: list[str], env: dict[str, str], *, capture_stdout: bool = True,
     return Result(proc.returncode, proc.stdout or "", proc.stderr or "")
 
 
-# `python -c _BOOT FD`: pip's imports (the slow part of its start) while the driver still
-# works, then the arguments from FD (JSON; none: exit 0) and pip run as `python -m pip ARGS`
-# runs it: the package imported with the working directory first on sys.path, which pip's
-# __main__ then drops before anything else is imported (so the boot drops it there too), and
-# __main__ run by runpy. If pip cannot be imported, `python -m pip ARGS` itself is exec'd.
-_BOOT = """
-import os, sys
-fd = int(sys.argv.pop())
-try:
-    import pip
-except BaseException:
-    pip = None
-if sys.path and sys.path[0] in ("", os.getcwd()):
-    sys.path.pop(0)
-if pip is not None:
-    try:
-        import pip._internal.commands.install
-    except BaseException:
-        pass
-data = b""
-while True:
-    chunk = os.read(fd, 1 << 16)
-    if not chunk:
-        break
-    data += chunk
-os.close(fd)
-if not data:
-    sys.exit(0)
-import json
-argv = json.loads(data)
-if pip is None:
-    os.execv(sys.executable, [sys.executable, "-m", "pip", *argv])
-import runpy
-sys.argv[1:] = argv
-runpy.run_module("pip", run_name="__main__", alter_sys=True)
-"""
-
-
-class Prestarted:
-    """``python -m pip`` of the target started ahead: its imports run while the driver still
-    works; go() hands it its arguments (pip then runs exactly as if started then), abandon()
-    ends it unused (so does the driver's exit: the pipe closes)."""
-
-    def __init__(self, python: str, env: dict[str, str]) -> None:
-        self.python = python
-        self.env = dict(env)
-        r, self._w = os.pipe()
-        try:
-            self.proc: subprocess.Popen[str] | None = subprocess.Popen(
-                [python, "-c", _BOOT, str(r)], env=self.env, stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace",
-                pass_fds=(r,))
-        except OSError:
-            self.proc = None
-            os.close(self._w)
-            self._w = -1
-        finally:
-            os.close(r)
-
-    def go(self, cmd: list[str], env: dict[str, str]) -> subprocess.Popen[str] | None:
-        """The started pip, given cmd's arguments, if cmd is ``python -m pip ...`` for its
-        interpreter with its environment; else None (abandoned: start cmd anew)."""
-        proc, w = self.proc, self._w
-        self.proc, self._w = None, -1
-        if proc is None or w < 0 or cmd[:3] != [self.python, "-m", "pip"] or env != self.env \
-                or proc.poll() is not None:
-            _end(proc, w)
-            return None
-        try:
-            data = json.dumps(cmd[3:]).encode()
-            while data:
-                data = data[os.write(w, data):]
-        except OSError:
-            _end(proc, -1)
-            return None
-        finally:
-            os.close(w)
-        return proc
-
-    def abandon(self) -> None:
-        """End it unused."""
-        proc, w = self.proc, self._w
-        self.proc, self._w = None, -1
-        _end(proc, w)
-
-
-def _end(proc: subprocess.Popen[str] | None, w: int) -> None:
-    """Close the argument pipe (the boot script then exits) and reap the process."""
-    if w >= 0:
-        os.close(w)
-    if proc is None:
-        return
-    try:
-        proc.communicate(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.communicate()
-
-
 def run_streaming(cmd: list[str], env: dict[str, str],
-                  drop: str | Callable[[str], bool],
-                  started: Prestarted | None = None) -> Result:
+                  drop: str | Callable[[str], bool]) -> Result:
     """Run a tool with its stdout shown live except lines starting with drop (or for which
-    drop(line) is true); capture stderr. started: pip started ahead for cmd (used if it fits)."""
+    drop(line) is true); capture stderr."""
     import threading
 
-    proc = started.go(cmd, env) if started is not None else None
-    if proc is None:
-        proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, errors="replace")
+    proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, errors="replace")
     err: list[str] = []
     assert proc.stderr is not None
     stderr = proc.stderr
