@@ -5,6 +5,7 @@ taken alone. On nginx WebDAV, counted in its access log."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from cache_core.storage.remote.base import record_name
@@ -64,7 +65,7 @@ def test_a_hint_signed_by_an_untrusted_key_names_nothing(make_cache, nginx, keyp
     bogus = [{"filename": "proj-6.6-py3-none-any.whl", "sha256": "6" * 64}]
     body = encode_items(KEY, bogus)
     forged = encode(Record(KEY, digest(body), len(body), "sethead",
-                           {"head": 1, "items": bogus}, created=9e9 - 1),
+                           {"head": 1, "items": bogus}, created=time.time()),
                     load_secret_key(str(tmp_path / "other.key")))
     store.write(record_name(KEY), forged)
     items, signer = b.remote.read_set(KEY)
@@ -85,3 +86,25 @@ def test_a_replayed_older_hint_is_refused_as_an_older_version_is(make_cache, ngi
     store.write(record_name(KEY), old_hint)
     items, _ = b.remote.read_set(KEY)
     assert items == []  # refused (one warning), never the older set
+
+
+def test_a_late_hint_replayed_after_a_rollback_is_refused(make_cache, nginx, keypair) -> None:
+    """Writer A made version 1 and stalled; B made version 2; A's hint for version 1 landed
+    last. A reader walked up to version 2. The store then drops version 2: A's genuine hint
+    is refused, as version 1 itself would be (the hint carries its version's time)."""
+    from cache_core.storage.remote.records import decode
+
+    store, a, b = _writer_and_reader(make_cache, nginx, keypair)
+    _add(a, [{"filename": "proj-1.0-py3-none-any.whl", "sha256": "1" * 64}])
+    hint1 = store.read(record_name(KEY))
+    v1 = store.read(record_name(version_key(KEY, 1)))
+    assert hint1 is not None and v1 is not None
+    trusted = [keypair[1]]
+    assert decode(hint1, KEY, trusted, False).created == \
+        decode(v1, version_key(KEY, 1), trusted, False).created
+    _add(a, [{"filename": "proj-2.0-py3-none-any.whl", "sha256": "2" * 64}])  # "B"
+    store.write(record_name(KEY), hint1)  # A's hint lands last
+    assert len(b.remote.read_set(KEY)[0]) == 2  # the reader walks up to version 2
+    (nginx.root / "store" / record_name(version_key(KEY, 2))).unlink()
+    items, _ = b.remote.read_set(KEY)
+    assert items == []  # refused (one warning), never version 1's set

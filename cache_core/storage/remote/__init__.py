@@ -643,7 +643,8 @@ class RemoteTier:
                             if_none_match=True)
                 self._count(spec, bytes_out=len(body))
             vkey = sets.version_key(key, n + 1)
-            data = encode(Record(vkey, d, len(body), sets.VERSION_KIND, {}, created=now()),
+            created = now()  # the version's and its hint's: a hint is never newer than it
+            data = encode(Record(vkey, d, len(body), sets.VERSION_KIND, {}, created=created),
                           self._signer(spec))
             made = None if spec.ident in self._no_create else \
                 backend.create_lease(record_name(vkey), data, self._deadline(spec))
@@ -654,11 +655,14 @@ class RemoteTier:
                 self._no_create.add(spec.ident)  # asked once per process (each try leaves a temp)
                 backend.put(record_name(vkey), io.BytesIO(data), len(data), sha256_bytes(data),
                             self._deadline(spec))
-            # the hint names the version's items too (when small): a reader needs no more
+            # the hint names the version's items too (when small): a reader needs no more. Its
+            # time is the version's, so a hint that lands late (after a newer version) and is
+            # replayed once that version is gone is refused as that older version would be
+            # (check_version).
             hint_meta: dict[str, Any] = {"head": n + 1}
             if len(body) <= sets.INLINE_MAX:
                 hint_meta["items"] = merged
-            hint = encode(Record(key, d, len(body), sets.HEAD_KIND, hint_meta, created=now()),
+            hint = encode(Record(key, d, len(body), sets.HEAD_KIND, hint_meta, created=created),
                           self._signer(spec))
             backend.put(record_name(key), io.BytesIO(hint), len(hint), sha256_bytes(hint),
                         self._deadline(spec))
