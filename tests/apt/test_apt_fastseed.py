@@ -31,6 +31,27 @@ def sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def debs_in_archives(tmp_path: Path, monkeypatch, alpha: bytes, beta: bytes
+                     ) -> tuple[Path, Path, Path]:
+    """A private state dir (PKGCACHE_STATE_DIR) and an archives dir holding alpha's and beta's
+    debs with these bytes: (archives, alpha, beta)."""
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    monkeypatch.setenv("PKGCACHE_STATE_DIR", str(state))
+    archives = tmp_path / "archives"
+    archives.mkdir()
+    a, b = archives / ALPHA, archives / BETA
+    a.write_bytes(alpha)
+    b.write_bytes(beta)
+    return archives, a, b
+
+
+def info_stream(*paths: Path) -> bytes:
+    """A Pre-Install-Pkgs info stream (version 3) installing the debs at paths."""
+    lines = [f"{p.name.split('_')[0]} - - none < 1 amd64 none {p}" for p in paths]
+    return ("VERSION 3\nAPT::Architecture=amd64\n\n" + "\n".join(lines) + "\n").encode()
+
+
 def check_fast_run(lab: Lab, log: Path) -> None:
     res = lab.sb.apt("install", "alpha", check=True)
     assert "Need to get 0 B" in res.stdout, res.stdout
@@ -133,30 +154,19 @@ def test_the_harvest_ends_early_only_for_debs_this_runs_seed_checked(tmp_path: P
     or a deb outside archives means the full harvest."""
     from hooks.apt import fastseed
 
-    state = tmp_path / "state"
-    state.mkdir(mode=0o700)
-    monkeypatch.setenv("PKGCACHE_STATE_DIR", str(state))
-    archives = tmp_path / "archives"
-    archives.mkdir()
-    a, b = archives / ALPHA, archives / BETA
-    a.write_bytes(b"a")
-    b.write_bytes(b"b")
-
-    def stream(*paths: Path) -> bytes:
-        lines = [f"{p.name.split('_')[0]} - - none < 1 amd64 none {p}" for p in paths]
-        return ("VERSION 3\nAPT::Architecture=amd64\n\n" + "\n".join(lines) + "\n").encode()
+    archives, a, b = debs_in_archives(tmp_path, monkeypatch, b"a", b"b")
 
     me = os.getpid()
     fastseed.write_run_note(me, str(archives), str(tmp_path / "cache"),
                             {ALPHA: fastseed.stamp_of(a.stat())})
-    assert fastseed.harvest_is_done(stream(a), me) is True
-    assert fastseed.harvest_is_done(stream(a, b), me) is False  # apt downloaded beta
-    assert fastseed.harvest_is_done(stream(a), os.getppid()) is False  # another run's note
+    assert fastseed.harvest_is_done(info_stream(a), me) is True
+    assert fastseed.harvest_is_done(info_stream(a, b), me) is False  # apt downloaded beta
+    assert fastseed.harvest_is_done(info_stream(a), os.getppid()) is False  # another run's note
     other = tmp_path / ALPHA
     other.write_bytes(b"a")
-    assert fastseed.harvest_is_done(stream(other), me) is False  # not in archives
+    assert fastseed.harvest_is_done(info_stream(other), me) is False  # not in archives
     a.write_bytes(b"x")  # replaced since the seed checked it
-    assert fastseed.harvest_is_done(stream(a), me) is False
+    assert fastseed.harvest_is_done(info_stream(a), me) is False
 
 
 def test_a_remembered_answer_is_not_used_once_apts_config_or_pinning_changed(lab: Lab) -> None:
@@ -212,14 +222,7 @@ def test_the_harvest_ends_early_for_debs_the_method_stored_under_their_names(
     from cache_core import PackageCache, stamps
     from hooks.apt import fastseed
 
-    state = tmp_path / "state"
-    state.mkdir(mode=0o700)
-    monkeypatch.setenv("PKGCACHE_STATE_DIR", str(state))
-    archives = tmp_path / "archives"
-    archives.mkdir()
-    a, b = archives / ALPHA, archives / BETA
-    a.write_bytes(b"alpha" * 100)
-    b.write_bytes(b"beta" * 100)
+    archives, a, b = debs_in_archives(tmp_path, monkeypatch, b"alpha" * 100, b"beta" * 100)
     root = str(tmp_path / "cache")
     with PackageCache(root) as cache:
         da = cache.put(f"deb:{ALPHA}", str(a), link=False)
@@ -228,35 +231,31 @@ def test_the_harvest_ends_early_for_debs_the_method_stored_under_their_names(
     sdir = stamps.stamp_dir(root, create=True)
     assert sdir is not None
 
-    def stream(*paths: Path) -> bytes:
-        lines = [f"{p.name.split('_')[0]} - - none < 1 amd64 none {p}" for p in paths]
-        return ("VERSION 3\nAPT::Architecture=amd64\n\n" + "\n".join(lines) + "\n").encode()
-
     def notes() -> set[str]:
         return {p.name for p in Path(sdir, "copies").glob("*")}
 
     me = os.getpid()
     fastseed.write_run_note(me, str(archives), root, {})  # a cold run: the seed placed nothing
-    assert fastseed.harvest_is_done(stream(a, b), me) is False  # no copy notes: the full harvest
+    assert fastseed.harvest_is_done(info_stream(a, b), me) is False  # no copy notes: the full harvest
     stamps.note_copy(sdir, ALPHA, da, a.stat(), hit=False)
-    assert fastseed.harvest_is_done(stream(a, b), me) is False  # beta: no note
+    assert fastseed.harvest_is_done(info_stream(a, b), me) is False  # beta: no note
     assert notes() == {ALPHA}  # kept for the full harvest
     stamps.note_copy(sdir, BETA, db, b.stat(), hit=True)
-    assert fastseed.harvest_is_done(stream(a, b), me) is False  # placed by digest: full harvest
+    assert fastseed.harvest_is_done(info_stream(a, b), me) is False  # placed by digest: full harvest
     stamps.note_copy(sdir, BETA, db, b.stat(), hit=False)
     with PackageCache(root) as cache:
         cache.object_path(db).unlink()  # the object went (the size cap, a repair)
-    assert fastseed.harvest_is_done(stream(a, b), me) is False
+    assert fastseed.harvest_is_done(info_stream(a, b), me) is False
     with PackageCache(root) as cache:
         assert cache.put(f"deb:{BETA}", str(b), link=False) == db
-    assert fastseed.harvest_is_done(stream(a, b), me) is True
+    assert fastseed.harvest_is_done(info_stream(a, b), me) is True
     assert notes() == set()  # used
     # a mixed run: alpha placed by the seed (run note), beta stored by the method
     fastseed.write_run_note(me, str(archives), root, {ALPHA: fastseed.stamp_of(a.stat())})
     stamps.note_copy(sdir, ALPHA, da, a.stat(), hit=False)  # a stale note of alpha: dropped
     stamps.note_copy(sdir, BETA, db, b.stat(), hit=False)
-    assert fastseed.harvest_is_done(stream(a, b), me) is True
+    assert fastseed.harvest_is_done(info_stream(a, b), me) is True
     assert notes() == set()
     stamps.note_copy(sdir, BETA, db, b.stat(), hit=False)
     b.write_bytes(b"other" * 100)  # replaced since the method stored it
-    assert fastseed.harvest_is_done(stream(a, b), me) is False
+    assert fastseed.harvest_is_done(info_stream(a, b), me) is False
