@@ -78,14 +78,26 @@ def stamp_dir(cache_root: str, *, create: bool = False, state: str | None = None
 
 
 def _read(path: str) -> str | None:
+    return read_file(path)
+
+
+def read_file(path: str, limit: int = MAX, *, private: bool = False) -> str | None:
+    """The text of the regular file at path, at most limit bytes (no link followed, no FIFO
+    waited on), or None; private: only this user's own owner-only file, whole or None."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
         return None
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or private and (
+                st.st_uid != os.geteuid() or st.st_mode & 0o077 or st.st_size > limit):
             return None
-        return os.read(fd, MAX).decode("utf-8", "surrogateescape")
+        chunks, left = [], limit
+        while left > 0 and (chunk := os.read(fd, min(left, 1 << 20))):
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks).decode("utf-8", "surrogateescape")
     except OSError:
         return None
     finally:

@@ -78,23 +78,9 @@ def _content(path: str) -> bytes:
 
 def _private_text(path: str) -> str | None:
     """The text of our own owner-only regular file at path (no link followed), or None."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o077 \
-                or st.st_size > MAX_BYTES:
-            return None
-        chunks = []
-        while chunk := os.read(fd, 1 << 20):
-            chunks.append(chunk)
-        return b"".join(chunks).decode("utf-8", "surrogateescape")
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
+    from cache_core import stamps
+
+    return stamps.read_file(path, MAX_BYTES, private=True)
 
 
 def _b(text: str) -> bytes:
