@@ -191,13 +191,20 @@ def test_tampered_wheel_is_not_used(warm: Warm) -> None:
 
 def test_ctrl_c_gives_the_tool_time_to_stop_by_itself(tmp_path: Path) -> None:
     """Ctrl-C reaches pip too (the terminal's process group): the warm path waits 0.25 s for it
-    to handle its own SIGINT (as subprocess.run does) before killing it."""
+    to handle its own SIGINT (as subprocess.run does) before killing it. A loaded machine may
+    not schedule the tool within 0.25 s: up to 3 tries; a path that kills at once fails all."""
+    assert any(_ctrl_c_handled(tmp_path / f"try{n}") for n in range(3))
+
+
+def _ctrl_c_handled(tmp_path: Path) -> bool:
+    """One Ctrl-C during the warm path's wait: did the tool finish its own handler?"""
     import signal
     import sys
     import threading
 
     from hooks.pip.fast import _spawn
 
+    tmp_path.mkdir()
     ready, handled = tmp_path / "ready", tmp_path / "handled"
     child = ("import pathlib, time\n"
              f"pathlib.Path({str(ready)!r}).touch()\n"
@@ -238,4 +245,4 @@ def test_ctrl_c_gives_the_tool_time_to_stop_by_itself(tmp_path: Path) -> None:
             t.join()
     finally:
         signal.signal(signal.SIGINT, before)
-    assert handled.exists()
+    return handled.exists()
