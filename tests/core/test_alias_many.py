@@ -113,3 +113,35 @@ def test_a_batch_killed_midway_leaves_no_key_and_none_dangling(tmp_path: Path) -
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 0 and "not killed" in p.stdout, p.stderr
     assert len(cache.keys("wheel:")) == N
+
+
+def test_an_object_evicted_after_its_check_gets_no_key(tmp_path: Path) -> None:
+    """An object checked good, then evicted (or quarantined) by another process before the
+    keys are written: its key is not recorded and its object row is not made again (a row
+    without its file); the others are. alias() is the same call for one key."""
+    cache = PackageCache(str(tmp_path / "cache"), strict=True)
+    digests = _sources(tmp_path, cache, 3)
+    store = cache.store
+    real_verify = store.verify
+
+    def verify_then_evict(digest: str, size: int, *, full: bool = False) -> bool:
+        good = real_verify(digest, size, full=full)
+        if digest == digests[1]:
+            assert store.quarantine(digest, quiet=True)  # as a concurrent gc or check would
+        return good
+
+    store.verify = verify_then_evict  # type: ignore[method-assign]
+    out = cache.alias_many([(f"wheel:p{i}.whl", d, None, None) for i, d in enumerate(digests)])
+    assert out == [True, False, True]
+    assert cache.lookup("wheel:p1.whl") is None
+    assert store.index.object_size(digests[1]) is None and not store.present(digests[1], 1)
+
+    def verify_then_evict_all(digest: str, size: int, *, full: bool = False) -> bool:
+        good = real_verify(digest, size, full=full)
+        assert store.quarantine(digest, quiet=True)
+        return good
+
+    store.verify = verify_then_evict_all  # type: ignore[method-assign]
+    assert not cache.alias("wheel:single.whl", digests[2])
+    assert cache.lookup("wheel:single.whl") is None
+    assert store.index.object_size(digests[2]) is None

@@ -403,12 +403,9 @@ class LocalStore:
         return False
 
     def alias(self, key: str, digest: str, kind: str, meta: dict[str, JSON] | None) -> bool:
-        """Add key for a verified object already stored; False if there is no such object."""
-        size = self.index.object_size(digest)
-        if size is None or not self.verify(digest, size):
-            return False
-        self.index.add(key, digest, size, kind, meta, stored=False)  # no file stored
-        return True
+        """Add key for a verified object already stored; False if there is no such object (or
+        it left the index meanwhile: no key is ever recorded without its object)."""
+        return self.alias_many([(key, digest, kind, meta)])[0]
 
     def alias_many(self, rows: list[tuple[str, str, str, dict[str, JSON] | None]]) -> list[bool]:
         """alias() for many (key, digest, kind, meta) rows: each object verified (its stat
