@@ -94,6 +94,42 @@ def test_without_faults_the_fleet_serves(fleet) -> None:
     assert fleet.origin.deb_requests() == []
 
 
+@pytest.mark.parametrize("how", ["not-its-child", "not-pipes"])
+def test_wrapper_method_not_adopted(fleet, how: str) -> None:
+    """The front cannot adopt the real method the wrapper started (a pid that is not its
+    child; fds 3/4 that are not pipes): it starts its own and the fleet still serves every deb,
+    silently; the wrapper's method ends (its pipes closed), none is left behind."""
+    _seeded_fleet(fleet)
+    b = fleet.server("b")
+    line = 'set -- "--real=$COPROC_PID" "$@"'
+    bad = {"not-its-child": 'set -- "--real=1" "$@"',
+           "not-pipes": 'exec 3</dev/null; set -- "--real=$COPROC_PID" "$@"'}[how]
+    text = (b.methods / "http").read_text()
+    assert text.count(line) == 1
+    for name in ("http", "https"):
+        (b.methods / name).write_text(text.replace(line, bad))
+    fleet.origin.reset()
+    _ok(b.apt("update"))
+    res = b.apt("install", *PKGS)
+    _ok(res)
+    assert "Traceback" not in res.stderr and "pkgcache" not in res.stderr, res.stderr
+    _installed_right(b, fleet)
+    assert fleet.origin.deb_requests() == []  # served: the front ran, with a real method
+    end = time.monotonic() + 10
+    while _real_methods(str(fleet.base)) and time.monotonic() < end:
+        time.sleep(0.05)
+    assert _real_methods(str(fleet.base)) == []
+
+
+def _real_methods(marker: str) -> list[int]:
+    """apt's http methods still running for this test (zombies are gone already)."""
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit() and _cmd(d).startswith(b"/usr/lib/apt/methods/http") and _ours(d, marker):
+            out.append(int(d))
+    return out
+
+
 @pytest.mark.slow
 def test_helper_killed_at_random_points(fleet) -> None:
     """>= 30 real apt-get runs; in each, pkgcache's helper (every cache operation of the method)
