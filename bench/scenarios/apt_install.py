@@ -20,6 +20,8 @@ Roots without hooks have no pkgcache file (apt reads only the root's own apt.con
 
 Usage (from the checkout):
     sudo .venv/bin/python -m bench.scenarios.apt_install [--rounds 5] [--workdir DIR] [--packages P]
+        [--only A,H]
+--only: those scenarios alone (A,H: the cold hooks' cost, no apt-cacher-ng and no priming).
 Prints the table (medians, min/max, per-round ratios); exit 1 if a target is missed.
 """
 
@@ -33,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from bench.lib import acng
@@ -184,14 +187,20 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--workdir", default=None)
     ap.add_argument("--packages", default=" ".join(PKGS), help="the package set (space-separated)")
+    ap.add_argument("--only", default=",".join(ORDER),
+                    help="the scenarios to run, comma-separated (default: all)")
     args = ap.parse_args()
+    only = [x.strip().upper() for x in args.only.split(",") if x.strip()]
+    if not only or any(x not in ORDER for x in only):
+        print(f"--only: scenarios are {','.join(ORDER)}", file=sys.stderr)
+        return 2
     if os.geteuid() != 0:
         print("needs root (mount, chrooted maintainer scripts)", file=sys.stderr)
         return 2
     from bench.lib.report import print_table, targets
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="pkgcache-apt-bench-", dir="/var/tmp"))
-    res: dict = {"apt": collect(args.rounds, work, args.packages.split())}
+    res: dict = {"apt": collect(args.rounds, work, args.packages.split(), only=only)}
     res["targets"] = targets(res)
     print()
     print_table(res)
@@ -205,17 +214,17 @@ LABELS = {"A": "cold, no hooks", "H": "cold, pkgcache hooks", "S": "warm, seeded
 
 
 def collect(rounds: int, work: Path, pkgs: list[str] | None = None,
-            base: Path | None = None) -> dict:
-    """Scenarios A H S B N, `rounds` rounds in rotated order (a Latin square), through one
-    counting proxy. Before the rounds, untimed: P primes apt-cacher-ng (N's server; B's debs are
-    P's archives) and F fills pkgcache's cache (S's); H starts from an empty cache every round.
-    A failed run is recorded (None in its round, the error in "errors") and the rounds go on."""
+            base: Path | None = None, only: list[str] | None = None) -> dict:
+    """Scenarios A H S B N (or those in only), `rounds` rounds in rotated order (a Latin
+    square), through one counting proxy. Before the rounds, untimed: P primes apt-cacher-ng (N's
+    server; B's debs are P's archives) and F fills pkgcache's cache (S's); H starts from an empty
+    cache every round. A failed run is recorded (None in its round, the error in "errors") and
+    the rounds go on."""
     pkgs = list(pkgs or PKGS)
-    version = acng.ensure_installed()
+    scens = tuple(s for s in ORDER if only is None or s in only)
     base = prepare(work, base)
     proxy = acng.CountingProxy()
-    cacher = acng.Acng(work, upstream_proxy=proxy.url)
-    cacher.start()
+    version, cacher = _start_acng(work, proxy, any(s in scens for s in "BN"))
     debs = work / "debs"
     warm_cache = work / "cache-warm"
     rec: dict[str, dict[str, list]] = {
@@ -238,14 +247,14 @@ def collect(rounds: int, work: Path, pkgs: list[str] | None = None,
         if got["wall"] is not None:
             print(f"  apt {scen} {LABELS[scen]:<30} {got['wall']:6.2f} s  before dpkg "
                   f"{got['pre_dpkg']:5.2f} s  upstream {got['bytes'] / 1e6:7.2f} MB  debs fetched "
-                  f"{got['debs_fetched']}", flush=True)
+                  f"{got['debs_fetched']}  hooks {got['hook_seconds']:.3f} s", flush=True)
 
     def install(scen: str, cache_dir: Path) -> dict:
         nonlocal npkgs
         # F primes S's cache in S's own root path: the server S re-provisions, as in place
         root = Root(work, base, f"root-{'S' if scen == 'F' else scen}", cache_dir)
         try:
-            via = cacher.url if scen in "NP" else proxy.url
+            via = cacher.url if scen in "NP" and cacher is not None else proxy.url
             with open(root.conf, "a") as f:
                 f.write(f'Acquire::http::Proxy "{via}";\n')
             # anything the hooks fetch themselves is counted too
@@ -280,13 +289,9 @@ def collect(rounds: int, work: Path, pkgs: list[str] | None = None,
             root.close()
 
     try:
-        cacher.clear_cache()
-        shutil.rmtree(warm_cache, ignore_errors=True)
-        print("apt: priming apt-cacher-ng (P) and pkgcache (F) with one install each", flush=True)
-        one("P", work / "cache-unused")
-        one("F", warm_cache)
+        _prime(cacher, "S" in scens, lambda scen, cache: one(scen, cache), work, warm_cache)
         for rnd in range(rounds):
-            order = latin(ORDER, rnd)
+            order = latin(scens, rnd)
             orders.append("".join(order))
             print(f"apt round {rnd + 1}/{rounds}: order {''.join(order)}", flush=True)
             cache_dir = work / f"cache-{rnd}"
@@ -294,16 +299,44 @@ def collect(rounds: int, work: Path, pkgs: list[str] | None = None,
             for scen in order:
                 one(scen, warm_cache if scen == "S" else cache_dir)
     finally:
-        cacher.stop()
+        if cacher is not None:
+            cacher.stop()
         proxy.close()
     return {"packages": npkgs, "package_set": pkgs, "suite": SUITE,
             "rounds": rounds, "orders": orders, "apt_cacher_ng": version, "labels": LABELS,
             "errors": errors,
             "bytes_method": "bytes relayed by a counting proxy on 127.0.0.1 (headers included); "
                             "apt-cacher-ng's own upstream also goes through it",
-            "per_round": {k: d["wall"] for k, d in rec.items() if k in ORDER},
-            "per_round_pre_dpkg": {k: d["pre_dpkg"] for k, d in rec.items() if k in ORDER},
-            "scenarios": {k: {m: stats(v) for m, v in d.items()} for k, d in rec.items()}}
+            "per_round": {k: d["wall"] for k, d in rec.items() if k in scens},
+            "per_round_pre_dpkg": {k: d["pre_dpkg"] for k, d in rec.items() if k in scens},
+            "scenarios": {k: {m: stats(v) for m, v in d.items()} for k, d in rec.items()
+                          if d["wall"]}}
+
+
+def _start_acng(work: Path, proxy: acng.CountingProxy, needed: bool
+                ) -> tuple[str | None, acng.Acng | None]:
+    """apt-cacher-ng (installed if missing) started behind the counting proxy, if a scenario
+    needs it (N, or B's debs from its priming run): (its version, it)."""
+    if not needed:
+        return None, None
+    version = acng.ensure_installed()
+    cacher = acng.Acng(work, upstream_proxy=proxy.url)
+    cacher.start()
+    return version, cacher
+
+
+def _prime(cacher: acng.Acng | None, warm: bool, one: Callable[[str, Path], None], work: Path,
+           warm_cache: Path) -> None:
+    """The untimed installs before the rounds: P primes apt-cacher-ng (when a scenario needs
+    it), F fills pkgcache's warm cache (when S runs)."""
+    shutil.rmtree(warm_cache, ignore_errors=True)
+    if cacher is not None:
+        cacher.clear_cache()
+        print("apt: priming apt-cacher-ng (P) with one install", flush=True)
+        one("P", work / "cache-unused")
+    if warm:
+        print("apt: priming pkgcache (F) with one install", flush=True)
+        one("F", warm_cache)
 
 
 if __name__ == "__main__":
