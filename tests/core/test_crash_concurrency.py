@@ -113,3 +113,39 @@ def test_many_processes_create_one_new_cache_at_once(tmp_path: Path):
             _, err = p.communicate(timeout=120)
             assert p.returncode == 0, err
         assert PackageCache(str(cache_dir)).stats()["entries"] == 8
+
+
+def test_a_put_made_during_another_process_gc_is_not_left_over_the_cap(tmp_path: Path) -> None:
+    """Process B stores while A holds the gc lock: B's gc is skipped (the lock is busy), and
+    A, once it has let the lock go, sees B's put and evicts again: the cap holds when both are
+    done (before: B's put stayed over the cap until the next put)."""
+    from cache_core.storage.local import maintenance
+
+    cap = 1_000_000
+    a = PackageCache(str(tmp_path / "cache"), max_size_bytes=cap, strict=True)
+    b = PackageCache(str(tmp_path / "cache"), max_size_bytes=cap, strict=True)
+    src = tmp_path / "src"
+    for i in range(4):
+        src.write_bytes(bytes([i]) * 200_000)
+        a.put(f"key:a{i}", str(src))
+    real_gc = maintenance.gc
+    during: list[dict] = []
+
+    def gc_with_b_storing(store, cap_, older_than):  # A's gc; B stores meanwhile
+        out = real_gc(store, cap_, older_than)
+        if not during:
+            for i in range(3):
+                src.write_bytes(bytes([100 + i]) * 300_000)
+                b.put(f"key:b{i}", str(src))  # its own gc finds the lock held: skipped
+            during.append(b.stats())
+        return out
+
+    maintenance.gc = gc_with_b_storing  # type: ignore[assignment]
+    try:
+        src.write_bytes(b"x" * 300_000)
+        a.put("key:over", str(src))  # over the cap: A's gc runs
+    finally:
+        maintenance.gc = real_gc  # type: ignore[assignment]
+    assert during and during[0]["size_bytes"] > cap  # B's puts went over while A cleaned
+    assert a.stats()["size_bytes"] <= cap
+    assert b.get("key:b2") is not None  # the newest stays (least recently used go first)

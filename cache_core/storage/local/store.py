@@ -45,6 +45,8 @@ Found = tuple[str, int, "Entry | None"]  # (digest, size, entry) of a key in the
 
 
 BATCH_EVICT = 256 << 20  # bytes a batch publishes between size-cap checks
+GC_ROUNDS = 4  # gcs one put may run while others keep the cache over the cap
+
 
 class LocalStore:
     """One cache directory: its layout, its index and the operations on its objects. The first
@@ -576,9 +578,17 @@ class LocalStore:
         return c.get("total_size", 0) + c.get("bucket_size", 0) + quarantined
 
     def maybe_evict(self) -> None:
-        """Run gc if the cap is exceeded (skipped if another process is cleaning)."""
-        if self.max_size_bytes and self.usage() > self.max_size_bytes:
-            self.gc()
+        """Run gc while the cap is exceeded. A process that finds the gc lock held leaves the
+        cap to the holder, and the holder looks again once it has let the lock go, so a put
+        made meanwhile is not left over the cap (at most GC_ROUNDS gcs; none once one frees
+        nothing)."""
+        for _ in range(GC_ROUNDS):
+            if not (self.max_size_bytes and self.usage() > self.max_size_bytes):
+                return
+            done = self.gc()
+            if done.get("skipped") or not (done.get("freed_bytes") or done.get("stale")
+                                           or done.get("quarantine_freed_bytes")):
+                return
 
     def gc(self, cap: int | None = None, older_than: float | None = None,
            wait: bool = False) -> dict[str, int]:
