@@ -606,7 +606,9 @@ class PackageCache:
             return {k: [] for k in _maintenance.REPORT_KINDS}
         with self.lock("gc"):
             self.index.flush()
-            return _maintenance.verify(self.store, repair)
+            report = _maintenance.verify(self.store, repair)
+        self.store.maybe_evict()  # puts made meanwhile left the cap to this lock's holder
+        return report
 
     def clear(self) -> int:
         """Remove every object, key, bucket entry not in use and quarantined file; returns the
@@ -615,7 +617,9 @@ class PackageCache:
             return 0
         with self.lock("gc"):
             self.index.flush()
-            return _maintenance.clear(self.store)
+            removed = _maintenance.clear(self.store)
+        self.store.maybe_evict()  # puts made meanwhile left the cap to this lock's holder
+        return removed
 
 
 class Remote:

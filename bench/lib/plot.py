@@ -37,7 +37,7 @@ def main() -> int:
     for ax, k in zip(axes[:, 0], panels, strict=True):
         if k == "apt":
             a = res["apt"]
-            keys = [s for s in "AHSBN" if a["scenarios"][s]["wall"]["n"]]
+            keys = [s for s in "AHSBN" if a["scenarios"].get(s, {}).get("wall", {}).get("n")]
             bars(ax, [f"{s} {a['labels'][s]}" for s in keys],
                  [a["scenarios"][s]["wall"] for s in keys],
                  f"apt-get install, {a['packages']} packages (median, min-max; orange: before "

@@ -183,8 +183,8 @@ def markdown(res: dict) -> str:
            f"{' (--quick)' if res.get('quick') else ''}.", "",
            f"- Machine: {m['nproc']} vCPUs ({m['cpu']}), {m['ram_gib']} GiB RAM, disk {m['disk']}",
            f"- Kernel {m['kernel']}, Debian {m['debian']}, Python {m['python']}, apt {m['apt']}, "
-           f"dpkg {m['dpkg']}" + (f", apt-cacher-ng {res['apt'].get('apt_cacher_ng', '?')}"
-                                  if "apt" in res else ""),
+           f"dpkg {m['dpkg']}" + (f", apt-cacher-ng {res['apt']['apt_cacher_ng']}"
+                                  if (res.get("apt") or {}).get("apt_cacher_ng") else ""),
            f"- Command: `{res['command']}`", "",
            "| | measure | median | min | max | notes |", "|---|---|---:|---:|---:|---|"]
     out += [f"| {' | '.join(r)} |" for r in table_rows(res)]

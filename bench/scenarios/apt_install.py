@@ -221,7 +221,7 @@ def collect(rounds: int, work: Path, pkgs: list[str] | None = None,
     cache every round. A failed run is recorded (None in its round, the error in "errors") and
     the rounds go on."""
     pkgs = list(pkgs or PKGS)
-    scens = tuple(s for s in ORDER if only is None or s in only)
+    scens = _scenarios(only)
     base = prepare(work, base)
     proxy = acng.CountingProxy()
     version, cacher = _start_acng(work, proxy, any(s in scens for s in "BN"))
@@ -311,6 +311,14 @@ def collect(rounds: int, work: Path, pkgs: list[str] | None = None,
             "per_round_pre_dpkg": {k: d["pre_dpkg"] for k, d in rec.items() if k in scens},
             "scenarios": {k: {m: stats(v) for m, v in d.items()} for k, d in rec.items()
                           if d["wall"]}}
+
+
+def _scenarios(only: list[str] | None) -> tuple[str, ...]:
+    """The scenarios to run, in ORDER (all when only is None); ValueError if none."""
+    scens = tuple(s for s in ORDER if only is None or s in only)
+    if not scens:
+        raise ValueError(f"no scenario to run (only: {only}; scenarios are {ORDER})")
+    return scens
 
 
 def _start_acng(work: Path, proxy: acng.CountingProxy, needed: bool

@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from cache_core import PackageCache
 from tests.core.workload import payload_ok
 from tests.support import REPO
@@ -115,10 +117,13 @@ def test_many_processes_create_one_new_cache_at_once(tmp_path: Path):
         assert PackageCache(str(cache_dir)).stats()["entries"] == 8
 
 
-def test_a_put_made_during_another_process_gc_is_not_left_over_the_cap(tmp_path: Path) -> None:
-    """Process B stores while A holds the gc lock: B's gc is skipped (the lock is busy), and
-    A, once it has let the lock go, sees B's put and evicts again: the cap holds when both are
-    done (before: B's put stayed over the cap until the next put)."""
+@pytest.mark.parametrize("holder", ["put", "verify", "gc-command"])
+def test_a_put_made_during_another_process_gc_is_not_left_over_the_cap(
+        tmp_path: Path, holder: str) -> None:
+    """Process B stores while A holds the gc lock (A's own put over the cap, `pkgcache
+    verify`, `pkgcache gc`): B's gc is skipped (the lock is busy), and A, once it has let the
+    lock go, sees B's puts and evicts: the cap holds when both are done (before: B's puts stayed
+    over the cap until the next put)."""
     from cache_core.storage.local import maintenance
 
     cap = 1_000_000
@@ -128,11 +133,12 @@ def test_a_put_made_during_another_process_gc_is_not_left_over_the_cap(tmp_path:
     for i in range(4):
         src.write_bytes(bytes([i]) * 200_000)
         a.put(f"key:a{i}", str(src))
-    real_gc = maintenance.gc
+    name = "verify" if holder == "verify" else "gc"
+    real = getattr(maintenance, name)
     during: list[dict] = []
 
-    def gc_with_b_storing(store, cap_, older_than):  # A's gc; B stores meanwhile
-        out = real_gc(store, cap_, older_than)
+    def with_b_storing(*args):  # A's work under the lock; B stores meanwhile
+        out = real(*args)
         if not during:
             for i in range(3):
                 src.write_bytes(bytes([100 + i]) * 300_000)
@@ -140,12 +146,17 @@ def test_a_put_made_during_another_process_gc_is_not_left_over_the_cap(tmp_path:
             during.append(b.stats())
         return out
 
-    maintenance.gc = gc_with_b_storing  # type: ignore[assignment]
+    setattr(maintenance, name, with_b_storing)
     try:
-        src.write_bytes(b"x" * 300_000)
-        a.put("key:over", str(src))  # over the cap: A's gc runs
+        if holder == "put":
+            src.write_bytes(b"x" * 300_000)
+            a.put("key:over", str(src))  # over the cap: A's gc runs
+        elif holder == "verify":
+            a.verify()
+        else:
+            a.gc(wait=True)
     finally:
-        maintenance.gc = real_gc  # type: ignore[assignment]
-    assert during and during[0]["size_bytes"] > cap  # B's puts went over while A cleaned
+        setattr(maintenance, name, real)
+    assert during and during[0]["size_bytes"] > cap  # B's puts went over while A held it
     assert a.stats()["size_bytes"] <= cap
     assert b.get("key:b2") is not None  # the newest stays (least recently used go first)

@@ -579,20 +579,30 @@ class LocalStore:
 
     def maybe_evict(self) -> None:
         """Run gc while the cap is exceeded. A process that finds the gc lock held leaves the
-        cap to the holder, and the holder looks again once it has let the lock go, so a put
-        made meanwhile is not left over the cap (at most GC_ROUNDS gcs; none once one frees
-        nothing)."""
+        cap to the holder, and every holder looks again once it has let the lock go (here, and
+        after gc(wait=True), verify and clear): puts made meanwhile are not left over the cap.
+        Another gc only if the usage grew during this one (others stored), GC_ROUNDS at most."""
         for _ in range(GC_ROUNDS):
-            if not (self.max_size_bytes and self.usage() > self.max_size_bytes):
+            before = self.usage()
+            if not (self.max_size_bytes and before > self.max_size_bytes):
                 return
-            done = self.gc()
-            if done.get("skipped") or not (done.get("freed_bytes") or done.get("stale")
-                                           or done.get("quarantine_freed_bytes")):
+            done = self._gc(None, None, False)
+            if done.get("skipped"):
+                return
+            freed = done.get("freed_bytes", 0) + done.get("quarantine_freed_bytes", 0)
+            if self.usage() <= before - freed:  # nobody stored meanwhile: all it can do
                 return
 
     def gc(self, cap: int | None = None, older_than: float | None = None,
            wait: bool = False) -> dict[str, int]:
-        """Evict LRU entries down to 90 % of cap under the gc lock; {"skipped": 1} if held."""
+        """Evict LRU entries down to 90 % of cap under the gc lock; {"skipped": 1} if held
+        (wait: until it is free, then the cap is looked at again as maybe_evict does)."""
+        done = self._gc(cap, older_than, wait)
+        if wait:
+            self.maybe_evict()
+        return done
+
+    def _gc(self, cap: int | None, older_than: float | None, wait: bool) -> dict[str, int]:
         cap = self.max_size_bytes if cap is None else cap
         try:
             with self.lock("gc", timeout=None if wait else 0):
