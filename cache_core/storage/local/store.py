@@ -582,6 +582,8 @@ class LocalStore:
         cap to the holder, and every holder looks again once it has let the lock go (here, and
         after gc(wait=True), verify and clear): puts made meanwhile are not left over the cap.
         Another gc only if the usage grew during this one (others stored), GC_ROUNDS at most."""
+        if self.read_only:  # another user's cache: its owner applies the cap
+            return
         for _ in range(GC_ROUNDS):
             before = self.usage()
             if not (self.max_size_bytes and before > self.max_size_bytes):
