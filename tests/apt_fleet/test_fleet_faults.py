@@ -262,14 +262,13 @@ def _working_front(marker: str) -> list[int]:
 def _connected_http(marker: str) -> list[int]:
     """apt's own http method, once it has a socket (a request from apt)."""
     out = []
-    for d in os.listdir("/proc"):
-        if d.isdigit() and _cmd(d).startswith(b"/usr/lib/apt/methods/http") and _ours(d, marker):
-            try:
-                if any(os.readlink(f"/proc/{d}/fd/{fd}").startswith("socket:")
-                       for fd in os.listdir(f"/proc/{d}/fd")):
-                    out.append(int(d))
-            except OSError:
-                continue
+    for pid in _real_methods(marker):
+        try:
+            if any(os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:")
+                   for fd in os.listdir(f"/proc/{pid}/fd")):
+                out.append(pid)
+        except OSError:
+            continue
     return out
 
 
