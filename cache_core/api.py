@@ -607,7 +607,7 @@ class PackageCache:
         with self.lock("gc"):
             self.index.flush()
             report = _maintenance.verify(self.store, repair)
-        self.store.maybe_evict()  # puts made meanwhile left the cap to this lock's holder
+        self.store.apply_cap()  # puts made meanwhile left the cap to this lock's holder
         return report
 
     def clear(self) -> int:
@@ -618,7 +618,7 @@ class PackageCache:
         with self.lock("gc"):
             self.index.flush()
             removed = _maintenance.clear(self.store)
-        self.store.maybe_evict()  # puts made meanwhile left the cap to this lock's holder
+        self.store.apply_cap()  # puts made meanwhile left the cap to this lock's holder
         return removed
 
 

@@ -160,3 +160,22 @@ def test_a_put_made_during_another_process_gc_is_not_left_over_the_cap(
     assert during and during[0]["size_bytes"] > cap  # B's puts went over while A held it
     assert a.stats()["size_bytes"] <= cap
     assert b.get("key:b2") is not None  # the newest stays (least recently used go first)
+
+
+def test_a_cap_fault_after_verify_is_one_warning_and_the_report_stands(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The cap looked at again after verify (or clear, gc) fails (a full disk, a locked
+    index): verify still returns its report, with one warning."""
+    cache = PackageCache(str(tmp_path / "cache"), max_size_bytes=1_000_000, strict=True)
+    src = tmp_path / "src"
+    src.write_bytes(b"x" * 1000)
+    cache.put("key:a", str(src))
+
+    def broken() -> None:
+        raise OSError(28, "No space left on device")
+
+    cache.store.maybe_evict = broken  # type: ignore[method-assign]
+    report = cache.verify()
+    assert not any(report.values()), report
+    err = capsys.readouterr().err
+    assert err.count("size cap not applied") == 1, err

@@ -391,10 +391,7 @@ class LocalStore:
                 for d in sorted(dirs):
                     fsync_dir(d)  # every rename of the batch durable before it returns
         if evict:
-            try:
-                self.maybe_evict()
-            except (OSError, sqlite3.Error, CacheError) as exc:  # the cap waits for the next put
-                warn(f"size cap not applied ({exc})")
+            self.apply_cap()
 
     def _owe_fsync(self, directory: Path) -> bool:
         """Inside a batch: note directory for the batch's end (True); else False."""
@@ -595,13 +592,21 @@ class LocalStore:
             if self.usage() <= before - freed:  # nobody stored meanwhile: all it can do
                 return
 
+    def apply_cap(self) -> None:
+        """maybe_evict after work that is already done (a batch, gc, verify, clear): a fault
+        is one warning and the cap waits for the next put, the work's result stands."""
+        try:
+            self.maybe_evict()
+        except (OSError, sqlite3.Error, CacheError) as exc:
+            warn(f"size cap not applied ({exc})")
+
     def gc(self, cap: int | None = None, older_than: float | None = None,
            wait: bool = False) -> dict[str, int]:
         """Evict LRU entries down to 90 % of cap under the gc lock; {"skipped": 1} if held
         (wait: until it is free, then the cap is looked at again as maybe_evict does)."""
         done = self._gc(cap, older_than, wait)
         if wait:
-            self.maybe_evict()
+            self.apply_cap()
         return done
 
     def _gc(self, cap: int | None, older_than: float | None, wait: bool) -> dict[str, int]:
