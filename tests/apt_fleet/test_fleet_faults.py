@@ -8,6 +8,7 @@ import random
 import signal
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -145,6 +146,42 @@ def test_wrapper_method_not_adopted(fleet, how: str) -> None:
         both = [when for when, kids in samples if len(kids) >= 2]
         life = samples[-1][0] - samples[0][0]
         assert not both or both[-1] - both[0] <= max(0.05, 0.25 * life), samples
+
+
+@pytest.mark.parametrize("memo,fault", [(False, "raises"), (True, "syntax")])
+def test_method_code_that_does_not_load(fleet, tmp_path, memo: bool, fault: str) -> None:
+    """pkgcache's method.py does not load (a broken install): the wrapper's boot line becomes
+    the real method, with the capabilities memo (the wrapper already sent them and read apt's
+    first line) and without; apt-get ends as without pkgcache, with nothing on stderr."""
+    from hooks.apt import method
+
+    _seeded_fleet(fleet)
+    b = fleet.server("b")
+    state = b.root / "var/lib/pkgcache"
+    if memo:  # the front remembers the real method's capabilities in root's private state dir
+        state.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _ok(b.apt("update"))
+    memos = sorted(state.glob(f"{method.CAPS_FILE}-http*{method.CAPS_MSG}"))
+    assert bool(memos) == memo, memos
+    broken = tmp_path / "method.py"
+    code = f"{b.code}/hooks/apt/method.py"
+    body = Path(code).read_text()
+    broken.write_text(body + "\nraise ImportError('half removed')\n" if fault == "raises"
+                      else body.replace("def main(", "def main((", 1))
+    text = (b.methods / "http").read_text()
+    assert text.count(f"code={code}\n") == 1, text
+    for name in ("http", "https"):
+        (b.methods / name).write_text(text.replace(f"code={code}\n", f"code={broken}\n"))
+    fleet.origin.reset()
+    res = b.apt("update")
+    _ok(res)
+    assert res.stderr == "", res.stderr
+    res = b.apt("install", *PKGS)
+    _ok(res)
+    assert res.stderr == "", res.stderr
+    _installed_right(b, fleet)
+    assert len(fleet.origin.deb_requests()) == 3  # the real methods fetched every deb
+    assert sorted(state.glob(f"{method.CAPS_FILE}-http*{method.CAPS_MSG}")) == memos
 
 
 def _real_methods(marker: str) -> list[int]:
