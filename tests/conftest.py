@@ -52,6 +52,7 @@ TIERS = {
     "tests/world/test_member_layout.py": "fast",
     "tests/upgrade/": "system",
     "tests/apt/test_runwarn.py": "fast",
+    "tests/git/test_git_units.py": "fast",
 }
 ROOT = ("tests/apt/", "tests/apt_fleet/", "tests/security/", "tests/deb/", "tests/recipes/test_recipes.py",
         "tests/reliability/test_rel_kill.py", "tests/reliability/test_rel_corrupt.py",

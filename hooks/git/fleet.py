@@ -4,9 +4,10 @@ Key ``gitbundle:<URL without credentials>``: the content is ``git bundle create 
 mirror, the record's meta names the refs it holds and HEAD; the record is signed by the writer
 (the core uploads it with the bundle, in the background). A member without a mirror seeds it from
 the newest bundle whose record is signed by a trusted key (a ``trust: unsigned`` remote's never
-seeds a mirror; the core verifies the signature and the bundle's SHA-256),
-then fetches only the difference from the origin when it is reachable; offline the seeded mirror
-is cloned from. After ``git update`` (and a fresh mirror) the bundle is rebuilt in a detached
+seeds a mirror; the core verifies the signature and the bundle's SHA-256), then fetches only the
+difference from the origin when it is reachable; offline the seeded mirror is cloned from. Only
+repositories anyone can fetch by URL are shared (shareable): no path, file://, ssh or URL with
+credentials. After ``git update`` (and a fresh mirror) the bundle is rebuilt in a detached
 process, or inline when uploads are manual (``PKGCACHE_REMOTE_UPLOAD=manual``: image builds).
 Every fault is a miss plus at most one warning; the mirror is then built from the origin.
 """
@@ -20,8 +21,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cache_core import warn
-from hooks.common.http import redact
-from hooks.git.base import git_env, normalize_url
+from hooks.common.http import has_secret, redact
+from hooks.git.base import git_env, is_local, normalize_url
 
 if TYPE_CHECKING:
     from cache_core import PackageCache
@@ -33,6 +34,16 @@ _REF = re.compile(r"^([0-9a-f]{40}|[0-9a-f]{64}) (refs/(?:heads|tags)/\S+)$")
 
 def _shown(url: str) -> str:
     return redact(normalize_url(url))
+
+
+def shareable(url: str) -> bool:
+    """Only a repository anyone can fetch by its URL is shared with the fleet: http(s) or
+    git://, no credentials in the URL. A path or file:// names another repository on each
+    machine; ssh and credentials a private one (as with downloads: what is fetched behind
+    credentials never leaves this machine)."""
+    url = normalize_url(url)
+    scheme = url.partition("://")[0].lower() if "://" in url else ""
+    return not is_local(url) and scheme in ("http", "https", "git") and not has_secret(url)
 
 
 def key_of(url: str) -> str:
@@ -51,7 +62,7 @@ def seed(cache: PackageCache, url: str, tmp: Path) -> bool:
 
     tmp is the mirror under construction (already ``git init --bare``, with its sentinel)."""
     remote = cache.remote
-    if remote is None:
+    if remote is None or not shareable(url):
         return False
     try:
         key = key_of(url)
@@ -106,6 +117,8 @@ def _refs(repo: Path) -> dict[str, str]:
 def publish(cache: PackageCache, url: str, mirror: Path) -> bool:
     """Bundle the mirror (all branches and tags) and put it under the URL's key; the core's
     uploader sends the bundle and its signed record. False if nothing changed or on a fault."""
+    if not shareable(url):
+        return False
     try:
         refs = _refs(mirror)
         if not refs:

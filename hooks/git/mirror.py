@@ -27,7 +27,7 @@ from cache_core import EXIT_MISS, EXIT_NETWORK, EXIT_OK, EXIT_USAGE, CacheError,
 from hooks.cli.output import error
 from hooks.common.http import redact
 from hooks.git import fleet as gitfleet
-from hooks.git.base import GitError, git_env, normalize_url
+from hooks.git.base import GitError, git_env, is_local, normalize_url, unreachable
 
 if TYPE_CHECKING:
     from cache_core import PackageCache
@@ -58,7 +58,8 @@ def _git(*args: str, cwd: str | None = None, quiet: bool = True,
         raise GitError("git is not installed", EXIT_USAGE) from None
     if check and proc.returncode != 0:
         lines = [ln for ln in (proc.stderr or "").splitlines() if ln.strip()]
-        raise GitError(lines[-1].strip() if lines else f"git {args[0]} failed")
+        raise GitError(lines[-1].strip() if lines else f"git {args[0]} failed",
+                       detail=proc.stderr or "")
     return proc
 
 
@@ -111,8 +112,9 @@ class Mirrors:
     def ensure(self, url: str, *, offline: bool = False, update: bool = True) -> tuple[Path, bool]:
         """A valid mirror of url, created or refreshed; (path, fresh). fresh = fetched just now.
 
-        A mirror whose refresh fails is still returned (fresh=False) with a warning; a missing
-        mirror offline is a GitError(exit 1).
+        A mirror whose refresh fails because the server cannot be reached is still returned
+        (fresh=False) with a warning; a server that refuses (not found, denied) is a GitError,
+        as a missing mirror offline is (exit 1).
         """
         url = normalize_url(url)
         name = mirror_name(url)
@@ -128,6 +130,8 @@ class Mirrors:
             try:
                 self.fetch_into(final, url)
             except GitError as exc:
+                if not unreachable(exc):
+                    raise
                 warn(f"git: cannot update the mirror of {redact(url)} ({exc}); using it as is")
                 self.cache.touch_bucket_entry(BUCKET, name)
                 return final, False
@@ -172,7 +176,7 @@ class Mirrors:
                     if head:
                         _git(*git, "symbolic-ref", "HEAD", head, check=False)
                 except GitError as exc:
-                    if not seeded:
+                    if not seeded or not unreachable(exc):
                         raise
                     warn(f"git: cannot reach {redact(url)} ({exc}); using the fleet's copy")
             (tmp / SENTINEL).unlink()
@@ -289,11 +293,13 @@ def _clone_one(cache: PackageCache | None, url: str, dest: str, args: Sequence[s
     try:
         try:
             mirror, fresh = mirrors.ensure(url, offline=offline)
-        except GitError as exc:
-            if offline or exc.exit_code == EXIT_USAGE:
+        except (GitError, CacheError, OSError) as exc:
+            if isinstance(exc, GitError) and (offline or exc.exit_code == EXIT_USAGE):
                 raise
-            # No mirror and the upstream fetch failed: let git report it as it would.
-            warn(f"git: could not build a mirror of {redact(url)} ({exc})")
+            if offline:  # the cache failed (full disk, ...): nothing to clone from
+                raise GitError(f"cache unusable ({exc}) and offline", EXIT_MISS) from None
+            # No mirror, the server refused, or the cache failed: git reports as it would.
+            warn(f"git: no mirror of {redact(url)} ({exc}); cloning without it")
             return plain_clone(url, dest, args)
         if fresh:
             if _clone_referenced(mirror, url, dest, args):
@@ -302,7 +308,7 @@ def _clone_one(cache: PackageCache | None, url: str, dest: str, args: Sequence[s
                 warn(f"git: the mirror of {redact(url)} fails git fsck; rebuilding it")
                 try:
                     mirror = mirrors.rebuild(url)
-                except GitError as exc:
+                except (GitError, CacheError, OSError) as exc:
                     warn(f"git: could not rebuild the mirror of {redact(url)} ({exc})")
                     return plain_clone(url, dest, args)
                 if _clone_referenced(mirror, url, dest, args):
@@ -353,11 +359,13 @@ def clone_submodules(cache: PackageCache | None, work: str, *, offline: bool, pa
 
 def _submodule_update(cache: PackageCache | None, work: str, name: str, path: str, url: str, *,
                       offline: bool) -> int:
-    """Check out one submodule: borrow from its mirror online, clone the mirror offline."""
+    """Check out one submodule: borrow from its mirror online, clone the mirror offline. A
+    submodule on this machine's disk (a path, file://) is git's alone: plain git refuses it
+    unless protocol.file.allow says so, and the cache never reads it for a repository."""
     with contextlib.ExitStack() as held:     # the mirror's lock, for as long as we read it
         mirror: Path | None = None
         fresh = False
-        if cache is not None and cache.enabled:
+        if cache is not None and cache.enabled and not is_local(url):
             try:
                 mirrors = Mirrors(cache)
                 held.enter_context(mirrors.locked(url))
@@ -375,8 +383,7 @@ def _submodule_update(cache: PackageCache | None, work: str, name: str, path: st
 def _submodule_checkout(work: str, name: str, path: str, url: str, mirror: Path | None,
                         fresh: bool) -> int:
     """git submodule update for one path, borrowing from (fresh) or cloning (stale) mirror."""
-    update = ["-C", work, "-c", "protocol.file.allow=always", "submodule", "update",
-              "--checkout"]
+    update = ["-C", work, "submodule", "update", "--checkout"]
     if mirror is not None and fresh:
         proc = subprocess.run(["git", *update, "--reference", str(mirror), "--dissociate",
                                "--", path], stdin=subprocess.DEVNULL, env=git_env())
@@ -389,9 +396,10 @@ def _submodule_checkout(work: str, name: str, path: str, url: str, mirror: Path 
         return EXIT_OK if proc.returncode == 0 else EXIT_NETWORK
     # Server unreachable or offline: clone the submodule from its mirror, then restore its URL.
     _git("-C", work, "config", f"submodule.{name}.url", mirror.as_uri())
-    try:
-        proc = subprocess.run(["git", *update, "--", path], stdin=subprocess.DEVNULL,
-                              env=git_env())
+    try:  # the file transport allowed for the mirror's file:// URL only (git refuses it for
+        # submodules by default), the submodule's own URL being a remote one
+        proc = subprocess.run(["git", "-c", "protocol.file.allow=always", *update, "--", path],
+                              stdin=subprocess.DEVNULL, env=git_env())
     finally:
         _git("-C", work, "config", f"submodule.{name}.url", url, check=False)
     if proc.returncode != 0:

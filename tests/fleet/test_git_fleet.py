@@ -134,3 +134,20 @@ def test_a_trust_unsigned_remote_never_seeds_a_mirror(fleet, gitsrv, tmp_path):
     fleet.member("u", trust="unsigned", trusted_public_keys=[]).close()
     r = _clone(fleet, "u", url, tmp_path / "u-clone")
     assert r.returncode == 5 and not (tmp_path / "u-clone" / ".git").exists(), r.stderr
+
+
+def test_a_repository_behind_credentials_never_leaves_the_machine(fleet, gitsrv, tmp_path):
+    """As with downloads: what A cloned with credentials in its URL is not pushed to the store,
+    so B, without them and with the origin down, gets no clone of it (the control:
+    test_origin_stopped_b_clones_what_a_mirrored)."""
+    make_repo(gitsrv.root, "priv", files=2)
+    url = gitsrv.url("priv")
+    r = _clone(fleet, "a", url.replace("://", "://deploy:s3cret@", 1), tmp_path / "a-clone")
+    assert r.returncode == 0, r.stderr
+    r = run_cli("--config", fleet.config("a"), "remote", "push")
+    assert r.returncode == 0 and "uploaded 0" in r.stdout, r.stdout + r.stderr
+    gitsrv.stop()
+    fleet.b.close()
+    r = _clone(fleet, "b", url, tmp_path / "b-clone")
+    assert r.returncode == 5 and not (tmp_path / "b-clone" / ".git").exists(), r.stderr
+    assert "s3cret" not in r.stderr
