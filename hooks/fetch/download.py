@@ -9,7 +9,9 @@ HTTP (TLS, proxies, credentials, retries) goes through hooks.common.http.
 
 Files: a download without a usable cache goes to a temp file created with O_EXCL|O_NOFOLLOW
 directly in DEST's directory, hashed and chmod'ed through its descriptor and renamed last; no
-path in a directory someone else may write is ever opened, stat'ed or chmod'ed by name.
+path in a directory someone else may write is ever opened, stat'ed or chmod'ed by name. DEST's
+directory itself is opened once (_held_dir): a path swapped after that (a symlink put in place
+of a directory whose parent a user can write) does not move the write elsewhere.
 Secrets: a URL with credentials (user:password@, a token-like query parameter) is cached under
 ``fetch-private:<sha256 of the URL>`` with an owner-only object; messages show it redacted.
 """
@@ -271,6 +273,35 @@ def fetch(cache: PackageCache | None, url: str, dest: str | os.PathLike[str], sh
         raise FetchError(f"{dest} is a directory", EXIT_USAGE)
     if not os.path.isdir(os.path.dirname(dest)):
         raise FetchError(f"{os.path.dirname(dest)}: no such directory", EXIT_USAGE)
+    with _held_dir(dest) as at:
+        res = _fetch(cache, url, key, at, dest, sha256, offline=offline, refresh=refresh,
+                     retries=retries, retry_delay=retry_delay, timeout=timeout,
+                     progress=progress)
+    res.dest = dest
+    return res
+
+
+@contextlib.contextmanager
+def _held_dir(dest: str) -> Iterator[str]:
+    """dest through its directory opened once (``/proc/self/fd/N/NAME``): the temp file, the
+    rename and its check all land in that directory even if its path is swapped meanwhile (a
+    parent someone else can write). Without /proc: dest as it is."""
+    try:
+        fd = os.open(os.path.dirname(dest), os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise FetchError(f"{os.path.dirname(dest)}: {exc.strerror or exc}", EXIT_USAGE) from None
+    try:
+        held = f"/proc/self/fd/{fd}"
+        yield f"{held}/{os.path.basename(dest)}" if os.path.isdir(held) else dest
+    finally:
+        os.close(fd)
+
+
+def _fetch(cache: PackageCache | None, url: str, key: str, dest: str, shown: str,
+           sha256: str | None, *, offline: bool, refresh: bool, retries: int,
+           retry_delay: float, timeout: float, progress: bool | None) -> FetchResult:
+    """fetch() once its arguments are checked; dest: the path to write (through DEST's held
+    directory), shown: DEST as the user gave it (messages)."""
     if progress is None:
         progress = _isatty(sys.stderr)
     live = cache if _usable(cache) else None  # the cache this fetch uses (None: a plain download)
@@ -302,7 +333,7 @@ def fetch(cache: PackageCache | None, url: str, dest: str | os.PathLike[str], sh
 
     job = _Download(live, url, dest, sha256, refresh=refresh,
                     retries=max(0, retries), retry_delay=max(0.0, retry_delay), timeout=timeout,
-                    progress=progress)
+                    progress=progress, shown=shown)
     if live is not None and sha256 and not refresh and not job.private:  # a private URL asks no store
         return _coalesced(live, sha256, dest, job)
     return job.run()
@@ -386,12 +417,14 @@ class _Download:
 
     def __init__(self, cache: PackageCache | None, key: str, dest: str, sha256: str | None, *,
                  refresh: bool,
-                 retries: int, retry_delay: float, timeout: float, progress: bool) -> None:
+                 retries: int, retry_delay: float, timeout: float, progress: bool,
+                 shown: str | None = None) -> None:
         self.cache = cache
         self.key = key                  # the URL requested (shown only through redact())
         self.ckey = cache_key(key)      # the cache key (a hash for URLs with credentials)
         self.private = self.ckey != key
         self.dest = dest
+        self.shown = shown or dest      # DEST in messages (dest: through its held directory)
         self.sha256 = sha256
         self.refresh = refresh
         self.retries = retries
@@ -640,7 +673,7 @@ class _Download:
                 else:
                     _copy_to(fd, self.dest)
             except OSError as exc:
-                raise FetchError(f"cannot write {self.dest}: {exc.strerror or exc}",
+                raise FetchError(f"cannot write {self.shown}: {exc.strerror or exc}",
                                  EXIT_USAGE if isinstance(exc, PermissionError) else EXIT_NETWORK
                                  ) from None
         finally:

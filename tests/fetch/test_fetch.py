@@ -9,6 +9,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -413,3 +414,38 @@ def test_stats_count_a_miss_per_cold_download_and_a_hit_per_serve(
         cache.close()
     assert (s["misses"], s["hits"]) == (2, 2)
     assert s["bytes_served"] == len(BODY) + 1000
+
+
+@pytest.mark.parametrize("how", ["download", "cache-hit", "no-cache"])
+def test_dest_directory_swapped_after_the_start_is_not_followed(
+        server: FetchServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str) -> None:
+    """DEST's directory is opened once: a user who can write its parent and puts a symlink to a
+    root-only directory in its place once fetch has started (a download or a cache hit) does not
+    move the file there; it lands in the directory DEST named at the start."""
+    from hooks.fetch import download
+
+    server.put("/f", BODY)
+    cache = None if how == "no-cache" else PackageCache(str(tmp_path / "cache"))
+    if how == "cache-hit":
+        assert fetch(cache, server.url("/f"), tmp_path / "warm", sha256=sha(BODY)).source \
+            == "downloaded"
+    parent = tmp_path / "home"  # the user's
+    (parent / "dir").mkdir(parents=True)
+    root_only = tmp_path / "etc"
+    root_only.mkdir(mode=0o700)
+    real = download._fetch
+
+    def swapped(*args: Any, **kw: Any) -> Any:
+        os.rename(parent / "dir", parent / "was-dir")
+        os.symlink(root_only, parent / "dir")
+        return real(*args, **kw)
+
+    monkeypatch.setattr(download, "_fetch", swapped)
+    res = fetch(cache, server.url("/f"), parent / "dir" / "file", sha256=sha(BODY))
+    assert res.source == ("cache" if how == "cache-hit" else "downloaded")
+    assert res.dest == str(parent / "dir" / "file")
+    assert os.listdir(root_only) == []
+    assert (parent / "was-dir" / "file").read_bytes() == BODY
+    assert os.listdir(parent / "was-dir") == ["file"]  # no temp left behind
+    if cache is not None:
+        cache.close()
