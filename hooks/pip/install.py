@@ -1032,6 +1032,8 @@ def install(cache: PackageCache | Callable[[], PackageCache] | None, argv: list[
     opts, python, rc = _start(argv, wheelhouse=False)
     if opts is None or python is None:
         return rc
+    if options.dry_run(opts.pip_args):  # a simulation: plain pip, the cache not even opened
+        return plain(python, opts, opts.installer or "pip")
     if callable(cache):
         try:
             cache = cache()

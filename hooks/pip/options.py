@@ -241,6 +241,23 @@ def fully_pinned(pip_args: list[str]) -> bool:
     return any_req
 
 
+def dry_run(pip_args: list[str]) -> bool:
+    """True if pip will only simulate: ``--dry-run`` (or a prefix optparse accepts, from
+    ``--dr``), $PIP_DRY_RUN, or ``dry-run`` in pip's config ([global]/[install])."""
+    args = iter(pip_args)
+    for arg in args:
+        if arg == "--":
+            break
+        if len(arg) >= 4 and "--dry-run".startswith(arg):
+            return True
+        if arg in _WITH_VALUE:
+            next(args, None)
+    value = os.environ.get("PIP_DRY_RUN")
+    if value is None:
+        value = _config_value("dry-run") or _config_value("dry_run")
+    return value.strip().lower() in ("1", "true", "yes", "y", "on", "t")
+
+
 def index_url(pip_args: list[str]) -> str:
     """The index pip will use first: -i/--index-url, $PIP_INDEX_URL, pip's config, or PyPI."""
     args = iter(pip_args)

@@ -1,0 +1,55 @@
+"""Simulations are left untouched and silent: ``pkgcache pip install --dry-run`` (any spelling
+pip accepts) runs plain pip as asked and writes nothing: no cache opened, no object, no index
+row, no trust record, nothing for the fleet. Real pip against the PEP 503 index on 127.0.0.1."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cache_core import PackageCache
+from hooks.pip.install import install, plain
+from hooks.pip.options import parse
+from tests.support.pip import Index, py
+
+
+def _files(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()) \
+        if root.exists() else []
+
+
+@pytest.mark.parametrize("spelling", [["--dry-run"], ["--dry"], [], ["--quiet", "--dry-run"]])
+def test_dry_run_is_plain_pip_and_writes_nothing(
+        spelling: list[str], cache: PackageCache, index: Index, make_venv, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]) -> None:
+    """An sdist (delta, built by a real dry run only as plain pip builds it) and wheels."""
+    if not spelling:
+        monkeypatch.setenv("PIP_DRY_RUN", "1")  # pip's environment spelling
+    req = tmp_path / "req.txt"
+    req.write_text("alpha\ndelta\n")
+    args = [*spelling, "-i", index.url, "-r", str(req)]
+    v = make_venv()
+    capfd.readouterr()
+    assert plain(py(v), parse(args)) == 0
+    want = capfd.readouterr()
+    assert ("Would install" in want.out) != ("--quiet" in args)
+    opened: list[bool] = []
+
+    def opener() -> PackageCache:
+        opened.append(True)
+        return cache
+
+    state = tmp_path / "state"
+    before = _files(Path(cache.root)), _files(state)
+    v = make_venv()
+    assert install(opener, ["--python", py(v), *args]) == 0
+    got = capfd.readouterr()
+    assert (got.out, got.err) == (want.out, want.err)
+    assert opened == []  # nothing opened: nothing cached, built or published
+    assert (_files(Path(cache.root)), _files(state)) == before
+    # and with an open cache handed in (a caller that opened it already): still nothing
+    assert install(cache, ["--python", py(v), *args]) == 0
+    assert capfd.readouterr().out == want.out
+    assert (_files(Path(cache.root)), _files(state)) == before  # (no index, no object)
+    assert not list(v.glob("lib/python*/site-packages/alpha"))  # a simulation installs nothing
