@@ -134,6 +134,8 @@ class Driver:
         self._last: dict | None = None  # the last cache-only install: its command and files
         self.served: dict | None = None  # ... when it served the request (fast.remember)
         self._page_cands: list[Candidate] = []
+        self._pip_probes = False  # pip alone can tell whether the index is reachable
+        self._diagnosed = ""  # the output of the last diagnose_online
 
     @property
     def request(self) -> Request:
@@ -721,7 +723,7 @@ class Driver:
             res = runner.run(cmd, self.env, timeout=300)
         except subprocess.TimeoutExpired:
             return None, True
-        text = res.stdout + res.stderr
+        text = self._diagnosed = res.stdout + res.stderr
         from packaging.requirements import Requirement
         from packaging.utils import canonicalize_name
 
@@ -757,7 +759,6 @@ class Driver:
         """
         opts = self.opts
         fleet = _fleet(self.cache)
-        use_fleet = fleet is not None
         hashes, names = options.requirement_hashes(opts.pip_args) if fleet else ([], [])
         if fleet is not None and hashes and not opts.refresh:  # hash-locked: no index, no listing
             fleet.adopt_hashes(self.cache, self.store, self.target, hashes)
@@ -776,7 +777,15 @@ class Driver:
         from . import build as fetch
 
         index = options.index_url(opts.pip_args)
-        cause = fetch.probe_index(index)
+        # pip's own CA bundle, client certificate, trusted hosts or proxy: only pip can tell
+        # whether it reaches the index (a network error of its own sends the run to the cache)
+        self._pip_probes = options.own_network(opts.pip_args) is not None
+        cause = None if self._pip_probes else fetch.probe_index(index)
+        if cause is None and self._pip_probes:
+            try:
+                return self._online(installer, fleet, index)
+            except _Unreachable as exc:
+                cause = str(exc)
         if cause is not None:
             if fleet is not None:  # resolve from the fleet's signed listings
                 fleet.adopt_projects(self.cache, self.store, self.target, names)
@@ -785,16 +794,32 @@ class Driver:
 
                 index = redact(index)
             return self.unreachable(installer, index, cause)
+        return self._online(installer, fleet, index)
+
+    def _online(self, installer: str, fleet: ModuleType | None, index: str) -> int:
+        """The index is used: pip resolves against it (the fleet's verified files offered)."""
         if fleet is not None:  # files the index lists with the same SHA-256: offered from the cache
             v = self.view()  # the pages it reads are the pages pip then reads
-            fleet.index_verified(self.cache, self.store, self.target, opts.pip_args,
+            fleet.index_verified(self.cache, self.store, self.target, self.opts.pip_args,
                                  read=v.read_page if v is not None else None)
         if installer == "uv":
             return self.online_uv()
         rc = self.online_pip()
-        if rc == 0 and use_fleet:
+        if rc == 0 and fleet is not None:
             self._publish(self.work / "online.json")
         return rc
+
+    def _pip_unreachable(self, res: runner.Result) -> None:
+        """Raise _Unreachable if pip, reaching the index its own way, failed on the network."""
+        if res.rc == 0 or not self._pip_probes:
+            return
+        text = res.stderr
+        if not runner.is_network_error(text):  # (pip tells a refused page only with -v)
+            req = runner.missing_requirement(text)
+            if req is None or not self.diagnose_online(str(req))[1]:
+                return
+            text = self._diagnosed
+        raise _Unreachable(f"pip: {runner.network_cause(text)}")
 
     def _publish(self, report: Path) -> None:
         """Share what this run installed with the fleet (records and listings)."""
@@ -858,6 +883,7 @@ class Driver:
             res = self._clean(self._stream(cmd))
             if not self.view_failed(res):
                 break
+        self._pip_unreachable(res)
         if res.rc != 0:
             if runner.missing_requirement(res.stderr) is not None and not self.verbose:
                 return self.explain(res, online=True)
@@ -878,6 +904,7 @@ class Driver:
         """pip resolves online (cache first in line), the cache is filled, uv installs exactly
         those versions from the cache."""
         res, arts = self.resolve_online(page=True)
+        self._pip_unreachable(res)
         if res.rc != 0:
             return self.explain(res, online=True)
         if not self.fill(arts):
@@ -985,6 +1012,10 @@ def _host_port(url: str) -> dict[str, object]:
 
 class _Fallback(Exception):
     """The cache could not serve this run; run plain pip instead."""
+
+
+class _Unreachable(Exception):
+    """pip, reaching the index its own way, could not (the cause); the cache serves the run."""
 
 
 def _installer(cache: PackageCache, opts: PipOptions) -> str:

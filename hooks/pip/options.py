@@ -74,7 +74,7 @@ class PipOptions:
                     out += [arg, value]
             elif any(arg.startswith(o + "=") for o in _SOURCE_WITH_VALUE if o.startswith("--")):
                 out.append(arg)
-            elif arg.startswith("--trusted-host") or arg in ("--cert", "--client-cert"):
+            elif arg.startswith(("--trusted-host", "--cert", "--client-cert", "--proxy")):
                 out.append(arg)
                 if "=" not in arg:
                     value = next(args, None)
@@ -256,6 +256,29 @@ def dry_run(pip_args: list[str]) -> bool:
     if value is None:
         value = _config_value("dry-run") or _config_value("dry_run")
     return value.strip().lower() in ("1", "true", "yes", "y", "on", "t")
+
+
+_NETWORK_OPTIONS = ("--cert", "--client-cert", "--trusted-host", "--proxy")
+
+
+def own_network(pip_args: list[str]) -> str | None:
+    """The first setting by which pip reaches its indexes in a way pkgcache's own client does
+    not (a CA bundle, a client certificate, a trusted host, a proxy), on the command line
+    (also as an optparse prefix), in $PIP_* or in pip's config; None if there is none.
+    pkgcache's probe and view cannot speak for such an index: pip reaches it itself."""
+    for arg in pip_args:
+        if arg == "--":
+            break
+        name = arg.split("=", 1)[0]
+        if len(name) >= 4 and any(o.startswith(name) for o in _NETWORK_OPTIONS):
+            return name
+    for opt in _NETWORK_OPTIONS:
+        var = "PIP_" + opt[2:].upper().replace("-", "_")
+        if os.environ.get(var) and var != "PIP_CERT":  # (pkgcache's client reads $PIP_CERT)
+            return var
+        if _config_value(opt[2:]) or _config_value(opt[2:].replace("-", "_")):
+            return f"{opt[2:]} in pip's config"
+    return None
 
 
 def index_url(pip_args: list[str]) -> str:

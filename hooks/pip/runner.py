@@ -137,6 +137,17 @@ def is_network_error(stderr: str) -> bool:
     return any(s in stderr for s in _NETWORK)
 
 
+def network_cause(stderr: str) -> str:
+    """The network failure pip/uv reported, in a few words ("connection refused")."""
+    low = stderr.lower()
+    for cause in ("connection refused", "network is unreachable", "timed out",
+                  "temporary failure in name resolution", "certificate verify failed",
+                  "cannot connect to proxy", "tunnel connection failed"):
+        if cause in low:
+            return cause
+    return "the index could not be reached"
+
+
 def last_error(stderr: str) -> str:
     """The most telling line of a tool's error output."""
     lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]

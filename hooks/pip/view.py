@@ -55,12 +55,10 @@ def usable(pip_args: list[str]) -> bool:
     credentials in their URLs only, not with --no-index, nor when pip reaches them in ways the
     view cannot (client certificates, --trusted-host, --proxy, a keyring provider, a netrc file)."""
     head = pip_args[:pip_args.index("--")] if "--" in pip_args else pip_args
-    if any(a == "--no-index" or a.startswith(("--client-cert", "--trusted-host", "--cert",
-                                               "--proxy", "--keyring-provider"))
-           for a in head):
+    if any(a == "--no-index" or a.startswith("--keyring-provider") for a in head) or \
+            options.own_network(pip_args) is not None:
         return False
-    if os.environ.get("PIP_PROXY") or os.path.exists(
-            os.environ.get("NETRC") or os.path.expanduser("~/.netrc")):
+    if os.path.exists(os.environ.get("NETRC") or os.path.expanduser("~/.netrc")):
         return False  # credentials or a route only pip knows
     extras = [] if options.has_extra_index(pip_args) else options.extra_index_urls()
     urls = (options.index_url(pip_args), *_cli_extras(pip_args), *extras)
