@@ -24,7 +24,6 @@ a remote says ``trust: unsigned`` never vouches (such files serve hash-pinned re
 from __future__ import annotations
 
 import json
-import os
 import re
 import tarfile
 import zipfile
@@ -322,29 +321,12 @@ def _requires(cache: PackageCache, digest: str) -> list[str]:
 
 
 def index_urls(pip_args: list[str]) -> list[str]:
-    """The simple-index URLs pip will use (-i/--index-url, --extra-index-url; default PyPI)."""
-    main = os.environ.get("PIP_INDEX_URL") or "https://pypi.org/simple/"
-    extra: list[str] = []
-    args = iter(pip_args)
-    for arg in args:
-        if arg == "--":
-            break
-        for opt, is_main in (("-i", True), ("--index-url", True), ("--extra-index-url", False)):
-            value = None
-            if arg == opt:
-                value = next(args, None)
-            elif arg.startswith(opt + "=") and opt.startswith("--"):
-                value = arg.split("=", 1)[1]
-            elif opt == "-i" and arg.startswith("-i") and not arg.startswith("--") and len(arg) > 2:
-                value = arg[2:]
-            if value:
-                if is_main:
-                    main = value
-                else:
-                    extra.append(value)
+    """The simple-index URLs pip will read, as options.source_list names them (-i, extra
+    indexes, $PIP_INDEX_URL/$PIP_EXTRA_INDEX_URL, pip's config; default PyPI); none with
+    --no-index."""
     if "--no-index" in pip_args:
         return []
-    return [main, *extra]
+    return [v for kind, v in options.source_list(pip_args) if kind == "index"]
 
 
 class _Links:
