@@ -777,9 +777,11 @@ class Driver:
         from . import build as fetch
 
         index = options.index_url(opts.pip_args)
-        # pip's own CA bundle, client certificate, trusted hosts or proxy: only pip can tell
-        # whether it reaches the index (a network error of its own sends the run to the cache)
-        self._pip_probes = options.own_network(opts.pip_args) is not None
+        # pip's own CA bundle, client certificate, trusted hosts or proxy, or indexes named in
+        # a -r/-c file: only pip can tell whether it reaches them (a network error of its own
+        # sends the run to the cache)
+        self._pip_probes = options.own_network(opts.pip_args) is not None or any(
+            name != "--find-links" for name, _ in options.file_sources(opts.pip_args))
         cause = None if self._pip_probes else fetch.probe_index(index)
         if cause is None and self._pip_probes:
             try:

@@ -487,23 +487,36 @@ def token(value: str) -> str:
 
 def source_list(pip_args: list[str]) -> list[tuple[str, str]]:
     """(kind, value) of every index ("index") and find-links location ("links") this request
-    reads, as given (before normalising)."""
-    out = [] if "--no-index" in pip_args else [("index", index_url(pip_args))]
-    out += [("index", u) for u in (extra_index_urls() if not has_extra_index(pip_args) else [])]
+    reads, as given (before normalising): the command line, $PIP_*, pip's config, then the
+    options inside its -c/-r files (a file's --index-url replaces every index, --no-index drops
+    them all, as in pip)."""
+    no_index = "--no-index" in pip_args
+    indexes = [index_url(pip_args), *(extra_index_urls() if not has_extra_index(pip_args)
+                                      else [])]
+    links: list[str] = []
     args = iter(pip_args)
     for arg in args:
         if arg == "--":
             break
-        kind = "index" if arg.startswith("--extra-index-url") else "links"
         if arg in ("--extra-index-url", "-f", "--find-links"):
             value = next(args, None)
             if value:
-                out.append((kind, value))
+                (indexes if arg == "--extra-index-url" else links).append(value)
         elif arg.startswith(("--extra-index-url=", "--find-links=")):
-            out.append((kind, arg.split("=", 1)[1]))
+            (indexes if arg.startswith("--extra") else links).append(arg.split("=", 1)[1])
         elif arg.startswith("-f") and len(arg) > 2 and not arg.startswith("--"):
-            out.append(("links", arg[2:]))
-    return [(k, v) for k, v in out if v]
+            links.append(arg[2:])
+    for name, value in file_sources(pip_args):
+        if name == "--no-index":
+            no_index = True
+        elif name == "--index-url":
+            indexes = [value]
+        elif name == "--extra-index-url":
+            indexes.append(value)
+        else:
+            links.append(value)
+    return [(k, v) for k, v in [*[("index", u) for u in ([] if no_index else indexes)],
+                                *[("links", u) for u in links]] if v]
 
 
 def sources(pip_args: list[str]) -> list[str]:
@@ -575,18 +588,99 @@ def request_lines(pip_args: list[str]) -> list[str]:
     return lines
 
 
-def _read_lines(path: str, depth: int = 0) -> list[str]:
+def _read_lines(path: str) -> list[str]:
+    return [line for line, _ in _walk(path, constraints=False)]
+
+
+_COMMENT = re.compile(r"(^|\s+)#.*$")
+_ENV_VAR = re.compile(r"\$\{([A-Z0-9_]+)\}")
+_INCLUDE = re.compile(r"^(-r|--requirement|-c|--constraint)(?:\s*=\s*|\s+|(?=[^\s=-]))(\S.*)$")
+
+
+def _walk(path: str, *, constraints: bool, depth: int = 0) -> list[tuple[str, str]]:
+    """(line, file) of a requirements file as pip reads it: continuations joined, comments
+    and blank lines dropped, ``${VAR}`` expanded, nested -r files (and -c files when
+    constraints) read in place, relative to the file that names them."""
     try:
         with open(path, encoding="utf-8") as fh:
             text = fh.read(4 << 20)
     except (OSError, UnicodeDecodeError):
         return []
-    out: list[str] = []
+    out: list[tuple[str, str]] = []
     for line in text.replace("\\\n", " ").splitlines():
-        line = line.split(" #", 1)[0].strip()
-        if line.startswith(("-r ", "--requirement ")) and depth < 5:
-            inc = line.split(None, 1)[1].strip()
-            out += _read_lines(os.path.join(os.path.dirname(path), inc), depth + 1)
-        elif line and not line.startswith("#"):
-            out.append(line)
+        line = _COMMENT.sub("", line).strip()
+        if not line:
+            continue
+        line = _ENV_VAR.sub(lambda m: os.environ.get(m.group(1)) or m.group(0), line)
+        m = _INCLUDE.match(line)
+        if m and depth < 5 and (constraints or m.group(1) in ("-r", "--requirement")):
+            inc = os.path.join(os.path.dirname(path), m.group(2).strip())
+            out += _walk(inc, constraints=constraints, depth=depth + 1)
+        else:
+            out.append((line, path))
+    return out
+
+
+_SOURCE_OPTIONS = ("--index-url", "--extra-index-url", "--no-index", "--find-links")
+# every long option a requirements file may hold (for optparse's unambiguous prefixes)
+_FILE_OPTIONS = (*_SOURCE_OPTIONS, "--requirement", "--constraint", "--editable",
+                 "--no-binary", "--only-binary", "--prefer-binary", "--require-hashes", "--pre",
+                 "--trusted-host", "--use-feature", "--hash", "--global-option",
+                 "--config-settings")
+
+
+def file_sources(pip_args: list[str]) -> list[tuple[str, str]]:
+    """The index and find-links options inside the -c and -r files pip reads (nested ones
+    too), in pip's order (constraint files first): (``--index-url``, ``--extra-index-url``,
+    ``--find-links`` or ``--no-index``, value); a find-links path is taken relative to its file
+    when it exists there, as pip does."""
+    cons: list[str] = []
+    reqs: list[str] = []
+    args = iter(pip_args)
+    for arg in args:
+        if arg == "--":
+            break
+        m = _INCLUDE.match(arg)
+        if arg in ("-r", "--requirement", "-c", "--constraint"):
+            (reqs if arg in ("-r", "--requirement") else cons).append(next(args, ""))
+        elif m:
+            (reqs if m.group(1) in ("-r", "--requirement") else cons).append(m.group(2))
+        elif arg in _WITH_VALUE:
+            next(args, None)
+    out: list[tuple[str, str]] = []
+    for path in (*cons, *reqs):
+        for line, where in _walk(path, constraints=True):
+            if line.startswith("-"):
+                out += _line_sources(line, where)
+    return out
+
+
+def _line_sources(line: str, where: str) -> list[tuple[str, str]]:
+    """The index and find-links options of one option line of the file where."""
+    import shlex
+
+    try:
+        tokens = iter(shlex.split(line))
+    except ValueError:
+        return []
+    out: list[tuple[str, str]] = []
+    for tok in tokens:
+        name, eq, value = tok.partition("=")
+        if tok[:2] in ("-i", "-f"):
+            name, value, eq = tok[:2], tok[2:], "=" if tok[2:] else ""
+            name = "--index-url" if name == "-i" else "--find-links"
+        elif name.startswith("--") and name not in _FILE_OPTIONS:
+            full = [o for o in _FILE_OPTIONS if o.startswith(name)]
+            name = full[0] if len(full) == 1 else name
+        if name not in _SOURCE_OPTIONS:
+            continue
+        if name == "--no-index":
+            out.append((name, ""))
+            continue
+        value = value if eq else next(tokens, "")
+        if name == "--find-links":
+            near = os.path.join(os.path.dirname(os.path.abspath(where)), value)
+            value = near if value and os.path.exists(near) else value
+        if value:
+            out.append((name, value))
     return out

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from cache_core import PackageCache
+from hooks.pip import options
 from hooks.pip.install import install, plain
 from hooks.pip.options import parse
 from hooks.pip.runner import uv_bin
@@ -89,3 +90,58 @@ def test_index_url_gets_that_index_file_not_another_index_cached_file_of_that_na
     assert install(cache, ["--python", py(v), *base, "--offline", "--index-url", idx,
                            "beta==1.0"]) in (0, 1)
     assert installed_tag(v, "beta") in (None, "py2.py3-none-any")
+
+
+def test_sources_read_the_index_options_inside_requirement_files(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """pip's req_file.handle_option_line: a file's --index-url replaces every index (also the
+    command line's extras), --extra-index-url and --find-links add one (a path relative to the
+    file if it exists there), --no-index drops them all; -c files first, nested files in place."""
+    monkeypatch.setenv("CORP", "https://pypi.corp")
+    (tmp_path / "wh").mkdir()
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "inner.txt").write_text("--extra-index-url=https://extra.corp/simple\n")
+    req = tmp_path / "req.txt"
+    req.write_text("# a lock\n-i ${CORP}/simple  # the corp index\n-r sub/inner.txt\n"
+                   "--find-links wh\nbeta==1.0\n")
+    base = ["-i", "https://a.example/simple", "--extra-index-url", "https://b.example/simple"]
+    assert options.source_list([*base, "-r", str(req)]) == [
+        ("index", "https://pypi.corp/simple"), ("index", "https://extra.corp/simple"),
+        ("links", str(tmp_path / "wh"))]
+    cons = tmp_path / "cons.txt"
+    cons.write_text("--index https://c.example/simple\n")  # an optparse prefix
+    assert options.source_list([*base, f"--requirement={req}", "-c", str(cons)])[:2] == [
+        ("index", "https://pypi.corp/simple"), ("index", "https://extra.corp/simple")]
+    assert options.source_list([*base, f"-c{cons}", "beta"]) == [
+        ("index", "https://c.example/simple")]
+    (tmp_path / "off.txt").write_text("-r req.txt\n--no-index\n")
+    assert options.source_list([*base, "-r", str(tmp_path / "off.txt")]) == [
+        ("links", str(tmp_path / "wh"))]
+    assert options.source_list([*base, "beta"]) == [
+        ("index", "https://a.example/simple"), ("index", "https://b.example/simple")]
+
+
+def test_a_file_from_an_index_named_in_a_requirements_file_is_not_served_for_another_index(
+        cache: PackageCache, index: Index, make_venv, tmp_path: Path) -> None:
+    """req.txt's ``--index-url`` sends pip to a second index: its beta is recorded as that
+    index's, so a later ``-i <first index> beta==1.0`` (pinned: the cache first) gets the first
+    index's beta, as plain pip does, and req.txt again gets the second index's."""
+    files = tmp_path / "second-files"
+    files.mkdir()
+    second = Index(files)
+    second.add(same_name_other_bytes(tmp_path / "other", "beta", "1.0"))
+    second.start()
+    try:
+        req = tmp_path / "req.txt"
+        req.write_text(f"--index-url {second.url}\nbeta==1.0\n")
+        v = make_venv()
+        assert install(cache, ["--python", py(v), "-i", index.url, "-r", str(req)]) == 0
+        assert installed_tag(v, "beta") == "py2.py3-none-any"  # as plain pip: the file's index
+        v = make_venv()
+        assert install(cache, ["--python", py(v), "-i", index.url, "beta==1.0"]) == 0
+        assert installed_tag(v, "beta") == "py3-none-any"
+        v = make_venv()
+        assert install(cache, ["--python", py(v), "-i", index.url, "-r", str(req)]) == 0
+        assert installed_tag(v, "beta") == "py2.py3-none-any"
+    finally:
+        second.stop()
