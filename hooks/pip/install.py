@@ -136,6 +136,7 @@ class Driver:
         self._page_cands: list[Candidate] = []
         self._pip_probes = False  # pip alone can tell whether the index is reachable
         self._diagnosed = ""  # the output of the last diagnose_online
+        self.online_report: Path | None = None  # the report of the online install, if any
 
     @property
     def request(self) -> Request:
@@ -368,8 +369,9 @@ class Driver:
             self._last = {"installer": "uv", "cmd": cmd, "python_at": [4], "env": self.env,
                           "offered": cands, "flat": flat, "uv": str(uv)}
             return res
-        report = self.work / "installed.json"
-        own_report = not any(a == "--report" or a.startswith("--report=") for a in args)
+        mine = options.user_report(args)
+        own_report = mine is None
+        report = self.work / "installed.json" if own_report else self._report_file(mine)
         page = self.page(sdists=sdists, orphans=True)
         cmd = [*self.pip, "install", "--no-index", "--find-links", str(page), *args]
         if own_report:
@@ -385,7 +387,7 @@ class Driver:
                                         (i == 0 or self.pip[i - 1] == "--python")]}
         if res.rc != 0 and "no such option: --report" in res.stderr:
             raise _Fallback("the target's pip is too old for pkgcache (needs pip >= 22.2)")
-        if res.rc == 0 and own_report:
+        if res.rc == 0 and report is not None:
             try:
                 self._touch(report)
             except Exception as exc:  # noqa: BLE001 - LRU bookkeeping must not fail an install
@@ -402,7 +404,8 @@ class Driver:
         """
         report = self.work / "resolve.json"
         if reqs is None:
-            args = [a for a in self.opts.pip_args if a not in ("-q", "--quiet")]
+            args = [a for a in options.without_report(self.opts.pip_args)
+                    if a not in ("-q", "--quiet")]
         else:
             args = [*self.opts.source_args(), *reqs]
         while True:
@@ -425,7 +428,7 @@ class Driver:
         cmd = [*self.pip, "install", "--dry-run", "--quiet",
                *(["--ignore-installed"] if ignore_installed else []), "--report",
                str(report), "--no-index", "--find-links", str(self.page(sdists=sdists)),
-               *self.opts.offline_args()]
+               *options.without_report(self.opts.offline_args())]
         res = runner.run(cmd, self.env)
         if res.rc != 0:
             return res, []
@@ -807,8 +810,8 @@ class Driver:
         if installer == "uv":
             return self.online_uv()
         rc = self.online_pip()
-        if rc == 0 and fleet is not None:
-            self._publish(self.work / "online.json")
+        if rc == 0 and fleet is not None and self.online_report is not None:
+            self._publish(self.online_report)
         return rc
 
     def _pip_unreachable(self, res: runner.Result) -> None:
@@ -874,11 +877,18 @@ class Driver:
             return res.rc
         return None
 
+    @staticmethod
+    def _report_file(value: str | None) -> Path | None:
+        """The user's --report file pip writes, None for stdout ("-")."""
+        return None if not value or value == "-" else Path(value)
+
     def online_pip(self) -> int:
         """pip install against the user's index with the cache's page first in line."""
         args = self.opts.pip_args
-        report = self.work / "online.json"
-        own_report = not any(a == "--report" or a.startswith("--report=") for a in args)
+        mine = options.user_report(args)
+        own_report = mine is None  # (else pip writes the user's, which pkgcache then reads)
+        report = self.online_report = (self.work / "online.json" if own_report
+                                       else self._report_file(mine))
         while True:
             cmd = [*self.pip, "install", *self.tree_args(),
                    *(["--report", str(report)] if own_report else []), *self.online(args)]
@@ -892,7 +902,7 @@ class Driver:
             runner.replay(res.stderr)
             return res.rc
         runner.replay(res.stderr)
-        if own_report:
+        if report is not None:
             try:
                 self.cache_after(report)
             except Exception:  # noqa: BLE001 - caching afterwards never fails the install

@@ -156,6 +156,11 @@ _WITH_VALUE = {"-r", "--requirement", "-c", "--constraint", "-e", "--editable", 
                "--log-file", "--group", "--hash"}
 
 
+def _takes_value(arg: str) -> bool:
+    """True for an option whose value is the next argument (not a requirement)."""
+    return arg in _WITH_VALUE or (_is_report(arg) and "=" not in arg)
+
+
 def _pinned_line(text: str) -> bool | None:
     """One requirement (CLI argument or file line): True if ``==``-pinned, hash-pinned or None
     for a blank/comment line; False for anything else (ranges, paths, URLs, VCS)."""
@@ -226,7 +231,7 @@ def fully_pinned(pip_args: list[str]) -> bool:
             any_req = True
         elif arg in ("-e", "--editable") or arg.startswith("--editable="):
             return False
-        elif arg in _WITH_VALUE:
+        elif _takes_value(arg):
             next(args, None)
         elif arg.startswith("-"):
             if arg.startswith("-r") and len(arg) > 2:
@@ -250,7 +255,7 @@ def dry_run(pip_args: list[str]) -> bool:
             break
         if len(arg) >= 4 and "--dry-run".startswith(arg):
             return True
-        if arg in _WITH_VALUE:
+        if _takes_value(arg):
             next(args, None)
     value = os.environ.get("PIP_DRY_RUN")
     if value is None:
@@ -279,6 +284,48 @@ def own_network(pip_args: list[str]) -> str | None:
         if _config_value(opt[2:]) or _config_value(opt[2:].replace("-", "_")):
             return f"{opt[2:]} in pip's config"
     return None
+
+
+def _is_report(arg: str) -> bool:
+    """--report (or an optparse prefix of it from ``--rep``), with or without ``=VALUE``."""
+    name = arg.split("=", 1)[0]
+    return len(name) >= 5 and "--report".startswith(name)
+
+
+def user_report(pip_args: list[str]) -> str | None:
+    """The user's own ``--report`` file (the last one, as pip keeps it), None if none."""
+    found = None
+    args = iter(pip_args)
+    for arg in args:
+        if arg == "--":
+            break
+        if _is_report(arg):
+            found = arg.split("=", 1)[1] if "=" in arg else next(args, None)
+        elif _takes_value(arg):
+            next(args, None)
+    return found
+
+
+def without_report(pip_args: list[str]) -> list[str]:
+    """pip_args without the user's ``--report`` and its value: pkgcache's own resolves write
+    their own report (pip keeps the last one given)."""
+    out: list[str] = []
+    args = iter(pip_args)
+    for arg in args:
+        if arg == "--":
+            out.append(arg)
+            out.extend(args)
+            break
+        if _is_report(arg):
+            if "=" not in arg:
+                next(args, None)
+            continue
+        out.append(arg)
+        if _takes_value(arg):
+            value = next(args, None)
+            if value is not None:
+                out.append(value)
+    return out
 
 
 def index_url(pip_args: list[str]) -> str:
@@ -581,7 +628,7 @@ def request_lines(pip_args: list[str]) -> list[str]:
             lines += _read_lines(arg.split("=", 1)[1])
         elif arg.startswith("-r") and len(arg) > 2:
             lines += _read_lines(arg[2:])
-        elif arg in _WITH_VALUE:
+        elif _takes_value(arg):
             next(args, None)  # an option's value (-i URL, -c FILE): not a requirement
         elif not arg.startswith("-"):
             lines.append(arg)
@@ -645,7 +692,7 @@ def file_sources(pip_args: list[str]) -> list[tuple[str, str]]:
             (reqs if arg in ("-r", "--requirement") else cons).append(next(args, ""))
         elif m:
             (reqs if m.group(1) in ("-r", "--requirement") else cons).append(m.group(2))
-        elif arg in _WITH_VALUE:
+        elif _takes_value(arg):
             next(args, None)
     out: list[tuple[str, str]] = []
     for path in (*cons, *reqs):

@@ -269,3 +269,37 @@ def test_hash_of_an_sdist_still_installs(cache: PackageCache, index: Index, pack
         if _ == 0:
             index.stop()  # the second run: the cached sdist, built offline under its hash
     assert not [ln for ln in capfd.readouterr().err.splitlines() if ln.startswith("pkgcache")]
+
+
+@pytest.mark.parametrize("spelling", ["--report", "--report=", "--rep"])
+def test_a_users_report_keeps_the_cache_in_use(
+        spelling: str, cache: PackageCache, index: Index, make_venv, tmp_path: Path,
+        capfd: pytest.CaptureFixture[str]) -> None:
+    """``--report FILE`` of the user's: pkgcache's own resolves drop it (pip keeps the last
+    report given, so theirs left pkgcache's unwritten and the cache unused on every pinned
+    run); the install still writes the user's report, and an online run caches what it names."""
+    import json
+
+    def report_args(name: str) -> list[str]:
+        path = str(tmp_path / name)
+        return [spelling + path] if spelling.endswith("=") else [spelling, path]
+
+    pins = ["alpha==1.0", "beta==1.0"]
+    assert install(cache, ["--python", py(make_venv()), "-i", index.url, *pins]) == 0
+    before = len(index.requests)
+    capfd.readouterr()
+    v = make_venv()
+    assert install(cache, ["--python", py(v), "-i", index.url, *report_args("r1.json"),
+                           *pins]) == 0
+    assert venv_version(v, "alpha") == "1.0" and venv_version(v, "beta") == "1.0"
+    assert capfd.readouterr().err == ""  # no "cache not used"
+    assert len(index.requests) == before  # pinned and cached: no request at all
+    report = json.loads((tmp_path / "r1.json").read_text())
+    assert sorted(i["metadata"]["name"] for i in report["install"]) == ["alpha", "beta"]
+    # online (unpinned): pip writes the user's report, pkgcache caches what it names
+    v = make_venv()
+    assert install(cache, ["--python", py(v), "-i", index.url, *report_args("r2.json"),
+                           "plat"]) == 0
+    assert "wheel:plat-1.0-py3-none-any.whl" in {e.key for e in cache.keys()}
+    report = json.loads((tmp_path / "r2.json").read_text())
+    assert [i["metadata"]["name"] for i in report["install"]] == ["plat"]
