@@ -4,6 +4,8 @@ row, no trust record, nothing for the fleet. Real pip against the PEP 503 index 
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,8 @@ import pytest
 from cache_core import PackageCache
 from hooks.pip.install import install, plain
 from hooks.pip.options import parse
+from tests.support.cli import run_cli
+from tests.support.env import child_env
 from tests.support.pip import Index, py
 
 
@@ -53,3 +57,18 @@ def test_dry_run_is_plain_pip_and_writes_nothing(
     assert capfd.readouterr().out == want.out
     assert (_files(Path(cache.root)), _files(state)) == before  # (no index, no object)
     assert not list(v.glob("lib/python*/site-packages/alpha"))  # a simulation installs nothing
+
+
+def test_the_cli_dry_run_creates_no_cache_and_no_state(
+        index: Index, make_venv, tmp_path: Path) -> None:
+    """``pkgcache pip install --dry-run`` as users run it: the cache directory and the state
+    directory are not even created; pip's output is plain pip's."""
+    v = make_venv()
+    args = ["--dry-run", "-i", index.url, "alpha"]
+    want = subprocess.run([sys.executable, "-m", "pip", "--python", py(v), "install", *args],
+                          capture_output=True, text=True, env=child_env())
+    assert want.returncode == 0 and "Would install" in want.stdout, want.stderr
+    out = run_cli("pip", "install", "--python", py(v), *args, cache_dir=tmp_path / "c",
+                  env={"PKGCACHE_STATE_DIR": str(tmp_path / "st")})
+    assert (out.returncode, out.stdout, out.stderr) == (0, want.stdout, want.stderr)
+    assert not (tmp_path / "c").exists() and not (tmp_path / "st").exists()
