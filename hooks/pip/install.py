@@ -310,30 +310,40 @@ class Driver:
                                  if not (tree in ln and "is ignored" in ln))
         return res
 
-    def _stream(self, cmd: list[str]) -> runner.Result:
-        """Run pip with stdout shown, minus our page's line and already shown 'Ignoring' lines."""
+    def _stream(self, cmd: list[str], printed: list[str] | None = None,
+                again: list[str] | None = None) -> runner.Result:
+        """Run pip with stdout shown, minus our page's line and already shown 'Ignoring' lines.
+
+        printed: collects the lines shown. again: the lines a failed attempt showed; this run's
+        lines that repeat them, in order from its start, are not shown twice."""
         shown = self.shown
         tree = self._tree_url
         view = self._view
+        repeat = list(again or [])
+
+        def show(line: str) -> None:
+            if repeat and repeat[0] == line:  # (on the screen already)
+                repeat.pop(0)
+            else:
+                repeat.clear()
+                sys.stdout.write(line)
+                sys.stdout.flush()
+            if printed is not None:
+                printed.append(line)
 
         def drop(line: str) -> bool:
-            seen = line
             if view is not None:  # pip's lines name the user's index, not the view
                 line = view.unview(line)
             if line.startswith("Looking in links: "):
                 return True
             if tree and line.startswith("Looking in indexes: ") and tree in line:
-                line = line.replace(", " + tree, "").replace(tree, "")
-                sys.stdout.write(line)  # pip's line, without the cache's tree
-                return True
+                line = line.replace(", " + tree, "").replace(tree, "")  # without the cache's tree
             if line.startswith("Ignoring "):
                 if line in shown:
                     return True
                 shown.add(line)
-            if line != seen:
-                sys.stdout.write(line)
-                return True
-            return False
+            show(line)
+            return True
 
         return runner.run_streaming(cmd, self.env, drop=drop)
 
@@ -889,10 +899,12 @@ class Driver:
         own_report = mine is None  # (else pip writes the user's, which pkgcache then reads)
         report = self.online_report = (self.work / "online.json" if own_report
                                        else self._report_file(mine))
+        printed: list[str] = []  # the lines shown, not shown again if pip runs again
         while True:
             cmd = [*self.pip, "install", *self.tree_args(),
                    *(["--report", str(report)] if own_report else []), *self.online(args)]
-            res = self._clean(self._stream(cmd))
+            again, printed = printed, []
+            res = self._clean(self._stream(cmd, printed, again))
             if not self.view_failed(res):
                 break
         self._pip_unreachable(res)
