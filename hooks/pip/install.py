@@ -135,6 +135,7 @@ class Driver:
         self.served: dict | None = None  # ... when it served the request (fast.remember)
         self._page_cands: list[Candidate] = []
         self._pip_probes = False  # pip alone can tell whether the index is reachable
+        self._own_network = False  # ... because it reaches it its own way (--proxy, --cert)
         self._diagnosed = ""  # the output of the last diagnose_online
         self.online_report: Path | None = None  # the report of the online install, if any
 
@@ -793,7 +794,8 @@ class Driver:
         # pip's own CA bundle, client certificate, trusted hosts or proxy, or indexes named in
         # a -r/-c file: only pip can tell whether it reaches them (a network error of its own
         # sends the run to the cache)
-        self._pip_probes = options.own_network(opts.pip_args) is not None or any(
+        self._own_network = options.own_network(opts.pip_args) is not None
+        self._pip_probes = self._own_network or any(
             name != "--find-links" for name, _ in options.file_sources(opts.pip_args))
         cause = None if self._pip_probes else fetch.probe_index(index)
         if cause is None and self._pip_probes:
@@ -829,8 +831,9 @@ class Driver:
         if res.rc == 0 or not self._pip_probes:
             return
         text = res.stderr
-        if not runner.is_network_error(text):  # (pip tells a refused page only with -v)
-            req = runner.missing_requirement(text)
+        if not runner.is_network_error(text):  # (pip tells a refused page only with -v;
+            # asked again with the command line's sources: not for indexes in a -r file)
+            req = runner.missing_requirement(text) if self._own_network else None
             if req is None or not self.diagnose_online(str(req))[1]:
                 return
             text = self._diagnosed
