@@ -815,7 +815,8 @@ class Driver:
 
     def _online(self, installer: str, fleet: ModuleType | None, index: str) -> int:
         """The index is used: pip resolves against it (the fleet's verified files offered)."""
-        if fleet is not None:  # files the index lists with the same SHA-256: offered from the cache
+        if fleet is not None and not self._own_network:  # files the index lists with the same
+            # SHA-256 (read as pip reads it: not when only pip can reach it): from the cache
             v = self.view()  # the pages it reads are the pages pip then reads
             fleet.index_verified(self.cache, self.store, self.target, self.opts.pip_args,
                                  read=v.read_page if v is not None else None)
