@@ -421,7 +421,7 @@ def _pre_install() -> bool:
     if os.environ.get(invocation.REPLAY_ENV) or os.geteuid() != 0:
         return False  # the full hook stands aside, as it decides
     inv = invocation.current()
-    if inv is None or inv.simulates or not inv.command:
+    if inv is None or inv.places_nothing or not inv.command:
         return False
     if inv.command in NO_DEBS:
         return True  # the full seed places nothing for these either

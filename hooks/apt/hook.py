@@ -192,7 +192,8 @@ def time_limit(action: str) -> int:
 
 def _stand_aside() -> bool:
     """Do nothing, silently: a nested `--print-uris` replay, a non-root process (it cannot write
-    apt's archives), or a simulation (-s, --dry-run, --print-uris, APT::Get::Simulate, ...)."""
+    apt's archives), a simulation (-s, --dry-run, --print-uris, APT::Get::Simulate, ...) or a run
+    that downloads nothing or answers no (--no-download, --assume-no)."""
     from . import invocation
 
     if os.environ.get(invocation.REPLAY_ENV):
@@ -208,7 +209,7 @@ def _stand_aside() -> bool:
         apt_pkg, archives = None, "/var/cache/apt/archives/"
     if archives and os.path.isdir(archives) and not os.access(archives, os.W_OK):
         return True
-    return invocation.simulation(invocation.current(), apt_pkg)
+    return invocation.places_nothing(invocation.current(), apt_pkg)
 
 
 def _not_ours(exc: BaseException) -> bool:

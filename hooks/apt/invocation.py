@@ -14,9 +14,15 @@ REPLAY_ENV = "PKGCACHE_APT_REPLAY"  # set in the `--print-uris` child: its hooks
 _ARG_SHORT = set("octaP")
 _ARG_LONG = {"--option", "--config-file", "--target-release", "--default-release",
              "--host-architecture", "--build-profiles", "--arch-only-profiles"}
-_SIMULATE_LONG = {"--simulate", "--just-print", "--dry-run", "--recon", "--no-act", "--print-uris"}
-_SIMULATE_KEYS = {"apt::get::simulate", "apt::get::print-uris"}
+# Runs that must get no deb placed in archives: simulations, and runs that download nothing
+# (--no-download: apt fails or, with --ignore-missing, skips what is not there) or answer no at
+# the prompt (--assume-no): a deb placed for them would change what apt does or reports.
+_ASIDE_LONG = {"--simulate", "--just-print", "--dry-run", "--recon", "--no-act", "--print-uris",
+               "--no-download", "--assume-no"}
+_ASIDE_KEYS = {"apt::get::simulate": True, "apt::get::print-uris": True,
+               "apt::get::download": False, "apt::get::assume-no": True}
 _TRUE = {"1", "yes", "true", "with", "on", "enable"}
+_FALSE = {"0", "no", "false", "without", "off", "disable"}
 
 
 class AptInvocation:
@@ -38,14 +44,16 @@ class AptInvocation:
         return self.words[0] if self.words else None
 
     @property
-    def simulates(self) -> bool:
-        """-s/--simulate/--dry-run/--print-uris/... or -o APT::Get::Simulate=true on the line."""
+    def places_nothing(self) -> bool:
+        """-s/--simulate/--dry-run/--print-uris/--no-download/--assume-no/... or the same by
+        -o on the line (APT::Get::Simulate=true, APT::Get::Download=false, ...)."""
         for opt, value in self.options:
-            if opt in _SIMULATE_LONG or opt == "-s":
+            if opt in _ASIDE_LONG or opt == "-s":
                 return True
             if opt in ("-o", "--option"):
                 key, _, val = value.partition("=")
-                if key.strip().lower() in _SIMULATE_KEYS and val.strip().lower() in _TRUE:
+                want = _ASIDE_KEYS.get(key.strip().lower())
+                if want is not None and val.strip().lower() in (_TRUE if want else _FALSE):
                     return True
         return False
 
@@ -129,14 +137,19 @@ def current(max_depth: int = 8) -> AptInvocation | None:
     return None
 
 
-def simulation(inv: AptInvocation | None, apt_pkg: Any | None) -> bool:
-    """Is the apt running us only simulating (command line, -c files or apt's configuration)?"""
-    if inv is not None and inv.simulates:
+def _aside_in(cfg: Any) -> bool:
+    """Does this apt configuration say simulate, print URIs, download nothing or answer no?"""
+    return any(cfg.find_b(k, not want) == want for k, want in _ASIDE_KEYS.items())
+
+
+def places_nothing(inv: AptInvocation | None, apt_pkg: Any | None) -> bool:
+    """Must the apt running us get no deb placed (a simulation, --no-download, --assume-no:
+    command line, -c files or apt's configuration)?"""
+    if inv is not None and inv.places_nothing:
         return True
     if apt_pkg is None:
         return False
-    cfg = apt_pkg.config
-    if any(cfg.find_b(k, False) for k in ("APT::Get::Simulate", "APT::Get::Print-URIs")):
+    if _aside_in(apt_pkg.config):
         return True
     if inv is not None:
         for path in inv.config_files():
@@ -145,7 +158,7 @@ def simulation(inv: AptInvocation | None, apt_pkg: Any | None) -> bool:
                 apt_pkg.read_config_file(extra, path)
             except (OSError, SystemError):
                 continue
-            if any(extra.find_b(k, False) for k in ("APT::Get::Simulate", "APT::Get::Print-URIs")):
+            if _aside_in(extra):
                 return True
     return False
 

@@ -568,6 +568,11 @@ def seed(cache: PackageCache, specs: list[str] | None = None, *, hook: bool = Fa
     before = dict(placed)
     wants, asked = _follow_request(cache, specs, narrow, inv, apt_pkg, paths, placed, rep,
                                    target_release)
+    if wants is None and narrow and not specs:
+        # the hook could not tell what this apt will fetch (no apt found through /proc, the
+        # replay failed): nothing is placed (every cached candidate would change what apt
+        # reports); the method still serves what apt downloads
+        wants = []
     if wants is None:
         wants = _plan_all(cache, paths, apt_pkg, hook=hook, command=inv.command if inv else None,
                           placed=placed,

@@ -143,6 +143,29 @@ def test_simulation_leaves_archives_untouched(lab, form) -> None:
     assert lab.sb.installed("alpha") is None
 
 
+@pytest.mark.parametrize("form", [["--no-download"], ["-o", "APT::Get::Download=false"]])
+def test_a_run_that_downloads_nothing_gets_no_deb_placed(lab, form) -> None:
+    """--no-download: plain apt cannot fetch alpha and fails; with pkgcache too (a placed deb
+    would let it install what it would not fetch)."""
+    first_install(lab)
+    lab.reprovision()
+    res = lab.sb.apt(*form, "-y", "install", "alpha")
+    assert res.returncode == 100 and "Unable to fetch some archives" in res.stderr, res.stderr
+    assert pkgcache_said(res) == []
+    assert lab.sb.debs_in_archives() == []
+    assert lab.sb.installed("alpha") is None
+
+
+def test_a_hook_that_cannot_find_its_apt_places_nothing(lab) -> None:
+    """No apt/apt-get among the pre-install hook's parents (a chroot without /proc): it cannot
+    tell what apt will fetch, so it places nothing (before: every cached candidate)."""
+    first_install(lab)
+    lab.reprovision()
+    res = lab.sb.pkgcache("apt", "hook", "pre-install")
+    assert res.returncode == 0 and res.stdout == res.stderr == "", res
+    assert lab.sb.debs_in_archives() == []
+
+
 def test_hook_with_a_cache_owned_by_another_user_is_silent(lab, tmp_path) -> None:
     first_install(lab)
     lab.reprovision()

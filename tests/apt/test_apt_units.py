@@ -124,17 +124,23 @@ def test_apt_command_line_parsing_finds_simulations_and_words() -> None:
         words, options = parse_args(list(args))
         return AptInvocation(1, "/usr/bin/apt-get", ["apt-get", *args], "/", words, options)
 
-    assert inv("-qsy", "install", "jq").simulates
-    assert inv("install", "--dry-run", "jq").simulates
-    assert inv("--print-uris", "upgrade").simulates
-    assert inv("-oAPT::Get::Simulate=yes", "install", "jq").simulates
-    assert inv("--option", "apt::get::simulate=1", "install", "jq").simulates
-    assert not inv("-o", "APT::Get::Simulate=false", "install", "jq").simulates
-    assert not inv("-y", "-t", "bookworm-backports", "install", "jq").simulates
-    assert not inv("-o", "Debug::s=1", "-c", "/x/-s.conf", "install", "jq").simulates
+    assert inv("-qsy", "install", "jq").places_nothing
+    assert inv("install", "--dry-run", "jq").places_nothing
+    assert inv("--print-uris", "upgrade").places_nothing
+    assert inv("-oAPT::Get::Simulate=yes", "install", "jq").places_nothing
+    assert inv("--option", "apt::get::simulate=1", "install", "jq").places_nothing
+    assert not inv("-o", "APT::Get::Simulate=false", "install", "jq").places_nothing
+    assert not inv("-y", "-t", "bookworm-backports", "install", "jq").places_nothing
+    assert not inv("-o", "Debug::s=1", "-c", "/x/-s.conf", "install", "jq").places_nothing
+    # runs that download nothing or answer no: a deb placed would change what apt does
+    assert inv("install", "--no-download", "jq").places_nothing
+    assert inv("--assume-no", "full-upgrade").places_nothing
+    assert inv("-o", "APT::Get::Download=false", "install", "jq").places_nothing
+    assert not inv("-o", "APT::Get::Download=true", "install", "jq").places_nothing
+    assert not inv("-o", "APT::Get::Assume-No=0", "install", "jq").places_nothing
     got = inv("-q", "-t", "bpo", "install", "--reinstall", "jq=1.6", "./x.deb", "--", "-s")
     assert got.words == ["install", "jq=1.6", "./x.deb", "-s"]
-    assert got.command == "install" and not got.simulates
+    assert got.command == "install" and not got.places_nothing
     assert inv("-c", "rel.conf", "install").config_files() == ["/rel.conf"]
 
 
