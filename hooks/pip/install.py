@@ -398,6 +398,8 @@ class Driver:
                                         (i == 0 or self.pip[i - 1] == "--python")]}
         if res.rc != 0 and "no such option: --report" in res.stderr:
             raise _Fallback("the target's pip is too old for pkgcache (needs pip >= 22.2)")
+        if not own_report:
+            report = self._trusted_report(report)
         if res.rc == 0 and report is not None:
             try:
                 self._touch(report)
@@ -894,7 +896,13 @@ class Driver:
     @staticmethod
     def _report_file(value: str | None) -> Path | None:
         """The user's --report file pip writes, None for stdout ("-")."""
-        return None if not value or value == "-" else Path(value)
+        return None if not value or value == "-" else Path(value).absolute()
+
+    @staticmethod
+    def _trusted_report(report: Path | None) -> Path | None:
+        """report if only pkgcache's user and root can have written it (a user's --report in
+        a directory others can write may be forged: it names the files to cache), else None."""
+        return report if report is not None and options.only_ours(str(report)) else None
 
     def online_pip(self) -> int:
         """pip install against the user's index with the cache's page first in line."""
@@ -918,6 +926,8 @@ class Driver:
             runner.replay(res.stderr)
             return res.rc
         runner.replay(res.stderr)
+        if not own_report:
+            report = self.online_report = self._trusted_report(report)
         if report is not None:
             try:
                 self.cache_after(report)

@@ -507,6 +507,11 @@ def _foreign(path: str) -> int | None:
         cur, first = parent, False
 
 
+def only_ours(path: str) -> bool:
+    """True if no one but this process's user and root can change what path holds."""
+    return _foreign(path) is None
+
+
 def local_path(value: str) -> str | None:
     """The real path a find-links / index value names on this machine (None: not local)."""
     from urllib.parse import unquote, urlsplit

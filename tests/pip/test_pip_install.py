@@ -303,3 +303,14 @@ def test_a_users_report_keeps_the_cache_in_use(
     assert "wheel:plat-1.0-py3-none-any.whl" in {e.key for e in cache.keys()}
     report = json.loads((tmp_path / "r2.json").read_text())
     assert [i["metadata"]["name"] for i in report["install"]] == ["plat"]
+    # a report in a directory others can write may be forged (it names what to cache): unread
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    (tmp_path / "more").mkdir()
+    index.add(make_wheel(tmp_path / "more", "epsilon", "1.0"))
+    v = make_venv()
+    assert install(cache, ["--python", py(v), "-i", index.url, *report_args("shared/r3.json"),
+                           "epsilon"]) == 0
+    assert venv_version(v, "epsilon") == "1.0" and (shared / "r3.json").is_file()
+    assert "wheel:epsilon-1.0-py3-none-any.whl" not in {e.key for e in cache.keys()}
