@@ -3,6 +3,7 @@ untrusted or moved key records all end as counted misses, with nothing ingested.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 from cache_core.storage.remote.base import record_name
 from cache_core.storage.remote.records import Record, encode, generate_keypair
 from tests.support.cli import run_cli
+from tests.support.remote import file_store
 
 K1, K2 = "deb:one_1.0_all.deb", "deb:two_1.0_all.deb"
 
@@ -135,3 +137,38 @@ def test_a_planted_symlink_or_fifo_in_a_shared_directory_is_a_miss(make_cache, t
     _nothing_ingested(b)
     r = run_cli("--config", str(tmp_path / "b.yaml"), "remote", "push", "--all")
     assert r.returncode == 3 and "mode: rw" in r.stderr
+
+
+def test_a_signed_record_cannot_be_relabelled_by_moving_a_key_tail_into_its_kind(
+        make_cache, keypair, tmp_path):
+    """The signed message has no field boundaries and a key may hold ';': a trusted member's
+    record for ``U;<D>;<n>;url`` must not verify as a record ``U -> D`` (the tail in kind)."""
+    store = file_store(tmp_path / "shared")
+    evil = os.urandom(1234)
+    d_evil = hashlib.sha256(evil).hexdigest()
+    short = "https://nexus.example/repo/tool.tgz"
+    long_key = f"{short};{d_evil};{len(evil)};url"
+    a = make_cache("a", [store.remote(mode="rw", signing_key_file=keypair[0])])
+    p = tmp_path / "tool.tgz"
+    p.write_bytes(os.urandom(3000))
+    d_real = a.put(long_key, str(p))
+    assert d_real and a.remote.tier.drain()["uploaded"] == 1
+    doc = json.loads(store.read(record_name(long_key)))
+    assert doc["kind"] == "url"
+    doc.update(key=short, sha256=d_evil, size=len(evil),
+               kind=f"url;{d_real};{doc['size']};{doc['kind']}")  # the same signed bytes
+    store.write(record_name(short), json.dumps(doc).encode())
+    store.write(f"cas/{d_evil}", evil)
+    b = _reader(store, make_cache, keypair)
+    assert b.get(short) is None
+    _nothing_ingested(b)
+    assert b.stats()["remote"]["rejected_records"] == 1
+    assert b.get(long_key) is not None  # the genuine record still verifies
+
+
+def test_a_record_kind_outside_the_strict_pattern_is_never_signed(keypair):
+    from cache_core.errors import RecordError
+    from cache_core.storage.remote.records import load_secret_key
+
+    with pytest.raises(RecordError):
+        encode(Record("k", "0" * 64, 1, "url;x", {}), load_secret_key(keypair[0]))

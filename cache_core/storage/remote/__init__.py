@@ -44,7 +44,17 @@ from .base import (
     record_name,
 )
 from .config import RemoteSpec, scrub_secrets
-from .records import Record, check_fresh, decode, encode, is_revoked, load_secret_key, now, public_key_of
+from .records import (
+    Record,
+    check_fresh,
+    decode,
+    encode,
+    is_revoked,
+    load_secret_key,
+    now,
+    public_key_of,
+    valid_kind,
+)
 from .records import generate_keypair as generate_keypair  # public (docs/core-api.md)
 from .state import COUNTERS, State
 
@@ -519,7 +529,7 @@ class RemoteTier:
         import io
 
         entry = self._entry(key)
-        if entry is None or entry.digest != digest:
+        if entry is None or entry.digest != digest or not valid_kind(entry.kind):
             return False
         rec = Record(entry.key, digest, entry.size, entry.kind, entry.meta, created=now())
         data = encode(rec, self._signer(spec))
