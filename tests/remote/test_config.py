@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 
@@ -179,3 +180,35 @@ def test_a_remote_whose_records_are_useless_is_one_warning_line(tmp_path, entry,
             continue
         assert len(lines) == 1, (args, lines)
         assert str(tmp_path / "store") in lines[0] and all(s in lines[0] for s in says), lines
+
+
+def test_a_missing_secret_file_skips_that_remote_only(tmp_path):
+    """A token_file that is gone: that remote is a fault (one warning, its breaker), the next
+    remote is still asked and serves; the local tier is untouched (what hooks see)."""
+    from cache_core import PackageCache
+    from tests.support.remote import file_store
+
+    store = file_store(tmp_path / "shared")
+    data = os.urandom(5000)
+    digest = hashlib.sha256(data).hexdigest()
+    store.write(f"cas/{digest}", data)
+    path = _write(tmp_path, [
+        {"url": "http://127.0.0.1:9/x", "token_file": str(tmp_path / "gone.token")},
+        store.remote()])
+    c = PackageCache.from_config(path)  # as a hook builds it: no secret_files check
+    got = c.get(f"sha256:{digest}")
+    assert got is not None and open(got, "rb").read() == data
+    assert c.stats()["remote"]["errors"] == 1
+
+
+def test_a_missing_secret_file_is_a_config_error_for_commands(tmp_path):
+    gone = tmp_path / "gone.token"
+    path = _write(tmp_path, [{"url": "https://h/x", "token_file": str(gone)}])
+    with pytest.raises(ConfigError) as info:
+        load_config(path, secret_files=True)
+    assert "remote[0].token_file" in str(info.value) and str(gone) in str(info.value)
+    load_config(path)  # hooks: not an error (the remote is skipped when used)
+    for cmd in (["stats"], ["get", "deb:x.deb"], ["remote", "status"]):
+        r = run_cli("--config", path, *cmd)
+        assert r.returncode == 3 and r.stdout == "", (cmd, r.returncode, r.stderr)
+        assert r.stderr.count("\n") == 1 and "token_file" in r.stderr, r.stderr

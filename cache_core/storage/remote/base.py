@@ -87,12 +87,17 @@ def register(*schemes: str) -> Callable[[Callable[[Any], Backend]], Callable[[An
 
 
 def make_backend(spec: RemoteSpec) -> Backend:
-    """The backend for a RemoteSpec, chosen by its URL scheme."""
+    """The backend for a RemoteSpec, chosen by its URL scheme; RemoteError if it cannot be
+    built (a secret file missing: the other remotes are still asked)."""
     import importlib
 
     if spec.scheme not in _REGISTRY and spec.scheme in _BUILTIN:
         importlib.import_module(f"{__package__}.{_BUILTIN[spec.scheme]}")
-    return _REGISTRY[spec.scheme](spec)
+    try:
+        return _REGISTRY[spec.scheme](spec)
+    except OSError as exc:  # a token_file/password_file missing or unreadable: this remote only
+        where = f": {exc.filename}" if exc.filename else ""
+        raise RemoteError(f"cannot set up the store: {exc.strerror or exc}{where}") from None
 
 
 def schemes() -> list[str]:
