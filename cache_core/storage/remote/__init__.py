@@ -37,6 +37,7 @@ from . import sets
 from .base import (
     MAX_RECORD_BYTES,
     Backend,
+    ListRefused,
     RemoteError,
     RemoteMissing,
     RemoteTimeout,
@@ -102,6 +103,7 @@ class RemoteTier:
         self._batch_depth = 0
         self._pending: dict[str, tuple[str, dict[str, int]]] = {}  # ident -> (display, counts)
         self._full_warned = False  # "local disk full" said once per process
+        self.unlisted = 0  # remotes the last remote_keys() could not list
 
     # -- plumbing ---------------------------------------------------------------------------
     @property
@@ -765,7 +767,9 @@ class RemoteTier:
 
     def remote_keys(self) -> list[str]:
         """Keys named by verified records, then bare digests, on every listable remote; private
-        keys (uploaded by an older pkgcache) and their content are left where they are."""
+        keys (uploaded by an older pkgcache) and their content are left where they are.
+        ``unlisted``: the remotes that could not be listed (a fault, or listing refused)."""
+        self.unlisted = 0
         found: list[str] = []
         private: set[str] = set()
         for spec in self.specs:
@@ -793,7 +797,11 @@ class RemoteTier:
                     except (ValueError, AttributeError, RecordError):
                         self._count(spec, rejected_records=1)
                 found += [f"sha256:{h}" for h in backend.list("cas") or [] if h not in private]
+            except ListRefused as exc:  # reads may still work: no breaker
+                self.unlisted += 1
+                warn(f"remote {spec.display}: {scrub_secrets(str(exc), self.specs)}")
             except RemoteError as exc:
+                self.unlisted += 1
                 self._fault(spec, exc)
         return list(dict.fromkeys(found))
 

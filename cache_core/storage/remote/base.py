@@ -20,6 +20,11 @@ _NAME = re.compile(r"\A(cas|ac)/[0-9a-f]{64}\Z")
 MAX_RECORD_BYTES = 64 * 1024
 
 
+class ListRefused(RemoteError):
+    """The store refuses to list (S3: ListBucket denied) while reads may still work: said, and
+    the command fails, but the breaker stays closed."""
+
+
 def object_name(kind: str, hexdigest: str) -> str:
     """``cas/<hex>`` or ``ac/<hex>``; refuses anything else (no name ever escapes the layout)."""
     name = f"{kind}/{hexdigest}"
@@ -68,7 +73,7 @@ class Backend(Protocol):
         """Remove the object (a missing one is fine; RemoteError on a refusal)."""
 
 
-__all__ = ["MAX_RECORD_BYTES", "Backend", "RemoteError", "RemoteMissing", "RemoteTimeout",
+__all__ = ["MAX_RECORD_BYTES", "Backend", "ListRefused", "RemoteError", "RemoteMissing", "RemoteTimeout",
            "make_backend", "object_name", "record_name", "register", "schemes"]
 
 _REGISTRY: dict[str, Callable[[Any], Backend]] = {}
