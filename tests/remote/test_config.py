@@ -12,7 +12,7 @@ import yaml
 from cache_core import ConfigError, load_config
 from cache_core.net import redact as redact_url
 from tests.support.cli import run_cli
-from tests.support.http import FaultServer
+from tests.support.http import FaultServer, serve_dir
 from tests.support.remote import write_keypair
 
 
@@ -212,3 +212,16 @@ def test_a_missing_secret_file_is_a_config_error_for_commands(tmp_path):
         r = run_cli("--config", path, *cmd)
         assert r.returncode == 3 and r.stdout == "", (cmd, r.returncode, r.stderr)
         assert r.stderr.count("\n") == 1 and "token_file" in r.stderr, r.stderr
+    # a drop-in keeps working, with its local cache: the remote alone is skipped
+    www = tmp_path / "www"
+    www.mkdir()
+    (www / "f.txt").write_bytes(b"payload")
+    srv = serve_dir(www)
+    try:
+        for _ in (1, 2):
+            r = run_cli("--config", path, "fetch", srv.url("/f.txt"), "-o", str(tmp_path / "f"))
+            assert r.returncode == 0 and (tmp_path / "f").read_bytes() == b"payload", r.stderr
+            assert "cache unavailable" not in r.stderr and r.stderr.count("\n") <= 1, r.stderr
+    finally:
+        srv.stop()
+    assert run_cli("--config", path, "exists", srv.url("/f.txt")).returncode == 3
