@@ -196,21 +196,23 @@ def resolve(host: str, port: int, timeout: float) -> list[Addr]:
 def create_connection(address: tuple[str, int], timeout: float | None = None,
                       source_address: tuple[str, int] | None = None) -> socket.socket:
     """socket.create_connection with one budget for everything: name resolution and the
-    connects to every address it returns share timeout (socket's own resolves without a limit
-    and gives each address the whole timeout). The socket keeps timeout for its later I/O."""
+    connects to every address it returns share timeout, each address an equal share of what
+    is left (socket's own resolves without a limit and gives each address the whole timeout).
+    The socket keeps timeout for its later I/O."""
     import socket
 
     host, port = address
     budget = 30.0 if timeout is None else timeout
     deadline = time.monotonic() + budget
     error: OSError | None = None
-    for family, type_, proto, sockaddr in resolve(host, port, budget):
+    addrs = resolve(host, port, budget)
+    for i, (family, type_, proto, sockaddr) in enumerate(addrs):
         left = deadline - time.monotonic()
         if left <= 0:
             break
         sock = socket.socket(family, type_, proto)
-        try:
-            sock.settimeout(left)
+        try:  # each address a share of what is left: a dead IPv6 route leaves time for IPv4
+            sock.settimeout(left / (len(addrs) - i))
             if source_address:
                 sock.bind(source_address)
             sock.connect(sockaddr)

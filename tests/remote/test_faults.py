@@ -18,7 +18,7 @@ import yaml
 from cache_core import PackageCache
 from cache_core.storage.remote.state import BREAKER_SECONDS
 from tests.support.cli import run_cli
-from tests.support.http import FaultServer
+from tests.support.http import FaultServer, serve_dir
 from tests.support.remote import BEARER
 
 DATA = os.urandom(200_000)
@@ -347,3 +347,26 @@ def test_a_name_with_two_silent_addresses_costs_one_budget_not_two(fault, make_c
         holes.close()
     assert timeout * 0.9 < took < base + timeout * 1.5, (took, base)  # two budgets: 2 x timeout
     assert _degraded(b)["timeouts"] == 1
+
+
+def test_a_silent_first_address_leaves_time_for_the_next(make_cache, monkeypatch, tmp_path):
+    """A name whose first address does not answer (a dead IPv6 route) and whose second does:
+    the store is reached within the one budget."""
+    data = os.urandom(3000)
+    digest = hashlib.sha256(data).hexdigest()
+    (tmp_path / "www" / "base" / "cas").mkdir(parents=True)
+    (tmp_path / "www" / "base" / "cas" / digest).write_bytes(data)
+    srv = serve_dir(tmp_path / "www")
+    holes = _Blackholes(1)
+    try:
+        _resolving(monkeypatch, "dual.corefix.test", lambda: [
+            (socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", a)
+            for a in (holes.addrs[0], ("127.0.0.1", srv.port))])
+        b = make_cache("b", [{"url": f"http://dual.corefix.test:{srv.port}/base",
+                              "timeout": 2.0}])
+        got = b.get(f"sha256:{digest}")
+    finally:
+        holes.close()
+        srv.stop()
+    assert got is not None and open(got, "rb").read() == data
+    assert b.stats()["remote"]["hits"] == 1
