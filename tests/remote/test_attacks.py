@@ -172,3 +172,50 @@ def test_a_record_kind_outside_the_strict_pattern_is_never_signed(keypair):
 
     with pytest.raises(RecordError):
         encode(Record("k", "0" * 64, 1, "url;x", {}), load_secret_key(keypair[0]))
+
+
+def _splits(message: bytes) -> list[tuple[str, str, str, str, str]]:
+    """Every way to read a signed message as (key, sha256, size, kind, meta) that decode would
+    accept field by field (meta: the canonical JSON of an object)."""
+    from cache_core.keys import is_digest
+    from cache_core.storage.remote.records import VERSION, valid_kind
+
+    text = message.decode()
+    found = []
+    for j in (i for i, ch in enumerate(text) if ch == "{" and i and text[i - 1] == ";"):
+        try:
+            meta = json.loads(text[j:])
+        except ValueError:
+            continue
+        if not isinstance(meta, dict) or \
+                json.dumps(meta, sort_keys=True, separators=(",", ":")) != text[j:]:
+            continue
+        head, _, rest = text[:j - 1].partition(";")
+        if head != VERSION:
+            continue
+        for a in (i for i, ch in enumerate(rest) if ch == ";"):  # key ; digest ; size ; kind
+            digest, size_kind = rest[a + 1:a + 65], rest[a + 65:]
+            size, sep, kind = size_kind[1:].partition(";")
+            if is_digest(digest) and size_kind[:1] == ";" and sep and size.isdigit() \
+                    and str(int(size)) == size and valid_kind(kind):
+                found.append((rest[:a], digest, size, kind, text[j:]))
+    return found
+
+
+def test_a_signed_message_splits_into_fields_one_way_only():
+    """Keys and meta strings made of the message's own punctuation (';', '{', '"', ...), with
+    digests, sizes and kinds inside them: each signed message reads back one way only."""
+    import random
+
+    rnd = random.Random(7)
+    d = hashlib.sha256(b"x").hexdigest()
+    bits = [";", "{", "}", '"', ":", ",", "[", "]", "\\", "a", d, "12", "url", '{"k":"',
+            f";{d};12;", f";{d};3;url;{{", '"}']  # a forged digest/size/kind inside the key
+    for _ in range(3000):
+        key = "".join(rnd.choice(bits) for _ in range(rnd.randint(0, 8)))
+        meta = {"".join(rnd.choice(bits) for _ in range(rnd.randint(0, 3))):
+                rnd.choice(["".join(rnd.choice(bits) for _ in range(rnd.randint(0, 6))), 1, [";"]])
+                for _ in range(rnd.randint(0, 3))}
+        rec = Record(key, d, rnd.randint(0, 99), rnd.choice(["url", "deb", "apt-index"]), meta,
+                     created=rnd.choice([None, 1.5]))
+        assert len(_splits(rec.message())) == 1, rec
