@@ -24,19 +24,24 @@ class GitError(Exception):
 
 
 # git's words (LC_ALL=C; curl's and ssh's) for "the server could not be reached": only then is
-# a mirror served as it is. A server that answers "no" (not found, denied, auth failed) gets the
-# answer plain git gives.
+# a mirror served as it is. A server that answers "no" (not found, denied, auth failed: checked
+# first, it may come with an "RPC failed") gets the answer plain git gives.
+_REFUSED = re.compile(
+    r"returned error: 4\d\d|HTTP 4\d\d|not found|Permission denied|Authentication failed"
+    r"|terminal prompts disabled|could not read (Username|Password)"
+    r"|Host key verification failed", re.I)
 _UNREACHABLE = re.compile(
     r"Could not resolve (host|proxy)|Couldn't resolve|Failed to connect|Connection refused"
     r"|Connection timed out|timed out|Network is unreachable|No route to host"
     r"|Temporary failure in name resolution|Name or service not known|Connection reset"
-    r"|Empty reply from server|returned error: 5\d\d|Proxy CONNECT aborted"
+    r"|Empty reply from server|returned error: 5\d\d|HTTP 5\d\d|Proxy CONNECT aborted"
     r"|unable to connect|SSL_connect|GnuTLS recv error|early EOF|RPC failed", re.I)
 
 
 def unreachable(error: GitError) -> bool:
     """True if git failed because the server could not be reached (not because it refused)."""
-    return bool(_UNREACHABLE.search(error.detail or str(error)))
+    text = error.detail or str(error)
+    return not _REFUSED.search(text) and bool(_UNREACHABLE.search(text))
 
 
 def normalize_url(url: str) -> str:

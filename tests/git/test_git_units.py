@@ -40,6 +40,10 @@ def test_only_repositories_anyone_can_fetch_are_shared(url: str, shared: bool) -
     ("fatal: unable to access 'https://h/r/': The requested URL returned error: 403", False),
     ("git@h: Permission denied (publickey).\nfatal: Could not read from remote repository.",
      False),
-    ("fatal: could not read Username for 'https://h': terminal prompts disabled", False)])
+    ("fatal: could not read Username for 'https://h': terminal prompts disabled", False),
+    ("error: RPC failed; HTTP 404 curl 22 The requested URL returned error: 404", False),
+    ("error: RPC failed; curl 56 Recv failure: Connection reset by peer\nfatal: early EOF",
+     True),
+    ("error: RPC failed; HTTP 502 curl 22 The requested URL returned error: 502", True)])
 def test_unreachable_is_only_a_server_that_cannot_be_reached(stderr: str, down: bool) -> None:
     assert unreachable(GitError(stderr.splitlines()[-1], detail=stderr)) is down
