@@ -5,12 +5,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 import yaml
 
 from cache_core import ConfigError, load_config
 from cache_core.net import redact as redact_url
+from tests.support import REPO
 from tests.support.cli import run_cli
 from tests.support.http import FaultServer, serve_dir
 from tests.support.remote import write_keypair
@@ -182,23 +185,30 @@ def test_a_remote_whose_records_are_useless_is_one_warning_line(tmp_path, entry,
         assert str(tmp_path / "store") in lines[0] and all(s in lines[0] for s in says), lines
 
 
-def test_a_missing_secret_file_skips_that_remote_only(tmp_path):
-    """A token_file that is gone: that remote is a fault (one warning, its breaker), the next
-    remote is still asked and serves; the local tier is untouched (what hooks see)."""
-    from cache_core import PackageCache
+@pytest.mark.parametrize("secret", ["gone", "fifo"])
+def test_a_missing_secret_file_skips_that_remote_only(tmp_path, secret):
+    """A token_file that is gone (or a FIFO: never waited on): that remote is a fault (one
+    warning, its breaker), the next remote is still asked and serves; the local tier is
+    untouched. Run as a hook runs (no secret_files check), in a child with a time limit."""
     from tests.support.remote import file_store
 
     store = file_store(tmp_path / "shared")
     data = os.urandom(5000)
     digest = hashlib.sha256(data).hexdigest()
     store.write(f"cas/{digest}", data)
-    path = _write(tmp_path, [
-        {"url": "http://127.0.0.1:9/x", "token_file": str(tmp_path / "gone.token")},
-        store.remote()])
-    c = PackageCache.from_config(path)  # as a hook builds it: no secret_files check
-    got = c.get(f"sha256:{digest}")
-    assert got is not None and open(got, "rb").read() == data
-    assert c.stats()["remote"]["errors"] == 1
+    token = tmp_path / "remote.token"
+    if secret == "fifo":
+        os.mkfifo(token, 0o600)
+    path = _write(tmp_path, [{"url": "http://127.0.0.1:9/x", "token_file": str(token)},
+                             store.remote()])
+    code = ("import sys; from cache_core import PackageCache\n"
+            "c = PackageCache.from_config(sys.argv[1])\n"
+            "got = c.get(sys.argv[2])\n"
+            "print(open(got, 'rb').read().hex() if got else None, c.stats()['remote']['errors'])")
+    r = subprocess.run([sys.executable, "-c", code, path, f"sha256:{digest}"], cwd=REPO,
+                       capture_output=True, text=True, timeout=30)
+    assert r.stdout.split() == [data.hex(), "1"], (r.stdout[-200:], r.stderr)
+    assert r.stderr.count("warning") == 1, r.stderr
 
 
 def test_a_missing_secret_file_is_a_config_error_for_commands(tmp_path):

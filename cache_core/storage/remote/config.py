@@ -186,9 +186,8 @@ def check_secret_files(specs: list[RemoteSpec], source: str) -> None:
                 continue
             try:
                 os.stat(path)
-                if os.geteuid() == 0:
-                    with open(path, "rb") as fh:
-                        fh.read(1)
+                if os.geteuid() == 0:  # opened, not read: a FIFO does not block
+                    os.close(os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC))
             except OSError as exc:
                 raise ConfigError(f"{source}: performance.cache.remote[{i}].{name}: "
                                   f"{path}: {exc.strerror or exc}") from None

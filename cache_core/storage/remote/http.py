@@ -28,8 +28,19 @@ MAX_IDLE = 8  # kept-alive connections per store (parallel fetches each hold one
 
 
 def _read_secret(path: str) -> str:
-    with open(path, encoding="utf-8") as fh:
-        return fh.read(4096).strip()
+    """A token or password file's first 4 KiB, stripped (OSError if it is not a regular file:
+    a FIFO never blocks the caller)."""
+    import errno
+    import os
+    import stat
+
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", path)
+        return os.read(fd, 4096).decode("utf-8", "replace").strip()
+    finally:
+        os.close(fd)
 
 
 class HttpClient:
