@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from typing import IO, TYPE_CHECKING, Any
 
 from .base import ListRefused, RemoteError, RemoteMissing, register
-from .http import HttpClient, check_status, lease_fault
+from .http import HttpClient, check_status, lease_fault, read_secret
 
 if TYPE_CHECKING:
     from .config import RemoteSpec
@@ -86,8 +86,7 @@ def load_credentials(opts: dict[str, Any]) -> tuple[str, str, str | None]:
     profile = opts.get("profile") or env.get("AWS_PROFILE") or "default"
     parser = configparser.RawConfigParser()
     try:
-        with open(path, encoding="utf-8") as fh:
-            parser.read_file(fh)
+        parser.read_string(read_secret(path, 1 << 20))
         sec = parser[profile]
         return (sec["aws_access_key_id"], sec["aws_secret_access_key"],
                 sec.get("aws_session_token"))
