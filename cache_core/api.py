@@ -784,11 +784,13 @@ class Remote:
         return self.tier.push_now(wanted)
 
     def pull(self, keys: list[str] | None, all_keys: bool = False) -> dict[str, int]:
-        """Fetch keys (or everything a listable remote holds) into the local cache."""
-        result = {"pulled": 0, "present": 0, "missing": 0}
+        """Fetch keys (or everything a listable remote holds) into the local cache;
+        ``unlisted``: remotes that could not be listed for all_keys (each said in one line)."""
+        result = {"pulled": 0, "present": 0, "missing": 0, "unlisted": 0}
         wanted = list(keys or [])
         if all_keys:
             wanted += self.tier.remote_keys()
+            result["unlisted"] = self.tier.unlisted
         for k in wanted:
             if self._cache.exists(k):
                 result["present"] += 1

@@ -275,8 +275,11 @@ def _check_secrets(cfg: CacheConfig, source: str, st: os.stat_result) -> None:
 
 
 def load_config(path: str | None = None, cache_dir: str | None = None, *,
-                lenient: bool = False) -> CacheConfig:
-    """Load the effective config; explicit or $PKGCACHE_CONFIG files must exist."""
+                lenient: bool = False, secret_files: bool = False) -> CacheConfig:
+    """Load the effective config; explicit or $PKGCACHE_CONFIG files must exist.
+
+    secret_files: also refuse a remote's token_file/password_file/credentials_file that is
+    missing (for root: unreadable) - for commands; hooks leave it to that remote (skipped)."""
     source = find_config(path)
     if source is None:
         cfg = CacheConfig()
@@ -291,6 +294,10 @@ def load_config(path: str | None = None, cache_dir: str | None = None, *,
             raise ConfigError(f"{source}: cannot read config: {getattr(exc, 'strerror', exc)}") from None
         cfg = parse_config(text, source, lenient=lenient)
         _check_secrets(cfg, source, st)
+        if secret_files and cfg.remote:
+            from .storage.remote.config import check_secret_files
+
+            check_secret_files(cfg.remote, source)
     env_dir = os.environ.get("PKGCACHE_DIR")
     if cache_dir or env_dir:
         cfg.directory = os.path.abspath(os.path.expanduser(cache_dir or env_dir or ""))

@@ -17,17 +17,22 @@ from __future__ import annotations
 
 import base64
 import errno
+import ipaddress
 import os
 import re
+import time
 import urllib.parse
 from dataclasses import dataclass, field
 
 TYPE_CHECKING = False  # redaction alone (config, messages) loads no ssl, http.client or urllib.request
 if TYPE_CHECKING:
     import http.client
+    import socket
     import ssl
     import urllib.request
-    from typing import IO
+    from typing import IO, Any
+
+    Addr = tuple[int, int, int, Any]  # family, type, proto, sockaddr
 
 DEFAULT_TIMEOUT = 30.0         # seconds: connect and each read, unless the caller says otherwise
 USER_AGENT = "pkgcache/1"
@@ -153,6 +158,75 @@ def bypassed(host: str, port: int | None, no_proxy: str) -> bool:
     return False
 
 
+def resolve(host: str, port: int, timeout: float) -> list[Addr]:
+    """getaddrinfo for a TCP connection, given at most timeout seconds (TimeoutError after):
+    the lookup runs in a daemon thread, so an unreachable resolver (network gone, link up)
+    costs the caller that budget, not the resolver's 10-20 s of retries."""
+    import socket
+    import threading
+
+    try:
+        ipaddress.ip_address(host.split("%", 1)[0])
+        literal = True
+    except ValueError:
+        literal = False
+    if literal:
+        return [(f, t, p, a) for f, t, p, _, a in
+                socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)]
+    out: list[list[Addr] | OSError] = []
+
+    def lookup() -> None:
+        try:
+            out.append([(f, t, p, a) for f, t, p, _, a in
+                        socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)])
+        except OSError as exc:
+            out.append(exc)
+
+    worker = threading.Thread(target=lookup, name="pkgcache-resolve", daemon=True)
+    worker.start()
+    worker.join(max(0.0, timeout))
+    if not out:
+        raise TimeoutError(errno.ETIMEDOUT, f"resolving {host} timed out")
+    got = out[0]
+    if isinstance(got, OSError):
+        raise got
+    return got
+
+
+def create_connection(address: tuple[str, int], timeout: float | None = None,
+                      source_address: tuple[str, int] | None = None) -> socket.socket:
+    """socket.create_connection with one budget for everything: name resolution and the
+    connects to every address it returns share timeout, each address an equal share of what
+    is left (socket's own resolves without a limit and gives each address the whole timeout).
+    The socket keeps timeout for its later I/O."""
+    import socket
+
+    host, port = address
+    budget = 30.0 if timeout is None else timeout
+    deadline = time.monotonic() + budget
+    error: OSError | None = None
+    addrs = resolve(host, port, budget)
+    for i, (family, type_, proto, sockaddr) in enumerate(addrs):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        sock = socket.socket(family, type_, proto)
+        try:  # each address a share of what is left: a dead IPv6 route leaves time for IPv4
+            sock.settimeout(left / (len(addrs) - i))
+            if source_address:
+                sock.bind(source_address)
+            sock.connect(sockaddr)
+        except OSError as exc:
+            sock.close()
+            error = exc
+            continue
+        sock.settimeout(timeout)
+        return sock
+    if error is None or deadline - time.monotonic() <= 0:
+        raise TimeoutError(errno.ETIMEDOUT, f"connecting to {host} timed out")
+    raise error
+
+
 def connection(scheme: str, host: str, port: int, timeout: float, *,
                cafile: str | None = None) -> tuple[http.client.HTTPConnection, Proxy | None]:
     """An unconnected connection to scheme://host:port along the policy's route, and the proxy
@@ -162,16 +236,16 @@ def connection(scheme: str, host: str, port: int, timeout: float, *,
 
     proxy = proxy_for(scheme, host, port)
     conn: http.client.HTTPConnection
+    to = (proxy.host, proxy.port) if proxy else (host, port)
     if scheme == "https":
-        ctx = ssl_context(cafile)
-        if proxy is None:
-            return http.client.HTTPSConnection(host, port, timeout=timeout, context=ctx), None
-        conn = http.client.HTTPSConnection(proxy.host, proxy.port, timeout=timeout, context=ctx)
-        conn.set_tunnel(host, port, proxy_headers(proxy))
-        return conn, proxy
-    if proxy is None:
-        return http.client.HTTPConnection(host, port, timeout=timeout), None
-    return http.client.HTTPConnection(proxy.host, proxy.port, timeout=timeout), proxy
+        conn = http.client.HTTPSConnection(*to, timeout=timeout, context=ssl_context(cafile))
+        if proxy is not None:
+            conn.set_tunnel(host, port, proxy_headers(proxy))
+    else:
+        conn = http.client.HTTPConnection(*to, timeout=timeout)
+    # http.client connects through this per-instance hook: one budget for resolve + connect
+    conn._create_connection = create_connection  # type: ignore[attr-defined]  # noqa: SLF001
+    return conn, proxy
 
 
 def proxy_headers(proxy: Proxy | None) -> dict[str, str]:

@@ -44,6 +44,9 @@ class Sink(Protocol):
     def hexdigest(self) -> str:
         """SHA-256 of this attempt's bytes (a tier may check it to try its next source)."""
 
+    def discard(self) -> None:
+        """Drop this attempt's bytes now (e.g. to free a full disk before the tier records it)."""
+
 
 class Tier(Protocol):
     """A storage tier after the local store: read-through source and write-behind target."""

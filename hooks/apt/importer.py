@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-import stat
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -12,6 +12,8 @@ from .naming import archive_name, key_for
 
 if TYPE_CHECKING:
     from cache_core import PackageCache
+
+    from .seed import IndexView
 
 
 @dataclass
@@ -25,9 +27,12 @@ class ImportReport:
         return sum(1 for r in self.rows if r[1] == result)
 
 
-def _control(path: str, apt_inst: Any, apt_pkg: Any) -> tuple[str, str, str]:
-    deb = apt_inst.DebFile(path)
-    section = apt_pkg.TagSection(deb.control.extractdata("control"))
+def _control(fd: int, apt_inst: Any, apt_pkg: Any) -> tuple[str, str, str]:
+    """(package, version, architecture) of the deb open as fd (read from its start)."""
+    os.lseek(fd, 0, os.SEEK_SET)
+    with open(fd, "rb", closefd=False) as fh:
+        deb = apt_inst.DebFile(fh)
+        section = apt_pkg.TagSection(deb.control.extractdata("control"))
     return section["Package"], section["Version"], section["Architecture"]
 
 
@@ -35,59 +40,67 @@ def import_dir(cache: PackageCache, directory: Path, *, apt_pkg: Any | None = No
     """Store every .deb in directory whose SHA256 equals its index record; report the rest."""
     import apt_inst
 
+    from cache_core import open_regular
+
     from .aptenv import apt_pkg_module
     from .seed import IndexView
 
     apt_pkg = apt_pkg or apt_pkg_module()
-    view: IndexView | None = None
+    views: list[IndexView] = []
+
+    def view_of() -> IndexView:  # the indexes, opened at the first deb
+        if not views:
+            views.append(IndexView(apt_pkg))
+        return views[0]
+
     rep = ImportReport()
     for entry in sorted(os.scandir(directory), key=lambda e: e.name):
         if not entry.name.endswith(".deb"):
             continue
-        st = entry.stat(follow_symlinks=False)
-        if not stat.S_ISREG(st.st_mode):
+        try:  # opened once, never followed, never blocking: read and hashed through fd
+            fd, st = open_regular(entry.path)
+        except Exception:  # noqa: BLE001 - a symlink, FIFO or vanished file
             rep.rows.append((entry.name, "skipped", "not a regular file"))
             continue
         try:
-            name, version, arch = _control(entry.path, apt_inst, apt_pkg)
-        except Exception:  # noqa: BLE001 - any unreadable file is just "not a deb"
-            rep.rows.append((entry.name, "unmatched", "not a readable .deb"))
-            continue
-        if view is None:
-            view = IndexView(apt_pkg)
-        want = view.find_version(name, version, arch)
-        if want is None:
-            rep.rows.append((entry.name, "unmatched", f"{name} {version} {arch} is in no index"))
-            continue
-        if want.size != st.st_size:
-            rep.rows.append((entry.name, "unmatched", "size differs from the index"))
-            continue
-        rep.rows.append((entry.name, *_import_one(cache, entry.path, archive_name(
-            name, version, arch), want.sha256, {"package": name, "version": version, "arch": arch})))
+            rep.rows.append((entry.name, *_import_fd(cache, fd, st.st_size, view_of, apt_inst,
+                                                     apt_pkg)))
+        finally:
+            os.close(fd)
     return rep
 
 
-def _import_one(cache: PackageCache, path: str, fname: str, sha256: str,
-                meta: dict[str, Any]) -> tuple[str, str]:
-    """(status, detail) of importing one deb that must have the index's sha256; the file is
-    hashed once, by the store's copy (or by a plain hash when that deb is cached already)."""
-    from cache_core import DigestMismatch, open_regular, sha256_fd
+def _import_fd(cache: PackageCache, fd: int, size: int, view_of: Callable[[], IndexView],
+               apt_inst: Any, apt_pkg: Any) -> tuple[str, str]:
+    """(status, detail) for the deb open as fd: its control read, its index record found."""
+    try:
+        name, version, arch = _control(fd, apt_inst, apt_pkg)
+    except Exception:  # noqa: BLE001 - any unreadable file is just "not a deb"
+        return "unmatched", "not a readable .deb"
+    want = view_of().find_version(name, version, arch)
+    if want is None:
+        return "unmatched", f"{name} {version} {arch} is in no index"
+    if want.size != size:
+        return "unmatched", "size differs from the index"
+    return _import_one(cache, fd, archive_name(name, version, arch), want.sha256,
+                       {"package": name, "version": version, "arch": arch})
 
-    try:
-        fd, _ = open_regular(path)
-    except Exception:  # noqa: BLE001 - a symlink, FIFO or vanished file
-        return "skipped", "not a regular file"
-    try:
-        existing = cache.lookup(key_for(fname))
-        if existing is not None and existing.digest == sha256 and cache.exists(existing.key):
-            if sha256_fd(fd)[0] != sha256:
-                return "unmatched", "SHA256 differs from the index"
-            return "already", "already cached"
-        try:
-            got = cache.put(key_for(fname), fd, sha256=sha256, kind="deb", meta=meta,
-                            on_mismatch="raise")
-        except DigestMismatch:
+
+def _import_one(cache: PackageCache, fd: int, fname: str, sha256: str,
+                meta: dict[str, Any]) -> tuple[str, str]:
+    """(status, detail) of importing one deb, open as fd, that must have the index's sha256;
+    it is hashed once, by the store's copy (or by a plain hash when that deb is cached)."""
+    from cache_core import DigestMismatch, sha256_fd
+
+    os.lseek(fd, 0, os.SEEK_SET)
+    existing = cache.lookup(key_for(fname))
+    if existing is not None and existing.digest == sha256 and cache.exists(existing.key):
+        if sha256_fd(fd)[0] != sha256:
             return "unmatched", "SHA256 differs from the index"
-    finally:
-        os.close(fd)
+        return "already", "already cached"
+    try:
+        got = cache.put(key_for(fname), fd, sha256=sha256, kind="deb", meta=meta,
+                        on_mismatch="raise")
+    except DigestMismatch:
+        return "unmatched", "SHA256 differs from the index"
     return ("imported", fname) if got else ("failed", "the cache refused it")

@@ -154,8 +154,10 @@ def _run(argv: list[str], holder: dict[str, PackageCache], quick: list[bool]) ->
         if "c" not in holder:
             from cache_core import PackageCache, load_config
 
-            holder["c"] = PackageCache.from_config(
-                config=load_config(args.config, args.cache_dir), strict=True)
+            # the drop-ins (apt, pip, fetch, git) never fail or lose the cache over a remote
+            hook = command_word(argv) in ("apt", "pip", "fetch", "git")
+            holder["c"] = PackageCache.from_config(config=load_config(
+                args.config, args.cache_dir, secret_files=not hook), strict=True)
         return holder["c"]
 
     args.cache = cache

@@ -55,7 +55,10 @@ def _pull(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(r, indent=1, sort_keys=True))
     elif not args.quiet:
-        print(f"pulled {r['pulled']}, already here {r['present']}, not found {r['missing']}")
+        print(f"pulled {r['pulled']}, already here {r['present']}, not found {r['missing']}"
+              + (f", stores not listed {r['unlisted']}" if r.get("unlisted") else ""))
+    if r.get("unlisted"):
+        return EXIT_NETWORK  # a store could not be listed (its one line is on stderr)
     return EXIT_MISS if r["missing"] else EXIT_OK
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 
 ALPHA = "alpha_1.0-1_all.deb"
@@ -20,6 +21,7 @@ def test_import_matches_against_index_and_says_why_not(lab, tmp_path) -> None:
     (old / "gamma_0.5_all.deb").write_bytes(bytes(bad))  # same size, wrong bytes
     (old / "junk.deb").write_bytes(b"not a deb")
     (old / "link.deb").symlink_to(lab.repo.debs["gamma"])
+    os.mkfifo(old / "fifo.deb")  # opened non-blocking, once: never a hang, never followed
     res = lab.sb.pkgcache("apt", "import", str(old), "--json")
     assert res.returncode == 1, res.stderr  # some files did not match
     rows = {r["file"]: r for r in json.loads(res.stdout)}
@@ -30,6 +32,7 @@ def test_import_matches_against_index_and_says_why_not(lab, tmp_path) -> None:
                                          "reason": "SHA256 differs from the index"}
     assert rows["junk.deb"]["result"] == "unmatched"
     assert rows["link.deb"]["result"] == "skipped"
+    assert rows["fifo.deb"]["result"] == "skipped"
     keys = sorted(e.key for e in lab.cache().keys("deb:"))
     assert keys == ["deb:" + ALPHA, "deb:" + BETA]
     # imported debs serve the next install: nothing downloaded

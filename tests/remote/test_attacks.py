@@ -3,6 +3,7 @@ untrusted or moved key records all end as counted misses, with nothing ingested.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 from cache_core.storage.remote.base import record_name
 from cache_core.storage.remote.records import Record, encode, generate_keypair
 from tests.support.cli import run_cli
+from tests.support.remote import file_store
 
 K1, K2 = "deb:one_1.0_all.deb", "deb:two_1.0_all.deb"
 
@@ -135,3 +137,85 @@ def test_a_planted_symlink_or_fifo_in_a_shared_directory_is_a_miss(make_cache, t
     _nothing_ingested(b)
     r = run_cli("--config", str(tmp_path / "b.yaml"), "remote", "push", "--all")
     assert r.returncode == 3 and "mode: rw" in r.stderr
+
+
+def test_a_signed_record_cannot_be_relabelled_by_moving_a_key_tail_into_its_kind(
+        make_cache, keypair, tmp_path):
+    """The signed message has no field boundaries and a key may hold ';': a trusted member's
+    record for ``U;<D>;<n>;url`` must not verify as a record ``U -> D`` (the tail in kind)."""
+    store = file_store(tmp_path / "shared")
+    evil = os.urandom(1234)
+    d_evil = hashlib.sha256(evil).hexdigest()
+    short = "https://nexus.example/repo/tool.tgz"
+    long_key = f"{short};{d_evil};{len(evil)};url"
+    a = make_cache("a", [store.remote(mode="rw", signing_key_file=keypair[0])])
+    p = tmp_path / "tool.tgz"
+    p.write_bytes(os.urandom(3000))
+    d_real = a.put(long_key, str(p))
+    assert d_real and a.remote.tier.drain()["uploaded"] == 1
+    doc = json.loads(store.read(record_name(long_key)))
+    assert doc["kind"] == "url"
+    doc.update(key=short, sha256=d_evil, size=len(evil),
+               kind=f"url;{d_real};{doc['size']};{doc['kind']}")  # the same signed bytes
+    store.write(record_name(short), json.dumps(doc).encode())
+    store.write(f"cas/{d_evil}", evil)
+    b = _reader(store, make_cache, keypair)
+    assert b.get(short) is None
+    _nothing_ingested(b)
+    assert b.stats()["remote"]["rejected_records"] == 1
+    assert b.get(long_key) is not None  # the genuine record still verifies
+
+
+def test_a_record_kind_outside_the_strict_pattern_is_never_signed(keypair):
+    from cache_core.errors import RecordError
+    from cache_core.storage.remote.records import load_secret_key
+
+    with pytest.raises(RecordError):
+        encode(Record("k", "0" * 64, 1, "url;x", {}), load_secret_key(keypair[0]))
+
+
+def _splits(message: bytes) -> list[tuple[str, str, str, str, str]]:
+    """Every way to read a signed message as (key, sha256, size, kind, meta) that decode would
+    accept field by field (meta: the canonical JSON of an object)."""
+    from cache_core.keys import is_digest
+    from cache_core.storage.remote.records import VERSION, valid_kind
+
+    text = message.decode()
+    found = []
+    for j in (i for i, ch in enumerate(text) if ch == "{" and i and text[i - 1] == ";"):
+        try:
+            meta = json.loads(text[j:])
+        except ValueError:
+            continue
+        if not isinstance(meta, dict) or \
+                json.dumps(meta, sort_keys=True, separators=(",", ":")) != text[j:]:
+            continue
+        head, _, rest = text[:j - 1].partition(";")
+        if head != VERSION:
+            continue
+        for a in (i for i, ch in enumerate(rest) if ch == ";"):  # key ; digest ; size ; kind
+            digest, size_kind = rest[a + 1:a + 65], rest[a + 65:]
+            size, sep, kind = size_kind[1:].partition(";")
+            if is_digest(digest) and size_kind[:1] == ";" and sep and size.isdigit() \
+                    and str(int(size)) == size and valid_kind(kind):
+                found.append((rest[:a], digest, size, kind, text[j:]))
+    return found
+
+
+def test_a_signed_message_splits_into_fields_one_way_only():
+    """Keys and meta strings made of the message's own punctuation (';', '{', '"', ...), with
+    digests, sizes and kinds inside them: each signed message reads back one way only."""
+    import random
+
+    rnd = random.Random(7)
+    d = hashlib.sha256(b"x").hexdigest()
+    bits = [";", "{", "}", '"', ":", ",", "[", "]", "\\", "a", d, "12", "url", '{"k":"',
+            f";{d};12;", f";{d};3;url;{{", '"}']  # a forged digest/size/kind inside the key
+    for _ in range(3000):
+        key = "".join(rnd.choice(bits) for _ in range(rnd.randint(0, 8)))
+        meta = {"".join(rnd.choice(bits) for _ in range(rnd.randint(0, 3))):
+                rnd.choice(["".join(rnd.choice(bits) for _ in range(rnd.randint(0, 6))), 1, [";"]])
+                for _ in range(rnd.randint(0, 3))}
+        rec = Record(key, d, rnd.randint(0, 99), rnd.choice(["url", "deb", "apt-index"]), meta,
+                     created=rnd.choice([None, 1.5]))
+        assert len(_splits(rec.message())) == 1, rec

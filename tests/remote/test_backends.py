@@ -4,6 +4,7 @@ PUT; the spool survives kill -9 of the uploader."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import signal
@@ -11,6 +12,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import pytest
 
 from cache_core.storage.remote.base import record_name
 from tests.support import REPO
@@ -225,3 +228,24 @@ def test_s3_create_if_absent_has_one_winner_among_writers_at_once(moto_server):
         for t in threads:
             t.join()
         assert sorted(won, key=str) == [False] * (writers - 1) + [True], (trial, won)
+
+
+def test_a_file_store_read_ends_at_the_object_deadline(tmp_path):
+    """The deadline is checked per chunk: a slow share (NFS) ends at the object budget."""
+    from cache_core.errors import RemoteTimeout
+    from cache_core.storage.remote.base import make_backend
+    from cache_core.storage.remote.config import parse_remotes
+    from tests.support.remote import file_store
+
+    store = file_store(tmp_path / "shared")
+    data = os.urandom(4 << 20)  # four chunks
+    digest = hashlib.sha256(data).hexdigest()
+    store.write(f"cas/{digest}", data)
+    backend = make_backend(parse_remotes([store.remote()], "test")[0])
+    body = backend.get(f"cas/{digest}", time.monotonic() + 0.3)
+    got = [next(body)]
+    time.sleep(0.4)  # the consumer (or the share) is slow: the budget runs out
+    with pytest.raises(RemoteTimeout):
+        got += list(body)
+    assert len(got) == 1
+    assert b"".join(backend.get(f"cas/{digest}", time.monotonic() + 30)) == data

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 import yaml
 
 from cache_core import ConfigError, load_config
 from cache_core.net import redact as redact_url
+from tests.support import REPO
 from tests.support.cli import run_cli
-from tests.support.http import FaultServer
+from tests.support.http import FaultServer, serve_dir
 from tests.support.remote import write_keypair
 
 
@@ -179,3 +183,55 @@ def test_a_remote_whose_records_are_useless_is_one_warning_line(tmp_path, entry,
             continue
         assert len(lines) == 1, (args, lines)
         assert str(tmp_path / "store") in lines[0] and all(s in lines[0] for s in says), lines
+
+
+@pytest.mark.parametrize("secret", ["gone", "fifo"])
+def test_a_missing_secret_file_skips_that_remote_only(tmp_path, secret):
+    """A token_file that is gone (or a FIFO: never waited on): that remote is a fault (one
+    warning, its breaker), the next remote is still asked and serves; the local tier is
+    untouched. Run as a hook runs (no secret_files check), in a child with a time limit."""
+    from tests.support.remote import file_store
+
+    store = file_store(tmp_path / "shared")
+    data = os.urandom(5000)
+    digest = hashlib.sha256(data).hexdigest()
+    store.write(f"cas/{digest}", data)
+    token = tmp_path / "remote.token"
+    if secret == "fifo":
+        os.mkfifo(token, 0o600)
+    path = _write(tmp_path, [{"url": "http://127.0.0.1:9/x", "token_file": str(token)},
+                             store.remote()])
+    code = ("import sys; from cache_core import PackageCache\n"
+            "c = PackageCache.from_config(sys.argv[1])\n"
+            "got = c.get(sys.argv[2])\n"
+            "print(open(got, 'rb').read().hex() if got else None, c.stats()['remote']['errors'])")
+    r = subprocess.run([sys.executable, "-c", code, path, f"sha256:{digest}"], cwd=REPO,
+                       capture_output=True, text=True, timeout=30)
+    assert r.stdout.split() == [data.hex(), "1"], (r.stdout[-200:], r.stderr)
+    assert r.stderr.count("warning") == 1, r.stderr
+
+
+def test_a_missing_secret_file_is_a_config_error_for_commands(tmp_path):
+    gone = tmp_path / "gone.token"
+    path = _write(tmp_path, [{"url": "https://h/x", "token_file": str(gone)}])
+    with pytest.raises(ConfigError) as info:
+        load_config(path, secret_files=True)
+    assert "remote[0].token_file" in str(info.value) and str(gone) in str(info.value)
+    load_config(path)  # hooks: not an error (the remote is skipped when used)
+    for cmd in (["stats"], ["get", "deb:x.deb"], ["remote", "status"]):
+        r = run_cli("--config", path, *cmd)
+        assert r.returncode == 3 and r.stdout == "", (cmd, r.returncode, r.stderr)
+        assert r.stderr.count("\n") == 1 and "token_file" in r.stderr, r.stderr
+    # a drop-in keeps working, with its local cache: the remote alone is skipped
+    www = tmp_path / "www"
+    www.mkdir()
+    (www / "f.txt").write_bytes(b"payload")
+    srv = serve_dir(www)
+    try:
+        for _ in (1, 2):
+            r = run_cli("--config", path, "fetch", srv.url("/f.txt"), "-o", str(tmp_path / "f"))
+            assert r.returncode == 0 and (tmp_path / "f").read_bytes() == b"payload", r.stderr
+            assert "cache unavailable" not in r.stderr and r.stderr.count("\n") <= 1, r.stderr
+    finally:
+        srv.stop()
+    assert run_cli("--config", path, "exists", srv.url("/f.txt")).returncode == 3

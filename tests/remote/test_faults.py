@@ -8,6 +8,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
+import threading
 import time
 
 import pytest
@@ -16,7 +18,7 @@ import yaml
 from cache_core import PackageCache
 from cache_core.storage.remote.state import BREAKER_SECONDS
 from tests.support.cli import run_cli
-from tests.support.http import FaultServer
+from tests.support.http import FaultServer, serve_dir
 from tests.support.remote import BEARER
 
 DATA = os.urandom(200_000)
@@ -281,3 +283,90 @@ def test_stats_zero_resets_remote_counters_but_keeps_the_breaker(fault, make_cac
     b.zero_stats()
     st = b.stats()["remote"]
     assert (st["errors"], st["degraded"]) == (0, True)
+
+
+class _Blackholes:
+    """Listening sockets on 127.0.0.1 whose one-slot accept queue is full: a SYN to them is
+    dropped, so a connect waits for its timeout, as to an address that does not answer."""
+
+    def __init__(self, n: int) -> None:
+        self.socks: list[socket.socket] = []
+        self.addrs = []
+        for _ in range(n):
+            ls = socket.socket()
+            ls.bind(("127.0.0.1", 0))
+            ls.listen(0)
+            filler = socket.create_connection(ls.getsockname(), 1)  # fills the queue
+            self.socks += [ls, filler]
+            self.addrs.append(ls.getsockname())
+
+    def close(self) -> None:
+        for s in self.socks:
+            s.close()
+
+
+def _resolving(monkeypatch, host: str, answer) -> None:
+    """socket.getaddrinfo answers host with answer() (other names as usual)."""
+    real = socket.getaddrinfo
+
+    def fake(name, *args, **kwargs):
+        return answer() if name == host else real(name, *args, **kwargs)
+    monkeypatch.setattr(socket, "getaddrinfo", fake)
+
+
+def test_a_resolver_that_never_answers_costs_one_connect_timeout(fault, make_cache, monkeypatch):
+    """Name resolution is inside the connect budget: a resolver that is gone (network down,
+    link up) costs the remote's timeout once, then the breaker, not the resolver's retries."""
+    timeout = 1.0
+    base = _fast_fault_time(fault, make_cache, "base", [KEY, "deb:x.deb"], timeout=timeout)
+    never = threading.Event()
+
+    def hang():
+        never.wait(12)  # the libc resolver's retries, at most
+        raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+    _resolving(monkeypatch, "store.corefix.test", hang)
+    b = make_cache("b", [{"url": "http://store.corefix.test:8080/", "timeout": timeout}])
+    took = _timed(lambda: [b.get(k) for k in (KEY, "deb:x.deb")])
+    never.set()
+    assert took < base + timeout * 2, (took, base)
+    st = _degraded(b)
+    assert st["timeouts"] == 1 and st["hits"] == 0
+
+
+def test_a_name_with_two_silent_addresses_costs_one_budget_not_two(fault, make_cache,
+                                                                    monkeypatch):
+    timeout = 2.0
+    base = _fast_fault_time(fault, make_cache, "base", [KEY], timeout=timeout)
+    holes = _Blackholes(2)
+    try:
+        _resolving(monkeypatch, "two.corefix.test", lambda: [
+            (socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", a) for a in holes.addrs])
+        b = make_cache("b", [{"url": "http://two.corefix.test:8080/", "timeout": timeout}])
+        took = _timed(lambda: b.get(KEY))
+    finally:
+        holes.close()
+    assert timeout * 0.9 < took < base + timeout * 1.5, (took, base)  # two budgets: 2 x timeout
+    assert _degraded(b)["timeouts"] == 1
+
+
+def test_a_silent_first_address_leaves_time_for_the_next(make_cache, monkeypatch, tmp_path):
+    """A name whose first address does not answer (a dead IPv6 route) and whose second does:
+    the store is reached within the one budget."""
+    data = os.urandom(3000)
+    digest = hashlib.sha256(data).hexdigest()
+    (tmp_path / "www" / "base" / "cas").mkdir(parents=True)
+    (tmp_path / "www" / "base" / "cas" / digest).write_bytes(data)
+    srv = serve_dir(tmp_path / "www")
+    holes = _Blackholes(1)
+    try:
+        _resolving(monkeypatch, "dual.corefix.test", lambda: [
+            (socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", a)
+            for a in (holes.addrs[0], ("127.0.0.1", srv.port))])
+        b = make_cache("b", [{"url": f"http://dual.corefix.test:{srv.port}/base",
+                              "timeout": 2.0}])
+        got = b.get(f"sha256:{digest}")
+    finally:
+        holes.close()
+        srv.stop()
+    assert got is not None and open(got, "rb").read() == data
+    assert b.stats()["remote"]["hits"] == 1

@@ -14,6 +14,7 @@ PackageCache facade. Drivers reach it only through ``cache.remote`` (cache_core.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import functools
 import json
@@ -36,6 +37,7 @@ from . import sets
 from .base import (
     MAX_RECORD_BYTES,
     Backend,
+    ListRefused,
     RemoteError,
     RemoteMissing,
     RemoteTimeout,
@@ -44,7 +46,17 @@ from .base import (
     record_name,
 )
 from .config import RemoteSpec, scrub_secrets
-from .records import Record, check_fresh, decode, encode, is_revoked, load_secret_key, now, public_key_of
+from .records import (
+    Record,
+    check_fresh,
+    decode,
+    encode,
+    is_revoked,
+    load_secret_key,
+    now,
+    public_key_of,
+    valid_kind,
+)
 from .records import generate_keypair as generate_keypair  # public (docs/core-api.md)
 from .state import COUNTERS, State
 
@@ -56,6 +68,8 @@ WORK_DIR = "remote-v1"
 UPLOAD_ENV = "PKGCACHE_REMOTE_UPLOAD"  # "manual": never start the background uploader
 USAGE_PREFIX = "usage:"  # usage:<member>:<day>: what a member took from the fleet (remote gc)
 MISMATCH_STRIKES = 3  # objects that do not match in one process before the breaker opens
+FREE_MARGIN = 64 << 20  # bytes a fill leaves free on the cache's filesystem (at most 5% of it)
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
 class RemoteTier:
@@ -88,6 +102,8 @@ class RemoteTier:
         self._batch_lock = threading.Lock()
         self._batch_depth = 0
         self._pending: dict[str, tuple[str, dict[str, int]]] = {}  # ident -> (display, counts)
+        self._full_warned = False  # "local disk full" said once per process
+        self.unlisted = 0  # remotes the last remote_keys() could not list
 
     # -- plumbing ---------------------------------------------------------------------------
     @property
@@ -228,25 +244,49 @@ class RemoteTier:
             return None
 
     def _fetch(self, spec: RemoteSpec, claim: Located, sink: Sink) -> bool:
-        """Stream cas/<digest> into sink through its hash; False on a miss or mismatch."""
+        """Stream cas/<digest> into sink through its hash; False on a miss or mismatch.
+
+        Never more than the cache's filesystem can take (``room``): an object known to be
+        larger, a fill of unknown size that outgrows it, or ENOSPC/EDQUOT while writing is a
+        miss of this fill (the temp removed by the caller), not the remote's fault."""
         if claim.digest in self._bad(spec):  # rejected already in this run: not fetched again
             self._count(spec, misses=1)
             return False
         limit = claim.size if claim.size is not None else spec.max_object_bytes
-        if not sink.begin(claim, limit):
-            return True  # the record names content we already hold
+        room = self.room()
+        capped = room is not None and limit > room
         try:
+            if capped and room is not None:
+                if (claim.size is not None or room <= 0) and not self.holds(claim.digest):
+                    raise _LocalFull(f"needs {limit} bytes, {max(room, 0)} free")
+                limit = max(room, 0)
             try:
+                if not sink.begin(claim, limit):
+                    return True  # the record names content we already hold
                 for chunk in self._backend(spec).get(object_name("cas", claim.digest),
                                                      self._deadline(spec)):
                     sink.write(chunk)
             except OverflowError as exc:
-                raise _Mismatch(str(exc)) from None
+                raise (_LocalFull("larger than the free space") if capped
+                       else _Mismatch(str(exc))) from None
+            except OSError as exc:
+                if exc.errno in _DISK_FULL:
+                    raise _LocalFull(os.strerror(exc.errno)) from None
+                raise
             if sink.hexdigest() != claim.digest or (claim.size is not None
                                                     and sink.size != claim.size):
                 raise _Mismatch("content does not match its SHA-256")
         except RemoteMissing:
             self._count(spec, misses=1)
+            return False
+        except _LocalFull as exc:
+            got = sink.size
+            sink.discard()  # free the disk first: the counters are written to it too
+            self._count(spec, misses=1, bytes_in=got)
+            if not self._full_warned:
+                self._full_warned = True
+                warn(f"remote {spec.display}: object {claim.digest[:12]}… not fetched "
+                     f"(cache disk full: {exc})")
             return False
         except _Mismatch as exc:
             self._mark_bad(spec, claim.digest)
@@ -258,6 +298,18 @@ class RemoteTier:
             return False
         self._count(spec, hits=1, bytes_in=sink.size)
         return True
+
+    def room(self) -> int | None:
+        """Bytes a fill may write: the cache filesystem's free space less a margin (64 MiB, at
+        most 5% of it), and no more than the size cap; None if unknown."""
+        try:
+            st = os.statvfs(self.local.layout.tmp_dir)
+        except OSError:
+            return None
+        margin = min(FREE_MARGIN, st.f_blocks * st.f_frsize // 20)
+        room = st.f_bavail * st.f_frsize - margin
+        cap = self.local.max_size_bytes
+        return min(room, cap) if cap else room
 
     def holds(self, digest: str) -> bool:
         """The local store has the object with this digest (its recorded size; no hashing)."""
@@ -519,7 +571,7 @@ class RemoteTier:
         import io
 
         entry = self._entry(key)
-        if entry is None or entry.digest != digest:
+        if entry is None or entry.digest != digest or not valid_kind(entry.kind):
             return False
         rec = Record(entry.key, digest, entry.size, entry.kind, entry.meta, created=now())
         data = encode(rec, self._signer(spec))
@@ -715,7 +767,9 @@ class RemoteTier:
 
     def remote_keys(self) -> list[str]:
         """Keys named by verified records, then bare digests, on every listable remote; private
-        keys (uploaded by an older pkgcache) and their content are left where they are."""
+        keys (uploaded by an older pkgcache) and their content are left where they are.
+        ``unlisted``: the remotes that could not be listed (a fault, or listing refused)."""
+        self.unlisted = 0
         found: list[str] = []
         private: set[str] = set()
         for spec in self.specs:
@@ -743,7 +797,11 @@ class RemoteTier:
                     except (ValueError, AttributeError, RecordError):
                         self._count(spec, rejected_records=1)
                 found += [f"sha256:{h}" for h in backend.list("cas") or [] if h not in private]
+            except ListRefused as exc:  # reads may still work: no breaker
+                self.unlisted += 1
+                warn(f"remote {spec.display}: {scrub_secrets(str(exc), self.specs)}")
             except RemoteError as exc:
+                self.unlisted += 1
                 self._fault(spec, exc)
         return list(dict.fromkeys(found))
 
@@ -952,3 +1010,7 @@ class KeyRefused(CacheError):
 
 class _Mismatch(Exception):
     pass
+
+
+class _LocalFull(Exception):
+    """A fill the cache's disk cannot take (not the remote's fault)."""

@@ -20,6 +20,11 @@ _NAME = re.compile(r"\A(cas|ac)/[0-9a-f]{64}\Z")
 MAX_RECORD_BYTES = 64 * 1024
 
 
+class ListRefused(RemoteError):
+    """The store refuses to list (S3: ListBucket denied) while reads may still work: said, and
+    the command fails, but the breaker stays closed."""
+
+
 def object_name(kind: str, hexdigest: str) -> str:
     """``cas/<hex>`` or ``ac/<hex>``; refuses anything else (no name ever escapes the layout)."""
     name = f"{kind}/{hexdigest}"
@@ -68,7 +73,7 @@ class Backend(Protocol):
         """Remove the object (a missing one is fine; RemoteError on a refusal)."""
 
 
-__all__ = ["MAX_RECORD_BYTES", "Backend", "RemoteError", "RemoteMissing", "RemoteTimeout",
+__all__ = ["MAX_RECORD_BYTES", "Backend", "ListRefused", "RemoteError", "RemoteMissing", "RemoteTimeout",
            "make_backend", "object_name", "record_name", "register", "schemes"]
 
 _REGISTRY: dict[str, Callable[[Any], Backend]] = {}
@@ -87,12 +92,17 @@ def register(*schemes: str) -> Callable[[Callable[[Any], Backend]], Callable[[An
 
 
 def make_backend(spec: RemoteSpec) -> Backend:
-    """The backend for a RemoteSpec, chosen by its URL scheme."""
+    """The backend for a RemoteSpec, chosen by its URL scheme; RemoteError if it cannot be
+    built (a secret file missing: the other remotes are still asked)."""
     import importlib
 
     if spec.scheme not in _REGISTRY and spec.scheme in _BUILTIN:
         importlib.import_module(f"{__package__}.{_BUILTIN[spec.scheme]}")
-    return _REGISTRY[spec.scheme](spec)
+    try:
+        return _REGISTRY[spec.scheme](spec)
+    except OSError as exc:  # a token_file/password_file missing or unreadable: this remote only
+        where = f": {exc.filename}" if exc.filename else ""
+        raise RemoteError(f"cannot set up the store: {exc.strerror or exc}{where}") from None
 
 
 def schemes() -> list[str]:

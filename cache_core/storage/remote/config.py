@@ -173,6 +173,26 @@ def refuse_inline_secrets(specs: list[RemoteSpec], source: str, why: str) -> Non
                               "use username and a 0600 file named by password_file")
 
 
+SECRET_FILES = ("token_file", "password_file", "credentials_file")
+
+
+def check_secret_files(specs: list[RemoteSpec], source: str) -> None:
+    """Refuse (ConfigError, exit 3) a remote's secret file that is missing, or that root cannot
+    read (another user may lack the rights to root's 0600 file: that remote is then skipped)."""
+    for i, spec in enumerate(specs):
+        for name in SECRET_FILES:
+            path = spec.options.get(name)
+            if not path:
+                continue
+            try:
+                os.stat(path)
+                if os.geteuid() == 0:  # opened, not read: a FIFO does not block
+                    os.close(os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC))
+            except OSError as exc:
+                raise ConfigError(f"{source}: performance.cache.remote[{i}].{name}: "
+                                  f"{path}: {exc.strerror or exc}") from None
+
+
 def parse_remotes(value: object, source: str) -> list[RemoteSpec]:
     """Validate ``performance.cache.remote``; raise ConfigError with one line naming the fault."""
     where = f"{source}: performance.cache.remote"

@@ -15,11 +15,12 @@ import errno
 import os
 import secrets
 import stat
+import time
 import urllib.parse
 from collections.abc import Iterator
 from typing import IO, TYPE_CHECKING
 
-from .base import RemoteError, RemoteMissing, register
+from .base import RemoteError, RemoteMissing, RemoteTimeout, register
 from .http import CHUNK
 
 if TYPE_CHECKING:
@@ -95,12 +96,19 @@ class FileBackend:
         return fd
 
     def get(self, name: str, deadline: float) -> Iterator[bytes]:
-        """Stream the file."""
+        """Stream the file; RemoteTimeout once the deadline has passed (checked per chunk: a slow
+        share ends there; a hard NFS mount that hangs in read() is not interruptible: mount
+        stores ``soft,timeo=``, docs/fleet.md)."""
         fd = self._open(name)
 
         def gen() -> Iterator[bytes]:
             try:
-                while chunk := os.read(fd, CHUNK):
+                while True:
+                    if time.monotonic() > deadline:
+                        raise RemoteTimeout("time budget for the object exhausted")
+                    chunk = os.read(fd, CHUNK)
+                    if not chunk:
+                        break
                     yield chunk
             except OSError as exc:
                 raise RemoteError(f"read failed: {exc.strerror}") from None

@@ -27,9 +27,20 @@ _ERR_BODY = 4096
 MAX_IDLE = 8  # kept-alive connections per store (parallel fetches each hold one while reading)
 
 
-def _read_secret(path: str) -> str:
-    with open(path, encoding="utf-8") as fh:
-        return fh.read(4096).strip()
+def read_secret(path: str, limit: int = 4096) -> str:
+    """A secret file's first limit bytes, stripped (OSError if it is not a regular file: a
+    FIFO never blocks the caller)."""
+    import errno
+    import os
+    import stat
+
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", path)
+        return os.read(fd, limit).decode("utf-8", "replace").strip()
+    finally:
+        os.close(fd)
 
 
 class HttpClient:
@@ -257,11 +268,11 @@ class HttpBackend:
         clean = urllib.parse.urlunsplit((p.scheme, p.netloc.rsplit("@", 1)[-1], p.path, "", ""))
         self.client = HttpClient(clean, spec.timeout, spec.idle_timeout, opts.get("ca_file"))
         self.auth: str | None = None
-        token = opts.get("token") or (_read_secret(opts["token_file"]) if opts.get("token_file")
+        token = opts.get("token") or (read_secret(opts["token_file"]) if opts.get("token_file")
                                       else None)
         user = opts.get("username") or (urllib.parse.unquote(p.username) if p.username else None)
         password = opts.get("password") or (
-            _read_secret(opts["password_file"]) if opts.get("password_file") else None) or (
+            read_secret(opts["password_file"]) if opts.get("password_file") else None) or (
             urllib.parse.unquote(p.password) if p.password else None)
         if token:
             self.auth = f"Bearer {token}"

@@ -2,10 +2,16 @@
 
 Keys are ``NAME:BASE64`` (public: 32 bytes; secret: the 32-byte seed), as Nix writes them. The
 signature covers ``pkgcache-record-v1;<key>;<sha256>;<size>;<kind>;<canonical JSON of meta>``, so
-a record cannot be moved to another key, digest or size. A record is accepted only if its key
-field equals the requested key and it is signed by a trusted key (or the remote says
-``trust: unsigned``). Several keys may be trusted at once (a rotation, even under one name);
-a record signed by a revoked key (``revoked_public_keys``) counts as unsigned.
+a record cannot be moved to another key, digest or size: the fields split one way only. The
+digest (hex), the size (digits) and the kind (``KIND``: ``[a-z][a-z0-9_-]*``, checked on
+encode and decode) hold no ``;``; the meta is canonical JSON, where ``;`` only occurs inside
+strings. A second split would start its meta ``{`` inside a string of the first split's meta, so
+every unescaped ``"`` after it flips both parses in opposite ways and the second meta would end
+inside a string: not JSON. Hence the key (which may hold ``;``) is fixed too. Old stores' records
+keep verifying (their kinds all match). A record is accepted only if its key field equals the
+requested key and it is signed by a trusted key (or the remote says ``trust: unsigned``).
+Several keys may be trusted at once (a rotation, even under one name); a record signed by a
+revoked key (``revoked_public_keys``) counts as unsigned.
 
 Freshness: a record carries its creation time inside the signed meta (``_created``; older
 pkgcache versions verify and ignore it), and a member keeps the newest time it accepted per key in
@@ -19,6 +25,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +38,12 @@ from ...keys import is_digest
 
 VERSION = "pkgcache-record-v1"
 CREATED = "_created"  # the creation time's name in the signed meta
+KIND = re.compile(r"\A[a-z][a-z0-9_-]{0,31}\Z")  # as keys.kind_of: no ';' (see above)
+
+
+def valid_kind(kind: object) -> bool:
+    """Whether kind may be signed in a record (``KIND``)."""
+    return isinstance(kind, str) and bool(KIND.match(kind))
 
 
 @dataclass
@@ -99,6 +112,8 @@ def load_secret_key(path: str) -> tuple[str, Any]:
 
 def encode(record: Record, signer: tuple[str, Any] | None) -> bytes:
     """The record as JSON bytes, signed if a (name, private key) is given."""
+    if not valid_kind(record.kind):
+        raise RecordError(f"bad record kind {record.kind!r}")
     doc: dict[str, Any] = {"v": 1, "key": record.key, "sha256": record.sha256,
                            "size": record.size, "kind": record.kind,
                            "meta": record.signed_meta()}
@@ -172,7 +187,8 @@ def decode(data: bytes, requested_key: str, trusted: list[str], allow_unsigned: 
         raise RecordError("bad digest")
     if not isinstance(size, int) or isinstance(size, bool) or size < 0:
         raise RecordError("bad size")
-    if not isinstance(kind, str) or not (meta is None or isinstance(meta, dict)):
+    if not isinstance(kind, str) or not valid_kind(kind) \
+            or not (meta is None or isinstance(meta, dict)):
         raise RecordError("bad kind/meta")
     meta, created = _split_created(meta)
     rec = Record(key, digest, size, kind, meta, created=created)

@@ -21,14 +21,20 @@ import urllib.parse
 from collections.abc import Iterator
 from typing import IO, TYPE_CHECKING, Any
 
-from .base import RemoteError, RemoteMissing, register
-from .http import HttpClient, check_status, lease_fault
+from .base import ListRefused, RemoteError, RemoteMissing, register
+from .http import HttpClient, check_status, lease_fault, read_secret
 
 if TYPE_CHECKING:
     from .config import RemoteSpec
 
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 _CODE = re.compile(rb"<Code>([A-Za-z]+)</Code>")
+# a listing's bounds (a lying server must not keep pull --all, gc or status running): a page of
+# 1000 keys is ~300 KB; 100 000 pages are 100 M objects; the whole listing shares one budget
+MAX_LIST_PAGE = 16 << 20
+MAX_LIST_PAGES = 100_000
+LIST_PAGE_SECONDS = 60.0
+LIST_BUDGET = 1800.0
 # 403 codes that mean "your credentials are wrong", not "no such object": an error, not a miss.
 AUTH_FAILURES = {b"SignatureDoesNotMatch", b"InvalidAccessKeyId", b"InvalidToken",
                  b"ExpiredToken", b"InvalidClientTokenId", b"AuthorizationHeaderMalformed"}
@@ -80,8 +86,7 @@ def load_credentials(opts: dict[str, Any]) -> tuple[str, str, str | None]:
     profile = opts.get("profile") or env.get("AWS_PROFILE") or "default"
     parser = configparser.RawConfigParser()
     try:
-        with open(path, encoding="utf-8") as fh:
-            parser.read_file(fh)
+        parser.read_string(read_secret(path, 1 << 20))
         sec = parser[profile]
         return (sec["aws_access_key_id"], sec["aws_secret_access_key"],
                 sec.get("aws_session_token"))
@@ -177,25 +182,34 @@ class S3Backend:
         return (hexname for hexname, _, _ in self.entries(kind))
 
     def entries(self, kind: str) -> Iterator[tuple[str, int, float]]:
-        """(hex, size, Last-Modified) from ListObjectsV2 under prefix/kind/ (paged)."""
+        """(hex, size, Last-Modified) from ListObjectsV2 under prefix/kind/ (paged). Bounded:
+        MAX_LIST_PAGE bytes a page, MAX_LIST_PAGES pages, LIST_BUDGET seconds in all, no
+        continuation token twice (RemoteError); a refused listing (403: ListBucket denied) is
+        ListRefused."""
         import time
 
         prefix = f"{self.prefix}/{kind}/" if self.prefix else f"{kind}/"
         token: str | None = None
-        while True:
+        seen: set[str] = set()
+        ends = time.monotonic() + LIST_BUDGET
+        for _ in range(MAX_LIST_PAGES):
             q = {"list-type": "2", "prefix": prefix}
             if token:
                 q["continuation-token"] = token
             path = self.root or "/"
             qs = urllib.parse.urlencode(sorted(q.items()), quote_via=urllib.parse.quote)
-            deadline = time.monotonic() + 60
+            deadline = min(time.monotonic() + LIST_PAGE_SECONDS, ends)
             conn, resp = self.client.request("GET", f"{path}?{qs}",
                                              self._signed("GET", path, EMPTY_SHA256, q), deadline)
             if resp.status == 200:  # stream() keeps or closes the connection itself
-                data = b"".join(self.client.stream(conn, resp, deadline))
+                data = self._page(self.client.stream(conn, resp, deadline), kind)
             else:
                 data = b""
-                self._check("GET", resp, self.client.finish(conn, resp))
+                try:
+                    self._check("GET", resp, self.client.finish(conn, resp))
+                except RemoteMissing:
+                    raise ListRefused(f"cannot list {kind}/: HTTP {resp.status} (is listing "
+                                      "the bucket allowed to these credentials?)") from None
             for m in re.finditer(rb"<Contents>(.*?)</Contents>", data, re.S):
                 part = m.group(1)
                 key, size, mod = (re.search(rb"<%s>([^<]*)</%s>" % (t, t), part)
@@ -208,6 +222,27 @@ class S3Backend:
             if not nxt:
                 return
             token = nxt.group(1).decode()
+            if token in seen:
+                raise RemoteError(f"listing {kind}/ loops (a continuation token came twice)")
+            seen.add(token)
+        raise RemoteError(f"listing {kind}/ has more than {MAX_LIST_PAGES} pages")
+
+    @staticmethod
+    def _page(body: Iterator[bytes], kind: str) -> bytes:
+        """One listing page's bytes, MAX_LIST_PAGE at most (RemoteError past it)."""
+        chunks, total = [], 0
+        try:
+            for chunk in body:
+                total += len(chunk)
+                if total > MAX_LIST_PAGE:
+                    raise RemoteError(f"a listing page of {kind}/ is larger than "
+                                      f"{MAX_LIST_PAGE >> 20} MiB")
+                chunks.append(chunk)
+        finally:
+            close = getattr(body, "close", None)
+            if close is not None:
+                close()  # the connection is closed, not kept, when the page was cut short
+        return b"".join(chunks)
 
     # -- leases (lease.py): PutObject with If-None-Match: * ---------------------------------------
     def create_lease(self, name: str, body: bytes, deadline: float) -> bool | None:
