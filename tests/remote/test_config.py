@@ -218,6 +218,28 @@ def test_a_missing_secret_file_is_a_config_error_for_commands(tmp_path):
         load_config(path, secret_files=True)
     assert "remote[0].token_file" in str(info.value) and str(gone) in str(info.value)
     load_config(path)  # hooks: not an error (the remote is skipped when used)
+
+
+def test_a_secret_file_another_user_cannot_look_at_is_not_their_config_error(tmp_path,
+                                                                            monkeypatch):
+    """root's 0600 token in a 0700 directory: a normal user's `pkgcache stats` must not stop
+    (stat itself fails with EACCES there); that remote is skipped when used. For root the same
+    EACCES is a config error."""
+    hidden = tmp_path / "hidden.token"
+    path = _write(tmp_path, [{"url": "https://h/x", "token_file": str(hidden)}])
+    real_stat = os.stat
+
+    def denied(p, *a, **k):
+        if str(p) == str(hidden):
+            raise PermissionError(13, "Permission denied", str(p))
+        return real_stat(p, *a, **k)
+
+    monkeypatch.setattr(os, "stat", denied)
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    load_config(path, secret_files=True)
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    with pytest.raises(ConfigError):
+        load_config(path, secret_files=True)
     for cmd in (["stats"], ["get", "deb:x.deb"], ["remote", "status"]):
         r = run_cli("--config", path, *cmd)
         assert r.returncode == 3 and r.stdout == "", (cmd, r.returncode, r.stderr)

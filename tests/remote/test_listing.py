@@ -105,3 +105,14 @@ def test_pull_all_on_a_store_that_refuses_to_list_is_one_line_exit_5(tmp_path):
         assert r.returncode == 5 and "internal error" not in r.stderr, (r.returncode, r.stderr)
     finally:
         srv.stop()
+
+
+def test_a_listing_past_its_time_budget_is_list_refused_not_a_fault(lying, monkeypatch):
+    """A big bucket's listing that outlasts LIST_BUDGET is stopped as ListRefused (the command
+    fails with one line, the breaker stays closed: apt and pip keep the store), not left to
+    time out (a RemoteTimeout would open the breaker)."""
+    monkeypatch.setattr(s3, "LIST_BUDGET", 0.0)
+    srv = lying("endless")
+    with pytest.raises(ListRefused) as info:
+        list(_backend(srv.url()).entries("cas"))
+    assert "took over" in str(info.value) and srv.count() == 0

@@ -188,6 +188,11 @@ def check_secret_files(specs: list[RemoteSpec], source: str) -> None:
                 os.stat(path)
                 if os.geteuid() == 0:  # opened, not read: a FIFO does not block
                     os.close(os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC))
+            except PermissionError:
+                if os.geteuid() == 0:
+                    raise ConfigError(f"{source}: performance.cache.remote[{i}].{name}: "
+                                      f"{path}: permission denied") from None
+                # another user cannot even look into root's directory: that remote is skipped
             except OSError as exc:
                 raise ConfigError(f"{source}: performance.cache.remote[{i}].{name}: "
                                   f"{path}: {exc.strerror or exc}") from None

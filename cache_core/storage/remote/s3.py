@@ -184,8 +184,8 @@ class S3Backend:
     def entries(self, kind: str) -> Iterator[tuple[str, int, float]]:
         """(hex, size, Last-Modified) from ListObjectsV2 under prefix/kind/ (paged). Bounded:
         MAX_LIST_PAGE bytes a page, MAX_LIST_PAGES pages, LIST_BUDGET seconds in all, no
-        continuation token twice (RemoteError); a refused listing (403: ListBucket denied) is
-        ListRefused."""
+        continuation token twice (RemoteError); a refused listing (403: ListBucket denied) or
+        one past LIST_BUDGET is ListRefused (no breaker)."""
         import time
 
         prefix = f"{self.prefix}/{kind}/" if self.prefix else f"{kind}/"
@@ -193,6 +193,10 @@ class S3Backend:
         seen: set[str] = set()
         ends = time.monotonic() + LIST_BUDGET
         for _ in range(MAX_LIST_PAGES):
+            if time.monotonic() >= ends:  # a long listing of a big bucket is no fault of the
+                # store's (a timeout would open the breaker for apt and pip on this host)
+                raise ListRefused(f"listing {kind}/ took over {LIST_BUDGET / 60:.0f} min; "
+                                  "stopped")
             q = {"list-type": "2", "prefix": prefix}
             if token:
                 q["continuation-token"] = token
