@@ -134,8 +134,7 @@ class Driver:
         self._last: dict | None = None  # the last cache-only install: its command and files
         self.served: dict | None = None  # ... when it served the request (fast.remember)
         self._page_cands: list[Candidate] = []
-        self._pip_probes = False  # pip alone can tell whether the index is reachable
-        self._own_network = False  # ... because it reaches it its own way (--proxy, --cert)
+        self._own_network = False  # pip alone can tell whether it reaches the index (--proxy, --cert)
         self._diagnosed = ""  # the output of the last diagnose_online
         self.online_report: Path | None = None  # the report of the online install, if any
 
@@ -792,15 +791,14 @@ class Driver:
                 return rc
         from . import build as fetch
 
-        index = options.index_url(opts.pip_args)
-        # pip's own CA bundle, client certificate, trusted hosts or proxy, or indexes named in
-        # a -r/-c file: only pip can tell whether it reaches them (a network error of its own
-        # sends the run to the cache)
+        # the first index pip reads (a -r/-c file's --index-url replaces the command line's)
+        index = next((v for k, v in options.source_list(opts.pip_args) if k == "index"),
+                     options.index_url(opts.pip_args))
+        # pip's own CA bundle, client certificate, trusted hosts or proxy: only pip can tell
+        # whether it reaches the index (a network error of its own sends the run to the cache)
         self._own_network = options.own_network(opts.pip_args) is not None
-        self._pip_probes = self._own_network or any(
-            name != "--find-links" for name, _ in options.file_sources(opts.pip_args))
-        cause = None if self._pip_probes else fetch.probe_index(index)
-        if cause is None and self._pip_probes:
+        cause = None if self._own_network else fetch.probe_index(index)
+        if cause is None and self._own_network:
             try:
                 return self._online(installer, fleet, index)
             except _Unreachable as exc:
@@ -831,12 +829,11 @@ class Driver:
 
     def _pip_unreachable(self, res: runner.Result) -> None:
         """Raise _Unreachable if pip, reaching the index its own way, failed on the network."""
-        if res.rc == 0 or not self._pip_probes:
+        if res.rc == 0 or not self._own_network:
             return
         text = res.stderr
-        if not runner.is_network_error(text):  # (pip tells a refused page only with -v;
-            # asked again with the command line's sources: not for indexes in a -r file)
-            req = runner.missing_requirement(text) if self._own_network else None
+        if not runner.is_network_error(text):  # (pip tells a refused page only with -v)
+            req = runner.missing_requirement(text)
             if req is None or not self.diagnose_online(str(req))[1]:
                 return
             text = self._diagnosed

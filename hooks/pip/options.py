@@ -540,8 +540,8 @@ def token(value: str) -> str:
 def source_list(pip_args: list[str]) -> list[tuple[str, str]]:
     """(kind, value) of every index ("index") and find-links location ("links") this request
     reads, as given (before normalising): the command line, $PIP_*, pip's config, then the
-    options inside its -c/-r files (a file's --index-url replaces every index, --no-index drops
-    them all, as in pip)."""
+    options inside its -c/-r files, line by line as pip applies them (a file's --index-url
+    replaces every index, --no-index drops those named so far, --extra-index-url adds one)."""
     no_index = "--no-index" in pip_args
     indexes = [index_url(pip_args), *(extra_index_urls() if not has_extra_index(pip_args)
                                       else [])]
@@ -558,16 +558,18 @@ def source_list(pip_args: list[str]) -> list[tuple[str, str]]:
             (indexes if arg.startswith("--extra") else links).append(arg.split("=", 1)[1])
         elif arg.startswith("-f") and len(arg) > 2 and not arg.startswith("--"):
             links.append(arg[2:])
-    for name, value in file_sources(pip_args):
+    if no_index:
+        indexes = []
+    for name, value in file_sources(pip_args):  # line by line, as pip's req_file applies them
         if name == "--no-index":
-            no_index = True
+            indexes = []
         elif name == "--index-url":
             indexes = [value]
         elif name == "--extra-index-url":
             indexes.append(value)
         else:
             links.append(value)
-    return [(k, v) for k, v in [*[("index", u) for u in ([] if no_index else indexes)],
+    return [(k, v) for k, v in [*[("index", u) for u in indexes],
                                 *[("links", u) for u in links]] if v]
 
 

@@ -96,7 +96,7 @@ def test_sources_read_the_index_options_inside_requirement_files(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """pip's req_file.handle_option_line: a file's --index-url replaces every index (also the
     command line's extras), --extra-index-url and --find-links add one (a path relative to the
-    file if it exists there), --no-index drops them all; -c files first, nested files in place."""
+    file if it exists there), --no-index drops those so far; -c files first, nested in place."""
     monkeypatch.setenv("CORP", "https://pypi.corp")
     (tmp_path / "wh").mkdir()
     (tmp_path / "sub").mkdir()
@@ -119,6 +119,10 @@ def test_sources_read_the_index_options_inside_requirement_files(
         ("links", str(tmp_path / "wh"))]
     assert options.source_list([*base, "beta"]) == [
         ("index", "https://a.example/simple"), ("index", "https://b.example/simple")]
+    # line by line, as pip applies them: --no-index drops the indexes named so far only
+    (tmp_path / "later.txt").write_text("--no-index\n--extra-index-url https://d.example/s\n")
+    assert options.source_list([*base, "-r", str(tmp_path / "later.txt")]) == [
+        ("index", "https://d.example/s")]
 
 
 def test_a_file_from_an_index_named_in_a_requirements_file_is_not_served_for_another_index(
