@@ -150,6 +150,17 @@ def test_deb_lifecycle_in_fresh_root_network(deb: Path, root: DebRoot, tmp_path:
     conf.write_text(plain)
     root.run(f"apt-get purge -y {PKGS} && apt-get clean")
 
+    # The installed method's code does not load (a half-removed install): the wrapper's boot
+    # line becomes apt's own method; apt-get update works from the archive (the post-update
+    # hook, which shares that code, says so in one line).
+    code = "/usr/share/pkgcache/hooks/apt/method.py"
+    root.run(f"cp -p {code} /tmp/method.py.orig && echo 'raise ImportError(\"gone\")' >> {code}")
+    broken = root.run("apt-get update -q", check=False)
+    root.run(f"cp -p /tmp/method.py.orig {code} && rm /tmp/method.py.orig")
+    assert broken.returncode == 0, broken.stdout
+    assert "Traceback" not in broken.stdout and "InRelease" in broken.stdout, broken.stdout
+    assert len([ln for ln in broken.stdout.splitlines() if "pkgcache" in ln]) <= 1, broken.stdout
+
     # The cron fallback runs gc when systemd is absent (as in this root) and succeeds.
     root.run("/etc/cron.daily/pkgcache")
 
